@@ -1,0 +1,3 @@
+//! `tokenctl` (placeholder while the crate takes shape).
+
+fn main() {}

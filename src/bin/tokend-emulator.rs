@@ -1,0 +1,3 @@
+//! `tokend-emulator` (placeholder while the crate takes shape).
+
+fn main() {}

@@ -1,0 +1,3 @@
+//! `tokend` (placeholder while the crate takes shape).
+
+fn main() {}

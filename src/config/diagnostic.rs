@@ -1,0 +1,155 @@
+//! Config problems with their place in the file.
+
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+/// How bad a problem is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    /// The config is unusable; the daemon will not start with it.
+    Error,
+    /// Works, but probably not as meant.
+    Warning,
+}
+
+/// One problem in a config file, at a line and column (both 1-based).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// The config file.
+    pub file: PathBuf,
+    /// Line, 1-based; 0 when the problem concerns the whole file.
+    pub line: usize,
+    /// Column in characters, 1-based; 0 when the problem concerns the whole file.
+    pub column: usize,
+    /// Error or warning.
+    pub severity: Severity,
+    /// What is wrong and, where it helps, how to fix it.
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    /// `file:line:col: message` (errors) or `file:line:col: warning: message`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if self.line > 0 {
+            write!(f, ":{}:{}", self.line, self.column)?;
+        }
+        match self.severity {
+            Severity::Error => write!(f, ": {}", self.message),
+            Severity::Warning => write!(f, ": warning: {}", self.message),
+        }
+    }
+}
+
+/// Collects diagnostics while a file is read, turning byte spans into
+/// lines and columns.
+#[derive(Debug)]
+pub struct Diagnostics<'a> {
+    file: &'a Path,
+    text: &'a str,
+    /// Byte offset where each line starts.
+    line_starts: Vec<usize>,
+    items: Vec<Diagnostic>,
+}
+
+impl<'a> Diagnostics<'a> {
+    /// A collector for `text`, read from `file`.
+    #[must_use]
+    pub fn new(file: &'a Path, text: &'a str) -> Self {
+        let line_starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        Self {
+            file,
+            text,
+            line_starts,
+            items: Vec::new(),
+        }
+    }
+
+    /// Line and column (1-based, column in characters) of a byte offset.
+    #[must_use]
+    pub fn position(&self, offset: usize) -> (usize, usize) {
+        let offset = offset.min(self.text.len());
+        let line = self.line_starts.partition_point(|&start| start <= offset);
+        let start = self.line_starts[line - 1];
+        let column = self
+            .text
+            .get(start..offset)
+            .map_or(1, |s| s.chars().count() + 1);
+        (line, column)
+    }
+
+    /// Records an error at `span`.
+    pub fn error(&mut self, span: &Range<usize>, message: impl Into<String>) {
+        self.push(Some(span), Severity::Error, message.into());
+    }
+
+    /// Records a warning at `span`.
+    pub fn warning(&mut self, span: &Range<usize>, message: impl Into<String>) {
+        self.push(Some(span), Severity::Warning, message.into());
+    }
+
+    /// Records an error about the whole file.
+    pub fn file_error(&mut self, message: impl Into<String>) {
+        self.push(None, Severity::Error, message.into());
+    }
+
+    fn push(&mut self, span: Option<&Range<usize>>, severity: Severity, message: String) {
+        let (line, column) = span.map_or((0, 0), |s| self.position(s.start));
+        self.items.push(Diagnostic {
+            file: self.file.to_owned(),
+            line,
+            column,
+            severity,
+            message,
+        });
+    }
+
+    /// Whether any error (not warning) was recorded.
+    #[must_use]
+    pub fn has_errors(&self) -> bool {
+        self.items.iter().any(|d| d.severity == Severity::Error)
+    }
+
+    /// The diagnostics in file order.
+    #[must_use]
+    pub fn into_sorted(mut self) -> Vec<Diagnostic> {
+        self.items
+            .sort_by(|a, b| (a.line, a.column, a.severity).cmp(&(b.line, b.column, b.severity)));
+        self.items
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_are_one_based_and_count_characters() {
+        let text = "a = 1\nbé = 2\n";
+        let d = Diagnostics::new(Path::new("c.toml"), text);
+        assert_eq!(d.position(0), (1, 1));
+        assert_eq!(d.position(6), (2, 1));
+        // 'é' is two bytes but one column.
+        assert_eq!(d.position(text.find('=').unwrap()), (1, 3));
+        assert_eq!(d.position(text.rfind('=').unwrap()), (2, 4));
+    }
+
+    #[test]
+    fn display_follows_the_contract() {
+        let mut d = Diagnostics::new(Path::new("/etc/tokend/config.toml"), "x = 1\n");
+        d.error(&(0..1), "unknown key `x`");
+        d.warning(&(4..5), "odd");
+        let items = d.into_sorted();
+        assert_eq!(
+            items[0].to_string(),
+            "/etc/tokend/config.toml:1:1: unknown key `x`"
+        );
+        assert_eq!(
+            items[1].to_string(),
+            "/etc/tokend/config.toml:1:5: warning: odd"
+        );
+    }
+}

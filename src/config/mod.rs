@@ -1,0 +1,308 @@
+//! The TOML config: parsed, validated and typed.
+//!
+//! [`load`] reads a file and returns either a [`Config`] that is complete and
+//! consistent, or every problem found, each at its `file:line:col`. There is
+//! no half-valid config: the daemon starts with all of it or none of it.
+//! The accepted keys are documented in `config/example.toml`.
+
+mod diagnostic;
+mod parse;
+mod reader;
+mod users;
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use url::Url;
+
+pub use diagnostic::{Diagnostic, Diagnostics, Severity};
+pub use parse::object_path_element;
+
+use crate::provider::DialectKind;
+use crate::secret::Secret;
+
+/// Which D-Bus bus to serve on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BusKind {
+    /// The user's session bus.
+    Session,
+    /// The system bus.
+    System,
+    /// No D-Bus front-end.
+    None,
+}
+
+/// Where refresh tokens are kept between runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    /// The Secret Service (gnome-keyring, KWallet, KeePassXC) via `keyring`.
+    SecretService,
+    /// Memory only: sessions do not survive a restart.
+    Memory,
+}
+
+impl StoreKind {
+    const NAMES: &'static [(&'static str, StoreKind)] = &[
+        ("secret-service", StoreKind::SecretService),
+        ("memory", StoreKind::Memory),
+    ];
+
+    /// The config name.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        Self::NAMES
+            .iter()
+            .find(|(_, k)| *k == self)
+            .map_or("?", |(n, _)| n)
+    }
+}
+
+/// How the client authenticates at the token endpoint (RFC 6749 §2.3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// A public client: only `client_id` is sent.
+    None,
+    /// `client_secret` in the request body.
+    SecretPost,
+    /// HTTP Basic with `client_id:client_secret`.
+    SecretBasic,
+}
+
+/// Where a provider's endpoints come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EndpointSource {
+    /// Given in the config (or derived from `base_url`).
+    Fixed {
+        /// Device authorization endpoint.
+        device_authorization: Url,
+        /// Token endpoint.
+        token: Url,
+    },
+    /// OpenID discovery from the issuer, done when first needed.
+    Discover {
+        /// The issuer URL.
+        issuer: Url,
+    },
+}
+
+/// The `[daemon]` table.
+#[derive(Debug, Clone)]
+pub struct DaemonConfig {
+    /// Path of the Unix socket.
+    pub socket: PathBuf,
+    /// Permission bits of the socket (default 0600).
+    pub socket_mode: u32,
+    /// Group owning the socket, when access is granted to a group.
+    pub socket_group: Option<u32>,
+    /// Which bus to serve on.
+    pub bus: BusKind,
+    /// Where refresh tokens live.
+    pub store: StoreKind,
+    /// Log filter (`info`, `debug`, `tokend=debug`, ...); `RUST_LOG` wins.
+    pub log_level: Option<String>,
+    /// Total time limit of every HTTP request to a provider.
+    pub http_timeout: Duration,
+    /// At most this many refreshes run at once against one token endpoint.
+    pub max_concurrent_refreshes: usize,
+}
+
+/// One `[providers.NAME]` table.
+#[derive(Debug, Clone)]
+pub struct ProviderConfig {
+    /// The table key.
+    pub name: String,
+    /// Wire dialect.
+    pub dialect: DialectKind,
+    /// Where the endpoints come from.
+    pub endpoints: EndpointSource,
+    /// OAuth client id.
+    pub client_id: String,
+    /// Client secret, read from the config text, a file or a credential.
+    pub client_secret: Option<Secret>,
+    /// Where the secret goes.
+    pub client_auth: ClientAuth,
+    /// Requested scopes.
+    pub scopes: Vec<String>,
+    /// Extra fields for the device authorization request.
+    pub device_params: BTreeMap<String, String>,
+    /// Page shown to the person when the provider sends none.
+    pub verification_uri: Option<Url>,
+    /// Uids (besides the daemon's own) that may use this provider.
+    pub allow_users: Vec<u32>,
+    /// Groups whose members may use this provider.
+    pub allow_groups: Vec<GroupGrant>,
+}
+
+/// A group allowed to use a provider, resolved when the config is loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupGrant {
+    /// The group id: callers with it as primary group are allowed.
+    pub gid: u32,
+    /// Uids listed as members of the group (supplementary membership).
+    pub member_uids: Vec<u32>,
+}
+
+/// A validated config.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was read from.
+    pub path: PathBuf,
+    /// The `[daemon]` table.
+    pub daemon: DaemonConfig,
+    /// Providers, sorted by name.
+    pub providers: Vec<ProviderConfig>,
+    /// Problems that do not stop the daemon.
+    pub warnings: Vec<Diagnostic>,
+}
+
+impl Config {
+    /// The provider named `name`.
+    #[must_use]
+    pub fn provider(&self, name: &str) -> Option<&ProviderConfig> {
+        self.providers.iter().find(|p| p.name == name)
+    }
+}
+
+/// Why a config could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{}: cannot read the config: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file has problems; all of them are listed (errors and warnings).
+    #[error("{}", render(.diagnostics))]
+    Invalid {
+        /// Every problem, in file order.
+        diagnostics: Vec<Diagnostic>,
+    },
+}
+
+fn render(diagnostics: &[Diagnostic]) -> String {
+    diagnostics
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// What the config loader needs from the process environment, passed in so
+/// that tests need not change the real environment.
+#[derive(Debug, Clone, Default)]
+pub struct Environment {
+    /// The daemon's effective uid.
+    pub uid: u32,
+    /// `$RUNTIME_DIRECTORY` (systemd `RuntimeDirectory=`).
+    pub runtime_directory: Option<PathBuf>,
+    /// `$XDG_RUNTIME_DIR`.
+    pub xdg_runtime_dir: Option<PathBuf>,
+    /// `$CREDENTIALS_DIRECTORY` (systemd `LoadCredential=`).
+    pub credentials_directory: Option<PathBuf>,
+    /// `$XDG_CONFIG_HOME`.
+    pub xdg_config_home: Option<PathBuf>,
+    /// `$HOME`.
+    pub home: Option<PathBuf>,
+    /// `$TOKEND_CONFIG`.
+    pub tokend_config: Option<PathBuf>,
+    /// Where to look up user and group names (`/etc` outside tests).
+    pub etc: PathBuf,
+}
+
+impl Environment {
+    /// The environment of this process.
+    #[must_use]
+    pub fn from_process() -> Self {
+        let var = |name: &str| {
+            std::env::var_os(name)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
+        Self {
+            uid: rustix::process::geteuid().as_raw(),
+            runtime_directory: var("RUNTIME_DIRECTORY"),
+            xdg_runtime_dir: var("XDG_RUNTIME_DIR"),
+            credentials_directory: var("CREDENTIALS_DIRECTORY"),
+            xdg_config_home: var("XDG_CONFIG_HOME"),
+            home: var("HOME"),
+            tokend_config: var("TOKEND_CONFIG"),
+            etc: PathBuf::from("/etc"),
+        }
+    }
+
+    /// The config file used when `--config` is not given.
+    #[must_use]
+    pub fn default_config_path(&self) -> PathBuf {
+        if let Some(path) = &self.tokend_config {
+            return path.clone();
+        }
+        if self.uid == 0 {
+            return PathBuf::from("/etc/tokend/config.toml");
+        }
+        let base = self
+            .xdg_config_home
+            .clone()
+            .or_else(|| self.home.as_ref().map(|h| h.join(".config")))
+            .unwrap_or_else(|| PathBuf::from(".config"));
+        base.join("tokend/config.toml")
+    }
+
+    /// The socket path used when the config does not set one.
+    ///
+    /// `$RUNTIME_DIRECTORY` (set by systemd) first, then the user's runtime
+    /// directory, then the system location for root. `None` when none applies.
+    #[must_use]
+    pub fn default_socket_path(&self) -> Option<PathBuf> {
+        if let Some(dir) = &self.runtime_directory {
+            // RuntimeDirectory= may list several directories, separated by ':'.
+            let first = dir.to_string_lossy().split(':').next().map(PathBuf::from)?;
+            return Some(first.join("tokend.sock"));
+        }
+        if self.uid == 0 {
+            return Some(PathBuf::from("/run/tokend/tokend.sock"));
+        }
+        self.xdg_runtime_dir
+            .as_ref()
+            .map(|dir| dir.join("tokend/tokend.sock"))
+    }
+}
+
+/// Reads and validates the config at `path`.
+///
+/// # Errors
+/// [`ConfigError::Read`] when the file cannot be read, [`ConfigError::Invalid`]
+/// with every problem when it is not a valid config.
+pub fn load(path: &Path, env: &Environment) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let mut diags = Diagnostics::new(path, &text);
+    let mode = std::fs::metadata(path).map(|m| m.permissions().mode()).ok();
+    let parsed = parse::parse(&text, path, mode, env, &mut diags);
+    if diags.has_errors() {
+        return Err(ConfigError::Invalid {
+            diagnostics: diags.into_sorted(),
+        });
+    }
+    let warnings = diags.into_sorted();
+    // parse() returns None only after recording an error.
+    parsed
+        .map(|(daemon, providers)| Config {
+            path: path.to_owned(),
+            daemon,
+            providers,
+            warnings,
+        })
+        .ok_or_else(|| ConfigError::Invalid {
+            diagnostics: Vec::new(),
+        })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,19 @@
+//! tokend: a token broker for Linux.
+//!
+//! The daemon keeps OAuth 2.0 device-grant sessions for several providers,
+//! refreshes their access tokens before they expire, keeps refresh tokens in
+//! a secret store, and hands fresh access tokens to local programs over a
+//! Unix socket and D-Bus.
+//!
+//! The library holds everything; the binaries in `src/bin/` only wire it up.
+//!
+//! - [`config`]: the TOML config, validated with `file:line:col` diagnostics.
+//! - [`provider`]: one module per wire dialect behind [`provider::ProviderDialect`].
+//! - [`protocol`]: the Unix socket protocol shared by daemon and `tokenctl`.
+//! - [`secret`]: redacting, zeroizing wrappers for tokens and secrets.
+
+pub mod config;
+pub mod protocol;
+pub mod provider;
+pub mod secret;
+pub mod store;

@@ -1,0 +1,404 @@
+//! The Unix socket protocol, shared by the daemon and `tokenctl`.
+//!
+//! # Framing
+//! A stream socket carrying newline-delimited JSON (one object per line,
+//! UTF-8, `\n` terminated). A connection carries any number of requests, one
+//! after the other: the client writes a request line and reads answer lines
+//! until the answer is complete, then may send the next request.
+//!
+//! - `token`, `status`, `logout`, `version`: exactly one answer line.
+//! - `login`: a stream of [`LoginEvent`] lines; the last one has
+//!   `"event":"done"`. A login request that fails before a prompt exists
+//!   (unknown provider, access denied, provider down) answers with a single
+//!   `done` line carrying the error.
+//!
+//! A request line longer than [`MAX_REQUEST_LINE`] bytes, or one that is not a
+//! valid request, is answered with an error line (`request_too_large`,
+//! `bad_request`); the connection stays usable.
+//!
+//! # Compatibility
+//! Fields may be added to answers; clients ignore fields they do not know.
+//! [`PROTOCOL_VERSION`] changes only when an existing field or op changes
+//! meaning.
+
+use serde::{Deserialize, Serialize};
+
+use crate::secret::Secret;
+
+/// Version of this protocol, reported by the `version` op.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The longest request line the daemon reads, newline included.
+pub const MAX_REQUEST_LINE: usize = 16 * 1024;
+
+/// Default `min_valid` of the `token` op, in seconds.
+pub const DEFAULT_MIN_VALID_SECS: u64 = 60;
+
+/// A request line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Request {
+    /// A valid access token for `provider` with at least `min_valid` seconds of life.
+    Token {
+        /// Provider name (the `[providers.NAME]` table key).
+        provider: String,
+        /// Seconds of life the token must still have (default 60).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        min_valid: Option<u64>,
+    },
+    /// Start or join the device login of `provider`; answered by a stream of events.
+    Login {
+        /// Provider name.
+        provider: String,
+    },
+    /// State of one provider, or of every provider the caller may see.
+    Status {
+        /// Provider name; all providers when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        provider: Option<String>,
+    },
+    /// Forget the session of `provider`: tokens dropped from memory and store.
+    Logout {
+        /// Provider name.
+        provider: String,
+    },
+    /// The daemon's protocol and program versions.
+    Version,
+}
+
+/// Machine-readable error codes carried in error answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The provider has no usable session: run `tokenctl login NAME`.
+    LoginRequired,
+    /// No provider of that name is configured.
+    UnknownProvider,
+    /// The caller's uid may not use this provider.
+    AccessDenied,
+    /// The provider could not be reached or answered with a temporary
+    /// failure; retrying later may succeed.
+    ProviderUnavailable,
+    /// The provider rejected the request for good (bad client id, ...).
+    ProviderError,
+    /// The device login ended without a token (denied, expired, failed).
+    LoginFailed,
+    /// The provider issues tokens with less life than the caller asked for.
+    TokenTooShort,
+    /// The request was not valid JSON or not a valid request.
+    BadRequest,
+    /// The request line was longer than [`MAX_REQUEST_LINE`].
+    RequestTooLarge,
+    /// The daemon is shutting down.
+    ShuttingDown,
+    /// Anything else; the message says what.
+    Internal,
+    /// An error code this client does not know (sent by a newer daemon).
+    #[serde(other)]
+    Unknown,
+}
+
+impl ErrorCode {
+    /// The wire name of the code, as in the JSON.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::LoginRequired => "login_required",
+            Self::UnknownProvider => "unknown_provider",
+            Self::AccessDenied => "access_denied",
+            Self::ProviderUnavailable => "provider_unavailable",
+            Self::ProviderError => "provider_error",
+            Self::LoginFailed => "login_failed",
+            Self::TokenTooShort => "token_too_short",
+            Self::BadRequest => "bad_request",
+            Self::RequestTooLarge => "request_too_large",
+            Self::ShuttingDown => "shutting_down",
+            Self::Internal => "internal",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
+/// The error object of an error answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// What kind of failure.
+    pub code: ErrorCode,
+    /// A sentence for a person: what happened and what to do.
+    pub message: String,
+}
+
+/// Answer to `token`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenAnswer {
+    /// The access token.
+    pub access_token: Secret,
+    /// The token type the provider gave, normally `Bearer`.
+    pub token_type: String,
+    /// Expiry as Unix seconds; absent when the provider did not say.
+    #[serde(default)]
+    pub expires_at: Option<i64>,
+}
+
+/// One provider in a `status` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderStatus {
+    /// Provider name.
+    pub name: String,
+    /// Wire dialect (`rfc8628`, `trakt`, ...).
+    pub dialect: String,
+    /// Session state: `logged_out`, `login_pending`, `active`, `expired`,
+    /// `login_required`.
+    pub state: String,
+    /// Access token expiry (Unix seconds), when there is a token with a known expiry.
+    #[serde(default)]
+    pub expires_at: Option<i64>,
+    /// When the last successful refresh or login happened (Unix seconds).
+    #[serde(default)]
+    pub last_refresh: Option<i64>,
+    /// When the next background refresh is due (Unix seconds).
+    #[serde(default)]
+    pub next_refresh: Option<i64>,
+    /// The last error, cleared by the next success.
+    #[serde(default)]
+    pub last_error: Option<String>,
+    /// Scopes granted (or requested, before a login).
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// The pending device login's prompt, when a login is pending.
+    #[serde(default)]
+    pub login: Option<LoginPrompt>,
+}
+
+/// What a person needs to approve a device login.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginPrompt {
+    /// The code the person types at the verification page.
+    pub user_code: String,
+    /// The page where the person enters the code.
+    pub verification_uri: String,
+    /// A page that already carries the code, when the provider gives one.
+    #[serde(default)]
+    pub verification_uri_complete: Option<String>,
+    /// Seconds left until the code expires, as of when this was sent.
+    pub expires_in: u64,
+    /// A ready-made instruction sentence some providers send (Microsoft).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// One line of the `login` answer stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum LoginEvent {
+    /// The device code is ready: show it to the person.
+    Prompt {
+        /// Provider name.
+        provider: String,
+        /// The prompt.
+        #[serde(flatten)]
+        prompt: LoginPrompt,
+    },
+    /// The login ended; the last line of the stream.
+    Done {
+        /// Provider name.
+        provider: String,
+        /// Whether a token was obtained.
+        ok: bool,
+        /// Why not, when `ok` is false.
+        #[serde(default)]
+        error: Option<ErrorBody>,
+    },
+}
+
+/// Answer to `version`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionAnswer {
+    /// [`PROTOCOL_VERSION`] of the daemon.
+    pub protocol: u32,
+    /// The daemon's program version.
+    pub daemon_version: String,
+}
+
+/// A one-line answer: `{"ok":true, ...payload}` or `{"ok":false,"error":{...}}`.
+///
+/// Serialized by hand-shaped structs rather than an enum so the `ok` field
+/// comes first and the payload's fields sit beside it, as the contract shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Answer<T> {
+    /// Whether the request succeeded.
+    pub ok: bool,
+    /// The payload, on success.
+    #[serde(
+        flatten,
+        default = "Option::default",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub value: Option<T>,
+    /// The error, on failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorBody>,
+}
+
+impl<T> Answer<T> {
+    /// A success answer.
+    pub fn success(value: T) -> Self {
+        Self {
+            ok: true,
+            value: Some(value),
+            error: None,
+        }
+    }
+
+    /// An error answer.
+    pub fn failure(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            ok: false,
+            value: None,
+            error: Some(ErrorBody {
+                code,
+                message: message.into(),
+            }),
+        }
+    }
+
+    /// The payload or the error.
+    ///
+    /// # Errors
+    /// The error body of a failure answer (or an `internal` one when a success
+    /// answer carried no payload).
+    pub fn into_result(self) -> Result<T, ErrorBody> {
+        match (self.ok, self.value, self.error) {
+            (true, Some(value), _) => Ok(value),
+            (_, _, Some(error)) => Err(error),
+            _ => Err(ErrorBody {
+                code: ErrorCode::Internal,
+                message: "the daemon sent an answer without payload or error".into(),
+            }),
+        }
+    }
+}
+
+/// Answer to `status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusAnswer {
+    /// The providers the caller may see, by name.
+    pub providers: Vec<ProviderStatus>,
+}
+
+/// Answer to `logout`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogoutAnswer {
+    /// Provider name.
+    pub provider: String,
+}
+
+/// Parses one request line (without or with its trailing newline).
+///
+/// # Errors
+/// A sentence naming what is wrong with the line, for a `bad_request` answer.
+pub fn parse_request(line: &[u8]) -> Result<Request, String> {
+    let text = std::str::from_utf8(line).map_err(|_| "request is not UTF-8".to_owned())?;
+    let text = text.trim();
+    if text.is_empty() {
+        return Err("empty request line".to_owned());
+    }
+    serde_json::from_str(text).map_err(|e| {
+        // serde's messages name the field or variant at fault ("unknown
+        // variant `tokn`, expected one of ..."); keep them, without the
+        // echo of the input line.
+        format!("invalid request: {e}")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_request_round_trip() {
+        let req: Request =
+            serde_json::from_str(r#"{"op":"token","provider":"github","min_valid":60}"#).unwrap();
+        assert_eq!(
+            req,
+            Request::Token {
+                provider: "github".into(),
+                min_valid: Some(60)
+            }
+        );
+    }
+
+    #[test]
+    fn answer_shapes_match_the_contract() {
+        let ok = Answer::success(TokenAnswer {
+            access_token: Secret::from("tok"),
+            token_type: "Bearer".into(),
+            expires_at: Some(1_790_000_000),
+        });
+        assert_eq!(
+            serde_json::to_string(&ok).unwrap(),
+            r#"{"ok":true,"access_token":"tok","token_type":"Bearer","expires_at":1790000000}"#
+        );
+        let err: Answer<TokenAnswer> = Answer::failure(ErrorCode::LoginRequired, "run login");
+        assert_eq!(
+            serde_json::to_string(&err).unwrap(),
+            r#"{"ok":false,"error":{"code":"login_required","message":"run login"}}"#
+        );
+        let back: Answer<TokenAnswer> =
+            serde_json::from_str(r#"{"ok":false,"error":{"code":"login_required","message":"m"}}"#)
+                .unwrap();
+        assert_eq!(
+            back.into_result().unwrap_err().code,
+            ErrorCode::LoginRequired
+        );
+    }
+
+    #[test]
+    fn login_events_match_the_contract() {
+        let prompt = LoginEvent::Prompt {
+            provider: "gh".into(),
+            prompt: LoginPrompt {
+                user_code: "ABCD-EFGH".into(),
+                verification_uri: "https://example/device".into(),
+                verification_uri_complete: None,
+                expires_in: 900,
+                message: None,
+            },
+        };
+        assert_eq!(
+            serde_json::to_string(&prompt).unwrap(),
+            r#"{"event":"prompt","provider":"gh","user_code":"ABCD-EFGH","verification_uri":"https://example/device","verification_uri_complete":null,"expires_in":900}"#
+        );
+        let done = LoginEvent::Done {
+            provider: "gh".into(),
+            ok: true,
+            error: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&done).unwrap(),
+            r#"{"event":"done","provider":"gh","ok":true,"error":null}"#
+        );
+    }
+
+    #[test]
+    fn unknown_codes_from_newer_daemons_parse() {
+        let body: ErrorBody =
+            serde_json::from_str(r#"{"code":"something_new","message":"m"}"#).unwrap();
+        assert_eq!(body.code, ErrorCode::Unknown);
+    }
+
+    #[test]
+    fn bad_requests_are_named() {
+        assert!(parse_request(b"").unwrap_err().contains("empty"));
+        assert!(
+            parse_request(b"{")
+                .unwrap_err()
+                .starts_with("invalid request")
+        );
+        assert!(parse_request(b"\xff\xfe").unwrap_err().contains("UTF-8"));
+        let e = parse_request(br#"{"op":"tokn","provider":"x"}"#).unwrap_err();
+        assert!(e.contains("tokn"), "{e}");
+        let e = parse_request(br#"{"op":"token","provider":"x","extra":1}"#).unwrap_err();
+        assert!(e.contains("extra"), "{e}");
+    }
+}

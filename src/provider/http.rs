@@ -1,0 +1,200 @@
+//! The one HTTP client every dialect goes through.
+//!
+//! It owns the rules that must hold for every provider alike: a total
+//! timeout on every request (a hanging or dripping provider cannot stall a
+//! session), a cap on the answer's size (a 10 MB error page or an endless
+//! body cannot fill memory), and no redirects (an OAuth endpoint that
+//! redirects a POST is misconfigured, and following it could send
+//! credentials elsewhere).
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+
+use super::{HttpRequest, HttpResponse, ProviderError, RequestBody};
+
+/// Default total time a request may take, connection to last body byte.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The largest answer read from a provider. Real token answers are a few KiB
+/// (a JWT id_token included); anything near this is an error page or abuse.
+pub const MAX_ANSWER_BYTES: usize = 256 * 1024;
+
+/// HTTP client shared by all providers (it pools connections per host).
+#[derive(Debug, Clone)]
+pub struct HttpClient {
+    client: reqwest::Client,
+    timeout: Duration,
+}
+
+/// Failure to build the HTTP client (TLS set-up).
+#[derive(Debug, thiserror::Error)]
+#[error("could not set up the HTTP client: {0}")]
+pub struct HttpSetupError(String);
+
+impl HttpClient {
+    /// A client whose every request ends within `timeout`.
+    ///
+    /// # Errors
+    /// The TLS stack could not be initialised (no usable root certificates).
+    pub fn new(timeout: Duration) -> Result<Self, HttpSetupError> {
+        // reqwest is built without a default crypto provider so that only
+        // `ring` is compiled in; install it once per process. A second call
+        // finds it installed and that is fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("tokend/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| HttpSetupError(error_chain(&e)))?;
+        Ok(Self { client, timeout })
+    }
+
+    /// Sends `request` and reads the whole answer, bounded in time and size.
+    ///
+    /// Any HTTP status is an answer (`Ok`); only transport failures and
+    /// oversized bodies are errors here. Dialects judge the status.
+    ///
+    /// # Errors
+    /// [`ProviderError::Unreachable`] when no complete answer arrived in time;
+    /// [`ProviderError::Malformed`] when the answer is larger than
+    /// [`MAX_ANSWER_BYTES`].
+    pub async fn send(&self, request: &HttpRequest) -> Result<HttpResponse, ProviderError> {
+        let mut builder = self
+            .client
+            .post(request.url.clone())
+            .header(reqwest::header::ACCEPT, "application/json");
+        for (name, value) in &request.headers {
+            builder = builder.header(*name, value);
+        }
+        if let Some((user, password)) = &request.basic_auth {
+            // RFC 6749 §2.3.1: client id and secret are form-encoded before
+            // they go into the Basic credentials.
+            builder = builder.basic_auth(form_encode(user), Some(form_encode(password.expose())));
+        }
+        builder = match &request.body {
+            RequestBody::Form(fields) => {
+                let mut form = url::form_urlencoded::Serializer::new(String::new());
+                for (name, value) in fields {
+                    form.append_pair(name, value.wire_value());
+                }
+                builder
+                    .header(
+                        reqwest::header::CONTENT_TYPE,
+                        "application/x-www-form-urlencoded",
+                    )
+                    .body(form.finish())
+            }
+            RequestBody::Json(fields) => {
+                let object: serde_json::Map<String, serde_json::Value> = fields
+                    .iter()
+                    .map(|(name, value)| (name.clone(), value.wire_value().into()))
+                    .collect();
+                builder
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(serde_json::Value::Object(object).to_string())
+            }
+        };
+
+        self.execute(&request.url, builder).await
+    }
+
+    /// Fetches `url` with GET (OpenID discovery), bounded like [`Self::send`].
+    ///
+    /// # Errors
+    /// As for [`Self::send`].
+    pub async fn get(&self, url: &url::Url) -> Result<HttpResponse, ProviderError> {
+        let builder = self
+            .client
+            .get(url.clone())
+            .header(reqwest::header::ACCEPT, "application/json");
+        self.execute(url, builder).await
+    }
+
+    async fn execute(
+        &self,
+        url: &url::Url,
+        builder: reqwest::RequestBuilder,
+    ) -> Result<HttpResponse, ProviderError> {
+        let endpoint = url.as_str();
+        let mut response = builder
+            .send()
+            .await
+            .map_err(|e| self.transport_error(endpoint, &e))?;
+        let status = response.status().as_u16();
+        let header = |name: reqwest::header::HeaderName| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let content_type = header(reqwest::header::CONTENT_TYPE);
+        let location = header(reqwest::header::LOCATION);
+        if response
+            .content_length()
+            .is_some_and(|len| len > MAX_ANSWER_BYTES as u64)
+        {
+            return Err(too_large(endpoint));
+        }
+        let mut body = BytesMut::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| self.transport_error(endpoint, &e))?
+        {
+            if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+                return Err(too_large(endpoint));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(HttpResponse {
+            url: url.clone(),
+            status,
+            content_type,
+            location,
+            body: Bytes::from(body),
+        })
+    }
+
+    fn transport_error(&self, endpoint: &str, error: &reqwest::Error) -> ProviderError {
+        let reason = if error.is_timeout() {
+            format!("no complete answer within {} s", self.timeout.as_secs())
+        } else {
+            error_chain(error)
+        };
+        ProviderError::Unreachable {
+            endpoint: endpoint.to_owned(),
+            reason,
+        }
+    }
+}
+
+fn too_large(endpoint: &str) -> ProviderError {
+    ProviderError::Malformed {
+        endpoint: endpoint.to_owned(),
+        problem: format!("answer larger than {} KiB", MAX_ANSWER_BYTES / 1024),
+    }
+}
+
+fn form_encode(value: &str) -> String {
+    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}
+
+/// An error and its causes on one line ("error sending request: connection refused").
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        // reqwest and hyper repeat their cause in their own message at times.
+        if !text.contains(&cause_text) {
+            let _ = write!(text, ": {cause_text}");
+        }
+        source = cause.source();
+    }
+    text
+}

@@ -1,0 +1,163 @@
+//! Where sessions survive restarts.
+//!
+//! A [`Store`] keeps one [`StoredSession`] per provider name. The broker
+//! writes through it before it acts on new tokens (a rotated refresh token is
+//! saved before the new access token is handed out), so a crash leaves either
+//! the old or the new session stored, never none.
+//!
+//! The trait is blocking on purpose: the `keyring` crate's API is blocking,
+//! and file stores are too. The broker calls stores from
+//! `tokio::task::spawn_blocking`.
+
+pub mod memory;
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::secret::Secret;
+
+pub use memory::MemoryStore;
+
+/// What is kept of a session between runs.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredSession {
+    /// Format version of this record.
+    pub version: u32,
+    /// Which client and endpoint issued the tokens (see
+    /// [`crate::broker::session_identity`]); a session is not restored for a
+    /// provider whose config now points elsewhere.
+    pub identity: String,
+    /// The refresh token.
+    pub refresh_token: Secret,
+    /// When the refresh token was obtained (Unix seconds).
+    pub obtained_at: i64,
+    /// Granted scopes, as the provider reported them.
+    #[serde(default)]
+    pub scope: Option<String>,
+    /// The last access token, so a restart need not cost a refresh.
+    #[serde(default)]
+    pub access_token: Option<Secret>,
+    /// Its type (`Bearer`).
+    #[serde(default)]
+    pub token_type: Option<String>,
+    /// Its expiry (Unix seconds).
+    #[serde(default)]
+    pub expires_at: Option<i64>,
+}
+
+/// The current [`StoredSession::version`].
+pub const STORED_SESSION_VERSION: u32 = 1;
+
+impl fmt::Debug for StoredSession {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoredSession")
+            .field("identity", &self.identity)
+            .field("obtained_at", &self.obtained_at)
+            .field("scope", &self.scope)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StoredSession {
+    /// The record as bytes for a store that keeps opaque secrets.
+    ///
+    /// The buffer holds tokens: it is zeroed when dropped.
+    #[must_use]
+    pub fn to_bytes(&self) -> zeroize::Zeroizing<Vec<u8>> {
+        // Serializing plain strings and integers cannot fail.
+        zeroize::Zeroizing::new(serde_json::to_vec(self).unwrap_or_default())
+    }
+
+    /// Reads a record written by [`Self::to_bytes`].
+    ///
+    /// # Errors
+    /// A sentence saying why the bytes are not a record (never the bytes).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
+        let record: Self = serde_json::from_slice(bytes).map_err(|e| {
+            // serde_json's message names a line and column, never the content.
+            format!("not a tokend session record ({e})")
+        })?;
+        if record.version != STORED_SESSION_VERSION {
+            return Err(format!(
+                "session record version {} is not supported (expected {STORED_SESSION_VERSION})",
+                record.version
+            ));
+        }
+        if record.refresh_token.is_empty() {
+            return Err("session record has an empty refresh token".into());
+        }
+        Ok(record)
+    }
+}
+
+/// A store failure. Messages never contain secrets.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The store cannot be used at all (no Secret Service on the bus, ...).
+    #[error("{store} is unavailable: {reason}")]
+    Unavailable {
+        /// Which store.
+        store: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// The store is locked and needs a person to unlock it.
+    #[error("{store} is locked: {reason}")]
+    Locked {
+        /// Which store.
+        store: &'static str,
+        /// What to do.
+        reason: String,
+    },
+    /// The stored record cannot be read (tampered with, or not ours).
+    #[error("the stored session of `{provider}` in {store} is unreadable: {reason}")]
+    Corrupt {
+        /// Which store.
+        store: &'static str,
+        /// Which provider.
+        provider: String,
+        /// Why.
+        reason: String,
+    },
+    /// Reading or writing failed.
+    #[error("{store} failed: {reason}")]
+    Failed {
+        /// Which store.
+        store: &'static str,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Persistence of sessions, one record per provider name.
+pub trait Store: Send + Sync + fmt::Debug {
+    /// A short name for messages ("Secret Service", "memory").
+    fn name(&self) -> &'static str;
+
+    /// The stored session of `provider`, if any.
+    ///
+    /// # Errors
+    /// The store is unavailable or the record unreadable.
+    fn load(&self, provider: &str) -> Result<Option<StoredSession>, StoreError>;
+
+    /// Replaces the stored session of `provider`. When this returns `Ok`, the
+    /// new record is durable; when it returns `Err`, the old record is intact.
+    ///
+    /// # Errors
+    /// The store is unavailable or the write failed.
+    fn save(&self, provider: &str, session: &StoredSession) -> Result<(), StoreError>;
+
+    /// Removes the stored session of `provider`; removing nothing is not an error.
+    ///
+    /// # Errors
+    /// The store is unavailable or the delete failed.
+    fn delete(&self, provider: &str) -> Result<(), StoreError>;
+
+    /// Names of every provider with a stored session (for `--prune`).
+    ///
+    /// # Errors
+    /// The store is unavailable.
+    fn list(&self) -> Result<Vec<String>, StoreError>;
+}
