@@ -12,8 +12,12 @@
 //! - [`protocol`]: the Unix socket protocol shared by daemon and `tokenctl`.
 //! - [`secret`]: redacting, zeroizing wrappers for tokens and secrets.
 
+pub mod broker;
 pub mod config;
+pub mod daemon;
+pub mod ipc;
 pub mod protocol;
 pub mod provider;
 pub mod secret;
 pub mod store;
+pub mod systemd;

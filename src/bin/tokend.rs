@@ -1,3 +1,91 @@
-//! `tokend` (placeholder while the crate takes shape).
+//! `tokend`: the token broker daemon.
 
-fn main() {}
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use tokend::config::{self, ConfigError, Environment, Severity};
+
+/// Keeps OAuth 2.0 device-grant sessions fresh and hands access tokens to
+/// local programs over a Unix socket and D-Bus.
+#[derive(Debug, Parser)]
+#[command(name = "tokend", version, about, long_about = None)]
+struct Args {
+    /// Config file [default: $TOKEND_CONFIG, else
+    /// $XDG_CONFIG_HOME/tokend/config.toml, /etc/tokend/config.toml for root]
+    #[arg(long, value_name = "PATH")]
+    config: Option<PathBuf>,
+
+    /// Validate the config, print every problem as file:line:col: message,
+    /// and exit (0 when valid).
+    #[arg(long)]
+    check: bool,
+}
+
+/// Exit code for an invalid or unreadable config.
+const EXIT_CONFIG: u8 = 2;
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let env = Environment::from_process();
+    let path = args.config.unwrap_or_else(|| env.default_config_path());
+    let config = match config::load(&path, &env) {
+        Ok(config) => config,
+        Err(e) => {
+            report_config_error(&e);
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    if args.check {
+        for warning in &config.warnings {
+            eprintln!("{warning}");
+        }
+        println!(
+            "{}: valid ({} provider{})",
+            path.display(),
+            config.providers.len(),
+            if config.providers.len() == 1 { "" } else { "s" }
+        );
+        return ExitCode::SUCCESS;
+    }
+
+    tokend::daemon::harden_process();
+    tokend::systemd::init_logging(config.daemon.log_level.as_deref());
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("tokend: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(tokend::daemon::run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // Logging is set up by now, to the journal or to stderr.
+            tracing::error!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn report_config_error(error: &ConfigError) {
+    match error {
+        ConfigError::Invalid { diagnostics } => {
+            for d in diagnostics {
+                eprintln!("{d}");
+            }
+            let errors = diagnostics
+                .iter()
+                .filter(|d| d.severity == Severity::Error)
+                .count();
+            eprintln!(
+                "tokend: the config has {errors} error{}; not starting",
+                if errors == 1 { "" } else { "s" }
+            );
+        }
+        ConfigError::Read { .. } => eprintln!("{error}"),
+    }
+}

@@ -116,8 +116,7 @@ impl<'a> Diagnostics<'a> {
     /// The diagnostics in file order.
     #[must_use]
     pub fn into_sorted(mut self) -> Vec<Diagnostic> {
-        self.items
-            .sort_by(|a, b| (a.line, a.column, a.severity).cmp(&(b.line, b.column, b.severity)));
+        self.items.sort_by_key(|a| (a.line, a.column, a.severity));
         self.items
     }
 }

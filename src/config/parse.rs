@@ -59,10 +59,14 @@ pub(super) fn parse(
     diags: &mut Diagnostics<'_>,
 ) -> Option<Parsed> {
     let (root, syntax_errors) = toml::de::DeTable::parse_recoverable(text);
-    let syntax_failed = !syntax_errors.is_empty();
-    for error in syntax_errors {
-        let span = error.span().unwrap_or(0..0);
-        diags.error(&span, error.message().trim().to_owned());
+    if !syntax_errors.is_empty() {
+        // What follows a syntax error is a guess of the parser's; checking
+        // the meaning of a guessed tree would only add noise.
+        for error in syntax_errors {
+            let span = error.span().unwrap_or(0..0);
+            diags.error(&span, error.message().trim().to_owned());
+        }
+        return None;
     }
     let mut top = TableReader::new(root.get_ref(), root.span(), "the top level");
     let users = UserDb::read(&env.etc);
@@ -104,11 +108,10 @@ pub(super) fn parse(
                 "`providers` must be a table of [providers.NAME] tables",
             ),
         },
-        None if !syntax_failed => diags.warning(
+        None => diags.warning(
             &(0..0),
             "no providers are configured; add a [providers.NAME] table",
         ),
-        None => {}
     }
     top.finish(diags, &["daemon", "providers"]);
     check_name_collisions(&providers, &root, diags);
@@ -123,8 +126,8 @@ fn daemon_config(
     diags: &mut Diagnostics<'_>,
 ) -> Option<DaemonConfig> {
     let span = table.span.clone();
-    let socket = match table.take("socket") {
-        Some(value) => reader::expect_str(diags, "socket", value).and_then(|s| {
+    let socket = if let Some(value) = table.take("socket") {
+        reader::expect_str(diags, "socket", value).and_then(|s| {
             let p = PathBuf::from(s);
             if p.is_absolute() {
                 Some(p)
@@ -132,17 +135,16 @@ fn daemon_config(
                 diags.error(&value.span(), "`socket` must be an absolute path");
                 None
             }
-        }),
-        None => {
-            let default = env.default_socket_path();
-            if default.is_none() {
-                diags.error(
-                    &span,
-                    "no default socket path: XDG_RUNTIME_DIR is not set; set `socket` in [daemon]",
-                );
-            }
-            default
+        })
+    } else {
+        let default = env.default_socket_path();
+        if default.is_none() {
+            diags.error(
+                &span,
+                "no default socket path: XDG_RUNTIME_DIR is not set; set `socket` in [daemon]",
+            );
         }
+        default
     };
     let socket_mode = match table.take("socket_mode") {
         Some(value) => socket_mode(value, diags),
@@ -302,7 +304,10 @@ fn provider_config(
     let client_secret = client_secret(&mut t, config_path, file_mode, env, diags);
     let client_auth = client_auth(
         &mut t,
-        client_secret.as_ref().map(Option::is_some).map_err(|()| ()),
+        client_secret
+            .as_ref()
+            .map(Option::is_some)
+            .map_err(|&()| ()),
         &context,
         diags,
     );
@@ -566,13 +571,13 @@ fn endpoint_source(
     let base_value = t.take("base_url");
     let base = base_value.map(|v| url_value(diags, "base_url", v, true));
 
-    if let Some(v) = base_value {
-        if dialect.fixed_paths().is_none() {
-            diags.error(&v.span(), format!(
+    if let Some(v) = base_value
+        && dialect.fixed_paths().is_none()
+    {
+        diags.error(&v.span(), format!(
                 "`base_url` works only for dialects with fixed paths; dialect \"{dialect}\" needs `device_authorization_endpoint` and `token_endpoint`, or `issuer`"
             ));
-            return None;
-        }
+        return None;
     }
     // A key that was present but invalid has already been reported; stop here
     // rather than adding a misleading "missing" error.
@@ -597,18 +602,17 @@ fn endpoint_source(
                 url
             })
         };
-        return match (
+        return if let (Some(device_authorization), Some(token)) = (
             device.or_else(|| join(device_path)),
             token.or_else(|| join(token_path)),
         ) {
-            (Some(device_authorization), Some(token)) => Some(EndpointSource::Fixed {
+            Some(EndpointSource::Fixed {
                 device_authorization,
                 token,
-            }),
-            _ => {
-                diags.error(&span, format!("{context} needs `base_url` (or both `device_authorization_endpoint` and `token_endpoint`)"));
-                None
-            }
+            })
+        } else {
+            diags.error(&span, format!("{context} needs `base_url` (or both `device_authorization_endpoint` and `token_endpoint`)"));
+            None
         };
     }
     match (device, token, issuer) {

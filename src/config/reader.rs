@@ -124,7 +124,7 @@ impl<'t, 'i> TableReader<'t, 'i> {
         };
         let mut out = Vec::with_capacity(items.len());
         let mut ok = true;
-        for item in items.iter() {
+        for item in items {
             match expect_str(diags, key, item) {
                 Some(s) => out.push(s.to_owned()),
                 None => ok = false,

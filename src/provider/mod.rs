@@ -278,7 +278,7 @@ pub enum FailureClass {
 }
 
 /// A failure talking to a provider. Messages never contain tokens or secrets.
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProviderError {
     /// No answer: DNS, connect, TLS, timeout or a connection cut mid-answer.
     #[error("could not reach {endpoint}: {reason}")]
@@ -289,7 +289,7 @@ pub enum ProviderError {
         reason: String,
     },
     /// A temporary failure answer (5xx, 408, 429).
-    #[error("{endpoint} is unavailable (HTTP {status}){}", detail_suffix(.detail))]
+    #[error("{endpoint} is unavailable (HTTP {status}){}", detail_suffix(.detail.as_deref()))]
     Unavailable {
         /// The endpoint URL.
         endpoint: String,
@@ -299,7 +299,7 @@ pub enum ProviderError {
         detail: Option<String>,
     },
     /// The grant behind the refresh token is gone.
-    #[error("the provider revoked the session ({error}){}", detail_suffix(.detail))]
+    #[error("the provider revoked the session ({error}){}", detail_suffix(.detail.as_deref()))]
     GrantRevoked {
         /// The OAuth error code (`invalid_grant`, ...).
         error: String,
@@ -307,7 +307,7 @@ pub enum ProviderError {
         detail: Option<String>,
     },
     /// An OAuth error answer that retrying will not fix.
-    #[error("{endpoint} refused the request: {error} (HTTP {status}){}", detail_suffix(.detail))]
+    #[error("{endpoint} refused the request: {error} (HTTP {status}){}", detail_suffix(.detail.as_deref()))]
     Rejected {
         /// The endpoint URL.
         endpoint: String,
@@ -336,11 +336,8 @@ pub enum ProviderError {
     },
 }
 
-fn detail_suffix(detail: &Option<String>) -> String {
-    detail
-        .as_deref()
-        .map(|d| format!(": {d}"))
-        .unwrap_or_default()
+fn detail_suffix(detail: Option<&str>) -> String {
+    detail.map(|d| format!(": {d}")).unwrap_or_default()
 }
 
 impl ProviderError {

@@ -209,13 +209,13 @@ pub fn failure_from_answer(
     fields: Option<&AnswerFields>,
 ) -> ProviderError {
     let oauth = fields.and_then(OAuthError::from_fields);
-    if let Some(oauth) = &oauth {
-        if oauth.error == "invalid_grant" {
-            return ProviderError::GrantRevoked {
-                error: oauth.error.clone(),
-                detail: oauth.description.clone(),
-            };
-        }
+    if let Some(oauth) = &oauth
+        && oauth.error == "invalid_grant"
+    {
+        return ProviderError::GrantRevoked {
+            error: oauth.error.clone(),
+            detail: oauth.description.clone(),
+        };
     }
     let status = response.status;
     if is_transient_status(status) {
@@ -468,7 +468,7 @@ mod tests {
         let r = json(200, r#"{"error":"slow_down","interval":10}"#);
         match poll_answer(&r) {
             PollOutcome::SlowDown { interval } => {
-                assert_eq!(interval, Some(Duration::from_secs(10)))
+                assert_eq!(interval, Some(Duration::from_secs(10)));
             }
             other => panic!("{other:?}"),
         }
@@ -508,7 +508,7 @@ mod tests {
         }
         match poll_answer(&json(503, "")) {
             PollOutcome::Failed(e) => {
-                assert_eq!(e.class(), crate::provider::FailureClass::Transient)
+                assert_eq!(e.class(), crate::provider::FailureClass::Transient);
             }
             other => panic!("{other:?}"),
         }

@@ -1,0 +1,146 @@
+//! Errors of the broker core, the one place their wording lives.
+
+use crate::protocol::ErrorCode;
+use crate::provider::ProviderError;
+use crate::store::StoreError;
+
+/// Why the broker could not do what was asked. Every message names the
+/// provider and, where one exists, the next step for the person.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BrokerError {
+    /// No provider of that name is configured.
+    #[error("no provider named `{provider}` is configured{}", known_suffix(.known))]
+    UnknownProvider {
+        /// The name asked for.
+        provider: String,
+        /// The names that exist (the ones the caller may see).
+        known: Vec<String>,
+    },
+    /// The caller's uid may not use this provider.
+    #[error(
+        "provider `{provider}`: uid {uid} is not allowed to use it (see allow_users/allow_groups in the config)"
+    )]
+    AccessDenied {
+        /// The provider.
+        provider: String,
+        /// The caller.
+        uid: u32,
+    },
+    /// There is no usable session.
+    #[error("provider `{provider}`: login required{} — run `tokenctl login {provider}`", reason_suffix(.reason.as_deref()))]
+    LoginRequired {
+        /// The provider.
+        provider: String,
+        /// Why the session is gone, when it existed.
+        reason: Option<String>,
+    },
+    /// A temporary provider failure; the token is not valid long enough to serve meanwhile.
+    #[error("provider `{provider}` is unavailable: {source}")]
+    ProviderUnavailable {
+        /// The provider.
+        provider: String,
+        /// The failure.
+        source: ProviderError,
+    },
+    /// The provider refused for a reason retrying will not fix.
+    #[error("provider `{provider}` refused: {source}")]
+    ProviderRejected {
+        /// The provider.
+        provider: String,
+        /// The failure.
+        source: ProviderError,
+    },
+    /// The device login ended without tokens.
+    #[error("provider `{provider}`: login {reason}")]
+    LoginFailed {
+        /// The provider.
+        provider: String,
+        /// What ended it ("was denied: ...", "expired before it was approved", ...).
+        reason: String,
+    },
+    /// The provider's tokens live shorter than the caller wants.
+    #[error(
+        "provider `{provider}` issues tokens valid for {lifetime_secs} s, less than the {min_valid_secs} s asked for"
+    )]
+    TokenTooShort {
+        /// The provider.
+        provider: String,
+        /// Lifetime of the freshest token.
+        lifetime_secs: u64,
+        /// What was asked for.
+        min_valid_secs: u64,
+    },
+    /// A request argument is unusable.
+    #[error("{message}")]
+    InvalidArgument {
+        /// What is wrong.
+        message: String,
+    },
+    /// The secret store failed where the broker could not carry on without it.
+    #[error("provider `{provider}`: {source}")]
+    Store {
+        /// The provider.
+        provider: String,
+        /// The failure.
+        source: StoreError,
+    },
+    /// The daemon is stopping.
+    #[error("tokend is shutting down")]
+    ShuttingDown,
+}
+
+fn known_suffix(known: &[String]) -> String {
+    if known.is_empty() {
+        String::new()
+    } else {
+        format!(" (configured: {})", known.join(", "))
+    }
+}
+
+fn reason_suffix(reason: Option<&str>) -> String {
+    reason.map(|r| format!(" ({r})")).unwrap_or_default()
+}
+
+impl BrokerError {
+    /// The protocol error code for this error.
+    #[must_use]
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::UnknownProvider { .. } => ErrorCode::UnknownProvider,
+            Self::AccessDenied { .. } => ErrorCode::AccessDenied,
+            Self::LoginRequired { .. } => ErrorCode::LoginRequired,
+            Self::ProviderUnavailable { .. } => ErrorCode::ProviderUnavailable,
+            Self::ProviderRejected { .. } => ErrorCode::ProviderError,
+            Self::LoginFailed { .. } => ErrorCode::LoginFailed,
+            Self::TokenTooShort { .. } => ErrorCode::TokenTooShort,
+            Self::InvalidArgument { .. } => ErrorCode::BadRequest,
+            Self::Store { .. } => ErrorCode::Internal,
+            Self::ShuttingDown => ErrorCode::ShuttingDown,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_name_the_provider_and_the_next_step() {
+        let e = BrokerError::LoginRequired {
+            provider: "trakt".into(),
+            reason: Some("the provider revoked the session".into()),
+        };
+        assert_eq!(
+            e.to_string(),
+            "provider `trakt`: login required (the provider revoked the session) — run `tokenctl login trakt`"
+        );
+        let e = BrokerError::UnknownProvider {
+            provider: "gh".into(),
+            known: vec!["github".into()],
+        };
+        assert_eq!(
+            e.to_string(),
+            "no provider named `gh` is configured (configured: github)"
+        );
+    }
+}

@@ -1,0 +1,372 @@
+//! The broker: the one owner of every session, and the only API the
+//! front-ends call.
+//!
+//! [`Broker`] answers `token`, `login`, `logout` and `status` for a
+//! [`Caller`], checks the caller against the provider's [`AccessPolicy`]
+//! first, and publishes [`BrokerEvent`]s for front-ends that signal changes
+//! (D-Bus). It owns the [`RefreshScheduler`] task that keeps tokens fresh.
+//! Front-ends hold no state and make no decisions of their own.
+
+pub mod clock;
+mod error;
+mod login;
+pub mod policy;
+pub mod scheduler;
+mod session;
+pub mod timing;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+
+use tokio::sync::{Semaphore, broadcast};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::info;
+
+pub use clock::{Clock, SystemClock};
+pub use error::BrokerError;
+pub use login::{LoginProgress, LoginWatch, PendingPrompt};
+pub use policy::{AccessPolicy, Caller};
+pub use scheduler::RefreshScheduler;
+pub use session::{AccessToken, Session, session_identity};
+
+use crate::config::{Config, ProviderConfig};
+use crate::protocol::{LoginPrompt, ProviderStatus};
+use crate::provider::{HttpClient, Provider, dialect_for};
+use crate::store::Store;
+
+/// The largest `min_valid` accepted: a day. Asking for more is a mistake
+/// (seconds taken for milliseconds), better told than silently refused.
+pub const MAX_MIN_VALID: Duration = Duration::from_secs(24 * 3600);
+
+/// Something that happened, for front-ends that publish changes.
+/// Never carries a token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BrokerEvent {
+    /// A device login has a code to show.
+    LoginPrompt {
+        /// Provider name.
+        provider: String,
+        /// The prompt.
+        prompt: LoginPrompt,
+    },
+    /// A device login ended.
+    LoginFinished {
+        /// Provider name.
+        provider: String,
+        /// Whether tokens were obtained.
+        ok: bool,
+        /// What happened, for a person.
+        message: String,
+    },
+    /// New tokens arrived (login or refresh).
+    TokenRefreshed {
+        /// Provider name.
+        provider: String,
+        /// New expiry (Unix seconds), when known.
+        expires_at: Option<i64>,
+    },
+    /// Something in the provider's status changed.
+    StateChanged {
+        /// Provider name.
+        provider: String,
+    },
+}
+
+/// What every session shares.
+#[derive(Debug)]
+pub struct Shared {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) clock: Arc<dyn Clock>,
+    events: broadcast::Sender<BrokerEvent>,
+    pub(crate) scheduler: RefreshScheduler,
+    pub(crate) tasks: TaskTracker,
+    pub(crate) shutdown: CancellationToken,
+    pub(crate) owner_uid: u32,
+}
+
+impl Shared {
+    pub(crate) fn emit(&self, event: BrokerEvent) {
+        // No subscriber is fine: events are for whoever listens.
+        let _ = self.events.send(event);
+    }
+}
+
+/// How a broker is built: everything it needs, handed in.
+#[derive(Debug)]
+pub struct BrokerParts {
+    /// Where sessions persist.
+    pub store: Arc<dyn Store>,
+    /// Wall-clock time.
+    pub clock: Arc<dyn Clock>,
+    /// The HTTP client for providers.
+    pub http: HttpClient,
+    /// The uid the daemon runs as (always allowed).
+    pub owner_uid: u32,
+}
+
+/// The broker core. Cheap to clone; clones share everything.
+#[derive(Debug, Clone)]
+pub struct Broker {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    shared: Arc<Shared>,
+    http: HttpClient,
+    max_concurrent_refreshes: usize,
+    // A std RwLock: read on every request, written only on reload, and
+    // never held across an await.
+    sessions: RwLock<BTreeMap<String, Arc<Session>>>,
+    // One semaphore per token endpoint, shared by the sessions that use it.
+    endpoint_limits: std::sync::Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+impl Broker {
+    /// A broker for the providers of `config`. Call [`Self::start`] next.
+    #[must_use]
+    pub fn new(config: &Config, parts: BrokerParts) -> Self {
+        let (events, _) = broadcast::channel(1024);
+        let shared = Arc::new(Shared {
+            store: parts.store,
+            clock: parts.clock,
+            events,
+            scheduler: RefreshScheduler::new(),
+            tasks: TaskTracker::new(),
+            shutdown: CancellationToken::new(),
+            owner_uid: parts.owner_uid,
+        });
+        let broker = Self {
+            inner: Arc::new(Inner {
+                shared,
+                http: parts.http,
+                max_concurrent_refreshes: config.daemon.max_concurrent_refreshes,
+                sessions: RwLock::new(BTreeMap::new()),
+                endpoint_limits: std::sync::Mutex::new(HashMap::new()),
+            }),
+        };
+        let sessions = config
+            .providers
+            .iter()
+            .map(|p| (p.name.clone(), broker.build_session(p)))
+            .collect();
+        *broker
+            .inner
+            .sessions
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = sessions;
+        broker
+    }
+
+    fn build_session(&self, config: &ProviderConfig) -> Arc<Session> {
+        let provider = Provider::new(
+            dialect_for(config),
+            config.endpoints.clone(),
+            self.inner.http.clone(),
+        );
+        let limit = Arc::clone(
+            self.inner
+                .endpoint_limits
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .entry(provider.token_endpoint_hint())
+                .or_insert_with(|| Arc::new(Semaphore::new(self.inner.max_concurrent_refreshes))),
+        );
+        Arc::new(Session::new(
+            config.clone(),
+            provider,
+            limit,
+            Arc::clone(&self.inner.shared),
+        ))
+    }
+
+    /// Restores stored sessions and starts the refresh scheduler.
+    pub async fn start(&self) {
+        let sessions: Vec<_> = self.sessions().into_values().collect();
+        for session in &sessions {
+            session.restore().await;
+        }
+        let broker = self.clone();
+        self.inner.shared.tasks.spawn(async move {
+            let shared = Arc::clone(&broker.inner.shared);
+            shared
+                .scheduler
+                .run(shared.clock.as_ref(), &shared.shutdown, |name| {
+                    if let Some(session) = broker.session(&name) {
+                        session.refresh_if_due();
+                    }
+                })
+                .await;
+        });
+        info!(providers = sessions.len(), "broker started");
+    }
+
+    /// Stops the scheduler and logins, and waits (at most `grace`) for
+    /// refreshes in flight to finish and save what they got.
+    pub async fn shutdown(&self, grace: Duration) -> bool {
+        let shared = &self.inner.shared;
+        shared.shutdown.cancel();
+        shared.tasks.close();
+        tokio::time::timeout(grace, shared.tasks.wait())
+            .await
+            .is_ok()
+    }
+
+    /// A token has been cancelled when shutdown begins.
+    #[must_use]
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.inner.shared.shutdown.clone()
+    }
+
+    /// Subscribes to events.
+    #[must_use]
+    pub fn subscribe(&self) -> broadcast::Receiver<BrokerEvent> {
+        self.inner.shared.events.subscribe()
+    }
+
+    fn sessions(&self) -> BTreeMap<String, Arc<Session>> {
+        self.inner
+            .sessions
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn session(&self, name: &str) -> Option<Arc<Session>> {
+        self.inner
+            .sessions
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(name)
+            .cloned()
+    }
+
+    /// The session `name`, if `caller` may use it.
+    fn authorized(&self, caller: &Caller, name: &str) -> Result<Arc<Session>, BrokerError> {
+        if name.is_empty() || name.len() > 256 {
+            return Err(BrokerError::InvalidArgument {
+                message: format!("provider name must be 1 to 256 bytes, got {}", name.len()),
+            });
+        }
+        let Some(session) = self.session(name) else {
+            return Err(BrokerError::UnknownProvider {
+                provider: name.to_owned(),
+                known: self.provider_names(caller),
+            });
+        };
+        if !session.policy.allows(caller) {
+            tracing::warn!(provider = %name, event = "access_denied", uid = caller.uid, pid = caller.pid, "refused a caller");
+            return Err(BrokerError::AccessDenied {
+                provider: name.to_owned(),
+                uid: caller.uid,
+            });
+        }
+        Ok(session)
+    }
+
+    /// Names of the providers `caller` may use.
+    #[must_use]
+    pub fn provider_names(&self, caller: &Caller) -> Vec<String> {
+        self.sessions()
+            .into_iter()
+            .filter(|(_, s)| s.policy.allows(caller))
+            .map(|(name, _)| name)
+            .collect()
+    }
+
+    /// An access token of `provider` with at least `min_valid` of life,
+    /// refreshed first when needed.
+    ///
+    /// # Errors
+    /// Unknown provider, access denied, login required, provider unavailable, ...
+    pub async fn token(
+        &self,
+        caller: &Caller,
+        provider: &str,
+        min_valid: Duration,
+    ) -> Result<AccessToken, BrokerError> {
+        if min_valid > MAX_MIN_VALID {
+            return Err(BrokerError::InvalidArgument {
+                message: format!(
+                    "min_valid of {} s is more than the maximum of {} s",
+                    min_valid.as_secs(),
+                    MAX_MIN_VALID.as_secs()
+                ),
+            });
+        }
+        let session = self.authorized(caller, provider)?;
+        if self.inner.shared.shutdown.is_cancelled() {
+            return Err(BrokerError::ShuttingDown);
+        }
+        session.token(min_valid).await
+    }
+
+    /// Starts (or joins) the device login of `provider`.
+    ///
+    /// # Errors
+    /// Unknown provider or access denied.
+    pub fn login(&self, caller: &Caller, provider: &str) -> Result<LoginWatch, BrokerError> {
+        let session = self.authorized(caller, provider)?;
+        if self.inner.shared.shutdown.is_cancelled() {
+            return Err(BrokerError::ShuttingDown);
+        }
+        Ok(session.join_or_start_login())
+    }
+
+    /// Forgets the session of `provider`, in memory and in the store.
+    ///
+    /// # Errors
+    /// Unknown provider, access denied, or the store could not delete the
+    /// record (the session is gone from memory regardless).
+    pub async fn logout(&self, caller: &Caller, provider: &str) -> Result<(), BrokerError> {
+        self.authorized(caller, provider)?.logout().await
+    }
+
+    /// Status of `provider`, or of every provider the caller may use.
+    ///
+    /// # Errors
+    /// Unknown provider or access denied (when one is named).
+    pub fn status(
+        &self,
+        caller: &Caller,
+        provider: Option<&str>,
+    ) -> Result<Vec<ProviderStatus>, BrokerError> {
+        match provider {
+            Some(name) => Ok(vec![self.authorized(caller, name)?.status()]),
+            None => Ok(self
+                .sessions()
+                .values()
+                .filter(|s| s.policy.allows(caller))
+                .map(|s| s.status())
+                .collect()),
+        }
+    }
+
+    /// One line for systemd's `STATUS=`: "3 providers: 2 active, 1 login required".
+    #[must_use]
+    pub fn summary(&self) -> String {
+        let sessions = self.sessions();
+        let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+        for session in sessions.values() {
+            *counts
+                .entry(session.status().state.replace('_', " "))
+                .or_default() += 1;
+        }
+        let parts: Vec<String> = counts
+            .iter()
+            .map(|(state, n)| format!("{n} {state}"))
+            .collect();
+        let noun = if sessions.len() == 1 {
+            "provider"
+        } else {
+            "providers"
+        };
+        if parts.is_empty() {
+            format!("0 {noun}")
+        } else {
+            format!("{} {noun}: {}", sessions.len(), parts.join(", "))
+        }
+    }
+}

@@ -1,0 +1,253 @@
+//! The refresh scheduler: one task that sleeps until the next due refresh.
+//!
+//! Sessions tell the scheduler when they want their next background refresh
+//! ([`RefreshScheduler::schedule`]); the task sleeps until the earliest of
+//! those deadlines, woken early by a [`Notify`] when an earlier one arrives.
+//! Nothing polls: with no refresh due, the task sleeps.
+//!
+//! Deadlines are wall-clock times. Tokio's timers are monotonic and stop
+//! while the machine is suspended, so each sleep is capped at
+//! [`MAX_SLEEP`] and the wall clock is read again on waking: after a resume,
+//! overdue refreshes start within that cap.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::clock::Clock;
+
+/// The longest the scheduler sleeps before reading the wall clock again.
+pub const MAX_SLEEP: Duration = Duration::from_secs(60);
+
+/// Deadlines by time and by session name.
+#[derive(Debug, Default)]
+struct Queue {
+    by_time: BTreeSet<(SystemTime, Arc<str>)>,
+    by_name: HashMap<Arc<str>, SystemTime>,
+}
+
+/// Due times of background refreshes, one per session at most.
+#[derive(Debug, Default)]
+pub struct RefreshScheduler {
+    // A std Mutex: every critical section is a few map operations.
+    queue: Mutex<Queue>,
+    wake: Notify,
+}
+
+impl RefreshScheduler {
+    /// An empty schedule.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn queue(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Sets (or with `None` clears) when `name` is next due.
+    pub fn schedule(&self, name: &str, at: Option<SystemTime>) {
+        let mut queue = self.queue();
+        if let Some((key, old)) = queue.by_name.remove_entry(name) {
+            queue.by_time.remove(&(old, key));
+        }
+        let Some(at) = at else { return };
+        let key: Arc<str> = Arc::from(name);
+        let earliest = queue.by_time.first().is_none_or(|(first, _)| at < *first);
+        queue.by_time.insert((at, key.clone()));
+        queue.by_name.insert(key, at);
+        drop(queue);
+        if earliest {
+            // notify_one keeps a permit when the task is not waiting yet,
+            // so a deadline added between its check and its sleep is not lost.
+            self.wake.notify_one();
+        }
+    }
+
+    /// When `name` is next due, if scheduled.
+    #[must_use]
+    pub fn due(&self, name: &str) -> Option<SystemTime> {
+        self.queue().by_name.get(name).copied()
+    }
+
+    /// The earliest deadline.
+    #[must_use]
+    pub fn next_due(&self) -> Option<SystemTime> {
+        self.queue().by_time.first().map(|(at, _)| *at)
+    }
+
+    /// Removes and returns every session due at or before `now`.
+    pub fn take_due(&self, now: SystemTime) -> Vec<Arc<str>> {
+        let mut queue = self.queue();
+        let mut due = Vec::new();
+        while let Some((at, _)) = queue.by_time.first() {
+            if *at > now {
+                break;
+            }
+            if let Some((_, name)) = queue.by_time.pop_first() {
+                queue.by_name.remove(&name);
+                due.push(name);
+            }
+        }
+        due
+    }
+
+    /// Number of scheduled sessions.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.queue().by_name.len()
+    }
+
+    /// Whether nothing is scheduled.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Runs until `shutdown`, calling `on_due` with each session whose
+    /// deadline has passed. `on_due` must not block: it starts work, it does
+    /// not wait for it.
+    pub async fn run(
+        &self,
+        clock: &dyn Clock,
+        shutdown: &CancellationToken,
+        mut on_due: impl FnMut(Arc<str>),
+    ) {
+        loop {
+            let now = clock.now();
+            for name in self.take_due(now) {
+                on_due(name);
+            }
+            let sleep = self
+                .next_due()
+                .map_or(MAX_SLEEP, |at| at.duration_since(now).unwrap_or_default())
+                .min(MAX_SLEEP);
+            tokio::select! {
+                () = tokio::time::sleep(sleep) => {}
+                () = self.wake.notified() => {}
+                () = shutdown.cancelled() => return,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex as StdMutex;
+
+    use super::*;
+    use crate::broker::clock::OffsetClock;
+
+    #[test]
+    fn rescheduling_replaces_the_old_deadline() {
+        let s = RefreshScheduler::new();
+        let t0 = SystemTime::now();
+        s.schedule("a", Some(t0 + Duration::from_secs(10)));
+        s.schedule("b", Some(t0 + Duration::from_secs(5)));
+        s.schedule("a", Some(t0 + Duration::from_secs(1)));
+        assert_eq!(s.len(), 2);
+        assert_eq!(s.next_due(), Some(t0 + Duration::from_secs(1)));
+        assert_eq!(s.take_due(t0 + Duration::from_secs(5)).len(), 2);
+        assert!(s.is_empty());
+        s.schedule("c", Some(t0));
+        s.schedule("c", None);
+        assert!(s.is_empty());
+    }
+
+    /// With paused tokio time, a deadline fires when its time comes, an
+    /// earlier deadline added later wakes the sleeping task, and nothing
+    /// fires early.
+    #[tokio::test(start_paused = true)]
+    async fn fires_at_deadlines_and_wakes_for_earlier_ones() {
+        let scheduler = Arc::new(RefreshScheduler::new());
+        let clock = Arc::new(PausedClock::new());
+        let fired = Arc::new(StdMutex::new(Vec::new()));
+        let shutdown = CancellationToken::new();
+        let t0 = clock.now();
+        scheduler.schedule("late", Some(t0 + Duration::from_secs(50)));
+        let task = {
+            let (scheduler, clock, fired, shutdown) = (
+                scheduler.clone(),
+                clock.clone(),
+                fired.clone(),
+                shutdown.clone(),
+            );
+            tokio::spawn(async move {
+                scheduler
+                    .run(clock.as_ref(), &shutdown, |name| {
+                        fired.lock().unwrap().push((name.to_string(), clock.now()));
+                    })
+                    .await;
+            })
+        };
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        scheduler.schedule("early", Some(t0 + Duration::from_secs(20)));
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        shutdown.cancel();
+        task.await.unwrap();
+        let fired = fired.lock().unwrap().clone();
+        let names: Vec<_> = fired.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["early", "late"]);
+        for ((_, at), due) in fired.iter().zip([20, 50]) {
+            assert!(*at >= t0 + Duration::from_secs(due), "fired early");
+        }
+    }
+
+    /// A suspend: the wall clock jumps while the monotonic timer does not
+    /// advance. The overdue deadline fires within one capped sleep.
+    #[tokio::test(start_paused = true)]
+    async fn overdue_deadlines_fire_after_a_wall_clock_jump() {
+        let scheduler = Arc::new(RefreshScheduler::new());
+        let clock = Arc::new(OffsetClock::new());
+        let fired = Arc::new(StdMutex::new(0));
+        let shutdown = CancellationToken::new();
+        scheduler.schedule("s", Some(clock.now() + Duration::from_secs(3 * 3600)));
+        let task = {
+            let (scheduler, clock, fired, shutdown) = (
+                scheduler.clone(),
+                clock.clone(),
+                fired.clone(),
+                shutdown.clone(),
+            );
+            tokio::spawn(async move {
+                scheduler
+                    .run(clock.as_ref(), &shutdown, |_| *fired.lock().unwrap() += 1)
+                    .await;
+            })
+        };
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(*fired.lock().unwrap(), 0);
+        clock.advance(Duration::from_secs(4 * 3600));
+        tokio::time::sleep(MAX_SLEEP + Duration::from_secs(1)).await;
+        assert_eq!(*fired.lock().unwrap(), 1);
+        shutdown.cancel();
+        task.await.unwrap();
+    }
+
+    /// Wall time that follows tokio's (paused) clock.
+    #[derive(Debug)]
+    struct PausedClock {
+        wall: SystemTime,
+        start: tokio::time::Instant,
+    }
+
+    impl PausedClock {
+        fn new() -> Self {
+            Self {
+                wall: SystemTime::now(),
+                start: tokio::time::Instant::now(),
+            }
+        }
+    }
+
+    impl Clock for PausedClock {
+        fn now(&self) -> SystemTime {
+            self.wall + self.start.elapsed()
+        }
+    }
+}

@@ -1,0 +1,768 @@
+//! One provider's session: its tokens, its state, and its refreshes.
+//!
+//! All mutable state sits in [`State`] behind a std mutex whose critical
+//! sections never await. Work that does (HTTP, the store) runs outside it and
+//! comes back to apply its result. Two rules keep that safe:
+//!
+//! - **Single flight.** At most one refresh per session is in flight; its
+//!   result is published on a `watch` channel that every waiting caller
+//!   shares. The refresh runs in its own task, so a caller that gives up
+//!   cannot cancel it halfway (after the provider rotated the refresh token
+//!   but before the new one was saved, which would lose the session).
+//! - **Generations.** Login and logout start a new generation. A refresh
+//!   that comes back for an older generation is discarded, so a logout is
+//!   never undone by an answer that was already on its way.
+//!
+//! Writes to the store, and the state changes that go with them, are
+//! serialised by [`Session::persist`] so that store and memory agree on
+//! which refresh token is current.
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::{Semaphore, watch};
+use tracing::{error, info, warn};
+
+use super::clock::{from_unix_secs, unix_secs};
+use super::error::BrokerError;
+use super::login::LoginHandle;
+use super::policy::AccessPolicy;
+use super::timing;
+use super::{BrokerEvent, Shared};
+use crate::config::{EndpointSource, ProviderConfig};
+use crate::protocol::{ProviderStatus, TokenAnswer};
+use crate::provider::{Expiry, FailureClass, Provider, ProviderError, TokenGrant};
+use crate::secret::Secret;
+use crate::store::{STORED_SESSION_VERSION, StoreError, StoredSession};
+
+/// The result every waiter of a refresh shares.
+pub(crate) type RefreshResult = Option<Result<(), BrokerError>>;
+
+/// An access token with what a caller needs to use it.
+#[derive(Debug, Clone)]
+pub struct AccessToken {
+    /// The token.
+    pub secret: Secret,
+    /// `Bearer`, usually.
+    pub token_type: String,
+    /// Expiry; `None` when the provider did not say.
+    pub expires_at: Option<SystemTime>,
+}
+
+impl AccessToken {
+    /// Whether the token has at least `min_valid` of life left at `now`.
+    #[must_use]
+    pub fn valid_for(&self, now: SystemTime, min_valid: Duration) -> bool {
+        self.expires_at.is_none_or(|at| at >= now + min_valid)
+    }
+
+    /// The protocol answer carrying this token.
+    #[must_use]
+    pub fn to_answer(&self) -> TokenAnswer {
+        TokenAnswer {
+            access_token: self.secret.clone(),
+            token_type: self.token_type.clone(),
+            expires_at: self.expires_at.map(unix_secs),
+        }
+    }
+}
+
+/// The tokens of an established session.
+#[derive(Debug, Clone)]
+struct Tokens {
+    access: Option<AccessToken>,
+    refresh: Option<Secret>,
+    scope: Option<String>,
+    /// When the current refresh token was obtained.
+    obtained_at: SystemTime,
+}
+
+impl Tokens {
+    /// Tokens from a grant whose request was sent at `sent_at`. A refresh
+    /// answer without a refresh token keeps the previous one (RFC 6749 §6).
+    fn from_grant(grant: TokenGrant, sent_at: SystemTime, previous: Option<&Tokens>) -> Self {
+        let expires_at = match grant.expiry {
+            // Counted from when the request left, not when the answer came:
+            // errs on the side of refreshing early.
+            Expiry::In(lifetime) => Some(sent_at + lifetime),
+            Expiry::At(at) => Some(at),
+            Expiry::Unknown => None,
+        };
+        let rotated = grant.refresh_token.is_some();
+        Self {
+            access: Some(AccessToken {
+                secret: grant.access_token,
+                token_type: grant.token_type,
+                expires_at,
+            }),
+            refresh: grant
+                .refresh_token
+                .or_else(|| previous.and_then(|p| p.refresh.clone())),
+            scope: grant
+                .scope
+                .or_else(|| previous.and_then(|p| p.scope.clone())),
+            obtained_at: match previous {
+                Some(p) if !rotated => p.obtained_at,
+                _ => sent_at,
+            },
+        }
+    }
+
+    fn to_record(&self, identity: &str) -> Option<StoredSession> {
+        let refresh = self.refresh.clone()?;
+        Some(StoredSession {
+            version: STORED_SESSION_VERSION,
+            identity: identity.to_owned(),
+            refresh_token: refresh,
+            obtained_at: unix_secs(self.obtained_at),
+            scope: self.scope.clone(),
+            access_token: self.access.as_ref().map(|a| a.secret.clone()),
+            token_type: self.access.as_ref().map(|a| a.token_type.clone()),
+            expires_at: self
+                .access
+                .as_ref()
+                .and_then(|a| a.expires_at)
+                .map(unix_secs),
+        })
+    }
+
+    fn from_record(record: StoredSession) -> Self {
+        let access = match (record.access_token, record.expires_at) {
+            (Some(secret), Some(expires_at)) => Some(AccessToken {
+                secret,
+                token_type: record.token_type.unwrap_or_else(|| "Bearer".into()),
+                expires_at: Some(from_unix_secs(expires_at)),
+            }),
+            // An access token of unknown expiry is not restored: it may have
+            // died while the daemon was down, and a refresh tells.
+            _ => None,
+        };
+        Self {
+            access,
+            refresh: Some(record.refresh_token),
+            scope: record.scope,
+            obtained_at: from_unix_secs(record.obtained_at),
+        }
+    }
+}
+
+/// Whether the session can produce tokens.
+#[derive(Debug, Clone)]
+enum Grant {
+    /// Never logged in, or logged out.
+    LoggedOut,
+    /// Logged in.
+    Active(Tokens),
+    /// The provider ended the session; a new login is needed.
+    NeedsLogin { reason: String },
+}
+
+/// Everything that changes, behind [`Session::state`].
+#[derive(Debug)]
+pub(crate) struct State {
+    grant: Grant,
+    /// Bumped by login and logout; see the module doc.
+    generation: u64,
+    /// The device login in progress (or just finished).
+    pub(crate) login: Option<LoginHandle>,
+    /// The refresh in flight, shared by every caller waiting for it.
+    refresh: Option<watch::Receiver<RefreshResult>>,
+    last_refresh: Option<SystemTime>,
+    last_attempt: Option<SystemTime>,
+    /// The last failure, cleared by a success.
+    last_failure: Option<BrokerError>,
+    /// Consecutive failed refresh attempts, for backoff.
+    failures: u32,
+    /// When the next background refresh is due.
+    next_refresh: Option<SystemTime>,
+    /// The store does not hold the current refresh token (a save failed).
+    store_dirty: bool,
+}
+
+/// How a `token` request proceeds, decided under the state lock.
+enum TokenPlan {
+    Ready(AccessToken),
+    Wait(watch::Receiver<RefreshResult>),
+    Fail(BrokerError),
+}
+
+/// One configured provider and its session.
+#[derive(Debug)]
+pub struct Session {
+    /// Provider name.
+    pub(crate) name: String,
+    /// Its config.
+    pub(crate) config: ProviderConfig,
+    pub(crate) provider: Provider,
+    pub(crate) policy: AccessPolicy,
+    /// Which client and endpoint the session belongs to (see [`session_identity`]).
+    identity: String,
+    /// Bounds concurrent refreshes against this provider's token endpoint.
+    refresh_limit: Arc<Semaphore>,
+    pub(crate) shared: Arc<Shared>,
+    state: Mutex<State>,
+    /// Serialises store writes with the state changes that go with them.
+    /// Held across the (blocking, off-thread) store call, hence tokio's mutex.
+    persist: tokio::sync::Mutex<()>,
+}
+
+/// What identifies the issuer of a session's tokens: dialect, token endpoint
+/// (or issuer) and client id. A stored session is restored only into a
+/// provider with the same identity, so pointing a provider at another client
+/// or server never hands it the old session's refresh token.
+#[must_use]
+pub fn session_identity(config: &ProviderConfig) -> String {
+    let endpoint = match &config.endpoints {
+        EndpointSource::Fixed { token, .. } => token.as_str(),
+        EndpointSource::Discover { issuer } => issuer.as_str(),
+    };
+    format!("{}|{}|{}", config.dialect, endpoint, config.client_id)
+}
+
+impl Session {
+    pub(crate) fn new(
+        config: ProviderConfig,
+        provider: Provider,
+        refresh_limit: Arc<Semaphore>,
+        shared: Arc<Shared>,
+    ) -> Self {
+        Self {
+            name: config.name.clone(),
+            identity: session_identity(&config),
+            policy: AccessPolicy::new(shared.owner_uid, &config),
+            config,
+            provider,
+            refresh_limit,
+            shared,
+            state: Mutex::new(State {
+                grant: Grant::LoggedOut,
+                generation: 0,
+                login: None,
+                refresh: None,
+                last_refresh: None,
+                last_attempt: None,
+                last_failure: None,
+                failures: 0,
+                next_refresh: None,
+                store_dirty: false,
+            }),
+            persist: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    pub(crate) fn state(&self) -> MutexGuard<'_, State> {
+        // State updates are single assignments; a panic elsewhere cannot
+        // leave one half-done, so a poisoned lock is still consistent.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn now(&self) -> SystemTime {
+        self.shared.clock.now()
+    }
+
+    fn changed(&self) {
+        self.shared.emit(BrokerEvent::StateChanged {
+            provider: self.name.clone(),
+        });
+    }
+
+    // ----- token -------------------------------------------------------
+
+    /// A token with at least `min_valid` of life, refreshed first if needed.
+    pub(crate) async fn token(
+        self: &Arc<Self>,
+        min_valid: Duration,
+    ) -> Result<AccessToken, BrokerError> {
+        let rx = match self.plan_token(min_valid) {
+            TokenPlan::Ready(token) => return Ok(token),
+            TokenPlan::Fail(e) => return Err(e),
+            TokenPlan::Wait(rx) => rx,
+        };
+        wait_for_refresh(rx, &self.shared).await?;
+        // One refresh per request at most: if the fresh token is still too
+        // short-lived, a second refresh would not help.
+        let state = self.state();
+        match &state.grant {
+            Grant::Active(Tokens {
+                access: Some(token),
+                ..
+            }) => {
+                if token.valid_for(self.now(), min_valid) {
+                    Ok(token.clone())
+                } else {
+                    let left = token
+                        .expires_at
+                        .and_then(|at| at.duration_since(self.now()).ok())
+                        .unwrap_or_default();
+                    Err(BrokerError::TokenTooShort {
+                        provider: self.name.clone(),
+                        lifetime_secs: left.as_secs(),
+                        min_valid_secs: min_valid.as_secs(),
+                    })
+                }
+            }
+            _ => Err(self.login_required(&state)),
+        }
+    }
+
+    fn plan_token(self: &Arc<Self>, min_valid: Duration) -> TokenPlan {
+        let mut state = self.state();
+        let now = self.now();
+        let Grant::Active(tokens) = &state.grant else {
+            return TokenPlan::Fail(self.login_required(&state));
+        };
+        if let Some(token) = tokens
+            .access
+            .as_ref()
+            .filter(|t| t.valid_for(now, min_valid))
+        {
+            return TokenPlan::Ready(token.clone());
+        }
+        if tokens.refresh.is_none() {
+            return TokenPlan::Fail(BrokerError::LoginRequired {
+                provider: self.name.clone(),
+                reason: Some(
+                    "the access token expired and the provider issued no refresh token".into(),
+                ),
+            });
+        }
+        if let Some(rx) = &state.refresh {
+            return TokenPlan::Wait(rx.clone());
+        }
+        let recently_failed = state.failures > 0
+            && state
+                .last_attempt
+                .is_some_and(|at| now < at + timing::ON_DEMAND_RETRY_SPACING);
+        if let (true, Some(failure)) = (recently_failed, &state.last_failure) {
+            return TokenPlan::Fail(failure.clone());
+        }
+        TokenPlan::Wait(self.start_refresh(&mut state))
+    }
+
+    fn login_required(&self, state: &State) -> BrokerError {
+        let reason = match (
+            &state.grant,
+            state.login.as_ref().and_then(LoginHandle::pending_code),
+        ) {
+            (_, Some(code)) => Some(format!("a login is pending: enter code {code}")),
+            (Grant::NeedsLogin { reason }, None) => Some(reason.clone()),
+            _ => None,
+        };
+        BrokerError::LoginRequired {
+            provider: self.name.clone(),
+            reason,
+        }
+    }
+
+    // ----- refresh -----------------------------------------------------
+
+    /// Starts a refresh task; the caller holds the state lock and has
+    /// checked that none is in flight and that there is a refresh token.
+    fn start_refresh(self: &Arc<Self>, state: &mut State) -> watch::Receiver<RefreshResult> {
+        let (tx, rx) = watch::channel(None);
+        state.refresh = Some(rx.clone());
+        state.last_attempt = Some(self.now());
+        let refresh_token = match &state.grant {
+            Grant::Active(tokens) => tokens.refresh.clone(),
+            _ => None,
+        };
+        let generation = state.generation;
+        let session = Arc::clone(self);
+        self.shared.tasks.spawn(async move {
+            let result = match refresh_token {
+                Some(token) => session.run_refresh(&token, generation).await,
+                None => Err(BrokerError::LoginRequired {
+                    provider: session.name.clone(),
+                    reason: None,
+                }),
+            };
+            let _ = tx.send(Some(result));
+        });
+        rx
+    }
+
+    /// Starts a background refresh if one is due and none is in flight.
+    pub(crate) fn refresh_if_due(self: &Arc<Self>) {
+        let mut state = self.state();
+        let now = self.now();
+        if state.store_dirty {
+            self.spawn_store_retry();
+        }
+        let due = state.next_refresh.is_some_and(|at| at <= now);
+        let refreshable = matches!(&state.grant, Grant::Active(t) if t.refresh.is_some());
+        if due && refreshable && state.refresh.is_none() {
+            self.start_refresh(&mut state);
+        }
+    }
+
+    async fn run_refresh(
+        self: &Arc<Self>,
+        refresh_token: &Secret,
+        generation: u64,
+    ) -> Result<(), BrokerError> {
+        let result = {
+            // The permit bounds requests per token endpoint; it is released
+            // as soon as the provider has answered.
+            let _permit = self.refresh_limit.acquire().await;
+            let sent_at = self.now();
+            self.provider
+                .refresh(refresh_token)
+                .await
+                .map(|grant| (grant, sent_at))
+        };
+        let _persist = self.persist.lock().await;
+        if self.state().generation != generation {
+            // Logged out or logged in anew while the request was out: the
+            // answer belongs to a session that no longer exists.
+            self.state().refresh = None;
+            return Ok(());
+        }
+        match result {
+            Ok((grant, sent_at)) => {
+                self.apply_refresh(grant, sent_at).await;
+                Ok(())
+            }
+            Err(e) => Err(self.apply_refresh_failure(e).await),
+        }
+    }
+
+    async fn apply_refresh(&self, grant: TokenGrant, sent_at: SystemTime) {
+        let previous = match &self.state().grant {
+            Grant::Active(tokens) => Some(tokens.clone()),
+            _ => None,
+        };
+        let tokens = Tokens::from_grant(grant, sent_at, previous.as_ref());
+        let rotated = previous.as_ref().and_then(|p| p.refresh.as_ref()) != tokens.refresh.as_ref();
+        // The new refresh token is saved before anyone sees the new access
+        // token: if the daemon dies after this, the store has the token the
+        // provider now expects.
+        let saved = self.save(&tokens).await;
+        let now = self.now();
+        let expires_at = tokens.access.as_ref().and_then(|a| a.expires_at);
+        {
+            let mut state = self.state();
+            state.store_dirty = saved.is_err();
+            state.last_failure = saved.err();
+            state.grant = Grant::Active(tokens.clone());
+            state.last_refresh = Some(now);
+            state.failures = 0;
+            state.refresh = None;
+            self.schedule_next(&mut state, &tokens, now);
+        }
+        info!(provider = %self.name, event = "refreshed", rotated, expires_at = expires_at.map(unix_secs), "access token refreshed");
+        self.shared.emit(BrokerEvent::TokenRefreshed {
+            provider: self.name.clone(),
+            expires_at: expires_at.map(unix_secs),
+        });
+        self.changed();
+    }
+
+    async fn apply_refresh_failure(&self, failure: ProviderError) -> BrokerError {
+        let now = self.now();
+        let class = failure.class();
+        let error = match class {
+            FailureClass::GrantRevoked => {
+                // The provider ended the session: the stored refresh token is
+                // dead, remove it so a restart does not try it again.
+                let deleted = self.delete_stored().await;
+                let reason = failure.to_string();
+                error!(provider = %self.name, event = "login_required", "session ended by the provider: {reason}; run `tokenctl login {}`", self.name);
+                let mut state = self.state();
+                state.grant = Grant::NeedsLogin {
+                    reason: reason.clone(),
+                };
+                state.failures = 0;
+                state.refresh = None;
+                state.next_refresh = None;
+                state.store_dirty = false;
+                let err = BrokerError::LoginRequired {
+                    provider: self.name.clone(),
+                    reason: Some(reason),
+                };
+                state.last_failure = Some(deleted.err().unwrap_or_else(|| err.clone()));
+                self.shared.scheduler.schedule(&self.name, None);
+                err
+            }
+            FailureClass::Transient | FailureClass::Permanent => {
+                let (err, base, cap) = if class == FailureClass::Transient {
+                    (
+                        BrokerError::ProviderUnavailable {
+                            provider: self.name.clone(),
+                            source: failure,
+                        },
+                        timing::TRANSIENT_BACKOFF_BASE,
+                        timing::TRANSIENT_BACKOFF_CAP,
+                    )
+                } else {
+                    (
+                        BrokerError::ProviderRejected {
+                            provider: self.name.clone(),
+                            source: failure,
+                        },
+                        timing::PERMANENT_BACKOFF_BASE,
+                        timing::PERMANENT_BACKOFF_CAP,
+                    )
+                };
+                let mut state = self.state();
+                state.failures = state.failures.saturating_add(1);
+                let delay = timing::backoff(state.failures, base, cap, fastrand::f64());
+                warn!(provider = %self.name, event = "refresh_failed", retry_in = delay.as_secs(), "refresh failed: {err}");
+                state.last_failure = Some(err.clone());
+                state.refresh = None;
+                state.next_refresh = Some(now + delay);
+                self.shared
+                    .scheduler
+                    .schedule(&self.name, state.next_refresh);
+                err
+            }
+        };
+        self.changed();
+        error
+    }
+
+    fn schedule_next(&self, state: &mut State, tokens: &Tokens, now: SystemTime) {
+        let expires_at = tokens.access.as_ref().and_then(|a| a.expires_at);
+        state.next_refresh = match (expires_at, &tokens.refresh) {
+            // The lifetime is counted from now: for a fresh token that is
+            // when it was issued, for a restored one what is left of it.
+            (Some(expires_at), Some(_)) => Some(timing::refresh_due(
+                now.min(expires_at),
+                expires_at,
+                fastrand::f64(),
+            )),
+            _ => None,
+        };
+        if state.store_dirty {
+            // Retry the save soon rather than at the next refresh.
+            let retry = now + timing::ON_DEMAND_RETRY_SPACING * 6;
+            state.next_refresh = Some(state.next_refresh.map_or(retry, |at| at.min(retry)));
+        }
+        self.shared
+            .scheduler
+            .schedule(&self.name, state.next_refresh);
+    }
+
+    // ----- store -------------------------------------------------------
+
+    /// Saves the session's record (or deletes it when there is no refresh
+    /// token to keep). Runs the blocking store off the async threads.
+    async fn save(&self, tokens: &Tokens) -> Result<(), BrokerError> {
+        let store = Arc::clone(&self.shared.store);
+        let name = self.name.clone();
+        let result = match tokens.to_record(&self.identity) {
+            Some(record) => blocking(move || store.save(&name, &record)).await,
+            None => blocking(move || store.delete(&name)).await,
+        };
+        result.map_err(|source| {
+            warn!(provider = %self.name, event = "store_failed", "could not save the session: {source}");
+            self.store_error(source)
+        })
+    }
+
+    async fn delete_stored(&self) -> Result<(), BrokerError> {
+        let store = Arc::clone(&self.shared.store);
+        let name = self.name.clone();
+        blocking(move || store.delete(&name)).await.map_err(|source| {
+            warn!(provider = %self.name, event = "store_failed", "could not delete the stored session: {source}");
+            self.store_error(source)
+        })
+    }
+
+    fn store_error(&self, source: StoreError) -> BrokerError {
+        BrokerError::Store {
+            provider: self.name.clone(),
+            source,
+        }
+    }
+
+    fn spawn_store_retry(self: &Arc<Self>) {
+        let session = Arc::clone(self);
+        self.shared.tasks.spawn(async move {
+            let _persist = session.persist.lock().await;
+            let tokens = match &session.state().grant {
+                Grant::Active(tokens) => tokens.clone(),
+                _ => return,
+            };
+            if session.save(&tokens).await.is_ok() {
+                let mut state = session.state();
+                state.store_dirty = false;
+                if matches!(state.last_failure, Some(BrokerError::Store { .. })) {
+                    state.last_failure = None;
+                }
+                info!(provider = %session.name, event = "store_recovered", "session saved");
+            }
+        });
+    }
+
+    /// Loads the stored session at start-up.
+    pub(crate) async fn restore(&self) {
+        let store = Arc::clone(&self.shared.store);
+        let name = self.name.clone();
+        let loaded = blocking(move || store.load(&name)).await;
+        let now = self.now();
+        let mut state = self.state();
+        match loaded {
+            Ok(Some(record)) if record.identity == self.identity => {
+                let tokens = Tokens::from_record(record);
+                let has_access = tokens
+                    .access
+                    .as_ref()
+                    .is_some_and(|a| a.valid_for(now, Duration::ZERO));
+                state.grant = Grant::Active(tokens.clone());
+                if has_access {
+                    self.schedule_next(&mut state, &tokens, now);
+                } else {
+                    // Check the refresh token soon (a revoked one turns into
+                    // "login required" now rather than at first use), spread
+                    // so that many sessions do not all start at once.
+                    state.next_refresh =
+                        Some(now + Duration::from_secs(5).mul_f64(fastrand::f64()));
+                    self.shared
+                        .scheduler
+                        .schedule(&self.name, state.next_refresh);
+                }
+                info!(provider = %self.name, event = "restored", "session restored from the {}", self.shared.store.name());
+            }
+            Ok(Some(_)) => {
+                warn!(provider = %self.name, event = "restore_skipped",
+                    "the stored session belongs to a different client or endpoint; it is not used (log in again)");
+            }
+            Ok(None) => {}
+            Err(source) => {
+                warn!(provider = %self.name, event = "store_failed", "could not load the stored session: {source}");
+                state.last_failure = Some(self.store_error(source));
+            }
+        }
+    }
+
+    // ----- login and logout ----------------------------------------------
+
+    /// Installs the tokens of a successful device login.
+    pub(crate) async fn accept_login(&self, grant: TokenGrant, sent_at: SystemTime) {
+        let _persist = self.persist.lock().await;
+        let tokens = Tokens::from_grant(grant, sent_at, None);
+        let saved = self.save(&tokens).await;
+        let now = self.now();
+        let expires_at = tokens
+            .access
+            .as_ref()
+            .and_then(|a| a.expires_at)
+            .map(unix_secs);
+        {
+            let mut state = self.state();
+            state.generation += 1;
+            state.store_dirty = saved.is_err();
+            state.last_failure = saved.err();
+            state.grant = Grant::Active(tokens.clone());
+            state.last_refresh = Some(now);
+            state.failures = 0;
+            self.schedule_next(&mut state, &tokens, now);
+        }
+        info!(provider = %self.name, event = "logged_in", expires_at, "device login succeeded");
+        self.shared.emit(BrokerEvent::TokenRefreshed {
+            provider: self.name.clone(),
+            expires_at,
+        });
+        self.changed();
+    }
+
+    /// Forgets the session: memory first, then the store.
+    pub(crate) async fn logout(&self) -> Result<(), BrokerError> {
+        let login = self.state().login.take();
+        if let Some(login) = login {
+            login.cancel();
+        }
+        let _persist = self.persist.lock().await;
+        {
+            let mut state = self.state();
+            state.generation += 1;
+            state.grant = Grant::LoggedOut;
+            state.failures = 0;
+            state.last_failure = None;
+            state.next_refresh = None;
+            state.store_dirty = false;
+        }
+        self.shared.scheduler.schedule(&self.name, None);
+        let result = self.delete_stored().await;
+        info!(provider = %self.name, event = "logged_out", "session forgotten");
+        self.changed();
+        result
+    }
+
+    // ----- status ------------------------------------------------------
+
+    /// The session as `tokenctl status` shows it.
+    pub(crate) fn status(&self) -> ProviderStatus {
+        let state = self.state();
+        let now = self.now();
+        let pending = state.login.as_ref().and_then(|l| l.prompt_for_status(now));
+        let (name, expires_at, scopes) = match &state.grant {
+            Grant::LoggedOut => ("logged_out", None, self.config.scopes.clone()),
+            Grant::NeedsLogin { .. } => ("login_required", None, self.config.scopes.clone()),
+            Grant::Active(tokens) => {
+                let valid = tokens
+                    .access
+                    .as_ref()
+                    .is_some_and(|a| a.valid_for(now, Duration::ZERO));
+                let state_name = if valid || (tokens.refresh.is_some() && state.failures == 0) {
+                    "active"
+                } else {
+                    "expired"
+                };
+                let scopes = tokens.scope.as_deref().map_or_else(
+                    || self.config.scopes.clone(),
+                    |s| s.split_whitespace().map(str::to_owned).collect(),
+                );
+                (
+                    state_name,
+                    tokens.access.as_ref().and_then(|a| a.expires_at),
+                    scopes,
+                )
+            }
+        };
+        ProviderStatus {
+            name: self.name.clone(),
+            dialect: self.config.dialect.name().to_owned(),
+            state: if pending.is_some() {
+                "login_pending"
+            } else {
+                name
+            }
+            .to_owned(),
+            expires_at: expires_at.map(unix_secs),
+            last_refresh: state.last_refresh.map(unix_secs),
+            next_refresh: state.next_refresh.map(unix_secs),
+            last_error: state.last_failure.as_ref().map(ToString::to_string),
+            scopes,
+            login: pending,
+        }
+    }
+}
+
+/// Waits for a refresh's shared result.
+async fn wait_for_refresh(
+    mut rx: watch::Receiver<RefreshResult>,
+    shared: &Shared,
+) -> Result<(), BrokerError> {
+    let result = tokio::select! {
+        r = rx.wait_for(Option::is_some) => r.map(|v| v.clone()),
+        () = shared.shutdown.cancelled() => return Err(BrokerError::ShuttingDown),
+    };
+    match result {
+        Ok(Some(outcome)) => outcome,
+        // The task ended without a word: only on a runtime shutdown.
+        _ => Err(BrokerError::ShuttingDown),
+    }
+}
+
+/// Runs a blocking store call on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    call: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(call).await.unwrap_or_else(|e| {
+        Err(StoreError::Failed {
+            store: "store",
+            reason: format!("the store call did not complete: {e}"),
+        })
+    })
+}

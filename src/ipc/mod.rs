@@ -1,0 +1,4 @@
+//! Front-ends: they translate requests into [`crate::broker::Broker`] calls
+//! and hold no state or policy of their own.
+
+pub mod socket;

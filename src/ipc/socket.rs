@@ -1,0 +1,368 @@
+//! The Unix socket front-end: newline-delimited JSON over a stream socket.
+//!
+//! It reads request lines (bounded in size and time), identifies the caller
+//! by `SO_PEERCRED`, calls the [`Broker`], and writes the answers. The
+//! framing and message types live in [`crate::protocol`]; what a caller may
+//! do is the broker's decision.
+//!
+//! A misbehaving client cannot hurt others: lines are bounded
+//! ([`MAX_REQUEST_LINE`]), a half-written request times out, a client that
+//! does not read its answers times out, idle connections are closed, and the
+//! number of connections is bounded ([`MAX_CONNECTIONS`]).
+
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::unix::OwnedWriteHalf;
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, info, warn};
+
+use crate::broker::{Broker, BrokerError, Caller};
+use crate::protocol::{
+    Answer, DEFAULT_MIN_VALID_SECS, ErrorBody, ErrorCode, LoginEvent, LogoutAnswer,
+    MAX_REQUEST_LINE, PROTOCOL_VERSION, Request, StatusAnswer, VersionAnswer, parse_request,
+};
+
+/// Connections served at once; more wait in the kernel's backlog.
+pub const MAX_CONNECTIONS: usize = 512;
+
+/// A connection with no request for this long is closed.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// A request line must be complete this long after its first byte.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// An answer must be taken by the client within this time.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why the socket could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum SocketError {
+    /// Another daemon answers on the socket.
+    #[error("another tokend is already listening on {}", .0.display())]
+    InUse(PathBuf),
+    /// The directory is writable by others, so the socket could be replaced.
+    #[error("{} is writable by other users; the socket must live in a private directory (mode 0700 or 0755)", .0.display())]
+    UnsafeDirectory(PathBuf),
+    /// A system call failed.
+    #[error("{what} {}: {source}", path.display())]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// On which path.
+        path: PathBuf,
+        /// The failure.
+        source: io::Error,
+    },
+}
+
+fn io_error<'p>(what: &'static str, path: &'p Path) -> impl FnOnce(io::Error) -> SocketError + 'p {
+    move |source| SocketError::Io {
+        what,
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Binds the socket at `path` with permission bits `mode` (and group
+/// `group`), creating its directory (0700) when missing.
+///
+/// A stale socket file left by a crash is replaced; a live one (another
+/// daemon answers) is an error.
+///
+/// # Errors
+/// See [`SocketError`].
+pub fn bind(path: &Path, mode: u32, group: Option<u32>) -> Result<UnixListener, SocketError> {
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(io_error("cannot create", dir))?;
+    }
+    let meta = std::fs::metadata(dir).map_err(io_error("cannot inspect", dir))?;
+    let my_uid = rustix::process::geteuid().as_raw();
+    if meta.mode() & 0o022 != 0 || (meta.uid() != my_uid && meta.uid() != 0) {
+        return Err(SocketError::UnsafeDirectory(dir.to_owned()));
+    }
+    if std::fs::symlink_metadata(path).is_ok() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(SocketError::InUse(path.to_owned()));
+        }
+        std::fs::remove_file(path).map_err(io_error("cannot remove the stale socket", path))?;
+    }
+    let listener = UnixListener::bind(path).map_err(io_error("cannot bind", path))?;
+    if let Some(gid) = group {
+        rustix::fs::chown(path, None, Some(rustix::fs::Gid::from_raw(gid)))
+            .map_err(|e| io_error("cannot set the group of", path)(e.into()))?;
+    }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(io_error("cannot set the mode of", path))?;
+    Ok(listener)
+}
+
+/// Serves connections on `listener` until `shutdown`; connection tasks are
+/// tracked by `tasks` so the caller can wait for answers in flight.
+pub async fn serve(
+    listener: UnixListener,
+    broker: Broker,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+) {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        // Wait for a free slot before accepting, so excess clients wait in
+        // the backlog instead of costing a task each.
+        let permit = tokio::select! {
+            p = Arc::clone(&slots).acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+            () = shutdown.cancelled() => return,
+        };
+        let stream = tokio::select! {
+            r = listener.accept() => match r {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // EMFILE and friends: back off a little rather than spin.
+                    warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = shutdown.cancelled() => return,
+        };
+        let (broker, shutdown) = (broker.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            if let Err(e) = serve_connection(stream, &broker, &shutdown).await {
+                debug!("connection ended: {e}");
+            }
+            drop(permit);
+        });
+    }
+}
+
+/// Reads one line of at most `limit` bytes (newline included).
+enum Line {
+    Complete(Vec<u8>),
+    TooLong,
+    Eof,
+}
+
+async fn read_line(
+    reader: &mut BufReader<tokio::net::unix::OwnedReadHalf>,
+    limit: usize,
+) -> io::Result<Line> {
+    let mut line = Vec::new();
+    let mut too_long = false;
+    loop {
+        let buf = reader.fill_buf().await?;
+        if buf.is_empty() {
+            // End of stream: a last line without its newline still counts
+            // (a client that half-closes after writing).
+            return Ok(match (too_long, line.is_empty()) {
+                (true, _) => Line::TooLong,
+                (false, true) => Line::Eof,
+                (false, false) => Line::Complete(line),
+            });
+        }
+        let (chunk, found) = match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => (&buf[..=i], true),
+            None => (buf, false),
+        };
+        let used = chunk.len();
+        if !too_long {
+            if line.len() + chunk.len() > limit {
+                // Keep reading to the end of the line, discarding it, so the
+                // next request starts at a line boundary.
+                too_long = true;
+                line.clear();
+            } else {
+                line.extend_from_slice(chunk);
+            }
+        }
+        reader.consume(used);
+        if found {
+            return Ok(if too_long {
+                Line::TooLong
+            } else {
+                Line::Complete(line)
+            });
+        }
+    }
+}
+
+async fn serve_connection(
+    stream: UnixStream,
+    broker: &Broker,
+    shutdown: &CancellationToken,
+) -> io::Result<()> {
+    let cred = stream.peer_cred()?;
+    let caller = Caller {
+        uid: cred.uid(),
+        gid: Some(cred.gid()),
+        pid: cred.pid(),
+    };
+    let (read, mut write) = stream.into_split();
+    let mut reader = BufReader::with_capacity(4096, read);
+    loop {
+        // Wait for the first byte of the next request (idle timeout), then
+        // for the rest of the line (request timeout).
+        let ready = tokio::select! {
+            r = tokio::time::timeout(IDLE_TIMEOUT, reader.fill_buf()) => r,
+            () = shutdown.cancelled() => return Ok(()),
+        };
+        match ready {
+            // Idle too long, or the client closed the connection.
+            Err(_) | Ok(Ok([])) => return Ok(()),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(e),
+        }
+        let read = tokio::time::timeout(REQUEST_TIMEOUT, read_line(&mut reader, MAX_REQUEST_LINE));
+        let Ok(line) = read.await else {
+            send_error(
+                &mut write,
+                ErrorCode::BadRequest,
+                "request line not completed in time",
+            )
+            .await?;
+            return Ok(());
+        };
+        let line = line?;
+        let request = match line {
+            Line::Eof => return Ok(()),
+            Line::TooLong => {
+                send_error(
+                    &mut write,
+                    ErrorCode::RequestTooLarge,
+                    &format!("request line longer than {MAX_REQUEST_LINE} bytes (or cut short)"),
+                )
+                .await?;
+                continue;
+            }
+            Line::Complete(bytes) => match parse_request(&bytes) {
+                Ok(request) => request,
+                Err(message) => {
+                    send_error(&mut write, ErrorCode::BadRequest, &message).await?;
+                    continue;
+                }
+            },
+        };
+        handle(request, &caller, broker, &mut write, &mut reader).await?;
+    }
+}
+
+async fn handle(
+    request: Request,
+    caller: &Caller,
+    broker: &Broker,
+    write: &mut OwnedWriteHalf,
+    reader: &mut BufReader<tokio::net::unix::OwnedReadHalf>,
+) -> io::Result<()> {
+    match request {
+        Request::Token {
+            provider,
+            min_valid,
+        } => {
+            let min_valid = Duration::from_secs(min_valid.unwrap_or(DEFAULT_MIN_VALID_SECS));
+            let answer = match broker.token(caller, &provider, min_valid).await {
+                Ok(token) => {
+                    debug!(provider = %provider, uid = caller.uid, "token handed out");
+                    Answer::success(token.to_answer())
+                }
+                Err(e) => failure(&e),
+            };
+            send(write, &answer).await
+        }
+        Request::Status { provider } => {
+            let answer = match broker.status(caller, provider.as_deref()) {
+                Ok(providers) => Answer::success(StatusAnswer { providers }),
+                Err(e) => failure(&e),
+            };
+            send(write, &answer).await
+        }
+        Request::Logout { provider } => {
+            let answer = match broker.logout(caller, &provider).await {
+                Ok(()) => Answer::success(LogoutAnswer { provider }),
+                Err(e) => failure(&e),
+            };
+            send(write, &answer).await
+        }
+        Request::Version => {
+            let answer = Answer::success(VersionAnswer {
+                protocol: PROTOCOL_VERSION,
+                daemon_version: env!("CARGO_PKG_VERSION").to_owned(),
+            });
+            send(write, &answer).await
+        }
+        Request::Login { provider } => login(provider, caller, broker, write, reader).await,
+    }
+}
+
+async fn login(
+    provider: String,
+    caller: &Caller,
+    broker: &Broker,
+    write: &mut OwnedWriteHalf,
+    reader: &mut BufReader<tokio::net::unix::OwnedReadHalf>,
+) -> io::Result<()> {
+    let done = |error: Option<&BrokerError>| LoginEvent::Done {
+        provider: provider.clone(),
+        ok: error.is_none(),
+        error: error.map(|e| ErrorBody {
+            code: e.code(),
+            message: e.to_string(),
+        }),
+    };
+    let mut watch = match broker.login(caller, &provider) {
+        Ok(watch) => watch,
+        Err(e) => return send(write, &done(Some(&e))).await,
+    };
+    info!(provider = %provider, uid = caller.uid, "login requested");
+    let prompt = match watch.prompt().await {
+        Ok(prompt) => prompt,
+        Err(e) => return send(write, &done(Some(&e))).await,
+    };
+    send(
+        write,
+        &LoginEvent::Prompt {
+            provider: provider.clone(),
+            prompt,
+        },
+    )
+    .await?;
+    // Wait for the outcome, unless the client goes away first: the login
+    // itself goes on either way (another client can join it).
+    let outcome = tokio::select! {
+        r = watch.outcome() => r,
+        _ = reader.fill_buf() => return Ok(()),
+    };
+    send(write, &done(outcome.as_ref().err())).await
+}
+
+fn failure<T>(error: &BrokerError) -> Answer<T> {
+    Answer::failure(error.code(), error.to_string())
+}
+
+async fn send_error(write: &mut OwnedWriteHalf, code: ErrorCode, message: &str) -> io::Result<()> {
+    send(write, &Answer::<()>::failure(code, message)).await
+}
+
+/// Writes one answer line. The buffer may hold a token: it is zeroed after.
+async fn send(write: &mut OwnedWriteHalf, answer: &impl Serialize) -> io::Result<()> {
+    let mut line = zeroize::Zeroizing::new(serde_json::to_vec(answer).map_err(io::Error::other)?);
+    line.push(b'\n');
+    match tokio::time::timeout(WRITE_TIMEOUT, write.write_all(&line)).await {
+        Ok(result) => result,
+        Err(_) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "client did not read its answer",
+        )),
+    }
+}

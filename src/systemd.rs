@@ -1,0 +1,62 @@
+//! systemd integration: readiness notification and logging set-up.
+
+use std::os::unix::fs::MetadataExt;
+
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+/// Tells the service manager something (`READY=1`, `STATUS=...`, ...).
+/// Does nothing outside systemd (no `NOTIFY_SOCKET`).
+pub fn notify(states: &[sd_notify::NotifyState<'_>]) {
+    if let Err(e) = sd_notify::notify(states) {
+        tracing::warn!("could not notify the service manager: {e}");
+    }
+}
+
+/// Whether stderr is connected to the journal (systemd sets
+/// `JOURNAL_STREAM` to the device and inode of the stream it gave us).
+#[must_use]
+pub fn stderr_is_journal() -> bool {
+    let Some(stream) = std::env::var_os("JOURNAL_STREAM") else {
+        return false;
+    };
+    let Some((dev, ino)) = stream.to_str().and_then(|s| s.split_once(':')) else {
+        return false;
+    };
+    let Ok(meta) = rustix::fs::fstat(std::io::stderr()) else {
+        return false;
+    };
+    dev.parse() == Ok(meta.st_dev) && ino.parse() == Ok(meta.st_ino)
+}
+
+/// Sets up logging: to the journal with structured fields (`PROVIDER=`,
+/// `EVENT=`) when stderr goes there, plain text on stderr otherwise.
+/// `RUST_LOG` wins over `level` (the config's `log_level`), default `info`.
+pub fn init_logging(level: Option<&str>) {
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(level.unwrap_or("info")))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let registry = tracing_subscriber::registry().with(filter);
+    if stderr_is_journal()
+        && let Ok(journald) = tracing_journald::layer()
+    {
+        // Field names go to the journal as they are, upper-cased, so
+        // `journalctl PROVIDER=github` works.
+        registry.with(journald.with_field_prefix(None)).init();
+        return;
+    }
+    registry
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_target(false),
+        )
+        .init();
+}
+
+/// The mode bits of a path, for messages.
+#[must_use]
+pub fn mode_of(path: &std::path::Path) -> Option<u32> {
+    std::fs::metadata(path).ok().map(|m| m.mode() & 0o7777)
+}
