@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Runs tokend's whole test suite on a Debian/Ubuntu machine, installing what
+# it needs first: the Rust toolchain (if cargo is missing), and the real
+# peers the tests talk to (dbus-daemon, gnome-keyring, secret-tool,
+# systemd-analyze). This is what CI runs (.ci/run) and what the README's
+# second command runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+as_root() {
+    if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# Debian packages the tests need, by the command that shows they are there.
+declare -A needed=(
+    [dbus-daemon]=dbus-daemon
+    [gnome-keyring-daemon]=gnome-keyring
+    [secret-tool]=libsecret-tools
+    [busctl]=systemd
+    [systemd-analyze]=systemd
+    [gdbus]=libglib2.0-bin
+    [cc]=build-essential
+    [curl]=curl
+)
+missing=()
+for cmd in "${!needed[@]}"; do
+    command -v "$cmd" >/dev/null 2>&1 || missing+=("${needed[$cmd]}")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    step "installing ${missing[*]}"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+    step "installing the Rust toolchain (rustup)"
+    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal -c rustfmt,clippy
+    # shellcheck disable=SC1091
+    . "$HOME/.cargo/env"
+fi
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy --all-targets --all-features -- -D warnings"
+cargo clippy --all-targets --all-features -- -D warnings
+
+step "cargo test"
+cargo test --all-features --no-fail-fast
+
+step "cargo doc (warnings are errors)"
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --all-features --quiet
+
+step "all checks passed"

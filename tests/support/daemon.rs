@@ -1,0 +1,244 @@
+//! Runs the real `tokend` binary for a test, and the real `tokenctl` against it.
+//!
+//! Each [`Daemon`] gets its own temporary directory holding its config, its
+//! socket and its log. Readiness is the daemon's own `READY=1`, received on a
+//! notify socket the test binds, as systemd would: no sleeping, no polling
+//! the socket path.
+
+use std::io::Read;
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a daemon may take to become ready before the test fails.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What a spawned daemon needs besides its providers.
+pub struct DaemonOptions {
+    /// Extra `[daemon]` keys (lines), besides socket, bus and store.
+    pub daemon_keys: String,
+    /// `store = ...`, default "memory".
+    pub store: &'static str,
+    /// `bus = ...`, default "none".
+    pub bus: &'static str,
+    /// Environment for the daemon process (bus addresses, ...).
+    pub env: Vec<(String, String)>,
+}
+
+impl Default for DaemonOptions {
+    fn default() -> Self {
+        Self {
+            daemon_keys: String::new(),
+            store: "memory",
+            bus: "none",
+            env: Vec::new(),
+        }
+    }
+}
+
+/// A running `tokend`, killed when dropped.
+pub struct Daemon {
+    child: Option<Child>,
+    /// The daemon's private directory.
+    pub dir: tempfile::TempDir,
+    /// Its socket.
+    pub socket: PathBuf,
+    /// Its config file.
+    pub config: PathBuf,
+    notify: UnixDatagram,
+    /// Every notify message received so far.
+    pub notifications: Vec<String>,
+    options_env: Vec<(String, String)>,
+}
+
+impl Daemon {
+    /// Starts `tokend` with `providers` (TOML `[providers.*]` tables) and
+    /// waits until it reports `READY=1`.
+    pub fn start(providers: &str) -> Self {
+        Self::start_with(providers, DaemonOptions::default())
+    }
+
+    /// As [`Self::start`], with options.
+    pub fn start_with(providers: &str, options: DaemonOptions) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let socket = dir.path().join("run/tokend.sock");
+        let config = dir.path().join("config.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[daemon]\nsocket = \"{}\"\nbus = \"{}\"\nstore = \"{}\"\n{}\n{providers}",
+                socket.display(),
+                options.bus,
+                options.store,
+                options.daemon_keys
+            ),
+        )
+        .expect("write config");
+        let notify_path = dir.path().join("notify.sock");
+        let notify = UnixDatagram::bind(&notify_path).expect("bind notify socket");
+        let mut daemon = Self {
+            child: None,
+            dir,
+            socket,
+            config,
+            notify,
+            notifications: Vec::new(),
+            options_env: options.env,
+        };
+        daemon.spawn();
+        daemon.wait_for_notification("READY=1");
+        daemon
+    }
+
+    /// Starts the daemon process again (after [`Self::stop`] or [`Self::kill`]),
+    /// with the same config and store, and waits for `READY=1`.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "restart a stopped daemon only");
+        self.notifications.clear();
+        self.spawn();
+        self.wait_for_notification("READY=1");
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .expect("open log");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tokend"));
+        command
+            .arg("--config")
+            .arg(&self.config)
+            .env("NOTIFY_SOCKET", self.dir.path().join("notify.sock"))
+            .env("RUST_LOG", "tokend=debug,info")
+            .env_remove("JOURNAL_STREAM")
+            .env_remove("DBUS_SESSION_BUS_ADDRESS")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
+        for (key, value) in &self.options_env {
+            command.env(key, value);
+        }
+        self.child = Some(command.spawn().expect("spawn tokend"));
+    }
+
+    /// Waits for a notify message containing `needle` (READY=1, STOPPING=1, ...).
+    pub fn wait_for_notification(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        let mut buf = vec![0u8; 4096];
+        loop {
+            if let Some(found) = self.notifications.iter().find(|n| n.contains(needle)) {
+                return found.clone();
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "tokend sent no {needle} within {READY_TIMEOUT:?}; log:\n{}",
+                self.log()
+            );
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("tokend exited ({status}) before {needle}; log:\n{}", self.log());
+            }
+            // A short receive timeout only so that a daemon that died is
+            // noticed; the wait itself ends on the message.
+            self.notify
+                .set_read_timeout(Some(left.min(Duration::from_millis(500))))
+                .unwrap();
+            if let Ok(n) = self.notify.recv(&mut buf) {
+                self.notifications
+                    .push(String::from_utf8_lossy(&buf[..n]).into_owned());
+            }
+        }
+    }
+
+    /// The daemon's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// Sends SIGTERM and waits for the exit.
+    pub fn stop(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let pid = rustix::process::Pid::from_raw(i32::try_from(child.id()).unwrap()).unwrap();
+        rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM");
+        child.wait().expect("wait")
+    }
+
+    /// Kills the daemon with SIGKILL (a crash).
+    pub fn kill(&mut self) {
+        let mut child = self.child.take().expect("running");
+        child.kill().expect("SIGKILL");
+        child.wait().expect("wait");
+    }
+
+    /// Path of the daemon's log (its stderr).
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("tokend.log")
+    }
+
+    /// What the daemon logged so far.
+    pub fn log(&self) -> String {
+        let mut text = String::new();
+        if let Ok(mut f) = std::fs::File::open(self.log_path()) {
+            let _ = f.read_to_string(&mut text);
+        }
+        text
+    }
+
+    /// Runs `tokenctl --socket SOCKET ARGS...` and returns its output.
+    pub fn tokenctl(&self, args: &[&str]) -> Output {
+        tokenctl(&self.socket, args)
+    }
+
+    /// Appends TOML to the config file (for reload tests) or rewrites it.
+    pub fn write_config(&self, providers: &str) {
+        let text = std::fs::read_to_string(&self.config).unwrap();
+        let daemon_part = text.split("\n[providers.").next().unwrap_or("").to_owned();
+        std::fs::write(&self.config, format!("{daemon_part}\n{providers}")).unwrap();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Runs the real `tokenctl` against `socket`.
+pub fn tokenctl(socket: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tokenctl"))
+        .arg("--socket")
+        .arg(socket)
+        .args(args)
+        .env_remove("TOKEND_SOCKET")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run tokenctl")
+}
+
+/// Starts `tokenctl ARGS...` without waiting (for logins that wait).
+pub fn spawn_tokenctl(socket: &Path, args: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_tokenctl"))
+        .arg("--socket")
+        .arg(socket)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn tokenctl")
+}
+
+/// stdout of a finished command, as text.
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// stderr of a finished command, as text.
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
