@@ -12,6 +12,7 @@ use tracing::{info, warn};
 
 use crate::broker::{Broker, BrokerParts, SystemClock};
 use crate::config::{Config, StoreKind};
+use crate::ipc::dbus::DbusService;
 use crate::ipc::socket;
 use crate::provider::HttpClient;
 use crate::store::{MemoryStore, Store};
@@ -79,6 +80,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         connections.clone(),
     ));
     info!(socket = %config.daemon.socket.display(), "listening");
+    let dbus = DbusService::start(config.daemon.bus, broker.clone(), stop.clone(), &connections).await?;
     notify(&[NotifyState::Ready, NotifyState::Status(&broker.summary())]);
 
     wait_for_stop_signal().await?;
@@ -86,6 +88,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     notify(&[NotifyState::Stopping]);
     stop.cancel();
     let _ = server.await;
+    drop(dbus);
     connections.close();
     let answered = tokio::time::timeout(SHUTDOWN_GRACE, connections.wait())
         .await

@@ -2,3 +2,4 @@
 //! and hold no state or policy of their own.
 
 pub mod socket;
+pub mod dbus;
