@@ -80,7 +80,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         connections.clone(),
     ));
     info!(socket = %config.daemon.socket.display(), "listening");
-    let dbus = DbusService::start(config.daemon.bus, broker.clone(), stop.clone(), &connections).await?;
+    let dbus = DbusService::start(
+        config.daemon.bus,
+        broker.clone(),
+        stop.clone(),
+        &connections,
+    )
+    .await?;
     notify(&[NotifyState::Ready, NotifyState::Status(&broker.summary())]);
 
     wait_for_stop_signal().await?;

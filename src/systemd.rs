@@ -1,5 +1,6 @@
 //! systemd integration: readiness notification and logging set-up.
 
+use std::io::IsTerminal;
 use std::os::unix::fs::MetadataExt;
 
 use tracing_subscriber::EnvFilter;
@@ -50,6 +51,7 @@ pub fn init_logging(level: Option<&str>) {
         .with(
             tracing_subscriber::fmt::layer()
                 .with_writer(std::io::stderr)
+                .with_ansi(std::io::stderr().is_terminal())
                 .with_target(false),
         )
         .init();

@@ -1,5 +1,5 @@
 //! Front-ends: they translate requests into [`crate::broker::Broker`] calls
 //! and hold no state or policy of their own.
 
-pub mod socket;
 pub mod dbus;
+pub mod socket;

@@ -161,10 +161,17 @@ impl HttpClient {
     }
 
     fn transport_error(&self, endpoint: &str, error: &reqwest::Error) -> ProviderError {
+        // reqwest's own message repeats the URL and layers of wrapping; the
+        // innermost cause says what happened ("Connection refused").
+        let cause = root_cause(error);
         let reason = if error.is_timeout() {
             format!("no complete answer within {} s", self.timeout.as_secs())
+        } else if error.is_connect() {
+            format!("cannot connect: {cause}")
+        } else if error.is_body() || error.is_decode() {
+            format!("the answer was cut off: {cause}")
         } else {
-            error_chain(error)
+            cause
         };
         ProviderError::Unreachable {
             endpoint: endpoint.to_owned(),
@@ -197,4 +204,13 @@ fn error_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+/// The innermost cause of an error, which is the one that says what happened.
+fn root_cause(error: &dyn std::error::Error) -> String {
+    let mut last: &dyn std::error::Error = error;
+    while let Some(cause) = last.source() {
+        last = cause;
+    }
+    last.to_string()
 }

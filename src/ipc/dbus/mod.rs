@@ -16,17 +16,17 @@ use std::collections::HashMap;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
+use zbus::Connection;
 use zbus::fdo::{RequestNameFlags, RequestNameReply};
 use zbus::object_server::SignalEmitter;
 use zbus::zvariant::OwnedObjectPath;
-use zbus::Connection;
 
 use crate::broker::{Broker, BrokerError, BrokerEvent, Caller};
 
 mod objects;
-use objects::{BrokerObject, ProviderObject};
 use crate::config::{BusKind, object_path_element};
 use crate::protocol::ProviderStatus;
+use objects::{BrokerObject, ProviderObject};
 
 /// The well-known bus name.
 pub const BUS_NAME: &str = "org.tokend.Broker1";
@@ -149,14 +149,28 @@ impl DbusService {
         };
         let connection = builder
             .and_then(|b| {
-                b.serve_at(BROKER_PATH, BrokerObject { broker: broker.clone() })?
-                    .serve_at(BROKER_PATH, zbus::fdo::ObjectManager)
+                b.serve_at(
+                    BROKER_PATH,
+                    BrokerObject {
+                        broker: broker.clone(),
+                    },
+                )?
+                .serve_at(BROKER_PATH, zbus::fdo::ObjectManager)
             })
-            .map_err(|source| DbusSetupError::Connect { bus: bus_label, source })?
+            .map_err(|source| DbusSetupError::Connect {
+                bus: bus_label,
+                source,
+            })?
             .build()
             .await
-            .map_err(|source| DbusSetupError::Connect { bus: bus_label, source })?;
-        let serve_error = |source| DbusSetupError::Serve { bus: bus_label, source };
+            .map_err(|source| DbusSetupError::Connect {
+                bus: bus_label,
+                source,
+            })?;
+        let serve_error = |source| DbusSetupError::Serve {
+            bus: bus_label,
+            source,
+        };
         let owner = Caller::uid(rustix::process::geteuid().as_raw());
         for status in broker.status(&owner, None).unwrap_or_default() {
             connection
@@ -174,7 +188,10 @@ impl DbusService {
                 zbus::Error::NameTaken => DbusSetupError::NameTaken { bus: bus_label },
                 source => serve_error(source),
             })?;
-        if !matches!(reply, RequestNameReply::PrimaryOwner | RequestNameReply::AlreadyOwner) {
+        if !matches!(
+            reply,
+            RequestNameReply::PrimaryOwner | RequestNameReply::AlreadyOwner
+        ) {
             return Err(DbusSetupError::NameTaken { bus: bus_label });
         }
         info!(bus = bus_label, name = BUS_NAME, "serving on D-Bus");
@@ -228,12 +245,15 @@ async fn forward_events(connection: Connection, broker: Broker, shutdown: Cancel
                 )
                 .await
             }
-            BrokerEvent::LoginFinished { provider, ok, message } => {
-                BrokerObject::login_finished(&emitter, provider, *ok, message).await
-            }
-            BrokerEvent::TokenRefreshed { provider, expires_at } => {
-                BrokerObject::token_refreshed(&emitter, provider, expires_at.unwrap_or(0)).await
-            }
+            BrokerEvent::LoginFinished {
+                provider,
+                ok,
+                message,
+            } => BrokerObject::login_finished(&emitter, provider, *ok, message).await,
+            BrokerEvent::TokenRefreshed {
+                provider,
+                expires_at,
+            } => BrokerObject::token_refreshed(&emitter, provider, expires_at.unwrap_or(0)).await,
             BrokerEvent::StateChanged { .. } => Ok(()),
         };
         if let Err(e) = result {
@@ -255,7 +275,11 @@ async fn forward_events(connection: Connection, broker: Broker, shutdown: Cancel
 
 /// Stores the provider's new status in its object and emits
 /// `PropertiesChanged` for the properties whose value changed.
-async fn update_properties(connection: &Connection, last: &mut HashMap<String, ProviderStatus>, status: ProviderStatus) {
+async fn update_properties(
+    connection: &Connection,
+    last: &mut HashMap<String, ProviderStatus>,
+    status: ProviderStatus,
+) {
     let path = provider_path(&status.name);
     let Ok(iface) = connection
         .object_server()
@@ -268,7 +292,8 @@ async fn update_properties(connection: &Connection, last: &mut HashMap<String, P
     iface.get_mut().await.status = status.clone();
     let object = iface.get().await;
     let emitter = iface.signal_emitter();
-    let changed = |f: fn(&ProviderStatus) -> String| before.as_ref().is_none_or(|b| f(b) != f(&status));
+    let changed =
+        |f: fn(&ProviderStatus) -> String| before.as_ref().is_none_or(|b| f(b) != f(&status));
     let mut results = Vec::new();
     if changed(|s| s.state.clone()) {
         results.push(object.state_changed(emitter).await);

@@ -51,7 +51,8 @@ impl BrokerObject {
         #[zbus(connection)] connection: &Connection,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(String, i64), DbusError> {
-        self.token(provider, DEFAULT_MIN_VALID_SECS, connection, &header).await
+        self.token(provider, DEFAULT_MIN_VALID_SECS, connection, &header)
+            .await
     }
 
     /// As `GetToken`, with the minimum remaining life in seconds.
@@ -63,12 +64,18 @@ impl BrokerObject {
         #[zbus(connection)] connection: &Connection,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(String, i64), DbusError> {
-        self.token(provider, u64::from(min_valid), connection, &header).await
+        self.token(provider, u64::from(min_valid), connection, &header)
+            .await
     }
 
     /// Starts (or joins) the device login; returns the prompt at once.
     /// Completion is signalled by `LoginFinished`.
-    #[zbus(out_args("user_code", "verification_uri", "verification_uri_complete", "expires_in"))]
+    #[zbus(out_args(
+        "user_code",
+        "verification_uri",
+        "verification_uri_complete",
+        "expires_in"
+    ))]
     async fn login(
         &self,
         provider: &str,
@@ -121,11 +128,20 @@ impl BrokerObject {
 
     /// A device login ended.
     #[zbus(signal)]
-    pub(super) async fn login_finished(emitter: &SignalEmitter<'_>, provider: &str, success: bool, message: &str) -> zbus::Result<()>;
+    pub(super) async fn login_finished(
+        emitter: &SignalEmitter<'_>,
+        provider: &str,
+        success: bool,
+        message: &str,
+    ) -> zbus::Result<()>;
 
     /// New tokens arrived; the token itself is never signalled.
     #[zbus(signal)]
-    pub(super) async fn token_refreshed(emitter: &SignalEmitter<'_>, provider: &str, expires_at_unix: i64) -> zbus::Result<()>;
+    pub(super) async fn token_refreshed(
+        emitter: &SignalEmitter<'_>,
+        provider: &str,
+        expires_at_unix: i64,
+    ) -> zbus::Result<()>;
 }
 
 impl BrokerObject {
@@ -139,7 +155,10 @@ impl BrokerObject {
         let caller = caller(connection, header).await?;
         if min_valid > MAX_MIN_VALID.as_secs() {
             return Err(BrokerError::InvalidArgument {
-                message: format!("min_valid of {min_valid} s is more than the maximum of {} s", MAX_MIN_VALID.as_secs()),
+                message: format!(
+                    "min_valid of {min_valid} s is more than the maximum of {} s",
+                    MAX_MIN_VALID.as_secs()
+                ),
             }
             .into());
         }
@@ -198,4 +217,3 @@ impl ProviderObject {
         self.status.last_error.clone().unwrap_or_default()
     }
 }
-
