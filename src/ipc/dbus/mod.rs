@@ -200,7 +200,6 @@ impl DbusService {
     }
 
     /// The bus connection.
-    #[must_use]
     pub fn connection(&self) -> &Connection {
         &self.connection
     }
@@ -265,10 +264,12 @@ async fn forward_events(connection: Connection, broker: Broker, shutdown: Cancel
             | BrokerEvent::TokenRefreshed { provider, .. }
             | BrokerEvent::StateChanged { provider } => provider,
         };
-        if let Ok(mut statuses) = broker.status(&owner, Some(provider)) {
-            if let Some(status) = statuses.pop() {
-                update_properties(&connection, &mut last, status).await;
-            }
+        if let Some(status) = broker
+            .status(&owner, Some(provider))
+            .ok()
+            .and_then(|mut s| s.pop())
+        {
+            update_properties(&connection, &mut last, status).await;
         }
     }
 }
