@@ -11,7 +11,9 @@
 //! - [`provider`]: one module per wire dialect behind [`provider::ProviderDialect`].
 //! - [`protocol`]: the Unix socket protocol shared by daemon and `tokenctl`.
 //! - [`secret`]: redacting, zeroizing wrappers for tokens and secrets.
+//! - [`client`]: the blocking socket client `tokenctl` is built on.
 
+pub mod client;
 pub mod config;
 pub mod protocol;
 pub mod provider;
