@@ -129,11 +129,11 @@ fn connect_advice(path: &Path, error: &io::Error) -> String {
     }
     // The system daemon is a system unit; everyone else runs a user unit.
     let start = if path == Path::new(SYSTEM_SOCKET_PATH) {
-        "sudo systemctl start tokend"
+        "`systemctl start tokend` (as root)"
     } else {
-        "systemctl --user start tokend"
+        "`systemctl --user start tokend`"
     };
-    format!("is tokend running? start it with `{start}` (or pass --socket / set TOKEND_SOCKET)")
+    format!("is tokend running? start it with {start}, or pass --socket / set TOKEND_SOCKET")
 }
 
 /// The daemon's message, which already says what to do; the code when it sent none.
