@@ -166,7 +166,7 @@ impl HumanView {
 
     fn succeeded(&mut self, out: &mut impl Write, provider: &str) -> io::Result<()> {
         self.end_countdown(out)?;
-        writeln!(out, "Logged in to {provider}.")?;
+        writeln!(out, "Logged in to {}.", clean(provider))?;
         out.flush()
     }
 
@@ -184,7 +184,7 @@ impl HumanView {
 
 /// The prompt a person reads: where to go, what to type, the QR code.
 fn prompt_text(provider: &str, prompt: &LoginPrompt, qr: Option<&str>, term: Terminal) -> String {
-    let mut text = format!("To log in to {provider}, open\n\n");
+    let mut text = format!("To log in to {}, open\n\n", clean(provider));
     let _ = writeln!(text, "    {}\n", clean(&prompt.verification_uri));
     let _ = writeln!(text, "and enter the code\n");
     let _ = writeln!(text, "    {}\n", term.bold(&clean(&prompt.user_code)));
