@@ -10,9 +10,13 @@
 //! - [`config`]: the TOML config, validated with `file:line:col` diagnostics.
 //! - [`provider`]: one module per wire dialect behind [`provider::ProviderDialect`].
 //! - [`protocol`]: the Unix socket protocol shared by daemon and `tokenctl`.
+//! - [`broker`]: the core: sessions, device login, refresh scheduling, access policy.
+//! - [`ipc`]: the Unix socket and D-Bus front-ends.
 //! - [`secret`]: redacting, zeroizing wrappers for tokens and secrets.
+//! - [`client`]: the blocking socket client `tokenctl` is built on.
 
 pub mod broker;
+pub mod client;
 pub mod config;
 pub mod daemon;
 pub mod ipc;

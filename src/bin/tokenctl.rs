@@ -1,3 +1,0 @@
-//! `tokenctl` (placeholder while the crate takes shape).
-
-fn main() {}

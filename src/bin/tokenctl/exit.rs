@@ -1,0 +1,201 @@
+//! Exit statuses: the one place that defines them and maps failures to them.
+//!
+//! Scripts branch on these (`4` → run a login, `6` → retry later), so they
+//! are part of the interface: add new ones, never renumber.
+
+use std::fmt::Write as _;
+
+use tokend::client::ClientError;
+use tokend::protocol::ErrorCode;
+
+/// Success.
+pub const SUCCESS: u8 = 0;
+/// Any failure without a status of its own.
+pub const FAILURE: u8 = 1;
+/// Bad command line (clap exits with this itself).
+pub const USAGE: u8 = 2;
+/// tokend is not running or its socket is out of reach.
+pub const DAEMON_UNREACHABLE: u8 = 3;
+/// The provider has no session: `tokenctl login NAME` first.
+pub const LOGIN_REQUIRED: u8 = 4;
+/// This user may not use the provider.
+pub const ACCESS_DENIED: u8 = 5;
+/// The provider is down or failing for now; retrying later may work.
+pub const PROVIDER_UNAVAILABLE: u8 = 6;
+/// No provider of that name is configured.
+pub const UNKNOWN_PROVIDER: u8 = 7;
+/// The device login was denied, expired or failed.
+pub const LOGIN_FAILED: u8 = 8;
+
+/// Every status with its meaning, for `--help`.
+const MEANINGS: &[(u8, &str)] = &[
+    (SUCCESS, "success"),
+    (FAILURE, "other failure"),
+    (USAGE, "usage error"),
+    (
+        DAEMON_UNREACHABLE,
+        "tokend not reachable (not running, or no access to its socket)",
+    ),
+    (LOGIN_REQUIRED, "login required: run `tokenctl login NAME`"),
+    (
+        ACCESS_DENIED,
+        "access denied: this user may not use the provider",
+    ),
+    (
+        PROVIDER_UNAVAILABLE,
+        "provider unavailable for now: retry later",
+    ),
+    (UNKNOWN_PROVIDER, "unknown provider"),
+    (LOGIN_FAILED, "login denied, expired or failed"),
+];
+
+/// The "Exit status" section of `tokenctl --help`.
+pub fn help_text() -> String {
+    let mut text = String::from("Exit status:\n");
+    for (status, meaning) in MEANINGS {
+        let _ = writeln!(text, "  {status}  {meaning}");
+    }
+    text
+}
+
+/// The exit status for a daemon error code.
+pub fn for_error_code(code: ErrorCode) -> u8 {
+    match code {
+        ErrorCode::LoginRequired => LOGIN_REQUIRED,
+        ErrorCode::AccessDenied => ACCESS_DENIED,
+        ErrorCode::ProviderUnavailable => PROVIDER_UNAVAILABLE,
+        ErrorCode::UnknownProvider => UNKNOWN_PROVIDER,
+        ErrorCode::LoginFailed => LOGIN_FAILED,
+        // The daemon is going away: to a script that is the same as it not
+        // running, and systemd will bring it back.
+        ErrorCode::ShuttingDown => DAEMON_UNREACHABLE,
+        ErrorCode::ProviderError
+        | ErrorCode::TokenTooShort
+        | ErrorCode::BadRequest
+        | ErrorCode::RequestTooLarge
+        | ErrorCode::Internal
+        | ErrorCode::Unknown => FAILURE,
+    }
+}
+
+/// The exit status for a failed request.
+pub fn for_client_error(error: &ClientError) -> u8 {
+    match error {
+        // A daemon that hung up mid-request has stopped or crashed.
+        ClientError::Connect { .. } | ClientError::Closed => DAEMON_UNREACHABLE,
+        ClientError::Daemon(body) => for_error_code(body.code),
+        ClientError::LoginUnfinished => LOGIN_FAILED,
+        ClientError::Timeout { .. } | ClientError::Io { .. } | ClientError::BadAnswer { .. } => {
+            FAILURE
+        }
+    }
+}
+
+/// The exit status for a login that ended without a token. Codes with a
+/// status of their own keep it; everything else is a failed login.
+pub fn for_login_failure(code: Option<ErrorCode>) -> u8 {
+    match code.map(for_error_code) {
+        Some(FAILURE) | None => LOGIN_FAILED,
+        Some(status) => status,
+    }
+}
+
+/// Why a verb failed: the line for stderr and the exit status.
+#[derive(Debug)]
+pub struct Failure {
+    /// The exit status.
+    pub status: u8,
+    /// One line saying what happened and what to do.
+    pub message: String,
+}
+
+impl Failure {
+    /// A failure with `status`.
+    pub fn new(status: u8, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+
+    /// Writing to stdout failed (a closed pipe, a full disk).
+    pub fn output(error: &std::io::Error) -> Self {
+        Self::new(FAILURE, format!("cannot write the output: {error}"))
+    }
+}
+
+impl From<ClientError> for Failure {
+    fn from(error: ClientError) -> Self {
+        Self::new(for_client_error(&error), error.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+    use std::time::Duration;
+
+    use tokend::protocol::ErrorBody;
+
+    use super::*;
+
+    #[test]
+    fn daemon_codes_map_to_their_statuses() {
+        assert_eq!(for_error_code(ErrorCode::LoginRequired), 4);
+        assert_eq!(for_error_code(ErrorCode::AccessDenied), 5);
+        assert_eq!(for_error_code(ErrorCode::ProviderUnavailable), 6);
+        assert_eq!(for_error_code(ErrorCode::UnknownProvider), 7);
+        assert_eq!(for_error_code(ErrorCode::LoginFailed), 8);
+        assert_eq!(for_error_code(ErrorCode::Internal), 1);
+        assert_eq!(for_error_code(ErrorCode::Unknown), 1);
+    }
+
+    #[test]
+    fn transport_failures_map_to_their_statuses() {
+        let connect = ClientError::Connect {
+            path: PathBuf::from("/x"),
+            source: std::io::ErrorKind::NotFound.into(),
+        };
+        assert_eq!(for_client_error(&connect), DAEMON_UNREACHABLE);
+        assert_eq!(for_client_error(&ClientError::Closed), DAEMON_UNREACHABLE);
+        let timeout = ClientError::Timeout {
+            timeout: Duration::from_secs(1),
+        };
+        assert_eq!(for_client_error(&timeout), FAILURE);
+        let daemon = ClientError::Daemon(ErrorBody {
+            code: ErrorCode::AccessDenied,
+            message: "no".into(),
+        });
+        assert_eq!(Failure::from(daemon).status, ACCESS_DENIED);
+    }
+
+    #[test]
+    fn failed_logins_keep_specific_statuses() {
+        assert_eq!(for_login_failure(None), LOGIN_FAILED);
+        assert_eq!(
+            for_login_failure(Some(ErrorCode::LoginFailed)),
+            LOGIN_FAILED
+        );
+        assert_eq!(for_login_failure(Some(ErrorCode::Internal)), LOGIN_FAILED);
+        assert_eq!(
+            for_login_failure(Some(ErrorCode::UnknownProvider)),
+            UNKNOWN_PROVIDER
+        );
+        assert_eq!(
+            for_login_failure(Some(ErrorCode::ProviderUnavailable)),
+            PROVIDER_UNAVAILABLE
+        );
+    }
+
+    #[test]
+    fn help_lists_every_status_once() {
+        let help = help_text();
+        for status in 0..=LOGIN_FAILED {
+            assert_eq!(
+                help.matches(&format!("  {status}  ")).count(),
+                1,
+                "status {status} in\n{help}"
+            );
+        }
+    }
+}

@@ -1,0 +1,367 @@
+//! `tokenctl login`: show the device code, then wait for the verdict with a
+//! live countdown (or, with `--json`, relay the event lines).
+
+use std::fmt::Write as _;
+use std::io::{self, Write};
+use std::time::{Duration, Instant};
+
+use tokend::client::{Client, LoginUpdate};
+use tokend::protocol::{ErrorBody, LoginEvent, LoginPrompt};
+
+use crate::exit::{self, Failure};
+use crate::format::{clean, countdown, duration};
+use crate::screen::{Terminal, qr_code};
+
+/// Off a terminal a progress line goes out this often, so a log gets a
+/// heartbeat rather than one line a second.
+const PROGRESS_EVERY: Duration = Duration::from_secs(30);
+
+/// How `tokenctl login` was asked to behave.
+#[derive(Debug, Clone, Copy)]
+pub struct LoginOptions {
+    /// Relay the event lines as JSON instead of talking to a person.
+    pub json: bool,
+    /// Return once the prompt is shown.
+    pub no_wait: bool,
+}
+
+/// Runs the login of `provider` to its end.
+pub fn run(
+    client: &mut Client,
+    provider: &str,
+    options: LoginOptions,
+    terminal: Terminal,
+) -> Result<(), Failure> {
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    let mut view = HumanView {
+        terminal,
+        countdown: None,
+    };
+    let result = follow(client, provider, options, &mut out, &mut view);
+    if !options.json {
+        // Leave the cursor on a fresh line before any message on stderr.
+        view.end_countdown(&mut out)
+            .map_err(|e| Failure::output(&e))?;
+    }
+    result
+}
+
+fn follow(
+    client: &mut Client,
+    provider: &str,
+    options: LoginOptions,
+    out: &mut impl Write,
+    view: &mut HumanView,
+) -> Result<(), Failure> {
+    let output = |e: io::Error| Failure::output(&e);
+    for update in client.login(provider)? {
+        let event = match update? {
+            LoginUpdate::Tick => {
+                if !options.json {
+                    view.tick(out, Instant::now()).map_err(output)?;
+                }
+                continue;
+            }
+            LoginUpdate::Event(event) => event,
+        };
+        if options.json {
+            let line = serde_json::to_string(&event).map_err(|e| output(e.into()))?;
+            writeln!(out, "{line}").map_err(output)?;
+        }
+        match event {
+            LoginEvent::Prompt { provider, prompt } => {
+                if !options.json {
+                    view.prompt(out, &provider, &prompt, options.no_wait)
+                        .map_err(output)?;
+                }
+                if options.no_wait {
+                    return Ok(());
+                }
+            }
+            LoginEvent::Done {
+                provider,
+                ok,
+                error,
+            } => {
+                return if ok {
+                    if !options.json {
+                        view.succeeded(out, &provider).map_err(output)?;
+                    }
+                    Ok(())
+                } else {
+                    Err(login_failure(&provider, error))
+                };
+            }
+        }
+    }
+    // The stream ends only after `done` or an error, both handled above.
+    Err(Failure::new(
+        exit::LOGIN_FAILED,
+        format!("tokend ended the login of `{provider}` without saying how it went"),
+    ))
+}
+
+/// The failure for a `done` line with `ok: false`.
+fn login_failure(provider: &str, error: Option<ErrorBody>) -> Failure {
+    let status = exit::for_login_failure(error.as_ref().map(|e| e.code));
+    match error {
+        Some(error) if !error.message.trim().is_empty() => Failure::new(status, error.message),
+        _ => Failure::new(
+            status,
+            format!(
+                "provider `{provider}`: the login failed — run `tokenctl login {provider}` to try again"
+            ),
+        ),
+    }
+}
+
+/// The person-facing side of a login.
+struct HumanView {
+    terminal: Terminal,
+    countdown: Option<Countdown>,
+}
+
+impl HumanView {
+    fn prompt(
+        &mut self,
+        out: &mut impl Write,
+        provider: &str,
+        prompt: &LoginPrompt,
+        no_wait: bool,
+    ) -> io::Result<()> {
+        // A second prompt (the daemon started over with a new code) goes
+        // below the first; its countdown replaces the old one.
+        self.end_countdown(out)?;
+        let qr = prompt
+            .verification_uri_complete
+            .as_deref()
+            .and_then(|link| qr_code(link, self.terminal));
+        out.write_all(prompt_text(provider, prompt, qr.as_deref(), self.terminal).as_bytes())?;
+        if no_wait {
+            writeln!(
+                out,
+                "The code expires in {}. The login goes on in tokend; \
+                 `tokenctl status {provider}` shows how it ends.",
+                duration(prompt.expires_in)
+            )?;
+            return out.flush();
+        }
+        let now = Instant::now();
+        self.countdown = Some(Countdown {
+            ends: now + Duration::from_secs(prompt.expires_in),
+            live: self.terminal.interactive,
+            last_line: None,
+            drawn: false,
+        });
+        self.tick(out, now)
+    }
+
+    fn tick(&mut self, out: &mut impl Write, now: Instant) -> io::Result<()> {
+        match &mut self.countdown {
+            Some(countdown) => countdown.draw(out, now),
+            None => Ok(()),
+        }
+    }
+
+    fn succeeded(&mut self, out: &mut impl Write, provider: &str) -> io::Result<()> {
+        self.end_countdown(out)?;
+        writeln!(out, "Logged in to {}.", clean(provider))?;
+        out.flush()
+    }
+
+    /// Ends the live countdown line, if one is on screen.
+    fn end_countdown(&mut self, out: &mut impl Write) -> io::Result<()> {
+        if let Some(countdown) = self.countdown.take()
+            && countdown.live
+            && countdown.drawn
+        {
+            writeln!(out)?;
+        }
+        out.flush()
+    }
+}
+
+/// The prompt a person reads: where to go, what to type, the QR code.
+fn prompt_text(provider: &str, prompt: &LoginPrompt, qr: Option<&str>, term: Terminal) -> String {
+    let mut text = format!("To log in to {}, open\n\n", clean(provider));
+    let _ = writeln!(text, "    {}\n", clean(&prompt.verification_uri));
+    let _ = writeln!(text, "and enter the code\n");
+    let _ = writeln!(text, "    {}\n", term.bold(&clean(&prompt.user_code)));
+    if let Some(link) = &prompt.verification_uri_complete {
+        if let Some(qr) = qr {
+            text.push_str(qr);
+            let _ = writeln!(
+                text,
+                "\nOr scan the QR code: it opens the page with the code filled in.\n"
+            );
+        } else {
+            let _ = writeln!(text, "Or open {} (the code is filled in).\n", clean(link));
+        }
+    }
+    if let Some(message) = &prompt.message {
+        let _ = writeln!(text, "{}\n", clean(message));
+    }
+    text
+}
+
+/// The "Waiting for approval… 14:32 left" line.
+struct Countdown {
+    ends: Instant,
+    /// Redrawn in place once a tick, rather than printed now and then.
+    live: bool,
+    /// When the last line was printed (not live).
+    last_line: Option<Instant>,
+    /// Whether a live line is on screen.
+    drawn: bool,
+}
+
+impl Countdown {
+    fn draw(&mut self, out: &mut impl Write, now: Instant) -> io::Result<()> {
+        let left = self.ends.saturating_duration_since(now);
+        // Rounded up, so the clock reads 0:00 only once the code is dead.
+        let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+        let text = waiting_text(secs);
+        if self.live {
+            // Carriage return and erase-line: the line is rewritten in place.
+            write!(out, "\r\x1b[2K{text}")?;
+            self.drawn = true;
+            out.flush()
+        } else if progress_due(self.last_line, now) {
+            self.last_line = Some(now);
+            writeln!(out, "{text}")?;
+            out.flush()
+        } else {
+            Ok(())
+        }
+    }
+}
+
+fn waiting_text(secs_left: u64) -> String {
+    if secs_left > 0 {
+        format!("Waiting for approval… {} left", countdown(secs_left))
+    } else {
+        "The code has expired; waiting for tokend to confirm…".into()
+    }
+}
+
+/// Whether a non-live progress line is due.
+fn progress_due(last_line: Option<Instant>, now: Instant) -> bool {
+    last_line.is_none_or(|last| now.saturating_duration_since(last) >= PROGRESS_EVERY)
+}
+
+#[cfg(test)]
+mod tests {
+    use tokend::protocol::ErrorCode;
+
+    use super::*;
+
+    fn prompt(complete: Option<&str>, message: Option<&str>) -> LoginPrompt {
+        LoginPrompt {
+            user_code: "ABCD-EFGH".into(),
+            verification_uri: "https://example.test/device".into(),
+            verification_uri_complete: complete.map(Into::into),
+            expires_in: 900,
+            message: message.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn prompt_shows_code_link_and_message() {
+        let text = prompt_text(
+            "gh",
+            &prompt(
+                Some("https://example.test/device?c=ABCD"),
+                Some("Say \x1b[31mhi"),
+            ),
+            None,
+            Terminal::plain(),
+        );
+        assert!(
+            text.contains("\n    https://example.test/device\n"),
+            "{text}"
+        );
+        assert!(text.contains("\n    ABCD-EFGH\n"), "{text}");
+        assert!(
+            text.contains("Or open https://example.test/device?c=ABCD"),
+            "{text}"
+        );
+        assert!(text.contains("Say  [31mhi"), "escape not cleaned: {text}");
+    }
+
+    #[test]
+    fn prompt_with_qr_code() {
+        let text = prompt_text(
+            "gh",
+            &prompt(Some("https://x.test/d?c=1"), None),
+            Some("QRQR\n"),
+            Terminal::plain(),
+        );
+        assert!(text.contains("QRQR\n\nOr scan the QR code"), "{text}");
+        assert!(!text.contains("Or open"), "{text}");
+    }
+
+    #[test]
+    fn countdown_text_and_pace() {
+        assert_eq!(waiting_text(872), "Waiting for approval… 14:32 left");
+        assert!(waiting_text(0).contains("expired"));
+        let start = Instant::now();
+        assert!(progress_due(None, start));
+        assert!(!progress_due(Some(start), start + Duration::from_secs(29)));
+        assert!(progress_due(Some(start), start + PROGRESS_EVERY));
+    }
+
+    #[test]
+    fn live_countdown_redraws_in_place() {
+        let start = Instant::now();
+        let mut countdown = Countdown {
+            ends: start + Duration::from_secs(90),
+            live: true,
+            last_line: None,
+            drawn: false,
+        };
+        let mut out = Vec::new();
+        countdown.draw(&mut out, start).unwrap();
+        countdown
+            .draw(&mut out, start + Duration::from_secs(1))
+            .unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "\r\x1b[2KWaiting for approval… 1:30 left\r\x1b[2KWaiting for approval… 1:29 left"
+        );
+    }
+
+    #[test]
+    fn quiet_countdown_prints_now_and_then() {
+        let start = Instant::now();
+        let mut countdown = Countdown {
+            ends: start + Duration::from_secs(900),
+            live: false,
+            last_line: None,
+            drawn: false,
+        };
+        let mut out = Vec::new();
+        for secs in 0..=60 {
+            countdown
+                .draw(&mut out, start + Duration::from_secs(secs))
+                .unwrap();
+        }
+        assert_eq!(String::from_utf8(out).unwrap().lines().count(), 3);
+    }
+
+    #[test]
+    fn failed_logins_use_the_daemons_words() {
+        let denied = login_failure(
+            "gh",
+            Some(ErrorBody {
+                code: ErrorCode::LoginFailed,
+                message: "provider `gh`: the login was denied".into(),
+            }),
+        );
+        assert_eq!(denied.status, exit::LOGIN_FAILED);
+        assert_eq!(denied.message, "provider `gh`: the login was denied");
+        let silent = login_failure("gh", None);
+        assert_eq!(silent.status, exit::LOGIN_FAILED);
+        assert!(silent.message.contains("tokenctl login gh"));
+    }
+}

@@ -1,0 +1,464 @@
+//! A blocking client for the tokend Unix socket protocol (see [`crate::protocol`]).
+//!
+//! `tokenctl token` is often run once per HTTP request by scripts and
+//! credential helpers, so it must start fast: this client is plain blocking
+//! std I/O with timeouts, no async runtime. One [`Client`] is one connection;
+//! it may carry several requests, one after the other.
+//!
+//! Every read is bounded: an answer line longer than [`MAX_ANSWER_LINE`] is an
+//! error, so a broken daemon cannot make the client eat memory, and no read
+//! waits longer than the request timeout (or, for a login, one tick).
+//!
+//! After any error other than [`ClientError::Daemon`] the connection may be
+//! out of step with the daemon; drop the client instead of reusing it.
+
+use std::io::{self, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use zeroize::Zeroizing;
+
+mod lines;
+use lines::LineBuffer;
+
+use crate::config::Environment;
+use crate::protocol::{
+    Answer, ErrorBody, LoginEvent, LogoutAnswer, ProviderStatus, Request, StatusAnswer,
+    TokenAnswer, VersionAnswer,
+};
+
+/// The longest answer line the client accepts, newline excluded.
+pub const MAX_ANSWER_LINE: usize = 1024 * 1024;
+
+/// How long a request waits for its answer unless [`Client::set_timeout`] says otherwise.
+///
+/// Generous because a `token` request may make the daemon refresh the token
+/// over HTTP first.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How often a [`LoginStream`] wakes up when no event arrives, so a caller can
+/// redraw a countdown.
+pub const LOGIN_TICK: Duration = Duration::from_secs(1);
+
+/// The socket of a system-wide daemon (`tokend` run as root by systemd).
+pub const SYSTEM_SOCKET_PATH: &str = "/run/tokend/tokend.sock";
+
+/// How long past the code's expiry a login waits for the daemon's `done` line
+/// before giving up: the daemon polls the provider at an interval, so its
+/// verdict may come a little after the code expired.
+const LOGIN_GRACE: Duration = Duration::from_secs(60);
+
+/// The longest a code may claim to live, so a silly `expires_in` cannot
+/// overflow an `Instant` (a device code lives minutes, not days).
+const MAX_LOGIN_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Writing a request line to a healthy daemon never takes long.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The socket to use when none is given: the caller's own daemon, or the
+/// system daemon when only that one is running.
+#[must_use]
+pub fn default_socket_path(env: &Environment) -> PathBuf {
+    choose_default_socket(env.default_socket_path(), Path::exists)
+}
+
+/// The policy of [`default_socket_path`], with the file check passed in so it
+/// can be tested.
+fn choose_default_socket(own: Option<PathBuf>, exists: impl Fn(&Path) -> bool) -> PathBuf {
+    let system = Path::new(SYSTEM_SOCKET_PATH);
+    match own {
+        // A user daemon that is not running still makes the better error
+        // message, unless a system daemon is there to answer instead.
+        Some(path) if exists(&path) || !exists(system) => path,
+        _ => system.to_owned(),
+    }
+}
+
+/// Why a request to the daemon failed.
+///
+/// No variant carries a token: `Display` and `Debug` are safe to print.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The socket could not be connected.
+    #[error("cannot connect to tokend at {}: {source} — {}", path.display(), connect_advice(path, source))]
+    Connect {
+        /// The socket path tried.
+        path: PathBuf,
+        /// Why it failed.
+        source: io::Error,
+    },
+    /// The daemon closed the connection before the answer was complete.
+    #[error("tokend closed the connection before answering (did it stop or crash?)")]
+    Closed,
+    /// No answer within the request timeout.
+    #[error("tokend did not answer within {} s", timeout.as_secs())]
+    Timeout {
+        /// How long the client waited.
+        timeout: Duration,
+    },
+    /// The login's code expired long ago and the daemon still did not say
+    /// how the login ended.
+    #[error(
+        "tokend did not report how the login ended although the code has expired; see `tokenctl status`"
+    )]
+    LoginUnfinished,
+    /// Reading from or writing to the socket failed.
+    #[error("lost the connection to tokend: {source}")]
+    Io {
+        /// The I/O error.
+        source: io::Error,
+    },
+    /// An answer line that is not valid protocol.
+    #[error("tokend sent an answer tokenctl cannot read ({reason}); are both the same version?")]
+    BadAnswer {
+        /// What is wrong with it; never the line itself, which may hold a token.
+        reason: String,
+    },
+    /// The daemon answered with an error.
+    #[error("{}", daemon_message(.0))]
+    Daemon(ErrorBody),
+}
+
+/// What to do about a failed connect, by the kind of failure.
+fn connect_advice(path: &Path, error: &io::Error) -> String {
+    if error.kind() == io::ErrorKind::PermissionDenied {
+        return "this user may not use that socket; the daemon's config decides who may".into();
+    }
+    // The system daemon is a system unit; everyone else runs a user unit.
+    let start = if path == Path::new(SYSTEM_SOCKET_PATH) {
+        "`systemctl start tokend` (as root)"
+    } else {
+        "`systemctl --user start tokend`"
+    };
+    format!("is tokend running? start it with {start}, or pass --socket / set TOKEND_SOCKET")
+}
+
+/// The daemon's message, which already says what to do; the code when it sent none.
+fn daemon_message(body: &ErrorBody) -> String {
+    if body.message.trim().is_empty() {
+        format!("tokend reported an error: {}", body.code.as_str())
+    } else {
+        body.message.clone()
+    }
+}
+
+impl ClientError {
+    fn from_io(source: io::Error) -> Self {
+        if source.kind() == io::ErrorKind::BrokenPipe {
+            Self::Closed
+        } else {
+            Self::Io { source }
+        }
+    }
+
+    /// A parse error, with quoted values cut out: serde quotes the offending
+    /// value (`invalid type: string "..."`), and that value may be a token.
+    fn bad_answer(error: &serde_json::Error) -> Self {
+        let mut reason = String::new();
+        for (i, part) in error.to_string().split('"').enumerate() {
+            reason.push_str(if i % 2 == 0 { part } else { "\"…\"" });
+        }
+        Self::BadAnswer { reason }
+    }
+}
+
+/// A connection to the daemon.
+pub struct Client {
+    stream: UnixStream,
+    lines: LineBuffer,
+    timeout: Duration,
+}
+
+impl Client {
+    /// Connects to the daemon's socket at `path`.
+    ///
+    /// # Errors
+    /// [`ClientError::Connect`] naming the path and what to do.
+    pub fn connect(path: &Path) -> Result<Self, ClientError> {
+        let connect_error = |source| ClientError::Connect {
+            path: path.to_owned(),
+            source,
+        };
+        let stream = UnixStream::connect(path).map_err(connect_error)?;
+        Self::from_stream(stream).map_err(|e| match e {
+            ClientError::Io { source } => connect_error(source),
+            other => other,
+        })
+    }
+
+    /// Wraps a stream already connected to the daemon (an inherited socket,
+    /// or one end of a socket pair in tests).
+    ///
+    /// # Errors
+    /// [`ClientError::Io`] when the socket's write timeout cannot be set.
+    pub fn from_stream(stream: UnixStream) -> Result<Self, ClientError> {
+        stream
+            .set_write_timeout(Some(WRITE_TIMEOUT))
+            .map_err(ClientError::from_io)?;
+        Ok(Self {
+            stream,
+            lines: LineBuffer::default(),
+            timeout: DEFAULT_TIMEOUT,
+        })
+    }
+
+    /// Sets how long each request waits for its answer (at least 1 ms).
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = timeout.max(Duration::from_millis(1));
+    }
+
+    /// A valid access token for `provider` with at least `min_valid` seconds
+    /// of life (the daemon's default, 60, when `None`).
+    ///
+    /// # Errors
+    /// [`ClientError::Daemon`] with `login_required`, `unknown_provider`, ...
+    /// when the daemon has none to give; transport errors otherwise.
+    pub fn token(
+        &mut self,
+        provider: &str,
+        min_valid: Option<u64>,
+    ) -> Result<TokenAnswer, ClientError> {
+        self.call(&Request::Token {
+            provider: provider.to_owned(),
+            min_valid,
+        })
+    }
+
+    /// The state of `provider`, or of every provider this user may see.
+    ///
+    /// # Errors
+    /// As for [`Client::token`].
+    pub fn status(&mut self, provider: Option<&str>) -> Result<Vec<ProviderStatus>, ClientError> {
+        let answer: StatusAnswer = self.call(&Request::Status {
+            provider: provider.map(str::to_owned),
+        })?;
+        Ok(answer.providers)
+    }
+
+    /// Forgets the session of `provider`.
+    ///
+    /// # Errors
+    /// As for [`Client::token`].
+    pub fn logout(&mut self, provider: &str) -> Result<LogoutAnswer, ClientError> {
+        self.call(&Request::Logout {
+            provider: provider.to_owned(),
+        })
+    }
+
+    /// The daemon's protocol and program versions.
+    ///
+    /// # Errors
+    /// Transport errors, or [`ClientError::Daemon`] from a daemon too old to know the op.
+    pub fn version(&mut self) -> Result<VersionAnswer, ClientError> {
+        self.call(&Request::Version)
+    }
+
+    /// Starts (or joins) the device login of `provider`; the events follow on
+    /// the returned stream.
+    ///
+    /// # Errors
+    /// A transport error while sending the request.
+    pub fn login(&mut self, provider: &str) -> Result<LoginStream<'_>, ClientError> {
+        self.send(&Request::Login {
+            provider: provider.to_owned(),
+        })?;
+        // Until the prompt arrives the daemon is asking the provider for a
+        // code: that gets the ordinary request timeout.
+        let deadline = Instant::now() + self.timeout;
+        Ok(LoginStream {
+            client: self,
+            deadline,
+            prompted: false,
+            tick: LOGIN_TICK,
+            finished: false,
+        })
+    }
+
+    /// Sends one request line.
+    fn send(&mut self, request: &Request) -> Result<(), ClientError> {
+        let mut line = serde_json::to_vec(request).map_err(|e| ClientError::from_io(e.into()))?;
+        line.push(b'\n');
+        self.stream.write_all(&line).map_err(|e| match e.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => ClientError::Timeout {
+                timeout: WRITE_TIMEOUT,
+            },
+            _ => ClientError::from_io(e),
+        })
+    }
+
+    /// Sends `request` and reads its one-line answer.
+    fn call<T: DeserializeOwned>(&mut self, request: &Request) -> Result<T, ClientError> {
+        self.send(request)?;
+        let line = self.next_line(self.timeout)?.ok_or(ClientError::Timeout {
+            timeout: self.timeout,
+        })?;
+        parse_answer(&line)
+    }
+
+    /// The next answer line, or `None` when none is complete within `wait`.
+    fn next_line(&mut self, wait: Duration) -> Result<Option<Zeroizing<Vec<u8>>>, ClientError> {
+        let deadline = Instant::now() + wait;
+        loop {
+            if let Some(line) = self.lines.take_line() {
+                return Ok(Some(line));
+            }
+            if self.lines.pending() > MAX_ANSWER_LINE {
+                return Err(ClientError::BadAnswer {
+                    reason: format!("an answer line is longer than {MAX_ANSWER_LINE} bytes"),
+                });
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(None);
+            }
+            // Re-armed on every read, so a daemon trickling bytes cannot
+            // stretch the wait past the deadline.
+            self.stream
+                .set_read_timeout(Some(left))
+                .map_err(ClientError::from_io)?;
+            match self.lines.fill(&self.stream) {
+                Ok(0) => return Err(ClientError::Closed),
+                Ok(_) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock
+                            | io::ErrorKind::TimedOut
+                            | io::ErrorKind::Interrupted
+                    ) => {}
+                Err(e) => return Err(ClientError::from_io(e)),
+            }
+        }
+    }
+}
+
+/// Parses a one-line answer into its payload or the daemon's error.
+fn parse_answer<T: DeserializeOwned>(line: &[u8]) -> Result<T, ClientError> {
+    let answer: Answer<T> =
+        serde_json::from_slice(line).map_err(|e| ClientError::bad_answer(&e))?;
+    match answer {
+        Answer {
+            ok: true,
+            value: Some(value),
+            ..
+        } => Ok(value),
+        Answer {
+            ok: false,
+            error: Some(error),
+            ..
+        } => Err(ClientError::Daemon(error)),
+        // A flattened payload that does not parse comes out as `None`;
+        // parse it alone to learn what is wrong with it.
+        Answer { ok: true, .. } => Err(match serde_json::from_slice::<T>(line) {
+            Err(e) => ClientError::bad_answer(&e),
+            Ok(_) => ClientError::BadAnswer {
+                reason: "success answer without payload".into(),
+            },
+        }),
+        Answer { ok: false, .. } => Err(ClientError::BadAnswer {
+            reason: "error answer without an error object".into(),
+        }),
+    }
+}
+
+/// What a [`LoginStream`] yields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoginUpdate {
+    /// An event from the daemon; after [`LoginEvent::Done`] the stream ends.
+    Event(LoginEvent),
+    /// A tick went by without an event: time to redraw a countdown.
+    Tick,
+}
+
+/// The events of one `login` request, with a [`LoginUpdate::Tick`] whenever
+/// a tick passes without one.
+///
+/// Ends after the `done` event or the first error. Borrows the client: the
+/// connection carries nothing else until the login is over.
+pub struct LoginStream<'a> {
+    client: &'a mut Client,
+    /// When to give up waiting for the next event.
+    deadline: Instant,
+    prompted: bool,
+    tick: Duration,
+    finished: bool,
+}
+
+impl LoginStream<'_> {
+    /// Sets how often the stream wakes up without an event (at least 1 ms).
+    #[must_use]
+    pub fn with_tick(mut self, tick: Duration) -> Self {
+        self.tick = tick.max(Duration::from_millis(1));
+        self
+    }
+
+    fn next_update(&mut self) -> Result<LoginUpdate, ClientError> {
+        let now = Instant::now();
+        if now >= self.deadline {
+            return Err(if self.prompted {
+                ClientError::LoginUnfinished
+            } else {
+                ClientError::Timeout {
+                    timeout: self.client.timeout,
+                }
+            });
+        }
+        let Some(line) = self.client.next_line(self.tick.min(self.deadline - now))? else {
+            return Ok(LoginUpdate::Tick);
+        };
+        let event = parse_login_line(&line)?;
+        match &event {
+            LoginEvent::Prompt { prompt, .. } => {
+                // From now on the code's lifetime bounds the wait, not the
+                // request timeout: a person may take minutes to approve.
+                let lifetime = Duration::from_secs(prompt.expires_in).min(MAX_LOGIN_LIFETIME);
+                self.deadline = Instant::now() + lifetime + LOGIN_GRACE;
+                self.prompted = true;
+            }
+            LoginEvent::Done { .. } => self.finished = true,
+        }
+        Ok(LoginUpdate::Event(event))
+    }
+}
+
+impl Iterator for LoginStream<'_> {
+    type Item = Result<LoginUpdate, ClientError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.finished {
+            return None;
+        }
+        let update = self.next_update();
+        if update.is_err() {
+            self.finished = true;
+        }
+        Some(update)
+    }
+}
+
+/// Parses one line of a login stream. A daemon that rejects the request
+/// itself (`bad_request`, `shutting_down`) answers with a plain error line
+/// instead of a `done` event; that becomes [`ClientError::Daemon`].
+fn parse_login_line(line: &[u8]) -> Result<LoginEvent, ClientError> {
+    #[derive(Deserialize)]
+    struct ErrorLine {
+        ok: bool,
+        error: Option<ErrorBody>,
+    }
+    match serde_json::from_slice::<LoginEvent>(line) {
+        Ok(event) => Ok(event),
+        Err(event_error) => match serde_json::from_slice::<ErrorLine>(line) {
+            Ok(ErrorLine {
+                ok: false,
+                error: Some(error),
+            }) => Err(ClientError::Daemon(error)),
+            _ => Err(ClientError::bad_answer(&event_error)),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests;

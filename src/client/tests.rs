@@ -1,0 +1,215 @@
+//! Client tests over a real socket pair: the "daemon" end is written to
+//! before the client reads, so no thread or sleep is needed to order them.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::*;
+use crate::protocol::{ErrorCode, LoginPrompt};
+
+fn pair() -> (Client, UnixStream) {
+    let (ours, theirs) = UnixStream::pair().unwrap();
+    (Client::from_stream(ours).unwrap(), theirs)
+}
+
+fn request_line(daemon: &UnixStream) -> String {
+    let mut line = String::new();
+    BufReader::new(daemon).read_line(&mut line).unwrap();
+    line
+}
+
+#[test]
+fn default_socket_prefers_the_users_daemon() {
+    let own = PathBuf::from("/run/user/1000/tokend/tokend.sock");
+    let system = PathBuf::from(SYSTEM_SOCKET_PATH);
+    let choose = |own: Option<&PathBuf>, present: &[&PathBuf]| {
+        choose_default_socket(own.cloned(), |p| present.iter().any(|q| q.as_path() == p))
+    };
+    // Both running, or neither: the user's own.
+    assert_eq!(choose(Some(&own), &[&own, &system]), own);
+    assert_eq!(choose(Some(&own), &[]), own);
+    // Only the system daemon runs: that one.
+    assert_eq!(choose(Some(&own), &[&system]), system);
+    // No runtime directory at all.
+    assert_eq!(choose(None, &[]), system);
+}
+
+#[test]
+fn token_request_and_answer() {
+    let (mut client, mut daemon) = pair();
+    daemon
+        .write_all(b"{\"ok\":true,\"access_token\":\"tok-1\",\"token_type\":\"Bearer\",\"expires_at\":1790000000}\n")
+        .unwrap();
+    let answer = client.token("github", Some(120)).unwrap();
+    assert_eq!(answer.access_token.expose(), "tok-1");
+    assert_eq!(answer.expires_at, Some(1_790_000_000));
+    assert_eq!(
+        request_line(&daemon),
+        "{\"op\":\"token\",\"provider\":\"github\",\"min_valid\":120}\n"
+    );
+}
+
+#[test]
+fn daemon_errors_keep_code_and_message() {
+    let (mut client, mut daemon) = pair();
+    daemon
+        .write_all(b"{\"ok\":false,\"error\":{\"code\":\"login_required\",\"message\":\"provider `gh`: login required - run `tokenctl login gh`\"}}\n")
+        .unwrap();
+    let error = client.token("gh", None).unwrap_err();
+    let ClientError::Daemon(body) = &error else {
+        panic!("{error:?}")
+    };
+    assert_eq!(body.code, ErrorCode::LoginRequired);
+    assert_eq!(
+        error.to_string(),
+        "provider `gh`: login required - run `tokenctl login gh`"
+    );
+}
+
+#[test]
+fn several_requests_share_a_connection() {
+    let (mut client, mut daemon) = pair();
+    daemon
+        .write_all(b"{\"ok\":true,\"protocol\":1,\"daemon_version\":\"0.1.0\"}\n{\"ok\":true,\"providers\":[]}\n{\"ok\":true,\"provider\":\"gh\"}\n")
+        .unwrap();
+    assert_eq!(client.version().unwrap().protocol, 1);
+    assert!(client.status(None).unwrap().is_empty());
+    assert_eq!(client.logout("gh").unwrap().provider, "gh");
+}
+
+#[test]
+fn bad_answers_never_echo_values() {
+    let (mut client, mut daemon) = pair();
+    // A token in the right place but a wrongly typed field beside it.
+    daemon
+        .write_all(b"{\"ok\":true,\"access_token\":\"s3cret\",\"token_type\":\"Bearer\",\"expires_at\":\"s3cret\"}\nnot json\n")
+        .unwrap();
+    let error = client.token("gh", None).unwrap_err();
+    assert!(matches!(error, ClientError::BadAnswer { .. }), "{error:?}");
+    assert!(!error.to_string().contains("s3cret"), "{error}");
+    assert!(!format!("{error:?}").contains("s3cret"), "{error:?}");
+    let error = client.version().unwrap_err();
+    assert!(matches!(error, ClientError::BadAnswer { .. }), "{error:?}");
+}
+
+#[test]
+fn a_closed_connection_is_named() {
+    let (mut client, daemon) = pair();
+    drop(daemon);
+    assert!(matches!(
+        client.status(None).unwrap_err(),
+        ClientError::Closed
+    ));
+}
+
+#[test]
+fn a_silent_daemon_times_out() {
+    let (mut client, _daemon) = pair();
+    client.set_timeout(Duration::from_millis(10));
+    assert!(matches!(
+        client.version().unwrap_err(),
+        ClientError::Timeout { .. }
+    ));
+}
+
+#[test]
+fn answer_lines_are_bounded() {
+    let (mut client, mut daemon) = pair();
+    // More than a socket buffer holds: written from a thread that stops
+    // when the client hangs up.
+    let writer = std::thread::spawn(move || {
+        let chunk = vec![b'a'; 64 * 1024];
+        for _ in 0..(MAX_ANSWER_LINE / chunk.len() + 2) {
+            if daemon.write_all(&chunk).is_err() {
+                break;
+            }
+        }
+    });
+    let error = client.version().unwrap_err();
+    assert!(error.to_string().contains("longer than"), "{error}");
+    drop(client);
+    writer.join().unwrap();
+}
+
+#[test]
+fn connect_errors_say_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tokend.sock");
+    let Err(error) = Client::connect(&path) else {
+        panic!("connected to nothing")
+    };
+    let text = error.to_string();
+    assert!(text.contains(&path.display().to_string()), "{text}");
+    assert!(text.contains("systemctl --user start tokend"), "{text}");
+}
+
+fn prompt_line() -> String {
+    serde_json::to_string(&LoginEvent::Prompt {
+        provider: "gh".into(),
+        prompt: LoginPrompt {
+            user_code: "ABCD-EFGH".into(),
+            verification_uri: "https://example.test/device".into(),
+            verification_uri_complete: None,
+            expires_in: 900,
+            message: None,
+        },
+    })
+    .unwrap()
+}
+
+#[test]
+fn login_streams_events_until_done() {
+    let (mut client, mut daemon) = pair();
+    let done = r#"{"event":"done","provider":"gh","ok":true,"error":null}"#;
+    writeln!(daemon, "{}\n{done}", prompt_line()).unwrap();
+    let updates: Vec<_> = client
+        .login("gh")
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(matches!(
+        &updates[..],
+        [
+            LoginUpdate::Event(LoginEvent::Prompt { .. }),
+            LoginUpdate::Event(LoginEvent::Done { ok: true, .. })
+        ]
+    ));
+    assert_eq!(
+        request_line(&daemon),
+        "{\"op\":\"login\",\"provider\":\"gh\"}\n"
+    );
+}
+
+#[test]
+fn login_ticks_while_nothing_arrives() {
+    let (mut client, mut daemon) = pair();
+    let mut stream = client
+        .login("gh")
+        .unwrap()
+        .with_tick(Duration::from_millis(5));
+    // Nothing has been written, so the first update can only be a tick.
+    assert_eq!(stream.next().unwrap().unwrap(), LoginUpdate::Tick);
+    writeln!(daemon, "{}", prompt_line()).unwrap();
+    let next = stream.find(|u| !matches!(u, Ok(LoginUpdate::Tick)));
+    assert!(matches!(
+        next,
+        Some(Ok(LoginUpdate::Event(LoginEvent::Prompt { .. })))
+    ));
+}
+
+#[test]
+fn login_rejected_with_a_plain_error_line() {
+    let (mut client, mut daemon) = pair();
+    daemon
+        .write_all(b"{\"ok\":false,\"error\":{\"code\":\"shutting_down\",\"message\":\"tokend is stopping\"}}\n")
+        .unwrap();
+    let mut stream = client.login("gh").unwrap();
+    let first = stream.next().unwrap().unwrap_err();
+    assert!(
+        matches!(&first, ClientError::Daemon(b) if b.code == ErrorCode::ShuttingDown),
+        "{first:?}"
+    );
+    assert!(stream.next().is_none());
+}
