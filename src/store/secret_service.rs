@@ -1,5 +1,5 @@
-//! Sessions in the Secret Service (gnome-keyring, KDE Wallet, `KeePassXC`) through
-//! keyring v4: `keyring-core` with its zbus-based Secret Service store.
+//! Sessions in the Secret Service (gnome-keyring, KDE Wallet, `KeePassXC`)
+//! through keyring v4: `keyring-core` with its zbus-based Secret Service store.
 //!
 //! # Why the Secret Service is the default for a user
 //!
@@ -38,8 +38,9 @@
 //! # Which bus
 //!
 //! The session bus of the process environment: `DBUS_SESSION_BUS_ADDRESS`,
-//! else `$XDG_RUNTIME_DIR/bus` (zbus's rule). keyring's store cannot be given
-//! an address (`new_with_configuration` rejects every key and connects with
+//! else `$XDG_RUNTIME_DIR/bus`, else `/run/user/UID/bus` (zbus's rule), which
+//! is what systemd gives a user service. keyring's store cannot be given an
+//! address (`new_with_configuration` rejects every key, and it connects with
 //! `SecretService::connect`), so tests run the store in a child process whose
 //! environment names their private bus; see `tests/store_secret_service.rs`.
 //!
@@ -47,10 +48,10 @@
 //!
 //! Every call blocks on D-Bus (zbus's blocking API drives its own tokio
 //! runtime), so call it from `tokio::task::spawn_blocking`, never from an
-//! async task. A locked collection makes the Secret Service show its unlock
-//! prompt; the call waits for the person to answer. Where no prompt can be
-//! shown (headless), the prompt is dismissed and the call returns
-//! [`StoreError::Locked`].
+//! async task (starting a runtime inside one panics). A locked collection
+//! makes the Secret Service show its unlock prompt, and the call waits for
+//! the person to answer it. Where no prompt can be shown (headless), the
+//! prompt is dismissed and the call returns [`StoreError::Locked`].
 
 use std::collections::HashMap;
 use std::fmt;
@@ -150,38 +151,54 @@ impl SecretServiceStore {
         self.backend.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The connected keyring store, connecting first if needed.
-    fn backend(&self) -> Result<Arc<KeyringStore>, StoreError> {
+    /// The connected keyring store, connecting first if needed, and whether
+    /// this call made the connection.
+    fn backend(&self) -> Result<(Arc<KeyringStore>, bool), StoreError> {
         if let Some(backend) = self.slot().as_ref() {
-            return Ok(Arc::clone(backend));
+            return Ok((Arc::clone(backend), false));
         }
         // Connect without holding the lock: it is a few D-Bus round trips, and
         // a second thread racing here only costs a spare connection.
         let backend = KeyringStore::new().map_err(|e| map_error(e, None))?;
         *self.slot() = Some(Arc::clone(&backend));
-        Ok(backend)
+        Ok((backend, true))
     }
 
-    /// Runs `op` on the backend and maps its error. A failure that may come
-    /// from a dead connection or session drops the backend, so the next call
-    /// starts afresh; a locked keyring keeps it (nothing is wrong with it).
+    /// Drops `backend` unless another thread has replaced it already.
+    fn forget(&self, backend: &Arc<KeyringStore>) {
+        let mut slot = self.slot();
+        if slot.as_ref().is_some_and(|b| Arc::ptr_eq(b, backend)) {
+            *slot = None;
+        }
+    }
+
+    /// Runs `op` on the backend and maps its error.
+    ///
+    /// A Secret Service daemon forgets its clients' sessions when it restarts
+    /// (`NoSession`), and a connection dies with its bus. So when the Secret
+    /// Service fails a call on a connection made earlier, the connection is
+    /// dropped and `op` runs once more on a new one; every `op` here may run
+    /// twice (a save writes the same bytes again). A locked keyring keeps
+    /// the connection: nothing is wrong with it.
     fn with_backend<T>(
         &self,
         provider: Option<&str>,
-        op: impl FnOnce(&KeyringStore) -> Result<T, KeyringError>,
+        op: impl Fn(&KeyringStore) -> Result<T, KeyringError>,
     ) -> Result<T, StoreError> {
-        let backend = self.backend()?;
-        op(&backend).map_err(|e| {
-            let error = map_error(e, provider);
-            if matches!(
-                error,
-                StoreError::Unavailable { .. } | StoreError::Failed { .. }
-            ) {
-                tracing::debug!("dropping the Secret Service connection after: {error}");
-                *self.slot() = None;
+        let (mut backend, mut fresh) = self.backend()?;
+        loop {
+            match op(&backend) {
+                Err(e) if may_be_stale(&e) => {
+                    self.forget(&backend);
+                    if fresh {
+                        return Err(map_error(e, provider));
+                    }
+                    tracing::debug!("reconnecting to the Secret Service after: {e}");
+                    (backend, fresh) = self.backend()?;
+                }
+                result => return result.map_err(|e| map_error(e, provider)),
             }
-            error
-        })
+        }
     }
 
     /// Sets the descriptive attributes on `entry` if they are missing.
@@ -292,6 +309,17 @@ impl Store for SecretServiceStore {
     }
 }
 
+/// Whether `error` came from the Secret Service or the bus for a reason a
+/// new connection may cure (anything but a locked keyring).
+fn may_be_stale(error: &KeyringError) -> bool {
+    match error {
+        KeyringError::PlatformFailure(source) | KeyringError::NoStorageAccess(source) => source
+            .downcast_ref::<ServiceError>()
+            .is_some_and(|e| classify(e) != Cause::Locked),
+        _ => false,
+    }
+}
+
 /// What a Secret Service failure means for tokend.
 #[derive(Debug, PartialEq, Eq)]
 enum Cause {
@@ -379,9 +407,10 @@ fn classify(error: &ServiceError) -> Cause {
 
 fn classify_zbus(error: &zbus::Error) -> Cause {
     match error {
-        zbus::Error::InputOutput(_) | zbus::Error::Address(_) | zbus::Error::Handshake(_) => {
-            Cause::NoBus
-        }
+        zbus::Error::InputOutput(_)
+        | zbus::Error::Connection(..)
+        | zbus::Error::Address(_)
+        | zbus::Error::Handshake(_) => Cause::NoBus,
         zbus::Error::MethodError(name, _, _) => classify_name(name.as_str()),
         zbus::Error::FDO(e) => classify_name(e.name().as_str()),
         _ => Cause::Other,
@@ -423,6 +452,12 @@ mod tests {
         let error = map_error(no_bus, None);
         assert!(matches!(error, StoreError::Unavailable { .. }), "{error:?}");
         assert!(error.to_string().contains("session bus"));
+        let refused = platform(ServiceError::Zbus(zbus::Error::Connection(
+            Arc::new(std::io::Error::from(std::io::ErrorKind::NotFound)),
+            "unix:path=/nonexistent".parse().unwrap(),
+        )));
+        let error = map_error(refused, None);
+        assert!(matches!(error, StoreError::Unavailable { .. }), "{error:?}");
         let error = map_error(platform(ServiceError::Unavailable), None);
         assert!(matches!(error, StoreError::Unavailable { .. }), "{error:?}");
     }
