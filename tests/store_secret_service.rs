@@ -49,6 +49,8 @@ enum Request {
         provider: String,
     },
     List,
+    /// `SecretServiceStore::connect`, which fails early rather than lazily.
+    Connect,
 }
 
 /// The child's answer; errors keep both renderings so the parent can check
@@ -139,6 +141,7 @@ fn serve(store: &dyn Store, request: Request) -> Reply {
             .map(|session| Reply::Loaded { session }),
         Request::Delete { provider } => store.delete(&provider).map(|()| Reply::Done),
         Request::List => store.list().map(|providers| Reply::Listed { providers }),
+        Request::Connect => SecretServiceStore::connect().map(|_| Reply::Done),
     };
     result.unwrap_or_else(|e| Reply::from_error(&e))
 }
@@ -318,6 +321,7 @@ fn round_trip_save_load_list_delete() {
     };
     let mut store = StoreChild::on(&bus);
     let (github, trakt) = (session("rt-github-1"), session("rt-trakt-1"));
+    assert_eq!(store.call(&Request::Connect), Reply::Done);
 
     assert_eq!(store.load("github"), Reply::Loaded { session: None });
     assert_eq!(store.list(), listed(&[]));
@@ -546,6 +550,7 @@ fn bus_without_secret_service_is_unavailable() {
     let mut store = StoreChild::on(&bus);
     let record = session("rt-nowhere");
     for reply in [
+        store.call(&Request::Connect),
         store.load("github"),
         store.save("github", &record),
         store.delete("github"),

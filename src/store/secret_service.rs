@@ -94,10 +94,10 @@ const UNLOCK: &str = "store locked: unlock your keyring";
 /// Refresh tokens in the Secret Service of the user's session bus.
 pub struct SecretServiceStore {
     /// keyring's store: one D-Bus connection and one Secret Service session.
-    /// Opened on first use and dropped after a failure, so the store recovers
-    /// when the keyring daemon starts late or restarts (its sessions die with
-    /// it). A std Mutex: it is held only to clone or replace the `Arc`, never
-    /// across a D-Bus call.
+    /// Opened on first use and replaced when a call fails on it for a reason
+    /// a new one may cure, so the store recovers when the keyring daemon
+    /// starts late or restarts (its sessions die with it). A std Mutex: it is
+    /// held only to clone or replace the `Arc`, never across a D-Bus call.
     backend: Mutex<Option<Arc<KeyringStore>>>,
 }
 
@@ -119,9 +119,11 @@ impl SecretServiceStore {
     /// A store on the session bus of this process's environment
     /// (`DBUS_SESSION_BUS_ADDRESS`, else `$XDG_RUNTIME_DIR/bus`).
     ///
-    /// Nothing is contacted yet: the first operation connects, and a failed
-    /// operation reconnects on the next one, so a daemon that starts before
-    /// the keyring does still finds it later.
+    /// Nothing is contacted yet: the first operation connects, an operation
+    /// that finds no Secret Service tries again on the next call, and one
+    /// whose connection went stale retries once on a new one. So a daemon
+    /// that starts before the keyring, or outlives a keyring restart, still
+    /// finds it.
     #[must_use]
     pub fn new() -> Self {
         Self {
