@@ -10,6 +10,7 @@
 //! `tokio::task::spawn_blocking`.
 
 pub mod memory;
+pub mod secret_service;
 
 use std::fmt;
 
@@ -18,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::secret::Secret;
 
 pub use memory::MemoryStore;
+pub use secret_service::SecretServiceStore;
 
 /// What is kept of a session between runs.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,0 +1,521 @@
+//! Sessions in the Secret Service (gnome-keyring, KDE Wallet, `KeePassXC`)
+//! through keyring v4: `keyring-core` with its zbus-based Secret Service store.
+//!
+//! # Why the Secret Service is the default for a user
+//!
+//! It is the one place a Linux desktop already keeps secrets: it persists
+//! across reboots, encrypts at rest with a key derived from the login
+//! password, is unlocked by PAM at login and locked again at logout, and the
+//! person can see, search and delete tokend's items in Seahorse or `KeePassXC`
+//! ("tokend: github refresh token"). It needs a session bus and a running
+//! keyring daemon, which a user service has and a system service does not.
+//!
+//! keyring's other Linux store, the kernel keyutils store
+//! (`linux-keyutils-keyring-store`), keeps secrets in kernel keyrings: no
+//! daemon, no D-Bus, kernel-enforced per-user access, and the secret never
+//! touches a disk. That is also why it cannot be the default: kernel keys are
+//! gone at reboot, and the session/persistent keyrings it can use are dropped
+//! when the user's last session ends or after days of disuse (the persistent
+//! keyring expires, three days by default), all within a small per-user quota
+//! (`/proc/sys/kernel/keys/maxbytes`). A refresh token kept only there means a
+//! new device login after every reboot. It would be good as a *cache*: the
+//! last access token kept across `systemctl restart` or a crash so a restart
+//! costs no refresh, for a system service as well as a user one, next to a
+//! persistent store that holds the refresh token.
+//!
+//! # Items
+//!
+//! One item per provider, in the default collection. keyring's store owns the
+//! `service` and `username` attributes and finds items by them: `service` is
+//! `tokend`, `username` is the provider name. The label is
+//! "tokend: NAME refresh token". After a save, tokend also sets
+//! `tokend-provider = NAME` and `xdg:schema = org.tokend.Session` so people and
+//! libsecret tools see what the item is; those are descriptive only (keyring
+//! cannot set them in the creating call), so a crash between the two calls
+//! leaves a complete, findable item. The secret is
+//! [`StoredSession::to_bytes`], content type `application/octet-stream`.
+//!
+//! # Which bus
+//!
+//! The session bus of the process environment: `DBUS_SESSION_BUS_ADDRESS`,
+//! else `$XDG_RUNTIME_DIR/bus`, else `/run/user/UID/bus` (zbus's rule), which
+//! is what systemd gives a user service. keyring's store cannot be given an
+//! address (`new_with_configuration` rejects every key, and it connects with
+//! `SecretService::connect`), so tests run the store in a child process whose
+//! environment names their private bus; see `tests/store_secret_service.rs`.
+//!
+//! # Blocking
+//!
+//! Every call blocks on D-Bus (zbus's blocking API drives its own tokio
+//! runtime), so call it from `tokio::task::spawn_blocking`, never from an
+//! async task (starting a runtime inside one panics). A locked collection
+//! makes the Secret Service show its unlock prompt, and the call waits for
+//! the person to answer it. Where no prompt can be shown (headless), the
+//! prompt is dismissed and the call returns [`StoreError::Locked`].
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use ::secret_service::Error as ServiceError;
+use keyring_core::api::CredentialStoreApi;
+use keyring_core::{Entry, Error as KeyringError};
+use zbus::DBusError as _;
+use zbus_secret_service_keyring_store::Store as KeyringStore;
+use zeroize::{Zeroize, Zeroizing};
+
+use super::{Store, StoreError, StoredSession};
+
+/// The `service` attribute of every tokend item.
+pub const SERVICE: &str = "tokend";
+
+/// The descriptive attribute naming the provider of an item.
+pub const PROVIDER_ATTRIBUTE: &str = "tokend-provider";
+
+/// The libsecret schema name set on tokend's items (`xdg:schema`).
+pub const SCHEMA: &str = "org.tokend.Session";
+
+/// The name of this store in messages.
+const STORE: &str = "Secret Service";
+
+/// keyring's store keeps the entry user name in this attribute.
+const USERNAME_ATTRIBUTE: &str = "username";
+
+/// libsecret's attribute for the schema name.
+const SCHEMA_ATTRIBUTE: &str = "xdg:schema";
+
+/// What to do when there is no Secret Service to talk to.
+const NO_SERVICE: &str = "no Secret Service on the session bus: install/start gnome-keyring or \
+                          KeePassXC, or set store = \"memory\"";
+
+/// What to do when the keyring is locked.
+const UNLOCK: &str = "store locked: unlock your keyring";
+
+/// Refresh tokens in the Secret Service of the user's session bus.
+pub struct SecretServiceStore {
+    /// keyring's store: one D-Bus connection and one Secret Service session.
+    /// Opened on first use and replaced when a call fails on it for a reason
+    /// a new one may cure, so the store recovers when the keyring daemon
+    /// starts late or restarts (its sessions die with it). A std Mutex: it is
+    /// held only to clone or replace the `Arc`, never across a D-Bus call.
+    backend: Mutex<Option<Arc<KeyringStore>>>,
+}
+
+impl Default for SecretServiceStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for SecretServiceStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SecretServiceStore")
+            .field("connected", &self.slot().is_some())
+            .finish()
+    }
+}
+
+impl SecretServiceStore {
+    /// A store on the session bus of this process's environment
+    /// (`DBUS_SESSION_BUS_ADDRESS`, else `$XDG_RUNTIME_DIR/bus`).
+    ///
+    /// Nothing is contacted yet: the first operation connects, an operation
+    /// that finds no Secret Service tries again on the next call, and one
+    /// whose connection went stale retries once on a new one. So a daemon
+    /// that starts before the keyring, or outlives a keyring restart, still
+    /// finds it.
+    #[must_use]
+    pub fn new() -> Self {
+        Self {
+            backend: Mutex::new(None),
+        }
+    }
+
+    /// Like [`Self::new`], but connects now, so a missing bus or Secret
+    /// Service is reported at start-up.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] without a bus or a Secret Service on it.
+    pub fn connect() -> Result<Self, StoreError> {
+        let store = Self::new();
+        store.backend()?;
+        Ok(store)
+    }
+
+    /// The label of `provider`'s item, as Seahorse and `KeePassXC` show it.
+    #[must_use]
+    pub fn label(provider: &str) -> String {
+        format!("tokend: {provider} refresh token")
+    }
+
+    fn slot(&self) -> std::sync::MutexGuard<'_, Option<Arc<KeyringStore>>> {
+        // The guarded value is an Option<Arc>; no panic can leave it half-set.
+        self.backend.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The connected keyring store, connecting first if needed, and whether
+    /// this call made the connection.
+    fn backend(&self) -> Result<(Arc<KeyringStore>, bool), StoreError> {
+        if let Some(backend) = self.slot().as_ref() {
+            return Ok((Arc::clone(backend), false));
+        }
+        // Connect without holding the lock: it is a few D-Bus round trips, and
+        // a second thread racing here only costs a spare connection.
+        let backend = KeyringStore::new().map_err(|e| map_error(e, None))?;
+        *self.slot() = Some(Arc::clone(&backend));
+        Ok((backend, true))
+    }
+
+    /// Drops `backend` unless another thread has replaced it already.
+    fn forget(&self, backend: &Arc<KeyringStore>) {
+        let mut slot = self.slot();
+        if slot.as_ref().is_some_and(|b| Arc::ptr_eq(b, backend)) {
+            *slot = None;
+        }
+    }
+
+    /// Runs `op` on the backend and maps its error.
+    ///
+    /// A Secret Service daemon forgets its clients' sessions when it restarts
+    /// (`NoSession`), and a connection dies with its bus. So when the Secret
+    /// Service fails a call on a connection made earlier, the connection is
+    /// dropped and `op` runs once more on a new one; every `op` here may run
+    /// twice (a save writes the same bytes again). A locked keyring keeps
+    /// the connection: nothing is wrong with it.
+    fn with_backend<T>(
+        &self,
+        provider: Option<&str>,
+        op: impl Fn(&KeyringStore) -> Result<T, KeyringError>,
+    ) -> Result<T, StoreError> {
+        let (mut backend, mut fresh) = self.backend()?;
+        loop {
+            match op(&backend) {
+                Err(e) if may_be_stale(&e) => {
+                    self.forget(&backend);
+                    if fresh {
+                        return Err(map_error(e, provider));
+                    }
+                    tracing::debug!("reconnecting to the Secret Service after: {e}");
+                    (backend, fresh) = self.backend()?;
+                }
+                result => return result.map_err(|e| map_error(e, provider)),
+            }
+        }
+    }
+
+    /// Sets the descriptive attributes on `entry` if they are missing.
+    fn describe(entry: &Entry, provider: &str) -> Result<(), KeyringError> {
+        let attributes = entry.get_attributes()?;
+        let described = attributes.get(PROVIDER_ATTRIBUTE).map(String::as_str) == Some(provider)
+            && attributes.get(SCHEMA_ATTRIBUTE).map(String::as_str) == Some(SCHEMA);
+        if !described {
+            entry.update_attributes(&HashMap::from([
+                (PROVIDER_ATTRIBUTE, provider),
+                (SCHEMA_ATTRIBUTE, SCHEMA),
+            ]))?;
+        }
+        Ok(())
+    }
+}
+
+/// The keyring entry of `provider`: found by `service` and `username`, created
+/// with tokend's label.
+fn entry(backend: &KeyringStore, provider: &str) -> Result<Entry, KeyringError> {
+    let label = SecretServiceStore::label(provider);
+    backend.build(
+        SERVICE,
+        provider,
+        Some(&HashMap::from([("label", label.as_str())])),
+    )
+}
+
+impl Store for SecretServiceStore {
+    fn name(&self) -> &'static str {
+        STORE
+    }
+
+    fn load(&self, provider: &str) -> Result<Option<StoredSession>, StoreError> {
+        let bytes = self.with_backend(Some(provider), |backend| {
+            match entry(backend, provider)?.get_secret() {
+                Ok(bytes) => Ok(Some(Zeroizing::new(bytes))),
+                Err(KeyringError::NoEntry) => Ok(None),
+                Err(e) => Err(e),
+            }
+        })?;
+        let Some(bytes) = bytes else {
+            return Ok(None);
+        };
+        StoredSession::from_bytes(&bytes)
+            .map(Some)
+            .map_err(|reason| StoreError::Corrupt {
+                store: STORE,
+                provider: provider.to_owned(),
+                reason: format!(
+                    "{reason}; run `tokenctl logout {provider}` to remove it, then log in again"
+                ),
+            })
+    }
+
+    fn save(&self, provider: &str, session: &StoredSession) -> Result<(), StoreError> {
+        let bytes = session.to_bytes();
+        // keyring sets the secret of the existing item (one `SetSecret` call)
+        // or creates it (one `CreateItem` with replace); either is all or
+        // nothing in the Secret Service, so a failure leaves the old record.
+        let entry = self.with_backend(Some(provider), |backend| {
+            let entry = entry(backend, provider)?;
+            entry.set_secret(&bytes)?;
+            Ok(entry)
+        })?;
+        // The record is durable now: failing to describe it must not turn
+        // the save into an error, or the caller would think the old one stands.
+        if let Err(e) = Self::describe(&entry, provider) {
+            tracing::warn!(
+                provider,
+                "saved the session but could not set the item's descriptive attributes: {}",
+                map_error(e, Some(provider))
+            );
+        }
+        Ok(())
+    }
+
+    fn delete(&self, provider: &str) -> Result<(), StoreError> {
+        self.with_backend(Some(provider), |backend| {
+            match entry(backend, provider)?.delete_credential() {
+                Ok(()) | Err(KeyringError::NoEntry) => Ok(()),
+                // Logout is how a person clears duplicates: remove every one.
+                Err(KeyringError::Ambiguous(entries)) => {
+                    entries
+                        .iter()
+                        .try_for_each(|e| match e.delete_credential() {
+                            Ok(()) | Err(KeyringError::NoEntry) => Ok(()),
+                            Err(e) => Err(e),
+                        })
+                }
+                Err(e) => Err(e),
+            }
+        })
+    }
+
+    fn list(&self) -> Result<Vec<String>, StoreError> {
+        self.with_backend(None, |backend| {
+            let mut names = Vec::new();
+            for entry in backend.search(&HashMap::from([("service", SERVICE)]))? {
+                if let Some(name) = entry.get_attributes()?.remove(USERNAME_ATTRIBUTE) {
+                    names.push(name);
+                }
+            }
+            names.sort();
+            names.dedup();
+            Ok(names)
+        })
+    }
+}
+
+/// Whether `error` came from the Secret Service or the bus for a reason a
+/// new connection may cure (anything but a locked keyring).
+fn may_be_stale(error: &KeyringError) -> bool {
+    match error {
+        KeyringError::PlatformFailure(source) | KeyringError::NoStorageAccess(source) => source
+            .downcast_ref::<ServiceError>()
+            .is_some_and(|e| classify(e) != Cause::Locked),
+        _ => false,
+    }
+}
+
+/// What a Secret Service failure means for tokend.
+#[derive(Debug, PartialEq, Eq)]
+enum Cause {
+    /// No session bus could be reached.
+    NoBus,
+    /// The bus is there, nobody owns `org.freedesktop.secrets` on it.
+    NoService,
+    /// The item or collection is locked and was not unlocked.
+    Locked,
+    /// Anything else.
+    Other,
+}
+
+/// Turns a keyring error into a [`StoreError`] whose message says what to do.
+/// Never formats secret bytes: the variants that carry some are zeroed here.
+fn map_error(error: KeyringError, provider: Option<&str>) -> StoreError {
+    let failed = |reason: String| StoreError::Failed {
+        store: STORE,
+        reason,
+    };
+    match error {
+        KeyringError::PlatformFailure(source) | KeyringError::NoStorageAccess(source) => {
+            let service_error = source.downcast_ref::<ServiceError>();
+            match service_error.map_or(Cause::Other, classify) {
+                Cause::NoBus => StoreError::Unavailable {
+                    store: STORE,
+                    reason: format!(
+                        "cannot reach the session bus ({source}): run tokend in a user session \
+                         (DBUS_SESSION_BUS_ADDRESS), or set store = \"memory\""
+                    ),
+                },
+                Cause::NoService => StoreError::Unavailable {
+                    store: STORE,
+                    reason: NO_SERVICE.to_owned(),
+                },
+                Cause::Locked => StoreError::Locked {
+                    store: STORE,
+                    reason: UNLOCK.to_owned(),
+                },
+                Cause::Other if matches!(service_error, Some(ServiceError::NoResult)) => failed(
+                    "the Secret Service has no default collection: create a default keyring \
+                         (for example in Seahorse)"
+                        .to_owned(),
+                ),
+                Cause::Other => failed(source.to_string()),
+            }
+        }
+        KeyringError::NoEntry => failed("no such item".to_owned()),
+        KeyringError::Ambiguous(entries) => {
+            let name = provider.unwrap_or("?");
+            failed(format!(
+                "{} keyring items match provider `{name}` (service={SERVICE}, \
+                 username={name}): run `tokenctl logout {name}` to remove them all, then log in \
+                 again",
+                entries.len()
+            ))
+        }
+        KeyringError::BadEncoding(mut bytes) => {
+            bytes.zeroize();
+            failed("the secret is not UTF-8".to_owned())
+        }
+        KeyringError::BadDataFormat(mut bytes, source) => {
+            bytes.zeroize();
+            failed(format!(
+                "the secret is not in the expected format: {source}"
+            ))
+        }
+        // Messages without secrets: parameter names, limits, descriptions.
+        other => failed(other.to_string()),
+    }
+}
+
+/// Sorts a secret-service error by what a person has to do about it.
+fn classify(error: &ServiceError) -> Cause {
+    use ServiceError as E;
+    match error {
+        E::Unavailable => Cause::NoBus,
+        // A dismissed prompt is what a headless keyring answers to "unlock".
+        E::Locked | E::Prompt | E::PromptDisconnected => Cause::Locked,
+        E::Zbus(e) => classify_zbus(e),
+        E::ZbusFdo(e) => classify_name(e.name().as_str()),
+        _ => Cause::Other,
+    }
+}
+
+fn classify_zbus(error: &zbus::Error) -> Cause {
+    match error {
+        zbus::Error::InputOutput(_)
+        | zbus::Error::Connection(..)
+        | zbus::Error::Address(_)
+        | zbus::Error::Handshake(_) => Cause::NoBus,
+        zbus::Error::MethodError(name, _, _) => classify_name(name.as_str()),
+        zbus::Error::FDO(e) => classify_name(e.name().as_str()),
+        _ => Cause::Other,
+    }
+}
+
+/// Sorts a D-Bus error by its name.
+fn classify_name(name: &str) -> Cause {
+    match name {
+        // The bus answers for a name nobody owns and nothing can activate.
+        "org.freedesktop.DBus.Error.ServiceUnknown"
+        | "org.freedesktop.DBus.Error.NameHasNoOwner" => Cause::NoService,
+        "org.freedesktop.Secret.Error.IsLocked" => Cause::Locked,
+        _ => Cause::Other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn platform(error: ServiceError) -> KeyringError {
+        KeyringError::PlatformFailure(Box::new(error))
+    }
+
+    #[test]
+    fn missing_service_and_bus_are_unavailable() {
+        let no_service = platform(ServiceError::ZbusFdo(zbus::fdo::Error::ServiceUnknown(
+            "org.freedesktop.secrets".into(),
+        )));
+        let error = map_error(no_service, None);
+        assert!(matches!(error, StoreError::Unavailable { .. }), "{error:?}");
+        assert!(error.to_string().contains("gnome-keyring or KeePassXC"));
+        assert!(error.to_string().contains("store = \"memory\""));
+
+        let no_bus = platform(ServiceError::Zbus(zbus::Error::InputOutput(Arc::new(
+            std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+        ))));
+        let error = map_error(no_bus, None);
+        assert!(matches!(error, StoreError::Unavailable { .. }), "{error:?}");
+        assert!(error.to_string().contains("session bus"));
+        let refused = platform(ServiceError::Zbus(zbus::Error::Connection(
+            Arc::new(std::io::Error::from(std::io::ErrorKind::NotFound)),
+            "unix:path=/nonexistent".parse().unwrap(),
+        )));
+        let error = map_error(refused, None);
+        assert!(matches!(error, StoreError::Unavailable { .. }), "{error:?}");
+        let error = map_error(platform(ServiceError::Unavailable), None);
+        assert!(matches!(error, StoreError::Unavailable { .. }), "{error:?}");
+    }
+
+    #[test]
+    fn locked_and_dismissed_prompts_are_locked() {
+        for cause in [
+            ServiceError::Locked,
+            ServiceError::Prompt,
+            ServiceError::PromptDisconnected,
+        ] {
+            let error = map_error(KeyringError::NoStorageAccess(Box::new(cause)), Some("gh"));
+            assert!(matches!(error, StoreError::Locked { .. }), "{error:?}");
+            assert!(error.to_string().contains("unlock your keyring"), "{error}");
+        }
+    }
+
+    #[test]
+    fn other_failures_say_what_happened_without_secrets() {
+        let error = map_error(KeyringError::BadEncoding(b"rt-secret".to_vec()), Some("gh"));
+        assert!(matches!(error, StoreError::Failed { .. }));
+        assert!(!format!("{error} {error:?}").contains("rt-secret"));
+
+        let error = map_error(platform(ServiceError::NoResult), Some("gh"));
+        assert!(
+            error.to_string().contains("no default collection"),
+            "{error}"
+        );
+
+        let error = map_error(KeyringError::Ambiguous(Vec::new()), Some("gh"));
+        assert!(error.to_string().contains("tokenctl logout gh"), "{error}");
+    }
+
+    #[test]
+    fn names_are_classified() {
+        assert_eq!(
+            classify_name("org.freedesktop.DBus.Error.ServiceUnknown"),
+            Cause::NoService
+        );
+        assert_eq!(
+            classify_name("org.freedesktop.Secret.Error.IsLocked"),
+            Cause::Locked
+        );
+        assert_eq!(
+            classify_name("org.freedesktop.Secret.Error.NoSuchObject"),
+            Cause::Other
+        );
+    }
+
+    #[test]
+    fn debug_shows_no_more_than_the_connection_state() {
+        let store = SecretServiceStore::new();
+        assert_eq!(
+            format!("{store:?}"),
+            "SecretServiceStore { connected: false }"
+        );
+        assert_eq!(SecretServiceStore::label("gh"), "tokend: gh refresh token");
+    }
+}

@@ -1,0 +1,254 @@
+//! A real `gnome-keyring-daemon` on a [`PrivateBus`], unlocked with a test
+//! password, in temporary directories so the real user's keyring is never
+//! touched.
+
+use std::fs::{self, File};
+use std::io::Write as _;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use tempfile::TempDir;
+use zbus::zvariant::{ObjectPath, OwnedObjectPath, OwnedValue, Value};
+
+use super::bus::{PrivateBus, find_program};
+
+/// The password of the test keyring.
+pub const PASSWORD: &str = "tokend test password";
+
+/// The Secret Service's bus name.
+pub const SECRETS: &str = "org.freedesktop.secrets";
+
+/// The default collection, by alias (gnome-keyring points it at `login`).
+pub const DEFAULT_COLLECTION: &str = "/org/freedesktop/secrets/aliases/default";
+
+/// How long gnome-keyring may take to appear on the bus.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+const SERVICE_PATH: &str = "/org/freedesktop/secrets";
+const SERVICE_INTERFACE: &str = "org.freedesktop.Secret.Service";
+/// gnome-keyring's own interface; the one way to unlock without a prompter.
+const GNOME_INTERFACE: &str = "org.gnome.keyring.InternalUnsupportedGuiltRiddenInterface";
+
+/// A `gnome-keyring-daemon --components=secrets` owning
+/// `org.freedesktop.secrets` on a private bus; killed on `Drop`.
+pub struct TestKeyring {
+    daemon: Child,
+    address: String,
+    // Dropped after `daemon` is killed (fields drop after `Drop::drop`).
+    dir: TempDir,
+}
+
+impl TestKeyring {
+    /// Whether `gnome-keyring-daemon` is installed.
+    #[must_use]
+    pub fn is_installed() -> bool {
+        find_program("gnome-keyring-daemon").is_some()
+    }
+
+    /// Starts the keyring on `bus`, or returns `None` after saying loudly that
+    /// `test` is skipped because gnome-keyring is not installed.
+    #[must_use]
+    pub fn start_or_skip(bus: &PrivateBus, test: &str) -> Option<Self> {
+        if Self::is_installed() {
+            return Some(Self::start(bus));
+        }
+        // Straight to the process's stderr: libtest captures the print
+        // macros, and a skip nobody sees is a pass nobody earned.
+        let _ = writeln!(
+            std::io::stderr(),
+            "\n!!!!! SKIPPED {test}: gnome-keyring-daemon is not installed \
+             (apt-get install gnome-keyring libsecret-tools dbus-daemon) !!!!!\n"
+        );
+        None
+    }
+
+    /// Starts `gnome-keyring-daemon` on `bus` and returns once it owns
+    /// `org.freedesktop.secrets` there, with the `login` collection (the
+    /// default) created or unlocked with [`PASSWORD`].
+    ///
+    /// # Panics
+    /// When the daemon cannot start or does not appear on the bus in time.
+    #[must_use]
+    pub fn start(bus: &PrivateBus) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("tokend-keyring-")
+            .tempdir()
+            .expect("create a temporary directory for the keyring");
+        let path = |name: &str| -> PathBuf {
+            let path = dir.path().join(name);
+            fs::create_dir_all(&path).expect("create a keyring directory");
+            path
+        };
+        let (home, data, config, cache, runtime) = (
+            path("home"),
+            path("data"),
+            path("config"),
+            path("cache"),
+            path("runtime"),
+        );
+        // gnome-keyring refuses a runtime directory others can read.
+        fs::set_permissions(&runtime, fs::Permissions::from_mode(0o700))
+            .expect("chmod the runtime directory");
+        let log = File::create(dir.path().join("gnome-keyring.log")).expect("create the log");
+        let mut daemon = bus
+            .command("gnome-keyring-daemon")
+            .args(["--foreground", "--components=secrets", "--unlock"])
+            .env("HOME", &home)
+            .env("XDG_DATA_HOME", &data)
+            .env("XDG_CONFIG_HOME", &config)
+            .env("XDG_CACHE_HOME", &cache)
+            .env("XDG_RUNTIME_DIR", &runtime)
+            .stdin(Stdio::piped())
+            .stdout(log.try_clone().expect("clone the log handle"))
+            .stderr(log)
+            .spawn()
+            .expect("run gnome-keyring-daemon");
+        // --unlock reads the password up to end of input: write it and close.
+        {
+            let mut stdin = daemon.stdin.take().expect("piped stdin");
+            stdin
+                .write_all(PASSWORD.as_bytes())
+                .expect("give gnome-keyring its password");
+        }
+        let keyring = Self {
+            daemon,
+            address: bus.address().to_owned(),
+            dir,
+        };
+        if let Err(e) = bus.wait_for_owner(SECRETS, START_TIMEOUT) {
+            panic!(
+                "gnome-keyring-daemon did not start: {e}\nits log:\n{}\nbus log:\n{}",
+                keyring.log(),
+                bus.log()
+            );
+        }
+        keyring
+    }
+
+    /// `XDG_DATA_HOME` of the daemon: the keyring files are in `keyrings/`.
+    #[must_use]
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Every directory the daemon was given (home, data, config, cache, runtime).
+    #[must_use]
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The daemon's stdout and stderr so far.
+    #[must_use]
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.path().join("gnome-keyring.log")).unwrap_or_default()
+    }
+
+    fn connect(&self) -> zbus::blocking::Connection {
+        zbus::blocking::connection::Builder::address(self.address.as_str())
+            .and_then(zbus::blocking::connection::Builder::build)
+            .expect("connect to the private bus")
+    }
+
+    /// Locks the default collection, as a screen lock or `seahorse` would.
+    ///
+    /// # Panics
+    /// When gnome-keyring refuses.
+    pub fn lock_default_collection(&self) {
+        let connection = self.connect();
+        let collection = ObjectPath::try_from(DEFAULT_COLLECTION).expect("valid path");
+        // Locking never prompts: the reply lists what was locked.
+        let reply = connection
+            .call_method(
+                Some(SECRETS),
+                SERVICE_PATH,
+                Some(SERVICE_INTERFACE),
+                "Lock",
+                &(vec![collection],),
+            )
+            .expect("Lock the default collection");
+        let (locked, _prompt): (Vec<OwnedObjectPath>, OwnedObjectPath) =
+            reply.body().deserialize().expect("Lock's reply");
+        assert_eq!(locked.len(), 1, "gnome-keyring locked {locked:?}");
+        assert!(self.is_default_collection_locked());
+    }
+
+    /// Unlocks the default collection with [`PASSWORD`] through
+    /// gnome-keyring's own interface: the standard `Unlock` needs a prompt,
+    /// which a headless test cannot answer.
+    ///
+    /// # Panics
+    /// When gnome-keyring refuses.
+    pub fn unlock_default_collection(&self) {
+        let connection = self.connect();
+        // A plain session: the password crosses a private bus in a test.
+        let reply = connection
+            .call_method(
+                Some(SECRETS),
+                SERVICE_PATH,
+                Some(SERVICE_INTERFACE),
+                "OpenSession",
+                &("plain", Value::from("")),
+            )
+            .expect("OpenSession");
+        let (_output, session): (OwnedValue, OwnedObjectPath) =
+            reply.body().deserialize().expect("OpenSession's reply");
+        // The real path: gnome-keyring's interface does not resolve aliases.
+        let collection = default_collection_path(&connection);
+        let secret = (
+            session,
+            Vec::<u8>::new(),
+            PASSWORD.as_bytes().to_vec(),
+            "text/plain",
+        );
+        connection
+            .call_method(
+                Some(SECRETS),
+                SERVICE_PATH,
+                Some(GNOME_INTERFACE),
+                "UnlockWithMasterPassword",
+                &(collection, secret),
+            )
+            .expect("UnlockWithMasterPassword");
+        assert!(!self.is_default_collection_locked());
+    }
+
+    /// Whether the default collection is locked.
+    ///
+    /// # Panics
+    /// When the property cannot be read.
+    #[must_use]
+    pub fn is_default_collection_locked(&self) -> bool {
+        let connection = self.connect();
+        let proxy = zbus::blocking::Proxy::new(
+            &connection,
+            SECRETS,
+            DEFAULT_COLLECTION,
+            "org.freedesktop.Secret.Collection",
+        )
+        .expect("collection proxy");
+        proxy.get_property("Locked").expect("the Locked property")
+    }
+}
+
+/// The collection the `default` alias points at.
+fn default_collection_path(connection: &zbus::blocking::Connection) -> OwnedObjectPath {
+    let reply = connection
+        .call_method(
+            Some(SECRETS),
+            SERVICE_PATH,
+            Some(SERVICE_INTERFACE),
+            "ReadAlias",
+            &("default",),
+        )
+        .expect("ReadAlias default");
+    reply.body().deserialize().expect("ReadAlias's reply")
+}
+
+impl Drop for TestKeyring {
+    fn drop(&mut self) {
+        let _ = self.daemon.kill();
+        let _ = self.daemon.wait();
+    }
+}
