@@ -15,7 +15,7 @@ use crate::config::{Config, StoreKind};
 use crate::ipc::dbus::DbusService;
 use crate::ipc::socket;
 use crate::provider::HttpClient;
-use crate::store::{MemoryStore, Store};
+use crate::store::{MemoryStore, SecretServiceStore, Store};
 use crate::systemd::notify;
 
 /// How long requests and refreshes in flight get to finish at shutdown.
@@ -37,12 +37,16 @@ pub fn harden_process() {
 fn open_store(config: &Config) -> Arc<dyn Store> {
     match config.daemon.store {
         StoreKind::Memory => Arc::new(MemoryStore::new()),
-        StoreKind::SecretService => {
-            warn!(
-                "the Secret Service store is not available in this build; sessions are kept in memory only"
-            );
-            Arc::new(MemoryStore::new())
-        }
+        StoreKind::SecretService => Arc::new(SecretServiceStore::new()),
+    }
+}
+
+/// Says once, at start, when the store cannot be used; sessions then live
+/// in memory until it can (each later save tries again).
+async fn probe_store(store: &Arc<dyn Store>) {
+    let probe = Arc::clone(store);
+    if let Err(e) = crate::broker::store_call(move || probe.list()).await {
+        warn!("{e}; sessions are kept in memory until the store works again");
     }
 }
 
@@ -55,10 +59,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         warn!("{warning}");
     }
     let http = HttpClient::new(config.daemon.http_timeout)?;
+    let store = open_store(&config);
+    probe_store(&store).await;
     let broker = Broker::new(
         &config,
         BrokerParts {
-            store: open_store(&config),
+            store,
             clock: Arc::new(SystemClock),
             http,
             owner_uid: rustix::process::geteuid().as_raw(),

@@ -29,7 +29,8 @@ pub use error::BrokerError;
 pub use login::{LoginProgress, LoginWatch, PendingPrompt};
 pub use policy::{AccessPolicy, Caller};
 pub use scheduler::RefreshScheduler;
-pub use session::{AccessToken, Session, session_identity};
+pub use session::{AccessToken, STORE_TIMEOUT, Session, session_identity};
+pub(crate) use session::blocking as store_call;
 
 use crate::config::{Config, ProviderConfig};
 use crate::protocol::{LoginPrompt, ProviderStatus};

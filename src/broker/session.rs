@@ -755,14 +755,26 @@ async fn wait_for_refresh(
     }
 }
 
-/// Runs a blocking store call on the blocking pool.
-async fn blocking<T: Send + 'static>(
+/// How long a store call may take. A locked desktop keyring shows an unlock
+/// prompt and waits for the person; the broker does not wait that long.
+pub const STORE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Runs a blocking store call on the blocking pool, bounded by [`STORE_TIMEOUT`].
+pub(crate) async fn blocking<T: Send + 'static>(
     call: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, StoreError> {
-    tokio::task::spawn_blocking(call).await.unwrap_or_else(|e| {
-        Err(StoreError::Failed {
+    match tokio::time::timeout(STORE_TIMEOUT, tokio::task::spawn_blocking(call)).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(e)) => Err(StoreError::Failed {
             store: "store",
             reason: format!("the store call did not complete: {e}"),
-        })
-    })
+        }),
+        Err(_) => Err(StoreError::Failed {
+            store: "store",
+            reason: format!(
+                "no answer within {} s (is the keyring waiting for an unlock prompt?)",
+                STORE_TIMEOUT.as_secs()
+            ),
+        }),
+    }
 }

@@ -7,3 +7,5 @@
 
 pub mod bus;
 pub mod keyring;
+
+pub mod daemon;
