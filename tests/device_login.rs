@@ -1,0 +1,159 @@
+//! Device login end to end: the real `tokend` and `tokenctl` against an
+//! RFC 8628 provider emulator over HTTP on 127.0.0.1.
+
+mod support;
+
+use std::time::Duration;
+
+use support::daemon::{Daemon, LoginRun, login, stderr, stdout, token};
+use support::provider::{Provider, fast};
+use tokend::emulator::{Endpoint, Fault, Rfc8628Options};
+
+#[test]
+fn login_then_token_gives_a_token_the_provider_accepts() {
+    let provider = Provider::rfc8628();
+    let daemon = Daemon::start(&provider.config_with("demo", "scopes = [\"read\", \"write\"]"));
+    let run = LoginRun::start(&daemon.socket, "demo");
+    let prompt = &run.prompt;
+    assert_eq!(prompt["event"], "prompt");
+    assert_eq!(prompt["provider"], "demo");
+    assert_eq!(prompt["verification_uri"], provider.verification_uri().as_str());
+    assert!(prompt["verification_uri_complete"].as_str().unwrap().contains(&run.user_code()));
+    assert!(prompt["expires_in"].as_u64().unwrap() > 500);
+    provider.approve(&run.user_code()).unwrap();
+    let (done, _, code) = run.finish();
+    assert_eq!(code, 0);
+    assert_eq!(done["event"], "done");
+    assert_eq!(done["ok"], true);
+
+    let access = token(&daemon, "demo", &[]);
+    assert!(provider.is_valid_access_token(&access), "the provider does not accept the token");
+    // The device request carried the scopes, space-separated.
+    let device = provider.device_codes();
+    assert_eq!(device[0].scope.as_deref(), Some("read write"));
+    // A second request is served from memory: no new token request.
+    let token_requests = provider.requests().iter().filter(|r| r.endpoint == Endpoint::Token).count();
+    assert_eq!(token(&daemon, "demo", &[]), access);
+    assert_eq!(
+        provider.requests().iter().filter(|r| r.endpoint == Endpoint::Token).count(),
+        token_requests
+    );
+    provider.assert_no_violations();
+
+    let status = daemon.tokenctl(&["--json", "status", "demo"]);
+    let status: serde_json::Value = serde_json::from_str(&stdout(&status)).unwrap();
+    assert_eq!(status[0]["state"], "active");
+    assert_eq!(status[0]["scopes"], serde_json::json!(["read", "write"]));
+    assert!(status[0]["expires_at"].as_i64().unwrap() > 0);
+}
+
+#[test]
+fn denial_ends_the_login_with_a_reason() {
+    let provider = Provider::rfc8628();
+    let daemon = Daemon::start(&provider.config("demo"));
+    let run = LoginRun::start(&daemon.socket, "demo");
+    provider.deny(&run.user_code()).unwrap();
+    let (done, err, code) = run.finish();
+    assert_eq!(code, 8, "{err}");
+    assert_eq!(done["ok"], false);
+    assert_eq!(done["error"]["code"], "login_failed");
+    assert!(err.contains("denied"), "{err}");
+    let out = daemon.tokenctl(&["token", "demo"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    provider.assert_no_violations();
+}
+
+#[test]
+fn an_unapproved_code_expires() {
+    let provider = Provider::start(Rfc8628Options {
+        device_code_lifetime: Duration::from_secs(3),
+        ..fast()
+    });
+    let daemon = Daemon::start(&provider.config("demo"));
+    let run = LoginRun::start(&daemon.socket, "demo");
+    let (done, err, code) = run.finish();
+    assert_eq!(code, 8, "{err}");
+    assert_eq!(done["error"]["code"], "login_failed");
+    assert!(err.contains("expired"), "{err}");
+    // It polled while the code lived, never after.
+    let polls = provider.requests().into_iter().filter(|r| r.is_poll()).count();
+    assert!((1..=3).contains(&polls), "{polls} polls");
+    provider.assert_no_violations();
+}
+
+#[test]
+fn slow_down_adds_five_seconds_to_every_later_poll() {
+    let provider = Provider::rfc8628();
+    provider.slow_down_next_polls(1);
+    let daemon = Daemon::start(&provider.config("demo"));
+    let run = LoginRun::start(&daemon.socket, "demo");
+    // Let it poll three times (slow_down, then pending twice), then approve.
+    provider.wait_for_count(3, |r| r.is_poll());
+    provider.approve(&run.user_code()).unwrap();
+    let (_, err, code) = run.finish();
+    assert_eq!(code, 0, "{err}");
+    let polls: Vec<_> = provider.requests().into_iter().filter(|r| r.is_poll()).collect();
+    assert_eq!(polls[0].outcome, "slow_down");
+    for pair in polls.windows(2).skip(1) {
+        let gap = pair[1].at - pair[0].at;
+        assert!(gap >= Duration::from_secs(6), "poll {} came {gap:?} after the previous one", pair[1].index);
+    }
+    provider.assert_no_violations();
+}
+
+#[test]
+fn concurrent_logins_share_one_device_code() {
+    let provider = Provider::rfc8628();
+    let daemon = Daemon::start(&provider.config("demo"));
+    let first = LoginRun::start(&daemon.socket, "demo");
+    let second = LoginRun::start(&daemon.socket, "demo");
+    assert_eq!(first.user_code(), second.user_code());
+    assert_eq!(provider.device_codes().len(), 1);
+    provider.approve(&first.user_code()).unwrap();
+    assert_eq!(first.finish().2, 0);
+    assert_eq!(second.finish().2, 0);
+}
+
+#[test]
+fn polling_survives_provider_errors_with_backoff() {
+    let provider = Provider::rfc8628();
+    provider.inject(Endpoint::Token, Fault::Status(503), 2);
+    let daemon = Daemon::start(&provider.config("demo"));
+    let run = LoginRun::start(&daemon.socket, "demo");
+    provider.wait_for_count(3, |r| r.endpoint == Endpoint::Token);
+    provider.approve(&run.user_code()).unwrap();
+    let (done, err, code) = run.finish();
+    assert_eq!(code, 0, "{done} {err}");
+    let polls: Vec<_> = provider.requests().into_iter().filter(|r| r.is_poll()).collect();
+    // After the second failure the wait doubled at least once.
+    let gap = polls[2].at - polls[1].at;
+    assert!(gap >= Duration::from_secs(2), "no backoff after errors: {gap:?}");
+    provider.assert_no_violations();
+}
+
+#[test]
+fn login_errors_before_a_prompt_are_reported() {
+    let daemon = Daemon::start(
+        "[providers.down]\ndevice_authorization_endpoint = \"http://127.0.0.1:9/device\"\ntoken_endpoint = \"http://127.0.0.1:9/token\"\nclient_id = \"x\"\n",
+    );
+    let out = daemon.tokenctl(&["login", "down"]);
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+    assert!(stderr(&out).contains("could not reach http://127.0.0.1:9/device"), "{}", stderr(&out));
+    let out = daemon.tokenctl(&["login", "nope"]);
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no provider named `nope`"), "{}", stderr(&out));
+}
+
+#[test]
+fn logout_forgets_the_session() {
+    let provider = Provider::rfc8628();
+    let daemon = Daemon::start(&provider.config("demo"));
+    login(&daemon, "demo", |code| {
+        provider.approve(code).unwrap();
+    });
+    let out = daemon.tokenctl(&["logout", "demo"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = daemon.tokenctl(&["token", "demo"]);
+    assert_eq!(out.status.code(), Some(4));
+    assert!(stderr(&out).contains("run `tokenctl login demo`"), "{}", stderr(&out));
+}

@@ -1,0 +1,159 @@
+//! Tokens stay fresh: refresh across expiry, rotation, single flight,
+//! outages, revocation. Real `tokend` and `tokenctl`, emulated provider.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+use support::daemon::{Daemon, login, stderr, stdout, token};
+use support::provider::{Provider, fast};
+use tokend::emulator::Rfc8628Options;
+
+fn logged_in(options: Rfc8628Options) -> (Provider, Daemon, String) {
+    let provider = Provider::start(options);
+    let daemon = Daemon::start(&provider.config("demo"));
+    let first = login(&daemon, "demo", |code| {
+        provider.approve(code).unwrap();
+    });
+    (provider, daemon, first)
+}
+
+#[test]
+fn tokens_are_refreshed_before_they_expire_with_rotation() {
+    let (provider, daemon, first) = logged_in(Rfc8628Options {
+        access_token_lifetime: Duration::from_secs(4),
+        ..fast()
+    });
+    // Without being asked, the daemon refreshes ahead of expiry, each time
+    // with the newest (rotated) refresh token.
+    let refreshes = provider.wait_for_count(3, |r| r.is_refresh() && r.outcome == "refreshed");
+    let last = refreshes.iter().filter(|r| r.is_refresh()).last().unwrap();
+    let second = token(&daemon, "demo", &["--min-valid", "1"]);
+    assert_ne!(first, second);
+    assert!(provider.is_valid_access_token(&second));
+    assert!(last.at_system >= refreshes[0].at_system);
+    // Reusing a rotated refresh token would have been flagged (and revoked the family).
+    provider.assert_no_violations();
+    let status: serde_json::Value =
+        serde_json::from_str(&stdout(&daemon.tokenctl(&["--json", "status", "demo"]))).unwrap();
+    assert_eq!(status[0]["state"], "active");
+    assert!(status[0]["last_refresh"].as_i64().is_some());
+}
+
+#[test]
+fn min_valid_forces_a_refresh_and_is_never_undercut() {
+    let (provider, daemon, first) = logged_in(fast());
+    // The token has at most 3600 s left; asking for more needs a new one.
+    provider.set_access_token_lifetime(Duration::from_secs(7200));
+    let second = token(&daemon, "demo", &["--min-valid", "3700"]);
+    assert_ne!(first, second);
+    assert_eq!(provider.refresh_count(), 1);
+    let answer = daemon.tokenctl(&["--json", "token", "demo", "--min-valid", "3700"]);
+    let answer: serde_json::Value = serde_json::from_str(&stdout(&answer)).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(answer["expires_at"].as_u64().unwrap() >= now + 3700);
+    // More than any token the provider gives: refused, not undercut.
+    let out = daemon.tokenctl(&["token", "demo", "--min-valid", "9000"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("less than the 9000 s asked for"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_hundred_concurrent_requests_cause_one_refresh() {
+    let (provider, daemon, first) = logged_in(fast());
+    provider.set_access_token_lifetime(Duration::from_secs(7200));
+    let before = provider.refresh_count();
+    // Open 100 connections, send all requests, then read all answers.
+    let mut connections: Vec<_> = (0..100)
+        .map(|_| UnixStream::connect(&daemon.socket).expect("connect"))
+        .collect();
+    for conn in &mut connections {
+        conn.write_all(b"{\"op\":\"token\",\"provider\":\"demo\",\"min_valid\":3700}\n")
+            .unwrap();
+    }
+    let mut tokens = std::collections::BTreeSet::new();
+    for conn in connections {
+        let mut line = String::new();
+        BufReader::new(conn).read_line(&mut line).unwrap();
+        let answer: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(answer["ok"], true, "{answer}");
+        tokens.insert(answer["access_token"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(provider.refresh_count() - before, 1, "exactly one refresh");
+    assert_eq!(tokens.len(), 1);
+    assert!(!tokens.contains(&first));
+}
+
+#[test]
+fn valid_tokens_are_served_through_an_outage_and_sessions_recover() {
+    let (provider, daemon, first) = logged_in(fast());
+    provider.set_unavailable(true);
+    // A refresh is forced and fails: the caller is told the provider is down.
+    let out = daemon.tokenctl(&["token", "demo", "--min-valid", "3700"]);
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+    assert!(stderr(&out).contains("unavailable"), "{}", stderr(&out));
+    // The current token is still good for the default minimum: served.
+    assert_eq!(token(&daemon, "demo", &[]), first);
+    let status: serde_json::Value =
+        serde_json::from_str(&stdout(&daemon.tokenctl(&["--json", "status", "demo"]))).unwrap();
+    assert!(status[0]["last_error"].as_str().unwrap().contains("503"), "{status}");
+    // The provider comes back; the daemon's backoff retry refreshes on its own.
+    provider.set_access_token_lifetime(Duration::from_secs(7200));
+    provider.set_unavailable(false);
+    provider.wait_for_count(1, |r| r.is_refresh() && r.outcome == "refreshed");
+    let second = token(&daemon, "demo", &["--min-valid", "3700"]);
+    assert_ne!(first, second);
+    let status: serde_json::Value =
+        serde_json::from_str(&stdout(&daemon.tokenctl(&["--json", "status", "demo"]))).unwrap();
+    assert!(status[0]["last_error"].is_null(), "{status}");
+    provider.assert_no_violations();
+}
+
+#[test]
+fn a_revoked_grant_means_login_required_and_says_so() {
+    let (provider, daemon, _) = logged_in(fast());
+    provider.revoke_all();
+    let out = daemon.tokenctl(&["token", "demo", "--min-valid", "3700"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("login required") && err.contains("invalid_grant"), "{err}");
+    assert!(err.contains("tokenctl login demo"), "{err}");
+    let status: serde_json::Value =
+        serde_json::from_str(&stdout(&daemon.tokenctl(&["--json", "status", "demo"]))).unwrap();
+    assert_eq!(status[0]["state"], "login_required");
+    // Loudly: the log says it at error level.
+    assert!(daemon.log().contains("session ended by the provider"), "{}", daemon.log());
+    // A new login restores service.
+    login(&daemon, "demo", |code| {
+        provider.approve(code).unwrap();
+    });
+}
+
+#[test]
+fn tokens_never_reach_the_log() {
+    let (provider, daemon, first) = logged_in(Rfc8628Options {
+        access_token_lifetime: Duration::from_secs(4),
+        ..fast()
+    });
+    provider.wait_for_count(2, |r| r.is_refresh() && r.outcome == "refreshed");
+    let second = token(&daemon, "demo", &["--min-valid", "1"]);
+    let log = daemon.log();
+    assert!(log.contains("access token refreshed"), "debug logging is on: {log}");
+    let mut secrets = vec![first, second];
+    for request in provider.requests() {
+        for (name, value) in &request.fields {
+            if name == "refresh_token" || name == "device_code" {
+                secrets.push(value.clone());
+            }
+        }
+    }
+    assert!(secrets.len() > 3);
+    for secret in &secrets {
+        assert!(!log.contains(secret.as_str()), "a secret is in the log");
+    }
+}

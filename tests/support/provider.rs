@@ -1,0 +1,87 @@
+//! A provider emulator on its own runtime, for tests that otherwise block
+//! on processes (`tokend`, `tokenctl`).
+//!
+//! The emulator's server runs on a dedicated multi-threaded runtime, so it
+//! keeps answering while the test thread waits for a child process.
+
+use std::future::Future;
+use std::ops::Deref;
+use std::time::Duration;
+
+use tokend::emulator::{Emulator, EmulatorOptions, RecordedRequest, Rfc8628Options};
+
+/// A running emulator and the runtime it runs on.
+pub struct Provider {
+    // Field order matters: the emulator is dropped (stopped) before its runtime.
+    emulator: Emulator,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Provider {
+    /// Starts an RFC 8628 emulator with `options`.
+    pub fn start(options: impl Into<EmulatorOptions>) -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let emulator = runtime
+            .block_on(Emulator::start(options))
+            .expect("start the emulator");
+        Self { emulator, runtime }
+    }
+
+    /// An RFC 8628 emulator with test-friendly defaults: 1 s poll interval,
+    /// client id `tokend-test`.
+    pub fn rfc8628() -> Self {
+        Self::start(fast())
+    }
+
+    /// Runs `future` (an emulator wait) to completion on the emulator's runtime.
+    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        self.runtime.block_on(future)
+    }
+
+    /// Waits until the emulator has issued a device code; returns its user code.
+    pub fn wait_for_user_code(&self) -> String {
+        self.block_on(self.emulator.wait_for_device_code()).user_code
+    }
+
+    /// Waits until `count` requests match `predicate`.
+    pub fn wait_for_count(&self, count: usize, predicate: impl Fn(&RecordedRequest) -> bool) -> Vec<RecordedRequest> {
+        self.block_on(
+            self.emulator
+                .wait_for(move |requests| requests.iter().filter(|r| predicate(r)).count() >= count),
+        )
+    }
+
+    /// The `[providers.NAME]` table pointing at this emulator.
+    pub fn config(&self, name: &str) -> String {
+        self.config_with(name, "")
+    }
+
+    /// As [`Self::config`], with extra keys.
+    pub fn config_with(&self, name: &str, extra: &str) -> String {
+        format!(
+            "[providers.{name}]\ndevice_authorization_endpoint = \"{}\"\ntoken_endpoint = \"{}\"\nclient_id = \"tokend-test\"\n{extra}\n",
+            self.emulator.device_authorization_endpoint(),
+            self.emulator.token_endpoint(),
+        )
+    }
+}
+
+impl Deref for Provider {
+    type Target = Emulator;
+
+    fn deref(&self) -> &Emulator {
+        &self.emulator
+    }
+}
+
+/// Emulator options that keep tests quick: 1 s poll interval.
+pub fn fast() -> Rfc8628Options {
+    Rfc8628Options {
+        interval: Duration::from_secs(1),
+        ..Rfc8628Options::default()
+    }
+}
