@@ -25,6 +25,21 @@ pub enum Endpoint {
     Unknown,
 }
 
+impl Endpoint {
+    /// A short lower-case name, for logs.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::DeviceAuthorization => "device_authorization",
+            Self::Token => "token",
+            Self::Discovery => "discovery",
+            Self::UserInfo => "userinfo",
+            Self::Approval => "approval",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
 /// The grant a token-endpoint request asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Grant {
@@ -192,7 +207,7 @@ impl fmt::Debug for RecordedRequest {
 impl fmt::Display for RecordedRequest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "#{} {} {}", self.index, self.method, self.path)?;
-        let endpoint = format!("{:?}", self.endpoint).to_ascii_lowercase();
+        let endpoint = self.endpoint.name();
         match &self.grant {
             Some(Grant::DeviceCode) => write!(f, " ({endpoint}, device_code")?,
             Some(Grant::RefreshToken) => write!(f, " ({endpoint}, refresh_token")?,
