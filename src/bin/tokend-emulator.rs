@@ -126,7 +126,12 @@ async fn main() -> anyhow::Result<()> {
             _ = tokio::signal::ctrl_c() => break,
             _ = terminate.recv() => break,
             received = requests.recv() => match received {
-                Ok(request) => eprintln!("{request}"),
+                Ok(request) => {
+                    eprintln!("{request}");
+                    for violation in &request.violations {
+                        eprintln!("    protocol violation: {violation}");
+                    }
+                }
                 Err(RecvError::Lagged(missed)) => eprintln!("({missed} requests not shown)"),
                 Err(RecvError::Closed) => break,
             },

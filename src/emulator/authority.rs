@@ -9,15 +9,13 @@
 //! a test tool, and its tokens guard nothing.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::time::{Duration, Instant};
+
+pub use super::codes::{ApprovalError, CodeStatus, IssuedCode};
+use super::codes::{new_user_code, normalize_user_code};
 
 /// What RFC 8628 §3.5 adds to a code's interval on each `slow_down`.
 pub(crate) const SLOW_DOWN_STEP: Duration = Duration::from_secs(5);
-
-/// User-code letters: no vowels (no words) and nothing easily confused
-/// (RFC 8628 §6.1 suggests this base-20 set).
-const USER_CODE_ALPHABET: &[u8] = b"BCDFGHJKLMNPQRSTVWXZ";
 
 /// Timing and token rules; the emulator handle can change them at run time.
 #[derive(Debug, Clone)]
@@ -37,64 +35,6 @@ pub(crate) struct Policy {
     /// How much earlier than the interval a poll may come without counting
     /// as too fast.
     pub poll_tolerance: Duration,
-}
-
-/// Where a device code stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CodeStatus {
-    /// Waiting for the person.
-    Pending,
-    /// Approved; the next poll gets the tokens.
-    Approved,
-    /// Denied by the person.
-    Denied,
-    /// Exchanged for tokens.
-    Consumed,
-    /// Expired before it was exchanged.
-    Expired,
-}
-
-/// A device code the emulator issued, as it stands.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IssuedCode {
-    /// The device code (secret: it can be exchanged for tokens).
-    pub device_code: String,
-    /// The code the person types, like `BCDF-GHJK`.
-    pub user_code: String,
-    /// The client it was issued to.
-    pub client_id: String,
-    /// The scope asked for.
-    pub scope: Option<String>,
-    /// Every other parameter of the device authorization request.
-    pub params: Vec<(String, String)>,
-    /// When it was issued.
-    pub issued_at: Instant,
-    /// When it expires.
-    pub expires_at: Instant,
-    /// The current poll interval for this code (grows with each `slow_down`).
-    pub interval: Duration,
-    /// Where it stands.
-    pub status: CodeStatus,
-}
-
-/// Why a user code could not be approved or denied.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum ApprovalError {
-    /// No such code.
-    #[error("no device asked for this code")]
-    UnknownCode,
-    /// The code expired.
-    #[error("this code has expired; start the login on the device again")]
-    Expired,
-    /// Already approved.
-    #[error("this code was already approved")]
-    AlreadyApproved,
-    /// Already denied.
-    #[error("this code was already denied")]
-    AlreadyDenied,
-    /// Already exchanged for tokens.
-    #[error("this code was already used")]
-    AlreadyUsed,
 }
 
 /// Tokens handed out by a grant or a refresh.
@@ -194,15 +134,6 @@ pub(crate) struct Authority {
     rng: fastrand::Rng,
 }
 
-/// A user code typed by a person, reduced to its letters.
-fn normalize_user_code(typed: &str) -> String {
-    typed
-        .chars()
-        .filter(char::is_ascii_alphanumeric)
-        .map(|c| c.to_ascii_uppercase())
-        .collect()
-}
-
 impl Authority {
     pub(crate) fn new(policy: Policy) -> Self {
         Self {
@@ -232,15 +163,10 @@ impl Authority {
         params: Vec<(String, String)>,
         at: Instant,
     ) -> IssuedCode {
-        let user_code = loop {
-            let letters: String = (0..8)
-                .map(|_| char::from(USER_CODE_ALPHABET[self.rng.usize(..USER_CODE_ALPHABET.len())]))
-                .collect();
-            let code = format!("{}-{}", &letters[..4], &letters[4..]);
-            if !self.codes.iter().any(|g| g.code.user_code == code) {
-                break code;
-            }
-        };
+        let codes = &self.codes;
+        let user_code = new_user_code(&mut self.rng, |code| {
+            codes.iter().any(|g| g.code.user_code == code)
+        });
         let code = IssuedCode {
             device_code: self.token("dc_"),
             user_code,
@@ -562,18 +488,6 @@ impl Authority {
     /// The next `count` polls are told to slow down, whatever their timing.
     pub(crate) fn force_slow_downs(&mut self, count: usize) {
         self.forced_slow_downs = count;
-    }
-}
-
-impl fmt::Display for CodeStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Pending => "pending",
-            Self::Approved => "approved",
-            Self::Denied => "denied",
-            Self::Consumed => "used",
-            Self::Expired => "expired",
-        })
     }
 }
 

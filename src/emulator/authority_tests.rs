@@ -1,4 +1,5 @@
 use super::*;
+use crate::emulator::codes::USER_CODE_ALPHABET;
 
 fn policy() -> Policy {
     Policy {

@@ -36,6 +36,7 @@
 mod approval;
 mod authority;
 mod body;
+mod codes;
 mod fault;
 mod record;
 mod reply;
@@ -57,7 +58,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use url::Url;
 
-pub use authority::{ApprovalError, CodeStatus, IssuedCode};
+pub use codes::{ApprovalError, CodeStatus, IssuedCode};
 pub use fault::Fault;
 pub use record::{AuthSeen, Endpoint, Grant, RecordedRequest};
 pub use request::ClientAuthMode;

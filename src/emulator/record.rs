@@ -108,6 +108,9 @@ pub struct RecordedRequest {
     pub outcome: String,
     /// A human note that holds no secret (a user code, the new interval).
     pub detail: Option<String>,
+    /// The protocol violations this request showed (each also in
+    /// `Emulator::violations`, there prefixed with this request).
+    pub violations: Vec<String>,
 }
 
 /// Body fields and headers whose values `Debug` and `Display` never show.
@@ -198,6 +201,7 @@ impl fmt::Debug for RecordedRequest {
             .field("status", &self.status)
             .field("outcome", &self.outcome)
             .field("detail", &self.detail)
+            .field("violations", &self.violations)
             .finish_non_exhaustive()
     }
 }
@@ -253,6 +257,7 @@ mod tests {
             status: Some(200),
             outcome: "refreshed".into(),
             detail: None,
+            violations: Vec::new(),
         }
     }
 

@@ -182,7 +182,7 @@ impl Form {
             Some("application/x-www-form-urlencoded") => {}
             Some("application/json") => {
                 return Err(Reply::invalid_request(
-                    "the body is JSON; OAuth endpoints take application/x-www-form-urlencoded (RFC 6749 §4.1.3, RFC 8628 §3.1)",
+                    "the body is JSON; OAuth endpoints take application/x-www-form-urlencoded (RFC 6749 §6, RFC 8628 §3.1 and §3.4)",
                 ));
             }
             Some(other) => {

@@ -222,7 +222,7 @@ async fn serve(
         } else {
             decide(shared.dialect.as_ref(), &mut state, &received, endpoint)
         };
-        let record = record(
+        let mut record = record(
             shared.dialect.as_ref(),
             &state,
             &received,
@@ -230,9 +230,10 @@ async fn serve(
             at_system,
             &reply,
         );
-        for violation in reply.violations.drain(..) {
+        for violation in &reply.violations {
             state.violations.push(format!("{record}: {violation}"));
         }
+        record.violations = std::mem::take(&mut reply.violations);
         state.records.push(record.clone());
         (reply, record)
     };
@@ -320,5 +321,6 @@ fn record(
         status: reply.recorded_status(),
         outcome: reply.outcome.clone(),
         detail: reply.detail.clone(),
+        violations: Vec::new(),
     }
 }
