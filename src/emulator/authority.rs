@@ -47,7 +47,8 @@ pub(crate) struct Issued {
     pub scope: Option<String>,
 }
 
-/// The answer to a device-code poll.
+/// The answer to a device-code poll. Distinct refusals, because dialects
+/// tell them apart on the wire (Trakt: 404 unknown, 409 used).
 #[derive(Debug)]
 pub(crate) enum PollVerdict {
     Pending,
@@ -58,7 +59,12 @@ pub(crate) enum PollVerdict {
     Denied,
     Expired,
     Granted(Issued),
-    InvalidGrant(&'static str),
+    /// Never issued here.
+    UnknownCode,
+    /// Issued to another client.
+    WrongClient,
+    /// Already exchanged for tokens.
+    AlreadyUsed,
 }
 
 /// The answer to a refresh.
@@ -216,20 +222,20 @@ impl Authority {
             .position(|g| g.code.device_code == device_code)
         else {
             violations.push("poll with a device code this provider never issued".into());
-            return PollVerdict::InvalidGrant("unknown device code");
+            return PollVerdict::UnknownCode;
         };
         let tolerance = self.policy.poll_tolerance;
         let grant = &mut self.codes[index];
         if grant.code.client_id != client_id {
             violations.push("poll with a device code issued to another client".into());
-            return PollVerdict::InvalidGrant("the device code was issued to another client");
+            return PollVerdict::WrongClient;
         }
         let previous = grant.last_poll.replace(at);
         if let Some(answer) = grant.finished {
             violations.push(format!("kept polling after the final answer `{answer}`"));
         }
         if grant.code.status == CodeStatus::Consumed {
-            return PollVerdict::InvalidGrant("the device code was already exchanged for tokens");
+            return PollVerdict::AlreadyUsed;
         }
         if at >= grant.code.expires_at {
             grant.finished = Some("expired_token");

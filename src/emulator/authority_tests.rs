@@ -79,7 +79,7 @@ fn poll_life_cycle() {
     assert!(v.is_empty(), "{v:?}");
     assert!(matches!(
         a.poll(dc, "cid", t0 + secs(6), &mut v),
-        PollVerdict::InvalidGrant(_)
+        PollVerdict::AlreadyUsed
     ));
     assert_eq!(v.len(), 1, "polling after the tokens is a violation");
     assert_eq!(a.codes(t0)[0].status, CodeStatus::Consumed);
@@ -154,11 +154,11 @@ fn denial_expiry_and_strangers() {
     assert!(v.is_empty());
     assert!(matches!(
         a.poll(&expired.device_code, "other", t0 + secs(9), &mut v),
-        PollVerdict::InvalidGrant(_)
+        PollVerdict::WrongClient
     ));
     assert!(matches!(
         a.poll("dc_nope", "cid", t0, &mut v),
-        PollVerdict::InvalidGrant(_)
+        PollVerdict::UnknownCode
     ));
     assert_eq!(v.len(), 2);
     assert_eq!(a.approve("ZZZZ-ZZZZ", t0), Err(ApprovalError::UnknownCode));

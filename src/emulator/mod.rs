@@ -32,6 +32,13 @@
 //! (codes, tokens, refresh families) are shared by every dialect; a dialect
 //! (`rfc8628`) only maps its wire format onto them, and reuses `request`
 //! (strict forms, client authentication) and `approval` (the page).
+//!
+//! Adding a dialect takes one file: an options struct (with a `policy()`
+//! for the shared token rules), a type implementing `server::Dialect`
+//! (route paths to [`Endpoint`]s, read the grant, map each request onto
+//! `Authority` verdicts and those onto its own status codes and field
+//! names), and a variant of [`EmulatorOptions`] with its arm in
+//! [`Emulator::start_on`].
 
 mod approval;
 mod authority;

@@ -210,7 +210,19 @@ impl Rfc8628 {
                         Reply::oauth_error(400, "expired_token", "the device code expired")
                     }
                     PollVerdict::Granted(issued) => token_answer(&issued).outcome("granted"),
-                    PollVerdict::InvalidGrant(why) => Reply::oauth_error(400, "invalid_grant", why),
+                    PollVerdict::UnknownCode => {
+                        Reply::oauth_error(400, "invalid_grant", "unknown device code")
+                    }
+                    PollVerdict::WrongClient => Reply::oauth_error(
+                        400,
+                        "invalid_grant",
+                        "the device code was issued to another client",
+                    ),
+                    PollVerdict::AlreadyUsed => Reply::oauth_error(
+                        400,
+                        "invalid_grant",
+                        "the device code was already exchanged for tokens",
+                    ),
                 }
             }
             "refresh_token" => {
