@@ -19,6 +19,8 @@ pub mod broker;
 pub mod client;
 pub mod config;
 pub mod daemon;
+#[cfg(feature = "emulator")]
+pub mod emulator;
 pub mod ipc;
 pub mod protocol;
 pub mod provider;

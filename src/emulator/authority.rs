@@ -1,0 +1,502 @@
+//! The provider's memory: device codes, access tokens and refresh families.
+//!
+//! Dialect-free: every dialect maps its own wire format onto these verdicts,
+//! so they all share one idea of what "pending", "too fast", "reused" and
+//! "revoked" mean. Every decision takes the request's arrival time, never
+//! "now", so the verdict does not depend on how fast the emulator runs.
+//!
+//! Tokens are random but not cryptographically strong (`fastrand`): this is
+//! a test tool, and its tokens guard nothing.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+pub use super::codes::{ApprovalError, CodeStatus, IssuedCode};
+use super::codes::{new_user_code, normalize_user_code};
+
+/// What RFC 8628 §3.5 adds to a code's interval on each `slow_down`.
+pub(crate) const SLOW_DOWN_STEP: Duration = Duration::from_secs(5);
+
+/// Timing and token rules; the emulator handle can change them at run time.
+#[derive(Debug, Clone)]
+pub(crate) struct Policy {
+    /// Interval given to new device codes.
+    pub interval: Duration,
+    /// Lifetime of new device codes.
+    pub device_code_lifetime: Duration,
+    /// Lifetime of new access tokens.
+    pub access_token_lifetime: Duration,
+    /// Lifetime of new refresh tokens (`None`: until used or revoked).
+    pub refresh_token_lifetime: Option<Duration>,
+    /// Whether grants include a refresh token.
+    pub issue_refresh_tokens: bool,
+    /// Whether each refresh replaces the refresh token.
+    pub rotate_refresh_tokens: bool,
+    /// How much earlier than the interval a poll may come without counting
+    /// as too fast.
+    pub poll_tolerance: Duration,
+}
+
+/// Tokens handed out by a grant or a refresh.
+#[derive(Debug, Clone)]
+pub(crate) struct Issued {
+    pub access_token: String,
+    pub expires_in: Duration,
+    /// `None` on a refresh without rotation: the old one stays valid.
+    pub refresh_token: Option<String>,
+    pub scope: Option<String>,
+}
+
+/// The answer to a device-code poll. Distinct refusals, because dialects
+/// tell them apart on the wire (Trakt: 404 unknown, 409 used).
+#[derive(Debug)]
+pub(crate) enum PollVerdict {
+    Pending,
+    /// Too fast (or told to slow down): the code's interval is now `interval`.
+    SlowDown {
+        interval: Duration,
+    },
+    Denied,
+    Expired,
+    Granted(Issued),
+    /// Never issued here.
+    UnknownCode,
+    /// Issued to another client.
+    WrongClient,
+    /// Already exchanged for tokens.
+    AlreadyUsed,
+}
+
+/// The answer to a refresh.
+#[derive(Debug)]
+pub(crate) enum RefreshVerdict {
+    Refreshed(Issued),
+    InvalidGrant(&'static str),
+    InvalidScope(String),
+}
+
+/// What an access token is worth.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum TokenCheck {
+    Valid {
+        login: u64,
+        client_id: String,
+        scope: Option<String>,
+        expires_at: Instant,
+    },
+    Expired,
+    Revoked,
+    Unknown,
+}
+
+#[derive(Debug)]
+struct DeviceGrant {
+    code: IssuedCode,
+    last_poll: Option<Instant>,
+    /// A final answer (tokens, denied, expired) was sent: polling on is a bug.
+    finished: Option<&'static str>,
+}
+
+/// One login and every token descended from it.
+#[derive(Debug)]
+struct Family {
+    client_id: String,
+    scope: Option<String>,
+    revoked: bool,
+}
+
+#[derive(Debug)]
+struct AccessEntry {
+    family: u64,
+    scope: Option<String>,
+    expires_at: Instant,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RefreshState {
+    Active,
+    /// Replaced by a newer one: using it again is a replay.
+    Rotated,
+    /// Answered `invalid_grant` once already.
+    Refused,
+}
+
+#[derive(Debug)]
+struct RefreshEntry {
+    family: u64,
+    state: RefreshState,
+    expires_at: Option<Instant>,
+}
+
+/// Codes, tokens and families.
+#[derive(Debug)]
+pub(crate) struct Authority {
+    pub policy: Policy,
+    codes: Vec<DeviceGrant>,
+    families: Vec<Family>,
+    access: HashMap<String, AccessEntry>,
+    refresh: HashMap<String, RefreshEntry>,
+    forced_slow_downs: usize,
+    rng: fastrand::Rng,
+}
+
+impl Authority {
+    pub(crate) fn new(policy: Policy) -> Self {
+        Self {
+            policy,
+            codes: Vec::new(),
+            families: Vec::new(),
+            access: HashMap::new(),
+            refresh: HashMap::new(),
+            forced_slow_downs: 0,
+            rng: fastrand::Rng::new(),
+        }
+    }
+
+    fn token(&mut self, prefix: &str) -> String {
+        let rng = &mut self.rng;
+        let random: String = std::iter::repeat_with(|| rng.alphanumeric())
+            .take(32)
+            .collect();
+        format!("{prefix}{random}")
+    }
+
+    /// Issues a device and user code (RFC 8628 §3.2).
+    pub(crate) fn start(
+        &mut self,
+        client_id: &str,
+        scope: Option<&str>,
+        params: Vec<(String, String)>,
+        at: Instant,
+    ) -> IssuedCode {
+        let codes = &self.codes;
+        let user_code = new_user_code(&mut self.rng, |code| {
+            codes.iter().any(|g| g.code.user_code == code)
+        });
+        let code = IssuedCode {
+            device_code: self.token("dc_"),
+            user_code,
+            client_id: client_id.to_owned(),
+            scope: scope.map(str::to_owned),
+            params,
+            issued_at: at,
+            expires_at: at + self.policy.device_code_lifetime,
+            interval: self.policy.interval,
+            status: CodeStatus::Pending,
+        };
+        self.codes.push(DeviceGrant {
+            code: code.clone(),
+            last_poll: None,
+            finished: None,
+        });
+        code
+    }
+
+    /// Every code issued, oldest first, with its status as of `at`.
+    pub(crate) fn codes(&self, at: Instant) -> Vec<IssuedCode> {
+        self.codes
+            .iter()
+            .map(|g| {
+                let mut code = g.code.clone();
+                if at >= code.expires_at
+                    && matches!(code.status, CodeStatus::Pending | CodeStatus::Approved)
+                {
+                    code.status = CodeStatus::Expired;
+                }
+                code
+            })
+            .collect()
+    }
+
+    /// One poll with `device_code` (RFC 8628 §3.4, §3.5).
+    pub(crate) fn poll(
+        &mut self,
+        device_code: &str,
+        client_id: &str,
+        at: Instant,
+        violations: &mut Vec<String>,
+    ) -> PollVerdict {
+        let Some(index) = self
+            .codes
+            .iter()
+            .position(|g| g.code.device_code == device_code)
+        else {
+            violations.push("poll with a device code this provider never issued".into());
+            return PollVerdict::UnknownCode;
+        };
+        let tolerance = self.policy.poll_tolerance;
+        let grant = &mut self.codes[index];
+        if grant.code.client_id != client_id {
+            violations.push("poll with a device code issued to another client".into());
+            return PollVerdict::WrongClient;
+        }
+        let previous = grant.last_poll.replace(at);
+        if let Some(answer) = grant.finished {
+            violations.push(format!("kept polling after the final answer `{answer}`"));
+        }
+        if grant.code.status == CodeStatus::Consumed {
+            return PollVerdict::AlreadyUsed;
+        }
+        if at >= grant.code.expires_at {
+            grant.finished = Some("expired_token");
+            grant.code.status = CodeStatus::Expired;
+            return PollVerdict::Expired;
+        }
+        if let Some(previous) = previous {
+            let waited = at.saturating_duration_since(previous);
+            if waited + tolerance < grant.code.interval {
+                violations.push(format!(
+                    "polled {} ms after the previous poll; the interval is {} s (RFC 8628 §3.5)",
+                    waited.as_millis(),
+                    grant.code.interval.as_secs_f64()
+                ));
+                grant.code.interval += SLOW_DOWN_STEP;
+                return PollVerdict::SlowDown {
+                    interval: grant.code.interval,
+                };
+            }
+        }
+        if self.forced_slow_downs > 0 {
+            self.forced_slow_downs -= 1;
+            grant.code.interval += SLOW_DOWN_STEP;
+            return PollVerdict::SlowDown {
+                interval: grant.code.interval,
+            };
+        }
+        match grant.code.status {
+            CodeStatus::Pending => PollVerdict::Pending,
+            CodeStatus::Denied | CodeStatus::Expired => {
+                grant.finished = Some("access_denied");
+                PollVerdict::Denied
+            }
+            CodeStatus::Approved | CodeStatus::Consumed => {
+                grant.finished = Some("tokens");
+                grant.code.status = CodeStatus::Consumed;
+                let (client, scope) = (grant.code.client_id.clone(), grant.code.scope.clone());
+                self.families.push(Family {
+                    client_id: client,
+                    scope: scope.clone(),
+                    revoked: false,
+                });
+                let family = self.families.len() as u64 - 1;
+                PollVerdict::Granted(self.mint(family, scope, at, true))
+            }
+        }
+    }
+
+    /// New tokens for `family`, with a new refresh token when `new_refresh`.
+    fn mint(
+        &mut self,
+        family: u64,
+        scope: Option<String>,
+        at: Instant,
+        new_refresh: bool,
+    ) -> Issued {
+        let access_token = self.token("at_");
+        let expires_in = self.policy.access_token_lifetime;
+        self.access.insert(
+            access_token.clone(),
+            AccessEntry {
+                family,
+                scope: scope.clone(),
+                expires_at: at + expires_in,
+            },
+        );
+        let refresh_token = (new_refresh && self.policy.issue_refresh_tokens).then(|| {
+            let token = self.token("rt_");
+            let expires_at = self.policy.refresh_token_lifetime.map(|l| at + l);
+            self.refresh.insert(
+                token.clone(),
+                RefreshEntry {
+                    family,
+                    state: RefreshState::Active,
+                    expires_at,
+                },
+            );
+            token
+        });
+        Issued {
+            access_token,
+            expires_in,
+            refresh_token,
+            scope,
+        }
+    }
+
+    /// A refresh (RFC 6749 §6), with rotation and replay detection.
+    pub(crate) fn refresh(
+        &mut self,
+        token: &str,
+        client_id: &str,
+        scope: Option<&str>,
+        at: Instant,
+        violations: &mut Vec<String>,
+    ) -> RefreshVerdict {
+        let Some(entry) = self.refresh.get_mut(token) else {
+            // Not a violation: the client may hold a token of an earlier run.
+            return RefreshVerdict::InvalidGrant("unknown refresh token");
+        };
+        let family_id = entry.family;
+        let family = &mut self.families[usize::try_from(family_id).unwrap_or(usize::MAX)];
+        match entry.state {
+            RefreshState::Refused => {
+                violations.push(
+                    "used a refresh token again after it was refused with invalid_grant".into(),
+                );
+                return RefreshVerdict::InvalidGrant("the refresh token is no longer valid");
+            }
+            RefreshState::Rotated => {
+                // RFC 9700 §4.14.2: a replayed rotated token means it may be
+                // stolen; end the whole login.
+                entry.state = RefreshState::Refused;
+                family.revoked = true;
+                violations.push(
+                    "reused a rotated refresh token; the whole login is revoked (RFC 9700 §4.14.2)"
+                        .into(),
+                );
+                return RefreshVerdict::InvalidGrant(
+                    "the refresh token was already used; every token of this login is revoked",
+                );
+            }
+            RefreshState::Active => {}
+        }
+        if family.revoked {
+            entry.state = RefreshState::Refused;
+            return RefreshVerdict::InvalidGrant("the login was revoked");
+        }
+        if entry.expires_at.is_some_and(|end| at >= end) {
+            entry.state = RefreshState::Refused;
+            return RefreshVerdict::InvalidGrant("the refresh token expired");
+        }
+        if family.client_id != client_id {
+            violations.push("refresh with a token issued to another client".into());
+            return RefreshVerdict::InvalidGrant("the refresh token was issued to another client");
+        }
+        let scope = match scope {
+            None => family.scope.clone(),
+            Some(asked) => {
+                let granted: Vec<&str> = family.scope.as_deref().unwrap_or("").split(' ').collect();
+                if let Some(extra) = asked
+                    .split(' ')
+                    .find(|s| !s.is_empty() && !granted.contains(s))
+                {
+                    return RefreshVerdict::InvalidScope(format!(
+                        "scope `{extra}` was not granted at login (RFC 6749 §6)"
+                    ));
+                }
+                Some(asked.to_owned())
+            }
+        };
+        let rotate = self.policy.rotate_refresh_tokens;
+        if rotate {
+            entry.state = RefreshState::Rotated;
+        }
+        RefreshVerdict::Refreshed(self.mint(family_id, scope, at, rotate))
+    }
+
+    /// Whether `token` is an access token this emulator would accept at `at`.
+    pub(crate) fn check_access(&self, token: &str, at: Instant) -> TokenCheck {
+        let Some(entry) = self.access.get(token) else {
+            return TokenCheck::Unknown;
+        };
+        let family = &self.families[usize::try_from(entry.family).unwrap_or(usize::MAX)];
+        if family.revoked {
+            TokenCheck::Revoked
+        } else if at >= entry.expires_at {
+            TokenCheck::Expired
+        } else {
+            TokenCheck::Valid {
+                login: entry.family,
+                client_id: family.client_id.clone(),
+                scope: entry.scope.clone(),
+                expires_at: entry.expires_at,
+            }
+        }
+    }
+
+    fn decide(
+        &mut self,
+        user_code: &str,
+        at: Instant,
+        approve: bool,
+    ) -> Result<IssuedCode, ApprovalError> {
+        let wanted = normalize_user_code(user_code);
+        let grant = self
+            .codes
+            .iter_mut()
+            .find(|g| normalize_user_code(&g.code.user_code) == wanted)
+            .ok_or(ApprovalError::UnknownCode)?;
+        match grant.code.status {
+            CodeStatus::Approved => return Err(ApprovalError::AlreadyApproved),
+            CodeStatus::Denied => return Err(ApprovalError::AlreadyDenied),
+            CodeStatus::Consumed => return Err(ApprovalError::AlreadyUsed),
+            CodeStatus::Expired => return Err(ApprovalError::Expired),
+            CodeStatus::Pending if at >= grant.code.expires_at => {
+                return Err(ApprovalError::Expired);
+            }
+            CodeStatus::Pending => {}
+        }
+        grant.code.status = if approve {
+            CodeStatus::Approved
+        } else {
+            CodeStatus::Denied
+        };
+        Ok(grant.code.clone())
+    }
+
+    /// The person approves `user_code` (case and dashes do not matter).
+    pub(crate) fn approve(
+        &mut self,
+        user_code: &str,
+        at: Instant,
+    ) -> Result<IssuedCode, ApprovalError> {
+        self.decide(user_code, at, true)
+    }
+
+    /// The person denies `user_code`.
+    pub(crate) fn deny(
+        &mut self,
+        user_code: &str,
+        at: Instant,
+    ) -> Result<IssuedCode, ApprovalError> {
+        self.decide(user_code, at, false)
+    }
+
+    /// The pending code with `user_code`, for the approval page.
+    pub(crate) fn pending(&self, user_code: &str, at: Instant) -> Option<IssuedCode> {
+        let wanted = normalize_user_code(user_code);
+        self.codes(at).into_iter().find(|c| {
+            c.status == CodeStatus::Pending && normalize_user_code(&c.user_code) == wanted
+        })
+    }
+
+    /// Every code not yet exchanged expires at `at`.
+    pub(crate) fn expire_codes(&mut self, at: Instant) {
+        for grant in &mut self.codes {
+            grant.code.expires_at = grant.code.expires_at.min(at);
+        }
+    }
+
+    /// Every access token issued so far expires at `at`.
+    pub(crate) fn expire_access_tokens(&mut self, at: Instant) {
+        for entry in self.access.values_mut() {
+            entry.expires_at = entry.expires_at.min(at);
+        }
+    }
+
+    /// Every login is revoked: its tokens stop working.
+    pub(crate) fn revoke_all(&mut self) {
+        for family in &mut self.families {
+            family.revoked = true;
+        }
+    }
+
+    /// The next `count` polls are told to slow down, whatever their timing.
+    pub(crate) fn force_slow_downs(&mut self, count: usize) {
+        self.forced_slow_downs = count;
+    }
+}
+
+#[cfg(test)]
+#[path = "authority_tests.rs"]
+mod tests;
