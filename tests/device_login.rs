@@ -17,8 +17,16 @@ fn login_then_token_gives_a_token_the_provider_accepts() {
     let prompt = &run.prompt;
     assert_eq!(prompt["event"], "prompt");
     assert_eq!(prompt["provider"], "demo");
-    assert_eq!(prompt["verification_uri"], provider.verification_uri().as_str());
-    assert!(prompt["verification_uri_complete"].as_str().unwrap().contains(&run.user_code()));
+    assert_eq!(
+        prompt["verification_uri"],
+        provider.verification_uri().as_str()
+    );
+    assert!(
+        prompt["verification_uri_complete"]
+            .as_str()
+            .unwrap()
+            .contains(&run.user_code())
+    );
     assert!(prompt["expires_in"].as_u64().unwrap() > 500);
     provider.approve(&run.user_code()).unwrap();
     let (done, _, code) = run.finish();
@@ -27,15 +35,26 @@ fn login_then_token_gives_a_token_the_provider_accepts() {
     assert_eq!(done["ok"], true);
 
     let access = token(&daemon, "demo", &[]);
-    assert!(provider.is_valid_access_token(&access), "the provider does not accept the token");
+    assert!(
+        provider.is_valid_access_token(&access),
+        "the provider does not accept the token"
+    );
     // The device request carried the scopes, space-separated.
     let device = provider.device_codes();
     assert_eq!(device[0].scope.as_deref(), Some("read write"));
     // A second request is served from memory: no new token request.
-    let token_requests = provider.requests().iter().filter(|r| r.endpoint == Endpoint::Token).count();
+    let token_requests = provider
+        .requests()
+        .iter()
+        .filter(|r| r.endpoint == Endpoint::Token)
+        .count();
     assert_eq!(token(&daemon, "demo", &[]), access);
     assert_eq!(
-        provider.requests().iter().filter(|r| r.endpoint == Endpoint::Token).count(),
+        provider
+            .requests()
+            .iter()
+            .filter(|r| r.endpoint == Endpoint::Token)
+            .count(),
         token_requests
     );
     provider.assert_no_violations();
@@ -76,7 +95,11 @@ fn an_unapproved_code_expires() {
     assert_eq!(done["error"]["code"], "login_failed");
     assert!(err.contains("expired"), "{err}");
     // It polled while the code lived, never after.
-    let polls = provider.requests().into_iter().filter(|r| r.is_poll()).count();
+    let polls = provider
+        .requests()
+        .into_iter()
+        .filter(|r| r.is_poll())
+        .count();
     assert!((1..=3).contains(&polls), "{polls} polls");
     provider.assert_no_violations();
 }
@@ -92,11 +115,19 @@ fn slow_down_adds_five_seconds_to_every_later_poll() {
     provider.approve(&run.user_code()).unwrap();
     let (_, err, code) = run.finish();
     assert_eq!(code, 0, "{err}");
-    let polls: Vec<_> = provider.requests().into_iter().filter(|r| r.is_poll()).collect();
+    let polls: Vec<_> = provider
+        .requests()
+        .into_iter()
+        .filter(|r| r.is_poll())
+        .collect();
     assert_eq!(polls[0].outcome, "slow_down");
     for pair in polls.windows(2).skip(1) {
         let gap = pair[1].at - pair[0].at;
-        assert!(gap >= Duration::from_secs(6), "poll {} came {gap:?} after the previous one", pair[1].index);
+        assert!(
+            gap >= Duration::from_secs(6),
+            "poll {} came {gap:?} after the previous one",
+            pair[1].index
+        );
     }
     provider.assert_no_violations();
 }
@@ -124,10 +155,17 @@ fn polling_survives_provider_errors_with_backoff() {
     provider.approve(&run.user_code()).unwrap();
     let (done, err, code) = run.finish();
     assert_eq!(code, 0, "{done} {err}");
-    let polls: Vec<_> = provider.requests().into_iter().filter(|r| r.is_poll()).collect();
+    let polls: Vec<_> = provider
+        .requests()
+        .into_iter()
+        .filter(|r| r.is_poll())
+        .collect();
     // After the second failure the wait doubled at least once.
     let gap = polls[2].at - polls[1].at;
-    assert!(gap >= Duration::from_secs(2), "no backoff after errors: {gap:?}");
+    assert!(
+        gap >= Duration::from_secs(2),
+        "no backoff after errors: {gap:?}"
+    );
     provider.assert_no_violations();
 }
 
@@ -138,10 +176,18 @@ fn login_errors_before_a_prompt_are_reported() {
     );
     let out = daemon.tokenctl(&["login", "down"]);
     assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
-    assert!(stderr(&out).contains("could not reach http://127.0.0.1:9/device"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("could not reach http://127.0.0.1:9/device"),
+        "{}",
+        stderr(&out)
+    );
     let out = daemon.tokenctl(&["login", "nope"]);
     assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
-    assert!(stderr(&out).contains("no provider named `nope`"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no provider named `nope`"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -155,5 +201,9 @@ fn logout_forgets_the_session() {
     assert!(out.status.success(), "{}", stderr(&out));
     let out = daemon.tokenctl(&["token", "demo"]);
     assert_eq!(out.status.code(), Some(4));
-    assert!(stderr(&out).contains("run `tokenctl login demo`"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("run `tokenctl login demo`"),
+        "{}",
+        stderr(&out)
+    );
 }

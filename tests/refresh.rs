@@ -60,7 +60,11 @@ fn min_valid_forces_a_refresh_and_is_never_undercut() {
     // More than any token the provider gives: refused, not undercut.
     let out = daemon.tokenctl(&["token", "demo", "--min-valid", "9000"]);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("less than the 9000 s asked for"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("less than the 9000 s asked for"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -101,7 +105,10 @@ fn valid_tokens_are_served_through_an_outage_and_sessions_recover() {
     assert_eq!(token(&daemon, "demo", &[]), first);
     let status: serde_json::Value =
         serde_json::from_str(&stdout(&daemon.tokenctl(&["--json", "status", "demo"]))).unwrap();
-    assert!(status[0]["last_error"].as_str().unwrap().contains("503"), "{status}");
+    assert!(
+        status[0]["last_error"].as_str().unwrap().contains("503"),
+        "{status}"
+    );
     // The provider comes back; the daemon's backoff retry refreshes on its own.
     provider.set_access_token_lifetime(Duration::from_secs(7200));
     provider.set_unavailable(false);
@@ -121,13 +128,20 @@ fn a_revoked_grant_means_login_required_and_says_so() {
     let out = daemon.tokenctl(&["token", "demo", "--min-valid", "3700"]);
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
     let err = stderr(&out);
-    assert!(err.contains("login required") && err.contains("invalid_grant"), "{err}");
+    assert!(
+        err.contains("login required") && err.contains("invalid_grant"),
+        "{err}"
+    );
     assert!(err.contains("tokenctl login demo"), "{err}");
     let status: serde_json::Value =
         serde_json::from_str(&stdout(&daemon.tokenctl(&["--json", "status", "demo"]))).unwrap();
     assert_eq!(status[0]["state"], "login_required");
     // Loudly: the log says it at error level.
-    assert!(daemon.log().contains("session ended by the provider"), "{}", daemon.log());
+    assert!(
+        daemon.log().contains("session ended by the provider"),
+        "{}",
+        daemon.log()
+    );
     // A new login restores service.
     login(&daemon, "demo", |code| {
         provider.approve(code).unwrap();
@@ -143,7 +157,10 @@ fn tokens_never_reach_the_log() {
     provider.wait_for_count(2, |r| r.is_refresh() && r.outcome == "refreshed");
     let second = token(&daemon, "demo", &["--min-valid", "1"]);
     let log = daemon.log();
-    assert!(log.contains("access token refreshed"), "debug logging is on: {log}");
+    assert!(
+        log.contains("access token refreshed"),
+        "debug logging is on: {log}"
+    );
     let mut secrets = vec![first, second];
     for request in provider.requests() {
         for (name, value) in &request.fields {

@@ -29,8 +29,8 @@ pub use error::BrokerError;
 pub use login::{LoginProgress, LoginWatch, PendingPrompt};
 pub use policy::{AccessPolicy, Caller};
 pub use scheduler::RefreshScheduler;
-pub use session::{AccessToken, STORE_TIMEOUT, Session, session_identity};
 pub(crate) use session::blocking as store_call;
+pub use session::{AccessToken, STORE_TIMEOUT, Session, session_identity};
 
 use crate::config::{Config, ProviderConfig};
 use crate::protocol::{LoginPrompt, ProviderStatus};

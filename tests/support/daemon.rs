@@ -137,8 +137,15 @@ impl Daemon {
                 "tokend sent no {needle} within {READY_TIMEOUT:?}; log:\n{}",
                 self.log()
             );
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                panic!("tokend exited ({status}) before {needle}; log:\n{}", self.log());
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!(
+                    "tokend exited ({status}) before {needle}; log:\n{}",
+                    self.log()
+                );
             }
             // A short receive timeout only so that a daemon that died is
             // noticed; the wait itself ends on the message.
@@ -263,13 +270,24 @@ impl LoginRun {
             .expect("tokenctl printed nothing")
             .expect("read stdout");
         let prompt: serde_json::Value = serde_json::from_str(&first).expect("prompt is JSON");
-        Self { child, lines, prompt }
+        Self {
+            child,
+            lines,
+            prompt,
+        }
     }
 
     /// The user code of the prompt (panics if the first line was not a prompt).
     pub fn user_code(&self) -> String {
-        assert_eq!(self.prompt["event"], "prompt", "first line: {}", self.prompt);
-        self.prompt["user_code"].as_str().expect("user_code").to_owned()
+        assert_eq!(
+            self.prompt["event"], "prompt",
+            "first line: {}",
+            self.prompt
+        );
+        self.prompt["user_code"]
+            .as_str()
+            .expect("user_code")
+            .to_owned()
     }
 
     /// Waits for `tokenctl` to exit; returns its last line (the `done`
@@ -280,7 +298,9 @@ impl LoginRun {
             .by_ref()
             .map_while(Result::ok)
             .last()
-            .map_or(serde_json::Value::Null, |l| serde_json::from_str(&l).expect("JSON line"));
+            .map_or(serde_json::Value::Null, |l| {
+                serde_json::from_str(&l).expect("JSON line")
+            });
         let mut err = String::new();
         if let Some(mut stderr) = self.child.stderr.take() {
             let _ = stderr.read_to_string(&mut err);
@@ -296,9 +316,15 @@ pub fn login(daemon: &Daemon, name: &str, approve: impl FnOnce(&str)) -> String 
     let run = LoginRun::start(&daemon.socket, name);
     approve(&run.user_code());
     let (done, err, code) = run.finish();
-    assert_eq!(code, 0, "login failed: {done} {err}\nlog:\n{}", daemon.log());
+    assert_eq!(
+        code,
+        0,
+        "login failed: {done} {err}\nlog:\n{}",
+        daemon.log()
+    );
     assert_eq!(done["ok"], true, "{done}");
-    token(daemon, name, &[])
+    // Any remaining life will do: tests use short-lived tokens.
+    token(daemon, name, &["--min-valid", "0"])
 }
 
 /// `tokenctl token NAME ARGS...`, which must succeed; returns the token.

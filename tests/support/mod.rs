@@ -1,11 +1,14 @@
-//! Real services for integration tests: a private `dbus-daemon` per test and
-//! a `gnome-keyring-daemon` on it. Each helper owns the process it spawns and
-//! kills it on `Drop`, so a failing test leaves nothing running.
+//! Real parts for integration tests, each owning the process it spawns and
+//! killing it on `Drop`, so a failing test leaves nothing running:
+//! - [`bus`]: a private `dbus-daemon` per test;
+//! - [`keyring`]: a `gnome-keyring-daemon` on that bus;
+//! - [`daemon`]: the real `tokend`, and `tokenctl` against it;
+//! - [`provider`]: a provider emulator on its own runtime.
 
 // Each test binary compiles this module on its own and uses only part of it.
 #![allow(dead_code)]
 
 pub mod bus;
-pub mod keyring;
-
 pub mod daemon;
+pub mod keyring;
+pub mod provider;

@@ -44,14 +44,20 @@ impl Provider {
 
     /// Waits until the emulator has issued a device code; returns its user code.
     pub fn wait_for_user_code(&self) -> String {
-        self.block_on(self.emulator.wait_for_device_code()).user_code
+        self.block_on(self.emulator.wait_for_device_code())
+            .user_code
     }
 
     /// Waits until `count` requests match `predicate`.
-    pub fn wait_for_count(&self, count: usize, predicate: impl Fn(&RecordedRequest) -> bool) -> Vec<RecordedRequest> {
+    pub fn wait_for_count(
+        &self,
+        count: usize,
+        predicate: impl Fn(&RecordedRequest) -> bool,
+    ) -> Vec<RecordedRequest> {
         self.block_on(
-            self.emulator
-                .wait_for(move |requests| requests.iter().filter(|r| predicate(r)).count() >= count),
+            self.emulator.wait_for(move |requests| {
+                requests.iter().filter(|r| predicate(r)).count() >= count
+            }),
         )
     }
 
