@@ -40,7 +40,11 @@ fn tokens_are_refreshed_before_they_expire_with_rotation() {
         .collect();
     assert!(issued.len() >= 4);
     for pair in issued.windows(2) {
-        assert!(pair[1] - pair[0] < Duration::from_secs(4), "refreshed too late: {:?}", pair[1] - pair[0]);
+        assert!(
+            pair[1] - pair[0] < Duration::from_secs(4),
+            "refreshed too late: {:?}",
+            pair[1] - pair[0]
+        );
     }
     // Reusing a rotated refresh token would have been flagged (and revoked the family).
     provider.assert_no_violations();
