@@ -14,8 +14,10 @@
 //! - [`ipc`]: the Unix socket and D-Bus front-ends.
 //! - [`secret`]: redacting, zeroizing wrappers for tokens and secrets.
 //! - [`client`]: the blocking socket client `tokenctl` is built on.
+//! - [`cli`]: the command lines of both binaries (also the source of the man pages).
 
 pub mod broker;
+pub mod cli;
 pub mod client;
 pub mod config;
 pub mod daemon;

@@ -1,32 +1,16 @@
 //! `tokend`: the token broker daemon.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use tokend::cli::TokendArgs;
 use tokend::config::{self, ConfigError, Environment, Severity};
-
-/// Keeps OAuth 2.0 device-grant sessions fresh and hands access tokens to
-/// local programs over a Unix socket and D-Bus.
-#[derive(Debug, Parser)]
-#[command(name = "tokend", version, about, long_about = None)]
-struct Args {
-    /// Config file [default: $TOKEND_CONFIG, else
-    /// $XDG_CONFIG_HOME/tokend/config.toml, /etc/tokend/config.toml for root]
-    #[arg(long, value_name = "PATH")]
-    config: Option<PathBuf>,
-
-    /// Validate the config, print every problem as file:line:col: message,
-    /// and exit (0 when valid).
-    #[arg(long)]
-    check: bool,
-}
 
 /// Exit code for an invalid or unreadable config.
 const EXIT_CONFIG: u8 = 2;
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = TokendArgs::parse();
     let env = Environment::from_process();
     let path = args.config.unwrap_or_else(|| env.default_config_path());
     let config = match config::load(&path, &env) {

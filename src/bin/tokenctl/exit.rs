@@ -1,62 +1,13 @@
-//! Exit statuses: the one place that defines them and maps failures to them.
-//!
-//! Scripts branch on these (`4` → run a login, `6` → retry later), so they
-//! are part of the interface: add new ones, never renumber.
-
-use std::fmt::Write as _;
+//! Exit statuses: maps failures to them. The statuses themselves are
+//! defined in [`tokend::cli::exit_status`], beside the command line.
 
 use tokend::client::ClientError;
 use tokend::protocol::ErrorCode;
 
-/// Success.
-pub const SUCCESS: u8 = 0;
-/// Any failure without a status of its own.
-pub const FAILURE: u8 = 1;
-/// Bad command line (clap exits with this itself).
-pub const USAGE: u8 = 2;
-/// tokend is not running or its socket is out of reach.
-pub const DAEMON_UNREACHABLE: u8 = 3;
-/// The provider has no session: `tokenctl login NAME` first.
-pub const LOGIN_REQUIRED: u8 = 4;
-/// This user may not use the provider.
-pub const ACCESS_DENIED: u8 = 5;
-/// The provider is down or failing for now; retrying later may work.
-pub const PROVIDER_UNAVAILABLE: u8 = 6;
-/// No provider of that name is configured.
-pub const UNKNOWN_PROVIDER: u8 = 7;
-/// The device login was denied, expired or failed.
-pub const LOGIN_FAILED: u8 = 8;
-
-/// Every status with its meaning, for `--help`.
-const MEANINGS: &[(u8, &str)] = &[
-    (SUCCESS, "success"),
-    (FAILURE, "other failure"),
-    (USAGE, "usage error"),
-    (
-        DAEMON_UNREACHABLE,
-        "tokend not reachable (not running, or no access to its socket)",
-    ),
-    (LOGIN_REQUIRED, "login required: run `tokenctl login NAME`"),
-    (
-        ACCESS_DENIED,
-        "access denied: this user may not use the provider",
-    ),
-    (
-        PROVIDER_UNAVAILABLE,
-        "provider unavailable for now: retry later",
-    ),
-    (UNKNOWN_PROVIDER, "unknown provider"),
-    (LOGIN_FAILED, "login denied, expired or failed"),
-];
-
-/// The "Exit status" section of `tokenctl --help`.
-pub fn help_text() -> String {
-    let mut text = String::from("Exit status:\n");
-    for (status, meaning) in MEANINGS {
-        let _ = writeln!(text, "  {status}  {meaning}");
-    }
-    text
-}
+pub use tokend::cli::exit_status::{
+    ACCESS_DENIED, DAEMON_UNREACHABLE, FAILURE, LOGIN_FAILED, LOGIN_REQUIRED, PROVIDER_UNAVAILABLE,
+    SUCCESS, UNKNOWN_PROVIDER,
+};
 
 /// The exit status for a daemon error code.
 pub fn for_error_code(code: ErrorCode) -> u8 {
@@ -185,17 +136,5 @@ mod tests {
             for_login_failure(Some(ErrorCode::ProviderUnavailable)),
             PROVIDER_UNAVAILABLE
         );
-    }
-
-    #[test]
-    fn help_lists_every_status_once() {
-        let help = help_text();
-        for status in 0..=LOGIN_FAILED {
-            assert_eq!(
-                help.matches(&format!("  {status}  ")).count(),
-                1,
-                "status {status} in\n{help}"
-            );
-        }
     }
 }

@@ -16,80 +16,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
 use serde::Serialize;
-use tokend::client::{self, Client, DEFAULT_TIMEOUT};
+use tokend::cli::{TokenctlArgs as Cli, TokenctlCommand as Command};
+use tokend::client::{self, Client};
 use tokend::config::Environment;
-use tokend::protocol::{Answer, DEFAULT_MIN_VALID_SECS, PROTOCOL_VERSION};
+use tokend::protocol::{Answer, PROTOCOL_VERSION};
 
 use crate::exit::Failure;
-
-/// Talk to tokend, the OAuth 2.0 token broker: get access tokens, log in,
-/// see and end sessions.
-#[derive(Debug, Parser)]
-#[command(name = "tokenctl", version, after_help = exit::help_text())]
-struct Cli {
-    #[arg(
-        long,
-        global = true,
-        env = "TOKEND_SOCKET",
-        value_name = "PATH",
-        help = "The daemon's socket [default: $RUNTIME_DIRECTORY/tokend.sock or \
-                $XDG_RUNTIME_DIR/tokend/tokend.sock; /run/tokend/tokend.sock when \
-                only the system daemon runs]"
-    )]
-    socket: Option<PathBuf>,
-
-    /// Print JSON instead of text (`login`: one object per line)
-    #[arg(long, global = true)]
-    json: bool,
-
-    /// Seconds to wait for each answer from the daemon
-    #[arg(
-        long,
-        global = true,
-        value_name = "SECS",
-        default_value_t = DEFAULT_TIMEOUT.as_secs(),
-        value_parser = clap::value_parser!(u64).range(1..)
-    )]
-    timeout: u64,
-
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Print a valid access token for provider NAME on stdout, and nothing else
-    Token {
-        /// The provider, as named in the config (`[providers.NAME]`)
-        name: String,
-        /// Seconds of life the token must have left; tokend refreshes it
-        /// first when needed
-        #[arg(long, value_name = "SECS", default_value_t = DEFAULT_MIN_VALID_SECS)]
-        min_valid: u64,
-    },
-    /// Log in to provider NAME: show the device code, wait for approval
-    Login {
-        /// The provider, as named in the config
-        name: String,
-        /// Return once the code is shown; the login goes on in tokend
-        #[arg(long)]
-        no_wait: bool,
-    },
-    /// Show the providers' sessions: state, expiry, refreshes, last error
-    Status {
-        /// Only this provider, in more detail
-        name: Option<String>,
-    },
-    /// Forget the session of provider NAME, in memory and in the store
-    Logout {
-        /// The provider, as named in the config
-        name: String,
-    },
-    /// Show the versions of tokenctl, tokend and their protocol
-    Version,
-}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -231,35 +165,4 @@ fn print(text: &str) -> Result<(), Failure> {
 fn print_json(value: &impl Serialize) -> Result<(), Failure> {
     let line = serde_json::to_string(value).map_err(|e| Failure::output(&e.into()))?;
     print(&(line + "\n"))
-}
-
-#[cfg(test)]
-mod tests {
-    use clap::CommandFactory;
-
-    use super::*;
-
-    #[test]
-    fn command_line_is_consistent() {
-        Cli::command().debug_assert();
-    }
-
-    #[test]
-    fn help_documents_exit_statuses() {
-        let help = Cli::command().render_long_help().to_string();
-        assert!(help.contains("Exit status:"), "{help}");
-        assert!(help.contains("4  login required"), "{help}");
-    }
-
-    #[test]
-    fn global_options_go_anywhere() {
-        let cli =
-            Cli::try_parse_from(["tokenctl", "token", "gh", "--json", "--socket", "/s"]).unwrap();
-        assert!(cli.json);
-        assert_eq!(cli.socket.as_deref(), Some(std::path::Path::new("/s")));
-        let Command::Token { min_valid, .. } = cli.command else {
-            panic!("not token")
-        };
-        assert_eq!(min_valid, DEFAULT_MIN_VALID_SECS);
-    }
 }

@@ -1,0 +1,362 @@
+//! `tokend-dist-gen OUT_DIR`: writes what packages install but the source
+//! tree does not hold, all derived from the source so nothing drifts:
+//!
+//! - `man/`: `tokend.8`, `tokenctl.1` and `tokenctl-VERB.1`, from the clap
+//!   definitions in [`tokend::cli`] plus the sections clap does not know
+//!   (files, environment, signals, exit statuses). Uncompressed; packagers
+//!   gzip them.
+//! - `completions/{bash,zsh,fish}/`: completions of both programs, named
+//!   as each shell's vendor directory wants them.
+//! - `etc/tokend/config.toml`: `config/example.toml` made into the system
+//!   service's config (see [`system_config`]).
+//!
+//! Built only with the `dist-gen` feature, never installed: `dist/deb/build.sh`
+//! runs it, and `tests/dist.rs` checks what it writes.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::CommandFactory;
+use clap_complete::Shell;
+use clap_mangen::Man;
+use clap_mangen::roff::{Roff, bold, italic, roman};
+use tokend::cli::exit_status::MEANINGS;
+use tokend::cli::{TokenctlArgs, TokendArgs};
+
+/// The annotated example every packaged config starts from.
+const EXAMPLE_CONFIG: &str = include_str!("../../config/example.toml");
+
+/// What [`system_config`] puts first, before the example's own comments.
+const SYSTEM_CONFIG_HEADER: &str = "\
+# /etc/tokend/config.toml: the config of the system service (tokend.service),
+# which runs as user `tokend`, serves org.tokend.Broker1 on the system bus and
+# listens on /run/tokend/tokend.sock.
+#
+# This is config/example.toml with every provider commented out: the daemon
+# starts with none and warns about it. Add yours, then
+#   tokend --check --config /etc/tokend/config.toml && systemctl reload tokend
+# Other users reach the socket with socket_mode = \"0660\" and membership in
+# group `tokend`; each provider's allow_users/allow_groups then says who may
+# have its tokens.
+#
+# A user's own daemon (systemctl --user) reads ~/.config/tokend/config.toml
+# instead; start it from /usr/share/doc/tokend/examples/example.toml.
+
+";
+
+/// The `[daemon]` keys the system service needs, where the defaults are
+/// those of a user's daemon: the service runs as `tokend`, not root, so
+/// without them it would look for a session bus and a Secret Service.
+const SYSTEM_DAEMON_KEYS: &str = "\
+# Set for the system service: it serves the system bus, and there is no
+# Secret Service (desktop keyring) for a system user, so sessions are kept in
+# memory and need a new login after a restart.
+bus = \"system\"
+store = \"memory\"
+";
+
+/// DESCRIPTION of tokend(8): more than `--help`'s one line.
+const TOKEND_DESCRIPTION: &str = "\
+tokend keeps one OAuth 2.0 device-grant (RFC 8628) session per configured provider, \
+refreshes its access token before it expires, keeps refresh tokens in a store so \
+sessions survive restarts, and hands fresh access tokens to local programs: over a \
+Unix socket (see tokenctl(1)) and over D-Bus as org.tokend.Broker1.
+
+Each caller's uid is checked against the provider's allow_users and allow_groups; \
+by default only tokend's own user gets tokens.
+
+It is meant to run under systemd: as the system service tokend.service (user tokend, \
+system bus, config /etc/tokend/config.toml) or as a user's service \
+(systemctl --user, session bus, the desktop keyring). It reports readiness and \
+status to systemd, answers the watchdog, and logs to the journal when started by \
+systemd, to standard error otherwise.";
+
+/// DESCRIPTION of tokenctl(1).
+const TOKENCTL_DESCRIPTION: &str = "\
+tokenctl talks to tokend(8) over its Unix socket: it prints access tokens for \
+scripts, runs device logins (showing the code, and a QR code when the terminal can), \
+shows the state of each provider's session and ends sessions. Each verb has its own \
+page, tokenctl-VERB(1).
+
+tokenctl token prints the token and a newline on standard output and nothing \
+else, so that $(tokenctl token NAME) can go straight into a header; every \
+failure is one line on standard error and an exit status from the table below.";
+
+fn main() -> ExitCode {
+    let mut args = std::env::args_os().skip(1);
+    let (Some(out), None) = (args.next(), args.next()) else {
+        eprintln!("usage: tokend-dist-gen OUT_DIR");
+        return ExitCode::from(2);
+    };
+    match generate(Path::new(&out)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tokend-dist-gen: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn generate(out: &Path) -> io::Result<()> {
+    write_man_pages(&out.join("man"))?;
+    write_completions(&out.join("completions"))?;
+    let config =
+        system_config(EXAMPLE_CONFIG).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    write(&out.join("etc/tokend/config.toml"), config.as_bytes())
+}
+
+/// Writes `bytes` to `path`, creating its directory.
+fn write(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir)?;
+    }
+    fs::write(path, bytes).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))
+}
+
+fn write_man_pages(dir: &Path) -> io::Result<()> {
+    let source = format!("tokend {}", env!("CARGO_PKG_VERSION"));
+    let page = |cmd: clap::Command, section: &str| {
+        Man::new(cmd)
+            .section(section)
+            .source(source.clone())
+            .manual("tokend manual")
+    };
+
+    let mut text = Vec::new();
+    let tokend = page(TokendArgs::command().long_about(TOKEND_DESCRIPTION), "8");
+    render_head(&tokend, &mut text)?;
+    tokend_sections().to_writer(&mut text)?;
+    tokend.render_version_section(&mut text)?;
+    write(&dir.join(tokend.get_filename()), &text)?;
+
+    // `help` is clap's, not a verb worth a page; the pages of the verbs get
+    // the global options through `build()`.
+    let mut tokenctl = TokenctlArgs::command().disable_help_subcommand(true);
+    tokenctl.build();
+    for verb in tokenctl.get_subcommands() {
+        let man = page(verb.clone(), "1");
+        let mut text = Vec::new();
+        man.render(&mut text)?;
+        write(&dir.join(man.get_filename()), &text)?;
+    }
+    let mut text = Vec::new();
+    // The exit statuses get a section of their own below, not clap's
+    // "EXTRA" rendering of the --help footer.
+    let man = page(
+        tokenctl
+            .after_help(None::<&str>)
+            .long_about(TOKENCTL_DESCRIPTION),
+        "1",
+    );
+    render_head(&man, &mut text)?;
+    man.render_subcommands_section(&mut text)?;
+    tokenctl_sections().to_writer(&mut text)?;
+    man.render_version_section(&mut text)?;
+    write(&dir.join(man.get_filename()), &text)
+}
+
+/// Title, NAME, SYNOPSIS, DESCRIPTION and OPTIONS, as clap renders them.
+fn render_head(man: &Man, out: &mut dyn Write) -> io::Result<()> {
+    man.render_title(out)?;
+    man.render_name_section(out)?;
+    man.render_synopsis_section(out)?;
+    man.render_description_section(out)?;
+    man.render_options_section(out)
+}
+
+/// One `.TP` entry: a bold term, then its description.
+fn item(roff: &mut Roff, term: &str, text: &str) {
+    roff.control("TP", []);
+    roff.text([bold(term)]);
+    roff.text([roman(text)]);
+}
+
+fn see_also(roff: &mut Roff, pages: &[(&str, &str)]) {
+    roff.control("SH", ["SEE ALSO"]);
+    let mut inlines = Vec::new();
+    for (i, (name, section)) in pages.iter().enumerate() {
+        if i > 0 {
+            inlines.push(roman(", "));
+        }
+        inlines.push(bold(*name));
+        inlines.push(roman(format!("({section})")));
+    }
+    roff.text(inlines);
+}
+
+fn tokend_sections() -> Roff {
+    let mut roff = Roff::new();
+    roff.control("SH", ["SIGNALS"]);
+    item(
+        &mut roff,
+        "SIGTERM, SIGINT",
+        "Stop: answer the requests in flight, let running refreshes finish, then exit.",
+    );
+    item(
+        &mut roff,
+        "SIGHUP",
+        "Reload the config: added providers appear, removed ones go, unchanged ones keep \
+         their sessions. An invalid config is logged and the running one kept.",
+    );
+
+    roff.control("SH", ["EXIT STATUS"]);
+    item(
+        &mut roff,
+        "0",
+        "Stopped cleanly, or (--check) the config is valid.",
+    );
+    item(&mut roff, "1", "The daemon could not start or run.");
+    item(
+        &mut roff,
+        "2",
+        "The config is invalid or unreadable; every problem is printed as file:line:col: message.",
+    );
+
+    roff.control("SH", ["ENVIRONMENT"]);
+    item(
+        &mut roff,
+        "TOKEND_CONFIG",
+        "The config file when --config is not given.",
+    );
+    item(
+        &mut roff,
+        "RUST_LOG",
+        "Log filter (error, warn, info, debug, trace, or per module); overrides log_level.",
+    );
+    item(
+        &mut roff,
+        "XDG_CONFIG_HOME, XDG_RUNTIME_DIR",
+        "Where a user's daemon finds its config and puts its socket.",
+    );
+    item(
+        &mut roff,
+        "RUNTIME_DIRECTORY, CREDENTIALS_DIRECTORY, NOTIFY_SOCKET, WATCHDOG_USEC",
+        "Set by systemd: the socket goes in the runtime directory, client_secret_credential \
+         reads from the credentials directory, and readiness, status and watchdog pings go \
+         to the notify socket.",
+    );
+    item(
+        &mut roff,
+        "DBUS_SESSION_BUS_ADDRESS, DBUS_SYSTEM_BUS_ADDRESS",
+        "The buses, when not at their usual places.",
+    );
+
+    roff.control("SH", ["FILES"]);
+    item(
+        &mut roff,
+        "/etc/tokend/config.toml",
+        "Config of the system service (tokend.service) and of root.",
+    );
+    item(
+        &mut roff,
+        "~/.config/tokend/config.toml",
+        "Config of a user's daemon (systemctl --user start tokend).",
+    );
+    item(
+        &mut roff,
+        "/run/tokend/tokend.sock, $XDG_RUNTIME_DIR/tokend/tokend.sock",
+        "The socket of the system service and of a user's daemon.",
+    );
+    item(
+        &mut roff,
+        "/usr/share/doc/tokend/examples/",
+        "Example configs, with every key explained.",
+    );
+    see_also(
+        &mut roff,
+        &[
+            ("tokenctl", "1"),
+            ("systemctl", "1"),
+            ("busctl", "1"),
+            ("systemd.exec", "5"),
+        ],
+    );
+    roff
+}
+
+fn tokenctl_sections() -> Roff {
+    let mut roff = Roff::new();
+    roff.control("SH", ["EXIT STATUS"]);
+    roff.text([roman(
+        "Scripts may branch on these; they never change meaning.",
+    )]);
+    for (status, meaning) in MEANINGS {
+        item(&mut roff, &status.to_string(), meaning);
+    }
+    roff.control("SH", ["EXAMPLES"]);
+    roff.text([roman(
+        "A header for curl, refreshed first if it has less than five minutes left:",
+    )]);
+    roff.control("PP", []);
+    roff.text([italic(
+        "curl -H \"Authorization: Bearer $(tokenctl token github --min-valid 300)\" https://api.github.com/user",
+    )]);
+    roff.control("SH", ["ENVIRONMENT"]);
+    item(
+        &mut roff,
+        "TOKEND_SOCKET",
+        "The daemon's socket, when --socket is not given.",
+    );
+    item(&mut roff, "NO_COLOR", "When set and not empty, no colors.");
+    see_also(&mut roff, &[("tokend", "8")]);
+    roff
+}
+
+/// Where each shell looks for a vendor completion of `bin`, relative to
+/// `completions/`, and under which file name.
+fn completion_path(shell: Shell, bin: &str) -> PathBuf {
+    match shell {
+        Shell::Zsh => PathBuf::from(format!("zsh/_{bin}")),
+        Shell::Fish => PathBuf::from(format!("fish/{bin}.fish")),
+        // bash-completion loads completions/NAME when NAME is first completed.
+        _ => PathBuf::from(format!("bash/{bin}")),
+    }
+}
+
+fn write_completions(dir: &Path) -> io::Result<()> {
+    for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
+        for mut cmd in [TokendArgs::command(), TokenctlArgs::command()] {
+            let bin = cmd.get_name().to_owned();
+            let mut text = Vec::new();
+            clap_complete::generate(shell, &mut cmd, &bin, &mut text);
+            write(&dir.join(completion_path(shell, &bin)), &text)?;
+        }
+    }
+    Ok(())
+}
+
+/// `example` made into the system service's config: a header saying what it
+/// is, the keys of [`SYSTEM_DAEMON_KEYS`] at the top of `[daemon]`, and
+/// every line from the first `[providers.…]` table on commented out.
+///
+/// # Errors
+/// The example has no `[daemon]` table, or its providers come before it.
+fn system_config(example: &str) -> Result<String, String> {
+    let mut out = String::from(SYSTEM_CONFIG_HEADER);
+    let mut daemon_table_seen = false;
+    let mut in_providers = false;
+    for line in example.lines() {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with("[providers") {
+            if !daemon_table_seen {
+                return Err("config/example.toml: [providers] comes before [daemon]".into());
+            }
+            in_providers = true;
+        }
+        if in_providers && !trimmed.is_empty() && !trimmed.starts_with('#') {
+            out.push_str("# ");
+        }
+        out.push_str(line);
+        out.push('\n');
+        if trimmed.starts_with("[daemon]") {
+            daemon_table_seen = true;
+            out.push_str(SYSTEM_DAEMON_KEYS);
+        }
+    }
+    if !daemon_table_seen {
+        return Err("config/example.toml has no [daemon] table".into());
+    }
+    Ok(out)
+}

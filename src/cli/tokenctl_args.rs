@@ -1,0 +1,73 @@
+//! `tokenctl`'s command line.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use super::exit_status;
+use crate::client::DEFAULT_TIMEOUT;
+use crate::protocol::DEFAULT_MIN_VALID_SECS;
+
+/// Talk to tokend, the OAuth 2.0 token broker: get access tokens, log in,
+/// see and end sessions.
+#[derive(Debug, Parser)]
+#[command(name = "tokenctl", version, after_help = exit_status::help_text())]
+pub struct TokenctlArgs {
+    /// The daemon's socket [default: $RUNTIME_DIRECTORY/tokend.sock or
+    /// $XDG_RUNTIME_DIR/tokend/tokend.sock; /run/tokend/tokend.sock when
+    /// only the system daemon runs]
+    #[arg(long, global = true, env = "TOKEND_SOCKET", value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+
+    /// Print JSON instead of text (`login`: one object per line)
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// Seconds to wait for each answer from the daemon
+    #[arg(
+        long,
+        global = true,
+        value_name = "SECS",
+        default_value_t = DEFAULT_TIMEOUT.as_secs(),
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub timeout: u64,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: TokenctlCommand,
+}
+
+/// `tokenctl`'s verbs.
+#[derive(Debug, Subcommand)]
+pub enum TokenctlCommand {
+    /// Print a valid access token for provider NAME on stdout, and nothing else
+    Token {
+        /// The provider, as named in the config (`[providers.NAME]`)
+        name: String,
+        /// Seconds of life the token must have left; tokend refreshes it
+        /// first when needed
+        #[arg(long, value_name = "SECS", default_value_t = DEFAULT_MIN_VALID_SECS)]
+        min_valid: u64,
+    },
+    /// Log in to provider NAME: show the device code, wait for approval
+    Login {
+        /// The provider, as named in the config
+        name: String,
+        /// Return once the code is shown; the login goes on in tokend
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// Show the providers' sessions: state, expiry, refreshes, last error
+    Status {
+        /// Only this provider, in more detail
+        name: Option<String>,
+    },
+    /// Forget the session of provider NAME, in memory and in the store
+    Logout {
+        /// The provider, as named in the config
+        name: String,
+    },
+    /// Show the versions of tokenctl, tokend and their protocol
+    Version,
+}

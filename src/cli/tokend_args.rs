@@ -1,0 +1,21 @@
+//! `tokend`'s command line.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// Keeps OAuth 2.0 device-grant sessions fresh and hands access tokens to
+/// local programs over a Unix socket and D-Bus.
+#[derive(Debug, Parser)]
+#[command(name = "tokend", version, about, long_about = None)]
+pub struct TokendArgs {
+    /// Config file [default: $TOKEND_CONFIG, else
+    /// $XDG_CONFIG_HOME/tokend/config.toml, /etc/tokend/config.toml for root]
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    /// Validate the config, print every problem as file:line:col: message,
+    /// and exit (0 when valid).
+    #[arg(long)]
+    pub check: bool,
+}
