@@ -29,12 +29,23 @@ impl PrivateBus {
     /// When `dbus-daemon` cannot be started (the message has its log).
     #[must_use]
     pub fn start() -> Self {
+        Self::start_with_config(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/dbus-session.conf"),
+        )
+    }
+
+    /// As [`Self::start`], with another bus configuration file (its
+    /// `<listen>` is overridden all the same).
+    ///
+    /// # Panics
+    /// When `dbus-daemon` cannot be started (the message has its log).
+    #[must_use]
+    pub fn start_with_config(config: &Path) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("tokend-bus-")
             .tempdir()
             .expect("create a temporary directory for the bus");
         let socket = dir.path().join("bus");
-        let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/dbus-session.conf");
         let log_path = dir.path().join("dbus-daemon.log");
         let log = File::create(&log_path).expect("create the dbus-daemon log");
         let mut daemon = Command::new("dbus-daemon")

@@ -1,0 +1,276 @@
+//! What `dist/` ships, checked against the code and against the real tools
+//! that will read it: the generated man pages, completions and system config
+//! (from `tokend-dist-gen`), and the facts the units, the D-Bus files and the
+//! sysusers file must agree on.
+//!
+//! The D-Bus policy and activation files are tested on real buses in
+//! `tests/dist_dbus.rs`; `systemd-analyze` runs in `dist/check-units.sh` and
+//! the package in `dist/deb/check.sh` (both steps of `tests/run.sh`).
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use tempfile::TempDir;
+use tokend::cli::exit_status::MEANINGS;
+use tokend::config::{self, BusKind, Environment, StoreKind};
+use tokend::ipc::dbus::BUS_NAME;
+
+fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+fn read(path: &str) -> String {
+    std::fs::read_to_string(repo(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// Runs the generator into a fresh directory.
+fn generate() -> TempDir {
+    let out = tempfile::tempdir().unwrap();
+    let status = Command::new(env!("CARGO_BIN_EXE_tokend-dist-gen"))
+        .arg(out.path())
+        .status()
+        .expect("run tokend-dist-gen");
+    assert!(status.success(), "tokend-dist-gen failed: {status}");
+    out
+}
+
+/// Every file under `dir`, relative, sorted.
+fn files(dir: &Path) -> Vec<String> {
+    fn walk(base: &Path, dir: &Path, found: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(base, &path, found);
+            } else {
+                let relative = path.strip_prefix(base).unwrap();
+                found.push(relative.to_string_lossy().into_owned());
+            }
+        }
+    }
+    let mut found = Vec::new();
+    walk(dir, dir, &mut found);
+    found.sort();
+    found
+}
+
+/// `program` is installed (tests of optional tools skip without it).
+fn have(program: &str) -> bool {
+    support::bus::find_program(program).is_some()
+}
+
+#[test]
+fn generator_writes_every_page_completion_and_the_config() {
+    let out = generate();
+    let expected = [
+        "completions/bash/tokenctl",
+        "completions/bash/tokend",
+        "completions/fish/tokenctl.fish",
+        "completions/fish/tokend.fish",
+        "completions/zsh/_tokenctl",
+        "completions/zsh/_tokend",
+        "etc/tokend/config.toml",
+        "man/tokenctl-login.1",
+        "man/tokenctl-logout.1",
+        "man/tokenctl-status.1",
+        "man/tokenctl-token.1",
+        "man/tokenctl-version.1",
+        "man/tokenctl.1",
+        "man/tokend.8",
+    ];
+    assert_eq!(files(out.path()), expected);
+    // dist/deb/check.sh lists the same files as installed paths.
+    let check = read("dist/deb/check.sh");
+    for page in expected.iter().filter_map(|f| f.strip_prefix("man/")) {
+        let section = page.rsplit('.').next().unwrap();
+        let installed = format!("./usr/share/man/man{section}/{page}.gz");
+        assert!(
+            check.contains(&installed),
+            "check.sh does not expect {installed}"
+        );
+    }
+}
+
+#[test]
+fn man_pages_render_without_warnings_and_document_the_interface() {
+    let out = generate();
+    let man = out.path().join("man");
+    // roff writes '-' as "\-"; the checks read the text as printed.
+    let source = |page: &str| {
+        std::fs::read_to_string(man.join(page))
+            .unwrap()
+            .replace("\\-", "-")
+    };
+    let tokend = source("tokend.8");
+    for needed in [
+        "--config",
+        "--check",
+        "SIGHUP",
+        "EXIT STATUS",
+        "/etc/tokend/config.toml",
+    ] {
+        assert!(tokend.contains(needed), "tokend.8 lacks {needed}");
+    }
+    let tokenctl = source("tokenctl.1");
+    for (status, meaning) in MEANINGS {
+        // A .TP entry: the status in bold, then the meaning (roff escapes
+        // some punctuation in it; the first word is enough).
+        let word = meaning.split_whitespace().next().unwrap();
+        assert!(
+            tokenctl.contains(&format!("\\fB{status}\\fR\n{word}")),
+            "tokenctl.1 lacks exit status {status} ({meaning})"
+        );
+    }
+    for verb in ["token", "login", "status", "logout", "version"] {
+        assert!(
+            tokenctl.contains(&format!("tokenctl-{verb}(1)")),
+            "no {verb}"
+        );
+    }
+    if !have("groff") {
+        eprintln!("groff is not installed: rendering not checked");
+        return;
+    }
+    for page in files(&man) {
+        let rendered = Command::new("groff")
+            .args(["-man", "-Tutf8", "-ww", "-z"])
+            .arg(man.join(&page))
+            .output()
+            .expect("run groff");
+        let warnings = String::from_utf8_lossy(&rendered.stderr);
+        assert!(
+            rendered.status.success() && warnings.is_empty(),
+            "{page}: {warnings}"
+        );
+    }
+}
+
+#[test]
+fn completions_parse_and_know_every_verb() {
+    let out = generate();
+    let completions = out.path().join("completions");
+    for (shell, check) in [("bash", "-n"), ("zsh", "-n"), ("fish", "--no-execute")] {
+        if !have(shell) {
+            eprintln!("{shell} is not installed: its completions are not parsed");
+            continue;
+        }
+        for file in files(&completions.join(shell)) {
+            let path = completions.join(shell).join(&file);
+            let parsed = Command::new(shell).arg(check).arg(&path).output().unwrap();
+            assert!(
+                parsed.status.success(),
+                "{shell} {check} {file}: {}",
+                String::from_utf8_lossy(&parsed.stderr)
+            );
+        }
+    }
+    let bash = std::fs::read_to_string(completions.join("bash/tokenctl")).unwrap();
+    for verb in [
+        "token",
+        "login",
+        "status",
+        "logout",
+        "version",
+        "--socket",
+        "--min-valid",
+    ] {
+        assert!(bash.contains(verb), "bash completion lacks {verb}");
+    }
+}
+
+#[test]
+fn packaged_config_starts_the_system_service_with_no_providers() {
+    let out = generate();
+    let path = out.path().join("etc/tokend/config.toml");
+    // As tokend.service runs it: user tokend (not root), RuntimeDirectory=.
+    let env = Environment {
+        uid: 999,
+        runtime_directory: Some(PathBuf::from("/run/tokend")),
+        etc: PathBuf::from("/etc"),
+        ..Environment::default()
+    };
+    let config = config::load(&path, &env).unwrap_or_else(|e| panic!("{e}"));
+    assert!(config.providers.is_empty());
+    assert_eq!(config.daemon.bus, BusKind::System);
+    assert_eq!(config.daemon.store, StoreKind::Memory);
+    assert_eq!(config.daemon.socket, Path::new("/run/tokend/tokend.sock"));
+    assert!(
+        config
+            .warnings
+            .iter()
+            .any(|w| w.message.contains("no providers")),
+        "{:?}",
+        config.warnings
+    );
+    // Nothing of the example is lost: every line is there, commented or not.
+    let text = std::fs::read_to_string(&path).unwrap();
+    for line in read("config/example.toml")
+        .lines()
+        .filter(|l| !l.is_empty())
+    {
+        assert!(text.contains(line.trim_start_matches("# ")), "lost: {line}");
+    }
+    // The real binary agrees.
+    let check = Command::new(env!("CARGO_BIN_EXE_tokend"))
+        .arg("--check")
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "{check:?}");
+    assert!(String::from_utf8_lossy(&check.stdout).contains("valid (0 providers)"));
+}
+
+/// The values of `key=` in an INI-like file (systemd units, D-Bus
+/// activation files), comments skipped.
+fn values(text: &str, key: &str) -> Vec<String> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn units_bus_files_and_sysusers_agree() {
+    let system = read("dist/systemd/tokend.service");
+    let user = read("dist/systemd/user/tokend.service");
+    let system_activation = read("dist/dbus/system-services/org.tokend.Broker1.service");
+    let session_activation = read("dist/dbus/services/org.tokend.Broker1.service");
+    let policy = read("dist/dbus/org.tokend.Broker1.conf");
+    let sysusers = read("dist/systemd/tokend.sysusers");
+
+    for unit in [&system, &user] {
+        assert_eq!(values(unit, "Type"), ["notify"]);
+        assert_eq!(values(unit, "NotifyAccess"), ["main"]);
+        assert_eq!(values(unit, "ExecReload"), ["/bin/kill -HUP $MAINPID"]);
+        assert_eq!(values(unit, "RuntimeDirectory"), ["tokend"]);
+        assert_eq!(values(unit, "Restart"), ["on-failure"]);
+    }
+    assert_eq!(
+        values(&system, "ExecStart"),
+        ["/usr/bin/tokend --config /etc/tokend/config.toml"]
+    );
+    assert_eq!(values(&user, "ExecStart"), ["/usr/bin/tokend"]);
+    assert_eq!(values(&user, "WantedBy"), ["default.target"]);
+
+    // One name for the service user everywhere.
+    assert_eq!(values(&system, "User"), ["tokend"]);
+    assert_eq!(values(&system_activation, "User"), ["tokend"]);
+    assert!(policy.contains(r#"<policy user="tokend">"#));
+    assert!(
+        sysusers
+            .lines()
+            .any(|l| l.split_whitespace().take(2).eq(["u", "tokend"]))
+    );
+
+    // One bus name, the one the daemon takes, and one unit name.
+    for activation in [&system_activation, &session_activation] {
+        assert_eq!(values(activation, "Name"), [BUS_NAME]);
+        assert_eq!(values(activation, "SystemdService"), ["tokend.service"]);
+    }
+    assert_eq!(values(&system_activation, "Exec"), ["/bin/false"]);
+    assert_eq!(values(&session_activation, "Exec"), ["/usr/bin/tokend"]);
+    assert!(policy.contains(&format!(r#"<allow own="{BUS_NAME}"/>"#)));
+}
