@@ -175,7 +175,6 @@ fn another_uid_is_refused_unless_allowed() {
         eprintln!("SKIPPED another_uid_is_refused_unless_allowed: needs root to switch uid");
         return;
     }
-    const NOBODY: u32 = 65534;
     let provider = Provider::rfc8628();
     let providers = format!(
         "{}{}",
@@ -229,6 +228,9 @@ fn another_uid_is_refused_unless_allowed() {
     assert_eq!(as_nobody(&["logout", "mine"]).status.code(), Some(5));
     assert!(daemon.log().contains("refused a caller"));
 }
+
+/// The uid and gid of `nobody` on Debian.
+const NOBODY: u32 = 65534;
 
 fn group_name(gid: u32) -> String {
     std::fs::read_to_string("/etc/group")
