@@ -61,7 +61,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(tokend::daemon::run(config)) {
+    match runtime.block_on(tokend::daemon::run(config, env)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // Logging is set up by now, to the journal or to stderr.
