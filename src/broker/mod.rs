@@ -245,12 +245,12 @@ impl Broker {
                             session.refresh_if_due();
                         }
                     }
-                    if let Some(h) = &heartbeat {
-                        if last_beat.is_none_or(|at| at.elapsed() >= h.interval) {
-                            broker.sessions().values().for_each(|s| s.probe());
-                            (h.beat)();
-                            last_beat = Some(tokio::time::Instant::now());
-                        }
+                    if let Some(h) = &heartbeat
+                        && last_beat.is_none_or(|at| at.elapsed() >= h.interval)
+                    {
+                        broker.sessions().values().for_each(|s| s.probe());
+                        (h.beat)();
+                        last_beat = Some(tokio::time::Instant::now());
                     }
                 })
                 .await;
