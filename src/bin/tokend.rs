@@ -51,7 +51,7 @@ fn main() -> ExitCode {
 
     tokend::daemon::harden_process();
     tokend::systemd::init_logging(config.daemon.log_level.as_deref());
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {

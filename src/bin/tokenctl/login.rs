@@ -298,7 +298,10 @@ mod tests {
             Some("QRQR\n"),
             Terminal::plain(),
         );
-        assert!(text.contains("QRQR\n\nOr scan the QR code, or open "), "{text}");
+        assert!(
+            text.contains("QRQR\n\nOr scan the QR code, or open "),
+            "{text}"
+        );
         assert!(!text.contains("Or open"), "{text}");
     }
 
