@@ -8,10 +8,10 @@ use anyhow::Context;
 use sd_notify::NotifyState;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
-use crate::broker::{Broker, BrokerParts, SystemClock};
-use crate::config::{Config, StoreKind};
+use crate::broker::{Broker, BrokerParts, Heartbeat, SystemClock};
+use crate::config::{self, Config, Environment, StoreKind};
 use crate::ipc::dbus::DbusService;
 use crate::ipc::socket;
 use crate::provider::HttpClient;
@@ -50,11 +50,11 @@ async fn probe_store(store: &Arc<dyn Store>) {
     }
 }
 
-/// Runs the daemon until SIGTERM or SIGINT.
+/// Runs the daemon until SIGTERM or SIGINT; SIGHUP reloads the config.
 ///
 /// # Errors
-/// Set-up failed (socket, HTTP client, signal handlers).
-pub async fn run(config: Config) -> anyhow::Result<()> {
+/// Set-up failed (socket, bus, HTTP client, signal handlers).
+pub async fn run(config: Config, env: Environment) -> anyhow::Result<()> {
     for warning in &config.warnings {
         warn!("{warning}");
     }
@@ -70,8 +70,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             owner_uid: rustix::process::geteuid().as_raw(),
         },
     );
-    broker.start().await;
+    broker.start(watchdog_heartbeat()).await;
 
+    // Signal handlers first: a SIGTERM that arrives during start-up must
+    // stop us cleanly, not kill us with the default action.
+    let mut signals = Signals::new()?;
     let listener = socket::bind(
         &config.daemon.socket,
         config.daemon.socket_mode,
@@ -93,9 +96,18 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         &connections,
     )
     .await?;
+    // Ready only now: the socket is bound and the bus name is ours.
     notify(&[NotifyState::Ready, NotifyState::Status(&broker.summary())]);
+    connections.spawn(report_status(broker.clone(), stop.clone()));
 
-    wait_for_stop_signal().await?;
+    let mut current = config;
+    while let Some(signal) = signals.next().await {
+        match signal {
+            Signal::Reload => reload(&broker, &mut current, &env).await,
+            Signal::Stop => break,
+        }
+    }
+
     info!("stopping");
     notify(&[NotifyState::Stopping]);
     stop.cancel();
@@ -112,19 +124,119 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             SHUTDOWN_GRACE.as_secs()
         );
     }
-    remove_socket(&config.daemon.socket);
+    remove_socket(&current.daemon.socket);
     Ok(())
 }
 
-async fn wait_for_stop_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
-    let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+/// Feeds systemd's watchdog from the broker's scheduler task when
+/// `WatchdogSec=` is set, at half the timeout.
+fn watchdog_heartbeat() -> Option<Heartbeat> {
+    let timeout = sd_notify::watchdog_enabled()?;
+    info!(timeout_ms = timeout.as_millis(), "watchdog enabled");
+    Some(Heartbeat {
+        interval: timeout / 2,
+        beat: Box::new(|| notify(&[NotifyState::Watchdog])),
+    })
+}
+
+/// Keeps systemd's `STATUS=` line current ("3 providers: 2 active, 1 login
+/// required"), at most once a second however busy the broker is.
+async fn report_status(broker: Broker, stop: CancellationToken) {
+    let mut events = broker.subscribe();
+    let mut last = broker.summary();
+    loop {
+        tokio::select! {
+            event = events.recv() => {
+                if matches!(event, Err(tokio::sync::broadcast::error::RecvError::Closed)) {
+                    return;
+                }
+            }
+            () = stop.cancelled() => return,
+        }
+        // Coalesce a burst of events into one update.
+        tokio::select! {
+            () = tokio::time::sleep(STATUS_COALESCE) => {}
+            () = stop.cancelled() => return,
+        }
+        while events.try_recv().is_ok() {}
+        let summary = broker.summary();
+        if summary != last {
+            notify(&[NotifyState::Status(&summary)]);
+            last = summary;
+        }
     }
-    Ok(())
+}
+
+/// How long status updates are held back to coalesce bursts.
+const STATUS_COALESCE: Duration = Duration::from_secs(1);
+
+/// Reloads the config from its file; an invalid file changes nothing.
+async fn reload(broker: &Broker, current: &mut Config, env: &Environment) {
+    // MONOTONIC_USEC lets systemd (253+) match this reload to its request.
+    let mut states = vec![NotifyState::Reloading];
+    states.extend(NotifyState::monotonic_usec_now());
+    notify(&states);
+    info!(config = %current.path.display(), "reloading the config");
+    match config::load(&current.path, env) {
+        Err(e) => {
+            for line in e.to_string().lines() {
+                error!("{line}");
+            }
+            error!("the new config is invalid; still running with the previous one");
+        }
+        Ok(new) => {
+            for warning in &new.warnings {
+                warn!("{warning}");
+            }
+            if new.daemon != current.daemon {
+                warn!(
+                    "changes to [daemon] take effect at the next restart; the running daemon keeps its settings"
+                );
+            }
+            let summary = broker.reload(&new).await;
+            info!(
+                added = ?summary.added,
+                removed = ?summary.removed,
+                changed = ?summary.changed,
+                "config reloaded"
+            );
+            current.providers = new.providers;
+            current.warnings = new.warnings;
+        }
+    }
+    notify(&[NotifyState::Ready, NotifyState::Status(&broker.summary())]);
+}
+
+/// What a signal asks of the daemon.
+enum Signal {
+    Reload,
+    Stop,
+}
+
+/// SIGTERM/SIGINT (stop) and SIGHUP (reload).
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            term: signal(SignalKind::terminate()).context("cannot handle SIGTERM")?,
+            int: signal(SignalKind::interrupt()).context("cannot handle SIGINT")?,
+            hup: signal(SignalKind::hangup()).context("cannot handle SIGHUP")?,
+        })
+    }
+
+    async fn next(&mut self) -> Option<Signal> {
+        tokio::select! {
+            s = self.term.recv() => s.map(|()| Signal::Stop),
+            s = self.int.recv() => s.map(|()| Signal::Stop),
+            s = self.hup.recv() => s.map(|()| Signal::Reload),
+        }
+    }
 }
 
 fn remove_socket(path: &Path) {

@@ -61,7 +61,7 @@ fn system_like_bus(policy: &Path) -> (PrivateBus, TempDir) {
         ),
     )
     .unwrap();
-    (PrivateBus::start_with_config(&config), dir)
+    (PrivateBus::start_with_config(config.to_str().unwrap()), dir)
 }
 
 /// The policy with its service user replaced by the uid running the test,
@@ -220,7 +220,7 @@ fn activating_bus(activation: &str, exec: &str) -> (PrivateBus, TempDir) {
         ),
     )
     .unwrap();
-    (PrivateBus::start_with_config(&config), dir)
+    (PrivateBus::start_with_config(config.to_str().unwrap()), dir)
 }
 
 #[test]

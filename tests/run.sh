@@ -14,6 +14,7 @@ as_root() {
 }
 
 # Debian packages the tests need, by the command that shows they are there.
+missing=()
 declare -A needed=(
     [dbus-daemon]=dbus-daemon
     [gnome-keyring-daemon]=gnome-keyring
@@ -24,7 +25,8 @@ declare -A needed=(
     [cc]=build-essential
     [curl]=curl
 )
-missing=()
+# The Python D-Bus example (dist/examples/get_token.py) is run by the tests.
+/usr/bin/python3 -c 'import jeepney' 2>/dev/null || missing+=(python3-jeepney)
 for cmd in "${!needed[@]}"; do
     command -v "$cmd" >/dev/null 2>&1 || missing+=("${needed[$cmd]}")
 done

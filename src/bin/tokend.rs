@@ -35,7 +35,7 @@ fn main() -> ExitCode {
 
     tokend::daemon::harden_process();
     tokend::systemd::init_logging(config.daemon.log_level.as_deref());
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
@@ -45,7 +45,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(tokend::daemon::run(config)) {
+    match runtime.block_on(tokend::daemon::run(config, env)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // Logging is set up by now, to the journal or to stderr.

@@ -73,6 +73,42 @@ pub enum BrokerEvent {
         /// Provider name.
         provider: String,
     },
+    /// A config reload added, removed or rebuilt providers.
+    ProvidersChanged {
+        /// New providers.
+        added: Vec<String>,
+        /// Providers gone from the config.
+        removed: Vec<String>,
+        /// Providers whose config changed.
+        changed: Vec<String>,
+    },
+}
+
+/// What a reload did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReloadSummary {
+    /// New providers.
+    pub added: Vec<String>,
+    /// Providers gone from the config.
+    pub removed: Vec<String>,
+    /// Providers whose config changed.
+    pub changed: Vec<String>,
+}
+
+/// A periodic proof of life from the broker's scheduler task.
+pub struct Heartbeat {
+    /// At most this long between beats.
+    pub interval: Duration,
+    /// Called on each beat.
+    pub beat: Box<dyn Fn() + Send + Sync>,
+}
+
+impl std::fmt::Debug for Heartbeat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Heartbeat")
+            .field("interval", &self.interval)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What every session shares.
@@ -184,7 +220,12 @@ impl Broker {
     }
 
     /// Restores stored sessions and starts the refresh scheduler.
-    pub async fn start(&self) {
+    ///
+    /// With a `heartbeat`, the scheduler task wakes at least every
+    /// `interval`, checks that every session's state can be locked, and
+    /// calls `beat`: a watchdog fed from here stops being fed when the core
+    /// is stuck, not merely when a timer runs.
+    pub async fn start(&self, heartbeat: Option<Heartbeat>) {
         let sessions: Vec<_> = self.sessions().into_values().collect();
         for session in &sessions {
             session.restore().await;
@@ -192,16 +233,82 @@ impl Broker {
         let broker = self.clone();
         self.inner.shared.tasks.spawn(async move {
             let shared = Arc::clone(&broker.inner.shared);
+            let max_sleep = heartbeat.as_ref().map_or(scheduler::MAX_SLEEP, |h| {
+                h.interval.min(scheduler::MAX_SLEEP)
+            });
+            let mut last_beat: Option<tokio::time::Instant> = None;
             shared
                 .scheduler
-                .run(shared.clock.as_ref(), &shared.shutdown, |name| {
-                    if let Some(session) = broker.session(&name) {
-                        session.refresh_if_due();
+                .run(shared.clock.as_ref(), &shared.shutdown, max_sleep, |due| {
+                    for name in due {
+                        if let Some(session) = broker.session(&name) {
+                            session.refresh_if_due();
+                        }
+                    }
+                    if let Some(h) = &heartbeat
+                        && last_beat.is_none_or(|at| at.elapsed() >= h.interval)
+                    {
+                        broker.sessions().values().for_each(|s| s.probe());
+                        (h.beat)();
+                        last_beat = Some(tokio::time::Instant::now());
                     }
                 })
                 .await;
         });
         info!(providers = sessions.len(), "broker started");
+    }
+
+    /// Applies a new config: providers added are created (and restored from
+    /// the store), providers removed stop (their stored sessions stay until
+    /// `tokenctl logout` or `tokend --prune`), providers whose table changed
+    /// are rebuilt and keep their tokens when client and endpoint are the
+    /// same; unchanged ones are not touched.
+    pub async fn reload(&self, config: &Config) -> ReloadSummary {
+        let old = self.sessions();
+        let mut summary = ReloadSummary::default();
+        let mut next = BTreeMap::new();
+        for provider in &config.providers {
+            match old.get(&provider.name) {
+                Some(session) if session.config == *provider => {
+                    next.insert(provider.name.clone(), Arc::clone(session));
+                }
+                Some(session) => {
+                    session.retire().await;
+                    let fresh = self.build_session(provider);
+                    if fresh.same_identity(session) {
+                        fresh.inherit(session).await;
+                    } else {
+                        fresh.restore().await;
+                    }
+                    summary.changed.push(provider.name.clone());
+                    next.insert(provider.name.clone(), fresh);
+                }
+                None => {
+                    let fresh = self.build_session(provider);
+                    fresh.restore().await;
+                    summary.added.push(provider.name.clone());
+                    next.insert(provider.name.clone(), fresh);
+                }
+            }
+        }
+        for (name, session) in &old {
+            if !next.contains_key(name) {
+                session.retire().await;
+                self.inner.shared.scheduler.schedule(name, None);
+                summary.removed.push(name.clone());
+            }
+        }
+        *self
+            .inner
+            .sessions
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = next;
+        self.inner.shared.emit(BrokerEvent::ProvidersChanged {
+            added: summary.added.clone(),
+            removed: summary.removed.clone(),
+            changed: summary.changed.clone(),
+        });
+        summary
     }
 
     /// Stops the scheduler and logins, and waits (at most `grace`) for

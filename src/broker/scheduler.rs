@@ -109,24 +109,24 @@ impl RefreshScheduler {
         self.len() == 0
     }
 
-    /// Runs until `shutdown`, calling `on_due` with each session whose
-    /// deadline has passed. `on_due` must not block: it starts work, it does
-    /// not wait for it.
+    /// Runs until `shutdown`. On every wake-up (a deadline, an earlier
+    /// deadline arriving, or `max_sleep` passing) it calls `on_wake` with
+    /// the sessions whose deadline has passed (possibly none). `on_wake`
+    /// must not block: it starts work, it does not wait for it.
     pub async fn run(
         &self,
         clock: &dyn Clock,
         shutdown: &CancellationToken,
-        mut on_due: impl FnMut(Arc<str>),
+        max_sleep: Duration,
+        mut on_wake: impl FnMut(Vec<Arc<str>>),
     ) {
         loop {
             let now = clock.now();
-            for name in self.take_due(now) {
-                on_due(name);
-            }
+            on_wake(self.take_due(now));
             let sleep = self
                 .next_due()
-                .map_or(MAX_SLEEP, |at| at.duration_since(now).unwrap_or_default())
-                .min(MAX_SLEEP);
+                .map_or(max_sleep, |at| at.duration_since(now).unwrap_or_default())
+                .min(max_sleep);
             tokio::select! {
                 () = tokio::time::sleep(sleep) => {}
                 () = self.wake.notified() => {}
@@ -179,8 +179,10 @@ mod tests {
             );
             tokio::spawn(async move {
                 scheduler
-                    .run(clock.as_ref(), &shutdown, |name| {
-                        fired.lock().unwrap().push((name.to_string(), clock.now()));
+                    .run(clock.as_ref(), &shutdown, MAX_SLEEP, |due| {
+                        for name in due {
+                            fired.lock().unwrap().push((name.to_string(), clock.now()));
+                        }
                     })
                     .await;
             })
@@ -216,7 +218,9 @@ mod tests {
             );
             tokio::spawn(async move {
                 scheduler
-                    .run(clock.as_ref(), &shutdown, |_| *fired.lock().unwrap() += 1)
+                    .run(clock.as_ref(), &shutdown, MAX_SLEEP, |due| {
+                        *fired.lock().unwrap() += due.len();
+                    })
                     .await;
             })
         };

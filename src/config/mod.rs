@@ -88,7 +88,7 @@ pub enum EndpointSource {
 }
 
 /// The `[daemon]` table.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DaemonConfig {
     /// Path of the Unix socket.
     pub socket: PathBuf,
@@ -109,7 +109,7 @@ pub struct DaemonConfig {
 }
 
 /// One `[providers.NAME]` table.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProviderConfig {
     /// The table key.
     pub name: String,

@@ -211,28 +211,41 @@ async fn serve_connection(
     };
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::with_capacity(4096, read);
+    // One shutdown waiter and one timer for the connection's whole life,
+    // re-armed per request: registering fresh ones for every request costs
+    // more than the request itself on a cached token.
+    let shutdown = shutdown.cancelled();
+    tokio::pin!(shutdown);
+    let deadline = tokio::time::sleep(IDLE_TIMEOUT);
+    tokio::pin!(deadline);
     loop {
         // Wait for the first byte of the next request (idle timeout), then
         // for the rest of the line (request timeout).
+        deadline
+            .as_mut()
+            .reset(tokio::time::Instant::now() + IDLE_TIMEOUT);
         let ready = tokio::select! {
-            r = tokio::time::timeout(IDLE_TIMEOUT, reader.fill_buf()) => r,
-            () = shutdown.cancelled() => return Ok(()),
+            biased;
+            r = reader.fill_buf() => r,
+            () = &mut deadline => return Ok(()),
+            () = &mut shutdown => return Ok(()),
         };
         match ready {
-            // Idle too long, or the client closed the connection.
-            Err(_) | Ok(Ok([])) => return Ok(()),
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => return Err(e),
+            // The client closed the connection.
+            Ok([]) => return Ok(()),
+            Ok(_) => {}
+            Err(e) => return Err(e),
         }
-        let read = tokio::time::timeout(REQUEST_TIMEOUT, read_line(&mut reader, MAX_REQUEST_LINE));
-        let Ok(line) = read.await else {
-            send_error(
-                &mut write,
-                ErrorCode::BadRequest,
-                "request line not completed in time",
-            )
-            .await?;
-            return Ok(());
+        deadline
+            .as_mut()
+            .reset(tokio::time::Instant::now() + REQUEST_TIMEOUT);
+        let line = tokio::select! {
+            biased;
+            line = read_line(&mut reader, MAX_REQUEST_LINE) => line,
+            () = &mut deadline => {
+                send_error(&mut write, ErrorCode::BadRequest, "request line not completed in time").await?;
+                return Ok(());
+            }
         };
         let line = line?;
         let request = match line {

@@ -29,23 +29,31 @@ impl PrivateBus {
     /// When `dbus-daemon` cannot be started (the message has its log).
     #[must_use]
     pub fn start() -> Self {
-        Self::start_with_config(
-            &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/dbus-session.conf"),
-        )
+        Self::start_with_config("tests/dbus-session.conf")
     }
 
-    /// As [`Self::start`], with another bus configuration file (its
-    /// `<listen>` is overridden all the same).
-    ///
-    /// # Panics
-    /// When `dbus-daemon` cannot be started (the message has its log).
+    /// A bus any user may connect to (`tests/dbus-shared.conf`), with its
+    /// directory open to them, for tests with a second uid.
     #[must_use]
-    pub fn start_with_config(config: &Path) -> Self {
+    pub fn start_shared() -> Self {
+        let bus = Self::start_with_config("tests/dbus-shared.conf");
+        std::fs::set_permissions(
+            bus.dir(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .expect("open the bus directory");
+        bus
+    }
+
+    /// Starts a bus with the config file at `config` (relative to the crate).
+    #[must_use]
+    pub fn start_with_config(config: &str) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("tokend-bus-")
             .tempdir()
             .expect("create a temporary directory for the bus");
         let socket = dir.path().join("bus");
+        let config = Path::new(env!("CARGO_MANIFEST_DIR")).join(config);
         let log_path = dir.path().join("dbus-daemon.log");
         let log = File::create(&log_path).expect("create the dbus-daemon log");
         let mut daemon = Command::new("dbus-daemon")

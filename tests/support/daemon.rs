@@ -172,6 +172,19 @@ impl Daemon {
         child.wait().expect("wait")
     }
 
+    /// Sends SIGHUP and waits until the reload is done (`READY=1` after `RELOADING=1`).
+    pub fn reload(&mut self) {
+        self.notifications.clear();
+        let pid = rustix::process::Pid::from_raw(i32::try_from(self.pid()).unwrap()).unwrap();
+        rustix::process::kill_process(pid, rustix::process::Signal::HUP).expect("SIGHUP");
+        self.wait_for_notification("RELOADING=1");
+        self.notifications
+            .retain(|n| !n.contains("RELOADING=1") || n.contains("READY=1"));
+        if !self.notifications.iter().any(|n| n.contains("READY=1")) {
+            self.wait_for_notification("READY=1");
+        }
+    }
+
     /// Kills the daemon with SIGKILL (a crash).
     pub fn kill(&mut self) {
         let mut child = self.child.take().expect("running");

@@ -193,7 +193,8 @@ fn prompt_text(provider: &str, prompt: &LoginPrompt, qr: Option<&str>, term: Ter
             text.push_str(qr);
             let _ = writeln!(
                 text,
-                "\nOr scan the QR code: it opens the page with the code filled in.\n"
+                "\nOr scan the QR code, or open {}: it has the code filled in.\n",
+                clean(link)
             );
         } else {
             let _ = writeln!(text, "Or open {} (the code is filled in).\n", clean(link));
@@ -297,7 +298,10 @@ mod tests {
             Some("QRQR\n"),
             Terminal::plain(),
         );
-        assert!(text.contains("QRQR\n\nOr scan the QR code"), "{text}");
+        assert!(
+            text.contains("QRQR\n\nOr scan the QR code, or open "),
+            "{text}"
+        );
         assert!(!text.contains("Or open"), "{text}");
     }
 

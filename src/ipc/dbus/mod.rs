@@ -232,6 +232,24 @@ async fn forward_events(connection: Connection, broker: Broker, shutdown: Cancel
             }
             Err(_) => return,
         };
+        if let BrokerEvent::ProvidersChanged {
+            added,
+            removed,
+            changed,
+        } = &event
+        {
+            apply_provider_changes(
+                &connection,
+                &broker,
+                &owner,
+                &mut last,
+                added,
+                removed,
+                changed,
+            )
+            .await;
+            continue;
+        }
         let result = match &event {
             BrokerEvent::LoginPrompt { provider, prompt } => {
                 BrokerObject::login_prompt(
@@ -253,7 +271,7 @@ async fn forward_events(connection: Connection, broker: Broker, shutdown: Cancel
                 provider,
                 expires_at,
             } => BrokerObject::token_refreshed(&emitter, provider, expires_at.unwrap_or(0)).await,
-            BrokerEvent::StateChanged { .. } => Ok(()),
+            BrokerEvent::StateChanged { .. } | BrokerEvent::ProvidersChanged { .. } => Ok(()),
         };
         if let Err(e) = result {
             warn!("could not emit a D-Bus signal: {e}");
@@ -263,6 +281,7 @@ async fn forward_events(connection: Connection, broker: Broker, shutdown: Cancel
             | BrokerEvent::LoginFinished { provider, .. }
             | BrokerEvent::TokenRefreshed { provider, .. }
             | BrokerEvent::StateChanged { provider } => provider,
+            BrokerEvent::ProvidersChanged { .. } => continue,
         };
         if let Some(status) = broker
             .status(&owner, Some(provider))
@@ -270,6 +289,53 @@ async fn forward_events(connection: Connection, broker: Broker, shutdown: Cancel
             .and_then(|mut s| s.pop())
         {
             update_properties(&connection, &mut last, status).await;
+        }
+    }
+}
+
+/// Adds and removes provider objects after a config reload. The
+/// `ObjectManager` at the root signals `InterfacesAdded`/`InterfacesRemoved`.
+async fn apply_provider_changes(
+    connection: &Connection,
+    broker: &Broker,
+    owner: &Caller,
+    last: &mut HashMap<String, ProviderStatus>,
+    added: &[String],
+    removed: &[String],
+    changed: &[String],
+) {
+    let server = connection.object_server();
+    for name in removed {
+        last.remove(name);
+        if let Err(e) = server
+            .remove::<ProviderObject, _>(provider_path(name))
+            .await
+        {
+            warn!(provider = %name, "could not remove the D-Bus object: {e}");
+        }
+    }
+    for name in added {
+        let Some(status) = broker
+            .status(owner, Some(name))
+            .ok()
+            .and_then(|mut s| s.pop())
+        else {
+            continue;
+        };
+        if let Err(e) = server
+            .at(provider_path(name), ProviderObject { status })
+            .await
+        {
+            warn!(provider = %name, "could not add the D-Bus object: {e}");
+        }
+    }
+    for name in changed {
+        if let Some(status) = broker
+            .status(owner, Some(name))
+            .ok()
+            .and_then(|mut s| s.pop())
+        {
+            update_properties(connection, last, status).await;
         }
     }
 }

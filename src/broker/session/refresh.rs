@@ -1,0 +1,207 @@
+//! Refreshing: starting one (single flight), running it, applying its result.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+
+use super::{Grant, RefreshResult, Session, State, Tokens};
+use crate::broker::clock::unix_secs;
+use crate::broker::error::BrokerError;
+use crate::broker::{BrokerEvent, timing};
+use crate::provider::{FailureClass, ProviderError, TokenGrant};
+use crate::secret::Secret;
+
+impl Session {
+    // ----- refresh -----------------------------------------------------
+
+    /// Starts a refresh task; the caller holds the state lock and has
+    /// checked that none is in flight and that there is a refresh token.
+    pub(super) fn start_refresh(
+        self: &Arc<Self>,
+        state: &mut State,
+    ) -> watch::Receiver<RefreshResult> {
+        let (tx, rx) = watch::channel(None);
+        state.refresh = Some(rx.clone());
+        state.last_attempt = Some(self.now());
+        let refresh_token = match &state.grant {
+            Grant::Active(tokens) => tokens.refresh.clone(),
+            _ => None,
+        };
+        let generation = state.generation;
+        let session = Arc::clone(self);
+        self.shared.tasks.spawn(async move {
+            let result = match refresh_token {
+                Some(token) => session.run_refresh(&token, generation).await,
+                None => Err(BrokerError::LoginRequired {
+                    provider: session.name.clone(),
+                    reason: None,
+                }),
+            };
+            let _ = tx.send(Some(result));
+        });
+        rx
+    }
+
+    /// Starts a background refresh if one is due and none is in flight.
+    pub(crate) fn refresh_if_due(self: &Arc<Self>) {
+        let mut state = self.state();
+        let now = self.now();
+        if state.store_dirty {
+            self.spawn_store_retry();
+        }
+        let due = state.next_refresh.is_some_and(|at| at <= now);
+        let refreshable = matches!(&state.grant, Grant::Active(t) if t.refresh.is_some());
+        if due && refreshable && state.refresh.is_none() {
+            self.start_refresh(&mut state);
+        }
+    }
+
+    pub(super) async fn run_refresh(
+        self: &Arc<Self>,
+        refresh_token: &Secret,
+        generation: u64,
+    ) -> Result<(), BrokerError> {
+        let result = {
+            // The permit bounds requests per token endpoint; it is released
+            // as soon as the provider has answered.
+            let _permit = self.refresh_limit.acquire().await;
+            let sent_at = self.now();
+            self.provider
+                .refresh(refresh_token)
+                .await
+                .map(|grant| (grant, sent_at))
+        };
+        let _persist = self.persist.lock().await;
+        if self.state().generation != generation {
+            // Logged out or logged in anew while the request was out: the
+            // answer belongs to a session that no longer exists.
+            self.state().refresh = None;
+            return Ok(());
+        }
+        match result {
+            Ok((grant, sent_at)) => {
+                self.apply_refresh(grant, sent_at).await;
+                Ok(())
+            }
+            Err(e) => Err(self.apply_refresh_failure(e).await),
+        }
+    }
+
+    pub(super) async fn apply_refresh(&self, grant: TokenGrant, sent_at: SystemTime) {
+        let previous = match &self.state().grant {
+            Grant::Active(tokens) => Some(tokens.clone()),
+            _ => None,
+        };
+        let tokens = Tokens::from_grant(grant, sent_at, previous.as_ref());
+        let rotated = previous.as_ref().and_then(|p| p.refresh.as_ref()) != tokens.refresh.as_ref();
+        // The new refresh token is saved before anyone sees the new access
+        // token: if the daemon dies after this, the store has the token the
+        // provider now expects.
+        let saved = self.save(&tokens).await;
+        let now = self.now();
+        let expires_at = tokens.access.as_ref().and_then(|a| a.expires_at);
+        {
+            let mut state = self.state();
+            state.store_dirty = saved.is_err();
+            state.last_failure = saved.err();
+            state.grant = Grant::Active(tokens.clone());
+            state.last_refresh = Some(now);
+            state.failures = 0;
+            state.refresh = None;
+            self.schedule_next(&mut state, &tokens, now);
+        }
+        info!(provider = %self.name, event = "refreshed", rotated, expires_at = expires_at.map(unix_secs), "access token refreshed");
+        self.shared.emit(BrokerEvent::TokenRefreshed {
+            provider: self.name.clone(),
+            expires_at: expires_at.map(unix_secs),
+        });
+        self.changed();
+    }
+
+    pub(super) async fn apply_refresh_failure(&self, failure: ProviderError) -> BrokerError {
+        let now = self.now();
+        let class = failure.class();
+        let error = match class {
+            FailureClass::GrantRevoked => {
+                // The provider ended the session: the stored refresh token is
+                // dead, remove it so a restart does not try it again.
+                let deleted = self.delete_stored().await;
+                let reason = failure.to_string();
+                error!(provider = %self.name, event = "login_required", "session ended by the provider: {reason}; run `tokenctl login {}`", self.name);
+                let mut state = self.state();
+                state.grant = Grant::NeedsLogin {
+                    reason: reason.clone(),
+                };
+                state.failures = 0;
+                state.refresh = None;
+                state.next_refresh = None;
+                state.store_dirty = false;
+                let err = BrokerError::LoginRequired {
+                    provider: self.name.clone(),
+                    reason: Some(reason),
+                };
+                state.last_failure = Some(deleted.err().unwrap_or_else(|| err.clone()));
+                self.shared.scheduler.schedule(&self.name, None);
+                err
+            }
+            FailureClass::Transient | FailureClass::Permanent => {
+                let (err, base, cap) = if class == FailureClass::Transient {
+                    (
+                        BrokerError::ProviderUnavailable {
+                            provider: self.name.clone(),
+                            source: failure,
+                        },
+                        timing::TRANSIENT_BACKOFF_BASE,
+                        timing::TRANSIENT_BACKOFF_CAP,
+                    )
+                } else {
+                    (
+                        BrokerError::ProviderRejected {
+                            provider: self.name.clone(),
+                            source: failure,
+                        },
+                        timing::PERMANENT_BACKOFF_BASE,
+                        timing::PERMANENT_BACKOFF_CAP,
+                    )
+                };
+                let mut state = self.state();
+                state.failures = state.failures.saturating_add(1);
+                let delay = timing::backoff(state.failures, base, cap, fastrand::f64());
+                warn!(provider = %self.name, event = "refresh_failed", retry_in = delay.as_secs(), "refresh failed: {err}");
+                state.last_failure = Some(err.clone());
+                state.refresh = None;
+                state.next_refresh = Some(now + delay);
+                self.shared
+                    .scheduler
+                    .schedule(&self.name, state.next_refresh);
+                err
+            }
+        };
+        self.changed();
+        error
+    }
+
+    pub(super) fn schedule_next(&self, state: &mut State, tokens: &Tokens, now: SystemTime) {
+        let expires_at = tokens.access.as_ref().and_then(|a| a.expires_at);
+        state.next_refresh = match (expires_at, &tokens.refresh) {
+            // The lifetime is counted from now: for a fresh token that is
+            // when it was issued, for a restored one what is left of it.
+            (Some(expires_at), Some(_)) => Some(timing::refresh_due(
+                now.min(expires_at),
+                expires_at,
+                fastrand::f64(),
+            )),
+            _ => None,
+        };
+        if state.store_dirty {
+            // Retry the save soon rather than at the next refresh.
+            let retry = now + timing::ON_DEMAND_RETRY_SPACING * 6;
+            state.next_refresh = Some(state.next_refresh.map_or(retry, |at| at.min(retry)));
+        }
+        self.shared
+            .scheduler
+            .schedule(&self.name, state.next_refresh);
+    }
+}

@@ -1,0 +1,105 @@
+//! `tokend --check` and start-up with bad configs: every problem listed as
+//! `file:line:col: message`, non-zero exit, and no half-started daemon.
+
+use std::process::Command;
+
+fn tokend(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_tokend"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run tokend")
+}
+
+#[test]
+fn check_lists_every_problem_with_its_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        "[daemon]\nbus = \"sesion\"\n\n[providers.gh]\nclientid = \"x\"\ntoken_endpoint = \"http://example.com/token\"\n",
+    )
+    .unwrap();
+    let out = tokend(&["--check", "--config", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let file = path.display().to_string();
+    for expected in [
+        format!("{file}:2:7: `bus` must be \"session\", \"system\" or \"none\", not \"sesion\""),
+        format!("{file}:4:1: missing key `client_id` in [providers.gh]"),
+        format!("{file}:5:1: unknown key `clientid` in [providers.gh]; did you mean `client_id`?"),
+        format!("{file}:6:18: `token_endpoint` uses http:// to a host that is not loopback"),
+    ] {
+        assert!(err.contains(&expected), "missing {expected:?} in:\n{err}");
+    }
+    assert!(err.contains("not starting"), "{err}");
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn a_bad_config_never_starts_the_daemon() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("tokend.sock");
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[daemon]\nsocket = \"{}\"\nbus = \"none\"\n[providers.x]\nclient_id = 1\n",
+            socket.display()
+        ),
+    )
+    .unwrap();
+    let out = tokend(&["--config", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        !socket.exists(),
+        "a half-configured daemon created its socket"
+    );
+}
+
+#[test]
+fn check_accepts_a_valid_config_and_shows_warnings() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ok.toml");
+    std::fs::write(
+        &path,
+        "[daemon]\nsocket = \"/run/tokend-test/t.sock\"\n[providers.gh]\ndevice_authorization_endpoint = \"https://github.com/login/device/code\"\ntoken_endpoint = \"https://github.com/login/oauth/access_token\"\nclient_id = \"Iv1\"\nclient_secret = \"s\"\nclient_auth = \"none\"\n",
+    )
+    .unwrap();
+    let out = tokend(&["--check", "--config", path.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("valid (1 provider)"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("warning: a client secret is set but"));
+}
+
+#[test]
+fn a_missing_config_file_is_named() {
+    let out = tokend(&["--check", "--config", "/nonexistent/tokend.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("/nonexistent/tokend.toml: cannot read the config"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_example_config_is_valid() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/config/example.toml");
+    let out = Command::new(env!("CARGO_BIN_EXE_tokend"))
+        .args(["--check", "--config", example])
+        .env("XDG_RUNTIME_DIR", "/run/user/1000")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -1,0 +1,244 @@
+//! The Unix socket front-end under good and bad input: the real daemon,
+//! raw protocol lines, and the real `tokenctl`.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+
+use support::daemon::{Daemon, DaemonOptions, login, stderr, stdout};
+use support::provider::Provider;
+use tokend::protocol::MAX_REQUEST_LINE;
+
+/// A raw protocol connection.
+struct Connection {
+    reader: BufReader<UnixStream>,
+    writer: UnixStream,
+}
+
+impl Connection {
+    fn open(daemon: &Daemon) -> Self {
+        let stream = UnixStream::connect(&daemon.socket).expect("connect");
+        Self {
+            writer: stream.try_clone().unwrap(),
+            reader: BufReader::new(stream),
+        }
+    }
+
+    fn send(&mut self, bytes: &[u8]) {
+        self.writer.write_all(bytes).unwrap();
+    }
+
+    fn answer(&mut self) -> serde_json::Value {
+        let mut line = String::new();
+        self.reader.read_line(&mut line).unwrap();
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"))
+    }
+
+    fn ask(&mut self, request: &str) -> serde_json::Value {
+        self.send(format!("{request}\n").as_bytes());
+        self.answer()
+    }
+}
+
+fn one_provider() -> (Provider, Daemon) {
+    let provider = Provider::rfc8628();
+    let daemon = Daemon::start(&provider.config("demo"));
+    (provider, daemon)
+}
+
+#[test]
+fn the_socket_is_private() {
+    let (_provider, daemon) = one_provider();
+    let mode = std::fs::metadata(&daemon.socket)
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let dir = daemon.socket.parent().unwrap();
+    assert_eq!(
+        std::fs::metadata(dir).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+}
+
+#[test]
+fn bad_lines_get_error_answers_and_the_connection_survives() {
+    let (_provider, daemon) = one_provider();
+    let mut conn = Connection::open(&daemon);
+    let cases: &[(&[u8], &str)] = &[
+        (b"this is not json\n", "bad_request"),
+        (b"{\"op\":\"tokn\",\"provider\":\"demo\"}\n", "bad_request"),
+        (b"{\"op\":\"token\"}\n", "bad_request"),
+        (
+            b"{\"op\":\"token\",\"provider\":\"demo\",\"min_valid\":-1}\n",
+            "bad_request",
+        ),
+        (
+            b"{\"op\":\"token\",\"provider\":\"demo\",\"min_valid\":99999999}\n",
+            "bad_request",
+        ),
+        (b"\xff\xfe\xfd\n", "bad_request"),
+        (b"\n", "bad_request"),
+        (b"{\"op\":\"token\",\"provider\":\"\"}\n", "bad_request"),
+        (
+            b"{\"op\":\"token\",\"provider\":\"nope\"}\n",
+            "unknown_provider",
+        ),
+        (
+            b"{\"op\":\"token\",\"provider\":\"demo\"}\n",
+            "login_required",
+        ),
+    ];
+    for (line, code) in cases {
+        conn.send(line);
+        let answer = conn.answer();
+        assert_eq!(answer["ok"], false, "{answer}");
+        assert_eq!(
+            answer["error"]["code"],
+            *code,
+            "{:?}: {answer}",
+            String::from_utf8_lossy(line)
+        );
+        assert!(!answer["error"]["message"].as_str().unwrap().is_empty());
+    }
+    // An oversized line is refused, and the next request on the same
+    // connection is served.
+    let mut huge = vec![b'x'; MAX_REQUEST_LINE * 4];
+    huge.push(b'\n');
+    conn.send(&huge);
+    assert_eq!(conn.answer()["error"]["code"], "request_too_large");
+    let version = conn.ask("{\"op\":\"version\"}");
+    assert_eq!(version["ok"], true);
+    assert_eq!(version["protocol"], 1);
+    // The daemon is still fine for everyone else.
+    assert!(daemon.tokenctl(&["status"]).status.success());
+}
+
+#[test]
+fn many_requests_per_connection_and_many_connections() {
+    let (provider, daemon) = one_provider();
+    let token = login(&daemon, "demo", |code| {
+        provider.approve(code).unwrap();
+    });
+    let mut conns: Vec<_> = (0..200).map(|_| Connection::open(&daemon)).collect();
+    for round in 0..5 {
+        for conn in &mut conns {
+            conn.send(b"{\"op\":\"token\",\"provider\":\"demo\"}\n");
+        }
+        for conn in &mut conns {
+            let answer = conn.answer();
+            assert_eq!(
+                answer["access_token"],
+                token.as_str(),
+                "round {round}: {answer}"
+            );
+        }
+    }
+    // Served from memory: no request reached the provider for these.
+    assert_eq!(provider.refresh_count(), 0);
+}
+
+#[test]
+fn a_client_that_vanishes_mid_request_hurts_nobody() {
+    let (_provider, daemon) = one_provider();
+    for _ in 0..20 {
+        let mut stream = UnixStream::connect(&daemon.socket).unwrap();
+        stream.write_all(b"{\"op\":\"sta").unwrap();
+        drop(stream);
+    }
+    let mut conn = Connection::open(&daemon);
+    assert_eq!(conn.ask("{\"op\":\"status\"}")["ok"], true);
+}
+
+#[test]
+fn a_request_without_newline_before_eof_is_answered() {
+    let (_provider, daemon) = one_provider();
+    let mut stream = UnixStream::connect(&daemon.socket).unwrap();
+    stream.write_all(b"{\"op\":\"version\"}").unwrap();
+    stream.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.contains("\"protocol\":1"), "{answer}");
+}
+
+/// Another uid: the kernel's SO_PEERCRED names it, and the core refuses it
+/// unless the provider's `allow_users` lists it. Needs root (to run
+/// `tokenctl` as another user); the rule itself is unit-tested in
+/// `broker::policy`.
+#[test]
+fn another_uid_is_refused_unless_allowed() {
+    if rustix::process::geteuid().as_raw() != 0 {
+        eprintln!("SKIPPED another_uid_is_refused_unless_allowed: needs root to switch uid");
+        return;
+    }
+    let provider = Provider::rfc8628();
+    let providers = format!(
+        "{}{}",
+        provider.config("mine"),
+        provider.config_with("shared", &format!("allow_users = [{NOBODY}]"))
+    );
+    let options = DaemonOptions {
+        // The group may connect; the core decides per provider.
+        daemon_keys: format!(
+            "socket_mode = \"0660\"\nsocket_group = \"{}\"\n",
+            group_name(NOBODY)
+        ),
+        ..DaemonOptions::default()
+    };
+    let daemon = Daemon::start_with(&providers, options);
+    // Let the other user traverse the test's directories.
+    for dir in [daemon.dir.path(), daemon.socket.parent().unwrap()] {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    for name in ["mine", "shared"] {
+        login(&daemon, name, |code| {
+            provider.approve(code).unwrap();
+        });
+    }
+    let as_nobody = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_tokenctl"))
+            .arg("--socket")
+            .arg(&daemon.socket)
+            .args(args)
+            .uid(NOBODY)
+            .gid(NOBODY)
+            .output()
+            .unwrap()
+    };
+    let refused = as_nobody(&["token", "mine"]);
+    assert_eq!(refused.status.code(), Some(5), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains(&format!("uid {NOBODY} is not allowed")),
+        "{}",
+        stderr(&refused)
+    );
+    let allowed = as_nobody(&["token", "shared"]);
+    assert!(allowed.status.success(), "{}", stderr(&allowed));
+    assert!(provider.is_valid_access_token(stdout(&allowed).trim()));
+    // Status shows only what the caller may use.
+    let status = as_nobody(&["--json", "status"]);
+    let status: serde_json::Value = serde_json::from_str(&stdout(&status)).unwrap();
+    assert_eq!(status.as_array().unwrap().len(), 1);
+    assert_eq!(status[0]["name"], "shared");
+    // Logout of a provider it may not use is refused too.
+    assert_eq!(as_nobody(&["logout", "mine"]).status.code(), Some(5));
+    assert!(daemon.log().contains("refused a caller"));
+}
+
+/// The uid and gid of `nobody` on Debian.
+const NOBODY: u32 = 65534;
+
+fn group_name(gid: u32) -> String {
+    std::fs::read_to_string("/etc/group")
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            let f: Vec<_> = l.split(':').collect();
+            (f.get(2) == Some(&gid.to_string().as_str())).then(|| f[0].to_owned())
+        })
+        .expect("a group for the gid")
+}

@@ -1,0 +1,147 @@
+//! The daemon as systemd sees it: notifications on a notify socket the test
+//! binds (READY, STATUS, RELOADING, STOPPING, WATCHDOG), and signals.
+
+mod support;
+
+use support::daemon::{Daemon, DaemonOptions, login, stderr, stdout, token};
+use support::provider::Provider;
+
+fn status_names(daemon: &Daemon) -> Vec<String> {
+    let out = daemon.tokenctl(&["--json", "status"]);
+    let status: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    status
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn ready_status_and_stopping_are_reported() {
+    let provider = Provider::rfc8628();
+    let mut daemon = Daemon::start(&format!("{}{}", provider.config("a"), provider.config("b")));
+    let ready = daemon.wait_for_notification("READY=1");
+    assert!(
+        ready.contains("STATUS=2 providers: 2 logged out"),
+        "{ready}"
+    );
+    login(&daemon, "a", |code| {
+        provider.approve(code).unwrap();
+    });
+    daemon.wait_for_notification("STATUS=2 providers: 1 active, 1 logged out");
+    let status = daemon.stop();
+    assert!(status.success(), "{status}");
+    daemon.wait_for_notification("STOPPING=1");
+    assert!(!daemon.socket.exists(), "the socket is removed on exit");
+}
+
+#[test]
+fn the_watchdog_is_fed_when_systemd_asks() {
+    let provider = Provider::rfc8628();
+    let mut daemon = Daemon::start_with(
+        &provider.config("a"),
+        DaemonOptions {
+            env: vec![("WATCHDOG_USEC".into(), "400000".into())],
+            ..DaemonOptions::default()
+        },
+    );
+    // Pinged at half the timeout; wait for a few pings.
+    for _ in 0..3 {
+        daemon.notifications.retain(|n| !n.contains("WATCHDOG=1"));
+        daemon.wait_for_notification("WATCHDOG=1");
+    }
+}
+
+#[test]
+fn no_watchdog_pings_without_watchdog_usec() {
+    let provider = Provider::rfc8628();
+    let mut daemon = Daemon::start(&provider.config("a"));
+    // A status request round-trips through the daemon; by then a watchdog
+    // ping at start-up would have arrived before READY.
+    assert!(daemon.tokenctl(&["status"]).status.success());
+    daemon.stop();
+    daemon.wait_for_notification("STOPPING=1");
+    assert!(
+        !daemon.notifications.iter().any(|n| n.contains("WATCHDOG")),
+        "{:?}",
+        daemon.notifications
+    );
+}
+
+#[test]
+fn sighup_reloads_providers_and_keeps_unchanged_sessions() {
+    let provider = Provider::rfc8628();
+    let mut daemon = Daemon::start(&format!(
+        "{}{}",
+        provider.config("keep"),
+        provider.config("gone")
+    ));
+    let kept = login(&daemon, "keep", |code| {
+        provider.approve(code).unwrap();
+    });
+    login(&daemon, "gone", |code| {
+        provider.approve(code).unwrap();
+    });
+
+    // Add one, remove one, keep one.
+    daemon.write_config(&format!(
+        "{}{}",
+        provider.config("keep"),
+        provider.config("new")
+    ));
+    daemon.notifications.clear();
+    daemon.reload();
+    assert_eq!(status_names(&daemon), ["keep", "new"]);
+    assert_eq!(
+        token(&daemon, "keep", &[]),
+        kept,
+        "an unchanged provider keeps its session"
+    );
+    let out = daemon.tokenctl(&["token", "gone"]);
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+
+    // A change that keeps client and endpoint keeps the tokens too.
+    daemon.write_config(&format!(
+        "{}{}",
+        provider.config_with("keep", "scopes = [\"more\"]"),
+        provider.config("new")
+    ));
+    daemon.reload();
+    assert_eq!(token(&daemon, "keep", &[]), kept);
+    // A change of client id is another session: login required.
+    daemon.write_config(&format!(
+        "{}{}",
+        provider
+            .config("keep")
+            .replace("tokend-test", "another-client"),
+        provider.config("new")
+    ));
+    daemon.reload();
+    assert_eq!(daemon.tokenctl(&["token", "keep"]).status.code(), Some(4));
+}
+
+#[test]
+fn an_invalid_reload_keeps_the_running_config() {
+    let provider = Provider::rfc8628();
+    let mut daemon = Daemon::start(&provider.config("keep"));
+    let kept = login(&daemon, "keep", |code| {
+        provider.approve(code).unwrap();
+    });
+    daemon.write_config(&format!(
+        "{}\n[providers.broken]\nclient_id = 5\n",
+        provider.config("keep")
+    ));
+    daemon.reload();
+    let log = daemon.log();
+    assert!(
+        log.contains("`client_id` must be a string, not integer"),
+        "{log}"
+    );
+    assert!(
+        log.contains("the new config is invalid; still running with the previous one"),
+        "{log}"
+    );
+    assert_eq!(status_names(&daemon), ["keep"]);
+    assert_eq!(token(&daemon, "keep", &[]), kept);
+}
