@@ -7,7 +7,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n==> %s\n' "$*"; }
+# Each step says how long the one before it took (SECONDS: bash's clock).
+last_step=0
+step() {
+    if [ "$last_step" != 0 ]; then printf '    (%ss)\n' $((SECONDS - last_step)); fi
+    last_step=$SECONDS
+    printf '\n==> %s\n' "$*"
+}
 
 as_root() {
     if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
@@ -24,6 +30,10 @@ declare -A needed=(
     [gdbus]=libglib2.0-bin
     [cc]=build-essential
     [curl]=curl
+    # The .deb: library dependencies, stripping; man pages are rendered.
+    [dpkg-shlibdeps]=dpkg-dev
+    [strip]=binutils
+    [groff]=groff-base
 )
 # The Python D-Bus example (dist/examples/get_token.py) is run by the tests.
 /usr/bin/python3 -c 'import jeepney' 2>/dev/null || missing+=(python3-jeepney)
@@ -57,4 +67,11 @@ cargo test --all-features --no-fail-fast
 step "cargo doc (warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --all-features --quiet
 
-step "all checks passed"
+step "systemd units: verify, exposure at most 1.5, sysusers"
+dist/check-units.sh
+
+step "Debian package: build (release) and check its contents"
+deb=$(dist/deb/build.sh | tail -n 1)
+dist/deb/check.sh "$deb"
+
+step "all checks passed ($((SECONDS / 60)) min $((SECONDS % 60)) s)"

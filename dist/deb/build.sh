@@ -67,9 +67,11 @@ put 0644 dist/dbus/system-services/org.tokend.Broker1.service \
     /usr/share/dbus-1/system-services/org.tokend.Broker1.service
 put 0644 dist/dbus/services/org.tokend.Broker1.service \
     /usr/share/dbus-1/services/org.tokend.Broker1.service
+# The introspection XML, where D-Bus tools and code generators look for it.
+put 0644 dist/dbus/org.tokend.Broker1.xml /usr/share/dbus-1/interfaces/org.tokend.Broker1.xml
 
 put 0644 "$gen/etc/tokend/config.toml" /etc/tokend/config.toml
-for example in config/*.toml; do
+for example in config/*.toml dist/examples/*; do
     put 0644 "$example" "/usr/share/doc/tokend/examples/${example##*/}"
 done
 put 0644 dist/deb/copyright /usr/share/doc/tokend/copyright

@@ -24,6 +24,7 @@ expected=$(LC_ALL=C sort <<'EOF'
 -rw-r--r-- ./usr/share/bash-completion/completions/tokend
 -rw-r--r-- ./usr/share/dbus-1/services/org.tokend.Broker1.service
 -rw-r--r-- ./usr/share/dbus-1/system-services/org.tokend.Broker1.service
+-rw-r--r-- ./usr/share/dbus-1/interfaces/org.tokend.Broker1.xml
 -rw-r--r-- ./usr/share/dbus-1/system.d/org.tokend.Broker1.conf
 -rw-r--r-- ./usr/share/doc/tokend/changelog.Debian.gz
 -rw-r--r-- ./usr/share/doc/tokend/copyright
@@ -41,8 +42,8 @@ expected=$(LC_ALL=C sort <<'EOF'
 -rw-r--r-- ./usr/share/zsh/vendor-completions/_tokend
 EOF
 )
-# Every config/*.toml is shipped as an example.
-for example in config/*.toml; do
+# Every config/*.toml and dist/examples/* is shipped as an example.
+for example in config/*.toml dist/examples/*; do
     expected+=$'\n'"-rw-r--r-- ./usr/share/doc/tokend/examples/${example##*/}"
 done
 expected=$(LC_ALL=C sort -u <<<"$expected")
