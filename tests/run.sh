@@ -8,9 +8,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Each step says how long the one before it took (SECONDS: bash's clock).
-last_step=0
+last_step=
 step() {
-    if [ "$last_step" != 0 ]; then printf '    (%ss)\n' $((SECONDS - last_step)); fi
+    if [ -n "$last_step" ]; then printf '    (%ss)\n' $((SECONDS - last_step)); fi
     last_step=$SECONDS
     printf '\n==> %s\n' "$*"
 }
