@@ -73,5 +73,7 @@ dist/check-units.sh
 step "Debian package: build (release) and check its contents"
 deb=$(dist/deb/build.sh | tail -n 1)
 dist/deb/check.sh "$deb"
+# dpkg -i/-r/-P with the maintainer scripts, in overlays: the machine is untouched.
+dist/deb/install-test.sh "$deb"
 
 step "all checks passed ($((SECONDS / 60)) min $((SECONDS % 60)) s)"

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Installs, upgrades, removes and purges a tokend .deb for real, with dpkg
+# and the maintainer scripts, but in a private mount namespace where /usr,
+# /etc and /var are overlays on temporary directories: the machine itself is
+# left untouched (no package, no user `tokend`). Needs root (or sudo) and
+# overlayfs; without them it says so and exits 0.
+#
+#   dist/deb/install-test.sh target/debian/tokend_0.1.0-1_amd64.deb
+set -euo pipefail
+
+deb=$(realpath "${1:?usage: dist/deb/install-test.sh PACKAGE.deb}")
+
+if [ "${TOKEND_INSTALL_TEST_INNER:-}" != 1 ]; then
+    if [ "$(id -u)" = 0 ]; then as_root=(); elif sudo -n true 2>/dev/null; then as_root=(sudo -n); else
+        echo "dist/deb/install-test.sh: needs root or password-less sudo; skipped" >&2
+        exit 0
+    fi
+    # The overlays' upper and work directories live in $work.
+    work=$(mktemp -d -t tokend-install-test.XXXXXX)
+    status=0
+    "${as_root[@]}" env TOKEND_INSTALL_TEST_INNER=1 TOKEND_INSTALL_TEST_WORK="$work" \
+        unshare --mount --propagation private "$0" "$deb" || status=$?
+    "${as_root[@]}" rm -rf "$work"
+    exit "$status"
+fi
+
+work=$TOKEND_INSTALL_TEST_WORK
+for dir in usr etc var; do
+    mkdir -p "$work/$dir/upper" "$work/$dir/work"
+    if ! mount -t overlay overlay \
+        -o "lowerdir=/$dir,upperdir=$work/$dir/upper,workdir=$work/$dir/work" "/$dir" 2>/dev/null; then
+        echo "dist/deb/install-test.sh: cannot mount an overlay on /$dir here; skipped" >&2
+        exit 0
+    fi
+done
+# No systemd runs here: the scripts must notice and not call systemctl.
+mount -t tmpfs tmpfs /run
+
+fail() { printf 'dist/deb/install-test.sh: FAILED: %s\n' "$*" >&2; exit 1; }
+quiet() { "$@" >"$work/out" 2>&1 || { cat "$work/out" >&2; fail "$*"; }; }
+
+quiet dpkg -i "$deb"
+getent passwd tokend >/dev/null || fail "postinst created no user tokend"
+[ "$(stat -c '%U:%G %a' /etc/tokend/config.toml)" = "root:tokend 640" ] \
+    || fail "/etc/tokend/config.toml is $(stat -c '%U:%G %a' /etc/tokend/config.toml), not root:tokend 640"
+quiet tokend --check --config /etc/tokend/config.toml
+quiet tokenctl --version
+quiet man -w tokend tokenctl
+
+# An upgrade keeps the user and the config's owner and mode.
+echo '# edited by the administrator' >>/etc/tokend/config.toml
+quiet dpkg -i "$deb"
+grep -q 'edited by the administrator' /etc/tokend/config.toml || fail "the upgrade replaced an edited config"
+[ "$(stat -c '%G %a' /etc/tokend/config.toml)" = "tokend 640" ] || fail "the upgrade changed the config's mode"
+
+quiet dpkg -r tokend
+[ ! -e /usr/bin/tokend ] || fail "remove left /usr/bin/tokend"
+[ -e /etc/tokend/config.toml ] || fail "remove deleted the config (only purge may)"
+
+mkdir -p /var/lib/tokend && touch /var/lib/tokend/session
+quiet dpkg -P tokend
+[ ! -e /etc/tokend ] || fail "purge left /etc/tokend"
+[ ! -e /var/lib/tokend ] || fail "purge left the stored sessions in /var/lib/tokend"
+echo "dist/deb/install-test.sh: install, upgrade, remove and purge behave" >&2
