@@ -17,134 +17,33 @@
 //! serialised by [`Session::persist`] so that store and memory agree on
 //! which refresh token is current.
 
+mod status;
+mod store;
+mod tokens;
+
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{Semaphore, watch};
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
-use super::clock::{from_unix_secs, unix_secs};
+use super::clock::unix_secs;
 use super::error::BrokerError;
 use super::login::LoginHandle;
 use super::policy::AccessPolicy;
 use super::timing;
 use super::{BrokerEvent, Shared};
 use crate::config::{EndpointSource, ProviderConfig};
-use crate::protocol::{ProviderStatus, TokenAnswer};
-use crate::provider::{Expiry, FailureClass, Provider, ProviderError, TokenGrant};
+use crate::provider::{FailureClass, Provider, ProviderError, TokenGrant};
 use crate::secret::Secret;
-use crate::store::{STORED_SESSION_VERSION, StoreError, StoredSession};
+pub use store::STORE_TIMEOUT;
+pub(crate) use store::blocking;
+use store::{PendingRestore, unix_micros_now};
+pub use tokens::AccessToken;
+use tokens::Tokens;
 
 /// The result every waiter of a refresh shares.
 pub(crate) type RefreshResult = Option<Result<(), BrokerError>>;
-
-/// An access token with what a caller needs to use it.
-#[derive(Debug, Clone)]
-pub struct AccessToken {
-    /// The token.
-    pub secret: Secret,
-    /// `Bearer`, usually.
-    pub token_type: String,
-    /// Expiry; `None` when the provider did not say.
-    pub expires_at: Option<SystemTime>,
-}
-
-impl AccessToken {
-    /// Whether the token has at least `min_valid` of life left at `now`.
-    #[must_use]
-    pub fn valid_for(&self, now: SystemTime, min_valid: Duration) -> bool {
-        self.expires_at.is_none_or(|at| at >= now + min_valid)
-    }
-
-    /// The protocol answer carrying this token.
-    #[must_use]
-    pub fn to_answer(&self) -> TokenAnswer {
-        TokenAnswer {
-            access_token: self.secret.clone(),
-            token_type: self.token_type.clone(),
-            expires_at: self.expires_at.map(unix_secs),
-        }
-    }
-}
-
-/// The tokens of an established session.
-#[derive(Debug, Clone)]
-struct Tokens {
-    access: Option<AccessToken>,
-    refresh: Option<Secret>,
-    scope: Option<String>,
-    /// When the current refresh token was obtained.
-    obtained_at: SystemTime,
-}
-
-impl Tokens {
-    /// Tokens from a grant whose request was sent at `sent_at`. A refresh
-    /// answer without a refresh token keeps the previous one (RFC 6749 §6).
-    fn from_grant(grant: TokenGrant, sent_at: SystemTime, previous: Option<&Tokens>) -> Self {
-        let expires_at = match grant.expiry {
-            // Counted from when the request left, not when the answer came:
-            // errs on the side of refreshing early.
-            Expiry::In(lifetime) => Some(sent_at + lifetime),
-            Expiry::At(at) => Some(at),
-            Expiry::Unknown => None,
-        };
-        let rotated = grant.refresh_token.is_some();
-        Self {
-            access: Some(AccessToken {
-                secret: grant.access_token,
-                token_type: grant.token_type,
-                expires_at,
-            }),
-            refresh: grant
-                .refresh_token
-                .or_else(|| previous.and_then(|p| p.refresh.clone())),
-            scope: grant
-                .scope
-                .or_else(|| previous.and_then(|p| p.scope.clone())),
-            obtained_at: match previous {
-                Some(p) if !rotated => p.obtained_at,
-                _ => sent_at,
-            },
-        }
-    }
-
-    fn to_record(&self, identity: &str) -> Option<StoredSession> {
-        let refresh = self.refresh.clone()?;
-        Some(StoredSession {
-            version: STORED_SESSION_VERSION,
-            identity: identity.to_owned(),
-            refresh_token: refresh,
-            obtained_at: unix_secs(self.obtained_at),
-            scope: self.scope.clone(),
-            access_token: self.access.as_ref().map(|a| a.secret.clone()),
-            token_type: self.access.as_ref().map(|a| a.token_type.clone()),
-            expires_at: self
-                .access
-                .as_ref()
-                .and_then(|a| a.expires_at)
-                .map(unix_secs),
-        })
-    }
-
-    fn from_record(record: StoredSession) -> Self {
-        let access = match (record.access_token, record.expires_at) {
-            (Some(secret), Some(expires_at)) => Some(AccessToken {
-                secret,
-                token_type: record.token_type.unwrap_or_else(|| "Bearer".into()),
-                expires_at: Some(from_unix_secs(expires_at)),
-            }),
-            // An access token of unknown expiry is not restored: it may have
-            // died while the daemon was down, and a refresh tells.
-            _ => None,
-        };
-        Self {
-            access,
-            refresh: Some(record.refresh_token),
-            scope: record.scope,
-            obtained_at: from_unix_secs(record.obtained_at),
-        }
-    }
-}
 
 /// Whether the session can produce tokens.
 #[derive(Debug, Clone)]
@@ -177,6 +76,8 @@ pub(crate) struct State {
     next_refresh: Option<SystemTime>,
     /// The store does not hold the current refresh token (a save failed).
     store_dirty: bool,
+    /// The stored session could not be read yet; see [`PendingRestore`].
+    pending_restore: Option<PendingRestore>,
 }
 
 /// How a `token` request proceeds, decided under the state lock.
@@ -245,6 +146,7 @@ impl Session {
                 failures: 0,
                 next_refresh: None,
                 store_dirty: false,
+                pending_restore: None,
             }),
             persist: tokio::sync::Mutex::new(()),
         }
@@ -273,6 +175,9 @@ impl Session {
         self: &Arc<Self>,
         min_valid: Duration,
     ) -> Result<AccessToken, BrokerError> {
+        // A store that was locked or missing may work now: try it before
+        // telling the caller there is no session.
+        self.restore_on_demand().await;
         let rx = match self.plan_token(min_valid) {
             TokenPlan::Ready(token) => return Ok(token),
             TokenPlan::Fail(e) => return Err(e),
@@ -309,6 +214,13 @@ impl Session {
         let mut state = self.state();
         let now = self.now();
         let Grant::Active(tokens) = &state.grant else {
+            // The session may be in a store that cannot be read yet: say
+            // that rather than "log in", which would start a new session.
+            if let (Some(_), Some(failure @ BrokerError::Store { .. })) =
+                (&state.pending_restore, &state.last_failure)
+            {
+                return TokenPlan::Fail(failure.clone());
+            }
             return TokenPlan::Fail(self.login_required(&state));
         };
         if let Some(token) = tokens
@@ -385,6 +297,18 @@ impl Session {
     pub(crate) fn refresh_if_due(self: &Arc<Self>) {
         let mut state = self.state();
         let now = self.now();
+        if let Some(pending) = state.pending_restore {
+            // Logged out while the stored session waits for its store: the
+            // one thing due is the next attempt to read it.
+            if pending.retry_at <= now {
+                self.spawn_restore_retry();
+            } else {
+                self.shared
+                    .scheduler
+                    .schedule(&self.name, Some(pending.retry_at));
+            }
+            return;
+        }
         if state.store_dirty {
             self.spawn_store_retry();
         }
@@ -405,11 +329,17 @@ impl Session {
             // as soon as the provider has answered.
             let _permit = self.refresh_limit.acquire().await;
             let sent_at = self.now();
+            // From here until "refresh_saved" a crash may lose the session:
+            // the provider may rotate the refresh token before we store the
+            // new one. These debug lines let tests measure that window.
+            debug!(provider = %self.name, event = "refresh_sent", at_unix_us = %unix_micros_now(), "refresh request sent");
             self.provider
                 .refresh(refresh_token)
                 .await
                 .map(|grant| (grant, sent_at))
         };
+        let answered = Instant::now();
+        debug!(provider = %self.name, event = "refresh_answered", at_unix_us = %unix_micros_now(), ok = result.is_ok(), "refresh answer received");
         let _persist = self.persist.lock().await;
         if self.state().generation != generation {
             // Logged out or logged in anew while the request was out: the
@@ -419,14 +349,14 @@ impl Session {
         }
         match result {
             Ok((grant, sent_at)) => {
-                self.apply_refresh(grant, sent_at).await;
+                self.apply_refresh(grant, sent_at, answered).await;
                 Ok(())
             }
             Err(e) => Err(self.apply_refresh_failure(e).await),
         }
     }
 
-    async fn apply_refresh(&self, grant: TokenGrant, sent_at: SystemTime) {
+    async fn apply_refresh(&self, grant: TokenGrant, sent_at: SystemTime, answered: Instant) {
         let previous = match &self.state().grant {
             Grant::Active(tokens) => Some(tokens.clone()),
             _ => None,
@@ -437,6 +367,9 @@ impl Session {
         // token: if the daemon dies after this, the store has the token the
         // provider now expects.
         let saved = self.save(&tokens).await;
+        debug!(provider = %self.name, event = "refresh_saved", at_unix_us = %unix_micros_now(),
+            answer_to_save_us = %answered.elapsed().as_micros(), ok = saved.is_ok(),
+            "new refresh token stored");
         let now = self.now();
         let expires_at = tokens.access.as_ref().and_then(|a| a.expires_at);
         {
@@ -542,99 +475,6 @@ impl Session {
             .schedule(&self.name, state.next_refresh);
     }
 
-    // ----- store -------------------------------------------------------
-
-    /// Saves the session's record (or deletes it when there is no refresh
-    /// token to keep). Runs the blocking store off the async threads.
-    async fn save(&self, tokens: &Tokens) -> Result<(), BrokerError> {
-        let store = Arc::clone(&self.shared.store);
-        let name = self.name.clone();
-        let result = match tokens.to_record(&self.identity) {
-            Some(record) => blocking(move || store.save(&name, &record)).await,
-            None => blocking(move || store.delete(&name)).await,
-        };
-        result.map_err(|source| {
-            warn!(provider = %self.name, event = "store_failed", "could not save the session: {source}");
-            self.store_error(source)
-        })
-    }
-
-    async fn delete_stored(&self) -> Result<(), BrokerError> {
-        let store = Arc::clone(&self.shared.store);
-        let name = self.name.clone();
-        blocking(move || store.delete(&name)).await.map_err(|source| {
-            warn!(provider = %self.name, event = "store_failed", "could not delete the stored session: {source}");
-            self.store_error(source)
-        })
-    }
-
-    fn store_error(&self, source: StoreError) -> BrokerError {
-        BrokerError::Store {
-            provider: self.name.clone(),
-            source,
-        }
-    }
-
-    fn spawn_store_retry(self: &Arc<Self>) {
-        let session = Arc::clone(self);
-        self.shared.tasks.spawn(async move {
-            let _persist = session.persist.lock().await;
-            let tokens = match &session.state().grant {
-                Grant::Active(tokens) => tokens.clone(),
-                _ => return,
-            };
-            if session.save(&tokens).await.is_ok() {
-                let mut state = session.state();
-                state.store_dirty = false;
-                if matches!(state.last_failure, Some(BrokerError::Store { .. })) {
-                    state.last_failure = None;
-                }
-                info!(provider = %session.name, event = "store_recovered", "session saved");
-            }
-        });
-    }
-
-    /// Loads the stored session at start-up.
-    pub(crate) async fn restore(&self) {
-        let store = Arc::clone(&self.shared.store);
-        let name = self.name.clone();
-        let loaded = blocking(move || store.load(&name)).await;
-        let now = self.now();
-        let mut state = self.state();
-        match loaded {
-            Ok(Some(record)) if record.identity == self.identity => {
-                let tokens = Tokens::from_record(record);
-                let has_access = tokens
-                    .access
-                    .as_ref()
-                    .is_some_and(|a| a.valid_for(now, Duration::ZERO));
-                state.grant = Grant::Active(tokens.clone());
-                if has_access {
-                    self.schedule_next(&mut state, &tokens, now);
-                } else {
-                    // Check the refresh token soon (a revoked one turns into
-                    // "login required" now rather than at first use), spread
-                    // so that many sessions do not all start at once.
-                    state.next_refresh =
-                        Some(now + Duration::from_secs(5).mul_f64(fastrand::f64()));
-                    self.shared
-                        .scheduler
-                        .schedule(&self.name, state.next_refresh);
-                }
-                info!(provider = %self.name, event = "restored", "session restored from the {}", self.shared.store.name());
-            }
-            Ok(Some(_)) => {
-                warn!(provider = %self.name, event = "restore_skipped",
-                    "the stored session belongs to a different client or endpoint; it is not used (log in again)");
-            }
-            Ok(None) => {}
-            Err(source) => {
-                warn!(provider = %self.name, event = "store_failed", "could not load the stored session: {source}");
-                state.last_failure = Some(self.store_error(source));
-            }
-        }
-    }
-
     // ----- login and logout ----------------------------------------------
 
     /// Installs the tokens of a successful device login.
@@ -651,6 +491,8 @@ impl Session {
         {
             let mut state = self.state();
             state.generation += 1;
+            // The new session replaces any stored one still waiting to be read.
+            state.pending_restore = None;
             state.store_dirty = saved.is_err();
             state.last_failure = saved.err();
             state.grant = Grant::Active(tokens.clone());
@@ -681,61 +523,13 @@ impl Session {
             state.last_failure = None;
             state.next_refresh = None;
             state.store_dirty = false;
+            state.pending_restore = None;
         }
         self.shared.scheduler.schedule(&self.name, None);
         let result = self.delete_stored().await;
         info!(provider = %self.name, event = "logged_out", "session forgotten");
         self.changed();
         result
-    }
-
-    // ----- status ------------------------------------------------------
-
-    /// The session as `tokenctl status` shows it.
-    pub(crate) fn status(&self) -> ProviderStatus {
-        let state = self.state();
-        let now = self.now();
-        let pending = state.login.as_ref().and_then(|l| l.prompt_for_status(now));
-        let (name, expires_at, scopes) = match &state.grant {
-            Grant::LoggedOut => ("logged_out", None, self.config.scopes.clone()),
-            Grant::NeedsLogin { .. } => ("login_required", None, self.config.scopes.clone()),
-            Grant::Active(tokens) => {
-                let valid = tokens
-                    .access
-                    .as_ref()
-                    .is_some_and(|a| a.valid_for(now, Duration::ZERO));
-                let state_name = if valid || (tokens.refresh.is_some() && state.failures == 0) {
-                    "active"
-                } else {
-                    "expired"
-                };
-                let scopes = tokens.scope.as_deref().map_or_else(
-                    || self.config.scopes.clone(),
-                    |s| s.split_whitespace().map(str::to_owned).collect(),
-                );
-                (
-                    state_name,
-                    tokens.access.as_ref().and_then(|a| a.expires_at),
-                    scopes,
-                )
-            }
-        };
-        ProviderStatus {
-            name: self.name.clone(),
-            dialect: self.config.dialect.name().to_owned(),
-            state: if pending.is_some() {
-                "login_pending"
-            } else {
-                name
-            }
-            .to_owned(),
-            expires_at: expires_at.map(unix_secs),
-            last_refresh: state.last_refresh.map(unix_secs),
-            next_refresh: state.next_refresh.map(unix_secs),
-            last_error: state.last_failure.as_ref().map(ToString::to_string),
-            scopes,
-            login: pending,
-        }
     }
 }
 
@@ -752,29 +546,5 @@ async fn wait_for_refresh(
         Ok(Some(outcome)) => outcome,
         // The task ended without a word: only on a runtime shutdown.
         _ => Err(BrokerError::ShuttingDown),
-    }
-}
-
-/// How long a store call may take. A locked desktop keyring shows an unlock
-/// prompt and waits for the person; the broker does not wait that long.
-pub const STORE_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Runs a blocking store call on the blocking pool, bounded by [`STORE_TIMEOUT`].
-pub(crate) async fn blocking<T: Send + 'static>(
-    call: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, StoreError> {
-    match tokio::time::timeout(STORE_TIMEOUT, tokio::task::spawn_blocking(call)).await {
-        Ok(Ok(result)) => result,
-        Ok(Err(e)) => Err(StoreError::Failed {
-            store: "store",
-            reason: format!("the store call did not complete: {e}"),
-        }),
-        Err(_) => Err(StoreError::Failed {
-            store: "store",
-            reason: format!(
-                "no answer within {} s (is the keyring waiting for an unlock prompt?)",
-                STORE_TIMEOUT.as_secs()
-            ),
-        }),
     }
 }
