@@ -211,7 +211,6 @@ impl Session {
             .access
             .as_ref()
             .is_some_and(|a| a.valid_for(now, Duration::ZERO));
-        state.grant = Grant::Active(tokens.clone());
         if has_access {
             self.schedule_next(state, &tokens, now);
         } else {
@@ -223,6 +222,7 @@ impl Session {
                 .scheduler
                 .schedule(&self.name, state.next_refresh);
         }
+        state.grant = Grant::Active(tokens);
     }
 }
 
