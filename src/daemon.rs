@@ -34,7 +34,7 @@ pub fn harden_process() {
 }
 
 /// The store the config asks for. Opening touches nothing: a store that
-/// cannot be used yet says so on first use (see [`probe_store`]).
+/// cannot be used yet says so on first use (the daemon probes it at start).
 #[must_use]
 pub fn open_store(config: &Config) -> Arc<dyn Store> {
     match (config.daemon.store, &config.daemon.encrypted_file) {
