@@ -15,7 +15,13 @@
 //!
 //! Writes to the store, and the state changes that go with them, are
 //! serialised by [`Session::persist`] so that store and memory agree on
-//! which refresh token is current.
+//! which refresh token is current. A refresh stores the new record before
+//! the new access token is visible and before the old refresh token is
+//! forgotten, so a crash leaves the old or the new one in the store; the
+//! window in which a crash can lose the session (request sent, answer not
+//! yet stored) is logged at debug level (`refresh_sent`, `refresh_answered`,
+//! `refresh_saved`). Loading, saving and the retry of a restore the store
+//! refused at start are in `store`; the tokens and their record in `tokens`.
 
 mod status;
 mod store;

@@ -249,3 +249,7 @@ pub(crate) async fn blocking<T: Send + 'static>(
         }),
     }
 }
+
+#[cfg(test)]
+#[path = "store_tests.rs"]
+mod tests;
