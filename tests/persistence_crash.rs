@@ -167,6 +167,8 @@ fn crash_cycles(provider: &Provider, daemon: &mut Daemon, cycles: usize) -> Repo
         report.answered_not_saved += usize::from(exposed.answered);
 
         run_start = log.len();
+        let ended = ["event=\"login_required\""];
+        let ended_before = log.lines().filter(|l| l.contains(ended[0])).count();
         let restarted = SystemTime::now();
         daemon.restart();
         // A token request refreshes at once when the restored token is
@@ -200,7 +202,7 @@ fn crash_cycles(provider: &Provider, daemon: &mut Daemon, cycles: usize) -> Repo
         }
         // The emulator saw the old token again and ended the login; tokend
         // says so and a new login is needed.
-        daemon.wait_for_log(1, &["event=\"login_required\""]);
+        daemon.wait_for_log(ended_before + 1, &ended);
         login(daemon, "demo", |code| {
             provider.approve(code).unwrap();
         });
