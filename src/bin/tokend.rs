@@ -20,6 +20,11 @@ struct Args {
     /// and exit (0 when valid).
     #[arg(long)]
     check: bool,
+
+    /// Remove the stored sessions of providers that are no longer in the
+    /// config, print what was removed, and exit. The daemon may be running.
+    #[arg(long, conflicts_with = "check")]
+    prune: bool,
 }
 
 /// Exit code for an invalid or unreadable config.
@@ -50,7 +55,9 @@ fn main() -> ExitCode {
     }
 
     tokend::daemon::harden_process();
-    tokend::systemd::init_logging(config.daemon.log_level.as_deref());
+    // One thread serves everything: the work per request is tiny, and a
+    // single-threaded runtime answers a cached token faster than a pool
+    // that wakes a second worker for each request.
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -61,11 +68,40 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if args.prune {
+        return prune(&runtime, &config);
+    }
+    tokend::systemd::init_logging(config.daemon.log_level.as_deref());
     match runtime.block_on(tokend::daemon::run(config, env)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // Logging is set up by now, to the journal or to stderr.
             tracing::error!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn prune(runtime: &tokio::runtime::Runtime, config: &config::Config) -> ExitCode {
+    match runtime.block_on(tokend::daemon::prune(config)) {
+        Ok(pruned) => {
+            for name in &pruned.removed {
+                println!(
+                    "removed the stored session of `{name}` (not in the config) from the {}",
+                    pruned.store
+                );
+            }
+            if pruned.removed.is_empty() {
+                println!(
+                    "nothing to prune: the {} holds {} session(s), all of configured providers",
+                    pruned.store,
+                    pruned.kept.len()
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("tokend: cannot prune: {e}");
             ExitCode::FAILURE
         }
     }

@@ -8,6 +8,7 @@
 mod diagnostic;
 mod parse;
 mod reader;
+mod store;
 mod users;
 
 use std::collections::BTreeMap;
@@ -19,6 +20,7 @@ use url::Url;
 
 pub use diagnostic::{Diagnostic, Diagnostics, Severity};
 pub use parse::object_path_element;
+pub use store::{DEFAULT_KEY_CREDENTIAL, EncryptedFileConfig};
 
 use crate::provider::DialectKind;
 use crate::secret::Secret;
@@ -41,12 +43,15 @@ pub enum StoreKind {
     SecretService,
     /// Memory only: sessions do not survive a restart.
     Memory,
+    /// Encrypted files in the state directory, for the system service.
+    EncryptedFile,
 }
 
 impl StoreKind {
     const NAMES: &'static [(&'static str, StoreKind)] = &[
         ("secret-service", StoreKind::SecretService),
         ("memory", StoreKind::Memory),
+        ("encrypted-file", StoreKind::EncryptedFile),
     ];
 
     /// The config name.
@@ -100,6 +105,9 @@ pub struct DaemonConfig {
     pub bus: BusKind,
     /// Where refresh tokens live.
     pub store: StoreKind,
+    /// The encrypted file store's directory and key: `Some` exactly when
+    /// `store` is [`StoreKind::EncryptedFile`].
+    pub encrypted_file: Option<EncryptedFileConfig>,
     /// Log filter (`info`, `debug`, `tokend=debug`, ...); `RUST_LOG` wins.
     pub log_level: Option<String>,
     /// Total time limit of every HTTP request to a provider.
@@ -204,6 +212,10 @@ pub struct Environment {
     pub xdg_runtime_dir: Option<PathBuf>,
     /// `$CREDENTIALS_DIRECTORY` (systemd `LoadCredential=`).
     pub credentials_directory: Option<PathBuf>,
+    /// `$STATE_DIRECTORY` (systemd `StateDirectory=`).
+    pub state_directory: Option<PathBuf>,
+    /// `$XDG_STATE_HOME`.
+    pub xdg_state_home: Option<PathBuf>,
     /// `$XDG_CONFIG_HOME`.
     pub xdg_config_home: Option<PathBuf>,
     /// `$HOME`.
@@ -228,6 +240,8 @@ impl Environment {
             runtime_directory: var("RUNTIME_DIRECTORY"),
             xdg_runtime_dir: var("XDG_RUNTIME_DIR"),
             credentials_directory: var("CREDENTIALS_DIRECTORY"),
+            state_directory: var("STATE_DIRECTORY"),
+            xdg_state_home: var("XDG_STATE_HOME"),
             xdg_config_home: var("XDG_CONFIG_HOME"),
             home: var("HOME"),
             tokend_config: var("TOKEND_CONFIG"),
@@ -250,6 +264,24 @@ impl Environment {
             .or_else(|| self.home.as_ref().map(|h| h.join(".config")))
             .unwrap_or_else(|| PathBuf::from(".config"));
         base.join("tokend/config.toml")
+    }
+
+    /// The encrypted file store's directory when the config does not set
+    /// one: `$STATE_DIRECTORY` (set by systemd), `/var/lib/tokend` for root,
+    /// else the user's `$XDG_STATE_HOME/tokend` (`~/.local/state/tokend`).
+    #[must_use]
+    pub fn default_state_directory(&self) -> Option<PathBuf> {
+        if let Some(dir) = &self.state_directory {
+            // StateDirectory= may list several directories, separated by ':'.
+            return dir.to_string_lossy().split(':').next().map(PathBuf::from);
+        }
+        if self.uid == 0 {
+            return Some(PathBuf::from("/var/lib/tokend"));
+        }
+        self.xdg_state_home
+            .clone()
+            .or_else(|| self.home.as_ref().map(|h| h.join(".local/state")))
+            .map(|dir| dir.join("tokend"))
     }
 
     /// The socket path used when the config does not set one.

@@ -76,7 +76,7 @@ pub(super) fn parse(
         .table(diags, "daemon")
         .unwrap_or_else(|| TableReader::new(&empty, 0..0, ""));
     daemon_table.context = "[daemon]".into();
-    let daemon = daemon_config(&mut daemon_table, env, &users, diags);
+    let daemon = daemon_config(&mut daemon_table, path, env, &users, diags);
 
     let mut providers = Vec::new();
     match top.take("providers") {
@@ -121,6 +121,7 @@ pub(super) fn parse(
 
 fn daemon_config(
     table: &mut TableReader<'_, '_>,
+    config_path: &Path,
     env: &Environment,
     users: &UserDb,
     diags: &mut Diagnostics<'_>,
@@ -185,7 +186,7 @@ fn daemon_config(
             let found = StoreKind::NAMES
                 .iter()
                 .find(|(n, _)| *n == s)
-                .map(|(_, k)| *k);
+                .map(|(_, k)| (*k, value.span()));
             if found.is_none() {
                 let names: Vec<_> = StoreKind::NAMES
                     .iter()
@@ -198,8 +199,10 @@ fn daemon_config(
             }
             found
         }),
-        None => Some(StoreKind::SecretService),
+        None => Some((StoreKind::SecretService, span.clone())),
     };
+    let encrypted_file =
+        super::store::encrypted_file_config(table, store.clone(), config_path, env, diags);
     let log_level = table.string(diags, "log_level");
     let http_timeout = table
         .integer(diags, "http_timeout", 1..=600)
@@ -209,13 +212,14 @@ fn daemon_config(
     let max_concurrent_refreshes = table
         .integer(diags, "max_concurrent_refreshes", 1..=1024)
         .map_or(8, |n| usize::try_from(n).unwrap_or(8));
-    table.finish(diags, DAEMON_KEYS);
+    table.finish(diags, &[DAEMON_KEYS, super::store::KEYS].concat());
     Some(DaemonConfig {
         socket: socket?,
         socket_mode: socket_mode?,
         socket_group,
         bus: bus?,
-        store: store?,
+        store: store?.0,
+        encrypted_file: encrypted_file.ok()?,
         log_level,
         http_timeout,
         max_concurrent_refreshes,

@@ -61,6 +61,17 @@ impl Provider {
         )
     }
 
+    /// Every refresh token and device code the client sent so far: secrets
+    /// that must never be found outside the store.
+    pub fn secrets_sent(&self) -> Vec<String> {
+        self.requests()
+            .iter()
+            .flat_map(|r| r.fields.clone())
+            .filter(|(name, _)| name == "refresh_token" || name == "device_code")
+            .map(|(_, value)| value)
+            .collect()
+    }
+
     /// The `[providers.NAME]` table pointing at this emulator.
     pub fn config(&self, name: &str) -> String {
         self.config_with(name, "")
