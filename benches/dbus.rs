@@ -53,7 +53,10 @@ impl Floor {
     fn get_token(&self, provider: &str) -> (String, i64) {
         // As little work as an answer can be: a fixed token, named after
         // the provider only so the argument is read.
-        (format!("floor-token-{provider}-0123456789abcdef"), 1_790_000_000)
+        (
+            format!("floor-token-{provider}-0123456789abcdef"),
+            1_790_000_000,
+        )
     }
 }
 
