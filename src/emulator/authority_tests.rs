@@ -10,6 +10,8 @@ fn policy() -> Policy {
         issue_refresh_tokens: true,
         rotate_refresh_tokens: true,
         poll_tolerance: Duration::ZERO,
+        slow_down_step: SLOW_DOWN_STEP,
+        refresh_scope: None,
     }
 }
 

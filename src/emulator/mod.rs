@@ -45,11 +45,17 @@ mod authority;
 mod body;
 mod codes;
 mod fault;
+mod form;
+mod generic_v1;
+mod oracle;
 mod record;
 mod reply;
 mod request;
 mod rfc8628;
+mod rfc8628_quirks;
 mod server;
+mod trakt;
+mod twilio;
 
 use std::fmt;
 use std::future::Future;
@@ -67,9 +73,14 @@ use url::Url;
 
 pub use codes::{ApprovalError, CodeStatus, IssuedCode};
 pub use fault::Fault;
+pub use generic_v1::GenericV1Options;
+pub use oracle::{OFFLINE_ACCESS, OracleOptions};
 pub use record::{AuthSeen, Endpoint, Grant, RecordedRequest};
 pub use request::ClientAuthMode;
 pub use rfc8628::{DEVICE_CODE_GRANT, Rfc8628Options};
+pub use rfc8628_quirks::{FormAnswers, Rfc8628Quirks};
+pub use trakt::{TraktOptions, TraktPollBodies, TraktRefreshErrors};
+pub use twilio::{TwilioDateFormat, TwilioErrorStyle, TwilioOptions};
 
 use authority::{Authority, TokenCheck};
 use server::{Dialect, Shared, State};
@@ -82,15 +93,35 @@ pub const WAIT_TIMEOUT: Duration = Duration::from_secs(60);
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum EmulatorOptions {
-    /// The standard dialect (RFC 8628 + RFC 6749).
+    /// The standard dialect (RFC 8628 + RFC 6749), with quirk modes.
     Rfc8628(Rfc8628Options),
+    /// Trakt.
+    Trakt(TraktOptions),
+    /// Twilio OAuth v1.
+    Twilio(TwilioOptions),
+    /// Oracle identity domains.
+    Oracle(OracleOptions),
+    /// The generic device API v1 (a Django REST framework service).
+    GenericV1(GenericV1Options),
 }
 
-impl From<Rfc8628Options> for EmulatorOptions {
-    fn from(options: Rfc8628Options) -> Self {
-        Self::Rfc8628(options)
-    }
+macro_rules! emulator_options_from {
+    ($($options:ident => $variant:ident),* $(,)?) => {$(
+        impl From<$options> for EmulatorOptions {
+            fn from(options: $options) -> Self {
+                Self::$variant(options)
+            }
+        }
+    )*};
 }
+
+emulator_options_from!(
+    Rfc8628Options => Rfc8628,
+    TraktOptions => Trakt,
+    TwilioOptions => Twilio,
+    OracleOptions => Oracle,
+    GenericV1Options => GenericV1,
+);
 
 /// A running provider emulator. Dropping it stops the server and cuts every
 /// open connection, hanging ones included.
@@ -150,6 +181,25 @@ impl Emulator {
             EmulatorOptions::Rfc8628(options) => {
                 let policy = options.policy();
                 (Box::new(rfc8628::Rfc8628::new(options, &origin)), policy)
+            }
+            EmulatorOptions::Trakt(options) => {
+                let policy = options.policy();
+                (Box::new(trakt::Trakt::new(options, &origin)), policy)
+            }
+            EmulatorOptions::Twilio(options) => {
+                let policy = options.policy();
+                (Box::new(twilio::Twilio::new(options, &origin)), policy)
+            }
+            EmulatorOptions::Oracle(options) => {
+                let policy = options.policy();
+                (Box::new(oracle::Oracle::new(options, &origin)), policy)
+            }
+            EmulatorOptions::GenericV1(options) => {
+                let policy = options.policy();
+                (
+                    Box::new(generic_v1::GenericV1::new(options, &origin)),
+                    policy,
+                )
             }
         };
         let shared = Arc::new(Shared::new(dialect, Authority::new(policy)));

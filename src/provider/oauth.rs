@@ -257,7 +257,12 @@ pub fn failure_from_answer(
         None => ProviderError::Rejected {
             endpoint: endpoint(response),
             status,
-            error: format!("HTTP {status}"),
+            // No OAuth code: the status's own name says what there is.
+            error: reqwest::StatusCode::from_u16(status)
+                .ok()
+                .and_then(|s| s.canonical_reason())
+                .unwrap_or("an unexpected status")
+                .to_owned(),
             detail: loose_text().or_else(|| Some(describe_body(response))),
         },
     }
@@ -362,8 +367,13 @@ fn expiry(
     }
 }
 
+/// Error codes that, in a refresh answer, mean what `invalid_grant` means:
+/// the grant is gone and a new login is needed (GitHub says
+/// `bad_refresh_token`; some servers `expired_token`).
+const GRANT_GONE: &[&str] = &["expired_token", "bad_refresh_token"];
+
 /// Reads a refresh answer: a token answer on success, a classified error
-/// otherwise. `expired_token` is read like `invalid_grant`: the grant is gone.
+/// otherwise. The codes in [`GRANT_GONE`] are read like `invalid_grant`.
 ///
 /// # Errors
 /// See [`failure_from_answer`] and [`token_grant`].
@@ -375,10 +385,12 @@ pub fn refresh_answer(
     let error = fields.as_ref().and_then(|f| format.errors.read(f));
     match (&fields, error) {
         (Some(f), None) if is_success(response) => token_grant(format, response, f),
-        (_, Some(e)) if e.error == "expired_token" => Err(ProviderError::GrantRevoked {
-            error: e.error,
-            detail: e.description,
-        }),
+        (_, Some(e)) if GRANT_GONE.contains(&e.error.as_str()) => {
+            Err(ProviderError::GrantRevoked {
+                error: e.error,
+                detail: e.description,
+            })
+        }
         _ => Err(failure_from_answer(format, response, fields.as_ref())),
     }
 }

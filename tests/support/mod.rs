@@ -10,5 +10,6 @@
 
 pub mod bus;
 pub mod daemon;
+pub mod flows;
 pub mod keyring;
 pub mod provider;
