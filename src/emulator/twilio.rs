@@ -239,13 +239,17 @@ impl Twilio {
             .ok_or_else(|| self.invalid(&format!("missing parameter `{name}`")))
     }
 
-    fn check_client(&self, form: &Form) -> Result<(), Reply> {
+    /// Checks `ClientSid`, and `ClientSecret` where the endpoint takes one.
+    fn check_client(&self, form: &Form, with_secret: bool) -> Result<(), Reply> {
         let refuse = |why: &str| {
             self.error(401, "invalid_client", why)
                 .violation(format!("client authentication: {why}"))
         };
         if self.require(form, "ClientSid")? != self.options.client_sid {
             return Err(refuse("unknown ClientSid"));
+        }
+        if !with_secret {
+            return Ok(());
         }
         match (&self.options.client_secret, form.get("ClientSecret")) {
             (None, None) => Ok(()),
@@ -258,7 +262,7 @@ impl Twilio {
 
     fn device_code(&self, request: &Received, authority: &mut Authority) -> Result<Reply, Reply> {
         let (form, mut notes) = self.read(request, DEVICE_KEYS, &["Scopes", "Audiences"])?;
-        self.check_client(&form)?;
+        self.check_client(&form, false)?;
         let scopes = form.get_all("Scopes");
         if scopes.is_empty() {
             return Err(self.invalid("missing parameter `Scopes`"));
@@ -296,7 +300,7 @@ impl Twilio {
 
     fn token(&self, request: &Received, authority: &mut Authority) -> Result<Reply, Reply> {
         let (form, notes) = self.read(request, TOKEN_KEYS, &[])?;
-        self.check_client(&form)?;
+        self.check_client(&form, true)?;
         let client = self.options.client_sid.as_str();
         let mut violations = Vec::new();
         let reply = match self.require(&form, "GrantType")? {
