@@ -262,7 +262,9 @@ impl Twilio {
 
     fn device_code(&self, request: &Received, authority: &mut Authority) -> Result<Reply, Reply> {
         let (form, mut notes) = self.read(request, DEVICE_KEYS, &["Scopes", "Audiences"])?;
-        self.check_client(&form, false)?;
+        // A misnamed key is worth reporting with the refusal it causes.
+        self.check_client(&form, false)
+            .map_err(|r| r.violations(notes.clone()))?;
         let scopes = form.get_all("Scopes");
         if scopes.is_empty() {
             return Err(self.invalid("missing parameter `Scopes`"));
@@ -300,7 +302,8 @@ impl Twilio {
 
     fn token(&self, request: &Received, authority: &mut Authority) -> Result<Reply, Reply> {
         let (form, notes) = self.read(request, TOKEN_KEYS, &[])?;
-        self.check_client(&form, true)?;
+        self.check_client(&form, true)
+            .map_err(|r| r.violations(notes.clone()))?;
         let client = self.options.client_sid.as_str();
         let mut violations = Vec::new();
         let reply = match self.require(&form, "GrantType")? {
