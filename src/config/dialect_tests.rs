@@ -254,3 +254,23 @@ fn dialect_names_are_listed_when_unknown() {
         "{errors:?}"
     );
 }
+
+#[test]
+fn a_refresh_endpoint_needs_explicit_endpoints() {
+    let f = Fixture::new();
+    let errors = f.errors(
+        "[providers.kc]\nissuer = \"https://idp.example/realms/main\"\nrefresh_endpoint = \"https://idp.example/refresh\"\nclient_id = \"c\"\n",
+    );
+    assert!(
+        errors[0]
+            .starts_with("config.toml:2:10: `refresh_endpoint` cannot be combined with `issuer`"),
+        "{errors:?}"
+    );
+    let config = f
+        .load("[providers.x]\ndevice_authorization_endpoint = \"https://x/d\"\ntoken_endpoint = \"https://x/t\"\nrefresh_endpoint = \"https://x/r\"\nclient_id = \"c\"\n")
+        .unwrap();
+    assert_eq!(
+        fixed(&config.providers[0]).2.as_deref(),
+        Some("https://x/r")
+    );
+}

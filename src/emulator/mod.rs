@@ -28,17 +28,22 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Dialects: `rfc8628` (with [`Rfc8628Quirks`] for GitHub, Google,
+//! Microsoft and Azure AD v1), `trakt`, `twilio`, `oracle` and
+//! `generic_v1`, one file each, chosen by [`EmulatorOptions`].
+//!
 //! Layout: `server` (HTTP plumbing, faults, recording) and `authority`
 //! (codes, tokens, refresh families) are shared by every dialect; a dialect
-//! (`rfc8628`) only maps its wire format onto them, and reuses `request`
-//! (strict forms, client authentication) and `approval` (the page).
+//! only maps its wire format onto them, and reuses `form` (strict bodies:
+//! form, JSON, multipart, repeated keys), `request` (client
+//! authentication) and `approval` (the page).
 //!
 //! Adding a dialect takes one file: an options struct (with a `policy()`
 //! for the shared token rules), a type implementing `server::Dialect`
 //! (route paths to [`Endpoint`]s, read the grant, map each request onto
 //! `Authority` verdicts and those onto its own status codes and field
-//! names), and a variant of [`EmulatorOptions`] with its arm in
-//! [`Emulator::start_on`].
+//! names, recording every client mistake as a violation), and a variant of
+//! [`EmulatorOptions`] with its arm in `options.rs`.
 
 mod approval;
 mod authority;
@@ -47,6 +52,7 @@ mod codes;
 mod fault;
 mod form;
 mod generic_v1;
+mod options;
 mod oracle;
 mod record;
 mod reply;
@@ -74,6 +80,7 @@ use url::Url;
 pub use codes::{ApprovalError, CodeStatus, IssuedCode};
 pub use fault::Fault;
 pub use generic_v1::GenericV1Options;
+pub use options::EmulatorOptions;
 pub use oracle::{OFFLINE_ACCESS, OracleOptions};
 pub use record::{AuthSeen, Endpoint, Grant, RecordedRequest};
 pub use request::ClientAuthMode;
@@ -83,45 +90,11 @@ pub use trakt::{TraktOptions, TraktPollBodies, TraktRefreshErrors};
 pub use twilio::{TwilioDateFormat, TwilioErrorStyle, TwilioOptions};
 
 use authority::{Authority, TokenCheck};
-use server::{Dialect, Shared, State};
+use server::{Shared, State};
 
 /// How long the `wait_for*` methods wait before they panic. Generous: they
 /// return as soon as the event happens, the limit only ends a stuck test.
 pub const WAIT_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Which dialect to emulate, and how.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub enum EmulatorOptions {
-    /// The standard dialect (RFC 8628 + RFC 6749), with quirk modes.
-    Rfc8628(Rfc8628Options),
-    /// Trakt.
-    Trakt(TraktOptions),
-    /// Twilio OAuth v1.
-    Twilio(TwilioOptions),
-    /// Oracle identity domains.
-    Oracle(OracleOptions),
-    /// The generic device API v1 (a Django REST framework service).
-    GenericV1(GenericV1Options),
-}
-
-macro_rules! emulator_options_from {
-    ($($options:ident => $variant:ident),* $(,)?) => {$(
-        impl From<$options> for EmulatorOptions {
-            fn from(options: $options) -> Self {
-                Self::$variant(options)
-            }
-        }
-    )*};
-}
-
-emulator_options_from!(
-    Rfc8628Options => Rfc8628,
-    TraktOptions => Trakt,
-    TwilioOptions => Twilio,
-    OracleOptions => Oracle,
-    GenericV1Options => GenericV1,
-);
 
 /// A running provider emulator. Dropping it stops the server and cuts every
 /// open connection, hanging ones included.
@@ -177,31 +150,7 @@ impl Emulator {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let origin = format!("http://{addr}");
-        let (dialect, policy): (Box<dyn Dialect>, _) = match options.into() {
-            EmulatorOptions::Rfc8628(options) => {
-                let policy = options.policy();
-                (Box::new(rfc8628::Rfc8628::new(options, &origin)), policy)
-            }
-            EmulatorOptions::Trakt(options) => {
-                let policy = options.policy();
-                (Box::new(trakt::Trakt::new(options, &origin)), policy)
-            }
-            EmulatorOptions::Twilio(options) => {
-                let policy = options.policy();
-                (Box::new(twilio::Twilio::new(options, &origin)), policy)
-            }
-            EmulatorOptions::Oracle(options) => {
-                let policy = options.policy();
-                (Box::new(oracle::Oracle::new(options, &origin)), policy)
-            }
-            EmulatorOptions::GenericV1(options) => {
-                let policy = options.policy();
-                (
-                    Box::new(generic_v1::GenericV1::new(options, &origin)),
-                    policy,
-                )
-            }
-        };
+        let (dialect, policy) = options.into().build(&origin);
         let shared = Arc::new(Shared::new(dialect, Authority::new(policy)));
         let stop = CancellationToken::new();
         let tasks = TaskTracker::new();

@@ -373,7 +373,8 @@ fn expiry(
 const GRANT_GONE: &[&str] = &["expired_token", "bad_refresh_token"];
 
 /// Reads a refresh answer: a token answer on success, a classified error
-/// otherwise. The codes in [`GRANT_GONE`] are read like `invalid_grant`.
+/// otherwise. `expired_token` and `bad_refresh_token` are read like
+/// `invalid_grant`: the grant is gone.
 ///
 /// # Errors
 /// See [`failure_from_answer`] and [`token_grant`].

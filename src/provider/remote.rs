@@ -153,3 +153,37 @@ fn still_alive(grant: TokenGrant, endpoint: &Url) -> Result<TokenGrant, Provider
         problem,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::provider::FailureClass;
+
+    fn grant(expiry: Expiry) -> TokenGrant {
+        TokenGrant {
+            access_token: Secret::from("at"),
+            token_type: "Bearer".into(),
+            expiry,
+            refresh_token: None,
+            scope: None,
+        }
+    }
+
+    #[test]
+    fn absolute_expiries_must_lie_ahead_and_within_reason() {
+        let url: Url = "https://idp.example/token".parse().unwrap();
+        let now = SystemTime::now();
+        let hour = Duration::from_secs(3600);
+        assert!(still_alive(grant(Expiry::At(now + hour)), &url).is_ok());
+        assert!(still_alive(grant(Expiry::In(hour)), &url).is_ok());
+        assert!(still_alive(grant(Expiry::Unknown), &url).is_ok());
+        let e = still_alive(grant(Expiry::At(now - hour)), &url).unwrap_err();
+        assert!(e.to_string().contains("has already passed"), "{e}");
+        assert_eq!(e.class(), FailureClass::Transient);
+        let far = now + oauth::MAX_TOKEN_LIFETIME + hour;
+        let e = still_alive(grant(Expiry::At(far)), &url).unwrap_err();
+        assert!(e.to_string().contains("believable maximum"), "{e}");
+    }
+}
