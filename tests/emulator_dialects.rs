@@ -448,3 +448,70 @@ async fn generic_v1_token_endpoint_never_says_slow_down() {
         assert!(violation.contains(words), "{violation} / {words}");
     }
 }
+
+/// The demo binary, killed when dropped.
+struct Demo(std::process::Child);
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn the_demo_binary_speaks_every_dialect_with_a_config_tokend_accepts() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let dir = tempfile::tempdir().unwrap();
+    for (dialect, name) in [
+        ("trakt", "Trakt"),
+        ("twilio", "Twilio"),
+        ("oracle", "Oracle"),
+        ("generic-v1", "generic-v1"),
+    ] {
+        let config = dir.path().join(format!("{dialect}.toml"));
+        let mut demo = Demo(
+            Command::new(env!("CARGO_BIN_EXE_tokend-emulator"))
+                .args(["--dialect", dialect, "--config-out"])
+                .arg(&config)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        // The first line is printed once the config is written.
+        let mut reader = BufReader::new(demo.0.stdout.take().unwrap());
+        let mut first = String::new();
+        reader.read_line(&mut first).unwrap();
+        assert!(
+            first.starts_with(&format!("tokend-emulator: {name} provider listening on")),
+            "{first}"
+        );
+        let check = Command::new(env!("CARGO_BIN_EXE_tokend"))
+            .arg("--check")
+            .arg("--config")
+            .arg(&config)
+            .env("XDG_RUNTIME_DIR", dir.path())
+            .output()
+            .unwrap();
+        assert!(check.status.success(), "{dialect}: {check:?}");
+        assert!(
+            check.stderr.is_empty(),
+            "{dialect}: {}",
+            String::from_utf8_lossy(&check.stderr)
+        );
+        // Stopped before its pipe closes, so it never writes to a closed pipe.
+        drop(demo);
+        drop(reader);
+    }
+    let refused = Command::new(env!("CARGO_BIN_EXE_tokend-emulator"))
+        .args(["--dialect", "trakt", "--quirks", "github"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("--quirks is for --dialect rfc8628 only")
+    );
+}
