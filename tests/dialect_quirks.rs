@@ -134,6 +134,30 @@ fn google_denial_and_slow_down_are_403() {
     flows::slow_down(&provider, &provider.config(NAME), Duration::from_secs(1));
 }
 
+#[test]
+fn pending_as_403() {
+    let provider = Provider::start(with(Rfc8628Quirks {
+        pending_status: Some(403),
+        ..Rfc8628Quirks::default()
+    }));
+    let daemon = Daemon::start(&provider.config(NAME));
+    let run = LoginRun::start(&daemon.socket, NAME);
+    provider.wait_for_count(1, RecordedRequest::is_poll);
+    provider.approve(&run.user_code()).unwrap();
+    let (done, err, code) = run.finish();
+    assert_eq!(code, 0, "{done} {err}");
+    let first = provider
+        .requests()
+        .into_iter()
+        .find(RecordedRequest::is_poll)
+        .unwrap();
+    assert_eq!(
+        (first.status, first.outcome.as_str()),
+        (Some(403), "pending")
+    );
+    provider.assert_no_violations();
+}
+
 // ---- Microsoft -----------------------------------------------------------
 
 #[test]

@@ -47,6 +47,8 @@ pub struct Rfc8628Quirks {
     /// Google: `authorization_pending` with HTTP 428, `slow_down` and
     /// `access_denied` with 403.
     pub google_statuses: bool,
+    /// Another status for `authorization_pending` (some servers send 403).
+    pub pending_status: Option<u16>,
     /// Microsoft: a `message` sentence in the device answer.
     pub message: bool,
     /// Microsoft: `authorization_declined` for a denial and
@@ -144,10 +146,11 @@ impl Rfc8628Quirks {
             "invalid_grant" if self.microsoft_errors => "bad_verification_code",
             other => other,
         };
-        let status = match error {
+        let status = match (error, self.pending_status) {
             _ if self.errors_with_200 => 200,
-            "authorization_pending" if self.google_statuses => 428,
-            "slow_down" | "access_denied" if self.google_statuses => 403,
+            ("authorization_pending", Some(status)) => status,
+            ("authorization_pending", None) if self.google_statuses => 428,
+            ("slow_down" | "access_denied", _) if self.google_statuses => 403,
             _ => 400,
         };
         (status, error)

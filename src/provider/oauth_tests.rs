@@ -72,10 +72,12 @@ fn poll_errors_map_to_outcomes() {
         poll(400, r#"{"error":"authorization_pending"}"#),
         PollOutcome::Pending
     ));
-    assert!(matches!(
-        poll(428, r#"{"error":"authorization_pending"}"#),
-        PollOutcome::Pending
-    ));
+    for status in [403, 428] {
+        assert!(matches!(
+            poll(status, r#"{"error":"authorization_pending"}"#),
+            PollOutcome::Pending
+        ));
+    }
     assert!(matches!(
         poll(403, r#"{"error":"slow_down"}"#),
         PollOutcome::SlowDown { interval: None }
