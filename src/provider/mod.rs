@@ -21,26 +21,40 @@
 //!
 //! # Adding a dialect
 //!
-//! 1. Add a variant to [`DialectKind`] with its config name, and its paths
-//!    in [`DialectKind::fixed_paths`] if they are fixed below a `base_url`.
-//! 2. Write `src/provider/NAME.rs`: a `WireFormat` constant and an
-//!    `AnswerFormat` constant, and a type implementing [`ProviderDialect`]
-//!    whose methods call `WireFormat`'s request builders and `oauth`'s
-//!    answer readers with them. Add code only for what the constants cannot
-//!    express, and unit-test it from bytes. `oracle.rs` is the smallest
-//!    example; `trakt.rs` shows status-code answers.
-//! 3. Add its arm in [`dialect_for`]. If it needs settings no other dialect
-//!    has, add them to `config::DialectOptions` and read them in
-//!    `config/dialect.rs`, where keys valid only for some dialects are
-//!    checked (they are errors elsewhere).
-//! 4. Write its emulator, `src/emulator/NAME.rs` (see the `emulator`
-//!    module docs): strict about encodings, key names, client
-//!    authentication and poll spacing, and faithful to every quirk.
-//! 5. Add `tests/dialect_NAME.rs` (login, approve, token, expire, refresh
-//!    with rotation, deny, device-code expiry, slow down, its own error
-//!    states, all through the real `tokend` and `tokenctl`) and a commented
-//!    preset `config/NAME.toml`; `tests/config_presets.rs` checks every
-//!    preset with `tokend --check`.
+//! 1. **Name it.** Add a variant to [`DialectKind`] with its config name,
+//!    its paths in [`DialectKind::fixed_paths`] if they are fixed below a
+//!    `base_url`, and the client authentications it can send in
+//!    [`DialectKind::client_auth_modes`].
+//! 2. **Describe it.** Write `src/provider/NAME.rs` with a
+//!    [`wire::WireFormat`] constant (encoding, field names, how scopes and
+//!    the secret are sent, fixed extra fields) and an
+//!    [`oauth::AnswerFormat`] constant (error body shapes, how the expiry
+//!    is given). If data says it all, the dialect is a
+//!    [`described::DescribedDialect`] built from the two (see `oracle.rs`,
+//!    some forty lines without its tests). Otherwise write a type
+//!    implementing [`ProviderDialect`] that calls the `WireFormat` request
+//!    builders and the `oauth` answer readers and adds only what data
+//!    cannot say (see `trakt.rs`: status-code answers; `twilio.rs`: account
+//!    credentials on every request). Unit-test it from bytes.
+//! 3. **Configure it.** Add its arm to [`dialect_for`]. Settings no other
+//!    dialect has go in `config::DialectOptions`, are read in
+//!    `config/dialect.rs` and listed in its `DIALECT_KEYS` (which makes
+//!    them errors, with their position, on every other dialect); its
+//!    requirements on the common keys go in `check_requirements` there.
+//! 4. **Emulate it.** Write `src/emulator/NAME.rs`: an options struct with
+//!    a `policy()`, and a type implementing the emulator's `Dialect` that
+//!    maps the wire onto the shared `Authority` verdicts. Make it as strict
+//!    as the real provider (encodings, key names, required parameters,
+//!    client authentication, poll spacing), record every client mistake as
+//!    a violation, and reproduce every quirk, configurable where the facts
+//!    are inferred. Add its variant in `src/emulator/options.rs`.
+//! 5. **Prove it.** Add a config builder in `tests/support/provider.rs`
+//!    and `tests/dialect_NAME.rs`, which runs the shared scenarios of
+//!    `tests/support/flows.rs` (login, approve, token, expiry and refresh
+//!    with rotation, denial, device-code expiry, slow down) through the
+//!    real `tokend` and `tokenctl`, then the dialect's own error states.
+//!    Add a commented preset `config/NAME.toml`; `tests/config_presets.rs`
+//!    checks it with `tokend --check`.
 
 pub mod datetime;
 pub mod described;
