@@ -207,7 +207,8 @@ impl Emulator {
         self.served(Endpoint::DeviceAuthorization)
     }
 
-    /// The token endpoint.
+    /// The token endpoint (for Trakt: where polls go; refreshes go to
+    /// `/oauth/token`, also recorded as [`Endpoint::Token`]).
     #[must_use]
     pub fn token_endpoint(&self) -> Url {
         self.served(Endpoint::Token)
@@ -293,8 +294,10 @@ impl Emulator {
         self.change(|s| s.authority.policy.rotate_refresh_tokens = rotate);
     }
 
-    /// The next `count` device-code polls are answered `slow_down`, however
-    /// well timed, and each adds 5 s to its code's interval. Not violations.
+    /// The next `count` device-code polls are told to slow down, however
+    /// well timed, each in the dialect's way (`slow_down`, Trakt's 429), and
+    /// each adds 5 s to its code's interval. Not violations. generic-v1,
+    /// which never says `slow_down`, throttles instead (429, interval kept).
     pub fn slow_down_next_polls(&self, count: usize) {
         self.change(|s| s.authority.force_slow_downs(count));
     }
