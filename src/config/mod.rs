@@ -6,8 +6,11 @@
 //! The accepted keys are documented in `config/example.toml`.
 
 mod diagnostic;
+mod dialect;
+mod endpoints;
 mod parse;
 mod reader;
+mod secrets;
 mod store;
 mod users;
 
@@ -84,6 +87,8 @@ pub enum EndpointSource {
         device_authorization: Url,
         /// Token endpoint.
         token: Url,
+        /// Refresh endpoint, when refreshes do not go to the token endpoint (Trakt).
+        refresh: Option<Url>,
     },
     /// OpenID discovery from the issuer, done when first needed.
     Discover {
@@ -137,10 +142,56 @@ pub struct ProviderConfig {
     pub device_params: BTreeMap<String, String>,
     /// Page shown to the person when the provider sends none.
     pub verification_uri: Option<Url>,
+    /// Settings only this provider's dialect has.
+    pub dialect_options: DialectOptions,
     /// Uids (besides the daemon's own) that may use this provider.
     pub allow_users: Vec<u32>,
     /// Groups whose members may use this provider.
     pub allow_groups: Vec<GroupGrant>,
+}
+
+/// Settings only some dialects have. The loader keeps it consistent with
+/// [`ProviderConfig::dialect`]: Trakt and Twilio providers always carry theirs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum DialectOptions {
+    /// The dialect has no settings of its own (rfc8628, oracle, generic-v1).
+    #[default]
+    None,
+    /// Trakt's.
+    Trakt(TraktOptions),
+    /// Twilio's.
+    Twilio(TwilioOptions),
+}
+
+/// Trakt's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraktOptions {
+    /// The app's registered redirect URI, required in refreshes (default
+    /// `urn:ietf:wg:oauth:2.0:oob`, what device apps register).
+    pub redirect_uri: String,
+}
+
+/// Twilio's settings: the account every request authenticates as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TwilioOptions {
+    /// The account SID (`AC...`), the HTTP Basic user.
+    pub account_sid: String,
+    /// The account's auth token, the HTTP Basic password.
+    pub auth_token: Secret,
+    /// Audiences of the tokens, sent as repeated `Audiences` keys.
+    pub audiences: Vec<String>,
+}
+
+impl Default for TwilioOptions {
+    /// No account: every request would be refused. Only for providers built
+    /// by hand without one.
+    fn default() -> Self {
+        Self {
+            account_sid: String::new(),
+            auth_token: Secret::from(""),
+            audiences: Vec::new(),
+        }
+    }
 }
 
 /// A group allowed to use a provider, resolved when the config is loaded.
@@ -336,5 +387,7 @@ pub fn load(path: &Path, env: &Environment) -> Result<Config, ConfigError> {
         })
 }
 
+#[cfg(test)]
+mod dialect_tests;
 #[cfg(test)]
 mod tests;

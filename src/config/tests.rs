@@ -5,13 +5,13 @@ use std::path::{Path, PathBuf};
 
 use super::*;
 
-struct Fixture {
-    dir: tempfile::TempDir,
-    env: Environment,
+pub(super) struct Fixture {
+    pub(super) dir: tempfile::TempDir,
+    pub(super) env: Environment,
 }
 
 impl Fixture {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let etc = dir.path().join("etc");
         std::fs::create_dir(&etc).unwrap();
@@ -34,11 +34,11 @@ impl Fixture {
         Self { dir, env }
     }
 
-    fn path(&self, name: &str) -> PathBuf {
+    pub(super) fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 
-    fn write(&self, name: &str, text: &str) -> PathBuf {
+    pub(super) fn write(&self, name: &str, text: &str) -> PathBuf {
         let path = self.path(name);
         let mut f = std::fs::File::create(&path).unwrap();
         f.write_all(text.as_bytes()).unwrap();
@@ -46,12 +46,12 @@ impl Fixture {
         path
     }
 
-    fn load(&self, text: &str) -> Result<Config, ConfigError> {
+    pub(super) fn load(&self, text: &str) -> Result<Config, ConfigError> {
         let path = self.write("config.toml", text);
         load(&path, &self.env)
     }
 
-    fn errors(&self, text: &str) -> Vec<String> {
+    pub(super) fn errors(&self, text: &str) -> Vec<String> {
         match self.load(text) {
             Ok(c) => panic!(
                 "expected errors, got a config with {} providers",

@@ -12,5 +12,6 @@
 pub mod bus;
 pub mod daemon;
 pub mod file_store;
+pub mod flows;
 pub mod keyring;
 pub mod provider;
