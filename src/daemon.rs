@@ -15,7 +15,7 @@ use crate::config::{self, Config, Environment, StoreKind};
 use crate::ipc::dbus::DbusService;
 use crate::ipc::socket;
 use crate::provider::HttpClient;
-use crate::store::{MemoryStore, SecretServiceStore, Store};
+use crate::store::{EncryptedFileStore, MemoryStore, SecretServiceStore, Store, StoreError};
 use crate::systemd::notify;
 
 /// How long requests and refreshes in flight get to finish at shutdown.
@@ -33,12 +33,83 @@ pub fn harden_process() {
     }
 }
 
-/// The store the config asks for.
-fn open_store(config: &Config) -> Arc<dyn Store> {
-    match config.daemon.store {
-        StoreKind::Memory => Arc::new(MemoryStore::new()),
-        StoreKind::SecretService => Arc::new(SecretServiceStore::new()),
+/// The store the config asks for. Opening touches nothing: a store that
+/// cannot be used yet says so on first use (the daemon probes it at start).
+#[must_use]
+pub fn open_store(config: &Config) -> Arc<dyn Store> {
+    match (config.daemon.store, &config.daemon.encrypted_file) {
+        (StoreKind::Memory, _) => Arc::new(MemoryStore::new()),
+        (StoreKind::SecretService, _) => Arc::new(SecretServiceStore::new()),
+        (StoreKind::EncryptedFile, Some(file)) => Arc::new(EncryptedFileStore::new(
+            &file.state_directory,
+            file.key.clone(),
+        )),
+        (StoreKind::EncryptedFile, None) => {
+            // The config loader never builds this; keep running rather than panic.
+            tracing::error!("store = \"encrypted-file\" without a key; sessions stay in memory");
+            Arc::new(MemoryStore::new())
+        }
     }
+}
+
+/// The daemon's store: [`open_store`], plus what only the daemon does with
+/// the encrypted file store (say which key, clear what a crash left).
+fn open_daemon_store(config: &Config) -> Arc<dyn Store> {
+    if let Some(file) = &config.daemon.encrypted_file {
+        let store = EncryptedFileStore::new(&file.state_directory, file.key.clone());
+        info!(
+            directory = %store.directory().display(),
+            key = %file.key_path.display(),
+            key_id = %store.key_id(),
+            "sessions are kept in encrypted files"
+        );
+        let removed = store.remove_stale_temp_files();
+        if removed > 0 {
+            info!("removed {removed} temporary file(s) left by an interrupted write");
+        }
+        return Arc::new(store);
+    }
+    open_store(config)
+}
+
+/// What `tokend --prune` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pruned {
+    /// The store's name, for messages.
+    pub store: &'static str,
+    /// Providers whose stored session was removed.
+    pub removed: Vec<String>,
+    /// Providers whose stored session was kept (still configured).
+    pub kept: Vec<String>,
+}
+
+/// `tokend --prune`: removes the stored sessions of providers that are no
+/// longer in the config. A provider removed from the config keeps its
+/// stored session until then (or until `tokenctl logout` while it was
+/// configured), so taking a provider out for a while costs no new login.
+///
+/// # Errors
+/// The store could not list or delete; sessions removed before the failure
+/// stay removed.
+pub async fn prune(config: &Config) -> Result<Pruned, StoreError> {
+    let store = open_store(config);
+    let lister = Arc::clone(&store);
+    let stored = crate::broker::store_call(move || lister.list()).await?;
+    let (kept, stale): (Vec<String>, Vec<String>) = stored
+        .into_iter()
+        .partition(|name| config.provider(name).is_some());
+    let mut removed = Vec::new();
+    for name in stale {
+        let deleter = Arc::clone(&store);
+        let provider = name.clone();
+        crate::broker::store_call(move || deleter.delete(&provider)).await?;
+        removed.push(name);
+    }
+    Ok(Pruned {
+        store: store.name(),
+        removed,
+        kept,
+    })
 }
 
 /// Says once, at start, when the store cannot be used; sessions then live
@@ -59,7 +130,7 @@ pub async fn run(config: Config, env: Environment) -> anyhow::Result<()> {
         warn!("{warning}");
     }
     let http = HttpClient::new(config.daemon.http_timeout)?;
-    let store = open_store(&config);
+    let store = open_daemon_store(&config);
     probe_store(&store).await;
     let broker = Broker::new(
         &config,

@@ -78,6 +78,7 @@ impl Reply {
             StoreError::Unavailable { .. } => "Unavailable",
             StoreError::Locked { .. } => "Locked",
             StoreError::Corrupt { .. } => "Corrupt",
+            StoreError::WrongKey { .. } => "WrongKey",
             StoreError::Failed { .. } => "Failed",
         };
         Self::Error {

@@ -34,7 +34,9 @@ fn main() -> ExitCode {
     }
 
     tokend::daemon::harden_process();
-    tokend::systemd::init_logging(config.daemon.log_level.as_deref());
+    // One thread serves everything: the work per request is tiny, and a
+    // single-threaded runtime answers a cached token faster than a pool
+    // that wakes a second worker for each request.
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -45,11 +47,40 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if args.prune {
+        return prune(&runtime, &config);
+    }
+    tokend::systemd::init_logging(config.daemon.log_level.as_deref());
     match runtime.block_on(tokend::daemon::run(config, env)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // Logging is set up by now, to the journal or to stderr.
             tracing::error!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn prune(runtime: &tokio::runtime::Runtime, config: &config::Config) -> ExitCode {
+    match runtime.block_on(tokend::daemon::prune(config)) {
+        Ok(pruned) => {
+            for name in &pruned.removed {
+                println!(
+                    "removed the stored session of `{name}` (not in the config) from the {}",
+                    pruned.store
+                );
+            }
+            if pruned.removed.is_empty() {
+                println!(
+                    "nothing to prune: the {} holds {} session(s), all of configured providers",
+                    pruned.store,
+                    pruned.kept.len()
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("tokend: cannot prune: {e}");
             ExitCode::FAILURE
         }
     }

@@ -18,4 +18,9 @@ pub struct TokendArgs {
     /// and exit (0 when valid).
     #[arg(long)]
     pub check: bool,
+
+    /// Remove the stored sessions of providers that are no longer in the
+    /// config, print what was removed, and exit. The daemon may be running.
+    #[arg(long, conflicts_with = "check")]
+    pub prune: bool,
 }

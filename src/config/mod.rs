@@ -6,8 +6,12 @@
 //! The accepted keys are documented in `config/example.toml`.
 
 mod diagnostic;
+mod dialect;
+mod endpoints;
 mod parse;
 mod reader;
+mod secrets;
+mod store;
 mod users;
 
 use std::collections::BTreeMap;
@@ -19,6 +23,7 @@ use url::Url;
 
 pub use diagnostic::{Diagnostic, Diagnostics, Severity};
 pub use parse::object_path_element;
+pub use store::{DEFAULT_KEY_CREDENTIAL, EncryptedFileConfig};
 
 use crate::provider::DialectKind;
 use crate::secret::Secret;
@@ -41,12 +46,15 @@ pub enum StoreKind {
     SecretService,
     /// Memory only: sessions do not survive a restart.
     Memory,
+    /// Encrypted files in the state directory, for the system service.
+    EncryptedFile,
 }
 
 impl StoreKind {
     const NAMES: &'static [(&'static str, StoreKind)] = &[
         ("secret-service", StoreKind::SecretService),
         ("memory", StoreKind::Memory),
+        ("encrypted-file", StoreKind::EncryptedFile),
     ];
 
     /// The config name.
@@ -79,6 +87,8 @@ pub enum EndpointSource {
         device_authorization: Url,
         /// Token endpoint.
         token: Url,
+        /// Refresh endpoint, when refreshes do not go to the token endpoint (Trakt).
+        refresh: Option<Url>,
     },
     /// OpenID discovery from the issuer, done when first needed.
     Discover {
@@ -100,6 +110,9 @@ pub struct DaemonConfig {
     pub bus: BusKind,
     /// Where refresh tokens live.
     pub store: StoreKind,
+    /// The encrypted file store's directory and key: `Some` exactly when
+    /// `store` is [`StoreKind::EncryptedFile`].
+    pub encrypted_file: Option<EncryptedFileConfig>,
     /// Log filter (`info`, `debug`, `tokend=debug`, ...); `RUST_LOG` wins.
     pub log_level: Option<String>,
     /// Total time limit of every HTTP request to a provider.
@@ -129,10 +142,56 @@ pub struct ProviderConfig {
     pub device_params: BTreeMap<String, String>,
     /// Page shown to the person when the provider sends none.
     pub verification_uri: Option<Url>,
+    /// Settings only this provider's dialect has.
+    pub dialect_options: DialectOptions,
     /// Uids (besides the daemon's own) that may use this provider.
     pub allow_users: Vec<u32>,
     /// Groups whose members may use this provider.
     pub allow_groups: Vec<GroupGrant>,
+}
+
+/// Settings only some dialects have. The loader keeps it consistent with
+/// [`ProviderConfig::dialect`]: Trakt and Twilio providers always carry theirs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum DialectOptions {
+    /// The dialect has no settings of its own (rfc8628, oracle, generic-v1).
+    #[default]
+    None,
+    /// Trakt's.
+    Trakt(TraktOptions),
+    /// Twilio's.
+    Twilio(TwilioOptions),
+}
+
+/// Trakt's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraktOptions {
+    /// The app's registered redirect URI, required in refreshes (default
+    /// `urn:ietf:wg:oauth:2.0:oob`, what device apps register).
+    pub redirect_uri: String,
+}
+
+/// Twilio's settings: the account every request authenticates as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TwilioOptions {
+    /// The account SID (`AC...`), the HTTP Basic user.
+    pub account_sid: String,
+    /// The account's auth token, the HTTP Basic password.
+    pub auth_token: Secret,
+    /// Audiences of the tokens, sent as repeated `Audiences` keys.
+    pub audiences: Vec<String>,
+}
+
+impl Default for TwilioOptions {
+    /// No account: every request would be refused. Only for providers built
+    /// by hand without one.
+    fn default() -> Self {
+        Self {
+            account_sid: String::new(),
+            auth_token: Secret::from(""),
+            audiences: Vec::new(),
+        }
+    }
 }
 
 /// A group allowed to use a provider, resolved when the config is loaded.
@@ -204,6 +263,10 @@ pub struct Environment {
     pub xdg_runtime_dir: Option<PathBuf>,
     /// `$CREDENTIALS_DIRECTORY` (systemd `LoadCredential=`).
     pub credentials_directory: Option<PathBuf>,
+    /// `$STATE_DIRECTORY` (systemd `StateDirectory=`).
+    pub state_directory: Option<PathBuf>,
+    /// `$XDG_STATE_HOME`.
+    pub xdg_state_home: Option<PathBuf>,
     /// `$XDG_CONFIG_HOME`.
     pub xdg_config_home: Option<PathBuf>,
     /// `$HOME`.
@@ -228,6 +291,8 @@ impl Environment {
             runtime_directory: var("RUNTIME_DIRECTORY"),
             xdg_runtime_dir: var("XDG_RUNTIME_DIR"),
             credentials_directory: var("CREDENTIALS_DIRECTORY"),
+            state_directory: var("STATE_DIRECTORY"),
+            xdg_state_home: var("XDG_STATE_HOME"),
             xdg_config_home: var("XDG_CONFIG_HOME"),
             home: var("HOME"),
             tokend_config: var("TOKEND_CONFIG"),
@@ -250,6 +315,24 @@ impl Environment {
             .or_else(|| self.home.as_ref().map(|h| h.join(".config")))
             .unwrap_or_else(|| PathBuf::from(".config"));
         base.join("tokend/config.toml")
+    }
+
+    /// The encrypted file store's directory when the config does not set
+    /// one: `$STATE_DIRECTORY` (set by systemd), `/var/lib/tokend` for root,
+    /// else the user's `$XDG_STATE_HOME/tokend` (`~/.local/state/tokend`).
+    #[must_use]
+    pub fn default_state_directory(&self) -> Option<PathBuf> {
+        if let Some(dir) = &self.state_directory {
+            // StateDirectory= may list several directories, separated by ':'.
+            return dir.to_string_lossy().split(':').next().map(PathBuf::from);
+        }
+        if self.uid == 0 {
+            return Some(PathBuf::from("/var/lib/tokend"));
+        }
+        self.xdg_state_home
+            .clone()
+            .or_else(|| self.home.as_ref().map(|h| h.join(".local/state")))
+            .map(|dir| dir.join("tokend"))
     }
 
     /// The socket path used when the config does not set one.
@@ -304,5 +387,7 @@ pub fn load(path: &Path, env: &Environment) -> Result<Config, ConfigError> {
         })
 }
 
+#[cfg(test)]
+mod dialect_tests;
 #[cfg(test)]
 mod tests;

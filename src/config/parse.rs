@@ -2,20 +2,16 @@
 
 use std::collections::BTreeMap;
 use std::ops::Range;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use url::Url;
-
+use super::dialect::{self, DIALECT_KEYS};
+use super::endpoints::{endpoint_source, url_value};
 use super::reader::{self, TableReader};
+use super::secrets::{self, CLIENT_SECRET, SecretContext};
 use super::users::UserDb;
-use super::{
-    BusKind, ClientAuth, DaemonConfig, Diagnostics, EndpointSource, Environment, ProviderConfig,
-    StoreKind,
-};
+use super::{BusKind, DaemonConfig, Diagnostics, Environment, ProviderConfig, StoreKind};
 use crate::provider::DialectKind;
-use crate::secret::Secret;
 
 const DAEMON_KEYS: &[&str] = &[
     "socket",
@@ -44,6 +40,7 @@ const PROVIDER_KEYS: &[&str] = &[
     "base_url",
     "device_authorization_endpoint",
     "token_endpoint",
+    "refresh_endpoint",
 ];
 
 /// Longest provider name: it becomes part of D-Bus object paths and store keys.
@@ -76,7 +73,7 @@ pub(super) fn parse(
         .table(diags, "daemon")
         .unwrap_or_else(|| TableReader::new(&empty, 0..0, ""));
     daemon_table.context = "[daemon]".into();
-    let daemon = daemon_config(&mut daemon_table, env, &users, diags);
+    let daemon = daemon_config(&mut daemon_table, path, env, &users, diags);
 
     let mut providers = Vec::new();
     match top.take("providers") {
@@ -121,6 +118,7 @@ pub(super) fn parse(
 
 fn daemon_config(
     table: &mut TableReader<'_, '_>,
+    config_path: &Path,
     env: &Environment,
     users: &UserDb,
     diags: &mut Diagnostics<'_>,
@@ -185,7 +183,7 @@ fn daemon_config(
             let found = StoreKind::NAMES
                 .iter()
                 .find(|(n, _)| *n == s)
-                .map(|(_, k)| *k);
+                .map(|(_, k)| (*k, value.span()));
             if found.is_none() {
                 let names: Vec<_> = StoreKind::NAMES
                     .iter()
@@ -198,8 +196,10 @@ fn daemon_config(
             }
             found
         }),
-        None => Some(StoreKind::SecretService),
+        None => Some((StoreKind::SecretService, span.clone())),
     };
+    let encrypted_file =
+        super::store::encrypted_file_config(table, store.clone(), config_path, env, diags);
     let log_level = table.string(diags, "log_level");
     let http_timeout = table
         .integer(diags, "http_timeout", 1..=600)
@@ -209,13 +209,14 @@ fn daemon_config(
     let max_concurrent_refreshes = table
         .integer(diags, "max_concurrent_refreshes", 1..=1024)
         .map_or(8, |n| usize::try_from(n).unwrap_or(8));
-    table.finish(diags, DAEMON_KEYS);
+    table.finish(diags, &[DAEMON_KEYS, super::store::KEYS].concat());
     Some(DaemonConfig {
         socket: socket?,
         socket_mode: socket_mode?,
         socket_group,
         bus: bus?,
-        store: store?,
+        store: store?.0,
+        encrypted_file: encrypted_file.ok()?,
         log_level,
         http_timeout,
         max_concurrent_refreshes,
@@ -270,26 +271,7 @@ fn provider_config(
     let mut t = TableReader::new(table, value.span(), context.clone());
     let span = value.span();
 
-    let dialect = match t.take("dialect") {
-        Some(v) => reader::expect_str(diags, "dialect", v).and_then(|s| {
-            let d = DialectKind::from_name(s);
-            if d.is_none() {
-                let names: Vec<_> = DialectKind::ALL
-                    .iter()
-                    .map(|d| format!("\"{d}\""))
-                    .collect();
-                diags.error(
-                    &v.span(),
-                    format!(
-                        "unknown dialect \"{s}\"; known dialects: {}",
-                        names.join(", ")
-                    ),
-                );
-            }
-            d
-        }),
-        None => Some(DialectKind::Rfc8628),
-    };
+    let dialect = dialect_kind(&mut t, diags);
     let client_id = t.required_string(diags, "client_id").filter(|id| {
         if id.trim().is_empty() {
             diags.error(
@@ -301,30 +283,22 @@ fn provider_config(
             true
         }
     });
-    let client_secret = client_secret(&mut t, config_path, file_mode, env, diags);
-    let client_auth = client_auth(
-        &mut t,
-        client_secret
-            .as_ref()
-            .map(Option::is_some)
-            .map_err(|&()| ()),
-        &context,
-        diags,
-    );
-    let scopes = t.string_list(diags, "scopes").unwrap_or_default();
-    let device_params = match t.table(diags, "device_params") {
-        Some(mut params) => {
-            let mut out = BTreeMap::new();
-            let keys: Vec<_> = params.untaken().map(|(k, _)| k).collect();
-            for key in keys {
-                if let Some(v) = params.string(diags, key) {
-                    out.insert(key.to_owned(), v);
-                }
-            }
-            out
-        }
-        None => BTreeMap::new(),
+    let secret_context = SecretContext {
+        config_path,
+        file_mode,
+        env,
     };
+    let client_secret = secrets::secret(&mut t, CLIENT_SECRET, &secret_context, diags);
+    let has_secret = client_secret
+        .as_ref()
+        .map(Option::is_some)
+        .map_err(|&()| ());
+    let client_auth = secrets::client_auth(&mut t, has_secret, dialect, &context, diags);
+    let scopes_span = t.key_span("scopes");
+    let scopes = t.string_list(diags, "scopes");
+    let scopes_valid = scopes.is_some() || scopes_span.is_none();
+    let scopes = scopes.unwrap_or_default();
+    let mut device_params = device_params(&mut t, diags);
     let verification_uri = t
         .take("verification_uri")
         .and_then(|v| url_value(diags, "verification_uri", v, false));
@@ -335,7 +309,28 @@ fn provider_config(
         .take("allow_groups")
         .map_or_else(Vec::new, |v| users.resolve_groups(v, diags));
     let endpoints = dialect.and_then(|d| endpoint_source(&mut t, d, &context, diags));
-    t.finish(diags, PROVIDER_KEYS);
+    dialect::refuse_foreign_keys(&mut t, dialect, diags);
+    let dialect_options = dialect.and_then(|d| dialect::options(&mut t, d, &secret_context, diags));
+    if let Some(dialect) = dialect {
+        if scopes_valid {
+            let given = dialect::Given {
+                dialect,
+                span: span.clone(),
+                context: &context,
+                has_secret,
+                scopes: &scopes,
+                scopes_span,
+            };
+            dialect::check_requirements(&given, diags);
+        }
+        dialect::default_device_params(dialect, &mut device_params, &env.etc);
+    }
+    let known: Vec<&str> = PROVIDER_KEYS
+        .iter()
+        .copied()
+        .chain(DIALECT_KEYS.iter().map(|(k, _)| *k))
+        .collect();
+    t.finish(diags, &known);
 
     if !valid_name {
         return None;
@@ -350,9 +345,51 @@ fn provider_config(
         scopes,
         device_params,
         verification_uri,
+        dialect_options: dialect_options?,
         allow_users,
         allow_groups,
     })
+}
+
+/// The `dialect` key; rfc8628 when absent, `None` after an error.
+fn dialect_kind(t: &mut TableReader<'_, '_>, diags: &mut Diagnostics<'_>) -> Option<DialectKind> {
+    let Some(v) = t.take("dialect") else {
+        return Some(DialectKind::Rfc8628);
+    };
+    let name = reader::expect_str(diags, "dialect", v)?;
+    let dialect = DialectKind::from_name(name);
+    if dialect.is_none() {
+        let names: Vec<_> = DialectKind::ALL
+            .iter()
+            .map(|d| format!("\"{d}\""))
+            .collect();
+        diags.error(
+            &v.span(),
+            format!(
+                "unknown dialect \"{name}\"; known dialects: {}",
+                names.join(", ")
+            ),
+        );
+    }
+    dialect
+}
+
+/// The `device_params` table: extra string fields for the device request.
+fn device_params(
+    t: &mut TableReader<'_, '_>,
+    diags: &mut Diagnostics<'_>,
+) -> BTreeMap<String, String> {
+    let Some(mut params) = t.table(diags, "device_params") else {
+        return BTreeMap::new();
+    };
+    let mut out = BTreeMap::new();
+    let keys: Vec<_> = params.untaken().map(|(k, _)| k).collect();
+    for key in keys {
+        if let Some(v) = params.string(diags, key) {
+            out.insert(key.to_owned(), v);
+        }
+    }
+    out
 }
 
 fn check_provider_name(name: &str, span: &Range<usize>, diags: &mut Diagnostics<'_>) -> bool {
@@ -409,287 +446,4 @@ fn check_name_collisions(
 #[must_use]
 pub fn object_path_element(name: &str) -> String {
     name.replace('-', "_")
-}
-
-fn client_secret(
-    t: &mut TableReader<'_, '_>,
-    config_path: &Path,
-    file_mode: Option<u32>,
-    env: &Environment,
-    diags: &mut Diagnostics<'_>,
-) -> Result<Option<Secret>, ()> {
-    let sources: Vec<&str> = [
-        "client_secret",
-        "client_secret_file",
-        "client_secret_credential",
-    ]
-    .into_iter()
-    .filter(|k| t.has(k))
-    .collect();
-    if sources.len() > 1 {
-        let span = t.key_span(sources[1]).unwrap_or(0..0);
-        diags.error(&span, format!("set only one of `{}`", sources.join("`, `")));
-        for k in &sources {
-            t.take(k);
-        }
-        return Err(());
-    }
-    if let Some(v) = t.take("client_secret") {
-        let secret = reader::expect_str(diags, "client_secret", v).ok_or(())?;
-        if secret.is_empty() {
-            diags.error(&v.span(), "`client_secret` is empty");
-            return Err(());
-        }
-        if file_mode.is_some_and(|m| m & 0o004 != 0) {
-            diags.warning(&v.span(), "the config file is world-readable and holds a client secret; chmod 600 it or use `client_secret_file`");
-        }
-        return Ok(Some(Secret::from(secret)));
-    }
-    let (key, file) = if let Some(v) = t.take("client_secret_file") {
-        let name = reader::expect_str(diags, "client_secret_file", v).ok_or(())?;
-        let path = Path::new(name);
-        let path = if path.is_absolute() {
-            path.to_owned()
-        } else {
-            config_path.parent().unwrap_or(Path::new(".")).join(path)
-        };
-        (v, path)
-    } else if let Some(v) = t.take("client_secret_credential") {
-        let name = reader::expect_str(diags, "client_secret_credential", v).ok_or(())?;
-        if name.is_empty() || name.contains('/') {
-            diags.error(
-                &v.span(),
-                "`client_secret_credential` must be a credential name, not a path",
-            );
-            return Err(());
-        }
-        let Some(dir) = &env.credentials_directory else {
-            diags.error(&v.span(), format!(
-                "`client_secret_credential = \"{name}\"` needs $CREDENTIALS_DIRECTORY (run under systemd with LoadCredential={name}:...)"
-            ));
-            return Err(());
-        };
-        (v, dir.join(name))
-    } else {
-        return Ok(None);
-    };
-    match read_secret_file(&file) {
-        Ok((secret, mode)) => {
-            if mode & 0o004 != 0 {
-                diags.warning(
-                    &key.span(),
-                    format!("{} is world-readable; chmod 600 it", file.display()),
-                );
-            }
-            Ok(Some(secret))
-        }
-        Err(problem) => {
-            diags.error(
-                &key.span(),
-                format!("cannot use {}: {problem}", file.display()),
-            );
-            Err(())
-        }
-    }
-}
-
-/// Reads a secret from a file: the whole content, one trailing newline removed.
-fn read_secret_file(path: &Path) -> Result<(Secret, u32), String> {
-    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
-    if !meta.is_file() {
-        return Err("not a regular file".into());
-    }
-    if meta.len() > 64 * 1024 {
-        return Err("larger than 64 KiB, which is no client secret".into());
-    }
-    let bytes = zeroize::Zeroizing::new(std::fs::read(path).map_err(|e| e.to_string())?);
-    let text = std::str::from_utf8(&bytes).map_err(|_| "not UTF-8 text".to_owned())?;
-    let text = text.strip_suffix('\n').unwrap_or(text);
-    let text = text.strip_suffix('\r').unwrap_or(text);
-    if text.is_empty() {
-        return Err("the file is empty".into());
-    }
-    Ok((Secret::from(text), meta.permissions().mode()))
-}
-
-fn client_auth(
-    t: &mut TableReader<'_, '_>,
-    has_secret: Result<bool, ()>,
-    context: &str,
-    diags: &mut Diagnostics<'_>,
-) -> Option<ClientAuth> {
-    let Some(v) = t.take("client_auth") else {
-        return Some(match has_secret {
-            Ok(true) => ClientAuth::SecretPost,
-            _ => ClientAuth::None,
-        });
-    };
-    let auth = match reader::expect_str(diags, "client_auth", v)? {
-        "none" => ClientAuth::None,
-        "client_secret_post" => ClientAuth::SecretPost,
-        "client_secret_basic" => ClientAuth::SecretBasic,
-        other => {
-            diags.error(&v.span(), format!(
-                "`client_auth` must be \"none\", \"client_secret_post\" or \"client_secret_basic\", not \"{other}\""
-            ));
-            return None;
-        }
-    };
-    match (auth, has_secret) {
-        (ClientAuth::SecretPost | ClientAuth::SecretBasic, Ok(false)) => {
-            diags.error(&v.span(), format!(
-                "`client_auth` needs a client secret: set `client_secret`, `client_secret_file` or `client_secret_credential` in {context}"
-            ));
-            None
-        }
-        (ClientAuth::None, Ok(true)) => {
-            diags.warning(
-                &v.span(),
-                "a client secret is set but `client_auth = \"none\"` never sends it",
-            );
-            Some(auth)
-        }
-        _ => Some(auth),
-    }
-}
-
-fn endpoint_source(
-    t: &mut TableReader<'_, '_>,
-    dialect: DialectKind,
-    context: &str,
-    diags: &mut Diagnostics<'_>,
-) -> Option<EndpointSource> {
-    let span = t.span.clone();
-    let device = t
-        .take("device_authorization_endpoint")
-        .map(|v| url_value(diags, "device_authorization_endpoint", v, true));
-    let token = t
-        .take("token_endpoint")
-        .map(|v| url_value(diags, "token_endpoint", v, true));
-    let issuer_value = t.take("issuer");
-    let issuer = issuer_value.map(|v| url_value(diags, "issuer", v, true));
-    let base_value = t.take("base_url");
-    let base = base_value.map(|v| url_value(diags, "base_url", v, true));
-
-    if let Some(v) = base_value
-        && dialect.fixed_paths().is_none()
-    {
-        diags.error(&v.span(), format!(
-                "`base_url` works only for dialects with fixed paths; dialect \"{dialect}\" needs `device_authorization_endpoint` and `token_endpoint`, or `issuer`"
-            ));
-        return None;
-    }
-    // A key that was present but invalid has already been reported; stop here
-    // rather than adding a misleading "missing" error.
-    if [&device, &token, &issuer, &base]
-        .iter()
-        .any(|e| matches!(e, Some(None)))
-    {
-        return None;
-    }
-    let (device, token, issuer, base) = (
-        device.flatten(),
-        token.flatten(),
-        issuer.flatten(),
-        base.flatten(),
-    );
-
-    if let Some((device_path, token_path)) = dialect.fixed_paths() {
-        let join = |path: &str| {
-            base.as_ref().map(|b| {
-                let mut url = b.clone();
-                url.set_path(&format!("{}{path}", b.path().trim_end_matches('/')));
-                url
-            })
-        };
-        return if let (Some(device_authorization), Some(token)) = (
-            device.or_else(|| join(device_path)),
-            token.or_else(|| join(token_path)),
-        ) {
-            Some(EndpointSource::Fixed {
-                device_authorization,
-                token,
-            })
-        } else {
-            diags.error(&span, format!("{context} needs `base_url` (or both `device_authorization_endpoint` and `token_endpoint`)"));
-            None
-        };
-    }
-    match (device, token, issuer) {
-        (Some(device_authorization), Some(token), issuer) => {
-            if let (Some(_), Some(v)) = (issuer, issuer_value) {
-                diags.warning(
-                    &v.span(),
-                    "`issuer` is ignored because both endpoints are set",
-                );
-            }
-            Some(EndpointSource::Fixed {
-                device_authorization,
-                token,
-            })
-        }
-        (None, None, Some(issuer)) => Some(EndpointSource::Discover { issuer }),
-        (Some(_), None, Some(_)) | (None, Some(_), Some(_)) => {
-            diags.error(&span, format!(
-                "{context}: set `issuer` alone (discovery) or both `device_authorization_endpoint` and `token_endpoint`"
-            ));
-            None
-        }
-        (Some(_), None, None) => {
-            diags.error(&span, format!("missing key `token_endpoint` in {context}"));
-            None
-        }
-        (None, Some(_), None) => {
-            diags.error(
-                &span,
-                format!("missing key `device_authorization_endpoint` in {context}"),
-            );
-            None
-        }
-        (None, None, None) => {
-            diags.error(&span, format!(
-                "{context} needs `device_authorization_endpoint` and `token_endpoint`, or `issuer` for OpenID discovery"
-            ));
-            None
-        }
-    }
-}
-
-/// Parses a URL value. Endpoints must be https, or http to a loopback
-/// address (where nothing crosses a network); credentials and fragments are
-/// refused because they would end up in logs or be dropped.
-fn url_value(
-    diags: &mut Diagnostics<'_>,
-    key: &str,
-    value: &reader::Value<'_>,
-    endpoint: bool,
-) -> Option<Url> {
-    let text = reader::expect_str(diags, key, value)?;
-    let url = match Url::parse(text) {
-        Ok(url) => url,
-        Err(e) => {
-            diags.error(&value.span(), format!("`{key}` is not a valid URL: {e}"));
-            return None;
-        }
-    };
-    let loopback = match url.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(d)) => d == "localhost",
-        None => false,
-    };
-    let problem = match url.scheme() {
-        "https" => None,
-        "http" if loopback || !endpoint => None,
-        "http" => Some("uses http:// to a host that is not loopback; tokens would cross the network unencrypted (use https://)"),
-        _ => Some("must be an http(s) URL"),
-    }
-    .or_else(|| (!url.username().is_empty() || url.password().is_some()).then_some("must not contain credentials; use `client_secret`"))
-    .or_else(|| url.fragment().is_some().then_some("must not have a #fragment"))
-    .or_else(|| url.host().is_none().then_some("has no host"));
-    if let Some(problem) = problem {
-        diags.error(&value.span(), format!("`{key}` {problem}"));
-        return None;
-    }
-    Some(url)
 }

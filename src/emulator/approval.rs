@@ -242,7 +242,7 @@ mod tests {
     use hyper::{HeaderMap, Method};
 
     use super::*;
-    use crate::emulator::authority::{CodeStatus, Policy};
+    use crate::emulator::authority::{CodeStatus, Policy, SLOW_DOWN_STEP};
 
     fn authority() -> Authority {
         Authority::new(Policy {
@@ -253,6 +253,8 @@ mod tests {
             issue_refresh_tokens: true,
             rotate_refresh_tokens: true,
             poll_tolerance: Duration::ZERO,
+            slow_down_step: SLOW_DOWN_STEP,
+            refresh_scope: None,
         })
     }
 

@@ -35,6 +35,12 @@ pub(crate) struct Policy {
     /// How much earlier than the interval a poll may come without counting
     /// as too fast.
     pub poll_tolerance: Duration,
+    /// What each slow-down adds to a code's interval: RFC 8628 §3.5's 5 s,
+    /// or zero for providers that never tell clients to slow down.
+    pub slow_down_step: Duration,
+    /// A scope without which no refresh token is issued (Oracle's
+    /// `offline_access`); `None`: every grant gets one.
+    pub refresh_scope: Option<String>,
 }
 
 /// Tokens handed out by a grant or a refresh.
@@ -250,7 +256,7 @@ impl Authority {
                     waited.as_millis(),
                     grant.code.interval.as_secs_f64()
                 ));
-                grant.code.interval += SLOW_DOWN_STEP;
+                grant.code.interval += self.policy.slow_down_step;
                 return PollVerdict::SlowDown {
                     interval: grant.code.interval,
                 };
@@ -258,7 +264,7 @@ impl Authority {
         }
         if self.forced_slow_downs > 0 {
             self.forced_slow_downs -= 1;
-            grant.code.interval += SLOW_DOWN_STEP;
+            grant.code.interval += self.policy.slow_down_step;
             return PollVerdict::SlowDown {
                 interval: grant.code.interval,
             };
@@ -302,19 +308,25 @@ impl Authority {
                 expires_at: at + expires_in,
             },
         );
-        let refresh_token = (new_refresh && self.policy.issue_refresh_tokens).then(|| {
-            let token = self.token("rt_");
-            let expires_at = self.policy.refresh_token_lifetime.map(|l| at + l);
-            self.refresh.insert(
-                token.clone(),
-                RefreshEntry {
-                    family,
-                    state: RefreshState::Active,
-                    expires_at,
-                },
-            );
-            token
+        let offline = self.policy.refresh_scope.as_deref().is_none_or(|needed| {
+            scope
+                .as_deref()
+                .is_some_and(|s| s.split(' ').any(|granted| granted == needed))
         });
+        let refresh_token =
+            (new_refresh && self.policy.issue_refresh_tokens && offline).then(|| {
+                let token = self.token("rt_");
+                let expires_at = self.policy.refresh_token_lifetime.map(|l| at + l);
+                self.refresh.insert(
+                    token.clone(),
+                    RefreshEntry {
+                        family,
+                        state: RefreshState::Active,
+                        expires_at,
+                    },
+                );
+                token
+            });
         Issued {
             access_token,
             expires_in,

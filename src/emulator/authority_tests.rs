@@ -10,6 +10,8 @@ fn policy() -> Policy {
         issue_refresh_tokens: true,
         rotate_refresh_tokens: true,
         poll_tolerance: Duration::ZERO,
+        slow_down_step: SLOW_DOWN_STEP,
+        refresh_scope: None,
     }
 }
 
@@ -283,4 +285,43 @@ fn no_refresh_tokens_when_disabled() {
         ..policy()
     });
     assert!(logged_in(&mut a, Instant::now()).refresh_token.is_none());
+}
+
+#[test]
+fn refresh_tokens_only_with_the_refresh_scope() {
+    let mut a = Authority::new(Policy {
+        refresh_scope: Some("offline_access".into()),
+        ..policy()
+    });
+    let t0 = Instant::now();
+    let mut v = Vec::new();
+    for (scope, expected) in [("openid", false), ("openid offline_access", true)] {
+        let code = a.start("cid", Some(scope), Vec::new(), t0);
+        a.approve(&code.user_code, t0).unwrap();
+        let PollVerdict::Granted(issued) = a.poll(&code.device_code, "cid", t0, &mut v) else {
+            panic!("not granted")
+        };
+        assert_eq!(issued.refresh_token.is_some(), expected, "{scope}");
+    }
+    assert!(v.is_empty());
+}
+
+#[test]
+fn a_zero_slow_down_step_leaves_the_interval_alone() {
+    let mut a = Authority::new(Policy {
+        slow_down_step: Duration::ZERO,
+        ..policy()
+    });
+    let t0 = Instant::now();
+    let code = a.start("cid", None, Vec::new(), t0);
+    let mut v = Vec::new();
+    assert!(matches!(
+        a.poll(&code.device_code, "cid", t0, &mut v),
+        PollVerdict::Pending
+    ));
+    assert!(matches!(
+        a.poll(&code.device_code, "cid", t0, &mut v),
+        PollVerdict::SlowDown { interval } if interval == secs(2)
+    ));
+    assert_eq!(v.len(), 1);
 }

@@ -28,28 +28,40 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Dialects: `rfc8628` (with [`Rfc8628Quirks`] for GitHub, Google,
+//! Microsoft and Azure AD v1), `trakt`, `twilio`, `oracle` and
+//! `generic_v1`, one file each, chosen by [`EmulatorOptions`].
+//!
 //! Layout: `server` (HTTP plumbing, faults, recording) and `authority`
 //! (codes, tokens, refresh families) are shared by every dialect; a dialect
-//! (`rfc8628`) only maps its wire format onto them, and reuses `request`
-//! (strict forms, client authentication) and `approval` (the page).
+//! only maps its wire format onto them, and reuses `form` (strict bodies:
+//! form, JSON, multipart, repeated keys), `request` (client
+//! authentication) and `approval` (the page).
 //!
 //! Adding a dialect takes one file: an options struct (with a `policy()`
 //! for the shared token rules), a type implementing `server::Dialect`
 //! (route paths to [`Endpoint`]s, read the grant, map each request onto
 //! `Authority` verdicts and those onto its own status codes and field
-//! names), and a variant of [`EmulatorOptions`] with its arm in
-//! [`Emulator::start_on`].
+//! names, recording every client mistake as a violation), and a variant of
+//! [`EmulatorOptions`] with its arm in `options.rs`.
 
 mod approval;
 mod authority;
 mod body;
 mod codes;
 mod fault;
+mod form;
+mod generic_v1;
+mod options;
+mod oracle;
 mod record;
 mod reply;
 mod request;
 mod rfc8628;
+mod rfc8628_quirks;
 mod server;
+mod trakt;
+mod twilio;
 
 use std::fmt;
 use std::future::Future;
@@ -67,30 +79,22 @@ use url::Url;
 
 pub use codes::{ApprovalError, CodeStatus, IssuedCode};
 pub use fault::Fault;
+pub use generic_v1::GenericV1Options;
+pub use options::EmulatorOptions;
+pub use oracle::{OFFLINE_ACCESS, OracleOptions};
 pub use record::{AuthSeen, Endpoint, Grant, RecordedRequest};
 pub use request::ClientAuthMode;
 pub use rfc8628::{DEVICE_CODE_GRANT, Rfc8628Options};
+pub use rfc8628_quirks::{FormAnswers, Rfc8628Quirks};
+pub use trakt::{TraktOptions, TraktPollBodies, TraktRefreshErrors};
+pub use twilio::{TwilioDateFormat, TwilioErrorStyle, TwilioOptions};
 
 use authority::{Authority, TokenCheck};
-use server::{Dialect, Shared, State};
+use server::{Shared, State};
 
 /// How long the `wait_for*` methods wait before they panic. Generous: they
 /// return as soon as the event happens, the limit only ends a stuck test.
 pub const WAIT_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Which dialect to emulate, and how.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub enum EmulatorOptions {
-    /// The standard dialect (RFC 8628 + RFC 6749).
-    Rfc8628(Rfc8628Options),
-}
-
-impl From<Rfc8628Options> for EmulatorOptions {
-    fn from(options: Rfc8628Options) -> Self {
-        Self::Rfc8628(options)
-    }
-}
 
 /// A running provider emulator. Dropping it stops the server and cuts every
 /// open connection, hanging ones included.
@@ -146,12 +150,7 @@ impl Emulator {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let origin = format!("http://{addr}");
-        let (dialect, policy): (Box<dyn Dialect>, _) = match options.into() {
-            EmulatorOptions::Rfc8628(options) => {
-                let policy = options.policy();
-                (Box::new(rfc8628::Rfc8628::new(options, &origin)), policy)
-            }
-        };
+        let (dialect, policy) = options.into().build(&origin);
         let shared = Arc::new(Shared::new(dialect, Authority::new(policy)));
         let stop = CancellationToken::new();
         let tasks = TaskTracker::new();
@@ -208,7 +207,8 @@ impl Emulator {
         self.served(Endpoint::DeviceAuthorization)
     }
 
-    /// The token endpoint.
+    /// The token endpoint (for Trakt: where polls go; refreshes go to
+    /// `/oauth/token`, also recorded as [`Endpoint::Token`]).
     #[must_use]
     pub fn token_endpoint(&self) -> Url {
         self.served(Endpoint::Token)
@@ -294,8 +294,10 @@ impl Emulator {
         self.change(|s| s.authority.policy.rotate_refresh_tokens = rotate);
     }
 
-    /// The next `count` device-code polls are answered `slow_down`, however
-    /// well timed, and each adds 5 s to its code's interval. Not violations.
+    /// The next `count` device-code polls are told to slow down, however
+    /// well timed, each in the dialect's way (`slow_down`, Trakt's 429), and
+    /// each adds 5 s to its code's interval. Not violations. generic-v1,
+    /// which never says `slow_down`, throttles instead (429, interval kept).
     pub fn slow_down_next_polls(&self, count: usize) {
         self.change(|s| s.authority.force_slow_downs(count));
     }

@@ -14,6 +14,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use hyper::{HeaderMap, Method};
 
+use super::form::{self, Form};
 use super::record::AuthSeen;
 use super::reply::Reply;
 
@@ -59,8 +60,8 @@ impl Received {
             .map(|(_, v)| v.into_owned())
     }
 
-    /// The body as flat fields, for the record: form pairs, or the top level
-    /// of a JSON object (non-string values as JSON text).
+    /// The body as flat fields, for the record: form pairs, the top level
+    /// of a JSON object (non-string values as JSON text), or multipart parts.
     pub(crate) fn fields(&self) -> Vec<(String, String)> {
         match self.media_type().as_deref() {
             Some("application/x-www-form-urlencoded") => url::form_urlencoded::parse(&self.body)
@@ -76,6 +77,10 @@ impl Received {
                     .collect(),
                 _ => Vec::new(),
             },
+            Some("multipart/form-data") => {
+                let content_type = self.header("content-type").unwrap_or_default();
+                form::multipart_pairs(content_type, &self.body).unwrap_or_default()
+            }
             _ => Vec::new(),
         }
     }
@@ -164,76 +169,6 @@ fn base64_decode(text: &str) -> Option<Vec<u8>> {
         }
     }
     Some(out)
-}
-
-/// A form body read as RFC 6749 §3.1 wants: each parameter at most once,
-/// and an empty value counts as absent.
-#[derive(Debug, Default)]
-pub(crate) struct Form(Vec<(String, String)>);
-
-impl Form {
-    /// Reads the body of `request`, which must be form-encoded.
-    ///
-    /// # Errors
-    /// `invalid_request` (and a violation) for another content type or a
-    /// repeated parameter.
-    pub(crate) fn parse_strict(request: &Received) -> Result<Self, Reply> {
-        match request.media_type().as_deref() {
-            Some("application/x-www-form-urlencoded") => {}
-            Some("application/json") => {
-                return Err(Reply::invalid_request(
-                    "the body is JSON; OAuth endpoints take application/x-www-form-urlencoded (RFC 6749 §6, RFC 8628 §3.1 and §3.4)",
-                ));
-            }
-            Some(other) => {
-                return Err(Reply::invalid_request(&format!(
-                    "Content-Type {other}; OAuth endpoints take application/x-www-form-urlencoded"
-                )));
-            }
-            None => {
-                return Err(Reply::invalid_request(
-                    "no Content-Type; OAuth endpoints take application/x-www-form-urlencoded",
-                ));
-            }
-        }
-        let pairs: Vec<(String, String)> = url::form_urlencoded::parse(&request.body)
-            .map(|(n, v)| (n.into_owned(), v.into_owned()))
-            .collect();
-        for (i, (name, _)) in pairs.iter().enumerate() {
-            if pairs[..i].iter().any(|(n, _)| n == name) {
-                return Err(Reply::invalid_request(&format!(
-                    "parameter `{name}` sent more than once (RFC 6749 §3.1)"
-                )));
-            }
-        }
-        Ok(Self(pairs))
-    }
-
-    /// The parameter `name`; an empty value is absent.
-    pub(crate) fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(n, v)| n == name && !v.is_empty())
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// The parameter `name`, which must be there.
-    ///
-    /// # Errors
-    /// `invalid_request` naming the missing parameter.
-    pub(crate) fn require(&self, name: &str) -> Result<&str, Reply> {
-        self.get(name)
-            .ok_or_else(|| Reply::invalid_request(&format!("missing parameter `{name}`")))
-    }
-
-    /// Every pair except the named ones (extra parameters, for the record).
-    pub(crate) fn other_than(&self, names: &[&str]) -> Vec<(String, String)> {
-        self.0
-            .iter()
-            .filter(|(n, _)| !names.contains(&n.as_str()))
-            .cloned()
-            .collect()
-    }
 }
 
 /// How a client must authenticate (RFC 6749 §2.3).
@@ -357,21 +292,6 @@ mod tests {
         let r = request(None, "", Some("Basic !!!"));
         assert!(r.basic_credentials().unwrap().is_err());
         assert_eq!(r.auth_seen(&[]), AuthSeen::Malformed);
-    }
-
-    #[test]
-    fn forms_are_strict() {
-        let form = Form::parse_strict(&request(Some(FORM), "a=1&b=&c=3", None)).unwrap();
-        assert_eq!(form.get("a"), Some("1"));
-        assert_eq!(form.get("b"), None, "empty means absent");
-        assert!(form.require("b").is_err());
-        let json = Form::parse_strict(&request(Some("application/json"), "{}", None));
-        let reply = json.unwrap_err();
-        assert_eq!(reply.status, 400);
-        assert_eq!(reply.violations.len(), 1);
-        let twice = Form::parse_strict(&request(Some(FORM), "a=1&a=2", None)).unwrap_err();
-        assert_eq!(twice.json_body()["error"], "invalid_request");
-        assert!(Form::parse_strict(&request(None, "a=1", None)).is_err());
     }
 
     fn check(auth: ClientAuthMode, body: &str, authorization: Option<&str>) -> Result<(), u16> {

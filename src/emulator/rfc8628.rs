@@ -11,13 +11,17 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use hyper::Method;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use super::approval::{self, ApprovalPaths};
-use super::authority::{Authority, Issued, Policy, PollVerdict, RefreshVerdict, TokenCheck};
+use super::authority::{
+    Authority, Issued, Policy, PollVerdict, RefreshVerdict, SLOW_DOWN_STEP, TokenCheck,
+};
+use super::form::Form;
 use super::record::{Endpoint, Grant};
 use super::reply::{REALM, Reply};
-use super::request::{ClientAuthMode, ClientRegistration, Form, Received};
+use super::request::{ClientAuthMode, ClientRegistration, Received};
+use super::rfc8628_quirks::Rfc8628Quirks;
 use super::server::Dialect;
 
 /// The grant type of a device-code poll (RFC 8628 §3.4).
@@ -60,6 +64,8 @@ pub struct Rfc8628Options {
     /// A path every route lives under, like `/realms/test` (default none).
     /// It is also the issuer's path.
     pub path_prefix: String,
+    /// Deviations of real providers to reproduce (default none).
+    pub quirks: Rfc8628Quirks,
 }
 
 impl Default for Rfc8628Options {
@@ -78,6 +84,7 @@ impl Default for Rfc8628Options {
             allowed_scopes: None,
             poll_tolerance: Duration::ZERO,
             path_prefix: String::new(),
+            quirks: Rfc8628Quirks::default(),
         }
     }
 }
@@ -93,12 +100,14 @@ impl Rfc8628Options {
             issue_refresh_tokens: self.issue_refresh_tokens,
             rotate_refresh_tokens: self.rotate_refresh_tokens,
             poll_tolerance: self.poll_tolerance,
+            slow_down_step: SLOW_DOWN_STEP,
+            refresh_scope: None,
         }
     }
 }
 
 /// Whole seconds for the wire, rounded up so a client never polls faster.
-fn wire_seconds(duration: Duration) -> u64 {
+pub(crate) fn wire_seconds(duration: Duration) -> u64 {
     duration.as_secs() + u64::from(duration.subsec_nanos() > 0)
 }
 
@@ -164,78 +173,107 @@ impl Rfc8628 {
         let params = form.other_than(&["client_id", "client_secret", "scope"]);
         let code = authority.start(&self.client.client_id, scope, params, request.at);
         let verification_uri = self.url(Endpoint::Approval);
-        let mut body = json!({
-            "device_code": code.device_code,
-            "user_code": code.user_code,
-            "verification_uri": verification_uri,
-            "expires_in": wire_seconds(authority.policy.device_code_lifetime),
-        });
+        let mut body = Map::new();
+        body.insert("device_code".into(), code.device_code.clone().into());
+        body.insert("user_code".into(), code.user_code.clone().into());
+        body.insert("verification_uri".into(), verification_uri.clone().into());
+        body.insert(
+            "expires_in".into(),
+            wire_seconds(authority.policy.device_code_lifetime).into(),
+        );
         if self.options.send_verification_uri_complete {
-            body["verification_uri_complete"] =
-                Value::from(format!("{verification_uri}?user_code={}", code.user_code));
+            body.insert(
+                "verification_uri_complete".into(),
+                format!("{verification_uri}?user_code={}", code.user_code).into(),
+            );
         }
         if self.options.send_interval {
-            body["interval"] = Value::from(wire_seconds(code.interval));
+            body.insert("interval".into(), wire_seconds(code.interval).into());
         }
-        Ok(Reply::json(200, &body)
+        self.options.quirks.device_answer(&mut body);
+        Ok(self
+            .options
+            .quirks
+            .encode(request, 200, body)
             .outcome("issued")
             .detail(format!("user code {}", code.user_code)))
     }
 
-    fn token(&self, request: &Received, authority: &mut Authority) -> Result<Reply, Reply> {
+    pub(crate) fn token(
+        &self,
+        request: &Received,
+        authority: &mut Authority,
+    ) -> Result<Reply, Reply> {
         let form = Form::parse_strict(request)?;
         self.client.authenticate(request, &form)?;
         let client_id = self.client.client_id.as_str();
         let mut violations = Vec::new();
+        let quirks = &self.options.quirks;
+        let poll_error = |error: &str, description: &str, interval: Option<Duration>| {
+            let (status, error) = quirks.poll_error(error);
+            let mut body = error_body(error, description);
+            if let (Some(interval), true) = (interval, quirks.slow_down_interval) {
+                body.insert("interval".into(), wire_seconds(interval).into());
+            }
+            quirks.encode(request, status, body).outcome(error)
+        };
+        let tokens = |issued: &Issued, outcome: &str| {
+            let mut body = token_body(issued);
+            quirks.token_answer(&mut body);
+            quirks.encode(request, 200, body).outcome(outcome)
+        };
         let reply = match form.require("grant_type")? {
             DEVICE_CODE_GRANT => {
                 let device_code = form.require("device_code")?;
                 match authority.poll(device_code, client_id, request.at, &mut violations) {
-                    PollVerdict::Pending => Reply::oauth_error(
-                        400,
+                    PollVerdict::Pending => poll_error(
                         "authorization_pending",
                         "the person has not answered yet",
+                        None,
                     )
                     .outcome("pending"),
-                    PollVerdict::SlowDown { interval } => Reply::oauth_error(
-                        400,
+                    PollVerdict::SlowDown { interval } => poll_error(
                         "slow_down",
                         "polling too fast; wait 5 s longer between polls",
+                        Some(interval),
                     )
+                    .outcome("slow_down")
                     .detail(format!("interval now {} s", interval.as_secs())),
                     PollVerdict::Denied => {
-                        Reply::oauth_error(400, "access_denied", "the person denied the request")
+                        poll_error("access_denied", "the person denied the request", None)
                     }
                     PollVerdict::Expired => {
-                        Reply::oauth_error(400, "expired_token", "the device code expired")
+                        poll_error("expired_token", "the device code expired", None)
                     }
-                    PollVerdict::Granted(issued) => token_answer(&issued).outcome("granted"),
+                    PollVerdict::Granted(issued) => tokens(&issued, "granted"),
                     PollVerdict::UnknownCode => {
-                        Reply::oauth_error(400, "invalid_grant", "unknown device code")
+                        poll_error("invalid_grant", "unknown device code", None)
                     }
-                    PollVerdict::WrongClient => Reply::oauth_error(
-                        400,
+                    PollVerdict::WrongClient => poll_error(
                         "invalid_grant",
                         "the device code was issued to another client",
+                        None,
                     ),
-                    PollVerdict::AlreadyUsed => Reply::oauth_error(
-                        400,
+                    PollVerdict::AlreadyUsed => poll_error(
                         "invalid_grant",
                         "the device code was already exchanged for tokens",
+                        None,
                     ),
                 }
             }
             "refresh_token" => {
                 let token = form.require("refresh_token")?;
                 let scope = form.get("scope");
+                let refresh_error = |error: &str, description: &str| {
+                    let (status, error) = quirks.refresh_error(error);
+                    quirks
+                        .encode(request, status, error_body(error, description))
+                        .outcome(error)
+                };
                 match authority.refresh(token, client_id, scope, request.at, &mut violations) {
-                    RefreshVerdict::Refreshed(issued) => token_answer(&issued).outcome("refreshed"),
-                    RefreshVerdict::InvalidGrant(why) => {
-                        Reply::oauth_error(400, "invalid_grant", why)
-                    }
-                    RefreshVerdict::InvalidScope(why) => {
-                        Reply::oauth_error(400, "invalid_scope", &why)
-                    }
+                    RefreshVerdict::Refreshed(issued) => tokens(&issued, "refreshed"),
+                    RefreshVerdict::InvalidGrant(why) => refresh_error("invalid_grant", why),
+                    RefreshVerdict::InvalidScope(why) => refresh_error("invalid_scope", &why),
                 }
             }
             other => Reply::oauth_error(
@@ -321,20 +359,27 @@ impl Rfc8628 {
     }
 }
 
-/// A successful token answer (RFC 6749 §5.1).
-fn token_answer(issued: &Issued) -> Reply {
-    let mut body = json!({
-        "access_token": issued.access_token,
-        "token_type": "Bearer",
-        "expires_in": wire_seconds(issued.expires_in),
-    });
+/// The body of a successful token answer (RFC 6749 §5.1).
+pub(crate) fn token_body(issued: &Issued) -> Map<String, Value> {
+    let mut body = Map::new();
+    body.insert("access_token".into(), issued.access_token.clone().into());
+    body.insert("token_type".into(), "Bearer".into());
+    body.insert("expires_in".into(), wire_seconds(issued.expires_in).into());
     if let Some(refresh_token) = &issued.refresh_token {
-        body["refresh_token"] = Value::from(refresh_token.as_str());
+        body.insert("refresh_token".into(), refresh_token.clone().into());
     }
     if let Some(scope) = &issued.scope {
-        body["scope"] = Value::from(scope.as_str());
+        body.insert("scope".into(), scope.clone().into());
     }
-    Reply::json(200, &body)
+    body
+}
+
+/// The body of an OAuth error answer (RFC 6749 §5.2).
+pub(crate) fn error_body(error: &str, description: &str) -> Map<String, Value> {
+    let mut body = Map::new();
+    body.insert("error".into(), error.into());
+    body.insert("error_description".into(), description.into());
+    body
 }
 
 impl Dialect for Rfc8628 {

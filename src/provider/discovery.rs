@@ -59,10 +59,10 @@ pub async fn discover(http: &HttpClient, issuer: &Url) -> Result<Endpoints, Prov
         }
         Ok(url)
     };
-    Ok(Endpoints {
-        device_authorization: endpoint("device_authorization_endpoint")?,
-        token: endpoint("token_endpoint")?,
-    })
+    Ok(Endpoints::new(
+        endpoint("device_authorization_endpoint")?,
+        endpoint("token_endpoint")?,
+    ))
 }
 
 #[cfg(test)]

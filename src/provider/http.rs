@@ -134,6 +134,7 @@ impl HttpClient {
         };
         let content_type = header(reqwest::header::CONTENT_TYPE);
         let location = header(reqwest::header::LOCATION);
+        let date = header(reqwest::header::DATE).and_then(|d| super::datetime::parse(&d));
         if response
             .content_length()
             .is_some_and(|len| len > MAX_ANSWER_BYTES as u64)
@@ -156,6 +157,7 @@ impl HttpClient {
             status,
             content_type,
             location,
+            date,
             body: Bytes::from(body),
         })
     }

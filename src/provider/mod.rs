@@ -9,24 +9,84 @@
 //! Every dialect reduces to the same outcomes: a [`DeviceAuthorization`]
 //! (the prompt), a [`PollOutcome`] per poll, and a [`TokenGrant`] or a
 //! [`ProviderError`] per refresh.
+//!
+//! Differences between dialects are data where they can be: a
+//! [`wire::WireFormat`] says how requests look (encoding, field names, how
+//! scopes are sent, where the client secret goes, fixed extra fields), an
+//! [`oauth::AnswerFormat`] how answers read (error body styles, how the
+//! expiry is given), and [`DialectKind::fixed_paths`] where the endpoints
+//! are. Code is left for what data cannot say: Trakt answers polls in the
+//! status code alone ([`trakt`]), Twilio authenticates every request with
+//! the account's credentials ([`twilio`]).
+//!
+//! # Adding a dialect
+//!
+//! 1. **Name it.** Add a variant to [`DialectKind`] with its config name,
+//!    its paths in [`DialectKind::fixed_paths`] if they are fixed below a
+//!    `base_url`, and the client authentications it can send in
+//!    [`DialectKind::client_auth_modes`].
+//! 2. **Describe it.** Write `src/provider/NAME.rs` with a
+//!    [`wire::WireFormat`] constant (encoding, field names, how scopes and
+//!    the secret are sent, fixed extra fields) and an
+//!    [`oauth::AnswerFormat`] constant (error body shapes, how the expiry
+//!    is given). If data says it all, the dialect is a
+//!    [`described::DescribedDialect`] built from the two (see `oracle.rs`,
+//!    some forty lines without its tests). Otherwise write a type
+//!    implementing [`ProviderDialect`] that calls the `WireFormat` request
+//!    builders and the `oauth` answer readers and adds only what data
+//!    cannot say (see `trakt.rs`: status-code answers; `twilio.rs`: account
+//!    credentials on every request). Unit-test it from bytes.
+//! 3. **Configure it.** Add its arm to [`dialect_for`]. Settings no other
+//!    dialect has go in `config::DialectOptions`, are read in
+//!    `config/dialect.rs` and listed in its `DIALECT_KEYS` (which makes
+//!    them errors, with their position, on every other dialect); its
+//!    requirements on the common keys go in `check_requirements` there.
+//! 4. **Emulate it.** Write `src/emulator/NAME.rs`: an options struct with
+//!    a `policy()`, and a type implementing the emulator's `Dialect` that
+//!    maps the wire onto the shared `Authority` verdicts. Make it as strict
+//!    as the real provider (encodings, key names, required parameters,
+//!    client authentication, poll spacing), record every client mistake as
+//!    a violation, and reproduce every quirk, configurable where the facts
+//!    are inferred. Add its variant in `src/emulator/options.rs`.
+//! 5. **Prove it.** Add a config builder in `tests/support/provider.rs`
+//!    and `tests/dialect_NAME.rs`, which runs the shared scenarios of
+//!    `tests/support/flows.rs` (login, approve, token, expiry and refresh
+//!    with rotation, denial, device-code expiry, slow down) through the
+//!    real `tokend` and `tokenctl`, then the dialect's own error states.
+//!    Add a commented preset `config/NAME.toml`; `tests/config_presets.rs`
+//!    checks it with `tokend --check`.
 
+pub mod datetime;
+pub mod described;
 pub mod discovery;
+mod error;
+pub mod generic_v1;
 pub mod http;
+mod message;
 pub mod oauth;
+mod oauth_errors;
+pub mod oracle;
+mod remote;
 pub mod rfc8628;
+pub mod trakt;
+pub mod twilio;
+pub mod wire;
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::time::{Duration, SystemTime};
 
-use bytes::Bytes;
-use tokio::sync::OnceCell;
 use url::Url;
 
-use crate::config::{ClientAuth, EndpointSource, ProviderConfig};
+use crate::config::{ClientAuth, DialectOptions, ProviderConfig};
 use crate::secret::Secret;
 
+pub use error::{FailureClass, ProviderError};
 pub use http::HttpClient;
+pub use message::{
+    DeviceAuthorization, Expiry, FieldValue, HttpRequest, HttpResponse, PollOutcome, RequestBody,
+    TokenGrant,
+};
+pub use remote::Provider;
 
 /// The wire dialects tokend speaks (see `shared/dialects.md`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -34,17 +94,47 @@ pub enum DialectKind {
     /// RFC 8628 + RFC 6749, with the common deviations tolerated (GitHub,
     /// Google, Microsoft, Keycloak, ...).
     Rfc8628,
+    /// Trakt: JSON bodies, poll answers in the status code.
+    Trakt,
+    /// Twilio OAuth v1: PascalCase forms, account credentials on every
+    /// request, absolute expiries.
+    Twilio,
+    /// Oracle identity domains (IDCS).
+    Oracle,
+    /// A Django REST framework device API (`/api/v1/oauth/...`).
+    GenericV1,
+}
+
+/// Endpoint paths below `base_url`, for dialects whose paths are fixed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FixedPaths {
+    /// The device authorization endpoint.
+    pub device_authorization: &'static str,
+    /// The token endpoint (polls, and refreshes unless `refresh` is set).
+    pub token: &'static str,
+    /// Where refreshes go when that is not the token endpoint (Trakt).
+    pub refresh: Option<&'static str>,
 }
 
 impl DialectKind {
     /// Every dialect, for listing in error messages.
-    pub const ALL: &'static [DialectKind] = &[DialectKind::Rfc8628];
+    pub const ALL: &'static [DialectKind] = &[
+        DialectKind::Rfc8628,
+        DialectKind::Trakt,
+        DialectKind::Twilio,
+        DialectKind::Oracle,
+        DialectKind::GenericV1,
+    ];
 
     /// The config name of the dialect.
     #[must_use]
     pub fn name(self) -> &'static str {
         match self {
             Self::Rfc8628 => "rfc8628",
+            Self::Trakt => "trakt",
+            Self::Twilio => "twilio",
+            Self::Oracle => "oracle",
+            Self::GenericV1 => "generic-v1",
         }
     }
 
@@ -54,12 +144,50 @@ impl DialectKind {
         Self::ALL.iter().copied().find(|d| d.name() == name)
     }
 
-    /// Paths of the device-authorization and token endpoints relative to
-    /// `base_url`, for dialects whose paths are fixed.
+    /// Paths of the endpoints relative to `base_url`, for dialects whose
+    /// paths are fixed.
     #[must_use]
-    pub fn fixed_paths(self) -> Option<(&'static str, &'static str)> {
+    pub fn fixed_paths(self) -> Option<FixedPaths> {
+        let paths = |device_authorization, token, refresh| {
+            Some(FixedPaths {
+                device_authorization,
+                token,
+                refresh,
+            })
+        };
         match self {
             Self::Rfc8628 => None,
+            Self::Trakt => paths(
+                "/oauth/device/code",
+                "/oauth/device/token",
+                Some("/oauth/token"),
+            ),
+            Self::Twilio => paths("/v1/device/code", "/v1/token", None),
+            Self::Oracle => paths("/oauth2/v1/device", "/oauth2/v1/token", None),
+            // The trailing slash of the first and its absence on the second
+            // are the service's (Django routes); neither may be "fixed".
+            Self::GenericV1 => paths(
+                "/api/v1/oauth/device-authorization/",
+                "/api/v1/oauth/token",
+                None,
+            ),
+        }
+    }
+
+    /// The client authentication modes the dialect can send, the default first.
+    #[must_use]
+    pub fn client_auth_modes(self) -> &'static [ClientAuth] {
+        match self {
+            // Trakt wants the secret in every JSON body.
+            Self::Trakt => &[ClientAuth::SecretPost],
+            // HTTP Basic carries the account's credentials; a client secret
+            // can only go in the body (`ClientSecret`).
+            Self::Twilio => &[ClientAuth::SecretPost, ClientAuth::None],
+            Self::Rfc8628 | Self::Oracle | Self::GenericV1 => &[
+                ClientAuth::SecretPost,
+                ClientAuth::SecretBasic,
+                ClientAuth::None,
+            ],
         }
     }
 }
@@ -70,290 +198,32 @@ impl fmt::Display for DialectKind {
     }
 }
 
-/// The two endpoints of a device-grant provider.
+/// The endpoints of a device-grant provider.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoints {
     /// Where the device authorization request goes.
     pub device_authorization: Url,
-    /// Where polls and refreshes go.
+    /// Where polls go, and refreshes unless `refresh` is set.
     pub token: Url,
+    /// Where refreshes go, when not the token endpoint (Trakt).
+    pub refresh: Option<Url>,
 }
 
-/// A value in a request body: plain, or a secret that `Debug` redacts.
-#[derive(Clone, PartialEq, Eq)]
-pub enum FieldValue {
-    /// An ordinary value.
-    Plain(String),
-    /// A secret value (client secret, device code, refresh token).
-    Secret(Secret),
-}
-
-impl FieldValue {
-    /// The text to put on the wire.
+impl Endpoints {
+    /// The two usual endpoints; refreshes go to the token endpoint.
     #[must_use]
-    pub fn wire_value(&self) -> &str {
-        match self {
-            Self::Plain(value) => value,
-            Self::Secret(secret) => secret.expose(),
-        }
-    }
-}
-
-impl fmt::Debug for FieldValue {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Plain(value) => fmt::Debug::fmt(value, f),
-            Self::Secret(_) => f.write_str("[redacted]"),
-        }
-    }
-}
-
-/// The body of a request: flat name/value pairs and how to encode them.
-/// Keys may repeat (Twilio sends arrays as repeated keys).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RequestBody {
-    /// `application/x-www-form-urlencoded`.
-    Form(Vec<(String, FieldValue)>),
-    /// `application/json`: an object whose values are all strings.
-    Json(Vec<(String, FieldValue)>),
-}
-
-impl RequestBody {
-    /// The fields, whatever the encoding.
-    #[must_use]
-    pub fn fields(&self) -> &[(String, FieldValue)] {
-        match self {
-            Self::Form(fields) | Self::Json(fields) => fields,
-        }
-    }
-}
-
-/// A POST request to a provider endpoint.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HttpRequest {
-    /// The endpoint.
-    pub url: Url,
-    /// The body.
-    pub body: RequestBody,
-    /// HTTP Basic credentials (user, password).
-    pub basic_auth: Option<(String, Secret)>,
-    /// Extra headers (`Accept` is always `application/json`).
-    pub headers: Vec<(&'static str, String)>,
-}
-
-impl HttpRequest {
-    /// A form-encoded POST to `url`.
-    #[must_use]
-    pub fn form(url: Url, fields: Vec<(String, FieldValue)>) -> Self {
+    pub fn new(device_authorization: Url, token: Url) -> Self {
         Self {
-            url,
-            body: RequestBody::Form(fields),
-            basic_auth: None,
-            headers: Vec::new(),
+            device_authorization,
+            token,
+            refresh: None,
         }
     }
 
-    /// A JSON POST to `url`.
+    /// Where refreshes go.
     #[must_use]
-    pub fn json(url: Url, fields: Vec<(String, FieldValue)>) -> Self {
-        Self {
-            url,
-            body: RequestBody::Json(fields),
-            basic_auth: None,
-            headers: Vec::new(),
-        }
-    }
-}
-
-/// A provider's answer, body already read (and bounded in size).
-#[derive(Clone, PartialEq, Eq)]
-pub struct HttpResponse {
-    /// The endpoint that answered (for error messages).
-    pub url: Url,
-    /// HTTP status code.
-    pub status: u16,
-    /// The `Content-Type` header, if any.
-    pub content_type: Option<String>,
-    /// The `Location` header, if any (to explain unexpected redirects).
-    pub location: Option<String>,
-    /// The body.
-    pub body: Bytes,
-}
-
-impl fmt::Debug for HttpResponse {
-    // The body can hold tokens: never print it.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HttpResponse")
-            .field("url", &self.url.as_str())
-            .field("status", &self.status)
-            .field("content_type", &self.content_type)
-            .field("body_len", &self.body.len())
-            .finish_non_exhaustive()
-    }
-}
-
-/// The answer to a device authorization request: what to show the person.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeviceAuthorization {
-    /// The code the client polls with. Secret: it can be exchanged for tokens.
-    pub device_code: Secret,
-    /// The code the person types.
-    pub user_code: String,
-    /// Where the person goes; `None` when the provider sent none (or an
-    /// empty string) and the config must supply it.
-    pub verification_uri: Option<String>,
-    /// A page that already carries the code.
-    pub verification_uri_complete: Option<String>,
-    /// How long the codes stay valid.
-    pub expires_in: Duration,
-    /// The minimum time between polls, when the provider says.
-    pub interval: Option<Duration>,
-    /// A ready-made instruction sentence (Microsoft).
-    pub message: Option<String>,
-}
-
-/// When an access token expires, as the provider put it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Expiry {
-    /// Relative to when the request was sent (`expires_in`).
-    In(Duration),
-    /// Absolute (Twilio's `access_token_expires_at`).
-    At(SystemTime),
-    /// The provider did not say: the token is used until it fails.
-    Unknown,
-}
-
-/// Tokens issued by a successful poll or refresh.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenGrant {
-    /// The access token.
-    pub access_token: Secret,
-    /// `Bearer` unless the provider says otherwise.
-    pub token_type: String,
-    /// When the access token expires.
-    pub expiry: Expiry,
-    /// A refresh token; on refresh, `None` means the old one stays valid.
-    pub refresh_token: Option<Secret>,
-    /// Space-separated granted scopes, when the provider says.
-    pub scope: Option<String>,
-}
-
-/// The result of one poll of the token endpoint during a device login.
-#[derive(Debug)]
-pub enum PollOutcome {
-    /// The person has not answered yet: poll again after the interval.
-    Pending,
-    /// Poll slower. `interval` is the provider's new interval when it sent
-    /// one; otherwise the caller adds 5 s (RFC 8628 §3.5).
-    SlowDown {
-        /// The new interval, when given.
-        interval: Option<Duration>,
-    },
-    /// The person approved: here are the tokens.
-    Granted(TokenGrant),
-    /// The person (or the provider) denied the request.
-    Denied {
-        /// The provider's explanation.
-        message: String,
-    },
-    /// The device code expired.
-    Expired {
-        /// The provider's explanation.
-        message: String,
-    },
-    /// Anything else: transient failures are retried with backoff, the rest end the login.
-    Failed(ProviderError),
-}
-
-/// How a provider failure should be treated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FailureClass {
-    /// Retrying later may work (network, 5xx, 408, 429, garbage answers).
-    Transient,
-    /// The provider refused for a reason retrying will not fix soon
-    /// (invalid client, bad scope); the session itself may still be fine.
-    Permanent,
-    /// The grant is gone (`invalid_grant`): a new login is needed.
-    GrantRevoked,
-}
-
-/// A failure talking to a provider. Messages never contain tokens or secrets.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ProviderError {
-    /// No answer: DNS, connect, TLS, timeout or a connection cut mid-answer.
-    #[error("could not reach {endpoint}: {reason}")]
-    Unreachable {
-        /// The endpoint URL.
-        endpoint: String,
-        /// What failed.
-        reason: String,
-    },
-    /// A temporary failure answer (5xx, 408, 429).
-    #[error("{endpoint} is unavailable (HTTP {status}){}", detail_suffix(.detail.as_deref()))]
-    Unavailable {
-        /// The endpoint URL.
-        endpoint: String,
-        /// HTTP status.
-        status: u16,
-        /// The provider's explanation, if any.
-        detail: Option<String>,
-    },
-    /// The grant behind the refresh token is gone.
-    #[error("the provider revoked the session ({error}){}", detail_suffix(.detail.as_deref()))]
-    GrantRevoked {
-        /// The OAuth error code (`invalid_grant`, ...).
-        error: String,
-        /// The provider's explanation, if any.
-        detail: Option<String>,
-    },
-    /// An OAuth error answer that retrying will not fix.
-    #[error("{endpoint} refused the request: {error} (HTTP {status}){}", detail_suffix(.detail.as_deref()))]
-    Rejected {
-        /// The endpoint URL.
-        endpoint: String,
-        /// HTTP status.
-        status: u16,
-        /// The OAuth error code, or a summary when there was none.
-        error: String,
-        /// The provider's explanation, if any.
-        detail: Option<String>,
-    },
-    /// An answer that makes no sense (not JSON, missing fields, absurd values, too large).
-    #[error("{endpoint} sent an invalid answer: {problem}")]
-    Malformed {
-        /// The endpoint URL.
-        endpoint: String,
-        /// What is wrong with it.
-        problem: String,
-    },
-    /// OpenID discovery failed.
-    #[error("OpenID discovery at {issuer} failed: {problem}")]
-    Discovery {
-        /// The issuer URL.
-        issuer: String,
-        /// What went wrong.
-        problem: String,
-    },
-}
-
-fn detail_suffix(detail: Option<&str>) -> String {
-    detail.map(|d| format!(": {d}")).unwrap_or_default()
-}
-
-impl ProviderError {
-    /// How to treat this failure.
-    #[must_use]
-    pub fn class(&self) -> FailureClass {
-        match self {
-            // A captive portal's HTML page or a proxy's garbage is as
-            // temporary as an outage: retry rather than give up the session.
-            Self::Unreachable { .. }
-            | Self::Unavailable { .. }
-            | Self::Malformed { .. }
-            | Self::Discovery { .. } => FailureClass::Transient,
-            Self::Rejected { .. } => FailureClass::Permanent,
-            Self::GrantRevoked { .. } => FailureClass::GrantRevoked,
-        }
+    pub fn refresh_url(&self) -> &Url {
+        self.refresh.as_ref().unwrap_or(&self.token)
     }
 }
 
@@ -382,6 +252,34 @@ impl ClientIdentity {
             client_auth: config.client_auth,
             scopes: config.scopes.clone(),
             device_params: config.device_params.clone(),
+        }
+    }
+
+    /// Adds client authentication to `request` as configured: the secret in
+    /// the body (`client_secret_post`) or as HTTP Basic (`client_secret_basic`).
+    /// `client_id` is in the body in every mode; servers accept it beside
+    /// Basic, and public clients need it there.
+    pub fn authenticate(&self, request: &mut HttpRequest) {
+        self.authenticate_as(request, "client_secret");
+    }
+
+    /// As [`Self::authenticate`], with the body field named `secret_field`
+    /// (`ClientSecret` for Twilio).
+    pub fn authenticate_as(&self, request: &mut HttpRequest, secret_field: &str) {
+        let Some(client_secret) = &self.client_secret else {
+            return;
+        };
+        match self.client_auth {
+            ClientAuth::None => {}
+            ClientAuth::SecretPost => {
+                let fields = match &mut request.body {
+                    RequestBody::Form(fields) | RequestBody::Json(fields) => fields,
+                };
+                fields.push(secret(secret_field, client_secret));
+            }
+            ClientAuth::SecretBasic => {
+                request.basic_auth = Some((self.client_id.clone(), client_secret.clone()));
+            }
         }
     }
 }
@@ -423,144 +321,25 @@ pub trait ProviderDialect: Send + Sync + fmt::Debug {
 #[must_use]
 pub fn dialect_for(config: &ProviderConfig) -> Box<dyn ProviderDialect> {
     let client = ClientIdentity::from_config(config);
-    match config.dialect {
-        DialectKind::Rfc8628 => Box::new(rfc8628::Rfc8628::new(client)),
-    }
-}
-
-/// A configured provider: its dialect, its endpoints and the HTTP client.
-#[derive(Debug)]
-pub struct Provider {
-    dialect: Box<dyn ProviderDialect>,
-    http: HttpClient,
-    source: EndpointSource,
-    /// Endpoints once known; discovery runs at most once at a time and its
-    /// result is kept (a failed discovery is retried on the next call).
-    endpoints: OnceCell<Endpoints>,
-}
-
-impl Provider {
-    /// A provider speaking `dialect` at the endpoints `source` describes.
-    #[must_use]
-    pub fn new(
-        dialect: Box<dyn ProviderDialect>,
-        source: EndpointSource,
-        http: HttpClient,
-    ) -> Self {
-        let endpoints = OnceCell::new();
-        if let EndpointSource::Fixed {
-            device_authorization,
-            token,
-        } = &source
-        {
-            let _ = endpoints.set(Endpoints {
-                device_authorization: device_authorization.clone(),
-                token: token.clone(),
-            });
+    match (config.dialect, &config.dialect_options) {
+        (DialectKind::Trakt, DialectOptions::Trakt(options)) => {
+            Box::new(trakt::Trakt::new(client, &options.redirect_uri))
         }
-        Self {
-            dialect,
-            http,
-            source,
-            endpoints,
+        (DialectKind::Trakt, _) => Box::new(trakt::Trakt::new(client, trakt::OOB_REDIRECT_URI)),
+        (DialectKind::Twilio, DialectOptions::Twilio(options)) => {
+            Box::new(twilio::Twilio::new(client, options.clone()))
         }
-    }
-
-    /// The dialect.
-    #[must_use]
-    pub fn dialect(&self) -> &dyn ProviderDialect {
-        self.dialect.as_ref()
-    }
-
-    async fn endpoints(&self) -> Result<&Endpoints, ProviderError> {
-        self.endpoints
-            .get_or_try_init(|| async {
-                match &self.source {
-                    EndpointSource::Fixed {
-                        device_authorization,
-                        token,
-                    } => Ok(Endpoints {
-                        device_authorization: device_authorization.clone(),
-                        token: token.clone(),
-                    }),
-                    EndpointSource::Discover { issuer } => {
-                        discovery::discover(&self.http, issuer).await
-                    }
-                }
-            })
-            .await
-    }
-
-    /// Starts a device login: asks for a device and user code.
-    ///
-    /// # Errors
-    /// Discovery or the request failed, or the answer is unusable.
-    pub async fn start_device_authorization(&self) -> Result<DeviceAuthorization, ProviderError> {
-        let endpoints = self.endpoints().await?;
-        let request = self.dialect.device_authorization_request(endpoints);
-        let response = self.http.send(&request).await?;
-        self.dialect.parse_device_authorization(&response)
-    }
-
-    /// Polls once for the outcome of a device login.
-    pub async fn poll(&self, device_code: &Secret) -> PollOutcome {
-        let endpoints = match self.endpoints().await {
-            Ok(endpoints) => endpoints,
-            Err(e) => return PollOutcome::Failed(e),
-        };
-        let request = self.dialect.poll_request(endpoints, device_code);
-        match self.http.send(&request).await {
-            Ok(response) => self.dialect.parse_poll(&response),
-            Err(e) => PollOutcome::Failed(e),
+        (DialectKind::Twilio, _) => {
+            // The config loader never builds a Twilio provider without its
+            // account; without one every request would be refused anyway.
+            Box::new(twilio::Twilio::new(
+                client,
+                crate::config::TwilioOptions::default(),
+            ))
         }
-    }
-
-    /// Exchanges a refresh token for new tokens.
-    ///
-    /// # Errors
-    /// See [`ProviderError::class`].
-    pub async fn refresh(&self, refresh_token: &Secret) -> Result<TokenGrant, ProviderError> {
-        let endpoints = self.endpoints().await?;
-        let request = self.dialect.refresh_request(endpoints, refresh_token);
-        let response = self.http.send(&request).await?;
-        self.dialect.parse_refresh(&response)
-    }
-
-    /// The token endpoint, when known without discovery (used to group
-    /// refreshes per endpoint for the concurrency bound).
-    #[must_use]
-    pub fn token_endpoint_hint(&self) -> String {
-        match &self.source {
-            EndpointSource::Fixed { token, .. } => token.as_str().to_owned(),
-            EndpointSource::Discover { issuer } => issuer.as_str().to_owned(),
-        }
-    }
-}
-
-impl ClientIdentity {
-    /// Adds client authentication to `request` as configured: the secret in
-    /// the body (`client_secret_post`) or as HTTP Basic (`client_secret_basic`).
-    /// `client_id` is in the body in every mode; servers accept it beside
-    /// Basic, and public clients need it there.
-    pub fn authenticate(&self, request: &mut HttpRequest) {
-        let Some(secret) = &self.client_secret else {
-            return;
-        };
-        match self.client_auth {
-            ClientAuth::None => {}
-            ClientAuth::SecretPost => {
-                let fields = match &mut request.body {
-                    RequestBody::Form(fields) | RequestBody::Json(fields) => fields,
-                };
-                fields.push((
-                    "client_secret".to_owned(),
-                    FieldValue::Secret(secret.clone()),
-                ));
-            }
-            ClientAuth::SecretBasic => {
-                request.basic_auth = Some((self.client_id.clone(), secret.clone()));
-            }
-        }
+        (DialectKind::Oracle, _) => Box::new(oracle::dialect(client)),
+        (DialectKind::GenericV1, _) => Box::new(generic_v1::dialect(client)),
+        (DialectKind::Rfc8628, _) => Box::new(rfc8628::Rfc8628::new(client)),
     }
 }
 

@@ -1,19 +1,26 @@
 //! Reading RFC 6749 / RFC 8628 answers, tolerantly.
 //!
-//! Shared by every dialect that speaks (something close to) the standard:
-//! token answers, OAuth error bodies, device authorization answers, and the
-//! classification of failures into transient, permanent and revoked.
+//! Shared by every dialect: token answers, error answers, device
+//! authorization answers, and the classification of failures into
+//! transient, permanent and revoked. What differs between dialects is data,
+//! an [`AnswerFormat`]: which error bodies they send and how they give a
+//! token's expiry.
+//!
 //! Tolerance is deliberate and listed in `shared/dialects.md` §0: form-encoded
 //! answers (GitHub without `Accept`), numbers sent as strings (Azure AD v1),
-//! `verification_url` for `verification_uri` (Google), errors with HTTP 200
-//! (GitHub).
+//! `verification_url` for `verification_uri` (Google, Trakt), errors with
+//! HTTP 200 (GitHub) or 403/428 (Google), `message` (Microsoft).
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use serde_json::{Map, Value};
 
-use super::{DeviceAuthorization, Expiry, HttpResponse, PollOutcome, ProviderError, TokenGrant};
+use super::{
+    DeviceAuthorization, Expiry, HttpResponse, PollOutcome, ProviderError, TokenGrant, datetime,
+};
 use crate::secret::Secret;
+
+pub use super::oauth_errors::{ErrorBodies, OAuthError, clean_detail, describe_body};
 
 /// The longest access-token lifetime believed; beyond it `expires_in` is
 /// treated as garbage rather than trusted for years.
@@ -25,8 +32,39 @@ pub const MAX_DEVICE_CODE_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 /// The longest poll interval believed.
 pub const MAX_POLL_INTERVAL: Duration = Duration::from_secs(3600);
 
-/// Longest provider-supplied text kept in an error message.
-const MAX_DETAIL_CHARS: usize = 300;
+/// How a token answer gives the access token's expiry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpiryField {
+    /// `expires_in`, seconds from now (RFC 6749 §5.1).
+    ExpiresIn,
+    /// `expires_in` counted from `created_at` (epoch seconds of issue),
+    /// measured against the answer's `Date` (Trakt).
+    ExpiresInSinceCreated,
+    /// An absolute date-time in the named field (Twilio), measured against
+    /// the answer's `Date`; `expires_in` when the field is absent or null.
+    ExpiresAt(&'static str),
+}
+
+/// The facts of a dialect's answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AnswerFormat {
+    /// The shapes of error bodies.
+    pub errors: ErrorBodies,
+    /// How the expiry is given.
+    pub expiry: ExpiryField,
+    /// The device-code lifetime assumed when the answer gives none
+    /// (Twilio's fields are all nullable); `None` makes `expires_in` required.
+    pub default_device_lifetime: Option<Duration>,
+}
+
+impl AnswerFormat {
+    /// RFC 6749 and RFC 8628.
+    pub const STANDARD: Self = Self {
+        errors: ErrorBodies::Rfc6749,
+        expiry: ExpiryField::ExpiresIn,
+        default_device_lifetime: None,
+    };
+}
 
 /// An answer body read as a flat object: JSON, or form-encoded as GitHub
 /// sends when it ignores `Accept`.
@@ -62,6 +100,12 @@ impl AnswerFields {
     #[must_use]
     pub fn from_map(map: Map<String, Value>) -> Self {
         Self(map)
+    }
+
+    /// The object itself.
+    #[must_use]
+    pub fn map(&self) -> &Map<String, Value> {
+        &self.0
     }
 
     /// A string field under the first of `names` that is present and not
@@ -108,7 +152,8 @@ impl AnswerFields {
         };
         let Some(secs) = secs else {
             return Err(format!(
-                "`{name}` is not a whole number of seconds: {value}"
+                "`{name}` is not a whole number of seconds: {}",
+                clean_detail(&value.to_string())
             ));
         };
         let duration = Duration::from_secs(secs);
@@ -122,76 +167,19 @@ impl AnswerFields {
     }
 }
 
-/// An OAuth error answer (`{"error": ..., "error_description": ...}`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OAuthError {
-    /// The error code.
-    pub error: String,
-    /// The description, cleaned for display.
-    pub description: Option<String>,
-    /// `interval` sent along with `slow_down` (GitHub).
-    pub interval: Option<Duration>,
-}
-
-impl OAuthError {
-    /// The OAuth error in `fields`, if there is one.
-    #[must_use]
-    pub fn from_fields(fields: &AnswerFields) -> Option<Self> {
-        let error = fields.text(&["error"])?;
-        if error.is_empty() {
-            return None;
-        }
-        Some(Self {
-            error: clean_detail(&error),
-            description: fields
-                .text(&["error_description", "message"])
-                .map(|d| clean_detail(&d))
-                .filter(|d| !d.is_empty()),
-            interval: fields.seconds("interval", MAX_POLL_INTERVAL).ok().flatten(),
-        })
-    }
-}
-
-/// Provider text made safe to show: control characters removed, length capped.
-#[must_use]
-pub fn clean_detail(text: &str) -> String {
-    let cleaned: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(MAX_DETAIL_CHARS)
-        .collect();
-    let cleaned = cleaned.trim().to_owned();
-    if text.chars().count() > MAX_DETAIL_CHARS {
-        format!("{cleaned}…")
-    } else {
-        cleaned
-    }
-}
-
-/// A short description of a body that is not what was expected, for error
-/// messages ("an HTML page", "an empty body", "12 bytes of text/plain").
-#[must_use]
-pub fn describe_body(response: &HttpResponse) -> String {
-    let body = response.body.as_ref();
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return "an empty body".to_owned();
-    }
-    let ct = response
-        .content_type
-        .as_deref()
-        .unwrap_or("no content type");
-    let head = String::from_utf8_lossy(&body[..body.len().min(64)]).to_ascii_lowercase();
-    if ct.starts_with("text/html")
-        || head.trim_start().starts_with("<!doctype")
-        || head.contains("<html")
-    {
-        return "an HTML page".to_owned();
-    }
-    format!("{} bytes of {ct}", body.len())
-}
-
 fn endpoint(response: &HttpResponse) -> String {
     response.url.as_str().to_owned()
+}
+
+fn malformed(response: &HttpResponse, problem: String) -> ProviderError {
+    ProviderError::Malformed {
+        endpoint: endpoint(response),
+        problem,
+    }
+}
+
+fn is_success(response: &HttpResponse) -> bool {
+    (200..300).contains(&response.status)
 }
 
 /// Whether an HTTP status means "try again later".
@@ -205,10 +193,11 @@ pub fn is_transient_status(status: u16) -> bool {
 /// status), then by status.
 #[must_use]
 pub fn failure_from_answer(
+    format: &AnswerFormat,
     response: &HttpResponse,
     fields: Option<&AnswerFields>,
 ) -> ProviderError {
-    let oauth = fields.and_then(OAuthError::from_fields);
+    let oauth = fields.and_then(|f| format.errors.read(f));
     if let Some(oauth) = &oauth
         && oauth.error == "invalid_grant"
     {
@@ -217,6 +206,14 @@ pub fn failure_from_answer(
             detail: oauth.description.clone(),
         };
     }
+    // Text some servers put in error bodies without an OAuth code (DRF's
+    // `detail`, a bare `message`).
+    let loose_text = || {
+        fields
+            .and_then(|f| f.text(&["error_description", "message", "detail"]))
+            .map(|t| clean_detail(&t))
+            .filter(|t| !t.is_empty())
+    };
     let status = response.status;
     if is_transient_status(status) {
         let detail = match &oauth {
@@ -225,7 +222,8 @@ pub fn failure_from_answer(
                     .clone()
                     .map_or_else(|| o.error.clone(), |d| format!("{}: {d}", o.error)),
             ),
-            None => Some(describe_body(response)).filter(|d| d != "an empty body"),
+            None => loose_text()
+                .or_else(|| Some(describe_body(response)).filter(|d| d != "an empty body")),
         };
         return ProviderError::Unavailable {
             endpoint: endpoint(response),
@@ -234,30 +232,38 @@ pub fn failure_from_answer(
         };
     }
     if (300..400).contains(&status) {
-        return ProviderError::Malformed {
-            endpoint: endpoint(response),
-            problem: format!(
-                "unexpected redirect (HTTP {status}) to {}",
-                response.location.as_deref().unwrap_or("nowhere")
+        return malformed(
+            response,
+            format!(
+                "unexpected redirect (HTTP {status}) to {}; check the endpoint URL in the config",
+                response
+                    .location
+                    .as_deref()
+                    .map_or_else(|| "nowhere".to_owned(), clean_detail)
             ),
-        };
+        );
     }
     match oauth {
         Some(oauth) => ProviderError::Rejected {
             endpoint: endpoint(response),
             status,
+            detail: oauth.detail(),
             error: oauth.error,
-            detail: oauth.description,
         },
-        None if (200..300).contains(&status) => ProviderError::Malformed {
-            endpoint: endpoint(response),
-            problem: format!("expected a token answer, got {}", describe_body(response)),
-        },
+        None if is_success(response) => malformed(
+            response,
+            format!("expected a token answer, got {}", describe_body(response)),
+        ),
         None => ProviderError::Rejected {
             endpoint: endpoint(response),
             status,
-            error: format!("HTTP {status}"),
-            detail: Some(describe_body(response)),
+            // No OAuth code: the status's own name says what there is.
+            error: reqwest::StatusCode::from_u16(status)
+                .ok()
+                .and_then(|s| s.canonical_reason())
+                .unwrap_or("an unexpected status")
+                .to_owned(),
+            detail: loose_text().or_else(|| Some(describe_body(response))),
         },
     }
 }
@@ -266,31 +272,21 @@ pub fn failure_from_answer(
 ///
 /// # Errors
 /// [`ProviderError::Malformed`] when `access_token` is missing or empty or
-/// `expires_in` is unbelievable.
+/// the expiry is unbelievable.
 pub fn token_grant(
+    format: &AnswerFormat,
     response: &HttpResponse,
     fields: &AnswerFields,
 ) -> Result<TokenGrant, ProviderError> {
-    let malformed = |problem: String| ProviderError::Malformed {
-        endpoint: endpoint(response),
-        problem,
-    };
     let access_token = fields
         .text(&["access_token"])
         .filter(|t| !t.is_empty())
-        .ok_or_else(|| malformed("no `access_token` in the token answer".to_owned()))?;
+        .ok_or_else(|| malformed(response, "no `access_token` in the token answer".to_owned()))?;
     let token_type = fields
         .text(&["token_type"])
         .filter(|t| !t.is_empty())
         .unwrap_or_else(|| "Bearer".to_owned());
-    let expiry = match fields
-        .seconds("expires_in", MAX_TOKEN_LIFETIME)
-        .map_err(malformed)?
-    {
-        Some(d) if d.is_zero() => return Err(malformed("`expires_in` is 0".to_owned())),
-        Some(d) => Expiry::In(d),
-        None => Expiry::Unknown,
-    };
+    let expiry = expiry(format, response, fields).map_err(|p| malformed(response, p))?;
     Ok(TokenGrant {
         access_token: Secret::new(access_token),
         token_type,
@@ -303,29 +299,110 @@ pub fn token_grant(
     })
 }
 
-/// Reads a refresh answer: a token answer on success, a classified error otherwise.
-///
-/// # Errors
-/// See [`failure_from_answer`] and [`token_grant`].
-pub fn refresh_answer(response: &HttpResponse) -> Result<TokenGrant, ProviderError> {
-    let fields = AnswerFields::parse(response);
-    match &fields {
-        Some(f)
-            if (200..300).contains(&response.status) && OAuthError::from_fields(f).is_none() =>
-        {
-            token_grant(response, f)
+/// The access token's expiry as `format` says the answer gives it.
+fn expiry(
+    format: &AnswerFormat,
+    response: &HttpResponse,
+    fields: &AnswerFields,
+) -> Result<Expiry, String> {
+    let relative = || match fields.seconds("expires_in", MAX_TOKEN_LIFETIME)? {
+        Some(d) if d.is_zero() => Err("`expires_in` is 0".to_owned()),
+        Some(d) => Ok(Expiry::In(d)),
+        None => Ok(Expiry::Unknown),
+    };
+    match format.expiry {
+        ExpiryField::ExpiresIn => relative(),
+        ExpiryField::ExpiresInSinceCreated => {
+            let Expiry::In(lifetime) = relative()? else {
+                return Ok(Expiry::Unknown);
+            };
+            // created_at is informational: unreadable or from the future
+            // (a skewed server) means "issued just now".
+            let created = fields
+                .seconds("created_at", Duration::from_secs(u64::MAX / 4))
+                .ok()
+                .flatten()
+                .map(|since| SystemTime::UNIX_EPOCH + since);
+            let age = match (created, response.date) {
+                (Some(created), Some(date)) => date.duration_since(created).unwrap_or_default(),
+                _ => Duration::ZERO,
+            };
+            // The Date header has whole seconds: a second of age is noise.
+            let age = age.saturating_sub(Duration::from_secs(1));
+            lifetime
+                .checked_sub(age)
+                .filter(|left| !left.is_zero())
+                .map(Expiry::In)
+                .ok_or_else(|| {
+                    format!(
+                        "the token had expired when it arrived (`created_at` {} s before the answer, `expires_in` {} s)",
+                        age.as_secs(),
+                        lifetime.as_secs()
+                    )
+                })
         }
-        _ => Err(failure_from_answer(response, fields.as_ref())),
+        ExpiryField::ExpiresAt(name) => {
+            let Some(text) = fields.text(&[name]) else {
+                return relative();
+            };
+            let at = datetime::parse(&text)
+                .ok_or_else(|| format!("`{name}` is not a date-time: {}", clean_detail(&text)))?;
+            let Some(date) = response.date else {
+                // No provider clock to measure against: take it as written.
+                return Ok(Expiry::At(at));
+            };
+            match at.duration_since(date) {
+                Ok(left) if left > MAX_TOKEN_LIFETIME => Err(format!(
+                    "`{name}` {} is beyond the believable maximum of {} s away",
+                    clean_detail(&text),
+                    MAX_TOKEN_LIFETIME.as_secs()
+                )),
+                Ok(left) if !left.is_zero() => Ok(Expiry::In(left)),
+                _ => Err(format!(
+                    "`{name}` {} is not after the answer's own date",
+                    clean_detail(&text)
+                )),
+            }
+        }
     }
 }
 
-/// Reads a poll answer of the standard dialect: the OAuth error code decides
-/// (whatever the status, since GitHub sends errors with 200 and some servers
-/// send `authorization_pending` with 403 or 428), then the status.
-#[must_use]
-pub fn poll_answer(response: &HttpResponse) -> PollOutcome {
+/// Error codes that, in a refresh answer, mean what `invalid_grant` means:
+/// the grant is gone and a new login is needed (GitHub says
+/// `bad_refresh_token`; some servers `expired_token`).
+const GRANT_GONE: &[&str] = &["expired_token", "bad_refresh_token"];
+
+/// Reads a refresh answer: a token answer on success, a classified error
+/// otherwise. `expired_token` and `bad_refresh_token` are read like
+/// `invalid_grant`: the grant is gone.
+///
+/// # Errors
+/// See [`failure_from_answer`] and [`token_grant`].
+pub fn refresh_answer(
+    format: &AnswerFormat,
+    response: &HttpResponse,
+) -> Result<TokenGrant, ProviderError> {
     let fields = AnswerFields::parse(response);
-    if let Some(oauth) = fields.as_ref().and_then(OAuthError::from_fields) {
+    let error = fields.as_ref().and_then(|f| format.errors.read(f));
+    match (&fields, error) {
+        (Some(f), None) if is_success(response) => token_grant(format, response, f),
+        (_, Some(e)) if GRANT_GONE.contains(&e.error.as_str()) => {
+            Err(ProviderError::GrantRevoked {
+                error: e.error,
+                detail: e.description,
+            })
+        }
+        _ => Err(failure_from_answer(format, response, fields.as_ref())),
+    }
+}
+
+/// Reads a poll answer: the OAuth error code decides (whatever the status,
+/// since GitHub sends errors with 200 and Google sends `authorization_pending`
+/// with 428), then the status.
+#[must_use]
+pub fn poll_answer(format: &AnswerFormat, response: &HttpResponse) -> PollOutcome {
+    let fields = AnswerFields::parse(response);
+    if let Some(oauth) = fields.as_ref().and_then(|f| format.errors.read(f)) {
         let message = oauth
             .description
             .clone()
@@ -337,15 +414,15 @@ pub fn poll_answer(response: &HttpResponse) -> PollOutcome {
             },
             "access_denied" | "authorization_declined" => PollOutcome::Denied { message },
             "expired_token" => PollOutcome::Expired { message },
-            _ => PollOutcome::Failed(failure_from_answer(response, fields.as_ref())),
+            _ => PollOutcome::Failed(failure_from_answer(format, response, fields.as_ref())),
         };
     }
     match &fields {
-        Some(f) if (200..300).contains(&response.status) => match token_grant(response, f) {
+        Some(f) if is_success(response) => match token_grant(format, response, f) {
             Ok(grant) => PollOutcome::Granted(grant),
             Err(e) => PollOutcome::Failed(e),
         },
-        _ => PollOutcome::Failed(failure_from_answer(response, fields.as_ref())),
+        _ => PollOutcome::Failed(failure_from_answer(format, response, fields.as_ref())),
     }
 }
 
@@ -355,17 +432,17 @@ pub fn poll_answer(response: &HttpResponse) -> PollOutcome {
 /// # Errors
 /// A classified failure, or [`ProviderError::Malformed`] when a required
 /// field is missing or unbelievable.
-pub fn device_authorization(response: &HttpResponse) -> Result<DeviceAuthorization, ProviderError> {
+pub fn device_authorization(
+    format: &AnswerFormat,
+    response: &HttpResponse,
+) -> Result<DeviceAuthorization, ProviderError> {
     let fields = AnswerFields::parse(response);
-    let fields = match fields {
-        Some(f)
-            if (200..300).contains(&response.status) && OAuthError::from_fields(&f).is_none() =>
-        {
-            f
+    match fields {
+        Some(f) if is_success(response) && format.errors.read(&f).is_none() => {
+            device_authorization_fields(format, response, &f)
         }
-        other => return Err(failure_from_answer(response, other.as_ref())),
-    };
-    device_authorization_fields(response, &fields)
+        other => Err(failure_from_answer(format, response, other.as_ref())),
+    }
 }
 
 /// Reads the fields of a successful device authorization answer.
@@ -373,13 +450,11 @@ pub fn device_authorization(response: &HttpResponse) -> Result<DeviceAuthorizati
 /// # Errors
 /// [`ProviderError::Malformed`] when a required field is missing or unbelievable.
 pub fn device_authorization_fields(
+    format: &AnswerFormat,
     response: &HttpResponse,
     fields: &AnswerFields,
 ) -> Result<DeviceAuthorization, ProviderError> {
-    let malformed = |problem: String| ProviderError::Malformed {
-        endpoint: endpoint(response),
-        problem,
-    };
+    let malformed = |problem: String| malformed(response, problem);
     let required = |name: &str| {
         fields
             .text(&[name])
@@ -391,6 +466,7 @@ pub fn device_authorization_fields(
     let expires_in = fields
         .seconds("expires_in", MAX_DEVICE_CODE_LIFETIME)
         .map_err(malformed)?
+        .or(format.default_device_lifetime)
         .filter(|d| !d.is_zero())
         .ok_or_else(|| {
             malformed("no usable `expires_in` in the device authorization answer".to_owned())
@@ -414,168 +490,5 @@ pub fn device_authorization_fields(
 }
 
 #[cfg(test)]
-mod tests {
-    use bytes::Bytes;
-
-    use super::*;
-
-    fn answer(status: u16, content_type: &str, body: &str) -> HttpResponse {
-        HttpResponse {
-            url: "http://127.0.0.1/token".parse().unwrap(),
-            status,
-            content_type: Some(content_type.to_owned()),
-            location: None,
-            body: Bytes::from(body.to_owned()),
-        }
-    }
-
-    fn json(status: u16, body: &str) -> HttpResponse {
-        answer(status, "application/json", body)
-    }
-
-    #[test]
-    fn token_answer_with_string_expiry() {
-        let r = json(
-            200,
-            r#"{"access_token":"a","token_type":"bearer","expires_in":"3600","refresh_token":"r"}"#,
-        );
-        let grant = refresh_answer(&r).unwrap();
-        assert_eq!(grant.access_token.expose(), "a");
-        assert_eq!(grant.expiry, Expiry::In(Duration::from_secs(3600)));
-        assert_eq!(grant.refresh_token.unwrap().expose(), "r");
-    }
-
-    #[test]
-    fn github_form_encoded_answers_parse() {
-        let r = answer(
-            200,
-            "application/x-www-form-urlencoded; charset=utf-8",
-            "access_token=gho_x&token_type=bearer&scope=repo",
-        );
-        let grant = refresh_answer(&r).unwrap();
-        assert_eq!(grant.access_token.expose(), "gho_x");
-        assert_eq!(grant.expiry, Expiry::Unknown);
-        let r = answer(
-            200,
-            "application/x-www-form-urlencoded",
-            "error=authorization_pending",
-        );
-        assert!(matches!(poll_answer(&r), PollOutcome::Pending));
-    }
-
-    #[test]
-    fn github_slow_down_with_200_and_interval() {
-        let r = json(200, r#"{"error":"slow_down","interval":10}"#);
-        match poll_answer(&r) {
-            PollOutcome::SlowDown { interval } => {
-                assert_eq!(interval, Some(Duration::from_secs(10)));
-            }
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn poll_errors_map_to_outcomes() {
-        assert!(matches!(
-            poll_answer(&json(400, r#"{"error":"authorization_pending"}"#)),
-            PollOutcome::Pending
-        ));
-        assert!(matches!(
-            poll_answer(&json(403, r#"{"error":"authorization_pending"}"#)),
-            PollOutcome::Pending
-        ));
-        assert!(matches!(
-            poll_answer(&json(400, r#"{"error":"access_denied"}"#)),
-            PollOutcome::Denied { .. }
-        ));
-        assert!(matches!(
-            poll_answer(&json(400, r#"{"error":"authorization_declined"}"#)),
-            PollOutcome::Denied { .. }
-        ));
-        assert!(matches!(
-            poll_answer(&json(400, r#"{"error":"expired_token"}"#)),
-            PollOutcome::Expired { .. }
-        ));
-        match poll_answer(&json(
-            401,
-            r#"{"error":"invalid_client","error_description":"bad id"}"#,
-        )) {
-            PollOutcome::Failed(e) => {
-                assert_eq!(e.class(), crate::provider::FailureClass::Permanent);
-                assert!(e.to_string().contains("invalid_client"), "{e}");
-            }
-            other => panic!("{other:?}"),
-        }
-        match poll_answer(&json(503, "")) {
-            PollOutcome::Failed(e) => {
-                assert_eq!(e.class(), crate::provider::FailureClass::Transient);
-            }
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn invalid_grant_is_revocation_whatever_the_status() {
-        for status in [400, 401] {
-            let e = refresh_answer(&json(
-                status,
-                r#"{"error":"invalid_grant","error_description":"revoked"}"#,
-            ))
-            .unwrap_err();
-            assert_eq!(e.class(), crate::provider::FailureClass::GrantRevoked);
-        }
-    }
-
-    #[test]
-    fn garbage_answers_are_named() {
-        let e = refresh_answer(&answer(
-            200,
-            "text/html",
-            "<!DOCTYPE html><html>login</html>",
-        ))
-        .unwrap_err();
-        assert!(e.to_string().contains("HTML page"), "{e}");
-        assert_eq!(e.class(), crate::provider::FailureClass::Transient);
-        let e = refresh_answer(&json(200, r#"{"token_type":"Bearer"}"#)).unwrap_err();
-        assert!(e.to_string().contains("access_token"), "{e}");
-        let e = refresh_answer(&json(200, r#"{"access_token":"a","expires_in":-5}"#)).unwrap_err();
-        assert!(e.to_string().contains("expires_in"), "{e}");
-        let e = refresh_answer(&json(
-            200,
-            r#"{"access_token":"a","expires_in":99999999999}"#,
-        ))
-        .unwrap_err();
-        assert!(e.to_string().contains("believable"), "{e}");
-        let mut redirect = answer(302, "text/html", "");
-        redirect.location = Some("http://127.0.0.1/elsewhere".into());
-        let e = refresh_answer(&redirect).unwrap_err();
-        assert!(e.to_string().contains("redirect"), "{e}");
-    }
-
-    #[test]
-    fn device_authorization_tolerates_google_and_azure_v1() {
-        let r = json(
-            200,
-            r#"{"device_code":"d","user_code":"U","verification_url":"https://x/device","expires_in":"1800","interval":"5"}"#,
-        );
-        let auth = device_authorization(&r).unwrap();
-        assert_eq!(auth.verification_uri.as_deref(), Some("https://x/device"));
-        assert_eq!(auth.expires_in, Duration::from_secs(1800));
-        assert_eq!(auth.interval, Some(Duration::from_secs(5)));
-        let r = json(
-            200,
-            r#"{"device_code":"d","user_code":"U","verification_uri":"","expires_in":600}"#,
-        );
-        assert_eq!(device_authorization(&r).unwrap().verification_uri, None);
-        let e =
-            device_authorization(&json(200, r#"{"user_code":"U","expires_in":600}"#)).unwrap_err();
-        assert!(e.to_string().contains("device_code"), "{e}");
-    }
-
-    #[test]
-    fn details_are_cleaned_and_capped() {
-        let long = "x".repeat(1000);
-        assert!(clean_detail(&long).chars().count() <= MAX_DETAIL_CHARS + 1);
-        assert_eq!(clean_detail("a\nb\u{1b}[31m"), "a b [31m");
-    }
-}
+#[path = "oauth_tests.rs"]
+mod tests;

@@ -5,14 +5,22 @@
 //! [`super::oauth`], which tolerates the deviations those providers are
 //! known for.
 
+use super::oauth::{self, AnswerFormat};
+use super::wire::WireFormat;
 use super::{
     ClientIdentity, DeviceAuthorization, DialectKind, Endpoints, HttpRequest, HttpResponse,
-    PollOutcome, ProviderDialect, ProviderError, TokenGrant, oauth, plain, secret,
+    PollOutcome, ProviderDialect, ProviderError, TokenGrant,
 };
 use crate::secret::Secret;
 
-/// The grant type of a device-code poll (RFC 8628 §3.4).
-pub const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+pub use super::wire::DEVICE_CODE_GRANT;
+
+/// The standard dialect's requests: RFC 8628 and RFC 6749 as written.
+pub const WIRE: WireFormat = WireFormat::STANDARD;
+
+/// The standard dialect's answers; the known deviations are tolerated by
+/// every reader in [`oauth`].
+pub const ANSWERS: AnswerFormat = AnswerFormat::STANDARD;
 
 /// The standard dialect.
 #[derive(Debug)]
@@ -34,53 +42,30 @@ impl ProviderDialect for Rfc8628 {
     }
 
     fn device_authorization_request(&self, endpoints: &Endpoints) -> HttpRequest {
-        let mut fields = vec![plain("client_id", &self.client.client_id)];
-        if !self.client.scopes.is_empty() {
-            fields.push(plain("scope", self.client.scopes.join(" ")));
-        }
-        for (name, value) in &self.client.device_params {
-            fields.push(plain(name, value));
-        }
-        let mut request = HttpRequest::form(endpoints.device_authorization.clone(), fields);
-        self.client.authenticate(&mut request);
-        request
+        WIRE.device_request(&self.client, endpoints.device_authorization.clone())
     }
 
     fn parse_device_authorization(
         &self,
         response: &HttpResponse,
     ) -> Result<DeviceAuthorization, ProviderError> {
-        oauth::device_authorization(response)
+        oauth::device_authorization(&ANSWERS, response)
     }
 
     fn poll_request(&self, endpoints: &Endpoints, device_code: &Secret) -> HttpRequest {
-        let fields = vec![
-            plain("grant_type", DEVICE_CODE_GRANT),
-            secret("device_code", device_code),
-            plain("client_id", &self.client.client_id),
-        ];
-        let mut request = HttpRequest::form(endpoints.token.clone(), fields);
-        self.client.authenticate(&mut request);
-        request
+        WIRE.poll_request(&self.client, endpoints.token.clone(), device_code)
     }
 
     fn parse_poll(&self, response: &HttpResponse) -> PollOutcome {
-        oauth::poll_answer(response)
+        oauth::poll_answer(&ANSWERS, response)
     }
 
     fn refresh_request(&self, endpoints: &Endpoints, refresh_token: &Secret) -> HttpRequest {
-        let fields = vec![
-            plain("grant_type", "refresh_token"),
-            secret("refresh_token", refresh_token),
-            plain("client_id", &self.client.client_id),
-        ];
-        let mut request = HttpRequest::form(endpoints.token.clone(), fields);
-        self.client.authenticate(&mut request);
-        request
+        WIRE.refresh_request(&self.client, endpoints.refresh_url().clone(), refresh_token)
     }
 
     fn parse_refresh(&self, response: &HttpResponse) -> Result<TokenGrant, ProviderError> {
-        oauth::refresh_answer(response)
+        oauth::refresh_answer(&ANSWERS, response)
     }
 }
 
@@ -90,13 +75,14 @@ mod tests {
 
     use super::*;
     use crate::config::ClientAuth;
+    use crate::provider::wire::field;
     use crate::provider::{FieldValue, RequestBody};
 
     fn endpoints() -> Endpoints {
-        Endpoints {
-            device_authorization: "http://127.0.0.1:1/device".parse().unwrap(),
-            token: "http://127.0.0.1:1/token".parse().unwrap(),
-        }
+        Endpoints::new(
+            "http://127.0.0.1:1/device".parse().unwrap(),
+            "http://127.0.0.1:1/token".parse().unwrap(),
+        )
     }
 
     fn client(auth: ClientAuth) -> ClientIdentity {
@@ -107,15 +93,6 @@ mod tests {
             scopes: vec!["a".into(), "b".into()],
             device_params: BTreeMap::from([("device_type".into(), "kiosk".into())]),
         }
-    }
-
-    fn field<'a>(request: &'a HttpRequest, name: &str) -> Option<&'a str> {
-        request
-            .body
-            .fields()
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.wire_value())
     }
 
     #[test]

@@ -8,8 +8,17 @@
 //! The trait is blocking on purpose: the `keyring` crate's API is blocking,
 //! and file stores are too. The broker calls stores from
 //! `tokio::task::spawn_blocking`.
+//!
+//! Three stores: [`SecretServiceStore`] for a user's daemon (the desktop
+//! keyring), [`EncryptedFileStore`] for the system service (files sealed
+//! with a key from a systemd credential), and [`MemoryStore`] for trying
+//! tokend out. Their module docs say why each, and why not the kernel's
+//! keyutils.
 
+pub mod encrypted_file;
+pub mod key;
 pub mod memory;
+pub mod sealed;
 pub mod secret_service;
 
 use std::fmt;
@@ -18,6 +27,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::secret::Secret;
 
+pub use encrypted_file::EncryptedFileStore;
+pub use key::StoreKey;
 pub use memory::MemoryStore;
 pub use secret_service::SecretServiceStore;
 
@@ -123,6 +134,22 @@ pub enum StoreError {
         /// Why.
         reason: String,
     },
+    /// The record was sealed with a key other than the store's.
+    #[error(
+        "the stored session of `{provider}` in {store} was written with another key (key id {found}; \
+         this daemon's key is {expected}): start tokend with that key, or run `tokenctl logout {provider}` \
+         and log in again"
+    )]
+    WrongKey {
+        /// Which store.
+        store: &'static str,
+        /// Which provider.
+        provider: String,
+        /// The id of the key the record names.
+        found: String,
+        /// The id of the key in use.
+        expected: String,
+    },
     /// Reading or writing failed.
     #[error("{store} failed: {reason}")]
     Failed {
@@ -135,7 +162,7 @@ pub enum StoreError {
 
 /// Persistence of sessions, one record per provider name.
 pub trait Store: Send + Sync + fmt::Debug {
-    /// A short name for messages ("Secret Service", "memory").
+    /// A short name for messages ("Secret Service", "memory store").
     fn name(&self) -> &'static str;
 
     /// The stored session of `provider`, if any.

@@ -115,6 +115,25 @@ impl fmt::Debug for SecretServiceStore {
     }
 }
 
+impl Drop for SecretServiceStore {
+    fn drop(&mut self) {
+        // zbus's blocking proxies block on an executor when they are dropped,
+        // which panics on a thread that drives tokio tasks (the daemon's last
+        // reference goes at the end of its async `run`, `--prune`'s in
+        // `block_on`). Such a thread hands the connection to a plain one.
+        let backend = self
+            .backend
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(backend) = backend
+            && tokio::runtime::Handle::try_current().is_ok()
+        {
+            let _ = std::thread::spawn(move || drop(backend)).join();
+        }
+    }
+}
+
 impl SecretServiceStore {
     /// A store on the session bus of this process's environment
     /// (`DBUS_SESSION_BUS_ADDRESS`, else `$XDG_RUNTIME_DIR/bus`).

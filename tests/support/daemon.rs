@@ -211,6 +211,47 @@ impl Daemon {
         tokenctl(&self.socket, args)
     }
 
+    /// Waits (at most [`READY_TIMEOUT`]) until the log holds `count` lines
+    /// containing every one of `needles`; returns those lines.
+    pub fn wait_for_log(&self, count: usize, needles: &[&str]) -> Vec<String> {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            let found: Vec<String> = self
+                .log()
+                .lines()
+                .filter(|line| needles.iter().all(|n| line.contains(n)))
+                .map(str::to_owned)
+                .collect();
+            if found.len() >= count {
+                return found;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {count} log lines with {needles:?} within {READY_TIMEOUT:?}; log:\n{}",
+                self.log()
+            );
+            // The log is a file another process appends to: there is no
+            // event to wait on, so look again shortly (bounded by the deadline).
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// `tokend ARGS --config CONFIG` with the daemon's environment (for
+    /// `--prune` and `--check`), run to completion.
+    pub fn tokend(&self, args: &[&str]) -> Output {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tokend"));
+        command
+            .args(args)
+            .arg("--config")
+            .arg(&self.config)
+            .env_remove("DBUS_SESSION_BUS_ADDRESS")
+            .stdin(Stdio::null());
+        for (key, value) in &self.options_env {
+            command.env(key, value);
+        }
+        command.output().expect("run tokend")
+    }
+
     /// Appends TOML to the config file (for reload tests) or rewrites it.
     pub fn write_config(&self, providers: &str) {
         let text = std::fs::read_to_string(&self.config).unwrap();

@@ -3,6 +3,7 @@
 //! - [`bus`]: a private `dbus-daemon` per test;
 //! - [`keyring`]: a `gnome-keyring-daemon` on that bus;
 //! - [`daemon`]: the real `tokend`, and `tokenctl` against it;
+//! - [`file_store`]: a state directory and key for the encrypted file store;
 //! - [`provider`]: a provider emulator on its own runtime.
 
 // Each test binary compiles this module on its own and uses only part of it.
@@ -10,5 +11,7 @@
 
 pub mod bus;
 pub mod daemon;
+pub mod file_store;
+pub mod flows;
 pub mod keyring;
 pub mod provider;

@@ -8,7 +8,10 @@ use std::future::Future;
 use std::ops::Deref;
 use std::time::Duration;
 
-use tokend::emulator::{Emulator, EmulatorOptions, RecordedRequest, Rfc8628Options};
+use tokend::emulator::{
+    Emulator, EmulatorOptions, GenericV1Options, OracleOptions, RecordedRequest, Rfc8628Options,
+    TraktOptions, TwilioOptions,
+};
 
 /// A running emulator and the runtime it runs on.
 pub struct Provider {
@@ -18,7 +21,7 @@ pub struct Provider {
 }
 
 impl Provider {
-    /// Starts an RFC 8628 emulator with `options`.
+    /// Starts an emulator of the dialect `options` are for.
     pub fn start(options: impl Into<EmulatorOptions>) -> Self {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -61,6 +64,17 @@ impl Provider {
         )
     }
 
+    /// Every refresh token and device code the client sent so far: secrets
+    /// that must never be found outside the store.
+    pub fn secrets_sent(&self) -> Vec<String> {
+        self.requests()
+            .iter()
+            .flat_map(|r| r.fields.clone())
+            .filter(|(name, _)| name == "refresh_token" || name == "device_code")
+            .map(|(_, value)| value)
+            .collect()
+    }
+
     /// The `[providers.NAME]` table pointing at this emulator.
     pub fn config(&self, name: &str) -> String {
         self.config_with(name, "")
@@ -72,6 +86,62 @@ impl Provider {
             "[providers.{name}]\ndevice_authorization_endpoint = \"{}\"\ntoken_endpoint = \"{}\"\nclient_id = \"tokend-test\"\n{extra}\n",
             self.emulator.device_authorization_endpoint(),
             self.emulator.token_endpoint(),
+        )
+    }
+
+    /// A `[providers.NAME]` table of a dialect with fixed paths, pointing
+    /// `base_url` at this emulator, with `keys` (client id included).
+    pub fn base_config(&self, name: &str, dialect: &str, keys: &str) -> String {
+        let base = self.emulator.base_url();
+        let base = base.as_str().trim_end_matches('/');
+        format!("[providers.{name}]\ndialect = \"{dialect}\"\nbase_url = \"{base}\"\n{keys}\n")
+    }
+
+    /// The table for a Trakt emulator with default options, plus `extra`.
+    pub fn trakt_config(&self, name: &str, extra: &str) -> String {
+        self.base_config(
+            name,
+            "trakt",
+            &format!(
+                "client_id = \"tokend-test\"\nclient_secret = \"tokend-test-secret\"\n{extra}"
+            ),
+        )
+    }
+
+    /// The table for a Twilio emulator with default account and app, plus `extra`.
+    pub fn twilio_config(&self, name: &str, extra: &str) -> String {
+        let defaults = TwilioOptions::default();
+        self.base_config(
+            name,
+            "twilio",
+            &format!(
+                "client_id = \"{}\"\naccount_sid = \"{}\"\nauth_token = \"{}\"\nscopes = [\"offline_access\", \"profile\"]\n{extra}",
+                defaults.client_sid, defaults.account_sid, defaults.auth_token
+            ),
+        )
+    }
+
+    /// The table for an Oracle emulator (public client), plus `extra`
+    /// (which sets `scopes` when it has any).
+    pub fn oracle_config(&self, name: &str, extra: &str) -> String {
+        let scopes = if extra.contains("scopes") {
+            ""
+        } else {
+            "scopes = [\"urn:opc:idm:__myscopes__\", \"offline_access\"]\n"
+        };
+        self.base_config(
+            name,
+            "oracle",
+            &format!("client_id = \"tokend-test\"\n{scopes}{extra}"),
+        )
+    }
+
+    /// The table for a generic-v1 emulator, plus `extra`.
+    pub fn generic_v1_config(&self, name: &str, extra: &str) -> String {
+        self.base_config(
+            name,
+            "generic-v1",
+            &format!("client_id = \"tokend-test\"\n{extra}"),
         )
     }
 }
@@ -89,5 +159,35 @@ pub fn fast() -> Rfc8628Options {
     Rfc8628Options {
         interval: Duration::from_secs(1),
         ..Rfc8628Options::default()
+    }
+}
+
+/// Trakt with a 1 s poll interval.
+pub fn fast_trakt() -> TraktOptions {
+    TraktOptions {
+        interval: Duration::from_secs(1),
+        ..TraktOptions::default()
+    }
+}
+
+/// Twilio with a 1 s poll interval.
+pub fn fast_twilio() -> TwilioOptions {
+    TwilioOptions {
+        interval: Duration::from_secs(1),
+        ..TwilioOptions::default()
+    }
+}
+
+/// Oracle as it is: its answers carry no interval, so clients poll every
+/// 5 s whatever the test would like.
+pub fn oracle() -> OracleOptions {
+    OracleOptions::default()
+}
+
+/// generic-v1 with a 1 s poll interval.
+pub fn fast_generic_v1() -> GenericV1Options {
+    GenericV1Options {
+        interval: Duration::from_secs(1),
+        ..GenericV1Options::default()
     }
 }

@@ -15,141 +15,42 @@
 //!
 //! Writes to the store, and the state changes that go with them, are
 //! serialised by [`Session::persist`] so that store and memory agree on
-//! which refresh token is current.
+//! which refresh token is current. A refresh stores the new record before
+//! the new access token is visible and before the old refresh token is
+//! forgotten, so a crash leaves the old or the new one in the store; the
+//! window in which a crash can lose the session (request sent, answer not
+//! yet stored) is logged at debug level (`refresh_sent`, `refresh_answered`,
+//! `refresh_saved`). Loading, saving and the retry of a restore the store
+//! refused at start are in `store`; the tokens and their record in `tokens`.
+
+mod refresh;
+mod reload;
+mod status;
+mod store;
+mod tokens;
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::{Semaphore, watch};
+use tracing::info;
 
-mod persist;
-mod refresh;
-
-pub use persist::STORE_TIMEOUT;
-pub(crate) use persist::blocking;
-
-use super::clock::{from_unix_secs, unix_secs};
+use super::clock::unix_secs;
 use super::error::BrokerError;
 use super::login::LoginHandle;
 use super::policy::AccessPolicy;
 use super::timing;
 use super::{BrokerEvent, Shared};
 use crate::config::{EndpointSource, ProviderConfig};
-use crate::protocol::{ProviderStatus, TokenAnswer};
-use crate::provider::{Expiry, Provider, TokenGrant};
-use crate::secret::Secret;
-use crate::store::{STORED_SESSION_VERSION, StoredSession};
+use crate::provider::{Provider, TokenGrant};
+use store::PendingRestore;
+pub use store::STORE_TIMEOUT;
+pub(crate) use store::blocking;
+pub use tokens::AccessToken;
+use tokens::Tokens;
 
 /// The result every waiter of a refresh shares.
 pub(crate) type RefreshResult = Option<Result<(), BrokerError>>;
-
-/// An access token with what a caller needs to use it.
-#[derive(Debug, Clone)]
-pub struct AccessToken {
-    /// The token.
-    pub secret: Secret,
-    /// `Bearer`, usually.
-    pub token_type: String,
-    /// Expiry; `None` when the provider did not say.
-    pub expires_at: Option<SystemTime>,
-}
-
-impl AccessToken {
-    /// Whether the token has at least `min_valid` of life left at `now`.
-    #[must_use]
-    pub fn valid_for(&self, now: SystemTime, min_valid: Duration) -> bool {
-        self.expires_at.is_none_or(|at| at >= now + min_valid)
-    }
-
-    /// The protocol answer carrying this token.
-    #[must_use]
-    pub fn to_answer(&self) -> TokenAnswer {
-        TokenAnswer {
-            access_token: self.secret.clone(),
-            token_type: self.token_type.clone(),
-            expires_at: self.expires_at.map(unix_secs),
-        }
-    }
-}
-
-/// The tokens of an established session.
-#[derive(Debug, Clone)]
-struct Tokens {
-    access: Option<AccessToken>,
-    refresh: Option<Secret>,
-    scope: Option<String>,
-    /// When the current refresh token was obtained.
-    obtained_at: SystemTime,
-}
-
-impl Tokens {
-    /// Tokens from a grant whose request was sent at `sent_at`. A refresh
-    /// answer without a refresh token keeps the previous one (RFC 6749 §6).
-    fn from_grant(grant: TokenGrant, sent_at: SystemTime, previous: Option<&Tokens>) -> Self {
-        let expires_at = match grant.expiry {
-            // Counted from when the request left, not when the answer came:
-            // errs on the side of refreshing early.
-            Expiry::In(lifetime) => Some(sent_at + lifetime),
-            Expiry::At(at) => Some(at),
-            Expiry::Unknown => None,
-        };
-        let rotated = grant.refresh_token.is_some();
-        Self {
-            access: Some(AccessToken {
-                secret: grant.access_token,
-                token_type: grant.token_type,
-                expires_at,
-            }),
-            refresh: grant
-                .refresh_token
-                .or_else(|| previous.and_then(|p| p.refresh.clone())),
-            scope: grant
-                .scope
-                .or_else(|| previous.and_then(|p| p.scope.clone())),
-            obtained_at: match previous {
-                Some(p) if !rotated => p.obtained_at,
-                _ => sent_at,
-            },
-        }
-    }
-
-    fn to_record(&self, identity: &str) -> Option<StoredSession> {
-        let refresh = self.refresh.clone()?;
-        Some(StoredSession {
-            version: STORED_SESSION_VERSION,
-            identity: identity.to_owned(),
-            refresh_token: refresh,
-            obtained_at: unix_secs(self.obtained_at),
-            scope: self.scope.clone(),
-            access_token: self.access.as_ref().map(|a| a.secret.clone()),
-            token_type: self.access.as_ref().map(|a| a.token_type.clone()),
-            expires_at: self
-                .access
-                .as_ref()
-                .and_then(|a| a.expires_at)
-                .map(unix_secs),
-        })
-    }
-
-    fn from_record(record: StoredSession) -> Self {
-        let access = match (record.access_token, record.expires_at) {
-            (Some(secret), Some(expires_at)) => Some(AccessToken {
-                secret,
-                token_type: record.token_type.unwrap_or_else(|| "Bearer".into()),
-                expires_at: Some(from_unix_secs(expires_at)),
-            }),
-            // An access token of unknown expiry is not restored: it may have
-            // died while the daemon was down, and a refresh tells.
-            _ => None,
-        };
-        Self {
-            access,
-            refresh: Some(record.refresh_token),
-            scope: record.scope,
-            obtained_at: from_unix_secs(record.obtained_at),
-        }
-    }
-}
 
 /// Whether the session can produce tokens.
 #[derive(Debug, Clone)]
@@ -182,6 +83,8 @@ pub(crate) struct State {
     next_refresh: Option<SystemTime>,
     /// The store does not hold the current refresh token (a save failed).
     store_dirty: bool,
+    /// The stored session could not be read yet; see [`PendingRestore`].
+    pending_restore: Option<PendingRestore>,
 }
 
 /// How a `token` request proceeds, decided under the state lock.
@@ -250,6 +153,7 @@ impl Session {
                 failures: 0,
                 next_refresh: None,
                 store_dirty: false,
+                pending_restore: None,
             }),
             persist: tokio::sync::Mutex::new(()),
         }
@@ -278,6 +182,9 @@ impl Session {
         self: &Arc<Self>,
         min_valid: Duration,
     ) -> Result<AccessToken, BrokerError> {
+        // A store that was locked or missing may work now: try it before
+        // telling the caller there is no session.
+        self.restore_on_demand().await;
         let rx = match self.plan_token(min_valid) {
             TokenPlan::Ready(token) => return Ok(token),
             TokenPlan::Fail(e) => return Err(e),
@@ -314,6 +221,13 @@ impl Session {
         let mut state = self.state();
         let now = self.now();
         let Grant::Active(tokens) = &state.grant else {
+            // The session may be in a store that cannot be read yet: say
+            // that rather than "log in", which would start a new session.
+            if let (Some(_), Some(failure @ BrokerError::Store { .. })) =
+                (&state.pending_restore, &state.last_failure)
+            {
+                return TokenPlan::Fail(failure.clone());
+            }
             return TokenPlan::Fail(self.login_required(&state));
         };
         if let Some(token) = tokens
@@ -359,53 +273,61 @@ impl Session {
         }
     }
 
-    // ----- status ------------------------------------------------------
+    // ----- login and logout ----------------------------------------------
 
-    /// The session as `tokenctl status` shows it.
-    pub(crate) fn status(&self) -> ProviderStatus {
-        let state = self.state();
+    /// Installs the tokens of a successful device login.
+    pub(crate) async fn accept_login(&self, grant: TokenGrant, sent_at: SystemTime) {
+        let _persist = self.persist.lock().await;
+        let tokens = Tokens::from_grant(grant, sent_at, None);
+        let saved = self.save(&tokens).await;
         let now = self.now();
-        let pending = state.login.as_ref().and_then(|l| l.prompt_for_status(now));
-        let (name, expires_at, scopes) = match &state.grant {
-            Grant::LoggedOut => ("logged_out", None, self.config.scopes.clone()),
-            Grant::NeedsLogin { .. } => ("login_required", None, self.config.scopes.clone()),
-            Grant::Active(tokens) => {
-                let valid = tokens
-                    .access
-                    .as_ref()
-                    .is_some_and(|a| a.valid_for(now, Duration::ZERO));
-                let state_name = if valid || (tokens.refresh.is_some() && state.failures == 0) {
-                    "active"
-                } else {
-                    "expired"
-                };
-                let scopes = tokens.scope.as_deref().map_or_else(
-                    || self.config.scopes.clone(),
-                    |s| s.split_whitespace().map(str::to_owned).collect(),
-                );
-                (
-                    state_name,
-                    tokens.access.as_ref().and_then(|a| a.expires_at),
-                    scopes,
-                )
-            }
-        };
-        ProviderStatus {
-            name: self.name.clone(),
-            dialect: self.config.dialect.name().to_owned(),
-            state: if pending.is_some() {
-                "login_pending"
-            } else {
-                name
-            }
-            .to_owned(),
-            expires_at: expires_at.map(unix_secs),
-            last_refresh: state.last_refresh.map(unix_secs),
-            next_refresh: state.next_refresh.map(unix_secs),
-            last_error: state.last_failure.as_ref().map(ToString::to_string),
-            scopes,
-            login: pending,
+        let expires_at = tokens
+            .access
+            .as_ref()
+            .and_then(|a| a.expires_at)
+            .map(unix_secs);
+        {
+            let mut state = self.state();
+            state.generation += 1;
+            // The new session replaces any stored one still waiting to be read.
+            state.pending_restore = None;
+            state.store_dirty = saved.is_err();
+            state.last_failure = saved.err();
+            state.grant = Grant::Active(tokens.clone());
+            state.last_refresh = Some(now);
+            state.failures = 0;
+            self.schedule_next(&mut state, &tokens, now);
         }
+        info!(provider = %self.name, event = "logged_in", expires_at, "device login succeeded");
+        self.shared.emit(BrokerEvent::TokenRefreshed {
+            provider: self.name.clone(),
+            expires_at,
+        });
+        self.changed();
+    }
+
+    /// Forgets the session: memory first, then the store.
+    pub(crate) async fn logout(&self) -> Result<(), BrokerError> {
+        let login = self.state().login.take();
+        if let Some(login) = login {
+            login.cancel();
+        }
+        let _persist = self.persist.lock().await;
+        {
+            let mut state = self.state();
+            state.generation += 1;
+            state.grant = Grant::LoggedOut;
+            state.failures = 0;
+            state.last_failure = None;
+            state.next_refresh = None;
+            state.store_dirty = false;
+            state.pending_restore = None;
+        }
+        self.shared.scheduler.schedule(&self.name, None);
+        let result = self.delete_stored().await;
+        info!(provider = %self.name, event = "logged_out", "session forgotten");
+        self.changed();
+        result
     }
 }
 

@@ -1,11 +1,12 @@
 //! Refreshing: starting one (single flight), running it, applying its result.
 
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use tokio::sync::watch;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
+use super::store::unix_micros_now;
 use super::{Grant, RefreshResult, Session, State, Tokens};
 use crate::broker::clock::unix_secs;
 use crate::broker::error::BrokerError;
@@ -48,6 +49,18 @@ impl Session {
     pub(crate) fn refresh_if_due(self: &Arc<Self>) {
         let mut state = self.state();
         let now = self.now();
+        if let Some(pending) = state.pending_restore {
+            // Logged out while the stored session waits for its store: the
+            // one thing due is the next attempt to read it.
+            if pending.retry_at <= now {
+                self.spawn_restore_retry();
+            } else {
+                self.shared
+                    .scheduler
+                    .schedule(&self.name, Some(pending.retry_at));
+            }
+            return;
+        }
         if state.store_dirty {
             self.spawn_store_retry();
         }
@@ -68,11 +81,17 @@ impl Session {
             // as soon as the provider has answered.
             let _permit = self.refresh_limit.acquire().await;
             let sent_at = self.now();
+            // From here until "refresh_saved" a crash may lose the session:
+            // the provider may rotate the refresh token before we store the
+            // new one. These debug lines let tests measure that window.
+            debug!(provider = %self.name, event = "refresh_sent", at_unix_us = %unix_micros_now(), "refresh request sent");
             self.provider
                 .refresh(refresh_token)
                 .await
                 .map(|grant| (grant, sent_at))
         };
+        let answered = Instant::now();
+        debug!(provider = %self.name, event = "refresh_answered", at_unix_us = %unix_micros_now(), ok = result.is_ok(), "refresh answer received");
         let _persist = self.persist.lock().await;
         if self.state().generation != generation {
             // Logged out or logged in anew while the request was out: the
@@ -82,14 +101,19 @@ impl Session {
         }
         match result {
             Ok((grant, sent_at)) => {
-                self.apply_refresh(grant, sent_at).await;
+                self.apply_refresh(grant, sent_at, answered).await;
                 Ok(())
             }
             Err(e) => Err(self.apply_refresh_failure(e).await),
         }
     }
 
-    pub(super) async fn apply_refresh(&self, grant: TokenGrant, sent_at: SystemTime) {
+    pub(super) async fn apply_refresh(
+        &self,
+        grant: TokenGrant,
+        sent_at: SystemTime,
+        answered: Instant,
+    ) {
         let previous = match &self.state().grant {
             Grant::Active(tokens) => Some(tokens.clone()),
             _ => None,
@@ -100,6 +124,9 @@ impl Session {
         // token: if the daemon dies after this, the store has the token the
         // provider now expects.
         let saved = self.save(&tokens).await;
+        debug!(provider = %self.name, event = "refresh_saved", at_unix_us = %unix_micros_now(),
+            answer_to_save_us = %answered.elapsed().as_micros(), ok = saved.is_ok(),
+            "new refresh token stored");
         let now = self.now();
         let expires_at = tokens.access.as_ref().and_then(|a| a.expires_at);
         {

@@ -26,7 +26,7 @@ use crate::broker::{Broker, BrokerError, BrokerEvent, Caller};
 mod objects;
 use crate::config::{BusKind, object_path_element};
 use crate::protocol::ProviderStatus;
-use objects::{BrokerObject, ProviderObject};
+use objects::{BrokerObject, CallerCache, ProviderObject};
 
 /// The well-known bus name.
 pub const BUS_NAME: &str = "org.tokend.Broker1";
@@ -153,6 +153,7 @@ impl DbusService {
                     BROKER_PATH,
                     BrokerObject {
                         broker: broker.clone(),
+                        callers: CallerCache::default(),
                     },
                 )?
                 .serve_at(BROKER_PATH, zbus::fdo::ObjectManager)

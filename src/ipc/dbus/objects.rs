@@ -3,6 +3,7 @@
 // zbus's `interface` macro generates signal-emitting helpers without docs.
 #![allow(missing_docs)]
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use tracing::debug;
@@ -15,29 +16,62 @@ use super::DbusError;
 use crate::broker::{Broker, BrokerError, Caller, MAX_MIN_VALID};
 use crate::protocol::{DEFAULT_MIN_VALID_SECS, ProviderStatus};
 
-/// Identifies the sender of a method call by uid.
-async fn caller(connection: &Connection, header: &Header<'_>) -> Result<Caller, DbusError> {
-    let sender = header
-        .sender()
-        .ok_or_else(|| DbusError::Internal("the call has no sender".into()))?;
-    let credentials = DBusProxy::new(connection)
-        .await?
-        .get_connection_credentials(sender.clone().into())
-        .await
-        .map_err(|e| DbusError::Internal(format!("cannot identify the caller: {e}")))?;
-    let uid = credentials
-        .unix_user_id()
-        .ok_or_else(|| DbusError::AccessDenied("the bus does not know the caller's uid".into()))?;
-    Ok(Caller {
-        uid,
-        gid: None,
-        pid: credentials.process_id().and_then(|p| i32::try_from(p).ok()),
-    })
+/// Callers by unique bus name. The bus never reuses a unique name while it
+/// runs, and a connection's credentials never change, so an entry stays
+/// right as long as it exists; asking the bus once per client rather than
+/// once per call halves the cost of a `GetToken`. Bounded by starting over
+/// when full.
+#[derive(Debug, Default)]
+pub(super) struct CallerCache(std::sync::Mutex<HashMap<String, Caller>>);
+
+/// Entries kept before the cache starts over.
+const CALLER_CACHE_LIMIT: usize = 4096;
+
+impl CallerCache {
+    /// Identifies the sender of a method call by uid.
+    async fn caller(
+        &self,
+        connection: &Connection,
+        header: &Header<'_>,
+    ) -> Result<Caller, DbusError> {
+        let sender = header
+            .sender()
+            .ok_or_else(|| DbusError::Internal("the call has no sender".into()))?;
+        if let Some(caller) = self.map().get(sender.as_str()) {
+            return Ok(*caller);
+        }
+        let credentials = DBusProxy::new(connection)
+            .await?
+            .get_connection_credentials(sender.clone().into())
+            .await
+            .map_err(|e| DbusError::Internal(format!("cannot identify the caller: {e}")))?;
+        let uid = credentials.unix_user_id().ok_or_else(|| {
+            DbusError::AccessDenied("the bus does not know the caller's uid".into())
+        })?;
+        let caller = Caller {
+            uid,
+            gid: None,
+            pid: credentials.process_id().and_then(|p| i32::try_from(p).ok()),
+        };
+        let mut map = self.map();
+        if map.len() >= CALLER_CACHE_LIMIT {
+            map.clear();
+        }
+        map.insert(sender.as_str().to_owned(), caller);
+        Ok(caller)
+    }
+
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Caller>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 /// `org.tokend.Broker1` at `/org/tokend/Broker1`.
 pub(super) struct BrokerObject {
     pub(super) broker: Broker,
+    pub(super) callers: CallerCache,
 }
 
 #[interface(name = "org.tokend.Broker1")]
@@ -82,7 +116,7 @@ impl BrokerObject {
         #[zbus(connection)] connection: &Connection,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(String, String, String, u32), DbusError> {
-        let caller = caller(connection, &header).await?;
+        let caller = self.callers.caller(connection, &header).await?;
         let mut watch = self.broker.login(&caller, provider)?;
         let prompt = watch.prompt().await?;
         Ok((
@@ -100,7 +134,7 @@ impl BrokerObject {
         #[zbus(connection)] connection: &Connection,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), DbusError> {
-        let caller = caller(connection, &header).await?;
+        let caller = self.callers.caller(connection, &header).await?;
         Ok(self.broker.logout(&caller, provider).await?)
     }
 
@@ -111,7 +145,7 @@ impl BrokerObject {
         #[zbus(connection)] connection: &Connection,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<Vec<String>, DbusError> {
-        let caller = caller(connection, &header).await?;
+        let caller = self.callers.caller(connection, &header).await?;
         Ok(self.broker.provider_names(&caller))
     }
 
@@ -152,7 +186,7 @@ impl BrokerObject {
         connection: &Connection,
         header: &Header<'_>,
     ) -> Result<(String, i64), DbusError> {
-        let caller = caller(connection, header).await?;
+        let caller = self.callers.caller(connection, header).await?;
         if min_valid > MAX_MIN_VALID.as_secs() {
             return Err(BrokerError::InvalidArgument {
                 message: format!(

@@ -1,0 +1,149 @@
+//! The restore of a session the store refused at start: retried on a token
+//! request (spaced), and never more often than that.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime};
+
+use crate::broker::clock::{OffsetClock, unix_secs};
+use crate::broker::{Broker, BrokerError, BrokerParts, Caller, session_identity};
+use crate::provider::HttpClient;
+use crate::secret::Secret;
+use crate::store::{MemoryStore, STORED_SESSION_VERSION, Store, StoreError, StoredSession};
+
+/// A memory store that can be locked, counting loads.
+#[derive(Debug, Default)]
+struct LockableStore {
+    inner: MemoryStore,
+    locked: AtomicBool,
+    loads: AtomicUsize,
+}
+
+impl LockableStore {
+    fn check(&self) -> Result<(), StoreError> {
+        if self.locked.load(Ordering::SeqCst) {
+            return Err(StoreError::Locked {
+                store: "test store",
+                reason: "store locked: unlock your keyring".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Store for LockableStore {
+    fn name(&self) -> &'static str {
+        "test store"
+    }
+    fn load(&self, provider: &str) -> Result<Option<StoredSession>, StoreError> {
+        self.loads.fetch_add(1, Ordering::SeqCst);
+        self.check()?;
+        self.inner.load(provider)
+    }
+    fn save(&self, provider: &str, session: &StoredSession) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.save(provider, session)
+    }
+    fn delete(&self, provider: &str) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.delete(provider)
+    }
+    fn list(&self) -> Result<Vec<String>, StoreError> {
+        self.check()?;
+        self.inner.list()
+    }
+}
+
+fn config(dir: &std::path::Path) -> crate::config::Config {
+    let path = dir.join("config.toml");
+    std::fs::write(
+        &path,
+        "[daemon]\nsocket = \"/run/t/t.sock\"\nstore = \"memory\"\n\
+         [providers.demo]\ndevice_authorization_endpoint = \"http://127.0.0.1:9/device\"\n\
+         token_endpoint = \"http://127.0.0.1:9/token\"\nclient_id = \"cid\"\n",
+    )
+    .unwrap();
+    let env = crate::config::Environment {
+        etc: dir.to_owned(),
+        ..Default::default()
+    };
+    crate::config::load(&path, &env).unwrap()
+}
+
+#[tokio::test]
+async fn a_locked_store_at_start_is_retried_on_token_requests_spaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path());
+    let store = Arc::new(LockableStore::default());
+    let expires = SystemTime::now() + Duration::from_secs(3600);
+    let record = StoredSession {
+        version: STORED_SESSION_VERSION,
+        identity: session_identity(&config.providers[0]),
+        refresh_token: Secret::from("rt"),
+        obtained_at: unix_secs(SystemTime::now()),
+        scope: None,
+        access_token: Some(Secret::from("at-stored")),
+        token_type: Some("Bearer".into()),
+        expires_at: Some(unix_secs(expires)),
+    };
+    store.save("demo", &record).unwrap();
+    store.locked.store(true, Ordering::SeqCst);
+    let clock = Arc::new(OffsetClock::new());
+    let broker = Broker::new(
+        &config,
+        BrokerParts {
+            store: store.clone(),
+            clock: clock.clone(),
+            http: HttpClient::new(Duration::from_secs(5)).unwrap(),
+            owner_uid: 1000,
+        },
+    );
+    broker.start(None).await;
+    let caller = Caller::uid(1000);
+    let loads = || store.loads.load(Ordering::SeqCst);
+    assert_eq!(loads(), 1);
+    let status = &broker.status(&caller, Some("demo")).unwrap()[0];
+    assert_eq!(status.state, "logged_out");
+    assert!(
+        status
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("unlock your keyring")
+    );
+
+    // The first request tries again; the store error is the answer, not
+    // "log in" (which would start a second session).
+    let err = broker
+        .token(&caller, "demo", Duration::ZERO)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            BrokerError::Store {
+                source: StoreError::Locked { .. },
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(loads(), 2);
+    // Requests right after it do not hit the store again.
+    store.locked.store(false, Ordering::SeqCst);
+    let err = broker
+        .token(&caller, "demo", Duration::ZERO)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, BrokerError::Store { .. }), "{err}");
+    assert_eq!(loads(), 2);
+
+    // Past the spacing, a request restores the session and is served.
+    clock.advance(Duration::from_secs(6));
+    let token = broker.token(&caller, "demo", Duration::ZERO).await.unwrap();
+    assert_eq!(token.secret.expose(), "at-stored");
+    let status = &broker.status(&caller, Some("demo")).unwrap()[0];
+    assert_eq!(status.state, "active");
+    assert!(status.last_error.is_none(), "{status:?}");
+    broker.shutdown(Duration::from_secs(1)).await;
+}

@@ -1,0 +1,121 @@
+//! The tokens of a session, and how they become a stored record and back.
+
+use std::time::{Duration, SystemTime};
+
+use crate::broker::clock::{from_unix_secs, unix_secs};
+use crate::protocol::TokenAnswer;
+use crate::provider::{Expiry, TokenGrant};
+use crate::secret::Secret;
+use crate::store::{STORED_SESSION_VERSION, StoredSession};
+
+/// An access token with what a caller needs to use it.
+#[derive(Debug, Clone)]
+pub struct AccessToken {
+    /// The token.
+    pub secret: Secret,
+    /// `Bearer`, usually.
+    pub token_type: String,
+    /// Expiry; `None` when the provider did not say.
+    pub expires_at: Option<SystemTime>,
+}
+
+impl AccessToken {
+    /// Whether the token has at least `min_valid` of life left at `now`.
+    #[must_use]
+    pub fn valid_for(&self, now: SystemTime, min_valid: Duration) -> bool {
+        self.expires_at.is_none_or(|at| at >= now + min_valid)
+    }
+
+    /// The protocol answer carrying this token.
+    #[must_use]
+    pub fn to_answer(&self) -> TokenAnswer {
+        TokenAnswer {
+            access_token: self.secret.clone(),
+            token_type: self.token_type.clone(),
+            expires_at: self.expires_at.map(unix_secs),
+        }
+    }
+}
+
+/// The tokens of an established session.
+#[derive(Debug, Clone)]
+pub(super) struct Tokens {
+    pub(super) access: Option<AccessToken>,
+    pub(super) refresh: Option<Secret>,
+    pub(super) scope: Option<String>,
+    /// When the current refresh token was obtained.
+    pub(super) obtained_at: SystemTime,
+}
+
+impl Tokens {
+    /// Tokens from a grant whose request was sent at `sent_at`. A refresh
+    /// answer without a refresh token keeps the previous one (RFC 6749 §6).
+    pub(super) fn from_grant(
+        grant: TokenGrant,
+        sent_at: SystemTime,
+        previous: Option<&Tokens>,
+    ) -> Self {
+        let expires_at = match grant.expiry {
+            // Counted from when the request left, not when the answer came:
+            // errs on the side of refreshing early.
+            Expiry::In(lifetime) => Some(sent_at + lifetime),
+            Expiry::At(at) => Some(at),
+            Expiry::Unknown => None,
+        };
+        let rotated = grant.refresh_token.is_some();
+        Self {
+            access: Some(AccessToken {
+                secret: grant.access_token,
+                token_type: grant.token_type,
+                expires_at,
+            }),
+            refresh: grant
+                .refresh_token
+                .or_else(|| previous.and_then(|p| p.refresh.clone())),
+            scope: grant
+                .scope
+                .or_else(|| previous.and_then(|p| p.scope.clone())),
+            obtained_at: match previous {
+                Some(p) if !rotated => p.obtained_at,
+                _ => sent_at,
+            },
+        }
+    }
+
+    pub(super) fn to_record(&self, identity: &str) -> Option<StoredSession> {
+        let refresh = self.refresh.clone()?;
+        Some(StoredSession {
+            version: STORED_SESSION_VERSION,
+            identity: identity.to_owned(),
+            refresh_token: refresh,
+            obtained_at: unix_secs(self.obtained_at),
+            scope: self.scope.clone(),
+            access_token: self.access.as_ref().map(|a| a.secret.clone()),
+            token_type: self.access.as_ref().map(|a| a.token_type.clone()),
+            expires_at: self
+                .access
+                .as_ref()
+                .and_then(|a| a.expires_at)
+                .map(unix_secs),
+        })
+    }
+
+    pub(super) fn from_record(record: StoredSession) -> Self {
+        let access = match (record.access_token, record.expires_at) {
+            (Some(secret), Some(expires_at)) => Some(AccessToken {
+                secret,
+                token_type: record.token_type.unwrap_or_else(|| "Bearer".into()),
+                expires_at: Some(from_unix_secs(expires_at)),
+            }),
+            // An access token of unknown expiry is not restored: it may have
+            // died while the daemon was down, and a refresh tells.
+            _ => None,
+        };
+        Self {
+            access,
+            refresh: Some(record.refresh_token),
+            scope: record.scope,
+            obtained_at: from_unix_secs(record.obtained_at),
+        }
+    }
+}

@@ -1,0 +1,276 @@
+//! Tests of the dialect-specific keys: each dialect's own settings, its
+//! requirements, and keys of other dialects refused at their place.
+
+use super::tests::Fixture;
+use super::*;
+
+fn fixed(config: &ProviderConfig) -> (String, String, Option<String>) {
+    match &config.endpoints {
+        EndpointSource::Fixed {
+            device_authorization,
+            token,
+            refresh,
+        } => (
+            device_authorization.to_string(),
+            token.to_string(),
+            refresh.as_ref().map(ToString::to_string),
+        ),
+        EndpointSource::Discover { .. } => panic!("not fixed"),
+    }
+}
+
+#[test]
+fn trakt_derives_three_endpoints_and_needs_its_secret() {
+    let f = Fixture::new();
+    let config = f
+        .load("[providers.trakt]\ndialect = \"trakt\"\nbase_url = \"https://api.trakt.tv\"\nclient_id = \"c\"\nclient_secret = \"s\"\n")
+        .unwrap();
+    let trakt = &config.providers[0];
+    assert_eq!(
+        fixed(trakt),
+        (
+            "https://api.trakt.tv/oauth/device/code".into(),
+            "https://api.trakt.tv/oauth/device/token".into(),
+            Some("https://api.trakt.tv/oauth/token".into())
+        )
+    );
+    assert_eq!(
+        trakt.dialect_options,
+        DialectOptions::Trakt(TraktOptions {
+            redirect_uri: "urn:ietf:wg:oauth:2.0:oob".into()
+        })
+    );
+    assert_eq!(trakt.client_auth, ClientAuth::SecretPost);
+    // Another host, an explicit refresh endpoint, another redirect URI.
+    let config = f
+        .load("[providers.trakt]\ndialect = \"trakt\"\nbase_url = \"https://auth.trakt.tv/\"\nrefresh_endpoint = \"https://auth.trakt.tv/oauth/v2/token\"\nredirect_uri = \"http://127.0.0.1/cb\"\nclient_id = \"c\"\nclient_secret = \"s\"\n")
+        .unwrap();
+    let trakt = &config.providers[0];
+    assert_eq!(
+        fixed(trakt).2.as_deref(),
+        Some("https://auth.trakt.tv/oauth/v2/token")
+    );
+    assert!(
+        matches!(&trakt.dialect_options, DialectOptions::Trakt(o) if o.redirect_uri == "http://127.0.0.1/cb")
+    );
+    let errors = f.errors(
+        "[providers.trakt]\ndialect = \"trakt\"\nbase_url = \"https://api.trakt.tv\"\nclient_id = \"c\"\n",
+    );
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].starts_with("config.toml:1:1: dialect \"trakt\" needs the app's client secret"),
+        "{errors:?}"
+    );
+    let errors = f.errors(
+        "[providers.trakt]\ndialect = \"trakt\"\nbase_url = \"https://api.trakt.tv\"\nclient_id = \"c\"\nclient_secret = \"s\"\nclient_auth = \"client_secret_basic\"\n",
+    );
+    assert!(
+        errors[0].starts_with(
+            "config.toml:6:15: dialect \"trakt\" cannot send `client_auth = \"client_secret_basic\"`"
+        ),
+        "{errors:?}"
+    );
+}
+
+const TWILIO: &str = "[providers.tw]\ndialect = \"twilio\"\nbase_url = \"https://oauth.twilio.com\"\nclient_id = \"OQ1\"\nscopes = [\"offline_access\"]\naccount_sid = \"AC1\"\n";
+
+#[test]
+fn twilio_reads_its_account_from_the_config_or_a_file() {
+    let f = Fixture::new();
+    let config = f
+        .load(&format!(
+            "{TWILIO}auth_token = \"TWILIO-AUTH-TOKEN\"\naudiences = [\"a\", \"b\"]\n"
+        ))
+        .unwrap();
+    let twilio = &config.providers[0];
+    assert_eq!(
+        fixed(twilio).0,
+        "https://oauth.twilio.com/v1/device/code".to_owned()
+    );
+    let DialectOptions::Twilio(options) = &twilio.dialect_options else {
+        panic!("{:?}", twilio.dialect_options)
+    };
+    assert_eq!(options.account_sid, "AC1");
+    assert_eq!(options.auth_token.expose(), "TWILIO-AUTH-TOKEN");
+    assert_eq!(options.audiences, ["a", "b"]);
+    assert!(!format!("{config:?}").contains("TWILIO-AUTH-TOKEN"));
+
+    f.write("token.txt", "FILE-TOKEN\n");
+    let config = f
+        .load(&format!("{TWILIO}auth_token_file = \"token.txt\"\n"))
+        .unwrap();
+    assert!(
+        matches!(&config.providers[0].dialect_options, DialectOptions::Twilio(o) if o.auth_token.expose() == "FILE-TOKEN")
+    );
+
+    let errors = f.errors(TWILIO);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].contains("needs the account's auth token"),
+        "{errors:?}"
+    );
+    let errors = f.errors(&format!(
+        "{TWILIO}auth_token = \"x\"\nauth_token_file = \"token.txt\"\n"
+    ));
+    assert!(
+        errors[0].contains("set only one of `auth_token`, `auth_token_file`"),
+        "{errors:?}"
+    );
+    let errors = f.errors(&format!(
+        "{}auth_token = \"x\"\n",
+        TWILIO.replace("scopes = [\"offline_access\"]\n", "")
+    ));
+    assert!(
+        errors[0].contains("dialect \"twilio\" requires `scopes`"),
+        "{errors:?}"
+    );
+    let errors = f.errors(&format!(
+        "{}auth_token = \"x\"\n",
+        TWILIO.replace("account_sid = \"AC1\"\n", "")
+    ));
+    assert!(
+        errors[0].contains("missing key `account_sid` in [providers.tw]"),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn the_auth_token_never_appears_in_messages() {
+    let f = Fixture::new();
+    let path = f.write(
+        "config.toml",
+        &format!("{TWILIO}auth_token = \"SECRET-AUTH-TOKEN\"\nbogus = 1\n"),
+    );
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let err = load(&path, &f.env).unwrap_err();
+    assert!(err.to_string().contains("world-readable"), "{err}");
+    assert!(!err.to_string().contains("SECRET-AUTH-TOKEN"), "{err}");
+}
+
+#[test]
+fn keys_of_other_dialects_are_errors_at_their_place() {
+    let f = Fixture::new();
+    let errors = f.errors(
+        "[providers.trakt]\ndialect = \"trakt\"\nbase_url = \"https://api.trakt.tv\"\nclient_id = \"c\"\nclient_secret = \"s\"\naccount_sid = \"AC1\"\naudiences = []\n",
+    );
+    assert_eq!(
+        errors,
+        [
+            "config.toml:6:1: `account_sid` is only valid for dialect \"twilio\"",
+            "config.toml:7:1: `audiences` is only valid for dialect \"twilio\"",
+        ]
+    );
+    let errors = f.errors(
+        "[providers.gh]\ndevice_authorization_endpoint = \"https://x/d\"\ntoken_endpoint = \"https://x/t\"\nclient_id = \"c\"\nredirect_uri = \"urn:x\"\n",
+    );
+    assert_eq!(
+        errors,
+        ["config.toml:5:1: `redirect_uri` is only valid for dialect \"trakt\""]
+    );
+    // Typos of dialect keys are still suggested.
+    let errors = f.errors(&format!("{TWILIO}auth_tokn = \"x\"\n"));
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("did you mean `auth_token`?")),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn oracle_requires_scopes_and_warns_without_offline_access() {
+    let f = Fixture::new();
+    let base = "[providers.idcs]\ndialect = \"oracle\"\nbase_url = \"https://idcs-1.identity.oraclecloud.com\"\nclient_id = \"c\"\n";
+    let errors = f.errors(base);
+    assert!(
+        errors[0].contains("dialect \"oracle\" requires `scopes`"),
+        "{errors:?}"
+    );
+    let config = f
+        .load(&format!("{base}scopes = [\"urn:opc:idm:__myscopes__\"]\n"))
+        .unwrap();
+    assert_eq!(config.warnings.len(), 1);
+    let warning = config.warnings[0].to_string();
+    assert!(
+        warning.ends_with(":5:1: warning: Oracle issues a refresh token only with the `offline_access` scope: without it every expiry needs a new login"),
+        "{warning}"
+    );
+    assert_eq!(
+        fixed(&config.providers[0]).1,
+        "https://idcs-1.identity.oraclecloud.com/oauth2/v1/token".to_owned()
+    );
+    let config = f
+        .load(&format!(
+            "{base}scopes = [\"offline_access\"]\nclient_secret = \"s\"\nclient_auth = \"client_secret_basic\"\n"
+        ))
+        .unwrap();
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+}
+
+#[test]
+fn generic_v1_gets_device_metadata_from_the_host() {
+    let f = Fixture::new();
+    let base = "[providers.kiosk]\ndialect = \"generic-v1\"\nbase_url = \"https://api.example.com\"\nclient_id = \"c\"\n";
+    let config = f.load(base).unwrap();
+    let kiosk = &config.providers[0];
+    assert_eq!(kiosk.device_params["device_type"], "desktop");
+    assert_eq!(kiosk.device_params["device_os"], std::env::consts::OS);
+    assert_eq!(
+        fixed(kiosk),
+        (
+            "https://api.example.com/api/v1/oauth/device-authorization/".into(),
+            "https://api.example.com/api/v1/oauth/token".into(),
+            None
+        )
+    );
+    std::fs::write(
+        f.env.etc.join("machine-info"),
+        "PRETTY_HOSTNAME=x\nCHASSIS=\"laptop\"\n",
+    )
+    .unwrap();
+    let config = f
+        .load(&format!(
+            "{base}device_params = {{ device_os = \"debian\" }}\n"
+        ))
+        .unwrap();
+    let kiosk = &config.providers[0];
+    assert_eq!(kiosk.device_params["device_type"], "laptop");
+    assert_eq!(kiosk.device_params["device_os"], "debian");
+    // Other dialects get no metadata they did not ask for.
+    let config = f
+        .load("[providers.gh]\ndevice_authorization_endpoint = \"https://x/d\"\ntoken_endpoint = \"https://x/t\"\nclient_id = \"c\"\n")
+        .unwrap();
+    assert!(config.providers[0].device_params.is_empty());
+}
+
+#[test]
+fn dialect_names_are_listed_when_unknown() {
+    let f = Fixture::new();
+    let errors = f.errors("[providers.x]\ndialect = \"trakt-tv\"\nclient_id = \"c\"\n");
+    assert!(
+        errors[0].contains(
+            "known dialects: \"rfc8628\", \"trakt\", \"twilio\", \"oracle\", \"generic-v1\""
+        ),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn a_refresh_endpoint_needs_explicit_endpoints() {
+    let f = Fixture::new();
+    let errors = f.errors(
+        "[providers.kc]\nissuer = \"https://idp.example/realms/main\"\nrefresh_endpoint = \"https://idp.example/refresh\"\nclient_id = \"c\"\n",
+    );
+    assert!(
+        errors[0]
+            .starts_with("config.toml:2:10: `refresh_endpoint` cannot be combined with `issuer`"),
+        "{errors:?}"
+    );
+    let config = f
+        .load("[providers.x]\ndevice_authorization_endpoint = \"https://x/d\"\ntoken_endpoint = \"https://x/t\"\nrefresh_endpoint = \"https://x/r\"\nclient_id = \"c\"\n")
+        .unwrap();
+    assert_eq!(
+        fixed(&config.providers[0]).2.as_deref(),
+        Some("https://x/r")
+    );
+}

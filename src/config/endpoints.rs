@@ -1,0 +1,173 @@
+//! Where a provider's endpoints are: explicit URLs, `base_url` and the
+//! dialect's fixed paths, or OpenID discovery from `issuer`.
+
+use url::Url;
+
+use super::reader::{self, TableReader};
+use super::{Diagnostics, EndpointSource};
+use crate::provider::{DialectKind, FixedPaths};
+
+/// Reads the endpoint keys of a provider table.
+pub(super) fn endpoint_source(
+    t: &mut TableReader<'_, '_>,
+    dialect: DialectKind,
+    context: &str,
+    diags: &mut Diagnostics<'_>,
+) -> Option<EndpointSource> {
+    let span = t.span.clone();
+    let device = t
+        .take("device_authorization_endpoint")
+        .map(|v| url_value(diags, "device_authorization_endpoint", v, true));
+    let token = t
+        .take("token_endpoint")
+        .map(|v| url_value(diags, "token_endpoint", v, true));
+    let issuer_value = t.take("issuer");
+    let issuer = issuer_value.map(|v| url_value(diags, "issuer", v, true));
+    let base_value = t.take("base_url");
+    let base = base_value.map(|v| url_value(diags, "base_url", v, true));
+    let refresh = t
+        .take("refresh_endpoint")
+        .map(|v| url_value(diags, "refresh_endpoint", v, true));
+
+    if let Some(v) = base_value
+        && dialect.fixed_paths().is_none()
+    {
+        diags.error(&v.span(), format!(
+                "`base_url` works only for dialects with fixed paths; dialect \"{dialect}\" needs `device_authorization_endpoint` and `token_endpoint`, or `issuer`"
+            ));
+        return None;
+    }
+    // A key that was present but invalid has already been reported; stop here
+    // rather than adding a misleading "missing" error.
+    if [&device, &token, &issuer, &base, &refresh]
+        .iter()
+        .any(|e| matches!(e, Some(None)))
+    {
+        return None;
+    }
+    let (device, token, issuer, base, refresh) = (
+        device.flatten(),
+        token.flatten(),
+        issuer.flatten(),
+        base.flatten(),
+        refresh.flatten(),
+    );
+
+    if let Some(paths) = dialect.fixed_paths() {
+        let fixed = below_base(paths, base.as_ref(), device, token, refresh);
+        if fixed.is_none() {
+            diags.error(&span, format!("{context} needs `base_url` (or both `device_authorization_endpoint` and `token_endpoint`)"));
+        }
+        return fixed;
+    }
+    if let (Some(_), Some(v)) = (&refresh, issuer_value)
+        && device.is_none()
+    {
+        diags.error(
+            &v.span(),
+            "`refresh_endpoint` cannot be combined with `issuer`; set both endpoints instead",
+        );
+        return None;
+    }
+    match (device, token, issuer) {
+        (Some(device_authorization), Some(token), issuer) => {
+            if let (Some(_), Some(v)) = (issuer, issuer_value) {
+                diags.warning(
+                    &v.span(),
+                    "`issuer` is ignored because both endpoints are set",
+                );
+            }
+            Some(EndpointSource::Fixed {
+                device_authorization,
+                token,
+                refresh,
+            })
+        }
+        (None, None, Some(issuer)) => Some(EndpointSource::Discover { issuer }),
+        (Some(_), None, Some(_)) | (None, Some(_), Some(_)) => {
+            diags.error(&span, format!(
+                "{context}: set `issuer` alone (discovery) or both `device_authorization_endpoint` and `token_endpoint`"
+            ));
+            None
+        }
+        (Some(_), None, None) => {
+            diags.error(&span, format!("missing key `token_endpoint` in {context}"));
+            None
+        }
+        (None, Some(_), None) => {
+            diags.error(
+                &span,
+                format!("missing key `device_authorization_endpoint` in {context}"),
+            );
+            None
+        }
+        (None, None, None) => {
+            diags.error(&span, format!(
+                "{context} needs `device_authorization_endpoint` and `token_endpoint`, or `issuer` for OpenID discovery"
+            ));
+            None
+        }
+    }
+}
+
+/// The endpoints of a dialect with fixed paths: each explicit URL, else
+/// its path below `base`. `None` when neither gives the two required ones.
+fn below_base(
+    paths: FixedPaths,
+    base: Option<&Url>,
+    device: Option<Url>,
+    token: Option<Url>,
+    refresh: Option<Url>,
+) -> Option<EndpointSource> {
+    let join = |path: &str| {
+        base.map(|b| {
+            let mut url = b.clone();
+            url.set_path(&format!("{}{path}", b.path().trim_end_matches('/')));
+            url
+        })
+    };
+    Some(EndpointSource::Fixed {
+        device_authorization: device.or_else(|| join(paths.device_authorization))?,
+        token: token.or_else(|| join(paths.token))?,
+        refresh: refresh.or_else(|| paths.refresh.and_then(join)),
+    })
+}
+
+/// Parses a URL value. Endpoints must be https, or http to a loopback
+/// address (where nothing crosses a network); credentials and fragments are
+/// refused because they would end up in logs or be dropped.
+pub(super) fn url_value(
+    diags: &mut Diagnostics<'_>,
+    key: &str,
+    value: &reader::Value<'_>,
+    endpoint: bool,
+) -> Option<Url> {
+    let text = reader::expect_str(diags, key, value)?;
+    let url = match Url::parse(text) {
+        Ok(url) => url,
+        Err(e) => {
+            diags.error(&value.span(), format!("`{key}` is not a valid URL: {e}"));
+            return None;
+        }
+    };
+    let loopback = match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d == "localhost",
+        None => false,
+    };
+    let problem = match url.scheme() {
+        "https" => None,
+        "http" if loopback || !endpoint => None,
+        "http" => Some("uses http:// to a host that is not loopback; tokens would cross the network unencrypted (use https://)"),
+        _ => Some("must be an http(s) URL"),
+    }
+    .or_else(|| (!url.username().is_empty() || url.password().is_some()).then_some("must not contain credentials; use `client_secret`"))
+    .or_else(|| url.fragment().is_some().then_some("must not have a #fragment"))
+    .or_else(|| url.host().is_none().then_some("has no host"));
+    if let Some(problem) = problem {
+        diags.error(&value.span(), format!("`{key}` {problem}"));
+        return None;
+    }
+    Some(url)
+}

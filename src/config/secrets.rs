@@ -1,0 +1,220 @@
+//! Secrets in the config: where they come from (the file itself, a file of
+//! their own, a systemd credential) and how the client secret is sent.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use super::reader::{self, TableReader};
+use super::{ClientAuth, Diagnostics, Environment};
+use crate::provider::DialectKind;
+use crate::secret::Secret;
+
+/// The keys that can hold one secret, at most one of them set.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct SecretKeys {
+    /// The secret itself, in the config file.
+    pub inline: &'static str,
+    /// A file holding it.
+    pub file: &'static str,
+    /// A systemd credential holding it, when the secret may come from one.
+    pub credential: Option<&'static str>,
+}
+
+/// The client secret's keys.
+pub(super) const CLIENT_SECRET: SecretKeys = SecretKeys {
+    inline: "client_secret",
+    file: "client_secret_file",
+    credential: Some("client_secret_credential"),
+};
+
+/// Where the config file is and what it allows, for reading secrets.
+pub(super) struct SecretContext<'a> {
+    /// The config file; relative secret files are next to it.
+    pub config_path: &'a Path,
+    /// Its permission bits.
+    pub file_mode: Option<u32>,
+    /// The process environment (`$CREDENTIALS_DIRECTORY`).
+    pub env: &'a Environment,
+}
+
+/// Reads the secret `keys` name: `Ok(None)` when none is set, `Err(())`
+/// after reporting a problem.
+pub(super) fn secret(
+    t: &mut TableReader<'_, '_>,
+    keys: SecretKeys,
+    context: &SecretContext<'_>,
+    diags: &mut Diagnostics<'_>,
+) -> Result<Option<Secret>, ()> {
+    let sources: Vec<&str> = [Some(keys.inline), Some(keys.file), keys.credential]
+        .into_iter()
+        .flatten()
+        .filter(|k| t.has(k))
+        .collect();
+    if sources.len() > 1 {
+        let span = t.key_span(sources[1]).unwrap_or(0..0);
+        diags.error(&span, format!("set only one of `{}`", sources.join("`, `")));
+        for k in &sources {
+            t.take(k);
+        }
+        return Err(());
+    }
+    if let Some(v) = t.take(keys.inline) {
+        let secret = reader::expect_str(diags, keys.inline, v).ok_or(())?;
+        if secret.is_empty() {
+            diags.error(&v.span(), format!("`{}` is empty", keys.inline));
+            return Err(());
+        }
+        if context.file_mode.is_some_and(|m| m & 0o004 != 0) {
+            diags.warning(
+                &v.span(),
+                format!(
+                    "the config file is world-readable and holds a secret (`{}`); chmod 600 it or use `{}`",
+                    keys.inline, keys.file
+                ),
+            );
+        }
+        return Ok(Some(Secret::from(secret)));
+    }
+    let credential = keys.credential.and_then(|k| t.take(k).map(|v| (k, v)));
+    let (key, file) = if let Some(v) = t.take(keys.file) {
+        let name = reader::expect_str(diags, keys.file, v).ok_or(())?;
+        let path = Path::new(name);
+        let path = if path.is_absolute() {
+            path.to_owned()
+        } else {
+            context
+                .config_path
+                .parent()
+                .unwrap_or(Path::new("."))
+                .join(path)
+        };
+        (v, path)
+    } else if let Some((key, v)) = credential {
+        let name = reader::expect_str(diags, key, v).ok_or(())?;
+        if name.is_empty() || name.contains('/') {
+            diags.error(
+                &v.span(),
+                format!("`{key}` must be a credential name, not a path"),
+            );
+            return Err(());
+        }
+        let Some(dir) = &context.env.credentials_directory else {
+            diags.error(&v.span(), format!(
+                "`{key} = \"{name}\"` needs $CREDENTIALS_DIRECTORY (run under systemd with LoadCredential={name}:...)"
+            ));
+            return Err(());
+        };
+        (v, dir.join(name))
+    } else {
+        return Ok(None);
+    };
+    match read_secret_file(&file) {
+        Ok((secret, mode)) => {
+            if mode & 0o004 != 0 {
+                diags.warning(
+                    &key.span(),
+                    format!("{} is world-readable; chmod 600 it", file.display()),
+                );
+            }
+            Ok(Some(secret))
+        }
+        Err(problem) => {
+            diags.error(
+                &key.span(),
+                format!("cannot use {}: {problem}", file.display()),
+            );
+            Err(())
+        }
+    }
+}
+
+/// Reads a secret from a file: the whole content, one trailing newline removed.
+fn read_secret_file(path: &Path) -> Result<(Secret, u32), String> {
+    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err("not a regular file".into());
+    }
+    if meta.len() > 64 * 1024 {
+        return Err("larger than 64 KiB, which is no secret".into());
+    }
+    let bytes = zeroize::Zeroizing::new(std::fs::read(path).map_err(|e| e.to_string())?);
+    let text = std::str::from_utf8(&bytes).map_err(|_| "not UTF-8 text".to_owned())?;
+    let text = text.strip_suffix('\n').unwrap_or(text);
+    let text = text.strip_suffix('\r').unwrap_or(text);
+    if text.is_empty() {
+        return Err("the file is empty".into());
+    }
+    Ok((Secret::from(text), meta.permissions().mode()))
+}
+
+/// Reads `client_auth`: how the client secret is sent. The default is the
+/// dialect's first mode that fits whether there is a secret; a mode the
+/// dialect cannot send is an error.
+pub(super) fn client_auth(
+    t: &mut TableReader<'_, '_>,
+    has_secret: Result<bool, ()>,
+    dialect: Option<DialectKind>,
+    context: &str,
+    diags: &mut Diagnostics<'_>,
+) -> Option<ClientAuth> {
+    let Some(v) = t.take("client_auth") else {
+        return Some(match has_secret {
+            Ok(true) => ClientAuth::SecretPost,
+            _ => ClientAuth::None,
+        });
+    };
+    let auth = match reader::expect_str(diags, "client_auth", v)? {
+        "none" => ClientAuth::None,
+        "client_secret_post" => ClientAuth::SecretPost,
+        "client_secret_basic" => ClientAuth::SecretBasic,
+        other => {
+            diags.error(&v.span(), format!(
+                "`client_auth` must be \"none\", \"client_secret_post\" or \"client_secret_basic\", not \"{other}\""
+            ));
+            return None;
+        }
+    };
+    if let Some(dialect) = dialect
+        && !dialect.client_auth_modes().contains(&auth)
+    {
+        let names: Vec<_> = dialect
+            .client_auth_modes()
+            .iter()
+            .map(|m| format!("\"{}\"", client_auth_name(*m)))
+            .collect();
+        diags.error(
+            &v.span(),
+            format!(
+                "dialect \"{dialect}\" cannot send `client_auth = \"{}\"`; it takes {}",
+                client_auth_name(auth),
+                names.join(" or ")
+            ),
+        );
+        return None;
+    }
+    match (auth, has_secret) {
+        (ClientAuth::SecretPost | ClientAuth::SecretBasic, Ok(false)) => {
+            diags.error(&v.span(), format!(
+                "`client_auth` needs a client secret: set `client_secret`, `client_secret_file` or `client_secret_credential` in {context}"
+            ));
+            None
+        }
+        (ClientAuth::None, Ok(true)) => {
+            diags.warning(
+                &v.span(),
+                "a client secret is set but `client_auth = \"none\"` never sends it",
+            );
+            Some(auth)
+        }
+        _ => Some(auth),
+    }
+}
+
+/// The config name of a client authentication mode.
+fn client_auth_name(auth: ClientAuth) -> &'static str {
+    match auth {
+        ClientAuth::None => "none",
+        ClientAuth::SecretPost => "client_secret_post",
+        ClientAuth::SecretBasic => "client_secret_basic",
+    }
+}

@@ -1,0 +1,204 @@
+//! Oracle identity domains (IDCS), server side (`shared/dialects.md` §3).
+//!
+//! `/oauth2/v1/device` is unauthenticated and requires all of
+//! `response_type=device_code`, `scope` and `client_id`; its answer has no
+//! `interval` (clients must use 5 s) and no complete URI, and points at
+//! `/ui/v1/device`. `/oauth2/v1/token` is RFC 6749's, with the three client
+//! authentications; a refresh token comes only with `offline_access`.
+
+// Refusals are whole answers; see `request.rs`.
+#![allow(clippy::result_large_err)]
+
+use std::time::Duration;
+
+use hyper::Method;
+use serde_json::json;
+
+use super::approval::{self, ApprovalPaths};
+use super::authority::{Authority, Policy, SLOW_DOWN_STEP};
+use super::form::Form;
+use super::record::{Endpoint, Grant};
+use super::reply::Reply;
+use super::request::{ClientAuthMode, Received};
+use super::rfc8628::{Rfc8628, Rfc8628Options, wire_seconds};
+use super::server::Dialect;
+
+const DEVICE_PATH: &str = "/oauth2/v1/device";
+const TOKEN_PATH: &str = "/oauth2/v1/token";
+
+/// The scope that brings a refresh token.
+pub const OFFLINE_ACCESS: &str = "offline_access";
+
+/// How the Oracle emulator behaves. Start from `Default`.
+#[derive(Debug, Clone)]
+pub struct OracleOptions {
+    /// The client id (default `tokend-test`).
+    pub client_id: String,
+    /// How the client must authenticate at the token endpoint (default public).
+    pub client_auth: ClientAuthMode,
+    /// The poll interval enforced, never sent (default RFC 8628's 5 s).
+    pub interval: Duration,
+    /// Device code lifetime (default 300 s, Oracle's usual).
+    pub device_code_lifetime: Duration,
+    /// Access token lifetime (default 3600 s).
+    pub access_token_lifetime: Duration,
+    /// Refresh token lifetime (default a week).
+    pub refresh_token_lifetime: Option<Duration>,
+    /// Whether refreshes replace the refresh token (default true).
+    pub rotate_refresh_tokens: bool,
+    /// Scopes a client may ask for; `None` (default) allows any.
+    pub allowed_scopes: Option<Vec<String>>,
+    /// How much earlier than the interval a poll may come (default zero).
+    pub poll_tolerance: Duration,
+}
+
+impl Default for OracleOptions {
+    fn default() -> Self {
+        Self {
+            client_id: "tokend-test".into(),
+            client_auth: ClientAuthMode::Public,
+            interval: Duration::from_secs(5),
+            device_code_lifetime: Duration::from_secs(300),
+            access_token_lifetime: Duration::from_secs(3600),
+            refresh_token_lifetime: Some(Duration::from_secs(7 * 24 * 3600)),
+            rotate_refresh_tokens: true,
+            allowed_scopes: None,
+            poll_tolerance: Duration::ZERO,
+        }
+    }
+}
+
+impl OracleOptions {
+    /// The token rules these options ask for.
+    pub(crate) fn policy(&self) -> Policy {
+        Policy {
+            interval: self.interval,
+            device_code_lifetime: self.device_code_lifetime,
+            access_token_lifetime: self.access_token_lifetime,
+            refresh_token_lifetime: self.refresh_token_lifetime,
+            issue_refresh_tokens: true,
+            rotate_refresh_tokens: self.rotate_refresh_tokens,
+            poll_tolerance: self.poll_tolerance,
+            slow_down_step: SLOW_DOWN_STEP,
+            refresh_scope: Some(OFFLINE_ACCESS.into()),
+        }
+    }
+}
+
+/// Oracle, server side. Its token endpoint is the standard one.
+#[derive(Debug)]
+pub(crate) struct Oracle {
+    options: OracleOptions,
+    token_endpoint: Rfc8628,
+    origin: String,
+    approval: ApprovalPaths,
+}
+
+impl Oracle {
+    /// The dialect for a server at `origin`.
+    pub(crate) fn new(options: OracleOptions, origin: &str) -> Self {
+        let standard = Rfc8628Options {
+            client_id: options.client_id.clone(),
+            client_auth: options.client_auth.clone(),
+            ..Rfc8628Options::default()
+        };
+        Self {
+            token_endpoint: Rfc8628::new(standard, origin),
+            options,
+            origin: origin.to_owned(),
+            approval: ApprovalPaths {
+                page: "/ui/v1/device".into(),
+                approve: "/ui/v1/device/approve".into(),
+                deny: "/ui/v1/device/deny".into(),
+            },
+        }
+    }
+
+    fn device(&self, request: &Received, authority: &mut Authority) -> Result<Reply, Reply> {
+        let form = Form::parse_strict(request)?;
+        let mut notes = Vec::new();
+        if request.basic_credentials().is_some() || form.get("client_secret").is_some() {
+            // IDCS ignores them; a secret sent where none is needed is exposed for nothing.
+            notes.push("client credentials sent to the unauthenticated device endpoint".to_owned());
+        }
+        match form.require("response_type")? {
+            "device_code" => {}
+            other => {
+                return Err(Reply::oauth_error(
+                    400,
+                    "unsupported_response_type",
+                    "`response_type` must be `device_code`",
+                )
+                .violation(format!("response_type `{other}`")));
+            }
+        }
+        let scope = form.require("scope")?;
+        let client_id = form.require("client_id")?;
+        if client_id != self.options.client_id {
+            return Err(Reply::invalid_client("unknown client").violation(format!(
+                "client authentication: unknown client `{client_id}`"
+            )));
+        }
+        if let Some(allowed) = &self.options.allowed_scopes
+            && let Some(unknown) = scope
+                .split(' ')
+                .find(|s| !s.is_empty() && !allowed.iter().any(|a| a == s))
+        {
+            return Ok(Reply::oauth_error(
+                400,
+                "invalid_scope",
+                &format!("unknown scope `{unknown}`"),
+            ));
+        }
+        let params = form.other_than(&["client_id", "client_secret", "scope", "response_type"]);
+        let code = authority.start(client_id, Some(scope), params, request.at);
+        let body = json!({
+            "device_code": code.device_code,
+            "user_code": code.user_code,
+            "verification_uri": format!("{}{}", self.origin, self.approval.page),
+            "expires_in": wire_seconds(authority.policy.device_code_lifetime),
+        });
+        Ok(Reply::json(200, &body)
+            .outcome("issued")
+            .detail(format!("user code {}", code.user_code))
+            .violations(notes))
+    }
+}
+
+impl Dialect for Oracle {
+    fn endpoint(&self, path: &str) -> Endpoint {
+        match path {
+            DEVICE_PATH => Endpoint::DeviceAuthorization,
+            TOKEN_PATH => Endpoint::Token,
+            _ if self.approval.contains(path) => Endpoint::Approval,
+            _ => Endpoint::Unknown,
+        }
+    }
+
+    fn path(&self, endpoint: Endpoint) -> Option<String> {
+        match endpoint {
+            Endpoint::DeviceAuthorization => Some(DEVICE_PATH.into()),
+            Endpoint::Token => Some(TOKEN_PATH.into()),
+            Endpoint::Approval => Some(self.approval.page.clone()),
+            Endpoint::Discovery | Endpoint::UserInfo | Endpoint::Unknown => None,
+        }
+    }
+
+    fn grant(&self, request: &Received) -> Option<Grant> {
+        self.token_endpoint.grant(request)
+    }
+
+    fn answer(&self, request: &Received, endpoint: Endpoint, authority: &mut Authority) -> Reply {
+        let post = request.method == Method::POST;
+        let result = match endpoint {
+            Endpoint::DeviceAuthorization if post => self.device(request, authority),
+            Endpoint::Token if post => self.token_endpoint.token(request, authority),
+            Endpoint::DeviceAuthorization | Endpoint::Token => {
+                Ok(Reply::method_not_allowed("POST"))
+            }
+            Endpoint::Approval => Ok(approval::answer(request, &self.approval, authority)),
+            _ => Ok(Reply::not_found()),
+        };
+        result.unwrap_or_else(|refusal| refusal)
+    }
+}

@@ -1,0 +1,206 @@
+//! Deviations of real providers from RFC 8628 (`shared/dialects.md` §0),
+//! which the standard dialect's client must tolerate: each a switch of the
+//! RFC 8628 emulator, all off by default.
+//!
+//! They act on the JSON an answer would have had: renamed fields, numbers
+//! as strings, other statuses, other error codes, or the whole answer
+//! form-encoded.
+
+use serde_json::{Map, Value};
+
+use super::reply::Reply;
+use super::request::Received;
+
+/// When answers are form-encoded instead of JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FormAnswers {
+    /// Never: JSON, as RFC 6749 §5.1 says.
+    #[default]
+    Never,
+    /// Unless the request asks for JSON with `Accept: application/json`
+    /// (GitHub).
+    UnlessAcceptJson,
+    /// Always, whatever the request accepts (GitHub's behaviour as met by
+    /// a client that forgets `Accept`, forced for testing).
+    Always,
+}
+
+/// The deviations to reproduce. Start from `Default` (none) or a
+/// provider's set ([`Self::github`], [`Self::google`], ...).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+// Independent switches, like the options they belong to.
+#[allow(clippy::struct_excessive_bools)]
+pub struct Rfc8628Quirks {
+    /// GitHub: answers form-encoded (see [`FormAnswers`]).
+    pub form_answers: FormAnswers,
+    /// GitHub: token-endpoint errors (pending, slow down, denied, ...)
+    /// come with HTTP 200.
+    pub errors_with_200: bool,
+    /// GitHub: `slow_down` carries the new `interval`.
+    pub slow_down_interval: bool,
+    /// GitHub: a refresh token that is no longer valid is
+    /// `bad_refresh_token`, not `invalid_grant`.
+    pub bad_refresh_token: bool,
+    /// Google, Azure AD v1: `verification_url` instead of
+    /// `verification_uri`, and no complete URI.
+    pub verification_url: bool,
+    /// Google: `authorization_pending` with HTTP 428, `slow_down` and
+    /// `access_denied` with 403.
+    pub google_statuses: bool,
+    /// Another status for `authorization_pending` (some servers send 403).
+    pub pending_status: Option<u16>,
+    /// Microsoft: a `message` sentence in the device answer.
+    pub message: bool,
+    /// Microsoft: `authorization_declined` for a denial and
+    /// `bad_verification_code` for an unknown device code.
+    pub microsoft_errors: bool,
+    /// Azure AD v1: `expires_in` and `interval` as strings.
+    pub string_numbers: bool,
+}
+
+impl Rfc8628Quirks {
+    /// GitHub's: JSON only on `Accept: application/json`, errors with 200,
+    /// `slow_down` with `interval`, `bad_refresh_token`.
+    #[must_use]
+    pub fn github() -> Self {
+        Self {
+            form_answers: FormAnswers::UnlessAcceptJson,
+            errors_with_200: true,
+            slow_down_interval: true,
+            bad_refresh_token: true,
+            ..Self::default()
+        }
+    }
+
+    /// Google's: `verification_url`, pending as 428, slow down and denial as 403.
+    #[must_use]
+    pub fn google() -> Self {
+        Self {
+            verification_url: true,
+            google_statuses: true,
+            ..Self::default()
+        }
+    }
+
+    /// The Microsoft identity platform's: `message`, `authorization_declined`,
+    /// `bad_verification_code`.
+    #[must_use]
+    pub fn microsoft() -> Self {
+        Self {
+            message: true,
+            microsoft_errors: true,
+            ..Self::default()
+        }
+    }
+
+    /// Azure AD v1's: `verification_url`, numbers as strings, `message`.
+    #[must_use]
+    pub fn azure_ad_v1() -> Self {
+        Self {
+            verification_url: true,
+            string_numbers: true,
+            message: true,
+            ..Self::default()
+        }
+    }
+
+    /// Bends a device authorization answer.
+    pub(crate) fn device_answer(&self, body: &mut Map<String, Value>) {
+        if self.message {
+            let sentence = format!(
+                "To sign in, use a web browser to open the page {} and enter the code {} to authenticate.",
+                body["verification_uri"].as_str().unwrap_or_default(),
+                body["user_code"].as_str().unwrap_or_default()
+            );
+            body.insert("message".into(), Value::from(sentence));
+        }
+        if self.verification_url {
+            if let Some(uri) = body.remove("verification_uri") {
+                body.insert("verification_url".into(), uri);
+            }
+            body.remove("verification_uri_complete");
+        }
+        self.numbers(body);
+    }
+
+    /// Bends a token answer.
+    pub(crate) fn token_answer(&self, body: &mut Map<String, Value>) {
+        self.numbers(body);
+    }
+
+    fn numbers(&self, body: &mut Map<String, Value>) {
+        if self.string_numbers {
+            for name in ["expires_in", "interval"] {
+                if let Some(Value::Number(n)) = body.get(name) {
+                    let text = n.to_string();
+                    body.insert(name.into(), Value::from(text));
+                }
+            }
+        }
+    }
+
+    /// The status and error code of a poll error the RFC answers with 400.
+    pub(crate) fn poll_error<'e>(&self, error: &'e str) -> (u16, &'e str) {
+        let error = match error {
+            "access_denied" if self.microsoft_errors => "authorization_declined",
+            "invalid_grant" if self.microsoft_errors => "bad_verification_code",
+            other => other,
+        };
+        let status = match (error, self.pending_status) {
+            _ if self.errors_with_200 => 200,
+            ("authorization_pending", Some(status)) => status,
+            ("authorization_pending", None) if self.google_statuses => 428,
+            ("slow_down" | "access_denied", _) if self.google_statuses => 403,
+            _ => 400,
+        };
+        (status, error)
+    }
+
+    /// The status and error code of a refresh error the RFC answers with 400.
+    pub(crate) fn refresh_error<'e>(&self, error: &'e str) -> (u16, &'e str) {
+        let error = match error {
+            "invalid_grant" if self.bad_refresh_token => "bad_refresh_token",
+            other => other,
+        };
+        (if self.errors_with_200 { 200 } else { 400 }, error)
+    }
+
+    /// The answer with `body`, JSON or form-encoded as the quirks and the
+    /// request's `Accept` say.
+    pub(crate) fn encode(
+        &self,
+        request: &Received,
+        status: u16,
+        body: Map<String, Value>,
+    ) -> Reply {
+        let accepts_json = request
+            .header("accept")
+            .is_some_and(|a| a.contains("application/json"));
+        let form = match self.form_answers {
+            FormAnswers::Never => false,
+            FormAnswers::UnlessAcceptJson => !accepts_json,
+            FormAnswers::Always => true,
+        };
+        if !form {
+            return Reply::json(status, &Value::Object(body));
+        }
+        let mut encoded = url::form_urlencoded::Serializer::new(String::new());
+        for (name, value) in &body {
+            match value {
+                Value::Null => {}
+                Value::String(s) => {
+                    encoded.append_pair(name, s);
+                }
+                other => {
+                    encoded.append_pair(name, &other.to_string());
+                }
+            }
+        }
+        Reply::new(
+            status,
+            Some("application/x-www-form-urlencoded; charset=utf-8"),
+            super::body::ReplyBody::full(encoded.finish()),
+        )
+        .header(hyper::header::CACHE_CONTROL, "no-store")
+    }
+}

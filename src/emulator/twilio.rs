@@ -1,0 +1,435 @@
+//! Twilio OAuth v1, device era, server side (`shared/dialects.md` §2).
+//!
+//! Every request must carry HTTP Basic with the account SID and auth token.
+//! Form bodies with PascalCase keys; `Scopes` (required) and `Audiences`
+//! as repeated keys; answers 201; token answers without `expires_in` or
+//! `token_type` but with an absolute `access_token_expires_at` in ISO 8601
+//! or RFC 2822 (an option); nullable fields; error bodies RFC-style or
+//! Twilio-style (an option, since the real ones are undocumented).
+
+// Refusals are whole answers; see `request.rs`.
+#![allow(clippy::result_large_err)]
+
+use std::time::{Duration, SystemTime};
+
+use hyper::Method;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::{Rfc2822, Rfc3339};
+
+use super::approval::{self, ApprovalPaths};
+use super::authority::{Authority, Issued, Policy, PollVerdict, RefreshVerdict, SLOW_DOWN_STEP};
+use super::form::{Encoding, Form};
+use super::record::{Endpoint, Grant};
+use super::reply::Reply;
+use super::request::Received;
+use super::rfc8628::{DEVICE_CODE_GRANT, wire_seconds};
+use super::server::Dialect;
+
+const DEVICE_CODE_PATH: &str = "/v1/device/code";
+const TOKEN_PATH: &str = "/v1/token";
+const DEVICE_KEYS: &[&str] = &["ClientSid", "Scopes", "Audiences"];
+const TOKEN_KEYS: &[&str] = &[
+    "GrantType",
+    "ClientSid",
+    "ClientSecret",
+    "Code",
+    "CodeVerifier",
+    "DeviceCode",
+    "DeviceId",
+    "RefreshToken",
+];
+
+/// How absolute expiries are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TwilioDateFormat {
+    /// `2025-07-01T12:00:00Z` (what the API sends in practice).
+    #[default]
+    Iso8601,
+    /// `Tue, 01 Jul 2025 12:00:00 +0000` (what its description says).
+    Rfc2822,
+}
+
+/// How OAuth errors are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TwilioErrorStyle {
+    /// `{"error": "authorization_pending", "error_description": ...}`.
+    #[default]
+    OAuth,
+    /// Twilio's `{"code": 20001, "message": "authorization_pending: ...",
+    /// "more_info": ..., "status": 400}`.
+    Twilio,
+}
+
+/// How the Twilio emulator behaves. Start from `Default`.
+#[derive(Debug, Clone)]
+pub struct TwilioOptions {
+    /// The account SID, the HTTP Basic user (default `ACtokendtest`).
+    pub account_sid: String,
+    /// The account's auth token, the HTTP Basic password.
+    pub auth_token: String,
+    /// The OAuth app's `ClientSid` (default `OQtokendtest`).
+    pub client_sid: String,
+    /// The app's `ClientSecret`; `None` (default): none may be sent.
+    pub client_secret: Option<String>,
+    /// Poll interval (default 5 s).
+    pub interval: Duration,
+    /// Device code lifetime (default 600 s).
+    pub device_code_lifetime: Duration,
+    /// Access token lifetime (default 3600 s).
+    pub access_token_lifetime: Duration,
+    /// Refresh token lifetime, sent as `refresh_token_expires_at` (default none: null).
+    pub refresh_token_lifetime: Option<Duration>,
+    /// Whether refreshes replace the refresh token (default true).
+    pub rotate_refresh_tokens: bool,
+    /// How expiries are written.
+    pub date_format: TwilioDateFormat,
+    /// How errors are written.
+    pub error_style: TwilioErrorStyle,
+    /// Whether optional device-answer fields are null
+    /// (`verification_uri_complete`, `interval`) instead of filled in.
+    pub null_fields: bool,
+    /// How much earlier than the interval a poll may come (default zero).
+    pub poll_tolerance: Duration,
+}
+
+impl Default for TwilioOptions {
+    fn default() -> Self {
+        Self {
+            account_sid: "ACtokendtest".into(),
+            auth_token: "tokend-test-auth-token".into(),
+            client_sid: "OQtokendtest".into(),
+            client_secret: None,
+            interval: Duration::from_secs(5),
+            device_code_lifetime: Duration::from_secs(600),
+            access_token_lifetime: Duration::from_secs(3600),
+            refresh_token_lifetime: None,
+            rotate_refresh_tokens: true,
+            date_format: TwilioDateFormat::Iso8601,
+            error_style: TwilioErrorStyle::OAuth,
+            null_fields: false,
+            poll_tolerance: Duration::ZERO,
+        }
+    }
+}
+
+impl TwilioOptions {
+    /// The token rules these options ask for.
+    pub(crate) fn policy(&self) -> Policy {
+        Policy {
+            interval: self.interval,
+            device_code_lifetime: self.device_code_lifetime,
+            access_token_lifetime: self.access_token_lifetime,
+            refresh_token_lifetime: self.refresh_token_lifetime,
+            issue_refresh_tokens: true,
+            rotate_refresh_tokens: self.rotate_refresh_tokens,
+            poll_tolerance: self.poll_tolerance,
+            slow_down_step: SLOW_DOWN_STEP,
+            refresh_scope: None,
+        }
+    }
+}
+
+/// Twilio, server side.
+#[derive(Debug)]
+pub(crate) struct Twilio {
+    options: TwilioOptions,
+    origin: String,
+    approval: ApprovalPaths,
+}
+
+impl Twilio {
+    /// The dialect for a server at `origin`.
+    pub(crate) fn new(options: TwilioOptions, origin: &str) -> Self {
+        Self {
+            options,
+            origin: origin.to_owned(),
+            approval: ApprovalPaths {
+                page: "/device".into(),
+                approve: "/device/approve".into(),
+                deny: "/device/deny".into(),
+            },
+        }
+    }
+
+    /// Twilio's own error body; `code` 20003 is its authentication error.
+    fn twilio_error(status: u16, code: u32, message: &str) -> Reply {
+        Reply::json(
+            status,
+            &json!({
+                "code": code,
+                "message": message,
+                "more_info": format!("https://www.twilio.com/docs/errors/{code}"),
+                "status": status,
+            }),
+        )
+    }
+
+    /// An OAuth error in the configured style; the outcome is the OAuth code.
+    fn error(&self, status: u16, error: &str, description: &str) -> Reply {
+        match self.options.error_style {
+            TwilioErrorStyle::OAuth => Reply::oauth_error(status, error, description),
+            TwilioErrorStyle::Twilio => {
+                let code = if error == "invalid_client" {
+                    20003
+                } else {
+                    20001
+                };
+                Self::twilio_error(status, code, &format!("{error}: {description}")).outcome(error)
+            }
+        }
+    }
+
+    /// The account's Basic credentials, which every request needs.
+    fn check_account(&self, request: &Received) -> Result<(), Reply> {
+        let refuse = |why: &str| {
+            Self::twilio_error(401, 20003, "Authenticate")
+                .header(
+                    hyper::header::WWW_AUTHENTICATE,
+                    "Basic realm=\"Twilio API\"",
+                )
+                .outcome("unauthenticated")
+                .violation(format!("account authentication: {why}"))
+        };
+        match request.basic_credentials() {
+            None => Err(refuse("no HTTP Basic credentials (AccountSid:AuthToken)")),
+            Some(Err(why)) => Err(refuse(why)),
+            Some(Ok((sid, _))) if sid != self.options.account_sid => {
+                Err(refuse("the Basic user is not the account SID"))
+            }
+            Some(Ok((_, token))) if token != self.options.auth_token => {
+                Err(refuse("wrong auth token"))
+            }
+            Some(Ok(_)) => Ok(()),
+        }
+    }
+
+    /// Reads a form with Twilio's keys; a snake_case or unknown key is a
+    /// violation (Twilio would ignore it, and the parameter it was meant as
+    /// would be missing).
+    fn read(
+        &self,
+        request: &Received,
+        known: &[&str],
+        repeated: &[&str],
+    ) -> Result<(Form, Vec<String>), Reply> {
+        let form =
+            Form::read(request, &[Encoding::Form], repeated).map_err(|p| self.invalid(&p))?;
+        let notes = form
+            .unknown(known)
+            .into_iter()
+            .map(|k| {
+                format!(
+                    "unknown parameter `{k}` (Twilio's keys are PascalCase: {})",
+                    known.join(", ")
+                )
+            })
+            .collect();
+        Ok((form, notes))
+    }
+
+    /// `invalid_request`, a client bug: also a violation.
+    fn invalid(&self, problem: &str) -> Reply {
+        self.error(400, "invalid_request", problem)
+            .violation(format!("invalid request: {problem}"))
+    }
+
+    fn require<'f>(&self, form: &'f Form, name: &str) -> Result<&'f str, Reply> {
+        form.get(name)
+            .ok_or_else(|| self.invalid(&format!("missing parameter `{name}`")))
+    }
+
+    /// Checks `ClientSid`, and `ClientSecret` where the endpoint takes one.
+    fn check_client(&self, form: &Form, with_secret: bool) -> Result<(), Reply> {
+        let refuse = |why: &str| {
+            self.error(401, "invalid_client", why)
+                .violation(format!("client authentication: {why}"))
+        };
+        if self.require(form, "ClientSid")? != self.options.client_sid {
+            return Err(refuse("unknown ClientSid"));
+        }
+        if !with_secret {
+            return Ok(());
+        }
+        match (&self.options.client_secret, form.get("ClientSecret")) {
+            (None, None) => Ok(()),
+            (Some(expected), Some(sent)) if expected == sent => Ok(()),
+            (None, Some(_)) => Err(refuse("the app is public but a ClientSecret was sent")),
+            (Some(_), None) => Err(refuse("no ClientSecret")),
+            (Some(_), Some(_)) => Err(refuse("wrong ClientSecret")),
+        }
+    }
+
+    fn device_code(&self, request: &Received, authority: &mut Authority) -> Result<Reply, Reply> {
+        let (form, mut notes) = self.read(request, DEVICE_KEYS, &["Scopes", "Audiences"])?;
+        // A misnamed key is worth reporting with the refusal it causes.
+        self.check_client(&form, false)
+            .map_err(|r| r.violations(notes.clone()))?;
+        let scopes = form.get_all("Scopes");
+        if scopes.is_empty() {
+            return Err(self.invalid("missing parameter `Scopes`"));
+        }
+        if scopes.iter().any(|s| s.contains(' ')) {
+            notes.push(
+                "`Scopes` is a list: send one `Scopes` key per scope, not a space-separated string"
+                    .into(),
+            );
+        }
+        let params = form.other_than(&["ClientSid", "Scopes"]);
+        let scope = scopes.join(" ");
+        let code = authority.start(&self.options.client_sid, Some(&scope), params, request.at);
+        let page = format!("{}{}", self.origin, self.approval.page);
+        let nullable = |value: Value| {
+            if self.options.null_fields {
+                Value::Null
+            } else {
+                value
+            }
+        };
+        let body = json!({
+            "device_code": code.device_code,
+            "user_code": code.user_code,
+            "verification_uri": page,
+            "verification_uri_complete": nullable(format!("{page}?user_code={}", code.user_code).into()),
+            "expires_in": wire_seconds(authority.policy.device_code_lifetime),
+            "interval": nullable(wire_seconds(code.interval).into()),
+        });
+        Ok(Reply::json(201, &body)
+            .outcome("issued")
+            .detail(format!("user code {}", code.user_code))
+            .violations(notes))
+    }
+
+    fn token(&self, request: &Received, authority: &mut Authority) -> Result<Reply, Reply> {
+        let (form, notes) = self.read(request, TOKEN_KEYS, &[])?;
+        self.check_client(&form, true)
+            .map_err(|r| r.violations(notes.clone()))?;
+        let client = self.options.client_sid.as_str();
+        let mut violations = Vec::new();
+        let reply = match self.require(&form, "GrantType")? {
+            DEVICE_CODE_GRANT => {
+                let code = self.require(&form, "DeviceCode")?;
+                match authority.poll(code, client, request.at, &mut violations) {
+                    PollVerdict::Pending => self
+                        .error(
+                            400,
+                            "authorization_pending",
+                            "the person has not answered yet",
+                        )
+                        .outcome("pending"),
+                    PollVerdict::SlowDown { interval } => self
+                        .error(
+                            400,
+                            "slow_down",
+                            "polling too fast; wait 5 s longer between polls",
+                        )
+                        .detail(format!("interval now {} s", interval.as_secs())),
+                    PollVerdict::Denied => {
+                        self.error(400, "access_denied", "the person denied the request")
+                    }
+                    PollVerdict::Expired => {
+                        self.error(400, "expired_token", "the device code expired")
+                    }
+                    PollVerdict::Granted(issued) => self.tokens(&issued).outcome("granted"),
+                    PollVerdict::UnknownCode
+                    | PollVerdict::WrongClient
+                    | PollVerdict::AlreadyUsed => {
+                        self.error(400, "invalid_grant", "the device code is not valid")
+                    }
+                }
+            }
+            "refresh_token" => {
+                let token = self.require(&form, "RefreshToken")?;
+                match authority.refresh(token, client, None, request.at, &mut violations) {
+                    RefreshVerdict::Refreshed(issued) => self.tokens(&issued).outcome("refreshed"),
+                    RefreshVerdict::InvalidGrant(why) => self.error(400, "invalid_grant", why),
+                    RefreshVerdict::InvalidScope(why) => self.error(400, "invalid_scope", &why),
+                }
+            }
+            other => self
+                .error(
+                    400,
+                    "unsupported_grant_type",
+                    "GrantType must be the device code or refresh_token grant",
+                )
+                .violation(format!("unsupported GrantType `{other}`")),
+        };
+        Ok(reply.violations(violations).violations(notes))
+    }
+
+    fn date(&self, after: Duration) -> Value {
+        let at = OffsetDateTime::from(SystemTime::now() + after);
+        let text = match self.options.date_format {
+            TwilioDateFormat::Iso8601 => at
+                .replace_nanosecond(0)
+                .ok()
+                .and_then(|t| t.format(&Rfc3339).ok()),
+            TwilioDateFormat::Rfc2822 => at.format(&Rfc2822).ok(),
+        };
+        text.map_or(Value::Null, Value::from)
+    }
+
+    fn tokens(&self, issued: &Issued) -> Reply {
+        let refresh_expiry = match (&issued.refresh_token, self.options.refresh_token_lifetime) {
+            (Some(_), Some(lifetime)) => self.date(lifetime),
+            _ => Value::Null,
+        };
+        Reply::json(
+            201,
+            &json!({
+                "access_token": issued.access_token,
+                "refresh_token": issued.refresh_token,
+                "id_token": null,
+                "access_token_expires_at": self.date(issued.expires_in),
+                "refresh_token_expires_at": refresh_expiry,
+            }),
+        )
+    }
+}
+
+impl Dialect for Twilio {
+    fn endpoint(&self, path: &str) -> Endpoint {
+        match path {
+            DEVICE_CODE_PATH => Endpoint::DeviceAuthorization,
+            TOKEN_PATH => Endpoint::Token,
+            _ if self.approval.contains(path) => Endpoint::Approval,
+            _ => Endpoint::Unknown,
+        }
+    }
+
+    fn path(&self, endpoint: Endpoint) -> Option<String> {
+        match endpoint {
+            Endpoint::DeviceAuthorization => Some(DEVICE_CODE_PATH.into()),
+            Endpoint::Token => Some(TOKEN_PATH.into()),
+            Endpoint::Approval => Some(self.approval.page.clone()),
+            Endpoint::Discovery | Endpoint::UserInfo | Endpoint::Unknown => None,
+        }
+    }
+
+    fn grant(&self, request: &Received) -> Option<Grant> {
+        let fields = request.fields();
+        let grant = fields.iter().find(|(n, _)| n == "GrantType")?.1.as_str();
+        Some(match grant {
+            DEVICE_CODE_GRANT => Grant::DeviceCode,
+            "refresh_token" => Grant::RefreshToken,
+            other => Grant::Other(other.to_owned()),
+        })
+    }
+
+    fn answer(&self, request: &Received, endpoint: Endpoint, authority: &mut Authority) -> Reply {
+        let api = matches!(endpoint, Endpoint::DeviceAuthorization | Endpoint::Token);
+        if api && request.method != Method::POST {
+            return Reply::method_not_allowed("POST");
+        }
+        if api && let Err(refusal) = self.check_account(request) {
+            return refusal;
+        }
+        let result = match endpoint {
+            Endpoint::DeviceAuthorization => self.device_code(request, authority),
+            Endpoint::Token => self.token(request, authority),
+            Endpoint::Approval => Ok(approval::answer(request, &self.approval, authority)),
+            _ => Ok(Reply::not_found()),
+        };
+        result.unwrap_or_else(|refusal| refusal)
+    }
+}

@@ -1,0 +1,80 @@
+//! Date-times as providers write them: ISO 8601 / RFC 3339 (Twilio in
+//! practice), RFC 2822 (Twilio's description) and HTTP dates (`Date:`).
+
+use std::time::{Duration, SystemTime};
+
+use time::OffsetDateTime;
+use time::format_description::well_known::{Iso8601, Rfc2822, Rfc3339};
+
+/// Reads an absolute date-time in any of the formats providers use:
+/// RFC 3339 (`2025-07-01T12:00:00Z`), the wider ISO 8601
+/// (`2025-07-01T12:00:00.000+02:00`), RFC 2822 (`Tue, 01 Jul 2025 12:00:00
+/// +0000`) and the HTTP date (`Tue, 01 Jul 2025 12:00:00 GMT`). `None` for
+/// anything else, and for times before 1970.
+#[must_use]
+pub fn parse(text: &str) -> Option<SystemTime> {
+    let text = text.trim();
+    let parsed = OffsetDateTime::parse(text, &Rfc3339)
+        .or_else(|_| OffsetDateTime::parse(text, &Iso8601::DEFAULT))
+        .or_else(|_| OffsetDateTime::parse(text, &Rfc2822))
+        .or_else(|_| http_date(text))
+        .ok()?;
+    let secs = u64::try_from(parsed.unix_timestamp()).ok()?;
+    Some(SystemTime::UNIX_EPOCH + Duration::new(secs, parsed.nanosecond()))
+}
+
+/// An HTTP date (RFC 9110 §5.6.7, IMF-fixdate) is RFC 2822 with the
+/// obsolete zone name `GMT`, which strict RFC 2822 parsers may refuse.
+fn http_date(text: &str) -> Result<OffsetDateTime, time::error::Parse> {
+    let numeric = text
+        .strip_suffix(" GMT")
+        .or_else(|| text.strip_suffix(" UTC"))
+        .or_else(|| text.strip_suffix(" UT"))
+        .map_or_else(|| text.to_owned(), |rest| format!("{rest} +0000"));
+    OffsetDateTime::parse(&numeric, &Rfc2822)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unix(secs: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    #[test]
+    fn every_format_providers_use() {
+        // 2025-07-01T12:00:00Z
+        let noon = unix(1_751_371_200);
+        for text in [
+            "2025-07-01T12:00:00Z",
+            "2025-07-01T12:00:00+00:00",
+            "2025-07-01T14:00:00+02:00",
+            "2025-07-01T12:00:00.000Z",
+            "Tue, 01 Jul 2025 12:00:00 +0000",
+            "Tue, 01 Jul 2025 08:00:00 -0400",
+            "Tue, 01 Jul 2025 12:00:00 GMT",
+            " 2025-07-01T12:00:00Z ",
+        ] {
+            assert_eq!(parse(text), Some(noon), "{text}");
+        }
+        assert_eq!(
+            parse("9999-01-01T00:00:00Z"),
+            Some(unix(253_370_764_800)),
+            "far future dates are read (and judged by the caller)"
+        );
+    }
+
+    #[test]
+    fn garbage_and_prehistory_are_refused() {
+        for text in [
+            "",
+            "tomorrow",
+            "1751371200",
+            "2025-13-01T12:00:00Z",
+            "1969-12-31T23:59:59Z",
+        ] {
+            assert_eq!(parse(text), None, "{text}");
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! Failures talking to a provider, and how to treat each.
+
+/// How a provider failure should be treated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureClass {
+    /// Retrying later may work (network, 5xx, 408, 429, garbage answers).
+    Transient,
+    /// The provider refused for a reason retrying will not fix soon
+    /// (invalid client, bad scope); the session itself may still be fine.
+    Permanent,
+    /// The grant is gone (`invalid_grant`): a new login is needed.
+    GrantRevoked,
+}
+
+/// A failure talking to a provider. Messages never contain tokens or secrets.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProviderError {
+    /// No answer: DNS, connect, TLS, timeout or a connection cut mid-answer.
+    #[error("could not reach {endpoint}: {reason}")]
+    Unreachable {
+        /// The endpoint URL.
+        endpoint: String,
+        /// What failed.
+        reason: String,
+    },
+    /// A temporary failure answer (5xx, 408, 429).
+    #[error("{endpoint} is unavailable (HTTP {status}){}", detail_suffix(.detail.as_deref()))]
+    Unavailable {
+        /// The endpoint URL.
+        endpoint: String,
+        /// HTTP status.
+        status: u16,
+        /// The provider's explanation, if any.
+        detail: Option<String>,
+    },
+    /// The grant behind the refresh token is gone.
+    #[error("the provider revoked the session ({error}){}", detail_suffix(.detail.as_deref()))]
+    GrantRevoked {
+        /// The OAuth error code (`invalid_grant`, ...).
+        error: String,
+        /// The provider's explanation, if any.
+        detail: Option<String>,
+    },
+    /// An OAuth error answer that retrying will not fix.
+    #[error("{endpoint} refused the request: {error} (HTTP {status}){}", detail_suffix(.detail.as_deref()))]
+    Rejected {
+        /// The endpoint URL.
+        endpoint: String,
+        /// HTTP status.
+        status: u16,
+        /// The OAuth error code, or a summary when there was none.
+        error: String,
+        /// The provider's explanation, if any.
+        detail: Option<String>,
+    },
+    /// An answer that makes no sense (not JSON, missing fields, absurd values, too large).
+    #[error("{endpoint} sent an invalid answer: {problem}")]
+    Malformed {
+        /// The endpoint URL.
+        endpoint: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// OpenID discovery failed.
+    #[error("OpenID discovery at {issuer} failed: {problem}")]
+    Discovery {
+        /// The issuer URL.
+        issuer: String,
+        /// What went wrong.
+        problem: String,
+    },
+}
+
+fn detail_suffix(detail: Option<&str>) -> String {
+    detail.map(|d| format!(": {d}")).unwrap_or_default()
+}
+
+impl ProviderError {
+    /// How to treat this failure.
+    #[must_use]
+    pub fn class(&self) -> FailureClass {
+        match self {
+            // A captive portal's HTML page or a proxy's garbage is as
+            // temporary as an outage: retry rather than give up the session.
+            Self::Unreachable { .. }
+            | Self::Unavailable { .. }
+            | Self::Malformed { .. }
+            | Self::Discovery { .. } => FailureClass::Transient,
+            Self::Rejected { .. } => FailureClass::Permanent,
+            Self::GrantRevoked { .. } => FailureClass::GrantRevoked,
+        }
+    }
+}

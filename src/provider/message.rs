@@ -1,0 +1,202 @@
+//! What dialects and the HTTP client exchange: requests as data, answers
+//! with their bodies read, and what answers mean once read.
+
+use std::fmt;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use url::Url;
+
+use super::ProviderError;
+use crate::secret::Secret;
+
+/// A value in a request body: plain, or a secret that `Debug` redacts.
+#[derive(Clone, PartialEq, Eq)]
+pub enum FieldValue {
+    /// An ordinary value.
+    Plain(String),
+    /// A secret value (client secret, device code, refresh token).
+    Secret(Secret),
+}
+
+impl FieldValue {
+    /// The text to put on the wire.
+    #[must_use]
+    pub fn wire_value(&self) -> &str {
+        match self {
+            Self::Plain(value) => value,
+            Self::Secret(secret) => secret.expose(),
+        }
+    }
+}
+
+impl fmt::Debug for FieldValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Plain(value) => fmt::Debug::fmt(value, f),
+            Self::Secret(_) => f.write_str("[redacted]"),
+        }
+    }
+}
+
+/// The body of a request: flat name/value pairs and how to encode them.
+/// Keys may repeat (Twilio sends arrays as repeated keys).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RequestBody {
+    /// `application/x-www-form-urlencoded`.
+    Form(Vec<(String, FieldValue)>),
+    /// `application/json`: an object whose values are all strings.
+    Json(Vec<(String, FieldValue)>),
+}
+
+impl RequestBody {
+    /// The fields, whatever the encoding.
+    #[must_use]
+    pub fn fields(&self) -> &[(String, FieldValue)] {
+        match self {
+            Self::Form(fields) | Self::Json(fields) => fields,
+        }
+    }
+}
+
+/// A POST request to a provider endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpRequest {
+    /// The endpoint.
+    pub url: Url,
+    /// The body.
+    pub body: RequestBody,
+    /// HTTP Basic credentials (user, password).
+    pub basic_auth: Option<(String, Secret)>,
+    /// Extra headers (`Accept` is always `application/json`).
+    pub headers: Vec<(&'static str, String)>,
+}
+
+impl HttpRequest {
+    /// A form-encoded POST to `url`.
+    #[must_use]
+    pub fn form(url: Url, fields: Vec<(String, FieldValue)>) -> Self {
+        Self {
+            url,
+            body: RequestBody::Form(fields),
+            basic_auth: None,
+            headers: Vec::new(),
+        }
+    }
+
+    /// A JSON POST to `url`.
+    #[must_use]
+    pub fn json(url: Url, fields: Vec<(String, FieldValue)>) -> Self {
+        Self {
+            url,
+            body: RequestBody::Json(fields),
+            basic_auth: None,
+            headers: Vec::new(),
+        }
+    }
+}
+
+/// A provider's answer, body already read (and bounded in size).
+#[derive(Clone, PartialEq, Eq)]
+pub struct HttpResponse {
+    /// The endpoint that answered (for error messages).
+    pub url: Url,
+    /// HTTP status code.
+    pub status: u16,
+    /// The `Content-Type` header, if any.
+    pub content_type: Option<String>,
+    /// The `Location` header, if any (to explain unexpected redirects).
+    pub location: Option<String>,
+    /// The `Date` header: the provider's clock when it answered. Absolute
+    /// times in the answer are measured against it, so a skewed local
+    /// clock does not shorten or stretch a token's life.
+    pub date: Option<SystemTime>,
+    /// The body.
+    pub body: Bytes,
+}
+
+impl fmt::Debug for HttpResponse {
+    // The body can hold tokens: never print it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpResponse")
+            .field("url", &self.url.as_str())
+            .field("status", &self.status)
+            .field("content_type", &self.content_type)
+            .field("date", &self.date)
+            .field("body_len", &self.body.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The answer to a device authorization request: what to show the person.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceAuthorization {
+    /// The code the client polls with. Secret: it can be exchanged for tokens.
+    pub device_code: Secret,
+    /// The code the person types.
+    pub user_code: String,
+    /// Where the person goes; `None` when the provider sent none (or an
+    /// empty string) and the config must supply it.
+    pub verification_uri: Option<String>,
+    /// A page that already carries the code.
+    pub verification_uri_complete: Option<String>,
+    /// How long the codes stay valid.
+    pub expires_in: Duration,
+    /// The minimum time between polls, when the provider says.
+    pub interval: Option<Duration>,
+    /// A ready-made instruction sentence (Microsoft).
+    pub message: Option<String>,
+}
+
+/// When an access token expires, as the provider put it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiry {
+    /// Relative to when the request was sent (`expires_in`).
+    In(Duration),
+    /// Absolute (Twilio's `access_token_expires_at`).
+    At(SystemTime),
+    /// The provider did not say: the token is used until it fails.
+    Unknown,
+}
+
+/// Tokens issued by a successful poll or refresh.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenGrant {
+    /// The access token.
+    pub access_token: Secret,
+    /// `Bearer` unless the provider says otherwise.
+    pub token_type: String,
+    /// When the access token expires.
+    pub expiry: Expiry,
+    /// A refresh token; on refresh, `None` means the old one stays valid.
+    pub refresh_token: Option<Secret>,
+    /// Space-separated granted scopes, when the provider says.
+    pub scope: Option<String>,
+}
+
+/// The result of one poll of the token endpoint during a device login.
+#[derive(Debug)]
+pub enum PollOutcome {
+    /// The person has not answered yet: poll again after the interval.
+    Pending,
+    /// Poll slower. `interval` is the provider's new interval when it sent
+    /// one; otherwise the caller adds 5 s (RFC 8628 §3.5).
+    SlowDown {
+        /// The new interval, when given.
+        interval: Option<Duration>,
+    },
+    /// The person approved: here are the tokens.
+    Granted(TokenGrant),
+    /// The person (or the provider) denied the request.
+    Denied {
+        /// The provider's explanation.
+        message: String,
+    },
+    /// The device code expired.
+    Expired {
+        /// The provider's explanation.
+        message: String,
+    },
+    /// Anything else: transient failures are retried with backoff, the rest end the login.
+    Failed(ProviderError),
+}

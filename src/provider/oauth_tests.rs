@@ -1,0 +1,317 @@
+use bytes::Bytes;
+
+use super::*;
+use crate::provider::FailureClass;
+
+const STD: AnswerFormat = AnswerFormat::STANDARD;
+
+fn answer(status: u16, content_type: &str, body: &str) -> HttpResponse {
+    HttpResponse {
+        url: "http://127.0.0.1/token".parse().unwrap(),
+        status,
+        content_type: Some(content_type.to_owned()),
+        location: None,
+        date: None,
+        body: Bytes::from(body.to_owned()),
+    }
+}
+
+fn json(status: u16, body: &str) -> HttpResponse {
+    answer(status, "application/json", body)
+}
+
+fn at(secs: u64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+}
+
+#[test]
+fn token_answer_with_string_expiry() {
+    let r = json(
+        200,
+        r#"{"access_token":"a","token_type":"bearer","expires_in":"3600","refresh_token":"r"}"#,
+    );
+    let grant = refresh_answer(&STD, &r).unwrap();
+    assert_eq!(grant.access_token.expose(), "a");
+    assert_eq!(grant.expiry, Expiry::In(Duration::from_secs(3600)));
+    assert_eq!(grant.refresh_token.unwrap().expose(), "r");
+}
+
+#[test]
+fn github_form_encoded_answers_parse() {
+    let r = answer(
+        200,
+        "application/x-www-form-urlencoded; charset=utf-8",
+        "access_token=gho_x&token_type=bearer&scope=repo",
+    );
+    let grant = refresh_answer(&STD, &r).unwrap();
+    assert_eq!(grant.access_token.expose(), "gho_x");
+    assert_eq!(grant.expiry, Expiry::Unknown);
+    let r = answer(
+        200,
+        "application/x-www-form-urlencoded",
+        "error=authorization_pending",
+    );
+    assert!(matches!(poll_answer(&STD, &r), PollOutcome::Pending));
+}
+
+#[test]
+fn github_slow_down_with_200_and_interval() {
+    let r = json(200, r#"{"error":"slow_down","interval":10}"#);
+    match poll_answer(&STD, &r) {
+        PollOutcome::SlowDown { interval } => {
+            assert_eq!(interval, Some(Duration::from_secs(10)));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn poll_errors_map_to_outcomes() {
+    let poll = |status, body| poll_answer(&STD, &json(status, body));
+    assert!(matches!(
+        poll(400, r#"{"error":"authorization_pending"}"#),
+        PollOutcome::Pending
+    ));
+    for status in [403, 428] {
+        assert!(matches!(
+            poll(status, r#"{"error":"authorization_pending"}"#),
+            PollOutcome::Pending
+        ));
+    }
+    assert!(matches!(
+        poll(403, r#"{"error":"slow_down"}"#),
+        PollOutcome::SlowDown { interval: None }
+    ));
+    assert!(matches!(
+        poll(400, r#"{"error":"access_denied"}"#),
+        PollOutcome::Denied { .. }
+    ));
+    assert!(matches!(
+        poll(400, r#"{"error":"authorization_declined"}"#),
+        PollOutcome::Denied { .. }
+    ));
+    assert!(matches!(
+        poll(400, r#"{"error":"expired_token"}"#),
+        PollOutcome::Expired { .. }
+    ));
+    match poll(
+        401,
+        r#"{"error":"invalid_client","error_description":"bad id"}"#,
+    ) {
+        PollOutcome::Failed(e) => {
+            assert_eq!(e.class(), FailureClass::Permanent);
+            assert!(e.to_string().contains("invalid_client"), "{e}");
+        }
+        other => panic!("{other:?}"),
+    }
+    match poll(400, r#"{"error":"bad_verification_code"}"#) {
+        PollOutcome::Failed(e) => {
+            assert_eq!(e.class(), FailureClass::Permanent);
+            assert!(
+                e.to_string().contains("does not know this device code"),
+                "{e}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    match poll(503, "") {
+        PollOutcome::Failed(e) => assert_eq!(e.class(), FailureClass::Transient),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn invalid_grant_and_expired_token_end_the_grant() {
+    for (status, error) in [
+        (400, "invalid_grant"),
+        (401, "invalid_grant"),
+        (400, "expired_token"),
+    ] {
+        let e = refresh_answer(
+            &STD,
+            &json(
+                status,
+                &format!(r#"{{"error":"{error}","error_description":"gone"}}"#),
+            ),
+        )
+        .unwrap_err();
+        assert_eq!(e.class(), FailureClass::GrantRevoked, "{error}");
+    }
+}
+
+#[test]
+fn garbage_answers_are_named() {
+    let e = refresh_answer(
+        &STD,
+        &answer(200, "text/html", "<!DOCTYPE html><html>login</html>"),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("HTML page"), "{e}");
+    assert_eq!(e.class(), FailureClass::Transient);
+    let e = refresh_answer(&STD, &json(200, r#"{"token_type":"Bearer"}"#)).unwrap_err();
+    assert!(e.to_string().contains("access_token"), "{e}");
+    let e =
+        refresh_answer(&STD, &json(200, r#"{"access_token":"a","expires_in":-5}"#)).unwrap_err();
+    assert!(e.to_string().contains("expires_in"), "{e}");
+    let e = refresh_answer(
+        &STD,
+        &json(200, r#"{"access_token":"a","expires_in":99999999999}"#),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("believable"), "{e}");
+    let mut redirect = answer(302, "text/html", "");
+    redirect.location = Some("http://127.0.0.1/elsewhere".into());
+    let e = refresh_answer(&STD, &redirect).unwrap_err();
+    assert!(e.to_string().contains("redirect"), "{e}");
+    // Bodies without an OAuth code still say what they say.
+    let e = refresh_answer(&STD, &json(429, r#"{"detail":"Request was throttled."}"#)).unwrap_err();
+    assert!(e.to_string().contains("Request was throttled."), "{e}");
+    assert_eq!(e.class(), FailureClass::Transient);
+}
+
+#[test]
+fn device_authorization_tolerates_google_and_azure_v1() {
+    let r = json(
+        200,
+        r#"{"device_code":"d","user_code":"U","verification_url":"https://x/device","expires_in":"1800","interval":"5"}"#,
+    );
+    let auth = device_authorization(&STD, &r).unwrap();
+    assert_eq!(auth.verification_uri.as_deref(), Some("https://x/device"));
+    assert_eq!(auth.expires_in, Duration::from_secs(1800));
+    assert_eq!(auth.interval, Some(Duration::from_secs(5)));
+    let r = json(
+        200,
+        r#"{"device_code":"d","user_code":"U","verification_uri":"","expires_in":600}"#,
+    );
+    assert_eq!(
+        device_authorization(&STD, &r).unwrap().verification_uri,
+        None
+    );
+    let e = device_authorization(&STD, &json(200, r#"{"user_code":"U","expires_in":600}"#))
+        .unwrap_err();
+    assert!(e.to_string().contains("device_code"), "{e}");
+}
+
+#[test]
+fn a_default_device_lifetime_stands_in_for_null() {
+    let body = r#"{"device_code":"d","user_code":"U","verification_uri":"https://x","expires_in":null,"interval":null}"#;
+    assert!(device_authorization(&STD, &json(201, body)).is_err());
+    let lenient = AnswerFormat {
+        default_device_lifetime: Some(Duration::from_secs(300)),
+        ..STD
+    };
+    let auth = device_authorization(&lenient, &json(201, body)).unwrap();
+    assert_eq!(auth.expires_in, Duration::from_secs(300));
+    assert_eq!(auth.interval, None);
+}
+
+#[test]
+fn absolute_expiries_are_measured_against_the_answers_date() {
+    let twilio = AnswerFormat {
+        expiry: ExpiryField::ExpiresAt("access_token_expires_at"),
+        ..STD
+    };
+    let body = |at: &str| {
+        format!(r#"{{"access_token":"a","refresh_token":null,"access_token_expires_at":{at}}}"#)
+    };
+    // 2025-07-01T12:00:00Z is 1751371200.
+    let mut r = json(201, &body(r#""2025-07-01T12:00:00Z""#));
+    r.date = Some(at(1_751_371_200 - 3600));
+    let grant = token_grant(&twilio, &r, &AnswerFields::parse(&r).unwrap()).unwrap();
+    assert_eq!(grant.expiry, Expiry::In(Duration::from_secs(3600)));
+    assert_eq!(grant.token_type, "Bearer");
+    assert!(grant.refresh_token.is_none());
+    let mut r = json(201, &body(r#""Tue, 01 Jul 2025 12:00:00 +0000""#));
+    r.date = Some(at(1_751_371_200 - 60));
+    let grant = refresh_answer(&twilio, &r).unwrap();
+    assert_eq!(grant.expiry, Expiry::In(Duration::from_secs(60)));
+    // Without a Date header, as written.
+    r.date = None;
+    let grant = refresh_answer(&twilio, &r).unwrap();
+    assert_eq!(grant.expiry, Expiry::At(at(1_751_371_200)));
+    // Null falls back to expires_in, then to unknown.
+    let r = json(201, &body("null"));
+    assert_eq!(refresh_answer(&twilio, &r).unwrap().expiry, Expiry::Unknown);
+    // In the past, or garbage, or absurd: refused.
+    let mut r = json(201, &body(r#""2025-07-01T12:00:00Z""#));
+    r.date = Some(at(1_751_371_200 + 10));
+    let e = refresh_answer(&twilio, &r).unwrap_err();
+    assert!(
+        e.to_string().contains("not after the answer's own date"),
+        "{e}"
+    );
+    let r = json(201, &body(r#""next tuesday""#));
+    let e = refresh_answer(&twilio, &r).unwrap_err();
+    assert!(e.to_string().contains("not a date-time"), "{e}");
+    let mut r = json(201, &body(r#""9999-01-01T00:00:00Z""#));
+    r.date = Some(at(1_751_371_200));
+    let e = refresh_answer(&twilio, &r).unwrap_err();
+    assert!(e.to_string().contains("believable"), "{e}");
+}
+
+#[test]
+fn created_at_ages_the_lifetime() {
+    let trakt = AnswerFormat {
+        expiry: ExpiryField::ExpiresInSinceCreated,
+        ..STD
+    };
+    let body = |created: u64| {
+        format!(
+            r#"{{"access_token":"a","token_type":"bearer","expires_in":600,"created_at":{created}}}"#
+        )
+    };
+    let mut r = json(200, &body(1_000_000));
+    r.date = Some(at(1_000_100));
+    // 100 s old, less the second of Date's resolution.
+    assert_eq!(
+        refresh_answer(&trakt, &r).unwrap().expiry,
+        Expiry::In(Duration::from_secs(501))
+    );
+    // From the future (skew) or without a Date: fresh.
+    r.date = Some(at(999_000));
+    assert_eq!(
+        refresh_answer(&trakt, &r).unwrap().expiry,
+        Expiry::In(Duration::from_secs(600))
+    );
+    r.date = None;
+    assert_eq!(
+        refresh_answer(&trakt, &r).unwrap().expiry,
+        Expiry::In(Duration::from_secs(600))
+    );
+    // Already dead on arrival.
+    r.date = Some(at(1_000_700));
+    let e = refresh_answer(&trakt, &r).unwrap_err();
+    assert!(e.to_string().contains("had expired when it arrived"), "{e}");
+}
+
+#[test]
+fn twilio_and_drf_error_bodies_drive_outcomes() {
+    let twilio = AnswerFormat {
+        errors: ErrorBodies::Twilio,
+        ..STD
+    };
+    let body = r#"{"code":20001,"message":"authorization_pending","more_info":"https://www.twilio.com/docs/errors/20001","status":400}"#;
+    assert!(matches!(
+        poll_answer(&twilio, &json(400, body)),
+        PollOutcome::Pending
+    ));
+    assert!(matches!(
+        poll_answer(&STD, &json(400, body)),
+        PollOutcome::Failed(_)
+    ));
+    let drf = AnswerFormat {
+        errors: ErrorBodies::Drf,
+        ..STD
+    };
+    let e = device_authorization(
+        &drf,
+        &json(400, r#"{"device_type":["This field is required."]}"#),
+    )
+    .unwrap_err();
+    assert_eq!(e.class(), FailureClass::Permanent);
+    assert!(
+        e.to_string()
+            .contains("invalid_request (HTTP 400): `device_type`: This field is required."),
+        "{e}"
+    );
+}

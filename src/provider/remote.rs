@@ -1,0 +1,189 @@
+//! A configured provider: a dialect, its endpoints and the HTTP client.
+
+use std::time::SystemTime;
+
+use tokio::sync::OnceCell;
+use url::Url;
+
+use super::{
+    DeviceAuthorization, Endpoints, Expiry, HttpClient, PollOutcome, ProviderDialect,
+    ProviderError, TokenGrant, discovery, oauth,
+};
+use crate::config::EndpointSource;
+use crate::secret::Secret;
+
+/// A configured provider: its dialect, its endpoints and the HTTP client.
+#[derive(Debug)]
+pub struct Provider {
+    dialect: Box<dyn ProviderDialect>,
+    http: HttpClient,
+    source: EndpointSource,
+    /// Endpoints once known; discovery runs at most once at a time and its
+    /// result is kept (a failed discovery is retried on the next call).
+    endpoints: OnceCell<Endpoints>,
+}
+
+impl Provider {
+    /// A provider speaking `dialect` at the endpoints `source` describes.
+    #[must_use]
+    pub fn new(
+        dialect: Box<dyn ProviderDialect>,
+        source: EndpointSource,
+        http: HttpClient,
+    ) -> Self {
+        let endpoints = OnceCell::new();
+        if let EndpointSource::Fixed {
+            device_authorization,
+            token,
+            refresh,
+        } = &source
+        {
+            let _ = endpoints.set(Endpoints {
+                device_authorization: device_authorization.clone(),
+                token: token.clone(),
+                refresh: refresh.clone(),
+            });
+        }
+        Self {
+            dialect,
+            http,
+            source,
+            endpoints,
+        }
+    }
+
+    /// The dialect.
+    #[must_use]
+    pub fn dialect(&self) -> &dyn ProviderDialect {
+        self.dialect.as_ref()
+    }
+
+    async fn endpoints(&self) -> Result<&Endpoints, ProviderError> {
+        self.endpoints
+            .get_or_try_init(|| async {
+                match &self.source {
+                    EndpointSource::Fixed {
+                        device_authorization,
+                        token,
+                        refresh,
+                    } => Ok(Endpoints {
+                        device_authorization: device_authorization.clone(),
+                        token: token.clone(),
+                        refresh: refresh.clone(),
+                    }),
+                    EndpointSource::Discover { issuer } => {
+                        discovery::discover(&self.http, issuer).await
+                    }
+                }
+            })
+            .await
+    }
+
+    /// Starts a device login: asks for a device and user code.
+    ///
+    /// # Errors
+    /// Discovery or the request failed, or the answer is unusable.
+    pub async fn start_device_authorization(&self) -> Result<DeviceAuthorization, ProviderError> {
+        let endpoints = self.endpoints().await?;
+        let request = self.dialect.device_authorization_request(endpoints);
+        let response = self.http.send(&request).await?;
+        self.dialect.parse_device_authorization(&response)
+    }
+
+    /// Polls once for the outcome of a device login.
+    pub async fn poll(&self, device_code: &Secret) -> PollOutcome {
+        let endpoints = match self.endpoints().await {
+            Ok(endpoints) => endpoints,
+            Err(e) => return PollOutcome::Failed(e),
+        };
+        let request = self.dialect.poll_request(endpoints, device_code);
+        match self.http.send(&request).await {
+            Ok(response) => match self.dialect.parse_poll(&response) {
+                PollOutcome::Granted(grant) => match still_alive(grant, &response.url) {
+                    Ok(grant) => PollOutcome::Granted(grant),
+                    Err(e) => PollOutcome::Failed(e),
+                },
+                outcome => outcome,
+            },
+            Err(e) => PollOutcome::Failed(e),
+        }
+    }
+
+    /// Exchanges a refresh token for new tokens.
+    ///
+    /// # Errors
+    /// See [`ProviderError::class`].
+    pub async fn refresh(&self, refresh_token: &Secret) -> Result<TokenGrant, ProviderError> {
+        let endpoints = self.endpoints().await?;
+        let request = self.dialect.refresh_request(endpoints, refresh_token);
+        let response = self.http.send(&request).await?;
+        still_alive(self.dialect.parse_refresh(&response)?, &response.url)
+    }
+
+    /// The token endpoint, when known without discovery (used to group
+    /// refreshes per endpoint for the concurrency bound).
+    #[must_use]
+    pub fn token_endpoint_hint(&self) -> String {
+        match &self.source {
+            EndpointSource::Fixed { token, .. } => token.as_str().to_owned(),
+            EndpointSource::Discover { issuer } => issuer.as_str().to_owned(),
+        }
+    }
+}
+
+/// Checks an absolute expiry against the local clock, which the pure
+/// dialects cannot read: a token that is dead on arrival, or that claims to
+/// live for years, is a garbage answer. Taking it would make the session
+/// refresh in a tight loop, or never.
+fn still_alive(grant: TokenGrant, endpoint: &Url) -> Result<TokenGrant, ProviderError> {
+    let Expiry::At(at) = grant.expiry else {
+        return Ok(grant);
+    };
+    let problem = match at.duration_since(SystemTime::now()) {
+        Ok(left) if left > oauth::MAX_TOKEN_LIFETIME => format!(
+            "the access token's expiry is {} s away, beyond the believable maximum of {} s",
+            left.as_secs(),
+            oauth::MAX_TOKEN_LIFETIME.as_secs()
+        ),
+        Ok(left) if !left.is_zero() => return Ok(grant),
+        _ => "the access token's expiry has already passed (is the clock right?)".to_owned(),
+    };
+    Err(ProviderError::Malformed {
+        endpoint: endpoint.as_str().to_owned(),
+        problem,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::provider::FailureClass;
+
+    fn grant(expiry: Expiry) -> TokenGrant {
+        TokenGrant {
+            access_token: Secret::from("at"),
+            token_type: "Bearer".into(),
+            expiry,
+            refresh_token: None,
+            scope: None,
+        }
+    }
+
+    #[test]
+    fn absolute_expiries_must_lie_ahead_and_within_reason() {
+        let url: Url = "https://idp.example/token".parse().unwrap();
+        let now = SystemTime::now();
+        let hour = Duration::from_secs(3600);
+        assert!(still_alive(grant(Expiry::At(now + hour)), &url).is_ok());
+        assert!(still_alive(grant(Expiry::In(hour)), &url).is_ok());
+        assert!(still_alive(grant(Expiry::Unknown), &url).is_ok());
+        let e = still_alive(grant(Expiry::At(now - hour)), &url).unwrap_err();
+        assert!(e.to_string().contains("has already passed"), "{e}");
+        assert_eq!(e.class(), FailureClass::Transient);
+        let far = now + oauth::MAX_TOKEN_LIFETIME + hour;
+        let e = still_alive(grant(Expiry::At(far)), &url).unwrap_err();
+        assert!(e.to_string().contains("believable maximum"), "{e}");
+    }
+}

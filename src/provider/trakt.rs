@@ -1,0 +1,317 @@
+//! Trakt (`shared/dialects.md` §1).
+//!
+//! As data: JSON bodies, the poll's device code under `code` and no
+//! `grant_type`, the client secret in every poll and refresh, no scopes,
+//! refreshes at their own endpoint (`/oauth/token`) with the registered
+//! `redirect_uri`, `verification_url` in the device answer (read by
+//! [`super::oauth`]), and `created_at` ageing the token's lifetime.
+//!
+//! As code: the poll answer is in the status code alone, bodies empty or
+//! not JSON ([`POLL_STATUSES`]); and every request carries Trakt's API
+//! headers, which its API gateway expects.
+
+use super::oauth::{self, AnswerFields, AnswerFormat, ExpiryField};
+use super::wire::{Encoding, ScopeField, WireFormat};
+use super::{
+    ClientIdentity, DeviceAuthorization, DialectKind, Endpoints, HttpRequest, HttpResponse,
+    PollOutcome, ProviderDialect, ProviderError, TokenGrant, plain,
+};
+use crate::secret::Secret;
+
+/// The redirect URI of apps without one: device apps (RFC 8252's
+/// out-of-band URI, which Trakt's app settings use).
+pub const OOB_REDIRECT_URI: &str = "urn:ietf:wg:oauth:2.0:oob";
+
+/// Trakt's API version header value.
+pub const API_VERSION: &str = "2";
+
+/// Trakt's requests.
+pub const WIRE: WireFormat = WireFormat {
+    encoding: Encoding::Json,
+    scope: ScopeField::Omitted,
+    device_grant: None,
+    device_code: "code",
+    // The device code request takes the client id alone.
+    authenticate_device_request: false,
+    ..WireFormat::STANDARD
+};
+
+/// Trakt's answers: RFC 6749 bodies where there are any, `created_at`.
+pub const ANSWERS: AnswerFormat = AnswerFormat {
+    expiry: ExpiryField::ExpiresInSinceCreated,
+    ..AnswerFormat::STANDARD
+};
+
+/// What a poll's status code means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PollStatus {
+    /// The body is the token answer.
+    Granted,
+    /// Keep polling.
+    Pending,
+    /// Poll slower.
+    SlowDown,
+    /// The person denied.
+    Denied,
+    /// The device code expired.
+    Expired,
+    /// A refusal the login cannot recover from: (error, explanation).
+    Refused(&'static str, &'static str),
+}
+
+/// Trakt's poll answers, by status (Trakt API docs, "Get token").
+pub const POLL_STATUSES: &[(u16, PollStatus)] = &[
+    (200, PollStatus::Granted),
+    (400, PollStatus::Pending),
+    (
+        404,
+        PollStatus::Refused(
+            "invalid_device_code",
+            "Trakt does not know this device code",
+        ),
+    ),
+    (
+        409,
+        PollStatus::Refused(
+            "code_already_used",
+            "this device code was already exchanged for tokens",
+        ),
+    ),
+    (410, PollStatus::Expired),
+    (418, PollStatus::Denied),
+    (429, PollStatus::SlowDown),
+];
+
+/// The Trakt dialect.
+#[derive(Debug)]
+pub struct Trakt {
+    client: ClientIdentity,
+    redirect_uri: String,
+}
+
+impl Trakt {
+    /// The dialect speaking for `client`, whose app is registered with
+    /// `redirect_uri`.
+    #[must_use]
+    pub fn new(client: ClientIdentity, redirect_uri: &str) -> Self {
+        Self {
+            client,
+            redirect_uri: redirect_uri.to_owned(),
+        }
+    }
+
+    fn with_headers(&self, mut request: HttpRequest) -> HttpRequest {
+        request
+            .headers
+            .push(("trakt-api-version", API_VERSION.to_owned()));
+        request
+            .headers
+            .push(("trakt-api-key", self.client.client_id.clone()));
+        request
+    }
+}
+
+impl ProviderDialect for Trakt {
+    fn kind(&self) -> DialectKind {
+        DialectKind::Trakt
+    }
+
+    fn device_authorization_request(&self, endpoints: &Endpoints) -> HttpRequest {
+        self.with_headers(WIRE.device_request(&self.client, endpoints.device_authorization.clone()))
+    }
+
+    fn parse_device_authorization(
+        &self,
+        response: &HttpResponse,
+    ) -> Result<DeviceAuthorization, ProviderError> {
+        oauth::device_authorization(&ANSWERS, response)
+    }
+
+    fn poll_request(&self, endpoints: &Endpoints, device_code: &Secret) -> HttpRequest {
+        self.with_headers(WIRE.poll_request(&self.client, endpoints.token.clone(), device_code))
+    }
+
+    fn parse_poll(&self, response: &HttpResponse) -> PollOutcome {
+        let meaning = POLL_STATUSES
+            .iter()
+            .find(|(status, _)| *status == response.status)
+            .map(|(_, meaning)| *meaning);
+        // A 400 that does carry an OAuth error (a malformed request) says
+        // more than "pending"; the status table is for Trakt's bare answers.
+        let has_error = || {
+            AnswerFields::parse(response)
+                .as_ref()
+                .and_then(|f| ANSWERS.errors.read(f))
+                .is_some()
+        };
+        match meaning {
+            Some(PollStatus::Pending) if !has_error() => PollOutcome::Pending,
+            Some(PollStatus::SlowDown) => PollOutcome::SlowDown { interval: None },
+            Some(PollStatus::Denied) => PollOutcome::Denied {
+                message: "the person denied the request (HTTP 418)".to_owned(),
+            },
+            Some(PollStatus::Expired) => PollOutcome::Expired {
+                message: "the device code expired (HTTP 410)".to_owned(),
+            },
+            Some(PollStatus::Refused(error, detail)) => {
+                PollOutcome::Failed(ProviderError::Rejected {
+                    endpoint: response.url.as_str().to_owned(),
+                    status: response.status,
+                    error: error.to_owned(),
+                    detail: Some(detail.to_owned()),
+                })
+            }
+            Some(PollStatus::Granted | PollStatus::Pending) | None => {
+                oauth::poll_answer(&ANSWERS, response)
+            }
+        }
+    }
+
+    fn refresh_request(&self, endpoints: &Endpoints, refresh_token: &Secret) -> HttpRequest {
+        let mut request =
+            WIRE.refresh_request(&self.client, endpoints.refresh_url().clone(), refresh_token);
+        if let super::RequestBody::Json(fields) = &mut request.body {
+            fields.push(plain("redirect_uri", &self.redirect_uri));
+        }
+        self.with_headers(request)
+    }
+
+    fn parse_refresh(&self, response: &HttpResponse) -> Result<TokenGrant, ProviderError> {
+        oauth::refresh_answer(&ANSWERS, response)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::time::{Duration, SystemTime};
+
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::config::ClientAuth;
+    use crate::provider::wire::field;
+    use crate::provider::{Expiry, FailureClass, RequestBody};
+
+    fn trakt() -> Trakt {
+        Trakt::new(
+            ClientIdentity {
+                client_id: "cid".into(),
+                client_secret: Some(Secret::from("csecret")),
+                client_auth: ClientAuth::SecretPost,
+                scopes: Vec::new(),
+                device_params: BTreeMap::new(),
+            },
+            OOB_REDIRECT_URI,
+        )
+    }
+
+    fn endpoints() -> Endpoints {
+        let base: url::Url = "https://api.trakt.tv".parse().unwrap();
+        let paths = DialectKind::Trakt.fixed_paths().unwrap();
+        Endpoints {
+            device_authorization: base.join(paths.device_authorization).unwrap(),
+            token: base.join(paths.token).unwrap(),
+            refresh: paths.refresh.map(|p| base.join(p).unwrap()),
+        }
+    }
+
+    fn answer(status: u16, content_type: Option<&str>, body: &str) -> HttpResponse {
+        HttpResponse {
+            url: endpoints().token,
+            status,
+            content_type: content_type.map(str::to_owned),
+            location: None,
+            date: None,
+            body: Bytes::from(body.to_owned()),
+        }
+    }
+
+    #[test]
+    fn requests_are_json_with_trakt_names() {
+        let dialect = trakt();
+        let request = dialect.device_authorization_request(&endpoints());
+        assert!(matches!(&request.body, RequestBody::Json(f) if f.len() == 1));
+        assert_eq!(field(&request, "client_id"), Some("cid"));
+        assert!(
+            request
+                .headers
+                .contains(&("trakt-api-key", "cid".to_owned()))
+        );
+        let poll = dialect.poll_request(&endpoints(), &Secret::from("dc"));
+        assert_eq!(poll.url.path(), "/oauth/device/token");
+        assert_eq!(field(&poll, "code"), Some("dc"));
+        assert_eq!(field(&poll, "client_secret"), Some("csecret"));
+        assert_eq!(field(&poll, "grant_type"), None);
+        assert_eq!(field(&poll, "device_code"), None);
+        let refresh = dialect.refresh_request(&endpoints(), &Secret::from("rt"));
+        assert_eq!(refresh.url.path(), "/oauth/token");
+        assert_eq!(field(&refresh, "grant_type"), Some("refresh_token"));
+        assert_eq!(field(&refresh, "redirect_uri"), Some(OOB_REDIRECT_URI));
+        assert_eq!(field(&refresh, "client_secret"), Some("csecret"));
+        assert!(!format!("{refresh:?}").contains("csecret"));
+    }
+
+    #[test]
+    fn polls_are_answered_by_status() {
+        let dialect = trakt();
+        let poll = |status, body: &str| dialect.parse_poll(&answer(status, None, body));
+        assert!(matches!(poll(400, ""), PollOutcome::Pending));
+        assert!(matches!(poll(400, "Pending"), PollOutcome::Pending));
+        assert!(matches!(
+            poll(429, ""),
+            PollOutcome::SlowDown { interval: None }
+        ));
+        assert!(matches!(poll(418, ""), PollOutcome::Denied { .. }));
+        assert!(matches!(poll(410, ""), PollOutcome::Expired { .. }));
+        for status in [404, 409] {
+            match poll(status, "") {
+                PollOutcome::Failed(e) => assert_eq!(e.class(), FailureClass::Permanent),
+                other => panic!("{status}: {other:?}"),
+            }
+        }
+        match poll(503, "") {
+            PollOutcome::Failed(e) => assert_eq!(e.class(), FailureClass::Transient),
+            other => panic!("{other:?}"),
+        }
+        match poll(400, r#"{"error":"invalid_request"}"#) {
+            PollOutcome::Failed(e) => assert!(e.to_string().contains("invalid_request")),
+            other => panic!("{other:?}"),
+        }
+        // An empty 200 is no token.
+        assert!(matches!(poll(200, ""), PollOutcome::Failed(_)));
+    }
+
+    #[test]
+    fn the_token_answer_honours_created_at() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let mut response = answer(
+            200,
+            Some("application/json"),
+            r#"{"access_token":"at","token_type":"bearer","expires_in":604800,"refresh_token":"rt","scope":"public","created_at":1699999990}"#,
+        );
+        response.date = Some(now);
+        let PollOutcome::Granted(grant) = trakt().parse_poll(&response) else {
+            panic!("not granted")
+        };
+        assert_eq!(grant.expiry, Expiry::In(Duration::from_secs(604_800 - 9)));
+        assert_eq!(grant.scope.as_deref(), Some("public"));
+        assert_eq!(grant.refresh_token.unwrap().expose(), "rt");
+    }
+
+    #[test]
+    fn refresh_errors() {
+        let dialect = trakt();
+        let e = dialect
+            .parse_refresh(&answer(
+                401,
+                Some("application/json"),
+                r#"{"error":"invalid_grant"}"#,
+            ))
+            .unwrap_err();
+        assert_eq!(e.class(), FailureClass::GrantRevoked);
+        let e = dialect.parse_refresh(&answer(400, None, "")).unwrap_err();
+        assert_eq!(e.class(), FailureClass::Permanent);
+        assert!(e.to_string().contains("HTTP 400"), "{e}");
+    }
+}

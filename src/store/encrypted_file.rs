@@ -1,0 +1,361 @@
+//! Sessions in encrypted files under the state directory
+//! (`store = "encrypted-file"`): the store for the system service, which has
+//! no Secret Service.
+//!
+//! # Why this store, and why this name
+//!
+//! A system service has no login keyring, and kernel keyrings do not survive
+//! a reboot (see [`super::secret_service`]). What a system service does have
+//! is systemd: a private state directory (`StateDirectory=`) that survives
+//! reboots, and credentials (`LoadCredentialEncrypted=`) that systemd keeps
+//! encrypted at rest with the machine's TPM2 and/or host key and decrypts
+//! into a private, memory-backed directory when the service starts. So the
+//! records live on disk encrypted, and the key that opens them does not lie
+//! next to them in the clear. The name says both halves: files, encrypted.
+//!
+//! # Setting it up
+//!
+//! Make a 32-byte random key and give it to the unit as an encrypted
+//! credential (the key then exists in the clear only in the service's
+//! credential directory, in memory, while it runs):
+//!
+//! ```text
+//! # as root, once
+//! install -d -m 0700 /etc/credstore.encrypted
+//! head -c 32 /dev/urandom \
+//!   | systemd-creds encrypt --name=tokend-store-key - /etc/credstore.encrypted/tokend-store-key
+//! ```
+//!
+//! ```ini
+//! # tokend.service (system instance)
+//! [Service]
+//! LoadCredentialEncrypted=tokend-store-key:/etc/credstore.encrypted/tokend-store-key
+//! StateDirectory=tokend
+//! StateDirectoryMode=0700
+//! ```
+//!
+//! ```toml
+//! # /etc/tokend/config.toml
+//! [daemon]
+//! store = "encrypted-file"
+//! # store_key_credential = "tokend-store-key"   # the default
+//! ```
+//!
+//! Without systemd credentials, a key file works too:
+//! `(umask 077; head -c 32 /dev/urandom > /etc/tokend/store.key)` and
+//! `store_key_file = "/etc/tokend/store.key"`. It must be exactly 32 bytes
+//! and readable by its owner only; `tokend --check` says so, with the
+//! position of the key in the config, when it is not. A key file on the same
+//! disk as the state directory protects the records only as well as that
+//! file's permissions do: prefer the credential.
+//!
+//! The directory is `$STATE_DIRECTORY` (set by `StateDirectory=`), else
+//! `/var/lib/tokend` for root and `$XDG_STATE_HOME/tokend` for a user,
+//! unless `state_directory` says otherwise. Records are in its `sessions/`
+//! subdirectory, one file per provider, `NAME.session`.
+//!
+//! Losing the key loses the sessions (every provider needs a new login),
+//! nothing else. A new key makes the old records unreadable with a clear
+//! "written with another key" error until each provider logs in again.
+//!
+//! # Writes are atomic and durable
+//!
+//! A record is written to a new temporary file (mode 0600, created
+//! exclusively), flushed with `fsync`, renamed over the provider's file, and
+//! the directory is flushed so the rename itself survives a power cut.
+//! `rename` replaces the file in one step: a crash at any point leaves the
+//! old record or the new one, never a mix or nothing. A temporary file left
+//! by a crash is removed when the daemon next starts. The format and its
+//! tamper protection are in [`super::sealed`].
+
+use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::io::{self, Read as _, Write as _};
+use std::os::unix::fs::{
+    DirBuilderExt as _, MetadataExt as _, OpenOptionsExt as _, PermissionsExt,
+};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::key::{KeyId, StoreKey};
+use super::sealed::{self, MAX_FILE_LEN, OpenError};
+use super::{Store, StoreError, StoredSession};
+
+/// The name of this store in messages.
+pub const STORE: &str = "encrypted file store";
+
+/// The subdirectory of the state directory that holds the records.
+pub const SESSIONS_DIR: &str = "sessions";
+
+/// The suffix of a record file.
+pub const SUFFIX: &str = ".session";
+
+/// The suffix of a temporary file (hidden, so `ls` shows records only).
+const TEMP_SUFFIX: &str = ".tmp";
+
+/// Makes temporary file names unique within the process.
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Encrypted session records, one file per provider.
+#[derive(Debug)]
+pub struct EncryptedFileStore {
+    directory: PathBuf,
+    key: StoreKey,
+}
+
+impl EncryptedFileStore {
+    /// A store in `state_directory/sessions`, sealing with `key`. Nothing
+    /// is touched yet: each operation creates the directory (0700) if it is
+    /// missing, so a state directory that appears late is still used.
+    #[must_use]
+    pub fn new(state_directory: &Path, key: StoreKey) -> Self {
+        Self {
+            directory: state_directory.join(SESSIONS_DIR),
+            key,
+        }
+    }
+
+    /// The directory that holds the records.
+    #[must_use]
+    pub fn directory(&self) -> &Path {
+        &self.directory
+    }
+
+    /// The public name of the key in use (logged at start, stored in files).
+    #[must_use]
+    pub fn key_id(&self) -> KeyId {
+        self.key.id()
+    }
+
+    /// The file that holds `provider`'s record.
+    ///
+    /// # Errors
+    /// `provider` is not a name a provider can have (so it could not be a
+    /// safe file name either).
+    pub fn file_of(&self, provider: &str) -> Result<PathBuf, StoreError> {
+        let valid = !provider.is_empty()
+            && provider.len() <= 128
+            && provider
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !valid {
+            return Err(failed(format!("`{provider}` is not a provider name")));
+        }
+        Ok(self.directory.join(format!("{provider}{SUFFIX}")))
+    }
+
+    /// Removes temporary files a crash left behind; returns how many. Only
+    /// the daemon calls this: a `tokend --prune` running beside it must not
+    /// remove a file the daemon is writing.
+    #[must_use = "the count says whether a crash interrupted a write"]
+    pub fn remove_stale_temp_files(&self) -> usize {
+        let Ok(entries) = fs::read_dir(&self.directory) else {
+            return 0;
+        };
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with('.')
+                && name.ends_with(TEMP_SUFFIX)
+                && fs::remove_file(entry.path()).is_ok()
+            {
+                removed += 1;
+            }
+        }
+        removed
+    }
+
+    /// Creates the directory if missing and keeps it private.
+    fn prepare(&self) -> Result<(), StoreError> {
+        let dir = &self.directory;
+        let meta = match fs::symlink_metadata(dir) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(dir)
+                    .map_err(|e| unusable(dir, &format!("cannot create it: {e}")))?;
+                // The new directory entry must survive a crash like the files in it.
+                if let Some(parent) = dir.parent() {
+                    let _ = sync_dir(parent);
+                }
+                fs::symlink_metadata(dir).map_err(|e| unusable(dir, &e.to_string()))?
+            }
+            Err(e) => return Err(unusable(dir, &e.to_string())),
+        };
+        if !meta.is_dir() {
+            return Err(unusable(dir, "it is not a directory"));
+        }
+        let uid = rustix::process::geteuid().as_raw();
+        if meta.uid() != uid {
+            return Err(unusable(
+                dir,
+                &format!(
+                    "it belongs to uid {}, not to tokend's uid {uid}",
+                    meta.uid()
+                ),
+            ));
+        }
+        if meta.mode() & 0o077 != 0 {
+            // The files are sealed anyway; a private directory also hides
+            // which providers have sessions, and keeps others from planting files.
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+                .map_err(|e| unusable(dir, &format!("cannot make it private (0700): {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// Writes `bytes` as `target`, atomically and durably (see the module doc).
+    fn write_atomically(&self, target: &Path, provider: &str, bytes: &[u8]) -> io::Result<()> {
+        let temp = self.directory.join(format!(
+            ".{provider}.{}.{}{TEMP_SUFFIX}",
+            std::process::id(),
+            TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let written = (|| {
+            let mut file = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&temp)?;
+            // The creation mode is filtered by the umask; set it outright.
+            file.set_permissions(fs::Permissions::from_mode(0o600))?;
+            file.write_all(bytes)?;
+            file.sync_all()?;
+            drop(file);
+            fs::rename(&temp, target)
+        })();
+        if let Err(e) = written {
+            let _ = fs::remove_file(&temp);
+            return Err(e);
+        }
+        // Until the directory is flushed, a power cut may undo the rename:
+        // report that as a failure so the broker keeps trying to save.
+        sync_dir(&self.directory)
+    }
+}
+
+impl Store for EncryptedFileStore {
+    fn name(&self) -> &'static str {
+        STORE
+    }
+
+    fn load(&self, provider: &str) -> Result<Option<StoredSession>, StoreError> {
+        let path = self.file_of(provider)?;
+        self.prepare()?;
+        let Some(bytes) = read_record_file(&path, provider)? else {
+            return Ok(None);
+        };
+        let corrupt = |reason: String| StoreError::Corrupt {
+            store: STORE,
+            provider: provider.to_owned(),
+            reason: format!(
+                "{} {reason}; run `tokenctl logout {provider}` to remove it, then log in again",
+                path.display()
+            ),
+        };
+        let plaintext = sealed::open(&self.key, provider, &bytes).map_err(|e| match e {
+            OpenError::WrongKey(found) => StoreError::WrongKey {
+                store: STORE,
+                provider: provider.to_owned(),
+                found: found.to_string(),
+                expected: self.key.id().to_string(),
+            },
+            OpenError::Corrupt(reason) => corrupt(reason),
+        })?;
+        StoredSession::from_bytes(&plaintext)
+            .map(Some)
+            .map_err(corrupt)
+    }
+
+    fn save(&self, provider: &str, session: &StoredSession) -> Result<(), StoreError> {
+        let path = self.file_of(provider)?;
+        self.prepare()?;
+        let sealed = sealed::seal(&self.key, provider, &session.to_bytes()).map_err(failed)?;
+        self.write_atomically(&path, provider, &sealed)
+            .map_err(|e| failed(format!("cannot write {}: {e}", path.display())))
+    }
+
+    fn delete(&self, provider: &str) -> Result<(), StoreError> {
+        let path = self.file_of(provider)?;
+        self.prepare()?;
+        match fs::remove_file(&path) {
+            Ok(()) => sync_dir(&self.directory)
+                .map_err(|e| failed(format!("cannot flush {}: {e}", self.directory.display()))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(failed(format!("cannot remove {}: {e}", path.display()))),
+        }
+    }
+
+    fn list(&self) -> Result<Vec<String>, StoreError> {
+        self.prepare()?;
+        let entries =
+            fs::read_dir(&self.directory).map_err(|e| unusable(&self.directory, &e.to_string()))?;
+        let mut names: Vec<String> = entries
+            .flatten()
+            .filter_map(|entry| {
+                let name = entry.file_name().into_string().ok()?;
+                let provider = name.strip_suffix(SUFFIX)?.to_owned();
+                self.file_of(&provider).is_ok().then_some(provider)
+            })
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+}
+
+/// Reads a record file; `None` when there is none.
+fn read_record_file(path: &Path, provider: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    let mut file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(failed(format!("cannot read {}: {e}", path.display()))),
+    };
+    let meta = file
+        .metadata()
+        .map_err(|e| failed(format!("cannot read {}: {e}", path.display())))?;
+    if !meta.is_file() || meta.len() > MAX_FILE_LEN {
+        return Err(StoreError::Corrupt {
+            store: STORE,
+            provider: provider.to_owned(),
+            reason: format!(
+                "{} is not a session file (not a regular file of at most {MAX_FILE_LEN} bytes); \
+                 run `tokenctl logout {provider}` to remove it",
+                path.display()
+            ),
+        });
+    }
+    // Sealed bytes are no secret: a plain buffer will do.
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)
+        .map_err(|e| failed(format!("cannot read {}: {e}", path.display())))?;
+    Ok(Some(bytes))
+}
+
+/// Flushes a directory, so that renames and removals in it are durable.
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+fn failed(reason: String) -> StoreError {
+    StoreError::Failed {
+        store: STORE,
+        reason,
+    }
+}
+
+fn unusable(dir: &Path, why: &str) -> StoreError {
+    StoreError::Unavailable {
+        store: STORE,
+        reason: format!(
+            "the directory {} cannot be used: {why} (set `state_directory` in [daemon], or \
+             StateDirectory=tokend in the unit)",
+            dir.display()
+        ),
+    }
+}
+
+#[cfg(test)]
+#[path = "encrypted_file_tests.rs"]
+mod tests;

@@ -1,0 +1,157 @@
+//! Unit tests of the encrypted file store on a temporary directory.
+
+use std::os::unix::fs::PermissionsExt as _;
+
+use super::*;
+use crate::secret::Secret;
+use crate::store::STORED_SESSION_VERSION;
+use crate::store::key::KEY_LEN;
+
+fn key(byte: u8) -> StoreKey {
+    StoreKey::from_bytes(&[byte; KEY_LEN]).unwrap()
+}
+
+fn record(refresh: &str) -> StoredSession {
+    StoredSession {
+        version: STORED_SESSION_VERSION,
+        identity: "rfc8628|http://127.0.0.1/token|cid".into(),
+        refresh_token: Secret::from(refresh),
+        obtained_at: 1_790_000_000,
+        scope: Some("repo".into()),
+        access_token: Some(Secret::from(format!("at-of-{refresh}"))),
+        token_type: Some("Bearer".into()),
+        expires_at: Some(1_790_003_600),
+    }
+}
+
+fn mode(path: &Path) -> u32 {
+    fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn round_trip_list_delete_and_modes() {
+    let state = tempfile::tempdir().unwrap();
+    let store = EncryptedFileStore::new(&state.path().join("deep/state"), key(1));
+    assert_eq!(store.load("github").unwrap(), None);
+    assert_eq!(store.list().unwrap(), Vec::<String>::new());
+    store.save("github", &record("rt-github-1")).unwrap();
+    store.save("trakt", &record("rt-trakt-1")).unwrap();
+    store.save("github", &record("rt-github-2")).unwrap();
+    assert_eq!(store.load("github").unwrap(), Some(record("rt-github-2")));
+    assert_eq!(store.list().unwrap(), ["github", "trakt"]);
+
+    assert_eq!(mode(store.directory()), 0o700);
+    let file = store.file_of("github").unwrap();
+    assert_eq!(mode(&file), 0o600);
+    let bytes = fs::read(&file).unwrap();
+    for secret in ["rt-github-2", "at-of-rt-github-2", "rt-github-1"] {
+        assert!(
+            !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "{secret} in the clear"
+        );
+    }
+    // Only the records are in the directory: no temporary file is left.
+    let mut names: Vec<_> = fs::read_dir(store.directory())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["github.session", "trakt.session"]);
+
+    store.delete("github").unwrap();
+    store.delete("github").unwrap();
+    assert_eq!(store.load("github").unwrap(), None);
+    assert_eq!(store.list().unwrap(), ["trakt"]);
+}
+
+#[test]
+fn a_loose_directory_is_made_private() {
+    let state = tempfile::tempdir().unwrap();
+    let store = EncryptedFileStore::new(state.path(), key(1));
+    fs::create_dir(store.directory()).unwrap();
+    fs::set_permissions(store.directory(), fs::Permissions::from_mode(0o755)).unwrap();
+    store.list().unwrap();
+    assert_eq!(mode(store.directory()), 0o700);
+}
+
+#[test]
+fn tampered_swapped_and_foreign_files_are_corrupt() {
+    let state = tempfile::tempdir().unwrap();
+    let store = EncryptedFileStore::new(state.path(), key(1));
+    store.save("github", &record("rt-github-1")).unwrap();
+    store.save("gitlab", &record("rt-gitlab-1")).unwrap();
+    let github = store.file_of("github").unwrap();
+    let gitlab = store.file_of("gitlab").unwrap();
+
+    // One flipped bit in the ciphertext.
+    let good = fs::read(&github).unwrap();
+    let mut bad = good.clone();
+    let last = bad.len() - 20;
+    bad[last] ^= 0x40;
+    fs::write(&github, &bad).unwrap();
+    let err = store.load("github").unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
+    assert!(err.to_string().contains("modified or damaged"), "{err}");
+    assert!(err.to_string().contains("tokenctl logout github"), "{err}");
+
+    // gitlab's file under github's name: sealed for another provider.
+    fs::copy(&gitlab, &github).unwrap();
+    let err = store.load("github").unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
+
+    // Plain JSON, as if someone wrote a record by hand.
+    fs::write(&github, record("rt-x").to_bytes().as_slice()).unwrap();
+    let err = store.load("github").unwrap_err();
+    assert!(
+        err.to_string().contains("not a tokend session file"),
+        "{err}"
+    );
+    assert!(!format!("{err} {err:?}").contains("rt-x"));
+
+    // Writing a new record replaces the damaged one.
+    store.save("github", &record("rt-github-2")).unwrap();
+    assert_eq!(store.load("github").unwrap(), Some(record("rt-github-2")));
+}
+
+#[test]
+fn another_key_is_a_clear_error() {
+    let state = tempfile::tempdir().unwrap();
+    EncryptedFileStore::new(state.path(), key(1))
+        .save("github", &record("rt-github-1"))
+        .unwrap();
+    let other = EncryptedFileStore::new(state.path(), key(2));
+    let err = other.load("github").unwrap_err();
+    assert!(matches!(err, StoreError::WrongKey { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains("another key"), "{text}");
+    assert!(text.contains(&key(1).id().to_string()), "{text}");
+    assert!(text.contains(&key(2).id().to_string()), "{text}");
+}
+
+#[test]
+fn a_crash_mid_write_leaves_the_old_record_and_a_temp_file_that_start_removes() {
+    let state = tempfile::tempdir().unwrap();
+    let store = EncryptedFileStore::new(state.path(), key(1));
+    store.save("github", &record("rt-github-1")).unwrap();
+    // What a crash before the rename leaves: a complete or partial temp file.
+    let temp = store.directory().join(".github.4242.0.tmp");
+    fs::write(&temp, b"tokendS\x01partial").unwrap();
+    assert_eq!(store.load("github").unwrap(), Some(record("rt-github-1")));
+    assert_eq!(store.list().unwrap(), ["github"]);
+    assert_eq!(store.remove_stale_temp_files(), 1);
+    assert!(!temp.exists());
+}
+
+#[test]
+fn unusable_directories_and_names_are_errors() {
+    let state = tempfile::tempdir().unwrap();
+    fs::write(state.path().join(SESSIONS_DIR), b"not a directory").unwrap();
+    let store = EncryptedFileStore::new(state.path(), key(1));
+    let err = store.save("github", &record("rt-1")).unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable { .. }), "{err:?}");
+    assert!(err.to_string().contains("not a directory"), "{err}");
+    assert!(err.to_string().contains("state_directory"), "{err}");
+    for name in ["", "../etc", ".hidden", "a/b"] {
+        assert!(store.file_of(name).is_err(), "{name:?}");
+    }
+}

@@ -1,0 +1,200 @@
+//! The key of the encrypted file store: 32 random bytes from a systemd
+//! credential or a key file, never from the config text.
+//!
+//! The raw key is used only as input to HKDF-SHA256: one derived key seals
+//! the records (ChaCha20-Poly1305), another derivation names the key (its
+//! [`KeyId`], stored in every file), so a file written under another key is
+//! told apart from a damaged one without trying to decrypt it.
+
+use std::fmt;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
+
+use ring::{aead, hkdf};
+use zeroize::Zeroizing;
+
+/// Length of a store key in bytes: `head -c 32 /dev/urandom` makes one.
+pub const KEY_LEN: usize = 32;
+
+/// Length of a [`KeyId`] in bytes.
+pub const KEY_ID_LEN: usize = 8;
+
+/// HKDF salt: fixes the derivations to this use of the key.
+const SALT: &[u8] = b"tokend encrypted-file store";
+/// HKDF info of the record-sealing key.
+const SEAL_INFO: &[u8] = b"tokend session record key v1";
+/// HKDF info of the key id.
+const ID_INFO: &[u8] = b"tokend store key id v1";
+
+/// A store key. `Debug` shows only its [`KeyId`]; the bytes are zeroed on drop.
+pub struct StoreKey {
+    bytes: Zeroizing<[u8; KEY_LEN]>,
+}
+
+/// A public name of a key: derived from it, useless for finding it, and
+/// stored in every record so that "written with another key" is a clear
+/// error rather than a failed decryption.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct KeyId(pub [u8; KEY_ID_LEN]);
+
+impl fmt::Display for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+    }
+}
+
+impl fmt::Debug for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeyId({self})")
+    }
+}
+
+impl fmt::Debug for StoreKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoreKey")
+            .field("id", &self.id())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PartialEq for StoreKey {
+    /// Keys are the same when their ids are: the id is derived from every
+    /// key byte, and comparing ids keeps the key bytes out of comparisons.
+    fn eq(&self, other: &Self) -> bool {
+        self.id() == other.id()
+    }
+}
+
+impl Eq for StoreKey {}
+
+impl Clone for StoreKey {
+    fn clone(&self) -> Self {
+        Self {
+            bytes: Zeroizing::new(*self.bytes),
+        }
+    }
+}
+
+/// An HKDF output length that is not a cipher key.
+struct Len(usize);
+
+impl hkdf::KeyType for Len {
+    fn len(&self) -> usize {
+        self.0
+    }
+}
+
+impl StoreKey {
+    /// A key from exactly [`KEY_LEN`] bytes.
+    ///
+    /// # Errors
+    /// A sentence naming the wrong length (never the bytes).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
+        let array: [u8; KEY_LEN] = bytes.try_into().map_err(|_| {
+            format!(
+                "the key must be exactly {KEY_LEN} bytes, not {} (make one with `head -c {KEY_LEN} /dev/urandom`)",
+                bytes.len()
+            )
+        })?;
+        Ok(Self {
+            bytes: Zeroizing::new(array),
+        })
+    }
+
+    /// Reads a key file (or a systemd credential, which is one): a regular
+    /// file of exactly [`KEY_LEN`] bytes that only its owner may read.
+    ///
+    /// # Errors
+    /// A sentence saying what is wrong with the file and what to do.
+    pub fn read_file(path: &Path) -> Result<Self, String> {
+        let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
+        if !meta.is_file() {
+            return Err("not a regular file".into());
+        }
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(format!(
+                "the key is readable or writable by others (mode {mode:04o}): chmod 600 it, \
+                 and make a new key if others may have read it"
+            ));
+        }
+        // Checked before reading so a huge file is never read into memory.
+        if meta.len() != KEY_LEN as u64 {
+            return Err(format!(
+                "the key must be exactly {KEY_LEN} bytes, not {} (make one with `head -c {KEY_LEN} /dev/urandom`)",
+                meta.len()
+            ));
+        }
+        let bytes = Zeroizing::new(std::fs::read(path).map_err(|e| e.to_string())?);
+        Self::from_bytes(&bytes)
+    }
+
+    fn prk(&self) -> hkdf::Prk {
+        hkdf::Salt::new(hkdf::HKDF_SHA256, SALT).extract(&self.bytes[..])
+    }
+
+    /// The key's public name.
+    #[must_use]
+    pub fn id(&self) -> KeyId {
+        let mut id = [0u8; KEY_ID_LEN];
+        // HKDF-SHA256 can produce up to 8160 bytes; 8 cannot fail.
+        let prk = self.prk();
+        if let Ok(okm) = prk.expand(&[ID_INFO], Len(KEY_ID_LEN)) {
+            let _ = okm.fill(&mut id);
+        }
+        KeyId(id)
+    }
+
+    /// The AEAD key that seals records.
+    pub(crate) fn sealing_key(&self) -> aead::LessSafeKey {
+        let prk = self.prk();
+        let okm = prk
+            .expand(&[SEAL_INFO], &aead::CHACHA20_POLY1305)
+            // A 32-byte output of HKDF-SHA256 cannot fail.
+            .unwrap_or_else(|_| unreachable!("HKDF-SHA256 yields 32 bytes"));
+        aead::LessSafeKey::new(aead::UnboundKey::from(okm))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_differ_per_key_and_debug_hides_the_bytes() {
+        let a = StoreKey::from_bytes(&[7u8; KEY_LEN]).unwrap();
+        let b = StoreKey::from_bytes(&[8u8; KEY_LEN]).unwrap();
+        assert_ne!(a.id(), b.id());
+        assert_eq!(a.id(), a.clone().id());
+        let shown = format!("{a:?}");
+        assert!(shown.contains(&a.id().to_string()), "{shown}");
+        assert!(!shown.contains("7, 7"), "{shown}");
+        assert_eq!(a.id().to_string().len(), 2 * KEY_ID_LEN);
+    }
+
+    #[test]
+    fn key_files_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key");
+        std::fs::write(&path, [1u8; KEY_LEN]).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(StoreKey::read_file(&path).is_ok());
+
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = StoreKey::read_file(&path).unwrap_err();
+        assert!(
+            err.contains("mode 0644") && err.contains("chmod 600"),
+            "{err}"
+        );
+
+        std::fs::write(&path, b"0123456789abcdef0123456789abcdef\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o400)).unwrap();
+        let err = StoreKey::read_file(&path).unwrap_err();
+        assert!(err.contains("exactly 32 bytes, not 33"), "{err}");
+
+        let err = StoreKey::read_file(&dir.path().join("missing")).unwrap_err();
+        assert!(err.contains("No such file"), "{err}");
+        let err = StoreKey::read_file(dir.path()).unwrap_err();
+        assert!(err.contains("not a regular file"), "{err}");
+    }
+}

@@ -1,0 +1,233 @@
+//! The standard dialect against real providers' deviations
+//! (`shared/dialects.md` §0), each reproduced by a quirk mode of the RFC
+//! 8628 emulator: GitHub (form-encoded answers, errors with HTTP 200,
+//! `slow_down` with a new `interval`, `bad_refresh_token`), Google
+//! (`verification_url`, pending as 428, 403s), Microsoft (`message`,
+//! `authorization_declined`, `bad_verification_code`) and Azure AD v1
+//! (numbers as strings).
+
+mod support;
+
+use std::time::Duration;
+
+use support::daemon::{Daemon, LoginRun, stderr};
+use support::flows::{self, EXIT_LOGIN_FAILED, EXIT_LOGIN_REQUIRED, NAME};
+use support::provider::{Provider, fast};
+use tokend::emulator::{Endpoint, FormAnswers, RecordedRequest, Rfc8628Options, Rfc8628Quirks};
+
+fn with(quirks: Rfc8628Quirks) -> Rfc8628Options {
+    Rfc8628Options {
+        quirks,
+        access_token_lifetime: Duration::from_secs(4),
+        ..fast()
+    }
+}
+
+// ---- GitHub --------------------------------------------------------------
+
+#[test]
+fn github_errors_with_200_and_refresh_with_rotation() {
+    let provider = Provider::start(with(Rfc8628Quirks::github()));
+    let daemon = Daemon::start(&provider.config(NAME));
+    let run = LoginRun::start(&daemon.socket, NAME);
+    provider.wait_for_count(1, RecordedRequest::is_poll);
+    provider.approve(&run.user_code()).unwrap();
+    let (done, err, code) = run.finish();
+    assert_eq!(code, 0, "{done} {err}");
+    let pending = provider
+        .requests()
+        .into_iter()
+        .find(RecordedRequest::is_poll)
+        .unwrap();
+    assert_eq!(
+        (pending.status, pending.outcome.as_str()),
+        (Some(200), "pending")
+    );
+    // tokend asks for JSON, which GitHub then sends.
+    assert_eq!(pending.header("accept"), Some("application/json"));
+    provider.wait_for_count(2, |r| r.is_refresh() && r.outcome == "refreshed");
+    provider.assert_no_violations();
+}
+
+#[test]
+fn github_form_encoded_answers_are_read() {
+    let provider = Provider::start(with(Rfc8628Quirks {
+        form_answers: FormAnswers::Always,
+        ..Rfc8628Quirks::github()
+    }));
+    flows::login_then_refresh_with_rotation(&provider, &provider.config(NAME), "refresh_token");
+    let device = provider
+        .requests()
+        .into_iter()
+        .find(|r| r.endpoint == Endpoint::DeviceAuthorization)
+        .unwrap();
+    assert_eq!(device.status, Some(200));
+}
+
+#[test]
+fn github_slow_down_with_a_new_interval() {
+    let provider = Provider::start(with(Rfc8628Quirks::github()));
+    flows::slow_down(&provider, &provider.config(NAME), Duration::from_secs(1));
+}
+
+#[test]
+fn github_denial_with_200() {
+    let provider = Provider::start(with(Rfc8628Quirks::github()));
+    flows::denial(&provider, &provider.config(NAME));
+}
+
+#[test]
+fn github_bad_refresh_token_means_login_required() {
+    let provider = Provider::start(Rfc8628Options {
+        quirks: Rfc8628Quirks::github(),
+        ..fast()
+    });
+    let (daemon, _) = flows::logged_in(&provider, &provider.config(NAME));
+    provider.revoke_all();
+    let out = daemon.tokenctl(&["token", NAME, "--min-valid", "3700"]);
+    assert_eq!(
+        out.status.code(),
+        Some(EXIT_LOGIN_REQUIRED),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("bad_refresh_token"),
+        "{}",
+        stderr(&out)
+    );
+    let refresh = provider
+        .requests()
+        .into_iter()
+        .find(RecordedRequest::is_refresh)
+        .unwrap();
+    assert_eq!(refresh.status, Some(200));
+    provider.assert_no_violations();
+}
+
+// ---- Google --------------------------------------------------------------
+
+#[test]
+fn google_verification_url_and_428_pending() {
+    let provider = Provider::start(with(Rfc8628Quirks::google()));
+    let daemon = Daemon::start(&provider.config(NAME));
+    let run = LoginRun::start(&daemon.socket, NAME);
+    assert_eq!(
+        run.prompt["verification_uri"],
+        provider.verification_uri().as_str()
+    );
+    provider.wait_for_count(1, RecordedRequest::is_poll);
+    provider.approve(&run.user_code()).unwrap();
+    let (done, err, code) = run.finish();
+    assert_eq!(code, 0, "{done} {err}");
+    assert!(provider.requests().iter().any(|r| r.status == Some(428)));
+    provider.wait_for_count(1, |r| r.is_refresh() && r.outcome == "refreshed");
+    provider.assert_no_violations();
+}
+
+#[test]
+fn google_denial_and_slow_down_are_403() {
+    let provider = Provider::start(with(Rfc8628Quirks::google()));
+    flows::denial(&provider, &provider.config(NAME));
+    assert!(provider.requests().iter().any(|r| r.status == Some(403)));
+    let provider = Provider::start(with(Rfc8628Quirks::google()));
+    flows::slow_down(&provider, &provider.config(NAME), Duration::from_secs(1));
+}
+
+#[test]
+fn pending_as_403() {
+    let provider = Provider::start(with(Rfc8628Quirks {
+        pending_status: Some(403),
+        ..Rfc8628Quirks::default()
+    }));
+    let daemon = Daemon::start(&provider.config(NAME));
+    let run = LoginRun::start(&daemon.socket, NAME);
+    provider.wait_for_count(1, RecordedRequest::is_poll);
+    provider.approve(&run.user_code()).unwrap();
+    let (done, err, code) = run.finish();
+    assert_eq!(code, 0, "{done} {err}");
+    let first = provider
+        .requests()
+        .into_iter()
+        .find(RecordedRequest::is_poll)
+        .unwrap();
+    assert_eq!(
+        (first.status, first.outcome.as_str()),
+        (Some(403), "pending")
+    );
+    provider.assert_no_violations();
+}
+
+// ---- Microsoft -----------------------------------------------------------
+
+#[test]
+fn microsoft_message_and_refresh() {
+    let provider = Provider::start(with(Rfc8628Quirks::microsoft()));
+    let (_daemon, prompt) = flows::logged_in(&provider, &provider.config(NAME));
+    let message = prompt["message"]
+        .as_str()
+        .expect("the message is passed on");
+    assert!(
+        message.starts_with("To sign in, use a web browser to open the page"),
+        "{message}"
+    );
+    provider.wait_for_count(1, |r| r.is_refresh() && r.outcome == "refreshed");
+    provider.assert_no_violations();
+}
+
+#[test]
+fn microsoft_authorization_declined_is_a_denial() {
+    let provider = Provider::start(with(Rfc8628Quirks::microsoft()));
+    flows::denial(&provider, &provider.config(NAME));
+    assert!(
+        provider
+            .requests()
+            .iter()
+            .any(|r| r.outcome == "authorization_declined")
+    );
+}
+
+#[test]
+fn microsoft_device_code_expiry() {
+    let provider = Provider::start(with(Rfc8628Quirks::microsoft()));
+    flows::device_code_expiry(&provider, &provider.config(NAME));
+}
+
+#[test]
+fn microsoft_bad_verification_code_ends_the_login() {
+    let provider = Provider::start(with(Rfc8628Quirks::microsoft()));
+    // The emulator never forgets a code it issued, so its answer to an
+    // unknown one comes as a fault, with Microsoft's own wording.
+    provider.inject(
+        Endpoint::Token,
+        tokend::emulator::Fault::Body {
+            status: 400,
+            content_type: Some("application/json".into()),
+            body: r#"{"error":"bad_verification_code","error_description":"AADSTS70019: Verification code expired."}"#.into(),
+        },
+        1,
+    );
+    let daemon = Daemon::start(&provider.config(NAME));
+    let (done, err, code) = LoginRun::start(&daemon.socket, NAME).finish();
+    assert_eq!(code, EXIT_LOGIN_FAILED, "{done} {err}");
+    assert!(
+        err.contains("bad_verification_code") && err.contains("AADSTS70019"),
+        "{err}"
+    );
+}
+
+// ---- Azure AD v1 ---------------------------------------------------------
+
+#[test]
+fn azure_ad_v1_string_numbers() {
+    let provider = Provider::start(with(Rfc8628Quirks::azure_ad_v1()));
+    let (daemon, prompt) = flows::logged_in(&provider, &provider.config(NAME));
+    assert!(prompt["expires_in"].as_u64().unwrap() > 500, "{prompt}");
+    provider.wait_for_count(1, |r| r.is_refresh() && r.outcome == "refreshed");
+    let status: serde_json::Value = serde_json::from_str(&support::daemon::stdout(
+        &daemon.tokenctl(&["--json", "status", NAME]),
+    ))
+    .unwrap();
+    assert!(status[0]["expires_at"].as_i64().is_some(), "{status}");
+    provider.assert_no_violations();
+}

@@ -1,0 +1,203 @@
+//! `dialect = "trakt"` end to end: the real `tokend` and `tokenctl` against
+//! the strict Trakt emulator (JSON bodies, `code`, status-code answers,
+//! refreshes at `/oauth/token` with `redirect_uri`, single-use refresh
+//! tokens, `created_at`).
+
+mod support;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use support::daemon::{Daemon, LoginRun, stderr, token};
+use support::flows::{self, EXIT_LOGIN_FAILED, EXIT_LOGIN_REQUIRED, NAME};
+use support::provider::{Provider, fast_trakt};
+use tokend::emulator::{
+    Endpoint, Fault, RecordedRequest, TraktOptions, TraktPollBodies, TraktRefreshErrors,
+};
+
+fn short_lived() -> TraktOptions {
+    TraktOptions {
+        access_token_lifetime: Duration::from_secs(4),
+        ..fast_trakt()
+    }
+}
+
+#[test]
+fn login_token_expiry_and_single_use_refresh_tokens() {
+    let provider = Provider::start(short_lived());
+    let daemon = flows::login_then_refresh_with_rotation(
+        &provider,
+        &provider.trakt_config(NAME, ""),
+        "refresh_token",
+    );
+    // Every request spoke Trakt: JSON with its API headers; polls with
+    // `code`, refreshes at /oauth/token with the OOB redirect URI.
+    for request in provider.requests() {
+        if request.endpoint == Endpoint::Approval {
+            continue;
+        }
+        assert_eq!(
+            request.content_type.as_deref(),
+            Some("application/json"),
+            "{request}"
+        );
+        assert_eq!(request.header("trakt-api-version"), Some("2"), "{request}");
+        if request.is_poll() {
+            assert_eq!(request.path, "/oauth/device/token");
+            assert!(request.field("code").is_some());
+        }
+        if request.is_refresh() {
+            assert_eq!(request.path, "/oauth/token");
+            assert_eq!(
+                request.field("redirect_uri"),
+                Some("urn:ietf:wg:oauth:2.0:oob")
+            );
+        }
+    }
+    let status: serde_json::Value = serde_json::from_str(&support::daemon::stdout(
+        &daemon.tokenctl(&["--json", "status", NAME]),
+    ))
+    .unwrap();
+    assert_eq!(status[0]["dialect"], "trakt");
+    assert_eq!(status[0]["scopes"], serde_json::json!(["public"]));
+    flows::assert_log_has_no_secrets(&daemon, &provider, &["tokend-test-secret"]);
+}
+
+#[test]
+fn the_prompt_uses_verification_url() {
+    let provider = Provider::start(fast_trakt());
+    let (_daemon, prompt) = flows::logged_in(&provider, &provider.trakt_config(NAME, ""));
+    assert_eq!(
+        prompt["verification_uri"],
+        provider.verification_uri().as_str()
+    );
+    assert!(prompt["verification_uri_complete"].is_null(), "{prompt}");
+    provider.assert_no_violations();
+}
+
+#[test]
+fn denial_is_418() {
+    let provider = Provider::start(fast_trakt());
+    flows::denial(&provider, &provider.trakt_config(NAME, ""));
+    assert!(provider.requests().iter().any(|r| r.status == Some(418)));
+}
+
+#[test]
+fn device_code_expiry_is_410() {
+    let provider = Provider::start(fast_trakt());
+    flows::device_code_expiry(&provider, &provider.trakt_config(NAME, ""));
+    assert!(provider.requests().iter().any(|r| r.status == Some(410)));
+}
+
+#[test]
+fn slow_down_is_429() {
+    let provider = Provider::start(fast_trakt());
+    flows::slow_down(
+        &provider,
+        &provider.trakt_config(NAME, ""),
+        Duration::from_secs(1),
+    );
+    assert!(provider.requests().iter().any(|r| r.status == Some(429)));
+}
+
+#[test]
+fn plain_text_poll_bodies_are_ignored() {
+    let provider = Provider::start(TraktOptions {
+        poll_bodies: TraktPollBodies::Text,
+        ..fast_trakt()
+    });
+    let daemon = Daemon::start(&provider.trakt_config(NAME, ""));
+    let run = LoginRun::start(&daemon.socket, NAME);
+    provider.wait_for_count(2, RecordedRequest::is_poll);
+    provider.approve(&run.user_code()).unwrap();
+    let (done, err, code) = run.finish();
+    assert_eq!(code, 0, "{done} {err}");
+    provider.assert_no_violations();
+}
+
+#[test]
+fn unknown_and_used_codes_end_the_login_clearly() {
+    for (status, words) in [
+        (404, "Trakt does not know this device code"),
+        (409, "already exchanged"),
+    ] {
+        let provider = Provider::start(fast_trakt());
+        provider.inject(
+            Endpoint::Token,
+            Fault::Body {
+                status,
+                content_type: None,
+                body: Bytes::new(),
+            },
+            1,
+        );
+        let daemon = Daemon::start(&provider.trakt_config(NAME, ""));
+        let (done, err, code) = LoginRun::start(&daemon.socket, NAME).finish();
+        assert_eq!(code, EXIT_LOGIN_FAILED, "{done} {err}");
+        assert!(
+            err.contains(words) && err.contains("provider `demo`"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn a_spent_refresh_token_means_login_required_in_every_error_style() {
+    for style in [TraktRefreshErrors::Json400, TraktRefreshErrors::Json401] {
+        let provider = Provider::start(TraktOptions {
+            refresh_errors: style,
+            access_token_lifetime: Duration::from_secs(3600),
+            ..fast_trakt()
+        });
+        let (daemon, _) = flows::logged_in(&provider, &provider.trakt_config(NAME, ""));
+        provider.revoke_all();
+        let out = daemon.tokenctl(&["token", NAME, "--min-valid", "3700"]);
+        assert_eq!(
+            out.status.code(),
+            Some(EXIT_LOGIN_REQUIRED),
+            "{style:?}: {}",
+            stderr(&out)
+        );
+        assert!(stderr(&out).contains("invalid_grant"), "{}", stderr(&out));
+        provider.assert_no_violations();
+    }
+}
+
+#[test]
+fn a_bodiless_400_refresh_keeps_the_session_and_says_why() {
+    let provider = Provider::start(TraktOptions {
+        refresh_errors: TraktRefreshErrors::Empty400,
+        access_token_lifetime: Duration::from_secs(3600),
+        ..fast_trakt()
+    });
+    let (daemon, _) = flows::logged_in(&provider, &provider.trakt_config(NAME, ""));
+    let first = token(&daemon, NAME, &[]);
+    provider.revoke_all();
+    let out = daemon.tokenctl(&["token", NAME, "--min-valid", "3700"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("Bad Request (HTTP 400): an empty body"),
+        "{}",
+        stderr(&out)
+    );
+    // Not proof enough to drop the session: the valid token is still served.
+    assert_eq!(token(&daemon, NAME, &[]), first);
+}
+
+#[test]
+fn a_wrong_client_secret_is_refused_by_the_emulator() {
+    let provider = Provider::start(fast_trakt());
+    let config = provider
+        .trakt_config(NAME, "")
+        .replace("tokend-test-secret", "not-the-secret");
+    let daemon = Daemon::start(&config);
+    let (done, err, code) = LoginRun::start(&daemon.socket, NAME).finish();
+    assert_eq!(code, EXIT_LOGIN_FAILED, "{done} {err}");
+    assert!(err.contains("HTTP 401"), "{err}");
+    assert_eq!(
+        provider.violations().len(),
+        1,
+        "{:?}",
+        provider.violations()
+    );
+}

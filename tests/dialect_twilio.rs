@@ -1,0 +1,197 @@
+//! `dialect = "twilio"` end to end: the real `tokend` and `tokenctl`
+//! against the strict Twilio emulator (HTTP Basic with the account on every
+//! request, PascalCase forms, repeated `Scopes`/`Audiences`, 201 answers,
+//! absolute expiries in ISO 8601 or RFC 2822, nullable fields, both error
+//! styles).
+
+mod support;
+
+use std::time::Duration;
+
+use support::daemon::{Daemon, LoginRun, stderr, stdout};
+use support::flows::{self, EXIT_LOGIN_FAILED, NAME};
+use support::provider::{Provider, fast_twilio};
+use tokend::emulator::{
+    AuthSeen, Endpoint, RecordedRequest, TwilioDateFormat, TwilioErrorStyle, TwilioOptions,
+};
+
+const AUTH_TOKEN: &str = "tokend-test-auth-token";
+
+fn short_lived(date_format: TwilioDateFormat, error_style: TwilioErrorStyle) -> TwilioOptions {
+    TwilioOptions {
+        access_token_lifetime: Duration::from_secs(4),
+        date_format,
+        error_style,
+        ..fast_twilio()
+    }
+}
+
+fn login_and_refresh(options: TwilioOptions, extra: &str) -> (Provider, Daemon) {
+    let provider = Provider::start(options);
+    let daemon = flows::login_then_refresh_with_rotation(
+        &provider,
+        &provider.twilio_config(NAME, extra),
+        "RefreshToken",
+    );
+    (provider, daemon)
+}
+
+#[test]
+fn iso_expiries_rfc_errors_and_the_wire_format() {
+    let (provider, daemon) = login_and_refresh(
+        short_lived(TwilioDateFormat::Iso8601, TwilioErrorStyle::OAuth),
+        "audiences = [\"https://api.example\", \"https://other.example\"]",
+    );
+    for request in provider.requests() {
+        if request.endpoint == Endpoint::Approval {
+            continue;
+        }
+        // The account on every request, as HTTP Basic.
+        assert_eq!(request.auth, AuthSeen::Basic, "{request}");
+        assert_eq!(
+            request.content_type.as_deref(),
+            Some("application/x-www-form-urlencoded"),
+            "{request}"
+        );
+        assert_eq!(
+            request.field("ClientSid"),
+            Some("OQtokendtest"),
+            "{request}"
+        );
+    }
+    let device = provider.device_codes();
+    assert_eq!(device[0].scope.as_deref(), Some("offline_access profile"));
+    let audiences: Vec<_> = device[0]
+        .params
+        .iter()
+        .filter(|(n, _)| n == "Audiences")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(audiences, ["https://api.example", "https://other.example"]);
+    assert!(provider.requests().iter().any(|r| r.status == Some(201)));
+    // The token's expiry came from access_token_expires_at: a few seconds.
+    let status: serde_json::Value =
+        serde_json::from_str(&stdout(&daemon.tokenctl(&["--json", "status", NAME]))).unwrap();
+    let expires_at = status[0]["expires_at"].as_u64().expect("an expiry");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(expires_at <= now + 5, "{expires_at} vs {now}");
+    flows::assert_log_has_no_secrets(&daemon, &provider, &[AUTH_TOKEN]);
+}
+
+#[test]
+fn rfc2822_expiries_twilio_errors_and_null_fields() {
+    let (provider, daemon) = login_and_refresh(
+        TwilioOptions {
+            null_fields: true,
+            ..short_lived(TwilioDateFormat::Rfc2822, TwilioErrorStyle::Twilio)
+        },
+        "",
+    );
+    flows::assert_log_has_no_secrets(&daemon, &provider, &[AUTH_TOKEN]);
+}
+
+#[test]
+fn twilio_style_pending_keeps_polling() {
+    let provider = Provider::start(TwilioOptions {
+        error_style: TwilioErrorStyle::Twilio,
+        ..fast_twilio()
+    });
+    let daemon = Daemon::start(&provider.twilio_config(NAME, ""));
+    let run = LoginRun::start(&daemon.socket, NAME);
+    let polls = provider.wait_for_count(2, RecordedRequest::is_poll);
+    assert!(
+        polls
+            .iter()
+            .filter(|r| r.is_poll())
+            .all(|r| r.outcome == "pending"),
+        "{polls:#?}"
+    );
+    provider.approve(&run.user_code()).unwrap();
+    let (done, err, code) = run.finish();
+    assert_eq!(code, 0, "{done} {err}");
+    provider.assert_no_violations();
+}
+
+#[test]
+fn denial() {
+    let provider = Provider::start(TwilioOptions {
+        error_style: TwilioErrorStyle::Twilio,
+        ..fast_twilio()
+    });
+    flows::denial(&provider, &provider.twilio_config(NAME, ""));
+}
+
+#[test]
+fn device_code_expiry() {
+    let provider = Provider::start(fast_twilio());
+    flows::device_code_expiry(&provider, &provider.twilio_config(NAME, ""));
+}
+
+#[test]
+fn slow_down() {
+    let provider = Provider::start(fast_twilio());
+    flows::slow_down(
+        &provider,
+        &provider.twilio_config(NAME, ""),
+        Duration::from_secs(1),
+    );
+}
+
+#[test]
+fn a_wrong_auth_token_is_named_but_never_shown() {
+    let provider = Provider::start(fast_twilio());
+    let wrong = "WRONG-AUTH-TOKEN-1234";
+    let daemon = Daemon::start(&provider.twilio_config(NAME, "").replace(AUTH_TOKEN, wrong));
+    let out = daemon.tokenctl(&["login", NAME]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("provider `demo`") && err.contains("Twilio error 20003: Authenticate"),
+        "{err}"
+    );
+    assert!(!err.contains(wrong), "{err}");
+    assert!(
+        !daemon.log().contains(wrong),
+        "the auth token is in the log"
+    );
+    let status = stdout(&daemon.tokenctl(&["--json", "status", NAME]));
+    assert!(!status.contains(wrong), "{status}");
+    assert_eq!(
+        provider.violations().len(),
+        1,
+        "{:?}",
+        provider.violations()
+    );
+}
+
+#[test]
+fn a_client_secret_goes_in_the_body_as_client_secret() {
+    let provider = Provider::start(TwilioOptions {
+        client_secret: Some("app-secret".into()),
+        ..fast_twilio()
+    });
+    let (daemon, _) = flows::logged_in(
+        &provider,
+        &provider.twilio_config(NAME, "client_secret = \"app-secret\""),
+    );
+    let poll = provider
+        .requests()
+        .into_iter()
+        .find(RecordedRequest::is_poll)
+        .expect("a poll");
+    assert_eq!(poll.field("ClientSecret"), Some("app-secret"));
+    provider.assert_no_violations();
+    flows::assert_log_has_no_secrets(&daemon, &provider, &[AUTH_TOKEN, "app-secret"]);
+    // Without it the emulator refuses, and the login says so.
+    let provider = Provider::start(TwilioOptions {
+        client_secret: Some("app-secret".into()),
+        ..fast_twilio()
+    });
+    let daemon = Daemon::start(&provider.twilio_config(NAME, ""));
+    let (done, err, code) = LoginRun::start(&daemon.socket, NAME).finish();
+    assert_eq!(code, EXIT_LOGIN_FAILED, "{done} {err}");
+    assert!(err.contains("invalid_client"), "{err}");
+}

@@ -1,0 +1,240 @@
+//! Answers that make no sense, through the real `tokend` and `tokenctl`:
+//! an HTML error page, a token answer without `access_token`, a negative or
+//! absurd `expires_in`, a 10 MB body, a body that never ends, a redirect
+//! loop, a provider that drips or hangs. Each ends in a clear error naming
+//! the provider and the problem, within the HTTP timeout and the answer
+//! size cap; and nothing stored is replaced by a bad answer: the session
+//! keeps serving its token and later refreshes with the refresh token it
+//! had.
+
+mod support;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use support::daemon::{Daemon, DaemonOptions, LoginRun, stderr, stdout, token};
+use support::flows::NAME;
+use support::provider::{Provider, fast};
+use tokend::emulator::{Endpoint, Fault, RecordedRequest};
+
+/// Exit code of `tokenctl` when the provider is unavailable.
+const EXIT_UNAVAILABLE: i32 = 6;
+
+/// A short HTTP timeout, so a stalling provider costs the test little.
+const DAEMON_KEYS: &str = "http_timeout = 2\n";
+
+fn daemon(provider: &Provider) -> Daemon {
+    Daemon::start_with(
+        &provider.config(NAME),
+        DaemonOptions {
+            daemon_keys: DAEMON_KEYS.into(),
+            ..DaemonOptions::default()
+        },
+    )
+}
+
+fn json_body(body: &str) -> Fault {
+    Fault::Body {
+        status: 200,
+        content_type: Some("application/json".into()),
+        body: Bytes::from(body.to_owned()),
+    }
+}
+
+/// Logs in, then makes the next refresh meet `fault`: the forced refresh
+/// fails with a message holding `problem`; the session still serves its
+/// token; the retry presents the same refresh token and succeeds.
+fn a_bad_refresh_answer_changes_nothing(fault: impl FnOnce(&Provider) -> Fault, problem: &str) {
+    let provider = Provider::start(fast());
+    let daemon = daemon(&provider);
+    let first = support::daemon::login(&daemon, NAME, |code| {
+        provider.approve(code).unwrap();
+    });
+    // Good answers from now on carry tokens that satisfy the forced refresh.
+    provider.set_access_token_lifetime(Duration::from_secs(7200));
+    provider.inject(Endpoint::Token, fault(&provider), 1);
+
+    let out = daemon.tokenctl(&["token", NAME, "--min-valid", "3700"]);
+    assert_eq!(
+        out.status.code(),
+        Some(EXIT_UNAVAILABLE),
+        "{}",
+        stderr(&out)
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains("provider `demo` is unavailable") && err.contains(problem),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    // Nothing was replaced: the current token is still served.
+    assert_eq!(token(&daemon, NAME, &[]), first);
+
+    // The background retry refreshes with the refresh token it had.
+    let requests = provider.wait_for_count(1, |r| r.is_refresh() && r.outcome == "refreshed");
+    let refreshes: Vec<&RecordedRequest> = requests.iter().filter(|r| r.is_refresh()).collect();
+    assert_eq!(refreshes.len(), 2, "{refreshes:#?}");
+    assert_eq!(
+        refreshes[0].field("refresh_token"),
+        refreshes[1].field("refresh_token")
+    );
+    let second = token(&daemon, NAME, &["--min-valid", "3700"]);
+    assert_ne!(first, second);
+    assert!(provider.is_valid_access_token(&second));
+    provider.assert_no_violations();
+
+    let log = daemon.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("refresh failed") && l.contains("demo") && l.contains(problem)),
+        "{log}"
+    );
+    let status: serde_json::Value =
+        serde_json::from_str(&stdout(&daemon.tokenctl(&["--json", "status", NAME]))).unwrap();
+    assert!(status[0]["last_error"].is_null(), "{status}");
+}
+
+#[test]
+fn an_html_error_page() {
+    a_bad_refresh_answer_changes_nothing(
+        |_| Fault::Html(200),
+        "expected a token answer, got an HTML page",
+    );
+}
+
+#[test]
+fn an_html_error_page_with_an_error_status() {
+    a_bad_refresh_answer_changes_nothing(|_| Fault::Html(502), "(HTTP 502): an HTML page");
+}
+
+#[test]
+fn a_token_answer_without_an_access_token() {
+    a_bad_refresh_answer_changes_nothing(
+        |_| json_body(r#"{"token_type":"Bearer","expires_in":3600,"refresh_token":"rt_garbage"}"#),
+        "no `access_token` in the token answer",
+    );
+}
+
+#[test]
+fn a_negative_expires_in() {
+    a_bad_refresh_answer_changes_nothing(
+        |_| {
+            json_body(
+                r#"{"access_token":"at_garbage","token_type":"Bearer","expires_in":-3600,"refresh_token":"rt_garbage"}"#,
+            )
+        },
+        "`expires_in` is not a whole number of seconds: -3600",
+    );
+}
+
+#[test]
+fn an_absurd_expires_in() {
+    a_bad_refresh_answer_changes_nothing(
+        |_| {
+            json_body(
+                r#"{"access_token":"at_garbage","token_type":"Bearer","expires_in":315360000000,"refresh_token":"rt_garbage"}"#,
+            )
+        },
+        "`expires_in` of 315360000000 s is beyond the believable maximum",
+    );
+}
+
+#[test]
+fn a_ten_megabyte_body() {
+    a_bad_refresh_answer_changes_nothing(
+        |_| Fault::Huge(10 * 1024 * 1024),
+        "answer larger than 256 KiB",
+    );
+}
+
+#[test]
+fn a_body_that_never_ends() {
+    a_bad_refresh_answer_changes_nothing(|_| Fault::Endless, "answer larger than 256 KiB");
+}
+
+#[test]
+fn a_redirect_loop_is_not_followed() {
+    // The token endpoint redirects to itself, forever if followed.
+    a_bad_refresh_answer_changes_nothing(
+        |provider| Fault::Redirect(provider.token_endpoint().to_string()),
+        "unexpected redirect (HTTP 307)",
+    );
+}
+
+#[test]
+fn a_dripping_answer_is_cut_at_the_timeout() {
+    a_bad_refresh_answer_changes_nothing(
+        |_| Fault::Drip(Duration::from_millis(200)),
+        "no complete answer within 2 s",
+    );
+}
+
+#[test]
+fn a_redirect_at_the_device_endpoint_stops_the_login_after_one_request() {
+    let provider = Provider::start(fast());
+    provider.inject(
+        Endpoint::DeviceAuthorization,
+        Fault::Redirect(provider.device_authorization_endpoint().to_string()),
+        1,
+    );
+    let daemon = daemon(&provider);
+    let out = daemon.tokenctl(&["login", NAME]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("provider `demo`") && err.contains("unexpected redirect (HTTP 307)"),
+        "{err}"
+    );
+    assert_eq!(provider.requests().len(), 1, "the redirect was followed");
+}
+
+#[test]
+fn garbage_from_the_device_endpoint_ends_the_login_clearly() {
+    for (fault, problem) in [
+        (Fault::Html(200), "got an HTML page"),
+        (Fault::Huge(10 * 1024 * 1024), "answer larger than 256 KiB"),
+        (Fault::Hang, "no complete answer within 2 s"),
+        (
+            json_body(r#"{"user_code":"ABCD","expires_in":600}"#),
+            "no `device_code`",
+        ),
+    ] {
+        let provider = Provider::start(fast());
+        provider.inject(Endpoint::DeviceAuthorization, fault, 1);
+        let daemon = daemon(&provider);
+        let out = daemon.tokenctl(&["login", NAME]);
+        assert_eq!(
+            out.status.code(),
+            Some(EXIT_UNAVAILABLE),
+            "{}",
+            stderr(&out)
+        );
+        let err = stderr(&out);
+        assert!(
+            err.contains("provider `demo`") && err.contains(problem),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn a_garbage_poll_answer_is_retried_and_the_login_goes_on() {
+    let provider = Provider::start(fast());
+    provider.inject(
+        Endpoint::Token,
+        json_body(r#"{"token_type":"Bearer","expires_in":-1}"#),
+        1,
+    );
+    let daemon = daemon(&provider);
+    let run = LoginRun::start(&daemon.socket, NAME);
+    provider.wait_for_count(1, |r| r.is_poll() && r.outcome == "fault:body");
+    provider.approve(&run.user_code()).unwrap();
+    let (done, err, code) = run.finish();
+    assert_eq!(code, 0, "{done} {err}");
+    assert!(
+        daemon.log().contains("polling failed, will retry"),
+        "{}",
+        daemon.log()
+    );
+    provider.assert_no_violations();
+}

@@ -1,0 +1,115 @@
+//! What a restart does with stored sessions: a session is restored only
+//! into the client and endpoint it belongs to, and a stored token the
+//! provider no longer accepts turns into "login required" for that provider
+//! alone. Real daemon restarts with the encrypted file store.
+
+mod support;
+
+use std::time::Duration;
+
+use support::daemon::{Daemon, login, stderr, stdout, token};
+use support::file_store::FileStore;
+use support::provider::{Provider, fast};
+use tokend::emulator::Rfc8628Options;
+
+fn status(daemon: &Daemon, name: &str) -> serde_json::Value {
+    let out = daemon.tokenctl(&["--json", "status", name]);
+    let all: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("status JSON");
+    all[0].clone()
+}
+
+#[test]
+fn a_changed_client_id_or_token_endpoint_does_not_inherit_the_session() {
+    let provider = Provider::rfc8628();
+    let elsewhere = Provider::rfc8628();
+    let store = FileStore::new();
+    let mut daemon = Daemon::start_with(&provider.config("demo"), store.options());
+    let first = login(&daemon, "demo", |code| {
+        provider.approve(code).unwrap();
+    });
+
+    // Same name, another client id: not restored, nothing sent with the old token.
+    daemon.stop();
+    daemon.write_config(
+        &provider
+            .config("demo")
+            .replace("tokend-test", "another-client"),
+    );
+    daemon.restart();
+    daemon.wait_for_log(1, &["event=\"restore_skipped\""]);
+    assert_eq!(status(&daemon, "demo")["state"], "logged_out");
+    let out = daemon.tokenctl(&["token", "demo", "--min-valid", "0"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+
+    // Same client, another token endpoint (another server): not restored.
+    daemon.stop();
+    daemon.write_config(&elsewhere.config("demo"));
+    daemon.restart();
+    assert_eq!(
+        daemon.wait_for_log(2, &["event=\"restore_skipped\""]).len(),
+        2
+    );
+    let out = daemon.tokenctl(&["token", "demo", "--min-valid", "0"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(
+        elsewhere.requests().is_empty(),
+        "the old session went elsewhere"
+    );
+    assert_eq!(provider.refresh_count(), 0);
+
+    // The skipped record was left alone: back to the first config, it is
+    // the session again.
+    daemon.stop();
+    daemon.write_config(&provider.config("demo"));
+    daemon.restart();
+    assert_eq!(token(&daemon, "demo", &["--min-valid", "0"]), first);
+    provider.assert_no_violations();
+}
+
+#[test]
+fn a_stored_token_rejected_at_start_needs_a_login_and_others_start_normally() {
+    // Short-lived tokens for `revoked`, so the restarted daemon tries its
+    // refresh token soon; `steady` keeps an hour-long access token.
+    let revoked = Provider::start(Rfc8628Options {
+        access_token_lifetime: Duration::from_secs(4),
+        ..fast()
+    });
+    let steady = Provider::rfc8628();
+    let store = FileStore::new();
+    let providers = format!("{}{}", revoked.config("revoked"), steady.config("steady"));
+    let mut daemon = Daemon::start_with(&providers, store.options());
+    login(&daemon, "revoked", |code| {
+        revoked.approve(code).unwrap();
+    });
+    let steady_token = login(&daemon, "steady", |code| {
+        steady.approve(code).unwrap();
+    });
+    daemon.stop();
+
+    // While the daemon is down, the provider ends the login.
+    revoked.revoke_all();
+    daemon.restart();
+    revoked.wait_for_count(1, |r| r.is_refresh() && r.outcome == "invalid_grant");
+    daemon.wait_for_log(1, &["event=\"login_required\""]);
+    let gone = status(&daemon, "revoked");
+    assert_eq!(gone["state"], "login_required", "{gone}");
+    let out = daemon.tokenctl(&["token", "revoked"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("login required")
+            && err.contains("invalid_grant")
+            && err.contains("tokenctl login revoked"),
+        "{err}"
+    );
+    // The dead record is gone from the store, so the next start is clean.
+    assert_eq!(store.files(), ["steady.session"]);
+
+    // The other session came back as it was: no login, no refresh.
+    assert_eq!(status(&daemon, "steady")["state"], "active");
+    assert_eq!(token(&daemon, "steady", &[]), steady_token);
+    assert_eq!(steady.refresh_count(), 0);
+    assert_eq!(steady.device_codes().len(), 1);
+    // The revoked token was presented once, and it was the current one.
+    revoked.assert_no_violations();
+}

@@ -1,0 +1,287 @@
+//! Sessions in a real Secret Service: the real `tokend` against a private
+//! `dbus-daemon` and a real `gnome-keyring-daemon`, checked with
+//! `secret-tool`. Restarts, the item's attributes, no token outside the
+//! keyring, a locked keyring and a missing Secret Service (clear errors, the
+//! daemon carries on from memory, and recovers without a restart), logout
+//! and `--prune`.
+
+mod support;
+
+use std::process::{Output, Stdio};
+use std::time::Duration;
+
+use support::bus::PrivateBus;
+use support::daemon::{Daemon, DaemonOptions, login, stderr, stdout, token};
+use support::file_store::assert_no_secret_in_files;
+use support::keyring::TestKeyring;
+use support::provider::{Provider, fast};
+use tokend::emulator::Rfc8628Options;
+
+fn options(bus: &PrivateBus) -> DaemonOptions {
+    DaemonOptions {
+        store: "secret-service",
+        env: vec![("DBUS_SESSION_BUS_ADDRESS".into(), bus.address().into())],
+        ..DaemonOptions::default()
+    }
+}
+
+fn status(daemon: &Daemon, name: &str) -> serde_json::Value {
+    let out = daemon.tokenctl(&["--json", "status", name]);
+    let all: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("status JSON");
+    all[0].clone()
+}
+
+fn secret_tool(bus: &PrivateBus, args: &[&str]) -> Output {
+    bus.command("secret-tool")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run secret-tool (install libsecret-tools)")
+}
+
+/// `secret-tool search --all service tokend`: item labels, and every
+/// `schema = ...` and `attribute.KEY = VALUE` line (secret-tool prints the
+/// attributes on stderr).
+fn tokend_items(bus: &PrivateBus) -> (Vec<String>, Vec<String>) {
+    let out = secret_tool(bus, &["search", "--all", "service", "tokend"]);
+    let labels = stdout(&out)
+        .lines()
+        .filter_map(|l| l.strip_prefix("label = "))
+        .map(str::to_owned)
+        .collect();
+    let attributes = stdout(&out)
+        .lines()
+        .chain(stderr(&out).lines())
+        .filter(|l| l.starts_with("attribute.") || l.starts_with("schema = "))
+        .map(str::to_owned)
+        .collect();
+    (labels, attributes)
+}
+
+fn approve(provider: &Provider) -> impl FnOnce(&str) + '_ {
+    |code| {
+        provider.approve(code).unwrap();
+    }
+}
+
+#[test]
+fn sessions_survive_a_restart_and_no_token_is_outside_the_keyring() {
+    let bus = PrivateBus::start();
+    let Some(keyring) = TestKeyring::start_or_skip(&bus, "sessions_survive_a_restart") else {
+        return;
+    };
+    let provider = Provider::rfc8628();
+    let mut daemon = Daemon::start_with(&provider.config("demo"), options(&bus));
+    let first = login(&daemon, "demo", approve(&provider));
+
+    let (labels, attributes) = tokend_items(&bus);
+    assert_eq!(labels, ["tokend: demo refresh token"]);
+    for expected in [
+        "attribute.service = tokend",
+        "attribute.username = demo",
+        "attribute.tokend-provider = demo",
+        "schema = org.tokend.Session",
+    ] {
+        assert!(
+            attributes.iter().any(|a| a == expected),
+            "{expected} missing: {attributes:?}"
+        );
+    }
+
+    // A clean exit, too: the keyring connection is closed without a panic.
+    assert!(daemon.stop().success(), "{}", daemon.log());
+    daemon.restart();
+    assert_eq!(token(&daemon, "demo", &["--min-valid", "0"]), first);
+    assert_eq!(provider.refresh_count(), 0);
+    assert_eq!(provider.device_codes().len(), 1, "no second login");
+    // A refresh after the restart presents the stored refresh token.
+    provider.set_access_token_lifetime(Duration::from_secs(7200));
+    let second = token(&daemon, "demo", &["--min-valid", "3700"]);
+    provider.assert_no_violations();
+
+    let mut secrets = provider.secrets_sent();
+    secrets.extend([first, second]);
+    assert!(secrets.len() >= 3);
+    // The daemon's directory (config, socket, log) and gnome-keyring's
+    // (its keyring file is encrypted) hold no token in the clear.
+    assert_no_secret_in_files(&[daemon.dir.path(), keyring.root()], &secrets);
+    let log = daemon.log();
+    assert!(secrets.iter().all(|s| !log.contains(s.as_str())));
+}
+
+#[test]
+fn a_locked_keyring_at_start_is_a_clear_error_and_unlocking_restores() {
+    let bus = PrivateBus::start();
+    let Some(keyring) = TestKeyring::start_or_skip(&bus, "a_locked_keyring_at_start") else {
+        return;
+    };
+    let provider = Provider::rfc8628();
+    let mut daemon = Daemon::start_with(&provider.config("demo"), options(&bus));
+    let first = login(&daemon, "demo", approve(&provider));
+    daemon.stop();
+
+    keyring.lock_default_collection();
+    daemon.restart();
+    let locked = status(&daemon, "demo");
+    assert_eq!(locked["state"], "logged_out", "{locked}");
+    let error = locked["last_error"].as_str().unwrap_or_default();
+    assert!(error.contains("unlock your keyring"), "{locked}");
+    assert!(daemon.log().contains("store locked: unlock your keyring"));
+    // A caller is told why, not sent to log in again.
+    let out = daemon.tokenctl(&["token", "demo", "--min-valid", "0"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("unlock your keyring"),
+        "{}",
+        stderr(&out)
+    );
+
+    // Unlocked later: the background retry restores the session, no restart.
+    keyring.unlock_default_collection();
+    daemon.wait_for_log(1, &["event=\"restored\""]);
+    assert_eq!(status(&daemon, "demo")["state"], "active");
+    assert!(status(&daemon, "demo")["last_error"].is_null());
+    assert_eq!(token(&daemon, "demo", &["--min-valid", "0"]), first);
+
+    // And a token request right after an unlock restores it at once.
+    daemon.stop();
+    keyring.lock_default_collection();
+    daemon.restart();
+    keyring.unlock_default_collection();
+    assert_eq!(token(&daemon, "demo", &["--min-valid", "0"]), first);
+    assert_eq!(provider.refresh_count(), 0);
+    assert_eq!(provider.device_codes().len(), 1);
+}
+
+#[test]
+fn a_keyring_locked_mid_run_loses_no_session() {
+    let bus = PrivateBus::start();
+    let Some(keyring) = TestKeyring::start_or_skip(&bus, "a_keyring_locked_mid_run") else {
+        return;
+    };
+    let provider = Provider::start(Rfc8628Options {
+        access_token_lifetime: Duration::from_secs(3),
+        ..fast()
+    });
+    let mut daemon = Daemon::start_with(&provider.config("demo"), options(&bus));
+    login(&daemon, "demo", approve(&provider));
+
+    keyring.lock_default_collection();
+    let failed = ["event=\"refresh_saved\"", "ok=false"];
+    let count = daemon.wait_for_log(1, &failed).len();
+    let locked = status(&daemon, "demo");
+    assert_eq!(locked["state"], "active", "{locked}");
+    assert!(
+        locked["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("unlock your keyring")),
+        "{locked}"
+    );
+    // Refreshes go on, and tokens are served from memory.
+    daemon.wait_for_log(count + 1, &failed);
+    token(&daemon, "demo", &["--min-valid", "0"]);
+
+    let saved = ["event=\"refresh_saved\"", "ok=true"];
+    let saved_before = daemon.wait_for_log(0, &saved).len();
+    keyring.unlock_default_collection();
+    daemon.wait_for_log(saved_before + 1, &saved);
+    assert!(status(&daemon, "demo")["last_error"].is_null());
+
+    // A crash now: the keyring holds the current refresh token.
+    daemon.kill();
+    let refreshes = provider.refresh_count();
+    daemon.restart();
+    provider.wait_for_count(refreshes + 1, |r| {
+        r.is_refresh() && r.outcome == "refreshed"
+    });
+    token(&daemon, "demo", &["--min-valid", "0"]);
+    provider.assert_no_violations();
+}
+
+#[test]
+fn a_missing_secret_service_is_a_clear_error_and_a_late_one_is_used() {
+    let bus = PrivateBus::start();
+    if !TestKeyring::is_installed() {
+        let _ = TestKeyring::start_or_skip(&bus, "a_missing_secret_service");
+        return;
+    }
+    let provider = Provider::start(Rfc8628Options {
+        access_token_lifetime: Duration::from_secs(3),
+        ..fast()
+    });
+    // A bus with no Secret Service on it.
+    let mut daemon = Daemon::start_with(&provider.config("demo"), options(&bus));
+    assert!(
+        daemon
+            .log()
+            .contains("no Secret Service on the session bus"),
+        "{}",
+        daemon.log()
+    );
+    // The daemon works from memory: login, tokens, refreshes.
+    login(&daemon, "demo", approve(&provider));
+    let unsaved = status(&daemon, "demo");
+    assert!(
+        unsaved["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("Secret Service is unavailable")),
+        "{unsaved}"
+    );
+    daemon.wait_for_log(1, &["event=\"refresh_saved\"", "ok=false"]);
+    token(&daemon, "demo", &["--min-valid", "0"]);
+
+    // The keyring starts later: the next save reaches it.
+    let _keyring = TestKeyring::start(&bus);
+    daemon.wait_for_log(1, &["event=\"refresh_saved\"", "ok=true"]);
+    assert_eq!(tokend_items(&bus).0, ["tokend: demo refresh token"]);
+    daemon.kill();
+    let refreshes = provider.refresh_count();
+    daemon.restart();
+    provider.wait_for_count(refreshes + 1, |r| {
+        r.is_refresh() && r.outcome == "refreshed"
+    });
+    token(&daemon, "demo", &["--min-valid", "0"]);
+    provider.assert_no_violations();
+}
+
+#[test]
+fn logout_deletes_the_item_and_prune_removes_unconfigured_providers() {
+    let bus = PrivateBus::start();
+    let Some(_keyring) = TestKeyring::start_or_skip(&bus, "logout_deletes_the_item") else {
+        return;
+    };
+    let provider = Provider::rfc8628();
+    let both = format!("{}{}", provider.config("alpha"), provider.config("beta"));
+    let mut daemon = Daemon::start_with(&both, options(&bus));
+    login(&daemon, "alpha", approve(&provider));
+    login(&daemon, "beta", approve(&provider));
+    let mut labels = tokend_items(&bus).0;
+    labels.sort();
+    assert_eq!(
+        labels,
+        ["tokend: alpha refresh token", "tokend: beta refresh token"]
+    );
+    let out = daemon.tokenctl(&["logout", "alpha"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(tokend_items(&bus).0, ["tokend: beta refresh token"]);
+    assert!(
+        secret_tool(&bus, &["lookup", "service", "tokend", "username", "alpha"])
+            .stdout
+            .is_empty()
+    );
+    login(&daemon, "alpha", approve(&provider));
+
+    // alpha leaves the config: its item stays until pruned.
+    daemon.stop();
+    daemon.write_config(&provider.config("beta"));
+    daemon.restart();
+    assert_eq!(tokend_items(&bus).0.len(), 2);
+    let out = daemon.tokend(&["--prune"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "removed the stored session of `alpha` (not in the config) from the Secret Service\n"
+    );
+    assert_eq!(tokend_items(&bus).0, ["tokend: beta refresh token"]);
+    token(&daemon, "beta", &["--min-valid", "0"]);
+}

@@ -1,0 +1,146 @@
+//! The encrypted file store's surroundings, as systemd gives them to the
+//! system service: a state directory (`$STATE_DIRECTORY`) and a credential
+//! directory holding the 32-byte key (`$CREDENTIALS_DIRECTORY`).
+
+use std::io::Read as _;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+
+use super::daemon::DaemonOptions;
+
+/// The credential name tokend reads by default.
+pub const KEY_CREDENTIAL: &str = "tokend-store-key";
+
+/// A state directory and a key, removed on `Drop`.
+pub struct FileStore {
+    dir: tempfile::TempDir,
+}
+
+impl FileStore {
+    /// An empty state directory and a fresh random key.
+    pub fn new() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("tokend-state-")
+            .tempdir()
+            .expect("temp dir");
+        std::fs::create_dir(dir.path().join("state")).unwrap();
+        std::fs::create_dir(dir.path().join("credentials")).unwrap();
+        let store = Self { dir };
+        store.new_key();
+        store
+    }
+
+    /// Replaces the key with a new random one; returns the old bytes.
+    pub fn new_key(&self) -> Vec<u8> {
+        let mut key = vec![0u8; 32];
+        std::fs::File::open("/dev/urandom")
+            .and_then(|mut f| f.read_exact(&mut key))
+            .expect("read /dev/urandom");
+        self.set_key(&key)
+    }
+
+    /// Writes `key` as the credential (mode 0400, as systemd makes it);
+    /// returns the previous bytes.
+    pub fn set_key(&self, key: &[u8]) -> Vec<u8> {
+        let path = self.key_path();
+        let old = std::fs::read(&path).unwrap_or_default();
+        let _ = std::fs::remove_file(&path);
+        std::fs::write(&path, key).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o400)).unwrap();
+        old
+    }
+
+    /// The key credential's path.
+    pub fn key_path(&self) -> PathBuf {
+        self.dir.path().join("credentials").join(KEY_CREDENTIAL)
+    }
+
+    /// `$STATE_DIRECTORY`.
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// Where the records are.
+    pub fn sessions_dir(&self) -> PathBuf {
+        self.state_dir().join("sessions")
+    }
+
+    /// The record file of `provider`.
+    pub fn record(&self, provider: &str) -> PathBuf {
+        self.sessions_dir().join(format!("{provider}.session"))
+    }
+
+    /// The names of the files in the sessions directory, sorted.
+    pub fn files(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.sessions_dir())
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+
+    /// The temporary directory holding state and credentials.
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Daemon options for `store = "encrypted-file"` with this directory
+    /// and key handed over in the environment, as systemd does.
+    pub fn options(&self) -> DaemonOptions {
+        DaemonOptions {
+            store: "encrypted-file",
+            env: vec![
+                (
+                    "STATE_DIRECTORY".into(),
+                    self.state_dir().display().to_string(),
+                ),
+                (
+                    "CREDENTIALS_DIRECTORY".into(),
+                    self.dir.path().join("credentials").display().to_string(),
+                ),
+            ],
+            ..DaemonOptions::default()
+        }
+    }
+}
+
+/// The mode bits of `path`.
+pub fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// Every file under `dir`, recursively.
+pub fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+/// Panics if any of `secrets` is in any file under `dirs` (sockets and
+/// unreadable files count as empty).
+pub fn assert_no_secret_in_files(dirs: &[&Path], secrets: &[String]) {
+    for dir in dirs {
+        for file in walk(dir) {
+            let bytes = std::fs::read(&file).unwrap_or_default();
+            for secret in secrets {
+                assert!(
+                    !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                    "a token is in the clear in {}",
+                    file.display()
+                );
+            }
+        }
+    }
+}
