@@ -14,7 +14,7 @@ use std::process::Command;
 
 use tempfile::TempDir;
 use tokend::cli::exit_status::MEANINGS;
-use tokend::config::{self, BusKind, Environment, StoreKind};
+use tokend::config::{self, BusKind, DEFAULT_KEY_CREDENTIAL, Environment, StoreKind};
 use tokend::ipc::dbus::BUS_NAME;
 
 fn repo(path: &str) -> PathBuf {
@@ -271,6 +271,22 @@ fn units_bus_files_and_sysusers_agree() {
         assert_eq!(values(activation, "SystemdService"), ["tokend.service"]);
     }
     assert_eq!(values(&system_activation, "Exec"), ["/bin/false"]);
+
+    // The store key: the credential the daemon reads by default, at the
+    // same place in the unit and in the packaged config's instructions.
+    let credential = format!(
+        "LoadCredentialEncrypted={DEFAULT_KEY_CREDENTIAL}:/etc/credstore.encrypted/{DEFAULT_KEY_CREDENTIAL}"
+    );
+    assert!(
+        system.contains(&format!("#{credential}\n")),
+        "unit lacks {credential}"
+    );
+    let out = generate();
+    let config = std::fs::read_to_string(out.path().join("etc/tokend/config.toml")).unwrap();
+    assert!(
+        config.contains(&credential),
+        "packaged config lacks {credential}"
+    );
     assert_eq!(values(&session_activation, "Exec"), ["/usr/bin/tokend"]);
     assert!(policy.contains(&format!(r#"<allow own="{BUS_NAME}"/>"#)));
 }

@@ -48,11 +48,22 @@ const SYSTEM_CONFIG_HEADER: &str = "\
 
 /// The `[daemon]` keys the system service needs, where the defaults are
 /// those of a user's daemon: the service runs as `tokend`, not root, so
-/// without them it would look for a session bus and a Secret Service.
+/// without them it would look for a session bus and a Secret Service. The
+/// store is `memory` so that a fresh install starts anywhere: the encrypted
+/// file store needs a key, which the administrator makes (the steps are in
+/// the comment).
 const SYSTEM_DAEMON_KEYS: &str = "\
-# Set for the system service: it serves the system bus, and there is no
-# Secret Service (desktop keyring) for a system user, so sessions are kept in
-# memory and need a new login after a restart.
+# Set for the system service: it serves the system bus. Sessions are kept in
+# memory, so a restart needs a new login, until the encrypted file store has a
+# key. To give it one:
+#   install -d -m 0700 /etc/credstore.encrypted
+#   head -c 32 /dev/urandom | systemd-creds encrypt --name=tokend-store-key - \\
+#       /etc/credstore.encrypted/tokend-store-key
+#   systemctl edit tokend    # add these two lines:
+#       [Service]
+#       LoadCredentialEncrypted=tokend-store-key:/etc/credstore.encrypted/tokend-store-key
+# then set store = \"encrypted-file\" below (files go to /var/lib/tokend) and
+# restart tokend.
 bus = \"system\"
 store = \"memory\"
 ";
