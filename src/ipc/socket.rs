@@ -101,7 +101,12 @@ pub fn bind(path: &Path, mode: u32, group: Option<u32>) -> Result<UnixListener, 
         std::fs::remove_file(path).map_err(io_error("cannot remove the stale socket", path))?;
     }
     let listener = UnixListener::bind(path).map_err(io_error("cannot bind", path))?;
-    if let Some(gid) = group {
+    // chown only when the group differs: the system unit's seccomp filter
+    // forbids chown, and there the socket already has the service's group.
+    let current_gid = std::fs::metadata(path)
+        .map_err(io_error("cannot inspect", path))?
+        .gid();
+    if let Some(gid) = group.filter(|gid| *gid != current_gid) {
         rustix::fs::chown(path, None, Some(rustix::fs::Gid::from_raw(gid)))
             .map_err(|e| io_error("cannot set the group of", path)(e.into()))?;
     }
