@@ -14,8 +14,8 @@ use std::thread::{self, JoinHandle};
 
 use tempfile::TempDir;
 use tokend::protocol::{
-    Answer, ErrorCode, LoginEvent, LoginPrompt, ProviderStatus, Request, StatusAnswer, TokenAnswer,
-    parse_request,
+    Answer, ErrorCode, LoginEvent, LoginPrompt, PROTOCOL_VERSION, ProviderStatus, Request,
+    StatusAnswer, TokenAnswer, VersionAnswer, parse_request,
 };
 use tokend::secret::Secret;
 
@@ -26,8 +26,18 @@ struct CannedDaemon {
 }
 
 impl CannedDaemon {
-    /// Serves `answer(request)` lines for each request on one connection.
+    /// Serves `answer(request)` lines for each request on one connection;
+    /// `version` requests (which `login` and `status` send first) are
+    /// answered with this build's protocol and not recorded.
     fn start(answer: impl Fn(&Request) -> Vec<String> + Send + 'static) -> Self {
+        Self::start_with_protocol(PROTOCOL_VERSION, answer)
+    }
+
+    /// As [`Self::start`], claiming protocol version `protocol`.
+    fn start_with_protocol(
+        protocol: u32,
+        answer: impl Fn(&Request) -> Vec<String> + Send + 'static,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let listener = UnixListener::bind(dir.path().join("tokend.sock")).unwrap();
         let server = thread::spawn(move || {
@@ -38,6 +48,15 @@ impl CannedDaemon {
             let mut line = String::new();
             while reader.read_line(&mut line).unwrap() > 0 {
                 let request = parse_request(line.as_bytes()).expect("a valid request line");
+                if request == Request::Version {
+                    let version = Answer::success(VersionAnswer {
+                        protocol,
+                        daemon_version: "9.9.9".into(),
+                    });
+                    let _ = writeln!(writer, "{}", serde_json::to_string(&version).unwrap());
+                    line.clear();
+                    continue;
+                }
                 for answer in answer(&request) {
                     // A client that left early (`--no-wait`) is not an error.
                     let _ = writeln!(writer, "{answer}");
@@ -399,4 +418,25 @@ fn usage_errors_are_exit_2_and_help_lists_exit_codes() {
         help.contains("Exit status:") && help.contains("8  login denied"),
         "{help}"
     );
+}
+
+#[test]
+fn a_different_daemon_protocol_is_warned_about() {
+    let daemon = CannedDaemon::start_with_protocol(PROTOCOL_VERSION + 1, |_| {
+        vec![serde_json::to_string(&Answer::success(StatusAnswer { providers: vec![] })).unwrap()]
+    });
+    let out = tokenctl()
+        .arg("--socket")
+        .arg(daemon.socket())
+        .arg("status")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("warning: tokend 9.9.9 speaks protocol 2"),
+        "{err}"
+    );
+    let requests = daemon.requests();
+    assert_eq!(requests, [Request::Status { provider: None }]);
 }

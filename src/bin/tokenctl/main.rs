@@ -50,14 +50,14 @@ fn run(cli: &Cli) -> Result<(), Failure> {
                 no_wait: *no_wait,
             };
             login::run(
-                &mut connect(cli)?,
+                &mut connect_checked(cli)?,
                 name,
                 options,
                 screen::Terminal::of_stdout(),
             )
         }
         Command::Status { name } => {
-            let providers = connect(cli)?.status(name.as_deref())?;
+            let providers = connect_checked(cli)?.status(name.as_deref())?;
             if cli.json {
                 print_json(&providers)
             } else {
@@ -85,6 +85,28 @@ fn socket_path(cli: &Cli) -> PathBuf {
     cli.socket
         .clone()
         .unwrap_or_else(|| client::default_socket_path(&Environment::from_process()))
+}
+
+/// Connects and, for the interactive verbs, asks the daemon's protocol
+/// version first, warning on stderr when it differs from ours. `token` skips
+/// this: it is called in loops by scripts and must cost one round trip.
+fn connect_checked(cli: &Cli) -> Result<Client, Failure> {
+    let mut client = connect(cli)?;
+    match client.version() {
+        Ok(daemon) if daemon.protocol != PROTOCOL_VERSION => {
+            let _ = writeln!(
+                io::stderr(),
+                "tokenctl: warning: tokend {} speaks protocol {}, tokenctl {} speaks {PROTOCOL_VERSION}; install matching versions",
+                format::clean(&daemon.daemon_version),
+                daemon.protocol,
+                env!("CARGO_PKG_VERSION"),
+            );
+        }
+        // A daemon too old to know `version`, or one that answers it: go on
+        // and let the real request tell.
+        _ => {}
+    }
+    Ok(client)
 }
 
 fn connect(cli: &Cli) -> Result<Client, Failure> {
