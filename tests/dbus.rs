@@ -30,7 +30,13 @@ fn start(options: Rfc8628Options, providers: &[&str]) -> Setup {
 
 fn start_on(bus: PrivateBus, options: Rfc8628Options, providers: &[&str]) -> Setup {
     let provider = Provider::start(options);
-    let config: String = providers.iter().map(|name| provider.config(name)).collect();
+    // `sync` is never logged in: starting its login is the barrier that
+    // proves a signal monitor is listening (see `Setup::monitor`).
+    let config: String = providers
+        .iter()
+        .chain(&["sync"])
+        .map(|name| provider.config(name))
+        .collect();
     let daemon = Daemon::start_with(
         &config,
         DaemonOptions {
@@ -106,8 +112,12 @@ impl Setup {
             }
         });
         let mut monitor = Monitor { child, lines };
-        // gdbus says who owns the name once its match rules are in place.
         monitor.wait_for("is owned by");
+        // gdbus subscribes to the owner's signals only after it printed
+        // that line; a signal caused now and seen proves the subscription.
+        let out = self.busctl(&["Login", "s", "sync"]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        monitor.wait_for("org.tokend.Broker1.LoginPrompt ('sync'");
         monitor
     }
 }
@@ -205,7 +215,7 @@ fn login_over_busctl_then_get_token() {
         "org.tokend.Broker1.ListProviders",
         &[],
     );
-    assert_eq!(text(&out.stdout).trim(), "(['demo'],)");
+    assert_eq!(text(&out.stdout).trim(), "(['demo', 'sync'],)");
     let out = setup.gdbus(
         "/org/tokend/Broker1",
         "org.tokend.Broker1.Logout",
@@ -311,7 +321,11 @@ fn properties_change_on_refresh_and_objects_are_discoverable() {
 fn a_reload_adds_and_removes_provider_objects() {
     let mut setup = start(fast(), &["one"]);
     let mut monitor = setup.monitor();
-    setup.daemon.write_config(&setup.provider.config("two"));
+    setup.daemon.write_config(&format!(
+        "{}{}",
+        setup.provider.config("sync"),
+        setup.provider.config("two")
+    ));
     setup.daemon.reload();
     let lines = monitor.wait_for_all(&["InterfacesAdded", "InterfacesRemoved"]);
     assert!(
@@ -329,7 +343,7 @@ fn a_reload_adds_and_removes_provider_objects() {
         "org.tokend.Broker1.ListProviders",
         &[],
     );
-    assert_eq!(text(&out.stdout).trim(), "(['two'],)");
+    assert_eq!(text(&out.stdout).trim(), "(['sync', 'two'],)");
 }
 
 #[test]
