@@ -15,7 +15,7 @@ use tracing::{info, warn};
 
 use super::{Grant, Session, State, Tokens, timing};
 use crate::broker::error::BrokerError;
-use crate::store::StoreError;
+use crate::store::{StoreError, StoredSession};
 
 /// A stored session that could not be read yet, retried with backoff in the
 /// background and on `token` requests.
@@ -142,6 +142,14 @@ impl Session {
         }
     }
 
+    /// Installs a record the broker loaded at start for this session (with
+    /// those of other sessions, in one store call), as [`Self::restore`]
+    /// would have.
+    pub(crate) async fn restore_loaded(&self, loaded: Result<Option<StoredSession>, StoreError>) {
+        let _persist = self.persist.lock().await;
+        self.apply_loaded(loaded, true);
+    }
+
     /// One attempt to load the stored session; `at_start` for the first.
     async fn load_stored(&self, at_start: bool) {
         let _persist = self.persist.lock().await;
@@ -156,6 +164,11 @@ impl Session {
         let store = Arc::clone(&self.shared.store);
         let name = self.name.clone();
         let loaded = blocking(move || store.load(&name)).await;
+        self.apply_loaded(loaded, at_start);
+    }
+
+    /// Applies the outcome of a load; the caller holds the persist lock.
+    fn apply_loaded(&self, loaded: Result<Option<StoredSession>, StoreError>, at_start: bool) {
         let now = self.now();
         let mut state = self.state();
         let last_on_demand = state.pending_restore.and_then(|p| p.last_on_demand);
