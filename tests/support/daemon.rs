@@ -50,6 +50,10 @@ pub struct Daemon {
     /// Every notify message received so far.
     pub notifications: Vec<String>,
     options_env: Vec<(String, String)>,
+    /// When the process was last spawned.
+    spawned_at: Instant,
+    /// From the last spawn to its `READY=1` (for benchmarks).
+    pub ready_after: Duration,
 }
 
 impl Daemon {
@@ -85,9 +89,11 @@ impl Daemon {
             notify,
             notifications: Vec::new(),
             options_env: options.env,
+            spawned_at: Instant::now(),
+            ready_after: Duration::ZERO,
         };
         daemon.spawn();
-        daemon.wait_for_notification("READY=1");
+        daemon.wait_for_ready();
         daemon
     }
 
@@ -97,7 +103,12 @@ impl Daemon {
         assert!(self.child.is_none(), "restart a stopped daemon only");
         self.notifications.clear();
         self.spawn();
+        self.wait_for_ready();
+    }
+
+    fn wait_for_ready(&mut self) {
         self.wait_for_notification("READY=1");
+        self.ready_after = self.spawned_at.elapsed();
     }
 
     fn spawn(&mut self) {
@@ -120,6 +131,7 @@ impl Daemon {
         for (key, value) in &self.options_env {
             command.env(key, value);
         }
+        self.spawned_at = Instant::now();
         self.child = Some(command.spawn().expect("spawn tokend"));
     }
 
