@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
+use super::lines::{Line, read_line};
 use crate::broker::{Broker, BrokerError, Caller};
 use crate::protocol::{
     Answer, DEFAULT_MIN_VALID_SECS, ErrorBody, ErrorCode, LoginEvent, LogoutAnswer,
@@ -182,56 +183,6 @@ pub async fn serve_with(
             }
             drop(permit);
         });
-    }
-}
-
-/// Reads one line of at most `limit` bytes (newline included).
-enum Line {
-    Complete(Vec<u8>),
-    TooLong,
-    Eof,
-}
-
-async fn read_line(
-    reader: &mut BufReader<tokio::net::unix::OwnedReadHalf>,
-    limit: usize,
-) -> io::Result<Line> {
-    let mut line = Vec::new();
-    let mut too_long = false;
-    loop {
-        let buf = reader.fill_buf().await?;
-        if buf.is_empty() {
-            // End of stream: a last line without its newline still counts
-            // (a client that half-closes after writing).
-            return Ok(match (too_long, line.is_empty()) {
-                (true, _) => Line::TooLong,
-                (false, true) => Line::Eof,
-                (false, false) => Line::Complete(line),
-            });
-        }
-        let (chunk, found) = match buf.iter().position(|&b| b == b'\n') {
-            Some(i) => (&buf[..=i], true),
-            None => (buf, false),
-        };
-        let used = chunk.len();
-        if !too_long {
-            if line.len() + chunk.len() > limit {
-                // Keep reading to the end of the line, discarding it, so the
-                // next request starts at a line boundary.
-                too_long = true;
-                line.clear();
-            } else {
-                line.extend_from_slice(chunk);
-            }
-        }
-        reader.consume(used);
-        if found {
-            return Ok(if too_long {
-                Line::TooLong
-            } else {
-                Line::Complete(line)
-            });
-        }
     }
 }
 
