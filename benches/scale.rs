@@ -192,6 +192,8 @@ fn idle(provider: &Provider) {
 
 /// Access tokens expire between this long after seeding and a minute later.
 const STORM_FIRST_EXPIRY: Duration = Duration::from_secs(120);
+/// How long the emulator takes to answer each refresh in the storm part.
+const STORM_PROVIDER_DELAY: Duration = Duration::from_millis(50);
 /// How long the storm part waits for every refresh at most.
 const STORM_DEADLINE: Duration = Duration::from_secs(600);
 
@@ -201,6 +203,13 @@ fn storm(provider: &Provider) {
     let spread =
         |i: usize| STORM_FIRST_EXPIRY + Duration::from_millis(60_000 * i as u64 / PROVIDERS as u64);
     let expiries = seed(provider, &store, PROVIDERS, spread);
+    // Each refresh takes the provider a while, as a real one does, so that
+    // requests overlap and the bound has something to bound.
+    provider.inject(
+        tokend::emulator::Endpoint::Token,
+        tokend::emulator::Fault::Delay(STORM_PROVIDER_DELAY),
+        PROVIDERS,
+    );
     let refreshes_before = provider.refresh_count();
     let daemon = Daemon::start_with(&providers_toml(provider, PROVIDERS), options(Some(&store)));
     let limit = 8;
@@ -238,9 +247,10 @@ fn storm(provider: &Provider) {
     let mut text = String::new();
     let _ = writeln!(
         text,
-        "refresh storm ({PROVIDERS} tokens expiring within one minute, {:?} to {:?} after start; max_concurrent_refreshes = {limit})",
+        "refresh storm ({PROVIDERS} tokens expiring within one minute, {:?} to {:?} after start; provider answers in {:?}; max_concurrent_refreshes = {limit})",
         STORM_FIRST_EXPIRY,
-        STORM_FIRST_EXPIRY + Duration::from_secs(60)
+        STORM_FIRST_EXPIRY + Duration::from_secs(60),
+        STORM_PROVIDER_DELAY
     );
     let _ = writeln!(
         text,
