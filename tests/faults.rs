@@ -91,12 +91,17 @@ fn several_sessions_ride_out_an_outage_and_recover_by_themselves() {
         .filter(|r| r.endpoint == Endpoint::DeviceAuthorization)
         .count();
     provider.set_unavailable(false);
-    // Each one refreshes on its own backoff, with no one asking.
+    // Each one refreshes on its own backoff, with no one asking (the
+    // daemon's log line comes once the new tokens are installed).
     for session in &sessions {
         let refresh_token = session.refresh_token.clone();
         provider.wait_for_count(1, move |r| {
             r.outcome == "refreshed" && r.field("refresh_token") == Some(refresh_token.as_str())
         });
+        daemon.wait_for_log(
+            1,
+            &[&format!("provider={} event=\"refreshed\"", session.name)],
+        );
     }
     for session in &sessions {
         let fresh = token(&daemon, &session.name, &["--min-valid", "1"]);

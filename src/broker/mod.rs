@@ -271,40 +271,45 @@ impl Broker {
     async fn restore_all(&self) -> usize {
         let sessions = self.session_map();
         let store = Arc::clone(&self.inner.shared.store);
-        let stored = match store_call(move || store.list()).await {
-            Ok(names) => names,
+        let mut restored = 0;
+        match store_call(move || store.list()).await {
+            Ok(stored) => {
+                let stored: Vec<Arc<Session>> = stored
+                    .iter()
+                    .filter_map(|name| sessions.get(name).cloned())
+                    .collect();
+                for batch in stored.chunks(RESTORE_BATCH) {
+                    for (session, result) in batch.iter().zip(self.load_batch(batch).await) {
+                        restored += usize::from(session.restore_loaded(result).await);
+                    }
+                }
+            }
             Err(e) => {
                 warn!("{e}; sessions are kept in memory until the store works again");
                 for session in sessions.values() {
-                    session.restore().await;
-                }
-                return sessions.len();
-            }
-        };
-        let stored: Vec<Arc<Session>> = stored
-            .iter()
-            .filter_map(|name| sessions.get(name).cloned())
-            .collect();
-        for batch in stored.chunks(RESTORE_BATCH) {
-            let store = Arc::clone(&self.inner.shared.store);
-            let names: Vec<String> = batch.iter().map(|s| s.name.clone()).collect();
-            let loaded =
-                store_call(move || Ok(names.iter().map(|n| store.load(n)).collect::<Vec<_>>()))
-                    .await;
-            match loaded {
-                Ok(results) => {
-                    for (session, result) in batch.iter().zip(results) {
-                        session.restore_loaded(result).await;
-                    }
-                }
-                Err(e) => {
-                    for session in batch {
-                        session.restore_loaded(Err(e.clone())).await;
-                    }
+                    restored += usize::from(session.restore().await);
                 }
             }
         }
+        info!(
+            restored,
+            store = self.inner.shared.store.name(),
+            "restored {restored} stored session(s)"
+        );
         sessions.len()
+    }
+
+    /// Reads the stored records of `batch` in one store call.
+    async fn load_batch(
+        &self,
+        batch: &[Arc<Session>],
+    ) -> Vec<Result<Option<crate::store::StoredSession>, crate::store::StoreError>> {
+        let store = Arc::clone(&self.inner.shared.store);
+        let names: Vec<String> = batch.iter().map(|s| s.name.clone()).collect();
+        match store_call(move || Ok(names.iter().map(|n| store.load(n)).collect())).await {
+            Ok(results) => results,
+            Err(e) => vec![Err(e); batch.len()],
+        }
     }
 
     /// Applies a new config: providers added are created (and restored from
