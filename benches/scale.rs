@@ -32,6 +32,7 @@ use std::time::{Duration, Instant, SystemTime};
 use support::bus::PrivateBus;
 use support::daemon::{Daemon, DaemonOptions};
 use support::file_store::FileStore;
+use support::process::status_number;
 use support::provider::Provider;
 use tokend::emulator::Rfc8628Options;
 
@@ -99,17 +100,9 @@ fn seed(
         .collect()
 }
 
-/// A field of `/proc/PID/status`, in its unit (kB for memory).
+/// A number of `/proc/PID/status`, in its unit (kB for memory).
 fn status_field(pid: u32, field: &str) -> u64 {
-    status_field_of(&Path::new("/proc").join(pid.to_string()), field)
-}
-
-fn status_field_of(dir: &Path, field: &str) -> u64 {
-    let text = std::fs::read_to_string(dir.join("status")).unwrap_or_default();
-    text.lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
+    status_number(&Path::new("/proc").join(pid.to_string()), field)
 }
 
 /// Voluntary context switches of every thread of `pid`, and the thread count.
@@ -118,7 +111,7 @@ fn voluntary_switches(pid: u32) -> (u64, usize) {
     let mut total = 0;
     let mut threads = 0;
     for entry in std::fs::read_dir(tasks).into_iter().flatten().flatten() {
-        total += status_field_of(&entry.path(), "voluntary_ctxt_switches");
+        total += status_number(&entry.path(), "voluntary_ctxt_switches");
         threads += 1;
     }
     (total, threads)

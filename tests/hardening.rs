@@ -19,15 +19,10 @@ use support::provider::Provider;
 /// The uid and gid of `nobody` on Debian.
 const NOBODY: u32 = 65534;
 
-/// A field of `/proc/PID/status`.
+/// A field of `/proc/PID/status`, which must be there.
 fn status_field(pid: u32, field: &str) -> String {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+    support::process::status_field(pid, field)
         .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
-        .trim()
-        .to_owned()
 }
 
 fn is_root() -> bool {
