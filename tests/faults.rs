@@ -40,6 +40,17 @@ fn seeded(
     (store, sessions, daemon)
 }
 
+/// One provider `demo` with a session whose access token lives an hour.
+fn one_session() -> (Provider, FileStore, Seeded, Daemon) {
+    let provider = Provider::start(fast());
+    let (store, mut sessions, daemon) = seeded(
+        &provider,
+        &provider.config("demo"),
+        Duration::from_secs(3600),
+    );
+    (provider, store, sessions.remove(0), daemon)
+}
+
 fn status(daemon: &Daemon, name: &str) -> serde_json::Value {
     let out = daemon.tokenctl(&["--json", "status", name]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -123,13 +134,7 @@ fn several_sessions_ride_out_an_outage_and_recover_by_themselves() {
 /// `problem` in the message, that the session still serves its token, and
 /// that the next refresh (same refresh token) succeeds.
 fn a_refresh_fault_costs_nothing(fault: Fault, problem: &str) {
-    let provider = Provider::start(fast());
-    let (_store, sessions, daemon) = seeded(
-        &provider,
-        &provider.config("demo"),
-        Duration::from_secs(3600),
-    );
-    let session = &sessions[0];
+    let (provider, _store, session, daemon) = one_session();
     provider.set_access_token_lifetime(Duration::from_secs(7200));
     provider.inject(Endpoint::Token, fault, 1);
     let out = daemon.tokenctl(&["token", "demo", "--min-valid", "3700"]);
@@ -207,12 +212,7 @@ fn json_answer(body: &str) -> Fault {
 
 #[test]
 fn another_token_type_is_handed_on_as_the_provider_said() {
-    let provider = Provider::start(fast());
-    let (_store, _sessions, daemon) = seeded(
-        &provider,
-        &provider.config("demo"),
-        Duration::from_secs(3600),
-    );
+    let (provider, _store, _session, daemon) = one_session();
     provider.inject(
         Endpoint::Token,
         json_answer(r#"{"access_token":"pop-token-1","token_type":"DPoP","expires_in":7200}"#),
@@ -227,12 +227,7 @@ fn another_token_type_is_handed_on_as_the_provider_said() {
 
 #[test]
 fn an_answer_without_optional_fields_keeps_the_refresh_token() {
-    let provider = Provider::start(fast());
-    let (store, sessions, daemon) = seeded(
-        &provider,
-        &provider.config("demo"),
-        Duration::from_secs(3600),
-    );
+    let (provider, store, session, daemon) = one_session();
     // No token_type, no expires_in, no refresh_token, no scope.
     provider.inject(
         Endpoint::Token,
@@ -254,7 +249,7 @@ fn an_answer_without_optional_fields_keeps_the_refresh_token() {
     let mut options = store.options();
     options.daemon_keys = "http_timeout = 2\n".into();
     let daemon = Daemon::start_with(&provider.config("demo"), options);
-    let refresh_token = sessions[0].refresh_token.clone();
+    let refresh_token = session.refresh_token.clone();
     provider.wait_for_count(1, move |r| {
         r.outcome == "refreshed" && r.field("refresh_token") == Some(refresh_token.as_str())
     });
