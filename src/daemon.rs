@@ -112,26 +112,18 @@ pub async fn prune(config: &Config) -> Result<Pruned, StoreError> {
     })
 }
 
-/// Says once, at start, when the store cannot be used; sessions then live
-/// in memory until it can (each later save tries again).
-async fn probe_store(store: &Arc<dyn Store>) {
-    let probe = Arc::clone(store);
-    if let Err(e) = crate::broker::store_call(move || probe.list()).await {
-        warn!("{e}; sessions are kept in memory until the store works again");
-    }
-}
-
 /// Runs the daemon until SIGTERM or SIGINT; SIGHUP reloads the config.
 ///
 /// # Errors
 /// Set-up failed (socket, bus, HTTP client, signal handlers).
-pub async fn run(config: Config, env: Environment) -> anyhow::Result<()> {
+pub async fn run(mut config: Config, env: Environment) -> anyhow::Result<()> {
     for warning in &config.warnings {
         warn!("{warning}");
     }
     let http = HttpClient::new(config.daemon.http_timeout)?;
+    // The broker lists the store as it starts, and says then if it cannot
+    // be used; sessions live in memory until it can.
     let store = open_daemon_store(&config);
-    probe_store(&store).await;
     let broker = Broker::new(
         &config,
         BrokerParts {
@@ -141,6 +133,10 @@ pub async fn run(config: Config, env: Environment) -> anyhow::Result<()> {
             owner_uid: rustix::process::geteuid().as_raw(),
         },
     );
+    // Each session holds its provider's config; a second copy here would
+    // only cost memory (a reload compares with the sessions' copies).
+    config.providers = Vec::new();
+    config.warnings = Vec::new();
     broker.start(watchdog_heartbeat()).await;
 
     // Signal handlers first: a SIGTERM that arrives during start-up must
@@ -171,10 +167,10 @@ pub async fn run(config: Config, env: Environment) -> anyhow::Result<()> {
     notify(&[NotifyState::Ready, NotifyState::Status(&broker.summary())]);
     connections.spawn(report_status(broker.clone(), stop.clone()));
 
-    let mut current = config;
+    let current = config;
     while let Some(signal) = signals.next().await {
         match signal {
-            Signal::Reload => reload(&broker, &mut current, &env).await,
+            Signal::Reload => reload(&broker, &current, &env).await,
             Signal::Stop => break,
         }
     }
@@ -242,7 +238,7 @@ async fn report_status(broker: Broker, stop: CancellationToken) {
 const STATUS_COALESCE: Duration = Duration::from_secs(1);
 
 /// Reloads the config from its file; an invalid file changes nothing.
-async fn reload(broker: &Broker, current: &mut Config, env: &Environment) {
+async fn reload(broker: &Broker, current: &Config, env: &Environment) {
     // MONOTONIC_USEC lets systemd (253+) match this reload to its request.
     let mut states = vec![NotifyState::Reloading];
     states.extend(NotifyState::monotonic_usec_now());
@@ -271,8 +267,6 @@ async fn reload(broker: &Broker, current: &mut Config, env: &Environment) {
                 changed = ?summary.changed,
                 "config reloaded"
             );
-            current.providers = new.providers;
-            current.warnings = new.warnings;
         }
     }
     notify(&[NotifyState::Ready, NotifyState::Status(&broker.summary())]);

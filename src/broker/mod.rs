@@ -11,6 +11,7 @@ pub mod clock;
 mod error;
 mod login;
 pub mod policy;
+mod restore;
 pub mod scheduler;
 mod session;
 pub mod timing;
@@ -226,10 +227,7 @@ impl Broker {
     /// calls `beat`: a watchdog fed from here stops being fed when the core
     /// is stuck, not merely when a timer runs.
     pub async fn start(&self, heartbeat: Option<Heartbeat>) {
-        let sessions: Vec<_> = self.sessions().into_values().collect();
-        for session in &sessions {
-            session.restore().await;
-        }
+        let providers = self.restore_all().await;
         let broker = self.clone();
         self.inner.shared.tasks.spawn(async move {
             let shared = Arc::clone(&broker.inner.shared);
@@ -248,14 +246,14 @@ impl Broker {
                     if let Some(h) = &heartbeat
                         && last_beat.is_none_or(|at| at.elapsed() >= h.interval)
                     {
-                        broker.sessions().values().for_each(|s| s.probe());
+                        broker.sessions().iter().for_each(|s| s.probe());
                         (h.beat)();
                         last_beat = Some(tokio::time::Instant::now());
                     }
                 })
                 .await;
         });
-        info!(providers = sessions.len(), "broker started");
+        info!(providers, "broker started");
     }
 
     /// Applies a new config: providers added are created (and restored from
@@ -264,7 +262,7 @@ impl Broker {
     /// are rebuilt and keep their tokens when client and endpoint are the
     /// same; unchanged ones are not touched.
     pub async fn reload(&self, config: &Config) -> ReloadSummary {
-        let old = self.sessions();
+        let old = self.session_map();
         let mut summary = ReloadSummary::default();
         let mut next = BTreeMap::new();
         for provider in &config.providers {
@@ -334,12 +332,24 @@ impl Broker {
         self.inner.shared.events.subscribe()
     }
 
-    fn sessions(&self) -> BTreeMap<String, Arc<Session>> {
+    fn session_map(&self) -> BTreeMap<String, Arc<Session>> {
         self.inner
             .sessions
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    /// Every session, in name order. Cheaper than [`Self::session_map`]:
+    /// no name is copied.
+    fn sessions(&self) -> Vec<Arc<Session>> {
+        self.inner
+            .sessions
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect()
     }
 
     fn session(&self, name: &str) -> Option<Arc<Session>> {
@@ -378,9 +388,9 @@ impl Broker {
     #[must_use]
     pub fn provider_names(&self, caller: &Caller) -> Vec<String> {
         self.sessions()
-            .into_iter()
-            .filter(|(_, s)| s.policy.allows(caller))
-            .map(|(name, _)| name)
+            .iter()
+            .filter(|s| s.policy.allows(caller))
+            .map(|s| s.name.clone())
             .collect()
     }
 
@@ -445,7 +455,7 @@ impl Broker {
             Some(name) => Ok(vec![self.authorized(caller, name)?.status()]),
             None => Ok(self
                 .sessions()
-                .values()
+                .iter()
                 .filter(|s| s.policy.allows(caller))
                 .map(|s| s.status())
                 .collect()),
@@ -455,26 +465,28 @@ impl Broker {
     /// One line for systemd's `STATUS=`: "3 providers: 2 active, 1 login required".
     #[must_use]
     pub fn summary(&self) -> String {
-        let sessions = self.sessions();
-        let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+        // Counted under the read lock, without copying the map or building
+        // any session's full status: it runs after every burst of events.
+        let sessions = self
+            .inner
+            .sessions
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut counts: BTreeMap<&'static str, usize> = BTreeMap::new();
         for session in sessions.values() {
-            *counts
-                .entry(session.status().state.replace('_', " "))
-                .or_default() += 1;
+            *counts.entry(session.state_name()).or_default() += 1;
         }
+        let total = sessions.len();
+        drop(sessions);
         let parts: Vec<String> = counts
             .iter()
-            .map(|(state, n)| format!("{n} {state}"))
+            .map(|(state, n)| format!("{n} {}", state.replace('_', " ")))
             .collect();
-        let noun = if sessions.len() == 1 {
-            "provider"
-        } else {
-            "providers"
-        };
+        let noun = if total == 1 { "provider" } else { "providers" };
         if parts.is_empty() {
             format!("0 {noun}")
         } else {
-            format!("{} {noun}: {}", sessions.len(), parts.join(", "))
+            format!("{total} {noun}: {}", parts.join(", "))
         }
     }
 }

@@ -30,18 +30,22 @@ pub const ON_DEMAND_RETRY_SPACING: Duration = Duration::from_secs(5);
 
 /// When to refresh a token obtained at `obtained` that expires at `expires`.
 ///
-/// The margin before expiry is 15 % to 25 % of the lifetime (chosen by
-/// `jitter` in `0.0..=1.0`), and at least [`MIN_MARGIN`] when the lifetime
-/// allows (at most half of it). Spreading by a share of the lifetime keeps
-/// sessions that were logged in together from refreshing in the same second
-/// ever after.
+/// The least margin is 15 % of the lifetime, raised to [`MIN_MARGIN`] when
+/// the lifetime allows (at most half of it); `jitter` in `0.0..=1.0` adds up
+/// to two thirds of that least margin, so the margin spans 15 % to 25 % of a
+/// long lifetime. Spreading by a share of the margin keeps sessions that
+/// were logged in together (or restored together, or whose tokens expire in
+/// the same minute) from refreshing in the same second ever after; the
+/// spread applies above the floor too, or every short-lived token would be
+/// due exactly [`MIN_MARGIN`] before its expiry. The margin never exceeds
+/// five sixths of the lifetime.
 #[must_use]
 pub fn refresh_due(obtained: SystemTime, expires: SystemTime, jitter: f64) -> SystemTime {
     let Ok(lifetime) = expires.duration_since(obtained) else {
         return obtained;
     };
-    let share = 0.15 + 0.10 * jitter.clamp(0.0, 1.0);
-    let margin = lifetime.mul_f64(share).max(MIN_MARGIN.min(lifetime / 2));
+    let least = lifetime.mul_f64(0.15).max(MIN_MARGIN.min(lifetime / 2));
+    let margin = least.mul_f64(1.0 + 2.0 / 3.0 * jitter.clamp(0.0, 1.0));
     expires - margin
 }
 
@@ -86,6 +90,22 @@ mod tests {
         assert_eq!(refresh_due(t(0), t(60), 0.0), t(30));
         // Already expired or nonsense: refresh at once.
         assert_eq!(refresh_due(t(10), t(5), 0.5), t(10));
+    }
+
+    #[test]
+    fn jitter_spreads_short_lifetimes_above_the_floor() {
+        // 2 minutes: the floor (60 s) is the least margin, and jitter adds
+        // up to 40 s more, never reaching the token's start.
+        assert_eq!(refresh_due(t(0), t(120), 0.0), t(60));
+        assert_eq!(refresh_due(t(0), t(120), 1.0), t(20));
+        let dues: std::collections::BTreeSet<_> = (0..=100)
+            .map(|i| refresh_due(t(0), t(120), f64::from(i) / 100.0))
+            .collect();
+        assert!(dues.len() > 30, "{} distinct", dues.len());
+        for lifetime in [1, 2, 10, 59, 61, 399, 401, 86_400] {
+            let due = refresh_due(t(0), t(lifetime), 1.0);
+            assert!(due > t(0), "{lifetime} s: due at the start");
+        }
     }
 
     #[test]

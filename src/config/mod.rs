@@ -367,6 +367,16 @@ pub fn load(path: &Path, env: &Environment) -> Result<Config, ConfigError> {
     })?;
     let mut diags = Diagnostics::new(path, &text);
     let mode = std::fs::metadata(path).map(|m| m.permissions().mode()).ok();
+    if let Some(mode) = mode.filter(|m| m & 0o022 != 0) {
+        // Whoever can write the config can point a provider at their own
+        // server and collect its tokens: refuse it, as ssh refuses a
+        // writable authorized_keys.
+        diags.file_error(format!(
+            "the config file is writable by {} (mode {:04o}); tokend will not trust it: chmod go-w it",
+            if mode & 0o002 != 0 { "anyone" } else { "its group" },
+            mode & 0o7777
+        ));
+    }
     let parsed = parse::parse(&text, path, mode, env, &mut diags);
     if diags.has_errors() {
         return Err(ConfigError::Invalid {

@@ -96,6 +96,17 @@ use server::{Shared, State};
 /// return as soon as the event happens, the limit only ends a stuck test.
 pub const WAIT_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Tokens of a session granted by [`Emulator::grant_session`].
+#[derive(Debug, Clone)]
+pub struct SeededSession {
+    /// The access token.
+    pub access_token: String,
+    /// The refresh token, unless the emulator issues none.
+    pub refresh_token: Option<String>,
+    /// How long the access token lives from the grant.
+    pub lifetime: Duration,
+}
+
 /// A running provider emulator. Dropping it stops the server and cuts every
 /// open connection, hanging ones included.
 pub struct Emulator {
@@ -260,6 +271,24 @@ impl Emulator {
     /// As for [`Self::approve`].
     pub fn deny(&self, user_code: &str) -> Result<IssuedCode, ApprovalError> {
         self.change(|s| s.authority.deny(user_code, Instant::now()))
+    }
+
+    /// A session granted without a device login, as if `client_id` had
+    /// logged in just now: its access token lives `lifetime` (whatever
+    /// the configured lifetime), its refresh token as configured. For
+    /// seeding a client's store with many sessions at once; the request
+    /// log does not show it.
+    #[must_use]
+    pub fn grant_session(&self, client_id: &str, lifetime: Duration) -> SeededSession {
+        let issued = self.change(|s| {
+            s.authority
+                .grant_directly(client_id, None, lifetime, Instant::now())
+        });
+        SeededSession {
+            access_token: issued.access_token,
+            refresh_token: issued.refresh_token,
+            lifetime,
+        }
     }
 
     /// Every device code issued so far expires now.

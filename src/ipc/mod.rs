@@ -2,4 +2,5 @@
 //! and hold no state or policy of their own.
 
 pub mod dbus;
+pub mod lines;
 pub mod socket;

@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
+use super::lines::{Line, read_line};
 use crate::broker::{Broker, BrokerError, Caller};
 use crate::protocol::{
     Answer, DEFAULT_MIN_VALID_SECS, ErrorBody, ErrorCode, LoginEvent, LogoutAnswer,
@@ -42,6 +43,32 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// An answer must be taken by the client within this time.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The bounds a connection lives within. [`Default`] is what the daemon
+/// uses; tests of the bounds themselves pass short ones to [`serve_with`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Connections served at once ([`MAX_CONNECTIONS`]).
+    pub max_connections: usize,
+    /// A connection with no request for this long is closed ([`IDLE_TIMEOUT`]).
+    pub idle_timeout: Duration,
+    /// A request line must be complete this long after its first byte
+    /// ([`REQUEST_TIMEOUT`]).
+    pub request_timeout: Duration,
+    /// An answer must be taken by the client within this time ([`WRITE_TIMEOUT`]).
+    pub write_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_connections: MAX_CONNECTIONS,
+            idle_timeout: IDLE_TIMEOUT,
+            request_timeout: REQUEST_TIMEOUT,
+            write_timeout: WRITE_TIMEOUT,
+        }
+    }
+}
 
 /// Why the socket could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -123,7 +150,18 @@ pub async fn serve(
     shutdown: CancellationToken,
     tasks: TaskTracker,
 ) {
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    serve_with(listener, broker, shutdown, tasks, Limits::default()).await;
+}
+
+/// As [`serve`], within `limits`.
+pub async fn serve_with(
+    listener: UnixListener,
+    broker: Broker,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+    limits: Limits,
+) {
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
     loop {
         // Wait for a free slot before accepting, so excess clients wait in
         // the backlog instead of costing a task each.
@@ -145,7 +183,7 @@ pub async fn serve(
         };
         let (broker, shutdown) = (broker.clone(), shutdown.clone());
         tasks.spawn(async move {
-            if let Err(e) = serve_connection(stream, &broker, &shutdown).await {
+            if let Err(e) = serve_connection(stream, &broker, &shutdown, limits).await {
                 debug!("connection ended: {e}");
             }
             drop(permit);
@@ -153,60 +191,11 @@ pub async fn serve(
     }
 }
 
-/// Reads one line of at most `limit` bytes (newline included).
-enum Line {
-    Complete(Vec<u8>),
-    TooLong,
-    Eof,
-}
-
-async fn read_line(
-    reader: &mut BufReader<tokio::net::unix::OwnedReadHalf>,
-    limit: usize,
-) -> io::Result<Line> {
-    let mut line = Vec::new();
-    let mut too_long = false;
-    loop {
-        let buf = reader.fill_buf().await?;
-        if buf.is_empty() {
-            // End of stream: a last line without its newline still counts
-            // (a client that half-closes after writing).
-            return Ok(match (too_long, line.is_empty()) {
-                (true, _) => Line::TooLong,
-                (false, true) => Line::Eof,
-                (false, false) => Line::Complete(line),
-            });
-        }
-        let (chunk, found) = match buf.iter().position(|&b| b == b'\n') {
-            Some(i) => (&buf[..=i], true),
-            None => (buf, false),
-        };
-        let used = chunk.len();
-        if !too_long {
-            if line.len() + chunk.len() > limit {
-                // Keep reading to the end of the line, discarding it, so the
-                // next request starts at a line boundary.
-                too_long = true;
-                line.clear();
-            } else {
-                line.extend_from_slice(chunk);
-            }
-        }
-        reader.consume(used);
-        if found {
-            return Ok(if too_long {
-                Line::TooLong
-            } else {
-                Line::Complete(line)
-            });
-        }
-    }
-}
-
 async fn serve_connection(
     stream: UnixStream,
     broker: &Broker,
     shutdown: &CancellationToken,
+    limits: Limits,
 ) -> io::Result<()> {
     let cred = stream.peer_cred()?;
     let caller = Caller {
@@ -214,21 +203,25 @@ async fn serve_connection(
         gid: Some(cred.gid()),
         pid: cred.pid(),
     };
-    let (read, mut write) = stream.into_split();
+    let (read, half) = stream.into_split();
+    let mut write = AnswerWriter {
+        half,
+        timeout: limits.write_timeout,
+    };
     let mut reader = BufReader::with_capacity(4096, read);
     // One shutdown waiter and one timer for the connection's whole life,
     // re-armed per request: registering fresh ones for every request costs
     // more than the request itself on a cached token.
     let shutdown = shutdown.cancelled();
     tokio::pin!(shutdown);
-    let deadline = tokio::time::sleep(IDLE_TIMEOUT);
+    let deadline = tokio::time::sleep(limits.idle_timeout);
     tokio::pin!(deadline);
     loop {
         // Wait for the first byte of the next request (idle timeout), then
         // for the rest of the line (request timeout).
         deadline
             .as_mut()
-            .reset(tokio::time::Instant::now() + IDLE_TIMEOUT);
+            .reset(tokio::time::Instant::now() + limits.idle_timeout);
         let ready = tokio::select! {
             biased;
             r = reader.fill_buf() => r,
@@ -243,12 +236,12 @@ async fn serve_connection(
         }
         deadline
             .as_mut()
-            .reset(tokio::time::Instant::now() + REQUEST_TIMEOUT);
+            .reset(tokio::time::Instant::now() + limits.request_timeout);
         let line = tokio::select! {
             biased;
             line = read_line(&mut reader, MAX_REQUEST_LINE) => line,
             () = &mut deadline => {
-                send_error(&mut write, ErrorCode::BadRequest, "request line not completed in time").await?;
+                write.send_error(ErrorCode::BadRequest, "request line not completed in time").await?;
                 return Ok(());
             }
         };
@@ -256,18 +249,20 @@ async fn serve_connection(
         let request = match line {
             Line::Eof => return Ok(()),
             Line::TooLong => {
-                send_error(
-                    &mut write,
-                    ErrorCode::RequestTooLarge,
-                    &format!("request line longer than {MAX_REQUEST_LINE} bytes (or cut short)"),
-                )
-                .await?;
+                write
+                    .send_error(
+                        ErrorCode::RequestTooLarge,
+                        &format!(
+                            "request line longer than {MAX_REQUEST_LINE} bytes (or cut short)"
+                        ),
+                    )
+                    .await?;
                 continue;
             }
             Line::Complete(bytes) => match parse_request(&bytes) {
                 Ok(request) => request,
                 Err(message) => {
-                    send_error(&mut write, ErrorCode::BadRequest, &message).await?;
+                    write.send_error(ErrorCode::BadRequest, &message).await?;
                     continue;
                 }
             },
@@ -280,7 +275,7 @@ async fn handle(
     request: Request,
     caller: &Caller,
     broker: &Broker,
-    write: &mut OwnedWriteHalf,
+    write: &mut AnswerWriter,
     reader: &mut BufReader<tokio::net::unix::OwnedReadHalf>,
 ) -> io::Result<()> {
     match request {
@@ -296,28 +291,28 @@ async fn handle(
                 }
                 Err(e) => failure(&e),
             };
-            send(write, &answer).await
+            write.send(&answer).await
         }
         Request::Status { provider } => {
             let answer = match broker.status(caller, provider.as_deref()) {
                 Ok(providers) => Answer::success(StatusAnswer { providers }),
                 Err(e) => failure(&e),
             };
-            send(write, &answer).await
+            write.send(&answer).await
         }
         Request::Logout { provider } => {
             let answer = match broker.logout(caller, &provider).await {
                 Ok(()) => Answer::success(LogoutAnswer { provider }),
                 Err(e) => failure(&e),
             };
-            send(write, &answer).await
+            write.send(&answer).await
         }
         Request::Version => {
             let answer = Answer::success(VersionAnswer {
                 protocol: PROTOCOL_VERSION,
                 daemon_version: env!("CARGO_PKG_VERSION").to_owned(),
             });
-            send(write, &answer).await
+            write.send(&answer).await
         }
         Request::Login { provider } => login(provider, caller, broker, write, reader).await,
     }
@@ -327,7 +322,7 @@ async fn login(
     provider: String,
     caller: &Caller,
     broker: &Broker,
-    write: &mut OwnedWriteHalf,
+    write: &mut AnswerWriter,
     reader: &mut BufReader<tokio::net::unix::OwnedReadHalf>,
 ) -> io::Result<()> {
     let done = |error: Option<&BrokerError>| LoginEvent::Done {
@@ -340,47 +335,54 @@ async fn login(
     };
     let mut watch = match broker.login(caller, &provider) {
         Ok(watch) => watch,
-        Err(e) => return send(write, &done(Some(&e))).await,
+        Err(e) => return write.send(&done(Some(&e))).await,
     };
     info!(provider = %provider, uid = caller.uid, "login requested");
     let prompt = match watch.prompt().await {
         Ok(prompt) => prompt,
-        Err(e) => return send(write, &done(Some(&e))).await,
+        Err(e) => return write.send(&done(Some(&e))).await,
     };
-    send(
-        write,
-        &LoginEvent::Prompt {
+    write
+        .send(&LoginEvent::Prompt {
             provider: provider.clone(),
             prompt,
-        },
-    )
-    .await?;
+        })
+        .await?;
     // Wait for the outcome, unless the client goes away first: the login
     // itself goes on either way (another client can join it).
     let outcome = tokio::select! {
         r = watch.outcome() => r,
         _ = reader.fill_buf() => return Ok(()),
     };
-    send(write, &done(outcome.as_ref().err())).await
+    write.send(&done(outcome.as_ref().err())).await
 }
 
 fn failure<T>(error: &BrokerError) -> Answer<T> {
     Answer::failure(error.code(), error.to_string())
 }
 
-async fn send_error(write: &mut OwnedWriteHalf, code: ErrorCode, message: &str) -> io::Result<()> {
-    send(write, &Answer::<()>::failure(code, message)).await
+/// The writing half of a connection, with its write timeout.
+struct AnswerWriter {
+    half: OwnedWriteHalf,
+    timeout: Duration,
 }
 
-/// Writes one answer line. The buffer may hold a token: it is zeroed after.
-async fn send(write: &mut OwnedWriteHalf, answer: &impl Serialize) -> io::Result<()> {
-    let mut line = zeroize::Zeroizing::new(serde_json::to_vec(answer).map_err(io::Error::other)?);
-    line.push(b'\n');
-    match tokio::time::timeout(WRITE_TIMEOUT, write.write_all(&line)).await {
-        Ok(result) => result,
-        Err(_) => Err(io::Error::new(
-            io::ErrorKind::TimedOut,
-            "client did not read its answer",
-        )),
+impl AnswerWriter {
+    async fn send_error(&mut self, code: ErrorCode, message: &str) -> io::Result<()> {
+        self.send(&Answer::<()>::failure(code, message)).await
+    }
+
+    /// Writes one answer line. The buffer may hold a token: it is zeroed after.
+    async fn send(&mut self, answer: &impl Serialize) -> io::Result<()> {
+        let mut line =
+            zeroize::Zeroizing::new(serde_json::to_vec(answer).map_err(io::Error::other)?);
+        line.push(b'\n');
+        match tokio::time::timeout(self.timeout, self.half.write_all(&line)).await {
+            Ok(result) => result,
+            Err(_) => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "client did not read its answer",
+            )),
+        }
     }
 }

@@ -17,7 +17,10 @@ use crate::secret::Secret;
 pub struct Provider {
     dialect: Box<dyn ProviderDialect>,
     http: HttpClient,
-    source: EndpointSource,
+    /// The issuer to discover the endpoints from, when they are not fixed.
+    /// Fixed endpoints are set in `endpoints` at once and kept only there:
+    /// with thousands of providers, every copy of three URLs counts.
+    issuer: Option<Url>,
     /// Endpoints once known; discovery runs at most once at a time and its
     /// result is kept (a failed discovery is retried on the next call).
     endpoints: OnceCell<Endpoints>,
@@ -32,22 +35,25 @@ impl Provider {
         http: HttpClient,
     ) -> Self {
         let endpoints = OnceCell::new();
-        if let EndpointSource::Fixed {
-            device_authorization,
-            token,
-            refresh,
-        } = &source
-        {
-            let _ = endpoints.set(Endpoints {
-                device_authorization: device_authorization.clone(),
-                token: token.clone(),
-                refresh: refresh.clone(),
-            });
-        }
+        let issuer = match source {
+            EndpointSource::Fixed {
+                device_authorization,
+                token,
+                refresh,
+            } => {
+                let _ = endpoints.set(Endpoints {
+                    device_authorization,
+                    token,
+                    refresh,
+                });
+                None
+            }
+            EndpointSource::Discover { issuer } => Some(issuer),
+        };
         Self {
             dialect,
             http,
-            source,
+            issuer,
             endpoints,
         }
     }
@@ -61,20 +67,16 @@ impl Provider {
     async fn endpoints(&self) -> Result<&Endpoints, ProviderError> {
         self.endpoints
             .get_or_try_init(|| async {
-                match &self.source {
-                    EndpointSource::Fixed {
-                        device_authorization,
-                        token,
-                        refresh,
-                    } => Ok(Endpoints {
-                        device_authorization: device_authorization.clone(),
-                        token: token.clone(),
-                        refresh: refresh.clone(),
-                    }),
-                    EndpointSource::Discover { issuer } => {
-                        discovery::discover(&self.http, issuer).await
-                    }
-                }
+                // Only a provider with an issuer can get here: fixed
+                // endpoints were set when it was built.
+                let issuer = self
+                    .issuer
+                    .as_ref()
+                    .ok_or_else(|| ProviderError::Malformed {
+                        endpoint: String::new(),
+                        problem: "the provider has neither endpoints nor an issuer".into(),
+                    })?;
+                discovery::discover(&self.http, issuer).await
             })
             .await
     }
@@ -124,9 +126,10 @@ impl Provider {
     /// refreshes per endpoint for the concurrency bound).
     #[must_use]
     pub fn token_endpoint_hint(&self) -> String {
-        match &self.source {
-            EndpointSource::Fixed { token, .. } => token.as_str().to_owned(),
-            EndpointSource::Discover { issuer } => issuer.as_str().to_owned(),
+        match (self.endpoints.get(), &self.issuer) {
+            (_, Some(issuer)) => issuer.as_str().to_owned(),
+            (Some(endpoints), None) => endpoints.token.as_str().to_owned(),
+            (None, None) => String::new(),
         }
     }
 }

@@ -24,6 +24,10 @@ pub struct DaemonOptions {
     pub bus: &'static str,
     /// Environment for the daemon process (bus addresses, ...).
     pub env: Vec<(String, String)>,
+    /// Run the daemon as this uid (and gid), for tests run as root that
+    /// look at the daemon from another process of its uid. Its directory is
+    /// handed to that uid.
+    pub uid: Option<u32>,
 }
 
 impl Default for DaemonOptions {
@@ -33,6 +37,7 @@ impl Default for DaemonOptions {
             store: "memory",
             bus: "none",
             env: Vec::new(),
+            uid: None,
         }
     }
 }
@@ -50,6 +55,11 @@ pub struct Daemon {
     /// Every notify message received so far.
     pub notifications: Vec<String>,
     options_env: Vec<(String, String)>,
+    uid: Option<u32>,
+    /// When the process was last spawned.
+    spawned_at: Instant,
+    /// From the last spawn to its `READY=1` (for benchmarks).
+    pub ready_after: Duration,
 }
 
 impl Daemon {
@@ -85,9 +95,12 @@ impl Daemon {
             notify,
             notifications: Vec::new(),
             options_env: options.env,
+            uid: options.uid,
+            spawned_at: Instant::now(),
+            ready_after: Duration::ZERO,
         };
         daemon.spawn();
-        daemon.wait_for_notification("READY=1");
+        daemon.wait_for_ready();
         daemon
     }
 
@@ -97,7 +110,12 @@ impl Daemon {
         assert!(self.child.is_none(), "restart a stopped daemon only");
         self.notifications.clear();
         self.spawn();
+        self.wait_for_ready();
+    }
+
+    fn wait_for_ready(&mut self) {
         self.wait_for_notification("READY=1");
+        self.ready_after = self.spawned_at.elapsed();
     }
 
     fn spawn(&mut self) {
@@ -120,6 +138,20 @@ impl Daemon {
         for (key, value) in &self.options_env {
             command.env(key, value);
         }
+        if let Some(uid) = self.uid {
+            use std::os::unix::process::CommandExt as _;
+            let owner = Some(rustix::fs::Uid::from_raw(uid));
+            let group = Some(rustix::fs::Gid::from_raw(uid));
+            for path in [
+                self.dir.path().to_owned(),
+                self.config.clone(),
+                self.dir.path().join("notify.sock"),
+            ] {
+                rustix::fs::chown(&path, owner, group).expect("hand the daemon its files");
+            }
+            command.uid(uid).gid(uid);
+        }
+        self.spawned_at = Instant::now();
         self.child = Some(command.spawn().expect("spawn tokend"));
     }
 

@@ -6,7 +6,13 @@ use std::io::Read as _;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 
+use std::time::{Duration, SystemTime};
+
+use tokend::config::Environment;
+use tokend::store::{EncryptedFileStore, STORED_SESSION_VERSION, Store, StoreKey, StoredSession};
+
 use super::daemon::DaemonOptions;
+use super::provider::Provider;
 
 /// The credential name tokend reads by default.
 pub const KEY_CREDENTIAL: &str = "tokend-store-key";
@@ -107,6 +113,99 @@ impl FileStore {
             ..DaemonOptions::default()
         }
     }
+}
+
+/// A session [`FileStore::seed`] put in the store.
+#[derive(Debug, Clone)]
+pub struct Seeded {
+    /// The provider it belongs to.
+    pub name: String,
+    /// Its access token.
+    pub access_token: String,
+    /// Its refresh token.
+    pub refresh_token: String,
+    /// When the access token expires.
+    pub expires_at: SystemTime,
+}
+
+impl FileStore {
+    /// Logs in every provider of `providers` (`[providers.*]` tables
+    /// pointing at `provider`) without a device login: the emulator grants
+    /// each a session whose access token lives `lifetime(i)`, and its record
+    /// is sealed here as the daemon would have saved it. Thousands at once,
+    /// for scale and storm tests.
+    pub fn seed(
+        &self,
+        provider: &Provider,
+        providers: &str,
+        lifetime: impl Fn(usize) -> Duration,
+    ) -> Vec<Seeded> {
+        let configs = parse_providers(providers);
+        let key = StoreKey::read_file(&self.key_path()).expect("the store key");
+        let store = EncryptedFileStore::new(&self.state_dir(), key);
+        let records: Vec<(Seeded, StoredSession)> = configs
+            .iter()
+            .enumerate()
+            .map(|(i, config)| {
+                let granted = provider.grant_session(&config.client_id, lifetime(i));
+                let now = SystemTime::now();
+                let seeded = Seeded {
+                    name: config.name.clone(),
+                    access_token: granted.access_token,
+                    refresh_token: granted.refresh_token.expect("a refresh token"),
+                    expires_at: now + granted.lifetime,
+                };
+                let record = StoredSession {
+                    version: STORED_SESSION_VERSION,
+                    identity: tokend::broker::session_identity(config),
+                    refresh_token: seeded.refresh_token.clone().into(),
+                    obtained_at: unix(now),
+                    scope: None,
+                    access_token: Some(seeded.access_token.clone().into()),
+                    token_type: Some("Bearer".into()),
+                    expires_at: Some(unix(seeded.expires_at)),
+                };
+                (seeded, record)
+            })
+            .collect();
+        // Each save syncs its file: spread them over a few threads.
+        std::thread::scope(|scope| {
+            for chunk in records.chunks(records.len().div_ceil(4).max(1)) {
+                let store = &store;
+                scope.spawn(move || {
+                    for (seeded, record) in chunk {
+                        store.save(&seeded.name, record).expect("seal a record");
+                    }
+                });
+            }
+        });
+        records.into_iter().map(|(seeded, _)| seeded).collect()
+    }
+}
+
+/// The providers of `providers` as the daemon reads them.
+fn parse_providers(providers: &str) -> Vec<tokend::config::ProviderConfig> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("config.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[daemon]\nsocket = \"{}\"\nbus = \"none\"\nstore = \"memory\"\n{providers}",
+            dir.path().join("tokend.sock").display()
+        ),
+    )
+    .expect("write config");
+    tokend::config::load(&path, &Environment::from_process())
+        .expect("a valid config")
+        .providers
+}
+
+fn unix(at: SystemTime) -> i64 {
+    let secs = at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    i64::try_from(secs).unwrap_or(i64::MAX)
 }
 
 /// The mode bits of `path`.

@@ -4,7 +4,8 @@
 //! - [`keyring`]: a `gnome-keyring-daemon` on that bus;
 //! - [`daemon`]: the real `tokend`, and `tokenctl` against it;
 //! - [`file_store`]: a state directory and key for the encrypted file store;
-//! - [`provider`]: a provider emulator on its own runtime.
+//! - [`provider`]: a provider emulator on its own runtime;
+//! - [`process`]: what `/proc` says about a process.
 
 // Each test binary compiles this module on its own and uses only part of it.
 #![allow(dead_code)]
@@ -14,4 +15,5 @@ pub mod daemon;
 pub mod file_store;
 pub mod flows;
 pub mod keyring;
+pub mod process;
 pub mod provider;

@@ -85,6 +85,10 @@ pub(crate) struct State {
     store_dirty: bool,
     /// The stored session could not be read yet; see [`PendingRestore`].
     pending_restore: Option<PendingRestore>,
+    /// When a `token` request last started a refresh: those are spaced, so
+    /// a caller asking for more life than tokens have, in a loop, does not
+    /// cost a refresh per call.
+    last_on_demand_refresh: Option<SystemTime>,
 }
 
 /// How a `token` request proceeds, decided under the state lock.
@@ -154,6 +158,7 @@ impl Session {
                 next_refresh: None,
                 store_dirty: false,
                 pending_restore: None,
+                last_on_demand_refresh: None,
             }),
             persist: tokio::sync::Mutex::new(()),
         }
@@ -202,18 +207,22 @@ impl Session {
                 if token.valid_for(self.now(), min_valid) {
                     Ok(token.clone())
                 } else {
-                    let left = token
-                        .expires_at
-                        .and_then(|at| at.duration_since(self.now()).ok())
-                        .unwrap_or_default();
-                    Err(BrokerError::TokenTooShort {
-                        provider: self.name.clone(),
-                        lifetime_secs: left.as_secs(),
-                        min_valid_secs: min_valid.as_secs(),
-                    })
+                    Err(self.too_short(token, min_valid))
                 }
             }
             _ => Err(self.login_required(&state)),
+        }
+    }
+
+    fn too_short(&self, token: &AccessToken, min_valid: Duration) -> BrokerError {
+        let left = token
+            .expires_at
+            .and_then(|at| at.duration_since(self.now()).ok())
+            .unwrap_or_default();
+        BrokerError::TokenTooShort {
+            provider: self.name.clone(),
+            lifetime_secs: left.as_secs(),
+            min_valid_secs: min_valid.as_secs(),
         }
     }
 
@@ -255,6 +264,20 @@ impl Session {
         if let (true, Some(failure)) = (recently_failed, &state.last_failure) {
             return TokenPlan::Fail(failure.clone());
         }
+        // A token that still works but has less life than asked for: a
+        // refresh may bring a longer-lived one, but not every call (the
+        // provider's lifetimes rarely change between two requests).
+        if let Some(token) = tokens
+            .access
+            .as_ref()
+            .filter(|t| t.valid_for(now, Duration::ZERO))
+            && state
+                .last_on_demand_refresh
+                .is_some_and(|at| now < at + timing::ON_DEMAND_RETRY_SPACING)
+        {
+            return TokenPlan::Fail(self.too_short(token, min_valid));
+        }
+        state.last_on_demand_refresh = Some(now);
         TokenPlan::Wait(self.start_refresh(&mut state))
     }
 

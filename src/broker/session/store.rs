@@ -11,11 +11,11 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::{Grant, Session, State, Tokens, timing};
 use crate::broker::error::BrokerError;
-use crate::store::StoreError;
+use crate::store::{StoreError, StoredSession};
 
 /// A stored session that could not be read yet, retried with backoff in the
 /// background and on `token` requests.
@@ -105,8 +105,9 @@ impl Session {
     /// Loads the stored session at start-up. When the store cannot be read
     /// now but may be later, the session stays logged out and the load is
     /// retried (see [`PendingRestore`]).
-    pub(crate) async fn restore(&self) {
-        self.load_stored(true).await;
+    /// Returns whether the session was restored.
+    pub(crate) async fn restore(&self) -> bool {
+        self.load_stored(true).await
     }
 
     /// Starts a background restore attempt (the scheduler found it due).
@@ -142,20 +143,42 @@ impl Session {
         }
     }
 
+    /// Installs a record the broker loaded at start for this session (with
+    /// those of other sessions, in one store call), as [`Self::restore`]
+    /// would have.
+    /// Returns whether the session was restored.
+    pub(crate) async fn restore_loaded(
+        &self,
+        loaded: Result<Option<StoredSession>, StoreError>,
+    ) -> bool {
+        let _persist = self.persist.lock().await;
+        self.apply_loaded(loaded, true)
+    }
+
     /// One attempt to load the stored session; `at_start` for the first.
-    async fn load_stored(&self, at_start: bool) {
+    async fn load_stored(&self, at_start: bool) -> bool {
         let _persist = self.persist.lock().await;
         {
             let state = self.state();
             let waiting = at_start || state.pending_restore.is_some();
             if !waiting || !matches!(state.grant, Grant::LoggedOut) {
                 // Restored by a concurrent attempt, or replaced by a login.
-                return;
+                return false;
             }
         }
         let store = Arc::clone(&self.shared.store);
         let name = self.name.clone();
         let loaded = blocking(move || store.load(&name)).await;
+        self.apply_loaded(loaded, at_start)
+    }
+
+    /// Applies the outcome of a load; the caller holds the persist lock.
+    /// Returns whether the session was restored.
+    fn apply_loaded(
+        &self,
+        loaded: Result<Option<StoredSession>, StoreError>,
+        at_start: bool,
+    ) -> bool {
         let now = self.now();
         let mut state = self.state();
         let last_on_demand = state.pending_restore.and_then(|p| p.last_on_demand);
@@ -164,10 +187,19 @@ impl Session {
         if matches!(state.last_failure, Some(BrokerError::Store { .. })) {
             state.last_failure = None;
         }
+        let mut restored = false;
         match loaded {
             Ok(Some(record)) if record.identity == self.identity => {
                 self.install_restored(&mut state, Tokens::from_record(record), now);
-                info!(provider = %self.name, event = "restored", "session restored from the {}", self.shared.store.name());
+                if at_start {
+                    // The broker says at info level how many were restored:
+                    // ten thousand lines would cost start-up more than the
+                    // restore itself.
+                    debug!(provider = %self.name, event = "restored", "session restored from the {}", self.shared.store.name());
+                } else {
+                    info!(provider = %self.name, event = "restored", "session restored from the {}", self.shared.store.name());
+                }
+                restored = true;
             }
             Ok(Some(_)) => {
                 warn!(provider = %self.name, event = "restore_skipped",
@@ -203,6 +235,7 @@ impl Session {
         if !at_start {
             self.changed();
         }
+        restored
     }
 
     /// Makes restored tokens the session's, and plans their next refresh.

@@ -147,16 +147,26 @@ impl DbusService {
             BusKind::Session => ("session", zbus::connection::Builder::session()),
             BusKind::System => ("system", zbus::connection::Builder::system()),
         };
+        let owner = Caller::uid(rustix::process::geteuid().as_raw());
+        let providers = broker.status(&owner, None).unwrap_or_default();
+        // Every object is served by the builder, before the connection is
+        // up: added later, each would send its own InterfacesAdded signal
+        // through the bus (10,000 providers, 10,000 signals nobody can be
+        // listening to yet, since the name is not taken).
         let connection = builder
             .and_then(|b| {
-                b.serve_at(
-                    BROKER_PATH,
-                    BrokerObject {
-                        broker: broker.clone(),
-                        callers: CallerCache::default(),
-                    },
-                )?
-                .serve_at(BROKER_PATH, zbus::fdo::ObjectManager)
+                let b = b
+                    .serve_at(
+                        BROKER_PATH,
+                        BrokerObject {
+                            broker: broker.clone(),
+                            callers: CallerCache::default(),
+                        },
+                    )?
+                    .serve_at(BROKER_PATH, zbus::fdo::ObjectManager)?;
+                providers.into_iter().try_fold(b, |b, status| {
+                    b.serve_at(provider_path(&status.name), ProviderObject { status })
+                })
             })
             .map_err(|source| DbusSetupError::Connect {
                 bus: bus_label,
@@ -172,14 +182,6 @@ impl DbusService {
             bus: bus_label,
             source,
         };
-        let owner = Caller::uid(rustix::process::geteuid().as_raw());
-        for status in broker.status(&owner, None).unwrap_or_default() {
-            connection
-                .object_server()
-                .at(provider_path(&status.name), ProviderObject { status })
-                .await
-                .map_err(serve_error)?;
-        }
         // The objects are in place before the name is taken, so a client
         // activated by the name never finds them missing.
         let reply = connection

@@ -1,0 +1,289 @@
+//! tokend at scale: 10,000 providers against one emulator.
+//!
+//!     cargo bench --bench scale                  # every part
+//!     cargo bench --bench scale -- ready idle    # some parts
+//!
+//! Parts (each prints its figures):
+//! - `ready`: exec to `READY=1` and RSS with 10,000 providers configured and
+//!   10 / 1,000 / 10,000 of them logged in; `bus = "none"`.
+//! - `idle`: voluntary context switches of the whole process over 30 s,
+//!   10,000 sessions whose tokens are valid for hours.
+//! - `storm`: 10,000 access tokens that all expire within the same minute:
+//!   peak concurrent refreshes seen by the provider, and the earliest and
+//!   latest refresh relative to each token's expiry.
+//! - `dbus`: exec to `READY=1` and RSS with the 10,000 providers exported on
+//!   a private bus.
+//!
+//! Sessions are not logged in one device login at a time: the emulator
+//! grants them directly ([`tokend::emulator::Emulator::grant_session`]) and
+//! the benchmark seals them into an encrypted-file store, which the daemon
+//! restores at start, as after a reboot. Everything runs on 127.0.0.1 and
+//! Unix sockets; every wait is bounded.
+
+#[path = "../tests/support/mod.rs"]
+#[allow(unused_imports)]
+mod support;
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime};
+
+use support::bus::PrivateBus;
+use support::daemon::{Daemon, DaemonOptions};
+use support::file_store::FileStore;
+use support::process::status_number;
+use support::provider::Provider;
+use tokend::emulator::Rfc8628Options;
+
+const PROVIDERS: usize = 10_000;
+
+fn main() {
+    let parts: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let wants = |part: &str| parts.is_empty() || parts.iter().any(|p| p == part);
+    println!(
+        "tokend scale benchmark: {PROVIDERS} providers, one emulator, {} cores\n",
+        std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+    );
+    let provider = Provider::start(Rfc8628Options::default());
+    if wants("ready") {
+        ready(&provider);
+    }
+    if wants("idle") {
+        idle(&provider);
+    }
+    if wants("storm") {
+        storm(&provider);
+    }
+    if wants("dbus") {
+        dbus(&provider);
+    }
+}
+
+/// `[providers.pNNNNN]` tables for `count` providers, all on `provider`.
+fn providers_toml(provider: &Provider, count: usize) -> String {
+    let mut text = String::with_capacity(count * 200);
+    for i in 0..count {
+        text.push_str(&provider.config(&name(i)));
+    }
+    text
+}
+
+fn name(i: usize) -> String {
+    format!("p{i:05}")
+}
+
+/// Options for a daemon at info level (as in production) on `store`.
+fn options(store: Option<&FileStore>) -> DaemonOptions {
+    let mut options = store.map_or_else(DaemonOptions::default, FileStore::options);
+    options.env.push(("RUST_LOG".into(), "info".into()));
+    options
+}
+
+/// Seeds `count` sessions (providers `p00000..`) whose access tokens live
+/// `lifetime(i)`; returns each one's access token expiry, by refresh token.
+fn seed(
+    provider: &Provider,
+    store: &FileStore,
+    count: usize,
+    lifetime: impl Fn(usize) -> Duration,
+) -> HashMap<String, SystemTime> {
+    let started = Instant::now();
+    let seeded = store.seed(provider, &providers_toml(provider, count), lifetime);
+    eprintln!("  (seeded {count} sessions in {:.1?})", started.elapsed());
+    seeded
+        .into_iter()
+        .map(|s| (s.refresh_token, s.expires_at))
+        .collect()
+}
+
+/// A number of `/proc/PID/status`, in its unit (kB for memory).
+fn status_field(pid: u32, field: &str) -> u64 {
+    status_number(&Path::new("/proc").join(pid.to_string()), field)
+}
+
+/// Voluntary context switches of every thread of `pid`, and the thread count.
+fn voluntary_switches(pid: u32) -> (u64, usize) {
+    let tasks = Path::new("/proc").join(pid.to_string()).join("task");
+    let mut total = 0;
+    let mut threads = 0;
+    for entry in std::fs::read_dir(tasks).into_iter().flatten().flatten() {
+        total += status_number(&entry.path(), "voluntary_ctxt_switches");
+        threads += 1;
+    }
+    (total, threads)
+}
+
+fn mib(kib: u64) -> f64 {
+    #[allow(clippy::cast_precision_loss)]
+    let kib = kib as f64;
+    kib / 1024.0
+}
+
+/// Lets the daemon settle after READY (blocking-pool threads finish the
+/// restore's last calls), so RSS is the steady one.
+const SETTLE: Duration = Duration::from_secs(2);
+
+fn ready(provider: &Provider) {
+    println!("start-up and memory (bus = \"none\", info logging)");
+    println!("  providers   sessions   store            READY after   RSS (idle)   RSS anon");
+    let small = FileStore::new();
+    seed(provider, &small, 10, |_| Duration::from_secs(4 * 3600));
+    let daemon = Daemon::start_with(&providers_toml(provider, 10), options(Some(&small)));
+    report_ready(10, "10", "encrypted-file", &daemon);
+    drop(daemon);
+    let providers = providers_toml(provider, PROVIDERS);
+    let empty = Daemon::start_with(&providers, options(None));
+    report_ready(PROVIDERS, "0", "memory", &empty);
+    drop(empty);
+    for count in [10, 1_000, PROVIDERS] {
+        let store = FileStore::new();
+        seed(provider, &store, count, |_| Duration::from_secs(4 * 3600));
+        let daemon = Daemon::start_with(&providers, options(Some(&store)));
+        report_ready(PROVIDERS, &count.to_string(), "encrypted-file", &daemon);
+    }
+    println!();
+}
+
+fn report_ready(providers: usize, sessions: &str, store: &str, daemon: &Daemon) {
+    let ready = daemon.ready_after;
+    std::thread::sleep(SETTLE);
+    let pid = daemon.pid();
+    println!(
+        "  {providers:>9}   {sessions:>8}   {store:<15}  {:>8.1} ms   {:>7.1} MiB   {:>5.1} MiB",
+        ready.as_secs_f64() * 1000.0,
+        mib(status_field(pid, "VmRSS")),
+        mib(status_field(pid, "RssAnon")),
+    );
+}
+
+/// How long the idle measurement lasts.
+const IDLE_WINDOW: Duration = Duration::from_secs(30);
+
+fn idle(provider: &Provider) {
+    let store = FileStore::new();
+    seed(provider, &store, PROVIDERS, |_| {
+        Duration::from_secs(4 * 3600)
+    });
+    let daemon = Daemon::start_with(&providers_toml(provider, PROVIDERS), options(Some(&store)));
+    std::thread::sleep(SETTLE);
+    let pid = daemon.pid();
+    let (before, threads_before) = voluntary_switches(pid);
+    // The measurement is the waiting: nothing else may wake the daemon.
+    std::thread::sleep(IDLE_WINDOW);
+    let (after, threads_after) = voluntary_switches(pid);
+    println!(
+        "idle ({PROVIDERS} sessions valid for hours, no watchdog)\n  voluntary context switches in {} s: {} (threads: {threads_before} -> {threads_after}); RSS {:.1} MiB\n",
+        IDLE_WINDOW.as_secs(),
+        after.saturating_sub(before),
+        mib(status_field(pid, "VmRSS")),
+    );
+}
+
+/// Access tokens expire between this long after seeding and a minute later.
+const STORM_FIRST_EXPIRY: Duration = Duration::from_secs(120);
+/// How long the emulator takes to answer each refresh in the storm part.
+const STORM_PROVIDER_DELAY: Duration = Duration::from_millis(50);
+/// How long the storm part waits for every refresh at most.
+const STORM_DEADLINE: Duration = Duration::from_secs(600);
+
+fn storm(provider: &Provider) {
+    let store = FileStore::new();
+    // Spread evenly over one minute.
+    let spread =
+        |i: usize| STORM_FIRST_EXPIRY + Duration::from_millis(60_000 * i as u64 / PROVIDERS as u64);
+    let expiries = seed(provider, &store, PROVIDERS, spread);
+    // Each refresh takes the provider a while, as a real one does, so that
+    // requests overlap and the bound has something to bound.
+    provider.inject(
+        tokend::emulator::Endpoint::Token,
+        tokend::emulator::Fault::Delay(STORM_PROVIDER_DELAY),
+        PROVIDERS,
+    );
+    let refreshes_before = provider.refresh_count();
+    let daemon = Daemon::start_with(&providers_toml(provider, PROVIDERS), options(Some(&store)));
+    let limit = 8;
+    let deadline = Instant::now() + STORM_DEADLINE;
+    // Bounded wait on a counter the emulator keeps; reading it costs a lock.
+    while provider.refresh_count() < refreshes_before + PROVIDERS {
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {PROVIDERS} refreshed within {STORM_DEADLINE:?}",
+            provider.refresh_count() - refreshes_before
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let mut margins = Vec::new();
+    let mut late = 0;
+    let mut first_at: Option<SystemTime> = None;
+    let mut last_at: Option<SystemTime> = None;
+    for request in provider.requests().iter().filter(|r| r.is_refresh()) {
+        let Some(expiry) = request.field("refresh_token").and_then(|t| expiries.get(t)) else {
+            continue;
+        };
+        first_at = Some(first_at.map_or(request.at_system, |f| f.min(request.at_system)));
+        last_at = Some(last_at.map_or(request.at_system, |l| l.max(request.at_system)));
+        match expiry.duration_since(request.at_system) {
+            Ok(margin) => margins.push(margin),
+            Err(_) => late += 1,
+        }
+        assert_eq!(request.outcome, "refreshed", "{request}");
+    }
+    margins.sort();
+    let span = last_at
+        .zip(first_at)
+        .and_then(|(l, f)| l.duration_since(f).ok())
+        .unwrap_or_default();
+    let mut text = String::new();
+    let _ = writeln!(
+        text,
+        "refresh storm ({PROVIDERS} tokens expiring within one minute, {:?} to {:?} after start; provider answers in {:?}; max_concurrent_refreshes = {limit})",
+        STORM_FIRST_EXPIRY,
+        STORM_FIRST_EXPIRY + Duration::from_secs(60),
+        STORM_PROVIDER_DELAY
+    );
+    let _ = writeln!(
+        text,
+        "  refreshed: {} of {PROVIDERS}, after expiry: {late}",
+        margins.len()
+    );
+    let _ = writeln!(
+        text,
+        "  peak concurrent requests at the token endpoint: {}",
+        provider.max_concurrent_token_requests()
+    );
+    if let (Some(least), Some(most)) = (margins.first(), margins.last()) {
+        let median = margins[margins.len() / 2];
+        let _ = writeln!(
+            text,
+            "  refresh before expiry: least {:.1} s, median {:.1} s, most {:.1} s",
+            least.as_secs_f64(),
+            median.as_secs_f64(),
+            most.as_secs_f64()
+        );
+    }
+    let _ = writeln!(
+        text,
+        "  first to last refresh request: {:.1} s; RSS after: {:.1} MiB",
+        span.as_secs_f64(),
+        mib(status_field(daemon.pid(), "VmRSS"))
+    );
+    println!("{text}");
+    assert_eq!(late, 0, "a token was refreshed after it expired");
+}
+
+fn dbus(provider: &Provider) {
+    let bus = PrivateBus::start();
+    let mut options = options(None);
+    options.bus = "session";
+    options
+        .env
+        .push(("DBUS_SESSION_BUS_ADDRESS".into(), bus.address().to_owned()));
+    let daemon = Daemon::start_with(&providers_toml(provider, PROVIDERS), options);
+    println!("D-Bus ({PROVIDERS} provider objects on a private bus)");
+    println!("  providers   sessions   store            READY after   RSS (idle)   RSS anon");
+    report_ready(PROVIDERS, "0", "memory", &daemon);
+}

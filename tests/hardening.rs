@@ -1,0 +1,184 @@
+//! The daemon hardens itself as ssh-agent and gpg-agent do: it is not
+//! dumpable (no core dumps, no ptrace or `/proc/PID/mem` by processes of
+//! its own uid), it creates files private to itself (umask 077), and it
+//! refuses a config file or socket directory that others can write.
+//! Secrets in memory are [`tokend::secret::Secret`]s (zeroed on drop,
+//! redacted in `Debug`), unit-tested in `src/secret.rs`.
+
+mod support;
+
+use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+use std::os::unix::process::CommandExt as _;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use support::daemon::{Daemon, DaemonOptions, login, stderr, stdout};
+use support::file_store::{FileStore, walk};
+use support::provider::Provider;
+
+/// The uid and gid of `nobody` on Debian.
+const NOBODY: u32 = 65534;
+
+/// A field of `/proc/PID/status`, which must be there.
+fn status_field(pid: u32, field: &str) -> String {
+    support::process::status_field(pid, field)
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+}
+
+fn is_root() -> bool {
+    rustix::process::geteuid().as_raw() == 0
+}
+
+/// A process of the daemon's own uid cannot read its memory or
+/// environment, and the kernel says the daemon is not dumpable (its
+/// private `/proc/PID` files belong to root, which the kernel does only for
+/// non-dumpable processes).
+#[test]
+fn the_daemon_is_not_dumpable_and_not_readable_by_its_own_uid() {
+    if !is_root() {
+        eprintln!("SKIPPED: needs root to run the daemon and its neighbour as another uid");
+        return;
+    }
+    let provider = Provider::rfc8628();
+    let daemon = Daemon::start_with(
+        &provider.config("demo"),
+        DaemonOptions {
+            uid: Some(NOBODY),
+            ..DaemonOptions::default()
+        },
+    );
+    let pid = daemon.pid();
+    let uids = status_field(pid, "Uid");
+    assert!(uids.starts_with(&NOBODY.to_string()), "Uid: {uids}");
+    let environ = std::fs::metadata(format!("/proc/{pid}/environ")).unwrap();
+    assert_eq!(
+        environ.uid(),
+        0,
+        "/proc/{pid}/environ belongs to the daemon's uid: it is dumpable"
+    );
+    for file in ["mem", "environ", "maps"] {
+        let read = Command::new("cat")
+            .arg(format!("/proc/{pid}/{file}"))
+            .uid(NOBODY)
+            .gid(NOBODY)
+            .stdout(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            !read.status.success(),
+            "a process of the daemon's uid read /proc/{pid}/{file}"
+        );
+        assert!(
+            stderr(&read).contains("Permission denied"),
+            "{file}: {}",
+            stderr(&read)
+        );
+    }
+    // A control: the same uid can read its own, dumpable, processes.
+    let own = Command::new("cat")
+        .arg("/proc/self/environ")
+        .uid(NOBODY)
+        .gid(NOBODY)
+        .output()
+        .unwrap();
+    assert!(own.status.success(), "{}", stderr(&own));
+}
+
+/// Umask 077, and everything the daemon made is private: the socket
+/// directory, the socket, the store's directory and records.
+#[test]
+fn files_the_daemon_creates_are_private() {
+    let provider = Provider::rfc8628();
+    let store = FileStore::new();
+    // The state directory is the daemon's to create.
+    std::fs::remove_dir(store.state_dir()).unwrap();
+    let daemon = Daemon::start_with(&provider.config("demo"), store.options());
+    assert_eq!(status_field(daemon.pid(), "Umask"), "0077");
+    login(&daemon, "demo", |code| {
+        provider.approve(code).unwrap();
+    });
+    let socket_dir = daemon.socket.parent().unwrap();
+    let mut created = vec![
+        socket_dir.to_owned(),
+        store.state_dir(),
+        store.sessions_dir(),
+    ];
+    created.extend(walk(socket_dir));
+    created.extend(walk(&store.state_dir()));
+    assert!(created.len() >= 5, "{created:?}");
+    for path in &created {
+        let mode = std::fs::symlink_metadata(path)
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode & 0o077, 0, "{} has mode {mode:04o}", path.display());
+    }
+}
+
+fn write_config(dir: &Path, mode: u32, socket: &Path) -> std::path::PathBuf {
+    let path = dir.join("config.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[daemon]\nsocket = \"{}\"\nbus = \"none\"\nstore = \"memory\"\n[providers.demo]\ndevice_authorization_endpoint = \"http://127.0.0.1:9/d\"\ntoken_endpoint = \"http://127.0.0.1:9/t\"\nclient_id = \"x\"\n",
+            socket.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+    path
+}
+
+fn tokend(args: &[&str], config: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_tokend"))
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .env_remove("NOTIFY_SOCKET")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_config_others_can_write_is_refused_at_check_and_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("run/tokend.sock");
+    for (mode, who) in [(0o664, "its group"), (0o646, "anyone")] {
+        let config = write_config(dir.path(), mode, &socket);
+        for args in [&["--check"][..], &[][..]] {
+            let out = tokend(args, &config);
+            assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+            let err = stderr(&out);
+            assert!(
+                err.contains(&format!("writable by {who}")) && err.contains("chmod go-w"),
+                "{err}"
+            );
+            assert!(err.starts_with(&config.display().to_string()), "{err}");
+        }
+        assert!(!socket.exists(), "the daemon started");
+    }
+    // Read-only for others is fine.
+    let config = write_config(dir.path(), 0o644, &socket);
+    let out = tokend(&["--check"], &config);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("valid"));
+}
+
+#[test]
+fn a_socket_directory_others_can_write_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let shared = dir.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let config = write_config(dir.path(), 0o600, &shared.join("tokend.sock"));
+    let out = tokend(&[], &config);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("writable by other users"), "{err}");
+    assert!(
+        std::fs::read_dir(&shared).unwrap().next().is_none(),
+        "something was made there"
+    );
+}
