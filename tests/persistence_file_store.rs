@@ -122,6 +122,51 @@ fn a_modified_or_swapped_record_is_rejected_and_the_others_carry_on() {
 }
 
 #[test]
+fn hundreds_of_records_are_all_restored_and_a_bad_one_stays_alone() {
+    // More records than the daemon reads in its first batches at once, so
+    // that reading goes on while earlier batches are applied.
+    const COUNT: usize = 700;
+    let provider = Provider::rfc8628();
+    let store = FileStore::new();
+    let providers: String = (0..COUNT)
+        .map(|i| provider.config(&format!("p{i:05}")))
+        .collect();
+    let seeded = store.seed(&provider, &providers, |_| Duration::from_secs(4 * 3600));
+    let damaged = "p00400";
+    let mut bytes = std::fs::read(store.record(damaged)).unwrap();
+    let at = bytes.len() - 20;
+    bytes[at] ^= 0x04;
+    std::fs::write(store.record(damaged), &bytes).unwrap();
+
+    let daemon = Daemon::start_with(&providers, store.options());
+    let out = daemon.tokenctl(&["--json", "status"]);
+    let all: Vec<serde_json::Value> = serde_json::from_str(&stdout(&out)).expect("status JSON");
+    assert_eq!(all.len(), COUNT);
+    for entry in &all {
+        let expected = if entry["name"] == damaged {
+            "logged_out"
+        } else {
+            "active"
+        };
+        assert_eq!(entry["state"], expected, "{entry}");
+    }
+    // Each session got its own record: the first, the last and one from a
+    // middle batch hand out exactly the access token seeded for them.
+    for i in [0, 399, 401, COUNT - 1] {
+        assert_eq!(
+            token(&daemon, &seeded[i].name, &["--min-valid", "0"]),
+            seeded[i].access_token
+        );
+    }
+    assert!(
+        daemon
+            .log()
+            .contains(&format!("restored {} stored session(s)", COUNT - 1))
+    );
+    assert_eq!(provider.refresh_count(), 0);
+}
+
+#[test]
 fn another_key_is_a_clear_error_and_the_right_key_still_works() {
     let provider = Provider::rfc8628();
     let store = FileStore::new();

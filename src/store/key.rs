@@ -26,9 +26,16 @@ const SEAL_INFO: &[u8] = b"tokend session record key v1";
 /// HKDF info of the key id.
 const ID_INFO: &[u8] = b"tokend store key id v1";
 
-/// A store key. `Debug` shows only its [`KeyId`]; the bytes are zeroed on drop.
+/// A store key. `Debug` shows only its [`KeyId`].
+///
+/// It holds what is derived from the key bytes, not the bytes: both
+/// derivations run once, when the key is read, instead of once per record
+/// (thousands of records are opened at start), and the bytes are zeroed as
+/// soon as they are derived from.
+#[derive(Clone)]
 pub struct StoreKey {
-    bytes: Zeroizing<[u8; KEY_LEN]>,
+    id: KeyId,
+    sealing: aead::LessSafeKey,
 }
 
 /// A public name of a key: derived from it, useless for finding it, and
@@ -67,14 +74,6 @@ impl PartialEq for StoreKey {
 
 impl Eq for StoreKey {}
 
-impl Clone for StoreKey {
-    fn clone(&self) -> Self {
-        Self {
-            bytes: Zeroizing::new(*self.bytes),
-        }
-    }
-}
-
 /// An HKDF output length that is not a cipher key.
 struct Len(usize);
 
@@ -96,8 +95,19 @@ impl StoreKey {
                 bytes.len()
             )
         })?;
+        let bytes = Zeroizing::new(array);
+        let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, SALT).extract(&bytes[..]);
+        let mut id = [0u8; KEY_ID_LEN];
+        // HKDF-SHA256 yields up to 8160 bytes: 8 and 32 cannot fail.
+        prk.expand(&[ID_INFO], Len(KEY_ID_LEN))
+            .and_then(|okm| okm.fill(&mut id))
+            .map_err(|_| "cannot derive the key id".to_owned())?;
+        let sealing = prk
+            .expand(&[SEAL_INFO], &aead::CHACHA20_POLY1305)
+            .map_err(|_| "cannot derive the sealing key".to_owned())?;
         Ok(Self {
-            bytes: Zeroizing::new(array),
+            id: KeyId(id),
+            sealing: aead::LessSafeKey::new(aead::UnboundKey::from(sealing)),
         })
     }
 
@@ -129,30 +139,15 @@ impl StoreKey {
         Self::from_bytes(&bytes)
     }
 
-    fn prk(&self) -> hkdf::Prk {
-        hkdf::Salt::new(hkdf::HKDF_SHA256, SALT).extract(&self.bytes[..])
-    }
-
     /// The key's public name.
     #[must_use]
     pub fn id(&self) -> KeyId {
-        let mut id = [0u8; KEY_ID_LEN];
-        // HKDF-SHA256 can produce up to 8160 bytes; 8 cannot fail.
-        let prk = self.prk();
-        if let Ok(okm) = prk.expand(&[ID_INFO], Len(KEY_ID_LEN)) {
-            let _ = okm.fill(&mut id);
-        }
-        KeyId(id)
+        self.id
     }
 
     /// The AEAD key that seals records.
-    pub(crate) fn sealing_key(&self) -> aead::LessSafeKey {
-        let prk = self.prk();
-        let okm = prk
-            .expand(&[SEAL_INFO], &aead::CHACHA20_POLY1305)
-            // A 32-byte output of HKDF-SHA256 cannot fail.
-            .unwrap_or_else(|_| unreachable!("HKDF-SHA256 yields 32 bytes"));
-        aead::LessSafeKey::new(aead::UnboundKey::from(okm))
+    pub(crate) fn sealing_key(&self) -> &aead::LessSafeKey {
+        &self.sealing
     }
 }
 
