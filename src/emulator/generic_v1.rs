@@ -28,10 +28,14 @@ use super::record::{Endpoint, Grant};
 use super::reply::Reply;
 use super::request::{ClientAuthMode, ClientRegistration, Received};
 use super::rfc8628::{DEVICE_CODE_GRANT, token_body, wire_seconds};
-use super::server::Dialect;
+use super::server::{Dialect, FixedPaths};
 
 const DEVICE_PATH: &str = "/api/v1/oauth/device-authorization/";
 const TOKEN_PATH: &str = "/api/v1/oauth/token";
+const PATHS: FixedPaths = FixedPaths {
+    device: DEVICE_PATH,
+    token: TOKEN_PATH,
+};
 const REQUIRED_DEVICE_FIELDS: &[&str] = &["client_id", "device_type", "device_os"];
 
 /// How the generic-v1 emulator behaves. Start from `Default`.
@@ -226,32 +230,18 @@ impl Dialect for GenericV1 {
         // The paths with the wrong trailing slash name the same roles, so
         // the mistake is recorded against them.
         match path {
-            DEVICE_PATH => Endpoint::DeviceAuthorization,
-            TOKEN_PATH => Endpoint::Token,
             _ if path == DEVICE_PATH.trim_end_matches('/') => Endpoint::DeviceAuthorization,
             _ if path.strip_suffix('/') == Some(TOKEN_PATH) => Endpoint::Token,
-            _ if self.approval.contains(path) => Endpoint::Approval,
-            _ => Endpoint::Unknown,
+            _ => PATHS.endpoint(path, &self.approval),
         }
     }
 
     fn path(&self, endpoint: Endpoint) -> Option<String> {
-        match endpoint {
-            Endpoint::DeviceAuthorization => Some(DEVICE_PATH.into()),
-            Endpoint::Token => Some(TOKEN_PATH.into()),
-            Endpoint::Approval => Some(self.approval.page.clone()),
-            Endpoint::Discovery | Endpoint::UserInfo | Endpoint::Unknown => None,
-        }
+        PATHS.path(endpoint, &self.approval)
     }
 
     fn grant(&self, request: &Received) -> Option<Grant> {
-        let fields = request.fields();
-        let grant = fields.iter().find(|(n, _)| n == "grant_type")?.1.as_str();
-        Some(match grant {
-            DEVICE_CODE_GRANT => Grant::DeviceCode,
-            "refresh_token" => Grant::RefreshToken,
-            other => Grant::Other(other.to_owned()),
-        })
+        Grant::from_field(request, "grant_type")
     }
 
     fn answer(&self, request: &Received, endpoint: Endpoint, authority: &mut Authority) -> Reply {

@@ -21,10 +21,14 @@ use super::record::{Endpoint, Grant};
 use super::reply::Reply;
 use super::request::{ClientAuthMode, Received};
 use super::rfc8628::{Rfc8628, Rfc8628Options, wire_seconds};
-use super::server::Dialect;
+use super::server::{Dialect, FixedPaths};
 
 const DEVICE_PATH: &str = "/oauth2/v1/device";
 const TOKEN_PATH: &str = "/oauth2/v1/token";
+const PATHS: FixedPaths = FixedPaths {
+    device: DEVICE_PATH,
+    token: TOKEN_PATH,
+};
 
 /// The scope that brings a refresh token.
 pub const OFFLINE_ACCESS: &str = "offline_access";
@@ -167,21 +171,11 @@ impl Oracle {
 
 impl Dialect for Oracle {
     fn endpoint(&self, path: &str) -> Endpoint {
-        match path {
-            DEVICE_PATH => Endpoint::DeviceAuthorization,
-            TOKEN_PATH => Endpoint::Token,
-            _ if self.approval.contains(path) => Endpoint::Approval,
-            _ => Endpoint::Unknown,
-        }
+        PATHS.endpoint(path, &self.approval)
     }
 
     fn path(&self, endpoint: Endpoint) -> Option<String> {
-        match endpoint {
-            Endpoint::DeviceAuthorization => Some(DEVICE_PATH.into()),
-            Endpoint::Token => Some(TOKEN_PATH.into()),
-            Endpoint::Approval => Some(self.approval.page.clone()),
-            Endpoint::Discovery | Endpoint::UserInfo | Endpoint::Unknown => None,
-        }
+        PATHS.path(endpoint, &self.approval)
     }
 
     fn grant(&self, request: &Received) -> Option<Grant> {

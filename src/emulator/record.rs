@@ -51,6 +51,20 @@ pub enum Grant {
     Other(String),
 }
 
+impl Grant {
+    /// The grant named by the form field `field` of `request` (`grant_type`,
+    /// or Twilio's `GrantType`), or `None` when the field is missing.
+    pub(crate) fn from_field(request: &super::request::Received, field: &str) -> Option<Self> {
+        let fields = request.fields();
+        let grant = fields.iter().find(|(n, _)| n == field)?.1.as_str();
+        Some(match grant {
+            super::rfc8628::DEVICE_CODE_GRANT => Self::DeviceCode,
+            "refresh_token" => Self::RefreshToken,
+            other => Self::Other(other.to_owned()),
+        })
+    }
+}
+
 /// The credentials a request carried, whether or not they were right.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuthSeen {

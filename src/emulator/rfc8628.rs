@@ -414,13 +414,7 @@ impl Dialect for Rfc8628 {
     }
 
     fn grant(&self, request: &Received) -> Option<Grant> {
-        let fields = request.fields();
-        let grant_type = fields.iter().find(|(n, _)| n == "grant_type")?.1.as_str();
-        Some(match grant_type {
-            DEVICE_CODE_GRANT => Grant::DeviceCode,
-            "refresh_token" => Grant::RefreshToken,
-            other => Grant::Other(other.to_owned()),
-        })
+        Grant::from_field(request, "grant_type")
     }
 
     fn answer(&self, request: &Received, endpoint: Endpoint, authority: &mut Authority) -> Reply {

@@ -21,6 +21,7 @@ use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::approval::ApprovalPaths;
 use super::authority::Authority;
 use super::body::ReplyBody;
 use super::fault::{Fault, FaultPlan};
@@ -46,6 +47,38 @@ pub(crate) trait Dialect: Send + Sync + 'static {
     /// Decides the answer to `request`. Runs under the state lock: no
     /// blocking, no waiting.
     fn answer(&self, request: &Received, endpoint: Endpoint, authority: &mut Authority) -> Reply;
+}
+
+/// The routes of a dialect whose device and token endpoints each live at
+/// one fixed path, beside its approval pages.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FixedPaths {
+    /// The device authorization endpoint.
+    pub device: &'static str,
+    /// The token endpoint.
+    pub token: &'static str,
+}
+
+impl FixedPaths {
+    /// [`Dialect::endpoint`] for these paths and `approval`.
+    pub(crate) fn endpoint(self, path: &str, approval: &ApprovalPaths) -> Endpoint {
+        match path {
+            _ if path == self.device => Endpoint::DeviceAuthorization,
+            _ if path == self.token => Endpoint::Token,
+            _ if approval.contains(path) => Endpoint::Approval,
+            _ => Endpoint::Unknown,
+        }
+    }
+
+    /// [`Dialect::path`] for these paths and `approval`.
+    pub(crate) fn path(self, endpoint: Endpoint, approval: &ApprovalPaths) -> Option<String> {
+        match endpoint {
+            Endpoint::DeviceAuthorization => Some(self.device.into()),
+            Endpoint::Token => Some(self.token.into()),
+            Endpoint::Approval => Some(approval.page.clone()),
+            Endpoint::Discovery | Endpoint::UserInfo | Endpoint::Unknown => None,
+        }
+    }
 }
 
 /// Everything that changes while the emulator runs.

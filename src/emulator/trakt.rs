@@ -26,7 +26,7 @@ use super::record::{Endpoint, Grant};
 use super::reply::Reply;
 use super::request::Received;
 use super::rfc8628::{token_body, wire_seconds};
-use super::server::Dialect;
+use super::server::{Dialect, FixedPaths};
 
 /// The redirect URI of device apps.
 pub const OOB_REDIRECT_URI: &str = "urn:ietf:wg:oauth:2.0:oob";
@@ -333,12 +333,12 @@ impl Dialect for Trakt {
     }
 
     fn path(&self, endpoint: Endpoint) -> Option<String> {
-        match endpoint {
-            Endpoint::DeviceAuthorization => Some(DEVICE_CODE_PATH.into()),
-            Endpoint::Token => Some(POLL_PATH.into()),
-            Endpoint::Approval => Some(self.approval.page.clone()),
-            Endpoint::Discovery | Endpoint::UserInfo | Endpoint::Unknown => None,
+        // The poll path stands for the token role; refreshes have their own.
+        FixedPaths {
+            device: DEVICE_CODE_PATH,
+            token: POLL_PATH,
         }
+        .path(endpoint, &self.approval)
     }
 
     fn grant(&self, request: &Received) -> Option<Grant> {

@@ -24,10 +24,14 @@ use super::record::{Endpoint, Grant};
 use super::reply::Reply;
 use super::request::Received;
 use super::rfc8628::{DEVICE_CODE_GRANT, wire_seconds};
-use super::server::Dialect;
+use super::server::{Dialect, FixedPaths};
 
 const DEVICE_CODE_PATH: &str = "/v1/device/code";
 const TOKEN_PATH: &str = "/v1/token";
+const PATHS: FixedPaths = FixedPaths {
+    device: DEVICE_CODE_PATH,
+    token: TOKEN_PATH,
+};
 const DEVICE_KEYS: &[&str] = &["ClientSid", "Scopes", "Audiences"];
 const TOKEN_KEYS: &[&str] = &[
     "GrantType",
@@ -389,31 +393,15 @@ impl Twilio {
 
 impl Dialect for Twilio {
     fn endpoint(&self, path: &str) -> Endpoint {
-        match path {
-            DEVICE_CODE_PATH => Endpoint::DeviceAuthorization,
-            TOKEN_PATH => Endpoint::Token,
-            _ if self.approval.contains(path) => Endpoint::Approval,
-            _ => Endpoint::Unknown,
-        }
+        PATHS.endpoint(path, &self.approval)
     }
 
     fn path(&self, endpoint: Endpoint) -> Option<String> {
-        match endpoint {
-            Endpoint::DeviceAuthorization => Some(DEVICE_CODE_PATH.into()),
-            Endpoint::Token => Some(TOKEN_PATH.into()),
-            Endpoint::Approval => Some(self.approval.page.clone()),
-            Endpoint::Discovery | Endpoint::UserInfo | Endpoint::Unknown => None,
-        }
+        PATHS.path(endpoint, &self.approval)
     }
 
     fn grant(&self, request: &Received) -> Option<Grant> {
-        let fields = request.fields();
-        let grant = fields.iter().find(|(n, _)| n == "GrantType")?.1.as_str();
-        Some(match grant {
-            DEVICE_CODE_GRANT => Grant::DeviceCode,
-            "refresh_token" => Grant::RefreshToken,
-            other => Grant::Other(other.to_owned()),
-        })
+        Grant::from_field(request, "GrantType")
     }
 
     fn answer(&self, request: &Received, endpoint: Endpoint, authority: &mut Authority) -> Reply {
