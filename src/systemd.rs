@@ -43,8 +43,21 @@ pub fn init_logging(level: Option<&str>) {
         && let Ok(journald) = tracing_journald::layer()
     {
         // Field names go to the journal as they are, upper-cased, so
-        // `journalctl PROVIDER=github` works.
-        registry.with(journald.with_field_prefix(None)).init();
+        // `journalctl PROVIDER=github` works. Levels map to the syslog
+        // priorities of the same names (the layer's default puts info at
+        // "notice"), so `journalctl -p info` means what it says.
+        let priorities = tracing_journald::PriorityMappings {
+            info: tracing_journald::Priority::Informational,
+            debug: tracing_journald::Priority::Debug,
+            ..tracing_journald::PriorityMappings::new()
+        };
+        registry
+            .with(
+                journald
+                    .with_field_prefix(None)
+                    .with_priority_mappings(priorities),
+            )
+            .init();
         return;
     }
     registry

@@ -28,6 +28,12 @@ pub struct DaemonOptions {
     /// look at the daemon from another process of its uid. Its directory is
     /// handed to that uid.
     pub uid: Option<u32>,
+    /// A command the daemon is started through (it must end by exec'ing
+    /// its arguments, so the daemon keeps the child's pid), e.g. `unshare`.
+    pub wrapper: Vec<String>,
+    /// Set `JOURNAL_STREAM` to the log file's device and inode, as systemd
+    /// does when stderr goes to the journal.
+    pub journal_stream: bool,
 }
 
 impl Default for DaemonOptions {
@@ -38,6 +44,8 @@ impl Default for DaemonOptions {
             bus: "none",
             env: Vec::new(),
             uid: None,
+            wrapper: Vec::new(),
+            journal_stream: false,
         }
     }
 }
@@ -56,6 +64,8 @@ pub struct Daemon {
     pub notifications: Vec<String>,
     options_env: Vec<(String, String)>,
     uid: Option<u32>,
+    wrapper: Vec<String>,
+    journal_stream: bool,
     /// When the process was last spawned.
     spawned_at: Instant,
     /// From the last spawn to its `READY=1` (for benchmarks).
@@ -96,6 +106,8 @@ impl Daemon {
             notifications: Vec::new(),
             options_env: options.env,
             uid: options.uid,
+            wrapper: options.wrapper,
+            journal_stream: options.journal_stream,
             spawned_at: Instant::now(),
             ready_after: Duration::ZERO,
         };
@@ -124,7 +136,20 @@ impl Daemon {
             .append(true)
             .open(self.log_path())
             .expect("open log");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_tokend"));
+        let journal_stream = self.journal_stream.then(|| {
+            use std::os::unix::fs::MetadataExt as _;
+            let meta = log.metadata().expect("stat log");
+            format!("{}:{}", meta.dev(), meta.ino())
+        });
+        let tokend = env!("CARGO_BIN_EXE_tokend");
+        let mut command = match self.wrapper.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(tokend);
+                command
+            }
+            None => Command::new(tokend),
+        };
         command
             .arg("--config")
             .arg(&self.config)
@@ -135,6 +160,9 @@ impl Daemon {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log);
+        if let Some(stream) = journal_stream {
+            command.env("JOURNAL_STREAM", stream);
+        }
         for (key, value) in &self.options_env {
             command.env(key, value);
         }
