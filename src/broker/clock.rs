@@ -9,10 +9,20 @@ use std::fmt;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use super::wall_timer::WallTimer;
+
 /// A source of wall-clock time.
 pub trait Clock: Send + Sync + fmt::Debug {
     /// The current wall-clock time.
     fn now(&self) -> SystemTime;
+
+    /// A timer that fires when this clock reaches a time, across suspend
+    /// and clock changes; `None` when the clock has none (the test clocks),
+    /// and the scheduler then reads the clock again at least every
+    /// [`super::scheduler::MAX_SLEEP`].
+    fn wall_timer(&self) -> Option<WallTimer> {
+        None
+    }
 }
 
 /// The real clock.
@@ -22,6 +32,16 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     fn now(&self) -> SystemTime {
         SystemTime::now()
+    }
+
+    fn wall_timer(&self) -> Option<WallTimer> {
+        match WallTimer::new() {
+            Ok(timer) => Some(timer),
+            Err(e) => {
+                tracing::warn!("no wall-clock timer ({e}); the clock is read every minute instead");
+                None
+            }
+        }
     }
 }
 

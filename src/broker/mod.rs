@@ -15,6 +15,7 @@ mod restore;
 pub mod scheduler;
 mod session;
 pub mod timing;
+pub mod wall_timer;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, PoisonError, RwLock};
@@ -231,9 +232,9 @@ impl Broker {
         let broker = self.clone();
         self.inner.shared.tasks.spawn(async move {
             let shared = Arc::clone(&broker.inner.shared);
-            let max_sleep = heartbeat.as_ref().map_or(scheduler::MAX_SLEEP, |h| {
-                h.interval.min(scheduler::MAX_SLEEP)
-            });
+            let max_sleep = heartbeat
+                .as_ref()
+                .map_or(scheduler::LONGEST_SLEEP, |h| h.interval);
             let mut last_beat: Option<tokio::time::Instant> = None;
             shared
                 .scheduler

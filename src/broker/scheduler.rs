@@ -6,9 +6,11 @@
 //! Nothing polls: with no refresh due, the task sleeps.
 //!
 //! Deadlines are wall-clock times. Tokio's timers are monotonic and stop
-//! while the machine is suspended, so each sleep is capped at
-//! [`MAX_SLEEP`] and the wall clock is read again on waking: after a resume,
-//! overdue refreshes start within that cap.
+//! while the machine is suspended, so beside its monotonic sleep the task
+//! waits on the clock's [`WallTimer`](super::wall_timer::WallTimer), which fires at the deadline's wall
+//! time even across a suspend, and when the clock is set. A clock without
+//! one (the test clocks) gets sleeps capped at [`MAX_SLEEP`], the wall clock
+//! read again on waking: overdue refreshes then start within that cap.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -17,10 +19,16 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use tracing::warn;
+
 use super::clock::Clock;
 
-/// The longest the scheduler sleeps before reading the wall clock again.
+/// Without a wall-clock timer, the longest the scheduler sleeps before
+/// reading the wall clock again.
 pub const MAX_SLEEP: Duration = Duration::from_secs(60);
+
+/// The longest sleep with a wall-clock timer and nothing scheduled.
+pub const LONGEST_SLEEP: Duration = Duration::from_secs(24 * 3600);
 
 /// Deadlines by time and by session name.
 #[derive(Debug, Default)]
@@ -110,9 +118,10 @@ impl RefreshScheduler {
     }
 
     /// Runs until `shutdown`. On every wake-up (a deadline, an earlier
-    /// deadline arriving, or `max_sleep` passing) it calls `on_wake` with
-    /// the sessions whose deadline has passed (possibly none). `on_wake`
-    /// must not block: it starts work, it does not wait for it.
+    /// deadline arriving, a clock change, or `max_sleep` passing) it calls
+    /// `on_wake` with the sessions whose deadline has passed (possibly
+    /// none). `on_wake` must not block: it starts work, it does not wait
+    /// for it.
     pub async fn run(
         &self,
         clock: &dyn Clock,
@@ -120,15 +129,33 @@ impl RefreshScheduler {
         max_sleep: Duration,
         mut on_wake: impl FnMut(Vec<Arc<str>>),
     ) {
+        let mut wall = clock.wall_timer();
         loop {
             let now = clock.now();
             on_wake(self.take_due(now));
-            let sleep = self
-                .next_due()
-                .map_or(max_sleep, |at| at.duration_since(now).unwrap_or_default())
-                .min(max_sleep);
+            let next = self.next_due();
+            let cap = if wall.is_some() {
+                max_sleep
+            } else {
+                max_sleep.min(MAX_SLEEP)
+            };
+            let sleep = next
+                .map_or(cap, |at| at.duration_since(now).unwrap_or_default())
+                .min(cap);
+            let wall_deadline = async {
+                match (&wall, next) {
+                    (Some(timer), Some(at)) => timer.sleep_until(at).await,
+                    _ => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 () = tokio::time::sleep(sleep) => {}
+                fired = wall_deadline => {
+                    if let Err(e) = fired {
+                        warn!("the wall-clock timer failed ({e}); the clock is read every minute instead");
+                        wall = None;
+                    }
+                }
                 () = self.wake.notified() => {}
                 () = shutdown.cancelled() => return,
             }
@@ -157,6 +184,44 @@ mod tests {
         s.schedule("c", Some(t0));
         s.schedule("c", None);
         assert!(s.is_empty());
+    }
+
+    /// With the real clock (and so its wall-clock timer), a deadline fires
+    /// when the wall clock reaches it, after it and not before, in a few
+    /// wake-ups: an armed timer that fired at once and kept firing would
+    /// spin the task instead.
+    #[tokio::test]
+    async fn the_wall_clock_timer_wakes_the_task_at_the_deadline_only() {
+        let scheduler = Arc::new(RefreshScheduler::new());
+        let shutdown = CancellationToken::new();
+        let (due_tx, mut due_rx) = tokio::sync::mpsc::unbounded_channel();
+        let wakes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let at = SystemTime::now() + Duration::from_millis(300);
+        scheduler.schedule("soon", Some(at));
+        let task = {
+            let (scheduler, shutdown, wakes) = (scheduler.clone(), shutdown.clone(), wakes.clone());
+            tokio::spawn(async move {
+                let clock = crate::broker::clock::SystemClock;
+                scheduler
+                    .run(&clock, &shutdown, LONGEST_SLEEP, |due| {
+                        wakes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        for name in due {
+                            let _ = due_tx.send((name.to_string(), SystemTime::now()));
+                        }
+                    })
+                    .await;
+            })
+        };
+        let (name, when) = tokio::time::timeout(Duration::from_secs(30), due_rx.recv())
+            .await
+            .expect("the deadline fired")
+            .unwrap();
+        assert_eq!(name, "soon");
+        assert!(when >= at, "fired before its deadline");
+        let wakes = wakes.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(wakes <= 3, "{wakes} wake-ups for one deadline");
+        shutdown.cancel();
+        task.await.unwrap();
     }
 
     /// With paused tokio time, a deadline fires when its time comes, an
