@@ -226,25 +226,10 @@ pub(crate) fn multipart_pairs(
 
 #[cfg(test)]
 mod tests {
-    use std::time::Instant;
-
-    use hyper::{HeaderMap, Method};
-
     use super::*;
 
     fn request(content_type: Option<&str>, body: &str) -> Received {
-        let mut headers = HeaderMap::new();
-        if let Some(ct) = content_type {
-            headers.insert("content-type", ct.parse().unwrap());
-        }
-        Received {
-            method: Method::POST,
-            path: "/token".into(),
-            query: None,
-            headers,
-            body: Bytes::from(body.to_owned()),
-            at: Instant::now(),
-        }
+        crate::emulator::request::test_post(content_type, body, None)
     }
 
     const FORM: &str = "application/x-www-form-urlencoded";

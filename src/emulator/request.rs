@@ -249,26 +249,36 @@ impl ClientRegistration {
     }
 }
 
+/// A `POST /token` as the unit tests of the request readers need it.
+#[cfg(test)]
+pub(crate) fn test_post(
+    content_type: Option<&str>,
+    body: &str,
+    authorization: Option<&str>,
+) -> Received {
+    let mut headers = HeaderMap::new();
+    if let Some(ct) = content_type {
+        headers.insert("content-type", ct.parse().unwrap());
+    }
+    if let Some(auth) = authorization {
+        headers.insert("authorization", auth.parse().unwrap());
+    }
+    Received {
+        method: Method::POST,
+        path: "/token".into(),
+        query: None,
+        headers,
+        body: Bytes::from(body.to_owned()),
+        at: std::time::Instant::now(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn request(content_type: Option<&str>, body: &str, authorization: Option<&str>) -> Received {
-        let mut headers = HeaderMap::new();
-        if let Some(ct) = content_type {
-            headers.insert("content-type", ct.parse().unwrap());
-        }
-        if let Some(auth) = authorization {
-            headers.insert("authorization", auth.parse().unwrap());
-        }
-        Received {
-            method: Method::POST,
-            path: "/token".into(),
-            query: None,
-            headers,
-            body: Bytes::from(body.to_owned()),
-            at: Instant::now(),
-        }
+        test_post(content_type, body, authorization)
     }
 
     const FORM: &str = "application/x-www-form-urlencoded";
