@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use support::daemon::{Daemon, login, stderr, stdout, token};
 use support::file_store::{FileStore, assert_no_secret_in_files, mode};
+use support::flows::assert_a_crash_keeps_the_current_refresh_token;
 use support::provider::{Provider, fast};
 use tokend::emulator::Rfc8628Options;
 
@@ -258,14 +259,7 @@ fn a_failed_write_loses_nothing_shows_in_status_and_is_retried() {
     assert!(status(&daemon, "demo")["last_error"].is_null());
 
     // A crash now: the stored refresh token is the current one.
-    daemon.kill();
-    let refreshes = provider.refresh_count();
-    daemon.restart();
-    provider.wait_for_count(refreshes + 1, |r| {
-        r.is_refresh() && r.outcome == "refreshed"
-    });
-    token(&daemon, "demo", &["--min-valid", "0"]);
-    provider.assert_no_violations();
+    assert_a_crash_keeps_the_current_refresh_token(&mut daemon, &provider, "demo");
 }
 
 #[test]

@@ -13,6 +13,7 @@ use std::time::Duration;
 use support::bus::PrivateBus;
 use support::daemon::{Daemon, DaemonOptions, login, stderr, stdout, token};
 use support::file_store::assert_no_secret_in_files;
+use support::flows::assert_a_crash_keeps_the_current_refresh_token;
 use support::keyring::TestKeyring;
 use support::provider::{Provider, fast};
 use tokend::emulator::Rfc8628Options;
@@ -188,14 +189,7 @@ fn a_keyring_locked_mid_run_loses_no_session() {
     assert!(status(&daemon, "demo")["last_error"].is_null());
 
     // A crash now: the keyring holds the current refresh token.
-    daemon.kill();
-    let refreshes = provider.refresh_count();
-    daemon.restart();
-    provider.wait_for_count(refreshes + 1, |r| {
-        r.is_refresh() && r.outcome == "refreshed"
-    });
-    token(&daemon, "demo", &["--min-valid", "0"]);
-    provider.assert_no_violations();
+    assert_a_crash_keeps_the_current_refresh_token(&mut daemon, &provider, "demo");
 }
 
 #[test]
@@ -234,14 +228,7 @@ fn a_missing_secret_service_is_a_clear_error_and_a_late_one_is_used() {
     let _keyring = TestKeyring::start(&bus);
     daemon.wait_for_log(1, &["event=\"refresh_saved\"", "ok=true"]);
     assert_eq!(tokend_items(&bus).0, ["tokend: demo refresh token"]);
-    daemon.kill();
-    let refreshes = provider.refresh_count();
-    daemon.restart();
-    provider.wait_for_count(refreshes + 1, |r| {
-        r.is_refresh() && r.outcome == "refreshed"
-    });
-    token(&daemon, "demo", &["--min-valid", "0"]);
-    provider.assert_no_violations();
+    assert_a_crash_keeps_the_current_refresh_token(&mut daemon, &provider, "demo");
 }
 
 #[test]

@@ -166,3 +166,23 @@ pub fn assert_log_has_no_secrets(daemon: &Daemon, provider: &Provider, extra: &[
         assert!(!log.contains(secret.as_str()), "a secret is in the log");
     }
 }
+
+/// Kills `daemon` (`kill -9`), starts it again, and checks that what the
+/// store kept is the provider's current refresh token: the restarted
+/// daemon's refresh succeeds (the emulator revokes the whole family when an
+/// old one is reused, and records that as a violation) and `name` gets a
+/// token again.
+pub fn assert_a_crash_keeps_the_current_refresh_token(
+    daemon: &mut Daemon,
+    provider: &Provider,
+    name: &str,
+) {
+    daemon.kill();
+    let refreshes = provider.refresh_count();
+    daemon.restart();
+    provider.wait_for_count(refreshes + 1, |r| {
+        r.is_refresh() && r.outcome == "refreshed"
+    });
+    token(daemon, name, &["--min-valid", "0"]);
+    provider.assert_no_violations();
+}
