@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use tracing::{info, warn};
 
-use super::session::Session;
+use super::session::{Session, did_not_complete};
 use super::{Broker, store_call};
 use crate::store::{StoreError, StoredSession};
 
@@ -94,12 +94,6 @@ type LoadResult = Result<Option<StoredSession>, StoreError>;
 impl BatchRead {
     /// The records, or why none could be read.
     async fn await_records(self) -> Result<Vec<LoadResult>, StoreError> {
-        match self.0.await {
-            Ok(result) => result,
-            Err(e) => Err(StoreError::Failed {
-                store: "store",
-                reason: format!("the store call did not complete: {e}"),
-            }),
-        }
+        self.0.await.unwrap_or_else(|e| Err(did_not_complete(&e)))
     }
 }

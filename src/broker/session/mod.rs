@@ -45,7 +45,7 @@ use crate::config::{EndpointSource, ProviderConfig};
 use crate::provider::{Provider, TokenGrant};
 use store::PendingRestore;
 pub use store::STORE_TIMEOUT;
-pub(crate) use store::blocking;
+pub(crate) use store::{blocking, did_not_complete};
 pub use tokens::AccessToken;
 use tokens::Tokens;
 

@@ -269,10 +269,7 @@ pub(crate) async fn blocking<T: Send + 'static>(
 ) -> Result<T, StoreError> {
     match tokio::time::timeout(STORE_TIMEOUT, tokio::task::spawn_blocking(call)).await {
         Ok(Ok(result)) => result,
-        Ok(Err(e)) => Err(StoreError::Failed {
-            store: "store",
-            reason: format!("the store call did not complete: {e}"),
-        }),
+        Ok(Err(e)) => Err(did_not_complete(&e)),
         Err(_) => Err(StoreError::Failed {
             store: "store",
             reason: format!(
@@ -280,6 +277,14 @@ pub(crate) async fn blocking<T: Send + 'static>(
                 STORE_TIMEOUT.as_secs()
             ),
         }),
+    }
+}
+
+/// A store call whose task panicked or was cancelled.
+pub(crate) fn did_not_complete(e: &tokio::task::JoinError) -> StoreError {
+    StoreError::Failed {
+        store: "store",
+        reason: format!("the store call did not complete: {e}"),
     }
 }
 
