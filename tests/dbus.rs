@@ -417,7 +417,7 @@ fn a_second_instance_cannot_take_the_name() {
 
 #[test]
 fn another_uid_is_refused_on_the_bus_unless_allowed() {
-    if rustix::process::geteuid().as_raw() != 0 {
+    if !support::other_uid::can_switch_uid() {
         eprintln!(
             "SKIPPED another_uid_is_refused_on_the_bus_unless_allowed: needs root to switch uid"
         );

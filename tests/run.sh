@@ -61,7 +61,14 @@ cargo clippy --all-targets -- -D warnings
 # The emulator binary is built only with its feature: lint it too.
 cargo clippy --all-targets --all-features -- -D warnings
 
-step "cargo test"
+step "cargo test (binaries in a directory only this uid can enter)"
+# As in a clone under /root or in a `mktemp -d` directory: the tests that
+# act as a second uid must not depend on reaching target/ (they run copies
+# of the binaries from a directory of their own: tests/support/other_uid.rs).
+target_dir=$(cargo metadata --format-version 1 --no-deps |
+    sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+mkdir -p "$target_dir"
+chmod 0700 "$target_dir"
 cargo test --all-features --no-fail-fast
 
 step "cargo doc (warnings are errors)"

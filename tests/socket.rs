@@ -10,6 +10,7 @@ use std::os::unix::process::CommandExt;
 use std::process::Command;
 
 use support::daemon::{Daemon, DaemonOptions, login, stderr, stdout};
+use support::other_uid::{NOBODY, OtherUser};
 use support::provider::Provider;
 use tokend::protocol::MAX_REQUEST_LINE;
 
@@ -171,10 +172,9 @@ fn a_request_without_newline_before_eof_is_answered() {
 /// `broker::policy`.
 #[test]
 fn another_uid_is_refused_unless_allowed() {
-    if rustix::process::geteuid().as_raw() != 0 {
-        eprintln!("SKIPPED another_uid_is_refused_unless_allowed: needs root to switch uid");
+    let Some(nobody) = OtherUser::nobody_or_skip("another_uid_is_refused_unless_allowed") else {
         return;
-    }
+    };
     let provider = Provider::rfc8628();
     let providers = format!(
         "{}{}",
@@ -200,12 +200,11 @@ fn another_uid_is_refused_unless_allowed() {
         });
     }
     let as_nobody = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_tokenctl"))
+        nobody
+            .command("tokenctl")
             .arg("--socket")
             .arg(&daemon.socket)
             .args(args)
-            .uid(NOBODY)
-            .gid(NOBODY)
             .output()
             .unwrap()
     };
@@ -228,9 +227,6 @@ fn another_uid_is_refused_unless_allowed() {
     assert_eq!(as_nobody(&["logout", "mine"]).status.code(), Some(5));
     assert!(daemon.log().contains("refused a caller"));
 }
-
-/// The uid and gid of `nobody` on Debian.
-const NOBODY: u32 = 65534;
 
 fn group_name(gid: u32) -> String {
     std::fs::read_to_string("/etc/group")

@@ -26,7 +26,8 @@ pub struct DaemonOptions {
     pub env: Vec<(String, String)>,
     /// Run the daemon as this uid (and gid), for tests run as root that
     /// look at the daemon from another process of its uid. Its directory is
-    /// handed to that uid.
+    /// handed to that uid, and it runs a copy of `tokend` that uid can
+    /// reach wherever the checkout lives.
     pub uid: Option<u32>,
     /// A command the daemon is started through (it must end by exec'ing
     /// its arguments, so the daemon keeps the child's pid), e.g. `unshare`.
@@ -64,6 +65,8 @@ pub struct Daemon {
     pub notifications: Vec<String>,
     options_env: Vec<(String, String)>,
     uid: Option<u32>,
+    /// Binaries `uid` can reach (when set).
+    reachable: Option<super::other_uid::ReachableBinaries>,
     wrapper: Vec<String>,
     journal_stream: bool,
     /// When the process was last spawned.
@@ -106,6 +109,9 @@ impl Daemon {
             notifications: Vec::new(),
             options_env: options.env,
             uid: options.uid,
+            reachable: options
+                .uid
+                .map(|_| super::other_uid::ReachableBinaries::new()),
             wrapper: options.wrapper,
             journal_stream: options.journal_stream,
             spawned_at: Instant::now(),
@@ -141,14 +147,17 @@ impl Daemon {
             let meta = log.metadata().expect("stat log");
             format!("{}:{}", meta.dev(), meta.ino())
         });
-        let tokend = env!("CARGO_BIN_EXE_tokend");
+        let tokend = match &self.reachable {
+            Some(binaries) => binaries.path("tokend"),
+            None => PathBuf::from(env!("CARGO_BIN_EXE_tokend")),
+        };
         let mut command = match self.wrapper.split_first() {
             Some((program, args)) => {
                 let mut command = Command::new(program);
-                command.args(args).arg(tokend);
+                command.args(args).arg(&tokend);
                 command
             }
-            None => Command::new(tokend),
+            None => Command::new(&tokend),
         };
         command
             .arg("--config")

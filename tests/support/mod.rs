@@ -5,7 +5,8 @@
 //! - [`daemon`]: the real `tokend`, and `tokenctl` against it;
 //! - [`file_store`]: a state directory and key for the encrypted file store;
 //! - [`provider`]: a provider emulator on its own runtime;
-//! - [`process`]: what `/proc` says about a process.
+//! - [`process`]: what `/proc` says about a process;
+//! - [`other_uid`]: a second local user, with binaries it can reach.
 
 // Each test binary compiles this module on its own and uses only part of it.
 #![allow(dead_code)]
@@ -15,5 +16,6 @@ pub mod daemon;
 pub mod file_store;
 pub mod flows;
 pub mod keyring;
+pub mod other_uid;
 pub mod process;
 pub mod provider;
