@@ -6,8 +6,6 @@ mod support;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
-use std::os::unix::process::CommandExt;
-use std::process::Command;
 
 use support::daemon::{Daemon, DaemonOptions, login, stderr, stdout};
 use support::other_uid::{NOBODY, OtherUser};
