@@ -15,7 +15,7 @@
 //!   a private bus.
 //!
 //! Sessions are not logged in one device login at a time: the emulator
-//! grants them directly ([`tokend::emulator::Emulator::grant_session`]) and
+//! grants them directly ([`tokend_emulator::Emulator::grant_session`]) and
 //! the benchmark seals them into an encrypted-file store, which the daemon
 //! restores at start, as after a reboot. Everything runs on 127.0.0.1 and
 //! Unix sockets; every wait is bounded.
@@ -34,7 +34,7 @@ use support::daemon::{Daemon, DaemonOptions};
 use support::file_store::FileStore;
 use support::process::status_number;
 use support::provider::Provider;
-use tokend::emulator::Rfc8628Options;
+use tokend_emulator::Rfc8628Options;
 
 const PROVIDERS: usize = 10_000;
 
@@ -200,8 +200,8 @@ fn storm(provider: &Provider) {
     // Each refresh takes the provider a while, as a real one does, so that
     // requests overlap and the bound has something to bound.
     provider.inject(
-        tokend::emulator::Endpoint::Token,
-        tokend::emulator::Fault::Delay(STORM_PROVIDER_DELAY),
+        tokend_emulator::Endpoint::Token,
+        tokend_emulator::Fault::Delay(STORM_PROVIDER_DELAY),
         PROVIDERS,
     );
     let refreshes_before = provider.refresh_count();

@@ -24,31 +24,54 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 
 echo "==> building tokend (release; the first build takes a few minutes)"
-cargo build --release --quiet --features emulator --bin tokend --bin tokenctl --bin tokend-emulator
-bin="$PWD/target/release"
+# Ask cargo where it put each program (CARGO_TARGET_DIR, build.target-dir
+# and the like move them): the "executable" of its build messages. The
+# emulator is built on its own so that tokend is the same build as
+# `cargo build --release` (one build would unify the emulator's
+# dependency features into the daemon's).
+executables() {
+    cargo build --release --quiet --message-format=json-render-diagnostics "$@" |
+        sed -n 's/.*"executable":"\([^"]*\)".*/\1/p'
+}
+built=$(executables --bin tokend --bin tokenctl; executables -p tokend-emulator --bin tokend-emulator)
+path_of() {
+    local found
+    found=$(grep -m1 "/$1\$" <<<"$built") || { echo "cargo built no $1" >&2; exit 1; }
+    printf '%s\n' "$found"
+}
+tokend=$(path_of tokend)
+tokenctl=$(path_of tokenctl)
+emulator=$(path_of tokend-emulator)
 
 work=$(mktemp -d -t tokend-demo.XXXXXX)
 pids=()
 cleanup() {
+    trap - EXIT INT TERM HUP
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
     rm -rf "$work"
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+# Ctrl-C, kill, and closing the terminal (SIGHUP) all end the demo through
+# its cleanup. The daemon treats SIGHUP as "reload" and would outlive the
+# terminal otherwise.
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
+# Should this script die without its traps (SIGKILL), the kernel stops its
+# children too: setpriv --pdeathsig.
+background() { setpriv --pdeathsig TERM "$@" & pids+=($!); }
 
 # The demo provider: 2 s poll interval, 5-minute tokens so refreshes show up.
-"$bin/tokend-emulator" --interval 2 --token-lifetime 300 --config-out "$work/config.toml" \
-    >"$work/provider.out" 2>"$work/provider.log" &
-pids+=($!)
+background "$emulator" --interval 2 --token-lifetime 300 --config-out "$work/config.toml" \
+    >"$work/provider.out" 2>"$work/provider.log"
 for _ in $(seq 100); do [ -s "$work/config.toml" ] && break; sleep 0.1; done
 [ -s "$work/config.toml" ] || { cat "$work/provider.log"; echo "the demo provider did not start" >&2; exit 1; }
 approve_url=$(grep -o 'http://127.0.0.1:[0-9]*/device' "$work/provider.out" | head -n1)
 
 # The daemon, with its socket in the demo's directory.
 sed -i "s|^\[daemon\]$|[daemon]\nsocket = \"$work/tokend.sock\"|" "$work/config.toml"
-"$bin/tokend" --config "$work/config.toml" 2>"$work/tokend.log" &
-pids+=($!)
+background "$tokend" --config "$work/config.toml" 2>"$work/tokend.log"
 for _ in $(seq 100); do [ -S "$work/tokend.sock" ] && break; sleep 0.1; done
 [ -S "$work/tokend.sock" ] || { cat "$work/tokend.log"; echo "tokend did not start" >&2; exit 1; }
 
@@ -63,19 +86,19 @@ cat <<INFO
 
 INFO
 echo "\$ tokenctl login demo"
-"$bin/tokenctl" login demo
+"$tokenctl" login demo
 echo
 echo "\$ tokenctl token demo"
-"$bin/tokenctl" token demo
+"$tokenctl" token demo
 echo
 echo "\$ tokenctl status"
-"$bin/tokenctl" status
+"$tokenctl" status
 cat <<INFO
 
 ==> The daemon keeps the session fresh until you stop it (Ctrl-C).
     From another terminal, try:
-      TOKEND_SOCKET=$work/tokend.sock $bin/tokenctl token demo
-      TOKEND_SOCKET=$work/tokend.sock $bin/tokenctl status
+      TOKEND_SOCKET=$work/tokend.sock $tokenctl token demo
+      TOKEND_SOCKET=$work/tokend.sock $tokenctl status
     Logs: $work/tokend.log
 INFO
 wait "${pids[1]}"

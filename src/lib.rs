@@ -21,8 +21,6 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod daemon;
-#[cfg(feature = "emulator")]
-pub mod emulator;
 pub mod ipc;
 pub mod protocol;
 pub mod provider;

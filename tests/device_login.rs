@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use support::daemon::{Daemon, LoginRun, login, stderr, stdout, token};
 use support::provider::{Provider, fast};
-use tokend::emulator::{Endpoint, Fault, Rfc8628Options};
+use tokend_emulator::{Endpoint, Fault, Rfc8628Options};
 
 #[test]
 fn login_then_token_gives_a_token_the_provider_accepts() {
@@ -98,7 +98,7 @@ fn an_unapproved_code_expires() {
     let polls = provider
         .requests()
         .into_iter()
-        .filter(tokend::emulator::RecordedRequest::is_poll)
+        .filter(tokend_emulator::RecordedRequest::is_poll)
         .count();
     assert!((1..=3).contains(&polls), "{polls} polls");
     provider.assert_no_violations();
@@ -111,14 +111,14 @@ fn slow_down_adds_five_seconds_to_every_later_poll() {
     let daemon = Daemon::start(&provider.config("demo"));
     let run = LoginRun::start(&daemon.socket, "demo");
     // Let it poll three times (slow_down, then pending twice), then approve.
-    provider.wait_for_count(3, tokend::emulator::RecordedRequest::is_poll);
+    provider.wait_for_count(3, tokend_emulator::RecordedRequest::is_poll);
     provider.approve(&run.user_code()).unwrap();
     let (_, err, code) = run.finish();
     assert_eq!(code, 0, "{err}");
     let polls: Vec<_> = provider
         .requests()
         .into_iter()
-        .filter(tokend::emulator::RecordedRequest::is_poll)
+        .filter(tokend_emulator::RecordedRequest::is_poll)
         .collect();
     assert_eq!(polls[0].outcome, "slow_down");
     for pair in polls.windows(2).skip(1) {
@@ -158,7 +158,7 @@ fn polling_survives_provider_errors_with_backoff() {
     let polls: Vec<_> = provider
         .requests()
         .into_iter()
-        .filter(tokend::emulator::RecordedRequest::is_poll)
+        .filter(tokend_emulator::RecordedRequest::is_poll)
         .collect();
     // After the second failure the wait doubled at least once.
     let gap = polls[2].at - polls[1].at;

@@ -11,7 +11,7 @@ use std::time::Duration;
 use support::daemon::{Daemon, LoginRun};
 use support::flows::{self, EXIT_LOGIN_FAILED, NAME};
 use support::provider::{Provider, fast_generic_v1};
-use tokend::emulator::{Endpoint, Fault, GenericV1Options, RecordedRequest};
+use tokend_emulator::{Endpoint, Fault, GenericV1Options, RecordedRequest};
 
 #[test]
 fn login_with_device_metadata_then_refresh_with_rotation() {

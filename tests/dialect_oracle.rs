@@ -12,7 +12,7 @@ use std::time::Duration;
 use support::daemon::{stderr, token};
 use support::flows::{self, EXIT_LOGIN_REQUIRED, NAME};
 use support::provider::{Provider, oracle};
-use tokend::emulator::{AuthSeen, ClientAuthMode, Endpoint, OracleOptions, RecordedRequest};
+use tokend_emulator::{AuthSeen, ClientAuthMode, Endpoint, OracleOptions, RecordedRequest};
 
 /// What RFC 8628 says to use when the provider gives no interval.
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);

@@ -13,7 +13,7 @@ use std::time::Duration;
 use support::daemon::{Daemon, LoginRun, stderr};
 use support::flows::{self, EXIT_LOGIN_FAILED, EXIT_LOGIN_REQUIRED, NAME};
 use support::provider::{Provider, fast};
-use tokend::emulator::{Endpoint, FormAnswers, RecordedRequest, Rfc8628Options, Rfc8628Quirks};
+use tokend_emulator::{Endpoint, FormAnswers, RecordedRequest, Rfc8628Options, Rfc8628Quirks};
 
 fn with(quirks: Rfc8628Quirks) -> Rfc8628Options {
     Rfc8628Options {
@@ -200,7 +200,7 @@ fn microsoft_bad_verification_code_ends_the_login() {
     // unknown one comes as a fault, with Microsoft's own wording.
     provider.inject(
         Endpoint::Token,
-        tokend::emulator::Fault::Body {
+        tokend_emulator::Fault::Body {
             status: 400,
             content_type: Some("application/json".into()),
             body: r#"{"error":"bad_verification_code","error_description":"AADSTS70019: Verification code expired."}"#.into(),

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use support::daemon::{Daemon, LoginRun, stderr, token};
 use support::flows::{self, EXIT_LOGIN_FAILED, EXIT_LOGIN_REQUIRED, NAME};
 use support::provider::{Provider, fast_trakt};
-use tokend::emulator::{
+use tokend_emulator::{
     Endpoint, Fault, RecordedRequest, TraktOptions, TraktPollBodies, TraktRefreshErrors,
 };
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 use support::daemon::{Daemon, LoginRun, stderr, stdout};
 use support::flows::{self, EXIT_LOGIN_FAILED, NAME};
 use support::provider::{Provider, fast_twilio};
-use tokend::emulator::{
+use tokend_emulator::{
     AuthSeen, Endpoint, RecordedRequest, TwilioDateFormat, TwilioErrorStyle, TwilioOptions,
 };
 

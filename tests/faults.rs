@@ -20,7 +20,7 @@ use bytes::Bytes;
 use support::daemon::{Daemon, stderr, stdout, token};
 use support::file_store::{FileStore, Seeded};
 use support::provider::{Provider, fast};
-use tokend::emulator::{Endpoint, Fault};
+use tokend_emulator::{Endpoint, Fault};
 
 /// Exit code of `tokenctl` when the provider is unavailable.
 const EXIT_UNAVAILABLE: i32 = 6;

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use support::daemon::{Daemon, DaemonOptions, LoginRun, stderr, stdout, token};
 use support::flows::NAME;
 use support::provider::{Provider, fast};
-use tokend::emulator::{Endpoint, Fault, RecordedRequest};
+use tokend_emulator::{Endpoint, Fault, RecordedRequest};
 
 /// Exit code of `tokenctl` when the provider is unavailable.
 const EXIT_UNAVAILABLE: i32 = 6;

@@ -27,7 +27,7 @@ use support::daemon::{Daemon, DaemonOptions, login, token};
 use support::file_store::FileStore;
 use support::keyring::TestKeyring;
 use support::provider::{Provider, fast};
-use tokend::emulator::{Endpoint, Fault, RecordedRequest, Rfc8628Options};
+use tokend_emulator::{Endpoint, Fault, RecordedRequest, Rfc8628Options};
 
 /// How long the provider holds back an answer it has already decided.
 const IN_FLIGHT_DELAY: Duration = Duration::from_millis(300);

@@ -11,7 +11,7 @@ use support::daemon::{Daemon, login, stderr, stdout, token};
 use support::file_store::{FileStore, assert_no_secret_in_files, mode};
 use support::flows::assert_a_crash_keeps_the_current_refresh_token;
 use support::provider::{Provider, fast};
-use tokend::emulator::Rfc8628Options;
+use tokend_emulator::Rfc8628Options;
 
 fn status(daemon: &Daemon, name: &str) -> serde_json::Value {
     let out = daemon.tokenctl(&["--json", "status", name]);

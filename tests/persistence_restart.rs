@@ -10,7 +10,7 @@ use std::time::Duration;
 use support::daemon::{Daemon, login, stderr, stdout, token};
 use support::file_store::FileStore;
 use support::provider::{Provider, fast};
-use tokend::emulator::Rfc8628Options;
+use tokend_emulator::Rfc8628Options;
 
 fn status(daemon: &Daemon, name: &str) -> serde_json::Value {
     let out = daemon.tokenctl(&["--json", "status", name]);

@@ -16,7 +16,7 @@ use support::file_store::assert_no_secret_in_files;
 use support::flows::assert_a_crash_keeps_the_current_refresh_token;
 use support::keyring::TestKeyring;
 use support::provider::{Provider, fast};
-use tokend::emulator::Rfc8628Options;
+use tokend_emulator::Rfc8628Options;
 
 fn options(bus: &PrivateBus) -> DaemonOptions {
     DaemonOptions {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use support::daemon::{Daemon, login, stderr, stdout, token};
 use support::provider::{Provider, fast};
-use tokend::emulator::Rfc8628Options;
+use tokend_emulator::Rfc8628Options;
 
 fn logged_in(options: Rfc8628Options) -> (Provider, Daemon, String) {
     let provider = Provider::start(options);

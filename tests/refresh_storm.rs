@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use support::daemon::Daemon;
 use support::file_store::FileStore;
 use support::provider::{Provider, fast};
-use tokend::emulator::{Endpoint, Fault};
+use tokend_emulator::{Endpoint, Fault};
 
 const SESSIONS: usize = 300;
 const BOUND: usize = 4;

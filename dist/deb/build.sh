@@ -31,10 +31,11 @@ release="$target/release"
 gen="$release/dist"
 
 say "==> cargo build --release (tokend, tokenctl, and the generator)"
-# One build for all three: the generator's feature adds crates to the
-# library's dependencies but no code to the daemon or the CLI.
-cargo build --release --locked --features dist-gen \
-    --bin tokend --bin tokenctl --bin tokend-dist-gen >&2
+# Two builds: in one, cargo would unify the generator's dependency features
+# into the daemon's, so the daemon would differ from `cargo build --release`
+# (and from the demo's build, which shares this one).
+cargo build --release --locked --bin tokend --bin tokenctl >&2
+cargo build --release --locked -p tokend-dist-gen >&2
 rm -rf "$gen"
 "$release/tokend-dist-gen" "$gen"
 

@@ -2,7 +2,7 @@
 //!
 //! They live in the library, not in the binaries, so that one definition
 //! serves both the programs that parse them and the generator of the man
-//! pages and shell completions (`tokend-dist-gen`, feature `dist-gen`): the
+//! pages and shell completions (the `tokend-dist-gen` crate in `dist/gen/`): the
 //! documentation cannot drift from the options.
 
 pub mod exit_status;

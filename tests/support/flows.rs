@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use tokend::emulator::RecordedRequest;
+use tokend_emulator::RecordedRequest;
 
 use super::daemon::{Daemon, LoginRun, stderr, token};
 use super::provider::Provider;

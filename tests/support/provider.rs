@@ -8,7 +8,7 @@ use std::future::Future;
 use std::ops::Deref;
 use std::time::Duration;
 
-use tokend::emulator::{
+use tokend_emulator::{
     Emulator, EmulatorOptions, GenericV1Options, OracleOptions, RecordedRequest, Rfc8628Options,
     TraktOptions, TwilioOptions,
 };

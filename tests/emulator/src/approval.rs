@@ -242,7 +242,7 @@ mod tests {
     use hyper::{HeaderMap, Method};
 
     use super::*;
-    use crate::emulator::authority::{CodeStatus, Policy, SLOW_DOWN_STEP};
+    use crate::authority::{CodeStatus, Policy, SLOW_DOWN_STEP};
 
     fn authority() -> Authority {
         Authority::new(Policy {

@@ -10,13 +10,13 @@
 //! - `etc/tokend/config.toml`: `config/example.toml` made into the system
 //!   service's config (see [`system_config`]).
 //!
-//! Built only with the `dist-gen` feature, never installed: `dist/deb/build.sh`
-//! runs it, and `tests/dist.rs` checks what it writes.
+//! A crate of its own (the daemon does not carry clap_mangen and
+//! clap_complete), never installed: `dist/deb/build.sh` runs its binary, and
+//! `tests/dist.rs` checks what [`generate`] writes.
 
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use clap::CommandFactory;
 use clap_complete::Shell;
@@ -26,7 +26,7 @@ use tokend::cli::exit_status::MEANINGS;
 use tokend::cli::{TokenctlArgs, TokendArgs};
 
 /// The annotated example every packaged config starts from.
-const EXAMPLE_CONFIG: &str = include_str!("../../config/example.toml");
+const EXAMPLE_CONFIG: &str = include_str!("../../../config/example.toml");
 
 /// What [`system_config`] puts first, before the example's own comments.
 const SYSTEM_CONFIG_HEADER: &str = "\
@@ -95,22 +95,11 @@ tokenctl token prints the token and a newline on standard output and nothing \
 else, so that $(tokenctl token NAME) can go straight into a header; every \
 failure is one line on standard error and an exit status from the table below.";
 
-fn main() -> ExitCode {
-    let mut args = std::env::args_os().skip(1);
-    let (Some(out), None) = (args.next(), args.next()) else {
-        eprintln!("usage: tokend-dist-gen OUT_DIR");
-        return ExitCode::from(2);
-    };
-    match generate(Path::new(&out)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("tokend-dist-gen: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn generate(out: &Path) -> io::Result<()> {
+/// Writes the man pages, the completions and the system config under `out`.
+///
+/// # Errors
+/// A file cannot be written, or the example config lacks its `[daemon]` table.
+pub fn generate(out: &Path) -> io::Result<()> {
     write_man_pages(&out.join("man"))?;
     write_completions(&out.join("completions"))?;
     let config =
@@ -344,7 +333,7 @@ fn write_completions(dir: &Path) -> io::Result<()> {
 ///
 /// # Errors
 /// The example has no `[daemon]` table, or its providers come before it.
-fn system_config(example: &str) -> Result<String, String> {
+pub fn system_config(example: &str) -> Result<String, String> {
     let mut out = String::from(SYSTEM_CONFIG_HEADER);
     let mut daemon_table_seen = false;
     let mut in_providers = false;

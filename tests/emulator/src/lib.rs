@@ -12,7 +12,7 @@
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
 //! use std::time::Duration;
-//! use tokend::emulator::{Emulator, Rfc8628Options};
+//! use tokend_emulator::{Emulator, Rfc8628Options};
 //!
 //! let emu = Emulator::start(Rfc8628Options {
 //!     client_id: "cid".into(),

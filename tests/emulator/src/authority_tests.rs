@@ -1,5 +1,5 @@
 use super::*;
-use crate::emulator::codes::USER_CODE_ALPHABET;
+use crate::codes::USER_CODE_ALPHABET;
 
 fn policy() -> Policy {
     Policy {

@@ -1,12 +1,10 @@
 //! HTTP helpers shared by the emulator's integration tests.
 
-#![allow(dead_code)] // each test binary uses its own subset
-
 use std::time::Duration;
 
 use reqwest::header::CONTENT_TYPE;
 use serde_json::Value;
-use tokend::emulator::{Emulator, Rfc8628Options};
+use tokend_emulator::{Emulator, Rfc8628Options};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

@@ -4,13 +4,10 @@
 //! `authorization_declined`; Azure AD v1's string numbers), and the default
 //! changes nothing.
 
-#[path = "support/emulator_http.rs"]
-mod emulator_http;
-
-use emulator_http::{FORM, SECOND, http, json, post, text};
+use crate::http::{FORM, SECOND, http, json, post, text};
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use serde_json::Value;
-use tokend::emulator::{DEVICE_CODE_GRANT, Emulator, FormAnswers, Rfc8628Options, Rfc8628Quirks};
+use tokend_emulator::{DEVICE_CODE_GRANT, Emulator, FormAnswers, Rfc8628Options, Rfc8628Quirks};
 
 /// Sends and returns status, headers and the raw body.
 async fn raw(request: reqwest::RequestBuilder) -> (u16, reqwest::header::HeaderMap, String) {

@@ -5,21 +5,18 @@
 //! Waiting is event-driven (`wait_for*`); the only sleeps are the poll
 //! intervals the protocol itself demands of a client.
 
-#[path = "support/emulator_http.rs"]
-mod emulator_http;
-
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use emulator_http::{SECOND, http, json, post, public, start, text};
+use crate::http::{SECOND, http, json, post, public, start, text};
 use reqwest::header::{CACHE_CONTROL, CONTENT_TYPE, WWW_AUTHENTICATE};
 use serde_json::Value;
 use tokend::config::{ClientAuth, EndpointSource};
-use tokend::emulator::{ClientAuthMode, DEVICE_CODE_GRANT, Emulator, Rfc8628Options};
 use tokend::provider::{self, ClientIdentity, HttpClient, PollOutcome, Provider};
 use tokend::secret::Secret;
+use tokend_emulator::{ClientAuthMode, DEVICE_CODE_GRANT, Emulator, Rfc8628Options};
 
 /// A whole device login over HTTP: code, pending poll, approval, tokens,
 /// and a second poll that finds the code used. Returns the device code and

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use clap::{Parser, ValueEnum};
-use tokend::emulator::{
+use tokend_emulator::{
     Emulator, EmulatorOptions, GenericV1Options, OracleOptions, Rfc8628Options, Rfc8628Quirks,
     TraktOptions, TwilioOptions,
 };

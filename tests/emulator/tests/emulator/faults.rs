@@ -1,14 +1,11 @@
 //! Injected faults of the provider emulator, seen from a real HTTP client:
 //! each does what it claims, and none leaves state behind.
 
-#[path = "support/emulator_http.rs"]
-mod emulator_http;
-
 use std::time::Duration;
 
-use emulator_http::{SECOND, http, json, post, public, raw_post, read_all, start, text};
+use crate::http::{SECOND, http, json, post, public, raw_post, read_all, start, text};
 use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
-use tokend::emulator::{DEVICE_CODE_GRANT, Endpoint, Fault};
+use tokend_emulator::{DEVICE_CODE_GRANT, Endpoint, Fault};
 
 #[tokio::test]
 async fn answer_faults_replace_one_answer_each_and_change_nothing() {

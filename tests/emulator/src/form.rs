@@ -229,7 +229,7 @@ mod tests {
     use super::*;
 
     fn request(content_type: Option<&str>, body: &str) -> Received {
-        crate::emulator::request::test_post(content_type, body, None)
+        crate::request::test_post(content_type, body, None)
     }
 
     const FORM: &str = "application/x-www-form-urlencoded";
