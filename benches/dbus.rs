@@ -8,7 +8,7 @@
 //! and calls per second with 16 concurrent clients, each beside the floor.
 //! Everything stays on a private bus and 127.0.0.1, in bounded loops.
 
-#[path = "../tests/support/mod.rs"]
+#[path = "../tests/e2e/support/mod.rs"]
 #[allow(unused_imports)]
 mod support;
 

@@ -20,7 +20,7 @@
 //! restores at start, as after a reboot. Everything runs on 127.0.0.1 and
 //! Unix sockets; every wait is bounded.
 
-#[path = "../tests/support/mod.rs"]
+#[path = "../tests/e2e/support/mod.rs"]
 #[allow(unused_imports)]
 mod support;
 

@@ -12,7 +12,7 @@
 //! beside `/bin/true` and beside a minimal one-shot client of the floor.
 //! Everything runs on 127.0.0.1 and Unix sockets only, in bounded loops.
 
-#[path = "../tests/support/mod.rs"]
+#[path = "../tests/e2e/support/mod.rs"]
 #[allow(unused_imports)]
 mod support;
 

@@ -13,7 +13,7 @@
 # installed: the units are copied to a temporary directory with
 # /usr/bin/tokend replaced by BINDIR/tokend (default: the debug build in
 # $CARGO_TARGET_DIR, else target/). Man pages are not looked up (--man=no):
-# they are generated, and tested in tests/dist.rs.
+# they are generated, and tested in tests/e2e/dist.rs.
 set -euo pipefail
 units=$(cd "$(dirname "$0")" && pwd)
 cd "$units/.."

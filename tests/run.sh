@@ -62,7 +62,7 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "cargo test (binaries in a directory only this uid can enter)"
 # As in a clone under /root or in a `mktemp -d` directory: the tests that
 # act as a second uid must not depend on reaching target/ (they run copies
-# of the binaries from a directory of their own: tests/support/other_uid.rs).
+# of the binaries from a directory of their own: tests/e2e/support/other_uid.rs).
 target_dir=$(cargo metadata --format-version 1 --no-deps |
     sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
 mkdir -p "$target_dir"

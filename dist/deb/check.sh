@@ -81,7 +81,7 @@ for script in postinst prerm postrm; do
 done
 
 # The packaged config is valid and starts the system service with no
-# providers (the test in tests/dist.rs checks its content in detail).
+# providers (the test in tests/e2e/dist.rs checks its content in detail).
 config="$scripts/config.toml"
 dpkg-deb --fsys-tarfile "$deb" | tar -xO ./etc/tokend/config.toml >"$config"
 target=$(realpath -m "${CARGO_TARGET_DIR:-target}")

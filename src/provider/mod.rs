@@ -48,12 +48,12 @@
 //!    client authentication, poll spacing), record every client mistake as
 //!    a violation, and reproduce every quirk, configurable where the facts
 //!    are inferred. Add its variant in `src/emulator/options.rs`.
-//! 5. **Prove it.** Add a config builder in `tests/support/provider.rs`
-//!    and `tests/dialect_NAME.rs`, which runs the shared scenarios of
-//!    `tests/support/flows.rs` (login, approve, token, expiry and refresh
+//! 5. **Prove it.** Add a config builder in `tests/e2e/support/provider.rs`
+//!    and `tests/e2e/dialect_NAME.rs`, which runs the shared scenarios of
+//!    `tests/e2e/support/flows.rs` (login, approve, token, expiry and refresh
 //!    with rotation, denial, device-code expiry, slow down) through the
 //!    real `tokend` and `tokenctl`, then the dialect's own error states.
-//!    Add a commented preset `config/NAME.toml`; `tests/config_presets.rs`
+//!    Add a commented preset `config/NAME.toml`; `tests/e2e/config_presets.rs`
 //!    checks it with `tokend --check`.
 
 pub mod datetime;

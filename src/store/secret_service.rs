@@ -42,7 +42,7 @@
 //! is what systemd gives a user service. keyring's store cannot be given an
 //! address (`new_with_configuration` rejects every key, and it connects with
 //! `SecretService::connect`), so tests run the store in a child process whose
-//! environment names their private bus; see `tests/store_secret_service.rs`.
+//! environment names their private bus; see `tests/e2e/store_secret_service.rs`.
 //!
 //! # Blocking
 //!

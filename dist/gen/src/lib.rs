@@ -12,7 +12,7 @@
 //!
 //! A crate of its own (the daemon does not carry clap_mangen and
 //! clap_complete), never installed: `dist/deb/build.sh` runs its binary, and
-//! `tests/dist.rs` checks what [`generate`] writes.
+//! `tests/e2e/dist.rs` checks what [`generate`] writes.
 
 use std::fs;
 use std::io::{self, Write};

@@ -3,7 +3,7 @@
 //! refreshes at `/oauth/token` with `redirect_uri`, single-use refresh
 //! tokens, `created_at`).
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -4,7 +4,7 @@
 //! never handed an expired token meanwhile. Real `tokend`, real HTTP.
 //! (`cargo bench --bench scale -- storm` does the same with 10,000.)
 
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};

@@ -4,7 +4,7 @@
 //! polls every 5 s, the three client authentications at the token
 //! endpoint, refresh tokens only with `offline_access`).
 
-mod support;
+use crate::support;
 
 use std::process::Command;
 use std::time::Duration;

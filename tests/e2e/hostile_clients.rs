@@ -6,7 +6,7 @@
 //! daemon's 10 s. The ones that need no waiting (thousands of connections,
 //! a tight loop of token requests) run against the real `tokend`.
 
-mod support;
+use crate::support;
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream as StdUnixStream;

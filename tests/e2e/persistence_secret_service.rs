@@ -5,7 +5,7 @@
 //! daemon carries on from memory, and recovers without a restart), logout
 //! and `--prune`.
 
-mod support;
+use crate::support;
 
 use std::process::{Output, Stdio};
 use std::time::Duration;

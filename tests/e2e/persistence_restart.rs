@@ -3,7 +3,7 @@
 //! provider no longer accepts turns into "login required" for that provider
 //! alone. Real daemon restarts with the encrypted file store.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

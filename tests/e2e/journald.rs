@@ -8,7 +8,7 @@
 //! datagram socket at that path. The test reads what the daemon sent, one
 //! entry per datagram, as journald would.
 
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
 use std::os::unix::net::UnixDatagram;

@@ -8,7 +8,7 @@
 //! JSON request per line on stdin; it runs each through `spawn_blocking`, as
 //! the broker does, and answers one JSON line on stdout.
 
-mod support;
+use crate::support;
 
 use std::io::{BufRead, BufReader, Write as _};
 use std::process::{Child, ChildStdin, Command, Output, Stdio};
@@ -162,7 +162,12 @@ impl StoreChild {
     /// `command` is this test binary with the session bus in its environment.
     fn with_address(mut command: Command) -> Self {
         let mut child = command
-            .args(["store_child", "--exact", "--ignored", "--nocapture"])
+            .args([
+                "store_secret_service::store_child",
+                "--exact",
+                "--ignored",
+                "--nocapture",
+            ])
             .env(CHILD_ENV, "1")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

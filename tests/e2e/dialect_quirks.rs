@@ -6,7 +6,7 @@
 //! `authorization_declined`, `bad_verification_code`) and Azure AD v1
 //! (numbers as strings).
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! test, the real `tokend` on it, and `busctl`, `gdbus` and a Python
 //! (jeepney) client as separate processes.
 
-mod support;
+use crate::support;
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;

@@ -8,7 +8,7 @@
 //! - the system activation file parses (the setuid launch helper of a real
 //!   system bus cannot be run in a test).
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -4,7 +4,7 @@
 //! empty `verification_uri`, `404 device_not_found`, a throttle instead of
 //! `slow_down`).
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

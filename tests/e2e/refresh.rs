@@ -1,7 +1,7 @@
 //! Tokens stay fresh: refresh across expiry, rotation, single flight,
 //! outages, revocation. Real `tokend` and `tokenctl`, emulated provider.
 
-mod support;
+use crate::support;
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;

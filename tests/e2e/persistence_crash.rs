@@ -17,7 +17,7 @@
 //! fell, asserts that no session was lost outside that window, and prints
 //! how long the window is (a measurement, not an assertion).
 
-mod support;
+use crate::support;
 
 use std::io::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

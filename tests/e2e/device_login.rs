@@ -1,7 +1,7 @@
 //! Device login end to end: the real `tokend` and `tokenctl` against an
 //! RFC 8628 provider emulator over HTTP on 127.0.0.1.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -12,7 +12,7 @@
 //! emulator, sealed as the daemon would have), so no test waits for device
 //! logins.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

@@ -7,7 +7,7 @@
 //! keeps serving its token and later refreshes with the refresh token it
 //! had.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

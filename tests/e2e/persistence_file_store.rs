@@ -3,7 +3,7 @@
 //! key is a clear error (never a misread session), a failed write loses
 //! nothing, and logout and `--prune` remove records.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

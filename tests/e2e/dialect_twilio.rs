@@ -4,7 +4,7 @@
 //! absolute expiries in ISO 8601 or RFC 2822, nullable fields, both error
 //! styles).
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -4,10 +4,10 @@
 //! sysusers file must agree on.
 //!
 //! The D-Bus policy and activation files are tested on real buses in
-//! `tests/dist_dbus.rs`; `systemd-analyze` runs in `dist/check-units.sh` and
+//! `tests/e2e/dist_dbus.rs`; `systemd-analyze` runs in `dist/check-units.sh` and
 //! the package in `dist/deb/check.sh` (both steps of `tests/run.sh`).
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

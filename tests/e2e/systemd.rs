@@ -1,7 +1,7 @@
 //! The daemon as systemd sees it: notifications on a notify socket the test
 //! binds (READY, STATUS, RELOADING, STOPPING, WATCHDOG), and signals.
 
-mod support;
+use crate::support;
 
 use support::daemon::{Daemon, DaemonOptions, login, stderr, stdout, token};
 use support::provider::Provider;

@@ -1,7 +1,7 @@
 //! The Unix socket front-end under good and bad input: the real daemon,
 //! raw protocol lines, and the real `tokenctl`.
 
-mod support;
+use crate::support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;

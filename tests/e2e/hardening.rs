@@ -5,7 +5,7 @@
 //! Secrets in memory are [`tokend::secret::Secret`]s (zeroed on drop,
 //! redacted in `Debug`), unit-tested in `src/secret.rs`.
 
-mod support;
+use crate::support;
 
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 use std::os::unix::process::CommandExt as _;

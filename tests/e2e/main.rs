@@ -1,0 +1,37 @@
+//! tokend's end-to-end tests, in one binary so the suite compiles its
+//! support code and links once: the real `tokend` and `tokenctl` against
+//! provider emulators on 127.0.0.1, a private `dbus-daemon` and
+//! `gnome-keyring-daemon` per test, and real clients (`busctl`, `gdbus`,
+//! `secret-tool`, Python).
+//!
+//! One module per subject; `cargo test --test e2e socket::` runs one.
+
+mod support;
+
+mod config_check;
+mod config_presets;
+mod dbus;
+mod device_login;
+mod dialect_generic_v1;
+mod dialect_oracle;
+mod dialect_quirks;
+mod dialect_trakt;
+mod dialect_twilio;
+mod dist;
+mod dist_dbus;
+mod faults;
+mod hardening;
+mod hostile_clients;
+mod journald;
+mod malformed_answers;
+mod persistence_crash;
+mod persistence_file_store;
+mod persistence_restart;
+mod persistence_secret_service;
+mod properties;
+mod refresh;
+mod refresh_storm;
+mod socket;
+mod store_secret_service;
+mod systemd;
+mod tokenctl_cli;
