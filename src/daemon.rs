@@ -166,6 +166,11 @@ pub async fn run(mut config: Config, env: Environment) -> anyhow::Result<()> {
     // Ready only now: the socket is bound and the bus name is ours.
     notify(&[NotifyState::Ready, NotifyState::Status(&broker.summary())]);
     connections.spawn(report_status(broker.clone(), stop.clone()));
+    connections.spawn(crate::world::retry_on_network_change(
+        broker.clone(),
+        stop.clone(),
+    ));
+    connections.spawn(crate::world::retry_on_resume(broker.clone(), stop.clone()));
 
     let current = config;
     while let Some(signal) = signals.next().await {

@@ -15,6 +15,7 @@
 //! - [`secret`]: redacting, zeroizing wrappers for tokens and secrets.
 //! - [`client`]: the blocking socket client `tokenctl` is built on.
 //! - [`cli`]: the command lines of both binaries (also the source of the man pages).
+//! - [`world`]: the network coming back and the machine resuming, which end a wait.
 
 pub mod broker;
 pub mod cli;
@@ -27,3 +28,4 @@ pub mod provider;
 pub mod secret;
 pub mod store;
 pub mod systemd;
+pub mod world;

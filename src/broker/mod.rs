@@ -385,6 +385,20 @@ impl Broker {
         Ok(session)
     }
 
+    /// The world changed in a way that may end a wait (the network came
+    /// back, the machine resumed): sessions whose refresh failed for a
+    /// transient reason, or is overdue, try again within `spread`, each at
+    /// a random moment of it so they do not all go at once. Returns how
+    /// many sessions were moved.
+    #[must_use = "the count is for the log line"]
+    pub fn retry_waiting_refreshes(&self, spread: Duration) -> usize {
+        let now = self.inner.shared.clock.now();
+        self.sessions()
+            .iter()
+            .filter(|session| session.retry_at(now + spread.mul_f64(fastrand::f64())))
+            .count()
+    }
+
     /// Names of the providers `caller` may use.
     #[must_use]
     pub fn provider_names(&self, caller: &Caller) -> Vec<String> {

@@ -35,3 +35,4 @@ mod socket;
 mod store_secret_service;
 mod systemd;
 mod tokenctl_cli;
+mod world;

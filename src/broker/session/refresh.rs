@@ -71,6 +71,30 @@ impl Session {
         }
     }
 
+    /// Moves a background refresh that waits out a backoff after a
+    /// transient failure (no route, provider down), or one that came due,
+    /// to `at`: the world changed (the network came back, the machine
+    /// resumed), so the wait is likely over. Returns whether it moved.
+    pub(crate) fn retry_at(&self, at: SystemTime) -> bool {
+        let mut state = self.state();
+        let now = self.now();
+        let refreshable = matches!(&state.grant, Grant::Active(t) if t.refresh.is_some());
+        let failing = matches!(
+            state.last_failure,
+            Some(BrokerError::ProviderUnavailable { .. })
+        );
+        let due = state.next_refresh.is_some_and(|next| next <= now);
+        if !refreshable || state.refresh.is_some() || !(failing || due) {
+            return false;
+        }
+        if state.next_refresh.is_some_and(|next| next <= at) {
+            return false;
+        }
+        state.next_refresh = Some(at);
+        self.shared.scheduler.schedule(&self.name, Some(at));
+        true
+    }
+
     pub(super) async fn run_refresh(
         self: &Arc<Self>,
         refresh_token: &Secret,

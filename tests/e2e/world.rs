@@ -1,0 +1,233 @@
+//! The daemon reacts to the world instead of waiting: a refresh that failed
+//! because the provider could not be reached is retried at once when the
+//! network comes back (kernel netlink, in a network namespace of the
+//! test's own) and when the machine resumes (logind's `PrepareForSleep`,
+//! from a stub logind on a private bus).
+
+use std::io::{BufRead, BufReader, Write as _};
+use std::os::fd::AsFd as _;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support;
+use support::bus::PrivateBus;
+use support::daemon::{Daemon, DaemonOptions, login};
+use support::other_uid::can_switch_uid;
+use support::provider::Provider;
+use tokend_emulator::{Endpoint, Fault};
+
+/// Short-lived tokens, so a refresh comes due within seconds.
+const LIFETIME: Duration = Duration::from_secs(6);
+
+const FAILED: &str = "event=\"refresh_failed\"";
+const REFRESHED: &str = "event=\"refreshed\"";
+
+/// A process that holds a fresh network namespace (only `lo`, down) until
+/// dropped.
+struct NetworkNamespace(Child);
+
+impl NetworkNamespace {
+    fn new() -> Self {
+        let mut child = Command::new("unshare")
+            .args(["--net", "sh", "-c", "echo ready; exec sleep 600"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("run unshare");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "ready", "unshare --net failed");
+        Self(child)
+    }
+
+    /// Runs `body` on a thread inside the namespace: every socket it opens
+    /// and every process it starts (the emulator, tokend) live there.
+    fn run<T: Send + 'static>(&self, body: impl FnOnce() -> T + Send + 'static) -> T {
+        let ns = std::fs::File::open(format!("/proc/{}/ns/net", self.0.id())).unwrap();
+        std::thread::spawn(move || {
+            rustix::thread::move_into_link_name_space(
+                ns.as_fd(),
+                Some(rustix::thread::LinkNameSpaceType::Network),
+            )
+            .expect("enter the test's network namespace");
+            body()
+        })
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    }
+}
+
+impl Drop for NetworkNamespace {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `ip link set lo up|down` in the calling thread's namespace.
+fn loopback(state: &str) {
+    let status = Command::new("ip")
+        .args(["link", "set", "lo", state])
+        .status()
+        .expect("run ip (iproute2)");
+    assert!(status.success(), "ip link set lo {state}");
+}
+
+/// `retry_in=N` of the last `refresh_failed` line.
+fn retry_in(lines: &[String]) -> u64 {
+    let last = lines.last().expect("a refresh_failed line");
+    last.split("retry_in=")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no retry_in in {last}"))
+}
+
+#[test]
+fn the_network_coming_back_retries_a_failed_refresh_at_once() {
+    if !can_switch_uid() {
+        eprintln!(
+            "SKIPPED the_network_coming_back_retries_a_failed_refresh_at_once: needs root for a network namespace"
+        );
+        return;
+    }
+    let namespace = NetworkNamespace::new();
+    namespace.run(|| {
+        loopback("up");
+        let provider = Provider::rfc8628();
+        provider.set_access_token_lifetime(LIFETIME);
+        // A kept-alive connection to a link that went down does not fail,
+        // it goes silent: the HTTP timeout ends the attempt.
+        let daemon = Daemon::start_with(
+            &provider.config("demo"),
+            DaemonOptions {
+                daemon_keys: "http_timeout = 2\n".into(),
+                ..DaemonOptions::default()
+            },
+        );
+        login(&daemon, "demo", |code| {
+            provider.approve(code).unwrap();
+        });
+        // No route to the provider: refreshes fail and back off, 2.5-5 s,
+        // then 5-10 s.
+        loopback("down");
+        let failures = daemon.wait_for_log(2, &[FAILED]);
+        let backoff = retry_in(&failures);
+        let refreshed_before = daemon.wait_for_log(0, &[REFRESHED]).len();
+        let up = Instant::now();
+        loopback("up");
+        // The kernel's announcement reached the daemon, which moved the
+        // waiting refresh forward rather than waiting out its backoff.
+        daemon.wait_for_log(1, &["event=\"network_changed\"", "sessions=1"]);
+        daemon.wait_for_log(refreshed_before + 1, &[REFRESHED]);
+        let took = up.elapsed();
+        println!(
+            "network back -> fresh token in {took:.2?} (the backoff would have waited {backoff} s)"
+        );
+        // Only one attempt after the link came up: it succeeded.
+        assert_eq!(daemon.wait_for_log(0, &[FAILED]).len(), failures.len());
+        provider.assert_no_violations();
+    });
+}
+
+/// A stand-in for logind on a private bus: owns `org.freedesktop.login1`
+/// and sends `PrepareForSleep(b)` when told (Python jeepney, as a real
+/// third-party client would).
+struct StubLogind {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+const STUB_LOGIND: &str = r#"
+import sys
+from jeepney import DBusAddress, new_signal
+from jeepney.bus_messages import message_bus
+from jeepney.io.blocking import open_dbus_connection
+
+conn = open_dbus_connection(bus=sys.argv[1])
+reply = conn.send_and_get_reply(message_bus.RequestName("org.freedesktop.login1"))
+assert reply.body[0] == 1, reply.body
+print("ready", flush=True)
+manager = DBusAddress("/org/freedesktop/login1", interface="org.freedesktop.login1.Manager")
+for line in sys.stdin:
+    conn.send(new_signal(manager, "PrepareForSleep", "b", (line.strip() == "sleep",)))
+    print("sent", flush=True)
+"#;
+
+impl StubLogind {
+    fn start(bus: &PrivateBus) -> Self {
+        let mut child = Command::new("/usr/bin/python3")
+            .args(["-c", STUB_LOGIND, bus.address()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("run python3 (install python3-jeepney)");
+        let stdin = child.stdin.take().unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut stub = Self {
+            child,
+            stdin,
+            stdout,
+        };
+        stub.expect("ready");
+        stub
+    }
+
+    fn expect(&mut self, word: &str) {
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).unwrap();
+        assert_eq!(line.trim(), word, "stub logind");
+    }
+
+    /// Sends `PrepareForSleep(true)` (`"sleep"`) or `(false)` (`"resume"`).
+    fn send(&mut self, what: &str) {
+        writeln!(self.stdin, "{what}").unwrap();
+        self.expect("sent");
+    }
+}
+
+impl Drop for StubLogind {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn resuming_from_sleep_retries_a_failed_refresh_at_once() {
+    let bus = PrivateBus::start();
+    let mut logind = StubLogind::start(&bus);
+    let provider = Provider::rfc8628();
+    provider.set_access_token_lifetime(LIFETIME);
+    let daemon = Daemon::start_with(
+        &provider.config("demo"),
+        DaemonOptions {
+            env: vec![("DBUS_SYSTEM_BUS_ADDRESS".into(), bus.address().into())],
+            ..DaemonOptions::default()
+        },
+    );
+    daemon.wait_for_log(1, &["watching logind for resume"]);
+    login(&daemon, "demo", |code| {
+        provider.approve(code).unwrap();
+    });
+    // The provider is down (503, transient) while the machine "sleeps":
+    // refreshes fail and back off.
+    provider.inject(Endpoint::Token, Fault::Status(503), 1000);
+    logind.send("sleep");
+    let failures = daemon.wait_for_log(3, &[FAILED]);
+    let backoff = retry_in(&failures);
+    provider.clear_faults();
+    let refreshed_before = daemon.wait_for_log(0, &[REFRESHED]).len();
+    let resumed = Instant::now();
+    logind.send("resume");
+    daemon.wait_for_log(1, &["event=\"resumed\"", "sessions=1"]);
+    daemon.wait_for_log(refreshed_before + 1, &[REFRESHED]);
+    println!(
+        "resume -> fresh token in {:.2?} (the backoff would have waited {backoff} s)",
+        resumed.elapsed()
+    );
+    // PrepareForSleep(true) alone retried nothing.
+    assert_eq!(daemon.wait_for_log(0, &["event=\"resumed\""]).len(), 1);
+}
