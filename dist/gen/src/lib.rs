@@ -328,7 +328,7 @@ fn write_completions(dir: &Path) -> io::Result<()> {
 }
 
 /// `example` made into the system service's config: a header saying what it
-/// is, the keys of [`SYSTEM_DAEMON_KEYS`] at the top of `[daemon]`, and
+/// is, the keys of `SYSTEM_DAEMON_KEYS` at the top of `[daemon]`, and
 /// every line from the first `[providers.…]` table on commented out.
 ///
 /// # Errors
