@@ -82,9 +82,9 @@ release_target=${XDG_CACHE_HOME:-$HOME/.cache}/tokend/target
 
 step "Debian package: build (release, in $release_target) and check its contents"
 deb=$(CARGO_TARGET_DIR="$release_target" dist/deb/build.sh | tail -n 1)
-dist/deb/check.sh "$deb"
+CARGO_TARGET_DIR="$release_target" dist/deb/check.sh "$deb"
 # dpkg -i/-r/-P with the maintainer scripts, in overlays: the machine is untouched.
-dist/deb/install-test.sh "$deb"
+CARGO_TARGET_DIR="$release_target" dist/deb/install-test.sh "$deb"
 
 step "the README's first command: dist/demo.sh in a terminal, ended by Ctrl-C and by hangup"
 /usr/bin/python3 tests/demo.py "$release_target" ctrl-c hangup
