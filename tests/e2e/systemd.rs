@@ -4,6 +4,7 @@
 use crate::support;
 
 use support::daemon::{Daemon, DaemonOptions, login, stderr, stdout, token};
+use support::file_store::FileStore;
 use support::provider::Provider;
 
 fn status_names(daemon: &Daemon) -> Vec<String> {
@@ -119,6 +120,42 @@ fn sighup_reloads_providers_and_keeps_unchanged_sessions() {
     ));
     daemon.reload();
     assert_eq!(daemon.tokenctl(&["token", "keep"]).status.code(), Some(4));
+}
+
+/// `refresh_endpoint` is part of the session's identity: a reload that
+/// points refreshes at another host does not hand that host the refresh
+/// token the old one issued.
+#[test]
+fn a_new_refresh_endpoint_never_receives_the_old_refresh_token() {
+    let provider = Provider::rfc8628();
+    let other_host = Provider::rfc8628();
+    let with_refresh =
+        |refresh: &str| provider.config_with("demo", &format!("refresh_endpoint = \"{refresh}\""));
+    let store = FileStore::new();
+    let mut daemon = Daemon::start_with(
+        &with_refresh(provider.token_endpoint().as_str()),
+        store.options(),
+    );
+    login(&daemon, "demo", |code| {
+        provider.approve(code).unwrap();
+    });
+    daemon.write_config(&with_refresh(other_host.token_endpoint().as_str()));
+    daemon.reload();
+    // Another session: login required, and nothing went to the new host.
+    let out = daemon.tokenctl(&["token", "demo", "--min-valid", "86400"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert_eq!(other_host.refresh_count(), 0);
+    assert!(
+        other_host.requests().is_empty(),
+        "{:?}",
+        other_host.requests()
+    );
+    // After a restart too: the stored session is not restored for it.
+    daemon.stop();
+    daemon.restart();
+    let out = daemon.tokenctl(&["token", "demo", "--min-valid", "86400"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(other_host.requests().is_empty());
 }
 
 #[test]

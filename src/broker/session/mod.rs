@@ -119,16 +119,24 @@ pub struct Session {
 }
 
 /// What identifies the issuer of a session's tokens: dialect, token endpoint
-/// (or issuer) and client id. A stored session is restored only into a
-/// provider with the same identity, so pointing a provider at another client
-/// or server never hands it the old session's refresh token.
+/// (or issuer), refresh endpoint (when one is set) and client id. A stored
+/// session is restored only into a provider with the same identity, and a
+/// reload hands the tokens over only then, so pointing a provider at another
+/// client or server never sends the old session's refresh token there. A
+/// session without a `refresh_endpoint` keeps the identity it had before
+/// that key counted, so no stored session is lost to the change.
 #[must_use]
 pub fn session_identity(config: &ProviderConfig) -> String {
-    let endpoint = match &config.endpoints {
-        EndpointSource::Fixed { token, .. } => token.as_str(),
-        EndpointSource::Discover { issuer } => issuer.as_str(),
+    let (endpoint, refresh) = match &config.endpoints {
+        EndpointSource::Fixed { token, refresh, .. } => (token.as_str(), refresh.as_ref()),
+        EndpointSource::Discover { issuer } => (issuer.as_str(), None),
     };
-    format!("{}|{}|{}", config.dialect, endpoint, config.client_id)
+    let mut identity = format!("{}|{}|{}", config.dialect, endpoint, config.client_id);
+    if let Some(refresh) = refresh {
+        identity.push_str("|refresh=");
+        identity.push_str(refresh.as_str());
+    }
+    identity
 }
 
 impl Session {
