@@ -31,18 +31,18 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// The longest request line the daemon reads, newline included.
 pub const MAX_REQUEST_LINE: usize = 16 * 1024;
 
-/// Default `min_valid` of the `token` op, in seconds.
-pub const DEFAULT_MIN_VALID_SECS: u64 = 60;
-
 /// A request line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Request {
-    /// A valid access token for `provider` with at least `min_valid` seconds of life.
+    /// A valid access token for `provider`, as fresh as `min_valid` asks.
     Token {
         /// Provider name (the `[providers.NAME]` table key).
         provider: String,
-        /// Seconds of life the token must still have (default 60).
+        /// Seconds of life the token must still have; an error when even a
+        /// fresh token has less. Absent: a token the daemon would not
+        /// refresh yet (a share of the provider's lifetime), else any
+        /// still-valid one.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         min_valid: Option<u64>,
     },

@@ -32,7 +32,7 @@ pub use login::{LoginProgress, LoginWatch, PendingPrompt};
 pub use policy::{AccessPolicy, Caller};
 pub use scheduler::RefreshScheduler;
 pub(crate) use session::blocking as store_call;
-pub use session::{AccessToken, STORE_TIMEOUT, Session, session_identity};
+pub use session::{AccessToken, Freshness, STORE_TIMEOUT, Session, session_identity};
 
 use crate::config::{Config, ProviderConfig};
 use crate::protocol::{LoginPrompt, ProviderStatus};
@@ -409,8 +409,9 @@ impl Broker {
             .collect()
     }
 
-    /// An access token of `provider` with at least `min_valid` of life,
-    /// refreshed first when needed.
+    /// An access token of `provider` as fresh as `want` asks (a
+    /// [`Freshness`], or a `Duration` of life it must have left), refreshed
+    /// first when needed.
     ///
     /// # Errors
     /// Unknown provider, access denied, login required, provider unavailable, ...
@@ -418,9 +419,12 @@ impl Broker {
         &self,
         caller: &Caller,
         provider: &str,
-        min_valid: Duration,
+        want: impl Into<Freshness>,
     ) -> Result<AccessToken, BrokerError> {
-        if min_valid > MAX_MIN_VALID {
+        let want = want.into();
+        if let Freshness::AtLeast(min_valid) = want
+            && min_valid > MAX_MIN_VALID
+        {
             return Err(BrokerError::InvalidArgument {
                 message: format!(
                     "min_valid of {} s is more than the maximum of {} s",
@@ -433,7 +437,7 @@ impl Broker {
         if self.inner.shared.shutdown.is_cancelled() {
             return Err(BrokerError::ShuttingDown);
         }
-        session.token(min_valid).await
+        session.token(want).await
     }
 
     /// Starts (or joins) the device login of `provider`.

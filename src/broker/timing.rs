@@ -6,8 +6,8 @@
 use std::time::{Duration, SystemTime};
 
 /// The least margin before expiry at which a refresh is planned, for tokens
-/// that live long enough to afford it. Matches the default `min_valid` of the
-/// `token` op, so a caller asking with the default rarely waits for a refresh.
+/// that live long enough to afford it. A `token` request without a
+/// `min_valid` takes a token until this margin (see `Freshness::Default`).
 pub const MIN_MARGIN: Duration = Duration::from_secs(60);
 
 /// First retry delay after a transient failure.

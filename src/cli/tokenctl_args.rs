@@ -6,7 +6,6 @@ use clap::{Parser, Subcommand};
 
 use super::exit_status;
 use crate::client::DEFAULT_TIMEOUT;
-use crate::protocol::DEFAULT_MIN_VALID_SECS;
 
 /// Talk to tokend, the OAuth 2.0 token broker: get access tokens, log in,
 /// see and end sessions.
@@ -46,9 +45,11 @@ pub enum TokenctlCommand {
         /// The provider, as named in the config (`[providers.NAME]`)
         name: String,
         /// Seconds of life the token must have left; tokend refreshes it
-        /// first when needed
-        #[arg(long, value_name = "SECS", default_value_t = DEFAULT_MIN_VALID_SECS)]
-        min_valid: u64,
+        /// first when needed, and fails when even a fresh token has less.
+        /// Without it: a token tokend would not refresh yet (a share of the
+        /// provider's token lifetime, however short), else any still-valid one
+        #[arg(long, value_name = "SECS")]
+        min_valid: Option<u64>,
     },
     /// Log in to provider NAME: show the device code, wait for approval
     Login {

@@ -26,10 +26,10 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
 use super::lines::{Line, read_line};
-use crate::broker::{Broker, BrokerError, Caller};
+use crate::broker::{Broker, BrokerError, Caller, Freshness};
 use crate::protocol::{
-    Answer, DEFAULT_MIN_VALID_SECS, ErrorBody, ErrorCode, LoginEvent, LogoutAnswer,
-    MAX_REQUEST_LINE, PROTOCOL_VERSION, Request, StatusAnswer, VersionAnswer, parse_request,
+    Answer, ErrorBody, ErrorCode, LoginEvent, LogoutAnswer, MAX_REQUEST_LINE, PROTOCOL_VERSION,
+    Request, StatusAnswer, VersionAnswer, parse_request,
 };
 
 /// Connections served at once; more wait in the kernel's backlog.
@@ -283,8 +283,11 @@ async fn handle(
             provider,
             min_valid,
         } => {
-            let min_valid = Duration::from_secs(min_valid.unwrap_or(DEFAULT_MIN_VALID_SECS));
-            let answer = match broker.token(caller, &provider, min_valid).await {
+            // No min_valid: the daemon's own idea of fresh (see Freshness).
+            let want = min_valid.map_or(Freshness::Default, |secs| {
+                Freshness::AtLeast(Duration::from_secs(secs))
+            });
+            let answer = match broker.token(caller, &provider, want).await {
                 Ok(token) => {
                     debug!(provider = %provider, uid = caller.uid, "token handed out");
                     Answer::success(token.to_answer())

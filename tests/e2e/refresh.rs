@@ -79,6 +79,46 @@ fn min_valid_forces_a_refresh_and_is_never_undercut() {
     );
 }
 
+/// Without `--min-valid`, a provider whose tokens live 8 s (less than any
+/// fixed minimum such as 60 s) still serves every request, and the requests
+/// add no refresh to the daemon's own one per lifetime.
+#[test]
+fn default_requests_take_short_lived_tokens_and_add_no_refreshes() {
+    let lifetime = Duration::from_secs(8);
+    let (provider, daemon, _) = logged_in(Rfc8628Options {
+        access_token_lifetime: lifetime,
+        ..fast()
+    });
+    // Three lifetimes of a client asking ten times a second.
+    let started = std::time::Instant::now();
+    let mut calls = 0;
+    while started.elapsed() < lifetime * 3 {
+        let token = token(&daemon, "demo", &[]);
+        assert!(provider.is_valid_access_token(&token), "{token}");
+        calls += 1;
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The daemon refreshed on its own schedule; the requests started no
+    // refresh of their own (at most one, had one come in the instant its
+    // token's refresh fell due, before the scheduler took it).
+    assert!(provider.refresh_count() >= 2, "the scheduler refreshed");
+    let on_demand = daemon.wait_for_log(0, &["event=\"refresh_on_demand\""]);
+    assert!(
+        on_demand.len() <= 1,
+        "{calls} default requests started {} refreshes",
+        on_demand.len()
+    );
+    // An explicit minimum above the provider's lifetime stays an error, named.
+    let out = daemon.tokenctl(&["token", "demo", "--min-valid", "60"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("less than the 60 s asked for"),
+        "{}",
+        stderr(&out)
+    );
+    provider.assert_no_violations();
+}
+
 #[test]
 fn a_hundred_concurrent_requests_cause_one_refresh() {
     let (provider, daemon, first) = logged_in(fast());

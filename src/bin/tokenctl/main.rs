@@ -116,8 +116,8 @@ fn connect(cli: &Cli) -> Result<Client, Failure> {
 }
 
 /// `tokenctl token`: the one place a token is printed.
-fn token(cli: &Cli, name: &str, min_valid: u64) -> Result<(), Failure> {
-    let answer = connect(cli)?.token(name, Some(min_valid))?;
+fn token(cli: &Cli, name: &str, min_valid: Option<u64>) -> Result<(), Failure> {
+    let answer = connect(cli)?.token(name, min_valid)?;
     let token = answer.access_token.expose();
     // A newline or escape in a token would split or corrupt the HTTP header
     // a script builds from it: refuse rather than pass it on.

@@ -33,7 +33,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::{Semaphore, watch};
-use tracing::info;
+use tracing::{debug, info};
 
 use super::clock::unix_secs;
 use super::error::BrokerError;
@@ -46,8 +46,8 @@ use crate::provider::{Provider, TokenGrant};
 use store::PendingRestore;
 pub use store::STORE_TIMEOUT;
 pub(crate) use store::{blocking, did_not_complete};
-pub use tokens::AccessToken;
 use tokens::Tokens;
+pub use tokens::{AccessToken, Freshness};
 
 /// The result every waiter of a refresh shares.
 pub(crate) type RefreshResult = Option<Result<(), BrokerError>>;
@@ -81,6 +81,10 @@ pub(crate) struct State {
     failures: u32,
     /// When the next background refresh is due.
     next_refresh: Option<SystemTime>,
+    /// When the current access token stops being fresh: the refresh due
+    /// time planned for it, before a store retry or a nudge moved
+    /// `next_refresh`. A default `token` request takes the token until then.
+    fresh_until: Option<SystemTime>,
     /// The store does not hold the current refresh token (a save failed).
     store_dirty: bool,
     /// The stored session could not be read yet; see [`PendingRestore`].
@@ -164,6 +168,7 @@ impl Session {
                 last_failure: None,
                 failures: 0,
                 next_refresh: None,
+                fresh_until: None,
                 store_dirty: false,
                 pending_restore: None,
                 last_on_demand_refresh: None,
@@ -190,35 +195,46 @@ impl Session {
 
     // ----- token -------------------------------------------------------
 
-    /// A token with at least `min_valid` of life, refreshed first if needed.
+    /// A token as fresh as `want` asks, refreshed first if needed.
     pub(crate) async fn token(
         self: &Arc<Self>,
-        min_valid: Duration,
+        want: Freshness,
     ) -> Result<AccessToken, BrokerError> {
         // A store that was locked or missing may work now: try it before
         // telling the caller there is no session.
         self.restore_on_demand().await;
-        let rx = match self.plan_token(min_valid) {
+        let rx = match self.plan_token(want) {
             TokenPlan::Ready(token) => return Ok(token),
             TokenPlan::Fail(e) => return Err(e),
             TokenPlan::Wait(rx) => rx,
         };
-        wait_for_refresh(rx, &self.shared).await?;
+        let refreshed = wait_for_refresh(rx, &self.shared).await;
         // One refresh per request at most: if the fresh token is still too
         // short-lived, a second refresh would not help.
         let state = self.state();
-        match &state.grant {
-            Grant::Active(Tokens {
-                access: Some(token),
-                ..
-            }) => {
-                if token.valid_for(self.now(), min_valid) {
+        let now = self.now();
+        let Grant::Active(Tokens {
+            access: Some(token),
+            ..
+        }) = &state.grant
+        else {
+            refreshed?;
+            return Err(self.login_required(&state));
+        };
+        match want {
+            // The refresh failed, but the token still works: hand it out.
+            Freshness::Default if token.valid_for(now, Duration::ZERO) => Ok(token.clone()),
+            Freshness::Default => Err(refreshed
+                .err()
+                .unwrap_or_else(|| self.login_required(&state))),
+            Freshness::AtLeast(min_valid) => {
+                refreshed?;
+                if token.valid_for(now, min_valid) {
                     Ok(token.clone())
                 } else {
                     Err(self.too_short(token, min_valid))
                 }
             }
-            _ => Err(self.login_required(&state)),
         }
     }
 
@@ -234,7 +250,7 @@ impl Session {
         }
     }
 
-    fn plan_token(self: &Arc<Self>, min_valid: Duration) -> TokenPlan {
+    fn plan_token(self: &Arc<Self>, want: Freshness) -> TokenPlan {
         let mut state = self.state();
         let now = self.now();
         let Grant::Active(tokens) = &state.grant else {
@@ -247,15 +263,25 @@ impl Session {
             }
             return TokenPlan::Fail(self.login_required(&state));
         };
-        if let Some(token) = tokens
+        let usable = tokens
             .access
             .as_ref()
-            .filter(|t| t.valid_for(now, min_valid))
-        {
+            .filter(|t| t.valid_for(now, Duration::ZERO));
+        let fresh_enough = |token: &&AccessToken| match want {
+            Freshness::AtLeast(min_valid) => token.valid_for(now, min_valid),
+            Freshness::Default => state.fresh_until.is_none_or(|until| now < until),
+        };
+        if let Some(token) = usable.filter(fresh_enough) {
             return TokenPlan::Ready(token.clone());
         }
+        // A default request takes a still-valid token whenever a refresh
+        // cannot be had now, rather than an error.
+        let fallback = |failure: BrokerError| match (want, usable) {
+            (Freshness::Default, Some(token)) => TokenPlan::Ready(token.clone()),
+            _ => TokenPlan::Fail(failure),
+        };
         if tokens.refresh.is_none() {
-            return TokenPlan::Fail(BrokerError::LoginRequired {
+            return fallback(BrokerError::LoginRequired {
                 provider: self.name.clone(),
                 reason: Some(
                     "the access token expired and the provider issued no refresh token".into(),
@@ -270,22 +296,24 @@ impl Session {
                 .last_attempt
                 .is_some_and(|at| now < at + timing::ON_DEMAND_RETRY_SPACING);
         if let (true, Some(failure)) = (recently_failed, &state.last_failure) {
-            return TokenPlan::Fail(failure.clone());
+            return fallback(failure.clone());
         }
         // A token that still works but has less life than asked for: a
         // refresh may bring a longer-lived one, but not every call (the
         // provider's lifetimes rarely change between two requests).
-        if let Some(token) = tokens
-            .access
-            .as_ref()
-            .filter(|t| t.valid_for(now, Duration::ZERO))
+        if let Some(token) = usable
             && state
                 .last_on_demand_refresh
                 .is_some_and(|at| now < at + timing::ON_DEMAND_RETRY_SPACING)
         {
-            return TokenPlan::Fail(self.too_short(token, min_valid));
+            let min_valid = match want {
+                Freshness::AtLeast(min_valid) => min_valid,
+                Freshness::Default => Duration::ZERO,
+            };
+            return fallback(self.too_short(token, min_valid));
         }
         state.last_on_demand_refresh = Some(now);
+        debug!(provider = %self.name, event = "refresh_on_demand", "a token request starts a refresh");
         TokenPlan::Wait(self.start_refresh(&mut state))
     }
 

@@ -246,6 +246,7 @@ impl Session {
             )),
             _ => None,
         };
+        state.fresh_until = state.next_refresh;
         if state.store_dirty {
             // Retry the save soon rather than at the next refresh.
             let retry = now + timing::ON_DEMAND_RETRY_SPACING * 6;

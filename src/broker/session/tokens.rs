@@ -37,6 +37,26 @@ impl AccessToken {
     }
 }
 
+/// How fresh a token a caller wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Freshness {
+    /// A token the daemon would not refresh yet: more life left than its
+    /// refresh margin (a share of the provider's lifetime, so short-lived
+    /// tokens qualify too). When the refresh that is due cannot be had, a
+    /// token that is still valid will do. The default of `tokenctl token`
+    /// and D-Bus `GetToken`.
+    Default,
+    /// At least this much life left, refreshed first when needed; an error
+    /// when even a fresh token has less.
+    AtLeast(Duration),
+}
+
+impl From<Duration> for Freshness {
+    fn from(min_valid: Duration) -> Self {
+        Self::AtLeast(min_valid)
+    }
+}
+
 /// The tokens of an established session.
 #[derive(Debug, Clone)]
 pub(super) struct Tokens {

@@ -13,8 +13,8 @@ use zbus::object_server::SignalEmitter;
 use zbus::{Connection, interface};
 
 use super::DbusError;
-use crate::broker::{Broker, BrokerError, Caller, MAX_MIN_VALID};
-use crate::protocol::{DEFAULT_MIN_VALID_SECS, ProviderStatus};
+use crate::broker::{Broker, Caller, Freshness};
+use crate::protocol::ProviderStatus;
 
 /// Callers by unique bus name. The bus never reuses a unique name while it
 /// runs, and a connection's credentials never change, so an entry stays
@@ -76,8 +76,8 @@ pub(super) struct BrokerObject {
 
 #[interface(name = "org.tokend.Broker1")]
 impl BrokerObject {
-    /// An access token with at least 60 s of life, and its expiry (Unix
-    /// seconds, 0 when unknown).
+    /// A fresh access token (one the daemon would not refresh yet, else any
+    /// still-valid one), and its expiry (Unix seconds, 0 when unknown).
     #[zbus(out_args("access_token", "expires_at_unix"))]
     async fn get_token(
         &self,
@@ -85,7 +85,7 @@ impl BrokerObject {
         #[zbus(connection)] connection: &Connection,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(String, i64), DbusError> {
-        self.token(provider, DEFAULT_MIN_VALID_SECS, connection, &header)
+        self.token(provider, Freshness::Default, connection, &header)
             .await
     }
 
@@ -98,8 +98,8 @@ impl BrokerObject {
         #[zbus(connection)] connection: &Connection,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(String, i64), DbusError> {
-        self.token(provider, u64::from(min_valid), connection, &header)
-            .await
+        let want = Freshness::AtLeast(Duration::from_secs(u64::from(min_valid)));
+        self.token(provider, want, connection, &header).await
     }
 
     /// Starts (or joins) the device login; returns the prompt at once.
@@ -182,24 +182,13 @@ impl BrokerObject {
     async fn token(
         &self,
         provider: &str,
-        min_valid: u64,
+        want: Freshness,
         connection: &Connection,
         header: &Header<'_>,
     ) -> Result<(String, i64), DbusError> {
         let caller = self.callers.caller(connection, header).await?;
-        if min_valid > MAX_MIN_VALID.as_secs() {
-            return Err(BrokerError::InvalidArgument {
-                message: format!(
-                    "min_valid of {min_valid} s is more than the maximum of {} s",
-                    MAX_MIN_VALID.as_secs()
-                ),
-            }
-            .into());
-        }
-        let token = self
-            .broker
-            .token(&caller, provider, Duration::from_secs(min_valid))
-            .await?;
+        // The broker checks the bounds: one rule for both front-ends.
+        let token = self.broker.token(&caller, provider, want).await?;
         debug!(provider, uid = caller.uid, "token handed out over D-Bus");
         Ok((
             token.secret.expose().to_owned(),
