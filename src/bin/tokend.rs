@@ -30,6 +30,14 @@ fn main() -> ExitCode {
             config.providers.len(),
             if config.providers.len() == 1 { "" } else { "s" }
         );
+        // Who may do what, so a mistake in the roles shows before it matters.
+        for provider in &config.providers {
+            println!(
+                "  {}: {}",
+                provider.name,
+                tokend::broker::describe_roles(provider)
+            );
+        }
         return ExitCode::SUCCESS;
     }
 

@@ -16,9 +16,10 @@ pub enum BrokerError {
         /// The names that exist (the ones the caller may see).
         known: Vec<String>,
     },
-    /// The caller's uid may not use this provider.
+    /// The caller may use this provider but not manage it (log in or out).
+    /// A caller with no role at all gets [`Self::UnknownProvider`] instead.
     #[error(
-        "provider `{provider}`: uid {uid} is not allowed to use it (see allow_users/allow_groups in the config)"
+        "provider `{provider}`: uid {uid} may use it but not log in or out (see manage_users/manage_groups in the config)"
     )]
     AccessDenied {
         /// The provider.

@@ -29,7 +29,7 @@ use tracing::info;
 pub use clock::{Clock, SystemClock};
 pub use error::BrokerError;
 pub use login::{LoginProgress, LoginWatch, PendingPrompt};
-pub use policy::{AccessPolicy, Caller};
+pub use policy::{AccessPolicy, Caller, Role, describe_roles};
 pub use scheduler::RefreshScheduler;
 pub(crate) use session::blocking as store_call;
 pub use session::{AccessToken, Freshness, STORE_TIMEOUT, Session, session_identity};
@@ -362,27 +362,46 @@ impl Broker {
             .cloned()
     }
 
-    /// The session `name`, if `caller` may use it.
-    fn authorized(&self, caller: &Caller, name: &str) -> Result<Arc<Session>, BrokerError> {
+    /// The session `name`, if `caller` has at least the role `needed` on it.
+    ///
+    /// A caller with no role gets the answer for a provider that does not
+    /// exist: it learns nothing about the provider, not even its name. A
+    /// caller who may use it but asks to manage it is told it may not.
+    fn authorized(
+        &self,
+        caller: &Caller,
+        name: &str,
+        needed: Role,
+    ) -> Result<Arc<Session>, BrokerError> {
         if name.is_empty() || name.len() > 256 {
             return Err(BrokerError::InvalidArgument {
                 message: format!("provider name must be 1 to 256 bytes, got {}", name.len()),
             });
         }
-        let Some(session) = self.session(name) else {
-            return Err(BrokerError::UnknownProvider {
-                provider: name.to_owned(),
-                known: self.provider_names(caller),
-            });
-        };
-        if !session.policy.allows(caller) {
-            tracing::warn!(provider = %name, event = "access_denied", uid = caller.uid, pid = caller.pid, "refused a caller");
-            return Err(BrokerError::AccessDenied {
-                provider: name.to_owned(),
-                uid: caller.uid,
-            });
+        let found = self.session(name);
+        let role = found
+            .as_ref()
+            .map_or(Role::None, |session| session.policy.role(caller));
+        match found {
+            Some(session) if role >= needed => Ok(session),
+            Some(_) if role >= Role::Use => {
+                tracing::warn!(provider = %name, event = "access_denied", uid = caller.uid, pid = caller.pid, "refused a caller: it may use the provider, not manage it");
+                Err(BrokerError::AccessDenied {
+                    provider: name.to_owned(),
+                    uid: caller.uid,
+                })
+            }
+            found => {
+                if found.is_some() {
+                    // The refusal is the administrator's to see, not the caller's.
+                    tracing::warn!(provider = %name, event = "access_denied", uid = caller.uid, pid = caller.pid, "refused a caller with no role on the provider");
+                }
+                Err(BrokerError::UnknownProvider {
+                    provider: name.to_owned(),
+                    known: self.provider_names(caller),
+                })
+            }
         }
-        Ok(session)
     }
 
     /// The world changed in a way that may end a wait (the network came
@@ -433,7 +452,7 @@ impl Broker {
                 ),
             });
         }
-        let session = self.authorized(caller, provider)?;
+        let session = self.authorized(caller, provider, Role::Use)?;
         if self.inner.shared.shutdown.is_cancelled() {
             return Err(BrokerError::ShuttingDown);
         }
@@ -445,7 +464,7 @@ impl Broker {
     /// # Errors
     /// Unknown provider or access denied.
     pub fn login(&self, caller: &Caller, provider: &str) -> Result<LoginWatch, BrokerError> {
-        let session = self.authorized(caller, provider)?;
+        let session = self.authorized(caller, provider, Role::Manage)?;
         if self.inner.shared.shutdown.is_cancelled() {
             return Err(BrokerError::ShuttingDown);
         }
@@ -458,7 +477,9 @@ impl Broker {
     /// Unknown provider, access denied, or the store could not delete the
     /// record (the session is gone from memory regardless).
     pub async fn logout(&self, caller: &Caller, provider: &str) -> Result<(), BrokerError> {
-        self.authorized(caller, provider)?.logout().await
+        self.authorized(caller, provider, Role::Manage)?
+            .logout()
+            .await
     }
 
     /// Status of `provider`, or of every provider the caller may use.
@@ -471,7 +492,7 @@ impl Broker {
         provider: Option<&str>,
     ) -> Result<Vec<ProviderStatus>, BrokerError> {
         match provider {
-            Some(name) => Ok(vec![self.authorized(caller, name)?.status()]),
+            Some(name) => Ok(vec![self.authorized(caller, name, Role::Use)?.status()]),
             None => Ok(self
                 .sessions()
                 .iter()

@@ -1,8 +1,18 @@
-//! Who may use a provider's tokens.
+//! Who may do what with a provider: the one place that decides.
 //!
 //! Both front-ends identify the caller by uid (the socket through
-//! `SO_PEERCRED`, D-Bus through `GetConnectionUnixUser`) and ask the same
-//! [`AccessPolicy`]; neither decides on its own.
+//! `SO_PEERCRED`, D-Bus through the bus daemon's credentials) and the broker
+//! asks the provider's [`AccessPolicy`] for the caller's [`Role`]; neither
+//! front-end decides on its own.
+//!
+//! - **Use** (`allow_users`, `allow_groups`): get tokens, see the provider's
+//!   status.
+//! - **Manage** (`manage_users`, `manage_groups`): also log in and out, and
+//!   see the login's prompt (its user code: whoever approves a code first
+//!   binds the provider to their own account).
+//! - Root and the daemon's own uid manage every provider. Anyone else has
+//!   no role unless granted one, and a caller without a role learns nothing
+//!   about the provider, not even that it exists.
 
 use crate::config::{GroupGrant, ProviderConfig};
 
@@ -29,15 +39,41 @@ impl Caller {
     }
 }
 
-/// The rule for one provider: the daemon's own uid, plus the configured
-/// users and groups. Root gets no exception: a root process that wants a
-/// user's token can read the keyring anyway, and an explicit grant keeps
-/// the rule easy to audit.
+/// What a caller may do with one provider, in increasing order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    /// Nothing; the provider does not exist for this caller.
+    None,
+    /// Get tokens and see the status.
+    Use,
+    /// Also log in and out, and see login prompts.
+    Manage,
+}
+
+/// Users and groups granted one role.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Grant {
+    users: Vec<u32>,
+    groups: Vec<GroupGrant>,
+}
+
+impl Grant {
+    fn includes(&self, caller: &Caller) -> bool {
+        self.users.contains(&caller.uid)
+            || self
+                .groups
+                .iter()
+                .any(|g| caller.gid == Some(g.gid) || g.member_uids.contains(&caller.uid))
+    }
+}
+
+/// The rule for one provider: root and the daemon's own uid manage it; the
+/// configured users and groups use or manage it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccessPolicy {
     owner_uid: u32,
-    users: Vec<u32>,
-    groups: Vec<GroupGrant>,
+    users: Grant,
+    managers: Grant,
 }
 
 impl AccessPolicy {
@@ -46,60 +82,124 @@ impl AccessPolicy {
     pub fn new(owner_uid: u32, config: &ProviderConfig) -> Self {
         Self {
             owner_uid,
-            users: config.allow_users.clone(),
-            groups: config.allow_groups.clone(),
+            users: Grant {
+                users: config.allow_users.clone(),
+                groups: config.allow_groups.clone(),
+            },
+            managers: Grant {
+                users: config.manage_users.clone(),
+                groups: config.manage_groups.clone(),
+            },
         }
     }
 
-    /// Whether `caller` may use the provider.
+    /// The caller's role on the provider.
+    #[must_use]
+    pub fn role(&self, caller: &Caller) -> Role {
+        // Root can read the store and the daemon's memory anyway; the
+        // daemon's own uid is the owner of every session.
+        if caller.uid == 0 || caller.uid == self.owner_uid || self.managers.includes(caller) {
+            Role::Manage
+        } else if self.users.includes(caller) {
+            Role::Use
+        } else {
+            Role::None
+        }
+    }
+
+    /// Whether `caller` may use the provider (get tokens, see its status).
     #[must_use]
     pub fn allows(&self, caller: &Caller) -> bool {
-        caller.uid == self.owner_uid
-            || self.users.contains(&caller.uid)
-            || self
-                .groups
-                .iter()
-                .any(|g| caller.gid == Some(g.gid) || g.member_uids.contains(&caller.uid))
+        self.role(caller) >= Role::Use
     }
+}
+
+/// Who holds which role on the provider of `config`, in words, for
+/// `tokend --check`: "manage: root, the daemon's user, uid 1001; use: uid
+/// 34, group 100".
+#[must_use]
+pub fn describe_roles(config: &ProviderConfig) -> String {
+    fn ids(users: &[u32], groups: &[GroupGrant]) -> Vec<String> {
+        users
+            .iter()
+            .map(|u| format!("uid {u}"))
+            .chain(groups.iter().map(|g| format!("gid {}", g.gid)))
+            .collect()
+    }
+    let mut manage = vec!["root".to_owned(), "the daemon's user".to_owned()];
+    manage.extend(ids(&config.manage_users, &config.manage_groups));
+    let users = ids(&config.allow_users, &config.allow_groups);
+    let users = if users.is_empty() {
+        "nobody else".to_owned()
+    } else {
+        users.join(", ")
+    };
+    format!("manage: {}; use: {users}", manage.join(", "))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn policy(users: Vec<u32>, groups: Vec<GroupGrant>) -> AccessPolicy {
+    fn policy(users: Vec<u32>, groups: Vec<GroupGrant>, managers: Vec<u32>) -> AccessPolicy {
         AccessPolicy {
             owner_uid: 1000,
-            users,
-            groups,
+            users: Grant { users, groups },
+            managers: Grant {
+                users: managers,
+                groups: Vec::new(),
+            },
         }
     }
 
     #[test]
-    fn owner_only_by_default() {
-        let p = policy(vec![], vec![]);
-        assert!(p.allows(&Caller::uid(1000)));
+    fn owner_and_root_manage_and_nobody_else_has_a_role_by_default() {
+        let p = policy(vec![], vec![], vec![]);
+        assert_eq!(p.role(&Caller::uid(1000)), Role::Manage);
+        assert_eq!(p.role(&Caller::uid(0)), Role::Manage);
+        assert_eq!(p.role(&Caller::uid(1001)), Role::None);
         assert!(!p.allows(&Caller::uid(1001)));
-        assert!(!p.allows(&Caller::uid(0)), "root gets no implicit grant");
     }
 
     #[test]
-    fn users_and_groups_are_granted() {
+    fn users_and_groups_are_granted_use() {
         let p = policy(
             vec![2000],
             vec![GroupGrant {
                 gid: 500,
                 member_uids: vec![3000],
             }],
+            vec![],
         );
-        assert!(p.allows(&Caller::uid(2000)));
-        assert!(p.allows(&Caller::uid(3000)), "supplementary member");
+        assert_eq!(p.role(&Caller::uid(2000)), Role::Use);
+        assert_eq!(
+            p.role(&Caller::uid(3000)),
+            Role::Use,
+            "supplementary member"
+        );
         let primary = Caller {
             uid: 4000,
             gid: Some(500),
             pid: None,
         };
-        assert!(p.allows(&primary), "primary group");
-        assert!(!p.allows(&Caller::uid(4000)), "gid unknown: no group match");
+        assert_eq!(p.role(&primary), Role::Use, "primary group");
+        assert_eq!(
+            p.role(&Caller::uid(4000)),
+            Role::None,
+            "gid unknown: no group match"
+        );
+    }
+
+    #[test]
+    fn managers_manage_and_manage_includes_use() {
+        let p = policy(vec![2000], vec![], vec![2000, 2001]);
+        assert_eq!(
+            p.role(&Caller::uid(2000)),
+            Role::Manage,
+            "the higher role wins"
+        );
+        assert_eq!(p.role(&Caller::uid(2001)), Role::Manage);
+        assert!(p.allows(&Caller::uid(2001)));
+        assert!(Role::Manage > Role::Use && Role::Use > Role::None);
     }
 }

@@ -144,10 +144,15 @@ pub struct ProviderConfig {
     pub verification_uri: Option<Url>,
     /// Settings only this provider's dialect has.
     pub dialect_options: DialectOptions,
-    /// Uids (besides the daemon's own) that may use this provider.
+    /// Uids that may use this provider (get tokens, see its status).
     pub allow_users: Vec<u32>,
     /// Groups whose members may use this provider.
     pub allow_groups: Vec<GroupGrant>,
+    /// Uids that may also log in and out (besides root and the daemon's
+    /// own uid, which always may).
+    pub manage_users: Vec<u32>,
+    /// Groups whose members may also log in and out.
+    pub manage_groups: Vec<GroupGrant>,
 }
 
 /// Settings only some dialects have. The loader keeps it consistent with

@@ -36,6 +36,8 @@ const PROVIDER_KEYS: &[&str] = &[
     "verification_uri",
     "allow_users",
     "allow_groups",
+    "manage_users",
+    "manage_groups",
     "issuer",
     "base_url",
     "device_authorization_endpoint",
@@ -302,12 +304,18 @@ fn provider_config(
     let verification_uri = t
         .take("verification_uri")
         .and_then(|v| url_value(diags, "verification_uri", v, false));
-    let allow_users = t
-        .take("allow_users")
-        .map_or_else(Vec::new, |v| users.resolve_users(v, diags));
-    let allow_groups = t
-        .take("allow_groups")
-        .map_or_else(Vec::new, |v| users.resolve_groups(v, diags));
+    let mut user_ids = |key: &str| {
+        t.take(key)
+            .map_or_else(Vec::new, |v| users.resolve_users(key, v, diags))
+    };
+    let allow_users = user_ids("allow_users");
+    let manage_users = user_ids("manage_users");
+    let mut group_ids = |key: &str| {
+        t.take(key)
+            .map_or_else(Vec::new, |v| users.resolve_groups(key, v, diags))
+    };
+    let allow_groups = group_ids("allow_groups");
+    let manage_groups = group_ids("manage_groups");
     let endpoints = dialect.and_then(|d| endpoint_source(&mut t, d, &context, diags));
     dialect::refuse_foreign_keys(&mut t, dialect, diags);
     let dialect_options = dialect.and_then(|d| dialect::options(&mut t, d, &secret_context, diags));
@@ -348,6 +356,8 @@ fn provider_config(
         dialect_options: dialect_options?,
         allow_users,
         allow_groups,
+        manage_users,
+        manage_groups,
     })
 }
 

@@ -64,11 +64,12 @@ impl UserDb {
 
     pub(super) fn resolve_users(
         &self,
+        key: &str,
         value: &reader::Value<'_>,
         diags: &mut Diagnostics<'_>,
     ) -> Vec<u32> {
         let mut out = BTreeSet::new();
-        for (item, span) in id_items(value, "allow_users", diags) {
+        for (item, span) in id_items(value, key, diags) {
             match item {
                 IdItem::Number(uid) => {
                     out.insert(uid);
@@ -77,7 +78,7 @@ impl UserDb {
                     Some((_, uid, _)) => {
                         out.insert(*uid);
                     }
-                    None => diags.error(&span, format!("`allow_users`: no user named `{name}` (use a numeric uid for users not in /etc/passwd)")),
+                    None => diags.error(&span, format!("`{key}`: no user named `{name}` (use a numeric uid for users not in /etc/passwd)")),
                 },
             }
         }
@@ -86,17 +87,18 @@ impl UserDb {
 
     pub(super) fn resolve_groups(
         &self,
+        key: &str,
         value: &reader::Value<'_>,
         diags: &mut Diagnostics<'_>,
     ) -> Vec<GroupGrant> {
         let mut out = Vec::new();
-        for (item, span) in id_items(value, "allow_groups", diags) {
+        for (item, span) in id_items(value, key, diags) {
             let group = match item {
                 IdItem::Number(gid) => self.groups.iter().find(|g| g.gid == gid),
                 IdItem::Name(ref name) => {
                     let g = self.group(name);
                     if g.is_none() {
-                        diags.error(&span, format!("`allow_groups`: no group named `{name}`"));
+                        diags.error(&span, format!("`{key}`: no group named `{name}`"));
                         continue;
                     }
                     g

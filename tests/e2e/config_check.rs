@@ -57,6 +57,47 @@ fn a_bad_config_never_starts_the_daemon() {
     );
 }
 
+/// `--check` says who holds which role on each provider.
+#[test]
+fn check_explains_the_roles() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("roles.toml");
+    std::fs::write(
+        &path,
+        "[providers.gh]\ndevice_authorization_endpoint = \"https://github.com/login/device/code\"\ntoken_endpoint = \"https://github.com/login/oauth/access_token\"\nclient_id = \"Iv1\"\nallow_users = [2000, 2001]\nmanage_users = [1001]\n[providers.other]\ndevice_authorization_endpoint = \"https://x.example/d\"\ntoken_endpoint = \"https://x.example/t\"\nclient_id = \"c\"\n",
+    )
+    .unwrap();
+    let out = tokend(&["--check", "--config", path.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("  gh: manage: root, the daemon's user, uid 1001; use: uid 2000, uid 2001"),
+        "{text}"
+    );
+    assert!(
+        text.contains("  other: manage: root, the daemon's user; use: nobody else"),
+        "{text}"
+    );
+    // A name that is no user is an error at its position.
+    std::fs::write(
+        &path,
+        "[providers.gh]\ndevice_authorization_endpoint = \"https://github.com/login/device/code\"\ntoken_endpoint = \"https://github.com/login/oauth/access_token\"\nclient_id = \"Iv1\"\nmanage_users = [\"no-such-user-here\"]\n",
+    )
+    .unwrap();
+    let out = tokend(&["--check", "--config", path.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("roles.toml:5:")
+            && err.contains("`manage_users`: no user named `no-such-user-here`"),
+        "{err}"
+    );
+}
+
 #[test]
 fn check_accepts_a_valid_config_and_shows_warnings() {
     let dir = tempfile::tempdir().unwrap();

@@ -443,7 +443,7 @@ fn another_uid_is_refused_on_the_bus_unless_allowed() {
             provider.approve(code).unwrap();
         });
     }
-    let as_nobody = |name: &str| {
+    let as_nobody = |method: &str, name: &str| {
         bus.command("busctl")
             .arg(format!("--address={}", bus.address()))
             .args([
@@ -451,7 +451,7 @@ fn another_uid_is_refused_on_the_bus_unless_allowed() {
                 "org.tokend.Broker1",
                 "/org/tokend/Broker1",
                 "org.tokend.Broker1",
-                "GetToken",
+                method,
                 "s",
                 name,
             ])
@@ -460,16 +460,27 @@ fn another_uid_is_refused_on_the_bus_unless_allowed() {
             .output()
             .unwrap()
     };
-    let refused = as_nobody("mine");
+    // No role: the provider does not exist for it.
+    let refused = as_nobody("GetToken", "mine");
     assert!(!refused.status.success());
     assert!(
-        text(&refused.stderr).contains("uid 65534 is not allowed"),
+        text(&refused.stderr).contains("no provider named `mine`"),
         "{}",
         text(&refused.stderr)
     );
-    let allowed = as_nobody("shared");
+    // Use: tokens, but no login or logout.
+    let allowed = as_nobody("GetToken", "shared");
     let fields = busctl_strings(&allowed);
     assert!(provider.is_valid_access_token(&fields[0]));
+    for method in ["Login", "Logout"] {
+        let out = as_nobody(method, "shared");
+        assert!(!out.status.success(), "{method}");
+        assert!(
+            text(&out.stderr).contains("may use it but not log in or out"),
+            "{method}: {}",
+            text(&out.stderr)
+        );
+    }
 }
 
 #[test]

@@ -164,20 +164,24 @@ fn a_request_without_newline_before_eof_is_answered() {
     assert!(answer.contains("\"protocol\":1"), "{answer}");
 }
 
-/// Another uid: the kernel's SO_PEERCRED names it, and the core refuses it
-/// unless the provider's `allow_users` lists it. Needs root (to run
-/// `tokenctl` as another user); the rule itself is unit-tested in
-/// `broker::policy`.
+/// Another uid, as the kernel's SO_PEERCRED names it, over the socket: with
+/// no role on a provider it learns nothing of it (the answer of an unknown
+/// provider); with `allow_users` it gets tokens and status but may not log
+/// in or out; with `manage_users` it may. Needs root (to run `tokenctl` as
+/// another user); the rule itself is unit-tested in `broker::policy`.
 #[test]
-fn another_uid_is_refused_unless_allowed() {
-    let Some(nobody) = OtherUser::nobody_or_skip("another_uid_is_refused_unless_allowed") else {
+fn another_uid_sees_and_does_only_what_its_role_allows() {
+    let Some(nobody) =
+        OtherUser::nobody_or_skip("another_uid_sees_and_does_only_what_its_role_allows")
+    else {
         return;
     };
     let provider = Provider::rfc8628();
     let providers = format!(
-        "{}{}",
+        "{}{}{}",
         provider.config("mine"),
-        provider.config_with("shared", &format!("allow_users = [{NOBODY}]"))
+        provider.config_with("shared", &format!("allow_users = [{NOBODY}]")),
+        provider.config_with("delegated", &format!("manage_users = [{NOBODY}]"))
     );
     let options = DaemonOptions {
         // The group may connect; the core decides per provider.
@@ -206,23 +210,64 @@ fn another_uid_is_refused_unless_allowed() {
             .output()
             .unwrap()
     };
-    let refused = as_nobody(&["token", "mine"]);
-    assert_eq!(refused.status.code(), Some(5), "{}", stderr(&refused));
-    assert!(
-        stderr(&refused).contains(&format!("uid {NOBODY} is not allowed")),
-        "{}",
-        stderr(&refused)
+    // No role: every verb answers as for a provider that does not exist,
+    // and no answer names it.
+    for verb in [
+        &["token", "mine"][..],
+        &["status", "mine"],
+        &["login", "mine"],
+        &["logout", "mine"],
+    ] {
+        let out = as_nobody(verb);
+        assert_eq!(out.status.code(), Some(7), "{verb:?}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(err.contains("no provider named `mine`"), "{err}");
+        assert!(
+            !err.contains("allow_users") && !err.contains("not allowed"),
+            "{err}"
+        );
+    }
+    let unknown = stderr(&as_nobody(&["token", "nonexistent"]));
+    let none_role = stderr(&as_nobody(&["token", "mine"]));
+    assert_eq!(
+        none_role.replace("`mine`", "`X`"),
+        unknown.replace("`nonexistent`", "`X`"),
+        "a provider without a role looks exactly like one that does not exist"
     );
+    // Use: tokens and status, not login or logout.
     let allowed = as_nobody(&["token", "shared"]);
     assert!(allowed.status.success(), "{}", stderr(&allowed));
     assert!(provider.is_valid_access_token(stdout(&allowed).trim()));
-    // Status shows only what the caller may use.
     let status = as_nobody(&["--json", "status"]);
     let status: serde_json::Value = serde_json::from_str(&stdout(&status)).unwrap();
-    assert_eq!(status.as_array().unwrap().len(), 1);
-    assert_eq!(status[0]["name"], "shared");
-    // Logout of a provider it may not use is refused too.
-    assert_eq!(as_nobody(&["logout", "mine"]).status.code(), Some(5));
+    let names: Vec<&str> = status
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["delegated", "shared"]);
+    for verb in [&["login", "shared", "--no-wait"][..], &["logout", "shared"]] {
+        let out = as_nobody(verb);
+        assert_eq!(out.status.code(), Some(5), "{verb:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("may use it but not log in or out"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    assert!(
+        daemon.tokenctl(&["token", "shared"]).status.success(),
+        "still logged in"
+    );
+    // Manage: the login prompt is shown to it.
+    let prompt = as_nobody(&["--json", "login", "delegated", "--no-wait"]);
+    assert!(prompt.status.success(), "{}", stderr(&prompt));
+    assert!(
+        stdout(&prompt).contains("\"user_code\""),
+        "{}",
+        stdout(&prompt)
+    );
     assert!(daemon.log().contains("refused a caller"));
 }
 
