@@ -18,7 +18,7 @@ use super::clock::Clock;
 use super::error::BrokerError;
 use super::session::Session;
 use crate::protocol::LoginPrompt;
-use crate::provider::{FailureClass, PollOutcome, ProviderError};
+use crate::provider::{FailureClass, PollOutcome, ProviderError, url_rule};
 
 /// Poll interval when the provider does not give one (RFC 8628 §3.2).
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(5);
@@ -263,6 +263,21 @@ impl Session {
                     "cannot be shown: the provider sent no verification URL; set `verification_uri` in the provider's config",
                 )
             })?;
+        // Shown to a person, signalled and drawn as a QR code: the provider's
+        // URLs must pass the transport rule and hide nothing.
+        for (field, url) in [
+            ("verification_uri", Some(&verification_uri)),
+            (
+                "verification_uri_complete",
+                authorization.verification_uri_complete.as_ref(),
+            ),
+        ] {
+            if let Some(Err(problem)) = url.map(|u| url_rule::check_shown_url(u)) {
+                return Err(
+                    self.login_failed(format!("refused the provider's `{field}`: {problem}"))
+                );
+            }
+        }
         let prompt = PendingPrompt {
             user_code: authorization.user_code.clone(),
             verification_uri,

@@ -17,17 +17,17 @@ pub(super) fn endpoint_source(
     let span = t.span.clone();
     let device = t
         .take("device_authorization_endpoint")
-        .map(|v| url_value(diags, "device_authorization_endpoint", v, true));
+        .map(|v| url_value(diags, "device_authorization_endpoint", v));
     let token = t
         .take("token_endpoint")
-        .map(|v| url_value(diags, "token_endpoint", v, true));
+        .map(|v| url_value(diags, "token_endpoint", v));
     let issuer_value = t.take("issuer");
-    let issuer = issuer_value.map(|v| url_value(diags, "issuer", v, true));
+    let issuer = issuer_value.map(|v| url_value(diags, "issuer", v));
     let base_value = t.take("base_url");
-    let base = base_value.map(|v| url_value(diags, "base_url", v, true));
+    let base = base_value.map(|v| url_value(diags, "base_url", v));
     let refresh = t
         .take("refresh_endpoint")
-        .map(|v| url_value(diags, "refresh_endpoint", v, true));
+        .map(|v| url_value(diags, "refresh_endpoint", v));
 
     if let Some(v) = base_value
         && dialect.fixed_paths().is_none()
@@ -140,7 +140,6 @@ pub(super) fn url_value(
     diags: &mut Diagnostics<'_>,
     key: &str,
     value: &reader::Value<'_>,
-    endpoint: bool,
 ) -> Option<Url> {
     let text = reader::expect_str(diags, key, value)?;
     let url = match Url::parse(text) {
@@ -150,21 +149,20 @@ pub(super) fn url_value(
             return None;
         }
     };
-    let loopback = match url.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(d)) => d == "localhost",
-        None => false,
-    };
-    let problem = match url.scheme() {
-        "https" => None,
-        "http" if loopback || !endpoint => None,
-        "http" => Some("uses http:// to a host that is not loopback; tokens would cross the network unencrypted (use https://)"),
-        _ => Some("must be an http(s) URL"),
-    }
-    .or_else(|| (!url.username().is_empty() || url.password().is_some()).then_some("must not contain credentials; use `client_secret`"))
-    .or_else(|| url.fragment().is_some().then_some("must not have a #fragment"))
-    .or_else(|| url.host().is_none().then_some("has no host"));
+    // One rule for every URL, configured, discovered or sent by a provider.
+    let problem = crate::provider::url_rule::check_transport(&url)
+        .err()
+        .map(std::borrow::Cow::Owned)
+        .or_else(|| {
+            (!url.username().is_empty() || url.password().is_some())
+                .then_some("must not contain credentials; use `client_secret`".into())
+        })
+        .or_else(|| {
+            url.fragment()
+                .is_some()
+                .then_some("must not have a #fragment".into())
+        })
+        .or_else(|| url.host().is_none().then_some("has no host".into()));
     if let Some(problem) = problem {
         diags.error(&value.span(), format!("`{key}` {problem}"));
         return None;

@@ -303,7 +303,7 @@ fn provider_config(
     let mut device_params = device_params(&mut t, diags);
     let verification_uri = t
         .take("verification_uri")
-        .and_then(|v| url_value(diags, "verification_uri", v, false));
+        .and_then(|v| url_value(diags, "verification_uri", v));
     let mut user_ids = |key: &str| {
         t.take(key)
             .map_or_else(Vec::new, |v| users.resolve_users(key, v, diags))

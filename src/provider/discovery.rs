@@ -54,9 +54,10 @@ pub async fn discover(http: &HttpClient, issuer: &Url) -> Result<Endpoints, Prov
         let url: Url = text
             .parse()
             .map_err(|e| failed(format!("`{name}` is not a URL ({e})")))?;
-        if !matches!(url.scheme(), "https" | "http") {
-            return Err(failed(format!("`{name}` is not an http(s) URL")));
-        }
+        // The document came over https, but what it names is checked too:
+        // an http:// endpoint would send the tokens in the clear.
+        super::url_rule::check_transport(&url)
+            .map_err(|problem| failed(format!("the discovered `{name}` {url} {problem}")))?;
         Ok(url)
     };
     Ok(Endpoints::new(

@@ -43,11 +43,12 @@ impl HttpClient {
         // `ring` is compiled in; install it once per process. A second call
         // finds it installed and that is fine.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = reqwest::Client::builder()
+        let builder = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("tokend/", env!("CARGO_PKG_VERSION")))
+            .user_agent(concat!("tokend/", env!("CARGO_PKG_VERSION")));
+        let client = with_env_proxies(builder, &|name| std::env::var(name).ok())
             .build()
             .map_err(|e| HttpSetupError(error_chain(&e)))?;
         Ok(Self { client, timeout })
@@ -215,4 +216,49 @@ fn root_cause(error: &dyn std::error::Error) -> String {
         last = cause;
     }
     last.to_string()
+}
+
+/// A proxy constructor of reqwest's, for one scheme.
+type ForScheme = fn(String) -> reqwest::Result<reqwest::Proxy>;
+
+/// Addresses that never go through a proxy, whatever the environment says:
+/// a proxy would see (and could keep) what tokend sends to a local provider.
+const NEVER_PROXIED: &str = "localhost,127.0.0.0/8,::1";
+
+/// Proxies as the environment names them, the way curl reads it:
+/// `HTTPS_PROXY` for https URLs, `HTTP_PROXY` for http (lower case too),
+/// `ALL_PROXY` for both, `NO_PROXY` for exceptions, and loopback never
+/// proxied ([`NEVER_PROXIED`]). reqwest's own detection is turned off: it
+/// would proxy loopback too.
+fn with_env_proxies(
+    builder: reqwest::ClientBuilder,
+    var: &dyn Fn(&str) -> Option<String>,
+) -> reqwest::ClientBuilder {
+    let first = |names: &[&str]| {
+        names
+            .iter()
+            .find_map(|n| var(n).filter(|v| !v.trim().is_empty()))
+    };
+    let exceptions = first(&["NO_PROXY", "no_proxy"]).map_or_else(
+        || NEVER_PROXIED.to_owned(),
+        |extra| format!("{NEVER_PROXIED},{extra}"),
+    );
+    let mut builder = builder.no_proxy();
+    let schemes: [(&[&str], ForScheme); 2] = [
+        (
+            &["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"],
+            reqwest::Proxy::https,
+        ),
+        (
+            &["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"],
+            reqwest::Proxy::http,
+        ),
+    ];
+    for (names, proxy) in schemes {
+        // A proxy URL that does not parse is left out: requests go direct.
+        if let Some(Ok(proxy)) = first(names).map(proxy) {
+            builder = builder.proxy(proxy.no_proxy(reqwest::NoProxy::from_string(&exceptions)));
+        }
+    }
+    builder
 }

@@ -70,6 +70,7 @@ mod remote;
 pub mod rfc8628;
 pub mod trakt;
 pub mod twilio;
+pub mod url_rule;
 pub mod wire;
 
 use std::collections::BTreeMap;

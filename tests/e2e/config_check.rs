@@ -28,7 +28,7 @@ fn check_lists_every_problem_with_its_position() {
         format!("{file}:2:7: `bus` must be \"session\", \"system\" or \"none\", not \"sesion\""),
         format!("{file}:4:1: missing key `client_id` in [providers.gh]"),
         format!("{file}:5:1: unknown key `clientid` in [providers.gh]; did you mean `client_id`?"),
-        format!("{file}:6:18: `token_endpoint` uses http:// to a host that is not loopback"),
+        format!("{file}:6:18: `token_endpoint` uses plain http:// to a host that is not loopback"),
     ] {
         assert!(err.contains(&expected), "missing {expected:?} in:\n{err}");
     }

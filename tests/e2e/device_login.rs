@@ -207,3 +207,117 @@ fn logout_forgets_the_session() {
         stderr(&out)
     );
 }
+
+/// What a provider sends for a person to open passes the transport rule and
+/// hides nothing: a bidirectional override, a control character or plain
+/// http to a host that is not loopback ends the login with the reason, and
+/// no prompt is shown.
+#[test]
+fn deceptive_or_cleartext_verification_urls_are_refused() {
+    let provider = Provider::rfc8628();
+    let daemon = Daemon::start(&provider.config("demo"));
+    for (uri, complete, expected) in [
+        (
+            "https://example.com/\u{202E}ecived".to_owned(),
+            None,
+            "U+202E",
+        ),
+        (
+            "https://example.com/device".to_owned(),
+            Some("https://example.com/device?code=\u{1b}[2J".to_owned()),
+            "U+001B",
+        ),
+        (
+            "http://example.com/device".to_owned(),
+            None,
+            "plain http:// to a host that is not loopback",
+        ),
+    ] {
+        let body = serde_json::json!({
+            "device_code": "dc",
+            "user_code": "ABCD-EFGH",
+            "verification_uri": uri,
+            "verification_uri_complete": complete,
+            "expires_in": 600,
+            "interval": 1,
+        });
+        provider.inject(
+            Endpoint::DeviceAuthorization,
+            Fault::Body {
+                status: 200,
+                content_type: Some("application/json".into()),
+                body: body.to_string().into(),
+            },
+            1,
+        );
+        let out = daemon.tokenctl(&["--json", "login", "demo"]);
+        assert!(!out.status.success());
+        let text = format!("{}{}", stdout(&out), stderr(&out));
+        assert!(!text.contains("\"event\":\"prompt\""), "{text}");
+        assert!(!text.contains("ABCD-EFGH"), "no code shown: {text}");
+        assert!(
+            text.contains("refused the provider's `verification_uri"),
+            "{text}"
+        );
+        assert!(text.contains(expected), "{expected}: {text}");
+        assert!(
+            !text.contains('\u{202E}') && !text.contains('\u{1b}'),
+            "{text}"
+        );
+    }
+}
+
+/// OpenID discovery: endpoints the document names in plain http on a host
+/// that is not loopback are refused, naming the key and the rule.
+#[test]
+fn a_discovered_cleartext_endpoint_is_refused() {
+    let provider = Provider::rfc8628();
+    let issuer = provider.issuer();
+    let daemon = Daemon::start(&format!(
+        "[providers.oidc]\nissuer = \"{issuer}\"\nclient_id = \"tokend-test\"\n"
+    ));
+    let document = serde_json::json!({
+        "issuer": issuer.as_str().trim_end_matches('/'),
+        "device_authorization_endpoint": "http://idp.example/device",
+        "token_endpoint": "https://idp.example/token",
+    });
+    provider.inject(
+        Endpoint::Discovery,
+        Fault::Body {
+            status: 200,
+            content_type: Some("application/json".into()),
+            body: document.to_string().into(),
+        },
+        1,
+    );
+    let out = daemon.tokenctl(&["login", "oidc"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("the discovered `device_authorization_endpoint` http://idp.example/device")
+            && err.contains("https://, or http:// only to a loopback address"),
+        "{err}"
+    );
+}
+
+/// Environment proxies are used for the network, never for loopback: with
+/// a proxy that answers nothing, a provider on 127.0.0.1 is still reached.
+#[test]
+fn loopback_never_goes_through_a_proxy() {
+    let provider = Provider::rfc8628();
+    let dead_proxy = "http://127.0.0.1:9";
+    let daemon = Daemon::start_with(
+        &provider.config("demo"),
+        support::daemon::DaemonOptions {
+            env: ["HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "ALL_PROXY"]
+                .iter()
+                .map(|v| ((*v).to_owned(), dead_proxy.to_owned()))
+                .collect(),
+            ..support::daemon::DaemonOptions::default()
+        },
+    );
+    let token = login(&daemon, "demo", |code| {
+        provider.approve(code).unwrap();
+    });
+    assert!(provider.is_valid_access_token(&token));
+}
