@@ -23,14 +23,15 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Makes the process harder to attack from the same uid, as ssh-agent
 /// does: no core dumps and no ptrace attach (non-dumpable), and files it
-/// creates are private (umask 077).
-pub fn harden_process() {
+/// creates are private (umask 077). Called first thing in `main`, before
+/// the config (and the client secrets it names) is read.
+///
+/// # Errors
+/// The kernel refused to make the process non-dumpable (the umask is set
+/// regardless).
+pub fn harden_process() -> rustix::io::Result<()> {
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
-    if let Err(e) =
-        rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
-    {
-        warn!("could not make the process non-dumpable: {e}");
-    }
+    rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
 }
 
 /// The store the config asks for. Opening touches nothing: a store that

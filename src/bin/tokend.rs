@@ -11,6 +11,11 @@ const EXIT_CONFIG: u8 = 2;
 
 fn main() -> ExitCode {
     let args = TokendArgs::parse();
+    // Before anything is read: the config holds client secrets, and a
+    // process of the same uid must not read them from our memory.
+    if let Err(e) = tokend::daemon::harden_process() {
+        eprintln!("tokend: could not make the process non-dumpable: {e}");
+    }
     let env = Environment::from_process();
     let path = args.config.unwrap_or_else(|| env.default_config_path());
     let config = match config::load(&path, &env) {
@@ -41,7 +46,6 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
 
-    tokend::daemon::harden_process();
     // One thread serves everything: the work per request is tiny, and a
     // single-threaded runtime answers a cached token faster than a pool
     // that wakes a second worker for each request.

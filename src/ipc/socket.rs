@@ -35,6 +35,10 @@ use crate::protocol::{
 /// Connections served at once; more wait in the kernel's backlog.
 pub const MAX_CONNECTIONS: usize = 512;
 
+/// Connections one uid other than the daemon's own may hold at once, so
+/// that one local user cannot take every slot from the others.
+pub const MAX_CONNECTIONS_PER_UID: usize = 64;
+
 /// A connection with no request for this long is closed.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -50,6 +54,10 @@ pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Limits {
     /// Connections served at once ([`MAX_CONNECTIONS`]).
     pub max_connections: usize,
+    /// Connections one uid other than the daemon's own may hold
+    /// ([`MAX_CONNECTIONS_PER_UID`]); more are answered with an error line
+    /// and closed.
+    pub max_connections_per_uid: usize,
     /// A connection with no request for this long is closed ([`IDLE_TIMEOUT`]).
     pub idle_timeout: Duration,
     /// A request line must be complete this long after its first byte
@@ -63,6 +71,7 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             max_connections: MAX_CONNECTIONS,
+            max_connections_per_uid: MAX_CONNECTIONS_PER_UID,
             idle_timeout: IDLE_TIMEOUT,
             request_timeout: REQUEST_TIMEOUT,
             write_timeout: WRITE_TIMEOUT,
@@ -162,6 +171,7 @@ pub async fn serve_with(
     limits: Limits,
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let per_uid = PerUid::default();
     loop {
         // Wait for a free slot before accepting, so excess clients wait in
         // the backlog instead of costing a task each.
@@ -182,12 +192,92 @@ pub async fn serve_with(
             () = shutdown.cancelled() => return,
         };
         let (broker, shutdown) = (broker.clone(), shutdown.clone());
+        let held = match per_uid.hold(&stream, limits.max_connections_per_uid) {
+            Ok(held) => held,
+            Err(uid) => {
+                warn!(
+                    uid,
+                    "refused a connection: the uid holds {} already",
+                    limits.max_connections_per_uid
+                );
+                tasks.spawn(async move {
+                    let (_, half) = stream.into_split();
+                    let mut write = AnswerWriter {
+                        half,
+                        timeout: limits.write_timeout,
+                    };
+                    let message = format!(
+                        "uid {uid} holds {} connections already; close some first",
+                        limits.max_connections_per_uid
+                    );
+                    let _ = write.send_error(ErrorCode::BadRequest, &message).await;
+                    drop(permit);
+                });
+                continue;
+            }
+        };
         tasks.spawn(async move {
             if let Err(e) = serve_connection(stream, &broker, &shutdown, limits).await {
                 debug!("connection ended: {e}");
             }
+            drop(held);
             drop(permit);
         });
+    }
+}
+
+/// Open connections per uid, for [`Limits::max_connections_per_uid`]. The
+/// daemon's own uid is not counted: its sessions are its own.
+#[derive(Debug, Default, Clone)]
+struct PerUid {
+    // A std Mutex: a map update per accept and per close, never held
+    // across an await.
+    open: Arc<std::sync::Mutex<std::collections::HashMap<u32, usize>>>,
+}
+
+/// One counted connection; uncounted when dropped.
+struct HeldConnection {
+    open: Arc<std::sync::Mutex<std::collections::HashMap<u32, usize>>>,
+    uid: Option<u32>,
+}
+
+impl PerUid {
+    /// Counts `stream`'s uid in, or `Err(uid)` when it is at `cap`.
+    fn hold(&self, stream: &UnixStream, cap: usize) -> Result<HeldConnection, u32> {
+        let uid = stream.peer_cred().ok().map(|c| c.uid());
+        let counted = uid.filter(|&u| u != rustix::process::geteuid().as_raw());
+        if let Some(uid) = counted {
+            let mut open = self
+                .open
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let count = open.entry(uid).or_default();
+            if *count >= cap {
+                return Err(uid);
+            }
+            *count += 1;
+        }
+        Ok(HeldConnection {
+            open: Arc::clone(&self.open),
+            uid: counted,
+        })
+    }
+}
+
+impl Drop for HeldConnection {
+    fn drop(&mut self) {
+        if let Some(uid) = self.uid {
+            let mut open = self
+                .open
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(count) = open.get_mut(&uid) {
+                *count -= 1;
+                if *count == 0 {
+                    open.remove(&uid);
+                }
+            }
+        }
     }
 }
 

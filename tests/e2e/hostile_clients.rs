@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use support::daemon::{Daemon, login, stderr, stdout, token};
+use support::other_uid::OtherUser;
 use support::provider::Provider;
 use tokend::broker::{Broker, BrokerParts, SystemClock};
 use tokend::config::Environment;
@@ -42,7 +43,20 @@ impl Drop for Server {
 
 /// Serves a provider-less broker on a fresh socket within `limits`.
 fn serve(limits: Limits) -> Server {
+    serve_on(limits, 0o600)
+}
+
+/// [`serve`] with the socket at `mode`, its directory open to every uid
+/// when the mode lets others in.
+fn serve_on(limits: Limits, mode: u32) -> Server {
+    use std::os::unix::fs::PermissionsExt as _;
     let dir = tempfile::tempdir().unwrap();
+    if mode & 0o007 != 0 {
+        for open in [dir.path().to_owned(), dir.path().join("run")] {
+            std::fs::create_dir_all(&open).unwrap();
+            std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+    }
     let socket = dir.path().join("run/tokend.sock");
     let path = dir.path().join("config.toml");
     std::fs::write(
@@ -63,7 +77,7 @@ fn serve(limits: Limits) -> Server {
             owner_uid: rustix::process::geteuid().as_raw(),
         },
     );
-    let listener = socket::bind(&socket, 0o600, None).unwrap();
+    let listener = socket::bind(&socket, mode, None).unwrap();
     let stop = CancellationToken::new();
     tokio::spawn(socket::serve_with(
         listener,
@@ -83,6 +97,7 @@ fn serve(limits: Limits) -> Server {
 fn short() -> Limits {
     Limits {
         max_connections: 8,
+        max_connections_per_uid: 4,
         idle_timeout: Duration::from_millis(300),
         request_timeout: Duration::from_millis(300),
         write_timeout: Duration::from_millis(300),
@@ -265,4 +280,76 @@ fn a_tight_loop_of_token_requests_is_served_from_cache() {
     assert!(provider.is_valid_access_token(&current));
     let status = stdout(&daemon.tokenctl(&["--json", "status", "demo"]));
     assert!(status.contains("\"active\""), "{status}");
+}
+
+/// A second uid holding its share of connections is told so on the next
+/// one, while the daemon's own uid is still served; once it closes some,
+/// it is served again.
+#[tokio::test]
+async fn one_uid_cannot_take_every_connection() {
+    let Some(other) = OtherUser::nobody_or_skip("one_uid_cannot_take_every_connection") else {
+        return;
+    };
+    let server = serve_on(
+        Limits {
+            max_connections: 64,
+            idle_timeout: Duration::from_secs(60),
+            ..short()
+        },
+        0o666,
+    );
+    // As nobody: hold 4 (the cap), then one more, then close them all
+    // and ask again on a new connection.
+    let script = r#"
+import socket, sys
+path = sys.argv[1]
+def connect():
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(path)
+    return s
+def answer(s):
+    s.sendall(b'{"op":"version"}\n')
+    return s.makefile().readline().strip()
+held = [connect() for _ in range(4)]
+print(answer(held[0]))
+extra = connect()
+print(extra.makefile().readline().strip())
+for s in held + [extra]:
+    s.close()
+print(answer(connect()))
+"#;
+    let mut command = tokio::process::Command::new("python3");
+    command
+        .args(["-c", script])
+        .arg(&server.socket)
+        .uid(other.uid)
+        .gid(other.gid);
+    let run = command.output();
+    // Meanwhile the daemon's own uid is not counted against anyone.
+    let (output, own) = tokio::join!(run, async {
+        let mut answers = Vec::new();
+        for _ in 0..8 {
+            answers.push(ask(&server, r#"{"op":"version"}"#).await["ok"].clone());
+        }
+        answers
+    });
+    let output = output.unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{stdout}");
+    assert!(lines[0].contains("\"ok\":true"), "{stdout}");
+    assert!(
+        lines[1].contains("\"ok\":false") && lines[1].contains("holds 4 connections already"),
+        "the fifth connection of one uid was not refused: {stdout}"
+    );
+    assert!(
+        lines[2].contains("\"ok\":true"),
+        "not served after closing: {stdout}"
+    );
+    assert!(own.iter().all(|ok| ok == true), "{own:?}");
 }
