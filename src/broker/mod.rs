@@ -83,6 +83,10 @@ pub enum BrokerEvent {
         removed: Vec<String>,
         /// Providers whose config changed.
         changed: Vec<String>,
+        /// The access rules of the removed and changed providers as they
+        /// were before, so that a front-end can tell the peers who could
+        /// see them, and no one else.
+        previous_policies: Vec<(String, AccessPolicy)>,
     },
 }
 
@@ -266,12 +270,14 @@ impl Broker {
         let old = self.session_map();
         let mut summary = ReloadSummary::default();
         let mut next = BTreeMap::new();
+        let mut previous_policies = Vec::new();
         for provider in &config.providers {
             match old.get(&provider.name) {
                 Some(session) if session.config == *provider => {
                     next.insert(provider.name.clone(), Arc::clone(session));
                 }
                 Some(session) => {
+                    previous_policies.push((provider.name.clone(), session.policy.clone()));
                     session.retire().await;
                     let fresh = self.build_session(provider);
                     if fresh.same_identity(session) {
@@ -292,6 +298,7 @@ impl Broker {
         }
         for (name, session) in &old {
             if !next.contains_key(name) {
+                previous_policies.push((name.clone(), session.policy.clone()));
                 session.retire().await;
                 self.inner.shared.scheduler.schedule(name, None);
                 summary.removed.push(name.clone());
@@ -306,6 +313,7 @@ impl Broker {
             added: summary.added.clone(),
             removed: summary.removed.clone(),
             changed: summary.changed.clone(),
+            previous_policies,
         });
         summary
     }
@@ -492,14 +500,35 @@ impl Broker {
         provider: Option<&str>,
     ) -> Result<Vec<ProviderStatus>, BrokerError> {
         match provider {
-            Some(name) => Ok(vec![self.authorized(caller, name, Role::Use)?.status()]),
+            Some(name) => {
+                let session = self.authorized(caller, name, Role::Use)?;
+                Ok(vec![status_for(&session, session.policy.role(caller))])
+            }
             None => Ok(self
                 .sessions()
                 .iter()
-                .filter(|s| s.policy.allows(caller))
-                .map(|s| s.status())
+                .filter_map(|s| {
+                    let role = s.policy.role(caller);
+                    (role >= Role::Use).then(|| status_for(s, role))
+                })
                 .collect()),
         }
+    }
+
+    /// What `caller` may do with `provider`: [`Role::None`] also when there
+    /// is no such provider, so that the two cannot be told apart.
+    #[must_use]
+    pub fn role(&self, caller: &Caller, provider: &str) -> Role {
+        self.session(provider)
+            .map_or(Role::None, |session| session.policy.role(caller))
+    }
+
+    /// The access rule of `provider`, for a front-end that must still
+    /// address the right peers after the provider is gone (a reload
+    /// removed it).
+    #[must_use]
+    pub fn policy(&self, provider: &str) -> Option<AccessPolicy> {
+        self.session(provider).map(|session| session.policy.clone())
     }
 
     /// One line for systemd's `STATUS=`: "3 providers: 2 active, 1 login required".
@@ -529,4 +558,14 @@ impl Broker {
             format!("{total} {noun}: {}", parts.join(", "))
         }
     }
+}
+
+/// The status of `session` as a caller with `role` may see it: the login's
+/// prompt (its user code) only for those who may manage the provider.
+fn status_for(session: &Session, role: Role) -> ProviderStatus {
+    let mut status = session.status();
+    if role < Role::Manage {
+        status.login = None;
+    }
+    status
 }

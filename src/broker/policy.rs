@@ -14,15 +14,21 @@
 //!   no role unless granted one, and a caller without a role learns nothing
 //!   about the provider, not even that it exists.
 
+use std::sync::Arc;
+
 use crate::config::{GroupGrant, ProviderConfig};
 
 /// Who is asking, as the kernel (or the bus daemon) vouches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
     /// User id.
     pub uid: u32,
-    /// Primary group id, when known (`SO_PEERCRED` gives it, the bus does not).
-    pub gid: Option<u32>,
+    /// Group ids the caller's process is known to be in: on the socket the
+    /// primary gid (`SO_PEERCRED`), on D-Bus every group the bus daemon
+    /// reports (`UnixGroupIDs`). Empty when unknown. Group grants also
+    /// match by the member lists of the group database, so both
+    /// front-ends give the same answer for the same user.
+    pub groups: Arc<[u32]>,
     /// Process id, when known (for logs only: pids are reused).
     pub pid: Option<i32>,
 }
@@ -33,7 +39,7 @@ impl Caller {
     pub fn uid(uid: u32) -> Self {
         Self {
             uid,
-            gid: None,
+            groups: Arc::from([]),
             pid: None,
         }
     }
@@ -63,7 +69,7 @@ impl Grant {
             || self
                 .groups
                 .iter()
-                .any(|g| caller.gid == Some(g.gid) || g.member_uids.contains(&caller.uid))
+                .any(|g| caller.groups.contains(&g.gid) || g.member_uids.contains(&caller.uid))
     }
 }
 
@@ -179,10 +185,10 @@ mod tests {
         );
         let primary = Caller {
             uid: 4000,
-            gid: Some(500),
+            groups: Arc::from([500]),
             pid: None,
         };
-        assert_eq!(p.role(&primary), Role::Use, "primary group");
+        assert_eq!(p.role(&primary), Role::Use, "a group of the process");
         assert_eq!(
             p.role(&Caller::uid(4000)),
             Role::None,

@@ -290,7 +290,7 @@ async fn serve_connection(
     let cred = stream.peer_cred()?;
     let caller = Caller {
         uid: cred.uid(),
-        gid: Some(cred.gid()),
+        groups: std::sync::Arc::from([cred.gid()]),
         pid: cred.pid(),
     };
     let (read, half) = stream.into_split();

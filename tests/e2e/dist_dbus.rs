@@ -29,7 +29,7 @@ fn repo(path: &str) -> PathBuf {
 /// The defaults are the documented ones of dbus-daemon's system.conf: no
 /// names may be owned and no methods called but the bus driver's, replies
 /// and signals flow.
-fn system_like_bus(policy: &Path) -> (PrivateBus, TempDir) {
+pub(crate) fn system_like_bus(policy: &Path) -> (PrivateBus, TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("system.conf");
     std::fs::write(
@@ -42,6 +42,7 @@ fn system_like_bus(policy: &Path) -> (PrivateBus, TempDir) {
   <listen>unix:tmpdir=/tmp</listen>
   <auth>EXTERNAL</auth>
   <policy context="default">
+    <allow user="*"/>
     <deny own="*"/>
     <deny send_type="method_call"/>
     <allow send_type="signal"/>
@@ -66,7 +67,7 @@ fn system_like_bus(policy: &Path) -> (PrivateBus, TempDir) {
 
 /// The policy with its service user replaced by the uid running the test,
 /// so that tokend, run as that uid, is "the tokend user".
-fn policy_for_this_user(dir: &Path) -> PathBuf {
+pub(crate) fn policy_for_this_user(dir: &Path) -> PathBuf {
     let uid = rustix::process::geteuid().as_raw();
     let policy = std::fs::read_to_string(repo(POLICY)).unwrap();
     assert!(policy.contains(r#"user="tokend""#));

@@ -318,7 +318,7 @@ for s in held + [extra]:
     s.close()
 print(answer(connect()))
 "#;
-    let mut command = tokio::process::Command::new("python3");
+    let mut command = tokio::process::Command::new("/usr/bin/python3");
     command
         .args(["-c", script])
         .arg(&server.socket)

@@ -24,6 +24,7 @@ mod hardening;
 mod hostile_clients;
 mod journald;
 mod malformed_answers;
+mod need_to_know;
 mod persistence_crash;
 mod persistence_file_store;
 mod persistence_restart;

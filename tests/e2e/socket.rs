@@ -269,6 +269,16 @@ fn another_uid_sees_and_does_only_what_its_role_allows() {
         stdout(&prompt)
     );
     assert!(daemon.log().contains("refused a caller"));
+    // A login root starts for `shared`: its code is in root's status, not
+    // in the status a use-only user sees.
+    let started = daemon.tokenctl(&["--json", "login", "shared", "--no-wait"]);
+    let prompt: serde_json::Value =
+        serde_json::from_str(stdout(&started).lines().next().expect("a prompt line")).unwrap();
+    let code = prompt["user_code"].as_str().expect("a user code");
+    assert!(stdout(&daemon.tokenctl(&["--json", "status", "shared"])).contains(code));
+    let seen = as_nobody(&["--json", "status", "shared"]);
+    assert!(seen.status.success(), "{}", stderr(&seen));
+    assert!(!stdout(&seen).contains(code), "{}", stdout(&seen));
 }
 
 fn group_name(gid: u32) -> String {

@@ -9,24 +9,28 @@
 //!   interface `org.tokend.Provider1` with properties that emit
 //!   `PropertiesChanged`.
 //!
-//! Like the socket front-end, this only translates: the caller's uid comes
-//! from the bus (`GetConnectionCredentials`), and the [`Broker`] decides.
+//! Like the socket front-end, this only translates: the caller's uid and
+//! groups come from the bus (`GetConnectionCredentials`), and the
+//! [`Broker`] decides. Need to know holds on every path: a caller sees
+//! only the providers it has a role on, in method answers, properties,
+//! `GetManagedObjects` and introspection (`calls`), and signals go only to
+//! peers that may see them (`peers`, `signals`).
 
-use std::collections::HashMap;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{info, warn};
+use tracing::info;
 use zbus::Connection;
 use zbus::fdo::{RequestNameFlags, RequestNameReply};
-use zbus::object_server::SignalEmitter;
 use zbus::zvariant::OwnedObjectPath;
 
-use crate::broker::{Broker, BrokerError, BrokerEvent, Caller};
-
-mod objects;
+use crate::broker::{Broker, BrokerError};
 use crate::config::{BusKind, object_path_element};
-use crate::protocol::ProviderStatus;
-use objects::{BrokerObject, CallerCache, ProviderObject};
+
+mod calls;
+mod introspect;
+mod peers;
+mod signals;
+use peers::Peers;
 
 /// The well-known bus name.
 pub const BUS_NAME: &str = "org.tokend.Broker1";
@@ -132,7 +136,9 @@ pub struct DbusService {
 }
 
 impl DbusService {
-    /// Connects to the bus, serves the objects, then takes the name.
+    /// Connects to the bus, starts answering calls and sending signals,
+    /// then takes the name (so a client activated by the name finds the
+    /// broker answering).
     ///
     /// # Errors
     /// No bus, or the name is owned by another process.
@@ -147,44 +153,36 @@ impl DbusService {
             BusKind::Session => ("session", zbus::connection::Builder::session()),
             BusKind::System => ("system", zbus::connection::Builder::system()),
         };
-        let owner = Caller::uid(rustix::process::geteuid().as_raw());
-        let providers = broker.status(&owner, None).unwrap_or_default();
-        // Every object is served by the builder, before the name is taken.
-        // zbus announces each object under the ObjectManager with an
-        // InterfacesAdded signal as it is served (whichever is added first),
-        // so 10,000 providers cost 10,000 signals here, before READY: the
-        // price of a standard ObjectManager, measured by the scale benchmark.
+        let connect_error = |source| DbusSetupError::Connect {
+            bus: bus_label,
+            source,
+        };
+        // No object is served through zbus's object server: calls are
+        // answered per caller by `calls`, which zbus's server cannot do.
         let connection = builder
-            .and_then(|b| {
-                let b = b
-                    .serve_at(
-                        BROKER_PATH,
-                        BrokerObject {
-                            broker: broker.clone(),
-                            callers: CallerCache::default(),
-                        },
-                    )?
-                    .serve_at(BROKER_PATH, zbus::fdo::ObjectManager)?;
-                providers.into_iter().try_fold(b, |b, status| {
-                    b.serve_at(provider_path(&status.name), ProviderObject { status })
-                })
-            })
-            .map_err(|source| DbusSetupError::Connect {
-                bus: bus_label,
-                source,
-            })?
+            .map_err(connect_error)?
             .build()
             .await
-            .map_err(|source| DbusSetupError::Connect {
-                bus: bus_label,
-                source,
-            })?;
+            .map_err(connect_error)?;
+        let peers = Peers::new(matches!(bus, BusKind::Session));
+        tasks.spawn(peers.clone().forget_departed(connection.clone()));
+        tasks.spawn(calls::serve_calls(
+            connection.clone(),
+            broker.clone(),
+            peers.clone(),
+            shutdown.clone(),
+            tasks.clone(),
+        ));
+        tasks.spawn(signals::forward_events(
+            connection.clone(),
+            broker,
+            peers,
+            shutdown,
+        ));
         let serve_error = |source| DbusSetupError::Serve {
             bus: bus_label,
             source,
         };
-        // The objects are in place before the name is taken, so a client
-        // activated by the name never finds them missing.
         let reply = connection
             .request_name_with_flags(BUS_NAME, RequestNameFlags::DoNotQueue.into())
             .await
@@ -199,7 +197,6 @@ impl DbusService {
             return Err(DbusSetupError::NameTaken { bus: bus_label });
         }
         info!(bus = bus_label, name = BUS_NAME, "serving on D-Bus");
-        tasks.spawn(forward_events(connection.clone(), broker, shutdown));
         Ok(Some(Self { connection }))
     }
 
@@ -207,182 +204,4 @@ impl DbusService {
     pub fn connection(&self) -> &Connection {
         &self.connection
     }
-}
-
-/// Turns broker events into signals and `PropertiesChanged`.
-async fn forward_events(connection: Connection, broker: Broker, shutdown: CancellationToken) {
-    let mut events = broker.subscribe();
-    let owner = Caller::uid(rustix::process::geteuid().as_raw());
-    let Ok(emitter) = SignalEmitter::new(&connection, BROKER_PATH) else {
-        return;
-    };
-    let mut last: HashMap<String, ProviderStatus> = HashMap::new();
-    loop {
-        let event = tokio::select! {
-            e = events.recv() => e,
-            () = shutdown.cancelled() => return,
-        };
-        let event = match event {
-            Ok(event) => event,
-            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                // Events were dropped; property values are recomputed below
-                // for whichever provider changes next, so nothing stays stale
-                // for long. Refresh them all now.
-                warn!("D-Bus event forwarding fell {n} events behind");
-                for status in broker.status(&owner, None).unwrap_or_default() {
-                    update_properties(&connection, &mut last, status).await;
-                }
-                continue;
-            }
-            Err(_) => return,
-        };
-        if let BrokerEvent::ProvidersChanged {
-            added,
-            removed,
-            changed,
-        } = &event
-        {
-            apply_provider_changes(
-                &connection,
-                &broker,
-                &owner,
-                &mut last,
-                added,
-                removed,
-                changed,
-            )
-            .await;
-            continue;
-        }
-        let result = match &event {
-            BrokerEvent::LoginPrompt { provider, prompt } => {
-                BrokerObject::login_prompt(
-                    &emitter,
-                    provider,
-                    &prompt.user_code,
-                    &prompt.verification_uri,
-                    prompt.verification_uri_complete.as_deref().unwrap_or(""),
-                    u32::try_from(prompt.expires_in).unwrap_or(u32::MAX),
-                )
-                .await
-            }
-            BrokerEvent::LoginFinished {
-                provider,
-                ok,
-                message,
-            } => BrokerObject::login_finished(&emitter, provider, *ok, message).await,
-            BrokerEvent::TokenRefreshed {
-                provider,
-                expires_at,
-            } => BrokerObject::token_refreshed(&emitter, provider, expires_at.unwrap_or(0)).await,
-            BrokerEvent::StateChanged { .. } | BrokerEvent::ProvidersChanged { .. } => Ok(()),
-        };
-        if let Err(e) = result {
-            warn!("could not emit a D-Bus signal: {e}");
-        }
-        let provider = match &event {
-            BrokerEvent::LoginPrompt { provider, .. }
-            | BrokerEvent::LoginFinished { provider, .. }
-            | BrokerEvent::TokenRefreshed { provider, .. }
-            | BrokerEvent::StateChanged { provider } => provider,
-            BrokerEvent::ProvidersChanged { .. } => continue,
-        };
-        if let Some(status) = broker
-            .status(&owner, Some(provider))
-            .ok()
-            .and_then(|mut s| s.pop())
-        {
-            update_properties(&connection, &mut last, status).await;
-        }
-    }
-}
-
-/// Adds and removes provider objects after a config reload. The
-/// `ObjectManager` at the root signals `InterfacesAdded`/`InterfacesRemoved`.
-async fn apply_provider_changes(
-    connection: &Connection,
-    broker: &Broker,
-    owner: &Caller,
-    last: &mut HashMap<String, ProviderStatus>,
-    added: &[String],
-    removed: &[String],
-    changed: &[String],
-) {
-    let server = connection.object_server();
-    for name in removed {
-        last.remove(name);
-        if let Err(e) = server
-            .remove::<ProviderObject, _>(provider_path(name))
-            .await
-        {
-            warn!(provider = %name, "could not remove the D-Bus object: {e}");
-        }
-    }
-    for name in added {
-        let Some(status) = broker
-            .status(owner, Some(name))
-            .ok()
-            .and_then(|mut s| s.pop())
-        else {
-            continue;
-        };
-        if let Err(e) = server
-            .at(provider_path(name), ProviderObject { status })
-            .await
-        {
-            warn!(provider = %name, "could not add the D-Bus object: {e}");
-        }
-    }
-    for name in changed {
-        if let Some(status) = broker
-            .status(owner, Some(name))
-            .ok()
-            .and_then(|mut s| s.pop())
-        {
-            update_properties(connection, last, status).await;
-        }
-    }
-}
-
-/// Stores the provider's new status in its object and emits
-/// `PropertiesChanged` for the properties whose value changed.
-async fn update_properties(
-    connection: &Connection,
-    last: &mut HashMap<String, ProviderStatus>,
-    status: ProviderStatus,
-) {
-    let path = provider_path(&status.name);
-    let Ok(iface) = connection
-        .object_server()
-        .interface::<_, ProviderObject>(&path)
-        .await
-    else {
-        return;
-    };
-    let before = last.get(&status.name).cloned();
-    iface.get_mut().await.status = status.clone();
-    let object = iface.get().await;
-    let emitter = iface.signal_emitter();
-    let changed =
-        |f: fn(&ProviderStatus) -> String| before.as_ref().is_none_or(|b| f(b) != f(&status));
-    let mut results = Vec::new();
-    if changed(|s| s.state.clone()) {
-        results.push(object.state_changed(emitter).await);
-    }
-    if changed(|s| format!("{:?}", s.expires_at)) {
-        results.push(object.expires_at_changed(emitter).await);
-    }
-    if changed(|s| format!("{:?}", s.last_error)) {
-        results.push(object.last_error_changed(emitter).await);
-    }
-    if changed(|s| s.scopes.join(" ")) {
-        results.push(object.scopes_changed(emitter).await);
-    }
-    drop(object);
-    for result in results {
-        if let Err(e) = result {
-            warn!("could not emit PropertiesChanged: {e}");
-        }
-    }
-    last.insert(status.name.clone(), status);
 }

@@ -1,0 +1,510 @@
+//! Method calls, answered by hand rather than by zbus's object server.
+//!
+//! Every answer depends on who asks: a caller sees only the providers it
+//! has a role on, in `ListProviders`, `GetManagedObjects`, `Get`/`GetAll`,
+//! introspection and the errors, and a provider it has no role on is
+//! answered exactly like one that does not exist. zbus's object server
+//! answers the standard interfaces the same way for everyone, so this
+//! module routes each call itself: it identifies the caller first, then
+//! asks the broker, which alone decides ([`Broker::status`],
+//! [`Broker::token`], ...). Nothing here keeps provider state.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt as _;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, warn};
+use zbus::message::{Flags, Header, Type};
+use zbus::zvariant::{OwnedObjectPath, Value};
+use zbus::{Connection, MatchRule, Message, MessageStream};
+
+use super::introspect::{self, Node};
+use super::peers::Peers;
+use super::{BROKER_INTERFACE, BROKER_PATH, DbusError, PROVIDERS_PATH, provider_path};
+use crate::broker::{Broker, BrokerError, Caller, Freshness};
+use crate::config::object_path_element;
+use crate::protocol::ProviderStatus;
+
+/// The provider objects' interface.
+pub(super) const PROVIDER_INTERFACE: &str = "org.tokend.Provider1";
+const PROPERTIES: &str = "org.freedesktop.DBus.Properties";
+const INTROSPECTABLE: &str = "org.freedesktop.DBus.Introspectable";
+const PEER: &str = "org.freedesktop.DBus.Peer";
+const OBJECT_MANAGER: &str = "org.freedesktop.DBus.ObjectManager";
+
+/// Calls answered at once; more wait in the bus connection's queue.
+const CONCURRENT_CALLS: usize = 256;
+
+/// A method of `org.tokend.Broker1`: its name and D-Bus signatures.
+pub(super) struct Method {
+    /// The member name.
+    pub(super) name: &'static str,
+    /// The signature of its arguments.
+    pub(super) input: &'static str,
+    /// The signature of its answer (for the check against the file).
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "read by the test against the interface file")
+    )]
+    pub(super) output: &'static str,
+}
+
+/// The methods of `org.tokend.Broker1`, as the committed interface file
+/// declares them (a unit test checks the two agree).
+pub(super) const BROKER_METHODS: [Method; 5] = [
+    Method {
+        name: "GetToken",
+        input: "s",
+        output: "sx",
+    },
+    Method {
+        name: "GetTokenMinValid",
+        input: "su",
+        output: "sx",
+    },
+    Method {
+        name: "Login",
+        input: "s",
+        output: "sssu",
+    },
+    Method {
+        name: "Logout",
+        input: "s",
+        output: "",
+    },
+    Method {
+        name: "ListProviders",
+        input: "",
+        output: "as",
+    },
+];
+
+/// The standard methods and their argument signatures.
+const STANDARD_METHODS: [(&str, &str, &str); 7] = [
+    (INTROSPECTABLE, "Introspect", ""),
+    (PEER, "Ping", ""),
+    (PEER, "GetMachineId", ""),
+    (PROPERTIES, "Get", "ss"),
+    (PROPERTIES, "GetAll", "s"),
+    (PROPERTIES, "Set", "ssv"),
+    (OBJECT_MANAGER, "GetManagedObjects", ""),
+];
+
+/// What an incoming call is addressed to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Object<'a> {
+    /// `/`, `/org` or `/org/tokend`: nodes on the way, with their child.
+    Ancestor(&'a str),
+    /// `/org/tokend/Broker1`.
+    Broker,
+    /// `/org/tokend/Broker1/providers`.
+    Providers,
+    /// `/org/tokend/Broker1/providers/ELEMENT`.
+    Provider(&'a str),
+}
+
+impl<'a> Object<'a> {
+    fn at(path: &'a str) -> Option<Self> {
+        match path {
+            "/" => Some(Self::Ancestor("org")),
+            "/org" => Some(Self::Ancestor("tokend")),
+            "/org/tokend" => Some(Self::Ancestor("Broker1")),
+            BROKER_PATH => Some(Self::Broker),
+            PROVIDERS_PATH => Some(Self::Providers),
+            _ => path
+                .strip_prefix(PROVIDERS_PATH)
+                .and_then(|rest| rest.strip_prefix('/'))
+                .filter(|element| !element.is_empty() && !element.contains('/'))
+                .map(Self::Provider),
+        }
+    }
+}
+
+/// Answers method calls addressed to the broker's connection until
+/// `shutdown`; each call runs as its own task (tracked by `tasks`), at most
+/// [`CONCURRENT_CALLS`] at once.
+pub(super) async fn serve_calls(
+    connection: Connection,
+    broker: Broker,
+    peers: Peers,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+) {
+    let mut rule = MatchRule::builder().msg_type(Type::MethodCall);
+    if let Some(name) = connection.unique_name() {
+        rule = match rule.destination(name.to_owned()) {
+            Ok(rule) => rule,
+            Err(e) => {
+                warn!("cannot receive D-Bus calls: {e}");
+                return;
+            }
+        };
+    }
+    let mut calls = match MessageStream::for_match_rule(rule.build(), &connection, None).await {
+        Ok(calls) => calls,
+        Err(e) => {
+            warn!("cannot receive D-Bus calls: {e}");
+            return;
+        }
+    };
+    let slots = Arc::new(Semaphore::new(CONCURRENT_CALLS));
+    loop {
+        let Ok(permit) = Arc::clone(&slots).acquire_owned().await else {
+            return;
+        };
+        let call = tokio::select! {
+            call = calls.next() => call,
+            () = shutdown.cancelled() => return,
+        };
+        let Some(call) = call else { return };
+        let Ok(call) = call else { continue };
+        let handler = Handler {
+            connection: connection.clone(),
+            broker: broker.clone(),
+            peers: peers.clone(),
+        };
+        tasks.spawn(async move {
+            handler.answer(&call).await;
+            drop(permit);
+        });
+    }
+}
+
+/// What a call needs to be answered.
+struct Handler {
+    connection: Connection,
+    broker: Broker,
+    peers: Peers,
+}
+
+/// An answer: a body to return, or an error.
+type Answer = Result<Reply, Refusal>;
+
+/// A successful answer's body.
+enum Reply {
+    Empty,
+    Text(String),
+    Token(String, i64),
+    Prompt(String, String, String, u32),
+    Names(Vec<String>),
+    Value(Value<'static>),
+    Properties(HashMap<&'static str, Value<'static>>),
+    Objects(HashMap<OwnedObjectPath, HashMap<&'static str, HashMap<&'static str, Value<'static>>>>),
+}
+
+/// An error answer.
+enum Refusal {
+    /// tokend's own errors (`org.tokend.Error.*`).
+    Tokend(DbusError),
+    /// The standard ones (`org.freedesktop.DBus.Error.*`).
+    Standard(zbus::fdo::Error),
+}
+
+impl From<DbusError> for Refusal {
+    fn from(error: DbusError) -> Self {
+        Self::Tokend(error)
+    }
+}
+
+impl From<BrokerError> for Refusal {
+    fn from(error: BrokerError) -> Self {
+        Self::Tokend(error.into())
+    }
+}
+
+impl Handler {
+    async fn answer(&self, call: &Message) {
+        let header = call.header();
+        let answer = self.route(call, &header).await;
+        if header.primary().flags().contains(Flags::NoReplyExpected) {
+            return;
+        }
+        let sent = match answer {
+            Ok(reply) => self.send_reply(&header, reply).await,
+            Err(Refusal::Tokend(error)) => self.connection.reply_dbus_error(&header, error).await,
+            Err(Refusal::Standard(error)) => self.connection.reply_dbus_error(&header, error).await,
+        };
+        if let Err(e) = sent {
+            debug!("could not answer a D-Bus call: {e}");
+        }
+    }
+
+    async fn send_reply(&self, header: &Header<'_>, reply: Reply) -> zbus::Result<()> {
+        let c = &self.connection;
+        match reply {
+            Reply::Empty => c.reply(header, &()).await,
+            Reply::Text(text) => c.reply(header, &text).await,
+            Reply::Token(token, expires) => {
+                // The token is in the message only; the copy is wiped below.
+                let result = c.reply(header, &(&token, expires)).await;
+                zeroize::Zeroize::zeroize(&mut { token });
+                result
+            }
+            Reply::Prompt(code, uri, complete, expires) => {
+                c.reply(header, &(code, uri, complete, expires)).await
+            }
+            Reply::Names(names) => c.reply(header, &names).await,
+            Reply::Value(value) => c.reply(header, &value).await,
+            Reply::Properties(properties) => c.reply(header, &properties).await,
+            Reply::Objects(objects) => c.reply(header, &objects).await,
+        }
+    }
+
+    async fn route(&self, call: &Message, header: &Header<'_>) -> Answer {
+        let (Some(path), Some(member)) = (header.path(), header.member()) else {
+            return Err(Refusal::Standard(zbus::fdo::Error::InvalidArgs(
+                "a method call needs a path and a member".into(),
+            )));
+        };
+        let interface = header.interface().map(zbus::names::InterfaceName::as_str);
+        let member = member.as_str();
+        // Who asks comes first: every answer below depends on it.
+        let caller = self.peers.caller(&self.connection, header).await?;
+        let unknown_object = || {
+            Refusal::Standard(zbus::fdo::Error::UnknownObject(format!(
+                "no object at {}",
+                path.as_str()
+            )))
+        };
+        let object = Object::at(path.as_str()).ok_or_else(unknown_object)?;
+        // A provider the caller may not see is no object at all.
+        let provider = match object {
+            Object::Provider(element) => Some(
+                self.visible_provider(&caller, element)
+                    .ok_or_else(unknown_object)?,
+            ),
+            _ => None,
+        };
+        let body = call.body();
+        let signature = body.signature().to_string_no_parens();
+        let interface = interface.unwrap_or_else(|| implied_interface(object, member));
+        check_signature(object, interface, member, &signature)?;
+        let bad_body = |e: zbus::Error| {
+            Refusal::Standard(zbus::fdo::Error::InvalidArgs(format!(
+                "{interface}.{member}: {e}"
+            )))
+        };
+        match (interface, member) {
+            (INTROSPECTABLE, "Introspect") => {
+                Ok(Reply::Text(introspect::xml(&self.node(object, &caller))))
+            }
+            (PEER, "Ping") => Ok(Reply::Empty),
+            (PEER, "GetMachineId") => machine_id(),
+            (PROPERTIES, "Get") => {
+                let (iface, name) = body.deserialize::<(&str, &str)>().map_err(bad_body)?;
+                let properties = properties_of(object, provider.as_ref(), iface)?;
+                properties
+                    .into_iter()
+                    .find(|(key, _)| *key == name)
+                    .map(|(_, value)| Reply::Value(value))
+                    .ok_or_else(|| {
+                        Refusal::Standard(zbus::fdo::Error::UnknownProperty(format!(
+                            "{iface} has no property {name}"
+                        )))
+                    })
+            }
+            (PROPERTIES, "GetAll") => {
+                let iface = body.deserialize::<&str>().map_err(bad_body)?;
+                Ok(Reply::Properties(
+                    properties_of(object, provider.as_ref(), iface)?
+                        .into_iter()
+                        .collect(),
+                ))
+            }
+            (PROPERTIES, "Set") => Err(Refusal::Standard(zbus::fdo::Error::PropertyReadOnly(
+                "every property of tokend is read-only".into(),
+            ))),
+            (OBJECT_MANAGER, "GetManagedObjects") => Ok(Reply::Objects(
+                self.broker
+                    .status(&caller, None)?
+                    .into_iter()
+                    .map(|status| (provider_path(&status.name), managed_object(&status)))
+                    .collect(),
+            )),
+            (BROKER_INTERFACE, "GetToken") => {
+                let provider = body.deserialize::<&str>().map_err(bad_body)?;
+                self.token(&caller, provider, Freshness::Default).await
+            }
+            (BROKER_INTERFACE, "GetTokenMinValid") => {
+                let (provider, min_valid) = body.deserialize::<(&str, u32)>().map_err(bad_body)?;
+                let want = Freshness::AtLeast(Duration::from_secs(u64::from(min_valid)));
+                self.token(&caller, provider, want).await
+            }
+            (BROKER_INTERFACE, "Login") => {
+                let provider = body.deserialize::<&str>().map_err(bad_body)?;
+                let mut watch = self.broker.login(&caller, provider)?;
+                let prompt = watch.prompt().await?;
+                Ok(Reply::Prompt(
+                    prompt.user_code,
+                    prompt.verification_uri,
+                    prompt.verification_uri_complete.unwrap_or_default(),
+                    u32::try_from(prompt.expires_in).unwrap_or(u32::MAX),
+                ))
+            }
+            (BROKER_INTERFACE, "Logout") => {
+                let provider = body.deserialize::<&str>().map_err(bad_body)?;
+                self.broker.logout(&caller, provider).await?;
+                Ok(Reply::Empty)
+            }
+            (BROKER_INTERFACE, "ListProviders") => {
+                Ok(Reply::Names(self.broker.provider_names(&caller)))
+            }
+            _ => unreachable!("check_signature accepts only the methods above"),
+        }
+    }
+
+    async fn token(&self, caller: &Caller, provider: &str, want: Freshness) -> Answer {
+        // The broker checks the bounds: one rule for both front-ends.
+        let token = self.broker.token(caller, provider, want).await?;
+        debug!(provider, uid = caller.uid, "token handed out over D-Bus");
+        Ok(Reply::Token(
+            token.secret.expose().to_owned(),
+            token.expires_at.map_or(0, crate::broker::clock::unix_secs),
+        ))
+    }
+
+    /// The status of the provider whose object path ends in `element`, if
+    /// `caller` may see it.
+    fn visible_provider(&self, caller: &Caller, element: &str) -> Option<ProviderStatus> {
+        // Names map to path elements one to one ('-' becomes '_'; the
+        // config refuses two names with the same element), so the name is
+        // the element itself unless it had a '-'.
+        let name = if self.broker.role(caller, element) > crate::broker::Role::None {
+            element.to_owned()
+        } else if element.contains('_') {
+            self.broker
+                .provider_names(caller)
+                .into_iter()
+                .find(|name| object_path_element(name) == element)?
+        } else {
+            return None;
+        };
+        self.broker.status(caller, Some(&name)).ok()?.pop()
+    }
+
+    fn node<'a>(&self, object: Object<'a>, caller: &Caller) -> Node<'a> {
+        match object {
+            Object::Ancestor(child) => Node::Ancestor(child),
+            Object::Broker => Node::Broker,
+            Object::Providers => Node::Providers(
+                self.broker
+                    .provider_names(caller)
+                    .iter()
+                    .map(|name| object_path_element(name))
+                    .collect(),
+            ),
+            Object::Provider(_) => Node::Provider,
+        }
+    }
+}
+
+/// The interface of a call that names none: the only one with `member`
+/// on the object.
+fn implied_interface(object: Object<'_>, member: &str) -> &'static str {
+    if matches!(object, Object::Broker) && BROKER_METHODS.iter().any(|m| m.name == member) {
+        return BROKER_INTERFACE;
+    }
+    STANDARD_METHODS
+        .iter()
+        .find(|(_, name, _)| *name == member)
+        .map_or("", |(interface, _, _)| interface)
+}
+
+/// Refuses a call of a method the object does not have, or with the wrong
+/// arguments, as the standard errors say.
+fn check_signature(
+    object: Object<'_>,
+    interface: &str,
+    member: &str,
+    signature: &str,
+) -> Result<(), Refusal> {
+    let expected = match interface {
+        BROKER_INTERFACE if matches!(object, Object::Broker) => BROKER_METHODS
+            .iter()
+            .find(|m| m.name == member)
+            .map(|m| m.input),
+        OBJECT_MANAGER if !matches!(object, Object::Broker) => None,
+        PROPERTIES | INTROSPECTABLE | PEER | OBJECT_MANAGER => STANDARD_METHODS
+            .iter()
+            .find(|(i, name, _)| *i == interface && *name == member)
+            .map(|(_, _, input)| *input),
+        _ => {
+            return Err(Refusal::Standard(zbus::fdo::Error::UnknownInterface(
+                format!("no interface {interface}"),
+            )));
+        }
+    };
+    match expected {
+        None => Err(Refusal::Standard(zbus::fdo::Error::UnknownMethod(format!(
+            "{interface} has no method {member}"
+        )))),
+        Some(expected) if expected != signature => {
+            Err(Refusal::Standard(zbus::fdo::Error::InvalidArgs(format!(
+                "{interface}.{member} takes ({expected}), got ({signature})"
+            ))))
+        }
+        Some(_) => Ok(()),
+    }
+}
+
+/// The properties of `interface` on `object` (only providers have any).
+fn properties_of(
+    object: Object<'_>,
+    provider: Option<&ProviderStatus>,
+    interface: &str,
+) -> Result<Vec<(&'static str, Value<'static>)>, Refusal> {
+    match (provider, interface) {
+        (Some(status), PROVIDER_INTERFACE | "") => Ok(provider_properties(status)),
+        (_, BROKER_INTERFACE | OBJECT_MANAGER) if matches!(object, Object::Broker) => {
+            Ok(Vec::new())
+        }
+        (_, PROPERTIES | INTROSPECTABLE | PEER | "") => Ok(Vec::new()),
+        _ => Err(Refusal::Standard(zbus::fdo::Error::UnknownInterface(
+            format!("no interface {interface}"),
+        ))),
+    }
+}
+
+/// The `org.tokend.Provider1` properties of a provider.
+pub(super) fn provider_properties(status: &ProviderStatus) -> Vec<(&'static str, Value<'static>)> {
+    vec![
+        ("Name", Value::from(status.name.clone())),
+        ("Dialect", Value::from(status.dialect.clone())),
+        ("State", Value::from(status.state.clone())),
+        ("ExpiresAt", Value::from(status.expires_at.unwrap_or(0))),
+        ("Scopes", Value::from(status.scopes.clone())),
+        (
+            "LastError",
+            Value::from(status.last_error.clone().unwrap_or_default()),
+        ),
+    ]
+}
+
+/// A provider's entry in `GetManagedObjects` and `InterfacesAdded`.
+pub(super) fn managed_object(
+    status: &ProviderStatus,
+) -> HashMap<&'static str, HashMap<&'static str, Value<'static>>> {
+    HashMap::from([
+        (
+            PROVIDER_INTERFACE,
+            provider_properties(status).into_iter().collect(),
+        ),
+        (PROPERTIES, HashMap::new()),
+        (INTROSPECTABLE, HashMap::new()),
+        (PEER, HashMap::new()),
+    ])
+}
+
+fn machine_id() -> Answer {
+    std::fs::read_to_string("/etc/machine-id")
+        .map(|id| Reply::Text(id.trim().to_owned()))
+        .map_err(|e| {
+            Refusal::Standard(zbus::fdo::Error::Failed(format!(
+                "cannot read /etc/machine-id: {e}"
+            )))
+        })
+}

@@ -1,0 +1,170 @@
+//! Who is on the other end of the bus: callers identified once per
+//! connection, and the peers a signal about a provider may go to.
+//!
+//! The bus daemon vouches for a connection's uid, groups and pid
+//! (`GetConnectionCredentials`); they never change while the connection
+//! lives, and the bus never reuses a unique name, so each peer is asked
+//! about once and forgotten when the bus says it left (`NameOwnerChanged`).
+//!
+//! Signals say things about providers (a login's code, a state, an
+//! expiry). On the system bus, where every local user is a peer, they are
+//! sent to each known peer that holds the role the signal needs, never
+//! broadcast; a peer becomes known by calling the broker (any method, for
+//! instance `GetManagedObjects` or `ListProviders`). A session bus admits
+//! only its owner's connections, and the owner manages every provider, so
+//! there signals are broadcast as usual and any monitor sees them.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use futures_util::StreamExt as _;
+use tracing::debug;
+use zbus::fdo::DBusProxy;
+use zbus::message::Header;
+use zbus::names::{BusName, UniqueName};
+use zbus::{Connection, MatchRule, MessageStream};
+
+use super::DbusError;
+use crate::broker::{AccessPolicy, Caller, Role};
+
+/// Peers remembered at most; beyond this a caller is identified afresh on
+/// each call and gets no unicast signals. The bus's own per-user and total
+/// connection limits keep real systems far below it.
+const PEER_LIMIT: usize = 65_536;
+
+/// Where a signal goes.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Recipients {
+    /// To every peer of the bus (session bus).
+    Broadcast,
+    /// To each of these peers (system bus); none when nobody may see it.
+    Unicast(Vec<String>),
+}
+
+/// The known peers of the broker's connection.
+#[derive(Debug, Clone)]
+pub(super) struct Peers {
+    known: Arc<Mutex<HashMap<String, Caller>>>,
+    broadcast: bool,
+}
+
+impl Peers {
+    /// Peers of a connection to the system bus (`broadcast` false) or to a
+    /// session bus (`broadcast` true).
+    pub(super) fn new(broadcast: bool) -> Self {
+        Self {
+            known: Arc::default(),
+            broadcast,
+        }
+    }
+
+    /// The sender of a method call, as the bus daemon vouches.
+    pub(super) async fn caller(
+        &self,
+        connection: &Connection,
+        header: &Header<'_>,
+    ) -> Result<Caller, DbusError> {
+        let sender = header
+            .sender()
+            .ok_or_else(|| DbusError::Internal("the call has no sender".into()))?;
+        if let Some(caller) = self.map().get(sender.as_str()) {
+            return Ok(caller.clone());
+        }
+        let credentials = DBusProxy::new(connection)
+            .await?
+            .get_connection_credentials(BusName::Unique(sender.clone()))
+            .await
+            .map_err(|e| DbusError::Internal(format!("cannot identify the caller: {e}")))?;
+        let uid = credentials.unix_user_id().ok_or_else(|| {
+            DbusError::AccessDenied("the bus does not know the caller's uid".into())
+        })?;
+        let caller = Caller {
+            uid,
+            groups: credentials
+                .unix_group_ids()
+                .map_or_else(|| Arc::from([]), |ids| Arc::from(ids.as_slice())),
+            pid: credentials.process_id().and_then(|p| i32::try_from(p).ok()),
+        };
+        let mut known = self.map();
+        if known.len() < PEER_LIMIT {
+            known.insert(sender.as_str().to_owned(), caller.clone());
+        }
+        Ok(caller)
+    }
+
+    /// The peers a signal about a provider with `policy` may reach: those
+    /// with at least the role `needed` on it.
+    pub(super) fn recipients(&self, policy: &AccessPolicy, needed: Role) -> Recipients {
+        if self.broadcast {
+            return Recipients::Broadcast;
+        }
+        Recipients::Unicast(
+            self.map()
+                .iter()
+                .filter(|(_, caller)| policy.role(caller) >= needed)
+                .map(|(name, _)| name.clone())
+                .collect(),
+        )
+    }
+
+    /// The known peers that held `needed` under `before` and do not under
+    /// `after` (lost), and those that gain it (gained): none on a session
+    /// bus, where every peer is the owner.
+    pub(super) fn role_changes(
+        &self,
+        before: &AccessPolicy,
+        after: &AccessPolicy,
+        needed: Role,
+    ) -> (Vec<String>, Vec<String>) {
+        let (mut lost, mut gained) = (Vec::new(), Vec::new());
+        if self.broadcast {
+            return (lost, gained);
+        }
+        for (name, caller) in self.map().iter() {
+            match (before.role(caller) >= needed, after.role(caller) >= needed) {
+                (true, false) => lost.push(name.clone()),
+                (false, true) => gained.push(name.clone()),
+                _ => {}
+            }
+        }
+        (lost, gained)
+    }
+
+    /// Forgets peers as the bus reports them gone, until `connection`
+    /// closes.
+    pub(super) async fn forget_departed(self, connection: Connection) {
+        let rule = MatchRule::builder()
+            .msg_type(zbus::message::Type::Signal)
+            .sender("org.freedesktop.DBus")
+            .and_then(|b| b.interface("org.freedesktop.DBus"))
+            .and_then(|b| b.member("NameOwnerChanged"))
+            .map(zbus::match_rule::Builder::build);
+        let stream = match rule {
+            Ok(rule) => MessageStream::for_match_rule(rule, &connection, None).await,
+            Err(e) => Err(e),
+        };
+        let mut stream = match stream {
+            Ok(stream) => stream,
+            Err(e) => {
+                debug!("cannot watch peers leave the bus: {e}");
+                return;
+            }
+        };
+        while let Some(message) = stream.next().await {
+            let Ok(message) = message else { continue };
+            let body = message.body();
+            let Ok((name, _old, new)) = body.deserialize::<(&str, &str, &str)>() else {
+                continue;
+            };
+            if new.is_empty()
+                && let Ok(name) = UniqueName::try_from(name)
+            {
+                self.map().remove(name.as_str());
+            }
+        }
+    }
+
+    fn map(&self) -> MutexGuard<'_, HashMap<String, Caller>> {
+        self.known.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}

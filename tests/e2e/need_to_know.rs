@@ -1,0 +1,309 @@
+//! Need to know on the system bus: a local user's own D-Bus client (a
+//! Python jeepney peer run as `nobody`) learns nothing about a provider it
+//! has no role on, by any path: method answers, `GetManagedObjects`,
+//! `GetAll`, introspection, errors, and the signals it subscribes to while
+//! root logs in. A use-only user gets tokens but may not log in or out; a
+//! group grant holds on D-Bus as on the socket.
+//!
+//! The bus is a private `dbus-daemon` configured like a system bus with
+//! the shipped policy `dist/dbus/org.tokend.Broker1.conf` included.
+
+use crate::dist_dbus::{policy_for_this_user, system_like_bus};
+use crate::support;
+
+use std::io::{BufRead as _, BufReader};
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use support::bus::PrivateBus;
+use support::daemon::{Daemon, DaemonOptions, login};
+use support::other_uid::{NOBODY, can_switch_uid};
+use support::provider::Provider;
+
+/// The system's Python (with python3-jeepney), reachable by every uid.
+const PYTHON: &str = "/usr/bin/python3";
+
+/// How long a peer may take to show it listens.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The peer script, in a directory every uid can read.
+struct PeerScript {
+    dir: tempfile::TempDir,
+}
+
+impl PeerScript {
+    fn new() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("tokend-peer.")
+            .tempdir()
+            .unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let path = dir.path().join("bus_peer.py");
+        std::fs::write(&path, include_str!("support/bus_peer.py")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        Self { dir }
+    }
+
+    fn path(&self) -> PathBuf {
+        self.dir.path().join("bus_peer.py")
+    }
+
+    /// The peer run as `uid` with the one group `gid` (primary and only
+    /// supplementary group, as a login gives).
+    fn command(&self, uid: u32, gid: u32, address: &str) -> Command {
+        let mut command = Command::new("setpriv");
+        command
+            .arg(format!("--reuid={uid}"))
+            .arg(format!("--regid={gid}"))
+            .arg(format!("--groups={gid}"))
+            .arg(PYTHON)
+            .arg(self.path())
+            .arg(address)
+            .env_clear()
+            .stdin(Stdio::null());
+        command
+    }
+
+    /// The JSON lines the peer printed for `args`.
+    fn run(&self, uid: u32, gid: u32, address: &str, args: &[&str]) -> Vec<serde_json::Value> {
+        let out = self.command(uid, gid, address).args(args).output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "peer {args:?}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect()
+    }
+}
+
+/// A listening peer: its stdout lines arrive on a channel.
+struct Listener {
+    child: std::process::Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Listener {
+    fn start(script: &PeerScript, uid: u32, gid: u32, address: &str, until: &str) -> Self {
+        let mut child = script
+            .command(uid, gid, address)
+            .args(["listen", until])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (send, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if send.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let ready = lines.recv_timeout(READY_TIMEOUT);
+        assert_eq!(ready.as_deref(), Ok("ready"), "the peer did not start");
+        Self { child, lines }
+    }
+
+    /// Every signal it received, once it saw the end it waits for.
+    fn finish(mut self) -> Vec<String> {
+        let status = self.child.wait().unwrap();
+        let lines: Vec<String> = self.lines.try_iter().collect();
+        assert!(status.success(), "the peer saw no end: {lines:#?}");
+        lines
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn answer<'a>(answers: &'a [serde_json::Value], call: &str) -> &'a serde_json::Value {
+    answers
+        .iter()
+        .find(|a| a["call"] == call)
+        .unwrap_or_else(|| panic!("no answer to {call}: {answers:#?}"))
+}
+
+/// A system-like bus with the shipped policy, and tokend (as root) on it
+/// with three providers: `secret` (no grant), `shared` (nobody may use
+/// it), `grouped` (group `users` may use it).
+struct Setup {
+    daemon: Daemon,
+    provider: Provider,
+    script: PeerScript,
+    bus: PrivateBus,
+    _dirs: (tempfile::TempDir, tempfile::TempDir),
+}
+
+impl Setup {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let (bus, bus_config) = system_like_bus(&policy_for_this_user(dir.path()));
+        let provider = Provider::rfc8628();
+        let config = format!(
+            "{}{}{}",
+            provider.config("secret"),
+            provider.config_with("shared", &format!("allow_users = [{NOBODY}]")),
+            provider.config_with("grouped", "allow_groups = [\"users\"]"),
+        );
+        let daemon = Daemon::start_with(
+            &config,
+            DaemonOptions {
+                bus: "system",
+                env: vec![("DBUS_SYSTEM_BUS_ADDRESS".into(), bus.address().into())],
+                ..DaemonOptions::default()
+            },
+        );
+        Self {
+            daemon,
+            provider,
+            script: PeerScript::new(),
+            bus,
+            _dirs: (dir, bus_config),
+        }
+    }
+
+    /// Root logs `name` in; returns the login's user code.
+    fn login(&self, name: &str) -> String {
+        let mut shown = String::new();
+        login(&self.daemon, name, |code| {
+            code.clone_into(&mut shown);
+            self.provider.approve(code).unwrap();
+        });
+        shown
+    }
+
+    /// The peer's answers for `args`, run as `uid` in group `gid`.
+    fn peer(&self, uid: u32, gid: u32, args: &[&str]) -> Vec<serde_json::Value> {
+        self.script.run(uid, gid, self.bus.address(), args)
+    }
+}
+
+#[test]
+fn a_local_user_learns_nothing_of_providers_it_has_no_role_on() {
+    if !can_switch_uid() {
+        eprintln!("SKIPPED a_local_user_learns_nothing_of_providers_it_has_no_role_on: needs root");
+        return;
+    }
+    let setup = Setup::start();
+    let answers = setup.peer(NOBODY, NOBODY, &["ask"]);
+
+    // (The answers about the paths it asked for itself echo those paths.)
+    let unprompted: Vec<_> = answers
+        .iter()
+        .filter(|a| !a["call"].as_str().unwrap().ends_with(" secret"))
+        .collect();
+    let everything = serde_json::to_string(&unprompted).unwrap();
+    assert!(
+        !everything.contains("secret") && !everything.contains("grouped"),
+        "nobody learned of a provider it has no role on: {answers:#?}"
+    );
+    assert_eq!(answer(&answers, "ListProviders")["ok"], "(['shared'],)");
+    let objects = answer(&answers, "GetManagedObjects")["ok"]
+        .as_str()
+        .unwrap();
+    assert!(objects.contains("/providers/shared"), "{objects}");
+    let children = answer(&answers, "IntrospectProviders")["ok"]
+        .as_str()
+        .unwrap();
+    assert!(children.contains("<node name=\"shared\"/>"), "{children}");
+    assert_eq!(children.matches("<node name=").count(), 1, "{children}");
+    assert!(
+        answer(&answers, "GetAll shared")["ok"]
+            .as_str()
+            .unwrap()
+            .contains("'active'")
+            || answer(&answers, "GetAll shared")["ok"]
+                .as_str()
+                .unwrap()
+                .contains("'logged_out'"),
+        "{answers:#?}"
+    );
+    // A provider without a role answers exactly as one that does not exist.
+    for call in ["GetAll", "Introspect"] {
+        let hidden = answer(&answers, &format!("{call} secret"));
+        let missing = answer(&answers, &format!("{call} nonexistent"));
+        assert_eq!(hidden["error"], "org.freedesktop.DBus.Error.UnknownObject");
+        assert_eq!(hidden["error"], missing["error"]);
+        assert_eq!(
+            hidden["message"].as_str().unwrap().replace("secret", "X"),
+            missing["message"]
+                .as_str()
+                .unwrap()
+                .replace("nonexistent", "X")
+        );
+    }
+
+    // While root logs both in, nobody (a known peer: it called the broker)
+    // and root listen to every signal.
+    let address = setup.bus.address();
+    let nobody = Listener::start(&setup.script, NOBODY, NOBODY, address, "shared");
+    let root = Listener::start(&setup.script, 0, 0, address, "shared");
+    let codes: Vec<String> = ["secret", "shared", "grouped"]
+        .iter()
+        .map(|name| setup.login(name))
+        .collect();
+    let seen_by_nobody = nobody.finish().join("\n");
+    let seen_by_root = root.finish().join("\n");
+    // Root, who manages everything, saw the prompts: signals do flow.
+    assert!(
+        seen_by_root.contains("\"signal\": \"LoginPrompt\"") && seen_by_root.contains("'secret'"),
+        "{seen_by_root}"
+    );
+    // Nobody saw its provider's end, and nothing of the others, and no
+    // prompt at all (a use-only user may not see login codes).
+    assert!(
+        seen_by_nobody.contains("LoginFinished") && seen_by_nobody.contains("'shared'"),
+        "{seen_by_nobody}"
+    );
+    assert!(!seen_by_nobody.contains("secret"), "{seen_by_nobody}");
+    assert!(!seen_by_nobody.contains("LoginPrompt"), "{seen_by_nobody}");
+    for code in &codes {
+        assert!(!seen_by_nobody.contains(code.as_str()), "{seen_by_nobody}");
+    }
+}
+
+/// Use without manage over D-Bus, and a group grant by the groups the bus
+/// reports.
+#[test]
+fn a_use_only_user_gets_tokens_and_a_group_grant_holds_on_the_bus() {
+    if !can_switch_uid() {
+        eprintln!(
+            "SKIPPED a_use_only_user_gets_tokens_and_a_group_grant_holds_on_the_bus: needs root"
+        );
+        return;
+    }
+    let setup = Setup::start();
+    for name in ["shared", "grouped"] {
+        setup.login(name);
+    }
+    // Use: a token, but neither login nor logout.
+    let token = setup.peer(NOBODY, NOBODY, &["call", "GetToken", "shared"]);
+    assert!(token[0]["ok"].as_str().is_some(), "{token:?}");
+    for method in ["Login", "Logout"] {
+        let refused = setup.peer(NOBODY, NOBODY, &["call", method, "shared"]);
+        assert_eq!(
+            refused[0]["error"], "org.tokend.Error.AccessDenied",
+            "{method}: {refused:?}"
+        );
+    }
+    // A group grant, by the groups the bus reports for the caller.
+    let users = 100;
+    let token = setup.peer(NOBODY, users, &["call", "GetToken", "grouped"]);
+    assert!(token[0]["ok"].as_str().is_some(), "{token:?}");
+    let refused = setup.peer(NOBODY, NOBODY, &["call", "GetToken", "grouped"]);
+    assert_eq!(
+        refused[0]["error"], "org.tokend.Error.UnknownProvider",
+        "{refused:?}"
+    );
+}

@@ -1,0 +1,91 @@
+"""A peer of tokend's bus, for the need-to-know tests: what a local user's
+own D-Bus client can learn. Run as that user with /usr/bin/python3.
+
+    bus_peer.py ADDRESS ask                 # answers to the read-only calls
+    bus_peer.py ADDRESS call METHOD NAME    # one org.tokend.Broker1 call
+    bus_peer.py ADDRESS listen PROVIDER     # every signal it receives, until
+                                            # LoginFinished for PROVIDER
+
+Each answer or signal is one JSON line on stdout; `listen` prints "ready"
+once it is subscribed (to every signal of the bus, and it tries to
+eavesdrop) and known to tokend (it has called ListProviders).
+"""
+import json
+import sys
+import time
+
+from jeepney import DBusAddress, HeaderFields, MatchRule, MessageType, new_method_call
+from jeepney.bus_messages import message_bus
+from jeepney.io.blocking import open_dbus_connection
+
+BROKER = "/org/tokend/Broker1"
+NAME = "org.tokend.Broker1"
+LISTEN_LIMIT_S = 60
+
+
+def call(conn, path, interface, method, signature=None, body=()):
+    address = DBusAddress(path, bus_name=NAME, interface=interface)
+    reply = conn.send_and_get_reply(new_method_call(address, method, signature, body))
+    fields = reply.header.fields
+    if reply.header.message_type == MessageType.error:
+        return {"error": fields.get(HeaderFields.error_name), "message": reply.body[0] if reply.body else ""}
+    return {"ok": repr(reply.body)}
+
+
+def ask(conn):
+    providers = BROKER + "/providers"
+    answers = {
+        "ListProviders": call(conn, BROKER, NAME, "ListProviders"),
+        "GetManagedObjects": call(conn, BROKER, "org.freedesktop.DBus.ObjectManager", "GetManagedObjects"),
+        "IntrospectProviders": call(conn, providers, "org.freedesktop.DBus.Introspectable", "Introspect"),
+        "IntrospectBroker": call(conn, BROKER, "org.freedesktop.DBus.Introspectable", "Introspect"),
+    }
+    for name in ["secret", "shared", "nonexistent"]:
+        path = providers + "/" + name
+        answers["GetAll " + name] = call(
+            conn, path, "org.freedesktop.DBus.Properties", "GetAll", "s", ("org.tokend.Provider1",))
+        answers["Introspect " + name] = call(conn, path, "org.freedesktop.DBus.Introspectable", "Introspect")
+    for name, answer in answers.items():
+        print(json.dumps({"call": name, **answer}), flush=True)
+
+
+def listen(conn, until):
+    conn.send_and_get_reply(message_bus.AddMatch(MatchRule(type="signal")))
+    try:
+        conn.send_and_get_reply(message_bus.AddMatch(MatchRule(eavesdrop=True)))
+    except Exception:  # refused by the bus, as it should be
+        pass
+    call(conn, BROKER, NAME, "ListProviders")
+    print("ready", flush=True)
+    deadline = time.monotonic() + LISTEN_LIMIT_S
+    while time.monotonic() < deadline:
+        try:
+            msg = conn.receive(timeout=deadline - time.monotonic())
+        except TimeoutError:
+            break
+        if msg.header.message_type != MessageType.signal:
+            continue
+        fields = msg.header.fields
+        member = fields.get(HeaderFields.member)
+        print(json.dumps({"signal": member, "path": fields.get(HeaderFields.path),
+                          "sender": fields.get(HeaderFields.sender), "body": repr(msg.body)}), flush=True)
+        if member == "LoginFinished" and msg.body and msg.body[0] == until:
+            return 0
+    print("no LoginFinished for " + until, file=sys.stderr)
+    return 3
+
+
+def main():
+    address, mode = sys.argv[1], sys.argv[2]
+    conn = open_dbus_connection(bus=address)
+    if mode == "ask":
+        ask(conn)
+        return 0
+    if mode == "call":
+        method, provider = sys.argv[3], sys.argv[4]
+        print(json.dumps(call(conn, BROKER, NAME, method, "s", (provider,))), flush=True)
+        return 0
+    return listen(conn, sys.argv[3])
+
+
+sys.exit(main())
