@@ -37,6 +37,8 @@ declare -A needed=(
 )
 # The Python D-Bus example (dist/examples/get_token.py) is run by the tests.
 /usr/bin/python3 -c 'import jeepney' 2>/dev/null || missing+=(python3-jeepney)
+# An extra name service source, for the test that names resolve through NSS.
+[ -e /usr/lib/libnss_extrausers.so.2 ] || missing+=(libnss-extrausers)
 for cmd in "${!needed[@]}"; do
     command -v "$cmd" >/dev/null 2>&1 || missing+=("${needed[$cmd]}")
 done

@@ -129,7 +129,15 @@ pub fn describe_roles(config: &ProviderConfig) -> String {
         users
             .iter()
             .map(|u| format!("uid {u}"))
-            .chain(groups.iter().map(|g| format!("gid {}", g.gid)))
+            .chain(groups.iter().map(|g| {
+                if g.member_uids.is_empty() {
+                    format!("gid {}", g.gid)
+                } else {
+                    let members: Vec<String> =
+                        g.member_uids.iter().map(|u| format!("uid {u}")).collect();
+                    format!("gid {} (members {})", g.gid, members.join(", "))
+                }
+            }))
             .collect()
     }
     let mut manage = vec!["root".to_owned(), "the daemon's user".to_owned()];

@@ -68,14 +68,13 @@ pub(super) fn parse(
         return None;
     }
     let mut top = TableReader::new(root.get_ref(), root.span(), "the top level");
-    let users = UserDb::read(&env.etc);
 
     let empty = toml::de::DeTable::new();
     let mut daemon_table = top
         .table(diags, "daemon")
         .unwrap_or_else(|| TableReader::new(&empty, 0..0, ""));
     daemon_table.context = "[daemon]".into();
-    let daemon = daemon_config(&mut daemon_table, path, env, &users, diags);
+    let daemon = daemon_config(&mut daemon_table, path, env, diags);
 
     let mut providers = Vec::new();
     match top.take("providers") {
@@ -89,7 +88,6 @@ pub(super) fn parse(
                         path,
                         file_mode,
                         env,
-                        &users,
                         diags,
                     ) {
                         providers.push(p);
@@ -122,7 +120,6 @@ fn daemon_config(
     table: &mut TableReader<'_, '_>,
     config_path: &Path,
     env: &Environment,
-    users: &UserDb,
     diags: &mut Diagnostics<'_>,
 ) -> Option<DaemonConfig> {
     let span = table.span.clone();
@@ -152,7 +149,7 @@ fn daemon_config(
     };
     let socket_group = table.take("socket_group").and_then(|value| {
         let name = reader::expect_str(diags, "socket_group", value)?;
-        let gid = users.group(name).map(|g| g.gid);
+        let gid = UserDb::group(name).map(|g| g.gid);
         if gid.is_none() {
             diags.error(
                 &value.span(),
@@ -261,7 +258,6 @@ fn provider_config(
     config_path: &Path,
     file_mode: Option<u32>,
     env: &Environment,
-    users: &UserDb,
     diags: &mut Diagnostics<'_>,
 ) -> Option<ProviderConfig> {
     let context = format!("[providers.{name}]");
@@ -306,13 +302,13 @@ fn provider_config(
         .and_then(|v| url_value(diags, "verification_uri", v));
     let mut user_ids = |key: &str| {
         t.take(key)
-            .map_or_else(Vec::new, |v| users.resolve_users(key, v, diags))
+            .map_or_else(Vec::new, |v| UserDb::resolve_users(key, v, diags))
     };
     let allow_users = user_ids("allow_users");
     let manage_users = user_ids("manage_users");
     let mut group_ids = |key: &str| {
         t.take(key)
-            .map_or_else(Vec::new, |v| users.resolve_groups(key, v, diags))
+            .map_or_else(Vec::new, |v| UserDb::resolve_groups(key, v, diags))
     };
     let allow_groups = group_ids("allow_groups");
     let manage_groups = group_ids("manage_groups");

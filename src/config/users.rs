@@ -1,69 +1,55 @@
-//! User and group names, resolved from `/etc/passwd` and `/etc/group`.
+//! User and group names, resolved through the system's name service
+//! (NSS: `/etc/passwd` and `/etc/group`, and LDAP, sssd, systemd-homed or
+//! whatever else `/etc/nsswitch.conf` names), by `nix`'s wrappers of
+//! `getpwnam_r`/`getgrnam_r`.
 
 use std::collections::BTreeSet;
 use std::ops::Range;
-use std::path::Path;
+
+use nix::unistd::{Gid, Group as NssGroup, User};
 
 use super::reader;
 use super::{Diagnostics, GroupGrant};
 
-/// Users and groups from `/etc/passwd` and `/etc/group`, for `allow_users`,
-/// `allow_groups` and `socket_group` given by name.
+/// Users and groups by name, for `allow_users`, `allow_groups`,
+/// `manage_*` and `socket_group`. Looked up when asked; a name service
+/// that fails counts as "no such name", and the error says so.
 #[derive(Debug, Default)]
-pub(super) struct UserDb {
-    users: Vec<(String, u32, u32)>,
-    groups: Vec<Group>,
-}
+pub(super) struct UserDb;
 
+/// A group as the name service describes it.
 #[derive(Debug)]
 pub(super) struct Group {
-    name: String,
     pub(super) gid: u32,
     members: Vec<String>,
 }
 
+impl From<NssGroup> for Group {
+    fn from(group: NssGroup) -> Self {
+        Self {
+            gid: group.gid.as_raw(),
+            members: group.mem,
+        }
+    }
+}
+
 impl UserDb {
-    pub(super) fn read(etc: &Path) -> Self {
-        let lines = |file: &str| std::fs::read_to_string(etc.join(file)).unwrap_or_default();
-        let users = lines("passwd")
-            .lines()
-            .filter_map(|line| {
-                let f: Vec<&str> = line.split(':').collect();
-                Some((
-                    f.first()?.to_string(),
-                    f.get(2)?.parse().ok()?,
-                    f.get(3)?.parse().ok()?,
-                ))
-            })
-            .collect();
-        let groups = lines("group")
-            .lines()
-            .filter_map(|line| {
-                let f: Vec<&str> = line.split(':').collect();
-                Some(Group {
-                    name: f.first()?.to_string(),
-                    gid: f.get(2)?.parse().ok()?,
-                    members: f
-                        .get(3)
-                        .map(|m| {
-                            m.split(',')
-                                .filter(|s| !s.is_empty())
-                                .map(str::to_owned)
-                                .collect()
-                        })
-                        .unwrap_or_default(),
-                })
-            })
-            .collect();
-        Self { users, groups }
+    pub(super) fn group(name: &str) -> Option<Group> {
+        NssGroup::from_name(name).ok().flatten().map(Group::from)
     }
 
-    pub(super) fn group(&self, name: &str) -> Option<&Group> {
-        self.groups.iter().find(|g| g.name == name)
+    fn group_by_id(gid: u32) -> Option<Group> {
+        NssGroup::from_gid(Gid::from_raw(gid))
+            .ok()
+            .flatten()
+            .map(Group::from)
+    }
+
+    fn uid_of(name: &str) -> Option<u32> {
+        User::from_name(name).ok().flatten().map(|u| u.uid.as_raw())
     }
 
     pub(super) fn resolve_users(
-        &self,
         key: &str,
         value: &reader::Value<'_>,
         diags: &mut Diagnostics<'_>,
@@ -74,11 +60,11 @@ impl UserDb {
                 IdItem::Number(uid) => {
                     out.insert(uid);
                 }
-                IdItem::Name(name) => match self.users.iter().find(|(n, _, _)| *n == name) {
-                    Some((_, uid, _)) => {
-                        out.insert(*uid);
+                IdItem::Name(name) => match Self::uid_of(&name) {
+                    Some(uid) => {
+                        out.insert(uid);
                     }
-                    None => diags.error(&span, format!("`{key}`: no user named `{name}` (use a numeric uid for users not in /etc/passwd)")),
+                    None => diags.error(&span, format!("`{key}`: no user named `{name}` in the name service (getent passwd {name}); use a numeric uid for a user it does not know")),
                 },
             }
         }
@@ -86,7 +72,6 @@ impl UserDb {
     }
 
     pub(super) fn resolve_groups(
-        &self,
         key: &str,
         value: &reader::Value<'_>,
         diags: &mut Diagnostics<'_>,
@@ -94,11 +79,11 @@ impl UserDb {
         let mut out = Vec::new();
         for (item, span) in id_items(value, key, diags) {
             let group = match item {
-                IdItem::Number(gid) => self.groups.iter().find(|g| g.gid == gid),
+                IdItem::Number(gid) => Self::group_by_id(gid),
                 IdItem::Name(ref name) => {
-                    let g = self.group(name);
+                    let g = Self::group(name);
                     if g.is_none() {
-                        diags.error(&span, format!("`{key}`: no group named `{name}`"));
+                        diags.error(&span, format!("`{key}`: no group named `{name}` in the name service (getent group {name})"));
                         continue;
                     }
                     g
@@ -110,17 +95,7 @@ impl UserDb {
                 (None, IdItem::Name(_)) => continue,
             };
             let member_uids = group
-                .map(|g| {
-                    g.members
-                        .iter()
-                        .filter_map(|m| {
-                            self.users
-                                .iter()
-                                .find(|(n, _, _)| n == m)
-                                .map(|(_, uid, _)| *uid)
-                        })
-                        .collect()
-                })
+                .map(|g| g.members.iter().filter_map(|m| Self::uid_of(m)).collect())
                 .unwrap_or_default();
             out.push(GroupGrant { gid, member_uids });
         }

@@ -1,6 +1,7 @@
 //! `tokend --check` and start-up with bad configs: every problem listed as
 //! `file:line:col: message`, non-zero exit, and no half-started daemon.
 
+use std::path::Path;
 use std::process::Command;
 
 fn tokend(args: &[&str]) -> std::process::Output {
@@ -142,5 +143,80 @@ fn the_example_config_is_valid() {
         Some(0),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Where libnss-extrausers (Debian) keeps its module.
+const EXTRAUSERS_MODULE: &str = "/usr/lib/libnss_extrausers.so.2";
+
+/// Users and groups come from the name service, not from reading
+/// `/etc/passwd`: a user and a group that exist only in an extra NSS
+/// source (libnss-extrausers, enabled for this one process through a
+/// private mount namespace whose `/etc/nsswitch.conf` names it) are
+/// resolved by name.
+#[test]
+fn names_resolve_through_the_name_service() {
+    if !rustix::process::geteuid().is_root() || !Path::new(EXTRAUSERS_MODULE).exists() {
+        eprintln!(
+            "SKIPPED names_resolve_through_the_name_service: needs root (a mount namespace) and libnss-extrausers"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let extra = dir.path().join("extrausers");
+    std::fs::create_dir(&extra).unwrap();
+    std::fs::write(
+        extra.join("passwd"),
+        "tokend-nss-user:x:4242:4242::/nonexistent:/usr/sbin/nologin\n",
+    )
+    .unwrap();
+    std::fs::write(
+        extra.join("group"),
+        "tokend-nss-group:x:4343:tokend-nss-user\n",
+    )
+    .unwrap();
+    let nsswitch = dir.path().join("nsswitch.conf");
+    std::fs::write(
+        &nsswitch,
+        "passwd: files extrausers\ngroup: files extrausers\nshadow: files\n",
+    )
+    .unwrap();
+    let config = dir.path().join("nss.toml");
+    std::fs::write(
+        &config,
+        "[providers.gh]\ndevice_authorization_endpoint = \"https://github.com/login/device/code\"\ntoken_endpoint = \"https://github.com/login/oauth/access_token\"\nclient_id = \"Iv1\"\nallow_users = [\"tokend-nss-user\"]\nmanage_groups = [\"tokend-nss-group\"]\n",
+    )
+    .unwrap();
+    // In a mount namespace of its own, so the machine's name service is
+    // untouched.
+    let script = format!(
+        "mount --bind {} /etc/nsswitch.conf && mount --bind {} /var/lib/extrausers && exec {} --check --config {}",
+        nsswitch.display(),
+        extra.display(),
+        env!("CARGO_BIN_EXE_tokend"),
+        config.display()
+    );
+    let out = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("  gh: manage: root, the daemon's user, gid 4343 (members uid 4242); use: uid 4242"),
+        "{text}"
+    );
+    // Outside that namespace the names are unknown, and the error says
+    // where tokend looked.
+    let out = tokend(&["--check", "--config", config.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("no user named `tokend-nss-user` in the name service"),
+        "{err}"
     );
 }
