@@ -47,6 +47,38 @@ quiet tokend --check --config /etc/tokend/config.toml
 quiet tokenctl --version
 quiet man -w tokend tokenctl
 
+# Reaching the socket and reading the secrets are separate permissions: a
+# member of the socket's group connects but cannot read the config. The
+# daemon is started as the unit starts it (its User=, Group= and
+# SupplementaryGroups=), on a copy of the config without the system bus
+# (none runs here) and with socket_mode "0660".
+getent group tokend-clients >/dev/null || fail "postinst created no group tokend-clients"
+[ -z "$(getent group tokend | cut -d: -f4)" ] || fail "group tokend (may read the config) has members"
+unit=/usr/lib/systemd/system/tokend.service
+unit_key() { sed -n "s/^$1=//p" "$unit" | tail -n 1; }
+[ "$(unit_key User)" = tokend ] && [ "$(unit_key Group)" = tokend-clients ] \
+    && [ "$(unit_key SupplementaryGroups)" = tokend ] \
+    || fail "the unit runs as $(unit_key User):$(unit_key Group) +$(unit_key SupplementaryGroups), not tokend:tokend-clients +tokend"
+sed -e 's/^bus = "system"/bus = "none"\nsocket_mode = "0660"/' \
+    /etc/tokend/config.toml >/etc/tokend/socket-test.toml
+grep -q '^socket_mode = "0660"' /etc/tokend/socket-test.toml || fail "the packaged config has no bus = \"system\" line to edit"
+chown root:tokend /etc/tokend/socket-test.toml && chmod 0640 /etc/tokend/socket-test.toml
+install -d -m 0755 -o tokend -g tokend-clients /run/tokend
+quiet useradd --system --no-create-home --groups tokend-clients tokend-test-client
+RUNTIME_DIRECTORY=/run/tokend setpriv --reuid=tokend --regid=tokend-clients --groups=tokend \
+    /usr/bin/tokend --config /etc/tokend/socket-test.toml >"$work/daemon.log" 2>&1 &
+daemon=$!
+for _ in $(seq 100); do [ -S /run/tokend/tokend.sock ] && break; sleep 0.1; done
+as_client() { setpriv --reuid=tokend-test-client --regid=nogroup --init-groups "$@"; }
+as_client tokenctl --socket /run/tokend/tokend.sock version >"$work/out" 2>&1 \
+    || { cat "$work/out" "$work/daemon.log" >&2; fail "a member of tokend-clients cannot reach the socket"; }
+if as_client cat /etc/tokend/config.toml >/dev/null 2>&1; then
+    fail "a member of tokend-clients can read /etc/tokend/config.toml"
+fi
+kill "$daemon" && wait "$daemon" || true
+userdel tokend-test-client
+rm /etc/tokend/socket-test.toml
+
 # An upgrade keeps the user and the config's owner and mode.
 echo '# edited by the administrator' >>/etc/tokend/config.toml
 quiet dpkg -i "$deb"

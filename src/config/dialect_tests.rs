@@ -1,6 +1,8 @@
 //! Tests of the dialect-specific keys: each dialect's own settings, its
 //! requirements, and keys of other dialects refused at their place.
 
+use std::os::unix::fs::PermissionsExt as _;
+
 use super::tests::Fixture;
 use super::*;
 

@@ -15,7 +15,6 @@ mod store;
 mod users;
 
 use std::collections::BTreeMap;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -27,6 +26,7 @@ pub use store::{DEFAULT_KEY_CREDENTIAL, EncryptedFileConfig};
 
 use crate::provider::DialectKind;
 use crate::secret::Secret;
+use secrets::FileAccess;
 
 /// Which D-Bus bus to serve on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -371,8 +371,8 @@ pub fn load(path: &Path, env: &Environment) -> Result<Config, ConfigError> {
         source,
     })?;
     let mut diags = Diagnostics::new(path, &text);
-    let mode = std::fs::metadata(path).map(|m| m.permissions().mode()).ok();
-    if let Some(mode) = mode.filter(|m| m & 0o022 != 0) {
+    let access = std::fs::metadata(path).ok().map(|m| FileAccess::of(&m));
+    if let Some(mode) = access.map(|a| a.mode).filter(|m| m & 0o022 != 0) {
         // Whoever can write the config can point a provider at their own
         // server and collect its tokens: refuse it, as ssh refuses a
         // writable authorized_keys.
@@ -382,7 +382,7 @@ pub fn load(path: &Path, env: &Environment) -> Result<Config, ConfigError> {
             mode & 0o7777
         ));
     }
-    let parsed = parse::parse(&text, path, mode, env, &mut diags);
+    let parsed = parse::parse(&text, path, access, env, &mut diags);
     if diags.has_errors() {
         return Err(ConfigError::Invalid {
             diagnostics: diags.into_sorted(),

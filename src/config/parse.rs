@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::dialect::{self, DIALECT_KEYS};
 use super::endpoints::{endpoint_source, url_value};
 use super::reader::{self, TableReader};
-use super::secrets::{self, CLIENT_SECRET, SecretContext};
+use super::secrets::{self, CLIENT_SECRET, FileAccess, SecretContext};
 use super::users::UserDb;
 use super::{BusKind, DaemonConfig, Diagnostics, Environment, ProviderConfig, StoreKind};
 use crate::provider::DialectKind;
@@ -53,7 +53,7 @@ pub(super) type Parsed = (DaemonConfig, Vec<ProviderConfig>);
 pub(super) fn parse(
     text: &str,
     path: &Path,
-    file_mode: Option<u32>,
+    file_mode: Option<FileAccess>,
     env: &Environment,
     diags: &mut Diagnostics<'_>,
 ) -> Option<Parsed> {
@@ -256,7 +256,7 @@ fn provider_config(
     name_span: Range<usize>,
     value: &reader::Value<'_>,
     config_path: &Path,
-    file_mode: Option<u32>,
+    file_mode: Option<FileAccess>,
     env: &Environment,
     diags: &mut Diagnostics<'_>,
 ) -> Option<ProviderConfig> {

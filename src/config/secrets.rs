@@ -1,7 +1,6 @@
 //! Secrets in the config: where they come from (the file itself, a file of
 //! their own, a systemd credential) and how the client secret is sent.
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use super::reader::{self, TableReader};
@@ -27,12 +26,57 @@ pub(super) const CLIENT_SECRET: SecretKeys = SecretKeys {
     credential: Some("client_secret_credential"),
 };
 
+/// A file's permission bits and group, to tell who else may read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct FileAccess {
+    /// The permission bits.
+    pub mode: u32,
+    /// The owning group.
+    pub gid: u32,
+}
+
+impl FileAccess {
+    /// Of the file `meta` describes.
+    pub(super) fn of(meta: &std::fs::Metadata) -> Self {
+        use std::os::unix::fs::MetadataExt as _;
+        Self {
+            mode: meta.mode(),
+            gid: meta.gid(),
+        }
+    }
+
+    /// Who may read the file besides its owner and the daemon, in words,
+    /// or `None`: every local user when it is world-readable; when it is
+    /// group-readable, the group's listed members (the daemon's own group
+    /// has none: its one user has it as primary group). A socket group
+    /// that users are added to is such a group, which is why the shipped
+    /// system setup gives the socket a group of its own (`tokend-clients`).
+    pub(super) fn other_readers(self) -> Option<String> {
+        if self.mode & 0o004 != 0 {
+            return Some("every local user (world-readable)".to_owned());
+        }
+        if self.mode & 0o040 == 0 {
+            return None;
+        }
+        let group = nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(self.gid))
+            .ok()
+            .flatten()?;
+        (!group.mem.is_empty()).then(|| {
+            format!(
+                "the members of its group `{}` ({})",
+                group.name,
+                group.mem.join(", ")
+            )
+        })
+    }
+}
+
 /// Where the config file is and what it allows, for reading secrets.
 pub(super) struct SecretContext<'a> {
     /// The config file; relative secret files are next to it.
     pub config_path: &'a Path,
-    /// Its permission bits.
-    pub file_mode: Option<u32>,
+    /// Its permission bits and group.
+    pub file_mode: Option<FileAccess>,
     /// The process environment (`$CREDENTIALS_DIRECTORY`).
     pub env: &'a Environment,
 }
@@ -64,11 +108,11 @@ pub(super) fn secret(
             diags.error(&v.span(), format!("`{}` is empty", keys.inline));
             return Err(());
         }
-        if context.file_mode.is_some_and(|m| m & 0o004 != 0) {
+        if let Some(readers) = context.file_mode.and_then(FileAccess::other_readers) {
             diags.warning(
                 &v.span(),
                 format!(
-                    "the config file is world-readable and holds a secret (`{}`); chmod 600 it or use `{}`",
+                    "the config file holds a secret (`{}`) and is readable by {readers}; only the daemon should read it: chmod 0640 with a group no one else is in (the daemon's own), or use `{}`",
                     keys.inline, keys.file
                 ),
             );
@@ -109,11 +153,14 @@ pub(super) fn secret(
         return Ok(None);
     };
     match read_secret_file(&file) {
-        Ok((secret, mode)) => {
-            if mode & 0o004 != 0 {
+        Ok((secret, access)) => {
+            if let Some(readers) = access.other_readers() {
                 diags.warning(
                     &key.span(),
-                    format!("{} is world-readable; chmod 600 it", file.display()),
+                    format!(
+                        "{} is readable by {readers}; only the daemon should read it: chmod 0600 it (or 0640 with the daemon's own group)",
+                        file.display()
+                    ),
                 );
             }
             Ok(Some(secret))
@@ -129,7 +176,7 @@ pub(super) fn secret(
 }
 
 /// Reads a secret from a file: the whole content, one trailing newline removed.
-fn read_secret_file(path: &Path) -> Result<(Secret, u32), String> {
+fn read_secret_file(path: &Path) -> Result<(Secret, FileAccess), String> {
     let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
     if !meta.is_file() {
         return Err("not a regular file".into());
@@ -144,7 +191,7 @@ fn read_secret_file(path: &Path) -> Result<(Secret, u32), String> {
     if text.is_empty() {
         return Err("the file is empty".into());
     }
-    Ok((Secret::from(text), meta.permissions().mode()))
+    Ok((Secret::from(text), FileAccess::of(&meta)))
 }
 
 /// Reads `client_auth`: how the client secret is sent. The default is the

@@ -1,6 +1,7 @@
 //! Tests of config parsing: every problem found, each at its place.
 
 use std::io::Write;
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 
 use super::*;

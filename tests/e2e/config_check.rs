@@ -1,6 +1,7 @@
 //! `tokend --check` and start-up with bad configs: every problem listed as
 //! `file:line:col: message`, non-zero exit, and no half-started daemon.
 
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 use std::process::Command;
 
@@ -207,9 +208,42 @@ fn names_resolve_through_the_name_service() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        text.contains("  gh: manage: root, the daemon's user, gid 4343 (members uid 4242); use: uid 4242"),
+        text.contains(
+            "  gh: manage: root, the daemon's user, gid 4343 (members uid 4242); use: uid 4242"
+        ),
         "{text}"
     );
+    // A config holding a client secret, readable by a group with members:
+    // the check names the group and who is in it.
+    let secretive = dir.path().join("secret.toml");
+    std::fs::write(
+        &secretive,
+        "[providers.gh]\ndevice_authorization_endpoint = \"https://github.com/login/device/code\"\ntoken_endpoint = \"https://github.com/login/oauth/access_token\"\nclient_id = \"Iv1\"\nclient_secret = \"s3cr3t-value\"\n",
+    )
+    .unwrap();
+    rustix::fs::chown(&secretive, None, Some(rustix::fs::Gid::from_raw(4343))).unwrap();
+    std::fs::set_permissions(&secretive, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let script = format!(
+        "mount --bind {} /etc/nsswitch.conf && mount --bind {} /var/lib/extrausers && exec {} --check --config {}",
+        nsswitch.display(),
+        extra.display(),
+        env!("CARGO_BIN_EXE_tokend"),
+        secretive.display()
+    );
+    let out = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        all.contains("warning: the config file holds a secret (`client_secret`) and is readable by the members of its group `tokend-nss-group` (tokend-nss-user)"),
+        "{all}"
+    );
+    assert!(!all.contains("s3cr3t-value"), "{all}");
     // Outside that namespace the names are unknown, and the error says
     // where tokend looked.
     let out = tokend(&["--check", "--config", config.to_str().unwrap()]);

@@ -253,6 +253,15 @@ fn units_bus_files_and_sysusers_agree() {
 
     // One name for the service user everywhere.
     assert_eq!(values(&system, "User"), ["tokend"]);
+    // Two groups: the socket's (the daemon's primary group, which users
+    // join) and the config's (supplementary, no members).
+    assert_eq!(values(&system, "Group"), ["tokend-clients"]);
+    assert_eq!(values(&system, "SupplementaryGroups"), ["tokend"]);
+    assert!(
+        sysusers
+            .lines()
+            .any(|l| l.split_whitespace().take(2).eq(["g", "tokend-clients"]))
+    );
     assert_eq!(values(&system_activation, "User"), ["tokend"]);
     assert!(policy.contains(r#"<policy user="tokend">"#));
     assert!(

@@ -38,8 +38,9 @@ const SYSTEM_CONFIG_HEADER: &str = "\
 # starts with none and warns about it. Add yours, then
 #   tokend --check --config /etc/tokend/config.toml && systemctl reload tokend
 # Other users reach the socket with socket_mode = \"0660\" and membership in
-# group `tokend`; each provider's allow_users/allow_groups then says who may
-# have its tokens.
+# group `tokend-clients` (never in group `tokend`: that group may read this
+# file and its secrets); each provider's allow_*/manage_* then say who may
+# use or manage it.
 #
 # A user's own daemon (systemctl --user) reads ~/.config/tokend/config.toml
 # instead; start it from /usr/share/doc/tokend/examples/example.toml.
