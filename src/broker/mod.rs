@@ -14,6 +14,7 @@ pub mod policy;
 mod restore;
 pub mod scheduler;
 mod session;
+mod status;
 pub mod timing;
 pub mod wall_timer;
 
@@ -33,6 +34,7 @@ pub use policy::{AccessPolicy, Caller, Role, describe_roles};
 pub use scheduler::RefreshScheduler;
 pub(crate) use session::blocking as store_call;
 pub use session::{AccessToken, Freshness, STORE_TIMEOUT, Session, session_identity};
+pub use status::StatusPages;
 
 use crate::config::{Config, ProviderConfig};
 use crate::protocol::{LoginPrompt, ProviderStatus};
