@@ -41,9 +41,9 @@ enum Cursor {
 }
 
 impl Broker {
-    /// The statuses `caller` may see, a page of at most `page_len` (at least
-    /// 1) at a time: of `provider` alone when named, else of every provider
-    /// the caller has a role on.
+    /// The statuses `caller` may see, at most `page_len` of them a page
+    /// (taken as one when zero): of `provider` alone when named, else of
+    /// every provider the caller has a role on.
     ///
     /// # Errors
     /// For a named provider, as [`Broker::status`]: unknown (or no role on
