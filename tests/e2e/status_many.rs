@@ -89,8 +89,15 @@ fn ten_thousand_providers_over_the_socket_and_tokenctl() {
     let one: Vec<ProviderStatus> = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(one.len(), 1);
     assert_eq!(one[0].name, "p00007");
+    // An unknown name: named as such, with a few of the others, not 10,000.
     let out = daemon.tokenctl(&["status", "p10000"]);
     assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("no provider named `p10000`") && err.contains("and 9992 more"),
+        "{err:.300}"
+    );
+    assert!(err.len() < 300, "{} bytes: {err:.300}", err.len());
 
     // The raw protocol on one connection: the stream, then the old request.
     let stream = UnixStream::connect(&daemon.socket).unwrap();
