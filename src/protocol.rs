@@ -6,11 +6,22 @@
 //! after the other: the client writes a request line and reads answer lines
 //! until the answer is complete, then may send the next request.
 //!
-//! - `token`, `status`, `logout`, `version`: exactly one answer line.
+//! - `token`, `logout`, `version`: exactly one answer line.
 //! - `login`: a stream of [`LoginEvent`] lines; the last one has
 //!   `"event":"done"`. A login request that fails before a prompt exists
 //!   (unknown provider, access denied, provider down) answers with a single
 //!   `done` line carrying the error.
+//! - `status` with `"stream":true` (protocol 2): a stream of [`StatusEvent`]
+//!   lines, one `"event":"provider"` line per provider in name order, then
+//!   one `"event":"done"` line with the count sent (or the error, such as an
+//!   unknown provider). Any number of providers: each line holds one.
+//! - `status` without `stream` (protocol 1): one answer line holding every
+//!   provider ([`StatusAnswer`]), as long as that line stays within
+//!   [`MAX_STATUS_LINE`]; past it the answer is an `answer_too_large` error
+//!   saying to ask for the stream (or for one provider). Clients older than
+//!   protocol 2 read lines of up to [`MAX_ANSWER_LINE`] bytes, so this keeps
+//!   them working where they worked and tells them what to do where they
+//!   would have failed.
 //!
 //! A request line longer than [`MAX_REQUEST_LINE`] bytes, or one that is not a
 //! valid request, is answered with an error line (`request_too_large`,
@@ -18,18 +29,42 @@
 //!
 //! # Compatibility
 //! Fields may be added to answers; clients ignore fields they do not know.
-//! [`PROTOCOL_VERSION`] changes only when an existing field or op changes
-//! meaning.
+//! [`PROTOCOL_VERSION`] goes up when a request gains a field or an op a
+//! daemon of the previous version would refuse, or when an existing field or
+//! op changes meaning; a client asks `version` first to learn what it may
+//! send. Versions:
+//! 1. The ops `token`, `login`, `status`, `logout`, `version`.
+//! 2. `status` takes `"stream":true`. Every request of version 1 is served
+//!    as before; only a single-line `status` too long for a version-1 client
+//!    to read becomes an `answer_too_large` error.
 
 use serde::{Deserialize, Serialize};
 
 use crate::secret::Secret;
 
-/// Version of this protocol, reported by the `version` op.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// Version of this protocol, reported by the `version` op (see the
+/// versions listed in the module documentation).
+pub const PROTOCOL_VERSION: u32 = 2;
+
+/// The first version in which `status` takes `"stream":true`.
+pub const STATUS_STREAM_SINCE: u32 = 2;
 
 /// The longest request line the daemon reads, newline included.
 pub const MAX_REQUEST_LINE: usize = 16 * 1024;
+
+/// The longest answer line clients read, newline excluded (`tokenctl` of
+/// every version so far). The daemon sends no longer line unless a single
+/// provider's status is that long.
+pub const MAX_ANSWER_LINE: usize = 1024 * 1024;
+
+/// The longest single-line `status` answer the daemon sends, newline
+/// excluded; a longer one is refused with [`ErrorCode::AnswerTooLarge`].
+///
+/// Below [`MAX_ANSWER_LINE`] by a margin because the daemon measures the
+/// line before it sends it, page by page, without holding it: statuses that
+/// change in between (a new error, a login prompt) may make it a little
+/// longer than measured.
+pub const MAX_STATUS_LINE: usize = MAX_ANSWER_LINE - 64 * 1024;
 
 /// A request line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,6 +91,11 @@ pub enum Request {
         /// Provider name; all providers when absent.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         provider: Option<String>,
+        /// Answer with a stream of [`StatusEvent`] lines, one per provider
+        /// (protocol 2), instead of one [`StatusAnswer`] line, which is
+        /// refused when longer than [`MAX_STATUS_LINE`].
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        stream: bool,
     },
     /// Forget the session of `provider`: tokens dropped from memory and store.
     Logout {
@@ -89,6 +129,9 @@ pub enum ErrorCode {
     BadRequest,
     /// The request line was longer than [`MAX_REQUEST_LINE`].
     RequestTooLarge,
+    /// The answer would be a line longer than [`MAX_STATUS_LINE`]: ask for a
+    /// stream (`status` with `"stream":true`) or for less.
+    AnswerTooLarge,
     /// The daemon is shutting down.
     ShuttingDown,
     /// Anything else; the message says what.
@@ -112,6 +155,7 @@ impl ErrorCode {
             Self::TokenTooShort => "token_too_short",
             Self::BadRequest => "bad_request",
             Self::RequestTooLarge => "request_too_large",
+            Self::AnswerTooLarge => "answer_too_large",
             Self::ShuttingDown => "shutting_down",
             Self::Internal => "internal",
             Self::Unknown => "unknown",
@@ -286,6 +330,26 @@ pub struct StatusAnswer {
     pub providers: Vec<ProviderStatus>,
 }
 
+/// One line of the streamed `status` answer (`"stream":true`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum StatusEvent {
+    /// One provider's status; the lines come in name order. (Boxed: the
+    /// other variant is small.)
+    Provider(Box<ProviderStatus>),
+    /// The end of the stream; the last line.
+    Done {
+        /// Whether every provider was sent.
+        ok: bool,
+        /// How many `provider` lines came before this one.
+        #[serde(default)]
+        count: u64,
+        /// Why not, when `ok` is false (an unknown provider, ...).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<ErrorBody>,
+    },
+}
+
 /// Answer to `logout`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogoutAnswer {
@@ -377,6 +441,70 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&done).unwrap(),
             r#"{"event":"done","provider":"gh","ok":true,"error":null}"#
+        );
+    }
+
+    #[test]
+    fn status_requests_old_and_streamed() {
+        // A version-1 request is still one, and a client that does not
+        // stream sends exactly what a version-1 daemon accepts.
+        let old = parse_request(br#"{"op":"status"}"#).unwrap();
+        assert_eq!(
+            old,
+            Request::Status {
+                provider: None,
+                stream: false
+            }
+        );
+        assert_eq!(serde_json::to_string(&old).unwrap(), r#"{"op":"status"}"#);
+        let streamed = parse_request(br#"{"op":"status","provider":"gh","stream":true}"#).unwrap();
+        assert_eq!(
+            streamed,
+            Request::Status {
+                provider: Some("gh".into()),
+                stream: true
+            }
+        );
+    }
+
+    #[test]
+    fn status_events_are_tagged_lines() {
+        let provider = ProviderStatus {
+            name: "gh".into(),
+            dialect: "rfc8628".into(),
+            state: "active".into(),
+            expires_at: Some(1_790_000_000),
+            last_refresh: None,
+            next_refresh: None,
+            last_error: None,
+            scopes: vec![],
+            login: None,
+        };
+        let line =
+            serde_json::to_string(&StatusEvent::Provider(Box::new(provider.clone()))).unwrap();
+        assert!(
+            line.starts_with(r#"{"event":"provider","name":"gh","dialect":"rfc8628""#),
+            "{line}"
+        );
+        assert_eq!(
+            serde_json::from_str::<StatusEvent>(&line).unwrap(),
+            StatusEvent::Provider(Box::new(provider))
+        );
+        let done = StatusEvent::Done {
+            ok: true,
+            count: 10_000,
+            error: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&done).unwrap(),
+            r#"{"event":"done","ok":true,"count":10000}"#
+        );
+        let failed: StatusEvent = serde_json::from_str(
+            r#"{"event":"done","ok":false,"error":{"code":"unknown_provider","message":"m"}}"#,
+        )
+        .unwrap();
+        assert!(
+            matches!(failed, StatusEvent::Done { ok: false, count: 0, error: Some(e) } if e.code == ErrorCode::UnknownProvider)
         );
     }
 

@@ -9,12 +9,16 @@ use crate::store::StoreError;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BrokerError {
     /// No provider of that name is configured.
-    #[error("no provider named `{provider}` is configured{}", known_suffix(.known))]
+    #[error("no provider named `{provider}` is configured{}", known_suffix(.known, *.unlisted))]
     UnknownProvider {
         /// The name asked for.
         provider: String,
-        /// The names that exist (the ones the caller may see).
+        /// The first names that exist (of the ones the caller may see), at
+        /// most eight: a daemon with 10,000 providers does not name them all
+        /// in one error.
         known: Vec<String>,
+        /// How many more exist beyond `known`.
+        unlisted: usize,
     },
     /// The caller may use this provider but not manage it (log in or out).
     /// A caller with no role at all gets [`Self::UnknownProvider`] instead.
@@ -90,11 +94,17 @@ pub enum BrokerError {
     ShuttingDown,
 }
 
-fn known_suffix(known: &[String]) -> String {
-    if known.is_empty() {
-        String::new()
-    } else {
-        format!(" (configured: {})", known.join(", "))
+/// How many provider names an unknown-provider error lists at most.
+pub(crate) const KNOWN_LISTED: usize = 8;
+
+fn known_suffix(known: &[String], unlisted: usize) -> String {
+    match (known.is_empty(), unlisted) {
+        (true, _) => String::new(),
+        (false, 0) => format!(" (configured: {})", known.join(", ")),
+        (false, more) => format!(
+            " (configured: {} and {more} more; `tokenctl status` lists them)",
+            known.join(", ")
+        ),
     }
 }
 
@@ -138,10 +148,20 @@ mod tests {
         let e = BrokerError::UnknownProvider {
             provider: "gh".into(),
             known: vec!["github".into()],
+            unlisted: 0,
         };
         assert_eq!(
             e.to_string(),
             "no provider named `gh` is configured (configured: github)"
+        );
+        let e = BrokerError::UnknownProvider {
+            provider: "gh".into(),
+            known: vec!["a".into(), "b".into()],
+            unlisted: 9_998,
+        };
+        assert_eq!(
+            e.to_string(),
+            "no provider named `gh` is configured (configured: a, b and 9998 more; `tokenctl status` lists them)"
         );
     }
 }

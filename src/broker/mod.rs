@@ -14,6 +14,7 @@ pub mod policy;
 mod restore;
 pub mod scheduler;
 mod session;
+mod status;
 pub mod timing;
 pub mod wall_timer;
 
@@ -33,6 +34,7 @@ pub use policy::{AccessPolicy, Caller, Role, describe_roles};
 pub use scheduler::RefreshScheduler;
 pub(crate) use session::blocking as store_call;
 pub use session::{AccessToken, Freshness, STORE_TIMEOUT, Session, session_identity};
+pub use status::StatusPages;
 
 use crate::config::{Config, ProviderConfig};
 use crate::protocol::{LoginPrompt, ProviderStatus};
@@ -404,9 +406,11 @@ impl Broker {
                     // The refusal is the administrator's to see, not the caller's.
                     tracing::warn!(provider = %name, event = "access_denied", uid = caller.uid, pid = caller.pid, "refused a caller with no role on the provider");
                 }
+                let (known, unlisted) = self.some_names(caller, error::KNOWN_LISTED);
                 Err(BrokerError::UnknownProvider {
                     provider: name.to_owned(),
-                    known: self.provider_names(caller),
+                    known,
+                    unlisted,
                 })
             }
         }
@@ -424,6 +428,23 @@ impl Broker {
             .iter()
             .filter(|session| session.retry_at(now + spread.mul_f64(fastrand::f64())))
             .count()
+    }
+
+    /// The first `limit` names of the providers `caller` may use, and how
+    /// many more there are; no other name is copied.
+    fn some_names(&self, caller: &Caller, limit: usize) -> (Vec<String>, usize) {
+        let sessions = self
+            .inner
+            .sessions
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut visible = sessions.values().filter(|s| s.policy.allows(caller));
+        let names = visible
+            .by_ref()
+            .take(limit)
+            .map(|s| s.name.clone())
+            .collect();
+        (names, visible.count())
     }
 
     /// Names of the providers `caller` may use.

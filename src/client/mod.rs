@@ -22,7 +22,9 @@ use serde::de::DeserializeOwned;
 use zeroize::Zeroizing;
 
 mod lines;
+mod status;
 use lines::LineBuffer;
+pub use status::StatusStream;
 
 use crate::config::Environment;
 use crate::protocol::{
@@ -31,7 +33,7 @@ use crate::protocol::{
 };
 
 /// The longest answer line the client accepts, newline excluded.
-pub const MAX_ANSWER_LINE: usize = 1024 * 1024;
+pub use crate::protocol::MAX_ANSWER_LINE;
 
 /// How long a request waits for its answer unless [`Client::set_timeout`] says otherwise.
 ///
@@ -227,15 +229,40 @@ impl Client {
         })
     }
 
-    /// The state of `provider`, or of every provider this user may see.
+    /// The state of `provider`, or of every provider this user may see, in
+    /// one answer line (the request of protocol 1, which every daemon
+    /// serves). Holds every status at once; [`Client::status_stream`] holds
+    /// one at a time.
     ///
     /// # Errors
-    /// As for [`Client::token`].
+    /// As for [`Client::token`]; from a daemon of protocol 2 or later,
+    /// `answer_too_large` when the line would be longer than
+    /// [`crate::protocol::MAX_STATUS_LINE`].
     pub fn status(&mut self, provider: Option<&str>) -> Result<Vec<ProviderStatus>, ClientError> {
         let answer: StatusAnswer = self.call(&Request::Status {
             provider: provider.map(str::to_owned),
+            stream: false,
         })?;
         Ok(answer.providers)
+    }
+
+    /// The state of `provider`, or of every provider this user may see, one
+    /// provider at a time as the daemon sends them, in name order. Needs a
+    /// daemon of protocol [`crate::protocol::STATUS_STREAM_SINCE`] or later
+    /// (ask [`Client::version`]); an older one answers `bad_request`.
+    ///
+    /// # Errors
+    /// A transport error while sending the request; the stream yields the
+    /// rest.
+    pub fn status_stream(
+        &mut self,
+        provider: Option<&str>,
+    ) -> Result<StatusStream<'_>, ClientError> {
+        self.send(&Request::Status {
+            provider: provider.map(str::to_owned),
+            stream: true,
+        })?;
+        Ok(StatusStream::new(self))
     }
 
     /// Forgets the session of `provider`.
@@ -409,7 +436,7 @@ impl LoginStream<'_> {
         let Some(line) = self.client.next_line(self.tick.min(self.deadline - now))? else {
             return Ok(LoginUpdate::Tick);
         };
-        let event = parse_login_line(&line)?;
+        let event: LoginEvent = parse_event_line(&line)?;
         match &event {
             LoginEvent::Prompt { prompt, .. } => {
                 // From now on the code's lifetime bounds the wait, not the
@@ -439,16 +466,17 @@ impl Iterator for LoginStream<'_> {
     }
 }
 
-/// Parses one line of a login stream. A daemon that rejects the request
-/// itself (`bad_request`, `shutting_down`) answers with a plain error line
-/// instead of a `done` event; that becomes [`ClientError::Daemon`].
-fn parse_login_line(line: &[u8]) -> Result<LoginEvent, ClientError> {
+/// Parses one line of an event stream (`login`, streamed `status`). A
+/// daemon that rejects the request itself (`bad_request`, `shutting_down`)
+/// answers with a plain error line instead of a `done` event; that becomes
+/// [`ClientError::Daemon`].
+fn parse_event_line<T: DeserializeOwned>(line: &[u8]) -> Result<T, ClientError> {
     #[derive(Deserialize)]
     struct ErrorLine {
         ok: bool,
         error: Option<ErrorBody>,
     }
-    match serde_json::from_slice::<LoginEvent>(line) {
+    match serde_json::from_slice::<T>(line) {
         Ok(event) => Ok(event),
         Err(event_error) => match serde_json::from_slice::<ErrorLine>(line) {
             Ok(ErrorLine {

@@ -213,3 +213,58 @@ fn login_rejected_with_a_plain_error_line() {
     );
     assert!(stream.next().is_none());
 }
+
+fn provider_line(name: &str) -> String {
+    format!(r#"{{"event":"provider","name":"{name}","dialect":"rfc8628","state":"active"}}"#)
+}
+
+#[test]
+fn status_streams_providers_until_done_then_serves_the_next_request() {
+    let (mut client, mut daemon) = pair();
+    let done = r#"{"event":"done","ok":true,"count":2}"#;
+    let logout = r#"{"ok":true,"provider":"gh"}"#;
+    let (a, b) = (provider_line("a"), provider_line("b"));
+    writeln!(daemon, "{a}\n{b}\n{done}\n{logout}").unwrap();
+    let names: Vec<String> = client
+        .status_stream(Some("x"))
+        .unwrap()
+        .map(|p| p.unwrap().name)
+        .collect();
+    assert_eq!(names, ["a", "b"]);
+    assert_eq!(
+        request_line(&daemon),
+        "{\"op\":\"status\",\"provider\":\"x\",\"stream\":true}\n"
+    );
+    // The stream ended at its `done` line: the connection is in step.
+    assert_eq!(client.logout("gh").unwrap().provider, "gh");
+}
+
+#[test]
+fn status_stream_errors_end_it() {
+    let cases = [
+        // The daemon's error in the done line, or as a plain error line
+        // (a daemon of protocol 1 refusing the `stream` field).
+        (
+            r#"{"event":"done","ok":false,"error":{"code":"unknown_provider","message":"no provider named `x`"}}"#,
+            "no provider named `x`",
+        ),
+        (
+            r#"{"ok":false,"error":{"code":"bad_request","message":"invalid request: unknown field `stream`"}}"#,
+            "unknown field `stream`",
+        ),
+        // A done line whose count disagrees with what came before it.
+        (
+            r#"{"event":"done","ok":true,"count":5}"#,
+            "announced 5 providers but sent 1",
+        ),
+    ];
+    for (last, expected) in cases {
+        let (mut client, mut daemon) = pair();
+        writeln!(daemon, "{}\n{last}", provider_line("a")).unwrap();
+        let results: Vec<_> = client.status_stream(None).unwrap().collect();
+        assert_eq!(results.len(), 2, "{last}");
+        assert!(results[0].is_ok());
+        let error = results[1].as_ref().unwrap_err();
+        assert!(error.to_string().contains(expected), "{error}");
+    }
+}

@@ -33,6 +33,7 @@ mod properties;
 mod refresh;
 mod refresh_storm;
 mod socket;
+mod status_many;
 mod store_secret_service;
 mod systemd;
 mod tokenctl_cli;

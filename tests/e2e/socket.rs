@@ -112,7 +112,7 @@ fn bad_lines_get_error_answers_and_the_connection_survives() {
     assert_eq!(conn.answer()["error"]["code"], "request_too_large");
     let version = conn.ask("{\"op\":\"version\"}");
     assert_eq!(version["ok"], true);
-    assert_eq!(version["protocol"], 1);
+    assert_eq!(version["protocol"], tokend::protocol::PROTOCOL_VERSION);
     // The daemon is still fine for everyone else.
     assert!(daemon.tokenctl(&["status"]).status.success());
 }
@@ -161,7 +161,8 @@ fn a_request_without_newline_before_eof_is_answered() {
     stream.shutdown(std::net::Shutdown::Write).unwrap();
     let mut answer = String::new();
     stream.read_to_string(&mut answer).unwrap();
-    assert!(answer.contains("\"protocol\":1"), "{answer}");
+    let protocol = format!("\"protocol\":{}", tokend::protocol::PROTOCOL_VERSION);
+    assert!(answer.contains(&protocol), "{answer}");
 }
 
 /// Another uid, as the kernel's SO_PEERCRED names it, over the socket: with

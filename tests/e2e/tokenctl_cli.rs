@@ -15,7 +15,7 @@ use std::thread::{self, JoinHandle};
 use tempfile::TempDir;
 use tokend::protocol::{
     Answer, ErrorCode, LoginEvent, LoginPrompt, PROTOCOL_VERSION, ProviderStatus, Request,
-    StatusAnswer, TokenAnswer, VersionAnswer, parse_request,
+    StatusAnswer, StatusEvent, TokenAnswer, VersionAnswer, parse_request,
 };
 use tokend::secret::Secret;
 
@@ -259,9 +259,7 @@ fn socket_from_environment_and_option() {
 
 #[test]
 fn default_socket_is_in_the_runtime_directory() {
-    let daemon = CannedDaemon::answering(vec![json(&Answer::success(StatusAnswer {
-        providers: vec![],
-    }))]);
+    let daemon = CannedDaemon::answering(status_stream(&[]));
     let output = tokenctl()
         .env("RUNTIME_DIRECTORY", daemon.dir.path())
         .args(["status", "--json"])
@@ -357,9 +355,8 @@ fn login_no_wait_returns_after_the_prompt() {
     assert!(stdout.contains("WDJB-MJHT") && stdout.contains("tokenctl status github"));
 }
 
-#[test]
-fn status_json_and_text() {
-    let providers = vec![ProviderStatus {
+fn github_status() -> ProviderStatus {
+    ProviderStatus {
         name: "github".into(),
         dialect: "rfc8628".into(),
         state: "active".into(),
@@ -369,23 +366,93 @@ fn status_json_and_text() {
         last_error: Some("HTTP 503".into()),
         scopes: vec!["repo".into()],
         login: None,
-    }];
-    let answer = json(&Answer::success(StatusAnswer {
-        providers: providers.clone(),
+    }
+}
+
+/// The lines of a streamed `status` answer holding `providers`.
+fn status_stream(providers: &[ProviderStatus]) -> Vec<String> {
+    let mut lines: Vec<String> = providers
+        .iter()
+        .map(|p| json(&StatusEvent::Provider(Box::new(p.clone()))))
+        .collect();
+    lines.push(json(&StatusEvent::Done {
+        ok: true,
+        count: providers.len() as u64,
+        error: None,
     }));
-    let daemon = CannedDaemon::answering(vec![answer.clone()]);
+    lines
+}
+
+#[test]
+fn status_json_and_text() {
+    let providers = vec![github_status()];
+    let daemon = CannedDaemon::answering(status_stream(&providers));
     let output = run_with_socket(&daemon.socket(), &["status", "--json"]);
     daemon.requests();
     assert_eq!(output.status.code(), Some(0), "{output:?}");
     let printed: Vec<ProviderStatus> = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(printed, providers);
 
-    let daemon = CannedDaemon::answering(vec![answer]);
+    let daemon = CannedDaemon::answering(status_stream(&providers));
     let output = run_with_socket(&daemon.socket(), &["status"]);
-    assert_eq!(daemon.requests(), [Request::Status { provider: None }]);
+    assert_eq!(
+        daemon.requests(),
+        [Request::Status {
+            provider: None,
+            stream: true
+        }]
+    );
     let stdout = text(&output.stdout);
     assert!(stdout.starts_with("NAME "), "{stdout}");
-    assert!(stdout.contains("github: last error: HTTP 503"), "{stdout}");
+    assert!(stdout.contains("\ngithub "), "{stdout}");
+    assert!(stdout.contains("\n  last error: HTTP 503\n"), "{stdout}");
+}
+
+/// A daemon of protocol 1 knows no stream: tokenctl asks it the old way
+/// and prints the same.
+#[test]
+fn status_from_a_protocol_1_daemon_is_read_from_one_line() {
+    let providers = vec![github_status()];
+    let answer = json(&Answer::success(StatusAnswer {
+        providers: providers.clone(),
+    }));
+    for (args, layout_check) in [
+        (&["--json", "status"][..], "[{\"name\":\"github\""),
+        (&["status"], "NAME "),
+        (&["status", "github"], "github (rfc8628)\n"),
+    ] {
+        let daemon = CannedDaemon::start_with_protocol(1, {
+            let answer = answer.clone();
+            move |_| vec![answer.clone()]
+        });
+        let output = run_with_socket(&daemon.socket(), args);
+        let requests = daemon.requests();
+        assert_eq!(output.status.code(), Some(0), "{args:?}: {output:?}");
+        assert!(
+            matches!(&requests[..], [Request::Status { stream: false, .. }]),
+            "{requests:?}"
+        );
+        assert!(text(&output.stdout).starts_with(layout_check), "{output:?}");
+    }
+}
+
+/// The daemon's error ends a stream with the daemon's words and the exit
+/// status of its code.
+#[test]
+fn status_of_an_unknown_provider_is_exit_7() {
+    let done = json(&StatusEvent::Done {
+        ok: false,
+        count: 0,
+        error: Some(tokend::protocol::ErrorBody {
+            code: ErrorCode::UnknownProvider,
+            message: "no provider named `gh` is configured".into(),
+        }),
+    });
+    let daemon = CannedDaemon::answering(vec![done]);
+    let output = run_with_socket(&daemon.socket(), &["status", "gh"]);
+    daemon.requests();
+    assert_eq!(output.status.code(), Some(7), "{output:?}");
+    assert!(text(&output.stderr).contains("no provider named `gh`"));
 }
 
 #[test]
@@ -422,9 +489,7 @@ fn usage_errors_are_exit_2_and_help_lists_exit_codes() {
 
 #[test]
 fn a_different_daemon_protocol_is_warned_about() {
-    let daemon = CannedDaemon::start_with_protocol(PROTOCOL_VERSION + 1, |_| {
-        vec![serde_json::to_string(&Answer::success(StatusAnswer { providers: vec![] })).unwrap()]
-    });
+    let daemon = CannedDaemon::start_with_protocol(PROTOCOL_VERSION + 1, |_| status_stream(&[]));
     let out = tokenctl()
         .arg("--socket")
         .arg(daemon.socket())
@@ -433,10 +498,17 @@ fn a_different_daemon_protocol_is_warned_about() {
         .unwrap();
     assert!(out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
+    let newer = PROTOCOL_VERSION + 1;
     assert!(
-        err.contains("warning: tokend 9.9.9 speaks protocol 2"),
+        err.contains(&format!("warning: tokend 9.9.9 speaks protocol {newer}")),
         "{err}"
     );
     let requests = daemon.requests();
-    assert_eq!(requests, [Request::Status { provider: None }]);
+    assert_eq!(
+        requests,
+        [Request::Status {
+            provider: None,
+            stream: true
+        }]
+    );
 }

@@ -24,6 +24,7 @@ pub fn for_error_code(code: ErrorCode) -> u8 {
         | ErrorCode::TokenTooShort
         | ErrorCode::BadRequest
         | ErrorCode::RequestTooLarge
+        | ErrorCode::AnswerTooLarge
         | ErrorCode::Internal
         | ErrorCode::Unknown => FAILURE,
     }

@@ -11,7 +11,7 @@ mod login;
 mod screen;
 mod status;
 
-use std::io::{self, Write};
+use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -21,7 +21,7 @@ use serde::Serialize;
 use tokend::cli::{TokenctlArgs as Cli, TokenctlCommand as Command};
 use tokend::client::{self, Client};
 use tokend::config::Environment;
-use tokend::protocol::{Answer, PROTOCOL_VERSION};
+use tokend::protocol::{Answer, PROTOCOL_VERSION, STATUS_STREAM_SINCE};
 
 use crate::exit::Failure;
 
@@ -50,21 +50,13 @@ fn run(cli: &Cli) -> Result<(), Failure> {
                 no_wait: *no_wait,
             };
             login::run(
-                &mut connect_checked(cli)?,
+                &mut connect_checked(cli)?.0,
                 name,
                 options,
                 screen::Terminal::of_stdout(),
             )
         }
-        Command::Status { name } => {
-            let providers = connect_checked(cli)?.status(name.as_deref())?;
-            if cli.json {
-                print_json(&providers)
-            } else {
-                let now = format::unix_now();
-                print(&status::human(&providers, name.is_some(), now))
-            }
-        }
+        Command::Status { name } => status(cli, name.as_deref()),
         Command::Logout { name } => {
             let answer = connect(cli)?.logout(name)?;
             if cli.json {
@@ -88,11 +80,13 @@ fn socket_path(cli: &Cli) -> PathBuf {
 }
 
 /// Connects and, for the interactive verbs, asks the daemon's protocol
-/// version first, warning on stderr when it differs from ours. `token` skips
-/// this: it is called in loops by scripts and must cost one round trip.
-fn connect_checked(cli: &Cli) -> Result<Client, Failure> {
+/// version first, warning on stderr when it differs from ours; returns the
+/// daemon's version too, when it said. `token` skips this: it is called in
+/// loops by scripts and must cost one round trip.
+fn connect_checked(cli: &Cli) -> Result<(Client, Option<u32>), Failure> {
     let mut client = connect(cli)?;
-    match client.version() {
+    let version = client.version();
+    match &version {
         Ok(daemon) if daemon.protocol != PROTOCOL_VERSION => {
             let _ = writeln!(
                 io::stderr(),
@@ -106,13 +100,36 @@ fn connect_checked(cli: &Cli) -> Result<Client, Failure> {
         // and let the real request tell.
         _ => {}
     }
-    Ok(client)
+    Ok((client, version.ok().map(|v| v.protocol)))
 }
 
 fn connect(cli: &Cli) -> Result<Client, Failure> {
     let mut client = Client::connect(&socket_path(cli))?;
     client.set_timeout(Duration::from_secs(cli.timeout));
     Ok(client)
+}
+
+/// `tokenctl status [NAME]`: printed as the providers arrive, one at a time,
+/// from a daemon that streams them (protocol 2 on); from an older one, out
+/// of its single answer line.
+fn status(cli: &Cli, name: Option<&str>) -> Result<(), Failure> {
+    let (mut client, protocol) = connect_checked(cli)?;
+    let layout = match (cli.json, name) {
+        (true, _) => status::Layout::Json,
+        (false, None) => status::Layout::Table,
+        (false, Some(_)) => status::Layout::Details,
+    };
+    let out = BufWriter::new(io::stdout().lock());
+    let mut printer = status::Printer::new(out, layout, format::unix_now());
+    let mut print = |p: &_| printer.provider(p).map_err(|e| Failure::output(&e));
+    if protocol.is_some_and(|p| p >= STATUS_STREAM_SINCE) {
+        for provider in client.status_stream(name)? {
+            print(&provider?)?;
+        }
+    } else {
+        client.status(name)?.iter().try_for_each(print)?;
+    }
+    printer.finish().map_err(|e| Failure::output(&e))
 }
 
 /// `tokenctl token`: the one place a token is printed.

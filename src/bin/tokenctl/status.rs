@@ -1,7 +1,10 @@
-//! `tokenctl status`: the providers' sessions as a table (all of them) or a
-//! detailed block (one named provider).
+//! `tokenctl status`: the providers' sessions as a table (all of them), a
+//! detailed block (one named provider) or JSON, printed one provider at a
+//! time as the daemon streams them: 10,000 providers cost no more memory
+//! than one.
 
 use std::fmt::Write as _;
+use std::io::{self, Write};
 
 use tokend::protocol::{LoginPrompt, ProviderStatus};
 
@@ -10,68 +13,123 @@ use crate::format::{clean, duration, relative, utc};
 /// Shown for a time the daemon did not give.
 const NONE: &str = "-";
 
-/// The text for `tokenctl status`: a table when listing every provider,
-/// detail blocks when one was named.
-pub fn human(providers: &[ProviderStatus], named: bool, now: i64) -> String {
-    if providers.is_empty() {
-        return "No providers: none is configured, or none this user may use.\n".into();
+/// Shown when the daemon sent no provider.
+const NO_PROVIDERS: &str = "No providers: none is configured, or none this user may use.\n";
+
+/// The table's header; widths of all columns but the last.
+const HEADER: [&str; 6] = [
+    "NAME",
+    "DIALECT",
+    "STATE",
+    "EXPIRES",
+    "LAST REFRESH",
+    "NEXT REFRESH",
+];
+/// Fixed, because rows are printed as they arrive and the longest cell is
+/// not known before the last one: wide enough for every dialect and state
+/// name and every relative time; a longer name pushes the rest of its row
+/// to the right.
+const WIDTHS: [usize; 5] = [16, 10, 14, 12, 12];
+
+/// How `tokenctl status` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// One JSON array of [`ProviderStatus`] objects, on one line.
+    Json,
+    /// A table, a row per provider (every provider).
+    Table,
+    /// A block of fields per provider (one named provider).
+    Details,
+}
+
+/// Prints providers one at a time as they arrive, holding none of them:
+/// [`Printer::provider`] for each, then [`Printer::finish`].
+pub struct Printer<W: Write> {
+    out: W,
+    layout: Layout,
+    now: i64,
+    printed: u64,
+}
+
+impl<W: Write> Printer<W> {
+    /// A printer in `layout` to `out`, with relative times as of `now`.
+    pub fn new(out: W, layout: Layout, now: i64) -> Self {
+        Self {
+            out,
+            layout,
+            now,
+            printed: 0,
+        }
     }
-    if named {
-        providers
-            .iter()
-            .map(|p| details(p, now))
-            .collect::<Vec<_>>()
-            .join("\n")
-    } else {
-        overview(providers, now)
+
+    /// Prints one provider.
+    pub fn provider(&mut self, p: &ProviderStatus) -> io::Result<()> {
+        let first = self.printed == 0;
+        self.printed += 1;
+        match self.layout {
+            Layout::Json => {
+                self.out.write_all(if first { b"[" } else { b"," })?;
+                serde_json::to_writer(&mut self.out, p)?;
+                Ok(())
+            }
+            Layout::Table => {
+                if first {
+                    self.out.write_all(row(&HEADER).as_bytes())?;
+                }
+                self.out.write_all(table_row(p, self.now).as_bytes())
+            }
+            Layout::Details => {
+                if !first {
+                    self.out.write_all(b"\n")?;
+                }
+                self.out.write_all(details(p, self.now).as_bytes())
+            }
+        }
+    }
+
+    /// Ends the output (and says so when there was nothing to print).
+    pub fn finish(mut self) -> io::Result<()> {
+        match (self.layout, self.printed) {
+            (Layout::Json, 0) => self.out.write_all(b"[]\n")?,
+            (Layout::Json, _) => self.out.write_all(b"]\n")?,
+            (_, 0) => self.out.write_all(NO_PROVIDERS.as_bytes())?,
+            _ => {}
+        }
+        self.out.flush()
     }
 }
 
-/// One row per provider, then a line for each error or pending login, which
-/// are too long for a column.
-fn overview(providers: &[ProviderStatus], now: i64) -> String {
+/// A provider's row, then a line for its error or pending login, which are
+/// too long for a column.
+fn table_row(p: &ProviderStatus, now: i64) -> String {
     let when = |at: Option<i64>| at.map_or_else(|| NONE.to_owned(), |at| relative(at, now));
-    let mut rows = vec![
-        [
-            "NAME",
-            "DIALECT",
-            "STATE",
-            "EXPIRES",
-            "LAST REFRESH",
-            "NEXT REFRESH",
-        ]
-        .map(String::from),
+    let cells = [
+        clean(&p.name).into_owned(),
+        clean(&p.dialect).into_owned(),
+        clean(&p.state).into_owned(),
+        when(p.expires_at),
+        when(p.last_refresh),
+        when(p.next_refresh),
     ];
-    rows.extend(providers.iter().map(|p| {
-        [
-            clean(&p.name).into_owned(),
-            clean(&p.dialect).into_owned(),
-            clean(&p.state).into_owned(),
-            when(p.expires_at),
-            when(p.last_refresh),
-            when(p.next_refresh),
-        ]
-    }));
-    let mut text = table(&rows);
-    let mut notes = String::new();
-    for p in providers {
-        if let Some(login) = &p.login {
-            let _ = writeln!(
-                notes,
-                "{}: login pending — {}",
-                clean(&p.name),
-                login_note(login)
-            );
-        }
-        if let Some(error) = &p.last_error {
-            let _ = writeln!(notes, "{}: last error: {}", clean(&p.name), clean(error));
-        }
+    let mut text = row(&cells);
+    if let Some(login) = &p.login {
+        let _ = writeln!(text, "  login pending — {}", login_note(login));
     }
-    if !notes.is_empty() {
-        text.push('\n');
-        text.push_str(&notes);
+    if let Some(error) = &p.last_error {
+        let _ = writeln!(text, "  last error: {}", clean(error));
     }
     text
+}
+
+/// Left-aligned cells in [`WIDTHS`], two spaces apart; the last is not padded.
+fn row<S: AsRef<str>>(cells: &[S; 6]) -> String {
+    let mut line = String::new();
+    for (cell, width) in cells.iter().zip(WIDTHS.iter().chain([&0])) {
+        let _ = write!(line, "{:<width$}  ", cell.as_ref());
+    }
+    let mut line = line.trim_end().to_owned();
+    line.push('\n');
+    line
 }
 
 /// Everything known about one provider, one field a line.
@@ -112,26 +170,6 @@ fn login_note(login: &LoginPrompt) -> String {
         clean(&login.verification_uri),
         duration(login.expires_in)
     )
-}
-
-/// Left-aligned columns two spaces apart; the last column is not padded.
-fn table<const N: usize>(rows: &[[String; N]]) -> String {
-    let mut widths = [0; N];
-    for row in rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
-    let mut text = String::new();
-    for row in rows {
-        let mut line = String::new();
-        for (cell, width) in row.iter().zip(widths) {
-            let _ = write!(line, "{cell:<width$}  ");
-        }
-        text.push_str(line.trim_end());
-        text.push('\n');
-    }
-    text
 }
 
 #[cfg(test)]
@@ -178,25 +216,49 @@ mod tests {
         }
     }
 
+    fn printed(layout: Layout, providers: &[ProviderStatus]) -> String {
+        let mut out = Vec::new();
+        let mut printer = Printer::new(&mut out, layout, NOW);
+        for p in providers {
+            printer.provider(p).unwrap();
+        }
+        printer.finish().unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
     #[test]
-    fn overview_is_a_table_with_notes() {
-        let text = human(&[active(), pending()], false, NOW);
+    fn overview_is_a_table_with_notes_under_their_rows() {
+        let text = printed(Layout::Table, &[active(), pending()]);
         assert_eq!(
             text,
             "\
-NAME    DIALECT  STATE          EXPIRES     LAST REFRESH  NEXT REFRESH
-github  rfc8628  active         in 52m 10s  8m ago        in 42m
-trakt   rfc8628  login_pending  -           -             -
-
-github: last error: token endpoint: HTTP 503
-trakt: login pending — enter WDJB-MJHT at https://example.test/device (the code expires in 14m)
+NAME              DIALECT     STATE           EXPIRES       LAST REFRESH  NEXT REFRESH
+github            rfc8628     active          in 52m 10s    8m ago        in 42m
+  last error: token endpoint: HTTP 503
+trakt             rfc8628     login_pending   -             -             -
+  login pending — enter WDJB-MJHT at https://example.test/device (the code expires in 14m)
 "
         );
     }
 
     #[test]
+    fn a_long_name_pushes_its_row_only() {
+        let long = provider("a-provider-name-longer-than-sixteen", "active");
+        let text = printed(Layout::Table, &[long, provider("b", "logged_out")]);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[1],
+            "a-provider-name-longer-than-sixteen  rfc8628     active          -             -             -"
+        );
+        assert_eq!(
+            lines[2],
+            "b                 rfc8628     logged_out      -             -             -"
+        );
+    }
+
+    #[test]
     fn one_provider_in_detail() {
-        let text = human(&[active()], true, NOW);
+        let text = printed(Layout::Details, &[active()]);
         assert_eq!(
             text,
             "\
@@ -209,11 +271,25 @@ github (rfc8628)
   last error    token endpoint: HTTP 503
 "
         );
-        assert!(human(&[pending()], true, NOW).contains("  login  enter WDJB-MJHT at "));
+        assert!(printed(Layout::Details, &[pending()]).contains("  login  enter WDJB-MJHT at "));
+        // Blocks of several providers are a blank line apart.
+        let two = printed(Layout::Details, &[active(), pending()]);
+        assert!(two.contains("HTTP 503\n\ntrakt (rfc8628)\n"), "{two}");
+    }
+
+    #[test]
+    fn json_is_one_array_as_before() {
+        let providers = [active(), pending()];
+        assert_eq!(
+            printed(Layout::Json, &providers),
+            serde_json::to_string(&providers).unwrap() + "\n"
+        );
+        assert_eq!(printed(Layout::Json, &[]), "[]\n");
     }
 
     #[test]
     fn nothing_to_show_is_said() {
-        assert!(human(&[], false, NOW).starts_with("No providers"));
+        assert!(printed(Layout::Table, &[]).starts_with("No providers"));
+        assert!(printed(Layout::Details, &[]).starts_with("No providers"));
     }
 }

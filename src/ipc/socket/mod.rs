@@ -8,7 +8,11 @@
 //! A misbehaving client cannot hurt others: lines are bounded
 //! ([`MAX_REQUEST_LINE`]), a half-written request times out, a client that
 //! does not read its answers times out, idle connections are closed, and the
-//! number of connections is bounded ([`MAX_CONNECTIONS`]).
+//! number of connections is bounded ([`MAX_CONNECTIONS`]). An answer of any
+//! size (`status` of 10,000 providers) is written a page at a time, never
+//! built whole.
+
+mod status;
 
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
@@ -29,7 +33,7 @@ use super::lines::{Line, read_line};
 use crate::broker::{Broker, BrokerError, Caller, Freshness};
 use crate::protocol::{
     Answer, ErrorBody, ErrorCode, LoginEvent, LogoutAnswer, MAX_REQUEST_LINE, PROTOCOL_VERSION,
-    Request, StatusAnswer, VersionAnswer, parse_request,
+    Request, VersionAnswer, parse_request,
 };
 
 /// Connections served at once; more wait in the kernel's backlog.
@@ -386,12 +390,8 @@ async fn handle(
             };
             write.send(&answer).await
         }
-        Request::Status { provider } => {
-            let answer = match broker.status(caller, provider.as_deref()) {
-                Ok(providers) => Answer::success(StatusAnswer { providers }),
-                Err(e) => failure(&e),
-            };
-            write.send(&answer).await
+        Request::Status { provider, stream } => {
+            status::answer(provider.as_deref(), stream, caller, broker, write).await
         }
         Request::Logout { provider } => {
             let answer = match broker.logout(caller, &provider).await {
@@ -470,7 +470,12 @@ impl AnswerWriter {
         let mut line =
             zeroize::Zeroizing::new(serde_json::to_vec(answer).map_err(io::Error::other)?);
         line.push(b'\n');
-        match tokio::time::timeout(self.timeout, self.half.write_all(&line)).await {
+        self.write_bytes(&line).await
+    }
+
+    /// Writes bytes as they are: whole lines, or a part of one.
+    async fn write_bytes(&mut self, bytes: &[u8]) -> io::Result<()> {
+        match tokio::time::timeout(self.timeout, self.half.write_all(bytes)).await {
             Ok(result) => result,
             Err(_) => Err(io::Error::new(
                 io::ErrorKind::TimedOut,

@@ -1,0 +1,118 @@
+//! `status` of many providers, a page at a time.
+//!
+//! A daemon may have 10,000 providers; a front-end that answers `status`
+//! must not build all their statuses at once. [`StatusPages`] walks the
+//! sessions in name order and builds the statuses of one page at a time,
+//! remembering only the last name it gave, so a front-end holds one page
+//! whatever the number of providers.
+
+use std::ops::Bound;
+use std::sync::{Arc, PoisonError};
+
+use super::{Broker, BrokerError, Caller, Role, Session};
+use crate::protocol::ProviderStatus;
+
+/// The statuses of the providers a caller may see, a page at a time, in
+/// name order. Made by [`Broker::status_pages`].
+///
+/// Each page is read when asked for, so a page shows its providers as they
+/// are at that moment. A reload between two pages is seen from the next
+/// page on: a provider that was there all along is shown exactly once, one
+/// added after the walk passed its name is not shown, one removed before the
+/// walk reached it is not shown.
+#[derive(Debug)]
+pub struct StatusPages {
+    broker: Broker,
+    caller: Caller,
+    page_len: usize,
+    next: Cursor,
+}
+
+/// Where the walk stands.
+#[derive(Debug)]
+enum Cursor {
+    /// One named provider, already authorized.
+    One(Arc<Session>),
+    /// Every visible provider whose name sorts after this one (from the
+    /// first when `None`).
+    After(Option<String>),
+    /// Nothing left.
+    End,
+}
+
+impl Broker {
+    /// The statuses `caller` may see, at most `page_len` of them a page
+    /// (taken as one when zero): of `provider` alone when named, else of
+    /// every provider the caller has a role on.
+    ///
+    /// # Errors
+    /// For a named provider, as [`Broker::status`]: unknown (or no role on
+    /// it, which looks the same), or an invalid name. Listing every provider
+    /// does not fail.
+    pub fn status_pages(
+        &self,
+        caller: &Caller,
+        provider: Option<&str>,
+        page_len: usize,
+    ) -> Result<StatusPages, BrokerError> {
+        let next = match provider {
+            Some(name) => Cursor::One(self.authorized(caller, name, Role::Use)?),
+            None => Cursor::After(None),
+        };
+        Ok(StatusPages {
+            broker: self.clone(),
+            caller: *caller,
+            page_len: page_len.max(1),
+            next,
+        })
+    }
+
+    /// Up to `limit` sessions `caller` may see, after `after` in name order.
+    fn visible_after(
+        &self,
+        caller: &Caller,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Vec<Arc<Session>> {
+        let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
+        // Only the Arcs are taken under the map's lock; statuses are built
+        // after it is released (each takes its session's own lock).
+        self.inner
+            .sessions
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .range::<str, _>((lower, Bound::Unbounded))
+            .map(|(_, session)| session)
+            .filter(|session| session.policy.allows(caller))
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+}
+
+impl Iterator for StatusPages {
+    type Item = Vec<ProviderStatus>;
+
+    /// The next page; never an empty one.
+    fn next(&mut self) -> Option<Vec<ProviderStatus>> {
+        match std::mem::replace(&mut self.next, Cursor::End) {
+            Cursor::End => None,
+            Cursor::One(session) => Some(vec![session.status()]),
+            Cursor::After(after) => {
+                let sessions =
+                    self.broker
+                        .visible_after(&self.caller, after.as_deref(), self.page_len);
+                if sessions.len() == self.page_len
+                    && let Some(last) = sessions.last()
+                {
+                    self.next = Cursor::After(Some(last.name.clone()));
+                }
+                (!sessions.is_empty()).then(|| sessions.iter().map(|s| s.status()).collect())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "status_tests.rs"]
+mod tests;

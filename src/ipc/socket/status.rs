@@ -1,0 +1,206 @@
+//! The `status` answers, written a page at a time.
+//!
+//! The broker hands out statuses a page at a time ([`StatusPages`]); this
+//! module turns the pages into lines as they come, so a connection holds
+//! one page of statuses (and of bytes) however many providers there are:
+//!
+//! - `"stream":true`: one [`StatusEvent::Provider`] line per provider, then
+//!   [`StatusEvent::Done`] with the count.
+//! - without it: the version-1 single line `{"ok":true,"providers":[...]}`.
+//!   Its length is measured first (statuses serialized into a counter, not a
+//!   buffer), and past [`MAX_STATUS_LINE`] the answer is an
+//!   `answer_too_large` error telling the client to ask for the stream. A
+//!   line that fits is written in pieces as its pages are serialized.
+
+use std::io::{self, Write};
+
+use super::{AnswerWriter, failure};
+use crate::broker::{Broker, BrokerError, Caller, StatusPages};
+use crate::protocol::{
+    Answer, ErrorBody, ErrorCode, MAX_STATUS_LINE, ProviderStatus, STATUS_STREAM_SINCE, StatusEvent,
+};
+
+/// Statuses built, serialized and written at a time.
+const PAGE: usize = 128;
+
+/// The single-line answer around its providers (see [`Answer`] and
+/// [`crate::protocol::StatusAnswer`]: `ok` first, then the flattened payload).
+const LINE_START: &[u8] = br#"{"ok":true,"providers":["#;
+const LINE_END: &[u8] = b"]}\n";
+
+/// Answers a `status` request.
+pub(super) async fn answer(
+    provider: Option<&str>,
+    stream: bool,
+    caller: &Caller,
+    broker: &Broker,
+    write: &mut AnswerWriter,
+) -> io::Result<()> {
+    let pages = match (broker.status_pages(caller, provider, PAGE), stream) {
+        (Ok(pages), _) => pages,
+        (Err(e), true) => return write.send(&done(0, Some(&e))).await,
+        (Err(e), false) => return write.send(&failure::<()>(&e)).await,
+    };
+    if stream {
+        return streamed(pages, write).await;
+    }
+    if !fits_one_line(pages).await? {
+        return write.send(&too_large()).await;
+    }
+    // Measured with the pages of a moment ago; sent with new ones.
+    match broker.status_pages(caller, provider, PAGE) {
+        Ok(pages) => one_line(pages, write).await,
+        Err(e) => write.send(&failure::<()>(&e)).await,
+    }
+}
+
+fn done(count: u64, error: Option<&BrokerError>) -> StatusEvent {
+    StatusEvent::Done {
+        ok: error.is_none(),
+        count,
+        error: error.map(|e| ErrorBody {
+            code: e.code(),
+            message: e.to_string(),
+        }),
+    }
+}
+
+/// The refusal of a single line too long for the clients that ask for one.
+fn too_large() -> Answer<()> {
+    Answer::failure(
+        ErrorCode::AnswerTooLarge,
+        format!(
+            "the status of every provider is longer than one answer line may be ({MAX_STATUS_LINE} bytes): \
+             ask for it as a stream, {{\"op\":\"status\",\"stream\":true}} (tokenctl does from protocol \
+             {STATUS_STREAM_SINCE} on: install a matching tokenctl), or for one provider"
+        ),
+    )
+}
+
+async fn streamed(pages: StatusPages, write: &mut AnswerWriter) -> io::Result<()> {
+    let mut count = 0;
+    let mut bytes = Vec::new();
+    for page in pages {
+        bytes.clear();
+        for status in page {
+            serde_json::to_writer(&mut bytes, &StatusEvent::Provider(Box::new(status)))?;
+            bytes.push(b'\n');
+            count += 1;
+        }
+        write.write_bytes(&bytes).await?;
+    }
+    write.send(&done(count, None)).await
+}
+
+/// Whether the single line, newline excluded, is at most
+/// [`MAX_STATUS_LINE`] long. Stops building statuses once it is past.
+async fn fits_one_line(pages: StatusPages) -> io::Result<bool> {
+    let mut counter = ByteCounter(LINE_START.len() + LINE_END.len() - 1);
+    let mut first = true;
+    for page in pages {
+        write_page(&mut counter, &page, &mut first)?;
+        if counter.0 > MAX_STATUS_LINE {
+            return Ok(false);
+        }
+        // Measuring 10,000 statuses takes a while: let other connections
+        // have the (single-threaded) runtime between pages.
+        tokio::task::yield_now().await;
+    }
+    Ok(true)
+}
+
+async fn one_line(pages: StatusPages, write: &mut AnswerWriter) -> io::Result<()> {
+    let mut bytes = LINE_START.to_vec();
+    let mut first = true;
+    for page in pages {
+        write_page(&mut bytes, &page, &mut first)?;
+        write.write_bytes(&bytes).await?;
+        bytes.clear();
+    }
+    bytes.extend_from_slice(LINE_END);
+    write.write_bytes(&bytes).await
+}
+
+/// A page's statuses as part of the JSON array, a comma before each but
+/// the array's first.
+fn write_page(
+    mut out: impl Write,
+    page: &[ProviderStatus],
+    first: &mut bool,
+) -> serde_json::Result<()> {
+    for status in page {
+        if !std::mem::take(first) {
+            out.write_all(b",").map_err(serde_json::Error::io)?;
+        }
+        serde_json::to_writer(&mut out, status)?;
+    }
+    Ok(())
+}
+
+/// Counts what is written to it, and keeps nothing.
+struct ByteCounter(usize);
+
+impl Write for ByteCounter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::StatusAnswer;
+
+    fn provider(name: &str) -> ProviderStatus {
+        ProviderStatus {
+            name: name.into(),
+            dialect: "rfc8628".into(),
+            state: "active".into(),
+            expires_at: Some(1_790_000_000),
+            last_refresh: None,
+            next_refresh: None,
+            last_error: Some("a \"quoted\" error".into()),
+            scopes: vec!["repo".into()],
+            login: None,
+        }
+    }
+
+    /// The line written in pieces is the version-1 answer, byte for byte,
+    /// and its measured length is its length.
+    #[test]
+    fn the_single_line_in_pieces_is_the_version_1_answer() {
+        for count in [0, 1, 2, 5] {
+            let providers: Vec<_> = (0..count).map(|i| provider(&format!("p{i}"))).collect();
+            let mut line = LINE_START.to_vec();
+            let mut counter = ByteCounter(LINE_START.len() + LINE_END.len() - 1);
+            let (mut first, mut first_counted) = (true, true);
+            for page in providers.chunks(2) {
+                write_page(&mut line, page, &mut first).unwrap();
+                write_page(&mut counter, page, &mut first_counted).unwrap();
+            }
+            line.extend_from_slice(LINE_END);
+            let expected =
+                serde_json::to_string(&Answer::success(StatusAnswer { providers })).unwrap() + "\n";
+            assert_eq!(String::from_utf8(line).unwrap(), expected);
+            assert_eq!(counter.0, expected.len() - 1);
+        }
+    }
+
+    #[test]
+    fn the_refusal_names_the_fix() {
+        let refusal = serde_json::to_string(&too_large()).unwrap();
+        assert!(
+            refusal.contains(r#""code":"answer_too_large""#),
+            "{refusal}"
+        );
+        assert!(
+            refusal.contains(r#"{\"op\":\"status\",\"stream\":true}"#),
+            "{refusal}"
+        );
+    }
+}
