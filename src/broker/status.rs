@@ -61,7 +61,7 @@ impl Broker {
         };
         Ok(StatusPages {
             broker: self.clone(),
-            caller: *caller,
+            caller: caller.clone(),
             page_len: page_len.max(1),
             next,
         })
@@ -90,6 +90,14 @@ impl Broker {
     }
 }
 
+impl StatusPages {
+    /// One status as this caller may see it (a login's code only for
+    /// those who may manage the provider).
+    fn status_of(&self, session: &Session) -> ProviderStatus {
+        super::status_for(session, session.policy.role(&self.caller))
+    }
+}
+
 impl Iterator for StatusPages {
     type Item = Vec<ProviderStatus>;
 
@@ -97,7 +105,7 @@ impl Iterator for StatusPages {
     fn next(&mut self) -> Option<Vec<ProviderStatus>> {
         match std::mem::replace(&mut self.next, Cursor::End) {
             Cursor::End => None,
-            Cursor::One(session) => Some(vec![session.status()]),
+            Cursor::One(session) => Some(vec![self.status_of(&session)]),
             Cursor::After(after) => {
                 let sessions =
                     self.broker
@@ -107,7 +115,7 @@ impl Iterator for StatusPages {
                 {
                     self.next = Cursor::After(Some(last.name.clone()));
                 }
-                (!sessions.is_empty()).then(|| sessions.iter().map(|s| s.status()).collect())
+                (!sessions.is_empty()).then(|| sessions.iter().map(|s| self.status_of(s)).collect())
             }
         }
     }
