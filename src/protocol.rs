@@ -212,6 +212,18 @@ pub struct ProviderStatus {
     /// The pending device login's prompt, when a login is pending.
     #[serde(default)]
     pub login: Option<LoginPrompt>,
+    /// Whether the session's tokens are in the store. `false` when the
+    /// last save failed: the newest refresh token lives only in memory (a
+    /// restart now would need a new login, or the provider may refuse the
+    /// older stored one), `last_error` says why, and the save is retried
+    /// soon and before the next refresh. Daemons before this field meant
+    /// `true`.
+    #[serde(default = "saved_by_default")]
+    pub saved: bool,
+}
+
+fn saved_by_default() -> bool {
+    true
 }
 
 /// What a person needs to approve a device login.
@@ -479,6 +491,7 @@ mod tests {
             last_error: None,
             scopes: vec![],
             login: None,
+            saved: true,
         };
         let line =
             serde_json::to_string(&StatusEvent::Provider(Box::new(provider.clone()))).unwrap();

@@ -141,7 +141,9 @@ fn a_locked_keyring_at_start_is_a_clear_error_and_unlocking_restores() {
     keyring.unlock_default_collection();
     daemon.wait_for_log(1, &["event=\"restored\""]);
     assert_eq!(status(&daemon, "demo")["state"], "active");
-    assert!(status(&daemon, "demo")["last_error"].is_null());
+    let saved = status(&daemon, "demo");
+    assert!(saved["last_error"].is_null(), "{saved}");
+    assert_eq!(saved["saved"], true, "{saved}");
     assert_eq!(token(&daemon, "demo", &["--min-valid", "0"]), first);
 
     // And a token request right after an unlock restores it at once.
@@ -178,6 +180,15 @@ fn a_keyring_locked_mid_run_loses_no_session() {
             .is_some_and(|e| e.contains("unlock your keyring")),
         "{locked}"
     );
+    // Status says the session is not saved, and why.
+    assert_eq!(locked["saved"], false, "{locked}");
+    let text = daemon.tokenctl(&["status", "demo"]);
+    assert!(
+        String::from_utf8_lossy(&text.stdout)
+            .contains("not saved: the newest refresh token is only in memory"),
+        "{}",
+        String::from_utf8_lossy(&text.stdout)
+    );
     // Refreshes go on, and tokens are served from memory.
     daemon.wait_for_log(count + 1, &failed);
     token(&daemon, "demo", &["--min-valid", "0"]);
@@ -186,7 +197,9 @@ fn a_keyring_locked_mid_run_loses_no_session() {
     let saved_before = daemon.wait_for_log(0, &saved).len();
     keyring.unlock_default_collection();
     daemon.wait_for_log(saved_before + 1, &saved);
-    assert!(status(&daemon, "demo")["last_error"].is_null());
+    let saved = status(&daemon, "demo");
+    assert!(saved["last_error"].is_null(), "{saved}");
+    assert_eq!(saved["saved"], true, "{saved}");
 
     // A crash now: the keyring holds the current refresh token.
     assert_a_crash_keeps_the_current_refresh_token(&mut daemon, &provider, "demo");

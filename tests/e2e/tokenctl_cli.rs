@@ -366,6 +366,7 @@ fn github_status() -> ProviderStatus {
         last_error: Some("HTTP 503".into()),
         scopes: vec!["repo".into()],
         login: None,
+        saved: true,
     }
 }
 

@@ -99,6 +99,10 @@ impl<W: Write> Printer<W> {
     }
 }
 
+/// What an unsaved session means, for the person reading `status`.
+const NOT_SAVED: &str =
+    "not saved: the newest refresh token is only in memory (retrying the store)";
+
 /// A provider's row, then a line for its error or pending login, which are
 /// too long for a column.
 fn table_row(p: &ProviderStatus, now: i64) -> String {
@@ -114,6 +118,9 @@ fn table_row(p: &ProviderStatus, now: i64) -> String {
     let mut text = row(&cells);
     if let Some(login) = &p.login {
         let _ = writeln!(text, "  login pending — {}", login_note(login));
+    }
+    if !p.saved {
+        let _ = writeln!(text, "  {NOT_SAVED}");
     }
     if let Some(error) = &p.last_error {
         let _ = writeln!(text, "  last error: {}", clean(error));
@@ -152,6 +159,9 @@ fn details(p: &ProviderStatus, now: i64) -> String {
     if let Some(login) = &p.login {
         fields.push(("login", login_note(login)));
     }
+    if !p.saved {
+        fields.push(("saved", format!("no: {NOT_SAVED}")));
+    }
     if let Some(error) = &p.last_error {
         fields.push(("last error", clean(error).into_owned()));
     }
@@ -189,6 +199,7 @@ mod tests {
             last_error: None,
             scopes: vec![],
             login: None,
+            saved: true,
         }
     }
 

@@ -37,6 +37,7 @@ impl Session {
             last_error: state.last_failure.as_ref().map(ToString::to_string),
             scopes,
             login: pending,
+            saved: !(state.store_dirty && matches!(state.grant, Grant::Active(_))),
         }
     }
 

@@ -167,6 +167,7 @@ mod tests {
             last_error: Some("a \"quoted\" error".into()),
             scopes: vec!["repo".into()],
             login: None,
+            saved: true,
         }
     }
 
