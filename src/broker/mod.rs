@@ -11,6 +11,7 @@ pub mod clock;
 mod error;
 mod login;
 pub mod policy;
+mod record_writes;
 mod restore;
 pub mod scheduler;
 mod session;
@@ -129,6 +130,8 @@ pub struct Shared {
     pub(crate) tasks: TaskTracker,
     pub(crate) shutdown: CancellationToken,
     pub(crate) owner_uid: u32,
+    /// The order of each record's store writes.
+    pub(crate) record_writes: record_writes::RecordWrites,
 }
 
 impl Shared {
@@ -182,6 +185,7 @@ impl Broker {
             tasks: TaskTracker::new(),
             shutdown: CancellationToken::new(),
             owner_uid: parts.owner_uid,
+            record_writes: record_writes::RecordWrites::default(),
         });
         let broker = Self {
             inner: Arc::new(Inner {

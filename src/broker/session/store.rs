@@ -55,12 +55,7 @@ impl Session {
     /// Saves the session's record (or deletes it when there is no refresh
     /// token to keep). Runs the blocking store off the async threads.
     pub(super) async fn save(&self, tokens: &Tokens) -> Result<(), BrokerError> {
-        let store = Arc::clone(&self.shared.store);
-        let name = self.name.clone();
-        let result = match tokens.to_record(&self.identity) {
-            Some(record) => blocking(move || store.save(&name, &record)).await,
-            None => blocking(move || store.delete(&name)).await,
-        };
+        let result = self.write_record(tokens.to_record(&self.identity)).await;
         result.map_err(|source| {
             warn!(provider = %self.name, event = "store_failed", "could not save the session: {source}");
             self.store_error(source)
@@ -68,12 +63,29 @@ impl Session {
     }
 
     pub(super) async fn delete_stored(&self) -> Result<(), BrokerError> {
-        let store = Arc::clone(&self.shared.store);
-        let name = self.name.clone();
-        blocking(move || store.delete(&name)).await.map_err(|source| {
+        self.write_record(None).await.map_err(|source| {
             warn!(provider = %self.name, event = "store_failed", "could not delete the stored session: {source}");
             self.store_error(source)
         })
+    }
+
+    /// One write of this session's record (`record`, or a delete when
+    /// `None`), in order with every other write of it (see
+    /// `broker::record_writes`): its generation is taken when the write is
+    /// made (the first poll, which callers make at once), and it runs on
+    /// the blocking pool.
+    async fn write_record(&self, record: Option<StoredSession>) -> Result<(), StoreError> {
+        let slot = self.shared.record_writes.slot(&self.name);
+        let generation = slot.issue();
+        let store = Arc::clone(&self.shared.store);
+        let name = self.name.clone();
+        blocking(move || {
+            slot.apply(generation, || match &record {
+                Some(record) => store.save(&name, record),
+                None => store.delete(&name),
+            })
+        })
+        .await
     }
 
     pub(super) fn store_error(&self, source: StoreError) -> BrokerError {
@@ -291,3 +303,7 @@ pub(crate) fn did_not_complete(e: &tokio::task::JoinError) -> StoreError {
 #[cfg(test)]
 #[path = "store_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "write_order_tests.rs"]
+mod write_order_tests;

@@ -1,0 +1,177 @@
+//! The order of a record's store writes, with the encrypted file store
+//! slowed on purpose: a save held in the store while newer writes are made
+//! must not land after them (issue: a logout undone at the next start).
+
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use tokend_emulator::{Emulator, Rfc8628Options};
+use tokio::sync::watch;
+
+use crate::broker::{Broker, BrokerParts, Caller, SystemClock};
+use crate::provider::HttpClient;
+use crate::store::{EncryptedFileStore, Store, StoreError, StoreKey, StoredSession};
+
+/// The encrypted file store, whose saves can be held: a held save waits in
+/// the store (on its blocking thread) until released, as a keyring waiting
+/// for an unlock prompt or a slow disk does.
+#[derive(Debug)]
+struct SlowedStore {
+    inner: EncryptedFileStore,
+    hold: Mutex<bool>,
+    released: Condvar,
+    /// Saves that entered the store, and saves that left it.
+    entered: watch::Sender<usize>,
+    finished: watch::Sender<usize>,
+}
+
+impl SlowedStore {
+    fn new(inner: EncryptedFileStore) -> Self {
+        Self {
+            inner,
+            hold: Mutex::new(false),
+            released: Condvar::new(),
+            entered: watch::Sender::new(0),
+            finished: watch::Sender::new(0),
+        }
+    }
+
+    fn hold_saves(&self) {
+        *self.hold.lock().unwrap() = true;
+    }
+
+    fn release_saves(&self) {
+        *self.hold.lock().unwrap() = false;
+        self.released.notify_all();
+    }
+}
+
+impl Store for SlowedStore {
+    fn name(&self) -> &'static str {
+        "slowed encrypted file store"
+    }
+    fn load(&self, provider: &str) -> Result<Option<StoredSession>, StoreError> {
+        self.inner.load(provider)
+    }
+    fn save(&self, provider: &str, session: &StoredSession) -> Result<(), StoreError> {
+        self.entered.send_modify(|n| *n += 1);
+        let held = self.hold.lock().unwrap();
+        drop(self.released.wait_while(held, |held| *held).unwrap());
+        let result = self.inner.save(provider, session);
+        self.finished.send_modify(|n| *n += 1);
+        result
+    }
+    fn delete(&self, provider: &str) -> Result<(), StoreError> {
+        self.inner.delete(provider)
+    }
+    fn list(&self) -> Result<Vec<String>, StoreError> {
+        self.inner.list()
+    }
+}
+
+fn key() -> StoreKey {
+    StoreKey::from_bytes(&[7; 32]).unwrap()
+}
+
+fn broker(emulator: &Emulator, dir: &std::path::Path, store: Arc<dyn Store>) -> Broker {
+    let path = dir.join("config.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[daemon]\nsocket = \"/run/t/t.sock\"\nstore = \"memory\"\n\
+             [providers.demo]\ndevice_authorization_endpoint = \"{}\"\n\
+             token_endpoint = \"{}\"\nclient_id = \"tokend-test\"\n",
+            emulator.device_authorization_endpoint(),
+            emulator.token_endpoint()
+        ),
+    )
+    .unwrap();
+    let env = crate::config::Environment {
+        etc: dir.to_owned(),
+        ..Default::default()
+    };
+    let config = crate::config::load(&path, &env).unwrap();
+    Broker::new(
+        &config,
+        BrokerParts {
+            store,
+            clock: Arc::new(SystemClock),
+            http: HttpClient::new(Duration::from_secs(5)).unwrap(),
+            owner_uid: 1000,
+        },
+    )
+}
+
+/// A login's save is held in the store; a logout cancels the login and
+/// deletes the record; then the held save completes. The delete, made
+/// last, must be what the store ends with, and a restart must find the
+/// session logged out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_save_held_in_the_store_cannot_undo_a_later_logout() {
+    let emulator = Emulator::start(Rfc8628Options {
+        interval: Duration::from_secs(1),
+        ..Rfc8628Options::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let records = dir.path().join("sessions");
+    let store = Arc::new(SlowedStore::new(EncryptedFileStore::new(&records, key())));
+    let broker = broker(&emulator, dir.path(), store.clone());
+    broker.start(None).await;
+    let caller = Caller::uid(1000);
+
+    store.hold_saves();
+    let mut login = broker.login(&caller, "demo").unwrap();
+    let prompt = login.prompt().await.unwrap();
+    emulator.approve(&prompt.user_code).unwrap();
+    // The login's save is in the store now, held.
+    store
+        .entered
+        .subscribe()
+        .wait_for(|n| *n >= 1)
+        .await
+        .unwrap();
+
+    let writes = broker.inner.shared.record_writes.slot("demo");
+    let mut made = writes.writes_made();
+    let logout = tokio::spawn({
+        let (broker, caller) = (broker.clone(), caller.clone());
+        async move { broker.logout(&caller, "demo").await }
+    });
+    // The logout's delete has been made (whether or not it has run).
+    made.wait_for(|n| *n >= 2).await.unwrap();
+    store.release_saves();
+    store
+        .finished
+        .subscribe()
+        .wait_for(|n| *n >= 1)
+        .await
+        .unwrap();
+    logout.await.unwrap().unwrap();
+
+    let on_disk = EncryptedFileStore::new(&records, key());
+    assert!(
+        on_disk.load("demo").unwrap().is_none(),
+        "the late save of the cancelled login brought the session back"
+    );
+    broker.shutdown(Duration::from_secs(1)).await;
+    let restarted = broker_after_restart(&emulator, dir.path(), &records).await;
+    let status = &restarted.status(&caller, Some("demo")).unwrap()[0];
+    assert_eq!(status.state, "logged_out");
+    restarted.shutdown(Duration::from_secs(1)).await;
+}
+
+async fn broker_after_restart(
+    emulator: &Emulator,
+    dir: &std::path::Path,
+    records: &std::path::Path,
+) -> Broker {
+    let broker = broker(
+        emulator,
+        dir,
+        Arc::new(EncryptedFileStore::new(records, key())),
+    );
+    broker.start(None).await;
+    broker
+}
