@@ -24,6 +24,10 @@ pub const PROVIDER_UNAVAILABLE: u8 = 6;
 pub const UNKNOWN_PROVIDER: u8 = 7;
 /// The device login was denied, expired or failed.
 pub const LOGIN_FAILED: u8 = 8;
+/// `tokenctl exec`: the command exists but could not be run (as shells say).
+pub const COMMAND_NOT_RUNNABLE: u8 = 126;
+/// `tokenctl exec`: no such command (as shells say).
+pub const COMMAND_NOT_FOUND: u8 = 127;
 
 /// Every status with its meaning, in order.
 pub const MEANINGS: &[(u8, &str)] = &[
@@ -45,6 +49,11 @@ pub const MEANINGS: &[(u8, &str)] = &[
     ),
     (UNKNOWN_PROVIDER, "unknown provider"),
     (LOGIN_FAILED, "login denied, expired or failed"),
+    (
+        COMMAND_NOT_RUNNABLE,
+        "exec: the command could not be run (otherwise exec exits with the command's status)",
+    ),
+    (COMMAND_NOT_FOUND, "exec: no such command"),
 ];
 
 /// The "Exit status" section of `tokenctl --help`.

@@ -69,6 +69,26 @@ pub enum TokenctlCommand {
         /// The provider, as named in the config
         name: String,
     },
+    /// Run COMMAND with a fresh access token of provider NAME in its
+    /// environment (never on a command line); tokenctl becomes COMMAND, so
+    /// its exit status is COMMAND's
+    Exec {
+        /// The provider, as named in the config
+        name: String,
+        /// The environment variable that carries the token
+        #[arg(long, value_name = "VAR", default_value = DEFAULT_TOKEN_VARIABLE)]
+        env: String,
+        /// Seconds of life the token must have left (as for `token`)
+        #[arg(long, value_name = "SECS")]
+        min_valid: Option<u64>,
+        /// The program and its arguments, after `--`
+        #[arg(last = true, required = true, value_name = "COMMAND")]
+        command: Vec<std::ffi::OsString>,
+    },
     /// Show the versions of tokenctl, tokend and their protocol
     Version,
 }
+
+/// The variable `tokenctl exec` puts the token in unless `--env` names
+/// another.
+pub const DEFAULT_TOKEN_VARIABLE: &str = "ACCESS_TOKEN";

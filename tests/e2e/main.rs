@@ -37,4 +37,5 @@ mod status_many;
 mod store_secret_service;
 mod systemd;
 mod tokenctl_cli;
+mod tokenctl_exec;
 mod world;

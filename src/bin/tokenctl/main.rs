@@ -68,6 +68,12 @@ fn run(cli: &Cli) -> Result<(), Failure> {
                 ))
             }
         }
+        Command::Exec {
+            name,
+            env,
+            min_valid,
+            command,
+        } => exec(cli, name, env, *min_valid, command),
         Command::Version => version(cli),
     }
 }
@@ -135,17 +141,7 @@ fn status(cli: &Cli, name: Option<&str>) -> Result<(), Failure> {
 /// `tokenctl token`: the one place a token is printed.
 fn token(cli: &Cli, name: &str, min_valid: Option<u64>) -> Result<(), Failure> {
     let answer = connect(cli)?.token(name, min_valid)?;
-    let token = answer.access_token.expose();
-    // A newline or escape in a token would split or corrupt the HTTP header
-    // a script builds from it: refuse rather than pass it on.
-    if token.is_empty() || token.chars().any(char::is_control) {
-        return Err(Failure::new(
-            exit::FAILURE,
-            format!(
-                "tokend sent an unusable token for `{name}` (empty, or with control characters)"
-            ),
-        ));
-    }
+    let token = usable(name, answer.access_token.expose())?;
     if cli.json {
         print_json(&answer)
     } else {
@@ -155,6 +151,69 @@ fn token(cli: &Cli, name: &str, min_valid: Option<u64>) -> Result<(), Failure> {
             .and_then(|()| out.flush())
             .map_err(|e| Failure::output(&e))
     }
+}
+
+/// `token` itself, unless it is unusable: a newline or escape in a token
+/// would split or corrupt the HTTP header a script builds from it.
+fn usable<'t>(name: &str, token: &'t str) -> Result<&'t str, Failure> {
+    if token.is_empty() || token.chars().any(char::is_control) {
+        return Err(Failure::new(
+            exit::FAILURE,
+            format!(
+                "tokend sent an unusable token for `{name}` (empty, or with control characters)"
+            ),
+        ));
+    }
+    Ok(token)
+}
+
+/// `tokenctl exec`: becomes `command` with the token in `variable`.
+/// Returns only on failure: exit 2 for a bad variable name, the usual
+/// statuses when no token can be had (the command is not run), and 127 or
+/// 126, as shells use, when the command cannot be run.
+fn exec(
+    cli: &Cli,
+    name: &str,
+    variable: &str,
+    min_valid: Option<u64>,
+    command: &[std::ffi::OsString],
+) -> Result<(), Failure> {
+    use std::os::unix::process::CommandExt as _;
+    let valid_name = variable
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && variable
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !valid_name {
+        return Err(Failure::new(
+            exit::USAGE,
+            format!(
+                "`--env {variable}` is not a variable name (letters, digits and _, not first a digit)"
+            ),
+        ));
+    }
+    let Some((program, args)) = command.split_first() else {
+        return Err(Failure::new(exit::USAGE, "no command to run after `--`"));
+    };
+    let answer = connect(cli)?.token(name, min_valid)?;
+    let token = usable(name, answer.access_token.expose())?;
+    // The token goes in the environment only: a command line is readable
+    // by every local user in /proc. The daemon's socket is close-on-exec.
+    let error = std::process::Command::new(program)
+        .args(args)
+        .env(variable, token)
+        .exec();
+    let status = if error.kind() == io::ErrorKind::NotFound {
+        exit::COMMAND_NOT_FOUND
+    } else {
+        exit::COMMAND_NOT_RUNNABLE
+    };
+    Err(Failure::new(
+        status,
+        format!("cannot run {}: {error}", program.to_string_lossy()),
+    ))
 }
 
 /// `tokenctl version`: this program's version, then the daemon's.
