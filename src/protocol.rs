@@ -80,6 +80,11 @@ pub enum Request {
         /// still-valid one.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         min_valid: Option<u64>,
+        /// A token that was refused where it was used (git's `erase`):
+        /// answer another, refreshing when the current token is this one.
+        /// Ignored with `min_valid`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        refused: Option<Secret>,
     },
     /// Start or join the device login of `provider`; answered by a stream of events.
     Login {
@@ -220,6 +225,14 @@ pub struct ProviderStatus {
     /// `true`.
     #[serde(default = "saved_by_default")]
     pub saved: bool,
+    /// The hosts whose credentials this provider's tokens are (`hosts` in
+    /// the config), for `tokenctl credential`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<String>,
+    /// The user name git sends with the token (`git_username`, or its
+    /// default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git_username: Option<String>,
 }
 
 fn saved_by_default() -> bool {
@@ -399,7 +412,8 @@ mod tests {
             req,
             Request::Token {
                 provider: "github".into(),
-                min_valid: Some(60)
+                min_valid: Some(60),
+                refused: None,
             }
         );
     }
@@ -492,6 +506,8 @@ mod tests {
             scopes: vec![],
             login: None,
             saved: true,
+            hosts: Vec::new(),
+            git_username: None,
         };
         let line =
             serde_json::to_string(&StatusEvent::Provider(Box::new(provider.clone()))).unwrap();

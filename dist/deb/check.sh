@@ -31,6 +31,7 @@ expected=$(LC_ALL=C sort <<'EOF'
 -rw-r--r-- ./usr/share/doc/tokend/examples/example.toml
 -rw-r--r-- ./usr/share/fish/vendor_completions.d/tokenctl.fish
 -rw-r--r-- ./usr/share/fish/vendor_completions.d/tokend.fish
+-rw-r--r-- ./usr/share/man/man1/tokenctl-credential.1.gz
 -rw-r--r-- ./usr/share/man/man1/tokenctl-exec.1.gz
 -rw-r--r-- ./usr/share/man/man1/tokenctl-login.1.gz
 -rw-r--r-- ./usr/share/man/man1/tokenctl-logout.1.gz

@@ -34,7 +34,9 @@ pub use login::{LoginProgress, LoginWatch, PendingPrompt};
 pub use policy::{AccessPolicy, Caller, Role, describe_roles};
 pub use scheduler::RefreshScheduler;
 pub(crate) use session::blocking as store_call;
-pub use session::{AccessToken, Freshness, STORE_TIMEOUT, Session, session_identity};
+pub use session::{
+    AccessToken, Freshness, STORE_TIMEOUT, Session, TokenFingerprint, session_identity,
+};
 pub use status::StatusPages;
 
 use crate::config::{Config, ProviderConfig};

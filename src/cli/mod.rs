@@ -9,7 +9,7 @@ pub mod exit_status;
 mod tokenctl_args;
 mod tokend_args;
 
-pub use tokenctl_args::{TokenctlArgs, TokenctlCommand};
+pub use tokenctl_args::{CredentialProtocol, TokenctlArgs, TokenctlCommand};
 pub use tokend_args::TokendArgs;
 
 #[cfg(test)]

@@ -85,8 +85,31 @@ pub enum TokenctlCommand {
         #[arg(last = true, required = true, value_name = "COMMAND")]
         command: Vec<std::ffi::OsString>,
     },
+    /// Be a credential helper of another tool (git)
+    Credential {
+        /// Which tool's protocol.
+        #[command(subcommand)]
+        protocol: CredentialProtocol,
+    },
     /// Show the versions of tokenctl, tokend and their protocol
     Version,
+}
+
+/// The credential-helper protocols `tokenctl credential` speaks.
+#[derive(Debug, Subcommand)]
+pub enum CredentialProtocol {
+    /// git's credential helper: `git config --global credential.helper
+    /// '!tokenctl credential git'`. `get` answers a token for the host git
+    /// names (the provider whose `hosts` has it), `store` does nothing,
+    /// `erase` (a refused token) makes tokend refresh it
+    Git {
+        /// Use this provider, whatever the host
+        #[arg(long, value_name = "NAME")]
+        provider: Option<String>,
+        /// What git asks: get, store or erase (others are ignored, as git's
+        /// protocol says)
+        action: String,
+    },
 }
 
 /// The variable `tokenctl exec` puts the token in unless `--env` names

@@ -226,6 +226,24 @@ impl Client {
         self.call(&Request::Token {
             provider: provider.to_owned(),
             min_valid,
+            refused: None,
+        })
+    }
+
+    /// A token of `provider` other than `refused`, which was refused where
+    /// it was used (see [`crate::broker::Freshness::Replacing`]).
+    ///
+    /// # Errors
+    /// As for [`Client::token`].
+    pub fn token_replacing(
+        &mut self,
+        provider: &str,
+        refused: &str,
+    ) -> Result<TokenAnswer, ClientError> {
+        self.call(&Request::Token {
+            provider: provider.to_owned(),
+            min_valid: None,
+            refused: Some(crate::secret::Secret::from(refused)),
         })
     }
 

@@ -38,6 +38,8 @@ const PROVIDER_KEYS: &[&str] = &[
     "allow_groups",
     "manage_users",
     "manage_groups",
+    "hosts",
+    "git_username",
     "issuer",
     "base_url",
     "device_authorization_endpoint",
@@ -77,6 +79,7 @@ pub(super) fn parse(
     let daemon = daemon_config(&mut daemon_table, path, env, diags);
 
     let mut providers = Vec::new();
+    let mut claimed_hosts = BTreeMap::new();
     match top.take("providers") {
         Some(value) => match value.get_ref() {
             toml::de::DeValue::Table(table) => {
@@ -88,6 +91,7 @@ pub(super) fn parse(
                         path,
                         file_mode,
                         env,
+                        &mut claimed_hosts,
                         diags,
                     ) {
                         providers.push(p);
@@ -258,6 +262,7 @@ fn provider_config(
     config_path: &Path,
     file_mode: Option<FileAccess>,
     env: &Environment,
+    claimed_hosts: &mut BTreeMap<String, String>,
     diags: &mut Diagnostics<'_>,
 ) -> Option<ProviderConfig> {
     let context = format!("[providers.{name}]");
@@ -312,6 +317,8 @@ fn provider_config(
     };
     let allow_groups = group_ids("allow_groups");
     let manage_groups = group_ids("manage_groups");
+    let hosts = hosts(&mut t, name, claimed_hosts, diags);
+    let git_username = git_username(&mut t, diags);
     let endpoints = dialect.and_then(|d| endpoint_source(&mut t, d, &context, diags));
     dialect::refuse_foreign_keys(&mut t, dialect, diags);
     let dialect_options = dialect.and_then(|d| dialect::options(&mut t, d, &secret_context, diags));
@@ -354,7 +361,63 @@ fn provider_config(
         allow_groups,
         manage_users,
         manage_groups,
+        hosts,
+        git_username,
     })
+}
+
+/// The `git_username` key.
+fn git_username(t: &mut TableReader<'_, '_>, diags: &mut Diagnostics<'_>) -> Option<String> {
+    let v = t.take("git_username")?;
+    let user = reader::expect_str(diags, "git_username", v)?;
+    if user.is_empty() || user.chars().any(|c| c.is_control() || c == ':') {
+        diags.error(
+            &v.span(),
+            "`git_username` must be a non-empty name without `:` or control characters",
+        );
+        return None;
+    }
+    Some(user.to_owned())
+}
+
+/// The `hosts` key: host names (with a port when not the default), which
+/// `tokenctl credential` maps to this provider. A host claimed by two
+/// providers is an error: a credential helper must not guess.
+fn hosts(
+    t: &mut TableReader<'_, '_>,
+    provider: &str,
+    claimed: &mut BTreeMap<String, String>,
+    diags: &mut Diagnostics<'_>,
+) -> Vec<String> {
+    let span = t.key_span("hosts").unwrap_or(0..0);
+    let Some(list) = t.string_list(diags, "hosts") else {
+        return Vec::new();
+    };
+    let mut hosts = Vec::new();
+    for host in list {
+        let lower = host.to_ascii_lowercase();
+        let valid = !lower.is_empty()
+            && lower
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
+        if !valid {
+            diags.error(
+                &span,
+                format!("`hosts`: `{host}` is not a host name (e.g. \"github.com\" or \"git.example.org:8443\")"),
+            );
+            continue;
+        }
+        if let Some(other) = claimed.get(&lower) {
+            diags.error(
+                &span,
+                format!("`hosts`: `{lower}` is also a host of provider `{other}`; a host may belong to one provider only"),
+            );
+            continue;
+        }
+        claimed.insert(lower.clone(), provider.to_owned());
+        hosts.push(lower);
+    }
+    hosts
 }
 
 /// The `dialect` key; rfc8628 when absent, `None` after an error.

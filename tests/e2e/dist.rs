@@ -67,6 +67,7 @@ fn generator_writes_every_page_completion_and_the_config() {
         "completions/zsh/_tokenctl",
         "completions/zsh/_tokend",
         "etc/tokend/config.toml",
+        "man/tokenctl-credential.1",
         "man/tokenctl-exec.1",
         "man/tokenctl-login.1",
         "man/tokenctl-logout.1",

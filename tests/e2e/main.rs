@@ -20,6 +20,7 @@ mod dialect_twilio;
 mod dist;
 mod dist_dbus;
 mod faults;
+mod git_credential;
 mod hardening;
 mod hostile_clients;
 mod journald;

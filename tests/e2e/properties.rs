@@ -126,7 +126,11 @@ proptest! {
     /// Requests round-trip, whatever their strings.
     #[test]
     fn requests_round_trip(provider in ".{0,40}", min_valid in proptest::option::of(any::<u64>())) {
-        let request = tokend::protocol::Request::Token { provider, min_valid };
+        let request = tokend::protocol::Request::Token {
+            provider,
+            min_valid,
+            refused: None,
+        };
         let line = serde_json::to_vec(&request).unwrap();
         prop_assert!(line.len() <= MAX_REQUEST_LINE);
         prop_assert_eq!(parse_request(&line).unwrap(), request);

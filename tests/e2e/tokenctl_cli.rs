@@ -158,7 +158,8 @@ fn token_prints_exactly_the_token() {
         daemon.requests(),
         [Request::Token {
             provider: "github".into(),
-            min_valid: Some(300)
+            min_valid: Some(300),
+            refused: None,
         }]
     );
 }
@@ -367,6 +368,8 @@ fn github_status() -> ProviderStatus {
         scopes: vec!["repo".into()],
         login: None,
         saved: true,
+        hosts: Vec::new(),
+        git_username: None,
     }
 }
 

@@ -5,6 +5,7 @@
 //! with no async runtime. Talking to the daemon is [`tokend::client`]; this
 //! binary parses the command line, prints, and picks the exit status.
 
+mod credential;
 mod exit;
 mod format;
 mod login;
@@ -18,7 +19,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use serde::Serialize;
-use tokend::cli::{TokenctlArgs as Cli, TokenctlCommand as Command};
+use tokend::cli::{CredentialProtocol, TokenctlArgs as Cli, TokenctlCommand as Command};
 use tokend::client::{self, Client};
 use tokend::config::Environment;
 use tokend::protocol::{Answer, PROTOCOL_VERSION, STATUS_STREAM_SINCE};
@@ -74,6 +75,15 @@ fn run(cli: &Cli) -> Result<(), Failure> {
             min_valid,
             command,
         } => exec(cli, name, env, *min_valid, command),
+        Command::Credential {
+            protocol: CredentialProtocol::Git { provider, action },
+        } => credential::git(
+            || connect_checked(cli),
+            provider.as_deref(),
+            action,
+            io::stdin().lock(),
+            io::stdout().lock(),
+        ),
         Command::Version => version(cli),
     }
 }

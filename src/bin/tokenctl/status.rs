@@ -200,6 +200,8 @@ mod tests {
             scopes: vec![],
             login: None,
             saved: true,
+            hosts: Vec::new(),
+            git_username: None,
         }
     }
 

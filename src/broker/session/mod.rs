@@ -47,7 +47,7 @@ use store::PendingRestore;
 pub use store::STORE_TIMEOUT;
 pub(crate) use store::{blocking, did_not_complete};
 use tokens::Tokens;
-pub use tokens::{AccessToken, Freshness};
+pub use tokens::{AccessToken, Freshness, TokenFingerprint};
 
 /// The result every waiter of a refresh shares.
 pub(crate) type RefreshResult = Option<Result<(), BrokerError>>;
@@ -223,8 +223,12 @@ impl Session {
         };
         match want {
             // The refresh failed, but the token still works: hand it out.
-            Freshness::Default if token.valid_for(now, Duration::ZERO) => Ok(token.clone()),
-            Freshness::Default => Err(refreshed
+            Freshness::Default | Freshness::Replacing(_)
+                if token.valid_for(now, Duration::ZERO) =>
+            {
+                Ok(token.clone())
+            }
+            Freshness::Default | Freshness::Replacing(_) => Err(refreshed
                 .err()
                 .unwrap_or_else(|| self.login_required(&state))),
             Freshness::AtLeast(min_valid) => {
@@ -270,6 +274,7 @@ impl Session {
         let fresh_enough = |token: &&AccessToken| match want {
             Freshness::AtLeast(min_valid) => token.valid_for(now, min_valid),
             Freshness::Default => state.fresh_until.is_none_or(|until| now < until),
+            Freshness::Replacing(refused) => TokenFingerprint::of(token.secret.expose()) != refused,
         };
         if let Some(token) = usable.filter(fresh_enough) {
             return TokenPlan::Ready(token.clone());
@@ -277,7 +282,9 @@ impl Session {
         // A default request takes a still-valid token whenever a refresh
         // cannot be had now, rather than an error.
         let fallback = |failure: BrokerError| match (want, usable) {
-            (Freshness::Default, Some(token)) => TokenPlan::Ready(token.clone()),
+            (Freshness::Default | Freshness::Replacing(_), Some(token)) => {
+                TokenPlan::Ready(token.clone())
+            }
             _ => TokenPlan::Fail(failure),
         };
         if tokens.refresh.is_none() {
@@ -308,7 +315,7 @@ impl Session {
         {
             let min_valid = match want {
                 Freshness::AtLeast(min_valid) => min_valid,
-                Freshness::Default => Duration::ZERO,
+                Freshness::Default | Freshness::Replacing(_) => Duration::ZERO,
             };
             return fallback(self.too_short(token, min_valid));
         }

@@ -38,6 +38,13 @@ impl Session {
             scopes,
             login: pending,
             saved: !(state.store_dirty && matches!(state.grant, Grant::Active(_))),
+            hosts: self.config.hosts.clone(),
+            git_username: Some(
+                self.config
+                    .git_username
+                    .clone()
+                    .unwrap_or_else(|| crate::config::DEFAULT_GIT_USERNAME.to_owned()),
+            ),
         }
     }
 

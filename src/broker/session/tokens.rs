@@ -49,6 +49,34 @@ pub enum Freshness {
     /// At least this much life left, refreshed first when needed; an error
     /// when even a fresh token has less.
     AtLeast(Duration),
+    /// A token other than the one with this fingerprint, which the caller
+    /// says was refused where it was used (git's `erase`): a refresh when
+    /// the current token is that one, joined by every caller that saw the
+    /// same refusal; the current token when it is already another. When no
+    /// refresh can be had, as [`Self::Default`].
+    Replacing(TokenFingerprint),
+}
+
+/// A token's SHA-256, to compare tokens without keeping or sending one.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct TokenFingerprint([u8; 32]);
+
+impl TokenFingerprint {
+    /// The fingerprint of `token`.
+    #[must_use]
+    pub fn of(token: &str) -> Self {
+        let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
+        let mut bytes = [0; 32];
+        bytes.copy_from_slice(digest.as_ref());
+        Self(bytes)
+    }
+}
+
+impl std::fmt::Debug for TokenFingerprint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Even a hash of a token stays out of logs.
+        f.write_str("TokenFingerprint(..)")
+    }
 }
 
 impl From<Duration> for Freshness {

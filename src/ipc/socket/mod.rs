@@ -30,7 +30,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
 use super::lines::{Line, read_line};
-use crate::broker::{Broker, BrokerError, Caller, Freshness};
+use crate::broker::{Broker, BrokerError, Caller, Freshness, TokenFingerprint};
 use crate::protocol::{
     Answer, ErrorBody, ErrorCode, LoginEvent, LogoutAnswer, MAX_REQUEST_LINE, PROTOCOL_VERSION,
     Request, VersionAnswer, parse_request,
@@ -376,11 +376,16 @@ async fn handle(
         Request::Token {
             provider,
             min_valid,
+            refused,
         } => {
             // No min_valid: the daemon's own idea of fresh (see Freshness).
-            let want = min_valid.map_or(Freshness::Default, |secs| {
-                Freshness::AtLeast(Duration::from_secs(secs))
-            });
+            let want = match (min_valid, refused) {
+                (Some(secs), _) => Freshness::AtLeast(Duration::from_secs(secs)),
+                (None, Some(refused)) => {
+                    Freshness::Replacing(TokenFingerprint::of(refused.expose()))
+                }
+                (None, None) => Freshness::Default,
+            };
             let answer = match broker.token(caller, &provider, want).await {
                 Ok(token) => {
                     debug!(provider = %provider, uid = caller.uid, "token handed out");

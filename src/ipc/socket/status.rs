@@ -168,6 +168,8 @@ mod tests {
             scopes: vec!["repo".into()],
             login: None,
             saved: true,
+            hosts: Vec::new(),
+            git_username: None,
         }
     }
 

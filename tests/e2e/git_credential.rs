@@ -1,0 +1,219 @@
+//! `tokenctl credential git` with the real `git`: `git credential fill`
+//! picks the provider by host, `git ls-remote` authenticates to a loopback
+//! smart-HTTP server (`git http-backend` behind Basic auth that accepts
+//! only the current token), and `git credential reject` makes tokend renew
+//! the refused token.
+
+use crate::support;
+
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+
+use support::daemon::{Daemon, login, stderr, stdout, token};
+use support::provider::Provider;
+
+/// The git server, stopped on drop.
+struct GitServer {
+    child: Child,
+    port: u16,
+}
+
+impl GitServer {
+    fn start(root: &Path, token_file: &Path) -> Self {
+        let mut child = Command::new("/usr/bin/python3")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/e2e/support/git_server.py"
+            ))
+            .arg(root)
+            .arg(token_file)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start the git server");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line.trim().parse().expect("the server's port");
+        Self { child, port }
+    }
+}
+
+impl Drop for GitServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `git ARGS` with no user or system config, no prompts, and tokenctl as
+/// its only credential helper.
+fn git(home: &Path, daemon: &Daemon, args: &[&str], stdin: &str) -> Output {
+    let helper = format!(
+        "!{} --socket {} credential git",
+        env!("CARGO_BIN_EXE_tokenctl"),
+        daemon.socket.display()
+    );
+    let mut child = Command::new("git")
+        .arg("-c")
+        .arg(format!("credential.helper={helper}"))
+        .args(args)
+        .env("HOME", home)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env_remove("GIT_ASKPASS")
+        .env_remove("SSH_ASKPASS")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn git_gets_the_token_of_the_provider_serving_the_host() {
+    let work = tempfile::tempdir().unwrap();
+    let (home, repos) = (work.path().join("home"), work.path().join("repos"));
+    std::fs::create_dir_all(&home).unwrap();
+    let made = Command::new("git")
+        .args(["init", "--quiet", "--bare", "-b", "main"])
+        .arg(repos.join("project.git"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let token_file = work.path().join("accepted-token");
+    std::fs::write(&token_file, "").unwrap();
+    let server = GitServer::start(&repos, &token_file);
+    let forge_host = format!("127.0.0.1:{}", server.port);
+
+    let provider = Provider::rfc8628();
+    let config = format!(
+        "{}{}",
+        provider.config_with(
+            "forge",
+            &format!(
+                "hosts = [\"{forge_host}\", \"Forge.Test\"]\ngit_username = \"x-access-token\""
+            )
+        ),
+        provider.config_with("other", "hosts = [\"other.test\"]"),
+    );
+    let daemon = Daemon::start(&config);
+    login(&daemon, "forge", |code| {
+        provider.approve(code).unwrap();
+    });
+
+    // `git credential fill`: the provider by host (case does not matter),
+    // its git user name, a token that is valid.
+    let out = git(
+        &home,
+        &daemon,
+        &["credential", "fill"],
+        "protocol=https\nhost=forge.test\n\n",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let filled = stdout(&out);
+    assert!(filled.contains("username=x-access-token\n"), "{filled}");
+    let password = filled
+        .lines()
+        .find_map(|l| l.strip_prefix("password="))
+        .expect("a password line");
+    assert!(provider.is_valid_access_token(password), "{filled}");
+
+    // A host no provider serves: the helper answers nothing, so git goes
+    // on (here: to a prompt, which is off) and fails without a password.
+    let out = git(
+        &home,
+        &daemon,
+        &["credential", "fill"],
+        "protocol=https\nhost=nowhere.test\n\n",
+    );
+    assert!(!out.status.success());
+    assert!(!stdout(&out).contains("password="), "{}", stdout(&out));
+    // Plain http to a host that is not loopback: refused, named.
+    let out = git(
+        &home,
+        &daemon,
+        &["credential", "fill"],
+        "protocol=http\nhost=forge.test\n\n",
+    );
+    assert!(!stdout(&out).contains("password="));
+    assert!(
+        stderr(&out).contains("refusing to send a token over plain http"),
+        "{}",
+        stderr(&out)
+    );
+
+    // A real clone-side operation against the server, which accepts only
+    // the current token.
+    let current = token(&daemon, "forge", &[]);
+    std::fs::write(&token_file, &current).unwrap();
+    let url = format!("http://{forge_host}/project.git");
+    let out = git(&home, &daemon, &["ls-remote", &url], "");
+    assert!(out.status.success(), "ls-remote: {}", stderr(&out));
+
+    // git says the token was refused: tokend renews it.
+    let refreshes = provider.refresh_count();
+    let reject = format!(
+        "protocol=http\nhost={forge_host}\nusername=x-access-token\npassword={current}\n\n"
+    );
+    let out = git(&home, &daemon, &["credential", "reject"], &reject);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        provider.refresh_count(),
+        refreshes + 1,
+        "no refresh after erase"
+    );
+    let renewed = token(&daemon, "forge", &[]);
+    assert_ne!(renewed, current);
+    // Another git that saw the same refusal causes no second refresh.
+    let out = git(&home, &daemon, &["credential", "reject"], &reject);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        provider.refresh_count(),
+        refreshes + 1,
+        "a second refresh for one refusal"
+    );
+    // The server now wants the new token; git gets it from the helper.
+    std::fs::write(&token_file, &renewed).unwrap();
+    let out = git(&home, &daemon, &["ls-remote", &url], "");
+    assert!(
+        out.status.success(),
+        "ls-remote after renewal: {}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn two_providers_may_not_claim_one_host() {
+    let provider = Provider::rfc8628();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "{}{}",
+            provider.config_with("a", "hosts = [\"git.example.org\"]"),
+            provider.config_with("b", "hosts = [\"GIT.example.org\"]")
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tokend"))
+        .args(["--check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("`git.example.org` is also a host of provider `a`"),
+        "{}",
+        stderr(&out)
+    );
+}
