@@ -30,6 +30,11 @@ declare -A needed=(
     [gdbus]=libglib2.0-bin
     [cc]=build-essential
     [curl]=curl
+    # Real clients of the credential helpers (git, kubectl) and the
+    # certificate of the stub API server kubectl talks to.
+    [git]=git
+    [kubectl]=kubernetes-client
+    [openssl]=openssl
     # The .deb: library dependencies, stripping; man pages are rendered.
     [dpkg-shlibdeps]=dpkg-dev
     [strip]=binutils

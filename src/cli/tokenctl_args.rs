@@ -110,6 +110,13 @@ pub enum CredentialProtocol {
         /// protocol says)
         action: String,
     },
+    /// kubectl's exec credential plugin: prints an ExecCredential
+    /// (client.authentication.k8s.io/v1, or v1beta1 when
+    /// $KUBERNETES_EXEC_INFO asks for it) with provider NAME's token
+    Kubernetes {
+        /// The provider, as named in the config
+        name: String,
+    },
 }
 
 /// The variable `tokenctl exec` puts the token in unless `--env` names

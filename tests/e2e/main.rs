@@ -24,6 +24,7 @@ mod git_credential;
 mod hardening;
 mod hostile_clients;
 mod journald;
+mod kubectl_credential;
 mod malformed_answers;
 mod need_to_know;
 mod persistence_crash;

@@ -61,6 +61,18 @@ pub fn utc(at: i64) -> String {
     )
 }
 
+/// `at` (Unix seconds) as RFC 3339 in UTC: `2026-09-21T14:13:20Z`.
+pub fn rfc3339(at: i64) -> String {
+    let (days, secs) = (at.div_euclid(86_400), at.rem_euclid(86_400));
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        secs / 3_600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
 /// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's
 /// `civil_from_days`, exact for every `i64` day count that fits a year).
 fn civil_from_days(days: i64) -> (i64, i64, i64) {
@@ -129,6 +141,7 @@ mod tests {
         assert_eq!(utc(1_790_000_000), "2026-09-21 14:13:20 UTC");
         assert_eq!(utc(951_825_600), "2000-02-29 12:00:00 UTC");
         assert_eq!(utc(-1), "1969-12-31 23:59:59 UTC");
+        assert_eq!(rfc3339(1_790_000_000), "2026-09-21T14:13:20Z");
     }
 
     #[test]

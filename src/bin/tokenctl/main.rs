@@ -8,6 +8,7 @@
 mod credential;
 mod exit;
 mod format;
+mod kubernetes;
 mod login;
 mod screen;
 mod status;
@@ -82,6 +83,14 @@ fn run(cli: &Cli) -> Result<(), Failure> {
             provider.as_deref(),
             action,
             io::stdin().lock(),
+            io::stdout().lock(),
+        ),
+        Command::Credential {
+            protocol: CredentialProtocol::Kubernetes { name },
+        } => kubernetes::exec_credential(
+            &mut connect(cli)?,
+            name,
+            std::env::var("KUBERNETES_EXEC_INFO").ok().as_deref(),
             io::stdout().lock(),
         ),
         Command::Version => version(cli),
