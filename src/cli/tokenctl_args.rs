@@ -63,6 +63,12 @@ pub enum TokenctlCommand {
     Status {
         /// Only this provider, in more detail
         name: Option<String>,
+        /// Health check: print one line per problem (a session that needs a
+        /// login, a failing refresh, tokens not saved) and exit 1 if there
+        /// is any, 0 and nothing printed if none; for monitoring and
+        /// ExecCondition=
+        #[arg(long)]
+        check: bool,
     },
     /// Forget the session of provider NAME, in memory and in the store
     Logout {

@@ -35,6 +35,7 @@ mod properties;
 mod refresh;
 mod refresh_storm;
 mod socket;
+mod status_check;
 mod status_many;
 mod store_secret_service;
 mod systemd;

@@ -74,6 +74,11 @@ impl Failure {
     pub fn output(error: &std::io::Error) -> Self {
         Self::new(FAILURE, format!("cannot write the output: {error}"))
     }
+
+    /// An exit status whose reason was already printed: no message.
+    pub fn silent(status: u8) -> Self {
+        Self::new(status, String::new())
+    }
 }
 
 impl From<ClientError> for Failure {

@@ -31,6 +31,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(&cli) {
         Ok(()) => ExitCode::from(exit::SUCCESS),
+        Err(failure) if failure.message.is_empty() => ExitCode::from(failure.status),
         Err(failure) => {
             // One line, whatever the daemon sent: scripts log stderr.
             let _ = writeln!(
@@ -58,7 +59,8 @@ fn run(cli: &Cli) -> Result<(), Failure> {
                 screen::Terminal::of_stdout(),
             )
         }
-        Command::Status { name } => status(cli, name.as_deref()),
+        Command::Status { name, check: false } => status(cli, name.as_deref()),
+        Command::Status { name, check: true } => status_check(cli, name.as_deref()),
         Command::Logout { name } => {
             let answer = connect(cli)?.logout(name)?;
             if cli.json {
@@ -155,6 +157,35 @@ fn status(cli: &Cli, name: Option<&str>) -> Result<(), Failure> {
         client.status(name)?.iter().try_for_each(print)?;
     }
     printer.finish().map_err(|e| Failure::output(&e))
+}
+
+/// `tokenctl status --check`: one line per problem on stdout, exit 1 if
+/// any. Reads the statuses as `status` does, one at a time.
+fn status_check(cli: &Cli, name: Option<&str>) -> Result<(), Failure> {
+    let (mut client, protocol) = connect_checked(cli)?;
+    let mut problems = 0_usize;
+    let mut out = BufWriter::new(io::stdout().lock());
+    let mut check = |p: &tokend::protocol::ProviderStatus| {
+        for problem in status::problems(p) {
+            problems += 1;
+            writeln!(out, "{problem}").map_err(|e| Failure::output(&e))?;
+        }
+        Ok::<(), Failure>(())
+    };
+    if protocol.is_some_and(|p| p >= STATUS_STREAM_SINCE) {
+        for provider in client.status_stream(name)? {
+            check(&provider?)?;
+        }
+    } else {
+        client.status(name)?.iter().try_for_each(check)?;
+    }
+    out.flush().map_err(|e| Failure::output(&e))?;
+    if problems == 0 {
+        Ok(())
+    } else {
+        // The lines said it all; the exit status tells the monitor.
+        Err(Failure::silent(exit::FAILURE))
+    }
 }
 
 /// `tokenctl token`: the one place a token is printed.

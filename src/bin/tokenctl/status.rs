@@ -99,6 +99,39 @@ impl<W: Write> Printer<W> {
     }
 }
 
+/// The problems of one provider for `status --check`, one line each:
+/// a session that needs a login (or waits for one), a refresh that is
+/// failing, tokens that are only in memory.
+pub fn problems(p: &ProviderStatus) -> Vec<String> {
+    let name = clean(&p.name);
+    let error = p
+        .last_error
+        .as_deref()
+        .map(|e| format!(": {}", clean(e)))
+        .unwrap_or_default();
+    let mut problems = Vec::new();
+    match p.state.as_str() {
+        "logged_out" | "login_required" => {
+            problems.push(format!(
+                "{name}: needs a login ({}){error}",
+                clean(&p.state)
+            ));
+        }
+        "login_pending" => problems.push(format!("{name}: a login waits for approval")),
+        "expired" => problems.push(format!(
+            "{name}: the token expired and refreshing fails{error}"
+        )),
+        _ if p.last_error.is_some() && p.saved => {
+            problems.push(format!("{name}: the last refresh failed{error}"));
+        }
+        _ => {}
+    }
+    if !p.saved {
+        problems.push(format!("{name}: {NOT_SAVED}{error}"));
+    }
+    problems
+}
+
 /// What an unsaved session means, for the person reading `status`.
 const NOT_SAVED: &str =
     "not saved: the newest refresh token is only in memory (retrying the store)";

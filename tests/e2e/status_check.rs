@@ -1,0 +1,64 @@
+//! `tokenctl status --check`, the health check for monitoring and
+//! `ExecCondition=`: one line per problem and exit 1, or nothing and exit 0.
+
+use crate::support;
+
+use std::time::Duration;
+
+use support::daemon::{Daemon, login, stderr, stdout};
+use support::provider::Provider;
+use tokend_emulator::Rfc8628Options;
+
+#[test]
+fn check_names_each_problem_and_fails_until_all_are_gone() {
+    let provider = Provider::start(Rfc8628Options {
+        interval: Duration::from_secs(1),
+        access_token_lifetime: Duration::from_secs(4),
+        ..Rfc8628Options::default()
+    });
+    let daemon = Daemon::start(&format!(
+        "{}{}",
+        provider.config("alpha"),
+        provider.config("beta")
+    ));
+    login(&daemon, "alpha", |code| {
+        provider.approve(code).unwrap();
+    });
+    // beta never logged in: one problem, exit 1.
+    let out = daemon.tokenctl(&["status", "--check"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "beta: needs a login (logged_out)\n");
+    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+    // Only the named provider is checked.
+    let out = daemon.tokenctl(&["status", "--check", "alpha"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(stdout(&out).is_empty());
+
+    login(&daemon, "beta", |code| {
+        provider.approve(code).unwrap();
+    });
+    let out = daemon.tokenctl(&["status", "--check"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(stdout(&out).is_empty(), "{}", stdout(&out));
+
+    // The provider goes down: the next background refresh fails, and the
+    // check says so for each provider.
+    provider.set_unavailable(true);
+    for name in ["alpha", "beta"] {
+        daemon.wait_for_log(
+            1,
+            &[&format!("provider={name}"), "event=\"refresh_failed\""],
+        );
+    }
+    let out = daemon.tokenctl(&["status", "--check"]);
+    assert_eq!(out.status.code(), Some(1));
+    let lines = stdout(&out);
+    for name in ["alpha", "beta"] {
+        assert!(
+            lines
+                .lines()
+                .any(|l| l.starts_with(&format!("{name}: ")) && l.contains("fail")),
+            "{lines}"
+        );
+    }
+}
