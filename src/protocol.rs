@@ -229,10 +229,10 @@ pub struct ProviderStatus {
     /// the config), for `tokenctl credential`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hosts: Vec<String>,
-    /// The user name git sends with the token (`git_username`, or its
+    /// The user name the credential helpers send with the token (`username`, or its
     /// default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub git_username: Option<String>,
+    pub username: Option<String>,
 }
 
 fn saved_by_default() -> bool {
@@ -507,7 +507,7 @@ mod tests {
             login: None,
             saved: true,
             hosts: Vec::new(),
-            git_username: None,
+            username: None,
         };
         let line =
             serde_json::to_string(&StatusEvent::Provider(Box::new(provider.clone()))).unwrap();

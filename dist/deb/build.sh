@@ -59,6 +59,8 @@ put 0755 "$release/tokend" /usr/bin/tokend
 put 0755 "$release/tokenctl" /usr/bin/tokenctl
 # The release profile keeps symbols for backtraces; a package ships without.
 strip --strip-unneeded "$root/usr/bin/tokend" "$root/usr/bin/tokenctl"
+# The docker credential helper is tokenctl under the helper's name.
+ln -s tokenctl "$root/usr/bin/docker-credential-tokend"
 
 put 0644 dist/systemd/tokend.service /usr/lib/systemd/system/tokend.service
 put 0644 dist/systemd/user/tokend.service /usr/lib/systemd/user/tokend.service

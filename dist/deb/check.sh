@@ -16,6 +16,7 @@ fail() { printf 'dist/deb/check.sh: %s\n' "$*" >&2; exit 1; }
 expected=$(LC_ALL=C sort <<'EOF'
 -rw-r--r-- ./etc/tokend/config.toml
 -rwxr-xr-x ./usr/bin/tokenctl
+lrwxrwxrwx ./usr/bin/docker-credential-tokend
 -rwxr-xr-x ./usr/bin/tokend
 -rw-r--r-- ./usr/lib/systemd/system/tokend.service
 -rw-r--r-- ./usr/lib/systemd/user/tokend.service

@@ -153,17 +153,19 @@ pub struct ProviderConfig {
     pub manage_users: Vec<u32>,
     /// Groups whose members may also log in and out.
     pub manage_groups: Vec<GroupGrant>,
-    /// Hosts whose credentials this provider's tokens are
-    /// (`tokenctl credential git` picks the provider by host), lowercase.
+    /// Hosts whose credentials this provider's tokens are (the credential
+    /// helpers for git and container registries pick the provider by
+    /// host), lowercase.
     pub hosts: Vec<String>,
-    /// The user name git sends with the token; `None`: [`DEFAULT_GIT_USERNAME`].
-    pub git_username: Option<String>,
+    /// The user name the credential helpers send with the token; `None`:
+    /// [`DEFAULT_USERNAME`].
+    pub username: Option<String>,
 }
 
-/// The user name `tokenctl credential git` sends with a token when the
-/// provider sets no `git_username`: GitLab's and others' convention for
+/// The user name the credential helpers send with a token when the
+/// provider sets no `username`: GitLab's and others' convention for
 /// OAuth tokens (GitHub takes any; its preset says `x-access-token`).
-pub const DEFAULT_GIT_USERNAME: &str = "oauth2";
+pub const DEFAULT_USERNAME: &str = "oauth2";
 
 /// Settings only some dialects have. The loader keeps it consistent with
 /// [`ProviderConfig::dialect`]: Trakt and Twilio providers always carry theirs.

@@ -39,7 +39,7 @@ const PROVIDER_KEYS: &[&str] = &[
     "manage_users",
     "manage_groups",
     "hosts",
-    "git_username",
+    "username",
     "issuer",
     "base_url",
     "device_authorization_endpoint",
@@ -318,7 +318,7 @@ fn provider_config(
     let allow_groups = group_ids("allow_groups");
     let manage_groups = group_ids("manage_groups");
     let hosts = hosts(&mut t, name, claimed_hosts, diags);
-    let git_username = git_username(&mut t, diags);
+    let username = username(&mut t, diags);
     let endpoints = dialect.and_then(|d| endpoint_source(&mut t, d, &context, diags));
     dialect::refuse_foreign_keys(&mut t, dialect, diags);
     let dialect_options = dialect.and_then(|d| dialect::options(&mut t, d, &secret_context, diags));
@@ -362,18 +362,18 @@ fn provider_config(
         manage_users,
         manage_groups,
         hosts,
-        git_username,
+        username,
     })
 }
 
-/// The `git_username` key.
-fn git_username(t: &mut TableReader<'_, '_>, diags: &mut Diagnostics<'_>) -> Option<String> {
-    let v = t.take("git_username")?;
-    let user = reader::expect_str(diags, "git_username", v)?;
+/// The `username` key.
+fn username(t: &mut TableReader<'_, '_>, diags: &mut Diagnostics<'_>) -> Option<String> {
+    let v = t.take("username")?;
+    let user = reader::expect_str(diags, "username", v)?;
     if user.is_empty() || user.chars().any(|c| c.is_control() || c == ':') {
         diags.error(
             &v.span(),
-            "`git_username` must be a non-empty name without `:` or control characters",
+            "`username` must be a non-empty name without `:` or control characters",
         );
         return None;
     }

@@ -19,6 +19,7 @@ mod dialect_trakt;
 mod dialect_twilio;
 mod dist;
 mod dist_dbus;
+mod docker_credential;
 mod faults;
 mod git_credential;
 mod hardening;

@@ -369,7 +369,7 @@ fn github_status() -> ProviderStatus {
         login: None,
         saved: true,
         hosts: Vec::new(),
-        git_username: None,
+        username: None,
     }
 }
 

@@ -81,9 +81,9 @@ pub fn git(
         ));
     }
     let username = status
-        .git_username
+        .username
         .as_deref()
-        .unwrap_or(tokend::config::DEFAULT_GIT_USERNAME);
+        .unwrap_or(tokend::config::DEFAULT_USERNAME);
     let mut answer_lines = format!("username={username}\npassword={token}\n");
     if let Some(expiry) = answer.expires_at {
         let _ = writeln!(answer_lines, "password_expiry_utc={expiry}");

@@ -6,6 +6,7 @@
 //! binary parses the command line, prints, and picks the exit status.
 
 mod credential;
+mod docker;
 mod exit;
 mod format;
 mod kubernetes;
@@ -28,6 +29,17 @@ use tokend::protocol::{Answer, PROTOCOL_VERSION, STATUS_STREAM_SINCE};
 use crate::exit::Failure;
 
 fn main() -> ExitCode {
+    // Installed under the docker credential helper's name, tokenctl speaks
+    // that protocol instead of its own command line.
+    let mut args = std::env::args_os();
+    let invoked_as = args.next().map(PathBuf::from);
+    if invoked_as
+        .as_ref()
+        .and_then(|p| p.file_name())
+        .is_some_and(|n| n == docker::HELPER_NAME)
+    {
+        return docker_helper(args.next());
+    }
     let cli = Cli::parse();
     match run(&cli) {
         Ok(()) => ExitCode::from(exit::SUCCESS),
@@ -39,6 +51,31 @@ fn main() -> ExitCode {
                 "tokenctl: {}",
                 format::clean(&failure.message)
             );
+            ExitCode::from(failure.status)
+        }
+    }
+}
+
+/// `docker-credential-tokend ACTION`: errors go to stdout, as the
+/// protocol's clients read them.
+fn docker_helper(action: Option<std::ffi::OsString>) -> ExitCode {
+    let action = action
+        .map(|a| a.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let connect = || {
+        let socket = std::env::var_os("TOKEND_SOCKET").map_or_else(
+            || client::default_socket_path(&Environment::from_process()),
+            PathBuf::from,
+        );
+        let mut client = Client::connect(&socket)?;
+        client.set_timeout(client::DEFAULT_TIMEOUT);
+        let protocol = client.version().ok().map(|v| v.protocol);
+        Ok((client, protocol))
+    };
+    match docker::run(connect, &action, io::stdin().lock(), io::stdout().lock()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            let _ = writeln!(io::stdout(), "{}", format::clean(&failure.message));
             ExitCode::from(failure.status)
         }
     }

@@ -39,11 +39,11 @@ impl Session {
             login: pending,
             saved: !(state.store_dirty && matches!(state.grant, Grant::Active(_))),
             hosts: self.config.hosts.clone(),
-            git_username: Some(
+            username: Some(
                 self.config
-                    .git_username
+                    .username
                     .clone()
-                    .unwrap_or_else(|| crate::config::DEFAULT_GIT_USERNAME.to_owned()),
+                    .unwrap_or_else(|| crate::config::DEFAULT_USERNAME.to_owned()),
             ),
         }
     }

@@ -169,7 +169,7 @@ mod tests {
             login: None,
             saved: true,
             hosts: Vec::new(),
-            git_username: None,
+            username: None,
         }
     }
 

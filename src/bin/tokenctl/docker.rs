@@ -1,0 +1,152 @@
+//! `docker-credential-tokend`: the docker-credential-helpers protocol, for
+//! docker, podman, skopeo and buildah (`"credHelpers": {"ghcr.io":
+//! "tokend"}` in their config).
+//!
+//! The helper is tokenctl under another name (a link installed as
+//! `/usr/bin/docker-credential-tokend`): the tool runs it with one action
+//! as its argument and the request on stdin.
+//! - `get`: stdin is the registry's server URL; the answer is
+//!   `{"ServerURL","Username","Secret"}` with the token of the provider
+//!   whose `hosts` has the URL's host. None: the protocol's not-found
+//!   message on stdout, exit 1.
+//! - `list`: `{"SERVER": "USERNAME", ...}` for every host of every provider
+//!   the user may see.
+//! - `store`: refused (tokend keeps the tokens; `docker login` is not how
+//!   they are made), with a message on stdout and exit 1.
+//! - `erase`: nothing to erase; success.
+//! - `version`: tokenctl's version.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+
+use serde_json::json;
+use tokend::client::Client;
+use tokend::protocol::{ProviderStatus, STATUS_STREAM_SINCE};
+
+use crate::exit::{self, Failure};
+
+/// The name the helper is installed under.
+pub const HELPER_NAME: &str = "docker-credential-tokend";
+
+/// What the protocol's clients recognise as "no credentials here".
+const NOT_FOUND: &str = "credentials not found in native keychain";
+
+/// Runs `action`; the answer goes to `out`. Failures are for the caller to
+/// print on stdout, where the protocol expects them.
+pub fn run(
+    connect: impl FnOnce() -> Result<(Client, Option<u32>), Failure>,
+    action: &str,
+    input: impl Read,
+    mut out: impl Write,
+) -> Result<(), Failure> {
+    let write = |out: &mut dyn Write, text: String| {
+        out.write_all(text.as_bytes())
+            .and_then(|()| out.flush())
+            .map_err(|e| Failure::output(&e))
+    };
+    match action {
+        "get" => {
+            let mut server = String::new();
+            input.take(4096).read_to_string(&mut server).map_err(|e| {
+                Failure::new(exit::USAGE, format!("cannot read the server URL: {e}"))
+            })?;
+            let server = server.trim();
+            let host = host_of(server);
+            if host.is_empty() {
+                return Err(Failure::new(exit::USAGE, "no server URL on stdin"));
+            }
+            let (mut client, protocol) = connect()?;
+            let providers = visible(&mut client, protocol)?;
+            let Some(provider) = providers.iter().find(|p| p.hosts.contains(&host)) else {
+                return Err(Failure::new(exit::FAILURE, NOT_FOUND));
+            };
+            let answer = client.token(&provider.name, None)?;
+            let mut text = json!({
+                "ServerURL": server,
+                "Username": username(provider),
+                "Secret": answer.access_token.expose(),
+            })
+            .to_string();
+            text.push('\n');
+            let written = write(&mut out, text.clone());
+            zeroize::Zeroize::zeroize(&mut text);
+            written
+        }
+        "list" => {
+            let (mut client, protocol) = connect()?;
+            let listed: BTreeMap<String, String> = visible(&mut client, protocol)?
+                .iter()
+                .flat_map(|p| p.hosts.iter().map(|h| (h.clone(), username(p).to_owned())))
+                .collect();
+            write(&mut out, format!("{}\n", json!(listed)))
+        }
+        "store" => Err(Failure::new(
+            exit::FAILURE,
+            "tokend's credential helper is read-only: tokens come from `tokenctl login`, not from `docker login`",
+        )),
+        "erase" => Ok(()),
+        "version" => write(
+            &mut out,
+            format!("{HELPER_NAME} (tokenctl {})\n", env!("CARGO_PKG_VERSION")),
+        ),
+        other => Err(Failure::new(
+            exit::USAGE,
+            format!(
+                "unknown action `{}`: {HELPER_NAME} takes get, list, store, erase or version",
+                crate::format::clean(other)
+            ),
+        )),
+    }
+}
+
+fn username(provider: &ProviderStatus) -> &str {
+    provider
+        .username
+        .as_deref()
+        .unwrap_or(tokend::config::DEFAULT_USERNAME)
+}
+
+/// Every provider the user may see.
+fn visible(client: &mut Client, protocol: Option<u32>) -> Result<Vec<ProviderStatus>, Failure> {
+    if protocol.is_some_and(|p| p >= STATUS_STREAM_SINCE) {
+        // Only providers with hosts are kept: a daemon with thousands of
+        // providers and few registries holds few.
+        let mut kept = Vec::new();
+        for status in client.status_stream(None)? {
+            let status = status?;
+            if !status.hosts.is_empty() {
+                kept.push(status);
+            }
+        }
+        Ok(kept)
+    } else {
+        Ok(client.status(None)?)
+    }
+}
+
+/// The host of a server URL as the tools write it: `https://ghcr.io`,
+/// `ghcr.io/v2/`, `registry.example.org:5000`, lowercase.
+fn host_of(server: &str) -> String {
+    let rest = server.split_once("://").map_or(server, |(_, rest)| rest);
+    rest.split('/')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_of_server_urls() {
+        assert_eq!(host_of("https://GHCR.io"), "ghcr.io");
+        assert_eq!(host_of("ghcr.io/v2/"), "ghcr.io");
+        assert_eq!(
+            host_of("registry.example.org:5000"),
+            "registry.example.org:5000"
+        );
+        assert_eq!(host_of("https://index.docker.io/v1/"), "index.docker.io");
+        assert_eq!(host_of(""), "");
+    }
+}

@@ -1,0 +1,92 @@
+//! `docker-credential-tokend` (tokenctl under the helper's name) speaks the
+//! docker-credential-helpers protocol, checked here on its wire: the action
+//! as argument, the request on stdin, JSON or the protocol's messages on
+//! stdout. (No container tool runs in the test: this machine has no
+//! registry to point one at.)
+
+use crate::support;
+
+use std::io::Write as _;
+use std::process::{Command, Output, Stdio};
+
+use support::daemon::{Daemon, login, stdout};
+use support::provider::Provider;
+
+/// The helper: a link to tokenctl with the helper's name.
+fn helper(dir: &std::path::Path) -> std::path::PathBuf {
+    let link = dir.join("docker-credential-tokend");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_tokenctl"), &link).unwrap();
+    link
+}
+
+fn run(helper: &std::path::Path, daemon: &Daemon, action: &str, stdin: &str) -> Output {
+    let mut child = Command::new(helper)
+        .arg(action)
+        .env("TOKEND_SOCKET", &daemon.socket)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The helper may answer without reading (a refused `store`): a
+    // closed pipe is fine.
+    let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn the_helper_answers_get_list_store_and_erase_as_the_protocol_says() {
+    let provider = Provider::rfc8628();
+    let daemon = Daemon::start(&format!(
+        "{}{}",
+        provider.config_with(
+            "registry",
+            "hosts = [\"ghcr.test\", \"registry.test:5000\"]\nusername = \"x-access-token\""
+        ),
+        provider.config("unrelated"),
+    ));
+    login(&daemon, "registry", |code| {
+        provider.approve(code).unwrap();
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let helper = helper(dir.path());
+
+    let out = run(&helper, &daemon, "get", "https://GHCR.test");
+    assert!(out.status.success(), "{}", stdout(&out));
+    let answer: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(answer["ServerURL"], "https://GHCR.test");
+    assert_eq!(answer["Username"], "x-access-token");
+    assert!(provider.is_valid_access_token(answer["Secret"].as_str().unwrap()));
+
+    let out = run(&helper, &daemon, "get", "registry.test:5000/v2/");
+    assert!(out.status.success(), "{}", stdout(&out));
+
+    let out = run(&helper, &daemon, "get", "https://index.docker.io/v1/");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stdout(&out).trim(),
+        "credentials not found in native keychain"
+    );
+
+    let out = run(&helper, &daemon, "list", "");
+    assert!(out.status.success(), "{}", stdout(&out));
+    let listed: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(
+        listed,
+        serde_json::json!({"ghcr.test": "x-access-token", "registry.test:5000": "x-access-token"})
+    );
+
+    let out = run(
+        &helper,
+        &daemon,
+        "store",
+        r#"{"ServerURL":"ghcr.test","Username":"u","Secret":"s"}"#,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("read-only"), "{}", stdout(&out));
+    let out = run(&helper, &daemon, "erase", "ghcr.test");
+    assert!(out.status.success());
+    let out = run(&helper, &daemon, "nonsense", "");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stdout(&out).contains("unknown action"), "{}", stdout(&out));
+}
