@@ -167,6 +167,19 @@ pub async fn run(mut config: Config, env: Environment) -> anyhow::Result<()> {
     // Ready only now: the socket is bound and the bus name is ours.
     notify(&[NotifyState::Ready, NotifyState::Status(&broker.summary())]);
     connections.spawn(report_status(broker.clone(), stop.clone()));
+    // Desktop notifications only from a daemon on a session bus: a system
+    // service has no desktop to show them on.
+    let desktop = dbus
+        .as_ref()
+        .filter(|_| config.daemon.notify && config.daemon.bus == crate::config::BusKind::Session)
+        .map(|service| service.connection().clone());
+    connections.spawn(crate::hooks::follow_events(
+        broker.clone(),
+        config.daemon.on_event.clone(),
+        desktop,
+        stop.clone(),
+        connections.clone(),
+    ));
     connections.spawn(crate::world::retry_on_network_change(
         broker.clone(),
         stop.clone(),

@@ -22,6 +22,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod daemon;
+pub mod hooks;
 pub mod ipc;
 pub mod protocol;
 pub mod provider;

@@ -44,6 +44,26 @@ use crate::protocol::{LoginPrompt, ProviderStatus};
 use crate::provider::{HttpClient, Provider, dialect_for};
 use crate::store::Store;
 
+/// What a [`BrokerEvent::Attention`] is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttentionKind {
+    /// The provider ended the session: `tokenctl login NAME` again.
+    LoginRequired,
+    /// A refresh failed; it is retried with backoff.
+    RefreshFailed,
+}
+
+impl AttentionKind {
+    /// The event's name for hooks (`EVENT=`).
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::LoginRequired => "login_required",
+            Self::RefreshFailed => "refresh_failed",
+        }
+    }
+}
+
 /// The largest `min_valid` accepted: a day. Asking for more is a mistake
 /// (seconds taken for milliseconds), better told than silently refused.
 pub const MAX_MIN_VALID: Duration = Duration::from_secs(24 * 3600);
@@ -74,6 +94,16 @@ pub enum BrokerEvent {
         provider: String,
         /// New expiry (Unix seconds), when known.
         expires_at: Option<i64>,
+    },
+    /// A session needs a person: it must log in again, or its refresh
+    /// failed (for hooks and desktop notifications).
+    Attention {
+        /// Provider name.
+        provider: String,
+        /// What happened.
+        kind: AttentionKind,
+        /// Why, for a person (never a secret).
+        reason: String,
     },
     /// Something in the provider's status changed.
     StateChanged {

@@ -119,6 +119,13 @@ pub struct DaemonConfig {
     pub http_timeout: Duration,
     /// At most this many refreshes run at once against one token endpoint.
     pub max_concurrent_refreshes: usize,
+    /// A program and its arguments run (no shell) on session events
+    /// (`login_required`, `logged_in`, `refresh_failed`) with `PROVIDER` and
+    /// `EVENT` in its environment; empty: none.
+    pub on_event: Vec<String>,
+    /// Whether a daemon on the session bus shows a desktop notification
+    /// when a session needs a login (default true).
+    pub notify: bool,
 }
 
 /// One `[providers.NAME]` table.

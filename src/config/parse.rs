@@ -22,6 +22,8 @@ const DAEMON_KEYS: &[&str] = &[
     "log_level",
     "http_timeout",
     "max_concurrent_refreshes",
+    "on_event",
+    "notify",
 ];
 
 const PROVIDER_KEYS: &[&str] = &[
@@ -204,14 +206,14 @@ fn daemon_config(
     let encrypted_file =
         super::store::encrypted_file_config(table, store.clone(), config_path, env, diags);
     let log_level = table.string(diags, "log_level");
-    let http_timeout = table
-        .integer(diags, "http_timeout", 1..=600)
-        .map_or(crate::provider::http::DEFAULT_TIMEOUT, |s| {
-            Duration::from_secs(s.unsigned_abs())
-        });
+    let http_timeout = table.integer(diags, "http_timeout", 1..=600);
+    let http_timeout = http_timeout.map_or(crate::provider::http::DEFAULT_TIMEOUT, |s| {
+        Duration::from_secs(s.unsigned_abs())
+    });
     let max_concurrent_refreshes = table
         .integer(diags, "max_concurrent_refreshes", 1..=1024)
         .map_or(8, |n| usize::try_from(n).unwrap_or(8));
+    let (on_event, notify) = (on_event(table, diags), notify(table, diags));
     table.finish(diags, &[DAEMON_KEYS, super::store::KEYS].concat());
     Some(DaemonConfig {
         socket: socket?,
@@ -223,7 +225,49 @@ fn daemon_config(
         log_level,
         http_timeout,
         max_concurrent_refreshes,
+        on_event: on_event.ok()?,
+        notify,
     })
+}
+
+/// The `notify` key (default true).
+fn notify(table: &mut TableReader<'_, '_>, diags: &mut Diagnostics<'_>) -> bool {
+    let Some(value) = table.take("notify") else {
+        return true;
+    };
+    if let toml::de::DeValue::Boolean(b) = value.get_ref() {
+        *b
+    } else {
+        diags.error(&value.span(), "`notify` must be true or false");
+        true
+    }
+}
+
+/// The `on_event` key: a program (absolute path) and its arguments, run
+/// without a shell.
+fn on_event(
+    table: &mut TableReader<'_, '_>,
+    diags: &mut Diagnostics<'_>,
+) -> Result<Vec<String>, ()> {
+    let span = table.key_span("on_event").unwrap_or(0..0);
+    let Some(argv) = table.string_list(diags, "on_event") else {
+        return if span == (0..0) {
+            Ok(Vec::new())
+        } else {
+            Err(())
+        };
+    };
+    match argv.first() {
+        None => {
+            diags.error(&span, "`on_event` is empty: give a program and its arguments, e.g. [\"/usr/local/bin/tokend-hook\"]");
+            Err(())
+        }
+        Some(program) if !Path::new(program).is_absolute() => {
+            diags.error(&span, format!("`on_event`: `{program}` must be an absolute path (the program is run without a shell or PATH search)"));
+            Err(())
+        }
+        Some(_) => Ok(argv),
+    }
 }
 
 fn socket_mode(value: &reader::Value<'_>, diags: &mut Diagnostics<'_>) -> Option<u32> {

@@ -23,6 +23,7 @@ mod docker_credential;
 mod faults;
 mod git_credential;
 mod hardening;
+mod hooks;
 mod hostile_clients;
 mod journald;
 mod kubectl_credential;

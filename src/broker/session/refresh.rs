@@ -10,7 +10,7 @@ use super::store::unix_micros_now;
 use super::{Grant, RefreshResult, Session, State, Tokens};
 use crate::broker::clock::unix_secs;
 use crate::broker::error::BrokerError;
-use crate::broker::{BrokerEvent, timing};
+use crate::broker::{AttentionKind, BrokerEvent, timing};
 use crate::provider::{FailureClass, ProviderError, TokenGrant};
 use crate::secret::Secret;
 
@@ -191,10 +191,16 @@ impl Session {
                 state.store_dirty = false;
                 let err = BrokerError::LoginRequired {
                     provider: self.name.clone(),
-                    reason: Some(reason),
+                    reason: Some(reason.clone()),
                 };
                 state.last_failure = Some(deleted.err().unwrap_or_else(|| err.clone()));
                 self.shared.scheduler.schedule(&self.name, None);
+                drop(state);
+                self.shared.emit(BrokerEvent::Attention {
+                    provider: self.name.clone(),
+                    kind: AttentionKind::LoginRequired,
+                    reason,
+                });
                 err
             }
             FailureClass::Transient | FailureClass::Permanent => {
@@ -227,6 +233,12 @@ impl Session {
                 self.shared
                     .scheduler
                     .schedule(&self.name, state.next_refresh);
+                drop(state);
+                self.shared.emit(BrokerEvent::Attention {
+                    provider: self.name.clone(),
+                    kind: AttentionKind::RefreshFailed,
+                    reason: err.to_string(),
+                });
                 err
             }
         };

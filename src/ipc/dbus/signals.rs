@@ -112,7 +112,9 @@ impl Signals {
                     .await;
                 provider
             }
-            BrokerEvent::StateChanged { provider } => provider,
+            BrokerEvent::StateChanged { provider } | BrokerEvent::Attention { provider, .. } => {
+                provider
+            }
             BrokerEvent::ProvidersChanged {
                 added,
                 removed,

@@ -1,0 +1,183 @@
+//! Telling the world when a session needs a person: the `on_event` program
+//! and, for a daemon on the session bus, a desktop notification.
+//!
+//! Both follow broker events: `logged_in` (a login succeeded),
+//! `login_required` (the provider ended the session), `refresh_failed`.
+//! The program gets `PROVIDER` and `EVENT` in its environment and nothing
+//! secret: no token is in any event. Runs are bounded so a hanging or slow
+//! program cannot pile up: at most [`MAX_RUNNING`] at once (an event that
+//! finds them all busy is skipped, and the log says so), each killed after
+//! [`RUN_TIMEOUT`].
+
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, info, warn};
+use zbus::Connection;
+
+use crate::broker::{AttentionKind, Broker, BrokerEvent};
+
+/// Runs of the `on_event` program at once.
+pub const MAX_RUNNING: usize = 4;
+
+/// A run still going after this long is killed.
+pub const RUN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// An event for the outside, as hooks name it.
+struct Happened<'a> {
+    provider: &'a str,
+    event: &'static str,
+    reason: Option<&'a str>,
+}
+
+fn happened(event: &BrokerEvent) -> Option<Happened<'_>> {
+    match event {
+        BrokerEvent::LoginFinished {
+            provider, ok: true, ..
+        } => Some(Happened {
+            provider,
+            event: "logged_in",
+            reason: None,
+        }),
+        BrokerEvent::Attention {
+            provider,
+            kind,
+            reason,
+        } => Some(Happened {
+            provider,
+            event: kind.name(),
+            reason: Some(reason),
+        }),
+        _ => None,
+    }
+}
+
+/// Follows `broker`'s events until `shutdown`: runs `program` (argv, may be
+/// empty: none) and, when `desktop` is a session-bus connection, shows a
+/// notification for sessions that need a login.
+pub async fn follow_events(
+    broker: Broker,
+    program: Vec<String>,
+    desktop: Option<Connection>,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+) {
+    if program.is_empty() && desktop.is_none() {
+        return;
+    }
+    let mut events = broker.subscribe();
+    let slots = Arc::new(Semaphore::new(MAX_RUNNING));
+    loop {
+        let event = tokio::select! {
+            e = events.recv() => e,
+            () = shutdown.cancelled() => return,
+        };
+        let event = match event {
+            Ok(event) => event,
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                warn!("event hooks fell {n} events behind; those were not run");
+                continue;
+            }
+            Err(_) => return,
+        };
+        let Some(what) = happened(&event) else {
+            continue;
+        };
+        if let Some(bus) = &desktop
+            && what.event == AttentionKind::LoginRequired.name()
+        {
+            notify_login_required(bus, what.provider).await;
+        }
+        if program.is_empty() {
+            continue;
+        }
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            warn!(provider = %what.provider, event = what.event,
+                "on_event skipped: {MAX_RUNNING} runs are still going");
+            continue;
+        };
+        let (argv, provider, name) = (program.clone(), what.provider.to_owned(), what.event);
+        let reason = what.reason.map(str::to_owned);
+        tasks.spawn(async move {
+            run(&argv, &provider, name, reason.as_deref()).await;
+            drop(slot);
+        });
+    }
+}
+
+/// One run of the program, bounded by [`RUN_TIMEOUT`].
+async fn run(argv: &[String], provider: &str, event: &str, reason: Option<&str>) {
+    let Some((program, arguments)) = argv.split_first() else {
+        return;
+    };
+    let mut command = tokio::process::Command::new(program);
+    command
+        .args(arguments)
+        .env("PROVIDER", provider)
+        .env("EVENT", event)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
+    if let Some(reason) = reason {
+        command.env("REASON", reason);
+    }
+    let mut child = match command.spawn() {
+        Ok(child) => child,
+        Err(e) => {
+            warn!(provider, event, "on_event: cannot run {program}: {e}");
+            return;
+        }
+    };
+    match tokio::time::timeout(RUN_TIMEOUT, child.wait()).await {
+        Ok(Ok(status)) if status.success() => {
+            debug!(provider, event, "on_event ran");
+        }
+        Ok(Ok(status)) => warn!(provider, event, "on_event {program} ended with {status}"),
+        Ok(Err(e)) => warn!(provider, event, "on_event {program}: {e}"),
+        Err(_) => {
+            let _ = child.kill().await;
+            warn!(
+                provider,
+                event,
+                "on_event {program} was killed after {} s",
+                RUN_TIMEOUT.as_secs()
+            );
+        }
+    }
+}
+
+/// A desktop notification (freedesktop Notifications) that `provider`
+/// needs a login, with the command that does it.
+async fn notify_login_required(bus: &Connection, provider: &str) {
+    let summary = format!("tokend: {provider} needs a login");
+    let body = format!("Run: tokenctl login {provider}");
+    let hints: std::collections::HashMap<&str, zbus::zvariant::Value<'_>> =
+        std::collections::HashMap::new();
+    let sent = bus
+        .call_method(
+            Some("org.freedesktop.Notifications"),
+            "/org/freedesktop/Notifications",
+            Some("org.freedesktop.Notifications"),
+            "Notify",
+            &(
+                "tokend",
+                0_u32,
+                "",
+                summary.as_str(),
+                body.as_str(),
+                Vec::<&str>::new(),
+                hints,
+                -1_i32,
+            ),
+        )
+        .await;
+    match sent {
+        Ok(_) => info!(provider, event = "notified", "desktop notification shown"),
+        Err(e) => debug!(provider, "no desktop notification: {e}"),
+    }
+}

@@ -1,0 +1,202 @@
+//! Telling the world when a session needs a person: the `on_event` program
+//! (run with `PROVIDER` and `EVENT`, never a secret) and a desktop
+//! notification through a stub notification server on a private session
+//! bus, for `logged_in`, `refresh_failed` and `login_required`.
+
+use crate::support;
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use support::bus::PrivateBus;
+use support::daemon::{Daemon, DaemonOptions, login};
+use support::provider::Provider;
+use tokend_emulator::Rfc8628Options;
+
+/// How long a test waits for a hook run or a notification.
+const WAIT: Duration = Duration::from_secs(30);
+
+/// Lines of a child's stdout or of a FIFO, on a channel; the child is
+/// killed on drop.
+struct Lines {
+    child: Option<Child>,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Lines {
+    fn of(mut child: Child) -> Self {
+        let out = child.stdout.take().unwrap();
+        let mut lines = Self::read(out);
+        lines.child = Some(child);
+        lines
+    }
+
+    /// The lines written into the FIFO at `path` by any number of writers:
+    /// it is held open for writing too, so it never reads an end.
+    fn of_fifo(path: &std::path::Path) -> Self {
+        let fifo = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .unwrap();
+        Self::read(fifo)
+    }
+
+    fn read(from: impl std::io::Read + Send + 'static) -> Self {
+        let (send, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(from).lines().map_while(Result::ok) {
+                if send.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Self { child: None, lines }
+    }
+
+    /// The next line that contains `needle`.
+    fn wait_for(&self, needle: &str) -> String {
+        loop {
+            let line = self
+                .lines
+                .recv_timeout(WAIT)
+                .unwrap_or_else(|_| panic!("no line with {needle:?}"));
+            if line.contains(needle) {
+                return line;
+            }
+        }
+    }
+}
+
+impl Drop for Lines {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+#[test]
+fn hooks_and_notifications_follow_the_sessions() {
+    let python = "/usr/bin/python3";
+    let has_jeepney = Command::new(python)
+        .args(["-c", "import jeepney"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_jeepney {
+        eprintln!(
+            "SKIPPED hooks_and_notifications_follow_the_sessions: python3-jeepney is not installed"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // The hook writes its environment's events into a FIFO the test reads:
+    // each run is seen as it happens.
+    let fifo = dir.path().join("events");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let hook = dir.path().join("hook.sh");
+    std::fs::write(
+        &hook,
+        format!(
+            "env > {dir}/env.$EVENT\nprintf '%s %s\\n' \"$EVENT\" \"$PROVIDER\" > {fifo}\n",
+            dir = dir.path().display(),
+            fifo = fifo.display()
+        ),
+    )
+    .unwrap();
+    let reader = Lines::of_fifo(&fifo);
+
+    let bus = PrivateBus::start();
+    let notifications = Lines::of(
+        bus.command(python)
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/e2e/support/notification_server.py"
+            ))
+            .arg(bus.address())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    notifications.wait_for("ready");
+
+    let provider = Provider::start(Rfc8628Options {
+        interval: Duration::from_secs(1),
+        access_token_lifetime: Duration::from_secs(3),
+        ..Rfc8628Options::default()
+    });
+    let daemon = Daemon::start_with(
+        &provider.config("demo"),
+        DaemonOptions {
+            bus: "session",
+            env: vec![("DBUS_SESSION_BUS_ADDRESS".into(), bus.address().into())],
+            daemon_keys: format!("on_event = [\"/bin/sh\", \"{}\"]\n", hook.display()),
+            ..DaemonOptions::default()
+        },
+    );
+    let access_token = login(&daemon, "demo", |code| {
+        provider.approve(code).unwrap();
+    });
+    reader.wait_for("logged_in demo");
+
+    // The provider goes down: the background refresh fails.
+    provider.set_unavailable(true);
+    reader.wait_for("refresh_failed demo");
+    // It comes back having revoked the session: a login is needed, and the
+    // desktop is told, with the command.
+    provider.revoke_all();
+    provider.set_unavailable(false);
+    reader.wait_for("login_required demo");
+    // What the program saw: the provider and the event, no secret.
+    for event in ["logged_in", "refresh_failed", "login_required"] {
+        let env = std::fs::read_to_string(dir.path().join(format!("env.{event}"))).unwrap();
+        assert!(
+            env.contains(&format!("EVENT={event}\n")) && env.contains("PROVIDER=demo\n"),
+            "{env}"
+        );
+        let mut secrets = provider.secrets_sent();
+        secrets.push(access_token.clone());
+        for secret in &secrets {
+            assert!(
+                !env.contains(secret.as_str()),
+                "a secret in the hook's environment"
+            );
+        }
+    }
+    let shown = notifications.wait_for("needs a login");
+    let shown: serde_json::Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!(shown["app"], "tokend");
+    assert_eq!(shown["summary"], "tokend: demo needs a login");
+    assert_eq!(shown["body"], "Run: tokenctl login demo");
+    drop(daemon);
+}
+
+#[test]
+fn a_relative_hook_program_is_refused_by_the_config_check() {
+    let provider = Provider::rfc8628();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[daemon]\non_event = [\"hook.sh\"]\n{}",
+            provider.config("demo")
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tokend"))
+        .args(["--check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("`on_event`: `hook.sh` must be an absolute path"),
+        "{err}"
+    );
+}

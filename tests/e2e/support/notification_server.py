@@ -1,0 +1,21 @@
+"""A stub of the desktop's notification server (org.freedesktop.Notifications)
+on a private bus: prints each Notify call's summary and body as a JSON line.
+
+    notification_server.py ADDRESS    # prints "ready", then a line per Notify
+"""
+import json
+import sys
+
+from jeepney import HeaderFields, MessageType, new_method_return
+from jeepney.bus_messages import message_bus
+from jeepney.io.blocking import open_dbus_connection
+
+conn = open_dbus_connection(bus=sys.argv[1])
+conn.send_and_get_reply(message_bus.RequestName("org.freedesktop.Notifications"))
+print("ready", flush=True)
+while True:
+    msg = conn.receive()
+    fields = msg.header.fields
+    if msg.header.message_type == MessageType.method_call and fields.get(HeaderFields.member) == "Notify":
+        print(json.dumps({"app": msg.body[0], "summary": msg.body[3], "body": msg.body[4]}), flush=True)
+        conn.send(new_method_return(msg, "u", (1,)))
