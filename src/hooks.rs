@@ -87,10 +87,12 @@ pub async fn follow_events(
         let Some(what) = happened(&event) else {
             continue;
         };
-        if let Some(bus) = &desktop
-            && what.event == AttentionKind::LoginRequired.name()
-        {
-            notify_login_required(bus, what.provider).await;
+        if let Some(bus) = &desktop {
+            if what.event == AttentionKind::LoginRequired.name() {
+                notify(bus, what.provider, "needs a login").await;
+            } else if what.event == AttentionKind::RefreshTokenExpiring.name() {
+                notify(bus, what.provider, "needs a new login soon").await;
+            }
         }
         if program.is_empty() {
             continue;
@@ -152,9 +154,9 @@ async fn run(argv: &[String], provider: &str, event: &str, reason: Option<&str>)
 }
 
 /// A desktop notification (freedesktop Notifications) that `provider`
-/// needs a login, with the command that does it.
-async fn notify_login_required(bus: &Connection, provider: &str) {
-    let summary = format!("tokend: {provider} needs a login");
+/// `needs` a login, with the command that does it.
+async fn notify(bus: &Connection, provider: &str, needs: &str) {
+    let summary = format!("tokend: {provider} {needs}");
     let body = format!("Run: tokenctl login {provider}");
     let hints: std::collections::HashMap<&str, zbus::zvariant::Value<'_>> =
         std::collections::HashMap::new();

@@ -233,6 +233,10 @@ pub struct ProviderStatus {
     /// default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
+    /// When the refresh token expires (Unix seconds), when the provider
+    /// said: a new login is needed by then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login_needed_by: Option<i64>,
 }
 
 fn saved_by_default() -> bool {
@@ -508,6 +512,7 @@ mod tests {
             saved: true,
             hosts: Vec::new(),
             username: None,
+            login_needed_by: None,
         };
         let line =
             serde_json::to_string(&StatusEvent::Provider(Box::new(provider.clone()))).unwrap();

@@ -51,6 +51,8 @@ pub enum AttentionKind {
     LoginRequired,
     /// A refresh failed; it is retried with backoff.
     RefreshFailed,
+    /// The refresh token itself expires soon: log in again before then.
+    RefreshTokenExpiring,
 }
 
 impl AttentionKind {
@@ -60,6 +62,7 @@ impl AttentionKind {
         match self {
             Self::LoginRequired => "login_required",
             Self::RefreshFailed => "refresh_failed",
+            Self::RefreshTokenExpiring => "refresh_token_expiring",
         }
     }
 }
@@ -164,6 +167,8 @@ pub struct Shared {
     pub(crate) owner_uid: u32,
     /// The order of each record's store writes.
     pub(crate) record_writes: record_writes::RecordWrites,
+    /// How long before a refresh token expires the daemon warns (zero: never).
+    pub(crate) refresh_token_warning: Duration,
 }
 
 impl Shared {
@@ -218,6 +223,7 @@ impl Broker {
             shutdown: CancellationToken::new(),
             owner_uid: parts.owner_uid,
             record_writes: record_writes::RecordWrites::default(),
+            refresh_token_warning: config.daemon.refresh_token_warning,
         });
         let broker = Self {
             inner: Arc::new(Inner {

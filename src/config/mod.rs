@@ -126,6 +126,10 @@ pub struct DaemonConfig {
     /// Whether a daemon on the session bus shows a desktop notification
     /// when a session needs a login (default true).
     pub notify: bool,
+    /// How long before a refresh token expires (when the provider says) the
+    /// daemon warns that a new login is needed (`refresh_token_warning_days`,
+    /// default 7; zero: never).
+    pub refresh_token_warning: Duration,
 }
 
 /// One `[providers.NAME]` table.

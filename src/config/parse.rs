@@ -24,6 +24,7 @@ const DAEMON_KEYS: &[&str] = &[
     "max_concurrent_refreshes",
     "on_event",
     "notify",
+    "refresh_token_warning_days",
 ];
 
 const PROVIDER_KEYS: &[&str] = &[
@@ -129,26 +130,7 @@ fn daemon_config(
     diags: &mut Diagnostics<'_>,
 ) -> Option<DaemonConfig> {
     let span = table.span.clone();
-    let socket = if let Some(value) = table.take("socket") {
-        reader::expect_str(diags, "socket", value).and_then(|s| {
-            let p = PathBuf::from(s);
-            if p.is_absolute() {
-                Some(p)
-            } else {
-                diags.error(&value.span(), "`socket` must be an absolute path");
-                None
-            }
-        })
-    } else {
-        let default = env.default_socket_path();
-        if default.is_none() {
-            diags.error(
-                &span,
-                "no default socket path: XDG_RUNTIME_DIR is not set; set `socket` in [daemon]",
-            );
-        }
-        default
-    };
+    let socket = socket_path(table, env, diags);
     let socket_mode = match table.take("socket_mode") {
         Some(value) => socket_mode(value, diags),
         None => Some(0o600),
@@ -214,6 +196,7 @@ fn daemon_config(
         .integer(diags, "max_concurrent_refreshes", 1..=1024)
         .map_or(8, |n| usize::try_from(n).unwrap_or(8));
     let (on_event, notify) = (on_event(table, diags), notify(table, diags));
+    let refresh_token_warning = refresh_token_warning(table, diags);
     table.finish(diags, &[DAEMON_KEYS, super::store::KEYS].concat());
     Some(DaemonConfig {
         socket: socket?,
@@ -227,7 +210,41 @@ fn daemon_config(
         max_concurrent_refreshes,
         on_event: on_event.ok()?,
         notify,
+        refresh_token_warning,
     })
+}
+
+/// The `socket` key, or the default for this environment.
+fn socket_path(
+    table: &mut TableReader<'_, '_>,
+    env: &Environment,
+    diags: &mut Diagnostics<'_>,
+) -> Option<PathBuf> {
+    if let Some(value) = table.take("socket") {
+        return reader::expect_str(diags, "socket", value).and_then(|s| {
+            let p = PathBuf::from(s);
+            if p.is_absolute() {
+                Some(p)
+            } else {
+                diags.error(&value.span(), "`socket` must be an absolute path");
+                None
+            }
+        });
+    }
+    let default = env.default_socket_path();
+    if default.is_none() {
+        diags.error(
+            &table.span,
+            "no default socket path: XDG_RUNTIME_DIR is not set; set `socket` in [daemon]",
+        );
+    }
+    default
+}
+
+/// The `refresh_token_warning_days` key (default 7, 0: never).
+fn refresh_token_warning(table: &mut TableReader<'_, '_>, diags: &mut Diagnostics<'_>) -> Duration {
+    let days = table.integer(diags, "refresh_token_warning_days", 0..=365);
+    Duration::from_secs(days.map_or(7, i64::unsigned_abs) * 24 * 3600)
 }
 
 /// The `notify` key (default true).

@@ -172,6 +172,9 @@ pub struct TokenGrant {
     pub refresh_token: Option<Secret>,
     /// Space-separated granted scopes, when the provider says.
     pub scope: Option<String>,
+    /// How long the new refresh token lives, when the provider says
+    /// (`refresh_token_expires_in`, as GitHub sends).
+    pub refresh_expires_in: Option<Duration>,
 }
 
 /// The result of one poll of the token endpoint during a device login.

@@ -296,8 +296,16 @@ pub fn token_grant(
             .filter(|t| !t.is_empty())
             .map(Secret::new),
         scope: fields.text(&["scope"]),
+        // Advisory: an unreadable value is no reason to refuse the tokens.
+        refresh_expires_in: fields
+            .seconds("refresh_token_expires_in", MAX_REFRESH_TOKEN_LIFETIME)
+            .ok()
+            .flatten(),
     })
 }
+
+/// The longest refresh-token lifetime believed: ten years.
+const MAX_REFRESH_TOKEN_LIFETIME: Duration = Duration::from_secs(10 * 366 * 24 * 3600);
 
 /// The access token's expiry as `format` says the answer gives it.
 fn expiry(

@@ -171,6 +171,7 @@ mod tests {
             expiry,
             refresh_token: None,
             scope: None,
+            refresh_expires_in: None,
         }
     }
 

@@ -21,6 +21,7 @@ fn record(refresh: &str) -> StoredSession {
         access_token: Some(Secret::from(format!("at-of-{refresh}"))),
         token_type: Some("Bearer".into()),
         expires_at: Some(1_790_003_600),
+        refresh_expires_at: None,
     }
 }
 

@@ -70,6 +70,7 @@ mod tests {
             access_token: None,
             token_type: None,
             expires_at: None,
+            refresh_expires_at: None,
         };
         store.save("gh", &record).unwrap();
         assert_eq!(store.load("gh").unwrap(), Some(record.clone()));

@@ -57,6 +57,10 @@ pub struct StoredSession {
     /// Its expiry (Unix seconds).
     #[serde(default)]
     pub expires_at: Option<i64>,
+    /// When the refresh token itself expires (Unix seconds), when the
+    /// provider said: a new login is needed by then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_expires_at: Option<i64>,
 }
 
 /// The current [`StoredSession::version`].

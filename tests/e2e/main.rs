@@ -36,6 +36,7 @@ mod persistence_secret_service;
 mod properties;
 mod refresh;
 mod refresh_storm;
+mod refresh_token_expiry;
 mod socket;
 mod status_check;
 mod status_many;

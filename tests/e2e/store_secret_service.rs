@@ -250,6 +250,7 @@ fn session(refresh_token: &str) -> StoredSession {
         access_token: Some(Secret::from(format!("at-of-{refresh_token}"))),
         token_type: Some("Bearer".into()),
         expires_at: Some(1_790_003_600),
+        refresh_expires_at: None,
     }
 }
 

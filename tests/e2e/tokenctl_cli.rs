@@ -370,6 +370,7 @@ fn github_status() -> ProviderStatus {
         saved: true,
         hosts: Vec::new(),
         username: None,
+        login_needed_by: None,
     }
 }
 

@@ -152,6 +152,14 @@ fn table_row(p: &ProviderStatus, now: i64) -> String {
     if let Some(login) = &p.login {
         let _ = writeln!(text, "  login pending — {}", login_note(login));
     }
+    if let Some(by) = p.login_needed_by {
+        let _ = writeln!(
+            text,
+            "  login needed by {} ({})",
+            utc(by),
+            relative(by, now)
+        );
+    }
     if !p.saved {
         let _ = writeln!(text, "  {NOT_SAVED}");
     }
@@ -191,6 +199,9 @@ fn details(p: &ProviderStatus, now: i64) -> String {
     }
     if let Some(login) = &p.login {
         fields.push(("login", login_note(login)));
+    }
+    if let Some(by) = p.login_needed_by {
+        fields.push(("login needed by", when(by)));
     }
     if !p.saved {
         fields.push(("saved", format!("no: {NOT_SAVED}")));
@@ -235,6 +246,7 @@ mod tests {
             saved: true,
             hosts: Vec::new(),
             username: None,
+            login_needed_by: None,
         }
     }
 

@@ -93,6 +93,9 @@ pub(crate) struct State {
     /// a caller asking for more life than tokens have, in a loop, does not
     /// cost a refresh per call.
     last_on_demand_refresh: Option<SystemTime>,
+    /// The refresh-token expiry already warned about (once per refresh
+    /// token; a new one with another expiry is warned about again).
+    expiry_warned: Option<SystemTime>,
 }
 
 /// How a `token` request proceeds, decided under the state lock.
@@ -172,6 +175,7 @@ impl Session {
                 store_dirty: false,
                 pending_restore: None,
                 last_on_demand_refresh: None,
+                expiry_warned: None,
             }),
             persist: tokio::sync::Mutex::new(()),
         }

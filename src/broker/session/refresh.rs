@@ -64,11 +64,69 @@ impl Session {
         if state.store_dirty {
             self.spawn_store_retry();
         }
+        self.warn_if_refresh_token_expiring(&mut state, now);
         let due = state.next_refresh.is_some_and(|at| at <= now);
         let refreshable = matches!(&state.grant, Grant::Active(t) if t.refresh.is_some());
         if due && refreshable && state.refresh.is_none() {
             self.start_refresh(&mut state);
+        } else if !due {
+            // The wake-up was for the warning: the refresh keeps its time.
+            self.schedule_wake(&state, now);
         }
+    }
+
+    /// When the refresh token itself expires within the warning time (a
+    /// new login is needed by then, which no refresh avoids), says so once:
+    /// a log line, and an event for hooks and the desktop.
+    fn warn_if_refresh_token_expiring(&self, state: &mut State, now: SystemTime) {
+        let Grant::Active(tokens) = &state.grant else {
+            return;
+        };
+        let Some(expires_at) = tokens.refresh_expires_at else {
+            return;
+        };
+        let warning = self.shared.refresh_token_warning;
+        if warning.is_zero()
+            || state.expiry_warned == Some(expires_at)
+            || now + warning < expires_at
+        {
+            return;
+        }
+        state.expiry_warned = Some(expires_at);
+        let at = unix_secs(expires_at);
+        warn!(provider = %self.name, event = "refresh_token_expiring", expires_at = at,
+            "the refresh token expires in {} h: log in again before then (tokenctl login {})",
+            expires_at.duration_since(now).unwrap_or_default().as_secs() / 3600, self.name);
+        self.shared.emit(BrokerEvent::Attention {
+            provider: self.name.clone(),
+            kind: AttentionKind::RefreshTokenExpiring,
+            reason: format!(
+                "the refresh token expires at {at} (Unix time); log in again before then"
+            ),
+        });
+    }
+
+    /// Asks the scheduler to wake the session at its next refresh, or
+    /// earlier for the refresh-token warning when that is still to come.
+    pub(super) fn schedule_wake(&self, state: &State, now: SystemTime) {
+        let warn_at = match &state.grant {
+            Grant::Active(tokens) => tokens
+                .refresh_expires_at
+                .filter(|at| {
+                    state.expiry_warned != Some(*at) && !self.shared.refresh_token_warning.is_zero()
+                })
+                .map(|at| {
+                    at.checked_sub(self.shared.refresh_token_warning)
+                        .unwrap_or(now)
+                        .max(now)
+                }),
+            _ => None,
+        };
+        let wake = match (state.next_refresh, warn_at) {
+            (Some(refresh), Some(warn)) => Some(refresh.min(warn)),
+            (refresh, warn) => refresh.or(warn),
+        };
+        self.shared.scheduler.schedule(&self.name, wake);
     }
 
     /// Moves a background refresh that waits out a backoff after a
@@ -264,8 +322,7 @@ impl Session {
             let retry = now + timing::ON_DEMAND_RETRY_SPACING * 6;
             state.next_refresh = Some(state.next_refresh.map_or(retry, |at| at.min(retry)));
         }
-        self.shared
-            .scheduler
-            .schedule(&self.name, state.next_refresh);
+        self.warn_if_refresh_token_expiring(state, now);
+        self.schedule_wake(state, now);
     }
 }

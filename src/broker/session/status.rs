@@ -12,14 +12,18 @@ impl Session {
         let state = self.state();
         let now = self.now();
         let pending = state.login.as_ref().and_then(|l| l.prompt_for_status(now));
-        let (expires_at, scopes) = match &state.grant {
-            Grant::LoggedOut | Grant::NeedsLogin { .. } => (None, self.config.scopes.clone()),
+        let (expires_at, scopes, login_needed_by) = match &state.grant {
+            Grant::LoggedOut | Grant::NeedsLogin { .. } => (None, self.config.scopes.clone(), None),
             Grant::Active(tokens) => {
                 let scopes = tokens.scope.as_deref().map_or_else(
                     || self.config.scopes.clone(),
                     |s| s.split_whitespace().map(str::to_owned).collect(),
                 );
-                (tokens.access.as_ref().and_then(|a| a.expires_at), scopes)
+                (
+                    tokens.access.as_ref().and_then(|a| a.expires_at),
+                    scopes,
+                    tokens.refresh_expires_at.map(unix_secs),
+                )
             }
         };
         let name = if pending.is_some() {
@@ -45,6 +49,7 @@ impl Session {
                     .clone()
                     .unwrap_or_else(|| crate::config::DEFAULT_USERNAME.to_owned()),
             ),
+            login_needed_by,
         }
     }
 

@@ -85,6 +85,7 @@ async fn a_locked_store_at_start_is_retried_on_token_requests_spaced() {
         access_token: Some(Secret::from("at-stored")),
         token_type: Some("Bearer".into()),
         expires_at: Some(unix_secs(expires)),
+        refresh_expires_at: None,
     };
     store.save("demo", &record).unwrap();
     store.locked.store(true, Ordering::SeqCst);

@@ -93,6 +93,8 @@ pub(super) struct Tokens {
     pub(super) scope: Option<String>,
     /// When the current refresh token was obtained.
     pub(super) obtained_at: SystemTime,
+    /// When the current refresh token expires, when the provider said.
+    pub(super) refresh_expires_at: Option<SystemTime>,
 }
 
 impl Tokens {
@@ -127,6 +129,14 @@ impl Tokens {
                 Some(p) if !rotated => p.obtained_at,
                 _ => sent_at,
             },
+            // A kept refresh token keeps its expiry unless the answer says.
+            refresh_expires_at: grant
+                .refresh_expires_in
+                .map(|lifetime| sent_at + lifetime)
+                .or(match previous {
+                    Some(p) if !rotated => p.refresh_expires_at,
+                    _ => None,
+                }),
         }
     }
 
@@ -145,6 +155,7 @@ impl Tokens {
                 .as_ref()
                 .and_then(|a| a.expires_at)
                 .map(unix_secs),
+            refresh_expires_at: self.refresh_expires_at.map(unix_secs),
         })
     }
 
@@ -164,6 +175,7 @@ impl Tokens {
             refresh: Some(record.refresh_token),
             scope: record.scope,
             obtained_at: from_unix_secs(record.obtained_at),
+            refresh_expires_at: record.refresh_expires_at.map(from_unix_secs),
         }
     }
 }

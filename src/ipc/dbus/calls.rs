@@ -17,7 +17,7 @@ use futures_util::StreamExt as _;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{debug, warn};
+use tracing::debug;
 use zbus::message::{Flags, Header, Type};
 use zbus::zvariant::{OwnedObjectPath, Value};
 use zbus::{Connection, MatchRule, Message, MessageStream};
@@ -124,33 +124,28 @@ impl<'a> Object<'a> {
     }
 }
 
-/// Answers method calls addressed to the broker's connection until
-/// `shutdown`; each call runs as its own task (tracked by `tasks`), at most
-/// [`CONCURRENT_CALLS`] at once.
+/// The method calls addressed to `connection`, from now on. Made before
+/// the bus name is taken: a call queued for an activated daemon is
+/// delivered as soon as the name is ours, and a stream made later would
+/// miss it.
+pub(super) async fn incoming_calls(connection: &Connection) -> zbus::Result<MessageStream> {
+    let mut rule = MatchRule::builder().msg_type(Type::MethodCall);
+    if let Some(name) = connection.unique_name() {
+        rule = rule.destination(name.to_owned())?;
+    }
+    MessageStream::for_match_rule(rule.build(), connection, None).await
+}
+
+/// Answers the method calls of `calls` until `shutdown`; each call runs as
+/// its own task (tracked by `tasks`), at most [`CONCURRENT_CALLS`] at once.
 pub(super) async fn serve_calls(
     connection: Connection,
+    mut calls: MessageStream,
     broker: Broker,
     peers: Peers,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 ) {
-    let mut rule = MatchRule::builder().msg_type(Type::MethodCall);
-    if let Some(name) = connection.unique_name() {
-        rule = match rule.destination(name.to_owned()) {
-            Ok(rule) => rule,
-            Err(e) => {
-                warn!("cannot receive D-Bus calls: {e}");
-                return;
-            }
-        };
-    }
-    let mut calls = match MessageStream::for_match_rule(rule.build(), &connection, None).await {
-        Ok(calls) => calls,
-        Err(e) => {
-            warn!("cannot receive D-Bus calls: {e}");
-            return;
-        }
-    };
     let slots = Arc::new(Semaphore::new(CONCURRENT_CALLS));
     loop {
         let Ok(permit) = Arc::clone(&slots).acquire_owned().await else {
@@ -480,6 +475,10 @@ pub(super) fn provider_properties(status: &ProviderStatus) -> Vec<(&'static str,
         (
             "LastError",
             Value::from(status.last_error.clone().unwrap_or_default()),
+        ),
+        (
+            "LoginNeededBy",
+            Value::from(status.login_needed_by.unwrap_or(0)),
         ),
     ]
 }

@@ -166,8 +166,16 @@ impl DbusService {
             .map_err(connect_error)?;
         let peers = Peers::new(matches!(bus, BusKind::Session));
         tasks.spawn(peers.clone().forget_departed(connection.clone()));
+        let incoming =
+            calls::incoming_calls(&connection)
+                .await
+                .map_err(|source| DbusSetupError::Serve {
+                    bus: bus_label,
+                    source,
+                })?;
         tasks.spawn(calls::serve_calls(
             connection.clone(),
+            incoming,
             broker.clone(),
             peers.clone(),
             shutdown.clone(),

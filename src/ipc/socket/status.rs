@@ -170,6 +170,7 @@ mod tests {
             saved: true,
             hosts: Vec::new(),
             username: None,
+            login_needed_by: None,
         }
     }
 

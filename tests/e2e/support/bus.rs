@@ -116,12 +116,15 @@ impl PrivateBus {
         command
     }
 
-    /// A new connection to this bus.
+    /// A new connection to this bus. Every call on it gives up after 60 s
+    /// (zbus waits for ever by default), so a call nobody answers fails the
+    /// test instead of hanging it.
     ///
     /// # Panics
     /// When the bus does not accept it.
     pub fn connect(&self) -> zbus::blocking::Connection {
         zbus::blocking::connection::Builder::address(self.address.as_str())
+            .map(|b| b.method_timeout(Duration::from_secs(60)))
             .and_then(zbus::blocking::connection::Builder::build)
             .unwrap_or_else(|e| panic!("connect to the private bus {}: {e}", self.address))
     }

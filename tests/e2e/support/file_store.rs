@@ -164,6 +164,7 @@ impl FileStore {
                     access_token: Some(seeded.access_token.clone().into()),
                     token_type: Some("Bearer".into()),
                     expires_at: Some(unix(seeded.expires_at)),
+                    refresh_expires_at: None,
                 };
                 (seeded, record)
             })

@@ -49,7 +49,8 @@ pub struct Rfc8628Options {
     pub device_code_lifetime: Duration,
     /// Lifetime of access tokens, sent as `expires_in` (default 3600 s).
     pub access_token_lifetime: Duration,
-    /// Lifetime of refresh tokens (default `None`: until used or revoked).
+    /// Lifetime of refresh tokens (default `None`: until used or revoked),
+    /// sent as `refresh_token_expires_in` with each new refresh token.
     pub refresh_token_lifetime: Option<Duration>,
     /// Whether grants include a refresh token (default true).
     pub issue_refresh_tokens: bool,
@@ -219,6 +220,15 @@ impl Rfc8628 {
         };
         let tokens = |issued: &Issued, outcome: &str| {
             let mut body = token_body(issued);
+            // As GitHub does: a refresh token that expires says when.
+            if let (Some(_), Some(lifetime)) =
+                (&issued.refresh_token, self.options.refresh_token_lifetime)
+            {
+                body.insert(
+                    "refresh_token_expires_in".into(),
+                    wire_seconds(lifetime).into(),
+                );
+            }
             quirks.token_answer(&mut body);
             quirks.encode(request, 200, body).outcome(outcome)
         };

@@ -1,0 +1,69 @@
+//! A refresh token that expires (the provider says when, as GitHub does
+//! with `refresh_token_expires_in`): status shows when a new login is
+//! needed, and the daemon warns once when that is within the warning time.
+
+use crate::support;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use support::daemon::{Daemon, DaemonOptions, login, stdout};
+use support::provider::Provider;
+use tokend_emulator::Rfc8628Options;
+
+fn unix_now() -> i64 {
+    i64::try_from(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn status_shows_when_a_login_is_needed_and_the_daemon_warns_once() {
+    let two_days = Duration::from_secs(2 * 24 * 3600);
+    let provider = Provider::start(Rfc8628Options {
+        interval: Duration::from_secs(1),
+        refresh_token_lifetime: Some(two_days),
+        ..Rfc8628Options::default()
+    });
+    // The quiet provider is another emulator, whose refresh tokens do not
+    // expire; warnings come within 7 days (the default) of the expiry.
+    let other = Provider::rfc8628();
+    let daemon = Daemon::start_with(
+        &format!("{}{}", provider.config("short"), other.config("quiet")),
+        DaemonOptions::default(),
+    );
+    let before = unix_now();
+    login(&daemon, "short", |code| {
+        provider.approve(code).unwrap();
+    });
+    // Two days is within the warning time: one warning, at once.
+    let warned = daemon.wait_for_log(1, &["provider=short", "event=\"refresh_token_expiring\""]);
+    assert!(warned[0].contains("tokenctl login short"), "{warned:?}");
+
+    let out = daemon.tokenctl(&["--json", "status", "short"]);
+    let status: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let by = status[0]["login_needed_by"]
+        .as_i64()
+        .expect("login_needed_by");
+    let expected = before + i64::try_from(two_days.as_secs()).unwrap();
+    assert!(
+        (expected - 5..=expected + 60).contains(&by),
+        "{by} vs {expected}"
+    );
+    let text = stdout(&daemon.tokenctl(&["status"]));
+    assert!(text.contains("login needed by"), "{text}");
+    // A provider that says nothing about its refresh tokens shows nothing.
+    assert!(status[0]["name"] == "short");
+    login(&daemon, "quiet", |code| {
+        other.approve(code).unwrap();
+    });
+    let quiet = stdout(&daemon.tokenctl(&["--json", "status", "quiet"]));
+    assert!(!quiet.contains("login_needed_by"), "{quiet}");
+
+    // Said once, not at every wake-up or status.
+    let all = daemon.wait_for_log(1, &["event=\"refresh_token_expiring\""]);
+    assert_eq!(all.len(), 1, "{all:?}");
+}
