@@ -38,9 +38,12 @@
 //!    as before; only a single-line `status` too long for a version-1 client
 //!    to read becomes an `answer_too_large` error.
 
+mod store_status;
+
 use serde::{Deserialize, Serialize};
 
 use crate::secret::Secret;
+pub use store_status::StoreStatus;
 
 /// Version of this protocol, reported by the `version` op (see the
 /// versions listed in the module documentation).

@@ -4,8 +4,9 @@
 //! [`Broker`] answers `token`, `login`, `logout` and `status` for a
 //! [`Caller`], checks the caller against the provider's [`AccessPolicy`]
 //! first, and publishes [`BrokerEvent`]s for front-ends that signal changes
-//! (D-Bus). It owns the [`RefreshScheduler`] task that keeps tokens fresh.
-//! Front-ends hold no state and make no decisions of their own.
+//! (D-Bus). It owns the [`RefreshScheduler`] task that keeps tokens fresh,
+//! and the store's one [`StoreHealth`] with its retry loop. Front-ends hold
+//! no state and make no decisions of their own.
 
 pub mod clock;
 mod error;
@@ -16,6 +17,8 @@ mod restore;
 pub mod scheduler;
 mod session;
 mod status;
+pub mod store_health;
+mod store_recovery;
 pub mod timing;
 pub mod wall_timer;
 
@@ -36,9 +39,10 @@ pub use scheduler::RefreshScheduler;
 pub(crate) use session::blocking as store_call;
 pub use session::{AccessToken, Freshness, STORE_TIMEOUT, Session, session_identity};
 pub use status::StatusPages;
+pub use store_health::{StoreHealth, StoreState};
 
 use crate::config::{Config, ProviderConfig};
-use crate::protocol::{LoginPrompt, ProviderStatus};
+use crate::protocol::{LoginPrompt, ProviderStatus, StoreStatus};
 use crate::provider::{HttpClient, Provider, dialect_for};
 use crate::store::Store;
 
@@ -123,7 +127,10 @@ impl std::fmt::Debug for Heartbeat {
 /// What every session shares.
 #[derive(Debug)]
 pub struct Shared {
+    /// The store, watched: its store-wide failures reach `store_health`.
     pub(crate) store: Arc<dyn Store>,
+    /// Whether the store can be used: one state for every session.
+    pub(crate) store_health: Arc<StoreHealth>,
     pub(crate) clock: Arc<dyn Clock>,
     events: broadcast::Sender<BrokerEvent>,
     pub(crate) scheduler: RefreshScheduler,
@@ -175,8 +182,16 @@ impl Broker {
     #[must_use]
     pub fn new(config: &Config, parts: BrokerParts) -> Self {
         let (events, _) = broadcast::channel(1024);
+        let store_health = Arc::new(StoreHealth::new(
+            parts.store.name(),
+            Arc::clone(&parts.clock),
+        ));
         let shared = Arc::new(Shared {
-            store: parts.store,
+            store: Arc::new(store_health::WatchedStore::new(
+                parts.store,
+                Arc::clone(&store_health),
+            )),
+            store_health,
             clock: parts.clock,
             events,
             scheduler: RefreshScheduler::new(),
@@ -236,6 +251,7 @@ impl Broker {
     /// is stuck, not merely when a timer runs.
     pub async fn start(&self, heartbeat: Option<Heartbeat>) {
         let providers = self.restore_all().await;
+        self.spawn_store_watch();
         let broker = self.clone();
         self.inner.shared.tasks.spawn(async move {
             let shared = Arc::clone(&broker.inner.shared);
@@ -494,6 +510,14 @@ impl Broker {
     #[must_use]
     pub fn policy(&self, provider: &str) -> Option<AccessPolicy> {
         self.session(provider).map(|session| session.policy.clone())
+    }
+
+    /// The store's state, as the `status` answer shows it once. The same
+    /// for every caller: front-ends send it only to callers who may see at
+    /// least one provider.
+    #[must_use]
+    pub fn store_status(&self) -> StoreStatus {
+        self.inner.shared.store_health.status()
     }
 
     /// One line for systemd's `STATUS=`: "3 providers: 2 active, 1 login required".
