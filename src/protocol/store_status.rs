@@ -28,3 +28,34 @@ impl StoreStatus {
         self.state == "available"
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::StoreStatus;
+    use crate::protocol::StatusEvent;
+
+    #[test]
+    fn the_done_line_carries_the_store_once() {
+        let down = StatusEvent::Done {
+            ok: true,
+            count: 1,
+            error: None,
+            store: Some(StoreStatus {
+                state: "unavailable".into(),
+                name: "Secret Service".into(),
+                reason: Some("Secret Service is locked: store locked: unlock your keyring".into()),
+                since: Some(1_790_000_000),
+            }),
+        };
+        let line = serde_json::to_string(&down).unwrap();
+        assert_eq!(
+            line,
+            r#"{"event":"done","ok":true,"count":1,"store":{"state":"unavailable","name":"Secret Service","reason":"Secret Service is locked: store locked: unlock your keyring","since":1790000000}}"#
+        );
+        assert_eq!(serde_json::from_str::<StatusEvent>(&line).unwrap(), down);
+        // A store that works: no reason, no since.
+        let up: StoreStatus =
+            serde_json::from_str(r#"{"state":"available","name":"memory store"}"#).unwrap();
+        assert!(up.is_available() && up.reason.is_none() && up.since.is_none());
+    }
+}

@@ -122,14 +122,19 @@ fn status(cli: &Cli, name: Option<&str>) -> Result<(), Failure> {
     let out = BufWriter::new(io::stdout().lock());
     let mut printer = status::Printer::new(out, layout, format::unix_now());
     let mut print = |p: &_| printer.provider(p).map_err(|e| Failure::output(&e));
-    if protocol.is_some_and(|p| p >= STATUS_STREAM_SINCE) {
-        for provider in client.status_stream(name)? {
+    let store = if protocol.is_some_and(|p| p >= STATUS_STREAM_SINCE) {
+        let mut stream = client.status_stream(name)?;
+        for provider in stream.by_ref() {
             print(&provider?)?;
         }
+        stream.store().cloned()
     } else {
         client.status(name)?.iter().try_for_each(print)?;
-    }
-    printer.finish().map_err(|e| Failure::output(&e))
+        None
+    };
+    printer
+        .finish(store.as_ref(), io::stderr().lock())
+        .map_err(|e| Failure::output(&e))
 }
 
 /// `tokenctl token`: the one place a token is printed.
