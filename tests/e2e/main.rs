@@ -34,6 +34,7 @@ mod refresh;
 mod refresh_storm;
 mod socket;
 mod status_many;
+mod store_outage;
 mod store_secret_service;
 mod systemd;
 mod tokenctl_cli;
