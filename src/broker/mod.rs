@@ -42,7 +42,7 @@ pub use status::StatusPages;
 pub use store_health::{StoreHealth, StoreState};
 
 use crate::config::{Config, ProviderConfig};
-use crate::protocol::{LoginPrompt, ProviderStatus, StoreStatus};
+use crate::protocol::LoginPrompt;
 use crate::provider::{HttpClient, Provider, dialect_for};
 use crate::store::Store;
 
@@ -471,31 +471,6 @@ impl Broker {
             .await
     }
 
-    /// Status of `provider`, or of every provider the caller may use.
-    ///
-    /// # Errors
-    /// Unknown provider or access denied (when one is named).
-    pub fn status(
-        &self,
-        caller: &Caller,
-        provider: Option<&str>,
-    ) -> Result<Vec<ProviderStatus>, BrokerError> {
-        match provider {
-            Some(name) => {
-                let session = self.authorized(caller, name, Role::Use)?;
-                Ok(vec![status_for(&session, session.policy.role(caller))])
-            }
-            None => Ok(self
-                .sessions()
-                .iter()
-                .filter_map(|s| {
-                    let role = s.policy.role(caller);
-                    (role >= Role::Use).then(|| status_for(s, role))
-                })
-                .collect()),
-        }
-    }
-
     /// What `caller` may do with `provider`: [`Role::None`] also when there
     /// is no such provider, so that the two cannot be told apart.
     #[must_use]
@@ -511,50 +486,4 @@ impl Broker {
     pub fn policy(&self, provider: &str) -> Option<AccessPolicy> {
         self.session(provider).map(|session| session.policy.clone())
     }
-
-    /// The store's state, as the `status` answer shows it once. The same
-    /// for every caller: front-ends send it only to callers who may see at
-    /// least one provider.
-    #[must_use]
-    pub fn store_status(&self) -> StoreStatus {
-        self.inner.shared.store_health.status()
-    }
-
-    /// One line for systemd's `STATUS=`: "3 providers: 2 active, 1 login required".
-    #[must_use]
-    pub fn summary(&self) -> String {
-        // Counted under the read lock, without copying the map or building
-        // any session's full status: it runs after every burst of events.
-        let sessions = self
-            .inner
-            .sessions
-            .read()
-            .unwrap_or_else(PoisonError::into_inner);
-        let mut counts: BTreeMap<&'static str, usize> = BTreeMap::new();
-        for session in sessions.values() {
-            *counts.entry(session.state_name()).or_default() += 1;
-        }
-        let total = sessions.len();
-        drop(sessions);
-        let parts: Vec<String> = counts
-            .iter()
-            .map(|(state, n)| format!("{n} {}", state.replace('_', " ")))
-            .collect();
-        let noun = if total == 1 { "provider" } else { "providers" };
-        if parts.is_empty() {
-            format!("0 {noun}")
-        } else {
-            format!("{total} {noun}: {}", parts.join(", "))
-        }
-    }
-}
-
-/// The status of `session` as a caller with `role` may see it: the login's
-/// prompt (its user code) only for those who may manage the provider.
-fn status_for(session: &Session, role: Role) -> ProviderStatus {
-    let mut status = session.status();
-    if role < Role::Manage {
-        status.login = None;
-    }
-    status
 }
