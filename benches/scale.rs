@@ -13,6 +13,11 @@
 //!   latest refresh relative to each token's expiry.
 //! - `dbus`: exec to `READY=1` and RSS with the 10,000 providers exported on
 //!   a private bus.
+//! - `store_down`: 10,000 providers, `store = "secret-service"` on a private
+//!   bus where no Secret Service runs: voluntary context switches over
+//!   10 s of idle (twice: from 2 s after `READY=1`, while the store's retry
+//!   loop still probes every few seconds, and from 60 s), and the log lines
+//!   of the first minute. Alone: `cargo bench --bench scale -- store_down`.
 //!
 //! Sessions are not logged in one device login at a time: the emulator
 //! grants them directly ([`tokend_emulator::Emulator::grant_session`]) and
@@ -60,6 +65,9 @@ fn main() {
     }
     if wants("dbus") {
         dbus(&provider);
+    }
+    if wants("store_down") {
+        store_down(&provider);
     }
 }
 
@@ -287,4 +295,51 @@ fn dbus(provider: &Provider) {
     println!("D-Bus ({PROVIDERS} provider objects on a private bus)");
     println!("  providers   sessions   store            READY after   RSS (idle)   RSS anon");
     report_ready(PROVIDERS, "0", "memory", &daemon);
+}
+
+/// How long the `store_down` part counts wake-ups, each time.
+const STORE_DOWN_WINDOW: Duration = Duration::from_secs(10);
+/// How long it counts log lines.
+const STORE_DOWN_LOG_WINDOW: Duration = Duration::from_secs(60);
+
+fn store_down(provider: &Provider) {
+    // A session bus on which nobody owns org.freedesktop.secrets.
+    let bus = PrivateBus::start();
+    let mut options = options(None);
+    options.store = "secret-service";
+    options
+        .env
+        .push(("DBUS_SESSION_BUS_ADDRESS".into(), bus.address().to_owned()));
+    let daemon = Daemon::start_with(&providers_toml(provider, PROVIDERS), options);
+    let started = Instant::now();
+    let pid = daemon.pid();
+    let mut text = format!(
+        "store down ({PROVIDERS} providers, store = \"secret-service\", no Secret Service on the bus; info logging)\n"
+    );
+    for from in [SETTLE, STORE_DOWN_LOG_WINDOW] {
+        std::thread::sleep(from.saturating_sub(started.elapsed()));
+        let (before, _) = voluntary_switches(pid);
+        std::thread::sleep(STORE_DOWN_WINDOW);
+        let (after, threads) = voluntary_switches(pid);
+        let _ = writeln!(
+            text,
+            "  voluntary context switches in {} s from {} s after READY: {} (threads: {threads})",
+            STORE_DOWN_WINDOW.as_secs(),
+            from.as_secs(),
+            after.saturating_sub(before)
+        );
+        if from == SETTLE {
+            // The log lines of the first minute, counted after it.
+            std::thread::sleep(STORE_DOWN_LOG_WINDOW.saturating_sub(started.elapsed()));
+            let log = daemon.log();
+            let unavailable = log.matches("event=\"store_unavailable\"").count();
+            let _ = writeln!(
+                text,
+                "  log lines in the first minute: {} (store_unavailable: {unavailable})",
+                log.lines().count()
+            );
+        }
+    }
+    let _ = writeln!(text, "  RSS {:.1} MiB", mib(status_field(pid, "VmRSS")));
+    println!("{text}");
 }

@@ -14,7 +14,8 @@
 //! - `status` with `"stream":true` (protocol 2): a stream of [`StatusEvent`]
 //!   lines, one `"event":"provider"` line per provider in name order, then
 //!   one `"event":"done"` line with the count sent (or the error, such as an
-//!   unknown provider). Any number of providers: each line holds one.
+//!   unknown provider) and, when a provider was sent, the store's state
+//!   ([`StoreStatus`]). Any number of providers: each line holds one.
 //! - `status` without `stream` (protocol 1): one answer line holding every
 //!   provider ([`StatusAnswer`]), as long as that line stays within
 //!   [`MAX_STATUS_LINE`]; past it the answer is an `answer_too_large` error
@@ -38,9 +39,12 @@
 //!    as before; only a single-line `status` too long for a version-1 client
 //!    to read becomes an `answer_too_large` error.
 
+mod store_status;
+
 use serde::{Deserialize, Serialize};
 
 use crate::secret::Secret;
+pub use store_status::StoreStatus;
 
 /// Version of this protocol, reported by the `version` op (see the
 /// versions listed in the module documentation).
@@ -376,6 +380,11 @@ pub enum StatusEvent {
         /// Why not, when `ok` is false (an unknown provider, ...).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         error: Option<ErrorBody>,
+        /// The store's state, once for the whole answer; sent when at
+        /// least one provider was (a caller who may see none learns
+        /// nothing of the daemon).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        store: Option<StoreStatus>,
     },
 }
 
@@ -528,6 +537,7 @@ mod tests {
             ok: true,
             count: 10_000,
             error: None,
+            store: None,
         };
         assert_eq!(
             serde_json::to_string(&done).unwrap(),
@@ -538,7 +548,7 @@ mod tests {
         )
         .unwrap();
         assert!(
-            matches!(failed, StatusEvent::Done { ok: false, count: 0, error: Some(e) } if e.code == ErrorCode::UnknownProvider)
+            matches!(failed, StatusEvent::Done { ok: false, count: 0, error: Some(e), store: None } if e.code == ErrorCode::UnknownProvider)
         );
     }
 

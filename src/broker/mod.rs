@@ -4,18 +4,22 @@
 //! [`Broker`] answers `token`, `login`, `logout` and `status` for a
 //! [`Caller`], checks the caller against the provider's [`AccessPolicy`]
 //! first, and publishes [`BrokerEvent`]s for front-ends that signal changes
-//! (D-Bus). It owns the [`RefreshScheduler`] task that keeps tokens fresh.
-//! Front-ends hold no state and make no decisions of their own.
+//! (D-Bus). It owns the [`RefreshScheduler`] task that keeps tokens fresh,
+//! and the store's one [`StoreHealth`] with its retry loop. Front-ends hold
+//! no state and make no decisions of their own.
 
 pub mod clock;
 mod error;
 mod login;
 pub mod policy;
 mod record_writes;
+mod reload;
 mod restore;
 pub mod scheduler;
 mod session;
 mod status;
+pub mod store_health;
+mod store_recovery;
 pub mod timing;
 pub mod wall_timer;
 
@@ -38,9 +42,10 @@ pub use session::{
     AccessToken, Freshness, STORE_TIMEOUT, Session, TokenFingerprint, session_identity,
 };
 pub use status::StatusPages;
+pub use store_health::{StoreHealth, StoreState};
 
 use crate::config::{Config, ProviderConfig};
-use crate::protocol::{LoginPrompt, ProviderStatus};
+use crate::protocol::LoginPrompt;
 use crate::provider::{HttpClient, Provider, dialect_for};
 use crate::store::Store;
 
@@ -158,7 +163,10 @@ impl std::fmt::Debug for Heartbeat {
 /// What every session shares.
 #[derive(Debug)]
 pub struct Shared {
+    /// The store, watched: its store-wide failures reach `store_health`.
     pub(crate) store: Arc<dyn Store>,
+    /// Whether the store can be used: one state for every session.
+    pub(crate) store_health: Arc<StoreHealth>,
     pub(crate) clock: Arc<dyn Clock>,
     events: broadcast::Sender<BrokerEvent>,
     pub(crate) scheduler: RefreshScheduler,
@@ -214,8 +222,16 @@ impl Broker {
     #[must_use]
     pub fn new(config: &Config, parts: BrokerParts) -> Self {
         let (events, _) = broadcast::channel(1024);
+        let store_health = Arc::new(StoreHealth::new(
+            parts.store.name(),
+            Arc::clone(&parts.clock),
+        ));
         let shared = Arc::new(Shared {
-            store: parts.store,
+            store: Arc::new(store_health::WatchedStore::new(
+                parts.store,
+                Arc::clone(&store_health),
+            )),
+            store_health,
             clock: parts.clock,
             events,
             scheduler: RefreshScheduler::new(),
@@ -277,6 +293,7 @@ impl Broker {
     /// is stuck, not merely when a timer runs.
     pub async fn start(&self, heartbeat: Option<Heartbeat>) {
         let providers = self.restore_all().await;
+        self.spawn_store_watch();
         let broker = self.clone();
         self.inner.shared.tasks.spawn(async move {
             let shared = Arc::clone(&broker.inner.shared);
@@ -303,63 +320,6 @@ impl Broker {
                 .await;
         });
         info!(providers, "broker started");
-    }
-
-    /// Applies a new config: providers added are created (and restored from
-    /// the store), providers removed stop (their stored sessions stay until
-    /// `tokenctl logout` or `tokend --prune`), providers whose table changed
-    /// are rebuilt and keep their tokens when client and endpoint are the
-    /// same; unchanged ones are not touched.
-    pub async fn reload(&self, config: &Config) -> ReloadSummary {
-        let old = self.session_map();
-        let mut summary = ReloadSummary::default();
-        let mut next = BTreeMap::new();
-        let mut previous_policies = Vec::new();
-        for provider in &config.providers {
-            match old.get(&provider.name) {
-                Some(session) if session.config == *provider => {
-                    next.insert(provider.name.clone(), Arc::clone(session));
-                }
-                Some(session) => {
-                    previous_policies.push((provider.name.clone(), session.policy.clone()));
-                    session.retire().await;
-                    let fresh = self.build_session(provider);
-                    if fresh.same_identity(session) {
-                        fresh.inherit(session).await;
-                    } else {
-                        fresh.restore().await;
-                    }
-                    summary.changed.push(provider.name.clone());
-                    next.insert(provider.name.clone(), fresh);
-                }
-                None => {
-                    let fresh = self.build_session(provider);
-                    fresh.restore().await;
-                    summary.added.push(provider.name.clone());
-                    next.insert(provider.name.clone(), fresh);
-                }
-            }
-        }
-        for (name, session) in &old {
-            if !next.contains_key(name) {
-                previous_policies.push((name.clone(), session.policy.clone()));
-                session.retire().await;
-                self.inner.shared.scheduler.schedule(name, None);
-                summary.removed.push(name.clone());
-            }
-        }
-        *self
-            .inner
-            .sessions
-            .write()
-            .unwrap_or_else(PoisonError::into_inner) = next;
-        self.inner.shared.emit(BrokerEvent::ProvidersChanged {
-            added: summary.added.clone(),
-            removed: summary.removed.clone(),
-            changed: summary.changed.clone(),
-            previous_policies,
-        });
-        summary
     }
 
     /// Stops the scheduler and logins, and waits (at most `grace`) for
@@ -553,31 +513,6 @@ impl Broker {
             .await
     }
 
-    /// Status of `provider`, or of every provider the caller may use.
-    ///
-    /// # Errors
-    /// Unknown provider or access denied (when one is named).
-    pub fn status(
-        &self,
-        caller: &Caller,
-        provider: Option<&str>,
-    ) -> Result<Vec<ProviderStatus>, BrokerError> {
-        match provider {
-            Some(name) => {
-                let session = self.authorized(caller, name, Role::Use)?;
-                Ok(vec![status_for(&session, session.policy.role(caller))])
-            }
-            None => Ok(self
-                .sessions()
-                .iter()
-                .filter_map(|s| {
-                    let role = s.policy.role(caller);
-                    (role >= Role::Use).then(|| status_for(s, role))
-                })
-                .collect()),
-        }
-    }
-
     /// What `caller` may do with `provider`: [`Role::None`] also when there
     /// is no such provider, so that the two cannot be told apart.
     #[must_use]
@@ -593,42 +528,4 @@ impl Broker {
     pub fn policy(&self, provider: &str) -> Option<AccessPolicy> {
         self.session(provider).map(|session| session.policy.clone())
     }
-
-    /// One line for systemd's `STATUS=`: "3 providers: 2 active, 1 login required".
-    #[must_use]
-    pub fn summary(&self) -> String {
-        // Counted under the read lock, without copying the map or building
-        // any session's full status: it runs after every burst of events.
-        let sessions = self
-            .inner
-            .sessions
-            .read()
-            .unwrap_or_else(PoisonError::into_inner);
-        let mut counts: BTreeMap<&'static str, usize> = BTreeMap::new();
-        for session in sessions.values() {
-            *counts.entry(session.state_name()).or_default() += 1;
-        }
-        let total = sessions.len();
-        drop(sessions);
-        let parts: Vec<String> = counts
-            .iter()
-            .map(|(state, n)| format!("{n} {}", state.replace('_', " ")))
-            .collect();
-        let noun = if total == 1 { "provider" } else { "providers" };
-        if parts.is_empty() {
-            format!("0 {noun}")
-        } else {
-            format!("{total} {noun}: {}", parts.join(", "))
-        }
-    }
-}
-
-/// The status of `session` as a caller with `role` may see it: the login's
-/// prompt (its user code) only for those who may manage the provider.
-fn status_for(session: &Session, role: Role) -> ProviderStatus {
-    let mut status = session.status();
-    if role < Role::Manage {
-        status.login = None;
-    }
-    status
 }

@@ -1,17 +1,19 @@
-//! Restoring the stored sessions at start, in few store calls.
+//! Restoring the stored sessions, in few store calls: at start, and when
+//! the store works again after an outage (see `store_recovery`).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use tracing::{info, warn};
+use tracing::info;
 
-use super::session::{Session, did_not_complete};
+use super::session::{LoadResult, RestoreCause, Session, did_not_complete};
+use super::store_health::is_store_wide;
 use super::{Broker, store_call};
-use crate::store::{StoreError, StoredSession};
+use crate::store::StoreError;
 
-/// How many stored sessions one store call reads at start: small enough
-/// that a slow store (the Secret Service, a record a few milliseconds) stays
-/// well within [`super::STORE_TIMEOUT`] per call.
+/// How many stored sessions one store call reads: small enough that a slow
+/// store (the Secret Service, a record a few milliseconds) stays well
+/// within [`super::STORE_TIMEOUT`] per call.
 const RESTORE_BATCH: usize = 256;
 
 /// At most this many batches are read at once, and never more than there
@@ -25,61 +27,104 @@ impl Broker {
     ///
     /// The store says first which providers have a record, so that a
     /// daemon with thousands of providers and few sessions makes one store
-    /// call, not one per provider; the records are then read in batches,
-    /// each batch one call on the blocking pool (bounded by the store
-    /// timeout), a few batches at once, and applied in order as they
-    /// arrive. A store that cannot list falls back to one attempt per
-    /// session, each of which the session retries later on its own.
+    /// call, not one per provider; the records are then read in batches
+    /// ([`Self::restore_records`]). A store that cannot list is unavailable:
+    /// its health says so once, and every session waits for it, with no
+    /// store call and no timer of its own, until the store's retry loop
+    /// finds it working.
     pub(super) async fn restore_all(&self) -> usize {
         let sessions = self.session_map();
         let store = Arc::clone(&self.inner.shared.store);
-        let mut restored = 0;
-        match store_call(move || store.list()).await {
+        let restored = match store_call(move || store.list()).await {
             Ok(stored) => {
                 let stored: Vec<Arc<Session>> = stored
                     .iter()
                     .filter_map(|name| sessions.get(name).cloned())
                     .collect();
-                let readers = std::thread::available_parallelism()
-                    .map_or(1, std::num::NonZero::get)
-                    .min(RESTORE_READERS);
-                let mut batches = stored.chunks(RESTORE_BATCH);
-                let mut reading = VecDeque::with_capacity(readers);
-                reading.extend(batches.by_ref().take(readers).map(|b| self.read_batch(b)));
-                while let Some((batch, read)) = reading.pop_front() {
-                    let results = match read.await_records().await {
-                        Ok(results) => results,
-                        Err(e) => vec![Err(e); batch.len()],
-                    };
-                    // Keep the readers busy while this batch is applied.
-                    reading.extend(batches.next().map(|b| self.read_batch(b)));
-                    for (session, result) in batch.iter().zip(results) {
-                        restored += usize::from(session.restore_loaded(result).await);
-                    }
-                }
+                self.restore_records(&stored, RestoreCause::Start).await
             }
             Err(e) => {
-                warn!("{e}; sessions are kept in memory until the store works again");
+                // Already reported by the store, unless the call timed out.
+                self.inner.shared.store_health.failed(&e);
                 for session in sessions.values() {
-                    restored += usize::from(session.restore().await);
+                    session.wait_for_store().await;
                 }
+                0
             }
-        }
+        };
+        let waiting = sessions.values().filter(|s| s.waits_for_store()).count();
         info!(
             restored,
+            waiting,
             store = self.inner.shared.store.name(),
-            "restored {restored} stored session(s)"
+            "restored {restored} stored session(s){}",
+            if waiting == 0 {
+                String::new()
+            } else {
+                format!("; {waiting} wait for the store")
+            }
         );
         sessions.len()
     }
 
+    /// Reads the records of `stored` (sessions the store lists) in batches,
+    /// each batch one call on the blocking pool (bounded by the store
+    /// timeout), a few batches at once, and applies them in order as they
+    /// arrive. Once the store fails store-wide no further batch is read:
+    /// the sessions not read wait for the store. Returns how many sessions
+    /// were restored.
+    pub(super) async fn restore_records(
+        &self,
+        stored: &[Arc<Session>],
+        cause: RestoreCause,
+    ) -> usize {
+        let health = &self.inner.shared.store_health;
+        let readers = std::thread::available_parallelism()
+            .map_or(1, std::num::NonZero::get)
+            .min(RESTORE_READERS);
+        let mut restored = 0;
+        let mut batches = stored.chunks(RESTORE_BATCH);
+        let mut reading = VecDeque::with_capacity(readers);
+        reading.extend(batches.by_ref().take(readers).map(|b| self.read_batch(b)));
+        while let Some((batch, read)) = reading.pop_front() {
+            let results = match read.await_records().await {
+                Ok(results) => results,
+                Err(e) => vec![Err(e); batch.len()],
+            };
+            // Keep the readers busy while this batch is applied.
+            if health.is_available() {
+                reading.extend(batches.next().map(|b| self.read_batch(b)));
+            }
+            for (session, result) in batch.iter().zip(results) {
+                restored += usize::from(session.restore_loaded(result, cause).await);
+            }
+        }
+        for session in batches.flatten() {
+            session.wait_for_store().await;
+        }
+        restored
+    }
+
     /// Starts reading the stored records of `batch` in one store call; the
-    /// read goes on while the caller awaits something else.
+    /// read goes on while the caller awaits something else. It stops at
+    /// the first store-wide failure, which then stands for the rest of the
+    /// batch: a locked keyring is asked once, not 256 times.
     fn read_batch<'b>(&self, batch: &'b [Arc<Session>]) -> (&'b [Arc<Session>], BatchRead) {
         let store = Arc::clone(&self.inner.shared.store);
         let names: Vec<String> = batch.iter().map(|s| s.name.clone()).collect();
         let read = tokio::spawn(store_call(move || {
-            Ok(names.iter().map(|n| store.load(n)).collect())
+            let mut results = Vec::with_capacity(names.len());
+            for name in &names {
+                let result = store.load(name);
+                if let Err(e) = &result
+                    && is_store_wide(e)
+                {
+                    results.resize(names.len(), Err(e.clone()));
+                    break;
+                }
+                results.push(result);
+            }
+            Ok(results)
         }));
         (batch, BatchRead(read))
     }
@@ -87,9 +132,6 @@ impl Broker {
 
 /// The records of one batch, being read.
 struct BatchRead(tokio::task::JoinHandle<Result<Vec<LoadResult>, StoreError>>);
-
-/// What the store said of one session's record.
-type LoadResult = Result<Option<StoredSession>, StoreError>;
 
 impl BatchRead {
     /// The records, or why none could be read.

@@ -1,4 +1,6 @@
-//! `status` of many providers, a page at a time.
+//! `status`: of one provider or all at once ([`Broker::status`]), of many
+//! a page at a time ([`Broker::status_pages`]), of the store once
+//! ([`Broker::store_status`]), and systemd's one-line summary.
 //!
 //! A daemon may have 10,000 providers; a front-end that answers `status`
 //! must not build all their statuses at once. [`StatusPages`] walks the
@@ -6,11 +8,12 @@
 //! remembering only the last name it gave, so a front-end holds one page
 //! whatever the number of providers.
 
+use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::{Arc, PoisonError};
 
 use super::{Broker, BrokerError, Caller, Role, Session};
-use crate::protocol::ProviderStatus;
+use crate::protocol::{ProviderStatus, StoreStatus};
 
 /// The statuses of the providers a caller may see, a page at a time, in
 /// name order. Made by [`Broker::status_pages`].
@@ -41,6 +44,67 @@ enum Cursor {
 }
 
 impl Broker {
+    /// Status of `provider`, or of every provider the caller may use.
+    ///
+    /// # Errors
+    /// Unknown provider or access denied (when one is named).
+    pub fn status(
+        &self,
+        caller: &Caller,
+        provider: Option<&str>,
+    ) -> Result<Vec<ProviderStatus>, BrokerError> {
+        match provider {
+            Some(name) => {
+                let session = self.authorized(caller, name, Role::Use)?;
+                Ok(vec![status_for(&session, session.policy.role(caller))])
+            }
+            None => Ok(self
+                .sessions()
+                .iter()
+                .filter_map(|s| {
+                    let role = s.policy.role(caller);
+                    (role >= Role::Use).then(|| status_for(s, role))
+                })
+                .collect()),
+        }
+    }
+
+    /// The store's state, as the `status` answer shows it once. The same
+    /// for every caller: front-ends send it only to callers who may see at
+    /// least one provider.
+    #[must_use]
+    pub fn store_status(&self) -> StoreStatus {
+        self.inner.shared.store_health.status()
+    }
+
+    /// One line for systemd's `STATUS=`: "3 providers: 2 active, 1 login required".
+    #[must_use]
+    pub fn summary(&self) -> String {
+        // Counted under the read lock, without copying the map or building
+        // any session's full status: it runs after every burst of events.
+        let sessions = self
+            .inner
+            .sessions
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut counts: BTreeMap<&'static str, usize> = BTreeMap::new();
+        for session in sessions.values() {
+            *counts.entry(session.state_name()).or_default() += 1;
+        }
+        let total = sessions.len();
+        drop(sessions);
+        let parts: Vec<String> = counts
+            .iter()
+            .map(|(state, n)| format!("{n} {}", state.replace('_', " ")))
+            .collect();
+        let noun = if total == 1 { "provider" } else { "providers" };
+        if parts.is_empty() {
+            format!("0 {noun}")
+        } else {
+            format!("{total} {noun}: {}", parts.join(", "))
+        }
+    }
+
     /// The statuses `caller` may see, at most `page_len` of them a page
     /// (taken as one when zero): of `provider` alone when named, else of
     /// every provider the caller has a role on.
@@ -94,7 +158,7 @@ impl StatusPages {
     /// One status as this caller may see it (a login's code only for
     /// those who may manage the provider).
     fn status_of(&self, session: &Session) -> ProviderStatus {
-        super::status_for(session, session.policy.role(&self.caller))
+        status_for(session, session.policy.role(&self.caller))
     }
 }
 
@@ -119,6 +183,16 @@ impl Iterator for StatusPages {
             }
         }
     }
+}
+
+/// The status of `session` as a caller with `role` may see it: the login's
+/// prompt (its user code) only for those who may manage the provider.
+fn status_for(session: &Session, role: Role) -> ProviderStatus {
+    let mut status = session.status();
+    if role < Role::Manage {
+        status.login = None;
+    }
+    status
 }
 
 #[cfg(test)]

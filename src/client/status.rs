@@ -1,7 +1,7 @@
 //! The streamed `status` answer, read one provider at a time.
 
 use super::{Client, ClientError, parse_event_line};
-use crate::protocol::{ProviderStatus, StatusEvent};
+use crate::protocol::{ProviderStatus, StatusEvent, StoreStatus};
 
 /// The providers of one streamed `status` request, in name order, read one
 /// line at a time: whatever the number of providers, the client holds one.
@@ -10,12 +10,15 @@ use crate::protocol::{ProviderStatus, StatusEvent};
 /// such as an unknown provider, or a transport error). Borrows the client:
 /// the connection carries nothing else until the stream is over; a stream
 /// dropped before its end leaves the connection out of step, so drop the
-/// client with it.
+/// client with it. After the last provider, [`StatusStream::store`] has
+/// the store's state, which the daemon sends once for the whole answer.
 pub struct StatusStream<'a> {
     client: &'a mut Client,
     /// `provider` lines read so far, to check against the `done` count.
     received: u64,
     finished: bool,
+    /// The store's state from the `done` line.
+    store: Option<StoreStatus>,
 }
 
 impl<'a> StatusStream<'a> {
@@ -24,7 +27,15 @@ impl<'a> StatusStream<'a> {
             client,
             received: 0,
             finished: false,
+            store: None,
         }
+    }
+
+    /// The store's state, once the stream has ended (a daemon older than
+    /// this field, or one that sent no provider, sends none).
+    #[must_use]
+    pub fn store(&self) -> Option<&StoreStatus> {
+        self.store.as_ref()
     }
 
     /// The next provider, or `None` after a complete stream.
@@ -45,8 +56,14 @@ impl<'a> StatusStream<'a> {
                 error: Some(error), ..
             } => Err(ClientError::Daemon(error)),
             StatusEvent::Done {
-                ok: true, count, ..
-            } if count == self.received => Ok(None),
+                ok: true,
+                count,
+                store,
+                ..
+            } if count == self.received => {
+                self.store = store;
+                Ok(None)
+            }
             StatusEvent::Done {
                 ok: true, count, ..
             } => Err(ClientError::BadAnswer {

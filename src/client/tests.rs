@@ -240,6 +240,26 @@ fn status_streams_providers_until_done_then_serves_the_next_request() {
 }
 
 #[test]
+fn the_store_state_comes_once_at_the_end_of_the_stream() {
+    let (mut client, mut daemon) = pair();
+    let done = r#"{"event":"done","ok":true,"count":1,"store":{"state":"unavailable","name":"Secret Service","reason":"Secret Service is locked: store locked: unlock your keyring","since":1790000000}}"#;
+    writeln!(daemon, "{}\n{done}", provider_line("a")).unwrap();
+    let mut stream = client.status_stream(None).unwrap();
+    assert!(stream.store().is_none(), "not before the end");
+    assert_eq!(stream.by_ref().filter_map(Result::ok).count(), 1);
+    let store = stream.store().expect("the store's state");
+    assert!(!store.is_available());
+    assert_eq!(store.since, Some(1_790_000_000));
+    assert!(
+        store
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("unlock your keyring")
+    );
+}
+
+#[test]
 fn status_stream_errors_end_it() {
     let cases = [
         // The daemon's error in the done line, or as a plain error line

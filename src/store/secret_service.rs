@@ -389,14 +389,19 @@ fn map_error(error: KeyringError, provider: Option<&str>) -> StoreError {
             }
         }
         KeyringError::NoEntry => failed("no such item".to_owned()),
+        // One provider's items, not the store: the other records are fine
+        // (so the store's health does not count it).
         KeyringError::Ambiguous(entries) => {
             let name = provider.unwrap_or("?");
-            failed(format!(
-                "{} keyring items match provider `{name}` (service={SERVICE}, \
-                 username={name}): run `tokenctl logout {name}` to remove them all, then log in \
-                 again",
-                entries.len()
-            ))
+            StoreError::Corrupt {
+                store: STORE,
+                provider: name.to_owned(),
+                reason: format!(
+                    "{} keyring items match it (service={SERVICE}, username={name}): run \
+                     `tokenctl logout {name}` to remove them all, then log in again",
+                    entries.len()
+                ),
+            }
         }
         KeyringError::BadEncoding(mut bytes) => {
             bytes.zeroize();

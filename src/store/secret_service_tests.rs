@@ -57,7 +57,9 @@ fn other_failures_say_what_happened_without_secrets() {
         "{error}"
     );
 
+    // Duplicate items are that provider's problem, not the whole store's.
     let error = map_error(KeyringError::Ambiguous(Vec::new()), Some("gh"));
+    assert!(matches!(error, StoreError::Corrupt { .. }), "{error:?}");
     assert!(error.to_string().contains("tokenctl logout gh"), "{error}");
 }
 

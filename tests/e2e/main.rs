@@ -40,6 +40,7 @@ mod refresh_token_expiry;
 mod socket;
 mod status_check;
 mod status_many;
+mod store_outage;
 mod store_secret_service;
 mod systemd;
 mod tokenctl_cli;

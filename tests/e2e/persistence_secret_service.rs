@@ -125,8 +125,15 @@ fn a_locked_keyring_at_start_is_a_clear_error_and_unlocking_restores() {
     daemon.restart();
     let locked = status(&daemon, "demo");
     assert_eq!(locked["state"], "logged_out", "{locked}");
-    let error = locked["last_error"].as_str().unwrap_or_default();
-    assert!(error.contains("unlock your keyring"), "{locked}");
+    // The store's problem is said once, for the store, not as the session's.
+    assert!(locked["last_error"].is_null(), "{locked}");
+    let out = daemon.tokenctl(&["status", "demo"]);
+    assert!(
+        stdout(&out).contains("\nstore: unavailable since ")
+            && stdout(&out).contains("unlock your keyring (retrying)"),
+        "{}",
+        stdout(&out)
+    );
     assert!(daemon.log().contains("store locked: unlock your keyring"));
     // A caller is told why, not sent to log in again.
     let out = daemon.tokenctl(&["token", "demo", "--min-valid", "0"]);
@@ -137,9 +144,13 @@ fn a_locked_keyring_at_start_is_a_clear_error_and_unlocking_restores() {
         stderr(&out)
     );
 
-    // Unlocked later: the background retry restores the session, no restart.
+    // Unlocked later: the store's retry loop restores the session, no restart.
     keyring.unlock_default_collection();
-    daemon.wait_for_log(1, &["event=\"restored\""]);
+    daemon.wait_for_log_within(Duration::from_secs(120), 1, &["event=\"restored\""]);
+    assert_eq!(
+        daemon.wait_for_log(1, &["event=\"store_available\""]).len(),
+        1
+    );
     assert_eq!(status(&daemon, "demo")["state"], "active");
     let saved = status(&daemon, "demo");
     assert!(saved["last_error"].is_null(), "{saved}");
@@ -241,6 +252,11 @@ fn a_missing_secret_service_is_a_clear_error_and_a_late_one_is_used() {
     let _keyring = TestKeyring::start(&bus);
     daemon.wait_for_log(1, &["event=\"refresh_saved\"", "ok=true"]);
     assert_eq!(tokend_items(&bus).0, ["tokend: demo refresh token"]);
+    // One outage, said once each way, however many saves failed in it.
+    daemon.wait_for_log_within(Duration::from_secs(120), 1, &["event=\"store_available\""]);
+    for event in ["event=\"store_unavailable\"", "event=\"store_available\""] {
+        assert_eq!(daemon.wait_for_log(1, &[event]).len(), 1, "{event}");
+    }
     assert_a_crash_keeps_the_current_refresh_token(&mut daemon, &provider, "demo");
 }
 

@@ -15,7 +15,7 @@ use std::thread::{self, JoinHandle};
 use tempfile::TempDir;
 use tokend::protocol::{
     Answer, ErrorCode, LoginEvent, LoginPrompt, PROTOCOL_VERSION, ProviderStatus, Request,
-    StatusAnswer, StatusEvent, TokenAnswer, VersionAnswer, parse_request,
+    StatusAnswer, StatusEvent, StoreStatus, TokenAnswer, VersionAnswer, parse_request,
 };
 use tokend::secret::Secret;
 
@@ -376,6 +376,14 @@ fn github_status() -> ProviderStatus {
 
 /// The lines of a streamed `status` answer holding `providers`.
 fn status_stream(providers: &[ProviderStatus]) -> Vec<String> {
+    status_stream_with_store(providers, None)
+}
+
+/// The same, with the store's state in the `done` line.
+fn status_stream_with_store(
+    providers: &[ProviderStatus],
+    store: Option<StoreStatus>,
+) -> Vec<String> {
     let mut lines: Vec<String> = providers
         .iter()
         .map(|p| json(&StatusEvent::Provider(Box::new(p.clone()))))
@@ -384,8 +392,58 @@ fn status_stream(providers: &[ProviderStatus]) -> Vec<String> {
         ok: true,
         count: providers.len() as u64,
         error: None,
+        store,
     }));
     lines
+}
+
+/// The store's state comes once in the stream; tokenctl prints it once,
+/// under the table, or on stderr beside the JSON array.
+#[test]
+fn an_unavailable_store_is_one_line_of_status() {
+    let providers: Vec<ProviderStatus> = ["a", "b", "c"]
+        .iter()
+        .map(|name| ProviderStatus {
+            name: (*name).into(),
+            state: "logged_out".into(),
+            expires_at: None,
+            last_error: None,
+            ..github_status()
+        })
+        .collect();
+    let store = StoreStatus {
+        state: "unavailable".into(),
+        name: "Secret Service".into(),
+        reason: Some("Secret Service is locked: store locked: unlock your keyring".into()),
+        since: Some(1_790_000_000),
+    };
+    let daemon = CannedDaemon::answering(status_stream_with_store(&providers, Some(store.clone())));
+    let output = run_with_socket(&daemon.socket(), &["status"]);
+    daemon.requests();
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let stdout = text(&output.stdout);
+    let lines: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.contains("unlock your keyring"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{stdout}");
+    assert!(
+        lines[0].starts_with("store: unavailable since 2026-09-21 ")
+            && lines[0].ends_with(
+                ": Secret Service is locked: store locked: unlock your keyring (retrying)"
+            ),
+        "{stdout}"
+    );
+
+    let daemon = CannedDaemon::answering(status_stream_with_store(&providers, Some(store)));
+    let output = run_with_socket(&daemon.socket(), &["--json", "status"]);
+    daemon.requests();
+    let printed: Vec<ProviderStatus> = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(printed, providers);
+    assert!(
+        text(&output.stderr).starts_with("store: unavailable since "),
+        "{output:?}"
+    );
 }
 
 #[test]
@@ -452,6 +510,7 @@ fn status_of_an_unknown_provider_is_exit_7() {
             code: ErrorCode::UnknownProvider,
             message: "no provider named `gh` is configured".into(),
         }),
+        store: None,
     });
     let daemon = CannedDaemon::answering(vec![done]);
     let output = run_with_socket(&daemon.socket(), &["status", "gh"]);

@@ -186,14 +186,19 @@ fn status(cli: &Cli, name: Option<&str>) -> Result<(), Failure> {
     let out = BufWriter::new(io::stdout().lock());
     let mut printer = status::Printer::new(out, layout, format::unix_now());
     let mut print = |p: &_| printer.provider(p).map_err(|e| Failure::output(&e));
-    if protocol.is_some_and(|p| p >= STATUS_STREAM_SINCE) {
-        for provider in client.status_stream(name)? {
+    let store = if protocol.is_some_and(|p| p >= STATUS_STREAM_SINCE) {
+        let mut stream = client.status_stream(name)?;
+        for provider in stream.by_ref() {
             print(&provider?)?;
         }
+        stream.store().cloned()
     } else {
         client.status(name)?.iter().try_for_each(print)?;
-    }
-    printer.finish().map_err(|e| Failure::output(&e))
+        None
+    };
+    printer
+        .finish(store.as_ref(), io::stderr().lock())
+        .map_err(|e| Failure::output(&e))
 }
 
 /// `tokenctl status --check`: one line per problem on stdout, exit 1 if
@@ -202,19 +207,48 @@ fn status_check(cli: &Cli, name: Option<&str>) -> Result<(), Failure> {
     let (mut client, protocol) = connect_checked(cli)?;
     let mut problems = 0_usize;
     let mut out = BufWriter::new(io::stdout().lock());
+    // A logged-out session may only be waiting for a store that is down,
+    // which the end of the answer says: those lines wait for it.
+    let mut logged_out = Vec::new();
     let mut check = |p: &tokend::protocol::ProviderStatus| {
+        if p.state == "logged_out" {
+            logged_out.push(status::problems(p));
+            return Ok(());
+        }
         for problem in status::problems(p) {
             problems += 1;
             writeln!(out, "{problem}").map_err(|e| Failure::output(&e))?;
         }
         Ok::<(), Failure>(())
     };
-    if protocol.is_some_and(|p| p >= STATUS_STREAM_SINCE) {
-        for provider in client.status_stream(name)? {
+    let store = if protocol.is_some_and(|p| p >= STATUS_STREAM_SINCE) {
+        let mut stream = client.status_stream(name)?;
+        for provider in stream.by_ref() {
             check(&provider?)?;
         }
+        stream.store().cloned()
     } else {
         client.status(name)?.iter().try_for_each(check)?;
+        None
+    };
+    // The store's state is one problem, however many sessions wait on it.
+    if let Some(line) = store.and_then(|s| status::store_line(&s, format::unix_now())) {
+        problems += 1;
+        out.write_all(line.as_bytes())
+            .map_err(|e| Failure::output(&e))?;
+        if !logged_out.is_empty() {
+            writeln!(
+                out,
+                "{} logged-out session(s) may be waiting for the store",
+                logged_out.len()
+            )
+            .map_err(|e| Failure::output(&e))?;
+        }
+    } else {
+        for problem in logged_out.into_iter().flatten() {
+            problems += 1;
+            writeln!(out, "{problem}").map_err(|e| Failure::output(&e))?;
+        }
     }
     out.flush().map_err(|e| Failure::output(&e))?;
     if problems == 0 {

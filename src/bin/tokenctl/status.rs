@@ -1,12 +1,13 @@
 //! `tokenctl status`: the providers' sessions as a table (all of them), a
 //! detailed block (one named provider) or JSON, printed one provider at a
 //! time as the daemon streams them: 10,000 providers cost no more memory
-//! than one.
+//! than one. A store that cannot be used is one line at the end, not a note
+//! under every provider.
 
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
-use tokend::protocol::{LoginPrompt, ProviderStatus};
+use tokend::protocol::{LoginPrompt, ProviderStatus, StoreStatus};
 
 use crate::format::{clean, duration, relative, utc};
 
@@ -87,13 +88,25 @@ impl<W: Write> Printer<W> {
         }
     }
 
-    /// Ends the output (and says so when there was nothing to print).
-    pub fn finish(mut self) -> io::Result<()> {
+    /// Ends the output (and says so when there was nothing to print),
+    /// with one line about the store when the daemon says it cannot be
+    /// used: under the table, or on `notes` (stderr) for JSON, whose
+    /// output stays the array of providers that scripts read.
+    pub fn finish(mut self, store: Option<&StoreStatus>, mut notes: impl Write) -> io::Result<()> {
         match (self.layout, self.printed) {
             (Layout::Json, 0) => self.out.write_all(b"[]\n")?,
             (Layout::Json, _) => self.out.write_all(b"]\n")?,
             (_, 0) => self.out.write_all(NO_PROVIDERS.as_bytes())?,
             _ => {}
+        }
+        if let Some(line) = store.and_then(|s| store_line(s, self.now)) {
+            match self.layout {
+                Layout::Json => notes.write_all(line.as_bytes())?,
+                Layout::Table | Layout::Details => {
+                    self.out.write_all(b"\n")?;
+                    self.out.write_all(line.as_bytes())?;
+                }
+            }
         }
         self.out.flush()
     }
@@ -135,6 +148,25 @@ pub fn problems(p: &ProviderStatus) -> Vec<String> {
 /// What an unsaved session means, for the person reading `status`.
 const NOT_SAVED: &str =
     "not saved: the newest refresh token is only in memory (retrying the store)";
+
+/// "store: unavailable since WHEN (AGO): REASON (retrying)", or nothing
+/// when the store works.
+pub fn store_line(store: &StoreStatus, now: i64) -> Option<String> {
+    if store.is_available() {
+        return None;
+    }
+    let since = store.since.map_or_else(String::new, |at| {
+        format!(" since {} ({})", utc(at), relative(at, now))
+    });
+    let reason = store.reason.as_deref().map_or_else(
+        || format!("the {} cannot be used", clean(&store.name)),
+        |r| clean(r).into_owned(),
+    );
+    Some(format!(
+        "store: {}{since}: {reason} (retrying)\n",
+        clean(&store.state)
+    ))
+}
 
 /// A provider's row, then a line for its error or pending login, which are
 /// too long for a column.
@@ -275,13 +307,68 @@ mod tests {
     }
 
     fn printed(layout: Layout, providers: &[ProviderStatus]) -> String {
-        let mut out = Vec::new();
+        printed_with_store(layout, providers, None).0
+    }
+
+    /// The output and the notes (stderr).
+    fn printed_with_store(
+        layout: Layout,
+        providers: &[ProviderStatus],
+        store: Option<&StoreStatus>,
+    ) -> (String, String) {
+        let (mut out, mut notes) = (Vec::new(), Vec::new());
         let mut printer = Printer::new(&mut out, layout, NOW);
         for p in providers {
             printer.provider(p).unwrap();
         }
-        printer.finish().unwrap();
-        String::from_utf8(out).unwrap()
+        printer.finish(store, &mut notes).unwrap();
+        (
+            String::from_utf8(out).unwrap(),
+            String::from_utf8(notes).unwrap(),
+        )
+    }
+
+    fn locked() -> StoreStatus {
+        StoreStatus {
+            state: "unavailable".into(),
+            name: "Secret Service".into(),
+            reason: Some("Secret Service is locked: store locked: unlock your keyring".into()),
+            since: Some(NOW - 300),
+        }
+    }
+
+    #[test]
+    fn an_unavailable_store_is_one_line_under_the_table() {
+        let providers = [provider("a", "logged_out"), provider("b", "logged_out")];
+        let (text, notes) = printed_with_store(Layout::Table, &providers, Some(&locked()));
+        assert!(notes.is_empty());
+        assert_eq!(
+            text.lines()
+                .filter(|l| l.contains("unlock your keyring"))
+                .count(),
+            1,
+            "{text}"
+        );
+        assert!(
+            text.ends_with(
+                "\nstore: unavailable since 2026-09-21 14:08:20 UTC (5m ago): \
+                 Secret Service is locked: store locked: unlock your keyring (retrying)\n"
+            ),
+            "{text}"
+        );
+        // JSON: the array as before on stdout, the line on stderr.
+        let (json, notes) = printed_with_store(Layout::Json, &providers, Some(&locked()));
+        assert_eq!(json, serde_json::to_string(&providers).unwrap() + "\n");
+        assert!(notes.starts_with("store: unavailable since "), "{notes}");
+        // A store that works is not mentioned.
+        let available = StoreStatus {
+            state: "available".into(),
+            reason: None,
+            since: None,
+            ..locked()
+        };
+        let (text, notes) = printed_with_store(Layout::Details, &providers[..1], Some(&available));
+        assert!(!text.contains("store") && notes.is_empty(), "{text}");
     }
 
     #[test]

@@ -20,11 +20,13 @@
 //! forgotten, so a crash leaves the old or the new one in the store; the
 //! window in which a crash can lose the session (request sent, answer not
 //! yet stored) is logged at debug level (`refresh_sent`, `refresh_answered`,
-//! `refresh_saved`). Loading, saving and the retry of a restore the store
-//! refused at start are in `store`; the tokens and their record in `tokens`.
+//! `refresh_saved`). Saving is in `store`; restoring, and waiting for a
+//! store that cannot be read yet, in `restore`; the tokens and their record
+//! in `tokens`.
 
 mod refresh;
 mod reload;
+mod restore;
 mod status;
 mod store;
 mod tokens;
@@ -43,7 +45,8 @@ use super::timing;
 use super::{BrokerEvent, Shared};
 use crate::config::{EndpointSource, ProviderConfig};
 use crate::provider::{Provider, TokenGrant};
-use store::PendingRestore;
+use restore::PendingRestore;
+pub(crate) use restore::{LoadResult, RestoreCause};
 pub use store::STORE_TIMEOUT;
 pub(crate) use store::{blocking, did_not_complete};
 use tokens::Tokens;
@@ -87,7 +90,8 @@ pub(crate) struct State {
     fresh_until: Option<SystemTime>,
     /// The store does not hold the current refresh token (a save failed).
     store_dirty: bool,
-    /// The stored session could not be read yet; see [`PendingRestore`].
+    /// The stored session could not be read yet: the session waits for the
+    /// store; see [`PendingRestore`].
     pending_restore: Option<PendingRestore>,
     /// When a `token` request last started a refresh: those are spaced, so
     /// a caller asking for more life than tokens have, in a loop, does not
@@ -204,8 +208,8 @@ impl Session {
         self: &Arc<Self>,
         want: Freshness,
     ) -> Result<AccessToken, BrokerError> {
-        // A store that was locked or missing may work now: try it before
-        // telling the caller there is no session.
+        // A store that was locked or missing may work now: try it (spaced)
+        // before telling the caller there is no session.
         self.restore_on_demand().await;
         let rx = match self.plan_token(want) {
             TokenPlan::Ready(token) => return Ok(token),
@@ -264,10 +268,8 @@ impl Session {
         let Grant::Active(tokens) = &state.grant else {
             // The session may be in a store that cannot be read yet: say
             // that rather than "log in", which would start a new session.
-            if let (Some(_), Some(failure @ BrokerError::Store { .. })) =
-                (&state.pending_restore, &state.last_failure)
-            {
-                return TokenPlan::Fail(failure.clone());
+            if state.pending_restore.is_some() {
+                return TokenPlan::Fail(self.waiting_error());
             }
             return TokenPlan::Fail(self.login_required(&state));
         };

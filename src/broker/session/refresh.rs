@@ -49,19 +49,13 @@ impl Session {
     pub(crate) fn refresh_if_due(self: &Arc<Self>) {
         let mut state = self.state();
         let now = self.now();
-        if let Some(pending) = state.pending_restore {
-            // Logged out while the stored session waits for its store: the
-            // one thing due is the next attempt to read it.
-            if pending.retry_at <= now {
-                self.spawn_restore_retry();
-            } else {
-                self.shared
-                    .scheduler
-                    .schedule(&self.name, Some(pending.retry_at));
-            }
+        if state.pending_restore.is_some() {
+            // Waiting for the store, which restores it when it works again:
+            // nothing is due until then.
             return;
         }
-        if state.store_dirty {
+        if state.store_dirty && self.shared.store_health.is_available() {
+            // During an outage the store's recovery saves it instead.
             self.spawn_store_retry();
         }
         self.warn_if_refresh_token_expiring(&mut state, now);
@@ -317,8 +311,10 @@ impl Session {
             _ => None,
         };
         state.fresh_until = state.next_refresh;
-        if state.store_dirty {
-            // Retry the save soon rather than at the next refresh.
+        if state.store_dirty && self.shared.store_health.is_available() {
+            // Retry the save soon rather than at the next refresh. (Not
+            // during an outage: the store's recovery saves every session
+            // that could not, with no timer per session.)
             let retry = now + timing::ON_DEMAND_RETRY_SPACING * 6;
             state.next_refresh = Some(state.next_refresh.map_or(retry, |at| at.min(retry)));
         }

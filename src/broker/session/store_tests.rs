@@ -1,5 +1,6 @@
-//! The restore of a session the store refused at start: retried on a token
-//! request (spaced), and never more often than that.
+//! The restore of a session the store refused at start: the session waits
+//! for the store with no timer of its own, and a token request tries it
+//! (spaced) before it answers with the store's problem.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -99,22 +100,32 @@ async fn a_locked_store_at_start_is_retried_on_token_requests_spaced() {
             owner_uid: 1000,
         },
     );
+    // The store's retry loop stays out of the way: this is about requests.
+    let health = &broker.inner.shared.store_health;
+    health.set_retry(Duration::from_secs(3600), Duration::from_secs(3600));
     broker.start(None).await;
     let caller = Caller::uid(1000);
     let loads = || store.loads.load(Ordering::SeqCst);
-    assert_eq!(loads(), 1);
+    // The store could not even list: no record was read, and the session
+    // waits for the store with nothing scheduled.
+    assert_eq!(loads(), 0);
+    assert!(broker.inner.shared.scheduler.is_empty());
     let status = &broker.status(&caller, Some("demo")).unwrap()[0];
     assert_eq!(status.state, "logged_out");
+    // The store's problem is the store's, said once, not the session's.
+    assert!(status.last_error.is_none(), "{status:?}");
+    let store_status = broker.store_status();
+    assert_eq!(store_status.state, "unavailable");
     assert!(
-        status
-            .last_error
+        store_status
+            .reason
             .as_deref()
             .unwrap()
             .contains("unlock your keyring")
     );
 
-    // The first request tries again; the store error is the answer, not
-    // "log in" (which would start a second session).
+    // The first request tries; the store error is the answer, not "log
+    // in" (which would start a second session).
     let err = broker
         .token(&caller, "demo", Duration::ZERO)
         .await
@@ -129,7 +140,7 @@ async fn a_locked_store_at_start_is_retried_on_token_requests_spaced() {
         ),
         "{err}"
     );
-    assert_eq!(loads(), 2);
+    assert_eq!(loads(), 1);
     // Requests right after it do not hit the store again.
     store.locked.store(false, Ordering::SeqCst);
     let err = broker
@@ -137,7 +148,7 @@ async fn a_locked_store_at_start_is_retried_on_token_requests_spaced() {
         .await
         .unwrap_err();
     assert!(matches!(err, BrokerError::Store { .. }), "{err}");
-    assert_eq!(loads(), 2);
+    assert_eq!(loads(), 1);
 
     // Past the spacing, a request restores the session and is served.
     clock.advance(Duration::from_secs(6));
@@ -146,5 +157,15 @@ async fn a_locked_store_at_start_is_retried_on_token_requests_spaced() {
     let status = &broker.status(&caller, Some("demo")).unwrap()[0];
     assert_eq!(status.state, "active");
     assert!(status.last_error.is_none(), "{status:?}");
+    // The read told the retry loop the store works: it says so at once.
+    let mut state = health.subscribe();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        state.wait_for(crate::broker::StoreState::is_available),
+    )
+    .await
+    .expect("the store is available again")
+    .unwrap();
+    assert_eq!(loads(), 2);
     broker.shutdown(Duration::from_secs(1)).await;
 }

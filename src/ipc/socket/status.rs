@@ -5,7 +5,8 @@
 //! one page of statuses (and of bytes) however many providers there are:
 //!
 //! - `"stream":true`: one [`StatusEvent::Provider`] line per provider, then
-//!   [`StatusEvent::Done`] with the count.
+//!   [`StatusEvent::Done`] with the count and, when a provider was sent,
+//!   the store's state (once, not per provider).
 //! - without it: the version-1 single line `{"ok":true,"providers":[...]}`.
 //!   Its length is measured first (statuses serialized into a counter, not a
 //!   buffer), and past [`MAX_STATUS_LINE`] the answer is an
@@ -17,7 +18,8 @@ use std::io::{self, Write};
 use super::{AnswerWriter, failure};
 use crate::broker::{Broker, BrokerError, Caller, StatusPages};
 use crate::protocol::{
-    Answer, ErrorBody, ErrorCode, MAX_STATUS_LINE, ProviderStatus, STATUS_STREAM_SINCE, StatusEvent,
+    Answer, ErrorBody, ErrorCode, MAX_STATUS_LINE, ProviderStatus, STATUS_STREAM_SINCE,
+    StatusEvent, StoreStatus,
 };
 
 /// Statuses built, serialized and written at a time.
@@ -38,11 +40,11 @@ pub(super) async fn answer(
 ) -> io::Result<()> {
     let pages = match (broker.status_pages(caller, provider, PAGE), stream) {
         (Ok(pages), _) => pages,
-        (Err(e), true) => return write.send(&done(0, Some(&e))).await,
+        (Err(e), true) => return write.send(&done(0, Err(&e))).await,
         (Err(e), false) => return write.send(&failure::<()>(&e)).await,
     };
     if stream {
-        return streamed(pages, write).await;
+        return streamed(pages, broker, write).await;
     }
     if !fits_one_line(pages).await? {
         return write.send(&too_large()).await;
@@ -54,14 +56,23 @@ pub(super) async fn answer(
     }
 }
 
-fn done(count: u64, error: Option<&BrokerError>) -> StatusEvent {
+/// The last line: the count, and the store's state (`Ok`) or the error.
+fn done(count: u64, outcome: Result<Option<StoreStatus>, &BrokerError>) -> StatusEvent {
+    let (error, store) = match outcome {
+        Ok(store) => (None, store),
+        Err(e) => (
+            Some(ErrorBody {
+                code: e.code(),
+                message: e.to_string(),
+            }),
+            None,
+        ),
+    };
     StatusEvent::Done {
         ok: error.is_none(),
         count,
-        error: error.map(|e| ErrorBody {
-            code: e.code(),
-            message: e.to_string(),
-        }),
+        error,
+        store,
     }
 }
 
@@ -77,7 +88,7 @@ fn too_large() -> Answer<()> {
     )
 }
 
-async fn streamed(pages: StatusPages, write: &mut AnswerWriter) -> io::Result<()> {
+async fn streamed(pages: StatusPages, broker: &Broker, write: &mut AnswerWriter) -> io::Result<()> {
     let mut count = 0;
     let mut bytes = Vec::new();
     for page in pages {
@@ -89,7 +100,10 @@ async fn streamed(pages: StatusPages, write: &mut AnswerWriter) -> io::Result<()
         }
         write.write_bytes(&bytes).await?;
     }
-    write.send(&done(count, None)).await
+    // Once for the whole answer; nothing for a caller who may see no
+    // provider (it learns nothing of the daemon).
+    let store = (count > 0).then(|| broker.store_status());
+    write.send(&done(count, Ok(store))).await
 }
 
 /// Whether the single line, newline excluded, is at most

@@ -283,7 +283,18 @@ impl Daemon {
     /// Waits (at most [`READY_TIMEOUT`]) until the log holds `count` lines
     /// containing every one of `needles`; returns those lines.
     pub fn wait_for_log(&self, count: usize, needles: &[&str]) -> Vec<String> {
-        let deadline = Instant::now() + READY_TIMEOUT;
+        self.wait_for_log_within(READY_TIMEOUT, count, needles)
+    }
+
+    /// [`Self::wait_for_log`], waiting at most `timeout`: for what the
+    /// daemon does after a backoff of its own.
+    pub fn wait_for_log_within(
+        &self,
+        timeout: Duration,
+        count: usize,
+        needles: &[&str],
+    ) -> Vec<String> {
+        let deadline = Instant::now() + timeout;
         loop {
             let found: Vec<String> = self
                 .log()
@@ -296,7 +307,7 @@ impl Daemon {
             }
             assert!(
                 Instant::now() < deadline,
-                "no {count} log lines with {needles:?} within {READY_TIMEOUT:?}; log:\n{}",
+                "no {count} log lines with {needles:?} within {timeout:?}; log:\n{}",
                 self.log()
             );
             // The log is a file another process appends to: there is no

@@ -140,35 +140,9 @@ impl FileStore {
         providers: &str,
         lifetime: impl Fn(usize) -> Duration,
     ) -> Vec<Seeded> {
-        let configs = parse_providers(providers);
         let key = StoreKey::read_file(&self.key_path()).expect("the store key");
         let store = EncryptedFileStore::new(&self.state_dir(), key);
-        let records: Vec<(Seeded, StoredSession)> = configs
-            .iter()
-            .enumerate()
-            .map(|(i, config)| {
-                let granted = provider.grant_session(&config.client_id, lifetime(i));
-                let now = SystemTime::now();
-                let seeded = Seeded {
-                    name: config.name.clone(),
-                    access_token: granted.access_token,
-                    refresh_token: granted.refresh_token.expect("a refresh token"),
-                    expires_at: now + granted.lifetime,
-                };
-                let record = StoredSession {
-                    version: STORED_SESSION_VERSION,
-                    identity: tokend::broker::session_identity(config),
-                    refresh_token: seeded.refresh_token.clone().into(),
-                    obtained_at: unix(now),
-                    scope: None,
-                    access_token: Some(seeded.access_token.clone().into()),
-                    token_type: Some("Bearer".into()),
-                    expires_at: Some(unix(seeded.expires_at)),
-                    refresh_expires_at: None,
-                };
-                (seeded, record)
-            })
-            .collect();
+        let records = granted_records(provider, providers, lifetime);
         // Each save syncs its file: spread them over a few threads.
         std::thread::scope(|scope| {
             for chunk in records.chunks(records.len().div_ceil(4).max(1)) {
@@ -182,6 +156,43 @@ impl FileStore {
         });
         records.into_iter().map(|(seeded, _)| seeded).collect()
     }
+}
+
+/// A session for every provider of `providers` (`[providers.*]` tables
+/// pointing at `provider`), granted by the emulator without a device login,
+/// with its access token living `lifetime(i)`; and its record as the daemon
+/// would save it. For seeding any store.
+pub fn granted_records(
+    provider: &Provider,
+    providers: &str,
+    lifetime: impl Fn(usize) -> Duration,
+) -> Vec<(Seeded, StoredSession)> {
+    parse_providers(providers)
+        .iter()
+        .enumerate()
+        .map(|(i, config)| {
+            let granted = provider.grant_session(&config.client_id, lifetime(i));
+            let now = SystemTime::now();
+            let seeded = Seeded {
+                name: config.name.clone(),
+                access_token: granted.access_token,
+                refresh_token: granted.refresh_token.expect("a refresh token"),
+                expires_at: now + granted.lifetime,
+            };
+            let record = StoredSession {
+                version: STORED_SESSION_VERSION,
+                identity: tokend::broker::session_identity(config),
+                refresh_token: seeded.refresh_token.clone().into(),
+                obtained_at: unix(now),
+                scope: None,
+                access_token: Some(seeded.access_token.clone().into()),
+                token_type: Some("Bearer".into()),
+                expires_at: Some(unix(seeded.expires_at)),
+                refresh_expires_at: None,
+            };
+            (seeded, record)
+        })
+        .collect()
 }
 
 /// The providers of `providers` as the daemon reads them.

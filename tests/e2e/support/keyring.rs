@@ -13,6 +13,8 @@ use tempfile::TempDir;
 use zbus::zvariant::{ObjectPath, OwnedObjectPath, OwnedValue, Value};
 
 use super::bus::{PrivateBus, find_program};
+use super::file_store::{Seeded, granted_records};
+use super::provider::Provider;
 
 /// The password of the test keyring.
 pub const PASSWORD: &str = "tokend test password";
@@ -212,6 +214,47 @@ impl TestKeyring {
             )
             .expect("UnlockWithMasterPassword");
         assert!(!self.is_default_collection_locked());
+    }
+
+    /// Logs in every provider of `providers` (`[providers.*]` tables
+    /// pointing at `provider`) without a device login, and stores each
+    /// record in the default collection as tokend would have (its label,
+    /// `service` and `username`), with `secret-tool`.
+    ///
+    /// # Panics
+    /// When `secret-tool` fails.
+    pub fn seed(&self, provider: &Provider, providers: &str, lifetime: Duration) -> Vec<Seeded> {
+        let records = granted_records(provider, providers, |_| lifetime);
+        for (seeded, record) in &records {
+            let name = seeded.name.as_str();
+            let mut child = std::process::Command::new("secret-tool")
+                .env_clear()
+                .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+                .env("DBUS_SESSION_BUS_ADDRESS", &self.address)
+                .args([
+                    "store",
+                    &format!("--label=tokend: {name} refresh token"),
+                    "service",
+                    "tokend",
+                    "username",
+                    name,
+                ])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("run secret-tool (install libsecret-tools)");
+            // secret-tool reads the secret up to the end of its input.
+            child
+                .stdin
+                .take()
+                .expect("piped stdin")
+                .write_all(&record.to_bytes())
+                .expect("give secret-tool the record");
+            let output = child.wait_with_output().expect("secret-tool's status");
+            assert!(output.status.success(), "secret-tool store: {output:?}");
+        }
+        records.into_iter().map(|(seeded, _)| seeded).collect()
     }
 
     /// Whether the default collection is locked.

@@ -1,0 +1,66 @@
+//! Applying a new config to the running broker (SIGHUP, `systemctl reload`).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, PoisonError};
+
+use super::{Broker, BrokerEvent, ReloadSummary};
+use crate::config::Config;
+
+impl Broker {
+    /// Applies a new config: providers added are created (and restored from
+    /// the store), providers removed stop (their stored sessions stay until
+    /// `tokenctl logout` or `tokend --prune`), providers whose table changed
+    /// are rebuilt and keep their tokens when client and endpoint are the
+    /// same; unchanged ones are not touched.
+    pub async fn reload(&self, config: &Config) -> ReloadSummary {
+        let old = self.session_map();
+        let mut summary = ReloadSummary::default();
+        let mut next = BTreeMap::new();
+        let mut previous_policies = Vec::new();
+        for provider in &config.providers {
+            match old.get(&provider.name) {
+                Some(session) if session.config == *provider => {
+                    next.insert(provider.name.clone(), Arc::clone(session));
+                }
+                Some(session) => {
+                    previous_policies.push((provider.name.clone(), session.policy.clone()));
+                    session.retire().await;
+                    let fresh = self.build_session(provider);
+                    if fresh.same_identity(session) {
+                        fresh.inherit(session).await;
+                    } else {
+                        fresh.restore().await;
+                    }
+                    summary.changed.push(provider.name.clone());
+                    next.insert(provider.name.clone(), fresh);
+                }
+                None => {
+                    let fresh = self.build_session(provider);
+                    fresh.restore().await;
+                    summary.added.push(provider.name.clone());
+                    next.insert(provider.name.clone(), fresh);
+                }
+            }
+        }
+        for (name, session) in &old {
+            if !next.contains_key(name) {
+                previous_policies.push((name.clone(), session.policy.clone()));
+                session.retire().await;
+                self.inner.shared.scheduler.schedule(name, None);
+                summary.removed.push(name.clone());
+            }
+        }
+        *self
+            .inner
+            .sessions
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = next;
+        self.inner.shared.emit(BrokerEvent::ProvidersChanged {
+            added: summary.added.clone(),
+            removed: summary.removed.clone(),
+            changed: summary.changed.clone(),
+            previous_policies,
+        });
+        summary
+    }
+}

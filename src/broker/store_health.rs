@@ -1,0 +1,322 @@
+//! The store's health: one state for the whole daemon, not one per session.
+//!
+//! When the store cannot be used — no Secret Service on the bus, a locked
+//! keyring, a state directory that is not a directory, a full or read-only
+//! disk — every session meets the same problem. So the broker keeps one
+//! [`StoreHealth`]: `Available`, or `Unavailable` with the reason and since
+//! when. Every store call goes through a `WatchedStore`, which turns the
+//! first store-wide failure into the transition (one log line,
+//! `event="store_unavailable"`); one retry loop (`store_recovery`) then
+//! probes the store with backoff ([`STORE_RETRY_BASE`] doubling to
+//! [`STORE_RETRY_CAP`]) and, when it works again, says so once
+//! (`event="store_available"`) and restores every waiting session in
+//! batches. Sessions waiting for their record have no timer of their own:
+//! they are simply not scheduled until the recovery reaches them.
+//!
+//! A damaged record or one sealed with another key ([`StoreError::Corrupt`],
+//! [`StoreError::WrongKey`]) is that record's problem, not the store's: the
+//! session keeps it as its own last error (see [`is_store_wide`]).
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::{Notify, watch};
+use tracing::{debug, info, warn};
+
+use super::clock::{Clock, unix_secs};
+use super::timing;
+use crate::protocol::StoreStatus;
+use crate::store::{Store, StoreError, StoredSession};
+
+/// The first probe after the store failed: soon, because a keyring
+/// unlocked or a Secret Service started a moment later is the common case.
+pub const STORE_RETRY_BASE: Duration = Duration::from_secs(1);
+
+/// The longest wait between probes of a store that stays down: a store
+/// that comes back is noticed within minutes (and at once by a `token`
+/// request for a waiting session), and an idle daemon wakes rarely.
+pub const STORE_RETRY_CAP: Duration = Duration::from_secs(300);
+
+/// Whether the store can be used, as far as the broker knows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreState {
+    /// The last store call that could tell worked (or none has failed yet).
+    Available,
+    /// A store-wide failure; the retry loop probes until it ends.
+    Unavailable {
+        /// The latest store-wide failure (never a secret in it).
+        error: StoreError,
+        /// When the store became unavailable.
+        since: SystemTime,
+    },
+}
+
+impl StoreState {
+    /// Whether the store can be used.
+    #[must_use]
+    pub fn is_available(&self) -> bool {
+        matches!(self, Self::Available)
+    }
+}
+
+/// Whether `error` says the store as a whole cannot be used now but may
+/// later without a person changing the config (no Secret Service, a locked
+/// keyring, an unusable directory, a failed write), rather than that one
+/// record is damaged or sealed with another key.
+#[must_use]
+pub fn is_store_wide(error: &StoreError) -> bool {
+    match error {
+        StoreError::Unavailable { .. } | StoreError::Locked { .. } | StoreError::Failed { .. } => {
+            true
+        }
+        StoreError::Corrupt { .. } | StoreError::WrongKey { .. } => false,
+    }
+}
+
+/// The one health state of the store, shared by every session (see the
+/// module documentation).
+#[derive(Debug)]
+pub struct StoreHealth {
+    /// The store's name, for the log lines and the status.
+    store: &'static str,
+    clock: Arc<dyn Clock>,
+    /// The state. A `watch`: the retry loop waits on it without a timer
+    /// while the store works, and readers take the latest value.
+    state: watch::Sender<StoreState>,
+    /// Wakes the retry loop before its backoff ends: a `token` request
+    /// just read a waiting session's record, so the store works again.
+    nudge: Notify,
+    /// When a `token` request last tried the store during an outage: one
+    /// attempt per [`timing::ON_DEMAND_RETRY_SPACING`] for the whole daemon,
+    /// so scripts asking in a loop neither hammer the store nor pop one
+    /// keyring unlock prompt per call. A std Mutex: one read and one write.
+    last_on_demand: Mutex<Option<SystemTime>>,
+    /// Backoff of the retry loop: [`STORE_RETRY_BASE`], [`STORE_RETRY_CAP`]
+    /// (tests shorten them). A std Mutex: read once per probe.
+    retry: Mutex<(Duration, Duration)>,
+}
+
+impl StoreHealth {
+    /// A store named `store` (as [`Store::name`]), available until a call
+    /// fails.
+    #[must_use]
+    pub fn new(store: &'static str, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            store,
+            clock,
+            state: watch::Sender::new(StoreState::Available),
+            nudge: Notify::new(),
+            last_on_demand: Mutex::new(None),
+            retry: Mutex::new((STORE_RETRY_BASE, STORE_RETRY_CAP)),
+        }
+    }
+
+    /// The current state.
+    #[must_use]
+    pub fn state(&self) -> StoreState {
+        self.state.borrow().clone()
+    }
+
+    /// Whether the store can be used now.
+    #[must_use]
+    pub fn is_available(&self) -> bool {
+        self.state.borrow().is_available()
+    }
+
+    /// Why the store cannot be used, when it cannot.
+    #[must_use]
+    pub fn error(&self) -> Option<StoreError> {
+        match &*self.state.borrow() {
+            StoreState::Available => None,
+            StoreState::Unavailable { error, .. } => Some(error.clone()),
+        }
+    }
+
+    /// The state as the `status` answer shows it, once per answer.
+    #[must_use]
+    pub fn status(&self) -> StoreStatus {
+        match self.state() {
+            StoreState::Available => StoreStatus {
+                state: "available".into(),
+                name: self.store.into(),
+                reason: None,
+                since: None,
+            },
+            StoreState::Unavailable { error, since } => StoreStatus {
+                state: "unavailable".into(),
+                name: self.store.into(),
+                reason: Some(error.to_string()),
+                since: Some(unix_secs(since)),
+            },
+        }
+    }
+
+    /// Changes to the state, for the retry loop.
+    pub(crate) fn subscribe(&self) -> watch::Receiver<StoreState> {
+        self.state.subscribe()
+    }
+
+    /// A store call failed store-wide: the first such failure makes the
+    /// store unavailable, with one log line; later ones only keep the
+    /// reason current (a Secret Service that appears locked, say).
+    pub(crate) fn failed(&self, error: &StoreError) {
+        let since = self.clock.now();
+        let mut reason_changed = false;
+        let became_unavailable = self.state.send_if_modified(|state| match state {
+            StoreState::Available => {
+                *state = StoreState::Unavailable {
+                    error: error.clone(),
+                    since,
+                };
+                true
+            }
+            // Not a transition: the loop already runs, and nobody needs
+            // waking; the status shows the newer reason.
+            StoreState::Unavailable { error: current, .. } => {
+                if current != error {
+                    reason_changed = true;
+                    current.clone_from(error);
+                }
+                false
+            }
+        });
+        if became_unavailable {
+            warn!(
+                event = "store_unavailable",
+                store = self.store,
+                "{error}; sessions not yet read from it wait (tokens in memory are still served, \
+                 new ones are saved when it works again); retrying in the background"
+            );
+        } else if reason_changed {
+            debug!(
+                store = self.store,
+                "the store is still unavailable: {error}"
+            );
+        }
+    }
+
+    /// The retry loop found the store working: says so, once. Returns how
+    /// long it was unavailable (`None` when it was not).
+    pub(crate) fn recovered(&self) -> Option<Duration> {
+        let now = self.clock.now();
+        let mut down_since = None;
+        self.state.send_if_modified(|state| match state {
+            StoreState::Available => false,
+            StoreState::Unavailable { since, .. } => {
+                down_since = Some(*since);
+                *state = StoreState::Available;
+                true
+            }
+        });
+        let down_for = now.duration_since(down_since?).unwrap_or_default();
+        info!(
+            event = "store_available",
+            store = self.store,
+            down_for_secs = down_for.as_secs(),
+            "the {} works again (unavailable for {} s); restoring the sessions that waited for it",
+            self.store,
+            down_for.as_secs()
+        );
+        Some(down_for)
+    }
+
+    /// Asks the retry loop to probe now rather than at the end of its backoff.
+    pub(crate) fn nudge(&self) {
+        self.nudge.notify_one();
+    }
+
+    /// Resolves when [`Self::nudge`] was called.
+    pub(crate) async fn nudged(&self) {
+        self.nudge.notified().await;
+    }
+
+    /// Whether a `token` request may try the store now during an outage
+    /// (and if so, counts it as the attempt of this spacing period).
+    pub(crate) fn claim_on_demand(&self, now: SystemTime) -> bool {
+        let mut last = self
+            .last_on_demand
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if last.is_some_and(|at| now < at + timing::ON_DEMAND_RETRY_SPACING) {
+            return false;
+        }
+        *last = Some(now);
+        true
+    }
+
+    /// The delay before probe number `attempt` (1 for the first).
+    pub(crate) fn retry_delay(&self, attempt: u32) -> Duration {
+        let (base, cap) = *self.retry.lock().unwrap_or_else(PoisonError::into_inner);
+        timing::backoff(attempt, base, cap, fastrand::f64())
+    }
+
+    /// The longest delay between probes.
+    pub(crate) fn retry_cap(&self) -> Duration {
+        self.retry.lock().unwrap_or_else(PoisonError::into_inner).1
+    }
+
+    /// Shortens the retry loop's backoff, for tests that watch it work.
+    #[cfg(test)]
+    pub(crate) fn set_retry(&self, base: Duration, cap: Duration) {
+        *self.retry.lock().unwrap_or_else(PoisonError::into_inner) = (base, cap);
+    }
+}
+
+/// The broker's store: every call goes to the real store, and every
+/// store-wide failure is reported to the [`StoreHealth`]. Wrapping the store
+/// (rather than checking at each call site) means that no path — a save
+/// after a refresh, a logout's delete, a restore — can fail without the
+/// health knowing. Successes are not reported: a store can list while it
+/// cannot write (a full disk), so only the retry loop, which probes what
+/// failed, declares the store available again.
+#[derive(Debug)]
+pub(crate) struct WatchedStore {
+    inner: Arc<dyn Store>,
+    health: Arc<StoreHealth>,
+}
+
+impl WatchedStore {
+    /// `inner`, reporting to `health`.
+    pub(crate) fn new(inner: Arc<dyn Store>, health: Arc<StoreHealth>) -> Self {
+        Self { inner, health }
+    }
+
+    /// Reports a failure of a call about one record, when store-wide.
+    fn watch<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        if let Err(error) = &result
+            && is_store_wide(error)
+        {
+            self.health.failed(error);
+        }
+        result
+    }
+}
+
+impl Store for WatchedStore {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+
+    fn load(&self, provider: &str) -> Result<Option<StoredSession>, StoreError> {
+        self.watch(self.inner.load(provider))
+    }
+
+    fn save(&self, provider: &str, session: &StoredSession) -> Result<(), StoreError> {
+        self.watch(self.inner.save(provider, session))
+    }
+
+    fn delete(&self, provider: &str) -> Result<(), StoreError> {
+        self.watch(self.inner.delete(provider))
+    }
+
+    fn list(&self) -> Result<Vec<String>, StoreError> {
+        // Listing concerns no record: any failure is the store's.
+        self.inner
+            .list()
+            .inspect_err(|error| self.health.failed(error))
+    }
+}
+
+#[cfg(test)]
+#[path = "store_health_tests.rs"]
+mod tests;

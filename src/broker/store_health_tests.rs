@@ -1,0 +1,254 @@
+//! The store's one health state: a transition per outage however many
+//! sessions meet it, per-record problems left to their sessions, and one
+//! retry loop that restores every waiting session when the store is back.
+
+use std::collections::HashSet;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use super::*;
+use crate::broker::clock::{OffsetClock, SystemClock};
+use crate::broker::{Broker, BrokerError, BrokerEvent, BrokerParts, Caller, session_identity};
+use crate::provider::HttpClient;
+use crate::secret::Secret;
+use crate::store::{MemoryStore, STORED_SESSION_VERSION};
+
+fn locked() -> StoreError {
+    StoreError::Locked {
+        store: "test store",
+        reason: "store locked: unlock your keyring".into(),
+    }
+}
+
+fn corrupt(provider: &str) -> StoreError {
+    StoreError::Corrupt {
+        store: "test store",
+        provider: provider.into(),
+        reason: "modified or damaged".into(),
+    }
+}
+
+#[test]
+fn only_record_problems_are_left_to_the_sessions() {
+    let failed = StoreError::Failed {
+        store: "s",
+        reason: "disk full".into(),
+    };
+    let unavailable = StoreError::Unavailable {
+        store: "s",
+        reason: "no bus".into(),
+    };
+    assert!(is_store_wide(&locked()) && is_store_wide(&failed) && is_store_wide(&unavailable));
+    let wrong_key = StoreError::WrongKey {
+        store: "s",
+        provider: "p".into(),
+        found: "a".into(),
+        expected: "b".into(),
+    };
+    assert!(!is_store_wide(&corrupt("p")) && !is_store_wide(&wrong_key));
+}
+
+#[test]
+fn many_failures_are_one_transition_and_the_reason_stays_current() {
+    let health = StoreHealth::new("test store", Arc::new(OffsetClock::new()));
+    let mut changes = health.subscribe();
+    assert!(health.is_available() && health.status().is_available());
+    for _ in 0..10_000 {
+        health.failed(&locked());
+    }
+    assert!(changes.has_changed().unwrap());
+    let StoreState::Unavailable { since, .. } = *changes.borrow_and_update() else {
+        panic!("unavailable");
+    };
+    let missing = StoreError::Unavailable {
+        store: "test store",
+        reason: "no Secret Service on the session bus".into(),
+    };
+    health.failed(&missing);
+    // No second transition: nobody is woken, the status shows the newer reason.
+    assert!(!changes.has_changed().unwrap());
+    let status = health.status();
+    assert_eq!(status.state, "unavailable");
+    assert_eq!(status.since, Some(crate::broker::clock::unix_secs(since)));
+    assert!(status.reason.unwrap().contains("no Secret Service"));
+
+    assert!(health.recovered().is_some());
+    assert!(health.is_available() && health.error().is_none());
+    assert!(health.recovered().is_none(), "once");
+}
+
+#[test]
+fn requests_try_the_store_once_per_spacing_for_the_whole_daemon() {
+    let health = StoreHealth::new("test store", Arc::new(OffsetClock::new()));
+    let now = SystemTime::now();
+    assert!(health.claim_on_demand(now));
+    assert!(!health.claim_on_demand(now + Duration::from_secs(1)));
+    assert!(health.claim_on_demand(now + Duration::from_secs(6)));
+}
+
+/// A store whose calls can all be made to fail store-wide, one of whose
+/// records can be damaged; counts its calls.
+#[derive(Debug, Default)]
+struct FlakyStore {
+    inner: MemoryStore,
+    locked: AtomicBool,
+    damaged: Mutex<Option<String>>,
+    loads: AtomicUsize,
+    lists: AtomicUsize,
+}
+
+impl FlakyStore {
+    fn check(&self) -> Result<(), StoreError> {
+        if self.locked.load(Ordering::SeqCst) {
+            return Err(locked());
+        }
+        Ok(())
+    }
+}
+
+impl Store for FlakyStore {
+    fn name(&self) -> &'static str {
+        "test store"
+    }
+    fn load(&self, provider: &str) -> Result<Option<StoredSession>, StoreError> {
+        self.loads.fetch_add(1, Ordering::SeqCst);
+        self.check()?;
+        if self.damaged.lock().unwrap().as_deref() == Some(provider) {
+            return Err(corrupt(provider));
+        }
+        self.inner.load(provider)
+    }
+    fn save(&self, provider: &str, session: &StoredSession) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.save(provider, session)
+    }
+    fn delete(&self, provider: &str) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.delete(provider)
+    }
+    fn list(&self) -> Result<Vec<String>, StoreError> {
+        self.lists.fetch_add(1, Ordering::SeqCst);
+        self.check()?;
+        self.inner.list()
+    }
+}
+
+#[test]
+fn a_damaged_record_is_not_the_stores_problem_but_a_listing_is() {
+    let store = Arc::new(FlakyStore::default());
+    *store.damaged.lock().unwrap() = Some("p".into());
+    let health = Arc::new(StoreHealth::new("test store", Arc::new(SystemClock)));
+    let watched = WatchedStore::new(store.clone(), Arc::clone(&health));
+    assert!(matches!(watched.load("p"), Err(StoreError::Corrupt { .. })));
+    assert!(health.is_available());
+    store.locked.store(true, Ordering::SeqCst);
+    assert!(watched.list().is_err());
+    assert_eq!(health.error(), Some(locked()));
+}
+
+const PROVIDERS: usize = 300;
+
+/// A broker with [`PROVIDERS`] providers, all with a record in `store`.
+fn broker_with_records(dir: &std::path::Path, store: &Arc<FlakyStore>) -> Broker {
+    let mut text = String::from("[daemon]\nsocket = \"/run/t/t.sock\"\nstore = \"memory\"\n");
+    for i in 0..PROVIDERS {
+        let _ = write!(
+            text,
+            "[providers.p{i:03}]\ndevice_authorization_endpoint = \"http://127.0.0.1:9/device\"\n\
+             token_endpoint = \"http://127.0.0.1:9/token\"\nclient_id = \"cid\"\n"
+        );
+    }
+    let path = dir.join("config.toml");
+    std::fs::write(&path, text).unwrap();
+    let env = crate::config::Environment {
+        etc: dir.to_owned(),
+        ..Default::default()
+    };
+    let config = crate::config::load(&path, &env).unwrap();
+    let expires = SystemTime::now() + Duration::from_secs(3600);
+    for provider in &config.providers {
+        let record = StoredSession {
+            version: STORED_SESSION_VERSION,
+            identity: session_identity(provider),
+            refresh_token: Secret::from(format!("rt-{}", provider.name)),
+            obtained_at: unix_secs(SystemTime::now()),
+            scope: None,
+            access_token: Some(Secret::from(format!("at-{}", provider.name))),
+            token_type: Some("Bearer".into()),
+            expires_at: Some(unix_secs(expires)),
+            refresh_expires_at: None,
+        };
+        store.inner.save(&provider.name, &record).unwrap();
+    }
+    Broker::new(
+        &config,
+        BrokerParts {
+            store: store.clone(),
+            clock: Arc::new(OffsetClock::new()),
+            http: HttpClient::new(Duration::from_secs(5)).unwrap(),
+            owner_uid: 1000,
+        },
+    )
+}
+
+#[tokio::test]
+async fn one_loop_restores_every_waiting_session_when_the_store_is_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(FlakyStore::default());
+    let broker = broker_with_records(dir.path(), &store);
+    *store.damaged.lock().unwrap() = Some("p007".into());
+    store.locked.store(true, Ordering::SeqCst);
+    let health = Arc::clone(&broker.inner.shared.store_health);
+    // Probes far apart: the test lets the store come back before the first.
+    health.set_retry(Duration::from_millis(200), Duration::from_millis(400));
+    let mut events = broker.subscribe();
+    broker.start(None).await;
+
+    // One listing failed: no record read, nothing scheduled, every session
+    // waits; the store's state is said once, not per session.
+    assert_eq!(store.loads.load(Ordering::SeqCst), 0);
+    assert!(broker.inner.shared.scheduler.is_empty());
+    let caller = Caller::uid(1000);
+    let statuses = broker.status(&caller, None).unwrap();
+    assert!(
+        statuses
+            .iter()
+            .all(|s| s.state == "logged_out" && s.last_error.is_none())
+    );
+    assert_eq!(broker.store_status().state, "unavailable");
+
+    store.locked.store(false, Ordering::SeqCst);
+    // Every session but the damaged one becomes active, each announced.
+    let mut restored = HashSet::new();
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while restored.len() < PROVIDERS {
+            if let Ok(BrokerEvent::StateChanged { provider }) = events.recv().await {
+                restored.insert(provider);
+            }
+        }
+    })
+    .await
+    .expect("every session heard of");
+    assert!(health.is_available());
+    // Each record was read once: the sessions had no retries of their own.
+    assert_eq!(store.loads.load(Ordering::SeqCst), PROVIDERS);
+    let statuses = broker.status(&caller, None).unwrap();
+    for status in &statuses {
+        if status.name == "p007" {
+            assert_eq!(status.state, "logged_out");
+            assert!(status.last_error.as_deref().unwrap().contains("damaged"));
+        } else {
+            assert_eq!(status.state, "active", "{status:?}");
+        }
+    }
+    let token = broker.token(&caller, "p299", Duration::ZERO).await.unwrap();
+    assert_eq!(token.secret.expose(), "at-p299");
+    let err = broker
+        .token(&caller, "p007", Duration::ZERO)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, BrokerError::LoginRequired { .. }), "{err}");
+    broker.shutdown(Duration::from_secs(1)).await;
+}

@@ -1,0 +1,166 @@
+//! A store that cannot be used is one outage, not one per session: with
+//! hundreds of sessions in a locked keyring, or in a state directory that
+//! cannot be used, the daemon logs the outage once, `tokenctl status` and
+//! the socket show it once, token requests name it; when the store works
+//! again the daemon says so once and every session is restored.
+
+use crate::support;
+
+use std::time::Duration;
+
+use support::bus::PrivateBus;
+use support::daemon::{Daemon, DaemonOptions, stderr, stdout, token};
+use support::file_store::{FileStore, Seeded};
+use support::keyring::TestKeyring;
+use support::provider::Provider;
+use tokend::client::Client;
+
+const SESSIONS: usize = 200;
+
+const UNAVAILABLE: &[&str] = &["event=\"store_unavailable\""];
+const AVAILABLE: &[&str] = &["event=\"store_available\""];
+/// The summary line of a recovery.
+const RECOVERED: &[&str] = &["after the store came back: restored 200 stored session(s)"];
+
+/// The retry loop probes after a backoff of its own (doubling from a
+/// second): the store's return is seen within that, not at once.
+const RECOVERY_TIMEOUT: Duration = Duration::from_secs(120);
+
+fn providers(provider: &Provider) -> String {
+    (0..SESSIONS)
+        .map(|i| provider.config(&format!("p{i:03}")))
+        .collect()
+}
+
+/// Log lines holding every one of `needles`.
+fn count(daemon: &Daemon, needles: &[&str]) -> usize {
+    daemon
+        .log()
+        .lines()
+        .filter(|line| needles.iter().all(|n| line.contains(n)))
+        .count()
+}
+
+/// The outage as a person and a program see it: `reason` once in the log,
+/// once under the status table, once beside the JSON (on stderr), once in
+/// the stream's `done` line; no session carries it as its own error; a
+/// token request is told it.
+fn assert_one_outage_shown_once(daemon: &Daemon, reason: &str) {
+    daemon.wait_for_log(1, UNAVAILABLE);
+
+    let out = daemon.tokenctl(&["status"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let rows: Vec<&str> = text.lines().filter(|l| l.starts_with('p')).collect();
+    assert_eq!(rows.len(), SESSIONS, "{text}");
+    assert!(rows.iter().all(|row| row.contains("logged_out")), "{text}");
+    let mentions: Vec<&str> = text.lines().filter(|l| l.contains(reason)).collect();
+    assert_eq!(mentions.len(), 1, "{text}");
+    assert!(
+        mentions[0].starts_with("store: unavailable since ") && mentions[0].ends_with("(retrying)"),
+        "{text}"
+    );
+    assert!(!text.contains("last error"), "{text}");
+
+    let out = daemon.tokenctl(&["--json", "status"]);
+    let all: Vec<serde_json::Value> = serde_json::from_str(&stdout(&out)).expect("status JSON");
+    assert_eq!(all.len(), SESSIONS);
+    assert!(all.iter().all(|p| p["last_error"].is_null()), "{all:?}");
+    assert_eq!(stderr(&out).matches(reason).count(), 1, "{}", stderr(&out));
+
+    let mut client = Client::connect(&daemon.socket).expect("connect");
+    let mut stream = client.status_stream(None).expect("ask for the status");
+    assert_eq!(stream.by_ref().flatten().count(), SESSIONS);
+    let store = stream.store().expect("the store's state in the done line");
+    assert_eq!(store.state, "unavailable");
+    assert!(store.since.is_some(), "{store:?}");
+    assert!(
+        store.reason.as_deref().is_some_and(|r| r.contains(reason)),
+        "{store:?}"
+    );
+
+    // The health check: the store, once, not a line per waiting session.
+    let out = daemon.tokenctl(&["status", "--check"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert_eq!(text.matches(reason).count(), 1, "{text}");
+    assert!(text.lines().count() <= 2, "{text}");
+
+    // Not "log in" (which would start a second session): the store's problem.
+    let out = daemon.tokenctl(&["token", "p000", "--min-valid", "0"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains(reason), "{}", stderr(&out));
+}
+
+/// The store's return: said once, every session restored with its own
+/// tokens, and no session had a retry or a warning of its own.
+fn assert_back_once_with_every_session(daemon: &Daemon, seeded: &[Seeded]) {
+    daemon.wait_for_log_within(RECOVERY_TIMEOUT, 1, RECOVERED);
+    assert_eq!(count(daemon, UNAVAILABLE), 1, "{}", daemon.log());
+    assert_eq!(count(daemon, AVAILABLE), 1, "{}", daemon.log());
+    assert_eq!(count(daemon, &["could not load the stored session"]), 0);
+
+    let out = daemon.tokenctl(&["--json", "status"]);
+    let all: Vec<serde_json::Value> = serde_json::from_str(&stdout(&out)).expect("status JSON");
+    assert!(all.iter().all(|p| p["state"] == "active"), "{all:?}");
+    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+    for i in [0, SESSIONS / 2, SESSIONS - 1] {
+        assert_eq!(
+            token(daemon, &seeded[i].name, &["--min-valid", "0"]),
+            seeded[i].access_token
+        );
+    }
+}
+
+#[test]
+fn a_locked_keyring_is_one_outage_for_every_session() {
+    let bus = PrivateBus::start();
+    let Some(keyring) = TestKeyring::start_or_skip(&bus, "a_locked_keyring_is_one_outage") else {
+        return;
+    };
+    let provider = Provider::rfc8628();
+    let providers = providers(&provider);
+    let seeded = keyring.seed(&provider, &providers, Duration::from_secs(4 * 3600));
+    keyring.lock_default_collection();
+    let daemon = Daemon::start_with(
+        &providers,
+        DaemonOptions {
+            store: "secret-service",
+            env: vec![("DBUS_SESSION_BUS_ADDRESS".into(), bus.address().into())],
+            ..DaemonOptions::default()
+        },
+    );
+    assert_one_outage_shown_once(&daemon, "unlock your keyring");
+
+    // Unlocked, as at a login: the retry loop finds it on its own.
+    keyring.unlock_default_collection();
+    assert_back_once_with_every_session(&daemon, &seeded);
+    assert_eq!(provider.refresh_count(), 0, "restored, not refreshed");
+}
+
+#[test]
+fn an_unusable_state_directory_is_one_outage_for_every_session() {
+    let provider = Provider::rfc8628();
+    let store = FileStore::new();
+    let providers = providers(&provider);
+    let seeded = store.seed(&provider, &providers, |_| Duration::from_secs(4 * 3600));
+    // A file where the records' directory should be.
+    let records = store.sessions_dir();
+    let away = records.with_extension("away");
+    std::fs::write(&away, b"not a directory").unwrap();
+    exchange(&records, &away);
+    let daemon = Daemon::start_with(&providers, store.options());
+    assert_one_outage_shown_once(&daemon, "it is not a directory");
+
+    // The directory back, in one step (the daemon may look at any moment).
+    exchange(&records, &away);
+    std::fs::remove_file(&away).unwrap();
+    assert_back_once_with_every_session(&daemon, &seeded);
+    assert_eq!(provider.refresh_count(), 0, "restored, not refreshed");
+}
+
+/// Swaps two paths atomically (`renameat2(RENAME_EXCHANGE)`).
+fn exchange(a: &std::path::Path, b: &std::path::Path) {
+    use rustix::fs::{CWD, RenameFlags, renameat_with};
+    renameat_with(CWD, a, CWD, b, RenameFlags::EXCHANGE).expect("exchange two paths");
+}
