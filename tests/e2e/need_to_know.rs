@@ -209,6 +209,12 @@ fn a_local_user_learns_nothing_of_providers_it_has_no_role_on() {
         "nobody learned of a provider it has no role on: {answers:#?}"
     );
     assert_eq!(answer(&answers, "ListProviders")["ok"], "(['shared'],)");
+    // The store's state, for a caller who may see a provider.
+    let broker = answer(&answers, "GetAllBroker")["ok"].as_str().unwrap();
+    assert!(
+        broker.contains("'StoreState': ('s', 'available')"),
+        "{broker}"
+    );
     let objects = answer(&answers, "GetManagedObjects")["ok"]
         .as_str()
         .unwrap();

@@ -27,7 +27,7 @@ use super::peers::Peers;
 use super::{BROKER_INTERFACE, BROKER_PATH, DbusError, PROVIDERS_PATH, provider_path};
 use crate::broker::{Broker, BrokerError, Caller, Freshness};
 use crate::config::object_path_element;
-use crate::protocol::ProviderStatus;
+use crate::protocol::{ProviderStatus, StoreStatus};
 
 /// The provider objects' interface.
 pub(super) const PROVIDER_INTERFACE: &str = "org.tokend.Provider1";
@@ -291,8 +291,7 @@ impl Handler {
             (PEER, "GetMachineId") => machine_id(),
             (PROPERTIES, "Get") => {
                 let (iface, name) = body.deserialize::<(&str, &str)>().map_err(bad_body)?;
-                let properties = properties_of(object, provider.as_ref(), iface)?;
-                properties
+                self.properties(&caller, object, provider.as_ref(), iface)?
                     .into_iter()
                     .find(|(key, _)| *key == name)
                     .map(|(_, value)| Reply::Value(value))
@@ -304,11 +303,8 @@ impl Handler {
             }
             (PROPERTIES, "GetAll") => {
                 let iface = body.deserialize::<&str>().map_err(bad_body)?;
-                Ok(Reply::Properties(
-                    properties_of(object, provider.as_ref(), iface)?
-                        .into_iter()
-                        .collect(),
-                ))
+                let all = self.properties(&caller, object, provider.as_ref(), iface)?;
+                Ok(Reply::Properties(all.into_iter().collect()))
             }
             (PROPERTIES, "Set") => Err(Refusal::Standard(zbus::fdo::Error::PropertyReadOnly(
                 "every property of tokend is read-only".into(),
@@ -381,6 +377,34 @@ impl Handler {
         self.broker.status(caller, Some(&name)).ok()?.pop()
     }
 
+    /// The properties of `interface` on `object` as `caller` may see them.
+    fn properties(
+        &self,
+        caller: &Caller,
+        object: Object<'_>,
+        provider: Option<&ProviderStatus>,
+        interface: &str,
+    ) -> Result<Vec<(&'static str, Value<'static>)>, Refusal> {
+        let store = self.store_for(caller, object);
+        properties_of(object, provider, store.as_ref(), interface)
+    }
+
+    /// The store's state for the broker object's properties, when
+    /// `caller` may see at least one provider (as on the socket: a caller
+    /// who may see none learns nothing).
+    fn store_for(&self, caller: &Caller, object: Object<'_>) -> Option<StoreStatus> {
+        if !matches!(object, Object::Broker) {
+            return None;
+        }
+        let sees_one = self
+            .broker
+            .status_pages(caller, None, 1)
+            .ok()
+            .and_then(|mut pages| pages.next())
+            .is_some();
+        sees_one.then(|| self.broker.store_status())
+    }
+
     fn node<'a>(&self, object: Object<'a>, caller: &Caller) -> Node<'a> {
         match object {
             Object::Ancestor(child) => Node::Ancestor(child),
@@ -446,22 +470,40 @@ fn check_signature(
     }
 }
 
-/// The properties of `interface` on `object` (only providers have any).
+/// The properties of `interface` on `object`: a provider's, and the
+/// store's on the broker object (`store`: for callers who may see it).
 fn properties_of(
     object: Object<'_>,
     provider: Option<&ProviderStatus>,
+    store: Option<&StoreStatus>,
     interface: &str,
 ) -> Result<Vec<(&'static str, Value<'static>)>, Refusal> {
     match (provider, interface) {
         (Some(status), PROVIDER_INTERFACE | "") => Ok(provider_properties(status)),
-        (_, BROKER_INTERFACE | OBJECT_MANAGER) if matches!(object, Object::Broker) => {
-            Ok(Vec::new())
+        (_, BROKER_INTERFACE | "") if matches!(object, Object::Broker) => {
+            Ok(store.map(store_properties).unwrap_or_default())
         }
+        (_, OBJECT_MANAGER) if matches!(object, Object::Broker) => Ok(Vec::new()),
         (_, PROPERTIES | INTROSPECTABLE | PEER | "") => Ok(Vec::new()),
         _ => Err(Refusal::Standard(zbus::fdo::Error::UnknownInterface(
             format!("no interface {interface}"),
         ))),
     }
+}
+
+/// The store's properties on `org.tokend.Broker1`.
+fn store_properties(store: &StoreStatus) -> Vec<(&'static str, Value<'static>)> {
+    vec![
+        ("StoreState", Value::from(store.state.clone())),
+        (
+            "StoreError",
+            Value::from(store.reason.clone().unwrap_or_default()),
+        ),
+        (
+            "StoreUnavailableSince",
+            Value::from(store.since.unwrap_or(0)),
+        ),
+    ]
 }
 
 /// The `org.tokend.Provider1` properties of a provider.

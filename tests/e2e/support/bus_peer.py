@@ -39,6 +39,7 @@ def ask(conn):
         "GetManagedObjects": call(conn, BROKER, "org.freedesktop.DBus.ObjectManager", "GetManagedObjects"),
         "IntrospectProviders": call(conn, providers, "org.freedesktop.DBus.Introspectable", "Introspect"),
         "IntrospectBroker": call(conn, BROKER, "org.freedesktop.DBus.Introspectable", "Introspect"),
+        "GetAllBroker": call(conn, BROKER, "org.freedesktop.DBus.Properties", "GetAll", "s", (NAME,)),
     }
     for name in ["secret", "shared", "nonexistent"]:
         path = providers + "/" + name
