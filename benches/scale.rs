@@ -15,8 +15,8 @@
 //!   a private bus.
 //! - `store_down`: 10,000 providers, `store = "secret-service"` on a private
 //!   bus where no Secret Service runs: voluntary context switches over
-//!   10 s of idle (twice: from 2 s after `READY=1`, while the store's retry
-//!   loop still probes every few seconds, and from 60 s), and the log lines
+//!   10 s of idle (twice: from 2 s after `READY=1`, before the store's retry
+//!   loop's first probe, and from 60 s, between probes), and the log lines
 //!   of the first minute. Alone: `cargo bench --bench scale -- store_down`.
 //!
 //! Sessions are not logged in one device login at a time: the emulator

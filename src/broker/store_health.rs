@@ -28,9 +28,13 @@ use super::timing;
 use crate::protocol::StoreStatus;
 use crate::store::{Store, StoreError, StoredSession};
 
-/// The first probe after the store failed: soon, because a keyring
-/// unlocked or a Secret Service started a moment later is the common case.
-pub const STORE_RETRY_BASE: Duration = Duration::from_secs(1);
+/// The backoff's base: the first probe after the store failed comes 15 to
+/// 30 s later. Not sooner, because a probe of a missing Secret Service
+/// costs a new bus connection (about 20 wake-ups), and an outage must not
+/// cost more than 20 wake-ups in any 10 s; a keyring unlocked a moment
+/// later is still noticed at once when someone asks for a token of a
+/// waiting session (a `token` request probes, at most once per 5 s).
+pub const STORE_RETRY_BASE: Duration = Duration::from_secs(30);
 
 /// The longest wait between probes of a store that stays down: a store
 /// that comes back is noticed within minutes (and at once by a `token`
