@@ -6,46 +6,13 @@
 
 use crate::support;
 
-use std::io::{BufRead as _, BufReader, Write as _};
+use std::io::Write as _;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 
 use support::daemon::{Daemon, login, stderr, stdout, token};
 use support::provider::Provider;
-
-/// The git server, stopped on drop.
-struct GitServer {
-    child: Child,
-    port: u16,
-}
-
-impl GitServer {
-    fn start(root: &Path, token_file: &Path) -> Self {
-        let mut child = Command::new("/usr/bin/python3")
-            .arg(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/tests/e2e/support/git_server.py"
-            ))
-            .arg(root)
-            .arg(token_file)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start the git server");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line.trim().parse().expect("the server's port");
-        Self { child, port }
-    }
-}
-
-impl Drop for GitServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use support::script_server::ScriptServer;
 
 /// `git ARGS` with no user or system config, no prompts, and tokenctl as
 /// its only credential helper.
@@ -91,7 +58,10 @@ fn git_gets_the_token_of_the_provider_serving_the_host() {
     assert!(made.success());
     let token_file = work.path().join("accepted-token");
     std::fs::write(&token_file, "").unwrap();
-    let server = GitServer::start(&repos, &token_file);
+    let server = ScriptServer::start(
+        "git_server.py",
+        &[repos.as_os_str(), token_file.as_os_str()],
+    );
     let forge_host = format!("127.0.0.1:{}", server.port);
 
     let provider = Provider::rfc8628();

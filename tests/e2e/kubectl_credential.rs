@@ -4,65 +4,40 @@
 
 use crate::support;
 
-use std::io::BufRead as _;
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 
 use support::daemon::{Daemon, login, stderr, stdout, token};
 use support::provider::Provider;
+use support::script_server::ScriptServer;
 
-struct BearerServer {
-    child: Child,
-    port: u16,
-}
-
-impl BearerServer {
-    /// Serves https with a new self-signed certificate for 127.0.0.1 in
-    /// `dir` (kubectl sends no credentials over plain http).
-    fn start(token_file: &std::path::Path, dir: &std::path::Path) -> Self {
-        let (cert, key) = (dir.join("server.crt"), dir.join("server.key"));
-        let made = Command::new("openssl")
-            .args([
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:prime256v1",
-            ])
-            .args(["-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"])
-            .args(["-addext", "subjectAltName=IP:127.0.0.1"])
-            .arg("-keyout")
-            .arg(&key)
-            .arg("-out")
-            .arg(&cert)
-            .output()
-            .expect("run openssl");
-        assert!(made.status.success(), "{}", stderr(&made));
-        let mut child = Command::new("/usr/bin/python3")
-            .arg(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/tests/e2e/support/bearer_server.py"
-            ))
-            .arg(token_file)
-            .arg(&cert)
-            .arg(&key)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start the stub API server");
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line.trim().parse().expect("the server's port");
-        Self { child, port }
-    }
-}
-
-impl Drop for BearerServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A stand-in API server on https with a new self-signed certificate for
+/// 127.0.0.1 in `dir` (kubectl sends no credentials over plain http),
+/// accepting only the token in `token_file`.
+fn bearer_server(token_file: &Path, dir: &Path) -> ScriptServer {
+    let (cert, key) = (dir.join("server.crt"), dir.join("server.key"));
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("run openssl");
+    assert!(made.status.success(), "{}", stderr(&made));
+    ScriptServer::start(
+        "bearer_server.py",
+        &[token_file.as_os_str(), cert.as_os_str(), key.as_os_str()],
+    )
 }
 
 #[test]
@@ -78,7 +53,7 @@ fn kubectl_authenticates_with_the_providers_token() {
     let work = tempfile::tempdir().unwrap();
     let token_file = work.path().join("accepted-token");
     std::fs::write(&token_file, "").unwrap();
-    let server = BearerServer::start(&token_file, work.path());
+    let server = bearer_server(&token_file, work.path());
     let provider = Provider::rfc8628();
     let daemon = Daemon::start(&provider.config("cluster"));
     login(&daemon, "cluster", |code| {

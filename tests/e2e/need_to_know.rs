@@ -26,6 +26,9 @@ use support::provider::Provider;
 /// The system's Python (with python3-jeepney), reachable by every uid.
 const PYTHON: &str = "/usr/bin/python3";
 
+/// A local user with no role anywhere: Debian's `daemon` (uid and gid 1).
+const STRANGER: u32 = 1;
+
 /// How long a peer may take to show it listens.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -235,6 +238,13 @@ fn a_local_user_learns_nothing_of_providers_it_has_no_role_on() {
                 .contains("'logged_out'"),
         "{answers:#?}"
     );
+    // A uid with no role on any provider: no names, and not even the
+    // store's state.
+    let stranger = setup.peer(STRANGER, STRANGER, &["ask"]);
+    assert_eq!(answer(&stranger, "ListProviders")["ok"], "([],)");
+    assert_eq!(answer(&stranger, "GetAllBroker")["ok"], "({},)");
+    assert_eq!(answer(&stranger, "GetManagedObjects")["ok"], "({},)");
+
     // A provider without a role answers exactly as one that does not exist.
     for call in ["GetAll", "Introspect"] {
         let hidden = answer(&answers, &format!("{call} secret"));

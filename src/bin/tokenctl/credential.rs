@@ -73,13 +73,7 @@ pub fn git(
         return Ok(());
     }
     let answer = client.token(&status.name, None)?;
-    let token = answer.access_token.expose();
-    if token.is_empty() || token.chars().any(char::is_control) {
-        return Err(Failure::new(
-            exit::FAILURE,
-            format!("tokend sent an unusable token for `{}`", status.name),
-        ));
-    }
+    let token = crate::usable(&status.name, answer.access_token.expose())?;
     let username = status
         .username
         .as_deref()

@@ -61,10 +61,11 @@ pub fn run(
                 return Err(Failure::new(exit::FAILURE, NOT_FOUND));
             };
             let answer = client.token(&provider.name, None)?;
+            let secret = crate::usable(&provider.name, answer.access_token.expose())?;
             let mut text = json!({
                 "ServerURL": server,
                 "Username": username(provider),
-                "Secret": answer.access_token.expose(),
+                "Secret": secret,
             })
             .to_string();
             text.push('\n');

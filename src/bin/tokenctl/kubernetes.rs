@@ -31,13 +31,7 @@ pub fn exec_credential(
 ) -> Result<(), Failure> {
     let api_version = api_version(exec_info)?;
     let answer = client.token(name, None)?;
-    let token = answer.access_token.expose();
-    if token.is_empty() || token.chars().any(char::is_control) {
-        return Err(Failure::new(
-            exit::FAILURE,
-            format!("tokend sent an unusable token for `{name}`"),
-        ));
-    }
+    let token = crate::usable(name, answer.access_token.expose())?;
     let mut status = json!({ "token": token });
     if let Some(expires_at) = answer.expires_at {
         status["expirationTimestamp"] = json!(format::rfc3339(expires_at));

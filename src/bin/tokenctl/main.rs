@@ -276,7 +276,7 @@ fn token(cli: &Cli, name: &str, min_valid: Option<u64>) -> Result<(), Failure> {
 
 /// `token` itself, unless it is unusable: a newline or escape in a token
 /// would split or corrupt the HTTP header a script builds from it.
-fn usable<'t>(name: &str, token: &'t str) -> Result<&'t str, Failure> {
+pub(crate) fn usable<'t>(name: &str, token: &'t str) -> Result<&'t str, Failure> {
     if token.is_empty() || token.chars().any(char::is_control) {
         return Err(Failure::new(
             exit::FAILURE,

@@ -19,3 +19,4 @@ pub mod keyring;
 pub mod other_uid;
 pub mod process;
 pub mod provider;
+pub mod script_server;
