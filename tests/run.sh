@@ -74,7 +74,9 @@ target_dir=$(cargo metadata --format-version 1 --no-deps |
     sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
 mkdir -p "$target_dir"
 chmod 0700 "$target_dir"
-cargo test --workspace --no-fail-fast
+# Four tests at a time, whatever the cores: the end-to-end tests mostly
+# wait (on emulated providers, buses, timeouts), they hardly compute.
+RUST_TEST_THREADS=${RUST_TEST_THREADS:-4} cargo test --workspace --no-fail-fast
 
 step "cargo doc (warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
