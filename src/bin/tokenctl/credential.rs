@@ -16,7 +16,7 @@ use std::fmt::Write as _;
 use std::io::{BufRead, Write};
 
 use tokend::client::Client;
-use tokend::protocol::{ProviderStatus, STATUS_STREAM_SINCE};
+use tokend::protocol::ProviderStatus;
 
 use crate::exit::{self, Failure};
 
@@ -122,20 +122,14 @@ fn find_provider(
         (None, Some(host)) => p.hosts.iter().any(|h| h == host),
         (None, None) => false,
     };
-    if protocol.is_some_and(|p| p >= STATUS_STREAM_SINCE) {
-        // Read to the end of the stream, so the connection is ready for
-        // the token request.
-        let mut found = None;
-        for status in client.status_stream(named)? {
-            let status = status?;
-            if found.is_none() && wanted(&status) {
-                found = Some(status);
-            }
+    let mut found = None;
+    crate::each_status(client, protocol, named, |status| {
+        if found.is_none() && wanted(&status) {
+            found = Some(status);
         }
-        Ok(found)
-    } else {
-        Ok(client.status(named)?.into_iter().find(wanted))
-    }
+        Ok(())
+    })?;
+    Ok(found)
 }
 
 /// Whether `host` (with or without a port) is a loopback address, where

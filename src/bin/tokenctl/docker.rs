@@ -21,7 +21,7 @@ use std::io::{Read, Write};
 
 use serde_json::json;
 use tokend::client::Client;
-use tokend::protocol::{ProviderStatus, STATUS_STREAM_SINCE};
+use tokend::protocol::ProviderStatus;
 
 use crate::exit::{self, Failure};
 
@@ -107,22 +107,18 @@ fn username(provider: &ProviderStatus) -> &str {
         .unwrap_or(tokend::config::DEFAULT_USERNAME)
 }
 
-/// Every provider the user may see.
+/// The providers the user may see that have hosts.
 fn visible(client: &mut Client, protocol: Option<u32>) -> Result<Vec<ProviderStatus>, Failure> {
-    if protocol.is_some_and(|p| p >= STATUS_STREAM_SINCE) {
-        // Only providers with hosts are kept: a daemon with thousands of
-        // providers and few registries holds few.
-        let mut kept = Vec::new();
-        for status in client.status_stream(None)? {
-            let status = status?;
-            if !status.hosts.is_empty() {
-                kept.push(status);
-            }
+    // Only providers with hosts are kept: a daemon with thousands of
+    // providers and few registries holds few.
+    let mut kept = Vec::new();
+    crate::each_status(client, protocol, None, |status| {
+        if !status.hosts.is_empty() {
+            kept.push(status);
         }
-        Ok(kept)
-    } else {
-        Ok(client.status(None)?)
-    }
+        Ok(())
+    })?;
+    Ok(kept)
 }
 
 /// The host of a server URL as the tools write it: `https://ghcr.io`,

@@ -24,7 +24,9 @@ use serde::Serialize;
 use tokend::cli::{CredentialProtocol, TokenctlArgs as Cli, TokenctlCommand as Command};
 use tokend::client::{self, Client};
 use tokend::config::Environment;
-use tokend::protocol::{Answer, PROTOCOL_VERSION, STATUS_STREAM_SINCE};
+use tokend::protocol::{
+    Answer, PROTOCOL_VERSION, ProviderStatus, STATUS_STREAM_SINCE, StoreStatus,
+};
 
 use crate::exit::Failure;
 
@@ -173,6 +175,29 @@ fn connect(cli: &Cli) -> Result<Client, Failure> {
     Ok(client)
 }
 
+/// Hands each status the daemon answers (of `name`, or of every provider
+/// this user may see) to `each`, one at a time from a daemon that streams
+/// them (protocol 2 on), out of its single answer line from an older one;
+/// reads the answer to its end, so the connection can serve another
+/// request. Returns the store's state when the daemon said it.
+pub(crate) fn each_status(
+    client: &mut Client,
+    protocol: Option<u32>,
+    name: Option<&str>,
+    mut each: impl FnMut(ProviderStatus) -> Result<(), Failure>,
+) -> Result<Option<StoreStatus>, Failure> {
+    if protocol.is_some_and(|p| p >= STATUS_STREAM_SINCE) {
+        let mut stream = client.status_stream(name)?;
+        for provider in stream.by_ref() {
+            each(provider?)?;
+        }
+        Ok(stream.store().cloned())
+    } else {
+        client.status(name)?.into_iter().try_for_each(each)?;
+        Ok(None)
+    }
+}
+
 /// `tokenctl status [NAME]`: printed as the providers arrive, one at a time,
 /// from a daemon that streams them (protocol 2 on); from an older one, out
 /// of its single answer line.
@@ -185,17 +210,9 @@ fn status(cli: &Cli, name: Option<&str>) -> Result<(), Failure> {
     };
     let out = BufWriter::new(io::stdout().lock());
     let mut printer = status::Printer::new(out, layout, format::unix_now());
-    let mut print = |p: &_| printer.provider(p).map_err(|e| Failure::output(&e));
-    let store = if protocol.is_some_and(|p| p >= STATUS_STREAM_SINCE) {
-        let mut stream = client.status_stream(name)?;
-        for provider in stream.by_ref() {
-            print(&provider?)?;
-        }
-        stream.store().cloned()
-    } else {
-        client.status(name)?.iter().try_for_each(print)?;
-        None
-    };
+    let store = each_status(&mut client, protocol, name, |p| {
+        printer.provider(&p).map_err(|e| Failure::output(&e))
+    })?;
     printer
         .finish(store.as_ref(), io::stderr().lock())
         .map_err(|e| Failure::output(&e))
@@ -210,27 +227,17 @@ fn status_check(cli: &Cli, name: Option<&str>) -> Result<(), Failure> {
     // A logged-out session may only be waiting for a store that is down,
     // which the end of the answer says: those lines wait for it.
     let mut logged_out = Vec::new();
-    let mut check = |p: &tokend::protocol::ProviderStatus| {
+    let store = each_status(&mut client, protocol, name, |p| {
         if p.state == "logged_out" {
-            logged_out.push(status::problems(p));
+            logged_out.push(status::problems(&p));
             return Ok(());
         }
-        for problem in status::problems(p) {
+        for problem in status::problems(&p) {
             problems += 1;
             writeln!(out, "{problem}").map_err(|e| Failure::output(&e))?;
         }
-        Ok::<(), Failure>(())
-    };
-    let store = if protocol.is_some_and(|p| p >= STATUS_STREAM_SINCE) {
-        let mut stream = client.status_stream(name)?;
-        for provider in stream.by_ref() {
-            check(&provider?)?;
-        }
-        stream.store().cloned()
-    } else {
-        client.status(name)?.iter().try_for_each(check)?;
-        None
-    };
+        Ok(())
+    })?;
     // The store's state is one problem, however many sessions wait on it.
     if let Some(line) = store.and_then(|s| status::store_line(&s, format::unix_now())) {
         problems += 1;
