@@ -8,7 +8,7 @@ use anyhow::Context;
 use sd_notify::NotifyState;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::broker::{Broker, BrokerParts, Heartbeat, SystemClock};
 use crate::config::{self, Config, Environment, StoreKind};
@@ -185,6 +185,13 @@ pub async fn run(mut config: Config, env: Environment) -> anyhow::Result<()> {
         stop.clone(),
     ));
     connections.spawn(crate::world::retry_on_resume(broker.clone(), stop.clone()));
+    // Start-up's code (arguments, config, TLS set-up, restore) runs once:
+    // let its pages go now, and again after each login and reload.
+    release_code_pages("start-up");
+    connections.spawn(release_code_pages_after_logins(
+        broker.clone(),
+        stop.clone(),
+    ));
 
     let current = config;
     while let Some(signal) = signals.next().await {
@@ -289,6 +296,41 @@ async fn reload(broker: &Broker, current: &Config, env: &Environment) {
         }
     }
     notify(&[NotifyState::Ready, NotifyState::Status(&broker.summary())]);
+    release_code_pages("reload");
+}
+
+/// Lets go of the executable's resident pages (see [`crate::code_pages`])
+/// after the one-off work named by `after`.
+fn release_code_pages(after: &str) {
+    match crate::code_pages::release_executable_pages() {
+        Ok(released) => debug!(
+            after,
+            mappings = released.mappings,
+            resident_kib = released.resident_kib,
+            "released the executable's resident pages"
+        ),
+        Err(e) => debug!(after, "could not release the executable's pages: {e}"),
+    }
+}
+
+/// Releases the executable's pages each time a device login ends: the
+/// login's code (polling, the TLS handshake, the first save) is done with.
+/// Woken only by broker events, so it costs nothing while idle.
+async fn release_code_pages_after_logins(broker: Broker, stop: CancellationToken) {
+    use tokio::sync::broadcast::error::RecvError;
+    let mut events = broker.subscribe();
+    loop {
+        tokio::select! {
+            event = events.recv() => match event {
+                Ok(crate::broker::BrokerEvent::LoginFinished { .. }) => {
+                    release_code_pages("login");
+                }
+                Ok(_) | Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => return,
+            },
+            () = stop.cancelled() => return,
+        }
+    }
 }
 
 /// What a signal asks of the daemon.

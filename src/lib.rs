@@ -20,6 +20,7 @@
 pub mod broker;
 pub mod cli;
 pub mod client;
+pub mod code_pages;
 pub mod config;
 pub mod daemon;
 pub mod hooks;
