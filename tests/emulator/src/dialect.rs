@@ -158,7 +158,7 @@ macro_rules! emulated_dialects {
             /// The options the program runs the dialect called `name` with
             /// (`None` for a name not in [`Self::NAMES`]).
             #[must_use]
-            pub fn demo(name: &str, settings: &$crate::DemoSettings) -> Option<Self> {
+            pub fn demo(name: &str, settings: &$crate::dialect::DemoSettings) -> Option<Self> {
                 use $crate::dialect::EmulatedDialect as _;
                 $(
                     if name == <$options as $crate::dialect::EmulatedDialect>::NAME {
