@@ -12,8 +12,8 @@ use std::ops::Deref;
 use std::time::Duration;
 
 use tokend_emulator::{
-    Clock, Emulator, EmulatorOptions, GenericV1Options, OracleOptions, RecordedRequest, Rfc8628Options,
-    TraktOptions, TwilioOptions,
+    Clock, Emulator, EmulatorOptions, GenericV1Options, OracleOptions, RecordedRequest,
+    Rfc8628Options, TraktOptions, TwilioOptions,
 };
 
 /// A running emulator and the runtime it runs on.

@@ -61,7 +61,7 @@ impl FixedPaths {
 }
 
 /// What the `tokend-emulator` program sets, whatever the dialect; each
-/// dialect's [`EmulatedDialect::demo`] takes what applies to it.
+/// dialect takes what applies to it (`EmulatedDialect::demo`).
 #[derive(Debug, Clone)]
 pub struct DemoSettings {
     /// The client id the emulator accepts.

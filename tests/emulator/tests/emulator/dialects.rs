@@ -13,8 +13,8 @@ use crate::http::{SECOND, http, json, post, start, text};
 use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, LOCATION, RETRY_AFTER};
 use serde_json::{Value, json as j};
 use tokend_emulator::{
-    DEVICE_CODE_GRANT, Emulator, GenericV1Options, OracleOptions, TraktOptions,
-    TwilioDateFormat, TwilioErrorStyle, TwilioOptions,
+    DEVICE_CODE_GRANT, Emulator, GenericV1Options, OracleOptions, TraktOptions, TwilioDateFormat,
+    TwilioErrorStyle, TwilioOptions,
 };
 
 fn send_json(http: &reqwest::Client, url: url::Url, body: &Value) -> reqwest::RequestBuilder {
