@@ -6,8 +6,8 @@ use crate::support;
 use std::time::Duration;
 
 use support::daemon::{Daemon, LoginRun, login, stderr, stdout, token};
-use support::provider::{Provider, fast};
-use tokend_emulator::{Endpoint, Fault, Rfc8628Options};
+use support::provider::Provider;
+use tokend_emulator::{Endpoint, Fault, RecordedRequest, Rfc8628Options};
 
 #[test]
 fn login_then_token_gives_a_token_the_provider_accepts() {
@@ -82,25 +82,36 @@ fn denial_ends_the_login_with_a_reason() {
     provider.assert_no_violations();
 }
 
+/// The device code's lifetime passes at the provider (its clock is moved,
+/// not waited for): the next poll is answered `expired_token`, and the
+/// daemon ends the login with that reason and stops polling.
 #[test]
 fn an_unapproved_code_expires() {
-    let provider = Provider::start(Rfc8628Options {
-        device_code_lifetime: Duration::from_secs(3),
-        ..fast()
-    });
+    let provider = Provider::rfc8628();
     let daemon = Daemon::start(&provider.config("demo"));
     let run = LoginRun::start(&daemon.socket, "demo");
+    provider.wait_for_count(1, RecordedRequest::is_poll);
+    let lifetime = Rfc8628Options::default().device_code_lifetime;
+    provider.advance(lifetime);
     let (done, err, code) = run.finish();
     assert_eq!(code, 8, "{err}");
     assert_eq!(done["error"]["code"], "login_failed");
     assert!(err.contains("expired"), "{err}");
-    // It polled while the code lived, never after.
-    let polls = provider
+    // It polled while the code lived, and not after the provider's answer
+    // (polling on would be a violation).
+    let polls: Vec<_> = provider
         .requests()
         .into_iter()
-        .filter(tokend_emulator::RecordedRequest::is_poll)
-        .count();
-    assert!((1..=3).contains(&polls), "{polls} polls");
+        .filter(RecordedRequest::is_poll)
+        .collect();
+    let last = polls.last().unwrap();
+    assert_eq!(last.outcome, "expired_token", "{polls:#?}");
+    assert!(
+        polls[..polls.len() - 1]
+            .iter()
+            .all(|p| p.outcome == "pending"),
+        "{polls:#?}"
+    );
     provider.assert_no_violations();
 }
 

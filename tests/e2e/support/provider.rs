@@ -2,15 +2,18 @@
 //! on processes (`tokend`, `tokenctl`).
 //!
 //! The emulator's server runs on a dedicated multi-threaded runtime, so it
-//! keeps answering while the test thread waits for a child process.
+//! keeps answering while the test thread waits for a child process. It runs
+//! on a manual clock: a test moves the provider's time with
+//! [`Emulator::advance`] (device codes and tokens expire at the provider)
+//! instead of waiting for it. The daemon keeps its own, real, clock.
 
 use std::future::Future;
 use std::ops::Deref;
 use std::time::Duration;
 
 use tokend_emulator::{
-    Emulator, EmulatorOptions, GenericV1Options, OracleOptions, RecordedRequest, Rfc8628Options,
-    TraktOptions, TwilioOptions,
+    Clock, Emulator, EmulatorOptions, GenericV1Options, OracleOptions, RecordedRequest,
+    Rfc8628Options, TraktOptions, TwilioOptions,
 };
 
 /// A running emulator and the runtime it runs on.
@@ -21,7 +24,7 @@ pub struct Provider {
 }
 
 impl Provider {
-    /// Starts an emulator of the dialect `options` are for.
+    /// Starts an emulator of the dialect `options` are for, on a manual clock.
     pub fn start(options: impl Into<EmulatorOptions>) -> Self {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -29,7 +32,7 @@ impl Provider {
             .build()
             .expect("runtime");
         let emulator = runtime
-            .block_on(Emulator::start(options))
+            .block_on(Emulator::start_with_clock(options, Clock::manual()))
             .expect("start the emulator");
         Self { emulator, runtime }
     }

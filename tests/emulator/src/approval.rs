@@ -7,9 +7,9 @@
 
 use std::fmt::Write as _;
 
-use super::authority::{ApprovalError, Authority, IssuedCode};
-use super::reply::Reply;
-use super::request::Received;
+use crate::authority::{ApprovalError, Authority, IssuedCode};
+use crate::received::Received;
+use crate::reply::Reply;
 
 /// Where the approval routes live.
 #[derive(Debug, Clone)]
@@ -236,7 +236,7 @@ fn result_page(back: &str, title: &str, text: Option<&str>) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::time::{Duration, Instant};
+    use std::time::{Duration, Instant, SystemTime};
 
     use bytes::Bytes;
     use hyper::{HeaderMap, Method};
@@ -274,6 +274,7 @@ mod tests {
             headers: HeaderMap::new(),
             body: Bytes::from(body.to_owned()),
             at: Instant::now(),
+            at_system: SystemTime::now(),
         }
     }
 

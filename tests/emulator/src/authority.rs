@@ -11,8 +11,8 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-pub use super::codes::{ApprovalError, CodeStatus, IssuedCode};
-use super::codes::{new_user_code, normalize_user_code};
+pub use crate::codes::{ApprovalError, CodeStatus, IssuedCode};
+use crate::codes::{new_user_code, normalize_user_code};
 
 /// What RFC 8628 §3.5 adds to a code's interval on each `slow_down`.
 pub(crate) const SLOW_DOWN_STEP: Duration = Duration::from_secs(5);
@@ -534,5 +534,4 @@ impl Authority {
 }
 
 #[cfg(test)]
-#[path = "authority_tests.rs"]
 mod tests;

@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::body::ReplyBody;
-use super::record::Endpoint;
-use super::reply::{Delivery, Reply};
+use crate::body::ReplyBody;
+use crate::record::Endpoint;
+use crate::reply::{Delivery, Reply};
 
 /// A failure to inject into the answers of one endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]

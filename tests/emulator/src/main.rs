@@ -7,7 +7,6 @@
 //! approval page where the person types the code the device shows. Only
 //! loopback addresses are accepted: it hands tokens to anyone who asks.
 
-use std::fmt::Write as _;
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::os::unix::fs::OpenOptionsExt as _;
@@ -15,28 +14,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
+use clap::builder::PossibleValuesParser;
 use clap::{Parser, ValueEnum};
-use tokend_emulator::{
-    Emulator, EmulatorOptions, GenericV1Options, OracleOptions, Rfc8628Options, Rfc8628Quirks,
-    TraktOptions, TwilioOptions,
-};
+use tokend_emulator::{Clock, DemoSettings, Emulator, EmulatorOptions, Endpoint, Rfc8628Quirks};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::broadcast::error::RecvError;
-
-/// The dialects the emulator can speak (config names).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Dialect {
-    /// RFC 8628 + RFC 6749 (GitHub, Google, Microsoft, Keycloak, ...).
-    Rfc8628,
-    /// Trakt.
-    Trakt,
-    /// Twilio OAuth v1.
-    Twilio,
-    /// Oracle identity domains.
-    Oracle,
-    /// The generic device API v1.
-    GenericV1,
-}
 
 /// Real providers' deviations from RFC 8628 (with `--dialect rfc8628`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -51,13 +33,26 @@ enum Quirks {
     AzureAdV1,
 }
 
+impl From<Quirks> for Rfc8628Quirks {
+    fn from(quirks: Quirks) -> Self {
+        match quirks {
+            Quirks::Github => Self::github(),
+            Quirks::Google => Self::google(),
+            Quirks::Microsoft => Self::microsoft(),
+            Quirks::AzureAdV1 => Self::azure_ad_v1(),
+        }
+    }
+}
+
 /// A local device-grant provider for trying tokend offline.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
-    /// The dialect to speak.
-    #[arg(long, value_enum, default_value_t = Dialect::Rfc8628)]
-    dialect: Dialect,
+    /// The dialect to speak (the emulated dialects, as tokend's config
+    /// names them).
+    #[arg(long, value_name = "DIALECT", default_value = "rfc8628",
+          value_parser = PossibleValuesParser::new(EmulatorOptions::NAMES))]
+    dialect: String,
     /// Reproduce a real provider's deviations (rfc8628 only).
     #[arg(long, value_enum, value_name = "PROVIDER")]
     quirks: Option<Quirks>,
@@ -81,117 +76,24 @@ struct Args {
     config_out: Option<PathBuf>,
 }
 
-/// A TOML basic string: quoted, with `"`, `\` and control characters escaped.
-fn toml_string(text: &str) -> String {
-    let mut out = String::from("\"");
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if c.is_control() => {
-                let _ = write!(out, "\\u{:04X}", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
 /// The emulator options for `args`.
 fn options(args: &Args) -> anyhow::Result<EmulatorOptions> {
-    let interval = Duration::from_secs(args.interval);
-    let lifetime = Duration::from_secs(args.token_lifetime);
-    let client_id = args.client_id.clone();
-    if args.quirks.is_some() && args.dialect != Dialect::Rfc8628 {
-        bail!("--quirks is for --dialect rfc8628 only");
-    }
-    Ok(match args.dialect {
-        Dialect::Rfc8628 => Rfc8628Options {
-            client_id,
-            interval,
-            access_token_lifetime: lifetime,
-            quirks: match args.quirks {
-                None => Rfc8628Quirks::default(),
-                Some(Quirks::Github) => Rfc8628Quirks::github(),
-                Some(Quirks::Google) => Rfc8628Quirks::google(),
-                Some(Quirks::Microsoft) => Rfc8628Quirks::microsoft(),
-                Some(Quirks::AzureAdV1) => Rfc8628Quirks::azure_ad_v1(),
-            },
-            ..Rfc8628Options::default()
-        }
-        .into(),
-        Dialect::Trakt => TraktOptions {
-            client_id,
-            interval,
-            access_token_lifetime: lifetime,
-            ..TraktOptions::default()
-        }
-        .into(),
-        Dialect::Twilio => TwilioOptions {
-            client_sid: client_id,
-            interval,
-            access_token_lifetime: lifetime,
-            ..TwilioOptions::default()
-        }
-        .into(),
-        // Oracle sends no interval: clients poll every 5 s whatever is set.
-        Dialect::Oracle => OracleOptions {
-            client_id,
-            access_token_lifetime: lifetime,
-            ..OracleOptions::default()
-        }
-        .into(),
-        Dialect::GenericV1 => GenericV1Options {
-            client_id,
-            interval,
-            access_token_lifetime: lifetime,
-            ..GenericV1Options::default()
-        }
-        .into(),
-    })
-}
-
-/// The `[providers.demo]` table pointing at `emu`.
-fn provider_table(emu: &Emulator, args: &Args) -> String {
-    let client_id = toml_string(&args.client_id);
-    if args.dialect == Dialect::Rfc8628 {
-        return format!(
-            "[providers.demo]\ndevice_authorization_endpoint = {}\ntoken_endpoint = {}\nclient_id = {client_id}\n",
-            toml_string(emu.device_authorization_endpoint().as_str()),
-            toml_string(emu.token_endpoint().as_str()),
-        );
-    }
-    let (dialect, keys) = match args.dialect {
-        Dialect::Trakt => (
-            "trakt",
-            format!(
-                "client_secret = {}\n",
-                toml_string(&TraktOptions::default().client_secret)
-            ),
-        ),
-        Dialect::Twilio => {
-            let account = TwilioOptions::default();
-            (
-                "twilio",
-                format!(
-                    "account_sid = {}\nauth_token = {}\nscopes = [\"offline_access\"]\n",
-                    toml_string(&account.account_sid),
-                    toml_string(&account.auth_token)
-                ),
-            )
-        }
-        Dialect::Oracle => (
-            "oracle",
-            "scopes = [\"openid\", \"offline_access\"]\n".to_owned(),
-        ),
-        Dialect::GenericV1 | Dialect::Rfc8628 => ("generic-v1", String::new()),
+    let settings = DemoSettings {
+        client_id: args.client_id.clone(),
+        interval: Duration::from_secs(args.interval),
+        access_token_lifetime: Duration::from_secs(args.token_lifetime),
     };
-    let base = emu.base_url();
-    format!(
-        "[providers.demo]\ndialect = \"{dialect}\"\nbase_url = {}\nclient_id = {client_id}\n{keys}",
-        toml_string(base.as_str().trim_end_matches('/')),
-    )
+    let Some(mut options) = EmulatorOptions::demo(&args.dialect, &settings) else {
+        // clap checked the name against the same list.
+        bail!("unknown dialect {}", args.dialect);
+    };
+    if let Some(quirks) = args.quirks {
+        match &mut options {
+            EmulatorOptions::Rfc8628(rfc8628) => rfc8628.quirks = quirks.into(),
+            _ => bail!("--quirks is for --dialect rfc8628 only"),
+        }
+    }
+    Ok(options)
 }
 
 fn write_config(path: &Path, provider: &str) -> anyhow::Result<()> {
@@ -224,32 +126,25 @@ async fn main() -> anyhow::Result<()> {
             args.listen.port()
         );
     }
-    let emu = Emulator::start_on(args.listen, options(&args)?)
+    let options = options(&args)?;
+    let title = options.title();
+    let emu = Emulator::start_on(args.listen, options.clone(), Clock::system())
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     // Subscribe before anyone can connect to the printed URL.
     let mut requests = emu.subscribe();
     let base = emu.base_url();
     let origin = base.as_str().trim_end_matches('/');
-    let provider = provider_table(&emu, &args);
+    let provider = options.tokend_config("demo", origin);
     if let Some(path) = &args.config_out {
         write_config(path, &provider)?;
     }
 
-    let name = match args.dialect {
-        Dialect::Rfc8628 => "RFC 8628",
-        Dialect::Trakt => "Trakt",
-        Dialect::Twilio => "Twilio",
-        Dialect::Oracle => "Oracle",
-        Dialect::GenericV1 => "generic-v1",
-    };
-    println!("tokend-emulator: {name} provider listening on {origin}");
+    println!("tokend-emulator: {title} provider listening on {origin}");
     println!("\nProvider config for tokend:\n\n{provider}");
-    if args.dialect == Dialect::Rfc8628 {
-        println!(
-            "(OpenID discovery works too: issuer = {})\n",
-            toml_string(origin)
-        );
+    if emu.endpoint_url(Endpoint::Discovery).is_some() {
+        // The origin is an IP address and a port: nothing to escape.
+        println!("(OpenID discovery works too: issuer = \"{origin}\")\n");
     }
     if let Some(path) = &args.config_out {
         println!("A complete tokend config is in {}\n", path.display());

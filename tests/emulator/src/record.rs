@@ -40,6 +40,9 @@ impl Endpoint {
     }
 }
 
+/// The grant type of a device-code poll (RFC 8628 §3.4).
+pub const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
 /// The grant a token-endpoint request asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Grant {
@@ -52,16 +55,13 @@ pub enum Grant {
 }
 
 impl Grant {
-    /// The grant named by the form field `field` of `request` (`grant_type`,
-    /// or Twilio's `GrantType`), or `None` when the field is missing.
-    pub(crate) fn from_field(request: &super::request::Received, field: &str) -> Option<Self> {
-        let fields = request.fields();
-        let grant = fields.iter().find(|(n, _)| n == field)?.1.as_str();
-        Some(match grant {
-            super::rfc8628::DEVICE_CODE_GRANT => Self::DeviceCode,
+    /// The grant a `grant_type` value (or Twilio's `GrantType`) names.
+    pub(crate) fn from_name(name: &str) -> Self {
+        match name {
+            DEVICE_CODE_GRANT => Self::DeviceCode,
             "refresh_token" => Self::RefreshToken,
             other => Self::Other(other.to_owned()),
-        })
+        }
     }
 }
 
@@ -92,9 +92,10 @@ pub enum AuthSeen {
 pub struct RecordedRequest {
     /// Position in arrival order of answers, from 0.
     pub index: usize,
-    /// Arrival, monotonic.
+    /// Arrival on the emulator's clock, monotonic (a manual clock's
+    /// advances included).
     pub at: Instant,
-    /// Arrival, wall clock.
+    /// Arrival on the emulator's clock, wall time.
     pub at_system: SystemTime,
     /// HTTP method.
     pub method: String,

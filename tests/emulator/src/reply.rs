@@ -11,7 +11,7 @@ use bytes::Bytes;
 use hyper::Response;
 use hyper::header::{HeaderName, HeaderValue};
 
-use super::body::ReplyBody;
+use crate::body::ReplyBody;
 
 /// The realm named in `WWW-Authenticate` challenges.
 pub(crate) const REALM: &str = "tokend-emulator";

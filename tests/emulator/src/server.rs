@@ -8,7 +8,7 @@
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
@@ -21,65 +21,17 @@ use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::approval::ApprovalPaths;
-use super::authority::Authority;
-use super::body::ReplyBody;
-use super::fault::{Fault, FaultPlan};
-use super::record::{Endpoint, Grant, RecordedRequest};
-use super::reply::{Delivery, Reply};
-use super::request::Received;
+use crate::authority::Authority;
+use crate::body::ReplyBody;
+use crate::clock::Clock;
+use crate::dialect::Dialect;
+use crate::fault::{Fault, FaultPlan};
+use crate::received::Received;
+use crate::record::{Endpoint, RecordedRequest};
+use crate::reply::{Delivery, Reply};
 
 /// The largest request body read; OAuth requests are a few hundred bytes.
 const MAX_REQUEST_BODY: usize = 64 * 1024;
-
-/// One provider wire dialect, server side.
-pub(crate) trait Dialect: Send + Sync + 'static {
-    /// Which endpoint `path` names.
-    fn endpoint(&self, path: &str) -> Endpoint;
-
-    /// The path serving `endpoint`, when the dialect has one.
-    fn path(&self, endpoint: Endpoint) -> Option<String>;
-
-    /// The grant a token-endpoint request asks for, read leniently (it is
-    /// recorded even for requests a fault answers).
-    fn grant(&self, request: &Received) -> Option<Grant>;
-
-    /// Decides the answer to `request`. Runs under the state lock: no
-    /// blocking, no waiting.
-    fn answer(&self, request: &Received, endpoint: Endpoint, authority: &mut Authority) -> Reply;
-}
-
-/// The routes of a dialect whose device and token endpoints each live at
-/// one fixed path, beside its approval pages.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct FixedPaths {
-    /// The device authorization endpoint.
-    pub device: &'static str,
-    /// The token endpoint.
-    pub token: &'static str,
-}
-
-impl FixedPaths {
-    /// [`Dialect::endpoint`] for these paths and `approval`.
-    pub(crate) fn endpoint(self, path: &str, approval: &ApprovalPaths) -> Endpoint {
-        match path {
-            _ if path == self.device => Endpoint::DeviceAuthorization,
-            _ if path == self.token => Endpoint::Token,
-            _ if approval.contains(path) => Endpoint::Approval,
-            _ => Endpoint::Unknown,
-        }
-    }
-
-    /// [`Dialect::path`] for these paths and `approval`.
-    pub(crate) fn path(self, endpoint: Endpoint, approval: &ApprovalPaths) -> Option<String> {
-        match endpoint {
-            Endpoint::DeviceAuthorization => Some(self.device.into()),
-            Endpoint::Token => Some(self.token.into()),
-            Endpoint::Approval => Some(approval.page.clone()),
-            Endpoint::Discovery | Endpoint::UserInfo | Endpoint::Unknown => None,
-        }
-    }
-}
 
 /// Everything that changes while the emulator runs.
 #[derive(Debug)]
@@ -100,6 +52,8 @@ pub(crate) struct State {
 pub(crate) struct Shared {
     /// The dialect spoken.
     pub dialect: Box<dyn Dialect>,
+    /// The provider's time: every request's arrival is read from it.
+    pub clock: Clock,
     /// A std mutex rather than tokio's: every critical section is short and
     /// none spans an `.await`, and the handle's sync methods lock it too.
     state: Mutex<State>,
@@ -112,9 +66,10 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(dialect: Box<dyn Dialect>, authority: Authority) -> Self {
+    pub(crate) fn new(dialect: Box<dyn Dialect>, authority: Authority, clock: Clock) -> Self {
         Self {
             dialect,
+            clock,
             state: Mutex::new(State {
                 authority,
                 records: Vec::new(),
@@ -228,8 +183,8 @@ async fn serve(
     switch: Arc<ResetSwitch>,
     request: Request<Incoming>,
 ) -> Result<Response<ReplyBody>, std::io::Error> {
-    let at = Instant::now();
-    let at_system = SystemTime::now();
+    // Arrival, before the body is read: a slow body does not make a poll late.
+    let (at, at_system) = (shared.clock.now(), shared.clock.now_system());
     let (parts, body) = request.into_parts();
     let path = parts.uri.path().to_owned();
     let endpoint = shared.dialect.endpoint(&path);
@@ -247,6 +202,7 @@ async fn serve(
         headers: parts.headers,
         body,
         at,
+        at_system,
     };
     let (reply, record) = {
         let mut state = shared.lock();
@@ -255,14 +211,7 @@ async fn serve(
         } else {
             decide(shared.dialect.as_ref(), &mut state, &received, endpoint)
         };
-        let mut record = record(
-            shared.dialect.as_ref(),
-            &state,
-            &received,
-            endpoint,
-            at_system,
-            &reply,
-        );
+        let mut record = record(shared.dialect.as_ref(), &state, &received, endpoint, &reply);
         for violation in &reply.violations {
             state.violations.push(format!("{record}: {violation}"));
         }
@@ -325,14 +274,13 @@ fn record(
     state: &State,
     request: &Received,
     endpoint: Endpoint,
-    at_system: SystemTime,
     reply: &Reply,
 ) -> RecordedRequest {
     let fields = request.fields();
     RecordedRequest {
         index: state.records.len(),
         at: request.at,
-        at_system,
+        at_system: request.at_system,
         method: request.method.to_string(),
         path: request.path.clone(),
         query: request.query.clone(),

@@ -4,21 +4,18 @@
 //! violations) and reproduces its quirks. The RFC 8628 emulator's quirk
 //! modes are in `emulator_quirks.rs`.
 //!
-//! The only sleeps are the poll intervals the protocol demands of a client.
+//! No sleeps: where the protocol makes a client wait (a poll interval), the
+//! test advances the emulator's clock.
 
 use std::fmt::Write as _;
 
-use crate::http::{SECOND, http, json, post, text};
+use crate::http::{SECOND, http, json, post, start, text};
 use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, LOCATION, RETRY_AFTER};
 use serde_json::{Value, json as j};
 use tokend_emulator::{
-    DEVICE_CODE_GRANT, Emulator, EmulatorOptions, GenericV1Options, OracleOptions, TraktOptions,
-    TwilioDateFormat, TwilioErrorStyle, TwilioOptions,
+    DEVICE_CODE_GRANT, Emulator, GenericV1Options, OracleOptions, TraktOptions, TwilioDateFormat,
+    TwilioErrorStyle, TwilioOptions,
 };
-
-async fn start(options: impl Into<EmulatorOptions>) -> Emulator {
-    Emulator::start(options).await.unwrap()
-}
 
 fn send_json(http: &reqwest::Client, url: url::Url, body: &Value) -> reqwest::RequestBuilder {
     http.post(url)
@@ -77,7 +74,7 @@ async fn trakt_is_json_status_codes_and_redirect_uri() {
         400
     );
     emu.approve(&text(&code, "user_code")).unwrap();
-    tokio::time::sleep(SECOND * 6).await;
+    emu.advance(SECOND * 6);
     let (status, _, tokens) = json(send_json(&http, poll_url.clone(), &poll)).await;
     assert_eq!(status, 200);
     assert_eq!(
@@ -201,7 +198,7 @@ async fn twilio_wants_its_account_pascal_case_and_repeated_keys() {
             .starts_with("https://www.twilio.com/docs/errors/")
     );
     emu.approve(&text(&code, "user_code")).unwrap();
-    tokio::time::sleep(SECOND).await;
+    emu.advance(SECOND);
     let (status, _, tokens) = json(account(post(&http, token, &poll))).await;
     assert_eq!(status, 201);
     assert!(tokens.get("expires_in").is_none() && tokens.get("token_type").is_none());
@@ -408,7 +405,7 @@ async fn generic_v1_token_endpoint_never_says_slow_down() {
     }
     // Told to slow down: DRF's throttle.
     emu.slow_down_next_polls(1);
-    tokio::time::sleep(SECOND).await;
+    emu.advance(SECOND);
     let (status, headers, answer) = json(post(&http, token.clone(), &poll)).await;
     assert_eq!((status, headers[RETRY_AFTER].to_str().unwrap()), (429, "1"));
     assert!(

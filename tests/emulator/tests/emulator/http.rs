@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use reqwest::header::CONTENT_TYPE;
 use serde_json::Value;
-use tokend_emulator::{Emulator, Rfc8628Options};
+use tokend_emulator::{Clock, Emulator, EmulatorOptions, Rfc8628Options};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -52,9 +52,12 @@ pub async fn json(request: reqwest::RequestBuilder) -> (u16, reqwest::header::He
     )
 }
 
-/// Starts an emulator.
-pub async fn start(options: Rfc8628Options) -> Emulator {
-    Emulator::start(options).await.unwrap()
+/// Starts an emulator on a manual clock: where a client must wait (a poll
+/// interval), the test advances the emulator's time instead of sleeping.
+pub async fn start(options: impl Into<EmulatorOptions>) -> Emulator {
+    Emulator::start_with_clock(options, Clock::manual())
+        .await
+        .unwrap()
 }
 
 /// A public client `cid` polling every `interval`.

@@ -4,20 +4,16 @@
 //! `authorization_declined`; Azure AD v1's string numbers), and the default
 //! changes nothing.
 
-use crate::http::{FORM, SECOND, http, json, post, text};
+use crate::http::{FORM, SECOND, http, json, post, start, text};
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use serde_json::Value;
-use tokend_emulator::{DEVICE_CODE_GRANT, Emulator, FormAnswers, Rfc8628Options, Rfc8628Quirks};
+use tokend_emulator::{DEVICE_CODE_GRANT, FormAnswers, Rfc8628Options, Rfc8628Quirks};
 
 /// Sends and returns status, headers and the raw body.
 async fn raw(request: reqwest::RequestBuilder) -> (u16, reqwest::header::HeaderMap, String) {
     let response = request.send().await.unwrap();
     let (status, headers) = (response.status().as_u16(), response.headers().clone());
     (status, headers, response.text().await.unwrap())
-}
-
-async fn start(options: Rfc8628Options) -> Emulator {
-    Emulator::start(options).await.unwrap()
 }
 
 #[tokio::test]

@@ -2,8 +2,9 @@
 //! protocol, tokend's own client against it, the approval page and the demo
 //! binary. Faults are in `emulator_faults.rs`.
 //!
-//! Waiting is event-driven (`wait_for*`); the only sleeps are the poll
-//! intervals the protocol itself demands of a client.
+//! Waiting is event-driven (`wait_for*`), and no test sleeps: the poll
+//! intervals the protocol demands of a client pass by advancing the
+//! emulator's clock.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -48,7 +49,7 @@ async fn device_login(emu: &Emulator, http: &reqwest::Client) -> (String, Value)
 
     assert_eq!(emu.wait_for_device_code().await.user_code, user_code);
     emu.approve(&user_code).unwrap();
-    tokio::time::sleep(SECOND).await; // the interval a client must wait
+    emu.advance(SECOND); // the interval a client must wait
     let (status, headers, tokens) = json(post(http, emu.token_endpoint(), &poll)).await;
     assert_eq!(status, 200);
     assert_eq!(headers[CACHE_CONTROL], "no-store");
@@ -58,7 +59,7 @@ async fn device_login(emu: &Emulator, http: &reqwest::Client) -> (String, Value)
     );
     assert_eq!(tokens["scope"], "read write");
 
-    tokio::time::sleep(SECOND).await;
+    emu.advance(SECOND);
     let (status, _, answer) = json(post(http, emu.token_endpoint(), &poll)).await;
     assert_eq!(
         (status, answer["error"].as_str()),

@@ -8,8 +8,9 @@
 
 use serde_json::{Map, Value};
 
-use super::reply::Reply;
-use super::request::Received;
+use crate::body::ReplyBody;
+use crate::received::Received;
+use crate::reply::Reply;
 
 /// When answers are form-encoded instead of JSON.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -199,7 +200,7 @@ impl Rfc8628Quirks {
         Reply::new(
             status,
             Some("application/x-www-form-urlencoded; charset=utf-8"),
-            super::body::ReplyBody::full(encoded.finish()),
+            ReplyBody::full(encoded.finish()),
         )
         .header(hyper::header::CACHE_CONTROL, "no-store")
     }

@@ -1,4 +1,4 @@
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 use hyper::HeaderMap;
@@ -22,6 +22,7 @@ fn post(path: &str, content_type: &str, body: &str) -> Received {
         headers,
         body: Bytes::from(body.to_owned()),
         at: Instant::now(),
+        at_system: SystemTime::now(),
     }
 }
 

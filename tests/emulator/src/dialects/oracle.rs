@@ -6,7 +6,7 @@
 //! `/ui/v1/device`. `/oauth2/v1/token` is RFC 6749's, with the three client
 //! authentications; a refresh token comes only with `offline_access`.
 
-// Refusals are whole answers; see `request.rs`.
+// Refusals are whole answers; see `client_auth.rs`.
 #![allow(clippy::result_large_err)]
 
 use std::time::Duration;
@@ -14,14 +14,16 @@ use std::time::Duration;
 use hyper::Method;
 use serde_json::json;
 
-use super::approval::{self, ApprovalPaths};
-use super::authority::{Authority, Policy, SLOW_DOWN_STEP};
-use super::form::Form;
-use super::record::{Endpoint, Grant};
-use super::reply::Reply;
-use super::request::{ClientAuthMode, Received};
-use super::rfc8628::{Rfc8628, Rfc8628Options, wire_seconds};
-use super::server::{Dialect, FixedPaths};
+use crate::approval::{self, ApprovalPaths};
+use crate::authority::{Authority, Policy, SLOW_DOWN_STEP};
+use crate::client_auth::ClientAuthMode;
+use crate::dialect::{DemoSettings, Dialect, EmulatedDialect, FixedPaths, base_url_keys};
+use crate::dialects::rfc8628::{Rfc8628, Rfc8628Options};
+use crate::form::Form;
+use crate::received::Received;
+use crate::record::{Endpoint, Grant};
+use crate::reply::Reply;
+use crate::wire::wire_seconds;
 
 const DEVICE_PATH: &str = "/oauth2/v1/device";
 const TOKEN_PATH: &str = "/oauth2/v1/token";
@@ -72,9 +74,11 @@ impl Default for OracleOptions {
     }
 }
 
-impl OracleOptions {
-    /// The token rules these options ask for.
-    pub(crate) fn policy(&self) -> Policy {
+impl EmulatedDialect for OracleOptions {
+    const NAME: &'static str = "oracle";
+    const TITLE: &'static str = "Oracle";
+
+    fn policy(&self) -> Policy {
         Policy {
             interval: self.interval,
             device_code_lifetime: self.device_code_lifetime,
@@ -86,6 +90,26 @@ impl OracleOptions {
             slow_down_step: SLOW_DOWN_STEP,
             refresh_scope: Some(OFFLINE_ACCESS.into()),
         }
+    }
+
+    fn server(self, origin: &str) -> Box<dyn Dialect> {
+        Box::new(Oracle::new(self, origin))
+    }
+
+    /// Oracle sends no interval: clients poll every 5 s whatever is set.
+    fn demo(settings: &DemoSettings) -> Self {
+        Self {
+            client_id: settings.client_id.clone(),
+            access_token_lifetime: settings.access_token_lifetime,
+            ..Self::default()
+        }
+    }
+
+    fn tokend_keys(&self, origin: &str) -> String {
+        format!(
+            "{}scopes = [\"openid\", \"{OFFLINE_ACCESS}\"]\n",
+            base_url_keys(Self::NAME, origin, &self.client_id)
+        )
     }
 }
 

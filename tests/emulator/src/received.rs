@@ -1,22 +1,14 @@
-//! Reading requests strictly: form bodies and client authentication.
-//!
-//! The emulator is stricter than most real providers on purpose: whatever
-//! it lets through, a real provider may refuse. Every refusal caused by the
-//! client is also recorded as a violation, so a test fails even when the
-//! client happened to recover.
+//! A request as every dialect reads it: its body read whole, its arrival
+//! on the emulator's clock, and what its headers and body say, leniently
+//! (for the record; strict reading is `form.rs` and `client_auth.rs`).
 
-// A refusal is a whole answer (`Reply`), passed back once per request: its
-// size does not matter, and `?` on it keeps the endpoint code linear.
-#![allow(clippy::result_large_err)]
-
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 use hyper::{HeaderMap, Method};
 
-use super::form::{self, Form};
-use super::record::AuthSeen;
-use super::reply::Reply;
+use crate::multipart::multipart_pairs;
+use crate::record::{AuthSeen, Grant};
 
 /// A request with its body read.
 #[derive(Debug)]
@@ -31,8 +23,11 @@ pub(crate) struct Received {
     pub headers: HeaderMap,
     /// The whole body.
     pub body: Bytes,
-    /// Arrival: every decision about timing uses this, not "now".
+    /// Arrival on the emulator's clock: every decision about timing uses
+    /// this, not "now".
     pub at: Instant,
+    /// Arrival on the emulator's clock, wall time (for dates on the wire).
+    pub at_system: SystemTime,
 }
 
 impl Received {
@@ -79,10 +74,18 @@ impl Received {
             },
             Some("multipart/form-data") => {
                 let content_type = self.header("content-type").unwrap_or_default();
-                form::multipart_pairs(content_type, &self.body).unwrap_or_default()
+                multipart_pairs(content_type, &self.body).unwrap_or_default()
             }
             _ => Vec::new(),
         }
+    }
+
+    /// The grant named by the body field `field` (`grant_type`, or
+    /// Twilio's `GrantType`), read leniently; `None` when it is missing.
+    pub(crate) fn grant(&self, field: &str) -> Option<Grant> {
+        let fields = self.fields();
+        let name = &fields.iter().find(|(n, _)| n == field)?.1;
+        Some(Grant::from_name(name))
     }
 
     /// The `Authorization` header split into scheme and credentials.
@@ -171,84 +174,6 @@ fn base64_decode(text: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// How a client must authenticate (RFC 6749 §2.3).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum ClientAuthMode {
-    /// A public client: `client_id` in the body, no secret at all.
-    #[default]
-    Public,
-    /// `client_secret` in the body beside `client_id` (`client_secret_post`).
-    SecretPost(String),
-    /// HTTP Basic with the form-encoded id and secret (`client_secret_basic`);
-    /// `client_id` may also be in the body, and must then match.
-    SecretBasic(String),
-}
-
-/// The one client an emulator knows.
-#[derive(Debug, Clone)]
-pub(crate) struct ClientRegistration {
-    /// Its id.
-    pub client_id: String,
-    /// How it must authenticate.
-    pub auth: ClientAuthMode,
-}
-
-impl ClientRegistration {
-    /// Checks the client authentication of a form request.
-    ///
-    /// # Errors
-    /// 401 `invalid_client` for missing, wrong or unexpected credentials,
-    /// 400 `invalid_request` for two methods at once; each with a violation.
-    pub(crate) fn authenticate(&self, request: &Received, form: &Form) -> Result<(), Reply> {
-        let refuse = |why: &str| {
-            Reply::invalid_client(why).violation(format!("client authentication: {why}"))
-        };
-        let basic = match request.basic_credentials() {
-            Some(Ok(credentials)) => Some(credentials),
-            Some(Err(why)) => return Err(refuse(why)),
-            None => None,
-        };
-        let post_secret = form.get("client_secret");
-        if basic.is_some() && post_secret.is_some() {
-            return Err(Reply::invalid_request(
-                "the client used HTTP Basic and client_secret at once (RFC 6749 §2.3: one method per request)",
-            ));
-        }
-        let body_id = form.get("client_id");
-        if let (Some((basic_id, _)), Some(body_id)) = (&basic, body_id)
-            && basic_id != body_id
-        {
-            return Err(refuse(
-                "`client_id` in the body differs from the HTTP Basic user",
-            ));
-        }
-        let Some(id) = basic.as_ref().map(|(id, _)| id.as_str()).or(body_id) else {
-            return Err(refuse("no client authentication and no `client_id`"));
-        };
-        if id != self.client_id {
-            return Err(refuse(&format!("unknown client `{id}`")));
-        }
-        let basic_secret = basic.as_ref().map(|(_, secret)| secret.as_str());
-        // Plain comparisons: this is a test tool, timing attacks are moot.
-        match (&self.auth, basic_secret, post_secret) {
-            (ClientAuthMode::Public, None, None) => Ok(()),
-            (ClientAuthMode::Public, _, _) => Err(refuse(
-                "the client is public (no secret registered) but sent a secret",
-            )),
-            (ClientAuthMode::SecretPost(secret), None, Some(sent)) if sent == secret => Ok(()),
-            (ClientAuthMode::SecretBasic(secret), Some(sent), None) if sent == secret => Ok(()),
-            (ClientAuthMode::SecretPost(_), Some(_), _) => Err(refuse(
-                "the client must use client_secret_post but sent HTTP Basic",
-            )),
-            (ClientAuthMode::SecretBasic(_), _, Some(_)) => Err(refuse(
-                "the client must use client_secret_basic but sent client_secret in the body",
-            )),
-            (_, None, None) => Err(refuse("the client sent no secret")),
-            _ => Err(refuse("wrong client secret")),
-        }
-    }
-}
-
 /// A `POST /token` as the unit tests of the request readers need it.
 #[cfg(test)]
 pub(crate) fn test_post(
@@ -269,7 +194,8 @@ pub(crate) fn test_post(
         query: None,
         headers,
         body: Bytes::from(body.to_owned()),
-        at: std::time::Instant::now(),
+        at: Instant::now(),
+        at_system: SystemTime::now(),
     }
 }
 
@@ -280,8 +206,6 @@ mod tests {
     fn request(content_type: Option<&str>, body: &str, authorization: Option<&str>) -> Received {
         test_post(content_type, body, authorization)
     }
-
-    const FORM: &str = "application/x-www-form-urlencoded";
 
     #[test]
     fn base64_round_trips() {
@@ -302,56 +226,5 @@ mod tests {
         let r = request(None, "", Some("Basic !!!"));
         assert!(r.basic_credentials().unwrap().is_err());
         assert_eq!(r.auth_seen(&[]), AuthSeen::Malformed);
-    }
-
-    fn check(auth: ClientAuthMode, body: &str, authorization: Option<&str>) -> Result<(), u16> {
-        let client = ClientRegistration {
-            client_id: "cid".into(),
-            auth,
-        };
-        let r = request(Some(FORM), body, authorization);
-        let form = Form::parse_strict(&r).unwrap();
-        client.authenticate(&r, &form).map_err(|reply| {
-            assert!(!reply.violations.is_empty());
-            reply.status
-        })
-    }
-
-    #[test]
-    fn client_authentication_modes() {
-        let basic = Some("Basic Y2lkOnNlY3JldA=="); // cid:secret
-        let post = || ClientAuthMode::SecretPost("secret".into());
-        let basic_mode = || ClientAuthMode::SecretBasic("secret".into());
-        assert_eq!(check(ClientAuthMode::Public, "client_id=cid", None), Ok(()));
-        assert_eq!(
-            check(ClientAuthMode::Public, "client_id=other", None),
-            Err(401)
-        );
-        assert_eq!(check(ClientAuthMode::Public, "", None), Err(401));
-        assert_eq!(
-            check(ClientAuthMode::Public, "client_id=cid", basic),
-            Err(401)
-        );
-        assert_eq!(
-            check(post(), "client_id=cid&client_secret=secret", None),
-            Ok(())
-        );
-        assert_eq!(
-            check(post(), "client_id=cid&client_secret=nope", None),
-            Err(401)
-        );
-        assert_eq!(check(post(), "client_id=cid", None), Err(401));
-        assert_eq!(check(post(), "client_id=cid", basic), Err(401));
-        assert_eq!(check(basic_mode(), "client_id=cid", basic), Ok(()));
-        assert_eq!(check(basic_mode(), "", basic), Ok(()));
-        assert_eq!(check(basic_mode(), "client_id=other", basic), Err(401));
-        assert_eq!(
-            check(basic_mode(), "client_id=cid&client_secret=secret", None),
-            Err(401)
-        );
-        assert_eq!(
-            check(basic_mode(), "client_id=cid&client_secret=secret", basic),
-            Err(400)
-        );
     }
 }

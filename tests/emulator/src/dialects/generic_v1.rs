@@ -13,7 +13,7 @@
 //! sends `slow_down`: a too-fast poll is noted and answered "pending", and
 //! a forced slow-down is DRF's throttle (429 with `Retry-After`).
 
-// Refusals are whole answers; see `request.rs`.
+// Refusals are whole answers; see `client_auth.rs`.
 #![allow(clippy::result_large_err)]
 
 use std::time::Duration;
@@ -21,14 +21,15 @@ use std::time::Duration;
 use hyper::Method;
 use serde_json::{Map, Value, json};
 
-use super::approval::{self, ApprovalPaths};
-use super::authority::{Authority, Policy, PollVerdict, RefreshVerdict};
-use super::form::{Encoding, Form};
-use super::record::{Endpoint, Grant};
-use super::reply::Reply;
-use super::request::{ClientAuthMode, ClientRegistration, Received};
-use super::rfc8628::{DEVICE_CODE_GRANT, token_body, wire_seconds};
-use super::server::{Dialect, FixedPaths};
+use crate::approval::{self, ApprovalPaths};
+use crate::authority::{Authority, Policy, PollVerdict, RefreshVerdict};
+use crate::client_auth::{ClientAuthMode, ClientRegistration};
+use crate::dialect::{DemoSettings, Dialect, EmulatedDialect, FixedPaths, base_url_keys};
+use crate::form::{Encoding, Form};
+use crate::received::Received;
+use crate::record::{DEVICE_CODE_GRANT, Endpoint, Grant};
+use crate::reply::Reply;
+use crate::wire::{token_body, wire_seconds};
 
 const DEVICE_PATH: &str = "/api/v1/oauth/device-authorization/";
 const TOKEN_PATH: &str = "/api/v1/oauth/token";
@@ -76,9 +77,11 @@ impl Default for GenericV1Options {
     }
 }
 
-impl GenericV1Options {
-    /// The token rules these options ask for.
-    pub(crate) fn policy(&self) -> Policy {
+impl EmulatedDialect for GenericV1Options {
+    const NAME: &'static str = "generic-v1";
+    const TITLE: &'static str = "generic-v1";
+
+    fn policy(&self) -> Policy {
         Policy {
             interval: self.interval,
             device_code_lifetime: self.device_code_lifetime,
@@ -91,6 +94,23 @@ impl GenericV1Options {
             slow_down_step: Duration::ZERO,
             refresh_scope: None,
         }
+    }
+
+    fn server(self, origin: &str) -> Box<dyn Dialect> {
+        Box::new(GenericV1::new(self, origin))
+    }
+
+    fn demo(settings: &DemoSettings) -> Self {
+        Self {
+            client_id: settings.client_id.clone(),
+            interval: settings.interval,
+            access_token_lifetime: settings.access_token_lifetime,
+            ..Self::default()
+        }
+    }
+
+    fn tokend_keys(&self, origin: &str) -> String {
+        base_url_keys(Self::NAME, origin, &self.client_id)
     }
 }
 
@@ -241,7 +261,7 @@ impl Dialect for GenericV1 {
     }
 
     fn grant(&self, request: &Received) -> Option<Grant> {
-        Grant::from_field(request, "grant_type")
+        request.grant("grant_type")
     }
 
     fn answer(&self, request: &Received, endpoint: Endpoint, authority: &mut Authority) -> Reply {

@@ -4,28 +4,30 @@
 //! Strict on purpose: form bodies only, each parameter once, client
 //! authentication exactly as registered, polls no faster than the interval.
 
-// Refusals are whole answers; see `request.rs`.
+// Refusals are whole answers; see `client_auth.rs`.
 #![allow(clippy::result_large_err)]
 
 use std::fmt::Write as _;
 use std::time::Duration;
 
 use hyper::Method;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, json};
 
-use super::approval::{self, ApprovalPaths};
-use super::authority::{
+use crate::approval::{self, ApprovalPaths};
+use crate::authority::{
     Authority, Issued, Policy, PollVerdict, RefreshVerdict, SLOW_DOWN_STEP, TokenCheck,
 };
-use super::form::Form;
-use super::record::{Endpoint, Grant};
-use super::reply::{REALM, Reply};
-use super::request::{ClientAuthMode, ClientRegistration, Received};
-use super::rfc8628_quirks::Rfc8628Quirks;
-use super::server::Dialect;
+use crate::client_auth::{ClientAuthMode, ClientRegistration};
+use crate::dialect::{DemoSettings, Dialect, EmulatedDialect, toml_string};
+use crate::form::Form;
+use crate::received::Received;
+use crate::record::{DEVICE_CODE_GRANT, Endpoint, Grant};
+use crate::reply::{REALM, Reply};
+use crate::wire::{error_body, token_body, wire_seconds};
 
-/// The grant type of a device-code poll (RFC 8628 §3.4).
-pub const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+mod quirks;
+
+pub use quirks::{FormAnswers, Rfc8628Quirks};
 
 /// How the standard-dialect emulator behaves. Start from `Default` and set
 /// what the test cares about.
@@ -90,9 +92,11 @@ impl Default for Rfc8628Options {
     }
 }
 
-impl Rfc8628Options {
-    /// The token rules these options ask for.
-    pub(crate) fn policy(&self) -> Policy {
+impl EmulatedDialect for Rfc8628Options {
+    const NAME: &'static str = "rfc8628";
+    const TITLE: &'static str = "RFC 8628";
+
+    fn policy(&self) -> Policy {
         Policy {
             interval: self.interval,
             device_code_lifetime: self.device_code_lifetime,
@@ -105,11 +109,31 @@ impl Rfc8628Options {
             refresh_scope: None,
         }
     }
-}
 
-/// Whole seconds for the wire, rounded up so a client never polls faster.
-pub(crate) fn wire_seconds(duration: Duration) -> u64 {
-    duration.as_secs() + u64::from(duration.subsec_nanos() > 0)
+    fn server(self, origin: &str) -> Box<dyn Dialect> {
+        Box::new(Rfc8628::new(self, origin))
+    }
+
+    fn demo(settings: &DemoSettings) -> Self {
+        Self {
+            client_id: settings.client_id.clone(),
+            interval: settings.interval,
+            access_token_lifetime: settings.access_token_lifetime,
+            ..Self::default()
+        }
+    }
+
+    /// The endpoints themselves rather than `dialect` and `base_url`: the
+    /// standard dialect has no fixed paths (a prefix moves them).
+    fn tokend_keys(&self, origin: &str) -> String {
+        let server = Rfc8628::new(self.clone(), origin);
+        format!(
+            "device_authorization_endpoint = {}\ntoken_endpoint = {}\nclient_id = {}\n",
+            toml_string(&server.url(Endpoint::DeviceAuthorization)),
+            toml_string(&server.url(Endpoint::Token)),
+            toml_string(&self.client_id)
+        )
+    }
 }
 
 /// The standard dialect, server side.
@@ -369,29 +393,6 @@ impl Rfc8628 {
     }
 }
 
-/// The body of a successful token answer (RFC 6749 §5.1).
-pub(crate) fn token_body(issued: &Issued) -> Map<String, Value> {
-    let mut body = Map::new();
-    body.insert("access_token".into(), issued.access_token.clone().into());
-    body.insert("token_type".into(), "Bearer".into());
-    body.insert("expires_in".into(), wire_seconds(issued.expires_in).into());
-    if let Some(refresh_token) = &issued.refresh_token {
-        body.insert("refresh_token".into(), refresh_token.clone().into());
-    }
-    if let Some(scope) = &issued.scope {
-        body.insert("scope".into(), scope.clone().into());
-    }
-    body
-}
-
-/// The body of an OAuth error answer (RFC 6749 §5.2).
-pub(crate) fn error_body(error: &str, description: &str) -> Map<String, Value> {
-    let mut body = Map::new();
-    body.insert("error".into(), error.into());
-    body.insert("error_description".into(), description.into());
-    body
-}
-
 impl Dialect for Rfc8628 {
     fn endpoint(&self, path: &str) -> Endpoint {
         [
@@ -424,7 +425,7 @@ impl Dialect for Rfc8628 {
     }
 
     fn grant(&self, request: &Received) -> Option<Grant> {
-        Grant::from_field(request, "grant_type")
+        request.grant("grant_type")
     }
 
     fn answer(&self, request: &Received, endpoint: Endpoint, authority: &mut Authority) -> Reply {
@@ -452,5 +453,4 @@ impl Dialect for Rfc8628 {
 }
 
 #[cfg(test)]
-#[path = "rfc8628_tests.rs"]
 mod tests;

@@ -7,7 +7,7 @@
 //! or RFC 2822 (an option); nullable fields; error bodies RFC-style or
 //! Twilio-style (an option, since the real ones are undocumented).
 
-// Refusals are whole answers; see `request.rs`.
+// Refusals are whole answers; see `client_auth.rs`.
 #![allow(clippy::result_large_err)]
 
 use std::time::{Duration, SystemTime};
@@ -17,14 +17,16 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::{Rfc2822, Rfc3339};
 
-use super::approval::{self, ApprovalPaths};
-use super::authority::{Authority, Issued, Policy, PollVerdict, RefreshVerdict, SLOW_DOWN_STEP};
-use super::form::{Encoding, Form};
-use super::record::{Endpoint, Grant};
-use super::reply::Reply;
-use super::request::Received;
-use super::rfc8628::{DEVICE_CODE_GRANT, wire_seconds};
-use super::server::{Dialect, FixedPaths};
+use crate::approval::{self, ApprovalPaths};
+use crate::authority::{Authority, Issued, Policy, PollVerdict, RefreshVerdict, SLOW_DOWN_STEP};
+use crate::dialect::{
+    DemoSettings, Dialect, EmulatedDialect, FixedPaths, base_url_keys, toml_string,
+};
+use crate::form::{Encoding, Form};
+use crate::received::Received;
+use crate::record::{DEVICE_CODE_GRANT, Endpoint, Grant};
+use crate::reply::Reply;
+use crate::wire::wire_seconds;
 
 const DEVICE_CODE_PATH: &str = "/v1/device/code";
 const TOKEN_PATH: &str = "/v1/token";
@@ -117,9 +119,11 @@ impl Default for TwilioOptions {
     }
 }
 
-impl TwilioOptions {
-    /// The token rules these options ask for.
-    pub(crate) fn policy(&self) -> Policy {
+impl EmulatedDialect for TwilioOptions {
+    const NAME: &'static str = "twilio";
+    const TITLE: &'static str = "Twilio";
+
+    fn policy(&self) -> Policy {
         Policy {
             interval: self.interval,
             device_code_lifetime: self.device_code_lifetime,
@@ -131,6 +135,28 @@ impl TwilioOptions {
             slow_down_step: SLOW_DOWN_STEP,
             refresh_scope: None,
         }
+    }
+
+    fn server(self, origin: &str) -> Box<dyn Dialect> {
+        Box::new(Twilio::new(self, origin))
+    }
+
+    fn demo(settings: &DemoSettings) -> Self {
+        Self {
+            client_sid: settings.client_id.clone(),
+            interval: settings.interval,
+            access_token_lifetime: settings.access_token_lifetime,
+            ..Self::default()
+        }
+    }
+
+    fn tokend_keys(&self, origin: &str) -> String {
+        format!(
+            "{}account_sid = {}\nauth_token = {}\nscopes = [\"offline_access\"]\n",
+            base_url_keys(Self::NAME, origin, &self.client_sid),
+            toml_string(&self.account_sid),
+            toml_string(&self.auth_token)
+        )
     }
 }
 
@@ -334,7 +360,9 @@ impl Twilio {
                     PollVerdict::Expired => {
                         self.error(400, "expired_token", "the device code expired")
                     }
-                    PollVerdict::Granted(issued) => self.tokens(&issued).outcome("granted"),
+                    PollVerdict::Granted(issued) => {
+                        self.tokens(&issued, request.at_system).outcome("granted")
+                    }
                     PollVerdict::UnknownCode
                     | PollVerdict::WrongClient
                     | PollVerdict::AlreadyUsed => {
@@ -345,7 +373,9 @@ impl Twilio {
             "refresh_token" => {
                 let token = self.require(&form, "RefreshToken")?;
                 match authority.refresh(token, client, None, request.at, &mut violations) {
-                    RefreshVerdict::Refreshed(issued) => self.tokens(&issued).outcome("refreshed"),
+                    RefreshVerdict::Refreshed(issued) => {
+                        self.tokens(&issued, request.at_system).outcome("refreshed")
+                    }
                     RefreshVerdict::InvalidGrant(why) => self.error(400, "invalid_grant", why),
                     RefreshVerdict::InvalidScope(why) => self.error(400, "invalid_scope", &why),
                 }
@@ -361,8 +391,9 @@ impl Twilio {
         Ok(reply.violations(violations).violations(notes))
     }
 
-    fn date(&self, after: Duration) -> Value {
-        let at = OffsetDateTime::from(SystemTime::now() + after);
+    /// The date `after` from `now` (the emulator's clock), as the options say.
+    fn date(&self, now: SystemTime, after: Duration) -> Value {
+        let at = OffsetDateTime::from(now + after);
         let text = match self.options.date_format {
             TwilioDateFormat::Iso8601 => at
                 .replace_nanosecond(0)
@@ -373,9 +404,9 @@ impl Twilio {
         text.map_or(Value::Null, Value::from)
     }
 
-    fn tokens(&self, issued: &Issued) -> Reply {
+    fn tokens(&self, issued: &Issued, now: SystemTime) -> Reply {
         let refresh_expiry = match (&issued.refresh_token, self.options.refresh_token_lifetime) {
-            (Some(_), Some(lifetime)) => self.date(lifetime),
+            (Some(_), Some(lifetime)) => self.date(now, lifetime),
             _ => Value::Null,
         };
         Reply::json(
@@ -384,7 +415,7 @@ impl Twilio {
                 "access_token": issued.access_token,
                 "refresh_token": issued.refresh_token,
                 "id_token": null,
-                "access_token_expires_at": self.date(issued.expires_in),
+                "access_token_expires_at": self.date(now, issued.expires_in),
                 "refresh_token_expires_at": refresh_expiry,
             }),
         )
@@ -401,7 +432,7 @@ impl Dialect for Twilio {
     }
 
     fn grant(&self, request: &Received) -> Option<Grant> {
-        Grant::from_field(request, "GrantType")
+        request.grant("GrantType")
     }
 
     fn answer(&self, request: &Received, endpoint: Endpoint, authority: &mut Authority) -> Reply {

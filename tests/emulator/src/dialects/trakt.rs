@@ -10,7 +10,7 @@
 //! poll gets Trakt's bare 400, which reads as "pending": a trap real
 //! clients fall into, caught here by the violation).
 
-// Refusals are whole answers; see `request.rs`.
+// Refusals are whole answers; see `client_auth.rs`.
 #![allow(clippy::result_large_err)]
 
 use std::time::{Duration, SystemTime};
@@ -18,15 +18,17 @@ use std::time::{Duration, SystemTime};
 use hyper::Method;
 use serde_json::Value;
 
-use super::approval::{self, ApprovalPaths};
-use super::authority::{Authority, Issued, Policy, PollVerdict, RefreshVerdict, SLOW_DOWN_STEP};
-use super::body::ReplyBody;
-use super::form::{Encoding, Form};
-use super::record::{Endpoint, Grant};
-use super::reply::Reply;
-use super::request::Received;
-use super::rfc8628::{token_body, wire_seconds};
-use super::server::{Dialect, FixedPaths};
+use crate::approval::{self, ApprovalPaths};
+use crate::authority::{Authority, Issued, Policy, PollVerdict, RefreshVerdict, SLOW_DOWN_STEP};
+use crate::body::ReplyBody;
+use crate::dialect::{
+    DemoSettings, Dialect, EmulatedDialect, FixedPaths, base_url_keys, toml_string,
+};
+use crate::form::{Encoding, Form};
+use crate::received::Received;
+use crate::record::{Endpoint, Grant};
+use crate::reply::Reply;
+use crate::wire::{token_body, wire_seconds};
 
 /// The redirect URI of device apps.
 pub const OOB_REDIRECT_URI: &str = "urn:ietf:wg:oauth:2.0:oob";
@@ -100,9 +102,11 @@ impl Default for TraktOptions {
     }
 }
 
-impl TraktOptions {
-    /// The token rules these options ask for.
-    pub(crate) fn policy(&self) -> Policy {
+impl EmulatedDialect for TraktOptions {
+    const NAME: &'static str = "trakt";
+    const TITLE: &'static str = "Trakt";
+
+    fn policy(&self) -> Policy {
         Policy {
             interval: self.interval,
             device_code_lifetime: self.device_code_lifetime,
@@ -114,6 +118,27 @@ impl TraktOptions {
             slow_down_step: SLOW_DOWN_STEP,
             refresh_scope: None,
         }
+    }
+
+    fn server(self, origin: &str) -> Box<dyn Dialect> {
+        Box::new(Trakt::new(self, origin))
+    }
+
+    fn demo(settings: &DemoSettings) -> Self {
+        Self {
+            client_id: settings.client_id.clone(),
+            interval: settings.interval,
+            access_token_lifetime: settings.access_token_lifetime,
+            ..Self::default()
+        }
+    }
+
+    fn tokend_keys(&self, origin: &str) -> String {
+        format!(
+            "{}client_secret = {}\n",
+            base_url_keys(Self::NAME, origin, &self.client_id),
+            toml_string(&self.client_secret)
+        )
     }
 }
 
@@ -260,7 +285,9 @@ impl Trakt {
             PollVerdict::AlreadyUsed => self
                 .bare(409, "Already Used - user already approved this code")
                 .outcome("already_used"),
-            PollVerdict::Granted(issued) => Self::tokens(&issued).outcome("granted"),
+            PollVerdict::Granted(issued) => {
+                Self::tokens(&issued, request.at_system).outcome("granted")
+            }
         };
         Ok(reply.violations(violations))
     }
@@ -295,7 +322,9 @@ impl Trakt {
         let mut violations = Vec::new();
         let client_id = self.options.client_id.as_str();
         let reply = match authority.refresh(token, client_id, None, request.at, &mut violations) {
-            RefreshVerdict::Refreshed(issued) => Self::tokens(&issued).outcome("refreshed"),
+            RefreshVerdict::Refreshed(issued) => {
+                Self::tokens(&issued, request.at_system).outcome("refreshed")
+            }
             RefreshVerdict::InvalidGrant(why) => match self.options.refresh_errors {
                 TraktRefreshErrors::Json400 => Reply::oauth_error(400, "invalid_grant", why),
                 TraktRefreshErrors::Json401 => Reply::oauth_error(401, "invalid_grant", why),
@@ -308,11 +337,12 @@ impl Trakt {
         Ok(reply.violations(violations))
     }
 
-    fn tokens(issued: &Issued) -> Reply {
+    /// A token answer; `created_at` is `now` on the emulator's clock.
+    fn tokens(issued: &Issued, now: SystemTime) -> Reply {
         let mut body = token_body(issued);
         body.insert("token_type".into(), "bearer".into());
         body.insert("scope".into(), "public".into());
-        let created_at = SystemTime::now()
+        let created_at = now
             .duration_since(SystemTime::UNIX_EPOCH)
             .unwrap_or_default()
             .as_secs();
