@@ -46,7 +46,7 @@ pub use store_health::{StoreHealth, StoreState};
 
 use crate::config::{Config, ProviderConfig};
 use crate::protocol::LoginPrompt;
-use crate::provider::{HttpClient, Provider, dialect_for};
+use crate::provider::{HttpClient, Provider};
 use crate::store::Store;
 
 /// What a [`BrokerEvent::Attention`] is about.
@@ -265,7 +265,7 @@ impl Broker {
 
     fn build_session(&self, config: &ProviderConfig) -> Arc<Session> {
         let provider = Provider::new(
-            dialect_for(config),
+            config.build_dialect(),
             config.endpoints.clone(),
             self.inner.http.clone(),
         );

@@ -37,10 +37,8 @@ fn trakt_derives_three_endpoints_and_needs_its_secret() {
         )
     );
     assert_eq!(
-        trakt.dialect_options,
-        DialectOptions::Trakt(TraktOptions {
-            redirect_uri: "urn:ietf:wg:oauth:2.0:oob".into()
-        })
+        trakt.dialect_settings.text("redirect_uri"),
+        Some("urn:ietf:wg:oauth:2.0:oob")
     );
     assert_eq!(trakt.client_auth, ClientAuth::SecretPost);
     // Another host, an explicit refresh endpoint, another redirect URI.
@@ -52,8 +50,9 @@ fn trakt_derives_three_endpoints_and_needs_its_secret() {
         fixed(trakt).2.as_deref(),
         Some("https://auth.trakt.tv/oauth/v2/token")
     );
-    assert!(
-        matches!(&trakt.dialect_options, DialectOptions::Trakt(o) if o.redirect_uri == "http://127.0.0.1/cb")
+    assert_eq!(
+        trakt.dialect_settings.text("redirect_uri"),
+        Some("http://127.0.0.1/cb")
     );
     let errors = f.errors(
         "[providers.trakt]\ndialect = \"trakt\"\nbase_url = \"https://api.trakt.tv\"\nclient_id = \"c\"\n",
@@ -89,20 +88,25 @@ fn twilio_reads_its_account_from_the_config_or_a_file() {
         fixed(twilio).0,
         "https://oauth.twilio.com/v1/device/code".to_owned()
     );
-    let DialectOptions::Twilio(options) = &twilio.dialect_options else {
-        panic!("{:?}", twilio.dialect_options)
-    };
-    assert_eq!(options.account_sid, "AC1");
-    assert_eq!(options.auth_token.expose(), "TWILIO-AUTH-TOKEN");
-    assert_eq!(options.audiences, ["a", "b"]);
+    let settings = &twilio.dialect_settings;
+    assert_eq!(settings.text("account_sid"), Some("AC1"));
+    assert_eq!(
+        settings.secret("auth_token").map(Secret::expose),
+        Some("TWILIO-AUTH-TOKEN")
+    );
+    assert_eq!(settings.list("audiences"), ["a", "b"]);
     assert!(!format!("{config:?}").contains("TWILIO-AUTH-TOKEN"));
 
     f.write("token.txt", "FILE-TOKEN\n");
     let config = f
         .load(&format!("{TWILIO}auth_token_file = \"token.txt\"\n"))
         .unwrap();
-    assert!(
-        matches!(&config.providers[0].dialect_options, DialectOptions::Twilio(o) if o.auth_token.expose() == "FILE-TOKEN")
+    assert_eq!(
+        config.providers[0]
+            .dialect_settings
+            .secret("auth_token")
+            .map(Secret::expose),
+        Some("FILE-TOKEN")
     );
 
     let errors = f.errors(TWILIO);

@@ -5,12 +5,12 @@ use url::Url;
 
 use super::reader::{self, TableReader};
 use super::{Diagnostics, EndpointSource};
-use crate::provider::{DialectKind, FixedPaths};
+use crate::provider::{DialectSpec, FixedPaths};
 
 /// Reads the endpoint keys of a provider table.
 pub(super) fn endpoint_source(
     t: &mut TableReader<'_, '_>,
-    dialect: DialectKind,
+    dialect: &DialectSpec,
     context: &str,
     diags: &mut Diagnostics<'_>,
 ) -> Option<EndpointSource> {
@@ -30,7 +30,7 @@ pub(super) fn endpoint_source(
         .map(|v| url_value(diags, "refresh_endpoint", v));
 
     if let Some(v) = base_value
-        && dialect.fixed_paths().is_none()
+        && dialect.fixed_paths.is_none()
     {
         diags.error(&v.span(), format!(
                 "`base_url` works only for dialects with fixed paths; dialect \"{dialect}\" needs `device_authorization_endpoint` and `token_endpoint`, or `issuer`"
@@ -53,7 +53,7 @@ pub(super) fn endpoint_source(
         refresh.flatten(),
     );
 
-    if let Some(paths) = dialect.fixed_paths() {
+    if let Some(paths) = dialect.fixed_paths {
         let fixed = below_base(paths, base.as_ref(), device, token, refresh);
         if fixed.is_none() {
             diags.error(&span, format!("{context} needs `base_url` (or both `device_authorization_endpoint` and `token_endpoint`)"));

@@ -9,6 +9,7 @@ mod diagnostic;
 mod dialect;
 mod endpoints;
 mod parse;
+mod provider_table;
 mod reader;
 mod secrets;
 mod store;
@@ -24,8 +25,12 @@ pub use diagnostic::{Diagnostic, Diagnostics, Severity};
 pub use parse::object_path_element;
 pub use store::{DEFAULT_KEY_CREDENTIAL, EncryptedFileConfig};
 
-use crate::provider::DialectKind;
+use crate::provider::{ClientIdentity, DialectSettings, DialectSpec, ProviderDialect};
 use crate::secret::Secret;
+
+/// Defined by the provider layer, which sends them; re-exported because
+/// they are config values too.
+pub use crate::provider::{ClientAuth, EndpointSource};
 use secrets::FileAccess;
 
 /// Which D-Bus bus to serve on.
@@ -65,36 +70,6 @@ impl StoreKind {
             .find(|(_, k)| *k == self)
             .map_or("?", |(n, _)| n)
     }
-}
-
-/// How the client authenticates at the token endpoint (RFC 6749 §2.3.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClientAuth {
-    /// A public client: only `client_id` is sent.
-    None,
-    /// `client_secret` in the request body.
-    SecretPost,
-    /// HTTP Basic with `client_id:client_secret`.
-    SecretBasic,
-}
-
-/// Where a provider's endpoints come from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EndpointSource {
-    /// Given in the config (or derived from `base_url`).
-    Fixed {
-        /// Device authorization endpoint.
-        device_authorization: Url,
-        /// Token endpoint.
-        token: Url,
-        /// Refresh endpoint, when refreshes do not go to the token endpoint (Trakt).
-        refresh: Option<Url>,
-    },
-    /// OpenID discovery from the issuer, done when first needed.
-    Discover {
-        /// The issuer URL.
-        issuer: Url,
-    },
 }
 
 /// The `[daemon]` table.
@@ -137,8 +112,8 @@ pub struct DaemonConfig {
 pub struct ProviderConfig {
     /// The table key.
     pub name: String,
-    /// Wire dialect.
-    pub dialect: DialectKind,
+    /// Wire dialect, from the registry ([`crate::provider::dialects`]).
+    pub dialect: &'static DialectSpec,
     /// Where the endpoints come from.
     pub endpoints: EndpointSource,
     /// OAuth client id.
@@ -153,8 +128,8 @@ pub struct ProviderConfig {
     pub device_params: BTreeMap<String, String>,
     /// Page shown to the person when the provider sends none.
     pub verification_uri: Option<Url>,
-    /// Settings only this provider's dialect has.
-    pub dialect_options: DialectOptions,
+    /// The values of the dialect's own keys, as the dialect read them.
+    pub dialect_settings: DialectSettings,
     /// Uids that may use this provider (get tokens, see its status).
     pub allow_users: Vec<u32>,
     /// Groups whose members may use this provider.
@@ -173,54 +148,30 @@ pub struct ProviderConfig {
     pub username: Option<String>,
 }
 
+impl ProviderConfig {
+    /// What the dialect needs to know about the client.
+    #[must_use]
+    pub fn client_identity(&self) -> ClientIdentity {
+        ClientIdentity {
+            client_id: self.client_id.clone(),
+            client_secret: self.client_secret.clone(),
+            client_auth: self.client_auth,
+            scopes: self.scopes.clone(),
+            device_params: self.device_params.clone(),
+        }
+    }
+
+    /// Builds the wire dialect this provider speaks.
+    #[must_use]
+    pub fn build_dialect(&self) -> Box<dyn ProviderDialect> {
+        (self.dialect.build)(self.client_identity(), &self.dialect_settings)
+    }
+}
+
 /// The user name the credential helpers send with a token when the
 /// provider sets no `username`: GitLab's and others' convention for
 /// OAuth tokens (GitHub takes any; its preset says `x-access-token`).
 pub const DEFAULT_USERNAME: &str = "oauth2";
-
-/// Settings only some dialects have. The loader keeps it consistent with
-/// [`ProviderConfig::dialect`]: Trakt and Twilio providers always carry theirs.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub enum DialectOptions {
-    /// The dialect has no settings of its own (rfc8628, oracle, generic-v1).
-    #[default]
-    None,
-    /// Trakt's.
-    Trakt(TraktOptions),
-    /// Twilio's.
-    Twilio(TwilioOptions),
-}
-
-/// Trakt's settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TraktOptions {
-    /// The app's registered redirect URI, required in refreshes (default
-    /// `urn:ietf:wg:oauth:2.0:oob`, what device apps register).
-    pub redirect_uri: String,
-}
-
-/// Twilio's settings: the account every request authenticates as.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TwilioOptions {
-    /// The account SID (`AC...`), the HTTP Basic user.
-    pub account_sid: String,
-    /// The account's auth token, the HTTP Basic password.
-    pub auth_token: Secret,
-    /// Audiences of the tokens, sent as repeated `Audiences` keys.
-    pub audiences: Vec<String>,
-}
-
-impl Default for TwilioOptions {
-    /// No account: every request would be refused. Only for providers built
-    /// by hand without one.
-    fn default() -> Self {
-        Self {
-            account_sid: String::new(),
-            auth_token: Secret::from(""),
-            audiences: Vec::new(),
-        }
-    }
-}
 
 /// A group allowed to use a provider, resolved when the config is loaded.
 #[derive(Debug, Clone, PartialEq, Eq)]

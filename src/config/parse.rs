@@ -1,17 +1,16 @@
-//! Walking the parsed TOML tree into typed config, one table at a time.
+//! Walking the parsed TOML tree into typed config: the top level and the
+//! `[daemon]` table here, each provider table in [`super::provider_table`].
 
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::dialect::{self, DIALECT_KEYS};
-use super::endpoints::{endpoint_source, url_value};
+use super::provider_table::provider_config;
 use super::reader::{self, TableReader};
-use super::secrets::{self, CLIENT_SECRET, FileAccess, SecretContext};
+use super::secrets::FileAccess;
 use super::users::UserDb;
 use super::{BusKind, DaemonConfig, Diagnostics, Environment, ProviderConfig, StoreKind};
-use crate::provider::DialectKind;
 
 const DAEMON_KEYS: &[&str] = &[
     "socket",
@@ -26,32 +25,6 @@ const DAEMON_KEYS: &[&str] = &[
     "notify",
     "refresh_token_warning_days",
 ];
-
-const PROVIDER_KEYS: &[&str] = &[
-    "dialect",
-    "client_id",
-    "client_secret",
-    "client_secret_file",
-    "client_secret_credential",
-    "client_auth",
-    "scopes",
-    "device_params",
-    "verification_uri",
-    "allow_users",
-    "allow_groups",
-    "manage_users",
-    "manage_groups",
-    "hosts",
-    "username",
-    "issuer",
-    "base_url",
-    "device_authorization_endpoint",
-    "token_endpoint",
-    "refresh_endpoint",
-];
-
-/// Longest provider name: it becomes part of D-Bus object paths and store keys.
-const MAX_PROVIDER_NAME: usize = 64;
 
 pub(super) type Parsed = (DaemonConfig, Vec<ProviderConfig>);
 
@@ -313,230 +286,6 @@ fn socket_mode(value: &reader::Value<'_>, diags: &mut Diagnostics<'_>) -> Option
             None
         }
     }
-}
-
-#[allow(clippy::too_many_arguments)] // one call site; a struct would only rename these
-fn provider_config(
-    name: &str,
-    name_span: Range<usize>,
-    value: &reader::Value<'_>,
-    config_path: &Path,
-    file_mode: Option<FileAccess>,
-    env: &Environment,
-    claimed_hosts: &mut BTreeMap<String, String>,
-    diags: &mut Diagnostics<'_>,
-) -> Option<ProviderConfig> {
-    let context = format!("[providers.{name}]");
-    let valid_name = check_provider_name(name, &name_span, diags);
-    let toml::de::DeValue::Table(table) = value.get_ref() else {
-        diags.error(&value.span(), format!("`providers.{name}` must be a table"));
-        return None;
-    };
-    let mut t = TableReader::new(table, value.span(), context.clone());
-    let span = value.span();
-
-    let dialect = dialect_kind(&mut t, diags);
-    let client_id = t.required_string(diags, "client_id").filter(|id| {
-        if id.trim().is_empty() {
-            diags.error(
-                &t.key_span("client_id").unwrap_or(span.clone()),
-                "`client_id` is empty",
-            );
-            false
-        } else {
-            true
-        }
-    });
-    let secret_context = SecretContext {
-        config_path,
-        file_mode,
-        env,
-    };
-    let client_secret = secrets::secret(&mut t, CLIENT_SECRET, &secret_context, diags);
-    let has_secret = client_secret
-        .as_ref()
-        .map(Option::is_some)
-        .map_err(|&()| ());
-    let client_auth = secrets::client_auth(&mut t, has_secret, dialect, &context, diags);
-    let scopes_span = t.key_span("scopes");
-    let scopes = t.string_list(diags, "scopes");
-    let scopes_valid = scopes.is_some() || scopes_span.is_none();
-    let scopes = scopes.unwrap_or_default();
-    let mut device_params = device_params(&mut t, diags);
-    let verification_uri = t
-        .take("verification_uri")
-        .and_then(|v| url_value(diags, "verification_uri", v));
-    let mut user_ids = |key: &str| {
-        t.take(key)
-            .map_or_else(Vec::new, |v| UserDb::resolve_users(key, v, diags))
-    };
-    let allow_users = user_ids("allow_users");
-    let manage_users = user_ids("manage_users");
-    let mut group_ids = |key: &str| {
-        t.take(key)
-            .map_or_else(Vec::new, |v| UserDb::resolve_groups(key, v, diags))
-    };
-    let allow_groups = group_ids("allow_groups");
-    let manage_groups = group_ids("manage_groups");
-    let hosts = hosts(&mut t, name, claimed_hosts, diags);
-    let username = username(&mut t, diags);
-    let endpoints = dialect.and_then(|d| endpoint_source(&mut t, d, &context, diags));
-    dialect::refuse_foreign_keys(&mut t, dialect, diags);
-    let dialect_options = dialect.and_then(|d| dialect::options(&mut t, d, &secret_context, diags));
-    if let Some(dialect) = dialect {
-        if scopes_valid {
-            let given = dialect::Given {
-                dialect,
-                span: span.clone(),
-                context: &context,
-                has_secret,
-                scopes: &scopes,
-                scopes_span,
-            };
-            dialect::check_requirements(&given, diags);
-        }
-        dialect::default_device_params(dialect, &mut device_params, &env.etc);
-    }
-    let known: Vec<&str> = PROVIDER_KEYS
-        .iter()
-        .copied()
-        .chain(DIALECT_KEYS.iter().map(|(k, _)| *k))
-        .collect();
-    t.finish(diags, &known);
-
-    if !valid_name {
-        return None;
-    }
-    Some(ProviderConfig {
-        name: name.to_owned(),
-        dialect: dialect?,
-        endpoints: endpoints?,
-        client_id: client_id?,
-        client_secret: client_secret.ok()?,
-        client_auth: client_auth?,
-        scopes,
-        device_params,
-        verification_uri,
-        dialect_options: dialect_options?,
-        allow_users,
-        allow_groups,
-        manage_users,
-        manage_groups,
-        hosts,
-        username,
-    })
-}
-
-/// The `username` key.
-fn username(t: &mut TableReader<'_, '_>, diags: &mut Diagnostics<'_>) -> Option<String> {
-    let v = t.take("username")?;
-    let user = reader::expect_str(diags, "username", v)?;
-    if user.is_empty() || user.chars().any(|c| c.is_control() || c == ':') {
-        diags.error(
-            &v.span(),
-            "`username` must be a non-empty name without `:` or control characters",
-        );
-        return None;
-    }
-    Some(user.to_owned())
-}
-
-/// The `hosts` key: host names (with a port when not the default), which
-/// `tokenctl credential` maps to this provider. A host claimed by two
-/// providers is an error: a credential helper must not guess.
-fn hosts(
-    t: &mut TableReader<'_, '_>,
-    provider: &str,
-    claimed: &mut BTreeMap<String, String>,
-    diags: &mut Diagnostics<'_>,
-) -> Vec<String> {
-    let span = t.key_span("hosts").unwrap_or(0..0);
-    let Some(list) = t.string_list(diags, "hosts") else {
-        return Vec::new();
-    };
-    let mut hosts = Vec::new();
-    for host in list {
-        let lower = host.to_ascii_lowercase();
-        let valid = !lower.is_empty()
-            && lower
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
-        if !valid {
-            diags.error(
-                &span,
-                format!("`hosts`: `{host}` is not a host name (e.g. \"github.com\" or \"git.example.org:8443\")"),
-            );
-            continue;
-        }
-        if let Some(other) = claimed.get(&lower) {
-            diags.error(
-                &span,
-                format!("`hosts`: `{lower}` is also a host of provider `{other}`; a host may belong to one provider only"),
-            );
-            continue;
-        }
-        claimed.insert(lower.clone(), provider.to_owned());
-        hosts.push(lower);
-    }
-    hosts
-}
-
-/// The `dialect` key; rfc8628 when absent, `None` after an error.
-fn dialect_kind(t: &mut TableReader<'_, '_>, diags: &mut Diagnostics<'_>) -> Option<DialectKind> {
-    let Some(v) = t.take("dialect") else {
-        return Some(DialectKind::Rfc8628);
-    };
-    let name = reader::expect_str(diags, "dialect", v)?;
-    let dialect = DialectKind::from_name(name);
-    if dialect.is_none() {
-        let names: Vec<_> = DialectKind::ALL
-            .iter()
-            .map(|d| format!("\"{d}\""))
-            .collect();
-        diags.error(
-            &v.span(),
-            format!(
-                "unknown dialect \"{name}\"; known dialects: {}",
-                names.join(", ")
-            ),
-        );
-    }
-    dialect
-}
-
-/// The `device_params` table: extra string fields for the device request.
-fn device_params(
-    t: &mut TableReader<'_, '_>,
-    diags: &mut Diagnostics<'_>,
-) -> BTreeMap<String, String> {
-    let Some(mut params) = t.table(diags, "device_params") else {
-        return BTreeMap::new();
-    };
-    let mut out = BTreeMap::new();
-    let keys: Vec<_> = params.untaken().map(|(k, _)| k).collect();
-    for key in keys {
-        if let Some(v) = params.string(diags, key) {
-            out.insert(key.to_owned(), v);
-        }
-    }
-    out
-}
-
-fn check_provider_name(name: &str, span: &Range<usize>, diags: &mut Diagnostics<'_>) -> bool {
-    let valid_chars = name
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    let starts_well = name
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_alphanumeric());
-    if !valid_chars || !starts_well || name.len() > MAX_PROVIDER_NAME {
-        diags.error(span, format!(
-            "invalid provider name \"{name}\": use 1 to {MAX_PROVIDER_NAME} letters, digits, '-' or '_', starting with a letter or digit"
-        ));
-        return false;
-    }
-    true
 }
 
 /// Two names that differ only in '-' versus '_' map to the same D-Bus object

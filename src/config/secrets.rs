@@ -5,7 +5,7 @@ use std::path::Path;
 
 use super::reader::{self, TableReader};
 use super::{ClientAuth, Diagnostics, Environment};
-use crate::provider::DialectKind;
+use crate::provider::DialectSpec;
 use crate::secret::Secret;
 
 /// The keys that can hold one secret, at most one of them set.
@@ -200,7 +200,7 @@ fn read_secret_file(path: &Path) -> Result<(Secret, FileAccess), String> {
 pub(super) fn client_auth(
     t: &mut TableReader<'_, '_>,
     has_secret: Result<bool, ()>,
-    dialect: Option<DialectKind>,
+    dialect: Option<&DialectSpec>,
     context: &str,
     diags: &mut Diagnostics<'_>,
 ) -> Option<ClientAuth> {
@@ -210,30 +210,26 @@ pub(super) fn client_auth(
             _ => ClientAuth::None,
         });
     };
-    let auth = match reader::expect_str(diags, "client_auth", v)? {
-        "none" => ClientAuth::None,
-        "client_secret_post" => ClientAuth::SecretPost,
-        "client_secret_basic" => ClientAuth::SecretBasic,
-        other => {
-            diags.error(&v.span(), format!(
-                "`client_auth` must be \"none\", \"client_secret_post\" or \"client_secret_basic\", not \"{other}\""
-            ));
-            return None;
-        }
+    let name = reader::expect_str(diags, "client_auth", v)?;
+    let Some(&(_, auth)) = ClientAuth::NAMES.iter().find(|(n, _)| *n == name) else {
+        diags.error(&v.span(), format!(
+            "`client_auth` must be \"none\", \"client_secret_post\" or \"client_secret_basic\", not \"{name}\""
+        ));
+        return None;
     };
     if let Some(dialect) = dialect
-        && !dialect.client_auth_modes().contains(&auth)
+        && !dialect.client_auth_modes.contains(&auth)
     {
         let names: Vec<_> = dialect
-            .client_auth_modes()
+            .client_auth_modes
             .iter()
-            .map(|m| format!("\"{}\"", client_auth_name(*m)))
+            .map(|m| format!("\"{}\"", m.name()))
             .collect();
         diags.error(
             &v.span(),
             format!(
                 "dialect \"{dialect}\" cannot send `client_auth = \"{}\"`; it takes {}",
-                client_auth_name(auth),
+                auth.name(),
                 names.join(" or ")
             ),
         );
@@ -254,14 +250,5 @@ pub(super) fn client_auth(
             Some(auth)
         }
         _ => Some(auth),
-    }
-}
-
-/// The config name of a client authentication mode.
-fn client_auth_name(auth: ClientAuth) -> &'static str {
-    match auth {
-        ClientAuth::None => "none",
-        ClientAuth::SecretPost => "client_secret_post",
-        ClientAuth::SecretBasic => "client_secret_basic",
     }
 }

@@ -82,7 +82,8 @@ fn a_minimal_config_gets_defaults() {
     assert_eq!(config.daemon.bus, BusKind::Session);
     assert_eq!(config.daemon.store, StoreKind::SecretService);
     let gh = config.provider("github").unwrap();
-    assert_eq!(gh.dialect, DialectKind::Rfc8628);
+    assert_eq!(gh.dialect, crate::provider::dialects::DEFAULT);
+    assert_eq!(gh.dialect.name, "rfc8628");
     assert_eq!(gh.client_auth, ClientAuth::None);
     assert_eq!(gh.scopes, ["repo", "read:org"]);
     assert!(

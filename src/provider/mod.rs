@@ -14,62 +14,27 @@
 //! [`wire::WireFormat`] says how requests look (encoding, field names, how
 //! scopes are sent, where the client secret goes, fixed extra fields), an
 //! [`oauth::AnswerFormat`] how answers read (error body styles, how the
-//! expiry is given), and [`DialectKind::fixed_paths`] where the endpoints
-//! are. Code is left for what data cannot say: Trakt answers polls in the
-//! status code alone ([`trakt`]), Twilio authenticates every request with
-//! the account's credentials ([`twilio`]).
+//! expiry is given), and each dialect's [`DialectSpec`] its config name,
+//! own config keys, fixed paths and client authentications. Code is left
+//! for what data cannot say: Trakt answers polls in the status code alone
+//! ([`dialects::trakt`]), Twilio authenticates every request with the
+//! account's credentials ([`dialects::twilio`]).
 //!
-//! # Adding a dialect
-//!
-//! 1. **Name it.** Add a variant to [`DialectKind`] with its config name,
-//!    its paths in [`DialectKind::fixed_paths`] if they are fixed below a
-//!    `base_url`, and the client authentications it can send in
-//!    [`DialectKind::client_auth_modes`].
-//! 2. **Describe it.** Write `src/provider/NAME.rs` with a
-//!    [`wire::WireFormat`] constant (encoding, field names, how scopes and
-//!    the secret are sent, fixed extra fields) and an
-//!    [`oauth::AnswerFormat`] constant (error body shapes, how the expiry
-//!    is given). If data says it all, the dialect is a
-//!    [`described::DescribedDialect`] built from the two (see `oracle.rs`,
-//!    some forty lines without its tests). Otherwise write a type
-//!    implementing [`ProviderDialect`] that calls the `WireFormat` request
-//!    builders and the `oauth` answer readers and adds only what data
-//!    cannot say (see `trakt.rs`: status-code answers; `twilio.rs`: account
-//!    credentials on every request). Unit-test it from bytes.
-//! 3. **Configure it.** Add its arm to [`dialect_for`]. Settings no other
-//!    dialect has go in `config::DialectOptions`, are read in
-//!    `config/dialect.rs` and listed in its `DIALECT_KEYS` (which makes
-//!    them errors, with their position, on every other dialect); its
-//!    requirements on the common keys go in `check_requirements` there.
-//! 4. **Emulate it.** Write `src/emulator/NAME.rs`: an options struct with
-//!    a `policy()`, and a type implementing the emulator's `Dialect` that
-//!    maps the wire onto the shared `Authority` verdicts. Make it as strict
-//!    as the real provider (encodings, key names, required parameters,
-//!    client authentication, poll spacing), record every client mistake as
-//!    a violation, and reproduce every quirk, configurable where the facts
-//!    are inferred. Add its variant in `src/emulator/options.rs`.
-//! 5. **Prove it.** Add a config builder in `tests/e2e/support/provider.rs`
-//!    and `tests/e2e/dialect_NAME.rs`, which runs the shared scenarios of
-//!    `tests/e2e/support/flows.rs` (login, approve, token, expiry and refresh
-//!    with rotation, denial, device-code expiry, slow down) through the
-//!    real `tokend` and `tokenctl`, then the dialect's own error states.
-//!    Add a commented preset `config/NAME.toml`; `tests/e2e/config_presets.rs`
-//!    checks it with `tokend --check`.
+//! Each dialect is one file under [`dialects`], listed in its registry;
+//! the README's "Adding a dialect" lists every file a new one takes.
 
+mod answer_fields;
+pub mod data_only;
 pub mod datetime;
-pub mod described;
+mod dialect_spec;
+pub mod dialects;
 pub mod discovery;
 mod error;
-pub mod generic_v1;
 pub mod http;
 mod message;
 pub mod oauth;
 mod oauth_errors;
-pub mod oracle;
 mod remote;
-pub mod rfc8628;
-pub mod trakt;
-pub mod twilio;
 pub mod url_rule;
 pub mod wire;
 
@@ -78,9 +43,12 @@ use std::fmt;
 
 use url::Url;
 
-use crate::config::{ClientAuth, DialectOptions, ProviderConfig};
 use crate::secret::Secret;
 
+pub use dialect_spec::{
+    CommonSettings, DialectSettings, DialectSpec, FixedPaths, Reported, SettingValue,
+    SettingsSource,
+};
 pub use error::{FailureClass, ProviderError};
 pub use http::HttpClient;
 pub use message::{
@@ -89,114 +57,52 @@ pub use message::{
 };
 pub use remote::Provider;
 
-/// The wire dialects tokend speaks (see `shared/dialects.md`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum DialectKind {
-    /// RFC 8628 + RFC 6749, with the common deviations tolerated (GitHub,
-    /// Google, Microsoft, Keycloak, ...).
-    Rfc8628,
-    /// Trakt: JSON bodies, poll answers in the status code.
-    Trakt,
-    /// Twilio OAuth v1: PascalCase forms, account credentials on every
-    /// request, absolute expiries.
-    Twilio,
-    /// Oracle identity domains (IDCS).
-    Oracle,
-    /// A Django REST framework device API (`/api/v1/oauth/...`).
-    GenericV1,
-}
-
-/// Endpoint paths below `base_url`, for dialects whose paths are fixed.
+/// How the client authenticates at the token endpoint (RFC 6749 §2.3.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FixedPaths {
-    /// The device authorization endpoint.
-    pub device_authorization: &'static str,
-    /// The token endpoint (polls, and refreshes unless `refresh` is set).
-    pub token: &'static str,
-    /// Where refreshes go when that is not the token endpoint (Trakt).
-    pub refresh: Option<&'static str>,
+pub enum ClientAuth {
+    /// A public client: only `client_id` is sent.
+    None,
+    /// `client_secret` in the request body.
+    SecretPost,
+    /// HTTP Basic with `client_id:client_secret`.
+    SecretBasic,
 }
 
-impl DialectKind {
-    /// Every dialect, for listing in error messages.
-    pub const ALL: &'static [DialectKind] = &[
-        DialectKind::Rfc8628,
-        DialectKind::Trakt,
-        DialectKind::Twilio,
-        DialectKind::Oracle,
-        DialectKind::GenericV1,
+impl ClientAuth {
+    /// Every mode with its config name (`client_auth = "..."`).
+    pub const NAMES: &'static [(&'static str, ClientAuth)] = &[
+        ("none", ClientAuth::None),
+        ("client_secret_post", ClientAuth::SecretPost),
+        ("client_secret_basic", ClientAuth::SecretBasic),
     ];
 
-    /// The config name of the dialect.
+    /// The config name.
     #[must_use]
     pub fn name(self) -> &'static str {
-        match self {
-            Self::Rfc8628 => "rfc8628",
-            Self::Trakt => "trakt",
-            Self::Twilio => "twilio",
-            Self::Oracle => "oracle",
-            Self::GenericV1 => "generic-v1",
-        }
-    }
-
-    /// Parses a config name.
-    #[must_use]
-    pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.iter().copied().find(|d| d.name() == name)
-    }
-
-    /// Paths of the endpoints relative to `base_url`, for dialects whose
-    /// paths are fixed.
-    #[must_use]
-    pub fn fixed_paths(self) -> Option<FixedPaths> {
-        let paths = |device_authorization, token, refresh| {
-            Some(FixedPaths {
-                device_authorization,
-                token,
-                refresh,
-            })
-        };
-        match self {
-            Self::Rfc8628 => None,
-            Self::Trakt => paths(
-                "/oauth/device/code",
-                "/oauth/device/token",
-                Some("/oauth/token"),
-            ),
-            Self::Twilio => paths("/v1/device/code", "/v1/token", None),
-            Self::Oracle => paths("/oauth2/v1/device", "/oauth2/v1/token", None),
-            // The trailing slash of the first and its absence on the second
-            // are the service's (Django routes); neither may be "fixed".
-            Self::GenericV1 => paths(
-                "/api/v1/oauth/device-authorization/",
-                "/api/v1/oauth/token",
-                None,
-            ),
-        }
-    }
-
-    /// The client authentication modes the dialect can send, the default first.
-    #[must_use]
-    pub fn client_auth_modes(self) -> &'static [ClientAuth] {
-        match self {
-            // Trakt wants the secret in every JSON body.
-            Self::Trakt => &[ClientAuth::SecretPost],
-            // HTTP Basic carries the account's credentials; a client secret
-            // can only go in the body (`ClientSecret`).
-            Self::Twilio => &[ClientAuth::SecretPost, ClientAuth::None],
-            Self::Rfc8628 | Self::Oracle | Self::GenericV1 => &[
-                ClientAuth::SecretPost,
-                ClientAuth::SecretBasic,
-                ClientAuth::None,
-            ],
-        }
+        Self::NAMES
+            .iter()
+            .find(|(_, mode)| *mode == self)
+            .map_or("?", |(name, _)| name)
     }
 }
 
-impl fmt::Display for DialectKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
+/// Where a provider's endpoints come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EndpointSource {
+    /// Given in the config (or derived from `base_url`).
+    Fixed {
+        /// Device authorization endpoint.
+        device_authorization: Url,
+        /// Token endpoint.
+        token: Url,
+        /// Refresh endpoint, when refreshes do not go to the token endpoint (Trakt).
+        refresh: Option<Url>,
+    },
+    /// OpenID discovery from the issuer, done when first needed.
+    Discover {
+        /// The issuer URL.
+        issuer: Url,
+    },
 }
 
 /// The endpoints of a device-grant provider.
@@ -244,18 +150,6 @@ pub struct ClientIdentity {
 }
 
 impl ClientIdentity {
-    /// The identity described by a provider's config.
-    #[must_use]
-    pub fn from_config(config: &ProviderConfig) -> Self {
-        Self {
-            client_id: config.client_id.clone(),
-            client_secret: config.client_secret.clone(),
-            client_auth: config.client_auth,
-            scopes: config.scopes.clone(),
-            device_params: config.device_params.clone(),
-        }
-    }
-
     /// Adds client authentication to `request` as configured: the secret in
     /// the body (`client_secret_post`) or as HTTP Basic (`client_secret_basic`).
     /// `client_id` is in the body in every mode; servers accept it beside
@@ -288,7 +182,7 @@ impl ClientIdentity {
 /// One wire dialect: builds requests and reads answers, with no I/O.
 pub trait ProviderDialect: Send + Sync + fmt::Debug {
     /// Which dialect this is.
-    fn kind(&self) -> DialectKind;
+    fn spec(&self) -> &'static DialectSpec;
 
     /// The device authorization request (RFC 8628 §3.1).
     fn device_authorization_request(&self, endpoints: &Endpoints) -> HttpRequest;
@@ -316,32 +210,6 @@ pub trait ProviderDialect: Send + Sync + fmt::Debug {
     /// # Errors
     /// The refresh failed; [`ProviderError::class`] says how to treat it.
     fn parse_refresh(&self, response: &HttpResponse) -> Result<TokenGrant, ProviderError>;
-}
-
-/// Builds the dialect a provider's config asks for.
-#[must_use]
-pub fn dialect_for(config: &ProviderConfig) -> Box<dyn ProviderDialect> {
-    let client = ClientIdentity::from_config(config);
-    match (config.dialect, &config.dialect_options) {
-        (DialectKind::Trakt, DialectOptions::Trakt(options)) => {
-            Box::new(trakt::Trakt::new(client, &options.redirect_uri))
-        }
-        (DialectKind::Trakt, _) => Box::new(trakt::Trakt::new(client, trakt::OOB_REDIRECT_URI)),
-        (DialectKind::Twilio, DialectOptions::Twilio(options)) => {
-            Box::new(twilio::Twilio::new(client, options.clone()))
-        }
-        (DialectKind::Twilio, _) => {
-            // The config loader never builds a Twilio provider without its
-            // account; without one every request would be refused anyway.
-            Box::new(twilio::Twilio::new(
-                client,
-                crate::config::TwilioOptions::default(),
-            ))
-        }
-        (DialectKind::Oracle, _) => Box::new(oracle::dialect(client)),
-        (DialectKind::GenericV1, _) => Box::new(generic_v1::dialect(client)),
-        (DialectKind::Rfc8628, _) => Box::new(rfc8628::Rfc8628::new(client)),
-    }
 }
 
 /// A plain field, for building bodies.

@@ -13,24 +13,15 @@
 
 use std::time::{Duration, SystemTime};
 
-use serde_json::{Map, Value};
-
 use super::{
     DeviceAuthorization, Expiry, HttpResponse, PollOutcome, ProviderError, TokenGrant, datetime,
 };
 use crate::secret::Secret;
 
-pub use super::oauth_errors::{ErrorBodies, OAuthError, clean_detail, describe_body};
-
-/// The longest access-token lifetime believed; beyond it `expires_in` is
-/// treated as garbage rather than trusted for years.
-pub const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(400 * 24 * 3600);
-
-/// The longest device-code lifetime believed (RFC 8628 examples use 1800 s).
-pub const MAX_DEVICE_CODE_LIFETIME: Duration = Duration::from_secs(24 * 3600);
-
-/// The longest poll interval believed.
-pub const MAX_POLL_INTERVAL: Duration = Duration::from_secs(3600);
+pub use super::answer_fields::{
+    AnswerFields, MAX_DEVICE_CODE_LIFETIME, MAX_POLL_INTERVAL, MAX_TOKEN_LIFETIME, clean_detail,
+};
+pub use super::oauth_errors::{ErrorReader, OAuthError, describe_body};
 
 /// How a token answer gives the access token's expiry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,10 +37,11 @@ pub enum ExpiryField {
 }
 
 /// The facts of a dialect's answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub struct AnswerFormat {
-    /// The shapes of error bodies.
-    pub errors: ErrorBodies,
+    /// Reads error bodies in the dialect's own shape, besides RFC 6749's
+    /// `{"error": ...}`, which every dialect understands.
+    pub own_errors: Option<ErrorReader>,
     /// How the expiry is given.
     pub expiry: ExpiryField,
     /// The device-code lifetime assumed when the answer gives none
@@ -60,110 +52,15 @@ pub struct AnswerFormat {
 impl AnswerFormat {
     /// RFC 6749 and RFC 8628.
     pub const STANDARD: Self = Self {
-        errors: ErrorBodies::Rfc6749,
+        own_errors: None,
         expiry: ExpiryField::ExpiresIn,
         default_device_lifetime: None,
     };
-}
 
-/// An answer body read as a flat object: JSON, or form-encoded as GitHub
-/// sends when it ignores `Accept`.
-#[derive(Debug, Default)]
-pub struct AnswerFields(Map<String, Value>);
-
-impl AnswerFields {
-    /// Reads the body of `response`. `None` when it is neither a JSON object
-    /// nor a form-encoded body.
+    /// The error in `fields`: RFC 6749's shape first, then the dialect's own.
     #[must_use]
-    pub fn parse(response: &HttpResponse) -> Option<Self> {
-        let body = response.body.as_ref();
-        if body.iter().all(u8::is_ascii_whitespace) {
-            return None;
-        }
-        if let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(body) {
-            return Some(Self(map));
-        }
-        let is_form = response
-            .content_type
-            .as_deref()
-            .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
-        if is_form {
-            let map = url::form_urlencoded::parse(body)
-                .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
-                .collect();
-            return Some(Self(map));
-        }
-        None
-    }
-
-    /// Wraps an already parsed object.
-    #[must_use]
-    pub fn from_map(map: Map<String, Value>) -> Self {
-        Self(map)
-    }
-
-    /// The object itself.
-    #[must_use]
-    pub fn map(&self) -> &Map<String, Value> {
-        &self.0
-    }
-
-    /// A string field under the first of `names` that is present and not
-    /// null. Numbers are accepted and rendered as text.
-    #[must_use]
-    pub fn text(&self, names: &[&str]) -> Option<String> {
-        names.iter().find_map(|name| match self.0.get(*name) {
-            Some(Value::String(s)) => Some(s.clone()),
-            Some(Value::Number(n)) => Some(n.to_string()),
-            _ => None,
-        })
-    }
-
-    /// Whether `name` is present with a non-null value.
-    #[must_use]
-    pub fn has(&self, name: &str) -> bool {
-        self.0.get(name).is_some_and(|v| !v.is_null())
-    }
-
-    /// A whole number of seconds under `name`: a JSON number or a numeric
-    /// string. `Ok(None)` when absent or null.
-    ///
-    /// # Errors
-    /// A sentence naming the field when the value is negative, fractional,
-    /// not a number, or larger than `max`.
-    pub fn seconds(&self, name: &str, max: Duration) -> Result<Option<Duration>, String> {
-        let value = match self.0.get(name) {
-            None | Some(Value::Null) => return Ok(None),
-            Some(v) => v,
-        };
-        let secs = match value {
-            Value::Number(n) => n.as_u64().or_else(|| {
-                // 3600.0 is a whole number some servers send as a float.
-                n.as_f64()
-                    .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= 1e12)
-                    .map(|f| {
-                        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-                        let whole = f as u64; // exact: checked whole and in range above
-                        whole
-                    })
-            }),
-            Value::String(s) => s.trim().parse::<u64>().ok(),
-            _ => None,
-        };
-        let Some(secs) = secs else {
-            return Err(format!(
-                "`{name}` is not a whole number of seconds: {}",
-                clean_detail(&value.to_string())
-            ));
-        };
-        let duration = Duration::from_secs(secs);
-        if duration > max {
-            return Err(format!(
-                "`{name}` of {secs} s is beyond the believable maximum of {} s",
-                max.as_secs()
-            ));
-        }
-        Ok(Some(duration))
+    pub fn read_error(&self, fields: &AnswerFields) -> Option<OAuthError> {
+        OAuthError::from_fields(fields).or_else(|| self.own_errors.and_then(|read| read(fields)))
     }
 }
 
@@ -197,7 +94,7 @@ pub fn failure_from_answer(
     response: &HttpResponse,
     fields: Option<&AnswerFields>,
 ) -> ProviderError {
-    let oauth = fields.and_then(|f| format.errors.read(f));
+    let oauth = fields.and_then(|f| format.read_error(f));
     if let Some(oauth) = &oauth
         && oauth.error == "invalid_grant"
     {
@@ -391,7 +288,7 @@ pub fn refresh_answer(
     response: &HttpResponse,
 ) -> Result<TokenGrant, ProviderError> {
     let fields = AnswerFields::parse(response);
-    let error = fields.as_ref().and_then(|f| format.errors.read(f));
+    let error = fields.as_ref().and_then(|f| format.read_error(f));
     match (&fields, error) {
         (Some(f), None) if is_success(response) => token_grant(format, response, f),
         (_, Some(e)) if GRANT_GONE.contains(&e.error.as_str()) => {
@@ -410,7 +307,7 @@ pub fn refresh_answer(
 #[must_use]
 pub fn poll_answer(format: &AnswerFormat, response: &HttpResponse) -> PollOutcome {
     let fields = AnswerFields::parse(response);
-    if let Some(oauth) = fields.as_ref().and_then(|f| format.errors.read(f)) {
+    if let Some(oauth) = fields.as_ref().and_then(|f| format.read_error(f)) {
         let message = oauth
             .description
             .clone()
@@ -446,7 +343,7 @@ pub fn device_authorization(
 ) -> Result<DeviceAuthorization, ProviderError> {
     let fields = AnswerFields::parse(response);
     match fields {
-        Some(f) if is_success(response) && format.errors.read(&f).is_none() => {
+        Some(f) if is_success(response) && format.read_error(&f).is_none() => {
             device_authorization_fields(format, response, &f)
         }
         other => Err(failure_from_answer(format, response, other.as_ref())),

@@ -283,35 +283,3 @@ fn created_at_ages_the_lifetime() {
     let e = refresh_answer(&trakt, &r).unwrap_err();
     assert!(e.to_string().contains("had expired when it arrived"), "{e}");
 }
-
-#[test]
-fn twilio_and_drf_error_bodies_drive_outcomes() {
-    let twilio = AnswerFormat {
-        errors: ErrorBodies::Twilio,
-        ..STD
-    };
-    let body = r#"{"code":20001,"message":"authorization_pending","more_info":"https://www.twilio.com/docs/errors/20001","status":400}"#;
-    assert!(matches!(
-        poll_answer(&twilio, &json(400, body)),
-        PollOutcome::Pending
-    ));
-    assert!(matches!(
-        poll_answer(&STD, &json(400, body)),
-        PollOutcome::Failed(_)
-    ));
-    let drf = AnswerFormat {
-        errors: ErrorBodies::Drf,
-        ..STD
-    };
-    let e = device_authorization(
-        &drf,
-        &json(400, r#"{"device_type":["This field is required."]}"#),
-    )
-    .unwrap_err();
-    assert_eq!(e.class(), FailureClass::Permanent);
-    assert!(
-        e.to_string()
-            .contains("invalid_request (HTTP 400): `device_type`: This field is required."),
-        "{e}"
-    );
-}

@@ -5,11 +5,11 @@ use std::time::SystemTime;
 use tokio::sync::OnceCell;
 use url::Url;
 
+use super::EndpointSource;
 use super::{
     DeviceAuthorization, Endpoints, Expiry, HttpClient, PollOutcome, ProviderDialect,
     ProviderError, TokenGrant, discovery, oauth,
 };
-use crate::config::EndpointSource;
 use crate::secret::Secret;
 
 /// A configured provider: its dialect, its endpoints and the HTTP client.

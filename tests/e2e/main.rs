@@ -38,6 +38,7 @@ mod refresh;
 mod refresh_storm;
 mod refresh_token_expiry;
 mod socket;
+mod source_layout;
 mod status_check;
 mod status_many;
 mod store_outage;

@@ -33,7 +33,7 @@ impl Session {
         };
         ProviderStatus {
             name: self.name.clone(),
-            dialect: self.config.dialect.name().to_owned(),
+            dialect: self.config.dialect.name.to_owned(),
             state: name.to_owned(),
             expires_at: expires_at.map(unix_secs),
             last_refresh: state.last_refresh.map(unix_secs),

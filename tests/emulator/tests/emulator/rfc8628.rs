@@ -302,7 +302,7 @@ async fn tokend_client_speaks_to_the_emulator_without_violations() {
         scopes: vec!["read".into()],
         device_params: BTreeMap::from([("device_os".into(), "linux".into())]),
     };
-    let dialect = Box::new(provider::rfc8628::Rfc8628::new(identity));
+    let dialect = Box::new(provider::dialects::rfc8628::Rfc8628::new(identity));
     let client = Provider::new(
         dialect,
         EndpointSource::Discover {

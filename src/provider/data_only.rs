@@ -5,31 +5,31 @@
 use super::oauth::{self, AnswerFormat};
 use super::wire::WireFormat;
 use super::{
-    ClientIdentity, DeviceAuthorization, DialectKind, Endpoints, HttpRequest, HttpResponse,
+    ClientIdentity, DeviceAuthorization, DialectSpec, Endpoints, HttpRequest, HttpResponse,
     PollOutcome, ProviderDialect, ProviderError, TokenGrant,
 };
 use crate::secret::Secret;
 
 /// A dialect that is only data.
 #[derive(Debug)]
-pub struct DescribedDialect {
-    kind: DialectKind,
+pub struct DataOnlyDialect {
+    spec: &'static DialectSpec,
     wire: WireFormat,
     answers: AnswerFormat,
     client: ClientIdentity,
 }
 
-impl DescribedDialect {
-    /// Dialect `kind`, speaking `wire` and reading `answers`, for `client`.
+impl DataOnlyDialect {
+    /// Dialect `spec`, speaking `wire` and reading `answers`, for `client`.
     #[must_use]
     pub fn new(
-        kind: DialectKind,
+        spec: &'static DialectSpec,
         wire: WireFormat,
         answers: AnswerFormat,
         client: ClientIdentity,
     ) -> Self {
         Self {
-            kind,
+            spec,
             wire,
             answers,
             client,
@@ -37,9 +37,9 @@ impl DescribedDialect {
     }
 }
 
-impl ProviderDialect for DescribedDialect {
-    fn kind(&self) -> DialectKind {
-        self.kind
+impl ProviderDialect for DataOnlyDialect {
+    fn spec(&self) -> &'static DialectSpec {
+        self.spec
     }
 
     fn device_authorization_request(&self, endpoints: &Endpoints) -> HttpRequest {

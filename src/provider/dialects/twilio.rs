@@ -5,7 +5,7 @@
 //! repeated keys, answers with status 201, every field nullable, no
 //! `expires_in` and no `token_type` but an absolute
 //! `access_token_expires_at` (ISO 8601 or RFC 2822, both read by
-//! [`super::datetime`]), and error bodies either RFC 6749's or Twilio's own
+//! [`crate::provider::datetime`]), and error bodies either RFC 6749's or Twilio's own
 //! (`{"code", "message", "more_info", "status"}`).
 //!
 //! As code: every request carries HTTP Basic with the account SID and auth
@@ -13,13 +13,17 @@
 
 use std::time::Duration;
 
-use super::oauth::{self, AnswerFormat, ErrorBodies, ExpiryField};
-use super::wire::{DEVICE_CODE_GRANT, Encoding, ScopeField, WireFormat};
-use super::{
-    ClientIdentity, DeviceAuthorization, DialectKind, Endpoints, HttpRequest, HttpResponse,
-    PollOutcome, ProviderDialect, ProviderError, RequestBody, TokenGrant, plain,
+use serde_json::Value;
+
+use crate::provider::oauth::{
+    self, AnswerFields, AnswerFormat, ExpiryField, OAuthError, clean_detail,
 };
-use crate::config::TwilioOptions;
+use crate::provider::wire::{DEVICE_CODE_GRANT, Encoding, ScopeField, WireFormat};
+use crate::provider::{
+    ClientAuth, ClientIdentity, CommonSettings, DeviceAuthorization, DialectSettings, DialectSpec,
+    Endpoints, FixedPaths, HttpRequest, HttpResponse, PollOutcome, ProviderDialect, ProviderError,
+    RequestBody, SettingValue, SettingsSource, TokenGrant, plain,
+};
 use crate::secret::Secret;
 
 /// Twilio's requests.
@@ -42,10 +46,153 @@ pub const WIRE: WireFormat = WireFormat {
 /// to live 5 minutes: short enough that the login never polls a dead code
 /// for long, the usual lifetime of device codes elsewhere.
 pub const ANSWERS: AnswerFormat = AnswerFormat {
-    errors: ErrorBodies::Twilio,
+    own_errors: Some(twilio_error),
     expiry: ExpiryField::ExpiresAt("access_token_expires_at"),
     default_device_lifetime: Some(Duration::from_secs(300)),
 };
+
+/// Config keys of the account every request authenticates as.
+const ACCOUNT_SID: &str = "account_sid";
+const AUTH_TOKEN: &str = "auth_token";
+const AUTH_TOKEN_FILE: &str = "auth_token_file";
+const AUDIENCES_KEY: &str = "audiences";
+
+/// Twilio: fixed paths below `https://oauth.twilio.com`, the account's
+/// credentials as keys of its own, `scopes` required.
+pub static DIALECT: DialectSpec = DialectSpec {
+    name: "twilio",
+    fixed_paths: Some(FixedPaths {
+        device_authorization: "/v1/device/code",
+        token: "/v1/token",
+        refresh: None,
+    }),
+    // HTTP Basic carries the account's credentials; a client secret can
+    // only go in the body (`ClientSecret`).
+    client_auth_modes: &[ClientAuth::SecretPost, ClientAuth::None],
+    own_keys: &[ACCOUNT_SID, AUTH_TOKEN, AUTH_TOKEN_FILE, AUDIENCES_KEY],
+    read_settings,
+    check_common,
+    default_device_params: DialectSpec::no_device_defaults,
+    build,
+    preset: "config/twilio.toml",
+};
+
+fn read_settings(source: &mut dyn SettingsSource) -> Option<DialectSettings> {
+    let context = source.context().to_owned();
+    let account_sid = if source.has(ACCOUNT_SID) {
+        source.text(ACCOUNT_SID).ok().flatten()
+    } else {
+        source.error(None, format!("missing key `{ACCOUNT_SID}` in {context}"));
+        None
+    };
+    if let Some(sid) = &account_sid
+        && !sid.starts_with("AC")
+    {
+        source.warning(
+            Some(ACCOUNT_SID),
+            "Twilio account SIDs start with \"AC\"; is this the account SID?".to_owned(),
+        );
+    }
+    let auth_token = match source.secret(AUTH_TOKEN, AUTH_TOKEN_FILE) {
+        Ok(Some(token)) => Some(token),
+        Ok(None) => {
+            source.error(
+                None,
+                format!(
+                    "dialect \"twilio\" needs the account's auth token: set `{AUTH_TOKEN}` or `{AUTH_TOKEN_FILE}` in {context}"
+                ),
+            );
+            None
+        }
+        Err(_) => None,
+    };
+    let audiences = source.text_list(AUDIENCES_KEY).ok().flatten();
+    let mut settings = DialectSettings::default();
+    settings.set(ACCOUNT_SID, SettingValue::Text(account_sid?));
+    settings.set(AUTH_TOKEN, SettingValue::Secret(auth_token?));
+    settings.set(
+        AUDIENCES_KEY,
+        SettingValue::List(audiences.unwrap_or_default()),
+    );
+    Some(settings)
+}
+
+/// Twilio's tokens are for the scopes asked for; it needs at least one.
+fn check_common(common: &CommonSettings<'_>, source: &mut dyn SettingsSource) {
+    if common.scopes.is_empty() {
+        let context = source.context().to_owned();
+        source.error(
+            Some("scopes"),
+            format!("dialect \"twilio\" requires `scopes` (at least one) in {context}"),
+        );
+    }
+}
+
+fn build(client: ClientIdentity, settings: &DialectSettings) -> Box<dyn ProviderDialect> {
+    // The config loader never gives a Twilio provider settings without its
+    // account; without one every request would be refused anyway.
+    let account = TwilioAccount {
+        account_sid: settings.text(ACCOUNT_SID).unwrap_or_default().to_owned(),
+        auth_token: settings
+            .secret(AUTH_TOKEN)
+            .cloned()
+            .unwrap_or_else(|| Secret::from("")),
+        audiences: settings.list(AUDIENCES_KEY).to_vec(),
+    };
+    Box::new(Twilio::new(client, account))
+}
+
+/// Twilio's settings: the account every request authenticates as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TwilioAccount {
+    /// The account SID (`AC...`), the HTTP Basic user.
+    pub account_sid: String,
+    /// The account's auth token, the HTTP Basic password.
+    pub auth_token: Secret,
+    /// Audiences of the tokens, sent as repeated `Audiences` keys.
+    pub audiences: Vec<String>,
+}
+
+/// Twilio's error bodies carry no OAuth code (this is inferred, see
+/// `shared/dialects.md` §2): the meaning is read from the message, exact
+/// codes first, then plain words.
+const TWILIO_MEANINGS: &[(&str, &str)] = &[
+    ("authorization_pending", "authorization_pending"),
+    ("slow_down", "slow_down"),
+    ("access_denied", "access_denied"),
+    ("expired_token", "expired_token"),
+    ("invalid_grant", "invalid_grant"),
+    ("invalid_client", "invalid_client"),
+    ("pending", "authorization_pending"),
+    ("slow down", "slow_down"),
+    ("too many requests", "slow_down"),
+    ("denied", "access_denied"),
+    ("declined", "access_denied"),
+    ("expired", "expired_token"),
+];
+
+/// Reads Twilio's own error bodies (`{"code": 20001, "message": ...,
+/// "more_info": ..., "status": 400}`), which carry no OAuth code.
+#[must_use]
+pub fn twilio_error(fields: &AnswerFields) -> Option<OAuthError> {
+    let code = fields.map().get("code").and_then(Value::as_u64)?;
+    let message = fields.text(&["message"]).unwrap_or_default();
+    let lower = message.to_ascii_lowercase();
+    let error = TWILIO_MEANINGS
+        .iter()
+        .find(|(needle, _)| lower.contains(needle))
+        .map_or_else(|| format!("twilio_error_{code}"), |(_, e)| (*e).to_owned());
+    let message = clean_detail(&message);
+    Some(OAuthError {
+        error,
+        description: Some(if message.is_empty() {
+            format!("Twilio error {code}")
+        } else {
+            format!("Twilio error {code}: {message}")
+        }),
+        interval: None,
+    })
+}
 
 /// The name of the repeated audience key of the device request.
 pub const AUDIENCES: &str = "Audiences";
@@ -54,13 +201,13 @@ pub const AUDIENCES: &str = "Audiences";
 #[derive(Debug)]
 pub struct Twilio {
     client: ClientIdentity,
-    account: TwilioOptions,
+    account: TwilioAccount,
 }
 
 impl Twilio {
     /// The dialect speaking for `client` within the Twilio `account`.
     #[must_use]
-    pub fn new(client: ClientIdentity, account: TwilioOptions) -> Self {
+    pub fn new(client: ClientIdentity, account: TwilioAccount) -> Self {
         Self { client, account }
     }
 
@@ -76,8 +223,8 @@ impl Twilio {
 }
 
 impl ProviderDialect for Twilio {
-    fn kind(&self) -> DialectKind {
-        DialectKind::Twilio
+    fn spec(&self) -> &'static DialectSpec {
+        &DIALECT
     }
 
     fn device_authorization_request(&self, endpoints: &Endpoints) -> HttpRequest {
@@ -124,7 +271,7 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
-    use crate::config::ClientAuth;
+    use crate::provider::ClientAuth;
     use crate::provider::wire::{field, fields};
     use crate::provider::{Expiry, FailureClass};
 
@@ -141,7 +288,7 @@ mod tests {
                 scopes: vec!["offline_access".into(), "profile".into()],
                 device_params: BTreeMap::new(),
             },
-            TwilioOptions {
+            TwilioAccount {
                 account_sid: "AC123".into(),
                 auth_token: Secret::from("AUTH-TOKEN-VALUE"),
                 audiences: vec!["aud1".into(), "aud2".into()],
@@ -243,5 +390,53 @@ mod tests {
             e.to_string().contains("Twilio error 20003: Authenticate"),
             "{e}"
         );
+    }
+
+    fn body_fields(json: &str) -> AnswerFields {
+        let Value::Object(map) = serde_json::from_str(json).unwrap() else {
+            panic!("not an object")
+        };
+        AnswerFields::from_map(map)
+    }
+
+    #[test]
+    fn twilio_errors_are_read_by_their_message() {
+        let read = |json| ANSWERS.read_error(&body_fields(json)).unwrap();
+        let e = read(
+            r#"{"code":20001,"message":"authorization_pending","more_info":"https://www.twilio.com/docs/errors/20001","status":400}"#,
+        );
+        assert_eq!(e.error, "authorization_pending");
+        let e = read(r#"{"code":20001,"message":"The user denied the request","status":400}"#);
+        assert_eq!(e.error, "access_denied");
+        assert_eq!(
+            e.description.as_deref(),
+            Some("Twilio error 20001: The user denied the request")
+        );
+        let e = read(r#"{"code":20003,"message":"Authenticate","status":401}"#);
+        assert_eq!(e.error, "twilio_error_20003");
+        // The RFC shape wins when both are there.
+        let e = read(r#"{"error":"slow_down","code":20429,"message":"x"}"#);
+        assert_eq!(e.error, "slow_down");
+        // Only Twilio's style reads Twilio's bodies.
+        assert!(
+            crate::provider::oauth::AnswerFormat::STANDARD
+                .read_error(&body_fields(r#"{"code":1,"message":"m"}"#))
+                .is_none()
+        );
+    }
+
+    /// Moved from the shared answer readers' tests: Twilio's pending body
+    /// is pending for Twilio and a failure for the standard reader.
+    #[test]
+    fn twilio_error_bodies_drive_outcomes() {
+        let body = r#"{"code":20001,"message":"authorization_pending","more_info":"https://www.twilio.com/docs/errors/20001","status":400}"#;
+        assert!(matches!(
+            oauth::poll_answer(&ANSWERS, &answer(400, body)),
+            PollOutcome::Pending
+        ));
+        assert!(matches!(
+            oauth::poll_answer(&AnswerFormat::STANDARD, &answer(400, body)),
+            PollOutcome::Failed(_)
+        ));
     }
 }

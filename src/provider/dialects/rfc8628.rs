@@ -2,18 +2,18 @@
 //!
 //! Used for GitHub, Google, Microsoft Entra, Keycloak and any OpenID
 //! provider. Requests are exactly the RFC's; answers are read by
-//! [`super::oauth`], which tolerates the deviations those providers are
+//! [`crate::provider::oauth`], which tolerates the deviations those providers are
 //! known for.
 
-use super::oauth::{self, AnswerFormat};
-use super::wire::WireFormat;
-use super::{
-    ClientIdentity, DeviceAuthorization, DialectKind, Endpoints, HttpRequest, HttpResponse,
-    PollOutcome, ProviderDialect, ProviderError, TokenGrant,
+use crate::provider::oauth::{self, AnswerFormat};
+use crate::provider::wire::WireFormat;
+use crate::provider::{
+    ClientAuth, ClientIdentity, DeviceAuthorization, DialectSettings, DialectSpec, Endpoints,
+    HttpRequest, HttpResponse, PollOutcome, ProviderDialect, ProviderError, TokenGrant,
 };
 use crate::secret::Secret;
 
-pub use super::wire::DEVICE_CODE_GRANT;
+pub use crate::provider::wire::DEVICE_CODE_GRANT;
 
 /// The standard dialect's requests: RFC 8628 and RFC 6749 as written.
 pub const WIRE: WireFormat = WireFormat::STANDARD;
@@ -21,6 +21,28 @@ pub const WIRE: WireFormat = WireFormat::STANDARD;
 /// The standard dialect's answers; the known deviations are tolerated by
 /// every reader in [`oauth`].
 pub const ANSWERS: AnswerFormat = AnswerFormat::STANDARD;
+
+/// The standard dialect, the default: its endpoints come from the config
+/// (or OpenID discovery), it has no keys of its own.
+pub static DIALECT: DialectSpec = DialectSpec {
+    name: "rfc8628",
+    fixed_paths: None,
+    client_auth_modes: &[
+        ClientAuth::SecretPost,
+        ClientAuth::SecretBasic,
+        ClientAuth::None,
+    ],
+    own_keys: &[],
+    read_settings: DialectSpec::no_settings,
+    check_common: DialectSpec::no_requirements,
+    default_device_params: DialectSpec::no_device_defaults,
+    build,
+    preset: "config/github.toml",
+};
+
+fn build(client: ClientIdentity, _: &DialectSettings) -> Box<dyn ProviderDialect> {
+    Box::new(Rfc8628::new(client))
+}
 
 /// The standard dialect.
 #[derive(Debug)]
@@ -37,8 +59,8 @@ impl Rfc8628 {
 }
 
 impl ProviderDialect for Rfc8628 {
-    fn kind(&self) -> DialectKind {
-        DialectKind::Rfc8628
+    fn spec(&self) -> &'static DialectSpec {
+        &DIALECT
     }
 
     fn device_authorization_request(&self, endpoints: &Endpoints) -> HttpRequest {
@@ -74,7 +96,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::config::ClientAuth;
+    use crate::provider::ClientAuth;
     use crate::provider::wire::field;
     use crate::provider::{FieldValue, RequestBody};
 

@@ -4,17 +4,18 @@
 //! `grant_type`, the client secret in every poll and refresh, no scopes,
 //! refreshes at their own endpoint (`/oauth/token`) with the registered
 //! `redirect_uri`, `verification_url` in the device answer (read by
-//! [`super::oauth`]), and `created_at` ageing the token's lifetime.
+//! [`crate::provider::oauth`]), and `created_at` ageing the token's lifetime.
 //!
 //! As code: the poll answer is in the status code alone, bodies empty or
 //! not JSON ([`POLL_STATUSES`]); and every request carries Trakt's API
 //! headers, which its API gateway expects.
 
-use super::oauth::{self, AnswerFields, AnswerFormat, ExpiryField};
-use super::wire::{Encoding, ScopeField, WireFormat};
-use super::{
-    ClientIdentity, DeviceAuthorization, DialectKind, Endpoints, HttpRequest, HttpResponse,
-    PollOutcome, ProviderDialect, ProviderError, TokenGrant, plain,
+use crate::provider::oauth::{self, AnswerFields, AnswerFormat, ExpiryField};
+use crate::provider::wire::{Encoding, ScopeField, WireFormat};
+use crate::provider::{
+    ClientAuth, ClientIdentity, CommonSettings, DeviceAuthorization, DialectSettings, DialectSpec,
+    Endpoints, FixedPaths, HttpRequest, HttpResponse, PollOutcome, ProviderDialect, ProviderError,
+    SettingValue, SettingsSource, TokenGrant, plain,
 };
 use crate::secret::Secret;
 
@@ -82,6 +83,61 @@ pub const POLL_STATUSES: &[(u16, PollStatus)] = &[
     (429, PollStatus::SlowDown),
 ];
 
+/// The config key of the app's registered redirect URI, sent in
+/// refreshes (default [`OOB_REDIRECT_URI`]).
+pub const REDIRECT_URI: &str = "redirect_uri";
+
+/// Trakt: fixed paths below `https://api.trakt.tv`, its own
+/// `redirect_uri`, the client secret required and always in the body.
+pub static DIALECT: DialectSpec = DialectSpec {
+    name: "trakt",
+    fixed_paths: Some(FixedPaths {
+        device_authorization: "/oauth/device/code",
+        token: "/oauth/device/token",
+        refresh: Some("/oauth/token"),
+    }),
+    // Trakt wants the secret in every JSON body.
+    client_auth_modes: &[ClientAuth::SecretPost],
+    own_keys: &[REDIRECT_URI],
+    read_settings,
+    check_common,
+    default_device_params: DialectSpec::no_device_defaults,
+    build,
+    preset: "config/trakt.toml",
+};
+
+fn read_settings(source: &mut dyn SettingsSource) -> Option<DialectSettings> {
+    let redirect_uri = match source.text(REDIRECT_URI).ok()? {
+        Some(uri) if uri.trim().is_empty() => {
+            source.error(Some(REDIRECT_URI), format!("`{REDIRECT_URI}` is empty"));
+            return None;
+        }
+        Some(uri) => uri,
+        None => OOB_REDIRECT_URI.to_owned(),
+    };
+    let mut settings = DialectSettings::default();
+    settings.set(REDIRECT_URI, SettingValue::Text(redirect_uri));
+    Some(settings)
+}
+
+/// Trakt polls and refreshes with the client secret.
+fn check_common(common: &CommonSettings<'_>, source: &mut dyn SettingsSource) {
+    if common.has_secret == Ok(false) {
+        let context = source.context().to_owned();
+        source.error(
+            None,
+            format!(
+                "dialect \"trakt\" needs the app's client secret (Trakt polls and refreshes with it): set `client_secret`, `client_secret_file` or `client_secret_credential` in {context}"
+            ),
+        );
+    }
+}
+
+fn build(client: ClientIdentity, settings: &DialectSettings) -> Box<dyn ProviderDialect> {
+    let redirect_uri = settings.text(REDIRECT_URI).unwrap_or(OOB_REDIRECT_URI);
+    Box::new(Trakt::new(client, redirect_uri))
+}
+
 /// The Trakt dialect.
 #[derive(Debug)]
 pub struct Trakt {
@@ -112,8 +168,8 @@ impl Trakt {
 }
 
 impl ProviderDialect for Trakt {
-    fn kind(&self) -> DialectKind {
-        DialectKind::Trakt
+    fn spec(&self) -> &'static DialectSpec {
+        &DIALECT
     }
 
     fn device_authorization_request(&self, endpoints: &Endpoints) -> HttpRequest {
@@ -141,7 +197,7 @@ impl ProviderDialect for Trakt {
         let has_error = || {
             AnswerFields::parse(response)
                 .as_ref()
-                .and_then(|f| ANSWERS.errors.read(f))
+                .and_then(|f| ANSWERS.read_error(f))
                 .is_some()
         };
         match meaning {
@@ -170,7 +226,7 @@ impl ProviderDialect for Trakt {
     fn refresh_request(&self, endpoints: &Endpoints, refresh_token: &Secret) -> HttpRequest {
         let mut request =
             WIRE.refresh_request(&self.client, endpoints.refresh_url().clone(), refresh_token);
-        if let super::RequestBody::Json(fields) = &mut request.body {
+        if let crate::provider::RequestBody::Json(fields) = &mut request.body {
             fields.push(plain("redirect_uri", &self.redirect_uri));
         }
         self.with_headers(request)
@@ -189,7 +245,7 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
-    use crate::config::ClientAuth;
+    use crate::provider::ClientAuth;
     use crate::provider::wire::field;
     use crate::provider::{Expiry, FailureClass, RequestBody};
 
@@ -208,7 +264,7 @@ mod tests {
 
     fn endpoints() -> Endpoints {
         let base: url::Url = "https://api.trakt.tv".parse().unwrap();
-        let paths = DialectKind::Trakt.fixed_paths().unwrap();
+        let paths = DIALECT.fixed_paths.unwrap();
         Endpoints {
             device_authorization: base.join(paths.device_authorization).unwrap(),
             token: base.join(paths.token).unwrap(),

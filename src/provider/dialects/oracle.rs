@@ -10,10 +10,13 @@
 //! The token endpoint takes each of the three client authentications:
 //! `client_id` alone (public), HTTP Basic, or the secret in the body.
 
-use super::described::DescribedDialect;
-use super::oauth::AnswerFormat;
-use super::wire::WireFormat;
-use super::{ClientIdentity, DialectKind};
+use crate::provider::data_only::DataOnlyDialect;
+use crate::provider::oauth::AnswerFormat;
+use crate::provider::wire::WireFormat;
+use crate::provider::{
+    ClientAuth, ClientIdentity, CommonSettings, DialectSettings, DialectSpec, FixedPaths,
+    ProviderDialect, SettingsSource,
+};
 
 /// Oracle's requests.
 pub const WIRE: WireFormat = WireFormat {
@@ -28,13 +31,57 @@ pub const ANSWERS: AnswerFormat = AnswerFormat::STANDARD;
 /// The scope without which Oracle issues no refresh token.
 pub const OFFLINE_SCOPE: &str = "offline_access";
 
+/// Oracle identity domains: fixed paths below the domain's URL, `scopes`
+/// required.
+pub static DIALECT: DialectSpec = DialectSpec {
+    name: "oracle",
+    fixed_paths: Some(FixedPaths {
+        device_authorization: "/oauth2/v1/device",
+        token: "/oauth2/v1/token",
+        refresh: None,
+    }),
+    client_auth_modes: &[
+        ClientAuth::SecretPost,
+        ClientAuth::SecretBasic,
+        ClientAuth::None,
+    ],
+    own_keys: &[],
+    read_settings: DialectSpec::no_settings,
+    check_common,
+    default_device_params: DialectSpec::no_device_defaults,
+    build,
+    preset: "config/oracle.toml",
+};
+
+fn build(client: ClientIdentity, _: &DialectSettings) -> Box<dyn ProviderDialect> {
+    Box::new(dialect(client))
+}
+
+/// Oracle needs scopes, and refreshes only with [`OFFLINE_SCOPE`] among them.
+fn check_common(common: &CommonSettings<'_>, source: &mut dyn SettingsSource) {
+    if common.scopes.is_empty() {
+        let context = source.context().to_owned();
+        source.error(
+            Some("scopes"),
+            format!("dialect \"oracle\" requires `scopes` (at least one) in {context}"),
+        );
+    } else if !common.scopes.iter().any(|s| s == OFFLINE_SCOPE) {
+        source.warning(
+            Some("scopes"),
+            format!(
+                "Oracle issues a refresh token only with the `{OFFLINE_SCOPE}` scope: without it every expiry needs a new login"
+            ),
+        );
+    }
+}
+
 /// The Oracle dialect.
-pub type Oracle = DescribedDialect;
+pub type Oracle = DataOnlyDialect;
 
 /// The Oracle dialect speaking for `client`.
 #[must_use]
 pub fn dialect(client: ClientIdentity) -> Oracle {
-    DescribedDialect::new(DialectKind::Oracle, WIRE, ANSWERS, client)
+    DataOnlyDialect::new(&DIALECT, WIRE, ANSWERS, client)
 }
 
 #[cfg(test)]
@@ -42,7 +89,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::config::ClientAuth;
+    use crate::provider::ClientAuth;
     use crate::provider::wire::{DEVICE_CODE_GRANT, field};
     use crate::provider::{Endpoints, ProviderDialect};
     use crate::secret::Secret;

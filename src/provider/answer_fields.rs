@@ -1,0 +1,140 @@
+//! An answer body read as a flat object, and the limits on what its
+//! numbers are believed to mean. Below both the answer readers
+//! ([`super::oauth`]) and the error readers ([`super::oauth_errors`]), so
+//! that neither needs the other's module.
+
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use super::HttpResponse;
+
+/// The longest access-token lifetime believed; beyond it `expires_in` is
+/// treated as garbage rather than trusted for years.
+pub const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(400 * 24 * 3600);
+
+/// The longest device-code lifetime believed (RFC 8628 examples use 1800 s).
+pub const MAX_DEVICE_CODE_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
+/// The longest poll interval believed.
+pub const MAX_POLL_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// Longest provider-supplied text kept in an error message.
+pub(crate) const MAX_DETAIL_CHARS: usize = 300;
+
+/// An answer body read as a flat object: JSON, or form-encoded as GitHub
+/// sends when it ignores `Accept`.
+#[derive(Debug, Default)]
+pub struct AnswerFields(Map<String, Value>);
+
+impl AnswerFields {
+    /// Reads the body of `response`. `None` when it is neither a JSON object
+    /// nor a form-encoded body.
+    #[must_use]
+    pub fn parse(response: &HttpResponse) -> Option<Self> {
+        let body = response.body.as_ref();
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return None;
+        }
+        if let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(body) {
+            return Some(Self(map));
+        }
+        let is_form = response
+            .content_type
+            .as_deref()
+            .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
+        if is_form {
+            let map = url::form_urlencoded::parse(body)
+                .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
+                .collect();
+            return Some(Self(map));
+        }
+        None
+    }
+
+    /// Wraps an already parsed object.
+    #[must_use]
+    pub fn from_map(map: Map<String, Value>) -> Self {
+        Self(map)
+    }
+
+    /// The object itself.
+    #[must_use]
+    pub fn map(&self) -> &Map<String, Value> {
+        &self.0
+    }
+
+    /// A string field under the first of `names` that is present and not
+    /// null. Numbers are accepted and rendered as text.
+    #[must_use]
+    pub fn text(&self, names: &[&str]) -> Option<String> {
+        names.iter().find_map(|name| match self.0.get(*name) {
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        })
+    }
+
+    /// Whether `name` is present with a non-null value.
+    #[must_use]
+    pub fn has(&self, name: &str) -> bool {
+        self.0.get(name).is_some_and(|v| !v.is_null())
+    }
+
+    /// A whole number of seconds under `name`: a JSON number or a numeric
+    /// string. `Ok(None)` when absent or null.
+    ///
+    /// # Errors
+    /// A sentence naming the field when the value is negative, fractional,
+    /// not a number, or larger than `max`.
+    pub fn seconds(&self, name: &str, max: Duration) -> Result<Option<Duration>, String> {
+        let value = match self.0.get(name) {
+            None | Some(Value::Null) => return Ok(None),
+            Some(v) => v,
+        };
+        let secs = match value {
+            Value::Number(n) => n.as_u64().or_else(|| {
+                // 3600.0 is a whole number some servers send as a float.
+                n.as_f64()
+                    .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= 1e12)
+                    .map(|f| {
+                        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                        let whole = f as u64; // exact: checked whole and in range above
+                        whole
+                    })
+            }),
+            Value::String(s) => s.trim().parse::<u64>().ok(),
+            _ => None,
+        };
+        let Some(secs) = secs else {
+            return Err(format!(
+                "`{name}` is not a whole number of seconds: {}",
+                clean_detail(&value.to_string())
+            ));
+        };
+        let duration = Duration::from_secs(secs);
+        if duration > max {
+            return Err(format!(
+                "`{name}` of {secs} s is beyond the believable maximum of {} s",
+                max.as_secs()
+            ));
+        }
+        Ok(Some(duration))
+    }
+}
+
+/// Provider text made safe to show: control characters removed, length capped.
+#[must_use]
+pub fn clean_detail(text: &str) -> String {
+    let cleaned: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(MAX_DETAIL_CHARS)
+        .collect();
+    let cleaned = cleaned.trim().to_owned();
+    if text.chars().count() > MAX_DETAIL_CHARS {
+        format!("{cleaned}…")
+    } else {
+        cleaned
+    }
+}
