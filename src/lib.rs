@@ -8,7 +8,8 @@
 //! The library holds everything; the binaries in `src/bin/` only wire it up.
 //!
 //! - [`config`]: the TOML config, validated with `file:line:col` diagnostics.
-//! - [`provider`]: one module per wire dialect behind [`provider::ProviderDialect`].
+//! - [`provider`]: one file per wire dialect behind [`provider::ProviderDialect`],
+//!   listed in the registry [`provider::dialects`].
 //! - [`protocol`]: the Unix socket protocol shared by daemon and `tokenctl`.
 //! - [`broker`]: the core: sessions, device login, refresh scheduling, access policy.
 //! - [`ipc`]: the Unix socket and D-Bus front-ends.

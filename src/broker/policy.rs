@@ -58,12 +58,12 @@ pub enum Role {
 
 /// Users and groups granted one role.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-struct Grant {
+struct RoleHolders {
     users: Vec<u32>,
     groups: Vec<GroupGrant>,
 }
 
-impl Grant {
+impl RoleHolders {
     fn includes(&self, caller: &Caller) -> bool {
         self.users.contains(&caller.uid)
             || self
@@ -78,8 +78,8 @@ impl Grant {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccessPolicy {
     owner_uid: u32,
-    users: Grant,
-    managers: Grant,
+    users: RoleHolders,
+    managers: RoleHolders,
 }
 
 impl AccessPolicy {
@@ -88,11 +88,11 @@ impl AccessPolicy {
     pub fn new(owner_uid: u32, config: &ProviderConfig) -> Self {
         Self {
             owner_uid,
-            users: Grant {
+            users: RoleHolders {
                 users: config.allow_users.clone(),
                 groups: config.allow_groups.clone(),
             },
-            managers: Grant {
+            managers: RoleHolders {
                 users: config.manage_users.clone(),
                 groups: config.manage_groups.clone(),
             },
@@ -158,8 +158,8 @@ mod tests {
     fn policy(users: Vec<u32>, groups: Vec<GroupGrant>, managers: Vec<u32>) -> AccessPolicy {
         AccessPolicy {
             owner_uid: 1000,
-            users: Grant { users, groups },
-            managers: Grant {
+            users: RoleHolders { users, groups },
+            managers: RoleHolders {
                 users: managers,
                 groups: Vec::new(),
             },

@@ -47,8 +47,9 @@ pub struct DialectSpec {
     pub default_device_params: fn(&mut BTreeMap<String, String>, etc: &Path),
     /// Builds the dialect for one provider from settings `read_settings` gave.
     pub build: fn(ClientIdentity, &DialectSettings) -> Box<dyn ProviderDialect>,
-    /// The commented preset shipped for it, relative to the source tree.
-    pub preset: &'static str,
+    /// The commented presets shipped for it (`config/NAME.toml`, relative
+    /// to the source tree), at least one.
+    pub presets: &'static [&'static str],
 }
 
 impl DialectSpec {

@@ -179,7 +179,8 @@ impl ClientIdentity {
     }
 }
 
-/// One wire dialect: builds requests and reads answers, with no I/O.
+/// A wire dialect speaking for one provider's client (what a
+/// [`DialectSpec`] builds): builds requests and reads answers, with no I/O.
 pub trait ProviderDialect: Send + Sync + fmt::Debug {
     /// Which dialect this is.
     fn spec(&self) -> &'static DialectSpec;

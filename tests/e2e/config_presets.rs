@@ -5,6 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use tokend::provider::dialects;
+use tokend_emulator::EmulatorOptions;
+
 fn presets() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
@@ -23,17 +26,12 @@ fn every_preset_passes_tokend_check() {
         .iter()
         .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
         .collect();
-    for expected in [
-        "example.toml",
-        "generic-v1.toml",
-        "github.toml",
-        "google.toml",
-        "keycloak.toml",
-        "microsoft.toml",
-        "oracle.toml",
-        "trakt.toml",
-        "twilio.toml",
-    ] {
+    // The example and every preset the registry names.
+    let expected = dialects::ALL
+        .iter()
+        .flat_map(|d| d.presets.iter().map(|p| p.trim_start_matches("config/")))
+        .chain(["example.toml"]);
+    for expected in expected {
         assert!(names.iter().any(|n| n == expected), "no config/{expected}");
     }
     // The socket's default lives in the runtime directory: give the check
@@ -68,13 +66,27 @@ fn every_preset_passes_tokend_check() {
 
 #[test]
 fn every_dialect_has_a_preset_with_https_endpoints_only() {
-    for dialect in ["rfc8628", "trakt", "twilio", "oracle", "generic-v1"] {
-        let found = presets().iter().any(|f| {
-            std::fs::read_to_string(f)
-                .unwrap()
-                .contains(&format!("dialect = \"{dialect}\""))
-        });
-        assert!(found, "no preset for dialect {dialect}");
+    // The registry names each dialect's presets; each exists and says its
+    // dialect, and every file but the example belongs to one dialect.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut claimed = vec![root.join("config/example.toml")];
+    for dialect in dialects::ALL {
+        for preset in dialect.presets {
+            let text = std::fs::read_to_string(root.join(preset))
+                .unwrap_or_else(|e| panic!("{preset} of dialect {dialect}: {e}"));
+            assert!(
+                text.contains(&format!("dialect = \"{}\"", dialect.name)),
+                "{preset} does not say `dialect = \"{dialect}\"`"
+            );
+            claimed.push(root.join(preset));
+        }
+    }
+    for file in presets() {
+        assert!(
+            claimed.contains(&file),
+            "{} belongs to no dialect's `presets`",
+            file.display()
+        );
     }
     for file in presets() {
         let text = std::fs::read_to_string(&file).unwrap();
@@ -82,4 +94,15 @@ fn every_dialect_has_a_preset_with_https_endpoints_only() {
             assert!(!line.contains("http://"), "{}: {line}", file.display());
         }
     }
+}
+
+/// Every dialect of the registry has an emulator and every emulator a
+/// dialect: a new dialect cannot be added to one list and not the other.
+#[test]
+fn the_registry_and_the_emulators_list_the_same_dialects() {
+    let mut registered: Vec<&str> = dialects::ALL.iter().map(|d| d.name).collect();
+    let mut emulated = EmulatorOptions::NAMES.to_vec();
+    registered.sort_unstable();
+    emulated.sort_unstable();
+    assert_eq!(registered, emulated);
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use support::daemon::{Daemon, LoginRun};
 use support::flows::{self, EXIT_LOGIN_FAILED, NAME};
-use support::provider::{Provider, fast_generic_v1};
+use support::provider::Provider;
 use tokend_emulator::{Endpoint, Fault, GenericV1Options, RecordedRequest};
 
 #[test]
@@ -19,7 +19,8 @@ fn login_with_device_metadata_then_refresh_with_rotation() {
         access_token_lifetime: Duration::from_secs(4),
         ..fast_generic_v1()
     });
-    let config = provider.generic_v1_config(
+    let config = generic_v1_config(
+        &provider,
         NAME,
         "scopes = [\"read\"]\ndevice_params = { device_type = \"kiosk\" }",
     );
@@ -45,13 +46,13 @@ fn login_with_device_metadata_then_refresh_with_rotation() {
 #[test]
 fn denial() {
     let provider = Provider::start(fast_generic_v1());
-    flows::denial(&provider, &provider.generic_v1_config(NAME, ""));
+    flows::denial(&provider, &generic_v1_config(&provider, NAME, ""));
 }
 
 #[test]
 fn device_code_expiry() {
     let provider = Provider::start(fast_generic_v1());
-    flows::device_code_expiry(&provider, &provider.generic_v1_config(NAME, ""));
+    flows::device_code_expiry(&provider, &generic_v1_config(&provider, NAME, ""));
 }
 
 #[test]
@@ -59,7 +60,7 @@ fn a_throttle_is_backed_off_from_without_slow_down() {
     let provider = Provider::start(fast_generic_v1());
     // The service never says slow_down; told to, the emulator throttles.
     provider.slow_down_next_polls(1);
-    let daemon = Daemon::start(&provider.generic_v1_config(NAME, ""));
+    let daemon = Daemon::start(&generic_v1_config(&provider, NAME, ""));
     let run = LoginRun::start(&daemon.socket, NAME);
     provider.wait_for_count(1, RecordedRequest::is_poll);
     provider.approve(&run.user_code()).unwrap();
@@ -86,7 +87,11 @@ fn an_empty_verification_uri_is_replaced_by_the_configured_one() {
     });
     let (_daemon, prompt) = flows::logged_in(
         &provider,
-        &provider.generic_v1_config(NAME, "verification_uri = \"https://example.com/activate\""),
+        &generic_v1_config(
+            &provider,
+            NAME,
+            "verification_uri = \"https://example.com/activate\"",
+        ),
     );
     assert_eq!(prompt["verification_uri"], "https://example.com/activate");
     provider.assert_no_violations();
@@ -98,7 +103,7 @@ fn without_any_verification_uri_the_login_says_what_to_set() {
         empty_verification_uri: true,
         ..fast_generic_v1()
     });
-    let daemon = Daemon::start(&provider.generic_v1_config(NAME, ""));
+    let daemon = Daemon::start(&generic_v1_config(&provider, NAME, ""));
     let out = daemon.tokenctl(&["login", NAME]);
     assert_eq!(out.status.code(), Some(EXIT_LOGIN_FAILED));
     let err = support::daemon::stderr(&out);
@@ -113,8 +118,11 @@ fn without_any_verification_uri_the_login_says_what_to_set() {
 fn drf_field_errors_are_readable() {
     let provider = Provider::start(fast_generic_v1());
     // An empty value is no value to Django: the field is reported missing.
-    let daemon =
-        Daemon::start(&provider.generic_v1_config(NAME, "device_params = { device_type = \"\" }"));
+    let daemon = Daemon::start(&generic_v1_config(
+        &provider,
+        NAME,
+        "device_params = { device_type = \"\" }",
+    ));
     let out = daemon.tokenctl(&["login", NAME]);
     assert!(!out.status.success());
     let err = support::daemon::stderr(&out);
@@ -139,11 +147,28 @@ fn an_unknown_device_code_is_device_not_found() {
         },
         1,
     );
-    let daemon = Daemon::start(&provider.generic_v1_config(NAME, ""));
+    let daemon = Daemon::start(&generic_v1_config(&provider, NAME, ""));
     let (done, err, code) = LoginRun::start(&daemon.socket, NAME).finish();
     assert_eq!(code, EXIT_LOGIN_FAILED, "{done} {err}");
     assert!(
         err.contains("device_not_found (HTTP 404): the provider does not know this device code"),
         "{err}"
     );
+}
+
+/// generic-v1 with a 1 s poll interval.
+fn fast_generic_v1() -> GenericV1Options {
+    GenericV1Options {
+        interval: Duration::from_secs(1),
+        ..GenericV1Options::default()
+    }
+}
+
+/// The table for a generic-v1 emulator, plus `extra`.
+fn generic_v1_config(provider: &Provider, name: &str, extra: &str) -> String {
+    provider.base_config(
+        name,
+        "generic-v1",
+        &format!("client_id = \"tokend-test\"\n{extra}"),
+    )
 }

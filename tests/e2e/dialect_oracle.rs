@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use support::daemon::{stderr, token};
 use support::flows::{self, EXIT_LOGIN_REQUIRED, NAME};
-use support::provider::{Provider, oracle};
+use support::provider::Provider;
 use tokend_emulator::{AuthSeen, ClientAuthMode, Endpoint, OracleOptions, RecordedRequest};
 
 /// What RFC 8628 says to use when the provider gives no interval.
@@ -28,7 +28,8 @@ fn with_auth(client_auth: ClientAuthMode) -> OracleOptions {
 #[test]
 fn basic_auth_login_polls_every_five_seconds_and_refreshes_with_rotation() {
     let provider = Provider::start(with_auth(ClientAuthMode::SecretBasic("s3cret".into())));
-    let config = provider.oracle_config(
+    let config = oracle_config(
+        &provider,
         NAME,
         "client_secret = \"s3cret\"\nclient_auth = \"client_secret_basic\"",
     );
@@ -61,7 +62,7 @@ fn login_as(mode: ClientAuthMode, extra: &str, seen: &AuthSeen) {
         client_auth: mode,
         ..oracle()
     });
-    let (_daemon, prompt) = flows::logged_in(&provider, &provider.oracle_config(NAME, extra));
+    let (_daemon, prompt) = flows::logged_in(&provider, &oracle_config(&provider, NAME, extra));
     assert_eq!(
         prompt["verification_uri"],
         provider.verification_uri().as_str()
@@ -98,13 +99,13 @@ fn a_secret_post_client() {
 #[test]
 fn denial() {
     let provider = Provider::start(oracle());
-    flows::denial(&provider, &provider.oracle_config(NAME, ""));
+    flows::denial(&provider, &oracle_config(&provider, NAME, ""));
 }
 
 #[test]
 fn device_code_expiry() {
     let provider = Provider::start(oracle());
-    flows::device_code_expiry(&provider, &provider.oracle_config(NAME, ""));
+    flows::device_code_expiry(&provider, &oracle_config(&provider, NAME, ""));
 }
 
 #[test]
@@ -112,7 +113,7 @@ fn slow_down() {
     let provider = Provider::start(oracle());
     flows::slow_down(
         &provider,
-        &provider.oracle_config(NAME, ""),
+        &oracle_config(&provider, NAME, ""),
         DEFAULT_INTERVAL,
     );
 }
@@ -123,7 +124,7 @@ fn without_offline_access_there_is_no_refresh_and_the_check_warns() {
         access_token_lifetime: Duration::from_secs(2),
         ..oracle()
     });
-    let config = provider.oracle_config(NAME, "scopes = [\"urn:opc:idm:__myscopes__\"]");
+    let config = oracle_config(&provider, NAME, "scopes = [\"urn:opc:idm:__myscopes__\"]");
     let check_dir = tempfile::tempdir().unwrap();
     let check_file = check_dir.path().join("config.toml");
     std::fs::write(
@@ -168,7 +169,7 @@ fn without_offline_access_there_is_no_refresh_and_the_check_warns() {
 #[test]
 fn a_missing_scope_is_caught_before_any_request() {
     let provider = Provider::start(oracle());
-    let config = provider.oracle_config(NAME, "scopes = []");
+    let config = oracle_config(&provider, NAME, "scopes = []");
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("config.toml");
     std::fs::write(
@@ -188,4 +189,25 @@ fn a_missing_scope_is_caught_before_any_request() {
         errors.contains("dialect \"oracle\" requires `scopes`"),
         "{errors}"
     );
+}
+
+/// Oracle as it is: its answers carry no interval, so clients poll every
+/// 5 s whatever the test would like.
+fn oracle() -> OracleOptions {
+    OracleOptions::default()
+}
+
+/// The table for an Oracle emulator (public client), plus `extra`
+/// (which sets `scopes` when it has any).
+fn oracle_config(provider: &Provider, name: &str, extra: &str) -> String {
+    let scopes = if extra.contains("scopes") {
+        ""
+    } else {
+        "scopes = [\"urn:opc:idm:__myscopes__\", \"offline_access\"]\n"
+    };
+    provider.base_config(
+        name,
+        "oracle",
+        &format!("client_id = \"tokend-test\"\n{scopes}{extra}"),
+    )
 }

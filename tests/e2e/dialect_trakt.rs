@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use support::daemon::{Daemon, LoginRun, stderr, token};
 use support::flows::{self, EXIT_LOGIN_FAILED, EXIT_LOGIN_REQUIRED, NAME};
-use support::provider::{Provider, fast_trakt};
+use support::provider::Provider;
 use tokend_emulator::{
     Endpoint, Fault, RecordedRequest, TraktOptions, TraktPollBodies, TraktRefreshErrors,
 };
@@ -27,7 +27,7 @@ fn login_token_expiry_and_single_use_refresh_tokens() {
     let provider = Provider::start(short_lived());
     let daemon = flows::login_then_refresh_with_rotation(
         &provider,
-        &provider.trakt_config(NAME, ""),
+        &trakt_config(&provider, NAME, ""),
         "refresh_token",
     );
     // Every request spoke Trakt: JSON with its API headers; polls with
@@ -66,7 +66,7 @@ fn login_token_expiry_and_single_use_refresh_tokens() {
 #[test]
 fn the_prompt_uses_verification_url() {
     let provider = Provider::start(fast_trakt());
-    let (_daemon, prompt) = flows::logged_in(&provider, &provider.trakt_config(NAME, ""));
+    let (_daemon, prompt) = flows::logged_in(&provider, &trakt_config(&provider, NAME, ""));
     assert_eq!(
         prompt["verification_uri"],
         provider.verification_uri().as_str()
@@ -78,14 +78,14 @@ fn the_prompt_uses_verification_url() {
 #[test]
 fn denial_is_418() {
     let provider = Provider::start(fast_trakt());
-    flows::denial(&provider, &provider.trakt_config(NAME, ""));
+    flows::denial(&provider, &trakt_config(&provider, NAME, ""));
     assert!(provider.requests().iter().any(|r| r.status == Some(418)));
 }
 
 #[test]
 fn device_code_expiry_is_410() {
     let provider = Provider::start(fast_trakt());
-    flows::device_code_expiry(&provider, &provider.trakt_config(NAME, ""));
+    flows::device_code_expiry(&provider, &trakt_config(&provider, NAME, ""));
     assert!(provider.requests().iter().any(|r| r.status == Some(410)));
 }
 
@@ -94,7 +94,7 @@ fn slow_down_is_429() {
     let provider = Provider::start(fast_trakt());
     flows::slow_down(
         &provider,
-        &provider.trakt_config(NAME, ""),
+        &trakt_config(&provider, NAME, ""),
         Duration::from_secs(1),
     );
     assert!(provider.requests().iter().any(|r| r.status == Some(429)));
@@ -106,7 +106,7 @@ fn plain_text_poll_bodies_are_ignored() {
         poll_bodies: TraktPollBodies::Text,
         ..fast_trakt()
     });
-    let daemon = Daemon::start(&provider.trakt_config(NAME, ""));
+    let daemon = Daemon::start(&trakt_config(&provider, NAME, ""));
     let run = LoginRun::start(&daemon.socket, NAME);
     provider.wait_for_count(2, RecordedRequest::is_poll);
     provider.approve(&run.user_code()).unwrap();
@@ -131,7 +131,7 @@ fn unknown_and_used_codes_end_the_login_clearly() {
             },
             1,
         );
-        let daemon = Daemon::start(&provider.trakt_config(NAME, ""));
+        let daemon = Daemon::start(&trakt_config(&provider, NAME, ""));
         let (done, err, code) = LoginRun::start(&daemon.socket, NAME).finish();
         assert_eq!(code, EXIT_LOGIN_FAILED, "{done} {err}");
         assert!(
@@ -149,7 +149,7 @@ fn a_spent_refresh_token_means_login_required_in_every_error_style() {
             access_token_lifetime: Duration::from_secs(3600),
             ..fast_trakt()
         });
-        let (daemon, _) = flows::logged_in(&provider, &provider.trakt_config(NAME, ""));
+        let (daemon, _) = flows::logged_in(&provider, &trakt_config(&provider, NAME, ""));
         provider.revoke_all();
         let out = daemon.tokenctl(&["token", NAME, "--min-valid", "3700"]);
         assert_eq!(
@@ -170,7 +170,7 @@ fn a_bodiless_400_refresh_keeps_the_session_and_says_why() {
         access_token_lifetime: Duration::from_secs(3600),
         ..fast_trakt()
     });
-    let (daemon, _) = flows::logged_in(&provider, &provider.trakt_config(NAME, ""));
+    let (daemon, _) = flows::logged_in(&provider, &trakt_config(&provider, NAME, ""));
     let first = token(&daemon, NAME, &[]);
     provider.revoke_all();
     let out = daemon.tokenctl(&["token", NAME, "--min-valid", "3700"]);
@@ -187,9 +187,7 @@ fn a_bodiless_400_refresh_keeps_the_session_and_says_why() {
 #[test]
 fn a_wrong_client_secret_is_refused_by_the_emulator() {
     let provider = Provider::start(fast_trakt());
-    let config = provider
-        .trakt_config(NAME, "")
-        .replace("tokend-test-secret", "not-the-secret");
+    let config = trakt_config(&provider, NAME, "").replace("tokend-test-secret", "not-the-secret");
     let daemon = Daemon::start(&config);
     let (done, err, code) = LoginRun::start(&daemon.socket, NAME).finish();
     assert_eq!(code, EXIT_LOGIN_FAILED, "{done} {err}");
@@ -200,4 +198,21 @@ fn a_wrong_client_secret_is_refused_by_the_emulator() {
         "{:?}",
         provider.violations()
     );
+}
+
+/// Trakt with a 1 s poll interval.
+fn fast_trakt() -> TraktOptions {
+    TraktOptions {
+        interval: Duration::from_secs(1),
+        ..TraktOptions::default()
+    }
+}
+
+/// The table for a Trakt emulator with default options, plus `extra`.
+fn trakt_config(provider: &Provider, name: &str, extra: &str) -> String {
+    provider.base_config(
+        name,
+        "trakt",
+        &format!("client_id = \"tokend-test\"\nclient_secret = \"tokend-test-secret\"\n{extra}"),
+    )
 }

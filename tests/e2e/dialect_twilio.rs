@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use support::daemon::{Daemon, LoginRun, stderr, stdout};
 use support::flows::{self, EXIT_LOGIN_FAILED, NAME};
-use support::provider::{Provider, fast_twilio};
+use support::provider::Provider;
 use tokend_emulator::{
     AuthSeen, Endpoint, RecordedRequest, TwilioDateFormat, TwilioErrorStyle, TwilioOptions,
 };
@@ -30,7 +30,7 @@ fn login_and_refresh(options: TwilioOptions, extra: &str) -> (Provider, Daemon) 
     let provider = Provider::start(options);
     let daemon = flows::login_then_refresh_with_rotation(
         &provider,
-        &provider.twilio_config(NAME, extra),
+        &twilio_config(&provider, NAME, extra),
         "RefreshToken",
     );
     (provider, daemon)
@@ -99,7 +99,7 @@ fn twilio_style_pending_keeps_polling() {
         error_style: TwilioErrorStyle::Twilio,
         ..fast_twilio()
     });
-    let daemon = Daemon::start(&provider.twilio_config(NAME, ""));
+    let daemon = Daemon::start(&twilio_config(&provider, NAME, ""));
     let run = LoginRun::start(&daemon.socket, NAME);
     let polls = provider.wait_for_count(2, RecordedRequest::is_poll);
     assert!(
@@ -121,13 +121,13 @@ fn denial() {
         error_style: TwilioErrorStyle::Twilio,
         ..fast_twilio()
     });
-    flows::denial(&provider, &provider.twilio_config(NAME, ""));
+    flows::denial(&provider, &twilio_config(&provider, NAME, ""));
 }
 
 #[test]
 fn device_code_expiry() {
     let provider = Provider::start(fast_twilio());
-    flows::device_code_expiry(&provider, &provider.twilio_config(NAME, ""));
+    flows::device_code_expiry(&provider, &twilio_config(&provider, NAME, ""));
 }
 
 #[test]
@@ -135,7 +135,7 @@ fn slow_down() {
     let provider = Provider::start(fast_twilio());
     flows::slow_down(
         &provider,
-        &provider.twilio_config(NAME, ""),
+        &twilio_config(&provider, NAME, ""),
         Duration::from_secs(1),
     );
 }
@@ -144,7 +144,7 @@ fn slow_down() {
 fn a_wrong_auth_token_is_named_but_never_shown() {
     let provider = Provider::start(fast_twilio());
     let wrong = "WRONG-AUTH-TOKEN-1234";
-    let daemon = Daemon::start(&provider.twilio_config(NAME, "").replace(AUTH_TOKEN, wrong));
+    let daemon = Daemon::start(&twilio_config(&provider, NAME, "").replace(AUTH_TOKEN, wrong));
     let out = daemon.tokenctl(&["login", NAME]);
     assert!(!out.status.success());
     let err = stderr(&out);
@@ -175,7 +175,7 @@ fn a_client_secret_goes_in_the_body_as_client_secret() {
     });
     let (daemon, _) = flows::logged_in(
         &provider,
-        &provider.twilio_config(NAME, "client_secret = \"app-secret\""),
+        &twilio_config(&provider, NAME, "client_secret = \"app-secret\""),
     );
     let poll = provider
         .requests()
@@ -190,8 +190,29 @@ fn a_client_secret_goes_in_the_body_as_client_secret() {
         client_secret: Some("app-secret".into()),
         ..fast_twilio()
     });
-    let daemon = Daemon::start(&provider.twilio_config(NAME, ""));
+    let daemon = Daemon::start(&twilio_config(&provider, NAME, ""));
     let (done, err, code) = LoginRun::start(&daemon.socket, NAME).finish();
     assert_eq!(code, EXIT_LOGIN_FAILED, "{done} {err}");
     assert!(err.contains("invalid_client"), "{err}");
+}
+
+/// Twilio with a 1 s poll interval.
+fn fast_twilio() -> TwilioOptions {
+    TwilioOptions {
+        interval: Duration::from_secs(1),
+        ..TwilioOptions::default()
+    }
+}
+
+/// The table for a Twilio emulator with default account and app, plus `extra`.
+fn twilio_config(provider: &Provider, name: &str, extra: &str) -> String {
+    let defaults = TwilioOptions::default();
+    provider.base_config(
+        name,
+        "twilio",
+        &format!(
+            "client_id = \"{}\"\naccount_sid = \"{}\"\nauth_token = \"{}\"\nscopes = [\"offline_access\", \"profile\"]\n{extra}",
+            defaults.client_sid, defaults.account_sid, defaults.auth_token
+        ),
+    )
 }

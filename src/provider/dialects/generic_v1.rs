@@ -46,7 +46,7 @@ pub static DIALECT: DialectSpec = DialectSpec {
     check_common: DialectSpec::no_requirements,
     default_device_params,
     build,
-    preset: "config/generic-v1.toml",
+    presets: &["config/generic-v1.toml"],
 };
 
 fn build(client: ClientIdentity, _: &DialectSettings) -> Box<dyn ProviderDialect> {

@@ -68,7 +68,7 @@ mod tests {
         for spec in ALL {
             assert_eq!(by_name(spec.name), Some(*spec));
             assert!(!spec.client_auth_modes.is_empty(), "{spec}");
-            assert!(spec.preset.starts_with("config/"), "{spec}");
+            assert!(!spec.presets.is_empty(), "{spec}");
         }
         assert_eq!(by_name("trakt-tv"), None);
         assert_eq!(owner_of("account_sid"), Some(&twilio::DIALECT));

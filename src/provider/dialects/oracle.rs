@@ -50,7 +50,7 @@ pub static DIALECT: DialectSpec = DialectSpec {
     check_common,
     default_device_params: DialectSpec::no_device_defaults,
     build,
-    preset: "config/oracle.toml",
+    presets: &["config/oracle.toml"],
 };
 
 fn build(client: ClientIdentity, _: &DialectSettings) -> Box<dyn ProviderDialect> {

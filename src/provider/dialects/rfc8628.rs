@@ -37,7 +37,12 @@ pub static DIALECT: DialectSpec = DialectSpec {
     check_common: DialectSpec::no_requirements,
     default_device_params: DialectSpec::no_device_defaults,
     build,
-    preset: "config/github.toml",
+    presets: &[
+        "config/github.toml",
+        "config/google.toml",
+        "config/keycloak.toml",
+        "config/microsoft.toml",
+    ],
 };
 
 fn build(client: ClientIdentity, _: &DialectSettings) -> Box<dyn ProviderDialect> {

@@ -103,7 +103,7 @@ pub static DIALECT: DialectSpec = DialectSpec {
     check_common,
     default_device_params: DialectSpec::no_device_defaults,
     build,
-    preset: "config/trakt.toml",
+    presets: &["config/trakt.toml"],
 };
 
 fn read_settings(source: &mut dyn SettingsSource) -> Option<DialectSettings> {

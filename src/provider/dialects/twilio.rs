@@ -74,7 +74,7 @@ pub static DIALECT: DialectSpec = DialectSpec {
     check_common,
     default_device_params: DialectSpec::no_device_defaults,
     build,
-    preset: "config/twilio.toml",
+    presets: &["config/twilio.toml"],
 };
 
 fn read_settings(source: &mut dyn SettingsSource) -> Option<DialectSettings> {

@@ -11,10 +11,7 @@ use std::future::Future;
 use std::ops::Deref;
 use std::time::Duration;
 
-use tokend_emulator::{
-    Clock, Emulator, EmulatorOptions, GenericV1Options, OracleOptions, RecordedRequest,
-    Rfc8628Options, TraktOptions, TwilioOptions,
-};
+use tokend_emulator::{Clock, Emulator, EmulatorOptions, RecordedRequest, Rfc8628Options};
 
 /// A running emulator and the runtime it runs on.
 pub struct Provider {
@@ -99,54 +96,6 @@ impl Provider {
         let base = base.as_str().trim_end_matches('/');
         format!("[providers.{name}]\ndialect = \"{dialect}\"\nbase_url = \"{base}\"\n{keys}\n")
     }
-
-    /// The table for a Trakt emulator with default options, plus `extra`.
-    pub fn trakt_config(&self, name: &str, extra: &str) -> String {
-        self.base_config(
-            name,
-            "trakt",
-            &format!(
-                "client_id = \"tokend-test\"\nclient_secret = \"tokend-test-secret\"\n{extra}"
-            ),
-        )
-    }
-
-    /// The table for a Twilio emulator with default account and app, plus `extra`.
-    pub fn twilio_config(&self, name: &str, extra: &str) -> String {
-        let defaults = TwilioOptions::default();
-        self.base_config(
-            name,
-            "twilio",
-            &format!(
-                "client_id = \"{}\"\naccount_sid = \"{}\"\nauth_token = \"{}\"\nscopes = [\"offline_access\", \"profile\"]\n{extra}",
-                defaults.client_sid, defaults.account_sid, defaults.auth_token
-            ),
-        )
-    }
-
-    /// The table for an Oracle emulator (public client), plus `extra`
-    /// (which sets `scopes` when it has any).
-    pub fn oracle_config(&self, name: &str, extra: &str) -> String {
-        let scopes = if extra.contains("scopes") {
-            ""
-        } else {
-            "scopes = [\"urn:opc:idm:__myscopes__\", \"offline_access\"]\n"
-        };
-        self.base_config(
-            name,
-            "oracle",
-            &format!("client_id = \"tokend-test\"\n{scopes}{extra}"),
-        )
-    }
-
-    /// The table for a generic-v1 emulator, plus `extra`.
-    pub fn generic_v1_config(&self, name: &str, extra: &str) -> String {
-        self.base_config(
-            name,
-            "generic-v1",
-            &format!("client_id = \"tokend-test\"\n{extra}"),
-        )
-    }
 }
 
 impl Deref for Provider {
@@ -162,35 +111,5 @@ pub fn fast() -> Rfc8628Options {
     Rfc8628Options {
         interval: Duration::from_secs(1),
         ..Rfc8628Options::default()
-    }
-}
-
-/// Trakt with a 1 s poll interval.
-pub fn fast_trakt() -> TraktOptions {
-    TraktOptions {
-        interval: Duration::from_secs(1),
-        ..TraktOptions::default()
-    }
-}
-
-/// Twilio with a 1 s poll interval.
-pub fn fast_twilio() -> TwilioOptions {
-    TwilioOptions {
-        interval: Duration::from_secs(1),
-        ..TwilioOptions::default()
-    }
-}
-
-/// Oracle as it is: its answers carry no interval, so clients poll every
-/// 5 s whatever the test would like.
-pub fn oracle() -> OracleOptions {
-    OracleOptions::default()
-}
-
-/// generic-v1 with a 1 s poll interval.
-pub fn fast_generic_v1() -> GenericV1Options {
-    GenericV1Options {
-        interval: Duration::from_secs(1),
-        ..GenericV1Options::default()
     }
 }
