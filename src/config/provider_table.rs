@@ -14,6 +14,8 @@ use super::users::UserDb;
 use super::{Diagnostics, Environment, ProviderConfig};
 use crate::provider::{CommonSettings, dialects};
 
+/// The keys every provider table may have; the dialects' own keys come
+/// from the registry.
 const PROVIDER_KEYS: &[&str] = &[
     "dialect",
     "client_id",
@@ -40,6 +42,8 @@ const PROVIDER_KEYS: &[&str] = &[
 /// Longest provider name: it becomes part of D-Bus object paths and store keys.
 const MAX_PROVIDER_NAME: usize = 64;
 
+/// Reads the table `[providers.NAME]`; `None` after reporting a problem.
+/// Hosts it claims are added to `claimed_hosts`.
 #[allow(clippy::too_many_arguments)] // one call site; a struct would only rename these
 pub(super) fn provider_config(
     name: &str,
