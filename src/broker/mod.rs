@@ -10,6 +10,7 @@
 
 pub mod clock;
 mod error;
+mod events;
 mod login;
 pub mod policy;
 mod record_writes;
@@ -17,6 +18,7 @@ mod reload;
 mod restore;
 pub mod scheduler;
 mod session;
+mod shared;
 mod status;
 pub mod store_health;
 mod store_recovery;
@@ -32,6 +34,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::info;
 
+pub use events::{AttentionKind, BrokerEvent};
+pub use shared::Shared;
+
 pub use clock::{Clock, SystemClock};
 pub use error::BrokerError;
 pub use login::{LoginProgress, LoginWatch, PendingPrompt};
@@ -45,93 +50,12 @@ pub use status::StatusPages;
 pub use store_health::{StoreHealth, StoreState};
 
 use crate::config::{Config, ProviderConfig};
-use crate::protocol::LoginPrompt;
 use crate::provider::{HttpClient, Provider, dialect_for};
 use crate::store::Store;
-
-/// What a [`BrokerEvent::Attention`] is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AttentionKind {
-    /// The provider ended the session: `tokenctl login NAME` again.
-    LoginRequired,
-    /// A refresh failed; it is retried with backoff.
-    RefreshFailed,
-    /// The refresh token itself expires soon: log in again before then.
-    RefreshTokenExpiring,
-}
-
-impl AttentionKind {
-    /// The event's name for hooks (`EVENT=`).
-    #[must_use]
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::LoginRequired => "login_required",
-            Self::RefreshFailed => "refresh_failed",
-            Self::RefreshTokenExpiring => "refresh_token_expiring",
-        }
-    }
-}
 
 /// The largest `min_valid` accepted: a day. Asking for more is a mistake
 /// (seconds taken for milliseconds), better told than silently refused.
 pub const MAX_MIN_VALID: Duration = Duration::from_secs(24 * 3600);
-
-/// Something that happened, for front-ends that publish changes.
-/// Never carries a token.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BrokerEvent {
-    /// A device login has a code to show.
-    LoginPrompt {
-        /// Provider name.
-        provider: String,
-        /// The prompt.
-        prompt: LoginPrompt,
-    },
-    /// A device login ended.
-    LoginFinished {
-        /// Provider name.
-        provider: String,
-        /// Whether tokens were obtained.
-        ok: bool,
-        /// What happened, for a person.
-        message: String,
-    },
-    /// New tokens arrived (login or refresh).
-    TokenRefreshed {
-        /// Provider name.
-        provider: String,
-        /// New expiry (Unix seconds), when known.
-        expires_at: Option<i64>,
-    },
-    /// A session needs a person: it must log in again, or its refresh
-    /// failed (for hooks and desktop notifications).
-    Attention {
-        /// Provider name.
-        provider: String,
-        /// What happened.
-        kind: AttentionKind,
-        /// Why, for a person (never a secret).
-        reason: String,
-    },
-    /// Something in the provider's status changed.
-    StateChanged {
-        /// Provider name.
-        provider: String,
-    },
-    /// A config reload added, removed or rebuilt providers.
-    ProvidersChanged {
-        /// New providers.
-        added: Vec<String>,
-        /// Providers gone from the config.
-        removed: Vec<String>,
-        /// Providers whose config changed.
-        changed: Vec<String>,
-        /// The access rules of the removed and changed providers as they
-        /// were before, so that a front-end can tell the peers who could
-        /// see them, and no one else.
-        previous_policies: Vec<(String, AccessPolicy)>,
-    },
-}
 
 /// What a reload did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -157,32 +81,6 @@ impl std::fmt::Debug for Heartbeat {
         f.debug_struct("Heartbeat")
             .field("interval", &self.interval)
             .finish_non_exhaustive()
-    }
-}
-
-/// What every session shares.
-#[derive(Debug)]
-pub struct Shared {
-    /// The store, watched: its store-wide failures reach `store_health`.
-    pub(crate) store: Arc<dyn Store>,
-    /// Whether the store can be used: one state for every session.
-    pub(crate) store_health: Arc<StoreHealth>,
-    pub(crate) clock: Arc<dyn Clock>,
-    events: broadcast::Sender<BrokerEvent>,
-    pub(crate) scheduler: RefreshScheduler,
-    pub(crate) tasks: TaskTracker,
-    pub(crate) shutdown: CancellationToken,
-    pub(crate) owner_uid: u32,
-    /// The order of each record's store writes.
-    pub(crate) record_writes: record_writes::RecordWrites,
-    /// How long before a refresh token expires the daemon warns (zero: never).
-    pub(crate) refresh_token_warning: Duration,
-}
-
-impl Shared {
-    pub(crate) fn emit(&self, event: BrokerEvent) {
-        // No subscriber is fine: events are for whoever listens.
-        let _ = self.events.send(event);
     }
 }
 
@@ -529,3 +427,6 @@ impl Broker {
         self.session(provider).map(|session| session.policy.clone())
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -194,7 +194,3 @@ fn status_for(session: &Session, role: Role) -> ProviderStatus {
     }
     status
 }
-
-#[cfg(test)]
-#[path = "status_tests.rs"]
-mod tests;

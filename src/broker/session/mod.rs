@@ -24,6 +24,7 @@
 //! store that cannot be read yet, in `restore`; the tokens and their record
 //! in `tokens`.
 
+mod device_login;
 mod refresh;
 mod reload;
 mod restore;
@@ -39,10 +40,11 @@ use tracing::{debug, info};
 
 use super::clock::unix_secs;
 use super::error::BrokerError;
+use super::events::BrokerEvent;
 use super::login::LoginHandle;
 use super::policy::AccessPolicy;
+use super::shared::Shared;
 use super::timing;
-use super::{BrokerEvent, Shared};
 use crate::config::{EndpointSource, ProviderConfig};
 use crate::provider::{Provider, TokenGrant};
 use restore::PendingRestore;
@@ -57,7 +59,7 @@ pub(crate) type RefreshResult = Option<Result<(), BrokerError>>;
 
 /// Whether the session can produce tokens.
 #[derive(Debug, Clone)]
-enum Grant {
+enum SessionState {
     /// Never logged in, or logged out.
     LoggedOut,
     /// Logged in.
@@ -69,7 +71,7 @@ enum Grant {
 /// Everything that changes, behind [`Session::state`].
 #[derive(Debug)]
 pub(crate) struct State {
-    grant: Grant,
+    phase: SessionState,
     /// Bumped by login and logout; see the module doc.
     generation: u64,
     /// The device login in progress (or just finished).
@@ -166,7 +168,7 @@ impl Session {
             refresh_limit,
             shared,
             state: Mutex::new(State {
-                grant: Grant::LoggedOut,
+                phase: SessionState::LoggedOut,
                 generation: 0,
                 login: None,
                 refresh: None,
@@ -221,10 +223,10 @@ impl Session {
         // short-lived, a second refresh would not help.
         let state = self.state();
         let now = self.now();
-        let Grant::Active(Tokens {
+        let SessionState::Active(Tokens {
             access: Some(token),
             ..
-        }) = &state.grant
+        }) = &state.phase
         else {
             refreshed?;
             return Err(self.login_required(&state));
@@ -265,7 +267,7 @@ impl Session {
     fn plan_token(self: &Arc<Self>, want: Freshness) -> TokenPlan {
         let mut state = self.state();
         let now = self.now();
-        let Grant::Active(tokens) = &state.grant else {
+        let SessionState::Active(tokens) = &state.phase else {
             // The session may be in a store that cannot be read yet: say
             // that rather than "log in", which would start a new session.
             if state.pending_restore.is_some() {
@@ -332,11 +334,11 @@ impl Session {
 
     fn login_required(&self, state: &State) -> BrokerError {
         let reason = match (
-            &state.grant,
+            &state.phase,
             state.login.as_ref().and_then(LoginHandle::pending_code),
         ) {
             (_, Some(code)) => Some(format!("a login is pending: enter code {code}")),
-            (Grant::NeedsLogin { reason }, None) => Some(reason.clone()),
+            (SessionState::NeedsLogin { reason }, None) => Some(reason.clone()),
             _ => None,
         };
         BrokerError::LoginRequired {
@@ -365,7 +367,7 @@ impl Session {
             state.pending_restore = None;
             state.store_dirty = saved.is_err();
             state.last_failure = saved.err();
-            state.grant = Grant::Active(tokens.clone());
+            state.phase = SessionState::Active(tokens.clone());
             state.last_refresh = Some(now);
             state.failures = 0;
             self.schedule_next(&mut state, &tokens, now);
@@ -388,7 +390,7 @@ impl Session {
         {
             let mut state = self.state();
             state.generation += 1;
-            state.grant = Grant::LoggedOut;
+            state.phase = SessionState::LoggedOut;
             state.failures = 0;
             state.last_failure = None;
             state.next_refresh = None;

@@ -7,10 +7,11 @@ use tokio::sync::watch;
 use tracing::{debug, error, info, warn};
 
 use super::store::unix_micros_now;
-use super::{Grant, RefreshResult, Session, State, Tokens};
+use super::{RefreshResult, Session, SessionState, State, Tokens};
 use crate::broker::clock::unix_secs;
 use crate::broker::error::BrokerError;
-use crate::broker::{AttentionKind, BrokerEvent, timing};
+use crate::broker::events::{AttentionKind, BrokerEvent};
+use crate::broker::timing;
 use crate::provider::{FailureClass, ProviderError, TokenGrant};
 use crate::secret::Secret;
 
@@ -26,8 +27,8 @@ impl Session {
         let (tx, rx) = watch::channel(None);
         state.refresh = Some(rx.clone());
         state.last_attempt = Some(self.now());
-        let refresh_token = match &state.grant {
-            Grant::Active(tokens) => tokens.refresh.clone(),
+        let refresh_token = match &state.phase {
+            SessionState::Active(tokens) => tokens.refresh.clone(),
             _ => None,
         };
         let generation = state.generation;
@@ -60,7 +61,7 @@ impl Session {
         }
         self.warn_if_refresh_token_expiring(&mut state, now);
         let due = state.next_refresh.is_some_and(|at| at <= now);
-        let refreshable = matches!(&state.grant, Grant::Active(t) if t.refresh.is_some());
+        let refreshable = matches!(&state.phase, SessionState::Active(t) if t.refresh.is_some());
         if due && refreshable && state.refresh.is_none() {
             self.start_refresh(&mut state);
         } else if !due {
@@ -73,7 +74,7 @@ impl Session {
     /// new login is needed by then, which no refresh avoids), says so once:
     /// a log line, and an event for hooks and the desktop.
     fn warn_if_refresh_token_expiring(&self, state: &mut State, now: SystemTime) {
-        let Grant::Active(tokens) = &state.grant else {
+        let SessionState::Active(tokens) = &state.phase else {
             return;
         };
         let Some(expires_at) = tokens.refresh_expires_at else {
@@ -103,8 +104,8 @@ impl Session {
     /// Asks the scheduler to wake the session at its next refresh, or
     /// earlier for the refresh-token warning when that is still to come.
     pub(super) fn schedule_wake(&self, state: &State, now: SystemTime) {
-        let warn_at = match &state.grant {
-            Grant::Active(tokens) => tokens
+        let warn_at = match &state.phase {
+            SessionState::Active(tokens) => tokens
                 .refresh_expires_at
                 .filter(|at| {
                     state.expiry_warned != Some(*at) && !self.shared.refresh_token_warning.is_zero()
@@ -130,7 +131,7 @@ impl Session {
     pub(crate) fn retry_at(&self, at: SystemTime) -> bool {
         let mut state = self.state();
         let now = self.now();
-        let refreshable = matches!(&state.grant, Grant::Active(t) if t.refresh.is_some());
+        let refreshable = matches!(&state.phase, SessionState::Active(t) if t.refresh.is_some());
         let failing = matches!(
             state.last_failure,
             Some(BrokerError::ProviderUnavailable { .. })
@@ -190,8 +191,8 @@ impl Session {
         sent_at: SystemTime,
         answered: Instant,
     ) {
-        let previous = match &self.state().grant {
-            Grant::Active(tokens) => Some(tokens.clone()),
+        let previous = match &self.state().phase {
+            SessionState::Active(tokens) => Some(tokens.clone()),
             _ => None,
         };
         let tokens = Tokens::from_grant(grant, sent_at, previous.as_ref());
@@ -209,7 +210,7 @@ impl Session {
             let mut state = self.state();
             state.store_dirty = saved.is_err();
             state.last_failure = saved.err();
-            state.grant = Grant::Active(tokens.clone());
+            state.phase = SessionState::Active(tokens.clone());
             state.last_refresh = Some(now);
             state.failures = 0;
             state.refresh = None;
@@ -234,7 +235,7 @@ impl Session {
                 let reason = failure.to_string();
                 error!(provider = %self.name, event = "login_required", "session ended by the provider: {reason}; run `tokenctl login {}`", self.name);
                 let mut state = self.state();
-                state.grant = Grant::NeedsLogin {
+                state.phase = SessionState::NeedsLogin {
                     reason: reason.clone(),
                 };
                 state.failures = 0;

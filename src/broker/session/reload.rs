@@ -1,6 +1,6 @@
 //! Handing a session over when a config reload rebuilds its provider.
 
-use super::{Grant, Session, wait_for_refresh};
+use super::{Session, SessionState, wait_for_refresh};
 
 impl Session {
     // ----- reload ------------------------------------------------------
@@ -32,8 +32,8 @@ impl Session {
     pub(crate) async fn inherit(&self, old: &Session) {
         // Serialised with old's store writes: nothing of old's can land after this.
         let old_persist = old.persist.lock().await;
-        let old_grant = old.state().grant.clone();
-        if matches!(old_grant, Grant::LoggedOut) {
+        let old_session_state = old.state().phase.clone();
+        if matches!(old_session_state, SessionState::LoggedOut) {
             // Nothing to take over, but perhaps a stored session the old
             // one could not read yet: try again.
             drop(old_persist);
@@ -44,13 +44,13 @@ impl Session {
         let mut state = self.state();
         {
             let old_state = old.state();
-            state.grant = old_state.grant.clone();
+            state.phase = old_state.phase.clone();
             state.last_refresh = old_state.last_refresh;
             state.last_failure.clone_from(&old_state.last_failure);
             state.failures = old_state.failures;
             state.store_dirty = old_state.store_dirty;
         }
-        if let Grant::Active(tokens) = &state.grant {
+        if let SessionState::Active(tokens) = &state.phase {
             let tokens = tokens.clone();
             self.schedule_next(&mut state, &tokens, now);
         }

@@ -19,7 +19,7 @@ use std::time::{Duration, SystemTime};
 
 use tracing::{debug, info, warn};
 
-use super::{Grant, Session, State, Tokens};
+use super::{Session, SessionState, State, Tokens};
 use crate::broker::error::BrokerError;
 use crate::broker::store_health::is_store_wide;
 use crate::store::{StoreError, StoredSession};
@@ -68,7 +68,7 @@ impl Session {
     pub(crate) async fn wait_for_store(&self) {
         let _persist = self.persist.lock().await;
         let mut state = self.state();
-        if matches!(state.grant, Grant::LoggedOut) {
+        if matches!(state.phase, SessionState::LoggedOut) {
             state.pending_restore = Some(PendingRestore);
         }
     }
@@ -129,7 +129,7 @@ impl Session {
         let state = self.state();
         let waiting = cause == RestoreCause::Start || state.pending_restore.is_some();
         // Not if restored meanwhile, or replaced by a login.
-        waiting && matches!(state.grant, Grant::LoggedOut)
+        waiting && matches!(state.phase, SessionState::LoggedOut)
     }
 
     /// One attempt to load the stored session.
@@ -209,7 +209,7 @@ impl Session {
                 .scheduler
                 .schedule(&self.name, state.next_refresh);
         }
-        state.grant = Grant::Active(tokens);
+        state.phase = SessionState::Active(tokens);
     }
 
     /// Whether the session's tokens are not in the store (a save failed).
@@ -226,8 +226,8 @@ impl Session {
         let _persist = self.persist.lock().await;
         let tokens = {
             let state = self.state();
-            match (&state.grant, state.store_dirty) {
-                (Grant::Active(tokens), true) => tokens.clone(),
+            match (&state.phase, state.store_dirty) {
+                (SessionState::Active(tokens), true) => tokens.clone(),
                 _ => return Ok(false),
             }
         };

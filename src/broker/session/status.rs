@@ -2,7 +2,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use super::{Grant, Session, State};
+use super::{Session, SessionState, State};
 use crate::broker::clock::unix_secs;
 use crate::protocol::ProviderStatus;
 
@@ -12,9 +12,11 @@ impl Session {
         let state = self.state();
         let now = self.now();
         let pending = state.login.as_ref().and_then(|l| l.prompt_for_status(now));
-        let (expires_at, scopes, login_needed_by) = match &state.grant {
-            Grant::LoggedOut | Grant::NeedsLogin { .. } => (None, self.config.scopes.clone(), None),
-            Grant::Active(tokens) => {
+        let (expires_at, scopes, login_needed_by) = match &state.phase {
+            SessionState::LoggedOut | SessionState::NeedsLogin { .. } => {
+                (None, self.config.scopes.clone(), None)
+            }
+            SessionState::Active(tokens) => {
                 let scopes = tokens.scope.as_deref().map_or_else(
                     || self.config.scopes.clone(),
                     |s| s.split_whitespace().map(str::to_owned).collect(),
@@ -41,7 +43,7 @@ impl Session {
             last_error: state.last_failure.as_ref().map(ToString::to_string),
             scopes,
             login: pending,
-            saved: !(state.store_dirty && matches!(state.grant, Grant::Active(_))),
+            saved: !(state.store_dirty && matches!(state.phase, SessionState::Active(_))),
             hosts: self.config.hosts.clone(),
             username: Some(
                 self.config
@@ -71,10 +73,10 @@ impl Session {
 
 /// The state's name, but for a pending login (which the caller checks).
 fn state_name(state: &State, now: SystemTime) -> &'static str {
-    match &state.grant {
-        Grant::LoggedOut => "logged_out",
-        Grant::NeedsLogin { .. } => "login_required",
-        Grant::Active(tokens) => {
+    match &state.phase {
+        SessionState::LoggedOut => "logged_out",
+        SessionState::NeedsLogin { .. } => "login_required",
+        SessionState::Active(tokens) => {
             let valid = tokens
                 .access
                 .as_ref()

@@ -105,11 +105,3 @@ pub(crate) fn did_not_complete(e: &tokio::task::JoinError) -> StoreError {
         reason: format!("the store call did not complete: {e}"),
     }
 }
-
-#[cfg(test)]
-#[path = "store_tests.rs"]
-mod tests;
-
-#[cfg(test)]
-#[path = "write_order_tests.rs"]
-mod write_order_tests;
