@@ -89,7 +89,7 @@ impl Session {
     }
 
     async fn device_login(
-        &self,
+        self: &Arc<Self>,
         progress: &watch::Sender<LoginProgress>,
     ) -> Result<(), BrokerError> {
         let clock = Arc::clone(&self.shared.clock);
