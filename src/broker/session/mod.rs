@@ -218,3 +218,6 @@ async fn wait_for_refresh(
         _ => Err(BrokerError::ShuttingDown),
     }
 }
+
+#[cfg(test)]
+mod tests;
