@@ -4,11 +4,12 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
+use tokio::sync::watch;
 use tracing::{debug, error, info, warn};
 
-use super::Session;
-use super::machine::{Effect, Event, Notice, Reply, RestoreCause, WritePurpose};
+use super::machine::{Effect, Event, Freshness, Notice, Reply, RestoreCause, WritePurpose};
 use super::store::unix_micros_now;
+use super::{RefreshResult, Session};
 
 impl Session {
     /// Hands `event` to the machine under the state lock, and carries out
@@ -17,6 +18,16 @@ impl Session {
     /// before any other caller can see that one is in flight). Returns the
     /// other effects.
     fn step(self: &Arc<Self>, event: Event) -> Vec<Effect> {
+        self.step_and_join(event).0
+    }
+
+    /// [`Self::step`], with the refresh in flight once the event is handled
+    /// (taken under the same lock, so a caller told to join a refresh joins
+    /// that one).
+    fn step_and_join(
+        self: &Arc<Self>,
+        event: Event,
+    ) -> (Vec<Effect>, Option<watch::Receiver<RefreshResult>>) {
         let mut state = self.state();
         let ctx = self.context(&state);
         let mut rest = Vec::new();
@@ -30,7 +41,21 @@ impl Session {
                 other => rest.push(other),
             }
         }
-        rest
+        (rest, state.flight.clone())
+    }
+
+    /// Hands a token request to the machine: its answer, and the refresh
+    /// to wait for when the answer is to join one.
+    pub(super) fn request_token(
+        self: &Arc<Self>,
+        want: Freshness,
+    ) -> (Option<Reply>, Option<watch::Receiver<RefreshResult>>) {
+        let (effects, flight) = self.step_and_join(Event::TokenRequested { want });
+        let mut reply = None;
+        for effect in effects {
+            reply = self.carry_out(effect).or(reply);
+        }
+        (reply, flight)
     }
 
     /// Hands `event` to the machine and carries out every effect, store

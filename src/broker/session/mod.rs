@@ -155,16 +155,17 @@ impl Session {
         // A store that was locked or missing may work now: try it (spaced)
         // before telling the caller there is no session.
         self.restore_on_demand().await;
-        let reply = match self.dispatch_now(Event::TokenRequested { want }) {
-            Some(Reply::JoinRefresh) => {
-                let flight = self.state().flight.clone();
+        let reply = match self.request_token(want) {
+            (Some(Reply::JoinRefresh), flight) => {
+                // The refresh runs in its own task: a caller that gives up
+                // here leaves it to finish and save what it gets.
                 let outcome = match flight {
                     Some(rx) => wait_for_refresh(rx, &self.shared).await,
                     None => Ok(()),
                 };
                 self.dispatch_now(Event::RefreshAwaited { want, outcome })
             }
-            other => other,
+            (other, _) => other,
         };
         match reply {
             Some(Reply::Token(token)) => Ok(token),

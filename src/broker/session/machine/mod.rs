@@ -7,7 +7,7 @@
 //! [`Effect`]s to carry out: start a refresh, write the record, schedule a
 //! wake-up, publish an event, log a line, answer the caller. It does no I/O
 //! and knows no runtime, so every rule below is tested as a table of
-//! states × events (see `tests.rs`); the driver (`session/mod.rs`,
+//! states × events (see `tests/`); the driver (`session/mod.rs`,
 //! `session/effects.rs`) carries the effects out and feeds their outcomes
 //! back as events.
 //!
@@ -28,6 +28,12 @@
 //! - **Backoff.** A transient failure (no route, HTTP 5xx) or a permanent
 //!   refusal retries later, doubling up to a cap; a revoked grant ends the
 //!   session ("login required") and deletes its record.
+//!
+//! A device login in progress is not a state of its own: it runs beside
+//! any state (a session can log in again while active) and changes the
+//! machine only when it brings tokens ([`Event::LoginGranted`]). Its code,
+//! while it waits for the person, reaches the machine in the [`Context`],
+//! for the "login required" answers.
 
 mod messages;
 mod refresh;
