@@ -19,7 +19,7 @@ pub trait Clock: Send + Sync + fmt::Debug {
     /// A timer that fires when this clock reaches a time, across suspend
     /// and clock changes; `None` when the clock has none (the test clocks),
     /// and the scheduler then reads the clock again at least every
-    /// [`super::scheduler::MAX_SLEEP`].
+    /// `scheduler::MAX_SLEEP`.
     fn wall_timer(&self) -> Option<WallTimer> {
         None
     }

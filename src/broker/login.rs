@@ -11,14 +11,10 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
 
-use super::BrokerEvent;
 use super::clock::Clock;
 use super::error::BrokerError;
-use super::session::Session;
 use crate::protocol::LoginPrompt;
-use crate::provider::{FailureClass, PollOutcome, ProviderError, url_rule};
 
 /// Poll interval when the provider does not give one (RFC 8628 §3.2).
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(5);
@@ -27,7 +23,7 @@ pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(5);
 pub const SLOW_DOWN_STEP: Duration = Duration::from_secs(5);
 
 /// Cap on the extra wait after network failures while polling.
-const MAX_POLL_BACKOFF: Duration = Duration::from_secs(60);
+pub(crate) const MAX_POLL_BACKOFF: Duration = Duration::from_secs(60);
 
 /// A prompt waiting for the person, with its absolute expiry.
 #[derive(Debug, Clone)]
@@ -81,7 +77,30 @@ pub(crate) struct LoginHandle {
 }
 
 impl LoginHandle {
-    fn is_finished(&self) -> bool {
+    /// A handle on a login that is starting, with the sender its task
+    /// publishes progress on; `cancel` stops it.
+    pub(crate) fn starting(cancel: CancellationToken) -> (Self, watch::Sender<LoginProgress>) {
+        let (tx, rx) = watch::channel(LoginProgress::Starting);
+        (
+            Self {
+                progress: rx,
+                cancel,
+            },
+            tx,
+        )
+    }
+
+    /// A caller's view of this login.
+    pub(crate) fn watch(&self, provider: &str, clock: Arc<dyn Clock>) -> LoginWatch {
+        LoginWatch {
+            provider: provider.to_owned(),
+            progress: self.progress.clone(),
+            clock,
+        }
+    }
+
+    /// Whether the login has ended (a new one may start).
+    pub(crate) fn is_finished(&self) -> bool {
         matches!(*self.progress.borrow(), LoginProgress::Finished(_))
     }
 
@@ -160,189 +179,6 @@ impl LoginWatch {
         match progress {
             LoginProgress::Finished(result) => result,
             _ => Err(BrokerError::ShuttingDown),
-        }
-    }
-}
-
-impl Session {
-    /// Joins the running login, or starts one.
-    pub(crate) fn join_or_start_login(self: &Arc<Self>) -> LoginWatch {
-        let mut state = self.state();
-        let progress = if let Some(login) = state.login.as_ref().filter(|l| !l.is_finished()) {
-            login.progress.clone()
-        } else {
-            let (tx, rx) = watch::channel(LoginProgress::Starting);
-            let cancel = self.shared.shutdown.child_token();
-            state.login = Some(LoginHandle {
-                progress: rx.clone(),
-                cancel: cancel.clone(),
-            });
-            let session = Arc::clone(self);
-            self.shared.tasks.spawn(async move {
-                session.run_login(tx, cancel).await;
-            });
-            rx
-        };
-        LoginWatch {
-            provider: self.name.clone(),
-            progress,
-            clock: Arc::clone(&self.shared.clock),
-        }
-    }
-
-    async fn run_login(
-        self: Arc<Self>,
-        progress: watch::Sender<LoginProgress>,
-        cancel: CancellationToken,
-    ) {
-        let result = tokio::select! {
-            r = self.device_login(&progress) => r,
-            () = cancel.cancelled() => Err(if self.shared.shutdown.is_cancelled() {
-                BrokerError::ShuttingDown
-            } else {
-                self.login_failed("was cancelled (logout)")
-            }),
-        };
-        match &result {
-            Ok(()) => {
-                info!(provider = %self.name, event = "login_finished", "device login succeeded");
-            }
-            Err(e) => warn!(provider = %self.name, event = "login_failed", "{e}"),
-        }
-        self.shared.emit(BrokerEvent::LoginFinished {
-            provider: self.name.clone(),
-            ok: result.is_ok(),
-            message: result
-                .as_ref()
-                .err()
-                .map_or_else(|| "logged in".to_owned(), ToString::to_string),
-        });
-        progress.send_replace(LoginProgress::Finished(result));
-        self.shared.emit(BrokerEvent::StateChanged {
-            provider: self.name.clone(),
-        });
-    }
-
-    fn login_failed(&self, reason: impl Into<String>) -> BrokerError {
-        BrokerError::LoginFailed {
-            provider: self.name.clone(),
-            reason: reason.into(),
-        }
-    }
-
-    fn provider_failure(&self, failure: ProviderError) -> BrokerError {
-        match failure.class() {
-            FailureClass::Transient => BrokerError::ProviderUnavailable {
-                provider: self.name.clone(),
-                source: failure,
-            },
-            _ => BrokerError::ProviderRejected {
-                provider: self.name.clone(),
-                source: failure,
-            },
-        }
-    }
-
-    async fn device_login(
-        &self,
-        progress: &watch::Sender<LoginProgress>,
-    ) -> Result<(), BrokerError> {
-        let clock = Arc::clone(&self.shared.clock);
-        let authorization = self
-            .provider
-            .start_device_authorization()
-            .await
-            .map_err(|e| self.provider_failure(e))?;
-        let deadline = clock.now() + authorization.expires_in;
-        let verification_uri = authorization
-            .verification_uri
-            .clone()
-            .or_else(|| self.config.verification_uri.as_ref().map(ToString::to_string))
-            .ok_or_else(|| {
-                self.login_failed(
-                    "cannot be shown: the provider sent no verification URL; set `verification_uri` in the provider's config",
-                )
-            })?;
-        // Shown to a person, signalled and drawn as a QR code: the provider's
-        // URLs must pass the transport rule and hide nothing.
-        for (field, url) in [
-            ("verification_uri", Some(&verification_uri)),
-            (
-                "verification_uri_complete",
-                authorization.verification_uri_complete.as_ref(),
-            ),
-        ] {
-            if let Some(Err(problem)) = url.map(|u| url_rule::check_shown_url(u)) {
-                return Err(
-                    self.login_failed(format!("refused the provider's `{field}`: {problem}"))
-                );
-            }
-        }
-        let prompt = PendingPrompt {
-            user_code: authorization.user_code.clone(),
-            verification_uri,
-            verification_uri_complete: authorization.verification_uri_complete.clone(),
-            message: authorization.message.clone(),
-            expires_at: deadline,
-        };
-        info!(provider = %self.name, event = "login_started", expires_in = authorization.expires_in.as_secs(), "device login waiting for approval");
-        self.shared.emit(BrokerEvent::LoginPrompt {
-            provider: self.name.clone(),
-            prompt: prompt.to_prompt(clock.now()),
-        });
-        progress.send_replace(LoginProgress::Prompt(prompt));
-        self.shared.emit(BrokerEvent::StateChanged {
-            provider: self.name.clone(),
-        });
-
-        let mut interval = authorization.interval.unwrap_or(DEFAULT_POLL_INTERVAL);
-        let mut network_failures = 0u32;
-        loop {
-            // Network trouble stretches the wait (RFC 8628 §3.5); it never
-            // shrinks below the interval the provider asked for.
-            let wait =
-                (interval * 2u32.pow(network_failures.min(6))).min(interval.max(MAX_POLL_BACKOFF));
-            let now = clock.now();
-            if now + wait > deadline {
-                // No poll may happen before the interval is up, and after it
-                // the code is dead: nothing left to do but wait it out.
-                tokio::time::sleep(deadline.duration_since(now).unwrap_or_default()).await;
-                return Err(self.login_failed("expired before it was approved"));
-            }
-            tokio::time::sleep(wait).await;
-            if clock.now() >= deadline {
-                return Err(self.login_failed("expired before it was approved"));
-            }
-            let sent_at = clock.now();
-            match self.provider.poll(&authorization.device_code).await {
-                PollOutcome::Pending => network_failures = 0,
-                PollOutcome::SlowDown { interval: asked } => {
-                    network_failures = 0;
-                    // RFC 8628 adds 5 s; GitHub sends the new interval. Take
-                    // whichever is slower, so neither reading is violated.
-                    interval = (interval + SLOW_DOWN_STEP).max(asked.unwrap_or_default());
-                    info!(provider = %self.name, event = "slow_down", interval = interval.as_secs(), "provider asked to poll slower");
-                }
-                PollOutcome::Granted(grant) => {
-                    self.accept_login(grant, sent_at).await;
-                    return Ok(());
-                }
-                PollOutcome::Denied { message } => {
-                    return Err(self.login_failed(format!("was denied ({message})")));
-                }
-                PollOutcome::Expired { message } => {
-                    return Err(
-                        self.login_failed(format!("expired before it was approved ({message})"))
-                    );
-                }
-                PollOutcome::Failed(failure) if failure.class() == FailureClass::Transient => {
-                    network_failures += 1;
-                    warn!(provider = %self.name, event = "poll_failed", "polling failed, will retry: {failure}");
-                }
-                PollOutcome::Failed(failure) => {
-                    return Err(self.login_failed(format!("failed: {failure}")));
-                }
-            }
         }
     }
 }

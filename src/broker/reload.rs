@@ -3,8 +3,20 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, PoisonError};
 
-use super::{Broker, BrokerEvent, ReloadSummary};
+use super::api::Broker;
+use super::events::BrokerEvent;
 use crate::config::Config;
+
+/// What a reload did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReloadSummary {
+    /// New providers.
+    pub added: Vec<String>,
+    /// Providers gone from the config.
+    pub removed: Vec<String>,
+    /// Providers whose config changed.
+    pub changed: Vec<String>,
+}
 
 impl Broker {
     /// Applies a new config: providers added are created (and restored from

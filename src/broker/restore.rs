@@ -6,14 +6,15 @@ use std::sync::Arc;
 
 use tracing::info;
 
+use super::api::Broker;
+use super::session::blocking as store_call;
 use super::session::{LoadResult, RestoreCause, Session, did_not_complete};
 use super::store_health::is_store_wide;
-use super::{Broker, store_call};
 use crate::store::StoreError;
 
 /// How many stored sessions one store call reads: small enough that a slow
 /// store (the Secret Service, a record a few milliseconds) stays well
-/// within [`super::STORE_TIMEOUT`] per call.
+/// within [`STORE_TIMEOUT`](super::session::STORE_TIMEOUT) per call.
 const RESTORE_BATCH: usize = 256;
 
 /// At most this many batches are read at once, and never more than there

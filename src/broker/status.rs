@@ -12,7 +12,10 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::{Arc, PoisonError};
 
-use super::{Broker, BrokerError, Caller, Role, Session};
+use super::api::Broker;
+use super::error::BrokerError;
+use super::policy::{Caller, Role};
+use super::session::Session;
 use crate::protocol::{ProviderStatus, StoreStatus};
 
 /// The statuses of the providers a caller may see, a page at a time, in
@@ -194,7 +197,3 @@ fn status_for(session: &Session, role: Role) -> ProviderStatus {
     }
     status
 }
-
-#[cfg(test)]
-#[path = "status_tests.rs"]
-mod tests;

@@ -320,7 +320,3 @@ impl Store for WatchedStore {
             .inspect_err(|error| self.health.failed(error))
     }
 }
-
-#[cfg(test)]
-#[path = "store_health_tests.rs"]
-mod tests;

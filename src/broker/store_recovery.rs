@@ -17,9 +17,10 @@ use std::time::Instant;
 
 use tracing::info;
 
+use super::api::Broker;
 use super::error::BrokerError;
+use super::session::blocking as store_call;
 use super::session::{RestoreCause, Session};
-use super::{Broker, store_call};
 use crate::store::StoreError;
 
 impl Broker {

@@ -1,112 +1,61 @@
-//! One provider's session: its tokens, its state, and its refreshes.
+//! One provider's session: the driver of its state machine.
 //!
-//! All mutable state sits in [`State`] behind a std mutex whose critical
-//! sections never await. Work that does (HTTP, the store) runs outside it and
-//! comes back to apply its result. Two rules keep that safe:
+//! Every rule of the session (single flight, generations, store first,
+//! backoff, restore) is in [`machine`], a pure state machine: events in,
+//! effects out. This module and its siblings carry the effects out: the
+//! HTTP refresh (`refresh`), the store (`store`, `restore`), the
+//! scheduler's wake-ups and the events to subscribers (`effects`), the
+//! device login (`device_login`); and feed their outcomes back in.
 //!
-//! - **Single flight.** At most one refresh per session is in flight; its
-//!   result is published on a `watch` channel that every waiting caller
-//!   shares. The refresh runs in its own task, so a caller that gives up
-//!   cannot cancel it halfway (after the provider rotated the refresh token
-//!   but before the new one was saved, which would lose the session).
-//! - **Generations.** Login and logout start a new generation. A refresh
-//!   that comes back for an older generation is discarded, so a logout is
-//!   never undone by an answer that was already on its way.
-//!
-//! Writes to the store, and the state changes that go with them, are
-//! serialised by [`Session::persist`] so that store and memory agree on
-//! which refresh token is current. A refresh stores the new record before
-//! the new access token is visible and before the old refresh token is
-//! forgotten, so a crash leaves the old or the new one in the store; the
-//! window in which a crash can lose the session (request sent, answer not
-//! yet stored) is logged at debug level (`refresh_sent`, `refresh_answered`,
-//! `refresh_saved`). Saving is in `store`; restoring, and waiting for a
-//! store that cannot be read yet, in `restore`; the tokens and their record
-//! in `tokens`.
+//! The machine sits behind a std mutex whose critical sections never
+//! await. Work that does (HTTP, the store) runs outside it. A refresh runs
+//! in its own task, so a caller that gives up cannot cancel it halfway
+//! (after the provider rotated the refresh token but before the new one
+//! was saved, which would lose the session); its result is published on a
+//! `watch` channel that every waiting caller shares. Store writes, and the
+//! machine events that lead to and follow them, are serialised by
+//! [`Session::persist`] so that store and memory agree on which refresh
+//! token is current. The window in which a crash can lose the session
+//! (request sent, answer not yet stored) is logged at debug level
+//! (`refresh_sent`, `refresh_answered`, `refresh_saved`).
 
+mod device_login;
+mod effects;
+mod machine;
 mod refresh;
 mod reload;
 mod restore;
 mod status;
 mod store;
-mod tokens;
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, SystemTime};
 
 use tokio::sync::{Semaphore, watch};
-use tracing::{debug, info};
 
-use super::clock::unix_secs;
 use super::error::BrokerError;
 use super::login::LoginHandle;
 use super::policy::AccessPolicy;
-use super::timing;
-use super::{BrokerEvent, Shared};
+use super::shared::Shared;
 use crate::config::{EndpointSource, ProviderConfig};
 use crate::provider::{Provider, TokenGrant};
-use restore::PendingRestore;
-pub(crate) use restore::{LoadResult, RestoreCause};
+pub use machine::{AccessToken, Freshness, TokenFingerprint};
+use machine::{Context, Event, Reply, SessionMachine};
+pub(crate) use machine::{LoadResult, RestoreCause};
 pub use store::STORE_TIMEOUT;
 pub(crate) use store::{blocking, did_not_complete};
-use tokens::Tokens;
-pub use tokens::{AccessToken, Freshness, TokenFingerprint};
 
 /// The result every waiter of a refresh shares.
 pub(crate) type RefreshResult = Option<Result<(), BrokerError>>;
 
-/// Whether the session can produce tokens.
-#[derive(Debug, Clone)]
-enum Grant {
-    /// Never logged in, or logged out.
-    LoggedOut,
-    /// Logged in.
-    Active(Tokens),
-    /// The provider ended the session; a new login is needed.
-    NeedsLogin { reason: String },
-}
-
-/// Everything that changes, behind [`Session::state`].
+/// What changes, behind [`Session::state`]: the machine, and the handles
+/// on the work it started that only the driver can hold.
 #[derive(Debug)]
 pub(crate) struct State {
-    grant: Grant,
-    /// Bumped by login and logout; see the module doc.
-    generation: u64,
+    machine: SessionMachine,
     /// The device login in progress (or just finished).
     pub(crate) login: Option<LoginHandle>,
-    /// The refresh in flight, shared by every caller waiting for it.
-    refresh: Option<watch::Receiver<RefreshResult>>,
-    last_refresh: Option<SystemTime>,
-    last_attempt: Option<SystemTime>,
-    /// The last failure, cleared by a success.
-    last_failure: Option<BrokerError>,
-    /// Consecutive failed refresh attempts, for backoff.
-    failures: u32,
-    /// When the next background refresh is due.
-    next_refresh: Option<SystemTime>,
-    /// When the current access token stops being fresh: the refresh due
-    /// time planned for it, before a store retry or a nudge moved
-    /// `next_refresh`. A default `token` request takes the token until then.
-    fresh_until: Option<SystemTime>,
-    /// The store does not hold the current refresh token (a save failed).
-    store_dirty: bool,
-    /// The stored session could not be read yet: the session waits for the
-    /// store; see [`PendingRestore`].
-    pending_restore: Option<PendingRestore>,
-    /// When a `token` request last started a refresh: those are spaced, so
-    /// a caller asking for more life than tokens have, in a loop, does not
-    /// cost a refresh per call.
-    last_on_demand_refresh: Option<SystemTime>,
-    /// The refresh-token expiry already warned about (once per refresh
-    /// token; a new one with another expiry is warned about again).
-    expiry_warned: Option<SystemTime>,
-}
-
-/// How a `token` request proceeds, decided under the state lock.
-enum TokenPlan {
-    Ready(AccessToken),
-    Wait(watch::Receiver<RefreshResult>),
-    Fail(BrokerError),
+    /// The last refresh started, shared by every caller waiting for it.
+    flight: Option<watch::Receiver<RefreshResult>>,
 }
 
 /// One configured provider and its session.
@@ -124,7 +73,7 @@ pub struct Session {
     refresh_limit: Arc<Semaphore>,
     pub(crate) shared: Arc<Shared>,
     state: Mutex<State>,
-    /// Serialises store writes with the state changes that go with them.
+    /// Serialises store writes with the machine events that go with them.
     /// Held across the (blocking, off-thread) store call, hence tokio's mutex.
     persist: tokio::sync::Mutex<()>,
 }
@@ -157,48 +106,43 @@ impl Session {
         refresh_limit: Arc<Semaphore>,
         shared: Arc<Shared>,
     ) -> Self {
+        let identity = session_identity(&config);
+        let machine = SessionMachine::new(
+            config.name.clone(),
+            identity.clone(),
+            shared.refresh_token_warning,
+        );
         Self {
             name: config.name.clone(),
-            identity: session_identity(&config),
+            identity,
             policy: AccessPolicy::new(shared.owner_uid, &config),
             config,
             provider,
             refresh_limit,
             shared,
             state: Mutex::new(State {
-                grant: Grant::LoggedOut,
-                generation: 0,
+                machine,
                 login: None,
-                refresh: None,
-                last_refresh: None,
-                last_attempt: None,
-                last_failure: None,
-                failures: 0,
-                next_refresh: None,
-                fresh_until: None,
-                store_dirty: false,
-                pending_restore: None,
-                last_on_demand_refresh: None,
-                expiry_warned: None,
+                flight: None,
             }),
             persist: tokio::sync::Mutex::new(()),
         }
     }
 
     pub(crate) fn state(&self) -> MutexGuard<'_, State> {
-        // State updates are single assignments; a panic elsewhere cannot
-        // leave one half-done, so a poisoned lock is still consistent.
+        // The machine changes only inside `handle`, which does not panic
+        // halfway through a change; a poisoned lock is still consistent.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn now(&self) -> SystemTime {
-        self.shared.clock.now()
-    }
-
-    fn changed(&self) {
-        self.shared.emit(BrokerEvent::StateChanged {
-            provider: self.name.clone(),
-        });
+    /// The facts of the moment, for the machine.
+    fn context(&self, state: &State) -> Context {
+        Context {
+            now: self.shared.clock.now(),
+            jitter: fastrand::f64(),
+            store_available: self.shared.store_health.is_available(),
+            login_code: state.login.as_ref().and_then(LoginHandle::pending_code),
+        }
     }
 
     // ----- token -------------------------------------------------------
@@ -211,195 +155,52 @@ impl Session {
         // A store that was locked or missing may work now: try it (spaced)
         // before telling the caller there is no session.
         self.restore_on_demand().await;
-        let rx = match self.plan_token(want) {
-            TokenPlan::Ready(token) => return Ok(token),
-            TokenPlan::Fail(e) => return Err(e),
-            TokenPlan::Wait(rx) => rx,
-        };
-        let refreshed = wait_for_refresh(rx, &self.shared).await;
-        // One refresh per request at most: if the fresh token is still too
-        // short-lived, a second refresh would not help.
-        let state = self.state();
-        let now = self.now();
-        let Grant::Active(Tokens {
-            access: Some(token),
-            ..
-        }) = &state.grant
-        else {
-            refreshed?;
-            return Err(self.login_required(&state));
-        };
-        match want {
-            // The refresh failed, but the token still works: hand it out.
-            Freshness::Default | Freshness::Replacing(_)
-                if token.valid_for(now, Duration::ZERO) =>
-            {
-                Ok(token.clone())
+        let reply = match self.request_token(want) {
+            (Some(Reply::JoinRefresh), flight) => {
+                // The refresh runs in its own task: a caller that gives up
+                // here leaves it to finish and save what it gets.
+                let outcome = match flight {
+                    Some(rx) => wait_for_refresh(rx, &self.shared).await,
+                    None => Ok(()),
+                };
+                self.dispatch_now(Event::RefreshAwaited { want, outcome })
             }
-            Freshness::Default | Freshness::Replacing(_) => Err(refreshed
-                .err()
-                .unwrap_or_else(|| self.login_required(&state))),
-            Freshness::AtLeast(min_valid) => {
-                refreshed?;
-                if token.valid_for(now, min_valid) {
-                    Ok(token.clone())
-                } else {
-                    Err(self.too_short(token, min_valid))
-                }
-            }
-        }
-    }
-
-    fn too_short(&self, token: &AccessToken, min_valid: Duration) -> BrokerError {
-        let left = token
-            .expires_at
-            .and_then(|at| at.duration_since(self.now()).ok())
-            .unwrap_or_default();
-        BrokerError::TokenTooShort {
-            provider: self.name.clone(),
-            lifetime_secs: left.as_secs(),
-            min_valid_secs: min_valid.as_secs(),
-        }
-    }
-
-    fn plan_token(self: &Arc<Self>, want: Freshness) -> TokenPlan {
-        let mut state = self.state();
-        let now = self.now();
-        let Grant::Active(tokens) = &state.grant else {
-            // The session may be in a store that cannot be read yet: say
-            // that rather than "log in", which would start a new session.
-            if state.pending_restore.is_some() {
-                return TokenPlan::Fail(self.waiting_error());
-            }
-            return TokenPlan::Fail(self.login_required(&state));
+            (other, _) => other,
         };
-        let usable = tokens
-            .access
-            .as_ref()
-            .filter(|t| t.valid_for(now, Duration::ZERO));
-        let fresh_enough = |token: &&AccessToken| match want {
-            Freshness::AtLeast(min_valid) => token.valid_for(now, min_valid),
-            Freshness::Default => state.fresh_until.is_none_or(|until| now < until),
-            Freshness::Replacing(refused) => TokenFingerprint::of(token.secret.expose()) != refused,
-        };
-        if let Some(token) = usable.filter(fresh_enough) {
-            return TokenPlan::Ready(token.clone());
-        }
-        // A default request takes a still-valid token whenever a refresh
-        // cannot be had now, rather than an error.
-        let fallback = |failure: BrokerError| match (want, usable) {
-            (Freshness::Default | Freshness::Replacing(_), Some(token)) => {
-                TokenPlan::Ready(token.clone())
-            }
-            _ => TokenPlan::Fail(failure),
-        };
-        if tokens.refresh.is_none() {
-            return fallback(BrokerError::LoginRequired {
+        match reply {
+            Some(Reply::Token(token)) => Ok(token),
+            Some(Reply::WaitingForStore) => Err(self.waiting_error()),
+            Some(Reply::Failed(e) | Reply::Done(Err(e))) => Err(e),
+            _ => Err(BrokerError::LoginRequired {
                 provider: self.name.clone(),
-                reason: Some(
-                    "the access token expired and the provider issued no refresh token".into(),
-                ),
-            });
-        }
-        if let Some(rx) = &state.refresh {
-            return TokenPlan::Wait(rx.clone());
-        }
-        let recently_failed = state.failures > 0
-            && state
-                .last_attempt
-                .is_some_and(|at| now < at + timing::ON_DEMAND_RETRY_SPACING);
-        if let (true, Some(failure)) = (recently_failed, &state.last_failure) {
-            return fallback(failure.clone());
-        }
-        // A token that still works but has less life than asked for: a
-        // refresh may bring a longer-lived one, but not every call (the
-        // provider's lifetimes rarely change between two requests).
-        if let Some(token) = usable
-            && state
-                .last_on_demand_refresh
-                .is_some_and(|at| now < at + timing::ON_DEMAND_RETRY_SPACING)
-        {
-            let min_valid = match want {
-                Freshness::AtLeast(min_valid) => min_valid,
-                Freshness::Default | Freshness::Replacing(_) => Duration::ZERO,
-            };
-            return fallback(self.too_short(token, min_valid));
-        }
-        state.last_on_demand_refresh = Some(now);
-        debug!(provider = %self.name, event = "refresh_on_demand", "a token request starts a refresh");
-        TokenPlan::Wait(self.start_refresh(&mut state))
-    }
-
-    fn login_required(&self, state: &State) -> BrokerError {
-        let reason = match (
-            &state.grant,
-            state.login.as_ref().and_then(LoginHandle::pending_code),
-        ) {
-            (_, Some(code)) => Some(format!("a login is pending: enter code {code}")),
-            (Grant::NeedsLogin { reason }, None) => Some(reason.clone()),
-            _ => None,
-        };
-        BrokerError::LoginRequired {
-            provider: self.name.clone(),
-            reason,
+                reason: None,
+            }),
         }
     }
 
     // ----- login and logout ----------------------------------------------
 
-    /// Installs the tokens of a successful device login.
-    pub(crate) async fn accept_login(&self, grant: TokenGrant, sent_at: SystemTime) {
+    /// Installs the tokens of a successful device login: stored first.
+    pub(crate) async fn accept_login(
+        self: &Arc<Self>,
+        grant: TokenGrant,
+        sent_at: std::time::SystemTime,
+    ) {
         let _persist = self.persist.lock().await;
-        let tokens = Tokens::from_grant(grant, sent_at, None);
-        let saved = self.save(&tokens).await;
-        let now = self.now();
-        let expires_at = tokens
-            .access
-            .as_ref()
-            .and_then(|a| a.expires_at)
-            .map(unix_secs);
-        {
-            let mut state = self.state();
-            state.generation += 1;
-            // The new session replaces any stored one still waiting to be read.
-            state.pending_restore = None;
-            state.store_dirty = saved.is_err();
-            state.last_failure = saved.err();
-            state.grant = Grant::Active(tokens.clone());
-            state.last_refresh = Some(now);
-            state.failures = 0;
-            self.schedule_next(&mut state, &tokens, now);
-        }
-        info!(provider = %self.name, event = "logged_in", expires_at, "device login succeeded");
-        self.shared.emit(BrokerEvent::TokenRefreshed {
-            provider: self.name.clone(),
-            expires_at,
-        });
-        self.changed();
+        self.dispatch(Event::LoginGranted { grant, sent_at }).await;
     }
 
     /// Forgets the session: memory first, then the store.
-    pub(crate) async fn logout(&self) -> Result<(), BrokerError> {
+    pub(crate) async fn logout(self: &Arc<Self>) -> Result<(), BrokerError> {
         let login = self.state().login.take();
         if let Some(login) = login {
             login.cancel();
         }
         let _persist = self.persist.lock().await;
-        {
-            let mut state = self.state();
-            state.generation += 1;
-            state.grant = Grant::LoggedOut;
-            state.failures = 0;
-            state.last_failure = None;
-            state.next_refresh = None;
-            state.store_dirty = false;
-            state.pending_restore = None;
+        match self.dispatch(Event::LogoutRequested).await {
+            Some(Reply::Done(result)) => result,
+            _ => Ok(()),
         }
-        self.shared.scheduler.schedule(&self.name, None);
-        let result = self.delete_stored().await;
-        info!(provider = %self.name, event = "logged_out", "session forgotten");
-        self.changed();
-        result
     }
 }
 
@@ -418,3 +219,6 @@ async fn wait_for_refresh(
         _ => Err(BrokerError::ShuttingDown),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,10 +1,11 @@
 //! Handing a session over when a config reload rebuilds its provider.
 
-use super::{Grant, Session, wait_for_refresh};
+use std::sync::Arc;
+
+use super::machine::Event;
+use super::{Session, wait_for_refresh};
 
 impl Session {
-    // ----- reload ------------------------------------------------------
-
     /// Whether both sessions hold tokens of the same client and endpoint.
     pub(crate) fn same_identity(&self, other: &Session) -> bool {
         self.identity == other.identity
@@ -14,14 +15,15 @@ impl Session {
     /// its config changed): cancels a pending login and waits for a refresh
     /// in flight to land, so whatever it brought is in memory and the store.
     pub(crate) async fn retire(&self) {
-        let (login, refresh) = {
+        let (login, flight) = {
             let mut state = self.state();
-            (state.login.take(), state.refresh.clone())
+            // A flight that is over answers at once.
+            (state.login.take(), state.flight.clone())
         };
         if let Some(login) = login {
             login.cancel();
         }
-        if let Some(rx) = refresh {
+        if let Some(rx) = flight {
             let _ = wait_for_refresh(rx, &self.shared).await;
         }
     }
@@ -29,30 +31,20 @@ impl Session {
     /// Takes over the tokens of `old`, a retired session of the same
     /// identity, so a config change that keeps client and endpoint keeps the
     /// session too.
-    pub(crate) async fn inherit(&self, old: &Session) {
+    pub(crate) async fn inherit(self: &Arc<Self>, old: &Session) {
         // Serialised with old's store writes: nothing of old's can land after this.
         let old_persist = old.persist.lock().await;
-        let old_grant = old.state().grant.clone();
-        if matches!(old_grant, Grant::LoggedOut) {
+        let handover = old.state().machine.handover();
+        drop(old_persist);
+        match handover {
+            Some(handover) => {
+                self.dispatch_now(Event::TakeOver(Box::new(handover)));
+            }
             // Nothing to take over, but perhaps a stored session the old
             // one could not read yet: try again.
-            drop(old_persist);
-            self.restore().await;
-            return;
-        }
-        let now = self.now();
-        let mut state = self.state();
-        {
-            let old_state = old.state();
-            state.grant = old_state.grant.clone();
-            state.last_refresh = old_state.last_refresh;
-            state.last_failure.clone_from(&old_state.last_failure);
-            state.failures = old_state.failures;
-            state.store_dirty = old_state.store_dirty;
-        }
-        if let Grant::Active(tokens) = &state.grant {
-            let tokens = tokens.clone();
-            self.schedule_next(&mut state, &tokens, now);
+            None => {
+                self.restore().await;
+            }
         }
     }
 

@@ -3,54 +3,28 @@
 //! batches, by the broker's store recovery), and for a `token` request.
 //!
 //! Restoring holds the session's persist lock, like every other store write
-//! and the state change that goes with it, so a restore can never overwrite
-//! a session that a login, a logout or a refresh installed meanwhile: it is
-//! applied only while the session is still logged out and waiting for it.
+//! and the state change that goes with it; the machine installs a record
+//! only while the session is still logged out and waiting for it.
 //!
 //! A record that could not be read because the store as a whole cannot be
 //! used (no Secret Service, a locked keyring, an unusable directory) leaves
-//! the session waiting for the store ([`PendingRestore`]): no timer, no
-//! retry and no error of its own. The store's health says what is wrong,
-//! once for every session, and its one retry loop restores the waiting
-//! sessions when the store works again.
+//! the session waiting for the store: no timer, no retry and no error of
+//! its own. The store's health says what is wrong, once for every session,
+//! and its one retry loop restores the waiting sessions when the store
+//! works again.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
 
-use tracing::{debug, info, warn};
-
-use super::{Grant, Session, State, Tokens};
+use super::Session;
+use super::machine::{Event, LoadResult, Reply, RestoreCause};
 use crate::broker::error::BrokerError;
-use crate::broker::store_health::is_store_wide;
-use crate::store::{StoreError, StoredSession};
-
-/// What the store said of one session's record.
-pub(crate) type LoadResult = Result<Option<StoredSession>, StoreError>;
-
-/// The session's stored record has not been read: the store was
-/// unavailable. The session waits, logged out, until the store's recovery
-/// (or a `token` request) reads it.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct PendingRestore;
-
-/// Why a record is being read; decides what is logged and announced.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum RestoreCause {
-    /// At start, or for a provider a reload added: the broker logs one line
-    /// for all, and nobody has seen the session yet.
-    Start,
-    /// The store works again: one line for all, but front-ends hear of
-    /// each session that changed.
-    Recovery,
-    /// A `token` request for this session.
-    Request,
-}
+use crate::store::StoreError;
 
 impl Session {
     /// Loads the stored session (at start, or for a provider a reload
     /// added). While the store is unavailable the session waits for it
     /// without trying. Returns whether the session was restored.
-    pub(crate) async fn restore(&self) -> bool {
+    pub(crate) async fn restore(self: &Arc<Self>) -> bool {
         if !self.shared.store_health.is_available() {
             self.wait_for_store().await;
             return false;
@@ -60,24 +34,21 @@ impl Session {
 
     /// Whether the session waits for the store to read its record.
     pub(crate) fn waits_for_store(&self) -> bool {
-        self.state().pending_restore.is_some()
+        self.state().machine.waits_for_store()
     }
 
     /// Makes a logged-out session wait for the store: its record could not
     /// be read (the store is unavailable).
-    pub(crate) async fn wait_for_store(&self) {
+    pub(crate) async fn wait_for_store(self: &Arc<Self>) {
         let _persist = self.persist.lock().await;
-        let mut state = self.state();
-        if matches!(state.grant, Grant::LoggedOut) {
-            state.pending_restore = Some(PendingRestore);
-        }
+        self.dispatch_now(Event::StoreUnavailable);
     }
 
     /// The store works again and has no record of this session: there is
     /// nothing to wait for.
-    pub(crate) async fn no_stored_record(&self) {
+    pub(crate) async fn no_stored_record(self: &Arc<Self>) {
         let _persist = self.persist.lock().await;
-        self.state().pending_restore = None;
+        self.dispatch_now(Event::NoStoredRecord);
     }
 
     /// What a `token` request for a session that waits for the store is
@@ -92,7 +63,10 @@ impl Session {
                 reason: "the stored session is being read: try again in a moment".into(),
             }
         });
-        self.store_error(source)
+        BrokerError::Store {
+            provider: self.name.clone(),
+            source,
+        }
     }
 
     /// Tries to read the record for a `token` request if the session waits
@@ -100,13 +74,13 @@ impl Session {
     /// reached this session yet), else at most once per spacing for the
     /// whole daemon. A record read during an outage means the store works:
     /// the retry loop is woken to restore the other sessions.
-    pub(super) async fn restore_on_demand(&self) {
+    pub(super) async fn restore_on_demand(self: &Arc<Self>) {
         if !self.waits_for_store() {
             return;
         }
         let health = &self.shared.store_health;
         let available = health.is_available();
-        if !available && !health.claim_on_demand(self.now()) {
+        if !available && !health.claim_on_demand(self.shared.clock.now()) {
             return;
         }
         self.load_stored(RestoreCause::Request).await;
@@ -118,24 +92,19 @@ impl Session {
     /// Installs a record the broker read for this session (with those of
     /// other sessions, in one store call), as [`Self::restore`] would have.
     /// Returns whether the session was restored.
-    pub(crate) async fn restore_loaded(&self, loaded: LoadResult, cause: RestoreCause) -> bool {
+    pub(crate) async fn restore_loaded(
+        self: &Arc<Self>,
+        loaded: LoadResult,
+        cause: RestoreCause,
+    ) -> bool {
         let _persist = self.persist.lock().await;
-        self.may_restore(cause) && self.apply_loaded(loaded, cause)
-    }
-
-    /// Whether a record read now may still be installed; the caller holds
-    /// the persist lock.
-    fn may_restore(&self, cause: RestoreCause) -> bool {
-        let state = self.state();
-        let waiting = cause == RestoreCause::Start || state.pending_restore.is_some();
-        // Not if restored meanwhile, or replaced by a login.
-        waiting && matches!(state.grant, Grant::LoggedOut)
+        self.apply_loaded(loaded, cause)
     }
 
     /// One attempt to load the stored session.
-    async fn load_stored(&self, cause: RestoreCause) -> bool {
+    async fn load_stored(self: &Arc<Self>, cause: RestoreCause) -> bool {
         let _persist = self.persist.lock().await;
-        if !self.may_restore(cause) {
+        if !self.state().machine.may_restore(cause) {
             return false;
         }
         let store = Arc::clone(&self.shared.store);
@@ -144,77 +113,18 @@ impl Session {
         self.apply_loaded(loaded, cause)
     }
 
-    /// Applies the outcome of a load; the caller holds the persist lock.
-    /// Returns whether the session was restored.
-    fn apply_loaded(&self, loaded: LoadResult, cause: RestoreCause) -> bool {
-        let now = self.now();
-        let mut state = self.state();
-        state.pending_restore = None;
-        if matches!(state.last_failure, Some(BrokerError::Store { .. })) {
-            state.last_failure = None;
-        }
-        let mut restored = false;
-        let mut store_failure = None;
-        match loaded {
-            Ok(Some(record)) if record.identity == self.identity => {
-                self.install_restored(&mut state, Tokens::from_record(record), now);
-                if cause == RestoreCause::Request {
-                    info!(provider = %self.name, event = "restored", "session restored from the {}", self.shared.store.name());
-                } else {
-                    // The broker says at info level how many were restored:
-                    // ten thousand lines would cost more than the restore.
-                    debug!(provider = %self.name, event = "restored", "session restored from the {}", self.shared.store.name());
-                }
-                restored = true;
-            }
-            Ok(Some(_)) => {
-                warn!(provider = %self.name, event = "restore_skipped",
-                    "the stored session belongs to a different client or endpoint; it is not used (log in again)");
-            }
-            Ok(None) => {}
-            Err(source) if is_store_wide(&source) => {
-                state.pending_restore = Some(PendingRestore);
-                store_failure = Some(source);
-            }
-            Err(source) => {
-                warn!(provider = %self.name, event = "store_failed", "could not load the stored session: {source}");
-                state.last_failure = Some(self.store_error(source));
-            }
-        }
-        drop(state);
-        match store_failure {
-            // The store reported it already, unless the call timed out (the
-            // store never answered): reporting twice changes nothing.
-            Some(source) => self.shared.store_health.failed(&source),
-            None if cause != RestoreCause::Start => self.changed(),
-            None => {}
-        }
-        restored
-    }
-
-    /// Makes restored tokens the session's, and plans their next refresh.
-    fn install_restored(&self, state: &mut State, tokens: Tokens, now: SystemTime) {
-        let has_access = tokens
-            .access
-            .as_ref()
-            .is_some_and(|a| a.valid_for(now, Duration::ZERO));
-        if has_access {
-            self.schedule_next(state, &tokens, now);
-        } else {
-            // Check the refresh token soon (a revoked one turns into
-            // "login required" now rather than at first use), spread
-            // so that many sessions do not all start at once.
-            state.next_refresh = Some(now + Duration::from_secs(5).mul_f64(fastrand::f64()));
-            self.shared
-                .scheduler
-                .schedule(&self.name, state.next_refresh);
-        }
-        state.grant = Grant::Active(tokens);
+    /// Hands what the store said to the machine; the caller holds the
+    /// persist lock. Returns whether the session was restored.
+    fn apply_loaded(self: &Arc<Self>, loaded: LoadResult, cause: RestoreCause) -> bool {
+        matches!(
+            self.dispatch_now(Event::RecordLoaded { cause, loaded }),
+            Some(Reply::Changed(true))
+        )
     }
 
     /// Whether the session's tokens are not in the store (a save failed).
     pub(crate) fn is_store_dirty(&self) -> bool {
-        self.state().store_dirty
+        self.state().machine.is_store_dirty()
     }
 
     /// Saves the session's tokens if its last save failed; returns whether
@@ -222,23 +132,12 @@ impl Session {
     ///
     /// # Errors
     /// The save failed again.
-    pub(crate) async fn save_if_dirty(&self) -> Result<bool, BrokerError> {
+    pub(crate) async fn save_if_dirty(self: &Arc<Self>) -> Result<bool, BrokerError> {
         let _persist = self.persist.lock().await;
-        let tokens = {
-            let state = self.state();
-            match (&state.grant, state.store_dirty) {
-                (Grant::Active(tokens), true) => tokens.clone(),
-                _ => return Ok(false),
-            }
-        };
-        self.save(&tokens).await?;
-        let mut state = self.state();
-        state.store_dirty = false;
-        if matches!(state.last_failure, Some(BrokerError::Store { .. })) {
-            state.last_failure = None;
+        match self.dispatch(Event::SaveIfDirty).await {
+            Some(Reply::Changed(saved)) => Ok(saved),
+            Some(Reply::Done(Err(e))) => Err(e),
+            _ => Ok(false),
         }
-        drop(state);
-        self.changed();
-        Ok(true)
     }
 }

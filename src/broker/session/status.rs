@@ -1,20 +1,20 @@
 //! What `tokenctl status` shows of a session.
 
-use std::time::{Duration, SystemTime};
-
-use super::{Grant, Session, State};
 use crate::broker::clock::unix_secs;
 use crate::protocol::ProviderStatus;
+
+use super::Session;
 
 impl Session {
     /// The session as `tokenctl status` shows it.
     pub(crate) fn status(&self) -> ProviderStatus {
         let state = self.state();
-        let now = self.now();
+        let machine = &state.machine;
+        let now = self.shared.clock.now();
         let pending = state.login.as_ref().and_then(|l| l.prompt_for_status(now));
-        let (expires_at, scopes, login_needed_by) = match &state.grant {
-            Grant::LoggedOut | Grant::NeedsLogin { .. } => (None, self.config.scopes.clone(), None),
-            Grant::Active(tokens) => {
+        let (expires_at, scopes, login_needed_by) = match machine.tokens() {
+            None => (None, self.config.scopes.clone(), None),
+            Some(tokens) => {
                 let scopes = tokens.scope.as_deref().map_or_else(
                     || self.config.scopes.clone(),
                     |s| s.split_whitespace().map(str::to_owned).collect(),
@@ -29,19 +29,19 @@ impl Session {
         let name = if pending.is_some() {
             "login_pending"
         } else {
-            state_name(&state, now)
+            machine.state_name(now)
         };
         ProviderStatus {
             name: self.name.clone(),
             dialect: self.config.dialect.name.to_owned(),
             state: name.to_owned(),
             expires_at: expires_at.map(unix_secs),
-            last_refresh: state.last_refresh.map(unix_secs),
-            next_refresh: state.next_refresh.map(unix_secs),
-            last_error: state.last_failure.as_ref().map(ToString::to_string),
+            last_refresh: machine.last_refresh().map(unix_secs),
+            next_refresh: machine.next_refresh().map(unix_secs),
+            last_error: machine.last_failure().map(ToString::to_string),
             scopes,
             login: pending,
-            saved: !(state.store_dirty && matches!(state.grant, Grant::Active(_))),
+            saved: machine.is_saved(),
             hosts: self.config.hosts.clone(),
             username: Some(
                 self.config
@@ -57,7 +57,7 @@ impl Session {
     /// status: `summary()` asks every session for it.
     pub(crate) fn state_name(&self) -> &'static str {
         let state = self.state();
-        let now = self.now();
+        let now = self.shared.clock.now();
         if state
             .login
             .as_ref()
@@ -65,25 +65,6 @@ impl Session {
         {
             return "login_pending";
         }
-        state_name(&state, now)
-    }
-}
-
-/// The state's name, but for a pending login (which the caller checks).
-fn state_name(state: &State, now: SystemTime) -> &'static str {
-    match &state.grant {
-        Grant::LoggedOut => "logged_out",
-        Grant::NeedsLogin { .. } => "login_required",
-        Grant::Active(tokens) => {
-            let valid = tokens
-                .access
-                .as_ref()
-                .is_some_and(|a| a.valid_for(now, Duration::ZERO));
-            if valid || (tokens.refresh.is_some() && state.failures == 0) {
-                "active"
-            } else {
-                "expired"
-            }
-        }
+        state.machine.state_name(now)
     }
 }

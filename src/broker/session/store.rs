@@ -1,15 +1,14 @@
-//! The session's side of persistence: saving and deleting its record
-//! (restoring it is in `restore`).
+//! The session's store calls: writing and deleting its record (restoring
+//! it is in `restore`).
 //!
 //! Every store call runs on the blocking pool, bounded by [`STORE_TIMEOUT`].
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use tracing::{info, warn};
+use tracing::info;
 
-use super::{Session, Tokens};
-use crate::broker::error::BrokerError;
+use super::Session;
 use crate::store::{StoreError, StoredSession};
 
 /// Wall-clock microseconds, for the debug lines that time the window between
@@ -22,29 +21,15 @@ pub(super) fn unix_micros_now() -> u128 {
 }
 
 impl Session {
-    /// Saves the session's record (or deletes it when there is no refresh
-    /// token to keep). Runs the blocking store off the async threads.
-    pub(super) async fn save(&self, tokens: &Tokens) -> Result<(), BrokerError> {
-        let result = self.write_record(tokens.to_record(&self.identity)).await;
-        result.map_err(|source| {
-            warn!(provider = %self.name, event = "store_failed", "could not save the session: {source}");
-            self.store_error(source)
-        })
-    }
-
-    pub(super) async fn delete_stored(&self) -> Result<(), BrokerError> {
-        self.write_record(None).await.map_err(|source| {
-            warn!(provider = %self.name, event = "store_failed", "could not delete the stored session: {source}");
-            self.store_error(source)
-        })
-    }
-
     /// One write of this session's record (`record`, or a delete when
     /// `None`), in order with every other write of it (see
     /// `broker::record_writes`): its generation is taken when the write is
     /// made (the first poll, which callers make at once), and it runs on
     /// the blocking pool.
-    async fn write_record(&self, record: Option<StoredSession>) -> Result<(), StoreError> {
+    pub(super) async fn write_record(
+        &self,
+        record: Option<StoredSession>,
+    ) -> Result<(), StoreError> {
         let slot = self.shared.record_writes.slot(&self.name);
         let generation = slot.issue();
         let store = Arc::clone(&self.shared.store);
@@ -56,13 +41,6 @@ impl Session {
             })
         })
         .await
-    }
-
-    pub(super) fn store_error(&self, source: StoreError) -> BrokerError {
-        BrokerError::Store {
-            provider: self.name.clone(),
-            source,
-        }
     }
 
     /// Retries the save that failed, in the background (the store works:
@@ -105,11 +83,3 @@ pub(crate) fn did_not_complete(e: &tokio::task::JoinError) -> StoreError {
         reason: format!("the store call did not complete: {e}"),
     }
 }
-
-#[cfg(test)]
-#[path = "store_tests.rs"]
-mod tests;
-
-#[cfg(test)]
-#[path = "write_order_tests.rs"]
-mod write_order_tests;

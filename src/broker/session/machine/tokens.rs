@@ -87,20 +87,20 @@ impl From<Duration> for Freshness {
 
 /// The tokens of an established session.
 #[derive(Debug, Clone)]
-pub(super) struct Tokens {
-    pub(super) access: Option<AccessToken>,
-    pub(super) refresh: Option<Secret>,
-    pub(super) scope: Option<String>,
+pub(crate) struct Tokens {
+    pub(crate) access: Option<AccessToken>,
+    pub(crate) refresh: Option<Secret>,
+    pub(crate) scope: Option<String>,
     /// When the current refresh token was obtained.
-    pub(super) obtained_at: SystemTime,
+    pub(crate) obtained_at: SystemTime,
     /// When the current refresh token expires, when the provider said.
-    pub(super) refresh_expires_at: Option<SystemTime>,
+    pub(crate) refresh_expires_at: Option<SystemTime>,
 }
 
 impl Tokens {
     /// Tokens from a grant whose request was sent at `sent_at`. A refresh
     /// answer without a refresh token keeps the previous one (RFC 6749 §6).
-    pub(super) fn from_grant(
+    pub(crate) fn from_grant(
         grant: TokenGrant,
         sent_at: SystemTime,
         previous: Option<&Tokens>,
@@ -140,7 +140,7 @@ impl Tokens {
         }
     }
 
-    pub(super) fn to_record(&self, identity: &str) -> Option<StoredSession> {
+    pub(crate) fn to_record(&self, identity: &str) -> Option<StoredSession> {
         let refresh = self.refresh.clone()?;
         Some(StoredSession {
             version: STORED_SESSION_VERSION,
@@ -159,7 +159,7 @@ impl Tokens {
         })
     }
 
-    pub(super) fn from_record(record: StoredSession) -> Self {
+    pub(crate) fn from_record(record: StoredSession) -> Self {
         let access = match (record.access_token, record.expires_at) {
             (Some(secret), Some(expires_at)) => Some(AccessToken {
                 secret,
@@ -177,5 +177,15 @@ impl Tokens {
             obtained_at: from_unix_secs(record.obtained_at),
             refresh_expires_at: record.refresh_expires_at.map(from_unix_secs),
         }
+    }
+}
+
+impl Tokens {
+    /// When the access token expires, in Unix seconds, for events and logs.
+    pub(crate) fn expires_at_unix(&self) -> Option<i64> {
+        self.access
+            .as_ref()
+            .and_then(|a| a.expires_at)
+            .map(unix_secs)
     }
 }

@@ -8,12 +8,12 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use super::*;
-use crate::broker::clock::{OffsetClock, SystemClock};
+use crate::broker::clock::{OffsetClock, SystemClock, unix_secs};
+use crate::broker::store_health::*;
 use crate::broker::{Broker, BrokerError, BrokerEvent, BrokerParts, Caller, session_identity};
 use crate::provider::HttpClient;
 use crate::secret::Secret;
-use crate::store::{MemoryStore, STORED_SESSION_VERSION};
+use crate::store::{MemoryStore, STORED_SESSION_VERSION, Store, StoreError, StoredSession};
 
 fn locked() -> StoreError {
     StoreError::Locked {

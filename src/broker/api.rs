@@ -1,0 +1,325 @@
+//! The broker's request API: [`Broker`], the sessions it owns, and the
+//! calls front-ends make (`token`, `login`, `logout`, roles). Each call is
+//! checked against the provider's access policy before a session sees it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+
+use tokio::sync::{Semaphore, broadcast};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::clock::Clock;
+use super::error::{self, BrokerError};
+use super::events::BrokerEvent;
+use super::login::LoginWatch;
+use super::policy::{AccessPolicy, Caller, Role};
+use super::record_writes;
+use super::scheduler::RefreshScheduler;
+use super::session::{AccessToken, Freshness, Session};
+use super::shared::Shared;
+use super::store_health::{self, StoreHealth};
+use crate::config::{Config, ProviderConfig};
+use crate::provider::{HttpClient, Provider};
+use crate::store::Store;
+
+/// The largest `min_valid` accepted: a day. Asking for more is a mistake
+/// (seconds taken for milliseconds), better told than silently refused.
+pub const MAX_MIN_VALID: Duration = Duration::from_secs(24 * 3600);
+
+/// How a broker is built: everything it needs, handed in.
+#[derive(Debug)]
+pub struct BrokerParts {
+    /// Where sessions persist.
+    pub store: Arc<dyn Store>,
+    /// Wall-clock time.
+    pub clock: Arc<dyn Clock>,
+    /// The HTTP client for providers.
+    pub http: HttpClient,
+    /// The uid the daemon runs as (always allowed).
+    pub owner_uid: u32,
+}
+
+/// The broker core. Cheap to clone; clones share everything.
+#[derive(Debug, Clone)]
+pub struct Broker {
+    pub(super) inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+pub(super) struct Inner {
+    pub(super) shared: Arc<Shared>,
+    pub(super) http: HttpClient,
+    pub(super) max_concurrent_refreshes: usize,
+    // A std RwLock: read on every request, written only on reload, and
+    // never held across an await.
+    pub(super) sessions: RwLock<BTreeMap<String, Arc<Session>>>,
+    // One semaphore per token endpoint, shared by the sessions that use it.
+    pub(super) endpoint_limits: std::sync::Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+impl Broker {
+    /// A broker for the providers of `config`. Call [`Self::start`] next.
+    #[must_use]
+    pub fn new(config: &Config, parts: BrokerParts) -> Self {
+        let (events, _) = broadcast::channel(1024);
+        let store_health = Arc::new(StoreHealth::new(
+            parts.store.name(),
+            Arc::clone(&parts.clock),
+        ));
+        let shared = Arc::new(Shared {
+            store: Arc::new(store_health::WatchedStore::new(
+                parts.store,
+                Arc::clone(&store_health),
+            )),
+            store_health,
+            clock: parts.clock,
+            events,
+            scheduler: RefreshScheduler::new(),
+            tasks: TaskTracker::new(),
+            shutdown: CancellationToken::new(),
+            owner_uid: parts.owner_uid,
+            record_writes: record_writes::RecordWrites::default(),
+            refresh_token_warning: config.daemon.refresh_token_warning,
+        });
+        let broker = Self {
+            inner: Arc::new(Inner {
+                shared,
+                http: parts.http,
+                max_concurrent_refreshes: config.daemon.max_concurrent_refreshes,
+                sessions: RwLock::new(BTreeMap::new()),
+                endpoint_limits: std::sync::Mutex::new(HashMap::new()),
+            }),
+        };
+        let sessions = config
+            .providers
+            .iter()
+            .map(|p| (p.name.clone(), broker.build_session(p)))
+            .collect();
+        *broker
+            .inner
+            .sessions
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = sessions;
+        broker
+    }
+
+    pub(super) fn build_session(&self, config: &ProviderConfig) -> Arc<Session> {
+        let provider = Provider::new(
+            config.build_dialect(),
+            config.endpoints.clone(),
+            self.inner.http.clone(),
+        );
+        let limit = Arc::clone(
+            self.inner
+                .endpoint_limits
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .entry(provider.token_endpoint_hint())
+                .or_insert_with(|| Arc::new(Semaphore::new(self.inner.max_concurrent_refreshes))),
+        );
+        Arc::new(Session::new(
+            config.clone(),
+            provider,
+            limit,
+            Arc::clone(&self.inner.shared),
+        ))
+    }
+
+    /// A token has been cancelled when shutdown begins.
+    #[must_use]
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.inner.shared.shutdown.clone()
+    }
+
+    /// Subscribes to events.
+    #[must_use]
+    pub fn subscribe(&self) -> broadcast::Receiver<BrokerEvent> {
+        self.inner.shared.events.subscribe()
+    }
+
+    pub(super) fn session_map(&self) -> BTreeMap<String, Arc<Session>> {
+        self.inner
+            .sessions
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Every session, in name order. Cheaper than [`Self::session_map`]:
+    /// no name is copied.
+    pub(super) fn sessions(&self) -> Vec<Arc<Session>> {
+        self.inner
+            .sessions
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    pub(super) fn session(&self, name: &str) -> Option<Arc<Session>> {
+        self.inner
+            .sessions
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(name)
+            .cloned()
+    }
+
+    /// The session `name`, if `caller` has at least the role `needed` on it.
+    ///
+    /// A caller with no role gets the answer for a provider that does not
+    /// exist: it learns nothing about the provider, not even its name. A
+    /// caller who may use it but asks to manage it is told it may not.
+    pub(super) fn authorized(
+        &self,
+        caller: &Caller,
+        name: &str,
+        needed: Role,
+    ) -> Result<Arc<Session>, BrokerError> {
+        if name.is_empty() || name.len() > 256 {
+            return Err(BrokerError::InvalidArgument {
+                message: format!("provider name must be 1 to 256 bytes, got {}", name.len()),
+            });
+        }
+        let found = self.session(name);
+        let role = found
+            .as_ref()
+            .map_or(Role::None, |session| session.policy.role(caller));
+        match found {
+            Some(session) if role >= needed => Ok(session),
+            Some(_) if role >= Role::Use => {
+                tracing::warn!(provider = %name, event = "access_denied", uid = caller.uid, pid = caller.pid, "refused a caller: it may use the provider, not manage it");
+                Err(BrokerError::AccessDenied {
+                    provider: name.to_owned(),
+                    uid: caller.uid,
+                })
+            }
+            found => {
+                if found.is_some() {
+                    // The refusal is the administrator's to see, not the caller's.
+                    tracing::warn!(provider = %name, event = "access_denied", uid = caller.uid, pid = caller.pid, "refused a caller with no role on the provider");
+                }
+                let (known, unlisted) = self.some_names(caller, error::KNOWN_LISTED);
+                Err(BrokerError::UnknownProvider {
+                    provider: name.to_owned(),
+                    known,
+                    unlisted,
+                })
+            }
+        }
+    }
+
+    /// The world changed in a way that may end a wait (the network came
+    /// back, the machine resumed): sessions whose refresh failed for a
+    /// transient reason, or is overdue, try again within `spread`, each at
+    /// a random moment of it so they do not all go at once. Returns how
+    /// many sessions were moved.
+    #[must_use = "the count is for the log line"]
+    pub fn retry_waiting_refreshes(&self, spread: Duration) -> usize {
+        let now = self.inner.shared.clock.now();
+        self.sessions()
+            .iter()
+            .filter(|session| session.retry_at(now + spread.mul_f64(fastrand::f64())))
+            .count()
+    }
+
+    /// The first `limit` names of the providers `caller` may use, and how
+    /// many more there are; no other name is copied.
+    pub(super) fn some_names(&self, caller: &Caller, limit: usize) -> (Vec<String>, usize) {
+        let sessions = self
+            .inner
+            .sessions
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut visible = sessions.values().filter(|s| s.policy.allows(caller));
+        let names = visible
+            .by_ref()
+            .take(limit)
+            .map(|s| s.name.clone())
+            .collect();
+        (names, visible.count())
+    }
+
+    /// Names of the providers `caller` may use.
+    #[must_use]
+    pub fn provider_names(&self, caller: &Caller) -> Vec<String> {
+        self.sessions()
+            .iter()
+            .filter(|s| s.policy.allows(caller))
+            .map(|s| s.name.clone())
+            .collect()
+    }
+
+    /// An access token of `provider` as fresh as `want` asks (a
+    /// [`Freshness`], or a `Duration` of life it must have left), refreshed
+    /// first when needed.
+    ///
+    /// # Errors
+    /// Unknown provider, access denied, login required, provider unavailable, ...
+    pub async fn token(
+        &self,
+        caller: &Caller,
+        provider: &str,
+        want: impl Into<Freshness>,
+    ) -> Result<AccessToken, BrokerError> {
+        let want = want.into();
+        if let Freshness::AtLeast(min_valid) = want
+            && min_valid > MAX_MIN_VALID
+        {
+            return Err(BrokerError::InvalidArgument {
+                message: format!(
+                    "min_valid of {} s is more than the maximum of {} s",
+                    min_valid.as_secs(),
+                    MAX_MIN_VALID.as_secs()
+                ),
+            });
+        }
+        let session = self.authorized(caller, provider, Role::Use)?;
+        if self.inner.shared.shutdown.is_cancelled() {
+            return Err(BrokerError::ShuttingDown);
+        }
+        session.token(want).await
+    }
+
+    /// Starts (or joins) the device login of `provider`.
+    ///
+    /// # Errors
+    /// Unknown provider or access denied.
+    pub fn login(&self, caller: &Caller, provider: &str) -> Result<LoginWatch, BrokerError> {
+        let session = self.authorized(caller, provider, Role::Manage)?;
+        if self.inner.shared.shutdown.is_cancelled() {
+            return Err(BrokerError::ShuttingDown);
+        }
+        Ok(session.join_or_start_login())
+    }
+
+    /// Forgets the session of `provider`, in memory and in the store.
+    ///
+    /// # Errors
+    /// Unknown provider, access denied, or the store could not delete the
+    /// record (the session is gone from memory regardless).
+    pub async fn logout(&self, caller: &Caller, provider: &str) -> Result<(), BrokerError> {
+        self.authorized(caller, provider, Role::Manage)?
+            .logout()
+            .await
+    }
+
+    /// What `caller` may do with `provider`: [`Role::None`] also when there
+    /// is no such provider, so that the two cannot be told apart.
+    #[must_use]
+    pub fn role(&self, caller: &Caller, provider: &str) -> Role {
+        self.session(provider)
+            .map_or(Role::None, |session| session.policy.role(caller))
+    }
+
+    /// The access rule of `provider`, for a front-end that must still
+    /// address the right peers after the provider is gone (a reload
+    /// removed it).
+    #[must_use]
+    pub fn policy(&self, provider: &str) -> Option<AccessPolicy> {
+        self.session(provider).map(|session| session.policy.clone())
+    }
+}

@@ -1,0 +1,77 @@
+//! Starting and stopping the broker: restoring the stored sessions, the
+//! refresh scheduler's task (which also feeds a watchdog), and a shutdown
+//! that lets refreshes in flight save what they got.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracing::info;
+
+use super::api::Broker;
+use super::scheduler;
+
+/// A periodic proof of life from the broker's scheduler task.
+pub struct Heartbeat {
+    /// At most this long between beats.
+    pub interval: Duration,
+    /// Called on each beat.
+    pub beat: Box<dyn Fn() + Send + Sync>,
+}
+
+impl std::fmt::Debug for Heartbeat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Heartbeat")
+            .field("interval", &self.interval)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Broker {
+    /// Restores stored sessions and starts the refresh scheduler.
+    ///
+    /// With a `heartbeat`, the scheduler task wakes at least every
+    /// `interval`, checks that every session's state can be locked, and
+    /// calls `beat`: a watchdog fed from here stops being fed when the core
+    /// is stuck, not merely when a timer runs.
+    pub async fn start(&self, heartbeat: Option<Heartbeat>) {
+        let providers = self.restore_all().await;
+        self.spawn_store_watch();
+        let broker = self.clone();
+        self.inner.shared.tasks.spawn(async move {
+            let shared = Arc::clone(&broker.inner.shared);
+            let max_sleep = heartbeat
+                .as_ref()
+                .map_or(scheduler::LONGEST_SLEEP, |h| h.interval);
+            let mut last_beat: Option<tokio::time::Instant> = None;
+            shared
+                .scheduler
+                .run(shared.clock.as_ref(), &shared.shutdown, max_sleep, |due| {
+                    for name in due {
+                        if let Some(session) = broker.session(&name) {
+                            session.refresh_if_due();
+                        }
+                    }
+                    if let Some(h) = &heartbeat
+                        && last_beat.is_none_or(|at| at.elapsed() >= h.interval)
+                    {
+                        broker.sessions().iter().for_each(|s| s.probe());
+                        (h.beat)();
+                        last_beat = Some(tokio::time::Instant::now());
+                    }
+                })
+                .await;
+        });
+        info!(providers, "broker started");
+    }
+
+    /// Stops the scheduler and logins, and waits (at most `grace`) for
+    /// refreshes in flight to finish and save what they got.
+    pub async fn shutdown(&self, grace: Duration) -> bool {
+        let shared = &self.inner.shared;
+        shared.shutdown.cancel();
+        shared.tasks.close();
+        tokio::time::timeout(grace, shared.tasks.wait())
+            .await
+            .is_ok()
+    }
+}

@@ -1,0 +1,193 @@
+//! The session's device login (RFC 8628): asking for a code, showing it,
+//! polling until the person approves, and installing the tokens.
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::Session;
+use crate::broker::error::BrokerError;
+use crate::broker::events::BrokerEvent;
+use crate::broker::login::{
+    DEFAULT_POLL_INTERVAL, LoginHandle, LoginProgress, LoginWatch, MAX_POLL_BACKOFF, PendingPrompt,
+    SLOW_DOWN_STEP,
+};
+use crate::provider::{FailureClass, PollOutcome, ProviderError, url_rule};
+
+impl Session {
+    /// Joins the running login, or starts one.
+    pub(crate) fn join_or_start_login(self: &Arc<Self>) -> LoginWatch {
+        let mut state = self.state();
+        let clock = Arc::clone(&self.shared.clock);
+        if let Some(login) = state.login.as_ref().filter(|l| !l.is_finished()) {
+            return login.watch(&self.name, clock);
+        }
+        let cancel = self.shared.shutdown.child_token();
+        let (login, tx) = LoginHandle::starting(cancel.clone());
+        let watch = login.watch(&self.name, clock);
+        state.login = Some(login);
+        let session = Arc::clone(self);
+        self.shared.tasks.spawn(async move {
+            session.run_login(tx, cancel).await;
+        });
+        watch
+    }
+
+    async fn run_login(
+        self: Arc<Self>,
+        progress: watch::Sender<LoginProgress>,
+        cancel: CancellationToken,
+    ) {
+        let result = tokio::select! {
+            r = self.device_login(&progress) => r,
+            () = cancel.cancelled() => Err(if self.shared.shutdown.is_cancelled() {
+                BrokerError::ShuttingDown
+            } else {
+                self.login_failed("was cancelled (logout)")
+            }),
+        };
+        match &result {
+            Ok(()) => {
+                info!(provider = %self.name, event = "login_finished", "device login succeeded");
+            }
+            Err(e) => warn!(provider = %self.name, event = "login_failed", "{e}"),
+        }
+        self.shared.emit(BrokerEvent::LoginFinished {
+            provider: self.name.clone(),
+            ok: result.is_ok(),
+            message: result
+                .as_ref()
+                .err()
+                .map_or_else(|| "logged in".to_owned(), ToString::to_string),
+        });
+        progress.send_replace(LoginProgress::Finished(result));
+        self.shared.emit(BrokerEvent::StateChanged {
+            provider: self.name.clone(),
+        });
+    }
+
+    fn login_failed(&self, reason: impl Into<String>) -> BrokerError {
+        BrokerError::LoginFailed {
+            provider: self.name.clone(),
+            reason: reason.into(),
+        }
+    }
+
+    fn provider_failure(&self, failure: ProviderError) -> BrokerError {
+        match failure.class() {
+            FailureClass::Transient => BrokerError::ProviderUnavailable {
+                provider: self.name.clone(),
+                source: failure,
+            },
+            _ => BrokerError::ProviderRejected {
+                provider: self.name.clone(),
+                source: failure,
+            },
+        }
+    }
+
+    async fn device_login(
+        self: &Arc<Self>,
+        progress: &watch::Sender<LoginProgress>,
+    ) -> Result<(), BrokerError> {
+        let clock = Arc::clone(&self.shared.clock);
+        let authorization = self
+            .provider
+            .start_device_authorization()
+            .await
+            .map_err(|e| self.provider_failure(e))?;
+        let deadline = clock.now() + authorization.expires_in;
+        let verification_uri = authorization
+            .verification_uri
+            .clone()
+            .or_else(|| self.config.verification_uri.as_ref().map(ToString::to_string))
+            .ok_or_else(|| {
+                self.login_failed(
+                    "cannot be shown: the provider sent no verification URL; set `verification_uri` in the provider's config",
+                )
+            })?;
+        // Shown to a person, signalled and drawn as a QR code: the provider's
+        // URLs must pass the transport rule and hide nothing.
+        for (field, url) in [
+            ("verification_uri", Some(&verification_uri)),
+            (
+                "verification_uri_complete",
+                authorization.verification_uri_complete.as_ref(),
+            ),
+        ] {
+            if let Some(Err(problem)) = url.map(|u| url_rule::check_shown_url(u)) {
+                return Err(
+                    self.login_failed(format!("refused the provider's `{field}`: {problem}"))
+                );
+            }
+        }
+        let prompt = PendingPrompt {
+            user_code: authorization.user_code.clone(),
+            verification_uri,
+            verification_uri_complete: authorization.verification_uri_complete.clone(),
+            message: authorization.message.clone(),
+            expires_at: deadline,
+        };
+        info!(provider = %self.name, event = "login_started", expires_in = authorization.expires_in.as_secs(), "device login waiting for approval");
+        self.shared.emit(BrokerEvent::LoginPrompt {
+            provider: self.name.clone(),
+            prompt: prompt.to_prompt(clock.now()),
+        });
+        progress.send_replace(LoginProgress::Prompt(prompt));
+        self.shared.emit(BrokerEvent::StateChanged {
+            provider: self.name.clone(),
+        });
+
+        let mut interval = authorization.interval.unwrap_or(DEFAULT_POLL_INTERVAL);
+        let mut network_failures = 0u32;
+        loop {
+            // Network trouble stretches the wait (RFC 8628 §3.5); it never
+            // shrinks below the interval the provider asked for.
+            let wait =
+                (interval * 2u32.pow(network_failures.min(6))).min(interval.max(MAX_POLL_BACKOFF));
+            let now = clock.now();
+            if now + wait > deadline {
+                // No poll may happen before the interval is up, and after it
+                // the code is dead: nothing left to do but wait it out.
+                tokio::time::sleep(deadline.duration_since(now).unwrap_or_default()).await;
+                return Err(self.login_failed("expired before it was approved"));
+            }
+            tokio::time::sleep(wait).await;
+            if clock.now() >= deadline {
+                return Err(self.login_failed("expired before it was approved"));
+            }
+            let sent_at = clock.now();
+            match self.provider.poll(&authorization.device_code).await {
+                PollOutcome::Pending => network_failures = 0,
+                PollOutcome::SlowDown { interval: asked } => {
+                    network_failures = 0;
+                    // RFC 8628 adds 5 s; GitHub sends the new interval. Take
+                    // whichever is slower, so neither reading is violated.
+                    interval = (interval + SLOW_DOWN_STEP).max(asked.unwrap_or_default());
+                    info!(provider = %self.name, event = "slow_down", interval = interval.as_secs(), "provider asked to poll slower");
+                }
+                PollOutcome::Granted(grant) => {
+                    self.accept_login(grant, sent_at).await;
+                    return Ok(());
+                }
+                PollOutcome::Denied { message } => {
+                    return Err(self.login_failed(format!("was denied ({message})")));
+                }
+                PollOutcome::Expired { message } => {
+                    return Err(
+                        self.login_failed(format!("expired before it was approved ({message})"))
+                    );
+                }
+                PollOutcome::Failed(failure) if failure.class() == FailureClass::Transient => {
+                    network_failures += 1;
+                    warn!(provider = %self.name, event = "poll_failed", "polling failed, will retry: {failure}");
+                }
+                PollOutcome::Failed(failure) => {
+                    return Err(self.login_failed(format!("failed: {failure}")));
+                }
+            }
+        }
+    }
+}

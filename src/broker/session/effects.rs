@@ -1,0 +1,197 @@
+//! Carrying out the machine's effects, and feeding their outcomes back.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::watch;
+use tracing::{debug, error, info, warn};
+
+use super::machine::{Effect, Event, Freshness, Notice, Reply, RestoreCause, WritePurpose};
+use super::store::unix_micros_now;
+use super::{RefreshResult, Session};
+
+impl Session {
+    /// Hands `event` to the machine under the state lock, and carries out
+    /// there the effects whose order with other events matters: scheduler
+    /// wake-ups, and the start of a refresh (whose channel must be in place
+    /// before any other caller can see that one is in flight). Returns the
+    /// other effects.
+    fn step(self: &Arc<Self>, event: Event) -> Vec<Effect> {
+        self.step_and_join(event).0
+    }
+
+    /// [`Self::step`], with the refresh in flight once the event is handled
+    /// (taken under the same lock, so a caller told to join a refresh joins
+    /// that one).
+    fn step_and_join(
+        self: &Arc<Self>,
+        event: Event,
+    ) -> (Vec<Effect>, Option<watch::Receiver<RefreshResult>>) {
+        let mut state = self.state();
+        let ctx = self.context(&state);
+        let mut rest = Vec::new();
+        for effect in state.machine.handle(&ctx, event) {
+            match effect {
+                Effect::Schedule(at) => self.shared.scheduler.schedule(&self.name, at),
+                Effect::StartRefresh {
+                    generation,
+                    refresh_token,
+                } => state.flight = Some(self.spawn_refresh(refresh_token, generation)),
+                other => rest.push(other),
+            }
+        }
+        (rest, state.flight.clone())
+    }
+
+    /// Hands a token request to the machine: its answer, and the refresh
+    /// to wait for when the answer is to join one.
+    pub(super) fn request_token(
+        self: &Arc<Self>,
+        want: Freshness,
+    ) -> (Option<Reply>, Option<watch::Receiver<RefreshResult>>) {
+        let (effects, flight) = self.step_and_join(Event::TokenRequested { want });
+        let mut reply = None;
+        for effect in effects {
+            reply = self.carry_out(effect).or(reply);
+        }
+        (reply, flight)
+    }
+
+    /// Hands `event` to the machine and carries out every effect, store
+    /// writes included, whose outcomes go back to the machine in turn.
+    /// A caller whose event may write holds the persist lock. Returns the
+    /// machine's answer.
+    pub(super) async fn dispatch(self: &Arc<Self>, event: Event) -> Option<Reply> {
+        self.dispatch_timed(event, None).await
+    }
+
+    /// [`Self::dispatch`] for a provider's answer received at `answered`:
+    /// the store write that follows logs how long after it it was saved.
+    pub(super) async fn dispatch_timed(
+        self: &Arc<Self>,
+        event: Event,
+        answered: Option<Instant>,
+    ) -> Option<Reply> {
+        let mut events = VecDeque::from([event]);
+        let mut reply = None;
+        while let Some(event) = events.pop_front() {
+            for effect in self.step(event) {
+                match effect {
+                    Effect::WriteRecord { record, purpose } => {
+                        let result = self.write_record(record).await;
+                        self.log_write(&purpose, result.as_ref().err(), answered);
+                        events.push_back(Event::RecordWritten { purpose, result });
+                    }
+                    other => reply = self.carry_out(other).or(reply),
+                }
+            }
+        }
+        reply
+    }
+
+    /// Hands `event`, which writes nothing, to the machine and carries out
+    /// its effects at once. Returns the machine's answer.
+    pub(super) fn dispatch_now(self: &Arc<Self>, event: Event) -> Option<Reply> {
+        let mut reply = None;
+        for effect in self.step(event) {
+            if let Effect::WriteRecord { .. } = effect {
+                // Writes need the persist lock and an await: only the
+                // events given to `dispatch` lead to them.
+                error!(provider = %self.name, "a store write was asked outside the store's order; not made");
+                debug_assert!(false, "store write from dispatch_now");
+                continue;
+            }
+            reply = self.carry_out(effect).or(reply);
+        }
+        reply
+    }
+
+    /// Carries out an effect that needs no await; returns a reply.
+    fn carry_out(self: &Arc<Self>, effect: Effect) -> Option<Reply> {
+        match effect {
+            Effect::Emit(event) => self.shared.emit(event),
+            Effect::Log(notice) => self.log(notice),
+            Effect::RetryStoreSave => self.spawn_store_retry(),
+            // The store reported it already, unless the call timed out (the
+            // store never answered): reporting twice changes nothing.
+            Effect::StoreWideFailure(source) => self.shared.store_health.failed(&source),
+            Effect::Reply(reply) => return Some(reply),
+            Effect::Schedule(_) | Effect::StartRefresh { .. } | Effect::WriteRecord { .. } => {}
+        }
+        None
+    }
+
+    fn log_write(
+        &self,
+        purpose: &WritePurpose,
+        failure: Option<&crate::store::StoreError>,
+        answered: Option<Instant>,
+    ) {
+        if let Some(source) = failure {
+            match purpose {
+                WritePurpose::LoggedOut | WritePurpose::Revoked { .. } => {
+                    warn!(provider = %self.name, event = "store_failed", "could not delete the stored session: {source}");
+                }
+                _ => {
+                    warn!(provider = %self.name, event = "store_failed", "could not save the session: {source}");
+                }
+            }
+        }
+        if let (WritePurpose::Refreshed { .. }, Some(answered)) = (purpose, answered) {
+            debug!(provider = %self.name, event = "refresh_saved", at_unix_us = %unix_micros_now(),
+                answer_to_save_us = %answered.elapsed().as_micros(), ok = failure.is_none(),
+                "new refresh token stored");
+        }
+    }
+
+    /// Writes a line the machine asked for.
+    fn log(&self, notice: Notice) {
+        let name = &self.name;
+        match notice {
+            Notice::RefreshOnDemand => {
+                debug!(provider = %name, event = "refresh_on_demand", "a token request starts a refresh");
+            }
+            Notice::Refreshed {
+                rotated,
+                expires_at,
+            } => {
+                info!(provider = %name, event = "refreshed", rotated, expires_at, "access token refreshed");
+            }
+            Notice::RefreshFailed { retry_in, error } => {
+                warn!(provider = %name, event = "refresh_failed", retry_in = retry_in.as_secs(), "refresh failed: {error}");
+            }
+            Notice::LoginRequired { reason } => {
+                error!(provider = %name, event = "login_required", "session ended by the provider: {reason}; run `tokenctl login {name}`");
+            }
+            Notice::LoggedIn { expires_at } => {
+                info!(provider = %name, event = "logged_in", expires_at, "device login succeeded");
+            }
+            Notice::LoggedOut => info!(provider = %name, event = "logged_out", "session forgotten"),
+            Notice::RefreshTokenExpiring {
+                expires_at,
+                hours_left,
+            } => {
+                warn!(provider = %name, event = "refresh_token_expiring", expires_at,
+                    "the refresh token expires in {hours_left} h: log in again before then (tokenctl login {name})");
+            }
+            Notice::Restored { cause } => {
+                let store = self.shared.store.name();
+                if cause == RestoreCause::Request {
+                    info!(provider = %name, event = "restored", "session restored from the {store}");
+                } else {
+                    // The broker says at info level how many were restored:
+                    // ten thousand lines would cost more than the restore.
+                    debug!(provider = %name, event = "restored", "session restored from the {store}");
+                }
+            }
+            Notice::RestoreSkipped => {
+                warn!(provider = %name, event = "restore_skipped",
+                    "the stored session belongs to a different client or endpoint; it is not used (log in again)");
+            }
+            Notice::LoadFailed(source) => {
+                warn!(provider = %name, event = "store_failed", "could not load the stored session: {source}");
+            }
+        }
+    }
+}

@@ -1,0 +1,229 @@
+//! What goes in and out of the machine: the [`Context`] of a moment, the
+//! [`Event`]s it handles, the [`Effect`]s it asks for, the [`Reply`] to an
+//! event's caller and the [`Notice`]s to log. Plain data, no behaviour.
+
+use std::time::{Duration, SystemTime};
+
+use super::{AccessToken, Freshness, LoadResult, RestoreCause, Tokens};
+use crate::broker::error::BrokerError;
+use crate::broker::events::BrokerEvent;
+use crate::provider::{ProviderError, TokenGrant};
+use crate::secret::Secret;
+use crate::store::{StoreError, StoredSession};
+
+/// The facts of the moment an event is handled, from outside the machine.
+#[derive(Debug, Clone)]
+pub(crate) struct Context {
+    /// Wall-clock time.
+    pub(crate) now: SystemTime,
+    /// A random draw in `0.0..=1.0`, for the jitter of refresh times and
+    /// backoffs (fixed in tests).
+    pub(crate) jitter: f64,
+    /// Whether the store works (its health, shared by every session).
+    pub(crate) store_available: bool,
+    /// The code of a device login that waits for the person, if any: it
+    /// is what "login required" tells a caller to do.
+    pub(crate) login_code: Option<String>,
+}
+
+/// Something that happened to the session.
+#[derive(Debug)]
+pub(crate) enum Event {
+    /// A caller wants a token as fresh as `want`.
+    TokenRequested {
+        /// How fresh.
+        want: Freshness,
+    },
+    /// The refresh a token request joined is over, with this outcome.
+    RefreshAwaited {
+        /// How fresh a token the request wants.
+        want: Freshness,
+        /// What the refresh ended with.
+        outcome: Result<(), BrokerError>,
+    },
+    /// The scheduler woke the session: a refresh (or the refresh-token
+    /// expiry warning) may be due.
+    RefreshDue,
+    /// The world changed (network back, machine resumed): move a refresh
+    /// that waits out a transient failure, or is overdue, to `at`.
+    RetryAt {
+        /// The new time.
+        at: SystemTime,
+    },
+    /// The provider answered the refresh of generation `generation`, sent
+    /// at `sent_at`.
+    RefreshAnswered {
+        /// The generation the refresh was started in.
+        generation: u64,
+        /// When the request left (lifetimes count from there).
+        sent_at: SystemTime,
+        /// The new tokens, or why not.
+        answer: Result<TokenGrant, ProviderError>,
+    },
+    /// A device login obtained tokens; the request was sent at `sent_at`.
+    LoginGranted {
+        /// The tokens.
+        grant: TokenGrant,
+        /// When the request left.
+        sent_at: SystemTime,
+    },
+    /// A caller logs the session out.
+    LogoutRequested,
+    /// A write asked for by [`Effect::WriteRecord`] is over.
+    RecordWritten {
+        /// What the write was for.
+        purpose: WritePurpose,
+        /// How it went.
+        result: Result<(), StoreError>,
+    },
+    /// The stored record was read (at start, after an outage, or for a
+    /// request).
+    RecordLoaded {
+        /// Why it was read.
+        cause: RestoreCause,
+        /// What the store said.
+        loaded: LoadResult,
+    },
+    /// The record could not be read: the store is unavailable.
+    StoreUnavailable,
+    /// The store works again and holds no record of this session.
+    NoStoredRecord,
+    /// Save the tokens if the last save failed.
+    SaveIfDirty,
+    /// A reload rebuilt the provider with the same identity: take over the
+    /// old session's tokens.
+    TakeOver(Box<super::Handover>),
+}
+
+/// What a store write is for: decides what happens once it is over.
+#[derive(Debug, Clone)]
+pub(crate) enum WritePurpose {
+    /// A refresh's new tokens, installed once written.
+    Refreshed {
+        /// The refresh's generation.
+        generation: u64,
+        /// The new tokens.
+        tokens: Tokens,
+        /// Whether the provider sent a new refresh token.
+        rotated: bool,
+    },
+    /// A login's tokens, installed once written.
+    LoggedIn {
+        /// The tokens.
+        tokens: Tokens,
+    },
+    /// The delete of a logout.
+    LoggedOut,
+    /// The delete of a session the provider revoked.
+    Revoked {
+        /// The refresh's generation.
+        generation: u64,
+        /// What the provider said.
+        reason: String,
+    },
+    /// Another try of a save that failed.
+    DirtyRetry {
+        /// The generation whose tokens are saved.
+        generation: u64,
+    },
+}
+
+/// What the machine asks the driver to do.
+#[derive(Debug)]
+pub(crate) enum Effect {
+    /// Send a refresh request with `refresh_token`; its answer comes back
+    /// as [`Event::RefreshAnswered`] with `generation`.
+    StartRefresh {
+        /// The session's generation now.
+        generation: u64,
+        /// The refresh token to send.
+        refresh_token: Secret,
+    },
+    /// Write the session's record (`None`: delete it); the outcome comes
+    /// back as [`Event::RecordWritten`].
+    WriteRecord {
+        /// The record, or `None` to delete.
+        record: Option<StoredSession>,
+        /// What the write is for.
+        purpose: WritePurpose,
+    },
+    /// Wake the session at this time (`None`: no wake-up).
+    Schedule(Option<SystemTime>),
+    /// Retry, in the background, a save that failed.
+    RetryStoreSave,
+    /// The store as a whole failed: tell its health.
+    StoreWideFailure(StoreError),
+    /// Publish an event to front-ends.
+    Emit(BrokerEvent),
+    /// Log a line.
+    Log(Notice),
+    /// Answer the caller of the event.
+    Reply(Reply),
+}
+
+/// The answer to the event's caller.
+#[derive(Debug)]
+pub(crate) enum Reply {
+    /// Here is a token.
+    Token(AccessToken),
+    /// Wait for the refresh in flight (just started, or joined), then send
+    /// [`Event::RefreshAwaited`].
+    JoinRefresh,
+    /// The session waits for the store: tell the store's problem.
+    WaitingForStore,
+    /// Something went wrong, or a request was refused.
+    Failed(BrokerError),
+    /// A refresh, logout or save ended with this outcome.
+    Done(Result<(), BrokerError>),
+    /// Whether something happened (restored, saved, moved).
+    Changed(bool),
+}
+
+/// A log line the machine asks for; the driver writes it.
+#[derive(Debug)]
+pub(crate) enum Notice {
+    /// A token request starts a refresh.
+    RefreshOnDemand,
+    /// A refresh brought new tokens.
+    Refreshed {
+        /// Whether the refresh token changed.
+        rotated: bool,
+        /// The new expiry, Unix seconds.
+        expires_at: Option<i64>,
+    },
+    /// A refresh failed and is retried later.
+    RefreshFailed {
+        /// When.
+        retry_in: Duration,
+        /// Why.
+        error: BrokerError,
+    },
+    /// The provider ended the session.
+    LoginRequired {
+        /// What it said.
+        reason: String,
+    },
+    /// A login's tokens are installed.
+    LoggedIn {
+        /// Their expiry, Unix seconds.
+        expires_at: Option<i64>,
+    },
+    /// The session was forgotten.
+    LoggedOut,
+    /// The refresh token expires soon.
+    RefreshTokenExpiring {
+        /// When, Unix seconds.
+        expires_at: i64,
+        /// Hours left.
+        hours_left: u64,
+    },
+    /// The stored session was restored.
+    Restored {
+        /// Why it was read.
+        cause: RestoreCause,
+    },
+    /// The stored session belongs to another client or endpoint.
+    RestoreSkipped,
+    /// The record could not be read (a problem of the record, not the store).
+    LoadFailed(StoreError),
+}

@@ -1,0 +1,402 @@
+//! One session as a pure state machine: events in, effects out.
+//!
+//! [`SessionMachine::handle`] takes an [`Event`] (a token request, a
+//! refresh that came due, the provider's answer, a store write that
+//! finished, ...) with the facts of the moment in a [`Context`] (the time,
+//! a random draw for jitter, whether the store works) and returns the
+//! [`Effect`]s to carry out: start a refresh, write the record, schedule a
+//! wake-up, publish an event, log a line, answer the caller. It does no I/O
+//! and knows no runtime, so every rule below is tested as a table of
+//! states × events (see `tests/`); the driver (`session/mod.rs`,
+//! `session/effects.rs`) carries the effects out and feeds their outcomes
+//! back as events.
+//!
+//! The rules the machine keeps:
+//!
+//! - **Single flight.** An active session has at most one refresh in
+//!   flight ([`RefreshStage`]); every token request that needs one while it
+//!   runs joins it rather than starting another.
+//! - **Generations.** Login and logout start a new generation; a provider
+//!   answer or a store write that comes back for an older one changes
+//!   nothing, so a logout is never undone by an answer already on its way.
+//! - **Store first.** New tokens (a refresh or a login) are written to the
+//!   store before they are installed: the access token is handed out, and
+//!   the old refresh token forgotten, only once the write is over, so a
+//!   crash leaves the old or the new refresh token in the store. A failed
+//!   write still installs the tokens (the provider has already rotated the
+//!   old refresh token) and marks the session "not saved" for a retry.
+//! - **Backoff.** A transient failure (no route, HTTP 5xx) or a permanent
+//!   refusal retries later, doubling up to a cap; a revoked grant ends the
+//!   session ("login required") and deletes its record.
+//!
+//! A device login in progress is not a state of its own: it runs beside
+//! any state (a session can log in again while active) and changes the
+//! machine only when it brings tokens ([`Event::LoginGranted`]). Its code,
+//! while it waits for the person, reaches the machine in the [`Context`],
+//! for the "login required" answers.
+
+mod messages;
+mod refresh;
+mod restore;
+mod status;
+mod token_request;
+mod tokens;
+
+#[cfg(test)]
+mod tests;
+
+use std::time::{Duration, SystemTime};
+
+use crate::broker::error::BrokerError;
+use crate::broker::events::BrokerEvent;
+use crate::store::StoreError;
+
+pub(crate) use messages::{Context, Effect, Event, Notice, Reply, WritePurpose};
+pub(crate) use restore::{LoadResult, RestoreCause};
+pub(crate) use tokens::Tokens;
+pub use tokens::{AccessToken, Freshness, TokenFingerprint};
+
+/// Whether, and how, the session can produce tokens.
+#[derive(Debug, Clone)]
+pub(crate) enum SessionState {
+    /// Never logged in, or logged out.
+    LoggedOut,
+    /// Logged out as far as anyone can tell, but the stored session could
+    /// not be read yet (the store is unavailable): the store's recovery, or
+    /// a token request, reads it when the store works again.
+    WaitingForStore,
+    /// Logged in.
+    Active {
+        /// The current tokens.
+        tokens: Tokens,
+        /// Where the session's one refresh is.
+        refresh: RefreshStage,
+    },
+    /// The provider ended the session; a new login is needed.
+    NeedsLogin {
+        /// What the provider said, for a person.
+        reason: String,
+    },
+}
+
+/// Where an active session's refresh is: at most one at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RefreshStage {
+    /// No refresh in flight.
+    Idle,
+    /// The request is with the provider.
+    Requested,
+    /// The provider answered; its outcome is being written to the store.
+    Saving,
+}
+
+/// What a reload hands from a retired session to its successor.
+#[derive(Debug)]
+pub(crate) struct Handover {
+    state: SessionState,
+    last_refresh: Option<SystemTime>,
+    last_failure: Option<BrokerError>,
+    failures: u32,
+    store_dirty: bool,
+}
+
+/// One session's state and the rules that change it.
+#[derive(Debug)]
+pub(crate) struct SessionMachine {
+    /// Provider name, for errors and events.
+    name: String,
+    /// Which client and endpoint the tokens belong to (records of another
+    /// identity are not restored).
+    identity: String,
+    /// How long before the refresh token expires to warn (zero: never).
+    refresh_token_warning: Duration,
+    state: SessionState,
+    /// Bumped by login and logout; see the module doc.
+    generation: u64,
+    last_refresh: Option<SystemTime>,
+    last_attempt: Option<SystemTime>,
+    /// The last failure, cleared by a success.
+    last_failure: Option<BrokerError>,
+    /// Consecutive failed refresh attempts, for backoff.
+    failures: u32,
+    /// When the next background refresh is due.
+    next_refresh: Option<SystemTime>,
+    /// When the current access token stops being fresh: the refresh due
+    /// time planned for it, before a store retry or a nudge moved
+    /// `next_refresh`. A default `token` request takes the token until then.
+    fresh_until: Option<SystemTime>,
+    /// The store does not hold the current refresh token (a save failed).
+    store_dirty: bool,
+    /// When a `token` request last started a refresh: those are spaced, so
+    /// a caller asking for more life than tokens have, in a loop, does not
+    /// cost a refresh per call.
+    last_on_demand_refresh: Option<SystemTime>,
+    /// The refresh-token expiry already warned about (once per refresh
+    /// token; a new one with another expiry is warned about again).
+    expiry_warned: Option<SystemTime>,
+}
+
+impl SessionMachine {
+    /// A logged-out session of provider `name`.
+    pub(crate) fn new(name: String, identity: String, refresh_token_warning: Duration) -> Self {
+        Self {
+            name,
+            identity,
+            refresh_token_warning,
+            state: SessionState::LoggedOut,
+            generation: 0,
+            last_refresh: None,
+            last_attempt: None,
+            last_failure: None,
+            failures: 0,
+            next_refresh: None,
+            fresh_until: None,
+            store_dirty: false,
+            last_on_demand_refresh: None,
+            expiry_warned: None,
+        }
+    }
+
+    /// Handles `event` at the moment `ctx` describes; returns what to do,
+    /// in order.
+    pub(crate) fn handle(&mut self, ctx: &Context, event: Event) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        let out = &mut effects;
+        match event {
+            Event::TokenRequested { want } => self.token_requested(ctx, want, out),
+            Event::RefreshAwaited { want, outcome } => {
+                let reply = self.refresh_awaited(ctx, want, outcome);
+                out.push(Effect::Reply(reply));
+            }
+            Event::RefreshDue => self.refresh_due(ctx, out),
+            Event::RetryAt { at } => {
+                let moved = self.retry_at(ctx, at, out);
+                out.push(Effect::Reply(Reply::Changed(moved)));
+            }
+            Event::RefreshAnswered {
+                generation,
+                sent_at,
+                answer,
+            } => self.refresh_answered(ctx, generation, sent_at, answer, out),
+            Event::LoginGranted { grant, sent_at } => {
+                let tokens = Tokens::from_grant(grant, sent_at, None);
+                out.push(Effect::WriteRecord {
+                    record: tokens.to_record(&self.identity),
+                    purpose: WritePurpose::LoggedIn { tokens },
+                });
+            }
+            Event::LogoutRequested => self.logout(out),
+            Event::RecordWritten { purpose, result } => {
+                self.record_written(ctx, purpose, result, out);
+            }
+            Event::RecordLoaded { cause, loaded } => {
+                let restored =
+                    self.may_restore(cause) && self.apply_loaded(ctx, loaded, cause, out);
+                out.push(Effect::Reply(Reply::Changed(restored)));
+            }
+            Event::StoreUnavailable => {
+                if matches!(self.state, SessionState::LoggedOut) {
+                    self.state = SessionState::WaitingForStore;
+                }
+            }
+            Event::NoStoredRecord => {
+                if matches!(self.state, SessionState::WaitingForStore) {
+                    self.state = SessionState::LoggedOut;
+                }
+            }
+            Event::SaveIfDirty => self.save_if_dirty(out),
+            Event::TakeOver(handover) => self.take_over(ctx, *handover, out),
+        }
+        effects
+    }
+
+    /// Whether the session's tokens are not in the store (a save failed).
+    pub(crate) fn is_store_dirty(&self) -> bool {
+        self.store_dirty
+    }
+
+    /// What a reload hands to the session that replaces this one, or
+    /// `None` when there are no tokens to take over.
+    pub(crate) fn handover(&self) -> Option<Handover> {
+        let state = match &self.state {
+            SessionState::LoggedOut | SessionState::WaitingForStore => return None,
+            SessionState::Active { tokens, .. } => SessionState::Active {
+                tokens: tokens.clone(),
+                refresh: RefreshStage::Idle,
+            },
+            other @ SessionState::NeedsLogin { .. } => other.clone(),
+        };
+        Some(Handover {
+            state,
+            last_refresh: self.last_refresh,
+            last_failure: self.last_failure.clone(),
+            failures: self.failures,
+            store_dirty: self.store_dirty,
+        })
+    }
+
+    fn take_over(&mut self, ctx: &Context, handover: Handover, out: &mut Vec<Effect>) {
+        self.state = handover.state;
+        self.last_refresh = handover.last_refresh;
+        self.last_failure = handover.last_failure;
+        self.failures = handover.failures;
+        self.store_dirty = handover.store_dirty;
+        if let SessionState::Active { tokens, .. } = &self.state {
+            let tokens = tokens.clone();
+            self.schedule_next(ctx, &tokens, out);
+        }
+    }
+
+    fn logout(&mut self, out: &mut Vec<Effect>) {
+        self.generation += 1;
+        self.state = SessionState::LoggedOut;
+        self.failures = 0;
+        self.last_failure = None;
+        self.next_refresh = None;
+        self.store_dirty = false;
+        out.push(Effect::Schedule(None));
+        out.push(Effect::WriteRecord {
+            record: None,
+            purpose: WritePurpose::LoggedOut,
+        });
+    }
+
+    fn save_if_dirty(&self, out: &mut Vec<Effect>) {
+        match &self.state {
+            SessionState::Active { tokens, .. } if self.store_dirty => {
+                out.push(Effect::WriteRecord {
+                    record: tokens.to_record(&self.identity),
+                    purpose: WritePurpose::DirtyRetry {
+                        generation: self.generation,
+                    },
+                });
+            }
+            _ => out.push(Effect::Reply(Reply::Changed(false))),
+        }
+    }
+
+    /// Carries on after a store write.
+    fn record_written(
+        &mut self,
+        ctx: &Context,
+        purpose: WritePurpose,
+        result: Result<(), StoreError>,
+        out: &mut Vec<Effect>,
+    ) {
+        let result = result.map_err(|source| self.store_error(source));
+        match purpose {
+            WritePurpose::Refreshed {
+                generation,
+                tokens,
+                rotated,
+            } => {
+                if generation != self.generation {
+                    out.push(Effect::Reply(Reply::Done(Ok(()))));
+                    return;
+                }
+                let expires_at = tokens.expires_at_unix();
+                self.install(ctx, tokens, result, out);
+                out.push(Effect::Log(Notice::Refreshed {
+                    rotated,
+                    expires_at,
+                }));
+                self.emit_new_tokens(expires_at, out);
+                out.push(Effect::Reply(Reply::Done(Ok(()))));
+            }
+            WritePurpose::LoggedIn { tokens } => {
+                self.generation += 1;
+                let expires_at = tokens.expires_at_unix();
+                self.install(ctx, tokens, result, out);
+                out.push(Effect::Log(Notice::LoggedIn { expires_at }));
+                self.emit_new_tokens(expires_at, out);
+            }
+            WritePurpose::LoggedOut => {
+                out.push(Effect::Log(Notice::LoggedOut));
+                out.push(self.changed());
+                out.push(Effect::Reply(Reply::Done(result)));
+            }
+            WritePurpose::Revoked { generation, reason } => {
+                if generation != self.generation {
+                    out.push(Effect::Reply(Reply::Done(Ok(()))));
+                    return;
+                }
+                self.revoked(reason, result, out);
+            }
+            WritePurpose::DirtyRetry { generation } => {
+                if let Err(e) = result {
+                    out.push(Effect::Reply(Reply::Done(Err(e))));
+                    return;
+                }
+                if generation == self.generation {
+                    self.store_dirty = false;
+                    self.clear_store_failure();
+                    out.push(self.changed());
+                }
+                out.push(Effect::Reply(Reply::Changed(true)));
+            }
+        }
+    }
+
+    /// Makes written (or, when the write failed, unsaved) tokens the
+    /// session's and plans their refresh.
+    fn install(
+        &mut self,
+        ctx: &Context,
+        tokens: Tokens,
+        saved: Result<(), BrokerError>,
+        out: &mut Vec<Effect>,
+    ) {
+        self.store_dirty = saved.is_err();
+        self.last_failure = saved.err();
+        self.last_refresh = Some(ctx.now);
+        self.failures = 0;
+        let planned = tokens.clone();
+        self.state = SessionState::Active {
+            tokens,
+            refresh: RefreshStage::Idle,
+        };
+        self.schedule_next(ctx, &planned, out);
+    }
+
+    fn emit_new_tokens(&self, expires_at: Option<i64>, out: &mut Vec<Effect>) {
+        out.push(Effect::Emit(BrokerEvent::TokenRefreshed {
+            provider: self.name.clone(),
+            expires_at,
+        }));
+        out.push(self.changed());
+    }
+
+    /// The event that tells front-ends the status changed.
+    fn changed(&self) -> Effect {
+        Effect::Emit(BrokerEvent::StateChanged {
+            provider: self.name.clone(),
+        })
+    }
+
+    fn store_error(&self, source: StoreError) -> BrokerError {
+        BrokerError::Store {
+            provider: self.name.clone(),
+            source,
+        }
+    }
+
+    fn clear_store_failure(&mut self) {
+        if matches!(self.last_failure, Some(BrokerError::Store { .. })) {
+            self.last_failure = None;
+        }
+    }
+
+    /// "Login required", with what to do: enter the pending login's code,
+    /// or why the provider ended the session.
+    fn login_required(&self, ctx: &Context) -> BrokerError {
+        let reason = match (&self.state, &ctx.login_code) {
+            (_, Some(code)) => Some(format!("a login is pending: enter code {code}")),
+            (SessionState::NeedsLogin { reason }, None) => Some(reason.clone()),
+            _ => None,
+        };
+        BrokerError::LoginRequired {
+            provider: self.name.clone(),
+            reason,
+        }
+    }
+}

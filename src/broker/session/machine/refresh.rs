@@ -1,0 +1,307 @@
+//! The machine's refresh rules: when one starts, what its answer does,
+//! backoff, and when the session wakes next.
+
+use std::time::{Duration, SystemTime};
+
+use super::{
+    Context, Effect, Notice, RefreshStage, Reply, SessionMachine, SessionState, Tokens,
+    WritePurpose,
+};
+use crate::broker::clock::unix_secs;
+use crate::broker::error::BrokerError;
+use crate::broker::events::{AttentionKind, BrokerEvent};
+use crate::broker::timing;
+use crate::provider::{FailureClass, ProviderError, TokenGrant};
+
+impl SessionMachine {
+    /// Starts the refresh; the caller checked that the session is active
+    /// with a refresh token and none in flight.
+    pub(super) fn start_refresh(&mut self, ctx: &Context, out: &mut Vec<Effect>) {
+        let SessionState::Active { tokens, refresh } = &mut self.state else {
+            return;
+        };
+        let Some(refresh_token) = tokens.refresh.clone() else {
+            return;
+        };
+        *refresh = RefreshStage::Requested;
+        self.last_attempt = Some(ctx.now);
+        out.push(Effect::StartRefresh {
+            generation: self.generation,
+            refresh_token,
+        });
+    }
+
+    /// Whether the session holds a refresh token, with no refresh in flight.
+    fn can_start_refresh(&self) -> bool {
+        matches!(
+            &self.state,
+            SessionState::Active { tokens, refresh: RefreshStage::Idle } if tokens.refresh.is_some()
+        )
+    }
+
+    /// The scheduler's wake-up: a background refresh if one is due and
+    /// none is in flight; the refresh-token warning if that is due.
+    pub(super) fn refresh_due(&mut self, ctx: &Context, out: &mut Vec<Effect>) {
+        if matches!(self.state, SessionState::WaitingForStore) {
+            // The store's recovery restores it when the store works again:
+            // nothing is due until then.
+            return;
+        }
+        if self.store_dirty && ctx.store_available {
+            // During an outage the store's recovery saves it instead.
+            out.push(Effect::RetryStoreSave);
+        }
+        self.warn_if_refresh_token_expiring(ctx.now, out);
+        let due = self.next_refresh.is_some_and(|at| at <= ctx.now);
+        if due && self.can_start_refresh() {
+            self.start_refresh(ctx, out);
+        } else if !due {
+            // The wake-up was for the warning: the refresh keeps its time.
+            self.schedule_wake(ctx.now, out);
+        }
+    }
+
+    /// Moves a background refresh that waits out a backoff after a
+    /// transient failure, or one that came due, to `at`. Returns whether
+    /// it moved.
+    pub(super) fn retry_at(
+        &mut self,
+        ctx: &Context,
+        at: SystemTime,
+        out: &mut Vec<Effect>,
+    ) -> bool {
+        let failing = matches!(
+            self.last_failure,
+            Some(BrokerError::ProviderUnavailable { .. })
+        );
+        let due = self.next_refresh.is_some_and(|next| next <= ctx.now);
+        if !self.can_start_refresh() || !(failing || due) {
+            return false;
+        }
+        if self.next_refresh.is_some_and(|next| next <= at) {
+            return false;
+        }
+        self.next_refresh = Some(at);
+        out.push(Effect::Schedule(Some(at)));
+        true
+    }
+
+    /// The provider answered a refresh.
+    pub(super) fn refresh_answered(
+        &mut self,
+        ctx: &Context,
+        generation: u64,
+        sent_at: SystemTime,
+        answer: Result<TokenGrant, ProviderError>,
+        out: &mut Vec<Effect>,
+    ) {
+        if generation != self.generation {
+            // Logged out or logged in anew while the request was out: the
+            // answer belongs to a session that no longer exists.
+            out.push(Effect::Reply(Reply::Done(Ok(()))));
+            return;
+        }
+        let SessionState::Active { tokens, refresh } = &mut self.state else {
+            out.push(Effect::Reply(Reply::Done(Ok(()))));
+            return;
+        };
+        match answer {
+            Ok(grant) => {
+                let new = Tokens::from_grant(grant, sent_at, Some(tokens));
+                let rotated = tokens.refresh != new.refresh;
+                *refresh = RefreshStage::Saving;
+                // Written before it is installed: see the module doc.
+                out.push(Effect::WriteRecord {
+                    record: new.to_record(&self.identity),
+                    purpose: WritePurpose::Refreshed {
+                        generation,
+                        tokens: new,
+                        rotated,
+                    },
+                });
+            }
+            Err(failure) if failure.class() == FailureClass::GrantRevoked => {
+                // The stored refresh token is dead: delete it so a restart
+                // does not try it again, then end the session.
+                *refresh = RefreshStage::Saving;
+                out.push(Effect::WriteRecord {
+                    record: None,
+                    purpose: WritePurpose::Revoked {
+                        generation,
+                        reason: failure.to_string(),
+                    },
+                });
+            }
+            Err(failure) => {
+                *refresh = RefreshStage::Idle;
+                self.refresh_failed(ctx, failure, out);
+            }
+        }
+    }
+
+    /// The record of a revoked session is deleted (or not: `deleted`).
+    pub(super) fn revoked(
+        &mut self,
+        reason: String,
+        deleted: Result<(), BrokerError>,
+        out: &mut Vec<Effect>,
+    ) {
+        let err = BrokerError::LoginRequired {
+            provider: self.name.clone(),
+            reason: Some(reason.clone()),
+        };
+        self.state = SessionState::NeedsLogin {
+            reason: reason.clone(),
+        };
+        self.failures = 0;
+        self.next_refresh = None;
+        self.store_dirty = false;
+        self.last_failure = Some(deleted.err().unwrap_or_else(|| err.clone()));
+        out.push(Effect::Log(Notice::LoginRequired {
+            reason: reason.clone(),
+        }));
+        out.push(Effect::Schedule(None));
+        out.push(Effect::Emit(BrokerEvent::Attention {
+            provider: self.name.clone(),
+            kind: AttentionKind::LoginRequired,
+            reason,
+        }));
+        out.push(self.changed());
+        out.push(Effect::Reply(Reply::Done(Err(err))));
+    }
+
+    /// A transient failure or a permanent refusal: back off and retry.
+    fn refresh_failed(&mut self, ctx: &Context, failure: ProviderError, out: &mut Vec<Effect>) {
+        let (err, base, cap) = if failure.class() == FailureClass::Transient {
+            (
+                BrokerError::ProviderUnavailable {
+                    provider: self.name.clone(),
+                    source: failure,
+                },
+                timing::TRANSIENT_BACKOFF_BASE,
+                timing::TRANSIENT_BACKOFF_CAP,
+            )
+        } else {
+            (
+                BrokerError::ProviderRejected {
+                    provider: self.name.clone(),
+                    source: failure,
+                },
+                timing::PERMANENT_BACKOFF_BASE,
+                timing::PERMANENT_BACKOFF_CAP,
+            )
+        };
+        self.failures = self.failures.saturating_add(1);
+        let delay = timing::backoff(self.failures, base, cap, ctx.jitter);
+        self.last_failure = Some(err.clone());
+        self.next_refresh = Some(ctx.now + delay);
+        out.push(Effect::Log(Notice::RefreshFailed {
+            retry_in: delay,
+            error: err.clone(),
+        }));
+        out.push(Effect::Schedule(self.next_refresh));
+        out.push(Effect::Emit(BrokerEvent::Attention {
+            provider: self.name.clone(),
+            kind: AttentionKind::RefreshFailed,
+            reason: err.to_string(),
+        }));
+        out.push(self.changed());
+        out.push(Effect::Reply(Reply::Done(Err(err))));
+    }
+
+    /// Plans the refresh of `tokens`, newly installed at `ctx.now`.
+    pub(super) fn schedule_next(&mut self, ctx: &Context, tokens: &Tokens, out: &mut Vec<Effect>) {
+        let now = ctx.now;
+        let expires_at = tokens.access.as_ref().and_then(|a| a.expires_at);
+        self.next_refresh = match (expires_at, &tokens.refresh) {
+            // The lifetime is counted from now: for a fresh token that is
+            // when it was issued, for a restored one what is left of it.
+            (Some(expires_at), Some(_)) => Some(timing::refresh_due(
+                now.min(expires_at),
+                expires_at,
+                ctx.jitter,
+            )),
+            _ => None,
+        };
+        self.fresh_until = self.next_refresh;
+        if self.store_dirty && ctx.store_available {
+            // Retry the save soon rather than at the next refresh. (Not
+            // during an outage: the store's recovery saves every session
+            // that could not, with no timer per session.)
+            let retry = now + timing::ON_DEMAND_RETRY_SPACING * 6;
+            self.next_refresh = Some(self.next_refresh.map_or(retry, |at| at.min(retry)));
+        }
+        self.warn_if_refresh_token_expiring(now, out);
+        self.schedule_wake(now, out);
+    }
+
+    /// When the refresh token itself expires within the warning time (a
+    /// new login is needed by then, which no refresh avoids), says so once.
+    fn warn_if_refresh_token_expiring(&mut self, now: SystemTime, out: &mut Vec<Effect>) {
+        let SessionState::Active { tokens, .. } = &self.state else {
+            return;
+        };
+        let Some(expires_at) = tokens.refresh_expires_at else {
+            return;
+        };
+        let warning = self.refresh_token_warning;
+        if warning.is_zero() || self.expiry_warned == Some(expires_at) || now + warning < expires_at
+        {
+            return;
+        }
+        self.expiry_warned = Some(expires_at);
+        let at = unix_secs(expires_at);
+        out.push(Effect::Log(Notice::RefreshTokenExpiring {
+            expires_at: at,
+            hours_left: expires_at.duration_since(now).unwrap_or_default().as_secs() / 3600,
+        }));
+        out.push(Effect::Emit(BrokerEvent::Attention {
+            provider: self.name.clone(),
+            kind: AttentionKind::RefreshTokenExpiring,
+            reason: format!(
+                "the refresh token expires at {at} (Unix time); log in again before then"
+            ),
+        }));
+    }
+
+    /// Wakes the session at its next refresh, or earlier for the
+    /// refresh-token warning when that is still to come.
+    pub(super) fn schedule_wake(&self, now: SystemTime, out: &mut Vec<Effect>) {
+        let warn_at = match &self.state {
+            SessionState::Active { tokens, .. } => tokens
+                .refresh_expires_at
+                .filter(|at| {
+                    self.expiry_warned != Some(*at) && !self.refresh_token_warning.is_zero()
+                })
+                .map(|at| {
+                    at.checked_sub(self.refresh_token_warning)
+                        .unwrap_or(now)
+                        .max(now)
+                }),
+            _ => None,
+        };
+        let wake = match (self.next_refresh, warn_at) {
+            (Some(refresh), Some(warn)) => Some(refresh.min(warn)),
+            (refresh, warn) => refresh.or(warn),
+        };
+        out.push(Effect::Schedule(wake));
+    }
+
+    /// How much life `token` has left, as the error for a caller that
+    /// wants `min_valid`.
+    pub(super) fn too_short(
+        &self,
+        now: SystemTime,
+        expires_at: Option<SystemTime>,
+        min_valid: Duration,
+    ) -> BrokerError {
+        let left = expires_at
+            .and_then(|at| at.duration_since(now).ok())
+            .unwrap_or_default();
+        BrokerError::TokenTooShort {
+            provider: self.name.clone(),
+            lifetime_secs: left.as_secs(),
+            min_valid_secs: min_valid.as_secs(),
+        }
+    }
+}

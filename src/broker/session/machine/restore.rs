@@ -1,0 +1,110 @@
+//! The machine's restore rules: a stored record is installed only while
+//! the session is still logged out and waiting for it, so a restore never
+//! overwrites what a login, a logout or a refresh installed meanwhile.
+
+use std::time::{Duration, SystemTime};
+
+use super::{Context, Effect, Notice, RefreshStage, SessionMachine, SessionState, Tokens};
+use crate::broker::store_health::is_store_wide;
+use crate::store::{StoreError, StoredSession};
+
+/// What the store said of one session's record.
+pub(crate) type LoadResult = Result<Option<StoredSession>, StoreError>;
+
+/// Why a record is being read; decides what is logged and announced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RestoreCause {
+    /// At start, or for a provider a reload added: the broker logs one line
+    /// for all, and nobody has seen the session yet.
+    Start,
+    /// The store works again: one line for all, but front-ends hear of
+    /// each session that changed.
+    Recovery,
+    /// A `token` request for this session.
+    Request,
+}
+
+impl SessionMachine {
+    /// Whether the session waits for the store to read its record.
+    pub(crate) fn waits_for_store(&self) -> bool {
+        matches!(self.state, SessionState::WaitingForStore)
+    }
+
+    /// Whether a record read now for `cause` may still be installed: not
+    /// if restored meanwhile, or replaced by a login.
+    pub(crate) fn may_restore(&self, cause: RestoreCause) -> bool {
+        match self.state {
+            SessionState::WaitingForStore => true,
+            SessionState::LoggedOut => cause == RestoreCause::Start,
+            SessionState::Active { .. } | SessionState::NeedsLogin { .. } => false,
+        }
+    }
+
+    /// Applies what the store said. Returns whether the session was restored.
+    pub(super) fn apply_loaded(
+        &mut self,
+        ctx: &Context,
+        loaded: LoadResult,
+        cause: RestoreCause,
+        out: &mut Vec<Effect>,
+    ) -> bool {
+        self.state = SessionState::LoggedOut;
+        self.clear_store_failure();
+        let mut restored = false;
+        let mut store_wide = false;
+        match loaded {
+            Ok(Some(record)) if record.identity == self.identity => {
+                self.install_restored(ctx, Tokens::from_record(record), out);
+                out.push(Effect::Log(Notice::Restored { cause }));
+                restored = true;
+            }
+            Ok(Some(_)) => out.push(Effect::Log(Notice::RestoreSkipped)),
+            Ok(None) => {}
+            Err(source) if is_store_wide(&source) => {
+                // The store's health says what is wrong, once for every
+                // session; this one waits for its recovery.
+                self.state = SessionState::WaitingForStore;
+                out.push(Effect::StoreWideFailure(source));
+                store_wide = true;
+            }
+            Err(source) => {
+                out.push(Effect::Log(Notice::LoadFailed(source.clone())));
+                self.last_failure = Some(self.store_error(source));
+            }
+        }
+        if !store_wide && cause != RestoreCause::Start {
+            out.push(self.changed());
+        }
+        restored
+    }
+
+    /// Makes restored tokens the session's, and plans their next refresh.
+    fn install_restored(&mut self, ctx: &Context, tokens: Tokens, out: &mut Vec<Effect>) {
+        let now = ctx.now;
+        let has_access = tokens
+            .access
+            .as_ref()
+            .is_some_and(|a| a.valid_for(now, Duration::ZERO));
+        if has_access {
+            // Planned while the session still looks logged out, as it
+            // always was: the refresh-token warning waits for the first
+            // wake-up rather than joining the restore's log lines.
+            self.schedule_next(ctx, &tokens, out);
+        } else {
+            // Check the refresh token soon (a revoked one turns into
+            // "login required" now rather than at first use), spread so
+            // that many sessions do not all start at once.
+            self.next_refresh = Some(now + Duration::from_secs(5).mul_f64(ctx.jitter));
+            out.push(Effect::Schedule(self.next_refresh));
+        }
+        self.state = SessionState::Active {
+            tokens,
+            refresh: RefreshStage::Idle,
+        };
+    }
+
+    /// When the next background refresh is due.
+    pub(crate) fn next_refresh(&self) -> Option<SystemTime> {
+        self.next_refresh
+    }
+}

@@ -1,0 +1,52 @@
+//! What the machine shows of itself to `tokenctl status`.
+
+use std::time::{Duration, SystemTime};
+
+use super::{SessionMachine, SessionState, Tokens};
+use crate::broker::error::BrokerError;
+
+impl SessionMachine {
+    /// The state's name for `status`, but for a pending login (which the
+    /// driver knows of, and checks first).
+    pub(crate) fn state_name(&self, now: SystemTime) -> &'static str {
+        match &self.state {
+            SessionState::LoggedOut | SessionState::WaitingForStore => "logged_out",
+            SessionState::NeedsLogin { .. } => "login_required",
+            SessionState::Active { tokens, .. } => {
+                let valid = tokens
+                    .access
+                    .as_ref()
+                    .is_some_and(|a| a.valid_for(now, Duration::ZERO));
+                if valid || (tokens.refresh.is_some() && self.failures == 0) {
+                    "active"
+                } else {
+                    "expired"
+                }
+            }
+        }
+    }
+
+    /// The tokens of an active session.
+    pub(crate) fn tokens(&self) -> Option<&Tokens> {
+        match &self.state {
+            SessionState::Active { tokens, .. } => Some(tokens),
+            _ => None,
+        }
+    }
+
+    /// When the last refresh (or login) brought tokens.
+    pub(crate) fn last_refresh(&self) -> Option<SystemTime> {
+        self.last_refresh
+    }
+
+    /// The last failure, cleared by a success.
+    pub(crate) fn last_failure(&self) -> Option<&BrokerError> {
+        self.last_failure.as_ref()
+    }
+
+    /// Whether the store holds the session's current tokens (or there are
+    /// none to hold).
+    pub(crate) fn is_saved(&self) -> bool {
+        !(self.store_dirty && self.tokens().is_some())
+    }
+}

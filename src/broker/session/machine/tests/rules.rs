@@ -1,0 +1,386 @@
+//! The rules that take a few events to show: store first, outages,
+//! generations, backoff, spacing, cancellation, revocation, nudges,
+//! warnings, handovers.
+
+use std::time::Duration;
+
+use super::*;
+use crate::broker::timing;
+
+/// Store first: the new access token is handed out only once the record
+/// holding the rotated refresh token is written.
+#[test]
+fn a_rotated_refresh_token_is_written_before_the_new_access_token_is_handed_out() {
+    let mut m = refreshing(at(10));
+    let save = answer(&mut m, at(11), Ok(grant("a2", Some("r2"), 3600)));
+    // While the write runs, requests join the refresh: neither the old
+    // token (too short for them) nor the new one (not stored yet).
+    let join = Event::TokenRequested {
+        want: Freshness::AtLeast(Duration::from_secs(7200)),
+    };
+    assert_eq!(feed(&mut m, at(11), join), s(&["reply(join)"]));
+    assert_eq!(
+        feed(&mut m, at(11), want_default()),
+        s(&["reply(token a1)"])
+    );
+    let installed = written_ok(&mut m, at(12), save);
+    assert_eq!(
+        installed,
+        s(&[
+            "schedule",
+            "log(Refreshed)",
+            "emit(token_refreshed)",
+            "emit(state_changed)",
+            "reply(ok)"
+        ])
+    );
+    assert_eq!(
+        feed(&mut m, at(12), want_default()),
+        s(&["reply(token a2)"])
+    );
+    assert!(m.is_saved());
+}
+
+/// A store outage during the write still installs the tokens (the provider
+/// has rotated the old refresh token), marks them unsaved, and retries.
+#[test]
+fn a_failed_write_installs_the_tokens_unsaved_and_retries() {
+    let mut m = refreshing(at(10));
+    let save = answer(&mut m, at(11), Ok(grant("a2", Some("r2"), 3600)));
+    written(&mut m, at(12), save, Err(store_down()));
+    assert_eq!(describe(&m), "active");
+    assert!(!m.is_saved());
+    assert!(matches!(m.last_failure(), Some(BrokerError::Store { .. })));
+    // The retry comes within half a minute, not at the next refresh.
+    assert_eq!(
+        m.next_refresh(),
+        Some(at(12) + timing::ON_DEMAND_RETRY_SPACING * 6)
+    );
+    assert_eq!(
+        feed(&mut m, at(12), want_default()),
+        s(&["reply(token a2)"])
+    );
+    // The wake-up asks for a background save; the save writes r2.
+    let due = feed(&mut m, at(60), Event::RefreshDue);
+    assert_eq!(due[0], "retry_store_save");
+    let retry = m.handle(&ctx(at(60)), Event::SaveIfDirty);
+    assert_eq!(briefs(&retry), s(&["save(retry, r2)"]));
+    let done = written_ok(&mut m, at(61), retry);
+    assert_eq!(done, s(&["emit(state_changed)", "reply(changed true)"]));
+    assert!(m.is_saved() && m.last_failure().is_none());
+}
+
+/// A store that is down for good does not retry per session: its
+/// recovery saves them all.
+#[test]
+fn during_an_outage_no_session_retries_its_own_save() {
+    let mut m = refreshing(at(10));
+    let save = answer(&mut m, at(11), Ok(grant("a2", Some("r2"), 3600)));
+    let purpose = match save.into_iter().next() {
+        Some(Effect::WriteRecord { purpose, .. }) => purpose,
+        other => panic!("{other:?}"),
+    };
+    let mut outage = ctx(at(12));
+    outage.store_available = false;
+    m.handle(
+        &outage,
+        Event::RecordWritten {
+            purpose,
+            result: Err(store_down()),
+        },
+    );
+    assert!(!m.is_saved());
+    assert!(m.next_refresh() > Some(at(1200)), "{:?}", m.next_refresh());
+    let mut due = ctx(m.next_refresh().unwrap());
+    due.store_available = false;
+    let effects = briefs(&m.handle(&due, Event::RefreshDue));
+    assert!(
+        !effects.contains(&"retry_store_save".to_owned()),
+        "{effects:?}"
+    );
+}
+
+/// Generations: an answer, or a write, that comes back after a logout or
+/// a new login changes nothing.
+#[test]
+fn a_stale_refresh_result_never_overwrites_a_newer_login_or_logout() {
+    // Logout while the request is out.
+    let mut m = refreshing(at(10));
+    let old = m.generation;
+    let logout = m.handle(&ctx(at(11)), Event::LogoutRequested);
+    written_ok(&mut m, at(11), logout);
+    let late = m.handle(
+        &ctx(at(12)),
+        Event::RefreshAnswered {
+            generation: old,
+            sent_at: at(10),
+            answer: Ok(grant("a2", Some("r2"), 3600)),
+        },
+    );
+    assert_eq!(briefs(&late), s(&["reply(ok)"]), "no write, no install");
+    assert_eq!(describe(&m), "logged_out");
+
+    // A new login while the answer is being written.
+    let mut m = refreshing(at(10));
+    let save = answer(&mut m, at(11), Ok(grant("a2", Some("r2"), 3600)));
+    let login = m.handle(
+        &ctx(at(11)),
+        Event::LoginGranted {
+            grant: grant("b1", Some("s1"), 3600),
+            sent_at: at(11),
+        },
+    );
+    written_ok(&mut m, at(11), login);
+    let late = written_ok(&mut m, at(12), save);
+    assert_eq!(late, s(&["reply(ok)"]));
+    assert_eq!(
+        feed(&mut m, at(12), want_default()),
+        s(&["reply(token b1)"])
+    );
+
+    // A revocation that lands after a new login does not end it.
+    let mut m = refreshing(at(10));
+    let delete = answer(&mut m, at(11), Err(revoked()));
+    let login = m.handle(
+        &ctx(at(11)),
+        Event::LoginGranted {
+            grant: grant("b1", Some("s1"), 3600),
+            sent_at: at(11),
+        },
+    );
+    written_ok(&mut m, at(11), login);
+    written_ok(&mut m, at(12), delete);
+    assert_eq!(describe(&m), "active");
+}
+
+/// Backoff: transient failures double from 5 s to a cap of 5 min (spread
+/// over the upper half by the jitter), refusals from a minute; a success
+/// starts over.
+#[test]
+fn failures_back_off_and_a_success_resets() {
+    let mut m = logged_in(3600);
+    let mut now = at(4000);
+    let mut delays = Vec::new();
+    for _ in 0..8 {
+        let effects = feed(&mut m, now, Event::RefreshDue);
+        assert!(effects.contains(&"start_refresh(r1)".into()), "{effects:?}");
+        answer(&mut m, now, Err(transient()));
+        let next = m.next_refresh().unwrap();
+        delays.push(next.duration_since(now).unwrap().as_secs());
+        now = next;
+    }
+    // Jitter 0: half of each doubled delay.
+    assert_eq!(delays, [2, 5, 10, 20, 40, 80, 150, 150]);
+    assert_eq!(m.failures, 8);
+
+    let mut m = logged_in(3600);
+    feed(&mut m, at(4000), Event::RefreshDue);
+    answer(&mut m, at(4000), Err(refused()));
+    assert_eq!(
+        m.next_refresh(),
+        Some(at(4030)),
+        "refusals start at a minute"
+    );
+
+    feed(&mut m, at(4030), Event::RefreshDue);
+    let save = answer(&mut m, at(4030), Ok(grant("a2", None, 3600)));
+    written_ok(&mut m, at(4030), save);
+    assert_eq!(m.failures, 0);
+    assert!(m.last_failure().is_none());
+}
+
+/// Callers asking in a loop during an outage get the last error, not a
+/// request each; a token that still works is handed out instead.
+#[test]
+fn requests_after_a_failure_are_spaced() {
+    let mut m = refreshing(at(10));
+    answer(&mut m, at(10), Err(transient()));
+    let strict = || Event::TokenRequested {
+        want: Freshness::AtLeast(Duration::from_secs(7200)),
+    };
+    assert_eq!(
+        feed(&mut m, at(12), strict()),
+        s(&["reply(error unavailable)"])
+    );
+    assert_eq!(
+        feed(&mut m, at(12), want_default()),
+        s(&["reply(token a1)"])
+    );
+    let later = feed(&mut m, at(16), strict());
+    assert_eq!(
+        later,
+        s(&["log(RefreshOnDemand)", "start_refresh(r1)", "reply(join)"])
+    );
+}
+
+/// The answer to a request that waited: one refresh per request.
+#[test]
+fn a_request_that_waited_gets_the_outcome() {
+    type Row = (
+        &'static str,
+        Freshness,
+        Result<(), BrokerError>,
+        &'static str,
+    );
+    let unavailable = BrokerError::ProviderUnavailable {
+        provider: "p".into(),
+        source: transient(),
+    };
+    let rows: Vec<Row> = vec![
+        (
+            "refreshed, long enough",
+            Freshness::AtLeast(Duration::from_secs(60)),
+            Ok(()),
+            "token a1",
+        ),
+        (
+            "refreshed, still too short",
+            Freshness::AtLeast(Duration::from_secs(7200)),
+            Ok(()),
+            "error too_short",
+        ),
+        (
+            "failed, strict",
+            Freshness::AtLeast(Duration::from_secs(60)),
+            Err(unavailable.clone()),
+            "error unavailable",
+        ),
+        (
+            "failed, default: the valid token",
+            Freshness::Default,
+            Err(unavailable),
+            "token a1",
+        ),
+        (
+            "shutdown, strict",
+            Freshness::AtLeast(Duration::from_secs(60)),
+            Err(BrokerError::ShuttingDown),
+            "error shutting_down",
+        ),
+    ];
+    for (rule, want, outcome, reply) in rows {
+        let m = logged_in(3600);
+        let got = m.refresh_awaited(&ctx(at(10)), want, outcome);
+        assert_eq!(brief_reply(&got), reply, "{rule}");
+    }
+    // The session ended while the caller waited: the refresh's error, or
+    // "log in".
+    let m = machine();
+    let got = m.refresh_awaited(&ctx(at(10)), Freshness::Default, Ok(()));
+    assert_eq!(brief_reply(&got), "error login_required");
+}
+
+/// Cancellation: a logout cancels the session's work, the refresh in
+/// flight included (its answer is discarded), and "login required" names
+/// a pending login's code.
+#[test]
+fn logout_cancels_the_refresh_in_flight() {
+    let mut m = refreshing(at(10));
+    let generation = m.generation;
+    let logout = feed(&mut m, at(11), Event::LogoutRequested);
+    assert_eq!(logout, s(&["unschedule", "delete(logged_out)"]));
+    assert_ne!(m.generation, generation);
+    assert_eq!(describe(&m), "logged_out");
+    let mut pending = ctx(at(12));
+    pending.login_code = Some("ABCD-EFGH".into());
+    let effects = m.handle(&pending, want_default());
+    match effects.as_slice() {
+        [
+            Effect::Reply(Reply::Failed(BrokerError::LoginRequired {
+                reason: Some(reason),
+                ..
+            })),
+        ] => {
+            assert!(reason.contains("ABCD-EFGH"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Revocation ends the session once its record is deleted.
+#[test]
+fn a_revoked_grant_needs_a_login() {
+    let mut m = refreshing(at(10));
+    let delete = answer(&mut m, at(11), Err(revoked()));
+    let ended = written_ok(&mut m, at(11), delete);
+    assert_eq!(
+        ended,
+        s(&[
+            "log(LoginRequired)",
+            "unschedule",
+            "emit(login_required)",
+            "emit(state_changed)",
+            "reply(error login_required)"
+        ])
+    );
+    assert_eq!(describe(&m), "needs_login");
+    assert_eq!(m.state_name(at(11)), "login_required");
+    assert_eq!(feed(&mut m, at(12), Event::RefreshDue), s(&["unschedule"]));
+}
+
+/// A nudge (network back) moves only a refresh that waits out a transient
+/// failure, and only earlier.
+#[test]
+fn a_nudge_moves_only_a_transient_backoff() {
+    let mut m = refreshing(at(10));
+    answer(&mut m, at(10), Err(transient()));
+    let moved = feed(&mut m, at(11), Event::RetryAt { at: at(11) });
+    assert_eq!(moved, s(&["schedule", "reply(changed true)"]));
+    assert_eq!(m.next_refresh(), Some(at(11)));
+
+    let mut m = refreshing(at(10));
+    answer(&mut m, at(10), Err(refused()));
+    assert_eq!(
+        feed(&mut m, at(11), Event::RetryAt { at: at(11) }),
+        s(&["reply(changed false)"])
+    );
+
+    let mut m = logged_in(3600);
+    assert_eq!(
+        feed(&mut m, at(11), Event::RetryAt { at: at(11) }),
+        s(&["reply(changed false)"])
+    );
+}
+
+/// The refresh-token expiry warning comes once per refresh token.
+#[test]
+fn the_refresh_token_expiry_is_warned_about_once() {
+    let mut m = SessionMachine::new("p".into(), IDENTITY.into(), Duration::from_secs(3600 * 24));
+    let mut g = grant("a1", Some("r1"), 3600);
+    g.refresh_expires_in = Some(Duration::from_secs(3600 * 12));
+    let login = m.handle(
+        &ctx(t0()),
+        Event::LoginGranted {
+            grant: g,
+            sent_at: t0(),
+        },
+    );
+    let installed = written_ok(&mut m, t0(), login);
+    assert!(
+        installed.contains(&"emit(refresh_token_expiring)".into()),
+        "{installed:?}"
+    );
+    let again = feed(&mut m, at(100), Event::RefreshDue);
+    assert!(
+        !again.contains(&"emit(refresh_token_expiring)".into()),
+        "{again:?}"
+    );
+}
+
+/// A reload hands the tokens over; a logged-out session has nothing to give.
+#[test]
+fn a_handover_keeps_the_session() {
+    assert!(machine().handover().is_none());
+    let old = logged_in(3600);
+    let mut new = machine();
+    let effects = feed(
+        &mut new,
+        at(10),
+        Event::TakeOver(Box::new(old.handover().unwrap())),
+    );
+    assert_eq!(effects, s(&["schedule"]));
+    assert_eq!(
+        feed(&mut new, at(10), want_default()),
+        s(&["reply(token a1)"])
+    );
+}

@@ -1,0 +1,127 @@
+//! The machine's answer to a `token` request: a token now, a refresh to
+//! wait for (started or joined), or why not.
+
+use std::time::Duration;
+
+use super::{Context, Effect, Notice, RefreshStage, Reply, SessionMachine, SessionState};
+use crate::broker::error::BrokerError;
+use crate::broker::timing;
+
+use super::{AccessToken, Freshness, TokenFingerprint};
+
+impl SessionMachine {
+    /// Decides how a request for a token as fresh as `want` proceeds.
+    pub(super) fn token_requested(
+        &mut self,
+        ctx: &Context,
+        want: Freshness,
+        out: &mut Vec<Effect>,
+    ) {
+        let reply = self.plan_token(ctx, want, out);
+        out.push(Effect::Reply(reply));
+    }
+
+    fn plan_token(&mut self, ctx: &Context, want: Freshness, out: &mut Vec<Effect>) -> Reply {
+        let now = ctx.now;
+        let (tokens, stage) = match &self.state {
+            SessionState::Active { tokens, refresh } => (tokens, *refresh),
+            // The session may be in a store that cannot be read yet: say
+            // that rather than "log in", which would start a new session.
+            SessionState::WaitingForStore => return Reply::WaitingForStore,
+            SessionState::LoggedOut | SessionState::NeedsLogin { .. } => {
+                return Reply::Failed(self.login_required(ctx));
+            }
+        };
+        let usable = tokens
+            .access
+            .as_ref()
+            .filter(|t| t.valid_for(now, Duration::ZERO));
+        let fresh_enough = |token: &&AccessToken| match want {
+            Freshness::AtLeast(min_valid) => token.valid_for(now, min_valid),
+            Freshness::Default => self.fresh_until.is_none_or(|until| now < until),
+            Freshness::Replacing(refused) => TokenFingerprint::of(token.secret.expose()) != refused,
+        };
+        if let Some(token) = usable.filter(fresh_enough) {
+            return Reply::Token(token.clone());
+        }
+        // A default request takes a still-valid token whenever a refresh
+        // cannot be had now, rather than an error.
+        let fallback = |failure: BrokerError| match (want, usable) {
+            (Freshness::Default | Freshness::Replacing(_), Some(token)) => {
+                Reply::Token(token.clone())
+            }
+            _ => Reply::Failed(failure),
+        };
+        if tokens.refresh.is_none() {
+            return fallback(BrokerError::LoginRequired {
+                provider: self.name.clone(),
+                reason: Some(
+                    "the access token expired and the provider issued no refresh token".into(),
+                ),
+            });
+        }
+        if stage != RefreshStage::Idle {
+            // Single flight: join the refresh that is already out.
+            return Reply::JoinRefresh;
+        }
+        let recently_failed = self.failures > 0
+            && self
+                .last_attempt
+                .is_some_and(|at| now < at + timing::ON_DEMAND_RETRY_SPACING);
+        if let (true, Some(failure)) = (recently_failed, &self.last_failure) {
+            return fallback(failure.clone());
+        }
+        // A token that still works but has less life than asked for: a
+        // refresh may bring a longer-lived one, but not every call (the
+        // provider's lifetimes rarely change between two requests).
+        if let Some(token) = usable
+            && self
+                .last_on_demand_refresh
+                .is_some_and(|at| now < at + timing::ON_DEMAND_RETRY_SPACING)
+        {
+            let min_valid = match want {
+                Freshness::AtLeast(min_valid) => min_valid,
+                Freshness::Default | Freshness::Replacing(_) => Duration::ZERO,
+            };
+            return fallback(self.too_short(now, token.expires_at, min_valid));
+        }
+        self.last_on_demand_refresh = Some(now);
+        out.push(Effect::Log(Notice::RefreshOnDemand));
+        self.start_refresh(ctx, out);
+        Reply::JoinRefresh
+    }
+
+    /// The answer to a request that waited for a refresh: one refresh per
+    /// request at most, so a token that is still too short-lived after it
+    /// is an error rather than a second refresh.
+    pub(super) fn refresh_awaited(
+        &self,
+        ctx: &Context,
+        want: Freshness,
+        refreshed: Result<(), BrokerError>,
+    ) -> Reply {
+        let now = ctx.now;
+        let SessionState::Active { tokens, .. } = &self.state else {
+            return Reply::Failed(refreshed.err().unwrap_or_else(|| self.login_required(ctx)));
+        };
+        let Some(token) = &tokens.access else {
+            return Reply::Failed(refreshed.err().unwrap_or_else(|| self.login_required(ctx)));
+        };
+        match want {
+            // The refresh failed, but the token still works: hand it out.
+            Freshness::Default | Freshness::Replacing(_)
+                if token.valid_for(now, Duration::ZERO) =>
+            {
+                Reply::Token(token.clone())
+            }
+            Freshness::Default | Freshness::Replacing(_) => {
+                Reply::Failed(refreshed.err().unwrap_or_else(|| self.login_required(ctx)))
+            }
+            Freshness::AtLeast(min_valid) => match refreshed {
+                Err(e) => Reply::Failed(e),
+                Ok(()) if token.valid_for(now, min_valid) => Reply::Token(token.clone()),
+                Ok(()) => Reply::Failed(self.too_short(now, token.expires_at, min_valid)),
+            },
+        }
+    }
+}

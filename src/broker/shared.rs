@@ -1,0 +1,42 @@
+//! What every session of a broker shares: the store and its health, the
+//! clock, the scheduler, the event channel and the task tracker.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::clock::Clock;
+use super::events::BrokerEvent;
+use super::record_writes::RecordWrites;
+use super::scheduler::RefreshScheduler;
+use super::store_health::StoreHealth;
+use crate::store::Store;
+
+/// What every session shares.
+#[derive(Debug)]
+pub struct Shared {
+    /// The store, watched: its store-wide failures reach `store_health`.
+    pub(crate) store: Arc<dyn Store>,
+    /// Whether the store can be used: one state for every session.
+    pub(crate) store_health: Arc<StoreHealth>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) events: broadcast::Sender<BrokerEvent>,
+    pub(crate) scheduler: RefreshScheduler,
+    pub(crate) tasks: TaskTracker,
+    pub(crate) shutdown: CancellationToken,
+    pub(crate) owner_uid: u32,
+    /// The order of each record's store writes.
+    pub(crate) record_writes: RecordWrites,
+    /// How long before a refresh token expires the daemon warns (zero: never).
+    pub(crate) refresh_token_warning: Duration,
+}
+
+impl Shared {
+    pub(crate) fn emit(&self, event: BrokerEvent) {
+        // No subscriber is fine: events are for whoever listens.
+        let _ = self.events.send(event);
+    }
+}
