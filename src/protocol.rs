@@ -24,6 +24,11 @@
 //!   them working where they worked and tells them what to do where they
 //!   would have failed.
 //!
+//! - `metrics` (protocol 3): a stream of [`MetricsEvent`] lines, `"event":"text"`
+//!   lines whose texts, joined, are the OpenMetrics exposition (each a run
+//!   of whole lines, at most [`METRICS_CHUNK`] bytes), then one
+//!   `"event":"done"` line.
+//!
 //! A request line longer than [`MAX_REQUEST_LINE`] bytes, or one that is not a
 //! valid request, is answered with an error line (`request_too_large`,
 //! `bad_request`); the connection stays usable.
@@ -38,6 +43,7 @@
 //! 2. `status` takes `"stream":true`. Every request of version 1 is served
 //!    as before; only a single-line `status` too long for a version-1 client
 //!    to read becomes an `answer_too_large` error.
+//! 3. The op `metrics`. A daemon of version 2 answers it with `bad_request`.
 
 mod store_status;
 
@@ -48,10 +54,18 @@ pub use store_status::StoreStatus;
 
 /// Version of this protocol, reported by the `version` op (see the
 /// versions listed in the module documentation).
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// The first version in which `status` takes `"stream":true`.
 pub const STATUS_STREAM_SINCE: u32 = 2;
+
+/// The first version with the `metrics` op.
+pub const METRICS_SINCE: u32 = 3;
+
+/// The most OpenMetrics text one `metrics` answer line carries (before JSON
+/// escaping): far below what any client reads in a line, whatever the
+/// number of providers.
+pub const METRICS_CHUNK: usize = 64 * 1024;
 
 /// The longest request line the daemon reads, newline included.
 pub const MAX_REQUEST_LINE: usize = 16 * 1024;
@@ -113,6 +127,9 @@ pub enum Request {
     },
     /// The daemon's protocol and program versions.
     Version,
+    /// The daemon's metrics as OpenMetrics text (protocol 3); answered by
+    /// a stream of [`MetricsEvent`] lines.
+    Metrics,
 }
 
 /// Machine-readable error codes carried in error answers.
@@ -385,6 +402,25 @@ pub enum StatusEvent {
         /// nothing of the daemon).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         store: Option<StoreStatus>,
+    },
+}
+
+/// A line of the answer to `metrics`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum MetricsEvent {
+    /// The next part of the text: whole lines, newlines included.
+    Text {
+        /// OpenMetrics text.
+        text: String,
+    },
+    /// The end of the answer.
+    Done {
+        /// Whether the text is complete.
+        ok: bool,
+        /// Why not, when `ok` is false.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<ErrorBody>,
     },
 }
 

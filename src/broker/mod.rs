@@ -11,6 +11,8 @@
 pub mod clock;
 mod error;
 mod login;
+pub mod metrics;
+mod metrics_report;
 pub mod policy;
 mod record_writes;
 mod reload;
@@ -35,6 +37,8 @@ use tracing::info;
 pub use clock::{Clock, SystemClock};
 pub use error::BrokerError;
 pub use login::{LoginProgress, LoginWatch, PendingPrompt};
+pub use metrics::Metrics;
+pub use metrics_report::escape_label_value;
 pub use policy::{AccessPolicy, Caller, Role, describe_roles};
 pub use scheduler::RefreshScheduler;
 pub(crate) use session::blocking as store_call;
@@ -177,6 +181,8 @@ pub struct Shared {
     pub(crate) record_writes: record_writes::RecordWrites,
     /// How long before a refresh token expires the daemon warns (zero: never).
     pub(crate) refresh_token_warning: Duration,
+    /// Counters for `tokenctl metrics`.
+    pub(crate) metrics: Arc<Metrics>,
 }
 
 impl Shared {
@@ -222,6 +228,7 @@ impl Broker {
     #[must_use]
     pub fn new(config: &Config, parts: BrokerParts) -> Self {
         let (events, _) = broadcast::channel(1024);
+        let metrics = Arc::new(Metrics::default());
         let store_health = Arc::new(StoreHealth::new(
             parts.store.name(),
             Arc::clone(&parts.clock),
@@ -230,6 +237,7 @@ impl Broker {
             store: Arc::new(store_health::WatchedStore::new(
                 parts.store,
                 Arc::clone(&store_health),
+                Arc::clone(&metrics),
             )),
             store_health,
             clock: parts.clock,
@@ -240,6 +248,7 @@ impl Broker {
             owner_uid: parts.owner_uid,
             record_writes: record_writes::RecordWrites::default(),
             refresh_token_warning: config.daemon.refresh_token_warning,
+            metrics,
         });
         let broker = Self {
             inner: Arc::new(Inner {
@@ -337,6 +346,12 @@ impl Broker {
     #[must_use]
     pub fn shutdown_token(&self) -> CancellationToken {
         self.inner.shared.shutdown.clone()
+    }
+
+    /// The counters front-ends add their requests to.
+    #[must_use]
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.shared.metrics
     }
 
     /// Subscribes to events.

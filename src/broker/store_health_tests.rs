@@ -140,7 +140,7 @@ fn a_damaged_record_is_not_the_stores_problem_but_a_listing_is() {
     let store = Arc::new(FlakyStore::default());
     *store.damaged.lock().unwrap() = Some("p".into());
     let health = Arc::new(StoreHealth::new("test store", Arc::new(SystemClock)));
-    let watched = WatchedStore::new(store.clone(), Arc::clone(&health));
+    let watched = WatchedStore::new(store.clone(), Arc::clone(&health), Arc::default());
     assert!(matches!(watched.load("p"), Err(StoreError::Corrupt { .. })));
     assert!(health.is_available());
     store.locked.store(true, Ordering::SeqCst);

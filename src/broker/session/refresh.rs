@@ -161,8 +161,9 @@ impl Session {
             // the provider may rotate the refresh token before we store the
             // new one. These debug lines let tests measure that window.
             debug!(provider = %self.name, event = "refresh_sent", at_unix_us = %unix_micros_now(), "refresh request sent");
-            self.provider
-                .refresh(refresh_token)
+            self.shared
+                .metrics
+                .refresh(&self.name, self.provider.refresh(refresh_token))
                 .await
                 .map(|grant| (grant, sent_at))
         };

@@ -32,8 +32,8 @@ use tracing::{debug, info, warn};
 use super::lines::{Line, read_line};
 use crate::broker::{Broker, BrokerError, Caller, Freshness, TokenFingerprint};
 use crate::protocol::{
-    Answer, ErrorBody, ErrorCode, LoginEvent, LogoutAnswer, MAX_REQUEST_LINE, PROTOCOL_VERSION,
-    Request, VersionAnswer, parse_request,
+    Answer, ErrorBody, ErrorCode, LoginEvent, LogoutAnswer, MAX_REQUEST_LINE, METRICS_CHUNK,
+    MetricsEvent, PROTOCOL_VERSION, Request, VersionAnswer, parse_request,
 };
 
 /// Connections served at once; more wait in the kernel's backlog.
@@ -209,6 +209,7 @@ pub async fn serve_with(
                     let mut write = AnswerWriter {
                         half,
                         timeout: limits.write_timeout,
+                        error: None,
                     };
                     let message = format!(
                         "uid {uid} holds {} connections already; close some first",
@@ -301,6 +302,7 @@ async fn serve_connection(
     let mut write = AnswerWriter {
         half,
         timeout: limits.write_timeout,
+        error: None,
     };
     let mut reader = BufReader::with_capacity(4096, read);
     // One shutdown waiter and one timer for the connection's whole life,
@@ -335,6 +337,7 @@ async fn serve_connection(
             biased;
             line = read_line(&mut reader, MAX_REQUEST_LINE) => line,
             () = &mut deadline => {
+                broker.metrics().socket.count("invalid", Some(ErrorCode::BadRequest));
                 write.send_error(ErrorCode::BadRequest, "request line not completed in time").await?;
                 return Ok(());
             }
@@ -343,6 +346,10 @@ async fn serve_connection(
         let request = match line {
             Line::Eof => return Ok(()),
             Line::TooLong => {
+                broker
+                    .metrics()
+                    .socket
+                    .count("invalid", Some(ErrorCode::RequestTooLarge));
                 write
                     .send_error(
                         ErrorCode::RequestTooLarge,
@@ -356,12 +363,34 @@ async fn serve_connection(
             Line::Complete(bytes) => match parse_request(&bytes) {
                 Ok(request) => request,
                 Err(message) => {
+                    broker
+                        .metrics()
+                        .socket
+                        .count("invalid", Some(ErrorCode::BadRequest));
                     write.send_error(ErrorCode::BadRequest, &message).await?;
                     continue;
                 }
             },
         };
-        handle(request, &caller, broker, &mut write, &mut reader).await?;
+        let op = op_name(&request);
+        write.error = None;
+        let handled = handle(request, &caller, broker, &mut write, &mut reader).await;
+        // Counted once the answer is written (or could not be): the
+        // outcome is the error code the answer carried, if any.
+        broker.metrics().socket.count(op, write.error);
+        handled?;
+    }
+}
+
+/// The op's name, as metrics count it.
+fn op_name(request: &Request) -> &'static str {
+    match request {
+        Request::Token { .. } => "token",
+        Request::Login { .. } => "login",
+        Request::Status { .. } => "status",
+        Request::Logout { .. } => "logout",
+        Request::Version => "version",
+        Request::Metrics => "metrics",
     }
 }
 
@@ -391,7 +420,7 @@ async fn handle(
                     debug!(provider = %provider, uid = caller.uid, "token handed out");
                     Answer::success(token.to_answer())
                 }
-                Err(e) => failure(&e),
+                Err(e) => write.failure(&e),
             };
             write.send(&answer).await
         }
@@ -401,7 +430,7 @@ async fn handle(
         Request::Logout { provider } => {
             let answer = match broker.logout(caller, &provider).await {
                 Ok(()) => Answer::success(LogoutAnswer { provider }),
-                Err(e) => failure(&e),
+                Err(e) => write.failure(&e),
             };
             write.send(&answer).await
         }
@@ -413,7 +442,39 @@ async fn handle(
             write.send(&answer).await
         }
         Request::Login { provider } => login(provider, caller, broker, write, reader).await,
+        Request::Metrics => metrics(caller, broker, write).await,
     }
+}
+
+/// Answers `metrics`: the text in chunks of whole lines, then `done`.
+async fn metrics(caller: &Caller, broker: &Broker, write: &mut AnswerWriter) -> io::Result<()> {
+    let text = broker.metrics_text(caller);
+    let mut rest = text.as_str();
+    while !rest.is_empty() {
+        // Cut after the last newline that fits; a single longer line (a
+        // very long provider name) goes whole.
+        let cut = if rest.len() <= METRICS_CHUNK {
+            rest.len()
+        } else {
+            rest[..METRICS_CHUNK]
+                .rfind('\n')
+                .or_else(|| rest.find('\n'))
+                .map_or(rest.len(), |i| i + 1)
+        };
+        let (chunk, tail) = rest.split_at(cut);
+        write
+            .send(&MetricsEvent::Text {
+                text: chunk.to_owned(),
+            })
+            .await?;
+        rest = tail;
+    }
+    write
+        .send(&MetricsEvent::Done {
+            ok: true,
+            error: None,
+        })
+        .await
 }
 
 async fn login(
@@ -433,12 +494,18 @@ async fn login(
     };
     let mut watch = match broker.login(caller, &provider) {
         Ok(watch) => watch,
-        Err(e) => return write.send(&done(Some(&e))).await,
+        Err(e) => {
+            write.error = Some(e.code());
+            return write.send(&done(Some(&e))).await;
+        }
     };
     info!(provider = %provider, uid = caller.uid, "login requested");
     let prompt = match watch.prompt().await {
         Ok(prompt) => prompt,
-        Err(e) => return write.send(&done(Some(&e))).await,
+        Err(e) => {
+            write.error = Some(e.code());
+            return write.send(&done(Some(&e))).await;
+        }
     };
     write
         .send(&LoginEvent::Prompt {
@@ -452,6 +519,7 @@ async fn login(
         r = watch.outcome() => r,
         _ = reader.fill_buf() => return Ok(()),
     };
+    write.error = outcome.as_ref().err().map(BrokerError::code);
     write.send(&done(outcome.as_ref().err())).await
 }
 
@@ -463,11 +531,21 @@ fn failure<T>(error: &BrokerError) -> Answer<T> {
 struct AnswerWriter {
     half: OwnedWriteHalf,
     timeout: Duration,
+    /// The error code of the current request's answer, for metrics: set
+    /// where an error answer is made.
+    error: Option<ErrorCode>,
 }
 
 impl AnswerWriter {
     async fn send_error(&mut self, code: ErrorCode, message: &str) -> io::Result<()> {
+        self.error = Some(code);
         self.send(&Answer::<()>::failure(code, message)).await
+    }
+
+    /// The error answer for `error`, noted as the request's outcome.
+    fn failure<T>(&mut self, error: &BrokerError) -> Answer<T> {
+        self.error = Some(error.code());
+        failure(error)
     }
 
     /// Writes one answer line. The buffer may hold a token: it is zeroed after.
