@@ -28,6 +28,7 @@ mod hostile_clients;
 mod journald;
 mod kubectl_credential;
 mod malformed_answers;
+mod metrics;
 mod need_to_know;
 mod persistence_crash;
 mod persistence_file_store;
