@@ -528,6 +528,18 @@ impl Broker {
             .await
     }
 
+    /// Whether any provider grants use by systemd unit (`allow_units`): only
+    /// then do front-ends read their callers' units.
+    #[must_use]
+    pub fn grants_units(&self) -> bool {
+        self.inner
+            .sessions
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .any(|s| s.policy.grants_units())
+    }
+
     /// What `caller` may do with `provider`: [`Role::None`] also when there
     /// is no such provider, so that the two cannot be told apart.
     #[must_use]

@@ -39,6 +39,7 @@ const PROVIDER_KEYS: &[&str] = &[
     "verification_uri",
     "allow_users",
     "allow_groups",
+    "allow_units",
     "manage_users",
     "manage_groups",
     "hosts",
@@ -378,6 +379,7 @@ fn provider_config(
     };
     let allow_groups = group_ids("allow_groups");
     let manage_groups = group_ids("manage_groups");
+    let allow_units = super::units::allow_units(t.take("allow_units"), diags);
     let hosts = hosts(&mut t, name, claimed_hosts, diags);
     let username = username(&mut t, diags);
     let endpoints = dialect.and_then(|d| endpoint_source(&mut t, d, &context, diags));
@@ -420,6 +422,7 @@ fn provider_config(
         dialect_options: dialect_options?,
         allow_users,
         allow_groups,
+        allow_units,
         manage_users,
         manage_groups,
         hosts,

@@ -281,7 +281,10 @@ impl Handler {
         let interface = header.interface().map(zbus::names::InterfaceName::as_str);
         let member = member.as_str();
         // Who asks comes first: every answer below depends on it.
-        let caller = self.peers.caller(&self.connection, header).await?;
+        let caller = self
+            .peers
+            .caller(&self.connection, header, self.broker.grants_units())
+            .await?;
         let unknown_object = || {
             Refusal::Standard(zbus::fdo::Error::UnknownObject(format!(
                 "no object at {}",

@@ -293,10 +293,17 @@ async fn serve_connection(
     limits: Limits,
 ) -> io::Result<()> {
     let cred = stream.peer_cred()?;
+    // Read only when some provider grants units: it costs a pidfd and
+    // three small reads of /proc per connection.
+    let unit = broker.grants_units().then(|| {
+        let result = super::caller_unit::of_socket_peer(&stream, cred.uid(), cred.pid());
+        super::caller_unit::logged(result, cred.uid(), cred.pid())
+    });
     let caller = Caller {
         uid: cred.uid(),
         groups: std::sync::Arc::from([cred.gid()]),
         pid: cred.pid(),
+        unit: unit.flatten(),
     };
     let (read, half) = stream.into_split();
     let mut write = AnswerWriter {
