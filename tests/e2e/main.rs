@@ -8,6 +8,7 @@
 
 mod support;
 
+mod allow_units;
 mod config_check;
 mod config_presets;
 mod dbus;
