@@ -45,11 +45,13 @@
 //!    to read becomes an `answer_too_large` error.
 //! 3. The op `metrics`. A daemon of version 2 answers it with `bad_request`.
 
+mod metrics;
 mod store_status;
 
 use serde::{Deserialize, Serialize};
 
 use crate::secret::Secret;
+pub use metrics::{METRICS_CHUNK, METRICS_SINCE, MetricsEvent};
 pub use store_status::StoreStatus;
 
 /// Version of this protocol, reported by the `version` op (see the
@@ -58,14 +60,6 @@ pub const PROTOCOL_VERSION: u32 = 3;
 
 /// The first version in which `status` takes `"stream":true`.
 pub const STATUS_STREAM_SINCE: u32 = 2;
-
-/// The first version with the `metrics` op.
-pub const METRICS_SINCE: u32 = 3;
-
-/// The most OpenMetrics text one `metrics` answer line carries (before JSON
-/// escaping): far below what any client reads in a line, whatever the
-/// number of providers.
-pub const METRICS_CHUNK: usize = 64 * 1024;
 
 /// The longest request line the daemon reads, newline included.
 pub const MAX_REQUEST_LINE: usize = 16 * 1024;
@@ -402,25 +396,6 @@ pub enum StatusEvent {
         /// nothing of the daemon).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         store: Option<StoreStatus>,
-    },
-}
-
-/// A line of the answer to `metrics`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "event", rename_all = "snake_case")]
-pub enum MetricsEvent {
-    /// The next part of the text: whole lines, newlines included.
-    Text {
-        /// OpenMetrics text.
-        text: String,
-    },
-    /// The end of the answer.
-    Done {
-        /// Whether the text is complete.
-        ok: bool,
-        /// Why not, when `ok` is false.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        error: Option<ErrorBody>,
     },
 }
 

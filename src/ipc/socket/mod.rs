@@ -12,6 +12,7 @@
 //! size (`status` of 10,000 providers) is written a page at a time, never
 //! built whole.
 
+mod metrics;
 mod status;
 
 use std::io;
@@ -32,8 +33,8 @@ use tracing::{debug, info, warn};
 use super::lines::{Line, read_line};
 use crate::broker::{Broker, BrokerError, Caller, Freshness, TokenFingerprint};
 use crate::protocol::{
-    Answer, ErrorBody, ErrorCode, LoginEvent, LogoutAnswer, MAX_REQUEST_LINE, METRICS_CHUNK,
-    MetricsEvent, PROTOCOL_VERSION, Request, VersionAnswer, parse_request,
+    Answer, ErrorBody, ErrorCode, LoginEvent, LogoutAnswer, MAX_REQUEST_LINE, PROTOCOL_VERSION,
+    Request, VersionAnswer, parse_request,
 };
 
 /// Connections served at once; more wait in the kernel's backlog.
@@ -379,25 +380,13 @@ async fn serve_connection(
                 }
             },
         };
-        let op = op_name(&request);
+        let op = metrics::op_name(&request);
         write.error = None;
         let handled = handle(request, &caller, broker, &mut write, &mut reader).await;
         // Counted once the answer is written (or could not be): the
         // outcome is the error code the answer carried, if any.
         broker.metrics().socket.count(op, write.error);
         handled?;
-    }
-}
-
-/// The op's name, as metrics count it.
-fn op_name(request: &Request) -> &'static str {
-    match request {
-        Request::Token { .. } => "token",
-        Request::Login { .. } => "login",
-        Request::Status { .. } => "status",
-        Request::Logout { .. } => "logout",
-        Request::Version => "version",
-        Request::Metrics => "metrics",
     }
 }
 
@@ -449,39 +438,8 @@ async fn handle(
             write.send(&answer).await
         }
         Request::Login { provider } => login(provider, caller, broker, write, reader).await,
-        Request::Metrics => metrics(caller, broker, write).await,
+        Request::Metrics => metrics::answer(caller, broker, write).await,
     }
-}
-
-/// Answers `metrics`: the text in chunks of whole lines, then `done`.
-async fn metrics(caller: &Caller, broker: &Broker, write: &mut AnswerWriter) -> io::Result<()> {
-    let text = broker.metrics_text(caller);
-    let mut rest = text.as_str();
-    while !rest.is_empty() {
-        // Cut after the last newline that fits; a single longer line (a
-        // very long provider name) goes whole.
-        let cut = if rest.len() <= METRICS_CHUNK {
-            rest.len()
-        } else {
-            rest[..METRICS_CHUNK]
-                .rfind('\n')
-                .or_else(|| rest.find('\n'))
-                .map_or(rest.len(), |i| i + 1)
-        };
-        let (chunk, tail) = rest.split_at(cut);
-        write
-            .send(&MetricsEvent::Text {
-                text: chunk.to_owned(),
-            })
-            .await?;
-        rest = tail;
-    }
-    write
-        .send(&MetricsEvent::Done {
-            ok: true,
-            error: None,
-        })
-        .await
 }
 
 async fn login(
