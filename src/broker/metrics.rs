@@ -6,7 +6,7 @@
 //! ahead of another, which OpenMetrics readers accept). Only refreshes and
 //! logins, which take a network round trip anyway, look their provider up
 //! in a map behind a lock. What a caller may see of all this is decided
-//! where the text is written ([`super::metrics_report`]).
+//! where the text is written ([`super::Broker::metrics_text`]).
 
 use std::collections::HashMap;
 use std::future::Future;
