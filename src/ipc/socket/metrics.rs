@@ -25,25 +25,12 @@ pub(super) async fn answer(
     write: &mut AnswerWriter,
 ) -> io::Result<()> {
     let text = broker.metrics_text(caller);
-    let mut rest = text.as_str();
-    while !rest.is_empty() {
-        // Cut after the last newline that fits; a single longer line (a
-        // very long provider name) goes whole.
-        let cut = if rest.len() <= METRICS_CHUNK {
-            rest.len()
-        } else {
-            rest[..METRICS_CHUNK]
-                .rfind('\n')
-                .or_else(|| rest.find('\n'))
-                .map_or(rest.len(), |i| i + 1)
-        };
-        let (chunk, tail) = rest.split_at(cut);
+    for chunk in chunks(&text, METRICS_CHUNK) {
         write
             .send(&MetricsEvent::Text {
                 text: chunk.to_owned(),
             })
             .await?;
-        rest = tail;
     }
     write
         .send(&MetricsEvent::Done {
@@ -51,4 +38,43 @@ pub(super) async fn answer(
             error: None,
         })
         .await
+}
+
+/// `text` in runs of whole lines of at most `limit` bytes each; a single
+/// longer line goes whole. Cut after a newline, so always at a character
+/// boundary.
+fn chunks(text: &str, limit: usize) -> impl Iterator<Item = &str> {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let bytes = rest.as_bytes();
+        let cut = if bytes.len() <= limit {
+            bytes.len()
+        } else {
+            bytes[..limit]
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .or_else(|| bytes.iter().position(|&b| b == b'\n'))
+                .map_or(bytes.len(), |i| i + 1)
+        };
+        let (chunk, tail) = rest.split_at(cut);
+        rest = tail;
+        Some(chunk)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::chunks;
+
+    #[test]
+    fn chunks_are_whole_lines_within_the_limit() {
+        let text = "aaaa\nbb\nccccccccc\nä\n";
+        let parts: Vec<&str> = chunks(text, 8).collect();
+        assert_eq!(parts, ["aaaa\nbb\n", "ccccccccc\n", "ä\n"]);
+        assert_eq!(parts.concat(), text);
+        assert_eq!(chunks("", 8).count(), 0);
+    }
 }
