@@ -221,6 +221,9 @@ struct Inner {
     sessions: RwLock<BTreeMap<String, Arc<Session>>>,
     // One semaphore per token endpoint, shared by the sessions that use it.
     endpoint_limits: std::sync::Mutex<HashMap<String, Arc<Semaphore>>>,
+    // Whether any session's policy has `allow_units`: asked once per
+    // connection, so kept beside the map rather than found by walking it.
+    unit_grants: std::sync::atomic::AtomicBool,
 }
 
 impl Broker {
@@ -257,6 +260,7 @@ impl Broker {
                 max_concurrent_refreshes: config.daemon.max_concurrent_refreshes,
                 sessions: RwLock::new(BTreeMap::new()),
                 endpoint_limits: std::sync::Mutex::new(HashMap::new()),
+                unit_grants: std::sync::atomic::AtomicBool::new(false),
             }),
         };
         let sessions = config
@@ -264,12 +268,21 @@ impl Broker {
             .iter()
             .map(|p| (p.name.clone(), broker.build_session(p)))
             .collect();
-        *broker
+        broker.set_sessions(sessions);
+        broker
+    }
+
+    /// Replaces the sessions (at start and on reload).
+    fn set_sessions(&self, sessions: BTreeMap<String, Arc<Session>>) {
+        let unit_grants = sessions.values().any(|s| s.policy.grants_units());
+        *self
             .inner
             .sessions
             .write()
             .unwrap_or_else(PoisonError::into_inner) = sessions;
-        broker
+        self.inner
+            .unit_grants
+            .store(unit_grants, std::sync::atomic::Ordering::Relaxed);
     }
 
     fn build_session(&self, config: &ProviderConfig) -> Arc<Session> {
@@ -533,11 +546,8 @@ impl Broker {
     #[must_use]
     pub fn grants_units(&self) -> bool {
         self.inner
-            .sessions
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .values()
-            .any(|s| s.policy.grants_units())
+            .unit_grants
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// What `caller` may do with `provider`: [`Role::None`] also when there

@@ -138,7 +138,7 @@ fn a_process_in_a_matching_unit_is_granted_and_others_are_not() {
         "shared",
         "allow_units = [\"backup.service\", \"sync@*.service\"]",
     );
-    let daemon = Daemon::start_with(
+    let mut daemon = Daemon::start_with(
         &config,
         DaemonOptions {
             daemon_keys: format!(
@@ -227,5 +227,26 @@ fn a_process_in_a_matching_unit_is_granted_and_others_are_not() {
         stderr(&refused).contains("no provider named `shared`"),
         "{}",
         stderr(&refused)
+    );
+
+    // A reload that takes the grant away refuses the unit; one that gives
+    // it back (no provider granted units in between) grants it again.
+    daemon.write_config(&provider.config("shared"));
+    daemon.reload();
+    let out = token_in(Some(&backup));
+    assert_eq!(
+        out.status.code(),
+        Some(UNKNOWN_PROVIDER),
+        "{}",
+        stderr(&out)
+    );
+    daemon.write_config(&config);
+    daemon.reload();
+    let out = token_in(Some(&backup));
+    assert!(
+        out.status.success(),
+        "{}\nlog:\n{}",
+        stderr(&out),
+        daemon.log()
     );
 }
