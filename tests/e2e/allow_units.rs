@@ -121,6 +121,26 @@ exec setpriv --reuid="$UID_TO" --regid="$GID_TO" --clear-groups "$@""#;
         .unwrap()
 }
 
+/// tokend serving `config` on `bus`, its socket reachable by `nogroup`.
+fn start_daemon(config: &str, bus: &PrivateBus) -> Daemon {
+    let daemon = Daemon::start_with(
+        config,
+        DaemonOptions {
+            daemon_keys: format!(
+                "socket_mode = \"0660\"\nsocket_group = \"{}\"\n",
+                crate::socket::group_name(NOBODY)
+            ),
+            bus: "session",
+            env: vec![("DBUS_SESSION_BUS_ADDRESS".into(), bus.address().into())],
+            ..DaemonOptions::default()
+        },
+    );
+    for dir in [daemon.dir.path(), daemon.socket.parent().unwrap()] {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    daemon
+}
+
 #[test]
 fn a_process_in_a_matching_unit_is_granted_and_others_are_not() {
     let Some(mut cgroups) =
@@ -138,21 +158,7 @@ fn a_process_in_a_matching_unit_is_granted_and_others_are_not() {
         "shared",
         "allow_units = [\"backup.service\", \"sync@*.service\"]",
     );
-    let mut daemon = Daemon::start_with(
-        &config,
-        DaemonOptions {
-            daemon_keys: format!(
-                "socket_mode = \"0660\"\nsocket_group = \"{}\"\n",
-                crate::socket::group_name(NOBODY)
-            ),
-            bus: "session",
-            env: vec![("DBUS_SESSION_BUS_ADDRESS".into(), bus.address().into())],
-            ..DaemonOptions::default()
-        },
-    );
-    for dir in [daemon.dir.path(), daemon.socket.parent().unwrap()] {
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
+    let mut daemon = start_daemon(&config, &bus);
     let first = login(&daemon, "shared", |code| {
         provider.approve(code).unwrap();
     });
@@ -196,7 +202,33 @@ fn a_process_in_a_matching_unit_is_granted_and_others_are_not() {
         );
     }
 
-    // D-Bus: the bus reports the caller's pid; tokend pins and reads it.
+    get_token_over_dbus(&bus, &backup, &first);
+
+    // A reload that takes the grant away refuses the unit; one that gives
+    // it back (no provider granted units in between) grants it again.
+    daemon.write_config(&provider.config("shared"));
+    daemon.reload();
+    let out = token_in(Some(&backup));
+    assert_eq!(
+        out.status.code(),
+        Some(UNKNOWN_PROVIDER),
+        "{}",
+        stderr(&out)
+    );
+    daemon.write_config(&config);
+    daemon.reload();
+    let out = token_in(Some(&backup));
+    assert!(
+        out.status.success(),
+        "{}\nlog:\n{}",
+        stderr(&out),
+        daemon.log()
+    );
+}
+
+/// D-Bus: the bus reports the caller's pid; tokend pins and reads it. The
+/// process in `backup` gets the token `first`, one outside is refused.
+fn get_token_over_dbus(bus: &PrivateBus, backup: &Path, first: &str) {
     // As `nobody`: dbus-daemon admits only uids the name service knows
     // (systemd's nss-systemd names a DynamicUser= uid while it runs).
     let busctl = support::bus::find_program("busctl").expect("busctl");
@@ -218,35 +250,14 @@ fn a_process_in_a_matching_unit_is_granted_and_others_are_not() {
             ],
         )
     };
-    let granted = get_token(Some(&backup));
+    let granted = get_token(Some(backup));
     assert!(granted.status.success(), "{}", stderr(&granted));
-    assert!(stdout(&granted).contains(&first), "{}", stdout(&granted));
+    assert!(stdout(&granted).contains(first), "{}", stdout(&granted));
     let refused = get_token(None);
     assert!(!refused.status.success());
     assert!(
         stderr(&refused).contains("no provider named `shared`"),
         "{}",
         stderr(&refused)
-    );
-
-    // A reload that takes the grant away refuses the unit; one that gives
-    // it back (no provider granted units in between) grants it again.
-    daemon.write_config(&provider.config("shared"));
-    daemon.reload();
-    let out = token_in(Some(&backup));
-    assert_eq!(
-        out.status.code(),
-        Some(UNKNOWN_PROVIDER),
-        "{}",
-        stderr(&out)
-    );
-    daemon.write_config(&config);
-    daemon.reload();
-    let out = token_in(Some(&backup));
-    assert!(
-        out.status.success(),
-        "{}\nlog:\n{}",
-        stderr(&out),
-        daemon.log()
     );
 }
