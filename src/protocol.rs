@@ -24,6 +24,11 @@
 //!   them working where they worked and tells them what to do where they
 //!   would have failed.
 //!
+//! - `metrics` (protocol 3): a stream of [`MetricsEvent`] lines, `"event":"text"`
+//!   lines whose texts, joined, are the OpenMetrics exposition (each a run
+//!   of whole lines, at most [`METRICS_CHUNK`] bytes), then one
+//!   `"event":"done"` line.
+//!
 //! A request line longer than [`MAX_REQUEST_LINE`] bytes, or one that is not a
 //! valid request, is answered with an error line (`request_too_large`,
 //! `bad_request`); the connection stays usable.
@@ -38,17 +43,20 @@
 //! 2. `status` takes `"stream":true`. Every request of version 1 is served
 //!    as before; only a single-line `status` too long for a version-1 client
 //!    to read becomes an `answer_too_large` error.
+//! 3. The op `metrics`. A daemon of version 2 answers it with `bad_request`.
 
+mod metrics;
 mod store_status;
 
 use serde::{Deserialize, Serialize};
 
 use crate::secret::Secret;
+pub use metrics::{METRICS_CHUNK, METRICS_SINCE, MetricsEvent};
 pub use store_status::StoreStatus;
 
 /// Version of this protocol, reported by the `version` op (see the
 /// versions listed in the module documentation).
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// The first version in which `status` takes `"stream":true`.
 pub const STATUS_STREAM_SINCE: u32 = 2;
@@ -113,6 +121,9 @@ pub enum Request {
     },
     /// The daemon's protocol and program versions.
     Version,
+    /// The daemon's metrics as OpenMetrics text (protocol 3); answered by
+    /// a stream of [`MetricsEvent`] lines.
+    Metrics,
 }
 
 /// Machine-readable error codes carried in error answers.

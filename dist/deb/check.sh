@@ -36,6 +36,7 @@ lrwxrwxrwx ./usr/bin/docker-credential-tokend
 -rw-r--r-- ./usr/share/man/man1/tokenctl-exec.1.gz
 -rw-r--r-- ./usr/share/man/man1/tokenctl-login.1.gz
 -rw-r--r-- ./usr/share/man/man1/tokenctl-logout.1.gz
+-rw-r--r-- ./usr/share/man/man1/tokenctl-metrics.1.gz
 -rw-r--r-- ./usr/share/man/man1/tokenctl-status.1.gz
 -rw-r--r-- ./usr/share/man/man1/tokenctl-token.1.gz
 -rw-r--r-- ./usr/share/man/man1/tokenctl-version.1.gz

@@ -3,6 +3,7 @@
 //! checked against the provider's access policy before a session sees it.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -14,6 +15,7 @@ use super::clock::Clock;
 use super::error::{self, BrokerError};
 use super::events::BrokerEvent;
 use super::login::LoginWatch;
+use super::metrics::Metrics;
 use super::policy::{AccessPolicy, Caller, Role};
 use super::record_writes;
 use super::scheduler::RefreshScheduler;
@@ -57,6 +59,9 @@ pub(super) struct Inner {
     pub(super) sessions: RwLock<BTreeMap<String, Arc<Session>>>,
     // One semaphore per token endpoint, shared by the sessions that use it.
     pub(super) endpoint_limits: std::sync::Mutex<HashMap<String, Arc<Semaphore>>>,
+    // Whether any session's policy has `allow_units`: asked once per
+    // connection, so kept beside the map rather than found by walking it.
+    pub(super) unit_grants: AtomicBool,
 }
 
 impl Broker {
@@ -64,6 +69,7 @@ impl Broker {
     #[must_use]
     pub fn new(config: &Config, parts: BrokerParts) -> Self {
         let (events, _) = broadcast::channel(1024);
+        let metrics = Arc::new(Metrics::default());
         let store_health = Arc::new(StoreHealth::new(
             parts.store.name(),
             Arc::clone(&parts.clock),
@@ -72,6 +78,7 @@ impl Broker {
             store: Arc::new(store_health::WatchedStore::new(
                 parts.store,
                 Arc::clone(&store_health),
+                Arc::clone(&metrics),
             )),
             store_health,
             clock: parts.clock,
@@ -82,6 +89,7 @@ impl Broker {
             owner_uid: parts.owner_uid,
             record_writes: record_writes::RecordWrites::default(),
             refresh_token_warning: config.daemon.refresh_token_warning,
+            metrics,
         });
         let broker = Self {
             inner: Arc::new(Inner {
@@ -90,6 +98,7 @@ impl Broker {
                 max_concurrent_refreshes: config.daemon.max_concurrent_refreshes,
                 sessions: RwLock::new(BTreeMap::new()),
                 endpoint_limits: std::sync::Mutex::new(HashMap::new()),
+                unit_grants: AtomicBool::new(false),
             }),
         };
         let sessions = config
@@ -97,12 +106,32 @@ impl Broker {
             .iter()
             .map(|p| (p.name.clone(), broker.build_session(p)))
             .collect();
-        *broker
+        broker.set_sessions(sessions);
+        broker
+    }
+
+    /// Replaces the sessions (at start and on reload).
+    pub(super) fn set_sessions(&self, sessions: BTreeMap<String, Arc<Session>>) {
+        let unit_grants = sessions.values().any(|s| s.policy.grants_units());
+        *self
             .inner
             .sessions
             .write()
             .unwrap_or_else(PoisonError::into_inner) = sessions;
-        broker
+        self.inner.unit_grants.store(unit_grants, Ordering::Relaxed);
+    }
+
+    /// The counters front-ends add their requests to.
+    #[must_use]
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.shared.metrics
+    }
+
+    /// Whether any provider grants use by systemd unit (`allow_units`): only
+    /// then do front-ends read their callers' units.
+    #[must_use]
+    pub fn grants_units(&self) -> bool {
+        self.inner.unit_grants.load(Ordering::Relaxed)
     }
 
     pub(super) fn build_session(&self, config: &ProviderConfig) -> Arc<Session> {

@@ -5,8 +5,8 @@
 //! asks the provider's [`AccessPolicy`] for the caller's [`Role`]; neither
 //! front-end decides on its own.
 //!
-//! - **Use** (`allow_users`, `allow_groups`): get tokens, see the provider's
-//!   status.
+//! - **Use** (`allow_users`, `allow_groups`, `allow_units`): get tokens,
+//!   see the provider's status.
 //! - **Manage** (`manage_users`, `manage_groups`): also log in and out, and
 //!   see the login's prompt (its user code: whoever approves a code first
 //!   binds the provider to their own account).
@@ -16,7 +16,7 @@
 
 use std::sync::Arc;
 
-use crate::config::{GroupGrant, ProviderConfig};
+use crate::config::{GroupGrant, ProviderConfig, UnitPattern};
 
 /// Who is asking, as the kernel (or the bus daemon) vouches.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +31,11 @@ pub struct Caller {
     pub groups: Arc<[u32]>,
     /// Process id, when known (for logs only: pids are reused).
     pub pid: Option<i32>,
+    /// The systemd unit (service or scope) the caller's process runs in,
+    /// read from its cgroup through a pidfd so that a reused pid cannot
+    /// lend it another process's unit; `None` when unknown or not looked
+    /// up (no provider grants units).
+    pub unit: Option<Arc<str>>,
 }
 
 impl Caller {
@@ -41,6 +46,7 @@ impl Caller {
             uid,
             groups: Arc::from([]),
             pid: None,
+            unit: None,
         }
     }
 }
@@ -61,6 +67,7 @@ pub enum Role {
 struct RoleHolders {
     users: Vec<u32>,
     groups: Vec<GroupGrant>,
+    units: Vec<UnitPattern>,
 }
 
 impl RoleHolders {
@@ -70,6 +77,10 @@ impl RoleHolders {
                 .groups
                 .iter()
                 .any(|g| caller.groups.contains(&g.gid) || g.member_uids.contains(&caller.uid))
+            || caller
+                .unit
+                .as_deref()
+                .is_some_and(|unit| self.units.iter().any(|p| p.matches(unit)))
     }
 }
 
@@ -91,10 +102,12 @@ impl AccessPolicy {
             users: RoleHolders {
                 users: config.allow_users.clone(),
                 groups: config.allow_groups.clone(),
+                units: config.allow_units.clone(),
             },
             managers: RoleHolders {
                 users: config.manage_users.clone(),
                 groups: config.manage_groups.clone(),
+                units: Vec::new(),
             },
         }
     }
@@ -111,6 +124,13 @@ impl AccessPolicy {
         } else {
             Role::None
         }
+    }
+
+    /// Whether the rule grants anything by systemd unit: only then is a
+    /// caller's unit worth reading.
+    #[must_use]
+    pub fn grants_units(&self) -> bool {
+        !self.users.units.is_empty()
     }
 
     /// Whether `caller` may use the provider (get tokens, see its status).
@@ -142,7 +162,13 @@ pub fn describe_roles(config: &ProviderConfig) -> String {
     }
     let mut manage = vec!["root".to_owned(), "the daemon's user".to_owned()];
     manage.extend(ids(&config.manage_users, &config.manage_groups));
-    let users = ids(&config.allow_users, &config.allow_groups);
+    let mut users = ids(&config.allow_users, &config.allow_groups);
+    users.extend(
+        config
+            .allow_units
+            .iter()
+            .map(|u| format!("unit {}", u.as_str())),
+    );
     let users = if users.is_empty() {
         "nobody else".to_owned()
     } else {
@@ -158,10 +184,15 @@ mod tests {
     fn policy(users: Vec<u32>, groups: Vec<GroupGrant>, managers: Vec<u32>) -> AccessPolicy {
         AccessPolicy {
             owner_uid: 1000,
-            users: RoleHolders { users, groups },
+            users: RoleHolders {
+                users,
+                groups,
+                units: vec![UnitPattern::parse("sync@*.service").unwrap()],
+            },
             managers: RoleHolders {
                 users: managers,
                 groups: Vec::new(),
+                units: Vec::new(),
             },
         }
     }
@@ -195,6 +226,7 @@ mod tests {
             uid: 4000,
             groups: Arc::from([500]),
             pid: None,
+            unit: None,
         };
         assert_eq!(p.role(&primary), Role::Use, "a group of the process");
         assert_eq!(
@@ -202,6 +234,19 @@ mod tests {
             Role::None,
             "gid unknown: no group match"
         );
+    }
+
+    #[test]
+    fn a_unit_matching_a_pattern_is_granted_use_whatever_its_uid() {
+        let p = policy(vec![], vec![], vec![]);
+        let in_unit = |unit: &str| Caller {
+            unit: Some(Arc::from(unit)),
+            ..Caller::uid(61_234)
+        };
+        assert_eq!(p.role(&in_unit("sync@nightly.service")), Role::Use);
+        assert_eq!(p.role(&in_unit("sync.service")), Role::None);
+        assert_eq!(p.role(&Caller::uid(61_234)), Role::None, "unit unknown");
+        assert!(p.grants_units());
     }
 
     #[test]

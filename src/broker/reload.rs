@@ -1,7 +1,7 @@
 //! Applying a new config to the running broker (SIGHUP, `systemctl reload`).
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, PoisonError};
+use std::sync::Arc;
 
 use super::api::Broker;
 use super::events::BrokerEvent;
@@ -62,11 +62,7 @@ impl Broker {
                 summary.removed.push(name.clone());
             }
         }
-        *self
-            .inner
-            .sessions
-            .write()
-            .unwrap_or_else(PoisonError::into_inner) = next;
+        self.set_sessions(next);
         self.inner.shared.emit(BrokerEvent::ProvidersChanged {
             added: summary.added.clone(),
             removed: summary.removed.clone(),

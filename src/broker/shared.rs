@@ -32,6 +32,8 @@ pub struct Shared {
     pub(crate) record_writes: RecordWrites,
     /// How long before a refresh token expires the daemon warns (zero: never).
     pub(crate) refresh_token_warning: Duration,
+    /// Counters for `tokenctl metrics`.
+    pub(crate) metrics: Arc<super::metrics::Metrics>,
 }
 
 impl Shared {

@@ -277,16 +277,28 @@ impl StoreHealth {
 pub(crate) struct WatchedStore {
     inner: Arc<dyn Store>,
     health: Arc<StoreHealth>,
+    metrics: Arc<super::metrics::Metrics>,
 }
 
 impl WatchedStore {
     /// `inner`, reporting to `health`.
-    pub(crate) fn new(inner: Arc<dyn Store>, health: Arc<StoreHealth>) -> Self {
-        Self { inner, health }
+    pub(crate) fn new(
+        inner: Arc<dyn Store>,
+        health: Arc<StoreHealth>,
+        metrics: Arc<super::metrics::Metrics>,
+    ) -> Self {
+        Self {
+            inner,
+            health,
+            metrics,
+        }
     }
 
     /// Reports a failure of a call about one record, when store-wide.
     fn watch<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        if result.is_err() {
+            self.metrics.store_error();
+        }
         if let Err(error) = &result
             && is_store_wide(error)
         {
@@ -315,8 +327,9 @@ impl Store for WatchedStore {
 
     fn list(&self) -> Result<Vec<String>, StoreError> {
         // Listing concerns no record: any failure is the store's.
-        self.inner
-            .list()
-            .inspect_err(|error| self.health.failed(error))
+        self.inner.list().inspect_err(|error| {
+            self.metrics.store_error();
+            self.health.failed(error);
+        })
     }
 }

@@ -97,6 +97,11 @@ pub enum TokenctlCommand {
         #[command(subcommand)]
         protocol: CredentialProtocol,
     },
+    /// Print tokend's metrics as OpenMetrics text (sessions by state,
+    /// refreshes and logins by outcome, refresh latency, the store, requests
+    /// by outcome), for node_exporter's textfile collector or a scraper;
+    /// series about a provider only for providers you may use
+    Metrics,
     /// Show the versions of tokenctl, tokend and their protocol
     Version,
 }

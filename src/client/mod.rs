@@ -22,6 +22,7 @@ use serde::de::DeserializeOwned;
 use zeroize::Zeroizing;
 
 mod lines;
+mod metrics;
 mod status;
 use lines::LineBuffer;
 pub use status::StatusStream;

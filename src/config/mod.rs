@@ -13,6 +13,7 @@ mod provider_table;
 mod reader;
 mod secrets;
 mod store;
+mod units;
 mod users;
 
 use std::collections::BTreeMap;
@@ -24,6 +25,7 @@ use url::Url;
 pub use diagnostic::{Diagnostic, Diagnostics, Severity};
 pub use parse::object_path_element;
 pub use store::{DEFAULT_KEY_CREDENTIAL, EncryptedFileConfig};
+pub use units::UnitPattern;
 
 use crate::provider::{ClientIdentity, DialectSettings, DialectSpec, ProviderDialect};
 use crate::secret::Secret;
@@ -134,6 +136,9 @@ pub struct ProviderConfig {
     pub allow_users: Vec<u32>,
     /// Groups whose members may use this provider.
     pub allow_groups: Vec<GroupGrant>,
+    /// systemd units (names or glob patterns) whose processes may use
+    /// this provider, whatever their uid.
+    pub allow_units: Vec<UnitPattern>,
     /// Uids that may also log in and out (besides root and the daemon's
     /// own uid, which always may).
     pub manage_users: Vec<u32>,

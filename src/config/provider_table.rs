@@ -11,7 +11,7 @@ use super::endpoints::{endpoint_source, url_value};
 use super::reader::{self, TableReader};
 use super::secrets::{self, CLIENT_SECRET, FileAccess, SecretContext};
 use super::users::UserDb;
-use super::{Diagnostics, Environment, ProviderConfig};
+use super::{Diagnostics, Environment, GroupGrant, ProviderConfig, UnitPattern};
 use crate::provider::{CommonSettings, dialects};
 
 /// The keys every provider table may have; the dialects' own keys come
@@ -28,6 +28,7 @@ const PROVIDER_KEYS: &[&str] = &[
     "verification_uri",
     "allow_users",
     "allow_groups",
+    "allow_units",
     "manage_users",
     "manage_groups",
     "hosts",
@@ -95,18 +96,7 @@ pub(super) fn provider_config(
     let verification_uri = t
         .take("verification_uri")
         .and_then(|v| url_value(diags, "verification_uri", v));
-    let mut user_ids = |key: &str| {
-        t.take(key)
-            .map_or_else(Vec::new, |v| UserDb::resolve_users(key, v, diags))
-    };
-    let allow_users = user_ids("allow_users");
-    let manage_users = user_ids("manage_users");
-    let mut group_ids = |key: &str| {
-        t.take(key)
-            .map_or_else(Vec::new, |v| UserDb::resolve_groups(key, v, diags))
-    };
-    let allow_groups = group_ids("allow_groups");
-    let manage_groups = group_ids("manage_groups");
+    let access = access_keys(&mut t, diags);
     let hosts = hosts(&mut t, name, claimed_hosts, diags);
     let username = username(&mut t, diags);
     let endpoints = dialect.and_then(|d| endpoint_source(&mut t, d, &context, diags));
@@ -149,13 +139,46 @@ pub(super) fn provider_config(
         device_params,
         verification_uri,
         dialect_settings: dialect_settings?,
-        allow_users,
-        allow_groups,
-        manage_users,
-        manage_groups,
+        allow_users: access.allow_users,
+        allow_groups: access.allow_groups,
+        allow_units: access.allow_units,
+        manage_users: access.manage_users,
+        manage_groups: access.manage_groups,
         hosts,
         username,
     })
+}
+
+/// Who may use and who may manage a provider: its `allow_*` and
+/// `manage_*` keys.
+struct AccessKeys {
+    allow_users: Vec<u32>,
+    allow_groups: Vec<GroupGrant>,
+    allow_units: Vec<UnitPattern>,
+    manage_users: Vec<u32>,
+    manage_groups: Vec<GroupGrant>,
+}
+
+/// Reads the access keys, names resolved through the system's user
+/// database.
+fn access_keys(t: &mut TableReader<'_, '_>, diags: &mut Diagnostics<'_>) -> AccessKeys {
+    let mut users = |key: &str| {
+        t.take(key)
+            .map_or_else(Vec::new, |v| UserDb::resolve_users(key, v, diags))
+    };
+    let (allow_users, manage_users) = (users("allow_users"), users("manage_users"));
+    let mut groups = |key: &str| {
+        t.take(key)
+            .map_or_else(Vec::new, |v| UserDb::resolve_groups(key, v, diags))
+    };
+    let (allow_groups, manage_groups) = (groups("allow_groups"), groups("manage_groups"));
+    AccessKeys {
+        allow_users,
+        allow_groups,
+        allow_units: super::units::allow_units(t.take("allow_units"), diags),
+        manage_users,
+        manage_groups,
+    }
 }
 
 /// The `username` key.

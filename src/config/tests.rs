@@ -328,6 +328,37 @@ fn users_and_groups_resolve_by_name_or_id() {
 }
 
 #[test]
+fn allow_units_are_checked_entry_by_entry() {
+    let f = Fixture::new();
+    let config = f
+        .load(&format!(
+            "{GITHUB}allow_units = [\"backup.service\", \"sync@*.service\"]\n"
+        ))
+        .unwrap();
+    let units: Vec<&str> = config.providers[0]
+        .allow_units
+        .iter()
+        .map(crate::config::UnitPattern::as_str)
+        .collect();
+    assert_eq!(units, ["backup.service", "sync@*.service"]);
+    let errors = f.errors(&format!(
+        "{GITHUB}allow_units = [\"ok.service\", \"backup.timer\", \"sync@.service\"]\n"
+    ));
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(
+        errors[0].contains("`backup.timer` is not a service or scope"),
+        "{errors:?}"
+    );
+    assert!(errors[1].contains("template"), "{errors:?}");
+    // Each error is at its own entry: the second starts after the first.
+    assert_ne!(
+        errors[0].split(':').nth(2),
+        errors[1].split(':').nth(2),
+        "{errors:?}"
+    );
+}
+
+#[test]
 fn daemon_keys() {
     let f = Fixture::new();
     let config = f

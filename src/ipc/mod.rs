@@ -1,6 +1,7 @@
 //! Front-ends: they translate requests into [`crate::broker::Broker`] calls
 //! and hold no state or policy of their own.
 
+pub mod caller_unit;
 pub mod dbus;
 pub mod lines;
 pub mod socket;

@@ -71,6 +71,7 @@ fn generator_writes_every_page_completion_and_the_config() {
         "man/tokenctl-exec.1",
         "man/tokenctl-login.1",
         "man/tokenctl-logout.1",
+        "man/tokenctl-metrics.1",
         "man/tokenctl-status.1",
         "man/tokenctl-token.1",
         "man/tokenctl-version.1",
@@ -120,7 +121,7 @@ fn man_pages_render_without_warnings_and_document_the_interface() {
             "tokenctl.1 lacks exit status {status} ({meaning})"
         );
     }
-    for verb in ["token", "login", "status", "logout", "version"] {
+    for verb in ["token", "login", "status", "logout", "metrics", "version"] {
         assert!(
             tokenctl.contains(&format!("tokenctl-{verb}(1)")),
             "no {verb}"
@@ -169,6 +170,7 @@ fn completions_parse_and_know_every_verb() {
         "login",
         "status",
         "logout",
+        "metrics",
         "version",
         "--socket",
         "--min-valid",

@@ -8,6 +8,7 @@
 
 mod support;
 
+mod allow_units;
 mod config_check;
 mod config_presets;
 mod dbus;
@@ -28,6 +29,7 @@ mod hostile_clients;
 mod journald;
 mod kubectl_credential;
 mod malformed_answers;
+mod metrics;
 mod need_to_know;
 mod persistence_crash;
 mod persistence_file_store;

@@ -282,7 +282,7 @@ fn another_uid_sees_and_does_only_what_its_role_allows() {
     assert!(!stdout(&seen).contains(code), "{}", stdout(&seen));
 }
 
-fn group_name(gid: u32) -> String {
+pub(crate) fn group_name(gid: u32) -> String {
     std::fs::read_to_string("/etc/group")
         .unwrap()
         .lines()

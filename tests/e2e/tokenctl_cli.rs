@@ -576,3 +576,29 @@ fn a_different_daemon_protocol_is_warned_about() {
         }]
     );
 }
+
+#[test]
+fn metrics_prints_the_chunks_joined_and_asks_no_old_daemon() {
+    let daemon = CannedDaemon::start(|_| {
+        vec![
+            r##"{"event":"text","text":"# TYPE a gauge\na 1\n"}"##.into(),
+            r##"{"event":"text","text":"# EOF\n"}"##.into(),
+            r#"{"event":"done","ok":true}"#.into(),
+        ]
+    });
+    let out = run_with_socket(&daemon.socket(), &["metrics"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "# TYPE a gauge\na 1\n# EOF\n");
+    assert_eq!(daemon.requests(), [Request::Metrics]);
+
+    // A daemon of protocol 2 would answer bad_request: not asked at all.
+    let old = CannedDaemon::start_with_protocol(2, |_| Vec::new());
+    let out = run_with_socket(&old.socket(), &["metrics"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("metrics need protocol 3: upgrade tokend"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(old.requests(), []);
+}

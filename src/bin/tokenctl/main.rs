@@ -25,7 +25,7 @@ use tokend::cli::{CredentialProtocol, TokenctlArgs as Cli, TokenctlCommand as Co
 use tokend::client::{self, Client};
 use tokend::config::Environment;
 use tokend::protocol::{
-    Answer, PROTOCOL_VERSION, ProviderStatus, STATUS_STREAM_SINCE, StoreStatus,
+    Answer, METRICS_SINCE, PROTOCOL_VERSION, ProviderStatus, STATUS_STREAM_SINCE, StoreStatus,
 };
 
 use crate::exit::Failure;
@@ -134,8 +134,23 @@ fn run(cli: &Cli) -> Result<(), Failure> {
             std::env::var("KUBERNETES_EXEC_INFO").ok().as_deref(),
             io::stdout().lock(),
         ),
+        Command::Metrics => metrics(cli),
         Command::Version => version(cli),
     }
+}
+
+/// `tokenctl metrics`: the daemon's OpenMetrics text, as it sends it.
+fn metrics(cli: &Cli) -> Result<(), Failure> {
+    let (mut client, protocol) = connect_checked(cli)?;
+    if let Some(protocol) = protocol.filter(|&p| p < METRICS_SINCE) {
+        return Err(Failure::new(
+            exit::FAILURE,
+            format!(
+                "tokend speaks protocol {protocol}, and metrics need protocol {METRICS_SINCE}: upgrade tokend"
+            ),
+        ));
+    }
+    print(&client.metrics()?)
 }
 
 /// The socket: `--socket`/`TOKEND_SOCKET` (clap reads both), else the default.

@@ -44,7 +44,12 @@ impl Session {
             // the provider may rotate the refresh token before we store the
             // new one. These debug lines let tests measure that window.
             debug!(provider = %self.name, event = "refresh_sent", at_unix_us = %unix_micros_now(), "refresh request sent");
-            (sent_at, self.provider.refresh(refresh_token).await)
+            let answer = self
+                .shared
+                .metrics
+                .refresh(&self.name, self.provider.refresh(refresh_token))
+                .await;
+            (sent_at, answer)
         };
         let answered = Instant::now();
         debug!(provider = %self.name, event = "refresh_answered", at_unix_us = %unix_micros_now(), ok = answer.is_ok(), "refresh answer received");

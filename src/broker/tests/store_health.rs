@@ -140,12 +140,15 @@ fn a_damaged_record_is_not_the_stores_problem_but_a_listing_is() {
     let store = Arc::new(FlakyStore::default());
     *store.damaged.lock().unwrap() = Some("p".into());
     let health = Arc::new(StoreHealth::new("test store", Arc::new(SystemClock)));
-    let watched = WatchedStore::new(store.clone(), Arc::clone(&health));
+    let metrics = Arc::new(crate::broker::Metrics::default());
+    let watched = WatchedStore::new(store.clone(), Arc::clone(&health), Arc::clone(&metrics));
     assert!(matches!(watched.load("p"), Err(StoreError::Corrupt { .. })));
     assert!(health.is_available());
     store.locked.store(true, Ordering::SeqCst);
     assert!(watched.list().is_err());
     assert_eq!(health.error(), Some(locked()));
+    // Both failures count as store errors in the metrics, store-wide or not.
+    assert_eq!(metrics.store_errors(), 2);
 }
 
 const PROVIDERS: usize = 300;

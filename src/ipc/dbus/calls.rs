@@ -27,7 +27,7 @@ use super::peers::Peers;
 use super::{BROKER_INTERFACE, BROKER_PATH, DbusError, PROVIDERS_PATH, provider_path};
 use crate::broker::{Broker, BrokerError, Caller, Freshness};
 use crate::config::object_path_element;
-use crate::protocol::{ProviderStatus, StoreStatus};
+use crate::protocol::{ErrorCode, ProviderStatus, StoreStatus};
 
 /// The provider objects' interface.
 pub(super) const PROVIDER_INTERFACE: &str = "org.tokend.Provider1";
@@ -55,7 +55,7 @@ pub(super) struct Method {
 
 /// The methods of `org.tokend.Broker1`, as the committed interface file
 /// declares them (a unit test checks the two agree).
-pub(super) const BROKER_METHODS: [Method; 5] = [
+pub(super) const BROKER_METHODS: [Method; 6] = [
     Method {
         name: "GetToken",
         input: "s",
@@ -80,6 +80,11 @@ pub(super) const BROKER_METHODS: [Method; 5] = [
         name: "ListProviders",
         input: "",
         output: "as",
+    },
+    Method {
+        name: "GetMetrics",
+        input: "",
+        output: "s",
     },
 ];
 
@@ -215,6 +220,7 @@ impl Handler {
     async fn answer(&self, call: &Message) {
         let header = call.header();
         let answer = self.route(call, &header).await;
+        self.count(&header, &answer);
         if header.primary().flags().contains(Flags::NoReplyExpected) {
             return;
         }
@@ -226,6 +232,23 @@ impl Handler {
         if let Err(e) = sent {
             debug!("could not answer a D-Bus call: {e}");
         }
+    }
+
+    /// Adds the call to the D-Bus request counters: tokend's methods by
+    /// name, every standard one as `other`.
+    fn count(&self, header: &Header<'_>, answer: &Answer) {
+        let member = header.member().map_or("", |m| m.as_str());
+        let ours = header
+            .interface()
+            .is_none_or(|i| i.as_str() == BROKER_INTERFACE);
+        let method = if ours { member } else { "other" };
+        let outcome = match answer {
+            Ok(_) => None,
+            Err(Refusal::Tokend(error)) => Some(error.code()),
+            // Unknown objects, properties and arguments: the caller's mistake.
+            Err(Refusal::Standard(_)) => Some(ErrorCode::BadRequest),
+        };
+        self.broker.metrics().dbus.count(method, outcome);
     }
 
     async fn send_reply(&self, header: &Header<'_>, reply: Reply) -> zbus::Result<()> {
@@ -258,7 +281,10 @@ impl Handler {
         let interface = header.interface().map(zbus::names::InterfaceName::as_str);
         let member = member.as_str();
         // Who asks comes first: every answer below depends on it.
-        let caller = self.peers.caller(&self.connection, header).await?;
+        let caller = self
+            .peers
+            .caller(&self.connection, header, self.broker.grants_units())
+            .await?;
         let unknown_object = || {
             Refusal::Standard(zbus::fdo::Error::UnknownObject(format!(
                 "no object at {}",
@@ -344,6 +370,7 @@ impl Handler {
             (BROKER_INTERFACE, "ListProviders") => {
                 Ok(Reply::Names(self.broker.provider_names(&caller)))
             }
+            (BROKER_INTERFACE, "GetMetrics") => Ok(Reply::Text(self.broker.metrics_text(&caller))),
             _ => unreachable!("check_signature accepts only the methods above"),
         }
     }

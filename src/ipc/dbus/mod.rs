@@ -25,6 +25,7 @@ use zbus::zvariant::OwnedObjectPath;
 
 use crate::broker::{Broker, BrokerError};
 use crate::config::{BusKind, object_path_element};
+use crate::protocol::ErrorCode;
 
 mod calls;
 mod introspect;
@@ -72,6 +73,26 @@ pub enum DbusError {
     ShuttingDown(String),
     /// Anything else.
     Internal(String),
+}
+
+impl DbusError {
+    /// The socket protocol's code for the same failure (metrics count
+    /// both front-ends' outcomes by these names).
+    #[must_use]
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::LoginRequired(_) => ErrorCode::LoginRequired,
+            Self::UnknownProvider(_) => ErrorCode::UnknownProvider,
+            Self::AccessDenied(_) => ErrorCode::AccessDenied,
+            Self::ProviderUnavailable(_) => ErrorCode::ProviderUnavailable,
+            Self::ProviderError(_) => ErrorCode::ProviderError,
+            Self::LoginFailed(_) => ErrorCode::LoginFailed,
+            Self::TokenTooShort(_) => ErrorCode::TokenTooShort,
+            Self::InvalidArgument(_) => ErrorCode::BadRequest,
+            Self::ShuttingDown(_) => ErrorCode::ShuttingDown,
+            Self::ZBus(_) | Self::Internal(_) => ErrorCode::Internal,
+        }
+    }
 }
 
 impl From<BrokerError> for DbusError {

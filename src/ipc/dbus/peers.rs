@@ -26,6 +26,7 @@ use zbus::{Connection, MatchRule, MessageStream};
 
 use super::DbusError;
 use crate::broker::{AccessPolicy, Caller, Role};
+use crate::ipc::caller_unit;
 
 /// Peers remembered at most; beyond this a caller is identified afresh on
 /// each call and gets no unicast signals. The bus's own per-user and total
@@ -58,11 +59,14 @@ impl Peers {
         }
     }
 
-    /// The sender of a method call, as the bus daemon vouches.
+    /// The sender of a method call, as the bus daemon vouches. Its unit is
+    /// read once, with the rest; a failure to read it is logged when
+    /// `units_granted` (some provider has `allow_units`).
     pub(super) async fn caller(
         &self,
         connection: &Connection,
         header: &Header<'_>,
+        units_granted: bool,
     ) -> Result<Caller, DbusError> {
         let sender = header
             .sender()
@@ -78,12 +82,26 @@ impl Peers {
         let uid = credentials.unix_user_id().ok_or_else(|| {
             DbusError::AccessDenied("the bus does not know the caller's uid".into())
         })?;
+        let pid = credentials.process_id().and_then(|p| i32::try_from(p).ok());
+        // The bus's ProcessFD pins the very process (dbus-daemon 1.15.8+);
+        // else its pid is pinned now, and checked against its uid.
+        let unit = match (credentials.process_fd(), pid) {
+            (Some(fd), _) => caller_unit::of_pidfd(std::os::fd::AsFd::as_fd(fd), uid),
+            (None, Some(pid)) => caller_unit::of_pid(pid, uid),
+            (None, None) => Ok(None),
+        };
+        let unit = if units_granted {
+            caller_unit::logged(unit, uid, pid)
+        } else {
+            unit.ok().flatten().map(Arc::from)
+        };
         let caller = Caller {
             uid,
             groups: credentials
                 .unix_group_ids()
                 .map_or_else(|| Arc::from([]), |ids| Arc::from(ids.as_slice())),
-            pid: credentials.process_id().and_then(|p| i32::try_from(p).ok()),
+            pid,
+            unit,
         };
         let mut known = self.map();
         if known.len() < PEER_LIMIT {

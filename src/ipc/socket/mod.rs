@@ -12,6 +12,7 @@
 //! size (`status` of 10,000 providers) is written a page at a time, never
 //! built whole.
 
+mod metrics;
 mod status;
 
 use std::io;
@@ -209,6 +210,7 @@ pub async fn serve_with(
                     let mut write = AnswerWriter {
                         half,
                         timeout: limits.write_timeout,
+                        error: None,
                     };
                     let message = format!(
                         "uid {uid} holds {} connections already; close some first",
@@ -292,15 +294,23 @@ async fn serve_connection(
     limits: Limits,
 ) -> io::Result<()> {
     let cred = stream.peer_cred()?;
+    // Read only when some provider grants units: it costs a pidfd and
+    // three small reads of /proc per connection.
+    let unit = broker.grants_units().then(|| {
+        let result = super::caller_unit::of_socket_peer(&stream, cred.uid(), cred.pid());
+        super::caller_unit::logged(result, cred.uid(), cred.pid())
+    });
     let caller = Caller {
         uid: cred.uid(),
         groups: std::sync::Arc::from([cred.gid()]),
         pid: cred.pid(),
+        unit: unit.flatten(),
     };
     let (read, half) = stream.into_split();
     let mut write = AnswerWriter {
         half,
         timeout: limits.write_timeout,
+        error: None,
     };
     let mut reader = BufReader::with_capacity(4096, read);
     // One shutdown waiter and one timer for the connection's whole life,
@@ -335,6 +345,7 @@ async fn serve_connection(
             biased;
             line = read_line(&mut reader, MAX_REQUEST_LINE) => line,
             () = &mut deadline => {
+                broker.metrics().socket.count("invalid", Some(ErrorCode::BadRequest));
                 write.send_error(ErrorCode::BadRequest, "request line not completed in time").await?;
                 return Ok(());
             }
@@ -343,6 +354,10 @@ async fn serve_connection(
         let request = match line {
             Line::Eof => return Ok(()),
             Line::TooLong => {
+                broker
+                    .metrics()
+                    .socket
+                    .count("invalid", Some(ErrorCode::RequestTooLarge));
                 write
                     .send_error(
                         ErrorCode::RequestTooLarge,
@@ -356,12 +371,22 @@ async fn serve_connection(
             Line::Complete(bytes) => match parse_request(&bytes) {
                 Ok(request) => request,
                 Err(message) => {
+                    broker
+                        .metrics()
+                        .socket
+                        .count("invalid", Some(ErrorCode::BadRequest));
                     write.send_error(ErrorCode::BadRequest, &message).await?;
                     continue;
                 }
             },
         };
-        handle(request, &caller, broker, &mut write, &mut reader).await?;
+        let op = metrics::op_name(&request);
+        write.error = None;
+        let handled = handle(request, &caller, broker, &mut write, &mut reader).await;
+        // Counted once the answer is written (or could not be): the
+        // outcome is the error code the answer carried, if any.
+        broker.metrics().socket.count(op, write.error);
+        handled?;
     }
 }
 
@@ -391,7 +416,7 @@ async fn handle(
                     debug!(provider = %provider, uid = caller.uid, "token handed out");
                     Answer::success(token.to_answer())
                 }
-                Err(e) => failure(&e),
+                Err(e) => write.failure(&e),
             };
             write.send(&answer).await
         }
@@ -401,7 +426,7 @@ async fn handle(
         Request::Logout { provider } => {
             let answer = match broker.logout(caller, &provider).await {
                 Ok(()) => Answer::success(LogoutAnswer { provider }),
-                Err(e) => failure(&e),
+                Err(e) => write.failure(&e),
             };
             write.send(&answer).await
         }
@@ -413,6 +438,7 @@ async fn handle(
             write.send(&answer).await
         }
         Request::Login { provider } => login(provider, caller, broker, write, reader).await,
+        Request::Metrics => metrics::answer(caller, broker, write).await,
     }
 }
 
@@ -433,12 +459,18 @@ async fn login(
     };
     let mut watch = match broker.login(caller, &provider) {
         Ok(watch) => watch,
-        Err(e) => return write.send(&done(Some(&e))).await,
+        Err(e) => {
+            write.error = Some(e.code());
+            return write.send(&done(Some(&e))).await;
+        }
     };
     info!(provider = %provider, uid = caller.uid, "login requested");
     let prompt = match watch.prompt().await {
         Ok(prompt) => prompt,
-        Err(e) => return write.send(&done(Some(&e))).await,
+        Err(e) => {
+            write.error = Some(e.code());
+            return write.send(&done(Some(&e))).await;
+        }
     };
     write
         .send(&LoginEvent::Prompt {
@@ -452,6 +484,7 @@ async fn login(
         r = watch.outcome() => r,
         _ = reader.fill_buf() => return Ok(()),
     };
+    write.error = outcome.as_ref().err().map(BrokerError::code);
     write.send(&done(outcome.as_ref().err())).await
 }
 
@@ -463,11 +496,21 @@ fn failure<T>(error: &BrokerError) -> Answer<T> {
 struct AnswerWriter {
     half: OwnedWriteHalf,
     timeout: Duration,
+    /// The error code of the current request's answer, for metrics: set
+    /// where an error answer is made.
+    error: Option<ErrorCode>,
 }
 
 impl AnswerWriter {
     async fn send_error(&mut self, code: ErrorCode, message: &str) -> io::Result<()> {
+        self.error = Some(code);
         self.send(&Answer::<()>::failure(code, message)).await
+    }
+
+    /// The error answer for `error`, noted as the request's outcome.
+    fn failure<T>(&mut self, error: &BrokerError) -> Answer<T> {
+        self.error = Some(error.code());
+        failure(error)
     }
 
     /// Writes one answer line. The buffer may hold a token: it is zeroed after.

@@ -15,7 +15,7 @@
 
 use std::io::{self, Write};
 
-use super::{AnswerWriter, failure};
+use super::AnswerWriter;
 use crate::broker::{Broker, BrokerError, Caller, StatusPages};
 use crate::protocol::{
     Answer, ErrorBody, ErrorCode, MAX_STATUS_LINE, ProviderStatus, STATUS_STREAM_SINCE,
@@ -40,19 +40,29 @@ pub(super) async fn answer(
 ) -> io::Result<()> {
     let pages = match (broker.status_pages(caller, provider, PAGE), stream) {
         (Ok(pages), _) => pages,
-        (Err(e), true) => return write.send(&done(0, Err(&e))).await,
-        (Err(e), false) => return write.send(&failure::<()>(&e)).await,
+        (Err(e), true) => {
+            write.error = Some(e.code());
+            return write.send(&done(0, Err(&e))).await;
+        }
+        (Err(e), false) => {
+            let answer = write.failure::<()>(&e);
+            return write.send(&answer).await;
+        }
     };
     if stream {
         return streamed(pages, broker, write).await;
     }
     if !fits_one_line(pages).await? {
+        write.error = Some(ErrorCode::AnswerTooLarge);
         return write.send(&too_large()).await;
     }
     // Measured with the pages of a moment ago; sent with new ones.
     match broker.status_pages(caller, provider, PAGE) {
         Ok(pages) => one_line(pages, write).await,
-        Err(e) => write.send(&failure::<()>(&e)).await,
+        Err(e) => {
+            let answer = write.failure::<()>(&e);
+            write.send(&answer).await
+        }
     }
 }
 

@@ -1,0 +1,297 @@
+//! The daemon's counters, for `tokenctl metrics` and D-Bus `GetMetrics`.
+//!
+//! Counting must cost nothing measurable on the token path, so every count
+//! is a relaxed atomic add in a fixed array: no lock, no allocation, no
+//! ordering with anything else (a scrape may see one counter a request
+//! ahead of another, which OpenMetrics readers accept). Only refreshes and
+//! logins, which take a network round trip anyway, look their provider up
+//! in a map behind a lock. What a caller may see of all this is decided
+//! where the text is written ([`super::api::Broker::metrics_text`]).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Instant;
+
+use crate::protocol::ErrorCode;
+use crate::provider::{FailureClass, ProviderError};
+
+/// Every error code a request can end with, in the order the counters keep
+/// them (after "ok"). [`outcome_index`] is the exhaustive inverse.
+pub(crate) const ERROR_CODES: [ErrorCode; 13] = [
+    ErrorCode::LoginRequired,
+    ErrorCode::UnknownProvider,
+    ErrorCode::AccessDenied,
+    ErrorCode::ProviderUnavailable,
+    ErrorCode::ProviderError,
+    ErrorCode::LoginFailed,
+    ErrorCode::TokenTooShort,
+    ErrorCode::BadRequest,
+    ErrorCode::RequestTooLarge,
+    ErrorCode::AnswerTooLarge,
+    ErrorCode::ShuttingDown,
+    ErrorCode::Internal,
+    ErrorCode::Unknown,
+];
+
+/// Outcomes counted per request kind: "ok", then each of [`ERROR_CODES`].
+const OUTCOMES: usize = ERROR_CODES.len() + 1;
+
+/// The counter slot of an outcome: 0 for success, else the code's place
+/// in [`ERROR_CODES`] plus one. A match, so a new code fails to compile
+/// here until it is counted.
+fn outcome_index(outcome: Option<ErrorCode>) -> usize {
+    let Some(code) = outcome else { return 0 };
+    1 + match code {
+        ErrorCode::LoginRequired => 0,
+        ErrorCode::UnknownProvider => 1,
+        ErrorCode::AccessDenied => 2,
+        ErrorCode::ProviderUnavailable => 3,
+        ErrorCode::ProviderError => 4,
+        ErrorCode::LoginFailed => 5,
+        ErrorCode::TokenTooShort => 6,
+        ErrorCode::BadRequest => 7,
+        ErrorCode::RequestTooLarge => 8,
+        ErrorCode::AnswerTooLarge => 9,
+        ErrorCode::ShuttingDown => 10,
+        ErrorCode::Internal => 11,
+        ErrorCode::Unknown => 12,
+    }
+}
+
+/// The label value of the outcome in slot `index`.
+pub(crate) fn outcome_name(index: usize) -> &'static str {
+    match index.checked_sub(1) {
+        None => "ok",
+        Some(i) => ERROR_CODES[i].as_str(),
+    }
+}
+
+/// The socket ops, as counted (`invalid`: a line that was no request).
+pub const SOCKET_OPS: [&str; 7] = [
+    "token", "login", "status", "logout", "version", "metrics", "invalid",
+];
+
+/// The D-Bus methods, as counted (`other`: the standard interfaces,
+/// `Introspect`, `Get`, `GetManagedObjects` and the like).
+pub const DBUS_METHODS: [&str; 7] = [
+    "GetToken",
+    "GetTokenMinValid",
+    "Login",
+    "Logout",
+    "ListProviders",
+    "GetMetrics",
+    "other",
+];
+
+/// Requests of a front-end, by kind and outcome.
+#[derive(Debug)]
+pub struct RequestCounters {
+    kinds: &'static [&'static str],
+    counts: Box<[AtomicU64]>,
+}
+
+impl RequestCounters {
+    fn new(kinds: &'static [&'static str]) -> Self {
+        Self {
+            kinds,
+            counts: (0..kinds.len() * OUTCOMES)
+                .map(|_| AtomicU64::new(0))
+                .collect(),
+        }
+    }
+
+    /// Counts a request of `kind` that ended with `outcome` (`None`: success).
+    /// An unknown kind counts as the last one (`invalid`, `other`).
+    pub fn count(&self, kind: &str, outcome: Option<ErrorCode>) {
+        let k = self
+            .kinds
+            .iter()
+            .position(|known| *known == kind)
+            .unwrap_or(self.kinds.len() - 1);
+        self.counts[k * OUTCOMES + outcome_index(outcome)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Every non-zero count: (kind, outcome, count).
+    pub(crate) fn nonzero(&self) -> impl Iterator<Item = (&'static str, &'static str, u64)> + '_ {
+        self.counts.iter().enumerate().filter_map(|(i, n)| {
+            let n = n.load(Ordering::Relaxed);
+            (n > 0).then(|| (self.kinds[i / OUTCOMES], outcome_name(i % OUTCOMES), n))
+        })
+    }
+}
+
+/// Upper bounds (seconds) of the refresh latency histogram's buckets; the
+/// last bucket, `+Inf`, is implied.
+pub(crate) const LATENCY_BUCKETS: [f64; 12] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// How a refresh ended, as counted.
+pub(crate) const REFRESH_OUTCOMES: [&str; 4] = ["ok", "transient", "permanent", "login_required"];
+
+/// One provider's refreshes and logins.
+#[derive(Debug, Default)]
+pub(crate) struct ProviderCounters {
+    /// By [`REFRESH_OUTCOMES`].
+    pub(crate) refreshes: [AtomicU64; 4],
+    /// By outcome slot ("ok", then [`ERROR_CODES`]).
+    pub(crate) logins: [AtomicU64; OUTCOMES],
+    /// Refresh answers per latency bucket, not cumulative; the last slot is `+Inf`.
+    pub(crate) latency: [AtomicU64; LATENCY_BUCKETS.len() + 1],
+    /// The sum of every refresh's latency, in microseconds.
+    pub(crate) latency_sum_us: AtomicU64,
+}
+
+/// Every counter of the daemon; one per broker, shared by its sessions
+/// and front-ends.
+#[derive(Debug)]
+pub struct Metrics {
+    /// Unix socket requests.
+    pub socket: RequestCounters,
+    /// D-Bus method calls.
+    pub dbus: RequestCounters,
+    /// Failed store calls (load, save, delete, list), store-wide or not.
+    store_errors: AtomicU64,
+    // A std RwLock: read once per refresh or login (each a network round
+    // trip), written when a provider refreshes for the first time; never
+    // held across an await and never taken on the token path.
+    providers: RwLock<HashMap<String, Arc<ProviderCounters>>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self {
+            socket: RequestCounters::new(&SOCKET_OPS),
+            dbus: RequestCounters::new(&DBUS_METHODS),
+            store_errors: AtomicU64::new(0),
+            providers: RwLock::default(),
+        }
+    }
+}
+
+impl Metrics {
+    fn provider(&self, name: &str) -> Arc<ProviderCounters> {
+        if let Some(found) = self
+            .providers
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(name)
+        {
+            return Arc::clone(found);
+        }
+        Arc::clone(
+            self.providers
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .entry(name.to_owned())
+                .or_default(),
+        )
+    }
+
+    /// The counters of `name`, if it ever refreshed or logged in.
+    pub(crate) fn provider_counters(&self, name: &str) -> Option<Arc<ProviderCounters>> {
+        self.providers
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(name)
+            .cloned()
+    }
+
+    /// Runs `refresh` (a provider's refresh request) and counts its
+    /// outcome and latency for `provider`.
+    pub(crate) async fn refresh<T>(
+        &self,
+        provider: &str,
+        refresh: impl Future<Output = Result<T, ProviderError>>,
+    ) -> Result<T, ProviderError> {
+        let started = Instant::now();
+        let result = refresh.await;
+        let elapsed = started.elapsed();
+        let counters = self.provider(provider);
+        let outcome = match result.as_ref().map_err(ProviderError::class) {
+            Ok(_) => 0,
+            Err(FailureClass::Transient) => 1,
+            Err(FailureClass::Permanent) => 2,
+            Err(FailureClass::GrantRevoked) => 3,
+        };
+        counters.refreshes[outcome].fetch_add(1, Ordering::Relaxed);
+        let seconds = elapsed.as_secs_f64();
+        let bucket = LATENCY_BUCKETS
+            .iter()
+            .position(|&le| seconds <= le)
+            .unwrap_or(LATENCY_BUCKETS.len());
+        counters.latency[bucket].fetch_add(1, Ordering::Relaxed);
+        counters.latency_sum_us.fetch_add(
+            u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+        result
+    }
+
+    /// Counts a finished device login of `provider` (`None`: it succeeded).
+    pub(crate) fn login_finished(&self, provider: &str, outcome: Option<ErrorCode>) {
+        self.provider(provider).logins[outcome_index(outcome)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a failed store call.
+    pub(crate) fn store_error(&self) {
+        self.store_errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Failed store calls so far.
+    pub(crate) fn store_errors(&self) -> u64 {
+        self.store_errors.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_code_has_its_own_slot() {
+        for (i, code) in ERROR_CODES.iter().enumerate() {
+            assert_eq!(outcome_index(Some(*code)), i + 1);
+            assert_eq!(outcome_name(i + 1), code.as_str());
+        }
+        assert_eq!(outcome_name(outcome_index(None)), "ok");
+    }
+
+    #[test]
+    fn requests_are_counted_by_kind_and_outcome() {
+        let m = Metrics::default();
+        m.socket.count("token", None);
+        m.socket.count("token", None);
+        m.socket.count("token", Some(ErrorCode::UnknownProvider));
+        m.socket.count("no-such-op", Some(ErrorCode::BadRequest));
+        let mut seen: Vec<_> = m.socket.nonzero().collect();
+        seen.sort_unstable();
+        assert_eq!(
+            seen,
+            [
+                ("invalid", "bad_request", 1),
+                ("token", "ok", 2),
+                ("token", "unknown_provider", 1)
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refresh_lands_in_its_outcome_and_latency_bucket() {
+        let m = Metrics::default();
+        let ok: Result<u8, ProviderError> = m.refresh("gh", async { Ok(1) }).await;
+        assert!(ok.is_ok());
+        let c = m.provider_counters("gh").expect("counted");
+        assert_eq!(c.refreshes[0].load(Ordering::Relaxed), 1);
+        let buckets: u64 = c.latency.iter().map(|b| b.load(Ordering::Relaxed)).sum();
+        assert_eq!(buckets, 1);
+        assert_eq!(
+            c.latency[0].load(Ordering::Relaxed),
+            1,
+            "an instant answer is in the first bucket"
+        );
+        assert!(m.provider_counters("other").is_none());
+    }
+}

@@ -1,0 +1,263 @@
+//! `allow_units`: real processes placed in real cgroups named like systemd
+//! units, as a `DynamicUser=` service would run (a uid no one configured).
+//! A process whose unit matches a pattern gets the provider's token, on
+//! the socket and over D-Bus; the same uid outside the unit, and a
+//! sub-cgroup named like the unit inside another unit (what `Delegate=`
+//! lets a service make), are refused as if the provider did not exist.
+//!
+//! Needs root and a writable cgroup v2 hierarchy; skipped with a line on
+//! stderr otherwise. The cgroups are removed when the test ends.
+
+use crate::support;
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use support::bus::PrivateBus;
+use support::daemon::{Daemon, DaemonOptions, login, stderr, stdout};
+use support::other_uid::{NOBODY, OtherUser};
+use support::provider::Provider;
+
+/// A uid nobody configured, as systemd picks for a `DynamicUser=` service.
+const DYNAMIC_UID: u32 = 61_234;
+
+/// Exit status of tokenctl for an unknown provider.
+const UNKNOWN_PROVIDER: i32 = 7;
+
+/// Test cgroups under one parent, removed (leaves first) on drop.
+struct UnitCgroups {
+    parent: PathBuf,
+    made: Vec<PathBuf>,
+}
+
+impl UnitCgroups {
+    /// A fresh parent `tokend-test-PID.slice` (a slice, as units live in)
+    /// under this process's own cgroup, or under the root of the hierarchy
+    /// when this process already runs in a unit (a cgroup below a unit
+    /// belongs to that unit, whatever its name). `None`, with the reason on
+    /// stderr, when it cannot be made.
+    fn new(test: &str) -> Option<Self> {
+        if !rustix::process::geteuid().is_root() {
+            eprintln!("SKIPPED {test}: needs root to make cgroups and switch uid");
+            return None;
+        }
+        let Some(mount) = cgroup2_mount() else {
+            eprintln!("SKIPPED {test}: no cgroup v2 hierarchy is mounted");
+            return None;
+        };
+        let own = std::fs::read_to_string("/proc/self/cgroup")
+            .ok()
+            .and_then(|t| {
+                t.lines()
+                    .find_map(|l| l.strip_prefix("0::"))
+                    .map(str::to_owned)
+            })
+            .unwrap_or_else(|| "/".into());
+        let base = if tokend::ipc::caller_unit::unit_of_cgroup_path(&own).is_none() {
+            mount.join(own.trim_start_matches('/'))
+        } else {
+            mount
+        };
+        let parent = base.join(format!("tokend-test-{}.slice", std::process::id()));
+        if let Err(e) = std::fs::create_dir(&parent) {
+            eprintln!("SKIPPED {test}: cannot make {}: {e}", parent.display());
+            return None;
+        }
+        Some(Self {
+            made: vec![parent.clone()],
+            parent,
+        })
+    }
+
+    /// Makes the cgroup `relative` (one level at a time) under the parent.
+    fn make(&mut self, relative: &str) -> PathBuf {
+        let mut path = self.parent.clone();
+        for part in relative.split('/') {
+            path = path.join(part);
+            if !path.exists() {
+                std::fs::create_dir(&path).unwrap();
+                self.made.push(path.clone());
+            }
+        }
+        path
+    }
+}
+
+impl Drop for UnitCgroups {
+    fn drop(&mut self) {
+        for dir in self.made.iter().rev() {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
+/// Where the cgroup2 file system is mounted (`/sys/fs/cgroup`, or
+/// `/sys/fs/cgroup/unified` on a hybrid system).
+fn cgroup2_mount() -> Option<PathBuf> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    mountinfo.lines().find_map(|line| {
+        let (left, right) = line.split_once(" - ")?;
+        let mount_point = left.split_whitespace().nth(4)?;
+        (right.split_whitespace().next() == Some("cgroup2")).then(|| PathBuf::from(mount_point))
+    })
+}
+
+/// `program args` run as `uid` (group `nogroup`, which may reach the
+/// socket) inside `cgroup`, or where the test runs when `None`: a
+/// shell moves itself into the cgroup, drops root and becomes the program,
+/// so the program's own process is the one in the unit.
+fn run_in(uid: u32, cgroup: Option<&Path>, program: &Path, args: &[&str]) -> Output {
+    let script = r#"if [ -n "$1" ]; then echo $$ > "$1/cgroup.procs" || exit 99; fi; shift
+exec setpriv --reuid="$UID_TO" --regid="$GID_TO" --clear-groups "$@""#;
+    Command::new("sh")
+        .args(["-c", script, "sh"])
+        .arg(cgroup.map_or_else(PathBuf::new, Path::to_path_buf))
+        .arg(program)
+        .args(args)
+        .env("UID_TO", uid.to_string())
+        .env("GID_TO", NOBODY.to_string())
+        .output()
+        .unwrap()
+}
+
+/// tokend serving `config` on `bus`, its socket reachable by `nogroup`.
+fn start_daemon(config: &str, bus: &PrivateBus) -> Daemon {
+    let daemon = Daemon::start_with(
+        config,
+        DaemonOptions {
+            daemon_keys: format!(
+                "socket_mode = \"0660\"\nsocket_group = \"{}\"\n",
+                crate::socket::group_name(NOBODY)
+            ),
+            bus: "session",
+            env: vec![("DBUS_SESSION_BUS_ADDRESS".into(), bus.address().into())],
+            ..DaemonOptions::default()
+        },
+    );
+    for dir in [daemon.dir.path(), daemon.socket.parent().unwrap()] {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    daemon
+}
+
+#[test]
+fn a_process_in_a_matching_unit_is_granted_and_others_are_not() {
+    let Some(mut cgroups) =
+        UnitCgroups::new("a_process_in_a_matching_unit_is_granted_and_others_are_not")
+    else {
+        return;
+    };
+    let backup = cgroups.make("backup.service");
+    let nightly = cgroups.make("sync@nightly.service");
+    let nested = cgroups.make("other.service/backup.service");
+    let binaries = OtherUser::nobody_or_skip("allow_units").expect("root");
+    let bus = PrivateBus::start_shared();
+    let provider = Provider::rfc8628();
+    let config = provider.config_with(
+        "shared",
+        "allow_units = [\"backup.service\", \"sync@*.service\"]",
+    );
+    let mut daemon = start_daemon(&config, &bus);
+    let first = login(&daemon, "shared", |code| {
+        provider.approve(code).unwrap();
+    });
+    let tokenctl = binaries.binary("tokenctl");
+    let socket = daemon.socket.to_str().unwrap().to_owned();
+    let token_in = |cgroup: Option<&Path>| {
+        run_in(
+            DYNAMIC_UID,
+            cgroup,
+            &tokenctl,
+            &["--socket", &socket, "token", "shared"],
+        )
+    };
+
+    // Socket: by name, and by pattern.
+    for unit in [&backup, &nightly] {
+        let out = token_in(Some(unit));
+        assert!(
+            out.status.success(),
+            "{}: {}\nlog:\n{}",
+            unit.display(),
+            stderr(&out),
+            daemon.log()
+        );
+        assert_eq!(stdout(&out).trim_end(), first);
+    }
+    // The same uid outside any unit, and inside another unit under a
+    // sub-cgroup that only looks like one: no such provider.
+    for cgroup in [None, Some(nested.as_path())] {
+        let out = token_in(cgroup);
+        assert_eq!(
+            out.status.code(),
+            Some(UNKNOWN_PROVIDER),
+            "{cgroup:?}: {}",
+            stderr(&out)
+        );
+        assert!(
+            stderr(&out).contains("no provider named `shared`"),
+            "{}",
+            stderr(&out)
+        );
+    }
+
+    get_token_over_dbus(&bus, &backup, &first);
+
+    // A reload that takes the grant away refuses the unit; one that gives
+    // it back (no provider granted units in between) grants it again.
+    daemon.write_config(&provider.config("shared"));
+    daemon.reload();
+    let out = token_in(Some(&backup));
+    assert_eq!(
+        out.status.code(),
+        Some(UNKNOWN_PROVIDER),
+        "{}",
+        stderr(&out)
+    );
+    daemon.write_config(&config);
+    daemon.reload();
+    let out = token_in(Some(&backup));
+    assert!(
+        out.status.success(),
+        "{}\nlog:\n{}",
+        stderr(&out),
+        daemon.log()
+    );
+}
+
+/// D-Bus: the bus reports the caller's pid; tokend pins and reads it. The
+/// process in `backup` gets the token `first`, one outside is refused.
+fn get_token_over_dbus(bus: &PrivateBus, backup: &Path, first: &str) {
+    // As `nobody`: dbus-daemon admits only uids the name service knows
+    // (systemd's nss-systemd names a DynamicUser= uid while it runs).
+    let busctl = support::bus::find_program("busctl").expect("busctl");
+    let address = format!("--address={}", bus.address());
+    let get_token = |cgroup: Option<&Path>| {
+        run_in(
+            NOBODY,
+            cgroup,
+            &busctl,
+            &[
+                &address,
+                "call",
+                "org.tokend.Broker1",
+                "/org/tokend/Broker1",
+                "org.tokend.Broker1",
+                "GetToken",
+                "s",
+                "shared",
+            ],
+        )
+    };
+    let granted = get_token(Some(backup));
+    assert!(granted.status.success(), "{}", stderr(&granted));
+    assert!(stdout(&granted).contains(first), "{}", stdout(&granted));
+    let refused = get_token(None);
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("no provider named `shared`"),
+        "{}",
+        stderr(&refused)
+    );
+}
