@@ -23,81 +23,18 @@ use zbus::zvariant::{OwnedObjectPath, Value};
 use zbus::{Connection, MatchRule, Message, MessageStream};
 
 use super::introspect::{self, Node};
+use super::methods::{
+    BROKER_METHODS, INTROSPECTABLE, OBJECT_MANAGER, PEER, PROPERTIES, PROVIDER_INTERFACE,
+    STANDARD_METHODS,
+};
 use super::peers::Peers;
 use super::{BROKER_INTERFACE, BROKER_PATH, DbusError, PROVIDERS_PATH, provider_path};
 use crate::broker::{Broker, BrokerError, Caller, Freshness};
 use crate::config::object_path_element;
 use crate::protocol::{ErrorCode, ProviderStatus, StoreStatus};
 
-/// The provider objects' interface.
-pub(super) const PROVIDER_INTERFACE: &str = "org.tokend.Provider1";
-const PROPERTIES: &str = "org.freedesktop.DBus.Properties";
-const INTROSPECTABLE: &str = "org.freedesktop.DBus.Introspectable";
-const PEER: &str = "org.freedesktop.DBus.Peer";
-const OBJECT_MANAGER: &str = "org.freedesktop.DBus.ObjectManager";
-
 /// Calls answered at once; more wait in the bus connection's queue.
 const CONCURRENT_CALLS: usize = 256;
-
-/// A method of `org.tokend.Broker1`: its name and D-Bus signatures.
-pub(super) struct Method {
-    /// The member name.
-    pub(super) name: &'static str,
-    /// The signature of its arguments.
-    pub(super) input: &'static str,
-    /// The signature of its answer (for the check against the file).
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "read by the test against the interface file")
-    )]
-    pub(super) output: &'static str,
-}
-
-/// The methods of `org.tokend.Broker1`, as the committed interface file
-/// declares them (a unit test checks the two agree).
-pub(super) const BROKER_METHODS: [Method; 6] = [
-    Method {
-        name: "GetToken",
-        input: "s",
-        output: "sx",
-    },
-    Method {
-        name: "GetTokenMinValid",
-        input: "su",
-        output: "sx",
-    },
-    Method {
-        name: "Login",
-        input: "s",
-        output: "sssu",
-    },
-    Method {
-        name: "Logout",
-        input: "s",
-        output: "",
-    },
-    Method {
-        name: "ListProviders",
-        input: "",
-        output: "as",
-    },
-    Method {
-        name: "GetMetrics",
-        input: "",
-        output: "s",
-    },
-];
-
-/// The standard methods and their argument signatures.
-const STANDARD_METHODS: [(&str, &str, &str); 7] = [
-    (INTROSPECTABLE, "Introspect", ""),
-    (PEER, "Ping", ""),
-    (PEER, "GetMachineId", ""),
-    (PROPERTIES, "Get", "ss"),
-    (PROPERTIES, "GetAll", "s"),
-    (PROPERTIES, "Set", "ssv"),
-    (OBJECT_MANAGER, "GetManagedObjects", ""),
-];
 
 /// What an incoming call is addressed to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -128,41 +128,6 @@ pub(super) fn xml(node: &Node<'_>) -> String {
 mod tests {
     use super::*;
 
-    /// `(name, in-signature, out-signature)` of each method of `interface`
-    /// in the committed file.
-    fn methods_in_file(interface: &str) -> Vec<(String, String, String)> {
-        let block = interface_block(interface);
-        let mut methods = Vec::new();
-        for method in block.split("<method name=\"").skip(1) {
-            let name = method[..method.find('"').unwrap()].to_owned();
-            let body = &method[..method.find("</method>").unwrap_or(method.len())];
-            let (mut input, mut output) = (String::new(), String::new());
-            for arg in body.split("<arg ").skip(1) {
-                let ty = arg.split("type=\"").nth(1).unwrap();
-                let ty = &ty[..ty.find('"').unwrap()];
-                if arg.contains("direction=\"in\"") {
-                    input.push_str(ty);
-                } else {
-                    output.push_str(ty);
-                }
-            }
-            methods.push((name, input, output));
-        }
-        methods.sort();
-        methods
-    }
-
-    #[test]
-    fn the_method_table_matches_the_committed_interface_file() {
-        let mut served: Vec<(String, String, String)> = super::super::calls::BROKER_METHODS
-            .iter()
-            .map(|m| (m.name.to_owned(), m.input.to_owned(), m.output.to_owned()))
-            .collect();
-        served.sort();
-        assert_eq!(served, methods_in_file("org.tokend.Broker1"));
-        assert!(methods_in_file("org.tokend.Provider1").is_empty());
-    }
-
     #[test]
     fn a_provider_list_shows_only_the_children_given() {
         let xml = xml(&Node::Providers(vec!["a".into(), "b_c".into()]));

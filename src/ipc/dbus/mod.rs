@@ -29,6 +29,7 @@ use crate::protocol::ErrorCode;
 
 mod calls;
 mod introspect;
+mod methods;
 mod peers;
 mod signals;
 use peers::Peers;

@@ -13,14 +13,12 @@ use tracing::warn;
 use zbus::Connection;
 use zbus::zvariant::{DynamicType, Value};
 
-use super::calls::{PROVIDER_INTERFACE, managed_object, provider_properties};
+use super::calls::{managed_object, provider_properties};
+use super::methods::{OBJECT_MANAGER, PROPERTIES, PROVIDER_INTERFACE};
 use super::peers::{Peers, Recipients};
 use super::{BROKER_INTERFACE, BROKER_PATH, provider_path};
 use crate::broker::{AccessPolicy, Broker, BrokerEvent, Caller, Role};
 use crate::protocol::ProviderStatus;
-
-const PROPERTIES: &str = "org.freedesktop.DBus.Properties";
-const OBJECT_MANAGER: &str = "org.freedesktop.DBus.ObjectManager";
 
 /// The interfaces a provider object has, for `InterfacesRemoved`.
 const PROVIDER_OBJECT_INTERFACES: [&str; 4] = [
