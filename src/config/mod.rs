@@ -382,6 +382,4 @@ pub fn load(path: &Path, env: &Environment) -> Result<Config, ConfigError> {
 }
 
 #[cfg(test)]
-mod dialect_tests;
-#[cfg(test)]
 mod tests;

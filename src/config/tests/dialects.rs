@@ -3,7 +3,6 @@
 
 use std::os::unix::fs::PermissionsExt as _;
 
-use super::tests::Fixture;
 use super::*;
 
 fn fixed(config: &ProviderConfig) -> (String, String, Option<String>) {

@@ -1,0 +1,77 @@
+//! Client secrets: inline, from a file, from a systemd credential; the
+//! client authentications they allow; and never a secret in a message.
+
+use std::os::unix::fs::PermissionsExt as _;
+
+use super::*;
+
+#[test]
+fn client_secret_from_file_and_credential() {
+    let f = Fixture::new();
+    f.write("secret.txt", "s3cret\n");
+    let config = f
+        .load(&format!(
+            "{GITHUB}client_secret_file = \"secret.txt\"\nclient_auth = \"client_secret_basic\"\n"
+        ))
+        .unwrap();
+    let gh = &config.providers[0];
+    assert_eq!(gh.client_secret.as_ref().unwrap().expose(), "s3cret");
+    assert_eq!(gh.client_auth, ClientAuth::SecretBasic);
+
+    let mut env = f.env.clone();
+    env.credentials_directory = Some(f.dir.path().to_owned());
+    let path = f.write(
+        "config.toml",
+        &format!("{GITHUB}client_secret_credential = \"secret.txt\"\n"),
+    );
+    let config = load(&path, &env).unwrap();
+    assert_eq!(
+        config.providers[0].client_secret.as_ref().unwrap().expose(),
+        "s3cret"
+    );
+    assert_eq!(config.providers[0].client_auth, ClientAuth::SecretPost);
+
+    let errors = f.errors(&format!("{GITHUB}client_secret_credential = \"gh\"\n"));
+    assert!(
+        errors[0].contains("needs $CREDENTIALS_DIRECTORY"),
+        "{errors:?}"
+    );
+    let errors = f.errors(&format!(
+        "{GITHUB}client_secret_file = \"/nonexistent/secret\"\n"
+    ));
+    assert!(
+        errors[0].contains("cannot use /nonexistent/secret"),
+        "{errors:?}"
+    );
+    let errors = f.errors(&format!(
+        "{GITHUB}client_secret = \"a\"\nclient_secret_file = \"b\"\n"
+    ));
+    assert!(errors[0].contains("set only one of"), "{errors:?}");
+}
+
+#[test]
+fn client_auth_needs_a_secret() {
+    let f = Fixture::new();
+    let errors = f.errors(&format!("{GITHUB}client_auth = \"client_secret_post\"\n"));
+    assert!(
+        errors[0].contains("`client_auth` needs a client secret"),
+        "{errors:?}"
+    );
+    let errors = f.errors(&format!("{GITHUB}client_auth = \"private_key_jwt\"\n"));
+    assert!(errors[0].contains("`client_auth` must be"), "{errors:?}");
+}
+
+#[test]
+fn secrets_never_appear_in_messages() {
+    let f = Fixture::new();
+    let text = format!("{GITHUB}client_secret = \"TOPSECRET-VALUE\"\nbogus = 1\n");
+    let path = f.write("config.toml", &text);
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let err = load(&path, &f.env).unwrap_err();
+    assert!(err.to_string().contains("world-readable"), "{err}");
+    assert!(!err.to_string().contains("TOPSECRET"), "{err}");
+    let config = f
+        .load(&format!("{GITHUB}client_secret = \"TOPSECRET-VALUE\"\n"))
+        .unwrap();
+    assert!(!format!("{config:?}").contains("TOPSECRET"));
+}
