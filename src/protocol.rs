@@ -45,13 +45,17 @@
 //!    to read becomes an `answer_too_large` error.
 //! 3. The op `metrics`. A daemon of version 2 answers it with `bad_request`.
 
+mod login;
 mod metrics;
+mod status;
 mod store_status;
 
 use serde::{Deserialize, Serialize};
 
 use crate::secret::Secret;
+pub use login::{LoginEvent, LoginPrompt};
 pub use metrics::{METRICS_CHUNK, METRICS_SINCE, MetricsEvent};
+pub use status::{ProviderStatus, StatusAnswer, StatusEvent};
 pub use store_status::StoreStatus;
 
 /// Version of this protocol, reported by the `version` op (see the
@@ -204,101 +208,6 @@ pub struct TokenAnswer {
     pub expires_at: Option<i64>,
 }
 
-/// One provider in a `status` answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProviderStatus {
-    /// Provider name.
-    pub name: String,
-    /// Wire dialect (`rfc8628`, `trakt`, ...).
-    pub dialect: String,
-    /// Session state: `logged_out`, `login_pending`, `active`, `expired`,
-    /// `login_required`.
-    pub state: String,
-    /// Access token expiry (Unix seconds), when there is a token with a known expiry.
-    #[serde(default)]
-    pub expires_at: Option<i64>,
-    /// When the last successful refresh or login happened (Unix seconds).
-    #[serde(default)]
-    pub last_refresh: Option<i64>,
-    /// When the next background refresh is due (Unix seconds).
-    #[serde(default)]
-    pub next_refresh: Option<i64>,
-    /// The last error, cleared by the next success.
-    #[serde(default)]
-    pub last_error: Option<String>,
-    /// Scopes granted (or requested, before a login).
-    #[serde(default)]
-    pub scopes: Vec<String>,
-    /// The pending device login's prompt, when a login is pending.
-    #[serde(default)]
-    pub login: Option<LoginPrompt>,
-    /// Whether the session's tokens are in the store. `false` when the
-    /// last save failed: the newest refresh token lives only in memory (a
-    /// restart now would need a new login, or the provider may refuse the
-    /// older stored one), `last_error` says why, and the save is retried
-    /// soon and before the next refresh. Daemons before this field meant
-    /// `true`.
-    #[serde(default = "saved_by_default")]
-    pub saved: bool,
-    /// The hosts whose credentials this provider's tokens are (`hosts` in
-    /// the config), for `tokenctl credential`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub hosts: Vec<String>,
-    /// The user name the credential helpers send with the token (`username`, or its
-    /// default).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub username: Option<String>,
-    /// When the refresh token expires (Unix seconds), when the provider
-    /// said: a new login is needed by then.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub login_needed_by: Option<i64>,
-}
-
-fn saved_by_default() -> bool {
-    true
-}
-
-/// What a person needs to approve a device login.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LoginPrompt {
-    /// The code the person types at the verification page.
-    pub user_code: String,
-    /// The page where the person enters the code.
-    pub verification_uri: String,
-    /// A page that already carries the code, when the provider gives one.
-    #[serde(default)]
-    pub verification_uri_complete: Option<String>,
-    /// Seconds left until the code expires, as of when this was sent.
-    pub expires_in: u64,
-    /// A ready-made instruction sentence some providers send (Microsoft).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-}
-
-/// One line of the `login` answer stream.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "event", rename_all = "snake_case")]
-pub enum LoginEvent {
-    /// The device code is ready: show it to the person.
-    Prompt {
-        /// Provider name.
-        provider: String,
-        /// The prompt.
-        #[serde(flatten)]
-        prompt: LoginPrompt,
-    },
-    /// The login ended; the last line of the stream.
-    Done {
-        /// Provider name.
-        provider: String,
-        /// Whether a token was obtained.
-        ok: bool,
-        /// Why not, when `ok` is false.
-        #[serde(default)]
-        error: Option<ErrorBody>,
-    },
-}
-
 /// Answer to `version`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VersionAnswer {
@@ -365,38 +274,6 @@ impl<T> Answer<T> {
             }),
         }
     }
-}
-
-/// Answer to `status`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StatusAnswer {
-    /// The providers the caller may see, by name.
-    pub providers: Vec<ProviderStatus>,
-}
-
-/// One line of the streamed `status` answer (`"stream":true`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "event", rename_all = "snake_case")]
-pub enum StatusEvent {
-    /// One provider's status; the lines come in name order. (Boxed: the
-    /// other variant is small.)
-    Provider(Box<ProviderStatus>),
-    /// The end of the stream; the last line.
-    Done {
-        /// Whether every provider was sent.
-        ok: bool,
-        /// How many `provider` lines came before this one.
-        #[serde(default)]
-        count: u64,
-        /// Why not, when `ok` is false (an unknown provider, ...).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        error: Option<ErrorBody>,
-        /// The store's state, once for the whole answer; sent when at
-        /// least one provider was (a caller who may see none learns
-        /// nothing of the daemon).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        store: Option<StoreStatus>,
-    },
 }
 
 /// Answer to `logout`.
@@ -468,33 +345,6 @@ mod tests {
     }
 
     #[test]
-    fn login_events_match_the_contract() {
-        let prompt = LoginEvent::Prompt {
-            provider: "gh".into(),
-            prompt: LoginPrompt {
-                user_code: "ABCD-EFGH".into(),
-                verification_uri: "https://example/device".into(),
-                verification_uri_complete: None,
-                expires_in: 900,
-                message: None,
-            },
-        };
-        assert_eq!(
-            serde_json::to_string(&prompt).unwrap(),
-            r#"{"event":"prompt","provider":"gh","user_code":"ABCD-EFGH","verification_uri":"https://example/device","verification_uri_complete":null,"expires_in":900}"#
-        );
-        let done = LoginEvent::Done {
-            provider: "gh".into(),
-            ok: true,
-            error: None,
-        };
-        assert_eq!(
-            serde_json::to_string(&done).unwrap(),
-            r#"{"event":"done","provider":"gh","ok":true,"error":null}"#
-        );
-    }
-
-    #[test]
     fn status_requests_old_and_streamed() {
         // A version-1 request is still one, and a client that does not
         // stream sends exactly what a version-1 daemon accepts.
@@ -514,52 +364,6 @@ mod tests {
                 provider: Some("gh".into()),
                 stream: true
             }
-        );
-    }
-
-    #[test]
-    fn status_events_are_tagged_lines() {
-        let provider = ProviderStatus {
-            name: "gh".into(),
-            dialect: "rfc8628".into(),
-            state: "active".into(),
-            expires_at: Some(1_790_000_000),
-            last_refresh: None,
-            next_refresh: None,
-            last_error: None,
-            scopes: vec![],
-            login: None,
-            saved: true,
-            hosts: Vec::new(),
-            username: None,
-            login_needed_by: None,
-        };
-        let line =
-            serde_json::to_string(&StatusEvent::Provider(Box::new(provider.clone()))).unwrap();
-        assert!(
-            line.starts_with(r#"{"event":"provider","name":"gh","dialect":"rfc8628""#),
-            "{line}"
-        );
-        assert_eq!(
-            serde_json::from_str::<StatusEvent>(&line).unwrap(),
-            StatusEvent::Provider(Box::new(provider))
-        );
-        let done = StatusEvent::Done {
-            ok: true,
-            count: 10_000,
-            error: None,
-            store: None,
-        };
-        assert_eq!(
-            serde_json::to_string(&done).unwrap(),
-            r#"{"event":"done","ok":true,"count":10000}"#
-        );
-        let failed: StatusEvent = serde_json::from_str(
-            r#"{"event":"done","ok":false,"error":{"code":"unknown_provider","message":"m"}}"#,
-        )
-        .unwrap();
-        assert!(
-            matches!(failed, StatusEvent::Done { ok: false, count: 0, error: Some(e), store: None } if e.code == ErrorCode::UnknownProvider)
         );
     }
 

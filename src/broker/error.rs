@@ -1,6 +1,5 @@
 //! Errors of the broker core, the one place their wording lives.
 
-use crate::protocol::ErrorCode;
 use crate::provider::ProviderError;
 use crate::store::StoreError;
 
@@ -112,21 +111,86 @@ fn reason_suffix(reason: Option<&str>) -> String {
     reason.map(|r| format!(" ({r})")).unwrap_or_default()
 }
 
-impl BrokerError {
-    /// The protocol error code for this error.
+/// What kind of failure a [`BrokerError`] is, without its details: what
+/// front-ends map to their error codes (the socket's `code`, D-Bus error
+/// names) and what metrics count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// [`BrokerError::UnknownProvider`].
+    UnknownProvider,
+    /// [`BrokerError::AccessDenied`].
+    AccessDenied,
+    /// [`BrokerError::LoginRequired`].
+    LoginRequired,
+    /// [`BrokerError::ProviderUnavailable`].
+    ProviderUnavailable,
+    /// [`BrokerError::ProviderRejected`].
+    ProviderRejected,
+    /// [`BrokerError::LoginFailed`].
+    LoginFailed,
+    /// [`BrokerError::TokenTooShort`].
+    TokenTooShort,
+    /// [`BrokerError::InvalidArgument`].
+    InvalidArgument,
+    /// [`BrokerError::Store`].
+    Store,
+    /// [`BrokerError::ShuttingDown`].
+    ShuttingDown,
+}
+
+impl ErrorKind {
+    /// Every kind, in the order of the enum.
+    pub const ALL: [Self; 10] = [
+        Self::UnknownProvider,
+        Self::AccessDenied,
+        Self::LoginRequired,
+        Self::ProviderUnavailable,
+        Self::ProviderRejected,
+        Self::LoginFailed,
+        Self::TokenTooShort,
+        Self::InvalidArgument,
+        Self::Store,
+        Self::ShuttingDown,
+    ];
+
+    /// The kind's name where callers read it: the socket's error `code`
+    /// and the metrics' `outcome` label. Part of the interface contract:
+    /// the socket front-end's tests check its codes against these.
     #[must_use]
-    pub fn code(&self) -> ErrorCode {
+    pub fn name(self) -> &'static str {
         match self {
-            Self::UnknownProvider { .. } => ErrorCode::UnknownProvider,
-            Self::AccessDenied { .. } => ErrorCode::AccessDenied,
-            Self::LoginRequired { .. } => ErrorCode::LoginRequired,
-            Self::ProviderUnavailable { .. } => ErrorCode::ProviderUnavailable,
-            Self::ProviderRejected { .. } => ErrorCode::ProviderError,
-            Self::LoginFailed { .. } => ErrorCode::LoginFailed,
-            Self::TokenTooShort { .. } => ErrorCode::TokenTooShort,
-            Self::InvalidArgument { .. } => ErrorCode::BadRequest,
-            Self::Store { .. } => ErrorCode::Internal,
-            Self::ShuttingDown => ErrorCode::ShuttingDown,
+            Self::UnknownProvider => "unknown_provider",
+            Self::AccessDenied => "access_denied",
+            Self::LoginRequired => "login_required",
+            Self::ProviderUnavailable => "provider_unavailable",
+            // Named for what the caller can do about it, as the contract
+            // has always called it.
+            Self::ProviderRejected => "provider_error",
+            Self::LoginFailed => "login_failed",
+            Self::TokenTooShort => "token_too_short",
+            Self::InvalidArgument => "bad_request",
+            // A store failure is the daemon's problem, not the caller's.
+            Self::Store => "internal",
+            Self::ShuttingDown => "shutting_down",
+        }
+    }
+}
+
+impl BrokerError {
+    /// What kind of failure this is.
+    #[must_use]
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::UnknownProvider { .. } => ErrorKind::UnknownProvider,
+            Self::AccessDenied { .. } => ErrorKind::AccessDenied,
+            Self::LoginRequired { .. } => ErrorKind::LoginRequired,
+            Self::ProviderUnavailable { .. } => ErrorKind::ProviderUnavailable,
+            Self::ProviderRejected { .. } => ErrorKind::ProviderRejected,
+            Self::LoginFailed { .. } => ErrorKind::LoginFailed,
+            Self::TokenTooShort { .. } => ErrorKind::TokenTooShort,
+            Self::InvalidArgument { .. } => ErrorKind::InvalidArgument,
+            Self::Store { .. } => ErrorKind::Store,
+            Self::ShuttingDown => ErrorKind::ShuttingDown,
         }
     }
 }

@@ -2,9 +2,8 @@
 //! hooks): plain data, shared by the sessions that raise the events and the
 //! broker that hands them out.
 
-use crate::protocol::LoginPrompt;
-
 use super::policy::AccessPolicy;
+use super::report::DevicePrompt;
 
 /// What a [`BrokerEvent::Attention`] is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,7 +37,7 @@ pub enum BrokerEvent {
         /// Provider name.
         provider: String,
         /// The prompt.
-        prompt: LoginPrompt,
+        prompt: DevicePrompt,
     },
     /// A device login ended.
     LoginFinished {

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::clock::Clock;
 use super::error::BrokerError;
-use crate::protocol::LoginPrompt;
+use super::report::DevicePrompt;
 
 /// Poll interval when the provider does not give one (RFC 8628 §3.2).
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(5);
@@ -41,18 +41,19 @@ pub struct PendingPrompt {
 }
 
 impl PendingPrompt {
-    /// The protocol form, with the time left as of `now`.
+    /// The prompt with the time left as of `now` (whole seconds).
     #[must_use]
-    pub fn to_prompt(&self, now: SystemTime) -> LoginPrompt {
-        LoginPrompt {
+    pub fn to_prompt(&self, now: SystemTime) -> DevicePrompt {
+        DevicePrompt {
             user_code: self.user_code.clone(),
             verification_uri: self.verification_uri.clone(),
             verification_uri_complete: self.verification_uri_complete.clone(),
-            expires_in: self
-                .expires_at
-                .duration_since(now)
-                .unwrap_or_default()
-                .as_secs(),
+            expires_in: Duration::from_secs(
+                self.expires_at
+                    .duration_since(now)
+                    .unwrap_or_default()
+                    .as_secs(),
+            ),
             message: self.message.clone(),
         }
     }
@@ -113,7 +114,7 @@ impl LoginHandle {
     }
 
     /// The prompt for `status`, while the login waits for the person.
-    pub(crate) fn prompt_for_status(&self, now: SystemTime) -> Option<LoginPrompt> {
+    pub(crate) fn prompt_for_status(&self, now: SystemTime) -> Option<DevicePrompt> {
         match &*self.progress.borrow() {
             LoginProgress::Prompt(p) => Some(p.to_prompt(now)),
             _ => None,
@@ -146,7 +147,7 @@ impl LoginWatch {
     /// # Errors
     /// The login ended before a prompt existed (provider unreachable, bad
     /// client id, ...), or, when joining late, has already ended.
-    pub async fn prompt(&mut self) -> Result<LoginPrompt, BrokerError> {
+    pub async fn prompt(&mut self) -> Result<DevicePrompt, BrokerError> {
         let progress = self
             .progress
             .wait_for(|p| !matches!(p, LoginProgress::Starting))

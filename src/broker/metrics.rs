@@ -14,59 +14,49 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Instant;
 
-use crate::protocol::ErrorCode;
+use super::error::ErrorKind;
 use crate::provider::{FailureClass, ProviderError};
 
-/// Every error code a request can end with, in the order the counters keep
-/// them (after "ok"). [`outcome_index`] is the exhaustive inverse.
-pub(crate) const ERROR_CODES: [ErrorCode; 13] = [
-    ErrorCode::LoginRequired,
-    ErrorCode::UnknownProvider,
-    ErrorCode::AccessDenied,
-    ErrorCode::ProviderUnavailable,
-    ErrorCode::ProviderError,
-    ErrorCode::LoginFailed,
-    ErrorCode::TokenTooShort,
-    ErrorCode::BadRequest,
-    ErrorCode::RequestTooLarge,
-    ErrorCode::AnswerTooLarge,
-    ErrorCode::ShuttingDown,
-    ErrorCode::Internal,
-    ErrorCode::Unknown,
+/// The outcome labels counters keep, "ok" first: the names of
+/// [`ErrorKind`] and the front-ends' own refusals (a request line that was
+/// no request, or too long; an answer too long). Front-ends count with the
+/// same names they send their callers, so a code and its count agree; a
+/// name not listed counts as the last, `unknown`.
+pub const OUTCOMES: [&str; 14] = [
+    "ok",
+    "login_required",
+    "unknown_provider",
+    "access_denied",
+    "provider_unavailable",
+    "provider_error",
+    "login_failed",
+    "token_too_short",
+    "bad_request",
+    "request_too_large",
+    "answer_too_large",
+    "shutting_down",
+    "internal",
+    "unknown",
 ];
 
-/// Outcomes counted per request kind: "ok", then each of [`ERROR_CODES`].
-const OUTCOMES: usize = ERROR_CODES.len() + 1;
-
-/// The counter slot of an outcome: 0 for success, else the code's place
-/// in [`ERROR_CODES`] plus one. A match, so a new code fails to compile
-/// here until it is counted.
-fn outcome_index(outcome: Option<ErrorCode>) -> usize {
-    let Some(code) = outcome else { return 0 };
-    1 + match code {
-        ErrorCode::LoginRequired => 0,
-        ErrorCode::UnknownProvider => 1,
-        ErrorCode::AccessDenied => 2,
-        ErrorCode::ProviderUnavailable => 3,
-        ErrorCode::ProviderError => 4,
-        ErrorCode::LoginFailed => 5,
-        ErrorCode::TokenTooShort => 6,
-        ErrorCode::BadRequest => 7,
-        ErrorCode::RequestTooLarge => 8,
-        ErrorCode::AnswerTooLarge => 9,
-        ErrorCode::ShuttingDown => 10,
-        ErrorCode::Internal => 11,
-        ErrorCode::Unknown => 12,
-    }
+/// The counter slot of an outcome: 0 for success, else the label's place
+/// in [`OUTCOMES`] (`unknown` for a label not listed).
+fn outcome_index(outcome: Option<&str>) -> usize {
+    let Some(label) = outcome else { return 0 };
+    OUTCOMES
+        .iter()
+        .skip(1)
+        .position(|known| *known == label)
+        .map_or(OUTCOMES.len() - 1, |i| i + 1)
 }
 
 /// The label value of the outcome in slot `index`.
 pub(crate) fn outcome_name(index: usize) -> &'static str {
-    match index.checked_sub(1) {
-        None => "ok",
-        Some(i) => ERROR_CODES[i].as_str(),
-    }
+    OUTCOMES[index]
 }
+
+/// Counter slots per request kind: one per outcome.
+const OUTCOME_SLOTS: usize = OUTCOMES.len();
 
 /// The socket ops, as counted (`invalid`: a line that was no request).
 pub const SOCKET_OPS: [&str; 7] = [
@@ -96,28 +86,35 @@ impl RequestCounters {
     fn new(kinds: &'static [&'static str]) -> Self {
         Self {
             kinds,
-            counts: (0..kinds.len() * OUTCOMES)
+            counts: (0..kinds.len() * OUTCOME_SLOTS)
                 .map(|_| AtomicU64::new(0))
                 .collect(),
         }
     }
 
-    /// Counts a request of `kind` that ended with `outcome` (`None`: success).
+    /// Counts a request of `kind` that ended with `outcome` (`None`: success;
+    /// else a label of [`OUTCOMES`], as the front-end told its caller).
     /// An unknown kind counts as the last one (`invalid`, `other`).
-    pub fn count(&self, kind: &str, outcome: Option<ErrorCode>) {
+    pub fn count(&self, kind: &str, outcome: Option<&str>) {
         let k = self
             .kinds
             .iter()
             .position(|known| *known == kind)
             .unwrap_or(self.kinds.len() - 1);
-        self.counts[k * OUTCOMES + outcome_index(outcome)].fetch_add(1, Ordering::Relaxed);
+        self.counts[k * OUTCOME_SLOTS + outcome_index(outcome)].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Every non-zero count: (kind, outcome, count).
     pub(crate) fn nonzero(&self) -> impl Iterator<Item = (&'static str, &'static str, u64)> + '_ {
         self.counts.iter().enumerate().filter_map(|(i, n)| {
             let n = n.load(Ordering::Relaxed);
-            (n > 0).then(|| (self.kinds[i / OUTCOMES], outcome_name(i % OUTCOMES), n))
+            (n > 0).then(|| {
+                (
+                    self.kinds[i / OUTCOME_SLOTS],
+                    outcome_name(i % OUTCOME_SLOTS),
+                    n,
+                )
+            })
         })
     }
 }
@@ -137,7 +134,7 @@ pub(crate) struct ProviderCounters {
     /// By [`REFRESH_OUTCOMES`].
     pub(crate) refreshes: [AtomicU64; 4],
     /// By outcome slot ("ok", then [`ERROR_CODES`]).
-    pub(crate) logins: [AtomicU64; OUTCOMES],
+    pub(crate) logins: [AtomicU64; OUTCOME_SLOTS],
     /// Refresh answers per latency bucket, not cumulative; the last slot is `+Inf`.
     pub(crate) latency: [AtomicU64; LATENCY_BUCKETS.len() + 1],
     /// The sum of every refresh's latency, in microseconds.
@@ -231,8 +228,9 @@ impl Metrics {
     }
 
     /// Counts a finished device login of `provider` (`None`: it succeeded).
-    pub(crate) fn login_finished(&self, provider: &str, outcome: Option<ErrorCode>) {
-        self.provider(provider).logins[outcome_index(outcome)].fetch_add(1, Ordering::Relaxed);
+    pub(crate) fn login_finished(&self, provider: &str, outcome: Option<ErrorKind>) {
+        self.provider(provider).logins[outcome_index(outcome.map(ErrorKind::name))]
+            .fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts a failed store call.
@@ -251,12 +249,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_error_code_has_its_own_slot() {
-        for (i, code) in ERROR_CODES.iter().enumerate() {
-            assert_eq!(outcome_index(Some(*code)), i + 1);
-            assert_eq!(outcome_name(i + 1), code.as_str());
+    fn every_error_kind_has_its_own_slot() {
+        let mut slots: Vec<usize> = ErrorKind::ALL
+            .iter()
+            .map(|kind| outcome_index(Some(kind.name())))
+            .collect();
+        for (kind, slot) in ErrorKind::ALL.iter().zip(&slots) {
+            assert_eq!(outcome_name(*slot), kind.name(), "{kind:?} has no slot");
         }
+        slots.sort_unstable();
+        slots.dedup();
+        assert_eq!(slots.len(), ErrorKind::ALL.len());
         assert_eq!(outcome_name(outcome_index(None)), "ok");
+        assert_eq!(
+            outcome_name(outcome_index(Some("from-a-newer-daemon"))),
+            "unknown"
+        );
     }
 
     #[test]
@@ -264,8 +272,8 @@ mod tests {
         let m = Metrics::default();
         m.socket.count("token", None);
         m.socket.count("token", None);
-        m.socket.count("token", Some(ErrorCode::UnknownProvider));
-        m.socket.count("no-such-op", Some(ErrorCode::BadRequest));
+        m.socket.count("token", Some("unknown_provider"));
+        m.socket.count("no-such-op", Some("bad_request"));
         let mut seen: Vec<_> = m.socket.nonzero().collect();
         seen.sort_unstable();
         assert_eq!(

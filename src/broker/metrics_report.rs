@@ -16,17 +16,8 @@ use super::metrics::{
     LATENCY_BUCKETS, ProviderCounters, REFRESH_OUTCOMES, RequestCounters, outcome_name,
 };
 use super::policy::Caller;
+use super::report::SessionPhase;
 use super::session::Session;
-
-/// Every session state `status` names, so that a state with no session
-/// still shows as 0 (alerts compare with it).
-const SESSION_STATES: [&str; 5] = [
-    "active",
-    "expired",
-    "logged_out",
-    "login_pending",
-    "login_required",
-];
 
 /// A label value as OpenMetrics quotes it: backslash, double quote and
 /// newline escaped.
@@ -82,9 +73,12 @@ impl Broker {
             .collect();
         let mut text = Text(String::with_capacity(2048 + 1536 * visible.len()));
 
-        let mut states: BTreeMap<&str, u64> = SESSION_STATES.iter().map(|s| (*s, 0)).collect();
+        // Every phase, so that one with no session still shows as 0 (alerts
+        // compare with it), in name order.
+        let mut states: BTreeMap<&str, u64> =
+            SessionPhase::ALL.iter().map(|p| (p.name(), 0)).collect();
         for session in &visible {
-            *states.entry(session.state_name()).or_default() += 1;
+            *states.entry(session.phase().name()).or_default() += 1;
         }
         text.family(
             "tokend_sessions",
@@ -104,8 +98,8 @@ impl Broker {
 
         let owner = caller.uid == 0 || caller.uid == shared.owner_uid;
         if owner || !visible.is_empty() {
-            let store = shared.store_health.status();
-            let labels = [("store", store.name.as_str())];
+            let store = shared.store_health.report();
+            let labels = [("store", store.name)];
             text.family(
                 "tokend_store_up",
                 "gauge",

@@ -19,6 +19,7 @@ mod metrics_report;
 pub mod policy;
 mod record_writes;
 mod reload;
+pub mod report;
 mod restore;
 pub mod scheduler;
 mod session;
@@ -31,7 +32,7 @@ pub mod wall_timer;
 
 pub use api::{Broker, BrokerParts, MAX_MIN_VALID};
 pub use clock::{Clock, SystemClock};
-pub use error::BrokerError;
+pub use error::{BrokerError, ErrorKind};
 pub use events::{AttentionKind, BrokerEvent};
 pub use lifecycle::Heartbeat;
 pub use login::{LoginProgress, LoginWatch, PendingPrompt};
@@ -39,6 +40,7 @@ pub use metrics::Metrics;
 pub use metrics_report::escape_label_value;
 pub use policy::{AccessPolicy, Caller, Role, describe_roles};
 pub use reload::ReloadSummary;
+pub use report::{DevicePrompt, SessionPhase, SessionReport, StoreOutage, StoreReport};
 pub use scheduler::RefreshScheduler;
 pub(crate) use session::blocking as store_call;
 pub use session::{

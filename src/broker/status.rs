@@ -15,8 +15,8 @@ use std::sync::{Arc, PoisonError};
 use super::api::Broker;
 use super::error::BrokerError;
 use super::policy::{Caller, Role};
+use super::report::{SessionReport, StoreReport};
 use super::session::Session;
-use crate::protocol::{ProviderStatus, StoreStatus};
 
 /// The statuses of the providers a caller may see, a page at a time, in
 /// name order. Made by [`Broker::status_pages`].
@@ -55,7 +55,7 @@ impl Broker {
         &self,
         caller: &Caller,
         provider: Option<&str>,
-    ) -> Result<Vec<ProviderStatus>, BrokerError> {
+    ) -> Result<Vec<SessionReport>, BrokerError> {
         match provider {
             Some(name) => {
                 let session = self.authorized(caller, name, Role::Use)?;
@@ -76,8 +76,8 @@ impl Broker {
     /// for every caller: front-ends send it only to callers who may see at
     /// least one provider.
     #[must_use]
-    pub fn store_status(&self) -> StoreStatus {
-        self.inner.shared.store_health.status()
+    pub fn store_status(&self) -> StoreReport {
+        self.inner.shared.store_health.report()
     }
 
     /// One line for systemd's `STATUS=`: "3 providers: 2 active, 1 login required".
@@ -90,15 +90,16 @@ impl Broker {
             .sessions
             .read()
             .unwrap_or_else(PoisonError::into_inner);
+        // By the phase's name: the order systemd has always shown.
         let mut counts: BTreeMap<&'static str, usize> = BTreeMap::new();
         for session in sessions.values() {
-            *counts.entry(session.state_name()).or_default() += 1;
+            *counts.entry(session.phase().name()).or_default() += 1;
         }
         let total = sessions.len();
         drop(sessions);
         let parts: Vec<String> = counts
             .iter()
-            .map(|(state, n)| format!("{n} {}", state.replace('_', " ")))
+            .map(|(phase, n)| format!("{n} {}", phase.replace('_', " ")))
             .collect();
         let noun = if total == 1 { "provider" } else { "providers" };
         if parts.is_empty() {
@@ -160,16 +161,16 @@ impl Broker {
 impl StatusPages {
     /// One status as this caller may see it (a login's code only for
     /// those who may manage the provider).
-    fn status_of(&self, session: &Session) -> ProviderStatus {
+    fn status_of(&self, session: &Session) -> SessionReport {
         status_for(session, session.policy.role(&self.caller))
     }
 }
 
 impl Iterator for StatusPages {
-    type Item = Vec<ProviderStatus>;
+    type Item = Vec<SessionReport>;
 
     /// The next page; never an empty one.
-    fn next(&mut self) -> Option<Vec<ProviderStatus>> {
+    fn next(&mut self) -> Option<Vec<SessionReport>> {
         match std::mem::replace(&mut self.next, Cursor::End) {
             Cursor::End => None,
             Cursor::One(session) => Some(vec![self.status_of(&session)]),
@@ -190,8 +191,8 @@ impl Iterator for StatusPages {
 
 /// The status of `session` as a caller with `role` may see it: the login's
 /// prompt (its user code) only for those who may manage the provider.
-fn status_for(session: &Session, role: Role) -> ProviderStatus {
-    let mut status = session.status();
+fn status_for(session: &Session, role: Role) -> SessionReport {
+    let mut status = session.report();
     if role < Role::Manage {
         status.login = None;
     }

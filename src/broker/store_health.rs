@@ -23,9 +23,9 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::{Notify, watch};
 use tracing::{debug, info, warn};
 
-use super::clock::{Clock, unix_secs};
+use super::clock::Clock;
+use super::report::{StoreOutage, StoreReport};
 use super::timing;
-use crate::protocol::StoreStatus;
 use crate::store::{Store, StoreError, StoredSession};
 
 /// The backoff's base: the first probe after the store failed comes 15 to
@@ -136,21 +136,17 @@ impl StoreHealth {
         }
     }
 
-    /// The state as the `status` answer shows it, once per answer.
+    /// The state as `status` reports it, once per answer.
     #[must_use]
-    pub fn status(&self) -> StoreStatus {
-        match self.state() {
-            StoreState::Available => StoreStatus {
-                state: "available".into(),
-                name: self.store.into(),
-                reason: None,
-                since: None,
-            },
-            StoreState::Unavailable { error, since } => StoreStatus {
-                state: "unavailable".into(),
-                name: self.store.into(),
-                reason: Some(error.to_string()),
-                since: Some(unix_secs(since)),
+    pub fn report(&self) -> StoreReport {
+        StoreReport {
+            name: self.store,
+            outage: match self.state() {
+                StoreState::Available => None,
+                StoreState::Unavailable { error, since } => Some(StoreOutage {
+                    reason: error.to_string(),
+                    since,
+                }),
             },
         }
     }

@@ -87,6 +87,41 @@ fn the_library_has_no_import_circles() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
+/// The core's modules: they own the state and the decisions.
+const CORE: &[&str] = &["broker", "config", "provider", "store"];
+
+/// What the core may not use: the front-ends and their wire types. The
+/// front-ends map the core's reports and error kinds to these.
+const FRONT_ENDS: &[&str] = &["protocol", "ipc", "client", "cli"];
+
+#[test]
+fn the_core_uses_no_front_end_or_wire_type() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let graph = ModuleGraph::scan(&src, &library_files(&src));
+    let within = |module: &str, tops: &[&str]| {
+        tops.iter()
+            .any(|top| module == *top || module.starts_with(&format!("{top}::")))
+    };
+    assert!(
+        graph
+            .edges
+            .iter()
+            .any(|(from, to)| within(from, &["ipc"]) && within(to, &["broker"])),
+        "the scan found no front-end using the broker"
+    );
+    let wrong: Vec<String> = graph
+        .edges
+        .iter()
+        .filter(|(from, to)| within(from, CORE) && within(to, FRONT_ENDS))
+        .map(|(from, to)| format!("{from} → {to}"))
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "core modules use front-end modules (map in the front-end instead):\n{}",
+        wrong.join("\n")
+    );
+}
+
 #[test]
 fn the_circle_finder_finds_circles_and_only_circles() {
     let edges = |list: &[(&str, &str)]| -> BTreeSet<(String, String)> {

@@ -54,7 +54,7 @@ impl Session {
             }
             Err(e) => warn!(provider = %self.name, event = "login_failed", "{e}"),
         }
-        let outcome = result.as_ref().err().map(BrokerError::code);
+        let outcome = result.as_ref().err().map(BrokerError::kind);
         self.shared.metrics.login_finished(&self.name, outcome);
         self.shared.emit(BrokerEvent::LoginFinished {
             provider: self.name.clone(),

@@ -1,13 +1,13 @@
 //! What `tokenctl status` shows of a session.
 
-use crate::broker::clock::unix_secs;
-use crate::protocol::ProviderStatus;
-
 use super::Session;
+use crate::broker::report::{SessionPhase, SessionReport};
 
 impl Session {
-    /// The session as `tokenctl status` shows it.
-    pub(crate) fn status(&self) -> ProviderStatus {
+    /// The session as `tokenctl status` shows it, prompt included (callers
+    /// who may not manage the provider get it without: see
+    /// `broker::status`).
+    pub(crate) fn report(&self) -> SessionReport {
         let state = self.state();
         let machine = &state.machine;
         let now = self.shared.clock.now();
@@ -22,40 +22,39 @@ impl Session {
                 (
                     tokens.access.as_ref().and_then(|a| a.expires_at),
                     scopes,
-                    tokens.refresh_expires_at.map(unix_secs),
+                    tokens.refresh_expires_at,
                 )
             }
         };
-        let name = if pending.is_some() {
-            "login_pending"
+        let phase = if pending.is_some() {
+            SessionPhase::LoginPending
         } else {
-            machine.state_name(now)
+            machine.phase(now)
         };
-        ProviderStatus {
+        SessionReport {
             name: self.name.clone(),
-            dialect: self.config.dialect.name.to_owned(),
-            state: name.to_owned(),
-            expires_at: expires_at.map(unix_secs),
-            last_refresh: machine.last_refresh().map(unix_secs),
-            next_refresh: machine.next_refresh().map(unix_secs),
+            dialect: self.config.dialect.name,
+            phase,
+            expires_at,
+            last_refresh: machine.last_refresh(),
+            next_refresh: machine.next_refresh(),
             last_error: machine.last_failure().map(ToString::to_string),
             scopes,
             login: pending,
             saved: machine.is_saved(),
             hosts: self.config.hosts.clone(),
-            username: Some(
-                self.config
-                    .username
-                    .clone()
-                    .unwrap_or_else(|| crate::config::DEFAULT_USERNAME.to_owned()),
-            ),
+            username: self
+                .config
+                .username
+                .clone()
+                .unwrap_or_else(|| crate::config::DEFAULT_USERNAME.to_owned()),
             login_needed_by,
         }
     }
 
-    /// The state `tokenctl status` shows, without building the rest of the
-    /// status: `summary()` asks every session for it.
-    pub(crate) fn state_name(&self) -> &'static str {
+    /// The phase `tokenctl status` shows, without building the rest of the
+    /// report: `summary()` asks every session for it.
+    pub(crate) fn phase(&self) -> SessionPhase {
         let state = self.state();
         let now = self.shared.clock.now();
         if state
@@ -63,8 +62,8 @@ impl Session {
             .as_ref()
             .is_some_and(|l| l.prompt_for_status(now).is_some())
         {
-            return "login_pending";
+            return SessionPhase::LoginPending;
         }
-        state.machine.state_name(now)
+        state.machine.phase(now)
     }
 }

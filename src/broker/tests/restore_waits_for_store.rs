@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
+use crate::broker::SessionPhase;
 use crate::broker::clock::{OffsetClock, unix_secs};
 use crate::broker::{Broker, BrokerError, BrokerParts, Caller, session_identity};
 use crate::provider::HttpClient;
@@ -111,18 +112,12 @@ async fn a_locked_store_at_start_is_retried_on_token_requests_spaced() {
     assert_eq!(loads(), 0);
     assert!(broker.inner.shared.scheduler.is_empty());
     let status = &broker.status(&caller, Some("demo")).unwrap()[0];
-    assert_eq!(status.state, "logged_out");
+    assert_eq!(status.phase, SessionPhase::LoggedOut);
     // The store's problem is the store's, said once, not the session's.
     assert!(status.last_error.is_none(), "{status:?}");
     let store_status = broker.store_status();
-    assert_eq!(store_status.state, "unavailable");
-    assert!(
-        store_status
-            .reason
-            .as_deref()
-            .unwrap()
-            .contains("unlock your keyring")
-    );
+    let outage = store_status.outage.expect("the store is unavailable");
+    assert!(outage.reason.contains("unlock your keyring"), "{outage:?}");
 
     // The first request tries; the store error is the answer, not "log
     // in" (which would start a second session).
@@ -155,7 +150,7 @@ async fn a_locked_store_at_start_is_retried_on_token_requests_spaced() {
     let token = broker.token(&caller, "demo", Duration::ZERO).await.unwrap();
     assert_eq!(token.secret.expose(), "at-stored");
     let status = &broker.status(&caller, Some("demo")).unwrap()[0];
-    assert_eq!(status.state, "active");
+    assert_eq!(status.phase, SessionPhase::Active);
     assert!(status.last_error.is_none(), "{status:?}");
     // The read told the retry loop the store works: it says so at once.
     let mut state = health.subscribe();

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use crate::broker::SessionPhase;
 use crate::broker::clock::{OffsetClock, SystemClock, unix_secs};
 use crate::broker::store_health::*;
 use crate::broker::{Broker, BrokerError, BrokerEvent, BrokerParts, Caller, session_identity};
@@ -54,7 +55,7 @@ fn only_record_problems_are_left_to_the_sessions() {
 fn many_failures_are_one_transition_and_the_reason_stays_current() {
     let health = StoreHealth::new("test store", Arc::new(OffsetClock::new()));
     let mut changes = health.subscribe();
-    assert!(health.is_available() && health.status().is_available());
+    assert!(health.is_available() && health.report().is_available());
     for _ in 0..10_000 {
         health.failed(&locked());
     }
@@ -69,10 +70,9 @@ fn many_failures_are_one_transition_and_the_reason_stays_current() {
     health.failed(&missing);
     // No second transition: nobody is woken, the status shows the newer reason.
     assert!(!changes.has_changed().unwrap());
-    let status = health.status();
-    assert_eq!(status.state, "unavailable");
-    assert_eq!(status.since, Some(crate::broker::clock::unix_secs(since)));
-    assert!(status.reason.unwrap().contains("no Secret Service"));
+    let outage = health.report().outage.expect("unavailable");
+    assert_eq!(outage.since, since);
+    assert!(outage.reason.contains("no Secret Service"));
 
     assert!(health.recovered().is_some());
     assert!(health.is_available() && health.error().is_none());
@@ -218,9 +218,9 @@ async fn one_loop_restores_every_waiting_session_when_the_store_is_back() {
     assert!(
         statuses
             .iter()
-            .all(|s| s.state == "logged_out" && s.last_error.is_none())
+            .all(|s| s.phase == SessionPhase::LoggedOut && s.last_error.is_none())
     );
-    assert_eq!(broker.store_status().state, "unavailable");
+    assert!(!broker.store_status().is_available());
 
     store.locked.store(false, Ordering::SeqCst);
     // Every session but the damaged one becomes active, each announced.
@@ -240,10 +240,10 @@ async fn one_loop_restores_every_waiting_session_when_the_store_is_back() {
     let statuses = broker.status(&caller, None).unwrap();
     for status in &statuses {
         if status.name == "p007" {
-            assert_eq!(status.state, "logged_out");
+            assert_eq!(status.phase, SessionPhase::LoggedOut);
             assert!(status.last_error.as_deref().unwrap().contains("damaged"));
         } else {
-            assert_eq!(status.state, "active", "{status:?}");
+            assert_eq!(status.phase, SessionPhase::Active, "{status:?}");
         }
     }
     let token = broker.token(&caller, "p299", Duration::ZERO).await.unwrap();

@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokend_emulator::{Emulator, Rfc8628Options};
 use tokio::sync::watch;
 
+use crate::broker::SessionPhase;
 use crate::broker::{Broker, BrokerParts, Caller, SystemClock};
 use crate::provider::HttpClient;
 use crate::store::{EncryptedFileStore, Store, StoreError, StoreKey, StoredSession};
@@ -158,7 +159,7 @@ async fn a_save_held_in_the_store_cannot_undo_a_later_logout() {
     broker.shutdown(Duration::from_secs(1)).await;
     let restarted = broker_after_restart(&emulator, dir.path(), &records).await;
     let status = &restarted.status(&caller, Some("demo")).unwrap()[0];
-    assert_eq!(status.state, "logged_out");
+    assert_eq!(status.phase, SessionPhase::LoggedOut);
     restarted.shutdown(Duration::from_secs(1)).await;
 }
 

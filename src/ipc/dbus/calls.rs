@@ -24,47 +24,17 @@ use zbus::{Connection, MatchRule, Message, MessageStream};
 
 use super::introspect::{self, Node};
 use super::methods::{
-    BROKER_METHODS, INTROSPECTABLE, OBJECT_MANAGER, PEER, PROPERTIES, PROVIDER_INTERFACE,
-    STANDARD_METHODS,
+    BROKER_METHODS, INTROSPECTABLE, OBJECT_MANAGER, PEER, PROPERTIES, STANDARD_METHODS,
 };
+use super::objects::Object;
 use super::peers::Peers;
-use super::{BROKER_INTERFACE, BROKER_PATH, DbusError, PROVIDERS_PATH, provider_path};
-use crate::broker::{Broker, BrokerError, Caller, Freshness};
+use super::properties::{managed_object, properties_of, unix_secs_or_zero};
+use super::{BROKER_INTERFACE, DbusError, provider_path};
+use crate::broker::{Broker, BrokerError, Caller, Freshness, SessionReport, StoreReport};
 use crate::config::object_path_element;
-use crate::protocol::{ErrorCode, ProviderStatus, StoreStatus};
 
 /// Calls answered at once; more wait in the bus connection's queue.
 const CONCURRENT_CALLS: usize = 256;
-
-/// What an incoming call is addressed to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Object<'a> {
-    /// `/`, `/org` or `/org/tokend`: nodes on the way, with their child.
-    Ancestor(&'a str),
-    /// `/org/tokend/Broker1`.
-    Broker,
-    /// `/org/tokend/Broker1/providers`.
-    Providers,
-    /// `/org/tokend/Broker1/providers/ELEMENT`.
-    Provider(&'a str),
-}
-
-impl<'a> Object<'a> {
-    fn at(path: &'a str) -> Option<Self> {
-        match path {
-            "/" => Some(Self::Ancestor("org")),
-            "/org" => Some(Self::Ancestor("tokend")),
-            "/org/tokend" => Some(Self::Ancestor("Broker1")),
-            BROKER_PATH => Some(Self::Broker),
-            PROVIDERS_PATH => Some(Self::Providers),
-            _ => path
-                .strip_prefix(PROVIDERS_PATH)
-                .and_then(|rest| rest.strip_prefix('/'))
-                .filter(|element| !element.is_empty() && !element.contains('/'))
-                .map(Self::Provider),
-        }
-    }
-}
 
 /// The method calls addressed to `connection`, from now on. Made before
 /// the bus name is taken: a call queued for an activated daemon is
@@ -181,9 +151,9 @@ impl Handler {
         let method = if ours { member } else { "other" };
         let outcome = match answer {
             Ok(_) => None,
-            Err(Refusal::Tokend(error)) => Some(error.code()),
+            Err(Refusal::Tokend(error)) => Some(error.outcome()),
             // Unknown objects, properties and arguments: the caller's mistake.
-            Err(Refusal::Standard(_)) => Some(ErrorCode::BadRequest),
+            Err(Refusal::Standard(_)) => Some("bad_request"),
         };
         self.broker.metrics().dbus.count(method, outcome);
     }
@@ -296,7 +266,7 @@ impl Handler {
                     prompt.user_code,
                     prompt.verification_uri,
                     prompt.verification_uri_complete.unwrap_or_default(),
-                    u32::try_from(prompt.expires_in).unwrap_or(u32::MAX),
+                    u32::try_from(prompt.expires_in.as_secs()).unwrap_or(u32::MAX),
                 ))
             }
             (BROKER_INTERFACE, "Logout") => {
@@ -318,13 +288,13 @@ impl Handler {
         debug!(provider, uid = caller.uid, "token handed out over D-Bus");
         Ok(Reply::Token(
             token.secret.expose().to_owned(),
-            token.expires_at.map_or(0, crate::broker::clock::unix_secs),
+            unix_secs_or_zero(token.expires_at),
         ))
     }
 
     /// The status of the provider whose object path ends in `element`, if
     /// `caller` may see it.
-    fn visible_provider(&self, caller: &Caller, element: &str) -> Option<ProviderStatus> {
+    fn visible_provider(&self, caller: &Caller, element: &str) -> Option<SessionReport> {
         // Names map to path elements one to one ('-' becomes '_'; the
         // config refuses two names with the same element), so the name is
         // the element itself unless it had a '-'.
@@ -346,17 +316,17 @@ impl Handler {
         &self,
         caller: &Caller,
         object: Object<'_>,
-        provider: Option<&ProviderStatus>,
+        provider: Option<&SessionReport>,
         interface: &str,
     ) -> Result<Vec<(&'static str, Value<'static>)>, Refusal> {
         let store = self.store_for(caller, object);
-        properties_of(object, provider, store.as_ref(), interface)
+        properties_of(object, provider, store.as_ref(), interface).map_err(Refusal::Standard)
     }
 
     /// The store's state for the broker object's properties, when
     /// `caller` may see at least one provider (as on the socket: a caller
     /// who may see none learns nothing).
-    fn store_for(&self, caller: &Caller, object: Object<'_>) -> Option<StoreStatus> {
+    fn store_for(&self, caller: &Caller, object: Object<'_>) -> Option<StoreReport> {
         if !matches!(object, Object::Broker) {
             return None;
         }
@@ -432,76 +402,6 @@ fn check_signature(
         }
         Some(_) => Ok(()),
     }
-}
-
-/// The properties of `interface` on `object`: a provider's, and the
-/// store's on the broker object (`store`: for callers who may see it).
-fn properties_of(
-    object: Object<'_>,
-    provider: Option<&ProviderStatus>,
-    store: Option<&StoreStatus>,
-    interface: &str,
-) -> Result<Vec<(&'static str, Value<'static>)>, Refusal> {
-    match (provider, interface) {
-        (Some(status), PROVIDER_INTERFACE | "") => Ok(provider_properties(status)),
-        (_, BROKER_INTERFACE | "") if matches!(object, Object::Broker) => {
-            Ok(store.map(store_properties).unwrap_or_default())
-        }
-        (_, OBJECT_MANAGER) if matches!(object, Object::Broker) => Ok(Vec::new()),
-        (_, PROPERTIES | INTROSPECTABLE | PEER | "") => Ok(Vec::new()),
-        _ => Err(Refusal::Standard(zbus::fdo::Error::UnknownInterface(
-            format!("no interface {interface}"),
-        ))),
-    }
-}
-
-/// The store's properties on `org.tokend.Broker1`.
-fn store_properties(store: &StoreStatus) -> Vec<(&'static str, Value<'static>)> {
-    vec![
-        ("StoreState", Value::from(store.state.clone())),
-        (
-            "StoreError",
-            Value::from(store.reason.clone().unwrap_or_default()),
-        ),
-        (
-            "StoreUnavailableSince",
-            Value::from(store.since.unwrap_or(0)),
-        ),
-    ]
-}
-
-/// The `org.tokend.Provider1` properties of a provider.
-pub(super) fn provider_properties(status: &ProviderStatus) -> Vec<(&'static str, Value<'static>)> {
-    vec![
-        ("Name", Value::from(status.name.clone())),
-        ("Dialect", Value::from(status.dialect.clone())),
-        ("State", Value::from(status.state.clone())),
-        ("ExpiresAt", Value::from(status.expires_at.unwrap_or(0))),
-        ("Scopes", Value::from(status.scopes.clone())),
-        (
-            "LastError",
-            Value::from(status.last_error.clone().unwrap_or_default()),
-        ),
-        (
-            "LoginNeededBy",
-            Value::from(status.login_needed_by.unwrap_or(0)),
-        ),
-    ]
-}
-
-/// A provider's entry in `GetManagedObjects` and `InterfacesAdded`.
-pub(super) fn managed_object(
-    status: &ProviderStatus,
-) -> HashMap<&'static str, HashMap<&'static str, Value<'static>>> {
-    HashMap::from([
-        (
-            PROVIDER_INTERFACE,
-            provider_properties(status).into_iter().collect(),
-        ),
-        (PROPERTIES, HashMap::new()),
-        (INTROSPECTABLE, HashMap::new()),
-        (PEER, HashMap::new()),
-    ])
 }
 
 fn machine_id() -> Answer {

@@ -23,14 +23,15 @@ use zbus::Connection;
 use zbus::fdo::{RequestNameFlags, RequestNameReply};
 use zbus::zvariant::OwnedObjectPath;
 
-use crate::broker::{Broker, BrokerError};
+use crate::broker::{Broker, BrokerError, ErrorKind};
 use crate::config::{BusKind, object_path_element};
-use crate::protocol::ErrorCode;
 
 mod calls;
 mod introspect;
 mod methods;
+mod objects;
 mod peers;
+mod properties;
 mod signals;
 use peers::Peers;
 
@@ -77,40 +78,45 @@ pub enum DbusError {
 }
 
 impl DbusError {
-    /// The socket protocol's code for the same failure (metrics count
-    /// both front-ends' outcomes by these names).
+    /// The outcome metrics count this error under: the name of the
+    /// broker's [`ErrorKind`] it came from, as the socket sends it, so both
+    /// front-ends' counts use one vocabulary.
     #[must_use]
-    pub fn code(&self) -> ErrorCode {
+    pub fn outcome(&self) -> &'static str {
         match self {
-            Self::LoginRequired(_) => ErrorCode::LoginRequired,
-            Self::UnknownProvider(_) => ErrorCode::UnknownProvider,
-            Self::AccessDenied(_) => ErrorCode::AccessDenied,
-            Self::ProviderUnavailable(_) => ErrorCode::ProviderUnavailable,
-            Self::ProviderError(_) => ErrorCode::ProviderError,
-            Self::LoginFailed(_) => ErrorCode::LoginFailed,
-            Self::TokenTooShort(_) => ErrorCode::TokenTooShort,
-            Self::InvalidArgument(_) => ErrorCode::BadRequest,
-            Self::ShuttingDown(_) => ErrorCode::ShuttingDown,
-            Self::ZBus(_) | Self::Internal(_) => ErrorCode::Internal,
+            Self::LoginRequired(_) => ErrorKind::LoginRequired.name(),
+            Self::UnknownProvider(_) => ErrorKind::UnknownProvider.name(),
+            Self::AccessDenied(_) => ErrorKind::AccessDenied.name(),
+            Self::ProviderUnavailable(_) => ErrorKind::ProviderUnavailable.name(),
+            Self::ProviderError(_) => ErrorKind::ProviderRejected.name(),
+            Self::LoginFailed(_) => ErrorKind::LoginFailed.name(),
+            Self::TokenTooShort(_) => ErrorKind::TokenTooShort.name(),
+            Self::InvalidArgument(_) => ErrorKind::InvalidArgument.name(),
+            Self::ShuttingDown(_) => ErrorKind::ShuttingDown.name(),
+            Self::ZBus(_) | Self::Internal(_) => ErrorKind::Store.name(),
+        }
+    }
+
+    /// The D-Bus error for a broker failure of `kind`, carrying `message`.
+    fn of_kind(kind: ErrorKind, message: String) -> Self {
+        match kind {
+            ErrorKind::LoginRequired => Self::LoginRequired(message),
+            ErrorKind::UnknownProvider => Self::UnknownProvider(message),
+            ErrorKind::AccessDenied => Self::AccessDenied(message),
+            ErrorKind::ProviderUnavailable => Self::ProviderUnavailable(message),
+            ErrorKind::ProviderRejected => Self::ProviderError(message),
+            ErrorKind::LoginFailed => Self::LoginFailed(message),
+            ErrorKind::TokenTooShort => Self::TokenTooShort(message),
+            ErrorKind::InvalidArgument => Self::InvalidArgument(message),
+            ErrorKind::ShuttingDown => Self::ShuttingDown(message),
+            ErrorKind::Store => Self::Internal(message),
         }
     }
 }
 
 impl From<BrokerError> for DbusError {
     fn from(error: BrokerError) -> Self {
-        let message = error.to_string();
-        match error {
-            BrokerError::LoginRequired { .. } => Self::LoginRequired(message),
-            BrokerError::UnknownProvider { .. } => Self::UnknownProvider(message),
-            BrokerError::AccessDenied { .. } => Self::AccessDenied(message),
-            BrokerError::ProviderUnavailable { .. } => Self::ProviderUnavailable(message),
-            BrokerError::ProviderRejected { .. } => Self::ProviderError(message),
-            BrokerError::LoginFailed { .. } => Self::LoginFailed(message),
-            BrokerError::TokenTooShort { .. } => Self::TokenTooShort(message),
-            BrokerError::InvalidArgument { .. } => Self::InvalidArgument(message),
-            BrokerError::ShuttingDown => Self::ShuttingDown(message),
-            BrokerError::Store { .. } => Self::Internal(message),
-        }
+        Self::of_kind(error.kind(), error.to_string())
     }
 }
 
@@ -233,5 +239,18 @@ impl DbusService {
     /// The bus connection.
     pub fn connection(&self) -> &Connection {
         &self.connection
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{DbusError, ErrorKind};
+
+    #[test]
+    fn every_broker_failure_is_counted_under_its_kind() {
+        for kind in ErrorKind::ALL {
+            let error = DbusError::of_kind(kind, String::new());
+            assert_eq!(error.outcome(), kind.name(), "{kind:?}");
+        }
     }
 }

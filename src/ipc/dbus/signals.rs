@@ -1,5 +1,10 @@
 //! Broker events as D-Bus signals, each sent only where it may go.
 //!
+//! Nothing is remembered between events: on every `StateChanged` (the
+//! broker raises one whenever what `status` shows of a provider changes)
+//! the provider's report is read again and `PropertiesChanged` carries all
+//! of its properties, not a difference from a copy kept here.
+//!
 //! Every signal names a provider, so each goes to the peers
 //! [`Peers::recipients`] picks for that provider's access rule: a login's
 //! prompt to those who may manage it, everything else to those who may
@@ -13,12 +18,11 @@ use tracing::warn;
 use zbus::Connection;
 use zbus::zvariant::{DynamicType, Value};
 
-use super::calls::{managed_object, provider_properties};
 use super::methods::{OBJECT_MANAGER, PROPERTIES, PROVIDER_INTERFACE};
 use super::peers::{Peers, Recipients};
+use super::properties::{managed_object, provider_properties};
 use super::{BROKER_INTERFACE, BROKER_PATH, provider_path};
-use crate::broker::{AccessPolicy, Broker, BrokerEvent, Caller, Role};
-use crate::protocol::ProviderStatus;
+use crate::broker::{AccessPolicy, Broker, BrokerEvent, Caller, Role, SessionReport};
 
 /// The interfaces a provider object has, for `InterfacesRemoved`.
 const PROVIDER_OBJECT_INTERFACES: [&str; 4] = [
@@ -36,12 +40,11 @@ pub(super) async fn forward_events(
     shutdown: CancellationToken,
 ) {
     let mut events = broker.subscribe();
-    let mut signals = Signals {
+    let signals = Signals {
         connection,
         broker,
         peers,
         owner: Caller::uid(rustix::process::geteuid().as_raw()),
-        last: HashMap::new(),
     };
     loop {
         let event = tokio::select! {
@@ -57,8 +60,8 @@ pub(super) async fn forward_events(
                     .broker
                     .status(&signals.owner, None)
                     .unwrap_or_default();
-                for status in all {
-                    signals.update_properties(status).await;
+                for report in all {
+                    signals.update_properties(&report).await;
                 }
             }
             Err(_) => return,
@@ -72,24 +75,21 @@ struct Signals {
     peers: Peers,
     /// The daemon's own uid, which sees every provider whole.
     owner: Caller,
-    /// The properties last signalled, per provider, to signal only changes.
-    last: HashMap<String, ProviderStatus>,
 }
 
 impl Signals {
-    async fn forward(&mut self, event: &BrokerEvent) {
-        let provider = match event {
+    async fn forward(&self, event: &BrokerEvent) {
+        match event {
             BrokerEvent::LoginPrompt { provider, prompt } => {
                 let body = (
                     provider.as_str(),
                     prompt.user_code.as_str(),
                     prompt.verification_uri.as_str(),
                     prompt.verification_uri_complete.as_deref().unwrap_or(""),
-                    u32::try_from(prompt.expires_in).unwrap_or(u32::MAX),
+                    u32::try_from(prompt.expires_in.as_secs()).unwrap_or(u32::MAX),
                 );
                 self.about(provider, Role::Manage, "LoginPrompt", &body)
                     .await;
-                provider
             }
             BrokerEvent::LoginFinished {
                 provider,
@@ -99,7 +99,6 @@ impl Signals {
                 let body = (provider.as_str(), *ok, message.as_str());
                 self.about(provider, Role::Use, "LoginFinished", &body)
                     .await;
-                provider
             }
             BrokerEvent::TokenRefreshed {
                 provider,
@@ -108,11 +107,15 @@ impl Signals {
                 let body = (provider.as_str(), expires_at.unwrap_or(0));
                 self.about(provider, Role::Use, "TokenRefreshed", &body)
                     .await;
-                provider
             }
-            BrokerEvent::StateChanged { provider } | BrokerEvent::Attention { provider, .. } => {
-                provider
+            BrokerEvent::StateChanged { provider } => {
+                if let Some(report) = self.report(provider) {
+                    self.update_properties(&report).await;
+                }
             }
+            // For hooks; the status change that goes with it comes as
+            // its own StateChanged.
+            BrokerEvent::Attention { .. } => {}
             BrokerEvent::ProvidersChanged {
                 added,
                 removed,
@@ -121,16 +124,12 @@ impl Signals {
             } => {
                 self.providers_changed(added, removed, changed, previous_policies)
                     .await;
-                return;
             }
-        };
-        if let Some(status) = self.status(provider) {
-            self.update_properties(status).await;
         }
     }
 
     /// The provider as its owner sees it (every field).
-    fn status(&self, provider: &str) -> Option<ProviderStatus> {
+    fn report(&self, provider: &str) -> Option<SessionReport> {
         self.broker
             .status(&self.owner, Some(provider))
             .ok()
@@ -173,7 +172,7 @@ impl Signals {
     /// After a reload: objects appear and disappear for those who may see
     /// them, then the rest is a change of properties.
     async fn providers_changed(
-        &mut self,
+        &self,
         added: &[String],
         removed: &[String],
         changed: &[String],
@@ -182,31 +181,30 @@ impl Signals {
         let previous: HashMap<&str, &AccessPolicy> =
             previous.iter().map(|(n, p)| (n.as_str(), p)).collect();
         for name in removed {
-            self.last.remove(name);
             if let Some(policy) = previous.get(name.as_str()) {
                 let to = self.peers.recipients(policy, Role::Use);
                 self.objects_removed(to, name).await;
             }
         }
         for name in added {
-            if let (Some(policy), Some(status)) = (self.broker.policy(name), self.status(name)) {
+            if let (Some(policy), Some(report)) = (self.broker.policy(name), self.report(name)) {
                 let to = self.peers.recipients(&policy, Role::Use);
-                self.objects_added(to, &status).await;
+                self.objects_added(to, &report).await;
             }
         }
         for name in changed {
-            let (Some(before), Some(after), Some(status)) = (
+            let (Some(before), Some(after), Some(report)) = (
                 previous.get(name.as_str()),
                 self.broker.policy(name),
-                self.status(name),
+                self.report(name),
             ) else {
                 continue;
             };
             let (lost, gained) = self.peers.role_changes(before, &after, Role::Use);
             self.objects_removed(Recipients::Unicast(lost), name).await;
-            self.objects_added(Recipients::Unicast(gained), &status)
+            self.objects_added(Recipients::Unicast(gained), &report)
                 .await;
-            self.update_properties(status).await;
+            self.update_properties(&report).await;
         }
     }
 
@@ -220,39 +218,28 @@ impl Signals {
             .await;
     }
 
-    async fn objects_added(&self, to: Recipients, status: &ProviderStatus) {
+    async fn objects_added(&self, to: Recipients, report: &SessionReport) {
         if to == Recipients::Unicast(Vec::new()) {
             return;
         }
-        let path = provider_path(&status.name);
-        let body = (path.as_ref(), managed_object(status));
+        let path = provider_path(&report.name);
+        let body = (path.as_ref(), managed_object(report));
         self.send(to, BROKER_PATH, OBJECT_MANAGER, "InterfacesAdded", &body)
             .await;
     }
 
-    /// Signals `PropertiesChanged` with the properties of `status` that
-    /// differ from the last ones signalled.
-    async fn update_properties(&mut self, status: ProviderStatus) {
-        let before = self.last.get(&status.name);
-        let changed: HashMap<&'static str, Value<'static>> = provider_properties(&status)
-            .into_iter()
-            .filter(|(key, value)| {
-                before.is_none_or(|b| {
-                    provider_properties(b)
-                        .iter()
-                        .any(|(k, v)| k == key && v != value)
-                })
-            })
-            .collect();
-        if !changed.is_empty()
-            && let Some(policy) = self.broker.policy(&status.name)
-        {
-            let to = self.peers.recipients(&policy, Role::Use);
-            let path = provider_path(&status.name);
-            let body = (PROVIDER_INTERFACE, changed, Vec::<&str>::new());
-            self.send(to, path.as_str(), PROPERTIES, "PropertiesChanged", &body)
-                .await;
-        }
-        self.last.insert(status.name.clone(), status);
+    /// Signals `PropertiesChanged` with every property of `report`, to
+    /// the peers that may use the provider.
+    async fn update_properties(&self, report: &SessionReport) {
+        let Some(policy) = self.broker.policy(&report.name) else {
+            return;
+        };
+        let changed: HashMap<&'static str, Value<'static>> =
+            provider_properties(report).into_iter().collect();
+        let to = self.peers.recipients(&policy, Role::Use);
+        let path = provider_path(&report.name);
+        let body = (PROVIDER_INTERFACE, changed, Vec::<&str>::new());
+        self.send(to, path.as_str(), PROPERTIES, "PropertiesChanged", &body)
+            .await;
     }
 }

@@ -2,7 +2,7 @@
 
 use std::io;
 
-use super::AnswerWriter;
+use super::writer::AnswerWriter;
 use crate::broker::{Broker, Caller};
 use crate::protocol::{METRICS_CHUNK, MetricsEvent, Request};
 

@@ -12,8 +12,11 @@
 //! size (`status` of 10,000 providers) is written a page at a time, never
 //! built whole.
 
+mod login;
 mod metrics;
 mod status;
+mod wire;
+mod writer;
 
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
@@ -21,20 +24,19 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Serialize;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::unix::OwnedWriteHalf;
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
+use self::writer::AnswerWriter;
 use super::lines::{Line, read_line};
-use crate::broker::{Broker, BrokerError, Caller, Freshness, TokenFingerprint};
+use crate::broker::{Broker, Caller, Freshness, TokenFingerprint};
 use crate::protocol::{
-    Answer, ErrorBody, ErrorCode, LoginEvent, LogoutAnswer, MAX_REQUEST_LINE, PROTOCOL_VERSION,
-    Request, VersionAnswer, parse_request,
+    Answer, ErrorCode, LogoutAnswer, MAX_REQUEST_LINE, PROTOCOL_VERSION, Request, VersionAnswer,
+    parse_request,
 };
 
 /// Connections served at once; more wait in the kernel's backlog.
@@ -345,7 +347,7 @@ async fn serve_connection(
             biased;
             line = read_line(&mut reader, MAX_REQUEST_LINE) => line,
             () = &mut deadline => {
-                broker.metrics().socket.count("invalid", Some(ErrorCode::BadRequest));
+                broker.metrics().socket.count("invalid", Some(ErrorCode::BadRequest.as_str()));
                 write.send_error(ErrorCode::BadRequest, "request line not completed in time").await?;
                 return Ok(());
             }
@@ -357,7 +359,7 @@ async fn serve_connection(
                 broker
                     .metrics()
                     .socket
-                    .count("invalid", Some(ErrorCode::RequestTooLarge));
+                    .count("invalid", Some(ErrorCode::RequestTooLarge.as_str()));
                 write
                     .send_error(
                         ErrorCode::RequestTooLarge,
@@ -374,7 +376,7 @@ async fn serve_connection(
                     broker
                         .metrics()
                         .socket
-                        .count("invalid", Some(ErrorCode::BadRequest));
+                        .count("invalid", Some(ErrorCode::BadRequest.as_str()));
                     write.send_error(ErrorCode::BadRequest, &message).await?;
                     continue;
                 }
@@ -385,7 +387,10 @@ async fn serve_connection(
         let handled = handle(request, &caller, broker, &mut write, &mut reader).await;
         // Counted once the answer is written (or could not be): the
         // outcome is the error code the answer carried, if any.
-        broker.metrics().socket.count(op, write.error);
+        broker
+            .metrics()
+            .socket
+            .count(op, write.error.map(ErrorCode::as_str));
         handled?;
     }
 }
@@ -414,7 +419,7 @@ async fn handle(
             let answer = match broker.token(caller, &provider, want).await {
                 Ok(token) => {
                     debug!(provider = %provider, uid = caller.uid, "token handed out");
-                    Answer::success(token.to_answer())
+                    Answer::success(wire::token_answer(&token))
                 }
                 Err(e) => write.failure(&e),
             };
@@ -437,98 +442,7 @@ async fn handle(
             });
             write.send(&answer).await
         }
-        Request::Login { provider } => login(provider, caller, broker, write, reader).await,
+        Request::Login { provider } => login::answer(provider, caller, broker, write, reader).await,
         Request::Metrics => metrics::answer(caller, broker, write).await,
-    }
-}
-
-async fn login(
-    provider: String,
-    caller: &Caller,
-    broker: &Broker,
-    write: &mut AnswerWriter,
-    reader: &mut BufReader<tokio::net::unix::OwnedReadHalf>,
-) -> io::Result<()> {
-    let done = |error: Option<&BrokerError>| LoginEvent::Done {
-        provider: provider.clone(),
-        ok: error.is_none(),
-        error: error.map(|e| ErrorBody {
-            code: e.code(),
-            message: e.to_string(),
-        }),
-    };
-    let mut watch = match broker.login(caller, &provider) {
-        Ok(watch) => watch,
-        Err(e) => {
-            write.error = Some(e.code());
-            return write.send(&done(Some(&e))).await;
-        }
-    };
-    info!(provider = %provider, uid = caller.uid, "login requested");
-    let prompt = match watch.prompt().await {
-        Ok(prompt) => prompt,
-        Err(e) => {
-            write.error = Some(e.code());
-            return write.send(&done(Some(&e))).await;
-        }
-    };
-    write
-        .send(&LoginEvent::Prompt {
-            provider: provider.clone(),
-            prompt,
-        })
-        .await?;
-    // Wait for the outcome, unless the client goes away first: the login
-    // itself goes on either way (another client can join it).
-    let outcome = tokio::select! {
-        r = watch.outcome() => r,
-        _ = reader.fill_buf() => return Ok(()),
-    };
-    write.error = outcome.as_ref().err().map(BrokerError::code);
-    write.send(&done(outcome.as_ref().err())).await
-}
-
-fn failure<T>(error: &BrokerError) -> Answer<T> {
-    Answer::failure(error.code(), error.to_string())
-}
-
-/// The writing half of a connection, with its write timeout.
-struct AnswerWriter {
-    half: OwnedWriteHalf,
-    timeout: Duration,
-    /// The error code of the current request's answer, for metrics: set
-    /// where an error answer is made.
-    error: Option<ErrorCode>,
-}
-
-impl AnswerWriter {
-    async fn send_error(&mut self, code: ErrorCode, message: &str) -> io::Result<()> {
-        self.error = Some(code);
-        self.send(&Answer::<()>::failure(code, message)).await
-    }
-
-    /// The error answer for `error`, noted as the request's outcome.
-    fn failure<T>(&mut self, error: &BrokerError) -> Answer<T> {
-        self.error = Some(error.code());
-        failure(error)
-    }
-
-    /// Writes one answer line. The buffer may hold a token: it is zeroed after.
-    async fn send(&mut self, answer: &impl Serialize) -> io::Result<()> {
-        let mut line =
-            zeroize::Zeroizing::new(serde_json::to_vec(answer).map_err(io::Error::other)?);
-        line.push(b'\n');
-        self.write_bytes(&line).await
-    }
-
-    /// Writes bytes as they are: whole lines, or a part of one.
-    async fn write_bytes(&mut self, bytes: &[u8]) -> io::Result<()> {
-        match tokio::time::timeout(self.timeout, self.half.write_all(bytes)).await {
-            Ok(result) => result,
-            Err(_) => Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "client did not read its answer",
-            )),
-        }
     }
 }

@@ -15,11 +15,11 @@
 
 use std::io::{self, Write};
 
-use super::AnswerWriter;
-use crate::broker::{Broker, BrokerError, Caller, StatusPages};
+use super::wire::{error_body, provider_status, store_status};
+use super::writer::AnswerWriter;
+use crate::broker::{Broker, BrokerError, Caller, SessionReport, StatusPages};
 use crate::protocol::{
-    Answer, ErrorBody, ErrorCode, MAX_STATUS_LINE, ProviderStatus, STATUS_STREAM_SINCE,
-    StatusEvent, StoreStatus,
+    Answer, ErrorCode, MAX_STATUS_LINE, STATUS_STREAM_SINCE, StatusEvent, StoreStatus,
 };
 
 /// Statuses built, serialized and written at a time.
@@ -41,7 +41,7 @@ pub(super) async fn answer(
     let pages = match (broker.status_pages(caller, provider, PAGE), stream) {
         (Ok(pages), _) => pages,
         (Err(e), true) => {
-            write.error = Some(e.code());
+            write.note(&e);
             return write.send(&done(0, Err(&e))).await;
         }
         (Err(e), false) => {
@@ -70,13 +70,7 @@ pub(super) async fn answer(
 fn done(count: u64, outcome: Result<Option<StoreStatus>, &BrokerError>) -> StatusEvent {
     let (error, store) = match outcome {
         Ok(store) => (None, store),
-        Err(e) => (
-            Some(ErrorBody {
-                code: e.code(),
-                message: e.to_string(),
-            }),
-            None,
-        ),
+        Err(e) => (Some(error_body(e)), None),
     };
     StatusEvent::Done {
         ok: error.is_none(),
@@ -103,7 +97,8 @@ async fn streamed(pages: StatusPages, broker: &Broker, write: &mut AnswerWriter)
     let mut bytes = Vec::new();
     for page in pages {
         bytes.clear();
-        for status in page {
+        for report in page {
+            let status = provider_status(report);
             serde_json::to_writer(&mut bytes, &StatusEvent::Provider(Box::new(status)))?;
             bytes.push(b'\n');
             count += 1;
@@ -112,7 +107,7 @@ async fn streamed(pages: StatusPages, broker: &Broker, write: &mut AnswerWriter)
     }
     // Once for the whole answer; nothing for a caller who may see no
     // provider (it learns nothing of the daemon).
-    let store = (count > 0).then(|| broker.store_status());
+    let store = (count > 0).then(|| store_status(broker.store_status()));
     write.send(&done(count, Ok(store))).await
 }
 
@@ -122,7 +117,7 @@ async fn fits_one_line(pages: StatusPages) -> io::Result<bool> {
     let mut counter = ByteCounter(LINE_START.len() + LINE_END.len() - 1);
     let mut first = true;
     for page in pages {
-        write_page(&mut counter, &page, &mut first)?;
+        write_page(&mut counter, page, &mut first)?;
         if counter.0 > MAX_STATUS_LINE {
             return Ok(false);
         }
@@ -137,7 +132,7 @@ async fn one_line(pages: StatusPages, write: &mut AnswerWriter) -> io::Result<()
     let mut bytes = LINE_START.to_vec();
     let mut first = true;
     for page in pages {
-        write_page(&mut bytes, &page, &mut first)?;
+        write_page(&mut bytes, page, &mut first)?;
         write.write_bytes(&bytes).await?;
         bytes.clear();
     }
@@ -149,14 +144,14 @@ async fn one_line(pages: StatusPages, write: &mut AnswerWriter) -> io::Result<()
 /// the array's first.
 fn write_page(
     mut out: impl Write,
-    page: &[ProviderStatus],
+    page: Vec<SessionReport>,
     first: &mut bool,
 ) -> serde_json::Result<()> {
-    for status in page {
+    for report in page {
         if !std::mem::take(first) {
             out.write_all(b",").map_err(serde_json::Error::io)?;
         }
-        serde_json::to_writer(&mut out, status)?;
+        serde_json::to_writer(&mut out, &provider_status(report))?;
     }
     Ok(())
 }
@@ -178,14 +173,16 @@ impl Write for ByteCounter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::broker::SessionPhase;
+    use crate::broker::clock::from_unix_secs;
     use crate::protocol::StatusAnswer;
 
-    fn provider(name: &str) -> ProviderStatus {
-        ProviderStatus {
+    fn provider(name: &str) -> SessionReport {
+        SessionReport {
             name: name.into(),
-            dialect: "rfc8628".into(),
-            state: "active".into(),
-            expires_at: Some(1_790_000_000),
+            dialect: "rfc8628",
+            phase: SessionPhase::Active,
+            expires_at: Some(from_unix_secs(1_790_000_000)),
             last_refresh: None,
             next_refresh: None,
             last_error: Some("a \"quoted\" error".into()),
@@ -193,7 +190,7 @@ mod tests {
             login: None,
             saved: true,
             hosts: Vec::new(),
-            username: None,
+            username: "x-access-token".into(),
             login_needed_by: None,
         }
     }
@@ -208,10 +205,11 @@ mod tests {
             let mut counter = ByteCounter(LINE_START.len() + LINE_END.len() - 1);
             let (mut first, mut first_counted) = (true, true);
             for page in providers.chunks(2) {
-                write_page(&mut line, page, &mut first).unwrap();
-                write_page(&mut counter, page, &mut first_counted).unwrap();
+                write_page(&mut line, page.to_vec(), &mut first).unwrap();
+                write_page(&mut counter, page.to_vec(), &mut first_counted).unwrap();
             }
             line.extend_from_slice(LINE_END);
+            let providers: Vec<_> = providers.into_iter().map(provider_status).collect();
             let expected =
                 serde_json::to_string(&Answer::success(StatusAnswer { providers })).unwrap() + "\n";
             assert_eq!(String::from_utf8(line).unwrap(), expected);

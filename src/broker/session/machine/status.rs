@@ -4,23 +4,24 @@ use std::time::{Duration, SystemTime};
 
 use super::{SessionMachine, SessionState, Tokens};
 use crate::broker::error::BrokerError;
+use crate::broker::report::SessionPhase;
 
 impl SessionMachine {
-    /// The state's name for `status`, but for a pending login (which the
+    /// The phase `status` shows, but for a pending login (which the
     /// driver knows of, and checks first).
-    pub(crate) fn state_name(&self, now: SystemTime) -> &'static str {
+    pub(crate) fn phase(&self, now: SystemTime) -> SessionPhase {
         match &self.state {
-            SessionState::LoggedOut | SessionState::WaitingForStore => "logged_out",
-            SessionState::NeedsLogin { .. } => "login_required",
+            SessionState::LoggedOut | SessionState::WaitingForStore => SessionPhase::LoggedOut,
+            SessionState::NeedsLogin { .. } => SessionPhase::LoginRequired,
             SessionState::Active { tokens, .. } => {
                 let valid = tokens
                     .access
                     .as_ref()
                     .is_some_and(|a| a.valid_for(now, Duration::ZERO));
                 if valid || (tokens.refresh.is_some() && self.failures == 0) {
-                    "active"
+                    SessionPhase::Active
                 } else {
-                    "expired"
+                    SessionPhase::Expired
                 }
             }
         }

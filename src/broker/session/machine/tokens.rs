@@ -3,7 +3,6 @@
 use std::time::{Duration, SystemTime};
 
 use crate::broker::clock::{from_unix_secs, unix_secs};
-use crate::protocol::TokenAnswer;
 use crate::provider::{Expiry, TokenGrant};
 use crate::secret::Secret;
 use crate::store::{STORED_SESSION_VERSION, StoredSession};
@@ -24,16 +23,6 @@ impl AccessToken {
     #[must_use]
     pub fn valid_for(&self, now: SystemTime, min_valid: Duration) -> bool {
         self.expires_at.is_none_or(|at| at >= now + min_valid)
-    }
-
-    /// The protocol answer carrying this token.
-    #[must_use]
-    pub fn to_answer(&self) -> TokenAnswer {
-        TokenAnswer {
-            access_token: self.secret.clone(),
-            token_type: self.token_type.clone(),
-            expires_at: self.expires_at.map(unix_secs),
-        }
     }
 }
 

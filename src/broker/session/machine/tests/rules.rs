@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use super::*;
+use crate::broker::report::SessionPhase;
 use crate::broker::timing;
 
 /// Store first: the new access token is handed out only once the record
@@ -314,7 +315,7 @@ fn a_revoked_grant_needs_a_login() {
         ])
     );
     assert_eq!(describe(&m), "needs_login");
-    assert_eq!(m.state_name(at(11)), "login_required");
+    assert_eq!(m.phase(at(11)), SessionPhase::LoginRequired);
     assert_eq!(feed(&mut m, at(12), Event::RefreshDue), s(&["unschedule"]));
 }
 

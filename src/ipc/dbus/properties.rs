@@ -1,0 +1,97 @@
+//! What D-Bus callers read of the broker's reports: the properties of
+//! provider objects (`org.tokend.Provider1`) and of the broker object (the
+//! store's state), built from the core's [`SessionReport`] and
+//! [`StoreReport`] each time they are asked for. Nothing is cached here:
+//! the broker is asked again, as the caller, for every call and signal.
+
+use std::collections::HashMap;
+use std::time::SystemTime;
+
+use zbus::zvariant::Value;
+
+use super::BROKER_INTERFACE;
+use super::methods::{INTROSPECTABLE, OBJECT_MANAGER, PEER, PROPERTIES, PROVIDER_INTERFACE};
+use super::objects::Object;
+use crate::broker::clock::unix_secs;
+use crate::broker::{SessionReport, StoreReport};
+
+/// The properties of `interface` on `object`: a provider's, and the
+/// store's on the broker object (`store`: for callers who may see it).
+pub(super) fn properties_of(
+    object: Object<'_>,
+    provider: Option<&SessionReport>,
+    store: Option<&StoreReport>,
+    interface: &str,
+) -> Result<Vec<(&'static str, Value<'static>)>, zbus::fdo::Error> {
+    match (provider, interface) {
+        (Some(report), PROVIDER_INTERFACE | "") => Ok(provider_properties(report)),
+        (_, BROKER_INTERFACE | "") if matches!(object, Object::Broker) => {
+            Ok(store.map(store_properties).unwrap_or_default())
+        }
+        (_, OBJECT_MANAGER) if matches!(object, Object::Broker) => Ok(Vec::new()),
+        (_, PROPERTIES | INTROSPECTABLE | PEER | "") => Ok(Vec::new()),
+        _ => Err(zbus::fdo::Error::UnknownInterface(format!(
+            "no interface {interface}"
+        ))),
+    }
+}
+
+/// The store's properties on `org.tokend.Broker1`.
+fn store_properties(store: &StoreReport) -> Vec<(&'static str, Value<'static>)> {
+    let (state, reason, since) = match &store.outage {
+        None => ("available", String::new(), 0),
+        Some(outage) => (
+            "unavailable",
+            outage.reason.clone(),
+            unix_secs(outage.since),
+        ),
+    };
+    vec![
+        ("StoreState", Value::from(state)),
+        ("StoreError", Value::from(reason)),
+        ("StoreUnavailableSince", Value::from(since)),
+    ]
+}
+
+/// The `org.tokend.Provider1` properties of a provider.
+pub(super) fn provider_properties(report: &SessionReport) -> Vec<(&'static str, Value<'static>)> {
+    vec![
+        ("Name", Value::from(report.name.clone())),
+        ("Dialect", Value::from(report.dialect)),
+        ("State", Value::from(report.phase.name())),
+        (
+            "ExpiresAt",
+            Value::from(unix_secs_or_zero(report.expires_at)),
+        ),
+        ("Scopes", Value::from(report.scopes.clone())),
+        (
+            "LastError",
+            Value::from(report.last_error.clone().unwrap_or_default()),
+        ),
+        (
+            "LoginNeededBy",
+            Value::from(unix_secs_or_zero(report.login_needed_by)),
+        ),
+    ]
+}
+
+/// A time as D-Bus properties and signals carry it: Unix seconds, 0 for
+/// none.
+pub(super) fn unix_secs_or_zero(time: Option<SystemTime>) -> i64 {
+    time.map_or(0, unix_secs)
+}
+
+/// A provider's entry in `GetManagedObjects` and `InterfacesAdded`.
+pub(super) fn managed_object(
+    report: &SessionReport,
+) -> HashMap<&'static str, HashMap<&'static str, Value<'static>>> {
+    HashMap::from([
+        (
+            PROVIDER_INTERFACE,
+            provider_properties(report).into_iter().collect(),
+        ),
+        (PROPERTIES, HashMap::new()),
+        (INTROSPECTABLE, HashMap::new()),
+        (PEER, HashMap::new()),
+    ])
+}

@@ -1,0 +1,211 @@
+//! The broker's answers in the socket's wire types ([`crate::protocol`]):
+//! the one place the core's reports and error kinds become JSON fields.
+//!
+//! The mapping is field by field and exhaustive, so a new error kind or
+//! session phase fails to compile here until the protocol says how it is
+//! sent. The tests pin the wire names to the core's names, which metrics
+//! use too: a caller's `code` and its count in `tokenctl metrics` agree.
+
+use crate::broker::clock::unix_secs;
+use crate::broker::{
+    AccessToken, BrokerError, DevicePrompt, ErrorKind, SessionReport, StoreReport,
+};
+use crate::protocol::{
+    ErrorBody, ErrorCode, LoginPrompt, ProviderStatus, StoreStatus, TokenAnswer,
+};
+
+/// The protocol's code for a kind of broker failure.
+pub(crate) fn error_code(kind: ErrorKind) -> ErrorCode {
+    match kind {
+        ErrorKind::UnknownProvider => ErrorCode::UnknownProvider,
+        ErrorKind::AccessDenied => ErrorCode::AccessDenied,
+        ErrorKind::LoginRequired => ErrorCode::LoginRequired,
+        ErrorKind::ProviderUnavailable => ErrorCode::ProviderUnavailable,
+        ErrorKind::ProviderRejected => ErrorCode::ProviderError,
+        ErrorKind::LoginFailed => ErrorCode::LoginFailed,
+        ErrorKind::TokenTooShort => ErrorCode::TokenTooShort,
+        ErrorKind::InvalidArgument => ErrorCode::BadRequest,
+        ErrorKind::Store => ErrorCode::Internal,
+        ErrorKind::ShuttingDown => ErrorCode::ShuttingDown,
+    }
+}
+
+/// The error object of an answer that failed with `error`.
+pub(crate) fn error_body(error: &BrokerError) -> ErrorBody {
+    ErrorBody {
+        code: error_code(error.kind()),
+        message: error.to_string(),
+    }
+}
+
+/// The `token` answer carrying `token`.
+pub(crate) fn token_answer(token: &AccessToken) -> TokenAnswer {
+    TokenAnswer {
+        access_token: token.secret.clone(),
+        token_type: token.token_type.clone(),
+        expires_at: token.expires_at.map(unix_secs),
+    }
+}
+
+/// A device login's prompt as `login` and `status` send it.
+pub(crate) fn login_prompt(prompt: DevicePrompt) -> LoginPrompt {
+    LoginPrompt {
+        user_code: prompt.user_code,
+        verification_uri: prompt.verification_uri,
+        verification_uri_complete: prompt.verification_uri_complete,
+        expires_in: prompt.expires_in.as_secs(),
+        message: prompt.message,
+    }
+}
+
+/// One provider of a `status` answer.
+pub(crate) fn provider_status(report: SessionReport) -> ProviderStatus {
+    ProviderStatus {
+        name: report.name,
+        dialect: report.dialect.to_owned(),
+        state: report.phase.name().to_owned(),
+        expires_at: report.expires_at.map(unix_secs),
+        last_refresh: report.last_refresh.map(unix_secs),
+        next_refresh: report.next_refresh.map(unix_secs),
+        last_error: report.last_error,
+        scopes: report.scopes,
+        login: report.login.map(login_prompt),
+        saved: report.saved,
+        hosts: report.hosts,
+        username: Some(report.username),
+        login_needed_by: report.login_needed_by.map(unix_secs),
+    }
+}
+
+/// The store's state, sent once per `status` answer.
+pub(crate) fn store_status(report: StoreReport) -> StoreStatus {
+    let (state, reason, since) = match report.outage {
+        None => ("available", None, None),
+        Some(outage) => (
+            "unavailable",
+            Some(outage.reason),
+            Some(unix_secs(outage.since)),
+        ),
+    };
+    StoreStatus {
+        state: state.to_owned(),
+        name: report.name.to_owned(),
+        reason,
+        since,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+    use crate::broker::SessionPhase;
+    use crate::broker::clock::from_unix_secs;
+    use crate::broker::metrics::OUTCOMES;
+    use crate::broker::report::StoreOutage;
+
+    #[test]
+    fn every_error_kind_is_sent_under_its_core_name() {
+        for kind in ErrorKind::ALL {
+            let code = error_code(kind);
+            assert_eq!(code.as_str(), kind.name(), "{kind:?}");
+            assert_eq!(
+                serde_json::to_value(code).unwrap(),
+                serde_json::Value::from(kind.name())
+            );
+        }
+    }
+
+    #[test]
+    fn every_code_the_socket_sends_has_a_metrics_outcome() {
+        let codes = [
+            ErrorCode::LoginRequired,
+            ErrorCode::UnknownProvider,
+            ErrorCode::AccessDenied,
+            ErrorCode::ProviderUnavailable,
+            ErrorCode::ProviderError,
+            ErrorCode::LoginFailed,
+            ErrorCode::TokenTooShort,
+            ErrorCode::BadRequest,
+            ErrorCode::RequestTooLarge,
+            ErrorCode::AnswerTooLarge,
+            ErrorCode::ShuttingDown,
+            ErrorCode::Internal,
+            ErrorCode::Unknown,
+        ];
+        for code in codes {
+            assert!(OUTCOMES.contains(&code.as_str()), "{code:?}");
+        }
+    }
+
+    fn report() -> SessionReport {
+        SessionReport {
+            name: "github".into(),
+            dialect: "rfc8628",
+            phase: SessionPhase::LoginPending,
+            expires_at: Some(from_unix_secs(1_790_000_600)),
+            last_refresh: Some(from_unix_secs(1_790_000_000)),
+            next_refresh: None,
+            last_error: Some("provider `github` is unavailable: timed out".into()),
+            scopes: vec!["repo".into(), "read:org".into()],
+            login: Some(DevicePrompt {
+                user_code: "WDJB-MJHT".into(),
+                verification_uri: "https://example.com/device".into(),
+                verification_uri_complete: None,
+                expires_in: Duration::from_secs(899),
+                message: None,
+            }),
+            saved: false,
+            hosts: vec!["github.com".into()],
+            username: "x-access-token".into(),
+            login_needed_by: None,
+        }
+    }
+
+    #[test]
+    fn a_report_is_sent_as_the_contract_shows() {
+        let line = serde_json::to_string(&provider_status(report())).unwrap();
+        assert_eq!(
+            line,
+            concat!(
+                r#"{"name":"github","dialect":"rfc8628","state":"login_pending","#,
+                r#""expires_at":1790000600,"last_refresh":1790000000,"next_refresh":null,"#,
+                r#""last_error":"provider `github` is unavailable: timed out","#,
+                r#""scopes":["repo","read:org"],"login":{"user_code":"WDJB-MJHT","#,
+                r#""verification_uri":"https://example.com/device","#,
+                r#""verification_uri_complete":null,"expires_in":899},"saved":false,"#,
+                r#""hosts":["github.com"],"username":"x-access-token"}"#
+            )
+        );
+    }
+
+    #[test]
+    fn every_phase_is_sent_under_its_core_name() {
+        for phase in SessionPhase::ALL {
+            let status = provider_status(SessionReport { phase, ..report() });
+            assert_eq!(status.state, phase.name());
+        }
+    }
+
+    #[test]
+    fn the_store_is_available_or_says_why_not() {
+        let up = store_status(StoreReport {
+            name: "memory store",
+            outage: None,
+        });
+        assert!(up.is_available() && up.reason.is_none() && up.since.is_none());
+        let since = SystemTime::UNIX_EPOCH + Duration::from_secs(1_790_000_000);
+        let down = store_status(StoreReport {
+            name: "Secret Service",
+            outage: Some(StoreOutage {
+                reason: "store locked".into(),
+                since,
+            }),
+        });
+        assert_eq!(
+            serde_json::to_string(&down).unwrap(),
+            r#"{"state":"unavailable","name":"Secret Service","reason":"store locked","since":1790000000}"#
+        );
+    }
+}

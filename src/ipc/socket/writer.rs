@@ -1,0 +1,63 @@
+//! The writing half of a connection: answer lines within a timeout, and
+//! the outcome each request is counted with.
+
+use std::io;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::io::AsyncWriteExt;
+use tokio::net::unix::OwnedWriteHalf;
+
+use super::wire::{error_body, error_code};
+use crate::broker::BrokerError;
+use crate::protocol::{Answer, ErrorCode};
+
+/// The writing half of a connection, with its write timeout.
+pub(super) struct AnswerWriter {
+    pub(super) half: OwnedWriteHalf,
+    pub(super) timeout: Duration,
+    /// The error code of the current request's answer, for metrics: set
+    /// where an error answer is made.
+    pub(super) error: Option<ErrorCode>,
+}
+
+impl AnswerWriter {
+    pub(super) async fn send_error(&mut self, code: ErrorCode, message: &str) -> io::Result<()> {
+        self.error = Some(code);
+        self.send(&Answer::<()>::failure(code, message)).await
+    }
+
+    /// The error answer for `error`, noted as the request's outcome.
+    pub(super) fn failure<T>(&mut self, error: &BrokerError) -> Answer<T> {
+        self.note(error);
+        Answer {
+            ok: false,
+            value: None,
+            error: Some(error_body(error)),
+        }
+    }
+
+    /// Notes `error` as the request's outcome.
+    pub(super) fn note(&mut self, error: &BrokerError) {
+        self.error = Some(error_code(error.kind()));
+    }
+
+    /// Writes one answer line. The buffer may hold a token: it is zeroed after.
+    pub(super) async fn send(&mut self, answer: &impl Serialize) -> io::Result<()> {
+        let mut line =
+            zeroize::Zeroizing::new(serde_json::to_vec(answer).map_err(io::Error::other)?);
+        line.push(b'\n');
+        self.write_bytes(&line).await
+    }
+
+    /// Writes bytes as they are: whole lines, or a part of one.
+    pub(super) async fn write_bytes(&mut self, bytes: &[u8]) -> io::Result<()> {
+        match tokio::time::timeout(self.timeout, self.half.write_all(bytes)).await {
+            Ok(result) => result,
+            Err(_) => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "client did not read its answer",
+            )),
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! The `status` answers: one provider's status ([`ProviderStatus`]), the
+//! version-1 single line ([`StatusAnswer`]) and the streamed lines
+//! ([`StatusEvent`]).
+
+use serde::{Deserialize, Serialize};
+
+use super::{ErrorBody, LoginPrompt, StoreStatus};
+
+/// One provider in a `status` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderStatus {
+    /// Provider name.
+    pub name: String,
+    /// Wire dialect (`rfc8628`, `trakt`, ...).
+    pub dialect: String,
+    /// Session state: `logged_out`, `login_pending`, `active`, `expired`,
+    /// `login_required`.
+    pub state: String,
+    /// Access token expiry (Unix seconds), when there is a token with a known expiry.
+    #[serde(default)]
+    pub expires_at: Option<i64>,
+    /// When the last successful refresh or login happened (Unix seconds).
+    #[serde(default)]
+    pub last_refresh: Option<i64>,
+    /// When the next background refresh is due (Unix seconds).
+    #[serde(default)]
+    pub next_refresh: Option<i64>,
+    /// The last error, cleared by the next success.
+    #[serde(default)]
+    pub last_error: Option<String>,
+    /// Scopes granted (or requested, before a login).
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// The pending device login's prompt, when a login is pending.
+    #[serde(default)]
+    pub login: Option<LoginPrompt>,
+    /// Whether the session's tokens are in the store. `false` when the
+    /// last save failed: the newest refresh token lives only in memory (a
+    /// restart now would need a new login, or the provider may refuse the
+    /// older stored one), `last_error` says why, and the save is retried
+    /// soon and before the next refresh. Daemons before this field meant
+    /// `true`.
+    #[serde(default = "saved_by_default")]
+    pub saved: bool,
+    /// The hosts whose credentials this provider's tokens are (`hosts` in
+    /// the config), for `tokenctl credential`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<String>,
+    /// The user name the credential helpers send with the token (`username`, or its
+    /// default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// When the refresh token expires (Unix seconds), when the provider
+    /// said: a new login is needed by then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login_needed_by: Option<i64>,
+}
+
+fn saved_by_default() -> bool {
+    true
+}
+
+/// Answer to `status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusAnswer {
+    /// The providers the caller may see, by name.
+    pub providers: Vec<ProviderStatus>,
+}
+
+/// One line of the streamed `status` answer (`"stream":true`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum StatusEvent {
+    /// One provider's status; the lines come in name order. (Boxed: the
+    /// other variant is small.)
+    Provider(Box<ProviderStatus>),
+    /// The end of the stream; the last line.
+    Done {
+        /// Whether every provider was sent.
+        ok: bool,
+        /// How many `provider` lines came before this one.
+        #[serde(default)]
+        count: u64,
+        /// Why not, when `ok` is false (an unknown provider, ...).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<ErrorBody>,
+        /// The store's state, once for the whole answer; sent when at
+        /// least one provider was (a caller who may see none learns
+        /// nothing of the daemon).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        store: Option<StoreStatus>,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::ErrorCode;
+
+    #[test]
+    fn status_events_are_tagged_lines() {
+        let provider = ProviderStatus {
+            name: "gh".into(),
+            dialect: "rfc8628".into(),
+            state: "active".into(),
+            expires_at: Some(1_790_000_000),
+            last_refresh: None,
+            next_refresh: None,
+            last_error: None,
+            scopes: vec![],
+            login: None,
+            saved: true,
+            hosts: Vec::new(),
+            username: None,
+            login_needed_by: None,
+        };
+        let line =
+            serde_json::to_string(&StatusEvent::Provider(Box::new(provider.clone()))).unwrap();
+        assert!(
+            line.starts_with(r#"{"event":"provider","name":"gh","dialect":"rfc8628""#),
+            "{line}"
+        );
+        assert_eq!(
+            serde_json::from_str::<StatusEvent>(&line).unwrap(),
+            StatusEvent::Provider(Box::new(provider))
+        );
+        let done = StatusEvent::Done {
+            ok: true,
+            count: 10_000,
+            error: None,
+            store: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&done).unwrap(),
+            r#"{"event":"done","ok":true,"count":10000}"#
+        );
+        let failed: StatusEvent = serde_json::from_str(
+            r#"{"event":"done","ok":false,"error":{"code":"unknown_provider","message":"m"}}"#,
+        )
+        .unwrap();
+        assert!(
+            matches!(failed, StatusEvent::Done { ok: false, count: 0, error: Some(e), store: None } if e.code == ErrorCode::UnknownProvider)
+        );
+    }
+}
