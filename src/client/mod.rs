@@ -22,15 +22,17 @@ use serde::de::DeserializeOwned;
 use zeroize::Zeroizing;
 
 mod lines;
+mod login;
 mod metrics;
 mod status;
 use lines::LineBuffer;
+pub use login::{LoginStream, LoginUpdate};
 pub use status::StatusStream;
 
 use crate::config::Environment;
 use crate::protocol::{
-    Answer, ErrorBody, LoginEvent, LogoutAnswer, ProviderStatus, Request, StatusAnswer,
-    TokenAnswer, VersionAnswer,
+    Answer, ErrorBody, LogoutAnswer, ProviderStatus, Request, StatusAnswer, TokenAnswer,
+    VersionAnswer,
 };
 
 /// The longest answer line the client accepts, newline excluded.
@@ -314,13 +316,7 @@ impl Client {
         // Until the prompt arrives the daemon is asking the provider for a
         // code: that gets the ordinary request timeout.
         let deadline = Instant::now() + self.timeout;
-        Ok(LoginStream {
-            client: self,
-            deadline,
-            prompted: false,
-            tick: LOGIN_TICK,
-            finished: false,
-        })
+        Ok(LoginStream::new(self, deadline))
     }
 
     /// Sends one request line.
@@ -407,81 +403,6 @@ fn parse_answer<T: DeserializeOwned>(line: &[u8]) -> Result<T, ClientError> {
         Answer { ok: false, .. } => Err(ClientError::BadAnswer {
             reason: "error answer without an error object".into(),
         }),
-    }
-}
-
-/// What a [`LoginStream`] yields.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LoginUpdate {
-    /// An event from the daemon; after [`LoginEvent::Done`] the stream ends.
-    Event(LoginEvent),
-    /// A tick went by without an event: time to redraw a countdown.
-    Tick,
-}
-
-/// The events of one `login` request, with a [`LoginUpdate::Tick`] whenever
-/// a tick passes without one.
-///
-/// Ends after the `done` event or the first error. Borrows the client: the
-/// connection carries nothing else until the login is over.
-pub struct LoginStream<'a> {
-    client: &'a mut Client,
-    /// When to give up waiting for the next event.
-    deadline: Instant,
-    prompted: bool,
-    tick: Duration,
-    finished: bool,
-}
-
-impl LoginStream<'_> {
-    /// Sets how often the stream wakes up without an event (at least 1 ms).
-    #[must_use]
-    pub fn with_tick(mut self, tick: Duration) -> Self {
-        self.tick = tick.max(Duration::from_millis(1));
-        self
-    }
-
-    fn next_update(&mut self) -> Result<LoginUpdate, ClientError> {
-        let now = Instant::now();
-        if now >= self.deadline {
-            return Err(if self.prompted {
-                ClientError::LoginUnfinished
-            } else {
-                ClientError::Timeout {
-                    timeout: self.client.timeout,
-                }
-            });
-        }
-        let Some(line) = self.client.next_line(self.tick.min(self.deadline - now))? else {
-            return Ok(LoginUpdate::Tick);
-        };
-        let event: LoginEvent = parse_event_line(&line)?;
-        match &event {
-            LoginEvent::Prompt { prompt, .. } => {
-                // From now on the code's lifetime bounds the wait, not the
-                // request timeout: a person may take minutes to approve.
-                let lifetime = Duration::from_secs(prompt.expires_in).min(MAX_LOGIN_LIFETIME);
-                self.deadline = Instant::now() + lifetime + LOGIN_GRACE;
-                self.prompted = true;
-            }
-            LoginEvent::Done { .. } => self.finished = true,
-        }
-        Ok(LoginUpdate::Event(event))
-    }
-}
-
-impl Iterator for LoginStream<'_> {
-    type Item = Result<LoginUpdate, ClientError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.finished {
-            return None;
-        }
-        let update = self.next_update();
-        if update.is_err() {
-            self.finished = true;
-        }
-        Some(update)
     }
 }
 

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::*;
-use crate::protocol::{ErrorCode, LoginPrompt};
+use crate::protocol::{ErrorCode, LoginEvent, LoginPrompt};
 
 fn pair() -> (Client, UnixStream) {
     let (ours, theirs) = UnixStream::pair().unwrap();

@@ -1,0 +1,114 @@
+//! A keyring that is locked, missing, late or restarted.
+
+use super::*;
+
+#[test]
+fn locked_collection_is_locked_and_keeps_the_old_record() {
+    let bus = PrivateBus::start();
+    let Some(keyring) =
+        TestKeyring::start_or_skip(&bus, "locked_collection_is_locked_and_keeps_the_old_record")
+    else {
+        return;
+    };
+    let mut store = StoreChild::on(&bus);
+    let (old, new) = (session("rt-old"), session("rt-new"));
+    assert_eq!(store.save("github", &old), Reply::Done);
+
+    keyring.lock_default_collection();
+    // gnome-keyring cannot show an unlock prompt here (no prompter on the
+    // bus): every operation must fail as Locked, promptly, without a panic.
+    for reply in [
+        store.load("github"),
+        store.save("github", &new),
+        store.save("trakt", &new),
+        store.delete("github"),
+        store.list(),
+    ] {
+        let (kind, message) = reply.expect_error(&["rt-old", "rt-new"]);
+        assert_eq!(kind, "Locked", "{message}");
+        assert!(message.contains("unlock your keyring"), "{message}");
+    }
+
+    // Once unlocked, the same store works, and the failed save and delete
+    // left the old record as it was.
+    keyring.unlock_default_collection();
+    assert_eq!(store.load("github"), loaded(&old));
+    assert_eq!(store.list(), listed(&["github"]));
+    assert_eq!(store.save("github", &new), Reply::Done);
+    assert_eq!(store.load("github"), loaded(&new));
+}
+
+#[test]
+fn bus_without_secret_service_is_unavailable() {
+    // No keyring on this bus: runs whether or not gnome-keyring is installed.
+    let bus = PrivateBus::start();
+    let mut store = StoreChild::on(&bus);
+    let record = session("rt-nowhere");
+    for reply in [
+        store.call(&Request::Connect),
+        store.load("github"),
+        store.save("github", &record),
+        store.delete("github"),
+        store.list(),
+    ] {
+        let (kind, message) = reply.expect_error(&["rt-nowhere"]);
+        assert_eq!(kind, "Unavailable", "{message}");
+        assert!(
+            message.contains(
+                "no Secret Service on the session bus: install/start gnome-keyring or \
+                 KeePassXC, or set store = \"memory\""
+            ),
+            "{message}"
+        );
+    }
+}
+
+#[test]
+fn no_session_bus_is_unavailable() {
+    let bus = PrivateBus::start();
+    let missing = format!("unix:path={}", bus.dir().join("no-such-socket").display());
+    let mut command = bus.command(std::env::current_exe().expect("the test binary"));
+    command.env("DBUS_SESSION_BUS_ADDRESS", missing);
+    let mut store = StoreChild::with_address(command);
+    let (kind, message) = store.load("github").expect_error(&[]);
+    assert_eq!(kind, "Unavailable", "{message}");
+    assert!(message.contains("session bus"), "{message}");
+    assert!(message.contains("store = \"memory\""), "{message}");
+}
+
+#[test]
+fn keyring_started_after_the_store_is_found() {
+    let bus = PrivateBus::start();
+    if !TestKeyring::is_installed() {
+        let _ = TestKeyring::start_or_skip(&bus, "keyring_started_after_the_store_is_found");
+        return;
+    }
+    let mut store = StoreChild::on(&bus);
+    let (kind, _) = store.load("github").expect_error(&[]);
+    assert_eq!(kind, "Unavailable");
+
+    // The daemon started before the keyring: the next call connects anew.
+    let _keyring = TestKeyring::start(&bus);
+    let record = session("rt-late");
+    assert_eq!(store.save("github", &record), Reply::Done);
+    assert_eq!(store.load("github"), loaded(&record));
+}
+
+#[test]
+fn keyring_restart_is_survived() {
+    let bus = PrivateBus::start();
+    let Some(keyring) = TestKeyring::start_or_skip(&bus, "keyring_restart_is_survived") else {
+        return;
+    };
+    let mut store = StoreChild::on(&bus);
+    let record = session("rt-before-restart");
+    assert_eq!(store.save("github", &record), Reply::Done);
+
+    // A new keyring daemon (with empty keyrings): the store's session with
+    // the old one is gone, and the store must notice and reconnect.
+    drop(keyring);
+    let _keyring = TestKeyring::start(&bus);
+    assert_eq!(store.load("github"), Reply::Loaded { session: None });
+    assert_eq!(store.save("github", &record), Reply::Done);
+    assert_eq!(store.load("github"), loaded(&record));
+}

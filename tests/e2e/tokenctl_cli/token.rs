@@ -1,0 +1,132 @@
+//! `tokenctl token`: the token alone on stdout, the failures' exit codes,
+//! and where the socket is looked for.
+
+use super::*;
+
+#[test]
+fn token_prints_exactly_the_token() {
+    let daemon = CannedDaemon::answering(vec![json(&Answer::success(TokenAnswer {
+        access_token: Secret::from("gho_tok3n"),
+        token_type: "Bearer".into(),
+        expires_at: Some(1_790_000_000),
+    }))]);
+    let output = run_with_socket(&daemon.socket(), &["token", "github", "--min-valid", "300"]);
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    assert_eq!(output.stdout, b"gho_tok3n\n");
+    assert!(output.stderr.is_empty(), "{output:?}");
+    assert_eq!(
+        daemon.requests(),
+        [Request::Token {
+            provider: "github".into(),
+            min_valid: Some(300),
+            refused: None,
+        }]
+    );
+}
+
+/// Runs `token github` against a daemon answering `code`, returning the output.
+fn token_failure(code: ErrorCode, message: &str) -> Output {
+    let daemon = CannedDaemon::answering(vec![error_line(code, message)]);
+    let output = run_with_socket(&daemon.socket(), &["token", "github"]);
+    daemon.requests();
+    assert!(output.stdout.is_empty(), "{output:?}");
+    let stderr = text(&output.stderr);
+    assert_eq!(
+        stderr,
+        format!("tokenctl: {message}\n"),
+        "one line, not doubled"
+    );
+    output
+}
+
+#[test]
+fn token_failures_have_distinct_exit_codes() {
+    let cases = [
+        (
+            ErrorCode::LoginRequired,
+            4,
+            "provider `github`: login required — run `tokenctl login github`",
+        ),
+        (
+            ErrorCode::AccessDenied,
+            5,
+            "provider `github`: this user may not use it",
+        ),
+        (
+            ErrorCode::ProviderUnavailable,
+            6,
+            "provider `github`: token endpoint unreachable, retry later",
+        ),
+        (
+            ErrorCode::UnknownProvider,
+            7,
+            "no provider `github` in the config",
+        ),
+        (ErrorCode::Internal, 1, "something broke"),
+    ];
+    for (code, status, message) in cases {
+        let output = token_failure(code, message);
+        assert_eq!(output.status.code(), Some(status), "{code:?}: {output:?}");
+    }
+}
+
+#[test]
+fn no_daemon_is_exit_3_with_advice() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("tokend.sock");
+    let output = run_with_socket(&socket, &["token", "github"]);
+    assert_eq!(output.status.code(), Some(3), "{output:?}");
+    assert!(output.stdout.is_empty());
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains(&socket.display().to_string()), "{stderr}");
+    assert!(stderr.contains("systemctl --user start tokend"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+
+    // A socket file left behind by a daemon that is gone.
+    drop(UnixListener::bind(&socket).unwrap());
+    let output = run_with_socket(&socket, &["status"]);
+    assert_eq!(output.status.code(), Some(3), "{output:?}");
+}
+
+#[test]
+fn socket_from_environment_and_option() {
+    let token = json(&Answer::success(TokenAnswer {
+        access_token: Secret::from("from-env"),
+        token_type: "Bearer".into(),
+        expires_at: None,
+    }));
+    let daemon = CannedDaemon::answering(vec![token.clone()]);
+    let output = tokenctl()
+        .env("TOKEND_SOCKET", daemon.socket())
+        .args(["token", "github"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    assert_eq!(output.stdout, b"from-env\n");
+    daemon.requests();
+
+    // --socket wins over the environment.
+    let daemon = CannedDaemon::answering(vec![token]);
+    let output = tokenctl()
+        .env("TOKEND_SOCKET", "/nonexistent/tokend.sock")
+        .arg("--socket")
+        .arg(daemon.socket())
+        .args(["token", "github"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    daemon.requests();
+}
+
+#[test]
+fn default_socket_is_in_the_runtime_directory() {
+    let daemon = CannedDaemon::answering(status_stream(&[]));
+    let output = tokenctl()
+        .env("RUNTIME_DIRECTORY", daemon.dir.path())
+        .args(["status", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    assert_eq!(output.stdout, b"[]\n");
+    daemon.requests();
+}

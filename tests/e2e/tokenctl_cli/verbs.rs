@@ -1,0 +1,88 @@
+//! The other verbs (`logout`, `metrics`), usage errors, and a daemon of
+//! another protocol version.
+
+use super::*;
+
+#[test]
+fn logout_confirms() {
+    let answer = json(&Answer::success(tokend::protocol::LogoutAnswer {
+        provider: "github".into(),
+    }));
+    let daemon = CannedDaemon::answering(vec![answer.clone()]);
+    let output = run_with_socket(&daemon.socket(), &["logout", "github", "--json"]);
+    daemon.requests();
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    assert_eq!(
+        text(&output.stdout),
+        "{\"ok\":true,\"provider\":\"github\"}\n"
+    );
+
+    let daemon = CannedDaemon::answering(vec![answer]);
+    let output = run_with_socket(&daemon.socket(), &["logout", "github"]);
+    daemon.requests();
+    assert!(text(&output.stdout).starts_with("Logged out of github"));
+}
+
+#[test]
+fn usage_errors_are_exit_2_and_help_lists_exit_codes() {
+    let output = tokenctl().args(["token"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let output = tokenctl().arg("--help").output().unwrap();
+    let help = text(&output.stdout);
+    assert!(
+        help.contains("Exit status:") && help.contains("8  login denied"),
+        "{help}"
+    );
+}
+
+#[test]
+fn a_different_daemon_protocol_is_warned_about() {
+    let daemon = CannedDaemon::start_with_protocol(PROTOCOL_VERSION + 1, |_| status_stream(&[]));
+    let out = tokenctl()
+        .arg("--socket")
+        .arg(daemon.socket())
+        .arg("status")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let newer = PROTOCOL_VERSION + 1;
+    assert!(
+        err.contains(&format!("warning: tokend 9.9.9 speaks protocol {newer}")),
+        "{err}"
+    );
+    let requests = daemon.requests();
+    assert_eq!(
+        requests,
+        [Request::Status {
+            provider: None,
+            stream: true
+        }]
+    );
+}
+
+#[test]
+fn metrics_prints_the_chunks_joined_and_asks_no_old_daemon() {
+    let daemon = CannedDaemon::start(|_| {
+        vec![
+            r##"{"event":"text","text":"# TYPE a gauge\na 1\n"}"##.into(),
+            r##"{"event":"text","text":"# EOF\n"}"##.into(),
+            r#"{"event":"done","ok":true}"#.into(),
+        ]
+    });
+    let out = run_with_socket(&daemon.socket(), &["metrics"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "# TYPE a gauge\na 1\n# EOF\n");
+    assert_eq!(daemon.requests(), [Request::Metrics]);
+
+    // A daemon of protocol 2 would answer bad_request: not asked at all.
+    let old = CannedDaemon::start_with_protocol(2, |_| Vec::new());
+    let out = run_with_socket(&old.socket(), &["metrics"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("metrics need protocol 3: upgrade tokend"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(old.requests(), []);
+}
