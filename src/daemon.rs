@@ -6,11 +6,12 @@ use std::time::Duration;
 
 use anyhow::Context;
 use sd_notify::NotifyState;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, warn};
 
-use crate::broker::{Broker, BrokerParts, Heartbeat, SystemClock};
+use crate::broker::{Broker, BrokerEvent, BrokerParts, Heartbeat, SystemClock};
 use crate::config::{self, Config, Environment, StoreKind};
 use crate::ipc::dbus::DbusService;
 use crate::ipc::socket;
@@ -185,18 +186,24 @@ pub async fn run(mut config: Config, env: Environment) -> anyhow::Result<()> {
         stop.clone(),
     ));
     connections.spawn(crate::world::retry_on_resume(broker.clone(), stop.clone()));
-    // Start-up's code (arguments, config, TLS set-up, restore) runs once:
-    // let its pages go now, and again after each login and reload.
-    release_code_pages("start-up");
-    connections.spawn(release_code_pages_after_logins(
+    // Start-up's code (arguments, config, TLS set-up, restore, the
+    // watchers just spawned) runs once: let its pages go once it is over,
+    // and again after each login and reload.
+    let code_pages = Arc::new(Notify::new());
+    code_pages.notify_one();
+    connections.spawn(release_code_pages_when_quiet(
         broker.clone(),
+        code_pages.clone(),
         stop.clone(),
     ));
 
     let current = config;
     while let Some(signal) = signals.next().await {
         match signal {
-            Signal::Reload => reload(&broker, &current, &env).await,
+            Signal::Reload => {
+                reload(&broker, &current, &env).await;
+                code_pages.notify_one();
+            }
             Signal::Stop => break,
         }
     }
@@ -296,40 +303,56 @@ async fn reload(broker: &Broker, current: &Config, env: &Environment) {
         }
     }
     notify(&[NotifyState::Ready, NotifyState::Status(&broker.summary())]);
-    release_code_pages("reload");
 }
+
+/// How long the daemon must have been quiet, after a burst of one-off
+/// work, before its executable's pages are let go. The work's tail (the
+/// login's last save and events, the answer to the waiting `tokenctl`, the
+/// watchers set up after start-up) touches code too: released at once,
+/// those pages would come straight back (about 0.7 MiB of an idle daemon).
+const CODE_PAGES_QUIET: Duration = Duration::from_secs(1);
 
 /// Lets go of the executable's resident pages (see [`crate::code_pages`])
-/// after the one-off work named by `after`.
-fn release_code_pages(after: &str) {
-    match crate::code_pages::release_executable_pages() {
-        Ok(released) => debug!(
-            after,
-            mappings = released.mappings,
-            resident_kib = released.resident_kib,
-            "released the executable's resident pages"
-        ),
-        Err(e) => debug!(after, "could not release the executable's pages: {e}"),
-    }
-}
-
-/// Releases the executable's pages each time a device login ends: the
-/// login's code (polling, the TLS handshake, the first save) is done with.
-/// Woken only by broker events, so it costs nothing while idle.
-async fn release_code_pages_after_logins(broker: Broker, stop: CancellationToken) {
+/// [`CODE_PAGES_QUIET`] after the last of: start-up, a reload (`wake`), a
+/// device login's end. One timer per burst, none while idle.
+async fn release_code_pages_when_quiet(broker: Broker, wake: Arc<Notify>, stop: CancellationToken) {
     use tokio::sync::broadcast::error::RecvError;
     let mut events = broker.subscribe();
+    let mut due: Option<tokio::time::Instant> = None;
     loop {
+        let deadline = async move {
+            match due {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
+            () = wake.notified() => due = Some(tokio::time::Instant::now() + CODE_PAGES_QUIET),
             event = events.recv() => match event {
-                Ok(crate::broker::BrokerEvent::LoginFinished { .. }) => {
-                    release_code_pages("login");
+                Ok(BrokerEvent::LoginFinished { .. }) => {
+                    due = Some(tokio::time::Instant::now() + CODE_PAGES_QUIET);
                 }
                 Ok(_) | Err(RecvError::Lagged(_)) => {}
                 Err(RecvError::Closed) => return,
             },
+            () = deadline => {
+                due = None;
+                release_code_pages();
+            }
             () = stop.cancelled() => return,
         }
+    }
+}
+
+/// Lets go of the executable's resident pages now.
+fn release_code_pages() {
+    match crate::code_pages::release_executable_pages() {
+        Ok(released) => debug!(
+            mappings = released.mappings,
+            resident_kib = released.resident_kib,
+            "released the executable's resident pages"
+        ),
+        Err(e) => debug!("could not release the executable's pages: {e}"),
     }
 }
 
