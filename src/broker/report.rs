@@ -10,7 +10,7 @@
 use std::time::{Duration, SystemTime};
 
 /// Where a session stands, as `tokenctl status` shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SessionPhase {
     /// No tokens: never logged in, logged out, or not yet read from a store
     /// that is down.
@@ -47,12 +47,6 @@ impl SessionPhase {
             Self::Expired => "expired",
             Self::LoginRequired => "login_required",
         }
-    }
-}
-
-impl std::fmt::Display for SessionPhase {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
     }
 }
 
@@ -120,6 +114,17 @@ impl StoreReport {
     #[must_use]
     pub fn is_available(&self) -> bool {
         self.outage.is_none()
+    }
+
+    /// The state's name, the same on every front-end: `available` or
+    /// `unavailable`.
+    #[must_use]
+    pub fn state_name(&self) -> &'static str {
+        if self.is_available() {
+            "available"
+        } else {
+            "unavailable"
+        }
     }
 }
 

@@ -30,7 +30,9 @@ use super::objects::Object;
 use super::peers::Peers;
 use super::properties::{managed_object, properties_of, unix_secs_or_zero};
 use super::{BROKER_INTERFACE, DbusError, provider_path};
-use crate::broker::{Broker, BrokerError, Caller, Freshness, SessionReport, StoreReport};
+use crate::broker::{
+    Broker, BrokerError, Caller, ErrorKind, Freshness, SessionReport, StoreReport,
+};
 use crate::config::object_path_element;
 
 /// Calls answered at once; more wait in the bus connection's queue.
@@ -153,7 +155,7 @@ impl Handler {
             Ok(_) => None,
             Err(Refusal::Tokend(error)) => Some(error.outcome()),
             // Unknown objects, properties and arguments: the caller's mistake.
-            Err(Refusal::Standard(_)) => Some("bad_request"),
+            Err(Refusal::Standard(_)) => Some(ErrorKind::InvalidArgument.name()),
         };
         self.broker.metrics().dbus.count(method, outcome);
     }

@@ -38,16 +38,12 @@ pub(super) fn properties_of(
 
 /// The store's properties on `org.tokend.Broker1`.
 fn store_properties(store: &StoreReport) -> Vec<(&'static str, Value<'static>)> {
-    let (state, reason, since) = match &store.outage {
-        None => ("available", String::new(), 0),
-        Some(outage) => (
-            "unavailable",
-            outage.reason.clone(),
-            unix_secs(outage.since),
-        ),
+    let (reason, since) = match &store.outage {
+        None => (String::new(), 0),
+        Some(outage) => (outage.reason.clone(), unix_secs(outage.since)),
     };
     vec![
-        ("StoreState", Value::from(state)),
+        ("StoreState", Value::from(store.state_name())),
         ("StoreError", Value::from(reason)),
         ("StoreUnavailableSince", Value::from(since)),
     ]

@@ -79,16 +79,13 @@ pub(crate) fn provider_status(report: SessionReport) -> ProviderStatus {
 
 /// The store's state, sent once per `status` answer.
 pub(crate) fn store_status(report: StoreReport) -> StoreStatus {
-    let (state, reason, since) = match report.outage {
-        None => ("available", None, None),
-        Some(outage) => (
-            "unavailable",
-            Some(outage.reason),
-            Some(unix_secs(outage.since)),
-        ),
+    let state = report.state_name().to_owned();
+    let (reason, since) = match report.outage {
+        None => (None, None),
+        Some(outage) => (Some(outage.reason), Some(unix_secs(outage.since))),
     };
     StoreStatus {
-        state: state.to_owned(),
+        state,
         name: report.name.to_owned(),
         reason,
         since,
