@@ -32,7 +32,11 @@
 //! `tokend-provider = NAME` and `xdg:schema = org.tokend.Session` so people and
 //! libsecret tools see what the item is; those are descriptive only (keyring
 //! cannot set them in the creating call), so a crash between the two calls
-//! leaves a complete, findable item. The secret is
+//! leaves a complete, findable item. Checking them costs D-Bus round trips,
+//! so each is checked once per item and process: after that a save (a
+//! refresh) is the `SetSecret` alone. An item deleted outside tokend and
+//! created again by the next save gets them back at the next start. The
+//! secret is
 //! [`StoredSession::to_bytes`], content type `application/octet-stream`.
 //!
 //! # Which bus
@@ -53,7 +57,7 @@
 //! the person to answer it. Where no prompt can be shown (headless), the
 //! prompt is dismissed and the call returns [`StoreError::Locked`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -99,6 +103,9 @@ pub struct SecretServiceStore {
     /// starts late or restarts (its sessions die with it). A std Mutex: it is
     /// held only to clone or replace the `Arc`, never across a D-Bus call.
     backend: Mutex<Option<Arc<KeyringStore>>>,
+    /// Providers whose item this process has seen carrying the descriptive
+    /// attributes (see "Items" above), so saves after the first skip the check.
+    described: Mutex<HashSet<String>>,
 }
 
 impl Default for SecretServiceStore {
@@ -147,6 +154,7 @@ impl SecretServiceStore {
     pub fn new() -> Self {
         Self {
             backend: Mutex::new(None),
+            described: Mutex::new(HashSet::new()),
         }
     }
 
@@ -222,6 +230,26 @@ impl SecretServiceStore {
         }
     }
 
+    fn described(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        // A set of names: no panic can leave it half-changed.
+        self.described
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether `provider`'s item was seen described by this process.
+    fn is_described(&self, provider: &str) -> bool {
+        self.described().contains(provider)
+    }
+
+    fn set_described(&self, provider: &str, described: bool) {
+        if described {
+            self.described().insert(provider.to_owned());
+        } else {
+            self.described().remove(provider);
+        }
+    }
+
     /// Sets the descriptive attributes on `entry` if they are missing.
     fn describe(entry: &Entry, provider: &str) -> Result<(), KeyringError> {
         let attributes = entry.get_attributes()?;
@@ -285,19 +313,25 @@ impl Store for SecretServiceStore {
             entry.set_secret(&bytes)?;
             Ok(entry)
         })?;
+        if self.is_described(provider) {
+            return Ok(());
+        }
         // The record is durable now: failing to describe it must not turn
         // the save into an error, or the caller would think the old one stands.
-        if let Err(e) = Self::describe(&entry, provider) {
-            tracing::warn!(
+        match Self::describe(&entry, provider) {
+            Ok(()) => self.set_described(provider, true),
+            Err(e) => tracing::warn!(
                 provider,
                 "saved the session but could not set the item's descriptive attributes: {}",
                 map_error(e, Some(provider))
-            );
+            ),
         }
         Ok(())
     }
 
     fn delete(&self, provider: &str) -> Result<(), StoreError> {
+        // A later save creates a new item, which needs describing again.
+        self.set_described(provider, false);
         self.with_backend(Some(provider), |backend| {
             match entry(backend, provider)?.delete_credential() {
                 Ok(()) | Err(KeyringError::NoEntry) => Ok(()),

@@ -104,6 +104,33 @@ fn item_has_tokend_attributes_and_label() {
     assert_eq!(secret, record);
 }
 
+/// The store checks an item's descriptive attributes once per process; a
+/// logout's delete must make the next login's new item get them again.
+#[test]
+fn an_item_created_again_after_a_logout_is_described_again() {
+    let bus = PrivateBus::start();
+    let Some(_keyring) = TestKeyring::start_or_skip(
+        &bus,
+        "an_item_created_again_after_a_logout_is_described_again",
+    ) else {
+        return;
+    };
+    let mut store = StoreChild::on(&bus);
+    assert_eq!(store.save("github", &session("rt-before")), Reply::Done);
+    assert_eq!(store.save("github", &session("rt-refreshed")), Reply::Done);
+    assert_eq!(store.delete("github"), Reply::Done);
+    assert_eq!(store.save("github", &session("rt-after")), Reply::Done);
+
+    let (items, attributes) = search_tokend_items(&bus);
+    assert_eq!(items.len(), 1, "{items:?}");
+    assert_eq!(items[0].schema, SCHEMA, "the new item has no schema");
+    assert!(
+        attributes.contains(&format!("attribute.{PROVIDER_ATTRIBUTE} = github")),
+        "the new item lacks {PROVIDER_ATTRIBUTE}: {attributes:?}"
+    );
+    assert!(items[0].secret.contains("rt-after"));
+}
+
 #[test]
 fn unreadable_record_is_corrupt_and_logout_removes_it() {
     let bus = PrivateBus::start();

@@ -219,7 +219,8 @@ impl TestKeyring {
     /// Logs in every provider of `providers` (`[providers.*]` tables
     /// pointing at `provider`) without a device login, and stores each
     /// record in the default collection as tokend would have (its label,
-    /// `service` and `username`), with `secret-tool`.
+    /// `service` and `username`, and the descriptive `tokend-provider` and
+    /// `xdg:schema`), with `secret-tool`.
     ///
     /// # Panics
     /// When `secret-tool` fails.
@@ -238,6 +239,10 @@ impl TestKeyring {
                     "tokend",
                     "username",
                     name,
+                    "tokend-provider",
+                    name,
+                    "xdg:schema",
+                    "org.tokend.Session",
                 ])
                 .stdin(Stdio::piped())
                 .stdout(Stdio::null())
