@@ -292,3 +292,97 @@ pub(crate) fn group_name(gid: u32) -> String {
         })
         .expect("a group for the gid")
 }
+
+/// The names of the daemon's threads.
+fn thread_names(daemon: &Daemon) -> Vec<String> {
+    let tasks = format!("/proc/{}/task", daemon.pid());
+    std::fs::read_dir(tasks)
+        .expect("the daemon's threads")
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("comm")).ok())
+        .map(|name| name.trim().to_owned())
+        .collect()
+}
+
+#[test]
+fn clients_one_at_a_time_are_served_by_the_main_thread_alone() {
+    let (provider, daemon) = one_provider();
+    let token = login(&daemon, "demo", |code| {
+        provider.approve(code).unwrap();
+    });
+    for _ in 0..20 {
+        let mut conn = Connection::open(&daemon);
+        assert_eq!(
+            conn.ask(r#"{"op":"token","provider":"demo"}"#)["access_token"],
+            token.as_str()
+        );
+    }
+    let names = thread_names(&daemon);
+    assert!(
+        !names.iter().any(|n| n.starts_with("tokend-socket")),
+        "a second event loop started with one client at a time: {names:?}"
+    );
+}
+
+/// Clients at once: a second event loop serves some of them; a refresh a
+/// request on either loop starts runs to the end, and a daemon asked to
+/// stop with connections open stops cleanly.
+#[test]
+fn clients_at_once_are_served_by_more_than_one_event_loop() {
+    let provider = Provider::rfc8628();
+    let mut daemon = Daemon::start(&format!(
+        "{}{}",
+        provider.config("demo"),
+        provider.config("other")
+    ));
+    let mut tokens = Vec::new();
+    for name in ["demo", "other"] {
+        tokens.push(login(&daemon, name, |code| {
+            provider.approve(code).unwrap();
+        }));
+    }
+    let ask_token = |conn: &mut Connection, name: &str| {
+        let answer = conn.ask(&serde_json::json!({"op": "token", "provider": name}).to_string());
+        answer["access_token"].as_str().expect("a token").to_owned()
+    };
+    let mut first = Connection::open(&daemon);
+    assert_eq!(ask_token(&mut first, "demo"), tokens[0]);
+    let mut second = Connection::open(&daemon);
+    assert_eq!(ask_token(&mut second, "other"), tokens[1]);
+    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let names = thread_names(&daemon);
+    if cpus > 1 {
+        assert!(
+            names.iter().any(|n| n == "tokend-socket1"),
+            "two clients at once on {cpus} CPUs, one event loop: {names:?}"
+        );
+    } else {
+        eprintln!("one CPU: tokend keeps one event loop, as it should ({names:?})");
+    }
+    // Each connection refuses its provider's token and waits for the
+    // refresh the broker runs (on its own runtime, whichever loop asked).
+    for (conn, name, current) in [
+        (&mut first, "demo", &tokens[0]),
+        (&mut second, "other", &tokens[1]),
+    ] {
+        let request = serde_json::json!({"op": "token", "provider": name, "refused": current});
+        let answer = conn.ask(&request.to_string());
+        let new = answer["access_token"].as_str().expect("a token");
+        assert_ne!(new, current.as_str(), "{name}: no refresh: {answer}");
+        assert_eq!(
+            ask_token(conn, name),
+            new,
+            "{name}: the refreshed token is not kept"
+        );
+    }
+    assert_eq!(provider.refresh_count(), 2);
+    drop(first);
+    let status = daemon.stop();
+    assert!(
+        status.success(),
+        "the daemon did not stop cleanly: {status}"
+    );
+    let mut rest = Vec::new();
+    let _ = second.reader.read_to_end(&mut rest);
+    assert!(rest.is_empty(), "unexpected bytes after stop: {rest:?}");
+}
