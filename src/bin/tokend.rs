@@ -48,9 +48,7 @@ fn main() -> ExitCode {
 
     // One thread serves everything: the work per request is tiny, and a
     // single-threaded runtime answers a cached token faster than a pool
-    // that wakes a second worker for each request. (Only when socket
-    // clients come at once do more event loops start beside it:
-    // `ipc/socket/reactors.rs`.)
+    // that wakes a second worker for each request.
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

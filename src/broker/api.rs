@@ -85,7 +85,6 @@ impl Broker {
             events,
             scheduler: RefreshScheduler::new(),
             tasks: TaskTracker::new(),
-            runtime: tokio::runtime::Handle::try_current().ok(),
             shutdown: CancellationToken::new(),
             owner_uid: parts.owner_uid,
             record_writes: record_writes::RecordWrites::default(),

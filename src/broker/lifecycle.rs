@@ -37,7 +37,7 @@ impl Broker {
         let providers = self.restore_all().await;
         self.spawn_store_watch();
         let broker = self.clone();
-        self.inner.shared.spawn(async move {
+        self.inner.shared.tasks.spawn(async move {
             let shared = Arc::clone(&broker.inner.shared);
             let max_sleep = heartbeat
                 .as_ref()

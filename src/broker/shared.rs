@@ -25,12 +25,7 @@ pub struct Shared {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) events: broadcast::Sender<BrokerEvent>,
     pub(crate) scheduler: RefreshScheduler,
-    /// The broker's own tasks (refreshes, logins, store retries); start
-    /// them with [`Self::spawn`].
     pub(crate) tasks: TaskTracker,
-    /// The runtime the broker was built on, which runs its tasks (`None`
-    /// when it was built outside one: then the caller's).
-    pub(crate) runtime: Option<tokio::runtime::Handle>,
     pub(crate) shutdown: CancellationToken,
     pub(crate) owner_uid: u32,
     /// The order of each record's store writes.
@@ -42,21 +37,6 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// Starts one of the broker's own tasks, tracked, on the broker's
-    /// runtime: a request served by another event loop (the socket's extra
-    /// ones) must not leave a refresh or a login on that loop, which ends
-    /// with its connections.
-    pub(crate) fn spawn<F>(&self, task: F) -> tokio::task::JoinHandle<F::Output>
-    where
-        F: std::future::Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        match &self.runtime {
-            Some(runtime) => self.tasks.spawn_on(task, runtime),
-            None => self.tasks.spawn(task),
-        }
-    }
-
     pub(crate) fn emit(&self, event: BrokerEvent) {
         // No subscriber is fine: events are for whoever listens.
         let _ = self.events.send(event);

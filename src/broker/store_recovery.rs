@@ -27,7 +27,7 @@ impl Broker {
     /// Starts the store's retry loop (see the module documentation).
     pub(super) fn spawn_store_watch(&self) {
         let broker = self.clone();
-        self.inner.shared.spawn(async move {
+        self.inner.shared.tasks.spawn(async move {
             let shutdown = broker.inner.shared.shutdown.clone();
             tokio::select! {
                 () = broker.watch_store() => {}

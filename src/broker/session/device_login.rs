@@ -29,7 +29,7 @@ impl Session {
         let watch = login.watch(&self.name, clock);
         state.login = Some(login);
         let session = Arc::clone(self);
-        self.shared.spawn(async move {
+        self.shared.tasks.spawn(async move {
             session.run_login(tx, cancel).await;
         });
         watch

@@ -23,7 +23,7 @@ impl Session {
     ) -> watch::Receiver<RefreshResult> {
         let (tx, rx) = watch::channel(None);
         let session = Arc::clone(self);
-        self.shared.spawn(async move {
+        self.shared.tasks.spawn(async move {
             let result = session.run_refresh(&refresh_token, generation).await;
             let _ = tx.send(Some(result));
         });

@@ -47,7 +47,7 @@ impl Session {
     /// see `refresh_if_due`; during an outage the store's recovery saves).
     pub(super) fn spawn_store_retry(self: &Arc<Self>) {
         let session = Arc::clone(self);
-        self.shared.spawn(async move {
+        self.shared.tasks.spawn(async move {
             if let Ok(true) = session.save_if_dirty().await {
                 info!(provider = %session.name, event = "store_recovered", "session saved");
             }

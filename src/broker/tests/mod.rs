@@ -5,5 +5,4 @@
 mod restore_waits_for_store;
 mod status_pages;
 mod store_health;
-mod task_runtime;
 mod write_order;

@@ -14,7 +14,6 @@
 
 mod login;
 mod metrics;
-mod reactors;
 mod status;
 mod wire;
 mod writer;
@@ -32,7 +31,6 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
-use self::reactors::{Placement, Reactors};
 use self::writer::AnswerWriter;
 use super::lines::{Line, read_line};
 use crate::broker::{Broker, Caller, Freshness, TokenFingerprint};
@@ -181,7 +179,6 @@ pub async fn serve_with(
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let per_uid = PerUid::default();
-    let mut reactors = Reactors::for_this_machine();
     loop {
         // Wait for a free slot before accepting, so excess clients wait in
         // the backlog instead of costing a task each.
@@ -227,37 +224,13 @@ pub async fn serve_with(
                 continue;
             }
         };
-        match reactors.place() {
-            Placement::Main(open) => {
-                tasks.spawn(async move {
-                    if let Err(e) = serve_connection(stream, &broker, &shutdown, limits).await {
-                        debug!("connection ended: {e}");
-                    }
-                    drop((held, permit, open));
-                });
+        tasks.spawn(async move {
+            if let Err(e) = serve_connection(stream, &broker, &shutdown, limits).await {
+                debug!("connection ended: {e}");
             }
-            Placement::Extra(reactor, open) => {
-                // Registered again with the other loop's reactor, on it.
-                let stream = match stream.into_std() {
-                    Ok(stream) => stream,
-                    Err(e) => {
-                        debug!("connection dropped: cannot move it to another event loop: {e}");
-                        continue;
-                    }
-                };
-                let connection = tasks.track_future(async move {
-                    let served = match UnixStream::from_std(stream) {
-                        Ok(stream) => serve_connection(stream, &broker, &shutdown, limits).await,
-                        Err(e) => Err(e),
-                    };
-                    if let Err(e) = served {
-                        debug!("connection ended: {e}");
-                    }
-                    drop((held, permit, open));
-                });
-                reactors.spawn_on(&reactor, connection);
-            }
-        }
+            drop(held);
+            drop(permit);
+        });
     }
 }
 
