@@ -1,0 +1,137 @@
+//! Calls: a device login and a token over `busctl`, errors by name, and
+//! the README's Python example.
+
+use super::*;
+
+#[test]
+fn login_over_busctl_then_get_token() {
+    let setup = start(fast(), &["demo"]);
+    let mut monitor = setup.monitor();
+    let out = setup.busctl(&["Login", "s", "demo"]);
+    let fields = busctl_strings(&out);
+    let (user_code, uri, complete) = (&fields[0], &fields[1], &fields[2]);
+    assert_eq!(uri, setup.provider.verification_uri().as_str());
+    assert!(complete.contains(user_code.as_str()));
+    monitor.wait_for("org.tokend.Broker1.LoginPrompt ('demo'");
+    setup.provider.approve(user_code).unwrap();
+    let lines = monitor.wait_for_all(&[
+        "org.tokend.Broker1.LoginFinished",
+        "org.tokend.Broker1.TokenRefreshed",
+    ]);
+    let (finished, refreshed) = (&lines[0], &lines[1]);
+    assert!(finished.contains("('demo', true,"), "{finished}");
+    assert!(refreshed.contains("'demo'"), "{refreshed}");
+
+    let fields = busctl_strings(&setup.busctl(&["GetToken", "s", "demo"]));
+    assert!(
+        setup.provider.is_valid_access_token(&fields[0]),
+        "the provider refuses the token"
+    );
+    // Never a token in a signal.
+    assert!(!finished.contains(&fields[0]) && !refreshed.contains(&fields[0]));
+
+    let out = setup.gdbus(
+        "/org/tokend/Broker1",
+        "org.tokend.Broker1.ListProviders",
+        &[],
+    );
+    assert_eq!(text(&out.stdout).trim(), "(['demo', 'sync'],)");
+    let out = setup.gdbus(
+        "/org/tokend/Broker1",
+        "org.tokend.Broker1.Logout",
+        &["demo"],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = setup.gdbus(
+        "/org/tokend/Broker1",
+        "org.tokend.Broker1.GetToken",
+        &["demo"],
+    );
+    assert!(
+        text(&out.stderr).contains("org.tokend.Error.LoginRequired"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn errors_are_named_and_change_nothing() {
+    let setup = start(fast(), &["demo"]);
+    let long = "x".repeat(300);
+    for (args, error) in [
+        (
+            vec!["nope"],
+            "org.tokend.Error.UnknownProvider: no provider named `nope`",
+        ),
+        (vec![""], "org.tokend.Error.InvalidArgument"),
+        (vec![long.as_str()], "org.tokend.Error.InvalidArgument"),
+        (
+            vec!["demo"],
+            "org.tokend.Error.LoginRequired: provider `demo`: login required",
+        ),
+    ] {
+        let out = setup.gdbus("/org/tokend/Broker1", "org.tokend.Broker1.GetToken", &args);
+        assert!(!out.status.success());
+        assert!(
+            text(&out.stderr).contains(error),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+    let out = setup.gdbus(
+        "/org/tokend/Broker1",
+        "org.tokend.Broker1.GetTokenMinValid",
+        &["demo", "4000000000"],
+    );
+    assert!(
+        text(&out.stderr).contains("org.tokend.Error.InvalidArgument"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = setup.gdbus("/org/tokend/Broker1", "org.tokend.Broker1.Login", &["nope"]);
+    assert!(text(&out.stderr).contains("org.tokend.Error.UnknownProvider"));
+    // Nothing was started by the bad calls.
+    assert!(setup.provider.requests().is_empty());
+}
+
+#[test]
+fn the_python_example_gets_a_token() {
+    let python = "/usr/bin/python3";
+    let has_jeepney = std::process::Command::new(python)
+        .args(["-c", "import jeepney"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_jeepney {
+        eprintln!("SKIPPED the_python_example_gets_a_token: python3-jeepney is not installed");
+        return;
+    }
+    let setup = start(fast(), &["demo"]);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/dist/examples/get_token.py");
+    let out = setup
+        .bus
+        .command(python)
+        .args([script, "demo"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("org.tokend.Error.LoginRequired"),
+        "{}",
+        text(&out.stderr)
+    );
+    login(&setup.daemon, "demo", |code| {
+        setup.provider.approve(code).unwrap();
+    });
+    let out = setup
+        .bus
+        .command(python)
+        .args([script, "demo"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        setup
+            .provider
+            .is_valid_access_token(text(&out.stdout).trim())
+    );
+}
