@@ -2,7 +2,7 @@
 //! it stands for (wrong encodings, wrong key names, missing parameters,
 //! wrong authentication and too-fast polls are refused and recorded as
 //! violations) and reproduces its quirks. The RFC 8628 emulator's quirk
-//! modes are in `emulator_quirks.rs`.
+//! modes are in `quirks.rs`.
 //!
 //! No sleeps: where the protocol makes a client wait (a poll interval), the
 //! test advances the emulator's clock.
