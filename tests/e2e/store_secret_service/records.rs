@@ -2,6 +2,7 @@
 //! attributes, unreadable or duplicated, and removed.
 
 use super::*;
+use crate::support::file_store::walk;
 
 #[test]
 fn round_trip_save_load_list_delete() {
@@ -39,20 +40,6 @@ fn round_trip_save_load_list_delete() {
             );
         }
     }
-}
-
-/// Every file under `dir`.
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            files.extend(walk(&path));
-        } else {
-            files.push(path);
-        }
-    }
-    files
 }
 
 #[test]

@@ -15,6 +15,7 @@ use zbus::zvariant::{ObjectPath, OwnedObjectPath, OwnedValue, Value};
 use super::bus::{PrivateBus, find_program};
 use super::file_store::{Seeded, granted_records};
 use super::provider::Provider;
+use tokend::store::secret_service::{PROVIDER_ATTRIBUTE, SCHEMA};
 
 /// The password of the test keyring.
 pub const PASSWORD: &str = "tokend test password";
@@ -239,10 +240,10 @@ impl TestKeyring {
                     "tokend",
                     "username",
                     name,
-                    "tokend-provider",
+                    PROVIDER_ATTRIBUTE,
                     name,
                     "xdg:schema",
-                    "org.tokend.Session",
+                    SCHEMA,
                 ])
                 .stdin(Stdio::piped())
                 .stdout(Stdio::null())
