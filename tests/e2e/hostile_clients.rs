@@ -154,16 +154,28 @@ async fn an_idle_connection_is_closed() {
 
 #[tokio::test]
 async fn a_client_that_never_reads_is_cut_off_and_others_are_served() {
+    never_reads_its_answers_to(r#"{"op":"status"}"#).await;
+}
+
+/// As above with `token` requests, which a connection's own thread answers
+/// (its blocking writes time out the same way).
+#[tokio::test]
+async fn a_token_client_that_never_reads_is_cut_off_and_others_are_served() {
+    never_reads_its_answers_to(r#"{"op":"token","provider":"demo"}"#).await;
+}
+
+/// A client that sends `request` again and again and never reads.
+async fn never_reads_its_answers_to(request: &str) {
     let server = serve(short());
     let greedy = UnixStream::connect(&server.socket).await.unwrap();
     let (_unread, mut write) = greedy.into_split();
     // Far more answers than the socket buffers hold, never read: the
     // server's writes block, time out, and the connection is dropped, which
     // ends this writer with an error before it has written everything.
+    let requests = format!("{request}\n").repeat(1_000);
     let writer = tokio::spawn(async move {
-        let request = b"{\"op\":\"status\"}\n".repeat(1_000);
         for _ in 0..1_000 {
-            write.write_all(&request).await?;
+            write.write_all(requests.as_bytes()).await?;
         }
         Ok::<(), std::io::Error>(())
     });

@@ -292,3 +292,138 @@ pub(crate) fn group_name(gid: u32) -> String {
         })
         .expect("a group for the gid")
 }
+
+// ----- connections served on threads (src/ipc/socket/threaded.rs) --------
+
+const TOKEN_REQUEST: &str = "{\"op\":\"token\",\"provider\":\"demo\"}";
+
+/// The daemon's threads, from /proc.
+fn threads_of(daemon: &Daemon) -> usize {
+    std::fs::read_dir(format!("/proc/{}/task", daemon.pid()))
+        .unwrap()
+        .count()
+}
+
+/// A connection that asks for tokens has a thread of its own (up to the
+/// bound): with eight connections open and answered, the daemon runs at
+/// least eight threads beside its event loop.
+#[test]
+fn connections_asking_for_tokens_are_served_on_threads_of_their_own() {
+    let (provider, daemon) = one_provider();
+    let token = login(&daemon, "demo", |code| {
+        provider.approve(code).unwrap();
+    });
+    let mut conns: Vec<_> = (0..8).map(|_| Connection::open(&daemon)).collect();
+    for conn in &mut conns {
+        assert_eq!(conn.ask(TOKEN_REQUEST)["access_token"], token.as_str());
+    }
+    let threads = threads_of(&daemon);
+    assert!(threads > 8, "{threads} threads for 8 connections");
+}
+
+/// A thread answers token requests and hands anything else to the event
+/// loop with the bytes it has read: every request on the connection is
+/// answered, in order, whether it came alone or several in one write.
+#[test]
+fn other_requests_after_tokens_are_answered_in_order_on_the_same_connection() {
+    let (provider, daemon) = one_provider();
+    let token = login(&daemon, "demo", |code| {
+        provider.approve(code).unwrap();
+    });
+    let mut conn = Connection::open(&daemon);
+    assert_eq!(conn.ask(TOKEN_REQUEST)["access_token"], token.as_str());
+    assert_eq!(conn.ask("{\"op\":\"version\"}")["ok"], true);
+    assert_eq!(conn.ask(TOKEN_REQUEST)["access_token"], token.as_str());
+    let status = conn.ask("{\"op\":\"status\",\"provider\":\"demo\"}");
+    assert_eq!(status["providers"][0]["name"], "demo", "{status}");
+
+    // Pipelined: a token request, a bad line, a version request and two
+    // more token requests in one write, on a fresh connection.
+    let mut conn = Connection::open(&daemon);
+    conn.send(
+        format!(
+            "{TOKEN_REQUEST}\nnot json\n{{\"op\":\"version\"}}\n{TOKEN_REQUEST}\n{TOKEN_REQUEST}\n"
+        )
+        .as_bytes(),
+    );
+    assert_eq!(conn.answer()["access_token"], token.as_str());
+    assert_eq!(conn.answer()["error"]["code"], "bad_request");
+    assert!(conn.answer()["protocol"].is_number());
+    assert_eq!(conn.answer()["access_token"], token.as_str());
+    assert_eq!(conn.answer()["access_token"], token.as_str());
+    assert_eq!(provider.refresh_count(), 0);
+}
+
+/// A token request in pieces, or longer than a thread reads at a time
+/// (padding allowed by JSON), is answered all the same.
+#[test]
+fn token_requests_in_pieces_or_long_are_answered() {
+    let (provider, daemon) = one_provider();
+    let token = login(&daemon, "demo", |code| {
+        provider.approve(code).unwrap();
+    });
+    let mut conn = Connection::open(&daemon);
+    let (first, second) = TOKEN_REQUEST.split_at(10);
+    conn.send(first.as_bytes());
+    conn.writer.flush().unwrap();
+    conn.send(format!("{second}\n").as_bytes());
+    assert_eq!(conn.answer()["access_token"], token.as_str());
+    assert_eq!(conn.ask(TOKEN_REQUEST)["access_token"], token.as_str());
+
+    let padded = format!(
+        "{{\"op\":\"token\",{}\"provider\":\"demo\"}}",
+        " ".repeat(6000)
+    );
+    assert!(padded.len() < MAX_REQUEST_LINE);
+    let mut conn = Connection::open(&daemon);
+    assert_eq!(conn.ask(&padded)["access_token"], token.as_str());
+    assert_eq!(conn.ask(TOKEN_REQUEST)["access_token"], token.as_str());
+}
+
+/// More connections than may have threads: the rest are served by the
+/// event loop, and every one gets its tokens.
+#[test]
+fn connections_beyond_the_threads_are_served_by_the_event_loop() {
+    let (provider, daemon) = one_provider();
+    let token = login(&daemon, "demo", |code| {
+        provider.approve(code).unwrap();
+    });
+    let count = tokend::ipc::socket::MAX_THREADED_CONNECTIONS + 16;
+    let mut conns: Vec<_> = (0..count).map(|_| Connection::open(&daemon)).collect();
+    for round in 0..3 {
+        for conn in &mut conns {
+            conn.send(format!("{TOKEN_REQUEST}\n").as_bytes());
+        }
+        for (i, conn) in conns.iter_mut().enumerate() {
+            let answer = conn.answer();
+            assert_eq!(
+                answer["access_token"],
+                token.as_str(),
+                "round {round}, connection {i}: {answer}"
+            );
+        }
+    }
+}
+
+/// A daemon told to stop while clients hold connections on threads (idle,
+/// or just answered) ends cleanly, and each client reads the end of its
+/// stream.
+#[test]
+fn the_daemon_stops_cleanly_with_threaded_connections_open() {
+    let (provider, mut daemon) = one_provider();
+    let token = login(&daemon, "demo", |code| {
+        provider.approve(code).unwrap();
+    });
+    let idle: Vec<_> = (0..3).map(|_| Connection::open(&daemon)).collect();
+    let mut answered: Vec<_> = (0..3).map(|_| Connection::open(&daemon)).collect();
+    for conn in &mut answered {
+        assert_eq!(conn.ask(TOKEN_REQUEST)["access_token"], token.as_str());
+    }
+    let status = daemon.stop();
+    assert!(status.success(), "{status:?}");
+    for mut conn in idle.into_iter().chain(answered) {
+        let mut rest = String::new();
+        conn.reader.read_to_string(&mut rest).unwrap();
+        assert_eq!(rest, "");
+    }
+}

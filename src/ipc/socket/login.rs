@@ -3,8 +3,7 @@
 
 use std::io;
 
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::net::unix::OwnedReadHalf;
+use tokio::io::AsyncBufReadExt;
 use tracing::info;
 
 use super::wire::{error_body, login_prompt};
@@ -18,7 +17,7 @@ pub(super) async fn answer(
     caller: &Caller,
     broker: &Broker,
     write: &mut AnswerWriter,
-    reader: &mut BufReader<OwnedReadHalf>,
+    reader: &mut super::ConnectionReader,
 ) -> io::Result<()> {
     let done = |error: Option<&BrokerError>| LoginEvent::Done {
         provider: provider.clone(),

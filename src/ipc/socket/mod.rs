@@ -15,6 +15,7 @@
 mod login;
 mod metrics;
 mod status;
+mod threaded;
 mod wire;
 mod writer;
 
@@ -24,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -45,6 +46,8 @@ pub const MAX_CONNECTIONS: usize = 512;
 /// Connections one uid other than the daemon's own may hold at once, so
 /// that one local user cannot take every slot from the others.
 pub const MAX_CONNECTIONS_PER_UID: usize = 64;
+
+pub use threaded::MAX_THREADED_CONNECTIONS;
 
 /// A connection with no request for this long is closed.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
@@ -179,6 +182,9 @@ pub async fn serve_with(
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let per_uid = PerUid::default();
+    let threaded = Arc::new(threaded::ThreadedConnections::default());
+    // However the loop ends, threads blocked in reads are woken.
+    let _close_threads = CloseOnDrop(Arc::clone(&threaded));
     loop {
         // Wait for a free slot before accepting, so excess clients wait in
         // the backlog instead of costing a task each.
@@ -198,7 +204,6 @@ pub async fn serve_with(
             },
             () = shutdown.cancelled() => return,
         };
-        let (broker, shutdown) = (broker.clone(), shutdown.clone());
         let held = match per_uid.hold(&stream, limits.max_connections_per_uid) {
             Ok(held) => held,
             Err(uid) => {
@@ -224,14 +229,57 @@ pub async fn serve_with(
                 continue;
             }
         };
-        tasks.spawn(async move {
-            if let Err(e) = serve_connection(stream, &broker, &shutdown, limits).await {
+        let connection = match Connection::accepted(&stream, &broker, &shutdown, limits) {
+            Ok(connection) => Arc::new(connection),
+            Err(e) => {
                 debug!("connection ended: {e}");
+                continue;
             }
-            drop(held);
-            drop(permit);
+        };
+        // Held for the connection's life, wherever it is served.
+        let held = (held, permit);
+        let Some(slot) = threaded.take(&stream) else {
+            tasks.spawn(serve_on_loop(stream, connection, Vec::new(), held));
+            continue;
+        };
+        let stream = match stream.into_std() {
+            Ok(stream) => stream,
+            Err(e) => {
+                debug!("connection ended: {e}");
+                continue;
+            }
+        };
+        let (runtime, tasks_later) = (tokio::runtime::Handle::current(), tasks.clone());
+        tasks.spawn_blocking(move || {
+            let on_loop = Arc::clone(&connection);
+            let hand_over = threaded::HandOver {
+                runtime,
+                serve: Box::new(move |stream, rest| {
+                    tasks_later.spawn(serve_on_loop(stream, on_loop, rest, held));
+                }),
+            };
+            threaded::serve(stream, &connection, hand_over);
+            drop(slot);
         });
     }
+}
+
+/// Wakes every threaded connection when the accept loop ends.
+struct CloseOnDrop(Arc<threaded::ThreadedConnections>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        self.0.close_all();
+    }
+}
+
+/// Serves `stream` on the event loop until it ends, then lets go of what
+/// the connection `held` (its slot and its uid's count).
+async fn serve_on_loop<H>(stream: UnixStream, connection: Arc<Connection>, read: Vec<u8>, held: H) {
+    if let Err(e) = serve_connection(stream, &connection, read).await {
+        debug!("connection ended: {e}");
+    }
+    drop(held);
 }
 
 /// Open connections per uid, for [`Limits::max_connections_per_uid`]. The
@@ -289,32 +337,72 @@ impl Drop for HeldConnection {
     }
 }
 
+/// Who is at the other end of a connection and what serves it: what the
+/// event loop and a connection's thread both need.
+pub(super) struct Connection {
+    broker: Broker,
+    caller: Caller,
+    shutdown: CancellationToken,
+    limits: Limits,
+}
+
+impl Connection {
+    /// The caller of a just-accepted `stream`, by `SO_PEERCRED`.
+    fn accepted(
+        stream: &UnixStream,
+        broker: &Broker,
+        shutdown: &CancellationToken,
+        limits: Limits,
+    ) -> io::Result<Self> {
+        let cred = stream.peer_cred()?;
+        // Read only when some provider grants units: it costs a pidfd and
+        // three small reads of /proc per connection.
+        let unit = broker.grants_units().then(|| {
+            let result = super::caller_unit::of_socket_peer(stream, cred.uid(), cred.pid());
+            super::caller_unit::logged(result, cred.uid(), cred.pid())
+        });
+        let caller = Caller {
+            uid: cred.uid(),
+            groups: std::sync::Arc::from([cred.gid()]),
+            pid: cred.pid(),
+            unit: unit.flatten(),
+        };
+        Ok(Self {
+            broker: broker.clone(),
+            caller,
+            shutdown: shutdown.clone(),
+            limits,
+        })
+    }
+}
+
+/// The reading half of a connection on the event loop: first the bytes a
+/// thread read and did not answer, then the socket.
+type ConnectionReader =
+    BufReader<tokio::io::Chain<std::io::Cursor<Vec<u8>>, tokio::net::unix::OwnedReadHalf>>;
+
+/// Serves requests on the event loop; `read` holds bytes already read from
+/// the stream (by a thread that handed the connection over), answered first.
 async fn serve_connection(
     stream: UnixStream,
-    broker: &Broker,
-    shutdown: &CancellationToken,
-    limits: Limits,
+    connection: &Connection,
+    read: Vec<u8>,
 ) -> io::Result<()> {
-    let cred = stream.peer_cred()?;
-    // Read only when some provider grants units: it costs a pidfd and
-    // three small reads of /proc per connection.
-    let unit = broker.grants_units().then(|| {
-        let result = super::caller_unit::of_socket_peer(&stream, cred.uid(), cred.pid());
-        super::caller_unit::logged(result, cred.uid(), cred.pid())
-    });
-    let caller = Caller {
-        uid: cred.uid(),
-        groups: std::sync::Arc::from([cred.gid()]),
-        pid: cred.pid(),
-        unit: unit.flatten(),
-    };
-    let (read, half) = stream.into_split();
+    let Connection {
+        broker,
+        caller,
+        shutdown,
+        limits,
+    } = connection;
+    let limits = *limits;
+    let (read_half, half) = stream.into_split();
     let mut write = AnswerWriter {
         half,
         timeout: limits.write_timeout,
         error: None,
     };
-    let mut reader = BufReader::with_capacity(4096, read);
+    let read = std::io::Cursor::new(read).chain(read_half);
+    let mut reader: ConnectionReader = BufReader::with_capacity(4096, read);
     // One shutdown waiter and one timer for the connection's whole life,
     // re-armed per request: registering fresh ones for every request costs
     // more than the request itself on a cached token.
@@ -384,7 +472,7 @@ async fn serve_connection(
         };
         let op = metrics::op_name(&request);
         write.error = None;
-        let handled = handle(request, &caller, broker, &mut write, &mut reader).await;
+        let handled = handle(request, caller, broker, &mut write, &mut reader).await;
         // Counted once the answer is written (or could not be): the
         // outcome is the error code the answer carried, if any.
         broker
@@ -400,7 +488,7 @@ async fn handle(
     caller: &Caller,
     broker: &Broker,
     write: &mut AnswerWriter,
-    reader: &mut BufReader<tokio::net::unix::OwnedReadHalf>,
+    reader: &mut ConnectionReader,
 ) -> io::Result<()> {
     match request {
         Request::Token {
@@ -408,14 +496,7 @@ async fn handle(
             min_valid,
             refused,
         } => {
-            // No min_valid: the daemon's own idea of fresh (see Freshness).
-            let want = match (min_valid, refused) {
-                (Some(secs), _) => Freshness::AtLeast(Duration::from_secs(secs)),
-                (None, Some(refused)) => {
-                    Freshness::Replacing(TokenFingerprint::of(refused.expose()))
-                }
-                (None, None) => Freshness::Default,
-            };
+            let want = freshness(min_valid, refused);
             let answer = match broker.token(caller, &provider, want).await {
                 Ok(token) => {
                     debug!(provider = %provider, uid = caller.uid, "token handed out");
@@ -444,5 +525,15 @@ async fn handle(
         }
         Request::Login { provider } => login::answer(provider, caller, broker, write, reader).await,
         Request::Metrics => metrics::answer(caller, broker, write).await,
+    }
+}
+
+/// What a `token` request asks for. No `min_valid`: the daemon's own idea
+/// of fresh (see [`Freshness`]).
+fn freshness(min_valid: Option<u64>, refused: Option<crate::secret::Secret>) -> Freshness {
+    match (min_valid, refused) {
+        (Some(secs), _) => Freshness::AtLeast(Duration::from_secs(secs)),
+        (None, Some(refused)) => Freshness::Replacing(TokenFingerprint::of(refused.expose())),
+        (None, None) => Freshness::Default,
     }
 }
