@@ -154,21 +154,33 @@ async fn an_idle_connection_is_closed() {
 
 #[tokio::test]
 async fn a_client_that_never_reads_is_cut_off_and_others_are_served() {
-    never_reads_its_answers_to(r#"{"op":"status"}"#).await;
+    never_reads_its_answers_to(r#"{"op":"status"}"#, 0).await;
 }
 
-/// As above with `token` requests, which a connection's own thread answers
-/// (its blocking writes time out the same way).
+/// As above with `token` requests on a connection that has moved to a
+/// thread of its own (its blocking writes time out the same way).
 #[tokio::test]
 async fn a_token_client_that_never_reads_is_cut_off_and_others_are_served() {
-    never_reads_its_answers_to(r#"{"op":"token","provider":"demo"}"#).await;
+    never_reads_its_answers_to(r#"{"op":"token","provider":"demo"}"#, 3).await;
 }
 
-/// A client that sends `request` again and again and never reads.
-async fn never_reads_its_answers_to(request: &str) {
+/// A client that asks `request` `read_first` times reading the answers,
+/// then sends it again and again and never reads.
+async fn never_reads_its_answers_to(request: &str, read_first: usize) {
     let server = serve(short());
     let greedy = UnixStream::connect(&server.socket).await.unwrap();
-    let (_unread, mut write) = greedy.into_split();
+    let (read, mut write) = greedy.into_split();
+    let mut read = tokio::io::BufReader::new(read);
+    for _ in 0..read_first {
+        write
+            .write_all(format!("{request}\n").as_bytes())
+            .await
+            .unwrap();
+        let mut line = String::new();
+        read.read_line(&mut line).await.unwrap();
+        assert!(line.starts_with('{'), "{line}");
+    }
+    let _unread = read;
     // Far more answers than the socket buffers hold, never read: the
     // server's writes block, time out, and the connection is dropped, which
     // ends this writer with an error before it has written everything.

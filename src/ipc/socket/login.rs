@@ -17,7 +17,7 @@ pub(super) async fn answer(
     caller: &Caller,
     broker: &Broker,
     write: &mut AnswerWriter,
-    reader: &mut super::ConnectionReader,
+    reader: &mut super::connection::ConnectionReader,
 ) -> io::Result<()> {
     let done = |error: Option<&BrokerError>| LoginEvent::Done {
         provider: provider.clone(),

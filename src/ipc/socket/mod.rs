@@ -12,6 +12,7 @@
 //! size (`status` of 10,000 providers) is written a page at a time, never
 //! built whole.
 
+mod connection;
 mod login;
 mod metrics;
 mod status;
@@ -25,20 +26,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
+use self::connection::{Connection, Serving, serve_on_loop};
 use self::writer::AnswerWriter;
-use super::lines::{Line, read_line};
-use crate::broker::{Broker, Caller, Freshness, TokenFingerprint};
-use crate::protocol::{
-    Answer, ErrorCode, LogoutAnswer, MAX_REQUEST_LINE, PROTOCOL_VERSION, Request, VersionAnswer,
-    parse_request,
-};
+use crate::broker::Broker;
+use crate::protocol::ErrorCode;
 
 /// Connections served at once; more wait in the kernel's backlog.
 pub const MAX_CONNECTIONS: usize = 512;
@@ -184,7 +181,11 @@ pub async fn serve_with(
     let per_uid = PerUid::default();
     let threaded = Arc::new(threaded::ThreadedConnections::default());
     // However the loop ends, threads blocked in reads are woken.
-    let _close_threads = CloseOnDrop(Arc::clone(&threaded));
+    let _close_threads = CloseOnDrop {
+        threaded: Arc::clone(&threaded),
+        close_idle: tokio::spawn(Arc::clone(&threaded).close_idle(limits.idle_timeout))
+            .abort_handle(),
+    };
     loop {
         // Wait for a free slot before accepting, so excess clients wait in
         // the backlog instead of costing a task each.
@@ -229,57 +230,40 @@ pub async fn serve_with(
                 continue;
             }
         };
-        let connection = match Connection::accepted(&stream, &broker, &shutdown, limits) {
+        let serving = Serving {
+            broker: broker.clone(),
+            shutdown: shutdown.clone(),
+            limits,
+            threaded: Arc::clone(&threaded),
+            tasks: tasks.clone(),
+        };
+        let connection = match Connection::accepted(&stream, serving) {
             Ok(connection) => Arc::new(connection),
             Err(e) => {
                 debug!("connection ended: {e}");
                 continue;
             }
         };
-        // Held for the connection's life, wherever it is served.
+        // Held for the connection's life, wherever it is served. Every
+        // connection starts on the event loop: one that asks for tokens
+        // again and again moves to a thread of its own (see threaded.rs).
         let held = (held, permit);
-        let Some(slot) = threaded.take(&stream) else {
-            tasks.spawn(serve_on_loop(stream, connection, Vec::new(), held));
-            continue;
-        };
-        let stream = match stream.into_std() {
-            Ok(stream) => stream,
-            Err(e) => {
-                debug!("connection ended: {e}");
-                continue;
-            }
-        };
-        let (runtime, tasks_later) = (tokio::runtime::Handle::current(), tasks.clone());
-        tasks.spawn_blocking(move || {
-            let on_loop = Arc::clone(&connection);
-            let hand_over = threaded::HandOver {
-                runtime,
-                serve: Box::new(move |stream, rest| {
-                    tasks_later.spawn(serve_on_loop(stream, on_loop, rest, held));
-                }),
-            };
-            threaded::serve(stream, &connection, hand_over);
-            drop(slot);
-        });
+        tasks.spawn(serve_on_loop(stream, connection, Vec::new(), held, true));
     }
 }
 
-/// Wakes every threaded connection when the accept loop ends.
-struct CloseOnDrop(Arc<threaded::ThreadedConnections>);
+/// Wakes every threaded connection when the accept loop ends, and ends
+/// the task that closes the idle ones.
+struct CloseOnDrop {
+    threaded: Arc<threaded::ThreadedConnections>,
+    close_idle: tokio::task::AbortHandle,
+}
 
 impl Drop for CloseOnDrop {
     fn drop(&mut self) {
-        self.0.close_all();
+        self.close_idle.abort();
+        self.threaded.close_all();
     }
-}
-
-/// Serves `stream` on the event loop until it ends, then lets go of what
-/// the connection `held` (its slot and its uid's count).
-async fn serve_on_loop<H>(stream: UnixStream, connection: Arc<Connection>, read: Vec<u8>, held: H) {
-    if let Err(e) = serve_connection(stream, &connection, read).await {
-        debug!("connection ended: {e}");
-    }
-    drop(held);
 }
 
 /// Open connections per uid, for [`Limits::max_connections_per_uid`]. The
@@ -334,206 +318,5 @@ impl Drop for HeldConnection {
                 }
             }
         }
-    }
-}
-
-/// Who is at the other end of a connection and what serves it: what the
-/// event loop and a connection's thread both need.
-pub(super) struct Connection {
-    broker: Broker,
-    caller: Caller,
-    shutdown: CancellationToken,
-    limits: Limits,
-}
-
-impl Connection {
-    /// The caller of a just-accepted `stream`, by `SO_PEERCRED`.
-    fn accepted(
-        stream: &UnixStream,
-        broker: &Broker,
-        shutdown: &CancellationToken,
-        limits: Limits,
-    ) -> io::Result<Self> {
-        let cred = stream.peer_cred()?;
-        // Read only when some provider grants units: it costs a pidfd and
-        // three small reads of /proc per connection.
-        let unit = broker.grants_units().then(|| {
-            let result = super::caller_unit::of_socket_peer(stream, cred.uid(), cred.pid());
-            super::caller_unit::logged(result, cred.uid(), cred.pid())
-        });
-        let caller = Caller {
-            uid: cred.uid(),
-            groups: std::sync::Arc::from([cred.gid()]),
-            pid: cred.pid(),
-            unit: unit.flatten(),
-        };
-        Ok(Self {
-            broker: broker.clone(),
-            caller,
-            shutdown: shutdown.clone(),
-            limits,
-        })
-    }
-}
-
-/// The reading half of a connection on the event loop: first the bytes a
-/// thread read and did not answer, then the socket.
-type ConnectionReader =
-    BufReader<tokio::io::Chain<std::io::Cursor<Vec<u8>>, tokio::net::unix::OwnedReadHalf>>;
-
-/// Serves requests on the event loop; `read` holds bytes already read from
-/// the stream (by a thread that handed the connection over), answered first.
-async fn serve_connection(
-    stream: UnixStream,
-    connection: &Connection,
-    read: Vec<u8>,
-) -> io::Result<()> {
-    let Connection {
-        broker,
-        caller,
-        shutdown,
-        limits,
-    } = connection;
-    let limits = *limits;
-    let (read_half, half) = stream.into_split();
-    let mut write = AnswerWriter {
-        half,
-        timeout: limits.write_timeout,
-        error: None,
-    };
-    let read = std::io::Cursor::new(read).chain(read_half);
-    let mut reader: ConnectionReader = BufReader::with_capacity(4096, read);
-    // One shutdown waiter and one timer for the connection's whole life,
-    // re-armed per request: registering fresh ones for every request costs
-    // more than the request itself on a cached token.
-    let shutdown = shutdown.cancelled();
-    tokio::pin!(shutdown);
-    let deadline = tokio::time::sleep(limits.idle_timeout);
-    tokio::pin!(deadline);
-    loop {
-        // Wait for the first byte of the next request (idle timeout), then
-        // for the rest of the line (request timeout).
-        deadline
-            .as_mut()
-            .reset(tokio::time::Instant::now() + limits.idle_timeout);
-        let ready = tokio::select! {
-            biased;
-            r = reader.fill_buf() => r,
-            () = &mut deadline => return Ok(()),
-            () = &mut shutdown => return Ok(()),
-        };
-        match ready {
-            // The client closed the connection.
-            Ok([]) => return Ok(()),
-            Ok(_) => {}
-            Err(e) => return Err(e),
-        }
-        deadline
-            .as_mut()
-            .reset(tokio::time::Instant::now() + limits.request_timeout);
-        let line = tokio::select! {
-            biased;
-            line = read_line(&mut reader, MAX_REQUEST_LINE) => line,
-            () = &mut deadline => {
-                broker.metrics().socket.count("invalid", Some(ErrorCode::BadRequest.as_str()));
-                write.send_error(ErrorCode::BadRequest, "request line not completed in time").await?;
-                return Ok(());
-            }
-        };
-        let line = line?;
-        let request = match line {
-            Line::Eof => return Ok(()),
-            Line::TooLong => {
-                broker
-                    .metrics()
-                    .socket
-                    .count("invalid", Some(ErrorCode::RequestTooLarge.as_str()));
-                write
-                    .send_error(
-                        ErrorCode::RequestTooLarge,
-                        &format!(
-                            "request line longer than {MAX_REQUEST_LINE} bytes (or cut short)"
-                        ),
-                    )
-                    .await?;
-                continue;
-            }
-            Line::Complete(bytes) => match parse_request(&bytes) {
-                Ok(request) => request,
-                Err(message) => {
-                    broker
-                        .metrics()
-                        .socket
-                        .count("invalid", Some(ErrorCode::BadRequest.as_str()));
-                    write.send_error(ErrorCode::BadRequest, &message).await?;
-                    continue;
-                }
-            },
-        };
-        let op = metrics::op_name(&request);
-        write.error = None;
-        let handled = handle(request, caller, broker, &mut write, &mut reader).await;
-        // Counted once the answer is written (or could not be): the
-        // outcome is the error code the answer carried, if any.
-        broker
-            .metrics()
-            .socket
-            .count(op, write.error.map(ErrorCode::as_str));
-        handled?;
-    }
-}
-
-async fn handle(
-    request: Request,
-    caller: &Caller,
-    broker: &Broker,
-    write: &mut AnswerWriter,
-    reader: &mut ConnectionReader,
-) -> io::Result<()> {
-    match request {
-        Request::Token {
-            provider,
-            min_valid,
-            refused,
-        } => {
-            let want = freshness(min_valid, refused);
-            let answer = match broker.token(caller, &provider, want).await {
-                Ok(token) => {
-                    debug!(provider = %provider, uid = caller.uid, "token handed out");
-                    Answer::success(wire::token_answer(&token))
-                }
-                Err(e) => write.failure(&e),
-            };
-            write.send(&answer).await
-        }
-        Request::Status { provider, stream } => {
-            status::answer(provider.as_deref(), stream, caller, broker, write).await
-        }
-        Request::Logout { provider } => {
-            let answer = match broker.logout(caller, &provider).await {
-                Ok(()) => Answer::success(LogoutAnswer { provider }),
-                Err(e) => write.failure(&e),
-            };
-            write.send(&answer).await
-        }
-        Request::Version => {
-            let answer = Answer::success(VersionAnswer {
-                protocol: PROTOCOL_VERSION,
-                daemon_version: env!("CARGO_PKG_VERSION").to_owned(),
-            });
-            write.send(&answer).await
-        }
-        Request::Login { provider } => login::answer(provider, caller, broker, write, reader).await,
-        Request::Metrics => metrics::answer(caller, broker, write).await,
-    }
-}
-
-/// What a `token` request asks for. No `min_valid`: the daemon's own idea
-/// of fresh (see [`Freshness`]).
-fn freshness(min_valid: Option<u64>, refused: Option<crate::secret::Secret>) -> Freshness {
-    match (min_valid, refused) {
-        (Some(secs), _) => Freshness::AtLeast(Duration::from_secs(secs)),
-        (None, Some(refused)) => Freshness::Replacing(TokenFingerprint::of(refused.expose())),
-        (None, None) => Freshness::Default,
     }
 }

@@ -13,10 +13,11 @@
 //! other request, a request split across reads, or a line longer than the
 //! thread's buffer hands the connection (with the bytes not yet answered)
 //! to the event loop, which serves it from then on with every bound and op
-//! of [`super::serve_connection`]. The bounds hold here too: the idle and
-//! write timeouts are the socket's own (`SO_RCVTIMEO`, `SO_SNDTIMEO`), and
-//! at most [`MAX_THREADED_CONNECTIONS`] connections have a thread; the rest
-//! are served by the event loop as before.
+//! of [`super::serve_connection`]. The bounds hold here too: the write
+//! timeout is the socket's own (`SO_SNDTIMEO`), an idle connection is
+//! closed by [`ThreadedConnections::close_idle`], and at most
+//! [`MAX_THREADED_CONNECTIONS`] connections have a thread; the rest are
+//! served by the event loop as before.
 //!
 //! Threads come from tokio's blocking pool, so a client that connects once
 //! per call (`tokenctl`) reuses an idle one instead of starting a thread;
@@ -27,14 +28,17 @@ use std::io::{self, Read, Write};
 use std::net::Shutdown;
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use tokio::runtime::Handle;
+use tokio::sync::Notify;
 use tracing::debug;
 use zeroize::Zeroizing;
 
-use super::wire::{error_body, error_code, token_answer};
-use super::{Connection, freshness};
+use super::connection::{Connection, freshness};
+use super::wire::{error_body, error_code, token_answer_line};
 use crate::protocol::{Answer, Request, parse_request};
 
 /// Connections that may have a thread at once; more are served by the
@@ -46,18 +50,36 @@ pub const MAX_THREADED_CONNECTIONS: usize = 32;
 /// handed to the event loop (a `token` request is far shorter).
 const READ_BUFFER: usize = 4096;
 
-/// The connections served on threads, so that a stopping daemon can wake
-/// each one from its blocking read.
-#[derive(Debug, Default)]
+/// The connections served on threads, so that the daemon can wake each
+/// one from its blocking read: when it stops, and when the connection has
+/// been idle for the idle timeout.
+#[derive(Debug)]
 pub(super) struct ThreadedConnections {
     open: Mutex<Open>,
+    /// What [`ThreadSlot::touch`] counts from.
+    since: Instant,
+    /// Told when the first connection of a quiet spell is taken, so that
+    /// [`close_idle`](Self::close_idle) sleeps without a timer while there
+    /// is none.
+    first_taken: Notify,
+}
+
+impl Default for ThreadedConnections {
+    fn default() -> Self {
+        Self {
+            open: Mutex::default(),
+            since: Instant::now(),
+            first_taken: Notify::new(),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
 struct Open {
     next: u64,
-    /// A second handle on each connection's socket, for `shutdown(2)`.
-    streams: HashMap<u64, UnixStream>,
+    /// Each connection: a second handle on its socket, for `shutdown(2)`,
+    /// and when it last read.
+    streams: HashMap<u64, (UnixStream, Arc<AtomicU64>)>,
     /// Set by [`ThreadedConnections::close_all`]: no more are taken.
     closed: bool,
 }
@@ -66,6 +88,20 @@ struct Open {
 pub(super) struct ThreadSlot {
     connections: Arc<ThreadedConnections>,
     id: u64,
+    /// Milliseconds from `connections.since` to the last read.
+    last_read: Arc<AtomicU64>,
+}
+
+impl ThreadSlot {
+    /// Notes that the connection has just read bytes (it is not idle).
+    fn touch(&self) {
+        self.last_read
+            .store(millis(self.connections.since.elapsed()), Ordering::Relaxed);
+    }
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 impl ThreadedConnections {
@@ -79,10 +115,15 @@ impl ThreadedConnections {
         let handle = UnixStream::from(stream.as_fd().try_clone_to_owned().ok()?);
         let id = open.next;
         open.next += 1;
-        open.streams.insert(id, handle);
+        let last_read = Arc::new(AtomicU64::new(millis(self.since.elapsed())));
+        if open.streams.is_empty() {
+            self.first_taken.notify_one();
+        }
+        open.streams.insert(id, (handle, Arc::clone(&last_read)));
         Some(ThreadSlot {
             connections: Arc::clone(self),
             id,
+            last_read,
         })
     }
 
@@ -92,8 +133,42 @@ impl ThreadedConnections {
     pub(super) fn close_all(&self) {
         let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
         open.closed = true;
-        for stream in open.streams.values() {
+        for (stream, _) in open.streams.values() {
             let _ = stream.shutdown(Shutdown::Read);
+        }
+    }
+
+    /// Closes each threaded connection that has read nothing for `idle`,
+    /// as the event loop does its own; runs until the daemon stops.
+    ///
+    /// Why not `SO_RCVTIMEO` on each socket: the kernel then arms and
+    /// cancels a timer for every blocking read, which costs a few percent
+    /// of the throughput with many clients. Here one task sleeps until the
+    /// earliest a connection could turn idle (a connection's reads only
+    /// move it later), and while no connection has a thread it sleeps with
+    /// no timer at all.
+    pub(super) async fn close_idle(self: Arc<Self>, idle: Duration) {
+        loop {
+            let earliest = {
+                let open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+                open.streams
+                    .values()
+                    .map(|(_, last)| last.load(Ordering::Relaxed))
+                    .min()
+            };
+            let Some(earliest) = earliest else {
+                self.first_taken.notified().await;
+                continue;
+            };
+            let at = self.since + Duration::from_millis(earliest) + idle;
+            tokio::time::sleep_until(at.into()).await;
+            let now = millis(self.since.elapsed());
+            let open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+            for (stream, last) in open.streams.values() {
+                if now.saturating_sub(last.load(Ordering::Relaxed)) >= millis(idle) {
+                    let _ = stream.shutdown(Shutdown::Read);
+                }
+            }
         }
     }
 }
@@ -109,44 +184,46 @@ impl Drop for ThreadSlot {
     }
 }
 
-/// What a thread needs to hand its connection to the event loop.
-pub(super) struct HandOver {
-    pub(super) runtime: Handle,
-    /// Serves the connection on the event loop, given the bytes read and
-    /// not yet answered.
-    pub(super) serve: Box<dyn FnOnce(tokio::net::UnixStream, Vec<u8>) + Send>,
-}
-
 /// Serves `connection` on the calling (blocking) thread until the client
-/// closes it, goes idle, or sends what only the event loop answers.
-pub(super) fn serve(mut stream: UnixStream, connection: &Connection, hand_over: HandOver) {
-    let limits = connection.limits;
+/// closes it or goes idle, or sends what only the event loop answers: then
+/// the stream and the bytes read and not answered, for the event loop.
+pub(super) fn serve(
+    mut stream: UnixStream,
+    slot: &ThreadSlot,
+    connection: &Connection,
+    runtime: &Handle,
+) -> Option<(tokio::net::UnixStream, Vec<u8>)> {
+    let limits = connection.serving.limits;
     if let Err(e) = stream
         .set_nonblocking(false)
-        .and_then(|()| stream.set_read_timeout(Some(limits.idle_timeout)))
         .and_then(|()| stream.set_write_timeout(Some(limits.write_timeout)))
     {
         debug!("connection ended: {e}");
-        return;
+        return None;
     }
+    // In the runtime's context, so that what a request starts (a refresh)
+    // is spawned on it.
+    let _context = runtime.enter();
     // Zeroed when dropped: a request may name a token (`refused`).
     let mut buffer = Zeroizing::new([0u8; READ_BUFFER]);
     loop {
         let filled = match stream.read(&mut buffer[..]) {
-            // The client closed the connection (or the daemon stops).
-            Ok(0) => return,
-            Ok(n) => n,
-            // Idle for the whole idle timeout (EAGAIN from SO_RCVTIMEO).
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+            // The client closed the connection, or the daemon stops, or
+            // the connection was idle (ThreadedConnections::close_idle).
+            Ok(0) => return None,
+            Ok(n) => {
+                slot.touch();
+                n
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => {
                 debug!("connection ended: {e}");
-                return;
+                return None;
             }
         };
         let mut start = 0;
         while let Some(end) = buffer[start..filled].iter().position(|&b| b == b'\n') {
-            let line = &buffer[start..start + end + 1];
+            let line = &buffer[start..=start + end];
             let Ok(Request::Token {
                 provider,
                 min_valid,
@@ -157,15 +234,13 @@ pub(super) fn serve(mut stream: UnixStream, connection: &Connection, hand_over: 
             };
             start += end + 1;
             let want = freshness(min_valid, refused);
-            let broker = &connection.broker;
+            let broker = &connection.serving.broker;
             let result =
-                hand_over
-                    .runtime
-                    .block_on(broker.token(&connection.caller, &provider, want));
+                answer_now_or_wait(runtime, broker.token(&connection.caller, &provider, want));
             let (answer, error) = match result {
                 Ok(token) => {
                     debug!(provider = %provider, uid = connection.caller.uid, "token handed out");
-                    (to_line(&Answer::success(token_answer(&token))), None)
+                    (token_answer_line(&token), None)
                 }
                 Err(e) => {
                     let body = error_body(&e);
@@ -181,26 +256,42 @@ pub(super) fn serve(mut stream: UnixStream, connection: &Connection, hand_over: 
             broker
                 .metrics()
                 .socket
-                .count("token", error.map(|code| code.as_str()));
+                .count("token", error.map(crate::protocol::ErrorCode::as_str));
             if let Err(e) = written {
                 debug!("connection ended: {e}");
-                return;
+                return None;
             }
         }
         if start < filled {
             // Not a token request, or not a whole line: the event loop
             // takes the connection with the bytes left.
             let rest = buffer[start..filled].to_vec();
-            let _runtime = hand_over.runtime.enter();
             let converted = stream
                 .set_nonblocking(true)
                 .and_then(|()| tokio::net::UnixStream::from_std(stream));
-            match converted {
-                Ok(stream) => (hand_over.serve)(stream, rest),
-                Err(e) => debug!("connection ended: {e}"),
-            }
-            return;
+            return match converted {
+                Ok(stream) => Some((stream, rest)),
+                Err(e) => {
+                    debug!("connection ended: {e}");
+                    None
+                }
+            };
         }
+    }
+}
+
+/// The outcome of `future`: polled once on this thread, which is all a
+/// cached token takes, else waited for with the runtime driving what it
+/// waits on (a refresh). Not [`Handle::block_on`] at once: each call of it
+/// takes a lock the runtime shares between threads (its seed of random
+/// numbers), which every connection's thread would contend for.
+fn answer_now_or_wait<F: Future>(runtime: &Handle, future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+    match future.as_mut().poll(&mut context) {
+        std::task::Poll::Ready(output) => output,
+        // Polled again by block_on with a waker that wakes this thread.
+        std::task::Poll::Pending => runtime.block_on(future),
     }
 }
 

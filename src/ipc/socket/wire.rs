@@ -10,9 +10,7 @@ use crate::broker::clock::unix_secs;
 use crate::broker::{
     AccessToken, BrokerError, DevicePrompt, ErrorKind, SessionReport, StoreReport,
 };
-use crate::protocol::{
-    ErrorBody, ErrorCode, LoginPrompt, ProviderStatus, StoreStatus, TokenAnswer,
-};
+use crate::protocol::{ErrorBody, ErrorCode, LoginPrompt, ProviderStatus, StoreStatus};
 
 /// The protocol's code for a kind of broker failure.
 pub(crate) fn error_code(kind: ErrorKind) -> ErrorCode {
@@ -38,13 +36,45 @@ pub(crate) fn error_body(error: &BrokerError) -> ErrorBody {
     }
 }
 
-/// The `token` answer carrying `token`.
-pub(crate) fn token_answer(token: &AccessToken) -> TokenAnswer {
+/// The `token` answer carrying `token`: the shape
+/// [`token_answer_line`] writes, which the tests hold it to.
+#[cfg(test)]
+pub(crate) fn token_answer(token: &AccessToken) -> crate::protocol::TokenAnswer {
+    use crate::protocol::TokenAnswer;
     TokenAnswer {
         access_token: token.secret.clone(),
         token_type: token.token_type.clone(),
         expires_at: token.expires_at.map(unix_secs),
     }
+}
+
+/// The whole `token` answer line for `token`, newline included: the bytes
+/// `Answer::success(token_answer(token))` serializes to, written from
+/// borrowed fields (no copy of the token to zero later but the line).
+/// Zeroed when dropped.
+pub(crate) fn token_answer_line(token: &AccessToken) -> zeroize::Zeroizing<Vec<u8>> {
+    /// [`crate::protocol::Answer`] around a [`TokenAnswer`], borrowed.
+    #[derive(serde::Serialize)]
+    struct Line<'a> {
+        ok: bool,
+        access_token: &'a str,
+        token_type: &'a str,
+        expires_at: Option<i64>,
+    }
+    let line = Line {
+        ok: true,
+        access_token: token.secret.expose(),
+        token_type: &token.token_type,
+        expires_at: token.expires_at.map(unix_secs),
+    };
+    // Room for the fields around the token, so the line is never moved
+    // (a move would leave a copy of the token behind, unzeroed).
+    let capacity = token.secret.expose().len() + token.token_type.len() + 96;
+    let mut bytes = zeroize::Zeroizing::new(Vec::with_capacity(capacity));
+    // Writing into a Vec cannot fail, and these fields always serialize.
+    let _ = serde_json::to_writer(&mut *bytes, &line);
+    bytes.push(b'\n');
+    bytes
 }
 
 /// A device login's prompt as `login` and `status` send it.
@@ -101,6 +131,25 @@ mod tests {
     use crate::broker::clock::from_unix_secs;
     use crate::broker::metrics::OUTCOMES;
     use crate::broker::report::StoreOutage;
+
+    #[test]
+    fn the_token_line_is_the_token_answer_serialized() {
+        for expires_at in [Some(from_unix_secs(1_790_000_000)), None] {
+            let token = AccessToken {
+                secret: "tok\"en\\\u{1}é".into(),
+                token_type: "Bearer".into(),
+                expires_at,
+            };
+            let mut expected =
+                serde_json::to_vec(&crate::protocol::Answer::success(token_answer(&token)))
+                    .unwrap();
+            expected.push(b'\n');
+            assert_eq!(
+                String::from_utf8(token_answer_line(&token).to_vec()).unwrap(),
+                String::from_utf8(expected).unwrap()
+            );
+        }
+    }
 
     #[test]
     fn every_error_kind_is_sent_under_its_core_name() {

@@ -1,0 +1,302 @@
+//! A connection on the event loop: who the caller is, its requests read
+//! within the bounds, answered by the broker, and its move to a thread of
+//! its own when it turns out to ask for tokens again and again.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::net::UnixStream;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::debug;
+
+use super::threaded::{self, ThreadSlot, ThreadedConnections};
+use super::writer::AnswerWriter;
+use super::{Limits, login, metrics, status, wire};
+use crate::broker::{Broker, Caller, Freshness, TokenFingerprint};
+use crate::ipc::caller_unit;
+use crate::ipc::lines::{Line, read_line};
+use crate::protocol::{
+    Answer, ErrorCode, LogoutAnswer, MAX_REQUEST_LINE, PROTOCOL_VERSION, Request, VersionAnswer,
+    parse_request,
+};
+
+/// What serves every connection: the broker, the bounds, and the
+/// threads a busy connection may move to.
+#[derive(Clone)]
+pub(super) struct Serving {
+    pub(super) broker: Broker,
+    pub(super) shutdown: CancellationToken,
+    pub(super) limits: Limits,
+    pub(super) threaded: Arc<ThreadedConnections>,
+    pub(super) tasks: TaskTracker,
+}
+
+/// Who is at the other end of a connection and what serves it: what the
+/// event loop and a connection's thread both need.
+pub(super) struct Connection {
+    pub(super) caller: Caller,
+    pub(super) serving: Serving,
+}
+
+impl Connection {
+    /// The caller of a just-accepted `stream`, by `SO_PEERCRED`.
+    pub(super) fn accepted(stream: &UnixStream, serving: Serving) -> io::Result<Self> {
+        let cred = stream.peer_cred()?;
+        // Read only when some provider grants units: it costs a pidfd and
+        // three small reads of /proc per connection.
+        let unit = serving.broker.grants_units().then(|| {
+            let result = caller_unit::of_socket_peer(stream, cred.uid(), cred.pid());
+            caller_unit::logged(result, cred.uid(), cred.pid())
+        });
+        let caller = Caller {
+            uid: cred.uid(),
+            groups: Arc::from([cred.gid()]),
+            pid: cred.pid(),
+            unit: unit.flatten(),
+        };
+        Ok(Self { caller, serving })
+    }
+}
+
+/// How a connection's time on the event loop ended.
+enum Served {
+    /// The connection is over.
+    Ended,
+    /// It asks for tokens again and again: a thread serves it from now on.
+    ToThread(std::os::unix::net::UnixStream, ThreadSlot),
+}
+
+/// Serves `stream` on the event loop (`read`: bytes already read from it,
+/// answered first), moving it to a thread when it turns out to be a busy
+/// token client and `may_move`; lets go of what the connection `held` (its
+/// slot and its uid's count) once it is over.
+pub(super) async fn serve_on_loop<H: Send + 'static>(
+    stream: UnixStream,
+    connection: Arc<Connection>,
+    read: Vec<u8>,
+    held: H,
+    may_move: bool,
+) {
+    match serve_connection(stream, &connection, read, may_move).await {
+        Ok(Served::Ended) => {}
+        Ok(Served::ToThread(stream, slot)) => move_to_thread(stream, slot, connection, held),
+        Err(e) => debug!("connection ended: {e}"),
+    }
+}
+
+/// The reading half of a connection on the event loop: first the bytes a
+/// thread read and did not answer, then the socket.
+pub(super) type ConnectionReader =
+    BufReader<tokio::io::Chain<std::io::Cursor<Vec<u8>>, tokio::net::unix::OwnedReadHalf>>;
+
+/// Serves `stream` on a thread of its own from now on; back on the event
+/// loop (for good) if it sends what only the loop answers.
+fn move_to_thread<H: Send + 'static>(
+    stream: std::os::unix::net::UnixStream,
+    slot: ThreadSlot,
+    connection: Arc<Connection>,
+    held: H,
+) {
+    let tasks = connection.serving.tasks.clone();
+    let runtime = tokio::runtime::Handle::current();
+    tasks.spawn_blocking(move || {
+        let back = threaded::serve(stream, &slot, &connection, &runtime);
+        drop(slot);
+        if let Some((stream, rest)) = back {
+            // Not to move again: a client that mixes ops would otherwise
+            // go back and forth.
+            let tasks = connection.serving.tasks.clone();
+            tasks.spawn(serve_on_loop(stream, connection, rest, held, false));
+        }
+    });
+}
+
+/// The token requests after which a connection moves to a thread (at the
+/// first answer after which it has sent nothing more yet, and while a
+/// thread is free): the second, so that a client that connects for one
+/// request (`tokenctl`) never costs a thread hand-off.
+const TOKENS_BEFORE_MOVING: u32 = 2;
+
+/// Serves requests on the event loop; `read` holds bytes already read from
+/// the stream (by a thread that handed the connection over), answered first.
+async fn serve_connection(
+    stream: UnixStream,
+    connection: &Connection,
+    read: Vec<u8>,
+    may_move: bool,
+) -> io::Result<Served> {
+    let Serving {
+        broker,
+        shutdown,
+        limits,
+        threaded: threads,
+        ..
+    } = &connection.serving;
+    let caller = &connection.caller;
+    let limits = *limits;
+    let mut tokens_asked = 0;
+    let (read_half, half) = stream.into_split();
+    let mut write = AnswerWriter {
+        half,
+        timeout: limits.write_timeout,
+        error: None,
+    };
+    let read = std::io::Cursor::new(read).chain(read_half);
+    let mut reader: ConnectionReader = BufReader::with_capacity(4096, read);
+    // One shutdown waiter and one timer for the connection's whole life,
+    // re-armed per request: registering fresh ones for every request costs
+    // more than the request itself on a cached token.
+    let shutdown = shutdown.cancelled();
+    tokio::pin!(shutdown);
+    let deadline = tokio::time::sleep(limits.idle_timeout);
+    tokio::pin!(deadline);
+    loop {
+        // Wait for the first byte of the next request (idle timeout), then
+        // for the rest of the line (request timeout).
+        deadline
+            .as_mut()
+            .reset(tokio::time::Instant::now() + limits.idle_timeout);
+        let ready = tokio::select! {
+            biased;
+            r = reader.fill_buf() => r,
+            () = &mut deadline => return Ok(Served::Ended),
+            () = &mut shutdown => return Ok(Served::Ended),
+        };
+        match ready {
+            // The client closed the connection.
+            Ok([]) => return Ok(Served::Ended),
+            Ok(_) => {}
+            Err(e) => return Err(e),
+        }
+        deadline
+            .as_mut()
+            .reset(tokio::time::Instant::now() + limits.request_timeout);
+        let line = tokio::select! {
+            biased;
+            line = read_line(&mut reader, MAX_REQUEST_LINE) => line,
+            () = &mut deadline => {
+                broker.metrics().socket.count("invalid", Some(ErrorCode::BadRequest.as_str()));
+                write.send_error(ErrorCode::BadRequest, "request line not completed in time").await?;
+                return Ok(Served::Ended);
+            }
+        };
+        let line = line?;
+        let request = match line {
+            Line::Eof => return Ok(Served::Ended),
+            Line::TooLong => {
+                broker
+                    .metrics()
+                    .socket
+                    .count("invalid", Some(ErrorCode::RequestTooLarge.as_str()));
+                write
+                    .send_error(
+                        ErrorCode::RequestTooLarge,
+                        &format!(
+                            "request line longer than {MAX_REQUEST_LINE} bytes (or cut short)"
+                        ),
+                    )
+                    .await?;
+                continue;
+            }
+            Line::Complete(bytes) => match parse_request(&bytes) {
+                Ok(request) => request,
+                Err(message) => {
+                    broker
+                        .metrics()
+                        .socket
+                        .count("invalid", Some(ErrorCode::BadRequest.as_str()));
+                    write.send_error(ErrorCode::BadRequest, &message).await?;
+                    continue;
+                }
+            },
+        };
+        let op = metrics::op_name(&request);
+        write.error = None;
+        let handled = handle(request, caller, broker, &mut write, &mut reader).await;
+        // Counted once the answer is written (or could not be): the
+        // outcome is the error code the answer carried, if any.
+        broker
+            .metrics()
+            .socket
+            .count(op, write.error.map(ErrorCode::as_str));
+        handled?;
+        if op == "token" {
+            tokens_asked += 1;
+            // Only with nothing read ahead: the thread starts at a request
+            // boundary, with an empty buffer.
+            let (ahead, _) = reader.get_ref().get_ref();
+            let drained = reader.buffer().is_empty()
+                && usize::try_from(ahead.position()).is_ok_and(|at| at >= ahead.get_ref().len());
+            if may_move && tokens_asked >= TOKENS_BEFORE_MOVING && drained {
+                if let Some(slot) = threads.take(write.half.as_ref()) {
+                    let (_, read_half) = reader.into_inner().into_inner();
+                    let stream = read_half.reunite(write.half).map_err(io::Error::other)?;
+                    return Ok(Served::ToThread(stream.into_std()?, slot));
+                }
+            }
+        }
+    }
+}
+
+async fn handle(
+    request: Request,
+    caller: &Caller,
+    broker: &Broker,
+    write: &mut AnswerWriter,
+    reader: &mut ConnectionReader,
+) -> io::Result<()> {
+    match request {
+        Request::Token {
+            provider,
+            min_valid,
+            refused,
+        } => {
+            let want = freshness(min_valid, refused);
+            match broker.token(caller, &provider, want).await {
+                Ok(token) => {
+                    debug!(provider = %provider, uid = caller.uid, "token handed out");
+                    write.write_bytes(&wire::token_answer_line(&token)).await
+                }
+                Err(e) => {
+                    let answer = write.failure::<()>(&e);
+                    write.send(&answer).await
+                }
+            }
+        }
+        Request::Status { provider, stream } => {
+            status::answer(provider.as_deref(), stream, caller, broker, write).await
+        }
+        Request::Logout { provider } => {
+            let answer = match broker.logout(caller, &provider).await {
+                Ok(()) => Answer::success(LogoutAnswer { provider }),
+                Err(e) => write.failure(&e),
+            };
+            write.send(&answer).await
+        }
+        Request::Version => {
+            let answer = Answer::success(VersionAnswer {
+                protocol: PROTOCOL_VERSION,
+                daemon_version: env!("CARGO_PKG_VERSION").to_owned(),
+            });
+            write.send(&answer).await
+        }
+        Request::Login { provider } => login::answer(provider, caller, broker, write, reader).await,
+        Request::Metrics => metrics::answer(caller, broker, write).await,
+    }
+}
+
+/// What a `token` request asks for. No `min_valid`: the daemon's own idea
+/// of fresh (see [`Freshness`]).
+pub(super) fn freshness(
+    min_valid: Option<u64>,
+    refused: Option<crate::secret::Secret>,
+) -> Freshness {
+    match (min_valid, refused) {
+        (Some(secs), _) => Freshness::AtLeast(Duration::from_secs(secs)),
+        (None, Some(refused)) => Freshness::Replacing(TokenFingerprint::of(refused.expose())),
+        (None, None) => Freshness::Default,
+    }
+}
