@@ -223,22 +223,35 @@ async fn serve_connection(
             .socket
             .count(op, write.error.map(ErrorCode::as_str));
         handled?;
-        if op == "token" {
-            tokens_asked += 1;
-            // Only with nothing read ahead: the thread starts at a request
-            // boundary, with an empty buffer.
-            let (ahead, _) = reader.get_ref().get_ref();
-            let drained = reader.buffer().is_empty()
-                && usize::try_from(ahead.position()).is_ok_and(|at| at >= ahead.get_ref().len());
-            if may_move && tokens_asked >= TOKENS_BEFORE_MOVING && drained {
-                if let Some(slot) = threads.take(write.half.as_ref()) {
-                    let (_, read_half) = reader.into_inner().into_inner();
-                    let stream = read_half.reunite(write.half).map_err(io::Error::other)?;
-                    return Ok(Served::ToThread(stream.into_std()?, slot));
-                }
-            }
+        tokens_asked += u32::from(op == "token");
+        if may_move
+            && op == "token"
+            && tokens_asked >= TOKENS_BEFORE_MOVING
+            && nothing_read_ahead(&reader)
+            && let Some(slot) = threads.take(write.half.as_ref())
+        {
+            return to_thread(reader, write, slot);
         }
     }
+}
+
+/// Whether every byte read from the connection has been answered, so that
+/// a thread can start at a request boundary with an empty buffer.
+fn nothing_read_ahead(reader: &ConnectionReader) -> bool {
+    let (ahead, _) = reader.get_ref().get_ref();
+    reader.buffer().is_empty()
+        && usize::try_from(ahead.position()).is_ok_and(|at| at >= ahead.get_ref().len())
+}
+
+/// The connection's halves, put back together for a thread.
+fn to_thread(
+    reader: ConnectionReader,
+    write: AnswerWriter,
+    slot: ThreadSlot,
+) -> io::Result<Served> {
+    let (_, read_half) = reader.into_inner().into_inner();
+    let stream = read_half.reunite(write.half).map_err(io::Error::other)?;
+    Ok(Served::ToThread(stream.into_std()?, slot))
 }
 
 async fn handle(

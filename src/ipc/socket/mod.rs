@@ -6,11 +6,16 @@
 //! do is the broker's decision.
 //!
 //! A misbehaving client cannot hurt others: lines are bounded
-//! ([`MAX_REQUEST_LINE`]), a half-written request times out, a client that
+//! ([`MAX_REQUEST_LINE`](crate::protocol::MAX_REQUEST_LINE)), a half-written request times out, a client that
 //! does not read its answers times out, idle connections are closed, and the
 //! number of connections is bounded ([`MAX_CONNECTIONS`]). An answer of any
 //! size (`status` of 10,000 providers) is written a page at a time, never
 //! built whole.
+//!
+//! Connections are served on one event loop (`connection.rs`), except
+//! those that ask for tokens again and again: each of those moves to a
+//! thread of its own (`threaded.rs`, up to [`MAX_THREADED_CONNECTIONS`]),
+//! which is what keeps many busy clients fast.
 
 mod connection;
 mod login;

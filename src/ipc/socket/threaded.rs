@@ -5,23 +5,25 @@
 //! request on one CPU and wakes each client from there; a thread per
 //! connection that sleeps in `read` is woken by the kernel on whichever CPU
 //! is free, and a request costs two system calls (`recv`, `send`) and no
-//! `epoll_wait`. On 2 CPUs that is the difference between about three
-//! quarters of a blocking server's throughput and all of it (README,
-//! Performance).
+//! `epoll_wait`. With 16 clients on 2 CPUs that took tokend from about
+//! three quarters of a blocking server's throughput to about nine tenths
+//! (README, Performance).
 //!
-//! A thread answers `token` requests only, each complete in one line. Any
-//! other request, a request split across reads, or a line longer than the
-//! thread's buffer hands the connection (with the bytes not yet answered)
-//! to the event loop, which serves it from then on with every bound and op
-//! of [`super::serve_connection`]. The bounds hold here too: the write
-//! timeout is the socket's own (`SO_SNDTIMEO`), an idle connection is
-//! closed by [`ThreadedConnections::close_idle`], and at most
-//! [`MAX_THREADED_CONNECTIONS`] connections have a thread; the rest are
-//! served by the event loop as before.
+//! Every connection starts on the event loop; after its second `token`
+//! request (and while a thread is free) it moves here
+//! ([`super::connection`]). A client that connects for one request, as
+//! `tokenctl` does, never pays for the move. A thread answers `token`
+//! requests only, each complete in one line. Any other request, a request
+//! split across reads, or a line longer than the thread's buffer hands the
+//! connection (with the bytes not yet answered) back to the event loop,
+//! which serves it from then on with every bound and op. The bounds hold
+//! here too: the write timeout is the socket's own (`SO_SNDTIMEO`), an idle
+//! connection is closed by [`ThreadedConnections::close_idle`], a stopping
+//! daemon wakes every thread ([`ThreadedConnections::close_all`]), and at
+//! most [`MAX_THREADED_CONNECTIONS`] connections have a thread.
 //!
-//! Threads come from tokio's blocking pool, so a client that connects once
-//! per call (`tokenctl`) reuses an idle one instead of starting a thread;
-//! they exit after ten idle seconds, so an idle daemon holds none.
+//! The threads are tokio's blocking pool's: they exit after ten idle
+//! seconds, so an idle daemon holds none.
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
