@@ -1,65 +1,23 @@
-//! A connection on the event loop: who the caller is, its requests read
-//! within the bounds, answered by the broker, and its move to a thread of
-//! its own when it turns out to ask for tokens again and again.
+//! A connection on the event loop: its requests read within the bounds and
+//! answered by the broker, and its move to a thread of its own
+//! ([`super::threaded`]) when it turns out to ask for tokens again and again.
 
 use std::io;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::net::UnixStream;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use tracing::debug;
 
-use super::threaded::{self, ThreadSlot, ThreadedConnections};
+use super::threaded::{self, ThreadSlot};
 use super::writer::AnswerWriter;
-use super::{Limits, login, metrics, status, wire};
-use crate::broker::{Broker, Caller, Freshness, TokenFingerprint};
-use crate::ipc::caller_unit;
+use super::{Connection, ConnectionReader, Serving, freshness, login, metrics, status, wire};
+use crate::broker::{Broker, Caller};
 use crate::ipc::lines::{Line, read_line};
 use crate::protocol::{
     Answer, ErrorCode, LogoutAnswer, MAX_REQUEST_LINE, PROTOCOL_VERSION, Request, VersionAnswer,
     parse_request,
 };
-
-/// What serves every connection: the broker, the bounds, and the
-/// threads a busy connection may move to.
-#[derive(Clone)]
-pub(super) struct Serving {
-    pub(super) broker: Broker,
-    pub(super) shutdown: CancellationToken,
-    pub(super) limits: Limits,
-    pub(super) threaded: Arc<ThreadedConnections>,
-    pub(super) tasks: TaskTracker,
-}
-
-/// Who is at the other end of a connection and what serves it: what the
-/// event loop and a connection's thread both need.
-pub(super) struct Connection {
-    pub(super) caller: Caller,
-    pub(super) serving: Serving,
-}
-
-impl Connection {
-    /// The caller of a just-accepted `stream`, by `SO_PEERCRED`.
-    pub(super) fn accepted(stream: &UnixStream, serving: Serving) -> io::Result<Self> {
-        let cred = stream.peer_cred()?;
-        // Read only when some provider grants units: it costs a pidfd and
-        // three small reads of /proc per connection.
-        let unit = serving.broker.grants_units().then(|| {
-            let result = caller_unit::of_socket_peer(stream, cred.uid(), cred.pid());
-            caller_unit::logged(result, cred.uid(), cred.pid())
-        });
-        let caller = Caller {
-            uid: cred.uid(),
-            groups: Arc::from([cred.gid()]),
-            pid: cred.pid(),
-            unit: unit.flatten(),
-        };
-        Ok(Self { caller, serving })
-    }
-}
 
 /// How a connection's time on the event loop ended.
 enum Served {
@@ -86,11 +44,6 @@ pub(super) async fn serve_on_loop<H: Send + 'static>(
         Err(e) => debug!("connection ended: {e}"),
     }
 }
-
-/// The reading half of a connection on the event loop: first the bytes a
-/// thread read and did not answer, then the socket.
-pub(super) type ConnectionReader =
-    BufReader<tokio::io::Chain<std::io::Cursor<Vec<u8>>, tokio::net::unix::OwnedReadHalf>>;
 
 /// Serves `stream` on a thread of its own from now on; back on the event
 /// loop (for good) if it sends what only the loop answers.
@@ -298,18 +251,5 @@ async fn handle(
         }
         Request::Login { provider } => login::answer(provider, caller, broker, write, reader).await,
         Request::Metrics => metrics::answer(caller, broker, write).await,
-    }
-}
-
-/// What a `token` request asks for. No `min_valid`: the daemon's own idea
-/// of fresh (see [`Freshness`]).
-pub(super) fn freshness(
-    min_valid: Option<u64>,
-    refused: Option<crate::secret::Secret>,
-) -> Freshness {
-    match (min_valid, refused) {
-        (Some(secs), _) => Freshness::AtLeast(Duration::from_secs(secs)),
-        (None, Some(refused)) => Freshness::Replacing(TokenFingerprint::of(refused.expose())),
-        (None, None) => Freshness::Default,
     }
 }

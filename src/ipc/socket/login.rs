@@ -17,7 +17,7 @@ pub(super) async fn answer(
     caller: &Caller,
     broker: &Broker,
     write: &mut AnswerWriter,
-    reader: &mut super::connection::ConnectionReader,
+    reader: &mut super::ConnectionReader,
 ) -> io::Result<()> {
     let done = |error: Option<&BrokerError>| LoginEvent::Done {
         provider: provider.clone(),

@@ -31,15 +31,18 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::io::BufReader;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
-use self::connection::{Connection, Serving, serve_on_loop};
+use self::connection::serve_on_loop;
+use self::threaded::ThreadedConnections;
 use self::writer::AnswerWriter;
-use crate::broker::Broker;
+use super::caller_unit;
+use crate::broker::{Broker, Caller, Freshness, TokenFingerprint};
 use crate::protocol::ErrorCode;
 
 /// Connections served at once; more wait in the kernel's backlog.
@@ -323,5 +326,58 @@ impl Drop for HeldConnection {
                 }
             }
         }
+    }
+}
+
+/// What serves every connection: the broker, the bounds, and the
+/// threads a busy connection may move to.
+#[derive(Clone)]
+struct Serving {
+    broker: Broker,
+    shutdown: CancellationToken,
+    limits: Limits,
+    threaded: Arc<ThreadedConnections>,
+    tasks: TaskTracker,
+}
+
+/// Who is at the other end of a connection and what serves it: what the
+/// event loop and a connection's thread both need.
+struct Connection {
+    caller: Caller,
+    serving: Serving,
+}
+
+impl Connection {
+    /// The caller of a just-accepted `stream`, by `SO_PEERCRED`.
+    fn accepted(stream: &UnixStream, serving: Serving) -> io::Result<Self> {
+        let cred = stream.peer_cred()?;
+        // Read only when some provider grants units: it costs a pidfd and
+        // three small reads of /proc per connection.
+        let unit = serving.broker.grants_units().then(|| {
+            let result = caller_unit::of_socket_peer(stream, cred.uid(), cred.pid());
+            caller_unit::logged(result, cred.uid(), cred.pid())
+        });
+        let caller = Caller {
+            uid: cred.uid(),
+            groups: Arc::from([cred.gid()]),
+            pid: cred.pid(),
+            unit: unit.flatten(),
+        };
+        Ok(Self { caller, serving })
+    }
+}
+
+/// The reading half of a connection on the event loop: first the bytes a
+/// thread read and did not answer, then the socket.
+type ConnectionReader =
+    BufReader<tokio::io::Chain<std::io::Cursor<Vec<u8>>, tokio::net::unix::OwnedReadHalf>>;
+
+/// What a `token` request asks for. No `min_valid`: the daemon's own idea
+/// of fresh (see [`Freshness`]).
+fn freshness(min_valid: Option<u64>, refused: Option<crate::secret::Secret>) -> Freshness {
+    match (min_valid, refused) {
+        (Some(secs), _) => Freshness::AtLeast(Duration::from_secs(secs)),
+        (None, Some(refused)) => Freshness::Replacing(TokenFingerprint::of(refused.expose())),
+        (None, None) => Freshness::Default,
     }
 }

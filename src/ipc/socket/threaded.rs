@@ -39,8 +39,8 @@ use tokio::sync::Notify;
 use tracing::debug;
 use zeroize::Zeroizing;
 
-use super::connection::{Connection, freshness};
 use super::wire::{error_body, error_code, token_answer_line};
+use super::{Connection, freshness};
 use crate::protocol::{Answer, Request, parse_request};
 
 /// Connections that may have a thread at once; more are served by the
