@@ -133,7 +133,7 @@ pub(crate) const REFRESH_OUTCOMES: [&str; 4] = ["ok", "transient", "permanent", 
 pub(crate) struct ProviderCounters {
     /// By [`REFRESH_OUTCOMES`].
     pub(crate) refreshes: [AtomicU64; 4],
-    /// By outcome slot ("ok", then [`ERROR_CODES`]).
+    /// By outcome slot (see [`OUTCOMES`]).
     pub(crate) logins: [AtomicU64; OUTCOME_SLOTS],
     /// Refresh answers per latency bucket, not cumulative; the last slot is `+Inf`.
     pub(crate) latency: [AtomicU64; LATENCY_BUCKETS.len() + 1],
