@@ -49,6 +49,15 @@ fn one_provider() -> (Provider, Daemon) {
     (provider, daemon)
 }
 
+/// [`one_provider`], logged in: its access token.
+fn logged_in() -> (Provider, Daemon, String) {
+    let (provider, daemon) = one_provider();
+    let token = login(&daemon, "demo", |code| {
+        provider.approve(code).unwrap();
+    });
+    (provider, daemon, token)
+}
+
 #[test]
 fn the_socket_is_private() {
     let (_provider, daemon) = one_provider();
@@ -119,10 +128,7 @@ fn bad_lines_get_error_answers_and_the_connection_survives() {
 
 #[test]
 fn many_requests_per_connection_and_many_connections() {
-    let (provider, daemon) = one_provider();
-    let token = login(&daemon, "demo", |code| {
-        provider.approve(code).unwrap();
-    });
+    let (provider, daemon, token) = logged_in();
     let mut conns: Vec<_> = (0..200).map(|_| Connection::open(&daemon)).collect();
     for round in 0..5 {
         for conn in &mut conns {
@@ -297,6 +303,16 @@ pub(crate) fn group_name(gid: u32) -> String {
 
 const TOKEN_REQUEST: &str = "{\"op\":\"token\",\"provider\":\"demo\"}";
 
+/// A connection that has asked for `token` twice, so that it has moved to
+/// a thread of its own (when one is free).
+fn busy_connection(daemon: &Daemon, token: &str) -> Connection {
+    let mut conn = Connection::open(daemon);
+    for _ in 0..2 {
+        assert_eq!(conn.ask(TOKEN_REQUEST)["access_token"], token);
+    }
+    conn
+}
+
 /// The daemon's threads, from /proc.
 fn threads_of(daemon: &Daemon) -> usize {
     std::fs::read_dir(format!("/proc/{}/task", daemon.pid()))
@@ -312,10 +328,7 @@ fn threads_of(daemon: &Daemon) -> usize {
 /// event loop.
 #[test]
 fn connections_asking_for_tokens_again_and_again_get_threads_of_their_own() {
-    let (provider, daemon) = one_provider();
-    let token = login(&daemon, "demo", |code| {
-        provider.approve(code).unwrap();
-    });
+    let (_provider, daemon, token) = logged_in();
     let before = threads_of(&daemon);
     let mut conns: Vec<_> = (0..8).map(|_| Connection::open(&daemon)).collect();
     for conn in &mut conns {
@@ -339,14 +352,9 @@ fn connections_asking_for_tokens_again_and_again_get_threads_of_their_own() {
 /// answered, in order, whether it came alone or several in one write.
 #[test]
 fn other_requests_after_tokens_are_answered_in_order_on_the_same_connection() {
-    let (provider, daemon) = one_provider();
-    let token = login(&daemon, "demo", |code| {
-        provider.approve(code).unwrap();
-    });
-    let mut conn = Connection::open(&daemon);
-    for _ in 0..3 {
-        assert_eq!(conn.ask(TOKEN_REQUEST)["access_token"], token.as_str());
-    }
+    let (provider, daemon, token) = logged_in();
+    let mut conn = busy_connection(&daemon, &token);
+    assert_eq!(conn.ask(TOKEN_REQUEST)["access_token"], token.as_str());
     assert_eq!(conn.ask("{\"op\":\"version\"}")["ok"], true);
     assert_eq!(conn.ask(TOKEN_REQUEST)["access_token"], token.as_str());
     let status = conn.ask("{\"op\":\"status\",\"provider\":\"demo\"}");
@@ -354,10 +362,7 @@ fn other_requests_after_tokens_are_answered_in_order_on_the_same_connection() {
 
     // Pipelined, on a connection a thread serves: a token request, a bad
     // line, a version request and two more token requests in one write.
-    let mut conn = Connection::open(&daemon);
-    for _ in 0..2 {
-        assert_eq!(conn.ask(TOKEN_REQUEST)["access_token"], token.as_str());
-    }
+    let mut conn = busy_connection(&daemon, &token);
     conn.send(
         format!(
             "{TOKEN_REQUEST}\nnot json\n{{\"op\":\"version\"}}\n{TOKEN_REQUEST}\n{TOKEN_REQUEST}\n"
@@ -377,14 +382,8 @@ fn other_requests_after_tokens_are_answered_in_order_on_the_same_connection() {
 /// thread serves.
 #[test]
 fn token_requests_in_pieces_or_long_are_answered() {
-    let (provider, daemon) = one_provider();
-    let token = login(&daemon, "demo", |code| {
-        provider.approve(code).unwrap();
-    });
-    let mut conn = Connection::open(&daemon);
-    for _ in 0..2 {
-        assert_eq!(conn.ask(TOKEN_REQUEST)["access_token"], token.as_str());
-    }
+    let (_provider, daemon, token) = logged_in();
+    let mut conn = busy_connection(&daemon, &token);
     let (first, second) = TOKEN_REQUEST.split_at(10);
     conn.send(first.as_bytes());
     conn.writer.flush().unwrap();
@@ -397,10 +396,7 @@ fn token_requests_in_pieces_or_long_are_answered() {
         " ".repeat(6000)
     );
     assert!(padded.len() < MAX_REQUEST_LINE);
-    let mut conn = Connection::open(&daemon);
-    for _ in 0..2 {
-        assert_eq!(conn.ask(TOKEN_REQUEST)["access_token"], token.as_str());
-    }
+    let mut conn = busy_connection(&daemon, &token);
     assert_eq!(conn.ask(&padded)["access_token"], token.as_str());
     assert_eq!(conn.ask(TOKEN_REQUEST)["access_token"], token.as_str());
 }
@@ -409,10 +405,7 @@ fn token_requests_in_pieces_or_long_are_answered() {
 /// event loop, and every one gets its tokens.
 #[test]
 fn connections_beyond_the_threads_are_served_by_the_event_loop() {
-    let (provider, daemon) = one_provider();
-    let token = login(&daemon, "demo", |code| {
-        provider.approve(code).unwrap();
-    });
+    let (_provider, daemon, token) = logged_in();
     let count = tokend::ipc::socket::MAX_THREADED_CONNECTIONS + 16;
     let mut conns: Vec<_> = (0..count).map(|_| Connection::open(&daemon)).collect();
     for round in 0..4 {
@@ -435,10 +428,7 @@ fn connections_beyond_the_threads_are_served_by_the_event_loop() {
 /// of its stream.
 #[test]
 fn the_daemon_stops_cleanly_with_threaded_connections_open() {
-    let (provider, mut daemon) = one_provider();
-    let token = login(&daemon, "demo", |code| {
-        provider.approve(code).unwrap();
-    });
+    let (_provider, mut daemon, token) = logged_in();
     let idle: Vec<_> = (0..3).map(|_| Connection::open(&daemon)).collect();
     let mut answered: Vec<_> = (0..3).map(|_| Connection::open(&daemon)).collect();
     for conn in &mut answered {
