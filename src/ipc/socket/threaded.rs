@@ -60,10 +60,10 @@ pub(super) struct ThreadedConnections {
     open: Mutex<Open>,
     /// What [`ThreadSlot::touch`] counts from.
     since: Instant,
-    /// Told when the first connection of a quiet spell is taken, so that
-    /// [`close_idle`](Self::close_idle) sleeps without a timer while there
-    /// is none.
-    first_taken: Notify,
+    /// Told when a connection is taken, so that
+    /// [`close_idle`](Self::close_idle) sleeps without a timer while no
+    /// connection could turn idle.
+    taken: Notify,
 }
 
 impl Default for ThreadedConnections {
@@ -71,7 +71,7 @@ impl Default for ThreadedConnections {
         Self {
             open: Mutex::default(),
             since: Instant::now(),
-            first_taken: Notify::new(),
+            taken: Notify::new(),
         }
     }
 }
@@ -102,6 +102,10 @@ impl ThreadSlot {
     }
 }
 
+/// A connection's last read once [`ThreadedConnections::close_idle`] has
+/// closed it.
+const CLOSED: u64 = u64::MAX;
+
 fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
@@ -118,9 +122,9 @@ impl ThreadedConnections {
         let id = open.next;
         open.next += 1;
         let last_read = Arc::new(AtomicU64::new(millis(self.since.elapsed())));
-        if open.streams.is_empty() {
-            self.first_taken.notify_one();
-        }
+        // A reaper with no deadline (no connection, or only closed ones)
+        // waits for this; one with a deadline finds this one's later.
+        self.taken.notify_one();
         open.streams.insert(id, (handle, Arc::clone(&last_read)));
         Some(ThreadSlot {
             connections: Arc::clone(self),
@@ -156,10 +160,11 @@ impl ThreadedConnections {
                 open.streams
                     .values()
                     .map(|(_, last)| last.load(Ordering::Relaxed))
+                    .filter(|&last| last != CLOSED)
                     .min()
             };
             let Some(earliest) = earliest else {
-                self.first_taken.notified().await;
+                self.taken.notified().await;
                 continue;
             };
             let at = self.since + Duration::from_millis(earliest) + idle;
@@ -167,8 +172,13 @@ impl ThreadedConnections {
             let now = millis(self.since.elapsed());
             let open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
             for (stream, last) in open.streams.values() {
-                if now.saturating_sub(last.load(Ordering::Relaxed)) >= millis(idle) {
+                let since = last.load(Ordering::Relaxed);
+                if since != CLOSED && now.saturating_sub(since) >= millis(idle) {
                     let _ = stream.shutdown(Shutdown::Read);
+                    // Until its thread is gone (it may still be writing an
+                    // answer), the connection sets no deadline: this loop
+                    // would otherwise find it overdue again at once.
+                    last.store(CLOSED, Ordering::Relaxed);
                 }
             }
         }
@@ -302,4 +312,55 @@ fn to_line(answer: &impl serde::Serialize) -> Zeroizing<Vec<u8>> {
     let mut line = Zeroizing::new(serde_json::to_vec(answer).unwrap_or_default());
     line.push(b'\n');
     line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Waits (on a blocking thread) for `stream` to read its end: what a
+    /// connection's thread sees when the daemon closes its reading side.
+    async fn reads_its_end(stream: UnixStream) {
+        let read = tokio::task::spawn_blocking(move || {
+            let mut stream = stream;
+            stream.read(&mut [0u8; 16])
+        });
+        // A guard against hanging forever, not a measure of speed.
+        let read = tokio::time::timeout(Duration::from_secs(20), read).await;
+        assert_eq!(read.expect("closed in time").unwrap().unwrap(), 0);
+    }
+
+    /// An idle connection is closed; one taken while the closed one's
+    /// thread still holds its place (still writing, say) is closed too
+    /// once idle, and the closed one sets no deadline meanwhile.
+    #[tokio::test]
+    async fn idle_connections_are_closed_even_beside_a_closed_one_still_held() {
+        let connections = Arc::new(ThreadedConnections::default());
+        let idle = Duration::from_millis(50);
+        let reaper = tokio::spawn(Arc::clone(&connections).close_idle(idle));
+
+        let (first, _first_client) = UnixStream::pair().unwrap();
+        let first_slot = connections.take(&first).unwrap();
+        reads_its_end(first).await;
+        // Still held: its thread has not returned yet.
+        let (second, _second_client) = UnixStream::pair().unwrap();
+        let second_slot = connections.take(&second).unwrap();
+        reads_its_end(second).await;
+
+        drop((first_slot, second_slot));
+        reaper.abort();
+    }
+
+    /// `close_all` ends every connection, after which none is taken.
+    #[tokio::test]
+    async fn close_all_ends_every_connection_and_takes_no_more() {
+        let connections = Arc::new(ThreadedConnections::default());
+        let (busy, _client) = UnixStream::pair().unwrap();
+        let slot = connections.take(&busy).unwrap();
+        connections.close_all();
+        reads_its_end(busy).await;
+        let (late, _late_client) = UnixStream::pair().unwrap();
+        assert!(connections.take(&late).is_none());
+        drop(slot);
+    }
 }
