@@ -10,7 +10,9 @@
 //!   program (`--floor SOCKET`), so it is built with the same profile;
 //! - `tokend` idle with 2 logged-in sessions, `store = "memory"`;
 //! - the same with `store = "secret-service"` (gnome-keyring on a private
-//!   bus; skipped with a message where gnome-keyring is missing).
+//!   bus; skipped with a message where gnome-keyring is missing);
+//! - `tokend` (memory store) idle again after a burst of 16 busy clients,
+//!   once the threads that served them have exited: what a burst leaves.
 //!
 //! Each figure is the median of 3 daemons, read after they have settled.
 //! Everything runs on 127.0.0.1 and Unix sockets; every wait is bounded.
@@ -87,6 +89,12 @@ fn main() {
             .collect(),
     );
     report("tokend, 2 sessions, store = memory", memory, floor);
+    let after_burst = Resident::median(
+        (0..RUNS)
+            .map(|_| idle_after_busy_clients(&provider))
+            .collect(),
+    );
+    report("  the same after 16 busy clients", after_burst, floor);
     let bus = PrivateBus::start();
     if let Some(_keyring) = TestKeyring::start_or_skip(&bus, "memory benchmark (secret-service)") {
         let keyring = Resident::median(
@@ -139,6 +147,59 @@ fn idle_with_two_sessions(provider: &Provider, options: DaemonOptions) -> Reside
             provider.approve(code).unwrap();
         });
     }
+    std::thread::sleep(SETTLE);
+    Resident::of(daemon.pid())
+}
+
+/// Clients at once in [`idle_after_busy_clients`], and the `token`
+/// requests each sends on its one connection.
+const BUSY_CLIENTS: usize = 16;
+const BUSY_REQUESTS: usize = 2_000;
+
+/// A fresh daemon with two sessions after [`BUSY_CLIENTS`] clients each
+/// asked for tokens [`BUSY_REQUESTS`] times on one connection (so that each
+/// had a thread of its own), idle again once those threads have exited
+/// (tokio lets a blocking thread go after 10 idle seconds); its memory.
+fn idle_after_busy_clients(provider: &Provider) -> Resident {
+    use std::io::{BufRead, BufReader, Write};
+    let config = format!("{}{}", provider.config("one"), provider.config("two"));
+    let daemon = Daemon::start_with(&config, DaemonOptions::default());
+    for name in ["one", "two"] {
+        login(&daemon, name, |code| {
+            provider.approve(code).unwrap();
+        });
+    }
+    let clients: Vec<_> = (0..BUSY_CLIENTS)
+        .map(|_| {
+            let socket = daemon.socket.clone();
+            std::thread::spawn(move || {
+                let mut stream = std::os::unix::net::UnixStream::connect(socket).unwrap();
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                for _ in 0..BUSY_REQUESTS {
+                    stream
+                        .write_all(b"{\"op\":\"token\",\"provider\":\"one\"}\n")
+                        .unwrap();
+                    line.clear();
+                    reader.read_line(&mut line).unwrap();
+                    assert!(line.starts_with("{\"ok\":true"), "{line}");
+                }
+            })
+        })
+        .collect();
+    for client in clients {
+        client.join().unwrap();
+    }
+    // No event tells when a thread has exited: look, a bounded number of
+    // times, until the event loop's thread is the only one left.
+    let dir = Path::new("/proc").join(daemon.pid().to_string());
+    for _ in 0..150 {
+        if status_number(&dir, "Threads") == 1 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(status_number(&dir, "Threads"), 1, "the threads stayed");
     std::thread::sleep(SETTLE);
     Resident::of(daemon.pid())
 }
