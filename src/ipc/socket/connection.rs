@@ -87,7 +87,7 @@ async fn serve_connection(
         limits,
         threaded: threads,
         ..
-    } = &connection.serving;
+    } = &*connection.serving;
     let caller = &connection.caller;
     let limits = *limits;
     let mut tokens_asked = 0;

@@ -6,9 +6,10 @@
 //! do is the broker's decision.
 //!
 //! A misbehaving client cannot hurt others: lines are bounded
-//! ([`MAX_REQUEST_LINE`](crate::protocol::MAX_REQUEST_LINE)), a half-written request times out, a client that
-//! does not read its answers times out, idle connections are closed, and the
-//! number of connections is bounded ([`MAX_CONNECTIONS`]). An answer of any
+//! ([`MAX_REQUEST_LINE`](crate::protocol::MAX_REQUEST_LINE)), a
+//! half-written request times out, a client that does not read its answers
+//! times out, idle connections are closed, and the number of connections is
+//! bounded ([`MAX_CONNECTIONS`]). An answer of any
 //! size (`status` of 10,000 providers) is written a page at a time, never
 //! built whole.
 //!
@@ -194,6 +195,13 @@ pub async fn serve_with(
         close_idle: tokio::spawn(Arc::clone(&threaded).close_idle(limits.idle_timeout))
             .abort_handle(),
     };
+    let serving = Arc::new(Serving {
+        broker,
+        shutdown: shutdown.clone(),
+        limits,
+        threaded,
+        tasks: tasks.clone(),
+    });
     loop {
         // Wait for a free slot before accepting, so excess clients wait in
         // the backlog instead of costing a task each.
@@ -238,14 +246,7 @@ pub async fn serve_with(
                 continue;
             }
         };
-        let serving = Serving {
-            broker: broker.clone(),
-            shutdown: shutdown.clone(),
-            limits,
-            threaded: Arc::clone(&threaded),
-            tasks: tasks.clone(),
-        };
-        let connection = match Connection::accepted(&stream, serving) {
+        let connection = match Connection::accepted(&stream, Arc::clone(&serving)) {
             Ok(connection) => Arc::new(connection),
             Err(e) => {
                 debug!("connection ended: {e}");
@@ -330,8 +331,7 @@ impl Drop for HeldConnection {
 }
 
 /// What serves every connection: the broker, the bounds, and the
-/// threads a busy connection may move to.
-#[derive(Clone)]
+/// threads a busy connection may move to. One for all connections.
 struct Serving {
     broker: Broker,
     shutdown: CancellationToken,
@@ -344,12 +344,12 @@ struct Serving {
 /// event loop and a connection's thread both need.
 struct Connection {
     caller: Caller,
-    serving: Serving,
+    serving: Arc<Serving>,
 }
 
 impl Connection {
     /// The caller of a just-accepted `stream`, by `SO_PEERCRED`.
-    fn accepted(stream: &UnixStream, serving: Serving) -> io::Result<Self> {
+    fn accepted(stream: &UnixStream, serving: Arc<Serving>) -> io::Result<Self> {
         let cred = stream.peer_cred()?;
         // Read only when some provider grants units: it costs a pidfd and
         // three small reads of /proc per connection.
