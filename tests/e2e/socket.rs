@@ -377,6 +377,28 @@ fn other_requests_after_tokens_are_answered_in_order_on_the_same_connection() {
     assert_eq!(provider.refresh_count(), 0);
 }
 
+/// A token request that needs a refresh (its token `refused`, as git's
+/// `erase` does) on a connection a thread serves waits for the refresh the
+/// event loop runs, and gets the new token; neither token reaches the log
+/// (the daemon logs at debug level here).
+#[test]
+fn a_refresh_asked_on_a_threaded_connection_is_waited_for() {
+    let (provider, daemon, token) = logged_in();
+    let mut conn = busy_connection(&daemon, &token);
+    let answer = conn.ask(&format!(
+        "{{\"op\":\"token\",\"provider\":\"demo\",\"refused\":\"{token}\"}}"
+    ));
+    let fresh = answer["access_token"].as_str().expect("a token").to_owned();
+    assert_ne!(fresh, token, "{answer}");
+    assert_eq!(provider.refresh_count(), 1);
+    assert_eq!(conn.ask(TOKEN_REQUEST)["access_token"], fresh.as_str());
+    let log = daemon.log();
+    assert!(
+        !log.contains(&token) && !log.contains(&fresh),
+        "a token is in the log"
+    );
+}
+
 /// A token request in pieces, or longer than a thread reads at a time
 /// (padding allowed by JSON), is answered all the same on a connection a
 /// thread serves.
