@@ -6,6 +6,7 @@ use crate::support;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
 
 use support::daemon::{Daemon, DaemonOptions, login, stderr, stdout};
 use support::other_uid::{NOBODY, OtherUser};
@@ -267,6 +268,38 @@ fn another_uid_sees_and_does_only_what_its_role_allows() {
         daemon.tokenctl(&["token", "shared"]).status.success(),
         "still logged in"
     );
+    // On one connection, which moves to a thread of its own after its
+    // second token: the same rule for every request there.
+    let script = r#"
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect(sys.argv[1])
+answers = s.makefile()
+for name in ["shared"] * 4 + ["mine"] * 3:
+    s.sendall(json.dumps({"op": "token", "provider": name}).encode() + b"\n")
+    print(answers.readline().strip())
+"#;
+    let run = std::process::Command::new("/usr/bin/python3")
+        .args(["-c", script])
+        .arg(&daemon.socket)
+        .uid(nobody.uid)
+        .gid(nobody.gid)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", stderr(&run));
+    let answers: Vec<serde_json::Value> = stdout(&run)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(answers.len(), 7, "{answers:?}");
+    for answer in &answers[..4] {
+        let token = answer["access_token"].as_str().expect("a token");
+        assert!(provider.is_valid_access_token(token), "{answer}");
+    }
+    for answer in &answers[4..] {
+        assert_eq!(answer["error"]["code"], "unknown_provider", "{answer}");
+        assert!(answer.get("access_token").is_none(), "{answer}");
+    }
     // Manage: the login prompt is shown to it.
     let prompt = as_nobody(&["--json", "login", "delegated", "--no-wait"]);
     assert!(prompt.status.success(), "{}", stderr(&prompt));
