@@ -39,9 +39,9 @@ use tokio::sync::Notify;
 use tracing::debug;
 use zeroize::Zeroizing;
 
-use super::wire::{error_body, error_code, token_answer_line};
+use super::wire::{answer_line, error_code, failure_answer, token_answer_line};
 use super::{Connection, freshness};
-use crate::protocol::{Answer, Request, parse_request};
+use crate::protocol::{Request, parse_request};
 
 /// Connections that may have a thread at once; more are served by the
 /// event loop. Enough for every CPU to be busy answering, few enough that
@@ -279,15 +279,13 @@ pub(super) fn serve(
                     debug!(provider = %provider, uid = connection.caller.uid, "token handed out");
                     (token_answer_line(&token), None)
                 }
-                Err(e) => {
-                    let body = error_body(&e);
-                    let answer = Answer::<()> {
-                        ok: false,
-                        value: None,
-                        error: Some(body),
-                    };
-                    (to_line(&answer), Some(error_code(e.kind())))
-                }
+                Err(e) => match answer_line(&failure_answer::<()>(&e)) {
+                    Ok(line) => (line, Some(error_code(e.kind()))),
+                    Err(e) => {
+                        debug!("connection ended: {e}");
+                        return None;
+                    }
+                },
             };
             let written = stream.write_all(&answer);
             broker
@@ -330,13 +328,6 @@ fn answer_now_or_wait<F: Future>(runtime: &Handle, future: F) -> F::Output {
         // Polled again by block_on with a waker that wakes this thread.
         std::task::Poll::Pending => runtime.block_on(future),
     }
-}
-
-/// One answer line; zeroed when dropped, as it may hold a token.
-fn to_line(answer: &impl serde::Serialize) -> Zeroizing<Vec<u8>> {
-    let mut line = Zeroizing::new(serde_json::to_vec(answer).unwrap_or_default());
-    line.push(b'\n');
-    line
 }
 
 #[cfg(test)]

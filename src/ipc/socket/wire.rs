@@ -6,11 +6,15 @@
 //! sent. The tests pin the wire names to the core's names, which metrics
 //! use too: a caller's `code` and its count in `tokenctl metrics` agree.
 
+use std::io;
+
+use zeroize::Zeroizing;
+
 use crate::broker::clock::unix_secs;
 use crate::broker::{
     AccessToken, BrokerError, DevicePrompt, ErrorKind, SessionReport, StoreReport,
 };
-use crate::protocol::{ErrorBody, ErrorCode, LoginPrompt, ProviderStatus, StoreStatus};
+use crate::protocol::{Answer, ErrorBody, ErrorCode, LoginPrompt, ProviderStatus, StoreStatus};
 
 /// The protocol's code for a kind of broker failure.
 pub(crate) fn error_code(kind: ErrorKind) -> ErrorCode {
@@ -36,6 +40,26 @@ pub(crate) fn error_body(error: &BrokerError) -> ErrorBody {
     }
 }
 
+/// The failure answer for `error`.
+pub(crate) fn failure_answer<T>(error: &BrokerError) -> Answer<T> {
+    Answer {
+        ok: false,
+        value: None,
+        error: Some(error_body(error)),
+    }
+}
+
+/// One answer line, newline included; zeroed when dropped, as it may hold
+/// a token.
+///
+/// # Errors
+/// The answer could not be serialized (never for the protocol's types).
+pub(crate) fn answer_line(answer: &impl serde::Serialize) -> io::Result<Zeroizing<Vec<u8>>> {
+    let mut line = Zeroizing::new(serde_json::to_vec(answer).map_err(io::Error::other)?);
+    line.push(b'\n');
+    Ok(line)
+}
+
 /// The `token` answer carrying `token`: the shape
 /// [`token_answer_line`] writes, which the tests hold it to.
 #[cfg(test)]
@@ -52,7 +76,7 @@ pub(crate) fn token_answer(token: &AccessToken) -> crate::protocol::TokenAnswer 
 /// `Answer::success(token_answer(token))` serializes to, written from
 /// borrowed fields (no copy of the token to zero later but the line).
 /// Zeroed when dropped.
-pub(crate) fn token_answer_line(token: &AccessToken) -> zeroize::Zeroizing<Vec<u8>> {
+pub(crate) fn token_answer_line(token: &AccessToken) -> Zeroizing<Vec<u8>> {
     /// [`crate::protocol::Answer`] around a [`TokenAnswer`], borrowed.
     #[derive(serde::Serialize)]
     struct Line<'a> {
@@ -70,7 +94,7 @@ pub(crate) fn token_answer_line(token: &AccessToken) -> zeroize::Zeroizing<Vec<u
     // Room for the fields around the token, so the line is never moved
     // (a move would leave a copy of the token behind, unzeroed).
     let capacity = token.secret.expose().len() + token.token_type.len() + 96;
-    let mut bytes = zeroize::Zeroizing::new(Vec::with_capacity(capacity));
+    let mut bytes = Zeroizing::new(Vec::with_capacity(capacity));
     // Writing into a Vec cannot fail, and these fields always serialize.
     let _ = serde_json::to_writer(&mut *bytes, &line);
     bytes.push(b'\n');

@@ -8,7 +8,7 @@ use serde::Serialize;
 use tokio::io::AsyncWriteExt;
 use tokio::net::unix::OwnedWriteHalf;
 
-use super::wire::{error_body, error_code};
+use super::wire::{answer_line, error_code, failure_answer};
 use crate::broker::BrokerError;
 use crate::protocol::{Answer, ErrorCode};
 
@@ -30,11 +30,7 @@ impl AnswerWriter {
     /// The error answer for `error`, noted as the request's outcome.
     pub(super) fn failure<T>(&mut self, error: &BrokerError) -> Answer<T> {
         self.note(error);
-        Answer {
-            ok: false,
-            value: None,
-            error: Some(error_body(error)),
-        }
+        failure_answer(error)
     }
 
     /// Notes `error` as the request's outcome.
@@ -44,10 +40,7 @@ impl AnswerWriter {
 
     /// Writes one answer line. The buffer may hold a token: it is zeroed after.
     pub(super) async fn send(&mut self, answer: &impl Serialize) -> io::Result<()> {
-        let mut line =
-            zeroize::Zeroizing::new(serde_json::to_vec(answer).map_err(io::Error::other)?);
-        line.push(b'\n');
-        self.write_bytes(&line).await
+        self.write_bytes(&answer_line(answer)?).await
     }
 
     /// Writes bytes as they are: whole lines, or a part of one.
