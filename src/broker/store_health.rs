@@ -26,7 +26,7 @@ use tracing::{debug, info, warn};
 use super::clock::Clock;
 use super::report::{StoreOutage, StoreReport};
 use super::timing;
-use crate::store::{Store, StoreError, StoredSession};
+use crate::store::{PreparedSave, Store, StoreError, StoredSession};
 
 /// The backoff's base: the first probe after the store failed comes 15 to
 /// 30 s later. Not sooner, because a probe of a missing Secret Service
@@ -315,6 +315,23 @@ impl Store for WatchedStore {
 
     fn save(&self, provider: &str, session: &StoredSession) -> Result<(), StoreError> {
         self.watch(self.inner.save(provider, session))
+    }
+
+    fn prepares_saves(&self) -> bool {
+        self.inner.prepares_saves()
+    }
+
+    fn prepare_save(&self, provider: &str) -> PreparedSave {
+        self.inner.prepare_save(provider)
+    }
+
+    fn save_prepared(
+        &self,
+        provider: &str,
+        session: &StoredSession,
+        prepared: PreparedSave,
+    ) -> Result<(), StoreError> {
+        self.watch(self.inner.save_prepared(provider, session, prepared))
     }
 
     fn delete(&self, provider: &str) -> Result<(), StoreError> {

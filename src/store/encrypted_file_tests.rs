@@ -156,3 +156,62 @@ fn unusable_directories_and_names_are_errors() {
         assert!(store.file_of(name).is_err(), "{name:?}");
     }
 }
+
+/// The names in the sessions directory, temporary files included.
+fn names_in(store: &EncryptedFileStore) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(store.directory())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_prepared_save_writes_through_the_file_made_beforehand() {
+    use std::os::unix::fs::MetadataExt as _;
+    let state = tempfile::tempdir().unwrap();
+    let store = EncryptedFileStore::new(state.path(), key(1));
+    store.save("github", &record("rt-github-1")).unwrap();
+    let prepared = store.prepare_save("github");
+    let temp = prepared.temp_path().expect("a temporary file").to_owned();
+    assert_eq!(mode(&temp), 0o600);
+    let made = fs::metadata(&temp).unwrap().ino();
+    store
+        .save_prepared("github", &record("rt-github-2"), prepared)
+        .unwrap();
+    // The record is the very file made beforehand, now holding the new record.
+    assert_eq!(
+        fs::metadata(store.file_of("github").unwrap())
+            .unwrap()
+            .ino(),
+        made
+    );
+    assert_eq!(store.load("github").unwrap(), Some(record("rt-github-2")));
+    assert_eq!(names_in(&store), ["github.session"]);
+}
+
+#[test]
+fn an_unused_or_misdirected_preparation_leaves_no_file() {
+    let state = tempfile::tempdir().unwrap();
+    let store = EncryptedFileStore::new(state.path(), key(1));
+    store.save("github", &record("rt-github-1")).unwrap();
+    // A refresh that failed: the preparation is dropped.
+    drop(store.prepare_save("github"));
+    assert_eq!(names_in(&store), ["github.session"]);
+    // Made for another record: not used, removed, and the save still right.
+    let prepared = store.prepare_save("trakt");
+    store
+        .save_prepared("github", &record("rt-github-2"), prepared)
+        .unwrap();
+    assert_eq!(store.load("github").unwrap(), Some(record("rt-github-2")));
+    assert_eq!(names_in(&store), ["github.session"]);
+    // A name that is no provider's prepares nothing; its save says why.
+    let prepared = store.prepare_save("../etc");
+    assert!(prepared.temp_path().is_none());
+    assert!(
+        store
+            .save_prepared("../etc", &record("rt-1"), prepared)
+            .is_err()
+    );
+}

@@ -164,6 +164,22 @@ pub enum StoreError {
     },
 }
 
+/// What a store made ready for a save it expects soon (see
+/// [`Store::prepare_save`]); dropping it undoes that work.
+#[derive(Debug, Default)]
+pub struct PreparedSave {
+    /// The encrypted file store's temporary file.
+    pub(crate) temp: Option<encrypted_file::TempFile>,
+}
+
+impl PreparedSave {
+    /// The temporary file made ready, if any (for tests that follow it).
+    #[cfg(test)]
+    pub(crate) fn temp_path(&self) -> Option<&std::path::Path> {
+        self.temp.as_ref().map(encrypted_file::TempFile::path)
+    }
+}
+
 /// Persistence of sessions, one record per provider name.
 pub trait Store: Send + Sync + fmt::Debug {
     /// A short name for messages ("Secret Service", "memory store").
@@ -181,6 +197,36 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// # Errors
     /// The store is unavailable or the write failed.
     fn save(&self, provider: &str, session: &StoredSession) -> Result<(), StoreError>;
+
+    /// Whether [`Self::prepare_save`] does anything: the broker calls it
+    /// only then.
+    fn prepares_saves(&self) -> bool {
+        false
+    }
+
+    /// Does the part of a save of `provider`'s record that does not depend
+    /// on the record (the encrypted file store creates its temporary file),
+    /// so that [`Self::save_prepared`] takes less time: the broker calls it
+    /// while the provider answers a refresh, whose caller waits for the
+    /// save. Failures are left for the save to report.
+    fn prepare_save(&self, _provider: &str) -> PreparedSave {
+        PreparedSave::default()
+    }
+
+    /// [`Self::save`] with what [`Self::prepare_save`] made ready (work made
+    /// for another record, or none, is not used).
+    ///
+    /// # Errors
+    /// As for [`Self::save`].
+    fn save_prepared(
+        &self,
+        provider: &str,
+        session: &StoredSession,
+        prepared: PreparedSave,
+    ) -> Result<(), StoreError> {
+        drop(prepared);
+        self.save(provider, session)
+    }
 
     /// Removes the stored session of `provider`; removing nothing is not an error.
     ///

@@ -8,7 +8,7 @@ use tokio::sync::watch;
 use tracing::{debug, error, info, warn};
 
 use super::machine::{Effect, Event, Freshness, Notice, Reply, RestoreCause, WritePurpose};
-use super::store::unix_micros_now;
+use super::store::{PreparingSave, unix_micros_now};
 use super::{RefreshResult, Session};
 
 impl Session {
@@ -63,15 +63,17 @@ impl Session {
     /// A caller whose event may write holds the persist lock. Returns the
     /// machine's answer.
     pub(super) async fn dispatch(self: &Arc<Self>, event: Event) -> Option<Reply> {
-        self.dispatch_timed(event, None).await
+        self.dispatch_timed(event, None, None).await
     }
 
     /// [`Self::dispatch`] for a provider's answer received at `answered`:
-    /// the store write that follows logs how long after it it was saved.
+    /// the store write that follows uses `prepared` (see
+    /// [`Self::prepare_save`]) and logs how long after the answer it was saved.
     pub(super) async fn dispatch_timed(
         self: &Arc<Self>,
         event: Event,
         answered: Option<Instant>,
+        mut prepared: Option<PreparingSave>,
     ) -> Option<Reply> {
         let mut events = VecDeque::from([event]);
         let mut reply = None;
@@ -79,13 +81,16 @@ impl Session {
             for effect in self.step(event) {
                 match effect {
                     Effect::WriteRecord { record, purpose } => {
-                        let result = self.write_record(record).await;
+                        let result = self.write_record(record, prepared.take()).await;
                         self.log_write(&purpose, result.as_ref().err(), answered);
                         events.push_back(Event::RecordWritten { purpose, result });
                     }
                     other => reply = self.carry_out(other).or(reply),
                 }
             }
+        }
+        if let Some(unused) = prepared {
+            self.discard_prepared(unused);
         }
         reply
     }

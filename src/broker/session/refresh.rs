@@ -35,10 +35,13 @@ impl Session {
         refresh_token: &Secret,
         generation: u64,
     ) -> Result<(), crate::broker::error::BrokerError> {
-        let (sent_at, answer) = {
+        let (sent_at, answer, prepared) = {
             // The permit bounds requests per token endpoint; it is released
             // as soon as the provider has answered.
             let _permit = self.refresh_limit.acquire().await;
+            // The save's first half, while the provider answers (after the
+            // permit, so that a storm's waiting refreshes prepare nothing).
+            let prepared = self.prepare_save();
             let sent_at = self.shared.clock.now();
             // From here until "refresh_saved" a crash may lose the session:
             // the provider may rotate the refresh token before we store the
@@ -49,7 +52,7 @@ impl Session {
                 .metrics
                 .refresh(&self.name, self.provider.refresh(refresh_token))
                 .await;
-            (sent_at, answer)
+            (sent_at, answer, prepared)
         };
         let answered = Instant::now();
         debug!(provider = %self.name, event = "refresh_answered", at_unix_us = %unix_micros_now(), ok = answer.is_ok(), "refresh answer received");
@@ -59,7 +62,7 @@ impl Session {
             sent_at,
             answer,
         };
-        match self.dispatch_timed(event, Some(answered)).await {
+        match self.dispatch_timed(event, Some(answered), prepared).await {
             Some(Reply::Done(result)) => result,
             _ => Ok(()),
         }

@@ -9,7 +9,11 @@ use std::time::{Duration, SystemTime};
 use tracing::info;
 
 use super::Session;
-use crate::store::{StoreError, StoredSession};
+use crate::store::{PreparedSave, StoreError, StoredSession};
+
+/// A save's preparation running on the blocking pool (see
+/// [`Session::prepare_save`]).
+pub(super) type PreparingSave = tokio::task::JoinHandle<PreparedSave>;
 
 /// Wall-clock microseconds, for the debug lines that time the window between
 /// a provider's answer and the store write (never used for decisions).
@@ -25,22 +29,56 @@ impl Session {
     /// `None`), in order with every other write of it (see
     /// `broker::record_writes`): its generation is taken when the write is
     /// made (the first poll, which callers make at once), and it runs on
-    /// the blocking pool.
+    /// the blocking pool. A save uses what `prepared` made ready.
     pub(super) async fn write_record(
         &self,
         record: Option<StoredSession>,
+        prepared: Option<PreparingSave>,
     ) -> Result<(), StoreError> {
         let slot = self.shared.record_writes.slot(&self.name);
         let generation = slot.issue();
         let store = Arc::clone(&self.shared.store);
         let name = self.name.clone();
+        // Ready before the provider answered, as a rule; a failed
+        // preparation leaves the whole save to the store.
+        let prepared = match prepared {
+            Some(task) => task.await.unwrap_or_default(),
+            None => PreparedSave::default(),
+        };
         blocking(move || {
             slot.apply(generation, || match &record {
-                Some(record) => store.save(&name, record),
+                Some(record) => store.save_prepared(&name, record, prepared),
                 None => store.delete(&name),
             })
         })
         .await
+    }
+
+    /// Starts, on the blocking pool, the part of a save of this session's
+    /// record that does not need the record (the encrypted file store
+    /// creates its temporary file), for a refresh about to be sent: it runs
+    /// while the provider answers, and a caller waiting for the refresh
+    /// waits that much less for the save. `None` when the store has no
+    /// such part.
+    pub(super) fn prepare_save(&self) -> Option<PreparingSave> {
+        if !self.shared.store.prepares_saves() {
+            return None;
+        }
+        let store = Arc::clone(&self.shared.store);
+        let name = self.name.clone();
+        Some(tokio::task::spawn_blocking(move || {
+            store.prepare_save(&name)
+        }))
+    }
+
+    /// Undoes a preparation no save used (the refresh failed), off the
+    /// event loop: it removes a file.
+    pub(super) fn discard_prepared(&self, prepared: PreparingSave) {
+        self.shared.tasks.spawn(async move {
+            if let Ok(prepared) = prepared.await {
+                let _ = tokio::task::spawn_blocking(move || drop(prepared)).await;
+            }
+        });
     }
 
     /// Retries the save that failed, in the background (the store works:

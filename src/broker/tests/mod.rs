@@ -2,6 +2,7 @@
 //! The session's state machine has its own table tests next to it
 //! (`session/machine/tests.rs`).
 
+mod prepared_save;
 mod restore_waits_for_store;
 mod status_pages;
 mod store_health;

@@ -1,0 +1,176 @@
+//! A refresh's store write made ready while the provider answers (the
+//! encrypted file store creates its temporary file then), through the
+//! broker with a real emulator and a real file store: the save that follows
+//! writes through that file, and a refresh that fails leaves none behind.
+
+use std::os::unix::fs::MetadataExt as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tokend_emulator::{Emulator, Endpoint, Fault, Rfc8628Options};
+use tokio::sync::watch;
+
+use crate::broker::{Broker, BrokerParts, Caller, SystemClock};
+use crate::provider::HttpClient;
+use crate::store::{EncryptedFileStore, PreparedSave, Store, StoreError, StoreKey, StoredSession};
+
+/// The encrypted file store, counting what the broker asks of it.
+#[derive(Debug)]
+struct CountingStore {
+    inner: EncryptedFileStore,
+    /// Preparations made.
+    prepared: AtomicUsize,
+    /// Prepared saves whose record ended up in the very file prepared.
+    through_prepared_file: AtomicUsize,
+    /// Saves of any kind that completed.
+    saves: watch::Sender<usize>,
+}
+
+impl Store for CountingStore {
+    fn name(&self) -> &'static str {
+        "counting encrypted file store"
+    }
+    fn load(&self, provider: &str) -> Result<Option<StoredSession>, StoreError> {
+        self.inner.load(provider)
+    }
+    fn save(&self, provider: &str, session: &StoredSession) -> Result<(), StoreError> {
+        let result = self.inner.save(provider, session);
+        self.saves.send_modify(|n| *n += 1);
+        result
+    }
+    fn prepares_saves(&self) -> bool {
+        self.inner.prepares_saves()
+    }
+    fn prepare_save(&self, provider: &str) -> PreparedSave {
+        self.prepared.fetch_add(1, Ordering::SeqCst);
+        self.inner.prepare_save(provider)
+    }
+    fn save_prepared(
+        &self,
+        provider: &str,
+        session: &StoredSession,
+        prepared: PreparedSave,
+    ) -> Result<(), StoreError> {
+        let made = prepared
+            .temp_path()
+            .map(|path| std::fs::metadata(path).unwrap().ino());
+        let result = self.inner.save_prepared(provider, session, prepared);
+        let record = self.inner.file_of(provider).unwrap();
+        if made.is_some() && made == std::fs::metadata(record).ok().map(|m| m.ino()) {
+            self.through_prepared_file.fetch_add(1, Ordering::SeqCst);
+        }
+        self.saves.send_modify(|n| *n += 1);
+        result
+    }
+    fn delete(&self, provider: &str) -> Result<(), StoreError> {
+        self.inner.delete(provider)
+    }
+    fn list(&self) -> Result<Vec<String>, StoreError> {
+        self.inner.list()
+    }
+}
+
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+/// A broker on `emulator` whose provider `demo` is logged in, over a
+/// counting file store in `dir`; the store and its records' directory.
+async fn logged_in(emulator: &Emulator, dir: &Path) -> (Broker, Arc<CountingStore>, PathBuf) {
+    let records = dir.join("sessions");
+    let store = Arc::new(CountingStore {
+        inner: EncryptedFileStore::new(dir, StoreKey::from_bytes(&[9; 32]).unwrap()),
+        prepared: AtomicUsize::new(0),
+        through_prepared_file: AtomicUsize::new(0),
+        saves: watch::Sender::new(0),
+    });
+    let path = dir.join("config.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[daemon]\nsocket = \"/run/t/t.sock\"\nstore = \"memory\"\n\
+             [providers.demo]\ndevice_authorization_endpoint = \"{}\"\n\
+             token_endpoint = \"{}\"\nclient_id = \"tokend-test\"\n",
+            emulator.device_authorization_endpoint(),
+            emulator.token_endpoint()
+        ),
+    )
+    .unwrap();
+    let env = crate::config::Environment {
+        etc: dir.to_owned(),
+        ..Default::default()
+    };
+    let config = crate::config::load(&path, &env).unwrap();
+    let broker = Broker::new(
+        &config,
+        BrokerParts {
+            store: store.clone(),
+            clock: Arc::new(SystemClock),
+            http: HttpClient::new(Duration::from_secs(5)).unwrap(),
+            owner_uid: 1000,
+        },
+    );
+    broker.start(None).await;
+    let mut login = broker.login(&Caller::uid(1000), "demo").unwrap();
+    let prompt = login.prompt().await.unwrap();
+    emulator.approve(&prompt.user_code).unwrap();
+    login.outcome().await.unwrap();
+    assert_eq!(*store.saves.borrow(), 1, "the login's save");
+    assert_eq!(
+        store.prepared.load(Ordering::SeqCst),
+        0,
+        "a login prepares nothing"
+    );
+    (broker, store, records)
+}
+
+async fn emulator() -> Emulator {
+    Emulator::start(Rfc8628Options {
+        interval: Duration::from_secs(1),
+        ..Rfc8628Options::default()
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_refresh_saves_through_the_file_made_while_the_provider_answered() {
+    let emulator = emulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (broker, store, records) = logged_in(&emulator, dir.path()).await;
+    // Tokens that live longer than the current one: a request for two
+    // hours of life refreshes first.
+    emulator.set_access_token_lifetime(Duration::from_secs(4 * 3600));
+    broker
+        .token(&Caller::uid(1000), "demo", Duration::from_secs(2 * 3600))
+        .await
+        .unwrap();
+    assert_eq!(store.prepared.load(Ordering::SeqCst), 1);
+    assert_eq!(store.through_prepared_file.load(Ordering::SeqCst), 1);
+    assert_eq!(names_in(&records), ["demo.session"]);
+    broker.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn a_failed_refresh_leaves_no_prepared_file() {
+    let emulator = emulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (broker, store, records) = logged_in(&emulator, dir.path()).await;
+    emulator.inject(Endpoint::Token, Fault::Status(503), 1);
+    let refused = broker
+        .token(&Caller::uid(1000), "demo", Duration::from_secs(2 * 3600))
+        .await;
+    assert!(refused.is_err(), "{refused:?}");
+    assert_eq!(store.prepared.load(Ordering::SeqCst), 1);
+    // The preparation is undone in the background; a stop waits for it.
+    broker.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(names_in(&records), ["demo.session"]);
+    assert_eq!(*store.saves.borrow(), 1, "nothing saved after the login");
+}
