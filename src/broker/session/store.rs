@@ -39,10 +39,15 @@ impl Session {
         let generation = slot.issue();
         let store = Arc::clone(&self.shared.store);
         let name = self.name.clone();
-        // Ready before the provider answered, as a rule; a failed
-        // preparation leaves the whole save to the store.
+        // Ready before the provider answered, as a rule; a preparation
+        // that failed or hangs (the save would too, and says why) leaves the
+        // whole save to the store.
         let prepared = match prepared {
-            Some(task) => task.await.unwrap_or_default(),
+            Some(task) => tokio::time::timeout(STORE_TIMEOUT, task)
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .unwrap_or_default(),
             None => PreparedSave::default(),
         };
         blocking(move || {
