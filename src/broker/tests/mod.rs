@@ -7,3 +7,44 @@ mod restore_waits_for_store;
 mod status_pages;
 mod store_health;
 mod write_order;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokend_emulator::Emulator;
+
+use crate::broker::{Broker, BrokerParts, SystemClock};
+use crate::provider::HttpClient;
+use crate::store::Store;
+
+/// A broker (not started) whose one provider, `demo`, is `emulator`, with
+/// its config written in `dir` and its sessions in `store`; owner uid 1000.
+fn broker_on_emulator(emulator: &Emulator, dir: &Path, store: Arc<dyn Store>) -> Broker {
+    let path = dir.join("config.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[daemon]\nsocket = \"/run/t/t.sock\"\nstore = \"memory\"\n\
+             [providers.demo]\ndevice_authorization_endpoint = \"{}\"\n\
+             token_endpoint = \"{}\"\nclient_id = \"tokend-test\"\n",
+            emulator.device_authorization_endpoint(),
+            emulator.token_endpoint()
+        ),
+    )
+    .unwrap();
+    let env = crate::config::Environment {
+        etc: dir.to_owned(),
+        ..Default::default()
+    };
+    let config = crate::config::load(&path, &env).unwrap();
+    Broker::new(
+        &config,
+        BrokerParts {
+            store,
+            clock: Arc::new(SystemClock),
+            http: HttpClient::new(Duration::from_secs(5)).unwrap(),
+            owner_uid: 1000,
+        },
+    )
+}

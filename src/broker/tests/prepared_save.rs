@@ -12,8 +12,8 @@ use std::time::Duration;
 use tokend_emulator::{Emulator, Endpoint, Fault, Rfc8628Options};
 use tokio::sync::watch;
 
-use crate::broker::{Broker, BrokerParts, Caller, SystemClock};
-use crate::provider::HttpClient;
+use super::broker_on_emulator;
+use crate::broker::{Broker, Caller};
 use crate::store::{EncryptedFileStore, PreparedSave, Store, StoreError, StoreKey, StoredSession};
 
 /// The encrypted file store, counting what the broker asks of it.
@@ -91,32 +91,7 @@ async fn logged_in(emulator: &Emulator, dir: &Path) -> (Broker, Arc<CountingStor
         through_prepared_file: AtomicUsize::new(0),
         saves: watch::Sender::new(0),
     });
-    let path = dir.join("config.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "[daemon]\nsocket = \"/run/t/t.sock\"\nstore = \"memory\"\n\
-             [providers.demo]\ndevice_authorization_endpoint = \"{}\"\n\
-             token_endpoint = \"{}\"\nclient_id = \"tokend-test\"\n",
-            emulator.device_authorization_endpoint(),
-            emulator.token_endpoint()
-        ),
-    )
-    .unwrap();
-    let env = crate::config::Environment {
-        etc: dir.to_owned(),
-        ..Default::default()
-    };
-    let config = crate::config::load(&path, &env).unwrap();
-    let broker = Broker::new(
-        &config,
-        BrokerParts {
-            store: store.clone(),
-            clock: Arc::new(SystemClock),
-            http: HttpClient::new(Duration::from_secs(5)).unwrap(),
-            owner_uid: 1000,
-        },
-    );
+    let broker = broker_on_emulator(emulator, dir, store.clone());
     broker.start(None).await;
     let mut login = broker.login(&Caller::uid(1000), "demo").unwrap();
     let prompt = login.prompt().await.unwrap();

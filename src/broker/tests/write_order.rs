@@ -8,9 +8,9 @@ use std::time::Duration;
 use tokend_emulator::{Emulator, Rfc8628Options};
 use tokio::sync::watch;
 
+use super::broker_on_emulator;
 use crate::broker::SessionPhase;
-use crate::broker::{Broker, BrokerParts, Caller, SystemClock};
-use crate::provider::HttpClient;
+use crate::broker::{Broker, Caller};
 use crate::store::{EncryptedFileStore, Store, StoreError, StoreKey, StoredSession};
 
 /// The encrypted file store, whose saves can be held: a held save waits in
@@ -74,35 +74,6 @@ fn key() -> StoreKey {
     StoreKey::from_bytes(&[7; 32]).unwrap()
 }
 
-fn broker(emulator: &Emulator, dir: &std::path::Path, store: Arc<dyn Store>) -> Broker {
-    let path = dir.join("config.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "[daemon]\nsocket = \"/run/t/t.sock\"\nstore = \"memory\"\n\
-             [providers.demo]\ndevice_authorization_endpoint = \"{}\"\n\
-             token_endpoint = \"{}\"\nclient_id = \"tokend-test\"\n",
-            emulator.device_authorization_endpoint(),
-            emulator.token_endpoint()
-        ),
-    )
-    .unwrap();
-    let env = crate::config::Environment {
-        etc: dir.to_owned(),
-        ..Default::default()
-    };
-    let config = crate::config::load(&path, &env).unwrap();
-    Broker::new(
-        &config,
-        BrokerParts {
-            store,
-            clock: Arc::new(SystemClock),
-            http: HttpClient::new(Duration::from_secs(5)).unwrap(),
-            owner_uid: 1000,
-        },
-    )
-}
-
 /// A login's save is held in the store; a logout cancels the login and
 /// deletes the record; then the held save completes. The delete, made
 /// last, must be what the store ends with, and a restart must find the
@@ -118,7 +89,7 @@ async fn a_save_held_in_the_store_cannot_undo_a_later_logout() {
     let dir = tempfile::tempdir().unwrap();
     let records = dir.path().join("sessions");
     let store = Arc::new(SlowedStore::new(EncryptedFileStore::new(&records, key())));
-    let broker = broker(&emulator, dir.path(), store.clone());
+    let broker = broker_on_emulator(&emulator, dir.path(), store.clone());
     broker.start(None).await;
     let caller = Caller::uid(1000);
 
@@ -168,7 +139,7 @@ async fn broker_after_restart(
     dir: &std::path::Path,
     records: &std::path::Path,
 ) -> Broker {
-    let broker = broker(
+    let broker = broker_on_emulator(
         emulator,
         dir,
         Arc::new(EncryptedFileStore::new(records, key())),
