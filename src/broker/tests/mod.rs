@@ -18,26 +18,30 @@ use crate::broker::{Broker, BrokerParts, SystemClock};
 use crate::provider::HttpClient;
 use crate::store::Store;
 
+/// `text` written as `dir/config.toml` and loaded, as the daemon loads it.
+fn config_in(dir: &Path, text: &str) -> crate::config::Config {
+    let path = dir.join("config.toml");
+    std::fs::write(&path, text).unwrap();
+    let env = crate::config::Environment {
+        etc: dir.to_owned(),
+        ..Default::default()
+    };
+    crate::config::load(&path, &env).unwrap()
+}
+
 /// A broker (not started) whose one provider, `demo`, is `emulator`, with
 /// its config written in `dir` and its sessions in `store`; owner uid 1000.
 fn broker_on_emulator(emulator: &Emulator, dir: &Path, store: Arc<dyn Store>) -> Broker {
-    let path = dir.join("config.toml");
-    std::fs::write(
-        &path,
-        format!(
+    let config = config_in(
+        dir,
+        &format!(
             "[daemon]\nsocket = \"/run/t/t.sock\"\nstore = \"memory\"\n\
              [providers.demo]\ndevice_authorization_endpoint = \"{}\"\n\
              token_endpoint = \"{}\"\nclient_id = \"tokend-test\"\n",
             emulator.device_authorization_endpoint(),
             emulator.token_endpoint()
         ),
-    )
-    .unwrap();
-    let env = crate::config::Environment {
-        etc: dir.to_owned(),
-        ..Default::default()
-    };
-    let config = crate::config::load(&path, &env).unwrap();
+    );
     Broker::new(
         &config,
         BrokerParts {

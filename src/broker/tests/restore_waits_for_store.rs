@@ -57,19 +57,12 @@ impl Store for LockableStore {
 }
 
 fn config(dir: &std::path::Path) -> crate::config::Config {
-    let path = dir.join("config.toml");
-    std::fs::write(
-        &path,
+    super::config_in(
+        dir,
         "[daemon]\nsocket = \"/run/t/t.sock\"\nstore = \"memory\"\n\
          [providers.demo]\ndevice_authorization_endpoint = \"http://127.0.0.1:9/device\"\n\
          token_endpoint = \"http://127.0.0.1:9/token\"\nclient_id = \"cid\"\n",
     )
-    .unwrap();
-    let env = crate::config::Environment {
-        etc: dir.to_owned(),
-        ..Default::default()
-    };
-    crate::config::load(&path, &env).unwrap()
 }
 
 #[tokio::test]

@@ -28,13 +28,7 @@ fn broker(dir: &std::path::Path, count: usize) -> Broker {
             let _ = writeln!(text, "allow_users = [{GUEST}]");
         }
     }
-    let path = dir.join("config.toml");
-    std::fs::write(&path, text).unwrap();
-    let env = crate::config::Environment {
-        etc: dir.to_owned(),
-        ..Default::default()
-    };
-    let config = crate::config::load(&path, &env).unwrap();
+    let config = super::config_in(dir, &text);
     Broker::new(
         &config,
         BrokerParts {

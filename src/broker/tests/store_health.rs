@@ -163,13 +163,7 @@ fn broker_with_records(dir: &std::path::Path, store: &Arc<FlakyStore>) -> Broker
              token_endpoint = \"http://127.0.0.1:9/token\"\nclient_id = \"cid\"\n"
         );
     }
-    let path = dir.join("config.toml");
-    std::fs::write(&path, text).unwrap();
-    let env = crate::config::Environment {
-        etc: dir.to_owned(),
-        ..Default::default()
-    };
-    let config = crate::config::load(&path, &env).unwrap();
+    let config = super::config_in(dir, &text);
     let expires = SystemTime::now() + Duration::from_secs(3600);
     for provider in &config.providers {
         let record = StoredSession {
