@@ -360,8 +360,10 @@ impl Store for EncryptedFileStore {
         prepared: PreparedSave,
     ) -> Result<(), StoreError> {
         match prepared.temp {
-            // Made by `prepare_save` for this record, which checked the directory.
             Some(temp) if temp.provider == provider && temp.directory == self.directory => {
+                // The directory is checked again (a few µs): one replaced
+                // since the preparation fails the save as it would without one.
+                self.prepare()?;
                 self.seal_and_commit(provider, session, Ok(temp))
             }
             _ => self.save(provider, session),

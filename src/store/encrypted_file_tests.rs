@@ -215,3 +215,24 @@ fn an_unused_or_misdirected_preparation_leaves_no_file() {
             .is_err()
     );
 }
+
+#[test]
+fn a_directory_replaced_after_the_preparation_fails_the_save_as_without_one() {
+    let state = tempfile::tempdir().unwrap();
+    let store = EncryptedFileStore::new(state.path(), key(1));
+    store.save("github", &record("rt-github-1")).unwrap();
+    let prepared = store.prepare_save("github");
+    assert!(prepared.temp_path().is_some());
+    let away = state.path().join("sessions.away");
+    fs::rename(store.directory(), &away).unwrap();
+    fs::write(store.directory(), b"in the way").unwrap();
+    let err = store
+        .save_prepared("github", &record("rt-github-2"), prepared)
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable { .. }), "{err:?}");
+    assert!(err.to_string().contains("not a directory"), "{err}");
+    // The directory comes back with the old record in it.
+    fs::remove_file(store.directory()).unwrap();
+    fs::rename(&away, store.directory()).unwrap();
+    assert_eq!(store.load("github").unwrap(), Some(record("rt-github-1")));
+}
