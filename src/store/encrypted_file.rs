@@ -127,6 +127,18 @@ impl EncryptedFileStore {
         &self.directory
     }
 
+    /// Every name in the records' directory, temporary files included,
+    /// sorted (for tests that check what is left there).
+    #[cfg(test)]
+    pub(crate) fn file_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(&self.directory)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    }
+
     /// The public name of the key in use (logged at start, stored in files).
     #[must_use]
     pub fn key_id(&self) -> KeyId {
@@ -242,16 +254,17 @@ impl EncryptedFileStore {
         Ok(temp)
     }
 
-    /// Seals `session` as `provider`'s record and writes it through `temp`.
+    /// Seals `session` as `provider`'s record and writes it through `temp`
+    /// as `path` (the record's file, from [`Self::file_of`]).
     fn seal_and_commit(
         &self,
         provider: &str,
+        path: &Path,
         session: &StoredSession,
         temp: io::Result<TempFile>,
     ) -> Result<(), StoreError> {
-        let path = self.file_of(provider)?;
         let sealed = sealed::seal(&self.key, provider, &session.to_bytes()).map_err(failed)?;
-        temp.and_then(|temp| temp.commit(&path, &sealed))
+        temp.and_then(|temp| temp.commit(path, &sealed))
             .map_err(|e| failed(format!("cannot write {}: {e}", path.display())))
     }
 }
@@ -334,9 +347,9 @@ impl Store for EncryptedFileStore {
     }
 
     fn save(&self, provider: &str, session: &StoredSession) -> Result<(), StoreError> {
-        self.file_of(provider)?;
+        let path = self.file_of(provider)?;
         self.prepare()?;
-        self.seal_and_commit(provider, session, self.create_temp(provider))
+        self.seal_and_commit(provider, &path, session, self.create_temp(provider))
     }
 
     fn prepares_saves(&self) -> bool {
@@ -363,8 +376,9 @@ impl Store for EncryptedFileStore {
             Some(temp) if temp.provider == provider && temp.directory == self.directory => {
                 // The directory is checked again (a few µs): one replaced
                 // since the preparation fails the save as it would without one.
+                let path = self.file_of(provider)?;
                 self.prepare()?;
-                self.seal_and_commit(provider, session, Ok(temp))
+                self.seal_and_commit(provider, &path, session, Ok(temp))
             }
             _ => self.save(provider, session),
         }

@@ -52,12 +52,7 @@ fn round_trip_list_delete_and_modes() {
         );
     }
     // Only the records are in the directory: no temporary file is left.
-    let mut names: Vec<_> = fs::read_dir(store.directory())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    names.sort();
-    assert_eq!(names, ["github.session", "trakt.session"]);
+    assert_eq!(store.file_names(), ["github.session", "trakt.session"]);
 
     store.delete("github").unwrap();
     store.delete("github").unwrap();
@@ -157,16 +152,6 @@ fn unusable_directories_and_names_are_errors() {
     }
 }
 
-/// The names in the sessions directory, temporary files included.
-fn names_in(store: &EncryptedFileStore) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(store.directory())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    names.sort();
-    names
-}
-
 #[test]
 fn a_prepared_save_writes_through_the_file_made_beforehand() {
     use std::os::unix::fs::MetadataExt as _;
@@ -188,7 +173,7 @@ fn a_prepared_save_writes_through_the_file_made_beforehand() {
         made
     );
     assert_eq!(store.load("github").unwrap(), Some(record("rt-github-2")));
-    assert_eq!(names_in(&store), ["github.session"]);
+    assert_eq!(store.file_names(), ["github.session"]);
 }
 
 #[test]
@@ -198,14 +183,14 @@ fn an_unused_or_misdirected_preparation_leaves_no_file() {
     store.save("github", &record("rt-github-1")).unwrap();
     // A refresh that failed: the preparation is dropped.
     drop(store.prepare_save("github"));
-    assert_eq!(names_in(&store), ["github.session"]);
+    assert_eq!(store.file_names(), ["github.session"]);
     // Made for another record: not used, removed, and the save still right.
     let prepared = store.prepare_save("trakt");
     store
         .save_prepared("github", &record("rt-github-2"), prepared)
         .unwrap();
     assert_eq!(store.load("github").unwrap(), Some(record("rt-github-2")));
-    assert_eq!(names_in(&store), ["github.session"]);
+    assert_eq!(store.file_names(), ["github.session"]);
     // A name that is no provider's prepares nothing; its save says why.
     let prepared = store.prepare_save("../etc");
     assert!(prepared.temp_path().is_none());

@@ -4,7 +4,7 @@
 //! writes through that file, and a refresh that fails leaves none behind.
 
 use std::os::unix::fs::MetadataExt as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -72,19 +72,9 @@ impl Store for CountingStore {
     }
 }
 
-fn names_in(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    names.sort();
-    names
-}
-
 /// A broker on `emulator` whose provider `demo` is logged in, over a
-/// counting file store in `dir`; the store and its records' directory.
-async fn logged_in(emulator: &Emulator, dir: &Path) -> (Broker, Arc<CountingStore>, PathBuf) {
-    let records = dir.join("sessions");
+/// counting file store in `dir`; and the store.
+async fn logged_in(emulator: &Emulator, dir: &Path) -> (Broker, Arc<CountingStore>) {
     let store = Arc::new(CountingStore {
         inner: EncryptedFileStore::new(dir, StoreKey::from_bytes(&[9; 32]).unwrap()),
         prepared: AtomicUsize::new(0),
@@ -103,7 +93,7 @@ async fn logged_in(emulator: &Emulator, dir: &Path) -> (Broker, Arc<CountingStor
         0,
         "a login prepares nothing"
     );
-    (broker, store, records)
+    (broker, store)
 }
 
 async fn emulator() -> Emulator {
@@ -119,7 +109,7 @@ async fn emulator() -> Emulator {
 async fn a_refresh_saves_through_the_file_made_while_the_provider_answered() {
     let emulator = emulator().await;
     let dir = tempfile::tempdir().unwrap();
-    let (broker, store, records) = logged_in(&emulator, dir.path()).await;
+    let (broker, store) = logged_in(&emulator, dir.path()).await;
     // Tokens that live longer than the current one: a request for two
     // hours of life refreshes first.
     emulator.set_access_token_lifetime(Duration::from_secs(4 * 3600));
@@ -129,7 +119,7 @@ async fn a_refresh_saves_through_the_file_made_while_the_provider_answered() {
         .unwrap();
     assert_eq!(store.prepared.load(Ordering::SeqCst), 1);
     assert_eq!(store.through_prepared_file.load(Ordering::SeqCst), 1);
-    assert_eq!(names_in(&records), ["demo.session"]);
+    assert_eq!(store.inner.file_names(), ["demo.session"]);
     broker.shutdown(Duration::from_secs(1)).await;
 }
 
@@ -137,7 +127,7 @@ async fn a_refresh_saves_through_the_file_made_while_the_provider_answered() {
 async fn a_failed_refresh_leaves_no_prepared_file() {
     let emulator = emulator().await;
     let dir = tempfile::tempdir().unwrap();
-    let (broker, store, records) = logged_in(&emulator, dir.path()).await;
+    let (broker, store) = logged_in(&emulator, dir.path()).await;
     emulator.inject(Endpoint::Token, Fault::Status(503), 1);
     let refused = broker
         .token(&Caller::uid(1000), "demo", Duration::from_secs(2 * 3600))
@@ -147,6 +137,6 @@ async fn a_failed_refresh_leaves_no_prepared_file() {
     // have started when the failure is answered); a stop waits for both.
     broker.shutdown(Duration::from_secs(5)).await;
     assert_eq!(store.prepared.load(Ordering::SeqCst), 1);
-    assert_eq!(names_in(&records), ["demo.session"]);
+    assert_eq!(store.inner.file_names(), ["demo.session"]);
     assert_eq!(*store.saves.borrow(), 1, "nothing saved after the login");
 }
