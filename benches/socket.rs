@@ -2,10 +2,18 @@
 //!
 //!     cargo bench --bench socket
 //!
-//! The floor is the least any server could do: a blocking server that
-//! answers every line with a fixed token line. Both are measured in the same
-//! run by the same client code, so the ratios are what to read: absolute
-//! times on a shared 2-core machine are noisy.
+//! The floor is the least any server could do: a blocking server in C, in a
+//! process of its own as tokend is (`benches/socket_floor.c`, built here with
+//! `cc`), with a thread per connection that answers every line with a fixed
+//! token line. Both are measured in the same run by the same client code, so
+//! the ratios are what to read: absolute times on a shared 2-core machine
+//! are noisy.
+//!
+//! Until 2026-12-04 the floor was the same server as threads of this
+//! benchmark's own process. That is cheaper than any daemon can be: a
+//! client woken by a server thread of its own process needs no switch of
+//! address space. It is still measured at 16 clients and printed beside the
+//! other, so that figures from before stay comparable.
 //!
 //! Reported: p50/p99 latency of one client; throughput with 1, 16 and 64
 //! concurrent clients (the median of rounds taken in turn); and the whole-process time of `tokenctl token NAME`
@@ -19,7 +27,7 @@ mod support;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::daemon::{Daemon, DaemonOptions, login};
@@ -57,7 +65,9 @@ fn main() {
     });
     let floor_dir = tempfile::tempdir().unwrap();
     let floor = floor_dir.path().join("floor.sock");
-    start_floor(&floor, &token);
+    let _floor_server = CFloor::start(floor_dir.path(), &floor, &token);
+    let in_process_floor = floor_dir.path().join("in-process-floor.sock");
+    start_in_process_floor(&in_process_floor, &token);
 
     println!(
         "tokend socket benchmark (cached token; {} cores)\n",
@@ -86,15 +96,29 @@ fn main() {
     for clients in [1, 16, 64] {
         let mut t = Vec::with_capacity(THROUGHPUT_ROUNDS);
         let mut f = Vec::with_capacity(THROUGHPUT_ROUNDS);
+        let mut in_process = Vec::new();
         for _ in 0..THROUGHPUT_ROUNDS {
             t.push(throughput(&daemon.socket, clients));
             f.push(throughput(&floor, clients));
+            // The earlier floor, at the target's client count, in the same
+            // turns: comparable with the figures measured before 2026-12-04.
+            if clients == 16 {
+                in_process.push(throughput(&in_process_floor, clients));
+            }
         }
         let (t, f) = (median(t), median(f));
         println!(
             "  {clients:>2} clients                             {t:>9.0} /s     {f:>9.0} /s     {:.2}",
             t / f
         );
+        if !in_process.is_empty() {
+            let in_process = median(in_process);
+            println!(
+                "  {:<39}{t:>9.0} /s     {in_process:>9.0} /s     {:.2}",
+                "16 clients, floor in this process",
+                t / in_process
+            );
+        }
     }
 
     let tokenctl = env!("CARGO_BIN_EXE_tokenctl");
@@ -127,12 +151,60 @@ fn available_cores() -> usize {
     std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
 }
 
-/// A blocking server that answers every line with the same token line.
-fn start_floor(path: &Path, token: &str) {
-    let listener = UnixListener::bind(path).unwrap();
-    let answer = format!(
+/// The line every floor answers with: a token answer of tokend's shape.
+fn floor_answer(token: &str) -> String {
+    format!(
         "{{\"ok\":true,\"access_token\":\"{token}\",\"token_type\":\"Bearer\",\"expires_at\":1790000000}}\n"
-    );
+    )
+}
+
+/// The floor: `benches/socket_floor.c`, compiled into `dir` and run as a
+/// child listening on `path`; killed when dropped (and by the kernel if this
+/// process dies first).
+struct CFloor(Child);
+
+impl CFloor {
+    fn start(dir: &Path, path: &Path, token: &str) -> Self {
+        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/socket_floor.c");
+        let program = dir.join("socket_floor");
+        let compiler = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+        let built = Command::new(&compiler)
+            .args(["-O2", "-pthread", "-o"])
+            .arg(&program)
+            .arg(&source)
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run the C compiler `{compiler}`: {e}"));
+        assert!(
+            built.success(),
+            "{compiler} could not build {}",
+            source.display()
+        );
+        let mut child = Command::new(&program)
+            .arg(path)
+            .arg(floor_answer(token))
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start the C floor");
+        let mut ready = String::new();
+        BufReader::new(child.stdout.take().expect("its stdout"))
+            .read_line(&mut ready)
+            .expect("the C floor's first line");
+        assert_eq!(ready.trim(), "ready", "the C floor did not start");
+        Self(child)
+    }
+}
+
+impl Drop for CFloor {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The earlier floor: the same server as threads of this process.
+fn start_in_process_floor(path: &Path, token: &str) {
+    let listener = UnixListener::bind(path).unwrap();
+    let answer = floor_answer(token);
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(stream) = stream else { break };
