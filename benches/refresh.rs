@@ -41,7 +41,9 @@
 //! and (blocking - cached) / (provider + store write), and the difference
 //! blocking - (provider + store write): what tokend adds, in milliseconds.
 //! `BENCH_RUST_LOG=debug` runs the daemon at that level and prints its log
-//! of one refresh, whose timestamps show where the time went.
+//! of one refresh, whose timestamps show where the time went, and the
+//! medians of its steps over every refresh (request sent -> answer,
+//! answer -> new refresh token stored).
 //! Everything runs on 127.0.0.1 and Unix sockets; every loop is bounded.
 
 #[path = "../tests/e2e/support/mod.rs"]
@@ -153,6 +155,52 @@ fn main() {
     provider.assert_no_violations();
 }
 
+/// Medians, over every refresh in a debug `log`, of the daemon's steps:
+/// request sent to the provider -> answer read, and answer -> new refresh
+/// token stored (its `refresh_sent`, `refresh_answered` and
+/// `refresh_saved` lines' `at_unix_us`).
+fn print_timeline(log: &str) {
+    let at = |line: &str| -> Option<u64> {
+        let rest = &line[line.find("at_unix_us=")? + "at_unix_us=".len()..];
+        rest.split_whitespace().next()?.parse().ok()
+    };
+    let event = |line: &str, name: &str| line.contains(&format!("event=\"{name}\""));
+    // Per provider: the time of its last step, to pair each with the next.
+    let mut sent = std::collections::HashMap::new();
+    let mut answered = std::collections::HashMap::new();
+    let (mut to_answer, mut to_save) = (Vec::new(), Vec::new());
+    for line in log.lines() {
+        let Some(provider) = line
+            .split_whitespace()
+            .find_map(|word| word.strip_prefix("provider="))
+        else {
+            continue;
+        };
+        let Some(time) = at(line) else { continue };
+        if event(line, "refresh_sent") {
+            sent.insert(provider, time);
+        } else if event(line, "refresh_answered") {
+            if let Some(start) = sent.remove(provider) {
+                to_answer.push(Duration::from_micros(time.saturating_sub(start)));
+            }
+            answered.insert(provider, time);
+        } else if event(line, "refresh_saved")
+            && let Some(start) = answered.remove(provider)
+        {
+            to_save.push(Duration::from_micros(time.saturating_sub(start)));
+        }
+    }
+    if to_answer.is_empty() || to_save.is_empty() {
+        return;
+    }
+    println!(
+        "  over {} refreshes, medians: request sent -> answer {:.0} µs, answer -> stored {:.0} µs",
+        to_answer.len(),
+        ms(median(to_answer)) * 1e3,
+        ms(median(to_save)) * 1e3
+    );
+}
+
 /// The encrypted-file store: sessions sealed here, writes timed in this process.
 fn file_store_run(provider: &Provider) -> Figures {
     let store = FileStore::new();
@@ -165,10 +213,12 @@ fn file_store_run(provider: &Provider) -> Figures {
     if std::env::var_os("BENCH_RUST_LOG").is_some() {
         // With BENCH_RUST_LOG=debug: one refresh's steps, timestamped
         // (refresh_sent, refresh_answered, refresh_saved, handed out).
+        let log = daemon.log();
         println!("  the daemon's log of one refresh (encrypted file):");
-        for line in daemon.log().lines().filter(|l| l.contains("p100")) {
+        for line in log.lines().filter(|l| l.contains("p100")) {
             println!("  {line}");
         }
+        print_timeline(&log);
         println!();
     }
     Figures {
