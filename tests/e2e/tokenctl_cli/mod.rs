@@ -46,7 +46,14 @@ impl CannedDaemon {
             let mut writer = stream;
             let mut requests = Vec::new();
             let mut line = String::new();
-            while reader.read_line(&mut line).unwrap() > 0 {
+            // A client that closes with an answer it did not read (`login
+            // --no-wait` leaves after the prompt) resets the connection:
+            // that ends it as its closing would.
+            while match reader.read_line(&mut line) {
+                Ok(n) => n > 0,
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => false,
+                Err(e) => panic!("reading a request: {e}"),
+            } {
                 let request = parse_request(line.as_bytes()).expect("a valid request line");
                 if request == Request::Version {
                     let version = Answer::success(VersionAnswer {
