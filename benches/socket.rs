@@ -10,10 +10,11 @@
 //! are noisy.
 //!
 //! Until 2026-12-04 the floor was the same server as threads of this
-//! benchmark's own process. That is cheaper than any daemon can be: a
-//! client woken by a server thread of its own process needs no switch of
-//! address space. It is still measured at 16 clients and printed beside the
-//! other, so that figures from before stay comparable.
+//! benchmark's own process, which spares it the switch of address space a
+//! daemon pays each time it wakes a client (measured: a percent or two of
+//! the 16-client throughput, less than runs differ by). It is still
+//! measured at 16 clients and printed beside the other, so that figures
+//! from before stay comparable.
 //!
 //! Reported: p50/p99 latency of one client; throughput with 1, 16 and 64
 //! concurrent clients (the median of rounds taken in turn); and the whole-process time of `tokenctl token NAME`
