@@ -57,7 +57,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::bus::PrivateBus;
-use support::daemon::{Daemon, DaemonOptions};
+use support::daemon::{Daemon, DaemonOptions, log_number};
 use support::file_store::{FileStore, Seeded, granted_records};
 use support::keyring::TestKeyring;
 use support::provider::Provider;
@@ -160,10 +160,7 @@ fn main() {
 /// token stored (its `refresh_sent`, `refresh_answered` and
 /// `refresh_saved` lines' `at_unix_us`).
 fn print_timeline(log: &str) {
-    let at = |line: &str| -> Option<u64> {
-        let rest = &line[line.find("at_unix_us=")? + "at_unix_us=".len()..];
-        rest.split_whitespace().next()?.parse().ok()
-    };
+    let micros = |us: u128| Duration::from_micros(u64::try_from(us).unwrap_or(u64::MAX));
     let event = |line: &str, name: &str| line.contains(&format!("event=\"{name}\""));
     // Per provider: the time of its last step, to pair each with the next.
     let mut sent = std::collections::HashMap::new();
@@ -176,18 +173,20 @@ fn print_timeline(log: &str) {
         else {
             continue;
         };
-        let Some(time) = at(line) else { continue };
+        let Some(time) = log_number(line, "at_unix_us") else {
+            continue;
+        };
         if event(line, "refresh_sent") {
             sent.insert(provider, time);
         } else if event(line, "refresh_answered") {
             if let Some(start) = sent.remove(provider) {
-                to_answer.push(Duration::from_micros(time.saturating_sub(start)));
+                to_answer.push(micros(time.saturating_sub(start)));
             }
             answered.insert(provider, time);
         } else if event(line, "refresh_saved")
             && let Some(start) = answered.remove(provider)
         {
-            to_save.push(Duration::from_micros(time.saturating_sub(start)));
+            to_save.push(micros(time.saturating_sub(start)));
         }
     }
     if to_answer.is_empty() || to_save.is_empty() {

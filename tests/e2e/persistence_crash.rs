@@ -23,7 +23,7 @@ use std::io::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use support::bus::PrivateBus;
-use support::daemon::{Daemon, DaemonOptions, login, token};
+use support::daemon::{Daemon, DaemonOptions, log_number, login, token};
 use support::file_store::FileStore;
 use support::keyring::TestKeyring;
 use support::provider::{Provider, fast};
@@ -73,21 +73,11 @@ fn us(at: SystemTime) -> u128 {
     at.duration_since(UNIX_EPOCH).unwrap().as_micros()
 }
 
-/// The number after `name=` in a log line.
-fn field(line: &str, name: &str) -> Option<u128> {
-    let start = line.find(&format!("{name}="))? + name.len() + 1;
-    let digits: String = line[start..]
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect();
-    digits.parse().ok()
-}
-
 /// Where a kill at `kill_us` fell, from one run's log.
 fn exposure(log: &str, kill_us: u128) -> Exposure {
     let mut state = Exposure::default();
     for line in log.lines() {
-        let Some(at) = field(line, "at_unix_us") else {
+        let Some(at) = log_number(line, "at_unix_us") else {
             continue;
         };
         if at > kill_us {
@@ -234,9 +224,10 @@ fn window(provider: &Provider, log: &str) -> (Vec<u128>, Vec<u128>) {
         .lines()
         .filter(|l| l.contains("event=\"refresh_saved\"") && l.contains("ok=true"))
     {
-        let (Some(saved), Some(answer)) =
-            (field(line, "at_unix_us"), field(line, "answer_to_save_us"))
-        else {
+        let (Some(saved), Some(answer)) = (
+            log_number(line, "at_unix_us"),
+            log_number(line, "answer_to_save_us"),
+        ) else {
             continue;
         };
         from_answer.push(answer);

@@ -478,3 +478,14 @@ pub fn token(daemon: &Daemon, name: &str, args: &[&str]) -> String {
     assert!(!token.is_empty() && !token.contains('\n'), "{text:?}");
     token.to_owned()
 }
+
+/// The number after `name=` in one of the daemon's log lines (the fields
+/// its debug lines carry, such as `at_unix_us`).
+pub fn log_number(line: &str, name: &str) -> Option<u128> {
+    let start = line.find(&format!("{name}="))? + name.len() + 1;
+    let digits: String = line[start..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
