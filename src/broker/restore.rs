@@ -9,7 +9,6 @@ use tracing::info;
 use super::api::Broker;
 use super::session::blocking as store_call;
 use super::session::{LoadResult, RestoreCause, Session, did_not_complete};
-use super::store_health::is_store_wide;
 use crate::store::StoreError;
 
 /// How many stored sessions one store call reads: small enough that a slow
@@ -106,27 +105,15 @@ impl Broker {
         restored
     }
 
-    /// Starts reading the stored records of `batch` in one store call; the
-    /// read goes on while the caller awaits something else. It stops at
-    /// the first store-wide failure, which then stands for the rest of the
+    /// Starts reading the stored records of `batch` in one store call
+    /// ([`Store::load_batch`](crate::store::Store::load_batch)); the read
+    /// goes on while the caller awaits something else. It stops at the
+    /// first store-wide failure, which then stands for the rest of the
     /// batch: a locked keyring is asked once, not 256 times.
     fn read_batch<'b>(&self, batch: &'b [Arc<Session>]) -> (&'b [Arc<Session>], BatchRead) {
         let store = Arc::clone(&self.inner.shared.store);
         let names: Vec<String> = batch.iter().map(|s| s.name.clone()).collect();
-        let read = tokio::spawn(store_call(move || {
-            let mut results = Vec::with_capacity(names.len());
-            for name in &names {
-                let result = store.load(name);
-                if let Err(e) = &result
-                    && is_store_wide(e)
-                {
-                    results.resize(names.len(), Err(e.clone()));
-                    break;
-                }
-                results.push(result);
-            }
-            Ok(results)
-        }));
+        let read = tokio::spawn(store_call(move || Ok(store.load_batch(&names))));
         (batch, BatchRead(read))
     }
 }

@@ -15,7 +15,7 @@
 //!
 //! A damaged record or one sealed with another key ([`StoreError::Corrupt`],
 //! [`StoreError::WrongKey`]) is that record's problem, not the store's: the
-//! session keeps it as its own last error (see [`is_store_wide`]).
+//! session keeps it as its own last error (see [`StoreError::is_store_wide`]).
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
@@ -26,7 +26,7 @@ use tracing::{debug, info, warn};
 use super::clock::Clock;
 use super::report::{StoreOutage, StoreReport};
 use super::timing;
-use crate::store::{PreparedSave, Store, StoreError, StoredSession};
+use crate::store::{LoadResult, PreparedSave, Store, StoreError, StoredSession};
 
 /// The backoff's base: the first probe after the store failed comes 15 to
 /// 30 s later. Not sooner, because a probe of a missing Secret Service
@@ -60,20 +60,6 @@ impl StoreState {
     #[must_use]
     pub fn is_available(&self) -> bool {
         matches!(self, Self::Available)
-    }
-}
-
-/// Whether `error` says the store as a whole cannot be used now but may
-/// later without a person changing the config (no Secret Service, a locked
-/// keyring, an unusable directory, a failed write), rather than that one
-/// record is damaged or sealed with another key.
-#[must_use]
-pub fn is_store_wide(error: &StoreError) -> bool {
-    match error {
-        StoreError::Unavailable { .. } | StoreError::Locked { .. } | StoreError::Failed { .. } => {
-            true
-        }
-        StoreError::Corrupt { .. } | StoreError::WrongKey { .. } => false,
     }
 }
 
@@ -296,7 +282,7 @@ impl WatchedStore {
             self.metrics.store_error();
         }
         if let Err(error) = &result
-            && is_store_wide(error)
+            && error.is_store_wide()
         {
             self.health.failed(error);
         }
@@ -311,6 +297,21 @@ impl Store for WatchedStore {
 
     fn load(&self, provider: &str) -> Result<Option<StoredSession>, StoreError> {
         self.watch(self.inner.load(provider))
+    }
+
+    fn load_batch(&self, providers: &[String]) -> Vec<LoadResult> {
+        let results = self.inner.load_batch(providers);
+        // A store-wide failure stands for every record after it: one
+        // failure of the store, reported and counted once.
+        for error in results.iter().filter_map(|r| r.as_ref().err()) {
+            let store_wide = error.is_store_wide();
+            self.metrics.store_error();
+            if store_wide {
+                self.health.failed(error);
+                break;
+            }
+        }
+        results
     }
 
     fn save(&self, provider: &str, session: &StoredSession) -> Result<(), StoreError> {

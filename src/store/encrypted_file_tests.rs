@@ -221,3 +221,56 @@ fn a_directory_replaced_after_the_preparation_fails_the_save_as_without_one() {
     fs::rename(&away, store.directory()).unwrap();
     assert_eq!(store.load("github").unwrap(), Some(record("rt-github-1")));
 }
+
+/// A batch gives what loading each record gives: a record, none, a damaged
+/// one, another key's, an invalid name (one directory check for all).
+#[test]
+fn a_batch_loads_as_each_record_would() {
+    let state = tempfile::tempdir().unwrap();
+    let store = EncryptedFileStore::new(state.path(), key(1));
+    store.save("github", &record("rt-github-1")).unwrap();
+    store.save("damaged", &record("rt-damaged-1")).unwrap();
+    fs::write(store.file_of("damaged").unwrap(), b"tokendS\x01short").unwrap();
+    EncryptedFileStore::new(state.path(), key(2))
+        .save("foreign", &record("rt-foreign-1"))
+        .unwrap();
+    let names: Vec<String> = ["github", "none", "damaged", "foreign", "../etc"]
+        .into_iter()
+        .map(String::from)
+        .collect();
+    let batch = store.load_batch(&names);
+    let each: Vec<LoadResult> = names.iter().map(|name| store.load(name)).collect();
+    assert_eq!(batch, each);
+    assert_eq!(batch[0], Ok(Some(record("rt-github-1"))));
+    assert_eq!(batch[1], Ok(None));
+    assert!(
+        matches!(batch[2], Err(StoreError::Corrupt { .. })),
+        "{batch:?}"
+    );
+    assert!(
+        matches!(batch[3], Err(StoreError::WrongKey { .. })),
+        "{batch:?}"
+    );
+    assert!(
+        matches!(batch[4], Err(StoreError::Failed { .. })),
+        "{batch:?}"
+    );
+}
+
+/// A directory the store cannot use fails every record of the batch with
+/// the same store-wide error, as each load would.
+#[test]
+fn a_batch_in_an_unusable_directory_fails_as_a_whole() {
+    let state = tempfile::tempdir().unwrap();
+    fs::write(state.path().join(SESSIONS_DIR), b"not a directory").unwrap();
+    let store = EncryptedFileStore::new(state.path(), key(1));
+    let names = vec!["github".to_owned(), "gitlab".to_owned()];
+    let batch = store.load_batch(&names);
+    assert_eq!(batch.len(), 2);
+    for result in &batch {
+        let err = result.as_ref().unwrap_err();
+        assert!(matches!(err, StoreError::Unavailable { .. }), "{err:?}");
+        assert!(err.to_string().contains("not a directory"), "{err}");
+    }
+    assert_eq!(batch[0], store.load("github"));
+}

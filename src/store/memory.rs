@@ -58,6 +58,67 @@ mod tests {
     use crate::secret::Secret;
     use crate::store::STORED_SESSION_VERSION;
 
+    /// A store that fails store-wide (locked) from its second load on, and
+    /// counts its loads: what `Store::load_batch` does by default.
+    #[derive(Debug, Default)]
+    struct LockedAfterOne {
+        loads: std::sync::atomic::AtomicUsize,
+    }
+
+    impl Store for LockedAfterOne {
+        fn name(&self) -> &'static str {
+            "test store"
+        }
+        fn load(&self, provider: &str) -> Result<Option<StoredSession>, StoreError> {
+            let before = self.loads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            match (before, provider) {
+                (_, "damaged") => Err(StoreError::Corrupt {
+                    store: "test store",
+                    provider: provider.to_owned(),
+                    reason: "damaged".into(),
+                }),
+                (0, _) => Ok(None),
+                _ => Err(StoreError::Locked {
+                    store: "test store",
+                    reason: "locked".into(),
+                }),
+            }
+        }
+        fn save(&self, _: &str, _: &StoredSession) -> Result<(), StoreError> {
+            unimplemented!()
+        }
+        fn delete(&self, _: &str) -> Result<(), StoreError> {
+            unimplemented!()
+        }
+        fn list(&self) -> Result<Vec<String>, StoreError> {
+            unimplemented!()
+        }
+    }
+
+    /// By default a batch is read record by record until the first
+    /// store-wide failure, which stands for the rest (a locked keyring is
+    /// asked once); a damaged record is its own failure only.
+    #[test]
+    fn a_batch_stops_at_the_first_store_wide_failure() {
+        let store = LockedAfterOne::default();
+        let names: Vec<String> = ["a", "damaged", "b", "c", "d"]
+            .into_iter()
+            .map(String::from)
+            .collect();
+        let batch = store.load_batch(&names);
+        assert_eq!(batch.len(), 5);
+        assert_eq!(batch[0], Ok(None));
+        assert!(matches!(batch[1], Err(StoreError::Corrupt { .. })));
+        for result in &batch[2..] {
+            assert!(
+                matches!(result, Err(StoreError::Locked { .. })),
+                "{result:?}"
+            );
+        }
+        // a, damaged, and b (locked): nothing after the failure was asked.
+        assert_eq!(store.loads.load(std::sync::atomic::Ordering::SeqCst), 3);
+    }
+
     #[test]
     fn round_trip_and_delete() {
         let store = MemoryStore::new();

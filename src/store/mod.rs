@@ -164,6 +164,42 @@ pub enum StoreError {
     },
 }
 
+impl StoreError {
+    /// Whether this says the store as a whole cannot be used now but may
+    /// later without a person changing the config (no Secret Service, a
+    /// locked keyring, an unusable directory, a failed write), rather than
+    /// that one record is damaged or sealed with another key.
+    #[must_use]
+    pub fn is_store_wide(&self) -> bool {
+        match self {
+            Self::Unavailable { .. } | Self::Locked { .. } | Self::Failed { .. } => true,
+            Self::Corrupt { .. } | Self::WrongKey { .. } => false,
+        }
+    }
+}
+
+/// One record's load: the stored session, none, or why it could not be read.
+pub type LoadResult = Result<Option<StoredSession>, StoreError>;
+
+/// Collects the loads of `count` records from `loads`, stopping at the
+/// first store-wide failure, which then stands for the records not read.
+pub(crate) fn until_store_wide(
+    count: usize,
+    loads: impl Iterator<Item = LoadResult>,
+) -> Vec<LoadResult> {
+    let mut results = Vec::with_capacity(count);
+    for result in loads {
+        if let Err(e) = &result
+            && e.is_store_wide()
+        {
+            results.resize(count, Err(e.clone()));
+            break;
+        }
+        results.push(result);
+    }
+    results
+}
+
 /// What a store made ready for a save it expects soon (see
 /// [`Store::prepare_save`]); dropping it undoes that work.
 #[derive(Debug, Default)]
@@ -190,6 +226,17 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// # Errors
     /// The store is unavailable or the record unreadable.
     fn load(&self, provider: &str) -> Result<Option<StoredSession>, StoreError>;
+
+    /// The stored sessions of `providers`, one result each and in order, as
+    /// [`Self::load`] gives them, except that after a store-wide failure
+    /// ([`StoreError::is_store_wide`]) the rest are not read and get that
+    /// failure: a locked keyring is asked once, not once a record. The
+    /// broker restores sessions in such batches. A store may read a batch
+    /// more cheaply than record by record (the encrypted file store checks
+    /// its directory once).
+    fn load_batch(&self, providers: &[String]) -> Vec<LoadResult> {
+        until_store_wide(providers.len(), providers.iter().map(|p| self.load(p)))
+    }
 
     /// Replaces the stored session of `provider`. When this returns `Ok`, the
     /// new record is durable; when it returns `Err`, the old record is intact.

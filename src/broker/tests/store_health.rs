@@ -41,14 +41,14 @@ fn only_record_problems_are_left_to_the_sessions() {
         store: "s",
         reason: "no bus".into(),
     };
-    assert!(is_store_wide(&locked()) && is_store_wide(&failed) && is_store_wide(&unavailable));
+    assert!(locked().is_store_wide() && failed.is_store_wide() && unavailable.is_store_wide());
     let wrong_key = StoreError::WrongKey {
         store: "s",
         provider: "p".into(),
         found: "a".into(),
         expected: "b".into(),
     };
-    assert!(!is_store_wide(&corrupt("p")) && !is_store_wide(&wrong_key));
+    assert!(!corrupt("p").is_store_wide() && !wrong_key.is_store_wide());
 }
 
 #[test]

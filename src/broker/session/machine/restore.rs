@@ -5,11 +5,9 @@
 use std::time::{Duration, SystemTime};
 
 use super::{Context, Effect, Notice, RefreshStage, SessionMachine, SessionState, Tokens};
-use crate::broker::store_health::is_store_wide;
-use crate::store::{StoreError, StoredSession};
 
 /// What the store said of one session's record.
-pub(crate) type LoadResult = Result<Option<StoredSession>, StoreError>;
+pub(crate) use crate::store::LoadResult;
 
 /// Why a record is being read; decides what is logged and announced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,7 +58,7 @@ impl SessionMachine {
             }
             Ok(Some(_)) => out.push(Effect::Log(Notice::RestoreSkipped)),
             Ok(None) => {}
-            Err(source) if is_store_wide(&source) => {
+            Err(source) if source.is_store_wide() => {
                 // The store's health says what is wrong, once for every
                 // session; this one waits for its recovery.
                 self.state = SessionState::WaitingForStore;
