@@ -278,15 +278,18 @@ impl WatchedStore {
 
     /// Reports a failure of a call about one record, when store-wide.
     fn watch<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
-        if result.is_err() {
-            self.metrics.store_error();
-        }
-        if let Err(error) = &result
-            && error.is_store_wide()
-        {
-            self.health.failed(error);
+        if let Err(error) = &result {
+            self.report(error);
         }
         result
+    }
+
+    /// Counts a store error, and reports it to the health when store-wide.
+    fn report(&self, error: &StoreError) {
+        self.metrics.store_error();
+        if error.is_store_wide() {
+            self.health.failed(error);
+        }
     }
 }
 
@@ -304,10 +307,8 @@ impl Store for WatchedStore {
         // A store-wide failure stands for every record after it: one
         // failure of the store, reported and counted once.
         for error in results.iter().filter_map(|r| r.as_ref().err()) {
-            let store_wide = error.is_store_wide();
-            self.metrics.store_error();
-            if store_wide {
-                self.health.failed(error);
+            self.report(error);
+            if error.is_store_wide() {
                 break;
             }
         }
