@@ -54,11 +54,9 @@ pub(super) fn endpoint_source(
     );
 
     if let Some(paths) = dialect.fixed_paths {
-        let fixed = below_base(paths, base.as_ref(), device, token, refresh);
-        if fixed.is_none() {
-            diags.error(&span, format!("{context} needs `base_url` (or both `device_authorization_endpoint` and `token_endpoint`)"));
-        }
-        return fixed;
+        return below_base(paths, base.as_ref(), device, token, refresh)
+            .map_err(|problem| diags.error(&span, format!("{context} {problem}")))
+            .ok();
     }
     if let (Some(_), Some(v)) = (&refresh, issuer_value)
         && device.is_none()
@@ -111,14 +109,16 @@ pub(super) fn endpoint_source(
 }
 
 /// The endpoints of a dialect with fixed paths: each explicit URL, else
-/// its path below `base`. `None` when neither gives the two required ones.
+/// its path below `base`. A separate refresh endpoint (Trakt's) that is
+/// neither given nor below `base` is found beside an explicit token
+/// endpoint that has the dialect's path; the error says what is missing.
 fn below_base(
     paths: FixedPaths,
     base: Option<&Url>,
     device: Option<Url>,
     token: Option<Url>,
     refresh: Option<Url>,
-) -> Option<EndpointSource> {
+) -> Result<EndpointSource, String> {
     let join = |path: &str| {
         base.map(|b| {
             let mut url = b.clone();
@@ -126,11 +126,46 @@ fn below_base(
             url
         })
     };
-    Some(EndpointSource::Fixed {
-        device_authorization: device.or_else(|| join(paths.device_authorization))?,
-        token: token.or_else(|| join(paths.token))?,
-        refresh: refresh.or_else(|| paths.refresh.and_then(join)),
+    let (Some(device_authorization), Some(token)) = (
+        device.or_else(|| join(paths.device_authorization)),
+        token.or_else(|| join(paths.token)),
+    ) else {
+        return Err(
+            "needs `base_url` (or both `device_authorization_endpoint` and `token_endpoint`)"
+                .into(),
+        );
+    };
+    let refresh = match (refresh, paths.refresh) {
+        (Some(url), _) => Some(url),
+        (None, None) => None,
+        (None, Some(path)) => Some(
+            join(path)
+                .or_else(|| beside(&token, paths.token, path))
+                .ok_or_else(|| {
+                    format!(
+                        "needs `refresh_endpoint` (or `base_url`): this dialect refreshes at `{path}`, \
+                         not at the token endpoint, and `token_endpoint` does not end in `{}` to find it beside",
+                        paths.token
+                    )
+                })?,
+        ),
+    };
+    Ok(EndpointSource::Fixed {
+        device_authorization,
+        token,
+        refresh,
     })
+}
+
+/// `url` with its path's ending `from` replaced by `to`
+/// (`https://h/x/oauth/device/token` → `https://h/x/oauth/token`), when
+/// its path ends so.
+fn beside(url: &Url, from: &str, to: &str) -> Option<Url> {
+    let prefix = url.path().strip_suffix(from)?;
+    let mut sibling = url.clone();
+    sibling.set_path(&format!("{prefix}{to}"));
+    sibling.set_query(None);
+    Some(sibling)
 }
 
 /// Parses a URL value. Endpoints must be https, or http to a loopback

@@ -163,6 +163,30 @@ fn a_spent_refresh_token_means_login_required_in_every_error_style() {
     }
 }
 
+/// A config that names Trakt's two endpoints instead of `base_url` (as the
+/// example config allows): refreshes still go to `/oauth/token`, beside
+/// the device token endpoint, not to it (which Trakt answers with 400).
+#[test]
+fn explicit_endpoints_without_base_url_refresh_at_oauth_token() {
+    let provider = Provider::start(short_lived());
+    let config = format!(
+        "[providers.{NAME}]\ndialect = \"trakt\"\ndevice_authorization_endpoint = \"{}\"\ntoken_endpoint = \"{}\"\nclient_id = \"tokend-test\"\nclient_secret = \"tokend-test-secret\"\n",
+        provider.device_authorization_endpoint(),
+        provider.token_endpoint(),
+    );
+    assert!(!config.contains("base_url"));
+    let _daemon = flows::login_then_refresh_with_rotation(&provider, &config, "refresh_token");
+    let refreshes: Vec<RecordedRequest> = provider
+        .requests()
+        .into_iter()
+        .filter(RecordedRequest::is_refresh)
+        .collect();
+    assert!(!refreshes.is_empty());
+    for request in refreshes {
+        assert_eq!(request.path, "/oauth/token", "{request}");
+    }
+}
+
 #[test]
 fn a_bodiless_400_refresh_keeps_the_session_and_says_why() {
     let provider = Provider::start(TraktOptions {

@@ -72,6 +72,56 @@ fn trakt_derives_three_endpoints_and_needs_its_secret() {
     );
 }
 
+/// Trakt with both endpoints given and no `base_url`: refreshes go beside
+/// the device token endpoint (`/oauth/token`), never to it, and a token
+/// endpoint of another shape needs `refresh_endpoint`.
+#[test]
+fn trakt_without_base_url_finds_its_refresh_endpoint_or_asks_for_it() {
+    let f = Fixture::new();
+    let trakt = |endpoints: &str| {
+        format!(
+            "[providers.trakt]\ndialect = \"trakt\"\n{endpoints}client_id = \"c\"\nclient_secret = \"s\"\n"
+        )
+    };
+    let config = f
+        .load(&trakt("device_authorization_endpoint = \"https://auth.trakt.tv/oauth/device/code\"\ntoken_endpoint = \"https://auth.trakt.tv/oauth/device/token\"\n"))
+        .unwrap();
+    assert_eq!(
+        fixed(&config.providers[0]),
+        (
+            "https://auth.trakt.tv/oauth/device/code".into(),
+            "https://auth.trakt.tv/oauth/device/token".into(),
+            Some("https://auth.trakt.tv/oauth/token".into())
+        )
+    );
+    // Below a path prefix, as a proxy might serve it.
+    let config = f
+        .load(&trakt("device_authorization_endpoint = \"https://proxy.example/trakt/oauth/device/code\"\ntoken_endpoint = \"https://proxy.example/trakt/oauth/device/token\"\n"))
+        .unwrap();
+    assert_eq!(
+        fixed(&config.providers[0]).2.as_deref(),
+        Some("https://proxy.example/trakt/oauth/token")
+    );
+    // An explicit refresh endpoint wins.
+    let config = f
+        .load(&trakt("device_authorization_endpoint = \"https://a.example/d\"\ntoken_endpoint = \"https://a.example/t\"\nrefresh_endpoint = \"https://a.example/r\"\n"))
+        .unwrap();
+    assert_eq!(
+        fixed(&config.providers[0]).2.as_deref(),
+        Some("https://a.example/r")
+    );
+    // Nothing to find it from: an error naming the key, not refreshes sent
+    // to the device token endpoint.
+    let errors =
+        f.errors(&trakt("device_authorization_endpoint = \"https://a.example/d\"\ntoken_endpoint = \"https://a.example/t\"\n"));
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].contains("needs `refresh_endpoint` (or `base_url`)")
+            && errors[0].contains("`/oauth/token`"),
+        "{errors:?}"
+    );
+}
+
 const TWILIO: &str = "[providers.tw]\ndialect = \"twilio\"\nbase_url = \"https://oauth.twilio.com\"\nclient_id = \"OQ1\"\nscopes = [\"offline_access\"]\naccount_sid = \"AC1\"\n";
 
 #[test]
