@@ -112,6 +112,7 @@ pub(super) fn provider_config(
             let common = CommonSettings {
                 has_secret,
                 scopes: &scopes,
+                client_auth,
             };
             (d.check_common)(&common, &mut source);
         }

@@ -194,9 +194,11 @@ fn read_secret_file(path: &Path) -> Result<(Secret, FileAccess), String> {
     Ok((Secret::from(text), FileAccess::of(&meta)))
 }
 
-/// Reads `client_auth`: how the client secret is sent. The default is the
-/// dialect's first mode that fits whether there is a secret; a mode the
-/// dialect cannot send is an error.
+/// Reads `client_auth`: how the client secret is sent. The default is
+/// "none" without a secret, else the dialect's first mode that sends one
+/// (`client_secret_basic` for Oracle, which wants it on refreshes,
+/// `client_secret_post` for the others); a mode the dialect cannot send is
+/// an error.
 pub(super) fn client_auth(
     t: &mut TableReader<'_, '_>,
     has_secret: Result<bool, ()>,
@@ -206,7 +208,14 @@ pub(super) fn client_auth(
 ) -> Option<ClientAuth> {
     let Some(v) = t.take("client_auth") else {
         return Some(match has_secret {
-            Ok(true) => ClientAuth::SecretPost,
+            Ok(true) => dialect
+                .and_then(|d| {
+                    d.client_auth_modes
+                        .iter()
+                        .copied()
+                        .find(|&mode| mode != ClientAuth::None)
+                })
+                .unwrap_or(ClientAuth::SecretPost),
             _ => ClientAuth::None,
         });
     };

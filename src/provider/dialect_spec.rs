@@ -31,7 +31,8 @@ pub struct DialectSpec {
     pub name: &'static str,
     /// Paths of the endpoints relative to `base_url`, when they are fixed.
     pub fixed_paths: Option<FixedPaths>,
-    /// The client authentication modes the dialect can send, the default first.
+    /// The client authentication modes the dialect can send; the first that
+    /// sends a secret is the default when one is set.
     pub client_auth_modes: &'static [ClientAuth],
     /// Keys of a provider table only this dialect takes; on any other
     /// dialect they are errors at their position.
@@ -146,6 +147,8 @@ pub struct CommonSettings<'a> {
     pub has_secret: Result<bool, ()>,
     /// The requested scopes.
     pub scopes: &'a [String],
+    /// How the client secret is sent (`None` when `client_auth` was wrong).
+    pub client_auth: Option<ClientAuth>,
 }
 
 /// A problem with a dialect's key, already reported through the

@@ -25,16 +25,20 @@ fn with_auth(client_auth: ClientAuthMode) -> OracleOptions {
     }
 }
 
+/// A confidential client with no `client_auth` in its config sends its
+/// secret in HTTP Basic, which Oracle wants on refreshes (the emulator
+/// refuses a refresh with the secret in the body).
 #[test]
-fn basic_auth_login_polls_every_five_seconds_and_refreshes_with_rotation() {
-    let provider = Provider::start(with_auth(ClientAuthMode::SecretBasic("s3cret".into())));
-    let config = oracle_config(
-        &provider,
-        NAME,
-        "client_secret = \"s3cret\"\nclient_auth = \"client_secret_basic\"",
-    );
+fn a_confidential_client_polls_every_five_seconds_and_refreshes_with_basic_auth() {
+    let provider = Provider::start(with_auth(ClientAuthMode::SecretPost("s3cret".into())));
+    let config = oracle_config(&provider, NAME, "client_secret = \"s3cret\"");
     let daemon = flows::login_then_refresh_with_rotation(&provider, &config, "refresh_token");
     let requests = provider.requests();
+    let refreshes: Vec<_> = requests.iter().filter(|r| r.is_refresh()).collect();
+    assert!(!refreshes.is_empty());
+    for refresh in refreshes {
+        assert_eq!(refresh.auth, AuthSeen::Basic, "{refresh}");
+    }
     let device = requests
         .iter()
         .find(|r| r.endpoint == Endpoint::DeviceAuthorization)
@@ -91,8 +95,32 @@ fn a_public_client() {
 fn a_secret_post_client() {
     login_as(
         ClientAuthMode::SecretPost("s3cret".into()),
-        "client_secret = \"s3cret\"",
+        "client_secret = \"s3cret\"\nclient_auth = \"client_secret_post\"",
         &AuthSeen::SecretPost,
+    );
+}
+
+/// Told to put the secret in the body, tokend does so on refreshes too,
+/// and Oracle refuses that: the emulator holds to that rule.
+#[test]
+fn a_refresh_with_the_secret_in_the_body_is_refused() {
+    let provider = Provider::start(with_auth(ClientAuthMode::SecretBasic("s3cret".into())));
+    let config = oracle_config(
+        &provider,
+        NAME,
+        "client_secret = \"s3cret\"\nclient_auth = \"client_secret_post\"",
+    );
+    let (_daemon, _) = flows::logged_in(&provider, &config);
+    let refusals = provider.wait_for_count(1, |r| r.is_refresh());
+    let refresh = refusals.iter().find(|r| r.is_refresh()).unwrap();
+    assert_eq!(refresh.auth, AuthSeen::SecretPost, "{refresh}");
+    assert!(
+        provider
+            .violations()
+            .iter()
+            .any(|v| v.contains("must use client_secret_basic")),
+        "{:?}",
+        provider.violations()
     );
 }
 

@@ -260,6 +260,33 @@ fn oracle_requires_scopes_and_warns_without_offline_access() {
         ))
         .unwrap();
     assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    // A confidential client's secret goes in HTTP Basic unless told
+    // otherwise (Oracle wants it so on refreshes); other dialects default
+    // to the body; no secret, no authentication.
+    let with_secret = format!("{base}scopes = [\"offline_access\"]\nclient_secret = \"s\"\n");
+    let config = f.load(&with_secret).unwrap();
+    assert_eq!(config.providers[0].client_auth, ClientAuth::SecretBasic);
+    let config = f
+        .load(&format!(
+            "{with_secret}client_auth = \"client_secret_post\"\n"
+        ))
+        .unwrap();
+    assert_eq!(config.providers[0].client_auth, ClientAuth::SecretPost);
+    // ... which Oracle may refuse on refreshes: a warning at the key.
+    assert_eq!(config.warnings.len(), 1, "{:?}", config.warnings);
+    let warning = config.warnings[0].to_string();
+    assert!(
+        warning.contains(":7:1: warning: Oracle wants a confidential client's secret in HTTP Basic when it refreshes"),
+        "{warning}"
+    );
+    let config = f
+        .load(&format!("{base}scopes = [\"offline_access\"]\n"))
+        .unwrap();
+    assert_eq!(config.providers[0].client_auth, ClientAuth::None);
+    let config = f
+        .load("[providers.kc]\ndevice_authorization_endpoint = \"https://x/d\"\ntoken_endpoint = \"https://x/t\"\nclient_id = \"c\"\nclient_secret = \"s\"\n")
+        .unwrap();
+    assert_eq!(config.providers[0].client_auth, ClientAuth::SecretPost);
 }
 
 #[test]

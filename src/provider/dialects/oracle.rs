@@ -40,9 +40,11 @@ pub static DIALECT: DialectSpec = DialectSpec {
         token: "/oauth2/v1/token",
         refresh: None,
     }),
+    // A confidential client refreshes with HTTP Basic (polls take either),
+    // so that is the default when a secret is set.
     client_auth_modes: &[
-        ClientAuth::SecretPost,
         ClientAuth::SecretBasic,
+        ClientAuth::SecretPost,
         ClientAuth::None,
     ],
     own_keys: &[],
@@ -57,8 +59,15 @@ fn build(client: ClientIdentity, _: &DialectSettings) -> Box<dyn ProviderDialect
     Box::new(dialect(client))
 }
 
-/// Oracle needs scopes, and refreshes only with [`OFFLINE_SCOPE`] among them.
+/// Oracle needs scopes, refreshes only with [`OFFLINE_SCOPE`] among them,
+/// and wants a confidential client's refreshes in HTTP Basic.
 fn check_common(common: &CommonSettings<'_>, source: &mut dyn SettingsSource) {
+    if common.has_secret == Ok(true) && common.client_auth == Some(ClientAuth::SecretPost) {
+        source.warning(
+            Some("client_auth"),
+            "Oracle wants a confidential client's secret in HTTP Basic when it refreshes: with \"client_secret_post\" its refreshes may be refused (leave `client_auth` out for HTTP Basic)".into(),
+        );
+    }
     if common.scopes.is_empty() {
         let context = source.context().to_owned();
         source.error(

@@ -4,7 +4,9 @@
 //! `response_type=device_code`, `scope` and `client_id`; its answer has no
 //! `interval` (clients must use 5 s) and no complete URI, and points at
 //! `/ui/v1/device`. `/oauth2/v1/token` is RFC 6749's, with the three client
-//! authentications; a refresh token comes only with `offline_access`.
+//! authentications (a confidential client's secret in HTTP Basic or the
+//! body when it polls, in HTTP Basic when it refreshes); a refresh token
+//! comes only with `offline_access`.
 
 // Refusals are whole answers; see `client_auth.rs`.
 #![allow(clippy::result_large_err)]
@@ -40,7 +42,9 @@ pub const OFFLINE_ACCESS: &str = "offline_access";
 pub struct OracleOptions {
     /// The client id (default `tokend-test`).
     pub client_id: String,
-    /// How the client must authenticate at the token endpoint (default public).
+    /// The client's registration (default public). With a secret, in
+    /// either mode, polls may send it in HTTP Basic or in the body and
+    /// refreshes must send it in HTTP Basic, as Oracle wants.
     pub client_auth: ClientAuthMode,
     /// The poll interval enforced, never sent (default RFC 8628's 5 s).
     pub interval: Duration,
@@ -113,11 +117,17 @@ impl EmulatedDialect for OracleOptions {
     }
 }
 
-/// Oracle, server side. Its token endpoint is the standard one.
+/// Oracle, server side. Its token endpoint is the standard one, with
+/// Oracle's rule for a confidential client: polls may carry the secret in
+/// HTTP Basic or in the body, refreshes only in HTTP Basic.
 #[derive(Debug)]
 pub(crate) struct Oracle {
     options: OracleOptions,
+    /// The token endpoint for the registered authentication.
     token_endpoint: Rfc8628,
+    /// For a confidential client: the same endpoint taking the secret in
+    /// the body (polls) and in HTTP Basic (polls and refreshes).
+    confidential: Option<(Rfc8628, Rfc8628)>,
     origin: String,
     approval: ApprovalPaths,
 }
@@ -125,13 +135,26 @@ pub(crate) struct Oracle {
 impl Oracle {
     /// The dialect for a server at `origin`.
     pub(crate) fn new(options: OracleOptions, origin: &str) -> Self {
-        let standard = Rfc8628Options {
-            client_id: options.client_id.clone(),
-            client_auth: options.client_auth.clone(),
-            ..Rfc8628Options::default()
+        let standard = |client_auth: ClientAuthMode| {
+            Rfc8628::new(
+                Rfc8628Options {
+                    client_id: options.client_id.clone(),
+                    client_auth,
+                    ..Rfc8628Options::default()
+                },
+                origin,
+            )
+        };
+        let confidential = match &options.client_auth {
+            ClientAuthMode::Public => None,
+            ClientAuthMode::SecretPost(secret) | ClientAuthMode::SecretBasic(secret) => Some((
+                standard(ClientAuthMode::SecretPost(secret.clone())),
+                standard(ClientAuthMode::SecretBasic(secret.clone())),
+            )),
         };
         Self {
-            token_endpoint: Rfc8628::new(standard, origin),
+            token_endpoint: standard(options.client_auth.clone()),
+            confidential,
             options,
             origin: origin.to_owned(),
             approval: ApprovalPaths {
@@ -193,6 +216,22 @@ impl Oracle {
     }
 }
 
+impl Oracle {
+    /// The token endpoint: a confidential client's refresh must use HTTP
+    /// Basic (`shared/dialects.md` §3), its polls either way.
+    fn token(&self, request: &Received, authority: &mut Authority) -> Result<Reply, Reply> {
+        let Some((in_body, in_basic)) = &self.confidential else {
+            return self.token_endpoint.token(request, authority);
+        };
+        let refresh = self.grant(request) == Some(Grant::RefreshToken);
+        if refresh || request.basic_credentials().is_some() {
+            in_basic.token(request, authority)
+        } else {
+            in_body.token(request, authority)
+        }
+    }
+}
+
 impl Dialect for Oracle {
     fn endpoint(&self, path: &str) -> Endpoint {
         PATHS.endpoint(path, &self.approval)
@@ -210,7 +249,7 @@ impl Dialect for Oracle {
         let post = request.method == Method::POST;
         let result = match endpoint {
             Endpoint::DeviceAuthorization if post => self.device(request, authority),
-            Endpoint::Token if post => self.token_endpoint.token(request, authority),
+            Endpoint::Token if post => self.token(request, authority),
             Endpoint::DeviceAuthorization | Endpoint::Token => {
                 Ok(Reply::method_not_allowed("POST"))
             }
