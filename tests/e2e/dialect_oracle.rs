@@ -111,7 +111,7 @@ fn a_refresh_with_the_secret_in_the_body_is_refused() {
         "client_secret = \"s3cret\"\nclient_auth = \"client_secret_post\"",
     );
     let (_daemon, _) = flows::logged_in(&provider, &config);
-    let refusals = provider.wait_for_count(1, |r| r.is_refresh());
+    let refusals = provider.wait_for_count(1, RecordedRequest::is_refresh);
     let refresh = refusals.iter().find(|r| r.is_refresh()).unwrap();
     assert_eq!(refresh.auth, AuthSeen::SecretPost, "{refresh}");
     assert!(
