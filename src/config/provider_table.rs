@@ -32,6 +32,7 @@ const PROVIDER_KEYS: &[&str] = &[
     "manage_users",
     "manage_groups",
     "hosts",
+    "git_username",
     "username",
     "issuer",
     "base_url",
@@ -182,14 +183,26 @@ fn access_keys(t: &mut TableReader<'_, '_>, diags: &mut Diagnostics<'_>) -> Acce
     }
 }
 
-/// The `username` key.
+/// The `git_username` key (the contract's name), or `username` (the same
+/// key under the name the README used first: it serves docker too).
 fn username(t: &mut TableReader<'_, '_>, diags: &mut Diagnostics<'_>) -> Option<String> {
-    let v = t.take("username")?;
-    let user = reader::expect_str(diags, "username", v)?;
+    let (key, v) = match (t.take("git_username"), t.take("username")) {
+        (Some(_), Some(second)) => {
+            diags.error(
+                &second.span(),
+                "`username` is another name of `git_username`: give one of them",
+            );
+            return None;
+        }
+        (Some(v), None) => ("git_username", v),
+        (None, Some(v)) => ("username", v),
+        (None, None) => return None,
+    };
+    let user = reader::expect_str(diags, key, v)?;
     if user.is_empty() || user.chars().any(|c| c.is_control() || c == ':') {
         diags.error(
             &v.span(),
-            "`username` must be a non-empty name without `:` or control characters",
+            format!("`{key}` must be a non-empty name without `:` or control characters"),
         );
         return None;
     }

@@ -69,7 +69,9 @@ fn git_gets_the_token_of_the_provider_serving_the_host() {
         "{}{}",
         provider.config_with(
             "forge",
-            &format!("hosts = [\"{forge_host}\", \"Forge.Test\"]\nusername = \"x-access-token\"")
+            &format!(
+                "hosts = [\"{forge_host}\", \"Forge.Test\"]\ngit_username = \"x-access-token\""
+            )
         ),
         provider.config_with("other", "hosts = [\"other.test\"]"),
     );
