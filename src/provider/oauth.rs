@@ -193,12 +193,26 @@ pub fn token_grant(
             .filter(|t| !t.is_empty())
             .map(Secret::new),
         scope: fields.text(&["scope"]),
-        // Advisory: an unreadable value is no reason to refuse the tokens.
-        refresh_expires_in: fields
-            .seconds("refresh_token_expires_in", MAX_REFRESH_TOKEN_LIFETIME)
-            .ok()
-            .flatten(),
+        refresh_expires_in: refresh_lifetime(response, fields),
     })
+}
+
+/// How long the new refresh token lives, when the answer says:
+/// `refresh_token_expires_in` (GitHub), or `refresh_token_expires_at`, a
+/// date-time (Twilio), measured against the answer's `Date` when it has
+/// one. Advisory: an unreadable or unbelievable value is no reason to
+/// refuse the tokens, so it counts as unsaid.
+fn refresh_lifetime(response: &HttpResponse, fields: &AnswerFields) -> Option<Duration> {
+    if let Ok(Some(lifetime)) =
+        fields.seconds("refresh_token_expires_in", MAX_REFRESH_TOKEN_LIFETIME)
+    {
+        return Some(lifetime);
+    }
+    let at = datetime::parse(&fields.text(&["refresh_token_expires_at"])?)?;
+    let from = response.date.unwrap_or_else(SystemTime::now);
+    at.duration_since(from)
+        .ok()
+        .filter(|left| !left.is_zero() && *left <= MAX_REFRESH_TOKEN_LIFETIME)
 }
 
 /// The longest refresh-token lifetime believed: ten years.

@@ -81,6 +81,36 @@ fn iso_expiries_rfc_errors_and_the_wire_format() {
     flows::assert_log_has_no_secrets(&daemon, &provider, &[AUTH_TOKEN]);
 }
 
+/// Twilio says when a refresh token expires as a date-time
+/// (`refresh_token_expires_at`): tokend reads it, so the status says when
+/// a new login is needed and the log warns within the warning time.
+#[test]
+fn the_refresh_token_expiry_is_read_from_its_date_time() {
+    let two_days = Duration::from_secs(2 * 24 * 3600);
+    let provider = Provider::start(TwilioOptions {
+        refresh_token_lifetime: Some(two_days),
+        ..fast_twilio()
+    });
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let (daemon, _) = flows::logged_in(&provider, &twilio_config(&provider, NAME, ""));
+    daemon.wait_for_log(1, &["event=\"refresh_token_expiring\""]);
+    let status: serde_json::Value =
+        serde_json::from_str(&stdout(&daemon.tokenctl(&["--json", "status", NAME]))).unwrap();
+    let by = status[0]["login_needed_by"]
+        .as_u64()
+        .expect("login_needed_by");
+    let expected = before + two_days.as_secs();
+    // The emulator's dates have whole seconds; the login takes a poll or two.
+    assert!(
+        (expected - 5..=expected + 60).contains(&by),
+        "{by} vs {expected}"
+    );
+    provider.assert_no_violations();
+}
+
 #[test]
 fn rfc2822_expiries_twilio_errors_and_null_fields() {
     let (provider, daemon) = login_and_refresh(

@@ -365,6 +365,27 @@ mod tests {
         };
         assert_eq!(grant.expiry, Expiry::In(Duration::from_secs(3600)));
         assert_eq!(grant.token_type, "Bearer");
+        assert_eq!(grant.refresh_expires_in, None);
+        // The refresh token's own expiry, absolute too (ISO 8601 here),
+        // counted from the answer's Date.
+        let PollOutcome::Granted(grant) = dialect.parse_poll(&answer(
+            201,
+            r#"{"access_token":"at","refresh_token":"rt","access_token_expires_at":"2025-07-01T12:00:00Z","refresh_token_expires_at":"2025-07-08T11:00:00Z"}"#,
+        )) else {
+            panic!("not granted")
+        };
+        assert_eq!(
+            grant.refresh_expires_in,
+            Some(Duration::from_secs(7 * 24 * 3600))
+        );
+        // Unreadable: unsaid, the tokens still taken.
+        let PollOutcome::Granted(grant) = dialect.parse_poll(&answer(
+            201,
+            r#"{"access_token":"at","refresh_token":"rt","access_token_expires_at":"2025-07-01T12:00:00Z","refresh_token_expires_at":"next week"}"#,
+        )) else {
+            panic!("not granted")
+        };
+        assert_eq!(grant.refresh_expires_in, None);
     }
 
     #[test]
