@@ -19,7 +19,8 @@ use crate::provider::HttpClient;
 use crate::store::{EncryptedFileStore, MemoryStore, SecretServiceStore, Store, StoreError};
 use crate::systemd::notify;
 
-/// How long requests and refreshes in flight get to finish at shutdown.
+/// How long requests and refreshes in flight get to finish at shutdown
+/// (device logins waiting for a person end at once).
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Makes the process harder to attack from the same uid, as ssh-agent
@@ -210,6 +211,10 @@ pub async fn run(mut config: Config, env: Environment) -> anyhow::Result<()> {
 
     info!("stopping");
     notify(&[NotifyState::Stopping]);
+    // First the device logins: each waits for a person, not for work in
+    // flight, and the stream of a client waiting for one ends only with
+    // it, so the wait for connections below would last the whole grace.
+    broker.end_logins();
     stop.cancel();
     let _ = server.await;
     drop(dbus);

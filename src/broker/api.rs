@@ -69,6 +69,7 @@ impl Broker {
     #[must_use]
     pub fn new(config: &Config, parts: BrokerParts) -> Self {
         let (events, _) = broadcast::channel(1024);
+        let shutdown = CancellationToken::new();
         let metrics = Arc::new(Metrics::default());
         let store_health = Arc::new(StoreHealth::new(
             parts.store.name(),
@@ -85,7 +86,8 @@ impl Broker {
             events,
             scheduler: RefreshScheduler::new(),
             tasks: TaskTracker::new(),
-            shutdown: CancellationToken::new(),
+            logins: shutdown.child_token(),
+            shutdown,
             owner_uid: parts.owner_uid,
             record_writes: record_writes::RecordWrites::default(),
             refresh_token_warning: config.daemon.refresh_token_warning,
@@ -319,7 +321,7 @@ impl Broker {
     /// Unknown provider or access denied.
     pub fn login(&self, caller: &Caller, provider: &str) -> Result<LoginWatch, BrokerError> {
         let session = self.authorized(caller, provider, Role::Manage)?;
-        if self.inner.shared.shutdown.is_cancelled() {
+        if self.inner.shared.logins.is_cancelled() {
             return Err(BrokerError::ShuttingDown);
         }
         Ok(session.join_or_start_login())

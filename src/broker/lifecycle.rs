@@ -64,8 +64,21 @@ impl Broker {
         info!(providers, "broker started");
     }
 
+    /// Ends every device login still waiting (for its code, or for the
+    /// person to approve it), and refuses new ones: their callers are told
+    /// [`BrokerError::ShuttingDown`](super::BrokerError::ShuttingDown).
+    /// Called first when the daemon stops. A person may take minutes, so a
+    /// login is not work in flight to wait for, and the stream of a
+    /// client waiting for it ends only with it. A login whose tokens have
+    /// arrived is not cut short: it saves them (as a refresh does), within
+    /// [`Self::shutdown`]'s grace.
+    pub fn end_logins(&self) {
+        self.inner.shared.logins.cancel();
+    }
+
     /// Stops the scheduler and logins, and waits (at most `grace`) for
-    /// refreshes in flight to finish and save what they got.
+    /// refreshes in flight, and logins whose tokens have arrived, to finish
+    /// and save what they got. Whether everything finished in time.
     pub async fn shutdown(&self, grace: Duration) -> bool {
         let shared = &self.inner.shared;
         shared.shutdown.cancel();

@@ -4,7 +4,9 @@
 //! The login runs in its own task and publishes its progress on a `watch`
 //! channel: `Starting`, then `Prompt` (the code to show), then `Finished`.
 //! A caller that disconnects does not stop it; another caller can join it
-//! and see the same prompt. Logout and shutdown cancel it.
+//! and see the same prompt. Logout and shutdown (from its very start, see
+//! `Broker::end_logins`) cancel its wait for the person; tokens that have
+//! arrived are saved regardless.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};

@@ -27,6 +27,10 @@ pub struct Shared {
     pub(crate) scheduler: RefreshScheduler,
     pub(crate) tasks: TaskTracker,
     pub(crate) shutdown: CancellationToken,
+    /// Cancelled when device logins must end: at the start of shutdown
+    /// ([`super::Broker::end_logins`]), or with `shutdown` itself. A child
+    /// of `shutdown`; each login's own token is a child of this one.
+    pub(crate) logins: CancellationToken,
     pub(crate) owner_uid: u32,
     /// The order of each record's store writes.
     pub(crate) record_writes: RecordWrites,

@@ -3,7 +3,9 @@
 
 use crate::support;
 
-use support::daemon::{Daemon, DaemonOptions, login, stderr, stdout, token};
+use std::time::{Duration, Instant};
+
+use support::daemon::{Daemon, DaemonOptions, LoginRun, login, stderr, stdout, token};
 use support::file_store::FileStore;
 use support::provider::Provider;
 
@@ -35,6 +37,35 @@ fn ready_status_and_stopping_are_reported() {
     assert!(status.success(), "{status}");
     daemon.wait_for_notification("STOPPING=1");
     assert!(!daemon.socket.exists(), "the socket is removed on exit");
+}
+
+/// A `tokenctl login` waiting for its person is not work in flight: SIGTERM
+/// ends it at once, its client told `shutting_down`, and the daemon stops
+/// without waiting out its grace (10 s) for it.
+#[test]
+fn sigterm_ends_a_login_waiting_for_its_person_at_once() {
+    let provider = Provider::rfc8628();
+    let mut daemon = Daemon::start(&provider.config("demo"));
+    // The prompt is printed: the login now waits for the person.
+    let run = LoginRun::start(&daemon.socket, "demo");
+    run.user_code();
+    let asked = Instant::now();
+    let status = daemon.stop();
+    let stopped_after = asked.elapsed();
+    assert!(status.success(), "{status}\nlog:\n{}", daemon.log());
+    let (done, err, code) = run.finish();
+    assert_eq!(done["event"], "done", "{done} {err}");
+    assert_eq!(done["ok"], false, "{done}");
+    assert_eq!(done["error"]["code"], "shutting_down", "{done}");
+    assert_ne!(code, 0, "{err}");
+    let log = daemon.log();
+    assert!(!log.contains("did not finish"), "{log}");
+    // Only a hang guard: the grace is 10 s, a stop without waiting for
+    // anything takes a fraction of a second.
+    assert!(
+        stopped_after < Duration::from_secs(5),
+        "stopping took {stopped_after:?}; log:\n{log}"
+    );
 }
 
 #[test]

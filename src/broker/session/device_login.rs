@@ -2,6 +2,7 @@
 //! polling until the person approves, and installing the tokens.
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -14,7 +15,7 @@ use crate::broker::login::{
     DEFAULT_POLL_INTERVAL, LoginHandle, LoginProgress, LoginWatch, MAX_POLL_BACKOFF, PendingPrompt,
     SLOW_DOWN_STEP,
 };
-use crate::provider::{FailureClass, PollOutcome, ProviderError, url_rule};
+use crate::provider::{FailureClass, PollOutcome, ProviderError, TokenGrant, url_rule};
 
 impl Session {
     /// Joins the running login, or starts one.
@@ -24,7 +25,7 @@ impl Session {
         if let Some(login) = state.login.as_ref().filter(|l| !l.is_finished()) {
             return login.watch(&self.name, clock);
         }
-        let cancel = self.shared.shutdown.child_token();
+        let cancel = self.shared.logins.child_token();
         let (login, tx) = LoginHandle::starting(cancel.clone());
         let watch = login.watch(&self.name, clock);
         state.login = Some(login);
@@ -40,13 +41,25 @@ impl Session {
         progress: watch::Sender<LoginProgress>,
         cancel: CancellationToken,
     ) {
-        let result = tokio::select! {
-            r = self.device_login(&progress) => r,
-            () = cancel.cancelled() => Err(if self.shared.shutdown.is_cancelled() {
+        // Only the wait for the person is cut short: tokens that have
+        // arrived are installed and saved whatever happens meanwhile (a
+        // logout then runs after the save; shutdown waits for it).
+        let granted = tokio::select! {
+            // A login started as logins end must not reach the provider.
+            biased;
+            () = cancel.cancelled() => Err(if self.shared.logins.is_cancelled() {
                 BrokerError::ShuttingDown
             } else {
                 self.login_failed("was cancelled (logout)")
             }),
+            r = self.device_login(&progress) => r,
+        };
+        let result = match granted {
+            Ok((grant, sent_at)) => {
+                self.accept_login(grant, sent_at).await;
+                Ok(())
+            }
+            Err(e) => Err(e),
         };
         match &result {
             Ok(()) => {
@@ -90,10 +103,12 @@ impl Session {
         }
     }
 
+    /// Asks for a code, shows it and polls until the person approves:
+    /// the grant, and when its request was sent.
     async fn device_login(
         self: &Arc<Self>,
         progress: &watch::Sender<LoginProgress>,
-    ) -> Result<(), BrokerError> {
+    ) -> Result<(TokenGrant, SystemTime), BrokerError> {
         let clock = Arc::clone(&self.shared.clock);
         let authorization = self
             .provider
@@ -170,10 +185,7 @@ impl Session {
                     interval = (interval + SLOW_DOWN_STEP).max(asked.unwrap_or_default());
                     info!(provider = %self.name, event = "slow_down", interval = interval.as_secs(), "provider asked to poll slower");
                 }
-                PollOutcome::Granted(grant) => {
-                    self.accept_login(grant, sent_at).await;
-                    return Ok(());
-                }
+                PollOutcome::Granted(grant) => return Ok((grant, sent_at)),
                 PollOutcome::Denied { message } => {
                     return Err(self.login_failed(format!("was denied ({message})")));
                 }
