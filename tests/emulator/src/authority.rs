@@ -17,6 +17,11 @@ use crate::codes::{new_user_code, normalize_user_code};
 /// What RFC 8628 §3.5 adds to a code's interval on each `slow_down`.
 pub(crate) const SLOW_DOWN_STEP: Duration = Duration::from_secs(5);
 
+/// The interval a client must keep when the device answer gives none
+/// (RFC 8628 §3.2): an emulator that sends none enforces this one, not its
+/// configured interval, so a client that polls faster is caught.
+pub(crate) const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
+
 /// Timing and token rules; the emulator handle can change them at run time.
 #[derive(Debug, Clone)]
 pub(crate) struct Policy {

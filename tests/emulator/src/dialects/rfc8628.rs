@@ -15,7 +15,8 @@ use serde_json::{Map, json};
 
 use crate::approval::{self, ApprovalPaths};
 use crate::authority::{
-    Authority, Issued, Policy, PollVerdict, RefreshVerdict, SLOW_DOWN_STEP, TokenCheck,
+    Authority, DEFAULT_INTERVAL, Issued, Policy, PollVerdict, RefreshVerdict, SLOW_DOWN_STEP,
+    TokenCheck,
 };
 use crate::client_auth::{ClientAuthMode, ClientRegistration};
 use crate::dialect::{DemoSettings, Dialect, EmulatedDialect, toml_string};
@@ -40,7 +41,8 @@ pub struct Rfc8628Options {
     /// How that client must authenticate (default: public).
     pub client_auth: ClientAuthMode,
     /// Interval given to new device codes and sent as `interval` (default
-    /// 5 s). Sent in whole seconds, rounded up.
+    /// 5 s). Sent in whole seconds, rounded up. Not sent (`send_interval`
+    /// false), RFC 8628's 5 s is enforced instead.
     pub interval: Duration,
     /// Whether device authorization answers carry `interval` (RFC 8628
     /// makes it optional; without it clients must use 5 s).
@@ -98,7 +100,11 @@ impl EmulatedDialect for Rfc8628Options {
 
     fn policy(&self) -> Policy {
         Policy {
-            interval: self.interval,
+            interval: if self.send_interval {
+                self.interval
+            } else {
+                DEFAULT_INTERVAL
+            },
             device_code_lifetime: self.device_code_lifetime,
             access_token_lifetime: self.access_token_lifetime,
             refresh_token_lifetime: self.refresh_token_lifetime,

@@ -18,7 +18,9 @@ use time::OffsetDateTime;
 use time::format_description::well_known::{Rfc2822, Rfc3339};
 
 use crate::approval::{self, ApprovalPaths};
-use crate::authority::{Authority, Issued, Policy, PollVerdict, RefreshVerdict, SLOW_DOWN_STEP};
+use crate::authority::{
+    Authority, DEFAULT_INTERVAL, Issued, Policy, PollVerdict, RefreshVerdict, SLOW_DOWN_STEP,
+};
 use crate::dialect::{
     DemoSettings, Dialect, EmulatedDialect, FixedPaths, base_url_keys, toml_string,
 };
@@ -125,7 +127,12 @@ impl EmulatedDialect for TwilioOptions {
 
     fn policy(&self) -> Policy {
         Policy {
-            interval: self.interval,
+            // A null `interval` leaves the client RFC 8628's 5 s.
+            interval: if self.null_fields {
+                DEFAULT_INTERVAL
+            } else {
+                self.interval
+            },
             device_code_lifetime: self.device_code_lifetime,
             access_token_lifetime: self.access_token_lifetime,
             refresh_token_lifetime: self.refresh_token_lifetime,
