@@ -312,7 +312,14 @@ impl Broker {
         if self.inner.shared.shutdown.is_cancelled() {
             return Err(BrokerError::ShuttingDown);
         }
-        session.token(want).await
+        session.token(want).await.map_err(|e| match e {
+            // A pending login's code is for those who may log in: whoever
+            // approves it binds the provider to their own account.
+            BrokerError::LoginRequired { .. } if session.policy.role(caller) < Role::Manage => {
+                e.for_caller_without_login()
+            }
+            e => e,
+        })
     }
 
     /// Starts (or joins) the device login of `provider`.

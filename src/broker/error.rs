@@ -31,12 +31,18 @@ pub enum BrokerError {
         uid: u32,
     },
     /// There is no usable session.
-    #[error("provider `{provider}`: login required{} — run `tokenctl login {provider}`", reason_suffix(.reason.as_deref()))]
+    #[error("provider `{provider}`: login required{} — {}", login_reason(.reason.as_deref(), .pending_code.as_deref()), login_advice(provider, *.may_log_in))]
     LoginRequired {
         /// The provider.
         provider: String,
         /// Why the session is gone, when it existed.
         reason: Option<String>,
+        /// The user code of the device login under way: for callers who
+        /// may log in only, since whoever approves it binds the provider
+        /// to their account ([`Self::for_caller_without_login`] drops it).
+        pending_code: Option<String>,
+        /// Whether the caller may log in itself (the advice differs).
+        may_log_in: bool,
     },
     /// A temporary provider failure; the token is not valid long enough to serve meanwhile.
     #[error("provider `{provider}` is unavailable: {source}")]
@@ -109,6 +115,62 @@ fn known_suffix(known: &[String], unlisted: usize) -> String {
 
 fn reason_suffix(reason: Option<&str>) -> String {
     reason.map(|r| format!(" ({r})")).unwrap_or_default()
+}
+
+/// Why a login is required: the pending login's code to enter, else why
+/// the session ended.
+fn login_reason(reason: Option<&str>, pending_code: Option<&str>) -> String {
+    match pending_code {
+        Some(code) => format!(" (a login is pending: enter code {code})"),
+        None => reason_suffix(reason),
+    }
+}
+
+/// What to do about it: log in, or have someone who may do it.
+fn login_advice(provider: &str, may_log_in: bool) -> String {
+    if may_log_in {
+        format!("run `tokenctl login {provider}`")
+    } else {
+        format!("someone who manages it must run `tokenctl login {provider}`")
+    }
+}
+
+impl BrokerError {
+    /// "Login required" for `provider`, for a caller who may log in.
+    pub(crate) fn login_required(provider: &str, reason: Option<String>) -> Self {
+        Self::LoginRequired {
+            provider: provider.to_owned(),
+            reason,
+            pending_code: None,
+            may_log_in: true,
+        }
+    }
+
+    /// This error as a caller who may use the provider but not log in
+    /// sees it: without a pending login's code (approving it would bind
+    /// the provider to the caller's own account) and with advice it can
+    /// follow. Other errors are unchanged.
+    #[must_use]
+    pub(crate) fn for_caller_without_login(self) -> Self {
+        match self {
+            Self::LoginRequired {
+                provider,
+                reason,
+                pending_code,
+                ..
+            } => Self::LoginRequired {
+                provider,
+                reason: if pending_code.is_some() {
+                    Some("a login is pending".to_owned())
+                } else {
+                    reason
+                },
+                pending_code: None,
+                may_log_in: false,
+            },
+            other => other,
+        }
+    }
 }
 
 /// What kind of failure a [`BrokerError`] is, without its details: what
@@ -201,13 +263,31 @@ mod tests {
 
     #[test]
     fn messages_name_the_provider_and_the_next_step() {
-        let e = BrokerError::LoginRequired {
-            provider: "trakt".into(),
-            reason: Some("the provider revoked the session".into()),
-        };
+        let e =
+            BrokerError::login_required("trakt", Some("the provider revoked the session".into()));
         assert_eq!(
             e.to_string(),
             "provider `trakt`: login required (the provider revoked the session) — run `tokenctl login trakt`"
+        );
+        // A pending login's code, for those who may log in; not for others.
+        let pending = BrokerError::LoginRequired {
+            provider: "trakt".into(),
+            reason: None,
+            pending_code: Some("WDJB-MJHT".into()),
+            may_log_in: true,
+        };
+        assert_eq!(
+            pending.to_string(),
+            "provider `trakt`: login required (a login is pending: enter code WDJB-MJHT) — run `tokenctl login trakt`"
+        );
+        let user = pending.for_caller_without_login();
+        assert_eq!(
+            user.to_string(),
+            "provider `trakt`: login required (a login is pending) — someone who manages it must run `tokenctl login trakt`"
+        );
+        assert_eq!(
+            e.for_caller_without_login().to_string(),
+            "provider `trakt`: login required (the provider revoked the session) — someone who manages it must run `tokenctl login trakt`"
         );
         let e = BrokerError::UnknownProvider {
             provider: "gh".into(),

@@ -171,10 +171,7 @@ impl Session {
             Some(Reply::Token(token)) => Ok(token),
             Some(Reply::WaitingForStore) => Err(self.waiting_error()),
             Some(Reply::Failed(e) | Reply::Done(Err(e))) => Err(e),
-            _ => Err(BrokerError::LoginRequired {
-                provider: self.name.clone(),
-                reason: None,
-            }),
+            _ => Err(BrokerError::login_required(&self.name, None)),
         }
     }
 

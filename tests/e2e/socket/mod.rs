@@ -265,6 +265,32 @@ fn another_uid_sees_and_does_only_what_its_role_allows() {
     let seen = as_nobody(&["--json", "status", "shared"]);
     assert!(seen.status.success(), "{}", stderr(&seen));
     assert!(!stdout(&seen).contains(code), "{}", stdout(&seen));
+    // Logged out with a login pending: a token request says "login
+    // required", with the code to enter for root, without it for the
+    // use-only user (who could otherwise approve it with their own account
+    // and so own the provider), and with advice that user can follow.
+    assert!(daemon.tokenctl(&["logout", "shared"]).status.success());
+    let started = daemon.tokenctl(&["--json", "login", "shared", "--no-wait"]);
+    let prompt: serde_json::Value =
+        serde_json::from_str(stdout(&started).lines().next().expect("a prompt line")).unwrap();
+    let code = prompt["user_code"].as_str().expect("a user code");
+    let for_root = daemon.tokenctl(&["token", "shared"]);
+    assert_eq!(for_root.status.code(), Some(4), "{}", stderr(&for_root));
+    assert!(
+        stderr(&for_root).contains(&format!("a login is pending: enter code {code}")),
+        "{}",
+        stderr(&for_root)
+    );
+    let for_user = as_nobody(&["token", "shared"]);
+    assert_eq!(for_user.status.code(), Some(4), "{}", stderr(&for_user));
+    let said = stderr(&for_user);
+    assert!(!said.contains(code), "{said}");
+    assert!(
+        said.contains(
+            "(a login is pending) — someone who manages it must run `tokenctl login shared`"
+        ),
+        "{said}"
+    );
 }
 
 /// A daemon whose socket nobody's group may open, with three providers:

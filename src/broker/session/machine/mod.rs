@@ -389,14 +389,16 @@ impl SessionMachine {
     /// "Login required", with what to do: enter the pending login's code,
     /// or why the provider ended the session.
     fn login_required(&self, ctx: &Context) -> BrokerError {
-        let reason = match (&self.state, &ctx.login_code) {
-            (_, Some(code)) => Some(format!("a login is pending: enter code {code}")),
-            (SessionState::NeedsLogin { reason }, None) => Some(reason.clone()),
+        let reason = match &self.state {
+            SessionState::NeedsLogin { reason } => Some(reason.clone()),
             _ => None,
         };
         BrokerError::LoginRequired {
             provider: self.name.clone(),
             reason,
+            // Dropped for callers who may not log in (see `Broker::token`).
+            pending_code: ctx.login_code.clone(),
+            may_log_in: true,
         }
     }
 }

@@ -146,10 +146,7 @@ impl SessionMachine {
         deleted: Result<(), BrokerError>,
         out: &mut Vec<Effect>,
     ) {
-        let err = BrokerError::LoginRequired {
-            provider: self.name.clone(),
-            reason: Some(reason.clone()),
-        };
+        let err = BrokerError::login_required(&self.name, Some(reason.clone()));
         self.state = SessionState::NeedsLogin {
             reason: reason.clone(),
         };

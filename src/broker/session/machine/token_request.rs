@@ -53,12 +53,10 @@ impl SessionMachine {
             _ => Reply::Failed(failure),
         };
         if tokens.refresh.is_none() {
-            return fallback(BrokerError::LoginRequired {
-                provider: self.name.clone(),
-                reason: Some(
-                    "the access token expired and the provider issued no refresh token".into(),
-                ),
-            });
+            return fallback(BrokerError::login_required(
+                &self.name,
+                Some("the access token expired and the provider issued no refresh token".into()),
+            ));
         }
         if stage != RefreshStage::Idle {
             // Single flight: join the refresh that is already out.

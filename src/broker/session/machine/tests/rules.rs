@@ -288,11 +288,11 @@ fn logout_cancels_the_refresh_in_flight() {
     match effects.as_slice() {
         [
             Effect::Reply(Reply::Failed(BrokerError::LoginRequired {
-                reason: Some(reason),
+                pending_code: Some(code),
                 ..
             })),
         ] => {
-            assert!(reason.contains("ABCD-EFGH"), "{reason}");
+            assert_eq!(code, "ABCD-EFGH");
         }
         other => panic!("{other:?}"),
     }
