@@ -33,12 +33,29 @@ pub fn stderr_is_journal() -> bool {
 
 /// Sets up logging: to the journal with structured fields (`PROVIDER=`,
 /// `EVENT=`) when stderr goes there, plain text on stderr otherwise.
-/// `RUST_LOG` wins over `level` (the config's `log_level`), default `info`.
+/// `RUST_LOG` wins over `level` (the config's `log_level`), default
+/// `info`; a `RUST_LOG` that is not valid directives is ignored, and the
+/// log says so.
 pub fn init_logging(level: Option<&str>) {
+    let ignored = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|v| crate::config::log_directives_problem(&v));
+    install_logging(level);
+    if let Some(problem) = ignored {
+        tracing::warn!(event = "bad_rust_log", "RUST_LOG is ignored: it {problem}");
+    }
+}
+
+fn install_logging(level: Option<&str>) {
     // `Targets` reads the `target=level,...` directives people write in
     // RUST_LOG without EnvFilter's span and field matching, which needs
     // regular expressions: a quarter of a megabyte of code in the daemon.
-    let parse = |directives: &str| directives.parse::<Targets>().ok();
+    let parse = |directives: &str| {
+        crate::config::log_directives_problem(directives)
+            .is_none()
+            .then(|| directives.parse::<Targets>().ok())
+            .flatten()
+    };
     let filter = std::env::var("RUST_LOG")
         .ok()
         .and_then(|v| parse(&v))

@@ -23,7 +23,7 @@ use std::time::Duration;
 use url::Url;
 
 pub use diagnostic::{Diagnostic, Diagnostics, Severity};
-pub use parse::object_path_element;
+pub use parse::{log_directives_problem, object_path_element};
 pub use store::{DEFAULT_KEY_CREDENTIAL, EncryptedFileConfig};
 pub use units::UnitPattern;
 

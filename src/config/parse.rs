@@ -160,7 +160,16 @@ fn daemon_config(
     };
     let encrypted_file =
         super::store::encrypted_file_config(table, store.clone(), config_path, env, diags);
-    let log_level = table.string(diags, "log_level");
+    let log_level = table.take("log_level").and_then(|v| {
+        let text = reader::expect_str(diags, "log_level", v)?;
+        match log_directives_problem(text) {
+            Some(problem) => {
+                diags.error(&v.span(), format!("`log_level` {problem}"));
+                None
+            }
+            None => Some(text.to_owned()),
+        }
+    });
     let http_timeout = table.integer(diags, "http_timeout", 1..=600);
     let http_timeout = http_timeout.map_or(crate::provider::http::DEFAULT_TIMEOUT, |s| {
         Duration::from_secs(s.unsigned_abs())
@@ -325,4 +334,27 @@ fn check_name_collisions(
 #[must_use]
 pub fn object_path_element(name: &str) -> String {
     name.replace('-', "_")
+}
+
+/// The level names a log directive may use.
+const LOG_LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+
+/// What is wrong with log directives (`log_level`, `RUST_LOG`): each
+/// comma-separated part must be a level or `target=level`. A part such as
+/// `verbose` would otherwise be read as a target with no level and leave
+/// the default at nothing: a typo must not silence the log.
+#[must_use]
+pub fn log_directives_problem(directives: &str) -> Option<String> {
+    let is_level = |s: &str| LOG_LEVELS.iter().any(|l| l.eq_ignore_ascii_case(s.trim()));
+    let bad = directives
+        .split(',')
+        .find(|part| match part.split_once('=') {
+            Some((target, level)) => target.trim().is_empty() || !is_level(level),
+            None => !is_level(part),
+        })?;
+    Some(format!(
+        "must be a level ({}) or `target=level` directives separated by commas; `{}` is neither",
+        LOG_LEVELS.join(", "),
+        bad.trim()
+    ))
 }

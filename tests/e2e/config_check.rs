@@ -254,3 +254,23 @@ fn names_resolve_through_the_name_service() {
         "{err}"
     );
 }
+
+/// A `RUST_LOG` that is not log directives (`verbose`) does not silence the
+/// daemon: it is ignored, the log says so, and the config's level holds.
+#[test]
+fn a_bad_rust_log_is_ignored_and_said() {
+    use crate::support::daemon::{Daemon, DaemonOptions};
+    use crate::support::provider::Provider;
+    let provider = Provider::rfc8628();
+    let daemon = Daemon::start_with(
+        &provider.config("demo"),
+        DaemonOptions {
+            env: vec![("RUST_LOG".into(), "verbose".into())],
+            ..DaemonOptions::default()
+        },
+    );
+    let said = daemon.wait_for_log(1, &["RUST_LOG is ignored", "`verbose` is neither"]);
+    assert!(said[0].contains("WARN"), "{said:?}");
+    // The default level (info) still logs: the start-up line is there.
+    assert!(daemon.log().contains(" INFO "), "{}", daemon.log());
+}

@@ -328,3 +328,39 @@ fn git_username_and_its_other_name() {
         "{errors:?}"
     );
 }
+
+/// A `log_level` that is not a level or `target=level` directives is an
+/// error: read as directives, `verbose` names a target and silences the rest.
+#[test]
+fn log_level_must_be_levels() {
+    let f = Fixture::new();
+    for good in [
+        "info",
+        "DEBUG",
+        "warn,tokend=trace",
+        "off",
+        " info , zbus=warn ",
+    ] {
+        let config = f
+            .load(&format!("[daemon]\nlog_level = \"{good}\"\n{GITHUB}"))
+            .unwrap();
+        assert_eq!(config.daemon.log_level.as_deref(), Some(good));
+    }
+    for bad in [
+        "verbose",
+        "warning",
+        "=,=",
+        "info,tokend",
+        "tokend=loud",
+        "",
+    ] {
+        let errors = f.errors(&format!("[daemon]\nlog_level = \"{bad}\"\n{GITHUB}"));
+        assert_eq!(errors.len(), 1, "{bad}: {errors:?}");
+        assert!(
+            errors[0].contains(
+                ":2:13: `log_level` must be a level (off, error, warn, info, debug, trace)"
+            ),
+            "{bad}: {errors:?}"
+        );
+    }
+}
