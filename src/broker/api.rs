@@ -62,6 +62,8 @@ pub(super) struct Inner {
     // Whether any session's policy has `allow_units`: asked once per
     // connection, so kept beside the map rather than found by walking it.
     pub(super) unit_grants: AtomicBool,
+    // How many refused callers were logged lately (a flood is not).
+    pub(super) refusals: super::refusal_log::RefusalLog,
 }
 
 impl Broker {
@@ -101,6 +103,7 @@ impl Broker {
                 sessions: RwLock::new(BTreeMap::new()),
                 endpoint_limits: std::sync::Mutex::new(HashMap::new()),
                 unit_grants: AtomicBool::new(false),
+                refusals: super::refusal_log::RefusalLog::default(),
             }),
         };
         let sessions = config
@@ -222,16 +225,22 @@ impl Broker {
         match found {
             Some(session) if role >= needed => Ok(session),
             Some(_) if role >= Role::Use => {
-                tracing::warn!(provider = %name, event = "access_denied", uid = caller.uid, pid = caller.pid, "refused a caller: it may use the provider, not manage it");
+                if let Some(dropped) = self.inner.refusals.admit(std::time::Instant::now()) {
+                    let note = super::refusal_log::not_logged_note(dropped);
+                    tracing::warn!(provider = %name, event = "access_denied", uid = caller.uid, pid = caller.pid, "refused a caller: it may use the provider, not manage it{note}");
+                }
                 Err(BrokerError::AccessDenied {
                     provider: name.to_owned(),
                     uid: caller.uid,
                 })
             }
             found => {
-                if found.is_some() {
+                if found.is_some()
+                    && let Some(dropped) = self.inner.refusals.admit(std::time::Instant::now())
+                {
                     // The refusal is the administrator's to see, not the caller's.
-                    tracing::warn!(provider = %name, event = "access_denied", uid = caller.uid, pid = caller.pid, "refused a caller with no role on the provider");
+                    let note = super::refusal_log::not_logged_note(dropped);
+                    tracing::warn!(provider = %name, event = "access_denied", uid = caller.uid, pid = caller.pid, "refused a caller with no role on the provider{note}");
                 }
                 let (known, unlisted) = self.some_names(caller, error::KNOWN_LISTED);
                 Err(BrokerError::UnknownProvider {

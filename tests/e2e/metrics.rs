@@ -204,3 +204,50 @@ fn get_metrics_over_dbus_with_busctl() {
     );
     drop(daemon);
 }
+
+/// A user who keeps asking for what it may not do is refused every time and
+/// counted every time, but the log gets a few lines a minute, not one per
+/// request (any local user could otherwise flood it).
+#[test]
+fn a_flood_of_refusals_is_counted_not_all_logged() {
+    let Some(nobody) = OtherUser::nobody_or_skip("a_flood_of_refusals_is_counted_not_all_logged")
+    else {
+        return;
+    };
+    let provider = Provider::rfc8628();
+    let daemon = Daemon::start_with(
+        &provider.config_with("shared", &format!("allow_users = [{NOBODY}]")),
+        DaemonOptions {
+            daemon_keys: format!(
+                "socket_mode = \"0660\"\nsocket_group = \"{}\"\n",
+                crate::socket::group_name(NOBODY)
+            ),
+            ..DaemonOptions::default()
+        },
+    );
+    for dir in [daemon.dir.path(), daemon.socket.parent().unwrap()] {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    const ATTEMPTS: usize = 30;
+    for _ in 0..ATTEMPTS {
+        let out = nobody
+            .command("tokenctl")
+            .arg("--socket")
+            .arg(&daemon.socket)
+            .args(["logout", "shared"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    }
+    let counted = metrics(&daemon).value(
+        "tokend_socket_requests_total",
+        &[("op", "logout"), ("outcome", "access_denied")],
+    );
+    assert_eq!(counted, Some(ATTEMPTS as f64));
+    let logged = daemon
+        .log()
+        .lines()
+        .filter(|l| l.contains("event=\"access_denied\""))
+        .count();
+    assert_eq!(logged, 10, "{}", daemon.log());
+}
