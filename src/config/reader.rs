@@ -73,9 +73,13 @@ impl<'t, 'i> TableReader<'t, 'i> {
             .map(|((k, span, _), _)| (*k, span.clone()))
     }
 
-    /// Reports every key not taken as unknown, suggesting the closest of `known`.
+    /// Reports every key not taken as unknown, suggesting the closest of
+    /// `known`. A key of `known` left untaken is not reported: only an
+    /// error already reported (a bad `dialect`, say) leaves one unread, and
+    /// "unknown key `token_endpoint`; did you mean `token_endpoint`?" would
+    /// only hide it.
     pub fn finish(&self, diags: &mut Diagnostics<'_>, known: &[&str]) {
-        for (key, span) in self.untaken() {
+        for (key, span) in self.untaken().filter(|(key, _)| !known.contains(key)) {
             let suggestion = closest(key, known)
                 .map(|k| format!("; did you mean `{k}`?"))
                 .unwrap_or_default();

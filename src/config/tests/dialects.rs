@@ -356,3 +356,25 @@ fn a_refresh_endpoint_needs_explicit_endpoints() {
         Some("https://x/r")
     );
 }
+
+/// A bad `dialect` is one error, not one more for every endpoint key that
+/// could then not be read.
+#[test]
+fn a_bad_dialect_is_one_error() {
+    let f = Fixture::new();
+    for dialect in ["\"rfc9999\"", "5"] {
+        let errors = f.errors(&format!(
+            "[providers.a]\ndialect = {dialect}\ndevice_authorization_endpoint = \"https://x/d\"\ntoken_endpoint = \"https://x/t\"\nclient_id = \"c\"\n"
+        ));
+        assert_eq!(errors.len(), 1, "{dialect}: {errors:?}");
+        assert!(errors[0].contains(":2:11: "), "{errors:?}");
+    }
+    // A typo is still one.
+    let errors = f.errors("[providers.a]\ndevice_authorization_endpoint = \"https://x/d\"\ntoken_endpoint = \"https://x/t\"\nclient_id = \"c\"\ntoken_endpont = \"https://x/t\"\n");
+    assert!(
+        errors[0].contains(
+            "unknown key `token_endpont` in [providers.a]; did you mean `token_endpoint`?"
+        ),
+        "{errors:?}"
+    );
+}
