@@ -238,3 +238,27 @@ fn a_garbage_poll_answer_is_retried_and_the_login_goes_on() {
     );
     provider.assert_no_violations();
 }
+
+/// A provider whose every poll answer is unreadable (a grant with
+/// `expires_in` 0) until the code dies: the login fails as expired, and says
+/// why the polls failed rather than suggesting nobody approved it.
+#[test]
+fn a_login_whose_polls_fail_says_why_when_the_code_dies() {
+    let provider = Provider::start(tokend_emulator::Rfc8628Options {
+        device_code_lifetime: Duration::from_secs(3),
+        ..fast()
+    });
+    provider.inject(
+        Endpoint::Token,
+        json_body(r#"{"access_token":"x","token_type":"Bearer","expires_in":0}"#),
+        100,
+    );
+    let daemon = daemon(&provider);
+    let (done, err, code) = LoginRun::start(&daemon.socket, NAME).finish();
+    assert_eq!(code, support::flows::EXIT_LOGIN_FAILED, "{done} {err}");
+    assert!(
+        err.contains("expired before it was approved (the last poll failed: ")
+            && err.contains("`expires_in` is 0"),
+        "{err}"
+    );
+}

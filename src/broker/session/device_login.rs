@@ -159,6 +159,15 @@ impl Session {
 
         let mut interval = authorization.interval.unwrap_or(DEFAULT_POLL_INTERVAL);
         let mut network_failures = 0u32;
+        // Why the last poll failed, if it did: a code that dies while the
+        // provider's answers cannot be read did not simply go unapproved.
+        let mut last_failure: Option<String> = None;
+        let expired = |last_failure: &Option<String>| match last_failure {
+            Some(failure) => {
+                format!("expired before it was approved (the last poll failed: {failure})")
+            }
+            None => "expired before it was approved".to_owned(),
+        };
         loop {
             // Network trouble stretches the wait (RFC 8628 §3.5); it never
             // shrinks below the interval the provider asked for.
@@ -169,17 +178,21 @@ impl Session {
                 // No poll may happen before the interval is up, and after it
                 // the code is dead: nothing left to do but wait it out.
                 tokio::time::sleep(deadline.duration_since(now).unwrap_or_default()).await;
-                return Err(self.login_failed("expired before it was approved"));
+                return Err(self.login_failed(expired(&last_failure)));
             }
             tokio::time::sleep(wait).await;
             if clock.now() >= deadline {
-                return Err(self.login_failed("expired before it was approved"));
+                return Err(self.login_failed(expired(&last_failure)));
             }
             let sent_at = clock.now();
             match self.provider.poll(&authorization.device_code).await {
-                PollOutcome::Pending => network_failures = 0,
+                PollOutcome::Pending => {
+                    network_failures = 0;
+                    last_failure = None;
+                }
                 PollOutcome::SlowDown { interval: asked } => {
                     network_failures = 0;
+                    last_failure = None;
                     // RFC 8628 adds 5 s; GitHub sends the new interval. Take
                     // whichever is slower, so neither reading is violated.
                     interval = (interval + SLOW_DOWN_STEP).max(asked.unwrap_or_default());
@@ -197,6 +210,7 @@ impl Session {
                 PollOutcome::Failed(failure) if failure.class() == FailureClass::Transient => {
                     network_failures += 1;
                     warn!(provider = %self.name, event = "poll_failed", "polling failed, will retry: {failure}");
+                    last_failure = Some(failure.to_string());
                 }
                 PollOutcome::Failed(failure) => {
                     return Err(self.login_failed(format!("failed: {failure}")));
