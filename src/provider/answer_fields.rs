@@ -123,12 +123,21 @@ impl AnswerFields {
     }
 }
 
-/// Provider text made safe to show: control characters removed, length capped.
+/// Provider text made safe to show: control characters and the invisible
+/// ones that reorder or break text (see
+/// [`is_deceptive`](super::url_rule::is_deceptive)) turned into spaces,
+/// length capped.
 #[must_use]
 pub fn clean_detail(text: &str) -> String {
     let cleaned: String = text
         .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
+        .map(|c| {
+            if super::url_rule::is_deceptive(c) {
+                ' '
+            } else {
+                c
+            }
+        })
         .take(MAX_DETAIL_CHARS)
         .collect();
     let cleaned = cleaned.trim().to_owned();

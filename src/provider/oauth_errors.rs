@@ -133,5 +133,9 @@ mod tests {
         let long = "x".repeat(1000);
         assert!(clean_detail(&long).chars().count() <= MAX_DETAIL_CHARS + 1);
         assert_eq!(clean_detail("a\nb\u{1b}[31m"), "a b [31m");
+        assert_eq!(
+            clean_detail("bad client\u{202E}live\u{2028}x\u{200B}y"),
+            "bad client live x y"
+        );
     }
 }

@@ -54,16 +54,24 @@ pub fn check_shown_url(text: &str) -> Result<Url, String> {
     }
     let url = Url::parse(text).map_err(|e| format!("{text:?} is not a URL ({e})"))?;
     check_transport(&url).map_err(|problem| format!("{text:?} {problem}"))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        // `https://github.com@evil.example/` opens evil.example.
+        return Err(format!(
+            "{text:?} has a user name before `@`, which could make it look like another address"
+        ));
+    }
     Ok(url)
 }
 
 /// Control characters, and the invisible formatting characters that
-/// reorder or hide text (bidirectional marks, embeddings, overrides and
-/// isolates; zero-width characters; the byte order mark).
-fn is_deceptive(c: char) -> bool {
+/// reorder, hide or break text (bidirectional marks, embeddings, overrides
+/// and isolates; zero-width characters; the line and paragraph separators,
+/// which a terminal may show as a new line; the byte order mark).
+#[must_use]
+pub fn is_deceptive(c: char) -> bool {
     c.is_control()
         || matches!(c,
-            '\u{061C}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+            '\u{061C}' | '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}'
             | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
 }
 
@@ -103,6 +111,9 @@ mod tests {
             "https://exa\u{200B}mple.com/",
             "https://example.com/\u{7}",
             "https://example.com/\nhttps://evil.example",
+            "https://example.com/\u{2028}https://evil.example",
+            "https://github.com@evil.example/login/device",
+            "https://user:pass@example.com/device",
         ] {
             let err = check_shown_url(bad).unwrap_err();
             assert!(
@@ -110,7 +121,7 @@ mod tests {
                 "{err}"
             );
             assert!(
-                !err.contains('\u{202E}') && !err.contains('\n'),
+                !err.contains('\u{202E}') && !err.contains('\n') && !err.contains('\u{2028}'),
                 "escaped: {err}"
             );
         }
