@@ -219,13 +219,22 @@ impl DbusService {
             bus: bus_label,
             source,
         };
-        let reply = connection
-            .request_name_with_flags(BUS_NAME, RequestNameFlags::DoNotQueue.into())
-            .await
-            .map_err(|e| match e {
-                zbus::Error::NameTaken => DbusSetupError::NameTaken { bus: bus_label },
-                source => serve_error(source),
-            })?;
+        // Asked of the bus directly: zbus's own `request_name` warns on
+        // every start that calls may be lost when its object server is not
+        // set up, which is not so here (`incoming` already receives them).
+        let name = zbus::names::WellKnownName::try_from(BUS_NAME).map_err(zbus::Error::from);
+        let reply = async {
+            zbus::fdo::DBusProxy::new(&connection)
+                .await?
+                .request_name(name?, RequestNameFlags::DoNotQueue.into())
+                .await
+                .map_err(zbus::Error::from)
+        }
+        .await
+        .map_err(|e| match e {
+            zbus::Error::NameTaken => DbusSetupError::NameTaken { bus: bus_label },
+            source => serve_error(source),
+        })?;
         if !matches!(
             reply,
             RequestNameReply::PrimaryOwner | RequestNameReply::AlreadyOwner
