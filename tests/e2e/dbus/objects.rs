@@ -101,6 +101,27 @@ fn introspection_matches_the_committed_interface_file() {
             "{interface} differs from dist/dbus/org.tokend.Broker1.xml"
         );
     }
+    // The store's properties say they are not signalled, so a client that
+    // caches properties does not show a stale state (busctl's flags).
+    let out = setup
+        .bus
+        .command("busctl")
+        .args(["--address", setup.bus.address(), "introspect"])
+        .args([
+            "org.tokend.Broker1",
+            "/org/tokend/Broker1",
+            "org.tokend.Broker1",
+        ])
+        .output()
+        .unwrap();
+    let listing = text(&out.stdout);
+    for property in ["StoreState", "StoreError", "StoreUnavailableSince"] {
+        let line = listing
+            .lines()
+            .find(|l| l.starts_with(&format!(".{property} ")))
+            .unwrap_or_else(|| panic!("no {property} in:\n{listing}"));
+        assert!(!line.contains("emits-change"), "{line}");
+    }
 }
 
 /// The `<interface name=NAME>` element, whitespace-normalised.
