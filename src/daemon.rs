@@ -12,7 +12,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, warn};
 
 use crate::broker::{Broker, BrokerEvent, BrokerParts, Heartbeat, SystemClock};
-use crate::config::{self, Config, Environment, StoreKind};
+use crate::config::{self, Config, DaemonConfig, Environment, StoreKind};
 use crate::ipc::dbus::DbusService;
 use crate::ipc::socket;
 use crate::provider::HttpClient;
@@ -145,11 +145,7 @@ pub async fn run(mut config: Config, env: Environment) -> anyhow::Result<()> {
     // Signal handlers first: a SIGTERM that arrives during start-up must
     // stop us cleanly, not kill us with the default action.
     let mut signals = Signals::new()?;
-    let listener = socket::bind(
-        &config.daemon.socket,
-        config.daemon.socket_mode,
-        config.daemon.socket_group,
-    )?;
+    let listener = bind_socket(&config.daemon)?;
     let stop = CancellationToken::new();
     let connections = TaskTracker::new();
     let server = tokio::spawn(socket::serve(
@@ -231,6 +227,20 @@ pub async fn run(mut config: Config, env: Environment) -> anyhow::Result<()> {
     }
     remove_socket(&current.daemon.socket);
     Ok(())
+}
+
+/// Binds the daemon's socket, and warns when the group it is shared with
+/// cannot reach it.
+fn bind_socket(daemon: &DaemonConfig) -> Result<tokio::net::UnixListener, socket::SocketError> {
+    let listener = socket::bind(&daemon.socket, daemon.socket_mode, daemon.socket_group)?;
+    // Searched only now: the directories tokend made for the socket are
+    // in place, and the socket has its group.
+    if let Some(warning) =
+        socket::group_reach_warning(&daemon.socket, daemon.socket_mode, daemon.socket_group)
+    {
+        warn!("{warning}");
+    }
+    Ok(listener)
 }
 
 /// Feeds systemd's watchdog from the broker's scheduler task when

@@ -29,6 +29,15 @@ fn main() -> ExitCode {
         for warning in &config.warnings {
             eprintln!("{warning}");
         }
+        // What the daemon warns of as it binds the socket.
+        let daemon = &config.daemon;
+        if let Some(warning) = tokend::ipc::socket::group_reach_warning(
+            &daemon.socket,
+            daemon.socket_mode,
+            daemon.socket_group,
+        ) {
+            eprintln!("{}: warning: {warning}", path.display());
+        }
         println!(
             "{}: valid ({} provider{})",
             path.display(),

@@ -19,6 +19,7 @@
 //! which is what keeps many busy clients fast.
 
 mod connection;
+mod directory;
 mod login;
 mod metrics;
 mod status;
@@ -27,7 +28,7 @@ mod wire;
 mod writer;
 
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,6 +54,7 @@ pub const MAX_CONNECTIONS: usize = 512;
 /// that one local user cannot take every slot from the others.
 pub const MAX_CONNECTIONS_PER_UID: usize = 64;
 
+pub use directory::group_reach_warning;
 pub use threaded::MAX_THREADED_CONNECTIONS;
 
 /// A connection with no request for this long is closed.
@@ -102,7 +104,7 @@ pub enum SocketError {
     #[error("another tokend is already listening on {}", .0.display())]
     InUse(PathBuf),
     /// The directory is writable by others, so the socket could be replaced.
-    #[error("{} is writable by other users; the socket must live in a private directory (mode 0700 or 0755)", .0.display())]
+    #[error("{} is writable by other users; the socket must live in a directory only its owner may write to (mode 0700, 0710 or 0755)", .0.display())]
     UnsafeDirectory(PathBuf),
     /// A system call failed.
     #[error("{what} {}: {source}", path.display())]
@@ -125,7 +127,9 @@ fn io_error<'p>(what: &'static str, path: &'p Path) -> impl FnOnce(io::Error) ->
 }
 
 /// Binds the socket at `path` with permission bits `mode` (and group
-/// `group`), creating its directory (0700) when missing.
+/// `group`), creating its directory when missing: 0700, or 0710 with the
+/// socket's group when `mode` lets the group connect (see
+/// [`group_reach_warning`] for the directories above it).
 ///
 /// A stale socket file left by a crash is replaced; a live one (another
 /// daemon answers) is an error.
@@ -135,11 +139,7 @@ fn io_error<'p>(what: &'static str, path: &'p Path) -> impl FnOnce(io::Error) ->
 pub fn bind(path: &Path, mode: u32, group: Option<u32>) -> Result<UnixListener, SocketError> {
     let dir = path.parent().unwrap_or(Path::new("/"));
     if !dir.exists() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(io_error("cannot create", dir))?;
+        directory::create(dir, mode, group)?;
     }
     let meta = std::fs::metadata(dir).map_err(io_error("cannot inspect", dir))?;
     let my_uid = rustix::process::geteuid().as_raw();
@@ -153,14 +153,8 @@ pub fn bind(path: &Path, mode: u32, group: Option<u32>) -> Result<UnixListener, 
         std::fs::remove_file(path).map_err(io_error("cannot remove the stale socket", path))?;
     }
     let listener = UnixListener::bind(path).map_err(io_error("cannot bind", path))?;
-    // chown only when the group differs: the system unit's seccomp filter
-    // forbids chown, and there the socket already has the service's group.
-    let current_gid = std::fs::metadata(path)
-        .map_err(io_error("cannot inspect", path))?
-        .gid();
-    if let Some(gid) = group.filter(|gid| *gid != current_gid) {
-        rustix::fs::chown(path, None, Some(rustix::fs::Gid::from_raw(gid)))
-            .map_err(|e| io_error("cannot set the group of", path)(e.into()))?;
+    if let Some(gid) = group {
+        directory::set_group(path, gid)?;
     }
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
         .map_err(io_error("cannot set the mode of", path))?;

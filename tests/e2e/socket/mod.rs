@@ -12,6 +12,7 @@ use support::other_uid::{NOBODY, OtherUser};
 use support::provider::Provider;
 use tokend::protocol::MAX_REQUEST_LINE;
 
+mod group;
 mod threads;
 
 /// A raw protocol connection.

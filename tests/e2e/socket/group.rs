@@ -1,0 +1,135 @@
+//! A socket shared with a group (`socket_mode = "0660"`, `socket_group`):
+//! the directory tokend makes for it lets that group search it, and a
+//! directory above that shuts the group out is named at start and by
+//! `tokend --check`.
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+use super::group_name;
+use crate::support::daemon::{Daemon, DaemonOptions, stderr};
+use crate::support::other_uid::{NOBODY, OtherUser};
+use crate::support::provider::Provider;
+
+/// What the warning about a directory that shuts the group out says.
+const UNREACHABLE: &str = "but its members cannot reach it";
+
+/// A group this process may give a directory: `nogroup` as root (whose
+/// member `nobody` can then try the socket), else one of its
+/// supplementary groups, else its own.
+fn a_group_to_grant() -> u32 {
+    if rustix::process::geteuid().is_root() {
+        return NOBODY;
+    }
+    let own = rustix::process::getegid().as_raw();
+    rustix::process::getgroups()
+        .ok()
+        .and_then(|groups| {
+            groups
+                .into_iter()
+                .map(rustix::fs::Gid::as_raw)
+                .find(|gid| *gid != own)
+        })
+        .unwrap_or(own)
+}
+
+/// A daemon whose socket group `gid` may connect to (`socket_mode`
+/// "0660"), or, with `mode` "0600", not.
+fn start(provider: &Provider, mode: &str, gid: u32) -> Daemon {
+    Daemon::start_with(
+        &provider.config("demo"),
+        DaemonOptions {
+            daemon_keys: format!(
+                "socket_mode = \"{mode}\"\nsocket_group = \"{}\"\n",
+                group_name(gid)
+            ),
+            ..DaemonOptions::default()
+        },
+    )
+}
+
+/// How many of the daemon's log lines so far warn that `closed` shuts the
+/// socket's group out.
+fn warnings(daemon: &Daemon, closed: &str) -> usize {
+    daemon
+        .log()
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains(UNREACHABLE) && l.contains(closed))
+        .count()
+}
+
+#[test]
+fn the_directory_made_for_a_shared_socket_is_0710_with_its_group() {
+    let gid = a_group_to_grant();
+    let provider = Provider::rfc8628();
+    let mut daemon = start(&provider, "0660", gid);
+    // The test's directory holds the config; tokend made `run/` for the socket.
+    let dir = daemon.socket.parent().unwrap().to_owned();
+    let made = std::fs::metadata(&dir).unwrap();
+    assert_eq!(made.mode() & 0o7777, 0o710, "{}", dir.display());
+    assert_eq!(made.gid(), gid, "{}", dir.display());
+    let socket = std::fs::metadata(&daemon.socket).unwrap();
+    assert_eq!(socket.mode() & 0o777, 0o660);
+    assert_eq!(socket.gid(), gid);
+
+    // A directory above that shuts the group out (as /run/user/UID does,
+    // 0700) is named by --check, and by the daemon as it starts.
+    std::fs::set_permissions(daemon.dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let closed = format!("{} (mode 0700", daemon.dir.path().display());
+    let check = daemon.tokend(&["--check"]);
+    assert!(check.status.success(), "{}", stderr(&check));
+    let said = stderr(&check);
+    assert!(
+        said.contains(UNREACHABLE) && said.contains(&closed),
+        "{said}"
+    );
+    assert!(said.contains("set `socket` in [daemon]"), "{said}");
+    let before = warnings(&daemon, &closed);
+    daemon.stop();
+    daemon.restart();
+    daemon.wait_for_log(before + 1, &["WARN", UNREACHABLE, &closed]);
+
+    // Once the group may search it, nothing is in the way.
+    std::fs::set_permissions(daemon.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let check = daemon.tokend(&["--check"]);
+    assert!(check.status.success(), "{}", stderr(&check));
+    assert!(!stderr(&check).contains(UNREACHABLE), "{}", stderr(&check));
+    // And a member of the group reaches the socket through `run/` (0710),
+    // which it cannot list.
+    if gid != NOBODY {
+        return;
+    }
+    let Some(nobody) =
+        OtherUser::nobody_or_skip("the_directory_made_for_a_shared_socket_is_0710_with_its_group")
+    else {
+        return;
+    };
+    let status = nobody
+        .command("tokenctl")
+        .arg("--socket")
+        .arg(&daemon.socket)
+        .args(["--json", "status"])
+        .output()
+        .unwrap();
+    assert!(status.status.success(), "{}", stderr(&status));
+    let listed = nobody.command("ls").arg(&dir).output().unwrap();
+    assert!(!listed.status.success(), "nobody listed {}", dir.display());
+}
+
+#[test]
+fn a_socket_only_its_owner_may_use_warns_of_no_directory() {
+    let provider = Provider::rfc8628();
+    // A group named, but the mode does not let it connect.
+    let mut daemon = start(&provider, "0600", a_group_to_grant());
+    let dir = daemon.socket.parent().unwrap();
+    let mode = std::fs::metadata(dir).unwrap().mode() & 0o7777;
+    assert_eq!(mode, 0o700, "{}", dir.display());
+    std::fs::set_permissions(daemon.dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let check = daemon.tokend(&["--check"]);
+    assert!(check.status.success(), "{}", stderr(&check));
+    assert!(!stderr(&check).contains(UNREACHABLE), "{}", stderr(&check));
+    // A start after the closing: READY came after the bind, and its log
+    // holds no warning.
+    daemon.stop();
+    daemon.restart();
+    assert!(!daemon.log().contains(UNREACHABLE), "{}", daemon.log());
+}
