@@ -284,20 +284,30 @@ impl SessionMachine {
         out.push(Effect::Schedule(wake));
     }
 
-    /// How much life `token` has left, as the error for a caller that
-    /// wants `min_valid`.
+    /// The error for a caller that wants `min_valid` of life when the
+    /// freshest token (`tokens`' access token) has less: it names the
+    /// lifetime the provider gave that token, or, for a token restored
+    /// from the store (whose lifetime is not kept), what is left of it.
     pub(super) fn too_short(
         &self,
         now: SystemTime,
-        expires_at: Option<SystemTime>,
+        tokens: &Tokens,
         min_valid: Duration,
     ) -> BrokerError {
-        let left = expires_at
-            .and_then(|at| at.duration_since(now).ok())
-            .unwrap_or_default();
+        let left = || {
+            tokens
+                .access
+                .as_ref()
+                .and_then(|a| a.expires_at)
+                .and_then(|at| at.duration_since(now).ok())
+                .unwrap_or_default()
+        };
+        // Rounded, not cut: a 300 s lifetime counted from the request is a
+        // few milliseconds short of it by the time the answer is read.
+        let lifetime = tokens.access_lifetime.unwrap_or_else(left);
         BrokerError::TokenTooShort {
             provider: self.name.clone(),
-            lifetime_secs: left.as_secs(),
+            lifetime_secs: (lifetime + Duration::from_millis(500)).as_secs(),
             min_valid_secs: min_valid.as_secs(),
         }
     }

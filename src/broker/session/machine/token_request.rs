@@ -72,7 +72,7 @@ impl SessionMachine {
         // A token that still works but has less life than asked for: a
         // refresh may bring a longer-lived one, but not every call (the
         // provider's lifetimes rarely change between two requests).
-        if let Some(token) = usable
+        if usable.is_some()
             && self
                 .last_on_demand_refresh
                 .is_some_and(|at| now < at + timing::ON_DEMAND_RETRY_SPACING)
@@ -81,7 +81,7 @@ impl SessionMachine {
                 Freshness::AtLeast(min_valid) => min_valid,
                 Freshness::Default | Freshness::Replacing(_) => Duration::ZERO,
             };
-            return fallback(self.too_short(now, token.expires_at, min_valid));
+            return fallback(self.too_short(now, tokens, min_valid));
         }
         self.last_on_demand_refresh = Some(now);
         out.push(Effect::Log(Notice::RefreshOnDemand));
@@ -118,7 +118,7 @@ impl SessionMachine {
             Freshness::AtLeast(min_valid) => match refreshed {
                 Err(e) => Reply::Failed(e),
                 Ok(()) if token.valid_for(now, min_valid) => Reply::Token(token.clone()),
-                Ok(()) => Reply::Failed(self.too_short(now, token.expires_at, min_valid)),
+                Ok(()) => Reply::Failed(self.too_short(now, tokens, min_valid)),
             },
         }
     }

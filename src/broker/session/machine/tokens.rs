@@ -84,6 +84,9 @@ pub(crate) struct Tokens {
     pub(crate) obtained_at: SystemTime,
     /// When the current refresh token expires, when the provider said.
     pub(crate) refresh_expires_at: Option<SystemTime>,
+    /// How long the provider said the access token lives, as issued (not
+    /// what is left of it); unknown for a restored one.
+    pub(crate) access_lifetime: Option<Duration>,
 }
 
 impl Tokens {
@@ -102,7 +105,9 @@ impl Tokens {
             Expiry::Unknown => None,
         };
         let rotated = grant.refresh_token.is_some();
+        let access_lifetime = expires_at.and_then(|at| at.duration_since(sent_at).ok());
         Self {
+            access_lifetime,
             access: Some(AccessToken {
                 secret: grant.access_token,
                 token_type: grant.token_type,
@@ -165,6 +170,7 @@ impl Tokens {
             scope: record.scope,
             obtained_at: from_unix_secs(record.obtained_at),
             refresh_expires_at: record.refresh_expires_at.map(from_unix_secs),
+            access_lifetime: None,
         }
     }
 }
