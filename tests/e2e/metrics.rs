@@ -210,6 +210,7 @@ fn get_metrics_over_dbus_with_busctl() {
 /// request (any local user could otherwise flood it).
 #[test]
 fn a_flood_of_refusals_is_counted_not_all_logged() {
+    const ATTEMPTS: u32 = 30;
     let Some(nobody) = OtherUser::nobody_or_skip("a_flood_of_refusals_is_counted_not_all_logged")
     else {
         return;
@@ -228,7 +229,6 @@ fn a_flood_of_refusals_is_counted_not_all_logged() {
     for dir in [daemon.dir.path(), daemon.socket.parent().unwrap()] {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
-    const ATTEMPTS: usize = 30;
     for _ in 0..ATTEMPTS {
         let out = nobody
             .command("tokenctl")
@@ -243,7 +243,7 @@ fn a_flood_of_refusals_is_counted_not_all_logged() {
         "tokend_socket_requests_total",
         &[("op", "logout"), ("outcome", "access_denied")],
     );
-    assert_eq!(counted, Some(ATTEMPTS as f64));
+    assert_eq!(counted, Some(f64::from(ATTEMPTS)));
     let logged = daemon
         .log()
         .lines()

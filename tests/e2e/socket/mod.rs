@@ -266,10 +266,17 @@ fn another_uid_sees_and_does_only_what_its_role_allows() {
     let seen = as_nobody(&["--json", "status", "shared"]);
     assert!(seen.status.success(), "{}", stderr(&seen));
     assert!(!stdout(&seen).contains(code), "{}", stdout(&seen));
-    // Logged out with a login pending: a token request says "login
-    // required", with the code to enter for root, without it for the
-    // use-only user (who could otherwise approve it with their own account
-    // and so own the provider), and with advice that user can follow.
+    a_use_only_user_is_not_shown_a_pending_code(&daemon, &as_nobody);
+}
+
+/// Logged out with a login pending: a token request says "login
+/// required", with the code to enter for root, without it for the use-only
+/// user of `shared` (who could otherwise approve it with their own account
+/// and so own the provider), and with advice that user can follow.
+fn a_use_only_user_is_not_shown_a_pending_code(
+    daemon: &Daemon,
+    as_nobody: &dyn Fn(&[&str]) -> std::process::Output,
+) {
     assert!(daemon.tokenctl(&["logout", "shared"]).status.success());
     let started = daemon.tokenctl(&["--json", "login", "shared", "--no-wait"]);
     let prompt: serde_json::Value =
