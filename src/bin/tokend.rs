@@ -1,5 +1,7 @@
 //! `tokend`: the token broker daemon.
 
+use std::fmt::Write as _;
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -38,20 +40,24 @@ fn main() -> ExitCode {
         ) {
             eprintln!("{}: warning: {warning}", path.display());
         }
-        println!(
-            "{}: valid ({} provider{})",
+        let mut report = format!(
+            "{}: valid ({} provider{})\n",
             path.display(),
             config.providers.len(),
             if config.providers.len() == 1 { "" } else { "s" }
         );
         // Who may do what, so a mistake in the roles shows before it matters.
         for provider in &config.providers {
-            println!(
+            let _ = writeln!(
+                report,
                 "  {}: {}",
                 provider.name,
                 tokend::broker::describe_roles(provider)
             );
         }
+        // A reader that stops early (`| head -1`) is not an error of the
+        // config: the verdict is the exit status.
+        let _ = std::io::stdout().lock().write_all(report.as_bytes());
         return ExitCode::SUCCESS;
     }
 

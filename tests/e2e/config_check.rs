@@ -274,3 +274,30 @@ fn a_bad_rust_log_is_ignored_and_said() {
     // The default level (info) still logs: the start-up line is there.
     assert!(daemon.log().contains(" INFO "), "{}", daemon.log());
 }
+
+/// `tokend --check | head -1`: a reader that leaves early is no error of
+/// the config, and no panic (println! panicked on the closed pipe).
+#[test]
+fn check_into_a_closed_pipe_still_answers_by_its_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ok.toml");
+    std::fs::write(
+        &path,
+        "[providers.a]\ndevice_authorization_endpoint = \"https://x/d\"\ntoken_endpoint = \"https://x/t\"\nclient_id = \"c\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    // A pipe whose reading end is closed before tokend writes.
+    let (reader, writer) = rustix::pipe::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(env!("CARGO_BIN_EXE_tokend"))
+        .args(["--check", "--config", path.to_str().unwrap()])
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::from(writer))
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
