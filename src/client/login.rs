@@ -22,8 +22,9 @@ pub enum LoginUpdate {
 /// connection carries nothing else until the login is over.
 pub struct LoginStream<'a> {
     client: &'a mut Client,
-    /// When to give up waiting for the next event.
-    deadline: Instant,
+    /// When to give up waiting for the next event; `None` for never (a
+    /// request timeout too long for the clock, see `deadline_after`).
+    deadline: Option<Instant>,
     prompted: bool,
     tick: Duration,
     finished: bool,
@@ -31,8 +32,8 @@ pub struct LoginStream<'a> {
 
 impl<'a> LoginStream<'a> {
     /// A stream of the login `client` has just asked for, giving up at
-    /// `deadline` unless a prompt comes first.
-    pub(super) fn new(client: &'a mut Client, deadline: Instant) -> Self {
+    /// `deadline` (never when `None`) unless a prompt comes first.
+    pub(super) fn new(client: &'a mut Client, deadline: Option<Instant>) -> Self {
         Self {
             client,
             deadline,
@@ -52,17 +53,23 @@ impl LoginStream<'_> {
     }
 
     fn next_update(&mut self) -> Result<LoginUpdate, ClientError> {
-        let now = Instant::now();
-        if now >= self.deadline {
-            return Err(if self.prompted {
-                ClientError::LoginUnfinished
-            } else {
-                ClientError::Timeout {
-                    timeout: self.client.timeout,
+        let wait = match self.deadline {
+            Some(deadline) => {
+                let now = Instant::now();
+                if now >= deadline {
+                    return Err(if self.prompted {
+                        ClientError::LoginUnfinished
+                    } else {
+                        ClientError::Timeout {
+                            timeout: self.client.timeout,
+                        }
+                    });
                 }
-            });
-        }
-        let Some(line) = self.client.next_line(self.tick.min(self.deadline - now))? else {
+                self.tick.min(deadline - now)
+            }
+            None => self.tick,
+        };
+        let Some(line) = self.client.next_line(wait)? else {
             return Ok(LoginUpdate::Tick);
         };
         let event: LoginEvent = parse_event_line(&line)?;
@@ -71,7 +78,7 @@ impl LoginStream<'_> {
                 // From now on the code's lifetime bounds the wait, not the
                 // request timeout: a person may take minutes to approve.
                 let lifetime = Duration::from_secs(prompt.expires_in).min(MAX_LOGIN_LIFETIME);
-                self.deadline = Instant::now() + lifetime + LOGIN_GRACE;
+                self.deadline = Some(Instant::now() + lifetime + LOGIN_GRACE);
                 self.prompted = true;
             }
             LoginEvent::Done { .. } => self.finished = true,

@@ -315,7 +315,7 @@ impl Client {
         })?;
         // Until the prompt arrives the daemon is asking the provider for a
         // code: that gets the ordinary request timeout.
-        let deadline = Instant::now() + self.timeout;
+        let deadline = deadline_after(self.timeout);
         Ok(LoginStream::new(self, deadline))
     }
 
@@ -340,9 +340,10 @@ impl Client {
         parse_answer(&line)
     }
 
-    /// The next answer line, or `None` when none is complete within `wait`.
+    /// The next answer line, or `None` when none is complete within `wait`
+    /// (a `wait` too long for the clock has no end: see [`deadline_after`]).
     fn next_line(&mut self, wait: Duration) -> Result<Option<Zeroizing<Vec<u8>>>, ClientError> {
-        let deadline = Instant::now() + wait;
+        let deadline = deadline_after(wait);
         loop {
             if let Some(line) = self.lines.take_line() {
                 return Ok(Some(line));
@@ -352,14 +353,21 @@ impl Client {
                     reason: format!("an answer line is longer than {MAX_ANSWER_LINE} bytes"),
                 });
             }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Ok(None);
-            }
+            let left = match deadline {
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Ok(None);
+                    }
+                    Some(left)
+                }
+                // No deadline: a read waits as long as the daemon takes.
+                None => None,
+            };
             // Re-armed on every read, so a daemon trickling bytes cannot
             // stretch the wait past the deadline.
             self.stream
-                .set_read_timeout(Some(left))
+                .set_read_timeout(left)
                 .map_err(ClientError::from_io)?;
             match self.lines.fill(&self.stream) {
                 Ok(0) => return Err(ClientError::Closed),
@@ -375,6 +383,14 @@ impl Client {
             }
         }
     }
+}
+
+/// When a wait of `wait` starting now ends, or `None` when that instant is
+/// past what the clock can represent: a timeout of billions of years
+/// (`tokenctl --timeout 9223372036854775807`) means "wait as long as it
+/// takes", not a crash on the overflow.
+fn deadline_after(wait: Duration) -> Option<Instant> {
+    Instant::now().checked_add(wait)
 }
 
 /// Parses a one-line answer into its payload or the daemon's error.

@@ -288,3 +288,53 @@ fn status_stream_errors_end_it() {
         assert!(error.to_string().contains(expected), "{error}");
     }
 }
+
+/// A timeout too long for the clock (`tokenctl --timeout
+/// 9223372036854775807`) is no deadline, not an overflow panic: every kind
+/// of request is answered, and a login still ticks.
+#[test]
+fn a_timeout_past_the_clocks_range_waits_as_long_as_it_takes() {
+    for timeout in [
+        Duration::from_secs(i64::MAX.unsigned_abs()),
+        Duration::from_secs(u64::MAX),
+        Duration::MAX,
+    ] {
+        let (mut client, mut daemon) = pair();
+        client.set_timeout(timeout);
+        let token = r#"{"ok":true,"access_token":"tok-1","token_type":"Bearer","expires_at":null}"#;
+        let done = r#"{"event":"done","ok":true,"count":1}"#;
+        let login_done = r#"{"event":"done","provider":"gh","ok":true,"error":null}"#;
+        writeln!(
+            daemon,
+            "{token}\n{}\n{done}\n{}\n{login_done}",
+            provider_line("a"),
+            prompt_line(),
+        )
+        .unwrap();
+        assert_eq!(
+            client.token("gh", None).unwrap().access_token.expose(),
+            "tok-1"
+        );
+        let names: Vec<String> = client
+            .status_stream(None)
+            .unwrap()
+            .map(|p| p.unwrap().name)
+            .collect();
+        assert_eq!(names, ["a"]);
+        let updates: Vec<_> = client
+            .login("gh")
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(updates.len(), 2, "{updates:?}");
+
+        // Nothing more was written: the login has no deadline to reach, but
+        // still wakes its caller every tick.
+        let mut stream = client
+            .login("gh")
+            .unwrap()
+            .with_tick(Duration::from_millis(5));
+        assert_eq!(stream.next().unwrap().unwrap(), LoginUpdate::Tick);
+        assert_eq!(stream.next().unwrap().unwrap(), LoginUpdate::Tick);
+    }
+}

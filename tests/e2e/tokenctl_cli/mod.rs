@@ -151,5 +151,6 @@ fn status_stream_with_store(
 
 mod login;
 mod status;
+mod timeout;
 mod token;
 mod verbs;
