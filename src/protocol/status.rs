@@ -43,17 +43,20 @@ pub struct ProviderStatus {
     #[serde(default = "saved_by_default")]
     pub saved: bool,
     /// The hosts whose credentials this provider's tokens are (`hosts` in
-    /// the config), for `tokenctl credential`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// the config), for `tokenctl credential`; `[]` when none.
+    #[serde(default)]
     pub hosts: Vec<String>,
     /// The user name the credential helpers send with the token (`username`, or its
-    /// default).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// default); `null` only from a daemon older than this field.
+    #[serde(default)]
     pub username: Option<String>,
     /// When the refresh token expires (Unix seconds), when the provider
-    /// said: a new login is needed by then.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// said: a new login is needed by then; `null` otherwise.
+    #[serde(default)]
     pub login_needed_by: Option<i64>,
+    // Every field is sent, `null` or `[]` when unset, as the older ones
+    // always were: scripts (`jq '.[].hosts[]'`) can count on the keys. The
+    // `#[serde(default)]`s are for reading daemons older than a field.
 }
 
 fn saved_by_default() -> bool {
@@ -96,6 +99,41 @@ pub enum StatusEvent {
 mod tests {
     use super::*;
     use crate::protocol::ErrorCode;
+
+    /// Every field is in every status, `[]` or `null` when unset: a script
+    /// reading `.hosts[]` or `.login_needed_by` of a provider without them
+    /// finds the key.
+    #[test]
+    fn unset_fields_are_sent_empty_not_left_out() {
+        let bare = ProviderStatus {
+            name: "gh".into(),
+            dialect: "rfc8628".into(),
+            state: "logged_out".into(),
+            expires_at: None,
+            last_refresh: None,
+            next_refresh: None,
+            last_error: None,
+            scopes: vec![],
+            login: None,
+            saved: true,
+            hosts: Vec::new(),
+            username: None,
+            login_needed_by: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&bare).unwrap(),
+            concat!(
+                r#"{"name":"gh","dialect":"rfc8628","state":"logged_out","expires_at":null,"#,
+                r#""last_refresh":null,"next_refresh":null,"last_error":null,"scopes":[],"#,
+                r#""login":null,"saved":true,"hosts":[],"username":null,"login_needed_by":null}"#
+            )
+        );
+        // A daemon older than the newer fields left them out: read as unset.
+        let old: ProviderStatus =
+            serde_json::from_str(r#"{"name":"gh","dialect":"rfc8628","state":"logged_out"}"#)
+                .unwrap();
+        assert_eq!(old, bare);
+    }
 
     #[test]
     fn status_events_are_tagged_lines() {

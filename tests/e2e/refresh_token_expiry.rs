@@ -61,7 +61,14 @@ fn status_shows_when_a_login_is_needed_and_the_daemon_warns_once() {
         other.approve(code).unwrap();
     });
     let quiet = stdout(&daemon.tokenctl(&["--json", "status", "quiet"]));
-    assert!(!quiet.contains("login_needed_by"), "{quiet}");
+    let quiet: serde_json::Value = serde_json::from_str(&quiet).unwrap();
+    assert_eq!(quiet[0]["state"], "active", "{quiet}");
+    assert!(
+        quiet[0]
+            .get("login_needed_by")
+            .is_some_and(serde_json::Value::is_null),
+        "present, and null: {quiet}"
+    );
 
     // Said once, not at every wake-up or status.
     let all = daemon.wait_for_log(1, &["event=\"refresh_token_expiring\""]);

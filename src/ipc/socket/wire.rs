@@ -245,7 +245,7 @@ mod tests {
                 r#""scopes":["repo","read:org"],"login":{"user_code":"WDJB-MJHT","#,
                 r#""verification_uri":"https://example.com/device","#,
                 r#""verification_uri_complete":null,"expires_in":899},"saved":false,"#,
-                r#""hosts":["github.com"],"username":"x-access-token"}"#
+                r#""hosts":["github.com"],"username":"x-access-token","login_needed_by":null}"#
             )
         );
     }

@@ -141,3 +141,46 @@ fn status_of_an_unknown_provider_is_exit_7() {
     assert_eq!(output.status.code(), Some(7), "{output:?}");
     assert!(text(&output.stderr).contains("no provider named `gh`"));
 }
+
+/// Every field of a status is there for a provider that has none of the
+/// optional ones (no `hosts`, no refresh-token expiry): `[]` and `null`,
+/// as the real daemon sends it (streamed and in the protocol-1 line) and
+/// as `tokenctl --json status` prints it, so `jq '.[].hosts[]'` works.
+#[test]
+fn unset_fields_are_present_empty_from_the_real_daemon() {
+    use crate::support::daemon::{Daemon, stdout};
+    use crate::support::provider::Provider;
+
+    let provider = Provider::rfc8628();
+    let daemon = Daemon::start(&provider.config("plain"));
+    let has_every_key = |status: &serde_json::Value, whence: &str| {
+        assert_eq!(status["name"], "plain", "{whence}: {status}");
+        assert_eq!(status["hosts"], serde_json::json!([]), "{whence}: {status}");
+        for key in ["login_needed_by", "expires_at", "last_error"] {
+            assert!(
+                status.get(key).is_some_and(serde_json::Value::is_null),
+                "{whence}: `{key}` missing or set: {status}"
+            );
+        }
+    };
+
+    let out = daemon.tokenctl(&["--json", "status"]);
+    assert!(out.status.success(), "{out:?}");
+    let printed: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    has_every_key(&printed[0], "tokenctl --json status");
+
+    let stream = UnixStream::connect(&daemon.socket).unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut read = || {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        serde_json::from_str::<serde_json::Value>(&line).unwrap()
+    };
+    writeln!(writer, r#"{{"op":"status","stream":true}}"#).unwrap();
+    has_every_key(&read(), "the streamed status");
+    let done = read();
+    assert_eq!(done["event"], "done", "the stream's last line: {done}");
+    writeln!(writer, r#"{{"op":"status"}}"#).unwrap();
+    has_every_key(&read()["providers"][0], "the protocol-1 status line");
+}
