@@ -124,10 +124,24 @@ pub enum Request {
         provider: String,
     },
     /// The daemon's protocol and program versions.
+    // `deny_unknown_fields` does not reach a unit variant of an internally
+    // tagged enum: without `no_fields`, `{"op":"version","x":1}` passed
+    // where `{"op":"logout","provider":"p","x":1}` is refused.
+    #[serde(deserialize_with = "no_fields")]
     Version,
     /// The daemon's metrics as OpenMetrics text (protocol 3); answered by
     /// a stream of [`MetricsEvent`] lines.
+    #[serde(deserialize_with = "no_fields")]
     Metrics,
+}
+
+/// Reads the fields of an op that has none besides `op`, refusing any
+/// (serde's "unknown field `x`, there are no fields").
+fn no_fields<'de, D: serde::Deserializer<'de>>(fields: D) -> Result<(), D::Error> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct NoFields {}
+    NoFields::deserialize(fields).map(|NoFields {}| ())
 }
 
 /// Machine-readable error codes carried in error answers.
@@ -293,15 +307,45 @@ pub fn parse_request(line: &[u8]) -> Result<Request, String> {
     if text.is_empty() {
         return Err("empty request line".to_owned());
     }
+    // Checked first: serde would also read an array (`["token","demo"]`)
+    // as a request, by position, which the protocol never promised.
+    if !text.starts_with('{') {
+        return Err(not_an_object(text));
+    }
     if let Some(token) = parse_token_request(text) {
         return Ok(token);
     }
-    serde_json::from_str(text).map_err(|e| {
+    serde_json::from_str(text).map_err(|e| match e.classify() {
+        // A syntax error's message is a fixed phrase and its position
+        // ("trailing comma at line 1 column 15"), never the input.
+        serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
+            format!("the request is not valid JSON: {e}")
+        }
         // serde's messages name the field or variant at fault ("unknown
-        // variant `tokn`, expected one of ..."); keep them, without the
-        // echo of the input line.
-        format!("invalid request: {e}")
+        // variant `tokn`, expected one of ..."); keep them.
+        serde_json::error::Category::Data | serde_json::error::Category::Io => {
+            format!("invalid request: {e}")
+        }
     })
+}
+
+/// What is wrong with a request line that does not start with `{`: not
+/// JSON at all (serde's words and the position: "expected ident at line 1
+/// column 2" for `not json`), or JSON of another kind. Never quotes the
+/// line, which may be a token pasted in the wrong place.
+fn not_an_object(text: &str) -> String {
+    const HINT: &str = r#"send one JSON object per line, such as {"op":"version"}"#;
+    if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(text) {
+        return format!("the request is not a JSON object: {e}; {HINT}");
+    }
+    let kind = match text.as_bytes()[0] {
+        b'[' => "an array",
+        b'"' => "a string",
+        b't' | b'f' => "a boolean",
+        b'n' => "null",
+        _ => "a number",
+    };
+    format!("the request is not a JSON object but {kind}; {HINT}")
 }
 
 /// A `token` request, the one asked most often, parsed as a plain struct:
@@ -468,15 +512,76 @@ mod tests {
     #[test]
     fn bad_requests_are_named() {
         assert!(parse_request(b"").unwrap_err().contains("empty"));
-        assert!(
-            parse_request(b"{")
-                .unwrap_err()
-                .starts_with("invalid request")
+        assert_eq!(
+            parse_request(b"{").unwrap_err(),
+            "the request is not valid JSON: EOF while parsing an object at line 1 column 1"
+        );
+        assert_eq!(
+            parse_request(br#"{"op":"version",}"#).unwrap_err(),
+            "the request is not valid JSON: trailing comma at line 1 column 17"
         );
         assert!(parse_request(b"\xff\xfe").unwrap_err().contains("UTF-8"));
         let e = parse_request(br#"{"op":"tokn","provider":"x"}"#).unwrap_err();
         assert!(e.contains("tokn"), "{e}");
         let e = parse_request(br#"{"op":"token","provider":"x","extra":1}"#).unwrap_err();
         assert!(e.contains("extra"), "{e}");
+    }
+
+    /// A line that is not JSON, or JSON but not an object, is told so in
+    /// words, with serde's position for the first, and never quoted.
+    #[test]
+    fn a_line_that_is_not_an_object_is_told_so() {
+        assert_eq!(
+            parse_request(b"not json\n").unwrap_err(),
+            r#"the request is not a JSON object: expected ident at line 1 column 2; send one JSON object per line, such as {"op":"version"}"#
+        );
+        for (line, kind) in [
+            (&br#"["token","demo"]"#[..], "an array"),
+            (br#""gho_s3cret""#, "a string"),
+            (b"42", "a number"),
+            (b"true", "a boolean"),
+            (b"null", "null"),
+        ] {
+            let e = parse_request(line).unwrap_err();
+            assert!(
+                e.starts_with(&format!("the request is not a JSON object but {kind};")),
+                "{e}"
+            );
+            assert!(!e.contains("s3cret") && !e.contains("demo"), "{e}");
+        }
+        for line in ["gho_s3cret", "s3cret {\"op\":\"version\"}"] {
+            let e = parse_request(line.as_bytes()).unwrap_err();
+            assert!(e.starts_with("the request is not a JSON object: "), "{e}");
+            assert!(!e.contains("s3cret"), "{e}");
+        }
+    }
+
+    /// Every op refuses a field it does not know, the ops without fields too.
+    #[test]
+    fn every_op_refuses_unknown_fields() {
+        for line in [
+            r#"{"op":"token","provider":"p","x":1}"#,
+            r#"{"op":"login","provider":"p","x":1}"#,
+            r#"{"op":"status","x":1}"#,
+            r#"{"op":"logout","provider":"p","x":1}"#,
+            r#"{"op":"version","x":1}"#,
+            r#"{"x":null,"op":"version"}"#,
+            r#"{"op":"metrics","x":1}"#,
+        ] {
+            let e = parse_request(line.as_bytes()).unwrap_err();
+            assert!(
+                e.starts_with("invalid request: unknown field `x`"),
+                "{line}: {e}"
+            );
+        }
+        assert_eq!(parse_request(br#"{"op":"version"}"#), Ok(Request::Version));
+        assert_eq!(
+            parse_request(br#" {"op":"metrics"} "#),
+            Ok(Request::Metrics)
+        );
+        assert_eq!(
+            serde_json::to_string(&Request::Version).unwrap(),
+            r#"{"op":"version"}"#
+        );
     }
 }
