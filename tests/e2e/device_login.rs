@@ -332,3 +332,25 @@ fn loopback_never_goes_through_a_proxy() {
     });
     assert!(provider.is_valid_access_token(&token));
 }
+
+/// A server that never says `expired_token` (it keeps answering
+/// "pending"): tokend stops polling once the code's `expires_in` has
+/// passed, on its own clock, and says the login expired (RFC 8628 §3.2).
+#[test]
+fn polling_stops_at_the_codes_own_deadline() {
+    let provider = Provider::start(tokend_emulator::Rfc8628Options {
+        device_code_lifetime: Duration::from_secs(3),
+        ..support::provider::fast()
+    });
+    provider.set_silent_expiry(true);
+    let daemon = Daemon::start(&provider.config("demo"));
+    let (done, err, code) = LoginRun::start(&daemon.socket, "demo").finish();
+    assert_eq!(code, support::flows::EXIT_LOGIN_FAILED, "{done} {err}");
+    assert!(err.contains("expired before it was approved"), "{err}");
+    // It polled while the code lived, and not once after.
+    assert!(
+        provider.requests().iter().any(RecordedRequest::is_poll),
+        "no poll at all"
+    );
+    provider.assert_no_violations();
+}

@@ -148,6 +148,8 @@ pub(crate) struct Authority {
     access: HashMap<String, AccessEntry>,
     refresh: HashMap<String, RefreshEntry>,
     forced_slow_downs: usize,
+    /// Whether an expired code is answered "pending", not `expired_token`.
+    silent_expiry: bool,
     rng: fastrand::Rng,
 }
 
@@ -160,6 +162,7 @@ impl Authority {
             access: HashMap::new(),
             refresh: HashMap::new(),
             forced_slow_downs: 0,
+            silent_expiry: false,
             rng: fastrand::Rng::new(),
         }
     }
@@ -249,6 +252,15 @@ impl Authority {
             return PollVerdict::AlreadyUsed;
         }
         if at >= grant.code.expires_at {
+            if self.silent_expiry {
+                // A server that never says `expired_token`: the client must
+                // stop on its own once `expires_in` has passed.
+                violations.push(
+                    "polled after the device code's expires_in had passed (RFC 8628 §3.2: stop polling)"
+                        .into(),
+                );
+                return PollVerdict::Pending;
+            }
             grant.finished = Some("expired_token");
             grant.code.status = CodeStatus::Expired;
             return PollVerdict::Expired;
@@ -375,6 +387,11 @@ impl Authority {
     /// The next `count` polls are told to slow down, whatever their timing.
     pub(crate) fn force_slow_downs(&mut self, count: usize) {
         self.forced_slow_downs = count;
+    }
+
+    /// Whether expired codes are answered "pending" (see the field).
+    pub(crate) fn set_silent_expiry(&mut self, silent: bool) {
+        self.silent_expiry = silent;
     }
 }
 

@@ -304,6 +304,14 @@ impl Emulator {
         self.change(|s| s.authority.force_slow_downs(count));
     }
 
+    /// Expired device codes are answered "pending" (in the dialect's way)
+    /// instead of `expired_token`, as by a server that never says so: a
+    /// poll after `expires_in` has passed is then a violation, so a client
+    /// must stop on its own deadline.
+    pub fn set_silent_expiry(&self, silent: bool) {
+        self.change(|s| s.authority.set_silent_expiry(silent));
+    }
+
     /// The next `count` requests to `endpoint` get `fault` instead of their
     /// answer (after faults injected earlier for that endpoint).
     pub fn inject(&self, endpoint: Endpoint, fault: Fault, count: usize) {
