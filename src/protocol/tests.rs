@@ -1,0 +1,208 @@
+//! Tests of the request parser and the answers' wire shapes.
+use super::*;
+
+/// Any line of `token`-like fields (in any order, with duplicates, with
+/// `null`s, wrong types, unknown fields and other ops) reads the same
+/// through the struct and through the enum.
+#[test]
+fn the_token_shortcut_reads_every_line_as_the_enum_does() {
+    use proptest::prelude::*;
+    let key = prop::sample::select(vec![
+        "op",
+        "provider",
+        "min_valid",
+        "refused",
+        "stream",
+        "x",
+        "op",
+    ]);
+    let value = prop::sample::select(vec![
+        "\"token\"",
+        "\"tok\\u0065n\"",
+        "\"status\"",
+        "\"demo\"",
+        "60",
+        "-1",
+        "1e3",
+        "null",
+        "true",
+        "{}",
+        "\"t\\\"x\"",
+    ]);
+    let line = prop::collection::vec((key, value), 0..6).prop_map(|fields| {
+        let body: Vec<String> = fields.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+        format!("{{{}}}", body.join(","))
+    });
+    proptest!(ProptestConfig::with_cases(2000), |(line in line)| {
+        let general = serde_json::from_str::<Request>(&line).ok();
+        let shortcut = parse_token_request(&line);
+        match (shortcut, general) {
+            (Some(shortcut), general) => prop_assert_eq!(Some(shortcut), general, "{}", line),
+            (None, general) => prop_assert!(
+                !matches!(general, Some(Request::Token { .. })),
+                "the shortcut missed a token request: {}",
+                line
+            ),
+        }
+    });
+}
+
+#[test]
+fn the_token_shortcut_takes_token_requests_in_any_spelling() {
+    for line in [
+        r#"{"op":"token","provider":"demo"}"#,
+        r#"{"provider":"demo","op":"token"}"#,
+        r#" { "op" : "tok\u0065n", "provider":"d\u00e9mo", "min_valid": 60 } "#,
+        r#"{"op":"token","provider":"demo","refused":"old","min_valid":null}"#,
+    ] {
+        let shortcut = parse_token_request(line.trim());
+        assert!(shortcut.is_some(), "{line}");
+        assert_eq!(shortcut, serde_json::from_str(line).ok(), "{line}");
+        assert_eq!(shortcut, parse_request(line.as_bytes()).ok(), "{line}");
+    }
+}
+
+#[test]
+fn token_request_round_trip() {
+    let req: Request =
+        serde_json::from_str(r#"{"op":"token","provider":"github","min_valid":60}"#).unwrap();
+    assert_eq!(
+        req,
+        Request::Token {
+            provider: "github".into(),
+            min_valid: Some(60),
+            refused: None,
+        }
+    );
+}
+
+#[test]
+fn answer_shapes_match_the_contract() {
+    let ok = Answer::success(TokenAnswer {
+        access_token: Secret::from("tok"),
+        token_type: "Bearer".into(),
+        expires_at: Some(1_790_000_000),
+    });
+    assert_eq!(
+        serde_json::to_string(&ok).unwrap(),
+        r#"{"ok":true,"access_token":"tok","token_type":"Bearer","expires_at":1790000000}"#
+    );
+    let err: Answer<TokenAnswer> = Answer::failure(ErrorCode::LoginRequired, "run login");
+    assert_eq!(
+        serde_json::to_string(&err).unwrap(),
+        r#"{"ok":false,"error":{"code":"login_required","message":"run login"}}"#
+    );
+    let back: Answer<TokenAnswer> =
+        serde_json::from_str(r#"{"ok":false,"error":{"code":"login_required","message":"m"}}"#)
+            .unwrap();
+    assert_eq!(
+        back.into_result().unwrap_err().code,
+        ErrorCode::LoginRequired
+    );
+}
+
+#[test]
+fn status_requests_old_and_streamed() {
+    // A version-1 request is still one, and a client that does not
+    // stream sends exactly what a version-1 daemon accepts.
+    let old = parse_request(br#"{"op":"status"}"#).unwrap();
+    assert_eq!(
+        old,
+        Request::Status {
+            provider: None,
+            stream: false
+        }
+    );
+    assert_eq!(serde_json::to_string(&old).unwrap(), r#"{"op":"status"}"#);
+    let streamed = parse_request(br#"{"op":"status","provider":"gh","stream":true}"#).unwrap();
+    assert_eq!(
+        streamed,
+        Request::Status {
+            provider: Some("gh".into()),
+            stream: true
+        }
+    );
+}
+
+#[test]
+fn unknown_codes_from_newer_daemons_parse() {
+    let body: ErrorBody =
+        serde_json::from_str(r#"{"code":"something_new","message":"m"}"#).unwrap();
+    assert_eq!(body.code, ErrorCode::Unknown);
+}
+
+#[test]
+fn bad_requests_are_named() {
+    assert!(parse_request(b"").unwrap_err().contains("empty"));
+    assert_eq!(
+        parse_request(b"{").unwrap_err(),
+        "the request is not valid JSON: EOF while parsing an object at line 1 column 1"
+    );
+    assert_eq!(
+        parse_request(br#"{"op":"version",}"#).unwrap_err(),
+        "the request is not valid JSON: trailing comma at line 1 column 17"
+    );
+    assert!(parse_request(b"\xff\xfe").unwrap_err().contains("UTF-8"));
+    let e = parse_request(br#"{"op":"tokn","provider":"x"}"#).unwrap_err();
+    assert!(e.contains("tokn"), "{e}");
+    let e = parse_request(br#"{"op":"token","provider":"x","extra":1}"#).unwrap_err();
+    assert!(e.contains("extra"), "{e}");
+}
+
+/// A line that is not JSON, or JSON but not an object, is told so in
+/// words, with serde's position for the first, and never quoted.
+#[test]
+fn a_line_that_is_not_an_object_is_told_so() {
+    assert_eq!(
+        parse_request(b"not json\n").unwrap_err(),
+        r#"the request is not a JSON object: expected ident at line 1 column 2; send one JSON object per line, such as {"op":"version"}"#
+    );
+    for (line, kind) in [
+        (&br#"["token","demo"]"#[..], "an array"),
+        (br#""gho_s3cret""#, "a string"),
+        (b"42", "a number"),
+        (b"true", "a boolean"),
+        (b"null", "null"),
+    ] {
+        let e = parse_request(line).unwrap_err();
+        assert!(
+            e.starts_with(&format!("the request is not a JSON object but {kind};")),
+            "{e}"
+        );
+        assert!(!e.contains("s3cret") && !e.contains("demo"), "{e}");
+    }
+    for line in ["gho_s3cret", "s3cret {\"op\":\"version\"}"] {
+        let e = parse_request(line.as_bytes()).unwrap_err();
+        assert!(e.starts_with("the request is not a JSON object: "), "{e}");
+        assert!(!e.contains("s3cret"), "{e}");
+    }
+}
+
+/// Every op refuses a field it does not know, the ops without fields too.
+#[test]
+fn every_op_refuses_unknown_fields() {
+    for line in [
+        r#"{"op":"token","provider":"p","x":1}"#,
+        r#"{"op":"login","provider":"p","x":1}"#,
+        r#"{"op":"status","x":1}"#,
+        r#"{"op":"logout","provider":"p","x":1}"#,
+        r#"{"op":"version","x":1}"#,
+        r#"{"x":null,"op":"version"}"#,
+        r#"{"op":"metrics","x":1}"#,
+    ] {
+        let e = parse_request(line.as_bytes()).unwrap_err();
+        assert!(
+            e.starts_with("invalid request: unknown field `x`"),
+            "{line}: {e}"
+        );
+    }
+    assert_eq!(parse_request(br#"{"op":"version"}"#), Ok(Request::Version));
+    assert_eq!(
+        parse_request(br#" {"op":"metrics"} "#),
+        Ok(Request::Metrics)
+    );
+    assert_eq!(
+        serde_json::to_string(&Request::Version).unwrap(),
+        r#"{"op":"version"}"#
+    );
+}
