@@ -192,7 +192,7 @@ impl Iterator for StatusPages {
 /// The status of `session` as a caller with `role` may see it: the login's
 /// prompt (its user code) only for those who may manage the provider.
 fn status_for(session: &Session, role: Role) -> SessionReport {
-    let mut status = session.report();
+    let mut status = session.report(role >= Role::Manage);
     if role < Role::Manage {
         status.login = None;
     }

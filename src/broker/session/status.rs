@@ -4,10 +4,11 @@ use super::Session;
 use crate::broker::report::{SessionPhase, SessionReport};
 
 impl Session {
-    /// The session as `tokenctl status` shows it, prompt included (callers
-    /// who may not manage the provider get it without: see
-    /// `broker::status`).
-    pub(crate) fn report(&self) -> SessionReport {
+    /// The session as `tokenctl status` shows it to a caller who may
+    /// (`may_log_in`) or may not manage the provider: the latter's last
+    /// error holds no login code and no advice to log in that it cannot
+    /// follow (the prompt itself is dropped by `broker::status`).
+    pub(crate) fn report(&self, may_log_in: bool) -> SessionReport {
         let state = self.state();
         let machine = &state.machine;
         let now = self.shared.clock.now();
@@ -38,7 +39,13 @@ impl Session {
             expires_at,
             last_refresh: machine.last_refresh(),
             next_refresh: machine.next_refresh(),
-            last_error: machine.last_failure().map(ToString::to_string),
+            last_error: machine.last_failure().map(|e| {
+                if may_log_in {
+                    e.to_string()
+                } else {
+                    e.clone().for_caller_without_login().to_string()
+                }
+            }),
             scopes,
             login: pending,
             saved: machine.is_saved(),

@@ -266,7 +266,39 @@ fn another_uid_sees_and_does_only_what_its_role_allows() {
     let seen = as_nobody(&["--json", "status", "shared"]);
     assert!(seen.status.success(), "{}", stderr(&seen));
     assert!(!stdout(&seen).contains(code), "{}", stdout(&seen));
+    a_use_only_user_is_told_what_it_can_do(&provider, &daemon, &as_nobody);
     a_use_only_user_is_not_shown_a_pending_code(&daemon, &as_nobody);
+}
+
+/// The provider ends the session: the use-only user's status says a login
+/// is required and that someone who manages the provider must log in, not
+/// to log in itself (which it may not); root's says to log in.
+fn a_use_only_user_is_told_what_it_can_do(
+    provider: &Provider,
+    daemon: &Daemon,
+    as_nobody: &dyn Fn(&[&str]) -> std::process::Output,
+) {
+    provider.revoke_all();
+    provider.set_access_token_lifetime(std::time::Duration::from_secs(7200));
+    let refused = daemon.tokenctl(&["token", "shared", "--min-valid", "3700"]);
+    assert_eq!(refused.status.code(), Some(4), "{}", stderr(&refused));
+    let last_error = |out: std::process::Output| {
+        let status: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        status[0]["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let for_root = last_error(daemon.tokenctl(&["--json", "status", "shared"]));
+    assert!(
+        for_root.ends_with("— run `tokenctl login shared`"),
+        "{for_root}"
+    );
+    let for_user = last_error(as_nobody(&["--json", "status", "shared"]));
+    assert!(
+        for_user.ends_with("— someone who manages it must run `tokenctl login shared`"),
+        "{for_user}"
+    );
 }
 
 /// Logged out with a login pending: a token request says "login
