@@ -265,7 +265,25 @@ fn on_event(
             diags.error(&span, format!("`on_event`: `{program}` must be an absolute path (the program is run without a shell or PATH search)"));
             Err(())
         }
-        Some(_) => Ok(argv),
+        Some(program) => {
+            // A warning, not an error: the program may be installed after
+            // the config, but a typo should show at `--check`.
+            use std::os::unix::fs::PermissionsExt as _;
+            match std::fs::metadata(program) {
+                Err(e) => diags.warning(
+                    &span,
+                    format!("`on_event`: cannot use `{program}` ({e}): events will not run it"),
+                ),
+                Ok(meta) if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 => {
+                    diags.warning(
+                        &span,
+                        format!("`on_event`: `{program}` is not an executable file: events will not run it"),
+                    );
+                }
+                Ok(_) => {}
+            }
+            Ok(argv)
+        }
     }
 }
 

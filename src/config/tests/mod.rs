@@ -364,3 +364,43 @@ fn log_level_must_be_levels() {
         );
     }
 }
+
+/// An `on_event` program that is missing or not executable is a warning
+/// (it may be installed later), so a typo shows at `--check`.
+#[test]
+fn an_on_event_program_that_cannot_run_is_warned_of() {
+    let f = Fixture::new();
+    let config = f
+        .load(&format!(
+            "[daemon]\non_event = [\"/bin/sh\", \"-c\", \"true\"]\n{GITHUB}"
+        ))
+        .unwrap();
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    let config = f
+        .load(&format!(
+            "[daemon]\non_event = [\"/usr/local/bin/no-such-hook\"]\n{GITHUB}"
+        ))
+        .unwrap();
+    assert_eq!(config.warnings.len(), 1);
+    let warning = config.warnings[0].to_string();
+    assert!(
+        warning.contains("warning: `on_event`: cannot use `/usr/local/bin/no-such-hook` (No such file or directory"),
+        "{warning}"
+    );
+    let not_executable = f.path("hook.txt");
+    std::fs::write(&not_executable, "").unwrap();
+    std::fs::set_permissions(&not_executable, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let config = f
+        .load(&format!(
+            "[daemon]\non_event = [\"{}\"]\n{GITHUB}",
+            not_executable.display()
+        ))
+        .unwrap();
+    assert!(
+        config.warnings[0]
+            .to_string()
+            .contains("is not an executable file"),
+        "{:?}",
+        config.warnings
+    );
+}
