@@ -252,6 +252,8 @@ impl SessionMachine {
         self.state = SessionState::LoggedOut;
         self.failures = 0;
         self.last_failure = None;
+        // The last refresh was the ended session's, not the next one's.
+        self.last_refresh = None;
         self.next_refresh = None;
         self.store_dirty = false;
         out.push(Effect::Schedule(None));

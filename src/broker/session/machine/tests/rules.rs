@@ -385,3 +385,16 @@ fn a_handover_keeps_the_session() {
         s(&["reply(token a1)"])
     );
 }
+
+/// A logout forgets the ended session's last refresh: `status` does not
+/// show it for the session that comes next.
+#[test]
+fn a_logout_forgets_the_last_refresh() {
+    let mut m = refreshing(at(10));
+    let save = answer(&mut m, at(11), Ok(grant("a2", Some("r2"), 3600)));
+    written_ok(&mut m, at(11), save);
+    assert_eq!(m.last_refresh(), Some(at(11)));
+    let logout = m.handle(&ctx(at(12)), Event::LogoutRequested);
+    written_ok(&mut m, at(12), logout);
+    assert_eq!(m.last_refresh(), None);
+}
