@@ -75,6 +75,20 @@ impl AnswerFields {
         })
     }
 
+    /// What a required text field that [`Self::text`] did not give is:
+    /// missing, or there but of another JSON type (named), for the message.
+    #[must_use]
+    pub fn why_no_text(&self, name: &str) -> String {
+        match self.0.get(name) {
+            None | Some(Value::Null) => format!("no `{name}`"),
+            Some(Value::String(_)) => format!("an empty `{name}`"),
+            Some(Value::Bool(_)) => format!("`{name}` is a boolean, not text"),
+            Some(Value::Array(_)) => format!("`{name}` is an array, not text"),
+            Some(Value::Object(_)) => format!("`{name}` is an object, not text"),
+            Some(Value::Number(_)) => format!("`{name}` is a number, not text"),
+        }
+    }
+
     /// Whether `name` is present with a non-null value.
     #[must_use]
     pub fn has(&self, name: &str) -> bool {
@@ -107,10 +121,27 @@ impl AnswerFields {
             _ => None,
         };
         let Some(secs) = secs else {
-            return Err(format!(
-                "`{name}` is not a whole number of seconds: {}",
-                clean_detail(&value.to_string())
-            ));
+            // A whole number too large to read is unbelievable, not "not whole".
+            let too_large = match value {
+                Value::Number(n) => n.as_f64().is_some_and(|f| f.fract() == 0.0 && f > 0.0),
+                Value::String(s) => {
+                    let digits = s.trim();
+                    !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
+                }
+                _ => false,
+            };
+            return Err(if too_large {
+                format!(
+                    "`{name}` of {} s is beyond the believable maximum of {} s",
+                    clean_detail(&value.to_string()),
+                    max.as_secs()
+                )
+            } else {
+                format!(
+                    "`{name}` is not a whole number of seconds: {}",
+                    clean_detail(&value.to_string())
+                )
+            });
         };
         let duration = Duration::from_secs(secs);
         if duration > max {

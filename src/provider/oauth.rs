@@ -178,7 +178,12 @@ pub fn token_grant(
     let access_token = fields
         .text(&["access_token"])
         .filter(|t| !t.is_empty())
-        .ok_or_else(|| malformed(response, "no `access_token` in the token answer".to_owned()))?;
+        .ok_or_else(|| {
+            malformed(
+                response,
+                format!("{} in the token answer", fields.why_no_text("access_token")),
+            )
+        })?;
     let token_type = fields
         .text(&["token_type"])
         .filter(|t| !t.is_empty())
@@ -360,6 +365,15 @@ pub fn device_authorization(
         Some(f) if is_success(response) && format.read_error(&f).is_none() => {
             device_authorization_fields(format, response, &f)
         }
+        // Named for what was expected here (the shared reading says "a
+        // token answer").
+        None if is_success(response) => Err(malformed(
+            response,
+            format!(
+                "expected a device authorization answer, got {}",
+                describe_body(response)
+            ),
+        )),
         other => Err(failure_from_answer(format, response, other.as_ref())),
     }
 }
@@ -378,7 +392,12 @@ pub fn device_authorization_fields(
         fields
             .text(&[name])
             .filter(|v| !v.is_empty())
-            .ok_or_else(|| malformed(format!("no `{name}` in the device authorization answer")))
+            .ok_or_else(|| {
+                malformed(format!(
+                    "{} in the device authorization answer",
+                    fields.why_no_text(name)
+                ))
+            })
     };
     let device_code = Secret::new(required("device_code")?);
     let user_code = clean_detail(&required("user_code")?);

@@ -190,6 +190,47 @@ fn device_authorization_tolerates_google_and_azure_v1() {
     let e = device_authorization(&STD, &json(200, r#"{"user_code":"U","expires_in":600}"#))
         .unwrap_err();
     assert!(e.to_string().contains("device_code"), "{e}");
+    // A field of the wrong type is named as such, not as missing; a
+    // whole number too large to read is unbelievable, not "not whole".
+    let e = device_authorization(
+        &STD,
+        &json(
+            200,
+            r#"{"device_code":["d"],"user_code":"U","expires_in":600}"#,
+        ),
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("`device_code` is an array, not text in the device authorization answer"),
+        "{e}"
+    );
+    let e = device_authorization(
+        &STD,
+        &json(
+            200,
+            r#"{"device_code":"d","user_code":"U","expires_in":1e300}"#,
+        ),
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("is beyond the believable maximum"),
+        "{e}"
+    );
+    let e = refresh_answer(&STD, &json(200, r#"{"access_token":{"a":1}}"#)).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("`access_token` is an object, not text"),
+        "{e}"
+    );
+    // A captive portal's page where the device answer should be: named
+    // for what was expected there.
+    let e = device_authorization(&STD, &answer(200, "text/html", "<html>hi</html>")).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("expected a device authorization answer, got an HTML page"),
+        "{e}"
+    );
 }
 
 #[test]
