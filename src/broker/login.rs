@@ -76,13 +76,47 @@ pub enum LoginProgress {
 #[derive(Debug)]
 pub(crate) struct LoginHandle {
     progress: watch::Receiver<LoginProgress>,
-    cancel: CancellationToken,
+    cancel: LoginCancel,
+}
+
+/// How a login is stopped before it ends, and why (for the message its
+/// callers get).
+#[derive(Debug, Clone)]
+pub(crate) struct LoginCancel {
+    token: CancellationToken,
+    why: Arc<std::sync::OnceLock<&'static str>>,
+}
+
+impl LoginCancel {
+    /// A cancel that also fires with `token` (logins ending at shutdown).
+    pub(crate) fn new(token: CancellationToken) -> Self {
+        Self {
+            token,
+            why: Arc::default(),
+        }
+    }
+
+    /// Stops the login, `why` saying what stopped it ("logout").
+    pub(crate) fn cancel(&self, why: &'static str) {
+        let _ = self.why.set(why);
+        self.token.cancel();
+    }
+
+    /// Resolves once the login is stopped.
+    pub(crate) async fn cancelled(&self) {
+        self.token.cancelled().await;
+    }
+
+    /// Why it was stopped, when [`Self::cancel`] said.
+    pub(crate) fn reason(&self) -> Option<&'static str> {
+        self.why.get().copied()
+    }
 }
 
 impl LoginHandle {
     /// A handle on a login that is starting, with the sender its task
     /// publishes progress on; `cancel` stops it.
-    pub(crate) fn starting(cancel: CancellationToken) -> (Self, watch::Sender<LoginProgress>) {
+    pub(crate) fn starting(cancel: LoginCancel) -> (Self, watch::Sender<LoginProgress>) {
         let (tx, rx) = watch::channel(LoginProgress::Starting);
         (
             Self {
@@ -123,9 +157,9 @@ impl LoginHandle {
         }
     }
 
-    /// Stops the login.
-    pub(crate) fn cancel(&self) {
-        self.cancel.cancel();
+    /// Stops the login; `why` is what its callers are told stopped it.
+    pub(crate) fn cancel(&self, why: &'static str) {
+        self.cancel.cancel(why);
     }
 }
 

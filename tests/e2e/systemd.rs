@@ -213,3 +213,27 @@ fn an_invalid_reload_keeps_the_running_config() {
     assert_eq!(status_names(&daemon), ["keep"]);
     assert_eq!(token(&daemon, "keep", &[]), kept);
 }
+
+/// A reload that removes a provider while its login waits for the person
+/// ends the login saying so, not as if someone had logged out.
+#[test]
+fn a_reload_that_removes_a_provider_ends_its_login_saying_why() {
+    let provider = Provider::rfc8628();
+    let mut daemon = Daemon::start(&format!(
+        "{}{}",
+        provider.config("keep"),
+        provider.config("gone")
+    ));
+    let run = LoginRun::start(&daemon.socket, "gone");
+    let _ = run.user_code();
+    daemon.write_config(&provider.config("keep"));
+    daemon.reload();
+    let (done, err, code) = run.finish();
+    assert_eq!(code, support::flows::EXIT_LOGIN_FAILED, "{done} {err}");
+    assert!(
+        err.contains(
+            "login was cancelled (a reload removed the provider or changed its client or endpoints)"
+        ),
+        "{err}"
+    );
+}

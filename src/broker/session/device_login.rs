@@ -5,15 +5,14 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use tokio::sync::watch;
-use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::Session;
 use crate::broker::error::BrokerError;
 use crate::broker::events::BrokerEvent;
 use crate::broker::login::{
-    DEFAULT_POLL_INTERVAL, LoginHandle, LoginProgress, LoginWatch, MAX_POLL_BACKOFF, PendingPrompt,
-    SLOW_DOWN_STEP,
+    DEFAULT_POLL_INTERVAL, LoginCancel, LoginHandle, LoginProgress, LoginWatch, MAX_POLL_BACKOFF,
+    PendingPrompt, SLOW_DOWN_STEP,
 };
 use crate::provider::{FailureClass, PollOutcome, ProviderError, TokenGrant, url_rule};
 
@@ -25,7 +24,7 @@ impl Session {
         if let Some(login) = state.login.as_ref().filter(|l| !l.is_finished()) {
             return login.watch(&self.name, clock);
         }
-        let cancel = self.shared.logins.child_token();
+        let cancel = LoginCancel::new(self.shared.logins.child_token());
         let (login, tx) = LoginHandle::starting(cancel.clone());
         let watch = login.watch(&self.name, clock);
         state.login = Some(login);
@@ -39,7 +38,7 @@ impl Session {
     async fn run_login(
         self: Arc<Self>,
         progress: watch::Sender<LoginProgress>,
-        cancel: CancellationToken,
+        cancel: LoginCancel,
     ) {
         // Only the wait for the person is cut short: tokens that have
         // arrived are installed and saved whatever happens meanwhile (a
@@ -50,7 +49,7 @@ impl Session {
             () = cancel.cancelled() => Err(if self.shared.logins.is_cancelled() {
                 BrokerError::ShuttingDown
             } else {
-                self.login_failed("was cancelled (logout)")
+                self.login_failed(format!("was cancelled ({})", cancel.reason().unwrap_or("logout")))
             }),
             r = self.device_login(&progress) => r,
         };

@@ -191,7 +191,7 @@ impl Session {
     pub(crate) async fn logout(self: &Arc<Self>) -> Result<(), BrokerError> {
         let login = self.state().login.take();
         if let Some(login) = login {
-            login.cancel();
+            login.cancel("logout");
         }
         let _persist = self.persist.lock().await;
         match self.dispatch(Event::LogoutRequested).await {

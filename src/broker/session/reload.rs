@@ -21,7 +21,7 @@ impl Session {
             (state.login.take(), state.flight.clone())
         };
         if let Some(login) = login {
-            login.cancel();
+            login.cancel("a reload removed the provider or changed its client or endpoints");
         }
         if let Some(rx) = flight {
             let _ = wait_for_refresh(rx, &self.shared).await;
