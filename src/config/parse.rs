@@ -39,9 +39,38 @@ pub(super) fn parse(
     if !syntax_errors.is_empty() {
         // What follows a syntax error is a guess of the parser's; checking
         // the meaning of a guessed tree would only add noise.
+        // The header of a table defined twice, while its keys follow: the
+        // parser reports each of them as a duplicate too, which says nothing
+        // more.
+        let mut duplicate_table: Option<usize> = None;
         for error in syntax_errors {
             let span = error.span().unwrap_or(0..0);
-            diags.error(&span, error.message().trim().to_owned());
+            let message = error.message().trim();
+            if message != "duplicate key" {
+                diags.error(&span, message.to_owned());
+                continue;
+            }
+            let line_start = text[..span.start.min(text.len())]
+                .rfind('\n')
+                .map_or(0, |i| i + 1);
+            let line = text[line_start..].lines().next().unwrap_or("").trim();
+            if line.starts_with('[') {
+                duplicate_table = Some(line_start);
+                diags.error(
+                    &span,
+                    format!("the table `{line}` is defined twice; give its keys in one place"),
+                );
+            } else if duplicate_table.is_some_and(|header| {
+                !text[header..line_start]
+                    .lines()
+                    .skip(1)
+                    .any(|l| l.trim_start().starts_with('['))
+            }) {
+                // A key of the table defined twice: already said.
+            } else {
+                let key = text.get(span.clone()).unwrap_or("").trim();
+                diags.error(&span, format!("duplicate key `{key}`: it is given twice"));
+            }
         }
         return None;
     }

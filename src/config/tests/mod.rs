@@ -170,8 +170,20 @@ fn syntax_errors_have_positions() {
 #[test]
 fn duplicate_names_are_refused() {
     let f = Fixture::new();
+    // A table given twice is one error naming it, not one per key in it.
     let errors = f.errors(&format!("{GITHUB}{GITHUB}"));
-    assert!(errors.iter().any(|e| e.contains("duplicate")), "{errors:?}");
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].contains(":8:12: the table `[providers.github]` is defined twice"),
+        "{errors:?}"
+    );
+    // A key given twice is named.
+    let errors = f.errors(&format!("{GITHUB}client_id = \"again\"\n"));
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].contains(":7:1: duplicate key `client_id`: it is given twice"),
+        "{errors:?}"
+    );
     let clash = format!(
         "{}{}",
         GITHUB.replace("github", "my-gh"),
