@@ -146,6 +146,16 @@ fn daemon_config(
                 format!("`socket_group`: no group named `{name}`"),
             );
         }
+        if gid.is_some() && socket_mode.is_some_and(|mode| mode & 0o020 == 0) {
+            // connect(2) needs write permission on the socket.
+            diags.warning(
+                &value.span(),
+                format!(
+                    "`socket_group` has no effect: `socket_mode` {:04o} does not let the group write to the socket, which connecting needs (use \"0660\")",
+                    socket_mode.unwrap_or_default()
+                ),
+            );
+        }
         gid
     });
     let bus = match table.take("bus") {

@@ -269,6 +269,19 @@ fn daemon_keys() {
         std::time::Duration::from_secs(5)
     );
     assert_eq!(config.daemon.max_concurrent_refreshes, 2);
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    // A group with no write permission on the socket cannot connect.
+    let config = f
+        .load(&format!("[daemon]\nsocket_group = \"root\"\n{GITHUB}"))
+        .unwrap();
+    assert_eq!(config.warnings.len(), 1, "{:?}", config.warnings);
+    assert!(
+        config.warnings[0].to_string().contains(
+            ":2:16: warning: `socket_group` has no effect: `socket_mode` 0600 does not let the group write"
+        ),
+        "{}",
+        config.warnings[0]
+    );
     let errors = f.errors(&format!(
         "[daemon]\nsocket_mode = \"0666\"\nsocket = \"relative.sock\"\n{GITHUB}"
     ));
