@@ -137,27 +137,7 @@ fn daemon_config(
         Some(value) => socket_mode(value, diags),
         None => Some(0o600),
     };
-    let socket_group = table.take("socket_group").and_then(|value| {
-        let name = reader::expect_str(diags, "socket_group", value)?;
-        let gid = UserDb::group(name).map(|g| g.gid);
-        if gid.is_none() {
-            diags.error(
-                &value.span(),
-                format!("`socket_group`: no group named `{name}`"),
-            );
-        }
-        if gid.is_some() && socket_mode.is_some_and(|mode| mode & 0o020 == 0) {
-            // connect(2) needs write permission on the socket.
-            diags.warning(
-                &value.span(),
-                format!(
-                    "`socket_group` has no effect: `socket_mode` {:04o} does not let the group write to the socket, which connecting needs (use \"0660\")",
-                    socket_mode.unwrap_or_default()
-                ),
-            );
-        }
-        gid
-    });
+    let socket_group = socket_group(table, socket_mode, diags);
     let bus = match table.take("bus") {
         Some(value) => reader::expect_str(diags, "bus", value).and_then(|s| match s {
             "session" => Some(BusKind::Session),
@@ -324,6 +304,36 @@ fn on_event(
             Ok(argv)
         }
     }
+}
+
+/// The `socket_group` key: a group's id, warned of when `socket_mode` gives
+/// that group nothing.
+fn socket_group(
+    table: &mut TableReader<'_, '_>,
+    socket_mode: Option<u32>,
+    diags: &mut Diagnostics<'_>,
+) -> Option<u32> {
+    table.take("socket_group").and_then(|value| {
+        let name = reader::expect_str(diags, "socket_group", value)?;
+        let gid = UserDb::group(name).map(|g| g.gid);
+        if gid.is_none() {
+            diags.error(
+                &value.span(),
+                format!("`socket_group`: no group named `{name}`"),
+            );
+        }
+        if gid.is_some() && socket_mode.is_some_and(|mode| mode & 0o020 == 0) {
+            // connect(2) needs write permission on the socket.
+            diags.warning(
+                &value.span(),
+                format!(
+                    "`socket_group` has no effect: `socket_mode` {:04o} does not let the group write to the socket, which connecting needs (use \"0660\")",
+                    socket_mode.unwrap_or_default()
+                ),
+            );
+        }
+        gid
+    })
 }
 
 fn socket_mode(value: &reader::Value<'_>, diags: &mut Diagnostics<'_>) -> Option<u32> {
