@@ -200,7 +200,7 @@ fn a_bodiless_400_refresh_keeps_the_session_and_says_why() {
     let out = daemon.tokenctl(&["token", NAME, "--min-valid", "3700"]);
     assert!(!out.status.success());
     assert!(
-        stderr(&out).contains("Bad Request (HTTP 400): an empty body"),
+        stderr(&out).contains("Bad Request (HTTP 400): an empty body; Trakt answers so when it no longer takes the refresh token: if this goes on, log in again"),
         "{}",
         stderr(&out)
     );

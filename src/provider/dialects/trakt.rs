@@ -233,7 +233,30 @@ impl ProviderDialect for Trakt {
     }
 
     fn parse_refresh(&self, response: &HttpResponse) -> Result<TokenGrant, ProviderError> {
-        oauth::refresh_answer(&ANSWERS, response)
+        match oauth::refresh_answer(&ANSWERS, response) {
+            // Trakt answers a refresh with a bare 400 both for a request it
+            // cannot read and, at times, for a refresh token it no longer
+            // takes (shared/dialects.md §1): not proof enough to drop the
+            // session (it is retried), but the person should know what it
+            // may mean.
+            Err(ProviderError::Rejected {
+                endpoint,
+                status: 400,
+                error,
+                detail,
+            }) if response.body.iter().all(u8::is_ascii_whitespace) => {
+                Err(ProviderError::Rejected {
+                    endpoint,
+                    status: 400,
+                    error,
+                    detail: Some(format!(
+                        "{}; Trakt answers so when it no longer takes the refresh token: if this goes on, log in again",
+                        detail.unwrap_or_else(|| "an empty body".into())
+                    )),
+                })
+            }
+            other => other,
+        }
     }
 }
 
