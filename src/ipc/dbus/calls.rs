@@ -382,7 +382,16 @@ fn check_signature(
             .iter()
             .find(|m| m.name == member)
             .map(|m| m.input),
-        OBJECT_MANAGER if !matches!(object, Object::Broker) => None,
+        OBJECT_MANAGER if !matches!(object, Object::Broker) => {
+            // Said where it is: "has no method GetManagedObjects" would
+            // suggest the interface lacks it.
+            return Err(Refusal::Standard(zbus::fdo::Error::UnknownInterface(
+                format!(
+                    "{OBJECT_MANAGER} is served at {}, not here",
+                    super::BROKER_PATH
+                ),
+            )));
+        }
         PROPERTIES | INTROSPECTABLE | PEER | OBJECT_MANAGER => STANDARD_METHODS
             .iter()
             .find(|(i, name, _)| *i == interface && *name == member)

@@ -24,6 +24,19 @@ fn properties_change_on_refresh_and_objects_are_discoverable() {
         "{objects}"
     );
     assert!(objects.contains("'State': <'logged_out'>"), "{objects}");
+    // Asked at the root, it says where the object manager is.
+    let wrong = setup.gdbus(
+        "/",
+        "org.freedesktop.DBus.ObjectManager.GetManagedObjects",
+        &[],
+    );
+    assert!(!wrong.status.success());
+    let said = text(&wrong.stderr);
+    assert!(
+        said.contains("UnknownInterface")
+            && said.contains("org.freedesktop.DBus.ObjectManager is served at /org/tokend/Broker1"),
+        "{said}"
+    );
 
     let mut monitor = setup.monitor();
     login(&setup.daemon, "demo-one", |code| {
