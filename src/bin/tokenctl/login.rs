@@ -16,6 +16,9 @@ use crate::screen::{Terminal, qr_code};
 /// heartbeat rather than one line a second.
 const PROGRESS_EVERY: Duration = Duration::from_secs(30);
 
+/// The longest countdown shown: a day, beyond any device code's life.
+const MAX_COUNTDOWN_SECS: u64 = 24 * 3600;
+
 /// How `tokenctl login` was asked to behave.
 #[derive(Debug, Clone, Copy)]
 pub struct LoginOptions {
@@ -149,7 +152,13 @@ impl HumanView {
         }
         let now = Instant::now();
         self.countdown = Some(Countdown {
-            ends: now + Duration::from_secs(prompt.expires_in),
+            // A daemon caps expires_in; one that does not (or a stand-in)
+            // must not make the countdown overflow the clock.
+            ends: now
+                .checked_add(Duration::from_secs(
+                    prompt.expires_in.min(MAX_COUNTDOWN_SECS),
+                ))
+                .unwrap_or(now),
             live: self.terminal.interactive,
             last_line: None,
             drawn: false,
@@ -351,6 +360,27 @@ mod tests {
                 .unwrap();
         }
         assert_eq!(String::from_utf8(out).unwrap().lines().count(), 3);
+    }
+
+    /// A prompt whose code would live longer than the clock can count (a
+    /// daemon that does not cap it) shows a countdown, not a panic.
+    #[test]
+    fn an_absurd_expiry_does_not_overflow_the_countdown() {
+        let mut view = HumanView {
+            terminal: Terminal::plain(),
+            countdown: None,
+        };
+        let absurd = LoginPrompt {
+            expires_in: u64::MAX,
+            ..prompt(None, None)
+        };
+        let mut out = Vec::new();
+        view.prompt(&mut out, "gh", &absurd, false).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains("Waiting for approval… 24:00:00 left"),
+            "{text}"
+        );
     }
 
     #[test]
