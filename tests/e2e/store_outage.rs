@@ -164,3 +164,50 @@ fn exchange(a: &std::path::Path, b: &std::path::Path) {
     use rustix::fs::{CWD, RenameFlags, renameat_with};
     renameat_with(CWD, a, CWD, b, RenameFlags::EXCHANGE).expect("exchange two paths");
 }
+
+/// A logout while the store cannot be used fails (the record is still
+/// there), but it is a logout: the record is deleted when the store works
+/// again, and a restart does not bring the session back.
+#[test]
+fn a_logout_during_an_outage_is_carried_out_when_the_store_is_back() {
+    let provider = Provider::rfc8628();
+    let store = FileStore::new();
+    let providers = format!("{}{}", provider.config("gone"), provider.config("kept"));
+    let seeded = store.seed(&provider, &providers, |_| Duration::from_secs(4 * 3600));
+    let mut daemon = Daemon::start_with(&providers, store.options());
+    assert_eq!(
+        token(&daemon, "gone", &["--min-valid", "0"]),
+        seeded[0].access_token
+    );
+
+    // The records' directory replaced by a file: the delete cannot be made.
+    let records = store.sessions_dir();
+    let away = records.with_extension("away");
+    std::fs::write(&away, b"not a directory").unwrap();
+    exchange(&records, &away);
+    let out = daemon.tokenctl(&["logout", "gone"]);
+    assert!(!out.status.success(), "the delete failed, and says so");
+    let status = stdout(&daemon.tokenctl(&["--json", "status", "gone"]));
+    assert!(status.contains("\"state\":\"logged_out\""), "{status}");
+    assert!(
+        status.contains("not a directory"),
+        "status says why the record is still there: {status}"
+    );
+
+    // The directory back: the store's recovery deletes the record.
+    exchange(&records, &away);
+    std::fs::remove_file(&away).unwrap();
+    daemon.wait_for_log_within(RECOVERY_TIMEOUT, 1, &["after the store came back"]);
+    assert!(!store.record("gone").exists(), "the record was not deleted");
+    assert!(store.record("kept").exists());
+
+    // Restarted, it stays logged out; the other session is untouched.
+    daemon.stop();
+    daemon.restart();
+    let out = daemon.tokenctl(&["token", "gone"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert_eq!(
+        token(&daemon, "kept", &["--min-valid", "0"]),
+        seeded[1].access_token
+    );
+}

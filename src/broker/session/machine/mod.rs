@@ -195,7 +195,9 @@ impl SessionMachine {
                 out.push(Effect::Reply(Reply::Changed(restored)));
             }
             Event::StoreUnavailable => {
-                if matches!(self.state, SessionState::LoggedOut) {
+                // A logout whose delete failed is no session waiting to be
+                // read back: its record is to be deleted, not restored.
+                if matches!(self.state, SessionState::LoggedOut) && !self.store_dirty {
                     self.state = SessionState::WaitingForStore;
                 }
             }
@@ -263,18 +265,23 @@ impl SessionMachine {
         });
     }
 
+    /// Writes what the store should hold and does not, after a failed
+    /// write: the session's tokens, or, after a logout or a revocation
+    /// whose delete failed, no record (a restart must not bring back a
+    /// session that was logged out).
     fn save_if_dirty(&self, out: &mut Vec<Effect>) {
-        match &self.state {
-            SessionState::Active { tokens, .. } if self.store_dirty => {
-                out.push(Effect::WriteRecord {
-                    record: tokens.to_record(&self.identity),
-                    purpose: WritePurpose::DirtyRetry {
-                        generation: self.generation,
-                    },
-                });
-            }
-            _ => out.push(Effect::Reply(Reply::Changed(false))),
-        }
+        let record = match &self.state {
+            _ if !self.store_dirty => return out.push(Effect::Reply(Reply::Changed(false))),
+            SessionState::Active { tokens, .. } => tokens.to_record(&self.identity),
+            SessionState::LoggedOut | SessionState::NeedsLogin { .. } => None,
+            SessionState::WaitingForStore => return out.push(Effect::Reply(Reply::Changed(false))),
+        };
+        out.push(Effect::WriteRecord {
+            record,
+            purpose: WritePurpose::DirtyRetry {
+                generation: self.generation,
+            },
+        });
     }
 
     /// Carries on after a store write.
@@ -313,6 +320,13 @@ impl SessionMachine {
                 self.emit_new_tokens(expires_at, out);
             }
             WritePurpose::LoggedOut => {
+                // Logged out in memory either way; a record the store could
+                // not delete is deleted when it works again (see
+                // `save_if_dirty`), and status says so meanwhile.
+                if let Err(e) = &result {
+                    self.store_dirty = true;
+                    self.last_failure = Some(e.clone());
+                }
                 out.push(Effect::Log(Notice::LoggedOut));
                 out.push(self.changed());
                 out.push(Effect::Reply(Reply::Done(result)));
@@ -332,6 +346,14 @@ impl SessionMachine {
                 if generation == self.generation {
                     self.store_dirty = false;
                     self.clear_store_failure();
+                    if let SessionState::NeedsLogin { reason } = &self.state {
+                        // The revoked session's record is gone at last:
+                        // what is left to say is why it ended.
+                        self.last_failure = Some(BrokerError::login_required(
+                            &self.name,
+                            Some(reason.clone()),
+                        ));
+                    }
                     out.push(self.changed());
                 }
                 out.push(Effect::Reply(Reply::Changed(true)));

@@ -152,7 +152,8 @@ impl SessionMachine {
         };
         self.failures = 0;
         self.next_refresh = None;
-        self.store_dirty = false;
+        // A dead record the store could not delete is deleted later.
+        self.store_dirty = deleted.is_err();
         self.last_failure = Some(deleted.err().unwrap_or_else(|| err.clone()));
         out.push(Effect::Log(Notice::LoginRequired {
             reason: reason.clone(),

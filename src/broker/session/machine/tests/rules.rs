@@ -398,3 +398,30 @@ fn a_logout_forgets_the_last_refresh() {
     written_ok(&mut m, at(12), logout);
     assert_eq!(m.last_refresh(), None);
 }
+
+/// A logout whose delete fails (the store is down) is still a logout in
+/// memory, but the record it leaves is deleted when the store works again,
+/// and the outage does not make the session wait to be read back: a
+/// restart must not bring back a session that was logged out.
+#[test]
+fn a_logout_whose_delete_failed_deletes_again_and_is_not_restored() {
+    let mut m = logged_in(3600);
+    let logout = m.handle(&ctx(at(11)), Event::LogoutRequested);
+    assert!(briefs(&logout).contains(&"delete(logged_out)".to_owned()));
+    written(&mut m, at(11), logout, Err(store_down()));
+    assert_eq!(describe(&m), "logged_out");
+    assert!(m.is_store_dirty(), "the record is still to be deleted");
+    assert!(m.last_failure().is_some(), "status says why");
+    // The outage does not turn it into a session waiting for its record.
+    feed(&mut m, at(12), Event::StoreUnavailable);
+    assert_eq!(describe(&m), "logged_out");
+    // The store's recovery deletes the record.
+    let retry = m.handle(&ctx(at(60)), Event::SaveIfDirty);
+    assert_eq!(briefs(&retry), s(&["delete(retry)"]));
+    let done = written_ok(&mut m, at(61), retry);
+    assert_eq!(done, s(&["emit(state_changed)", "reply(changed true)"]));
+    assert!(!m.is_store_dirty() && m.last_failure().is_none());
+    // Nothing more to write.
+    let again = m.handle(&ctx(at(62)), Event::SaveIfDirty);
+    assert_eq!(briefs(&again), s(&["reply(changed false)"]));
+}
