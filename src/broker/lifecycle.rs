@@ -5,10 +5,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tracing::info;
+use tracing::{error, info};
 
 use super::api::Broker;
 use super::scheduler;
+use super::session::Session;
 
 /// A periodic proof of life from the broker's scheduler task.
 pub struct Heartbeat {
@@ -78,13 +79,55 @@ impl Broker {
 
     /// Stops the scheduler and logins, and waits (at most `grace`) for
     /// refreshes in flight, and logins whose tokens have arrived, to finish
-    /// and save what they got. Whether everything finished in time.
+    /// and save what they got; then tries once more to write each session
+    /// whose write failed (see [`Self::write_before_stop`]). Whether
+    /// everything finished, and was written, in time.
     pub async fn shutdown(&self, grace: Duration) -> bool {
+        let started = std::time::Instant::now();
         let shared = &self.inner.shared;
         shared.shutdown.cancel();
         shared.tasks.close();
-        tokio::time::timeout(grace, shared.tasks.wait())
+        let finished = tokio::time::timeout(grace, shared.tasks.wait())
             .await
-            .is_ok()
+            .is_ok();
+        let written = self
+            .write_before_stop(grace.saturating_sub(started.elapsed()))
+            .await;
+        finished && written
+    }
+
+    /// A session whose store write failed holds in memory alone what the
+    /// store should have: the newest refresh token (the stored one may
+    /// already be rotated away), or a logout whose delete failed. A stop
+    /// would lose it, and the next start would read the store's older copy,
+    /// so each is tried once more (within `within`, at least a second);
+    /// each that still fails is logged as an error naming what the next
+    /// start will find. Whether every one was written.
+    async fn write_before_stop(&self, within: Duration) -> bool {
+        let dirty: Vec<Arc<Session>> = self
+            .sessions()
+            .into_iter()
+            .filter(|s| s.is_store_dirty())
+            .collect();
+        if dirty.is_empty() {
+            return true;
+        }
+        let attempt = async {
+            for session in &dirty {
+                let _ = session.save_if_dirty().await;
+            }
+        };
+        let _ = tokio::time::timeout(within.max(Duration::from_secs(1)), attempt).await;
+        let mut all = true;
+        for session in dirty.iter().filter(|s| s.is_store_dirty()) {
+            all = false;
+            error!(
+                provider = %session.name,
+                event = "unsaved_at_stop",
+                "the store could not be written before the stop: the next start reads its older copy of the session (a refresh token that may no longer work, or a session that was logged out); if it fails, run `tokenctl login {}`",
+                session.name
+            );
+        }
+        all
     }
 }

@@ -211,3 +211,61 @@ fn a_logout_during_an_outage_is_carried_out_when_the_store_is_back() {
         seeded[1].access_token
     );
 }
+
+/// A refresh during an outage leaves its rotated refresh token in memory
+/// alone. A stop writes it if the store is back (else the next start would
+/// present the rotated-away token, and the provider would revoke the
+/// login); if the store is still down, the stop says which session a
+/// restart may find dead.
+#[test]
+fn a_stop_writes_what_an_outage_left_in_memory() {
+    let provider = Provider::start(tokend_emulator::Rfc8628Options {
+        access_token_lifetime: Duration::from_secs(4),
+        ..support::provider::fast()
+    });
+    let store = FileStore::new();
+    let mut daemon = Daemon::start_with(&provider.config("demo"), store.options());
+    support::daemon::login(&daemon, "demo", |code| {
+        provider.approve(code).unwrap();
+    });
+    let records = store.sessions_dir();
+    let away = records.with_extension("away");
+    std::fs::write(&away, b"not a directory").unwrap();
+
+    // Down during a refresh (4 s tokens): the new refresh token is in
+    // memory only; back before the retry loop looks; then stopped.
+    exchange(&records, &away);
+    let refreshes = provider.refresh_count();
+    provider.wait_for_count(refreshes + 1, |r| {
+        r.is_refresh() && r.outcome == "refreshed"
+    });
+    daemon.wait_for_log(1, &["could not save the session"]);
+    exchange(&records, &away);
+    daemon.stop();
+    assert!(
+        !daemon.log().contains("unsaved_at_stop"),
+        "{}",
+        daemon.log()
+    );
+    // The next start presents the newest refresh token: no reuse, no
+    // revocation, a token.
+    let refreshes = provider.refresh_count();
+    daemon.restart();
+    provider.wait_for_count(refreshes + 1, |r| {
+        r.is_refresh() && r.outcome == "refreshed"
+    });
+    let out = daemon.tokenctl(&["token", "demo"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    provider.assert_no_violations();
+
+    // Down again at the stop: said, by name.
+    exchange(&records, &away);
+    let refreshes = provider.refresh_count();
+    provider.wait_for_count(refreshes + 1, |r| {
+        r.is_refresh() && r.outcome == "refreshed"
+    });
+    daemon.wait_for_log(2, &["could not save the session"]);
+    daemon.stop();
+    let said = daemon.wait_for_log(1, &["event=\"unsaved_at_stop\""]);
+    assert!(said[0].contains("provider=demo"), "{said:?}");
+}

@@ -14,7 +14,7 @@ impl Session {
     /// Ends this session's work for good (the provider left the config, or
     /// its config changed): cancels a pending login and waits for a refresh
     /// in flight to land, so whatever it brought is in memory and the store.
-    pub(crate) async fn retire(&self) {
+    pub(crate) async fn retire(self: &Arc<Self>) {
         let (login, flight) = {
             let mut state = self.state();
             // A flight that is over answers at once.
@@ -25,6 +25,14 @@ impl Session {
         }
         if let Some(rx) = flight {
             let _ = wait_for_refresh(rx, &self.shared).await;
+        }
+        // What only memory holds (a rotated refresh token whose save
+        // failed) would be lost with this session: one more try, and a
+        // warning if the store still cannot take it.
+        if self.is_store_dirty()
+            && let Err(e) = self.save_if_dirty().await
+        {
+            tracing::warn!(provider = %self.name, event = "unsaved_at_reload", "the reload retires this session while the store cannot take it ({e}): the store keeps its older copy");
         }
     }
 
