@@ -39,7 +39,7 @@ pub enum BrokerError {
         reason: Option<String>,
         /// The user code of the device login under way: for callers who
         /// may log in only, since whoever approves it binds the provider
-        /// to their account ([`Self::for_caller_without_login`] drops it).
+        /// to their account (`for_caller_without_login` drops it).
         pending_code: Option<String>,
         /// Whether the caller may log in itself (the advice differs).
         may_log_in: bool,

@@ -76,7 +76,7 @@
 //! tamper protection are in [`super::sealed`].
 
 use std::fs::{self, DirBuilder, File, OpenOptions};
-use std::io::{self, Read as _, Write as _};
+use std::io;
 use std::os::unix::fs::{
     DirBuilderExt as _, MetadataExt as _, OpenOptionsExt as _, PermissionsExt,
 };
@@ -84,8 +84,13 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::key::{KeyId, StoreKey};
-use super::sealed::{self, MAX_FILE_LEN, OpenError};
+use super::sealed::{self, OpenError};
 use super::{LoadResult, PreparedSave, Store, StoreError, StoredSession, until_store_wide};
+
+mod files;
+
+pub use files::TempFile;
+use files::{not_a_file, read_record_file, sync_dir};
 
 /// The name of this store in messages.
 pub const STORE: &str = "encrypted file store";
@@ -293,51 +298,18 @@ impl EncryptedFileStore {
     ) -> Result<(), StoreError> {
         let sealed = sealed::seal(&self.key, provider, &session.to_bytes()).map_err(failed)?;
         temp.and_then(|temp| temp.commit(path, &sealed))
-            .map_err(|e| failed(format!("cannot write {}: {e}", path.display())))
-    }
-}
-
-/// A temporary file made for one record's save: removed when dropped
-/// before it is renamed over the record.
-#[derive(Debug)]
-pub struct TempFile {
-    /// The open file.
-    file: File,
-    /// Its path; empty once renamed.
-    path: PathBuf,
-    /// Whose record it is for, and where: a save checks both.
-    provider: String,
-    directory: PathBuf,
-    /// The directory, open, to flush after the rename.
-    directory_handle: File,
-}
-
-impl TempFile {
-    /// Where it is, until it is renamed.
-    #[cfg(test)]
-    pub(crate) fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Writes `bytes` into this file, flushes it, renames it over
-    /// `target` and flushes the directory (see the module doc). On failure
-    /// the file is removed as it drops.
-    fn commit(mut self, target: &Path, bytes: &[u8]) -> io::Result<()> {
-        self.file.write_all(bytes)?;
-        self.file.sync_all()?;
-        fs::rename(&self.path, target)?;
-        self.path = PathBuf::new();
-        // Until the directory is flushed, a power cut may undo the rename:
-        // report that as a failure so the broker keeps trying to save.
-        self.directory_handle.sync_all()
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        if !self.path.as_os_str().is_empty() {
-            let _ = fs::remove_file(&self.path);
-        }
+            .map_err(|e| match e.kind() {
+                // A directory where the record goes: this record's trouble,
+                // not the store's (see `not_a_file`).
+                io::ErrorKind::IsADirectory | io::ErrorKind::DirectoryNotEmpty => {
+                    StoreError::Corrupt {
+                        store: STORE,
+                        provider: provider.to_owned(),
+                        reason: not_a_file(path),
+                    }
+                }
+                _ => failed(format!("cannot write {}: {e}", path.display())),
+            })
     }
 }
 
@@ -414,6 +386,12 @@ impl Store for EncryptedFileStore {
             Ok(()) => sync_dir(&self.directory)
                 .map_err(|e| failed(format!("cannot flush {}: {e}", self.directory.display()))),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            // This record's own trouble, not the store's (see `not_a_file`).
+            Err(e) if e.kind() == io::ErrorKind::IsADirectory => Err(StoreError::Corrupt {
+                store: STORE,
+                provider: provider.to_owned(),
+                reason: not_a_file(&path),
+            }),
             Err(e) => Err(failed(format!("cannot remove {}: {e}", path.display()))),
         }
     }
@@ -433,45 +411,6 @@ impl Store for EncryptedFileStore {
         names.sort();
         Ok(names)
     }
-}
-
-/// Reads a record file; `None` when there is none.
-fn read_record_file(path: &Path, provider: &str) -> Result<Option<Vec<u8>>, StoreError> {
-    let mut file = match File::open(path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(failed(format!("cannot read {}: {e}", path.display()))),
-    };
-    let meta = file
-        .metadata()
-        .map_err(|e| failed(format!("cannot read {}: {e}", path.display())))?;
-    if !meta.is_file() || meta.len() > MAX_FILE_LEN {
-        return Err(StoreError::Corrupt {
-            store: STORE,
-            provider: provider.to_owned(),
-            reason: format!(
-                "{} is not a session file (not a regular file of at most {MAX_FILE_LEN} bytes); \
-                 run `tokenctl logout {provider}` to remove it",
-                path.display()
-            ),
-        });
-    }
-    // Sealed bytes are no secret: a plain buffer will do, sized from the
-    // length just read. Through `take` because `File::read_to_end` would
-    // ask the file for its length and position again (two more system
-    // calls a record, which a start with 10,000 sessions pays 10,000
-    // times); what is read is the same: every byte up to the end.
-    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
-    (&mut file)
-        .take(MAX_FILE_LEN)
-        .read_to_end(&mut bytes)
-        .map_err(|e| failed(format!("cannot read {}: {e}", path.display())))?;
-    Ok(Some(bytes))
-}
-
-/// Flushes a directory, so that renames and removals in it are durable.
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
 }
 
 fn failed(reason: String) -> StoreError {

@@ -274,3 +274,46 @@ fn a_batch_in_an_unusable_directory_fails_as_a_whole() {
     }
     assert_eq!(batch[0], store.load("github"));
 }
+
+/// Something other than a file at a record's path (a directory, a FIFO)
+/// is that record's problem: load, save and delete say so without calling
+/// the whole store unusable, and a FIFO does not hold the reader.
+#[test]
+fn a_directory_or_fifo_at_a_record_path_is_that_records_problem() {
+    let state = tempfile::tempdir().unwrap();
+    let store = EncryptedFileStore::new(state.path(), key(1));
+    store.save("ok", &record("rt-ok")).unwrap();
+    let dir = store.file_of("dir").unwrap();
+    fs::create_dir(&dir).unwrap();
+    fs::write(dir.join("inside"), b"x").unwrap();
+    let fifo = store.file_of("fifo").unwrap();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &fifo,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+    for provider in ["dir", "fifo"] {
+        let err = store.load(provider).unwrap_err();
+        assert!(!err.is_store_wide(), "load {provider}: {err}");
+        assert!(err.to_string().contains("remove it by hand"), "{err}");
+    }
+    for err in [
+        store.save("dir", &record("rt-dir")).unwrap_err(),
+        store.delete("dir").unwrap_err(),
+    ] {
+        assert!(!err.is_store_wide(), "{err}");
+        assert!(err.to_string().contains("is not a session file"), "{err}");
+    }
+    // Every other record is as it was, and the batch reads them all.
+    assert!(store.load("ok").unwrap().is_some());
+    let batch = store.load_batch(&["fifo".into(), "ok".into(), "dir".into()]);
+    assert!(batch[1].as_ref().unwrap().is_some());
+    assert!(
+        batch
+            .iter()
+            .all(|r| r.as_ref().err().is_none_or(|e| !e.is_store_wide()))
+    );
+}
