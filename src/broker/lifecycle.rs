@@ -80,7 +80,7 @@ impl Broker {
     /// Stops the scheduler and logins, and waits (at most `grace`) for
     /// refreshes in flight, and logins whose tokens have arrived, to finish
     /// and save what they got; then tries once more to write each session
-    /// whose write failed (see [`Self::write_before_stop`]). Whether
+    /// whose write failed (`write_before_stop`). Whether
     /// everything finished, and was written, in time.
     pub async fn shutdown(&self, grace: Duration) -> bool {
         let started = std::time::Instant::now();
