@@ -185,8 +185,13 @@ fn another_key_is_a_clear_error_and_the_right_key_still_works() {
         error.contains("written with another key") && error.contains("start tokend with that key"),
         "{error}"
     );
+    // A token request says the same, not "log in" (which would start a
+    // second session over the one the right key still opens).
     let out = daemon.tokenctl(&["token", "demo"]);
     assert!(!out.status.success());
+    let said = stderr(&out);
+    assert!(said.contains("written with another key"), "{said}");
+    assert!(!said.contains("login required"), "{said}");
     // The key id is logged at start, so the two ids in the error can be
     // told apart by whoever reads the journal.
     assert!(daemon.log().contains("key_id="), "{}", daemon.log());

@@ -28,6 +28,23 @@ impl SessionMachine {
             // The session may be in a store that cannot be read yet: say
             // that rather than "log in", which would start a new session.
             SessionState::WaitingForStore => return Reply::WaitingForStore,
+            // A stored session that could not be read (written with
+            // another key, damaged) is said as such, with its own advice:
+            // "log in" would start a second session over the first, which
+            // the right key may still open.
+            SessionState::LoggedOut
+                if ctx.login_code.is_none()
+                    && matches!(
+                        &self.last_failure,
+                        Some(BrokerError::Store { source, .. }) if !source.is_store_wide()
+                    ) =>
+            {
+                return Reply::Failed(
+                    self.last_failure
+                        .clone()
+                        .unwrap_or_else(|| self.login_required(ctx)),
+                );
+            }
             SessionState::LoggedOut | SessionState::NeedsLogin { .. } => {
                 return Reply::Failed(self.login_required(ctx));
             }
