@@ -28,15 +28,18 @@ impl SessionMachine {
             // The session may be in a store that cannot be read yet: say
             // that rather than "log in", which would start a new session.
             SessionState::WaitingForStore => return Reply::WaitingForStore,
-            // A stored session that could not be read (written with
-            // another key, damaged) is said as such, with its own advice:
-            // "log in" would start a second session over the first, which
-            // the right key may still open.
+            // A stored session written with another key is said as such,
+            // with its advice: "log in" would start a second session over
+            // the one the right key still opens. (A damaged record is
+            // "login required": nothing can read it.)
             SessionState::LoggedOut
                 if ctx.login_code.is_none()
                     && matches!(
                         &self.last_failure,
-                        Some(BrokerError::Store { source, .. }) if !source.is_store_wide()
+                        Some(BrokerError::Store {
+                            source: crate::store::StoreError::WrongKey { .. },
+                            ..
+                        })
                     ) =>
             {
                 return Reply::Failed(
