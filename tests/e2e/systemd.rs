@@ -44,8 +44,24 @@ fn ready_status_and_stopping_are_reported() {
 /// without waiting out its grace (10 s) for it.
 #[test]
 fn sigterm_ends_a_login_waiting_for_its_person_at_once() {
+    a_stop_ends_a_waiting_login_at_once(DaemonOptions::default());
+}
+
+/// The same on D-Bus: the bus connection's tasks end with the daemon (one
+/// that watched peers leave the bus held the stop for the whole grace).
+#[test]
+fn sigterm_on_dbus_ends_at_once_too() {
+    let bus = support::bus::PrivateBus::start();
+    a_stop_ends_a_waiting_login_at_once(DaemonOptions {
+        bus: "session",
+        env: vec![("DBUS_SESSION_BUS_ADDRESS".into(), bus.address().into())],
+        ..DaemonOptions::default()
+    });
+}
+
+fn a_stop_ends_a_waiting_login_at_once(options: DaemonOptions) {
     let provider = Provider::rfc8628();
-    let mut daemon = Daemon::start(&provider.config("demo"));
+    let mut daemon = Daemon::start_with(&provider.config("demo"), options);
     // The prompt is printed: the login now waits for the person.
     let run = LoginRun::start(&daemon.socket, "demo");
     run.user_code();

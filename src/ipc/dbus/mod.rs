@@ -193,7 +193,11 @@ impl DbusService {
             .await
             .map_err(connect_error)?;
         let peers = Peers::new(matches!(bus, BusKind::Session));
-        tasks.spawn(peers.clone().forget_departed(connection.clone()));
+        tasks.spawn(
+            peers
+                .clone()
+                .forget_departed(connection.clone(), shutdown.clone()),
+        );
         let incoming =
             calls::incoming_calls(&connection)
                 .await

@@ -18,6 +18,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use futures_util::StreamExt as _;
+use tokio_util::sync::CancellationToken;
 use tracing::debug;
 use zbus::fdo::DBusProxy;
 use zbus::message::Header;
@@ -150,7 +151,7 @@ impl Peers {
 
     /// Forgets peers as the bus reports them gone, until `connection`
     /// closes.
-    pub(super) async fn forget_departed(self, connection: Connection) {
+    pub(super) async fn forget_departed(self, connection: Connection, shutdown: CancellationToken) {
         let rule = MatchRule::builder()
             .msg_type(zbus::message::Type::Signal)
             .sender("org.freedesktop.DBus")
@@ -168,7 +169,14 @@ impl Peers {
                 return;
             }
         };
-        while let Some(message) = stream.next().await {
+        // Until the daemon stops: this task holds the connection, so the
+        // stream would not end by itself (and a stop would wait for it).
+        loop {
+            let message = tokio::select! {
+                message = stream.next() => message,
+                () = shutdown.cancelled() => return,
+            };
+            let Some(message) = message else { return };
             let Ok(message) = message else { continue };
             let body = message.body();
             let Ok((name, _old, new)) = body.deserialize::<(&str, &str, &str)>() else {
