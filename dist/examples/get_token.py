@@ -13,6 +13,7 @@ import sys
 
 from jeepney import DBusAddress, DBusErrorResponse, new_method_call
 from jeepney.io.blocking import open_dbus_connection
+from jeepney.wrappers import unwrap_msg
 
 BROKER = DBusAddress(
     "/org/tokend/Broker1",
@@ -25,7 +26,8 @@ def get_token(provider: str, bus: str = "SESSION") -> tuple[str, int]:
     """Return (access_token, expires_at_unix); raises DBusErrorResponse."""
     with open_dbus_connection(bus=bus) as connection:
         call = new_method_call(BROKER, "GetToken", "s", (provider,))
-        token, expires_at = connection.send_and_get_reply(call, unwrap=True)
+        # unwrap_msg raises DBusErrorResponse for an error reply.
+        token, expires_at = unwrap_msg(connection.send_and_get_reply(call))
         return token, expires_at
 
 

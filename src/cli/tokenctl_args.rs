@@ -91,7 +91,7 @@ pub enum TokenctlCommand {
         #[arg(last = true, required = true, value_name = "COMMAND")]
         command: Vec<std::ffi::OsString>,
     },
-    /// Be a credential helper of another tool (git)
+    /// Be a credential helper of another tool (git, kubectl)
     Credential {
         /// Which tool's protocol.
         #[command(subcommand)]

@@ -76,8 +76,11 @@ refreshes its access token before it expires, keeps refresh tokens in a store so
 sessions survive restarts, and hands fresh access tokens to local programs: over a \
 Unix socket (see tokenctl(1)) and over D-Bus as org.tokend.Broker1.
 
-Each caller's uid is checked against the provider's allow_users and allow_groups; \
-by default only tokend's own user gets tokens.
+Each caller's role on a provider decides what it gets: allow_users, allow_groups and \
+allow_units (systemd units) may use its tokens and see its status; manage_users and \
+manage_groups may also log in and out. By default root and tokend's own user manage \
+every provider and nobody else has a role; a caller with no role is told the provider \
+does not exist.
 
 It is meant to run under systemd: as the system service tokend.service (user tokend, \
 system bus, config /etc/tokend/config.toml) or as a user's service \
@@ -230,6 +233,13 @@ fn tokend_sections() -> Roff {
         &mut roff,
         "XDG_CONFIG_HOME, XDG_RUNTIME_DIR",
         "Where a user's daemon finds its config and puts its socket.",
+    );
+    item(
+        &mut roff,
+        "STATE_DIRECTORY, XDG_STATE_HOME, HOME",
+        "Where the encrypted-file store keeps its records when state_directory is not set: \
+         the service's state directory (set by systemd), else /var/lib/tokend for root, \
+         else $XDG_STATE_HOME/tokend (~/.local/state/tokend).",
     );
     item(
         &mut roff,

@@ -134,4 +134,6 @@ fn the_python_example_gets_a_token() {
             .provider
             .is_valid_access_token(text(&out.stdout).trim())
     );
+    // No deprecation warning from jeepney either (the example is copied).
+    assert!(text(&out.stderr).is_empty(), "{}", text(&out.stderr));
 }
