@@ -169,7 +169,10 @@ impl EncryptedFileStore {
 
     /// Removes temporary files a crash left behind; returns how many. Only
     /// the daemon calls this: a `tokend --prune` running beside it must not
-    /// remove a file the daemon is writing.
+    /// remove a file the daemon is writing. A file whose name carries the
+    /// pid of another process that is alive stays too: a second `tokend`
+    /// started by mistake on the same directory runs this before it finds
+    /// the socket taken, and must not pull a save from under the first.
     #[must_use = "the count says whether a crash interrupted a write"]
     pub fn remove_stale_temp_files(&self) -> usize {
         let Ok(entries) = fs::read_dir(&self.directory) else {
@@ -181,6 +184,7 @@ impl EncryptedFileStore {
             let name = name.to_string_lossy();
             if name.starts_with('.')
                 && name.ends_with(TEMP_SUFFIX)
+                && !made_by_another_live_process(&name)
                 && fs::remove_file(entry.path()).is_ok()
             {
                 removed += 1;
@@ -411,6 +415,29 @@ impl Store for EncryptedFileStore {
         names.sort();
         Ok(names)
     }
+}
+
+/// Whether a temporary file's name (`.PROVIDER.PID.COUNTER.tmp`, see
+/// `create_temp`) names a live process other than this one.
+fn made_by_another_live_process(name: &str) -> bool {
+    let Some(stem) = name.strip_suffix(TEMP_SUFFIX) else {
+        return false;
+    };
+    let mut parts = stem.rsplitn(3, '.');
+    let (_counter, pid) = (parts.next(), parts.next());
+    let Some(pid) = pid.and_then(|p| p.parse::<i32>().ok()) else {
+        return false;
+    };
+    if u32::try_from(pid).ok() == Some(std::process::id()) {
+        return false;
+    }
+    // Alive: signal 0 reaches it, or is refused only for want of rights.
+    rustix::process::Pid::from_raw(pid).is_some_and(|pid| {
+        matches!(
+            rustix::process::test_kill_process(pid),
+            Ok(()) | Err(rustix::io::Errno::PERM)
+        )
+    })
 }
 
 fn failed(reason: String) -> StoreError {

@@ -129,13 +129,22 @@ fn a_crash_mid_write_leaves_the_old_record_and_a_temp_file_that_start_removes() 
     let state = tempfile::tempdir().unwrap();
     let store = EncryptedFileStore::new(state.path(), key(1));
     store.save("github", &record("rt-github-1")).unwrap();
-    // What a crash before the rename leaves: a complete or partial temp file.
-    let temp = store.directory().join(".github.4242.0.tmp");
+    // What a crash before the rename leaves: a complete or partial temp
+    // file, named with the pid of a process that is gone.
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    let temp = store.directory().join(format!(".github.{dead}.0.tmp"));
     fs::write(&temp, b"tokendS\x01partial").unwrap();
+    // One of a live process (pid 1): a second daemon started by mistake
+    // must not remove the first one's save in progress.
+    let alive = store.directory().join(".github.1.0.tmp");
+    fs::write(&alive, b"tokendS\x01partial").unwrap();
     assert_eq!(store.load("github").unwrap(), Some(record("rt-github-1")));
     assert_eq!(store.list().unwrap(), ["github"]);
     assert_eq!(store.remove_stale_temp_files(), 1);
     assert!(!temp.exists());
+    assert!(alive.exists());
 }
 
 #[test]
