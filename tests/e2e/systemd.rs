@@ -197,12 +197,18 @@ fn a_new_refresh_endpoint_never_receives_the_old_refresh_token() {
         "{:?}",
         other_host.requests()
     );
-    // After a restart too: the stored session is not restored for it.
+    // After a restart too: the stored session is not restored for it, and
+    // status says why.
     daemon.stop();
     daemon.restart();
     let out = daemon.tokenctl(&["token", "demo", "--min-valid", "86400"]);
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
     assert!(other_host.requests().is_empty());
+    let status = stdout(&daemon.tokenctl(&["--json", "status", "demo"]));
+    assert!(
+        status.contains("the stored session is of another client or endpoint"),
+        "{status}"
+    );
 }
 
 #[test]

@@ -5,6 +5,7 @@
 use std::time::{Duration, SystemTime};
 
 use super::{Context, Effect, Notice, RefreshStage, SessionMachine, SessionState, Tokens};
+use crate::broker::error::BrokerError;
 
 /// What the store said of one session's record.
 pub(crate) use crate::store::LoadResult;
@@ -56,7 +57,18 @@ impl SessionMachine {
                 out.push(Effect::Log(Notice::Restored { cause }));
                 restored = true;
             }
-            Ok(Some(_)) => out.push(Effect::Log(Notice::RestoreSkipped)),
+            Ok(Some(_)) => {
+                // Said in status too, not only in the log: a person who
+                // changed the config sees why a login is needed.
+                self.last_failure = Some(BrokerError::login_required(
+                    &self.name,
+                    Some(
+                        "the stored session is of another client or endpoint: the config changed"
+                            .into(),
+                    ),
+                ));
+                out.push(Effect::Log(Notice::RestoreSkipped));
+            }
             Ok(None) => {}
             Err(source) if source.is_store_wide() => {
                 // The store's health says what is wrong, once for every
