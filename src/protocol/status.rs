@@ -105,21 +105,7 @@ mod tests {
     /// finds the key.
     #[test]
     fn unset_fields_are_sent_empty_not_left_out() {
-        let bare = ProviderStatus {
-            name: "gh".into(),
-            dialect: "rfc8628".into(),
-            state: "logged_out".into(),
-            expires_at: None,
-            last_refresh: None,
-            next_refresh: None,
-            last_error: None,
-            scopes: vec![],
-            login: None,
-            saved: true,
-            hosts: Vec::new(),
-            username: None,
-            login_needed_by: None,
-        };
+        let bare = logged_out();
         assert_eq!(
             serde_json::to_string(&bare).unwrap(),
             concat!(
@@ -135,13 +121,13 @@ mod tests {
         assert_eq!(old, bare);
     }
 
-    #[test]
-    fn status_events_are_tagged_lines() {
-        let provider = ProviderStatus {
+    /// `gh`, logged out, every optional field unset.
+    fn logged_out() -> ProviderStatus {
+        ProviderStatus {
             name: "gh".into(),
             dialect: "rfc8628".into(),
-            state: "active".into(),
-            expires_at: Some(1_790_000_000),
+            state: "logged_out".into(),
+            expires_at: None,
             last_refresh: None,
             next_refresh: None,
             last_error: None,
@@ -151,6 +137,15 @@ mod tests {
             hosts: Vec::new(),
             username: None,
             login_needed_by: None,
+        }
+    }
+
+    #[test]
+    fn status_events_are_tagged_lines() {
+        let provider = ProviderStatus {
+            state: "active".into(),
+            expires_at: Some(1_790_000_000),
+            ..logged_out()
         };
         let line =
             serde_json::to_string(&StatusEvent::Provider(Box::new(provider.clone()))).unwrap();

@@ -114,19 +114,7 @@ fn a_caller_sees_the_series_of_its_own_providers_only() {
         provider.config_with("shared", &format!("allow_users = [{NOBODY}]")),
         provider.config("hidden")
     );
-    let daemon = Daemon::start_with(
-        &config,
-        DaemonOptions {
-            daemon_keys: format!(
-                "socket_mode = \"0660\"\nsocket_group = \"{}\"\n",
-                crate::socket::group_name(NOBODY)
-            ),
-            ..DaemonOptions::default()
-        },
-    );
-    for dir in [daemon.dir.path(), daemon.socket.parent().unwrap()] {
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
+    let daemon = reachable_by_nobody(&config);
     login(&daemon, "secret-project", |code| {
         provider.approve(code).unwrap();
     });
@@ -216,19 +204,8 @@ fn a_flood_of_refusals_is_counted_not_all_logged() {
         return;
     };
     let provider = Provider::rfc8628();
-    let daemon = Daemon::start_with(
-        &provider.config_with("shared", &format!("allow_users = [{NOBODY}]")),
-        DaemonOptions {
-            daemon_keys: format!(
-                "socket_mode = \"0660\"\nsocket_group = \"{}\"\n",
-                crate::socket::group_name(NOBODY)
-            ),
-            ..DaemonOptions::default()
-        },
-    );
-    for dir in [daemon.dir.path(), daemon.socket.parent().unwrap()] {
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
+    let daemon =
+        reachable_by_nobody(&provider.config_with("shared", &format!("allow_users = [{NOBODY}]")));
     for _ in 0..ATTEMPTS {
         let out = nobody
             .command("tokenctl")
@@ -250,4 +227,23 @@ fn a_flood_of_refusals_is_counted_not_all_logged() {
         .filter(|l| l.contains("event=\"access_denied\""))
         .count();
     assert_eq!(logged, 10, "{}", daemon.log());
+}
+
+/// A daemon serving `providers` whose socket nobody's group may open and
+/// reach (the test's directories made searchable); the roles decide the rest.
+fn reachable_by_nobody(providers: &str) -> Daemon {
+    let daemon = Daemon::start_with(
+        providers,
+        DaemonOptions {
+            daemon_keys: format!(
+                "socket_mode = \"0660\"\nsocket_group = \"{}\"\n",
+                crate::socket::group_name(NOBODY)
+            ),
+            ..DaemonOptions::default()
+        },
+    );
+    for dir in [daemon.dir.path(), daemon.socket.parent().unwrap()] {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    daemon
 }
