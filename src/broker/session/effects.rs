@@ -146,7 +146,7 @@ impl Session {
         if let (WritePurpose::Refreshed { .. }, Some(answered)) = (purpose, answered) {
             debug!(provider = %self.name, event = "refresh_saved", at_unix_us = %unix_micros_now(),
                 answer_to_save_us = %answered.elapsed().as_micros(), ok = failure.is_none(),
-                "new refresh token stored");
+                "store write after a refresh (ok=false: not stored)");
         }
     }
 
