@@ -202,6 +202,15 @@ impl Broker {
             .cloned()
     }
 
+    /// Logs that `caller` was refused `provider` ("refused a caller" and
+    /// `why`), unless refusals flood in (see `refusal_log`).
+    fn log_refusal(&self, provider: &str, caller: &Caller, why: &str) {
+        if let Some(dropped) = self.inner.refusals.admit(std::time::Instant::now()) {
+            let note = super::refusal_log::not_logged_note(dropped);
+            tracing::warn!(provider = %provider, event = "access_denied", uid = caller.uid, pid = caller.pid, "refused a caller{why}{note}");
+        }
+    }
+
     /// The session `name`, if `caller` has at least the role `needed` on it.
     ///
     /// A caller with no role gets the answer for a provider that does not
@@ -225,22 +234,16 @@ impl Broker {
         match found {
             Some(session) if role >= needed => Ok(session),
             Some(_) if role >= Role::Use => {
-                if let Some(dropped) = self.inner.refusals.admit(std::time::Instant::now()) {
-                    let note = super::refusal_log::not_logged_note(dropped);
-                    tracing::warn!(provider = %name, event = "access_denied", uid = caller.uid, pid = caller.pid, "refused a caller: it may use the provider, not manage it{note}");
-                }
+                self.log_refusal(name, caller, ": it may use the provider, not manage it");
                 Err(BrokerError::AccessDenied {
                     provider: name.to_owned(),
                     uid: caller.uid,
                 })
             }
             found => {
-                if found.is_some()
-                    && let Some(dropped) = self.inner.refusals.admit(std::time::Instant::now())
-                {
+                if found.is_some() {
                     // The refusal is the administrator's to see, not the caller's.
-                    let note = super::refusal_log::not_logged_note(dropped);
-                    tracing::warn!(provider = %name, event = "access_denied", uid = caller.uid, pid = caller.pid, "refused a caller with no role on the provider{note}");
+                    self.log_refusal(name, caller, " with no role on the provider");
                 }
                 let (known, unlisted) = self.some_names(caller, error::KNOWN_LISTED);
                 Err(BrokerError::UnknownProvider {

@@ -27,8 +27,8 @@ pub(crate) struct RefusalLog {
 struct Window {
     started: Option<Instant>,
     logged: u32,
-    dropped: u64,
-    /// Dropped in earlier windows, not yet told.
+    /// Dropped since the last line (a window drops only after its last
+    /// line, so these are told by the next window's first).
     untold: u64,
 }
 
@@ -43,16 +43,14 @@ impl RefusalLog {
         if w.started
             .is_none_or(|started| now.duration_since(started) >= WINDOW)
         {
-            w.untold += w.dropped;
             w.started = Some(now);
             w.logged = 0;
-            w.dropped = 0;
         }
         if w.logged < LINES_PER_WINDOW {
             w.logged += 1;
             Some(std::mem::take(&mut w.untold))
         } else {
-            w.dropped += 1;
+            w.untold += 1;
             None
         }
     }
