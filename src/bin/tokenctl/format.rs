@@ -90,12 +90,15 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
 
 /// A daemon- or provider-supplied string fit for one line of a terminal:
 /// control characters (newlines, escape sequences a hostile provider could
-/// use to rewrite the screen) become spaces.
+/// use to rewrite the screen) and the invisible ones that reorder or break
+/// text become spaces: the daemon's own rule for provider text
+/// (`url_rule::is_deceptive`), kept here too for an older daemon.
 pub fn clean(text: &str) -> Cow<'_, str> {
-    if text.chars().any(char::is_control) {
+    use tokend::provider::url_rule::is_deceptive;
+    if text.chars().any(is_deceptive) {
         Cow::Owned(
             text.chars()
-                .map(|c| if c.is_control() { ' ' } else { c })
+                .map(|c| if is_deceptive(c) { ' ' } else { c })
                 .collect(),
         )
     } else {
@@ -148,5 +151,6 @@ mod tests {
     fn control_characters_are_blanked() {
         assert!(matches!(clean("plain"), Cow::Borrowed("plain")));
         assert_eq!(clean("a\nb\x1b[2Jc"), "a b [2Jc");
+        assert_eq!(clean("gh\u{202E}ved"), "gh ved");
     }
 }
