@@ -135,7 +135,7 @@ impl Session {
     ) {
         if let Some(source) = failure {
             match purpose {
-                WritePurpose::LoggedOut | WritePurpose::Revoked { .. } => {
+                WritePurpose::LoggedOut { .. } | WritePurpose::Revoked { .. } => {
                     warn!(provider = %self.name, event = "store_failed", "could not delete the stored session: {source}");
                 }
                 _ => {

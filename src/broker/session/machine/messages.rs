@@ -113,7 +113,11 @@ pub(crate) enum WritePurpose {
         tokens: Tokens,
     },
     /// The delete of a logout.
-    LoggedOut,
+    LoggedOut {
+        /// Whether the session was logged out already, with nothing in
+        /// its status to clear: then only a failed delete is news.
+        showed_nothing: bool,
+    },
     /// The delete of a session the provider revoked.
     Revoked {
         /// The refresh's generation.

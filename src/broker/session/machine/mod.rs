@@ -250,6 +250,13 @@ impl SessionMachine {
     }
 
     fn logout(&mut self, out: &mut Vec<Effect>) {
+        // Logging out a session that shows nothing to forget still deletes
+        // any record (one a restore skipped has none of its own state), but
+        // tells no front-end that anything changed.
+        let showed_nothing = matches!(self.state, SessionState::LoggedOut)
+            && self.last_failure.is_none()
+            && self.last_refresh.is_none()
+            && !self.store_dirty;
         self.generation += 1;
         self.state = SessionState::LoggedOut;
         self.failures = 0;
@@ -261,7 +268,7 @@ impl SessionMachine {
         out.push(Effect::Schedule(None));
         out.push(Effect::WriteRecord {
             record: None,
-            purpose: WritePurpose::LoggedOut,
+            purpose: WritePurpose::LoggedOut { showed_nothing },
         });
     }
 
@@ -319,7 +326,7 @@ impl SessionMachine {
                 out.push(Effect::Log(Notice::LoggedIn { expires_at }));
                 self.emit_new_tokens(expires_at, out);
             }
-            WritePurpose::LoggedOut => {
+            WritePurpose::LoggedOut { showed_nothing } => {
                 // Logged out in memory either way; a record the store could
                 // not delete is deleted when it works again (see
                 // `save_if_dirty`), and status says so meanwhile.
@@ -328,7 +335,9 @@ impl SessionMachine {
                     self.last_failure = Some(e.clone());
                 }
                 out.push(Effect::Log(Notice::LoggedOut));
-                out.push(self.changed());
+                if !showed_nothing || result.is_err() {
+                    out.push(self.changed());
+                }
                 out.push(Effect::Reply(Reply::Done(result)));
             }
             WritePurpose::Revoked { generation, reason } => {

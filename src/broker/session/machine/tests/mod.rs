@@ -119,7 +119,7 @@ fn brief(effect: &Effect) -> String {
             let what = match purpose {
                 WritePurpose::Refreshed { .. } => "refreshed",
                 WritePurpose::LoggedIn { .. } => "logged_in",
-                WritePurpose::LoggedOut => "logged_out",
+                WritePurpose::LoggedOut { .. } => "logged_out",
                 WritePurpose::Revoked { .. } => "revoked",
                 WritePurpose::DirtyRetry { .. } => "retry",
             };

@@ -399,6 +399,31 @@ fn a_logout_forgets_the_last_refresh() {
     assert_eq!(m.last_refresh(), None);
 }
 
+/// A logout of a session that is logged out already deletes any record
+/// (a skipped restore leaves one) but tells no front-end of a change, so
+/// D-Bus sends no `PropertiesChanged` for nothing; logging out a session
+/// that had something to show does.
+#[test]
+fn a_logout_of_a_logged_out_session_signals_no_change() {
+    let mut m = machine();
+    let logout = m.handle(&ctx(at(1)), Event::LogoutRequested);
+    assert!(briefs(&logout).contains(&"delete(logged_out)".to_owned()));
+    let done = written_ok(&mut m, at(1), logout);
+    assert_eq!(done, s(&["log(LoggedOut)", "reply(ok)"]));
+    // A failed delete is news: status shows why the record is still there.
+    let logout = m.handle(&ctx(at(2)), Event::LogoutRequested);
+    let failed = written(&mut m, at(2), logout, Err(store_down()));
+    assert!(
+        failed.contains(&"emit(state_changed)".to_owned()),
+        "{failed:?}"
+    );
+    // And so is the logout of a live session.
+    let mut m = logged_in(3600);
+    let logout = m.handle(&ctx(at(3)), Event::LogoutRequested);
+    let done = written_ok(&mut m, at(3), logout);
+    assert!(done.contains(&"emit(state_changed)".to_owned()), "{done:?}");
+}
+
 /// A logout whose delete fails (the store is down) is still a logout in
 /// memory, but the record it leaves is deleted when the store works again,
 /// and the outage does not make the session wait to be read back: a
