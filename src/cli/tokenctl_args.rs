@@ -18,7 +18,8 @@ pub struct TokenctlArgs {
     #[arg(long, global = true, env = "TOKEND_SOCKET", value_name = "PATH")]
     pub socket: Option<PathBuf>,
 
-    /// Print JSON instead of text (`login`: one object per line)
+    /// Print JSON instead of text (`login`: one object per line; `status
+    /// --check`: one report object; `metrics`: an array of samples)
     #[arg(long, global = true)]
     pub json: bool,
 

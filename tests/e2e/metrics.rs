@@ -98,6 +98,32 @@ fn counts_follow_a_login_a_refresh_and_a_refusal() {
     assert_eq!(socket("login", "ok"), Some(1.0));
     assert_eq!(after.value("tokend_store_errors_total", &[]), Some(0.0));
     assert_eq!(after.label_values("provider"), ["demo"]);
+
+    // `--json`: the same samples as JSON objects (the request counters
+    // move with the request itself, so they are left out of the match).
+    let out = daemon.tokenctl(&["--json", "metrics"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let samples: Vec<serde_json::Value> = serde_json::from_str(&stdout(&out)).unwrap();
+    let mut matched = 0;
+    for sample in &samples {
+        let name = sample["name"].as_str().expect("a name");
+        if name == "tokend_socket_requests_total" {
+            continue;
+        }
+        let labels: Vec<(&str, &str)> = sample["labels"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            after.value(name, &labels),
+            sample["value"].as_f64(),
+            "{sample}"
+        );
+        matched += 1;
+    }
+    assert!(matched > 10, "{samples:?}");
 }
 
 #[test]

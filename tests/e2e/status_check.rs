@@ -29,10 +29,23 @@ fn check_names_each_problem_and_fails_until_all_are_gone() {
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert_eq!(stdout(&out), "beta: needs a login (logged_out)\n");
     assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+    // The same as one JSON object, for monitors that read JSON.
+    let out = daemon.tokenctl(&["--json", "status", "--check"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(
+        report,
+        serde_json::json!({"ok": false, "problems": [
+            {"provider": "beta", "problem": "beta: needs a login (logged_out)"}
+        ]})
+    );
     // Only the named provider is checked.
     let out = daemon.tokenctl(&["status", "--check", "alpha"]);
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     assert!(stdout(&out).is_empty());
+    let out = daemon.tokenctl(&["--json", "status", "--check", "alpha"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert_eq!(stdout(&out), "{\"ok\":true,\"problems\":[]}\n");
 
     login(&daemon, "beta", |code| {
         provider.approve(code).unwrap();

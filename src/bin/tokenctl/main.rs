@@ -11,6 +11,7 @@ mod exit;
 mod format;
 mod kubernetes;
 mod login;
+mod metrics_json;
 mod screen;
 mod status;
 
@@ -139,7 +140,8 @@ fn run(cli: &Cli) -> Result<(), Failure> {
     }
 }
 
-/// `tokenctl metrics`: the daemon's OpenMetrics text, as it sends it.
+/// `tokenctl metrics`: the daemon's OpenMetrics text, as it sends it; with
+/// `--json`, its samples as one JSON array (see [`metrics_json`]).
 fn metrics(cli: &Cli) -> Result<(), Failure> {
     let (mut client, protocol) = connect_checked(cli)?;
     if let Some(protocol) = protocol.filter(|&p| p < METRICS_SINCE) {
@@ -150,7 +152,12 @@ fn metrics(cli: &Cli) -> Result<(), Failure> {
             ),
         ));
     }
-    print(&client.metrics()?)
+    let text = client.metrics()?;
+    if cli.json {
+        print_json(&metrics_json::samples(&text))
+    } else {
+        print(&text)
+    }
 }
 
 /// The socket: `--socket`/`TOKEND_SOCKET` (clap reads both), else the default.
@@ -234,46 +241,46 @@ fn status(cli: &Cli, name: Option<&str>) -> Result<(), Failure> {
 }
 
 /// `tokenctl status --check`: one line per problem on stdout, exit 1 if
-/// any. Reads the statuses as `status` does, one at a time.
+/// any. Reads the statuses as `status` does, one at a time. With `--json`,
+/// one object instead, once every status is read:
+/// `{"ok":..,"problems":[{"provider":..|null,"problem":..}]}`.
 fn status_check(cli: &Cli, name: Option<&str>) -> Result<(), Failure> {
     let (mut client, protocol) = connect_checked(cli)?;
-    let mut problems = 0_usize;
-    let mut out = BufWriter::new(io::stdout().lock());
+    let mut out = status::CheckReport::new(BufWriter::new(io::stdout().lock()), cli.json);
     // A logged-out session may only be waiting for a store that is down,
     // which the end of the answer says: those lines wait for it.
     let mut logged_out = Vec::new();
     let store = each_status(&mut client, protocol, name, |p| {
         if p.state == "logged_out" {
-            logged_out.push(status::problems(&p));
+            logged_out.push((p.name.clone(), status::problems(&p)));
             return Ok(());
         }
         for problem in status::problems(&p) {
-            problems += 1;
-            writeln!(out, "{problem}").map_err(|e| Failure::output(&e))?;
+            out.problem(Some(&p.name), &problem)
+                .map_err(|e| Failure::output(&e))?;
         }
         Ok(())
     })?;
     // The store's state is one problem, however many sessions wait on it.
     if let Some(line) = store.and_then(|s| status::store_line(&s, format::unix_now())) {
-        problems += 1;
-        out.write_all(line.as_bytes())
+        out.problem(None, line.trim_end())
             .map_err(|e| Failure::output(&e))?;
         if !logged_out.is_empty() {
-            writeln!(
-                out,
+            let note = format!(
                 "{} logged-out session(s) may be waiting for the store",
                 logged_out.len()
-            )
-            .map_err(|e| Failure::output(&e))?;
+            );
+            out.problem(None, &note).map_err(|e| Failure::output(&e))?;
         }
     } else {
-        for problem in logged_out.into_iter().flatten() {
-            problems += 1;
-            writeln!(out, "{problem}").map_err(|e| Failure::output(&e))?;
+        for (provider, problems) in logged_out {
+            for problem in problems {
+                out.problem(Some(&provider), &problem)
+                    .map_err(|e| Failure::output(&e))?;
+            }
         }
     }
-    out.flush().map_err(|e| Failure::output(&e))?;
-    if problems == 0 {
+    if out.finish().map_err(|e| Failure::output(&e))? {
         Ok(())
     } else {
         // The lines said it all; the exit status tells the monitor.

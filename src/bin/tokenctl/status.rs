@@ -112,6 +112,56 @@ impl<W: Write> Printer<W> {
     }
 }
 
+/// The output of `status --check`: each problem as a line as it comes, or,
+/// with `--json`, all of them in one object at the end.
+pub struct CheckReport<W: Write> {
+    out: W,
+    /// `Some` with `--json`: the problems so far, as (provider, text).
+    json: Option<Vec<(Option<String>, String)>>,
+    /// Problems seen, in either layout.
+    count: usize,
+}
+
+impl<W: Write> CheckReport<W> {
+    /// A report written to `out`, as JSON if `json`.
+    pub fn new(out: W, json: bool) -> Self {
+        Self {
+            out,
+            json: json.then(Vec::new),
+            count: 0,
+        }
+    }
+
+    /// One problem: of `provider`, or of the daemon (the store) if `None`.
+    pub fn problem(&mut self, provider: Option<&str>, text: &str) -> io::Result<()> {
+        self.count += 1;
+        match &mut self.json {
+            Some(problems) => {
+                problems.push((provider.map(str::to_owned), text.to_owned()));
+                Ok(())
+            }
+            None => writeln!(self.out, "{text}"),
+        }
+    }
+
+    /// Writes what is left; whether there was no problem.
+    pub fn finish(mut self) -> io::Result<bool> {
+        if let Some(problems) = &self.json {
+            let problems: Vec<_> = problems
+                .iter()
+                .map(|(provider, problem)| {
+                    serde_json::json!({ "provider": provider, "problem": problem })
+                })
+                .collect();
+            let report = serde_json::json!({ "ok": problems.is_empty(), "problems": problems });
+            serde_json::to_writer(&mut self.out, &report)?;
+            self.out.write_all(b"\n")?;
+        }
+        self.out.flush()?;
+        Ok(self.count == 0)
+    }
+}
+
 /// The problems of one provider for `status --check`, one line each:
 /// a session that needs a login (or waits for one), a refresh that is
 /// failing, tokens that are only in memory.
