@@ -144,9 +144,14 @@ impl Session {
             }
         }
         if let (WritePurpose::Refreshed { .. }, Some(answered)) = (purpose, answered) {
+            let outcome = if failure.is_none() {
+                "new refresh token stored"
+            } else {
+                "store write failed, tokens kept in memory"
+            };
             debug!(provider = %self.name, event = "refresh_saved", at_unix_us = %unix_micros_now(),
                 answer_to_save_us = %answered.elapsed().as_micros(), ok = failure.is_none(),
-                "store write after a refresh (ok=false: not stored)");
+                "{outcome}");
         }
     }
 
