@@ -120,6 +120,9 @@ pub async fn prune(config: &Config) -> Result<Pruned, StoreError> {
 /// # Errors
 /// Set-up failed (socket, bus, HTTP client, signal handlers).
 pub async fn run(mut config: Config, env: Environment) -> anyhow::Result<()> {
+    // Signal handlers first: a SIGTERM or SIGHUP that arrives during
+    // start-up must be handled, not kill us with the default action.
+    let mut signals = Signals::new()?;
     for warning in &config.warnings {
         warn!("{warning}");
     }
@@ -140,11 +143,12 @@ pub async fn run(mut config: Config, env: Environment) -> anyhow::Result<()> {
     // only cost memory (a reload compares with the sessions' copies).
     config.providers = Vec::new();
     config.warnings = Vec::new();
-    broker.start(watchdog_heartbeat()).await;
+    let Some(reload_when_up) = start_broker(&broker, &mut signals).await else {
+        info!("stopping during start-up");
+        notify(&[NotifyState::Stopping]);
+        return Ok(());
+    };
 
-    // Signal handlers first: a SIGTERM that arrives during start-up must
-    // stop us cleanly, not kill us with the default action.
-    let mut signals = Signals::new()?;
     let listener = bind_socket(&config.daemon)?;
     let stop = CancellationToken::new();
     let connections = TaskTracker::new();
@@ -195,6 +199,10 @@ pub async fn run(mut config: Config, env: Environment) -> anyhow::Result<()> {
     ));
 
     let current = config;
+    if reload_when_up {
+        reload(&broker, &current, &env).await;
+        code_pages.notify_one();
+    }
     while let Some(signal) = signals.next().await {
         match signal {
             Signal::Reload => {
@@ -227,6 +235,26 @@ pub async fn run(mut config: Config, env: Environment) -> anyhow::Result<()> {
     }
     remove_socket(&current.daemon.socket);
     Ok(())
+}
+
+/// Starts the broker, restoring every stored session, which may wait on
+/// the store. A stop asked for meanwhile ends the start there (`None`;
+/// nothing is written while sessions are read); a reload asked for is
+/// reported (`Some(true)`) to be done once the daemon is up, as the config
+/// may have changed since it was read.
+async fn start_broker(broker: &Broker, signals: &mut Signals) -> Option<bool> {
+    let mut reload_when_up = false;
+    let start = broker.start(watchdog_heartbeat());
+    tokio::pin!(start);
+    loop {
+        tokio::select! {
+            () = &mut start => return Some(reload_when_up),
+            signal = signals.next() => match signal {
+                Some(Signal::Reload) => reload_when_up = true,
+                Some(Signal::Stop) | None => return None,
+            },
+        }
+    }
 }
 
 /// Binds the daemon's socket, and warns when the group it is shared with

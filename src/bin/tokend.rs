@@ -11,6 +11,9 @@ use tokend::config::{self, ConfigError, Environment, Severity};
 /// Exit code for an invalid or unreadable config.
 const EXIT_CONFIG: u8 = 2;
 
+/// How long the exit waits for threads of the blocking pool still busy.
+const EXIT_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 fn main() -> ExitCode {
     let args = TokendArgs::parse();
     // Before anything is read: the config holds client secrets, and a
@@ -78,7 +81,13 @@ fn main() -> ExitCode {
         return prune(&runtime, &config);
     }
     tokend::systemd::init_logging(config.daemon.log_level.as_deref());
-    match runtime.block_on(tokend::daemon::run(config, env)) {
+    let result = runtime.block_on(tokend::daemon::run(config, env));
+    // The daemon has waited for its work by now (`run`'s grace); a store
+    // call still stuck on a thread of the blocking pool (a keyring that
+    // never answers) must not hold the exit, as dropping the runtime
+    // would: it waits for every such thread.
+    runtime.shutdown_timeout(EXIT_WAIT);
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // Logging is set up by now, to the journal or to stderr.

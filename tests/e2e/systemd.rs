@@ -84,6 +84,66 @@ fn a_stop_ends_a_waiting_login_at_once(options: DaemonOptions) {
     );
 }
 
+/// A stop asked for during start-up, while the stored sessions are read
+/// (here from a "bus" that accepts the store's connection and never
+/// answers), is a clean stop: before, SIGTERM's default action killed the
+/// daemon there, and a SIGHUP did too. And the exit is not held by the
+/// store's thread still waiting for its answer.
+#[test]
+fn a_signal_during_start_up_is_handled_not_fatal() {
+    for (signal, name) in [
+        (rustix::process::Signal::TERM, "SIGTERM"),
+        (rustix::process::Signal::HUP, "SIGHUP"),
+    ] {
+        let provider = Provider::rfc8628();
+        let silent_dir = tempfile::tempdir().unwrap();
+        let silent_path = silent_dir.path().join("bus");
+        let silent = std::os::unix::net::UnixListener::bind(&silent_path).unwrap();
+        let mut daemon = Daemon::spawn_with(
+            &provider.config("demo"),
+            DaemonOptions {
+                store: "secret-service",
+                env: vec![(
+                    "DBUS_SESSION_BUS_ADDRESS".into(),
+                    format!("unix:path={}", silent_path.display()),
+                )],
+                ..DaemonOptions::default()
+            },
+        );
+        // The daemon lists its store as it starts: once it has connected,
+        // it is in the middle of its start-up.
+        let (connected, accepted) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = connected.send(silent.accept().map(|(stream, _)| stream));
+        });
+        let _held = accepted
+            .recv_timeout(Duration::from_secs(30))
+            .expect("tokend connects to the store's bus as it starts")
+            .unwrap();
+        if signal == rustix::process::Signal::HUP {
+            // A reload asked for during start-up waits for it; the daemon
+            // lives on. Stop it to see it was not killed meanwhile.
+            rustix::process::kill_process(
+                rustix::process::Pid::from_raw(i32::try_from(daemon.pid()).unwrap()).unwrap(),
+                signal,
+            )
+            .unwrap();
+        }
+        let status = daemon.signal_and_wait(rustix::process::Signal::TERM, Duration::from_secs(30));
+        assert_eq!(
+            status.code(),
+            Some(0),
+            "{name} during start-up: {status}; log:\n{}",
+            daemon.log()
+        );
+        assert!(
+            daemon.log().contains("stopping during start-up"),
+            "{}",
+            daemon.log()
+        );
+    }
+}
+
 #[test]
 fn the_watchdog_is_fed_when_systemd_asks() {
     let provider = Provider::rfc8628();

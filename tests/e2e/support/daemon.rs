@@ -84,6 +84,14 @@ impl Daemon {
 
     /// As [`Self::start`], with options.
     pub fn start_with(providers: &str, options: DaemonOptions) -> Self {
+        let mut daemon = Self::spawn_with(providers, options);
+        daemon.wait_for_ready();
+        daemon
+    }
+
+    /// Starts `tokend` as [`Self::start_with`] does, without waiting for
+    /// `READY=1`: for tests of what happens during start-up.
+    pub fn spawn_with(providers: &str, options: DaemonOptions) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let socket = dir.path().join("run/tokend.sock");
         let config = dir.path().join("config.toml");
@@ -118,7 +126,6 @@ impl Daemon {
             ready_after: Duration::ZERO,
         };
         daemon.spawn();
-        daemon.wait_for_ready();
         daemon
     }
 
@@ -251,6 +258,34 @@ impl Daemon {
             .retain(|n| !n.contains("RELOADING=1") || n.contains("READY=1"));
         if !self.notifications.iter().any(|n| n.contains("READY=1")) {
             self.wait_for_notification("READY=1");
+        }
+    }
+
+    /// Sends `signal` and waits for the exit, at most `within` (then the
+    /// daemon is killed and the test fails).
+    pub fn signal_and_wait(
+        &mut self,
+        signal: rustix::process::Signal,
+        within: Duration,
+    ) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let pid = rustix::process::Pid::from_raw(i32::try_from(child.id()).unwrap()).unwrap();
+        rustix::process::kill_process(pid, signal).expect("send the signal");
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status;
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "tokend did not exit within {within:?}; log:\n{}",
+                    self.log()
+                );
+            }
+            // Polling a child's exit: std offers no wait with a timeout.
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
