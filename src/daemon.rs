@@ -1,6 +1,5 @@
 //! The daemon's life: build the broker, serve, stop cleanly.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -150,6 +149,8 @@ pub async fn run(mut config: Config, env: Environment) -> anyhow::Result<()> {
     };
 
     let listener = bind_socket(&config.daemon)?;
+    // Removed at the end only if it is still this socket.
+    let bound = socket::identity(&config.daemon.socket);
     let stop = CancellationToken::new();
     let connections = TaskTracker::new();
     let server = tokio::spawn(socket::serve(
@@ -159,13 +160,23 @@ pub async fn run(mut config: Config, env: Environment) -> anyhow::Result<()> {
         connections.clone(),
     ));
     info!(socket = %config.daemon.socket.display(), "listening");
-    let dbus = DbusService::start(
+    let dbus = match DbusService::start(
         config.daemon.bus,
         broker.clone(),
         stop.clone(),
         &connections,
     )
-    .await?;
+    .await
+    {
+        Ok(dbus) => dbus,
+        Err(e) => {
+            // Not started: leave no socket that nothing answers.
+            stop.cancel();
+            let _ = server.await;
+            socket::remove_bound(&config.daemon.socket, bound);
+            return Err(e.into());
+        }
+    };
     // Ready only now: the socket is bound and the bus name is ours.
     notify(&[NotifyState::Ready, NotifyState::Status(&broker.summary())]);
     connections.spawn(report_status(broker.clone(), stop.clone()));
@@ -213,6 +224,20 @@ pub async fn run(mut config: Config, env: Environment) -> anyhow::Result<()> {
         }
     }
 
+    stop_daemon(&broker, &stop, server, dbus, &connections).await;
+    socket::remove_bound(&current.daemon.socket, bound);
+    Ok(())
+}
+
+/// The stop: logins first, then the front-ends, then the work in flight,
+/// each within the grace.
+async fn stop_daemon(
+    broker: &Broker,
+    stop: &CancellationToken,
+    server: tokio::task::JoinHandle<()>,
+    dbus: Option<DbusService>,
+    connections: &TaskTracker,
+) {
     info!("stopping");
     notify(&[NotifyState::Stopping]);
     // First the device logins: each waits for a person, not for work in
@@ -233,8 +258,6 @@ pub async fn run(mut config: Config, env: Environment) -> anyhow::Result<()> {
             SHUTDOWN_GRACE.as_secs()
         );
     }
-    remove_socket(&current.daemon.socket);
-    Ok(())
 }
 
 /// Starts the broker, restoring every stored session, which may wait on
@@ -428,13 +451,5 @@ impl Signals {
             s = self.int.recv() => s.map(|()| Signal::Stop),
             s = self.hup.recv() => s.map(|()| Signal::Reload),
         }
-    }
-}
-
-fn remove_socket(path: &Path) {
-    if let Err(e) = std::fs::remove_file(path)
-        && e.kind() != std::io::ErrorKind::NotFound
-    {
-        warn!("could not remove {}: {e}", path.display());
     }
 }

@@ -19,7 +19,10 @@ fn main() -> ExitCode {
     // Before anything is read: the config holds client secrets, and a
     // process of the same uid must not read them from our memory.
     if let Err(e) = tokend::daemon::harden_process() {
-        eprintln!("tokend: could not make the process non-dumpable: {e}");
+        eprint_with_priority(
+            4,
+            &format!("tokend: could not make the process non-dumpable: {e}"),
+        );
     }
     let env = Environment::from_process();
     let path = args.config.unwrap_or_else(|| env.default_config_path());
@@ -34,8 +37,15 @@ fn main() -> ExitCode {
         for warning in &config.warnings {
             eprintln!("{warning}");
         }
-        // What the daemon warns of as it binds the socket.
+        // What the daemon refuses as it binds the socket: not a config
+        // error, but a start that would fail. The directory's owner is not
+        // checked: whoever runs the check need not be the daemon's user.
         let daemon = &config.daemon;
+        if let Err(e) = tokend::ipc::socket::check_path(&daemon.socket, None) {
+            eprint_error(&format!("{}: error: {e}", path.display()));
+            return ExitCode::from(EXIT_CONFIG);
+        }
+        // What the daemon warns of as it binds the socket.
         if let Some(warning) = tokend::ipc::socket::group_reach_warning(
             &daemon.socket,
             daemon.socket_mode,
@@ -73,7 +83,7 @@ fn main() -> ExitCode {
     {
         Ok(runtime) => runtime,
         Err(e) => {
-            eprintln!("tokend: cannot start the async runtime: {e}");
+            eprint_error(&format!("tokend: cannot start the async runtime: {e}"));
             return ExitCode::FAILURE;
         }
     };
@@ -91,7 +101,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // Logging is set up by now, to the journal or to stderr.
-            tracing::error!("{e:#}");
+            tracing::error!("{}", error_chain(&e));
             ExitCode::FAILURE
         }
     }
@@ -116,9 +126,45 @@ fn prune(runtime: &tokio::runtime::Runtime, config: &config::Config) -> ExitCode
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("tokend: cannot prune: {e}");
+            eprint_error(&format!("tokend: cannot prune: {e}"));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// An error and its causes on one line, each cause once: many errors
+/// quote their cause in their own message (zbus's do, and ours), and
+/// `{:#}` would repeat it.
+fn error_chain(error: &anyhow::Error) -> String {
+    let mut text = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
+}
+
+/// Writes `line` to stderr as an error: under systemd, whose journal reads
+/// stderr's lines at the "info" priority, with the `<3>` prefix that makes
+/// it an error there (before logging is set up, `journalctl -p err` would
+/// not show why the daemon did not start).
+fn eprint_error(line: &str) {
+    eprint_with_priority(3, line);
+}
+
+/// As [`eprint_error`], at syslog `priority` (3 error, 4 warning).
+fn eprint_with_priority(priority: u8, line: &str) {
+    let prefix = if tokend::systemd::stderr_is_journal() {
+        format!("<{priority}>")
+    } else {
+        String::new()
+    };
+    let mut stderr = std::io::stderr().lock();
+    for part in line.lines() {
+        let _ = writeln!(stderr, "{prefix}{part}");
     }
 }
 
@@ -126,17 +172,18 @@ fn report_config_error(error: &ConfigError) {
     match error {
         ConfigError::Invalid { diagnostics } => {
             for d in diagnostics {
-                eprintln!("{d}");
+                let priority = if d.severity == Severity::Error { 3 } else { 4 };
+                eprint_with_priority(priority, &d.to_string());
             }
             let errors = diagnostics
                 .iter()
                 .filter(|d| d.severity == Severity::Error)
                 .count();
-            eprintln!(
+            eprint_error(&format!(
                 "tokend: the config has {errors} error{}; not starting",
                 if errors == 1 { "" } else { "s" }
-            );
+            ));
         }
-        ConfigError::Read { .. } => eprintln!("{error}"),
+        ConfigError::Read { .. } => eprint_error(&error.to_string()),
     }
 }

@@ -301,3 +301,102 @@ fn check_into_a_closed_pipe_still_answers_by_its_status() {
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// A regular file at the configured socket path is never removed: before,
+/// tokend took anything that refused a connection for a stale socket,
+/// deleted it and put its socket there. `--check` says so too.
+#[test]
+fn a_file_at_the_socket_path_is_refused_not_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let precious = dir.path().join("precious.txt");
+    std::fs::write(&precious, "important\n").unwrap();
+    let path = dir.path().join("config.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[daemon]\nsocket = \"{}\"\nbus = \"none\"\nstore = \"memory\"\n",
+            precious.display()
+        ),
+    )
+    .unwrap();
+    let expected = format!("{} exists and is not a socket", precious.display());
+    let check = tokend(&["--check", "--config", path.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&check.stderr);
+    assert_eq!(check.status.code(), Some(2), "{err}");
+    assert!(err.contains(&expected), "{err}");
+    let run = tokend(&["--config", path.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{err}");
+    assert!(err.contains(&expected), "{err}");
+    assert_eq!(std::fs::read_to_string(&precious).unwrap(), "important\n");
+}
+
+/// A daemon that cannot reach its bus exits leaving no socket that nothing
+/// answers, and says why once (the cause was repeated three times).
+#[test]
+fn a_start_that_fails_on_the_bus_leaves_no_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let socket = dir.path().join("tokend.sock");
+    let path = dir.path().join("config.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[daemon]\nsocket = \"{}\"\nbus = \"session\"\nstore = \"memory\"\n",
+            socket.display()
+        ),
+    )
+    .unwrap();
+    let missing = dir.path().join("no-bus-here");
+    let out = Command::new(env!("CARGO_BIN_EXE_tokend"))
+        .args(["--config", path.to_str().unwrap()])
+        .env_remove("RUST_LOG")
+        .env(
+            "DBUS_SESSION_BUS_ADDRESS",
+            format!("unix:path={}", missing.display()),
+        )
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("cannot connect to the session bus"), "{err}");
+    let cause = "No such file or directory";
+    assert_eq!(err.matches(cause).count(), 1, "{err}");
+    assert!(!socket.exists(), "a socket nothing answers was left behind");
+}
+
+/// Under systemd (stderr is the journal, `JOURNAL_STREAM` names it), the
+/// lines that say why the daemon did not start carry the error priority
+/// (`<3>`): the journal files unprefixed lines as "info", and
+/// `journalctl -p err` showed nothing.
+#[test]
+fn under_the_journal_start_up_errors_are_errors() {
+    use std::os::unix::fs::MetadataExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, "[daemon]\nbogus = 1\n").unwrap();
+    let log_path = dir.path().join("stderr");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let meta = log.metadata().unwrap();
+    let status = Command::new(env!("CARGO_BIN_EXE_tokend"))
+        .args(["--config", path.to_str().unwrap()])
+        .env_remove("RUST_LOG")
+        .env("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino()))
+        .stderr(log)
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(2));
+    let err = std::fs::read_to_string(&log_path).unwrap();
+    assert!(!err.is_empty());
+    for line in err.lines() {
+        let priority = if line.contains(": warning: ") {
+            "<4>"
+        } else {
+            "<3>"
+        };
+        assert!(line.starts_with(priority), "{err}");
+    }
+    assert!(err.contains("<3>"), "{err}");
+    assert!(err.contains("unknown key `bogus`"), "{err}");
+}

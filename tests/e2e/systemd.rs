@@ -319,3 +319,19 @@ fn a_reload_that_removes_a_provider_ends_its_login_saying_why() {
         "{err}"
     );
 }
+
+/// At its stop the daemon removes its socket only if it is still its own:
+/// a file put at that path meanwhile stays.
+#[test]
+fn a_stop_leaves_a_file_that_replaced_the_socket() {
+    let provider = Provider::rfc8628();
+    let mut daemon = Daemon::start(&provider.config("demo"));
+    std::fs::remove_file(&daemon.socket).unwrap();
+    std::fs::write(&daemon.socket, "not tokend's\n").unwrap();
+    let status = daemon.stop();
+    assert!(status.success(), "{status}");
+    assert_eq!(
+        std::fs::read_to_string(&daemon.socket).unwrap(),
+        "not tokend's\n"
+    );
+}

@@ -106,6 +106,10 @@ pub enum SocketError {
     /// The directory is writable by others, so the socket could be replaced.
     #[error("{} is writable by other users; the socket must live in a directory only its owner may write to (mode 0700, 0710 or 0755)", .0.display())]
     UnsafeDirectory(PathBuf),
+    /// Something other than a socket is at the socket's path: tokend
+    /// replaces only a stale socket of its own kind, never a file.
+    #[error("{} exists and is not a socket; tokend does not remove it: set `socket` to another path, or remove it", .0.display())]
+    NotASocket(PathBuf),
     /// A system call failed.
     #[error("{what} {}: {source}", path.display())]
     Io {
@@ -141,11 +145,8 @@ pub fn bind(path: &Path, mode: u32, group: Option<u32>) -> Result<UnixListener, 
     if !dir.exists() {
         directory::create(dir, mode, group)?;
     }
-    let meta = std::fs::metadata(dir).map_err(io_error("cannot inspect", dir))?;
     let my_uid = rustix::process::geteuid().as_raw();
-    if meta.mode() & 0o022 != 0 || (meta.uid() != my_uid && meta.uid() != 0) {
-        return Err(SocketError::UnsafeDirectory(dir.to_owned()));
-    }
+    check_path(path, Some(my_uid))?;
     if std::fs::symlink_metadata(path).is_ok() {
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
             return Err(SocketError::InUse(path.to_owned()));
@@ -159,6 +160,57 @@ pub fn bind(path: &Path, mode: u32, group: Option<u32>) -> Result<UnixListener, 
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
         .map_err(io_error("cannot set the mode of", path))?;
     Ok(listener)
+}
+
+/// What [`bind`] refuses of a socket path, checked without binding (also
+/// for `tokend --check`): a directory others may write to, or owned by
+/// someone other than `owner` (the daemon's uid; `None` when not known, as
+/// for a check run by another user) or root; something other than a
+/// socket at the path. A missing directory is no problem: it is created.
+///
+/// # Errors
+/// [`SocketError::UnsafeDirectory`], [`SocketError::NotASocket`], or
+/// [`SocketError::Io`] when the directory cannot be inspected.
+pub fn check_path(path: &Path, owner: Option<u32>) -> Result<(), SocketError> {
+    use std::os::unix::fs::FileTypeExt as _;
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    match std::fs::metadata(dir) {
+        Ok(meta) => {
+            let foreign = owner.is_some_and(|uid| meta.uid() != uid && meta.uid() != 0);
+            if meta.mode() & 0o022 != 0 || foreign {
+                return Err(SocketError::UnsafeDirectory(dir.to_owned()));
+            }
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io_error("cannot inspect", dir)(e)),
+    }
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if !meta.file_type().is_socket() => Err(SocketError::NotASocket(path.to_owned())),
+        _ => Ok(()),
+    }
+}
+
+/// Removes the socket at `path` when the daemon stops, if it is still the
+/// one `bound` (its device and inode, read after [`bind`]): a file put
+/// there since, or another daemon's socket, is left alone.
+pub fn remove_bound(path: &Path, bound: Option<(u64, u64)>) {
+    let now = std::fs::symlink_metadata(path)
+        .ok()
+        .map(|m| (m.dev(), m.ino()));
+    if now.is_none() || now != bound {
+        return;
+    }
+    if let Err(e) = std::fs::remove_file(path) {
+        warn!("could not remove {}: {e}", path.display());
+    }
+}
+
+/// The device and inode of the socket at `path`, for [`remove_bound`].
+#[must_use]
+pub fn identity(path: &Path) -> Option<(u64, u64)> {
+    std::fs::symlink_metadata(path)
+        .ok()
+        .map(|m| (m.dev(), m.ino()))
 }
 
 /// Serves connections on `listener` until `shutdown`; connection tasks are
