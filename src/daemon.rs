@@ -189,6 +189,7 @@ pub async fn run(mut config: Config, env: Environment) -> anyhow::Result<()> {
     connections.spawn(crate::hooks::follow_events(
         broker.clone(),
         config.daemon.on_event.clone(),
+        config.daemon.socket.clone(),
         desktop,
         stop.clone(),
         connections.clone(),

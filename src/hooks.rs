@@ -9,6 +9,7 @@
 //! finds them all busy is skipped, and the log says so), each killed after
 //! [`RUN_TIMEOUT`].
 
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
@@ -62,6 +63,7 @@ fn happened(event: &BrokerEvent) -> Option<Happened<'_>> {
 pub async fn follow_events(
     broker: Broker,
     program: Vec<String>,
+    socket: PathBuf,
     desktop: Option<Connection>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
@@ -104,15 +106,16 @@ pub async fn follow_events(
         };
         let (argv, provider, name) = (program.clone(), what.provider.to_owned(), what.event);
         let reason = what.reason.map(str::to_owned);
+        let socket = socket.clone();
         tasks.spawn(async move {
-            run(&argv, &provider, name, reason.as_deref()).await;
+            run(&argv, &socket, &provider, name, reason.as_deref()).await;
             drop(slot);
         });
     }
 }
 
 /// One run of the program, bounded by [`RUN_TIMEOUT`].
-async fn run(argv: &[String], provider: &str, event: &str, reason: Option<&str>) {
+async fn run(argv: &[String], socket: &Path, provider: &str, event: &str, reason: Option<&str>) {
     let Some((program, arguments)) = argv.split_first() else {
         return;
     };
@@ -121,6 +124,10 @@ async fn run(argv: &[String], provider: &str, event: &str, reason: Option<&str>)
         .args(arguments)
         .env("PROVIDER", provider)
         .env("EVENT", event)
+        // The daemon's socket, for a `tokenctl` the program runs: whatever
+        // the config chose, and not found by way of $RUNTIME_DIRECTORY,
+        // which a client does not read.
+        .env("TOKEND_SOCKET", socket)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -67,7 +67,7 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// system daemon when only that one is running.
 #[must_use]
 pub fn default_socket_path(env: &Environment) -> PathBuf {
-    choose_default_socket(env.default_socket_path(), Path::exists)
+    choose_default_socket(env.client_socket_path(), Path::exists)
 }
 
 /// The policy of [`default_socket_path`], with the file check passed in so it

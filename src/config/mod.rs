@@ -330,6 +330,16 @@ impl Environment {
             let first = dir.to_string_lossy().split(':').next().map(PathBuf::from)?;
             return Some(first.join("tokend.sock"));
         }
+        self.client_socket_path()
+    }
+
+    /// Where a client looks for the daemon's socket when told nothing: as
+    /// [`Self::default_socket_path`] but for `$RUNTIME_DIRECTORY`, which is
+    /// the runtime directory of whatever unit the client runs in, not the
+    /// daemon's (the daemon's units make theirs the same places as these:
+    /// `$XDG_RUNTIME_DIR/tokend` and `/run/tokend`).
+    #[must_use]
+    pub fn client_socket_path(&self) -> Option<PathBuf> {
         if self.uid == 0 {
             return Some(PathBuf::from("/run/tokend/tokend.sock"));
         }

@@ -158,6 +158,11 @@ fn hooks_and_notifications_follow_the_sessions() {
             env.contains(&format!("EVENT={event}\n")) && env.contains("PROVIDER=demo\n"),
             "{env}"
         );
+        // And the daemon's socket, for a tokenctl it runs.
+        assert!(
+            env.contains(&format!("TOKEND_SOCKET={}\n", daemon.socket.display())),
+            "{env}"
+        );
         let mut secrets = provider.secrets_sent();
         secrets.push(access_token.clone());
         for secret in &secrets {

@@ -290,6 +290,37 @@ fn daemon_keys() {
     assert!(errors[1].contains("absolute path"), "{errors:?}");
 }
 
+/// `$RUNTIME_DIRECTORY` names the daemon's socket directory only when it
+/// is the daemon's: a client (`tokenctl` in a unit with a runtime
+/// directory of its own) looks where the daemon's units put the socket.
+#[test]
+fn a_client_does_not_look_in_its_own_units_runtime_directory() {
+    let user = Environment {
+        uid: 1000,
+        xdg_runtime_dir: Some(PathBuf::from("/run/user/1000")),
+        runtime_directory: Some(PathBuf::from("/run/user/1000/some-other-unit")),
+        ..Environment::default()
+    };
+    assert_eq!(
+        user.default_socket_path().unwrap(),
+        Path::new("/run/user/1000/some-other-unit/tokend.sock"),
+        "the daemon's own"
+    );
+    assert_eq!(
+        user.client_socket_path().unwrap(),
+        Path::new("/run/user/1000/tokend/tokend.sock")
+    );
+    let root = Environment {
+        uid: 0,
+        runtime_directory: Some(PathBuf::from("/run/other")),
+        ..Environment::default()
+    };
+    assert_eq!(
+        root.client_socket_path().unwrap(),
+        Path::new("/run/tokend/tokend.sock")
+    );
+}
+
 #[test]
 fn missing_runtime_dir_needs_an_explicit_socket() {
     let mut f = Fixture::new();
