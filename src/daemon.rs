@@ -94,7 +94,15 @@ pub struct Pruned {
 /// The store could not list or delete; sessions removed before the failure
 /// stay removed.
 pub async fn prune(config: &Config) -> Result<Pruned, StoreError> {
-    let store = open_store(config);
+    let store = match &config.daemon.encrypted_file {
+        // Beside the service, and maybe without its key (see
+        // `Environment::checking`): list and delete only.
+        Some(file) => Arc::new(EncryptedFileStore::for_maintenance(
+            &file.state_directory,
+            file.key.clone(),
+        )),
+        None => open_store(config),
+    };
     let lister = Arc::clone(&store);
     let stored = crate::broker::store_call(move || lister.list()).await?;
     let (kept, stale): (Vec<String>, Vec<String>) = stored

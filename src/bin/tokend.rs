@@ -24,7 +24,10 @@ fn main() -> ExitCode {
             &format!("tokend: could not make the process non-dumpable: {e}"),
         );
     }
-    let env = Environment::from_process();
+    let mut env = Environment::from_process();
+    // Checked or pruned from a shell, not run by systemd: the service's
+    // credentials are not there, and need not be.
+    env.checking = args.check || args.prune;
     let path = args.config.unwrap_or_else(|| env.default_config_path());
     let config = match config::load(&path, &env) {
         Ok(config) => config,

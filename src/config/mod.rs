@@ -259,6 +259,11 @@ pub struct Environment {
     pub tokend_config: Option<PathBuf>,
     /// Where to look up user and group names (`/etc` outside tests).
     pub etc: PathBuf,
+    /// The config is read by `tokend --check` or `--prune`, not to run the
+    /// daemon: a systemd credential (`$CREDENTIALS_DIRECTORY`, which only
+    /// the service's own environment has) may be missing, and is then a
+    /// warning, its value a stand-in that nothing uses.
+    pub checking: bool,
 }
 
 impl Environment {
@@ -281,6 +286,7 @@ impl Environment {
             home: var("HOME"),
             tokend_config: var("TOKEND_CONFIG"),
             etc: PathBuf::from("/etc"),
+            checking: false,
         }
     }
 

@@ -112,6 +112,9 @@ static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 pub struct EncryptedFileStore {
     directory: PathBuf,
     key: StoreKey,
+    /// Opened for `tokend --prune` ([`Self::for_maintenance`]), not for a
+    /// daemon.
+    maintenance: bool,
 }
 
 impl EncryptedFileStore {
@@ -123,6 +126,21 @@ impl EncryptedFileStore {
         Self {
             directory: state_directory.join(SESSIONS_DIR),
             key,
+            maintenance: false,
+        }
+    }
+
+    /// The store as `tokend --prune` opens it, to list and delete records
+    /// beside (or instead of) the daemon: it never creates the directory
+    /// (one made by root would lock the service out of its own store) nor
+    /// changes its mode, and root may use a directory of the service's
+    /// user. Reading and writing records needs the key, which this store
+    /// may not have: `key` may be a stand-in.
+    #[must_use]
+    pub fn for_maintenance(state_directory: &Path, key: StoreKey) -> Self {
+        Self {
+            maintenance: true,
+            ..Self::new(state_directory, key)
         }
     }
 
@@ -226,6 +244,9 @@ impl EncryptedFileStore {
         let dir = &self.directory;
         let meta = match fs::symlink_metadata(dir) {
             Ok(meta) => meta,
+            Err(e) if e.kind() == io::ErrorKind::NotFound && self.maintenance => {
+                return Err(unusable(dir, "it does not exist"));
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 DirBuilder::new()
                     .recursive(true)
@@ -244,7 +265,7 @@ impl EncryptedFileStore {
             return Err(unusable(dir, "it is not a directory"));
         }
         let uid = rustix::process::geteuid().as_raw();
-        if meta.uid() != uid {
+        if meta.uid() != uid && !(self.maintenance && uid == 0) {
             return Err(unusable(
                 dir,
                 &format!(
@@ -253,7 +274,7 @@ impl EncryptedFileStore {
                 ),
             ));
         }
-        if meta.mode() & 0o077 != 0 {
+        if meta.mode() & 0o077 != 0 && !self.maintenance {
             // The files are sealed anyway; a private directory also hides
             // which providers have sessions, and keeps others from planting files.
             fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
@@ -385,6 +406,9 @@ impl Store for EncryptedFileStore {
 
     fn delete(&self, provider: &str) -> Result<(), StoreError> {
         let path = self.file_of(provider)?;
+        if self.maintenance && !self.directory.exists() {
+            return Ok(());
+        }
         self.prepare()?;
         match fs::remove_file(&path) {
             Ok(()) => sync_dir(&self.directory)
@@ -401,6 +425,9 @@ impl Store for EncryptedFileStore {
     }
 
     fn list(&self) -> Result<Vec<String>, StoreError> {
+        if self.maintenance && !self.directory.exists() {
+            return Ok(Vec::new());
+        }
         self.prepare()?;
         let entries =
             fs::read_dir(&self.directory).map_err(|e| unusable(&self.directory, &e.to_string()))?;

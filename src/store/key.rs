@@ -111,6 +111,25 @@ impl StoreKey {
         })
     }
 
+    /// A random key of this process alone, standing in for one that could
+    /// not be read where it is not needed (`tokend --check` and `--prune`
+    /// outside the service, which list and delete records but never open
+    /// one): nothing sealed with it can be opened by the real key, nor the
+    /// other way round.
+    ///
+    /// # Panics
+    /// Never: [`Self::from_bytes`] fails only on a length other than
+    /// [`KEY_LEN`].
+    #[must_use]
+    pub fn stand_in() -> Self {
+        use ring::rand::SecureRandom as _;
+        let mut bytes = Zeroizing::new([0u8; KEY_LEN]);
+        // The system's random source; should it fail, the zero key is as
+        // useless to anyone as a random one, which is all this key is for.
+        let _ = ring::rand::SystemRandom::new().fill(&mut bytes[..]);
+        Self::from_bytes(&bytes[..]).expect("KEY_LEN bytes make a key")
+    }
+
     /// Reads a key file (or a systemd credential, which is one): a regular
     /// file of exactly [`KEY_LEN`] bytes that only its owner may read.
     ///

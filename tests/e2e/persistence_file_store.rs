@@ -301,3 +301,70 @@ fn logout_deletes_the_record_and_prune_removes_unconfigured_providers() {
     );
     token(&daemon, "beta", &["--min-valid", "0"]);
 }
+
+/// `tokend --check` and `--prune` run by an administrator from a shell,
+/// beside the system service: there is no `$CREDENTIALS_DIRECTORY` there
+/// (systemd gives the key credential to the service only). The check warns
+/// that the key is not checked instead of failing; the prune needs no key
+/// (it lists and deletes records, never opens one), may be run as root on
+/// the service user's directory without taking it over (before, it failed
+/// on the owner, or, with no directory yet, created one root's own that
+/// locked the service out), and never creates the directory.
+#[test]
+fn check_and_prune_work_from_a_shell_beside_the_service() {
+    use std::os::unix::fs::MetadataExt as _;
+    let provider = Provider::rfc8628();
+    let store = FileStore::new();
+    let both = format!("{}{}", provider.config("alpha"), provider.config("beta"));
+    let mut daemon = Daemon::start_with(&both, store.options());
+    login(&daemon, "alpha", approve(&provider));
+    login(&daemon, "beta", approve(&provider));
+    daemon.stop();
+    daemon.write_config(&provider.config("beta"));
+    // A shell's environment: the state directory named (root's default is
+    // /var/lib/tokend, the service's), no credentials.
+    let admin = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_tokend"))
+            .args(args)
+            .arg("--config")
+            .arg(&daemon.config)
+            .env_remove("CREDENTIALS_DIRECTORY")
+            .env_remove("RUST_LOG")
+            .env("STATE_DIRECTORY", store.state_dir())
+            .output()
+            .unwrap()
+    };
+    let check = admin(&["--check"]);
+    assert!(check.status.success(), "{}", stderr(&check));
+    assert!(
+        stderr(&check).contains("tokend-store-key") && stderr(&check).contains("not checked here"),
+        "{}",
+        stderr(&check)
+    );
+    // The service's user owns the directory (here another uid than ours).
+    let sessions = store.sessions_dir();
+    rustix::fs::chown(
+        &sessions,
+        Some(rustix::fs::Uid::from_raw(65534)),
+        Some(rustix::fs::Gid::from_raw(65534)),
+    )
+    .unwrap();
+    let mode_before = std::fs::metadata(&sessions).unwrap().mode();
+    let prune = admin(&["--prune"]);
+    assert!(prune.status.success(), "{}", stderr(&prune));
+    assert!(stdout(&prune).contains("`alpha`"), "{}", stdout(&prune));
+    assert_eq!(store.files(), ["beta.session"]);
+    let meta = std::fs::metadata(&sessions).unwrap();
+    assert_eq!((meta.uid(), meta.mode()), (65534, mode_before));
+
+    // With no sessions directory yet, nothing is pruned and none is made.
+    std::fs::remove_dir_all(&sessions).unwrap();
+    let prune = admin(&["--prune"]);
+    assert!(prune.status.success(), "{}", stderr(&prune));
+    assert!(
+        stdout(&prune).starts_with("nothing to prune"),
+        "{}",
+        stdout(&prune)
+    );
+    assert!(!sessions.exists(), "prune made the store's directory");
+}
