@@ -172,6 +172,11 @@ pub enum ErrorCode {
     AnswerTooLarge,
     /// The daemon is shutting down.
     ShuttingDown,
+    /// tokend's session store cannot give or keep this session now (the
+    /// keyring is locked or gone, the state directory unusable, the record
+    /// unreadable or sealed with another key): the message says why and
+    /// what to do. The daemon retries a store that is down by itself.
+    StoreError,
     /// Anything else; the message says what.
     Internal,
     /// An error code this client does not know (sent by a newer daemon).
@@ -195,6 +200,7 @@ impl ErrorCode {
             Self::RequestTooLarge => "request_too_large",
             Self::AnswerTooLarge => "answer_too_large",
             Self::ShuttingDown => "shutting_down",
+            Self::StoreError => "store_error",
             Self::Internal => "internal",
             Self::Unknown => "unknown",
         }

@@ -231,8 +231,9 @@ impl ErrorKind {
             Self::LoginFailed => "login_failed",
             Self::TokenTooShort => "token_too_short",
             Self::InvalidArgument => "bad_request",
-            // A store failure is the daemon's problem, not the caller's.
-            Self::Store => "internal",
+            // Not "internal": the store's state is no bug, and its message
+            // says what to do (unlock the keyring, restore the key).
+            Self::Store => "store_error",
             Self::ShuttingDown => "shutting_down",
         }
     }

@@ -22,7 +22,7 @@ use crate::provider::{FailureClass, ProviderError};
 /// no request, or too long; an answer too long). Front-ends count with the
 /// same names they send their callers, so a code and its count agree; a
 /// name not listed counts as the last, `unknown`.
-pub const OUTCOMES: [&str; 14] = [
+pub const OUTCOMES: [&str; 15] = [
     "ok",
     "login_required",
     "unknown_provider",
@@ -35,6 +35,7 @@ pub const OUTCOMES: [&str; 14] = [
     "request_too_large",
     "answer_too_large",
     "shutting_down",
+    "store_error",
     "internal",
     "unknown",
 ];

@@ -24,6 +24,10 @@ pub const PROVIDER_UNAVAILABLE: u8 = 6;
 pub const UNKNOWN_PROVIDER: u8 = 7;
 /// The device login was denied, expired or failed.
 pub const LOGIN_FAILED: u8 = 8;
+/// tokend's session store cannot give the session now (keyring locked or
+/// gone, record unreadable or sealed with another key): the message says
+/// what to do; tokend retries a store that is down by itself.
+pub const STORE_ERROR: u8 = 9;
 /// `tokenctl exec`: the command exists but could not be run (as shells say).
 pub const COMMAND_NOT_RUNNABLE: u8 = 126;
 /// `tokenctl exec`: no such command (as shells say).
@@ -49,6 +53,10 @@ pub const MEANINGS: &[(u8, &str)] = &[
     ),
     (UNKNOWN_PROVIDER, "unknown provider"),
     (LOGIN_FAILED, "login denied, expired or failed"),
+    (
+        STORE_ERROR,
+        "tokend's store cannot give the session now (e.g. a locked keyring): see the message",
+    ),
     (
         COMMAND_NOT_RUNNABLE,
         "exec: the command could not be run (otherwise exec exits with the command's status)",

@@ -86,10 +86,24 @@ fn assert_one_outage_shown_once(daemon: &Daemon, reason: &str) {
     assert_eq!(text.matches(reason).count(), 1, "{text}");
     assert!(text.lines().count() <= 2, "{text}");
 
-    // Not "log in" (which would start a second session): the store's problem.
+    // Not "log in" (which would start a second session): the store's problem,
+    // with a code and an exit status of its own (not "internal", 1).
     let out = daemon.tokenctl(&["token", "p000", "--min-valid", "0"]);
-    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(9), "{}", stderr(&out));
     assert!(stderr(&out).contains(reason), "{}", stderr(&out));
+    let answer = client
+        .token("p000", Some(0))
+        .expect_err("no token while the store is down");
+    match answer {
+        tokend::client::ClientError::Daemon(body) => {
+            assert_eq!(
+                body.code,
+                tokend::protocol::ErrorCode::StoreError,
+                "{body:?}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 /// The store's return: said once, every session restored with its own

@@ -6,7 +6,8 @@ use tokend::protocol::ErrorCode;
 
 pub use tokend::cli::exit_status::{
     ACCESS_DENIED, COMMAND_NOT_FOUND, COMMAND_NOT_RUNNABLE, DAEMON_UNREACHABLE, FAILURE,
-    LOGIN_FAILED, LOGIN_REQUIRED, PROVIDER_UNAVAILABLE, SUCCESS, UNKNOWN_PROVIDER, USAGE,
+    LOGIN_FAILED, LOGIN_REQUIRED, PROVIDER_UNAVAILABLE, STORE_ERROR, SUCCESS, UNKNOWN_PROVIDER,
+    USAGE,
 };
 
 /// The exit status for a daemon error code.
@@ -17,6 +18,7 @@ pub fn for_error_code(code: ErrorCode) -> u8 {
         ErrorCode::ProviderUnavailable => PROVIDER_UNAVAILABLE,
         ErrorCode::UnknownProvider => UNKNOWN_PROVIDER,
         ErrorCode::LoginFailed => LOGIN_FAILED,
+        ErrorCode::StoreError => STORE_ERROR,
         // The daemon is going away: to a script that is the same as it not
         // running, and systemd will bring it back.
         ErrorCode::ShuttingDown => DAEMON_UNREACHABLE,

@@ -73,6 +73,8 @@ pub enum DbusError {
     InvalidArgument(String),
     /// The daemon is stopping.
     ShuttingDown(String),
+    /// The session store cannot give or keep this session now.
+    StoreError(String),
     /// Anything else.
     Internal(String),
 }
@@ -93,7 +95,8 @@ impl DbusError {
             Self::TokenTooShort(_) => ErrorKind::TokenTooShort.name(),
             Self::InvalidArgument(_) => ErrorKind::InvalidArgument.name(),
             Self::ShuttingDown(_) => ErrorKind::ShuttingDown.name(),
-            Self::ZBus(_) | Self::Internal(_) => ErrorKind::Store.name(),
+            Self::StoreError(_) => ErrorKind::Store.name(),
+            Self::ZBus(_) | Self::Internal(_) => "internal",
         }
     }
 
@@ -109,7 +112,7 @@ impl DbusError {
             ErrorKind::TokenTooShort => Self::TokenTooShort(message),
             ErrorKind::InvalidArgument => Self::InvalidArgument(message),
             ErrorKind::ShuttingDown => Self::ShuttingDown(message),
-            ErrorKind::Store => Self::Internal(message),
+            ErrorKind::Store => Self::StoreError(message),
         }
     }
 }

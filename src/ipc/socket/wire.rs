@@ -27,7 +27,7 @@ pub(crate) fn error_code(kind: ErrorKind) -> ErrorCode {
         ErrorKind::LoginFailed => ErrorCode::LoginFailed,
         ErrorKind::TokenTooShort => ErrorCode::TokenTooShort,
         ErrorKind::InvalidArgument => ErrorCode::BadRequest,
-        ErrorKind::Store => ErrorCode::Internal,
+        ErrorKind::Store => ErrorCode::StoreError,
         ErrorKind::ShuttingDown => ErrorCode::ShuttingDown,
     }
 }
