@@ -266,6 +266,15 @@ pub struct Environment {
     pub checking: bool,
 }
 
+/// The effective user's home directory from the password database.
+fn home_from_passwd() -> Option<PathBuf> {
+    nix::unistd::User::from_uid(nix::unistd::geteuid())
+        .ok()
+        .flatten()
+        .map(|user| user.dir)
+        .filter(|dir| dir.is_absolute())
+}
+
 impl Environment {
     /// The environment of this process.
     #[must_use]
@@ -283,7 +292,11 @@ impl Environment {
             state_directory: var("STATE_DIRECTORY"),
             xdg_state_home: var("XDG_STATE_HOME"),
             xdg_config_home: var("XDG_CONFIG_HOME"),
-            home: var("HOME"),
+            // A process started without $HOME (`env -i`, some service
+            // managers) still has one: the password database's, so that
+            // the defaults below are not read relative to the working
+            // directory.
+            home: var("HOME").or_else(home_from_passwd),
             tokend_config: var("TOKEND_CONFIG"),
             etc: PathBuf::from("/etc"),
             checking: false,

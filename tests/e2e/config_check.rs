@@ -400,3 +400,26 @@ fn under_the_journal_start_up_errors_are_errors() {
     assert!(err.contains("<3>"), "{err}");
     assert!(err.contains("unknown key `bogus`"), "{err}");
 }
+
+/// A user's tokend started without `$HOME` or `$XDG_CONFIG_HOME` (`env -i`)
+/// looks for its config under the home directory of the password
+/// database, not under `.config` of whatever directory it runs in.
+#[test]
+fn without_home_the_default_config_is_under_the_users_home() {
+    let Some(nobody) =
+        crate::support::other_uid::OtherUser::nobody_or_skip("without_home_the_default_config")
+    else {
+        return;
+    };
+    let out = nobody
+        .command("tokend")
+        .arg("--check")
+        .env_clear()
+        .current_dir("/")
+        .output()
+        .expect("run tokend as nobody");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.starts_with('/'), "a relative config path: {err}");
+    assert!(err.contains("/.config/tokend/config.toml"), "{err}");
+}
