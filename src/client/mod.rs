@@ -132,6 +132,21 @@ fn connect_advice(path: &Path, error: &io::Error) -> String {
     if error.kind() == io::ErrorKind::PermissionDenied {
         return "this user may not use that socket; the daemon's config decides who may".into();
     }
+    // Something else at the path ("connection refused" would send the
+    // reader looking for a daemon that is not the problem).
+    if let Ok(meta) = std::fs::metadata(path) {
+        use std::os::unix::fs::FileTypeExt as _;
+        if !meta.file_type().is_socket() {
+            let what = if meta.is_dir() {
+                "a directory"
+            } else {
+                "not a socket"
+            };
+            return format!(
+                "that path is {what}: pass the daemon's socket with --socket or TOKEND_SOCKET (its config's `socket`)"
+            );
+        }
+    }
     // The system daemon is a system unit; everyone else runs a user unit.
     let start = if path == Path::new(SYSTEM_SOCKET_PATH) {
         "`systemctl start tokend` (as root)"

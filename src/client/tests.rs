@@ -338,3 +338,22 @@ fn a_timeout_past_the_clocks_range_waits_as_long_as_it_takes() {
         assert_eq!(stream.next().unwrap().unwrap(), LoginUpdate::Tick);
     }
 }
+
+/// A path that holds a file or a directory, not a socket, is said to be
+/// one: "connection refused, is tokend running?" sent people looking for
+/// a daemon that was not the problem.
+#[test]
+fn a_path_that_is_no_socket_is_named_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tokend.sock");
+    std::fs::write(&file, "").unwrap();
+    for (path, said) in [
+        (&file, "not a socket"),
+        (&dir.path().to_owned(), "a directory"),
+    ] {
+        let error = Client::connect(path).err().expect("no daemon there");
+        let text = error.to_string();
+        assert!(text.contains(said), "{text}");
+        assert!(!text.contains("is tokend running"), "{text}");
+    }
+}
