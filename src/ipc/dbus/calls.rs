@@ -35,7 +35,8 @@ use crate::broker::{
 };
 use crate::config::object_path_element;
 
-/// Calls answered at once; more wait in the bus connection's queue.
+/// Calls answered at once; more are refused with `LimitsExceeded` (see
+/// [`serve_calls`]).
 const CONCURRENT_CALLS: usize = 256;
 
 /// The method calls addressed to `connection`, from now on. Made before
@@ -62,15 +63,22 @@ pub(super) async fn serve_calls(
 ) {
     let slots = Arc::new(Semaphore::new(CONCURRENT_CALLS));
     loop {
-        let Ok(permit) = Arc::clone(&slots).acquire_owned().await else {
-            return;
-        };
+        // The stream is read on, whatever the calls in flight: it shares
+        // the connection with the replies those calls wait for (the bus's
+        // word on who a caller is). Waiting for a free slot before reading
+        // on would stop the connection reading altogether once its queue
+        // of calls is full, and the calls in flight would wait for ever
+        // (a few hundred calls at once, from any local user, did that).
         let call = tokio::select! {
             call = calls.next() => call,
             () = shutdown.cancelled() => return,
         };
         let Some(call) = call else { return };
         let Ok(call) = call else { continue };
+        let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
+            refuse_excess(&connection, &call).await;
+            continue;
+        };
         let handler = Handler {
             connection: connection.clone(),
             broker: broker.clone(),
@@ -80,6 +88,21 @@ pub(super) async fn serve_calls(
             handler.answer(&call).await;
             drop(permit);
         });
+    }
+}
+
+/// Answers a call that finds every slot taken: `LimitsExceeded`, at once,
+/// so that its caller may try again instead of waiting in a queue.
+async fn refuse_excess(connection: &Connection, call: &Message) {
+    let header = call.header();
+    if header.primary().flags().contains(Flags::NoReplyExpected) {
+        return;
+    }
+    let error = zbus::fdo::Error::LimitsExceeded(format!(
+        "tokend is answering {CONCURRENT_CALLS} calls already; try again shortly"
+    ));
+    if let Err(e) = connection.reply_dbus_error(&header, error).await {
+        debug!("could not refuse a D-Bus call: {e}");
     }
 }
 

@@ -34,6 +34,9 @@ use crate::ipc::caller_unit;
 /// connection limits keep real systems far below it.
 const PEER_LIMIT: usize = 65_536;
 
+/// How long the bus may take to say who a caller is.
+const LOOKUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Where a signal goes.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum Recipients {
@@ -47,6 +50,9 @@ pub(super) enum Recipients {
 #[derive(Debug, Clone)]
 pub(super) struct Peers {
     known: Arc<Mutex<HashMap<String, Caller>>>,
+    /// Lookups under way, one per sender that all its calls share: a
+    /// burst of calls from a new peer asks the bus once, not once a call.
+    looking_up: Arc<Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Caller>>>>>,
     broadcast: bool,
 }
 
@@ -56,6 +62,7 @@ impl Peers {
     pub(super) fn new(broadcast: bool) -> Self {
         Self {
             known: Arc::default(),
+            looking_up: Arc::default(),
             broadcast,
         }
     }
@@ -75,10 +82,49 @@ impl Peers {
         if let Some(caller) = self.map().get(sender.as_str()) {
             return Ok(caller.clone());
         }
-        let credentials = DBusProxy::new(connection)
-            .await?
-            .get_connection_credentials(BusName::Unique(sender.clone()))
+        let lookup = Arc::clone(
+            self.looking_up
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .entry(sender.as_str().to_owned())
+                .or_default(),
+        );
+        let found = lookup
+            .get_or_try_init(|| Self::look_up(connection, sender, units_granted))
             .await
+            .cloned();
+        self.looking_up
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(sender.as_str());
+        let caller = found?;
+        let mut known = self.map();
+        if known.len() < PEER_LIMIT {
+            known.insert(sender.as_str().to_owned(), caller.clone());
+        }
+        Ok(caller)
+    }
+
+    /// Asks the bus who `sender` is, within [`LOOKUP_TIMEOUT`].
+    async fn look_up(
+        connection: &Connection,
+        sender: &UniqueName<'_>,
+        units_granted: bool,
+    ) -> Result<Caller, DbusError> {
+        let asked = async {
+            DBusProxy::new(connection)
+                .await?
+                .get_connection_credentials(BusName::Unique(sender.clone()))
+                .await
+        };
+        let credentials = tokio::time::timeout(LOOKUP_TIMEOUT, asked)
+            .await
+            .map_err(|_| {
+                DbusError::Internal(format!(
+                    "cannot identify the caller: the bus did not say within {} s",
+                    LOOKUP_TIMEOUT.as_secs()
+                ))
+            })?
             .map_err(|e| DbusError::Internal(format!("cannot identify the caller: {e}")))?;
         let uid = credentials.unix_user_id().ok_or_else(|| {
             DbusError::AccessDenied("the bus does not know the caller's uid".into())
@@ -96,19 +142,14 @@ impl Peers {
         } else {
             unit.ok().flatten().map(Arc::from)
         };
-        let caller = Caller {
+        Ok(Caller {
             uid,
             groups: credentials
                 .unix_group_ids()
                 .map_or_else(|| Arc::from([]), |ids| Arc::from(ids.as_slice())),
             pid,
             unit,
-        };
-        let mut known = self.map();
-        if known.len() < PEER_LIMIT {
-            known.insert(sender.as_str().to_owned(), caller.clone());
-        }
-        Ok(caller)
+        })
     }
 
     /// The peers a signal about a provider with `policy` may reach: those

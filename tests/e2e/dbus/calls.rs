@@ -137,3 +137,49 @@ fn the_python_example_gets_a_token() {
     // No deprecation warning from jeepney either (the example is copied).
     assert!(text(&out.stderr).is_empty(), "{}", text(&out.stderr));
 }
+
+/// A flood of calls from new peers (eight connections, 120 calls each,
+/// sent without waiting for answers: what any local user may do) never
+/// stops the broker answering: before, every slot filled with calls
+/// waiting for the bus to say who their caller was, whose answers came on
+/// the very connection that had stopped reading, and the broker answered
+/// no one again. Excess calls are refused (`LimitsExceeded`) instead.
+#[test]
+fn a_flood_of_calls_is_answered_or_refused_never_stuck() {
+    let setup = start(fast(), &["demo"]);
+    let flooders: Vec<zbus::blocking::Connection> = (0..8)
+        .map(|_| {
+            zbus::blocking::connection::Builder::address(setup.bus.address())
+                .and_then(zbus::blocking::connection::Builder::build)
+                .expect("connect to the private bus")
+        })
+        .collect();
+    for connection in &flooders {
+        for _ in 0..120 {
+            let call = zbus::Message::method_call("/org/tokend/Broker1", "GetToken")
+                .and_then(|b| b.destination("org.tokend.Broker1"))
+                .and_then(|b| b.interface("org.tokend.Broker1"))
+                .and_then(|b| b.build(&("nope",)))
+                .unwrap();
+            connection.send(&call).unwrap();
+        }
+    }
+    // A newcomer is still answered (busctl gives up after 30 s: a hang
+    // guard, not a measure of speed).
+    let out = setup
+        .bus
+        .command("busctl")
+        .arg(format!("--address={}", setup.bus.address()))
+        .args([
+            "--timeout=30",
+            "call",
+            "org.tokend.Broker1",
+            "/org/tokend/Broker1",
+        ])
+        .args(["org.tokend.Broker1", "ListProviders"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("demo"), "{}", text(&out.stdout));
+    drop(flooders);
+}
