@@ -213,7 +213,10 @@ impl Signals {
             return;
         }
         let path = provider_path(name);
-        let body = (path.as_ref(), PROVIDER_OBJECT_INTERFACES);
+        // A slice, which is an array on the wire (`oas`): serde writes a
+        // fixed-size array as a struct, `o(ssss)`, which object managers
+        // that check the signature ignore.
+        let body = (path.as_ref(), &PROVIDER_OBJECT_INTERFACES[..]);
         self.send(to, BROKER_PATH, OBJECT_MANAGER, "InterfacesRemoved", &body)
             .await;
     }

@@ -80,6 +80,13 @@ fn a_reload_adds_and_removes_provider_objects() {
         "{}",
         lines[1]
     );
+    // The interfaces as an array of strings (`oas`), as the object
+    // manager's signature says; they were once sent as a struct.
+    assert!(
+        lines[1].contains("['org.tokend.Provider1', "),
+        "{}",
+        lines[1]
+    );
     let out = setup.gdbus(
         "/org/tokend/Broker1",
         "org.tokend.Broker1.ListProviders",
