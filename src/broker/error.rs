@@ -8,7 +8,9 @@ use crate::store::StoreError;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BrokerError {
     /// No provider of that name is configured.
-    #[error("no provider named `{provider}` is configured{}", known_suffix(.known, *.unlisted))]
+    // The name is the caller's, shown back to it: escaped, so that a
+    // newline or a terminal's escape sequence in it stays text.
+    #[error("no provider named `{}` is configured{}", .provider.escape_debug(), known_suffix(.known, *.unlisted))]
     UnknownProvider {
         /// The name asked for.
         provider: String,

@@ -24,7 +24,8 @@ use zbus::{Connection, MatchRule, Message, MessageStream};
 
 use super::introspect::{self, Node};
 use super::methods::{
-    BROKER_METHODS, INTROSPECTABLE, OBJECT_MANAGER, PEER, PROPERTIES, STANDARD_METHODS,
+    BROKER_METHODS, INTROSPECTABLE, OBJECT_MANAGER, PEER, PROPERTIES, PROVIDER_INTERFACE,
+    STANDARD_METHODS,
 };
 use super::objects::Object;
 use super::peers::Peers;
@@ -419,6 +420,8 @@ fn check_signature(
             .iter()
             .find(|(i, name, _)| *i == interface && *name == member)
             .map(|(_, _, input)| *input),
+        // The provider's interface is there, with properties only.
+        PROVIDER_INTERFACE if matches!(object, Object::Provider(_)) => None,
         _ => {
             return Err(Refusal::Standard(zbus::fdo::Error::UnknownInterface(
                 format!("no interface {interface}"),

@@ -26,7 +26,7 @@ pub(super) fn properties_of(
     match (provider, interface) {
         (Some(report), PROVIDER_INTERFACE | "") => Ok(provider_properties(report)),
         (_, BROKER_INTERFACE | "") if matches!(object, Object::Broker) => {
-            Ok(store.map(store_properties).unwrap_or_default())
+            Ok(store.map_or_else(unknown_store_properties, store_properties))
         }
         (_, OBJECT_MANAGER) if matches!(object, Object::Broker) => Ok(Vec::new()),
         (_, PROPERTIES | INTROSPECTABLE | PEER | "") => Ok(Vec::new()),
@@ -46,6 +46,16 @@ fn store_properties(store: &StoreReport) -> Vec<(&'static str, Value<'static>)> 
         ("StoreState", Value::from(store.state_name())),
         ("StoreError", Value::from(reason)),
         ("StoreUnavailableSince", Value::from(since)),
+    ]
+}
+
+/// The store's properties as a caller who may see no provider reads them:
+/// there (as introspection says), and empty.
+fn unknown_store_properties() -> Vec<(&'static str, Value<'static>)> {
+    vec![
+        ("StoreState", Value::from("")),
+        ("StoreError", Value::from("")),
+        ("StoreUnavailableSince", Value::from(0_i64)),
     ]
 }
 
