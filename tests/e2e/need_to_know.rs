@@ -331,3 +331,39 @@ fn a_use_only_user_gets_tokens_and_a_group_grant_holds_on_the_bus() {
         "{refused:?}"
     );
 }
+
+/// A use-only peer reads a provider in signals as `Get` answers it: when
+/// the provider ends the session, the `LastError` that `PropertiesChanged`
+/// brings it says that someone who manages the provider must log in, not
+/// "run `tokenctl login`" (the manager's advice, which the signal carried
+/// before: signals were built as the daemon's owner sees the provider).
+#[test]
+fn a_use_only_peer_reads_the_same_in_signals_as_in_get() {
+    if !can_switch_uid() {
+        eprintln!("SKIPPED a_use_only_peer_reads_the_same_in_signals_as_in_get: needs root");
+        return;
+    }
+    let setup = Setup::start();
+    setup.login("shared");
+    let address = setup.bus.address();
+    let nobody = Listener::start(&setup.script, NOBODY, NOBODY, address, "shared");
+    let root = Listener::start(&setup.script, 0, 0, address, "shared");
+    // The provider forgets every grant: the next refresh is refused.
+    setup.provider.revoke_all();
+    let out = setup
+        .daemon
+        .tokenctl(&["token", "shared", "--min-valid", "7200"]);
+    assert_eq!(out.status.code(), Some(4), "login required");
+    // A new login ends both listeners.
+    setup.login("shared");
+    let seen_by_nobody = nobody.finish().join("\n");
+    let seen_by_root = root.finish().join("\n");
+    // (Python's repr writes the dash before the advice as \u2014.)
+    let manager_advice = "\\u2014 run `tokenctl login shared`";
+    assert!(seen_by_root.contains(manager_advice), "{seen_by_root}");
+    assert!(
+        seen_by_nobody.contains("someone who manages it must run"),
+        "{seen_by_nobody}"
+    );
+    assert!(!seen_by_nobody.contains(manager_advice), "{seen_by_nobody}");
+}

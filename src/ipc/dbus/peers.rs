@@ -167,6 +167,11 @@ impl Peers {
         )
     }
 
+    /// The known peer `name`, as the bus vouched for it.
+    pub(super) fn known(&self, name: &str) -> Option<Caller> {
+        self.map().get(name).cloned()
+    }
+
     /// The known peers that held `needed` under `before` and do not under
     /// `after` (lost), and those that gain it (gained): none on a session
     /// bus, where every peer is the owner.

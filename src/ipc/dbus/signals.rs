@@ -222,13 +222,53 @@ impl Signals {
     }
 
     async fn objects_added(&self, to: Recipients, report: &SessionReport) {
-        if to == Recipients::Unicast(Vec::new()) {
-            return;
+        for (to, report) in self.views(to, report) {
+            if to == Recipients::Unicast(Vec::new()) {
+                continue;
+            }
+            let path = provider_path(&report.name);
+            let body = (path.as_ref(), managed_object(&report));
+            self.send(to, BROKER_PATH, OBJECT_MANAGER, "InterfacesAdded", &body)
+                .await;
         }
-        let path = provider_path(&report.name);
-        let body = (path.as_ref(), managed_object(report));
-        self.send(to, BROKER_PATH, OBJECT_MANAGER, "InterfacesAdded", &body)
-            .await;
+    }
+
+    /// `to`, split by what its peers may read of `report`'s provider (the
+    /// owner's view): those who may manage it read it whole; use-only
+    /// peers read it as `Get` answers them (a "login required" error
+    /// without the advice to log in, which is not theirs to take). On a
+    /// session bus every peer is the owner.
+    fn views(&self, to: Recipients, report: &SessionReport) -> Vec<(Recipients, SessionReport)> {
+        let Recipients::Unicast(names) = to else {
+            return vec![(to, report.clone())];
+        };
+        let Some(policy) = self.broker.policy(&report.name) else {
+            return Vec::new();
+        };
+        let mut managers = Vec::new();
+        let mut users = Vec::new();
+        let mut a_user = None;
+        for name in names {
+            match self.peers.known(&name) {
+                Some(caller) if policy.role(&caller) >= Role::Manage => managers.push(name),
+                Some(caller) => {
+                    a_user.get_or_insert(caller);
+                    users.push(name);
+                }
+                None => {}
+            }
+        }
+        let mut views = vec![(Recipients::Unicast(managers), report.clone())];
+        let users_view = a_user.and_then(|caller| {
+            self.broker
+                .status(&caller, Some(&report.name))
+                .ok()
+                .and_then(|mut s| s.pop())
+        });
+        if let Some(view) = users_view {
+            views.push((Recipients::Unicast(users), view));
+        }
+        views
     }
 
     /// Signals `PropertiesChanged` with every property of `report`, to
@@ -237,12 +277,17 @@ impl Signals {
         let Some(policy) = self.broker.policy(&report.name) else {
             return;
         };
-        let changed: HashMap<&'static str, Value<'static>> =
-            provider_properties(report).into_iter().collect();
         let to = self.peers.recipients(&policy, Role::Use);
         let path = provider_path(&report.name);
-        let body = (PROVIDER_INTERFACE, changed, Vec::<&str>::new());
-        self.send(to, path.as_str(), PROPERTIES, "PropertiesChanged", &body)
-            .await;
+        for (to, report) in self.views(to, report) {
+            if to == Recipients::Unicast(Vec::new()) {
+                continue;
+            }
+            let changed: HashMap<&'static str, Value<'static>> =
+                provider_properties(&report).into_iter().collect();
+            let body = (PROVIDER_INTERFACE, changed, Vec::<&str>::new());
+            self.send(to, path.as_str(), PROPERTIES, "PropertiesChanged", &body)
+                .await;
+        }
     }
 }
