@@ -40,6 +40,11 @@ use crate::config::object_path_element;
 /// [`serve_calls`]).
 const CONCURRENT_CALLS: usize = 256;
 
+/// How long `Login` waits for the provider's code before it answers that
+/// the provider is slow: under the 25 s most D-Bus clients wait for a
+/// reply (the provider's own request may take up to `http_timeout`).
+const LOGIN_PROMPT_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
+
 /// The method calls addressed to `connection`, from now on. Made before
 /// the bus name is taken: a call queued for an activated daemon is
 /// delivered as soon as the name is ours, and a stream made later would
@@ -286,14 +291,7 @@ impl Handler {
             }
             (BROKER_INTERFACE, "Login") => {
                 let provider = body.deserialize::<&str>().map_err(bad_body)?;
-                let mut watch = self.broker.login(&caller, provider)?;
-                let prompt = watch.prompt().await?;
-                Ok(Reply::Prompt(
-                    prompt.user_code,
-                    prompt.verification_uri,
-                    prompt.verification_uri_complete.unwrap_or_default(),
-                    u32::try_from(prompt.expires_in.as_secs()).unwrap_or(u32::MAX),
-                ))
+                self.login(&caller, provider).await
             }
             (BROKER_INTERFACE, "Logout") => {
                 let provider = body.deserialize::<&str>().map_err(bad_body)?;
@@ -306,6 +304,28 @@ impl Handler {
             (BROKER_INTERFACE, "GetMetrics") => Ok(Reply::Text(self.broker.metrics_text(&caller))),
             _ => unreachable!("check_signature accepts only the methods above"),
         }
+    }
+
+    /// Starts or joins the login and answers its prompt, once the provider
+    /// has given its code, or that it has not within [`LOGIN_PROMPT_WAIT`].
+    async fn login(&self, caller: &Caller, provider: &str) -> Answer {
+        let mut watch = self.broker.login(caller, provider)?;
+        let prompt = tokio::time::timeout(LOGIN_PROMPT_WAIT, watch.prompt())
+            .await
+            .map_err(|_| {
+                DbusError::ProviderUnavailable(format!(
+                    "provider `{provider}` has not answered the login's first request \
+                     within {} s; the login goes on: its code comes as the LoginPrompt \
+                     signal, or call Login again to join it",
+                    LOGIN_PROMPT_WAIT.as_secs()
+                ))
+            })??;
+        Ok(Reply::Prompt(
+            prompt.user_code,
+            prompt.verification_uri,
+            prompt.verification_uri_complete.unwrap_or_default(),
+            u32::try_from(prompt.expires_in.as_secs()).unwrap_or(u32::MAX),
+        ))
     }
 
     async fn token(&self, caller: &Caller, provider: &str, want: Freshness) -> Answer {

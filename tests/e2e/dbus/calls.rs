@@ -210,3 +210,46 @@ fn a_flood_of_calls_is_answered_or_refused_never_stuck() {
     assert!(text(&out.stdout).contains("demo"), "{}", text(&out.stdout));
     drop(flooders);
 }
+
+/// `Login` against a provider that does not answer its first request
+/// answers within 20 s, before the 25 s most D-Bus clients wait (gdbus
+/// said only "Timeout was reached"), saying the login goes on.
+#[test]
+fn login_against_a_silent_provider_answers_before_the_clients_timeout() {
+    let bus = PrivateBus::start();
+    // Takes connections (the kernel's backlog) and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let daemon = Daemon::start_with(
+        &format!(
+            "[providers.slow]\nclient_id = \"demo\"\n\
+             device_authorization_endpoint = \"http://127.0.0.1:{port}/device\"\n\
+             token_endpoint = \"http://127.0.0.1:{port}/token\"\n"
+        ),
+        DaemonOptions {
+            bus: "session",
+            env: vec![("DBUS_SESSION_BUS_ADDRESS".into(), bus.address().into())],
+            ..DaemonOptions::default()
+        },
+    );
+    let out = bus
+        .command("busctl")
+        .arg(format!("--address={}", bus.address()))
+        .args(["--timeout=60", "call", "org.tokend.Broker1"])
+        .args([
+            "/org/tokend/Broker1",
+            "org.tokend.Broker1",
+            "Login",
+            "s",
+            "slow",
+        ])
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("has not answered the login's first request within 20 s"),
+        "{err}"
+    );
+    drop((daemon, silent));
+}
