@@ -299,3 +299,49 @@ fn units_bus_files_and_sysusers_agree() {
     assert_eq!(values(&session_activation, "Exec"), ["/usr/bin/tokend"]);
     assert!(policy.contains(&format!(r#"<allow own="{BUS_NAME}"/>"#)));
 }
+
+/// `config/*.toml` and their comments, joined (the comments are what
+/// people follow).
+fn config_examples() -> Vec<(String, String)> {
+    let mut examples: Vec<(String, String)> = std::fs::read_dir(repo("config"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "toml"))
+        .map(|path| {
+            let name = format!("config/{}", path.file_name().unwrap().to_string_lossy());
+            let text = std::fs::read_to_string(&path).unwrap();
+            // A sentence may wrap: comment markers and line breaks become spaces.
+            let joined = text
+                .lines()
+                .map(|l| l.trim_start_matches('#').trim())
+                .collect::<Vec<_>>()
+                .join(" ");
+            (name, joined)
+        })
+        .collect();
+    examples.sort();
+    examples
+}
+
+#[test]
+fn config_examples_say_where_the_device_type_default_comes_from() {
+    // generic-v1's device_type defaults to CHASSIS= in /etc/machine-info
+    // (src/provider/dialects/generic_v1.rs), not to what `hostnamectl
+    // chassis` prints: that also reports a chassis it detects, which tokend
+    // never sees.
+    let examples = config_examples();
+    for (name, text) in &examples {
+        assert!(
+            !text.contains("hostnamectl chassis"),
+            "{name} says the device_type default is `hostnamectl chassis`"
+        );
+    }
+    // The two that explain the default.
+    for documented in ["config/example.toml", "config/generic-v1.toml"] {
+        let (_, text) = examples.iter().find(|(n, _)| n == documented).unwrap();
+        assert!(
+            text.contains("/etc/machine-info"),
+            "{documented} does not say device_type's default comes from /etc/machine-info"
+        );
+    }
+}
