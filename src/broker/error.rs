@@ -71,14 +71,14 @@ pub enum BrokerError {
         reason: String,
     },
     /// The provider's tokens live shorter than the caller wants.
-    #[error(
-        "provider `{provider}` issues tokens valid for {lifetime_secs} s, less than the {min_valid_secs} s asked for"
-    )]
+    #[error("{}", too_short_text(.provider, *.lifetime_secs, *.left_secs, *.min_valid_secs))]
     TokenTooShort {
         /// The provider.
         provider: String,
         /// Lifetime of the freshest token.
         lifetime_secs: u64,
+        /// What is left of it.
+        left_secs: u64,
         /// What was asked for.
         min_valid_secs: u64,
     },
@@ -134,6 +134,22 @@ fn login_advice(provider: &str, may_log_in: bool) -> String {
         format!("run `tokenctl login {provider}`")
     } else {
         format!("someone who manages it must run `tokenctl login {provider}`")
+    }
+}
+
+/// Why a token is too short: the provider's lifetime when that is the
+/// reason, else what is left of a token that came late (a slow refresh
+/// spends some of a lifetime that would otherwise do).
+fn too_short_text(provider: &str, lifetime: u64, left: u64, min_valid: u64) -> String {
+    if lifetime > min_valid && left < min_valid {
+        format!(
+            "provider `{provider}`: the newest token has {left} s left of its {lifetime} s \
+             (the provider answered late), less than the {min_valid} s asked for; ask for less"
+        )
+    } else {
+        format!(
+            "provider `{provider}` issues tokens valid for {lifetime} s, less than the {min_valid} s asked for"
+        )
     }
 }
 
@@ -309,6 +325,30 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "no provider named `gh` is configured (configured: a, b and 9998 more; `tokenctl status` lists them)"
+        );
+    }
+
+    /// "Too short" names the provider's lifetime when that is why, and
+    /// what is left when a late answer spent what would have done: "valid
+    /// for 3600 s, less than the 3599 s asked for" contradicted itself.
+    #[test]
+    fn too_short_says_why() {
+        let e = |lifetime_secs, left_secs, min_valid_secs| {
+            BrokerError::TokenTooShort {
+                provider: "p".into(),
+                lifetime_secs,
+                left_secs,
+                min_valid_secs,
+            }
+            .to_string()
+        };
+        assert_eq!(
+            e(300, 299, 600),
+            "provider `p` issues tokens valid for 300 s, less than the 600 s asked for"
+        );
+        assert_eq!(
+            e(3600, 3585, 3599),
+            "provider `p`: the newest token has 3585 s left of its 3600 s (the provider answered late), less than the 3599 s asked for; ask for less"
         );
     }
 }

@@ -309,6 +309,7 @@ impl SessionMachine {
         BrokerError::TokenTooShort {
             provider: self.name.clone(),
             lifetime_secs: (lifetime + Duration::from_millis(500)).as_secs(),
+            left_secs: left().as_secs(),
             min_valid_secs: min_valid.as_secs(),
         }
     }
