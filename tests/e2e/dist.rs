@@ -350,3 +350,33 @@ fn config_examples_say_where_the_device_type_default_comes_from() {
         );
     }
 }
+
+#[test]
+fn config_examples_advise_modes_the_system_service_can_read() {
+    // The system service reads its config as user `tokend`, through group
+    // `tokend` (root:tokend 0640, as postinst sets it): "chmod 600" on a
+    // file root owns locks the service out. Every example that can hold a
+    // secret in the file says which mode fits which daemon.
+    for (name, text) in config_examples() {
+        assert!(
+            !text.contains("chmod 600") && !text.contains("chmod 0600"),
+            "{name} says to chmod 600 a file the system service may need to read"
+        );
+        let holds_secret = ["client_secret = ", "auth_token = "]
+            .iter()
+            .any(|key| text.contains(key));
+        if holds_secret {
+            for mode in ["root:tokend 0640", "0600"] {
+                assert!(
+                    text.contains(mode),
+                    "{name} holds a secret but does not give the mode {mode}"
+                );
+            }
+        }
+    }
+    // The packaged config is made from the example, advice included.
+    let out = generate();
+    let packaged = std::fs::read_to_string(out.path().join("etc/tokend/config.toml")).unwrap();
+    assert!(!packaged.contains("chmod 600"));
+    assert!(packaged.contains("root:tokend 0640"));
+}
