@@ -59,6 +59,32 @@ fn properties_change_on_refresh_and_objects_are_discoverable() {
     assert_eq!(text(&out.stdout).trim(), "(<'active'>,)");
 }
 
+/// A token that expires with no refresh before it (the provider gives no
+/// refresh token) turns the State property "expired" with a
+/// `PropertiesChanged` that says so: clients that cache properties showed
+/// "active" for good.
+#[test]
+fn an_expiry_without_a_refresh_is_signalled() {
+    let setup = start(
+        Rfc8628Options {
+            access_token_lifetime: Duration::from_secs(4),
+            issue_refresh_tokens: false,
+            ..fast()
+        },
+        &["demo"],
+    );
+    let mut monitor = setup.monitor();
+    login(&setup.daemon, "demo", |code| {
+        setup.provider.approve(code).unwrap();
+    });
+    monitor.wait_for("'State': <'active'>");
+    let expired = monitor.wait_for("'State': <'expired'>");
+    assert!(
+        expired.contains("/org/tokend/Broker1/providers/demo"),
+        "{expired}"
+    );
+}
+
 #[test]
 fn a_reload_adds_and_removes_provider_objects() {
     let mut setup = start(fast(), &["one"]);

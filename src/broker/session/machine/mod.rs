@@ -134,6 +134,8 @@ pub(crate) struct SessionMachine {
     /// The refresh-token expiry already warned about (once per refresh
     /// token; a new one with another expiry is warned about again).
     expiry_warned: Option<SystemTime>,
+    /// The access-token expiry whose "expired" status was last signalled.
+    expiry_told: Option<SystemTime>,
 }
 
 impl SessionMachine {
@@ -154,6 +156,7 @@ impl SessionMachine {
             store_dirty: false,
             last_on_demand_refresh: None,
             expiry_warned: None,
+            expiry_told: None,
         }
     }
 

@@ -56,7 +56,13 @@ impl SessionMachine {
         if due && self.can_start_refresh() {
             self.start_refresh(ctx, out);
         } else if !due {
-            // The wake-up was for the warning: the refresh keeps its time.
+            // The wake-up was for the warning, or for the access token's
+            // expiry (no refresh comes first): its status is "expired" from
+            // now, which front-ends learn only if told. The refresh keeps
+            // its time.
+            if self.access_expired_unseen(ctx.now) {
+                out.push(self.changed());
+            }
             self.schedule_wake(ctx.now, out);
         }
     }
@@ -264,6 +270,37 @@ impl SessionMachine {
 
     /// Wakes the session at its next refresh, or earlier for the
     /// refresh-token warning when that is still to come.
+    /// When the active session's access token expires, if that is still
+    /// to come: then its status turns "expired", and the session wakes to
+    /// say so (no refresh may come first: no refresh token, or retries
+    /// spaced past the expiry during an outage).
+    fn access_expiry_ahead(&self, now: SystemTime) -> Option<SystemTime> {
+        let SessionState::Active { tokens, .. } = &self.state else {
+            return None;
+        };
+        tokens
+            .access
+            .as_ref()
+            .and_then(|a| a.expires_at)
+            .filter(|at| *at > now)
+    }
+
+    /// Whether the active session's access token has expired since the
+    /// session last said so (once per token).
+    fn access_expired_unseen(&mut self, now: SystemTime) -> bool {
+        let SessionState::Active { tokens, .. } = &self.state else {
+            return false;
+        };
+        let Some(expires_at) = tokens.access.as_ref().and_then(|a| a.expires_at) else {
+            return false;
+        };
+        if expires_at > now || self.expiry_told == Some(expires_at) {
+            return false;
+        }
+        self.expiry_told = Some(expires_at);
+        true
+    }
+
     pub(super) fn schedule_wake(&self, now: SystemTime, out: &mut Vec<Effect>) {
         let warn_at = match &self.state {
             SessionState::Active { tokens, .. } => tokens
@@ -278,10 +315,10 @@ impl SessionMachine {
                 }),
             _ => None,
         };
-        let wake = match (self.next_refresh, warn_at) {
-            (Some(refresh), Some(warn)) => Some(refresh.min(warn)),
-            (refresh, warn) => refresh.or(warn),
-        };
+        let wake = [self.next_refresh, warn_at, self.access_expiry_ahead(now)]
+            .into_iter()
+            .flatten()
+            .min();
         out.push(Effect::Schedule(wake));
     }
 

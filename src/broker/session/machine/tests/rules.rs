@@ -399,6 +399,53 @@ fn a_logout_forgets_the_last_refresh() {
     assert_eq!(m.last_refresh(), None);
 }
 
+/// A session whose token expires with no refresh before it (here: no
+/// refresh token) wakes at the expiry to say its status changed: "expired"
+/// is worked out from the clock, and front-ends that cache properties
+/// showed "active" for good. Said once per token.
+#[test]
+fn an_expiry_no_refresh_precedes_is_signalled() {
+    let mut m = machine();
+    let login = m.handle(
+        &ctx(t0()),
+        Event::LoginGranted {
+            grant: grant("a1", None, 20),
+            sent_at: t0(),
+        },
+    );
+    let purpose = login
+        .into_iter()
+        .find_map(|e| match e {
+            Effect::WriteRecord { purpose, .. } => Some(purpose),
+            _ => None,
+        })
+        .unwrap();
+    let installed = m.handle(
+        &ctx(t0()),
+        Event::RecordWritten {
+            purpose,
+            result: Ok(()),
+        },
+    );
+    assert!(
+        installed
+            .iter()
+            .any(|e| matches!(e, Effect::Schedule(Some(wake)) if *wake == at(20))),
+        "{installed:?}"
+    );
+    let woken = feed(&mut m, at(20), Event::RefreshDue);
+    assert!(
+        woken.contains(&"emit(state_changed)".to_owned()),
+        "{woken:?}"
+    );
+    assert!(woken.contains(&"unschedule".to_owned()), "{woken:?}");
+    let again = feed(&mut m, at(21), Event::RefreshDue);
+    assert!(
+        !again.contains(&"emit(state_changed)".to_owned()),
+        "{again:?}"
+    );
+}
+
 /// A logout of a session that is logged out already deletes any record
 /// (a skipped restore leaves one) but tells no front-end of a change, so
 /// D-Bus sends no `PropertiesChanged` for nothing; logging out a session
