@@ -380,3 +380,89 @@ fn config_examples_advise_modes_the_system_service_can_read() {
     assert!(!packaged.contains("chmod 600"));
     assert!(packaged.contains("root:tokend 0640"));
 }
+
+/// The text of `page`'s SYNOPSIS line, fonts dropped: `tokend [--config <PATH>] …`.
+fn synopsis(man_dir: &Path, page: &str) -> String {
+    let source = std::fs::read_to_string(man_dir.join(page)).unwrap();
+    let mut lines = source.lines();
+    lines.find(|l| *l == ".SH SYNOPSIS");
+    let line = lines
+        .next()
+        .unwrap_or_else(|| panic!("{page} has no SYNOPSIS"));
+    ["\\fB", "\\fI", "\\fR"]
+        .iter()
+        .fold(line.replace("\\-", "-"), |text, font| {
+            text.replace(font, "")
+        })
+}
+
+#[test]
+fn man_page_synopses_show_every_options_value() {
+    use clap::CommandFactory as _;
+    use tokend::cli::{TokenctlArgs, TokendArgs};
+
+    let out = generate();
+    let man = out.path().join("man");
+    let mut tokenctl = TokenctlArgs::command();
+    tokenctl.build();
+    let mut tokend = TokendArgs::command();
+    tokend.build();
+    let mut pages = vec![
+        ("tokend.8".to_owned(), &tokend),
+        ("tokenctl.1".to_owned(), &tokenctl),
+    ];
+    for verb in tokenctl
+        .get_subcommands()
+        .filter(|v| v.get_name() != "help")
+    {
+        pages.push((format!("tokenctl-{}.1", verb.get_name()), verb));
+    }
+    for (page, cmd) in pages {
+        let synopsis = synopsis(&man, &page);
+        for arg in cmd.get_arguments().filter(|a| !a.is_hide_set()) {
+            let (Some(long), Some(values)) = (arg.get_long(), arg.get_value_names()) else {
+                continue;
+            };
+            if arg.get_num_args().is_some_and(|n| n.takes_values()) {
+                let shown = format!("[--{long} <{}>]", values.join(" "));
+                assert!(
+                    synopsis.contains(&shown),
+                    "{page}: no {shown} in: {synopsis}"
+                );
+            }
+        }
+    }
+    assert!(
+        synopsis(&man, "tokend.8").starts_with("tokend [--config <PATH>] [--check]"),
+        "{}",
+        synopsis(&man, "tokend.8")
+    );
+    assert!(
+        synopsis(&man, "tokenctl-exec.1").ends_with("<NAME> -- <COMMAND>..."),
+        "{}",
+        synopsis(&man, "tokenctl-exec.1")
+    );
+}
+
+#[test]
+fn tokend_man_page_names_both_credentials_it_reads() {
+    // $CREDENTIALS_DIRECTORY holds the client secrets of
+    // client_secret_credential and the store key (src/config/store.rs).
+    let out = generate();
+    let page = std::fs::read_to_string(out.path().join("man/tokend.8"))
+        .unwrap()
+        .replace("\\-", "-");
+    let environment = page
+        .split(".SH ENVIRONMENT")
+        .nth(1)
+        .and_then(|rest| rest.split(".SH ").next())
+        .expect("tokend.8 has an ENVIRONMENT section");
+    for needed in [
+        "CREDENTIALS_DIRECTORY",
+        "client_secret_credential",
+        DEFAULT_KEY_CREDENTIAL,
+        "store_key_credential",
+    ] {
+        assert!(environment.contains(needed), "ENVIRONMENT lacks {needed}");
+    }
+}

@@ -21,9 +21,10 @@ use std::path::{Path, PathBuf};
 use clap::CommandFactory;
 use clap_complete::Shell;
 use clap_mangen::Man;
-use clap_mangen::roff::{Roff, bold, italic, roman};
+use clap_mangen::roff::{Inline, Roff, bold, italic, roman};
 use tokend::cli::exit_status::MEANINGS;
 use tokend::cli::{TokenctlArgs, TokendArgs};
+use tokend::config::DEFAULT_KEY_CREDENTIAL;
 
 /// The annotated example every packaged config starts from.
 const EXAMPLE_CONFIG: &str = include_str!("../../../config/example.toml");
@@ -129,10 +130,13 @@ fn write_man_pages(dir: &Path) -> io::Result<()> {
     };
 
     let mut text = Vec::new();
-    let tokend = page(TokendArgs::command().long_about(TOKEND_DESCRIPTION), "8");
+    let mut tokend_cmd = TokendArgs::command().long_about(TOKEND_DESCRIPTION);
+    tokend_cmd.build();
+    let tokend = page(tokend_cmd.clone(), "8");
     render_head(&tokend, &mut text)?;
     tokend_sections().to_writer(&mut text)?;
     tokend.render_version_section(&mut text)?;
+    let text = with_synopsis(text, &tokend_cmd)?;
     write(&dir.join(tokend.get_filename()), &text)?;
 
     // `help` is clap's, not a verb worth a page; the pages of the verbs get
@@ -143,25 +147,128 @@ fn write_man_pages(dir: &Path) -> io::Result<()> {
         let man = page(verb.clone(), "1");
         let mut text = Vec::new();
         man.render(&mut text)?;
+        let text = with_synopsis(text, verb)?;
         write(&dir.join(man.get_filename()), &text)?;
     }
     let mut text = Vec::new();
     // The exit statuses get a section of their own below, not clap's
     // "EXTRA" rendering of the --help footer.
-    let man = page(
-        tokenctl
-            .after_help(None::<&str>)
-            .long_about(TOKENCTL_DESCRIPTION),
-        "1",
-    );
+    let tokenctl = tokenctl
+        .after_help(None::<&str>)
+        .long_about(TOKENCTL_DESCRIPTION);
+    let man = page(tokenctl.clone(), "1");
     render_head(&man, &mut text)?;
     man.render_subcommands_section(&mut text)?;
     tokenctl_sections().to_writer(&mut text)?;
     man.render_version_section(&mut text)?;
+    let text = with_synopsis(text, &tokenctl)?;
     write(&dir.join(man.get_filename()), &text)
 }
 
-/// Title, NAME, SYNOPSIS, DESCRIPTION and OPTIONS, as clap renders them.
+/// `page` (clap_mangen's rendering of `cmd`) with the line under SYNOPSIS
+/// replaced by [`synopsis`]'s: clap_mangen 0.3 leaves out the values of
+/// options (`[--config]` for `[--config <PATH>]`).
+///
+/// # Errors
+/// The page has no SYNOPSIS section of one line.
+fn with_synopsis(page: Vec<u8>, cmd: &clap::Command) -> io::Result<Vec<u8>> {
+    const HEADING: &str = "\n.SH SYNOPSIS\n";
+    let page =
+        String::from_utf8(page).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    let no_synopsis = || {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("the page of {} has no one-line SYNOPSIS", cmd.get_name()),
+        )
+    };
+    let start = page.find(HEADING).ok_or_else(no_synopsis)? + HEADING.len();
+    let end = start + page[start..].find('\n').ok_or_else(no_synopsis)? + 1;
+    let mut roff = Roff::new();
+    roff.text(synopsis(cmd));
+    Ok(format!("{}{}{}", &page[..start], roff.to_roff(), &page[end..]).into_bytes())
+}
+
+/// The SYNOPSIS line of `cmd` (built), as clap_mangen writes it but with
+/// each option's value, and `--` before an argument that comes after it,
+/// as `--help` shows them: `tokenctl exec [--env <VAR>] … <NAME> -- <COMMAND>...`.
+fn synopsis(cmd: &clap::Command) -> Vec<Inline> {
+    let name = cmd.get_bin_name().unwrap_or_else(|| cmd.get_name());
+    let mut line = vec![bold(name)];
+    let mut options: Vec<&clap::Arg> = cmd
+        .get_arguments()
+        .filter(|a| !a.is_hide_set() && !a.is_positional())
+        .collect();
+    // clap_mangen's order: by display order, then name; required ones last.
+    options.sort_by_key(|a| {
+        let name = match (a.get_short(), a.get_long()) {
+            (Some(short), _) => short.to_ascii_lowercase().to_string(),
+            (None, Some(long)) => long.to_owned(),
+            (None, None) => String::new(),
+        };
+        (a.is_required_set(), a.get_display_order(), name)
+    });
+    for arg in options {
+        let (open, close) = if arg.is_required_set() {
+            (" <", ">")
+        } else {
+            (" [", "]")
+        };
+        line.push(roman(open));
+        match (arg.get_short(), arg.get_long()) {
+            (Some(short), Some(long)) => {
+                line.push(bold(format!("-{short}")));
+                line.push(roman("|"));
+                line.push(bold(format!("--{long}")));
+            }
+            (Some(short), None) => line.push(bold(format!("-{short}"))),
+            (None, Some(long)) => line.push(bold(format!("--{long}"))),
+            (None, None) => continue,
+        }
+        if arg.get_num_args().is_some_and(|n| n.takes_values()) {
+            line.push(roman(" "));
+            line.push(italic(format!("<{}>", value_name(arg))));
+        }
+        line.push(roman(close));
+    }
+    for arg in cmd.get_positionals().filter(|a| !a.is_hide_set()) {
+        if arg.is_last_set() {
+            line.push(roman(" --"));
+        }
+        let (open, close) = if arg.is_required_set() {
+            (" <", ">")
+        } else {
+            (" [", "]")
+        };
+        line.push(roman(open));
+        line.push(italic(value_name(arg)));
+        line.push(roman(close));
+        if arg.get_num_args().is_some_and(|n| n.max_values() > 1) {
+            line.push(roman("..."));
+        }
+    }
+    if cmd.has_subcommands() {
+        let (open, close) = if cmd.is_subcommand_required_set() {
+            (" <", ">")
+        } else {
+            (" [", "]")
+        };
+        line.push(roman(open));
+        line.push(italic(cmd.get_subcommand_value_name().unwrap_or("COMMAND")));
+        line.push(roman(close));
+    }
+    line
+}
+
+/// The name of `arg`'s value: its value_name, else its id in capitals.
+fn value_name(arg: &clap::Arg) -> String {
+    arg.get_value_names().map_or_else(
+        || arg.get_id().as_str().to_uppercase(),
+        |names| names.join(" "),
+    )
+}
+
+/// Title, NAME, SYNOPSIS, DESCRIPTION and OPTIONS, as clap renders them
+/// (the SYNOPSIS line is then redone by [`with_synopsis`]).
 fn render_head(man: &Man, out: &mut dyn Write) -> io::Result<()> {
     man.render_title(out)?;
     man.render_name_section(out)?;
@@ -244,9 +351,13 @@ fn tokend_sections() -> Roff {
     item(
         &mut roff,
         "RUNTIME_DIRECTORY, CREDENTIALS_DIRECTORY, NOTIFY_SOCKET, WATCHDOG_USEC",
-        "Set by systemd: the socket goes in the runtime directory, client_secret_credential \
-         reads from the credentials directory, and readiness, status and watchdog pings go \
-         to the notify socket.",
+        &format!(
+            "Set by systemd: the socket goes in the runtime directory; the credentials \
+             directory holds the encrypted-file store's key (the credential \
+             {DEFAULT_KEY_CREDENTIAL}, or the one store_key_credential names, unless \
+             store_key_file is set) and the client secrets of client_secret_credential; \
+             readiness, status and watchdog pings go to the notify socket."
+        ),
     );
     item(
         &mut roff,
