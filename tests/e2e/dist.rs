@@ -253,6 +253,24 @@ fn units_bus_files_and_sysusers_agree() {
         assert_eq!(values(unit, "RuntimeDirectory"), ["tokend"]);
         assert_eq!(values(unit, "Restart"), ["on-failure"]);
     }
+    // An invalid config fails every restart the same way: the units do not
+    // restart on tokend's exit status for it (tokend(8), EXIT STATUS).
+    let dir = tempfile::tempdir().unwrap();
+    let invalid = dir.path().join("config.toml");
+    std::fs::write(&invalid, "[daemon]\nbus = \"sesion\"\n").unwrap();
+    let checked = Command::new(env!("CARGO_BIN_EXE_tokend"))
+        .arg("--config")
+        .arg(&invalid)
+        .output()
+        .unwrap();
+    let config_error = checked.status.code().expect("tokend exits").to_string();
+    assert_ne!(config_error, "0", "{checked:?}");
+    for unit in [&system, &user] {
+        assert_eq!(
+            values(unit, "RestartPreventExitStatus"),
+            [config_error.as_str()]
+        );
+    }
     assert_eq!(
         values(&system, "ExecStart"),
         ["/usr/bin/tokend --config /etc/tokend/config.toml"]
