@@ -45,7 +45,7 @@ getent passwd tokend >/dev/null || fail "postinst created no user tokend"
     || fail "/etc/tokend/config.toml is $(stat -c '%U:%G %a' /etc/tokend/config.toml), not root:tokend 640"
 quiet tokend --check --config /etc/tokend/config.toml
 quiet tokenctl --version
-quiet man -w tokend tokenctl
+quiet man -w tokend tokenctl docker-credential-tokend
 
 # Reaching the socket and reading the secrets are separate permissions: a
 # member of the socket's group connects but cannot read the config. The

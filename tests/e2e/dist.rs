@@ -16,6 +16,7 @@ use tempfile::TempDir;
 use tokend::cli::exit_status::MEANINGS;
 use tokend::config::{self, BusKind, DEFAULT_KEY_CREDENTIAL, Environment, StoreKind};
 use tokend::ipc::dbus::BUS_NAME;
+use tokend_dist_gen::DOCKER_HELPER;
 
 fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
@@ -67,6 +68,7 @@ fn generator_writes_every_page_completion_and_the_config() {
         "completions/zsh/_tokenctl",
         "completions/zsh/_tokend",
         "etc/tokend/config.toml",
+        "man/docker-credential-tokend.1",
         "man/tokenctl-credential.1",
         "man/tokenctl-exec.1",
         "man/tokenctl-login.1",
@@ -87,6 +89,26 @@ fn generator_writes_every_page_completion_and_the_config() {
         assert!(
             check.contains(&installed),
             "check.sh does not expect {installed}"
+        );
+    }
+    // Every program the package installs has a page (lintian's
+    // no-manual-page), the docker helper's link too.
+    let programs: Vec<&str> = check
+        .lines()
+        .filter_map(|l| l.split_once(" ./usr/bin/").map(|(_, program)| program))
+        .collect();
+    assert!(programs.contains(&DOCKER_HELPER), "{programs:?}");
+    assert!(
+        read("dist/deb/build.sh")
+            .contains(&format!("ln -s tokenctl \"$root/usr/bin/{DOCKER_HELPER}\"")),
+        "build.sh does not link {DOCKER_HELPER}"
+    );
+    for program in programs {
+        assert!(
+            ["1", "8"]
+                .iter()
+                .any(|section| expected.contains(&format!("man/{program}.{section}").as_str())),
+            "no man page for /usr/bin/{program}"
         );
     }
 }
@@ -130,6 +152,17 @@ fn man_pages_render_without_warnings_and_document_the_interface() {
         assert!(
             tokenctl.contains(&format!("tokenctl-{verb}(1)")),
             "no {verb}"
+        );
+    }
+    // The docker helper's page: what it is and the protocol's actions.
+    let docker = source(&format!("{DOCKER_HELPER}.1"));
+    for needed in ["tokenctl(1)", "credHelpers", "TOKEND_SOCKET", "EXIT STATUS"] {
+        assert!(docker.contains(needed), "{DOCKER_HELPER}.1 lacks {needed}");
+    }
+    for action in ["get", "list", "store", "erase", "version"] {
+        assert!(
+            docker.contains(&format!("\\fB{action}\\fR")),
+            "{DOCKER_HELPER}.1 lacks the action {action}"
         );
     }
     if !have("groff") {

@@ -3,8 +3,9 @@
 //!
 //! - `man/`: `tokend.8`, `tokenctl.1` and `tokenctl-VERB.1`, from the clap
 //!   definitions in [`tokend::cli`] plus the sections clap does not know
-//!   (files, environment, signals, exit statuses). Uncompressed; packagers
-//!   gzip them.
+//!   (files, environment, signals, exit statuses), and
+//!   `docker-credential-tokend.1` (tokenctl as the docker credential
+//!   helper). Uncompressed; packagers gzip them.
 //! - `completions/{bash,zsh,fish}/`: completions of both programs, named
 //!   as each shell's vendor directory wants them.
 //! - `etc/tokend/config.toml`: `config/example.toml` made into the system
@@ -24,7 +25,7 @@ use clap_mangen::Man;
 use clap_mangen::roff::{Inline, Roff, bold, italic, roman};
 use tokend::cli::exit_status::MEANINGS;
 use tokend::cli::{TokenctlArgs, TokendArgs};
-use tokend::config::DEFAULT_KEY_CREDENTIAL;
+use tokend::config::{DEFAULT_KEY_CREDENTIAL, DEFAULT_USERNAME};
 
 /// The annotated example every packaged config starts from.
 const EXAMPLE_CONFIG: &str = include_str!("../../../config/example.toml");
@@ -162,7 +163,94 @@ fn write_man_pages(dir: &Path) -> io::Result<()> {
     tokenctl_sections().to_writer(&mut text)?;
     man.render_version_section(&mut text)?;
     let text = with_synopsis(text, &tokenctl)?;
-    write(&dir.join(man.get_filename()), &text)
+    write(&dir.join(man.get_filename()), &text)?;
+
+    let mut text = Vec::new();
+    docker_helper_page(&source).to_writer(&mut text)?;
+    write(&dir.join(format!("{DOCKER_HELPER}.1")), &text)
+}
+
+/// The name tokenctl answers to as the docker credential helper (a link to
+/// it: `dist/deb/build.sh`, the README's manual install).
+pub const DOCKER_HELPER: &str = "docker-credential-tokend";
+
+/// docker-credential-tokend(1): tokenctl under the helper's name, which
+/// has no clap definition (it takes one action word, as the protocol says).
+fn docker_helper_page(source: &str) -> Roff {
+    let mut roff = Roff::new();
+    roff.control("TH", [DOCKER_HELPER, "1", "", source, "tokend manual"]);
+    roff.control("SH", ["NAME"]);
+    roff.text([roman(format!(
+        "{DOCKER_HELPER} - tokend's credential helper for docker, podman, skopeo and buildah"
+    ))]);
+    roff.control("SH", ["SYNOPSIS"]);
+    roff.text([
+        bold(DOCKER_HELPER),
+        roman(" "),
+        bold("get"),
+        roman("|"),
+        bold("list"),
+        roman("|"),
+        bold("store"),
+        roman("|"),
+        bold("erase"),
+        roman("|"),
+        bold("version"),
+    ]);
+    roff.control("SH", ["DESCRIPTION"]);
+    roff.text([roman(format!(
+        "{DOCKER_HELPER} is tokenctl(1) under another name (a symbolic link to it): \
+         started under this name, tokenctl speaks the docker-credential-helpers protocol \
+         instead of taking verbs. Container tools run it with one action as its argument \
+         and the request on standard input, and read the answer, or the error message, \
+         on standard output. It asks tokend(8) over its socket, as tokenctl does, for a \
+         token of the provider whose hosts key lists the registry's host."
+    ))]);
+    roff.control("PP", []);
+    roff.text([roman(
+        "To use it for a registry, name it in ~/.docker/config.json (or \
+         containers-auth.json) without its docker-credential- prefix:",
+    )]);
+    roff.control("PP", []);
+    roff.text([italic(r#"{ "credHelpers": { "ghcr.io": "tokend" } }"#)]);
+    roff.control("SH", ["ACTIONS"]);
+    item(
+        &mut roff,
+        "get",
+        &format!(
+            "Standard input is the registry's server URL. The answer is \
+             {{\"ServerURL\",\"Username\",\"Secret\"}}: the token of the provider whose \
+             hosts has the URL's host, as user name its git_username (default \
+             {DEFAULT_USERNAME}). Without such a provider: the protocol's \
+             \"credentials not found in native keychain\" and exit status 1."
+        ),
+    );
+    item(
+        &mut roff,
+        "list",
+        "{\"HOST\": \"USERNAME\", ...} for every host of every provider the user may use.",
+    );
+    item(
+        &mut roff,
+        "store",
+        "Refused (exit status 1): tokens come from tokenctl login, not from docker login.",
+    );
+    item(&mut roff, "erase", "Nothing to erase: succeeds.");
+    item(&mut roff, "version", "The version of tokenctl.");
+    roff.control("SH", ["ENVIRONMENT"]);
+    item(
+        &mut roff,
+        "TOKEND_SOCKET",
+        "The daemon's socket, when not the default (as for tokenctl).",
+    );
+    roff.control("SH", ["EXIT STATUS"]);
+    roff.text([roman(
+        "0 on success, 1 when there are no credentials for the server or on store, 2 for \
+         an unknown action or no server URL; the other statuses are tokenctl's (3: tokend \
+         not reachable, 4: login required, ...), see tokenctl(1).",
+    )]);
+    see_also(&mut roff, &[("tokenctl", "1"), ("tokend", "8")]);
+    roff
 }
 
 /// `page` (clap_mangen's rendering of `cmd`) with the line under SYNOPSIS
