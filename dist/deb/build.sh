@@ -122,10 +122,12 @@ shlibs=$(cd "$shlibs_dir" && dpkg-shlibdeps -O "${bins[@]}" | sed -n 's/^shlibs:
     printf 'Maintainer: %s\n' "$maintainer"
     printf 'Installed-Size: %s\n' "$(du -sk --exclude=DEBIAN "$root" | cut -f1)"
     # systemd-sysusers (or adduser) creates the `tokend` user in postinst.
-    printf 'Depends: %s, systemd-sysusers | adduser\n' "$shlibs"
-    # The system bus for D-Bus clients; a Secret Service for a user's
-    # daemon to keep sessions across restarts.
-    printf 'Recommends: dbus\n'
+    # The packaged config has bus = "system": without a system bus the
+    # service fails at start, so one is a dependency, named the Debian way
+    # (dbus or dbus-broker provide it). Cargo.toml's [package.metadata.deb]
+    # says the same (tests/e2e/dist.rs compares them).
+    printf 'Depends: %s, systemd-sysusers | adduser, default-dbus-system-bus | dbus-system-bus\n' "$shlibs"
+    # A Secret Service for a user's daemon to keep sessions across restarts.
     printf 'Suggests: gnome-keyring | keepassxc\n'
     printf 'Section: net\n'
     printf 'Priority: optional\n'

@@ -71,7 +71,9 @@ version=$(cargo pkgid | sed 's/.*[#@]//')
 [ "$(field Architecture)" = "$(dpkg --print-architecture)" ] || fail "Architecture is $(field Architecture)"
 [[ "$(field Depends)" == *"libc6 (>= "* ]] || fail "Depends lacks a versioned libc6: $(field Depends)"
 [[ "$(field Depends)" == *"systemd-sysusers | adduser"* ]] || fail "Depends lacks systemd-sysusers | adduser"
-[ "$(field Recommends)" = dbus ] || fail "Recommends is $(field Recommends)"
+# The packaged config has bus = "system": the service needs a system bus.
+[[ "$(field Depends)" == *"default-dbus-system-bus | dbus-system-bus"* ]] \
+    || fail "Depends lacks default-dbus-system-bus | dbus-system-bus: $(field Depends)"
 [[ "$(field Maintainer)" == *"<"*"@"*">" ]] || fail "Maintainer is not 'Name <email>': $(field Maintainer)"
 [ -n "$(field Description)" ] || fail "no Description"
 [ "$(field Installed-Size)" -gt 0 ] || fail "no Installed-Size"

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Installs, upgrades, removes and purges a tokend .deb for real, with dpkg
-# and the maintainer scripts, but in a private mount namespace where /usr,
-# /etc and /var are overlays on temporary directories: the machine itself is
-# left untouched (no package, no user `tokend`). Needs root (or sudo) and
-# overlayfs; without them it says so and exits 0.
+# Installs, upgrades, removes and purges a tokend .deb for real, with apt
+# and dpkg and the maintainer scripts, but in a private mount namespace where
+# /usr, /etc and /var are overlays on temporary directories: the machine
+# itself is left untouched (no package, no user `tokend`, none of the
+# dependencies apt may have to install). Needs root (or sudo) and overlayfs;
+# without them it says so and exits 0.
 #
 #   dist/deb/install-test.sh target/debian/tokend_0.1.0-1_amd64.deb
 set -euo pipefail
@@ -39,7 +40,19 @@ mount -t tmpfs tmpfs /run
 fail() { printf 'dist/deb/install-test.sh: FAILED: %s\n' "$*" >&2; exit 1; }
 quiet() { "$@" >"$work/out" 2>&1 || { cat "$work/out" >&2; fail "$*"; }; }
 
-quiet dpkg -i "$deb"
+# The first install as the README's (apt install ./PACKAGE.deb): apt also
+# installs what the package depends on and the machine lacks (a system bus,
+# where dbus is not installed), into the overlays like the rest. Package
+# lists are fetched (into the overlay) only when apt finds none to use.
+apt_install() {
+    env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$deb"
+}
+if ! apt_install >"$work/out" 2>&1; then
+    quiet apt-get update -q
+    quiet apt_install
+fi
+dpkg-query -W -f='${Status}' tokend 2>/dev/null | grep -q 'install ok installed' \
+    || fail "apt did not install the package"
 getent passwd tokend >/dev/null || fail "postinst created no user tokend"
 [ "$(stat -c '%U:%G %a' /etc/tokend/config.toml)" = "root:tokend 640" ] \
     || fail "/etc/tokend/config.toml is $(stat -c '%U:%G %a' /etc/tokend/config.toml), not root:tokend 640"

@@ -517,3 +517,58 @@ fn tokend_man_page_names_both_credentials_it_reads() {
         assert!(environment.contains(needed), "ENVIRONMENT lacks {needed}");
     }
 }
+
+/// The relationship fields (Depends, Recommends, Suggests, ...) of the
+/// control file `dist/deb/build.sh` writes, with the libraries
+/// dpkg-shlibdeps finds as `$auto`, as cargo-deb writes them.
+fn build_sh_relations() -> std::collections::BTreeMap<String, String> {
+    read("dist/deb/build.sh")
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("printf '"))
+        .filter_map(|l| l.split_once(": "))
+        .filter(|(field, _)| RELATIONS.contains(&field.to_ascii_lowercase().as_str()))
+        .map(|(field, value)| {
+            let value = value.split("\\n'").next().unwrap().replace("%s", "$auto");
+            (field.to_ascii_lowercase(), value)
+        })
+        .collect()
+}
+
+const RELATIONS: &[&str] = &[
+    "pre-depends",
+    "depends",
+    "recommends",
+    "suggests",
+    "enhances",
+    "breaks",
+    "conflicts",
+    "replaces",
+    "provides",
+];
+
+#[test]
+fn both_package_builds_depend_on_a_system_bus() {
+    // The packaged config serves the system bus (see
+    // packaged_config_starts_the_system_service_with_no_providers): without
+    // one the service fails at start, so a system bus is a dependency, not
+    // a recommendation. Named the Debian way, for dbus or dbus-broker.
+    let from_build_sh = build_sh_relations();
+    let manifest: toml::Table = read("Cargo.toml").parse().unwrap();
+    let metadata = &manifest["package"]["metadata"]["deb"];
+    let from_cargo_deb: std::collections::BTreeMap<String, String> = RELATIONS
+        .iter()
+        .filter_map(|field| {
+            Some((
+                field.to_string(),
+                metadata.get(*field)?.as_str()?.to_owned(),
+            ))
+        })
+        .collect();
+    // dist/deb/build.sh and `cargo deb` make the same package.
+    assert_eq!(from_build_sh, from_cargo_deb);
+    let depends: Vec<&str> = from_build_sh["depends"].split(", ").collect();
+    assert!(
+        depends.contains(&"default-dbus-system-bus | dbus-system-bus"),
+        "{depends:?}"
+    );
+}
