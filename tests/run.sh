@@ -44,6 +44,9 @@ declare -A needed=(
 /usr/bin/python3 -c 'import jeepney' 2>/dev/null || missing+=(python3-jeepney)
 # An extra name service source, for the test that names resolve through NSS.
 [ -e /usr/lib/libnss_extrausers.so.2 ] || missing+=(libnss-extrausers)
+# The .deb depends on a system bus (`dbus`); the install test installs it
+# with apt, which then needs nothing from the network.
+[ -e /usr/share/dbus-1/system.conf ] || missing+=(dbus)
 for cmd in "${!needed[@]}"; do
     command -v "$cmd" >/dev/null 2>&1 || missing+=("${needed[$cmd]}")
 done
