@@ -46,7 +46,7 @@ declare -A needed=(
 [ -e /usr/lib/libnss_extrausers.so.2 ] || missing+=(libnss-extrausers)
 # The .deb depends on a system bus (`dbus`); the install test installs it
 # with apt, which then needs nothing from the network.
-[ -e /usr/share/dbus-1/system.conf ] || missing+=(dbus)
+dpkg-query -W -f '${Status}' dbus 2>/dev/null | grep -q 'ok installed' || missing+=(dbus)
 for cmd in "${!needed[@]}"; do
     command -v "$cmd" >/dev/null 2>&1 || missing+=("${needed[$cmd]}")
 done
