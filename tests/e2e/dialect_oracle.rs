@@ -155,9 +155,14 @@ fn without_offline_access_there_is_no_refresh_and_the_check_warns() {
     let config = oracle_config(&provider, NAME, "scopes = [\"urn:opc:idm:__myscopes__\"]");
     let check_dir = tempfile::tempdir().unwrap();
     let check_file = check_dir.path().join("config.toml");
+    // (In a directory of its own: `--check` refuses a socket in a
+    // directory others may write to, as the daemon does.)
     std::fs::write(
         &check_file,
-        format!("[daemon]\nsocket = \"/tmp/unused.sock\"\n{config}"),
+        format!(
+            "[daemon]\nsocket = \"{}\"\n{config}",
+            check_dir.path().join("unused.sock").display()
+        ),
     )
     .unwrap();
     let check = Command::new(env!("CARGO_BIN_EXE_tokend"))
@@ -166,7 +171,11 @@ fn without_offline_access_there_is_no_refresh_and_the_check_warns() {
         .arg(&check_file)
         .output()
         .unwrap();
-    assert!(check.status.success());
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
     let warnings = String::from_utf8_lossy(&check.stderr);
     assert!(
         warnings.contains(
