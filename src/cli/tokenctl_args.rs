@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use super::exit_status;
 use crate::client::DEFAULT_TIMEOUT;
@@ -12,10 +12,10 @@ use crate::client::DEFAULT_TIMEOUT;
 #[derive(Debug, Parser)]
 #[command(name = "tokenctl", version, after_help = exit_status::help_text())]
 pub struct TokenctlArgs {
-    /// The daemon's socket [default: $RUNTIME_DIRECTORY/tokend.sock or
-    /// $XDG_RUNTIME_DIR/tokend/tokend.sock; /run/tokend/tokend.sock when
-    /// only the system daemon runs]
-    #[arg(long, global = true, env = "TOKEND_SOCKET", value_name = "PATH")]
+    /// The daemon's socket [default: $XDG_RUNTIME_DIR/tokend/tokend.sock;
+    /// /run/tokend/tokend.sock for root, or when only the system daemon
+    /// runs]. An empty TOKEND_SOCKET counts as unset
+    #[arg(long, global = true, env = SOCKET_VARIABLE, value_name = "PATH")]
     pub socket: Option<PathBuf>,
 
     /// Print JSON instead of text (`login`: one object per line; `status
@@ -36,6 +36,45 @@ pub struct TokenctlArgs {
     /// What to do.
     #[command(subcommand)]
     pub command: TokenctlCommand,
+}
+
+/// The environment variable naming the daemon's socket, read by `tokenctl`
+/// (as `--socket`'s default) and by `docker-credential-tokend`.
+const SOCKET_VARIABLE: &str = "TOKEND_SOCKET";
+
+impl TokenctlArgs {
+    /// The socket `$TOKEND_SOCKET` names, if it names one: an empty
+    /// variable (`TOKEND_SOCKET= cmd`) counts as unset. For
+    /// `docker-credential-tokend`, which has no command line to parse.
+    #[must_use]
+    pub fn socket_from_environment() -> Option<PathBuf> {
+        std::env::var_os(SOCKET_VARIABLE)
+            .filter(|value| !value.is_empty())
+            .map(PathBuf::from)
+    }
+
+    /// Parses the process's command line as [`Parser::parse`] does (usage
+    /// errors and `--help` exit), except that an empty `$TOKEND_SOCKET`
+    /// counts as unset. clap takes a variable that is set, even empty, for
+    /// a value given, and refuses an empty one as it refuses `--socket ""`
+    /// ("a value is required for '--socket <PATH>'", exit 2).
+    #[must_use]
+    pub fn parse_command_line() -> Self {
+        let empty = std::env::var_os(SOCKET_VARIABLE).is_some_and(|v| v.is_empty());
+        let mut matches = Self::command_reading_socket_variable(!empty).get_matches();
+        Self::from_arg_matches_mut(&mut matches)
+            .unwrap_or_else(|e| e.format(&mut Self::command()).exit())
+    }
+
+    /// The command line, with `--socket` read from `$TOKEND_SOCKET` or not.
+    fn command_reading_socket_variable(read: bool) -> clap::Command {
+        let command = Self::command();
+        if read {
+            command
+        } else {
+            command.mut_arg("socket", |arg| arg.env(None::<&str>))
+        }
+    }
 }
 
 /// `tokenctl`'s verbs.
@@ -134,3 +173,26 @@ pub enum CredentialProtocol {
 /// The variable `tokenctl exec` puts the token in unless `--env` names
 /// another.
 pub const DEFAULT_TOKEN_VARIABLE: &str = "ACCESS_TOKEN";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// With the variable not read (it was empty), `--socket` has no value
+    /// and the verb parses; given, `--socket` still wins.
+    #[test]
+    fn an_unread_socket_variable_leaves_socket_unset() {
+        let command = TokenctlArgs::command_reading_socket_variable(false);
+        let matches = command
+            .clone()
+            .try_get_matches_from(["tokenctl", "token", "gh"])
+            .unwrap();
+        let args = TokenctlArgs::from_arg_matches(&matches).unwrap();
+        assert_eq!(args.socket, None);
+        let matches = command
+            .try_get_matches_from(["tokenctl", "token", "gh", "--socket", "/s"])
+            .unwrap();
+        let args = TokenctlArgs::from_arg_matches(&matches).unwrap();
+        assert_eq!(args.socket, Some(PathBuf::from("/s")));
+    }
+}

@@ -90,3 +90,34 @@ fn the_helper_answers_get_list_store_and_erase_as_the_protocol_says() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stdout(&out).contains("unknown action"), "{}", stdout(&out));
 }
+
+/// An empty `TOKEND_SOCKET` counts as unset, as for tokenctl: the helper
+/// looks where it looks with no variable (it tried to connect to "",
+/// "cannot connect to tokend at : Invalid argument").
+#[test]
+fn an_empty_socket_variable_counts_as_unset() {
+    let dir = tempfile::tempdir().unwrap();
+    let helper = helper(dir.path());
+    let list = |socket: Option<&str>| {
+        let mut command = Command::new(&helper);
+        command
+            .arg("list")
+            .env_remove("TOKEND_SOCKET")
+            .env_remove("XDG_RUNTIME_DIR")
+            .stdin(Stdio::null());
+        if let Some(socket) = socket {
+            command.env("TOKEND_SOCKET", socket);
+        }
+        command.output().unwrap()
+    };
+    let (unset, empty) = (list(None), list(Some("")));
+    assert!(
+        !stdout(&empty).contains("tokend at :"),
+        "{}",
+        stdout(&empty)
+    );
+    assert_eq!(
+        (empty.status.code(), stdout(&empty)),
+        (unset.status.code(), stdout(&unset))
+    );
+}

@@ -20,7 +20,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
 use serde::Serialize;
 use tokend::cli::{CredentialProtocol, TokenctlArgs as Cli, TokenctlCommand as Command};
 use tokend::client::{self, Client};
@@ -43,7 +42,7 @@ fn main() -> ExitCode {
     {
         return docker_helper(args.next());
     }
-    let cli = Cli::parse();
+    let cli = Cli::parse_command_line();
     match run(&cli) {
         Ok(()) => ExitCode::from(exit::SUCCESS),
         Err(failure) if failure.message.is_empty() => ExitCode::from(failure.status),
@@ -66,10 +65,8 @@ fn docker_helper(action: Option<std::ffi::OsString>) -> ExitCode {
         .map(|a| a.to_string_lossy().into_owned())
         .unwrap_or_default();
     let connect = || {
-        let socket = std::env::var_os("TOKEND_SOCKET").map_or_else(
-            || client::default_socket_path(&Environment::from_process()),
-            PathBuf::from,
-        );
+        let socket = Cli::socket_from_environment()
+            .unwrap_or_else(|| client::default_socket_path(&Environment::from_process()));
         let mut client = Client::connect(&socket)?;
         client.set_timeout(client::DEFAULT_TIMEOUT);
         let protocol = client.version().ok().map(|v| v.protocol);
@@ -160,7 +157,8 @@ fn metrics(cli: &Cli) -> Result<(), Failure> {
     }
 }
 
-/// The socket: `--socket`/`TOKEND_SOCKET` (clap reads both), else the default.
+/// The socket: `--socket`/`TOKEND_SOCKET` (clap reads both; an empty
+/// variable counts as unset), else the default.
 fn socket_path(cli: &Cli) -> PathBuf {
     cli.socket
         .clone()

@@ -142,3 +142,40 @@ fn the_runtime_directory_of_the_callers_unit_is_not_searched() {
         "tokenctl used $RUNTIME_DIRECTORY"
     );
 }
+
+/// An empty `TOKEND_SOCKET` counts as unset: tokenctl looks where it looks
+/// with no variable (clap took the empty value for `--socket ""` and
+/// refused every verb with exit 2, "a value is required for '--socket
+/// <PATH>'"), and `--socket` still works beside it.
+#[test]
+fn an_empty_socket_variable_counts_as_unset() {
+    let unset = tokenctl().args(["token", "github"]).output().unwrap();
+    let empty = tokenctl()
+        .env("TOKEND_SOCKET", "")
+        .args(["token", "github"])
+        .output()
+        .unwrap();
+    let stderr = text(&empty.stderr);
+    assert!(!stderr.contains("a value is required"), "{stderr}");
+    assert_ne!(empty.status.code(), Some(2), "{empty:?}");
+    assert_eq!(
+        (empty.status.code(), &empty.stdout, stderr),
+        (unset.status.code(), &unset.stdout, text(&unset.stderr))
+    );
+
+    let daemon = CannedDaemon::answering(vec![json(&Answer::success(TokenAnswer {
+        access_token: Secret::from("gho_tok3n"),
+        token_type: "Bearer".into(),
+        expires_at: None,
+    }))]);
+    let output = tokenctl()
+        .env("TOKEND_SOCKET", "")
+        .arg("--socket")
+        .arg(daemon.socket())
+        .args(["token", "github"])
+        .output()
+        .unwrap();
+    daemon.requests();
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    assert_eq!(output.stdout, b"gho_tok3n\n");
+}
