@@ -45,12 +45,17 @@ pub fn for_client_error(error: &ClientError) -> u8 {
     }
 }
 
-/// The exit status for a login that ended without a token. Codes with a
-/// status of their own keep it; everything else is a failed login.
+/// The exit status for a login that ended without a token. Only the
+/// login's own outcome is [`LOGIN_FAILED`]: denied, expired or failed
+/// (`login_failed`), refused by the provider for good (`provider_error`: a
+/// bad client id, say), or ended with no reason given. Every other code
+/// keeps the status the other verbs give it: a bad request (an empty or
+/// too long name), an internal error or a code this tokenctl does not know
+/// is 1, no login having been tried.
 pub fn for_login_failure(code: Option<ErrorCode>) -> u8 {
-    match code.map(for_error_code) {
-        Some(FAILURE) | None => LOGIN_FAILED,
-        Some(status) => status,
+    match code {
+        None | Some(ErrorCode::LoginFailed | ErrorCode::ProviderError) => LOGIN_FAILED,
+        Some(code) => for_error_code(code),
     }
 }
 
@@ -135,7 +140,23 @@ mod tests {
             for_login_failure(Some(ErrorCode::LoginFailed)),
             LOGIN_FAILED
         );
-        assert_eq!(for_login_failure(Some(ErrorCode::Internal)), LOGIN_FAILED);
+        assert_eq!(
+            for_login_failure(Some(ErrorCode::ProviderError)),
+            LOGIN_FAILED
+        );
+        // No login was tried: the statuses of the other verbs.
+        for code in [
+            ErrorCode::BadRequest,
+            ErrorCode::RequestTooLarge,
+            ErrorCode::Internal,
+            ErrorCode::Unknown,
+        ] {
+            assert_eq!(for_login_failure(Some(code)), FAILURE, "{code:?}");
+        }
+        assert_eq!(
+            for_login_failure(Some(ErrorCode::ShuttingDown)),
+            DAEMON_UNREACHABLE
+        );
         assert_eq!(
             for_login_failure(Some(ErrorCode::UnknownProvider)),
             UNKNOWN_PROVIDER

@@ -110,3 +110,42 @@ fn login_no_wait_returns_after_the_prompt() {
     let stdout = text(&output.stdout);
     assert!(stdout.contains("WDJB-MJHT") && stdout.contains("tokenctl status github"));
 }
+
+/// A login the daemon refuses before trying it (an empty or too long
+/// provider name: `bad_request`) exits 1 as the other verbs do, not 8
+/// ("login denied, expired or failed"); the real daemon's answer, in
+/// text and in JSON. A login that fails at the provider stays 8.
+#[test]
+fn a_refused_login_request_is_not_a_failed_login() {
+    use crate::support::daemon::{Daemon, stderr, stdout};
+    use crate::support::provider::Provider;
+
+    let provider = Provider::rfc8628();
+    let daemon = Daemon::start(&provider.config("demo"));
+    let long = "a".repeat(300);
+    for name in ["", long.as_str()] {
+        let out = daemon.tokenctl(&["login", name]);
+        assert_eq!(out.status.code(), Some(1), "{name:?}: {out:?}");
+        assert!(
+            stderr(&out).contains("provider name must be 1 to 256 bytes"),
+            "{}",
+            stderr(&out)
+        );
+        let out = daemon.tokenctl(&["--json", "login", name]);
+        assert_eq!(out.status.code(), Some(1), "{name:?}: {out:?}");
+        let done: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        assert_eq!(done["event"], "done");
+        assert_eq!(done["error"]["code"], "bad_request");
+    }
+}
+
+#[test]
+fn a_login_the_provider_refuses_is_exit_8() {
+    let daemon = CannedDaemon::answering(vec![json(&done_event(Some((
+        ErrorCode::ProviderError,
+        "provider `github` refused the client id",
+    ))))]);
+    let output = run_with_socket(&daemon.socket(), &["login", "github"]);
+    daemon.requests();
+    assert_eq!(output.status.code(), Some(8), "{output:?}");
+}
