@@ -5,8 +5,8 @@ use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::time::{Duration, Instant};
 
-use tokend::client::{Client, LoginUpdate};
-use tokend::protocol::{ErrorBody, LoginEvent, LoginPrompt};
+use tokend::client::{Client, ClientError, LoginUpdate};
+use tokend::protocol::{ErrorBody, ErrorCode, LoginEvent, LoginPrompt};
 
 use crate::exit::{self, Failure};
 use crate::format::{clean, countdown, duration};
@@ -28,20 +28,30 @@ pub struct LoginOptions {
     pub no_wait: bool,
 }
 
-/// Runs the login of `provider` to its end.
+/// Runs the login of `provider` to its end, on `client` (or reports why
+/// there is none).
+///
+/// With `--json` the last line is a `done` event however the login ends:
+/// the daemon's own, or one tokenctl writes when the daemon could not be
+/// reached, went away mid-login, refused the request with an error line
+/// (`request_too_large`) or did not answer in time (see [`own_error`]).
 pub fn run(
-    client: &mut Client,
+    client: Result<Client, ClientError>,
     provider: &str,
     options: LoginOptions,
     terminal: Terminal,
 ) -> Result<(), Failure> {
     let stdout = io::stdout();
     let mut out = stdout.lock();
+    let mut client = match client {
+        Ok(client) => client,
+        Err(error) => return Err(stream_failure(error, provider, options, &mut out)),
+    };
     let mut view = HumanView {
         terminal,
         countdown: None,
     };
-    let result = follow(client, provider, options, &mut out, &mut view);
+    let result = follow(&mut client, provider, options, &mut out, &mut view);
     if !options.json {
         // Leave the cursor on a fresh line before any message on stderr.
         view.end_countdown(&mut out)
@@ -58,8 +68,16 @@ fn follow(
     view: &mut HumanView,
 ) -> Result<(), Failure> {
     let output = |e: io::Error| Failure::output(&e);
-    for update in client.login(provider)? {
-        let event = match update? {
+    let updates = match client.login(provider) {
+        Ok(updates) => updates,
+        Err(error) => return Err(stream_failure(error, provider, options, out)),
+    };
+    for update in updates {
+        let update = match update {
+            Ok(update) => update,
+            Err(error) => return Err(stream_failure(error, provider, options, out)),
+        };
+        let event = match update {
             LoginUpdate::Tick => {
                 if !options.json {
                     view.tick(out, Instant::now()).map_err(output)?;
@@ -99,10 +117,67 @@ fn follow(
         }
     }
     // The stream ends only after `done` or an error, both handled above.
-    Err(Failure::new(
-        exit::LOGIN_FAILED,
-        format!("tokend ended the login of `{provider}` without saying how it went"),
-    ))
+    let error = ErrorBody {
+        code: ErrorCode::LoginFailed,
+        message: format!("tokend ended the login of `{provider}` without saying how it went"),
+    };
+    if options.json {
+        write_done(out, provider, &error).map_err(output)?;
+    }
+    Err(Failure::new(exit::LOGIN_FAILED, error.message))
+}
+
+/// The failure for a login the daemon did not end with a `done` line; with
+/// `--json`, that line is written first, so the output ends as the
+/// contract says. The exit status is the error's, as for any verb.
+fn stream_failure(
+    error: ClientError,
+    provider: &str,
+    options: LoginOptions,
+    out: &mut impl Write,
+) -> Failure {
+    if options.json
+        && let Err(e) = write_done(out, provider, &own_error(&error))
+    {
+        return Failure::output(&e);
+    }
+    Failure::from(error)
+}
+
+/// The error object of a `done` line tokenctl writes itself, shaped as the
+/// daemon's. The daemon's error line (`request_too_large`, ...) is sent on
+/// as it came. A daemon that cannot be reached or went away (stopped,
+/// crashed: the connection closed mid-login) is `shutting_down`, the code
+/// of a daemon that says it is going away, whose exit status (3, tokend
+/// not reachable) is the same; a code that expired with no verdict is
+/// `login_failed` (8); no answer in time, a lost or unreadable connection
+/// is `internal` (1). The message is the one on stderr, which never holds
+/// a secret.
+fn own_error(error: &ClientError) -> ErrorBody {
+    let code = match error {
+        ClientError::Daemon(body) => return body.clone(),
+        ClientError::Connect { .. } | ClientError::Closed => ErrorCode::ShuttingDown,
+        ClientError::LoginUnfinished => ErrorCode::LoginFailed,
+        ClientError::Timeout { .. } | ClientError::Io { .. } | ClientError::BadAnswer { .. } => {
+            ErrorCode::Internal
+        }
+    };
+    ErrorBody {
+        code,
+        message: error.to_string(),
+    }
+}
+
+/// A `done` line with `ok: false` and `error`.
+fn write_done(out: &mut impl Write, provider: &str, error: &ErrorBody) -> io::Result<()> {
+    let done = LoginEvent::Done {
+        provider: provider.to_owned(),
+        ok: false,
+        error: Some(error.clone()),
+    };
+    let line = serde_json::to_string(&done)?;
+    writeln!(out, "{line}")?;
+    out.flush()
 }
 
 /// The failure for a `done` line with `ok: false`.
@@ -381,6 +456,42 @@ mod tests {
             text.contains("Waiting for approval… 24:00:00 left"),
             "{text}"
         );
+    }
+
+    /// A reader of the `done` line tokenctl writes itself learns from its
+    /// code what the exit status says.
+    #[test]
+    fn own_done_codes_agree_with_the_exit_status() {
+        let errors = [
+            ClientError::Connect {
+                path: "/x".into(),
+                source: io::ErrorKind::NotFound.into(),
+            },
+            ClientError::Closed,
+            ClientError::Timeout {
+                timeout: Duration::from_secs(1),
+            },
+            ClientError::LoginUnfinished,
+            ClientError::Io {
+                source: io::ErrorKind::ConnectionReset.into(),
+            },
+            ClientError::BadAnswer {
+                reason: "not JSON".into(),
+            },
+            ClientError::Daemon(ErrorBody {
+                code: ErrorCode::RequestTooLarge,
+                message: "too long".into(),
+            }),
+        ];
+        for error in errors {
+            let body = own_error(&error);
+            assert_eq!(body.message, error.to_string());
+            assert_eq!(
+                exit::for_login_failure(Some(body.code)),
+                Failure::from(error).status,
+                "{body:?}"
+            );
+        }
     }
 
     #[test]

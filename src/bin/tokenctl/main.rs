@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 use tokend::cli::{CredentialProtocol, TokenctlArgs as Cli, TokenctlCommand as Command};
-use tokend::client::{self, Client};
+use tokend::client::{self, Client, ClientError};
 use tokend::config::Environment;
 use tokend::protocol::{
     Answer, METRICS_SINCE, PROTOCOL_VERSION, ProviderStatus, STATUS_STREAM_SINCE, StoreStatus,
@@ -89,8 +89,10 @@ fn run(cli: &Cli) -> Result<(), Failure> {
                 json: cli.json,
                 no_wait: *no_wait,
             };
+            // Handed over unconnected too: with --json a `done` line says
+            // that tokend could not be reached.
             login::run(
-                &mut connect_checked(cli)?.0,
+                connect_checked(cli).map(|(client, _)| client),
                 name,
                 options,
                 screen::Terminal::of_stdout(),
@@ -118,7 +120,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         Command::Credential {
             protocol: CredentialProtocol::Git { provider, action },
         } => credential::git(
-            || connect_checked(cli),
+            || Ok(connect_checked(cli)?),
             provider.as_deref(),
             action,
             io::stdin().lock(),
@@ -169,7 +171,7 @@ fn socket_path(cli: &Cli) -> PathBuf {
 /// version first, warning on stderr when it differs from ours; returns the
 /// daemon's version too, when it said. `token` skips this: it is called in
 /// loops by scripts and must cost one round trip.
-fn connect_checked(cli: &Cli) -> Result<(Client, Option<u32>), Failure> {
+fn connect_checked(cli: &Cli) -> Result<(Client, Option<u32>), ClientError> {
     let mut client = connect(cli)?;
     let version = client.version();
     match &version {
@@ -189,7 +191,7 @@ fn connect_checked(cli: &Cli) -> Result<(Client, Option<u32>), Failure> {
     Ok((client, version.ok().map(|v| v.protocol)))
 }
 
-fn connect(cli: &Cli) -> Result<Client, Failure> {
+fn connect(cli: &Cli) -> Result<Client, ClientError> {
     let mut client = Client::connect(&socket_path(cli))?;
     client.set_timeout(Duration::from_secs(cli.timeout));
     Ok(client)

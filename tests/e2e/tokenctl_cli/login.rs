@@ -149,3 +149,103 @@ fn a_login_the_provider_refuses_is_exit_8() {
     daemon.requests();
     assert_eq!(output.status.code(), Some(8), "{output:?}");
 }
+
+/// The last line `tokenctl --json login` printed, as JSON.
+fn last_json_line(output: &Output) -> serde_json::Value {
+    let stdout = text(&output.stdout);
+    let last = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {stdout:?}"))
+}
+
+/// Holds a `done` line written by tokenctl to the contract's shape: `ok`
+/// false and an error object with `code` and `message`.
+fn assert_done(done: &serde_json::Value, provider: &str, code: &str) {
+    assert_eq!(done["event"], "done", "{done}");
+    assert_eq!(done["provider"], provider, "{done}");
+    assert_eq!(done["ok"], false, "{done}");
+    assert_eq!(done["error"]["code"], code, "{done}");
+    assert!(
+        done["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{done}"
+    );
+}
+
+/// With `--json` the last line is a `done` event even when the daemon
+/// never sends one: it was killed mid-login (the code shown, the person
+/// approving). The exit status stays 3, tokend not reachable, and the
+/// code is `shutting_down`, which means the same.
+#[test]
+fn a_daemon_killed_mid_login_still_ends_the_json_with_done() {
+    use crate::support::daemon::{Daemon, LoginRun};
+    use crate::support::provider::Provider;
+
+    let provider = Provider::rfc8628();
+    let mut daemon = Daemon::start(&provider.config("demo"));
+    let run = LoginRun::start(&daemon.socket, "demo");
+    assert_eq!(run.prompt["event"], "prompt", "{}", run.prompt);
+    daemon.kill();
+    let (done, stderr, code) = run.finish();
+    assert_done(&done, "demo", "shutting_down");
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stderr.starts_with("tokenctl: "), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}
+
+/// The same when tokenctl's `--timeout` passes before the prompt (exit 1),
+/// when the daemon refuses the request line as too large (its error line
+/// becomes the `done` line's error, exit 1), and when no daemon listens
+/// (exit 3).
+#[test]
+fn a_login_tokenctl_ends_itself_still_ends_the_json_with_done() {
+    let silent = CannedDaemon::start(|_| Vec::new());
+    let output = run_with_socket(
+        &silent.socket(),
+        &["--timeout", "1", "--json", "login", "github"],
+    );
+    silent.requests();
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    assert_eq!(text(&output.stdout).lines().count(), 1, "{output:?}");
+    assert_done(&last_json_line(&output), "github", "internal");
+    assert!(
+        text(&output.stderr).contains("did not answer within 1 s"),
+        "{output:?}"
+    );
+
+    let too_large = CannedDaemon::answering(vec![error_line(
+        ErrorCode::RequestTooLarge,
+        "request line longer than 16384 bytes (or cut short)",
+    )]);
+    let output = run_with_socket(&too_large.socket(), &["--json", "login", "github"]);
+    too_large.requests();
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let done = last_json_line(&output);
+    assert_done(&done, "github", "request_too_large");
+    assert_eq!(
+        done["error"]["message"],
+        "request line longer than 16384 bytes (or cut short)"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let output = run_with_socket(
+        &dir.path().join("tokend.sock"),
+        &["--json", "login", "github"],
+    );
+    assert_eq!(output.status.code(), Some(3), "{output:?}");
+    assert_done(&last_json_line(&output), "github", "shutting_down");
+}
+
+/// The real daemon's answer to a request line longer than it reads.
+#[test]
+fn a_login_request_too_large_for_the_daemon_ends_with_done() {
+    use crate::support::daemon::Daemon;
+    use crate::support::provider::Provider;
+
+    let provider = Provider::rfc8628();
+    let daemon = Daemon::start(&provider.config("demo"));
+    let name = "a".repeat(tokend::protocol::MAX_REQUEST_LINE + 1);
+    let output = daemon.tokenctl(&["--json", "login", &name]);
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    assert_done(&last_json_line(&output), &name, "request_too_large");
+}
