@@ -121,3 +121,51 @@ fn an_empty_socket_variable_counts_as_unset() {
         (unset.status.code(), stdout(&unset))
     );
 }
+
+/// `get` of an `http://` registry that is not a loopback address is
+/// refused, as the git helper refuses it: an error on stdout (which the
+/// tools show) and exit 1, never the token. Loopback may use http; a URL
+/// with no scheme is https.
+#[test]
+fn get_refuses_plain_http_except_to_loopback() {
+    let provider = Provider::rfc8628();
+    let daemon = Daemon::start(&provider.config_with(
+        "registry",
+        "hosts = [\"ghcr.test\", \"127.0.0.1:5000\", \"localhost:5000\"]",
+    ));
+    let token = login(&daemon, "registry", |code| {
+        provider.approve(code).unwrap();
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let helper = helper(dir.path());
+
+    for server in [
+        "http://ghcr.test",
+        "HTTP://GHCR.test/v2/",
+        "http://ghcr.test:80",
+    ] {
+        let out = run(&helper, &daemon, "get", server);
+        assert_eq!(out.status.code(), Some(1), "{server}: {}", stdout(&out));
+        assert!(
+            stdout(&out).contains("refusing to send a token over plain http to ghcr.test"),
+            "{server}: {}",
+            stdout(&out)
+        );
+        assert!(!stdout(&out).contains(&token), "{server}");
+        assert!(!stdout(&out).contains("Secret"), "{server}");
+    }
+    for server in [
+        "http://127.0.0.1:5000",
+        "http://localhost:5000/v2/",
+        "https://ghcr.test",
+        "ghcr.test",
+    ] {
+        let out = run(&helper, &daemon, "get", server);
+        assert!(out.status.success(), "{server}: {}", stdout(&out));
+        let answer: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        assert!(
+            provider.is_valid_access_token(answer["Secret"].as_str().unwrap()),
+            "{server}"
+        );
+    }
+}

@@ -49,16 +49,9 @@ pub fn git(
         ));
     }
     if action == "get"
-        && attributes.get("protocol").map(String::as_str) == Some("http")
-        && !host.as_deref().is_some_and(is_loopback)
+        && let Some(scheme) = attributes.get("protocol")
     {
-        return Err(Failure::new(
-            exit::FAILURE,
-            format!(
-                "refusing to send a token over plain http to {}: use https",
-                host.as_deref().unwrap_or("the server")
-            ),
-        ));
+        refuse_plain_http(scheme, host.as_deref())?;
     }
     let (mut client, protocol) = connect()?;
     let Some(status) = find_provider(&mut client, protocol, provider, host.as_deref())? else {
@@ -132,6 +125,23 @@ fn find_provider(
     Ok(found)
 }
 
+/// The rule of every credential helper (git's, docker's): a token is
+/// never sent over plain http (`scheme`, any case) except to a loopback
+/// address, where it does not leave the machine. The refusal names the
+/// host, never a token.
+pub(crate) fn refuse_plain_http(scheme: &str, host: Option<&str>) -> Result<(), Failure> {
+    if scheme.eq_ignore_ascii_case("http") && !host.is_some_and(is_loopback) {
+        return Err(Failure::new(
+            exit::FAILURE,
+            format!(
+                "refusing to send a token over plain http to {}: use https",
+                host.unwrap_or("the server")
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Whether `host` (with or without a port) is a loopback address, where
 /// plain http never leaves the machine.
 fn is_loopback(host: &str) -> bool {
@@ -178,6 +188,29 @@ mod tests {
         }
         for host in ["github.com", "10.0.0.1:80", "example.org:443"] {
             assert!(!is_loopback(host), "{host}");
+        }
+    }
+
+    #[test]
+    fn plain_http_only_to_loopback() {
+        for (scheme, host) in [
+            ("http", Some("github.com")),
+            ("HTTP", Some("ghcr.io:5000")),
+            ("http", None),
+        ] {
+            let refused = refuse_plain_http(scheme, host).unwrap_err();
+            assert!(
+                refused.message.contains("plain http"),
+                "{}",
+                refused.message
+            );
+        }
+        for (scheme, host) in [
+            ("https", Some("github.com")),
+            ("http", Some("localhost:5000")),
+            ("http", Some("[::1]:80")),
+        ] {
+            assert!(refuse_plain_http(scheme, host).is_ok(), "{scheme} {host:?}");
         }
     }
 }

@@ -8,7 +8,9 @@
 //! - `get`: stdin is the registry's server URL; the answer is
 //!   `{"ServerURL","Username","Secret"}` with the token of the provider
 //!   whose `hosts` has the URL's host. None: the protocol's not-found
-//!   message on stdout, exit 1.
+//!   message on stdout, exit 1. An `http://` URL of a host that is not a
+//!   loopback address is refused (a message on stdout, exit 1), as the
+//!   git helper refuses it.
 //! - `list`: `{"SERVER": "USERNAME", ...}` for every host of every provider
 //!   the user may see.
 //! - `store`: refused (tokend keeps the tokens; `docker login` is not how
@@ -54,6 +56,11 @@ pub fn run(
             let host = host_of(server);
             if host.is_empty() {
                 return Err(Failure::new(exit::USAGE, "no server URL on stdin"));
+            }
+            // As for git: no token over plain http but to loopback. A URL
+            // with no scheme is https, as the tools read it.
+            if let Some((scheme, _)) = server.split_once("://") {
+                crate::credential::refuse_plain_http(scheme, Some(&host))?;
             }
             let (mut client, protocol) = connect()?;
             let providers = visible(&mut client, protocol)?;
