@@ -144,6 +144,7 @@ impl StoreKey {
         if mode & 0o077 != 0 {
             return Err(format!(
                 "the key is readable or writable by others (mode {mode:04o}): chmod 600 it, \
+                 owned by the user tokend runs as (`chown tokend` for the system service), \
                  and make a new key if others may have read it"
             ));
         }
