@@ -92,6 +92,12 @@ pub enum TokenctlCommand {
         min_valid: Option<u64>,
     },
     /// Log in to provider NAME: show the device code, wait for approval
+    ///
+    /// Ctrl-C (or any end of tokenctl) stops the waiting, not the login:
+    /// tokend goes on with it until its code expires, so the person may
+    /// still approve it (`tokenctl status NAME` shows how it ends), and
+    /// `tokenctl logout NAME` cancels it. A second `tokenctl login NAME`
+    /// joins it and shows the same code.
     Login {
         /// The provider, as named in the config
         name: String,

@@ -216,6 +216,14 @@ impl HumanView {
             .as_deref()
             .and_then(|link| qr_code(link, self.terminal));
         out.write_all(prompt_text(provider, prompt, qr.as_deref(), self.terminal).as_bytes())?;
+        if !no_wait && self.terminal.interactive {
+            // Said before, not when Ctrl-C comes: printing it then needs a
+            // SIGINT handler, and tokenctl could not die of the signal
+            // after it (resetting the disposition is unsafe code, which
+            // the crate denies), so a shell script running it would carry
+            // on after Ctrl-C instead of stopping.
+            out.write_all(interrupt_hint(provider).as_bytes())?;
+        }
         if no_wait {
             writeln!(
                 out,
@@ -288,6 +296,16 @@ fn prompt_text(provider: &str, prompt: &LoginPrompt, qr: Option<&str>, term: Ter
         let _ = writeln!(text, "{}\n", clean(message));
     }
     text
+}
+
+/// What Ctrl-C does to a login: a person at a terminal is told before the
+/// wait starts.
+fn interrupt_hint(provider: &str) -> String {
+    format!(
+        "Ctrl-C stops waiting, not the login: it goes on in tokend until the code expires\n\
+         (`tokenctl logout {}` cancels it).\n\n",
+        clean(provider)
+    )
 }
 
 /// The "Waiting for approval… 14:32 left" line.
@@ -490,6 +508,39 @@ mod tests {
                 exit::for_login_failure(Some(body.code)),
                 Failure::from(error).status,
                 "{body:?}"
+            );
+        }
+    }
+
+    /// On a terminal the person is told what Ctrl-C does before the
+    /// countdown starts; off one (a log, a pipe) nothing is added.
+    #[test]
+    fn a_terminal_is_told_what_ctrl_c_does() {
+        let interactive = Terminal {
+            interactive: true,
+            color: false,
+            size: Some((80, 24)),
+        };
+        for (terminal, no_wait, told) in [
+            (interactive, false, true),
+            (interactive, true, false),
+            (Terminal::plain(), false, false),
+        ] {
+            let mut view = HumanView {
+                terminal,
+                countdown: None,
+            };
+            let mut out = Vec::new();
+            view.prompt(&mut out, "gh", &prompt(None, None), no_wait)
+                .unwrap();
+            let text = String::from_utf8(out).unwrap();
+            assert_eq!(
+                text.contains(
+                    "Ctrl-C stops waiting, not the login: it goes on in tokend until the code expires\n\
+                     (`tokenctl logout gh` cancels it).\n"
+                ),
+                told,
+                "{text}"
             );
         }
     }

@@ -249,3 +249,106 @@ fn a_login_request_too_large_for_the_daemon_ends_with_done() {
     assert_eq!(output.status.code(), Some(1), "{output:?}");
     assert_done(&last_json_line(&output), &name, "request_too_large");
 }
+
+/// `tokenctl login --help` says what Ctrl-C does to a login, and how to
+/// cancel one.
+#[test]
+fn login_help_says_what_ctrl_c_does() {
+    let output = tokenctl().args(["login", "--help"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let help = text(&output.stdout)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    for needle in [
+        "Ctrl-C (or any end of tokenctl) stops the waiting, not the login",
+        "until its code expires",
+        "`tokenctl logout NAME` cancels it",
+    ] {
+        assert!(help.contains(needle), "{needle:?} not in {help}");
+    }
+}
+
+/// On a terminal (a pty, from `script`), the prompt says what Ctrl-C does
+/// before the countdown starts.
+#[test]
+fn a_terminal_is_told_what_ctrl_c_does() {
+    let daemon = CannedDaemon::answering(vec![json(&prompt_event(None)), json(&done_event(None))]);
+    let command = format!(
+        "{} --socket {} login github",
+        env!("CARGO_BIN_EXE_tokenctl"),
+        daemon.socket().display()
+    );
+    let output = Command::new("script")
+        .args(["--quiet", "--return", "--command", &command, "/dev/null"])
+        .env("TERM", "xterm")
+        .env("NO_COLOR", "1")
+        .env_remove("TOKEND_SOCKET")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    daemon.requests();
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let screen = text(&output.stdout).replace("\r\n", "\n");
+    assert!(
+        screen.contains(
+            "Ctrl-C stops waiting, not the login: it goes on in tokend until the code expires\n\
+             (`tokenctl logout github` cancels it).\n"
+        ),
+        "{screen}"
+    );
+    assert!(screen.contains("Logged in to github."), "{screen}");
+}
+
+/// What the help says, held to the real daemon: after SIGINT ends
+/// `tokenctl login`, the login goes on (its code still shown by `status`,
+/// and an approval then logs in), and `tokenctl logout` cancels one.
+#[test]
+fn ctrl_c_stops_the_wait_and_logout_cancels_the_login() {
+    use std::io::BufRead as _;
+
+    use crate::support::daemon::{Daemon, spawn_tokenctl, stdout};
+    use crate::support::provider::Provider;
+
+    let provider = Provider::rfc8628();
+    let daemon = Daemon::start(&provider.config("demo"));
+    // A login waiting for its person, interrupted as Ctrl-C would.
+    let interrupted_login = || {
+        let mut child = spawn_tokenctl(&daemon.socket, &["--json", "login", "demo"]);
+        let mut first = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        let prompt: serde_json::Value = serde_json::from_str(&first).unwrap();
+        let pid = rustix::process::Pid::from_raw(i32::try_from(child.id()).unwrap()).unwrap();
+        rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
+        let status = child.wait().unwrap();
+        assert!(!status.success(), "{status:?}");
+        prompt["user_code"].as_str().unwrap().to_owned()
+    };
+    let pending = || {
+        let out = daemon.tokenctl(&["--json", "status", "demo"]);
+        let status: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        status[0]["login"]["user_code"].as_str().map(str::to_owned)
+    };
+
+    let code = interrupted_login();
+    assert_eq!(pending().as_deref(), Some(code.as_str()));
+    provider.approve(&code).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !daemon.tokenctl(&["token", "demo"]).status.success() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the login did not go on; log:\n{}",
+            daemon.log()
+        );
+        // The daemon polls the provider each second: look again shortly.
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+
+    let code = interrupted_login();
+    assert_eq!(pending().as_deref(), Some(code.as_str()));
+    let out = daemon.tokenctl(&["logout", "demo"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(pending(), None);
+}
