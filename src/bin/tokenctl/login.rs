@@ -228,8 +228,9 @@ impl HumanView {
             writeln!(
                 out,
                 "The code expires in {}. The login goes on in tokend; \
-                 `tokenctl status {provider}` shows how it ends.",
-                duration(prompt.expires_in)
+                 `tokenctl status {}` shows how it ends.",
+                duration(prompt.expires_in),
+                clean(provider)
             )?;
             return out.flush();
         }
