@@ -222,7 +222,9 @@ fn docker_helper_page(source: &str) -> Roff {
              {{\"ServerURL\",\"Username\",\"Secret\"}}: the token of the provider whose \
              hosts has the URL's host, as user name its git_username (default \
              {DEFAULT_USERNAME}). Without such a provider: the protocol's \
-             \"credentials not found in native keychain\" and exit status 1."
+             \"credentials not found in native keychain\" and exit status 1. \
+             A URL with http:// is refused (a token is never sent in the clear), \
+             except to a loopback address."
         ),
     );
     item(
@@ -241,7 +243,7 @@ fn docker_helper_page(source: &str) -> Roff {
     item(
         &mut roff,
         "TOKEND_SOCKET",
-        "The daemon's socket, when not the default (as for tokenctl).",
+        "The daemon's socket, when not the default (as for tokenctl; empty counts as unset).",
     );
     roff.control("SH", ["EXIT STATUS"]);
     roff.text([roman(
