@@ -267,14 +267,20 @@ fn a_failed_write_loses_nothing_shows_in_status_and_is_retried() {
     assert_a_crash_keeps_the_current_refresh_token(&mut daemon, &provider, "demo");
 }
 
-#[test]
-fn logout_deletes_the_record_and_prune_removes_unconfigured_providers() {
+/// A daemon on the encrypted file store with `alpha` and `beta` logged in.
+fn alpha_and_beta_logged_in() -> (Provider, FileStore, Daemon) {
     let provider = Provider::rfc8628();
     let store = FileStore::new();
     let both = format!("{}{}", provider.config("alpha"), provider.config("beta"));
-    let mut daemon = Daemon::start_with(&both, store.options());
+    let daemon = Daemon::start_with(&both, store.options());
     login(&daemon, "alpha", approve(&provider));
     login(&daemon, "beta", approve(&provider));
+    (provider, store, daemon)
+}
+
+#[test]
+fn logout_deletes_the_record_and_prune_removes_unconfigured_providers() {
+    let (provider, store, mut daemon) = alpha_and_beta_logged_in();
     assert_eq!(store.files(), ["alpha.session", "beta.session"]);
     let out = daemon.tokenctl(&["logout", "alpha"]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -313,12 +319,7 @@ fn logout_deletes_the_record_and_prune_removes_unconfigured_providers() {
 #[test]
 fn check_and_prune_work_from_a_shell_beside_the_service() {
     use std::os::unix::fs::MetadataExt as _;
-    let provider = Provider::rfc8628();
-    let store = FileStore::new();
-    let both = format!("{}{}", provider.config("alpha"), provider.config("beta"));
-    let mut daemon = Daemon::start_with(&both, store.options());
-    login(&daemon, "alpha", approve(&provider));
-    login(&daemon, "beta", approve(&provider));
+    let (provider, store, mut daemon) = alpha_and_beta_logged_in();
     daemon.stop();
     daemon.write_config(&provider.config("beta"));
     // A shell's environment: the state directory named (root's default is
