@@ -57,7 +57,7 @@ impl TokenctlArgs {
     /// errors and `--help` exit), except that an empty `$TOKEND_SOCKET`
     /// counts as unset. clap takes a variable that is set, even empty, for
     /// a value given, and refuses an empty one as it refuses `--socket ""`
-    /// ("a value is required for '--socket <PATH>'", exit 2).
+    /// (`a value is required for '--socket <PATH>'`, exit 2).
     #[must_use]
     pub fn parse_command_line() -> Self {
         let empty = std::env::var_os(SOCKET_VARIABLE).is_some_and(|v| v.is_empty());
