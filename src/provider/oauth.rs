@@ -188,7 +188,25 @@ pub fn token_grant(
         .text(&["token_type"])
         .filter(|t| !t.is_empty())
         .unwrap_or_else(|| "Bearer".to_owned());
-    let expiry = expiry(format, response, fields).map_err(|p| malformed(response, p))?;
+    let refresh_token_sent = fields
+        .text(&["refresh_token"])
+        .is_some_and(|t| !t.is_empty());
+    let expiry = match expiry(format, response, fields) {
+        Ok(expiry) => expiry,
+        // An answer with a new refresh token is kept whatever its expiry
+        // says: a rotating provider has already retired the old refresh
+        // token, and refusing the answer would lose the session. The
+        // access token is then taken as of unknown expiry (it is replaced
+        // when a caller refuses it); the problem is logged.
+        Err(problem) if refresh_token_sent => {
+            tracing::warn!(
+                endpoint = %endpoint(response),
+                "{problem}; the tokens are kept, the access token's expiry taken as unknown"
+            );
+            Expiry::Unknown
+        }
+        Err(problem) => return Err(malformed(response, problem)),
+    };
     Ok(TokenGrant {
         access_token: Secret::new(access_token),
         token_type,
