@@ -181,11 +181,7 @@ fn get_metrics_over_dbus_with_busctl() {
     let provider = Provider::rfc8628();
     let daemon = Daemon::start_with(
         &provider.config("demo"),
-        DaemonOptions {
-            bus: "session",
-            env: vec![("DBUS_SESSION_BUS_ADDRESS".into(), bus.address().into())],
-            ..DaemonOptions::default()
-        },
+        DaemonOptions::on_session_bus(&bus),
     );
     let call = |method: &str| {
         bus.command("busctl")

@@ -168,14 +168,7 @@ fn a_status_that_fits_one_line_is_still_one_line() {
 fn ten_thousand_providers_over_dbus() {
     let bus = PrivateBus::start();
     let provider = Provider::rfc8628();
-    let daemon = start(
-        &provider,
-        DaemonOptions {
-            bus: "session",
-            env: vec![("DBUS_SESSION_BUS_ADDRESS".into(), bus.address().into())],
-            ..DaemonOptions::default()
-        },
-    );
+    let daemon = start(&provider, DaemonOptions::on_session_bus(&bus));
     let out = bus
         .command("busctl")
         .arg(format!("--address={}", bus.address()))

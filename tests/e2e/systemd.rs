@@ -52,11 +52,7 @@ fn sigterm_ends_a_login_waiting_for_its_person_at_once() {
 #[test]
 fn sigterm_on_dbus_ends_at_once_too() {
     let bus = support::bus::PrivateBus::start();
-    a_stop_ends_a_waiting_login_at_once(DaemonOptions {
-        bus: "session",
-        env: vec![("DBUS_SESSION_BUS_ADDRESS".into(), bus.address().into())],
-        ..DaemonOptions::default()
-    });
+    a_stop_ends_a_waiting_login_at_once(DaemonOptions::on_session_bus(&bus));
 }
 
 fn a_stop_ends_a_waiting_login_at_once(options: DaemonOptions) {

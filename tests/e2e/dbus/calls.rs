@@ -226,11 +226,7 @@ fn login_against_a_silent_provider_answers_before_the_clients_timeout() {
              device_authorization_endpoint = \"http://127.0.0.1:{port}/device\"\n\
              token_endpoint = \"http://127.0.0.1:{port}/token\"\n"
         ),
-        DaemonOptions {
-            bus: "session",
-            env: vec![("DBUS_SESSION_BUS_ADDRESS".into(), bus.address().into())],
-            ..DaemonOptions::default()
-        },
+        DaemonOptions::on_session_bus(&bus),
     );
     let out = bus
         .command("busctl")

@@ -37,14 +37,7 @@ fn start_on(bus: PrivateBus, options: Rfc8628Options, providers: &[&str]) -> Set
         .chain(&["sync"])
         .map(|name| provider.config(name))
         .collect();
-    let daemon = Daemon::start_with(
-        &config,
-        DaemonOptions {
-            bus: "session",
-            env: vec![("DBUS_SESSION_BUS_ADDRESS".into(), bus.address().into())],
-            ..DaemonOptions::default()
-        },
-    );
+    let daemon = Daemon::start_with(&config, DaemonOptions::on_session_bus(&bus));
     Setup {
         provider,
         daemon,

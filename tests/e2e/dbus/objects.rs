@@ -235,14 +235,7 @@ fn another_uid_is_refused_on_the_bus_unless_allowed() {
         provider.config("mine"),
         provider.config_with("shared", "allow_users = [65534]")
     );
-    let daemon = Daemon::start_with(
-        &config,
-        DaemonOptions {
-            bus: "session",
-            env: vec![("DBUS_SESSION_BUS_ADDRESS".into(), bus.address().into())],
-            ..DaemonOptions::default()
-        },
-    );
+    let daemon = Daemon::start_with(&config, DaemonOptions::on_session_bus(&bus));
     for name in ["mine", "shared"] {
         login(&daemon, name, |code| {
             provider.approve(code).unwrap();

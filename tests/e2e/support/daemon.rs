@@ -37,6 +37,17 @@ pub struct DaemonOptions {
     pub journal_stream: bool,
 }
 
+impl DaemonOptions {
+    /// A daemon on `bus` as its session bus.
+    pub fn on_session_bus(bus: &super::bus::PrivateBus) -> Self {
+        Self {
+            bus: "session",
+            env: vec![("DBUS_SESSION_BUS_ADDRESS".into(), bus.address().into())],
+            ..Self::default()
+        }
+    }
+}
+
 impl Default for DaemonOptions {
     fn default() -> Self {
         Self {
