@@ -126,10 +126,7 @@ fn start_daemon(config: &str, bus: &PrivateBus) -> Daemon {
     let daemon = Daemon::start_with(
         config,
         DaemonOptions {
-            daemon_keys: format!(
-                "socket_mode = \"0660\"\nsocket_group = \"{}\"\n",
-                crate::socket::group_name(NOBODY)
-            ),
+            daemon_keys: crate::socket::socket_shared_with_nobody(),
             bus: "session",
             env: vec![("DBUS_SESSION_BUS_ADDRESS".into(), bus.address().into())],
             ..DaemonOptions::default()

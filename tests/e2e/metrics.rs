@@ -257,10 +257,7 @@ fn reachable_by_nobody(providers: &str) -> Daemon {
     let daemon = Daemon::start_with(
         providers,
         DaemonOptions {
-            daemon_keys: format!(
-                "socket_mode = \"0660\"\nsocket_group = \"{}\"\n",
-                crate::socket::group_name(NOBODY)
-            ),
+            daemon_keys: crate::socket::socket_shared_with_nobody(),
             ..DaemonOptions::default()
         },
     );

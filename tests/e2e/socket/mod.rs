@@ -345,10 +345,7 @@ fn shared_with_nobody(provider: &Provider) -> Daemon {
     );
     let options = DaemonOptions {
         // The group may connect; the core decides per provider.
-        daemon_keys: format!(
-            "socket_mode = \"0660\"\nsocket_group = \"{}\"\n",
-            group_name(NOBODY)
-        ),
+        daemon_keys: socket_shared_with_nobody(),
         ..DaemonOptions::default()
     };
     let daemon = Daemon::start_with(&providers, options);
@@ -362,6 +359,15 @@ fn shared_with_nobody(provider: &Provider) -> Daemon {
         });
     }
     daemon
+}
+
+/// The `[daemon]` keys that let the primary group of `nobody` connect to
+/// the socket (the core then decides per provider).
+pub(crate) fn socket_shared_with_nobody() -> String {
+    format!(
+        "socket_mode = \"0660\"\nsocket_group = \"{}\"\n",
+        group_name(NOBODY)
+    )
 }
 
 pub(crate) fn group_name(gid: u32) -> String {
