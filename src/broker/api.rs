@@ -57,7 +57,8 @@ pub(super) struct Inner {
     // A std RwLock: read on every request, written only on reload, and
     // never held across an await.
     pub(super) sessions: RwLock<BTreeMap<String, Arc<Session>>>,
-    // One semaphore per token endpoint, shared by the sessions that use it.
+    // One semaphore per token endpoint, shared by the sessions that use it;
+    // pruned after each reload to the endpoints sessions still use.
     pub(super) endpoint_limits: std::sync::Mutex<HashMap<String, Arc<Semaphore>>>,
     // Whether any session's policy has `allow_units`: asked once per
     // connection, so kept beside the map rather than found by walking it.
@@ -159,6 +160,28 @@ impl Broker {
             limit,
             Arc::clone(&self.inner.shared),
         ))
+    }
+
+    /// Drops the refresh limit of every token endpoint no session uses any
+    /// more (after a reload: a generated config would otherwise leave one
+    /// per endpoint it ever named).
+    pub(super) fn prune_endpoint_limits(&self) {
+        let mut limits = self
+            .inner
+            .endpoint_limits
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        // Every session holds its endpoint's semaphore for as long as it
+        // lives (`Session::refresh_limit`), and a refresh borrows its permit
+        // from the session its task holds; clones are made only in
+        // `build_session`, under this lock. So a semaphore whose only holder
+        // is this map has no session, current or retired but still running,
+        // and no refresh in flight: the endpoints of the new config and
+        // those of a retired session still refreshing stay, and share their
+        // bound with a new session of the same endpoint.
+        limits.retain(|_, limit| Arc::strong_count(limit) > 1);
+        // The table would otherwise stay as large as its largest config.
+        limits.shrink_to_fit();
     }
 
     /// A token has been cancelled when shutdown begins.

@@ -153,8 +153,9 @@ pub struct Metrics {
     /// Failed store calls (load, save, delete, list), store-wide or not.
     store_errors: AtomicU64,
     // A std RwLock: read once per refresh or login (each a network round
-    // trip), written when a provider refreshes for the first time; never
-    // held across an await and never taken on the token path.
+    // trip), written when a provider refreshes for the first time and
+    // after a reload (`retain_providers`); never held across an await and
+    // never taken on the token path.
     providers: RwLock<HashMap<String, Arc<ProviderCounters>>>,
 }
 
@@ -195,6 +196,26 @@ impl Metrics {
             .unwrap_or_else(PoisonError::into_inner)
             .get(name)
             .cloned()
+    }
+
+    /// Forgets the counters of every provider `keep` says no to: after a
+    /// reload, the providers the new config no longer has. The text shows
+    /// only configured providers anyway, but a daemon whose config is
+    /// generated would otherwise keep counters for every name it ever had;
+    /// and a provider added back later starts from zero, as after a
+    /// restart, rather than with an old provider's counts.
+    pub(crate) fn retain_providers(&self, keep: impl Fn(&str) -> bool) {
+        let mut providers = self
+            .providers
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        // No holder needs keeping: a clone lives only for the few atomic
+        // adds of one count, which may then land on counters nobody reads
+        // (the provider is gone). A retired session's login that ends after
+        // this puts its name back; the next reload drops it again.
+        providers.retain(|name, _| keep(name));
+        // The table would otherwise stay as large as its largest config.
+        providers.shrink_to_fit();
     }
 
     /// Runs `refresh` (a provider's refresh request) and counts its
@@ -302,5 +323,24 @@ mod tests {
             "an instant answer is in the first bucket"
         );
         assert!(m.provider_counters("other").is_none());
+    }
+
+    #[test]
+    fn retaining_providers_forgets_the_others_counters() {
+        let m = Metrics::default();
+        for name in ["a", "b", "c"] {
+            m.login_finished(name, None);
+        }
+        let held = m.provider_counters("b").expect("counted");
+        m.retain_providers(|name| name == "c");
+        assert!(m.provider_counters("a").is_none());
+        assert!(m.provider_counters("b").is_none(), "even while held");
+        drop(held);
+        let c = m.provider_counters("c").expect("kept");
+        assert_eq!(c.logins[0].load(Ordering::Relaxed), 1);
+        // A name that comes back starts from zero.
+        m.login_finished("a", Some(ErrorKind::LoginFailed));
+        let a = m.provider_counters("a").expect("counted again");
+        assert_eq!(a.logins[0].load(Ordering::Relaxed), 0);
     }
 }

@@ -14,7 +14,11 @@
 //! dropped. The newest write made is the one the store ends with, and a
 //! logout's delete, made after every earlier save, wins over all of them.
 //! The slots are kept per provider name, not per session object, so the
-//! rule also holds across a reload that rebuilds the session.
+//! rule also holds across a reload that rebuilds the session. After a
+//! reload the slots of names the config no longer has are dropped
+//! ([`RecordWrites::prune`]), but only those no write holds: a generated
+//! config renames providers for months, and a slot per name ever
+//! configured would grow without bound.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -35,6 +39,24 @@ impl RecordWrites {
     pub(crate) fn slot(&self, provider: &str) -> Arc<RecordSlot> {
         let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
         Arc::clone(slots.entry(provider.to_owned()).or_default())
+    }
+
+    /// Drops the slot of every provider `keep` says no to (after a reload:
+    /// the names the new config no longer has), unless a write still
+    /// holds it.
+    pub(crate) fn prune(&self, keep: impl Fn(&str) -> bool) {
+        let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+        // A write holds a clone of its slot from the moment it takes its
+        // generation until its store call has returned (the blocking
+        // closure owns one even when the future that asked was dropped),
+        // and clones are made only in `slot`, under this lock. So a slot
+        // whose only holder is this map has no write in flight: a later
+        // write of that name may start on a fresh slot, there is nothing
+        // to order it after. One still held stays, so a retired session's
+        // late write and its successor's keep their order.
+        slots.retain(|name, slot| keep(name) || Arc::strong_count(slot) > 1);
+        // The table would otherwise stay as large as its largest config.
+        slots.shrink_to_fit();
     }
 }
 
@@ -125,5 +147,35 @@ mod tests {
         let writes = RecordWrites::default();
         assert!(Arc::ptr_eq(&writes.slot("a"), &writes.slot("a")));
         assert!(!Arc::ptr_eq(&writes.slot("a"), &writes.slot("b")));
+    }
+
+    fn names(writes: &RecordWrites) -> Vec<String> {
+        let mut names: Vec<String> = writes.slots.lock().unwrap().keys().cloned().collect();
+        names.sort_unstable();
+        names
+    }
+
+    #[test]
+    fn a_prune_drops_free_slots_of_removed_names_and_keeps_held_ones() {
+        let writes = RecordWrites::default();
+        for name in ["kept", "gone", "busy"] {
+            writes.slot(name);
+        }
+        // A write of "busy" in flight: it holds the slot with its generation.
+        let busy = writes.slot("busy");
+        let generation = busy.issue();
+        writes.prune(|name| name == "kept");
+        assert_eq!(names(&writes), ["busy", "kept"]);
+        // The successor of "busy" writes through the same slot, so the
+        // late write is ordered before the successor's.
+        let successor = writes.slot("busy");
+        assert!(Arc::ptr_eq(&busy, &successor));
+        assert!(successor.issue() > generation);
+        drop((busy, successor));
+        // Once the write is over, the slot goes at the next prune; the name
+        // comes back with a fresh slot if it is used again.
+        writes.prune(|name| name == "kept");
+        assert_eq!(names(&writes), ["kept"]);
+        assert_eq!(writes.slot("busy").issue(), 1);
     }
 }

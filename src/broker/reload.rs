@@ -1,6 +1,6 @@
 //! Applying a new config to the running broker (SIGHUP, `systemctl reload`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use super::api::Broker;
@@ -63,6 +63,10 @@ impl Broker {
             }
         }
         self.set_sessions(next);
+        // The retired sessions go now, unless a task still holds one, so
+        // that what only they held is seen as free by the prune.
+        drop(old);
+        self.prune_after_reload(config);
         self.inner.shared.emit(BrokerEvent::ProvidersChanged {
             added: summary.added.clone(),
             removed: summary.removed.clone(),
@@ -70,5 +74,18 @@ impl Broker {
             previous_policies,
         });
         summary
+    }
+
+    /// Prunes what the broker keeps per provider name or token endpoint
+    /// down to the providers of `config` (and what is still in use), so
+    /// that a daemon whose config is generated, providers renamed, added
+    /// and removed for months, does not keep something of every name it
+    /// ever had.
+    fn prune_after_reload(&self, config: &Config) {
+        let names: HashSet<&str> = config.providers.iter().map(|p| p.name.as_str()).collect();
+        self.prune_endpoint_limits();
+        let shared = &self.inner.shared;
+        shared.record_writes.prune(|name| names.contains(name));
+        shared.metrics.retain_providers(|name| names.contains(name));
     }
 }

@@ -266,3 +266,39 @@ fn reachable_by_nobody(providers: &str) -> Daemon {
     }
     daemon
 }
+
+/// A reload that renames the providers drops the old names' counters: they
+/// vanish from the text, and a name added back later starts from zero, as
+/// after a restart (a generated config must not leave counters behind for
+/// every name it ever had).
+#[test]
+fn a_reload_forgets_the_counters_of_removed_providers() {
+    let provider = Provider::start(fast());
+    let mut daemon = Daemon::start(&format!("{}{}", provider.config("a"), provider.config("b")));
+    login(&daemon, "a", |code| {
+        provider.approve(code).unwrap();
+    });
+    let logins_of_a = |m: &Exposition| {
+        m.value(
+            "tokend_logins_total",
+            &[("provider", "a"), ("outcome", "ok")],
+        )
+    };
+    assert_eq!(logins_of_a(&metrics(&daemon)), Some(1.0));
+
+    daemon.write_config(&format!("{}{}", provider.config("c"), provider.config("d")));
+    daemon.reload();
+    assert_eq!(metrics(&daemon).label_values("provider"), ["c", "d"]);
+
+    // Back again (its stored session restored): its old count is gone.
+    daemon.write_config(&format!("{}{}", provider.config("a"), provider.config("c")));
+    daemon.reload();
+    let after = metrics(&daemon);
+    assert_eq!(after.label_values("provider"), ["a", "c"]);
+    assert_eq!(logins_of_a(&after), Some(0.0));
+    assert_eq!(
+        after.value("tokend_sessions", &[("state", "active")]),
+        Some(1.0),
+        "the session itself is kept by the store"
+    );
+}
