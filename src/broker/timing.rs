@@ -28,6 +28,16 @@ pub const PERMANENT_BACKOFF_CAP: Duration = Duration::from_secs(1800);
 /// of a request each.
 pub const ON_DEMAND_RETRY_SPACING: Duration = Duration::from_secs(5);
 
+/// First retry of a save that failed while the store as a whole works
+/// (one record's trouble): 15 to 30 s later. The newest refresh token is
+/// only in memory until it is saved, so sooner than the next refresh.
+pub const SAVE_RETRY_BASE: Duration = Duration::from_secs(30);
+
+/// Longest wait between retries of such a save: a record that stays
+/// unwritable (something in its place, a file the daemon may not replace)
+/// costs a write attempt every half hour at most, not a log line a minute.
+pub const SAVE_RETRY_CAP: Duration = Duration::from_secs(1800);
+
 /// When to refresh a token obtained at `obtained` that expires at `expires`.
 ///
 /// The least margin is 15 % of the lifetime, raised to [`MIN_MARGIN`] when

@@ -369,3 +369,46 @@ fn check_and_prune_work_from_a_shell_beside_the_service() {
     );
     assert!(!sessions.exists(), "prune made the store's directory");
 }
+
+#[test]
+fn a_record_that_cannot_be_saved_is_retried_without_refreshing_again() {
+    let provider = Provider::rfc8628();
+    let store = FileStore::new();
+    let mut daemon = start(&provider, &store);
+    login(&daemon, "demo", approve(&provider));
+
+    // This record alone cannot be replaced (a directory where it was; as
+    // root, permission bits would not stop the daemon); the store works.
+    std::fs::remove_file(store.record("demo")).unwrap();
+    std::fs::create_dir(store.record("demo")).unwrap();
+    std::fs::write(store.record("demo").join("in-the-way"), b"x").unwrap();
+    provider.set_access_token_lifetime(Duration::from_secs(7200));
+    let refreshed = token(&daemon, "demo", &["--min-valid", "3700"]);
+    daemon.wait_for_log(1, &["event=\"refresh_saved\"", "ok=false"]);
+    assert_eq!(status(&daemon, "demo")["saved"], false);
+    assert_eq!(provider.refresh_count(), 1);
+
+    // The record's place is free again: the save is retried by itself,
+    // with the tokens already had, not with another refresh.
+    std::fs::remove_dir_all(store.record("demo")).unwrap();
+    daemon.wait_for_log_within(
+        Duration::from_secs(120),
+        1,
+        &["event=\"store_recovered\""],
+    );
+    let saved = status(&daemon, "demo");
+    assert_eq!(saved["saved"], true, "{saved}");
+    assert!(saved["last_error"].is_null(), "{saved}");
+    assert_eq!(provider.refresh_count(), 1, "{}", daemon.log());
+    assert_eq!(token(&daemon, "demo", &["--min-valid", "3700"]), refreshed);
+
+    // A crash now: the record holds the current refresh token (the
+    // emulator flags the use of a rotated one).
+    daemon.kill();
+    daemon.restart();
+    assert_eq!(token(&daemon, "demo", &["--min-valid", "3700"]), refreshed);
+    provider.set_access_token_lifetime(Duration::from_secs(14_400));
+    token(&daemon, "demo", &["--min-valid", "7300"]);
+    assert_eq!(provider.refresh_count(), 2);
+    provider.assert_no_violations();
+}

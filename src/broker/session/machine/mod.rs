@@ -127,6 +127,13 @@ pub(crate) struct SessionMachine {
     fresh_until: Option<SystemTime>,
     /// The store does not hold the current refresh token (a save failed).
     store_dirty: bool,
+    /// When to write again what a failed save could not, while the store
+    /// as a whole works (one record's trouble). Apart from `next_refresh`:
+    /// a retried save writes the tokens the session has, it does not ask
+    /// the provider for new ones.
+    save_retry_at: Option<SystemTime>,
+    /// Saves failed in a row, for the save retry's backoff.
+    save_failures: u32,
     /// When a `token` request last started a refresh: those are spaced, so
     /// a caller asking for more life than tokens have, in a loop, does not
     /// cost a refresh per call.
@@ -154,6 +161,8 @@ impl SessionMachine {
             next_refresh: None,
             fresh_until: None,
             store_dirty: false,
+            save_retry_at: None,
+            save_failures: 0,
             last_on_demand_refresh: None,
             expiry_warned: None,
             expiry_told: None,
@@ -268,6 +277,8 @@ impl SessionMachine {
         self.last_refresh = None;
         self.next_refresh = None;
         self.store_dirty = false;
+        self.save_retry_at = None;
+        self.save_failures = 0;
         out.push(Effect::Schedule(None));
         out.push(Effect::WriteRecord {
             record: None,
@@ -336,6 +347,7 @@ impl SessionMachine {
                 if let Err(e) = &result {
                     self.store_dirty = true;
                     self.last_failure = Some(e.clone());
+                    self.save_failed(ctx, out);
                 }
                 out.push(Effect::Log(Notice::LoggedOut));
                 if !showed_nothing || result.is_err() {
@@ -348,15 +360,20 @@ impl SessionMachine {
                     out.push(Effect::Reply(Reply::Done(Ok(()))));
                     return;
                 }
-                self.revoked(reason, result, out);
+                self.revoked(ctx, reason, result, out);
             }
             WritePurpose::DirtyRetry { generation } => {
                 if let Err(e) = result {
+                    if generation == self.generation && self.store_dirty {
+                        self.save_failed(ctx, out);
+                    }
                     out.push(Effect::Reply(Reply::Done(Err(e))));
                     return;
                 }
                 if generation == self.generation {
                     self.store_dirty = false;
+                    self.save_failures = 0;
+                    self.save_retry_at = None;
                     self.clear_store_failure();
                     if let SessionState::NeedsLogin { reason } = &self.state {
                         // The revoked session's record is gone at last:
@@ -383,6 +400,11 @@ impl SessionMachine {
         out: &mut Vec<Effect>,
     ) {
         self.store_dirty = saved.is_err();
+        if self.store_dirty {
+            self.save_failures = self.save_failures.saturating_add(1);
+        } else {
+            self.save_failures = 0;
+        }
         self.last_failure = saved.err();
         self.last_refresh = Some(ctx.now);
         self.failures = 0;

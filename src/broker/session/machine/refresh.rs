@@ -47,9 +47,12 @@ impl SessionMachine {
             // nothing is due until then.
             return;
         }
-        if self.store_dirty && ctx.store_available {
-            // During an outage the store's recovery saves it instead.
-            out.push(Effect::RetryStoreSave);
+        if self.save_retry_at.is_some_and(|at| at <= ctx.now) {
+            self.save_retry_at = None;
+            if self.store_dirty && ctx.store_available {
+                // During an outage the store's recovery saves it instead.
+                out.push(Effect::RetryStoreSave);
+            }
         }
         self.warn_if_refresh_token_expiring(ctx.now, out);
         let due = self.next_refresh.is_some_and(|at| at <= ctx.now);
@@ -148,6 +151,7 @@ impl SessionMachine {
     /// The record of a revoked session is deleted (or not: `deleted`).
     pub(super) fn revoked(
         &mut self,
+        ctx: &Context,
         reason: String,
         deleted: Result<(), BrokerError>,
         out: &mut Vec<Effect>,
@@ -164,7 +168,12 @@ impl SessionMachine {
         out.push(Effect::Log(Notice::LoginRequired {
             reason: reason.clone(),
         }));
-        out.push(Effect::Schedule(None));
+        if self.store_dirty {
+            self.save_failed(ctx, out);
+        } else {
+            self.save_retry_at = None;
+            out.push(Effect::Schedule(None));
+        }
         out.push(Effect::Emit(BrokerEvent::Attention {
             provider: self.name.clone(),
             kind: AttentionKind::LoginRequired,
@@ -228,15 +237,34 @@ impl SessionMachine {
             _ => None,
         };
         self.fresh_until = self.next_refresh;
-        if self.store_dirty && ctx.store_available {
-            // Retry the save soon rather than at the next refresh. (Not
-            // during an outage: the store's recovery saves every session
-            // that could not, with no timer per session.)
-            let retry = now + timing::ON_DEMAND_RETRY_SPACING * 6;
-            self.next_refresh = Some(self.next_refresh.map_or(retry, |at| at.min(retry)));
-        }
+        self.plan_save_retry(ctx);
         self.warn_if_refresh_token_expiring(now, out);
         self.schedule_wake(now, out);
+    }
+
+    /// A write of the session's record (a save, or a delete after a
+    /// logout or a revocation) failed again while the store works: plans
+    /// its retry, later each time, and wakes for it.
+    pub(super) fn save_failed(&mut self, ctx: &Context, out: &mut Vec<Effect>) {
+        self.save_failures = self.save_failures.saturating_add(1);
+        self.plan_save_retry(ctx);
+        self.schedule_wake(ctx.now, out);
+    }
+
+    /// Plans the retry of a failed save, sooner than the next refresh
+    /// (the newest refresh token is only in memory until then). Not
+    /// during an outage: the store's recovery saves every session that
+    /// could not, with no timer per session.
+    fn plan_save_retry(&mut self, ctx: &Context) {
+        self.save_retry_at = (self.store_dirty && ctx.store_available).then(|| {
+            ctx.now
+                + timing::backoff(
+                    self.save_failures.max(1),
+                    timing::SAVE_RETRY_BASE,
+                    timing::SAVE_RETRY_CAP,
+                    ctx.jitter,
+                )
+        });
     }
 
     /// When the refresh token itself expires within the warning time (a
@@ -315,10 +343,15 @@ impl SessionMachine {
                 }),
             _ => None,
         };
-        let wake = [self.next_refresh, warn_at, self.access_expiry_ahead(now)]
-            .into_iter()
-            .flatten()
-            .min();
+        let wake = [
+            self.next_refresh,
+            self.save_retry_at,
+            warn_at,
+            self.access_expiry_ahead(now),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         out.push(Effect::Schedule(wake));
     }
 

@@ -52,23 +52,32 @@ fn a_failed_write_installs_the_tokens_unsaved_and_retries() {
     assert_eq!(describe(&m), "active");
     assert!(!m.is_saved());
     assert!(matches!(m.last_failure(), Some(BrokerError::Store { .. })));
-    // The retry comes within half a minute, not at the next refresh.
-    assert_eq!(
-        m.next_refresh(),
-        Some(at(12) + timing::ON_DEMAND_RETRY_SPACING * 6)
-    );
+    // The retry comes within half a minute; the refresh keeps its time.
+    let retry_at = at(12) + timing::SAVE_RETRY_BASE / 2;
+    assert_eq!(m.save_retry_at, Some(retry_at));
+    assert!(m.next_refresh() > Some(at(3000)), "{:?}", m.next_refresh());
     assert_eq!(
         feed(&mut m, at(12), want_default()),
         s(&["reply(token a2)"])
     );
-    // The wake-up asks for a background save; the save writes r2.
-    let due = feed(&mut m, at(60), Event::RefreshDue);
-    assert_eq!(due[0], "retry_store_save");
-    let retry = m.handle(&ctx(at(60)), Event::SaveIfDirty);
+    // The wake-up asks for a background save, and no refresh: the save
+    // writes r2, the tokens the session has.
+    let due = feed(&mut m, retry_at, Event::RefreshDue);
+    assert_eq!(due, s(&["retry_store_save", "schedule"]));
+    let retry = m.handle(&ctx(retry_at), Event::SaveIfDirty);
     assert_eq!(briefs(&retry), s(&["save(retry, r2)"]));
-    let done = written_ok(&mut m, at(61), retry);
+    // It fails again: the next retry comes later (backoff), still no refresh.
+    let failed = written(&mut m, retry_at, retry, Err(store_down()));
+    assert_eq!(failed, s(&["schedule", "reply(error store)"]));
+    let second = m.save_retry_at.unwrap();
+    assert_eq!(second, retry_at + timing::SAVE_RETRY_BASE);
+    let due = feed(&mut m, second, Event::RefreshDue);
+    assert_eq!(due, s(&["retry_store_save", "schedule"]));
+    let retry = m.handle(&ctx(second), Event::SaveIfDirty);
+    let done = written_ok(&mut m, second, retry);
     assert_eq!(done, s(&["emit(state_changed)", "reply(changed true)"]));
     assert!(m.is_saved() && m.last_failure().is_none());
+    assert_eq!((m.save_retry_at, m.save_failures), (None, 0));
 }
 
 /// A store that is down for good does not retry per session: its
@@ -496,4 +505,33 @@ fn a_logout_whose_delete_failed_deletes_again_and_is_not_restored() {
     // Nothing more to write.
     let again = m.handle(&ctx(at(62)), Event::SaveIfDirty);
     assert_eq!(briefs(&again), s(&["reply(changed false)"]));
+}
+
+/// A delete that failed while the store works (one record's trouble:
+/// something in its place) is tried again by the session itself, after a
+/// logout as after a revocation; the session does not wait for a store
+/// recovery that never comes.
+#[test]
+fn a_delete_that_failed_with_the_store_working_is_retried() {
+    let mut m = logged_in(3600);
+    let logout = m.handle(&ctx(at(11)), Event::LogoutRequested);
+    let failed = written(&mut m, at(11), logout, Err(store_down()));
+    assert!(failed.contains(&"schedule".to_owned()), "{failed:?}");
+    let retry_at = m.save_retry_at.expect("a retry planned");
+    let due = feed(&mut m, retry_at, Event::RefreshDue);
+    assert_eq!(due, s(&["retry_store_save", "unschedule"]));
+    let retry = m.handle(&ctx(retry_at), Event::SaveIfDirty);
+    assert_eq!(briefs(&retry), s(&["delete(retry)"]));
+    written_ok(&mut m, retry_at, retry);
+    assert!(!m.is_store_dirty());
+
+    let mut m = refreshing(at(10));
+    let deleted = answer(&mut m, at(11), Err(revoked()));
+    written(&mut m, at(12), deleted, Err(store_down()));
+    assert_eq!(describe(&m), "needs_login");
+    let retry_at = m.save_retry_at.expect("a retry planned");
+    assert_eq!(
+        feed(&mut m, retry_at, Event::RefreshDue),
+        s(&["retry_store_save", "unschedule"])
+    );
 }
