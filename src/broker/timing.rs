@@ -28,6 +28,12 @@ pub const PERMANENT_BACKOFF_CAP: Duration = Duration::from_secs(1800);
 /// of a request each.
 pub const ON_DEMAND_RETRY_SPACING: Duration = Duration::from_secs(5);
 
+/// The least time between a refresh (or a login) and the background
+/// refresh that follows it, however short-lived the tokens: a session
+/// never refreshes in a tight loop. (Tokens that come spent back off
+/// further: see `SessionMachine::space_from_last_refresh`.)
+pub const MIN_REFRESH_SPACING: Duration = Duration::from_secs(1);
+
 /// First retry of a save that failed while the store as a whole works
 /// (one record's trouble): 15 to 30 s later. The newest refresh token is
 /// only in memory until it is saved, so sooner than the next refresh.

@@ -137,8 +137,12 @@ impl Provider {
 /// Checks an absolute expiry against the local clock, which the pure
 /// dialects cannot read: a token that is dead on arrival, or that claims to
 /// live for years, is a garbage answer. Taking it would make the session
-/// refresh in a tight loop, or never.
-fn still_alive(grant: TokenGrant, endpoint: &Url) -> Result<TokenGrant, ProviderError> {
+/// refresh in a loop, or never. But an answer that brings a new refresh
+/// token is kept, its access token taken as of unknown expiry, and the
+/// problem logged: a rotating provider (Twilio) has already retired the
+/// old refresh token, so refusing the answer would end the session (as
+/// `oauth::token_grant` does for an unbelievable `expires_in`).
+fn still_alive(mut grant: TokenGrant, endpoint: &Url) -> Result<TokenGrant, ProviderError> {
     let Expiry::At(at) = grant.expiry else {
         return Ok(grant);
     };
@@ -151,6 +155,14 @@ fn still_alive(grant: TokenGrant, endpoint: &Url) -> Result<TokenGrant, Provider
         Ok(left) if !left.is_zero() => return Ok(grant),
         _ => "the access token's expiry has already passed (is the clock right?)".to_owned(),
     };
+    if grant.refresh_token.is_some() {
+        tracing::warn!(
+            endpoint = %endpoint,
+            "{problem}; the tokens are kept, the access token's expiry taken as unknown"
+        );
+        grant.expiry = Expiry::Unknown;
+        return Ok(grant);
+    }
     Err(ProviderError::Malformed {
         endpoint: endpoint.as_str().to_owned(),
         problem,
@@ -189,5 +201,21 @@ mod tests {
         let far = now + oauth::MAX_TOKEN_LIFETIME + hour;
         let e = still_alive(grant(Expiry::At(far)), &url).unwrap_err();
         assert!(e.to_string().contains("believable maximum"), "{e}");
+    }
+
+    #[test]
+    fn a_bad_absolute_expiry_beside_a_new_refresh_token_is_kept_as_unknown() {
+        let url: Url = "https://idp.example/token".parse().unwrap();
+        let now = SystemTime::now();
+        let hour = Duration::from_secs(3600);
+        for at in [now - hour, now + oauth::MAX_TOKEN_LIFETIME + hour] {
+            let rotated = TokenGrant {
+                refresh_token: Some(Secret::from("rt2")),
+                ..grant(Expiry::At(at))
+            };
+            let kept = still_alive(rotated, &url).expect("kept");
+            assert_eq!(kept.expiry, Expiry::Unknown);
+            assert_eq!(kept.refresh_token, Some(Secret::from("rt2")));
+        }
     }
 }

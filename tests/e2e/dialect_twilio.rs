@@ -246,3 +246,32 @@ fn twilio_config(provider: &Provider, name: &str, extra: &str) -> String {
         ),
     )
 }
+
+#[test]
+fn a_refresh_answer_whose_expiry_has_passed_keeps_the_rotated_tokens() {
+    // Twilio rotates refresh tokens: refusing an answer whose absolute
+    // expiry has passed (a provider's clock behind, a slow answer) would
+    // lose the session, as the old refresh token is gone.
+    let provider = Provider::start(fast_twilio());
+    let daemon = Daemon::start(&twilio_config(&provider, NAME, ""));
+    support::daemon::login(&daemon, NAME, |code| {
+        provider.approve(code).unwrap();
+    });
+    provider.inject(
+        Endpoint::Token,
+        tokend_emulator::Fault::Body {
+            status: 201,
+            content_type: Some("application/json".into()),
+            body: bytes::Bytes::from_static(
+                br#"{"access_token":"at_past","refresh_token":"rt_past","id_token":null,"access_token_expires_at":"2020-01-01T00:00:00Z","refresh_token_expires_at":null}"#,
+            ),
+        },
+        1,
+    );
+    let out = daemon.tokenctl(&["token", NAME, "--min-valid", "86400"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "at_past\n");
+    let warned = daemon.wait_for_log(1, &["expiry taken as unknown"]);
+    assert!(warned[0].contains("access_token_expires_at"), "{warned:?}");
+    assert!(!warned[0].contains("rt_past"), "{warned:?}");
+}

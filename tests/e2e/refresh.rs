@@ -236,3 +236,40 @@ fn tokens_never_reach_the_log() {
         assert!(!log.contains(secret.as_str()), "a secret is in the log");
     }
 }
+
+#[test]
+fn tokens_that_come_spent_are_not_refreshed_back_to_back() {
+    use tokend_emulator::{Endpoint, Fault};
+    // Tokens of 1 s, answered after 1.5 s: each refresh brings a token
+    // that died on the way.
+    let (provider, daemon, _) = logged_in(Rfc8628Options {
+        access_token_lifetime: Duration::from_secs(1),
+        ..fast()
+    });
+    provider.inject(
+        Endpoint::Token,
+        Fault::Delay(Duration::from_millis(1500)),
+        3,
+    );
+    let spent = ["event=\"token_arrived_spent\""];
+    let warnings = daemon.wait_for_log_within(Duration::from_secs(60), 2, &spent);
+    // Said, without the token, with when the next refresh comes.
+    assert!(
+        warnings[0].contains("came with 0.0 s of 1 s left"),
+        "{}",
+        warnings[0]
+    );
+    assert!(warnings[0].contains("retry_in="), "{}", warnings[0]);
+    // The refreshes back off: each comes at least the delay of the answer
+    // plus 2.5 s (the first backoff's least) after the one before, never
+    // back to back (the old behaviour: one every 1.5 s).
+    let refreshes = provider.wait_for_count(2, tokend_emulator::RecordedRequest::is_refresh);
+    let [.., before, last] = refreshes.as_slice() else {
+        unreachable!()
+    };
+    let gap = last.at.duration_since(before.at);
+    assert!(gap >= Duration::from_secs(4), "{gap:?}");
+    let secrets = provider.secrets_sent();
+    let log = daemon.log();
+    assert!(!secrets.iter().any(|s| log.contains(s.as_str())));
+}

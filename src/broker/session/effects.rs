@@ -168,6 +168,17 @@ impl Session {
             } => {
                 info!(provider = %name, event = "refreshed", rotated, expires_at, "access token refreshed");
             }
+            Notice::ArrivedSpent {
+                left,
+                lifetime,
+                retry_in,
+            } => {
+                let lifetime =
+                    lifetime.map_or_else(String::new, |l| format!(" of {} s", l.as_secs_f32()));
+                warn!(provider = %name, event = "token_arrived_spent", retry_in = retry_in.as_secs(),
+                    "the new access token came with {:.1} s{lifetime} left (the provider answered slower than its tokens live, or this machine's clock is off): the next refresh in {} s",
+                    left.as_secs_f32(), retry_in.as_secs());
+            }
             Notice::RefreshFailed { retry_in, error } => {
                 warn!(provider = %name, event = "refresh_failed", retry_in = retry_in.as_secs(), "refresh failed: {error}");
             }

@@ -195,6 +195,16 @@ pub(crate) enum Notice {
         /// The new expiry, Unix seconds.
         expires_at: Option<i64>,
     },
+    /// New tokens came with an access token expired or nearly so; the
+    /// next refresh waits.
+    ArrivedSpent {
+        /// What was left of it on arrival, by the local clock.
+        left: Duration,
+        /// The lifetime the provider gave it, when known.
+        lifetime: Option<Duration>,
+        /// When the next refresh comes.
+        retry_in: Duration,
+    },
     /// A refresh failed and is retried later.
     RefreshFailed {
         /// When.

@@ -134,6 +134,14 @@ pub(crate) struct SessionMachine {
     save_retry_at: Option<SystemTime>,
     /// Saves failed in a row, for the save retry's backoff.
     save_failures: u32,
+    /// Refreshes in a row whose access token was dead on arrival (the
+    /// provider's lifetime shorter than the round trip, or a clock far
+    /// off), for the backoff that keeps them from running back to back.
+    expired_grants: u32,
+    /// The earliest time the refresh of tokens just installed may be
+    /// planned: a refresh is never planned back to back with the one
+    /// before (see [`timing::MIN_REFRESH_SPACING`]).
+    refresh_not_before: Option<SystemTime>,
     /// When a `token` request last started a refresh: those are spaced, so
     /// a caller asking for more life than tokens have, in a loop, does not
     /// cost a refresh per call.
@@ -163,6 +171,8 @@ impl SessionMachine {
             store_dirty: false,
             save_retry_at: None,
             save_failures: 0,
+            expired_grants: 0,
+            refresh_not_before: None,
             last_on_demand_refresh: None,
             expiry_warned: None,
             expiry_told: None,
@@ -408,6 +418,7 @@ impl SessionMachine {
         self.last_failure = saved.err();
         self.last_refresh = Some(ctx.now);
         self.failures = 0;
+        self.space_from_last_refresh(ctx, &tokens, out);
         let planned = tokens.clone();
         self.state = SessionState::Active {
             tokens,

@@ -226,6 +226,7 @@ impl SessionMachine {
     pub(super) fn schedule_next(&mut self, ctx: &Context, tokens: &Tokens, out: &mut Vec<Effect>) {
         let now = ctx.now;
         let expires_at = tokens.access.as_ref().and_then(|a| a.expires_at);
+        let not_before = self.refresh_not_before.take();
         self.next_refresh = match (expires_at, &tokens.refresh) {
             // The lifetime is counted from now: for a fresh token that is
             // when it was issued, for a restored one what is left of it.
@@ -235,11 +236,55 @@ impl SessionMachine {
                 ctx.jitter,
             )),
             _ => None,
-        };
+        }
+        .map(|due| not_before.map_or(due, |at| due.max(at)));
         self.fresh_until = self.next_refresh;
         self.plan_save_retry(ctx);
         self.warn_if_refresh_token_expiring(now, out);
         self.schedule_wake(now, out);
+    }
+
+    /// Keeps the refresh of `tokens`, just brought by a refresh or a
+    /// login, from following it back to back: not sooner than
+    /// [`timing::MIN_REFRESH_SPACING`], and when their access token came
+    /// spent (expired, or with less than half of its lifetime left: the
+    /// answer took longer than the token lives, or the clock is off),
+    /// later each time such tokens come in a row, with a warning, as after
+    /// a failure. Otherwise a provider that issues tokens shorter-lived
+    /// than the round trip would be asked again at once, forever.
+    pub(super) fn space_from_last_refresh(
+        &mut self,
+        ctx: &Context,
+        tokens: &Tokens,
+        out: &mut Vec<Effect>,
+    ) {
+        let expires_at = tokens.access.as_ref().and_then(|a| a.expires_at);
+        let left = expires_at.map(|at| at.duration_since(ctx.now).unwrap_or_default());
+        let spent = match (left, tokens.access_lifetime) {
+            (Some(left), _) if left.is_zero() => true,
+            (Some(left), Some(lifetime)) => left < lifetime / 2,
+            _ => false,
+        };
+        let spacing = if spent {
+            self.expired_grants = self.expired_grants.saturating_add(1);
+            let delay = timing::backoff(
+                self.expired_grants,
+                timing::TRANSIENT_BACKOFF_BASE,
+                timing::TRANSIENT_BACKOFF_CAP,
+                ctx.jitter,
+            )
+            .max(timing::MIN_REFRESH_SPACING);
+            out.push(Effect::Log(Notice::ArrivedSpent {
+                left: left.unwrap_or_default(),
+                lifetime: tokens.access_lifetime,
+                retry_in: delay,
+            }));
+            delay
+        } else {
+            self.expired_grants = 0;
+            timing::MIN_REFRESH_SPACING
+        };
+        self.refresh_not_before = Some(ctx.now + spacing);
     }
 
     /// A write of the session's record (a save, or a delete after a

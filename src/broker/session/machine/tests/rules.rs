@@ -535,3 +535,64 @@ fn a_delete_that_failed_with_the_store_working_is_retried() {
         s(&["retry_store_save", "unschedule"])
     );
 }
+
+/// Tokens that come spent (the answer took longer than they live, or the
+/// clock is off) are not refreshed again at once, forever: the next
+/// refresh backs off, further each time in a row, with a warning; tokens
+/// that come with their life are refreshed as planned again, never sooner
+/// than a second after the refresh before.
+#[test]
+fn tokens_that_come_spent_are_not_refreshed_back_to_back() {
+    let mut m = logged_in(3600);
+    let mut waits = Vec::new();
+    let mut now = at(3000);
+    for _ in 0..4 {
+        feed(&mut m, now, Event::RefreshDue);
+        // Sent 3 s before the answer, the token lived 2 s: dead on arrival.
+        let generation = m.generation;
+        let save = m.handle(
+            &ctx(now),
+            Event::RefreshAnswered {
+                generation,
+                sent_at: now - Duration::from_secs(3),
+                answer: Ok(grant("a2", Some("r2"), 2)),
+            },
+        );
+        let installed = written_ok(&mut m, now, save);
+        assert!(
+            installed.contains(&"log(ArrivedSpent)".to_owned()),
+            "{installed:?}"
+        );
+        let next = m.next_refresh().unwrap();
+        waits.push(next.duration_since(now).unwrap().as_millis());
+        now = next;
+    }
+    // Backoff doubling from 5 s (jitter 0: the lower half of each step).
+    assert_eq!(waits, [2_500, 5_000, 10_000, 20_000]);
+
+    // Half of a 2 s token eaten by the round trip: spent too.
+    feed(&mut m, now, Event::RefreshDue);
+    let generation = m.generation;
+    let sent_at = now - Duration::from_millis(1500);
+    let save = m.handle(
+        &ctx(now),
+        Event::RefreshAnswered {
+            generation,
+            sent_at,
+            answer: Ok(grant("a3", Some("r3"), 2)),
+        },
+    );
+    let installed = written_ok(&mut m, now, save);
+    assert!(installed.contains(&"log(ArrivedSpent)".to_owned()));
+
+    // A 1 s token that comes whole: not spent, so the backoff starts over;
+    // planned at half its life, but not sooner than a second after this
+    // refresh.
+    now = m.next_refresh().unwrap();
+    feed(&mut m, now, Event::RefreshDue);
+    let save = answer(&mut m, now, Ok(grant("a4", Some("r4"), 1)));
+    let installed = written_ok(&mut m, now, save);
+    assert!(!installed.contains(&"log(ArrivedSpent)".to_owned()));
+    assert_eq!(m.next_refresh(), Some(now + timing::MIN_REFRESH_SPACING));
+    assert_eq!(m.expired_grants, 0);
+}
