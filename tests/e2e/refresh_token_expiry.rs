@@ -74,3 +74,35 @@ fn status_shows_when_a_login_is_needed_and_the_daemon_warns_once() {
     let all = daemon.wait_for_log(1, &["event=\"refresh_token_expiring\""]);
     assert_eq!(all.len(), 1, "{all:?}");
 }
+
+#[test]
+fn a_refresh_token_that_expires_before_the_access_token_is_refreshed_in_time() {
+    // Access tokens of an hour, refresh tokens of 8 s, rotated: without a
+    // refresh before the refresh token's expiry, the session would end at
+    // the first refresh an hour later (the emulator refuses an expired
+    // refresh token with invalid_grant).
+    let provider = Provider::start(Rfc8628Options {
+        interval: Duration::from_secs(1),
+        access_token_lifetime: Duration::from_secs(3600),
+        refresh_token_lifetime: Some(Duration::from_secs(8)),
+        ..Rfc8628Options::default()
+    });
+    let daemon = Daemon::start(&provider.config("idle"));
+    login(&daemon, "idle", |code| {
+        provider.approve(code).unwrap();
+    });
+    // Three refreshes in a row, each with the refresh token before it died.
+    provider.wait_for_count(3, |r| r.is_refresh() && r.outcome == "refreshed");
+    provider.assert_no_violations();
+    let out = daemon.tokenctl(&["--json", "status", "idle"]);
+    let status: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(status[0]["state"], "active", "{status}");
+    assert!(
+        !provider
+            .requests()
+            .iter()
+            .any(|r| r.is_refresh() && r.outcome != "refreshed"),
+        "{:?}",
+        provider.requests()
+    );
+}

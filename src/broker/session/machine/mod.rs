@@ -138,6 +138,10 @@ pub(crate) struct SessionMachine {
     /// provider's lifetime shorter than the round trip, or a clock far
     /// off), for the backoff that keeps them from running back to back.
     expired_grants: u32,
+    /// Whether the refresh is also planned before the refresh token's own
+    /// expiry (when that comes first): true until a refresh shows that it
+    /// does not move that expiry later, when only a new login helps.
+    refresh_extends_refresh_token: bool,
     /// The earliest time the refresh of tokens just installed may be
     /// planned: a refresh is never planned back to back with the one
     /// before (see [`timing::MIN_REFRESH_SPACING`]).
@@ -172,6 +176,7 @@ impl SessionMachine {
             save_retry_at: None,
             save_failures: 0,
             expired_grants: 0,
+            refresh_extends_refresh_token: true,
             refresh_not_before: None,
             last_on_demand_refresh: None,
             expiry_warned: None,
@@ -419,6 +424,15 @@ impl SessionMachine {
         self.last_refresh = Some(ctx.now);
         self.failures = 0;
         self.space_from_last_refresh(ctx, &tokens, out);
+        if let SessionState::Active { tokens: before, .. } = &self.state {
+            // A refresh token whose expiry a refresh did not move is not
+            // refreshed again for it: the warning says a login is needed.
+            self.refresh_extends_refresh_token =
+                match (before.refresh_expires_at, tokens.refresh_expires_at) {
+                    (Some(before), Some(after)) => after > before,
+                    _ => true,
+                };
+        }
         let planned = tokens.clone();
         self.state = SessionState::Active {
             tokens,

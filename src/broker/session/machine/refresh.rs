@@ -236,8 +236,23 @@ impl SessionMachine {
                 ctx.jitter,
             )),
             _ => None,
-        }
-        .map(|due| not_before.map_or(due, |at| due.max(at)));
+        };
+        // A refresh token that expires before that refresh: refreshing
+        // ahead of its expiry brings a new one from a provider that rotates
+        // them or slides their expiry (a Keycloak session's idle timeout
+        // shorter than the access token's life). Not once it has expired,
+        // nor after a refresh that did not move that expiry.
+        let for_refresh_token = tokens
+            .refresh_expires_at
+            .filter(|at| {
+                *at > now && tokens.refresh.is_some() && self.refresh_extends_refresh_token
+            })
+            .map(|at| timing::refresh_due(tokens.obtained_at.min(at), at, ctx.jitter).max(now));
+        self.next_refresh = [self.next_refresh, for_refresh_token]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(|due| not_before.map_or(due, |at| due.max(at)));
         self.fresh_until = self.next_refresh;
         self.plan_save_retry(ctx);
         self.warn_if_refresh_token_expiring(now, out);

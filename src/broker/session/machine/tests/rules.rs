@@ -596,3 +596,42 @@ fn tokens_that_come_spent_are_not_refreshed_back_to_back() {
     assert_eq!(m.next_refresh(), Some(now + timing::MIN_REFRESH_SPACING));
     assert_eq!(m.expired_grants, 0);
 }
+
+/// A refresh token that expires before the access token's refresh is
+/// refreshed ahead of its own expiry, as long as refreshes move that
+/// expiry later; once one does not, only the access token plans it.
+#[test]
+fn a_refresh_token_that_dies_first_is_refreshed_before_it() {
+    let with_refresh_lifetime = |access: &str, refresh: Option<&str>, rt_secs: u64| TokenGrant {
+        refresh_expires_in: Some(Duration::from_secs(rt_secs)),
+        ..grant(access, refresh, 3600)
+    };
+    let mut m = machine();
+    let login = m.handle(
+        &ctx(t0()),
+        Event::LoginGranted {
+            grant: with_refresh_lifetime("a1", Some("r1"), 600),
+            sent_at: t0(),
+        },
+    );
+    written_ok(&mut m, t0(), login);
+    // 600 s of refresh token: 15 % (90 s) before its end, not at 3000 s.
+    assert_eq!(m.next_refresh(), Some(at(510)));
+
+    // The refresh rotates it with a new 600 s: planned by the new one.
+    feed(&mut m, at(510), Event::RefreshDue);
+    let save = answer(
+        &mut m,
+        at(510),
+        Ok(with_refresh_lifetime("a2", Some("r2"), 600)),
+    );
+    written_ok(&mut m, at(510), save);
+    assert_eq!(m.next_refresh(), Some(at(1020)));
+
+    // A refresh that keeps the refresh token and its expiry: no refresh
+    // for it any more (a login is needed by then: the warning says so).
+    feed(&mut m, at(1020), Event::RefreshDue);
+    let save = answer(&mut m, at(1020), Ok(grant("a3", None, 3600)));
+    written_ok(&mut m, at(1020), save);
+    assert_eq!(m.next_refresh(), Some(at(1020 + 3060)));
+}
