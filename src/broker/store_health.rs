@@ -223,7 +223,7 @@ impl StoreHealth {
             .last_on_demand
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if last.is_some_and(|at| now < at + timing::ON_DEMAND_RETRY_SPACING) {
+        if last.is_some_and(|at| timing::within(now, at, timing::ON_DEMAND_RETRY_SPACING)) {
             return false;
         }
         *last = Some(now);

@@ -44,6 +44,16 @@ pub const SAVE_RETRY_BASE: Duration = Duration::from_secs(30);
 /// costs a write attempt every half hour at most, not a log line a minute.
 pub const SAVE_RETRY_CAP: Duration = Duration::from_secs(1800);
 
+/// Whether `now` falls within `spacing` after `since`. A wall clock set
+/// back (before `since`) counts as the spacing having passed: otherwise a
+/// clock corrected by an hour would hold back on-demand attempts for an
+/// hour.
+#[must_use]
+pub fn within(now: SystemTime, since: SystemTime, spacing: Duration) -> bool {
+    now.duration_since(since)
+        .is_ok_and(|elapsed| elapsed < spacing)
+}
+
 /// When to refresh a token obtained at `obtained` that expires at `expires`.
 ///
 /// The least margin is 15 % of the lifetime, raised to [`MIN_MARGIN`] when
@@ -130,6 +140,16 @@ mod tests {
             .map(|i| refresh_due(t(0), t(3600), f64::from(i) / 100.0))
             .collect();
         assert!(dues.len() > 90, "{} distinct", dues.len());
+    }
+
+    #[test]
+    fn a_spacing_ends_when_the_clock_is_set_back() {
+        let spacing = Duration::from_secs(5);
+        assert!(within(t(10), t(10), spacing));
+        assert!(within(t(14), t(10), spacing));
+        assert!(!within(t(15), t(10), spacing));
+        // Set back by an hour: the spacing is over, not an hour longer.
+        assert!(!within(t(10), t(3610), spacing));
     }
 
     #[test]

@@ -85,7 +85,7 @@ impl SessionMachine {
         let recently_failed = self.failures > 0
             && self
                 .last_attempt
-                .is_some_and(|at| now < at + timing::ON_DEMAND_RETRY_SPACING);
+                .is_some_and(|at| timing::within(now, at, timing::ON_DEMAND_RETRY_SPACING));
         if let (true, Some(failure)) = (recently_failed, &self.last_failure) {
             return fallback(failure.clone());
         }
@@ -95,7 +95,7 @@ impl SessionMachine {
         if usable.is_some()
             && self
                 .last_on_demand_refresh
-                .is_some_and(|at| now < at + timing::ON_DEMAND_RETRY_SPACING)
+                .is_some_and(|at| timing::within(now, at, timing::ON_DEMAND_RETRY_SPACING))
         {
             let min_valid = match want {
                 Freshness::AtLeast(min_valid) => min_valid,

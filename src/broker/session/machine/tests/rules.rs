@@ -221,6 +221,16 @@ fn requests_after_a_failure_are_spaced() {
         later,
         s(&["log(RefreshOnDemand)", "start_refresh(r1)", "reply(join)"])
     );
+
+    // The wall clock set back by an hour after a failure: the spacing is
+    // over, not an hour long.
+    let mut m = refreshing(at(3610));
+    answer(&mut m, at(3610), Err(transient()));
+    let set_back = feed(&mut m, at(10), strict());
+    assert_eq!(
+        set_back,
+        s(&["log(RefreshOnDemand)", "start_refresh(r1)", "reply(join)"])
+    );
 }
 
 /// The answer to a request that waited: one refresh per request.
