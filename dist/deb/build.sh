@@ -9,7 +9,8 @@
 #   CARGO_TARGET_DIR   as for cargo (default: target)
 #   DEB_MAINTAINER     Maintainer field (default: Cargo.toml [package.metadata.deb])
 #   DEB_REVISION       Debian revision (default: 1)
-#   SOURCE_DATE_EPOCH  file dates (default: the last commit), for reproducible builds
+#   SOURCE_DATE_EPOCH  the date of the files, the changelog and the man pages
+#                      (default: the last commit), for reproducible builds
 #
 # `cargo deb` (cargo-deb) builds the same package from [package.metadata.deb]
 # once the generated files exist; see the README.
@@ -36,6 +37,14 @@ say "==> cargo build --release (tokend, tokenctl, and the generator)"
 # (and from the demo's build, which shares this one).
 cargo build --release --locked --bin tokend --bin tokenctl >&2
 cargo build --release --locked -p tokend-dist-gen >&2
+
+# One date for the whole package, the source's, never the build's: the
+# files' dates, the changelog's and the man pages' (.TH). The last commit's,
+# or in a tree without git (a release tarball) its newest file's.
+newest_file() {
+    find Cargo.toml Cargo.lock src dist config -type f -printf '%T@\n' | sort -n | tail -n 1 | cut -d. -f1
+}
+export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || newest_file)}
 rm -rf "$gen"
 "$release/tokend-dist-gen" "$gen"
 
@@ -44,7 +53,6 @@ revision=${DEB_REVISION:-1}
 arch=$(dpkg --print-architecture)
 maintainer=${DEB_MAINTAINER:-$(sed -n '/^\[package\.metadata\.deb\]/,/^\[/ s/^maintainer = "\(.*\)"$/\1/p' Cargo.toml)}
 [ -n "$maintainer" ] || { say "build.sh: no maintainer: set DEB_MAINTAINER"; exit 1; }
-export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}
 
 work="$target/debian/tokend_${version}-${revision}_${arch}"
 root="$work/root"
@@ -78,6 +86,8 @@ for example in config/*.toml dist/examples/*; do
     put 0644 "$example" "/usr/share/doc/tokend/examples/${example##*/}"
 done
 put 0644 dist/deb/copyright /usr/share/doc/tokend/copyright
+# What lintian reports that is meant so, each with the reason.
+put 0644 dist/deb/lintian-overrides /usr/share/lintian/overrides/tokend
 changelog="$root/usr/share/doc/tokend/changelog.Debian"
 {
     printf 'tokend (%s-%s) unstable; urgency=medium\n\n' "$version" "$revision"
@@ -121,12 +131,18 @@ shlibs=$(cd "$shlibs_dir" && dpkg-shlibdeps -O "${bins[@]}" | sed -n 's/^shlibs:
     printf 'Architecture: %s\n' "$arch"
     printf 'Maintainer: %s\n' "$maintainer"
     printf 'Installed-Size: %s\n' "$(du -sk --exclude=DEBIAN "$root" | cut -f1)"
-    # systemd-sysusers (or adduser) creates the `tokend` user in postinst.
+    # postinst creates the users and groups of /usr/lib/sysusers.d/tokend.conf
+    # with systemd-sysusers: named as debhelper's dh_installsysusers names it
+    # (systemd has it; the standalone packages for systems without systemd).
     # The packaged config has bus = "system": without a system bus the
     # service fails at start, so one is a dependency, named the Debian way
     # (dbus or dbus-broker provide it). Cargo.toml's [package.metadata.deb]
     # says the same (tests/e2e/dist.rs compares them).
-    printf 'Depends: %s, systemd-sysusers | adduser, default-dbus-system-bus | dbus-system-bus\n' "$shlibs"
+    printf 'Depends: %s, systemd | systemd-standalone-sysusers | systemd-sysusers, default-dbus-system-bus | dbus-system-bus\n' "$shlibs"
+    # The user unit (systemctl --user) serves the user's session bus, which
+    # dbus-user-session starts per login; without it the user's daemon fails
+    # at start (the system service does not need it).
+    printf 'Recommends: dbus-user-session\n'
     # A Secret Service for a user's daemon to keep sessions across restarts.
     printf 'Suggests: gnome-keyring | keepassxc\n'
     printf 'Section: net\n'

@@ -32,6 +32,7 @@ lrwxrwxrwx ./usr/bin/docker-credential-tokend
 -rw-r--r-- ./usr/share/doc/tokend/examples/example.toml
 -rw-r--r-- ./usr/share/fish/vendor_completions.d/tokenctl.fish
 -rw-r--r-- ./usr/share/fish/vendor_completions.d/tokend.fish
+-rw-r--r-- ./usr/share/lintian/overrides/tokend
 -rw-r--r-- ./usr/share/man/man1/docker-credential-tokend.1.gz
 -rw-r--r-- ./usr/share/man/man1/tokenctl-credential.1.gz
 -rw-r--r-- ./usr/share/man/man1/tokenctl-exec.1.gz
@@ -70,7 +71,10 @@ version=$(cargo pkgid | sed 's/.*[#@]//')
 [[ "$(field Version)" == "$version"-* ]] || fail "Version $(field Version) is not $version-REVISION"
 [ "$(field Architecture)" = "$(dpkg --print-architecture)" ] || fail "Architecture is $(field Architecture)"
 [[ "$(field Depends)" == *"libc6 (>= "* ]] || fail "Depends lacks a versioned libc6: $(field Depends)"
-[[ "$(field Depends)" == *"systemd-sysusers | adduser"* ]] || fail "Depends lacks systemd-sysusers | adduser"
+# postinst runs systemd-sysusers (and never adduser).
+[[ "$(field Depends)" == *"systemd | systemd-standalone-sysusers | systemd-sysusers"* ]] \
+    || fail "Depends lacks systemd | systemd-standalone-sysusers | systemd-sysusers: $(field Depends)"
+[ "$(field Recommends)" = dbus-user-session ] || fail "Recommends is not dbus-user-session: $(field Recommends)"
 # The packaged config has bus = "system": the service needs a system bus.
 [[ "$(field Depends)" == *"default-dbus-system-bus | dbus-system-bus"* ]] \
     || fail "Depends lacks default-dbus-system-bus | dbus-system-bus: $(field Depends)"
@@ -85,6 +89,21 @@ dpkg-deb -e "$deb" "$scripts"
 for script in postinst prerm postrm; do
     [ -x "$scripts/$script" ] || fail "$script missing or not executable"
     sh -n "$scripts/$script" || fail "$script: syntax error"
+done
+
+# The man pages have the changelog's date, the source's (SOURCE_DATE_EPOCH
+# or the last commit), not the build's.
+contents=$(mktemp -d)
+trap 'rm -rf "$scripts" "$contents"' EXIT
+dpkg-deb -x "$deb" "$contents"
+changed=$(zcat "$contents/usr/share/doc/tokend/changelog.Debian.gz" | sed -n 's/^ -- .*>  //p' | head -n 1)
+[ -n "$changed" ] || fail "the changelog has no date line"
+date=$(date -u -d "$changed" +%F) || fail "the changelog's date is not a date: $changed"
+for page in "$contents"/usr/share/man/man*/*.gz; do
+    title=$(zcat "$page" | grep -m 1 '^\.TH ' || true)
+    # .TH title section date source manual; the date may be quoted.
+    [ "$(awk '{ gsub(/"/, "", $4); print $4 }' <<<"$title")" = "$date" ] \
+        || fail "${page#"$contents"}: '$title' is not dated $date as the changelog"
 done
 
 # The packaged config is valid and starts the system service with no

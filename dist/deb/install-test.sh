@@ -54,6 +54,12 @@ fi
 dpkg-query -W -f='${Status}' tokend 2>/dev/null | grep -q 'install ok installed' \
     || fail "apt did not install the package"
 getent passwd tokend >/dev/null || fail "postinst created no user tokend"
+# As /usr/lib/sysusers.d/tokend.conf declares it (systemd-sysusers made it):
+# a system user with its own group, no login shell.
+IFS=: read -r _ _ uid gid gecos home shell < <(getent passwd tokend)
+[ "$gecos:$home" = "tokend OAuth 2.0 token broker:/var/lib/tokend" ] && [ "$uid" -lt 1000 ] \
+    && [ "$(getent group tokend | cut -d: -f3)" = "$gid" ] && [ "${shell##*/}" = nologin ] \
+    || fail "user tokend is not as the sysusers file declares: $(getent passwd tokend)"
 [ "$(stat -c '%U:%G %a' /etc/tokend/config.toml)" = "root:tokend 640" ] \
     || fail "/etc/tokend/config.toml is $(stat -c '%U:%G %a' /etc/tokend/config.toml), not root:tokend 640"
 quiet tokend --check --config /etc/tokend/config.toml

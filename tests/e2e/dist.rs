@@ -16,7 +16,7 @@ use tempfile::TempDir;
 use tokend::cli::exit_status::MEANINGS;
 use tokend::config::{self, BusKind, DEFAULT_KEY_CREDENTIAL, Environment, StoreKind};
 use tokend::ipc::dbus::BUS_NAME;
-use tokend_dist_gen::DOCKER_HELPER;
+use tokend_dist_gen::{DOCKER_HELPER, date_of_epoch, source_date};
 
 fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
@@ -26,10 +26,13 @@ fn read(path: &str) -> String {
     std::fs::read_to_string(repo(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
+/// The date the tests give the man pages.
+const MAN_DATE: &str = "2026-12-04";
+
 /// Runs the generator into a fresh directory.
 fn generate() -> TempDir {
     let out = tempfile::tempdir().unwrap();
-    tokend_dist_gen::generate(out.path()).expect("generate the packaged files");
+    tokend_dist_gen::generate(out.path(), MAN_DATE).expect("generate the packaged files");
     out
 }
 
@@ -181,6 +184,95 @@ fn man_pages_render_without_warnings_and_document_the_interface() {
             "{page}: {warnings}"
         );
     }
+}
+
+/// The arguments of a man page's `.TH` line: title, section, date, source,
+/// manual (quotes dropped).
+fn title_line(page: &str) -> Vec<String> {
+    let line = page
+        .lines()
+        .find(|l| l.starts_with(".TH "))
+        .expect("a .TH line");
+    let mut args = Vec::new();
+    let mut rest = line[".TH ".len()..].trim_start();
+    while !rest.is_empty() {
+        let (arg, after) = match rest.strip_prefix('"') {
+            Some(quoted) => quoted.split_once('"').unwrap_or((quoted, "")),
+            None => rest.split_once(' ').unwrap_or((rest, "")),
+        };
+        args.push(arg.to_owned());
+        rest = after.trim_start();
+    }
+    args
+}
+
+#[test]
+fn man_pages_are_dated_from_the_source_not_the_build() {
+    // lintian and man(1) show the date of .TH; a build's wall clock there
+    // makes every build of the same source differ.
+    let out = generate();
+    let man = out.path().join("man");
+    for page in files(&man) {
+        let text = std::fs::read_to_string(man.join(&page)).unwrap();
+        let title = title_line(&text);
+        assert_eq!(title.len(), 5, "{page}: {title:?}");
+        assert_eq!(title[2], MAN_DATE, "{page}: {title:?}");
+        assert!(title[3].starts_with("tokend "), "{page}: {title:?}");
+    }
+
+    // Where the date comes from: SOURCE_DATE_EPOCH, in UTC ...
+    for (seconds, date) in [
+        (0, "1970-01-01"),
+        (951_782_400, "2000-02-29"),
+        (951_868_799, "2000-02-29"),
+        (951_868_800, "2000-03-01"),
+        (1_790_000_000, "2026-09-21"),
+        (4_107_542_400, "2100-03-01"),
+        (253_402_300_799, "9999-12-31"),
+    ] {
+        assert_eq!(date_of_epoch(seconds), date, "{seconds}");
+    }
+    assert_eq!(
+        source_date(Some("1790000000")).unwrap().as_deref(),
+        Some("2026-09-21")
+    );
+    assert!(source_date(Some("yesterday")).is_err());
+    assert!(source_date(Some("-1")).is_err());
+    // ... else the last commit's date, as dist/deb/build.sh dates the
+    // changelog (when this is a git checkout).
+    let last_commit = Command::new("git")
+        .args([
+            "-C",
+            env!("CARGO_MANIFEST_DIR"),
+            "log",
+            "-1",
+            "--format=%ct",
+        ])
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .and_then(|out| String::from_utf8(out.stdout).ok()?.trim().parse().ok());
+    match last_commit {
+        Some(seconds) => {
+            assert_eq!(source_date(None).unwrap(), Some(date_of_epoch(seconds)));
+            assert_eq!(source_date(Some("")).unwrap(), Some(date_of_epoch(seconds)));
+        }
+        None => eprintln!("not a git checkout: the date of the last commit is not checked"),
+    }
+    // build.sh sets SOURCE_DATE_EPOCH before it runs the generator, so the
+    // pages and the changelog have the same date (dist/deb/check.sh
+    // compares them in the package).
+    let build = read("dist/deb/build.sh");
+    let export = build
+        .find("export SOURCE_DATE_EPOCH")
+        .expect("build.sh exports it");
+    let run = build
+        .find("\"$release/tokend-dist-gen\"")
+        .expect("build.sh runs the generator");
+    assert!(
+        export < run,
+        "build.sh runs the generator before it sets SOURCE_DATE_EPOCH"
+    );
 }
 
 #[test]
@@ -570,5 +662,68 @@ fn both_package_builds_depend_on_a_system_bus() {
     assert!(
         depends.contains(&"default-dbus-system-bus | dbus-system-bus"),
         "{depends:?}"
+    );
+}
+
+/// The commands a maintainer script runs: its lines without comments,
+/// split into words.
+fn script_words(script: &str) -> Vec<String> {
+    read(&format!("dist/deb/{script}"))
+        .lines()
+        .map(|l| l.split('#').next().unwrap())
+        .flat_map(|l| {
+            l.split(|c: char| c.is_whitespace() || ";|&()`$".contains(c))
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .filter(|w| !w.is_empty())
+        .collect()
+}
+
+#[test]
+fn maintainer_scripts_create_the_users_with_what_the_package_depends_on() {
+    // The users come from the sysusers.d file the package installs (the
+    // one systemd-sysusers.service applies at boot), made by
+    // systemd-sysusers in postinst; the package depends on it as
+    // debhelper's dh_installsysusers does, a real package first. No adduser:
+    // lintian's maintainer-script-needs-depends-on-adduser, for an adduser
+    // that was only an alternative of the dependency.
+    let relations = build_sh_relations();
+    let depends: Vec<&str> = relations["depends"].split(", ").collect();
+    assert!(
+        depends.contains(&"systemd | systemd-standalone-sysusers | systemd-sysusers"),
+        "{depends:?}"
+    );
+    let build = read("dist/deb/build.sh");
+    assert!(
+        build.contains("dist/systemd/tokend.sysusers /usr/lib/sysusers.d/tokend.conf"),
+        "build.sh does not install the sysusers file as tokend.conf"
+    );
+    let postinst = script_words("postinst");
+    let sysusers = postinst
+        .iter()
+        .position(|w| w == "systemd-sysusers")
+        .expect("postinst runs systemd-sysusers");
+    assert!(
+        postinst[sysusers..]
+            .iter()
+            .take(4)
+            .any(|w| w == "tokend.conf"),
+        "postinst does not apply tokend.conf: {:?}",
+        &postinst[sysusers..]
+    );
+    for script in ["postinst", "prerm", "postrm"] {
+        for tool in ["adduser", "addgroup", "deluser", "delgroup"] {
+            assert!(
+                !script_words(script).iter().any(|w| w == tool) || depends.contains(&"adduser"),
+                "{script} runs {tool}, which the package does not depend on"
+            );
+        }
+    }
+    // The user unit serves the session bus a user's login gets from
+    // dbus-user-session (the system unit needs none).
+    assert_eq!(
+        relations.get("recommends").map(String::as_str),
+        Some("dbus-user-session")
     );
 }

@@ -5,7 +5,8 @@
 //!   definitions in [`tokend::cli`] plus the sections clap does not know
 //!   (files, environment, signals, exit statuses), and
 //!   `docker-credential-tokend.1` (tokenctl as the docker credential
-//!   helper). Uncompressed; packagers gzip them.
+//!   helper). Uncompressed; packagers gzip them. Their date (`.TH`) is the
+//!   source's, never the build's: see [`source_date`].
 //! - `completions/{bash,zsh,fish}/`: completions of both programs, named
 //!   as each shell's vendor directory wants them.
 //! - `etc/tokend/config.toml`: `config/example.toml` made into the system
@@ -101,12 +102,14 @@ tokenctl token prints the token and a newline on standard output and nothing \
 else, so that $(tokenctl token NAME) can go straight into a header; every \
 failure is one line on standard error and an exit status from the table below.";
 
-/// Writes the man pages, the completions and the system config under `out`.
+/// Writes the man pages, the completions and the system config under `out`;
+/// `date` (`YYYY-MM-DD`, from [`source_date`]) goes in the man pages'
+/// title lines, none when it is empty.
 ///
 /// # Errors
 /// A file cannot be written, or the example config lacks its `[daemon]` table.
-pub fn generate(out: &Path) -> io::Result<()> {
-    write_man_pages(&out.join("man"))?;
+pub fn generate(out: &Path, date: &str) -> io::Result<()> {
+    write_man_pages(&out.join("man"), date)?;
     write_completions(&out.join("completions"))?;
     let config =
         system_config(EXAMPLE_CONFIG).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
@@ -121,11 +124,61 @@ fn write(path: &Path, bytes: &[u8]) -> io::Result<()> {
     fs::write(path, bytes).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))
 }
 
-fn write_man_pages(dir: &Path) -> io::Result<()> {
+/// The date of the source for the man pages, `YYYY-MM-DD` (UTC), as
+/// reproducible builds want it: `SOURCE_DATE_EPOCH` when it is set (the
+/// value of the variable, given as `epoch`), else the date of the last
+/// commit of the source tree this generator was built from; `None` when
+/// neither is known (not a git checkout, no git).
+///
+/// # Errors
+/// `epoch` is not a number of seconds.
+pub fn source_date(epoch: Option<&str>) -> Result<Option<String>, String> {
+    if let Some(epoch) = epoch.filter(|e| !e.is_empty()) {
+        return epoch
+            .parse()
+            .map(|seconds| Some(date_of_epoch(seconds)))
+            .map_err(|_| format!("SOURCE_DATE_EPOCH={epoch:?} is not a number of seconds"));
+    }
+    let last_commit = std::process::Command::new("git")
+        .args(["-C", env!("CARGO_MANIFEST_DIR")])
+        .args(["log", "-1", "--format=%ct"])
+        .stderr(std::process::Stdio::null())
+        .output();
+    Ok(last_commit
+        .ok()
+        .filter(|out| out.status.success())
+        .and_then(|out| String::from_utf8(out.stdout).ok()?.trim().parse().ok())
+        .map(date_of_epoch))
+}
+
+/// `YYYY-MM-DD` of a Unix time, in UTC (proleptic Gregorian calendar;
+/// days from civil, after Howard Hinnant's `civil_from_days`).
+#[must_use]
+pub fn date_of_epoch(seconds: u64) -> String {
+    // Days since 0000-03-01, in eras of 400 years (146097 days).
+    let days = seconds / 86_400 + 719_468;
+    let era = days / 146_097;
+    let day_of_era = days % 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    // Months from March: 0 is March, 11 February.
+    let month_from_march = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
+    let (month, year) = if month_from_march < 10 {
+        (month_from_march + 3, era * 400 + year_of_era)
+    } else {
+        (month_from_march - 9, era * 400 + year_of_era + 1)
+    };
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
+fn write_man_pages(dir: &Path, date: &str) -> io::Result<()> {
     let source = format!("tokend {}", env!("CARGO_PKG_VERSION"));
     let page = |cmd: clap::Command, section: &str| {
         Man::new(cmd)
             .section(section)
+            .date(date)
             .source(source.clone())
             .manual("tokend manual")
     };
@@ -166,7 +219,7 @@ fn write_man_pages(dir: &Path) -> io::Result<()> {
     write(&dir.join(man.get_filename()), &text)?;
 
     let mut text = Vec::new();
-    docker_helper_page(&source).to_writer(&mut text)?;
+    docker_helper_page(&source, date).to_writer(&mut text)?;
     write(&dir.join(format!("{DOCKER_HELPER}.1")), &text)
 }
 
@@ -176,9 +229,9 @@ pub const DOCKER_HELPER: &str = "docker-credential-tokend";
 
 /// docker-credential-tokend(1): tokenctl under the helper's name, which
 /// has no clap definition (it takes one action word, as the protocol says).
-fn docker_helper_page(source: &str) -> Roff {
+fn docker_helper_page(source: &str, date: &str) -> Roff {
     let mut roff = Roff::new();
-    roff.control("TH", [DOCKER_HELPER, "1", "", source, "tokend manual"]);
+    roff.control("TH", [DOCKER_HELPER, "1", date, source, "tokend manual"]);
     roff.control("SH", ["NAME"]);
     roff.text([roman(format!(
         "{DOCKER_HELPER} - tokend's credential helper for docker, podman, skopeo and buildah"

@@ -1,5 +1,6 @@
 //! `tokend-dist-gen OUT_DIR`: writes the man pages, shell completions and
-//! system config that packages install (see the library's docs).
+//! system config that packages install (see the library's docs). The man
+//! pages are dated from `SOURCE_DATE_EPOCH`, else from the last commit.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -10,7 +11,22 @@ fn main() -> ExitCode {
         eprintln!("usage: tokend-dist-gen OUT_DIR");
         return ExitCode::from(2);
     };
-    match tokend_dist_gen::generate(Path::new(&out)) {
+    let epoch = std::env::var("SOURCE_DATE_EPOCH").ok();
+    let date = match tokend_dist_gen::source_date(epoch.as_deref()) {
+        Ok(Some(date)) => date,
+        Ok(None) => {
+            eprintln!(
+                "tokend-dist-gen: the man pages have no date: set SOURCE_DATE_EPOCH \
+                 (not a git checkout)"
+            );
+            String::new()
+        }
+        Err(e) => {
+            eprintln!("tokend-dist-gen: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match tokend_dist_gen::generate(Path::new(&out), &date) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("tokend-dist-gen: {e}");
