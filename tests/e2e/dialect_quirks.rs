@@ -158,6 +158,31 @@ fn pending_as_403() {
     provider.assert_no_violations();
 }
 
+#[test]
+fn pending_as_a_bare_403() {
+    // "Some servers signal pending with 403", with nothing but the status.
+    let provider = Provider::start(with(Rfc8628Quirks {
+        pending_status: Some(403),
+        bare_pending: true,
+        ..Rfc8628Quirks::default()
+    }));
+    let daemon = Daemon::start(&provider.config(NAME));
+    let run = LoginRun::start(&daemon.socket, NAME);
+    provider.wait_for_count(2, RecordedRequest::is_poll);
+    provider.approve(&run.user_code()).unwrap();
+    let (done, err, code) = run.finish();
+    assert_eq!(code, 0, "{done} {err}");
+    let pending: Vec<_> = provider
+        .requests()
+        .into_iter()
+        .filter(RecordedRequest::is_poll)
+        .filter(|r| r.outcome == "pending")
+        .collect();
+    assert!(pending.len() >= 2, "{pending:?}");
+    assert!(pending.iter().all(|r| r.status == Some(403)));
+    provider.assert_no_violations();
+}
+
 // ---- Microsoft -----------------------------------------------------------
 
 #[test]

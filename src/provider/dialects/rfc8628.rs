@@ -84,7 +84,18 @@ impl ProviderDialect for Rfc8628 {
     }
 
     fn parse_poll(&self, response: &HttpResponse) -> PollOutcome {
-        oauth::poll_answer(&ANSWERS, response)
+        match oauth::poll_answer(&ANSWERS, response) {
+            // "Some servers signal pending with 403" (`shared/dialects.md`
+            // §0), some with nothing but the status. A 403 that carries no
+            // OAuth error says no more than that: keep polling; the device
+            // code's expiry ends the wait, as it ends any pending login. A
+            // 403 with an error code is read by its code.
+            PollOutcome::Failed(e) if response.status == 403 && !carries_oauth_error(response) => {
+                tracing::debug!(error = %e, "a poll answered 403 with no OAuth error: taken as pending");
+                PollOutcome::Pending
+            }
+            outcome => outcome,
+        }
     }
 
     fn refresh_request(&self, endpoints: &Endpoints, refresh_token: &Secret) -> HttpRequest {
@@ -94,6 +105,14 @@ impl ProviderDialect for Rfc8628 {
     fn parse_refresh(&self, response: &HttpResponse) -> Result<TokenGrant, ProviderError> {
         oauth::refresh_answer(&ANSWERS, response)
     }
+}
+
+/// Whether `response` holds an RFC 6749 error (`{"error": ...}`).
+fn carries_oauth_error(response: &HttpResponse) -> bool {
+    oauth::AnswerFields::parse(response)
+        .as_ref()
+        .and_then(|fields| ANSWERS.read_error(fields))
+        .is_some()
 }
 
 #[cfg(test)]
@@ -158,5 +177,40 @@ mod tests {
         assert!(!debug.contains("refresh-SECRET"), "{debug}");
         assert!(!debug.contains("csecret"), "{debug}");
         assert!(matches!(request.body.fields()[1].1, FieldValue::Secret(_)));
+    }
+
+    fn poll_answer(status: u16, content_type: Option<&str>, body: &str) -> PollOutcome {
+        Rfc8628::new(client(ClientAuth::None)).parse_poll(&HttpResponse {
+            url: endpoints().token,
+            status,
+            content_type: content_type.map(str::to_owned),
+            location: None,
+            date: None,
+            body: bytes::Bytes::from(body.to_owned()),
+        })
+    }
+
+    #[test]
+    fn a_403_without_an_oauth_error_is_pending_and_one_with_a_code_says_it() {
+        assert!(matches!(poll_answer(403, None, ""), PollOutcome::Pending));
+        assert!(matches!(
+            poll_answer(403, Some("text/html"), "<h1>Forbidden</h1>"),
+            PollOutcome::Pending
+        ));
+        let json = Some("application/json");
+        assert!(matches!(
+            poll_answer(403, json, r#"{"error":"authorization_pending"}"#),
+            PollOutcome::Pending
+        ));
+        assert!(matches!(
+            poll_answer(403, json, r#"{"error":"access_denied"}"#),
+            PollOutcome::Denied { .. }
+        ));
+        assert!(matches!(
+            poll_answer(403, json, r#"{"error":"invalid_client"}"#),
+            PollOutcome::Failed(_)
+        ));
+        // Other statuses without an error stay failures.
+        assert!(matches!(poll_answer(400, None, ""), PollOutcome::Failed(_)));
     }
 }

@@ -18,6 +18,7 @@ use crate::authority::{
     Authority, DEFAULT_INTERVAL, Issued, Policy, PollVerdict, RefreshVerdict, SLOW_DOWN_STEP,
     TokenCheck,
 };
+use crate::body::ReplyBody;
 use crate::client_auth::{ClientAuthMode, ClientRegistration};
 use crate::dialect::{DemoSettings, Dialect, EmulatedDialect, toml_string};
 use crate::form::Form;
@@ -242,6 +243,9 @@ impl Rfc8628 {
         let quirks = &self.options.quirks;
         let poll_error = |error: &str, description: &str, interval: Option<Duration>| {
             let (status, error) = quirks.poll_error(error);
+            if quirks.bare_pending && error == "authorization_pending" {
+                return Reply::new(status, None, ReplyBody::empty()).outcome(error);
+            }
             let mut body = error_body(error, description);
             if let (Some(interval), true) = (interval, quirks.slow_down_interval) {
                 body.insert("interval".into(), wire_seconds(interval).into());

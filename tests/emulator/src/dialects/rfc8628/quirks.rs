@@ -50,6 +50,10 @@ pub struct Rfc8628Quirks {
     pub google_statuses: bool,
     /// Another status for `authorization_pending` (some servers send 403).
     pub pending_status: Option<u16>,
+    /// "Pending" as a bare status (`pending_status`, else 400) with an
+    /// empty body, no OAuth error code: "some servers signal pending with
+    /// 403" (`shared/dialects.md` §0) says no more than the status.
+    pub bare_pending: bool,
     /// Microsoft: a `message` sentence in the device answer.
     pub message: bool,
     /// Microsoft: `authorization_declined` for a denial and
