@@ -7,10 +7,26 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let mut args = std::env::args_os().skip(1);
+    let usage = "usage: tokend-dist-gen OUT_DIR";
     let (Some(out), None) = (args.next(), args.next()) else {
-        eprintln!("usage: tokend-dist-gen OUT_DIR");
+        eprintln!("{usage}");
         return ExitCode::from(2);
     };
+    // An option is never taken for the output directory (`--help` made a
+    // directory of that name).
+    match out.to_str() {
+        Some("-h" | "--help") => {
+            println!(
+                "{usage}\nwrites the man pages, shell completions and system config into OUT_DIR"
+            );
+            return ExitCode::SUCCESS;
+        }
+        Some(option) if option.starts_with('-') => {
+            eprintln!("tokend-dist-gen: unknown option {option}\n{usage}");
+            return ExitCode::from(2);
+        }
+        _ => {}
+    }
     let epoch = std::env::var("SOURCE_DATE_EPOCH").ok();
     let date = match tokend_dist_gen::source_date(epoch.as_deref()) {
         Ok(Some(date)) => date,
