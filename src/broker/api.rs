@@ -26,9 +26,13 @@ use crate::config::{Config, ProviderConfig};
 use crate::provider::{HttpClient, Provider};
 use crate::store::Store;
 
-/// The largest `min_valid` accepted: a day. Asking for more is a mistake
-/// (seconds taken for milliseconds), better told than silently refused.
-pub const MAX_MIN_VALID: Duration = Duration::from_secs(24 * 3600);
+/// The largest `min_valid` accepted: the longest access-token lifetime
+/// believed from any provider (400 days). Within it, a `min_valid` longer
+/// than the provider's tokens live is `TokenTooShort`, as the contract
+/// says (Trakt's tokens live a week, so a day was no ceiling); beyond it
+/// no token can ever satisfy it, and it is a mistake (milliseconds taken
+/// for seconds), better told as such.
+pub const MAX_MIN_VALID: Duration = crate::provider::oauth::MAX_TOKEN_LIFETIME;
 
 /// How a broker is built: everything it needs, handed in.
 #[derive(Debug)]

@@ -273,3 +273,23 @@ fn tokens_that_come_spent_are_not_refreshed_back_to_back() {
     let log = daemon.log();
     assert!(!secrets.iter().any(|s| log.contains(s.as_str())));
 }
+
+#[test]
+fn a_min_valid_of_days_is_served_by_tokens_that_live_a_week() {
+    // Trakt's tokens live a week: a caller may ask for two days of life.
+    let week = Duration::from_secs(7 * 24 * 3600);
+    let (provider, daemon, first) = logged_in(Rfc8628Options {
+        access_token_lifetime: week,
+        ..fast()
+    });
+    assert_eq!(token(&daemon, "demo", &["--min-valid", "172800"]), first);
+    assert_eq!(provider.refresh_count(), 0);
+    // More than any token lives (400 days) is a mistake, said as such.
+    let out = daemon.tokenctl(&["token", "demo", "--min-valid", "34560001"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("min_valid of 34560001 s is more than the maximum of 34560000 s"),
+        "{}",
+        stderr(&out)
+    );
+}
