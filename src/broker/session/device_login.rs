@@ -64,7 +64,15 @@ impl Session {
             Ok(()) => {
                 info!(provider = %self.name, event = "login_finished", "device login succeeded");
             }
-            Err(e) => warn!(provider = %self.name, event = "login_failed", "{e}"),
+            Err(e) => {
+                warn!(provider = %self.name, event = "login_failed", "{e}");
+                // `tokenctl status` says how a login nobody waited for
+                // ended; not one a logout or a new login cancelled, nor
+                // one cut short by the daemon's stop.
+                if cancel.reason().is_none() && !self.shared.logins.is_cancelled() {
+                    self.dispatch_now(super::machine::Event::LoginFailed(e.clone()));
+                }
+            }
         }
         let outcome = result.as_ref().err().map(BrokerError::kind);
         self.shared.metrics.login_finished(&self.name, outcome);

@@ -96,6 +96,11 @@ pub fn denial(provider: &Provider, providers: &str) {
         "{}",
         stderr(&out)
     );
+    // Status says how the login ended, for whoever did not wait for it.
+    let status = daemon.tokenctl(&["--json", "status", NAME]);
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status JSON");
+    let last_error = status[0]["last_error"].as_str().unwrap_or_default();
+    assert!(last_error.contains("denied"), "{status}");
     provider.assert_no_violations();
 }
 

@@ -67,6 +67,9 @@ pub(crate) enum Event {
         /// When the request left.
         sent_at: SystemTime,
     },
+    /// A device login ended without tokens (denied, expired, refused by
+    /// the provider): what status says of a session that has none.
+    LoginFailed(BrokerError),
     /// A caller logs the session out.
     LogoutRequested,
     /// A write asked for by [`Effect::WriteRecord`] is over.

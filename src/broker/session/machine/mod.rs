@@ -212,6 +212,17 @@ impl SessionMachine {
                     purpose: WritePurpose::LoggedIn { tokens },
                 });
             }
+            Event::LoginFailed(error) => {
+                // A session with tokens keeps its own last error: a login
+                // that failed changed nothing of it (the login's caller
+                // and `LoginFinished` said why).
+                if matches!(
+                    self.state,
+                    SessionState::LoggedOut | SessionState::NeedsLogin { .. }
+                ) {
+                    self.last_failure = Some(error);
+                }
+            }
             Event::LogoutRequested => self.logout(out),
             Event::RecordWritten { purpose, result } => {
                 self.record_written(ctx, purpose, result, out);

@@ -645,3 +645,22 @@ fn a_refresh_token_that_dies_first_is_refreshed_before_it() {
     written_ok(&mut m, at(1020), save);
     assert_eq!(m.next_refresh(), Some(at(1020 + 3060)));
 }
+
+/// A login that ended without tokens is what status says of a session
+/// that has none; a session with tokens keeps its own last error.
+#[test]
+fn a_failed_login_is_the_last_error_of_a_session_without_tokens() {
+    let denied = || BrokerError::LoginFailed {
+        provider: "p".into(),
+        reason: "was denied".into(),
+    };
+    let mut m = machine();
+    feed(&mut m, at(1), Event::LoginFailed(denied()));
+    assert!(matches!(
+        m.last_failure(),
+        Some(BrokerError::LoginFailed { .. })
+    ));
+    let mut m = logged_in(3600);
+    feed(&mut m, at(1), Event::LoginFailed(denied()));
+    assert!(m.last_failure().is_none());
+}
