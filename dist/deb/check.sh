@@ -34,6 +34,8 @@ lrwxrwxrwx ./usr/bin/docker-credential-tokend
 -rw-r--r-- ./usr/share/fish/vendor_completions.d/tokend.fish
 -rw-r--r-- ./usr/share/lintian/overrides/tokend
 -rw-r--r-- ./usr/share/man/man1/docker-credential-tokend.1.gz
+-rw-r--r-- ./usr/share/man/man1/tokenctl-credential-git.1.gz
+-rw-r--r-- ./usr/share/man/man1/tokenctl-credential-kubernetes.1.gz
 -rw-r--r-- ./usr/share/man/man1/tokenctl-credential.1.gz
 -rw-r--r-- ./usr/share/man/man1/tokenctl-exec.1.gz
 -rw-r--r-- ./usr/share/man/man1/tokenctl-login.1.gz

@@ -72,6 +72,8 @@ fn generator_writes_every_page_completion_and_the_config() {
         "completions/zsh/_tokend",
         "etc/tokend/config.toml",
         "man/docker-credential-tokend.1",
+        "man/tokenctl-credential-git.1",
+        "man/tokenctl-credential-kubernetes.1",
         "man/tokenctl-credential.1",
         "man/tokenctl-exec.1",
         "man/tokenctl-login.1",

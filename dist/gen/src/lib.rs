@@ -197,7 +197,11 @@ fn write_man_pages(dir: &Path, date: &str) -> io::Result<()> {
     // the global options through `build()`.
     let mut tokenctl = TokenctlArgs::command().disable_help_subcommand(true);
     tokenctl.build();
-    for verb in tokenctl.get_subcommands() {
+    // A page for every verb and every verb below one (`tokenctl credential
+    // git`, which `tokenctl-credential(1)` names in its SEE ALSO).
+    let mut verbs: Vec<&clap::Command> = tokenctl.get_subcommands().collect();
+    while let Some(verb) = verbs.pop() {
+        verbs.extend(verb.get_subcommands());
         let man = page(verb.clone(), "1");
         let mut text = Vec::new();
         man.render(&mut text)?;
