@@ -30,6 +30,7 @@ use super::methods::{
 use super::objects::Object;
 use super::peers::Peers;
 use super::properties::{managed_object, properties_of, unix_secs_or_zero};
+use super::signalled::Signalled;
 use super::{BROKER_INTERFACE, DbusError, provider_path};
 use crate::broker::{
     Broker, BrokerError, Caller, ErrorKind, Freshness, SessionReport, StoreReport,
@@ -64,6 +65,7 @@ pub(super) async fn serve_calls(
     mut calls: MessageStream,
     broker: Broker,
     peers: Peers,
+    signalled: Signalled,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 ) {
@@ -89,6 +91,7 @@ pub(super) async fn serve_calls(
             connection: connection.clone(),
             broker: broker.clone(),
             peers: peers.clone(),
+            signalled: signalled.clone(),
         };
         tasks.spawn(async move {
             handler.answer(&call).await;
@@ -117,6 +120,9 @@ struct Handler {
     connection: Connection,
     broker: Broker,
     peers: Peers,
+    /// What `PropertiesChanged` said last, for which a call that reads
+    /// properties counts (see [`Signalled::reading`]).
+    signalled: Signalled,
 }
 
 /// An answer: a body to return, or an error.
@@ -157,6 +163,17 @@ impl From<BrokerError> for Refusal {
 impl Handler {
     async fn answer(&self, call: &Message) {
         let header = call.header();
+        // A call that may answer a provider's properties: until its answer
+        // is sent, and after, no PropertiesChanged is left out for
+        // repeating the last one (see `signalled`).
+        let object = header.path().and_then(|path| Object::at(path.as_str()));
+        let member = header.member().map(zbus::names::MemberName::as_str);
+        let _reading = match (object, member) {
+            (Some(Object::Provider(_)), _) | (Some(Object::Broker), Some("GetManagedObjects")) => {
+                Some(self.signalled.reading())
+            }
+            _ => None,
+        };
         let answer = self.route(call, &header).await;
         self.count(&header, &answer);
         if header.primary().flags().contains(Flags::NoReplyExpected) {

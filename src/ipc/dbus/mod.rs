@@ -32,6 +32,7 @@ mod methods;
 mod objects;
 mod peers;
 mod properties;
+mod signalled;
 mod signals;
 use peers::Peers;
 
@@ -196,6 +197,7 @@ impl DbusService {
             .await
             .map_err(connect_error)?;
         let peers = Peers::new(matches!(bus, BusKind::Session));
+        let signalled = signalled::Signalled::default();
         tasks.spawn(
             peers
                 .clone()
@@ -213,6 +215,7 @@ impl DbusService {
             incoming,
             broker.clone(),
             peers.clone(),
+            signalled.clone(),
             shutdown.clone(),
             tasks.clone(),
         ));
@@ -220,6 +223,7 @@ impl DbusService {
             connection.clone(),
             broker,
             peers,
+            signalled,
             shutdown,
         ));
         let serve_error = |source| DbusSetupError::Serve {

@@ -38,7 +38,7 @@ const PEER_LIMIT: usize = 65_536;
 const LOOKUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Where a signal goes.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Recipients {
     /// To every peer of the bus (session bus).
     Broadcast,

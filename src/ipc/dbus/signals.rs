@@ -1,9 +1,14 @@
 //! Broker events as D-Bus signals, each sent only where it may go.
 //!
-//! Nothing is remembered between events: on every `StateChanged` (the
-//! broker raises one whenever what `status` shows of a provider changes)
-//! the provider's report is read again and `PropertiesChanged` carries all
-//! of its properties, not a difference from a copy kept here.
+//! On every `StateChanged` (the broker raises one whenever what `status`
+//! shows of a provider changes) the provider's report is read again and
+//! `PropertiesChanged` carries all of its properties, not a difference
+//! from a copy kept here. One change can raise more than one
+//! `StateChanged` (a login that ends: the session's new state, then the
+//! login task's end), and the reports read for them are then the same: a
+//! `PropertiesChanged` that repeats the last one to peers who know it is
+//! left out (`signalled` says when that is safe), so the last one sent
+//! always carries what `Get` answers.
 //!
 //! Every signal names a provider, so each goes to the peers
 //! [`Peers::recipients`] picks for that provider's access rule: a login's
@@ -11,16 +16,18 @@
 //! use it (see `peers` for the session bus, where that is everyone).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
-use tracing::warn;
+use tracing::{debug, warn};
 use zbus::Connection;
 use zbus::zvariant::{DynamicType, Value};
 
 use super::methods::{OBJECT_MANAGER, PROPERTIES, PROVIDER_INTERFACE};
 use super::peers::{Peers, Recipients};
 use super::properties::{managed_object, provider_properties};
+use super::signalled::{PropertiesSent, Signalled};
 use super::{BROKER_INTERFACE, BROKER_PATH, provider_path};
 use crate::broker::{AccessPolicy, Broker, BrokerEvent, Caller, Role, SessionReport};
 
@@ -37,6 +44,7 @@ pub(super) async fn forward_events(
     connection: Connection,
     broker: Broker,
     peers: Peers,
+    signalled: Signalled,
     shutdown: CancellationToken,
 ) {
     let mut events = broker.subscribe();
@@ -45,6 +53,7 @@ pub(super) async fn forward_events(
         broker,
         peers,
         owner: Caller::uid(rustix::process::geteuid().as_raw()),
+        signalled,
     };
     loop {
         let event = tokio::select! {
@@ -56,12 +65,14 @@ pub(super) async fn forward_events(
             Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
                 // Events were dropped: bring every property up to date.
                 warn!("D-Bus event forwarding fell {n} events behind");
+                signals.signalled.forget_all();
+                let epoch = signals.signalled.epoch();
                 let all = signals
                     .broker
                     .status(&signals.owner, None)
                     .unwrap_or_default();
                 for report in all {
-                    signals.update_properties(&report).await;
+                    signals.update_properties(&report, epoch).await;
                 }
             }
             Err(_) => return,
@@ -75,6 +86,8 @@ struct Signals {
     peers: Peers,
     /// The daemon's own uid, which sees every provider whole.
     owner: Caller,
+    /// The last `PropertiesChanged` of each provider object.
+    signalled: Signalled,
 }
 
 impl Signals {
@@ -109,8 +122,9 @@ impl Signals {
                     .await;
             }
             BrokerEvent::StateChanged { provider } => {
+                let epoch = self.signalled.epoch();
                 if let Some(report) = self.report(provider) {
-                    self.update_properties(&report).await;
+                    self.update_properties(&report, epoch).await;
                 }
             }
             // For hooks; the status change that goes with it comes as
@@ -150,7 +164,16 @@ impl Signals {
             .await;
     }
 
-    async fn send<B>(&self, to: Recipients, path: &str, interface: &str, member: &str, body: &B)
+    /// Sends the signal to each of `to`; false when it could not be sent
+    /// to one of them.
+    async fn send<B>(
+        &self,
+        to: Recipients,
+        path: &str,
+        interface: &str,
+        member: &str,
+        body: &B,
+    ) -> bool
     where
         B: Serialize + DynamicType,
     {
@@ -158,6 +181,7 @@ impl Signals {
             Recipients::Broadcast => vec![None],
             Recipients::Unicast(names) => names.into_iter().map(Some).collect(),
         };
+        let mut all_sent = true;
         for destination in destinations {
             if let Err(e) = self
                 .connection
@@ -165,8 +189,10 @@ impl Signals {
                 .await
             {
                 warn!("could not emit the D-Bus signal {member}: {e}");
+                all_sent = false;
             }
         }
+        all_sent
     }
 
     /// After a reload: objects appear and disappear for those who may see
@@ -180,6 +206,12 @@ impl Signals {
     ) {
         let previous: HashMap<&str, &AccessPolicy> =
             previous.iter().map(|(n, p)| (n.as_str(), p)).collect();
+        // Who may see them, and what, may have changed: their next
+        // PropertiesChanged goes out whatever it says.
+        for name in removed.iter().chain(added).chain(changed) {
+            self.signalled.forget(provider_path(name).as_str());
+        }
+        let epoch = self.signalled.epoch();
         for name in removed {
             if let Some(policy) = previous.get(name.as_str()) {
                 let to = self.peers.recipients(policy, Role::Use);
@@ -204,7 +236,7 @@ impl Signals {
             self.objects_removed(Recipients::Unicast(lost), name).await;
             self.objects_added(Recipients::Unicast(gained), &report)
                 .await;
-            self.update_properties(&report).await;
+            self.update_properties(&report, epoch).await;
         }
     }
 
@@ -272,22 +304,53 @@ impl Signals {
     }
 
     /// Signals `PropertiesChanged` with every property of `report`, to
-    /// the peers that may use the provider.
-    async fn update_properties(&self, report: &SessionReport) {
+    /// the peers that may use the provider; not when the last one sent for
+    /// it went to the same peers with the same properties and they read
+    /// nothing since (see `signalled`). `epoch`: the [`Signalled::epoch`]
+    /// from before `report` was read.
+    async fn update_properties(&self, report: &SessionReport, epoch: u64) {
         let Some(policy) = self.broker.policy(&report.name) else {
             return;
         };
         let to = self.peers.recipients(&policy, Role::Use);
         let path = provider_path(&report.name);
+        let mut sends = PropertiesSent::new();
         for (to, report) in self.views(to, report) {
-            if to == Recipients::Unicast(Vec::new()) {
-                continue;
-            }
-            let changed: HashMap<&'static str, Value<'static>> =
-                provider_properties(&report).into_iter().collect();
+            let to = match to {
+                Recipients::Unicast(names) if names.is_empty() => continue,
+                // In one order, so that the same peers compare equal.
+                Recipients::Unicast(mut names) => {
+                    names.sort_unstable();
+                    Recipients::Unicast(names)
+                }
+                Recipients::Broadcast => Recipients::Broadcast,
+            };
+            sends.push((to, provider_properties(&report)));
+        }
+        let sends = Arc::new(sends);
+        if !self.signalled.replace(path.as_str(), &sends, epoch) {
+            debug!(provider = %report.name, "PropertiesChanged left out: the same as the last one");
+            return;
+        }
+        let mut all_sent = true;
+        for (to, properties) in sends.iter() {
+            let changed: HashMap<&'static str, &Value<'static>> = properties
+                .iter()
+                .map(|(name, value)| (*name, value))
+                .collect();
             let body = (PROVIDER_INTERFACE, changed, Vec::<&str>::new());
-            self.send(to, path.as_str(), PROPERTIES, "PropertiesChanged", &body)
+            all_sent &= self
+                .send(
+                    to.clone(),
+                    path.as_str(),
+                    PROPERTIES,
+                    "PropertiesChanged",
+                    &body,
+                )
                 .await;
+        }
+        if !all_sent {
+            self.signalled.forget(path.as_str());
         }
     }
 }

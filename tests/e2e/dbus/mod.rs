@@ -178,3 +178,4 @@ fn busctl_strings(out: &Output) -> Vec<String> {
 
 mod calls;
 mod objects;
+mod signals;
