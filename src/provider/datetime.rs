@@ -3,19 +3,24 @@
 
 use std::time::{Duration, SystemTime};
 
-use time::OffsetDateTime;
 use time::format_description::well_known::{Iso8601, Rfc2822, Rfc3339};
+use time::{OffsetDateTime, PrimitiveDateTime};
 
 /// Reads an absolute date-time in any of the formats providers use:
 /// RFC 3339 (`2025-07-01T12:00:00Z`), the wider ISO 8601
-/// (`2025-07-01T12:00:00.000+02:00`), RFC 2822 (`Tue, 01 Jul 2025 12:00:00
-/// +0000`) and the HTTP date (`Tue, 01 Jul 2025 12:00:00 GMT`). `None` for
-/// anything else, and for times before 1970.
+/// (`2025-07-01T12:00:00.000+02:00`), ISO 8601 without an offset read as
+/// UTC (`2025-07-01T12:00:00`, or Python's `utcnow().isoformat()`,
+/// `2025-07-01T12:00:00.414021`: Twilio's API is UTC throughout), RFC 2822
+/// (`Tue, 01 Jul 2025 12:00:00 +0000`) and the HTTP date (`Tue, 01 Jul 2025
+/// 12:00:00 GMT`). `None` for anything else, and for times before 1970.
 #[must_use]
 pub fn parse(text: &str) -> Option<SystemTime> {
     let text = text.trim();
     let parsed = OffsetDateTime::parse(text, &Rfc3339)
         .or_else(|_| OffsetDateTime::parse(text, &Iso8601::DEFAULT))
+        .or_else(|_| {
+            PrimitiveDateTime::parse(text, &Iso8601::DEFAULT).map(PrimitiveDateTime::assume_utc)
+        })
         .or_else(|_| OffsetDateTime::parse(text, &Rfc2822))
         .or_else(|_| http_date(text))
         .ok()?;
@@ -66,13 +71,39 @@ mod tests {
     }
 
     #[test]
+    fn iso_8601_without_an_offset_is_utc() {
+        let noon = unix(1_751_371_200);
+        for text in [
+            "2025-07-01T12:00:00",
+            "2025-07-01T12:00:00.000",
+            "2025-07-01T12:00",
+            "20250701T120000",
+        ] {
+            assert_eq!(parse(text), Some(noon), "{text}");
+        }
+        // Python's `datetime.utcnow().isoformat()`: microseconds.
+        assert_eq!(
+            parse("2026-12-04T16:25:33.414021"),
+            Some(unix(1_796_401_533) + Duration::from_micros(414_021))
+        );
+    }
+
+    #[test]
     fn garbage_and_prehistory_are_refused() {
         for text in [
             "",
             "tomorrow",
             "1751371200",
+            "2025-07-01",
+            "12:00:00",
+            "2025-07-01T",
+            "2025-07-01T25:00:00",
+            "2025-07-01 noon",
+            "2025-07-01T12:00:00 tomorrow",
             "2025-13-01T12:00:00Z",
+            "2025-13-01T12:00:00",
             "1969-12-31T23:59:59Z",
+            "1969-12-31T23:59:59",
         ] {
             assert_eq!(parse(text), None, "{text}");
         }

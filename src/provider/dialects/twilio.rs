@@ -4,12 +4,16 @@
 //! `DeviceCode`, `RefreshToken`, `ClientSecret`), scopes and audiences as
 //! repeated keys, answers with status 201, every field nullable, no
 //! `expires_in` and no `token_type` but an absolute
-//! `access_token_expires_at` (ISO 8601 or RFC 2822, both read by
-//! [`crate::provider::datetime`]), and error bodies either RFC 6749's or Twilio's own
-//! (`{"code", "message", "more_info", "status"}`).
+//! `access_token_expires_at` (ISO 8601, with or without an offset, or RFC
+//! 2822, all read by [`crate::provider::datetime`]), and error bodies
+//! either RFC 6749's or Twilio's own (`{"code", "message", "more_info",
+//! "status"}`).
 //!
 //! As code: every request carries HTTP Basic with the account SID and auth
-//! token, whatever the client authentication.
+//! token, whatever the client authentication; and Twilio's own error
+//! bodies, whose messages need not name an OAuth error, are read by their
+//! status where their words say nothing known (`parse_poll`,
+//! `parse_refresh`).
 
 use std::time::Duration;
 
@@ -155,7 +159,8 @@ pub struct TwilioAccount {
 
 /// Twilio's error bodies carry no OAuth code (this is inferred, see
 /// `shared/dialects.md` §2): the meaning is read from the message, exact
-/// codes first, then plain words.
+/// codes first, then plain words. A message with none of them is read by
+/// its status, differently in a poll and in a refresh.
 const TWILIO_MEANINGS: &[(&str, &str)] = &[
     ("authorization_pending", "authorization_pending"),
     ("slow_down", "slow_down"),
@@ -168,8 +173,18 @@ const TWILIO_MEANINGS: &[(&str, &str)] = &[
     ("too many requests", "slow_down"),
     ("denied", "access_denied"),
     ("declined", "access_denied"),
+    ("rejected", "access_denied"),
     ("expired", "expired_token"),
 ];
+
+/// The OAuth error a Twilio error message names, if it names one.
+fn meaning(message: &str) -> Option<&'static str> {
+    let lower = message.to_ascii_lowercase();
+    TWILIO_MEANINGS
+        .iter()
+        .find(|(needle, _)| lower.contains(needle))
+        .map(|(_, e)| *e)
+}
 
 /// Reads Twilio's own error bodies (`{"code": 20001, "message": ...,
 /// "more_info": ..., "status": 400}`), which carry no OAuth code.
@@ -177,11 +192,7 @@ const TWILIO_MEANINGS: &[(&str, &str)] = &[
 pub fn twilio_error(fields: &AnswerFields) -> Option<OAuthError> {
     let code = fields.map().get("code").and_then(Value::as_u64)?;
     let message = fields.text(&["message"]).unwrap_or_default();
-    let lower = message.to_ascii_lowercase();
-    let error = TWILIO_MEANINGS
-        .iter()
-        .find(|(needle, _)| lower.contains(needle))
-        .map_or_else(|| format!("twilio_error_{code}"), |(_, e)| (*e).to_owned());
+    let error = meaning(&message).map_or_else(|| format!("twilio_error_{code}"), str::to_owned);
     let message = clean_detail(&message);
     Some(OAuthError {
         error,
@@ -192,6 +203,42 @@ pub fn twilio_error(fields: &AnswerFields) -> Option<OAuthError> {
         }),
         interval: None,
     })
+}
+
+/// A failed answer in Twilio's own shape (a numeric `code`, no RFC 6749
+/// `error`): the error as [`twilio_error`] reads it, and whether its
+/// message named a known meaning.
+struct TwilioFailure {
+    error: OAuthError,
+    meaning: Option<&'static str>,
+}
+
+impl TwilioFailure {
+    fn read(response: &HttpResponse) -> Option<Self> {
+        if (200..300).contains(&response.status) {
+            return None;
+        }
+        let fields = AnswerFields::parse(response)?;
+        if OAuthError::from_fields(&fields).is_some() {
+            return None;
+        }
+        let error = twilio_error(&fields)?;
+        let message = fields.text(&["message"]).unwrap_or_default();
+        Some(Self {
+            meaning: meaning(&message),
+            error,
+        })
+    }
+
+    /// A refusal that retrying will not fix, the session kept.
+    fn rejected(self, response: &HttpResponse) -> ProviderError {
+        ProviderError::Rejected {
+            endpoint: response.url.as_str().to_owned(),
+            status: response.status,
+            detail: self.error.detail(),
+            error: self.error.error,
+        }
+    }
 }
 
 /// The name of the repeated audience key of the device request.
@@ -246,7 +293,28 @@ impl ProviderDialect for Twilio {
         self.with_account(WIRE.poll_request(&self.client, endpoints.token.clone(), device_code))
     }
 
+    /// Twilio's own error bodies: 401 and 403 are the account's (or the
+    /// app's) credentials, a failure whatever the words; otherwise a known
+    /// meaning in the message decides (denied, expired, ...), and a message
+    /// without one is pending at 400 (the device code's expiry ends the
+    /// wait, as for RFC 8628's pending) and slow down at 429. RFC 6749
+    /// bodies get the shared reading.
     fn parse_poll(&self, response: &HttpResponse) -> PollOutcome {
+        if let Some(failure) = TwilioFailure::read(response) {
+            match (response.status, failure.meaning) {
+                (401 | 403, _) => return PollOutcome::Failed(failure.rejected(response)),
+                (400, None) => {
+                    tracing::debug!(
+                        endpoint = %response.url,
+                        "{}; read as pending",
+                        failure.error.description.as_deref().unwrap_or_default()
+                    );
+                    return PollOutcome::Pending;
+                }
+                (429, None) => return PollOutcome::SlowDown { interval: None },
+                _ => {}
+            }
+        }
         oauth::poll_answer(&ANSWERS, response)
     }
 
@@ -258,7 +326,26 @@ impl ProviderDialect for Twilio {
         ))
     }
 
+    /// Twilio's own error bodies: the refresh request is fixed and well
+    /// formed, so a 400 says the refresh token is not taken: the session is
+    /// gone (unless the message blames the app, `invalid_client`, or the
+    /// pace, `slow_down`). 401 and 403 are the account's (or the app's)
+    /// credentials: a refusal that keeps the session whatever the words
+    /// ("expired" included). Other statuses (429, 5xx) and RFC 6749 bodies
+    /// get the shared reading.
     fn parse_refresh(&self, response: &HttpResponse) -> Result<TokenGrant, ProviderError> {
+        if let Some(failure) = TwilioFailure::read(response) {
+            match (response.status, failure.meaning) {
+                (401 | 403, _) => return Err(failure.rejected(response)),
+                (400, meaning) if !matches!(meaning, Some("invalid_client" | "slow_down")) => {
+                    return Err(ProviderError::GrantRevoked {
+                        error: failure.error.error,
+                        detail: failure.error.description,
+                    });
+                }
+                _ => {}
+            }
+        }
         oauth::refresh_answer(&ANSWERS, response)
     }
 }
@@ -443,6 +530,186 @@ mod tests {
             crate::provider::oauth::AnswerFormat::STANDARD
                 .read_error(&body_fields(r#"{"code":1,"message":"m"}"#))
                 .is_none()
+        );
+    }
+
+    fn twilio_body(code: u32, status: u16, message: &str) -> String {
+        serde_json::json!({
+            "code": code,
+            "message": message,
+            "more_info": format!("https://www.twilio.com/docs/errors/{code}"),
+            "status": status,
+        })
+        .to_string()
+    }
+
+    #[test]
+    fn twilio_poll_errors_without_known_words_are_read_by_their_status() {
+        let dialect = twilio(None);
+        let poll = |status, code, message| {
+            dialect.parse_poll(&answer(status, &twilio_body(code, status, message)))
+        };
+        assert!(matches!(
+            poll(
+                400,
+                20001,
+                "Authorization request is awaiting user approval"
+            ),
+            PollOutcome::Pending
+        ));
+        assert!(matches!(
+            poll(429, 20429, "Polling too frequently"),
+            PollOutcome::SlowDown { interval: None }
+        ));
+        // A known meaning wins over the status.
+        for message in [
+            "Authorization request was rejected by the user",
+            "The user declined",
+            "access_denied",
+        ] {
+            let outcome = poll(400, 20001, message);
+            assert!(
+                matches!(&outcome, PollOutcome::Denied { message: m } if m.contains(message)),
+                "{message}: {outcome:?}"
+            );
+        }
+        assert!(matches!(
+            poll(400, 20001, "Device code has expired"),
+            PollOutcome::Expired { .. }
+        ));
+        assert!(matches!(
+            poll(429, 20429, "Too Many Requests"),
+            PollOutcome::SlowDown { .. }
+        ));
+        let PollOutcome::Failed(e) = poll(400, 20001, "invalid_client: wrong ClientSecret") else {
+            panic!("not a failure")
+        };
+        assert_eq!(e.class(), FailureClass::Permanent);
+        // The account's credentials: a failure whatever the words.
+        for (status, message) in [
+            (401, "Authenticate"),
+            (401, "The auth token has expired"),
+            (403, "Authorization request is awaiting user approval"),
+        ] {
+            let PollOutcome::Failed(e) = poll(status, 20003, message) else {
+                panic!("{status} {message}: not a failure")
+            };
+            assert_eq!(e.class(), FailureClass::Permanent, "{status} {message}");
+            assert!(e.to_string().contains(message), "{e}");
+        }
+        // Other statuses as the shared reading has them.
+        let PollOutcome::Failed(e) = poll(404, 20404, "The requested resource was not found")
+        else {
+            panic!("not a failure")
+        };
+        assert_eq!(e.class(), FailureClass::Permanent);
+        let PollOutcome::Failed(e) = poll(503, 20500, "Service unavailable") else {
+            panic!("not a failure")
+        };
+        assert_eq!(e.class(), FailureClass::Transient);
+        // RFC 6749 bodies as before: an unknown code at 400 ends the login.
+        let PollOutcome::Failed(e) = dialect.parse_poll(&answer(
+            400,
+            r#"{"error":"invalid_request","error_description":"Authorization request is awaiting user approval"}"#,
+        )) else {
+            panic!("not a failure")
+        };
+        assert_eq!(e.class(), FailureClass::Permanent);
+    }
+
+    #[test]
+    fn twilio_refresh_errors_are_read_by_their_status() {
+        let dialect = twilio(None);
+        let refresh = |status, code, message| {
+            dialect
+                .parse_refresh(&answer(status, &twilio_body(code, status, message)))
+                .unwrap_err()
+        };
+        // 400: the refresh token is not taken, whatever the words.
+        for message in [
+            "Invalid refresh token",
+            "",
+            "Refresh token expired",
+            "invalid_grant: the login was revoked",
+        ] {
+            let e = refresh(400, 20001, message);
+            assert_eq!(e.class(), FailureClass::GrantRevoked, "{message}: {e}");
+        }
+        assert!(
+            refresh(400, 20001, "Invalid refresh token")
+                .to_string()
+                .contains("Twilio error 20001: Invalid refresh token")
+        );
+        // ... unless the words blame the app or the pace.
+        assert_eq!(
+            refresh(400, 20001, "invalid_client: unknown ClientSid").class(),
+            FailureClass::Permanent
+        );
+        assert_ne!(
+            refresh(400, 20429, "slow down").class(),
+            FailureClass::GrantRevoked
+        );
+        // 401 and 403: the account's credentials; the session stays, even
+        // when the message says "expired" or names the grant.
+        for (status, message) in [
+            (401, "Authenticate"),
+            (401, "The auth token has expired"),
+            (401, "invalid_grant"),
+            (403, "Account suspended: credentials expired"),
+        ] {
+            let e = refresh(status, 20003, message);
+            assert_eq!(e.class(), FailureClass::Permanent, "{status} {message}");
+            assert!(
+                matches!(&e, ProviderError::Rejected { status: s, .. } if *s == status),
+                "{e:?}"
+            );
+        }
+        // 429 and 5xx: transient, as before.
+        for (status, message) in [(429, "Too Many Requests"), (503, "Service unavailable")] {
+            assert_eq!(
+                refresh(status, 20000 + u32::from(status), message).class(),
+                FailureClass::Transient
+            );
+        }
+        // RFC 6749 bodies keep the shared reading.
+        let rfc = |status, body| dialect.parse_refresh(&answer(status, body)).unwrap_err();
+        assert_eq!(
+            rfc(400, r#"{"error":"invalid_grant"}"#).class(),
+            FailureClass::GrantRevoked
+        );
+        assert_eq!(
+            rfc(400, r#"{"error":"invalid_request","code":20001}"#).class(),
+            FailureClass::Permanent
+        );
+        assert_eq!(
+            rfc(401, r#"{"error":"expired_token"}"#).class(),
+            FailureClass::GrantRevoked
+        );
+        // A success is still a success.
+        assert!(
+            dialect
+                .parse_refresh(&answer(
+                    201,
+                    r#"{"access_token":"at","refresh_token":"rt","access_token_expires_at":"2025-07-01T12:00:00"}"#,
+                ))
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn expiries_without_an_offset_are_utc() {
+        let dialect = twilio(None);
+        // The answer's Date is 11:00 UTC.
+        let PollOutcome::Granted(grant) = dialect.parse_poll(&answer(
+            201,
+            r#"{"access_token":"at","refresh_token":"rt","access_token_expires_at":"2025-07-01T12:00:00.000000","refresh_token_expires_at":"2025-07-08T11:00:00"}"#,
+        )) else {
+            panic!("not granted")
+        };
+        assert_eq!(grant.expiry, Expiry::In(Duration::from_secs(3600)));
+        assert_eq!(
+            grant.refresh_expires_in,
+            Some(Duration::from_secs(7 * 24 * 3600))
         );
     }
 

@@ -4,8 +4,9 @@
 //! Form bodies with PascalCase keys; `Scopes` (required) and `Audiences`
 //! as repeated keys; answers 201; token answers without `expires_in` or
 //! `token_type` but with an absolute `access_token_expires_at` in ISO 8601
-//! or RFC 2822 (an option); nullable fields; error bodies RFC-style or
-//! Twilio-style (an option, since the real ones are undocumented).
+//! (with or without an offset) or RFC 2822 (an option); nullable fields;
+//! error bodies RFC-style or Twilio-style, with or without OAuth words in
+//! the message (an option, since the real ones are undocumented).
 
 // Refusals are whole answers; see `client_auth.rs`.
 #![allow(clippy::result_large_err)]
@@ -56,6 +57,9 @@ pub enum TwilioDateFormat {
     Iso8601,
     /// `Tue, 01 Jul 2025 12:00:00 +0000` (what its description says).
     Rfc2822,
+    /// `2025-07-01T12:00:00.414021`: ISO 8601 in UTC without an offset,
+    /// as Python's `datetime.utcnow().isoformat()` writes it (microseconds).
+    Iso8601NoOffset,
 }
 
 /// How OAuth errors are written.
@@ -67,6 +71,14 @@ pub enum TwilioErrorStyle {
     /// Twilio's `{"code": 20001, "message": "authorization_pending: ...",
     /// "more_info": ..., "status": 400}`.
     Twilio,
+    /// Twilio's body with messages of its own, no OAuth code in them:
+    /// pending is 400 "Authorization request is awaiting user approval",
+    /// slow down 429 (code 20429) "Polling too frequently", a spent grant 400
+    /// "Invalid refresh token" / "Invalid device code", a bad client 401
+    /// (code 20003) "Client authentication failed". Only a denial ("... was
+    /// rejected by the user") and an expiry ("Device code has expired") say
+    /// what happened in words, as no status tells them from pending.
+    TwilioOpaque,
 }
 
 /// How the Twilio emulator behaves. Start from `Default`.
@@ -213,6 +225,36 @@ impl Twilio {
                     20001
                 };
                 Self::twilio_error(status, code, &format!("{error}: {description}")).outcome(error)
+            }
+            TwilioErrorStyle::TwilioOpaque => {
+                let (status, code, message) = match error {
+                    "authorization_pending" => (
+                        400,
+                        20001,
+                        "Authorization request is awaiting user approval",
+                    ),
+                    "slow_down" => (429, 20429, "Polling too frequently"),
+                    "access_denied" => {
+                        (400, 20001, "Authorization request was rejected by the user")
+                    }
+                    "expired_token" => (400, 20001, "Device code has expired"),
+                    "invalid_client" => (401, 20003, "Client authentication failed"),
+                    _ => (status, 20001, description),
+                };
+                Self::twilio_error(status, code, message).outcome(error)
+            }
+        }
+    }
+
+    /// `invalid_grant` for the `token` named ("device code", "refresh
+    /// token"), which the opaque style says as "Invalid <token>".
+    fn invalid_grant(&self, token: &str, why: &str) -> Reply {
+        match self.options.error_style {
+            TwilioErrorStyle::TwilioOpaque => {
+                Self::twilio_error(400, 20001, &format!("Invalid {token}")).outcome("invalid_grant")
+            }
+            TwilioErrorStyle::OAuth | TwilioErrorStyle::Twilio => {
+                self.error(400, "invalid_grant", why)
             }
         }
     }
@@ -373,7 +415,7 @@ impl Twilio {
                     PollVerdict::UnknownCode
                     | PollVerdict::WrongClient
                     | PollVerdict::AlreadyUsed => {
-                        self.error(400, "invalid_grant", "the device code is not valid")
+                        self.invalid_grant("device code", "the device code is not valid")
                     }
                 }
             }
@@ -383,7 +425,7 @@ impl Twilio {
                     RefreshVerdict::Refreshed(issued) => {
                         self.tokens(&issued, request.at_system).outcome("refreshed")
                     }
-                    RefreshVerdict::InvalidGrant(why) => self.error(400, "invalid_grant", why),
+                    RefreshVerdict::InvalidGrant(why) => self.invalid_grant("refresh token", why),
                     RefreshVerdict::InvalidScope(why) => self.error(400, "invalid_scope", &why),
                 }
             }
@@ -407,6 +449,17 @@ impl Twilio {
                 .ok()
                 .and_then(|t| t.format(&Rfc3339).ok()),
             TwilioDateFormat::Rfc2822 => at.format(&Rfc2822).ok(),
+            // UTC, as `OffsetDateTime::from(SystemTime)` is.
+            TwilioDateFormat::Iso8601NoOffset => Some(format!(
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}",
+                at.year(),
+                u8::from(at.month()),
+                at.day(),
+                at.hour(),
+                at.minute(),
+                at.second(),
+                at.microsecond()
+            )),
         };
         text.map_or(Value::Null, Value::from)
     }
@@ -457,5 +510,122 @@ impl Dialect for Twilio {
             _ => Ok(Reply::not_found()),
         };
         result.unwrap_or_else(|refusal| refusal)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn twilio(date_format: TwilioDateFormat, error_style: TwilioErrorStyle) -> Twilio {
+        Twilio::new(
+            TwilioOptions {
+                date_format,
+                error_style,
+                ..TwilioOptions::default()
+            },
+            "http://127.0.0.1:1",
+        )
+    }
+
+    #[test]
+    fn dates_in_every_format() {
+        // 2026-12-04T16:25:33.414021Z
+        let now = SystemTime::UNIX_EPOCH
+            + Duration::from_secs(1_796_401_533)
+            + Duration::from_micros(414_021);
+        let hour = Duration::from_secs(3600);
+        for (format, expected) in [
+            (TwilioDateFormat::Iso8601, "2026-12-04T17:25:33Z"),
+            (TwilioDateFormat::Rfc2822, "Fri, 04 Dec 2026 17:25:33 +0000"),
+            (
+                TwilioDateFormat::Iso8601NoOffset,
+                "2026-12-04T17:25:33.414021",
+            ),
+        ] {
+            let dialect = twilio(format, TwilioErrorStyle::OAuth);
+            assert_eq!(dialect.date(now, hour), json!(expected), "{format:?}");
+        }
+    }
+
+    #[test]
+    fn opaque_errors_say_no_oauth_word() {
+        let dialect = twilio(TwilioDateFormat::Iso8601, TwilioErrorStyle::TwilioOpaque);
+        let words = [
+            "_", "pending", "slow", "too many", "denied", "declined", "expired", "grant",
+        ];
+        for (reply, status, code, outcome) in [
+            (
+                dialect.error(400, "authorization_pending", "not yet"),
+                400,
+                20001,
+                "authorization_pending",
+            ),
+            (
+                dialect.error(400, "slow_down", "polling too fast"),
+                429,
+                20429,
+                "slow_down",
+            ),
+            (
+                dialect.invalid_grant("refresh token", "the refresh token expired"),
+                400,
+                20001,
+                "invalid_grant",
+            ),
+            (
+                dialect.invalid_grant("device code", "the device code is not valid"),
+                400,
+                20001,
+                "invalid_grant",
+            ),
+            (
+                dialect.error(401, "invalid_client", "wrong ClientSecret"),
+                401,
+                20003,
+                "invalid_client",
+            ),
+        ] {
+            let body = reply.json_body();
+            assert_eq!(reply.status, status, "{body}");
+            assert_eq!(reply.outcome, outcome, "{body}");
+            assert_eq!(body["code"], code, "{body}");
+            assert_eq!(body["status"], status, "{body}");
+            assert!(body.get("error").is_none(), "{body}");
+            let message = body["message"].as_str().unwrap().to_ascii_lowercase();
+            for word in words {
+                assert!(!message.contains(word), "{word:?} in {body}");
+            }
+        }
+        // A denial and an expiry are told apart from pending by their words.
+        let denied = dialect.error(400, "access_denied", "the person denied the request");
+        assert!(
+            denied.json_body()["message"]
+                .as_str()
+                .unwrap()
+                .contains("rejected"),
+        );
+        let expired = dialect.error(400, "expired_token", "the device code expired");
+        assert!(
+            expired.json_body()["message"]
+                .as_str()
+                .unwrap()
+                .contains("expired"),
+        );
+    }
+
+    #[test]
+    fn the_other_styles_are_unchanged() {
+        let oauth = twilio(TwilioDateFormat::Iso8601, TwilioErrorStyle::OAuth)
+            .invalid_grant("refresh token", "the login was revoked");
+        assert_eq!(oauth.status, 400);
+        assert_eq!(oauth.json_body()["error"], "invalid_grant");
+        let twilio = twilio(TwilioDateFormat::Iso8601, TwilioErrorStyle::Twilio).error(
+            400,
+            "slow_down",
+            "polling too fast",
+        );
+        assert_eq!(twilio.status, 400);
+        assert_eq!(twilio.json_body()["message"], "slow_down: polling too fast");
     }
 }
