@@ -391,11 +391,7 @@ fn a_record_that_cannot_be_saved_is_retried_without_refreshing_again() {
     // The record's place is free again: the save is retried by itself,
     // with the tokens already had, not with another refresh.
     std::fs::remove_dir_all(store.record("demo")).unwrap();
-    daemon.wait_for_log_within(
-        Duration::from_secs(120),
-        1,
-        &["event=\"store_recovered\""],
-    );
+    daemon.wait_for_log_within(Duration::from_secs(120), 1, &["event=\"store_recovered\""]);
     let saved = status(&daemon, "demo");
     assert_eq!(saved["saved"], true, "{saved}");
     assert!(saved["last_error"].is_null(), "{saved}");
