@@ -232,7 +232,8 @@ impl Metrics {
         let outcome = match result.as_ref().map_err(ProviderError::class) {
             Ok(_) => 0,
             Err(FailureClass::Transient) => 1,
-            Err(FailureClass::Permanent) => 2,
+            // Counted as what it is taken for while the session lasts.
+            Err(FailureClass::Permanent | FailureClass::PerhapsRevoked) => 2,
             Err(FailureClass::GrantRevoked) => 3,
         };
         counters.refreshes[outcome].fetch_add(1, Ordering::Relaxed);

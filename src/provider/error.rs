@@ -10,6 +10,10 @@ pub enum FailureClass {
     Permanent,
     /// The grant is gone (`invalid_grant`): a new login is needed.
     GrantRevoked,
+    /// A refusal that at times means the grant is gone and at times not
+    /// (Trakt's bare 400): a refusal while the session's access token still
+    /// works, the end of the session once it has expired.
+    PerhapsRevoked,
 }
 
 /// A failure talking to a provider. Messages never contain tokens or secrets.
@@ -53,6 +57,20 @@ pub enum ProviderError {
         /// The provider's explanation, if any.
         detail: Option<String>,
     },
+    /// A refresh refused with no reason given, which the provider also
+    /// answers for a refresh token it no longer takes (Trakt's bare 400):
+    /// see [`FailureClass::PerhapsRevoked`].
+    #[error("{endpoint} refused the request: {error} (HTTP {status}){}", detail_suffix(.detail.as_deref()))]
+    RefusedPerhapsRevoked {
+        /// The endpoint URL.
+        endpoint: String,
+        /// HTTP status.
+        status: u16,
+        /// A summary of the answer.
+        error: String,
+        /// What it may mean.
+        detail: Option<String>,
+    },
     /// An answer that makes no sense (not JSON, missing fields, absurd values, too large).
     #[error("{endpoint} sent an invalid answer: {problem}")]
     Malformed {
@@ -88,6 +106,7 @@ impl ProviderError {
             | Self::Discovery { .. } => FailureClass::Transient,
             Self::Rejected { .. } => FailureClass::Permanent,
             Self::GrantRevoked { .. } => FailureClass::GrantRevoked,
+            Self::RefusedPerhapsRevoked { .. } => FailureClass::PerhapsRevoked,
         }
     }
 }

@@ -209,6 +209,35 @@ fn a_bodiless_400_refresh_keeps_the_session_and_says_why() {
 }
 
 #[test]
+fn a_bodiless_400_refresh_ends_the_session_once_its_token_has_expired() {
+    let provider = Provider::start(TraktOptions {
+        refresh_errors: TraktRefreshErrors::Empty400,
+        access_token_lifetime: Duration::from_secs(3),
+        ..fast_trakt()
+    });
+    let (daemon, _) = flows::logged_in(&provider, &trakt_config(&provider, NAME, ""));
+    provider.revoke_all();
+    // While the token works, the refusal is retried; once it has expired,
+    // the next refresh refused so ends the session, loudly. A caller's
+    // request brings that refresh on (at most one per 5 s after a failure).
+    daemon.wait_for_log(1, &["event=\"refresh_failed\""]);
+    let mut code = None;
+    for _ in 0..30 {
+        let out = daemon.tokenctl(&["token", NAME]);
+        code = out.status.code();
+        if code == Some(EXIT_LOGIN_REQUIRED) {
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    assert_eq!(code, Some(EXIT_LOGIN_REQUIRED), "{}", daemon.log());
+    daemon.wait_for_log(1, &["event=\"login_required\""]);
+    let status = daemon.tokenctl(&["--json", "status", NAME]);
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status[0]["state"], "login_required", "{status}");
+}
+
+#[test]
 fn a_wrong_client_secret_is_refused_by_the_emulator() {
     let provider = Provider::start(fast_trakt());
     let config = trakt_config(&provider, NAME, "").replace("tokend-test-secret", "not-the-secret");

@@ -236,16 +236,17 @@ impl ProviderDialect for Trakt {
         match oauth::refresh_answer(&ANSWERS, response) {
             // Trakt answers a refresh with a bare 400 both for a request it
             // cannot read and, at times, for a refresh token it no longer
-            // takes (shared/dialects.md §1): not proof enough to drop the
-            // session (it is retried), but the person should know what it
-            // may mean.
+            // takes (shared/dialects.md §1): not proof enough to drop a
+            // session whose access token still works (it is retried), but
+            // the end of one whose access token has expired (the session
+            // machine decides), and the person should know what it may mean.
             Err(ProviderError::Rejected {
                 endpoint,
                 status: 400,
                 error,
                 detail,
             }) if response.body.iter().all(u8::is_ascii_whitespace) => {
-                Err(ProviderError::Rejected {
+                Err(ProviderError::RefusedPerhapsRevoked {
                     endpoint,
                     status: 400,
                     error,
@@ -390,7 +391,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(e.class(), FailureClass::GrantRevoked);
         let e = dialect.parse_refresh(&answer(400, None, "")).unwrap_err();
-        assert_eq!(e.class(), FailureClass::Permanent);
+        assert_eq!(e.class(), FailureClass::PerhapsRevoked);
         assert!(e.to_string().contains("HTTP 400"), "{e}");
     }
 }

@@ -129,9 +129,19 @@ impl SessionMachine {
                     },
                 });
             }
-            Err(failure) if failure.class() == FailureClass::GrantRevoked => {
+            Err(failure)
+                if failure.class() == FailureClass::GrantRevoked
+                    || (failure.class() == FailureClass::PerhapsRevoked
+                        && !tokens
+                            .access
+                            .as_ref()
+                            .is_some_and(|a| a.expires_at.is_none_or(|at| at > ctx.now))) =>
+            {
                 // The stored refresh token is dead: delete it so a restart
-                // does not try it again, then end the session.
+                // does not try it again, then end the session. A refusal
+                // that only may mean so ends a session once its access
+                // token has expired (it serves nothing more); until then
+                // it is retried as a refusal, below.
                 *refresh = RefreshStage::Saving;
                 out.push(Effect::WriteRecord {
                     record: None,

@@ -664,3 +664,27 @@ fn a_failed_login_is_the_last_error_of_a_session_without_tokens() {
     feed(&mut m, at(1), Event::LoginFailed(denied()));
     assert!(m.last_failure().is_none());
 }
+
+/// A refusal that may mean the grant is gone (Trakt's bare 400) is retried
+/// while the access token works, and ends the session once it has expired.
+#[test]
+fn a_refusal_that_perhaps_means_revoked_ends_the_session_only_after_expiry() {
+    let perhaps = || ProviderError::RefusedPerhapsRevoked {
+        endpoint: "http://127.0.0.1/token".into(),
+        status: 400,
+        error: "Bad Request".into(),
+        detail: None,
+    };
+    let mut m = refreshing(at(3000));
+    let effects = briefs(&answer(&mut m, at(3000), Err(perhaps())));
+    assert!(
+        effects.contains(&"log(RefreshFailed)".to_owned()),
+        "{effects:?}"
+    );
+    assert_eq!(describe(&m), "active");
+
+    let mut m = refreshing(at(3700));
+    let deleted = answer(&mut m, at(3700), Err(perhaps()));
+    written_ok(&mut m, at(3700), deleted);
+    assert_eq!(describe(&m), "needs_login");
+}
