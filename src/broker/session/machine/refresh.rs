@@ -132,10 +132,10 @@ impl SessionMachine {
             Err(failure)
                 if failure.class() == FailureClass::GrantRevoked
                     || (failure.class() == FailureClass::PerhapsRevoked
-                        && !tokens
+                        && tokens
                             .access
                             .as_ref()
-                            .is_some_and(|a| a.expires_at.is_none_or(|at| at > ctx.now))) =>
+                            .is_none_or(|a| a.expires_at.is_some_and(|at| at <= ctx.now))) =>
             {
                 // The stored refresh token is dead: delete it so a restart
                 // does not try it again, then end the session. A refusal
