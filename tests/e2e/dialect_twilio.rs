@@ -159,10 +159,7 @@ fn offset_less_expiries_are_utc_and_refreshes_are_planned() {
 /// request is awaiting user approval"): a 400 while polling is pending.
 #[test]
 fn opaque_pending_keeps_polling() {
-    let provider = Provider::start(TwilioOptions {
-        error_style: TwilioErrorStyle::TwilioOpaque,
-        ..fast_twilio()
-    });
+    let provider = Provider::start(opaque_twilio());
     let daemon = Daemon::start(&twilio_config(&provider, NAME, ""));
     let run = LoginRun::start(&daemon.socket, NAME);
     let polls = provider.wait_for_count(3, RecordedRequest::is_poll);
@@ -184,10 +181,7 @@ fn opaque_pending_keeps_polling() {
 /// the next poll comes 5 s later (not as soon as for a failed poll).
 #[test]
 fn opaque_slow_down() {
-    let provider = Provider::start(TwilioOptions {
-        error_style: TwilioErrorStyle::TwilioOpaque,
-        ..fast_twilio()
-    });
+    let provider = Provider::start(opaque_twilio());
     flows::slow_down(
         &provider,
         &twilio_config(&provider, NAME, ""),
@@ -200,15 +194,9 @@ fn opaque_slow_down() {
 /// login as denied; so does an expiry ("expired").
 #[test]
 fn opaque_denial_and_expiry() {
-    let provider = Provider::start(TwilioOptions {
-        error_style: TwilioErrorStyle::TwilioOpaque,
-        ..fast_twilio()
-    });
+    let provider = Provider::start(opaque_twilio());
     flows::denial(&provider, &twilio_config(&provider, NAME, ""));
-    let provider = Provider::start(TwilioOptions {
-        error_style: TwilioErrorStyle::TwilioOpaque,
-        ..fast_twilio()
-    });
+    let provider = Provider::start(opaque_twilio());
     flows::device_code_expiry(&provider, &twilio_config(&provider, NAME, ""));
 }
 
@@ -216,10 +204,7 @@ fn opaque_denial_and_expiry() {
 /// word): the session is gone, loudly, and the status says login required.
 #[test]
 fn an_opaque_400_on_refresh_means_login_required() {
-    let provider = Provider::start(TwilioOptions {
-        error_style: TwilioErrorStyle::TwilioOpaque,
-        ..fast_twilio()
-    });
+    let provider = Provider::start(opaque_twilio());
     let (daemon, _) = flows::logged_in(&provider, &twilio_config(&provider, NAME, ""));
     provider.revoke_all();
     let out = daemon.tokenctl(&["token", NAME, "--min-valid", "3700"]);
@@ -251,10 +236,7 @@ fn an_opaque_400_on_refresh_means_login_required() {
 /// still served, and the next refresh (the account fine again) works.
 #[test]
 fn a_401_on_refresh_keeps_the_session() {
-    let provider = Provider::start(TwilioOptions {
-        error_style: TwilioErrorStyle::TwilioOpaque,
-        ..fast_twilio()
-    });
+    let provider = Provider::start(opaque_twilio());
     let (daemon, _) = flows::logged_in(&provider, &twilio_config(&provider, NAME, ""));
     let first = token(&daemon, NAME, &[]);
     provider.inject(
@@ -409,6 +391,15 @@ fn a_client_secret_goes_in_the_body_as_client_secret() {
     let (done, err, code) = LoginRun::start(&daemon.socket, NAME).finish();
     assert_eq!(code, EXIT_LOGIN_FAILED, "{done} {err}");
     assert!(err.contains("invalid_client"), "{err}");
+}
+
+/// Twilio with a 1 s poll interval whose error bodies carry no OAuth
+/// word (the meaning is in the status alone).
+fn opaque_twilio() -> TwilioOptions {
+    TwilioOptions {
+        error_style: TwilioErrorStyle::TwilioOpaque,
+        ..fast_twilio()
+    }
 }
 
 /// Twilio with a 1 s poll interval.
