@@ -435,15 +435,17 @@ impl SessionMachine {
         self.last_refresh = Some(ctx.now);
         self.failures = 0;
         self.space_from_last_refresh(ctx, &tokens, out);
-        if let SessionState::Active { tokens: before, .. } = &self.state {
-            // A refresh token whose expiry a refresh did not move is not
-            // refreshed again for it: the warning says a login is needed.
-            self.refresh_extends_refresh_token =
-                match (before.refresh_expires_at, tokens.refresh_expires_at) {
-                    (Some(before), Some(after)) => after > before,
-                    _ => true,
-                };
-        }
+        // A refresh token whose expiry a refresh did not move is not
+        // refreshed again for it: the warning says a login is needed. Tokens
+        // that follow none (a login after a logout) start afresh.
+        let before = match &self.state {
+            SessionState::Active { tokens, .. } => tokens.refresh_expires_at,
+            _ => None,
+        };
+        self.refresh_extends_refresh_token = match (before, tokens.refresh_expires_at) {
+            (Some(before), Some(after)) => after > before,
+            _ => true,
+        };
         let planned = tokens.clone();
         self.state = SessionState::Active {
             tokens,

@@ -644,6 +644,19 @@ fn a_refresh_token_that_dies_first_is_refreshed_before_it() {
     let save = answer(&mut m, at(1020), Ok(grant("a3", None, 3600)));
     written_ok(&mut m, at(1020), save);
     assert_eq!(m.next_refresh(), Some(at(1020 + 3060)));
+
+    // A logout, then a login: the new refresh token is planned for again.
+    let logout = m.handle(&ctx(at(1030)), Event::LogoutRequested);
+    written_ok(&mut m, at(1030), logout);
+    let login = m.handle(
+        &ctx(at(1040)),
+        Event::LoginGranted {
+            grant: with_refresh_lifetime("a5", Some("r5"), 600),
+            sent_at: at(1040),
+        },
+    );
+    written_ok(&mut m, at(1040), login);
+    assert_eq!(m.next_refresh(), Some(at(1040 + 510)));
 }
 
 /// A login that ended without tokens is what status says of a session
