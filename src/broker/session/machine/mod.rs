@@ -142,10 +142,6 @@ pub(crate) struct SessionMachine {
     /// expiry (when that comes first): true until a refresh shows that it
     /// does not move that expiry later, when only a new login helps.
     refresh_extends_refresh_token: bool,
-    /// The earliest time the refresh of tokens just installed may be
-    /// planned: a refresh is never planned back to back with the one
-    /// before (see [`timing::MIN_REFRESH_SPACING`]).
-    refresh_not_before: Option<SystemTime>,
     /// When a `token` request last started a refresh: those are spaced, so
     /// a caller asking for more life than tokens have, in a loop, does not
     /// cost a refresh per call.
@@ -177,7 +173,6 @@ impl SessionMachine {
             save_failures: 0,
             expired_grants: 0,
             refresh_extends_refresh_token: true,
-            refresh_not_before: None,
             last_on_demand_refresh: None,
             expiry_warned: None,
             expiry_told: None,
@@ -283,7 +278,7 @@ impl SessionMachine {
         self.store_dirty = handover.store_dirty;
         if let SessionState::Active { tokens, .. } = &self.state {
             let tokens = tokens.clone();
-            self.schedule_next(ctx, &tokens, out);
+            self.schedule_next(ctx, &tokens, None, out);
         }
     }
 
@@ -434,7 +429,7 @@ impl SessionMachine {
         self.last_failure = saved.err();
         self.last_refresh = Some(ctx.now);
         self.failures = 0;
-        self.space_from_last_refresh(ctx, &tokens, out);
+        let not_before = self.space_from_last_refresh(ctx, &tokens, out);
         // A refresh token whose expiry a refresh did not move is not
         // refreshed again for it: the warning says a login is needed. Tokens
         // that follow none (a login after a logout) start afresh.
@@ -451,7 +446,7 @@ impl SessionMachine {
             tokens,
             refresh: RefreshStage::Idle,
         };
-        self.schedule_next(ctx, &planned, out);
+        self.schedule_next(ctx, &planned, Some(not_before), out);
     }
 
     fn emit_new_tokens(&self, expires_at: Option<i64>, out: &mut Vec<Effect>) {

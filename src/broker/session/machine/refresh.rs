@@ -233,10 +233,17 @@ impl SessionMachine {
     }
 
     /// Plans the refresh of `tokens`, newly installed at `ctx.now`.
-    pub(super) fn schedule_next(&mut self, ctx: &Context, tokens: &Tokens, out: &mut Vec<Effect>) {
+    /// `not_before`: the earliest it may come (see
+    /// [`Self::space_from_last_refresh`]).
+    pub(super) fn schedule_next(
+        &mut self,
+        ctx: &Context,
+        tokens: &Tokens,
+        not_before: Option<SystemTime>,
+        out: &mut Vec<Effect>,
+    ) {
         let now = ctx.now;
         let expires_at = tokens.access.as_ref().and_then(|a| a.expires_at);
-        let not_before = self.refresh_not_before.take();
         self.next_refresh = match (expires_at, &tokens.refresh) {
             // The lifetime is counted from now: for a fresh token that is
             // when it was issued, for a restored one what is left of it.
@@ -269,8 +276,8 @@ impl SessionMachine {
         self.schedule_wake(now, out);
     }
 
-    /// Keeps the refresh of `tokens`, just brought by a refresh or a
-    /// login, from following it back to back: not sooner than
+    /// The earliest time for the refresh of `tokens`, just brought by a
+    /// refresh or a login, so that it does not follow back to back: not sooner than
     /// [`timing::MIN_REFRESH_SPACING`], and when their access token came
     /// spent (expired, or with less than half of its lifetime left: the
     /// answer took longer than the token lives, or the clock is off),
@@ -282,7 +289,7 @@ impl SessionMachine {
         ctx: &Context,
         tokens: &Tokens,
         out: &mut Vec<Effect>,
-    ) {
+    ) -> SystemTime {
         let expires_at = tokens.access.as_ref().and_then(|a| a.expires_at);
         let left = expires_at.map(|at| at.duration_since(ctx.now).unwrap_or_default());
         let spent = match (left, tokens.access_lifetime) {
@@ -309,7 +316,7 @@ impl SessionMachine {
             self.expired_grants = 0;
             timing::MIN_REFRESH_SPACING
         };
-        self.refresh_not_before = Some(ctx.now + spacing);
+        ctx.now + spacing
     }
 
     /// A write of the session's record (a save, or a delete after a

@@ -99,7 +99,7 @@ impl SessionMachine {
             // Planned while the session still looks logged out, as it
             // always was: the refresh-token warning waits for the first
             // wake-up rather than joining the restore's log lines.
-            self.schedule_next(ctx, &tokens, out);
+            self.schedule_next(ctx, &tokens, None, out);
         } else {
             // Check the refresh token soon (a revoked one turns into
             // "login required" now rather than at first use), spread so
