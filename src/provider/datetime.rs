@@ -10,12 +10,22 @@ use time::{OffsetDateTime, PrimitiveDateTime};
 /// RFC 3339 (`2025-07-01T12:00:00Z`), the wider ISO 8601
 /// (`2025-07-01T12:00:00.000+02:00`), ISO 8601 without an offset read as
 /// UTC (`2025-07-01T12:00:00`, or Python's `utcnow().isoformat()`,
-/// `2025-07-01T12:00:00.414021`: Twilio's API is UTC throughout), RFC 2822
+/// `2025-07-01T12:00:00.414021`: Twilio's API is UTC throughout), any of
+/// these with a space for the `T` (`2025-07-01 12:00:00`), RFC 2822
 /// (`Tue, 01 Jul 2025 12:00:00 +0000`) and the HTTP date (`Tue, 01 Jul 2025
 /// 12:00:00 GMT`). `None` for anything else, and for times before 1970.
 #[must_use]
 pub fn parse(text: &str) -> Option<SystemTime> {
     let text = text.trim();
+    // RFC 3339 §5.6 lets a space stand for the `T` between date and time
+    // (Python's `str(datetime)`, SQL's timestamps): read it as the `T`.
+    let with_t;
+    let text = if text.len() > 11 && text.as_bytes()[10] == b' ' && text.as_bytes()[4] == b'-' {
+        with_t = format!("{}T{}", &text[..10], &text[11..]);
+        with_t.as_str()
+    } else {
+        text
+    };
     let parsed = OffsetDateTime::parse(text, &Rfc3339)
         .or_else(|_| OffsetDateTime::parse(text, &Iso8601::DEFAULT))
         .or_else(|_| {
@@ -86,6 +96,27 @@ mod tests {
             parse("2026-12-04T16:25:33.414021"),
             Some(unix(1_796_401_533) + Duration::from_micros(414_021))
         );
+    }
+
+    #[test]
+    fn a_space_may_stand_for_the_t() {
+        let noon = unix(1_751_371_200);
+        for text in [
+            "2025-07-01 12:00:00",
+            "2025-07-01 12:00:00Z",
+            "2025-07-01 14:00:00+02:00",
+            "2025-07-01 12:00:00.000000",
+        ] {
+            assert_eq!(parse(text), Some(noon), "{text}");
+        }
+        for text in [
+            "2025-07-01 ",
+            "2025-07-01 noon",
+            "Tue, 01 Jul 2025",
+            "ééééé 12:00:00",
+        ] {
+            assert_eq!(parse(text), None, "{text}");
+        }
     }
 
     #[test]
