@@ -62,6 +62,17 @@ impl AnswerFormat {
     pub fn read_error(&self, fields: &AnswerFields) -> Option<OAuthError> {
         OAuthError::from_fields(fields).or_else(|| self.own_errors.and_then(|read| read(fields)))
     }
+
+    /// Whether `response`'s body holds an error [`Self::read_error`] reads
+    /// (for dialects that read a status differently when no error code
+    /// says what it means).
+    #[must_use]
+    pub fn has_error(&self, response: &HttpResponse) -> bool {
+        AnswerFields::parse(response)
+            .as_ref()
+            .and_then(|fields| self.read_error(fields))
+            .is_some()
+    }
 }
 
 fn endpoint(response: &HttpResponse) -> String {

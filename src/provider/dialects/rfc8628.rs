@@ -90,7 +90,7 @@ impl ProviderDialect for Rfc8628 {
             // OAuth error says no more than that: keep polling; the device
             // code's expiry ends the wait, as it ends any pending login. A
             // 403 with an error code is read by its code.
-            PollOutcome::Failed(e) if response.status == 403 && !carries_oauth_error(response) => {
+            PollOutcome::Failed(e) if response.status == 403 && !ANSWERS.has_error(response) => {
                 tracing::debug!(error = %e, "a poll answered 403 with no OAuth error: taken as pending");
                 PollOutcome::Pending
             }
@@ -105,14 +105,6 @@ impl ProviderDialect for Rfc8628 {
     fn parse_refresh(&self, response: &HttpResponse) -> Result<TokenGrant, ProviderError> {
         oauth::refresh_answer(&ANSWERS, response)
     }
-}
-
-/// Whether `response` holds an RFC 6749 error (`{"error": ...}`).
-fn carries_oauth_error(response: &HttpResponse) -> bool {
-    oauth::AnswerFields::parse(response)
-        .as_ref()
-        .and_then(|fields| ANSWERS.read_error(fields))
-        .is_some()
 }
 
 #[cfg(test)]

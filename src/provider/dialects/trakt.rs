@@ -10,7 +10,7 @@
 //! not JSON ([`POLL_STATUSES`]); and every request carries Trakt's API
 //! headers, which its API gateway expects.
 
-use crate::provider::oauth::{self, AnswerFields, AnswerFormat, ExpiryField};
+use crate::provider::oauth::{self, AnswerFormat, ExpiryField};
 use crate::provider::wire::{Encoding, ScopeField, WireFormat};
 use crate::provider::{
     ClientAuth, ClientIdentity, CommonSettings, DeviceAuthorization, DialectSettings, DialectSpec,
@@ -194,14 +194,8 @@ impl ProviderDialect for Trakt {
             .map(|(_, meaning)| *meaning);
         // A 400 that does carry an OAuth error (a malformed request) says
         // more than "pending"; the status table is for Trakt's bare answers.
-        let has_error = || {
-            AnswerFields::parse(response)
-                .as_ref()
-                .and_then(|f| ANSWERS.read_error(f))
-                .is_some()
-        };
         match meaning {
-            Some(PollStatus::Pending) if !has_error() => PollOutcome::Pending,
+            Some(PollStatus::Pending) if !ANSWERS.has_error(response) => PollOutcome::Pending,
             Some(PollStatus::SlowDown) => PollOutcome::SlowDown { interval: None },
             Some(PollStatus::Denied) => PollOutcome::Denied {
                 message: "the person denied the request (HTTP 418)".to_owned(),
