@@ -1,0 +1,205 @@
+use tokend::protocol::ErrorCode;
+
+use super::*;
+
+fn prompt(complete: Option<&str>, message: Option<&str>) -> LoginPrompt {
+    LoginPrompt {
+        user_code: "ABCD-EFGH".into(),
+        verification_uri: "https://example.test/device".into(),
+        verification_uri_complete: complete.map(Into::into),
+        expires_in: 900,
+        message: message.map(Into::into),
+    }
+}
+
+#[test]
+fn prompt_shows_code_link_and_message() {
+    let text = prompt_text(
+        "gh",
+        &prompt(
+            Some("https://example.test/device?c=ABCD"),
+            Some("Say \x1b[31mhi"),
+        ),
+        None,
+        Terminal::plain(),
+    );
+    assert!(
+        text.contains("\n    https://example.test/device\n"),
+        "{text}"
+    );
+    assert!(text.contains("\n    ABCD-EFGH\n"), "{text}");
+    assert!(
+        text.contains("Or open https://example.test/device?c=ABCD"),
+        "{text}"
+    );
+    assert!(text.contains("Say  [31mhi"), "escape not cleaned: {text}");
+}
+
+#[test]
+fn prompt_with_qr_code() {
+    let text = prompt_text(
+        "gh",
+        &prompt(Some("https://x.test/d?c=1"), None),
+        Some("QRQR\n"),
+        Terminal::plain(),
+    );
+    assert!(
+        text.contains("QRQR\n\nOr scan the QR code, or open "),
+        "{text}"
+    );
+    assert!(!text.contains("Or open"), "{text}");
+}
+
+#[test]
+fn countdown_text_and_pace() {
+    assert_eq!(waiting_text(872), "Waiting for approval… 14:32 left");
+    assert!(waiting_text(0).contains("expired"));
+    let start = Instant::now();
+    assert!(progress_due(None, start));
+    assert!(!progress_due(Some(start), start + Duration::from_secs(29)));
+    assert!(progress_due(Some(start), start + PROGRESS_EVERY));
+}
+
+#[test]
+fn live_countdown_redraws_in_place() {
+    let start = Instant::now();
+    let mut countdown = Countdown {
+        ends: start + Duration::from_secs(90),
+        live: true,
+        last_line: None,
+        drawn: false,
+    };
+    let mut out = Vec::new();
+    countdown.draw(&mut out, start).unwrap();
+    countdown
+        .draw(&mut out, start + Duration::from_secs(1))
+        .unwrap();
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "\r\x1b[2KWaiting for approval… 1:30 left\r\x1b[2KWaiting for approval… 1:29 left"
+    );
+}
+
+#[test]
+fn quiet_countdown_prints_now_and_then() {
+    let start = Instant::now();
+    let mut countdown = Countdown {
+        ends: start + Duration::from_secs(900),
+        live: false,
+        last_line: None,
+        drawn: false,
+    };
+    let mut out = Vec::new();
+    for secs in 0..=60 {
+        countdown
+            .draw(&mut out, start + Duration::from_secs(secs))
+            .unwrap();
+    }
+    assert_eq!(String::from_utf8(out).unwrap().lines().count(), 3);
+}
+
+/// A prompt whose code would live longer than the clock can count (a
+/// daemon that does not cap it) shows a countdown, not a panic.
+#[test]
+fn an_absurd_expiry_does_not_overflow_the_countdown() {
+    let mut view = HumanView {
+        terminal: Terminal::plain(),
+        countdown: None,
+    };
+    let absurd = LoginPrompt {
+        expires_in: u64::MAX,
+        ..prompt(None, None)
+    };
+    let mut out = Vec::new();
+    view.prompt(&mut out, "gh", &absurd, false).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert!(
+        text.contains("Waiting for approval… 24:00:00 left"),
+        "{text}"
+    );
+}
+
+/// A reader of the `done` line tokenctl writes itself learns from its
+/// code what the exit status says.
+#[test]
+fn own_done_codes_agree_with_the_exit_status() {
+    let errors = [
+        ClientError::Connect {
+            path: "/x".into(),
+            source: io::ErrorKind::NotFound.into(),
+        },
+        ClientError::Closed,
+        ClientError::Timeout {
+            timeout: Duration::from_secs(1),
+        },
+        ClientError::LoginUnfinished,
+        ClientError::Io {
+            source: io::ErrorKind::ConnectionReset.into(),
+        },
+        ClientError::BadAnswer {
+            reason: "not JSON".into(),
+        },
+        ClientError::Daemon(ErrorBody {
+            code: ErrorCode::RequestTooLarge,
+            message: "too long".into(),
+        }),
+    ];
+    for error in errors {
+        let body = own_error(&error);
+        assert_eq!(body.message, error.to_string());
+        assert_eq!(
+            exit::for_login_failure(Some(body.code)),
+            Failure::from(error).status,
+            "{body:?}"
+        );
+    }
+}
+
+/// On a terminal the person is told what Ctrl-C does before the
+/// countdown starts; off one (a log, a pipe) nothing is added.
+#[test]
+fn a_terminal_is_told_what_ctrl_c_does() {
+    let interactive = Terminal {
+        interactive: true,
+        color: false,
+        size: Some((80, 24)),
+    };
+    for (terminal, no_wait, told) in [
+        (interactive, false, true),
+        (interactive, true, false),
+        (Terminal::plain(), false, false),
+    ] {
+        let mut view = HumanView {
+            terminal,
+            countdown: None,
+        };
+        let mut out = Vec::new();
+        view.prompt(&mut out, "gh", &prompt(None, None), no_wait)
+            .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(
+            text.contains(
+                "Ctrl-C stops waiting, not the login: it goes on in tokend until the code expires\n\
+                 (`tokenctl logout gh` cancels it).\n"
+            ),
+            told,
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn failed_logins_use_the_daemons_words() {
+    let denied = login_failure(
+        "gh",
+        Some(ErrorBody {
+            code: ErrorCode::LoginFailed,
+            message: "provider `gh`: the login was denied".into(),
+        }),
+    );
+    assert_eq!(denied.status, exit::LOGIN_FAILED);
+    assert_eq!(denied.message, "provider `gh`: the login was denied");
+    let silent = login_failure("gh", None);
+    assert_eq!(silent.status, exit::LOGIN_FAILED);
+    assert!(silent.message.contains("tokenctl login gh"));
+}
