@@ -21,21 +21,17 @@ use tokend_dist_gen::{DOCKER_HELPER, date_of_epoch, source_date};
 fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
 }
-
 fn read(path: &str) -> String {
     std::fs::read_to_string(repo(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
-
 /// The date the tests give the man pages.
 const MAN_DATE: &str = "2026-12-04";
-
 /// Runs the generator into a fresh directory.
 fn generate() -> TempDir {
     let out = tempfile::tempdir().unwrap();
     tokend_dist_gen::generate(out.path(), MAN_DATE).expect("generate the packaged files");
     out
 }
-
 /// Every file under `dir`, relative, sorted.
 fn files(dir: &Path) -> Vec<String> {
     fn walk(base: &Path, dir: &Path, found: &mut Vec<String>) {
@@ -54,12 +50,10 @@ fn files(dir: &Path) -> Vec<String> {
     found.sort();
     found
 }
-
 /// `program` is installed (tests of optional tools skip without it).
 fn have(program: &str) -> bool {
     support::bus::find_program(program).is_some()
 }
-
 #[test]
 fn generator_writes_every_page_completion_and_the_config() {
     let out = generate();
@@ -117,7 +111,6 @@ fn generator_writes_every_page_completion_and_the_config() {
         );
     }
 }
-
 #[test]
 fn man_pages_render_without_warnings_and_document_the_interface() {
     let out = generate();
@@ -187,7 +180,6 @@ fn man_pages_render_without_warnings_and_document_the_interface() {
         );
     }
 }
-
 /// The arguments of a man page's `.TH` line: title, section, date, source,
 /// manual (quotes dropped).
 fn title_line(page: &str) -> Vec<String> {
@@ -207,7 +199,6 @@ fn title_line(page: &str) -> Vec<String> {
     }
     args
 }
-
 #[test]
 fn man_pages_are_dated_from_the_source_not_the_build() {
     // lintian and man(1) show the date of .TH; a build's wall clock there
@@ -276,7 +267,6 @@ fn man_pages_are_dated_from_the_source_not_the_build() {
         "build.sh runs the generator before it sets SOURCE_DATE_EPOCH"
     );
 }
-
 #[test]
 fn completions_parse_and_know_every_verb() {
     let out = generate();
@@ -310,222 +300,6 @@ fn completions_parse_and_know_every_verb() {
         assert!(bash.contains(verb), "bash completion lacks {verb}");
     }
 }
-
-#[test]
-fn packaged_config_starts_the_system_service_with_no_providers() {
-    let out = generate();
-    let path = out.path().join("etc/tokend/config.toml");
-    // As tokend.service runs it: user tokend (not root), RuntimeDirectory=.
-    let env = Environment {
-        uid: 999,
-        runtime_directory: Some(PathBuf::from("/run/tokend")),
-        etc: PathBuf::from("/etc"),
-        ..Environment::default()
-    };
-    let config = config::load(&path, &env).unwrap_or_else(|e| panic!("{e}"));
-    assert!(config.providers.is_empty());
-    assert_eq!(config.daemon.bus, BusKind::System);
-    assert_eq!(config.daemon.store, StoreKind::Memory);
-    assert_eq!(config.daemon.socket, Path::new("/run/tokend/tokend.sock"));
-    assert!(
-        config
-            .warnings
-            .iter()
-            .any(|w| w.message.contains("no providers")),
-        "{:?}",
-        config.warnings
-    );
-    // Nothing of the example is lost: every line is there, commented or not.
-    let text = std::fs::read_to_string(&path).unwrap();
-    for line in read("config/example.toml")
-        .lines()
-        .filter(|l| !l.is_empty())
-    {
-        assert!(text.contains(line.trim_start_matches("# ")), "lost: {line}");
-    }
-    // The real binary agrees.
-    let check = Command::new(env!("CARGO_BIN_EXE_tokend"))
-        .arg("--check")
-        .arg("--config")
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(check.status.success(), "{check:?}");
-    assert!(String::from_utf8_lossy(&check.stdout).contains("valid (0 providers)"));
-}
-
-/// The values of `key=` in an INI-like file (systemd units, D-Bus
-/// activation files), comments skipped.
-fn values(text: &str, key: &str) -> Vec<String> {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| l.strip_prefix(key)?.strip_prefix('='))
-        .map(str::to_owned)
-        .collect()
-}
-
-#[test]
-fn units_bus_files_and_sysusers_agree() {
-    let system = read("dist/systemd/tokend.service");
-    let user = read("dist/systemd/user/tokend.service");
-    let system_activation = read("dist/dbus/system-services/org.tokend.Broker1.service");
-    let session_activation = read("dist/dbus/services/org.tokend.Broker1.service");
-    let policy = read("dist/dbus/org.tokend.Broker1.conf");
-    let sysusers = read("dist/systemd/tokend.sysusers");
-
-    for unit in [&system, &user] {
-        assert_eq!(values(unit, "Type"), ["notify"]);
-        assert_eq!(values(unit, "NotifyAccess"), ["main"]);
-        assert_eq!(values(unit, "ExecReload"), ["/bin/kill -HUP $MAINPID"]);
-        assert_eq!(values(unit, "RuntimeDirectory"), ["tokend"]);
-        assert_eq!(values(unit, "Restart"), ["on-failure"]);
-    }
-    // An invalid config fails every restart the same way: the units do not
-    // restart on tokend's exit status for it (tokend(8), EXIT STATUS).
-    let dir = tempfile::tempdir().unwrap();
-    let invalid = dir.path().join("config.toml");
-    std::fs::write(&invalid, "[daemon]\nbus = \"sesion\"\n").unwrap();
-    let checked = Command::new(env!("CARGO_BIN_EXE_tokend"))
-        .arg("--config")
-        .arg(&invalid)
-        .output()
-        .unwrap();
-    let config_error = checked.status.code().expect("tokend exits").to_string();
-    assert_ne!(config_error, "0", "{checked:?}");
-    for unit in [&system, &user] {
-        assert_eq!(
-            values(unit, "RestartPreventExitStatus"),
-            [config_error.as_str()]
-        );
-    }
-    assert_eq!(
-        values(&system, "ExecStart"),
-        ["/usr/bin/tokend --config /etc/tokend/config.toml"]
-    );
-    assert_eq!(values(&user, "ExecStart"), ["/usr/bin/tokend"]);
-    assert_eq!(values(&user, "WantedBy"), ["default.target"]);
-
-    // One name for the service user everywhere.
-    assert_eq!(values(&system, "User"), ["tokend"]);
-    // Two groups: the socket's (the daemon's primary group, which users
-    // join) and the config's (supplementary, no members).
-    assert_eq!(values(&system, "Group"), ["tokend-clients"]);
-    assert_eq!(values(&system, "SupplementaryGroups"), ["tokend"]);
-    assert!(
-        sysusers
-            .lines()
-            .any(|l| l.split_whitespace().take(2).eq(["g", "tokend-clients"]))
-    );
-    assert_eq!(values(&system_activation, "User"), ["tokend"]);
-    assert!(policy.contains(r#"<policy user="tokend">"#));
-    assert!(
-        sysusers
-            .lines()
-            .any(|l| l.split_whitespace().take(2).eq(["u", "tokend"]))
-    );
-
-    // One bus name, the one the daemon takes, and one unit name.
-    for activation in [&system_activation, &session_activation] {
-        assert_eq!(values(activation, "Name"), [BUS_NAME]);
-        assert_eq!(values(activation, "SystemdService"), ["tokend.service"]);
-    }
-    assert_eq!(values(&system_activation, "Exec"), ["/bin/false"]);
-
-    // The store key: the credential the daemon reads by default, at the
-    // same place in the unit and in the packaged config's instructions.
-    let credential = format!(
-        "LoadCredentialEncrypted={DEFAULT_KEY_CREDENTIAL}:/etc/credstore.encrypted/{DEFAULT_KEY_CREDENTIAL}"
-    );
-    assert!(
-        system.contains(&format!("#{credential}\n")),
-        "unit lacks {credential}"
-    );
-    let out = generate();
-    let config = std::fs::read_to_string(out.path().join("etc/tokend/config.toml")).unwrap();
-    assert!(
-        config.contains(&credential),
-        "packaged config lacks {credential}"
-    );
-    assert_eq!(values(&session_activation, "Exec"), ["/usr/bin/tokend"]);
-    assert!(policy.contains(&format!(r#"<allow own="{BUS_NAME}"/>"#)));
-}
-
-/// `config/*.toml` and their comments, joined (the comments are what
-/// people follow).
-fn config_examples() -> Vec<(String, String)> {
-    let mut examples: Vec<(String, String)> = std::fs::read_dir(repo("config"))
-        .unwrap()
-        .map(|entry| entry.unwrap().path())
-        .filter(|path| path.extension().is_some_and(|e| e == "toml"))
-        .map(|path| {
-            let name = format!("config/{}", path.file_name().unwrap().to_string_lossy());
-            let text = std::fs::read_to_string(&path).unwrap();
-            // A sentence may wrap: comment markers and line breaks become spaces.
-            let joined = text
-                .lines()
-                .map(|l| l.trim_start_matches('#').trim())
-                .collect::<Vec<_>>()
-                .join(" ");
-            (name, joined)
-        })
-        .collect();
-    examples.sort();
-    examples
-}
-
-#[test]
-fn config_examples_say_where_the_device_type_default_comes_from() {
-    // generic-v1's device_type defaults to CHASSIS= in /etc/machine-info
-    // (src/provider/dialects/generic_v1.rs), not to what `hostnamectl
-    // chassis` prints: that also reports a chassis it detects, which tokend
-    // never sees.
-    let examples = config_examples();
-    for (name, text) in &examples {
-        assert!(
-            !text.contains("hostnamectl chassis"),
-            "{name} says the device_type default is `hostnamectl chassis`"
-        );
-    }
-    // The two that explain the default.
-    for documented in ["config/example.toml", "config/generic-v1.toml"] {
-        let (_, text) = examples.iter().find(|(n, _)| n == documented).unwrap();
-        assert!(
-            text.contains("/etc/machine-info"),
-            "{documented} does not say device_type's default comes from /etc/machine-info"
-        );
-    }
-}
-
-#[test]
-fn config_examples_advise_modes_the_system_service_can_read() {
-    // The system service reads its config as user `tokend`, through group
-    // `tokend` (root:tokend 0640, as postinst sets it): "chmod 600" on a
-    // file root owns locks the service out. Every example that can hold a
-    // secret in the file says which mode fits which daemon.
-    for (name, text) in config_examples() {
-        assert!(
-            !text.contains("chmod 600") && !text.contains("chmod 0600"),
-            "{name} says to chmod 600 a file the system service may need to read"
-        );
-        let holds_secret = ["client_secret = ", "auth_token = "]
-            .iter()
-            .any(|key| text.contains(key));
-        if holds_secret {
-            for mode in ["root:tokend 0640", "0600"] {
-                assert!(
-                    text.contains(mode),
-                    "{name} holds a secret but does not give the mode {mode}"
-                );
-            }
-        }
-    }
-    // The packaged config is made from the example, advice included.
-    let out = generate();
-    let packaged = std::fs::read_to_string(out.path().join("etc/tokend/config.toml")).unwrap();
-    assert!(!packaged.contains("chmod 600"));
-    assert!(packaged.contains("root:tokend 0640"));
-}
-
 /// The text of `page`'s SYNOPSIS line, fonts dropped: `tokend [--config <PATH>] …`.
 fn synopsis(man_dir: &Path, page: &str) -> String {
     let source = std::fs::read_to_string(man_dir.join(page)).unwrap();
@@ -540,7 +314,6 @@ fn synopsis(man_dir: &Path, page: &str) -> String {
             text.replace(font, "")
         })
 }
-
 #[test]
 fn man_page_synopses_show_every_options_value() {
     use clap::CommandFactory as _;
@@ -588,7 +361,6 @@ fn man_page_synopses_show_every_options_value() {
         synopsis(&man, "tokenctl-exec.1")
     );
 }
-
 #[test]
 fn tokend_man_page_names_both_credentials_it_reads() {
     // $CREDENTIALS_DIRECTORY holds the client secrets of
@@ -612,120 +384,5 @@ fn tokend_man_page_names_both_credentials_it_reads() {
     }
 }
 
-/// The relationship fields (Depends, Recommends, Suggests, ...) of the
-/// control file `dist/deb/build.sh` writes, with the libraries
-/// dpkg-shlibdeps finds as `$auto`, as cargo-deb writes them.
-fn build_sh_relations() -> std::collections::BTreeMap<String, String> {
-    read("dist/deb/build.sh")
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("printf '"))
-        .filter_map(|l| l.split_once(": "))
-        .filter(|(field, _)| RELATIONS.contains(&field.to_ascii_lowercase().as_str()))
-        .map(|(field, value)| {
-            let value = value.split("\\n'").next().unwrap().replace("%s", "$auto");
-            (field.to_ascii_lowercase(), value)
-        })
-        .collect()
-}
-
-const RELATIONS: &[&str] = &[
-    "pre-depends",
-    "depends",
-    "recommends",
-    "suggests",
-    "enhances",
-    "breaks",
-    "conflicts",
-    "replaces",
-    "provides",
-];
-
-#[test]
-fn both_package_builds_depend_on_a_system_bus() {
-    // The packaged config serves the system bus (see
-    // packaged_config_starts_the_system_service_with_no_providers): without
-    // one the service fails at start, so a system bus is a dependency, not
-    // a recommendation. Named the Debian way, for dbus or dbus-broker.
-    let from_build_sh = build_sh_relations();
-    let manifest: toml::Table = read("Cargo.toml").parse().unwrap();
-    let metadata = &manifest["package"]["metadata"]["deb"];
-    let from_cargo_deb: std::collections::BTreeMap<String, String> = RELATIONS
-        .iter()
-        .filter_map(|field| {
-            Some((
-                field.to_string(),
-                metadata.get(*field)?.as_str()?.to_owned(),
-            ))
-        })
-        .collect();
-    // dist/deb/build.sh and `cargo deb` make the same package.
-    assert_eq!(from_build_sh, from_cargo_deb);
-    let depends: Vec<&str> = from_build_sh["depends"].split(", ").collect();
-    assert!(
-        depends.contains(&"default-dbus-system-bus | dbus-system-bus"),
-        "{depends:?}"
-    );
-}
-
-/// The commands a maintainer script runs: its lines without comments,
-/// split into words.
-fn script_words(script: &str) -> Vec<String> {
-    read(&format!("dist/deb/{script}"))
-        .lines()
-        .map(|l| l.split('#').next().unwrap())
-        .flat_map(|l| {
-            l.split(|c: char| c.is_whitespace() || ";|&()`$".contains(c))
-                .map(str::to_owned)
-                .collect::<Vec<_>>()
-        })
-        .filter(|w| !w.is_empty())
-        .collect()
-}
-
-#[test]
-fn maintainer_scripts_create_the_users_with_what_the_package_depends_on() {
-    // The users come from the sysusers.d file the package installs (the
-    // one systemd-sysusers.service applies at boot), made by
-    // systemd-sysusers in postinst; the package depends on it as
-    // debhelper's dh_installsysusers does, a real package first. No adduser:
-    // lintian's maintainer-script-needs-depends-on-adduser, for an adduser
-    // that was only an alternative of the dependency.
-    let relations = build_sh_relations();
-    let depends: Vec<&str> = relations["depends"].split(", ").collect();
-    assert!(
-        depends.contains(&"systemd | systemd-standalone-sysusers | systemd-sysusers"),
-        "{depends:?}"
-    );
-    let build = read("dist/deb/build.sh");
-    assert!(
-        build.contains("dist/systemd/tokend.sysusers /usr/lib/sysusers.d/tokend.conf"),
-        "build.sh does not install the sysusers file as tokend.conf"
-    );
-    let postinst = script_words("postinst");
-    let sysusers = postinst
-        .iter()
-        .position(|w| w == "systemd-sysusers")
-        .expect("postinst runs systemd-sysusers");
-    assert!(
-        postinst[sysusers..]
-            .iter()
-            .take(4)
-            .any(|w| w == "tokend.conf"),
-        "postinst does not apply tokend.conf: {:?}",
-        &postinst[sysusers..]
-    );
-    for script in ["postinst", "prerm", "postrm"] {
-        for tool in ["adduser", "addgroup", "deluser", "delgroup"] {
-            assert!(
-                !script_words(script).iter().any(|w| w == tool) || depends.contains(&"adduser"),
-                "{script} runs {tool}, which the package does not depend on"
-            );
-        }
-    }
-    // The user unit serves the session bus a user's login gets from
-    // dbus-user-session (the system unit needs none).
-    assert_eq!(
-        relations.get("recommends").map(String::as_str),
-        Some("dbus-user-session")
-    );
-}
+mod config_examples;
+mod packaging;

@@ -1,0 +1,212 @@
+//! The units, D-Bus files, sysusers file and the .deb's relations and
+//! maintainer scripts: the facts they must agree on.
+
+use super::*;
+
+/// The values of `key=` in an INI-like file (systemd units, D-Bus
+/// activation files), comments skipped.
+fn values(text: &str, key: &str) -> Vec<String> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+        .map(str::to_owned)
+        .collect()
+}
+#[test]
+fn units_bus_files_and_sysusers_agree() {
+    let system = read("dist/systemd/tokend.service");
+    let user = read("dist/systemd/user/tokend.service");
+    let system_activation = read("dist/dbus/system-services/org.tokend.Broker1.service");
+    let session_activation = read("dist/dbus/services/org.tokend.Broker1.service");
+    let policy = read("dist/dbus/org.tokend.Broker1.conf");
+    let sysusers = read("dist/systemd/tokend.sysusers");
+
+    for unit in [&system, &user] {
+        assert_eq!(values(unit, "Type"), ["notify"]);
+        assert_eq!(values(unit, "NotifyAccess"), ["main"]);
+        assert_eq!(values(unit, "ExecReload"), ["/bin/kill -HUP $MAINPID"]);
+        assert_eq!(values(unit, "RuntimeDirectory"), ["tokend"]);
+        assert_eq!(values(unit, "Restart"), ["on-failure"]);
+    }
+    // An invalid config fails every restart the same way: the units do not
+    // restart on tokend's exit status for it (tokend(8), EXIT STATUS).
+    let dir = tempfile::tempdir().unwrap();
+    let invalid = dir.path().join("config.toml");
+    std::fs::write(&invalid, "[daemon]\nbus = \"sesion\"\n").unwrap();
+    let checked = Command::new(env!("CARGO_BIN_EXE_tokend"))
+        .arg("--config")
+        .arg(&invalid)
+        .output()
+        .unwrap();
+    let config_error = checked.status.code().expect("tokend exits").to_string();
+    assert_ne!(config_error, "0", "{checked:?}");
+    for unit in [&system, &user] {
+        assert_eq!(
+            values(unit, "RestartPreventExitStatus"),
+            [config_error.as_str()]
+        );
+    }
+    assert_eq!(
+        values(&system, "ExecStart"),
+        ["/usr/bin/tokend --config /etc/tokend/config.toml"]
+    );
+    assert_eq!(values(&user, "ExecStart"), ["/usr/bin/tokend"]);
+    assert_eq!(values(&user, "WantedBy"), ["default.target"]);
+
+    // One name for the service user everywhere.
+    assert_eq!(values(&system, "User"), ["tokend"]);
+    // Two groups: the socket's (the daemon's primary group, which users
+    // join) and the config's (supplementary, no members).
+    assert_eq!(values(&system, "Group"), ["tokend-clients"]);
+    assert_eq!(values(&system, "SupplementaryGroups"), ["tokend"]);
+    assert!(
+        sysusers
+            .lines()
+            .any(|l| l.split_whitespace().take(2).eq(["g", "tokend-clients"]))
+    );
+    assert_eq!(values(&system_activation, "User"), ["tokend"]);
+    assert!(policy.contains(r#"<policy user="tokend">"#));
+    assert!(
+        sysusers
+            .lines()
+            .any(|l| l.split_whitespace().take(2).eq(["u", "tokend"]))
+    );
+
+    // One bus name, the one the daemon takes, and one unit name.
+    for activation in [&system_activation, &session_activation] {
+        assert_eq!(values(activation, "Name"), [BUS_NAME]);
+        assert_eq!(values(activation, "SystemdService"), ["tokend.service"]);
+    }
+    assert_eq!(values(&system_activation, "Exec"), ["/bin/false"]);
+
+    // The store key: the credential the daemon reads by default, at the
+    // same place in the unit and in the packaged config's instructions.
+    let credential = format!(
+        "LoadCredentialEncrypted={DEFAULT_KEY_CREDENTIAL}:/etc/credstore.encrypted/{DEFAULT_KEY_CREDENTIAL}"
+    );
+    assert!(
+        system.contains(&format!("#{credential}\n")),
+        "unit lacks {credential}"
+    );
+    let out = generate();
+    let config = std::fs::read_to_string(out.path().join("etc/tokend/config.toml")).unwrap();
+    assert!(
+        config.contains(&credential),
+        "packaged config lacks {credential}"
+    );
+    assert_eq!(values(&session_activation, "Exec"), ["/usr/bin/tokend"]);
+    assert!(policy.contains(&format!(r#"<allow own="{BUS_NAME}"/>"#)));
+}
+/// The relationship fields (Depends, Recommends, Suggests, ...) of the
+/// control file `dist/deb/build.sh` writes, with the libraries
+/// dpkg-shlibdeps finds as `$auto`, as cargo-deb writes them.
+fn build_sh_relations() -> std::collections::BTreeMap<String, String> {
+    read("dist/deb/build.sh")
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("printf '"))
+        .filter_map(|l| l.split_once(": "))
+        .filter(|(field, _)| RELATIONS.contains(&field.to_ascii_lowercase().as_str()))
+        .map(|(field, value)| {
+            let value = value.split("\\n'").next().unwrap().replace("%s", "$auto");
+            (field.to_ascii_lowercase(), value)
+        })
+        .collect()
+}
+const RELATIONS: &[&str] = &[
+    "pre-depends",
+    "depends",
+    "recommends",
+    "suggests",
+    "enhances",
+    "breaks",
+    "conflicts",
+    "replaces",
+    "provides",
+];
+#[test]
+fn both_package_builds_depend_on_a_system_bus() {
+    // The packaged config serves the system bus (see
+    // packaged_config_starts_the_system_service_with_no_providers): without
+    // one the service fails at start, so a system bus is a dependency, not
+    // a recommendation. Named the Debian way, for dbus or dbus-broker.
+    let from_build_sh = build_sh_relations();
+    let manifest: toml::Table = read("Cargo.toml").parse().unwrap();
+    let metadata = &manifest["package"]["metadata"]["deb"];
+    let from_cargo_deb: std::collections::BTreeMap<String, String> = RELATIONS
+        .iter()
+        .filter_map(|field| {
+            Some((
+                field.to_string(),
+                metadata.get(*field)?.as_str()?.to_owned(),
+            ))
+        })
+        .collect();
+    // dist/deb/build.sh and `cargo deb` make the same package.
+    assert_eq!(from_build_sh, from_cargo_deb);
+    let depends: Vec<&str> = from_build_sh["depends"].split(", ").collect();
+    assert!(
+        depends.contains(&"default-dbus-system-bus | dbus-system-bus"),
+        "{depends:?}"
+    );
+}
+/// The commands a maintainer script runs: its lines without comments,
+/// split into words.
+fn script_words(script: &str) -> Vec<String> {
+    read(&format!("dist/deb/{script}"))
+        .lines()
+        .map(|l| l.split('#').next().unwrap())
+        .flat_map(|l| {
+            l.split(|c: char| c.is_whitespace() || ";|&()`$".contains(c))
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .filter(|w| !w.is_empty())
+        .collect()
+}
+#[test]
+fn maintainer_scripts_create_the_users_with_what_the_package_depends_on() {
+    // The users come from the sysusers.d file the package installs (the
+    // one systemd-sysusers.service applies at boot), made by
+    // systemd-sysusers in postinst; the package depends on it as
+    // debhelper's dh_installsysusers does, a real package first. No adduser:
+    // lintian's maintainer-script-needs-depends-on-adduser, for an adduser
+    // that was only an alternative of the dependency.
+    let relations = build_sh_relations();
+    let depends: Vec<&str> = relations["depends"].split(", ").collect();
+    assert!(
+        depends.contains(&"systemd | systemd-standalone-sysusers | systemd-sysusers"),
+        "{depends:?}"
+    );
+    let build = read("dist/deb/build.sh");
+    assert!(
+        build.contains("dist/systemd/tokend.sysusers /usr/lib/sysusers.d/tokend.conf"),
+        "build.sh does not install the sysusers file as tokend.conf"
+    );
+    let postinst = script_words("postinst");
+    let sysusers = postinst
+        .iter()
+        .position(|w| w == "systemd-sysusers")
+        .expect("postinst runs systemd-sysusers");
+    assert!(
+        postinst[sysusers..]
+            .iter()
+            .take(4)
+            .any(|w| w == "tokend.conf"),
+        "postinst does not apply tokend.conf: {:?}",
+        &postinst[sysusers..]
+    );
+    for script in ["postinst", "prerm", "postrm"] {
+        for tool in ["adduser", "addgroup", "deluser", "delgroup"] {
+            assert!(
+                !script_words(script).iter().any(|w| w == tool) || depends.contains(&"adduser"),
+                "{script} runs {tool}, which the package does not depend on"
+            );
+        }
+    }
+    // The user unit serves the session bus a user's login gets from
+    // dbus-user-session (the system unit needs none).
+    assert_eq!(
+        relations.get("recommends").map(String::as_str),
+        Some("dbus-user-session")
+    );
+}
