@@ -4,7 +4,9 @@
 //! Effects are compared in a short written form ([`brief`]) so that each
 //! row reads as the rule it checks.
 
+mod pacing;
 mod rules;
+mod store;
 mod tables;
 
 use std::time::{Duration, SystemTime};

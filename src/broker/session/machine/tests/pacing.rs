@@ -1,0 +1,187 @@
+//! The pacing of refreshes: backoff after failures, spacing of requests,
+//! tokens that arrive spent, refresh tokens that die first.
+
+use std::time::Duration;
+
+use super::*;
+use crate::broker::timing;
+
+/// Backoff: transient failures double from 5 s to a cap of 5 min (spread
+/// over the upper half by the jitter), refusals from a minute; a success
+/// starts over.
+#[test]
+fn failures_back_off_and_a_success_resets() {
+    let mut m = logged_in(3600);
+    let mut now = at(4000);
+    let mut delays = Vec::new();
+    for _ in 0..8 {
+        let effects = feed(&mut m, now, Event::RefreshDue);
+        assert!(effects.contains(&"start_refresh(r1)".into()), "{effects:?}");
+        answer(&mut m, now, Err(transient()));
+        let next = m.next_refresh().unwrap();
+        delays.push(next.duration_since(now).unwrap().as_secs());
+        now = next;
+    }
+    // Jitter 0: half of each doubled delay.
+    assert_eq!(delays, [2, 5, 10, 20, 40, 80, 150, 150]);
+    assert_eq!(m.failures, 8);
+
+    let mut m = logged_in(3600);
+    feed(&mut m, at(4000), Event::RefreshDue);
+    answer(&mut m, at(4000), Err(refused()));
+    assert_eq!(
+        m.next_refresh(),
+        Some(at(4030)),
+        "refusals start at a minute"
+    );
+
+    feed(&mut m, at(4030), Event::RefreshDue);
+    let save = answer(&mut m, at(4030), Ok(grant("a2", None, 3600)));
+    written_ok(&mut m, at(4030), save);
+    assert_eq!(m.failures, 0);
+    assert!(m.last_failure().is_none());
+}
+/// Callers asking in a loop during an outage get the last error, not a
+/// request each; a token that still works is handed out instead.
+#[test]
+fn requests_after_a_failure_are_spaced() {
+    let mut m = refreshing(at(10));
+    answer(&mut m, at(10), Err(transient()));
+    let strict = || Event::TokenRequested {
+        want: Freshness::AtLeast(Duration::from_secs(7200)),
+    };
+    assert_eq!(
+        feed(&mut m, at(12), strict()),
+        s(&["reply(error unavailable)"])
+    );
+    assert_eq!(
+        feed(&mut m, at(12), want_default()),
+        s(&["reply(token a1)"])
+    );
+    let later = feed(&mut m, at(16), strict());
+    assert_eq!(
+        later,
+        s(&["log(RefreshOnDemand)", "start_refresh(r1)", "reply(join)"])
+    );
+
+    // The wall clock set back by an hour after a failure: the spacing is
+    // over, not an hour long.
+    let mut m = refreshing(at(3610));
+    answer(&mut m, at(3610), Err(transient()));
+    let set_back = feed(&mut m, at(10), strict());
+    assert_eq!(
+        set_back,
+        s(&["log(RefreshOnDemand)", "start_refresh(r1)", "reply(join)"])
+    );
+}
+/// Tokens that come spent (the answer took longer than they live, or the
+/// clock is off) are not refreshed again at once, forever: the next
+/// refresh backs off, further each time in a row, with a warning; tokens
+/// that come with their life are refreshed as planned again, never sooner
+/// than a second after the refresh before.
+#[test]
+fn tokens_that_come_spent_are_not_refreshed_back_to_back() {
+    let mut m = logged_in(3600);
+    let mut waits = Vec::new();
+    let mut now = at(3000);
+    for _ in 0..4 {
+        feed(&mut m, now, Event::RefreshDue);
+        // Sent 3 s before the answer, the token lived 2 s: dead on arrival.
+        let generation = m.generation;
+        let save = m.handle(
+            &ctx(now),
+            Event::RefreshAnswered {
+                generation,
+                sent_at: now - Duration::from_secs(3),
+                answer: Ok(grant("a2", Some("r2"), 2)),
+            },
+        );
+        let installed = written_ok(&mut m, now, save);
+        assert!(
+            installed.contains(&"log(ArrivedSpent)".to_owned()),
+            "{installed:?}"
+        );
+        let next = m.next_refresh().unwrap();
+        waits.push(next.duration_since(now).unwrap().as_millis());
+        now = next;
+    }
+    // Backoff doubling from 5 s (jitter 0: the lower half of each step).
+    assert_eq!(waits, [2_500, 5_000, 10_000, 20_000]);
+
+    // Half of a 2 s token eaten by the round trip: spent too.
+    feed(&mut m, now, Event::RefreshDue);
+    let generation = m.generation;
+    let sent_at = now - Duration::from_millis(1500);
+    let save = m.handle(
+        &ctx(now),
+        Event::RefreshAnswered {
+            generation,
+            sent_at,
+            answer: Ok(grant("a3", Some("r3"), 2)),
+        },
+    );
+    let installed = written_ok(&mut m, now, save);
+    assert!(installed.contains(&"log(ArrivedSpent)".to_owned()));
+
+    // A 1 s token that comes whole: not spent, so the backoff starts over;
+    // planned at half its life, but not sooner than a second after this
+    // refresh.
+    now = m.next_refresh().unwrap();
+    feed(&mut m, now, Event::RefreshDue);
+    let save = answer(&mut m, now, Ok(grant("a4", Some("r4"), 1)));
+    let installed = written_ok(&mut m, now, save);
+    assert!(!installed.contains(&"log(ArrivedSpent)".to_owned()));
+    assert_eq!(m.next_refresh(), Some(now + timing::MIN_REFRESH_SPACING));
+    assert_eq!(m.expired_grants, 0);
+}
+/// A refresh token that expires before the access token's refresh is
+/// refreshed ahead of its own expiry, as long as refreshes move that
+/// expiry later; once one does not, only the access token plans it.
+#[test]
+fn a_refresh_token_that_dies_first_is_refreshed_before_it() {
+    let with_refresh_lifetime = |access: &str, refresh: Option<&str>, rt_secs: u64| TokenGrant {
+        refresh_expires_in: Some(Duration::from_secs(rt_secs)),
+        ..grant(access, refresh, 3600)
+    };
+    let mut m = machine();
+    let login = m.handle(
+        &ctx(t0()),
+        Event::LoginGranted {
+            grant: with_refresh_lifetime("a1", Some("r1"), 600),
+            sent_at: t0(),
+        },
+    );
+    written_ok(&mut m, t0(), login);
+    // 600 s of refresh token: 15 % (90 s) before its end, not at 3000 s.
+    assert_eq!(m.next_refresh(), Some(at(510)));
+
+    // The refresh rotates it with a new 600 s: planned by the new one.
+    feed(&mut m, at(510), Event::RefreshDue);
+    let save = answer(
+        &mut m,
+        at(510),
+        Ok(with_refresh_lifetime("a2", Some("r2"), 600)),
+    );
+    written_ok(&mut m, at(510), save);
+    assert_eq!(m.next_refresh(), Some(at(1020)));
+
+    // A refresh that keeps the refresh token and its expiry: no refresh
+    // for it any more (a login is needed by then: the warning says so).
+    feed(&mut m, at(1020), Event::RefreshDue);
+    let save = answer(&mut m, at(1020), Ok(grant("a3", None, 3600)));
+    written_ok(&mut m, at(1020), save);
+    assert_eq!(m.next_refresh(), Some(at(1020 + 3060)));
+
+    // A logout, then a login: the new refresh token is planned for again.
+    let logout = m.handle(&ctx(at(1030)), Event::LogoutRequested);
+    written_ok(&mut m, at(1030), logout);
+    let login = m.handle(
+        &ctx(at(1040)),
+        Event::LoginGranted {
+            grant: with_refresh_lifetime("a5", Some("r5"), 600),
+            sent_at: at(1040),
+        },
+    );
+    written_ok(&mut m, at(1040), login);
+    assert_eq!(m.next_refresh(), Some(at(1040 + 510)));
+}

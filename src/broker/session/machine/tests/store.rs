@@ -1,0 +1,160 @@
+//! The store's rules: store first, failed writes and deletes, outages.
+
+use std::time::Duration;
+
+use super::*;
+use crate::broker::timing;
+
+/// Store first: the new access token is handed out only once the record
+/// holding the rotated refresh token is written.
+#[test]
+fn a_rotated_refresh_token_is_written_before_the_new_access_token_is_handed_out() {
+    let mut m = refreshing(at(10));
+    let save = answer(&mut m, at(11), Ok(grant("a2", Some("r2"), 3600)));
+    // While the write runs, requests join the refresh: neither the old
+    // token (too short for them) nor the new one (not stored yet).
+    let join = Event::TokenRequested {
+        want: Freshness::AtLeast(Duration::from_secs(7200)),
+    };
+    assert_eq!(feed(&mut m, at(11), join), s(&["reply(join)"]));
+    assert_eq!(
+        feed(&mut m, at(11), want_default()),
+        s(&["reply(token a1)"])
+    );
+    let installed = written_ok(&mut m, at(12), save);
+    assert_eq!(
+        installed,
+        s(&[
+            "schedule",
+            "log(Refreshed)",
+            "emit(token_refreshed)",
+            "emit(state_changed)",
+            "reply(ok)"
+        ])
+    );
+    assert_eq!(
+        feed(&mut m, at(12), want_default()),
+        s(&["reply(token a2)"])
+    );
+    assert!(m.is_saved());
+}
+/// A store outage during the write still installs the tokens (the provider
+/// has rotated the old refresh token), marks them unsaved, and retries.
+#[test]
+fn a_failed_write_installs_the_tokens_unsaved_and_retries() {
+    let mut m = refreshing(at(10));
+    let save = answer(&mut m, at(11), Ok(grant("a2", Some("r2"), 3600)));
+    written(&mut m, at(12), save, Err(store_down()));
+    assert_eq!(describe(&m), "active");
+    assert!(!m.is_saved());
+    assert!(matches!(m.last_failure(), Some(BrokerError::Store { .. })));
+    // The retry comes within half a minute; the refresh keeps its time.
+    let retry_at = at(12) + timing::SAVE_RETRY_BASE / 2;
+    assert_eq!(m.save_retry_at, Some(retry_at));
+    assert!(m.next_refresh() > Some(at(3000)), "{:?}", m.next_refresh());
+    assert_eq!(
+        feed(&mut m, at(12), want_default()),
+        s(&["reply(token a2)"])
+    );
+    // The wake-up asks for a background save, and no refresh: the save
+    // writes r2, the tokens the session has.
+    let due = feed(&mut m, retry_at, Event::RefreshDue);
+    assert_eq!(due, s(&["retry_store_save", "schedule"]));
+    let retry = m.handle(&ctx(retry_at), Event::SaveIfDirty);
+    assert_eq!(briefs(&retry), s(&["save(retry, r2)"]));
+    // It fails again: the next retry comes later (backoff), still no refresh.
+    let failed = written(&mut m, retry_at, retry, Err(store_down()));
+    assert_eq!(failed, s(&["schedule", "reply(error store)"]));
+    let second = m.save_retry_at.unwrap();
+    assert_eq!(second, retry_at + timing::SAVE_RETRY_BASE);
+    let due = feed(&mut m, second, Event::RefreshDue);
+    assert_eq!(due, s(&["retry_store_save", "schedule"]));
+    let retry = m.handle(&ctx(second), Event::SaveIfDirty);
+    let done = written_ok(&mut m, second, retry);
+    assert_eq!(done, s(&["emit(state_changed)", "reply(changed true)"]));
+    assert!(m.is_saved() && m.last_failure().is_none());
+    assert_eq!((m.save_retry_at, m.save_failures), (None, 0));
+}
+/// A store that is down for good does not retry per session: its
+/// recovery saves them all.
+#[test]
+fn during_an_outage_no_session_retries_its_own_save() {
+    let mut m = refreshing(at(10));
+    let save = answer(&mut m, at(11), Ok(grant("a2", Some("r2"), 3600)));
+    let purpose = match save.into_iter().next() {
+        Some(Effect::WriteRecord { purpose, .. }) => purpose,
+        other => panic!("{other:?}"),
+    };
+    let mut outage = ctx(at(12));
+    outage.store_available = false;
+    m.handle(
+        &outage,
+        Event::RecordWritten {
+            purpose,
+            result: Err(store_down()),
+        },
+    );
+    assert!(!m.is_saved());
+    assert!(m.next_refresh() > Some(at(1200)), "{:?}", m.next_refresh());
+    let mut due = ctx(m.next_refresh().unwrap());
+    due.store_available = false;
+    let effects = briefs(&m.handle(&due, Event::RefreshDue));
+    assert!(
+        !effects.contains(&"retry_store_save".to_owned()),
+        "{effects:?}"
+    );
+}
+/// A logout whose delete fails (the store is down) is still a logout in
+/// memory, but the record it leaves is deleted when the store works again,
+/// and the outage does not make the session wait to be read back: a
+/// restart must not bring back a session that was logged out.
+#[test]
+fn a_logout_whose_delete_failed_deletes_again_and_is_not_restored() {
+    let mut m = logged_in(3600);
+    let logout = m.handle(&ctx(at(11)), Event::LogoutRequested);
+    assert!(briefs(&logout).contains(&"delete(logged_out)".to_owned()));
+    written(&mut m, at(11), logout, Err(store_down()));
+    assert_eq!(describe(&m), "logged_out");
+    assert!(m.is_store_dirty(), "the record is still to be deleted");
+    assert!(m.last_failure().is_some(), "status says why");
+    // The outage does not turn it into a session waiting for its record.
+    feed(&mut m, at(12), Event::StoreUnavailable);
+    assert_eq!(describe(&m), "logged_out");
+    // The store's recovery deletes the record.
+    let retry = m.handle(&ctx(at(60)), Event::SaveIfDirty);
+    assert_eq!(briefs(&retry), s(&["delete(retry)"]));
+    let done = written_ok(&mut m, at(61), retry);
+    assert_eq!(done, s(&["emit(state_changed)", "reply(changed true)"]));
+    assert!(!m.is_store_dirty() && m.last_failure().is_none());
+    // Nothing more to write.
+    let again = m.handle(&ctx(at(62)), Event::SaveIfDirty);
+    assert_eq!(briefs(&again), s(&["reply(changed false)"]));
+}
+/// A delete that failed while the store works (one record's trouble:
+/// something in its place) is tried again by the session itself, after a
+/// logout as after a revocation; the session does not wait for a store
+/// recovery that never comes.
+#[test]
+fn a_delete_that_failed_with_the_store_working_is_retried() {
+    let mut m = logged_in(3600);
+    let logout = m.handle(&ctx(at(11)), Event::LogoutRequested);
+    let failed = written(&mut m, at(11), logout, Err(store_down()));
+    assert!(failed.contains(&"schedule".to_owned()), "{failed:?}");
+    let retry_at = m.save_retry_at.expect("a retry planned");
+    let due = feed(&mut m, retry_at, Event::RefreshDue);
+    assert_eq!(due, s(&["retry_store_save", "unschedule"]));
+    let retry = m.handle(&ctx(retry_at), Event::SaveIfDirty);
+    assert_eq!(briefs(&retry), s(&["delete(retry)"]));
+    written_ok(&mut m, retry_at, retry);
+    assert!(!m.is_store_dirty());
+
+    let mut m = refreshing(at(10));
+    let deleted = answer(&mut m, at(11), Err(revoked()));
+    written(&mut m, at(12), deleted, Err(store_down()));
+    assert_eq!(describe(&m), "needs_login");
+    let retry_at = m.save_retry_at.expect("a retry planned");
+    assert_eq!(
+        feed(&mut m, retry_at, Event::RefreshDue),
+        s(&["retry_store_save", "unschedule"])
+    );
+}
