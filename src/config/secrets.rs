@@ -26,11 +26,13 @@ pub(super) const CLIENT_SECRET: SecretKeys = SecretKeys {
     credential: Some("client_secret_credential"),
 };
 
-/// A file's permission bits and group, to tell who else may read it.
+/// A file's permission bits, owner and group, to tell who else may read it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct FileAccess {
     /// The permission bits.
     pub mode: u32,
+    /// The owner.
+    pub uid: u32,
     /// The owning group.
     pub gid: u32,
 }
@@ -41,16 +43,19 @@ impl FileAccess {
         use std::os::unix::fs::MetadataExt as _;
         Self {
             mode: meta.mode(),
+            uid: meta.uid(),
             gid: meta.gid(),
         }
     }
 
     /// Who may read the file besides its owner and the daemon, in words,
     /// or `None`: every local user when it is world-readable; when it is
-    /// group-readable, the group's listed members (the daemon's own group
-    /// has none: its one user has it as primary group). A socket group
-    /// that users are added to is such a group, which is why the shipped
-    /// system setup gives the socket a group of its own (`tokend-clients`).
+    /// group-readable, the group's members: those it lists, and the users
+    /// whose primary group it is (in `/etc/passwd`) other than the owner,
+    /// root and the daemon itself (the daemon's own group has no one else:
+    /// its one user has it as primary group). A socket group that users
+    /// are added to is such a group, which is why the shipped system setup
+    /// gives the socket a group of its own (`tokend-clients`).
     pub(super) fn other_readers(self) -> Option<String> {
         if self.mode & 0o004 != 0 {
             return Some("every local user (world-readable)".to_owned());
@@ -61,14 +66,39 @@ impl FileAccess {
         let group = nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(self.gid))
             .ok()
             .flatten()?;
-        (!group.mem.is_empty()).then(|| {
+        let daemon = nix::unistd::geteuid().as_raw();
+        let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+        let mut members = group.mem.clone();
+        for name in primary_members(&passwd, self.gid, &[self.uid, daemon, 0]) {
+            if !members.contains(&name) {
+                members.push(name);
+            }
+        }
+        (!members.is_empty()).then(|| {
             format!(
                 "the members of its group `{}` ({})",
                 group.name,
-                group.mem.join(", ")
+                members.join(", ")
             )
         })
     }
+}
+
+/// The names of the users in `passwd` (the text of `/etc/passwd`) whose
+/// primary group is `gid`, but for the uids in `except`. They read what
+/// their group may read though the group lists no one.
+fn primary_members(passwd: &str, gid: u32, except: &[u32]) -> Vec<String> {
+    passwd
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| {
+            let mut fields = line.split(':');
+            let name = fields.next()?;
+            let uid: u32 = fields.nth(1)?.parse().ok()?;
+            let primary: u32 = fields.next()?.parse().ok()?;
+            (primary == gid && !except.contains(&uid)).then(|| name.to_owned())
+        })
+        .collect()
 }
 
 /// Where the config file is and what it allows, for reading secrets.
@@ -269,5 +299,31 @@ pub(super) fn client_auth(
             Some(auth)
         }
         _ => Some(auth),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::primary_members;
+
+    const PASSWD: &str = "root:x:0:0:root:/root:/bin/bash
+# a comment
+tokend:x:990:990::/var/lib/tokend:/usr/sbin/nologin
+alice:x:1000:990::/home/alice:/bin/bash
+bob:x:1001:1001::/home/bob:/bin/bash
+broken line
+";
+
+    /// Users whose primary group it is are its members, but for the owner,
+    /// root and the daemon; malformed lines are skipped.
+    #[test]
+    fn primary_members_are_read_from_passwd() {
+        assert_eq!(primary_members(PASSWD, 990, &[990, 0]), ["alice"]);
+        assert_eq!(
+            primary_members(PASSWD, 990, &[990, 0, 1000]),
+            [] as [&str; 0]
+        );
+        assert_eq!(primary_members(PASSWD, 0, &[0]), [] as [&str; 0]);
+        assert_eq!(primary_members(PASSWD, 1001, &[0]), ["bob"]);
     }
 }

@@ -255,6 +255,58 @@ fn names_resolve_through_the_name_service() {
     );
 }
 
+/// A group-readable config holding a secret is readable by the users whose
+/// primary group it is, though the group lists no members: the check names
+/// them (it said nothing). `/etc/passwd` and `/etc/group` with such a user
+/// and group are mounted over the machine's in a private mount namespace.
+#[test]
+fn a_secret_readable_through_a_primary_group_is_warned_about() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!(
+            "SKIPPED a_secret_readable_through_a_primary_group_is_warned_about: needs root (a mount namespace)"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let passwd = dir.path().join("passwd");
+    let mut users = std::fs::read_to_string("/etc/passwd").unwrap();
+    users.push_str("tokend-primary-user:x:4747:4848::/nonexistent:/usr/sbin/nologin\n");
+    std::fs::write(&passwd, users).unwrap();
+    let group = dir.path().join("group");
+    let mut groups = std::fs::read_to_string("/etc/group").unwrap();
+    groups.push_str("tokend-primary-group:x:4848:\n");
+    std::fs::write(&group, groups).unwrap();
+    let config = dir.path().join("secret.toml");
+    std::fs::write(
+        &config,
+        "[providers.gh]\ndevice_authorization_endpoint = \"https://github.com/login/device/code\"\ntoken_endpoint = \"https://github.com/login/oauth/access_token\"\nclient_id = \"Iv1\"\nclient_secret = \"s3cr3t-value\"\n",
+    )
+    .unwrap();
+    rustix::fs::chown(&config, None, Some(rustix::fs::Gid::from_raw(4848))).unwrap();
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let script = format!(
+        "mount --bind {} /etc/passwd && mount --bind {} /etc/group && exec {} --check --config {}",
+        passwd.display(),
+        group.display(),
+        env!("CARGO_BIN_EXE_tokend"),
+        config.display()
+    );
+    let out = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        all.contains("warning: the config file holds a secret (`client_secret`) and is readable by the members of its group `tokend-primary-group` (tokend-primary-user)"),
+        "{all}"
+    );
+    assert!(!all.contains("s3cr3t-value"), "{all}");
+}
+
 /// A `RUST_LOG` that is not log directives (`verbose`) does not silence the
 /// daemon: it is ignored, the log says so, and the config's level holds.
 #[test]
