@@ -200,6 +200,16 @@ pub enum PollOutcome {
         /// The provider's explanation.
         message: String,
     },
+    /// A success answer (2xx, fields readable) whose tokens cannot be used.
+    /// The provider most likely approved the login and spent its code on
+    /// it, so what it answers next (`invalid_grant`, `expired_token`) does
+    /// not say what went wrong: the login polls on (a proxy's glitch
+    /// passes) but names this answer however it ends.
+    GrantUnusable(ProviderError),
+    /// A redirect: the token endpoint in the config is not the provider's
+    /// (tokend follows no redirects). Polling again would meet it again,
+    /// so the login ends at once.
+    Misdirected(ProviderError),
     /// Anything else: transient failures are retried with backoff, the rest end the login.
     Failed(ProviderError),
 }

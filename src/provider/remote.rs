@@ -6,11 +6,34 @@ use tokio::sync::OnceCell;
 use url::Url;
 
 use super::EndpointSource;
+use super::answer_fields::AnswerFields;
 use super::{
-    DeviceAuthorization, Endpoints, Expiry, HttpClient, PollOutcome, ProviderDialect,
-    ProviderError, TokenGrant, discovery, oauth,
+    DeviceAuthorization, Endpoints, Expiry, FailureClass, HttpClient, HttpResponse, PollOutcome,
+    ProviderDialect, ProviderError, TokenGrant, discovery, oauth,
 };
 use crate::secret::Secret;
+
+/// Sets apart the transient poll failures a login treats on their own
+/// (whatever the dialect): a redirect ([`PollOutcome::Misdirected`]) and a
+/// success answer with readable fields whose tokens cannot be used
+/// ([`PollOutcome::GrantUnusable`]). An unreadable success body (a captive
+/// portal's HTML page) stays a plain transient failure.
+fn set_apart_poll_failures(outcome: PollOutcome, response: &HttpResponse) -> PollOutcome {
+    match outcome {
+        PollOutcome::Failed(error) if error.class() == FailureClass::Transient => {
+            if (300..400).contains(&response.status) {
+                PollOutcome::Misdirected(error)
+            } else if (200..300).contains(&response.status)
+                && AnswerFields::parse(response).is_some()
+            {
+                PollOutcome::GrantUnusable(error)
+            } else {
+                PollOutcome::Failed(error)
+            }
+        }
+        outcome => outcome,
+    }
+}
 
 /// A configured provider: its dialect, its endpoints and the HTTP client.
 #[derive(Debug)]
@@ -100,13 +123,16 @@ impl Provider {
         };
         let request = self.dialect.poll_request(endpoints, device_code);
         match self.http.send(&request).await {
-            Ok(response) => match self.dialect.parse_poll(&response) {
-                PollOutcome::Granted(grant) => match still_alive(grant, &response.url) {
-                    Ok(grant) => PollOutcome::Granted(grant),
-                    Err(e) => PollOutcome::Failed(e),
-                },
-                outcome => outcome,
-            },
+            Ok(response) => {
+                let outcome = match self.dialect.parse_poll(&response) {
+                    PollOutcome::Granted(grant) => match still_alive(grant, &response.url) {
+                        Ok(grant) => PollOutcome::Granted(grant),
+                        Err(e) => PollOutcome::Failed(e),
+                    },
+                    outcome => outcome,
+                };
+                set_apart_poll_failures(outcome, &response)
+            }
             Err(e) => PollOutcome::Failed(e),
         }
     }

@@ -260,9 +260,9 @@ fn a_garbage_poll_answer_is_retried_and_the_login_goes_on() {
     provider.assert_no_violations();
 }
 
-/// A provider whose every poll answer is unreadable (a grant with
-/// `expires_in` 0) until the code dies: the login fails as expired, and says
-/// why the polls failed rather than suggesting nobody approved it.
+/// A provider whose every poll answer is a success that cannot be used (a
+/// grant with `expires_in` 0) until the code dies: the login fails, and
+/// names that answer rather than suggesting nobody approved it.
 #[test]
 fn a_login_whose_polls_fail_says_why_when_the_code_dies() {
     let provider = Provider::start(tokend_emulator::Rfc8628Options {
@@ -278,8 +278,61 @@ fn a_login_whose_polls_fail_says_why_when_the_code_dies() {
     let (done, err, code) = LoginRun::start(&daemon.socket, NAME).finish();
     assert_eq!(code, support::flows::EXIT_LOGIN_FAILED, "{done} {err}");
     assert!(
-        err.contains("expired before it was approved (the last poll failed: ")
-            && err.contains("`expires_in` is 0"),
+        err.contains("a poll was answered with success, but the answer could not be used (")
+            && err.contains("`expires_in` is 0")
+            && err.contains("after it, the login expired before it was approved"),
         "{err}"
     );
+}
+
+/// A success answer to a poll that cannot be used, after which the
+/// provider answers otherwise (a real one has spent the code on that
+/// answer and says `invalid_grant`; here the person denies): the login's
+/// error names the unusable answer, not only what came after it (which
+/// alone reads as though the person had done something wrong).
+#[test]
+fn an_unusable_success_answer_is_named_however_the_login_ends() {
+    let provider = Provider::start(fast());
+    provider.inject(
+        Endpoint::Token,
+        json_body(r#"{"access_token":"x","token_type":"Bearer","expires_in":0}"#),
+        1,
+    );
+    let daemon = daemon(&provider);
+    let run = LoginRun::start(&daemon.socket, NAME);
+    provider.wait_for_count(1, |r| r.is_poll() && r.outcome == "fault:body");
+    provider.deny(&run.user_code()).unwrap();
+    let (done, err, code) = run.finish();
+    assert_eq!(code, support::flows::EXIT_LOGIN_FAILED, "{done} {err}");
+    assert!(
+        err.contains("a poll was answered with success, but the answer could not be used (")
+            && err.contains("`expires_in` is 0")
+            && err.contains("after it, the login was denied"),
+        "{err}"
+    );
+}
+
+/// A token endpoint that redirects polls (a wrong URL in the config) ends
+/// the login at its first poll: polling on would meet the same redirect
+/// until the code died, the person approving in vain.
+#[test]
+fn a_redirected_poll_ends_the_login_at_once() {
+    let provider = Provider::start(tokend_emulator::Rfc8628Options {
+        device_code_lifetime: Duration::from_secs(5),
+        ..fast()
+    });
+    provider.inject(
+        Endpoint::Token,
+        Fault::Redirect("http://127.0.0.1:9/elsewhere".into()),
+        100,
+    );
+    let daemon = daemon(&provider);
+    let (done, err, code) = LoginRun::start(&daemon.socket, NAME).finish();
+    assert_eq!(code, support::flows::EXIT_LOGIN_FAILED, "{done} {err}");
+    assert!(
+        err.contains("unexpected redirect (HTTP 307)") && !err.contains("expired"),
+        "{err}"
+    );
+    let polls = provider.requests().iter().filter(|r| r.is_poll()).count();
+    assert_eq!(polls, 1, "the login polled on after the redirect");
 }

@@ -2,7 +2,7 @@
 //! polling until the person approves, and installing the tokens.
 
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::watch;
 use tracing::{info, warn};
@@ -15,6 +15,7 @@ use crate::broker::login::{
     PendingPrompt, SLOW_DOWN_STEP,
 };
 use crate::provider::{FailureClass, PollOutcome, ProviderError, TokenGrant, url_rule};
+use crate::secret::Secret;
 
 impl Session {
     /// Joins the running login, or starts one.
@@ -164,16 +165,43 @@ impl Session {
             provider: self.name.clone(),
         });
 
-        let mut interval = authorization.interval.unwrap_or(DEFAULT_POLL_INTERVAL);
+        self.poll_until_decided(&authorization.device_code, authorization.interval, deadline)
+            .await
+    }
+
+    /// Polls the token endpoint until the person decides or the code dies
+    /// (RFC 8628 §3.4, §3.5): the grant, and when its request was sent.
+    async fn poll_until_decided(
+        &self,
+        device_code: &Secret,
+        first_interval: Option<Duration>,
+        deadline: SystemTime,
+    ) -> Result<(TokenGrant, SystemTime), BrokerError> {
+        let clock = Arc::clone(&self.shared.clock);
+        let mut interval = first_interval.unwrap_or(DEFAULT_POLL_INTERVAL);
         let mut network_failures = 0u32;
         // Why the last poll failed, if it did: a code that dies while the
         // provider's answers cannot be read did not simply go unapproved.
         let mut last_failure: Option<String> = None;
-        let expired = |last_failure: &Option<String>| match last_failure {
-            Some(failure) => {
-                format!("expired before it was approved (the last poll failed: {failure})")
+        // A success answer whose tokens could not be used: the provider
+        // has most likely spent its code on it, so however the login ends
+        // after it (`invalid_grant`, "expired"), that answer is the cause.
+        let mut unusable_grant: Option<String> = None;
+        let expired = |last_failure: &Option<String>, unusable_grant: &Option<String>| {
+            match last_failure {
+                // An unusable success answer is named on its own.
+                Some(failure) if last_failure != unusable_grant => {
+                    format!("expired before it was approved (the last poll failed: {failure})")
+                }
+                _ => "expired before it was approved".to_owned(),
             }
-            None => "expired before it was approved".to_owned(),
+        };
+        let after_unusable = |unusable_grant: &Option<String>, outcome: String| match unusable_grant
+        {
+            Some(cause) => format!(
+                "failed: a poll was answered with success, but the answer could not be used ({cause}); after it, the login {outcome}"
+            ),
+            None => outcome,
         };
         loop {
             // Network trouble stretches the wait (RFC 8628 §3.5); it never
@@ -185,21 +213,29 @@ impl Session {
                 // No poll may happen before the interval is up, and after it
                 // the code is dead: nothing left to do but wait it out.
                 tokio::time::sleep(deadline.duration_since(now).unwrap_or_default()).await;
-                return Err(self.login_failed(expired(&last_failure)));
+                return Err(self.login_failed(after_unusable(
+                    &unusable_grant,
+                    expired(&last_failure, &unusable_grant),
+                )));
             }
             tokio::time::sleep(wait).await;
             if clock.now() >= deadline {
-                return Err(self.login_failed(expired(&last_failure)));
+                return Err(self.login_failed(after_unusable(
+                    &unusable_grant,
+                    expired(&last_failure, &unusable_grant),
+                )));
             }
             let sent_at = clock.now();
-            match self.provider.poll(&authorization.device_code).await {
+            match self.provider.poll(device_code).await {
                 PollOutcome::Pending => {
                     network_failures = 0;
                     last_failure = None;
+                    unusable_grant = None;
                 }
                 PollOutcome::SlowDown { interval: asked } => {
                     network_failures = 0;
                     last_failure = None;
+                    unusable_grant = None;
                     // RFC 8628 adds 5 s; GitHub sends the new interval. Take
                     // whichever is slower, so neither reading is violated.
                     interval = (interval + SLOW_DOWN_STEP).max(asked.unwrap_or_default());
@@ -207,12 +243,25 @@ impl Session {
                 }
                 PollOutcome::Granted(grant) => return Ok((grant, sent_at)),
                 PollOutcome::Denied { message } => {
-                    return Err(self.login_failed(format!("was denied ({message})")));
+                    return Err(self.login_failed(after_unusable(
+                        &unusable_grant,
+                        format!("was denied ({message})"),
+                    )));
                 }
                 PollOutcome::Expired { message } => {
-                    return Err(
-                        self.login_failed(format!("expired before it was approved ({message})"))
-                    );
+                    return Err(self.login_failed(after_unusable(
+                        &unusable_grant,
+                        format!("expired before it was approved ({message})"),
+                    )));
+                }
+                PollOutcome::Misdirected(failure) => {
+                    return Err(self.login_failed(format!("failed: {failure}")));
+                }
+                PollOutcome::GrantUnusable(failure) => {
+                    network_failures += 1;
+                    warn!(provider = %self.name, event = "poll_failed", "polling failed, will retry: a success answer cannot be used: {failure}");
+                    unusable_grant = Some(failure.to_string());
+                    last_failure = Some(failure.to_string());
                 }
                 PollOutcome::Failed(failure) if failure.class() == FailureClass::Transient => {
                     network_failures += 1;
@@ -220,7 +269,10 @@ impl Session {
                     last_failure = Some(failure.to_string());
                 }
                 PollOutcome::Failed(failure) => {
-                    return Err(self.login_failed(format!("failed: {failure}")));
+                    return Err(self.login_failed(after_unusable(
+                        &unusable_grant,
+                        format!("failed: {failure}"),
+                    )));
                 }
             }
         }
