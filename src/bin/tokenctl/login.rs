@@ -50,6 +50,7 @@ pub fn run(
     let mut view = HumanView {
         terminal,
         countdown: None,
+        asking_said: false,
     };
     let result = follow(&mut client, provider, options, &mut out, &mut view);
     if !options.json {
@@ -80,7 +81,7 @@ fn follow(
         let event = match update {
             LoginUpdate::Tick => {
                 if !options.json {
-                    view.tick(out, Instant::now()).map_err(output)?;
+                    view.tick(out, provider, Instant::now()).map_err(output)?;
                 }
                 continue;
             }
@@ -198,6 +199,10 @@ fn login_failure(provider: &str, error: Option<ErrorBody>) -> Failure {
 struct HumanView {
     terminal: Terminal,
     countdown: Option<Countdown>,
+    /// Whether the line saying tokend is asking the provider for a code has
+    /// been printed: once a tick has gone by without the prompt (a slow
+    /// provider, up to tokend's `http_timeout`), so the screen is not blank.
+    asking_said: bool,
 }
 
 impl HumanView {
@@ -247,12 +252,17 @@ impl HumanView {
             last_line: None,
             drawn: false,
         });
-        self.tick(out, now)
+        self.tick(out, provider, now)
     }
 
-    fn tick(&mut self, out: &mut impl Write, now: Instant) -> io::Result<()> {
+    fn tick(&mut self, out: &mut impl Write, provider: &str, now: Instant) -> io::Result<()> {
         match &mut self.countdown {
             Some(countdown) => countdown.draw(out, now),
+            None if !self.asking_said => {
+                self.asking_said = true;
+                writeln!(out, "Asking {} for a login code…", clean(provider))?;
+                out.flush()
+            }
             None => Ok(()),
         }
     }

@@ -352,3 +352,30 @@ fn ctrl_c_stops_the_wait_and_logout_cancels_the_login() {
     assert!(out.status.success(), "{out:?}");
     assert_eq!(pending(), None);
 }
+
+/// A provider slow to give a code: `tokenctl login` says what it is
+/// waiting for (once a tick has gone by without the prompt) rather than
+/// leaving the screen blank for up to tokend's `http_timeout`.
+#[test]
+fn a_slow_provider_is_waited_for_with_a_word() {
+    use crate::support::daemon::{Daemon, stdout};
+    use crate::support::provider::Provider;
+    use tokend_emulator::{Endpoint, Fault};
+
+    let provider = Provider::rfc8628();
+    provider.inject(
+        Endpoint::DeviceAuthorization,
+        Fault::Delay(std::time::Duration::from_secs(3)),
+        1,
+    );
+    let daemon = Daemon::start(&provider.config("demo"));
+    let out = daemon.tokenctl(&["login", "--no-wait", "demo"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let text = stdout(&out);
+    let asking = text
+        .find("Asking demo for a login code…")
+        .unwrap_or_else(|| panic!("no word while waiting: {text}"));
+    let prompt = text.find("To log in to demo").expect("the prompt");
+    assert!(asking < prompt, "{text}");
+    assert_eq!(text.matches("Asking demo").count(), 1, "{text}");
+}

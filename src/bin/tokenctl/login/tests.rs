@@ -105,6 +105,7 @@ fn an_absurd_expiry_does_not_overflow_the_countdown() {
     let mut view = HumanView {
         terminal: Terminal::plain(),
         countdown: None,
+        asking_said: false,
     };
     let absurd = LoginPrompt {
         expires_in: u64::MAX,
@@ -172,6 +173,7 @@ fn a_terminal_is_told_what_ctrl_c_does() {
         let mut view = HumanView {
             terminal,
             countdown: None,
+            asking_said: false,
         };
         let mut out = Vec::new();
         view.prompt(&mut out, "gh", &prompt(None, None), no_wait)
@@ -202,4 +204,22 @@ fn failed_logins_use_the_daemons_words() {
     let silent = login_failure("gh", None);
     assert_eq!(silent.status, exit::LOGIN_FAILED);
     assert!(silent.message.contains("tokenctl login gh"));
+}
+
+/// Before the prompt, the first tick says what tokenctl waits for, once.
+#[test]
+fn a_wait_for_the_code_is_said_once() {
+    let mut view = HumanView {
+        terminal: Terminal::plain(),
+        countdown: None,
+        asking_said: false,
+    };
+    let mut out = Vec::new();
+    let now = Instant::now();
+    view.tick(&mut out, "gh", now).unwrap();
+    view.tick(&mut out, "gh", now).unwrap();
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "Asking gh for a login code…\n"
+    );
 }
