@@ -99,7 +99,10 @@ pub enum ClientError {
     #[error("tokend closed the connection before answering (did it stop or crash?)")]
     Closed,
     /// No answer within the request timeout.
-    #[error("tokend did not answer within {} s", timeout.as_secs())]
+    #[error(
+        "tokend did not answer within {} s (it may be waiting on a slow provider, up to its `http_timeout`; `--timeout` waits longer)",
+        timeout.as_secs()
+    )]
     Timeout {
         /// How long the client waited.
         timeout: Duration,
