@@ -1,5 +1,7 @@
 //! Failures talking to a provider, and how to treat each.
 
+use std::time::Duration;
+
 /// How a provider failure should be treated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailureClass {
@@ -28,7 +30,11 @@ pub enum ProviderError {
         reason: String,
     },
     /// A temporary failure answer (5xx, 408, 429).
-    #[error("{endpoint} is unavailable (HTTP {status}){}", detail_suffix(.detail.as_deref()))]
+    #[error(
+        "{endpoint} is unavailable (HTTP {status}){}{}",
+        detail_suffix(.detail.as_deref()),
+        retry_after_suffix(*.retry_after)
+    )]
     Unavailable {
         /// The endpoint URL.
         endpoint: String,
@@ -36,6 +42,9 @@ pub enum ProviderError {
         status: u16,
         /// The provider's explanation, if any.
         detail: Option<String>,
+        /// How long the provider asked to be left alone (`Retry-After`):
+        /// no retry comes sooner.
+        retry_after: Option<Duration>,
     },
     /// The grant behind the refresh token is gone.
     #[error("the provider revoked the session ({error}){}", detail_suffix(.detail.as_deref()))]
@@ -93,7 +102,23 @@ fn detail_suffix(detail: Option<&str>) -> String {
     detail.map(|d| format!(": {d}")).unwrap_or_default()
 }
 
+/// `; it asks to be retried in N s` for a `Retry-After`, else nothing.
+fn retry_after_suffix(retry_after: Option<Duration>) -> String {
+    retry_after
+        .map(|wait| format!("; it asks to be retried in {} s", wait.as_secs()))
+        .unwrap_or_default()
+}
+
 impl ProviderError {
+    /// The wait the provider asked for (`Retry-After`), if it did.
+    #[must_use]
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Unavailable { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
     /// How to treat this failure.
     #[must_use]
     pub fn class(&self) -> FailureClass {

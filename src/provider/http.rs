@@ -8,7 +8,7 @@
 //! credentials elsewhere).
 
 use std::fmt::Write as _;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use bytes::{Bytes, BytesMut};
 
@@ -136,6 +136,9 @@ impl HttpClient {
         let content_type = header(reqwest::header::CONTENT_TYPE);
         let location = header(reqwest::header::LOCATION);
         let date = header(reqwest::header::DATE).and_then(|d| super::datetime::parse(&d));
+        let retry_after = header(reqwest::header::RETRY_AFTER).and_then(|value| {
+            HttpResponse::read_retry_after(&value, date.unwrap_or_else(SystemTime::now))
+        });
         if response
             .content_length()
             .is_some_and(|len| len > MAX_ANSWER_BYTES as u64)
@@ -159,6 +162,7 @@ impl HttpClient {
             content_type,
             location,
             date,
+            retry_after,
             body: Bytes::from(body),
         })
     }

@@ -111,8 +111,35 @@ pub struct HttpResponse {
     /// times in the answer are measured against it, so a skewed local
     /// clock does not shorten or stretch a token's life.
     pub date: Option<SystemTime>,
+    /// The `Retry-After` header (RFC 9110 §10.2.3) as a wait: its seconds,
+    /// or its date less the `Date` header (else the local clock), at most
+    /// [`MAX_RETRY_AFTER`]. A provider that is rate limiting or down says
+    /// when to come back; asking sooner only prolongs it.
+    pub retry_after: Option<Duration>,
     /// The body.
     pub body: Bytes,
+}
+
+/// The longest `Retry-After` heeded. A provider asking for more is asked
+/// again after this: its sessions' tokens may expire meanwhile, and an
+/// hour is long enough for any rate limit tokend could have tripped.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+impl HttpResponse {
+    /// Reads a `Retry-After` value: delay-seconds or an HTTP-date, measured
+    /// from `now` (the answer's `Date`, else the local clock). `None` when
+    /// it is neither; capped at [`MAX_RETRY_AFTER`].
+    #[must_use]
+    pub fn read_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+        let value = value.trim();
+        let wait = match value.parse::<u64>() {
+            Ok(secs) => Duration::from_secs(secs),
+            Err(_) => super::datetime::parse(value)?
+                .duration_since(now)
+                .unwrap_or_default(),
+        };
+        Some(wait.min(MAX_RETRY_AFTER))
+    }
 }
 
 impl fmt::Debug for HttpResponse {
@@ -123,6 +150,7 @@ impl fmt::Debug for HttpResponse {
             .field("status", &self.status)
             .field("content_type", &self.content_type)
             .field("date", &self.date)
+            .field("retry_after", &self.retry_after)
             .field("body_len", &self.body.len())
             .finish_non_exhaustive()
     }
@@ -212,4 +240,28 @@ pub enum PollOutcome {
     Misdirected(ProviderError),
     /// Anything else: transient failures are retried with backoff, the rest end the login.
     Failed(ProviderError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Delay-seconds and HTTP-dates (from the answer's time), capped;
+    /// anything else is no `Retry-After`.
+    #[test]
+    fn retry_after_values() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(784_111_777);
+        let read = |v| HttpResponse::read_retry_after(v, now);
+        assert_eq!(read("120"), Some(Duration::from_secs(120)));
+        assert_eq!(read(" 0 "), Some(Duration::ZERO));
+        assert_eq!(
+            read("Sun, 06 Nov 1994 08:59:37 GMT"),
+            Some(Duration::from_secs(600))
+        );
+        // A date already passed: come back at once.
+        assert_eq!(read("Sun, 06 Nov 1994 08:00:00 GMT"), Some(Duration::ZERO));
+        assert_eq!(read("86400000"), Some(MAX_RETRY_AFTER));
+        assert_eq!(read("-5"), None);
+        assert_eq!(read("soon"), None);
+    }
 }

@@ -137,6 +137,7 @@ pub fn failure_from_answer(
             endpoint: endpoint(response),
             status,
             detail,
+            retry_after: response.retry_after,
         };
     }
     if (300..400).contains(&status) {

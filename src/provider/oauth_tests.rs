@@ -12,6 +12,7 @@ fn answer(status: u16, content_type: &str, body: &str) -> HttpResponse {
         content_type: Some(content_type.to_owned()),
         location: None,
         date: None,
+        retry_after: None,
         body: Bytes::from(body.to_owned()),
     }
 }

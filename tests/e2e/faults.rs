@@ -263,3 +263,99 @@ fn an_answer_without_optional_fields_keeps_the_refresh_token() {
     assert!(answer["expires_at"].as_u64().unwrap() > now, "{answer}");
     provider.assert_no_violations();
 }
+
+/// A provider answering a refresh 429 or 503 with `Retry-After` (seconds,
+/// or an HTTP-date) is left alone that long: the next refresh is planned no
+/// sooner (the backoff alone would retry within 5 s), the error says what
+/// the provider asked, no request brings a refresh sooner, and the session
+/// keeps serving its token.
+#[test]
+fn a_retry_after_is_waited_out() {
+    for (http_status, wait) in [(429, 600), (503, 900)] {
+        let (provider, _store, session, daemon) = one_session();
+        provider.set_access_token_lifetime(Duration::from_secs(7200));
+        let asked = SystemTime::now();
+        let retry_after = if http_status == 429 {
+            wait.to_string()
+        } else {
+            tokend_emulator::http_date(asked + Duration::from_secs(wait))
+        };
+        provider.inject(
+            Endpoint::Token,
+            Fault::RetryAfter {
+                status: http_status,
+                retry_after,
+            },
+            1,
+        );
+        let out = daemon.tokenctl(&["token", "demo", "--min-valid", "3700"]);
+        assert_eq!(
+            out.status.code(),
+            Some(EXIT_UNAVAILABLE),
+            "{}",
+            stderr(&out)
+        );
+        assert!(
+            stderr(&out).contains("it asks to be retried in "),
+            "{}",
+            stderr(&out)
+        );
+        let state = status(&daemon, "demo");
+        let asked_secs = asked.duration_since(UNIX_EPOCH).unwrap().as_secs();
+        let next = state["next_refresh"].as_u64().expect("a planned refresh");
+        // An HTTP-date has whole seconds: a second's slack.
+        assert!(
+            next + 1 >= asked_secs + wait,
+            "HTTP {http_status}: the next refresh at {next}, asked to wait until {}",
+            asked_secs + wait
+        );
+        // A request that would refresh gets the failure, not a refresh.
+        let again = daemon.tokenctl(&["token", "demo", "--min-valid", "3700"]);
+        assert_eq!(again.status.code(), Some(EXIT_UNAVAILABLE));
+        assert_eq!(token(&daemon, "demo", &[]), session.access_token);
+        let refreshes = provider
+            .requests()
+            .iter()
+            .filter(|r| r.is_refresh())
+            .count();
+        assert_eq!(refreshes, 1, "HTTP {http_status}: refreshed again too soon");
+    }
+}
+
+/// A poll answered 429 with `Retry-After: 4` (interval 1 s): the next poll
+/// comes no sooner than the provider asked (the backoff alone would poll
+/// again after 2 s), and the login goes on to succeed.
+#[test]
+fn a_poll_answered_with_retry_after_waits_it_out() {
+    let provider = Provider::start(fast());
+    provider.inject(
+        Endpoint::Token,
+        Fault::RetryAfter {
+            status: 429,
+            retry_after: "4".into(),
+        },
+        1,
+    );
+    let daemon = Daemon::start(&provider.config("demo"));
+    let run = support::daemon::LoginRun::start(&daemon.socket, "demo");
+    let limited = provider.wait_for_count(1, |r| r.outcome == "fault:retry_after");
+    let limited_at = limited
+        .iter()
+        .find(|r| r.outcome == "fault:retry_after")
+        .unwrap()
+        .at;
+    let after = provider.wait_for_count(1, move |r| r.is_poll() && r.at > limited_at);
+    let next = after
+        .iter()
+        .find(|r| r.is_poll() && r.at > limited_at)
+        .unwrap();
+    assert!(
+        next.at.duration_since(limited_at) >= Duration::from_secs(4),
+        "polled again {:?} after a Retry-After of 4 s",
+        next.at.duration_since(limited_at)
+    );
+    provider.approve(&run.user_code()).unwrap();
+    let (done, err, code) = run.finish();
+    assert_eq!(code, 0, "{done} {err}");
+    provider.assert_no_violations();
+}

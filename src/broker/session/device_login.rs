@@ -187,6 +187,8 @@ impl Session {
         // has most likely spent its code on it, so however the login ends
         // after it (`invalid_grant`, "expired"), that answer is the cause.
         let mut unusable_grant: Option<String> = None;
+        // The wait a failed poll's `Retry-After` asked for, for the next one.
+        let mut asked_wait: Option<Duration> = None;
         let expired = |last_failure: &Option<String>, unusable_grant: &Option<String>| {
             match last_failure {
                 // An unusable success answer is named on its own.
@@ -206,8 +208,10 @@ impl Session {
         loop {
             // Network trouble stretches the wait (RFC 8628 §3.5); it never
             // shrinks below the interval the provider asked for.
-            let wait =
-                (interval * 2u32.pow(network_failures.min(6))).min(interval.max(MAX_POLL_BACKOFF));
+            // ... nor below what the provider asked for (`Retry-After`).
+            let wait = (interval * 2u32.pow(network_failures.min(6)))
+                .min(interval.max(MAX_POLL_BACKOFF))
+                .max(asked_wait.take().unwrap_or_default());
             let now = clock.now();
             if now + wait > deadline {
                 // No poll may happen before the interval is up, and after it
@@ -265,6 +269,7 @@ impl Session {
                 }
                 PollOutcome::Failed(failure) if failure.class() == FailureClass::Transient => {
                     network_failures += 1;
+                    asked_wait = failure.retry_after();
                     warn!(provider = %self.name, event = "poll_failed", "polling failed, will retry: {failure}");
                     last_failure = Some(failure.to_string());
                 }

@@ -164,6 +164,7 @@ mod tests {
             content_type: Some("application/json".into()),
             location: None,
             date: None,
+            retry_after: None,
             body: Bytes::from(body.to_owned()),
         }
     }

@@ -297,6 +297,7 @@ mod tests {
             content_type: content_type.map(str::to_owned),
             location: None,
             date: None,
+            retry_after: None,
             body: Bytes::from(body.to_owned()),
         }
     }

@@ -45,6 +45,7 @@ fn packaged_config_starts_the_system_service_with_no_providers() {
     assert!(check.status.success(), "{check:?}");
     assert!(String::from_utf8_lossy(&check.stdout).contains("valid (0 providers)"));
 }
+
 /// `config/*.toml` and their comments, joined (the comments are what
 /// people follow).
 fn config_examples() -> Vec<(String, String)> {
@@ -67,6 +68,7 @@ fn config_examples() -> Vec<(String, String)> {
     examples.sort();
     examples
 }
+
 #[test]
 fn config_examples_say_where_the_device_type_default_comes_from() {
     // generic-v1's device_type defaults to CHASSIS= in /etc/machine-info
@@ -89,6 +91,7 @@ fn config_examples_say_where_the_device_type_default_comes_from() {
         );
     }
 }
+
 #[test]
 fn config_examples_advise_modes_the_system_service_can_read() {
     // The system service reads its config as user `tokend`, through group

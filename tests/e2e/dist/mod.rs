@@ -21,9 +21,11 @@ use tokend_dist_gen::{DOCKER_HELPER, date_of_epoch, source_date};
 fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
 }
+
 fn read(path: &str) -> String {
     std::fs::read_to_string(repo(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
+
 /// The date the tests give the man pages.
 const MAN_DATE: &str = "2026-12-04";
 /// Runs the generator into a fresh directory.
@@ -32,6 +34,7 @@ fn generate() -> TempDir {
     tokend_dist_gen::generate(out.path(), MAN_DATE).expect("generate the packaged files");
     out
 }
+
 /// Every file under `dir`, relative, sorted.
 fn files(dir: &Path) -> Vec<String> {
     fn walk(base: &Path, dir: &Path, found: &mut Vec<String>) {
@@ -50,10 +53,12 @@ fn files(dir: &Path) -> Vec<String> {
     found.sort();
     found
 }
+
 /// `program` is installed (tests of optional tools skip without it).
 fn have(program: &str) -> bool {
     support::bus::find_program(program).is_some()
 }
+
 #[test]
 fn generator_writes_every_page_completion_and_the_config() {
     let out = generate();
@@ -111,6 +116,7 @@ fn generator_writes_every_page_completion_and_the_config() {
         );
     }
 }
+
 #[test]
 fn man_pages_render_without_warnings_and_document_the_interface() {
     let out = generate();
@@ -180,6 +186,7 @@ fn man_pages_render_without_warnings_and_document_the_interface() {
         );
     }
 }
+
 /// The arguments of a man page's `.TH` line: title, section, date, source,
 /// manual (quotes dropped).
 fn title_line(page: &str) -> Vec<String> {
@@ -199,6 +206,7 @@ fn title_line(page: &str) -> Vec<String> {
     }
     args
 }
+
 #[test]
 fn man_pages_are_dated_from_the_source_not_the_build() {
     // lintian and man(1) show the date of .TH; a build's wall clock there
@@ -267,6 +275,7 @@ fn man_pages_are_dated_from_the_source_not_the_build() {
         "build.sh runs the generator before it sets SOURCE_DATE_EPOCH"
     );
 }
+
 #[test]
 fn completions_parse_and_know_every_verb() {
     let out = generate();
@@ -300,6 +309,7 @@ fn completions_parse_and_know_every_verb() {
         assert!(bash.contains(verb), "bash completion lacks {verb}");
     }
 }
+
 /// The text of `page`'s SYNOPSIS line, fonts dropped: `tokend [--config <PATH>] …`.
 fn synopsis(man_dir: &Path, page: &str) -> String {
     let source = std::fs::read_to_string(man_dir.join(page)).unwrap();
@@ -314,6 +324,7 @@ fn synopsis(man_dir: &Path, page: &str) -> String {
             text.replace(font, "")
         })
 }
+
 #[test]
 fn man_page_synopses_show_every_options_value() {
     use clap::CommandFactory as _;
@@ -361,6 +372,7 @@ fn man_page_synopses_show_every_options_value() {
         synopsis(&man, "tokenctl-exec.1")
     );
 }
+
 #[test]
 fn tokend_man_page_names_both_credentials_it_reads() {
     // $CREDENTIALS_DIRECTORY holds the client secrets of

@@ -12,6 +12,7 @@ fn values(text: &str, key: &str) -> Vec<String> {
         .map(str::to_owned)
         .collect()
 }
+
 #[test]
 fn units_bus_files_and_sysusers_agree() {
     let system = read("dist/systemd/tokend.service");
@@ -97,6 +98,7 @@ fn units_bus_files_and_sysusers_agree() {
     assert_eq!(values(&session_activation, "Exec"), ["/usr/bin/tokend"]);
     assert!(policy.contains(&format!(r#"<allow own="{BUS_NAME}"/>"#)));
 }
+
 /// The relationship fields (Depends, Recommends, Suggests, ...) of the
 /// control file `dist/deb/build.sh` writes, with the libraries
 /// dpkg-shlibdeps finds as `$auto`, as cargo-deb writes them.
@@ -112,6 +114,7 @@ fn build_sh_relations() -> std::collections::BTreeMap<String, String> {
         })
         .collect()
 }
+
 const RELATIONS: &[&str] = &[
     "pre-depends",
     "depends",
@@ -149,6 +152,7 @@ fn both_package_builds_depend_on_a_system_bus() {
         "{depends:?}"
     );
 }
+
 /// The commands a maintainer script runs: its lines without comments,
 /// split into words.
 fn script_words(script: &str) -> Vec<String> {
@@ -163,6 +167,7 @@ fn script_words(script: &str) -> Vec<String> {
         .filter(|w| !w.is_empty())
         .collect()
 }
+
 #[test]
 fn maintainer_scripts_create_the_users_with_what_the_package_depends_on() {
     // The users come from the sysusers.d file the package installs (the

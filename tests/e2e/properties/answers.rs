@@ -165,6 +165,7 @@ fn response() -> impl Strategy<Value = HttpResponse> {
         content_type,
         location: None,
         date: None,
+        retry_after: None,
         body,
     })
 }

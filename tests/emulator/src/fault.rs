@@ -20,6 +20,15 @@ pub enum Fault {
     /// Answer with this status and a short `text/plain` body (a load
     /// balancer's 502, a 503 during maintenance, a 429).
     Status(u16),
+    /// Answer with this status (429, 503) and a `Retry-After` header of
+    /// this value (seconds, or an HTTP-date), as a rate limiter or a
+    /// service in maintenance does.
+    RetryAfter {
+        /// HTTP status.
+        status: u16,
+        /// The `Retry-After` value, verbatim.
+        retry_after: String,
+    },
     /// Answer with this status and an HTML page (a captive portal's 200,
     /// a proxy's 500 error page).
     Html(u16),
@@ -59,12 +68,25 @@ pub enum Fault {
     Delay(Duration),
 }
 
+/// `at` as an HTTP-date (IMF-fixdate, RFC 9110 §5.6.7):
+/// `Sun, 06 Nov 1994 08:49:37 GMT`, for [`Fault::RetryAfter`].
+#[must_use]
+pub fn http_date(at: std::time::SystemTime) -> String {
+    use time::format_description::well_known::Rfc2822;
+    // RFC 2822's form with the zone written `GMT`, as HTTP wants it.
+    time::OffsetDateTime::from(at)
+        .format(&Rfc2822)
+        .map(|date| date.replace("+0000", "GMT"))
+        .unwrap_or_default()
+}
+
 impl Fault {
     /// The outcome label recorded for a request this fault answered.
     #[must_use]
     pub fn label(&self) -> &'static str {
         match self {
             Self::Status(_) => "fault:status",
+            Self::RetryAfter { .. } => "fault:retry_after",
             Self::Html(_) => "fault:html",
             Self::Body { .. } => "fault:body",
             Self::Huge(_) => "fault:huge",
@@ -86,6 +108,11 @@ impl Fault {
             Self::Status(status) => {
                 Reply::text(*status, format!("injected fault: HTTP {status}\n"))
             }
+            Self::RetryAfter {
+                status,
+                retry_after,
+            } => Reply::text(*status, format!("injected fault: HTTP {status}\n"))
+                .header(hyper::header::RETRY_AFTER, retry_after),
             Self::Html(status) => Reply::html(*status, html_page(*status)),
             Self::Body {
                 status,
@@ -184,6 +211,12 @@ mod tests {
         plan.add(Endpoint::Token, Fault::Close, 5);
         plan.clear();
         assert_eq!(plan.take(Endpoint::Token), None);
+    }
+
+    #[test]
+    fn http_dates_are_imf_fixdates() {
+        let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(784_111_777);
+        assert_eq!(super::http_date(at), "Sun, 06 Nov 1994 08:49:37 GMT");
     }
 
     #[test]

@@ -119,6 +119,10 @@ pub(crate) struct SessionMachine {
     last_failure: Option<BrokerError>,
     /// Consecutive failed refresh attempts, for backoff.
     failures: u32,
+    /// The wait the provider asked for with its last failure
+    /// (`Retry-After`), from the moment it failed: while `failures` is
+    /// not zero, no refresh (background, nudged or on demand) comes sooner.
+    provider_asked_wait: Option<(SystemTime, Duration)>,
     /// When the next background refresh is due.
     next_refresh: Option<SystemTime>,
     /// When the current access token stops being fresh: the refresh due
@@ -166,6 +170,7 @@ impl SessionMachine {
             last_attempt: None,
             last_failure: None,
             failures: 0,
+            provider_asked_wait: None,
             next_refresh: None,
             fresh_until: None,
             store_dirty: false,

@@ -87,6 +87,13 @@ impl SessionMachine {
         if !self.can_start_refresh() || !(failing || due) {
             return false;
         }
+        // Not before the wait the provider asked for.
+        let at = match self.provider_asked_wait {
+            Some((since, wait)) if self.failures > 0 && timing::within(at, since, wait) => {
+                since + wait
+            }
+            _ => at,
+        };
         if self.next_refresh.is_some_and(|next| next <= at) {
             return false;
         }
@@ -195,6 +202,7 @@ impl SessionMachine {
 
     /// A transient failure or a permanent refusal: back off and retry.
     fn refresh_failed(&mut self, ctx: &Context, failure: ProviderError, out: &mut Vec<Effect>) {
+        let asked_wait = failure.retry_after();
         let (err, base, cap) = if failure.class() == FailureClass::Transient {
             (
                 BrokerError::ProviderUnavailable {
@@ -215,7 +223,11 @@ impl SessionMachine {
             )
         };
         self.failures = self.failures.saturating_add(1);
-        let delay = timing::backoff(self.failures, base, cap, ctx.jitter);
+        // The provider's own word on when to come back (`Retry-After`)
+        // outweighs the backoff when it asks for longer.
+        let delay = timing::backoff(self.failures, base, cap, ctx.jitter)
+            .max(asked_wait.unwrap_or_default());
+        self.provider_asked_wait = asked_wait.map(|wait| (ctx.now, wait));
         self.last_failure = Some(err.clone());
         self.next_refresh = Some(ctx.now + delay);
         out.push(Effect::Log(Notice::RefreshFailed {

@@ -82,10 +82,15 @@ impl SessionMachine {
             // Single flight: join the refresh that is already out.
             return Reply::JoinRefresh;
         }
+        // After a failure, requests wait 5 s between refreshes, or as long
+        // as the provider asked (`Retry-After`) when that is longer.
         let recently_failed = self.failures > 0
-            && self
+            && (self
                 .last_attempt
-                .is_some_and(|at| timing::within(now, at, timing::ON_DEMAND_RETRY_SPACING));
+                .is_some_and(|at| timing::within(now, at, timing::ON_DEMAND_RETRY_SPACING))
+                || self
+                    .provider_asked_wait
+                    .is_some_and(|(since, wait)| timing::within(now, since, wait)));
         if let (true, Some(failure)) = (recently_failed, &self.last_failure) {
             return fallback(failure.clone());
         }

@@ -43,6 +43,7 @@ fn answer(status: u16, body: &str) -> HttpResponse {
         content_type: Some("application/json".into()),
         location: None,
         date: Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1_751_371_200 - 3600)),
+        retry_after: None,
         body: Bytes::from(body.to_owned()),
     }
 }

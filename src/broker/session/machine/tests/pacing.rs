@@ -41,6 +41,7 @@ fn failures_back_off_and_a_success_resets() {
     assert_eq!(m.failures, 0);
     assert!(m.last_failure().is_none());
 }
+
 /// Callers asking in a loop during an outage get the last error, not a
 /// request each; a token that still works is handed out instead.
 #[test]
@@ -74,6 +75,7 @@ fn requests_after_a_failure_are_spaced() {
         s(&["log(RefreshOnDemand)", "start_refresh(r1)", "reply(join)"])
     );
 }
+
 /// Tokens that come spent (the answer took longer than they live, or the
 /// clock is off) are not refreshed again at once, forever: the next
 /// refresh backs off, further each time in a row, with a warning; tokens
@@ -134,6 +136,7 @@ fn tokens_that_come_spent_are_not_refreshed_back_to_back() {
     assert_eq!(m.next_refresh(), Some(now + timing::MIN_REFRESH_SPACING));
     assert_eq!(m.expired_grants, 0);
 }
+
 /// A refresh token that expires before the access token's refresh is
 /// refreshed ahead of its own expiry, as long as refreshes move that
 /// expiry later; once one does not, only the access token plans it.
@@ -184,4 +187,33 @@ fn a_refresh_token_that_dies_first_is_refreshed_before_it() {
     );
     written_ok(&mut m, at(1040), login);
     assert_eq!(m.next_refresh(), Some(at(1040 + 510)));
+}
+
+/// A provider's `Retry-After` holds every refresh back that long: the
+/// background retry, a nudge (network back) and token requests alike;
+/// after it, a nudge moves the retry again.
+#[test]
+fn a_retry_after_holds_back_every_refresh() {
+    let limited = ProviderError::Unavailable {
+        endpoint: "http://127.0.0.1/token".into(),
+        status: 429,
+        detail: None,
+        retry_after: Some(Duration::from_secs(600)),
+    };
+    let mut m = refreshing(at(10));
+    answer(&mut m, at(10), Err(limited));
+    assert!(m.next_refresh() >= Some(at(610)), "{:?}", m.next_refresh());
+    // A nudge within the wait moves the retry to its end, no sooner.
+    let planned = m.next_refresh();
+    feed(&mut m, at(20), Event::RetryAt { at: at(20) });
+    assert!(m.next_refresh() >= Some(at(610)), "{:?}", m.next_refresh());
+    assert!(m.next_refresh() <= planned);
+    // A request 100 s on (past the 5 s spacing) gets the failure, not a refresh.
+    let want = Event::TokenRequested {
+        want: Freshness::AtLeast(Duration::from_secs(7200)),
+    };
+    assert_eq!(
+        feed(&mut m, at(110), want),
+        s(&["reply(error unavailable)"])
+    );
 }

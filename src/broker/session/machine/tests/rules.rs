@@ -60,6 +60,7 @@ fn a_stale_refresh_result_never_overwrites_a_newer_login_or_logout() {
     written_ok(&mut m, at(12), delete);
     assert_eq!(describe(&m), "active");
 }
+
 /// The answer to a request that waited: one refresh per request.
 #[test]
 fn a_request_that_waited_gets_the_outcome() {
@@ -116,6 +117,7 @@ fn a_request_that_waited_gets_the_outcome() {
     let got = m.refresh_awaited(&ctx(at(10)), Freshness::Default, Ok(()));
     assert_eq!(brief_reply(&got), "error login_required");
 }
+
 /// Cancellation: a logout cancels the session's work, the refresh in
 /// flight included (its answer is discarded), and "login required" names
 /// a pending login's code.
@@ -142,6 +144,7 @@ fn logout_cancels_the_refresh_in_flight() {
         other => panic!("{other:?}"),
     }
 }
+
 /// Revocation ends the session once its record is deleted.
 #[test]
 fn a_revoked_grant_needs_a_login() {
@@ -162,6 +165,7 @@ fn a_revoked_grant_needs_a_login() {
     assert_eq!(m.phase(at(11)), SessionPhase::LoginRequired);
     assert_eq!(feed(&mut m, at(12), Event::RefreshDue), s(&["unschedule"]));
 }
+
 /// A nudge (network back) moves only a refresh that waits out a transient
 /// failure, and only earlier.
 #[test]
@@ -185,6 +189,7 @@ fn a_nudge_moves_only_a_transient_backoff() {
         s(&["reply(changed false)"])
     );
 }
+
 /// The refresh-token expiry warning comes once per refresh token.
 #[test]
 fn the_refresh_token_expiry_is_warned_about_once() {
@@ -209,6 +214,7 @@ fn the_refresh_token_expiry_is_warned_about_once() {
         "{again:?}"
     );
 }
+
 /// A reload hands the tokens over; a logged-out session has nothing to give.
 #[test]
 fn a_handover_keeps_the_session() {
@@ -226,6 +232,7 @@ fn a_handover_keeps_the_session() {
         s(&["reply(token a1)"])
     );
 }
+
 /// A logout forgets the ended session's last refresh: `status` does not
 /// show it for the session that comes next.
 #[test]
@@ -238,6 +245,7 @@ fn a_logout_forgets_the_last_refresh() {
     written_ok(&mut m, at(12), logout);
     assert_eq!(m.last_refresh(), None);
 }
+
 /// A session whose token expires with no refresh before it (here: no
 /// refresh token) wakes at the expiry to say its status changed: "expired"
 /// is worked out from the clock, and front-ends that cache properties
@@ -284,6 +292,7 @@ fn an_expiry_no_refresh_precedes_is_signalled() {
         "{again:?}"
     );
 }
+
 /// A logout of a session that is logged out already deletes any record
 /// (a skipped restore leaves one) but tells no front-end of a change, so
 /// D-Bus sends no `PropertiesChanged` for nothing; logging out a session
@@ -308,6 +317,7 @@ fn a_logout_of_a_logged_out_session_signals_no_change() {
     let done = written_ok(&mut m, at(3), logout);
     assert!(done.contains(&"emit(state_changed)".to_owned()), "{done:?}");
 }
+
 /// A login that ended without tokens is what status says of a session
 /// that has none; a session with tokens keeps its own last error.
 #[test]
@@ -326,6 +336,7 @@ fn a_failed_login_is_the_last_error_of_a_session_without_tokens() {
     feed(&mut m, at(1), Event::LoginFailed(denied()));
     assert!(m.last_failure().is_none());
 }
+
 /// A refusal that may mean the grant is gone (Trakt's bare 400) is retried
 /// while the access token works, and ends the session once it has expired.
 #[test]

@@ -38,6 +38,7 @@ fn a_rotated_refresh_token_is_written_before_the_new_access_token_is_handed_out(
     );
     assert!(m.is_saved());
 }
+
 /// A store outage during the write still installs the tokens (the provider
 /// has rotated the old refresh token), marks them unsaved, and retries.
 #[test]
@@ -75,6 +76,7 @@ fn a_failed_write_installs_the_tokens_unsaved_and_retries() {
     assert!(m.is_saved() && m.last_failure().is_none());
     assert_eq!((m.save_retry_at, m.save_failures), (None, 0));
 }
+
 /// A store that is down for good does not retry per session: its
 /// recovery saves them all.
 #[test]
@@ -104,6 +106,7 @@ fn during_an_outage_no_session_retries_its_own_save() {
         "{effects:?}"
     );
 }
+
 /// A logout whose delete fails (the store is down) is still a logout in
 /// memory, but the record it leaves is deleted when the store works again,
 /// and the outage does not make the session wait to be read back: a
@@ -130,6 +133,7 @@ fn a_logout_whose_delete_failed_deletes_again_and_is_not_restored() {
     let again = m.handle(&ctx(at(62)), Event::SaveIfDirty);
     assert_eq!(briefs(&again), s(&["reply(changed false)"]));
 }
+
 /// A delete that failed while the store works (one record's trouble:
 /// something in its place) is tried again by the session itself, after a
 /// logout as after a revocation; the session does not wait for a store
