@@ -18,7 +18,7 @@ pub mod metrics;
 mod metrics_report;
 pub mod policy;
 mod record_writes;
-mod refusal_log;
+pub(crate) mod refusal_log;
 mod reload;
 pub mod report;
 mod restore;

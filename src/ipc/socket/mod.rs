@@ -44,6 +44,7 @@ use self::connection::serve_on_loop;
 use self::threaded::ThreadedConnections;
 use self::writer::AnswerWriter;
 use super::caller_unit;
+use crate::broker::refusal_log::{self, RefusalLog};
 use crate::broker::{Broker, Caller, Freshness, TokenFingerprint};
 use crate::protocol::ErrorCode;
 
@@ -248,6 +249,7 @@ pub async fn serve_with(
         threaded,
         tasks: tasks.clone(),
     });
+    let cap_refusals = RefusalLog::default();
     loop {
         // Wait for a free slot before accepting, so excess clients wait in
         // the backlog instead of costing a task each.
@@ -270,11 +272,16 @@ pub async fn serve_with(
         let held = match per_uid.hold(&stream, limits.max_connections_per_uid) {
             Ok(held) => held,
             Err(uid) => {
-                warn!(
-                    uid,
-                    "refused a connection: the uid holds {} already",
-                    limits.max_connections_per_uid
-                );
+                // Any local user can open connections as fast as the kernel
+                // accepts them: a line per refusal would flood the journal.
+                if let Some(dropped) = cap_refusals.admit(std::time::Instant::now()) {
+                    warn!(
+                        uid,
+                        "refused a connection: the uid holds {} already{}",
+                        limits.max_connections_per_uid,
+                        refusal_log::not_logged_note(dropped)
+                    );
+                }
                 tasks.spawn(async move {
                     let (_, half) = stream.into_split();
                     let mut write = AnswerWriter {

@@ -133,3 +133,55 @@ fn a_socket_only_its_owner_may_use_warns_of_no_directory() {
     daemon.restart();
     assert!(!daemon.log().contains(UNREACHABLE), "{}", daemon.log());
 }
+
+/// A uid over its connection cap (64) is refused at every further
+/// connection, with an answer each, but the log gets a few lines a minute:
+/// a line per refusal let any user with the socket flood the journal
+/// (3,000 lines in a third of a second).
+#[test]
+fn refusals_over_the_connection_cap_are_logged_a_few_a_minute() {
+    let Some(nobody) =
+        OtherUser::nobody_or_skip("refusals_over_the_connection_cap_are_logged_a_few_a_minute")
+    else {
+        return;
+    };
+    let provider = Provider::rfc8628();
+    let daemon = start(&provider, "0660", NOBODY);
+    std::fs::set_permissions(daemon.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let script = r"
+import socket, sys
+path = sys.argv[1]
+held = []
+for _ in range(64):
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(path)
+    held.append(s)
+refused = 0
+for _ in range(100):
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(path)
+    if b'connections already' in s.makefile('rb').readline():
+        refused += 1
+    s.close()
+print(refused)
+";
+    let out = nobody
+        .command("python3")
+        .args(["-c", script])
+        .arg(&daemon.socket)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "100");
+    daemon.wait_for_log(1, &["refused a connection"]);
+    let lines = daemon
+        .log()
+        .lines()
+        .filter(|l| l.contains("refused a connection"))
+        .count();
+    assert!(
+        lines <= 10,
+        "{lines} log lines for 100 refusals:\n{}",
+        daemon.log()
+    );
+}
