@@ -102,6 +102,20 @@ fn detail_suffix(detail: Option<&str>) -> String {
     detail.map(|d| format!(": {d}")).unwrap_or_default()
 }
 
+/// Replaces every occurrence of each of `secrets` in `text`, as sent and
+/// percent-encoded, by `[redacted]`. Secrets shorter than 4 characters are
+/// left alone: no real one is, and replacing them would garble the text.
+pub(crate) fn redact(text: &mut String, secrets: &[&str]) {
+    for secret in secrets.iter().filter(|s| s.len() >= 4) {
+        let encoded: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+        for form in [*secret, encoded.as_str()] {
+            if text.contains(form) {
+                *text = text.replace(form, "[redacted]");
+            }
+        }
+    }
+}
+
 /// `; it asks to be retried in N s` for a `Retry-After`, else nothing.
 fn retry_after_suffix(retry_after: Option<Duration>) -> String {
     retry_after
@@ -119,6 +133,45 @@ impl ProviderError {
         }
     }
 
+    /// This failure with every occurrence of `secrets` in its text (as
+    /// sent, and percent-encoded as a form body carries them) replaced by
+    /// `[redacted]`. Providers may echo a request in their error text (a
+    /// debugging proxy, a framework's default error page), and that text
+    /// reaches logs, `status` and the callers of `token`.
+    #[must_use]
+    pub fn without_secrets(mut self, secrets: &[&str]) -> Self {
+        let texts: Vec<&mut String> = match &mut self {
+            Self::Unreachable { endpoint, reason } => vec![endpoint, reason],
+            Self::Unavailable {
+                endpoint, detail, ..
+            } => std::iter::once(endpoint).chain(detail.as_mut()).collect(),
+            Self::GrantRevoked { error, detail } => {
+                std::iter::once(error).chain(detail.as_mut()).collect()
+            }
+            Self::Rejected {
+                endpoint,
+                error,
+                detail,
+                ..
+            }
+            | Self::RefusedPerhapsRevoked {
+                endpoint,
+                error,
+                detail,
+                ..
+            } => [endpoint, error]
+                .into_iter()
+                .chain(detail.as_mut())
+                .collect(),
+            Self::Malformed { endpoint, problem } => vec![endpoint, problem],
+            Self::Discovery { issuer, problem } => vec![issuer, problem],
+        };
+        for text in texts {
+            redact(text, secrets);
+        }
+        self
+    }
+
     /// How to treat this failure.
     #[must_use]
     pub fn class(&self) -> FailureClass {
@@ -133,5 +186,32 @@ impl ProviderError {
             Self::GrantRevoked { .. } => FailureClass::GrantRevoked,
             Self::RefusedPerhapsRevoked { .. } => FailureClass::PerhapsRevoked,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Secrets echoed in a failure's text, as sent or percent-encoded,
+    /// come out; short values and other text stay.
+    #[test]
+    fn echoed_secrets_are_redacted() {
+        let e = ProviderError::Rejected {
+            endpoint: "https://idp.example/token".into(),
+            status: 400,
+            error: "invalid_request".into(),
+            detail: Some(
+                "bad body refresh_token=rt%2Fsecret&client_secret=cs-secret, id abc".into(),
+            ),
+        };
+        let text = e
+            .without_secrets(&["rt/secret", "cs-secret", "abc"])
+            .to_string();
+        assert_eq!(
+            text,
+            "https://idp.example/token refused the request: invalid_request (HTTP 400): \
+             bad body refresh_token=[redacted]&client_secret=[redacted], id abc"
+        );
     }
 }

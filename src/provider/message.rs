@@ -73,6 +73,26 @@ pub struct HttpRequest {
 }
 
 impl HttpRequest {
+    /// The secrets this request carries (secret body fields, the Basic
+    /// password): what a provider's answer must not carry into messages,
+    /// should it echo the request.
+    #[must_use]
+    pub fn secrets(&self) -> Vec<&str> {
+        self.body
+            .fields()
+            .iter()
+            .filter_map(|(_, value)| match value {
+                FieldValue::Secret(secret) => Some(secret.expose()),
+                FieldValue::Plain(_) => None,
+            })
+            .chain(
+                self.basic_auth
+                    .iter()
+                    .map(|(_, password)| password.expose()),
+            )
+            .collect()
+    }
+
     /// A form-encoded POST to `url`.
     #[must_use]
     pub fn form(url: Url, fields: Vec<(String, FieldValue)>) -> Self {
@@ -240,6 +260,28 @@ pub enum PollOutcome {
     Misdirected(ProviderError),
     /// Anything else: transient failures are retried with backoff, the rest end the login.
     Failed(ProviderError),
+}
+
+impl PollOutcome {
+    /// This outcome with `secrets` taken out of its text (see
+    /// [`ProviderError::without_secrets`]).
+    #[must_use]
+    pub fn without_secrets(self, secrets: &[&str]) -> Self {
+        match self {
+            Self::Denied { mut message } => {
+                super::error::redact(&mut message, secrets);
+                Self::Denied { message }
+            }
+            Self::Expired { mut message } => {
+                super::error::redact(&mut message, secrets);
+                Self::Expired { message }
+            }
+            Self::GrantUnusable(e) => Self::GrantUnusable(e.without_secrets(secrets)),
+            Self::Misdirected(e) => Self::Misdirected(e.without_secrets(secrets)),
+            Self::Failed(e) => Self::Failed(e.without_secrets(secrets)),
+            outcome @ (Self::Pending | Self::SlowDown { .. } | Self::Granted(_)) => outcome,
+        }
+    }
 }
 
 #[cfg(test)]

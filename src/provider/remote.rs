@@ -111,8 +111,14 @@ impl Provider {
     pub async fn start_device_authorization(&self) -> Result<DeviceAuthorization, ProviderError> {
         let endpoints = self.endpoints().await?;
         let request = self.dialect.device_authorization_request(endpoints);
-        let response = self.http.send(&request).await?;
-        self.dialect.parse_device_authorization(&response)
+        let response = self
+            .http
+            .send(&request)
+            .await
+            .map_err(|e| e.without_secrets(&request.secrets()))?;
+        self.dialect
+            .parse_device_authorization(&response)
+            .map_err(|e| e.without_secrets(&request.secrets()))
     }
 
     /// Polls once for the outcome of a device login.
@@ -122,7 +128,7 @@ impl Provider {
             Err(e) => return PollOutcome::Failed(e),
         };
         let request = self.dialect.poll_request(endpoints, device_code);
-        match self.http.send(&request).await {
+        let outcome = match self.http.send(&request).await {
             Ok(response) => {
                 let outcome = match self.dialect.parse_poll(&response) {
                     PollOutcome::Granted(grant) => match still_alive(grant, &response.url) {
@@ -134,7 +140,8 @@ impl Provider {
                 set_apart_poll_failures(outcome, &response)
             }
             Err(e) => PollOutcome::Failed(e),
-        }
+        };
+        outcome.without_secrets(&request.secrets())
     }
 
     /// Exchanges a refresh token for new tokens.
@@ -144,8 +151,16 @@ impl Provider {
     pub async fn refresh(&self, refresh_token: &Secret) -> Result<TokenGrant, ProviderError> {
         let endpoints = self.endpoints().await?;
         let request = self.dialect.refresh_request(endpoints, refresh_token);
-        let response = self.http.send(&request).await?;
-        still_alive(self.dialect.parse_refresh(&response)?, &response.url)
+        let secrets = || request.secrets();
+        let response = self
+            .http
+            .send(&request)
+            .await
+            .map_err(|e| e.without_secrets(&secrets()))?;
+        self.dialect
+            .parse_refresh(&response)
+            .and_then(|grant| still_alive(grant, &response.url))
+            .map_err(|e| e.without_secrets(&secrets()))
     }
 
     /// The token endpoint, when known without discovery (used to group

@@ -359,3 +359,62 @@ fn a_poll_answered_with_retry_after_waits_it_out() {
     assert_eq!(code, 0, "{done} {err}");
     provider.assert_no_violations();
 }
+
+/// A provider that echoes the request in its error text (a debugging
+/// proxy, a framework's error page) gets the refresh token, the device
+/// code and the client secret back into no message: not the `token`
+/// caller's error, not `status`, not the log. A 503 (the session kept)
+/// and a 400 `invalid_grant` (the session ended) alike, then a login whose
+/// poll is echoed.
+#[test]
+fn secrets_a_provider_echoes_reach_no_message() {
+    const CLIENT_SECRET: &str = "s3cr3t-client/value+1";
+    for http_status in [503, 400] {
+        let provider = Provider::start(tokend_emulator::Rfc8628Options {
+            client_auth: tokend_emulator::ClientAuthMode::SecretPost(CLIENT_SECRET.into()),
+            ..fast()
+        });
+        let config = provider.config_with(
+            "demo",
+            &format!("client_secret = \"{CLIENT_SECRET}\"\nclient_auth = \"client_secret_post\""),
+        );
+        let (_store, sessions, daemon) = seeded(&provider, &config, Duration::from_secs(3600));
+        let session = &sessions[0];
+        provider.set_access_token_lifetime(Duration::from_secs(7200));
+        provider.inject(Endpoint::Token, Fault::EchoRequest(http_status), 1);
+        let out = daemon.tokenctl(&["token", "demo", "--min-valid", "3700"]);
+        assert!(!out.status.success());
+        let status = daemon.tokenctl(&["--json", "status", "demo"]);
+        let encoded: String =
+            url::form_urlencoded::byte_serialize(CLIENT_SECRET.as_bytes()).collect();
+        let said = format!("{}{}{}", stderr(&out), stdout(&status), daemon.log());
+        assert!(
+            said.contains("[redacted]"),
+            "HTTP {http_status}: the echo was not seen: {said}"
+        );
+        for secret in [session.refresh_token.as_str(), CLIENT_SECRET, &encoded] {
+            assert!(
+                !said.contains(secret),
+                "HTTP {http_status}: a secret in a message: {said}"
+            );
+        }
+    }
+
+    // A login whose poll is echoed: the device code stays out too.
+    let provider = Provider::start(fast());
+    provider.inject(Endpoint::Token, Fault::EchoRequest(400), 1);
+    let daemon = Daemon::start(&provider.config("demo"));
+    let (done, err, code) = support::daemon::LoginRun::start(&daemon.socket, "demo").finish();
+    assert_ne!(code, 0, "{done} {err}");
+    let polled = provider.requests();
+    let device_code = polled
+        .iter()
+        .find_map(|r| r.field("device_code"))
+        .expect("a poll");
+    let said = format!("{done}{err}{}", daemon.log());
+    assert!(said.contains("[redacted]"), "{said}");
+    assert!(
+        !said.contains(device_code),
+        "the device code in a message: {said}"
+    );
+}

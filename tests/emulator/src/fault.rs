@@ -29,6 +29,11 @@ pub enum Fault {
         /// The `Retry-After` value, verbatim.
         retry_after: String,
     },
+    /// Answer with this status and an OAuth error (`invalid_grant` for 400,
+    /// else `server_error`) whose `error_description` echoes the request's
+    /// body and `Authorization` header, as a debugging proxy or a
+    /// framework's error page may: secrets included.
+    EchoRequest(u16),
     /// Answer with this status and an HTML page (a captive portal's 200,
     /// a proxy's 500 error page).
     Html(u16),
@@ -87,6 +92,7 @@ impl Fault {
         match self {
             Self::Status(_) => "fault:status",
             Self::RetryAfter { .. } => "fault:retry_after",
+            Self::EchoRequest(_) => "fault:echo",
             Self::Html(_) => "fault:html",
             Self::Body { .. } => "fault:body",
             Self::Huge(_) => "fault:huge",
@@ -100,8 +106,36 @@ impl Fault {
         }
     }
 
+    /// The answer this fault gives to `request`, or `None` for
+    /// [`Fault::Delay`], whose answer is the real one.
+    pub(crate) fn reply_to(&self, request: &crate::received::Received) -> Option<Reply> {
+        let Self::EchoRequest(status) = self else {
+            return self.reply();
+        };
+        let echoed = format!(
+            "could not process {} with Authorization {}",
+            String::from_utf8_lossy(&request.body),
+            request.header("authorization").unwrap_or("none")
+        );
+        let error = if *status == 400 {
+            "invalid_grant"
+        } else {
+            "server_error"
+        };
+        let body = serde_json::json!({"error": error, "error_description": echoed});
+        Some(
+            Reply::new(
+                *status,
+                Some("application/json"),
+                ReplyBody::full(Bytes::from(body.to_string())),
+            )
+            .outcome(self.label()),
+        )
+    }
+
     /// The answer this fault gives, or `None` for [`Fault::Delay`], whose
-    /// answer is the real one.
+    /// answer is the real one (and for [`Fault::EchoRequest`], which needs
+    /// the request: [`Self::reply_to`]).
     pub(crate) fn reply(&self) -> Option<Reply> {
         const JSON: Option<&str> = Some("application/json");
         let reply = match self {
@@ -144,7 +178,7 @@ impl Fault {
             Self::Redirect(location) => {
                 Reply::text(307, "redirected\n").header(hyper::header::LOCATION, location)
             }
-            Self::Delay(_) => return None,
+            Self::Delay(_) | Self::EchoRequest(_) => return None,
         };
         Some(reply.outcome(self.label()))
     }

@@ -263,7 +263,7 @@ fn decide(
             reply
         }
         Some(fault) => fault
-            .reply()
+            .reply_to(request)
             .unwrap_or_else(|| Reply::text(500, "unknown fault\n")),
         None => dialect.answer(request, endpoint, &mut state.authority),
     }
