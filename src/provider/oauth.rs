@@ -19,7 +19,8 @@ use super::{
 use crate::secret::Secret;
 
 pub use super::answer_fields::{
-    AnswerFields, MAX_DEVICE_CODE_LIFETIME, MAX_POLL_INTERVAL, MAX_TOKEN_LIFETIME, clean_detail,
+    AnswerFields, MAX_DEVICE_CODE_LIFETIME, MAX_POLL_INTERVAL, MAX_TOKEN_LIFETIME, Rounding,
+    clean_detail,
 };
 pub use super::oauth_errors::{ErrorReader, OAuthError, describe_body};
 
@@ -238,9 +239,11 @@ pub fn token_grant(
 /// one. Advisory: an unreadable or unbelievable value is no reason to
 /// refuse the tokens, so it counts as unsaid.
 fn refresh_lifetime(response: &HttpResponse, fields: &AnswerFields) -> Option<Duration> {
-    if let Ok(Some(lifetime)) =
-        fields.seconds("refresh_token_expires_in", MAX_REFRESH_TOKEN_LIFETIME)
-    {
+    if let Ok(Some(lifetime)) = fields.seconds(
+        "refresh_token_expires_in",
+        MAX_REFRESH_TOKEN_LIFETIME,
+        Rounding::Down,
+    ) {
         return Some(lifetime);
     }
     let at = datetime::parse(&fields.text(&["refresh_token_expires_at"])?)?;
@@ -259,7 +262,7 @@ fn expiry(
     response: &HttpResponse,
     fields: &AnswerFields,
 ) -> Result<Expiry, String> {
-    let relative = || match fields.seconds("expires_in", MAX_TOKEN_LIFETIME)? {
+    let relative = || match fields.seconds("expires_in", MAX_TOKEN_LIFETIME, Rounding::Down)? {
         Some(d) if d.is_zero() => Err("`expires_in` is 0".to_owned()),
         Some(d) => Ok(Expiry::In(d)),
         None => Ok(Expiry::Unknown),
@@ -273,7 +276,12 @@ fn expiry(
             // created_at is informational: unreadable or from the future
             // (a skewed server) means "issued just now".
             let created = fields
-                .seconds("created_at", Duration::from_secs(u64::MAX / 4))
+                // Down: an earlier issue only shortens the life counted.
+                .seconds(
+                    "created_at",
+                    Duration::from_secs(u64::MAX / 4),
+                    Rounding::Down,
+                )
                 .ok()
                 .flatten()
                 .map(|since| SystemTime::UNIX_EPOCH + since);
@@ -432,7 +440,7 @@ pub fn device_authorization_fields(
     let device_code = Secret::new(required("device_code")?);
     let user_code = clean_detail(&required("user_code")?);
     let expires_in = fields
-        .seconds("expires_in", MAX_DEVICE_CODE_LIFETIME)
+        .seconds("expires_in", MAX_DEVICE_CODE_LIFETIME, Rounding::Down)
         .map_err(malformed)?
         .or(format.default_device_lifetime)
         .filter(|d| !d.is_zero())
@@ -440,7 +448,7 @@ pub fn device_authorization_fields(
             malformed("no usable `expires_in` in the device authorization answer".to_owned())
         })?;
     let interval = fields
-        .seconds("interval", MAX_POLL_INTERVAL)
+        .seconds("interval", MAX_POLL_INTERVAL, Rounding::Up)
         .map_err(malformed)?;
     let non_empty = |names: &[&str]| fields.text(names).filter(|v| !v.trim().is_empty());
     Ok(DeviceAuthorization {

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::HttpResponse;
-use super::answer_fields::{AnswerFields, MAX_POLL_INTERVAL, clean_detail};
+use super::answer_fields::{AnswerFields, MAX_POLL_INTERVAL, Rounding, clean_detail};
 
 /// What OAuth error codes mean, for answers that give no description.
 const EXPLANATIONS: &[(&str, &str)] = &[
@@ -60,7 +60,10 @@ impl OAuthError {
                 .text(&["error_description", "message"])
                 .map(|d| clean_detail(&d))
                 .filter(|d| !d.is_empty()),
-            interval: fields.seconds("interval", MAX_POLL_INTERVAL).ok().flatten(),
+            interval: fields
+                .seconds("interval", MAX_POLL_INTERVAL, Rounding::Up)
+                .ok()
+                .flatten(),
         })
     }
 

@@ -325,3 +325,70 @@ fn created_at_ages_the_lifetime() {
     let e = refresh_answer(&trakt, &r).unwrap_err();
     assert!(e.to_string().contains("had expired when it arrived"), "{e}");
 }
+
+/// Each field's fraction goes the safe way: lifetimes down (a token or a
+/// device code never taken to live longer than it does), poll intervals up
+/// (never polled faster than asked).
+#[test]
+fn fractional_seconds_round_the_safe_way_for_each_field() {
+    let s = Duration::from_secs;
+    let r = json(
+        200,
+        r#"{"device_code":"d","user_code":"U","verification_uri":"https://x/device","expires_in":899.9,"interval":1.5}"#,
+    );
+    let auth = device_authorization(&STD, &r).unwrap();
+    assert_eq!((auth.expires_in, auth.interval), (s(899), Some(s(2))));
+    let r = json(
+        200,
+        r#"{"device_code":"d","user_code":"U","expires_in":"899.9","interval":"0.2"}"#,
+    );
+    let auth = device_authorization(&STD, &r).unwrap();
+    assert_eq!((auth.expires_in, auth.interval), (s(899), Some(s(1))));
+    // With and without a new refresh token: the expiry is known either way.
+    for body in [
+        r#"{"access_token":"a","expires_in":3599.5,"refresh_token":"r","refresh_token_expires_in":86399.5}"#,
+        r#"{"access_token":"a","expires_in":"3599.5"}"#,
+    ] {
+        let grant = refresh_answer(&STD, &json(200, body)).unwrap();
+        assert_eq!(grant.expiry, Expiry::In(s(3599)), "{body}");
+        let PollOutcome::Granted(grant) = poll_answer(&STD, &json(200, body)) else {
+            panic!("{body} is not a grant");
+        };
+        assert_eq!(grant.expiry, Expiry::In(s(3599)), "{body}");
+    }
+    let grant = refresh_answer(
+        &STD,
+        &json(
+            200,
+            r#"{"access_token":"a","expires_in":60,"refresh_token":"r","refresh_token_expires_in":86399.5}"#,
+        ),
+    )
+    .unwrap();
+    assert_eq!(grant.refresh_expires_in, Some(s(86399)));
+    let r = json(400, r#"{"error":"slow_down","interval":7.25}"#);
+    assert!(
+        matches!(poll_answer(&STD, &r), PollOutcome::SlowDown { interval: Some(i) } if i == s(8))
+    );
+    // Under a second of life is no life.
+    let e =
+        refresh_answer(&STD, &json(200, r#"{"access_token":"a","expires_in":0.5}"#)).unwrap_err();
+    assert!(e.to_string().contains("`expires_in` is 0"), "{e}");
+}
+
+/// A refresh answer with a byte order mark before its JSON is read, and
+/// its new refresh token kept.
+#[test]
+fn a_byte_order_mark_before_the_json_is_skipped() {
+    let r = json(
+        200,
+        "\u{FEFF}{\"access_token\":\"a\",\"expires_in\":60,\"refresh_token\":\"r2\"}",
+    );
+    let grant = refresh_answer(&STD, &r).unwrap();
+    assert_eq!(grant.refresh_token.unwrap().expose(), "r2");
+    let r = answer(
+        200,
+        "Application/X-WWW-Form-Urlencoded",
+        "\u{FEFF}error=authorization_pending",
+    );
+    assert!(matches!(poll_answer(&STD, &r), PollOutcome::Pending));
+}

@@ -148,7 +148,7 @@ fn a_bad_expiry_keeps_the_new_tokens(expires_in: &str, problem: &str) {
 fn a_negative_expires_in() {
     a_bad_expiry_keeps_the_new_tokens(
         "-3600",
-        "`expires_in` is not a whole number of seconds: -3600",
+        "`expires_in` is not a number of seconds (at least 0): -3600",
     );
 }
 
