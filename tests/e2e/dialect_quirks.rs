@@ -4,7 +4,8 @@
 //! `slow_down` with a new `interval`, `bad_refresh_token`), Google
 //! (`verification_url`, pending as 428, 403s), Microsoft (`message`,
 //! `authorization_declined`, `bad_verification_code`) and Azure AD v1
-//! (numbers as strings).
+//! (numbers as strings); then durations with a fraction and answers that
+//! start with a byte order mark, which servers of any make send.
 
 use crate::support;
 
@@ -13,7 +14,9 @@ use std::time::Duration;
 use support::daemon::{Daemon, LoginRun, stderr};
 use support::flows::{self, EXIT_LOGIN_FAILED, EXIT_LOGIN_REQUIRED, NAME};
 use support::provider::{Provider, fast};
-use tokend_emulator::{Endpoint, FormAnswers, RecordedRequest, Rfc8628Options, Rfc8628Quirks};
+use tokend_emulator::{
+    ByteOrderMarks, Endpoint, FormAnswers, RecordedRequest, Rfc8628Options, Rfc8628Quirks,
+};
 
 fn with(quirks: Rfc8628Quirks) -> Rfc8628Options {
     Rfc8628Options {
@@ -255,4 +258,109 @@ fn azure_ad_v1_string_numbers() {
     .unwrap();
     assert!(status[0]["expires_at"].as_i64().is_some(), "{status}");
     provider.assert_no_violations();
+}
+
+// ---- Fractional seconds and byte order marks ------------------------------
+
+/// `tokenctl --json status` of the one provider.
+fn status(daemon: &Daemon) -> serde_json::Value {
+    let out = daemon.tokenctl(&["--json", "status", NAME]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status JSON");
+    status[0].clone()
+}
+
+fn unix_now() -> i64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    i64::try_from(now.unwrap().as_secs()).unwrap()
+}
+
+/// Durations with a fraction, as servers computing them in floating point
+/// send them: a 1.5 s interval (polled at 2 s, never faster: the emulator
+/// flags a poll under 1.5 s), a 599.9 s device code and a 3599.5 s access
+/// token (taken as 3599 s). The login succeeds, and the session's expiry
+/// is known, so its refresh is planned. (tokend refused the interval, and
+/// took the expiry as unknown.)
+#[test]
+fn fractional_interval_and_lifetimes() {
+    let provider = Provider::start(Rfc8628Options {
+        interval: Duration::from_millis(1500),
+        device_code_lifetime: Duration::from_millis(599_900),
+        access_token_lifetime: Duration::from_millis(3_599_500),
+        quirks: Rfc8628Quirks {
+            fractional_seconds: true,
+            ..Rfc8628Quirks::default()
+        },
+        ..fast()
+    });
+    let before = unix_now();
+    let (daemon, prompt) = flows::logged_in(&provider, &provider.config(NAME));
+    let after = unix_now();
+    let code_life = prompt["expires_in"].as_u64().expect("a device code life");
+    assert!((500..=599).contains(&code_life), "{prompt}");
+    let status = status(&daemon);
+    assert_eq!(status["state"], "active", "{status}");
+    let expires_at = status["expires_at"].as_i64().expect("a known expiry");
+    assert!(
+        (before + 3599..=after + 3599).contains(&expires_at),
+        "{before} {after} {status}"
+    );
+    let next_refresh = status["next_refresh"].as_i64().expect("a planned refresh");
+    assert!(next_refresh < expires_at, "{status}");
+    provider.assert_no_violations();
+}
+
+/// A fractional `expires_in` in a provider that does not rotate refresh
+/// tokens: the login's tokens are refreshed before they expire, and the
+/// refresh answers (no new refresh token) are read, so the refreshes go
+/// on. (tokend took the login's expiry as unknown and never refreshed; a
+/// refresh answer without a refresh token was refused and retried
+/// forever.)
+#[test]
+fn fractional_expiries_are_refreshed_without_rotation() {
+    let provider = Provider::start(Rfc8628Options {
+        access_token_lifetime: Duration::from_millis(4500),
+        rotate_refresh_tokens: false,
+        quirks: Rfc8628Quirks {
+            fractional_seconds: true,
+            string_numbers: true,
+            ..Rfc8628Quirks::default()
+        },
+        ..fast()
+    });
+    let (daemon, _) = flows::logged_in(&provider, &provider.config(NAME));
+    provider.wait_for_count(2, |r| r.is_refresh() && r.outcome == "refreshed");
+    let status = status(&daemon);
+    assert!(status["expires_at"].as_i64().is_some(), "{status}");
+    assert!(status["last_error"].is_null(), "{status}");
+    provider.assert_no_violations();
+}
+
+/// Refresh answers that start with a UTF-8 byte order mark, from a
+/// provider that rotates refresh tokens: the new refresh token is kept,
+/// and the next refresh presents it (the emulator flags a replayed one,
+/// and the presented ones are all different). (tokend could not read the
+/// answer, retried with the retired token, and the provider revoked the
+/// login.)
+#[test]
+fn a_byte_order_mark_before_a_rotated_refresh_token() {
+    let provider = Provider::start(with(Rfc8628Quirks {
+        byte_order_marks: ByteOrderMarks::Refreshes,
+        ..Rfc8628Quirks::default()
+    }));
+    flows::login_then_refresh_with_rotation(&provider, &provider.config(NAME), "refresh_token");
+}
+
+/// Every answer with a byte order mark, JSON or form-encoded: the login
+/// and the refreshes read them.
+#[test]
+fn a_byte_order_mark_before_every_answer() {
+    for form_answers in [FormAnswers::Never, FormAnswers::Always] {
+        let provider = Provider::start(with(Rfc8628Quirks {
+            byte_order_marks: ByteOrderMarks::Always,
+            form_answers,
+            ..Rfc8628Quirks::default()
+        }));
+        flows::login_then_refresh_with_rotation(&provider, &provider.config(NAME), "refresh_token");
+    }
 }

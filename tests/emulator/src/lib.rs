@@ -81,7 +81,7 @@ pub use dialect::DemoSettings;
 pub use dialects::EmulatorOptions;
 pub use dialects::generic_v1::GenericV1Options;
 pub use dialects::oracle::{OFFLINE_ACCESS, OracleOptions};
-pub use dialects::rfc8628::{FormAnswers, Rfc8628Options, Rfc8628Quirks};
+pub use dialects::rfc8628::{ByteOrderMarks, FormAnswers, Rfc8628Options, Rfc8628Quirks};
 pub use dialects::trakt::{TraktOptions, TraktPollBodies, TraktRefreshErrors};
 pub use dialects::twilio::{TwilioDateFormat, TwilioErrorStyle, TwilioOptions};
 pub use emulator::{Emulator, SeededSession, WAIT_TIMEOUT};

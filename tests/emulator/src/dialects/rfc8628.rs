@@ -25,11 +25,11 @@ use crate::form::Form;
 use crate::received::Received;
 use crate::record::{DEVICE_CODE_GRANT, Endpoint, Grant};
 use crate::reply::{REALM, Reply};
-use crate::wire::{error_body, token_body, wire_seconds};
+use crate::wire::{error_body, token_body};
 
 mod quirks;
 
-pub use quirks::{FormAnswers, Rfc8628Quirks};
+pub use quirks::{ByteOrderMarks, FormAnswers, Rfc8628Quirks};
 
 /// How the standard-dialect emulator behaves. Start from `Default` and set
 /// what the test cares about.
@@ -209,9 +209,10 @@ impl Rfc8628 {
         body.insert("device_code".into(), code.device_code.clone().into());
         body.insert("user_code".into(), code.user_code.clone().into());
         body.insert("verification_uri".into(), verification_uri.clone().into());
+        let quirks = &self.options.quirks;
         body.insert(
             "expires_in".into(),
-            wire_seconds(authority.policy.device_code_lifetime).into(),
+            quirks.seconds(authority.policy.device_code_lifetime),
         );
         if self.options.send_verification_uri_complete {
             body.insert(
@@ -220,12 +221,10 @@ impl Rfc8628 {
             );
         }
         if self.options.send_interval {
-            body.insert("interval".into(), wire_seconds(code.interval).into());
+            body.insert("interval".into(), quirks.seconds(code.interval));
         }
-        self.options.quirks.device_answer(&mut body);
-        Ok(self
-            .options
-            .quirks
+        quirks.device_answer(&mut body);
+        Ok(quirks
             .encode(request, 200, body)
             .outcome("issued")
             .detail(format!("user code {}", code.user_code)))
@@ -248,7 +247,7 @@ impl Rfc8628 {
             }
             let mut body = error_body(error, description);
             if let (Some(interval), true) = (interval, quirks.slow_down_interval) {
-                body.insert("interval".into(), wire_seconds(interval).into());
+                body.insert("interval".into(), quirks.seconds(interval));
             }
             quirks.encode(request, status, body).outcome(error)
         };
@@ -258,12 +257,9 @@ impl Rfc8628 {
             if let (Some(_), Some(lifetime)) =
                 (&issued.refresh_token, self.options.refresh_token_lifetime)
             {
-                body.insert(
-                    "refresh_token_expires_in".into(),
-                    wire_seconds(lifetime).into(),
-                );
+                body.insert("refresh_token_expires_in".into(), quirks.seconds(lifetime));
             }
-            quirks.token_answer(&mut body);
+            quirks.token_answer(&mut body, issued.expires_in);
             quirks.encode(request, 200, body).outcome(outcome)
         };
         let reply = match form.require("grant_type")? {

@@ -6,11 +6,16 @@
 //! as strings, other statuses, other error codes, or the whole answer
 //! form-encoded.
 
+use std::time::Duration;
+
+use bytes::{BufMut, BytesMut};
 use serde_json::{Map, Value};
 
 use crate::body::ReplyBody;
 use crate::received::Received;
+use crate::record::Grant;
 use crate::reply::Reply;
+use crate::wire::wire_seconds;
 
 /// When answers are form-encoded instead of JSON.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -23,6 +28,20 @@ pub enum FormAnswers {
     UnlessAcceptJson,
     /// Always, whatever the request accepts (GitHub's behaviour as met by
     /// a client that forgets `Accept`, forced for testing).
+    Always,
+}
+
+/// Which answers start with a UTF-8 byte order mark (`EF BB BF`), as
+/// servers whose UTF-8 encoder writes one by default send them (.NET's
+/// `Encoding.UTF8`). RFC 8259 §8.1 forbids it but lets parsers ignore it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ByteOrderMarks {
+    /// None.
+    #[default]
+    Never,
+    /// Answers to refreshes only, so that a login without one comes first.
+    Refreshes,
+    /// Every JSON or form answer of the dialect.
     Always,
 }
 
@@ -61,6 +80,13 @@ pub struct Rfc8628Quirks {
     pub microsoft_errors: bool,
     /// Azure AD v1: `expires_in` and `interval` as strings.
     pub string_numbers: bool,
+    /// Durations sent with their fraction (`"expires_in": 3599.5`,
+    /// `"interval": 1.5`) instead of whole seconds, as servers that
+    /// compute them in floating point do. With [`Self::string_numbers`],
+    /// as strings (`"3599.5"`).
+    pub fractional_seconds: bool,
+    /// Which answers start with a byte order mark.
+    pub byte_order_marks: ByteOrderMarks,
 }
 
 impl Rfc8628Quirks {
@@ -128,9 +154,22 @@ impl Rfc8628Quirks {
         self.numbers(body);
     }
 
-    /// Bends a token answer.
-    pub(crate) fn token_answer(&self, body: &mut Map<String, Value>) {
+    /// Bends a token answer, whose access token lives `expires_in`.
+    pub(crate) fn token_answer(&self, body: &mut Map<String, Value>, expires_in: Duration) {
+        if body.contains_key("expires_in") {
+            body.insert("expires_in".into(), self.seconds(expires_in));
+        }
         self.numbers(body);
+    }
+
+    /// `duration` for the wire: whole seconds (rounded up), or with its
+    /// fraction when [`Self::fractional_seconds`] is set.
+    pub(crate) fn seconds(&self, duration: Duration) -> Value {
+        if self.fractional_seconds && duration.subsec_nanos() > 0 {
+            Value::from(duration.as_secs_f64())
+        } else {
+            Value::from(wire_seconds(duration))
+        }
     }
 
     fn numbers(&self, body: &mut Map<String, Value>) {
@@ -171,7 +210,7 @@ impl Rfc8628Quirks {
     }
 
     /// The answer with `body`, JSON or form-encoded as the quirks and the
-    /// request's `Accept` say.
+    /// request's `Accept` say, after a byte order mark if they say so.
     pub(crate) fn encode(
         &self,
         request: &Received,
@@ -186,8 +225,27 @@ impl Rfc8628Quirks {
             FormAnswers::UnlessAcceptJson => !accepts_json,
             FormAnswers::Always => true,
         };
+        let mark = match self.byte_order_marks {
+            ByteOrderMarks::Never => false,
+            ByteOrderMarks::Refreshes => request.grant("grant_type") == Some(Grant::RefreshToken),
+            ByteOrderMarks::Always => true,
+        };
+        let marked = |text: String| {
+            let mut bytes = BytesMut::with_capacity(text.len() + 3);
+            if mark {
+                bytes.put_slice(b"\xEF\xBB\xBF");
+            }
+            bytes.put_slice(text.as_bytes());
+            ReplyBody::full(bytes.freeze())
+        };
         if !form {
-            return Reply::json(status, &Value::Object(body));
+            return Reply::new(
+                status,
+                Some("application/json"),
+                marked(Value::Object(body).to_string()),
+            )
+            .header(hyper::header::CACHE_CONTROL, "no-store")
+            .header(hyper::header::PRAGMA, "no-cache");
         }
         let mut encoded = url::form_urlencoded::Serializer::new(String::new());
         for (name, value) in &body {
@@ -204,7 +262,7 @@ impl Rfc8628Quirks {
         Reply::new(
             status,
             Some("application/x-www-form-urlencoded; charset=utf-8"),
-            ReplyBody::full(encoded.finish()),
+            marked(encoded.finish()),
         )
         .header(hyper::header::CACHE_CONTROL, "no-store")
     }

@@ -4,6 +4,7 @@ use bytes::Bytes;
 use hyper::HeaderMap;
 
 use super::*;
+use crate::wire::wire_seconds;
 
 const FORM: &str = "application/x-www-form-urlencoded";
 
@@ -220,4 +221,83 @@ fn poll_grant_and_userinfo() {
 fn wire_seconds_round_up() {
     assert_eq!(wire_seconds(Duration::from_millis(1500)), 2);
     assert_eq!(wire_seconds(Duration::from_secs(3)), 3);
+}
+
+/// Fractional durations are sent as they are (as strings with
+/// `string_numbers`); a byte order mark starts refresh answers only, or
+/// every answer.
+#[test]
+fn fractional_seconds_and_byte_order_marks() {
+    const BOM: &[u8] = b"\xEF\xBB\xBF";
+    let body = |reply: &Reply| reply.body.bytes().expect("a complete body").clone();
+    let json = |bytes: &[u8]| serde_json::from_slice::<serde_json::Value>(bytes).unwrap();
+    for (quirks, marked_login) in [
+        (
+            Rfc8628Quirks {
+                fractional_seconds: true,
+                byte_order_marks: ByteOrderMarks::Refreshes,
+                ..Rfc8628Quirks::default()
+            },
+            false,
+        ),
+        (
+            Rfc8628Quirks {
+                fractional_seconds: true,
+                string_numbers: true,
+                byte_order_marks: ByteOrderMarks::Always,
+                ..Rfc8628Quirks::default()
+            },
+            true,
+        ),
+    ] {
+        let strings = quirks.string_numbers;
+        let number = |n: f64| {
+            if strings {
+                serde_json::Value::from(n.to_string())
+            } else {
+                serde_json::Value::from(n)
+            }
+        };
+        let (d, mut a) = dialect(Rfc8628Options {
+            interval: Duration::from_millis(1500),
+            device_code_lifetime: Duration::from_millis(599_900),
+            access_token_lifetime: Duration::from_millis(3_599_500),
+            quirks,
+            ..Rfc8628Options::default()
+        });
+        let device = send(
+            &d,
+            &mut a,
+            &post("/device/code", FORM, "client_id=tokend-test"),
+        );
+        let device_body = body(&device);
+        assert_eq!(device_body.starts_with(BOM), marked_login);
+        let issued = json(device_body.strip_prefix(BOM).unwrap_or(&device_body));
+        assert_eq!(issued["interval"], number(1.5));
+        assert_eq!(issued["expires_in"], number(599.9));
+        a.approve(issued["user_code"].as_str().unwrap(), Instant::now())
+            .unwrap();
+        let poll = format!(
+            "grant_type={}&device_code={}&client_id=tokend-test",
+            url::form_urlencoded::byte_serialize(DEVICE_CODE_GRANT.as_bytes()).collect::<String>(),
+            issued["device_code"].as_str().unwrap()
+        );
+        let mut later = post("/token", FORM, &poll);
+        later.at += Duration::from_secs(2);
+        let granted = send(&d, &mut a, &later);
+        assert_eq!(granted.outcome, "granted");
+        let granted_body = body(&granted);
+        assert_eq!(granted_body.starts_with(BOM), marked_login);
+        let tokens = json(granted_body.strip_prefix(BOM).unwrap_or(&granted_body));
+        assert_eq!(tokens["expires_in"], number(3599.5));
+        let refresh = format!(
+            "grant_type=refresh_token&refresh_token={}&client_id=tokend-test",
+            tokens["refresh_token"].as_str().unwrap()
+        );
+        let refreshed = send(&d, &mut a, &post("/token", FORM, &refresh));
+        assert_eq!(refreshed.outcome, "refreshed");
+        let refreshed_body = body(&refreshed);
+        let tokens = json(refreshed_body.strip_prefix(BOM).expect("a marked refresh"));
+        assert_eq!(tokens["expires_in"], number(3599.5));
+    }
 }
