@@ -135,6 +135,7 @@ impl HttpClient {
         };
         let content_type = header(reqwest::header::CONTENT_TYPE);
         let location = header(reqwest::header::LOCATION);
+        let content_encoding = header(reqwest::header::CONTENT_ENCODING);
         let date = header(reqwest::header::DATE).and_then(|d| super::datetime::parse(&d));
         let retry_after = header(reqwest::header::RETRY_AFTER).and_then(|value| {
             HttpResponse::read_retry_after(&value, date.unwrap_or_else(SystemTime::now))
@@ -163,6 +164,7 @@ impl HttpClient {
             location,
             date,
             retry_after,
+            content_encoding,
             body: Bytes::from(body),
         })
     }

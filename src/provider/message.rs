@@ -136,6 +136,10 @@ pub struct HttpResponse {
     /// [`MAX_RETRY_AFTER`]. A provider that is rate limiting or down says
     /// when to come back; asking sooner only prolongs it.
     pub retry_after: Option<Duration>,
+    /// The `Content-Encoding` header. tokend asks for no compression and
+    /// decodes none, so a body in any coding but `identity` cannot be
+    /// read; messages about such a body name the coding.
+    pub content_encoding: Option<String>,
     /// The body.
     pub body: Bytes,
 }
@@ -171,6 +175,7 @@ impl fmt::Debug for HttpResponse {
             .field("content_type", &self.content_type)
             .field("date", &self.date)
             .field("retry_after", &self.retry_after)
+            .field("content_encoding", &self.content_encoding)
             .field("body_len", &self.body.len())
             .finish_non_exhaustive()
     }

@@ -13,6 +13,7 @@ fn answer(status: u16, content_type: &str, body: &str) -> HttpResponse {
         location: None,
         date: None,
         retry_after: None,
+        content_encoding: None,
         body: Bytes::from(body.to_owned()),
     }
 }

@@ -179,6 +179,7 @@ mod tests {
             location: None,
             date: None,
             retry_after: None,
+            content_encoding: None,
             body: bytes::Bytes::from(body.to_owned()),
         })
     }

@@ -298,6 +298,7 @@ mod tests {
             location: None,
             date: None,
             retry_after: None,
+            content_encoding: None,
             body: Bytes::from(body.to_owned()),
         }
     }

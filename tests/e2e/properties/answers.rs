@@ -166,6 +166,7 @@ fn response() -> impl Strategy<Value = HttpResponse> {
         location: None,
         date: None,
         retry_after: None,
+        content_encoding: None,
         body,
     })
 }

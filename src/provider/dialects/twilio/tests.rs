@@ -44,6 +44,7 @@ fn answer(status: u16, body: &str) -> HttpResponse {
         location: None,
         date: Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1_751_371_200 - 3600)),
         retry_after: None,
+        content_encoding: None,
         body: Bytes::from(body.to_owned()),
     }
 }
