@@ -393,3 +393,26 @@ fn a_byte_order_mark_before_the_json_is_skipped() {
     );
     assert!(matches!(poll_answer(&STD, &r), PollOutcome::Pending));
 }
+
+/// A success answer that cannot be read says why: a compression tokend
+/// did not ask for, JSON that does not parse.
+#[test]
+fn unreadable_answers_say_why() {
+    let mut r = json(200, "\u{1f}\u{8}garbled");
+    r.content_encoding = Some("gzip".to_owned());
+    let e = refresh_answer(&STD, &r).unwrap_err();
+    assert!(
+        e.to_string().contains(
+            "expected a token answer, got 9 bytes of application/json compressed with `gzip`"
+        ),
+        "{e}"
+    );
+    let r = json(200, r#"{"access_token":"at_secret","expires_in":60"#);
+    let e = device_authorization(&STD, &r).unwrap_err();
+    let said = e.to_string();
+    assert!(
+        said.contains("expected a device authorization answer, got 43 bytes of application/json that is not JSON: EOF while parsing an object at line 1 column 43"),
+        "{said}"
+    );
+    assert!(!said.contains("at_secret"), "{said}");
+}
