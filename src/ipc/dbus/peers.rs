@@ -14,7 +14,7 @@
 //! only its owner's connections, and the owner manages every provider, so
 //! there signals are broadcast as usual and any monitor sees them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use futures_util::StreamExt as _;
@@ -34,6 +34,11 @@ use crate::ipc::caller_unit;
 /// connection limits keep real systems far below it.
 const PEER_LIMIT: usize = 65_536;
 
+/// Departed peers remembered, so that a lookup that ends after its peer
+/// left (its `NameOwnerChanged` handled first) does not remember a peer
+/// that will never be forgotten. Far more than can leave during one lookup.
+const DEPARTED_REMEMBERED: usize = 1024;
+
 /// How long the bus may take to say who a caller is.
 const LOOKUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -49,7 +54,7 @@ pub(super) enum Recipients {
 /// The known peers of the broker's connection.
 #[derive(Debug, Clone)]
 pub(super) struct Peers {
-    known: Arc<Mutex<HashMap<String, Caller>>>,
+    known: Arc<Mutex<PeerTable>>,
     /// Lookups under way, one per sender that all its calls share: a
     /// burst of calls from a new peer asks the bus once, not once a call.
     looking_up: Arc<Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Caller>>>>>,
@@ -79,7 +84,7 @@ impl Peers {
         let sender = header
             .sender()
             .ok_or_else(|| DbusError::Internal("the call has no sender".into()))?;
-        if let Some(caller) = self.map().get(sender.as_str()) {
+        if let Some(caller) = self.map().callers.get(sender.as_str()) {
             return Ok(caller.clone());
         }
         let lookup = Arc::clone(
@@ -98,10 +103,7 @@ impl Peers {
             .unwrap_or_else(PoisonError::into_inner)
             .remove(sender.as_str());
         let caller = found?;
-        let mut known = self.map();
-        if known.len() < PEER_LIMIT {
-            known.insert(sender.as_str().to_owned(), caller.clone());
-        }
+        self.map().remember(sender.as_str(), &caller);
         Ok(caller)
     }
 
@@ -160,6 +162,7 @@ impl Peers {
         }
         Recipients::Unicast(
             self.map()
+                .callers
                 .iter()
                 .filter(|(_, caller)| policy.role(caller) >= needed)
                 .map(|(name, _)| name.clone())
@@ -169,7 +172,7 @@ impl Peers {
 
     /// The known peer `name`, as the bus vouched for it.
     pub(super) fn known(&self, name: &str) -> Option<Caller> {
-        self.map().get(name).cloned()
+        self.map().callers.get(name).cloned()
     }
 
     /// The known peers that held `needed` under `before` and do not under
@@ -185,7 +188,7 @@ impl Peers {
         if self.broadcast {
             return (lost, gained);
         }
-        for (name, caller) in self.map().iter() {
+        for (name, caller) in &self.map().callers {
             match (before.role(caller) >= needed, after.role(caller) >= needed) {
                 (true, false) => lost.push(name.clone()),
                 (false, true) => gained.push(name.clone()),
@@ -231,12 +234,64 @@ impl Peers {
             if new.is_empty()
                 && let Ok(name) = UniqueName::try_from(name)
             {
-                self.map().remove(name.as_str());
+                self.map().forget(name.as_str());
             }
         }
     }
 
-    fn map(&self) -> MutexGuard<'_, HashMap<String, Caller>> {
+    fn map(&self) -> MutexGuard<'_, PeerTable> {
         self.known.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The peers known by unique name, and the last ones to leave.
+#[derive(Debug, Default)]
+struct PeerTable {
+    callers: HashMap<String, Caller>,
+    departed: VecDeque<String>,
+}
+
+impl PeerTable {
+    /// Remembers `caller` as the peer `name`, unless the table is full or
+    /// the peer has already left (the bus never reuses a unique name).
+    fn remember(&mut self, name: &str, caller: &Caller) {
+        if self.callers.len() < PEER_LIMIT && !self.departed.iter().any(|d| d == name) {
+            self.callers.insert(name.to_owned(), caller.clone());
+        }
+    }
+
+    /// Forgets the peer `name`, which left the bus.
+    fn forget(&mut self, name: &str) {
+        self.callers.remove(name);
+        if self.departed.len() == DEPARTED_REMEMBERED {
+            self.departed.pop_front();
+        }
+        self.departed.push_back(name.to_owned());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A peer whose lookup ends after the bus said it left is not
+    /// remembered (it would never be forgotten: 65,536 such and new
+    /// callers would get no signals); others are, until they leave.
+    #[test]
+    fn a_peer_that_left_during_its_lookup_is_not_remembered() {
+        let mut table = PeerTable::default();
+        table.remember(":1.5", &Caller::uid(1000));
+        assert!(table.callers.contains_key(":1.5"));
+        table.forget(":1.5");
+        assert!(table.callers.is_empty());
+        // :1.6 leaves while the bus is asked about it.
+        table.forget(":1.6");
+        table.remember(":1.6", &Caller::uid(1000));
+        assert!(table.callers.is_empty());
+        // The record of departures is bounded.
+        for i in 0..2 * DEPARTED_REMEMBERED {
+            table.forget(&format!(":2.{i}"));
+        }
+        assert_eq!(table.departed.len(), DEPARTED_REMEMBERED);
     }
 }
