@@ -105,10 +105,10 @@ fn detail_suffix(detail: Option<&str>) -> String {
 /// Replaces every occurrence of each of `secrets` in `text`, as sent and
 /// percent-encoded, by `[redacted]`. Secrets shorter than 4 characters are
 /// left alone: no real one is, and replacing them would garble the text.
-pub(crate) fn redact(text: &mut String, secrets: &[&str]) {
-    for secret in secrets.iter().filter(|s| s.len() >= 4) {
+pub(crate) fn redact<S: AsRef<str>>(text: &mut String, secrets: &[S]) {
+    for secret in secrets.iter().map(AsRef::as_ref).filter(|s| s.len() >= 4) {
         let encoded: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
-        for form in [*secret, encoded.as_str()] {
+        for form in [secret, encoded.as_str()] {
             if text.contains(form) {
                 *text = text.replace(form, "[redacted]");
             }
@@ -139,7 +139,7 @@ impl ProviderError {
     /// debugging proxy, a framework's default error page), and that text
     /// reaches logs, `status` and the callers of `token`.
     #[must_use]
-    pub fn without_secrets(mut self, secrets: &[&str]) -> Self {
+    pub fn without_secrets<S: AsRef<str>>(mut self, secrets: &[S]) -> Self {
         let texts: Vec<&mut String> = match &mut self {
             Self::Unreachable { endpoint, reason } => vec![endpoint, reason],
             Self::Unavailable {

@@ -59,6 +59,24 @@ impl RequestBody {
     }
 }
 
+/// Whether a query key names a credential (`key`, `api_key`,
+/// `subscription-key`, `sig`, `token`, `secret`, `password`, `auth`...).
+fn names_a_credential(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    [
+        "key",
+        "secret",
+        "token",
+        "sig",
+        "password",
+        "passwd",
+        "auth",
+        "credential",
+    ]
+    .iter()
+    .any(|word| key.contains(word))
+}
+
 /// A POST request to a provider endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpRequest {
@@ -74,23 +92,30 @@ pub struct HttpRequest {
 
 impl HttpRequest {
     /// The secrets this request carries (secret body fields, the Basic
-    /// password): what a provider's answer must not carry into messages,
-    /// should it echo the request.
+    /// password, and query values whose key names a credential, such as
+    /// `?subscription-key=…` in a configured endpoint): what a provider's
+    /// answer, or a message naming the endpoint, must not carry into logs
+    /// and errors.
     #[must_use]
-    pub fn secrets(&self) -> Vec<&str> {
-        self.body
+    pub fn secrets(&self) -> Vec<String> {
+        let fields = self
+            .body
             .fields()
             .iter()
             .filter_map(|(_, value)| match value {
-                FieldValue::Secret(secret) => Some(secret.expose()),
+                FieldValue::Secret(secret) => Some(secret.expose().to_owned()),
                 FieldValue::Plain(_) => None,
-            })
-            .chain(
-                self.basic_auth
-                    .iter()
-                    .map(|(_, password)| password.expose()),
-            )
-            .collect()
+            });
+        let password = self
+            .basic_auth
+            .iter()
+            .map(|(_, password)| password.expose().to_owned());
+        let query = self
+            .url
+            .query_pairs()
+            .filter(|(key, _)| names_a_credential(key))
+            .map(|(_, value)| value.into_owned());
+        fields.chain(password).chain(query).collect()
     }
 
     /// A form-encoded POST to `url`.
@@ -271,7 +296,7 @@ impl PollOutcome {
     /// This outcome with `secrets` taken out of its text (see
     /// [`ProviderError::without_secrets`]).
     #[must_use]
-    pub fn without_secrets(self, secrets: &[&str]) -> Self {
+    pub fn without_secrets<S: AsRef<str>>(self, secrets: &[S]) -> Self {
         match self {
             Self::Denied { mut message } => {
                 super::error::redact(&mut message, secrets);

@@ -418,3 +418,34 @@ fn secrets_a_provider_echoes_reach_no_message() {
         "the device code in a message: {said}"
     );
 }
+
+/// A credential in a configured endpoint's query (`?subscription-key=…`,
+/// as API gateways ask) is not shown in the messages that name the
+/// endpoint: the `token` caller's error, `status`, the log.
+#[test]
+fn a_credential_in_an_endpoints_query_is_not_shown() {
+    const KEY: &str = "APIKEY-SECRET-123";
+    let provider = Provider::start(fast());
+    let config = format!(
+        "[providers.demo]\ndevice_authorization_endpoint = \"{}\"\ntoken_endpoint = \"{}?subscription-key={KEY}&api-version=2\"\nclient_id = \"tokend-test\"\n",
+        provider.device_authorization_endpoint(),
+        provider.token_endpoint(),
+    );
+    let (_store, _sessions, daemon) = seeded(&provider, &config, Duration::from_secs(3600));
+    provider.set_access_token_lifetime(Duration::from_secs(7200));
+    provider.inject(Endpoint::Token, Fault::Status(503), 1);
+    let out = daemon.tokenctl(&["token", "demo", "--min-valid", "3700"]);
+    assert_eq!(
+        out.status.code(),
+        Some(EXIT_UNAVAILABLE),
+        "{}",
+        stderr(&out)
+    );
+    let status = daemon.tokenctl(&["--json", "status", "demo"]);
+    let said = format!("{}{}{}", stderr(&out), stdout(&status), daemon.log());
+    assert!(
+        said.contains("subscription-key=[redacted]&api-version=2"),
+        "{said}"
+    );
+    assert!(!said.contains(KEY), "the key in a message: {said}");
+}
