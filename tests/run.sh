@@ -62,6 +62,14 @@ if ! command -v cargo >/dev/null 2>&1; then
     # shellcheck disable=SC1091
     . "$HOME/.cargo/env"
 fi
+# A toolchain that was already there may lack the two components the first
+# steps need; rustup adds them (without rustup, the steps say what is missing).
+if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+    if command -v rustup >/dev/null 2>&1; then
+        step "adding rustfmt and clippy to the Rust toolchain"
+        rustup component add rustfmt clippy
+    fi
+fi
 
 # The release build the package and the demo share goes outside the
 # checkout (the demo must find cargo's programs wherever CARGO_TARGET_DIR
