@@ -119,6 +119,16 @@ async fn run(argv: &[String], socket: &Path, provider: &str, event: &str, reason
     let Some((program, arguments)) = argv.split_first() else {
         return;
     };
+    // Checked at load too; again here, as the program may have changed
+    // since (a few system calls, once per event).
+    let daemon = nix::unistd::geteuid().as_raw();
+    if let Err(untrusted) = crate::trusted_path::check_file(Path::new(program), Some(daemon)) {
+        warn!(
+            provider,
+            event, "on_event: tokend will not run {program}: {untrusted}"
+        );
+        return;
+    }
     let mut command = tokio::process::Command::new(program);
     command
         .args(arguments)

@@ -31,4 +31,5 @@ pub mod provider;
 pub mod secret;
 pub mod store;
 pub mod systemd;
+pub mod trusted_path;
 pub mod world;

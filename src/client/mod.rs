@@ -95,6 +95,20 @@ pub enum ClientError {
         /// Why it failed.
         source: io::Error,
     },
+    /// What answers on the socket runs as a user tokend never runs as:
+    /// another user may have put a socket of their own at the path (to
+    /// collect the tokens clients send as `refused`, or to hand out
+    /// tokens of their choosing). Nothing was sent.
+    #[error(
+        "refusing to talk to the socket at {}: it is served by uid {uid}, not by root, you or the `{DAEMON_USER}` user tokend runs as; another user may have put it there (check the path and the directories above it)",
+        path.display()
+    )]
+    UntrustedServer {
+        /// The socket path.
+        path: PathBuf,
+        /// The uid of the process that answers on it.
+        uid: u32,
+    },
     /// The daemon closed the connection before the answer was complete.
     #[error("tokend closed the connection before answering (did it stop or crash?)")]
     Closed,
@@ -188,6 +202,22 @@ impl ClientError {
     }
 }
 
+/// The system user the packaged system service runs as.
+pub const DAEMON_USER: &str = "tokend";
+
+/// Whether a process running as `uid` may be tokend: root, this user (a
+/// user service), or [`DAEMON_USER`] (the system service). The name is
+/// looked up only for a uid that is neither, so the usual call costs no
+/// lookup.
+fn is_trusted_server(uid: u32) -> bool {
+    uid == 0
+        || uid == nix::unistd::geteuid().as_raw()
+        || nix::unistd::User::from_name(DAEMON_USER)
+            .ok()
+            .flatten()
+            .is_some_and(|user| user.uid.as_raw() == uid)
+}
+
 /// A connection to the daemon.
 pub struct Client {
     stream: UnixStream,
@@ -206,6 +236,16 @@ impl Client {
             source,
         };
         let stream = UnixStream::connect(path).map_err(connect_error)?;
+        let server =
+            nix::sys::socket::getsockopt(&stream, nix::sys::socket::sockopt::PeerCredentials)
+                .map_err(|e| connect_error(e.into()))?
+                .uid();
+        if !is_trusted_server(server) {
+            return Err(ClientError::UntrustedServer {
+                path: path.to_owned(),
+                uid: server,
+            });
+        }
         Self::from_stream(stream).map_err(|e| match e {
             ClientError::Io { source } => connect_error(source),
             other => other,

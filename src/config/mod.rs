@@ -390,6 +390,16 @@ pub fn load(path: &Path, env: &Environment) -> Result<Config, ConfigError> {
             mode & 0o7777
         ));
     }
+    // The directories above it too: whoever may rename one of them can
+    // put a config of their own in its place. (Owners are not judged
+    // here: `--check` may be run by another user than the daemon's.)
+    let dir = path
+        .parent()
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if let Err(untrusted) = crate::trusted_path::check_ancestors(dir, None) {
+        diags.file_error(format!("tokend will not trust the config: {untrusted}"));
+    }
     let parsed = parse::parse(&text, path, access, env, &mut diags);
     if diags.has_errors() {
         return Err(ConfigError::Invalid {

@@ -299,7 +299,20 @@ fn on_event(
                         format!("`on_event`: `{program}` is not an executable file: events will not run it"),
                     );
                 }
-                Ok(_) => {}
+                Ok(_) => {
+                    // Run as the daemon's user, with its socket at hand:
+                    // whoever may change the program gets every token.
+                    let daemon = nix::unistd::geteuid().as_raw();
+                    if let Err(untrusted) =
+                        crate::trusted_path::check_file(Path::new(program), Some(daemon))
+                    {
+                        diags.error(
+                            &span,
+                            format!("`on_event`: tokend will not run `{program}`: {untrusted}"),
+                        );
+                        return Err(());
+                    }
+                }
             }
             Ok(argv)
         }

@@ -115,6 +115,9 @@ pub struct EncryptedFileStore {
     /// Opened for `tokend --prune` ([`Self::for_maintenance`]), not for a
     /// daemon.
     maintenance: bool,
+    /// The directories above the store's were found safe (see
+    /// [`crate::trusted_path`]); checked until they are, then not again.
+    ancestors_trusted: std::sync::atomic::AtomicBool,
 }
 
 impl EncryptedFileStore {
@@ -127,6 +130,7 @@ impl EncryptedFileStore {
             directory: state_directory.join(SESSIONS_DIR),
             key,
             maintenance: false,
+            ancestors_trusted: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -280,6 +284,23 @@ impl EncryptedFileStore {
             fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
                 .map_err(|e| unusable(dir, &format!("cannot make it private (0700): {e}")))?;
         }
+        self.check_ancestors(uid)
+    }
+
+    /// Whether another user could rename the store's directory away (and
+    /// put back an old one, with a record a logout deleted): every
+    /// directory above it must be root's or tokend's, and writable by no
+    /// one else unless sticky. Checked until found safe, then not again.
+    fn check_ancestors(&self, uid: u32) -> Result<(), StoreError> {
+        use std::sync::atomic::Ordering;
+        if self.maintenance || self.ancestors_trusted.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        if let Some(parent) = self.directory.parent() {
+            crate::trusted_path::check_ancestors(parent, Some(uid))
+                .map_err(|untrusted| unusable(&self.directory, &untrusted.to_string()))?;
+        }
+        self.ancestors_trusted.store(true, Ordering::Relaxed);
         Ok(())
     }
 

@@ -326,3 +326,27 @@ fn a_directory_or_fifo_at_a_record_path_is_that_records_problem() {
             .all(|r| r.as_ref().err().is_none_or(|e| !e.is_store_wide()))
     );
 }
+
+/// A state directory below a directory anyone may write to (no sticky
+/// bit) is not used: its owner could swap `sessions/` for an old copy and
+/// bring back a record a logout deleted. Once the directory above is safe,
+/// the store works.
+#[test]
+fn a_store_below_a_directory_others_can_change_is_not_used() {
+    let top = tempfile::tempdir().unwrap();
+    let open = top.path().join("open");
+    fs::create_dir(&open).unwrap();
+    fs::set_permissions(&open, fs::Permissions::from_mode(0o777)).unwrap();
+    let store = EncryptedFileStore::new(&open.join("state"), key(1));
+    let e = store
+        .save("github", &record("rt-1"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(&format!("{} (owner uid", open.display()))
+            && e.contains("writable by every user"),
+        "{e}"
+    );
+    fs::set_permissions(&open, fs::Permissions::from_mode(0o755)).unwrap();
+    store.save("github", &record("rt-1")).unwrap();
+}

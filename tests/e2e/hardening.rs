@@ -182,3 +182,80 @@ fn a_socket_directory_others_can_write_is_refused() {
         "something was made there"
     );
 }
+
+/// A socket below a directory another user could change (writable by all
+/// without the sticky bit, or another user's) is refused by `--check` and
+/// at start, naming that directory: its owner could rename the socket's
+/// directory away and serve a socket of their own in its place.
+#[test]
+fn a_socket_below_a_directory_others_can_change_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let open = dir.path().join("open");
+    let socket_dir = open.join("sub");
+    std::fs::create_dir_all(&socket_dir).unwrap();
+    std::fs::set_permissions(&socket_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let config = write_config(dir.path(), 0o600, &socket_dir.join("tokend.sock"));
+    for args in [&["--check"][..], &[][..]] {
+        let out = tokend(args, &config);
+        assert!(!out.status.success(), "{args:?}");
+        let err = stderr(&out);
+        assert!(
+            err.contains(&format!(
+                "{} (owner uid 0, mode 0777) is writable by every user",
+                open.display()
+            )),
+            "{args:?}: {err}"
+        );
+    }
+    // Sticky, as /tmp: others cannot rename what is not theirs.
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let out = tokend(&["--check"], &config);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Another user's directory: the daemon (which knows its own uid) refuses.
+    if !rustix::process::geteuid().is_root() {
+        return;
+    }
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o755)).unwrap();
+    rustix::fs::chown(&open, Some(rustix::fs::Uid::from_raw(65534)), None).unwrap();
+    let out = tokend(&[], &config);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "{} (owner uid 65534, mode 0755) belongs to another user",
+            open.display()
+        )),
+        "{err}"
+    );
+    assert!(
+        !socket_dir.join("tokend.sock").exists(),
+        "the daemon started"
+    );
+}
+
+/// A config in a directory anyone may write to (without the sticky bit) is
+/// refused, naming the directory: anyone could put a config of their own
+/// in its place and point the providers at their own server.
+#[test]
+fn a_config_in_a_directory_others_can_change_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let open = dir.path().join("open");
+    std::fs::create_dir(&open).unwrap();
+    let socket = dir.path().join("run").join("tokend.sock");
+    let config = write_config(&open, 0o600, &socket);
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let out = tokend(&["--check"], &config);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!(
+            "tokend will not trust the config: {} (owner uid",
+            open.display()
+        )),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = tokend(&["--check"], &config);
+    assert!(out.status.success(), "{}", stderr(&out));
+}

@@ -205,3 +205,59 @@ fn a_relative_hook_program_is_refused_by_the_config_check() {
         "{err}"
     );
 }
+
+/// A hook program another user could change (writable by all, or in a
+/// directory all may write) is refused by `--check`, naming it: tokend runs
+/// it as its own user, with the socket at hand, so whoever changes it gets
+/// every token and the store's key.
+#[test]
+fn a_hook_program_others_can_change_is_refused() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let provider = Provider::rfc8628();
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let hook = bin.join("hook.sh");
+    std::fs::write(&hook, "#!/bin/sh\nexit 0\n").unwrap();
+    let path = dir.path().join("config.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[daemon]\non_event = [\"{}\"]\n{}",
+            hook.display(),
+            provider.config("demo")
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let check = || {
+        Command::new(env!("CARGO_BIN_EXE_tokend"))
+            .args(["--check", "--config"])
+            .arg(&path)
+            .output()
+            .unwrap()
+    };
+    for (hook_mode, bin_mode, named) in [(0o777, 0o755, &hook), (0o755, 0o777, &bin)] {
+        std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(hook_mode)).unwrap();
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(bin_mode)).unwrap();
+        let out = check();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!(
+                "`on_event`: tokend will not run `{}`: {} (owner uid",
+                hook.display(),
+                named.display()
+            )) && err.contains("is writable by every user"),
+            "{err}"
+        );
+    }
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = check();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

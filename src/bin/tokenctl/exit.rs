@@ -36,7 +36,9 @@ pub fn for_error_code(code: ErrorCode) -> u8 {
 pub fn for_client_error(error: &ClientError) -> u8 {
     match error {
         // A daemon that hung up mid-request has stopped or crashed.
-        ClientError::Connect { .. } | ClientError::Closed => DAEMON_UNREACHABLE,
+        ClientError::Connect { .. } | ClientError::Closed | ClientError::UntrustedServer { .. } => {
+            DAEMON_UNREACHABLE
+        }
         ClientError::Daemon(body) => for_error_code(body.code),
         ClientError::LoginUnfinished => LOGIN_FAILED,
         ClientError::Timeout { .. } | ClientError::Io { .. } | ClientError::BadAnswer { .. } => {

@@ -157,7 +157,9 @@ fn stream_failure(
 fn own_error(error: &ClientError) -> ErrorBody {
     let code = match error {
         ClientError::Daemon(body) => return body.clone(),
-        ClientError::Connect { .. } | ClientError::Closed => ErrorCode::ShuttingDown,
+        ClientError::Connect { .. } | ClientError::Closed | ClientError::UntrustedServer { .. } => {
+            ErrorCode::ShuttingDown
+        }
         ClientError::LoginUnfinished => ErrorCode::LoginFailed,
         ClientError::Timeout { .. } | ClientError::Io { .. } | ClientError::BadAnswer { .. } => {
             ErrorCode::Internal

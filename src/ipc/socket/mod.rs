@@ -107,6 +107,9 @@ pub enum SocketError {
     /// The directory is writable by others, so the socket could be replaced.
     #[error("{} is writable by other users; the socket must live in a directory only its owner may write to (mode 0700, 0710 or 0755)", .0.display())]
     UnsafeDirectory(PathBuf),
+    /// A directory above the socket's could be changed by another user.
+    #[error("the socket's path is not safe: {0}")]
+    UntrustedAncestor(crate::trusted_path::UntrustedPath),
     /// Something other than a socket is at the socket's path: tokend
     /// replaces only a stale socket of its own kind, never a file.
     #[error("{} exists and is not a socket; tokend does not remove it: set `socket` to another path, or remove it", .0.display())]
@@ -182,9 +185,12 @@ pub fn check_path(path: &Path, owner: Option<u32>) -> Result<(), SocketError> {
                 return Err(SocketError::UnsafeDirectory(dir.to_owned()));
             }
         }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(io_error("cannot inspect", dir)(e)),
     }
+    // The directories above, too: whoever may rename one of them can put
+    // a directory of their own, with a socket of their own, in its place.
+    crate::trusted_path::check_ancestors(dir, owner).map_err(SocketError::UntrustedAncestor)?;
     match std::fs::symlink_metadata(path) {
         Ok(meta) if !meta.file_type().is_socket() => Err(SocketError::NotASocket(path.to_owned())),
         _ => Ok(()),

@@ -380,3 +380,65 @@ pub(crate) fn group_name(gid: u32) -> String {
         })
         .expect("a group for the gid")
 }
+
+/// `tokenctl` sends nothing to a socket served by a user tokend never runs
+/// as (not root, not the caller, not `tokend`): another user who could put
+/// a socket at the path would otherwise hand out tokens of their choosing
+/// and collect the ones git's `erase` sends as `refused`. Exit status 3,
+/// and the fake server reads nothing.
+#[test]
+fn tokenctl_refuses_a_socket_served_by_another_user() {
+    let Some(nobody) =
+        OtherUser::nobody_or_skip("tokenctl_refuses_a_socket_served_by_another_user")
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    rustix::fs::chown(dir.path(), Some(rustix::fs::Uid::from_raw(NOBODY)), None).unwrap();
+    let socket = dir.path().join("tokend.sock");
+    let script = r"
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.bind(sys.argv[1])
+s.listen(1)
+print('ready', flush=True)
+s.settimeout(30)
+c, _ = s.accept()
+c.settimeout(5)
+data = b''
+while True:
+    chunk = c.recv(4096)
+    if not chunk:
+        break
+    data += chunk
+print('read', len(data), flush=True)
+";
+    let mut server = nobody
+        .command("python3")
+        .args(["-c", script])
+        .arg(&socket)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "ready");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tokenctl"))
+        .arg("--socket")
+        .arg(&socket)
+        .args(["token", "demo"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("it is served by uid 65534"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        lines.next().unwrap().unwrap(),
+        "read 0",
+        "the fake server got a request"
+    );
+    server.wait().unwrap();
+}

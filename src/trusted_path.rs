@@ -1,0 +1,177 @@
+//! Whether another local user could swap what a path leads to.
+//!
+//! A file is only as safe as the directories above it: whoever may rename
+//! an entry of one of them can put a directory of their own in its place
+//! (a fake socket that collects the tokens clients send it, a program the
+//! daemon runs, a config pointing providers at their server). The rule is
+//! OpenSSH's `StrictModes`: every directory from the path's up to `/` is
+//! owned by root or by the one trusted user, and no one else may write to
+//! it — unless it has the sticky bit (`/tmp`, mode 1777), with which others
+//! cannot rename or remove entries they do not own.
+
+use std::os::unix::fs::MetadataExt as _;
+use std::path::{Path, PathBuf};
+
+/// A file, or a directory above a path, that another user could change.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{} (owner uid {owner}, mode {mode:04o}) {why}; another user could change it or replace what lies below it: make it root's or this user's, and chmod go-w it",
+    path.display()
+)]
+pub struct UntrustedPath {
+    /// The file or directory.
+    pub path: PathBuf,
+    /// Its owner.
+    pub owner: u32,
+    /// Its permission bits.
+    pub mode: u32,
+    /// What is wrong with it, in words.
+    pub why: &'static str,
+}
+
+/// Checks every existing directory from `dir` up to `/` (of `dir` as
+/// given and of the directory it resolves to, symbolic links followed):
+/// each owned by root or `trusted`, and not writable by group or others
+/// unless sticky. Directories that do not exist yet are skipped (they will
+/// be made by the trusted user). With `trusted` `None` (a check run by
+/// someone who need not be the user concerned), owners are not judged.
+///
+/// # Errors
+/// The first directory, from the top, that breaks the rule.
+pub fn check_ancestors(dir: &Path, trusted: Option<u32>) -> Result<(), UntrustedPath> {
+    let resolved = std::fs::canonicalize(dir).ok();
+    for path in [Some(dir), resolved.as_deref()].into_iter().flatten() {
+        let mut chain: Vec<&Path> = path.ancestors().collect();
+        chain.reverse();
+        for ancestor in chain {
+            let Ok(meta) = std::fs::metadata(ancestor) else {
+                continue;
+            };
+            if !meta.is_dir() {
+                continue;
+            }
+            check_one(ancestor, meta.uid(), meta.mode(), trusted)?;
+        }
+    }
+    Ok(())
+}
+
+/// Checks a file another user must not be able to change (a program the
+/// daemon runs, its config): owned by root or `trusted`, writable by no
+/// one else (sticky means nothing for a file), and every directory above
+/// it as [`check_ancestors`] wants them.
+///
+/// # Errors
+/// The directory or the file that breaks the rule.
+pub fn check_file(path: &Path, trusted: Option<u32>) -> Result<(), UntrustedPath> {
+    if let Some(dir) = path.parent() {
+        check_ancestors(dir, trusted)?;
+    }
+    let Ok(meta) = std::fs::metadata(path) else {
+        return Ok(());
+    };
+    check_one(path, meta.uid(), meta.mode() & !0o1000, trusted)
+}
+
+/// The rule for one directory `dir` owned by `owner` with `mode`.
+fn check_one(dir: &Path, owner: u32, mode: u32, trusted: Option<u32>) -> Result<(), UntrustedPath> {
+    let untrusted = |why| UntrustedPath {
+        path: dir.to_owned(),
+        owner,
+        mode: mode & 0o7777,
+        why,
+    };
+    if trusted.is_some_and(|trusted| owner != 0 && owner != trusted) {
+        return Err(untrusted("belongs to another user"));
+    }
+    let sticky = mode & 0o1000 != 0;
+    if mode & 0o022 != 0 && !sticky {
+        return Err(untrusted(if mode & 0o002 != 0 {
+            "is writable by every user"
+        } else {
+            "is writable by its group"
+        }));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    use super::*;
+
+    const ME: Option<u32> = Some(1000);
+
+    #[test]
+    fn the_rule_for_one_directory() {
+        let dir = Path::new("/x");
+        assert!(check_one(dir, 0, 0o755, ME).is_ok());
+        assert!(check_one(dir, 1000, 0o700, ME).is_ok());
+        // /tmp: world-writable but sticky, root's.
+        assert!(check_one(dir, 0, 0o1777, ME).is_ok());
+        let e = check_one(dir, 1001, 0o755, ME).unwrap_err();
+        assert_eq!(e.why, "belongs to another user");
+        let e = check_one(dir, 0, 0o777, ME).unwrap_err();
+        assert_eq!(e.why, "is writable by every user");
+        let e = check_one(dir, 1000, 0o775, ME).unwrap_err();
+        assert_eq!(e.why, "is writable by its group");
+        // Sticky does not make another user's directory trusted.
+        assert!(check_one(dir, 1001, 0o1777, ME).is_err());
+        // Owners unjudged: only the modes count.
+        assert!(check_one(dir, 1001, 0o755, None).is_ok());
+        assert!(check_one(dir, 1001, 0o777, None).is_err());
+        assert!(
+            e.to_string()
+                .starts_with("/x (owner uid 1000, mode 0775) is writable by its group;")
+        );
+    }
+
+    /// A directory anyone may write to, anywhere above, is named; a
+    /// missing tail is skipped; a symbolic link is judged by both sides.
+    #[test]
+    fn every_ancestor_is_checked() {
+        let me = Some(nix::unistd::geteuid().as_raw());
+        let top = tempfile::tempdir().unwrap();
+        let open = top.path().join("open");
+        let deep = open.join("a").join("b");
+        std::fs::create_dir_all(&deep).unwrap();
+        assert!(check_ancestors(&deep.join("not-yet"), me).is_ok());
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let e = check_ancestors(&deep.join("not-yet"), me).unwrap_err();
+        assert_eq!(e.path, open);
+        // Sticky: fine.
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        assert!(check_ancestors(&deep, me).is_ok());
+        // A link from a safe place into the open directory.
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let safe = tempfile::tempdir().unwrap();
+        let link = safe.path().join("link");
+        std::os::unix::fs::symlink(&deep, &link).unwrap();
+        assert_eq!(check_ancestors(&link, me).unwrap_err().path, open);
+    }
+}
+
+#[cfg(test)]
+mod file_tests {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    use super::*;
+
+    /// A program others may write is refused, sticky bit or not; so is
+    /// one in a directory others may write.
+    #[test]
+    fn a_file_others_can_write_is_refused() {
+        let me = Some(nix::unistd::geteuid().as_raw());
+        let dir = tempfile::tempdir().unwrap();
+        let program = dir.path().join("hook");
+        std::fs::write(&program, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert!(check_file(&program, me).is_ok());
+        std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        assert_eq!(check_file(&program, me).unwrap_err().path, program);
+        std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert_eq!(check_file(&program, me).unwrap_err().path, dir.path());
+    }
+}
