@@ -147,6 +147,46 @@ fn the_example_config_is_valid() {
     );
 }
 
+/// `tokend --check --config CONFIG` in a mount namespace of its own, with
+/// each `(file, over)` of `binds` mounted over `over` (the machine's own
+/// files untouched): its status, and its stdout and stderr together.
+fn check_with_binds(binds: &[(&Path, &str)], config: &Path) -> (bool, String) {
+    let mounts: Vec<String> = binds
+        .iter()
+        .map(|(file, over)| format!("mount --bind {} {over}", file.display()))
+        .collect();
+    let script = format!(
+        "{} && exec {} --check --config {}",
+        mounts.join(" && "),
+        env!("CARGO_BIN_EXE_tokend"),
+        config.display()
+    );
+    let out = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), all)
+}
+
+/// A client secret in a config `secret.toml` in `dir`, given group `gid`
+/// and mode 0640: readable by that group.
+fn group_readable_secret(dir: &Path, gid: u32) -> std::path::PathBuf {
+    let secretive = dir.join("secret.toml");
+    std::fs::write(
+        &secretive,
+        "[providers.gh]\ndevice_authorization_endpoint = \"https://github.com/login/device/code\"\ntoken_endpoint = \"https://github.com/login/oauth/access_token\"\nclient_id = \"Iv1\"\nclient_secret = \"s3cr3t-value\"\n",
+    )
+    .unwrap();
+    rustix::fs::chown(&secretive, None, Some(rustix::fs::Gid::from_raw(gid))).unwrap();
+    std::fs::set_permissions(&secretive, std::fs::Permissions::from_mode(0o640)).unwrap();
+    secretive
+}
+
 /// Where libnss-extrausers (Debian) keeps its module.
 const EXTRAUSERS_MODULE: &str = "/usr/lib/libnss_extrausers.so.2";
 
@@ -190,23 +230,12 @@ fn names_resolve_through_the_name_service() {
     .unwrap();
     // In a mount namespace of its own, so the machine's name service is
     // untouched.
-    let script = format!(
-        "mount --bind {} /etc/nsswitch.conf && mount --bind {} /var/lib/extrausers && exec {} --check --config {}",
-        nsswitch.display(),
-        extra.display(),
-        env!("CARGO_BIN_EXE_tokend"),
-        config.display()
-    );
-    let out = Command::new("unshare")
-        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let binds = [
+        (nsswitch.as_path(), "/etc/nsswitch.conf"),
+        (extra.as_path(), "/var/lib/extrausers"),
+    ];
+    let (ok, text) = check_with_binds(&binds, &config);
+    assert!(ok, "{text}");
     assert!(
         text.contains(
             "  gh: manage: root, the daemon's user, gid 4343 (members uid 4242); use: uid 4242"
@@ -215,30 +244,8 @@ fn names_resolve_through_the_name_service() {
     );
     // A config holding a client secret, readable by a group with members:
     // the check names the group and who is in it.
-    let secretive = dir.path().join("secret.toml");
-    std::fs::write(
-        &secretive,
-        "[providers.gh]\ndevice_authorization_endpoint = \"https://github.com/login/device/code\"\ntoken_endpoint = \"https://github.com/login/oauth/access_token\"\nclient_id = \"Iv1\"\nclient_secret = \"s3cr3t-value\"\n",
-    )
-    .unwrap();
-    rustix::fs::chown(&secretive, None, Some(rustix::fs::Gid::from_raw(4343))).unwrap();
-    std::fs::set_permissions(&secretive, std::fs::Permissions::from_mode(0o640)).unwrap();
-    let script = format!(
-        "mount --bind {} /etc/nsswitch.conf && mount --bind {} /var/lib/extrausers && exec {} --check --config {}",
-        nsswitch.display(),
-        extra.display(),
-        env!("CARGO_BIN_EXE_tokend"),
-        secretive.display()
-    );
-    let out = Command::new("unshare")
-        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
-        .output()
-        .unwrap();
-    let all = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let secretive = group_readable_secret(dir.path(), 4343);
+    let (_, all) = check_with_binds(&binds, &secretive);
     assert!(
         all.contains("warning: the config file holds a secret (`client_secret`) and is readable by the members of its group `tokend-nss-group` (tokend-nss-user)"),
         "{all}"
@@ -276,30 +283,8 @@ fn a_secret_readable_through_a_primary_group_is_warned_about() {
     let mut groups = std::fs::read_to_string("/etc/group").unwrap();
     groups.push_str("tokend-primary-group:x:4848:\n");
     std::fs::write(&group, groups).unwrap();
-    let config = dir.path().join("secret.toml");
-    std::fs::write(
-        &config,
-        "[providers.gh]\ndevice_authorization_endpoint = \"https://github.com/login/device/code\"\ntoken_endpoint = \"https://github.com/login/oauth/access_token\"\nclient_id = \"Iv1\"\nclient_secret = \"s3cr3t-value\"\n",
-    )
-    .unwrap();
-    rustix::fs::chown(&config, None, Some(rustix::fs::Gid::from_raw(4848))).unwrap();
-    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o640)).unwrap();
-    let script = format!(
-        "mount --bind {} /etc/passwd && mount --bind {} /etc/group && exec {} --check --config {}",
-        passwd.display(),
-        group.display(),
-        env!("CARGO_BIN_EXE_tokend"),
-        config.display()
-    );
-    let out = Command::new("unshare")
-        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
-        .output()
-        .unwrap();
-    let all = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let config = group_readable_secret(dir.path(), 4848);
+    let (_, all) = check_with_binds(&[(&passwd, "/etc/passwd"), (&group, "/etc/group")], &config);
     assert!(
         all.contains("warning: the config file holds a secret (`client_secret`) and is readable by the members of its group `tokend-primary-group` (tokend-primary-user)"),
         "{all}"
