@@ -129,15 +129,29 @@ fn several_sessions_ride_out_an_outage_and_recover_by_themselves() {
     provider.assert_no_violations();
 }
 
+/// Makes the next refresh meet `fault` and forces one with a `token`
+/// request for more life than the session's token has: that request's
+/// output (good answers from then on carry tokens that would satisfy it).
+fn refresh_meeting(provider: &Provider, daemon: &Daemon, fault: Fault) -> std::process::Output {
+    provider.set_access_token_lifetime(Duration::from_secs(7200));
+    provider.inject(Endpoint::Token, fault, 1);
+    daemon.tokenctl(&["token", "demo", "--min-valid", "3700"])
+}
+
+/// What a user and an administrator see after `out`: its stderr, the JSON
+/// `status` of `demo`, and the daemon's log.
+fn everything_said(daemon: &Daemon, out: &std::process::Output) -> String {
+    let status = daemon.tokenctl(&["--json", "status", "demo"]);
+    format!("{}{}{}", stderr(out), stdout(&status), daemon.log())
+}
+
 /// Seeds one session valid for an hour, makes the next refresh meet
 /// `fault`, forces a refresh, and checks that it fails as unavailable with
 /// `problem` in the message, that the session still serves its token, and
 /// that the next refresh (same refresh token) succeeds.
 fn a_refresh_fault_costs_nothing(fault: Fault, problem: &str) {
     let (provider, _store, session, daemon) = one_session();
-    provider.set_access_token_lifetime(Duration::from_secs(7200));
-    provider.inject(Endpoint::Token, fault, 1);
-    let out = daemon.tokenctl(&["token", "demo", "--min-valid", "3700"]);
+    let out = refresh_meeting(&provider, &daemon, fault);
     assert_eq!(
         out.status.code(),
         Some(EXIT_UNAVAILABLE),
@@ -273,22 +287,20 @@ fn an_answer_without_optional_fields_keeps_the_refresh_token() {
 fn a_retry_after_is_waited_out() {
     for (http_status, wait) in [(429, 600), (503, 900)] {
         let (provider, _store, session, daemon) = one_session();
-        provider.set_access_token_lifetime(Duration::from_secs(7200));
         let asked = SystemTime::now();
         let retry_after = if http_status == 429 {
             wait.to_string()
         } else {
             tokend_emulator::http_date(asked + Duration::from_secs(wait))
         };
-        provider.inject(
-            Endpoint::Token,
+        let out = refresh_meeting(
+            &provider,
+            &daemon,
             Fault::RetryAfter {
                 status: http_status,
                 retry_after,
             },
-            1,
         );
-        let out = daemon.tokenctl(&["token", "demo", "--min-valid", "3700"]);
         assert_eq!(
             out.status.code(),
             Some(EXIT_UNAVAILABLE),
@@ -380,14 +392,11 @@ fn secrets_a_provider_echoes_reach_no_message() {
         );
         let (_store, sessions, daemon) = seeded(&provider, &config, Duration::from_secs(3600));
         let session = &sessions[0];
-        provider.set_access_token_lifetime(Duration::from_secs(7200));
-        provider.inject(Endpoint::Token, Fault::EchoRequest(http_status), 1);
-        let out = daemon.tokenctl(&["token", "demo", "--min-valid", "3700"]);
+        let out = refresh_meeting(&provider, &daemon, Fault::EchoRequest(http_status));
         assert!(!out.status.success());
-        let status = daemon.tokenctl(&["--json", "status", "demo"]);
         let encoded: String =
             url::form_urlencoded::byte_serialize(CLIENT_SECRET.as_bytes()).collect();
-        let said = format!("{}{}{}", stderr(&out), stdout(&status), daemon.log());
+        let said = everything_said(&daemon, &out);
         assert!(
             said.contains("[redacted]"),
             "HTTP {http_status}: the echo was not seen: {said}"
@@ -432,17 +441,14 @@ fn a_credential_in_an_endpoints_query_is_not_shown() {
         provider.token_endpoint(),
     );
     let (_store, _sessions, daemon) = seeded(&provider, &config, Duration::from_secs(3600));
-    provider.set_access_token_lifetime(Duration::from_secs(7200));
-    provider.inject(Endpoint::Token, Fault::Status(503), 1);
-    let out = daemon.tokenctl(&["token", "demo", "--min-valid", "3700"]);
+    let out = refresh_meeting(&provider, &daemon, Fault::Status(503));
     assert_eq!(
         out.status.code(),
         Some(EXIT_UNAVAILABLE),
         "{}",
         stderr(&out)
     );
-    let status = daemon.tokenctl(&["--json", "status", "demo"]);
-    let said = format!("{}{}{}", stderr(&out), stdout(&status), daemon.log());
+    let said = everything_said(&daemon, &out);
     assert!(
         said.contains("subscription-key=[redacted]&api-version=2"),
         "{said}"
