@@ -52,8 +52,8 @@ pub use dialect_spec::{
 pub use error::{FailureClass, ProviderError};
 pub use http::HttpClient;
 pub use message::{
-    DeviceAuthorization, Expiry, FieldValue, HttpRequest, HttpResponse, PollOutcome, RequestBody,
-    TokenGrant,
+    DeviceAuthorization, Expiry, FieldValue, HttpRequest, HttpResponse, MAX_RETRY_AFTER,
+    PollOutcome, RequestBody, TokenGrant,
 };
 pub use remote::Provider;
 
