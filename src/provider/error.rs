@@ -107,7 +107,10 @@ fn detail_suffix(detail: Option<&str>) -> String {
 /// left alone: no real one is, and replacing them would garble the text.
 pub(crate) fn redact<S: AsRef<str>>(text: &mut String, secrets: &[S]) {
     for secret in secrets.iter().map(AsRef::as_ref).filter(|s| s.len() >= 4) {
-        let encoded: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+        // A copy of the secret: wiped when dropped.
+        let encoded = zeroize::Zeroizing::new(
+            url::form_urlencoded::byte_serialize(secret.as_bytes()).collect::<String>(),
+        );
         for form in [secret, encoded.as_str()] {
             if text.contains(form) {
                 *text = text.replace(form, "[redacted]");

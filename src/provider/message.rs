@@ -96,25 +96,28 @@ impl HttpRequest {
     /// `?subscription-key=…` in a configured endpoint): what a provider's
     /// answer, or a message naming the endpoint, must not carry into logs
     /// and errors.
+    ///
+    /// Borrowed where the request holds them, so no copy of a secret is
+    /// left behind unwiped; only a query value is decoded into a copy.
     #[must_use]
-    pub fn secrets(&self) -> Vec<String> {
+    pub fn secrets(&self) -> Vec<std::borrow::Cow<'_, str>> {
         let fields = self
             .body
             .fields()
             .iter()
             .filter_map(|(_, value)| match value {
-                FieldValue::Secret(secret) => Some(secret.expose().to_owned()),
+                FieldValue::Secret(secret) => Some(std::borrow::Cow::Borrowed(secret.expose())),
                 FieldValue::Plain(_) => None,
             });
         let password = self
             .basic_auth
             .iter()
-            .map(|(_, password)| password.expose().to_owned());
+            .map(|(_, password)| std::borrow::Cow::Borrowed(password.expose()));
         let query = self
             .url
             .query_pairs()
             .filter(|(key, _)| names_a_credential(key))
-            .map(|(_, value)| value.into_owned());
+            .map(|(_, value)| value);
         fields.chain(password).chain(query).collect()
     }
 

@@ -141,7 +141,13 @@ impl Provider {
             }
             Err(e) => PollOutcome::Failed(e),
         };
-        outcome.without_secrets(&request.secrets())
+        match outcome {
+            // No text from the provider: nothing to take secrets out of.
+            PollOutcome::Pending | PollOutcome::SlowDown { .. } | PollOutcome::Granted(_) => {
+                outcome
+            }
+            outcome => outcome.without_secrets(&request.secrets()),
+        }
     }
 
     /// Exchanges a refresh token for new tokens.
