@@ -178,6 +178,22 @@ pub struct HttpResponse {
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
 impl HttpResponse {
+    /// An answer from `url` with `status`, `content_type` and `body`, and
+    /// no other header: what the unit tests of the dialects read.
+    #[cfg(test)]
+    pub(crate) fn for_test(url: Url, status: u16, content_type: Option<&str>, body: &str) -> Self {
+        Self {
+            url,
+            status,
+            content_type: content_type.map(str::to_owned),
+            location: None,
+            date: None,
+            retry_after: None,
+            content_encoding: None,
+            body: Bytes::from(body.to_owned()),
+        }
+    }
+
     /// Reads a `Retry-After` value: delay-seconds or an HTTP-date, measured
     /// from `now` (the answer's `Date`, else the local clock). `None` when
     /// it is neither; capped at [`MAX_RETRY_AFTER`].

@@ -1,21 +1,15 @@
-use bytes::Bytes;
-
 use super::*;
 use crate::provider::FailureClass;
 
 const STD: AnswerFormat = AnswerFormat::STANDARD;
 
 fn answer(status: u16, content_type: &str, body: &str) -> HttpResponse {
-    HttpResponse {
-        url: "http://127.0.0.1/token".parse().unwrap(),
+    HttpResponse::for_test(
+        "http://127.0.0.1/token".parse().unwrap(),
         status,
-        content_type: Some(content_type.to_owned()),
-        location: None,
-        date: None,
-        retry_after: None,
-        content_encoding: None,
-        body: Bytes::from(body.to_owned()),
-    }
+        Some(content_type),
+        body,
+    )
 }
 
 fn json(status: u16, body: &str) -> HttpResponse {

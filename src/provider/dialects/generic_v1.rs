@@ -135,8 +135,6 @@ pub fn drf_field_errors(fields: &AnswerFields) -> Option<OAuthError> {
 mod tests {
     use std::collections::BTreeMap;
 
-    use bytes::Bytes;
-
     use super::*;
     use crate::provider::oauth::device_authorization;
     use crate::provider::wire::field;
@@ -158,16 +156,12 @@ mod tests {
     }
 
     fn answer(status: u16, body: &str) -> HttpResponse {
-        HttpResponse {
-            url: "http://127.0.0.1/api/v1/oauth/token".parse().unwrap(),
+        HttpResponse::for_test(
+            "http://127.0.0.1/api/v1/oauth/token".parse().unwrap(),
             status,
-            content_type: Some("application/json".into()),
-            location: None,
-            date: None,
-            retry_after: None,
-            content_encoding: None,
-            body: Bytes::from(body.to_owned()),
-        }
+            Some("application/json"),
+            body,
+        )
     }
 
     #[test]

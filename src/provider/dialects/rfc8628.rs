@@ -172,16 +172,12 @@ mod tests {
     }
 
     fn poll_answer(status: u16, content_type: Option<&str>, body: &str) -> PollOutcome {
-        Rfc8628::new(client(ClientAuth::None)).parse_poll(&HttpResponse {
-            url: endpoints().token,
+        Rfc8628::new(client(ClientAuth::None)).parse_poll(&HttpResponse::for_test(
+            endpoints().token,
             status,
-            content_type: content_type.map(str::to_owned),
-            location: None,
-            date: None,
-            retry_after: None,
-            content_encoding: None,
-            body: bytes::Bytes::from(body.to_owned()),
-        })
+            content_type,
+            body,
+        ))
     }
 
     #[test]

@@ -260,8 +260,6 @@ mod tests {
     use std::collections::BTreeMap;
     use std::time::{Duration, SystemTime};
 
-    use bytes::Bytes;
-
     use super::*;
     use crate::provider::ClientAuth;
     use crate::provider::wire::field;
@@ -291,16 +289,7 @@ mod tests {
     }
 
     fn answer(status: u16, content_type: Option<&str>, body: &str) -> HttpResponse {
-        HttpResponse {
-            url: endpoints().token,
-            status,
-            content_type: content_type.map(str::to_owned),
-            location: None,
-            date: None,
-            retry_after: None,
-            content_encoding: None,
-            body: Bytes::from(body.to_owned()),
-        }
+        HttpResponse::for_test(endpoints().token, status, content_type, body)
     }
 
     #[test]

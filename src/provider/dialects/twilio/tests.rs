@@ -1,8 +1,6 @@
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
-use bytes::Bytes;
-
 use super::*;
 use crate::provider::ClientAuth;
 use crate::provider::wire::{field, fields};
@@ -38,14 +36,8 @@ fn endpoints() -> Endpoints {
 
 fn answer(status: u16, body: &str) -> HttpResponse {
     HttpResponse {
-        url: endpoints().token,
-        status,
-        content_type: Some("application/json".into()),
-        location: None,
         date: Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1_751_371_200 - 3600)),
-        retry_after: None,
-        content_encoding: None,
-        body: Bytes::from(body.to_owned()),
+        ..HttpResponse::for_test(endpoints().token, status, Some("application/json"), body)
     }
 }
 
