@@ -121,8 +121,8 @@ async fn run(argv: &[String], socket: &Path, provider: &str, event: &str, reason
     };
     // Checked at load too; again here, as the program may have changed
     // since (a few system calls, once per event).
-    let daemon = nix::unistd::geteuid().as_raw();
-    if let Err(untrusted) = crate::trusted_path::check_file(Path::new(program), Some(daemon)) {
+    let owners = crate::trusted_path::Owners::daemon();
+    if let Err(untrusted) = crate::trusted_path::check_file(Path::new(program), owners) {
         warn!(
             provider,
             event, "on_event: tokend will not run {program}: {untrusted}"

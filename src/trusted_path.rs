@@ -12,10 +12,72 @@
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 
+/// The system user the packaged system service runs as
+/// (`dist/systemd/tokend.service`, `User=`).
+pub const SERVICE_USER: &str = "tokend";
+
+/// Who besides root may own what tokend trusts by path (or serve its
+/// socket, for a client).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Owners {
+    /// The one user trusted besides root.
+    uid: u32,
+    /// [`SERVICE_USER`] too: for a check run beside the daemon, by a user
+    /// who need not be the daemon's (root checking the system service's
+    /// config, whose directories systemd gives to `tokend`), and for a
+    /// client, which may talk to the system service.
+    service_user: bool,
+}
+
+impl Owners {
+    /// Root and this process's effective uid: what the daemon checks of
+    /// its own paths.
+    #[must_use]
+    pub fn daemon() -> Self {
+        Self::of_uid(rustix::process::geteuid().as_raw())
+    }
+
+    /// Root and `uid`.
+    #[must_use]
+    pub fn of_uid(uid: u32) -> Self {
+        Self {
+            uid,
+            service_user: false,
+        }
+    }
+
+    /// Root, this process's effective uid and [`SERVICE_USER`]: for
+    /// `tokend --check` (which does not know the uid the daemon will run
+    /// as) and for a client deciding whom its socket may belong to.
+    #[must_use]
+    pub fn beside_the_daemon() -> Self {
+        Self {
+            service_user: true,
+            ..Self::daemon()
+        }
+    }
+
+    /// Whether `owner` is trusted. The service user's name is looked up
+    /// only for a uid that is neither root nor the trusted one, so the
+    /// usual call costs no lookup.
+    #[must_use]
+    pub fn trusts(&self, owner: u32) -> bool {
+        owner == 0 || owner == self.uid || (self.service_user && service_user_uid() == Some(owner))
+    }
+}
+
+/// The uid of [`SERVICE_USER`], when the system has that user.
+fn service_user_uid() -> Option<u32> {
+    nix::unistd::User::from_name(SERVICE_USER)
+        .ok()
+        .flatten()
+        .map(|user| user.uid.as_raw())
+}
+
 /// A file, or a directory above a path, that another user could change.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "{} (owner uid {owner}, mode {mode:04o}) {why}; another user could change it or replace what lies below it: make it root's or this user's, and chmod go-w it",
+    "{} (owner uid {owner}, mode {mode:04o}) {why}; another user could change it or replace what lies below it: make it root's or this user's (chown), and writable by its owner alone (chmod go-w), or use another path",
     path.display()
 )]
 pub struct UntrustedPath {
@@ -33,12 +95,16 @@ pub struct UntrustedPath {
 /// given and of the directory it resolves to, symbolic links followed):
 /// each owned by root or `trusted`, and not writable by group or others
 /// unless sticky. Directories that do not exist yet are skipped (they will
-/// be made by the trusted user). With `trusted` `None` (a check run by
-/// someone who need not be the user concerned), owners are not judged.
+/// be made by the trusted user). An empty `dir` is the working directory.
 ///
 /// # Errors
 /// The first directory, from the top, that breaks the rule.
-pub fn check_ancestors(dir: &Path, trusted: Option<u32>) -> Result<(), UntrustedPath> {
+pub fn check_ancestors(dir: &Path, trusted: Owners) -> Result<(), UntrustedPath> {
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
     let resolved = std::fs::canonicalize(dir).ok();
     for path in [Some(dir), resolved.as_deref()].into_iter().flatten() {
         let mut chain: Vec<&Path> = path.ancestors().collect();
@@ -63,7 +129,7 @@ pub fn check_ancestors(dir: &Path, trusted: Option<u32>) -> Result<(), Untrusted
 ///
 /// # Errors
 /// The directory or the file that breaks the rule.
-pub fn check_file(path: &Path, trusted: Option<u32>) -> Result<(), UntrustedPath> {
+pub fn check_file(path: &Path, trusted: Owners) -> Result<(), UntrustedPath> {
     if let Some(dir) = path.parent() {
         check_ancestors(dir, trusted)?;
     }
@@ -74,14 +140,14 @@ pub fn check_file(path: &Path, trusted: Option<u32>) -> Result<(), UntrustedPath
 }
 
 /// The rule for one directory `dir` owned by `owner` with `mode`.
-fn check_one(dir: &Path, owner: u32, mode: u32, trusted: Option<u32>) -> Result<(), UntrustedPath> {
+fn check_one(dir: &Path, owner: u32, mode: u32, trusted: Owners) -> Result<(), UntrustedPath> {
     let untrusted = |why| UntrustedPath {
         path: dir.to_owned(),
         owner,
         mode: mode & 0o7777,
         why,
     };
-    if trusted.is_some_and(|trusted| owner != 0 && owner != trusted) {
+    if !trusted.trusts(owner) {
         return Err(untrusted("belongs to another user"));
     }
     let sticky = mode & 0o1000 != 0;
@@ -101,7 +167,10 @@ mod tests {
 
     use super::*;
 
-    const ME: Option<u32> = Some(1000);
+    const ME: Owners = Owners {
+        uid: 1000,
+        service_user: false,
+    };
 
     #[test]
     fn the_rule_for_one_directory() {
@@ -118,9 +187,13 @@ mod tests {
         assert_eq!(e.why, "is writable by its group");
         // Sticky does not make another user's directory trusted.
         assert!(check_one(dir, 1001, 0o1777, ME).is_err());
-        // Owners unjudged: only the modes count.
-        assert!(check_one(dir, 1001, 0o755, None).is_ok());
-        assert!(check_one(dir, 1001, 0o777, None).is_err());
+        // A check beside the daemon trusts the service user too, when
+        // there is one, but never a user who is neither.
+        assert!(check_one(dir, 54321, 0o755, Owners::beside_the_daemon()).is_err());
+        if let Some(service) = service_user_uid() {
+            assert!(check_one(dir, service, 0o755, Owners::beside_the_daemon()).is_ok());
+            assert!(check_one(dir, service, 0o755, Owners::of_uid(1000)).is_err());
+        }
         assert!(
             e.to_string()
                 .starts_with("/x (owner uid 1000, mode 0775) is writable by its group;")
@@ -131,7 +204,7 @@ mod tests {
     /// missing tail is skipped; a symbolic link is judged by both sides.
     #[test]
     fn every_ancestor_is_checked() {
-        let me = Some(nix::unistd::geteuid().as_raw());
+        let me = Owners::daemon();
         let top = tempfile::tempdir().unwrap();
         let open = top.path().join("open");
         let deep = open.join("a").join("b");
@@ -149,6 +222,21 @@ mod tests {
         let link = safe.path().join("link");
         std::os::unix::fs::symlink(&deep, &link).unwrap();
         assert_eq!(check_ancestors(&link, me).unwrap_err().path, open);
+        // Another user's directory, sticky or not (needs root to chown).
+        if !rustix::process::geteuid().is_root() {
+            return;
+        }
+        let nobody = rustix::fs::Uid::from_raw(65534);
+        rustix::fs::chown(&open, Some(nobody), None).unwrap();
+        for mode in [0o755, 0o1777] {
+            std::fs::set_permissions(&open, std::fs::Permissions::from_mode(mode)).unwrap();
+            let e = check_ancestors(&deep, me).unwrap_err();
+            assert_eq!(
+                (e.path.as_path(), e.why),
+                (open.as_path(), "belongs to another user")
+            );
+            assert_eq!((e.owner, e.mode), (65534, mode));
+        }
     }
 }
 
@@ -162,7 +250,7 @@ mod file_tests {
     /// one in a directory others may write.
     #[test]
     fn a_file_others_can_write_is_refused() {
-        let me = Some(nix::unistd::geteuid().as_raw());
+        let me = Owners::daemon();
         let dir = tempfile::tempdir().unwrap();
         let program = dir.path().join("hook");
         std::fs::write(&program, "#!/bin/sh\n").unwrap();

@@ -41,10 +41,12 @@ fn main() -> ExitCode {
             eprintln!("{warning}");
         }
         // What the daemon refuses as it binds the socket: not a config
-        // error, but a start that would fail. The directory's owner is not
-        // checked: whoever runs the check need not be the daemon's user.
+        // error, but a start that would fail. Whoever runs the check need
+        // not be the daemon's user: directories may belong to root, to
+        // the checker or to the system service's user.
         let daemon = &config.daemon;
-        if let Err(e) = tokend::ipc::socket::check_path(&daemon.socket, None) {
+        let owners = tokend::trusted_path::Owners::beside_the_daemon();
+        if let Err(e) = tokend::ipc::socket::check_path(&daemon.socket, owners) {
             eprint_error(&format!("{}: error: {e}", path.display()));
             return ExitCode::from(EXIT_CONFIG);
         }

@@ -40,7 +40,7 @@ pub const MEANINGS: &[(u8, &str)] = &[
     (USAGE, "usage error"),
     (
         DAEMON_UNREACHABLE,
-        "tokend not reachable (not running, or no access to its socket)",
+        "tokend not reachable (not running, no access to its socket, or the socket is served by a user tokend does not run as)",
     ),
     (LOGIN_REQUIRED, "login required: run `tokenctl login NAME`"),
     (

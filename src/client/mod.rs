@@ -203,19 +203,13 @@ impl ClientError {
 }
 
 /// The system user the packaged system service runs as.
-pub const DAEMON_USER: &str = "tokend";
+pub const DAEMON_USER: &str = crate::trusted_path::SERVICE_USER;
 
 /// Whether a process running as `uid` may be tokend: root, this user (a
-/// user service), or [`DAEMON_USER`] (the system service). The name is
-/// looked up only for a uid that is neither, so the usual call costs no
-/// lookup.
+/// user service), or [`DAEMON_USER`] (the system service): the owners
+/// [`crate::trusted_path`] trusts beside the daemon.
 fn is_trusted_server(uid: u32) -> bool {
-    uid == 0
-        || uid == nix::unistd::geteuid().as_raw()
-        || nix::unistd::User::from_name(DAEMON_USER)
-            .ok()
-            .flatten()
-            .is_some_and(|user| user.uid.as_raw() == uid)
+    crate::trusted_path::Owners::beside_the_daemon().trusts(uid)
 }
 
 /// A connection to the daemon.

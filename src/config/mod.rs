@@ -368,6 +368,18 @@ impl Environment {
     }
 }
 
+/// Who may own the config, the `on_event` program and the directories
+/// above them: root and the daemon's user, or for `tokend --check` (run by
+/// root or by the user concerned, not necessarily the daemon's) root, the
+/// checker and the system service's user.
+pub(crate) fn trusted_owners(env: &Environment) -> crate::trusted_path::Owners {
+    if env.checking {
+        crate::trusted_path::Owners::beside_the_daemon()
+    } else {
+        crate::trusted_path::Owners::daemon()
+    }
+}
+
 /// Reads and validates the config at `path`.
 ///
 /// # Errors
@@ -380,7 +392,8 @@ pub fn load(path: &Path, env: &Environment) -> Result<Config, ConfigError> {
     })?;
     let mut diags = Diagnostics::new(path, &text);
     let access = std::fs::metadata(path).ok().map(|m| FileAccess::of(&m));
-    if let Some(mode) = access.map(|a| a.mode).filter(|m| m & 0o022 != 0) {
+    let writable_by_others = access.map(|a| a.mode).filter(|m| m & 0o022 != 0);
+    if let Some(mode) = writable_by_others {
         // Whoever can write the config can point a provider at their own
         // server and collect its tokens: refuse it, as ssh refuses a
         // writable authorized_keys.
@@ -390,14 +403,16 @@ pub fn load(path: &Path, env: &Environment) -> Result<Config, ConfigError> {
             mode & 0o7777
         ));
     }
-    // The directories above it too: whoever may rename one of them can
-    // put a config of their own in its place. (Owners are not judged
-    // here: `--check` may be run by another user than the daemon's.)
-    let dir = path
-        .parent()
-        .filter(|dir| !dir.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    if let Err(untrusted) = crate::trusted_path::check_ancestors(dir, None) {
+    // Its owner and the directories above it too: whoever owns it, or may
+    // rename a directory above it, can put a config of their own in its
+    // place. (A file others may write is named above already.)
+    let owners = trusted_owners(env);
+    let untrusted = if writable_by_others.is_some() {
+        crate::trusted_path::check_ancestors(path.parent().unwrap_or(Path::new("/")), owners)
+    } else {
+        crate::trusted_path::check_file(path, owners)
+    };
+    if let Err(untrusted) = untrusted {
         diags.file_error(format!("tokend will not trust the config: {untrusted}"));
     }
     let parsed = parse::parse(&text, path, access, env, &mut diags);

@@ -196,7 +196,7 @@ fn daemon_config(
     let max_concurrent_refreshes = table
         .integer(diags, "max_concurrent_refreshes", 1..=1024)
         .map_or(8, |n| usize::try_from(n).unwrap_or(8));
-    let (on_event, notify) = (on_event(table, diags), notify(table, diags));
+    let (on_event, notify) = (on_event(table, env, diags), notify(table, diags));
     let refresh_token_warning = refresh_token_warning(table, diags);
     table.finish(diags, &[DAEMON_KEYS, super::store::KEYS].concat());
     Some(DaemonConfig {
@@ -265,6 +265,7 @@ fn notify(table: &mut TableReader<'_, '_>, diags: &mut Diagnostics<'_>) -> bool 
 /// without a shell.
 fn on_event(
     table: &mut TableReader<'_, '_>,
+    env: &Environment,
     diags: &mut Diagnostics<'_>,
 ) -> Result<Vec<String>, ()> {
     let span = table.key_span("on_event").unwrap_or(0..0);
@@ -302,9 +303,9 @@ fn on_event(
                 Ok(_) => {
                     // Run as the daemon's user, with its socket at hand:
                     // whoever may change the program gets every token.
-                    let daemon = nix::unistd::geteuid().as_raw();
+                    let owners = super::trusted_owners(env);
                     if let Err(untrusted) =
-                        crate::trusted_path::check_file(Path::new(program), Some(daemon))
+                        crate::trusted_path::check_file(Path::new(program), owners)
                     {
                         diags.error(
                             &span,

@@ -246,6 +246,9 @@ impl EncryptedFileStore {
     /// Creates the directory if missing and keeps it private.
     fn prepare(&self) -> Result<(), StoreError> {
         let dir = &self.directory;
+        let uid = rustix::process::geteuid().as_raw();
+        // Before anything is made there.
+        self.check_ancestors(uid)?;
         let meta = match fs::symlink_metadata(dir) {
             Ok(meta) => meta,
             Err(e) if e.kind() == io::ErrorKind::NotFound && self.maintenance => {
@@ -268,7 +271,6 @@ impl EncryptedFileStore {
         if !meta.is_dir() {
             return Err(unusable(dir, "it is not a directory"));
         }
-        let uid = rustix::process::geteuid().as_raw();
         if meta.uid() != uid && !(self.maintenance && uid == 0) {
             return Err(unusable(
                 dir,
@@ -284,7 +286,7 @@ impl EncryptedFileStore {
             fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
                 .map_err(|e| unusable(dir, &format!("cannot make it private (0700): {e}")))?;
         }
-        self.check_ancestors(uid)
+        Ok(())
     }
 
     /// Whether another user could rename the store's directory away (and
@@ -297,7 +299,7 @@ impl EncryptedFileStore {
             return Ok(());
         }
         if let Some(parent) = self.directory.parent() {
-            crate::trusted_path::check_ancestors(parent, Some(uid))
+            crate::trusted_path::check_ancestors(parent, crate::trusted_path::Owners::of_uid(uid))
                 .map_err(|untrusted| unusable(&self.directory, &untrusted.to_string()))?;
         }
         self.ancestors_trusted.store(true, Ordering::Relaxed);

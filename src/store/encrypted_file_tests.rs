@@ -347,6 +347,10 @@ fn a_store_below_a_directory_others_can_change_is_not_used() {
             && e.contains("writable by every user"),
         "{e}"
     );
+    assert!(
+        !open.join("state").exists(),
+        "made below the open directory"
+    );
     fs::set_permissions(&open, fs::Permissions::from_mode(0o755)).unwrap();
     store.save("github", &record("rt-1")).unwrap();
 }

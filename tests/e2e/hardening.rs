@@ -217,17 +217,20 @@ fn a_socket_below_a_directory_others_can_change_is_refused() {
         return;
     }
     std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o755)).unwrap();
-    rustix::fs::chown(&open, Some(rustix::fs::Uid::from_raw(65534)), None).unwrap();
-    let out = tokend(&[], &config);
-    assert!(!out.status.success());
-    let err = stderr(&out);
-    assert!(
-        err.contains(&format!(
-            "{} (owner uid 65534, mode 0755) belongs to another user",
-            open.display()
-        )),
-        "{err}"
-    );
+    rustix::fs::chown(&open, Some(rustix::fs::Uid::from_raw(NOBODY)), None).unwrap();
+    // The check too: `nobody` is neither root, the checker nor `tokend`.
+    for args in [&["--check"][..], &[][..]] {
+        let out = tokend(args, &config);
+        assert!(!out.status.success(), "{args:?}");
+        let err = stderr(&out);
+        assert!(
+            err.contains(&format!(
+                "{} (owner uid 65534, mode 0755) belongs to another user",
+                open.display()
+            )),
+            "{args:?}: {err}"
+        );
+    }
     assert!(
         !socket_dir.join("tokend.sock").exists(),
         "the daemon started"
@@ -258,4 +261,61 @@ fn a_config_in_a_directory_others_can_change_is_refused() {
     std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o755)).unwrap();
     let out = tokend(&["--check"], &config);
     assert!(out.status.success(), "{}", stderr(&out));
+
+    // A config, or a directory above it, that another user owns: its
+    // owner may rewrite it (read-only or not), or swap it.
+    if !is_root() {
+        return;
+    }
+    for owned in [&config, &open] {
+        rustix::fs::chown(owned, Some(rustix::fs::Uid::from_raw(NOBODY)), None).unwrap();
+        for args in [&["--check"][..], &[][..]] {
+            let out = tokend(args, &config);
+            assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+            let mode = if owned == &config { "0600" } else { "0755" };
+            assert!(
+                stderr(&out).contains(&format!(
+                    "tokend will not trust the config: {} (owner uid 65534, mode {mode}) belongs to another user",
+                    owned.display()
+                )),
+                "{args:?}: {}",
+                stderr(&out)
+            );
+        }
+        assert!(!socket.exists(), "the daemon started");
+        rustix::fs::chown(owned, Some(rustix::fs::Uid::from_raw(0)), None).unwrap();
+    }
+}
+
+/// A state directory another user owns is not used: she could swap its
+/// `sessions/` for an old copy and bring back a record a logout deleted.
+/// The daemon says so at start (a store outage naming the directory, its
+/// owner and mode) and makes nothing there.
+#[test]
+fn a_state_directory_another_user_owns_is_not_used() {
+    if !is_root() {
+        eprintln!("SKIPPED: needs root to give the state directory to another user");
+        return;
+    }
+    let provider = Provider::rfc8628();
+    let store = FileStore::new();
+    rustix::fs::chown(
+        store.state_dir(),
+        Some(rustix::fs::Uid::from_raw(NOBODY)),
+        None,
+    )
+    .unwrap();
+    let daemon = Daemon::start_with(&provider.config("demo"), store.options());
+    let why = format!(
+        "{} (owner uid 65534, mode 0755) belongs to another user",
+        store.state_dir().display()
+    );
+    daemon.wait_for_log(1, &["event=\"store_unavailable\""]);
+    assert!(daemon.log().contains(&why), "{}", daemon.log());
+    let out = daemon.tokenctl(&["status"]);
+    assert!(stdout(&out).contains(&why), "{}", stdout(&out));
+    let out = daemon.tokenctl(&["token", "demo"]);
+    assert_eq!(out.status.code(), Some(9), "{}", stderr(&out));
+    assert!(stderr(&out).contains(&why), "{}", stderr(&out));
+    assert!(!store.sessions_dir().exists(), "sessions/ was made there");
 }

@@ -104,9 +104,18 @@ pub enum SocketError {
     /// Another daemon answers on the socket.
     #[error("another tokend is already listening on {}", .0.display())]
     InUse(PathBuf),
-    /// The directory is writable by others, so the socket could be replaced.
-    #[error("{} is writable by other users; the socket must live in a directory only its owner may write to (mode 0700, 0710 or 0755)", .0.display())]
-    UnsafeDirectory(PathBuf),
+    /// The directory is writable by others, so the socket could be
+    /// replaced (a sticky bit does not help: anyone could bind the path
+    /// while no socket is there).
+    #[error("{} (owner uid {owner}, mode {mode:04o}) is writable by other users; the socket must live in a directory only its owner may write to (mode 0700, 0710 or 0755): chmod go-w it, or set `socket` to a path in such a directory", path.display())]
+    UnsafeDirectory {
+        /// The socket's directory.
+        path: PathBuf,
+        /// Its owner.
+        owner: u32,
+        /// Its permission bits.
+        mode: u32,
+    },
     /// A directory above the socket's could be changed by another user.
     #[error("the socket's path is not safe: {0}")]
     UntrustedAncestor(crate::trusted_path::UntrustedPath),
@@ -149,8 +158,7 @@ pub fn bind(path: &Path, mode: u32, group: Option<u32>) -> Result<UnixListener, 
     if !dir.exists() {
         directory::create(dir, mode, group)?;
     }
-    let my_uid = rustix::process::geteuid().as_raw();
-    check_path(path, Some(my_uid))?;
+    check_path(path, crate::trusted_path::Owners::daemon())?;
     if std::fs::symlink_metadata(path).is_ok() {
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
             return Err(SocketError::InUse(path.to_owned()));
@@ -167,30 +175,35 @@ pub fn bind(path: &Path, mode: u32, group: Option<u32>) -> Result<UnixListener, 
 }
 
 /// What [`bind`] refuses of a socket path, checked without binding (also
-/// for `tokend --check`): a directory others may write to, or owned by
-/// someone other than `owner` (the daemon's uid; `None` when not known, as
-/// for a check run by another user) or root; something other than a
-/// socket at the path. A missing directory is no problem: it is created.
+/// for `tokend --check`): a directory others may write to; a directory
+/// from the socket's up to `/` that is owned by someone `owners` does not
+/// trust, or that others may write to without the sticky bit (see
+/// [`crate::trusted_path`]); something other than a socket at the path. A
+/// missing directory is no problem: it is created.
 ///
 /// # Errors
-/// [`SocketError::UnsafeDirectory`], [`SocketError::NotASocket`], or
-/// [`SocketError::Io`] when the directory cannot be inspected.
-pub fn check_path(path: &Path, owner: Option<u32>) -> Result<(), SocketError> {
+/// [`SocketError::UnsafeDirectory`], [`SocketError::UntrustedAncestor`],
+/// [`SocketError::NotASocket`], or [`SocketError::Io`] when the directory
+/// cannot be inspected.
+pub fn check_path(path: &Path, owners: crate::trusted_path::Owners) -> Result<(), SocketError> {
     use std::os::unix::fs::FileTypeExt as _;
     let dir = path.parent().unwrap_or(Path::new("/"));
     match std::fs::metadata(dir) {
-        Ok(meta) => {
-            let foreign = owner.is_some_and(|uid| meta.uid() != uid && meta.uid() != 0);
-            if meta.mode() & 0o022 != 0 || foreign {
-                return Err(SocketError::UnsafeDirectory(dir.to_owned()));
-            }
+        Ok(meta) if meta.mode() & 0o022 != 0 => {
+            return Err(SocketError::UnsafeDirectory {
+                path: dir.to_owned(),
+                owner: meta.uid(),
+                mode: meta.mode() & 0o7777,
+            });
         }
+        Ok(_) => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(io_error("cannot inspect", dir)(e)),
     }
-    // The directories above, too: whoever may rename one of them can put
-    // a directory of their own, with a socket of their own, in its place.
-    crate::trusted_path::check_ancestors(dir, owner).map_err(SocketError::UntrustedAncestor)?;
+    // The directory's owner and the directories above, too: whoever may
+    // rename one of them can put a directory of their own, with a socket
+    // of their own, in its place.
+    crate::trusted_path::check_ancestors(dir, owners).map_err(SocketError::UntrustedAncestor)?;
     match std::fs::symlink_metadata(path) {
         Ok(meta) if !meta.file_type().is_socket() => Err(SocketError::NotASocket(path.to_owned())),
         _ => Ok(()),
