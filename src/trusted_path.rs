@@ -57,6 +57,29 @@ impl Owners {
         }
     }
 
+    /// For `tokend --check` of the config at `config`, owned by
+    /// `config_owner`: [`beside_the_daemon`](Self::beside_the_daemon),
+    /// except that root checking a config in another user's home directory
+    /// (`/home/alice/.config/tokend/config.toml`, alice's, her home read
+    /// from `etc/passwd`) trusts that user as the daemon's: it checks what her own daemon will read. Judged as
+    /// root's, her config, socket directory and hook would all be refused
+    /// as another user's, though her daemon accepts them. A config of hers
+    /// anywhere else (`/etc/tokend/`) is still refused: the system
+    /// service's or root's daemon would refuse it.
+    #[must_use]
+    pub fn for_check(config: &Path, config_owner: Option<u32>, etc: &Path) -> Self {
+        let checker = Self::beside_the_daemon();
+        match config_owner {
+            Some(owner) if checker.uid == 0 && owner != 0 && in_home_of(config, owner, etc) => {
+                Self {
+                    uid: owner,
+                    ..checker
+                }
+            }
+            _ => checker,
+        }
+    }
+
     /// Whether `owner` is trusted. The service user's name is looked up
     /// only for a uid that is neither root nor the trusted one, so the
     /// usual call costs no lookup.
@@ -64,6 +87,25 @@ impl Owners {
     pub fn trusts(&self, owner: u32) -> bool {
         owner == 0 || owner == self.uid || (self.service_user && service_user_uid() == Some(owner))
     }
+}
+
+/// Whether `path` lies in the home directory `etc/passwd` gives `uid`
+/// (that home not being `/`). A relative `path` is taken from the working
+/// directory.
+fn in_home_of(path: &Path, uid: u32, etc: &Path) -> bool {
+    let Ok(path) = std::path::absolute(path) else {
+        return false;
+    };
+    let passwd = std::fs::read_to_string(etc.join("passwd")).unwrap_or_default();
+    passwd.lines().any(|line| {
+        // name:password:uid:gid:gecos:home:shell
+        let fields: Vec<&str> = line.split(':').collect();
+        let home = Path::new(fields.get(5).copied().unwrap_or(""));
+        fields.get(2).and_then(|u| u.parse::<u32>().ok()) == Some(uid)
+            && home.is_absolute()
+            && home.parent().is_some()
+            && path.starts_with(home)
+    })
 }
 
 /// The uid of [`SERVICE_USER`], when the system has that user.

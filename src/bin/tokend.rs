@@ -42,11 +42,10 @@ fn main() -> ExitCode {
         }
         // What the daemon refuses as it binds the socket: not a config
         // error, but a start that would fail. Whoever runs the check need
-        // not be the daemon's user: directories may belong to root, to
-        // the checker or to the system service's user.
+        // not be the daemon's user: the owners are judged as for the
+        // config (`Owners::for_check`).
         let daemon = &config.daemon;
-        let owners = tokend::trusted_path::Owners::beside_the_daemon();
-        if let Err(e) = tokend::ipc::socket::check_path(&daemon.socket, owners) {
+        if let Err(e) = tokend::ipc::socket::check_path(&daemon.socket, config.owners) {
             eprint_error(&format!("{}: error: {e}", path.display()));
             return ExitCode::from(EXIT_CONFIG);
         }

@@ -198,6 +198,10 @@ pub struct Config {
     pub providers: Vec<ProviderConfig>,
     /// Problems that do not stop the daemon.
     pub warnings: Vec<Diagnostic>,
+    /// Who may own the paths tokend trusts (the config, the `on_event`
+    /// program, the socket's directories and those above them), as this
+    /// config was judged: by the daemon for itself, or by `tokend --check`.
+    pub owners: crate::trusted_path::Owners,
 }
 
 impl Config {
@@ -368,13 +372,18 @@ impl Environment {
     }
 }
 
-/// Who may own the config, the `on_event` program and the directories
-/// above them: root and the daemon's user, or for `tokend --check` (run by
-/// root or by the user concerned, not necessarily the daemon's) root, the
-/// checker and the system service's user.
-pub(crate) fn trusted_owners(env: &Environment) -> crate::trusted_path::Owners {
+/// Who may own the config, the `on_event` program, the socket's directory
+/// and the directories above them: root and the daemon's user, or for
+/// `tokend --check` (run by root or by the user concerned, not necessarily
+/// the daemon's) what [`Owners::for_check`](crate::trusted_path::Owners::for_check)
+/// trusts given the config's path and owner.
+pub(crate) fn trusted_owners(
+    env: &Environment,
+    config: &Path,
+    config_owner: Option<u32>,
+) -> crate::trusted_path::Owners {
     if env.checking {
-        crate::trusted_path::Owners::beside_the_daemon()
+        crate::trusted_path::Owners::for_check(config, config_owner, &env.etc)
     } else {
         crate::trusted_path::Owners::daemon()
     }
@@ -406,7 +415,7 @@ pub fn load(path: &Path, env: &Environment) -> Result<Config, ConfigError> {
     // Its owner and the directories above it too: whoever owns it, or may
     // rename a directory above it, can put a config of their own in its
     // place. (A file others may write is named above already.)
-    let owners = trusted_owners(env);
+    let owners = trusted_owners(env, path, access.map(|a| a.uid));
     let untrusted = if writable_by_others.is_some() {
         crate::trusted_path::check_ancestors(path.parent().unwrap_or(Path::new("/")), owners)
     } else {
@@ -429,6 +438,7 @@ pub fn load(path: &Path, env: &Environment) -> Result<Config, ConfigError> {
             daemon,
             providers,
             warnings,
+            owners,
         })
         .ok_or_else(|| ConfigError::Invalid {
             diagnostics: Vec::new(),

@@ -81,7 +81,7 @@ pub(super) fn parse(
         .table(diags, "daemon")
         .unwrap_or_else(|| TableReader::new(&empty, 0..0, ""));
     daemon_table.context = "[daemon]".into();
-    let daemon = daemon_config(&mut daemon_table, path, env, diags);
+    let daemon = daemon_config(&mut daemon_table, path, file_mode, env, diags);
 
     let mut providers = Vec::new();
     let mut claimed_hosts = BTreeMap::new();
@@ -128,6 +128,7 @@ pub(super) fn parse(
 fn daemon_config(
     table: &mut TableReader<'_, '_>,
     config_path: &Path,
+    file_mode: Option<FileAccess>,
     env: &Environment,
     diags: &mut Diagnostics<'_>,
 ) -> Option<DaemonConfig> {
@@ -196,7 +197,8 @@ fn daemon_config(
     let max_concurrent_refreshes = table
         .integer(diags, "max_concurrent_refreshes", 1..=1024)
         .map_or(8, |n| usize::try_from(n).unwrap_or(8));
-    let (on_event, notify) = (on_event(table, env, diags), notify(table, diags));
+    let owners = super::trusted_owners(env, config_path, file_mode.map(|access| access.uid));
+    let (on_event, notify) = (on_event(table, owners, diags), notify(table, diags));
     let refresh_token_warning = refresh_token_warning(table, diags);
     table.finish(diags, &[DAEMON_KEYS, super::store::KEYS].concat());
     Some(DaemonConfig {
@@ -265,7 +267,7 @@ fn notify(table: &mut TableReader<'_, '_>, diags: &mut Diagnostics<'_>) -> bool 
 /// without a shell.
 fn on_event(
     table: &mut TableReader<'_, '_>,
-    env: &Environment,
+    owners: crate::trusted_path::Owners,
     diags: &mut Diagnostics<'_>,
 ) -> Result<Vec<String>, ()> {
     let span = table.key_span("on_event").unwrap_or(0..0);
@@ -303,7 +305,6 @@ fn on_event(
                 Ok(_) => {
                     // Run as the daemon's user, with its socket at hand:
                     // whoever may change the program gets every token.
-                    let owners = super::trusted_owners(env);
                     if let Err(untrusted) =
                         crate::trusted_path::check_file(Path::new(program), owners)
                     {

@@ -55,3 +55,67 @@ fn allow_units_are_checked_entry_by_entry() {
         "{errors:?}"
     );
 }
+
+/// Root's `tokend --check` of a config in another user's home judges it as
+/// that user's daemon will (her config, her directories), but a config of
+/// hers anywhere else, and root's own daemon, still refuse it.
+#[test]
+fn root_checks_a_users_config_in_her_home_as_her_daemon_would() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("SKIPPED: needs root to give files to another user");
+        return;
+    }
+    let nobody = rustix::fs::Uid::from_raw(65534);
+    let mut f = Fixture::new();
+    f.env.checking = true;
+    let home = f.path("home/alice");
+    let elsewhere = f.path("etc-tokend");
+    let mut configs = Vec::new();
+    for dir in [home.join(".config/tokend"), elsewhere.clone()] {
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = dir.join("config.toml");
+        std::fs::write(&config, GITHUB).unwrap();
+        for owned in config
+            .ancestors()
+            .take_while(|p| p.starts_with(&home) || p.starts_with(&elsewhere))
+        {
+            rustix::fs::chown(owned, Some(nobody), None).unwrap();
+        }
+        configs.push(config);
+    }
+    let passwd = f.env.etc.join("passwd");
+    let refused = |config: &Path, env: &Environment| match load(config, env) {
+        Ok(_) => false,
+        Err(ConfigError::Invalid { diagnostics }) => {
+            let all: Vec<String> = diagnostics.iter().map(ToString::to_string).collect();
+            assert!(
+                all.iter().any(|d| d.contains("(owner uid 65534, mode 0")
+                    && d.contains("belongs to another user")),
+                "{all:?}"
+            );
+            true
+        }
+        Err(e) => panic!("{e}"),
+    };
+    // Unknown to the password database: another user's, refused.
+    std::fs::write(&passwd, "root:x:0:0:root:/root:/bin/sh\n").unwrap();
+    assert!(refused(&configs[0], &f.env));
+    // Her home: judged as hers.
+    std::fs::write(
+        &passwd,
+        format!(
+            "root:x:0:0:root:/root:/bin/sh\nalice:x:65534:65534::{}:/bin/sh\n",
+            home.display()
+        ),
+    )
+    .unwrap();
+    assert!(!refused(&configs[0], &f.env));
+    // Hers, outside her home: the system service or root would read it.
+    assert!(refused(&configs[1], &f.env));
+    // Root's daemon itself trusts no one else's config.
+    let daemon = Environment {
+        checking: false,
+        ..f.env.clone()
+    };
+    assert!(refused(&configs[0], &daemon));
+}
