@@ -141,6 +141,18 @@ fn tokend(args: &[&str], config: &Path) -> std::process::Output {
         .unwrap()
 }
 
+/// `tokend --check` and a start with `config` both fail, saying `why`, and
+/// the daemon does not start: nothing appears at `socket`.
+fn check_and_start_refuse(config: &Path, why: &str, socket: &Path) {
+    for args in [&["--check"][..], &[][..]] {
+        let out = tokend(args, config);
+        assert!(!out.status.success(), "{args:?}");
+        let err = stderr(&out);
+        assert!(err.contains(why), "{args:?}: {err}");
+    }
+    assert!(!socket.exists(), "the daemon started");
+}
+
 #[test]
 fn a_config_others_can_write_is_refused_at_check_and_start() {
     let dir = tempfile::tempdir().unwrap();
@@ -196,18 +208,12 @@ fn a_socket_below_a_directory_others_can_change_is_refused() {
     std::fs::set_permissions(&socket_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
     std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
     let config = write_config(dir.path(), 0o600, &socket_dir.join("tokend.sock"));
-    for args in [&["--check"][..], &[][..]] {
-        let out = tokend(args, &config);
-        assert!(!out.status.success(), "{args:?}");
-        let err = stderr(&out);
-        assert!(
-            err.contains(&format!(
-                "{} (owner uid 0, mode 0777) is writable by every user",
-                open.display()
-            )),
-            "{args:?}: {err}"
-        );
-    }
+    let socket = socket_dir.join("tokend.sock");
+    let why = format!(
+        "{} (owner uid 0, mode 0777) is writable by every user",
+        open.display()
+    );
+    check_and_start_refuse(&config, &why, &socket);
     // Sticky, as /tmp: others cannot rename what is not theirs.
     std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o1777)).unwrap();
     let out = tokend(&["--check"], &config);
@@ -219,22 +225,11 @@ fn a_socket_below_a_directory_others_can_change_is_refused() {
     std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o755)).unwrap();
     rustix::fs::chown(&open, Some(rustix::fs::Uid::from_raw(NOBODY)), None).unwrap();
     // The check too: `nobody` is neither root, the checker nor `tokend`.
-    for args in [&["--check"][..], &[][..]] {
-        let out = tokend(args, &config);
-        assert!(!out.status.success(), "{args:?}");
-        let err = stderr(&out);
-        assert!(
-            err.contains(&format!(
-                "{} (owner uid 65534, mode 0755) belongs to another user",
-                open.display()
-            )),
-            "{args:?}: {err}"
-        );
-    }
-    assert!(
-        !socket_dir.join("tokend.sock").exists(),
-        "the daemon started"
+    let why = format!(
+        "{} (owner uid 65534, mode 0755) belongs to another user",
+        open.display()
     );
+    check_and_start_refuse(&config, &why, &socket);
 }
 
 /// A config in a directory anyone may write to (without the sticky bit) is
@@ -269,20 +264,12 @@ fn a_config_in_a_directory_others_can_change_is_refused() {
     }
     for owned in [&config, &open] {
         rustix::fs::chown(owned, Some(rustix::fs::Uid::from_raw(NOBODY)), None).unwrap();
-        for args in [&["--check"][..], &[][..]] {
-            let out = tokend(args, &config);
-            assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
-            let mode = if owned == &config { "0600" } else { "0755" };
-            assert!(
-                stderr(&out).contains(&format!(
-                    "tokend will not trust the config: {} (owner uid 65534, mode {mode}) belongs to another user",
-                    owned.display()
-                )),
-                "{args:?}: {}",
-                stderr(&out)
-            );
-        }
-        assert!(!socket.exists(), "the daemon started");
+        let mode = if owned == &config { "0600" } else { "0755" };
+        let why = format!(
+            "tokend will not trust the config: {} (owner uid 65534, mode {mode}) belongs to another user",
+            owned.display()
+        );
+        check_and_start_refuse(&config, &why, &socket);
         rustix::fs::chown(owned, Some(rustix::fs::Uid::from_raw(0)), None).unwrap();
     }
 }
