@@ -71,10 +71,17 @@ impl HttpClient {
         for (name, value) in &request.headers {
             builder = builder.header(*name, value);
         }
-        if let Some((user, password)) = &request.basic_auth {
-            // RFC 6749 §2.3.1: client id and secret are form-encoded before
-            // they go into the Basic credentials.
-            builder = builder.basic_auth(form_encode(user), Some(form_encode(password.expose())));
+        if let Some(credentials) = request.basic_credentials() {
+            let mut value =
+                reqwest::header::HeaderValue::try_from(format!("Basic {}", *credentials)).map_err(
+                    |_| ProviderError::Unreachable {
+                        endpoint: request.url.to_string(),
+                        reason: "the Basic credentials are not a valid header".to_owned(),
+                    },
+                )?;
+            // Kept out of hyper's debug output.
+            value.set_sensitive(true);
+            builder = builder.header(reqwest::header::AUTHORIZATION, value);
         }
         builder = match &request.body {
             RequestBody::Form(fields) => {
@@ -194,10 +201,6 @@ fn too_large(endpoint: &str) -> ProviderError {
         endpoint: endpoint.to_owned(),
         problem: format!("answer larger than {} KiB", MAX_ANSWER_BYTES / 1024),
     }
-}
-
-fn form_encode(value: &str) -> String {
-    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
 }
 
 /// An error and its causes on one line ("error sending request: connection refused").

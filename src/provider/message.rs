@@ -90,35 +90,89 @@ pub struct HttpRequest {
     pub headers: Vec<(&'static str, String)>,
 }
 
+/// A secret of a request, as a redaction needs it: borrowed from the
+/// request, or a copy made from it (a decoded query value, the Basic
+/// credentials as the header carries them) that is wiped when dropped.
+pub struct SecretText<'a>(std::borrow::Cow<'a, str>);
+
+impl AsRef<str> for SecretText<'_> {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Drop for SecretText<'_> {
+    fn drop(&mut self) {
+        if let std::borrow::Cow::Owned(copy) = &mut self.0 {
+            zeroize::Zeroize::zeroize(copy);
+        }
+    }
+}
+
+impl fmt::Debug for SecretText<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
 impl HttpRequest {
     /// The secrets this request carries (secret body fields, the Basic
-    /// password, and query values whose key names a credential, such as
-    /// `?subscription-key=…` in a configured endpoint): what a provider's
-    /// answer, or a message naming the endpoint, must not carry into logs
-    /// and errors.
+    /// password and the `Authorization` value made of it, and query values
+    /// whose key names a credential, such as `?subscription-key=…` in a
+    /// configured endpoint): what a provider's answer, or a message naming
+    /// the endpoint, must not carry into logs and errors. A provider that
+    /// echoes the request (a debugging proxy, a framework's error page)
+    /// shows the headers too.
     ///
-    /// Borrowed where the request holds them, so no copy of a secret is
-    /// left behind unwiped; only a query value is decoded into a copy.
+    /// Borrowed where the request holds them; the copies are wiped.
     #[must_use]
-    pub fn secrets(&self) -> Vec<std::borrow::Cow<'_, str>> {
+    pub fn secrets(&self) -> Vec<SecretText<'_>> {
+        use std::borrow::Cow;
         let fields = self
             .body
             .fields()
             .iter()
             .filter_map(|(_, value)| match value {
-                FieldValue::Secret(secret) => Some(std::borrow::Cow::Borrowed(secret.expose())),
+                FieldValue::Secret(secret) => Some(Cow::Borrowed(secret.expose())),
                 FieldValue::Plain(_) => None,
             });
         let password = self
             .basic_auth
             .iter()
-            .map(|(_, password)| std::borrow::Cow::Borrowed(password.expose()));
+            .map(|(_, password)| Cow::Borrowed(password.expose()));
+        let credentials = self
+            .basic_credentials()
+            .map(|credentials| Cow::Owned(String::clone(&credentials)));
         let query = self
             .url
             .query_pairs()
             .filter(|(key, _)| names_a_credential(key))
             .map(|(_, value)| value);
-        fields.chain(password).chain(query).collect()
+        fields
+            .chain(password)
+            .chain(credentials)
+            .chain(query)
+            .map(SecretText)
+            .collect()
+    }
+
+    /// The credentials of the `Authorization: Basic` header, when the
+    /// request has them: base64 of `id:secret`, each form-encoded first
+    /// (RFC 6749 §2.3.1).
+    #[must_use]
+    pub fn basic_credentials(&self) -> Option<zeroize::Zeroizing<String>> {
+        use base64::Engine as _;
+        let (user, password) = self.basic_auth.as_ref()?;
+        let encode = |value: &str| -> zeroize::Zeroizing<String> {
+            zeroize::Zeroizing::new(
+                url::form_urlencoded::byte_serialize(value.as_bytes()).collect(),
+            )
+        };
+        let pair =
+            zeroize::Zeroizing::new(format!("{}:{}", *encode(user), *encode(password.expose())));
+        Some(zeroize::Zeroizing::new(
+            base64::engine::general_purpose::STANDARD.encode(pair.as_bytes()),
+        ))
     }
 
     /// A form-encoded POST to `url`.

@@ -381,14 +381,22 @@ fn a_poll_answered_with_retry_after_waits_it_out() {
 #[test]
 fn secrets_a_provider_echoes_reach_no_message() {
     const CLIENT_SECRET: &str = "s3cr3t-client/value+1";
-    for http_status in [503, 400] {
+    use tokend_emulator::ClientAuthMode;
+    let post = || ClientAuthMode::SecretPost(CLIENT_SECRET.into());
+    let basic = || ClientAuthMode::SecretBasic(CLIENT_SECRET.into());
+    for (http_status, client_auth, auth_key) in [
+        (503, post(), "client_secret_post"),
+        (400, post(), "client_secret_post"),
+        // The secret goes in the Authorization header, which is echoed too.
+        (503, basic(), "client_secret_basic"),
+    ] {
         let provider = Provider::start(tokend_emulator::Rfc8628Options {
-            client_auth: tokend_emulator::ClientAuthMode::SecretPost(CLIENT_SECRET.into()),
+            client_auth,
             ..fast()
         });
         let config = provider.config_with(
             "demo",
-            &format!("client_secret = \"{CLIENT_SECRET}\"\nclient_auth = \"client_secret_post\""),
+            &format!("client_secret = \"{CLIENT_SECRET}\"\nclient_auth = \"{auth_key}\""),
         );
         let (_store, sessions, daemon) = seeded(&provider, &config, Duration::from_secs(3600));
         let session = &sessions[0];
@@ -396,15 +404,21 @@ fn secrets_a_provider_echoes_reach_no_message() {
         assert!(!out.status.success());
         let encoded: String =
             url::form_urlencoded::byte_serialize(CLIENT_SECRET.as_bytes()).collect();
+        // The Basic credentials as sent: base64 of the id and the secret.
+        let requests = provider.requests();
+        let header = requests.iter().find_map(|r| r.header("authorization"));
+        let credentials = header.and_then(|h| h.strip_prefix("Basic "));
+        assert_eq!(credentials.is_some(), auth_key == "client_secret_basic");
         let said = everything_said(&daemon, &out);
         assert!(
             said.contains("[redacted]"),
             "HTTP {http_status}: the echo was not seen: {said}"
         );
-        for secret in [session.refresh_token.as_str(), CLIENT_SECRET, &encoded] {
+        let secrets = [session.refresh_token.as_str(), CLIENT_SECRET, &encoded];
+        for secret in secrets.into_iter().chain(credentials) {
             assert!(
                 !said.contains(secret),
-                "HTTP {http_status}: a secret in a message: {said}"
+                "HTTP {http_status}, {auth_key}: a secret in a message: {said}"
             );
         }
     }
