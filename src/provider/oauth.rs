@@ -262,10 +262,12 @@ fn expiry(
     response: &HttpResponse,
     fields: &AnswerFields,
 ) -> Result<Expiry, String> {
-    let relative = || match fields.seconds("expires_in", MAX_TOKEN_LIFETIME, Rounding::Down)? {
-        Some(d) if d.is_zero() => Err("`expires_in` is 0".to_owned()),
+    let relative = || {
+        match fields.seconds("expires_in", MAX_TOKEN_LIFETIME, Rounding::Down)? {
+        Some(d) if d.is_zero() => Err("`expires_in` is under a second (0 or a fraction): the token would expire as it arrives".to_owned()),
         Some(d) => Ok(Expiry::In(d)),
         None => Ok(Expiry::Unknown),
+    }
     };
     match format.expiry {
         ExpiryField::ExpiresIn => relative(),
