@@ -40,6 +40,10 @@ pub struct PendingPrompt {
     pub message: Option<String>,
     /// When the code expires.
     pub expires_at: SystemTime,
+    /// Why the last poll failed, while polls fail (the provider down, an
+    /// answer that cannot be read): shown live, so a person who approved
+    /// does not wait out the code believing the login is fine.
+    pub poll_trouble: Option<String>,
 }
 
 impl PendingPrompt {
@@ -69,6 +73,15 @@ pub enum LoginProgress {
     /// Waiting for the person.
     Prompt(PendingPrompt),
     /// Over: tokens obtained, or why not.
+    Finished(Result<(), BrokerError>),
+}
+
+/// What a caller following a login learns next: see [`LoginWatch::next`].
+#[derive(Debug, Clone)]
+pub enum LoginChange {
+    /// The polls began to fail (why), or answer again (`None`).
+    PollTrouble(Option<String>),
+    /// The login is over: tokens obtained, or why not.
     Finished(Result<(), BrokerError>),
 }
 
@@ -133,6 +146,7 @@ impl LoginHandle {
             provider: provider.to_owned(),
             progress: self.progress.clone(),
             clock,
+            trouble_told: None,
         }
     }
 
@@ -169,6 +183,8 @@ pub struct LoginWatch {
     provider: String,
     progress: watch::Receiver<LoginProgress>,
     clock: Arc<dyn Clock>,
+    /// The poll trouble [`Self::next`] last told of.
+    trouble_told: Option<String>,
 }
 
 impl LoginWatch {
@@ -198,6 +214,30 @@ impl LoginWatch {
                     provider: self.provider.clone(),
                     reason: "finished before its prompt could be shown".into(),
                 })
+            }
+        }
+    }
+
+    /// Waits for the login's next change a caller is told of: its polls
+    /// failing or answering again, or its end. A caller joining while
+    /// polls fail is told so at once.
+    pub async fn next(&mut self) -> LoginChange {
+        loop {
+            {
+                let progress = self.progress.borrow_and_update();
+                match &*progress {
+                    LoginProgress::Finished(result) => {
+                        return LoginChange::Finished(result.clone());
+                    }
+                    LoginProgress::Prompt(prompt) if prompt.poll_trouble != self.trouble_told => {
+                        self.trouble_told.clone_from(&prompt.poll_trouble);
+                        return LoginChange::PollTrouble(prompt.poll_trouble.clone());
+                    }
+                    LoginProgress::Prompt(_) | LoginProgress::Starting => {}
+                }
+            }
+            if self.progress.changed().await.is_err() {
+                return LoginChange::Finished(Err(BrokerError::ShuttingDown));
             }
         }
     }

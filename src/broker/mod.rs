@@ -36,7 +36,7 @@ pub use clock::{Clock, SystemClock};
 pub use error::{BrokerError, ErrorKind};
 pub use events::{AttentionKind, BrokerEvent};
 pub use lifecycle::Heartbeat;
-pub use login::{LoginProgress, LoginWatch, PendingPrompt};
+pub use login::{LoginChange, LoginProgress, LoginWatch, PendingPrompt};
 pub use metrics::Metrics;
 pub use metrics_report::escape_label_value;
 pub use policy::{AccessPolicy, Caller, Role, describe_roles};

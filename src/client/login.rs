@@ -81,6 +81,7 @@ impl LoginStream<'_> {
                 self.deadline = Some(Instant::now() + lifetime + LOGIN_GRACE);
                 self.prompted = true;
             }
+            LoginEvent::Polling { .. } => {}
             LoginEvent::Done { .. } => self.finished = true,
         }
         Ok(LoginUpdate::Event(event))

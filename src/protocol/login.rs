@@ -34,6 +34,16 @@ pub enum LoginEvent {
         #[serde(flatten)]
         prompt: LoginPrompt,
     },
+    /// Between the prompt and the end, when the polls for the person's
+    /// approval begin to fail (the provider down, an answer that cannot be
+    /// read; tokend keeps polling until the code expires), and again when
+    /// they are answered once more (`trouble` null).
+    Polling {
+        /// Provider name.
+        provider: String,
+        /// Why the last poll failed; `None` once polls are answered again.
+        trouble: Option<String>,
+    },
     /// The login ended; the last line of the stream.
     Done {
         /// Provider name.
@@ -65,6 +75,14 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&prompt).unwrap(),
             r#"{"event":"prompt","provider":"gh","user_code":"ABCD-EFGH","verification_uri":"https://example/device","verification_uri_complete":null,"expires_in":900}"#
+        );
+        let polling = LoginEvent::Polling {
+            provider: "gh".into(),
+            trouble: Some("HTTP 503".into()),
+        };
+        assert_eq!(
+            serde_json::to_string(&polling).unwrap(),
+            r#"{"event":"polling","provider":"gh","trouble":"HTTP 503"}"#
         );
         let done = LoginEvent::Done {
             provider: "gh".into(),

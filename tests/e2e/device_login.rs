@@ -354,3 +354,61 @@ fn polling_stops_at_the_codes_own_deadline() {
     );
     provider.assert_no_violations();
 }
+
+/// Polls that fail while the person approves (the provider down) are told
+/// as they happen, not only when the code dies: `--json` gets a `polling`
+/// line with the reason, another with `trouble` null once polls are
+/// answered again, and the login still succeeds.
+#[test]
+fn failing_polls_are_told_as_they_happen() {
+    // A code that dies in 30 s: were the trouble never told, the `done`
+    // line would come next, soon, instead of a wait for ever.
+    let provider = Provider::start(Rfc8628Options {
+        device_code_lifetime: Duration::from_secs(30),
+        ..support::provider::fast()
+    });
+    let daemon = Daemon::start(&provider.config("demo"));
+    let mut run = LoginRun::start(&daemon.socket, "demo");
+    let code = run.user_code();
+    provider.set_unavailable(true);
+    let failing = run.next_event();
+    assert_eq!(failing["event"], "polling", "{failing}");
+    assert_eq!(failing["provider"], "demo", "{failing}");
+    let trouble = failing["trouble"].as_str().expect("a reason");
+    assert!(trouble.contains("HTTP 503"), "{trouble}");
+    provider.set_unavailable(false);
+    let answered = run.next_event();
+    assert_eq!(answered["event"], "polling", "{answered}");
+    assert!(answered["trouble"].is_null(), "{answered}");
+    provider.approve(&code).unwrap();
+    let (done, err, status) = run.finish();
+    assert_eq!(status, 0, "{done} {err}");
+    assert_eq!(done["ok"], true, "{done}");
+}
+
+/// A person at `tokenctl login` reads that polls fail, and that the
+/// provider answers again, on lines of their own above the countdown.
+#[test]
+fn a_person_is_told_when_polls_fail_and_recover() {
+    let provider = Provider::rfc8628();
+    provider.inject(Endpoint::Token, Fault::Status(502), 1);
+    let daemon = Daemon::start(&provider.config("demo"));
+    let child = support::daemon::spawn_tokenctl(&daemon.socket, &["login", "demo"]);
+    let code = provider.wait_for_user_code();
+    // The faulted poll, then one answered "pending": the recovery is told
+    // before the approval can end the login.
+    provider.wait_for_count(1, |r| r.is_poll() && r.outcome == "pending");
+    provider.approve(&code).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text} {}", stderr(&out));
+    let failing = text
+        .find("tokend cannot learn from demo whether the code was approved: ")
+        .unwrap_or_else(|| panic!("the failing polls were not told: {text}"));
+    let failing_line = text[failing..].lines().next().unwrap();
+    assert!(failing_line.contains("HTTP 502"), "{failing_line}");
+    assert!(failing_line.ends_with("it keeps asking until the code expires."));
+    let answered = text.find("demo answers again.").expect("the recovery");
+    let done = text.find("Logged in to demo.").expect("the success");
+    assert!(failing < answered && answered < done, "{text}");
+}

@@ -101,6 +101,12 @@ fn follow(
                     return Ok(());
                 }
             }
+            LoginEvent::Polling { provider, trouble } => {
+                if !options.json {
+                    view.polling(out, &provider, trouble.as_deref(), Instant::now())
+                        .map_err(output)?;
+                }
+            }
             LoginEvent::Done {
                 provider,
                 ok,
@@ -266,6 +272,41 @@ impl HumanView {
                 out.flush()
             }
             None => Ok(()),
+        }
+    }
+
+    /// Says that polls fail (why), or answer again, on a line of its own
+    /// above the countdown, which goes on below it.
+    fn polling(
+        &mut self,
+        out: &mut impl Write,
+        provider: &str,
+        trouble: Option<&str>,
+        now: Instant,
+    ) -> io::Result<()> {
+        if let Some(countdown) = &mut self.countdown
+            && countdown.live
+            && countdown.drawn
+        {
+            writeln!(out)?;
+            countdown.drawn = false;
+        }
+        match trouble {
+            Some(trouble) => writeln!(
+                out,
+                "tokend cannot learn from {} whether the code was approved: {}; it keeps asking until the code expires.",
+                clean(provider),
+                clean(trouble)
+            )?,
+            None => writeln!(out, "{} answers again.", clean(provider))?,
+        }
+        match &mut self.countdown {
+            Some(countdown) => {
+                // Off a terminal, the countdown's next line comes at its
+                // usual pace.
+                countdown.draw(out, now)
+            }
+            None => out.flush(),
         }
     }
 

@@ -154,6 +154,7 @@ impl Session {
             verification_uri_complete: authorization.verification_uri_complete.clone(),
             message: authorization.message.clone(),
             expires_at: deadline,
+            poll_trouble: None,
         };
         info!(provider = %self.name, event = "login_started", expires_in = authorization.expires_in.as_secs(), "device login waiting for approval");
         self.shared.emit(BrokerEvent::LoginPrompt {
@@ -165,8 +166,13 @@ impl Session {
             provider: self.name.clone(),
         });
 
-        self.poll_until_decided(&authorization.device_code, authorization.interval, deadline)
-            .await
+        self.poll_until_decided(
+            &authorization.device_code,
+            authorization.interval,
+            deadline,
+            progress,
+        )
+        .await
     }
 
     /// Polls the token endpoint until the person decides or the code dies
@@ -176,6 +182,7 @@ impl Session {
         device_code: &Secret,
         first_interval: Option<Duration>,
         deadline: SystemTime,
+        progress: &watch::Sender<LoginProgress>,
     ) -> Result<(TokenGrant, SystemTime), BrokerError> {
         let clock = Arc::clone(&self.shared.clock);
         let mut interval = first_interval.unwrap_or(DEFAULT_POLL_INTERVAL);
@@ -280,6 +287,19 @@ impl Session {
                     )));
                 }
             }
+            publish_poll_trouble(progress, last_failure.as_ref());
         }
     }
+}
+
+/// Shows on the prompt why polls fail (or that they answer again), for
+/// the callers following the login; they are woken only by a change.
+fn publish_poll_trouble(progress: &watch::Sender<LoginProgress>, trouble: Option<&String>) {
+    progress.send_if_modified(|progress| match progress {
+        LoginProgress::Prompt(prompt) if prompt.poll_trouble.as_ref() != trouble => {
+            prompt.poll_trouble = trouble.cloned();
+            true
+        }
+        _ => false,
+    });
 }

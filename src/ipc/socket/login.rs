@@ -8,7 +8,7 @@ use tracing::info;
 
 use super::wire::{error_body, login_prompt};
 use super::writer::AnswerWriter;
-use crate::broker::{Broker, BrokerError, Caller};
+use crate::broker::{Broker, BrokerError, Caller, LoginChange};
 use crate::protocol::LoginEvent;
 
 /// Answers a `login` request with its stream of [`LoginEvent`] lines.
@@ -45,11 +45,24 @@ pub(super) async fn answer(
             prompt: login_prompt(prompt),
         })
         .await?;
-    // Wait for the outcome, unless the client goes away first: the login
-    // itself goes on either way (another client can join it).
-    let outcome = tokio::select! {
-        r = watch.outcome() => r,
-        _ = reader.fill_buf() => return Ok(()),
+    // Wait for the outcome, telling of polls that fail meanwhile, unless
+    // the client goes away first: the login itself goes on either way
+    // (another client can join it).
+    let outcome = loop {
+        let change = tokio::select! {
+            change = watch.next() => change,
+            _ = reader.fill_buf() => return Ok(()),
+        };
+        match change {
+            LoginChange::PollTrouble(trouble) => {
+                let polling = LoginEvent::Polling {
+                    provider: provider.clone(),
+                    trouble,
+                };
+                write.send(&polling).await?;
+            }
+            LoginChange::Finished(outcome) => break outcome,
+        }
     };
     if let Err(e) = &outcome {
         write.note(e);

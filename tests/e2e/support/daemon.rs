@@ -470,6 +470,16 @@ impl LoginRun {
             .to_owned()
     }
 
+    /// The next event line after the prompt (panics at the end of output).
+    pub fn next_event(&mut self) -> serde_json::Value {
+        let line = self
+            .lines
+            .next()
+            .expect("tokenctl ended its output")
+            .expect("read stdout");
+        serde_json::from_str(&line).expect("JSON line")
+    }
+
     /// Waits for `tokenctl` to exit; returns its last line (the `done`
     /// event), its stderr and its exit code.
     pub fn finish(mut self) -> (serde_json::Value, String, i32) {
