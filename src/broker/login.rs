@@ -171,6 +171,14 @@ impl LoginHandle {
         }
     }
 
+    /// Why the login's polls fail, while they do.
+    pub(crate) fn poll_trouble(&self) -> Option<String> {
+        match &*self.progress.borrow() {
+            LoginProgress::Prompt(p) => p.poll_trouble.clone(),
+            _ => None,
+        }
+    }
+
     /// Stops the login; `why` is what its callers are told stopped it.
     pub(crate) fn cancel(&self, why: &'static str) {
         self.cancel.cancel(why);

@@ -376,6 +376,13 @@ fn failing_polls_are_told_as_they_happen() {
     assert_eq!(failing["provider"], "demo", "{failing}");
     let trouble = failing["trouble"].as_str().expect("a reason");
     assert!(trouble.contains("HTTP 503"), "{trouble}");
+    // `status` says so too, to whoever follows the login there.
+    let out = daemon.tokenctl(&["status", "demo"]);
+    let status = stdout(&out);
+    assert!(
+        status.contains("polling for the login's approval fails") && status.contains("HTTP 503"),
+        "{status}"
+    );
     provider.set_unavailable(false);
     let answered = run.next_event();
     assert_eq!(answered["event"], "polling", "{answered}");

@@ -39,13 +39,24 @@ impl Session {
             expires_at,
             last_refresh: machine.last_refresh(),
             next_refresh: machine.next_refresh(),
-            last_error: machine.last_failure().map(|e| {
-                if may_log_in {
-                    e.to_string()
-                } else {
-                    e.clone().for_caller_without_login().to_string()
-                }
-            }),
+            // A login's failing polls are the news for whoever follows it
+            // (the person approving waits on them).
+            last_error: match state
+                .login
+                .as_ref()
+                .and_then(crate::broker::login::LoginHandle::poll_trouble)
+            {
+                Some(trouble) if may_log_in && pending.is_some() => Some(format!(
+                    "polling for the login's approval fails (tokend keeps trying until the code expires): {trouble}"
+                )),
+                _ => machine.last_failure().map(|e| {
+                    if may_log_in {
+                        e.to_string()
+                    } else {
+                        e.clone().for_caller_without_login().to_string()
+                    }
+                }),
+            },
             scopes,
             login: pending,
             saved: machine.is_saved(),
