@@ -287,19 +287,25 @@ impl Session {
                     )));
                 }
             }
-            publish_poll_trouble(progress, last_failure.as_ref());
+            if publish_poll_trouble(progress, last_failure.as_ref()) {
+                // `status` shows it (the last error of a pending login).
+                self.shared.emit(BrokerEvent::StateChanged {
+                    provider: self.name.clone(),
+                });
+            }
         }
     }
 }
 
 /// Shows on the prompt why polls fail (or that they answer again), for
 /// the callers following the login; they are woken only by a change.
-fn publish_poll_trouble(progress: &watch::Sender<LoginProgress>, trouble: Option<&String>) {
+/// Whether it changed.
+fn publish_poll_trouble(progress: &watch::Sender<LoginProgress>, trouble: Option<&String>) -> bool {
     progress.send_if_modified(|progress| match progress {
         LoginProgress::Prompt(prompt) if prompt.poll_trouble.as_ref() != trouble => {
             prompt.poll_trouble = trouble.cloned();
             true
         }
         _ => false,
-    });
+    })
 }

@@ -151,3 +151,40 @@ fn a_logout_during_a_login_signals_each_change_of_properties_once() {
     let states: Vec<&str> = signals.iter().map(|s| s["State"].as_str()).collect();
     assert_eq!(states.last(), Some(&"<'logged_out'>"), "{signals:#?}");
 }
+
+/// A D-Bus client following a login sees its polls fail, and recover, in
+/// `LastError` (as `tokenctl status` shows them), each change signalled.
+#[test]
+fn failing_polls_of_a_login_are_signalled_in_last_error() {
+    let setup = start(fast(), &["demo"]);
+    let path = "/org/tokend/Broker1/providers/demo";
+    let mut monitor = setup.monitor();
+    let out = setup.busctl(&["Login", "s", "demo"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let mut lines = monitor.lines_until("org.tokend.Broker1.LoginPrompt ('demo'");
+    // demo's `LastError` as its signals change it, up to one that
+    // `pred` accepts (`sync`, never logged in, polls the same provider,
+    // and its signals come between).
+    let mut last_error_until = |lines: &mut Vec<String>, pred: &dyn Fn(&str) -> bool| {
+        for _ in 0..5 {
+            lines.extend(monitor.lines_until(&format!("{path}: ")));
+            let last_error = properties(&lines[lines.len() - 1])["LastError"].clone();
+            if pred(&last_error) {
+                return last_error;
+            }
+        }
+        panic!("no such LastError in {lines:#?}");
+    };
+    setup.provider.set_unavailable(true);
+    let failing = last_error_until(&mut lines, &|e| e != "<''>");
+    assert!(
+        failing.contains("polling for the login's approval fails") && failing.contains("HTTP 503"),
+        "{failing}"
+    );
+    setup.provider.set_unavailable(false);
+    last_error_until(&mut lines, &|e| e == "<''>");
+    let out = setup.busctl(&["Logout", "s", "demo"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    lines.extend(setup.signals_so_far(&mut monitor));
+    setup.check_properties_changed(&lines, path);
+}
