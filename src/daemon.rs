@@ -18,9 +18,12 @@ use crate::provider::HttpClient;
 use crate::store::{EncryptedFileStore, MemoryStore, SecretServiceStore, Store, StoreError};
 use crate::systemd::notify;
 
-/// How long requests and refreshes in flight get to finish at shutdown
-/// (device logins waiting for a person end at once).
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// How long, in all, requests and refreshes in flight get to finish at
+/// shutdown (device logins waiting for a person end at once): long enough
+/// for a slow provider's answer, whose new refresh token would otherwise
+/// be lost, and within the units' `TimeoutStopSec=30s`, after which
+/// systemd kills the daemon.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 
 /// Makes the process harder to attack from the same uid, as ssh-agent
 /// does: no core dumps and no ptrace attach (non-dumpable), and files it
@@ -257,16 +260,22 @@ async fn stop_daemon(
     let _ = server.await;
     drop(dbus);
     connections.close();
-    let answered = tokio::time::timeout(SHUTDOWN_GRACE, connections.wait())
+    // One grace for both: the requests wait for the refreshes they asked
+    // for, and the refreshes then have what is left of it.
+    let ends = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+    let answered = tokio::time::timeout_at(ends, connections.wait())
         .await
         .is_ok();
-    let finished = broker.shutdown(SHUTDOWN_GRACE).await;
-    if !(answered && finished) {
+    if !answered {
         warn!(
-            "some work did not finish within {} s",
+            "requests still unanswered {} s after the stop began were cut off",
             SHUTDOWN_GRACE.as_secs()
         );
     }
+    // The broker names each session whose work was cut short.
+    broker
+        .shutdown(ends.saturating_duration_since(tokio::time::Instant::now()))
+        .await;
 }
 
 /// Starts the broker, restoring every stored session, which may wait on

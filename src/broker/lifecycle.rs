@@ -93,7 +93,32 @@ impl Broker {
         let written = self
             .write_before_stop(grace.saturating_sub(started.elapsed()))
             .await;
+        if !finished {
+            self.report_unfinished();
+        }
         finished && written
+    }
+
+    /// Names each session whose work the stop cut short: its refresh token
+    /// may be lost. A provider that rotates refresh tokens may have
+    /// answered, or be about to, with a new one that no one will save, and
+    /// the stored one is then spent; a write that never returned (a
+    /// keyring that hangs) held the new one. Sessions whose write failed
+    /// are named by `write_before_stop` already.
+    fn report_unfinished(&self) {
+        for session in self.sessions() {
+            if session.is_store_dirty() {
+                continue;
+            }
+            if let Some(what) = session.unfinished_work() {
+                error!(
+                    provider = %session.name,
+                    event = "unfinished_at_stop",
+                    "{what} when tokend stopped: if the provider rotated the refresh token meanwhile, the stored one no longer works and the next start needs `tokenctl login {}`",
+                    session.name
+                );
+            }
+        }
     }
 
     /// A session whose store write failed holds in memory alone what the

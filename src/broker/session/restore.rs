@@ -127,6 +127,20 @@ impl Session {
         self.state().machine.is_store_dirty()
     }
 
+    /// What the session was still doing when a stop's grace ran out, in
+    /// words for the log, or `None`: a refresh the provider had not
+    /// answered, or a store write that had not returned.
+    pub(crate) fn unfinished_work(&self) -> Option<&'static str> {
+        if self.state().machine.awaits_provider() {
+            Some("the provider had not answered a refresh")
+        } else if self.persist.try_lock().is_err() {
+            // Held by whoever writes the store for this session.
+            Some("the store had not finished writing the session")
+        } else {
+            None
+        }
+    }
+
     /// Saves the session's tokens if its last save failed; returns whether
     /// it saved.
     ///

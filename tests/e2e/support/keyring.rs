@@ -130,6 +130,13 @@ impl TestKeyring {
         keyring
     }
 
+    /// The keyring daemon's pid (to stop it with `SIGSTOP`: a keyring that
+    /// hangs).
+    #[must_use]
+    pub fn pid(&self) -> u32 {
+        self.daemon.id()
+    }
+
     /// `XDG_DATA_HOME` of the daemon: the keyring files are in `keyrings/`.
     #[must_use]
     pub fn data_dir(&self) -> PathBuf {

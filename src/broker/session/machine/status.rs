@@ -2,7 +2,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use super::{SessionMachine, SessionState, Tokens};
+use super::{RefreshStage, SessionMachine, SessionState, Tokens};
 use crate::broker::error::BrokerError;
 use crate::broker::report::SessionPhase;
 
@@ -43,6 +43,17 @@ impl SessionMachine {
     /// The last failure, cleared by a success.
     pub(crate) fn last_failure(&self) -> Option<&BrokerError> {
         self.last_failure.as_ref()
+    }
+
+    /// Whether a refresh request is with the provider, unanswered.
+    pub(crate) fn awaits_provider(&self) -> bool {
+        matches!(
+            self.state,
+            SessionState::Active {
+                refresh: RefreshStage::Requested,
+                ..
+            }
+        )
     }
 
     /// Whether the store holds the session's current tokens (or there are

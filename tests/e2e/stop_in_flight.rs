@@ -1,0 +1,105 @@
+//! A stop that finds work in flight: a refresh the provider has not
+//! answered, a store write that has not returned. The stop waits for them
+//! (`daemon::SHUTDOWN_GRACE`, 20 s, within the units' `TimeoutStopSec`),
+//! and when they still have not finished, the log names each session whose
+//! refresh token may be lost: with a provider that rotates refresh tokens,
+//! the stored one may be spent, and the next start needs a login.
+
+use crate::support;
+
+use std::time::Duration;
+
+use support::bus::PrivateBus;
+use support::daemon::{Daemon, DaemonOptions, login, spawn_tokenctl};
+use support::file_store::FileStore;
+use support::keyring::TestKeyring;
+use support::provider::{Provider, fast};
+use tokend_emulator::{Endpoint, Fault};
+
+/// How long the test lets a stop take: the daemon's grace and then some.
+const STOP_WITHIN: Duration = Duration::from_secs(40);
+
+/// Sends a signal to `pid`.
+fn signal(pid: u32, signal: rustix::process::Signal) {
+    let pid = rustix::process::Pid::from_raw(i32::try_from(pid).unwrap()).unwrap();
+    rustix::process::kill_process(pid, signal).expect("send the signal");
+}
+
+/// The `unfinished_at_stop` line of a stopped daemon's log, which must
+/// name `provider` and say `what`.
+fn assert_named_at_stop(daemon: &Daemon, provider: &str, what: &str) {
+    let log = daemon.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("event=\"unfinished_at_stop\""))
+        .unwrap_or_else(|| panic!("no unfinished_at_stop line:\n{log}"));
+    assert!(line.contains(&format!("provider={provider}")), "{line}");
+    assert!(line.contains(what), "{line}");
+    assert!(
+        line.contains(&format!("tokenctl login {provider}")),
+        "{line}"
+    );
+}
+
+/// A refresh whose answer never comes: the stop waits its grace, then
+/// names the session.
+#[test]
+fn a_stop_names_a_refresh_the_provider_had_not_answered() {
+    let provider = Provider::start(fast());
+    let store = FileStore::new();
+    store.seed(&provider, &provider.config("demo"), |_| {
+        Duration::from_secs(3600)
+    });
+    let mut options = store.options();
+    // Longer than the stop's grace: the request is still out when it ends.
+    options.daemon_keys = "http_timeout = 60\n".into();
+    let mut daemon = Daemon::start_with(&provider.config("demo"), options);
+    provider.inject(Endpoint::Token, Fault::Hang, 1);
+    let client = spawn_tokenctl(&daemon.socket, &["token", "demo", "--min-valid", "3700"]);
+    provider.wait_for_count(1, |r| r.outcome == "fault:hang");
+    let status = daemon.signal_and_wait(rustix::process::Signal::TERM, STOP_WITHIN);
+    assert!(status.success(), "{status:?}");
+    assert_named_at_stop(&daemon, "demo", "the provider had not answered a refresh");
+    let out = client.wait_with_output().unwrap();
+    assert!(!out.status.success(), "the waiting client got a token");
+}
+
+/// A keyring that hangs (stopped with `SIGSTOP`) while a refresh's new
+/// tokens are being saved: the stop names the session whose new refresh
+/// token the write held.
+#[test]
+fn a_stop_names_a_save_the_keyring_had_not_finished() {
+    let bus = PrivateBus::start();
+    let Some(keyring) =
+        TestKeyring::start_or_skip(&bus, "a_stop_names_a_save_the_keyring_had_not_finished")
+    else {
+        return;
+    };
+    let provider = Provider::start(fast());
+    let mut daemon = Daemon::start_with(
+        &provider.config("demo"),
+        DaemonOptions {
+            store: "secret-service",
+            env: vec![("DBUS_SESSION_BUS_ADDRESS".into(), bus.address().into())],
+            ..DaemonOptions::default()
+        },
+    );
+    login(&daemon, "demo", |code| {
+        provider.approve(code).unwrap();
+    });
+    let refreshes = provider.refresh_count();
+    signal(keyring.pid(), rustix::process::Signal::STOP);
+    let client = spawn_tokenctl(&daemon.socket, &["token", "demo", "--min-valid", "3700"]);
+    provider.wait_for_count(refreshes + 1, |r| {
+        r.is_refresh() && r.outcome == "refreshed"
+    });
+    let status = daemon.signal_and_wait(rustix::process::Signal::TERM, STOP_WITHIN);
+    signal(keyring.pid(), rustix::process::Signal::CONT);
+    assert!(status.success(), "{status:?}");
+    assert_named_at_stop(
+        &daemon,
+        "demo",
+        "the store had not finished writing the session",
+    );
+    drop(client.wait_with_output());
+}
