@@ -44,6 +44,7 @@ mod source_layout;
 mod status_check;
 mod status_many;
 mod stop_in_flight;
+mod store_hang;
 mod store_outage;
 mod store_secret_service;
 mod systemd;

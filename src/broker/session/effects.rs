@@ -81,7 +81,10 @@ impl Session {
             for effect in self.step(event) {
                 match effect {
                     Effect::WriteRecord { record, purpose } => {
-                        let result = self.write_record(record, prepared.take()).await;
+                        let result = match self.store_known_down(&purpose) {
+                            Some(outage) => Err(outage),
+                            None => self.write_record(record, prepared.take()).await,
+                        };
                         self.log_write(&purpose, result.as_ref().err(), answered);
                         events.push_back(Event::RecordWritten { purpose, result });
                     }
@@ -93,6 +96,19 @@ impl Session {
             self.discard_prepared(unused);
         }
         reply
+    }
+
+    /// The store's outage, when it is known to be down and `purpose` is
+    /// not the store's recovery retrying a save: the write is not tried
+    /// then. It would fail anyway, or, against a keyring that hangs, make
+    /// its caller wait [`super::STORE_TIMEOUT`] for each token; the tokens
+    /// stay in memory (the session is marked unsaved) and the recovery
+    /// writes them when the store works again.
+    fn store_known_down(&self, purpose: &WritePurpose) -> Option<crate::store::StoreError> {
+        if matches!(purpose, WritePurpose::DirtyRetry { .. }) {
+            return None;
+        }
+        self.shared.store_health.error()
     }
 
     /// Hands `event`, which writes nothing, to the machine and carries out

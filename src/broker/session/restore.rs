@@ -109,7 +109,7 @@ impl Session {
         }
         let store = Arc::clone(&self.shared.store);
         let name = self.name.clone();
-        let loaded = super::blocking(move || store.load(&name)).await;
+        let loaded = super::store::reported(&self.shared, move || store.load(&name)).await;
         self.apply_loaded(loaded, cause)
     }
 

@@ -50,7 +50,7 @@ impl Session {
                 .unwrap_or_default(),
             None => PreparedSave::default(),
         };
-        blocking(move || {
+        reported(&self.shared, move || {
             slot.apply(generation, || match &record {
                 Some(record) => store.save_prepared(&name, record, prepared),
                 None => store.delete(&name),
@@ -106,16 +106,42 @@ pub const STORE_TIMEOUT: Duration = Duration::from_secs(30);
 pub(crate) async fn blocking<T: Send + 'static>(
     call: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, StoreError> {
+    bounded(call, None).await
+}
+
+/// As [`blocking`], for a session's own calls: one that times out makes
+/// the store unavailable (`shared`'s store health), as a store that
+/// refuses does. The store itself reported nothing, and a keyring that
+/// hangs hangs for every session, each of which would wait the timeout
+/// again for each write.
+pub(super) async fn reported<T: Send + 'static>(
+    shared: &crate::broker::shared::Shared,
+    call: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    bounded(call, Some(shared)).await
+}
+
+async fn bounded<T: Send + 'static>(
+    call: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+    report_to: Option<&crate::broker::shared::Shared>,
+) -> Result<T, StoreError> {
     match tokio::time::timeout(STORE_TIMEOUT, tokio::task::spawn_blocking(call)).await {
         Ok(Ok(result)) => result,
         Ok(Err(e)) => Err(did_not_complete(&e)),
-        Err(_) => Err(StoreError::Failed {
-            store: "store",
-            reason: format!(
-                "no answer within {} s (is the keyring waiting for an unlock prompt?)",
-                STORE_TIMEOUT.as_secs()
-            ),
-        }),
+        Err(_) => {
+            let error = StoreError::Failed {
+                store: "store",
+                reason: format!(
+                    "no answer within {} s (a keyring waiting for an unlock prompt, or not answering at all)",
+                    STORE_TIMEOUT.as_secs()
+                ),
+            };
+            if let Some(shared) = report_to {
+                shared.metrics.store_error();
+                shared.store_health.failed(&error);
+            }
+            Err(error)
+        }
     }
 }
 

@@ -1,0 +1,79 @@
+//! A keyring that hangs: running, owning its bus name, answering nothing
+//! (stopped with `SIGSTOP` here; a keyring stuck on an unlock prompt looks
+//! the same). The first store call that waits out the store timeout makes
+//! the store unavailable, as a store that refuses does: `status`, `status
+//! --check` and the metrics say so, and later writes are not tried (each
+//! would make its caller wait the timeout again); tokens are served from
+//! memory meanwhile.
+
+use crate::support;
+
+use support::bus::PrivateBus;
+use support::daemon::{Daemon, DaemonOptions, login, stderr, stdout, token};
+use support::keyring::TestKeyring;
+use support::openmetrics::{Exposition, parse};
+use support::provider::{Provider, fast};
+
+fn signal(pid: u32, signal: rustix::process::Signal) {
+    let pid = rustix::process::Pid::from_raw(i32::try_from(pid).unwrap()).unwrap();
+    rustix::process::kill_process(pid, signal).expect("send the signal");
+}
+
+fn metrics(daemon: &Daemon) -> Exposition {
+    let out = daemon.tokenctl(&["metrics"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    parse(&stdout(&out)).expect("OpenMetrics text")
+}
+
+#[test]
+fn a_keyring_that_hangs_is_a_store_outage() {
+    let bus = PrivateBus::start();
+    let Some(keyring) = TestKeyring::start_or_skip(&bus, "a_keyring_that_hangs_is_a_store_outage")
+    else {
+        return;
+    };
+    let provider = Provider::start(fast());
+    let daemon = Daemon::start_with(
+        &provider.config("demo"),
+        DaemonOptions {
+            store: "secret-service",
+            env: vec![("DBUS_SESSION_BUS_ADDRESS".into(), bus.address().into())],
+            ..DaemonOptions::default()
+        },
+    );
+    let first = login(&daemon, "demo", |code| {
+        provider.approve(code).unwrap();
+    });
+    signal(keyring.pid(), rustix::process::Signal::STOP);
+    // A refresh, asked for by wanting more life than the provider's tokens
+    // have (refused once it is done); the new token is then the one served.
+    let refresh = || {
+        let out = daemon.tokenctl(&["token", "demo", "--min-valid", "3700"]);
+        assert!(
+            stderr(&out).contains("less than the 3700 s asked for"),
+            "{}",
+            stderr(&out)
+        );
+        token(&daemon, "demo", &[])
+    };
+
+    // The refresh's save waits out the store timeout; the new token is
+    // served from memory all the same.
+    let second = refresh();
+    assert_ne!(second, first);
+    let out = daemon.tokenctl(&["status"]);
+    let said = stdout(&out);
+    assert!(said.contains("no answer within 30 s"), "{said}");
+    let out = daemon.tokenctl(&["status", "--check"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let before = metrics(&daemon);
+    assert_eq!(before.value("tokend_store_up", &[]), Some(0.0));
+    assert_eq!(before.value("tokend_store_errors_total", &[]), Some(1.0));
+
+    // The next refresh does not try the store that hangs.
+    let third = refresh();
+    assert_ne!(third, second);
+    let after = metrics(&daemon);
+    assert_eq!(after.value("tokend_store_errors_total", &[]), Some(1.0));
+    signal(keyring.pid(), rustix::process::Signal::CONT);
+}
