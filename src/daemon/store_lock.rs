@@ -100,7 +100,7 @@ pub async fn prune(config: &Config, env: &Environment) -> Result<Pruned, PruneEr
         None => None,
     };
     let store = match &config.daemon.encrypted_file {
-        // Beside the service, and maybe without its key (see
+        // From a shell, without the service's key (see
         // `Environment::checking`): list and delete only.
         Some(file) => Arc::new(EncryptedFileStore::for_maintenance(
             &file.state_directory,

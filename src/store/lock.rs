@@ -148,7 +148,7 @@ impl StoreLock {
     }
 
     /// `tokend --prune`'s lock: the lock file is only opened, never made.
-    /// Prune runs as root beside the service: a file it made would be
+    /// Prune runs as root for the system service: a file it made would be
     /// root's, and the service's user could then never lock its store. No
     /// file means no daemon has used the store since it was made: `None`.
     ///
