@@ -15,8 +15,13 @@ use crate::config::{self, Config, DaemonConfig, Environment, StoreKind};
 use crate::ipc::dbus::DbusService;
 use crate::ipc::socket;
 use crate::provider::HttpClient;
-use crate::store::{EncryptedFileStore, MemoryStore, SecretServiceStore, Store, StoreError};
+use crate::store::{EncryptedFileStore, MemoryStore, SecretServiceStore, Store};
 use crate::systemd::notify;
+
+mod store_lock;
+
+use store_lock::lock_daemon_store;
+pub use store_lock::{PruneError, Pruned, prune, store_lock_target};
 
 /// How long, in all, requests and refreshes in flight get to finish at
 /// shutdown (device logins waiting for a person end at once): long enough
@@ -77,54 +82,6 @@ fn open_daemon_store(config: &Config) -> Arc<dyn Store> {
     open_store(config)
 }
 
-/// What `tokend --prune` did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Pruned {
-    /// The store's name, for messages.
-    pub store: &'static str,
-    /// Providers whose stored session was removed.
-    pub removed: Vec<String>,
-    /// Providers whose stored session was kept (still configured).
-    pub kept: Vec<String>,
-}
-
-/// `tokend --prune`: removes the stored sessions of providers that are no
-/// longer in the config. A provider removed from the config keeps its
-/// stored session until then (or until `tokenctl logout` while it was
-/// configured), so taking a provider out for a while costs no new login.
-///
-/// # Errors
-/// The store could not list or delete; sessions removed before the failure
-/// stay removed.
-pub async fn prune(config: &Config) -> Result<Pruned, StoreError> {
-    let store = match &config.daemon.encrypted_file {
-        // Beside the service, and maybe without its key (see
-        // `Environment::checking`): list and delete only.
-        Some(file) => Arc::new(EncryptedFileStore::for_maintenance(
-            &file.state_directory,
-            file.key.clone(),
-        )),
-        None => open_store(config),
-    };
-    let lister = Arc::clone(&store);
-    let stored = crate::broker::store_call(move || lister.list()).await?;
-    let (kept, stale): (Vec<String>, Vec<String>) = stored
-        .into_iter()
-        .partition(|name| config.provider(name).is_some());
-    let mut removed = Vec::new();
-    for name in stale {
-        let deleter = Arc::clone(&store);
-        let provider = name.clone();
-        crate::broker::store_call(move || deleter.delete(&provider)).await?;
-        removed.push(name);
-    }
-    Ok(Pruned {
-        store: store.name(),
-        removed,
-        kept,
-    })
-}
-
 /// Runs the daemon until SIGTERM or SIGINT; SIGHUP reloads the config.
 ///
 /// # Errors
@@ -136,6 +93,9 @@ pub async fn run(mut config: Config, env: Environment) -> anyhow::Result<()> {
     for warning in &config.warnings {
         warn!("{warning}");
     }
+    // Before the store is opened (which clears what a crash left there) and
+    // long before a session is read from it.
+    lock_daemon_store(&config, &env)?;
     let http = HttpClient::new(config.daemon.http_timeout)?;
     // The broker lists the store as it starts, and says then if it cannot
     // be used; sessions live in memory until it can.

@@ -92,7 +92,7 @@ fn main() -> ExitCode {
         }
     };
     if args.prune {
-        return prune(&runtime, &config);
+        return prune(&runtime, &config, &env);
     }
     tokend::systemd::init_logging(config.daemon.log_level.as_deref());
     let result = runtime.block_on(tokend::daemon::run(config, env));
@@ -111,8 +111,12 @@ fn main() -> ExitCode {
     }
 }
 
-fn prune(runtime: &tokio::runtime::Runtime, config: &config::Config) -> ExitCode {
-    match runtime.block_on(tokend::daemon::prune(config)) {
+fn prune(
+    runtime: &tokio::runtime::Runtime,
+    config: &config::Config,
+    env: &Environment,
+) -> ExitCode {
+    match runtime.block_on(tokend::daemon::prune(config, env)) {
         Ok(pruned) => {
             for name in &pruned.removed {
                 println!(

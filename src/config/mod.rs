@@ -356,6 +356,19 @@ impl Environment {
         self.client_socket_path()
     }
 
+    /// The daemon's own runtime directory: `$RUNTIME_DIRECTORY`'s first
+    /// entry (set by systemd), else `$XDG_RUNTIME_DIR/tokend`, where the
+    /// user unit puts it too. `None` when neither is set. Where the daemon
+    /// locks a Secret Service store (see [`crate::store::lock`]).
+    #[must_use]
+    pub fn daemon_runtime_directory(&self) -> Option<PathBuf> {
+        if let Some(dir) = &self.runtime_directory {
+            // RuntimeDirectory= may list several directories, separated by ':'.
+            return dir.to_string_lossy().split(':').next().map(PathBuf::from);
+        }
+        self.xdg_runtime_dir.as_ref().map(|dir| dir.join("tokend"))
+    }
+
     /// Where a client looks for the daemon's socket when told nothing: as
     /// [`Self::default_socket_path`] but for `$RUNTIME_DIRECTORY`, which is
     /// the runtime directory of whatever unit the client runs in, not the

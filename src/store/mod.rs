@@ -17,6 +17,7 @@
 
 pub mod encrypted_file;
 pub mod key;
+pub mod lock;
 pub mod memory;
 pub mod sealed;
 pub mod secret_service;
@@ -29,6 +30,7 @@ use crate::secret::Secret;
 
 pub use encrypted_file::EncryptedFileStore;
 pub use key::StoreKey;
+pub use lock::{LockError, LockTarget, StoreLock};
 pub use memory::MemoryStore;
 pub use secret_service::SecretServiceStore;
 

@@ -31,6 +31,7 @@ mod kubectl_credential;
 mod malformed_answers;
 mod metrics;
 mod need_to_know;
+mod one_daemon_per_store;
 mod persistence_crash;
 mod persistence_file_store;
 mod persistence_restart;

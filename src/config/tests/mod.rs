@@ -290,6 +290,32 @@ fn daemon_keys() {
     assert!(errors[1].contains("absolute path"), "{errors:?}");
 }
 
+/// Where the daemon locks a Secret Service store: its runtime directory,
+/// the first of `$RUNTIME_DIRECTORY`'s, else `$XDG_RUNTIME_DIR/tokend`;
+/// with neither, none (the daemon then warns and takes no lock).
+#[test]
+fn the_daemons_runtime_directory_is_systemds_else_the_users() {
+    let env = |runtime: Option<&str>, xdg: Option<&str>| Environment {
+        uid: 1000,
+        runtime_directory: runtime.map(PathBuf::from),
+        xdg_runtime_dir: xdg.map(PathBuf::from),
+        ..Environment::default()
+    };
+    assert_eq!(
+        env(
+            Some("/run/user/1000/tokend:/run/other"),
+            Some("/run/user/1000")
+        )
+        .daemon_runtime_directory(),
+        Some(PathBuf::from("/run/user/1000/tokend"))
+    );
+    assert_eq!(
+        env(None, Some("/run/user/1000")).daemon_runtime_directory(),
+        Some(PathBuf::from("/run/user/1000/tokend"))
+    );
+    assert_eq!(env(None, None).daemon_runtime_directory(), None);
+}
+
 /// `$RUNTIME_DIRECTORY` names the daemon's socket directory only when it
 /// is the daemon's: a client (`tokenctl` in a unit with a runtime
 /// directory of its own) looks where the daemon's units put the socket.

@@ -184,6 +184,10 @@ impl Daemon {
             .env("RUST_LOG", "tokend=debug,info")
             .env_remove("JOURNAL_STREAM")
             .env_remove("DBUS_SESSION_BUS_ADDRESS")
+            // Its own runtime directory, where it locks a Secret Service
+            // store: daemons of parallel tests, each on its own keyring,
+            // must not lock each other out through the caller's.
+            .env("RUNTIME_DIRECTORY", self.dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log);
@@ -371,6 +375,7 @@ impl Daemon {
             .arg("--config")
             .arg(&self.config)
             .env_remove("DBUS_SESSION_BUS_ADDRESS")
+            .env("RUNTIME_DIRECTORY", self.dir.path())
             .stdin(Stdio::null());
         for (key, value) in &self.options_env {
             command.env(key, value);

@@ -1,0 +1,128 @@
+//! What the daemon and `tokend --prune` do about other processes on
+//! their store: the store's lock (see [`crate::store::lock`]), taken
+//! before anything is read from the store, and the prune that takes it.
+
+use std::sync::Arc;
+
+use tracing::{debug, warn};
+
+use super::open_store;
+use crate::config::{Config, Environment, StoreKind};
+use crate::store::{EncryptedFileStore, LockError, LockTarget, StoreError, StoreLock};
+
+/// The file that stands for the configured store (see
+/// [`crate::store::lock`]): `None` for the memory store, which nothing
+/// shares, and for a Secret Service with no runtime directory to lock in.
+#[must_use]
+pub fn store_lock_target(config: &Config, env: &Environment) -> Option<LockTarget> {
+    match (config.daemon.store, &config.daemon.encrypted_file) {
+        (StoreKind::EncryptedFile, Some(file)) => {
+            Some(LockTarget::file_store(&file.state_directory))
+        }
+        (StoreKind::SecretService, _) => env
+            .daemon_runtime_directory()
+            .map(|dir| LockTarget::secret_service(&dir)),
+        (StoreKind::Memory | StoreKind::EncryptedFile, _) => None,
+    }
+}
+
+/// Takes the store's lock for the daemon's life, before anything is read
+/// from the store: a second daemon reading the same sessions would refresh
+/// with the same refresh tokens, and a provider that rotates them revokes
+/// the login of both.
+///
+/// # Errors
+/// Another daemon holds the store ([`LockError::Held`]). A lock that
+/// cannot be taken for any other reason is a warning, not an error: the
+/// store is then unusable too (the same checks), which the daemon reports
+/// as an outage and waits out, as it always has.
+pub(super) fn lock_daemon_store(config: &Config, env: &Environment) -> Result<(), LockError> {
+    let Some(target) = store_lock_target(config, env) else {
+        if config.daemon.store == StoreKind::SecretService {
+            warn!(
+                "no runtime directory ($RUNTIME_DIRECTORY or $XDG_RUNTIME_DIR) to lock the \
+                 Secret Service in: a second tokend of this user would not be stopped"
+            );
+        }
+        return Ok(());
+    };
+    match StoreLock::acquire(&target) {
+        Ok(lock) => {
+            debug!(lock = %target.path.display(), "this daemon alone uses the store");
+            lock.hold_until_exit();
+            Ok(())
+        }
+        Err(e @ LockError::Held { .. }) => Err(e),
+        Err(e @ LockError::Unusable { .. }) => {
+            warn!("{e}; a second tokend on this store would not be stopped");
+            Ok(())
+        }
+    }
+}
+
+/// Why `tokend --prune` did not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum PruneError {
+    /// A daemon uses the store (or its lock cannot be opened).
+    #[error(transparent)]
+    Locked(#[from] LockError),
+    /// The store could not list or delete.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What `tokend --prune` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pruned {
+    /// The store's name, for messages.
+    pub store: &'static str,
+    /// Providers whose stored session was removed.
+    pub removed: Vec<String>,
+    /// Providers whose stored session was kept (still configured).
+    pub kept: Vec<String>,
+}
+
+/// `tokend --prune`: removes the stored sessions of providers that are no
+/// longer in the config. A provider removed from the config keeps its
+/// stored session until then (or until `tokenctl logout` while it was
+/// configured), so taking a provider out for a while costs no new login.
+///
+/// It takes the store's lock as a daemon does, but never makes the lock
+/// file (see [`StoreLock::acquire_existing`]): a daemon running now would
+/// save again a record deleted under it, and the lock says which one runs.
+///
+/// # Errors
+/// A daemon uses the store; or the store could not list or delete
+/// (sessions removed before the failure stay removed).
+pub async fn prune(config: &Config, env: &Environment) -> Result<Pruned, PruneError> {
+    let _lock = match store_lock_target(config, env) {
+        Some(target) => StoreLock::acquire_existing(&target)?,
+        None => None,
+    };
+    let store = match &config.daemon.encrypted_file {
+        // From a shell, without the service's key (see
+        // `Environment::checking`): list and delete only.
+        Some(file) => Arc::new(EncryptedFileStore::for_maintenance(
+            &file.state_directory,
+            file.key.clone(),
+        )),
+        None => open_store(config),
+    };
+    let lister = Arc::clone(&store);
+    let stored = crate::broker::store_call(move || lister.list()).await?;
+    let (kept, stale): (Vec<String>, Vec<String>) = stored
+        .into_iter()
+        .partition(|name| config.provider(name).is_some());
+    let mut removed = Vec::new();
+    for name in stale {
+        let deleter = Arc::clone(&store);
+        let provider = name.clone();
+        crate::broker::store_call(move || deleter.delete(&provider)).await?;
+        removed.push(name);
+    }
+    Ok(Pruned {
+        store: store.name(),
+        removed,
+        kept,
+    })
+}

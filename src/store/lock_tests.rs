@@ -1,0 +1,81 @@
+//! The store lock with real files and real `flock`s: two open file
+//! descriptions of one file conflict even within one process.
+
+use std::os::unix::fs::PermissionsExt as _;
+
+use super::*;
+
+fn target_in(dir: &Path) -> LockTarget {
+    LockTarget::file_store(dir)
+}
+
+#[test]
+fn a_second_lock_on_the_store_names_the_first_holder() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = target_in(dir.path());
+    let first = StoreLock::acquire(&target).expect("the first lock");
+    let lock_file = dir.path().join(FILE_STORE_LOCK);
+    assert_eq!(
+        std::fs::metadata(&lock_file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let err = StoreLock::acquire(&target).expect_err("a second lock");
+    let pid = std::process::id();
+    assert!(matches!(err, LockError::Held { holder: Some(p), .. } if p == pid));
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "another tokend (pid {pid}) uses this store ({}): stop it first, or give this one another state_directory",
+            dir.path().display()
+        )
+    );
+    // Prune's lock is refused the same way.
+    assert!(matches!(
+        StoreLock::acquire_existing(&target),
+        Err(LockError::Held { .. })
+    ));
+    drop(first);
+    let again = StoreLock::acquire(&target).expect("free once the holder is gone");
+    drop(again);
+    assert!(StoreLock::acquire_existing(&target).unwrap().is_some());
+}
+
+#[test]
+fn prune_makes_no_lock_file_and_the_daemon_makes_its_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let target = target_in(&state);
+    assert!(StoreLock::acquire_existing(&target).unwrap().is_none());
+    assert!(!state.exists(), "prune made the state directory");
+    let _lock = StoreLock::acquire(&target).unwrap();
+    assert_eq!(
+        std::fs::metadata(&state).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+}
+
+#[test]
+fn nothing_is_made_under_a_directory_others_may_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let open = dir.path().join("open");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let state = open.join("state");
+    let err = StoreLock::acquire(&target_in(&state)).expect_err("an untrusted directory");
+    assert!(
+        matches!(&err, LockError::Unusable { reason, .. } if reason.contains("writable by every user")),
+        "{err}"
+    );
+    assert!(!state.exists());
+}
+
+#[test]
+fn a_symbolic_link_in_place_of_the_lock_file_is_not_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, b"keep me").unwrap();
+    std::os::unix::fs::symlink(&victim, dir.path().join(FILE_STORE_LOCK)).unwrap();
+    let err = StoreLock::acquire(&target_in(dir.path())).expect_err("a symbolic link");
+    assert!(matches!(err, LockError::Unusable { .. }), "{err}");
+    assert_eq!(std::fs::read(&victim).unwrap(), b"keep me");
+}

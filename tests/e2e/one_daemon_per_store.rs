@@ -1,0 +1,180 @@
+//! One daemon per store: a second `tokend` on a store another one uses
+//! refuses to start, before it reads a session, naming the store and the
+//! first daemon's pid; so does `tokend --prune`. Two daemons on one store
+//! would refresh with the same refresh token, and a provider that rotates
+//! them revokes the login of both.
+
+use crate::support;
+
+use std::path::Path;
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use support::bus::PrivateBus;
+use support::daemon::{Daemon, DaemonOptions, login, stderr, stdout, token};
+use support::file_store::FileStore;
+use support::keyring::TestKeyring;
+use support::provider::Provider;
+
+/// How long a refused daemon may take to exit.
+const REFUSAL_TIMEOUT: Duration = Duration::from_secs(15);
+
+fn approve(provider: &Provider) -> impl FnOnce(&str) + '_ {
+    |code| {
+        provider.approve(code).unwrap();
+    }
+}
+
+/// Runs a second `tokend` with `first`'s config but its own socket (in
+/// `dir`), and `env`; returns its exit status and its log. A daemon still
+/// running after [`REFUSAL_TIMEOUT`] was not refused: it is killed and the
+/// test fails.
+fn second_daemon(first: &Daemon, dir: &Path, env: &[(String, String)]) -> (ExitStatus, String) {
+    let config = dir.join("config.toml");
+    let text = std::fs::read_to_string(&first.config).unwrap().replace(
+        &first.socket.display().to_string(),
+        &dir.join("other.sock").display().to_string(),
+    );
+    std::fs::write(&config, text).unwrap();
+    let log_path = dir.join("second.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tokend"))
+        .arg("--config")
+        .arg(&config)
+        .env("RUST_LOG", "tokend=debug,info")
+        .env_remove("NOTIFY_SOCKET")
+        .env_remove("DBUS_SESSION_BUS_ADDRESS")
+        .env("RUNTIME_DIRECTORY", dir)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("spawn a second tokend");
+    let deadline = Instant::now() + REFUSAL_TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "a second tokend on the same store was still running after {REFUSAL_TIMEOUT:?}; its log:\n{}",
+                std::fs::read_to_string(&log_path).unwrap_or_default()
+            );
+        }
+        // std offers no wait with a timeout for a child.
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (status, std::fs::read_to_string(&log_path).unwrap())
+}
+
+/// The refusal a second daemon or a prune must give.
+fn refusal(first: &Daemon, store: &str) -> String {
+    format!(
+        "another tokend (pid {}) uses this store ({store}): stop it first",
+        first.pid()
+    )
+}
+
+#[test]
+fn a_second_daemon_on_an_encrypted_file_store_refuses_to_start() {
+    let provider = Provider::rfc8628();
+    let store = FileStore::new();
+    let first = Daemon::start_with(&provider.config("demo"), store.options());
+    let access = login(&first, "demo", approve(&provider));
+    let refreshes = provider.refresh_count();
+    let expected = refusal(&first, &store.state_dir().display().to_string());
+
+    // Another socket: nothing but the lock stops it.
+    let dir = tempfile::tempdir().unwrap();
+    let (status, log) = second_daemon(&first, dir.path(), &store.options().env);
+    assert!(!status.success(), "{log}");
+    assert!(log.contains(&expected), "{log}");
+    assert!(!log.contains("broker started"), "{log}");
+
+    // The same socket: refused by the lock too, before the store is read
+    // (before, it read the sessions and said "broker started" first).
+    let out = first.tokend(&[]);
+    assert!(!out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains(&expected), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("broker started"), "{}", stderr(&out));
+
+    // The first goes on, and the provider saw no refresh.
+    assert_eq!(token(&first, "demo", &["--min-valid", "0"]), access);
+    assert_eq!(provider.refresh_count(), refreshes);
+
+    // Once it is gone, another one starts on the store, and restores it.
+    let mut first = first;
+    first.stop();
+    let next = Daemon::start_with(&provider.config("demo"), store.options());
+    assert_eq!(token(&next, "demo", &["--min-valid", "0"]), access);
+    assert_eq!(provider.refresh_count(), refreshes);
+}
+
+#[test]
+fn prune_refuses_while_a_daemon_uses_the_store() {
+    let provider = Provider::rfc8628();
+    let store = FileStore::new();
+    let mut daemon = Daemon::start_with(&provider.config("demo"), store.options());
+    login(&daemon, "demo", approve(&provider));
+    // `demo` leaves the config: a prune would delete its record.
+    daemon.write_config(&provider.config("other"));
+    let out = daemon.tokend(&["--prune"]);
+    assert!(!out.status.success(), "{}", stdout(&out));
+    let expected = refusal(&daemon, &store.state_dir().display().to_string());
+    assert!(stderr(&out).contains(&expected), "{}", stderr(&out));
+    assert!(store.record("demo").exists(), "the prune deleted a record");
+
+    daemon.stop();
+    let out = daemon.tokend(&["--prune"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("`demo`"), "{}", stdout(&out));
+    assert!(!store.record("demo").exists());
+}
+
+#[test]
+fn a_second_daemon_on_the_same_secret_service_refuses_to_start() {
+    let bus = PrivateBus::start();
+    let Some(_keyring) = TestKeyring::start_or_skip(&bus, "one_daemon_per_store::secret_service")
+    else {
+        return;
+    };
+    let provider = Provider::rfc8628();
+    // One user's runtime directory for both, as for two daemons of one user.
+    let runtime = tempfile::tempdir().unwrap();
+    let env = vec![
+        (
+            "DBUS_SESSION_BUS_ADDRESS".to_owned(),
+            bus.address().to_owned(),
+        ),
+        (
+            "RUNTIME_DIRECTORY".to_owned(),
+            runtime.path().display().to_string(),
+        ),
+    ];
+    let first = Daemon::start_with(
+        &provider.config("demo"),
+        DaemonOptions {
+            store: "secret-service",
+            bus: "none",
+            env: env.clone(),
+            ..DaemonOptions::default()
+        },
+    );
+    let access = login(&first, "demo", approve(&provider));
+    let refreshes = provider.refresh_count();
+
+    let dir = tempfile::tempdir().unwrap();
+    let (status, log) = second_daemon(&first, dir.path(), &env);
+    assert!(!status.success(), "{log}");
+    let expected = format!(
+        "another tokend (pid {}) uses this store (this user's Secret Service, locked through {})",
+        first.pid(),
+        runtime.path().display()
+    );
+    assert!(log.contains(&expected), "{log}");
+    assert_eq!(token(&first, "demo", &["--min-valid", "0"]), access);
+    assert_eq!(provider.refresh_count(), refreshes);
+}
