@@ -21,7 +21,7 @@ use crate::systemd::notify;
 mod store_lock;
 
 use store_lock::lock_daemon_store;
-pub use store_lock::{PruneError, Pruned, prune, store_lock_target};
+pub use store_lock::{Pruned, prune, store_lock_target};
 
 /// How long, in all, requests and refreshes in flight get to finish at
 /// shutdown (device logins waiting for a person end at once): long enough

@@ -92,7 +92,7 @@ fn main() -> ExitCode {
         }
     };
     if args.prune {
-        return prune(&runtime, &config, &env);
+        return prune(&runtime, &config);
     }
     tokend::systemd::init_logging(config.daemon.log_level.as_deref());
     let result = runtime.block_on(tokend::daemon::run(config, env));
@@ -111,12 +111,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn prune(
-    runtime: &tokio::runtime::Runtime,
-    config: &config::Config,
-    env: &Environment,
-) -> ExitCode {
-    match runtime.block_on(tokend::daemon::prune(config, env)) {
+fn prune(runtime: &tokio::runtime::Runtime, config: &config::Config) -> ExitCode {
+    match runtime.block_on(tokend::daemon::prune(config)) {
         Ok(pruned) => {
             for name in &pruned.removed {
                 println!(

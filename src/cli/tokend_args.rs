@@ -20,10 +20,9 @@ pub struct TokendArgs {
     pub check: bool,
 
     /// Remove the stored sessions of providers that are no longer in the
-    /// config, print what was removed, and exit. Stop the daemon first
-    /// (systemctl stop tokend): a prune refuses while a daemon uses the
-    /// store, since one that still has the provider saves its session again
-    /// at the next refresh.
+    /// config, print what was removed, and exit. The daemon may be running,
+    /// but reload it first (systemctl reload tokend): one that still has
+    /// the provider saves its session again at the next refresh.
     #[arg(long, conflicts_with = "check")]
     pub prune: bool,
 }

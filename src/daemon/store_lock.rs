@@ -1,6 +1,7 @@
-//! What the daemon and `tokend --prune` do about other processes on
-//! their store: the store's lock (see [`crate::store::lock`]), taken
-//! before anything is read from the store, and the prune that takes it.
+//! The daemon's hold on its store, the store's lock (see
+//! [`crate::store::lock`]), taken before anything is read from the store;
+//! and `tokend --prune`, which needs none (it refreshes nothing, so it
+//! cannot spend a refresh token under a daemon).
 
 use std::sync::Arc;
 
@@ -60,17 +61,6 @@ pub(super) fn lock_daemon_store(config: &Config, env: &Environment) -> Result<()
     }
 }
 
-/// Why `tokend --prune` did not finish.
-#[derive(Debug, thiserror::Error)]
-pub enum PruneError {
-    /// A daemon uses the store (or its lock cannot be opened).
-    #[error(transparent)]
-    Locked(#[from] LockError),
-    /// The store could not list or delete.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
 /// What `tokend --prune` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pruned {
@@ -87,20 +77,16 @@ pub struct Pruned {
 /// stored session until then (or until `tokenctl logout` while it was
 /// configured), so taking a provider out for a while costs no new login.
 ///
-/// It takes the store's lock as a daemon does, but never makes the lock
-/// file (see [`StoreLock::acquire_existing`]): a daemon running now would
-/// save again a record deleted under it, and the lock says which one runs.
+/// It may run beside the daemon: it only lists and deletes records. A
+/// daemon that still has the provider would save its session again at the
+/// next refresh, so the daemon is reloaded first.
 ///
 /// # Errors
-/// A daemon uses the store; or the store could not list or delete
-/// (sessions removed before the failure stay removed).
-pub async fn prune(config: &Config, env: &Environment) -> Result<Pruned, PruneError> {
-    let _lock = match store_lock_target(config, env) {
-        Some(target) => StoreLock::acquire_existing(&target)?,
-        None => None,
-    };
+/// The store could not list or delete; sessions removed before the
+/// failure stay removed.
+pub async fn prune(config: &Config) -> Result<Pruned, StoreError> {
     let store = match &config.daemon.encrypted_file {
-        // From a shell, without the service's key (see
+        // Beside the service, and maybe without its key (see
         // `Environment::checking`): list and delete only.
         Some(file) => Arc::new(EncryptedFileStore::for_maintenance(
             &file.state_directory,

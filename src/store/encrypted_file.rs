@@ -135,8 +135,7 @@ impl EncryptedFileStore {
     }
 
     /// The store as `tokend --prune` opens it, to list and delete records
-    /// from a shell while the daemon is stopped (the store's lock, see
-    /// [`super::lock`], keeps the two apart): it never creates the directory
+    /// beside (or instead of) the daemon: it never creates the directory
     /// (one made by root would lock the service out of its own store) nor
     /// changes its mode, and root may use a directory of the service's
     /// user. Reading and writing records needs the key, which this store
@@ -191,11 +190,12 @@ impl EncryptedFileStore {
     }
 
     /// Removes temporary files a crash left behind; returns how many. Only
-    /// the daemon calls this, once it holds the store's lock (see
-    /// [`super::lock`]), so no other daemon or prune is writing there. A
-    /// file whose name carries the pid of another process that is alive
-    /// stays anyway: a lock that could not be made (a warning, not a
-    /// refusal) must not let this pull a save from under another daemon.
+    /// the daemon calls this: a `tokend --prune` running beside it must not
+    /// remove a file the daemon is writing. A file whose name carries the
+    /// pid of another process that is alive stays too: the store's lock
+    /// (see [`super::lock`]) keeps a second daemon away, but one that could
+    /// not be made is a warning, not a refusal, and a daemon started then
+    /// must not pull a save from under the first.
     #[must_use = "the count says whether a crash interrupted a write"]
     pub fn remove_stale_temp_files(&self) -> usize {
         let Ok(entries) = fs::read_dir(&self.directory) else {

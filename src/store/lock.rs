@@ -147,24 +147,6 @@ impl StoreLock {
         Self::lock(file, target)
     }
 
-    /// `tokend --prune`'s lock: the lock file is only opened, never made.
-    /// Prune runs as root for the system service: a file it made would be
-    /// root's, and the service's user could then never lock its store. No
-    /// file means no daemon has used the store since it was made: `None`.
-    ///
-    /// # Errors
-    /// As [`Self::acquire`].
-    pub fn acquire_existing(target: &LockTarget) -> Result<Option<Self>, LockError> {
-        match open(&target.path, false) {
-            Ok(file) => Self::lock(file, target).map(Some),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(LockError::Unusable {
-                target: target.clone(),
-                reason: e.to_string(),
-            }),
-        }
-    }
-
     /// Keeps the lock until the process ends. The daemon's store calls run
     /// on blocking threads that may outlive `run` (the exit waits for them
     /// only briefly), and one of them may still write: the lock must not

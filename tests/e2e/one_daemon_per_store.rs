@@ -1,6 +1,6 @@
 //! One daemon per store: a second `tokend` on a store another one uses
 //! refuses to start, before it reads a session, naming the store and the
-//! first daemon's pid; so does `tokend --prune`. Two daemons on one store
+//! first daemon's pid. Two daemons on one store
 //! would refresh with the same refresh token, and a provider that rotates
 //! them revokes the login of both.
 
@@ -11,7 +11,7 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use support::bus::PrivateBus;
-use support::daemon::{Daemon, DaemonOptions, login, stderr, stdout, token};
+use support::daemon::{Daemon, DaemonOptions, login, stderr, token};
 use support::file_store::FileStore;
 use support::keyring::TestKeyring;
 use support::provider::Provider;
@@ -70,7 +70,7 @@ fn second_daemon(first: &Daemon, dir: &Path, env: &[(String, String)]) -> (ExitS
     (status, std::fs::read_to_string(&log_path).unwrap())
 }
 
-/// The refusal a second daemon or a prune must give.
+/// The refusal a second daemon must give.
 fn refusal(first: &Daemon, store: &str) -> String {
     format!(
         "another tokend (pid {}) uses this store ({store}): stop it first",
@@ -111,27 +111,6 @@ fn a_second_daemon_on_an_encrypted_file_store_refuses_to_start() {
     let next = Daemon::start_with(&provider.config("demo"), store.options());
     assert_eq!(token(&next, "demo", &["--min-valid", "0"]), access);
     assert_eq!(provider.refresh_count(), refreshes);
-}
-
-#[test]
-fn prune_refuses_while_a_daemon_uses_the_store() {
-    let provider = Provider::rfc8628();
-    let store = FileStore::new();
-    let mut daemon = Daemon::start_with(&provider.config("demo"), store.options());
-    login(&daemon, "demo", approve(&provider));
-    // `demo` leaves the config: a prune would delete its record.
-    daemon.write_config(&provider.config("other"));
-    let out = daemon.tokend(&["--prune"]);
-    assert!(!out.status.success(), "{}", stdout(&out));
-    let expected = refusal(&daemon, &store.state_dir().display().to_string());
-    assert!(stderr(&out).contains(&expected), "{}", stderr(&out));
-    assert!(store.record("demo").exists(), "the prune deleted a record");
-
-    daemon.stop();
-    let out = daemon.tokend(&["--prune"]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stdout(&out).contains("`demo`"), "{}", stdout(&out));
-    assert!(!store.record("demo").exists());
 }
 
 #[test]
