@@ -74,7 +74,7 @@ impl LockTarget {
                 "this user's Secret Service, locked through {}",
                 runtime_directory.display()
             ),
-            other_place: "give this one another user's keyring",
+            other_place: "give this one a store of its own (store = \"encrypted-file\" with another state_directory)",
         }
     }
 }
