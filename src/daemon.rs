@@ -149,7 +149,10 @@ pub async fn run(mut config: Config, env: Environment) -> anyhow::Result<()> {
         }
     };
     // Ready only now: the socket is bound and the bus name is ours.
-    notify(&[NotifyState::Ready, NotifyState::Status(&broker.summary())]);
+    notify(&[
+        NotifyState::Ready,
+        NotifyState::Status(&status_line(&broker)),
+    ]);
     connections.spawn(report_status(broker.clone(), stop.clone()));
     // Desktop notifications only from a daemon on a session bus: a system
     // service has no desktop to show them on.
@@ -287,7 +290,7 @@ fn watchdog_heartbeat() -> Option<Heartbeat> {
 /// required"), at most once a second however busy the broker is.
 async fn report_status(broker: Broker, stop: CancellationToken) {
     let mut events = broker.subscribe();
-    let mut last = broker.summary();
+    let mut last = status_line(&broker);
     loop {
         tokio::select! {
             event = events.recv() => {
@@ -303,7 +306,7 @@ async fn report_status(broker: Broker, stop: CancellationToken) {
             () = stop.cancelled() => return,
         }
         while events.try_recv().is_ok() {}
-        let summary = broker.summary();
+        let summary = status_line(&broker);
         if summary != last {
             notify(&[NotifyState::Status(&summary)]);
             last = summary;
@@ -327,16 +330,20 @@ async fn reload(broker: &Broker, current: &Config, env: &Environment) {
                 error!("{line}");
             }
             error!("the new config is invalid; still running with the previous one");
+            broker.reload_failed();
         }
         Ok(new) => {
             for warning in &new.warnings {
                 warn!("{warning}");
             }
-            if new.daemon != current.daemon {
+            let restart_needed = current.daemon.changed_keys(&new.daemon);
+            if !restart_needed.is_empty() {
                 warn!(
-                    "changes to [daemon] take effect at the next restart; the running daemon keeps its settings"
+                    "[daemon] {} changed: that takes effect at the next restart; the running daemon keeps its settings",
+                    restart_needed.join(", ")
                 );
             }
+            broker.reload_succeeded(restart_needed);
             let summary = broker.reload(&new).await;
             info!(
                 added = ?summary.added,
@@ -346,7 +353,20 @@ async fn reload(broker: &Broker, current: &Config, env: &Environment) {
             );
         }
     }
-    notify(&[NotifyState::Ready, NotifyState::Status(&broker.summary())]);
+    notify(&[
+        NotifyState::Ready,
+        NotifyState::Status(&status_line(broker)),
+    ]);
+}
+
+/// systemd's `STATUS=` line: the sessions' summary, and what the config
+/// file's standing adds (a failed reload, a restart needed).
+fn status_line(broker: &Broker) -> String {
+    let summary = broker.summary();
+    match broker.config_standing().status_note() {
+        Some(note) => format!("{summary}; {note}"),
+        None => summary,
+    }
 }
 
 /// How long the daemon must have been quiet, after a burst of one-off

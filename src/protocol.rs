@@ -45,6 +45,7 @@
 //!    to read becomes an `answer_too_large` error.
 //! 3. The op `metrics`. A daemon of version 2 answers it with `bad_request`.
 
+mod config_status;
 mod login;
 mod metrics;
 mod status;
@@ -53,6 +54,7 @@ mod store_status;
 use serde::{Deserialize, Serialize};
 
 use crate::secret::Secret;
+pub use config_status::ConfigStatus;
 pub use login::{LoginEvent, LoginPrompt};
 pub use metrics::{METRICS_CHUNK, METRICS_SINCE, MetricsEvent};
 pub use status::{ProviderStatus, StatusAnswer, StatusEvent};

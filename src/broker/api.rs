@@ -69,6 +69,8 @@ pub(super) struct Inner {
     pub(super) unit_grants: AtomicBool,
     // How many refused callers were logged lately (a flood is not).
     pub(super) refusals: super::refusal_log::RefusalLog,
+    // Whether the last reload failed, and what waits for a restart.
+    pub(super) config_standing: super::config_standing::ConfigStandingCell,
 }
 
 impl Broker {
@@ -109,6 +111,7 @@ impl Broker {
                 endpoint_limits: std::sync::Mutex::new(HashMap::new()),
                 unit_grants: AtomicBool::new(false),
                 refusals: super::refusal_log::RefusalLog::default(),
+                config_standing: super::config_standing::ConfigStandingCell::default(),
             }),
         };
         let sessions = config

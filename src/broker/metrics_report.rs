@@ -116,6 +116,27 @@ impl Broker {
                 &labels,
                 shared.metrics.store_errors(),
             );
+            let standing = self.config_standing();
+            text.family(
+                "tokend_config_last_reload_successful",
+                "gauge",
+                "0 when the last reload was refused (the config file is invalid; the daemon runs the config it had before), else 1.",
+            );
+            text.sample(
+                "tokend_config_last_reload_successful",
+                &[],
+                u8::from(standing.reload_failed_at.is_none()),
+            );
+            text.family(
+                "tokend_config_restart_needed",
+                "gauge",
+                "1 when [daemon] keys changed in the config file wait for a restart, else 0.",
+            );
+            text.sample(
+                "tokend_config_restart_needed",
+                &[],
+                u8::from(!standing.restart_needed.is_empty()),
+            );
             requests(
                 &mut text,
                 "tokend_socket_requests",

@@ -10,6 +10,7 @@
 
 mod api;
 pub mod clock;
+mod config_standing;
 mod error;
 mod events;
 mod lifecycle;
@@ -33,6 +34,7 @@ pub mod wall_timer;
 
 pub use api::{Broker, BrokerParts, MAX_MIN_VALID};
 pub use clock::{Clock, SystemClock};
+pub use config_standing::ConfigStanding;
 pub use error::{BrokerError, ErrorKind};
 pub use events::{AttentionKind, BrokerEvent};
 pub use lifecycle::Heartbeat;

@@ -1,7 +1,7 @@
 //! The streamed `status` answer, read one provider at a time.
 
 use super::{Client, ClientError, parse_event_line};
-use crate::protocol::{ProviderStatus, StatusEvent, StoreStatus};
+use crate::protocol::{ConfigStatus, ProviderStatus, StatusEvent, StoreStatus};
 
 /// The providers of one streamed `status` request, in name order, read one
 /// line at a time: whatever the number of providers, the client holds one.
@@ -19,6 +19,8 @@ pub struct StatusStream<'a> {
     finished: bool,
     /// The store's state from the `done` line.
     store: Option<StoreStatus>,
+    /// The config's standing from the `done` line.
+    config: Option<ConfigStatus>,
 }
 
 impl<'a> StatusStream<'a> {
@@ -28,6 +30,7 @@ impl<'a> StatusStream<'a> {
             received: 0,
             finished: false,
             store: None,
+            config: None,
         }
     }
 
@@ -36,6 +39,13 @@ impl<'a> StatusStream<'a> {
     #[must_use]
     pub fn store(&self) -> Option<&StoreStatus> {
         self.store.as_ref()
+    }
+
+    /// What the daemon has not taken from its config file, once the stream
+    /// has ended (sent only when anything).
+    #[must_use]
+    pub fn config(&self) -> Option<&ConfigStatus> {
+        self.config.as_ref()
     }
 
     /// The next provider, or `None` after a complete stream.
@@ -59,9 +69,11 @@ impl<'a> StatusStream<'a> {
                 ok: true,
                 count,
                 store,
+                config,
                 ..
             } if count == self.received => {
                 self.store = store;
+                self.config = config;
                 Ok(None)
             }
             StatusEvent::Done {

@@ -109,6 +109,59 @@ pub struct DaemonConfig {
     pub refresh_token_warning: Duration,
 }
 
+impl DaemonConfig {
+    /// The keys, by their names in the file, whose values differ between
+    /// `self` and `other`: what a reload found changed in `[daemon]`,
+    /// which only a restart applies. (The store's location and key are
+    /// one setting under several keys.)
+    #[must_use]
+    pub fn changed_keys(&self, other: &Self) -> Vec<&'static str> {
+        // Every field named, so that a new one cannot be left out.
+        let Self {
+            socket,
+            socket_mode,
+            socket_group,
+            bus,
+            store,
+            encrypted_file,
+            log_level,
+            http_timeout,
+            max_concurrent_refreshes,
+            on_event,
+            notify,
+            refresh_token_warning,
+        } = self;
+        let mut changed = Vec::new();
+        let mut compare = |same: bool, key: &'static str| {
+            if !same {
+                changed.push(key);
+            }
+        };
+        compare(*socket == other.socket, "socket");
+        compare(*socket_mode == other.socket_mode, "socket_mode");
+        compare(*socket_group == other.socket_group, "socket_group");
+        compare(*bus == other.bus, "bus");
+        compare(*store == other.store, "store");
+        compare(
+            *encrypted_file == other.encrypted_file,
+            "state_directory/store_key_file/store_key_credential",
+        );
+        compare(*log_level == other.log_level, "log_level");
+        compare(*http_timeout == other.http_timeout, "http_timeout");
+        compare(
+            *max_concurrent_refreshes == other.max_concurrent_refreshes,
+            "max_concurrent_refreshes",
+        );
+        compare(*on_event == other.on_event, "on_event");
+        compare(*notify == other.notify, "notify");
+        compare(
+            *refresh_token_warning == other.refresh_token_warning,
+            "refresh_token_warning_days",
+        );
+        changed
+    }
+}
+
 /// One `[providers.NAME]` table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProviderConfig {

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{ErrorBody, LoginPrompt, StoreStatus};
+use super::{ConfigStatus, ErrorBody, LoginPrompt, StoreStatus};
 
 /// One provider in a `status` answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -92,6 +92,11 @@ pub enum StatusEvent {
         /// nothing of the daemon).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         store: Option<StoreStatus>,
+        /// What the daemon has not taken from its config file (a refused
+        /// reload, keys waiting for a restart), when anything; sent as
+        /// `store` is.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        config: Option<ConfigStatus>,
     },
 }
 
@@ -162,6 +167,7 @@ mod tests {
             count: 10_000,
             error: None,
             store: None,
+            config: None,
         };
         assert_eq!(
             serde_json::to_string(&done).unwrap(),
@@ -172,7 +178,7 @@ mod tests {
         )
         .unwrap();
         assert!(
-            matches!(failed, StatusEvent::Done { ok: false, count: 0, error: Some(e), store: None } if e.code == ErrorCode::UnknownProvider)
+            matches!(failed, StatusEvent::Done { ok: false, count: 0, error: Some(e), store: None, config: None } if e.code == ErrorCode::UnknownProvider)
         );
     }
 }

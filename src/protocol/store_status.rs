@@ -46,6 +46,7 @@ mod tests {
                 reason: Some("Secret Service is locked: store locked: unlock your keyring".into()),
                 since: Some(1_790_000_000),
             }),
+            config: None,
         };
         let line = serde_json::to_string(&down).unwrap();
         assert_eq!(

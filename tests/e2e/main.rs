@@ -40,6 +40,7 @@ mod properties;
 mod refresh;
 mod refresh_storm;
 mod refresh_token_expiry;
+mod reload_standing;
 mod socket;
 mod source_layout;
 mod status_check;

@@ -25,7 +25,7 @@ use tokend::cli::{CredentialProtocol, TokenctlArgs as Cli, TokenctlCommand as Co
 use tokend::client::{self, Client, ClientError};
 use tokend::config::Environment;
 use tokend::protocol::{
-    Answer, METRICS_SINCE, PROTOCOL_VERSION, ProviderStatus, STATUS_STREAM_SINCE, StoreStatus,
+    Answer, METRICS_SINCE, PROTOCOL_VERSION, ProviderStatus, STATUS_STREAM_SINCE,
 };
 
 use crate::exit::Failure;
@@ -201,22 +201,25 @@ fn connect(cli: &Cli) -> Result<Client, ClientError> {
 /// this user may see) to `each`, one at a time from a daemon that streams
 /// them (protocol 2 on), out of its single answer line from an older one;
 /// reads the answer to its end, so the connection can serve another
-/// request. Returns the store's state when the daemon said it.
+/// request. Returns what the daemon said of itself at the end.
 pub(crate) fn each_status(
     client: &mut Client,
     protocol: Option<u32>,
     name: Option<&str>,
     mut each: impl FnMut(ProviderStatus) -> Result<(), Failure>,
-) -> Result<Option<StoreStatus>, Failure> {
+) -> Result<status::DaemonNotes, Failure> {
     if protocol.is_some_and(|p| p >= STATUS_STREAM_SINCE) {
         let mut stream = client.status_stream(name)?;
         for provider in stream.by_ref() {
             each(provider?)?;
         }
-        Ok(stream.store().cloned())
+        Ok(status::DaemonNotes {
+            store: stream.store().cloned(),
+            config: stream.config().cloned(),
+        })
     } else {
         client.status(name)?.into_iter().try_for_each(each)?;
-        Ok(None)
+        Ok(status::DaemonNotes::default())
     }
 }
 
@@ -232,11 +235,11 @@ fn status(cli: &Cli, name: Option<&str>) -> Result<(), Failure> {
     };
     let out = BufWriter::new(io::stdout().lock());
     let mut printer = status::Printer::new(out, layout, format::unix_now());
-    let store = each_status(&mut client, protocol, name, |p| {
+    let notes = each_status(&mut client, protocol, name, |p| {
         printer.provider(&p).map_err(|e| Failure::output(&e))
     })?;
     printer
-        .finish(store.as_ref(), io::stderr().lock())
+        .finish(&notes, io::stderr().lock())
         .map_err(|e| Failure::output(&e))
 }
 
@@ -250,7 +253,7 @@ fn status_check(cli: &Cli, name: Option<&str>) -> Result<(), Failure> {
     // A logged-out session may only be waiting for a store that is down,
     // which the end of the answer says: those lines wait for it.
     let mut logged_out = Vec::new();
-    let store = each_status(&mut client, protocol, name, |p| {
+    let notes = each_status(&mut client, protocol, name, |p| {
         if p.state == "logged_out" {
             logged_out.push((p.name.clone(), status::problems(&p)));
             return Ok(());
@@ -261,8 +264,19 @@ fn status_check(cli: &Cli, name: Option<&str>) -> Result<(), Failure> {
         }
         Ok(())
     })?;
+    // The config's standing: a refused reload, a restart waited for.
+    if let Some(config) = &notes.config {
+        for line in status::config_lines(config, format::unix_now()) {
+            out.problem(None, line.trim_end())
+                .map_err(|e| Failure::output(&e))?;
+        }
+    }
     // The store's state is one problem, however many sessions wait on it.
-    if let Some(line) = store.and_then(|s| status::store_line(&s, format::unix_now())) {
+    let store_line = notes
+        .store
+        .as_ref()
+        .and_then(|s| status::store_line(s, format::unix_now()));
+    if let Some(line) = store_line {
         out.problem(None, line.trim_end())
             .map_err(|e| Failure::output(&e))?;
         if !logged_out.is_empty() {

@@ -7,7 +7,7 @@
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
-use tokend::protocol::{LoginPrompt, ProviderStatus, StoreStatus};
+use tokend::protocol::{ConfigStatus, LoginPrompt, ProviderStatus, StoreStatus};
 
 use crate::format::{clean, duration, relative, utc};
 
@@ -92,19 +92,28 @@ impl<W: Write> Printer<W> {
     /// with one line about the store when the daemon says it cannot be
     /// used: under the table, or on `notes` (stderr) for JSON, whose
     /// output stays the array of providers that scripts read.
-    pub fn finish(mut self, store: Option<&StoreStatus>, mut notes: impl Write) -> io::Result<()> {
+    pub fn finish(mut self, daemon: &DaemonNotes, mut notes: impl Write) -> io::Result<()> {
         match (self.layout, self.printed) {
             (Layout::Json, 0) => self.out.write_all(b"[]\n")?,
             (Layout::Json, _) => self.out.write_all(b"]\n")?,
             (_, 0) => self.out.write_all(NO_PROVIDERS.as_bytes())?,
             _ => {}
         }
-        if let Some(line) = store.and_then(|s| store_line(s, self.now)) {
+        let mut lines: Vec<String> = daemon
+            .store
+            .as_ref()
+            .and_then(|s| store_line(s, self.now))
+            .into_iter()
+            .collect();
+        if let Some(config) = &daemon.config {
+            lines.extend(config_lines(config, self.now));
+        }
+        if !lines.is_empty() {
             match self.layout {
-                Layout::Json => notes.write_all(line.as_bytes())?,
+                Layout::Json => notes.write_all(lines.concat().as_bytes())?,
                 Layout::Table | Layout::Details => {
                     self.out.write_all(b"\n")?;
-                    self.out.write_all(line.as_bytes())?;
+                    self.out.write_all(lines.concat().as_bytes())?;
                 }
             }
         }
@@ -198,6 +207,41 @@ pub fn problems(p: &ProviderStatus) -> Vec<String> {
 /// What an unsaved session means, for the person reading `status`.
 const NOT_SAVED: &str =
     "not saved: the newest refresh token is only in memory (retrying the store)";
+
+/// What the daemon said of itself at the end of a streamed `status`.
+#[derive(Debug, Clone, Default)]
+pub struct DaemonNotes {
+    /// The store's state.
+    pub store: Option<StoreStatus>,
+    /// What it has not taken from its config file.
+    pub config: Option<ConfigStatus>,
+}
+
+/// A line for each thing the daemon has not taken from its config file:
+/// "config: the last reload, at WHEN (AGO), was refused: …" and "config:
+/// `[daemon]` KEYS changed in the file: …".
+pub fn config_lines(config: &ConfigStatus, now: i64) -> Vec<String> {
+    let mut lines = Vec::new();
+    if let Some(at) = config.reload_failed_at {
+        lines.push(format!(
+            "config: the last reload, at {} ({}), was refused: the file is invalid (the daemon's log says where; `tokend --check` too), and tokend runs the config it had before\n",
+            utc(at),
+            relative(at, now)
+        ));
+    }
+    if !config.restart_needed.is_empty() {
+        let keys: Vec<String> = config
+            .restart_needed
+            .iter()
+            .map(|k| clean(k).into_owned())
+            .collect();
+        lines.push(format!(
+            "config: [daemon] {} changed in the file: that takes effect at the next restart\n",
+            keys.join(", ")
+        ));
+    }
+    lines
+}
 
 /// "store: unavailable since WHEN (AGO): REASON (retrying)", or nothing
 /// when the store works.
@@ -371,7 +415,11 @@ mod tests {
         for p in providers {
             printer.provider(p).unwrap();
         }
-        printer.finish(store, &mut notes).unwrap();
+        let daemon = DaemonNotes {
+            store: store.cloned(),
+            config: None,
+        };
+        printer.finish(&daemon, &mut notes).unwrap();
         (
             String::from_utf8(out).unwrap(),
             String::from_utf8(notes).unwrap(),

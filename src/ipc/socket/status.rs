@@ -15,11 +15,11 @@
 
 use std::io::{self, Write};
 
-use super::wire::{error_body, provider_status, store_status};
+use super::wire::{config_status, error_body, provider_status, store_status};
 use super::writer::AnswerWriter;
 use crate::broker::{Broker, BrokerError, Caller, SessionReport, StatusPages};
 use crate::protocol::{
-    Answer, ErrorCode, MAX_STATUS_LINE, STATUS_STREAM_SINCE, StatusEvent, StoreStatus,
+    Answer, ConfigStatus, ErrorCode, MAX_STATUS_LINE, STATUS_STREAM_SINCE, StatusEvent, StoreStatus,
 };
 
 /// Statuses built, serialized and written at a time.
@@ -66,17 +66,22 @@ pub(super) async fn answer(
     }
 }
 
-/// The last line: the count, and the store's state (`Ok`) or the error.
-fn done(count: u64, outcome: Result<Option<StoreStatus>, &BrokerError>) -> StatusEvent {
-    let (error, store) = match outcome {
-        Ok(store) => (None, store),
-        Err(e) => (Some(error_body(e)), None),
+/// The last line: the count, and the store's state and the config's
+/// standing (`Ok`) or the error.
+fn done(
+    count: u64,
+    outcome: Result<(Option<StoreStatus>, Option<ConfigStatus>), &BrokerError>,
+) -> StatusEvent {
+    let (error, (store, config)) = match outcome {
+        Ok(end) => (None, end),
+        Err(e) => (Some(error_body(e)), (None, None)),
     };
     StatusEvent::Done {
         ok: error.is_none(),
         count,
         error,
         store,
+        config,
     }
 }
 
@@ -108,7 +113,10 @@ async fn streamed(pages: StatusPages, broker: &Broker, write: &mut AnswerWriter)
     // Once for the whole answer; nothing for a caller who may see no
     // provider (it learns nothing of the daemon).
     let store = (count > 0).then(|| store_status(broker.store_status()));
-    write.send(&done(count, Ok(store))).await
+    let config = (count > 0)
+        .then(|| config_status(&broker.config_standing()))
+        .flatten();
+    write.send(&done(count, Ok((store, config)))).await
 }
 
 /// Whether the single line, newline excluded, is at most

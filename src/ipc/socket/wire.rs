@@ -14,7 +14,9 @@ use crate::broker::clock::unix_secs;
 use crate::broker::{
     AccessToken, BrokerError, DevicePrompt, ErrorKind, SessionReport, StoreReport,
 };
-use crate::protocol::{Answer, ErrorBody, ErrorCode, LoginPrompt, ProviderStatus, StoreStatus};
+use crate::protocol::{
+    Answer, ConfigStatus, ErrorBody, ErrorCode, LoginPrompt, ProviderStatus, StoreStatus,
+};
 
 /// The protocol's code for a kind of broker failure.
 pub(crate) fn error_code(kind: ErrorKind) -> ErrorCode {
@@ -144,6 +146,19 @@ pub(crate) fn store_status(report: StoreReport) -> StoreStatus {
         reason,
         since,
     }
+}
+
+/// The config's standing, sent once per `status` answer when there is
+/// anything to say.
+pub(crate) fn config_status(standing: &crate::broker::ConfigStanding) -> Option<ConfigStatus> {
+    (!standing.is_clean()).then(|| ConfigStatus {
+        reload_failed_at: standing.reload_failed_at.map(unix_secs),
+        restart_needed: standing
+            .restart_needed
+            .iter()
+            .map(|key| (*key).to_owned())
+            .collect(),
+    })
 }
 
 #[cfg(test)]

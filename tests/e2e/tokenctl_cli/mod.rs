@@ -145,6 +145,7 @@ fn status_stream_with_store(
         count: providers.len() as u64,
         error: None,
         store,
+        config: None,
     }));
     lines
 }

@@ -134,6 +134,7 @@ fn status_of_an_unknown_provider_is_exit_7() {
             message: "no provider named `gh` is configured".into(),
         }),
         store: None,
+        config: None,
     });
     let daemon = CannedDaemon::answering(vec![done]);
     let output = run_with_socket(&daemon.socket(), &["status", "gh"]);

@@ -1,0 +1,91 @@
+//! What the daemon has not taken from its config file, said where a person
+//! looks after `systemctl reload`, not only in the log: a reload refused
+//! (an invalid file) and `[daemon]` keys that wait for a restart, in
+//! systemd's `STATUS=`, `tokenctl status`, `status --check` and the
+//! metrics; and cleared by the next good reload.
+
+use crate::support;
+
+use support::daemon::{Daemon, login, stderr, stdout};
+use support::openmetrics::parse;
+use support::provider::Provider;
+
+/// `tokenctl status --check`: exit status and output.
+fn check(daemon: &Daemon) -> (Option<i32>, String) {
+    let out = daemon.tokenctl(&["status", "--check"]);
+    (out.status.code(), stdout(&out))
+}
+
+fn gauge(daemon: &Daemon, name: &str) -> Option<f64> {
+    let out = daemon.tokenctl(&["metrics"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    parse(&stdout(&out)).expect("OpenMetrics").value(name, &[])
+}
+
+/// The `STATUS=` of the reload's `READY=1`.
+fn status_after_reload(daemon: &mut Daemon) -> String {
+    daemon.reload();
+    daemon.wait_for_notification("READY=1")
+}
+
+#[test]
+fn a_refused_reload_and_a_restart_needed_are_said_until_mended() {
+    let provider = Provider::rfc8628();
+    let mut daemon = Daemon::start(&provider.config("demo"));
+    login(&daemon, "demo", |code| {
+        provider.approve(code).unwrap();
+    });
+    let good = std::fs::read_to_string(&daemon.config).unwrap();
+    assert_eq!(check(&daemon), (Some(0), String::new()));
+    assert_eq!(
+        gauge(&daemon, "tokend_config_last_reload_successful"),
+        Some(1.0)
+    );
+
+    // An invalid file: refused, the daemon runs on, and says so.
+    std::fs::write(&daemon.config, format!("{good}\nno_such_key = 1\n")).unwrap();
+    let status = status_after_reload(&mut daemon);
+    assert!(
+        status.contains("the last reload failed (see the log)"),
+        "{status}"
+    );
+    let said = stdout(&daemon.tokenctl(&["status"]));
+    assert!(said.contains("config: the last reload, at "), "{said}");
+    assert!(said.contains("was refused: the file is invalid"), "{said}");
+    let (code, problems) = check(&daemon);
+    assert_eq!(code, Some(1), "{problems}");
+    assert!(problems.contains("config: the last reload"), "{problems}");
+    assert_eq!(
+        gauge(&daemon, "tokend_config_last_reload_successful"),
+        Some(0.0)
+    );
+
+    // Valid again, but with a [daemon] key only a restart applies.
+    let changed = good.replacen("[daemon]\n", "[daemon]\nhttp_timeout = 7\n", 1);
+    assert_ne!(changed, good, "no [daemon] table in {good}");
+    std::fs::write(&daemon.config, changed).unwrap();
+    let status = status_after_reload(&mut daemon);
+    assert!(!status.contains("reload failed"), "{status}");
+    assert!(
+        status.contains("a restart is needed for http_timeout"),
+        "{status}"
+    );
+    let (code, problems) = check(&daemon);
+    assert_eq!(code, Some(1), "{problems}");
+    assert!(
+        problems.contains("config: [daemon] http_timeout changed in the file"),
+        "{problems}"
+    );
+    assert_eq!(
+        gauge(&daemon, "tokend_config_last_reload_successful"),
+        Some(1.0)
+    );
+    assert_eq!(gauge(&daemon, "tokend_config_restart_needed"), Some(1.0));
+
+    // The file as the daemon runs it: nothing left to say.
+    std::fs::write(&daemon.config, &good).unwrap();
+    let status = status_after_reload(&mut daemon);
+    assert!(!status.contains("restart"), "{status}");
+    assert_eq!(check(&daemon), (Some(0), String::new()));
+    assert_eq!(gauge(&daemon, "tokend_config_restart_needed"), Some(0.0));
+}
