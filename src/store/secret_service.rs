@@ -88,9 +88,11 @@ const USERNAME_ATTRIBUTE: &str = "username";
 /// libsecret's attribute for the schema name.
 const SCHEMA_ATTRIBUTE: &str = "xdg:schema";
 
-/// What to do when there is no Secret Service to talk to.
+/// What to do when there is no Secret Service to talk to. The way out
+/// without a keyring is a store that persists (the memory store would
+/// lose every session at the next restart).
 const NO_SERVICE: &str = "no Secret Service on the session bus: install/start gnome-keyring or \
-                          KeePassXC, or set store = \"memory\"";
+                          KeePassXC, or set store = \"encrypted-file\" (with a store key)";
 
 /// What to do when the keyring is locked.
 const UNLOCK: &str = "store locked: unlock your keyring";

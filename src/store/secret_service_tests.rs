@@ -14,7 +14,7 @@ fn missing_service_and_bus_are_unavailable() {
     let error = map_error(no_service, None);
     assert!(matches!(error, StoreError::Unavailable { .. }), "{error:?}");
     assert!(error.to_string().contains("gnome-keyring or KeePassXC"));
-    assert!(error.to_string().contains("store = \"memory\""));
+    assert!(error.to_string().contains("store = \"encrypted-file\""));
 
     let no_bus = platform(ServiceError::Zbus(zbus::Error::InputOutput(Arc::new(
         std::io::Error::from(std::io::ErrorKind::ConnectionRefused),

@@ -75,3 +75,24 @@ fn check_names_each_problem_and_fails_until_all_are_gone() {
         );
     }
 }
+
+/// A monitor reading `--json` gets its one object when tokend cannot be
+/// reached too: `ok` false, the reason as a problem of the daemon, and
+/// exit status 3.
+#[test]
+fn the_json_check_says_so_when_tokend_is_not_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("tokend.sock");
+    let out = support::daemon::tokenctl(&socket, &["--json", "status", "--check"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("one JSON object");
+    assert_eq!(report["ok"], false, "{report}");
+    let problem = &report["problems"][0];
+    assert!(problem["provider"].is_null(), "{report}");
+    assert!(
+        problem["problem"]
+            .as_str()
+            .is_some_and(|p| p.contains(&socket.display().to_string())),
+        "{report}"
+    );
+}

@@ -193,6 +193,16 @@ fn write_done(out: &mut impl Write, provider: &str, error: &ErrorBody) -> io::Re
 fn login_failure(provider: &str, error: Option<ErrorBody>) -> Failure {
     let status = exit::for_login_failure(error.as_ref().map(|e| e.code));
     match error {
+        // The login ended with the daemon, not at the provider: the person
+        // needs to know it is to be done again.
+        Some(error) if error.code == ErrorCode::ShuttingDown => Failure::new(
+            status,
+            format!(
+                "{}: the login ended with it; run `tokenctl login {}` again once tokend is back",
+                error.message.trim_end_matches('.'),
+                clean(provider)
+            ),
+        ),
         Some(error) if !error.message.trim().is_empty() => Failure::new(status, error.message),
         _ => Failure::new(
             status,

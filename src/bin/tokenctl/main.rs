@@ -248,8 +248,24 @@ fn status(cli: &Cli, name: Option<&str>) -> Result<(), Failure> {
 /// one object instead, once every status is read:
 /// `{"ok":..,"problems":[{"provider":..|null,"problem":..}]}`.
 fn status_check(cli: &Cli, name: Option<&str>) -> Result<(), Failure> {
-    let (mut client, protocol) = connect_checked(cli)?;
     let mut out = status::CheckReport::new(BufWriter::new(io::stdout().lock()), cli.json);
+    let (mut client, protocol) = match connect_checked(cli) {
+        Ok(connected) => connected,
+        Err(error) => {
+            // A monitor reading the JSON gets its one object however the
+            // check ends: tokend out of reach is the problem. (The exit
+            // status stays the error's: 3 when tokend is not running.)
+            if cli.json {
+                let said = out
+                    .problem(None, &error.to_string())
+                    .and_then(|()| out.finish());
+                if let Err(e) = said {
+                    return Err(Failure::output(&e));
+                }
+            }
+            return Err(error.into());
+        }
+    };
     // A logged-out session may only be waiting for a store that is down,
     // which the end of the answer says: those lines wait for it.
     let mut logged_out = Vec::new();

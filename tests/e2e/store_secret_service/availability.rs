@@ -56,7 +56,7 @@ fn bus_without_secret_service_is_unavailable() {
         assert!(
             message.contains(
                 "no Secret Service on the session bus: install/start gnome-keyring or \
-                 KeePassXC, or set store = \"memory\""
+                 KeePassXC, or set store = \"encrypted-file\" (with a store key)"
             ),
             "{message}"
         );
