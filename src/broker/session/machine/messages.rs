@@ -208,6 +208,13 @@ pub(crate) enum Notice {
         /// When the next refresh comes.
         retry_in: Duration,
     },
+    /// A background refresh is put off while the store is down.
+    RefreshHeldForStore {
+        /// What is left of the access token.
+        left: Duration,
+        /// How long the refresh is put off.
+        held_for: Duration,
+    },
     /// A refresh failed and is retried later.
     RefreshFailed {
         /// When.

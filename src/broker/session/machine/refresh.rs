@@ -13,6 +13,11 @@ use crate::broker::events::{AttentionKind, BrokerEvent};
 use crate::broker::timing;
 use crate::provider::{FailureClass, ProviderError, TokenGrant};
 
+/// The least life an access token keeps while its refresh is put off for
+/// a store that is down (see `hold_for_store`): about the refresh margin
+/// of short-lived tokens, so callers are not handed a dying one.
+const STORE_HOLD_FLOOR: Duration = Duration::from_secs(60);
+
 impl SessionMachine {
     /// Starts the refresh; the caller checked that the session is active
     /// with a refresh token and none in flight.
@@ -57,6 +62,12 @@ impl SessionMachine {
         self.warn_if_refresh_token_expiring(ctx.now, out);
         let due = self.next_refresh.is_some_and(|at| at <= ctx.now);
         if due && self.can_start_refresh() {
+            if let Some((left, held_for)) = self.hold_for_store(ctx) {
+                self.next_refresh = Some(ctx.now + held_for);
+                out.push(Effect::Log(Notice::RefreshHeldForStore { left, held_for }));
+                self.schedule_wake(ctx.now, out);
+                return;
+            }
             self.start_refresh(ctx, out);
         } else if !due {
             // The wake-up was for the warning, or for the access token's
@@ -68,6 +79,31 @@ impl SessionMachine {
             }
             self.schedule_wake(ctx.now, out);
         }
+    }
+
+    /// Whether a background refresh that came due waits, while the store
+    /// is down: the access token's life left, and how long to wait (half
+    /// of it). A refresh would bring a new refresh token that cannot be
+    /// saved: with a provider that rotates them, the stored one is then
+    /// spent, and a stop or crash before the store is back loses the
+    /// session. Put off while the token has [`STORE_HOLD_FLOOR`] of life
+    /// left or more, a short outage (a keyring locked for a while) costs
+    /// no rotation at all; past it the token is refreshed, saved or not, so
+    /// that callers keep getting one.
+    fn hold_for_store(&self, ctx: &Context) -> Option<(Duration, Duration)> {
+        if ctx.store_available {
+            return None;
+        }
+        let SessionState::Active { tokens, .. } = &self.state else {
+            return None;
+        };
+        let left = tokens
+            .access
+            .as_ref()
+            .and_then(|a| a.expires_at)?
+            .duration_since(ctx.now)
+            .ok()?;
+        (left >= STORE_HOLD_FLOOR * 2).then(|| (left, left / 2))
     }
 
     /// Moves a background refresh that waits out a backoff after a

@@ -162,3 +162,39 @@ fn a_delete_that_failed_with_the_store_working_is_retried() {
         s(&["retry_store_save", "unschedule"])
     );
 }
+
+/// While the store is down, a background refresh that comes due waits
+/// (half the access token's life left, each time) rather than bring a
+/// refresh token that cannot be saved; once the token nears its end it is
+/// refreshed all the same, and with the store back it is refreshed at once.
+#[test]
+fn a_background_refresh_waits_for_the_store_while_the_token_lasts() {
+    let mut m = logged_in(3600);
+    let due_at = m.next_refresh().expect("a refresh planned");
+    let mut down = ctx(due_at);
+    down.store_available = false;
+    let effects = briefs(&m.handle(&down, Event::RefreshDue));
+    assert!(
+        effects.contains(&"log(RefreshHeldForStore)".to_owned()),
+        "{effects:?}"
+    );
+    assert!(
+        !effects.iter().any(|e| e.starts_with("start_refresh")),
+        "{effects:?}"
+    );
+    let expires = at(3600);
+    let left = expires.duration_since(due_at).unwrap();
+    assert_eq!(m.next_refresh(), Some(due_at + left / 2));
+
+    // The store is back by the next wake-up: the refresh goes.
+    let mut again = m;
+    let effects = feed(&mut again, due_at + left / 2, Event::RefreshDue);
+    assert!(effects.contains(&"start_refresh(r1)".to_owned()), "{effects:?}");
+
+    // Still down with under two minutes left: refreshed, saved or not.
+    let mut m = logged_in(3600);
+    let mut late = ctx(at(3600 - 100));
+    late.store_available = false;
+    let effects = briefs(&m.handle(&late, Event::RefreshDue));
+    assert!(effects.contains(&"start_refresh(r1)".to_owned()), "{effects:?}");
+}
