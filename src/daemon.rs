@@ -113,7 +113,10 @@ pub async fn run(mut config: Config, env: Environment) -> anyhow::Result<()> {
     // only cost memory (a reload compares with the sessions' copies).
     config.providers = Vec::new();
     config.warnings = Vec::new();
-    let Some(reload_when_up) = start_broker(&broker, &mut signals).await else {
+    // The socket as bound, for the watchdog's beat (set once it is).
+    let bound_socket: BoundSocket = Arc::default();
+    let Some(reload_when_up) = start_broker(&broker, &mut signals, Arc::clone(&bound_socket)).await
+    else {
         info!("stopping during start-up");
         notify(&[NotifyState::Stopping]);
         return Ok(());
@@ -122,6 +125,7 @@ pub async fn run(mut config: Config, env: Environment) -> anyhow::Result<()> {
     let listener = bind_socket(&config.daemon)?;
     // Removed at the end only if it is still this socket.
     let bound = socket::identity(&config.daemon.socket);
+    let _ = bound_socket.set((config.daemon.socket.clone(), bound));
     let stop = CancellationToken::new();
     let connections = TaskTracker::new();
     let server = tokio::spawn(socket::serve(
@@ -246,9 +250,13 @@ async fn stop_daemon(
 /// nothing is written while sessions are read); a reload asked for is
 /// reported (`Some(true)`) to be done once the daemon is up, as the config
 /// may have changed since it was read.
-async fn start_broker(broker: &Broker, signals: &mut Signals) -> Option<bool> {
+async fn start_broker(
+    broker: &Broker,
+    signals: &mut Signals,
+    bound_socket: BoundSocket,
+) -> Option<bool> {
     let mut reload_when_up = false;
-    let start = broker.start(watchdog_heartbeat());
+    let start = broker.start(watchdog_heartbeat(bound_socket));
     tokio::pin!(start);
     loop {
         tokio::select! {
@@ -277,14 +285,38 @@ fn bind_socket(daemon: &DaemonConfig) -> Result<tokio::net::UnixListener, socket
 
 /// Feeds systemd's watchdog from the broker's scheduler task when
 /// `WatchdogSec=` is set, at half the timeout.
-fn watchdog_heartbeat() -> Option<Heartbeat> {
+fn watchdog_heartbeat(bound_socket: BoundSocket) -> Option<Heartbeat> {
     let timeout = sd_notify::watchdog_enabled()?;
     info!(timeout_ms = timeout.as_millis(), "watchdog enabled");
+    let said = std::sync::atomic::AtomicBool::new(false);
     Some(Heartbeat {
         interval: timeout / 2,
-        beat: Box::new(|| notify(&[NotifyState::Watchdog])),
+        beat: Box::new(move || {
+            // A daemon whose socket is gone (removed, or replaced by
+            // another daemon's) serves no one there, and would never
+            // notice: it is not alive as far as its clients go, so the
+            // watchdog is not fed and the service manager restarts it.
+            if let Some((path, identity)) = bound_socket.get()
+                && socket::identity(path) != *identity
+            {
+                if said.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                    debug!("watchdog ping withheld: the socket is gone");
+                } else {
+                    error!(
+                        "the socket {} was removed or replaced: clients cannot reach tokend there; the watchdog is no longer fed, so that the service manager restarts tokend",
+                        path.display()
+                    );
+                }
+                return;
+            }
+            notify(&[NotifyState::Watchdog]);
+        }),
     })
 }
+
+/// The socket's path and identity once it is bound (see
+/// [`socket::identity`]), for the watchdog.
+type BoundSocket = Arc<std::sync::OnceLock<(std::path::PathBuf, Option<(u64, u64)>)>>;
 
 /// Keeps systemd's `STATUS=` line current ("3 providers: 2 active, 1 login
 /// required"), at most once a second however busy the broker is.

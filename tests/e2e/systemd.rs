@@ -165,6 +165,39 @@ fn the_watchdog_is_fed_when_systemd_asks() {
     }
 }
 
+/// A socket removed under the daemon leaves it serving no one, and it
+/// would not notice: with a watchdog, it says so once and stops feeding
+/// it, so that systemd restarts it (and the new one binds the path).
+#[test]
+fn the_watchdog_is_not_fed_once_the_socket_is_gone() {
+    let provider = Provider::rfc8628();
+    let mut daemon = Daemon::start_with(
+        &provider.config("a"),
+        DaemonOptions {
+            env: vec![("WATCHDOG_USEC".into(), "400000".into())],
+            ..DaemonOptions::default()
+        },
+    );
+    // Every ping sent so far read (a fresh one waited for), then the socket
+    // goes: at most a ping already on its way may follow.
+    daemon.notifications.retain(|n| !n.contains("WATCHDOG=1"));
+    daemon.wait_for_notification("WATCHDOG=1");
+    daemon.notifications.clear();
+    std::fs::remove_file(&daemon.socket).unwrap();
+    let said = daemon.wait_for_log(1, &["was removed or replaced"]);
+    assert!(said[0].contains("ERROR"), "{said:?}");
+    // Three beats (200 ms apart) after it, each withheld.
+    daemon.wait_for_log(3, &["watchdog ping withheld"]);
+    daemon.stop();
+    daemon.wait_for_notification("STOPPING=1");
+    let pings = daemon
+        .notifications
+        .iter()
+        .filter(|n| n.contains("WATCHDOG=1"))
+        .count();
+    assert!(pings <= 1, "{:?}", daemon.notifications);
+}
+
 #[test]
 fn no_watchdog_pings_without_watchdog_usec() {
     let provider = Provider::rfc8628();
