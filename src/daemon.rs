@@ -113,7 +113,6 @@ pub async fn run(mut config: Config, env: Environment) -> anyhow::Result<()> {
     // only cost memory (a reload compares with the sessions' copies).
     config.providers = Vec::new();
     config.warnings = Vec::new();
-    // The socket as bound, for the watchdog's beat (set once it is).
     let bound_socket: BoundSocket = Arc::default();
     let Some(reload_when_up) = start_broker(&broker, &mut signals, Arc::clone(&bound_socket)).await
     else {
@@ -157,26 +156,7 @@ pub async fn run(mut config: Config, env: Environment) -> anyhow::Result<()> {
         NotifyState::Ready,
         NotifyState::Status(&status_line(&broker)),
     ]);
-    connections.spawn(report_status(broker.clone(), stop.clone()));
-    // Desktop notifications only from a daemon on a session bus: a system
-    // service has no desktop to show them on.
-    let desktop = dbus
-        .as_ref()
-        .filter(|_| config.daemon.notify && config.daemon.bus == crate::config::BusKind::Session)
-        .map(|service| service.connection().clone());
-    connections.spawn(crate::hooks::follow_events(
-        broker.clone(),
-        config.daemon.on_event.clone(),
-        config.daemon.socket.clone(),
-        desktop,
-        stop.clone(),
-        connections.clone(),
-    ));
-    connections.spawn(crate::world::retry_on_network_change(
-        broker.clone(),
-        stop.clone(),
-    ));
-    connections.spawn(crate::world::retry_on_resume(broker.clone(), stop.clone()));
+    follow_events(&broker, &config.daemon, dbus.as_ref(), &stop, &connections);
     // Start-up's code (arguments, config, TLS set-up, restore, the
     // watchers just spawned) runs once: let its pages go once it is over,
     // and again after each login and reload.
@@ -206,6 +186,37 @@ pub async fn run(mut config: Config, env: Environment) -> anyhow::Result<()> {
     stop_daemon(&broker, &stop, server, dbus, &connections).await;
     socket::remove_bound(&current.daemon.socket, bound);
     Ok(())
+}
+
+/// Starts what follows the broker's events and the world's: systemd's
+/// `STATUS=`, the `on_event` program and desktop notifications, the
+/// network and resume watchers.
+fn follow_events(
+    broker: &Broker,
+    daemon: &DaemonConfig,
+    dbus: Option<&DbusService>,
+    stop: &CancellationToken,
+    connections: &TaskTracker,
+) {
+    connections.spawn(report_status(broker.clone(), stop.clone()));
+    // Desktop notifications only from a daemon on a session bus: a system
+    // service has no desktop to show them on.
+    let desktop = dbus
+        .filter(|_| daemon.notify && daemon.bus == crate::config::BusKind::Session)
+        .map(|service| service.connection().clone());
+    connections.spawn(crate::hooks::follow_events(
+        broker.clone(),
+        daemon.on_event.clone(),
+        daemon.socket.clone(),
+        desktop,
+        stop.clone(),
+        connections.clone(),
+    ));
+    connections.spawn(crate::world::retry_on_network_change(
+        broker.clone(),
+        stop.clone(),
+    ));
+    connections.spawn(crate::world::retry_on_resume(broker.clone(), stop.clone()));
 }
 
 /// The stop: logins first, then the front-ends, then the work in flight,
