@@ -4,10 +4,8 @@
 //! alone; a person who ran `systemctl reload` and looks at `systemctl
 //! status`, `tokenctl status` or the metrics learns it there too.
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::Mutex;
 use std::time::SystemTime;
-
-use super::api::Broker;
 
 /// The daemon's standing to its config file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -47,36 +45,7 @@ impl ConfigStanding {
     }
 }
 
-/// Where the broker keeps it.
+/// Where the broker keeps it (its methods are in `status`, beside the
+/// other things `status` reports).
 #[derive(Debug, Default)]
-pub(crate) struct ConfigStandingCell(Mutex<ConfigStanding>);
-
-impl Broker {
-    /// Records that a reload was refused (the file is invalid).
-    pub fn reload_failed(&self) {
-        let now = self.inner.shared.clock.now();
-        self.config_standing_cell().reload_failed_at = Some(now);
-    }
-
-    /// Records a successful reload, and the `[daemon]` keys that then
-    /// wait for a restart.
-    pub fn reload_succeeded(&self, restart_needed: Vec<&'static str>) {
-        let mut standing = self.config_standing_cell();
-        standing.reload_failed_at = None;
-        standing.restart_needed = restart_needed;
-    }
-
-    /// The daemon's standing to its config file.
-    #[must_use]
-    pub fn config_standing(&self) -> ConfigStanding {
-        self.config_standing_cell().clone()
-    }
-
-    fn config_standing_cell(&self) -> std::sync::MutexGuard<'_, ConfigStanding> {
-        self.inner
-            .config_standing
-            .0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-    }
-}
+pub(crate) struct ConfigStandingCell(pub(super) Mutex<ConfigStanding>);

@@ -198,3 +198,33 @@ fn status_for(session: &Session, role: Role) -> SessionReport {
     }
     status
 }
+
+impl Broker {
+    /// Records that a reload was refused (the file is invalid).
+    pub fn reload_failed(&self) {
+        let now = self.inner.shared.clock.now();
+        self.config_standing_cell().reload_failed_at = Some(now);
+    }
+
+    /// Records a successful reload, and the `[daemon]` keys that then
+    /// wait for a restart.
+    pub fn reload_succeeded(&self, restart_needed: Vec<&'static str>) {
+        let mut standing = self.config_standing_cell();
+        standing.reload_failed_at = None;
+        standing.restart_needed = restart_needed;
+    }
+
+    /// The daemon's standing to its config file.
+    #[must_use]
+    pub fn config_standing(&self) -> super::ConfigStanding {
+        self.config_standing_cell().clone()
+    }
+
+    fn config_standing_cell(&self) -> std::sync::MutexGuard<'_, super::ConfigStanding> {
+        self.inner
+            .config_standing
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}

@@ -189,12 +189,18 @@ fn a_background_refresh_waits_for_the_store_while_the_token_lasts() {
     // The store is back by the next wake-up: the refresh goes.
     let mut again = m;
     let effects = feed(&mut again, due_at + left / 2, Event::RefreshDue);
-    assert!(effects.contains(&"start_refresh(r1)".to_owned()), "{effects:?}");
+    assert!(
+        effects.contains(&"start_refresh(r1)".to_owned()),
+        "{effects:?}"
+    );
 
     // Still down with under two minutes left: refreshed, saved or not.
     let mut m = logged_in(3600);
     let mut late = ctx(at(3600 - 100));
     late.store_available = false;
     let effects = briefs(&m.handle(&late, Event::RefreshDue));
-    assert!(effects.contains(&"start_refresh(r1)".to_owned()), "{effects:?}");
+    assert!(
+        effects.contains(&"start_refresh(r1)".to_owned()),
+        "{effects:?}"
+    );
 }
