@@ -168,6 +168,13 @@ impl PrivateBus {
         })
     }
 
+    /// Kills the bus daemon now and waits for it to go, as a crash of the
+    /// bus would: every connection to it ends. (`Drop` does it otherwise.)
+    pub fn kill(&mut self) {
+        let _ = self.daemon.kill();
+        let _ = self.daemon.wait();
+    }
+
     /// The daemon's log (its stderr), for failure messages.
     #[must_use]
     pub fn log(&self) -> String {

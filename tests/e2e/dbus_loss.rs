@@ -1,0 +1,66 @@
+//! A daemon whose bus goes away (the bus daemon crashed or was restarted)
+//! stops as for SIGTERM and exits with a failure, so that the service
+//! manager (`Restart=on-failure`) starts it again on the bus as it is now:
+//! left running, it would answer on its socket but be gone from D-Bus for
+//! good, with a watchdog that never notices.
+
+use crate::support;
+
+use std::time::Duration;
+
+use support::bus::PrivateBus;
+use support::daemon::{Daemon, DaemonOptions, stdout};
+use support::provider::Provider;
+
+/// How long the daemon may take to notice the loss and stop.
+const EXIT_WITHIN: Duration = Duration::from_secs(30);
+
+/// `busctl call ... ListProviders` on `bus`.
+fn list_providers(bus: &PrivateBus) -> std::process::Output {
+    bus.command("busctl")
+        .arg(format!("--address={}", bus.address()))
+        .args([
+            "call",
+            "org.tokend.Broker1",
+            "/org/tokend/Broker1",
+            "org.tokend.Broker1",
+            "ListProviders",
+        ])
+        .output()
+        .expect("run busctl")
+}
+
+#[test]
+fn losing_the_bus_stops_the_daemon_with_a_failure() {
+    let mut bus = PrivateBus::start();
+    let provider = Provider::rfc8628();
+    let mut daemon = Daemon::start_with(&provider.config("a"), DaemonOptions::on_session_bus(&bus));
+    let answer = list_providers(&bus);
+    assert!(
+        answer.status.success() && stdout(&answer).contains("\"a\""),
+        "busctl: {answer:?}\nlog:\n{}",
+        daemon.log()
+    );
+
+    bus.kill();
+    let status = daemon.wait_for_exit(EXIT_WITHIN);
+
+    let log = daemon.log();
+    assert_eq!(status.code(), Some(1), "{status}; log:\n{log}");
+    // The normal stop: the service manager is told, and the socket goes.
+    daemon.wait_for_notification("STOPPING=1");
+    assert!(
+        !daemon.socket.exists(),
+        "the socket is removed; log:\n{log}"
+    );
+    let errors: Vec<&str> = log.lines().filter(|l| l.contains("ERROR")).collect();
+    assert_eq!(errors.len(), 1, "one ERROR line; log:\n{log}");
+    assert!(
+        errors[0].contains("lost the connection to the session bus")
+            && errors[0].contains("stopping, so that the service manager starts tokend again"),
+        "{}",
+        errors[0]
+    );
+    let failed_signals = log.lines().filter(|l| l.contains("could not emit")).count();
+    assert!(failed_signals <= 1, "log:\n{log}");
+}
