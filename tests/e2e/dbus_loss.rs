@@ -31,10 +31,16 @@ fn list_providers(bus: &PrivateBus) -> std::process::Output {
 }
 
 #[test]
-fn losing_the_bus_stops_the_daemon_with_a_failure() {
+fn losing_the_bus_stops_the_daemon_with_a_failure_and_a_restart_serves_again() {
     let mut bus = PrivateBus::start();
     let provider = Provider::rfc8628();
-    let mut daemon = Daemon::start_with(&provider.config("a"), DaemonOptions::on_session_bus(&bus));
+    // As a user session names its bus: the same address after a restart.
+    let options = DaemonOptions {
+        bus: "session",
+        env: vec![("DBUS_SESSION_BUS_ADDRESS".into(), bus.path_address())],
+        ..DaemonOptions::default()
+    };
+    let mut daemon = Daemon::start_with(&provider.config("a"), options);
     let answer = list_providers(&bus);
     assert!(
         answer.status.success() && stdout(&answer).contains("\"a\""),
@@ -42,7 +48,7 @@ fn losing_the_bus_stops_the_daemon_with_a_failure() {
         daemon.log()
     );
 
-    bus.kill();
+    bus.restart();
     let status = daemon.wait_for_exit(EXIT_WITHIN);
 
     let log = daemon.log();
@@ -63,4 +69,14 @@ fn losing_the_bus_stops_the_daemon_with_a_failure() {
     );
     let failed_signals = log.lines().filter(|l| l.contains("could not emit")).count();
     assert!(failed_signals <= 1, "log:\n{log}");
+
+    // What the service manager does next: the new daemon takes the name
+    // on the new bus.
+    daemon.restart();
+    let answer = list_providers(&bus);
+    assert!(
+        answer.status.success() && stdout(&answer).contains("\"a\""),
+        "busctl after the restart: {answer:?}\nlog:\n{}",
+        daemon.log()
+    );
 }
