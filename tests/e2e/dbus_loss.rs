@@ -34,13 +34,19 @@ fn list_providers(bus: &PrivateBus) -> std::process::Output {
 fn losing_the_bus_stops_the_daemon_with_a_failure_and_a_restart_serves_again() {
     let mut bus = PrivateBus::start();
     let provider = Provider::rfc8628();
-    // As a user session names its bus: the same address after a restart.
     let options = DaemonOptions {
         bus: "session",
-        env: vec![("DBUS_SESSION_BUS_ADDRESS".into(), bus.path_address())],
+        env: vec![
+            // As a user session names its bus: the same after a restart.
+            ("DBUS_SESSION_BUS_ADDRESS".into(), bus.path_address()),
+            // As the units have it: a watchdog fed all along must not
+            // keep a daemon without its bus alive.
+            ("WATCHDOG_USEC".into(), "400000".into()),
+        ],
         ..DaemonOptions::default()
     };
     let mut daemon = Daemon::start_with(&provider.config("a"), options);
+    daemon.wait_for_notification("WATCHDOG=1");
     let answer = list_providers(&bus);
     assert!(
         answer.status.success() && stdout(&answer).contains("\"a\""),
