@@ -12,7 +12,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::broker::{Broker, BrokerEvent, BrokerParts, Heartbeat, SystemClock};
 use crate::config::{self, Config, DaemonConfig, Environment, StoreKind};
-use crate::ipc::dbus::DbusService;
+use crate::ipc::dbus::{BusLost, DbusService};
 use crate::ipc::socket;
 use crate::provider::HttpClient;
 use crate::store::{EncryptedFileStore, MemoryStore, SecretServiceStore, Store};
@@ -82,10 +82,21 @@ fn open_daemon_store(config: &Config) -> Arc<dyn Store> {
     open_store(config)
 }
 
+/// A failure the daemon cannot recover from in-process, which made it
+/// stop (as for SIGTERM) after logging it as it happened: `main` only turns
+/// it into a failed exit status, which the units restart.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonFailure {
+    /// The D-Bus connection was lost.
+    #[error(transparent)]
+    BusLost(#[from] BusLost),
+}
+
 /// Runs the daemon until SIGTERM or SIGINT; SIGHUP reloads the config.
 ///
 /// # Errors
-/// Set-up failed (socket, bus, HTTP client, signal handlers).
+/// Set-up failed (socket, bus, HTTP client, signal handlers), or the
+/// daemon stopped for a [`DaemonFailure`] (already logged).
 pub async fn run(mut config: Config, env: Environment) -> anyhow::Result<()> {
     // Signal handlers first: a SIGTERM or SIGHUP that arrives during
     // start-up must be handled, not kill us with the default action.
@@ -173,19 +184,61 @@ pub async fn run(mut config: Config, env: Environment) -> anyhow::Result<()> {
         reload(&broker, &current, &env).await;
         code_pages.notify_one();
     }
-    while let Some(signal) = signals.next().await {
-        match signal {
-            Signal::Reload => {
-                reload(&broker, &current, &env).await;
-                code_pages.notify_one();
-            }
-            Signal::Stop => break,
-        }
-    }
+    let failure = serve_until_stop(
+        &mut signals,
+        dbus.as_ref(),
+        &broker,
+        &current,
+        &env,
+        &code_pages,
+    )
+    .await;
 
     stop_daemon(&broker, &stop, server, dbus, &connections).await;
     socket::remove_bound(&current.daemon.socket, bound);
-    Ok(())
+    failure.map_or(Ok(()), |failure| Err(failure.into()))
+}
+
+/// Serves, reloading on SIGHUP, until SIGTERM or SIGINT (`None`) or until
+/// a failure the daemon must stop for, which is logged here, as it happens.
+async fn serve_until_stop(
+    signals: &mut Signals,
+    dbus: Option<&DbusService>,
+    broker: &Broker,
+    current: &Config,
+    env: &Environment,
+    code_pages: &Notify,
+) -> Option<DaemonFailure> {
+    loop {
+        let signal = tokio::select! {
+            signal = signals.next() => signal,
+            lost = bus_lost(dbus) => {
+                // No reconnection in-process: a new connection would need
+                // the name, the match rules and the peers taken afresh,
+                // and clients would see the name change owner all the
+                // same. A restart does all of that cleanly, and the
+                // watchdog, fed by the core, would never ask for one.
+                let failure = DaemonFailure::from(lost);
+                error!("{failure}: stopping, so that the service manager starts tokend again");
+                return Some(failure);
+            }
+        };
+        match signal {
+            Some(Signal::Reload) => {
+                reload(broker, current, env).await;
+                code_pages.notify_one();
+            }
+            Some(Signal::Stop) | None => return None,
+        }
+    }
+}
+
+/// Waits for the loss of the D-Bus connection; for ever without one.
+async fn bus_lost(dbus: Option<&DbusService>) -> BusLost {
+    match dbus {
+        Some(dbus) => dbus.lost().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Starts what follows the broker's events and the world's: systemd's

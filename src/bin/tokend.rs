@@ -103,6 +103,8 @@ fn main() -> ExitCode {
     runtime.shutdown_timeout(EXIT_WAIT);
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // Logged as it happened, before the stop's own lines.
+        Err(e) if e.is::<tokend::daemon::DaemonFailure>() => ExitCode::FAILURE,
         Err(e) => {
             // Logging is set up by now, to the journal or to stderr.
             tracing::error!("{}", error_chain(&e));

@@ -12,6 +12,7 @@ mod allow_units;
 mod config_check;
 mod config_presets;
 mod dbus;
+mod dbus_loss;
 mod device_login;
 mod dialect_generic_v1;
 mod dialect_oracle;

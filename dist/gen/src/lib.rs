@@ -465,7 +465,12 @@ fn tokend_sections() -> Roff {
         "0",
         "Stopped cleanly, or (--check) the config is valid.",
     );
-    item(&mut roff, "1", "The daemon could not start or run.");
+    item(
+        &mut roff,
+        "1",
+        "The daemon could not start or run, or it stopped because it lost its D-Bus \
+         connection (the service manager is to start it again).",
+    );
     item(
         &mut roff,
         "2",

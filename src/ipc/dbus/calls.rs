@@ -31,7 +31,7 @@ use super::objects::Object;
 use super::peers::Peers;
 use super::properties::{managed_object, properties_of, unix_secs_or_zero};
 use super::signalled::Signalled;
-use super::{BROKER_INTERFACE, DbusError, provider_path};
+use super::{BROKER_INTERFACE, CallsEnded, DbusError, provider_path};
 use crate::broker::{
     Broker, BrokerError, Caller, ErrorKind, Freshness, SessionReport, StoreReport,
 };
@@ -58,8 +58,9 @@ pub(super) async fn incoming_calls(connection: &Connection) -> zbus::Result<Mess
     MessageStream::for_match_rule(rule.build(), connection, None).await
 }
 
-/// Answers the method calls of `calls` until `shutdown`; each call runs as
-/// its own task (tracked by `tasks`), at most [`CONCURRENT_CALLS`] at once.
+/// Answers the method calls of `calls` until `shutdown` or the loss of the
+/// connection; each call runs as its own task (tracked by `tasks`), at
+/// most [`CONCURRENT_CALLS`] at once.
 pub(super) async fn serve_calls(
     connection: Connection,
     mut calls: MessageStream,
@@ -68,8 +69,10 @@ pub(super) async fn serve_calls(
     signalled: Signalled,
     shutdown: CancellationToken,
     tasks: TaskTracker,
-) {
+) -> CallsEnded {
     let slots = Arc::new(Semaphore::new(CONCURRENT_CALLS));
+    // zbus hands each stream the read error once, then ends them all.
+    let mut last_error = None;
     loop {
         // The stream is read on, whatever the calls in flight: it shares
         // the connection with the replies those calls wait for (the bus's
@@ -79,10 +82,14 @@ pub(super) async fn serve_calls(
         // (a few hundred calls at once, from any local user, did that).
         let call = tokio::select! {
             call = calls.next() => call,
-            () = shutdown.cancelled() => return,
+            () = shutdown.cancelled() => return CallsEnded::Stop,
         };
-        let Some(call) = call else { return };
-        let Ok(call) = call else { continue };
+        let Some(call) = call else {
+            return CallsEnded::ConnectionLost(last_error);
+        };
+        let Ok(call) = call.map_err(|e| last_error = Some(e)) else {
+            continue;
+        };
         let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
             refuse_excess(&connection, &call).await;
             continue;

@@ -15,7 +15,12 @@
 //! only the providers it has a role on, in method answers, properties,
 //! `GetManagedObjects` and introspection (`calls`), and signals go only to
 //! peers that may see them (`peers`, `signals`).
+//!
+//! A connection lost (the bus daemon stopped or restarted) is not mended
+//! here: [`DbusService::lost`] reports it, and the daemon stops so that
+//! the service manager starts it again (see `daemon::run`).
 
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::info;
@@ -151,6 +156,27 @@ pub enum DbusSetupError {
     },
 }
 
+/// The connection to the bus ended without the daemon asking: the bus
+/// daemon stopped, or was restarted (see [`DbusService::lost`]).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("lost the connection to the {bus} bus ({reason})")]
+pub struct BusLost {
+    /// Which bus.
+    pub bus: &'static str,
+    /// What the connection's last read said.
+    pub reason: String,
+}
+
+/// Why `calls::serve_calls` returned.
+enum CallsEnded {
+    /// The daemon is stopping.
+    Stop,
+    /// The stream of calls ended by itself, as zbus ends every stream of a
+    /// connection whose socket failed or that the bus closed; with the
+    /// error the stream gave last, if any.
+    ConnectionLost(Option<zbus::Error>),
+}
+
 /// The provider object path of `name`.
 ///
 /// # Panics
@@ -165,6 +191,9 @@ pub fn provider_path(name: &str) -> OwnedObjectPath {
 #[derive(Debug)]
 pub struct DbusService {
     connection: Connection,
+    /// Set once, when the incoming calls end without a stop: a watch, so
+    /// that [`Self::lost`] can be awaited again and again from a loop.
+    lost: watch::Receiver<Option<BusLost>>,
 }
 
 impl DbusService {
@@ -210,7 +239,8 @@ impl DbusService {
                     bus: bus_label,
                     source,
                 })?;
-        tasks.spawn(calls::serve_calls(
+        let (report_loss, lost) = watch::channel(None);
+        let serving = calls::serve_calls(
             connection.clone(),
             incoming,
             broker.clone(),
@@ -218,7 +248,22 @@ impl DbusService {
             signalled.clone(),
             shutdown.clone(),
             tasks.clone(),
-        ));
+        );
+        tasks.spawn(async move {
+            // The calls' stream is the one every call comes in on: when it
+            // ends by itself, nothing reaches the broker over this bus any
+            // more, and the daemon must hear of it rather than carry on.
+            if let CallsEnded::ConnectionLost(error) = serving.await {
+                let reason = error.map_or_else(
+                    || "the bus closed the connection".to_owned(),
+                    |e| e.to_string(),
+                );
+                report_loss.send_replace(Some(BusLost {
+                    bus: bus_label,
+                    reason,
+                }));
+            }
+        });
         tasks.spawn(signals::forward_events(
             connection.clone(),
             broker,
@@ -253,12 +298,26 @@ impl DbusService {
             return Err(DbusSetupError::NameTaken { bus: bus_label });
         }
         info!(bus = bus_label, name = BUS_NAME, "serving on D-Bus");
-        Ok(Some(Self { connection }))
+        Ok(Some(Self { connection, lost }))
     }
 
     /// The bus connection.
     pub fn connection(&self) -> &Connection {
         &self.connection
+    }
+
+    /// Waits until the connection to the bus is lost; never ends while it
+    /// lives, nor once the front-end stopped at the daemon's stop. May be
+    /// cancelled and called again.
+    pub async fn lost(&self) -> BusLost {
+        let mut lost = self.lost.clone();
+        if let Ok(reported) = lost.wait_for(Option::is_some).await
+            && let Some(reported) = reported.as_ref()
+        {
+            return reported.clone();
+        }
+        // The calls were served until the stop: nothing to report.
+        std::future::pending().await
     }
 }
 

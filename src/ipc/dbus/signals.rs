@@ -17,6 +17,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
@@ -54,11 +55,15 @@ pub(super) async fn forward_events(
         peers,
         owner: Caller::uid(rustix::process::geteuid().as_raw()),
         signalled,
+        broken: AtomicBool::new(false),
     };
     loop {
         let event = tokio::select! {
             e = events.recv() => e,
             () = shutdown.cancelled() => return,
+            // No signal can go out any more: the loss is reported (once)
+            // by the calls' stream, and the daemon stops.
+            () = signals.connection.closed() => return,
         };
         match event {
             Ok(event) => signals.forward(&event).await,
@@ -88,6 +93,9 @@ struct Signals {
     owner: Caller,
     /// The last `PropertiesChanged` of each provider object.
     signalled: Signalled,
+    /// A signal failed for a broken connection: said once, since every
+    /// signal after it fails the same way until the daemon stops.
+    broken: AtomicBool,
 }
 
 impl Signals {
@@ -188,8 +196,17 @@ impl Signals {
                 .emit_signal(destination.as_deref(), path, interface, member, body)
                 .await
             {
-                warn!("could not emit the D-Bus signal {member}: {e}");
                 all_sent = false;
+                if self.connection.is_closed() {
+                    // The daemon reports the loss itself, once, and stops.
+                    debug!("could not emit the D-Bus signal {member}: {e}");
+                } else if !matches!(e, zbus::Error::InputOutput(_)) {
+                    warn!("could not emit the D-Bus signal {member}: {e}");
+                } else if !self.broken.swap(true, Ordering::Relaxed) {
+                    warn!("could not emit the D-Bus signal {member}, nor will any other: {e}");
+                } else {
+                    debug!("could not emit the D-Bus signal {member}: {e}");
+                }
             }
         }
         all_sent

@@ -18,6 +18,8 @@ use tempfile::TempDir;
 pub struct PrivateBus {
     daemon: Child,
     address: String,
+    /// Its config file, for [`Self::restart`].
+    config: PathBuf,
     // Dropped after `daemon` is killed (fields drop after `Drop::drop`).
     dir: TempDir,
 }
@@ -52,42 +54,32 @@ impl PrivateBus {
             .prefix("tokend-bus-")
             .tempdir()
             .expect("create a temporary directory for the bus");
-        let socket = dir.path().join("bus");
         let config = Path::new(env!("CARGO_MANIFEST_DIR")).join(config);
-        let log_path = dir.path().join("dbus-daemon.log");
-        let log = File::create(&log_path).expect("create the dbus-daemon log");
-        let mut daemon = Command::new("dbus-daemon")
-            .arg(format!("--config-file={}", config.display()))
-            // Overrides the config's <listen>: one socket per test.
-            .arg(format!("--address=unix:path={}", socket.display()))
-            .arg("--print-address")
-            .arg("--nofork")
-            // It activates nothing, so it needs nothing from our environment.
-            .env_clear()
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run dbus-daemon ({e}): install dbus-daemon"));
-        // dbus-daemon prints its address once it listens: reading that line is
-        // the readiness event. If it dies first, the pipe closes and we see EOF.
-        let mut address = String::new();
-        let stdout = daemon.stdout.take().expect("piped stdout");
-        let read = BufReader::new(stdout).read_line(&mut address);
-        let address = address.trim().to_owned();
-        if read.is_err() || address.is_empty() {
-            let _ = daemon.kill();
-            let _ = daemon.wait();
-            panic!(
-                "dbus-daemon did not print its address; its log:\n{}",
-                std::fs::read_to_string(&log_path).unwrap_or_default()
-            );
-        }
+        let (daemon, address) = spawn(&config, dir.path());
         Self {
             daemon,
             address,
+            config,
             dir,
         }
+    }
+
+    /// Kills the bus daemon and starts a new one on the same socket, as a
+    /// restart of the user's bus does. Its [`Self::address`] changes (a new
+    /// guid); [`Self::path_address`] does not.
+    pub fn restart(&mut self) {
+        self.kill();
+        let (daemon, address) = spawn(&self.config, self.dir.path());
+        self.daemon = daemon;
+        self.address = address;
+    }
+
+    /// The address without the bus's guid, as a user session has it
+    /// (`unix:path=$XDG_RUNTIME_DIR/bus`): it names the bus across
+    /// [`Self::restart`]s.
+    #[must_use]
+    pub fn path_address(&self) -> String {
+        format!("unix:path={}", self.dir.path().join("bus").display())
     }
 
     /// The bus address, as `DBUS_SESSION_BUS_ADDRESS` wants it.
@@ -168,6 +160,13 @@ impl PrivateBus {
         })
     }
 
+    /// Kills the bus daemon now and waits for it to go, as a crash of the
+    /// bus would: every connection to it ends. (`Drop` does it otherwise.)
+    pub fn kill(&mut self) {
+        let _ = self.daemon.kill();
+        let _ = self.daemon.wait();
+    }
+
     /// The daemon's log (its stderr), for failure messages.
     #[must_use]
     pub fn log(&self) -> String {
@@ -180,6 +179,48 @@ impl Drop for PrivateBus {
         let _ = self.daemon.kill();
         let _ = self.daemon.wait();
     }
+}
+
+/// Starts `dbus-daemon` with `config` on the socket `bus` in `dir`, logging
+/// to `dbus-daemon.log` there; returns once it accepts connections, with
+/// its address.
+fn spawn(config: &Path, dir: &Path) -> (Child, String) {
+    let socket = dir.join("bus");
+    let log_path = dir.join("dbus-daemon.log");
+    // Appended to: a restarted bus keeps the log of the one before.
+    let log = File::options()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .expect("open the dbus-daemon log");
+    let mut daemon = Command::new("dbus-daemon")
+        .arg(format!("--config-file={}", config.display()))
+        // Overrides the config's <listen>: one socket per test.
+        .arg(format!("--address=unix:path={}", socket.display()))
+        .arg("--print-address")
+        .arg("--nofork")
+        // It activates nothing, so it needs nothing from our environment.
+        .env_clear()
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run dbus-daemon ({e}): install dbus-daemon"));
+    // dbus-daemon prints its address once it listens: reading that line is
+    // the readiness event. If it dies first, the pipe closes and we see EOF.
+    let mut address = String::new();
+    let stdout = daemon.stdout.take().expect("piped stdout");
+    let read = BufReader::new(stdout).read_line(&mut address);
+    let address = address.trim().to_owned();
+    if read.is_err() || address.is_empty() {
+        let _ = daemon.kill();
+        let _ = daemon.wait();
+        panic!(
+            "dbus-daemon did not print its address; its log:\n{}",
+            std::fs::read_to_string(&log_path).unwrap_or_default()
+        );
+    }
+    (daemon, address)
 }
 
 /// Where `program` is on `PATH`, if it is.

@@ -283,9 +283,15 @@ impl Daemon {
         signal: rustix::process::Signal,
         within: Duration,
     ) -> ExitStatus {
-        let mut child = self.child.take().expect("running");
-        let pid = rustix::process::Pid::from_raw(i32::try_from(child.id()).unwrap()).unwrap();
+        let pid = rustix::process::Pid::from_raw(i32::try_from(self.pid()).unwrap()).unwrap();
         rustix::process::kill_process(pid, signal).expect("send the signal");
+        self.wait_for_exit(within)
+    }
+
+    /// Waits for the daemon to exit by itself, at most `within` (then it
+    /// is killed and the test fails).
+    pub fn wait_for_exit(&mut self, within: Duration) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
         let deadline = Instant::now() + within;
         loop {
             if let Some(status) = child.try_wait().expect("wait") {
