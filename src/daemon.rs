@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, warn};
 
-use crate::broker::{Broker, BrokerEvent, BrokerParts, Heartbeat, SystemClock};
+use crate::broker::{Broker, BrokerEvent, BrokerParts, SystemClock};
 use crate::config::{self, Config, DaemonConfig, Environment, StoreKind};
 use crate::ipc::dbus::{BusLost, DbusService};
 use crate::ipc::socket;
@@ -18,8 +18,11 @@ use crate::provider::HttpClient;
 use crate::store::{EncryptedFileStore, MemoryStore, SecretServiceStore, Store};
 use crate::systemd::notify;
 
+mod socket_watch;
 mod store_lock;
 
+pub use socket_watch::SocketLost;
+use socket_watch::{SocketWatch, watchdog_heartbeat};
 use store_lock::lock_daemon_store;
 pub use store_lock::{Pruned, prune, store_lock_target};
 
@@ -90,6 +93,10 @@ pub enum DaemonFailure {
     /// The D-Bus connection was lost.
     #[error(transparent)]
     BusLost(#[from] BusLost),
+    /// The socket was removed or replaced under the daemon (found by the
+    /// watchdog's beat).
+    #[error(transparent)]
+    SocketLost(#[from] SocketLost),
 }
 
 /// Runs the daemon until SIGTERM or SIGINT; SIGHUP reloads the config.
@@ -124,8 +131,8 @@ pub async fn run(mut config: Config, env: Environment) -> anyhow::Result<()> {
     // only cost memory (a reload compares with the sessions' copies).
     config.providers = Vec::new();
     config.warnings = Vec::new();
-    let bound_socket: BoundSocket = Arc::default();
-    let Some(reload_when_up) = start_broker(&broker, &mut signals, Arc::clone(&bound_socket)).await
+    let socket_watch = Arc::new(SocketWatch::default());
+    let Some(reload_when_up) = start_broker(&broker, &mut signals, Arc::clone(&socket_watch)).await
     else {
         info!("stopping during start-up");
         notify(&[NotifyState::Stopping]);
@@ -135,7 +142,7 @@ pub async fn run(mut config: Config, env: Environment) -> anyhow::Result<()> {
     let listener = bind_socket(&config.daemon)?;
     // Removed at the end only if it is still this socket.
     let bound = socket::identity(&config.daemon.socket);
-    let _ = bound_socket.set((config.daemon.socket.clone(), bound));
+    socket_watch.bound(config.daemon.socket.clone(), bound);
     let stop = CancellationToken::new();
     let connections = TaskTracker::new();
     let server = tokio::spawn(socket::serve(
@@ -187,6 +194,7 @@ pub async fn run(mut config: Config, env: Environment) -> anyhow::Result<()> {
     let failure = serve_until_stop(
         &mut signals,
         dbus.as_ref(),
+        &socket_watch,
         &broker,
         &current,
         &env,
@@ -204,6 +212,7 @@ pub async fn run(mut config: Config, env: Environment) -> anyhow::Result<()> {
 async fn serve_until_stop(
     signals: &mut Signals,
     dbus: Option<&DbusService>,
+    socket_watch: &SocketWatch,
     broker: &Broker,
     current: &Config,
     env: &Environment,
@@ -218,6 +227,11 @@ async fn serve_until_stop(
                 // and clients would see the name change owner all the
                 // same. A restart does all of that cleanly, and the
                 // watchdog, fed by the core, would never ask for one.
+                let failure = DaemonFailure::from(lost);
+                error!("{failure}: stopping, so that the service manager starts tokend again");
+                return Some(failure);
+            }
+            lost = socket_watch.lost() => {
                 let failure = DaemonFailure::from(lost);
                 error!("{failure}: stopping, so that the service manager starts tokend again");
                 return Some(failure);
@@ -317,10 +331,10 @@ async fn stop_daemon(
 async fn start_broker(
     broker: &Broker,
     signals: &mut Signals,
-    bound_socket: BoundSocket,
+    socket_watch: Arc<SocketWatch>,
 ) -> Option<bool> {
     let mut reload_when_up = false;
-    let start = broker.start(watchdog_heartbeat(bound_socket));
+    let start = broker.start(watchdog_heartbeat(socket_watch));
     tokio::pin!(start);
     loop {
         tokio::select! {
@@ -346,41 +360,6 @@ fn bind_socket(daemon: &DaemonConfig) -> Result<tokio::net::UnixListener, socket
     }
     Ok(listener)
 }
-
-/// Feeds systemd's watchdog from the broker's scheduler task when
-/// `WatchdogSec=` is set, at half the timeout.
-fn watchdog_heartbeat(bound_socket: BoundSocket) -> Option<Heartbeat> {
-    let timeout = sd_notify::watchdog_enabled()?;
-    info!(timeout_ms = timeout.as_millis(), "watchdog enabled");
-    let said = std::sync::atomic::AtomicBool::new(false);
-    Some(Heartbeat {
-        interval: timeout / 2,
-        beat: Box::new(move || {
-            // A daemon whose socket is gone (removed, or replaced by
-            // another daemon's) serves no one there, and would never
-            // notice: it is not alive as far as its clients go, so the
-            // watchdog is not fed and the service manager restarts it.
-            if let Some((path, identity)) = bound_socket.get()
-                && socket::identity(path) != *identity
-            {
-                if said.swap(true, std::sync::atomic::Ordering::Relaxed) {
-                    debug!("watchdog ping withheld: the socket is gone");
-                } else {
-                    error!(
-                        "the socket {} was removed or replaced: clients cannot reach tokend there; the watchdog is no longer fed, so that the service manager restarts tokend",
-                        path.display()
-                    );
-                }
-                return;
-            }
-            notify(&[NotifyState::Watchdog]);
-        }),
-    })
-}
-
-/// The socket's path and identity once it is bound (see
-/// [`socket::identity`]), for the watchdog.
-type BoundSocket = Arc<std::sync::OnceLock<(std::path::PathBuf, Option<(u64, u64)>)>>;
 
 /// Keeps systemd's `STATUS=` line current ("3 providers: 2 active, 1 login
 /// required"), at most once a second however busy the broker is.
