@@ -11,16 +11,18 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, warn};
 
 use crate::broker::{Broker, BrokerEvent, BrokerParts, SystemClock};
-use crate::config::{self, Config, DaemonConfig, Environment, StoreKind};
+use crate::config::{Config, DaemonConfig, Environment, StoreKind};
 use crate::ipc::dbus::{BusLost, DbusService};
 use crate::ipc::socket;
 use crate::provider::HttpClient;
 use crate::store::{EncryptedFileStore, MemoryStore, SecretServiceStore, Store};
 use crate::systemd::notify;
 
+mod reload;
 mod socket_watch;
 mod store_lock;
 
+use reload::{reload, report_status, status_line};
 pub use socket_watch::SocketLost;
 use socket_watch::{SocketWatch, watchdog_heartbeat};
 use store_lock::lock_daemon_store;
@@ -359,89 +361,6 @@ fn bind_socket(daemon: &DaemonConfig) -> Result<tokio::net::UnixListener, socket
         warn!("{warning}");
     }
     Ok(listener)
-}
-
-/// Keeps systemd's `STATUS=` line current ("3 providers: 2 active, 1 login
-/// required"), at most once a second however busy the broker is.
-async fn report_status(broker: Broker, stop: CancellationToken) {
-    let mut events = broker.subscribe();
-    let mut last = status_line(&broker);
-    loop {
-        tokio::select! {
-            event = events.recv() => {
-                if matches!(event, Err(tokio::sync::broadcast::error::RecvError::Closed)) {
-                    return;
-                }
-            }
-            () = stop.cancelled() => return,
-        }
-        // Coalesce a burst of events into one update.
-        tokio::select! {
-            () = tokio::time::sleep(STATUS_COALESCE) => {}
-            () = stop.cancelled() => return,
-        }
-        while events.try_recv().is_ok() {}
-        let summary = status_line(&broker);
-        if summary != last {
-            notify(&[NotifyState::Status(&summary)]);
-            last = summary;
-        }
-    }
-}
-
-/// How long status updates are held back to coalesce bursts.
-const STATUS_COALESCE: Duration = Duration::from_secs(1);
-
-/// Reloads the config from its file; an invalid file changes nothing.
-async fn reload(broker: &Broker, current: &Config, env: &Environment) {
-    // MONOTONIC_USEC lets systemd (253+) match this reload to its request.
-    let mut states = vec![NotifyState::Reloading];
-    states.extend(NotifyState::monotonic_usec_now());
-    notify(&states);
-    info!(config = %current.path.display(), "reloading the config");
-    match config::load(&current.path, env) {
-        Err(e) => {
-            for line in e.to_string().lines() {
-                error!("{line}");
-            }
-            error!("the new config is invalid; still running with the previous one");
-            broker.reload_failed();
-        }
-        Ok(new) => {
-            for warning in &new.warnings {
-                warn!("{warning}");
-            }
-            let restart_needed = current.daemon.changed_keys(&new.daemon);
-            if !restart_needed.is_empty() {
-                warn!(
-                    "[daemon] {} changed: that takes effect at the next restart; the running daemon keeps its settings",
-                    restart_needed.join(", ")
-                );
-            }
-            broker.reload_succeeded(restart_needed);
-            let summary = broker.reload(&new).await;
-            info!(
-                added = ?summary.added,
-                removed = ?summary.removed,
-                changed = ?summary.changed,
-                "config reloaded"
-            );
-        }
-    }
-    notify(&[
-        NotifyState::Ready,
-        NotifyState::Status(&status_line(broker)),
-    ]);
-}
-
-/// systemd's `STATUS=` line: the sessions' summary, and what the config
-/// file's standing adds (a failed reload, a restart needed).
-fn status_line(broker: &Broker) -> String {
-    let summary = broker.summary();
-    match broker.config_standing().status_note() {
-        Some(note) => format!("{summary}; {note}"),
-        None => summary,
-    }
 }
 
 /// How long the daemon must have been quiet, after a burst of one-off

@@ -1,0 +1,96 @@
+//! SIGHUP's reload, and systemd's `STATUS=` line, which says how the
+//! sessions are and what the daemon has not taken from its config file
+//! (a refused reload, `[daemon]` keys that wait for a restart).
+
+use std::time::Duration;
+
+use sd_notify::NotifyState;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::broker::Broker;
+use crate::config::{self, Config, Environment};
+use crate::systemd::notify;
+
+/// Keeps systemd's `STATUS=` line current ("3 providers: 2 active, 1 login
+/// required"), at most once a second however busy the broker is.
+pub(super) async fn report_status(broker: Broker, stop: CancellationToken) {
+    let mut events = broker.subscribe();
+    let mut last = status_line(&broker);
+    loop {
+        tokio::select! {
+            event = events.recv() => {
+                if matches!(event, Err(tokio::sync::broadcast::error::RecvError::Closed)) {
+                    return;
+                }
+            }
+            () = stop.cancelled() => return,
+        }
+        // Coalesce a burst of events into one update.
+        tokio::select! {
+            () = tokio::time::sleep(STATUS_COALESCE) => {}
+            () = stop.cancelled() => return,
+        }
+        while events.try_recv().is_ok() {}
+        let summary = status_line(&broker);
+        if summary != last {
+            notify(&[NotifyState::Status(&summary)]);
+            last = summary;
+        }
+    }
+}
+
+/// How long status updates are held back to coalesce bursts.
+const STATUS_COALESCE: Duration = Duration::from_secs(1);
+
+/// Reloads the config from its file; an invalid file changes nothing.
+pub(super) async fn reload(broker: &Broker, current: &Config, env: &Environment) {
+    // MONOTONIC_USEC lets systemd (253+) match this reload to its request.
+    let mut states = vec![NotifyState::Reloading];
+    states.extend(NotifyState::monotonic_usec_now());
+    notify(&states);
+    info!(config = %current.path.display(), "reloading the config");
+    match config::load(&current.path, env) {
+        Err(e) => {
+            for line in e.to_string().lines() {
+                error!("{line}");
+            }
+            error!("the new config is invalid; still running with the previous one");
+            broker.reload_failed();
+        }
+        Ok(new) => {
+            for warning in &new.warnings {
+                warn!("{warning}");
+            }
+            let restart_needed = current.daemon.changed_keys(&new.daemon);
+            if !restart_needed.is_empty() {
+                warn!(
+                    "[daemon] {} changed: that takes effect at the next restart; the running daemon keeps its settings",
+                    restart_needed.join(", ")
+                );
+            }
+            broker.reload_succeeded(restart_needed);
+            let summary = broker.reload(&new).await;
+            info!(
+                added = ?summary.added,
+                removed = ?summary.removed,
+                changed = ?summary.changed,
+                "config reloaded"
+            );
+        }
+    }
+    notify(&[
+        NotifyState::Ready,
+        NotifyState::Status(&status_line(broker)),
+    ]);
+}
+
+/// systemd's `STATUS=` line: the sessions' summary, and what the config
+/// file's standing adds (a failed reload, a restart needed).
+pub(super) fn status_line(broker: &Broker) -> String {
+    let summary = broker.summary();
+    match broker.config_standing().status_note() {
+        Some(note) => format!("{summary}; {note}"),
+        None => summary,
+    }
+}
