@@ -11,6 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
+// Kept at their old path: most suites import them from here.
+pub use super::login_run::{LoginRun, login};
+
 /// How long a daemon may take to become ready before the test fails.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -439,93 +442,6 @@ pub fn stdout(output: &Output) -> String {
 /// stderr of a finished command, as text.
 pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-/// A `tokenctl login NAME --json` in progress.
-pub struct LoginRun {
-    child: Child,
-    lines: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
-    /// The prompt event, as JSON.
-    pub prompt: serde_json::Value,
-}
-
-impl LoginRun {
-    /// Starts `tokenctl login NAME --json` and reads its prompt line.
-    pub fn start(socket: &Path, name: &str) -> Self {
-        use std::io::BufRead;
-        let mut child = spawn_tokenctl(socket, &["--json", "login", name]);
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = std::io::BufReader::new(stdout).lines();
-        let first = lines
-            .next()
-            .expect("tokenctl printed nothing")
-            .expect("read stdout");
-        let prompt: serde_json::Value = serde_json::from_str(&first).expect("prompt is JSON");
-        Self {
-            child,
-            lines,
-            prompt,
-        }
-    }
-
-    /// The user code of the prompt (panics if the first line was not a prompt).
-    pub fn user_code(&self) -> String {
-        assert_eq!(
-            self.prompt["event"], "prompt",
-            "first line: {}",
-            self.prompt
-        );
-        self.prompt["user_code"]
-            .as_str()
-            .expect("user_code")
-            .to_owned()
-    }
-
-    /// The next event line after the prompt (panics at the end of output).
-    pub fn next_event(&mut self) -> serde_json::Value {
-        let line = self
-            .lines
-            .next()
-            .expect("tokenctl ended its output")
-            .expect("read stdout");
-        serde_json::from_str(&line).expect("JSON line")
-    }
-
-    /// Waits for `tokenctl` to exit; returns its last line (the `done`
-    /// event), its stderr and its exit code.
-    pub fn finish(mut self) -> (serde_json::Value, String, i32) {
-        let last = self
-            .lines
-            .by_ref()
-            .map_while(Result::ok)
-            .last()
-            .map_or(serde_json::Value::Null, |l| {
-                serde_json::from_str(&l).expect("JSON line")
-            });
-        let mut err = String::new();
-        if let Some(mut stderr) = self.child.stderr.take() {
-            let _ = stderr.read_to_string(&mut err);
-        }
-        let status = self.child.wait().expect("wait tokenctl");
-        (last, err, status.code().unwrap_or(-1))
-    }
-}
-
-/// Logs `name` in through `tokenctl login`, approving at `approve`, and
-/// returns the first access token.
-pub fn login(daemon: &Daemon, name: &str, approve: impl FnOnce(&str)) -> String {
-    let run = LoginRun::start(&daemon.socket, name);
-    approve(&run.user_code());
-    let (done, err, code) = run.finish();
-    assert_eq!(
-        code,
-        0,
-        "login failed: {done} {err}\nlog:\n{}",
-        daemon.log()
-    );
-    assert_eq!(done["ok"], true, "{done}");
-    // Any remaining life will do: tests use short-lived tokens.
-    token(daemon, name, &["--min-valid", "0"])
 }
 
 /// `tokenctl token NAME ARGS...`, which must succeed; returns the token.

@@ -16,6 +16,7 @@ pub mod daemon;
 pub mod file_store;
 pub mod flows;
 pub mod keyring;
+pub mod login_run;
 pub mod openmetrics;
 pub mod other_uid;
 pub mod process;
