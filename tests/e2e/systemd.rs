@@ -148,16 +148,22 @@ fn a_signal_during_start_up_is_handled_not_fatal() {
     }
 }
 
-#[test]
-fn the_watchdog_is_fed_when_systemd_asks() {
-    let provider = Provider::rfc8628();
-    let mut daemon = Daemon::start_with(
+/// A daemon for provider `a` with a watchdog of 400 ms, as `WatchdogSec=`
+/// sets it: a beat every 200 ms.
+fn watched_daemon(provider: &Provider) -> Daemon {
+    Daemon::start_with(
         &provider.config("a"),
         DaemonOptions {
             env: vec![("WATCHDOG_USEC".into(), "400000".into())],
             ..DaemonOptions::default()
         },
-    );
+    )
+}
+
+#[test]
+fn the_watchdog_is_fed_when_systemd_asks() {
+    let provider = Provider::rfc8628();
+    let mut daemon = watched_daemon(&provider);
     // Pinged at half the timeout; wait for a few pings.
     for _ in 0..3 {
         daemon.notifications.retain(|n| !n.contains("WATCHDOG=1"));
@@ -172,13 +178,7 @@ fn the_watchdog_is_fed_when_systemd_asks() {
 #[test]
 fn a_daemon_whose_socket_is_gone_stops_with_a_failure() {
     let provider = Provider::rfc8628();
-    let mut daemon = Daemon::start_with(
-        &provider.config("a"),
-        DaemonOptions {
-            env: vec![("WATCHDOG_USEC".into(), "400000".into())],
-            ..DaemonOptions::default()
-        },
-    );
+    let mut daemon = watched_daemon(&provider);
     daemon.wait_for_notification("WATCHDOG=1");
     std::fs::remove_file(&daemon.socket).unwrap();
     let status = daemon.wait_for_exit(Duration::from_secs(30));
