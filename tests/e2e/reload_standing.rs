@@ -89,3 +89,63 @@ fn a_refused_reload_and_a_restart_needed_are_said_until_mended() {
     assert_eq!(check(&daemon), (Some(0), String::new()));
     assert_eq!(gauge(&daemon, "tokend_config_restart_needed"), Some(0.0));
 }
+
+/// What the daemon has not taken from its file is the daemon's, shown as
+/// its store is: to a user who may see a provider, not to one with no
+/// role on any (who learns nothing of the daemon).
+#[test]
+fn the_config_standing_is_shown_only_to_users_who_see_a_provider() {
+    use std::os::unix::fs::PermissionsExt as _;
+    use support::daemon::DaemonOptions;
+    use support::other_uid::{NOBODY, OtherUser};
+
+    let Some(nobody) =
+        OtherUser::nobody_or_skip("the_config_standing_is_shown_only_to_users_who_see_a_provider")
+    else {
+        return;
+    };
+    let provider = Provider::rfc8628();
+    let mine = provider.config("mine");
+    let mut daemon = Daemon::start_with(
+        &mine,
+        DaemonOptions {
+            daemon_keys: crate::socket::socket_shared_with_nobody(),
+            ..DaemonOptions::default()
+        },
+    );
+    for dir in [daemon.dir.path(), daemon.socket.parent().unwrap()] {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let good = std::fs::read_to_string(&daemon.config).unwrap();
+    std::fs::write(&daemon.config, format!("{good}\nno_such_key = 1\n")).unwrap();
+    daemon.reload();
+    let socket = daemon.socket.clone();
+    let as_nobody = |args: &[&str]| {
+        nobody
+            .command("tokenctl")
+            .arg("--socket")
+            .arg(&socket)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    // No role on any provider: nothing of the daemon.
+    let status = as_nobody(&["status"]);
+    assert!(status.status.success(), "{}", stderr(&status));
+    assert!(!stdout(&status).contains("config:"), "{}", stdout(&status));
+    let check = as_nobody(&["status", "--check"]);
+    assert_eq!(check.status.code(), Some(0), "{}", stdout(&check));
+    // A role on one (the file mended with it, then broken again): told.
+    let shared = provider.config_with("shared", &format!("allow_users = [{NOBODY}]"));
+    daemon.write_config(&format!("{mine}{shared}"));
+    daemon.reload();
+    let with_role = std::fs::read_to_string(&daemon.config).unwrap();
+    std::fs::write(&daemon.config, format!("{with_role}\nno_such_key = 1\n")).unwrap();
+    daemon.reload();
+    let status = as_nobody(&["status"]);
+    assert!(
+        stdout(&status).contains("config: the last reload, at "),
+        "{}",
+        stdout(&status)
+    );
+}
