@@ -252,6 +252,11 @@ fn sighup_reloads_providers_and_keeps_unchanged_sessions() {
     ));
     daemon.reload();
     assert_eq!(token(&daemon, "keep", &[]), kept);
+    // ... with the scopes they were granted (none: none were asked for at
+    // the login), not the config's new ones, which a login would ask for.
+    let status = stdout(&daemon.tokenctl(&["--json", "status", "keep"]));
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(status[0]["scopes"], serde_json::json!([]), "{status}");
     // A change of client id is another session: login required.
     daemon.write_config(&format!(
         "{}{}",

@@ -183,6 +183,14 @@ impl Session {
         grant: TokenGrant,
         sent_at: std::time::SystemTime,
     ) {
+        let mut grant = grant;
+        if grant.scope.is_none() {
+            // RFC 6749 §5.1: a grant without `scope` has the scope asked
+            // for (none, when none was). Kept as the tokens' own, so that a
+            // reload that changes the config's `scopes` does not make
+            // `status` show scopes these tokens never had.
+            grant.scope = Some(self.config.scopes.join(" "));
+        }
         let _persist = self.persist.lock().await;
         self.dispatch(Event::LoginGranted { grant, sent_at }).await;
     }
