@@ -8,7 +8,7 @@ use crate::support;
 
 use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::bus::PrivateBus;
 use support::daemon::{Daemon, DaemonOptions, login, stderr, token};
@@ -51,22 +51,12 @@ fn second_daemon(first: &Daemon, dir: &Path, env: &[(String, String)]) -> (ExitS
         .stderr(log)
         .spawn()
         .expect("spawn a second tokend");
-    let deadline = Instant::now() + REFUSAL_TIMEOUT;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "a second tokend on the same store was still running after {REFUSAL_TIMEOUT:?}; its log:\n{}",
-                std::fs::read_to_string(&log_path).unwrap_or_default()
-            );
-        }
-        // std offers no wait with a timeout for a child.
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = support::process::wait_at_most(&mut child, REFUSAL_TIMEOUT).unwrap_or_else(|| {
+        panic!(
+            "a second tokend on the same store was still running after {REFUSAL_TIMEOUT:?}; its log:\n{}",
+            std::fs::read_to_string(&log_path).unwrap_or_default()
+        )
+    });
     (status, std::fs::read_to_string(&log_path).unwrap())
 }
 

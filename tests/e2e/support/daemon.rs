@@ -295,22 +295,12 @@ impl Daemon {
     /// is killed and the test fails).
     pub fn wait_for_exit(&mut self, within: Duration) -> ExitStatus {
         let mut child = self.child.take().expect("running");
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(status) = child.try_wait().expect("wait") {
-                return status;
-            }
-            if Instant::now() >= deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "tokend did not exit within {within:?}; log:\n{}",
-                    self.log()
-                );
-            }
-            // Polling a child's exit: std offers no wait with a timeout.
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        super::process::wait_at_most(&mut child, within).unwrap_or_else(|| {
+            panic!(
+                "tokend did not exit within {within:?}; log:\n{}",
+                self.log()
+            )
+        })
     }
 
     /// Kills the daemon with SIGKILL (a crash).

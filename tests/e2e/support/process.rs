@@ -25,3 +25,24 @@ pub fn status_number(dir: &Path, field: &str) -> u64 {
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap_or(0)
 }
+
+/// Waits for `child` to exit, at most `within`: its status, or `None` after
+/// killing it (and reaping it) when it had not exited by then.
+pub fn wait_at_most(
+    child: &mut std::process::Child,
+    within: std::time::Duration,
+) -> Option<std::process::ExitStatus> {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return Some(status);
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        // Polling a child's exit: std offers no wait with a timeout.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
