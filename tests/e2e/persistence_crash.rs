@@ -335,11 +335,7 @@ fn kill_9_during_refresh_cycles_with_the_secret_service() {
         return;
     };
     let provider = rotating_provider();
-    let options = DaemonOptions {
-        store: "secret-service",
-        env: vec![("DBUS_SESSION_BUS_ADDRESS".into(), bus.address().into())],
-        ..DaemonOptions::default()
-    };
+    let options = DaemonOptions::with_keyring_on(&bus);
     let mut daemon = Daemon::start_with(&provider.config("demo"), options);
     login(&daemon, "demo", |code| {
         provider.approve(code).unwrap();

@@ -19,11 +19,7 @@ use support::provider::{Provider, fast};
 use tokend_emulator::Rfc8628Options;
 
 fn options(bus: &PrivateBus) -> DaemonOptions {
-    DaemonOptions {
-        store: "secret-service",
-        env: vec![("DBUS_SESSION_BUS_ADDRESS".into(), bus.address().into())],
-        ..DaemonOptions::default()
-    }
+    DaemonOptions::with_keyring_on(bus)
 }
 
 fn status(daemon: &Daemon, name: &str) -> serde_json::Value {

@@ -78,11 +78,7 @@ fn a_stop_names_a_save_the_keyring_had_not_finished() {
     let provider = Provider::start(fast());
     let mut daemon = Daemon::start_with(
         &provider.config("demo"),
-        DaemonOptions {
-            store: "secret-service",
-            env: vec![("DBUS_SESSION_BUS_ADDRESS".into(), bus.address().into())],
-            ..DaemonOptions::default()
-        },
+        DaemonOptions::with_keyring_on(&bus),
     );
     login(&daemon, "demo", |code| {
         provider.approve(code).unwrap();

@@ -35,11 +35,7 @@ fn a_keyring_that_hangs_is_a_store_outage() {
     let provider = Provider::start(fast());
     let daemon = Daemon::start_with(
         &provider.config("demo"),
-        DaemonOptions {
-            store: "secret-service",
-            env: vec![("DBUS_SESSION_BUS_ADDRESS".into(), bus.address().into())],
-            ..DaemonOptions::default()
-        },
+        DaemonOptions::with_keyring_on(&bus),
     );
     let first = login(&daemon, "demo", |code| {
         provider.approve(code).unwrap();

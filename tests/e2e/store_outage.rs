@@ -136,14 +136,7 @@ fn a_locked_keyring_is_one_outage_for_every_session() {
     let providers = providers(&provider);
     let seeded = keyring.seed(&provider, &providers, Duration::from_secs(4 * 3600));
     keyring.lock_default_collection();
-    let daemon = Daemon::start_with(
-        &providers,
-        DaemonOptions {
-            store: "secret-service",
-            env: vec![("DBUS_SESSION_BUS_ADDRESS".into(), bus.address().into())],
-            ..DaemonOptions::default()
-        },
-    );
+    let daemon = Daemon::start_with(&providers, DaemonOptions::with_keyring_on(&bus));
     assert_one_outage_shown_once(&daemon, "unlock your keyring");
 
     // Unlocked, as at a login: the retry loop finds it on its own.

@@ -49,6 +49,16 @@ impl DaemonOptions {
             ..Self::default()
         }
     }
+
+    /// Sessions in the Secret Service of `bus` (a test keyring runs
+    /// there), the daemon itself on no bus.
+    pub fn with_keyring_on(bus: &super::bus::PrivateBus) -> Self {
+        Self {
+            store: "secret-service",
+            env: vec![("DBUS_SESSION_BUS_ADDRESS".into(), bus.address().into())],
+            ..Self::default()
+        }
+    }
 }
 
 impl Default for DaemonOptions {
