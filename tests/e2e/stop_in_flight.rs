@@ -13,17 +13,12 @@ use support::bus::PrivateBus;
 use support::daemon::{Daemon, DaemonOptions, login, spawn_tokenctl};
 use support::file_store::FileStore;
 use support::keyring::TestKeyring;
+use support::process::signal;
 use support::provider::{Provider, fast};
 use tokend_emulator::{Endpoint, Fault};
 
 /// How long the test lets a stop take: the daemon's grace and then some.
 const STOP_WITHIN: Duration = Duration::from_secs(40);
-
-/// Sends a signal to `pid`.
-fn signal(pid: u32, signal: rustix::process::Signal) {
-    let pid = rustix::process::Pid::from_raw(i32::try_from(pid).unwrap()).unwrap();
-    rustix::process::kill_process(pid, signal).expect("send the signal");
-}
 
 /// The `unfinished_at_stop` line of a stopped daemon's log, which must
 /// name `provider` and say `what`.

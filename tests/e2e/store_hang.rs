@@ -12,12 +12,8 @@ use support::bus::PrivateBus;
 use support::daemon::{Daemon, DaemonOptions, login, stderr, stdout, token};
 use support::keyring::TestKeyring;
 use support::openmetrics::{Exposition, parse};
+use support::process::signal;
 use support::provider::{Provider, fast};
-
-fn signal(pid: u32, signal: rustix::process::Signal) {
-    let pid = rustix::process::Pid::from_raw(i32::try_from(pid).unwrap()).unwrap();
-    rustix::process::kill_process(pid, signal).expect("send the signal");
-}
 
 fn metrics(daemon: &Daemon) -> Exposition {
     let out = daemon.tokenctl(&["metrics"]);

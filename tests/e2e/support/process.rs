@@ -46,3 +46,9 @@ pub fn wait_at_most(
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// Sends `signal` to process `pid` (`SIGSTOP` to make a keyring hang, ...).
+pub fn signal(pid: u32, signal: rustix::process::Signal) {
+    let pid = rustix::process::Pid::from_raw(i32::try_from(pid).unwrap()).unwrap();
+    rustix::process::kill_process(pid, signal).expect("send the signal");
+}
