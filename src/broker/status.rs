@@ -135,6 +135,13 @@ impl Broker {
         })
     }
 
+    /// Whether `caller` may see at least one provider: front-ends tell the
+    /// store's state, and let a request probe it, only to such a caller.
+    #[must_use]
+    pub fn sees_a_provider(&self, caller: &Caller) -> bool {
+        !self.visible_after(caller, None, 1).is_empty()
+    }
+
     /// Up to `limit` sessions `caller` may see, after `after` in name order.
     fn visible_after(
         &self,

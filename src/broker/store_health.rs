@@ -76,6 +76,9 @@ pub struct StoreHealth {
     /// Wakes the retry loop before its backoff ends: a `token` request
     /// just read a waiting session's record, so the store works again.
     nudge: Notify,
+    /// How many probes the retry loop has finished: a `status` request that
+    /// asked for a probe waits (briefly) for the next one.
+    probes: watch::Sender<u64>,
     /// When a `token` request last tried the store during an outage: one
     /// attempt per [`timing::ON_DEMAND_RETRY_SPACING`] for the whole daemon,
     /// so scripts asking in a loop neither hammer the store nor pop one
@@ -96,6 +99,7 @@ impl StoreHealth {
             clock,
             state: watch::Sender::new(StoreState::Available),
             nudge: Notify::new(),
+            probes: watch::Sender::new(0),
             last_on_demand: Mutex::new(None),
             retry: Mutex::new((STORE_RETRY_BASE, STORE_RETRY_CAP)),
         }
@@ -214,6 +218,27 @@ impl StoreHealth {
     /// Resolves when [`Self::nudge`] was called.
     pub(crate) async fn nudged(&self) {
         self.nudge.notified().await;
+    }
+
+    /// The retry loop finished a probe (whatever it found).
+    pub(crate) fn probed(&self) {
+        self.probes.send_modify(|count| *count += 1);
+    }
+
+    /// Asks the retry loop to probe the store now, on behalf of a request
+    /// made during an outage, within the spacing of
+    /// [`Self::claim_on_demand`]. Returns what resolves when that probe
+    /// (or one already under way) has finished; `None` when the store is
+    /// available or a request tried it a moment ago.
+    pub(crate) fn probe_on_demand(&self, now: SystemTime) -> Option<watch::Receiver<u64>> {
+        if self.is_available() || !self.claim_on_demand(now) {
+            return None;
+        }
+        // Subscribed before the nudge: the next count is a probe that
+        // finished after this request asked.
+        let probes = self.probes.subscribe();
+        self.nudge();
+        Some(probes)
     }
 
     /// Whether a `token` request may try the store now during an outage

@@ -3,7 +3,10 @@
 //! It sleeps on the store's health while the store works (no timer at all).
 //! Once the store is unavailable it probes it with backoff
 //! ([`StoreHealth::retry_delay`](super::store_health::StoreHealth)), woken
-//! early when a `token` request found the store working. A probe asks what
+//! early when a `token` request found the store working, when a `token`
+//! request met a session whose tokens are not saved, and when someone asks
+//! for the status (which waits for that probe, briefly: a person who just
+//! unlocked the keyring sees it at once). A probe asks what
 //! failed: the list of records (which a locked keyring refuses: listing
 //! asks it to unlock the items), and, when a session could not save, that
 //! session's save (a full disk lists but does not write). When the probe
@@ -13,17 +16,42 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tracing::info;
 
 use super::api::Broker;
 use super::error::BrokerError;
+use super::policy::Caller;
 use super::session::blocking as store_call;
 use super::session::{RestoreCause, Session};
 use crate::store::StoreError;
 
+/// How long a `status` request waits for the probe it asked for. A store
+/// that works answers a probe in milliseconds; one that hangs must not hold
+/// the status (which then shows the outage as it stood).
+const STATUS_PROBE_WAIT: Duration = Duration::from_secs(2);
+
 impl Broker {
+    /// Before a `status` answer during a store outage: asks the retry loop
+    /// to probe the store now and waits for it (at most
+    /// 2 s), so that the answer shows a store that works
+    /// again (a keyring just unlocked) rather than the outage of the last
+    /// probe, minutes ago. Only for a caller who may see a provider (one
+    /// who may see none is told nothing of the store, and must not make
+    /// the keyring prompt), and at most once per spacing for the whole
+    /// daemon, as the `token` requests' own tries.
+    pub async fn recheck_store(&self, caller: &Caller) {
+        let health = &self.inner.shared.store_health;
+        if health.is_available() || !self.sees_a_provider(caller) {
+            return;
+        }
+        if let Some(mut probed) = health.probe_on_demand(self.inner.shared.clock.now()) {
+            // A timeout or a closed channel (a stop) both mean: answer now.
+            let _ = tokio::time::timeout(STATUS_PROBE_WAIT, probed.changed()).await;
+        }
+    }
+
     /// Starts the store's retry loop (see the module documentation).
     pub(super) fn spawn_store_watch(&self) {
         let broker = self.clone();
@@ -52,22 +80,36 @@ impl Broker {
             if recovered_at.is_none_or(|at| at.elapsed() >= health.retry_cap()) {
                 attempt = 0;
             }
-            let listed = loop {
+            let listed = 'probing: loop {
                 attempt += 1;
-                tokio::select! {
-                    () = tokio::time::sleep(health.retry_delay(attempt)) => {}
-                    () = health.nudged() => {}
-                }
-                match self.probe_store().await {
-                    Ok(listed) => break listed,
-                    // Already reported by the store, unless a call timed out.
-                    Err(e) => health.failed(&e),
+                let due = tokio::time::Instant::now() + health.retry_delay(attempt);
+                loop {
+                    let scheduled = tokio::select! {
+                        () = tokio::time::sleep_until(due) => true,
+                        () = health.nudged() => false,
+                    };
+                    match self.probe_store().await {
+                        Ok(listed) => break 'probing listed,
+                        Err(e) => {
+                            // Already reported by the store, unless a call timed out.
+                            health.failed(&e);
+                            health.probed();
+                        }
+                    }
+                    if scheduled {
+                        break;
+                    }
+                    // A request's early probe failed: the schedule stands
+                    // (requests neither hasten nor put off the backoff).
                 }
             };
             recovered_at = Some(Instant::now());
             if health.recovered().is_some() {
                 self.recover_sessions(&listed).await;
             }
+            // Counted once the sessions are back: a status that waited
+            // for this probe shows them restored, not only the store.
+            health.probed();
         }
     }
 

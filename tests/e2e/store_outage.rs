@@ -276,3 +276,52 @@ fn a_stop_writes_what_an_outage_left_in_memory() {
     let said = daemon.wait_for_log(1, &["event=\"unsaved_at_stop\""]);
     assert!(said[0].contains("provider=demo"), "{said:?}");
 }
+
+/// A keyring locked while tokend runs: a refresh's rotated refresh token
+/// cannot be saved and waits in memory. Right after the keyring is
+/// unlocked, `tokenctl status` shows the keyring working and the tokens
+/// saved: the status has the retry loop probe now (its own probe is 15–30 s
+/// away) and waits for it. A restart then presents the rotated token.
+#[test]
+fn the_status_after_an_unlock_shows_the_keyring_working_and_the_tokens_saved() {
+    let bus = PrivateBus::start();
+    let Some(keyring) = TestKeyring::start_or_skip(&bus, "the_status_after_an_unlock") else {
+        return;
+    };
+    let provider = Provider::rfc8628();
+    let providers = provider.config("demo");
+    let seeded = keyring.seed(&provider, &providers, Duration::from_secs(4 * 3600));
+    let mut daemon = Daemon::start_with(&providers, DaemonOptions::with_keyring_on(&bus));
+    let stored = &seeded[0].access_token;
+    assert_eq!(token(&daemon, "demo", &["--min-valid", "0"]), *stored);
+
+    keyring.lock_default_collection();
+    let mut client = Client::connect(&daemon.socket).expect("connect");
+    let refreshed = client
+        .token_replacing("demo", stored)
+        .expect("a new token, from memory");
+    assert_ne!(refreshed.access_token.expose(), stored.as_str());
+    daemon.wait_for_log(1, UNAVAILABLE);
+
+    keyring.unlock_default_collection();
+    let out = daemon.tokenctl(&["--json", "status"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let all: Vec<serde_json::Value> = serde_json::from_str(&stdout(&out)).expect("status JSON");
+    assert_eq!(all[0]["saved"], true, "{all:?}\n{}", daemon.log());
+    assert!(
+        !stderr(&out).contains("unlock your keyring"),
+        "the status still shows the outage: {}",
+        stderr(&out)
+    );
+    assert_eq!(count(&daemon, AVAILABLE), 1, "{}", daemon.log());
+
+    // What was saved is the rotated refresh token: a restart refreshes
+    // with it, and the provider sees no reuse of a rotated-away one.
+    daemon.stop();
+    daemon.restart();
+    let mut client = Client::connect(&daemon.socket).expect("connect");
+    client
+        .token_replacing("demo", refreshed.access_token.expose())
+        .expect("refreshed after the restart");
+    provider.assert_no_violations();
+}

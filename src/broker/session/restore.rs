@@ -74,11 +74,27 @@ impl Session {
     /// reached this session yet), else at most once per spacing for the
     /// whole daemon. A record read during an outage means the store works:
     /// the retry loop is woken to restore the other sessions.
+    ///
+    /// A session whose tokens are not saved (its save met the outage) asks
+    /// the retry loop to probe now, within the same spacing: if the store
+    /// works again (a keyring unlocked), its tokens are saved at once, not
+    /// at the loop's next try minutes later.
     pub(super) async fn restore_on_demand(self: &Arc<Self>) {
-        if !self.waits_for_store() {
+        let (waits, unsaved) = {
+            let state = self.state();
+            (
+                state.machine.waits_for_store(),
+                state.machine.is_store_dirty(),
+            )
+        };
+        let health = &self.shared.store_health;
+        if unsaved {
+            // Nothing to wait for: the token in memory is answered now.
+            let _ = health.probe_on_demand(self.shared.clock.now());
+        }
+        if !waits {
             return;
         }
-        let health = &self.shared.store_health;
         let available = health.is_available();
         if !available && !health.claim_on_demand(self.shared.clock.now()) {
             return;

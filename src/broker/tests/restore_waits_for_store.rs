@@ -1,10 +1,15 @@
 //! The restore of a session the store refused at start: the session waits
 //! for the store with no timer of its own, and a token request tries it
-//! (spaced) before it answers with the store's problem.
+//! (spaced) before it answers with the store's problem. And the other
+//! requests that make the retry loop probe at once during an outage: a
+//! status request (which waits for the probe), and a token request for a
+//! session whose tokens are not saved.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
+
+use tokend_emulator::{Emulator, Rfc8628Options};
 
 use crate::broker::SessionPhase;
 use crate::broker::clock::{OffsetClock, unix_secs};
@@ -19,6 +24,7 @@ struct LockableStore {
     inner: MemoryStore,
     locked: AtomicBool,
     loads: AtomicUsize,
+    lists: AtomicUsize,
 }
 
 impl LockableStore {
@@ -51,6 +57,7 @@ impl Store for LockableStore {
         self.inner.delete(provider)
     }
     fn list(&self) -> Result<Vec<String>, StoreError> {
+        self.lists.fetch_add(1, Ordering::SeqCst);
         self.check()?;
         self.inner.list()
     }
@@ -155,5 +162,125 @@ async fn a_locked_store_at_start_is_retried_on_token_requests_spaced() {
     .expect("the store is available again")
     .unwrap();
     assert_eq!(loads(), 2);
+    broker.shutdown(Duration::from_secs(1)).await;
+}
+
+/// A broker on `store`, with one provider whose record is in the store,
+/// and its retry loop slowed to an hour: only requests make it probe.
+fn broker_with_a_record(dir: &std::path::Path, store: &Arc<LockableStore>) -> Broker {
+    let config = config(dir);
+    let record = StoredSession {
+        version: STORED_SESSION_VERSION,
+        identity: session_identity(&config.providers[0]),
+        refresh_token: Secret::from("rt"),
+        obtained_at: unix_secs(SystemTime::now()),
+        scope: None,
+        access_token: Some(Secret::from("at-stored")),
+        token_type: Some("Bearer".into()),
+        expires_at: Some(unix_secs(SystemTime::now() + Duration::from_secs(3600))),
+        refresh_expires_at: None,
+    };
+    store.save("demo", &record).unwrap();
+    let broker = Broker::new(
+        &config,
+        BrokerParts {
+            store: store.clone(),
+            clock: Arc::new(OffsetClock::new()),
+            http: HttpClient::new(Duration::from_secs(5)).unwrap(),
+            owner_uid: 1000,
+        },
+    );
+    let health = &broker.inner.shared.store_health;
+    health.set_retry(Duration::from_secs(3600), Duration::from_secs(3600));
+    broker
+}
+
+#[tokio::test]
+async fn a_status_request_sees_a_store_that_works_again_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(LockableStore::default());
+    let broker = broker_with_a_record(dir.path(), &store);
+    store.locked.store(true, Ordering::SeqCst);
+    broker.start(None).await;
+    assert!(!broker.store_status().is_available());
+
+    // Unlocked. A caller with no role on any provider learns nothing of
+    // the store and makes no probe (it could make the keyring prompt).
+    store.locked.store(false, Ordering::SeqCst);
+    broker.recheck_store(&Caller::uid(2000)).await;
+    assert!(!broker.store_status().is_available());
+
+    // The owner's status request probes and waits for the probe: the
+    // answer built next shows the store as it is now, not an hour later.
+    broker.recheck_store(&Caller::uid(1000)).await;
+    assert!(broker.store_status().is_available());
+    broker.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn status_requests_probe_a_store_that_is_still_down_once_per_spacing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(LockableStore::default());
+    let broker = broker_with_a_record(dir.path(), &store);
+    store.locked.store(true, Ordering::SeqCst);
+    broker.start(None).await;
+    let lists = || store.lists.load(Ordering::SeqCst);
+    let at_start = lists();
+    let owner = Caller::uid(1000);
+    broker.recheck_store(&owner).await;
+    assert_eq!(lists(), at_start + 1, "one probe, waited for");
+    // A monitor asking in a loop: no more probes within the spacing.
+    for _ in 0..20 {
+        broker.recheck_store(&owner).await;
+    }
+    assert_eq!(lists(), at_start + 1);
+    assert!(!broker.store_status().is_available());
+    broker.shutdown(Duration::from_secs(1)).await;
+}
+
+/// A login whose save met a locked store: the tokens are served from
+/// memory, unsaved. Once the store is unlocked, the next token request for
+/// that session has the retry loop probe at once, which saves them (the
+/// loop's own probe is an hour away here).
+#[tokio::test]
+async fn a_token_request_for_unsaved_tokens_has_them_saved_once_the_store_works() {
+    let emulator = Emulator::start(Rfc8628Options {
+        interval: Duration::from_secs(1),
+        ..Rfc8628Options::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(LockableStore::default());
+    let broker = super::broker_on_emulator(&emulator, dir.path(), store.clone());
+    let health = Arc::clone(&broker.inner.shared.store_health);
+    health.set_retry(Duration::from_secs(3600), Duration::from_secs(3600));
+    broker.start(None).await;
+    let caller = Caller::uid(1000);
+
+    store.locked.store(true, Ordering::SeqCst);
+    let mut login = broker.login(&caller, "demo").unwrap();
+    let prompt = login.prompt().await.unwrap();
+    emulator.approve(&prompt.user_code).unwrap();
+    let _ = login.outcome().await;
+    assert!(!health.is_available());
+    let status = &broker.status(&caller, Some("demo")).unwrap()[0];
+    assert!(!status.saved, "{status:?}");
+    assert!(store.inner.load("demo").unwrap().is_none());
+
+    store.locked.store(false, Ordering::SeqCst);
+    broker.token(&caller, "demo", Duration::ZERO).await.unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        health
+            .subscribe()
+            .wait_for(crate::broker::StoreState::is_available),
+    )
+    .await
+    .expect("the request had the store probed")
+    .unwrap();
+    let status = &broker.status(&caller, Some("demo")).unwrap()[0];
+    assert!(status.saved, "{status:?}");
+    assert!(store.inner.load("demo").unwrap().is_some());
     broker.shutdown(Duration::from_secs(1)).await;
 }

@@ -400,13 +400,9 @@ impl Handler {
         if !matches!(object, Object::Broker) {
             return None;
         }
-        let sees_one = self
-            .broker
-            .status_pages(caller, None, 1)
-            .ok()
-            .and_then(|mut pages| pages.next())
-            .is_some();
-        sees_one.then(|| self.broker.store_status())
+        self.broker
+            .sees_a_provider(caller)
+            .then(|| self.broker.store_status())
     }
 
     fn node<'a>(&self, object: Object<'a>, caller: &Caller) -> Node<'a> {

@@ -38,6 +38,9 @@ pub(super) async fn answer(
     broker: &Broker,
     write: &mut AnswerWriter,
 ) -> io::Result<()> {
+    // During a store outage, the answer shows the store as a probe finds
+    // it now, not as the last one did.
+    broker.recheck_store(caller).await;
     let pages = match (broker.status_pages(caller, provider, PAGE), stream) {
         (Ok(pages), _) => pages,
         (Err(e), true) => {
