@@ -16,6 +16,9 @@
 //! sit. Inline modules (`mod tests { … }`) belong to their file's module;
 //! `#[path]` files to the module that declares them.
 //!
+//! (Also here: the core uses no front-end type, and the repository's top
+//! level holds only the fixed layout.)
+//!
 //! None is tolerated today. Should one ever have to be, for a rewrite in
 //! progress, it goes in [`TOLERATED`] under a parent named in
 //! [`TOLERATED_UNDER`]; the list is exact, so a circle that goes away must
@@ -119,6 +122,58 @@ fn the_core_uses_no_front_end_or_wire_type() {
         wrong.is_empty(),
         "core modules use front-end modules (map in the front-end instead):\n{}",
         wrong.join("\n")
+    );
+}
+
+/// The repository's top level: the layout others rely on (the brief's
+/// `Cargo.toml`, `src/`, `dist/`, `config/`, `tests/`, `README.md`, `.ci/`),
+/// with the lock file, the benchmarks and `.gitignore`. A stray file
+/// committed at the top (a log, a scratch config) fails here.
+const TOP_LEVEL: &[&str] = &[
+    ".ci",
+    ".gitignore",
+    "Cargo.lock",
+    "Cargo.toml",
+    "README.md",
+    "benches",
+    "config",
+    "dist",
+    "src",
+    "tests",
+];
+
+#[test]
+fn the_top_level_holds_only_the_fixed_layout() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // What git tracks, not what lies in the work tree (builds, scratch
+    // files); a copy without git (a source package) has nothing to check.
+    let listed = std::process::Command::new("git")
+        .args(["ls-files", "-z"])
+        .current_dir(root)
+        .output();
+    let Ok(listed) = listed.map_err(|e| eprintln!("skipped: no git ({e})")) else {
+        return;
+    };
+    if !listed.status.success() {
+        eprintln!("skipped: not a git checkout");
+        return;
+    }
+    let tops: BTreeSet<String> = String::from_utf8_lossy(&listed.stdout)
+        .split('\0')
+        .filter(|path| !path.is_empty())
+        .map(|path| path.split('/').next().unwrap_or(path).to_owned())
+        .collect();
+    let unexpected: Vec<&String> = tops
+        .iter()
+        .filter(|top| !TOP_LEVEL.contains(&top.as_str()))
+        .collect();
+    assert!(
+        unexpected.is_empty(),
+        "tracked at the top level but not part of the layout: {unexpected:?}"
+    );
+    assert!(
+        tops.contains("src") && tops.contains("Cargo.toml"),
+        "{tops:?}"
     );
 }
 
