@@ -16,13 +16,13 @@
 //! sit. Inline modules (`mod tests { … }`) belong to their file's module;
 //! `#[path]` files to the module that declares them.
 //!
-//! (Also here: the core uses no front-end type, and the repository's top
-//! level holds only the fixed layout.)
-//!
 //! None is tolerated today. Should one ever have to be, for a rewrite in
 //! progress, it goes in [`TOLERATED`] under a parent named in
 //! [`TOLERATED_UNDER`]; the list is exact, so a circle that goes away must
 //! leave it, and it can only shrink.
+//!
+//! Also here: the core uses no front-end type, and the repository's top
+//! level holds only the fixed layout.
 
 mod circles;
 mod graph;
