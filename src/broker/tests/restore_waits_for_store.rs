@@ -75,35 +75,11 @@ fn config(dir: &std::path::Path) -> crate::config::Config {
 #[tokio::test]
 async fn a_locked_store_at_start_is_retried_on_token_requests_spaced() {
     let dir = tempfile::tempdir().unwrap();
-    let config = config(dir.path());
     let store = Arc::new(LockableStore::default());
-    let expires = SystemTime::now() + Duration::from_secs(3600);
-    let record = StoredSession {
-        version: STORED_SESSION_VERSION,
-        identity: session_identity(&config.providers[0]),
-        refresh_token: Secret::from("rt"),
-        obtained_at: unix_secs(SystemTime::now()),
-        scope: None,
-        access_token: Some(Secret::from("at-stored")),
-        token_type: Some("Bearer".into()),
-        expires_at: Some(unix_secs(expires)),
-        refresh_expires_at: None,
-    };
-    store.save("demo", &record).unwrap();
-    store.locked.store(true, Ordering::SeqCst);
     let clock = Arc::new(OffsetClock::new());
-    let broker = Broker::new(
-        &config,
-        BrokerParts {
-            store: store.clone(),
-            clock: clock.clone(),
-            http: HttpClient::new(Duration::from_secs(5)).unwrap(),
-            owner_uid: 1000,
-        },
-    );
-    // The store's retry loop stays out of the way: this is about requests.
+    let broker = broker_with_a_record(dir.path(), &store, clock.clone());
+    store.locked.store(true, Ordering::SeqCst);
     let health = &broker.inner.shared.store_health;
-    health.set_retry(Duration::from_secs(3600), Duration::from_secs(3600));
     broker.start(None).await;
     let caller = Caller::uid(1000);
     let loads = || store.loads.load(Ordering::SeqCst);
@@ -167,7 +143,11 @@ async fn a_locked_store_at_start_is_retried_on_token_requests_spaced() {
 
 /// A broker on `store`, with one provider whose record is in the store,
 /// and its retry loop slowed to an hour: only requests make it probe.
-fn broker_with_a_record(dir: &std::path::Path, store: &Arc<LockableStore>) -> Broker {
+fn broker_with_a_record(
+    dir: &std::path::Path,
+    store: &Arc<LockableStore>,
+    clock: Arc<OffsetClock>,
+) -> Broker {
     let config = config(dir);
     let record = StoredSession {
         version: STORED_SESSION_VERSION,
@@ -185,7 +165,7 @@ fn broker_with_a_record(dir: &std::path::Path, store: &Arc<LockableStore>) -> Br
         &config,
         BrokerParts {
             store: store.clone(),
-            clock: Arc::new(OffsetClock::new()),
+            clock,
             http: HttpClient::new(Duration::from_secs(5)).unwrap(),
             owner_uid: 1000,
         },
@@ -199,7 +179,7 @@ fn broker_with_a_record(dir: &std::path::Path, store: &Arc<LockableStore>) -> Br
 async fn a_status_request_sees_a_store_that_works_again_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(LockableStore::default());
-    let broker = broker_with_a_record(dir.path(), &store);
+    let broker = broker_with_a_record(dir.path(), &store, Arc::new(OffsetClock::new()));
     store.locked.store(true, Ordering::SeqCst);
     broker.start(None).await;
     assert!(!broker.store_status().is_available());
@@ -221,7 +201,7 @@ async fn a_status_request_sees_a_store_that_works_again_at_once() {
 async fn status_requests_probe_a_store_that_is_still_down_once_per_spacing() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(LockableStore::default());
-    let broker = broker_with_a_record(dir.path(), &store);
+    let broker = broker_with_a_record(dir.path(), &store, Arc::new(OffsetClock::new()));
     store.locked.store(true, Ordering::SeqCst);
     broker.start(None).await;
     let lists = || store.lists.load(Ordering::SeqCst);
