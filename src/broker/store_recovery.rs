@@ -27,15 +27,18 @@ use super::session::blocking as store_call;
 use super::session::{RestoreCause, Session};
 use crate::store::StoreError;
 
-/// How long a `status` request waits for the probe it asked for. A store
-/// that works answers a probe in milliseconds; one that hangs must not hold
-/// the status (which then shows the outage as it stood).
-const STATUS_PROBE_WAIT: Duration = Duration::from_secs(2);
+/// How long a `status` request waits for the probe it asked for (and the
+/// restore of the sessions that waited, when the store works). A store
+/// that works answers a probe in milliseconds; one that hangs (or shows
+/// an unlock prompt) must not hold the status for long: credential helpers
+/// ask for it before each `git fetch` or `docker pull`. After the wait the
+/// status shows the store as it stands.
+const STATUS_PROBE_WAIT: Duration = Duration::from_secs(1);
 
 impl Broker {
     /// Before a `status` answer during a store outage: asks the retry loop
     /// to probe the store now and waits for it (at most
-    /// 2 s), so that the answer shows a store that works
+    /// 1 s), so that the answer shows a store that works
     /// again (a keyring just unlocked) rather than the outage of the last
     /// probe, minutes ago. Only for a caller who may see a provider (one
     /// who may see none is told nothing of the store, and must not make
