@@ -8,6 +8,7 @@
 mod diagnostic;
 mod dialect;
 mod endpoints;
+mod environment;
 mod parse;
 mod provider_table;
 mod reader;
@@ -23,6 +24,7 @@ use std::time::Duration;
 use url::Url;
 
 pub use diagnostic::{Diagnostic, Diagnostics, Severity};
+pub use environment::Environment;
 pub use parse::{log_directives_problem, object_path_element};
 pub use store::{DEFAULT_KEY_CREDENTIAL, EncryptedFileConfig};
 pub use units::UnitPattern;
@@ -290,152 +292,6 @@ fn render(diagnostics: &[Diagnostic]) -> String {
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-/// What the config loader needs from the process environment, passed in so
-/// that tests need not change the real environment.
-#[derive(Debug, Clone, Default)]
-pub struct Environment {
-    /// The daemon's effective uid.
-    pub uid: u32,
-    /// `$RUNTIME_DIRECTORY` (systemd `RuntimeDirectory=`).
-    pub runtime_directory: Option<PathBuf>,
-    /// `$XDG_RUNTIME_DIR`.
-    pub xdg_runtime_dir: Option<PathBuf>,
-    /// `$CREDENTIALS_DIRECTORY` (systemd `LoadCredential=`).
-    pub credentials_directory: Option<PathBuf>,
-    /// `$STATE_DIRECTORY` (systemd `StateDirectory=`).
-    pub state_directory: Option<PathBuf>,
-    /// `$XDG_STATE_HOME`.
-    pub xdg_state_home: Option<PathBuf>,
-    /// `$XDG_CONFIG_HOME`.
-    pub xdg_config_home: Option<PathBuf>,
-    /// `$HOME`.
-    pub home: Option<PathBuf>,
-    /// `$TOKEND_CONFIG`.
-    pub tokend_config: Option<PathBuf>,
-    /// Where to look up user and group names (`/etc` outside tests).
-    pub etc: PathBuf,
-    /// The config is read by `tokend --check` or `--prune`, not to run the
-    /// daemon: a systemd credential (`$CREDENTIALS_DIRECTORY`, which only
-    /// the service's own environment has) may be missing, and is then a
-    /// warning, its value a stand-in that nothing uses.
-    pub checking: bool,
-}
-
-/// The effective user's home directory from the password database.
-fn home_from_passwd() -> Option<PathBuf> {
-    nix::unistd::User::from_uid(nix::unistd::geteuid())
-        .ok()
-        .flatten()
-        .map(|user| user.dir)
-        .filter(|dir| dir.is_absolute())
-}
-
-impl Environment {
-    /// The environment of this process.
-    #[must_use]
-    pub fn from_process() -> Self {
-        let var = |name: &str| {
-            std::env::var_os(name)
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-        };
-        Self {
-            uid: rustix::process::geteuid().as_raw(),
-            runtime_directory: var("RUNTIME_DIRECTORY"),
-            xdg_runtime_dir: var("XDG_RUNTIME_DIR"),
-            credentials_directory: var("CREDENTIALS_DIRECTORY"),
-            state_directory: var("STATE_DIRECTORY"),
-            xdg_state_home: var("XDG_STATE_HOME"),
-            xdg_config_home: var("XDG_CONFIG_HOME"),
-            // A process started without $HOME (`env -i`, some service
-            // managers) still has one: the password database's, so that
-            // the defaults below are not read relative to the working
-            // directory.
-            home: var("HOME").or_else(home_from_passwd),
-            tokend_config: var("TOKEND_CONFIG"),
-            etc: PathBuf::from("/etc"),
-            checking: false,
-        }
-    }
-
-    /// The config file used when `--config` is not given.
-    #[must_use]
-    pub fn default_config_path(&self) -> PathBuf {
-        if let Some(path) = &self.tokend_config {
-            return path.clone();
-        }
-        if self.uid == 0 {
-            return PathBuf::from("/etc/tokend/config.toml");
-        }
-        let base = self
-            .xdg_config_home
-            .clone()
-            .or_else(|| self.home.as_ref().map(|h| h.join(".config")))
-            .unwrap_or_else(|| PathBuf::from(".config"));
-        base.join("tokend/config.toml")
-    }
-
-    /// The encrypted file store's directory when the config does not set
-    /// one: `$STATE_DIRECTORY` (set by systemd), `/var/lib/tokend` for root,
-    /// else the user's `$XDG_STATE_HOME/tokend` (`~/.local/state/tokend`).
-    #[must_use]
-    pub fn default_state_directory(&self) -> Option<PathBuf> {
-        if let Some(dir) = &self.state_directory {
-            // StateDirectory= may list several directories, separated by ':'.
-            return dir.to_string_lossy().split(':').next().map(PathBuf::from);
-        }
-        if self.uid == 0 {
-            return Some(PathBuf::from("/var/lib/tokend"));
-        }
-        self.xdg_state_home
-            .clone()
-            .or_else(|| self.home.as_ref().map(|h| h.join(".local/state")))
-            .map(|dir| dir.join("tokend"))
-    }
-
-    /// The socket path used when the config does not set one.
-    ///
-    /// `$RUNTIME_DIRECTORY` (set by systemd) first, then the user's runtime
-    /// directory, then the system location for root. `None` when none applies.
-    #[must_use]
-    pub fn default_socket_path(&self) -> Option<PathBuf> {
-        if let Some(dir) = &self.runtime_directory {
-            // RuntimeDirectory= may list several directories, separated by ':'.
-            let first = dir.to_string_lossy().split(':').next().map(PathBuf::from)?;
-            return Some(first.join("tokend.sock"));
-        }
-        self.client_socket_path()
-    }
-
-    /// The daemon's own runtime directory: `$RUNTIME_DIRECTORY`'s first
-    /// entry (set by systemd), else `$XDG_RUNTIME_DIR/tokend`, where the
-    /// user unit puts it too. `None` when neither is set. Where the daemon
-    /// locks a Secret Service store (see [`crate::store::lock`]).
-    #[must_use]
-    pub fn daemon_runtime_directory(&self) -> Option<PathBuf> {
-        if let Some(dir) = &self.runtime_directory {
-            // RuntimeDirectory= may list several directories, separated by ':'.
-            return dir.to_string_lossy().split(':').next().map(PathBuf::from);
-        }
-        self.xdg_runtime_dir.as_ref().map(|dir| dir.join("tokend"))
-    }
-
-    /// Where a client looks for the daemon's socket when told nothing: as
-    /// [`Self::default_socket_path`] but for `$RUNTIME_DIRECTORY`, which is
-    /// the runtime directory of whatever unit the client runs in, not the
-    /// daemon's (the daemon's units make theirs the same places as these:
-    /// `$XDG_RUNTIME_DIR/tokend` and `/run/tokend`).
-    #[must_use]
-    pub fn client_socket_path(&self) -> Option<PathBuf> {
-        if self.uid == 0 {
-            return Some(PathBuf::from("/run/tokend/tokend.sock"));
-        }
-        self.xdg_runtime_dir
-            .as_ref()
-            .map(|dir| dir.join("tokend/tokend.sock"))
-    }
 }
 
 /// Who may own the config, the `on_event` program, the socket's directory
