@@ -38,7 +38,7 @@ const STATUS_PROBE_WAIT: Duration = Duration::from_secs(1);
 impl Broker {
     /// Before a `status` answer during a store outage: asks the retry loop
     /// to probe the store now and waits for it (at most
-    /// 1 s), so that the answer shows a store that works
+    /// `STATUS_PROBE_WAIT`, 1 s), so that the answer shows a store that works
     /// again (a keyring just unlocked) rather than the outage of the last
     /// probe, minutes ago. Only for a caller who may see a provider (one
     /// who may see none is told nothing of the store, and must not make
