@@ -207,7 +207,7 @@ impl EncryptedFileStore {
             let name = name.to_string_lossy();
             if name.starts_with('.')
                 && name.ends_with(TEMP_SUFFIX)
-                && !made_by_another_live_process(&name)
+                && !files::made_by_another_live_process(&name)
                 && fs::remove_file(entry.path()).is_ok()
             {
                 removed += 1;
@@ -466,29 +466,6 @@ impl Store for EncryptedFileStore {
         names.sort();
         Ok(names)
     }
-}
-
-/// Whether a temporary file's name (`.PROVIDER.PID.COUNTER.tmp`, see
-/// `create_temp`) names a live process other than this one.
-fn made_by_another_live_process(name: &str) -> bool {
-    let Some(stem) = name.strip_suffix(TEMP_SUFFIX) else {
-        return false;
-    };
-    let mut parts = stem.rsplitn(3, '.');
-    let (_counter, pid) = (parts.next(), parts.next());
-    let Some(pid) = pid.and_then(|p| p.parse::<i32>().ok()) else {
-        return false;
-    };
-    if u32::try_from(pid).ok() == Some(std::process::id()) {
-        return false;
-    }
-    // Alive: signal 0 reaches it, or is refused only for want of rights.
-    rustix::process::Pid::from_raw(pid).is_some_and(|pid| {
-        matches!(
-            rustix::process::test_kill_process(pid),
-            Ok(()) | Err(rustix::io::Errno::PERM)
-        )
-    })
 }
 
 fn failed(reason: String) -> StoreError {

@@ -6,7 +6,7 @@ use std::io::{self, Read as _, Write as _};
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
-use super::{STORE, failed};
+use super::{STORE, TEMP_SUFFIX, failed};
 use crate::store::StoreError;
 use crate::store::sealed::MAX_FILE_LEN;
 
@@ -114,4 +114,27 @@ pub(super) fn not_a_file(path: &Path) -> String {
 /// Flushes a directory, so that renames and removals in it are durable.
 pub(super) fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
+}
+
+/// Whether a temporary file's name (`.PROVIDER.PID.COUNTER.tmp`, see
+/// `create_temp`) names a live process other than this one.
+pub(super) fn made_by_another_live_process(name: &str) -> bool {
+    let Some(stem) = name.strip_suffix(TEMP_SUFFIX) else {
+        return false;
+    };
+    let mut parts = stem.rsplitn(3, '.');
+    let (_counter, pid) = (parts.next(), parts.next());
+    let Some(pid) = pid.and_then(|p| p.parse::<i32>().ok()) else {
+        return false;
+    };
+    if u32::try_from(pid).ok() == Some(std::process::id()) {
+        return false;
+    }
+    // Alive: signal 0 reaches it, or is refused only for want of rights.
+    rustix::process::Pid::from_raw(pid).is_some_and(|pid| {
+        matches!(
+            rustix::process::test_kill_process(pid),
+            Ok(()) | Err(rustix::io::Errno::PERM)
+        )
+    })
 }

@@ -38,6 +38,7 @@
 mod messages;
 mod refresh;
 mod restore;
+mod schedule;
 mod status;
 mod token_request;
 mod tokens;
