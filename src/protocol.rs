@@ -46,6 +46,7 @@
 //! 3. The op `metrics`. A daemon of version 2 answers it with `bad_request`.
 
 mod config_status;
+mod field_errors;
 mod login;
 mod metrics;
 mod status;
@@ -331,8 +332,16 @@ pub fn parse_request(line: &[u8]) -> Result<Request, String> {
         }
         // serde's messages name the field or variant at fault ("unknown
         // variant `tokn`, expected one of ..."); keep them.
+        // A type error read from serde's buffer names no field (and quotes
+        // a string as it is): name the field instead when one is wrong.
         serde_json::error::Category::Data | serde_json::error::Category::Io => {
-            format!("invalid request: {e}")
+            let message = e.to_string();
+            let wrong_type =
+                message.starts_with("invalid type") || message.starts_with("invalid value");
+            match wrong_type.then(|| field_errors::describe(text)).flatten() {
+                Some(wrong_field) => format!("invalid request: {wrong_field}"),
+                None => format!("invalid request: {message}"),
+            }
         }
     })
 }

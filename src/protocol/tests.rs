@@ -206,3 +206,59 @@ fn every_op_refuses_unknown_fields() {
         r#"{"op":"version"}"#
     );
 }
+
+/// A field of the wrong type is named, with what it must be, and its
+/// value is never quoted (it may be a token pasted in the wrong place).
+#[test]
+fn a_field_of_the_wrong_type_is_named_without_its_value() {
+    for (line, expected) in [
+        (
+            r#"{"op":"token","provider":5}"#,
+            "invalid request: `provider` must be a string, got a number",
+        ),
+        (
+            r#"{"op":"logout","provider":["a"]}"#,
+            "invalid request: `provider` must be a string, got an array",
+        ),
+        (
+            r#"{"op":"token","provider":null}"#,
+            "invalid request: `provider` must be a string for `token`, got null",
+        ),
+        (
+            r#"{"op":"token","provider":"p","min_valid":"at_secret"}"#,
+            "invalid request: `min_valid` must be a whole number of seconds, 0 or more, got a string",
+        ),
+        (
+            r#"{"op":"token","provider":"p","min_valid":-1}"#,
+            "invalid request: `min_valid` must be a whole number of seconds, 0 or more, got a negative number",
+        ),
+        (
+            r#"{"op":"token","provider":"p","min_valid":1.5}"#,
+            "invalid request: `min_valid` must be a whole number of seconds, 0 or more, got a number with a fraction",
+        ),
+        (
+            r#"{"op":"token","provider":"p","refused":{"t":"at_secret"}}"#,
+            "invalid request: `refused` must be a string, got an object",
+        ),
+        (
+            r#"{"op":"status","stream":"yes"}"#,
+            "invalid request: `stream` must be true or false, got a string",
+        ),
+    ] {
+        assert_eq!(
+            parse_request(line.as_bytes()),
+            Err(expected.to_owned()),
+            "{line}"
+        );
+    }
+    // Other errors keep serde's words: an unknown field, op or a missing one.
+    let unknown = parse_request(br#"{"op":"version","provider":5}"#).unwrap_err();
+    assert!(
+        unknown.starts_with("invalid request: unknown field `provider`"),
+        "{unknown}"
+    );
+    let missing = parse_request(br#"{"op":"token"}"#).unwrap_err();
+    assert_eq!(missing, "invalid request: missing field `provider`");
+    // A null optional field is absent, as before.
+    assert!(parse_request(br#"{"op":"status","provider":null}"#).is_ok());
+}

@@ -116,6 +116,15 @@ fn bad_lines_get_error_answers_and_the_connection_survives() {
         );
         assert!(!answer["error"]["message"].as_str().unwrap().is_empty());
     }
+    // A field of the wrong type is named, its value never quoted (it may
+    // be a token pasted in the wrong place).
+    let answer = conn.ask(r#"{"op":"token","provider":"demo","min_valid":"at_pasted"}"#);
+    let message = answer["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("`min_valid` must be a whole number"),
+        "{answer}"
+    );
+    assert!(!message.contains("at_pasted"), "{answer}");
     // An oversized line is refused, and the next request on the same
     // connection is served.
     let mut huge = vec![b'x'; MAX_REQUEST_LINE * 4];
