@@ -121,6 +121,33 @@ fn git_gets_the_token_of_the_provider_serving_the_host() {
         stderr(&out)
     );
 
+    // A caller that names the URL whole (`url=`, as `git credential fill`
+    // reads it) talking to the helper itself: its parts pick the provider,
+    // and a plain http URL is refused as above.
+    let helper = |request: &str| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tokenctl"))
+            .arg("--socket")
+            .arg(&daemon.socket)
+            .args(["credential", "git", "get"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let _ = child.stdin.take().unwrap().write_all(request.as_bytes());
+        child.wait_with_output().unwrap()
+    };
+    let out = helper("url=https://Forge.Test/group/project.git\n\n");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("username=x-access-token\n"),
+        "{}",
+        stdout(&out)
+    );
+    let out = helper("url=http://forge.test/project.git\n\n");
+    assert!(!stdout(&out).contains("password="), "{}", stdout(&out));
+    assert!(stderr(&out).contains("plain http"), "{}", stderr(&out));
+
     // A real clone-side operation against the server, which accepts only
     // the current token.
     let current = token(&daemon, "forge", &[]);

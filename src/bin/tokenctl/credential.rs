@@ -99,7 +99,36 @@ fn read_attributes(input: impl BufRead) -> Result<Attributes, Failure> {
         };
         attributes.insert(key.to_owned(), value.to_owned());
     }
+    if let Some(url) = attributes.get("url").cloned() {
+        add_url_parts(&mut attributes, &url)?;
+    }
     Ok(attributes)
+}
+
+/// git sends its helpers a URL's parts, but reads a `url=` line as those
+/// parts (`git credential fill`, scripts): so does tokenctl, for the parts
+/// not also given on lines of their own. The error names the line, never
+/// its value, which may carry a password.
+fn add_url_parts(attributes: &mut Attributes, url: &str) -> Result<(), Failure> {
+    let url = url::Url::parse(url).map_err(|e| {
+        Failure::new(
+            exit::USAGE,
+            format!("the `url=` line of git's request is not a URL: {e}"),
+        )
+    })?;
+    let mut host = url.host_str().unwrap_or_default().to_owned();
+    if let Some(port) = url.port() {
+        let _ = write!(host, ":{port}");
+    }
+    let path = url.path().trim_start_matches('/');
+    for (key, value) in [("protocol", url.scheme()), ("host", &host), ("path", path)] {
+        if !value.is_empty() {
+            attributes
+                .entry(key.to_owned())
+                .or_insert_with(|| value.to_owned());
+        }
+    }
+    Ok(())
 }
 
 /// The status of the provider named, or of the one whose `hosts` has
@@ -173,6 +202,23 @@ mod tests {
         assert_eq!(read["host"], "github.com");
         let err = read_attributes("protocol=https\nnonsense\n".as_bytes()).unwrap_err();
         assert!(err.message.contains("line 2"), "{}", err.message);
+    }
+
+    #[test]
+    fn a_url_line_gives_its_parts() {
+        let read =
+            read_attributes("url=https://GitHub.com:8443/org/repo.git\n".as_bytes()).unwrap();
+        assert_eq!(read["protocol"], "https");
+        assert_eq!(read["host"], "github.com:8443");
+        assert_eq!(read["path"], "org/repo.git");
+        // The default port is not written; lines of their own win.
+        let read = read_attributes("host=example.org\nurl=http://[::1]:80/\n".as_bytes()).unwrap();
+        assert_eq!(read["host"], "example.org");
+        assert_eq!(read["protocol"], "http");
+        assert!(!read.contains_key("path"));
+        let err = read_attributes("url=not a url with secret\n".as_bytes()).unwrap_err();
+        assert!(err.message.contains("`url=`"), "{}", err.message);
+        assert!(!err.message.contains("secret"), "{}", err.message);
     }
 
     #[test]
