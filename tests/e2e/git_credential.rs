@@ -121,33 +121,6 @@ fn git_gets_the_token_of_the_provider_serving_the_host() {
         stderr(&out)
     );
 
-    // A caller that names the URL whole (`url=`, as `git credential fill`
-    // reads it) talking to the helper itself: its parts pick the provider,
-    // and a plain http URL is refused as above.
-    let helper = |request: &str| {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tokenctl"))
-            .arg("--socket")
-            .arg(&daemon.socket)
-            .args(["credential", "git", "get"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let _ = child.stdin.take().unwrap().write_all(request.as_bytes());
-        child.wait_with_output().unwrap()
-    };
-    let out = helper("url=https://Forge.Test/group/project.git\n\n");
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert!(
-        stdout(&out).contains("username=x-access-token\n"),
-        "{}",
-        stdout(&out)
-    );
-    let out = helper("url=http://forge.test/project.git\n\n");
-    assert!(!stdout(&out).contains("password="), "{}", stdout(&out));
-    assert!(stderr(&out).contains("plain http"), "{}", stderr(&out));
-
     // A real clone-side operation against the server, which accepts only
     // the current token.
     let current = token(&daemon, "forge", &[]);
@@ -186,6 +159,46 @@ fn git_gets_the_token_of_the_provider_serving_the_host() {
         "ls-remote after renewal: {}",
         stderr(&out)
     );
+}
+
+/// `tokenctl credential git get` itself, `request` on its stdin.
+fn helper_get(daemon: &Daemon, request: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tokenctl"))
+        .arg("--socket")
+        .arg(&daemon.socket)
+        .args(["credential", "git", "get"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _ = child.stdin.take().unwrap().write_all(request.as_bytes());
+    child.wait_with_output().unwrap()
+}
+
+/// A caller that names the URL whole (`url=`, as `git credential fill`
+/// reads it) talking to the helper itself: its parts pick the provider,
+/// and a plain http URL is refused as one given in parts.
+#[test]
+fn a_url_line_counts_as_its_parts() {
+    let provider = Provider::rfc8628();
+    let daemon = Daemon::start(&provider.config_with(
+        "forge",
+        "hosts = [\"forge.test:8443\"]\ngit_username = \"x-access-token\"",
+    ));
+    login(&daemon, "forge", |code| {
+        provider.approve(code).unwrap();
+    });
+    let out = helper_get(&daemon, "url=https://Forge.Test:8443/group/project.git\n\n");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("username=x-access-token\n"),
+        "{}",
+        stdout(&out)
+    );
+    let out = helper_get(&daemon, "url=http://forge.test:8443/project.git\n\n");
+    assert!(!stdout(&out).contains("password="), "{}", stdout(&out));
+    assert!(stderr(&out).contains("plain http"), "{}", stderr(&out));
 }
 
 #[test]
