@@ -81,6 +81,10 @@ impl TokenctlArgs {
 #[derive(Debug, Subcommand)]
 pub enum TokenctlCommand {
     /// Print a valid access token for provider NAME on stdout, and nothing else
+    ///
+    /// When stderr is a terminal and the token has not come after 3 s (a
+    /// refresh at a provider slow to answer, a keyring waiting to be
+    /// unlocked), one line on stderr says so; the wait goes on.
     Token {
         /// The provider, as named in the config (`[providers.NAME]`)
         name: String,

@@ -25,14 +25,15 @@ mod lines;
 mod login;
 mod metrics;
 mod status;
+mod token;
 use lines::LineBuffer;
 pub use login::{LoginStream, LoginUpdate};
 pub use status::StatusStream;
+pub use token::SlowTokenNotice;
 
 use crate::config::Environment;
 use crate::protocol::{
-    Answer, ErrorBody, LogoutAnswer, ProviderStatus, Request, StatusAnswer, TokenAnswer,
-    VersionAnswer,
+    Answer, ErrorBody, LogoutAnswer, ProviderStatus, Request, StatusAnswer, VersionAnswer,
 };
 
 /// The longest answer line the client accepts, newline excluded.
@@ -217,6 +218,9 @@ pub struct Client {
     stream: UnixStream,
     lines: LineBuffer,
     timeout: Duration,
+    /// Said once when a token's answer takes longer than its delay (see
+    /// [`Client::notice_slow_tokens`]).
+    slow_token_notice: Option<(Duration, SlowTokenNotice)>,
 }
 
 impl Client {
@@ -259,47 +263,13 @@ impl Client {
             stream,
             lines: LineBuffer::default(),
             timeout: DEFAULT_TIMEOUT,
+            slow_token_notice: None,
         })
     }
 
     /// Sets how long each request waits for its answer (at least 1 ms).
     pub fn set_timeout(&mut self, timeout: Duration) {
         self.timeout = timeout.max(Duration::from_millis(1));
-    }
-
-    /// A valid access token for `provider` with at least `min_valid` seconds
-    /// of life (the daemon's default, 60, when `None`).
-    ///
-    /// # Errors
-    /// [`ClientError::Daemon`] with `login_required`, `unknown_provider`, ...
-    /// when the daemon has none to give; transport errors otherwise.
-    pub fn token(
-        &mut self,
-        provider: &str,
-        min_valid: Option<u64>,
-    ) -> Result<TokenAnswer, ClientError> {
-        self.call(&Request::Token {
-            provider: provider.to_owned(),
-            min_valid,
-            refused: None,
-        })
-    }
-
-    /// A token of `provider` other than `refused`, which was refused where
-    /// it was used (see [`crate::broker::Freshness::Replacing`]).
-    ///
-    /// # Errors
-    /// As for [`Client::token`].
-    pub fn token_replacing(
-        &mut self,
-        provider: &str,
-        refused: &str,
-    ) -> Result<TokenAnswer, ClientError> {
-        self.call(&Request::Token {
-            provider: provider.to_owned(),
-            min_valid: None,
-            refused: Some(crate::secret::Secret::from(refused)),
-        })
     }
 
     /// The state of `provider`, or of every provider this user may see, in

@@ -357,3 +357,67 @@ fn a_path_that_is_no_socket_is_named_as_such() {
         assert!(!text.contains("is tokend running"), "{text}");
     }
 }
+
+/// The slow-token notice: said once, naming the provider, only when the
+/// answer has not come within its delay; the wait goes on after it.
+#[test]
+fn a_slow_token_is_noticed_once_and_still_waited_for() {
+    use std::sync::Mutex;
+    static NOTICES: Mutex<Vec<(String, Duration, Duration)>> = Mutex::new(Vec::new());
+    fn notice(provider: &str, waited: Duration, gives_up_after: Duration) {
+        NOTICES
+            .lock()
+            .unwrap()
+            .push((provider.to_owned(), waited, gives_up_after));
+    }
+    let answer = b"{\"ok\":true,\"access_token\":\"tok-1\",\"token_type\":\"Bearer\"}\n";
+
+    // Answered at once: no notice.
+    let (mut client, mut daemon) = pair();
+    client.notice_slow_tokens(Duration::from_secs(30), notice);
+    daemon.write_all(answer).unwrap();
+    assert_eq!(
+        client.token("gh", None).unwrap().access_token.expose(),
+        "tok-1"
+    );
+    assert!(NOTICES.lock().unwrap().is_empty());
+
+    // Answered only once the notice was said: one notice, then the token.
+    let (mut client, mut daemon) = pair();
+    client.set_timeout(Duration::from_secs(30));
+    client.notice_slow_tokens(Duration::from_millis(10), notice);
+    let late = std::thread::spawn(move || {
+        request_line(&daemon);
+        for _ in 0..30_000 {
+            if !NOTICES.lock().unwrap().is_empty() {
+                daemon.write_all(answer).unwrap();
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        panic!("no notice within 30 s");
+    });
+    assert_eq!(
+        client.token("gh", None).unwrap().access_token.expose(),
+        "tok-1"
+    );
+    late.join().unwrap();
+    assert_eq!(
+        *NOTICES.lock().unwrap(),
+        [(
+            "gh".to_owned(),
+            Duration::from_millis(10),
+            Duration::from_secs(30)
+        )]
+    );
+
+    // A delay not shorter than the timeout: no notice, the timeout as before.
+    let (mut client, _daemon) = pair();
+    client.set_timeout(Duration::from_millis(20));
+    client.notice_slow_tokens(Duration::from_millis(20), notice);
+    assert!(matches!(
+        client.token("gh", None),
+        Err(ClientError::Timeout { .. })
+    ));
+    assert_eq!(NOTICES.lock().unwrap().len(), 1);
+}

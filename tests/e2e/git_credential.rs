@@ -9,6 +9,7 @@ use crate::support;
 use std::io::Write as _;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 use support::daemon::{Daemon, login, stderr, stdout, token};
 use support::provider::Provider;
@@ -226,4 +227,56 @@ fn two_providers_may_not_claim_one_host() {
         "{}",
         stderr(&out)
     );
+}
+
+/// A person whose `git` waits on a slow refresh is told why, once, on the
+/// terminal git shares with its helper (a pty, from `script`); with stderr
+/// on a pipe, where scripts read it, nothing is said.
+#[test]
+fn a_slow_refresh_is_explained_on_a_terminal_only() {
+    use tokend_emulator::{Endpoint, Fault};
+    let provider = Provider::rfc8628();
+    let daemon = Daemon::start(&provider.config_with("forge", "hosts = [\"forge.test\"]"));
+    login(&daemon, "forge", |code| {
+        provider.approve(code).unwrap();
+    });
+    let work = tempfile::tempdir().unwrap();
+    let helper = format!(
+        "!{} --socket {} credential git",
+        env!("CARGO_BIN_EXE_tokenctl"),
+        daemon.socket.display()
+    );
+    let notice = "no token of `forge` yet after 3 s";
+
+    // On a terminal: git rejects the token, the helper waits for the
+    // refresh (answered after 5 s) and says why meanwhile.
+    let refused = token(&daemon, "forge", &[]);
+    provider.inject(Endpoint::Token, Fault::Delay(Duration::from_secs(5)), 1);
+    let command = "printf 'protocol=https\\nhost=forge.test\\nusername=oauth2\\npassword=%s\\n\\n' \
+                   \"$REFUSED\" | git -c \"credential.helper=$HELPER\" credential reject";
+    let output = Command::new("script")
+        .args(["--quiet", "--return", "--command", command, "/dev/null"])
+        .env("REFUSED", &refused)
+        .env("HELPER", &helper)
+        .env("HOME", work.path())
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("TERM", "dumb")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let screen = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(screen.matches(notice).count(), 1, "{screen}");
+    assert!(!screen.contains(&refused), "{screen}");
+    let renewed = token(&daemon, "forge", &[]);
+    assert_ne!(renewed, refused);
+
+    // On a pipe: the same wait, not a word.
+    provider.inject(Endpoint::Token, Fault::Delay(Duration::from_secs(5)), 1);
+    let reject =
+        format!("protocol=https\nhost=forge.test\nusername=oauth2\npassword={renewed}\n\n");
+    let out = git(work.path(), &daemon, &["credential", "reject"], &reject);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("no token of"), "{}", stderr(&out));
+    assert_ne!(token(&daemon, "forge", &[]), renewed);
 }

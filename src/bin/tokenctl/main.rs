@@ -15,7 +15,7 @@ mod metrics_json;
 mod screen;
 mod status;
 
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufWriter, IsTerminal as _, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -69,6 +69,7 @@ fn docker_helper(action: Option<std::ffi::OsString>) -> ExitCode {
             .unwrap_or_else(|| client::default_socket_path(&Environment::from_process()));
         let mut client = Client::connect(&socket)?;
         client.set_timeout(client::DEFAULT_TIMEOUT);
+        notice_slow_tokens(&mut client);
         let protocol = client.version().ok().map(|v| v.protocol);
         Ok((client, protocol))
     };
@@ -194,7 +195,33 @@ fn connect_checked(cli: &Cli) -> Result<(Client, Option<u32>), ClientError> {
 fn connect(cli: &Cli) -> Result<Client, ClientError> {
     let mut client = Client::connect(&socket_path(cli))?;
     client.set_timeout(Duration::from_secs(cli.timeout));
+    notice_slow_tokens(&mut client);
     Ok(client)
+}
+
+/// How long a token may take before a person at a terminal is told why:
+/// from memory it comes in a millisecond, after a refresh in a second or
+/// so even from a distant provider.
+const SLOW_TOKEN_NOTICE: Duration = Duration::from_secs(3);
+
+/// When stderr is a terminal (a person waits: `tokenctl token`, `exec`,
+/// git or kubectl running a credential helper), says once why a token is
+/// slow; never on a pipe or a log, where scripts read stderr.
+fn notice_slow_tokens(client: &mut Client) {
+    fn say(provider: &str, waited: Duration, gives_up_after: Duration) {
+        let _ = writeln!(
+            io::stderr(),
+            "tokenctl: no token of `{}` yet after {} s: tokend is refreshing it at a provider \
+             that is slow to answer, or waiting for its keyring (unlock it if asked); \
+             waiting up to {} s (--timeout)",
+            format::clean(provider),
+            waited.as_secs(),
+            gives_up_after.as_secs()
+        );
+    }
+    if io::stderr().is_terminal() {
+        client.notice_slow_tokens(SLOW_TOKEN_NOTICE, say);
+    }
 }
 
 /// Hands each status the daemon answers (of `name`, or of every provider
