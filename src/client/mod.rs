@@ -356,7 +356,14 @@ impl Client {
     /// Sends `request` and reads its one-line answer.
     fn call<T: DeserializeOwned>(&mut self, request: &Request) -> Result<T, ClientError> {
         self.send(request)?;
-        let line = self.next_line(self.timeout)?.ok_or(ClientError::Timeout {
+        self.answer_since(Instant::now())
+    }
+
+    /// The one-line answer to a request sent at `sent`, waited for until
+    /// the timeout, counted from then, runs out.
+    fn answer_since<T: DeserializeOwned>(&mut self, sent: Instant) -> Result<T, ClientError> {
+        let left = self.timeout.saturating_sub(sent.elapsed());
+        let line = self.next_line(left)?.ok_or(ClientError::Timeout {
             timeout: self.timeout,
         })?;
         parse_answer(&line)

@@ -63,26 +63,15 @@ impl Client {
     fn call_for_token(&mut self, request: &Request) -> Result<TokenAnswer, ClientError> {
         self.send(request)?;
         let sent = Instant::now();
-        let timed_out = ClientError::Timeout {
-            timeout: self.timeout,
-        };
-        let mut line = None;
         if let (Some((after, notice)), Request::Token { provider, .. }) =
             (self.slow_token_notice, request)
             && after < self.timeout
         {
-            line = self.next_line(after)?;
-            if line.is_none() {
-                notice(provider, after, self.timeout);
+            if let Some(line) = self.next_line(after)? {
+                return parse_answer(&line);
             }
+            notice(provider, after, self.timeout);
         }
-        if line.is_none() {
-            let left = self.timeout.saturating_sub(sent.elapsed());
-            if left.is_zero() {
-                return Err(timed_out);
-            }
-            line = self.next_line(left)?;
-        }
-        parse_answer(&line.ok_or(timed_out)?)
+        self.answer_since(sent)
     }
 }
