@@ -29,6 +29,9 @@ const PYTHON: &str = "/usr/bin/python3";
 /// A local user with no role anywhere: Debian's `daemon` (uid and gid 1).
 const STRANGER: u32 = 1;
 
+/// The D-Bus calls one user other than the daemon's may have in progress.
+const CALLS_PER_OTHER_USER: usize = 64;
+
 /// How long a peer may take to show it listens.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -366,4 +369,99 @@ fn a_use_only_peer_reads_the_same_in_signals_as_in_get() {
         "{seen_by_nobody}"
     );
     assert!(!seen_by_nobody.contains(manager_advice), "{seen_by_nobody}");
+}
+
+/// Another user whose calls wait long (300 `Login`s on three connections
+/// against a provider that never answers: each waits 20 s for the code)
+/// has at most its share of them in progress, 64; the rest are refused at
+/// once, saying why, and root is answered meanwhile. Before, that user
+/// took all 256 slots and everyone else was told to try again until its
+/// calls ended.
+#[test]
+fn another_users_slow_calls_take_only_its_share() {
+    if !can_switch_uid() {
+        eprintln!("SKIPPED another_users_slow_calls_take_only_its_share: needs root");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (bus, bus_config) = system_like_bus(&policy_for_this_user(dir.path()));
+    // Takes connections (the kernel's backlog) and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let daemon = Daemon::start_with(
+        &format!(
+            "[providers.slow]\nclient_id = \"demo\"\n\
+             device_authorization_endpoint = \"http://127.0.0.1:{port}/device\"\n\
+             token_endpoint = \"http://127.0.0.1:{port}/token\"\n\
+             manage_users = [{NOBODY}]\n"
+        ),
+        DaemonOptions {
+            bus: "system",
+            env: vec![("DBUS_SYSTEM_BUS_ADDRESS".into(), bus.address().into())],
+            ..DaemonOptions::default()
+        },
+    );
+    let script = PeerScript::new();
+    let mut flood = script
+        .command(NOBODY, NOBODY, bus.address())
+        .args(["flood", "3", "100", "Login", "slow"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = flood.stdout.take().unwrap();
+    let (send, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if send.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    assert_eq!(lines.recv_timeout(READY_TIMEOUT).as_deref(), Ok("sent"));
+    // Root, meanwhile: answered (told at most to try again while the
+    // flood's excess is being refused, as a client told so does).
+    let mut answered = None;
+    for _ in 0..200 {
+        let out = bus
+            .command("busctl")
+            .arg(format!("--address={}", bus.address()))
+            .args(["--timeout=30", "call", "org.tokend.Broker1"])
+            .args(["/org/tokend/Broker1", "org.tokend.Broker1", "ListProviders"])
+            .output()
+            .unwrap();
+        if !String::from_utf8_lossy(&out.stderr).contains("try again shortly") {
+            answered = Some(out);
+            break;
+        }
+    }
+    let answered = answered.expect("root was answered");
+    assert!(answered.status.success(), "{answered:?}");
+    let so_far: Vec<String> = lines.try_iter().collect();
+    assert!(
+        !so_far.iter().any(|l| l.contains("within 20 s")),
+        "root was answered only once the flood's calls ended: {so_far:#?}"
+    );
+    // Every call answered: its share waited for the provider, the rest
+    // were refused as over it (or, for a moment, as over all slots).
+    assert!(flood.wait().unwrap().success());
+    let replies: Vec<serde_json::Value> = so_far
+        .into_iter()
+        .chain(lines.try_iter())
+        .map(|l| serde_json::from_str(&l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert_eq!(replies.len(), 300, "{replies:#?}");
+    let said = |needle: &str| {
+        replies
+            .iter()
+            .filter(|r| r["message"].as_str().is_some_and(|m| m.contains(needle)))
+            .count()
+    };
+    assert_eq!(said("within 20 s"), CALLS_PER_OTHER_USER, "{replies:#?}");
+    assert!(said("calls of this user") > 0, "{replies:#?}");
+    assert_eq!(
+        said("within 20 s") + said("calls of this user") + said("try again shortly"),
+        300,
+        "{replies:#?}"
+    );
+    drop((daemon, silent, bus, bus_config, dir));
 }

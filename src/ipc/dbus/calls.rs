@@ -22,6 +22,7 @@ use zbus::message::{Flags, Header, Type};
 use zbus::zvariant::{OwnedObjectPath, Value};
 use zbus::{Connection, MatchRule, Message, MessageStream};
 
+use super::caller_shares::CallerShares;
 use super::introspect::{self, Node};
 use super::methods::{
     BROKER_METHODS, INTROSPECTABLE, OBJECT_MANAGER, PEER, PROPERTIES, PROVIDER_INTERFACE,
@@ -71,6 +72,7 @@ pub(super) async fn serve_calls(
     tasks: TaskTracker,
 ) -> CallsEnded {
     let slots = Arc::new(Semaphore::new(CONCURRENT_CALLS));
+    let shares = CallerShares::new(rustix::process::geteuid().as_raw());
     // zbus hands each stream the read error once, then ends them all.
     let mut last_error = None;
     loop {
@@ -99,6 +101,7 @@ pub(super) async fn serve_calls(
             broker: broker.clone(),
             peers: peers.clone(),
             signalled: signalled.clone(),
+            shares: shares.clone(),
         };
         tasks.spawn(async move {
             handler.answer(&call).await;
@@ -130,6 +133,8 @@ struct Handler {
     /// What `PropertiesChanged` said last, for which a call that reads
     /// properties counts (see [`Signalled::reading`]).
     signalled: Signalled,
+    /// What each user other than the daemon's has in progress.
+    shares: CallerShares,
 }
 
 /// An answer: a body to return, or an error.
@@ -247,6 +252,9 @@ impl Handler {
             .peers
             .caller(&self.connection, header, self.broker.grants_units())
             .await?;
+        // Held until the answer is made: a user's calls that wait long
+        // take at most its share of the slots.
+        let _share = self.shares.claim(&caller).map_err(Refusal::Standard)?;
         let unknown_object = || {
             Refusal::Standard(zbus::fdo::Error::UnknownObject(format!(
                 "no object at {}",

@@ -31,6 +31,7 @@ use zbus::zvariant::OwnedObjectPath;
 use crate::broker::{Broker, BrokerError, ErrorKind};
 use crate::config::{BusKind, object_path_element};
 
+mod caller_shares;
 mod calls;
 mod introspect;
 mod methods;

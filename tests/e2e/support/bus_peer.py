@@ -5,6 +5,9 @@ own D-Bus client can learn. Run as that user with /usr/bin/python3.
     bus_peer.py ADDRESS call METHOD NAME    # one org.tokend.Broker1 call
     bus_peer.py ADDRESS listen PROVIDER     # every signal it receives, until
                                             # LoginFinished for PROVIDER
+    bus_peer.py ADDRESS flood CONNS CALLS METHOD NAME
+                                            # CALLS calls on each of CONNS
+                                            # connections, sent at once
 
 Each answer or signal is one JSON line on stdout; `listen` prints "ready"
 once it is subscribed (to every signal of the bus, and it tries to
@@ -76,8 +79,51 @@ def listen(conn, until):
     return 3
 
 
+def flood(address, conns, calls, method, provider):
+    """Sends every call without waiting, prints "sent", then one JSON line
+    per reply ({"error", "message"} or {"ok"}) until all came or 60 s."""
+    import threading
+    connections = [open_dbus_connection(bus=address) for _ in range(conns)]
+    target = DBusAddress(BROKER, bus_name=NAME, interface=NAME)
+    for conn in connections:
+        for _ in range(calls):
+            conn.send(new_method_call(target, method, "s", (provider,)))
+    print("sent", flush=True)
+    lock = threading.Lock()
+    deadline = time.monotonic() + LISTEN_LIMIT_S
+
+    def replies(conn):
+        left = calls
+        while left and time.monotonic() < deadline:
+            try:
+                msg = conn.receive(timeout=deadline - time.monotonic())
+            except TimeoutError:
+                return
+            kind = msg.header.message_type
+            if kind not in (MessageType.error, MessageType.method_return):
+                continue
+            left -= 1
+            if kind == MessageType.error:
+                line = {"error": msg.header.fields.get(HeaderFields.error_name),
+                        "message": msg.body[0] if msg.body else ""}
+            else:
+                line = {"ok": repr(msg.body)}
+            with lock:
+                print(json.dumps(line), flush=True)
+
+    threads = [threading.Thread(target=replies, args=(c,)) for c in connections]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return 0
+
+
 def main():
     address, mode = sys.argv[1], sys.argv[2]
+    if mode == "flood":
+        conns, calls, method, provider = sys.argv[3:7]
+        return flood(address, int(conns), int(calls), method, provider)
     conn = open_dbus_connection(bus=address)
     if mode == "ask":
         ask(conn)
