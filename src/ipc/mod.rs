@@ -4,4 +4,5 @@
 pub mod caller_unit;
 pub mod dbus;
 pub mod lines;
+pub mod per_uid;
 pub mod socket;

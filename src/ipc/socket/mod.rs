@@ -44,6 +44,7 @@ use self::connection::serve_on_loop;
 use self::threaded::ThreadedConnections;
 use self::writer::AnswerWriter;
 use super::caller_unit;
+use super::per_uid::PerUid;
 use crate::broker::refusal_log::{self, RefusalLog};
 use crate::broker::{Broker, Caller, Freshness, TokenFingerprint};
 use crate::protocol::ErrorCode;
@@ -288,7 +289,8 @@ pub async fn serve_with(
             },
             () = shutdown.cancelled() => return,
         };
-        let held = match per_uid.hold(&stream, limits.max_connections_per_uid) {
+        let uid = stream.peer_cred().ok().map(|c| c.uid());
+        let held = match per_uid.hold(uid, limits.max_connections_per_uid) {
             Ok(held) => held,
             Err(uid) => {
                 // Any local user can open connections as fast as the kernel
@@ -344,61 +346,6 @@ impl Drop for CloseOnDrop {
     fn drop(&mut self) {
         self.close_idle.abort();
         self.threaded.close_all();
-    }
-}
-
-/// Open connections per uid, for [`Limits::max_connections_per_uid`]. The
-/// daemon's own uid is not counted: its sessions are its own.
-#[derive(Debug, Default, Clone)]
-struct PerUid {
-    // A std Mutex: a map update per accept and per close, never held
-    // across an await.
-    open: Arc<std::sync::Mutex<std::collections::HashMap<u32, usize>>>,
-}
-
-/// One counted connection; uncounted when dropped.
-struct HeldConnection {
-    open: Arc<std::sync::Mutex<std::collections::HashMap<u32, usize>>>,
-    uid: Option<u32>,
-}
-
-impl PerUid {
-    /// Counts `stream`'s uid in, or `Err(uid)` when it is at `cap`.
-    fn hold(&self, stream: &UnixStream, cap: usize) -> Result<HeldConnection, u32> {
-        let uid = stream.peer_cred().ok().map(|c| c.uid());
-        let counted = uid.filter(|&u| u != rustix::process::geteuid().as_raw());
-        if let Some(uid) = counted {
-            let mut open = self
-                .open
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let count = open.entry(uid).or_default();
-            if *count >= cap {
-                return Err(uid);
-            }
-            *count += 1;
-        }
-        Ok(HeldConnection {
-            open: Arc::clone(&self.open),
-            uid: counted,
-        })
-    }
-}
-
-impl Drop for HeldConnection {
-    fn drop(&mut self) {
-        if let Some(uid) = self.uid {
-            let mut open = self
-                .open
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if let Some(count) = open.get_mut(&uid) {
-                *count -= 1;
-                if *count == 0 {
-                    open.remove(&uid);
-                }
-            }
-        }
     }
 }
 
