@@ -103,15 +103,7 @@ impl Listener {
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (send, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if send.send(line).is_err() {
-                    return;
-                }
-            }
-        });
+        let lines = lines_of(child.stdout.take().unwrap());
         let ready = lines.recv_timeout(READY_TIMEOUT);
         assert_eq!(ready.as_deref(), Ok("ready"), "the peer did not start");
         Self { child, lines }
@@ -131,6 +123,19 @@ impl Drop for Listener {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The lines a peer prints, as they come.
+fn lines_of(stdout: std::process::ChildStdout) -> mpsc::Receiver<String> {
+    let (send, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if send.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    lines
 }
 
 fn answer<'a>(answers: &'a [serde_json::Value], call: &str) -> &'a serde_json::Value {
@@ -385,16 +390,10 @@ fn another_users_slow_calls_take_only_its_share() {
     }
     let dir = tempfile::tempdir().unwrap();
     let (bus, bus_config) = system_like_bus(&policy_for_this_user(dir.path()));
-    // Takes connections (the kernel's backlog) and never answers.
-    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = silent.local_addr().unwrap().port();
+    let (silent, config) =
+        support::provider::silent_provider("slow", &format!("manage_users = [{NOBODY}]"));
     let daemon = Daemon::start_with(
-        &format!(
-            "[providers.slow]\nclient_id = \"demo\"\n\
-             device_authorization_endpoint = \"http://127.0.0.1:{port}/device\"\n\
-             token_endpoint = \"http://127.0.0.1:{port}/token\"\n\
-             manage_users = [{NOBODY}]\n"
-        ),
+        &config,
         DaemonOptions {
             bus: "system",
             env: vec![("DBUS_SYSTEM_BUS_ADDRESS".into(), bus.address().into())],
@@ -408,15 +407,7 @@ fn another_users_slow_calls_take_only_its_share() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let stdout = flood.stdout.take().unwrap();
-    let (send, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if send.send(line).is_err() {
-                return;
-            }
-        }
-    });
+    let lines = lines_of(flood.stdout.take().unwrap());
     assert_eq!(lines.recv_timeout(READY_TIMEOUT).as_deref(), Ok("sent"));
     // Root, meanwhile: answered (told at most to try again while the
     // flood's excess is being refused, as a client told so does).

@@ -217,17 +217,8 @@ fn a_flood_of_calls_is_answered_or_refused_never_stuck() {
 #[test]
 fn login_against_a_silent_provider_answers_before_the_clients_timeout() {
     let bus = PrivateBus::start();
-    // Takes connections (the kernel's backlog) and never answers.
-    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = silent.local_addr().unwrap().port();
-    let daemon = Daemon::start_with(
-        &format!(
-            "[providers.slow]\nclient_id = \"demo\"\n\
-             device_authorization_endpoint = \"http://127.0.0.1:{port}/device\"\n\
-             token_endpoint = \"http://127.0.0.1:{port}/token\"\n"
-        ),
-        DaemonOptions::on_session_bus(&bus),
-    );
+    let (silent, config) = crate::support::provider::silent_provider("slow", "");
+    let daemon = Daemon::start_with(&config, DaemonOptions::on_session_bus(&bus));
     let out = bus
         .command("busctl")
         .arg(format!("--address={}", bus.address()))

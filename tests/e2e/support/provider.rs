@@ -113,3 +113,17 @@ pub fn fast() -> Rfc8628Options {
         ..Rfc8628Options::default()
     }
 }
+
+/// A provider that takes connections (the kernel's backlog) and never
+/// answers, held open while the listener lives, and the config of a
+/// provider `name` on it with `extra` keys.
+pub fn silent_provider(name: &str, extra: &str) -> (std::net::TcpListener, String) {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let config = format!(
+        "[providers.{name}]\nclient_id = \"demo\"\n\
+         device_authorization_endpoint = \"http://127.0.0.1:{port}/device\"\n\
+         token_endpoint = \"http://127.0.0.1:{port}/token\"\n{extra}\n"
+    );
+    (silent, config)
+}
