@@ -125,6 +125,18 @@ impl Drop for Listener {
     }
 }
 
+/// tokend (as root) serving `config` on the system-like `bus`.
+fn daemon_on(bus: &PrivateBus, config: &str) -> Daemon {
+    Daemon::start_with(
+        config,
+        DaemonOptions {
+            bus: "system",
+            env: vec![("DBUS_SYSTEM_BUS_ADDRESS".into(), bus.address().into())],
+            ..DaemonOptions::default()
+        },
+    )
+}
+
 /// The lines a peer prints, as they come.
 fn lines_of(stdout: std::process::ChildStdout) -> mpsc::Receiver<String> {
     let (send, lines) = mpsc::channel();
@@ -167,14 +179,7 @@ impl Setup {
             provider.config_with("shared", &format!("allow_users = [{NOBODY}]")),
             provider.config_with("grouped", "allow_groups = [\"users\"]"),
         );
-        let daemon = Daemon::start_with(
-            &config,
-            DaemonOptions {
-                bus: "system",
-                env: vec![("DBUS_SYSTEM_BUS_ADDRESS".into(), bus.address().into())],
-                ..DaemonOptions::default()
-            },
-        );
+        let daemon = daemon_on(&bus, &config);
         Self {
             daemon,
             provider,
@@ -392,14 +397,7 @@ fn another_users_slow_calls_take_only_its_share() {
     let (bus, bus_config) = system_like_bus(&policy_for_this_user(dir.path()));
     let (silent, config) =
         support::provider::silent_provider("slow", &format!("manage_users = [{NOBODY}]"));
-    let daemon = Daemon::start_with(
-        &config,
-        DaemonOptions {
-            bus: "system",
-            env: vec![("DBUS_SYSTEM_BUS_ADDRESS".into(), bus.address().into())],
-            ..DaemonOptions::default()
-        },
-    );
+    let daemon = daemon_on(&bus, &config);
     let script = PeerScript::new();
     let mut flood = script
         .command(NOBODY, NOBODY, bus.address())
