@@ -148,8 +148,10 @@ fn slow_down() {
 
 #[test]
 fn without_offline_access_there_is_no_refresh_and_the_check_warns() {
+    // Tokens live 600 s: asking for all of it (some has passed) needs a
+    // new one, which only a login could give.
     let provider = Provider::start(OracleOptions {
-        access_token_lifetime: Duration::from_secs(2),
+        access_token_lifetime: Duration::from_secs(600),
         ..oracle()
     });
     let config = oracle_config(&provider, NAME, "scopes = [\"urn:opc:idm:__myscopes__\"]");
@@ -187,15 +189,27 @@ fn without_offline_access_there_is_no_refresh_and_the_check_warns() {
     let (daemon, _) = flows::logged_in(&provider, &config);
     let first = token(&daemon, NAME, &["--min-valid", "0"]);
     assert!(provider.is_valid_access_token(&first));
-    let out = daemon.tokenctl(&["token", NAME, "--min-valid", "60"]);
+    let out = daemon.tokenctl(&["token", NAME, "--min-valid", "600"]);
     assert_eq!(
         out.status.code(),
         Some(EXIT_LOGIN_REQUIRED),
         "{}",
         stderr(&out)
     );
+    // The token still works: it is said to be too short-lived for the
+    // request, not expired.
+    let said = stderr(&out);
     assert!(
-        stderr(&out).contains("the provider issued no refresh token"),
+        said.contains("less than the 600 s asked for")
+            && said.contains("the provider issued no refresh token")
+            && !said.contains("expired"),
+        "{said}"
+    );
+    // Longer than any token the provider issues: a login would not help.
+    let out = daemon.tokenctl(&["token", NAME, "--min-valid", "601"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("issues tokens valid for 600 s, less than the 601 s asked for"),
         "{}",
         stderr(&out)
     );

@@ -1,13 +1,13 @@
 //! The machine's answer to a `token` request: a token now, a refresh to
 //! wait for (started or joined), or why not.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use super::{Context, Effect, Notice, RefreshStage, Reply, SessionMachine, SessionState};
 use crate::broker::error::BrokerError;
 use crate::broker::timing;
 
-use super::{AccessToken, Freshness, TokenFingerprint};
+use super::{AccessToken, Freshness, TokenFingerprint, Tokens};
 
 impl SessionMachine {
     /// Decides how a request for a token as fresh as `want` proceeds.
@@ -73,10 +73,7 @@ impl SessionMachine {
             _ => Reply::Failed(failure),
         };
         if tokens.refresh.is_none() {
-            return fallback(BrokerError::login_required(
-                &self.name,
-                Some("the access token expired and the provider issued no refresh token".into()),
-            ));
+            return fallback(self.not_renewable(now, tokens, usable.is_some(), want));
         }
         if stage != RefreshStage::Idle {
             // Single flight: join the refresh that is already out.
@@ -112,6 +109,47 @@ impl SessionMachine {
         out.push(Effect::Log(Notice::RefreshOnDemand));
         self.start_refresh(ctx, out);
         Reply::JoinRefresh
+    }
+
+    /// Why a session without a refresh token cannot give the token asked
+    /// for: its token expired, or it has less life left than asked (said as
+    /// such: "expired" would send the person looking for a clock problem).
+    /// A login helps only when a new token would live long enough.
+    fn not_renewable(
+        &self,
+        now: SystemTime,
+        tokens: &Tokens,
+        still_valid: bool,
+        want: Freshness,
+    ) -> BrokerError {
+        let min_valid = match want {
+            Freshness::AtLeast(min_valid) if still_valid => min_valid,
+            // A default request is handed a token that still works.
+            _ => return self.no_refresh_token("the access token expired"),
+        };
+        if tokens.access_lifetime.is_some_and(|life| life < min_valid) {
+            return self.too_short(now, tokens, min_valid);
+        }
+        let left = tokens
+            .access
+            .as_ref()
+            .and_then(|a| a.expires_at)
+            .and_then(|at| at.duration_since(now).ok())
+            .unwrap_or_default();
+        self.no_refresh_token(&format!(
+            "the access token has {} s left, less than the {} s asked for",
+            left.as_secs(),
+            min_valid.as_secs()
+        ))
+    }
+
+    fn no_refresh_token(&self, why: &str) -> BrokerError {
+        BrokerError::login_required(
+            &self.name,
+            Some(format!(
+                "{why}, and the provider issued no refresh token to get another"
+            )),
+        )
     }
 
     /// The answer to a request that waited for a refresh: one refresh per
