@@ -138,13 +138,15 @@ fn login_advice(provider: &str, may_log_in: bool) -> String {
 }
 
 /// Why a token is too short: the provider's lifetime when that is the
-/// reason, else what is left of a token that came late (a slow refresh
-/// spends some of a lifetime that would otherwise do).
+/// reason, else how old the newest token is (a refresh that waited on a
+/// slow provider, or on a store showing an unlock prompt, spends some of a
+/// lifetime that would otherwise do; which of them is for the log to say).
 fn too_short_text(provider: &str, lifetime: u64, left: u64, min_valid: u64) -> String {
     if lifetime > min_valid && left < min_valid {
+        let age = lifetime - left;
         format!(
-            "provider `{provider}`: the newest token has {left} s left of its {lifetime} s \
-             (the provider answered late), less than the {min_valid} s asked for; ask for less"
+            "provider `{provider}`: the newest token, issued {age} s ago, has {left} s left of \
+             its {lifetime} s, less than the {min_valid} s asked for; ask for less"
         )
     } else {
         format!(
@@ -348,7 +350,7 @@ mod tests {
         );
         assert_eq!(
             e(3600, 3585, 3599),
-            "provider `p`: the newest token has 3585 s left of its 3600 s (the provider answered late), less than the 3599 s asked for; ask for less"
+            "provider `p`: the newest token, issued 15 s ago, has 3585 s left of its 3600 s, less than the 3599 s asked for; ask for less"
         );
     }
 }
