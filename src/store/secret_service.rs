@@ -52,10 +52,11 @@
 //!
 //! Every call blocks on D-Bus (zbus's blocking API drives its own tokio
 //! runtime), so call it from `tokio::task::spawn_blocking`, never from an
-//! async task (starting a runtime inside one panics). A locked collection
-//! makes the Secret Service show its unlock prompt, and the call waits for
-//! the person to answer it. Where no prompt can be shown (headless), the
-//! prompt is dismissed and the call returns [`StoreError::Locked`].
+//! async task (starting a runtime inside one panics). A locked default
+//! collection makes a call return [`StoreError::Locked`] at once, after
+//! asking the Secret Service to show its unlock prompt (at most every 5
+//! minutes): keyring's store would wait for the answer holding the lock
+//! all its calls share (see `secret_service_unlock.rs`).
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -69,6 +70,11 @@ use zbus_secret_service_keyring_store::Store as KeyringStore;
 use zeroize::{Zeroize, Zeroizing};
 
 use super::{Store, StoreError, StoredSession};
+
+#[path = "secret_service_unlock.rs"]
+mod unlock;
+
+use unlock::{LockState, UnlockGate};
 
 /// The `service` attribute of every tokend item.
 pub const SERVICE: &str = "tokend";
@@ -108,6 +114,9 @@ pub struct SecretServiceStore {
     /// Providers whose item this process has seen carrying the descriptive
     /// attributes (see "Items" above), so saves after the first skip the check.
     described: Mutex<HashSet<String>>,
+    /// Looks whether the keyring is locked before each call (see
+    /// `secret_service_unlock.rs`: keyring's store would wait for the unlock prompt).
+    unlock: UnlockGate,
 }
 
 impl Default for SecretServiceStore {
@@ -135,10 +144,11 @@ impl Drop for SecretServiceStore {
             .get_mut()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
-        if let Some(backend) = backend
+        let connection = self.unlock.take_connection();
+        if (backend.is_some() || connection.is_some())
             && tokio::runtime::Handle::try_current().is_ok()
         {
-            let _ = std::thread::spawn(move || drop(backend)).join();
+            let _ = std::thread::spawn(move || drop((backend, connection))).join();
         }
     }
 }
@@ -157,6 +167,7 @@ impl SecretServiceStore {
         Self {
             backend: Mutex::new(None),
             described: Mutex::new(HashSet::new()),
+            unlock: UnlockGate::default(),
         }
     }
 
@@ -216,6 +227,12 @@ impl SecretServiceStore {
         provider: Option<&str>,
         op: impl Fn(&KeyringStore) -> Result<T, KeyringError>,
     ) -> Result<T, StoreError> {
+        if self.unlock.look() == LockState::Locked {
+            return Err(StoreError::Locked {
+                store: STORE,
+                reason: UNLOCK.to_owned(),
+            });
+        }
         let (mut backend, mut fresh) = self.backend()?;
         loop {
             match op(&backend) {

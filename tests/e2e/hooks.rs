@@ -5,79 +5,14 @@
 
 use crate::support;
 
-use std::io::{BufRead as _, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use support::bus::PrivateBus;
+use support::child_lines::Lines;
 use support::daemon::{Daemon, DaemonOptions, login};
 use support::provider::Provider;
 use tokend_emulator::Rfc8628Options;
-
-/// How long a test waits for a hook run or a notification.
-const WAIT: Duration = Duration::from_secs(30);
-
-/// Lines of a child's stdout or of a FIFO, on a channel; the child is
-/// killed on drop.
-struct Lines {
-    child: Option<Child>,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Lines {
-    fn of(mut child: Child) -> Self {
-        let out = child.stdout.take().unwrap();
-        let mut lines = Self::read(out);
-        lines.child = Some(child);
-        lines
-    }
-
-    /// The lines written into the FIFO at `path` by any number of writers:
-    /// it is held open for writing too, so it never reads an end.
-    fn of_fifo(path: &std::path::Path) -> Self {
-        let fifo = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(path)
-            .unwrap();
-        Self::read(fifo)
-    }
-
-    fn read(from: impl std::io::Read + Send + 'static) -> Self {
-        let (send, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(from).lines().map_while(Result::ok) {
-                if send.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        Self { child: None, lines }
-    }
-
-    /// The next line that contains `needle`.
-    fn wait_for(&self, needle: &str) -> String {
-        loop {
-            let line = self
-                .lines
-                .recv_timeout(WAIT)
-                .unwrap_or_else(|_| panic!("no line with {needle:?}"));
-            if line.contains(needle) {
-                return line;
-            }
-        }
-    }
-}
-
-impl Drop for Lines {
-    fn drop(&mut self) {
-        if let Some(child) = &mut self.child {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
 
 #[test]
 fn hooks_and_notifications_follow_the_sessions() {

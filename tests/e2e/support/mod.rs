@@ -12,6 +12,7 @@
 #![allow(dead_code)]
 
 pub mod bus;
+pub mod child_lines;
 pub mod daemon;
 pub mod file_store;
 pub mod flows;

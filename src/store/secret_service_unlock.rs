@@ -1,0 +1,203 @@
+//! Whether the keyring is locked, asked before each call through keyring's
+//! store, and its unlock prompt asked for without waiting for the answer.
+//!
+//! keyring's Secret Service store unlocks a locked collection itself: it
+//! asks for the unlock prompt and waits for the person to answer it, and it
+//! waits holding the one lock that every call on its connection takes. A
+//! prompt nobody answers (left open while the person unlocked the keyring
+//! another way: in `KeePassXC`'s window, in Seahorse; or shown on a screen
+//! nobody looks at) so holds every later call, and the store would stay
+//! down, unlocked or not, until tokend restarts: rotated refresh tokens
+//! could then not be saved, not even at the stop.
+//!
+//! So tokend looks first, on a connection of its own: a locked default
+//! collection fails the call at once as locked (the broker's store outage:
+//! tokens in memory are still served, writes wait, the retry loop probes),
+//! after asking the Secret Service for its unlock prompt, at most once per
+//! [`PROMPT_SPACING`], without waiting for it. However the person unlocks,
+//! the next probe (at once when they ask for a token or the status) finds
+//! it unlocked. Only a keyring locked between the look and the call (a
+//! millisecond) is left to keyring's own wait.
+
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use zbus::blocking::Connection;
+use zbus::zvariant::{ObjectPath, OwnedObjectPath, OwnedValue};
+
+const SECRETS: &str = "org.freedesktop.secrets";
+const SERVICE_PATH: &str = "/org/freedesktop/secrets";
+const SERVICE_INTERFACE: &str = "org.freedesktop.Secret.Service";
+const COLLECTION_INTERFACE: &str = "org.freedesktop.Secret.Collection";
+const PROMPT_INTERFACE: &str = "org.freedesktop.Secret.Prompt";
+const PROPERTIES_INTERFACE: &str = "org.freedesktop.DBus.Properties";
+/// The collection keyring's store keeps items in, by its alias.
+const DEFAULT_COLLECTION: &str = "/org/freedesktop/secrets/aliases/default";
+
+/// At most one unlock prompt asked for by tokend per this long: the retry
+/// loop probes a locked keyring every few minutes, and a person who closed
+/// the prompt should not have it back at each probe.
+pub const PROMPT_SPACING: Duration = Duration::from_secs(300);
+
+/// What the look found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockState {
+    /// The default collection is unlocked.
+    Unlocked,
+    /// It is locked (and its unlock prompt asked for, now or within the
+    /// spacing).
+    Locked,
+    /// Not known: no bus, no Secret Service, no default collection, or an
+    /// answer not understood. keyring's call then says what is wrong.
+    Unknown,
+}
+
+/// tokend's own connection for the look, and the prompt it last asked for.
+#[derive(Default)]
+pub struct UnlockGate {
+    /// Cloned out for each look (a zbus connection is shared, so a look
+    /// that hangs on a keyring that does not answer holds no lock).
+    connection: Mutex<Option<Connection>>,
+    /// The last unlock prompt asked for, and when; `None` once the keyring
+    /// is seen unlocked.
+    prompted: Mutex<Option<(Instant, OwnedObjectPath)>>,
+}
+
+impl UnlockGate {
+    /// Whether the default collection is locked; when it is, asks for its
+    /// unlock prompt unless one was asked for within [`PROMPT_SPACING`]
+    /// (dismissing that one first, so at most one of tokend's is open).
+    pub fn look(&self) -> LockState {
+        let Some(connection) = self.connection() else {
+            return LockState::Unknown;
+        };
+        match locked(&connection) {
+            Ok(false) => {
+                *self.prompted() = None;
+                LockState::Unlocked
+            }
+            Ok(true) => {
+                self.ask_for_prompt(&connection);
+                LockState::Locked
+            }
+            Err(e) => {
+                tracing::debug!("could not tell whether the keyring is locked: {e}");
+                // A connection that failed (the bus went away) is made anew
+                // next time; an error answer leaves it as good as it was.
+                if !matches!(e, zbus::Error::MethodError(..) | zbus::Error::FDO(_)) {
+                    *self.slot() = None;
+                }
+                LockState::Unknown
+            }
+        }
+    }
+
+    /// Takes the underlying connection, to be dropped where the caller
+    /// chooses (see the store's `Drop`).
+    pub fn take_connection(&mut self) -> Option<Connection> {
+        self.connection
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+
+    fn slot(&self) -> std::sync::MutexGuard<'_, Option<Connection>> {
+        // An Option of a connection: no panic can leave it half-set.
+        self.connection
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn prompted(&self) -> std::sync::MutexGuard<'_, Option<(Instant, OwnedObjectPath)>> {
+        // A time and a path, set whole.
+        self.prompted.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn connection(&self) -> Option<Connection> {
+        if let Some(connection) = self.slot().as_ref() {
+            return Some(connection.clone());
+        }
+        // Connected without the lock held: a racing look costs a spare one.
+        let connection = Connection::session()
+            .map_err(|e| tracing::debug!("no session bus to look at the keyring on: {e}"))
+            .ok()?;
+        *self.slot() = Some(connection.clone());
+        Some(connection)
+    }
+
+    /// Asks for the unlock prompt when none was asked for within the
+    /// spacing.
+    fn ask_for_prompt(&self, connection: &Connection) {
+        let previous = {
+            let mut prompted = self.prompted();
+            if prompted
+                .as_ref()
+                .is_some_and(|(at, _)| at.elapsed() < PROMPT_SPACING)
+            {
+                return;
+            }
+            prompted.take()
+        };
+        if let Some((_, old)) = previous {
+            // Gone already when it was answered or closed: nothing to say.
+            let _ = connection.call_method(
+                Some(SECRETS),
+                old.as_str(),
+                Some(PROMPT_INTERFACE),
+                "Dismiss",
+                &(),
+            );
+        }
+        match show_unlock_prompt(connection) {
+            Ok(Some(prompt)) => {
+                tracing::info!(
+                    "the keyring is locked: asked the Secret Service for its unlock prompt"
+                );
+                *self.prompted() = Some((Instant::now(), prompt));
+            }
+            Ok(None) => {}
+            Err(e) => tracing::debug!("could not ask for the keyring's unlock prompt: {e}"),
+        }
+    }
+}
+
+/// The default collection's `Locked` property.
+fn locked(connection: &Connection) -> zbus::Result<bool> {
+    let reply = connection.call_method(
+        Some(SECRETS),
+        DEFAULT_COLLECTION,
+        Some(PROPERTIES_INTERFACE),
+        "Get",
+        &(COLLECTION_INTERFACE, "Locked"),
+    )?;
+    let value: OwnedValue = reply.body().deserialize()?;
+    bool::try_from(value).map_err(zbus::Error::Variant)
+}
+
+/// `Unlock` of the default collection, then `Prompt` of the prompt it
+/// returns, which shows it and returns at once (its `Completed` signal is
+/// not waited for). `None` when no prompt was needed (unlocked meanwhile).
+fn show_unlock_prompt(connection: &Connection) -> zbus::Result<Option<OwnedObjectPath>> {
+    let collection = ObjectPath::try_from(DEFAULT_COLLECTION)?;
+    let reply = connection.call_method(
+        Some(SECRETS),
+        SERVICE_PATH,
+        Some(SERVICE_INTERFACE),
+        "Unlock",
+        &(vec![collection],),
+    )?;
+    let (_unlocked, prompt): (Vec<OwnedObjectPath>, OwnedObjectPath) =
+        reply.body().deserialize()?;
+    if prompt.as_str() == "/" {
+        return Ok(None);
+    }
+    // The window id: none (tokend has no window).
+    connection.call_method(
+        Some(SECRETS),
+        prompt.as_str(),
+        Some(PROMPT_INTERFACE),
+        "Prompt",
+        &("",),
+    )?;
+    Ok(Some(prompt))
+}
