@@ -337,14 +337,20 @@ impl Store for SecretServiceStore {
         }
         // The record is durable now: failing to describe it must not turn
         // the save into an error, or the caller would think the old one stands.
-        match Self::describe(&entry, provider) {
-            Ok(()) => self.set_described(provider, true),
-            Err(e) => tracing::warn!(
+        // Tried once per item and process either way: a Secret Service
+        // that refuses them refuses them at every save (KeePassXC refuses
+        // keyring's update, which writes back its own read-only attributes
+        // such as `Uuid`), and a refresh should stay one `SetSecret` and
+        // leave no warning each time.
+        if let Err(e) = Self::describe(&entry, provider) {
+            tracing::warn!(
                 provider,
-                "saved the session but could not set the item's descriptive attributes: {}",
+                "saved the session but could not set the item's descriptive attributes \
+                 (not tried again until tokend restarts): {}",
                 map_error(e, Some(provider))
-            ),
+            );
         }
+        self.set_described(provider, true);
         Ok(())
     }
 
