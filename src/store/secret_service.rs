@@ -62,18 +62,19 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use ::secret_service::Error as ServiceError;
 use keyring_core::api::CredentialStoreApi;
 use keyring_core::{Entry, Error as KeyringError};
-use zbus::DBusError as _;
 use zbus_secret_service_keyring_store::Store as KeyringStore;
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
-use super::{Store, StoreError, StoredSession};
+use super::{LoadResult, Store, StoreError, StoredSession, until_store_wide};
 
+#[path = "secret_service_errors.rs"]
+mod errors;
 #[path = "secret_service_unlock.rs"]
 mod unlock;
 
+use errors::{map_error, may_be_stale};
 use unlock::{LockState, UnlockGate};
 
 /// The `service` attribute of every tokend item.
@@ -227,12 +228,29 @@ impl SecretServiceStore {
         provider: Option<&str>,
         op: impl Fn(&KeyringStore) -> Result<T, KeyringError>,
     ) -> Result<T, StoreError> {
+        self.unless_locked()?;
+        self.on_backend(provider, op)
+    }
+
+    /// Fails as locked when the keyring's default collection is, before a
+    /// call through keyring's store would wait for its unlock prompt (see
+    /// `secret_service_unlock.rs`).
+    fn unless_locked(&self) -> Result<(), StoreError> {
         if self.unlock.look() == LockState::Locked {
             return Err(StoreError::Locked {
                 store: STORE,
                 reason: UNLOCK.to_owned(),
             });
         }
+        Ok(())
+    }
+
+    /// [`Self::with_backend`] once the keyring was seen unlocked.
+    fn on_backend<T>(
+        &self,
+        provider: Option<&str>,
+        op: impl Fn(&KeyringStore) -> Result<T, KeyringError>,
+    ) -> Result<T, StoreError> {
         let (mut backend, mut fresh) = self.backend()?;
         loop {
             match op(&backend) {
@@ -247,6 +265,29 @@ impl SecretServiceStore {
                 result => return result.map_err(|e| map_error(e, provider)),
             }
         }
+    }
+
+    /// The record of `provider`, the keyring seen unlocked.
+    fn read_record(&self, provider: &str) -> LoadResult {
+        let bytes = self.on_backend(Some(provider), |backend| {
+            match entry(backend, provider)?.get_secret() {
+                Ok(bytes) => Ok(Some(Zeroizing::new(bytes))),
+                Err(KeyringError::NoEntry) => Ok(None),
+                Err(e) => Err(e),
+            }
+        })?;
+        let Some(bytes) = bytes else {
+            return Ok(None);
+        };
+        StoredSession::from_bytes(&bytes)
+            .map(Some)
+            .map_err(|reason| StoreError::Corrupt {
+                store: STORE,
+                provider: provider.to_owned(),
+                reason: format!(
+                    "{reason}; run `tokenctl logout {provider}` to remove it, then log in again"
+                ),
+            })
     }
 
     fn described(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
@@ -301,25 +342,19 @@ impl Store for SecretServiceStore {
     }
 
     fn load(&self, provider: &str) -> Result<Option<StoredSession>, StoreError> {
-        let bytes = self.with_backend(Some(provider), |backend| {
-            match entry(backend, provider)?.get_secret() {
-                Ok(bytes) => Ok(Some(Zeroizing::new(bytes))),
-                Err(KeyringError::NoEntry) => Ok(None),
-                Err(e) => Err(e),
-            }
-        })?;
-        let Some(bytes) = bytes else {
-            return Ok(None);
-        };
-        StoredSession::from_bytes(&bytes)
-            .map(Some)
-            .map_err(|reason| StoreError::Corrupt {
-                store: STORE,
-                provider: provider.to_owned(),
-                reason: format!(
-                    "{reason}; run `tokenctl logout {provider}` to remove it, then log in again"
-                ),
-            })
+        self.unless_locked()?;
+        self.read_record(provider)
+    }
+
+    fn load_batch(&self, providers: &[String]) -> Vec<LoadResult> {
+        // One look for the batch: a restore reads many records in a row.
+        if let Err(locked) = self.unless_locked() {
+            return vec![Err(locked); providers.len()];
+        }
+        until_store_wide(
+            providers.len(),
+            providers.iter().map(|p| self.read_record(p)),
+        )
     }
 
     fn save(&self, provider: &str, session: &StoredSession) -> Result<(), StoreError> {
@@ -388,131 +423,3 @@ impl Store for SecretServiceStore {
         })
     }
 }
-
-/// Whether `error` came from the Secret Service or the bus for a reason a
-/// new connection may cure (anything but a locked keyring).
-fn may_be_stale(error: &KeyringError) -> bool {
-    match error {
-        KeyringError::PlatformFailure(source) | KeyringError::NoStorageAccess(source) => source
-            .downcast_ref::<ServiceError>()
-            .is_some_and(|e| classify(e) != Cause::Locked),
-        _ => false,
-    }
-}
-
-/// What a Secret Service failure means for tokend.
-#[derive(Debug, PartialEq, Eq)]
-enum Cause {
-    /// No session bus could be reached.
-    NoBus,
-    /// The bus is there, nobody owns `org.freedesktop.secrets` on it.
-    NoService,
-    /// The item or collection is locked and was not unlocked.
-    Locked,
-    /// Anything else.
-    Other,
-}
-
-/// Turns a keyring error into a [`StoreError`] whose message says what to do.
-/// Never formats secret bytes: the variants that carry some are zeroed here.
-fn map_error(error: KeyringError, provider: Option<&str>) -> StoreError {
-    let failed = |reason: String| StoreError::Failed {
-        store: STORE,
-        reason,
-    };
-    match error {
-        KeyringError::PlatformFailure(source) | KeyringError::NoStorageAccess(source) => {
-            let service_error = source.downcast_ref::<ServiceError>();
-            match service_error.map_or(Cause::Other, classify) {
-                Cause::NoBus => StoreError::Unavailable {
-                    store: STORE,
-                    reason: format!(
-                        "cannot reach the session bus ({source}): run tokend in a user session \
-                         (DBUS_SESSION_BUS_ADDRESS), or set store = \"memory\""
-                    ),
-                },
-                Cause::NoService => StoreError::Unavailable {
-                    store: STORE,
-                    reason: NO_SERVICE.to_owned(),
-                },
-                Cause::Locked => StoreError::Locked {
-                    store: STORE,
-                    reason: UNLOCK.to_owned(),
-                },
-                Cause::Other if matches!(service_error, Some(ServiceError::NoResult)) => failed(
-                    "the Secret Service has no default collection: create a default keyring \
-                         (for example in Seahorse)"
-                        .to_owned(),
-                ),
-                Cause::Other => failed(source.to_string()),
-            }
-        }
-        KeyringError::NoEntry => failed("no such item".to_owned()),
-        // One provider's items, not the store: the other records are fine
-        // (so the store's health does not count it).
-        KeyringError::Ambiguous(entries) => {
-            let name = provider.unwrap_or("?");
-            StoreError::Corrupt {
-                store: STORE,
-                provider: name.to_owned(),
-                reason: format!(
-                    "{} keyring items match it (service={SERVICE}, username={name}): run \
-                     `tokenctl logout {name}` to remove them all, then log in again",
-                    entries.len()
-                ),
-            }
-        }
-        KeyringError::BadEncoding(mut bytes) => {
-            bytes.zeroize();
-            failed("the secret is not UTF-8".to_owned())
-        }
-        KeyringError::BadDataFormat(mut bytes, source) => {
-            bytes.zeroize();
-            failed(format!(
-                "the secret is not in the expected format: {source}"
-            ))
-        }
-        // Messages without secrets: parameter names, limits, descriptions.
-        other => failed(other.to_string()),
-    }
-}
-
-/// Sorts a secret-service error by what a person has to do about it.
-fn classify(error: &ServiceError) -> Cause {
-    use ServiceError as E;
-    match error {
-        E::Unavailable => Cause::NoBus,
-        // A dismissed prompt is what a headless keyring answers to "unlock".
-        E::Locked | E::Prompt | E::PromptDisconnected => Cause::Locked,
-        E::Zbus(e) => classify_zbus(e),
-        E::ZbusFdo(e) => classify_name(e.name().as_str()),
-        _ => Cause::Other,
-    }
-}
-
-fn classify_zbus(error: &zbus::Error) -> Cause {
-    match error {
-        zbus::Error::InputOutput(_)
-        | zbus::Error::Connection(..)
-        | zbus::Error::Address(_)
-        | zbus::Error::Handshake(_) => Cause::NoBus,
-        zbus::Error::MethodError(name, _, _) => classify_name(name.as_str()),
-        zbus::Error::FDO(e) => classify_name(e.name().as_str()),
-        _ => Cause::Other,
-    }
-}
-
-/// Sorts a D-Bus error by its name.
-fn classify_name(name: &str) -> Cause {
-    match name {
-        // The bus answers for a name nobody owns and nothing can activate.
-        "org.freedesktop.DBus.Error.ServiceUnknown"
-        | "org.freedesktop.DBus.Error.NameHasNoOwner" => Cause::NoService,
-        "org.freedesktop.Secret.Error.IsLocked" => Cause::Locked,
-        _ => Cause::Other,
-    }
-}
-
-#[cfg(test)]
-#[path = "secret_service_tests.rs"]
-mod tests;

@@ -1,6 +1,9 @@
-//! Unit tests of the Secret Service store's error mapping.
+//! Unit tests of the Secret Service store's error mapping (and its `Debug`).
+
+use std::sync::Arc;
 
 use super::*;
+use crate::store::secret_service::SecretServiceStore;
 
 fn platform(error: ServiceError) -> KeyringError {
     KeyringError::PlatformFailure(Box::new(error))
