@@ -99,7 +99,7 @@ pub(super) fn map_error(error: KeyringError, provider: Option<&str>) -> StoreErr
 }
 
 /// Sorts a secret-service error by what a person has to do about it.
-fn classify(error: &ServiceError) -> Cause {
+pub(super) fn classify(error: &ServiceError) -> Cause {
     use ServiceError as E;
     match error {
         E::Unavailable => Cause::NoBus,

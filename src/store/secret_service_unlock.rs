@@ -19,18 +19,21 @@
 //! it unlocked. Only a keyring locked between the look and the call (a
 //! millisecond) is left to keyring's own wait.
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use ::secret_service::EncryptionType;
+use ::secret_service::Error as ServiceError;
+use ::secret_service::blocking::SecretService;
 use zbus::blocking::Connection;
-use zbus::zvariant::{ObjectPath, OwnedObjectPath, OwnedValue};
+use zbus::zvariant::{ObjectPath, OwnedObjectPath};
+
+use super::errors::{Cause, classify};
 
 const SECRETS: &str = "org.freedesktop.secrets";
 const SERVICE_PATH: &str = "/org/freedesktop/secrets";
 const SERVICE_INTERFACE: &str = "org.freedesktop.Secret.Service";
-const COLLECTION_INTERFACE: &str = "org.freedesktop.Secret.Collection";
 const PROMPT_INTERFACE: &str = "org.freedesktop.Secret.Prompt";
-const PROPERTIES_INTERFACE: &str = "org.freedesktop.DBus.Properties";
 /// The collection keyring's store keeps items in, by its alias.
 const DEFAULT_COLLECTION: &str = "/org/freedesktop/secrets/aliases/default";
 
@@ -55,9 +58,9 @@ pub enum LockState {
 /// tokend's own connection for the look, and the prompt it last asked for.
 #[derive(Default)]
 pub struct UnlockGate {
-    /// Cloned out for each look (a zbus connection is shared, so a look
-    /// that hangs on a keyring that does not answer holds no lock).
-    connection: Mutex<Option<Connection>>,
+    /// Cloned out for each look, so a look that hangs on a keyring that
+    /// does not answer holds no lock.
+    connection: Mutex<Option<Arc<Looker>>>,
     /// The last unlock prompt asked for, and when; `None` once the keyring
     /// is seen unlocked.
     prompted: Mutex<Option<(Instant, OwnedObjectPath)>>,
@@ -68,23 +71,30 @@ impl UnlockGate {
     /// unlock prompt unless one was asked for within [`PROMPT_SPACING`]
     /// (dismissing that one first, so at most one of tokend's is open).
     pub fn look(&self) -> LockState {
-        let Some(connection) = self.connection() else {
+        let Some(looker) = self.looker() else {
             return LockState::Unknown;
         };
-        match locked(&connection) {
+        // keyring's store asks the same (`ReadAlias`, then the collection's
+        // `Locked`) through the same crate, so the look adds no code to
+        // the daemon's resident pages, only a connection.
+        let locked = looker
+            .service
+            .get_default_collection()
+            .and_then(|collection| collection.is_locked());
+        match locked {
             Ok(false) => {
                 *self.prompted() = None;
                 LockState::Unlocked
             }
             Ok(true) => {
-                self.ask_for_prompt(&connection);
+                self.ask_for_prompt(&looker.connection);
                 LockState::Locked
             }
             Err(e) => {
                 tracing::debug!("could not tell whether the keyring is locked: {e}");
                 // A connection that failed (the bus went away) is made anew
                 // next time; an error answer leaves it as good as it was.
-                if !matches!(e, zbus::Error::MethodError(..) | zbus::Error::FDO(_)) {
+                if classify(&e) == Cause::NoBus {
                     *self.slot() = None;
                 }
                 LockState::Unknown
@@ -94,14 +104,14 @@ impl UnlockGate {
 
     /// Takes the underlying connection, to be dropped where the caller
     /// chooses (see the store's `Drop`).
-    pub fn take_connection(&mut self) -> Option<Connection> {
+    pub fn take_connection(&mut self) -> Option<Arc<Looker>> {
         self.connection
             .get_mut()
             .unwrap_or_else(PoisonError::into_inner)
             .take()
     }
 
-    fn slot(&self) -> std::sync::MutexGuard<'_, Option<Connection>> {
+    fn slot(&self) -> std::sync::MutexGuard<'_, Option<Arc<Looker>>> {
         // An Option of a connection: no panic can leave it half-set.
         self.connection
             .lock()
@@ -113,16 +123,17 @@ impl UnlockGate {
         self.prompted.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn connection(&self) -> Option<Connection> {
-        if let Some(connection) = self.slot().as_ref() {
-            return Some(connection.clone());
+    fn looker(&self) -> Option<Arc<Looker>> {
+        if let Some(looker) = self.slot().as_ref() {
+            return Some(Arc::clone(looker));
         }
         // Connected without the lock held: a racing look costs a spare one.
-        let connection = Connection::session()
-            .map_err(|e| tracing::debug!("no session bus to look at the keyring on: {e}"))
+        let looker = Looker::connect()
+            .map_err(|e| tracing::debug!("cannot look at the keyring: {e}"))
             .ok()?;
-        *self.slot() = Some(connection.clone());
-        Some(connection)
+        let looker = Arc::new(looker);
+        *self.slot() = Some(Arc::clone(&looker));
+        Some(looker)
     }
 
     /// Asks for the unlock prompt when none was asked for within the
@@ -161,17 +172,23 @@ impl UnlockGate {
     }
 }
 
-/// The default collection's `Locked` property.
-fn locked(connection: &Connection) -> zbus::Result<bool> {
-    let reply = connection.call_method(
-        Some(SECRETS),
-        DEFAULT_COLLECTION,
-        Some(PROPERTIES_INTERFACE),
-        "Get",
-        &(COLLECTION_INTERFACE, "Locked"),
-    )?;
-    let value: OwnedValue = reply.body().deserialize()?;
-    bool::try_from(value).map_err(zbus::Error::Variant)
+/// A Secret Service client of tokend's own, and its bus connection (for
+/// the prompt, which the crate would wait for).
+pub struct Looker {
+    connection: Connection,
+    service: SecretService<'static>,
+}
+
+impl Looker {
+    fn connect() -> Result<Self, ServiceError> {
+        let connection = Connection::session().map_err(ServiceError::Zbus)?;
+        // The encryption keyring's store uses: its code is there already.
+        let service = SecretService::connect_with_existing(EncryptionType::Dh, connection.clone())?;
+        Ok(Self {
+            connection,
+            service,
+        })
+    }
 }
 
 /// `Unlock` of the default collection, then `Prompt` of the prompt it
