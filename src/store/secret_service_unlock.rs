@@ -74,9 +74,10 @@ impl UnlockGate {
         let Some(looker) = self.looker() else {
             return LockState::Unknown;
         };
-        // keyring's store asks the same (`ReadAlias`, then the collection's
-        // `Locked`) through the same crate, so the look adds no code to
-        // the daemon's resident pages, only a connection.
+        // keyring's store asks the same before it writes (`ReadAlias`, then
+        // the collection's `Locked`) through the same crate: the look
+        // reuses that code rather than bring its own into the daemon's
+        // resident pages (the memory benchmark is at its edge).
         let locked = looker
             .service
             .get_default_collection()

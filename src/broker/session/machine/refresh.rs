@@ -364,21 +364,14 @@ impl SessionMachine {
         tokens: &Tokens,
         min_valid: Duration,
     ) -> BrokerError {
-        let left = || {
-            tokens
-                .access
-                .as_ref()
-                .and_then(|a| a.expires_at)
-                .and_then(|at| at.duration_since(now).ok())
-                .unwrap_or_default()
-        };
+        let left = tokens.access_left(now);
         // Rounded, not cut: a 300 s lifetime counted from the request is a
         // few milliseconds short of it by the time the answer is read.
-        let lifetime = tokens.access_lifetime.unwrap_or_else(left);
+        let lifetime = tokens.access_lifetime.unwrap_or(left);
         BrokerError::TokenTooShort {
             provider: self.name.clone(),
             lifetime_secs: (lifetime + Duration::from_millis(500)).as_secs(),
-            left_secs: left().as_secs(),
+            left_secs: left.as_secs(),
             min_valid_secs: min_valid.as_secs(),
         }
     }

@@ -130,15 +130,9 @@ impl SessionMachine {
         if tokens.access_lifetime.is_some_and(|life| life < min_valid) {
             return self.too_short(now, tokens, min_valid);
         }
-        let left = tokens
-            .access
-            .as_ref()
-            .and_then(|a| a.expires_at)
-            .and_then(|at| at.duration_since(now).ok())
-            .unwrap_or_default();
         self.no_refresh_token(&format!(
             "the access token has {} s left, less than the {} s asked for",
-            left.as_secs(),
+            tokens.access_left(now).as_secs(),
             min_valid.as_secs()
         ))
     }

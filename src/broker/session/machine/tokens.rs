@@ -176,6 +176,16 @@ impl Tokens {
 }
 
 impl Tokens {
+    /// What is left of the access token's life at `now`: nothing when it
+    /// expired, when its expiry is unknown, or when there is none.
+    pub(crate) fn access_left(&self, now: SystemTime) -> Duration {
+        self.access
+            .as_ref()
+            .and_then(|a| a.expires_at)
+            .and_then(|at| at.duration_since(now).ok())
+            .unwrap_or_default()
+    }
+
     /// When the access token expires, in Unix seconds, for events and logs.
     pub(crate) fn expires_at_unix(&self) -> Option<i64> {
         self.access
