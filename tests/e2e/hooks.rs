@@ -5,11 +5,11 @@
 
 use crate::support;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use support::bus::PrivateBus;
-use support::child_lines::Lines;
+use support::child_lines::{Lines, bus_stub};
 use support::daemon::{Daemon, DaemonOptions, login};
 use support::provider::Provider;
 use tokend_emulator::Rfc8628Options;
@@ -46,18 +46,7 @@ fn hooks_and_notifications_follow_the_sessions() {
     let reader = Lines::of_fifo(&fifo);
 
     let bus = PrivateBus::start();
-    let notifications = Lines::of(
-        bus.command(python)
-            .arg(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/tests/e2e/support/notification_server.py"
-            ))
-            .arg(bus.address())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    notifications.wait_for("ready");
+    let notifications = bus_stub(&bus, "notification_server.py");
 
     let provider = Provider::start(Rfc8628Options {
         interval: Duration::from_secs(1),

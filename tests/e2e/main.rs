@@ -50,7 +50,6 @@ mod stop_in_flight;
 mod store_hang;
 mod store_outage;
 mod store_secret_service;
-mod store_unlock_prompt;
 mod systemd;
 mod tokenctl_cli;
 mod tokenctl_exec;

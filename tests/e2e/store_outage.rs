@@ -2,13 +2,16 @@
 //! hundreds of sessions in a locked keyring, or in a state directory that
 //! cannot be used, the daemon logs the outage once, `tokenctl status` and
 //! the socket show it once, token requests name it; when the store works
-//! again the daemon says so once and every session is restored.
+//! again the daemon says so once and every session is restored. A locked
+//! keyring whose unlock prompt nobody answers is such an outage too, and
+//! ends however the keyring is unlocked.
 
 use crate::support;
 
 use std::time::Duration;
 
 use support::bus::PrivateBus;
+use support::child_lines::bus_stub;
 use support::daemon::{Daemon, DaemonOptions, stderr, stdout, token};
 use support::file_store::{FileStore, Seeded};
 use support::keyring::TestKeyring;
@@ -288,10 +291,54 @@ fn the_status_after_an_unlock_shows_the_keyring_working_and_the_tokens_saved() {
     let Some(keyring) = TestKeyring::start_or_skip(&bus, "the_status_after_an_unlock") else {
         return;
     };
+    refresh_while_locked_then_unlock(&bus, &keyring, || {}, || {});
+}
+
+/// The same with an unlock prompt nobody answers, the keyring unlocked
+/// another way (the keyring's own window, Seahorse: here gnome-keyring's
+/// unlock call) and the prompt left open. tokend asks for the prompt and
+/// does not wait for it; keyring's store alone would wait for it holding
+/// the lock of every later call, and the store stayed down until a restart.
+#[test]
+fn an_unanswered_unlock_prompt_holds_nothing_and_an_unlock_elsewhere_is_seen() {
+    let bus = PrivateBus::start();
+    let Some(keyring) = TestKeyring::start_or_skip(&bus, "an_unanswered_unlock_prompt") else {
+        return;
+    };
+    // A prompter that begins every prompt and answers none.
+    let prompter = bus_stub(&bus, "silent_prompter.py");
+    refresh_while_locked_then_unlock(
+        &bus,
+        &keyring,
+        // The store is down at once, having asked for the prompt...
+        || drop(prompter.wait_for("prompt")),
+        // ...and for no other during the outage.
+        || {
+            let later = prompter.taken_now();
+            assert!(
+                !later.iter().any(|line| line == "prompt"),
+                "a second unlock prompt: {later:?}"
+            );
+        },
+    );
+}
+
+/// A session seeded in `keyring` and tokend on it; the keyring locked; a
+/// refresh, served from memory, whose rotated refresh token cannot be
+/// saved (then `while_locked`); the keyring unlocked and at once `tokenctl
+/// status` showing it working and the token saved (then `after_unlock`);
+/// a restart refreshing with the saved token, which the provider has not
+/// seen rotated away.
+fn refresh_while_locked_then_unlock(
+    bus: &PrivateBus,
+    keyring: &TestKeyring,
+    while_locked: impl FnOnce(),
+    after_unlock: impl FnOnce(),
+) {
     let provider = Provider::rfc8628();
     let providers = provider.config("demo");
     let seeded = keyring.seed(&provider, &providers, Duration::from_secs(4 * 3600));
-    let mut daemon = Daemon::start_with(&providers, DaemonOptions::with_keyring_on(&bus));
+    let mut daemon = Daemon::start_with(&providers, DaemonOptions::with_keyring_on(bus));
     let stored = &seeded[0].access_token;
     assert_eq!(token(&daemon, "demo", &["--min-valid", "0"]), *stored);
 
@@ -302,6 +349,7 @@ fn the_status_after_an_unlock_shows_the_keyring_working_and_the_tokens_saved() {
         .expect("a new token, from memory");
     assert_ne!(refreshed.access_token.expose(), stored.as_str());
     daemon.wait_for_log(1, UNAVAILABLE);
+    while_locked();
 
     keyring.unlock_default_collection();
     let out = daemon.tokenctl(&["--json", "status"]);
@@ -314,9 +362,8 @@ fn the_status_after_an_unlock_shows_the_keyring_working_and_the_tokens_saved() {
         stderr(&out)
     );
     assert_eq!(count(&daemon, AVAILABLE), 1, "{}", daemon.log());
+    after_unlock();
 
-    // What was saved is the rotated refresh token: a restart refreshes
-    // with it, and the provider sees no reuse of a rotated-away one.
     daemon.stop();
     daemon.restart();
     let mut client = Client::connect(&daemon.socket).expect("connect");

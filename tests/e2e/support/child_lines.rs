@@ -2,9 +2,11 @@
 //! a thread and handed over on a channel, each awaited with a bound.
 
 use std::io::{BufRead as _, BufReader};
-use std::process::Child;
+use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
+
+use super::bus::PrivateBus;
 
 /// How long a line is waited for.
 const WAIT: Duration = Duration::from_secs(30);
@@ -79,4 +81,27 @@ impl Drop for Lines {
             let _ = child.wait();
         }
     }
+}
+
+/// A stub peer on `bus`: `tests/e2e/support/SCRIPT` (python3 with
+/// jeepney), given the bus address, once it has printed `ready`; its
+/// later lines are what it saw.
+///
+/// # Panics
+/// When it cannot run or does not get ready in time.
+#[must_use]
+pub fn bus_stub(bus: &PrivateBus, script: &str) -> Lines {
+    let stub = Lines::of(
+        bus.command("/usr/bin/python3")
+            .arg(format!(
+                "{}/tests/e2e/support/{script}",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .arg(bus.address())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("run {script} (python3-jeepney): {e}")),
+    );
+    stub.wait_for("ready");
+    stub
 }
