@@ -122,8 +122,10 @@ def run_demo(target_dir, ending):
                                  "tokenctl status").group(1)
         if not re.search(r"^demo\b.*\bactive\b", status, re.M):
             raise Failure(f"`tokenctl status` does not show demo active:\n{status}")
-        work = re.search(r"Logs: (\S+)/tokend\.log", term.text())
-        if not work or not work.group(1).startswith(tmp):
+        # The demo prints it after the status, in the same block; the
+        # terminal may hand that block over in pieces.
+        work = term.read_until(r"Logs: (\S+)/tokend\.log", STEP_TIMEOUT, "the logs' path")
+        if not work.group(1).startswith(tmp):
             raise Failure(f"the demo's directory is not under TMPDIR {tmp}:\n{term.text()}")
         work = work.group(1)
         binary = re.search(r"TOKEND_SOCKET=\S+ (\S+) token demo", term.text()).group(1)
