@@ -228,30 +228,35 @@ impl SecretServiceStore {
         provider: Option<&str>,
         op: impl Fn(&KeyringStore) -> Result<T, KeyringError>,
     ) -> Result<T, StoreError> {
-        self.unless_locked()?;
-        self.on_backend(provider, op)
+        let connected = self.connect_unlocked()?;
+        self.on_backend(connected, provider, op)
     }
 
-    /// Fails as locked when the keyring's default collection is, before a
+    /// keyring's store, connected (now: `true`), once the keyring's default
+    /// collection is seen not locked: a locked one fails at once, before a
     /// call through keyring's store would wait for its unlock prompt (see
-    /// `secret_service_unlock.rs`).
-    fn unless_locked(&self) -> Result<(), StoreError> {
+    /// `secret_service_unlock.rs`). Connected first: without a Secret
+    /// Service that fails alone, where the look would be a second
+    /// connection attempt (a probe's wake-ups doubled).
+    fn connect_unlocked(&self) -> Result<(Arc<KeyringStore>, bool), StoreError> {
+        let connected = self.backend()?;
         if self.unlock.look() == LockState::Locked {
             return Err(StoreError::Locked {
                 store: STORE,
                 reason: UNLOCK.to_owned(),
             });
         }
-        Ok(())
+        Ok(connected)
     }
 
-    /// [`Self::with_backend`] once the keyring was seen unlocked.
+    /// [`Self::with_backend`] on the backend `connected` gave.
     fn on_backend<T>(
         &self,
+        connected: (Arc<KeyringStore>, bool),
         provider: Option<&str>,
         op: impl Fn(&KeyringStore) -> Result<T, KeyringError>,
     ) -> Result<T, StoreError> {
-        let (mut backend, mut fresh) = self.backend()?;
+        let (mut backend, mut fresh) = connected;
         loop {
             match op(&backend) {
                 Err(e) if may_be_stale(&e) => {
@@ -267,9 +272,9 @@ impl SecretServiceStore {
         }
     }
 
-    /// The record of `provider`, the keyring seen unlocked.
-    fn read_record(&self, provider: &str) -> LoadResult {
-        let bytes = self.on_backend(Some(provider), |backend| {
+    /// The record of `provider`, on the backend `connected` gave.
+    fn read_record(&self, connected: (Arc<KeyringStore>, bool), provider: &str) -> LoadResult {
+        let bytes = self.on_backend(connected, Some(provider), |backend| {
             match entry(backend, provider)?.get_secret() {
                 Ok(bytes) => Ok(Some(Zeroizing::new(bytes))),
                 Err(KeyringError::NoEntry) => Ok(None),
@@ -342,18 +347,25 @@ impl Store for SecretServiceStore {
     }
 
     fn load(&self, provider: &str) -> Result<Option<StoredSession>, StoreError> {
-        self.unless_locked()?;
-        self.read_record(provider)
+        let connected = self.connect_unlocked()?;
+        self.read_record(connected, provider)
     }
 
     fn load_batch(&self, providers: &[String]) -> Vec<LoadResult> {
         // One look for the batch: a restore reads many records in a row.
-        if let Err(locked) = self.unless_locked() {
-            return vec![Err(locked); providers.len()];
-        }
+        let mut connected = match self.connect_unlocked() {
+            Ok(connected) => Some(connected),
+            Err(e) => return vec![Err(e); providers.len()],
+        };
         until_store_wide(
             providers.len(),
-            providers.iter().map(|p| self.read_record(p)),
+            providers.iter().map(|p| {
+                let backend = match connected.take() {
+                    Some(first) => first,
+                    None => self.backend()?,
+                };
+                self.read_record(backend, p)
+            }),
         )
     }
 
