@@ -31,7 +31,9 @@
 //! "tokend: NAME refresh token". After a save, tokend also sets
 //! `tokend-provider = NAME` and `xdg:schema = org.tokend.Session` so people and
 //! libsecret tools see what the item is; those are descriptive only (keyring
-//! cannot set them in the creating call), so a crash between the two calls
+//! cannot set them in the creating call; tokend writes them through a client
+//! of its own, since keyring's update writes back every attribute, which
+//! KeePassXC refuses), so a crash between the two calls
 //! leaves a complete, findable item. Checking them costs D-Bus round trips,
 //! so each is checked once per item and process: after that a save (a
 //! refresh) is the `SetSecret` alone. An item deleted outside tokend and
@@ -62,6 +64,7 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use ::secret_service::Error as ServiceError;
 use keyring_core::api::CredentialStoreApi;
 use keyring_core::{Entry, Error as KeyringError};
 use zbus_secret_service_keyring_store::Store as KeyringStore;
@@ -89,8 +92,11 @@ pub const SCHEMA: &str = "org.tokend.Session";
 /// The name of this store in messages.
 const STORE: &str = "Secret Service";
 
-/// keyring's store keeps the entry user name in this attribute.
+/// keyring's store keeps the entry user name in this attribute...
 const USERNAME_ATTRIBUTE: &str = "username";
+
+/// ...and the service name in this one.
+const SERVICE_ATTRIBUTE: &str = "service";
 
 /// libsecret's attribute for the schema name.
 const SCHEMA_ATTRIBUTE: &str = "xdg:schema";
@@ -315,16 +321,26 @@ impl SecretServiceStore {
         }
     }
 
-    /// Sets the descriptive attributes on `entry` if they are missing.
-    fn describe(entry: &Entry, provider: &str) -> Result<(), KeyringError> {
-        let attributes = entry.get_attributes()?;
-        let described = attributes.get(PROVIDER_ATTRIBUTE).map(String::as_str) == Some(provider)
-            && attributes.get(SCHEMA_ATTRIBUTE).map(String::as_str) == Some(SCHEMA);
-        if !described {
-            entry.update_attributes(&HashMap::from([
-                (PROVIDER_ATTRIBUTE, provider),
-                (SCHEMA_ATTRIBUTE, SCHEMA),
-            ]))?;
+    /// Sets the descriptive attributes on `provider`'s item if they are
+    /// missing, through tokend's own client: keyring's update writes back
+    /// every attribute the item has, which KeePassXC refuses for its own
+    /// read-only ones (`Uuid`, `Path`). tokend's four are written, no more:
+    /// a Secret Service that replaces the set (gnome-keyring) keeps the two
+    /// keyring finds the item by, one that merges (KeePassXC) keeps its own.
+    fn describe(&self, provider: &str) -> Result<(), ServiceError> {
+        let client = self.unlock.client().ok_or(ServiceError::Unavailable)?;
+        let mut wanted =
+            HashMap::from([(SERVICE_ATTRIBUTE, SERVICE), (USERNAME_ATTRIBUTE, provider)]);
+        let found = client.service().search_items(wanted.clone())?;
+        wanted.extend([(PROVIDER_ATTRIBUTE, provider), (SCHEMA_ATTRIBUTE, SCHEMA)]);
+        for item in &found.unlocked {
+            let attributes = item.get_attributes()?;
+            let described = attributes.get(PROVIDER_ATTRIBUTE).map(String::as_str)
+                == Some(provider)
+                && attributes.get(SCHEMA_ATTRIBUTE).map(String::as_str) == Some(SCHEMA);
+            if !described {
+                item.set_attributes(wanted.clone())?;
+            }
         }
         Ok(())
     }
@@ -374,10 +390,8 @@ impl Store for SecretServiceStore {
         // keyring sets the secret of the existing item (one `SetSecret` call)
         // or creates it (one `CreateItem` with replace); either is all or
         // nothing in the Secret Service, so a failure leaves the old record.
-        let entry = self.with_backend(Some(provider), |backend| {
-            let entry = entry(backend, provider)?;
-            entry.set_secret(&bytes)?;
-            Ok(entry)
+        self.with_backend(Some(provider), |backend| {
+            entry(backend, provider)?.set_secret(&bytes)
         })?;
         if self.is_described(provider) {
             return Ok(());
@@ -385,16 +399,14 @@ impl Store for SecretServiceStore {
         // The record is durable now: failing to describe it must not turn
         // the save into an error, or the caller would think the old one stands.
         // Tried once per item and process either way: a Secret Service
-        // that refuses them refuses them at every save (KeePassXC refuses
-        // keyring's update, which writes back its own read-only attributes
-        // such as `Uuid`), and a refresh should stay one `SetSecret` and
-        // leave no warning each time.
-        if let Err(e) = Self::describe(&entry, provider) {
+        // that refuses them refuses them at every save, and a refresh
+        // should stay one `SetSecret` and leave no warning each time.
+        if let Err(e) = self.describe(provider) {
             tracing::warn!(
                 provider,
                 "saved the session but could not set the item's descriptive attributes \
                  (not tried again until tokend restarts): {}",
-                map_error(e, Some(provider))
+                map_error(KeyringError::PlatformFailure(Box::new(e)), Some(provider))
             );
         }
         self.set_described(provider, true);
@@ -424,7 +436,7 @@ impl Store for SecretServiceStore {
     fn list(&self) -> Result<Vec<String>, StoreError> {
         self.with_backend(None, |backend| {
             let mut names = Vec::new();
-            for entry in backend.search(&HashMap::from([("service", SERVICE)]))? {
+            for entry in backend.search(&HashMap::from([(SERVICE_ATTRIBUTE, SERVICE)]))? {
                 if let Some(name) = entry.get_attributes()?.remove(USERNAME_ATTRIBUTE) {
                     names.push(name);
                 }

@@ -60,7 +60,7 @@ pub enum LockState {
 pub struct UnlockGate {
     /// Cloned out for each look, so a look that hangs on a keyring that
     /// does not answer holds no lock.
-    connection: Mutex<Option<Arc<Looker>>>,
+    connection: Mutex<Option<Arc<OwnClient>>>,
     /// The last unlock prompt asked for, and when; `None` once the keyring
     /// is seen unlocked.
     prompted: Mutex<Option<(Instant, OwnedObjectPath)>>,
@@ -71,14 +71,14 @@ impl UnlockGate {
     /// unlock prompt unless one was asked for within [`PROMPT_SPACING`]
     /// (dismissing that one first, so at most one of tokend's is open).
     pub fn look(&self) -> LockState {
-        let Some(looker) = self.looker() else {
+        let Some(own) = self.own() else {
             return LockState::Unknown;
         };
         // keyring's store asks the same before it writes (`ReadAlias`, then
         // the collection's `Locked`) through the same crate: the look
         // reuses that code rather than bring its own into the daemon's
         // resident pages (the memory benchmark is at its edge).
-        let locked = looker
+        let locked = own
             .service
             .get_default_collection()
             .and_then(|collection| collection.is_locked());
@@ -88,7 +88,7 @@ impl UnlockGate {
                 LockState::Unlocked
             }
             Ok(true) => {
-                self.ask_for_prompt(&looker.connection);
+                self.ask_for_prompt(&own.connection);
                 LockState::Locked
             }
             Err(e) => {
@@ -103,16 +103,22 @@ impl UnlockGate {
         }
     }
 
+    /// tokend's own client, connected on first use; `None` without a bus
+    /// or a Secret Service.
+    pub fn client(&self) -> Option<Arc<OwnClient>> {
+        self.own()
+    }
+
     /// Takes the underlying connection, to be dropped where the caller
     /// chooses (see the store's `Drop`).
-    pub fn take_connection(&mut self) -> Option<Arc<Looker>> {
+    pub fn take_connection(&mut self) -> Option<Arc<OwnClient>> {
         self.connection
             .get_mut()
             .unwrap_or_else(PoisonError::into_inner)
             .take()
     }
 
-    fn slot(&self) -> std::sync::MutexGuard<'_, Option<Arc<Looker>>> {
+    fn slot(&self) -> std::sync::MutexGuard<'_, Option<Arc<OwnClient>>> {
         // An Option of a connection: no panic can leave it half-set.
         self.connection
             .lock()
@@ -124,17 +130,17 @@ impl UnlockGate {
         self.prompted.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn looker(&self) -> Option<Arc<Looker>> {
-        if let Some(looker) = self.slot().as_ref() {
-            return Some(Arc::clone(looker));
+    fn own(&self) -> Option<Arc<OwnClient>> {
+        if let Some(own) = self.slot().as_ref() {
+            return Some(Arc::clone(own));
         }
         // Connected without the lock held: a racing look costs a spare one.
-        let looker = Looker::connect()
+        let own = OwnClient::connect()
             .map_err(|e| tracing::debug!("cannot look at the keyring: {e}"))
             .ok()?;
-        let looker = Arc::new(looker);
-        *self.slot() = Some(Arc::clone(&looker));
-        Some(looker)
+        let own = Arc::new(own);
+        *self.slot() = Some(Arc::clone(&own));
+        Some(own)
     }
 
     /// Asks for the unlock prompt when none was asked for within the
@@ -173,14 +179,21 @@ impl UnlockGate {
     }
 }
 
-/// A Secret Service client of tokend's own, and its bus connection (for
-/// the prompt, which the crate would wait for).
-pub struct Looker {
+/// A Secret Service client of tokend's own, beside keyring's, for what
+/// keyring's store does in a way tokend cannot use (it waits for prompts
+/// holding its lock; its attribute update writes back every attribute),
+/// and its bus connection (for the prompt, which the crate would wait for).
+pub struct OwnClient {
     connection: Connection,
     service: SecretService<'static>,
 }
 
-impl Looker {
+impl OwnClient {
+    /// The Secret Service client.
+    pub fn service(&self) -> &SecretService<'static> {
+        &self.service
+    }
+
     fn connect() -> Result<Self, ServiceError> {
         let connection = Connection::session().map_err(ServiceError::Zbus)?;
         // The encryption keyring's store uses: its code is there already.
