@@ -109,7 +109,7 @@ impl Broker {
             text.family(
                 "tokend_store_errors",
                 "counter",
-                "Store calls (load, save, delete, list) that failed.",
+                "Store calls (load, save, delete, list) that failed or timed out.",
             );
             text.sample(
                 "tokend_store_errors_total",

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tracing::info;
 
 use super::api::Broker;
-use super::session::blocking as store_call;
+use super::session::counted;
 use super::session::{LoadResult, RestoreCause, Session, did_not_complete};
 use crate::store::StoreError;
 
@@ -35,7 +35,8 @@ impl Broker {
     pub(super) async fn restore_all(&self) -> usize {
         let sessions = self.session_map();
         let store = Arc::clone(&self.inner.shared.store);
-        let restored = match store_call(move || store.list()).await {
+        let metrics = Arc::clone(&self.inner.shared.metrics);
+        let restored = match counted(metrics, move || store.list()).await {
             Ok(stored) => {
                 let stored: Vec<Arc<Session>> = stored
                     .iter()
@@ -113,7 +114,8 @@ impl Broker {
     fn read_batch<'b>(&self, batch: &'b [Arc<Session>]) -> (&'b [Arc<Session>], BatchRead) {
         let store = Arc::clone(&self.inner.shared.store);
         let names: Vec<String> = batch.iter().map(|s| s.name.clone()).collect();
-        let read = tokio::spawn(store_call(move || Ok(store.load_batch(&names))));
+        let metrics = Arc::clone(&self.inner.shared.metrics);
+        let read = tokio::spawn(counted(metrics, move || Ok(store.load_batch(&names))));
         (batch, BatchRead(read))
     }
 }

@@ -23,7 +23,7 @@ use tracing::info;
 use super::api::Broker;
 use super::error::BrokerError;
 use super::policy::Caller;
-use super::session::blocking as store_call;
+use super::session::counted;
 use super::session::{RestoreCause, Session};
 use crate::store::StoreError;
 
@@ -120,7 +120,8 @@ impl Broker {
     /// could not save, saves that session. Returns the names listed.
     async fn probe_store(&self) -> Result<Vec<String>, StoreError> {
         let store = Arc::clone(&self.inner.shared.store);
-        let listed = store_call(move || store.list()).await?;
+        let metrics = Arc::clone(&self.inner.shared.metrics);
+        let listed = counted(metrics, move || store.list()).await?;
         if let Some(session) = self.sessions().iter().find(|s| s.is_store_dirty()) {
             match session.save_if_dirty().await {
                 Ok(_) => {}

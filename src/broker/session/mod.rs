@@ -42,7 +42,7 @@ pub use machine::{AccessToken, Freshness, TokenFingerprint};
 use machine::{Context, Event, Reply, SessionMachine};
 pub(crate) use machine::{LoadResult, RestoreCause};
 pub use store::STORE_TIMEOUT;
-pub(crate) use store::{blocking, did_not_complete};
+pub(crate) use store::{blocking, counted, did_not_complete};
 
 /// The result every waiter of a refresh shares.
 pub(crate) type RefreshResult = Option<Result<(), BrokerError>>;

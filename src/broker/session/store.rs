@@ -106,7 +106,18 @@ pub const STORE_TIMEOUT: Duration = Duration::from_secs(30);
 pub(crate) async fn blocking<T: Send + 'static>(
     call: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, StoreError> {
-    bounded(call, None).await
+    bounded(call, Report::Nothing).await
+}
+
+/// As [`blocking`], for the broker's own calls (the start's listing and
+/// batches, the retry loop's probe), whose callers report the outage
+/// themselves: one that times out is counted in the metrics' store errors,
+/// as a call that returns its failure is (by the store's watcher).
+pub(crate) async fn counted<T: Send + 'static>(
+    metrics: Arc<crate::broker::metrics::Metrics>,
+    call: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    bounded(call, Report::Count(&metrics)).await
 }
 
 /// As [`blocking`], for a session's own calls: one that times out makes
@@ -118,12 +129,22 @@ pub(super) async fn reported<T: Send + 'static>(
     shared: &crate::broker::shared::Shared,
     call: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, StoreError> {
-    bounded(call, Some(shared)).await
+    bounded(call, Report::CountAndHealth(shared)).await
+}
+
+/// Who learns of a call that timed out.
+enum Report<'a> {
+    /// Nobody (no broker: `tokend --prune`).
+    Nothing,
+    /// The metrics.
+    Count(&'a crate::broker::metrics::Metrics),
+    /// The metrics and the store's health.
+    CountAndHealth(&'a crate::broker::shared::Shared),
 }
 
 async fn bounded<T: Send + 'static>(
     call: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
-    report_to: Option<&crate::broker::shared::Shared>,
+    report: Report<'_>,
 ) -> Result<T, StoreError> {
     match tokio::time::timeout(STORE_TIMEOUT, tokio::task::spawn_blocking(call)).await {
         Ok(Ok(result)) => result,
@@ -136,9 +157,13 @@ async fn bounded<T: Send + 'static>(
                     STORE_TIMEOUT.as_secs()
                 ),
             };
-            if let Some(shared) = report_to {
-                shared.metrics.store_error();
-                shared.store_health.failed(&error);
+            match report {
+                Report::Nothing => {}
+                Report::Count(metrics) => metrics.store_error(),
+                Report::CountAndHealth(shared) => {
+                    shared.metrics.store_error();
+                    shared.store_health.failed(&error);
+                }
             }
             Err(error)
         }
