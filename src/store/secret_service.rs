@@ -151,11 +151,10 @@ impl Drop for SecretServiceStore {
             .get_mut()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
-        let connection = self.unlock.take_connection();
-        if (backend.is_some() || connection.is_some())
-            && tokio::runtime::Handle::try_current().is_ok()
+        let client = self.unlock.take_client();
+        if (backend.is_some() || client.is_some()) && tokio::runtime::Handle::try_current().is_ok()
         {
-            let _ = std::thread::spawn(move || drop((backend, connection))).join();
+            let _ = std::thread::spawn(move || drop((backend, client))).join();
         }
     }
 }

@@ -55,12 +55,12 @@ pub enum LockState {
     Unknown,
 }
 
-/// tokend's own connection for the look, and the prompt it last asked for.
+/// tokend's own client for the look, and the prompt it last asked for.
 #[derive(Default)]
 pub struct UnlockGate {
     /// Cloned out for each look, so a look that hangs on a keyring that
     /// does not answer holds no lock.
-    connection: Mutex<Option<Arc<OwnClient>>>,
+    client: Mutex<Option<Arc<OwnClient>>>,
     /// The last unlock prompt asked for, and when; `None` once the keyring
     /// is seen unlocked.
     prompted: Mutex<Option<(Instant, OwnedObjectPath)>>,
@@ -71,7 +71,7 @@ impl UnlockGate {
     /// unlock prompt unless one was asked for within [`PROMPT_SPACING`]
     /// (dismissing that one first, so at most one of tokend's is open).
     pub fn look(&self) -> LockState {
-        let Some(own) = self.own() else {
+        let Some(own) = self.client() else {
             return LockState::Unknown;
         };
         // keyring's store asks the same before it writes (`ReadAlias`, then
@@ -103,26 +103,18 @@ impl UnlockGate {
         }
     }
 
-    /// tokend's own client, connected on first use; `None` without a bus
-    /// or a Secret Service.
-    pub fn client(&self) -> Option<Arc<OwnClient>> {
-        self.own()
-    }
-
-    /// Takes the underlying connection, to be dropped where the caller
-    /// chooses (see the store's `Drop`).
-    pub fn take_connection(&mut self) -> Option<Arc<OwnClient>> {
-        self.connection
+    /// Takes the client, to be dropped where the caller chooses (see the
+    /// store's `Drop`).
+    pub fn take_client(&mut self) -> Option<Arc<OwnClient>> {
+        self.client
             .get_mut()
             .unwrap_or_else(PoisonError::into_inner)
             .take()
     }
 
     fn slot(&self) -> std::sync::MutexGuard<'_, Option<Arc<OwnClient>>> {
-        // An Option of a connection: no panic can leave it half-set.
-        self.connection
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        // An Option of a client: no panic can leave it half-set.
+        self.client.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn prompted(&self) -> std::sync::MutexGuard<'_, Option<(Instant, OwnedObjectPath)>> {
@@ -130,7 +122,9 @@ impl UnlockGate {
         self.prompted.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn own(&self) -> Option<Arc<OwnClient>> {
+    /// tokend's own client, connected on first use; `None` without a bus
+    /// or a Secret Service.
+    pub fn client(&self) -> Option<Arc<OwnClient>> {
         if let Some(own) = self.slot().as_ref() {
             return Some(Arc::clone(own));
         }
