@@ -26,20 +26,56 @@ use tracing::{debug, info, warn};
 use super::clock::Clock;
 use super::report::{StoreOutage, StoreReport};
 use super::timing;
-use crate::store::{LoadResult, PreparedSave, Store, StoreError, StoredSession};
+use crate::store::{ChangeFeed, LoadResult, PreparedSave, Store, StoreError, StoredSession};
 
 /// The backoff's base: the first probe after the store failed comes 15 to
 /// 30 s later. Not sooner, because a probe of a missing Secret Service
 /// costs a new bus connection (about 20 wake-ups), and an outage must not
 /// cost more than 20 wake-ups in any 10 s; a keyring unlocked a moment
-/// later is still noticed at once when someone asks for a token of a
-/// waiting session (a `token` request probes, at most once per 5 s).
+/// later is still noticed at once: the Secret Service announces it
+/// ([`Store::change_feed`]), and a `token` request for a waiting session
+/// probes too (at most once per 5 s).
 pub const STORE_RETRY_BASE: Duration = Duration::from_secs(30);
 
 /// The longest wait between probes of a store that stays down: a store
 /// that comes back is noticed within minutes (and at once by a `token`
 /// request for a waiting session), and an idle daemon wakes rarely.
 pub const STORE_RETRY_CAP: Duration = Duration::from_secs(300);
+
+/// Why the retry loop probed the store: said when the probe finds it
+/// working, so that an operator can tell how an outage was noticed (and why
+/// it took as long as it did).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProbeCause {
+    /// The backoff's schedule.
+    Schedule,
+    /// A request: a `token` request, or a status, during the outage.
+    Request,
+    /// The store announced a change (a keyring unlocked, a keyring daemon
+    /// on the bus): [`Store::change_feed`].
+    StoreChange,
+}
+
+impl ProbeCause {
+    /// The value of the log line's `noticed` field.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Schedule => "retry",
+            Self::Request => "request",
+            Self::StoreChange => "store_change",
+        }
+    }
+
+    /// How it was noticed, for the log line's message.
+    fn describe(self) -> &'static str {
+        match self {
+            Self::Schedule => "at a scheduled retry",
+            Self::Request => "when a request tried it",
+            Self::StoreChange => "when the store announced a change",
+        }
+    }
+}
 
 /// Whether the store can be used, as far as the broker knows.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -185,9 +221,10 @@ impl StoreHealth {
         }
     }
 
-    /// The retry loop found the store working: says so, once. Returns how
-    /// long it was unavailable (`None` when it was not).
-    pub(crate) fn recovered(&self) -> Option<Duration> {
+    /// The retry loop found the store working, at a probe made for `cause`:
+    /// says so, once. Returns how long it was unavailable (`None` when it
+    /// was not).
+    pub(crate) fn recovered(&self, cause: ProbeCause) -> Option<Duration> {
         let now = self.clock.now();
         let mut down_since = None;
         self.state.send_if_modified(|state| match state {
@@ -203,9 +240,12 @@ impl StoreHealth {
             event = "store_available",
             store = self.store,
             down_for_secs = down_for.as_secs(),
-            "the {} works again (unavailable for {} s); restoring the sessions that waited for it",
+            noticed = cause.as_str(),
+            "the {} works again (unavailable for {} s, noticed {}); restoring the sessions \
+             that waited for it",
             self.store,
-            down_for.as_secs()
+            down_for.as_secs(),
+            cause.describe()
         );
         Some(down_for)
     }
@@ -218,6 +258,11 @@ impl StoreHealth {
     /// Resolves when [`Self::nudge`] was called.
     pub(crate) async fn nudged(&self) {
         self.nudge.notified().await;
+    }
+
+    /// Counts the retry loop's finished probes.
+    pub(crate) fn probes(&self) -> watch::Receiver<u64> {
+        self.probes.subscribe()
     }
 
     /// The retry loop finished a probe (whatever it found).
@@ -236,7 +281,7 @@ impl StoreHealth {
         }
         // Subscribed before the nudge: the next count is a probe that
         // finished after this request asked.
-        let probes = self.probes.subscribe();
+        let probes = self.probes();
         self.nudge();
         Some(probes)
     }
@@ -371,5 +416,9 @@ impl Store for WatchedStore {
             self.metrics.store_error();
             self.health.failed(error);
         })
+    }
+
+    fn change_feed(&self) -> Option<ChangeFeed> {
+        self.inner.change_feed()
     }
 }

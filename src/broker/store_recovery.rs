@@ -4,9 +4,13 @@
 //! Once the store is unavailable it probes it with backoff
 //! ([`StoreHealth::retry_delay`](super::store_health::StoreHealth)), woken
 //! early when a `token` request found the store working, when a `token`
-//! request met a session whose tokens are not saved, and when someone asks
+//! request met a session whose tokens are not saved, when someone asks
 //! for the status (which waits for that probe, briefly: a person who just
-//! unlocked the keyring sees it at once). A probe asks what
+//! unlocked the keyring sees it at once), and when the store announces a
+//! change that may end the outage (the Secret Service's: a keyring
+//! unlocked, a keyring daemon on the bus; at most once a second), so that
+//! rotated tokens are saved as soon as the keyring is unlocked, not minutes
+//! later. A probe asks what
 //! failed: the list of records (which a locked keyring refuses: listing
 //! asks it to unlock the items), and, when a session could not save, that
 //! session's save (a full disk lists but does not write). When the probe
@@ -18,6 +22,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::{FutureExt as _, StreamExt as _};
 use tracing::info;
 
 use super::api::Broker;
@@ -25,7 +30,8 @@ use super::error::BrokerError;
 use super::policy::Caller;
 use super::session::counted;
 use super::session::{RestoreCause, Session};
-use crate::store::StoreError;
+use super::store_health::ProbeCause;
+use crate::store::{ChangeFeed, StoreError};
 
 /// How long a `status` request waits for the probe it asked for (and the
 /// restore of the sessions that waited, when the store works). A store
@@ -83,31 +89,37 @@ impl Broker {
             if recovered_at.is_none_or(|at| at.elapsed() >= health.retry_cap()) {
                 attempt = 0;
             }
-            let listed = 'probing: loop {
+            // The store's notices for this outage (dropped with it: a
+            // store that works has no feed open).
+            let mut changes = ChangeWatch::default();
+            let (listed, cause) = 'probing: loop {
                 attempt += 1;
                 let due = tokio::time::Instant::now() + health.retry_delay(attempt);
                 loop {
-                    let scheduled = tokio::select! {
-                        () = tokio::time::sleep_until(due) => true,
-                        () = health.nudged() => false,
+                    changes.open(self).await;
+                    let cause = tokio::select! {
+                        () = tokio::time::sleep_until(due) => ProbeCause::Schedule,
+                        () = health.nudged() => ProbeCause::Request,
+                        () = changes.next() => ProbeCause::StoreChange,
                     };
                     match self.probe_store().await {
-                        Ok(listed) => break 'probing listed,
+                        Ok(listed) => break 'probing (listed, cause),
                         Err(e) => {
                             // Already reported by the store, unless a call timed out.
                             health.failed(&e);
                             health.probed();
                         }
                     }
-                    if scheduled {
+                    if cause == ProbeCause::Schedule {
                         break;
                     }
-                    // A request's early probe failed: the schedule stands
-                    // (requests neither hasten nor put off the backoff).
+                    // An early probe failed: the schedule stands (requests
+                    // and notices neither hasten nor put off the backoff).
                 }
             };
+            drop(changes);
             recovered_at = Some(Instant::now());
-            if health.recovered().is_some() {
+            if health.recovered(cause).is_some() {
                 self.recover_sessions(&listed).await;
             }
             // Counted once the sessions are back: a status that waited
@@ -178,5 +190,60 @@ impl Broker {
                 format!("; {waiting} still wait for the store")
             }
         );
+    }
+}
+
+/// The store's change notices during one outage ([`Store::change_feed`]),
+/// spaced: a notice makes the loop probe at once, but not twice within
+/// [`CHANGE_PROBE_SPACING`], whatever sends them.
+///
+/// [`Store::change_feed`]: crate::store::Store::change_feed
+#[derive(Default)]
+struct ChangeWatch {
+    feed: Option<ChangeFeed>,
+    /// Whether the store was asked for a feed and had none: not asked again
+    /// in this outage (a store with none will not have one later; a Secret
+    /// Service store with no session bus either, for the outage).
+    none: bool,
+    /// Before this, a notice waits (the spacing).
+    open_at: Option<tokio::time::Instant>,
+}
+
+/// At most one probe per this long for the store's notices.
+const CHANGE_PROBE_SPACING: Duration = Duration::from_secs(1);
+
+impl ChangeWatch {
+    /// Asks the store for its feed, once per outage (on the blocking pool:
+    /// the Secret Service's is a new bus connection).
+    async fn open(&mut self, broker: &Broker) {
+        if self.feed.is_some() || self.none {
+            return;
+        }
+        let store = Arc::clone(&broker.inner.shared.store);
+        self.feed = tokio::task::spawn_blocking(move || store.change_feed())
+            .await
+            .ok()
+            .flatten();
+        self.none = self.feed.is_none();
+    }
+
+    /// Resolves at the next notice, no sooner than the spacing after the
+    /// last, with every notice already queued taken with it (the probe that
+    /// follows covers them all; one that comes during the probe makes the
+    /// next). Never resolves without a feed, or once it has ended.
+    async fn next(&mut self) {
+        let Some(feed) = self.feed.as_mut() else {
+            return std::future::pending().await;
+        };
+        if let Some(at) = self.open_at {
+            tokio::time::sleep_until(at).await;
+        }
+        if feed.next().await.is_none() {
+            // The feed's connection is gone: the schedule alone from now.
+            self.feed = None;
+            return std::future::pending().await;
+        }
+        while let Some(Some(())) = feed.next().now_or_never() {}
+        self.open_at = Some(tokio::time::Instant::now() + CHANGE_PROBE_SPACING);
     }
 }

@@ -23,7 +23,9 @@ pub mod sealed;
 pub mod secret_service;
 
 use std::fmt;
+use std::pin::Pin;
 
+use futures_util::Stream;
 use serde::{Deserialize, Serialize};
 
 use crate::secret::Secret;
@@ -218,6 +220,10 @@ impl PreparedSave {
     }
 }
 
+/// Notices from a store that it may work again (see
+/// [`Store::change_feed`]): each item says only that something changed.
+pub type ChangeFeed = Pin<Box<dyn Stream<Item = ()> + Send>>;
+
 /// Persistence of sessions, one record per provider name.
 pub trait Store: Send + Sync + fmt::Debug {
     /// A short name for messages ("Secret Service", "memory store").
@@ -288,4 +294,15 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// # Errors
     /// The store is unavailable.
     fn list(&self) -> Result<Vec<String>, StoreError>;
+
+    /// Notices of changes that may end an outage of this store, when it
+    /// can give them: the Secret Service announces a keyring unlocked and
+    /// a keyring daemon appearing on the bus. The broker's retry loop asks
+    /// for a feed while the store is down and probes at each notice,
+    /// instead of only on its backoff (minutes). `None` (the default): no
+    /// such notices; the loop probes on its schedule alone. Blocking: call
+    /// it from the blocking pool.
+    fn change_feed(&self) -> Option<ChangeFeed> {
+        None
+    }
 }

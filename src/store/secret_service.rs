@@ -70,8 +70,10 @@ use keyring_core::{Entry, Error as KeyringError};
 use zbus_secret_service_keyring_store::Store as KeyringStore;
 use zeroize::Zeroizing;
 
-use super::{LoadResult, Store, StoreError, StoredSession, until_store_wide};
+use super::{ChangeFeed, LoadResult, Store, StoreError, StoredSession, until_store_wide};
 
+#[path = "secret_service_changes.rs"]
+mod changes;
 #[path = "secret_service_errors.rs"]
 mod errors;
 #[path = "secret_service_unlock.rs"]
@@ -444,5 +446,11 @@ impl Store for SecretServiceStore {
             names.dedup();
             Ok(names)
         })
+    }
+
+    fn change_feed(&self) -> Option<ChangeFeed> {
+        changes::feed()
+            .map_err(|e| tracing::debug!("cannot watch the Secret Service for an unlock: {e}"))
+            .ok()
     }
 }

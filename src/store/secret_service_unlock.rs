@@ -15,8 +15,8 @@
 //! tokens in memory are still served, writes wait, the retry loop probes),
 //! after asking the Secret Service for its unlock prompt, at most once per
 //! [`PROMPT_SPACING`], without waiting for it. However the person unlocks,
-//! the next probe (at once when they ask for a token or the status) finds
-//! it unlocked. Only a keyring locked between the look and the call (a
+//! the Secret Service announces it (`secret_service_changes.rs`) and the
+//! retry loop's probe that follows finds it unlocked. Only a keyring locked between the look and the call (a
 //! millisecond) is left to keyring's own wait.
 
 use std::sync::{Arc, Mutex, PoisonError};

@@ -291,7 +291,7 @@ fn the_status_after_an_unlock_shows_the_keyring_working_and_the_tokens_saved() {
     let Some(keyring) = TestKeyring::start_or_skip(&bus, "the_status_after_an_unlock") else {
         return;
     };
-    refresh_while_locked_then_unlock(&bus, &keyring, || {}, || {});
+    refresh_while_locked_then_unlock(&bus, &keyring, Seen::ByStatus, || {}, || {});
 }
 
 /// The same with an unlock prompt nobody answers, the keyring unlocked
@@ -299,6 +299,9 @@ fn the_status_after_an_unlock_shows_the_keyring_working_and_the_tokens_saved() {
 /// unlock call) and the prompt left open. tokend asks for the prompt and
 /// does not wait for it; keyring's store alone would wait for it holding
 /// the lock of every later call, and the store stayed down until a restart.
+/// And nobody asks for the status or a token: tokend notices the unlock
+/// from the Secret Service's own announcement and saves the rotated token
+/// at once (its scheduled probe is 15–30 s away, and would say so).
 #[test]
 fn an_unanswered_unlock_prompt_holds_nothing_and_an_unlock_elsewhere_is_seen() {
     let bus = PrivateBus::start();
@@ -310,6 +313,7 @@ fn an_unanswered_unlock_prompt_holds_nothing_and_an_unlock_elsewhere_is_seen() {
     refresh_while_locked_then_unlock(
         &bus,
         &keyring,
+        Seen::ByNotice,
         // The store is down at once, having asked for the prompt...
         || drop(prompter.wait_for("prompt")),
         // ...and for no other during the outage.
@@ -323,15 +327,26 @@ fn an_unanswered_unlock_prompt_holds_nothing_and_an_unlock_elsewhere_is_seen() {
     );
 }
 
+/// How the test sees tokend notice that the keyring was unlocked.
+#[derive(Clone, Copy)]
+enum Seen {
+    /// `tokenctl status` right after the unlock (it has the store probed).
+    ByStatus,
+    /// Nothing asked: the daemon's log says the store works again, noticed
+    /// when the Secret Service announced the change.
+    ByNotice,
+}
+
 /// A session seeded in `keyring` and tokend on it; the keyring locked; a
 /// refresh, served from memory, whose rotated refresh token cannot be
-/// saved (then `while_locked`); the keyring unlocked and at once `tokenctl
-/// status` showing it working and the token saved (then `after_unlock`);
-/// a restart refreshing with the saved token, which the provider has not
-/// seen rotated away.
+/// saved (then `while_locked`); the keyring unlocked, the recovery `seen`,
+/// and `tokenctl status` showing the keyring working and the token saved
+/// (then `after_unlock`); a restart refreshing with the saved token, which
+/// the provider has not seen rotated away.
 fn refresh_while_locked_then_unlock(
     bus: &PrivateBus,
     keyring: &TestKeyring,
+    seen: Seen,
     while_locked: impl FnOnce(),
     after_unlock: impl FnOnce(),
 ) {
@@ -352,6 +367,13 @@ fn refresh_while_locked_then_unlock(
     while_locked();
 
     keyring.unlock_default_collection();
+    if let Seen::ByNotice = seen {
+        let back = daemon.wait_for_log(1, AVAILABLE);
+        assert!(
+            back[0].contains("noticed=\"store_change\""),
+            "not noticed from the announcement: {back:?}"
+        );
+    }
     let out = daemon.tokenctl(&["--json", "status"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let all: Vec<serde_json::Value> = serde_json::from_str(&stdout(&out)).expect("status JSON");

@@ -5,9 +5,11 @@
 //! status request (which waits for the probe), and a token request for a
 //! session whose tokens are not saved.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
+
+use tokio::sync::mpsc;
 
 use tokend_emulator::{Emulator, Rfc8628Options};
 
@@ -16,15 +18,19 @@ use crate::broker::clock::{OffsetClock, unix_secs};
 use crate::broker::{Broker, BrokerError, BrokerParts, Caller, session_identity};
 use crate::provider::HttpClient;
 use crate::secret::Secret;
-use crate::store::{MemoryStore, STORED_SESSION_VERSION, Store, StoreError, StoredSession};
+use crate::store::{
+    ChangeFeed, MemoryStore, STORED_SESSION_VERSION, Store, StoreError, StoredSession,
+};
 
-/// A memory store that can be locked, counting loads.
+/// A memory store that can be locked, counting loads, with change notices
+/// the test sends (as the Secret Service's).
 #[derive(Debug, Default)]
 struct LockableStore {
     inner: MemoryStore,
     locked: AtomicBool,
     loads: AtomicUsize,
     lists: AtomicUsize,
+    notices: Mutex<Option<mpsc::UnboundedReceiver<()>>>,
 }
 
 impl LockableStore {
@@ -60,6 +66,13 @@ impl Store for LockableStore {
         self.lists.fetch_add(1, Ordering::SeqCst);
         self.check()?;
         self.inner.list()
+    }
+    fn change_feed(&self) -> Option<ChangeFeed> {
+        let notices = self.notices.lock().unwrap().take()?;
+        Some(Box::pin(futures_util::stream::unfold(
+            notices,
+            |mut notices| async move { notices.recv().await.map(|()| ((), notices)) },
+        )))
     }
 }
 
@@ -262,5 +275,57 @@ async fn a_token_request_for_unsaved_tokens_has_them_saved_once_the_store_works(
     let status = &broker.status(&caller, Some("demo")).unwrap()[0];
     assert!(status.saved, "{status:?}");
     assert!(store.inner.load("demo").unwrap().is_some());
+    broker.shutdown(Duration::from_secs(1)).await;
+}
+
+/// The store's change notices (the Secret Service announcing an unlock)
+/// make the retry loop probe at once, the loop's own probe being an hour
+/// away: a notice while the store is still locked costs one probe and
+/// keeps the watch, the next one after the unlock ends the outage, and the
+/// log says how it was noticed.
+#[tokio::test]
+async fn the_stores_change_notices_make_the_retry_loop_probe_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(LockableStore::default());
+    let (notify, notices) = mpsc::unbounded_channel();
+    *store.notices.lock().unwrap() = Some(notices);
+    let broker = broker_with_a_record(dir.path(), &store, Arc::new(OffsetClock::new()));
+    store.locked.store(true, Ordering::SeqCst);
+    broker.start(None).await;
+    let health = Arc::clone(&broker.inner.shared.store_health);
+    assert!(!health.is_available());
+    let lists = || store.lists.load(Ordering::SeqCst);
+    let at_start = lists();
+    let mut probes = health.probes();
+
+    // A burst of notices (a keyring changing) while the store is still
+    // locked: the probes that follow fail, and the loop waits on.
+    for _ in 0..5 {
+        notify.send(()).unwrap();
+    }
+    tokio::time::timeout(Duration::from_secs(30), probes.changed())
+        .await
+        .expect("a notice made the loop probe")
+        .unwrap();
+    assert_eq!(lists(), at_start + 1);
+    assert!(!health.is_available());
+
+    // Unlocked, announced: the store is back and the session restored.
+    store.locked.store(false, Ordering::SeqCst);
+    notify.send(()).unwrap();
+    // (The probe is counted once the sessions that waited are restored.)
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        probes.wait_for(|_| health.is_available()),
+    )
+    .await
+    .expect("the notice after the unlock ended the outage")
+    .unwrap();
+    let status = &broker.status(&Caller::uid(1000), Some("demo")).unwrap()[0];
+    assert_eq!(status.phase, SessionPhase::Active, "{status:?}");
+    // Two probes: the burst's five notices, all come before the loop woke,
+    // were taken by one; neither a request nor the schedule (an hour away)
+    // probed.
+    assert_eq!(lists() - at_start, 2);
     broker.shutdown(Duration::from_secs(1)).await;
 }

@@ -74,9 +74,9 @@ fn many_failures_are_one_transition_and_the_reason_stays_current() {
     assert_eq!(outage.since, since);
     assert!(outage.reason.contains("no Secret Service"));
 
-    assert!(health.recovered().is_some());
+    assert!(health.recovered(ProbeCause::Schedule).is_some());
     assert!(health.is_available() && health.error().is_none());
-    assert!(health.recovered().is_none(), "once");
+    assert!(health.recovered(ProbeCause::Schedule).is_none(), "once");
 }
 
 #[test]

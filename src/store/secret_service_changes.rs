@@ -1,0 +1,66 @@
+//! Notices that the Secret Service may work again, for the broker's retry
+//! loop during an outage (see [`Store::change_feed`](super::Store)).
+//!
+//! Without them, an outage ends at the retry loop's next probe: 15 to 30 s
+//! after it began, then up to 5 minutes apart (or at once when someone asks
+//! for a token or the status). Meanwhile a rotated refresh token is only in
+//! memory. Two signals on the session bus say that a probe may now pass:
+//!
+//! - the Secret Service's `CollectionChanged`, which gnome-keyring and
+//!   `KeePassXC` send when a collection is locked or unlocked, however it
+//!   was unlocked (tokend's prompt, Seahorse, `KeePassXC`'s window, a PAM
+//!   login);
+//! - the bus's `NameOwnerChanged` for `org.freedesktop.secrets`: a keyring
+//!   daemon started (or started again) after tokend.
+//!
+//! The feed has a bus connection of its own, made when an outage begins and
+//! closed when it ends, so a store that works costs nothing. A notice only
+//! makes the loop probe: anything on the bus can send these signals, and a
+//! false one costs one probe (spaced by the loop).
+
+use futures_util::{StreamExt as _, future, stream};
+use zbus::MatchRule;
+use zbus::blocking::{Connection, MessageIterator};
+use zbus::message::Type;
+
+use super::ChangeFeed;
+
+const SECRETS: &str = "org.freedesktop.secrets";
+const SERVICE_PATH: &str = "/org/freedesktop/secrets";
+const SERVICE_INTERFACE: &str = "org.freedesktop.Secret.Service";
+const BUS: &str = "org.freedesktop.DBus";
+
+/// Notices kept unread while the loop probes: a probe follows any of them,
+/// so a few stand for many (a full queue only holds up the feed's own
+/// connection).
+const QUEUED: usize = 8;
+
+/// Subscribes to both signals on a new connection to the session bus.
+///
+/// # Errors
+/// No session bus, or the bus refused the match rules.
+pub fn feed() -> zbus::Result<ChangeFeed> {
+    let connection = Connection::session()?;
+    let collection_changed = MatchRule::builder()
+        .msg_type(Type::Signal)
+        .path(SERVICE_PATH)?
+        .interface(SERVICE_INTERFACE)?
+        .member("CollectionChanged")?
+        .build();
+    let owner_changed = MatchRule::builder()
+        .msg_type(Type::Signal)
+        .sender(BUS)?
+        .interface(BUS)?
+        .member("NameOwnerChanged")?
+        .add_arg(SECRETS)?
+        .build();
+    let changed = MessageIterator::for_match_rule(collection_changed, &connection, Some(QUEUED))?
+        .into_inner();
+    let appeared =
+        MessageIterator::for_match_rule(owner_changed, &connection, Some(QUEUED))?.into_inner();
+    // An error item is a message the connection could not read: not a
+    // notice. The stream ends when the connection does.
+    let notices = stream::select(changed, appeared)
+        .filter_map(|message| future::ready(message.ok().map(drop)));
+    Ok(Box::pin(notices))
+}
