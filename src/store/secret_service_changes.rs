@@ -9,7 +9,7 @@
 //! - the Secret Service's `CollectionChanged`, which gnome-keyring and
 //!   `KeePassXC` send when a collection is locked or unlocked, however it
 //!   was unlocked (tokend's prompt, Seahorse, `KeePassXC`'s window, a PAM
-//!   login);
+//!   login), and its `CollectionCreated` (`KeePassXC` opening a database);
 //! - the bus's `NameOwnerChanged` for `org.freedesktop.secrets`: a keyring
 //!   daemon started (or started again) after tokend.
 //!
@@ -41,11 +41,13 @@ const QUEUED: usize = 8;
 /// No session bus, or the bus refused the match rules.
 pub fn feed() -> zbus::Result<ChangeFeed> {
     let connection = Connection::session()?;
+    // Every signal of the service: `CollectionChanged`, and also
+    // `CollectionCreated`, which `KeePassXC` sends when it opens (unlocks)
+    // a database after it took its name on the bus.
     let collection_changed = MatchRule::builder()
         .msg_type(Type::Signal)
         .path(SERVICE_PATH)?
         .interface(SERVICE_INTERFACE)?
-        .member("CollectionChanged")?
         .build();
     let owner_changed = MatchRule::builder()
         .msg_type(Type::Signal)
