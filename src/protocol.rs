@@ -312,7 +312,9 @@ pub struct LogoutAnswer {
 /// A sentence naming what is wrong with the line, for a `bad_request` answer.
 pub fn parse_request(line: &[u8]) -> Result<Request, String> {
     let text = std::str::from_utf8(line).map_err(|_| "request is not UTF-8".to_owned())?;
-    let text = text.trim();
+    // A byte order mark, which some Windows-born tools put before UTF-8
+    // text, is ignored, as RFC 8259 (section 8.1) allows a JSON reader.
+    let text = text.trim_start_matches('\u{feff}').trim();
     if text.is_empty() {
         return Err("empty request line".to_owned());
     }

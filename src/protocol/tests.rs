@@ -149,6 +149,15 @@ fn bad_requests_are_named() {
     assert!(e.contains("extra"), "{e}");
 }
 
+/// A byte order mark before the object (PowerShell's UTF-8, Notepad) is
+/// ignored, as RFC 8259 allows; it is not JSON anywhere else.
+#[test]
+fn a_byte_order_mark_before_a_request_is_ignored() {
+    let request = parse_request("\u{feff}{\"op\":\"version\"}\r\n".as_bytes()).unwrap();
+    assert_eq!(request, Request::Version);
+    assert!(parse_request("{\"op\":\"version\"}\u{feff}".as_bytes()).is_err());
+}
+
 /// A line that is not JSON, or JSON but not an object, is told so in
 /// words, with serde's position for the first, and never quoted.
 #[test]
