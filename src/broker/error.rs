@@ -96,6 +96,19 @@ pub enum BrokerError {
         /// The failure.
         source: StoreError,
     },
+    /// A logout whose record the store could not delete: the session is
+    /// logged out in tokend all the same, and the record is deleted when
+    /// the store works again (its status says why it is still there).
+    #[error(
+        "provider `{provider}`: logged out in tokend, but its record could not be deleted \
+         ({source}); it is deleted when the store works again"
+    )]
+    RecordNotDeleted {
+        /// The provider.
+        provider: String,
+        /// The failure.
+        source: StoreError,
+    },
     /// The daemon is stopping.
     #[error("tokend is shutting down")]
     ShuttingDown,
@@ -272,7 +285,7 @@ impl BrokerError {
             Self::LoginFailed { .. } => ErrorKind::LoginFailed,
             Self::TokenTooShort { .. } => ErrorKind::TokenTooShort,
             Self::InvalidArgument { .. } => ErrorKind::InvalidArgument,
-            Self::Store { .. } => ErrorKind::Store,
+            Self::Store { .. } | Self::RecordNotDeleted { .. } => ErrorKind::Store,
             Self::ShuttingDown => ErrorKind::ShuttingDown,
         }
     }

@@ -29,12 +29,10 @@ mod token;
 use lines::LineBuffer;
 pub use login::{LoginStream, LoginUpdate};
 pub use status::StatusStream;
-pub use token::SlowTokenNotice;
+pub use token::{SlowAnswerNotice, SlowRequest};
 
 use crate::config::Environment;
-use crate::protocol::{
-    Answer, ErrorBody, LogoutAnswer, ProviderStatus, Request, StatusAnswer, VersionAnswer,
-};
+use crate::protocol::{Answer, ErrorBody, ProviderStatus, Request, StatusAnswer, VersionAnswer};
 
 /// The longest answer line the client accepts, newline excluded.
 pub use crate::protocol::MAX_ANSWER_LINE;
@@ -219,8 +217,8 @@ pub struct Client {
     lines: LineBuffer,
     timeout: Duration,
     /// Said once when a token's answer takes longer than its delay (see
-    /// [`Client::notice_slow_tokens`]).
-    slow_token_notice: Option<(Duration, SlowTokenNotice)>,
+    /// [`Client::notice_slow_answers`]).
+    slow_answer_notice: Option<(Duration, SlowAnswerNotice)>,
 }
 
 impl Client {
@@ -263,7 +261,7 @@ impl Client {
             stream,
             lines: LineBuffer::default(),
             timeout: DEFAULT_TIMEOUT,
-            slow_token_notice: None,
+            slow_answer_notice: None,
         })
     }
 
@@ -306,16 +304,6 @@ impl Client {
             stream: true,
         })?;
         Ok(StatusStream::new(self))
-    }
-
-    /// Forgets the session of `provider`.
-    ///
-    /// # Errors
-    /// As for [`Client::token`].
-    pub fn logout(&mut self, provider: &str) -> Result<LogoutAnswer, ClientError> {
-        self.call(&Request::Logout {
-            provider: provider.to_owned(),
-        })
     }
 
     /// The daemon's protocol and program versions.

@@ -364,7 +364,10 @@ fn a_path_that_is_no_socket_is_named_as_such() {
 fn a_slow_token_is_noticed_once_and_still_waited_for() {
     use std::sync::Mutex;
     static NOTICES: Mutex<Vec<(String, Duration, Duration)>> = Mutex::new(Vec::new());
-    fn notice(provider: &str, waited: Duration, gives_up_after: Duration) {
+    fn notice(request: SlowRequest<'_>, waited: Duration, gives_up_after: Duration) {
+        let SlowRequest::Token(provider) = request else {
+            panic!("{request:?}");
+        };
         NOTICES
             .lock()
             .unwrap()
@@ -374,7 +377,7 @@ fn a_slow_token_is_noticed_once_and_still_waited_for() {
 
     // Answered at once: no notice.
     let (mut client, mut daemon) = pair();
-    client.notice_slow_tokens(Duration::from_secs(30), notice);
+    client.notice_slow_answers(Duration::from_secs(30), notice);
     daemon.write_all(answer).unwrap();
     assert_eq!(
         client.token("gh", None).unwrap().access_token.expose(),
@@ -385,7 +388,7 @@ fn a_slow_token_is_noticed_once_and_still_waited_for() {
     // Answered only once the notice was said: one notice, then the token.
     let (mut client, mut daemon) = pair();
     client.set_timeout(Duration::from_secs(30));
-    client.notice_slow_tokens(Duration::from_millis(10), notice);
+    client.notice_slow_answers(Duration::from_millis(10), notice);
     let late = std::thread::spawn(move || {
         request_line(&daemon);
         for _ in 0..30_000 {
@@ -414,7 +417,7 @@ fn a_slow_token_is_noticed_once_and_still_waited_for() {
     // A delay not shorter than the timeout: no notice, the timeout as before.
     let (mut client, _daemon) = pair();
     client.set_timeout(Duration::from_millis(20));
-    client.notice_slow_tokens(Duration::from_millis(20), notice);
+    client.notice_slow_answers(Duration::from_millis(20), notice);
     assert!(matches!(
         client.token("gh", None),
         Err(ClientError::Timeout { .. })

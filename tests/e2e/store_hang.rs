@@ -89,3 +89,53 @@ fn a_keyring_that_hangs_is_a_store_outage() {
     }
     signal(keyring.pid(), rustix::process::Signal::CONT);
 }
+
+/// A logout that meets a keyring that hangs waits out the store timeout
+/// (the record must be deleted, or the session would come back at the
+/// next start); a person at a terminal is told why after 3 s rather than
+/// left with nothing for 30. The session is logged out in memory at once,
+/// and the answer says the record waits.
+#[test]
+fn a_logout_waiting_for_a_keyring_that_hangs_says_why_on_a_terminal() {
+    let bus = PrivateBus::start();
+    let Some(keyring) = TestKeyring::start_or_skip(&bus, "a_logout_waiting_for_a_keyring") else {
+        return;
+    };
+    let provider = Provider::start(fast());
+    let daemon = Daemon::start_with(
+        &provider.config("demo"),
+        DaemonOptions::with_keyring_on(&bus),
+    );
+    login(&daemon, "demo", |code| {
+        provider.approve(code).unwrap();
+    });
+    signal(keyring.pid(), rustix::process::Signal::STOP);
+
+    // On a terminal (a pty, from `script`).
+    let command = format!(
+        "{} --socket {} logout demo",
+        env!("CARGO_BIN_EXE_tokenctl"),
+        daemon.socket.display()
+    );
+    let output = std::process::Command::new("script")
+        .args(["--quiet", "--command", &command, "/dev/null"])
+        .env("TERM", "dumb")
+        .env_remove("TOKEND_SOCKET")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run script");
+    let screen = String::from_utf8_lossy(&output.stdout);
+    let notice = "the logout of `demo` is not done after 3 s: tokend is waiting for its store";
+    assert_eq!(screen.matches(notice).count(), 1, "{screen}");
+    assert!(
+        screen.contains(
+            "provider `demo`: logged out in tokend, but its record could not be deleted \
+             (store failed: no answer within 30 s"
+        ) && screen.contains("it is deleted when the store works again"),
+        "{screen}"
+    );
+    let out = daemon.tokenctl(&["--json", "status", "demo"]);
+    let status: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("status JSON");
+    assert_eq!(status[0]["state"], "logged_out", "{status}");
+    signal(keyring.pid(), rustix::process::Signal::CONT);
+}

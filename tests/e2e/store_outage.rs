@@ -197,6 +197,12 @@ fn a_logout_during_an_outage_is_carried_out_when_the_store_is_back() {
     exchange(&records, &away);
     let out = daemon.tokenctl(&["logout", "gone"]);
     assert!(!out.status.success(), "the delete failed, and says so");
+    assert!(
+        stderr(&out).contains("logged out in tokend, but its record could not be deleted")
+            && stderr(&out).contains("not a directory"),
+        "{}",
+        stderr(&out)
+    );
     let status = stdout(&daemon.tokenctl(&["--json", "status", "gone"]));
     assert!(status.contains("\"state\":\"logged_out\""), "{status}");
     assert!(

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 use tokend::cli::{CredentialProtocol, TokenctlArgs as Cli, TokenctlCommand as Command};
-use tokend::client::{self, Client, ClientError};
+use tokend::client::{self, Client, ClientError, SlowRequest};
 use tokend::config::Environment;
 use tokend::protocol::{
     Answer, METRICS_SINCE, PROTOCOL_VERSION, ProviderStatus, STATUS_STREAM_SINCE,
@@ -69,7 +69,7 @@ fn docker_helper(action: Option<std::ffi::OsString>) -> ExitCode {
             .unwrap_or_else(|| client::default_socket_path(&Environment::from_process()));
         let mut client = Client::connect(&socket)?;
         client.set_timeout(client::DEFAULT_TIMEOUT);
-        notice_slow_tokens(&mut client);
+        notice_slow_answers(&mut client);
         let protocol = client.version().ok().map(|v| v.protocol);
         Ok((client, protocol))
     };
@@ -195,32 +195,44 @@ fn connect_checked(cli: &Cli) -> Result<(Client, Option<u32>), ClientError> {
 fn connect(cli: &Cli) -> Result<Client, ClientError> {
     let mut client = Client::connect(&socket_path(cli))?;
     client.set_timeout(Duration::from_secs(cli.timeout));
-    notice_slow_tokens(&mut client);
+    notice_slow_answers(&mut client);
     Ok(client)
 }
 
-/// How long a token may take before a person at a terminal is told why:
-/// from memory it comes in a millisecond, after a refresh in a second or
-/// so even from a distant provider.
-const SLOW_TOKEN_NOTICE: Duration = Duration::from_secs(3);
+/// How long a token (or a logout) may take before a person at a terminal
+/// is told why: from memory a token comes in a millisecond, after a
+/// refresh in a second or so even from a distant provider, and a logout
+/// deletes a record in milliseconds.
+const SLOW_ANSWER_NOTICE: Duration = Duration::from_secs(3);
 
 /// When stderr is a terminal (a person waits: `tokenctl token`, `exec`,
-/// git or kubectl running a credential helper), says once why a token is
-/// slow; never on a pipe or a log, where scripts read stderr.
-fn notice_slow_tokens(client: &mut Client) {
-    fn say(provider: &str, waited: Duration, gives_up_after: Duration) {
+/// `logout`, git or kubectl running a credential helper), says once why an
+/// answer is slow; never on a pipe or a log, where scripts read stderr.
+fn notice_slow_answers(client: &mut Client) {
+    fn say(request: SlowRequest<'_>, waited: Duration, gives_up_after: Duration) {
+        let why = match request {
+            SlowRequest::Token(provider) => format!(
+                "no token of `{}` yet after {} s: tokend is refreshing it at a provider \
+                 that is slow to answer, or waiting for its keyring (unlock it if asked)",
+                format::clean(provider),
+                waited.as_secs()
+            ),
+            SlowRequest::Logout(provider) => format!(
+                "the logout of `{}` is not done after {} s: tokend is waiting for its store \
+                 to delete the session's record (a keyring to unlock, or one that does not \
+                 answer)",
+                format::clean(provider),
+                waited.as_secs()
+            ),
+        };
         let _ = writeln!(
             io::stderr(),
-            "tokenctl: no token of `{}` yet after {} s: tokend is refreshing it at a provider \
-             that is slow to answer, or waiting for its keyring (unlock it if asked); \
-             waiting up to {} s (--timeout)",
-            format::clean(provider),
-            waited.as_secs(),
+            "tokenctl: {why}; waiting up to {} s (--timeout)",
             gives_up_after.as_secs()
         );
     }
     if io::stderr().is_terminal() {
-        client.notice_slow_tokens(SLOW_TOKEN_NOTICE, say);
+        client.notice_slow_answers(SLOW_ANSWER_NOTICE, say);
     }
 }
 

@@ -111,7 +111,7 @@ async fn a_save_held_in_the_store_cannot_undo_a_later_logout() {
 
     let logged_out = broker.logout(&caller, "demo").await;
     assert!(
-        matches!(logged_out, Err(BrokerError::Store { .. })),
+        matches!(logged_out, Err(BrokerError::RecordNotDeleted { .. })),
         "{logged_out:?}"
     );
     // The recovery lists the records (the store answers that) and makes

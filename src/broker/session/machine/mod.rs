@@ -380,6 +380,12 @@ impl SessionMachine {
                 if !showed_nothing || result.is_err() {
                     out.push(self.changed());
                 }
+                let result = result.map_err(|e| match e {
+                    BrokerError::Store { provider, source } => {
+                        BrokerError::RecordNotDeleted { provider, source }
+                    }
+                    other => other,
+                });
                 out.push(Effect::Reply(Reply::Done(result)));
             }
             WritePurpose::Revoked { generation, reason } => {
