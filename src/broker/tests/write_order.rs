@@ -37,13 +37,26 @@ impl SlowedStore {
         }
     }
 
-    fn hold_saves(&self) {
+    /// Holds saves until the guard is dropped: also when an assertion
+    /// fails, or the held blocking thread would keep the test's runtime
+    /// from shutting down, and the test would hang instead of failing.
+    fn hold_saves(&self) -> HeldSaves<'_> {
         *self.hold.lock().unwrap() = true;
+        HeldSaves(self)
     }
+}
 
-    fn release_saves(&self) {
-        *self.hold.lock().unwrap() = false;
-        self.released.notify_all();
+/// Saves held in a [`SlowedStore`] until this is dropped.
+struct HeldSaves<'a>(&'a SlowedStore);
+
+impl Drop for HeldSaves<'_> {
+    fn drop(&mut self) {
+        *self
+            .0
+            .hold
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = false;
+        self.0.released.notify_all();
     }
 }
 
@@ -97,7 +110,7 @@ async fn a_save_held_in_the_store_cannot_undo_a_later_logout() {
     broker.start(None).await;
     let caller = Caller::uid(1000);
 
-    store.hold_saves();
+    let held = store.hold_saves();
     let mut login = broker.login(&caller, "demo").unwrap();
     let prompt = login.prompt().await.unwrap();
     emulator.approve(&prompt.user_code).unwrap();
@@ -121,7 +134,7 @@ async fn a_save_held_in_the_store_cannot_undo_a_later_logout() {
     let health = &broker.inner.shared.store_health;
     health.nudge();
     made.wait_for(|n| *n >= 2).await.unwrap();
-    store.release_saves();
+    drop(held);
     store
         .finished
         .subscribe()
