@@ -58,10 +58,25 @@ impl TokenctlArgs {
     /// counts as unset. clap takes a variable that is set, even empty, for
     /// a value given, and refuses an empty one as it refuses `--socket ""`
     /// (`a value is required for '--socket <PATH>'`, exit 2).
+    ///
+    /// And a usage error's `Usage:` line is the command's own: clap lists
+    /// an argument set from the environment there as if it had been typed
+    /// (`Usage: tokenctl token --socket <PATH> <NAME>` with `TOKEND_SOCKET`
+    /// set), so the error shown is that of a parse without the variable,
+    /// which the variable cannot change otherwise.
     #[must_use]
     pub fn parse_command_line() -> Self {
         let empty = std::env::var_os(SOCKET_VARIABLE).is_some_and(|v| v.is_empty());
-        let mut matches = Self::command_reading_socket_variable(!empty).get_matches();
+        let mut matches = match Self::command_reading_socket_variable(!empty).try_get_matches() {
+            Ok(matches) => matches,
+            // `--help` and `--version` (on stdout) show the variable's value.
+            Err(e) if !e.use_stderr() => e.exit(),
+            Err(e) => Self::command_reading_socket_variable(false)
+                .try_get_matches()
+                .err()
+                .unwrap_or(e)
+                .exit(),
+        };
         Self::from_arg_matches_mut(&mut matches)
             .unwrap_or_else(|e| e.format(&mut Self::command()).exit())
     }

@@ -143,6 +143,27 @@ fn the_runtime_directory_of_the_callers_unit_is_not_searched() {
     );
 }
 
+/// A usage error's `Usage:` line is the verb's own when `TOKEND_SOCKET` is
+/// set: clap showed the variable's `--socket <PATH>` there as if it were
+/// required. The exit status and the error are as without the variable.
+#[test]
+fn a_usage_error_beside_the_socket_variable_shows_the_verbs_own_usage() {
+    let unset = tokenctl().args(["token"]).output().unwrap();
+    let set = tokenctl()
+        .env("TOKEND_SOCKET", "/run/tokend/elsewhere.sock")
+        .args(["token"])
+        .output()
+        .unwrap();
+    let stderr = text(&set.stderr);
+    assert!(stderr.contains("Usage: tokenctl token <NAME>"), "{stderr}");
+    assert!(!stderr.contains("--socket"), "{stderr}");
+    assert_eq!(
+        (set.status.code(), stderr),
+        (unset.status.code(), text(&unset.stderr))
+    );
+    assert_eq!(set.status.code(), Some(2));
+}
+
 /// An empty `TOKEND_SOCKET` counts as unset: tokenctl looks where it looks
 /// with no variable (clap took the empty value for `--socket ""` and
 /// refused every verb with exit 2, "a value is required for '--socket
