@@ -80,6 +80,15 @@ impl Broker {
         self.inner.shared.store_health.report()
     }
 
+    /// Changes of the store's state: it became unavailable, available
+    /// again, or unavailable for another reason. Read the state with
+    /// [`Self::store_status`] when this changes (the D-Bus front-end
+    /// signals the broker object's store properties so).
+    #[must_use]
+    pub fn store_changes(&self) -> tokio::sync::watch::Receiver<crate::broker::StoreState> {
+        self.inner.shared.store_health.subscribe()
+    }
+
     /// One line for systemd's `STATUS=`: "3 providers: 2 active, 1 login required".
     #[must_use]
     pub fn summary(&self) -> String {

@@ -196,14 +196,15 @@ impl StoreHealth {
                 };
                 true
             }
-            // Not a transition: the loop already runs, and nobody needs
-            // waking; the status shows the newer reason.
+            // Not a transition: the loop already runs. A new reason is
+            // told to the watchers (D-Bus signals `StoreError`); the loop
+            // only waits for a transition, so it is not woken.
             StoreState::Unavailable { error: current, .. } => {
                 if current != error {
                     reason_changed = true;
                     current.clone_from(error);
                 }
-                false
+                reason_changed
             }
         });
         if became_unavailable {

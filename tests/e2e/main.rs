@@ -32,6 +32,7 @@ mod kubectl_credential;
 mod malformed_answers;
 mod metrics;
 mod need_to_know;
+mod need_to_know_store;
 mod one_daemon_per_store;
 mod persistence_crash;
 mod persistence_file_store;

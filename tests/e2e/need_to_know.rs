@@ -27,21 +27,21 @@ use support::provider::Provider;
 const PYTHON: &str = "/usr/bin/python3";
 
 /// A local user with no role anywhere: Debian's `daemon` (uid and gid 1).
-const STRANGER: u32 = 1;
+pub(crate) const STRANGER: u32 = 1;
 
 /// The D-Bus calls one user other than the daemon's may have in progress.
 const CALLS_PER_OTHER_USER: usize = 64;
 
 /// How long a peer may take to show it listens.
-const READY_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The peer script, in a directory every uid can read.
-struct PeerScript {
+pub(crate) struct PeerScript {
     dir: tempfile::TempDir,
 }
 
 impl PeerScript {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let dir = tempfile::Builder::new()
             .prefix("tokend-peer.")
             .tempdir()
@@ -59,7 +59,7 @@ impl PeerScript {
 
     /// The peer run as `uid` with the one group `gid` (primary and only
     /// supplementary group, as a login gives).
-    fn command(&self, uid: u32, gid: u32, address: &str) -> Command {
+    pub(crate) fn command(&self, uid: u32, gid: u32, address: &str) -> Command {
         let mut command = Command::new("setpriv");
         command
             .arg(format!("--reuid={uid}"))
@@ -138,7 +138,7 @@ fn daemon_on(bus: &PrivateBus, config: &str) -> Daemon {
 }
 
 /// The lines a peer prints, as they come.
-fn lines_of(stdout: std::process::ChildStdout) -> mpsc::Receiver<String> {
+pub(crate) fn lines_of(stdout: std::process::ChildStdout) -> mpsc::Receiver<String> {
     let (send, lines) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {

@@ -157,6 +157,13 @@ impl Peers {
     /// The peers a signal about a provider with `policy` may reach: those
     /// with at least the role `needed` on it.
     pub(super) fn recipients(&self, policy: &AccessPolicy, needed: Role) -> Recipients {
+        self.recipients_where(|caller| policy.role(caller) >= needed)
+    }
+
+    /// The peers a signal may reach that `may_know` allows: every one on
+    /// the session bus (all are the owner), the known callers it allows
+    /// on the system bus.
+    pub(super) fn recipients_where(&self, may_know: impl Fn(&Caller) -> bool) -> Recipients {
         if self.broadcast {
             return Recipients::Broadcast;
         }
@@ -164,7 +171,7 @@ impl Peers {
             self.map()
                 .callers
                 .iter()
-                .filter(|(_, caller)| policy.role(caller) >= needed)
+                .filter(|(_, caller)| may_know(caller))
                 .map(|(name, _)| name.clone())
                 .collect(),
         )

@@ -37,7 +37,7 @@ pub(super) fn properties_of(
 }
 
 /// The store's properties on `org.tokend.Broker1`.
-fn store_properties(store: &StoreReport) -> Vec<(&'static str, Value<'static>)> {
+pub(super) fn store_properties(store: &StoreReport) -> Vec<(&'static str, Value<'static>)> {
     let (reason, since) = match &store.outage {
         None => (String::new(), 0),
         Some(outage) => (outage.reason.clone(), unix_secs(outage.since)),

@@ -10,7 +10,11 @@
 //! left out (`signalled` says when that is safe), so the last one sent
 //! always carries what `Get` answers.
 //!
-//! Every signal names a provider, so each goes to the peers
+//! The broker object's store properties (`StoreState`, `StoreError`,
+//! `StoreUnavailableSince`) are signalled the same way when the store's
+//! state changes, to the peers who may read them.
+//!
+//! Every other signal names a provider, so each goes to the peers
 //! [`Peers::recipients`] picks for that provider's access rule: a login's
 //! prompt to those who may manage it, everything else to those who may
 //! use it (see `peers` for the session bus, where that is everyone).
@@ -27,7 +31,7 @@ use zbus::zvariant::{DynamicType, Value};
 
 use super::methods::{OBJECT_MANAGER, PROPERTIES, PROVIDER_INTERFACE};
 use super::peers::{Peers, Recipients};
-use super::properties::{managed_object, provider_properties};
+use super::properties::{managed_object, provider_properties, store_properties};
 use super::signalled::{PropertiesSent, Signalled};
 use super::{BROKER_INTERFACE, BROKER_PATH, provider_path};
 use crate::broker::{AccessPolicy, Broker, BrokerEvent, Caller, Role, SessionReport};
@@ -49,6 +53,7 @@ pub(super) async fn forward_events(
     shutdown: CancellationToken,
 ) {
     let mut events = broker.subscribe();
+    let mut store = broker.store_changes();
     let signals = Signals {
         connection,
         broker,
@@ -60,6 +65,12 @@ pub(super) async fn forward_events(
     loop {
         let event = tokio::select! {
             e = events.recv() => e,
+            changed = store.changed() => {
+                if changed.is_ok() {
+                    signals.store_changed().await;
+                }
+                continue;
+            }
             () = shutdown.cancelled() => return,
             // No signal can go out any more: the loss is reported (once)
             // by the calls' stream, and the daemon stops.
@@ -148,6 +159,21 @@ impl Signals {
                     .await;
             }
         }
+    }
+
+    /// The store became unavailable, available again, or unavailable for
+    /// another reason: the broker object's store properties, to the peers
+    /// who may read them (those who may see a provider).
+    async fn store_changed(&self) {
+        let properties: HashMap<&str, Value<'_>> = store_properties(&self.broker.store_status())
+            .into_iter()
+            .collect();
+        let body = (BROKER_INTERFACE, properties, Vec::<&str>::new());
+        let to = self
+            .peers
+            .recipients_where(|caller| self.broker.sees_a_provider(caller));
+        self.send(to, BROKER_PATH, PROPERTIES, "PropertiesChanged", &body)
+            .await;
     }
 
     /// The provider as its owner sees it (every field).

@@ -29,6 +29,17 @@ fn start(options: Rfc8628Options, providers: &[&str]) -> Setup {
 }
 
 fn start_on(bus: PrivateBus, options: Rfc8628Options, providers: &[&str]) -> Setup {
+    let daemon = DaemonOptions::on_session_bus(&bus);
+    start_with(bus, options, providers, daemon)
+}
+
+/// [`start_on`] with the daemon's options (a store other than memory).
+fn start_with(
+    bus: PrivateBus,
+    options: Rfc8628Options,
+    providers: &[&str],
+    daemon: DaemonOptions,
+) -> Setup {
     let provider = Provider::start(options);
     // `sync` is never logged in: starting its login is the barrier that
     // proves a signal monitor is listening (see `Setup::monitor`).
@@ -37,7 +48,7 @@ fn start_on(bus: PrivateBus, options: Rfc8628Options, providers: &[&str]) -> Set
         .chain(&["sync"])
         .map(|name| provider.config(name))
         .collect();
-    let daemon = Daemon::start_with(&config, DaemonOptions::on_session_bus(&bus));
+    let daemon = Daemon::start_with(&config, daemon);
     Setup {
         provider,
         daemon,

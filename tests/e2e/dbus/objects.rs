@@ -147,8 +147,8 @@ fn introspection_matches_the_committed_interface_file() {
             "{interface} differs from dist/dbus/org.tokend.Broker1.xml"
         );
     }
-    // The store's properties say they are not signalled, so a client that
-    // caches properties does not show a stale state (busctl's flags).
+    // The store's properties say they are signalled (the default), so a
+    // client that caches properties follows them (busctl's flags).
     let out = setup
         .bus
         .command("busctl")
@@ -166,7 +166,7 @@ fn introspection_matches_the_committed_interface_file() {
             .lines()
             .find(|l| l.starts_with(&format!(".{property} ")))
             .unwrap_or_else(|| panic!("no {property} in:\n{listing}"));
-        assert!(!line.contains("emits-change"), "{line}");
+        assert!(line.contains("emits-change"), "{line}");
     }
 }
 

@@ -6,6 +6,10 @@ use super::*;
 
 use std::collections::BTreeMap;
 
+use support::daemon::token;
+use support::keyring::TestKeyring;
+use tokend::client::Client;
+
 /// The properties of `org.tokend.Provider1`, as `gdbus` prints them.
 const PROPERTIES: [&str; 7] = [
     "Name",
@@ -122,6 +126,58 @@ fn a_device_login_signals_each_change_of_properties_once() {
     let signals = setup.check_properties_changed(&lines, path);
     let states: Vec<&str> = signals.iter().map(|s| s["State"].as_str()).collect();
     assert_eq!(states, ["<'login_pending'>", "<'active'>"], "{signals:#?}");
+}
+
+/// A D-Bus client watching the store (a desktop indicator) is told when it
+/// goes down and when it is back: `PropertiesChanged` of the broker
+/// object's store properties (they were read on demand only), the last one
+/// what `GetAll` answers. Here a keyring locked under a refresh, then
+/// unlocked.
+#[test]
+fn the_store_going_down_and_coming_back_is_signalled() {
+    let bus = PrivateBus::start();
+    let Some(keyring) = TestKeyring::start_or_skip(&bus, "the_store_going_down_and_coming_back")
+    else {
+        return;
+    };
+    let daemon = DaemonOptions {
+        store: "secret-service",
+        ..DaemonOptions::on_session_bus(&bus)
+    };
+    let setup = start_with(bus, fast(), &["demo"], daemon);
+    login(&setup.daemon, "demo", |code| {
+        setup.provider.approve(code).unwrap();
+    });
+    let mut monitor = setup.monitor();
+    let changed = "/org/tokend/Broker1: org.freedesktop.DBus.Properties.PropertiesChanged \
+                   ('org.tokend.Broker1', ";
+
+    keyring.lock_default_collection();
+    let stale = token(&setup.daemon, "demo", &[]);
+    let mut client = Client::connect(&setup.daemon.socket).expect("connect");
+    client
+        .token_replacing("demo", &stale)
+        .expect("a new token, from memory");
+    let down = monitor.wait_for(changed);
+    assert!(
+        down.contains("'StoreState': <'unavailable'>") && down.contains("unlock your keyring"),
+        "{down}"
+    );
+
+    keyring.unlock_default_collection();
+    let back = monitor.wait_for(changed);
+    assert!(
+        back.contains("'StoreState': <'available'>")
+            && back.contains("'StoreError': <''>")
+            && back.contains("'StoreUnavailableSince': <int64 0>"),
+        "{back}"
+    );
+    let out = setup.gdbus(
+        "/org/tokend/Broker1",
+        "org.freedesktop.DBus.Properties.Get",
+        &["org.tokend.Broker1", "StoreState"],
+    );
+    assert_eq!(text(&out.stdout).trim(), "(<'available'>,)");
 }
 
 #[test]

@@ -5,6 +5,10 @@ own D-Bus client can learn. Run as that user with /usr/bin/python3.
     bus_peer.py ADDRESS call METHOD NAME    # one org.tokend.Broker1 call
     bus_peer.py ADDRESS listen PROVIDER     # every signal it receives, until
                                             # LoginFinished for PROVIDER
+    bus_peer.py ADDRESS listen-until-told   # every signal it receives, until
+                                            # a line on stdin, then the answer
+                                            # to one more call (every signal
+                                            # tokend sent it before is in)
     bus_peer.py ADDRESS flood CONNS CALLS METHOD NAME
                                             # CALLS calls on each of CONNS
                                             # connections, sent at once
@@ -53,7 +57,7 @@ def ask(conn):
         print(json.dumps({"call": name, **answer}), flush=True)
 
 
-def listen(conn, until):
+def subscribe(conn):
     conn.send_and_get_reply(message_bus.AddMatch(MatchRule(type="signal")))
     try:
         conn.send_and_get_reply(message_bus.AddMatch(MatchRule(eavesdrop=True)))
@@ -61,6 +65,42 @@ def listen(conn, until):
         pass
     call(conn, BROKER, NAME, "ListProviders")
     print("ready", flush=True)
+
+
+def print_signal(msg):
+    fields = msg.header.fields
+    print(json.dumps({"signal": fields.get(HeaderFields.member), "path": fields.get(HeaderFields.path),
+                      "sender": fields.get(HeaderFields.sender), "body": repr(msg.body)}), flush=True)
+
+
+def listen_until_told(conn):
+    import select
+    subscribe(conn)
+    deadline = time.monotonic() + LISTEN_LIMIT_S
+    barrier = None
+    while time.monotonic() < deadline:
+        if barrier is None and select.select([sys.stdin], [], [], 0)[0]:
+            sys.stdin.readline()
+            # tokend answers this after every signal it sent before: once
+            # the answer is in, so is each of them.
+            barrier = next(conn.outgoing_serial)
+            conn.send(new_method_call(DBusAddress(BROKER, bus_name=NAME, interface=NAME),
+                                      "ListProviders"), serial=barrier)
+        try:
+            msg = conn.receive(timeout=0.05)
+        except TimeoutError:
+            continue
+        kind = msg.header.message_type
+        if kind == MessageType.signal:
+            print_signal(msg)
+        elif barrier is not None and msg.header.fields.get(HeaderFields.reply_serial) == barrier:
+            return 0
+    print("not told to stop", file=sys.stderr)
+    return 3
+
+
+def listen(conn, until):
+    subscribe(conn)
     deadline = time.monotonic() + LISTEN_LIMIT_S
     while time.monotonic() < deadline:
         try:
@@ -69,10 +109,8 @@ def listen(conn, until):
             break
         if msg.header.message_type != MessageType.signal:
             continue
-        fields = msg.header.fields
-        member = fields.get(HeaderFields.member)
-        print(json.dumps({"signal": member, "path": fields.get(HeaderFields.path),
-                          "sender": fields.get(HeaderFields.sender), "body": repr(msg.body)}), flush=True)
+        print_signal(msg)
+        member = msg.header.fields.get(HeaderFields.member)
         if member == "LoginFinished" and msg.body and msg.body[0] == until:
             return 0
     print("no LoginFinished for " + until, file=sys.stderr)
@@ -132,6 +170,8 @@ def main():
         method, provider = sys.argv[3], sys.argv[4]
         print(json.dumps(call(conn, BROKER, NAME, method, "s", (provider,))), flush=True)
         return 0
+    if mode == "listen-until-told":
+        return listen_until_told(conn)
     return listen(conn, sys.argv[3])
 
 
