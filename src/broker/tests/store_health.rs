@@ -67,9 +67,15 @@ fn many_failures_are_one_transition_and_the_reason_stays_current() {
         store: "test store",
         reason: "no Secret Service on the session bus".into(),
     };
-    health.failed(&missing);
-    // No second transition: nobody is woken, the status shows the newer reason.
+    health.failed(&locked());
+    // The same failure again: nobody is told anything.
     assert!(!changes.has_changed().unwrap());
+    health.failed(&missing);
+    // No second transition, but a new reason, which the watchers are told
+    // (D-Bus signals `StoreError`) and the status shows; the outage's
+    // start stays.
+    assert!(changes.has_changed().unwrap());
+    assert!(!changes.borrow_and_update().is_available());
     let outage = health.report().outage.expect("unavailable");
     assert_eq!(outage.since, since);
     assert!(outage.reason.contains("no Secret Service"));
