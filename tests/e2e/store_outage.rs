@@ -228,6 +228,42 @@ fn a_logout_during_an_outage_is_carried_out_when_the_store_is_back() {
     );
 }
 
+/// A logout whose delete the store could not make, and a stop before the
+/// store works again: the stop says the next start finds the session again
+/// and what undoes that (not "log in", which a lost refresh token needs);
+/// and so it is, until that logout.
+#[test]
+fn a_stop_before_a_logouts_delete_says_the_session_comes_back() {
+    let provider = Provider::rfc8628();
+    let store = FileStore::new();
+    let providers = provider.config("gone");
+    let seeded = store.seed(&provider, &providers, |_| Duration::from_secs(4 * 3600));
+    let mut daemon = Daemon::start_with(&providers, store.options());
+    let records = store.sessions_dir();
+    let away = records.with_extension("away");
+    std::fs::write(&away, b"not a directory").unwrap();
+    exchange(&records, &away);
+    assert!(!daemon.tokenctl(&["logout", "gone"]).status.success());
+    daemon.stop();
+    let said = daemon.wait_for_log(1, &["event=\"unsaved_at_stop\""]);
+    assert!(
+        said[0].contains("provider=gone")
+            && said[0].contains("the next start finds the session again")
+            && said[0].contains("run `tokenctl logout gone` once the store works")
+            && !said[0].contains("tokenctl login"),
+        "{said:?}"
+    );
+
+    exchange(&records, &away);
+    daemon.restart();
+    assert_eq!(
+        token(&daemon, "gone", &["--min-valid", "0"]),
+        seeded[0].access_token
+    );
+    assert!(daemon.tokenctl(&["logout", "gone"]).status.success());
+    assert!(!store.record("gone").exists());
+}
+
 /// A refresh during an outage leaves its rotated refresh token in memory
 /// alone. A stop writes it if the store is back (else the next start would
 /// present the rotated-away token, and the provider would revoke the

@@ -143,6 +143,12 @@ impl Session {
         self.state().machine.is_store_dirty()
     }
 
+    /// Whether the store still holds the record of this session, logged
+    /// out in memory only (the logout's delete failed).
+    pub(crate) fn owes_a_logouts_delete(&self) -> bool {
+        self.state().machine.owes_a_logouts_delete()
+    }
+
     /// What the session was still doing when a stop's grace ran out, in
     /// words for the log, or `None`: a refresh the provider had not
     /// answered, or a store write that had not returned.

@@ -256,6 +256,12 @@ impl SessionMachine {
         self.store_dirty
     }
 
+    /// Whether the store still holds the record of a session logged out in
+    /// memory only (the logout's delete failed).
+    pub(crate) fn owes_a_logouts_delete(&self) -> bool {
+        self.store_dirty && matches!(self.state, SessionState::LoggedOut)
+    }
+
     /// What a reload hands to the session that replaces this one, or
     /// `None` when there are no tokens to take over.
     pub(crate) fn handover(&self) -> Option<Handover> {
