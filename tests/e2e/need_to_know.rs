@@ -11,7 +11,7 @@
 use crate::dist_dbus::{policy_for_this_user, system_like_bus};
 use crate::support;
 
-use std::io::{BufRead as _, BufReader};
+use std::io::{BufRead as _, BufReader, Write as _};
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -33,7 +33,7 @@ pub(crate) const STRANGER: u32 = 1;
 const CALLS_PER_OTHER_USER: usize = 64;
 
 /// How long a peer may take to show it listens.
-pub(crate) const READY_TIMEOUT: Duration = Duration::from_secs(30);
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The peer script, in a directory every uid can read.
 pub(crate) struct PeerScript {
@@ -90,27 +90,53 @@ impl PeerScript {
 }
 
 /// A listening peer: its stdout lines arrive on a channel.
-struct Listener {
+pub(crate) struct Listener {
     child: std::process::Child,
     lines: mpsc::Receiver<String>,
 }
 
 impl Listener {
+    /// Listens until `LoginFinished` for the provider `until`.
     fn start(script: &PeerScript, uid: u32, gid: u32, address: &str, until: &str) -> Self {
-        let mut child = script
-            .command(uid, gid, address)
-            .args(["listen", until])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut command = script.command(uid, gid, address);
+        command.args(["listen", until]);
+        Self::spawn(command)
+    }
+
+    /// Listens until [`Self::finish`] tells it to stop (uid and gid `uid`).
+    pub(crate) fn until_told(script: &PeerScript, uid: u32, address: &str) -> Self {
+        let mut command = script.command(uid, uid, address);
+        command.arg("listen-until-told").stdin(Stdio::piped());
+        Self::spawn(command)
+    }
+
+    fn spawn(mut command: Command) -> Self {
+        let mut child = command.stdout(Stdio::piped()).spawn().unwrap();
         let lines = lines_of(child.stdout.take().unwrap());
         let ready = lines.recv_timeout(READY_TIMEOUT);
         assert_eq!(ready.as_deref(), Ok("ready"), "the peer did not start");
         Self { child, lines }
     }
 
-    /// Every signal it received, once it saw the end it waits for.
-    fn finish(mut self) -> Vec<String> {
+    /// Waits (at most [`READY_TIMEOUT`]) for a line holding every one of
+    /// `needles`.
+    pub(crate) fn wait_for(&self, needles: &[&str]) -> String {
+        loop {
+            match self.lines.recv_timeout(READY_TIMEOUT) {
+                Ok(line) if needles.iter().all(|n| line.contains(n)) => return line,
+                Ok(_) => {}
+                Err(e) => panic!("no signal with {needles:?}: {e}"),
+            }
+        }
+    }
+
+    /// Every signal it received, once it saw the end it waits for (told
+    /// now, for one started [`Self::until_told`]: then every signal tokend
+    /// sent it before the answer to its last call).
+    pub(crate) fn finish(mut self) -> Vec<String> {
+        if let Some(mut stdin) = self.child.stdin.take() {
+            writeln!(stdin, "stop").unwrap();
+        }
         let status = self.child.wait().unwrap();
         let lines: Vec<String> = self.lines.try_iter().collect();
         assert!(status.success(), "the peer saw no end: {lines:#?}");
@@ -138,7 +164,7 @@ fn daemon_on(bus: &PrivateBus, config: &str) -> Daemon {
 }
 
 /// The lines a peer prints, as they come.
-pub(crate) fn lines_of(stdout: std::process::ChildStdout) -> mpsc::Receiver<String> {
+fn lines_of(stdout: std::process::ChildStdout) -> mpsc::Receiver<String> {
     let (send, lines) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
