@@ -112,6 +112,13 @@ const NO_SERVICE: &str = "no Secret Service on the session bus: install/start gn
 /// What to do when the keyring is locked.
 const UNLOCK: &str = "store locked: unlock your keyring";
 
+/// The Secret Service's bus name, object and interface, for the calls and
+/// signals tokend's own client uses (`secret_service_unlock.rs`,
+/// `secret_service_changes.rs`).
+const SECRETS: &str = "org.freedesktop.secrets";
+const SERVICE_PATH: &str = "/org/freedesktop/secrets";
+const SERVICE_INTERFACE: &str = "org.freedesktop.Secret.Service";
+
 /// Refresh tokens in the Secret Service of the user's session bus.
 pub struct SecretServiceStore {
     /// keyring's store: one D-Bus connection and one Secret Service session.

@@ -23,11 +23,9 @@ use zbus::MatchRule;
 use zbus::blocking::{Connection, MessageIterator};
 use zbus::message::Type;
 
-use super::ChangeFeed;
+use super::{SECRETS, SERVICE_INTERFACE, SERVICE_PATH};
+use crate::store::ChangeFeed;
 
-const SECRETS: &str = "org.freedesktop.secrets";
-const SERVICE_PATH: &str = "/org/freedesktop/secrets";
-const SERVICE_INTERFACE: &str = "org.freedesktop.Secret.Service";
 const BUS: &str = "org.freedesktop.DBus";
 
 /// Notices kept unread while the loop probes: a probe follows any of them,

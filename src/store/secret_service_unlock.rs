@@ -29,10 +29,8 @@ use zbus::blocking::Connection;
 use zbus::zvariant::{ObjectPath, OwnedObjectPath};
 
 use super::errors::{Cause, classify};
+use super::{SECRETS, SERVICE_INTERFACE, SERVICE_PATH};
 
-const SECRETS: &str = "org.freedesktop.secrets";
-const SERVICE_PATH: &str = "/org/freedesktop/secrets";
-const SERVICE_INTERFACE: &str = "org.freedesktop.Secret.Service";
 const PROMPT_INTERFACE: &str = "org.freedesktop.Secret.Prompt";
 /// The collection keyring's store keeps items in, by its alias.
 const DEFAULT_COLLECTION: &str = "/org/freedesktop/secrets/aliases/default";
