@@ -146,23 +146,24 @@ impl Broker {
         let mut all = true;
         for session in dirty.iter().filter(|s| s.is_store_dirty()) {
             all = false;
-            if session.owes_a_logouts_delete() {
-                // The next start finds the session again: say what undoes
-                // that, not what a lost refresh token needs.
-                error!(
-                    provider = %session.name,
-                    event = "unsaved_at_stop",
-                    "the store could not delete the record of this logged-out session before the stop: the next start finds the session again; run `tokenctl logout {}` once the store works",
+            // A logout's record: the next start finds the session again,
+            // so say what undoes that, not what a lost refresh token needs.
+            let what = if session.owes_a_logouts_delete() {
+                format!(
+                    "the store could not delete the record of this logged-out session before \
+                     the stop: the next start finds the session again; run `tokenctl logout {}` \
+                     once the store works",
                     session.name
-                );
+                )
             } else {
-                error!(
-                    provider = %session.name,
-                    event = "unsaved_at_stop",
-                    "the store could not be written before the stop: the next start reads its older copy of the session (a refresh token that may no longer work); if it fails, run `tokenctl login {}`",
+                format!(
+                    "the store could not be written before the stop: the next start reads its \
+                     older copy of the session (a refresh token that may no longer work); if it \
+                     fails, run `tokenctl login {}`",
                     session.name
-                );
-            }
+                )
+            };
+            error!(provider = %session.name, event = "unsaved_at_stop", "{what}");
         }
         all
     }
