@@ -96,7 +96,7 @@ impl Broker {
                 attempt += 1;
                 let due = tokio::time::Instant::now() + health.retry_delay(attempt);
                 loop {
-                    changes.open(self).await;
+                    changes.open(self);
                     let cause = tokio::select! {
                         () = tokio::time::sleep_until(due) => ProbeCause::Schedule,
                         () = health.nudged() => ProbeCause::Request,
@@ -200,6 +200,11 @@ impl Broker {
 /// [`Store::change_feed`]: crate::store::Store::change_feed
 #[derive(Default)]
 struct ChangeWatch {
+    /// The store making its feed, on the blocking pool. Awaited beside the
+    /// schedule and the requests, never before them: a session bus that
+    /// accepts the connection and then answers nothing must not hold the
+    /// retry loop.
+    opening: Option<tokio::task::JoinHandle<Option<ChangeFeed>>>,
     feed: Option<ChangeFeed>,
     /// Whether the store was asked for a feed and had none: not asked again
     /// in this outage (a store with none will not have one later; a Secret
@@ -213,25 +218,28 @@ struct ChangeWatch {
 const CHANGE_PROBE_SPACING: Duration = Duration::from_secs(1);
 
 impl ChangeWatch {
-    /// Asks the store for its feed, once per outage (on the blocking pool:
-    /// the Secret Service's is a new bus connection).
-    async fn open(&mut self, broker: &Broker) {
-        if self.feed.is_some() || self.none {
+    /// Has the store make its feed, once per outage and feed (on the
+    /// blocking pool: the Secret Service's is a new bus connection).
+    fn open(&mut self, broker: &Broker) {
+        if self.feed.is_some() || self.opening.is_some() || self.none {
             return;
         }
         let store = Arc::clone(&broker.inner.shared.store);
-        self.feed = tokio::task::spawn_blocking(move || store.change_feed())
-            .await
-            .ok()
-            .flatten();
-        self.none = self.feed.is_none();
+        self.opening = Some(tokio::task::spawn_blocking(move || store.change_feed()));
     }
 
     /// Resolves at the next notice, no sooner than the spacing after the
     /// last, with every notice already queued taken with it (the probe that
     /// follows covers them all; one that comes during the probe makes the
     /// next). Never resolves without a feed, or once it has ended.
+    /// Cancel-safe: the loop selects on it.
     async fn next(&mut self) {
+        if let Some(opening) = self.opening.as_mut() {
+            let feed = opening.await.ok().flatten();
+            self.opening = None;
+            self.none = feed.is_none();
+            self.feed = feed;
+        }
         let Some(feed) = self.feed.as_mut() else {
             return std::future::pending().await;
         };
@@ -239,7 +247,8 @@ impl ChangeWatch {
             tokio::time::sleep_until(at).await;
         }
         if feed.next().await.is_none() {
-            // The feed's connection is gone: the schedule alone from now.
+            // The feed's connection is gone: the schedule alone until it
+            // is made again (at the next probe).
             self.feed = None;
             return std::future::pending().await;
         }
