@@ -1,0 +1,147 @@
+//! The machine's store writes: a logout's delete, the retry of a write
+//! that failed, and what follows each write (a refresh's tokens installed
+//! once their record is stored, a logout's record deleted or owed).
+
+use super::{
+    BrokerError, Context, Effect, Notice, Reply, SessionMachine, SessionState, StoreError,
+    WritePurpose,
+};
+
+impl SessionMachine {
+    /// Forgets the session in memory at once and deletes its record (the
+    /// reply comes when the delete is done, or failed and owed).
+    pub(super) fn logout(&mut self, out: &mut Vec<Effect>) {
+        // Logging out a session that shows nothing to forget still deletes
+        // any record (one a restore skipped has none of its own state), but
+        // tells no front-end that anything changed.
+        let showed_nothing = matches!(self.state, SessionState::LoggedOut)
+            && self.last_failure.is_none()
+            && self.last_refresh.is_none()
+            && !self.store_dirty;
+        self.generation += 1;
+        self.state = SessionState::LoggedOut;
+        self.failures = 0;
+        self.last_failure = None;
+        // The last refresh was the ended session's, not the next one's.
+        self.last_refresh = None;
+        self.next_refresh = None;
+        self.store_dirty = false;
+        self.save_retry_at = None;
+        self.save_failures = 0;
+        out.push(Effect::Schedule(None));
+        out.push(Effect::WriteRecord {
+            record: None,
+            purpose: WritePurpose::LoggedOut { showed_nothing },
+        });
+    }
+
+    /// Writes what the store should hold and does not, after a failed
+    /// write: the session's tokens, or, after a logout or a revocation
+    /// whose delete failed, no record (a restart must not bring back a
+    /// session that was logged out).
+    pub(super) fn save_if_dirty(&self, out: &mut Vec<Effect>) {
+        let record = match &self.state {
+            _ if !self.store_dirty => return out.push(Effect::Reply(Reply::Changed(false))),
+            SessionState::Active { tokens, .. } => tokens.to_record(&self.identity),
+            SessionState::LoggedOut | SessionState::NeedsLogin { .. } => None,
+            SessionState::WaitingForStore => return out.push(Effect::Reply(Reply::Changed(false))),
+        };
+        out.push(Effect::WriteRecord {
+            record,
+            purpose: WritePurpose::DirtyRetry {
+                generation: self.generation,
+            },
+        });
+    }
+
+    /// Carries on after a store write.
+    pub(super) fn record_written(
+        &mut self,
+        ctx: &Context,
+        purpose: WritePurpose,
+        result: Result<(), StoreError>,
+        out: &mut Vec<Effect>,
+    ) {
+        let result = result.map_err(|source| self.store_error(source));
+        match purpose {
+            WritePurpose::Refreshed {
+                generation,
+                tokens,
+                rotated,
+            } => {
+                if generation != self.generation {
+                    out.push(Effect::Reply(Reply::Done(Ok(()))));
+                    return;
+                }
+                let expires_at = tokens.expires_at_unix();
+                self.install(ctx, tokens, result, out);
+                out.push(Effect::Log(Notice::Refreshed {
+                    rotated,
+                    expires_at,
+                }));
+                self.emit_new_tokens(expires_at, out);
+                out.push(Effect::Reply(Reply::Done(Ok(()))));
+            }
+            WritePurpose::LoggedIn { tokens } => {
+                self.generation += 1;
+                let expires_at = tokens.expires_at_unix();
+                self.install(ctx, tokens, result, out);
+                out.push(Effect::Log(Notice::LoggedIn { expires_at }));
+                self.emit_new_tokens(expires_at, out);
+            }
+            WritePurpose::LoggedOut { showed_nothing } => {
+                // Logged out in memory either way; a record the store could
+                // not delete is deleted when it works again (see
+                // `save_if_dirty`), and status says so meanwhile.
+                if let Err(e) = &result {
+                    self.store_dirty = true;
+                    self.last_failure = Some(e.clone());
+                    self.save_failed(ctx, out);
+                }
+                out.push(Effect::Log(Notice::LoggedOut));
+                if !showed_nothing || result.is_err() {
+                    out.push(self.changed());
+                }
+                let result = result.map_err(|e| match e {
+                    BrokerError::Store { provider, source } => {
+                        BrokerError::RecordNotDeleted { provider, source }
+                    }
+                    other => other,
+                });
+                out.push(Effect::Reply(Reply::Done(result)));
+            }
+            WritePurpose::Revoked { generation, reason } => {
+                if generation != self.generation {
+                    out.push(Effect::Reply(Reply::Done(Ok(()))));
+                    return;
+                }
+                self.revoked(ctx, reason, result, out);
+            }
+            WritePurpose::DirtyRetry { generation } => {
+                if let Err(e) = result {
+                    if generation == self.generation && self.store_dirty {
+                        self.save_failed(ctx, out);
+                    }
+                    out.push(Effect::Reply(Reply::Done(Err(e))));
+                    return;
+                }
+                if generation == self.generation {
+                    self.store_dirty = false;
+                    self.save_failures = 0;
+                    self.save_retry_at = None;
+                    self.clear_store_failure();
+                    if let SessionState::NeedsLogin { reason } = &self.state {
+                        // The revoked session's record is gone at last:
+                        // what is left to say is why it ended.
+                        self.last_failure = Some(BrokerError::login_required(
+                            &self.name,
+                            Some(reason.clone()),
+                        ));
+                    }
+                    out.push(self.changed());
+                }
+                out.push(Effect::Reply(Reply::Changed(true)));
+            }
+        }
+    }
+}
