@@ -2,9 +2,12 @@
 //! and, for a daemon on the session bus, a desktop notification.
 //!
 //! Both follow broker events: `logged_in` (a login succeeded),
-//! `login_required` (the provider ended the session), `refresh_failed`.
-//! The program gets `PROVIDER` and `EVENT` in its environment and nothing
-//! secret: no token is in any event. Runs are bounded so a hanging or slow
+//! `login_required` (the provider ended the session), `refresh_failed`,
+//! `refresh_token_expiring`; the program also follows the store:
+//! `store_unavailable` (with why) and `store_available`, which concern no
+//! provider. The program gets `EVENT`, and `PROVIDER` when the event is a
+//! provider's, in its environment and nothing secret: no token is in any
+//! event. Runs are bounded so a hanging or slow
 //! program cannot pile up: at most [`MAX_RUNNING`] at once (an event that
 //! finds them all busy is skipped, and the log says so), each killed after
 //! [`RUN_TIMEOUT`].
@@ -20,7 +23,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 use zbus::Connection;
 
-use crate::broker::{AttentionKind, Broker, BrokerEvent};
+use crate::broker::{AttentionKind, Broker, BrokerEvent, StoreState};
 
 /// Runs of the `on_event` program at once.
 pub const MAX_RUNNING: usize = 4;
@@ -72,10 +75,37 @@ pub async fn follow_events(
         return;
     }
     let mut events = broker.subscribe();
+    let mut store = broker.store_changes();
+    let mut store_was_available = store.borrow_and_update().is_available();
     let slots = Arc::new(Semaphore::new(MAX_RUNNING));
+    let runner = Runner {
+        program: &program,
+        socket: &socket,
+        slots: &slots,
+        tasks: &tasks,
+    };
     loop {
         let event = tokio::select! {
             e = events.recv() => e,
+            changed = store.changed() => {
+                // (The broker, alive here, keeps the sender.)
+                if changed.is_err() {
+                    return;
+                }
+                let state = store.borrow_and_update().clone();
+                // A new reason during an outage is no event for the program.
+                if state.is_available() != store_was_available {
+                    store_was_available = state.is_available();
+                    let (event, reason) = match state {
+                        StoreState::Available => ("store_available", None),
+                        StoreState::Unavailable { error, .. } => {
+                            ("store_unavailable", Some(error.to_string()))
+                        }
+                    };
+                    runner.spawn(None, event, reason);
+                }
+                continue;
+            }
             () = shutdown.cancelled() => return,
         };
         let event = match event {
@@ -96,26 +126,60 @@ pub async fn follow_events(
                 notify(bus, what.provider, "needs a new login soon").await;
             }
         }
-        if program.is_empty() {
-            continue;
+        runner.spawn(
+            Some(what.provider.to_owned()),
+            what.event,
+            what.reason.map(str::to_owned),
+        );
+    }
+}
+
+/// Starts runs of the `on_event` program, within [`MAX_RUNNING`].
+struct Runner<'a> {
+    program: &'a [String],
+    socket: &'a Path,
+    slots: &'a Arc<Semaphore>,
+    tasks: &'a TaskTracker,
+}
+
+impl Runner<'_> {
+    /// Runs the program for `event` (of `provider`, when it is a
+    /// provider's), unless there is none or every slot is taken.
+    fn spawn(&self, provider: Option<String>, event: &'static str, reason: Option<String>) {
+        if self.program.is_empty() {
+            return;
         }
-        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
-            warn!(provider = %what.provider, event = what.event,
-                "on_event skipped: {MAX_RUNNING} runs are still going");
-            continue;
+        let Ok(slot) = Arc::clone(self.slots).try_acquire_owned() else {
+            warn!(
+                provider = provider.as_deref().unwrap_or(""),
+                event, "on_event skipped: {MAX_RUNNING} runs are still going"
+            );
+            return;
         };
-        let (argv, provider, name) = (program.clone(), what.provider.to_owned(), what.event);
-        let reason = what.reason.map(str::to_owned);
-        let socket = socket.clone();
-        tasks.spawn(async move {
-            run(&argv, &socket, &provider, name, reason.as_deref()).await;
+        let (argv, socket) = (self.program.to_vec(), self.socket.to_owned());
+        self.tasks.spawn(async move {
+            run(
+                &argv,
+                &socket,
+                provider.as_deref(),
+                event,
+                reason.as_deref(),
+            )
+            .await;
             drop(slot);
         });
     }
 }
 
 /// One run of the program, bounded by [`RUN_TIMEOUT`].
-async fn run(argv: &[String], socket: &Path, provider: &str, event: &str, reason: Option<&str>) {
+async fn run(
+    argv: &[String],
+    socket: &Path,
+    provider: Option<&str>,
+    event: &str,
+    reason: Option<&str>,
+) {
+    let provider_field = provider.unwrap_or("");
     let Some((program, arguments)) = argv.split_first() else {
         return;
     };
@@ -124,7 +188,7 @@ async fn run(argv: &[String], socket: &Path, provider: &str, event: &str, reason
     let owners = crate::trusted_path::Owners::daemon();
     if let Err(untrusted) = crate::trusted_path::check_file(Path::new(program), owners) {
         warn!(
-            provider,
+            provider = provider_field,
             event, "on_event: tokend will not run {program}: {untrusted}"
         );
         return;
@@ -132,7 +196,6 @@ async fn run(argv: &[String], socket: &Path, provider: &str, event: &str, reason
     let mut command = tokio::process::Command::new(program);
     command
         .args(arguments)
-        .env("PROVIDER", provider)
         .env("EVENT", event)
         // The daemon's socket, for a `tokenctl` the program runs: whatever
         // the config chose, and not found by way of $RUNTIME_DIRECTORY,
@@ -142,26 +205,35 @@ async fn run(argv: &[String], socket: &Path, provider: &str, event: &str, reason
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .kill_on_drop(true);
+    if let Some(provider) = provider {
+        command.env("PROVIDER", provider);
+    }
     if let Some(reason) = reason {
         command.env("REASON", reason);
     }
     let mut child = match command.spawn() {
         Ok(child) => child,
         Err(e) => {
-            warn!(provider, event, "on_event: cannot run {program}: {e}");
+            warn!(
+                provider = provider_field,
+                event, "on_event: cannot run {program}: {e}"
+            );
             return;
         }
     };
     match tokio::time::timeout(RUN_TIMEOUT, child.wait()).await {
         Ok(Ok(status)) if status.success() => {
-            debug!(provider, event, "on_event ran");
+            debug!(provider = provider_field, event, "on_event ran");
         }
-        Ok(Ok(status)) => warn!(provider, event, "on_event {program} ended with {status}"),
-        Ok(Err(e)) => warn!(provider, event, "on_event {program}: {e}"),
+        Ok(Ok(status)) => warn!(
+            provider = provider_field,
+            event, "on_event {program} ended with {status}"
+        ),
+        Ok(Err(e)) => warn!(provider = provider_field, event, "on_event {program}: {e}"),
         Err(_) => {
             let _ = child.kill().await;
             warn!(
-                provider,
+                provider = provider_field,
                 event,
                 "on_event {program} was killed after {} s",
                 RUN_TIMEOUT.as_secs()

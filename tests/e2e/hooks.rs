@@ -5,14 +5,38 @@
 
 use crate::support;
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 use support::bus::PrivateBus;
 use support::child_lines::{Lines, bus_stub};
-use support::daemon::{Daemon, DaemonOptions, login};
+use support::daemon::{Daemon, DaemonOptions, login, token};
+use support::file_store::FileStore;
 use support::provider::Provider;
+use tokend::client::Client;
 use tokend_emulator::Rfc8628Options;
+
+/// A hook program in `dir` that writes its environment to `dir/env.EVENT`
+/// and "EVENT PROVIDER" into a FIFO the returned lines read: each run is
+/// seen as it happens.
+fn hook_in(dir: &Path) -> (PathBuf, Lines) {
+    let fifo = dir.join("events");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let hook = dir.join("hook.sh");
+    std::fs::write(
+        &hook,
+        format!(
+            "env > {dir}/env.$EVENT\nprintf '%s %s\\n' \"$EVENT\" \"$PROVIDER\" > {fifo}\n",
+            dir = dir.display(),
+            fifo = fifo.display()
+        ),
+    )
+    .unwrap();
+    let reader = Lines::of_fifo(&fifo);
+    (hook, reader)
+}
 
 #[test]
 fn hooks_and_notifications_follow_the_sessions() {
@@ -28,22 +52,7 @@ fn hooks_and_notifications_follow_the_sessions() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    // The hook writes its environment's events into a FIFO the test reads:
-    // each run is seen as it happens.
-    let fifo = dir.path().join("events");
-    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
-    assert!(made.success());
-    let hook = dir.path().join("hook.sh");
-    std::fs::write(
-        &hook,
-        format!(
-            "env > {dir}/env.$EVENT\nprintf '%s %s\\n' \"$EVENT\" \"$PROVIDER\" > {fifo}\n",
-            dir = dir.path().display(),
-            fifo = fifo.display()
-        ),
-    )
-    .unwrap();
-    let reader = Lines::of_fifo(&fifo);
+    let (hook, reader) = hook_in(dir.path());
 
     let bus = PrivateBus::start();
     let notifications = bus_stub(&bus, "notification_server.py");
@@ -102,6 +111,59 @@ fn hooks_and_notifications_follow_the_sessions() {
     assert_eq!(shown["summary"], "tokend: demo needs a login");
     assert_eq!(shown["body"], "Run: tokenctl login demo");
     drop(daemon);
+}
+
+/// The store going down and coming back runs the program too (an
+/// operator's alert for a system service whose disk is full), with why,
+/// and with no `PROVIDER`: the event is the store's.
+#[test]
+fn the_store_going_down_and_coming_back_runs_the_hook() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hook, reader) = hook_in(dir.path());
+    let provider = Provider::rfc8628();
+    let store = FileStore::new();
+    let options = store.options();
+    let daemon = Daemon::start_with(
+        &provider.config("demo"),
+        DaemonOptions {
+            daemon_keys: format!("on_event = [\"/bin/sh\", \"{}\"]\n", hook.display()),
+            ..options
+        },
+    );
+    login(&daemon, "demo", |code| {
+        provider.approve(code).unwrap();
+    });
+    reader.wait_for("logged_in demo");
+
+    // The records' directory replaced by a file: a refresh cannot be saved.
+    let records = store.sessions_dir();
+    let away = records.with_extension("away");
+    std::fs::rename(&records, &away).unwrap();
+    std::fs::write(&records, b"not a directory").unwrap();
+    let stale = token(&daemon, "demo", &[]);
+    let mut client = Client::connect(&daemon.socket).expect("connect");
+    client
+        .token_replacing("demo", &stale)
+        .expect("a new token, from memory");
+    assert_eq!(reader.wait_for("store_unavailable"), "store_unavailable ");
+    let env = std::fs::read_to_string(dir.path().join("env.store_unavailable")).unwrap();
+    assert!(
+        env.contains("REASON=encrypted file store is unavailable")
+            && env.contains("not a directory")
+            && !env.contains("PROVIDER="),
+        "{env}"
+    );
+
+    // Back: the status has the store probed at once.
+    std::fs::remove_file(&records).unwrap();
+    std::fs::rename(&away, &records).unwrap();
+    assert!(daemon.tokenctl(&["status"]).status.success());
+    assert_eq!(reader.wait_for("store_available"), "store_available ");
+    let env = std::fs::read_to_string(dir.path().join("env.store_available")).unwrap();
+    assert!(
+        !env.contains("PROVIDER=") && !env.contains("REASON="),
+        "{env}"
+    );
 }
 
 #[test]
