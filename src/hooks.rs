@@ -5,8 +5,8 @@
 //! `login_required` (the provider ended the session), `refresh_failed`,
 //! `refresh_token_expiring`; the program also follows the store:
 //! `store_unavailable` (with why) and `store_available`, which concern no
-//! provider. The program gets `EVENT`, and `PROVIDER` when the event is a
-//! provider's, in its environment and nothing secret: no token is in any
+//! provider. The program gets `EVENT` and `PROVIDER` (empty for the store's
+//! events) in its environment and nothing secret: no token is in any
 //! event. Runs are bounded so a hanging or slow
 //! program cannot pile up: at most [`MAX_RUNNING`] at once (an event that
 //! finds them all busy is skipped, and the log says so), each killed after
@@ -196,6 +196,9 @@ async fn run(
     let mut command = tokio::process::Command::new(program);
     command
         .args(arguments)
+        // Empty for the store's events: set all the same, as the contract
+        // promises the program PROVIDER and EVENT (a script under `set -u`).
+        .env("PROVIDER", provider_field)
         .env("EVENT", event)
         // The daemon's socket, for a `tokenctl` the program runs: whatever
         // the config chose, and not found by way of $RUNTIME_DIRECTORY,
@@ -205,9 +208,6 @@ async fn run(
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .kill_on_drop(true);
-    if let Some(provider) = provider {
-        command.env("PROVIDER", provider);
-    }
     if let Some(reason) = reason {
         command.env("REASON", reason);
     }
