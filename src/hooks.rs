@@ -102,7 +102,7 @@ pub async fn follow_events(
                             ("store_unavailable", Some(error.to_string()))
                         }
                     };
-                    runner.spawn(None, event, reason);
+                    runner.spawn(String::new(), event, reason);
                 }
                 continue;
             }
@@ -127,7 +127,7 @@ pub async fn follow_events(
             }
         }
         runner.spawn(
-            Some(what.provider.to_owned()),
+            what.provider.to_owned(),
             what.event,
             what.reason.map(str::to_owned),
         );
@@ -143,43 +143,29 @@ struct Runner<'a> {
 }
 
 impl Runner<'_> {
-    /// Runs the program for `event` (of `provider`, when it is a
-    /// provider's), unless there is none or every slot is taken.
-    fn spawn(&self, provider: Option<String>, event: &'static str, reason: Option<String>) {
+    /// Runs the program for `event` of `provider` (empty for the store's
+    /// events), unless there is none or every slot is taken.
+    fn spawn(&self, provider: String, event: &'static str, reason: Option<String>) {
         if self.program.is_empty() {
             return;
         }
         let Ok(slot) = Arc::clone(self.slots).try_acquire_owned() else {
             warn!(
-                provider = provider.as_deref().unwrap_or(""),
+                provider,
                 event, "on_event skipped: {MAX_RUNNING} runs are still going"
             );
             return;
         };
         let (argv, socket) = (self.program.to_vec(), self.socket.to_owned());
         self.tasks.spawn(async move {
-            run(
-                &argv,
-                &socket,
-                provider.as_deref(),
-                event,
-                reason.as_deref(),
-            )
-            .await;
+            run(&argv, &socket, &provider, event, reason.as_deref()).await;
             drop(slot);
         });
     }
 }
 
 /// One run of the program, bounded by [`RUN_TIMEOUT`].
-async fn run(
-    argv: &[String],
-    socket: &Path,
-    provider: Option<&str>,
-    event: &str,
-    reason: Option<&str>,
-) {
-    let provider_field = provider.unwrap_or("");
+async fn run(argv: &[String], socket: &Path, provider: &str, event: &str, reason: Option<&str>) {
     let Some((program, arguments)) = argv.split_first() else {
         return;
     };
@@ -188,7 +174,7 @@ async fn run(
     let owners = crate::trusted_path::Owners::daemon();
     if let Err(untrusted) = crate::trusted_path::check_file(Path::new(program), owners) {
         warn!(
-            provider = provider_field,
+            provider,
             event, "on_event: tokend will not run {program}: {untrusted}"
         );
         return;
@@ -198,7 +184,7 @@ async fn run(
         .args(arguments)
         // Empty for the store's events: set all the same, as the contract
         // promises the program PROVIDER and EVENT (a script under `set -u`).
-        .env("PROVIDER", provider_field)
+        .env("PROVIDER", provider)
         .env("EVENT", event)
         // The daemon's socket, for a `tokenctl` the program runs: whatever
         // the config chose, and not found by way of $RUNTIME_DIRECTORY,
@@ -214,26 +200,20 @@ async fn run(
     let mut child = match command.spawn() {
         Ok(child) => child,
         Err(e) => {
-            warn!(
-                provider = provider_field,
-                event, "on_event: cannot run {program}: {e}"
-            );
+            warn!(provider, event, "on_event: cannot run {program}: {e}");
             return;
         }
     };
     match tokio::time::timeout(RUN_TIMEOUT, child.wait()).await {
         Ok(Ok(status)) if status.success() => {
-            debug!(provider = provider_field, event, "on_event ran");
+            debug!(provider, event, "on_event ran");
         }
-        Ok(Ok(status)) => warn!(
-            provider = provider_field,
-            event, "on_event {program} ended with {status}"
-        ),
-        Ok(Err(e)) => warn!(provider = provider_field, event, "on_event {program}: {e}"),
+        Ok(Ok(status)) => warn!(provider, event, "on_event {program} ended with {status}"),
+        Ok(Err(e)) => warn!(provider, event, "on_event {program}: {e}"),
         Err(_) => {
             let _ = child.kill().await;
             warn!(
-                provider = provider_field,
+                provider,
                 event,
                 "on_event {program} was killed after {} s",
                 RUN_TIMEOUT.as_secs()
