@@ -11,10 +11,9 @@ use std::time::Duration;
 
 use support::bus::PrivateBus;
 use support::child_lines::{Lines, bus_stub};
-use support::daemon::{Daemon, DaemonOptions, login, token};
+use support::daemon::{Daemon, DaemonOptions, login, refresh_now};
 use support::file_store::FileStore;
 use support::provider::Provider;
-use tokend::client::Client;
 use tokend_emulator::Rfc8628Options;
 
 /// A hook program in `dir` that writes its environment to `dir/env.EVENT`
@@ -136,15 +135,8 @@ fn the_store_going_down_and_coming_back_runs_the_hook() {
     reader.wait_for("logged_in demo");
 
     // The records' directory replaced by a file: a refresh cannot be saved.
-    let records = store.sessions_dir();
-    let away = records.with_extension("away");
-    std::fs::rename(&records, &away).unwrap();
-    std::fs::write(&records, b"not a directory").unwrap();
-    let stale = token(&daemon, "demo", &[]);
-    let mut client = Client::connect(&daemon.socket).expect("connect");
-    client
-        .token_replacing("demo", &stale)
-        .expect("a new token, from memory");
+    store.break_records();
+    refresh_now(&daemon, "demo");
     assert_eq!(reader.wait_for("store_unavailable"), "store_unavailable ");
     let env = std::fs::read_to_string(dir.path().join("env.store_unavailable")).unwrap();
     assert!(
@@ -155,8 +147,7 @@ fn the_store_going_down_and_coming_back_runs_the_hook() {
     );
 
     // Back: the status has the store probed at once.
-    std::fs::remove_file(&records).unwrap();
-    std::fs::rename(&away, &records).unwrap();
+    store.mend_records();
     assert!(daemon.tokenctl(&["status"]).status.success());
     assert_eq!(reader.wait_for("store_available"), "store_available ");
     let env = std::fs::read_to_string(dir.path().join("env.store_available")).unwrap();

@@ -8,11 +8,10 @@ use crate::dist_dbus::{policy_for_this_user, system_like_bus};
 use crate::need_to_know::{Listener, PeerScript, STRANGER};
 use crate::support;
 
-use support::daemon::{Daemon, login, token};
+use support::daemon::{Daemon, login, refresh_now};
 use support::file_store::FileStore;
 use support::other_uid::{NOBODY, can_switch_uid};
 use support::provider::Provider;
-use tokend::client::Client;
 
 #[test]
 fn the_stores_state_is_signalled_only_to_users_who_may_see_a_provider() {
@@ -45,21 +44,13 @@ fn the_stores_state_is_signalled_only_to_users_who_may_see_a_provider() {
     let changed = "\"signal\": \"PropertiesChanged\", \"path\": \"/org/tokend/Broker1\"";
 
     // The records' directory replaced by a file: a refresh cannot be saved.
-    let records = store.sessions_dir();
-    let away = records.with_extension("away");
-    std::fs::rename(&records, &away).unwrap();
-    std::fs::write(&records, b"not a directory").unwrap();
-    let stale = token(&daemon, "shared", &[]);
-    let mut client = Client::connect(&daemon.socket).expect("connect");
-    client
-        .token_replacing("shared", &stale)
-        .expect("a new token, from memory");
+    store.break_records();
+    refresh_now(&daemon, "shared");
     let down = nobody.wait_for(&[changed, "'unavailable'"]);
     assert!(down.contains("not a directory"), "{down}");
 
     // Back: the status has the store probed at once.
-    std::fs::remove_file(&records).unwrap();
-    std::fs::rename(&away, &records).unwrap();
+    store.mend_records();
     assert!(daemon.tokenctl(&["status"]).status.success());
     nobody.wait_for(&[changed, "'available'"]);
 

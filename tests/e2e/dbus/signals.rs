@@ -6,9 +6,8 @@ use super::*;
 
 use std::collections::BTreeMap;
 
-use support::daemon::token;
+use support::daemon::refresh_now;
 use support::keyring::TestKeyring;
-use tokend::client::Client;
 
 /// The properties of `org.tokend.Provider1`, as `gdbus` prints them.
 const PROPERTIES: [&str; 7] = [
@@ -153,11 +152,7 @@ fn the_store_going_down_and_coming_back_is_signalled() {
                    ('org.tokend.Broker1', ";
 
     keyring.lock_default_collection();
-    let stale = token(&setup.daemon, "demo", &[]);
-    let mut client = Client::connect(&setup.daemon.socket).expect("connect");
-    client
-        .token_replacing("demo", &stale)
-        .expect("a new token, from memory");
+    refresh_now(&setup.daemon, "demo");
     let down = monitor.wait_for(changed);
     assert!(
         down.contains("'StoreState': <'unavailable'>") && down.contains("unlock your keyring"),

@@ -444,6 +444,22 @@ pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
+/// Has the daemon refresh `name` now, as after a refusal of its current
+/// token (a `token` request naming it as refused); returns the new token.
+///
+/// # Panics
+/// When the daemon gives no new token.
+pub fn refresh_now(daemon: &Daemon, name: &str) -> String {
+    let stale = token(daemon, name, &[]);
+    let mut client = tokend::client::Client::connect(&daemon.socket).expect("connect");
+    let fresh = client
+        .token_replacing(name, &stale)
+        .expect("a new token")
+        .access_token;
+    assert_ne!(fresh.expose(), stale.as_str(), "no refresh");
+    fresh.expose().to_owned()
+}
+
 /// `tokenctl token NAME ARGS...`, which must succeed; returns the token.
 pub fn token(daemon: &Daemon, name: &str, args: &[&str]) -> String {
     let mut all = vec!["token", name];

@@ -71,6 +71,22 @@ impl FileStore {
         self.state_dir().join("sessions")
     }
 
+    /// Replaces the records' directory with a file (moving it aside):
+    /// every store call fails store-wide ("it is not a directory") until
+    /// [`Self::mend_records`].
+    pub fn break_records(&self) {
+        let records = self.sessions_dir();
+        std::fs::rename(&records, records.with_extension("away")).unwrap();
+        std::fs::write(&records, b"not a directory").unwrap();
+    }
+
+    /// Undoes [`Self::break_records`].
+    pub fn mend_records(&self) {
+        let records = self.sessions_dir();
+        std::fs::remove_file(&records).unwrap();
+        std::fs::rename(records.with_extension("away"), &records).unwrap();
+    }
+
     /// The record file of `provider`.
     pub fn record(&self, provider: &str) -> PathBuf {
         self.sessions_dir().join(format!("{provider}.session"))
