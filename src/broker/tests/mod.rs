@@ -53,3 +53,42 @@ fn broker_on_emulator(emulator: &Emulator, dir: &Path, store: Arc<dyn Store>) ->
         },
     )
 }
+
+/// Where a test store holds its blocking calls (a keyring waiting for an
+/// unlock prompt, a bus that answers nothing) until the test lets them go.
+#[derive(Debug, Default)]
+struct Gate {
+    held: std::sync::Mutex<bool>,
+    released: std::sync::Condvar,
+}
+
+impl Gate {
+    /// Holds the calls that [`Self::pass`] until the guard is dropped:
+    /// also when an assertion fails, or the held blocking thread would
+    /// keep the test's runtime from shutting down, and the test would hang
+    /// instead of failing.
+    fn hold(&self) -> Held<'_> {
+        *self.held.lock().unwrap() = true;
+        Held(self)
+    }
+
+    /// Waits while the gate is held.
+    fn pass(&self) {
+        let held = self.held.lock().unwrap();
+        drop(self.released.wait_while(held, |held| *held).unwrap());
+    }
+}
+
+/// A [`Gate`] held until this is dropped.
+struct Held<'a>(&'a Gate);
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        *self
+            .0
+            .held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = false;
+        self.0.released.notify_all();
+    }
+}

@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 
 use tokend_emulator::{Emulator, Rfc8628Options};
 
+use super::Gate;
 use crate::broker::SessionPhase;
 use crate::broker::clock::{OffsetClock, unix_secs};
 use crate::broker::{Broker, BrokerError, BrokerParts, Caller, session_identity};
@@ -31,10 +32,9 @@ struct LockableStore {
     loads: AtomicUsize,
     lists: AtomicUsize,
     notices: Mutex<Option<mpsc::UnboundedReceiver<()>>>,
-    /// While true, making the change feed blocks (a session bus that
+    /// Where making the change feed blocks while held (a session bus that
     /// accepts the connection and answers nothing).
-    feed_held: Mutex<bool>,
-    feed_released: std::sync::Condvar,
+    feed: Gate,
 }
 
 impl LockableStore {
@@ -72,8 +72,7 @@ impl Store for LockableStore {
         self.inner.list()
     }
     fn change_feed(&self) -> Option<ChangeFeed> {
-        let held = self.feed_held.lock().unwrap();
-        drop(self.feed_released.wait_while(held, |held| *held).unwrap());
+        self.feed.pass();
         let notices = self.notices.lock().unwrap().take()?;
         Some(Box::pin(futures_util::stream::unfold(
             notices,
@@ -336,29 +335,13 @@ async fn the_stores_change_notices_make_the_retry_loop_probe_at_once() {
     broker.shutdown(Duration::from_secs(1)).await;
 }
 
-/// Releases a held change feed when dropped: also when an assertion fails,
-/// or the blocked thread would keep the test's runtime from shutting down.
-struct FeedRelease<'a>(&'a LockableStore);
-
-impl Drop for FeedRelease<'_> {
-    fn drop(&mut self) {
-        *self
-            .0
-            .feed_held
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = false;
-        self.0.feed_released.notify_all();
-    }
-}
-
 /// A change feed that does not come (its bus connection answers nothing)
 /// holds nothing: the retry loop still probes when a request asks.
 #[tokio::test]
 async fn a_change_feed_slow_to_come_holds_no_probe() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(LockableStore::default());
-    *store.feed_held.lock().unwrap() = true;
-    let release = FeedRelease(&store);
+    let release = store.feed.hold();
     let broker = broker_with_a_record(dir.path(), &store, Arc::new(OffsetClock::new()));
     store.locked.store(true, Ordering::SeqCst);
     broker.start(None).await;

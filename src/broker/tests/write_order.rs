@@ -2,13 +2,13 @@
 //! slowed on purpose: a save held in the store while newer writes are made
 //! must not land after them (issue: a logout undone at the next start).
 
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokend_emulator::{Emulator, Rfc8628Options};
 use tokio::sync::watch;
 
-use super::broker_on_emulator;
+use super::{Gate, Held, broker_on_emulator};
 use crate::broker::SessionPhase;
 use crate::broker::{Broker, BrokerError, Caller, StoreState};
 use crate::store::{EncryptedFileStore, Store, StoreError, StoreKey, StoredSession};
@@ -19,8 +19,7 @@ use crate::store::{EncryptedFileStore, Store, StoreError, StoreKey, StoredSessio
 #[derive(Debug)]
 struct SlowedStore {
     inner: EncryptedFileStore,
-    hold: Mutex<bool>,
-    released: Condvar,
+    saves: Gate,
     /// Saves that entered the store, and saves that left it.
     entered: watch::Sender<usize>,
     finished: watch::Sender<usize>,
@@ -30,33 +29,15 @@ impl SlowedStore {
     fn new(inner: EncryptedFileStore) -> Self {
         Self {
             inner,
-            hold: Mutex::new(false),
-            released: Condvar::new(),
+            saves: Gate::default(),
             entered: watch::Sender::new(0),
             finished: watch::Sender::new(0),
         }
     }
 
-    /// Holds saves until the guard is dropped: also when an assertion
-    /// fails, or the held blocking thread would keep the test's runtime
-    /// from shutting down, and the test would hang instead of failing.
-    fn hold_saves(&self) -> HeldSaves<'_> {
-        *self.hold.lock().unwrap() = true;
-        HeldSaves(self)
-    }
-}
-
-/// Saves held in a [`SlowedStore`] until this is dropped.
-struct HeldSaves<'a>(&'a SlowedStore);
-
-impl Drop for HeldSaves<'_> {
-    fn drop(&mut self) {
-        *self
-            .0
-            .hold
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = false;
-        self.0.released.notify_all();
+    /// Holds saves until the guard is dropped.
+    fn hold_saves(&self) -> Held<'_> {
+        self.saves.hold()
     }
 }
 
@@ -69,8 +50,7 @@ impl Store for SlowedStore {
     }
     fn save(&self, provider: &str, session: &StoredSession) -> Result<(), StoreError> {
         self.entered.send_modify(|n| *n += 1);
-        let held = self.hold.lock().unwrap();
-        drop(self.released.wait_while(held, |held| *held).unwrap());
+        self.saves.pass();
         let result = self.inner.save(provider, session);
         self.finished.send_modify(|n| *n += 1);
         result
