@@ -76,7 +76,6 @@ pub async fn follow_events(
     }
     let mut events = broker.subscribe();
     let mut store = broker.store_changes();
-    let mut store_was_available = store.borrow_and_update().is_available();
     let slots = Arc::new(Semaphore::new(MAX_RUNNING));
     let runner = Runner {
         program: &program,
@@ -84,6 +83,11 @@ pub async fn follow_events(
         slots: &slots,
         tasks: &tasks,
     };
+    // The hooks follow from the end of start-up: a store already down
+    // then (a keyring locked at boot) is said now, as it would have been.
+    let mut store_was_available = true;
+    let state = store.borrow_and_update().clone();
+    runner.store_changed(&mut store_was_available, state);
     loop {
         let event = tokio::select! {
             e = events.recv() => e,
@@ -93,17 +97,7 @@ pub async fn follow_events(
                     return;
                 }
                 let state = store.borrow_and_update().clone();
-                // A new reason during an outage is no event for the program.
-                if state.is_available() != store_was_available {
-                    store_was_available = state.is_available();
-                    let (event, reason) = match state {
-                        StoreState::Available => ("store_available", None),
-                        StoreState::Unavailable { error, .. } => {
-                            ("store_unavailable", Some(error.to_string()))
-                        }
-                    };
-                    runner.spawn(String::new(), event, reason);
-                }
+                runner.store_changed(&mut store_was_available, state);
                 continue;
             }
             () = shutdown.cancelled() => return,
@@ -143,6 +137,21 @@ struct Runner<'a> {
 }
 
 impl Runner<'_> {
+    /// Runs the program when the store became unavailable or available
+    /// again (`was_available` says how it was last said to be). A new
+    /// reason during an outage is no event for the program.
+    fn store_changed(&self, was_available: &mut bool, state: StoreState) {
+        if state.is_available() == *was_available {
+            return;
+        }
+        *was_available = state.is_available();
+        let (event, reason) = match state {
+            StoreState::Available => ("store_available", None),
+            StoreState::Unavailable { error, .. } => ("store_unavailable", Some(error.to_string())),
+        };
+        self.spawn(String::new(), event, reason);
+    }
+
     /// Runs the program for `event` of `provider` (empty for the store's
     /// events), unless there is none or every slot is taken.
     fn spawn(&self, provider: String, event: &'static str, reason: Option<String>) {

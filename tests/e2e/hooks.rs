@@ -114,7 +114,8 @@ fn hooks_and_notifications_follow_the_sessions() {
 
 /// The store going down and coming back runs the program too (an
 /// operator's alert for a system service whose disk is full), with why,
-/// and with `PROVIDER` empty: the event is the store's.
+/// and with `PROVIDER` empty: the event is the store's; also when it is
+/// down already as the daemon starts.
 #[test]
 fn the_store_going_down_and_coming_back_runs_the_hook() {
     let dir = tempfile::tempdir().unwrap();
@@ -122,7 +123,7 @@ fn the_store_going_down_and_coming_back_runs_the_hook() {
     let provider = Provider::rfc8628();
     let store = FileStore::new();
     let options = store.options();
-    let daemon = Daemon::start_with(
+    let mut daemon = Daemon::start_with(
         &provider.config("demo"),
         DaemonOptions {
             daemon_keys: format!("on_event = [\"/bin/sh\", \"{}\"]\n", hook.display()),
@@ -155,6 +156,14 @@ fn the_store_going_down_and_coming_back_runs_the_hook() {
         env.lines().any(|line| line == "PROVIDER=") && !env.contains("REASON="),
         "{env}"
     );
+
+    // Down already when the daemon starts (a keyring locked at boot): said
+    // as soon as the daemon is up.
+    daemon.stop();
+    store.break_records();
+    daemon.restart();
+    assert_eq!(reader.wait_for("store_unavailable"), "store_unavailable ");
+    store.mend_records();
 }
 
 #[test]
