@@ -15,7 +15,7 @@ use crate::config::{Config, DaemonConfig, Environment, StoreKind};
 use crate::ipc::dbus::{BusLost, DbusService};
 use crate::ipc::socket;
 use crate::provider::HttpClient;
-use crate::store::{EncryptedFileStore, MemoryStore, SecretServiceStore, Store};
+use crate::store::{EncryptedFileStore, LogoutJournal, MemoryStore, SecretServiceStore, Store};
 use crate::systemd::notify;
 
 mod reload;
@@ -68,23 +68,36 @@ pub fn open_store(config: &Config) -> Arc<dyn Store> {
 }
 
 /// The daemon's store: [`open_store`], plus what only the daemon does with
-/// the encrypted file store (say which key, clear what a crash left).
-fn open_daemon_store(config: &Config) -> Arc<dyn Store> {
-    if let Some(file) = &config.daemon.encrypted_file {
-        let store = EncryptedFileStore::new(&file.state_directory, file.key.clone());
-        info!(
-            directory = %store.directory().display(),
-            key = %file.key_path.display(),
-            key_id = %store.key_id(),
-            "sessions are kept in encrypted files"
-        );
-        let removed = store.remove_stale_temp_files();
-        if removed > 0 {
-            info!("removed {removed} temporary file(s) left by an interrupted write");
+/// it: say which key the encrypted file store uses and clear what a crash
+/// left there, and remember logouts the store has not carried out in a
+/// [`LogoutJournal`] in the state directory (the encrypted file store's, or
+/// the user's for the Secret Service).
+fn open_daemon_store(config: &Config, env: &Environment) -> Arc<dyn Store> {
+    let (store, journal_directory): (Arc<dyn Store>, _) = match &config.daemon.encrypted_file {
+        Some(file) => {
+            let store = EncryptedFileStore::new(&file.state_directory, file.key.clone());
+            info!(
+                directory = %store.directory().display(),
+                key = %file.key_path.display(),
+                key_id = %store.key_id(),
+                "sessions are kept in encrypted files"
+            );
+            let removed = store.remove_stale_temp_files();
+            if removed > 0 {
+                info!("removed {removed} temporary file(s) left by an interrupted write");
+            }
+            (Arc::new(store), Some(file.state_directory.clone()))
         }
-        return Arc::new(store);
+        None if config.daemon.store == StoreKind::SecretService => {
+            (open_store(config), env.default_state_directory())
+        }
+        // The memory store forgets its sessions at the stop anyway.
+        None => (open_store(config), None),
+    };
+    match journal_directory {
+        Some(directory) => Arc::new(LogoutJournal::open(store, &directory)),
+        None => store,
     }
-    open_store(config)
 }
 
 /// A failure the daemon cannot recover from in-process, which made it
@@ -119,7 +132,7 @@ pub async fn run(mut config: Config, env: Environment) -> anyhow::Result<()> {
     let http = HttpClient::new(config.daemon.http_timeout)?;
     // The broker lists the store as it starts, and says then if it cannot
     // be used; sessions live in memory until it can.
-    let store = open_daemon_store(&config);
+    let store = open_daemon_store(&config, &env);
     let broker = Broker::new(
         &config,
         BrokerParts {

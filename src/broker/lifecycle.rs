@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use super::api::Broker;
 use super::scheduler;
@@ -148,7 +148,19 @@ impl Broker {
             all = false;
             // A logout's record: the next start finds the session again,
             // so say what undoes that, not what a lost refresh token needs.
-            let what = if session.owes_a_logouts_delete() {
+            let what = if session.owes_a_logouts_delete()
+                && self.inner.shared.store.remembers_logout(&session.name)
+            {
+                // Not lost: the journal has it (see `store::logout_journal`).
+                warn!(
+                    provider = %session.name,
+                    event = "logout_pending_at_stop",
+                    "the store could not delete the record of this logged-out session before \
+                     the stop: the logout is noted beside the store, and the next start deletes \
+                     the record once the store works"
+                );
+                continue;
+            } else if session.owes_a_logouts_delete() {
                 format!(
                     "the store could not delete the record of this logged-out session before \
                      the stop: the next start finds the session again; run `tokenctl logout {}` \

@@ -422,4 +422,8 @@ impl Store for WatchedStore {
     fn change_feed(&self) -> Option<ChangeFeed> {
         self.inner.change_feed()
     }
+
+    fn remembers_logout(&self, provider: &str) -> bool {
+        self.inner.remembers_logout(provider)
+    }
 }

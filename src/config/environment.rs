@@ -89,7 +89,8 @@ impl Environment {
     }
 
     /// The encrypted file store's directory when the config does not set
-    /// one: `$STATE_DIRECTORY` (set by systemd), `/var/lib/tokend` for root,
+    /// one, and where the daemon notes logouts a Secret Service has not
+    /// carried out (see [`crate::store::logout_journal`]): `$STATE_DIRECTORY` (set by systemd), `/var/lib/tokend` for root,
     /// else the user's `$XDG_STATE_HOME/tokend` (`~/.local/state/tokend`).
     #[must_use]
     pub fn default_state_directory(&self) -> Option<PathBuf> {

@@ -18,6 +18,7 @@
 pub mod encrypted_file;
 pub mod key;
 pub mod lock;
+pub mod logout_journal;
 pub mod memory;
 pub mod sealed;
 pub mod secret_service;
@@ -33,6 +34,7 @@ use crate::secret::Secret;
 pub use encrypted_file::EncryptedFileStore;
 pub use key::StoreKey;
 pub use lock::{LockError, LockTarget, StoreLock};
+pub use logout_journal::LogoutJournal;
 pub use memory::MemoryStore;
 pub use secret_service::SecretServiceStore;
 
@@ -304,5 +306,14 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// it from the blocking pool.
     fn change_feed(&self) -> Option<ChangeFeed> {
         None
+    }
+
+    /// Whether a delete of `provider`'s record that has not happened yet
+    /// (it failed, or still runs) is remembered outside the store, so that
+    /// the next start deletes the record rather than restore it (see
+    /// [`LogoutJournal`]). `false` (the default): a stop before the delete
+    /// brings the session back.
+    fn remembers_logout(&self, _provider: &str) -> bool {
+        false
     }
 }

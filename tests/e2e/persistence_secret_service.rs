@@ -212,6 +212,45 @@ fn a_keyring_locked_mid_run_loses_no_session() {
     assert_a_crash_keeps_the_current_refresh_token(&mut daemon, &provider, "demo");
 }
 
+/// A logout while the keyring is locked cannot delete the item; a stop
+/// before the unlock used to bring the session back at the next start. The
+/// logout is noted in the daemon's state directory, and the next start,
+/// once the keyring is unlocked, deletes the item instead of restoring it.
+#[test]
+fn a_logout_while_locked_stays_done_across_a_restart() {
+    let bus = PrivateBus::start();
+    let Some(keyring) = TestKeyring::start_or_skip(&bus, "a_logout_while_locked_stays_done") else {
+        return;
+    };
+    let provider = Provider::rfc8628();
+    let mut daemon = Daemon::start_with(&provider.config("demo"), options(&bus));
+    login(&daemon, "demo", approve(&provider));
+    keyring.lock_default_collection();
+    let out = daemon.tokenctl(&["logout", "demo"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("logged out in tokend, but its record could not be deleted"),
+        "{}",
+        stderr(&out)
+    );
+    daemon.stop();
+    daemon.wait_for_log(1, &["event=\"logout_pending_at_stop\"", "provider=demo"]);
+    let journal = daemon.dir.path().join("state/pending-logouts");
+    assert!(
+        journal.exists(),
+        "the logout is noted in the state directory"
+    );
+    assert_no_secret_in_files(&[daemon.dir.path()], &provider.secrets_sent());
+
+    keyring.unlock_default_collection();
+    assert_eq!(tokend_items(&bus).0.len(), 1, "the item is still there");
+    daemon.restart();
+    daemon.wait_for_log(1, &["event=\"logout_completed\"", "provider=demo"]);
+    assert!(tokend_items(&bus).0.is_empty(), "the item was not deleted");
+    assert_eq!(status(&daemon, "demo")["state"], "logged_out");
+    assert!(!journal.exists(), "nothing left pending");
+}
+
 #[test]
 fn a_missing_secret_service_is_a_clear_error_and_a_late_one_is_used() {
     let bus = PrivateBus::start();

@@ -216,6 +216,10 @@ fn a_logout_during_an_outage_is_carried_out_when_the_store_is_back() {
     daemon.wait_for_log_within(RECOVERY_TIMEOUT, 1, &["after the store came back"]);
     assert!(!store.record("gone").exists(), "the record was not deleted");
     assert!(store.record("kept").exists());
+    assert!(
+        !store.state_dir().join("pending-logouts").exists(),
+        "the logout's note is removed once the record is deleted"
+    );
 
     // Restarted, it stays logged out; the other session is untouched.
     daemon.stop();
@@ -229,21 +233,62 @@ fn a_logout_during_an_outage_is_carried_out_when_the_store_is_back() {
 }
 
 /// A logout whose delete the store could not make, and a stop before the
-/// store works again: the stop says the next start finds the session again
-/// and what undoes that (not "log in", which a lost refresh token needs);
-/// and so it is, until that logout.
+/// store works again: the logout is noted beside the store, the stop says
+/// so, and the next start deletes the record instead of bringing the
+/// session back.
 #[test]
-fn a_stop_before_a_logouts_delete_says_the_session_comes_back() {
+fn a_logout_the_store_could_not_carry_out_stays_done_across_a_restart() {
+    let provider = Provider::rfc8628();
+    let store = FileStore::new();
+    let providers = provider.config("gone");
+    store.seed(&provider, &providers, |_| Duration::from_secs(4 * 3600));
+    let mut daemon = Daemon::start_with(&providers, store.options());
+    store.break_records();
+    assert!(!daemon.tokenctl(&["logout", "gone"]).status.success());
+    let journal = store.state_dir().join("pending-logouts");
+    let noted = std::fs::read_to_string(&journal).expect("the logout is noted");
+    assert!(noted.lines().any(|l| l.ends_with(" gone")), "{noted}");
+    daemon.stop();
+    let said = daemon.wait_for_log(1, &["event=\"logout_pending_at_stop\""]);
+    assert!(
+        said[0].contains("provider=gone") && said[0].contains("the next start deletes the record"),
+        "{said:?}"
+    );
+    assert!(
+        !daemon.log().contains("unsaved_at_stop"),
+        "{}",
+        daemon.log()
+    );
+
+    store.mend_records();
+    assert!(store.record("gone").exists(), "the store still has it");
+    daemon.restart();
+    daemon.wait_for_log(1, &["event=\"logout_completed\"", "provider=gone"]);
+    let out = daemon.tokenctl(&["token", "gone"]);
+    assert!(
+        stderr(&out).contains("tokenctl login gone"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!store.record("gone").exists());
+    assert!(!journal.exists(), "nothing left pending");
+}
+
+/// The same with nowhere to note the logout (its file's place taken by a
+/// directory): the stop says the next start finds the session again and
+/// what undoes that (not "log in", which a lost refresh token needs); and
+/// so it is, until that logout.
+#[test]
+fn a_stop_before_a_logouts_delete_with_no_note_says_the_session_comes_back() {
     let provider = Provider::rfc8628();
     let store = FileStore::new();
     let providers = provider.config("gone");
     let seeded = store.seed(&provider, &providers, |_| Duration::from_secs(4 * 3600));
     let mut daemon = Daemon::start_with(&providers, store.options());
-    let records = store.sessions_dir();
-    let away = records.with_extension("away");
-    std::fs::write(&away, b"not a directory").unwrap();
-    exchange(&records, &away);
+    std::fs::create_dir(store.state_dir().join("pending-logouts")).unwrap();
+    store.break_records();
     assert!(!daemon.tokenctl(&["logout", "gone"]).status.success());
+    daemon.wait_for_log(1, &["cannot note the logout"]);
     daemon.stop();
     let said = daemon.wait_for_log(1, &["event=\"unsaved_at_stop\""]);
     assert!(
@@ -254,7 +299,7 @@ fn a_stop_before_a_logouts_delete_says_the_session_comes_back() {
         "{said:?}"
     );
 
-    exchange(&records, &away);
+    store.mend_records();
     daemon.restart();
     assert_eq!(
         token(&daemon, "gone", &["--min-valid", "0"]),

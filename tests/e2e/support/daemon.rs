@@ -201,6 +201,10 @@ impl Daemon {
             // store: daemons of parallel tests, each on its own keyring,
             // must not lock each other out through the caller's.
             .env("RUNTIME_DIRECTORY", self.dir.path())
+            // And its own state directory, where it notes logouts a
+            // Secret Service could not carry out: not root's
+            // /var/lib/tokend, which parallel tests would share.
+            .env("STATE_DIRECTORY", self.dir.path().join("state"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log);

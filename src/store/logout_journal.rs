@@ -1,0 +1,315 @@
+//! Logouts the store has not carried out yet, remembered outside it.
+//!
+//! A logout deletes the provider's record. When the store cannot do that
+//! (a locked keyring, an unusable directory), the broker keeps the session
+//! logged out in memory and deletes the record when the store works again;
+//! but a daemon stopped before then used to find the record at its next
+//! start and bring the logged-out session back, which a person who logged
+//! out to end an account's access does not expect.
+//!
+//! [`LogoutJournal`] wraps the daemon's store and writes a line naming the
+//! provider and the time into a small file beside the store (its state
+//! directory) *before* each delete, and removes it once the delete is done.
+//! A record found at a restore with such a line is deleted rather than
+//! restored, but only when the record is not newer than the logout: a
+//! later login's record (whose save also removes the line) is never taken
+//! for the logged-out one. The file holds provider names and times, no
+//! secret.
+//!
+//! Writing the line first costs a small file write a logout (a rare
+//! request); it covers a delete that hangs and a crash in the middle as
+//! well as one that fails. A line that cannot be written (no state
+//! directory, a full disk) leaves the logout as it was without the
+//! journal: the broker still owes the delete, and its stop says the
+//! session comes back.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write as _};
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::SystemTime;
+
+use tracing::{info, warn};
+
+use super::{ChangeFeed, LoadResult, PreparedSave, Store, StoreError, StoredSession};
+
+/// The journal's file name in the state directory.
+pub const FILE_NAME: &str = "pending-logouts";
+
+/// The first line of the file, for a person who finds it.
+const HEADER: &str = "# tokend: logouts whose stored session is not deleted yet \
+                      (Unix time, provider); deleted at the next start once the store works\n";
+
+/// A [`Store`] whose deletes are remembered in a file until done (see the
+/// module doc).
+#[derive(Debug)]
+pub struct LogoutJournal {
+    store: Arc<dyn Store>,
+    path: PathBuf,
+    /// Provider → when its logout was asked (Unix seconds): the file's
+    /// content, kept in memory so that a restore of 10,000 sessions reads
+    /// no file when nothing is pending.
+    pending: Mutex<BTreeMap<String, i64>>,
+}
+
+impl LogoutJournal {
+    /// Wraps `store`, with the journal at `directory`/[`FILE_NAME`]; reads
+    /// what an earlier run left there. An unreadable journal is logged and
+    /// taken as empty (the sessions it named come back, as without it).
+    #[must_use]
+    pub fn open(store: Arc<dyn Store>, directory: &Path) -> Self {
+        let path = directory.join(FILE_NAME);
+        let pending = match fs::read_to_string(&path) {
+            Ok(text) => parse(&text),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => BTreeMap::new(),
+            Err(e) => {
+                warn!(
+                    "cannot read {}: {e}; logouts it names are not carried out",
+                    path.display()
+                );
+                BTreeMap::new()
+            }
+        };
+        if !pending.is_empty() {
+            let names: Vec<&str> = pending.keys().map(String::as_str).collect();
+            info!(
+                journal = %path.display(),
+                "logouts not yet carried out by the store: {}",
+                names.join(", ")
+            );
+        }
+        Self {
+            store,
+            path,
+            pending: Mutex::new(pending),
+        }
+    }
+
+    /// Where the journal is kept.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn pending(&self) -> MutexGuard<'_, BTreeMap<String, i64>> {
+        // Every critical section is a map change and a file write that
+        // leaves the map as the file: a panic cannot leave them apart.
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Notes that `provider`'s record is to be deleted (asked at `at`).
+    fn note(&self, provider: &str, at: i64) -> io::Result<()> {
+        let mut pending = self.pending();
+        let previous = pending.insert(provider.to_owned(), at);
+        let written = write(&self.path, &pending);
+        if written.is_err() {
+            // The map says what the file says.
+            match previous {
+                Some(at) => pending.insert(provider.to_owned(), at),
+                None => pending.remove(provider),
+            };
+        }
+        written
+    }
+
+    /// Forgets `provider`'s line, if any: its record is deleted, or a newer
+    /// one saved.
+    fn forget(&self, provider: &str) {
+        let mut pending = self.pending();
+        let Some(at) = pending.remove(provider) else {
+            return;
+        };
+        if let Err(e) = write(&self.path, &pending) {
+            // Harmless but for a file that says too much: a line older than
+            // the record it meets is dropped at the next start.
+            pending.insert(provider.to_owned(), at);
+            warn!(
+                provider = %provider,
+                "cannot update {}: {e}; the line stays until the next start",
+                self.path.display()
+            );
+        }
+    }
+
+    /// What a restore of `provider` gets from `loaded`: a record the
+    /// journal says was logged out is deleted and not restored.
+    fn settle(&self, provider: &str, loaded: LoadResult) -> LoadResult {
+        let Some(logged_out_at) = self.pending().get(provider).copied() else {
+            return loaded;
+        };
+        match loaded {
+            Ok(Some(record)) if record.obtained_at <= logged_out_at => {
+                match self.store.delete(provider) {
+                    Ok(()) => {
+                        self.forget(provider);
+                        info!(
+                            provider = %provider,
+                            event = "logout_completed",
+                            "deleted the stored session of a logout the store could not carry out before"
+                        );
+                    }
+                    Err(e) => warn!(
+                        provider = %provider,
+                        "the stored session of an earlier logout is not restored, but could not \
+                         be deleted yet: {e}"
+                    ),
+                }
+                Ok(None)
+            }
+            // A later login's record (saved before the line was removed),
+            // or none left: the line has nothing more to do.
+            Ok(_) => {
+                self.forget(provider);
+                loaded
+            }
+            Err(_) => loaded,
+        }
+    }
+
+    fn saved(&self, provider: &str, result: Result<(), StoreError>) -> Result<(), StoreError> {
+        if result.is_ok() && self.pending().contains_key(provider) {
+            self.forget(provider);
+        }
+        result
+    }
+}
+
+impl Store for LogoutJournal {
+    fn name(&self) -> &'static str {
+        self.store.name()
+    }
+
+    fn load(&self, provider: &str) -> LoadResult {
+        let loaded = self.store.load(provider);
+        self.settle(provider, loaded)
+    }
+
+    fn load_batch(&self, providers: &[String]) -> Vec<LoadResult> {
+        let loaded = self.store.load_batch(providers);
+        if self.pending().is_empty() {
+            return loaded;
+        }
+        providers
+            .iter()
+            .zip(loaded)
+            .map(|(provider, loaded)| self.settle(provider, loaded))
+            .collect()
+    }
+
+    fn save(&self, provider: &str, session: &StoredSession) -> Result<(), StoreError> {
+        let result = self.store.save(provider, session);
+        self.saved(provider, result)
+    }
+
+    fn prepares_saves(&self) -> bool {
+        self.store.prepares_saves()
+    }
+
+    fn prepare_save(&self, provider: &str) -> PreparedSave {
+        self.store.prepare_save(provider)
+    }
+
+    fn save_prepared(
+        &self,
+        provider: &str,
+        session: &StoredSession,
+        prepared: PreparedSave,
+    ) -> Result<(), StoreError> {
+        let result = self.store.save_prepared(provider, session, prepared);
+        self.saved(provider, result)
+    }
+
+    fn delete(&self, provider: &str) -> Result<(), StoreError> {
+        let noted = self.note(provider, unix_now());
+        let result = self.store.delete(provider);
+        match (&result, noted) {
+            (Ok(()), _) => self.forget(provider),
+            (Err(_), Err(e)) => warn!(
+                provider = %provider,
+                "cannot note the logout in {}: {e}; a restart before the store works brings \
+                 the session back",
+                self.path.display()
+            ),
+            (Err(_), Ok(())) => {}
+        }
+        result
+    }
+
+    fn list(&self) -> Result<Vec<String>, StoreError> {
+        self.store.list()
+    }
+
+    fn change_feed(&self) -> Option<ChangeFeed> {
+        self.store.change_feed()
+    }
+
+    fn remembers_logout(&self, provider: &str) -> bool {
+        self.pending().contains_key(provider)
+    }
+}
+
+/// Now in Unix seconds, as records' `obtained_at` counts (the store does
+/// not use the broker's clock: the journal is read before any broker).
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// Reads the journal's lines (`UNIX_TIME PROVIDER`); other lines are
+/// skipped (the header, and anything a person wrote).
+fn parse(text: &str) -> BTreeMap<String, i64> {
+    text.lines()
+        .filter_map(|line| {
+            let (at, provider) = line.trim().split_once(' ')?;
+            let provider = provider.trim();
+            let at = at.parse().ok()?;
+            (!provider.is_empty()).then(|| (provider.to_owned(), at))
+        })
+        .collect()
+}
+
+/// Replaces the journal with `pending`, durably (written beside it,
+/// flushed, renamed over it, the directory flushed), or removes it when
+/// nothing is pending. Makes the directory (private) if it is missing.
+fn write(path: &Path, pending: &BTreeMap<String, i64>) -> io::Result<()> {
+    let directory = path.parent().unwrap_or(Path::new("."));
+    if pending.is_empty() {
+        match fs::remove_file(path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => return File::open(directory)?.sync_all(),
+        }
+    }
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(directory)?;
+    let mut text = String::from(HEADER);
+    for (provider, at) in pending {
+        // Writing to a String cannot fail.
+        let _ = writeln!(text, "{at} {provider}");
+    }
+    let temp = directory.join(format!(".{FILE_NAME}.tmp"));
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&temp)?;
+    let written = file
+        .write_all(text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .and_then(|()| fs::rename(&temp, path));
+    if written.is_err() {
+        let _ = fs::remove_file(&temp);
+    }
+    written?;
+    File::open(directory)?.sync_all()
+}
+
+#[cfg(test)]
+#[path = "logout_journal_tests.rs"]
+mod tests;

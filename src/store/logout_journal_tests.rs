@@ -1,0 +1,203 @@
+//! The journal's rules, over a memory store that can be taken down (the
+//! e2e `store_outage` tests run it over a locked keyring).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use super::*;
+use crate::secret::Secret;
+use crate::store::{MemoryStore, STORED_SESSION_VERSION};
+
+/// A memory store whose every call fails while it is down, as a locked
+/// keyring's does.
+#[derive(Debug, Default)]
+struct DownStore {
+    records: MemoryStore,
+    down: AtomicBool,
+}
+
+impl DownStore {
+    fn check(&self) -> Result<(), StoreError> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(StoreError::Locked {
+                store: "test store",
+                reason: "locked".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Store for DownStore {
+    fn name(&self) -> &'static str {
+        "test store"
+    }
+    fn load(&self, provider: &str) -> LoadResult {
+        self.check()?;
+        self.records.load(provider)
+    }
+    fn save(&self, provider: &str, session: &StoredSession) -> Result<(), StoreError> {
+        self.check()?;
+        self.records.save(provider, session)
+    }
+    fn delete(&self, provider: &str) -> Result<(), StoreError> {
+        self.check()?;
+        self.records.delete(provider)
+    }
+    fn list(&self) -> Result<Vec<String>, StoreError> {
+        self.check()?;
+        self.records.list()
+    }
+}
+
+fn record(obtained_at: i64) -> StoredSession {
+    StoredSession {
+        version: STORED_SESSION_VERSION,
+        identity: "id".into(),
+        refresh_token: Secret::new("refresh".into()),
+        obtained_at,
+        scope: None,
+        access_token: None,
+        token_type: None,
+        expires_at: None,
+        refresh_expires_at: None,
+    }
+}
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    store: Arc<DownStore>,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("temp dir"),
+            store: Arc::new(DownStore::default()),
+        }
+    }
+
+    /// A daemon's start: the journal read afresh over the same store.
+    fn journal(&self) -> LogoutJournal {
+        LogoutJournal::open(Arc::clone(&self.store) as Arc<dyn Store>, self.dir.path())
+    }
+
+    fn set_down(&self, down: bool) {
+        self.store.down.store(down, Ordering::SeqCst);
+    }
+
+    fn journal_text(&self) -> Option<String> {
+        fs::read_to_string(self.dir.path().join(FILE_NAME)).ok()
+    }
+}
+
+#[test]
+fn a_logout_the_store_could_not_carry_out_is_carried_out_at_the_next_start() {
+    let fixture = Fixture::new();
+    let journal = fixture.journal();
+    journal.save("github", &record(unix_now() - 60)).unwrap();
+    journal.save("google", &record(unix_now() - 60)).unwrap();
+    fixture.set_down(true);
+    assert!(journal.delete("github").is_err());
+    assert!(journal.remembers_logout("github"));
+    assert!(!journal.remembers_logout("google"));
+    let text = fixture.journal_text().expect("the logout is written down");
+    assert!(text.lines().any(|l| l.ends_with(" github")), "{text}");
+    drop(journal);
+
+    // The next start, still locked: the record cannot be read, the line stays.
+    let journal = fixture.journal();
+    assert!(journal.load("github").is_err());
+    assert!(journal.remembers_logout("github"));
+
+    // Unlocked: the logged-out record is deleted, not restored; the other
+    // provider's record is untouched.
+    fixture.set_down(false);
+    let names = ["github".to_owned(), "google".to_owned()];
+    let loaded = journal.load_batch(&names);
+    assert!(matches!(loaded[0], Ok(None)), "{:?}", loaded[0]);
+    assert!(matches!(loaded[1], Ok(Some(_))), "{:?}", loaded[1]);
+    assert_eq!(fixture.store.records.list().unwrap(), ["google"]);
+    assert!(!journal.remembers_logout("github"));
+    assert_eq!(fixture.journal_text(), None, "nothing left pending");
+}
+
+#[test]
+fn a_record_newer_than_the_logout_is_restored() {
+    let fixture = Fixture::new();
+    let journal = fixture.journal();
+    journal.save("github", &record(unix_now() - 60)).unwrap();
+    fixture.set_down(true);
+    assert!(journal.delete("github").is_err());
+    drop(journal);
+    // A later login whose save succeeded while the line could not yet be
+    // removed (a crash between the two).
+    fixture.set_down(false);
+    fixture
+        .store
+        .records
+        .save("github", &record(unix_now() + 3600))
+        .unwrap();
+    let journal = fixture.journal();
+    let loaded = journal.load("github").unwrap().expect("the newer record");
+    assert_eq!(loaded.obtained_at, record(unix_now() + 3600).obtained_at);
+    assert!(!journal.remembers_logout("github"));
+    assert_eq!(fixture.journal_text(), None);
+}
+
+#[test]
+fn a_save_after_the_logout_ends_it_and_a_delete_that_works_leaves_nothing() {
+    let fixture = Fixture::new();
+    let journal = fixture.journal();
+    journal.save("github", &record(unix_now() - 60)).unwrap();
+    journal.delete("github").unwrap();
+    assert_eq!(fixture.journal_text(), None, "a delete that worked");
+    assert!(!journal.remembers_logout("github"));
+
+    journal.save("github", &record(unix_now() - 60)).unwrap();
+    fixture.set_down(true);
+    assert!(journal.delete("github").is_err());
+    // A new login, saved once the store works again.
+    fixture.set_down(false);
+    journal.save("github", &record(unix_now())).unwrap();
+    assert!(!journal.remembers_logout("github"));
+    assert_eq!(fixture.journal_text(), None);
+    assert!(fixture.journal().load("github").unwrap().is_some());
+}
+
+#[test]
+fn a_journal_that_cannot_be_written_leaves_the_logout_as_without_it() {
+    let fixture = Fixture::new();
+    let blocked = fixture.dir.path().join("not-a-directory");
+    fs::write(&blocked, "").unwrap();
+    let journal = LogoutJournal::open(
+        Arc::clone(&fixture.store) as Arc<dyn Store>,
+        &blocked.join("state"),
+    );
+    journal.save("github", &record(unix_now() - 60)).unwrap();
+    fixture.set_down(true);
+    assert!(journal.delete("github").is_err());
+    assert!(!journal.remembers_logout("github"));
+    // And a delete that works needs no journal.
+    fixture.set_down(false);
+    journal.delete("github").unwrap();
+    assert!(fixture.store.records.list().unwrap().is_empty());
+}
+
+#[test]
+fn the_file_is_private_and_read_line_by_line() {
+    let fixture = Fixture::new();
+    let journal = fixture.journal();
+    fixture.set_down(true);
+    assert!(journal.delete("github").is_err());
+    let path = fixture.dir.path().join(FILE_NAME);
+    let mode = std::os::unix::fs::PermissionsExt::mode(&fs::metadata(&path).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+    let text = fixture.journal_text().unwrap();
+    assert!(text.starts_with("# tokend"), "{text}");
+
+    let parsed = parse("# header\n\n12 a-b\nnot a line\n13 c_d \nx y\n14\n");
+    assert_eq!(
+        parsed.into_iter().collect::<Vec<_>>(),
+        [("a-b".to_owned(), 12), ("c_d".to_owned(), 13)]
+    );
+}
