@@ -98,6 +98,8 @@ pub struct SessionReport {
     /// When the refresh token expires, when the provider said: a new
     /// login is needed by then.
     pub login_needed_by: Option<SystemTime>,
+    /// How the git credential helper hands git the token (`git_auth`).
+    pub git_auth: crate::config::GitAuth,
 }
 
 /// The store's state, reported once per status answer.

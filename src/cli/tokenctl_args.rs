@@ -176,8 +176,10 @@ pub enum TokenctlCommand {
 pub enum CredentialProtocol {
     /// git's credential helper: `git config --global credential.helper
     /// '!tokenctl credential git'`. `get` answers a token for the host git
-    /// names (the provider whose `hosts` has it), `store` does nothing,
-    /// `erase` (a refused token) makes tokend refresh it
+    /// names (the provider whose `hosts` has it): as Basic's password, or as
+    /// a Bearer token (git 2.46 or later) when the provider's `git_auth`
+    /// says "bearer" or the server asks only for Bearer; `store` does
+    /// nothing, `erase` (a refused token) makes tokend refresh it
     Git {
         /// Use this provider, whatever the host
         #[arg(long, value_name = "NAME")]

@@ -206,6 +206,8 @@ pub struct ProviderConfig {
     /// The user name the credential helpers send with the token; `None`:
     /// [`DEFAULT_USERNAME`].
     pub username: Option<String>,
+    /// How `tokenctl credential git` hands git the token (`git_auth`).
+    pub git_auth: GitAuth,
 }
 
 impl ProviderConfig {
@@ -232,6 +234,42 @@ impl ProviderConfig {
 /// provider sets no `username`: GitLab's and others' convention for
 /// OAuth tokens (GitHub takes any; its preset says `x-access-token`).
 pub const DEFAULT_USERNAME: &str = "oauth2";
+
+/// How the git credential helper hands git the token (`git_auth`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GitAuth {
+    /// As a Bearer token when the server asks only for Bearer (its
+    /// `WWW-Authenticate` challenges, which git passes on) and git can send
+    /// one (2.46 or later); else as HTTP Basic's password, which most
+    /// forges take (GitHub, GitLab, Gitea, Bitbucket).
+    #[default]
+    Auto,
+    /// Always as HTTP Basic's password, with the user name.
+    Basic,
+    /// Always as `Authorization: Bearer` (Azure DevOps with Microsoft
+    /// Entra tokens); needs git 2.46 or later.
+    Bearer,
+}
+
+impl GitAuth {
+    /// The config's spelling, also sent in `status`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Basic => "basic",
+            Self::Bearer => "bearer",
+        }
+    }
+
+    /// The value `git_auth = NAME` gives, if any.
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Self::Auto, Self::Basic, Self::Bearer]
+            .into_iter()
+            .find(|auth| auth.as_str() == name)
+    }
+}
 
 /// A group allowed to use a provider, resolved when the config is loaded.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,7 +11,7 @@ use super::endpoints::{endpoint_source, url_value};
 use super::reader::{self, TableReader};
 use super::secrets::{self, CLIENT_SECRET, FileAccess, SecretContext};
 use super::users::UserDb;
-use super::{Diagnostics, Environment, GroupGrant, ProviderConfig, UnitPattern};
+use super::{Diagnostics, Environment, GitAuth, GroupGrant, ProviderConfig, UnitPattern};
 use crate::provider::{CommonSettings, dialects};
 
 /// The keys every provider table may have; the dialects' own keys come
@@ -34,6 +34,7 @@ const PROVIDER_KEYS: &[&str] = &[
     "hosts",
     "git_username",
     "username",
+    "git_auth",
     "issuer",
     "base_url",
     "device_authorization_endpoint",
@@ -100,6 +101,7 @@ pub(super) fn provider_config(
     let access = access_keys(&mut t, diags);
     let hosts = hosts(&mut t, name, claimed_hosts, diags);
     let username = username(&mut t, diags);
+    let git_auth = git_auth(&mut t, diags);
     let endpoints = dialect.and_then(|d| endpoint_source(&mut t, d, &context, diags));
     dialect::refuse_foreign_keys(&mut t, dialect, diags);
     let dialect_settings = dialect.and_then(|d| {
@@ -148,6 +150,7 @@ pub(super) fn provider_config(
         manage_groups: access.manage_groups,
         hosts,
         username,
+        git_auth: git_auth?,
     })
 }
 
@@ -207,6 +210,22 @@ fn username(t: &mut TableReader<'_, '_>, diags: &mut Diagnostics<'_>) -> Option<
         return None;
     }
     Some(user.to_owned())
+}
+
+/// The `git_auth` key: "auto" (the default), "basic" or "bearer".
+fn git_auth(t: &mut TableReader<'_, '_>, diags: &mut Diagnostics<'_>) -> Option<GitAuth> {
+    let Some(v) = t.take("git_auth") else {
+        return Some(GitAuth::default());
+    };
+    let name = reader::expect_str(diags, "git_auth", v)?;
+    let auth = GitAuth::from_name(name);
+    if auth.is_none() {
+        diags.error(
+            &v.span(),
+            format!("`git_auth` must be \"auto\", \"basic\" or \"bearer\", not \"{name}\""),
+        );
+    }
+    auth
 }
 
 /// The `hosts` key: host names (with a port when not the default), which

@@ -54,6 +54,11 @@ pub struct ProviderStatus {
     /// said: a new login is needed by then; `null` otherwise.
     #[serde(default)]
     pub login_needed_by: Option<i64>,
+    /// How `tokenctl credential git` hands git the token (`git_auth` in
+    /// the config: "auto", "basic" or "bearer"); `null` only from a daemon
+    /// older than this field, which meant "basic".
+    #[serde(default)]
+    pub git_auth: Option<String>,
     // Every field is sent, `null` or `[]` when unset, as the older ones
     // always were: scripts (`jq '.[].hosts[]'`) can count on the keys. The
     // `#[serde(default)]`s are for reading daemons older than a field.
@@ -116,7 +121,8 @@ mod tests {
             concat!(
                 r#"{"name":"gh","dialect":"rfc8628","state":"logged_out","expires_at":null,"#,
                 r#""last_refresh":null,"next_refresh":null,"last_error":null,"scopes":[],"#,
-                r#""login":null,"saved":true,"hosts":[],"username":null,"login_needed_by":null}"#
+                r#""login":null,"saved":true,"hosts":[],"username":null,"login_needed_by":null,"#,
+                r#""git_auth":null}"#
             )
         );
         // A daemon older than the newer fields left them out: read as unset.
@@ -142,6 +148,7 @@ mod tests {
             hosts: Vec::new(),
             username: None,
             login_needed_by: None,
+            git_auth: None,
         }
     }
 

@@ -46,24 +46,62 @@ fn git(home: &Path, daemon: &Daemon, args: &[&str], stdin: &str) -> Output {
     child.wait_with_output().unwrap()
 }
 
+/// A loopback forge serving `project.git` (see `git_server.py`), in a
+/// work directory with an empty `home` for git.
+struct Forge {
+    work: tempfile::TempDir,
+    /// The token the server accepts now.
+    token_file: std::path::PathBuf,
+    /// Kept for the server's life.
+    _server: ScriptServer,
+    /// `127.0.0.1:PORT`.
+    host: String,
+}
+
+impl Forge {
+    /// `scheme`: "basic" or "bearer", the one the server takes.
+    fn start(scheme: &str) -> Self {
+        let work = tempfile::tempdir().unwrap();
+        let repos = work.path().join("repos");
+        std::fs::create_dir_all(work.path().join("home")).unwrap();
+        let made = Command::new("git")
+            .args(["init", "--quiet", "--bare", "-b", "main"])
+            .arg(repos.join("project.git"))
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let token_file = work.path().join("accepted-token");
+        std::fs::write(&token_file, "").unwrap();
+        let server = ScriptServer::start(
+            "git_server.py",
+            &[
+                repos.as_os_str(),
+                token_file.as_os_str(),
+                std::ffi::OsStr::new(scheme),
+            ],
+        );
+        let host = format!("127.0.0.1:{}", server.port);
+        Self {
+            work,
+            token_file,
+            _server: server,
+            host,
+        }
+    }
+
+    fn home(&self) -> std::path::PathBuf {
+        self.work.path().join("home")
+    }
+
+    fn accept(&self, token: &str) {
+        std::fs::write(&self.token_file, token).unwrap();
+    }
+}
+
 #[test]
 fn git_gets_the_token_of_the_provider_serving_the_host() {
-    let work = tempfile::tempdir().unwrap();
-    let (home, repos) = (work.path().join("home"), work.path().join("repos"));
-    std::fs::create_dir_all(&home).unwrap();
-    let made = Command::new("git")
-        .args(["init", "--quiet", "--bare", "-b", "main"])
-        .arg(repos.join("project.git"))
-        .status()
-        .unwrap();
-    assert!(made.success());
-    let token_file = work.path().join("accepted-token");
-    std::fs::write(&token_file, "").unwrap();
-    let server = ScriptServer::start(
-        "git_server.py",
-        &[repos.as_os_str(), token_file.as_os_str()],
-    );
-    let forge_host = format!("127.0.0.1:{}", server.port);
+    let forge = Forge::start("basic");
+    let (home, token_file, forge_host) = (forge.home(), &forge.token_file, &forge.host);
 
     let provider = Provider::rfc8628();
     let config = format!(
@@ -125,7 +163,7 @@ fn git_gets_the_token_of_the_provider_serving_the_host() {
     // A real clone-side operation against the server, which accepts only
     // the current token.
     let current = token(&daemon, "forge", &[]);
-    std::fs::write(&token_file, &current).unwrap();
+    std::fs::write(token_file, &current).unwrap();
     let url = format!("http://{forge_host}/project.git");
     let out = git(&home, &daemon, &["ls-remote", &url], "");
     assert!(out.status.success(), "ls-remote: {}", stderr(&out));
@@ -153,12 +191,85 @@ fn git_gets_the_token_of_the_provider_serving_the_host() {
         "a second refresh for one refusal"
     );
     // The server now wants the new token; git gets it from the helper.
-    std::fs::write(&token_file, &renewed).unwrap();
+    std::fs::write(token_file, &renewed).unwrap();
     let out = git(&home, &daemon, &["ls-remote", &url], "");
     assert!(
         out.status.success(),
         "ls-remote after renewal: {}",
         stderr(&out)
+    );
+}
+
+/// A forge that takes only Bearer tokens (its challenge says Bearer alone):
+/// the helper answers git (2.46 or later) with `authtype=Bearer` by default,
+/// and a refused Bearer token comes back as `credential=` and is renewed.
+/// `git_auth = "basic"` keeps Basic (refused there); `git_auth = "bearer"`
+/// with a git that cannot send Bearer is an error that says so.
+#[test]
+fn a_forge_that_takes_only_bearer_gets_a_bearer_token() {
+    let forge = Forge::start("bearer");
+    let provider = Provider::rfc8628();
+    let port = forge.host.rsplit_once(':').unwrap().1;
+    let config = format!(
+        "{}{}{}",
+        provider.config_with("forge", &format!("hosts = [\"{}\"]", forge.host)),
+        provider.config_with(
+            "basic",
+            &format!("hosts = [\"localhost:{port}\"]\ngit_auth = \"basic\"")
+        ),
+        provider.config_with("forced", "hosts = [\"forced.test\"]\ngit_auth = \"bearer\""),
+    );
+    let daemon = Daemon::start(&config);
+    for name in ["forge", "basic", "forced"] {
+        login(&daemon, name, |code| {
+            provider.approve(code).unwrap();
+        });
+    }
+    let home = forge.home();
+    let url = format!("http://{}/project.git", forge.host);
+    let current = token(&daemon, "forge", &[]);
+    forge.accept(&current);
+    let out = git(&home, &daemon, &["ls-remote", &url], "");
+    assert!(out.status.success(), "ls-remote: {}", stderr(&out));
+
+    // Refused (the server wants another token now): git erases the Bearer
+    // credential, tokend renews it, and git's next try gets the new one.
+    forge.accept("not-the-current-token");
+    let refreshes = provider.refresh_count();
+    let out = git(&home, &daemon, &["ls-remote", &url], "");
+    assert!(!out.status.success());
+    assert_eq!(provider.refresh_count(), refreshes + 1, "no renewal");
+    let renewed = token(&daemon, "forge", &[]);
+    assert_ne!(renewed, current);
+    forge.accept(&renewed);
+    let out = git(&home, &daemon, &["ls-remote", &url], "");
+    assert!(out.status.success(), "ls-remote: {}", stderr(&out));
+
+    // Basic, as configured: refused by this forge.
+    forge.accept(&token(&daemon, "basic", &[]));
+    let basic_url = format!("http://localhost:{port}/project.git");
+    let out = git(&home, &daemon, &["ls-remote", &basic_url], "");
+    assert!(!out.status.success(), "Basic was taken");
+
+    // Bearer asked for, and a caller that cannot take it.
+    let out = helper_get(&daemon, "protocol=https\nhost=forced.test\n\n");
+    assert!(!out.status.success());
+    assert!(stdout(&out).is_empty(), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("needs git 2.46 or later"),
+        "{}",
+        stderr(&out)
+    );
+    let out = helper_get(
+        &daemon,
+        "capability[]=authtype\nprotocol=https\nhost=forced.test\n\n",
+    );
+    let answer = stdout(&out);
+    assert!(
+        answer.starts_with("capability[]=authtype\nauthtype=Bearer\ncredential=")
+            && answer.contains("ephemeral=1\n")
+            && !answer.contains("password="),
+        "{answer}"
     );
 }
 

@@ -10,6 +10,13 @@
 //! refuses a config where two providers claim one host), or the one named
 //! with `--provider`. No provider for the host: no answer, so that git
 //! goes on to its next helper or asks the person.
+//!
+//! The token goes to git as HTTP Basic's password (with the provider's
+//! user name), or, since git 2.46 (which announces
+//! `capability[]=authtype`), as a Bearer token (`authtype=Bearer`,
+//! `credential=`): when the provider says `git_auth = "bearer"`, or, by
+//! default, when the server's challenges (git's `wwwauth[]` lines, its
+//! `WWW-Authenticate` headers) ask for Bearer and not for Basic.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -21,7 +28,21 @@ use tokend::protocol::ProviderStatus;
 use crate::exit::{self, Failure};
 
 /// What git said about the credential it wants.
-type Attributes = HashMap<String, String>;
+#[derive(Debug, Default)]
+struct Attributes {
+    /// The single-valued `key=value` lines.
+    values: HashMap<String, String>,
+    /// `capability[]` lines: what this git can take in an answer.
+    capabilities: Vec<String>,
+    /// `wwwauth[]` lines: the server's `WWW-Authenticate` headers.
+    challenges: Vec<String>,
+}
+
+impl Attributes {
+    fn get(&self, key: &str) -> Option<&String> {
+        self.values.get(key)
+    }
+}
 
 /// Runs `action` with git's attributes from `input`, answering on `out`.
 /// `connect` opens a connection to the daemon (with its protocol version)
@@ -60,18 +81,30 @@ pub fn git(
     if action == "erase" {
         // The token was refused: have tokend replace it (once, however many
         // gits saw the refusal), so the next `get` answers a new one.
-        if let Some(refused) = attributes.get("password") {
+        // A Basic answer comes back as `password=`, a Bearer one as
+        // `credential=`.
+        if let Some(refused) = attributes
+            .get("password")
+            .or_else(|| attributes.get("credential"))
+        {
             client.token_replacing(&status.name, refused)?;
         }
         return Ok(());
     }
+    let bearer = sends_bearer(&status, &attributes)?;
     let answer = client.token(&status.name, None)?;
     let token = crate::usable(&status.name, answer.access_token.expose())?;
-    let username = status
-        .username
-        .as_deref()
-        .unwrap_or(tokend::config::DEFAULT_USERNAME);
-    let mut answer_lines = format!("username={username}\npassword={token}\n");
+    let mut answer_lines = if bearer {
+        // Ephemeral: a helper that keeps credentials (git's cache) should
+        // not answer this one later, when tokend has a newer token.
+        format!("capability[]=authtype\nauthtype=Bearer\ncredential={token}\nephemeral=1\n")
+    } else {
+        let username = status
+            .username
+            .as_deref()
+            .unwrap_or(tokend::config::DEFAULT_USERNAME);
+        format!("username={username}\npassword={token}\n")
+    };
     if let Some(expiry) = answer.expires_at {
         let _ = writeln!(answer_lines, "password_expiry_utc={expiry}");
     }
@@ -84,7 +117,7 @@ pub fn git(
 
 /// git's `key=value` lines up to a blank line or the end.
 fn read_attributes(input: impl BufRead) -> Result<Attributes, Failure> {
-    let mut attributes = Attributes::new();
+    let mut attributes = Attributes::default();
     for (number, line) in input.lines().enumerate() {
         let line =
             line.map_err(|e| Failure::new(exit::USAGE, format!("cannot read git's request: {e}")))?;
@@ -97,9 +130,24 @@ fn read_attributes(input: impl BufRead) -> Result<Attributes, Failure> {
                 format!("line {} of git's request is not `key=value`", number + 1),
             ));
         };
-        attributes.insert(key.to_owned(), value.to_owned());
+        let list = match key {
+            "capability[]" => &mut attributes.capabilities,
+            "wwwauth[]" => &mut attributes.challenges,
+            // Other lists (`state[]`) are for helpers that keep state.
+            _ if key.ends_with("[]") => continue,
+            _ => {
+                attributes.values.insert(key.to_owned(), value.to_owned());
+                continue;
+            }
+        };
+        // An empty value starts the list again, as git reads it.
+        if value.is_empty() {
+            list.clear();
+        } else {
+            list.push(value.to_owned());
+        }
     }
-    if let Some(url) = attributes.get("url").cloned() {
+    if let Some(url) = attributes.values.get("url").cloned() {
         add_url_parts(&mut attributes, &url)?;
     }
     Ok(attributes)
@@ -124,11 +172,81 @@ fn add_url_parts(attributes: &mut Attributes, url: &str) -> Result<(), Failure> 
     for (key, value) in [("protocol", url.scheme()), ("host", &host), ("path", path)] {
         if !value.is_empty() {
             attributes
+                .values
                 .entry(key.to_owned())
                 .or_insert_with(|| value.to_owned());
         }
     }
     Ok(())
+}
+
+/// Whether the token goes to git as a Bearer token (see the module doc).
+///
+/// # Errors
+/// The provider wants Bearer and this git cannot send one.
+fn sends_bearer(status: &ProviderStatus, attributes: &Attributes) -> Result<bool, Failure> {
+    let git_can = attributes.capabilities.iter().any(|c| c == "authtype");
+    match status.git_auth.as_deref() {
+        // A daemon older than `git_auth` sent Basic only.
+        Some("basic") | None => Ok(false),
+        Some("bearer") if git_can => Ok(true),
+        Some("bearer") => Err(Failure::new(
+            exit::FAILURE,
+            format!(
+                "provider `{}` hands git its token as a Bearer token (git_auth = \"bearer\"), \
+                 which needs git 2.46 or later: this git did not offer it \
+                 (no `capability[]=authtype` line)",
+                status.name
+            ),
+        )),
+        // "auto", and whatever a newer daemon may send.
+        Some(_) => {
+            let schemes: Vec<String> = attributes
+                .challenges
+                .iter()
+                .flat_map(|header| challenge_schemes(header))
+                .collect();
+            Ok(git_can
+                && schemes.iter().any(|s| s == "bearer")
+                && !schemes.iter().any(|s| s == "basic"))
+        }
+    }
+}
+
+/// The authentication schemes a `WWW-Authenticate` header offers,
+/// lowercase: it is a comma-separated list of challenges, each a scheme
+/// followed by parameters (`name=value`, values maybe quoted and holding
+/// commas) or a token68 (RFC 9110 §11.6.1). A part that starts with a
+/// name and `=` continues the previous challenge.
+fn challenge_schemes(header: &str) -> Vec<String> {
+    let mut parts = Vec::new();
+    let (mut start, mut quoted, mut escaped) = (0, false, false);
+    for (i, c) in header.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            ',' if !quoted => {
+                parts.push(&header[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&header[start..]);
+    parts
+        .into_iter()
+        .filter_map(|part| {
+            let part = part.trim_start();
+            let end = part
+                .find(|c: char| c.is_whitespace() || c == '=')
+                .unwrap_or(part.len());
+            let (word, rest) = part.split_at(end);
+            // `realm="x"` (or `realm = "x"`) continues a challenge.
+            let is_parameter = rest.trim_start().starts_with('=');
+            (!word.is_empty() && !is_parameter).then(|| word.to_ascii_lowercase())
+        })
+        .collect()
 }
 
 /// The status of the provider named, or of the one whose `hosts` has
@@ -198,8 +316,8 @@ mod tests {
     fn attributes_end_at_a_blank_line_and_bad_lines_are_named() {
         let read =
             read_attributes("protocol=https\nhost=github.com\n\nignored=1\n".as_bytes()).unwrap();
-        assert_eq!(read.len(), 2);
-        assert_eq!(read["host"], "github.com");
+        assert_eq!(read.values.len(), 2);
+        assert_eq!(read.values["host"], "github.com");
         let err = read_attributes("protocol=https\nnonsense\n".as_bytes()).unwrap_err();
         assert!(err.message.contains("line 2"), "{}", err.message);
     }
@@ -208,14 +326,14 @@ mod tests {
     fn a_url_line_gives_its_parts() {
         let read =
             read_attributes("url=https://GitHub.com:8443/org/repo.git\n".as_bytes()).unwrap();
-        assert_eq!(read["protocol"], "https");
-        assert_eq!(read["host"], "github.com:8443");
-        assert_eq!(read["path"], "org/repo.git");
+        assert_eq!(read.values["protocol"], "https");
+        assert_eq!(read.values["host"], "github.com:8443");
+        assert_eq!(read.values["path"], "org/repo.git");
         // The default port is not written; lines of their own win.
         let read = read_attributes("host=example.org\nurl=http://[::1]:80/\n".as_bytes()).unwrap();
-        assert_eq!(read["host"], "example.org");
-        assert_eq!(read["protocol"], "http");
-        assert!(!read.contains_key("path"));
+        assert_eq!(read.values["host"], "example.org");
+        assert_eq!(read.values["protocol"], "http");
+        assert!(!read.values.contains_key("path"));
         let err = read_attributes("url=not a url with secret\n".as_bytes()).unwrap_err();
         assert!(err.message.contains("`url=`"), "{}", err.message);
         assert!(!err.message.contains("secret"), "{}", err.message);
@@ -258,5 +376,77 @@ mod tests {
         ] {
             assert!(refuse_plain_http(scheme, host).is_ok(), "{scheme} {host:?}");
         }
+    }
+    #[test]
+    fn lists_gather_and_an_empty_value_starts_them_again() {
+        let read = read_attributes(
+            "capability[]=authtype\ncapability[]=state\nstate[]=x\nwwwauth[]=Basic realm=\"a\"\n\
+             wwwauth[]=\nwwwauth[]=Bearer\nhost=h\n"
+                .as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(read.capabilities, ["authtype", "state"]);
+        assert_eq!(read.challenges, ["Bearer"]);
+        assert_eq!(read.values.len(), 1, "{:?}", read.values);
+    }
+
+    #[test]
+    fn challenges_name_their_schemes() {
+        for (header, schemes) in [
+            ("Basic realm=\"GitHub\"", vec!["basic"]),
+            (
+                "Bearer authorization_uri=https://login.example/x, Basic realm=\"a, b\", TFS-Federated",
+                vec!["bearer", "basic", "tfs-federated"],
+            ),
+            (
+                "Bearer realm = \"x\", error=\"invalid_token\", scope=\"a b\"",
+                vec!["bearer"],
+            ),
+            ("Negotiate abc==, NTLM", vec!["negotiate", "ntlm"]),
+            ("Bearer realm=\"q\\\", Basic\"", vec!["bearer"]),
+            ("", vec![]),
+        ] {
+            assert_eq!(challenge_schemes(header), schemes, "{header}");
+        }
+    }
+
+    fn status(git_auth: Option<&str>) -> ProviderStatus {
+        serde_json::from_value(serde_json::json!({
+            "name": "forge", "dialect": "rfc8628", "state": "active", "git_auth": git_auth,
+        }))
+        .unwrap()
+    }
+
+    fn request(lines: &str) -> Attributes {
+        read_attributes(lines.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn bearer_when_asked_for_or_when_the_server_takes_only_bearer() {
+        let modern = "capability[]=authtype\n";
+        let bearer_only = "capability[]=authtype\nwwwauth[]=Bearer realm=\"forge\"\n";
+        let both = "capability[]=authtype\nwwwauth[]=Bearer\nwwwauth[]=Basic realm=\"f\"\n";
+        let old_git = "wwwauth[]=Bearer\n";
+        for (auth, lines, bearer) in [
+            (Some("auto"), bearer_only, true),
+            (Some("auto"), both, false),
+            (Some("auto"), modern, false),
+            (Some("auto"), old_git, false),
+            (Some("basic"), bearer_only, false),
+            (None, bearer_only, false),
+            (Some("bearer"), modern, true),
+            (Some("bearer"), both, true),
+            (Some("newer-kind"), bearer_only, true),
+        ] {
+            let chosen = sends_bearer(&status(auth), &request(lines)).unwrap();
+            assert_eq!(chosen, bearer, "{auth:?} {lines:?}");
+        }
+        let refused = sends_bearer(&status(Some("bearer")), &request(old_git)).unwrap_err();
+        assert!(
+            refused.message.contains("needs git 2.46 or later")
+                && refused.message.contains("`forge`"),
+            "{}",
+            refused.message
+        );
     }
 }

@@ -67,6 +67,7 @@ impl Session {
                 .clone()
                 .unwrap_or_else(|| crate::config::DEFAULT_USERNAME.to_owned()),
             login_needed_by,
+            git_auth: self.config.git_auth,
         }
     }
 

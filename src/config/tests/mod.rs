@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use super::*;
 
 mod access;
+mod credential_helpers;
 mod dialects;
 mod secrets;
 mod store;
@@ -380,34 +381,6 @@ fn unreadable_file_is_named() {
         err.to_string()
             .contains("missing.toml: cannot read the config"),
         "{err}"
-    );
-}
-
-/// The credential helpers' user name: `git_username` (the contract's key)
-/// or `username` (its other name), not both.
-#[test]
-fn git_username_and_its_other_name() {
-    let f = Fixture::new();
-    for key in ["git_username", "username"] {
-        let config = f
-            .load(&format!("{GITHUB}{key} = \"x-access-token\"\n"))
-            .unwrap();
-        assert_eq!(
-            config.provider("github").unwrap().username.as_deref(),
-            Some("x-access-token"),
-            "{key}"
-        );
-    }
-    let errors = f.errors(&format!("{GITHUB}git_username = \"a\"\nusername = \"b\"\n"));
-    assert_eq!(errors.len(), 1, "{errors:?}");
-    assert!(
-        errors[0].contains("`username` is another name of `git_username`: give one of them"),
-        "{errors:?}"
-    );
-    let errors = f.errors(&format!("{GITHUB}git_username = \"a:b\"\n"));
-    assert!(
-        errors[0].contains("`git_username` must be a non-empty name"),
-        "{errors:?}"
     );
 }
 

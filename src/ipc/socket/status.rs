@@ -203,6 +203,7 @@ mod tests {
             hosts: Vec::new(),
             username: "x-access-token".into(),
             login_needed_by: None,
+            git_auth: crate::config::GitAuth::Auto,
         }
     }
 

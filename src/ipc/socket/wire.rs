@@ -130,6 +130,7 @@ pub(crate) fn provider_status(report: SessionReport) -> ProviderStatus {
         hosts: report.hosts,
         username: Some(report.username),
         login_needed_by: report.login_needed_by.map(unix_secs),
+        git_auth: Some(report.git_auth.as_str().to_owned()),
     }
 }
 
@@ -245,6 +246,7 @@ mod tests {
             hosts: vec!["github.com".into()],
             username: "x-access-token".into(),
             login_needed_by: None,
+            git_auth: crate::config::GitAuth::Auto,
         }
     }
 
@@ -260,7 +262,8 @@ mod tests {
                 r#""scopes":["repo","read:org"],"login":{"user_code":"WDJB-MJHT","#,
                 r#""verification_uri":"https://example.com/device","#,
                 r#""verification_uri_complete":null,"expires_in":899},"saved":false,"#,
-                r#""hosts":["github.com"],"username":"x-access-token","login_needed_by":null}"#
+                r#""hosts":["github.com"],"username":"x-access-token","login_needed_by":null,"#,
+                r#""git_auth":"auto"}"#
             )
         );
     }

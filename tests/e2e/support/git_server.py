@@ -1,8 +1,11 @@
 """A git smart-HTTP server on 127.0.0.1 for the credential-helper test:
-`git http-backend` behind HTTP Basic authentication that accepts only the
-token in TOKEN_FILE (read at each request, so the test can change it).
+`git http-backend` behind HTTP authentication that accepts only the token
+in TOKEN_FILE (read at each request, so the test can change it): as HTTP
+Basic's password, or with SCHEME `bearer` as `Authorization: Bearer` only
+(challenging with Bearer alone, as a forge that takes only OAuth tokens
+does).
 
-    git_server.py PROJECT_ROOT TOKEN_FILE    # prints its port, then serves
+    git_server.py PROJECT_ROOT TOKEN_FILE [basic|bearer]   # prints its port, then serves
 """
 import base64
 import http.server
@@ -11,6 +14,7 @@ import subprocess
 import sys
 
 ROOT, TOKEN_FILE = sys.argv[1], sys.argv[2]
+SCHEME = sys.argv[3] if len(sys.argv) > 3 else "basic"
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -21,11 +25,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
         expected = open(TOKEN_FILE).read().strip()
         auth = self.headers.get("Authorization", "")
         user = password = ""
-        if auth.startswith("Basic "):
+        if SCHEME == "basic" and auth.startswith("Basic "):
             user, _, password = base64.b64decode(auth[6:]).decode().partition(":")
+        elif SCHEME == "bearer" and auth.startswith("Bearer "):
+            password = auth[7:]
         if not expected or password != expected:
             self.send_response(401)
-            self.send_header("WWW-Authenticate", 'Basic realm="forge"')
+            challenge = 'Basic realm="forge"' if SCHEME == "basic" else 'Bearer realm="forge"'
+            self.send_header("WWW-Authenticate", challenge)
             self.send_header("Content-Length", "0")
             self.end_headers()
             return

@@ -17,6 +17,7 @@ fn github_status() -> ProviderStatus {
         hosts: Vec::new(),
         username: None,
         login_needed_by: None,
+        git_auth: None,
     }
 }
 

@@ -19,6 +19,7 @@ fn provider(name: &str, state: &str) -> ProviderStatus {
         hosts: Vec::new(),
         username: None,
         login_needed_by: None,
+        git_auth: None,
     }
 }
 
