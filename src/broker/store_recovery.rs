@@ -8,7 +8,9 @@
 //! for the status (which waits for that probe, briefly: a person who just
 //! unlocked the keyring sees it at once), and when the store announces a
 //! change that may end the outage (the Secret Service's: a keyring
-//! unlocked, a keyring daemon on the bus; at most once a second), so that
+//! unlocked, a keyring daemon on the bus; the encrypted file store's: its
+//! directories made, moved or given another owner or mode; at most once a
+//! second), so that
 //! rotated tokens are saved as soon as the keyring is unlocked, not minutes
 //! later. A probe asks what
 //! failed: the list of records (which a locked keyring refuses: listing
@@ -23,7 +25,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::{FutureExt as _, StreamExt as _};
-use tracing::info;
+use tracing::{debug, info};
 
 use super::api::Broker;
 use super::error::BrokerError;
@@ -225,7 +227,17 @@ impl ChangeWatch {
             return;
         }
         let store = Arc::clone(&broker.inner.shared.store);
-        self.opening = Some(tokio::task::spawn_blocking(move || store.change_feed()));
+        self.opening = Some(tokio::task::spawn_blocking(move || {
+            let feed = store.change_feed();
+            if feed.is_some() {
+                // Its watches are live from here (tests wait for this line).
+                debug!(
+                    store = store.name(),
+                    "watching the store for a change that may end the outage"
+                );
+            }
+            feed
+        }));
     }
 
     /// Resolves at the next notice, no sooner than the spacing after the

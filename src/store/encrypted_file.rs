@@ -87,6 +87,7 @@ use super::key::{KeyId, StoreKey};
 use super::sealed::{self, OpenError};
 use super::{LoadResult, PreparedSave, Store, StoreError, StoredSession, until_store_wide};
 
+mod changes;
 mod files;
 
 pub use files::TempFile;
@@ -446,6 +447,10 @@ impl Store for EncryptedFileStore {
             }),
             Err(e) => Err(failed(format!("cannot remove {}: {e}", path.display()))),
         }
+    }
+
+    fn change_feed(&self) -> Option<super::ChangeFeed> {
+        changes::feed(&self.directory)
     }
 
     fn list(&self) -> Result<Vec<String>, StoreError> {

@@ -354,3 +354,42 @@ fn a_store_below_a_directory_others_can_change_is_not_used() {
     fs::set_permissions(&open, fs::Permissions::from_mode(0o755)).unwrap();
     store.save("github", &record("rt-1")).unwrap();
 }
+
+/// The next notice of `feed`, within 30 s.
+async fn wait(feed: &mut crate::store::ChangeFeed) {
+    use futures_util::StreamExt as _;
+    tokio::time::timeout(std::time::Duration::from_secs(30), feed.next())
+        .await
+        .expect("a notice within 30 s")
+        .expect("the feed is open");
+}
+
+/// The change feed (see `changes`): a records' directory put back where a
+/// file stood, and a state directory made private again, each give a
+/// notice, after which the store works.
+#[tokio::test]
+async fn the_change_feed_notices_a_mended_directory() {
+    let root = tempfile::tempdir().unwrap();
+    let state = root.path().join("state");
+    let store = EncryptedFileStore::new(&state, key(1));
+    store.save("github", &record("rt-github-1")).unwrap();
+    let away = state.join("sessions.away");
+    fs::rename(store.directory(), &away).unwrap();
+    fs::write(store.directory(), b"in the way").unwrap();
+    assert!(store.list().is_err());
+    let mut feed = store.change_feed().expect("a feed");
+    fs::remove_file(store.directory()).unwrap();
+    fs::rename(&away, store.directory()).unwrap();
+    wait(&mut feed).await;
+    assert_eq!(store.list().unwrap(), ["github"]);
+    drop(feed);
+
+    // Writable by others, not sticky: untrusted until made private again.
+    let store = EncryptedFileStore::new(&state, key(1));
+    fs::set_permissions(&state, fs::Permissions::from_mode(0o777)).unwrap();
+    assert!(store.list().is_err());
+    let mut feed = store.change_feed().expect("a feed");
+    fs::set_permissions(&state, fs::Permissions::from_mode(0o700)).unwrap();
+    wait(&mut feed).await;
+    assert_eq!(store.list().unwrap(), ["github"]);
+}

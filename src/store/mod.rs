@@ -299,7 +299,8 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// Notices of changes that may end an outage of this store, when it
     /// can give them: the Secret Service announces a keyring unlocked and
-    /// a keyring daemon appearing on the bus. The broker's retry loop asks
+    /// a keyring daemon appearing on the bus; the encrypted file store
+    /// watches its directories (inotify). The broker's retry loop asks
     /// for a feed while the store is down and probes at each notice,
     /// instead of only on its backoff (minutes). `None` (the default): no
     /// such notices; the loop probes on its schedule alone. Blocking: call

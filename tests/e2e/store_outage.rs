@@ -22,6 +22,8 @@ const SESSIONS: usize = 200;
 
 const UNAVAILABLE: &[&str] = &["event=\"store_unavailable\""];
 const AVAILABLE: &[&str] = &["event=\"store_available\""];
+/// The store's change feed is open (its watches are live).
+const WATCHING: &[&str] = &["watching the store for a change that may end the outage"];
 /// The summary line of a recovery.
 const RECOVERED: &[&str] = &["after the store came back: restored 200 stored session(s)"];
 
@@ -162,10 +164,14 @@ fn an_unusable_state_directory_is_one_outage_for_every_session() {
     let daemon = Daemon::start_with(&providers, store.options());
     assert_one_outage_shown_once(&daemon, "it is not a directory");
 
-    // The directory back, in one step (the daemon may look at any moment).
+    // The directory back, in one step (the daemon may look at any moment),
+    // seen by the store's watch on its directories, not at the next probe.
+    daemon.wait_for_log(1, WATCHING);
     exchange(&records, &away);
     std::fs::remove_file(&away).unwrap();
     assert_back_once_with_every_session(&daemon, &seeded);
+    let back = daemon.wait_for_log(1, AVAILABLE);
+    assert!(back[0].contains("noticed=\"store_change\""), "{back:?}");
     assert_eq!(provider.refresh_count(), 0, "restored, not refreshed");
 }
 
