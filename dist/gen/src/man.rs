@@ -365,7 +365,8 @@ fn tokend_sections() -> Roff {
     item(
         &mut roff,
         "STATE_DIRECTORY, XDG_STATE_HOME, HOME",
-        "Where the encrypted-file store keeps its records when state_directory is not set: \
+        "Where the encrypted-file store keeps its records when state_directory is not set, \
+         and where any daemon notes logouts its store has not carried out yet: \
          the service's state directory (set by systemd), else /var/lib/tokend for root, \
          else $XDG_STATE_HOME/tokend (~/.local/state/tokend).",
     );
@@ -386,27 +387,7 @@ fn tokend_sections() -> Roff {
         "The buses, when not at their usual places.",
     );
 
-    roff.control("SH", ["FILES"]);
-    item(
-        &mut roff,
-        "/etc/tokend/config.toml",
-        "Config of the system service (tokend.service) and of root.",
-    );
-    item(
-        &mut roff,
-        "~/.config/tokend/config.toml",
-        "Config of a user's daemon (systemctl --user start tokend).",
-    );
-    item(
-        &mut roff,
-        "/run/tokend/tokend.sock, $XDG_RUNTIME_DIR/tokend/tokend.sock",
-        "The socket of the system service and of a user's daemon.",
-    );
-    item(
-        &mut roff,
-        "/usr/share/doc/tokend/examples/",
-        "Example configs, with every key explained.",
-    );
+    tokend_files(&mut roff);
     see_also(
         &mut roff,
         &[
@@ -417,6 +398,42 @@ fn tokend_sections() -> Roff {
         ],
     );
     roff
+}
+
+/// tokend(8)'s FILES: what it reads and writes, where.
+fn tokend_files(roff: &mut Roff) {
+    roff.control("SH", ["FILES"]);
+    item(
+        roff,
+        "/etc/tokend/config.toml",
+        "Config of the system service (tokend.service) and of root.",
+    );
+    item(
+        roff,
+        "~/.config/tokend/config.toml",
+        "Config of a user's daemon (systemctl --user start tokend).",
+    );
+    item(
+        roff,
+        "/run/tokend/tokend.sock, $XDG_RUNTIME_DIR/tokend/tokend.sock",
+        "The socket of the system service and of a user's daemon.",
+    );
+    item(
+        roff,
+        "/var/lib/tokend/sessions/, ~/.local/state/tokend/sessions/",
+        "The encrypted-file store's records (NAME.session, sealed), in the state directory.",
+    );
+    item(
+        roff,
+        "/var/lib/tokend/pending-logouts, ~/.local/state/tokend/pending-logouts",
+        "Logouts whose record the store could not delete yet (provider names and times, \
+         no secret): the next start deletes those records instead of restoring them.",
+    );
+    item(
+        roff,
+        "/usr/share/doc/tokend/examples/",
+        "Example configs, with every key explained.",
+    );
 }
 
 fn tokenctl_sections() -> Roff {
