@@ -36,7 +36,8 @@ impl Broker {
         let sessions = self.session_map();
         let store = Arc::clone(&self.inner.shared.store);
         let metrics = Arc::clone(&self.inner.shared.metrics);
-        let restored = match counted(metrics, move || store.list()).await {
+        let health = Arc::clone(&self.inner.shared.store_health);
+        let restored = match counted(metrics, health, move || store.list()).await {
             Ok(stored) => {
                 let stored: Vec<Arc<Session>> = stored
                     .iter()
@@ -115,7 +116,10 @@ impl Broker {
         let store = Arc::clone(&self.inner.shared.store);
         let names: Vec<String> = batch.iter().map(|s| s.name.clone()).collect();
         let metrics = Arc::clone(&self.inner.shared.metrics);
-        let read = tokio::spawn(counted(metrics, move || Ok(store.load_batch(&names))));
+        let health = Arc::clone(&self.inner.shared.store_health);
+        let read = tokio::spawn(counted(metrics, health, move || {
+            Ok(store.load_batch(&names))
+        }));
         (batch, BatchRead(read))
     }
 }

@@ -54,6 +54,9 @@ pub enum ProbeCause {
     /// The store announced a change (a keyring unlocked, a keyring daemon
     /// on the bus): [`Store::change_feed`].
     StoreChange,
+    /// A store call that had timed out was answered after all: a keyring
+    /// that hung answers again (nothing else says so).
+    LateAnswer,
 }
 
 impl ProbeCause {
@@ -64,6 +67,7 @@ impl ProbeCause {
             Self::Schedule => "retry",
             Self::Request => "request",
             Self::StoreChange => "store_change",
+            Self::LateAnswer => "late_answer",
         }
     }
 
@@ -73,6 +77,7 @@ impl ProbeCause {
             Self::Schedule => "at a scheduled retry",
             Self::Request => "when a request tried it",
             Self::StoreChange => "when the store announced a change",
+            Self::LateAnswer => "when a store call that had timed out was answered",
         }
     }
 }
@@ -112,6 +117,9 @@ pub struct StoreHealth {
     /// Wakes the retry loop before its backoff ends: a `token` request
     /// just read a waiting session's record, so the store works again.
     nudge: Notify,
+    /// Wakes the retry loop when a store call that timed out during an
+    /// outage is answered after all (see [`Self::answered_late`]).
+    late_answer: Notify,
     /// How many probes the retry loop has finished: a `status` request that
     /// asked for a probe waits (briefly) for the next one.
     probes: watch::Sender<u64>,
@@ -135,6 +143,7 @@ impl StoreHealth {
             clock,
             state: watch::Sender::new(StoreState::Available),
             nudge: Notify::new(),
+            late_answer: Notify::new(),
             probes: watch::Sender::new(0),
             last_on_demand: Mutex::new(None),
             retry: Mutex::new((STORE_RETRY_BASE, STORE_RETRY_CAP)),
@@ -254,6 +263,21 @@ impl StoreHealth {
     /// Asks the retry loop to probe now rather than at the end of its backoff.
     pub(crate) fn nudge(&self) {
         self.nudge.notify_one();
+    }
+
+    /// A store call that had timed out was answered (whatever it said):
+    /// during an outage, the retry loop probes at once. A keyring that hung
+    /// (stopped, or stuck) and runs again sends no signal, but the calls
+    /// that waited for it get their answers.
+    pub(crate) fn answered_late(&self) {
+        if !self.is_available() {
+            self.late_answer.notify_one();
+        }
+    }
+
+    /// Resolves when [`Self::answered_late`] was called during an outage.
+    pub(crate) async fn late_answer(&self) {
+        self.late_answer.notified().await;
     }
 
     /// Resolves when [`Self::nudge`] was called.

@@ -10,7 +10,8 @@
 //! change that may end the outage (the Secret Service's: a keyring
 //! unlocked, a keyring daemon on the bus; the encrypted file store's: its
 //! directories made, moved or given another owner or mode; at most once a
-//! second), so that
+//! second), and when a store call that had timed out is answered after all
+//! (a keyring that hung runs again), so that
 //! rotated tokens are saved as soon as the keyring is unlocked, not minutes
 //! later. A probe asks what
 //! failed: the list of records (which a locked keyring refuses: listing
@@ -94,6 +95,8 @@ impl Broker {
             // The store's notices for this outage (dropped with it: a
             // store that works has no feed open).
             let mut changes = ChangeWatch::default();
+            // A late answer of the last outage's is no news of this one.
+            let _ = health.late_answer().now_or_never();
             let (listed, cause) = 'probing: loop {
                 attempt += 1;
                 let due = tokio::time::Instant::now() + health.retry_delay(attempt);
@@ -103,6 +106,7 @@ impl Broker {
                         () = tokio::time::sleep_until(due) => ProbeCause::Schedule,
                         () = health.nudged() => ProbeCause::Request,
                         () = changes.next() => ProbeCause::StoreChange,
+                        () = health.late_answer() => ProbeCause::LateAnswer,
                     };
                     match self.probe_store().await {
                         Ok(listed) => break 'probing (listed, cause),
@@ -135,7 +139,8 @@ impl Broker {
     async fn probe_store(&self) -> Result<Vec<String>, StoreError> {
         let store = Arc::clone(&self.inner.shared.store);
         let metrics = Arc::clone(&self.inner.shared.metrics);
-        let listed = counted(metrics, move || store.list()).await?;
+        let health = Arc::clone(&self.inner.shared.store_health);
+        let listed = counted(metrics, health, move || store.list()).await?;
         if let Some(session) = self.sessions().iter().find(|s| s.is_store_dirty()) {
             match session.save_if_dirty().await {
                 Ok(_) => {}

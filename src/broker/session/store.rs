@@ -112,12 +112,14 @@ pub(crate) async fn blocking<T: Send + 'static>(
 /// As [`blocking`], for the broker's own calls (the start's listing and
 /// batches, the retry loop's probe), whose callers report the outage
 /// themselves: one that times out is counted in the metrics' store errors,
-/// as a call that returns its failure is (by the store's watcher).
+/// as a call that returns its failure is (by the store's watcher), and its
+/// late answer, if one comes, told to `health`.
 pub(crate) async fn counted<T: Send + 'static>(
     metrics: Arc<crate::broker::metrics::Metrics>,
+    health: Arc<crate::broker::store_health::StoreHealth>,
     call: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, StoreError> {
-    bounded(call, Report::Count(&metrics)).await
+    bounded(call, Report::Count(&metrics, &health)).await
 }
 
 /// As [`blocking`], for a session's own calls: one that times out makes
@@ -136,9 +138,13 @@ pub(super) async fn reported<T: Send + 'static>(
 enum Report<'a> {
     /// Nobody (no broker: `tokend --prune`).
     Nothing,
-    /// The metrics.
-    Count(&'a crate::broker::metrics::Metrics),
-    /// The metrics and the store's health.
+    /// The metrics; and the store's health of its late answer.
+    Count(
+        &'a crate::broker::metrics::Metrics,
+        &'a Arc<crate::broker::store_health::StoreHealth>,
+    ),
+    /// The metrics and the store's health, of the timeout and of a late
+    /// answer.
     CountAndHealth(&'a crate::broker::shared::Shared),
 }
 
@@ -146,7 +152,8 @@ async fn bounded<T: Send + 'static>(
     call: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
     report: Report<'_>,
 ) -> Result<T, StoreError> {
-    match tokio::time::timeout(STORE_TIMEOUT, tokio::task::spawn_blocking(call)).await {
+    let mut task = tokio::task::spawn_blocking(call);
+    match tokio::time::timeout(STORE_TIMEOUT, &mut task).await {
         Ok(Ok(result)) => result,
         Ok(Err(e)) => Err(did_not_complete(&e)),
         Err(_) => {
@@ -157,13 +164,27 @@ async fn bounded<T: Send + 'static>(
                     STORE_TIMEOUT.as_secs()
                 ),
             };
-            match report {
-                Report::Nothing => {}
-                Report::Count(metrics) => metrics.store_error(),
+            let health = match report {
+                Report::Nothing => None,
+                Report::Count(metrics, health) => {
+                    metrics.store_error();
+                    Some(Arc::clone(health))
+                }
                 Report::CountAndHealth(shared) => {
                     shared.metrics.store_error();
                     shared.store_health.failed(&error);
+                    Some(Arc::clone(&shared.store_health))
                 }
+            };
+            if let Some(health) = health {
+                // The call goes on in the blocking pool; when it returns,
+                // the store answers again. Not a tracked task: a stop must
+                // not wait for a keyring that never answers.
+                tokio::spawn(async move {
+                    if task.await.is_ok() {
+                        health.answered_late();
+                    }
+                });
             }
             Err(error)
         }
