@@ -169,8 +169,9 @@ impl LogoutJournal {
         }
     }
 
+    /// A save's result, after forgetting `provider`'s line if it worked.
     fn saved(&self, provider: &str, result: Result<(), StoreError>) -> Result<(), StoreError> {
-        if result.is_ok() && self.pending().contains_key(provider) {
+        if result.is_ok() {
             self.forget(provider);
         }
         result
