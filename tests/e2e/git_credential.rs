@@ -244,6 +244,9 @@ fn a_forge_that_takes_only_bearer_gets_a_bearer_token() {
     forge.accept(&renewed);
     let out = git(&home, &daemon, &["ls-remote", &url], "");
     assert!(out.status.success(), "ls-remote: {}", stderr(&out));
+    for token in [&current, &renewed] {
+        assert!(!stderr(&out).contains(token.as_str()), "{}", stderr(&out));
+    }
 
     // Basic, as configured: refused by this forge.
     forge.accept(&token(&daemon, "basic", &[]));
