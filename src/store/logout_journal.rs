@@ -13,8 +13,9 @@
 //! A record found at a restore with such a line is deleted rather than
 //! restored, but only when the record is not newer than the logout: a
 //! later login's record (whose save also removes the line) is never taken
-//! for the logged-out one. The file holds provider names and times, no
-//! secret.
+//! for the logged-out one. A line whose provider has no record left is
+//! dropped at the next listing of the store. The file holds provider names
+//! and times, no secret.
 //!
 //! Writing the line first costs a small file write a logout (a rare
 //! request); it covers a delete that hangs and a crash in the middle as
@@ -134,6 +135,27 @@ impl LogoutJournal {
         }
     }
 
+    /// Drops the lines of providers the store has no record of (a listing
+    /// at start, or the retry loop's): their logout has nothing left to
+    /// do (a crash came between the delete and the line's removal, or
+    /// `tokend --prune` removed the record), and a restore would never read
+    /// them. A record saved since the listing removed its line itself.
+    fn keep_only(&self, listed: &[String]) {
+        let mut pending = self.pending();
+        if pending.is_empty() {
+            return;
+        }
+        let before = pending.clone();
+        pending.retain(|provider, _| listed.contains(provider));
+        if pending.len() == before.len() {
+            return;
+        }
+        if let Err(e) = write(&self.path, &pending) {
+            *pending = before;
+            warn!("cannot update {}: {e}", self.path.display());
+        }
+    }
+
     /// What a restore of `provider` gets from `loaded`: a record the
     /// journal says was logged out is deleted and not restored.
     fn settle(&self, provider: &str, loaded: LoadResult) -> LoadResult {
@@ -240,7 +262,9 @@ impl Store for LogoutJournal {
     }
 
     fn list(&self) -> Result<Vec<String>, StoreError> {
-        self.store.list()
+        let listed = self.store.list()?;
+        self.keep_only(&listed);
+        Ok(listed)
     }
 
     fn change_feed(&self) -> Option<ChangeFeed> {

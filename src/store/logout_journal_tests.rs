@@ -201,3 +201,31 @@ fn the_file_is_private_and_read_line_by_line() {
         [("a-b".to_owned(), 12), ("c_d".to_owned(), 13)]
     );
 }
+
+/// A line whose provider has no record left (the delete was done, and a
+/// crash came before the line was removed; or `tokend --prune` removed the
+/// record) goes at the next listing: a restore never reads such a provider.
+#[test]
+fn a_listing_drops_the_lines_of_providers_without_a_record() {
+    let fixture = Fixture::new();
+    let journal = fixture.journal();
+    journal.save("github", &record(unix_now() - 60)).unwrap();
+    journal.save("google", &record(unix_now() - 60)).unwrap();
+    fixture.set_down(true);
+    assert!(journal.delete("github").is_err());
+    assert!(journal.delete("google").is_err());
+    drop(journal);
+    fixture.set_down(false);
+    fixture.store.records.delete("google").unwrap();
+
+    let journal = fixture.journal();
+    assert_eq!(journal.list().unwrap(), ["github"]);
+    assert!(
+        journal.remembers_logout("github"),
+        "its record is still there"
+    );
+    assert!(!journal.remembers_logout("google"));
+    let text = fixture.journal_text().unwrap();
+    assert!(!text.contains("google"), "{text}");
+    assert!(fixture.journal().remembers_logout("github"));
+}
