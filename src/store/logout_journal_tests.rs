@@ -81,6 +81,15 @@ impl Fixture {
         LogoutJournal::open(Arc::clone(&self.store) as Arc<dyn Store>, self.dir.path())
     }
 
+    /// [`Self::journal`], with a minute-old record of each of `providers`.
+    fn journal_with(&self, providers: &[&str]) -> LogoutJournal {
+        let journal = self.journal();
+        for provider in providers {
+            journal.save(provider, &record(unix_now() - 60)).unwrap();
+        }
+        journal
+    }
+
     fn set_down(&self, down: bool) {
         self.store.down.store(down, Ordering::SeqCst);
     }
@@ -93,9 +102,7 @@ impl Fixture {
 #[test]
 fn a_logout_the_store_could_not_carry_out_is_carried_out_at_the_next_start() {
     let fixture = Fixture::new();
-    let journal = fixture.journal();
-    journal.save("github", &record(unix_now() - 60)).unwrap();
-    journal.save("google", &record(unix_now() - 60)).unwrap();
+    let journal = fixture.journal_with(&["github", "google"]);
     fixture.set_down(true);
     assert!(journal.delete("github").is_err());
     assert!(journal.remembers_logout("github"));
@@ -124,8 +131,7 @@ fn a_logout_the_store_could_not_carry_out_is_carried_out_at_the_next_start() {
 #[test]
 fn a_record_newer_than_the_logout_is_restored() {
     let fixture = Fixture::new();
-    let journal = fixture.journal();
-    journal.save("github", &record(unix_now() - 60)).unwrap();
+    let journal = fixture.journal_with(&["github"]);
     fixture.set_down(true);
     assert!(journal.delete("github").is_err());
     drop(journal);
@@ -147,8 +153,7 @@ fn a_record_newer_than_the_logout_is_restored() {
 #[test]
 fn a_save_after_the_logout_ends_it_and_a_delete_that_works_leaves_nothing() {
     let fixture = Fixture::new();
-    let journal = fixture.journal();
-    journal.save("github", &record(unix_now() - 60)).unwrap();
+    let journal = fixture.journal_with(&["github"]);
     journal.delete("github").unwrap();
     assert_eq!(fixture.journal_text(), None, "a delete that worked");
     assert!(!journal.remembers_logout("github"));
@@ -208,9 +213,7 @@ fn the_file_is_private_and_read_line_by_line() {
 #[test]
 fn a_listing_drops_the_lines_of_providers_without_a_record() {
     let fixture = Fixture::new();
-    let journal = fixture.journal();
-    journal.save("github", &record(unix_now() - 60)).unwrap();
-    journal.save("google", &record(unix_now() - 60)).unwrap();
+    let journal = fixture.journal_with(&["github", "google"]);
     fixture.set_down(true);
     assert!(journal.delete("github").is_err());
     assert!(journal.delete("google").is_err());
