@@ -146,11 +146,8 @@ impl Broker {
         let mut all = true;
         for session in dirty.iter().filter(|s| s.is_store_dirty()) {
             all = false;
-            // A logout's record: the next start finds the session again,
-            // so say what undoes that, not what a lost refresh token needs.
-            let what = if session.owes_a_logouts_delete()
-                && self.inner.shared.store.remembers_logout(&session.name)
-            {
+            let owes_a_delete = session.owes_a_logouts_delete();
+            if owes_a_delete && self.inner.shared.store.remembers_logout(&session.name) {
                 // Not lost: the journal has it (see `store::logout_journal`).
                 warn!(
                     provider = %session.name,
@@ -160,7 +157,10 @@ impl Broker {
                      the record once the store works"
                 );
                 continue;
-            } else if session.owes_a_logouts_delete() {
+            }
+            // A logout's record: the next start finds the session again,
+            // so say what undoes that, not what a lost refresh token needs.
+            let what = if owes_a_delete {
                 format!(
                     "the store could not delete the record of this logged-out session before \
                      the stop: the next start finds the session again; run `tokenctl logout {}` \
