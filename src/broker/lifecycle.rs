@@ -147,7 +147,8 @@ impl Broker {
         for session in dirty.iter().filter(|s| s.is_store_dirty()) {
             all = false;
             let owes_a_delete = session.owes_a_logouts_delete();
-            if owes_a_delete && self.inner.shared.store.remembers_logout(&session.name) {
+            let logout_noted = self.inner.shared.store.remembers_logout(&session.name);
+            if owes_a_delete && logout_noted {
                 // Not lost: the journal has it (see `store::logout_journal`).
                 warn!(
                     provider = %session.name,
@@ -165,6 +166,16 @@ impl Broker {
                     "the store could not delete the record of this logged-out session before \
                      the stop: the next start finds the session again; run `tokenctl logout {}` \
                      once the store works",
+                    session.name
+                )
+            } else if logout_noted {
+                // A login after a logout the store never carried out: the
+                // noted logout deletes the older record at the next start,
+                // so nothing of the session comes back.
+                format!(
+                    "the store could not save this session's login before the stop: the next \
+                     start deletes the record from before its logout and finds the session \
+                     logged out; run `tokenctl login {}` then",
                     session.name
                 )
             } else {

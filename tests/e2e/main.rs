@@ -50,6 +50,7 @@ mod status_many;
 mod stop_in_flight;
 mod store_hang;
 mod store_outage;
+mod store_outage_logout;
 mod store_secret_service;
 mod systemd;
 mod tokenctl_cli;

@@ -271,3 +271,9 @@ pub fn assert_no_secret_in_files(dirs: &[&Path], secrets: &[String]) {
         }
     }
 }
+
+/// Swaps two paths atomically (`renameat2(RENAME_EXCHANGE)`).
+pub fn exchange(a: &std::path::Path, b: &std::path::Path) {
+    use rustix::fs::{CWD, RenameFlags, renameat_with};
+    renameat_with(CWD, a, CWD, b, RenameFlags::EXCHANGE).expect("exchange two paths");
+}
