@@ -80,10 +80,10 @@ impl Broker {
         let (events, _) = broadcast::channel(1024);
         let shutdown = CancellationToken::new();
         let metrics = Arc::new(Metrics::default());
-        let store_health = Arc::new(StoreHealth::new(
-            parts.store.name(),
-            Arc::clone(&parts.clock),
-        ));
+        let store_health = Arc::new(
+            StoreHealth::new(parts.store.name(), Arc::clone(&parts.clock))
+                .with_call_timeout(config.daemon.store_timeout),
+        );
         let shared = Arc::new(Shared {
             store: Arc::new(store_health::WatchedStore::new(
                 parts.store,

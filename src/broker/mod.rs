@@ -46,9 +46,7 @@ pub use reload::ReloadSummary;
 pub use report::{DevicePrompt, SessionPhase, SessionReport, StoreOutage, StoreReport};
 pub use scheduler::RefreshScheduler;
 pub(crate) use session::blocking as store_call;
-pub use session::{
-    AccessToken, Freshness, STORE_TIMEOUT, Session, TokenFingerprint, session_identity,
-};
+pub use session::{AccessToken, Freshness, Session, TokenFingerprint, session_identity};
 pub use shared::Shared;
 pub use status::StatusPages;
 pub use store_health::{StoreHealth, StoreState};

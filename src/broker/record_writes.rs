@@ -1,7 +1,7 @@
 //! Store writes of one provider's record, in the order they were made.
 //!
 //! A write runs on the blocking pool and may outlive the future that
-//! asked for it: the broker stops waiting after `STORE_TIMEOUT`,
+//! asked for it: the broker stops waiting after the store's call timeout,
 //! and a login cancelled mid-save drops its future, but the thread goes on
 //! writing. Without order, such a late write could land after a newer one:
 //! a logged-out session would come back at the next start, or an older,

@@ -13,7 +13,7 @@ use crate::store::StoreError;
 
 /// How many stored sessions one store call reads: small enough that a slow
 /// store (the Secret Service, a record a few milliseconds) stays well
-/// within [`STORE_TIMEOUT`](super::session::STORE_TIMEOUT) per call.
+/// within the store's call timeout (`[daemon] store_timeout`) per call.
 const RESTORE_BATCH: usize = 256;
 
 /// At most this many batches are read at once, and never more than there

@@ -131,6 +131,9 @@ pub struct StoreHealth {
     /// Backoff of the retry loop: [`STORE_RETRY_BASE`], [`STORE_RETRY_CAP`]
     /// (tests shorten them). A std Mutex: read once per probe.
     retry: Mutex<(Duration, Duration)>,
+    /// How long one store call may take before the store counts as down
+    /// (`[daemon] store_timeout`).
+    call_timeout: Duration,
 }
 
 impl StoreHealth {
@@ -147,7 +150,24 @@ impl StoreHealth {
             probes: watch::Sender::new(0),
             last_on_demand: Mutex::new(None),
             retry: Mutex::new((STORE_RETRY_BASE, STORE_RETRY_CAP)),
+            call_timeout: crate::store::DEFAULT_TIMEOUT,
         }
+    }
+
+    /// The same, waiting `timeout` for each store call instead of
+    /// [`crate::store::DEFAULT_TIMEOUT`].
+    #[must_use]
+    pub fn with_call_timeout(self, timeout: Duration) -> Self {
+        Self {
+            call_timeout: timeout,
+            ..self
+        }
+    }
+
+    /// How long one store call may take before the store counts as down.
+    #[must_use]
+    pub fn call_timeout(&self) -> Duration {
+        self.call_timeout
     }
 
     /// The current state.

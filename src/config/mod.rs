@@ -96,6 +96,9 @@ pub struct DaemonConfig {
     pub log_level: Option<String>,
     /// Total time limit of every HTTP request to a provider.
     pub http_timeout: Duration,
+    /// How long the daemon waits for one store call before it counts the
+    /// store as down (`store_timeout`, default 30 s).
+    pub store_timeout: Duration,
     /// At most this many refreshes run at once against one token endpoint.
     pub max_concurrent_refreshes: usize,
     /// A program and its arguments run (no shell) on session events
@@ -128,6 +131,7 @@ impl DaemonConfig {
             encrypted_file,
             log_level,
             http_timeout,
+            store_timeout,
             max_concurrent_refreshes,
             on_event,
             notify,
@@ -150,6 +154,7 @@ impl DaemonConfig {
         );
         compare(*log_level == other.log_level, "log_level");
         compare(*http_timeout == other.http_timeout, "http_timeout");
+        compare(*store_timeout == other.store_timeout, "store_timeout");
         compare(
             *max_concurrent_refreshes == other.max_concurrent_refreshes,
             "max_concurrent_refreshes",

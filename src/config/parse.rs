@@ -20,6 +20,7 @@ const DAEMON_KEYS: &[&str] = &[
     "store",
     "log_level",
     "http_timeout",
+    "store_timeout",
     "max_concurrent_refreshes",
     "on_event",
     "notify",
@@ -194,6 +195,15 @@ fn daemon_config(
     let http_timeout = http_timeout.map_or(crate::provider::http::DEFAULT_TIMEOUT, |s| {
         Duration::from_secs(s.unsigned_abs())
     });
+    // At least 5 s: a start reads the Secret Service 256 records a call,
+    // a few milliseconds each. At most two minutes: longer, and tokenctl
+    // (60 s) and D-Bus clients (25 s by default) would give up first on a
+    // request that found the store hanging, with a message that blames
+    // something else.
+    let store_timeout = table.integer(diags, "store_timeout", 5..=120);
+    let store_timeout = store_timeout.map_or(crate::store::DEFAULT_TIMEOUT, |s| {
+        Duration::from_secs(s.unsigned_abs())
+    });
     let max_concurrent_refreshes = table
         .integer(diags, "max_concurrent_refreshes", 1..=1024)
         .map_or(8, |n| usize::try_from(n).unwrap_or(8));
@@ -210,6 +220,7 @@ fn daemon_config(
         encrypted_file: encrypted_file.ok()?,
         log_level,
         http_timeout,
+        store_timeout,
         max_concurrent_refreshes,
         on_event: on_event.ok()?,
         notify,

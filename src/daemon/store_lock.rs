@@ -95,7 +95,8 @@ pub async fn prune(config: &Config) -> Result<Pruned, StoreError> {
         None => open_store(config),
     };
     let lister = Arc::clone(&store);
-    let stored = crate::broker::store_call(move || lister.list()).await?;
+    let timeout = config.daemon.store_timeout;
+    let stored = crate::broker::store_call(timeout, move || lister.list()).await?;
     let (kept, stale): (Vec<String>, Vec<String>) = stored
         .into_iter()
         .partition(|name| config.provider(name).is_some());
@@ -103,7 +104,7 @@ pub async fn prune(config: &Config) -> Result<Pruned, StoreError> {
     for name in stale {
         let deleter = Arc::clone(&store);
         let provider = name.clone();
-        crate::broker::store_call(move || deleter.delete(&provider)).await?;
+        crate::broker::store_call(timeout, move || deleter.delete(&provider)).await?;
         removed.push(name);
     }
     Ok(Pruned {

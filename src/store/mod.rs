@@ -72,6 +72,12 @@ pub struct StoredSession {
 /// The current [`StoredSession::version`].
 pub const STORED_SESSION_VERSION: u32 = 1;
 
+/// How long the daemon waits for one store call by default (`[daemon]
+/// store_timeout`). A locked desktop keyring shows an unlock prompt and
+/// waits for the person; the daemon does not wait that long, and a store
+/// that hangs longer counts as down (see `broker::store_health`).
+pub const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 impl fmt::Debug for StoredSession {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StoredSession")

@@ -101,7 +101,7 @@ impl Session {
     /// The store's outage, when it is known to be down and `purpose` is
     /// not the store's recovery retrying a save: the write is not tried
     /// then. It would fail anyway, or, against a keyring that hangs, make
-    /// its caller wait [`super::STORE_TIMEOUT`] for each token; the tokens
+    /// its caller wait the store's call timeout for each token; the tokens
     /// stay in memory (the session is marked unsaved) and the recovery
     /// writes them when the store works again.
     fn store_known_down(&self, purpose: &WritePurpose) -> Option<crate::store::StoreError> {

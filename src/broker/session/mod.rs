@@ -41,7 +41,6 @@ use crate::provider::{Provider, TokenGrant};
 pub use machine::{AccessToken, Freshness, TokenFingerprint};
 use machine::{Context, Event, Reply, SessionMachine};
 pub(crate) use machine::{LoadResult, RestoreCause};
-pub use store::STORE_TIMEOUT;
 pub(crate) use store::{blocking, counted, did_not_complete};
 
 /// The result every waiter of a refresh shares.

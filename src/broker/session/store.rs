@@ -1,7 +1,8 @@
 //! The session's store calls: writing and deleting its record (restoring
 //! it is in `restore`).
 //!
-//! Every store call runs on the blocking pool, bounded by [`STORE_TIMEOUT`].
+//! Every store call runs on the blocking pool, bounded by the store's call
+//! timeout (`[daemon] store_timeout`, [`StoreHealth::call_timeout`]).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -9,6 +10,8 @@ use std::time::{Duration, SystemTime};
 use tracing::info;
 
 use super::Session;
+use crate::broker::metrics::Metrics;
+use crate::broker::store_health::StoreHealth;
 use crate::store::{PreparedSave, StoreError, StoredSession};
 
 /// A save's preparation running on the blocking pool (see
@@ -43,7 +46,7 @@ impl Session {
         // that failed or hangs (the save would too, and says why) leaves the
         // whole save to the store.
         let prepared = match prepared {
-            Some(task) => tokio::time::timeout(STORE_TIMEOUT, task)
+            Some(task) => tokio::time::timeout(self.shared.store_health.call_timeout(), task)
                 .await
                 .ok()
                 .and_then(Result::ok)
@@ -98,15 +101,12 @@ impl Session {
     }
 }
 
-/// How long a store call may take. A locked desktop keyring shows an unlock
-/// prompt and waits for the person; the broker does not wait that long.
-pub const STORE_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Runs a blocking store call on the blocking pool, bounded by [`STORE_TIMEOUT`].
+/// Runs a blocking store call on the blocking pool, bounded by `timeout`.
 pub(crate) async fn blocking<T: Send + 'static>(
+    timeout: Duration,
     call: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, StoreError> {
-    bounded(call, Report::Nothing).await
+    bounded(call, timeout, Report::Nothing).await
 }
 
 /// As [`blocking`], for the broker's own calls (the start's listing and
@@ -115,11 +115,12 @@ pub(crate) async fn blocking<T: Send + 'static>(
 /// as a call that returns its failure is (by the store's watcher), and its
 /// late answer, if one comes, told to `health`.
 pub(crate) async fn counted<T: Send + 'static>(
-    metrics: Arc<crate::broker::metrics::Metrics>,
-    health: Arc<crate::broker::store_health::StoreHealth>,
+    metrics: Arc<Metrics>,
+    health: Arc<StoreHealth>,
     call: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, StoreError> {
-    bounded(call, Report::Count(&metrics, &health)).await
+    let timeout = health.call_timeout();
+    bounded(call, timeout, Report::Count(&metrics, &health)).await
 }
 
 /// As [`blocking`], for a session's own calls: one that times out makes
@@ -131,7 +132,8 @@ pub(super) async fn reported<T: Send + 'static>(
     shared: &crate::broker::shared::Shared,
     call: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, StoreError> {
-    bounded(call, Report::CountAndHealth(shared)).await
+    let timeout = shared.store_health.call_timeout();
+    bounded(call, timeout, Report::CountAndHealth(shared)).await
 }
 
 /// Who learns of a call that timed out.
@@ -139,10 +141,7 @@ enum Report<'a> {
     /// Nobody (no broker: `tokend --prune`).
     Nothing,
     /// The metrics; and the store's health of its late answer.
-    Count(
-        &'a crate::broker::metrics::Metrics,
-        &'a Arc<crate::broker::store_health::StoreHealth>,
-    ),
+    Count(&'a Metrics, &'a Arc<StoreHealth>),
     /// The metrics and the store's health, of the timeout and of a late
     /// answer.
     CountAndHealth(&'a crate::broker::shared::Shared),
@@ -150,10 +149,11 @@ enum Report<'a> {
 
 async fn bounded<T: Send + 'static>(
     call: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+    timeout: Duration,
     report: Report<'_>,
 ) -> Result<T, StoreError> {
     let mut task = tokio::task::spawn_blocking(call);
-    match tokio::time::timeout(STORE_TIMEOUT, &mut task).await {
+    match tokio::time::timeout(timeout, &mut task).await {
         Ok(Ok(result)) => result,
         Ok(Err(e)) => Err(did_not_complete(&e)),
         Err(_) => {
@@ -161,7 +161,7 @@ async fn bounded<T: Send + 'static>(
                 store: "store",
                 reason: format!(
                     "no answer within {} s (a keyring waiting for an unlock prompt, or not answering at all)",
-                    STORE_TIMEOUT.as_secs()
+                    timeout.as_secs()
                 ),
             };
             let health = match report {

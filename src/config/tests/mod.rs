@@ -257,7 +257,7 @@ fn daemon_keys() {
     let f = Fixture::new();
     let config = f
         .load(&format!(
-            "[daemon]\nsocket = \"/run/x/t.sock\"\nsocket_mode = \"0660\"\nsocket_group = \"root\"\nbus = \"none\"\nstore = \"memory\"\nhttp_timeout = 5\nmax_concurrent_refreshes = 2\n{GITHUB}"
+            "[daemon]\nsocket = \"/run/x/t.sock\"\nsocket_mode = \"0660\"\nsocket_group = \"root\"\nbus = \"none\"\nstore = \"memory\"\nhttp_timeout = 5\nstore_timeout = 10\nmax_concurrent_refreshes = 2\n{GITHUB}"
         ))
         .unwrap();
     assert_eq!(config.daemon.socket, Path::new("/run/x/t.sock"));
@@ -268,6 +268,10 @@ fn daemon_keys() {
     assert_eq!(
         config.daemon.http_timeout,
         std::time::Duration::from_secs(5)
+    );
+    assert_eq!(
+        config.daemon.store_timeout,
+        std::time::Duration::from_secs(10)
     );
     assert_eq!(config.daemon.max_concurrent_refreshes, 2);
     assert!(config.warnings.is_empty(), "{:?}", config.warnings);
@@ -458,4 +462,25 @@ fn an_on_event_program_that_cannot_run_is_warned_of() {
         "{:?}",
         config.warnings
     );
+}
+
+/// `store_timeout` waits 30 s when unset, and refuses what a start reading
+/// the keyring could not live with (under 5 s) or what clients would not
+/// wait for (over 120 s), naming the key and the range.
+#[test]
+fn store_timeout_defaults_to_30_s_and_is_bounded() {
+    let f = Fixture::new();
+    let config = f.load(GITHUB).unwrap();
+    assert_eq!(
+        config.daemon.store_timeout,
+        std::time::Duration::from_secs(30)
+    );
+    for value in ["4", "121", "\"30\""] {
+        let errors = f.errors(&format!("[daemon]\nstore_timeout = {value}\n{GITHUB}"));
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].starts_with("config.toml:2:17: `store_timeout` must be"),
+            "{errors:?}"
+        );
+    }
 }
