@@ -50,10 +50,12 @@
 #[allow(unused_imports)]
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+// A directory of its own: a file beside this one would be another bench.
+#[path = "refresh/floors.rs"]
+mod floors;
+
+use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::bus::PrivateBus;
@@ -62,7 +64,6 @@ use support::file_store::{FileStore, Seeded, granted_records};
 use support::keyring::TestKeyring;
 use support::provider::Provider;
 use tokend::broker::timing::ON_DEMAND_RETRY_SPACING;
-use tokend::store::{EncryptedFileStore, SecretServiceStore, Store, StoreKey, StoredSession};
 
 /// Sessions, hence blocking refreshes measured, in the encrypted-file store.
 const PROVIDERS: usize = 200;
@@ -84,7 +85,7 @@ struct Figures {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.iter().any(|a| a == "--secret-service-writes") {
-        secret_service_writes();
+        floors::secret_service_writes();
         return;
     }
     let provider = Provider::rfc8628();
@@ -94,7 +95,7 @@ fn main() {
     if let Some(keyring) = TestKeyring::start_or_skip(&bus, "refresh benchmark (secret-service)") {
         runs.push(secret_service_run(&provider, &bus, &keyring));
     }
-    let direct = median(provider_refreshes(&provider));
+    let direct = median(floors::provider_refreshes(&provider));
 
     println!("  median                           encrypted file   Secret Service");
     let row = |what: &str, f: &dyn Fn(&Figures) -> String| {
@@ -224,7 +225,7 @@ fn file_store_run(provider: &Provider) -> Figures {
         store: "encrypted file",
         sessions: seeded.len(),
         timings,
-        write: median(file_store_writes(provider, &providers)),
+        write: median(floors::file_store_writes(provider, &providers)),
     }
 }
 
@@ -254,7 +255,7 @@ fn secret_service_run(provider: &Provider, bus: &PrivateBus, keyring: &TestKeyri
         store: "Secret Service",
         sessions: seeded.len(),
         timings,
-        write: secret_service_write_median(bus, &records),
+        write: floors::secret_service_write_median(bus, &records),
     }
 }
 
@@ -346,159 +347,6 @@ fn ask(daemon: &Daemon, line: &str) -> serde_json::Value {
     let mut answer = String::new();
     BufReader::new(stream).read_line(&mut answer).unwrap();
     serde_json::from_str(&answer).expect("a JSON answer")
-}
-
-/// Times `PROVIDERS` refresh-token grants sent straight to the emulator on
-/// one kept-alive connection, each with a session of its own (granted by
-/// the emulator, as the seeded ones were).
-fn provider_refreshes(provider: &Provider) -> Vec<Duration> {
-    let url = provider.token_endpoint();
-    let address = format!(
-        "{}:{}",
-        url.host_str().expect("a host"),
-        url.port().expect("a port")
-    );
-    let mut stream = TcpStream::connect(&address).expect("connect to the emulator");
-    stream.set_nodelay(true).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut times = Vec::with_capacity(PROVIDERS);
-    for _ in 0..PROVIDERS {
-        let granted = provider.grant_session("tokend-test", Duration::from_secs(4 * 3600));
-        let refresh_token = granted.refresh_token.expect("a refresh token");
-        let body = url::form_urlencoded::Serializer::new(String::new())
-            .append_pair("grant_type", "refresh_token")
-            .append_pair("refresh_token", &refresh_token)
-            .append_pair("client_id", "tokend-test")
-            .finish();
-        let request = format!(
-            "POST {} HTTP/1.1\r\nHost: {address}\r\nAccept: application/json\r\n\
-             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
-            url.path(),
-            body.len()
-        );
-        let started = Instant::now();
-        stream.write_all(request.as_bytes()).unwrap();
-        let answer = read_response(&mut reader);
-        times.push(started.elapsed());
-        assert!(
-            answer.contains("access_token"),
-            "the emulator did not refresh: {answer}"
-        );
-    }
-    times
-}
-
-/// Reads one HTTP/1.1 response with a `Content-Length`; returns its body.
-fn read_response(reader: &mut BufReader<TcpStream>) -> String {
-    let mut length = 0;
-    for _ in 0..100 {
-        let mut line = String::new();
-        reader.read_line(&mut line).unwrap();
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = line.split_once(':')
-            && name.eq_ignore_ascii_case("content-length")
-        {
-            length = value.trim().parse().expect("a length");
-        }
-    }
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).unwrap();
-    String::from_utf8_lossy(&body).into_owned()
-}
-
-/// Times `PROVIDERS` saves of a session record in a fresh encrypted-file
-/// store, as the daemon saves them (each replaces an existing record, as a
-/// refresh does).
-fn file_store_writes(provider: &Provider, providers: &str) -> Vec<Duration> {
-    let files = FileStore::new();
-    let key = StoreKey::read_file(&files.key_path()).expect("the store key");
-    let store = EncryptedFileStore::new(&files.state_dir(), key);
-    let records = granted_records(provider, providers, |_| Duration::from_secs(4 * 3600));
-    for (seeded, record) in &records {
-        store.save(&seeded.name, record).expect("save a record");
-    }
-    records
-        .iter()
-        .map(|(seeded, record)| {
-            let started = Instant::now();
-            store.save(&seeded.name, record).expect("save a record");
-            started.elapsed()
-        })
-        .collect()
-}
-
-/// The median time of a Secret Service save of an existing item, as a
-/// refresh makes it, measured by this benchmark run as a child process on
-/// `bus` (see `secret_service_writes`).
-fn secret_service_write_median(bus: &PrivateBus, records: &[(Seeded, StoredSession)]) -> Duration {
-    let mut child = Command::new(std::env::current_exe().expect("the benchmark's path"))
-        .arg("--secret-service-writes")
-        .env("DBUS_SESSION_BUS_ADDRESS", bus.address())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start the Secret Service writer");
-    {
-        let mut input = child.stdin.take().expect("piped stdin");
-        for (seeded, record) in records {
-            writeln!(input, "{} {}", seeded.name, hex(&record.to_bytes()))
-                .expect("hand a record over");
-        }
-    }
-    let output = child.wait_with_output().expect("the writer's answer");
-    assert!(output.status.success(), "the Secret Service writer failed");
-    let micros: u64 = String::from_utf8_lossy(&output.stdout)
-        .trim()
-        .parse()
-        .expect("the writer prints a median in microseconds");
-    Duration::from_micros(micros)
-}
-
-/// Child mode: reads `NAME HEX-RECORD` lines, saves each record in the
-/// Secret Service of this process's session bus twice (the first creates
-/// the item, the second replaces its secret as a refresh does and is
-/// timed), removes them, and prints the median in microseconds.
-fn secret_service_writes() {
-    let store = SecretServiceStore::connect().expect("the Secret Service");
-    let mut times = Vec::new();
-    let mut names = Vec::new();
-    for line in std::io::stdin().lock().lines().take(10_000) {
-        let line = line.expect("a record line");
-        let (name, bytes) = line.split_once(' ').expect("NAME HEX");
-        let record = StoredSession::from_bytes(&unhex(bytes)).expect("a record");
-        store.save(name, &record).expect("create the item");
-        let started = Instant::now();
-        store
-            .save(name, &record)
-            .expect("replace the item's secret");
-        times.push(started.elapsed());
-        names.push(name.to_owned());
-    }
-    for name in &names {
-        store.delete(name).expect("remove the item");
-    }
-    println!("{}", median(times).as_micros());
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes.iter().fold(String::new(), |mut text, b| {
-        let _ = write!(text, "{b:02x}");
-        text
-    })
-}
-
-fn unhex(text: &str) -> Vec<u8> {
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).expect("hex"))
-        .collect()
 }
 
 fn median(mut times: Vec<Duration>) -> Duration {
