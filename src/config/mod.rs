@@ -251,8 +251,8 @@ pub enum GitAuth {
     Auto,
     /// Always as HTTP Basic's password, with the user name.
     Basic,
-    /// Always as `Authorization: Bearer` (Azure DevOps with Microsoft
-    /// Entra tokens); needs git 2.46 or later.
+    /// Always as `Authorization: Bearer` (a server that offers Basic too
+    /// but takes tokens only as Bearer); needs git 2.46 or later.
     Bearer,
 }
 
