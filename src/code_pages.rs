@@ -1,6 +1,7 @@
 //! Lets go of the daemon's own code pages once a burst of one-off work is
 //! over (start-up, a reload, a login), so that an idle `tokend` keeps
-//! resident only the code it runs while idle.
+//! resident only the code it runs while idle; and of the heap's free pages
+//! ([`release_free_heap`]).
 //!
 //! Why: almost all of an idle daemon's resident memory is file-backed
 //! pages of its own executable. Start-up runs a lot of code exactly once
@@ -174,6 +175,27 @@ fn mapping_header(line: &str) -> Option<Option<Header>> {
 fn field_kib(line: &str, name: &str) -> Option<u64> {
     let rest = line.strip_prefix(name)?;
     rest.trim().strip_suffix("kB")?.trim().parse().ok()
+}
+
+/// Returns the heap's free pages to the kernel (`malloc_trim(0)`): after a
+/// burst of one-off work, as [`release_executable_pages`], and when the
+/// last connection served on a thread of its own ends. Why: glibc gives a
+/// thread that allocates while another holds the main arena an arena of
+/// its own, and keeps every arena's free pages after the work (and the
+/// thread) is gone. The blocking pool's threads that read and write the
+/// store, resolve names or serve busy clients leave such pages behind.
+#[allow(unsafe_code)]
+pub fn release_free_heap() {
+    #[cfg(target_env = "gnu")]
+    {
+        // SAFETY: malloc_trim(3) takes a size and touches only the
+        // allocator's own free lists; it is thread-safe and has no
+        // precondition on the caller.
+        unsafe extern "C" {
+            safe fn malloc_trim(pad: usize) -> std::ffi::c_int;
+        }
+        malloc_trim(0);
+    }
 }
 
 #[cfg(test)]

@@ -415,8 +415,10 @@ async fn release_code_pages_when_quiet(broker: Broker, wake: Arc<Notify>, stop: 
     }
 }
 
-/// Lets go of the executable's resident pages now.
+/// Lets go of the executable's resident pages and the heap's free pages
+/// now.
 fn release_code_pages() {
+    crate::code_pages::release_free_heap();
     match crate::code_pages::release_executable_pages() {
         Ok(released) => debug!(
             mappings = released.mappings,

@@ -197,27 +197,12 @@ impl Drop for ThreadSlot {
             open.streams.is_empty()
         };
         if last {
-            give_back_free_heap();
+            // glibc gives each thread that allocates an arena of its own
+            // and keeps the arenas' free pages after the threads are gone:
+            // a burst of busy clients would leave the daemon about a
+            // megabyte larger for good.
+            crate::code_pages::release_free_heap();
         }
-    }
-}
-
-/// Returns the heap's free memory to the kernel (`malloc_trim(0)`): once
-/// the last threaded connection ends. Why: glibc gives each thread that
-/// allocates an arena of its own, and keeps the arenas' free pages after
-/// the threads are gone; a burst of busy clients would otherwise leave the
-/// daemon about a megabyte larger for good.
-#[allow(unsafe_code)]
-fn give_back_free_heap() {
-    #[cfg(target_env = "gnu")]
-    {
-        // SAFETY: malloc_trim(3) takes a size and touches only the
-        // allocator's own free lists; it is thread-safe and has no
-        // precondition on the caller.
-        unsafe extern "C" {
-            safe fn malloc_trim(pad: usize) -> std::ffi::c_int;
-        }
-        malloc_trim(0);
     }
 }
 
