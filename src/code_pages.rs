@@ -1,31 +1,34 @@
-//! Lets go of the daemon's own code pages once a burst of one-off work is
-//! over (start-up, a reload, a login), so that an idle `tokend` keeps
-//! resident only the code it runs while idle; and of the heap's free pages
+//! Lets go of the daemon's code pages once a burst of one-off work is over
+//! (start-up, a reload, a login), so that an idle `tokend` keeps resident
+//! only the code it runs while idle; and of the heap's free pages
 //! ([`release_free_heap`]).
 //!
 //! Why: almost all of an idle daemon's resident memory is file-backed
-//! pages of its own executable. Start-up runs a lot of code exactly once
-//! (argument parsing, the config reader and its checks, the TLS set-up,
-//! the store's opening, the restore of every session), and the kernel maps
-//! it in 64 KiB windows around each page touched ("fault-around"), so the
-//! executable stays mostly resident: 3.9 of its 7 MB with two sessions.
-//! None of it is needed again until the next reload.
+//! pages of its own executable and of the shared libraries (libc, libm,
+//! the loader). Start-up runs a lot of code exactly once (argument
+//! parsing, the config reader and its checks, the TLS set-up, the store's
+//! opening, the restore of every session), and the kernel maps code in
+//! 64 KiB windows around each page touched ("fault-around"), so the
+//! executable stays mostly resident (3.9 of its 7 MB with two sessions)
+//! and so do 2 MB of the libraries. Little of it is needed again until the
+//! next reload: an idle daemon waits in `epoll_wait`.
 //!
-//! How: `madvise(MADV_DONTNEED)` on the executable's read-only, private
-//! mappings. For a private file mapping whose pages were never written,
-//! that only removes them from this process's page tables; the next
-//! access maps the same page again from the page cache (a minor fault, no
-//! disk read while the page is cached). Nothing is lost, and the kernel may
-//! now reclaim pages that no process maps. Mappings holding any anonymous
-//! (copied-on-write) page are skipped: those pages differ from the file
-//! (the relocated `.data.rel.ro`, or a debugger's breakpoints) and
-//! `MADV_DONTNEED` would throw the difference away. Shared libraries are
-//! left alone: their pages stay resident for every other process anyway.
+//! How: `madvise(MADV_DONTNEED)` on the read-only, private file mappings.
+//! For a private file mapping whose pages were never written, that only
+//! removes them from this process's page tables; the next access maps the
+//! same page again from the page cache (a minor fault, no disk read while
+//! the page is cached). Nothing is lost, and the kernel may now reclaim
+//! pages that no process maps. A library's pages stay in the page cache
+//! for every other process that maps them; they only stop counting in
+//! tokend's RSS. Mappings holding any anonymous (copied-on-write) page are
+//! skipped: those pages differ from the file (the relocated
+//! `.data.rel.ro`, or a debugger's breakpoints) and `MADV_DONTNEED` would
+//! throw the difference away; so are mappings that are or may be made
+//! writable, and device, locked and huge-page mappings.
 
 use std::io;
-use std::os::unix::fs::MetadataExt;
 
-/// What [`release_executable_pages`] let go of.
+/// What [`release_code_pages`] let go of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Released {
     /// Mappings of the executable released.
@@ -42,23 +45,22 @@ struct Releasable {
     resident_kib: u64,
 }
 
-/// Releases the resident pages of this process's executable (see the module
-/// documentation). Returns what was released; a failure leaves everything
-/// as it was.
+/// Releases the resident pages of this process's executable and shared
+/// libraries (see the module documentation). Returns what was released; a
+/// mapping that `madvise` refuses is left as it was, and the others are
+/// released all the same.
 ///
 /// # Errors
-/// `/proc/self/smaps` or `/proc/self/exe` cannot be read, or `madvise`
-/// refused.
-pub fn release_executable_pages() -> io::Result<Released> {
-    let exe = std::fs::metadata("/proc/self/exe")?;
-    let device = (rustix::fs::major(exe.dev()), rustix::fs::minor(exe.dev()));
+/// `/proc/self/smaps` cannot be read.
+pub fn release_code_pages() -> io::Result<Released> {
     let smaps = std::fs::read_to_string("/proc/self/smaps")?;
     let mut released = Released::default();
-    for mapping in releasable(&smaps, device, exe.ino()) {
-        if mapping.resident_kib == 0 {
+    for mapping in releasable(&smaps) {
+        if mapping.resident_kib == 0
+            || drop_resident_pages(mapping.start, mapping.end - mapping.start).is_err()
+        {
             continue;
         }
-        drop_resident_pages(mapping.start, mapping.end - mapping.start)?;
         released.mappings += 1;
         released.resident_kib += mapping.resident_kib;
     }
@@ -68,8 +70,9 @@ pub fn release_executable_pages() -> io::Result<Released> {
 /// `madvise(MADV_DONTNEED)` on `len` bytes at `start`.
 #[allow(unsafe_code)]
 fn drop_resident_pages(start: usize, len: usize) -> io::Result<()> {
-    // SAFETY: the range is a whole mapping of our own executable that is
-    // private, not writable and holds no anonymous page (checked by
+    // SAFETY: the range is a whole mapping of a file (our executable or a
+    // shared library) that is private, not writable and holds no anonymous
+    // page (checked by
     // `releasable` from smaps; without write permission none can appear
     // since). MADV_DONTNEED on such a mapping only unmaps pages that are
     // identical to the file: every later access maps the same bytes again,
@@ -85,9 +88,9 @@ fn drop_resident_pages(start: usize, len: usize) -> io::Result<()> {
     .map_err(io::Error::from)
 }
 
-/// The mappings in `smaps` of the file `inode` on `device` (major, minor)
-/// that are private, not writable, and hold no anonymous page.
-fn releasable(smaps: &str, device: (u32, u32), inode: u64) -> Vec<Releasable> {
+/// The mappings in `smaps` of files (an inode, not anonymous memory) that
+/// are private, not writable, and hold no anonymous page.
+fn releasable(smaps: &str) -> Vec<Releasable> {
     let mut found = Vec::new();
     let mut current: Option<Releasable> = None;
     let mut anonymous_kib = 0;
@@ -103,7 +106,7 @@ fn releasable(smaps: &str, device: (u32, u32), inode: u64) -> Vec<Releasable> {
             finish(current.take(), anonymous_kib);
             anonymous_kib = 0;
             current = header
-                .filter(|h| h.device == device && h.inode == inode && !h.writable && h.private)
+                .filter(|h| h.inode != 0 && !h.writable && h.private)
                 .map(|h| Releasable {
                     start: h.start,
                     end: h.end,
@@ -118,8 +121,14 @@ fn releasable(smaps: &str, device: (u32, u32), inode: u64) -> Vec<Releasable> {
             mapping.resident_kib = kib;
         } else if let Some(kib) = field_kib(line, "Anonymous:") {
             anonymous_kib = kib;
-        } else if line.starts_with("VmFlags:") && line.split_whitespace().any(|f| f == "wr") {
-            // Could become writable (mprotect) or already is: never drop.
+        } else if line.starts_with("VmFlags:")
+            && line
+                .split_whitespace()
+                .any(|f| matches!(f, "wr" | "pf" | "io" | "lo" | "ht"))
+        {
+            // Writable (or made so by mprotect since the header was
+            // written), a device's memory (pfn, I/O), locked or huge
+            // pages: never dropped.
             current = None;
         }
     }
@@ -133,7 +142,6 @@ struct Header {
     end: usize,
     writable: bool,
     private: bool,
-    device: (u32, u32),
     inode: u64,
 }
 
@@ -154,17 +162,13 @@ fn mapping_header(line: &str) -> Option<Option<Header>> {
     let mut parse = || {
         let perms = fields.next()?.as_bytes();
         let _offset = fields.next()?;
-        let (major, minor) = fields.next()?.split_once(':')?;
+        let _device = fields.next()?;
         let inode = fields.next()?.parse().ok()?;
         Some(Header {
             start,
             end,
             writable: perms.get(1) == Some(&b'w'),
             private: perms.get(3) == Some(&b'p'),
-            device: (
-                u32::from_str_radix(major, 16).ok()?,
-                u32::from_str_radix(minor, 16).ok()?,
-            ),
             inode,
         })
     };
@@ -178,7 +182,7 @@ fn field_kib(line: &str, name: &str) -> Option<u64> {
 }
 
 /// Returns the heap's free pages to the kernel (`malloc_trim(0)`): after a
-/// burst of one-off work, as [`release_executable_pages`], and when the
+/// burst of one-off work, as [`release_code_pages`], and when the
 /// last connection served on a thread of its own ends. Why: glibc gives a
 /// thread that allocates while another holds the main arena an arena of
 /// its own, and keeps every arena's free pages after the work (and the
@@ -236,8 +240,8 @@ VmFlags: rd wr mr mw me ac sd
 ";
 
     #[test]
-    fn only_clean_read_only_mappings_of_the_executable() {
-        let found = releasable(SMAPS, (0xfe, 1), 4242);
+    fn only_clean_read_only_file_mappings() {
+        let found = releasable(SMAPS);
         assert_eq!(
             found,
             vec![
@@ -251,16 +255,25 @@ VmFlags: rd wr mr mw me ac sd
                     end: 0x5581_a070_0000,
                     resident_kib: 3900
                 },
+                Releasable {
+                    start: 0x7f00_0000_0000,
+                    end: 0x7f00_0010_0000,
+                    resident_kib: 1000
+                },
             ],
             "the relocated r--p mapping (anonymous pages), the rw-p one and \
-             every other file must be left alone"
+             the heap must be left alone"
         );
     }
 
     #[test]
-    fn another_device_or_inode_is_not_the_executable() {
-        assert!(releasable(SMAPS, (0xfe, 2), 4242).is_empty());
-        assert!(releasable(SMAPS, (0xfe, 1), 4243).is_empty());
+    fn device_locked_and_huge_page_mappings_are_skipped() {
+        for flags in ["rd mr pf io", "rd ex mr lo", "rd mr ht"] {
+            let smaps = format!(
+                "1000-2000 r--p 00000000 00:05 12 /dev/thing\nRss:                   4 kB\nAnonymous:             0 kB\nVmFlags: {flags}\n"
+            );
+            assert!(releasable(&smaps).is_empty(), "{flags}");
+        }
     }
 
     #[test]
@@ -271,16 +284,16 @@ Rss:                   4 kB
 Anonymous:             0 kB
 VmFlags: rd wr ex mr
 ";
-        assert!(releasable(smaps, (0xfe, 1), 9).is_empty());
+        assert!(releasable(smaps).is_empty());
     }
 
     #[test]
     fn releasing_our_own_pages_keeps_the_process_working() {
-        // The test binary's own code: released, then run again (this
-        // assertion, the formatting machinery) from the page cache.
-        let released = release_executable_pages().expect("release");
+        // The test binary's own code and libc's: released, then run again
+        // (this assertion, the formatting machinery) from the page cache.
+        let released = release_code_pages().expect("release");
         assert!(released.mappings > 0, "{released:?}");
-        let again = release_executable_pages().expect("release again");
+        let again = release_code_pages().expect("release again");
         assert!(
             again.resident_kib < released.resident_kib || released.resident_kib < 64,
             "{again:?} after {released:?}"

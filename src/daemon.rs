@@ -377,13 +377,13 @@ fn bind_socket(daemon: &DaemonConfig) -> Result<tokio::net::UnixListener, socket
 }
 
 /// How long the daemon must have been quiet, after a burst of one-off
-/// work, before its executable's pages are let go. The work's tail (the
+/// work, before its code pages are let go. The work's tail (the
 /// login's last save and events, the answer to the waiting `tokenctl`, the
 /// watchers set up after start-up) touches code too: released at once,
 /// those pages would come straight back (about 0.7 MiB of an idle daemon).
 const CODE_PAGES_QUIET: Duration = Duration::from_secs(1);
 
-/// Lets go of the executable's resident pages (see [`crate::code_pages`])
+/// Lets go of the resident code pages (see [`crate::code_pages`])
 /// [`CODE_PAGES_QUIET`] after the last of: start-up, a reload (`wake`), a
 /// device login's end. One timer per burst, none while idle.
 async fn release_code_pages_when_quiet(broker: Broker, wake: Arc<Notify>, stop: CancellationToken) {
@@ -415,17 +415,17 @@ async fn release_code_pages_when_quiet(broker: Broker, wake: Arc<Notify>, stop: 
     }
 }
 
-/// Lets go of the executable's resident pages and the heap's free pages
-/// now.
+/// Lets go of the resident code pages (the executable's and the shared
+/// libraries') and the heap's free pages now.
 fn release_code_pages() {
     crate::code_pages::release_free_heap();
-    match crate::code_pages::release_executable_pages() {
+    match crate::code_pages::release_code_pages() {
         Ok(released) => debug!(
             mappings = released.mappings,
             resident_kib = released.resident_kib,
-            "released the executable's resident pages"
+            "released the resident code pages"
         ),
-        Err(e) => debug!("could not release the executable's pages: {e}"),
+        Err(e) => debug!("could not release the code pages: {e}"),
     }
 }
 
