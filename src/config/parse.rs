@@ -191,19 +191,25 @@ fn daemon_config(
             None => Some(text.to_owned()),
         }
     });
-    let http_timeout = table.integer(diags, "http_timeout", 1..=600);
-    let http_timeout = http_timeout.map_or(crate::provider::http::DEFAULT_TIMEOUT, |s| {
-        Duration::from_secs(s.unsigned_abs())
-    });
+    let http_timeout = seconds(
+        table,
+        diags,
+        "http_timeout",
+        1..=600,
+        crate::provider::http::DEFAULT_TIMEOUT,
+    );
     // At least 5 s: a start reads the Secret Service 256 records a call,
     // a few milliseconds each. At most two minutes: longer, and tokenctl
     // (60 s) and D-Bus clients (25 s by default) would give up first on a
     // request that found the store hanging, with a message that blames
     // something else.
-    let store_timeout = table.integer(diags, "store_timeout", 5..=120);
-    let store_timeout = store_timeout.map_or(crate::store::DEFAULT_TIMEOUT, |s| {
-        Duration::from_secs(s.unsigned_abs())
-    });
+    let store_timeout = seconds(
+        table,
+        diags,
+        "store_timeout",
+        5..=120,
+        crate::store::DEFAULT_TIMEOUT,
+    );
     let max_concurrent_refreshes = table
         .integer(diags, "max_concurrent_refreshes", 1..=1024)
         .map_or(8, |n| usize::try_from(n).unwrap_or(8));
@@ -226,6 +232,20 @@ fn daemon_config(
         notify,
         refresh_token_warning,
     })
+}
+
+/// A key of whole seconds within `range`, or `default` when it is unset
+/// (or wrong: the error is in `diags`).
+fn seconds(
+    table: &mut TableReader<'_, '_>,
+    diags: &mut Diagnostics<'_>,
+    key: &str,
+    range: std::ops::RangeInclusive<i64>,
+    default: Duration,
+) -> Duration {
+    table
+        .integer(diags, key, range)
+        .map_or(default, |s| Duration::from_secs(s.unsigned_abs()))
 }
 
 /// The `socket` key, or the default for this environment.
