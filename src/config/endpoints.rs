@@ -1,33 +1,39 @@
 //! Where a provider's endpoints are: explicit URLs, `base_url` and the
 //! dialect's fixed paths, or OpenID discovery from `issuer`.
 
+use std::collections::HashMap;
+
 use url::Url;
 
 use super::reader::{self, TableReader};
 use super::{Diagnostics, EndpointSource};
 use crate::provider::{DialectSpec, FixedPaths};
 
+/// The URLs of one config file already read and found valid, by their
+/// text. Most providers of a large config are accounts of a few services
+/// and give the same endpoints: with 10,000 of them, parsing and checking
+/// each URL again was a quarter of the time the config took to load.
+#[derive(Debug, Default)]
+pub(super) struct CheckedUrls(HashMap<String, Url>);
+
 /// Reads the endpoint keys of a provider table.
 pub(super) fn endpoint_source(
     t: &mut TableReader<'_, '_>,
     dialect: &DialectSpec,
     context: &str,
+    checked: &mut CheckedUrls,
     diags: &mut Diagnostics<'_>,
 ) -> Option<EndpointSource> {
     let span = t.span.clone();
-    let device = t
-        .take("device_authorization_endpoint")
-        .map(|v| url_value(diags, "device_authorization_endpoint", v));
-    let token = t
-        .take("token_endpoint")
-        .map(|v| url_value(diags, "token_endpoint", v));
-    let issuer_value = t.take("issuer");
-    let issuer = issuer_value.map(|v| url_value(diags, "issuer", v));
-    let base_value = t.take("base_url");
-    let base = base_value.map(|v| url_value(diags, "base_url", v));
-    let refresh = t
-        .take("refresh_endpoint")
-        .map(|v| url_value(diags, "refresh_endpoint", v));
+    let mut url = |key: &str| {
+        t.take(key)
+            .map(|v| (v, url_value(diags, key, v, &mut *checked)))
+    };
+    let device = url("device_authorization_endpoint").map(|(_, url)| url);
+    let token = url("token_endpoint").map(|(_, url)| url);
+    let (issuer_value, issuer) = url("issuer").unzip();
+    let (base_value, base) = url("base_url").unzip();
+    let refresh = url("refresh_endpoint").map(|(_, url)| url);
 
     if let Some(v) = base_value
         && dialect.fixed_paths.is_none()
@@ -170,13 +176,19 @@ fn beside(url: &Url, from: &str, to: &str) -> Option<Url> {
 
 /// Parses a URL value. Endpoints must be https, or http to a loopback
 /// address (where nothing crosses a network); credentials and fragments are
-/// refused because they would end up in logs or be dropped.
+/// refused because they would end up in logs or be dropped. A text found
+/// valid before (in `checked`) is not parsed again: what is checked depends
+/// on the URL alone.
 pub(super) fn url_value(
     diags: &mut Diagnostics<'_>,
     key: &str,
     value: &reader::Value<'_>,
+    checked: &mut CheckedUrls,
 ) -> Option<Url> {
     let text = reader::expect_str(diags, key, value)?;
+    if let Some(url) = checked.0.get(text) {
+        return Some(url.clone());
+    }
     let url = match Url::parse(text) {
         Ok(url) => url,
         Err(e) => {
@@ -202,5 +214,6 @@ pub(super) fn url_value(
         diags.error(&value.span(), format!("`{key}` {problem}"));
         return None;
     }
+    checked.0.insert(text.to_owned(), url.clone());
     Some(url)
 }

@@ -6,7 +6,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::provider_table::provider_config;
+use super::provider_table::{SeenSoFar, provider_config};
 use super::reader::{self, TableReader};
 use super::secrets::FileAccess;
 use super::users::UserDb;
@@ -85,7 +85,7 @@ pub(super) fn parse(
     let daemon = daemon_config(&mut daemon_table, path, file_mode, env, diags);
 
     let mut providers = Vec::new();
-    let mut claimed_hosts = BTreeMap::new();
+    let mut seen = SeenSoFar::default();
     match top.take("providers") {
         Some(value) => match value.get_ref() {
             toml::de::DeValue::Table(table) => {
@@ -97,7 +97,7 @@ pub(super) fn parse(
                         path,
                         file_mode,
                         env,
-                        &mut claimed_hosts,
+                        &mut seen,
                         diags,
                     ) {
                         providers.push(p);

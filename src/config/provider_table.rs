@@ -7,7 +7,7 @@ use std::ops::Range;
 use std::path::Path;
 
 use super::dialect::{self, TableSettings};
-use super::endpoints::{endpoint_source, url_value};
+use super::endpoints::{CheckedUrls, endpoint_source, url_value};
 use super::reader::{self, TableReader};
 use super::secrets::{self, CLIENT_SECRET, FileAccess, SecretContext};
 use super::users::UserDb;
@@ -42,11 +42,22 @@ const PROVIDER_KEYS: &[&str] = &[
     "refresh_endpoint",
 ];
 
+/// What reading one provider table leaves for the tables after it.
+#[derive(Debug, Default)]
+pub(super) struct SeenSoFar {
+    /// The hosts claimed (`hosts`), each with the provider that claimed it:
+    /// a host belongs to one provider only.
+    claimed_hosts: BTreeMap<String, String>,
+    /// The URLs found valid, not parsed again.
+    urls: CheckedUrls,
+}
+
 /// Longest provider name: it becomes part of D-Bus object paths and store keys.
 const MAX_PROVIDER_NAME: usize = 64;
 
 /// Reads the table `[providers.NAME]`; `None` after reporting a problem.
-/// Hosts it claims are added to `claimed_hosts`.
+/// What the tables after it need to know (the hosts it claims, the URLs
+/// it gives) is added to `seen`.
 #[allow(clippy::too_many_arguments)] // one call site; a struct would only rename these
 pub(super) fn provider_config(
     name: &str,
@@ -55,7 +66,7 @@ pub(super) fn provider_config(
     config_path: &Path,
     file_mode: Option<FileAccess>,
     env: &Environment,
-    claimed_hosts: &mut BTreeMap<String, String>,
+    seen: &mut SeenSoFar,
     diags: &mut Diagnostics<'_>,
 ) -> Option<ProviderConfig> {
     let context = format!("[providers.{name}]");
@@ -97,12 +108,13 @@ pub(super) fn provider_config(
     let mut device_params = device_params(&mut t, diags);
     let verification_uri = t
         .take("verification_uri")
-        .and_then(|v| url_value(diags, "verification_uri", v));
+        .and_then(|v| url_value(diags, "verification_uri", v, &mut seen.urls));
     let access = access_keys(&mut t, diags);
-    let hosts = hosts(&mut t, name, claimed_hosts, diags);
+    let hosts = hosts(&mut t, name, &mut seen.claimed_hosts, diags);
     let username = username(&mut t, diags);
     let git_auth = git_auth(&mut t, diags);
-    let endpoints = dialect.and_then(|d| endpoint_source(&mut t, d, &context, diags));
+    let endpoints =
+        dialect.and_then(|d| endpoint_source(&mut t, d, &context, &mut seen.urls, diags));
     dialect::refuse_foreign_keys(&mut t, dialect, diags);
     let dialect_settings = dialect.and_then(|d| {
         let mut source = TableSettings {

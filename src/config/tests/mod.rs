@@ -252,6 +252,51 @@ fn urls_must_be_safe() {
     assert_eq!(config.providers.len(), 1);
 }
 
+/// Accounts of one service give the same URLs: each provider gets them
+/// all the same (they are checked once, see `CheckedUrls`), and a bad one
+/// given twice is reported at both places, with its key.
+#[test]
+fn a_url_given_by_several_providers_is_read_for_each() {
+    let f = Fixture::new();
+    let account = |name: &str| GITHUB.replace("[providers.github]", &format!("[providers.{name}]"));
+    let config = f
+        .load(&format!("{}{}{}", account("a"), account("b"), account("c")))
+        .unwrap();
+    assert_eq!(config.providers.len(), 3);
+    for p in &config.providers {
+        assert!(
+            matches!(&p.endpoints, EndpointSource::Fixed { device_authorization, token, .. }
+                if device_authorization.as_str() == "https://github.com/login/device/code"
+                    && token.as_str() == "https://github.com/login/oauth/access_token"),
+            "{}: {:?}",
+            p.name,
+            p.endpoints
+        );
+    }
+    // The same text under another key is checked the same (valid), and a
+    // bad text is never taken as checked.
+    let bad = "http://example.com/token";
+    let errors = f.errors(&format!(
+        "{}{}",
+        account("a").replace("https://github.com/login/oauth/access_token", bad),
+        account("b")
+            .replace("https://github.com/login/device/code", bad)
+            .replace(
+                "https://github.com/login/oauth/access_token",
+                "https://github.com/login/device/code"
+            ),
+    ));
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(
+        errors[0].contains(":4:18: `token_endpoint` uses plain http://"),
+        "{errors:?}"
+    );
+    assert!(
+        errors[1].contains(":9:33: `device_authorization_endpoint` uses plain http://"),
+        "{errors:?}"
+    );
+}
+
 #[test]
 fn daemon_keys() {
     let f = Fixture::new();
