@@ -219,8 +219,13 @@ impl EncryptedFileStore {
 
     /// Reads `provider`'s record from `path`, its file, once the directory
     /// has been checked.
-    fn load_from(&self, provider: &str, path: &Path) -> Result<Option<StoredSession>, StoreError> {
-        let Some(bytes) = read_record_file(path, provider)? else {
+    fn load_from(
+        &self,
+        directory: Option<&File>,
+        provider: &str,
+        path: &Path,
+    ) -> Result<Option<StoredSession>, StoreError> {
+        let Some(bytes) = read_record_file(directory, path, provider)? else {
             return Ok(None);
         };
         let corrupt = |reason: String| StoreError::Corrupt {
@@ -371,7 +376,7 @@ impl Store for EncryptedFileStore {
     fn load(&self, provider: &str) -> Result<Option<StoredSession>, StoreError> {
         let path = self.file_of(provider)?;
         self.prepare()?;
-        self.load_from(provider, &path)
+        self.load_from(None, provider, &path)
     }
 
     fn load_batch(&self, providers: &[String]) -> Vec<LoadResult> {
@@ -382,11 +387,12 @@ impl Store for EncryptedFileStore {
         if let Err(e) = self.prepare() {
             return vec![Err(e); providers.len()];
         }
+        let directory = files::open_directory(&self.directory);
         until_store_wide(
             providers.len(),
             providers.iter().map(|provider| {
                 let path = self.file_of(provider)?;
-                self.load_from(provider, &path)
+                self.load_from(directory.as_ref(), provider, &path)
             }),
         )
     }
