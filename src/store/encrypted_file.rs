@@ -199,22 +199,7 @@ impl EncryptedFileStore {
     /// must not pull a save from under the first.
     #[must_use = "the count says whether a crash interrupted a write"]
     pub fn remove_stale_temp_files(&self) -> usize {
-        let Ok(entries) = fs::read_dir(&self.directory) else {
-            return 0;
-        };
-        let mut removed = 0;
-        for entry in entries.flatten() {
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
-            if name.starts_with('.')
-                && name.ends_with(TEMP_SUFFIX)
-                && !files::made_by_another_live_process(&name)
-                && fs::remove_file(entry.path()).is_ok()
-            {
-                removed += 1;
-            }
-        }
-        removed
+        files::remove_stale_temp_files(&self.directory)
     }
 
     /// Reads `provider`'s record from `path`, its file, once the directory

@@ -150,6 +150,30 @@ pub(super) fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// Removes the temporary files in `directory` that no live process is
+/// writing (see [`EncryptedFileStore::remove_stale_temp_files`]); returns
+/// how many.
+///
+/// [`EncryptedFileStore::remove_stale_temp_files`]: super::EncryptedFileStore::remove_stale_temp_files
+pub(super) fn remove_stale_temp_files(directory: &Path) -> usize {
+    let Ok(entries) = fs::read_dir(directory) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.')
+            && name.ends_with(TEMP_SUFFIX)
+            && !made_by_another_live_process(&name)
+            && fs::remove_file(entry.path()).is_ok()
+        {
+            removed += 1;
+        }
+    }
+    removed
+}
+
 /// Whether a temporary file's name (`.PROVIDER.PID.COUNTER.tmp`, see
 /// `create_temp`) names a live process other than this one.
 pub(super) fn made_by_another_live_process(name: &str) -> bool {
