@@ -133,8 +133,12 @@ pub async fn run(mut config: Config, env: Environment) -> anyhow::Result<()> {
     // The broker lists the store as it starts, and says then if it cannot
     // be used; sessions live in memory until it can.
     let store = open_daemon_store(&config, &env);
+    // Each session keeps its provider's config, taken from here: a second
+    // copy would only cost memory (a reload compares with the sessions').
+    let providers = std::mem::take(&mut config.providers);
     let broker = Broker::new(
-        &config,
+        &config.daemon,
+        providers,
         BrokerParts {
             store,
             clock: Arc::new(SystemClock),
@@ -142,9 +146,6 @@ pub async fn run(mut config: Config, env: Environment) -> anyhow::Result<()> {
             owner_uid: rustix::process::geteuid().as_raw(),
         },
     );
-    // Each session holds its provider's config; a second copy here would
-    // only cost memory (a reload compares with the sessions' copies).
-    config.providers = Vec::new();
     config.warnings = Vec::new();
     let socket_watch = Arc::new(SocketWatch::default());
     let Some(reload_when_up) = start_broker(&broker, &mut signals, Arc::clone(&socket_watch)).await

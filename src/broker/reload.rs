@@ -37,7 +37,7 @@ impl Broker {
                 Some(session) => {
                     previous_policies.push((provider.name.clone(), session.policy.clone()));
                     session.retire().await;
-                    let fresh = self.build_session(provider);
+                    let fresh = self.build_session(provider.clone());
                     if fresh.same_identity(session) {
                         fresh.inherit(session).await;
                     } else {
@@ -47,7 +47,7 @@ impl Broker {
                     next.insert(provider.name.clone(), fresh);
                 }
                 None => {
-                    let fresh = self.build_session(provider);
+                    let fresh = self.build_session(provider.clone());
                     fresh.restore().await;
                     summary.added.push(provider.name.clone());
                     next.insert(provider.name.clone(), fresh);

@@ -69,7 +69,8 @@ fn serve_on(limits: Limits, mode: u32) -> Server {
     .unwrap();
     let config = tokend::config::load(&path, &Environment::from_process()).unwrap();
     let broker = Broker::new(
-        &config,
+        &config.daemon,
+        config.providers.clone(),
         BrokerParts {
             store: Arc::new(MemoryStore::new()),
             clock: Arc::new(SystemClock),

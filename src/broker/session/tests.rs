@@ -65,7 +65,8 @@ fn stored(config: &Config, refresh_token: &str, now: SystemTime) -> StoredSessio
 
 fn broker(config: &Config, store: Arc<MemoryStore>, clock: Arc<dyn Clock>) -> Broker {
     Broker::new(
-        config,
+        &config.daemon,
+        config.providers.clone(),
         BrokerParts {
             store,
             clock,

@@ -44,7 +44,8 @@ fn broker_on_emulator(emulator: &Emulator, dir: &Path, store: Arc<dyn Store>) ->
         ),
     );
     Broker::new(
-        &config,
+        &config.daemon,
+        config.providers.clone(),
         BrokerParts {
             store,
             clock: Arc::new(SystemClock),

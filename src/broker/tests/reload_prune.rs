@@ -48,8 +48,10 @@ fn endpoints(broker: &Broker) -> Vec<String> {
 #[tokio::test]
 async fn a_reload_keeps_only_the_new_configs_and_what_is_in_use() {
     let dir = tempfile::tempdir().unwrap();
+    let initial = config(dir.path(), &["a", "b", "busy"]);
     let broker = Broker::new(
-        &config(dir.path(), &["a", "b", "busy"]),
+        &initial.daemon,
+        initial.providers.clone(),
         BrokerParts {
             store: Arc::new(MemoryStore::default()),
             clock: Arc::new(OffsetClock::new()),

@@ -180,7 +180,8 @@ fn broker_with_a_record(
     };
     store.save("demo", &record).unwrap();
     let broker = Broker::new(
-        &config,
+        &config.daemon,
+        config.providers.clone(),
         BrokerParts {
             store: store.clone(),
             clock,

@@ -30,7 +30,8 @@ fn broker(dir: &std::path::Path, count: usize) -> Broker {
     }
     let config = super::config_in(dir, &text);
     Broker::new(
-        &config,
+        &config.daemon,
+        config.providers.clone(),
         BrokerParts {
             store: Arc::new(MemoryStore::default()),
             clock: Arc::new(OffsetClock::new()),

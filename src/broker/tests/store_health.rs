@@ -186,7 +186,8 @@ fn broker_with_records(dir: &std::path::Path, store: &Arc<FlakyStore>) -> Broker
         store.inner.save(&provider.name, &record).unwrap();
     }
     Broker::new(
-        &config,
+        &config.daemon,
+        config.providers.clone(),
         BrokerParts {
             store: store.clone(),
             clock: Arc::new(OffsetClock::new()),
