@@ -77,8 +77,8 @@ impl Broker {
     /// A broker for `providers`, run as `daemon` says. Call [`Self::start`]
     /// next. Each session keeps its provider's config, moved here rather
     /// than copied: with 10,000 providers the copies and then the
-    /// originals' drop cost a start about 6 ms, and its peak memory a
-    /// second set of configs.
+    /// originals' drop cost a start about 10 ms (measured), and its peak
+    /// memory a second set of configs.
     #[must_use]
     pub fn new(daemon: &DaemonConfig, providers: Vec<ProviderConfig>, parts: BrokerParts) -> Self {
         let (events, _) = broadcast::channel(1024);
