@@ -425,9 +425,15 @@ pub fn tokenctl(socket: &Path, args: &[&str]) -> Output {
         .expect("run tokenctl")
 }
 
-/// Starts `tokenctl ARGS...` without waiting (for logins that wait).
+/// Starts `tokenctl ARGS...` without waiting (for logins that wait), with
+/// SIGINT's default action, as from a terminal: a test runner that ignores
+/// SIGINT (a background job of a shell without job control) would pass
+/// that on, and tokenctl rightly keeps an inherited ignore, so a test's
+/// Ctrl-C would do nothing.
 pub fn spawn_tokenctl(socket: &Path, args: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_tokenctl"))
+    Command::new("env")
+        .arg("--default-signal=INT")
+        .arg(env!("CARGO_BIN_EXE_tokenctl"))
         .arg("--socket")
         .arg(socket)
         .args(args)

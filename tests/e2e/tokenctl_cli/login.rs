@@ -310,29 +310,15 @@ fn a_terminal_is_told_what_ctrl_c_does() {
 fn ctrl_c_stops_the_wait_and_logout_cancels_the_login() {
     use std::io::BufRead as _;
 
-    use std::process::{Command, Stdio};
-
-    use crate::support::daemon::{Daemon, stdout};
+    use crate::support::daemon::{Daemon, spawn_tokenctl, stdout};
     use crate::support::provider::Provider;
 
     let provider = Provider::rfc8628();
     let daemon = Daemon::start(&provider.config("demo"));
-    // A login waiting for its person, interrupted as Ctrl-C would. Started
-    // with SIGINT's default action, as from a terminal: a test runner that
-    // ignores SIGINT (a background job of a shell without job control)
-    // would pass that on, and tokenctl rightly keeps an inherited ignore.
+    // A login waiting for its person, interrupted as Ctrl-C would
+    // (`spawn_tokenctl` gives SIGINT its default action, as a terminal).
     let interrupted_login = || {
-        let mut child = Command::new("env")
-            .arg("--default-signal=INT")
-            .arg(env!("CARGO_BIN_EXE_tokenctl"))
-            .arg("--socket")
-            .arg(&daemon.socket)
-            .args(["--json", "login", "demo"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn tokenctl through env");
+        let mut child = spawn_tokenctl(&daemon.socket, &["--json", "login", "demo"]);
         let mut first = String::new();
         std::io::BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut first)
