@@ -6,6 +6,8 @@
 //! [`KeyId`], stored in every file), so a file written under another key is
 //! told apart from a damaged one without trying to decrypt it.
 
+mod access;
+
 use std::fmt;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
@@ -131,19 +133,32 @@ impl StoreKey {
     }
 
     /// Reads a key file (or a systemd credential, which is one): a regular
-    /// file of exactly [`KEY_LEN`] bytes that only its owner may read.
+    /// file of exactly [`KEY_LEN`] bytes that nobody but its owner and the
+    /// user tokend runs as may read or write (by its mode or, when it has
+    /// one, its ACL, as systemd gives a credential to a service of another user).
     ///
     /// # Errors
     /// A sentence saying what is wrong with the file and what to do.
     pub fn read_file(path: &Path) -> Result<Self, String> {
-        let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
+        use std::io::Read as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        // Non-blocking, so that a FIFO put in the key's place is refused
+        // below instead of waiting for a writer; a regular file's reads
+        // ignore the flag.
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(rustix::fs::OFlags::NONBLOCK.bits().cast_signed())
+            .open(path)
+            .map_err(|e| e.to_string())?;
+        let meta = file.metadata().map_err(|e| e.to_string())?;
         if !meta.is_file() {
             return Err("not a regular file".into());
         }
         let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
+        let reader = rustix::process::geteuid().as_raw();
+        if let Some(who) = access::others_with_access(&file, mode, reader) {
             return Err(format!(
-                "the key is readable or writable by others (mode {mode:04o}): chmod 600 it, \
+                "the key is readable or writable by {who} (mode {mode:04o}): chmod 600 it, \
                  owned by the user tokend runs as (`chown tokend` for the system service), \
                  and make a new key if others may have read it"
             ));
@@ -155,8 +170,9 @@ impl StoreKey {
                 meta.len()
             ));
         }
-        let bytes = Zeroizing::new(std::fs::read(path).map_err(|e| e.to_string())?);
-        Self::from_bytes(&bytes)
+        let mut bytes = Zeroizing::new([0u8; KEY_LEN]);
+        file.read_exact(&mut bytes[..]).map_err(|e| e.to_string())?;
+        Self::from_bytes(&bytes[..])
     }
 
     /// The key's public name.
@@ -211,5 +227,60 @@ mod tests {
         assert!(err.contains("No such file"), "{err}");
         let err = StoreKey::read_file(dir.path()).unwrap_err();
         assert!(err.contains("not a regular file"), "{err}");
+    }
+
+    /// A systemd credential for a service of another user: mode 0400 and an
+    /// ACL entry for that user, which shows as 0440. Set here as systemd
+    /// sets it (the kernel checks the attribute and moves the mode).
+    #[test]
+    fn a_key_readable_through_its_acl_by_tokends_user_alone_is_taken() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key");
+        std::fs::write(&path, [1u8; KEY_LEN]).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o400)).unwrap();
+        let me = rustix::process::geteuid().as_raw();
+        let set_acl = |group_read: u16, user: u32| {
+            let mut acl = 2u32.to_le_bytes().to_vec();
+            for (tag, perm, id) in [
+                (0x01u16, 4u16, u32::MAX),
+                (0x02, 4, user),
+                (0x04, group_read, u32::MAX),
+                (0x10, 4, u32::MAX),
+                (0x20, 0, u32::MAX),
+            ] {
+                acl.extend_from_slice(&tag.to_le_bytes());
+                acl.extend_from_slice(&perm.to_le_bytes());
+                acl.extend_from_slice(&id.to_le_bytes());
+            }
+            rustix::fs::setxattr(
+                &path,
+                "system.posix_acl_access",
+                &acl,
+                rustix::fs::XattrFlags::empty(),
+            )
+        };
+        if let Err(e) = set_acl(0, me) {
+            // Only where the file system keeps no ACLs (a tmpfs built
+            // without them); the parsing is tested apart.
+            assert_eq!(e, rustix::io::Errno::NOTSUP, "set the ACL");
+            eprintln!("no ACLs on this file system: skipped");
+            return;
+        }
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o440, "the mask shows in the group bits");
+        assert!(StoreKey::read_file(&path).is_ok());
+
+        set_acl(4, me).unwrap();
+        let err = StoreKey::read_file(&path).unwrap_err();
+        assert!(
+            err.contains("by its group through its ACL (mode 0440)"),
+            "{err}"
+        );
+        set_acl(0, me.wrapping_add(1)).unwrap();
+        let err = StoreKey::read_file(&path).unwrap_err();
+        assert!(
+            err.contains(&format!("by user {} through its ACL", me.wrapping_add(1))),
+            "{err}"
+        );
     }
 }

@@ -203,6 +203,25 @@ fn another_key_is_a_clear_error_and_the_right_key_still_works() {
     assert_eq!(token(&daemon, "demo", &["--min-valid", "0"]), first);
 }
 
+/// The key as systemd hands a credential to a service of another user
+/// (`User=tokend` in the system unit): mode 0400 plus an ACL entry for that
+/// user, which shows as 0440. It is the store's key: a login is kept
+/// across a restart. (Judged by its mode alone it was refused, and the
+/// system service could not start on systems whose credentials file
+/// system keeps ACLs.)
+#[test]
+fn a_systemd_credential_readable_through_its_acl_is_the_key() {
+    let provider = Provider::rfc8628();
+    let store = FileStore::new();
+    store.grant_key_through_acl();
+    let mut daemon = start(&provider, &store);
+    let first = login(&daemon, "demo", approve(&provider));
+    daemon.stop();
+    daemon.restart();
+    assert_eq!(token(&daemon, "demo", &["--min-valid", "0"]), first);
+    assert_eq!(provider.device_codes().len(), 1, "no second login");
+}
+
 #[test]
 fn check_reports_key_problems_at_their_position() {
     let provider = Provider::rfc8628();

@@ -56,6 +56,38 @@ impl FileStore {
         old
     }
 
+    /// Gives the key credential the ACL systemd gives one for a service
+    /// that runs as another user: read for that user (here this process's
+    /// own), the mask in the group bits, so the mode shows 0440.
+    pub fn grant_key_through_acl(&self) {
+        let me = rustix::process::geteuid().as_raw();
+        let mut acl = 2u32.to_le_bytes().to_vec();
+        // user::r--, user:ME:r--, group::---, mask::r--, other::---
+        for (tag, perm, id) in [
+            (0x01u16, 4u16, u32::MAX),
+            (0x02, 4, me),
+            (0x04, 0, u32::MAX),
+            (0x10, 4, u32::MAX),
+            (0x20, 0, u32::MAX),
+        ] {
+            acl.extend_from_slice(&tag.to_le_bytes());
+            acl.extend_from_slice(&perm.to_le_bytes());
+            acl.extend_from_slice(&id.to_le_bytes());
+        }
+        rustix::fs::setxattr(
+            self.key_path(),
+            "system.posix_acl_access",
+            &acl,
+            rustix::fs::XattrFlags::empty(),
+        )
+        .expect("an ACL on the key (the test directory's file system keeps ACLs)");
+        assert_eq!(
+            mode(&self.key_path()),
+            0o440,
+            "the mask shows as group read"
+        );
+    }
+
     /// The key credential's path.
     pub fn key_path(&self) -> PathBuf {
         self.dir.path().join("credentials").join(KEY_CREDENTIAL)
