@@ -15,7 +15,7 @@ fn record(refresh: &str) -> StoredSession {
     StoredSession {
         version: STORED_SESSION_VERSION,
         identity: "rfc8628|http://127.0.0.1/token|cid".into(),
-        refresh_token: Secret::from(refresh),
+        refresh_token: Some(Secret::from(refresh)),
         obtained_at: 1_790_000_000,
         scope: Some("repo".into()),
         access_token: Some(Secret::from(format!("at-of-{refresh}"))),

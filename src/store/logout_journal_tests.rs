@@ -53,7 +53,7 @@ fn record(obtained_at: i64) -> StoredSession {
     StoredSession {
         version: STORED_SESSION_VERSION,
         identity: "id".into(),
-        refresh_token: Secret::new("refresh".into()),
+        refresh_token: Some(Secret::new("refresh".into())),
         obtained_at,
         scope: None,
         access_token: None,

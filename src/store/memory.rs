@@ -125,7 +125,7 @@ mod tests {
         let record = StoredSession {
             version: STORED_SESSION_VERSION,
             identity: "rfc8628|http://127.0.0.1/token|cid".into(),
-            refresh_token: Secret::from("rt"),
+            refresh_token: Some(Secret::from("rt")),
             obtained_at: 1,
             scope: None,
             access_token: None,

@@ -47,8 +47,12 @@ pub struct StoredSession {
     /// [`crate::broker::session_identity`]); a session is not restored for a
     /// provider whose config now points elsewhere.
     pub identity: String,
-    /// The refresh token.
-    pub refresh_token: Secret,
+    /// The refresh token; `None` for a session whose provider issued none
+    /// (a GitHub OAuth app's token that never expires, an Oracle login
+    /// without `offline_access`): its access token is then all there is to
+    /// keep. Left out of the record when `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<Secret>,
     /// When the refresh token was obtained (Unix seconds).
     pub obtained_at: i64,
     /// Granted scopes, as the provider reported them.
@@ -114,8 +118,19 @@ impl StoredSession {
                 record.version
             ));
         }
-        if record.refresh_token.is_empty() {
-            return Err("session record has an empty refresh token".into());
+        match (&record.refresh_token, &record.access_token) {
+            (Some(refresh), _) if refresh.is_empty() => {
+                return Err("session record has an empty refresh token".into());
+            }
+            (None, None) => {
+                return Err(
+                    "session record has neither a refresh token nor an access token".into(),
+                );
+            }
+            (None, Some(access)) if access.is_empty() => {
+                return Err("session record has an empty access token and no refresh token".into());
+            }
+            _ => {}
         }
         Ok(record)
     }

@@ -113,3 +113,33 @@ fn a_stored_token_rejected_at_start_needs_a_login_and_others_start_normally() {
     // The revoked token was presented once, and it was the current one.
     revoked.assert_no_violations();
 }
+
+/// A provider that issues no refresh token (a GitHub OAuth app, an Oracle
+/// login without `offline_access`): the access token is all the session
+/// has, and the store keeps it, so a restart (a reboot) needs no new
+/// login. A logout removes it as it removes any record.
+#[test]
+fn a_session_without_a_refresh_token_survives_a_restart() {
+    let provider = Provider::start(Rfc8628Options {
+        issue_refresh_tokens: false,
+        ..fast()
+    });
+    let store = FileStore::new();
+    let mut daemon = Daemon::start_with(&provider.config("gh"), store.options());
+    let first = login(&daemon, "gh", |code| {
+        provider.approve(code).unwrap();
+    });
+    assert_eq!(store.files(), ["gh.session"]);
+    daemon.stop();
+    daemon.restart();
+    assert_eq!(status(&daemon, "gh")["state"], "active");
+    assert_eq!(token(&daemon, "gh", &[]), first);
+    assert_eq!(provider.device_codes().len(), 1, "no second login");
+
+    let out = daemon.tokenctl(&["logout", "gh"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(store.files().is_empty(), "{:?}", store.files());
+    daemon.stop();
+    daemon.restart();
+    assert_eq!(status(&daemon, "gh")["state"], "logged_out");
+}

@@ -53,7 +53,7 @@ fn stored(config: &Config, refresh_token: &str, now: SystemTime) -> StoredSessio
     StoredSession {
         version: STORED_SESSION_VERSION,
         identity: session_identity(&config.providers[0]),
-        refresh_token: Secret::from(refresh_token),
+        refresh_token: Some(Secret::from(refresh_token)),
         obtained_at: unix_secs(now),
         scope: None,
         access_token: None,

@@ -170,7 +170,7 @@ fn broker_with_a_record(
     let record = StoredSession {
         version: STORED_SESSION_VERSION,
         identity: session_identity(&config.providers[0]),
-        refresh_token: Secret::from("rt"),
+        refresh_token: Some(Secret::from("rt")),
         obtained_at: unix_secs(SystemTime::now()),
         scope: None,
         access_token: Some(Secret::from("at-stored")),

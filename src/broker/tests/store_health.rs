@@ -175,7 +175,7 @@ fn broker_with_records(dir: &std::path::Path, store: &Arc<FlakyStore>) -> Broker
         let record = StoredSession {
             version: STORED_SESSION_VERSION,
             identity: session_identity(provider),
-            refresh_token: Secret::from(format!("rt-{}", provider.name)),
+            refresh_token: Some(Secret::from(format!("rt-{}", provider.name))),
             obtained_at: unix_secs(SystemTime::now()),
             scope: None,
             access_token: Some(Secret::from(format!("at-{}", provider.name))),

@@ -244,7 +244,7 @@ fn session(refresh_token: &str) -> StoredSession {
     StoredSession {
         version: STORED_SESSION_VERSION,
         identity: "rfc8628|http://127.0.0.1:1/token|client".into(),
-        refresh_token: Secret::from(refresh_token),
+        refresh_token: Some(Secret::from(refresh_token)),
         obtained_at: 1_790_000_000,
         scope: Some("repo read:org".into()),
         access_token: Some(Secret::from(format!("at-of-{refresh_token}"))),

@@ -230,7 +230,7 @@ pub fn granted_records(
             let record = StoredSession {
                 version: STORED_SESSION_VERSION,
                 identity: tokend::broker::session_identity(config),
-                refresh_token: seeded.refresh_token.clone().into(),
+                refresh_token: Some(seeded.refresh_token.clone().into()),
                 obtained_at: unix(now),
                 scope: None,
                 access_token: Some(seeded.access_token.clone().into()),

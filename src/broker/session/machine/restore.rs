@@ -95,7 +95,9 @@ impl SessionMachine {
             .access
             .as_ref()
             .is_some_and(|a| a.valid_for(now, Duration::ZERO));
-        if has_access {
+        // Without a refresh token there is nothing to check early: the
+        // session wakes at its access token's expiry, as before the restart.
+        if has_access || tokens.refresh.is_none() {
             // Planned while the session still looks logged out, as it
             // always was: the refresh-token warning waits for the first
             // wake-up rather than joining the restore's log lines.

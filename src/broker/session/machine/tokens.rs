@@ -134,12 +134,18 @@ impl Tokens {
         }
     }
 
+    /// What the store keeps of these tokens: the refresh token and the
+    /// last access token; the access token alone when the provider issued
+    /// no refresh token (it is then all a restart could get back). `None`
+    /// when there is nothing worth keeping.
     pub(crate) fn to_record(&self, identity: &str) -> Option<StoredSession> {
-        let refresh = self.refresh.clone()?;
+        if self.refresh.is_none() && self.access.is_none() {
+            return None;
+        }
         Some(StoredSession {
             version: STORED_SESSION_VERSION,
             identity: identity.to_owned(),
-            refresh_token: refresh,
+            refresh_token: self.refresh.clone(),
             obtained_at: unix_secs(self.obtained_at),
             scope: self.scope.clone(),
             access_token: self.access.as_ref().map(|a| a.secret.clone()),
@@ -154,19 +160,27 @@ impl Tokens {
     }
 
     pub(crate) fn from_record(record: StoredSession) -> Self {
+        let renewable = record.refresh_token.is_some();
         let access = match (record.access_token, record.expires_at) {
-            (Some(secret), Some(expires_at)) => Some(AccessToken {
+            (Some(secret), expires_at @ Some(_)) => Some(AccessToken {
                 secret,
                 token_type: record.token_type.unwrap_or_else(|| "Bearer".into()),
-                expires_at: Some(from_unix_secs(expires_at)),
+                expires_at: expires_at.map(from_unix_secs),
             }),
-            // An access token of unknown expiry is not restored: it may have
-            // died while the daemon was down, and a refresh tells.
+            // An access token of unknown expiry is restored only when it is
+            // all there is (no refresh token): it may have died while the
+            // daemon was down, and where a refresh can tell, it does. Without
+            // one, a caller that finds it dead says so (`refused`).
+            (Some(secret), None) if !renewable => Some(AccessToken {
+                secret,
+                token_type: record.token_type.unwrap_or_else(|| "Bearer".into()),
+                expires_at: None,
+            }),
             _ => None,
         };
         Self {
             access,
-            refresh: Some(record.refresh_token),
+            refresh: record.refresh_token,
             scope: record.scope,
             obtained_at: from_unix_secs(record.obtained_at),
             refresh_expires_at: record.refresh_expires_at.map(from_unix_secs),

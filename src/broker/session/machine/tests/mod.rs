@@ -50,7 +50,7 @@ fn record(identity: &str, access_expires: u64) -> StoredSession {
     StoredSession {
         version: STORED_SESSION_VERSION,
         identity: identity.into(),
-        refresh_token: Secret::from("stored-refresh"),
+        refresh_token: Some(Secret::from("stored-refresh")),
         obtained_at: crate::broker::clock::unix_secs(t0()),
         scope: None,
         access_token: Some(Secret::from("stored-access")),
@@ -126,7 +126,10 @@ fn brief(effect: &Effect) -> String {
                 WritePurpose::DirtyRetry { .. } => "retry",
             };
             match record {
-                Some(r) => format!("save({what}, {})", r.refresh_token.expose()),
+                Some(r) => format!(
+                    "save({what}, {})",
+                    r.refresh_token.as_ref().map_or("-", Secret::expose)
+                ),
                 None => format!("delete({what})"),
             }
         }

@@ -204,3 +204,63 @@ fn a_background_refresh_waits_for_the_store_while_the_token_lasts() {
         "{effects:?}"
     );
 }
+
+/// A provider that issues no refresh token (a GitHub OAuth app, an Oracle
+/// login without `offline_access`): the access token is all there is, and
+/// it is what the store keeps, so a restart needs no new login. Restored,
+/// even of unknown expiry (nothing could check it), it is handed out, as
+/// before the restart.
+#[test]
+fn an_access_token_without_a_refresh_token_is_kept_and_restored() {
+    let mut m = machine();
+    let mut no_expiry = grant("a1", None, 0);
+    no_expiry.expiry = crate::provider::Expiry::Unknown;
+    let effects = m.handle(
+        &ctx(t0()),
+        Event::LoginGranted {
+            grant: no_expiry,
+            sent_at: t0(),
+        },
+    );
+    let record = effects
+        .iter()
+        .find_map(|e| match e {
+            Effect::WriteRecord { record, .. } => Some(record.clone()),
+            _ => None,
+        })
+        .expect("a store write");
+    let record = record.expect("a record, not a delete");
+    assert!(record.refresh_token.is_none());
+    assert_eq!(record.access_token.as_ref().map(Secret::expose), Some("a1"));
+    assert_eq!(record.expires_at, None);
+
+    // A restart: the record read back through its bytes, into a new machine.
+    let read = StoredSession::from_bytes(&record.to_bytes()).expect("a valid record");
+    let mut restarted = machine();
+    feed(
+        &mut restarted,
+        at(600),
+        Event::RecordLoaded {
+            cause: RestoreCause::Start,
+            loaded: Ok(Some(read)),
+        },
+    );
+    assert_eq!(describe(&restarted), "active");
+    assert_eq!(
+        feed(&mut restarted, at(600), want_default()),
+        s(&["reply(token a1)"])
+    );
+}
+
+/// A record with neither token is not a session.
+#[test]
+fn a_record_without_any_token_is_refused() {
+    let mut empty = record(IDENTITY, 3600);
+    empty.refresh_token = None;
+    empty.access_token = None;
+    let err = StoredSession::from_bytes(&empty.to_bytes()).unwrap_err();
+    assert!(
+        err.contains("neither a refresh token nor an access token"),
+        "{err}"
+    );
+}
