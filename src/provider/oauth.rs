@@ -234,17 +234,19 @@ pub fn token_grant(
 }
 
 /// How long the new refresh token lives, when the answer says:
-/// `refresh_token_expires_in` (GitHub), or `refresh_token_expires_at`, a
-/// date-time (Twilio), measured against the answer's `Date` when it has
-/// one. Advisory: an unreadable or unbelievable value is no reason to
-/// refuse the tokens, so it counts as unsaid.
+/// `refresh_token_expires_in` (GitHub), `refresh_expires_in` (Keycloak: its
+/// SSO session's idle or maximum time; 0 for an offline token, which has
+/// none), or `refresh_token_expires_at`, a date-time (Twilio), measured
+/// against the answer's `Date` when it has one. Advisory: an unreadable or
+/// unbelievable value is no reason to refuse the tokens, so it counts as
+/// unsaid.
 fn refresh_lifetime(response: &HttpResponse, fields: &AnswerFields) -> Option<Duration> {
-    if let Ok(Some(lifetime)) = fields.seconds(
-        "refresh_token_expires_in",
-        MAX_REFRESH_TOKEN_LIFETIME,
-        Rounding::Down,
-    ) {
-        return Some(lifetime);
+    for name in ["refresh_token_expires_in", "refresh_expires_in"] {
+        if let Ok(Some(lifetime)) = fields.seconds(name, MAX_REFRESH_TOKEN_LIFETIME, Rounding::Down)
+            && !lifetime.is_zero()
+        {
+            return Some(lifetime);
+        }
     }
     let at = datetime::parse(&fields.text(&["refresh_token_expires_at"])?)?;
     let from = response.date.unwrap_or_else(SystemTime::now);

@@ -413,3 +413,33 @@ fn unreadable_answers_say_why() {
     );
     assert!(!said.contains("at_secret"), "{said}");
 }
+
+/// Keycloak names a refresh token's lifetime `refresh_expires_in` (its SSO
+/// session's idle or maximum time) and sends 0 for an offline token, which
+/// has none; GitHub's `refresh_token_expires_in` is read as before.
+#[test]
+fn keycloaks_refresh_expires_in_is_the_refresh_tokens_lifetime_and_0_none() {
+    let lifetime = |body: &str| {
+        refresh_answer(&STD, &json(200, body))
+            .unwrap()
+            .refresh_expires_in
+    };
+    assert_eq!(
+        lifetime(
+            r#"{"access_token":"a","expires_in":300,"refresh_expires_in":1800,"refresh_token":"r","token_type":"Bearer"}"#
+        ),
+        Some(Duration::from_secs(1800))
+    );
+    assert_eq!(
+        lifetime(
+            r#"{"access_token":"a","expires_in":300,"refresh_expires_in":0,"refresh_token":"r"}"#
+        ),
+        None
+    );
+    assert_eq!(
+        lifetime(
+            r#"{"access_token":"a","expires_in":300,"refresh_token_expires_in":900,"refresh_token":"r"}"#
+        ),
+        Some(Duration::from_secs(900))
+    );
+}

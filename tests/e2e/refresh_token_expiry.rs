@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use support::daemon::{Daemon, DaemonOptions, login, stdout};
 use support::provider::Provider;
-use tokend_emulator::Rfc8628Options;
+use tokend_emulator::{Rfc8628Options, Rfc8628Quirks};
 
 fn unix_now() -> i64 {
     i64::try_from(
@@ -77,6 +77,21 @@ fn status_shows_when_a_login_is_needed_and_the_daemon_warns_once() {
 
 #[test]
 fn a_refresh_token_that_expires_before_the_access_token_is_refreshed_in_time() {
+    refreshed_before_the_refresh_token_dies(Rfc8628Quirks::default());
+}
+
+/// The same with the lifetime named as Keycloak names it
+/// (`refresh_expires_in`: a realm's SSO session idle time shorter than
+/// its access tokens' lifetime).
+#[test]
+fn keycloaks_refresh_expires_in_is_refreshed_in_time_too() {
+    refreshed_before_the_refresh_token_dies(Rfc8628Quirks {
+        refresh_expires_in: true,
+        ..Rfc8628Quirks::default()
+    });
+}
+
+fn refreshed_before_the_refresh_token_dies(quirks: Rfc8628Quirks) {
     // Access tokens of an hour, refresh tokens of 8 s, rotated: without a
     // refresh before the refresh token's expiry, the session would end at
     // the first refresh an hour later (the emulator refuses an expired
@@ -85,6 +100,7 @@ fn a_refresh_token_that_expires_before_the_access_token_is_refreshed_in_time() {
         interval: Duration::from_secs(1),
         access_token_lifetime: Duration::from_secs(3600),
         refresh_token_lifetime: Some(Duration::from_secs(8)),
+        quirks,
         ..Rfc8628Options::default()
     });
     let daemon = Daemon::start(&provider.config("idle"));

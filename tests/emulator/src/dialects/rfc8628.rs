@@ -55,7 +55,8 @@ pub struct Rfc8628Options {
     /// Lifetime of access tokens, sent as `expires_in` (default 3600 s).
     pub access_token_lifetime: Duration,
     /// Lifetime of refresh tokens (default `None`: until used or revoked),
-    /// sent as `refresh_token_expires_in` with each new refresh token.
+    /// sent as `refresh_token_expires_in` with each new refresh token (as
+    /// `refresh_expires_in` with [`Rfc8628Quirks::refresh_expires_in`]).
     pub refresh_token_lifetime: Option<Duration>,
     /// Whether grants include a refresh token (default true).
     pub issue_refresh_tokens: bool,
@@ -253,11 +254,17 @@ impl Rfc8628 {
         };
         let tokens = |issued: &Issued, outcome: &str| {
             let mut body = token_body(issued);
-            // As GitHub does: a refresh token that expires says when.
-            if let (Some(_), Some(lifetime)) =
-                (&issued.refresh_token, self.options.refresh_token_lifetime)
-            {
-                body.insert("refresh_token_expires_in".into(), quirks.seconds(lifetime));
+            // As GitHub does: a refresh token that expires says when;
+            // Keycloak says it of every refresh token, 0 for "never".
+            match (&issued.refresh_token, self.options.refresh_token_lifetime) {
+                (Some(_), lifetime) if quirks.refresh_expires_in => {
+                    let lifetime = lifetime.map_or(0.into(), |l| quirks.seconds(l));
+                    body.insert("refresh_expires_in".into(), lifetime);
+                }
+                (Some(_), Some(lifetime)) => {
+                    body.insert("refresh_token_expires_in".into(), quirks.seconds(lifetime));
+                }
+                _ => {}
             }
             quirks.token_answer(&mut body, issued.expires_in);
             quirks.encode(request, 200, body).outcome(outcome)

@@ -87,6 +87,10 @@ pub struct Rfc8628Quirks {
     pub fractional_seconds: bool,
     /// Which answers start with a byte order mark.
     pub byte_order_marks: ByteOrderMarks,
+    /// Keycloak: a refresh token's lifetime (its SSO session's idle or
+    /// maximum time) is sent as `refresh_expires_in`, not GitHub's
+    /// `refresh_token_expires_in`; 0 when it has none (an offline token).
+    pub refresh_expires_in: bool,
 }
 
 impl Rfc8628Quirks {
