@@ -71,7 +71,14 @@ pub(super) struct Inner {
     pub(super) refusals: super::refusal_log::RefusalLog,
     // Whether the last reload failed, and what waits for a restart.
     pub(super) config_standing: super::config_standing::ConfigStandingCell,
+    // Held for writing through a reload: a caller whose session the reload
+    // retired waits here for the provider's new session (`successor`).
+    pub(super) reloading: tokio::sync::RwLock<()>,
 }
+
+/// How many times in a row a `token` request follows a provider to the
+/// session a reload replaced its session with.
+const MAX_SUCCESSIONS: usize = 3;
 
 impl Broker {
     /// A broker for `providers`, run as `daemon` says. Call [`Self::start`]
@@ -116,6 +123,7 @@ impl Broker {
                 unit_grants: AtomicBool::new(false),
                 refusals: super::refusal_log::RefusalLog::default(),
                 config_standing: super::config_standing::ConfigStandingCell::default(),
+                reloading: tokio::sync::RwLock::new(()),
             }),
         };
         let sessions = providers
@@ -354,17 +362,56 @@ impl Broker {
             });
         }
         let session = self.authorized(caller, provider, Role::Use)?;
-        if self.inner.shared.shutdown.is_cancelled() {
-            return Err(BrokerError::ShuttingDown);
-        }
-        session.token(want).await.map_err(|e| match e {
-            // A pending login's code is for those who may log in: whoever
-            // approves it binds the provider to their own account.
-            BrokerError::LoginRequired { .. } if session.policy.role(caller) < Role::Manage => {
-                e.for_caller_without_login()
+        self.token_from(session, caller, provider, want).await
+    }
+
+    /// [`Self::token`] from `session`, the one `provider` had when the
+    /// caller was authorized; from the provider's new session instead when
+    /// a reload replaced that one meanwhile (it no longer refreshes: see
+    /// `Session::retire`), authorized again under the new config.
+    pub(super) async fn token_from(
+        &self,
+        mut session: Arc<Session>,
+        caller: &Caller,
+        provider: &str,
+        want: Freshness,
+    ) -> Result<AccessToken, BrokerError> {
+        // A reload right after a reload could retire the new session too;
+        // a few in a row are plenty.
+        for _ in 0..MAX_SUCCESSIONS {
+            if self.inner.shared.shutdown.is_cancelled() {
+                return Err(BrokerError::ShuttingDown);
             }
-            e => e,
-        })
+            let result = session.token(want).await;
+            if result.is_ok() || !session.is_retired() {
+                return result.map_err(|e| match e {
+                    // A pending login's code is for those who may log in:
+                    // whoever approves it binds the provider to their own
+                    // account.
+                    BrokerError::LoginRequired { .. }
+                        if session.policy.role(caller) < Role::Manage =>
+                    {
+                        e.for_caller_without_login()
+                    }
+                    e => e,
+                });
+            }
+            session = self.successor(caller, provider, Role::Use).await?;
+        }
+        Err(BrokerError::ShuttingDown)
+    }
+
+    /// The session of `provider` once the reload under way (if any) is
+    /// over, if `caller` has the role `needed` on it under the config that
+    /// reload applied.
+    async fn successor(
+        &self,
+        caller: &Caller,
+        provider: &str,
+        needed: Role,
+    ) -> Result<Arc<Session>, BrokerError> {
+        drop(self.inner.reloading.read().await);
+        self.authorized(caller, provider, needed)
     }
 
     /// Starts (or joins) the device login of `provider`.
@@ -385,9 +432,18 @@ impl Broker {
     /// Unknown provider, access denied, or the store could not delete the
     /// record (the session is gone from memory regardless).
     pub async fn logout(&self, caller: &Caller, provider: &str) -> Result<(), BrokerError> {
-        self.authorized(caller, provider, Role::Manage)?
-            .logout()
-            .await
+        let session = self.authorized(caller, provider, Role::Manage)?;
+        let result = session.logout().await;
+        if session.is_retired() {
+            // A reload replaced the session, and may have handed its tokens
+            // to the new one before this logout: log that one out too.
+            return self
+                .successor(caller, provider, Role::Manage)
+                .await?
+                .logout()
+                .await;
+        }
+        result
     }
 
     /// What `caller` may do with `provider`: [`Role::None`] also when there

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use super::api::Broker;
 use super::events::BrokerEvent;
+use super::session::Session;
 use crate::config::Config;
 
 /// What a reload did.
@@ -25,6 +26,8 @@ impl Broker {
     /// are rebuilt and keep their tokens when client and endpoint are the
     /// same; unchanged ones are not touched.
     pub async fn reload(&self, config: &Config) -> ReloadSummary {
+        // Callers of the sessions retired below wait for the new ones.
+        let reloading = self.inner.reloading.write().await;
         let old = self.session_map();
         let mut summary = ReloadSummary::default();
         let mut next = BTreeMap::new();
@@ -62,7 +65,20 @@ impl Broker {
                 summary.removed.push(name.clone());
             }
         }
+        // The new sessions planned their refreshes, but a wake-up that came
+        // meanwhile found the retired session under the name, which no
+        // longer refreshes: each rebuilt session plans again (or refreshes
+        // now, if that wake-up was due).
+        let rebuilt: Vec<Arc<Session>> = summary
+            .changed
+            .iter()
+            .filter_map(|name| next.get(name).cloned())
+            .collect();
         self.set_sessions(next);
+        drop(reloading);
+        for session in rebuilt {
+            session.refresh_if_due();
+        }
         // The retired sessions go now, unless a task still holds one, so
         // that what only they held is seen as free by the prune.
         drop(old);

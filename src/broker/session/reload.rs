@@ -12,11 +12,15 @@ impl Session {
     }
 
     /// Ends this session's work for good (the provider left the config, or
-    /// its config changed): cancels a pending login and waits for a refresh
-    /// in flight to land, so whatever it brought is in memory and the store.
+    /// its config changed): it starts no refresh again, its pending login is
+    /// cancelled, and a refresh in flight is waited for, so whatever it
+    /// brought is in memory and the store before the tokens are handed over.
     pub(crate) async fn retire(self: &Arc<Self>) {
         let (login, flight) = {
             let mut state = self.state();
+            // In the same critical section as the flight is taken: no
+            // refresh starts after the one waited for below.
+            state.machine.retire();
             // A flight that is over answers at once.
             (state.login.take(), state.flight.clone())
         };
@@ -54,6 +58,12 @@ impl Session {
                 self.restore().await;
             }
         }
+    }
+
+    /// Whether a reload replaced this session ([`Self::retire`]): the
+    /// broker then serves its callers from the provider's new session.
+    pub(crate) fn is_retired(&self) -> bool {
+        self.state().machine.is_retired()
     }
 
     /// Cheap proof of life for the watchdog: the state lock can be taken.

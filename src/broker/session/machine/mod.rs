@@ -157,6 +157,8 @@ pub(crate) struct SessionMachine {
     expiry_warned: Option<SystemTime>,
     /// The access-token expiry whose "expired" status was last signalled.
     expiry_told: Option<SystemTime>,
+    /// Replaced by a reload ([`Self::retire`]): it starts no refresh again.
+    retired: bool,
 }
 
 impl SessionMachine {
@@ -183,7 +185,24 @@ impl SessionMachine {
             last_on_demand_refresh: None,
             expiry_warned: None,
             expiry_told: None,
+            retired: false,
         }
+    }
+
+    /// Marks the session as replaced by a reload: from now on it starts no
+    /// refresh, on demand or in the background. Its tokens are about to be
+    /// handed to the provider's new session (or the provider is gone), and
+    /// a refresh here would spend the refresh token the new session holds:
+    /// with a provider that rotates them, the new session's next refresh
+    /// would then present a used one and end the login. A refresh already
+    /// in flight still lands (the reload waits for it).
+    pub(crate) fn retire(&mut self) {
+        self.retired = true;
+    }
+
+    /// Whether [`Self::retire`] was called.
+    pub(crate) fn is_retired(&self) -> bool {
+        self.retired
     }
 
     /// Handles `event` at the moment `ctx` describes; returns what to do,

@@ -38,10 +38,11 @@ impl SessionMachine {
 
     /// Whether the session holds a refresh token, with no refresh in flight.
     fn can_start_refresh(&self) -> bool {
-        matches!(
-            &self.state,
-            SessionState::Active { tokens, refresh: RefreshStage::Idle } if tokens.refresh.is_some()
-        )
+        !self.retired
+            && matches!(
+                &self.state,
+                SessionState::Active { tokens, refresh: RefreshStage::Idle } if tokens.refresh.is_some()
+            )
     }
 
     /// The scheduler's wake-up: a background refresh if one is due and

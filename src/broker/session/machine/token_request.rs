@@ -79,6 +79,12 @@ impl SessionMachine {
             // Single flight: join the refresh that is already out.
             return Reply::JoinRefresh;
         }
+        if self.retired {
+            // Replaced by a reload: no refresh here (see `retire`). The
+            // broker sees the session retired and asks its successor; the
+            // error is what a caller holding this session alone would get.
+            return Reply::Failed(BrokerError::ShuttingDown);
+        }
         // After a failure, requests wait 5 s between refreshes, or as long
         // as the provider asked (`Retry-After`) when that is longer.
         let recently_failed = self.failures > 0

@@ -360,3 +360,25 @@ fn a_refusal_that_perhaps_means_revoked_ends_the_session_only_after_expiry() {
     written_ok(&mut m, at(3700), deleted);
     assert_eq!(describe(&m), "needs_login");
 }
+
+/// Retired by a reload (its tokens handed to the provider's new session),
+/// a session starts no refresh: not when one comes due, not on demand.
+#[test]
+fn a_retired_session_starts_no_refresh() {
+    let mut m = logged_in(3600);
+    m.retire();
+    let due = m.next_refresh().expect("a planned refresh");
+    let woken = feed(&mut m, due + Duration::from_secs(1), Event::RefreshDue);
+    assert!(
+        !woken.iter().any(|e| e.starts_with("start_refresh")),
+        "{woken:?}"
+    );
+    let asked = feed(
+        &mut m,
+        due + Duration::from_secs(2),
+        Event::TokenRequested {
+            want: Freshness::AtLeast(Duration::from_secs(7200)),
+        },
+    );
+    assert_eq!(asked, s(&["reply(error shutting_down)"]));
+}

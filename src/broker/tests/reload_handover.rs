@@ -1,0 +1,77 @@
+//! A reload that rebuilds a provider of the same client and endpoint (a
+//! changed `scopes` or `allow_users`, say) hands its tokens to the new
+//! session; the session it replaced never refreshes again, and a caller
+//! still holding it (a request that began before the reload, a wake-up of
+//! the scheduler during it) is served by the new one. Both refreshing with
+//! the same refresh token would end the login at a provider that rotates
+//! them: it takes the second use of one as theft.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokend_emulator::{Emulator, Rfc8628Options};
+
+use super::{broker_on_emulator, config_in};
+use crate::broker::{Caller, Freshness};
+use crate::store::MemoryStore;
+
+#[tokio::test]
+async fn a_session_replaced_by_a_reload_refreshes_no_more_and_its_callers_get_the_new_one() {
+    let emulator = Emulator::start(Rfc8628Options {
+        interval: Duration::from_secs(1),
+        ..Rfc8628Options::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let broker = broker_on_emulator(&emulator, dir.path(), Arc::new(MemoryStore::default()));
+    broker.start(None).await;
+    let caller = Caller::uid(1000);
+    let mut login = broker.login(&caller, "demo").unwrap();
+    let prompt = login.prompt().await.unwrap();
+    emulator.approve(&prompt.user_code).unwrap();
+    login.outcome().await.unwrap();
+
+    // Held across the reload, as by a request that began before it.
+    let replaced = broker.session("demo").unwrap();
+    let changed = config_in(
+        dir.path(),
+        &format!(
+            "[daemon]\nsocket = \"/run/t/t.sock\"\nstore = \"memory\"\n\
+             [providers.demo]\ndevice_authorization_endpoint = \"{}\"\n\
+             token_endpoint = \"{}\"\nclient_id = \"tokend-test\"\nscopes = [\"more\"]\n",
+            emulator.device_authorization_endpoint(),
+            emulator.token_endpoint()
+        ),
+    );
+    let summary = broker.reload(&changed).await;
+    assert_eq!(summary.changed, ["demo"]);
+    assert!(replaced.is_retired());
+
+    // Asked for more life than its token has, the replaced session starts
+    // no refresh of its own.
+    emulator.set_access_token_lifetime(Duration::from_secs(4 * 3600));
+    let two_hours = Freshness::AtLeast(Duration::from_secs(2 * 3600));
+    assert!(replaced.token(two_hours).await.is_err());
+    assert_eq!(emulator.refresh_count(), 0);
+
+    // Through the broker, the request that holds it is served by the new
+    // session: one refresh, with the refresh token the login got.
+    let token = broker
+        .token_from(Arc::clone(&replaced), &caller, "demo", two_hours)
+        .await
+        .unwrap();
+    assert_eq!(emulator.refresh_count(), 1);
+    assert_eq!(
+        broker
+            .token(&caller, "demo", two_hours)
+            .await
+            .unwrap()
+            .secret
+            .expose(),
+        token.secret.expose()
+    );
+    assert_eq!(emulator.refresh_count(), 1);
+    emulator.assert_no_violations();
+    broker.shutdown(Duration::from_secs(1)).await;
+}
