@@ -348,7 +348,13 @@ impl EncryptedFileStore {
                         reason: not_a_file(path),
                     }
                 }
-                _ => failed(format!("cannot write {}: {e}", path.display())),
+                // Said without the record's name (the provider's): a
+                // store-wide reason is shown to every caller that may see
+                // any provider.
+                _ => failed(format!(
+                    "cannot write a record in {}: {e}",
+                    self.directory.display()
+                )),
             })
     }
 }
@@ -436,7 +442,10 @@ impl Store for EncryptedFileStore {
                 provider: provider.to_owned(),
                 reason: not_a_file(&path),
             }),
-            Err(e) => Err(failed(format!("cannot remove {}: {e}", path.display()))),
+            Err(e) => Err(failed(format!(
+                "cannot remove a record in {}: {e}",
+                self.directory.display()
+            ))),
         }
     }
 

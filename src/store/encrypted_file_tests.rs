@@ -393,3 +393,48 @@ async fn the_change_feed_notices_a_mended_directory() {
     wait(&mut feed).await;
     assert_eq!(store.list().unwrap(), ["github"]);
 }
+
+/// A record file that cannot be read for its own sake (here a symbolic
+/// link to itself; a file restored from a backup as root fails alike for
+/// tokend's user) is that record's trouble: the other records load, and
+/// the store as a whole is not reported down (which would retry and fail
+/// again for good while the file stays).
+#[test]
+fn a_record_unreadable_for_its_own_sake_fails_alone() {
+    let state = tempfile::tempdir().unwrap();
+    let store = EncryptedFileStore::new(state.path(), key(1));
+    store.save("github", &record("rt-github-1")).unwrap();
+    std::os::unix::fs::symlink("looping.session", store.directory().join("looping.session"))
+        .unwrap();
+    let names: Vec<String> = ["looping", "github"]
+        .into_iter()
+        .map(String::from)
+        .collect();
+    let batch = store.load_batch(&names);
+    let Err(StoreError::Corrupt {
+        provider, reason, ..
+    }) = &batch[0]
+    else {
+        panic!("{batch:?}");
+    };
+    assert_eq!(provider, "looping");
+    assert!(
+        reason.contains("looping.session") && reason.contains("tokenctl logout looping"),
+        "{reason}"
+    );
+    assert_eq!(batch[1], Ok(Some(record("rt-github-1"))));
+}
+
+/// A store-wide failure's reason, shown to every caller that may see any
+/// provider, does not name the record (whose name is its provider's).
+#[test]
+fn a_store_wide_read_failure_names_the_directory_not_the_record() {
+    let state = tempfile::tempdir().unwrap();
+    let path = state.path().join("secret-project.session");
+    let error = std::io::Error::from_raw_os_error(rustix::io::Errno::IO.raw_os_error());
+    let failure = files::read_failure(&path, "secret-project", &error);
+    assert!(failure.is_store_wide(), "{failure:?}");
+    let said = failure.to_string();
+    assert!(!said.contains("secret-project"), "{said}");
+    assert!(said.contains(&state.path().display().to_string()), "{said}");
+}

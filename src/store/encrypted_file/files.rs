@@ -81,11 +81,11 @@ pub(super) fn read_record_file(
     let mut file = match opened {
         Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(failed(format!("cannot read {}: {e}", path.display()))),
+        Err(e) => return Err(read_failure(path, provider, &e)),
     };
     let meta = file
         .metadata()
-        .map_err(|e| failed(format!("cannot read {}: {e}", path.display())))?;
+        .map_err(|e| read_failure(path, provider, &e))?;
     if !meta.is_file() || meta.len() > MAX_FILE_LEN {
         let reason = if meta.is_file() {
             format!(
@@ -116,11 +116,45 @@ pub(super) fn read_record_file(
             Ok(0) => break,
             Ok(read) => filled += read,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(failed(format!("cannot read {}: {e}", path.display()))),
+            Err(e) => return Err(read_failure(path, provider, &e)),
         }
     }
     bytes.truncate(filled);
     Ok(Some(bytes))
+}
+
+/// What a failure to read the record file at `path` is: that record's
+/// own trouble when the file alone is at fault (not ours to read, as after
+/// a restore from a backup as root; a symbolic link loop), so that the
+/// other records, and saves, go on; else the store's, said without the
+/// record's name: a store-wide reason is shown to every caller that may
+/// see any provider, and the name is the provider's.
+pub(super) fn read_failure(path: &Path, provider: &str, error: &io::Error) -> StoreError {
+    let directory = path.parent().unwrap_or(Path::new("."));
+    let files_own = matches!(
+        rustix::io::Errno::from_io_error(error),
+        Some(rustix::io::Errno::ACCESS | rustix::io::Errno::PERM)
+    ) && rustix::fs::access(
+        directory,
+        rustix::fs::Access::READ_OK | rustix::fs::Access::EXEC_OK,
+    )
+    .is_ok()
+        || rustix::io::Errno::from_io_error(error) == Some(rustix::io::Errno::LOOP);
+    if files_own {
+        return StoreError::Corrupt {
+            store: STORE,
+            provider: provider.to_owned(),
+            reason: format!(
+                "cannot read {}: {error}; give it back to the user tokend runs as, or run \
+                 `tokenctl logout {provider}` to remove it",
+                path.display()
+            ),
+        };
+    }
+    failed(format!(
+        "cannot read a record in {}: {error}",
+        directory.display()
+    ))
 }
 
 /// The records' directory, open for [`read_record_file`]; `None` when it
