@@ -47,11 +47,22 @@ pub(super) async fn answer(
         .await?;
     // Wait for the outcome, telling of polls that fail meanwhile, unless
     // the client goes away first: the login itself goes on either way
-    // (another client can join it).
+    // (another client can join it). A client that only ended its writing
+    // side (`nc -N`, a script's here-document) or sent its next request
+    // behind this one still reads: it gets the whole stream, and the
+    // request waits in the buffer for the login to end.
+    let mut watching = true;
     let outcome = loop {
         let change = tokio::select! {
             change = watch.next() => change,
-            _ = reader.fill_buf() => return Ok(()),
+            ended = async { reader.fill_buf().await.map(<[u8]>::is_empty) }, if watching => {
+                match ended {
+                    Ok(true) if !client_hung_up(reader) => watching = false,
+                    Ok(false) => watching = false,
+                    Ok(true) | Err(_) => return Ok(()),
+                }
+                continue;
+            }
         };
         match change {
             LoginChange::PollTrouble(trouble) => {
@@ -68,4 +79,22 @@ pub(super) async fn answer(
         write.note(e);
     }
     write.send(&done(outcome.as_ref().err())).await
+}
+
+/// Whether the client has closed the connection, not only its writing
+/// side: a Unix stream socket reports a hang-up (`POLLHUP`) only once the
+/// peer has closed both directions; a shutdown of its writing side alone
+/// reads as the end of input and no more.
+fn client_hung_up(reader: &super::ConnectionReader) -> bool {
+    use rustix::event::{PollFd, PollFlags, Timespec};
+    let stream: &tokio::net::UnixStream = reader.get_ref().get_ref().1.as_ref();
+    let mut fds = [PollFd::new(stream, PollFlags::IN)];
+    let now = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    match rustix::event::poll(&mut fds, Some(&now)) {
+        Ok(_) => fds[0].revents().intersects(PollFlags::HUP | PollFlags::ERR),
+        Err(_) => true,
+    }
 }

@@ -13,6 +13,7 @@ use support::provider::Provider;
 use tokend::protocol::MAX_REQUEST_LINE;
 
 mod group;
+mod login_stream;
 mod threads;
 
 /// A raw protocol connection.
