@@ -29,6 +29,9 @@ use super::DbusError;
 use crate::broker::{AccessPolicy, Caller, Role};
 use crate::ipc::caller_unit;
 
+/// The bus daemon's own name, the sender of its signals.
+const BUS_NAME: &str = "org.freedesktop.DBus";
+
 /// Peers remembered at most; beyond this a caller is identified afresh on
 /// each call and gets no unicast signals. The bus's own per-user and total
 /// connection limits keep real systems far below it.
@@ -210,7 +213,7 @@ impl Peers {
     pub(super) async fn forget_departed(self, connection: Connection, shutdown: CancellationToken) {
         let rule = MatchRule::builder()
             .msg_type(zbus::message::Type::Signal)
-            .sender("org.freedesktop.DBus")
+            .sender(BUS_NAME)
             .and_then(|b| b.interface("org.freedesktop.DBus"))
             .and_then(|b| b.member("NameOwnerChanged"))
             .map(zbus::match_rule::Builder::build);
@@ -234,6 +237,13 @@ impl Peers {
             };
             let Some(message) = message else { return };
             let Ok(message) = message else { continue };
+            // The match rule's sender is checked by the bus for broadcasts
+            // only: a signal sent to tokend's own name reaches this stream
+            // whoever sent it. Only the bus may say a peer left (a forged
+            // word would cost that peer its signals).
+            if !sent_by_the_bus(&message) {
+                continue;
+            }
             let body = message.body();
             let Ok((name, _old, new)) = body.deserialize::<(&str, &str, &str)>() else {
                 continue;
@@ -249,6 +259,15 @@ impl Peers {
     fn map(&self) -> MutexGuard<'_, PeerTable> {
         self.known.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// Whether `message` comes from the bus daemon itself (whose sender field
+/// the bus sets; a peer cannot forge it).
+fn sent_by_the_bus(message: &zbus::Message) -> bool {
+    message
+        .header()
+        .sender()
+        .is_some_and(|sender| sender.as_str() == BUS_NAME)
 }
 
 /// The peers known by unique name, and the last ones to leave.
@@ -300,5 +319,27 @@ mod tests {
             table.forget(&format!(":2.{i}"));
         }
         assert_eq!(table.departed.len(), DEPARTED_REMEMBERED);
+    }
+
+    /// Only the bus may say that a peer left: a `NameOwnerChanged` sent
+    /// to tokend by a peer (the match rule's sender is checked by the bus
+    /// for broadcasts only) is not believed.
+    #[test]
+    fn only_the_bus_says_who_left() {
+        let departure = |sender: Option<&str>| {
+            let mut builder = zbus::Message::signal(
+                "/org/freedesktop/DBus",
+                "org.freedesktop.DBus",
+                "NameOwnerChanged",
+            )
+            .unwrap();
+            if let Some(sender) = sender {
+                builder = builder.sender(sender).unwrap();
+            }
+            builder.build(&(":1.42", ":1.42", "")).unwrap()
+        };
+        assert!(sent_by_the_bus(&departure(Some("org.freedesktop.DBus"))));
+        assert!(!sent_by_the_bus(&departure(Some(":1.7"))));
+        assert!(!sent_by_the_bus(&departure(None)));
     }
 }
