@@ -124,7 +124,12 @@ pub fn failure_from_answer(
             .filter(|t| !t.is_empty())
     };
     let status = response.status;
-    if is_transient_status(status) {
+    // RFC 6749's codes for "try again later", which some token endpoints
+    // (Microsoft's) send with 400 rather than a 5xx status.
+    let transient_code = oauth
+        .as_ref()
+        .is_some_and(|o| matches!(o.error.as_str(), "temporarily_unavailable" | "server_error"));
+    if is_transient_status(status) || transient_code {
         let detail = match &oauth {
             Some(o) => Some(
                 o.description

@@ -443,3 +443,32 @@ fn keycloaks_refresh_expires_in_is_the_refresh_tokens_lifetime_and_0_none() {
         Some(Duration::from_secs(900))
     );
 }
+
+/// RFC 6749's "try again later" codes (`temporarily_unavailable`,
+/// `server_error`), which Microsoft's token endpoint sends with 400, are a
+/// passing trouble whatever the status: a login keeps polling, a refresh
+/// retries soon, rather than ending as a refusal.
+#[test]
+fn try_again_later_codes_are_transient_whatever_the_status() {
+    for code in ["temporarily_unavailable", "server_error"] {
+        let body = format!(r#"{{"error":"{code}","error_description":"AADSTS90033: busy"}}"#);
+        for status in [400, 200] {
+            let answer = json(status, &body);
+            let PollOutcome::Failed(failure) = poll_answer(&STD, &answer) else {
+                panic!("{code} with {status} is not a failure");
+            };
+            assert_eq!(
+                failure.class(),
+                FailureClass::Transient,
+                "{code} {status}: {failure}"
+            );
+            let refreshed = refresh_answer(&STD, &answer).unwrap_err();
+            assert_eq!(
+                refreshed.class(),
+                FailureClass::Transient,
+                "{code} {status}"
+            );
+            assert!(failure.to_string().contains("AADSTS90033"), "{failure}");
+        }
+    }
+}

@@ -189,6 +189,23 @@ fn a_connection_reset_mid_answer_is_a_transient_failure() {
     a_refresh_fault_costs_nothing(Fault::ResetMidBody, "could not reach");
 }
 
+/// RFC 6749's "try again later" code with 400, as Microsoft's token
+/// endpoint sends it: a passing trouble like a 503, not a refusal (which
+/// would wait out a refusal's long backoff).
+#[test]
+fn temporarily_unavailable_with_400_is_a_passing_trouble() {
+    a_refresh_fault_costs_nothing(
+        Fault::Body {
+            status: 400,
+            content_type: Some("application/json".into()),
+            body: Bytes::from_static(
+                br#"{"error":"temporarily_unavailable","error_description":"AADSTS90033: busy"}"#,
+            ),
+        },
+        "AADSTS90033",
+    );
+}
+
 #[test]
 fn refused_connections_leave_the_session_serving() {
     // Tokens granted by one emulator; the daemon's token endpoint is a
