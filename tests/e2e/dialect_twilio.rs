@@ -450,3 +450,32 @@ fn a_refresh_answer_whose_expiry_has_passed_keeps_the_rotated_tokens() {
     assert!(warned[0].contains("access_token_expires_at"), "{warned:?}");
     assert!(!warned[0].contains("rt_past"), "{warned:?}");
 }
+
+/// Every field of Twilio's device answer may be null: with no
+/// `verification_uri` but a `verification_uri_complete` (and none in the
+/// config), the person is shown the complete one rather than a failure.
+#[test]
+fn a_null_verification_uri_shows_the_complete_one() {
+    let provider = Provider::start(fast_twilio());
+    let daemon = Daemon::start(&twilio_config(&provider, NAME, ""));
+    provider.inject(
+        Endpoint::DeviceAuthorization,
+        tokend_emulator::Fault::Body {
+            status: 201,
+            content_type: Some("application/json".into()),
+            body: bytes::Bytes::from_static(
+                br#"{"device_code":"dc_1","user_code":"ABCD-EFGH","verification_uri":null,"verification_uri_complete":"https://www.twilio.com/device?code=ABCD-EFGH","expires_in":600,"interval":1}"#,
+            ),
+        },
+        1,
+    );
+    let out = daemon.tokenctl(&["--json", "login", NAME, "--no-wait"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let prompt: serde_json::Value =
+        serde_json::from_str(stdout(&out).lines().next().expect("a prompt line")).unwrap();
+    assert_eq!(prompt["event"], "prompt", "{prompt}");
+    assert_eq!(
+        prompt["verification_uri"], "https://www.twilio.com/device?code=ABCD-EFGH",
+        "{prompt}"
+    );
+}

@@ -124,10 +124,13 @@ impl Session {
             .await
             .map_err(|e| self.provider_failure(e))?;
         let deadline = clock.now() + authorization.expires_in;
+        // The provider's page; else the config's; else the page that
+        // already carries the code (every Twilio field may be null).
         let verification_uri = authorization
             .verification_uri
             .clone()
             .or_else(|| self.config.verification_uri.as_ref().map(ToString::to_string))
+            .or_else(|| authorization.verification_uri_complete.clone())
             .ok_or_else(|| {
                 self.login_failed(
                     "cannot be shown: the provider sent no verification URL; set `verification_uri` in the provider's config",
