@@ -340,9 +340,18 @@ pub fn parse_request(line: &[u8]) -> Result<Request, String> {
             let message = e.to_string();
             let wrong_type =
                 message.starts_with("invalid type") || message.starts_with("invalid value");
-            match wrong_type.then(|| field_errors::describe(text)).flatten() {
-                Some(wrong_field) => format!("invalid request: {wrong_field}"),
-                None => format!("invalid request: {message}"),
+            match (
+                wrong_type,
+                wrong_type.then(|| field_errors::describe(text)).flatten(),
+            ) {
+                (_, Some(wrong_field)) => format!("invalid request: {wrong_field}"),
+                // serde's words quote the value, which may be a token put
+                // in the wrong place; every field read again has its type,
+                // so a field is given twice, one of them wrong.
+                (true, None) => "invalid request: a field has a value of the wrong type \
+                                 (is a field given twice?)"
+                    .to_owned(),
+                (false, None) => format!("invalid request: {message}"),
             }
         }
     })

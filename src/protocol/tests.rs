@@ -253,6 +253,16 @@ fn a_field_of_the_wrong_type_is_named_without_its_value() {
             r#"{"op":"status","stream":"yes"}"#,
             "invalid request: `stream` must be true or false, got a string",
         ),
+        // Given twice, the wrong one first: read again as a map, the last
+        // one wins and has its type; the value is still not quoted.
+        (
+            r#"{"op":"token","provider":"p","min_valid":"at_secret","min_valid":60}"#,
+            "invalid request: a field has a value of the wrong type (is a field given twice?)",
+        ),
+        (
+            r#"{"op":"status","stream":"at_secret","stream":true}"#,
+            "invalid request: a field has a value of the wrong type (is a field given twice?)",
+        ),
     ] {
         assert_eq!(
             parse_request(line.as_bytes()),
