@@ -27,6 +27,10 @@ pub const SLOW_DOWN_STEP: Duration = Duration::from_secs(5);
 /// Cap on the extra wait after network failures while polling.
 pub(crate) const MAX_POLL_BACKOFF: Duration = Duration::from_secs(60);
 
+/// How long before a device code expires the last poll a backed-off wait
+/// is cut short for goes out: room for its round trip.
+pub(crate) const LAST_POLL_MARGIN: Duration = Duration::from_secs(2);
+
 /// A prompt waiting for the person, with its absolute expiry.
 #[derive(Debug, Clone)]
 pub struct PendingPrompt {

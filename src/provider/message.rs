@@ -338,6 +338,9 @@ pub enum PollOutcome {
     SlowDown {
         /// The new interval, when given.
         interval: Option<Duration>,
+        /// How long the answer's `Retry-After` asks to wait before the next
+        /// poll (a rate limiter's 429), when it says.
+        retry_after: Option<Duration>,
     },
     /// The person approved: here are the tokens.
     Granted(TokenGrant),

@@ -382,6 +382,7 @@ pub fn poll_answer(format: &AnswerFormat, response: &HttpResponse) -> PollOutcom
             "authorization_pending" => PollOutcome::Pending,
             "slow_down" => PollOutcome::SlowDown {
                 interval: oauth.interval,
+                retry_after: response.retry_after,
             },
             "access_denied" | "authorization_declined" => PollOutcome::Denied { message },
             "expired_token" => PollOutcome::Expired { message },

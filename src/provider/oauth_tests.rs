@@ -54,7 +54,7 @@ fn github_form_encoded_answers_parse() {
 fn github_slow_down_with_200_and_interval() {
     let r = json(200, r#"{"error":"slow_down","interval":10}"#);
     match poll_answer(&STD, &r) {
-        PollOutcome::SlowDown { interval } => {
+        PollOutcome::SlowDown { interval, .. } => {
             assert_eq!(interval, Some(Duration::from_secs(10)));
         }
         other => panic!("{other:?}"),
@@ -76,7 +76,7 @@ fn poll_errors_map_to_outcomes() {
     }
     assert!(matches!(
         poll(403, r#"{"error":"slow_down"}"#),
-        PollOutcome::SlowDown { interval: None }
+        PollOutcome::SlowDown { interval: None, .. }
     ));
     assert!(matches!(
         poll(400, r#"{"error":"access_denied"}"#),
@@ -362,7 +362,7 @@ fn fractional_seconds_round_the_safe_way_for_each_field() {
     assert_eq!(grant.refresh_expires_in, Some(s(86399)));
     let r = json(400, r#"{"error":"slow_down","interval":7.25}"#);
     assert!(
-        matches!(poll_answer(&STD, &r), PollOutcome::SlowDown { interval: Some(i) } if i == s(8))
+        matches!(poll_answer(&STD, &r), PollOutcome::SlowDown { interval: Some(i), .. } if i == s(8))
     );
     // Under a second of life is no life.
     let e =

@@ -419,3 +419,24 @@ fn a_person_is_told_when_polls_fail_and_recover() {
     let done = text.find("Logged in to demo.").expect("the success");
     assert!(failing < answered && answered < done, "{text}");
 }
+
+/// Backoff after failed polls never skips the last poll the code's life
+/// allows: a wait that would outlast the code is cut short, so one more
+/// poll goes out before the code expires, and an approval given meanwhile
+/// is not lost. (Here the third poll, 4 s after two failures, would come
+/// as the 7 s code dies; it goes out 2 s before instead.)
+#[test]
+fn a_backed_off_poll_still_goes_out_before_the_code_expires() {
+    let provider = Provider::start(Rfc8628Options {
+        interval: Duration::from_secs(1),
+        device_code_lifetime: Duration::from_secs(7),
+        ..Rfc8628Options::default()
+    });
+    provider.inject(Endpoint::Token, Fault::Status(503), 2);
+    let daemon = Daemon::start(&provider.config("demo"));
+    let run = LoginRun::start(&daemon.socket, "demo");
+    provider.approve(&run.user_code()).unwrap();
+    let (done, err, code) = run.finish();
+    assert_eq!(code, 0, "{done} {err}");
+    provider.assert_no_violations();
+}

@@ -269,3 +269,33 @@ fn trakt_config(provider: &Provider, name: &str, extra: &str) -> String {
         &format!("client_id = \"tokend-test\"\nclient_secret = \"tokend-test-secret\"\n{extra}"),
     )
 }
+
+/// A rate limiter's 429 with `Retry-After` in front of Trakt's poll: the
+/// next poll waits what it asks (8 s here, more than the 1 s interval plus
+/// slow-down's 5 s), and the login then goes through.
+#[test]
+fn a_429_with_retry_after_holds_the_next_poll_back() {
+    let provider = Provider::start(fast_trakt());
+    let daemon = Daemon::start(&trakt_config(&provider, NAME, ""));
+    provider.inject(
+        Endpoint::Token,
+        Fault::RetryAfter {
+            status: 429,
+            retry_after: "8".into(),
+        },
+        1,
+    );
+    let run = LoginRun::start(&daemon.socket, NAME);
+    provider.approve(&run.user_code()).unwrap();
+    let (done, err, code) = run.finish();
+    assert_eq!(code, 0, "{done} {err}");
+    let polls: Vec<_> = provider
+        .requests()
+        .into_iter()
+        .filter(RecordedRequest::is_poll)
+        .collect();
+    assert!(polls.len() >= 2, "{polls:?}");
+    let gap = polls[1].at - polls[0].at;
+    assert!(gap >= Duration::from_secs(8), "polled again after {gap:?}");
+    provider.assert_no_violations();
+}

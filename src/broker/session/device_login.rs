@@ -11,8 +11,8 @@ use super::Session;
 use crate::broker::error::BrokerError;
 use crate::broker::events::BrokerEvent;
 use crate::broker::login::{
-    DEFAULT_POLL_INTERVAL, LoginCancel, LoginHandle, LoginProgress, LoginWatch, MAX_POLL_BACKOFF,
-    PendingPrompt, SLOW_DOWN_STEP,
+    DEFAULT_POLL_INTERVAL, LAST_POLL_MARGIN, LoginCancel, LoginHandle, LoginProgress, LoginWatch,
+    MAX_POLL_BACKOFF, PendingPrompt, SLOW_DOWN_STEP,
 };
 use crate::provider::{FailureClass, PollOutcome, ProviderError, TokenGrant, url_rule};
 use crate::secret::Secret;
@@ -216,23 +216,12 @@ impl Session {
             None => outcome,
         };
         loop {
-            // Network trouble stretches the wait (RFC 8628 §3.5); it never
-            // shrinks below the interval the provider asked for.
-            // ... nor below what the provider asked for (`Retry-After`).
-            let wait = (interval * 2u32.pow(network_failures.min(6)))
-                .min(interval.max(MAX_POLL_BACKOFF))
-                .max(asked_wait.take().unwrap_or_default());
-            let now = clock.now();
-            if now + wait > deadline {
-                // No poll may happen before the interval is up, and after it
-                // the code is dead: nothing left to do but wait it out.
-                tokio::time::sleep(deadline.duration_since(now).unwrap_or_default()).await;
-                return Err(self.login_failed(after_unusable(
-                    &unusable_grant,
-                    expired(&last_failure, &unusable_grant),
-                )));
-            }
-            tokio::time::sleep(wait).await;
+            let left = deadline.duration_since(clock.now()).unwrap_or_default();
+            let asked = asked_wait.take().unwrap_or_default();
+            // No poll may happen before the wait is up; when that is after
+            // the code's death, nothing is left to do but wait it out.
+            let wait = next_poll_wait(interval, network_failures, asked, left);
+            tokio::time::sleep(wait.min(left)).await;
             if clock.now() >= deadline {
                 return Err(self.login_failed(after_unusable(
                     &unusable_grant,
@@ -246,13 +235,19 @@ impl Session {
                     last_failure = None;
                     unusable_grant = None;
                 }
-                PollOutcome::SlowDown { interval: asked } => {
+                PollOutcome::SlowDown {
+                    interval: asked,
+                    retry_after,
+                } => {
                     network_failures = 0;
                     last_failure = None;
                     unusable_grant = None;
                     // RFC 8628 adds 5 s; GitHub sends the new interval. Take
                     // whichever is slower, so neither reading is violated.
                     interval = (interval + SLOW_DOWN_STEP).max(asked.unwrap_or_default());
+                    // A rate limiter's `Retry-After` holds the next poll
+                    // back that long, once (as after a failed poll).
+                    asked_wait = retry_after;
                     info!(provider = %self.name, event = "slow_down", interval = interval.as_secs(), "provider asked to poll slower");
                 }
                 PollOutcome::Granted(grant) => return Ok((grant, sent_at)),
@@ -311,4 +306,54 @@ fn publish_poll_trouble(progress: &watch::Sender<LoginProgress>, trouble: Option
         }
         _ => false,
     })
+}
+
+/// How long to wait before the next poll, `left` before the code expires:
+/// the interval, stretched by network trouble (doubled per failed poll,
+/// RFC 8628 §3.5, up to [`MAX_POLL_BACKOFF`]) but never below the interval
+/// nor below what the provider `asked` (`Retry-After`). A stretched wait
+/// that would outlast the code is cut short, so that one more poll goes
+/// out [`LAST_POLL_MARGIN`] before it expires (the person may have
+/// approved meanwhile), where the interval and `asked` allow.
+fn next_poll_wait(
+    interval: Duration,
+    network_failures: u32,
+    asked: Duration,
+    left: Duration,
+) -> Duration {
+    let wait = (interval * 2u32.pow(network_failures.min(6)))
+        .min(interval.max(MAX_POLL_BACKOFF))
+        .max(asked);
+    let last_chance = left.saturating_sub(LAST_POLL_MARGIN);
+    if wait > last_chance && last_chance >= interval.max(asked) {
+        last_chance
+    } else {
+        wait
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const fn s(secs: u64) -> Duration {
+        Duration::from_secs(secs)
+    }
+
+    #[test]
+    fn waits_stretch_with_failures_and_never_skip_the_last_poll() {
+        // The interval, then doubled per failure, up to the cap.
+        assert_eq!(next_poll_wait(s(5), 0, s(0), s(600)), s(5));
+        assert_eq!(next_poll_wait(s(5), 2, s(0), s(600)), s(20));
+        assert_eq!(next_poll_wait(s(5), 9, s(0), s(600)), MAX_POLL_BACKOFF);
+        // What the provider asked for, if longer.
+        assert_eq!(next_poll_wait(s(5), 0, s(30), s(600)), s(30));
+        // A stretched wait that would outlast the code: one more poll
+        // before it expires...
+        assert_eq!(next_poll_wait(s(1), 2, s(0), s(4)), s(2));
+        // ... unless the interval (or the provider's wait) does not allow
+        // one: the code is then waited out.
+        assert_eq!(next_poll_wait(s(5), 2, s(0), s(6)), s(20));
+        assert_eq!(next_poll_wait(s(1), 0, s(10), s(8)), s(10));
+    }
 }

@@ -196,7 +196,10 @@ impl ProviderDialect for Trakt {
         // more than "pending"; the status table is for Trakt's bare answers.
         match meaning {
             Some(PollStatus::Pending) if !ANSWERS.has_error(response) => PollOutcome::Pending,
-            Some(PollStatus::SlowDown) => PollOutcome::SlowDown { interval: None },
+            Some(PollStatus::SlowDown) => PollOutcome::SlowDown {
+                interval: None,
+                retry_after: response.retry_after,
+            },
             Some(PollStatus::Denied) => PollOutcome::Denied {
                 message: "the person denied the request (HTTP 418)".to_owned(),
             },
@@ -325,9 +328,16 @@ mod tests {
         assert!(matches!(poll(400, "Pending"), PollOutcome::Pending));
         assert!(matches!(
             poll(429, ""),
-            PollOutcome::SlowDown { interval: None }
+            PollOutcome::SlowDown { interval: None, .. }
         ));
         assert!(matches!(poll(418, ""), PollOutcome::Denied { .. }));
+        // A rate limiter's 429 with `Retry-After` says how long to hold off.
+        let mut limited = answer(429, None, "");
+        limited.retry_after = Some(Duration::from_secs(30));
+        assert!(matches!(
+            dialect.parse_poll(&limited),
+            PollOutcome::SlowDown { retry_after: Some(wait), .. } if wait == Duration::from_secs(30)
+        ));
         assert!(matches!(poll(410, ""), PollOutcome::Expired { .. }));
         for status in [404, 409] {
             match poll(status, "") {

@@ -311,7 +311,12 @@ impl ProviderDialect for Twilio {
                     );
                     return PollOutcome::Pending;
                 }
-                (429, None) => return PollOutcome::SlowDown { interval: None },
+                (429, None) => {
+                    return PollOutcome::SlowDown {
+                        interval: None,
+                        retry_after: response.retry_after,
+                    };
+                }
                 _ => {}
             }
         }

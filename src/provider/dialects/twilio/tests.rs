@@ -199,7 +199,7 @@ fn twilio_poll_errors_without_known_words_are_read_by_their_status() {
     ));
     assert!(matches!(
         poll(429, 20429, "Polling too frequently"),
-        PollOutcome::SlowDown { interval: None }
+        PollOutcome::SlowDown { interval: None, .. }
     ));
     // A known meaning wins over the status.
     for message in [
