@@ -460,14 +460,23 @@ impl Store for EncryptedFileStore {
         self.prepare()?;
         let entries =
             fs::read_dir(&self.directory).map_err(|e| unusable(&self.directory, &e.to_string()))?;
-        let mut names: Vec<String> = entries
-            .flatten()
-            .filter_map(|entry| {
-                let name = entry.file_name().into_string().ok()?;
-                let provider = name.strip_suffix(SUFFIX)?.to_owned();
-                self.file_of(&provider).is_ok().then_some(provider)
-            })
-            .collect();
+        // An entry the directory cannot give (an I/O error) fails the
+        // listing rather than leave a record out: the restore would skip
+        // its session, and the logout journal would drop a pending logout
+        // of it, which a later start would then bring back.
+        let mut names = Vec::new();
+        for entry in entries {
+            let entry = entry
+                .map_err(|e| failed(format!("cannot list {}: {e}", self.directory.display())))?;
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
+            if let Some(provider) = name.strip_suffix(SUFFIX)
+                && self.file_of(provider).is_ok()
+            {
+                names.push(provider.to_owned());
+            }
+        }
         names.sort();
         Ok(names)
     }
