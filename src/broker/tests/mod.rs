@@ -34,16 +34,7 @@ fn config_in(dir: &Path, text: &str) -> crate::config::Config {
 /// A broker (not started) whose one provider, `demo`, is `emulator`, with
 /// its config written in `dir` and its sessions in `store`; owner uid 1000.
 fn broker_on_emulator(emulator: &Emulator, dir: &Path, store: Arc<dyn Store>) -> Broker {
-    let config = config_in(
-        dir,
-        &format!(
-            "[daemon]\nsocket = \"/run/t/t.sock\"\nstore = \"memory\"\n\
-             [providers.demo]\ndevice_authorization_endpoint = \"{}\"\n\
-             token_endpoint = \"{}\"\nclient_id = \"tokend-test\"\n",
-            emulator.device_authorization_endpoint(),
-            emulator.token_endpoint()
-        ),
-    );
+    let config = demo_config(emulator, dir, "");
     Broker::new(
         &config.daemon,
         config.providers.clone(),
@@ -53,6 +44,21 @@ fn broker_on_emulator(emulator: &Emulator, dir: &Path, store: Arc<dyn Store>) ->
             http: HttpClient::new(Duration::from_secs(5)).unwrap(),
             owner_uid: 1000,
         },
+    )
+}
+
+/// The config of [`broker_on_emulator`] (the provider `demo` on
+/// `emulator`, with `extra` keys in its table), written in `dir` and loaded.
+fn demo_config(emulator: &Emulator, dir: &Path, extra: &str) -> crate::config::Config {
+    config_in(
+        dir,
+        &format!(
+            "[daemon]\nsocket = \"/run/t/t.sock\"\nstore = \"memory\"\n\
+             [providers.demo]\ndevice_authorization_endpoint = \"{}\"\n\
+             token_endpoint = \"{}\"\nclient_id = \"tokend-test\"\n{extra}",
+            emulator.device_authorization_endpoint(),
+            emulator.token_endpoint()
+        ),
     )
 }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use tokend_emulator::{Emulator, Rfc8628Options};
 
-use super::{broker_on_emulator, config_in};
+use super::{broker_on_emulator, demo_config};
 use crate::broker::{Caller, Freshness};
 use crate::store::MemoryStore;
 
@@ -34,16 +34,7 @@ async fn a_session_replaced_by_a_reload_refreshes_no_more_and_its_callers_get_th
 
     // Held across the reload, as by a request that began before it.
     let replaced = broker.session("demo").unwrap();
-    let changed = config_in(
-        dir.path(),
-        &format!(
-            "[daemon]\nsocket = \"/run/t/t.sock\"\nstore = \"memory\"\n\
-             [providers.demo]\ndevice_authorization_endpoint = \"{}\"\n\
-             token_endpoint = \"{}\"\nclient_id = \"tokend-test\"\nscopes = [\"more\"]\n",
-            emulator.device_authorization_endpoint(),
-            emulator.token_endpoint()
-        ),
-    );
+    let changed = demo_config(&emulator, dir.path(), "scopes = [\"more\"]\n");
     let summary = broker.reload(&changed).await;
     assert_eq!(summary.changed, ["demo"]);
     assert!(replaced.is_retired());

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokend::ipc::socket::MAX_CONNECTIONS;
 
-use super::one_provider;
+use super::{one_provider, support};
 
 fn next_line(reader: &mut BufReader<UnixStream>) -> serde_json::Value {
     let mut line = String::new();
@@ -18,6 +18,25 @@ fn next_line(reader: &mut BufReader<UnixStream>) -> serde_json::Value {
         .read_line(&mut line)
         .expect("a line before the read timeout");
     serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"))
+}
+
+/// Reads the prompt, approves its code at `provider`, and reads the
+/// `done` line, which must say the login succeeded.
+fn prompt_approved_done(
+    reader: &mut BufReader<UnixStream>,
+    provider: &support::provider::Provider,
+) {
+    let prompt = next_line(reader);
+    assert_eq!(prompt["event"], "prompt", "{prompt}");
+    provider
+        .approve(prompt["user_code"].as_str().expect("a user code"))
+        .unwrap();
+    let done = next_line(reader);
+    assert_eq!(
+        (&done["event"], &done["ok"]),
+        (&"done".into(), &true.into()),
+        "{done}"
+    );
 }
 
 fn connect(socket: &std::path::Path) -> UnixStream {
@@ -38,17 +57,7 @@ fn a_login_stream_reaches_a_client_that_ended_its_writing() {
         .unwrap();
     stream.shutdown(Shutdown::Write).unwrap();
     let mut reader = BufReader::new(stream);
-    let prompt = next_line(&mut reader);
-    assert_eq!(prompt["event"], "prompt", "{prompt}");
-    provider
-        .approve(prompt["user_code"].as_str().expect("a user code"))
-        .unwrap();
-    let done = next_line(&mut reader);
-    assert_eq!(
-        (&done["event"], &done["ok"]),
-        (&"done".into(), &true.into()),
-        "{done}"
-    );
+    prompt_approved_done(&mut reader, &provider);
     let mut rest = String::new();
     reader.read_to_string(&mut rest).unwrap();
     assert_eq!(rest, "", "the connection ends after the stream");
@@ -62,17 +71,7 @@ fn a_request_sent_behind_a_login_is_answered_after_its_stream() {
         .write_all(b"{\"op\":\"login\",\"provider\":\"demo\"}\n{\"op\":\"version\"}\n")
         .unwrap();
     let mut reader = BufReader::new(stream);
-    let prompt = next_line(&mut reader);
-    assert_eq!(prompt["event"], "prompt", "{prompt}");
-    provider
-        .approve(prompt["user_code"].as_str().expect("a user code"))
-        .unwrap();
-    let done = next_line(&mut reader);
-    assert_eq!(
-        (&done["event"], &done["ok"]),
-        (&"done".into(), &true.into()),
-        "{done}"
-    );
+    prompt_approved_done(&mut reader, &provider);
     let version = next_line(&mut reader);
     assert_eq!(version["ok"], true, "{version}");
     assert_eq!(
