@@ -139,11 +139,7 @@ fn get_refuses_plain_http_except_to_loopback() {
     let dir = tempfile::tempdir().unwrap();
     let helper = helper(dir.path());
 
-    for server in [
-        "http://ghcr.test",
-        "HTTP://GHCR.test/v2/",
-        "http://ghcr.test:80",
-    ] {
+    for server in ["http://ghcr.test", "HTTP://GHCR.test/v2/"] {
         let out = run(&helper, &daemon, "get", server);
         assert_eq!(out.status.code(), Some(1), "{server}: {}", stdout(&out));
         assert!(
@@ -153,6 +149,18 @@ fn get_refuses_plain_http_except_to_loopback() {
         );
         assert!(!stdout(&out).contains(&token), "{server}");
         assert!(!stdout(&out).contains("Secret"), "{server}");
+    }
+    // Plain http to a registry no provider serves (another name, or the
+    // same name with a port no `hosts` entry has): not found, as any
+    // registry none serves.
+    for server in ["http://other.test", "http://ghcr.test:80"] {
+        let out = run(&helper, &daemon, "get", server);
+        assert_eq!(out.status.code(), Some(1), "{server}: {}", stdout(&out));
+        assert_eq!(
+            stdout(&out).trim(),
+            "credentials not found in native keychain",
+            "{server}"
+        );
     }
     for server in [
         "http://127.0.0.1:5000",

@@ -159,6 +159,16 @@ fn git_gets_the_token_of_the_provider_serving_the_host() {
         "{}",
         stderr(&out)
     );
+    // Plain http to a host no provider serves: no answer and no word, as
+    // for any host none serves (git goes on to its other helpers).
+    let out = git(
+        &home,
+        &daemon,
+        &["credential", "fill"],
+        "protocol=http\nhost=intranet.test\n\n",
+    );
+    assert!(!stdout(&out).contains("password="));
+    assert!(!stderr(&out).contains("tokenctl"), "{}", stderr(&out));
 
     // A real clone-side operation against the server, which accepts only
     // the current token.

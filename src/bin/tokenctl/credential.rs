@@ -69,15 +69,17 @@ pub fn git(
             "git sent no `host=` line (or name the provider with --provider)",
         ));
     }
+    let (mut client, protocol) = connect()?;
+    let Some(status) = find_provider(&mut client, protocol, provider, host.as_deref())? else {
+        return Ok(());
+    };
+    // Checked once a provider serves the host: a plain-http host that none
+    // serves gets no answer, as any host none serves, not an error.
     if action == "get"
         && let Some(scheme) = attributes.get("protocol")
     {
         refuse_plain_http(scheme, host.as_deref())?;
     }
-    let (mut client, protocol) = connect()?;
-    let Some(status) = find_provider(&mut client, protocol, provider, host.as_deref())? else {
-        return Ok(());
-    };
     if action == "erase" {
         // The token was refused: have tokend replace it (once, however many
         // gits saw the refusal), so the next `get` answers a new one.

@@ -57,16 +57,17 @@ pub fn run(
             if host.is_empty() {
                 return Err(Failure::new(exit::USAGE, "no server URL on stdin"));
             }
-            // As for git: no token over plain http but to loopback. A URL
-            // with no scheme is https, as the tools read it.
-            if let Some((scheme, _)) = server.split_once("://") {
-                crate::credential::refuse_plain_http(scheme, Some(&host))?;
-            }
             let (mut client, protocol) = connect()?;
             let providers = visible(&mut client, protocol)?;
             let Some(provider) = providers.iter().find(|p| p.hosts.contains(&host)) else {
                 return Err(Failure::new(exit::FAILURE, NOT_FOUND));
             };
+            // As for git: no token over plain http but to loopback (checked
+            // once a provider serves the host: another host is just not
+            // found). A URL with no scheme is https, as the tools read it.
+            if let Some((scheme, _)) = server.split_once("://") {
+                crate::credential::refuse_plain_http(scheme, Some(&host))?;
+            }
             let answer = client.token(&provider.name, None)?;
             let secret = crate::usable(&provider.name, answer.access_token.expose())?;
             let mut text = json!({
