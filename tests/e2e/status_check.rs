@@ -96,3 +96,24 @@ fn the_json_check_says_so_when_tokend_is_not_running() {
         "{report}"
     );
 }
+
+/// The one JSON object also comes when the daemon answers the check with
+/// an error (here a provider it does not have), with that error as the
+/// problem and the error's exit status.
+#[test]
+fn the_json_check_says_so_when_the_daemon_answers_an_error() {
+    let provider = Provider::rfc8628();
+    let daemon = Daemon::start(&provider.config("demo"));
+    let out = daemon.tokenctl(&["--json", "status", "--check", "nosuch"]);
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("one JSON object");
+    assert_eq!(report["ok"], false, "{report}");
+    let problem = &report["problems"][0];
+    assert!(problem["provider"].is_null(), "{report}");
+    assert!(
+        problem["problem"]
+            .as_str()
+            .is_some_and(|p| p.contains("nosuch")),
+        "{report}"
+    );
+}

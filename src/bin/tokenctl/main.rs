@@ -308,7 +308,7 @@ fn status_check(cli: &Cli, name: Option<&str>) -> Result<(), Failure> {
     // A logged-out session may only be waiting for a store that is down,
     // which the end of the answer says: those lines wait for it.
     let mut logged_out = Vec::new();
-    let notes = each_status(&mut client, protocol, name, |p| {
+    let read = each_status(&mut client, protocol, name, |p| {
         if p.state == "logged_out" {
             logged_out.push((p.name.clone(), status::problems(&p)));
             return Ok(());
@@ -318,7 +318,24 @@ fn status_check(cli: &Cli, name: Option<&str>) -> Result<(), Failure> {
                 .map_err(|e| Failure::output(&e))?;
         }
         Ok(())
-    })?;
+    });
+    let notes = match read {
+        Ok(notes) => notes,
+        Err(failure) => {
+            // As when tokend is out of reach: the one object still comes,
+            // the failure (an unknown provider, a daemon stopping
+            // mid-answer) its problem, and the exit status is the failure's.
+            if cli.json {
+                let said = out
+                    .problem(None, &failure.message)
+                    .and_then(|()| out.finish());
+                if let Err(e) = said {
+                    return Err(Failure::output(&e));
+                }
+            }
+            return Err(failure);
+        }
+    };
     // The config's standing: a refused reload, a restart waited for.
     if let Some(config) = &notes.config {
         for line in status::config_lines(config, format::unix_now()) {
