@@ -298,6 +298,52 @@ mod tests {
         task.await.unwrap();
     }
 
+    /// The watchdog's beats stay at most their interval apart when the
+    /// scheduler's other wake-ups come just before a beat is due (each
+    /// deadline here falls a hair before the pacer's half interval).
+    #[tokio::test(start_paused = true)]
+    async fn beats_stay_within_their_interval_whatever_else_wakes_the_task() {
+        use crate::broker::lifecycle::BeatPacer;
+        let interval = Duration::from_secs(10);
+        let scheduler = Arc::new(RefreshScheduler::new());
+        let clock = Arc::new(PausedClock::new());
+        let beats = Arc::new(StdMutex::new(Vec::new()));
+        let shutdown = CancellationToken::new();
+        let task = {
+            let (scheduler, clock, beats, shutdown) = (
+                scheduler.clone(),
+                clock.clone(),
+                beats.clone(),
+                shutdown.clone(),
+            );
+            tokio::spawn(async move {
+                let mut pacer = BeatPacer::new(interval);
+                let longest = pacer.longest_sleep();
+                scheduler
+                    .run(clock.as_ref(), &shutdown, longest, |_| {
+                        let now = tokio::time::Instant::now();
+                        if pacer.beat_due(now) {
+                            beats.lock().unwrap().push(now);
+                        }
+                    })
+                    .await;
+            })
+        };
+        for _ in 0..20 {
+            let at = clock.now() + Duration::from_millis(4_990);
+            scheduler.schedule("refresh", Some(at));
+            tokio::time::sleep(Duration::from_millis(4_990)).await;
+        }
+        shutdown.cancel();
+        task.await.unwrap();
+        let beats = beats.lock().unwrap().clone();
+        assert!(beats.len() > 5, "{beats:?}");
+        for pair in beats.windows(2) {
+            let gap = pair[1] - pair[0];
+            assert!(gap <= interval, "beats {gap:?} apart");
+        }
+    }
+
     /// Wall time that follows tokio's (paused) clock.
     #[derive(Debug)]
     struct PausedClock {
