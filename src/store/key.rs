@@ -240,18 +240,7 @@ mod tests {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o400)).unwrap();
         let me = rustix::process::geteuid().as_raw();
         let set_acl = |group_read: u16, user: u32| {
-            let mut acl = 2u32.to_le_bytes().to_vec();
-            for (tag, perm, id) in [
-                (0x01u16, 4u16, u32::MAX),
-                (0x02, 4, user),
-                (0x04, group_read, u32::MAX),
-                (0x10, 4, u32::MAX),
-                (0x20, 0, u32::MAX),
-            ] {
-                acl.extend_from_slice(&tag.to_le_bytes());
-                acl.extend_from_slice(&perm.to_le_bytes());
-                acl.extend_from_slice(&id.to_le_bytes());
-            }
+            let acl = access::acl(&access::systemd_credential_with(user, group_read));
             rustix::fs::setxattr(
                 &path,
                 "system.posix_acl_access",

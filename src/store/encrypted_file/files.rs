@@ -130,16 +130,18 @@ pub(super) fn read_record_file(
 /// record's name: a store-wide reason is shown to every caller that may
 /// see any provider, and the name is the provider's.
 pub(super) fn read_failure(path: &Path, provider: &str, error: &io::Error) -> StoreError {
+    use rustix::io::Errno;
     let directory = path.parent().unwrap_or(Path::new("."));
-    let files_own = matches!(
-        rustix::io::Errno::from_io_error(error),
-        Some(rustix::io::Errno::ACCESS | rustix::io::Errno::PERM)
-    ) && rustix::fs::access(
-        directory,
-        rustix::fs::Access::READ_OK | rustix::fs::Access::EXEC_OK,
-    )
-    .is_ok()
-        || rustix::io::Errno::from_io_error(error) == Some(rustix::io::Errno::LOOP);
+    let files_own = match Errno::from_io_error(error) {
+        Some(Errno::LOOP) => true,
+        // Not for want of the directory's own permissions, which would
+        // keep every record from tokend.
+        Some(Errno::ACCESS | Errno::PERM) => {
+            let usable = rustix::fs::Access::READ_OK | rustix::fs::Access::EXEC_OK;
+            rustix::fs::access(directory, usable).is_ok()
+        }
+        _ => false,
+    };
     if files_own {
         return StoreError::Corrupt {
             store: STORE,

@@ -88,32 +88,43 @@ fn acl_others(acl: &[u8], reader: u32) -> Option<String> {
     })
 }
 
+/// The attribute's bytes for `entries` (tag, permissions, id), as the
+/// kernel keeps them.
+#[cfg(test)]
+pub(super) fn acl(entries: &[(u16, u16, u32)]) -> Vec<u8> {
+    let mut bytes = ACL_VERSION.to_le_bytes().to_vec();
+    for (tag, perm, id) in entries {
+        bytes.extend_from_slice(&tag.to_le_bytes());
+        bytes.extend_from_slice(&perm.to_le_bytes());
+        bytes.extend_from_slice(&id.to_le_bytes());
+    }
+    bytes
+}
+
+/// An id for the entries that have none (owner, owning group, mask, others).
+#[cfg(test)]
+pub(super) const ANY: u32 = u32::MAX;
+
+/// What systemd makes of a credential for a service of another user,
+/// `reader`: 0400, and read for that user (mask r); with `group_read`, read
+/// for the owning group too.
+#[cfg(test)]
+pub(super) fn systemd_credential_with(reader: u32, group_read: u16) -> Vec<(u16, u16, u32)> {
+    vec![
+        (USER_OBJ, 4, ANY),
+        (USER, 4, reader),
+        (GROUP_OBJ, group_read, ANY),
+        (MASK, 4, ANY),
+        (OTHER, 0, ANY),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn acl(entries: &[(u16, u16, u32)]) -> Vec<u8> {
-        let mut bytes = ACL_VERSION.to_le_bytes().to_vec();
-        for (tag, perm, id) in entries {
-            bytes.extend_from_slice(&tag.to_le_bytes());
-            bytes.extend_from_slice(&perm.to_le_bytes());
-            bytes.extend_from_slice(&id.to_le_bytes());
-        }
-        bytes
-    }
-
-    const ANY: u32 = u32::MAX;
-
-    /// What systemd makes of a credential for a service of another user:
-    /// 0400, and read for that user (mask r).
     fn systemd_credential(reader: u32) -> Vec<(u16, u16, u32)> {
-        vec![
-            (USER_OBJ, 4, ANY),
-            (USER, 4, reader),
-            (GROUP_OBJ, 0, ANY),
-            (MASK, 4, ANY),
-            (OTHER, 0, ANY),
-        ]
+        systemd_credential_with(reader, 0)
     }
 
     #[test]
