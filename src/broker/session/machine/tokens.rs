@@ -160,24 +160,19 @@ impl Tokens {
     }
 
     pub(crate) fn from_record(record: StoredSession) -> Self {
-        let renewable = record.refresh_token.is_some();
-        let access = match (record.access_token, record.expires_at) {
-            (Some(secret), expires_at @ Some(_)) => Some(AccessToken {
+        // An access token of unknown expiry is restored only when it is all
+        // there is (no refresh token): it may have died while the daemon
+        // was down, and where a refresh can tell, it does. Without one, a
+        // caller that finds it dead says so (`refused`).
+        let restorable = record.expires_at.is_some() || record.refresh_token.is_none();
+        let access = record
+            .access_token
+            .filter(|_| restorable)
+            .map(|secret| AccessToken {
                 secret,
                 token_type: record.token_type.unwrap_or_else(|| "Bearer".into()),
-                expires_at: expires_at.map(from_unix_secs),
-            }),
-            // An access token of unknown expiry is restored only when it is
-            // all there is (no refresh token): it may have died while the
-            // daemon was down, and where a refresh can tell, it does. Without
-            // one, a caller that finds it dead says so (`refused`).
-            (Some(secret), None) if !renewable => Some(AccessToken {
-                secret,
-                token_type: record.token_type.unwrap_or_else(|| "Bearer".into()),
-                expires_at: None,
-            }),
-            _ => None,
-        };
+                expires_at: record.expires_at.map(from_unix_secs),
+            });
         Self {
             access,
             refresh: record.refresh_token,
