@@ -183,10 +183,13 @@ fn daemon_message(body: &ErrorBody) -> String {
 
 impl ClientError {
     fn from_io(source: io::Error) -> Self {
-        if source.kind() == io::ErrorKind::BrokenPipe {
-            Self::Closed
-        } else {
-            Self::Io { source }
+        match source.kind() {
+            // A daemon that stopped or crashed: with the request unread, the
+            // kernel resets the connection rather than closing it.
+            io::ErrorKind::BrokenPipe
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted => Self::Closed,
+            _ => Self::Io { source },
         }
     }
 

@@ -104,6 +104,23 @@ fn a_closed_connection_is_named() {
     ));
 }
 
+/// A daemon that goes away with the request unread (a crash) resets the
+/// connection rather than closing it: named as closed all the same.
+#[test]
+fn a_connection_reset_is_named_as_closed() {
+    let (mut client, daemon) = pair();
+    let closer = std::thread::spawn(move || {
+        // Waits for the request, leaves it unread and closes: the kernel
+        // then resets the client's end.
+        let mut byte = [0u8; 1];
+        rustix::net::recv(&daemon, &mut byte, rustix::net::RecvFlags::PEEK).unwrap();
+        drop(daemon);
+    });
+    let error = client.status(None).unwrap_err();
+    closer.join().unwrap();
+    assert!(matches!(error, ClientError::Closed), "{error:?}");
+}
+
 #[test]
 fn a_silent_daemon_times_out() {
     let (mut client, _daemon) = pair();
