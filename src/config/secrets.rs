@@ -215,16 +215,37 @@ pub(super) fn secret(
     }
 }
 
+/// The largest secret file read: anything larger is no secret.
+const MAX_SECRET_FILE_LEN: usize = 64 * 1024;
+
 /// Reads a secret from a file: the whole content, one trailing newline removed.
 fn read_secret_file(path: &Path) -> Result<(Secret, FileAccess), String> {
-    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
+    use std::io::Read as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    // Opened first and judged as opened, non-blocking: a FIFO put in the
+    // file's place (between a check by path and the read) is refused
+    // instead of hanging the start or the reload on a writer.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits().cast_signed())
+        .open(path)
+        .map_err(|e| e.to_string())?;
+    let meta = file.metadata().map_err(|e| e.to_string())?;
     if !meta.is_file() {
         return Err("not a regular file".into());
     }
-    if meta.len() > 64 * 1024 {
+    if meta.len() > MAX_SECRET_FILE_LEN as u64 {
         return Err("larger than 64 KiB, which is no secret".into());
     }
-    let bytes = zeroize::Zeroizing::new(std::fs::read(path).map_err(|e| e.to_string())?);
+    // Room for one byte more than the limit, so that a file grown since
+    // is seen too large; never moved, so no unzeroed copy is left behind.
+    let mut bytes = zeroize::Zeroizing::new(Vec::with_capacity(MAX_SECRET_FILE_LEN + 1));
+    file.take(MAX_SECRET_FILE_LEN as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| e.to_string())?;
+    if bytes.len() > MAX_SECRET_FILE_LEN {
+        return Err("larger than 64 KiB, which is no secret".into());
+    }
     let text = std::str::from_utf8(&bytes).map_err(|_| "not UTF-8 text".to_owned())?;
     let text = text.strip_suffix('\n').unwrap_or(text);
     let text = text.strip_suffix('\r').unwrap_or(text);

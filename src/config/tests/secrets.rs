@@ -49,6 +49,27 @@ fn client_secret_from_file_and_credential() {
     assert!(errors[0].contains("set only one of"), "{errors:?}");
 }
 
+/// A secret file that is not a regular file (a FIFO), or is too large,
+/// is refused without waiting on it or reading it whole.
+#[test]
+fn a_secret_file_must_be_a_small_regular_file() {
+    let f = Fixture::new();
+    let fifo = f.dir.path().join("secret.fifo");
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &fifo,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+    let errors = f.errors(&format!("{GITHUB}client_secret_file = \"secret.fifo\"\n"));
+    assert!(errors[0].contains("not a regular file"), "{errors:?}");
+    f.write("big.txt", &"x".repeat(64 * 1024 + 1));
+    let errors = f.errors(&format!("{GITHUB}client_secret_file = \"big.txt\"\n"));
+    assert!(errors[0].contains("larger than 64 KiB"), "{errors:?}");
+}
+
 #[test]
 fn client_auth_needs_a_secret() {
     let f = Fixture::new();
