@@ -27,53 +27,11 @@ impl std::fmt::Debug for Heartbeat {
     }
 }
 
-/// When the scheduler task beats, so that beats are never more than a
-/// heartbeat's `interval` apart however its other wake-ups fall.
-///
-/// Why half the interval: the task wakes for deadlines too. Beating only
-/// once a whole interval had passed, and sleeping at most an interval, a
-/// wake-up just before a beat was due (a refresh's deadline) put the next
-/// beat almost two intervals after the last: with systemd's watchdog fed
-/// at half its timeout, a healthy daemon could be killed. Waking at least
-/// every half interval and beating once half an interval has passed keeps
-/// the gap at most one interval.
-#[derive(Debug)]
-pub(crate) struct BeatPacer {
-    half: Duration,
-    last: Option<tokio::time::Instant>,
-}
-
-impl BeatPacer {
-    /// A pacer for beats at most `interval` apart.
-    pub(crate) fn new(interval: Duration) -> Self {
-        Self {
-            half: interval / 2,
-            last: None,
-        }
-    }
-
-    /// The longest the scheduler task may sleep between wake-ups.
-    pub(crate) fn longest_sleep(&self) -> Duration {
-        self.half
-    }
-
-    /// Whether to beat on a wake-up at `now`; notes the beat if so.
-    pub(crate) fn beat_due(&mut self, now: tokio::time::Instant) -> bool {
-        let due = self
-            .last
-            .is_none_or(|at| now.duration_since(at) >= self.half);
-        if due {
-            self.last = Some(now);
-        }
-        due
-    }
-}
-
 impl Broker {
     /// Restores stored sessions and starts the refresh scheduler.
     ///
     /// With a `heartbeat`, the scheduler task beats at most `interval`
-    /// apart (see `BeatPacer`): it checks that every session's state can be
+    /// apart (see `scheduler::BeatPacer`): it checks that every session's state can be
     /// locked, and calls `beat`: a watchdog fed from here stops being fed when the core
     /// is stuck, not merely when a timer runs.
     pub async fn start(&self, heartbeat: Option<Heartbeat>) {
@@ -82,10 +40,13 @@ impl Broker {
         let broker = self.clone();
         self.inner.shared.tasks.spawn(async move {
             let shared = Arc::clone(&broker.inner.shared);
-            let mut pacer = heartbeat.as_ref().map(|h| BeatPacer::new(h.interval));
-            let max_sleep = pacer
+            let mut pacer = heartbeat
                 .as_ref()
-                .map_or(scheduler::LONGEST_SLEEP, BeatPacer::longest_sleep);
+                .map(|h| scheduler::BeatPacer::new(h.interval));
+            let max_sleep = pacer.as_ref().map_or(
+                scheduler::LONGEST_SLEEP,
+                scheduler::BeatPacer::longest_sleep,
+            );
             shared
                 .scheduler
                 .run(shared.clock.as_ref(), &shared.shutdown, max_sleep, |due| {

@@ -163,6 +163,48 @@ impl RefreshScheduler {
     }
 }
 
+/// When the scheduler task beats, so that beats are never more than a
+/// heartbeat's `interval` apart however its other wake-ups fall.
+///
+/// Why half the interval: the task wakes for deadlines too. Beating only
+/// once a whole interval had passed, and sleeping at most an interval, a
+/// wake-up just before a beat was due (a refresh's deadline) put the next
+/// beat almost two intervals after the last: with systemd's watchdog fed
+/// at half its timeout, a healthy daemon could be killed. Waking at least
+/// every half interval and beating once half an interval has passed keeps
+/// the gap at most one interval.
+#[derive(Debug)]
+pub(crate) struct BeatPacer {
+    half: Duration,
+    last: Option<tokio::time::Instant>,
+}
+
+impl BeatPacer {
+    /// A pacer for beats at most `interval` apart.
+    pub(crate) fn new(interval: Duration) -> Self {
+        Self {
+            half: interval / 2,
+            last: None,
+        }
+    }
+
+    /// The longest the scheduler task may sleep between wake-ups.
+    pub(crate) fn longest_sleep(&self) -> Duration {
+        self.half
+    }
+
+    /// Whether to beat on a wake-up at `now`; notes the beat if so.
+    pub(crate) fn beat_due(&mut self, now: tokio::time::Instant) -> bool {
+        let due = self
+            .last
+            .is_none_or(|at| now.duration_since(at) >= self.half);
+        if due {
+            self.last = Some(now);
+        }
+        due
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Mutex as StdMutex;
@@ -303,7 +345,6 @@ mod tests {
     /// deadline here falls a hair before the pacer's half interval).
     #[tokio::test(start_paused = true)]
     async fn beats_stay_within_their_interval_whatever_else_wakes_the_task() {
-        use crate::broker::lifecycle::BeatPacer;
         let interval = Duration::from_secs(10);
         let scheduler = Arc::new(RefreshScheduler::new());
         let clock = Arc::new(PausedClock::new());
