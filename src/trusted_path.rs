@@ -109,7 +109,7 @@ fn in_home_of(path: &Path, uid: u32, etc: &Path) -> bool {
 }
 
 /// The uid of [`SERVICE_USER`], when the system has that user.
-fn service_user_uid() -> Option<u32> {
+pub(crate) fn service_user_uid() -> Option<u32> {
     nix::unistd::User::from_name(SERVICE_USER)
         .ok()
         .flatten()

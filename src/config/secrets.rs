@@ -52,7 +52,7 @@ impl FileAccess {
     /// or `None`: every local user when it is world-readable; when it is
     /// group-readable, the group's members: those it lists, and the users
     /// whose primary group it is (in `/etc/passwd`) other than the owner,
-    /// root and the daemon itself (the daemon's own group has no one else:
+    /// root, the daemon itself and the system service's user `tokend` (the daemon's own group has no one else:
     /// its one user has it as primary group). A socket group that users
     /// are added to is such a group, which is why the shipped system setup
     /// gives the socket a group of its own (`tokend-clients`).
@@ -67,9 +67,13 @@ impl FileAccess {
             .ok()
             .flatten()?;
         let daemon = nix::unistd::geteuid().as_raw();
+        // The system service's user reads it as the daemon, also when root
+        // runs the check (`sudo tokend --check` of the shipped layout,
+        // root:tokend 0640, whose group is that user's primary group).
+        let service = crate::trusted_path::service_user_uid().unwrap_or(daemon);
         let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
         let mut members = group.mem.clone();
-        for name in primary_members(&passwd, self.gid, &[self.uid, daemon, 0]) {
+        for name in primary_members(&passwd, self.gid, &[self.uid, daemon, service, 0]) {
             if !members.contains(&name) {
                 members.push(name);
             }

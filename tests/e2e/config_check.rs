@@ -292,6 +292,34 @@ fn a_secret_readable_through_a_primary_group_is_warned_about() {
     assert!(!all.contains("s3cr3t-value"), "{all}");
 }
 
+/// The shipped system layout, checked as its README says (`sudo tokend
+/// --check`): a config of group `tokend` (0640) holding a secret, whose
+/// one member is the service's user `tokend` (its primary group). That
+/// user is the daemon: no warning (the check, run as root, named it as
+/// another reader).
+#[test]
+fn the_shipped_layout_checked_by_root_is_not_warned_about() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!(
+            "SKIPPED the_shipped_layout_checked_by_root_is_not_warned_about: needs root (a mount namespace)"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let passwd = dir.path().join("passwd");
+    let mut users = std::fs::read_to_string("/etc/passwd").unwrap();
+    users.push_str("tokend:x:4749:4850::/nonexistent:/usr/sbin/nologin\n");
+    std::fs::write(&passwd, users).unwrap();
+    let group = dir.path().join("group");
+    let mut groups = std::fs::read_to_string("/etc/group").unwrap();
+    groups.push_str("tokend:x:4850:\n");
+    std::fs::write(&group, groups).unwrap();
+    let config = group_readable_secret(dir.path(), 4850);
+    let (_, all) = check_with_binds(&[(&passwd, "/etc/passwd"), (&group, "/etc/group")], &config);
+    assert!(!all.contains("readable by"), "{all}");
+    assert!(!all.contains("s3cr3t-value"), "{all}");
+}
+
 /// A `RUST_LOG` that is not log directives (`verbose`) does not silence the
 /// daemon: it is ignored, the log says so, and the config's level holds.
 #[test]
