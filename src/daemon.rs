@@ -148,6 +148,13 @@ pub async fn run(mut config: Config, env: Environment) -> anyhow::Result<()> {
     );
     config.warnings = Vec::new();
     let socket_watch = Arc::new(SocketWatch::default());
+    // The restore waits on the store, each call for up to `store_timeout`
+    // (a keyring prompt nobody answers): a listing and a batch before the
+    // store counts as down, which with `store_timeout` over 30 s outlasts
+    // systemd's default start timeout (90 s). Ask systemd for that long.
+    notify(&[NotifyState::ExtendTimeoutUsec(start_allowance_usec(
+        config.daemon.store_timeout,
+    ))]);
     let Some(reload_when_up) = start_broker(&broker, &mut signals, Arc::clone(&socket_watch)).await
     else {
         info!("stopping during start-up");
@@ -344,6 +351,14 @@ async fn stop_daemon(
 /// nothing is written while sessions are read); a reload asked for is
 /// reported (`Some(true)`) to be done once the daemon is up, as the config
 /// may have changed since it was read.
+/// How long the start may take before `READY=1`, in microseconds, for
+/// systemd's `EXTEND_TIMEOUT_USEC`: three store calls' timeouts (a listing,
+/// a batch and a probe) and half a minute for the rest.
+fn start_allowance_usec(store_timeout: Duration) -> u32 {
+    let allowance = store_timeout * 3 + Duration::from_secs(30);
+    u32::try_from(allowance.as_micros()).unwrap_or(u32::MAX)
+}
+
 async fn start_broker(
     broker: &Broker,
     signals: &mut Signals,

@@ -39,6 +39,36 @@ fn ready_status_and_stopping_are_reported() {
     assert!(!daemon.socket.exists(), "the socket is removed on exit");
 }
 
+/// Before the restore, which may wait on the store for up to three
+/// `store_timeout`s, systemd is asked to wait that long (and half a minute
+/// more) for `READY=1`: with the longest `store_timeout` the default 90 s
+/// start timeout would kill a daemon waiting on a keyring prompt.
+#[test]
+fn the_start_asks_systemd_for_the_time_its_store_may_take() {
+    let provider = Provider::rfc8628();
+    let mut daemon = Daemon::start_with(
+        &provider.config("a"),
+        DaemonOptions {
+            daemon_keys: "store_timeout = 120".into(),
+            ..DaemonOptions::default()
+        },
+    );
+    daemon.wait_for_notification("READY=1");
+    let extend = daemon
+        .notifications
+        .iter()
+        .position(|n| n.contains("EXTEND_TIMEOUT_USEC=390000000"));
+    let ready = daemon
+        .notifications
+        .iter()
+        .position(|n| n.contains("READY=1"));
+    assert!(
+        extend.is_some() && extend < ready,
+        "{:?}",
+        daemon.notifications
+    );
+}
+
 /// A `tokenctl login` waiting for its person is not work in flight: SIGTERM
 /// ends it at once, its client told `shutting_down` (and to log in again
 /// once tokend is back), and the daemon stops without waiting out its
