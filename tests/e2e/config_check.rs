@@ -262,6 +262,30 @@ fn names_resolve_through_the_name_service() {
     );
 }
 
+/// `tokend --check` of a config of group `gid` (0640) holding a secret,
+/// with `user` (a passwd line) and `group` (a group line) added to
+/// `/etc/passwd` and `/etc/group`, mounted over the machine's in a private
+/// mount namespace; everything it said.
+fn check_with_primary_group_member(user: &str, group: &str, gid: u32) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let passwd = dir.path().join("passwd");
+    let mut users = std::fs::read_to_string("/etc/passwd").unwrap();
+    users.push_str(user);
+    users.push('\n');
+    std::fs::write(&passwd, users).unwrap();
+    let groups_file = dir.path().join("group");
+    let mut groups = std::fs::read_to_string("/etc/group").unwrap();
+    groups.push_str(group);
+    groups.push('\n');
+    std::fs::write(&groups_file, groups).unwrap();
+    let config = group_readable_secret(dir.path(), gid);
+    let binds = [
+        (passwd.as_path(), "/etc/passwd"),
+        (groups_file.as_path(), "/etc/group"),
+    ];
+    check_with_binds(&binds, &config).1
+}
+
 /// A group-readable config holding a secret is readable by the users whose
 /// primary group it is, though the group lists no members: the check names
 /// them (it said nothing). `/etc/passwd` and `/etc/group` with such a user
@@ -274,17 +298,11 @@ fn a_secret_readable_through_a_primary_group_is_warned_about() {
         );
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let passwd = dir.path().join("passwd");
-    let mut users = std::fs::read_to_string("/etc/passwd").unwrap();
-    users.push_str("tokend-primary-user:x:4747:4848::/nonexistent:/usr/sbin/nologin\n");
-    std::fs::write(&passwd, users).unwrap();
-    let group = dir.path().join("group");
-    let mut groups = std::fs::read_to_string("/etc/group").unwrap();
-    groups.push_str("tokend-primary-group:x:4848:\n");
-    std::fs::write(&group, groups).unwrap();
-    let config = group_readable_secret(dir.path(), 4848);
-    let (_, all) = check_with_binds(&[(&passwd, "/etc/passwd"), (&group, "/etc/group")], &config);
+    let all = check_with_primary_group_member(
+        "tokend-primary-user:x:4747:4848::/nonexistent:/usr/sbin/nologin",
+        "tokend-primary-group:x:4848:",
+        4848,
+    );
     assert!(
         all.contains("warning: the config file holds a secret (`client_secret`) and is readable by the members of its group `tokend-primary-group` (tokend-primary-user)"),
         "{all}"
@@ -305,17 +323,11 @@ fn the_shipped_layout_checked_by_root_is_not_warned_about() {
         );
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let passwd = dir.path().join("passwd");
-    let mut users = std::fs::read_to_string("/etc/passwd").unwrap();
-    users.push_str("tokend:x:4749:4850::/nonexistent:/usr/sbin/nologin\n");
-    std::fs::write(&passwd, users).unwrap();
-    let group = dir.path().join("group");
-    let mut groups = std::fs::read_to_string("/etc/group").unwrap();
-    groups.push_str("tokend:x:4850:\n");
-    std::fs::write(&group, groups).unwrap();
-    let config = group_readable_secret(dir.path(), 4850);
-    let (_, all) = check_with_binds(&[(&passwd, "/etc/passwd"), (&group, "/etc/group")], &config);
+    let all = check_with_primary_group_member(
+        "tokend:x:4749:4850::/nonexistent:/usr/sbin/nologin",
+        "tokend:x:4850:",
+        4850,
+    );
     assert!(!all.contains("readable by"), "{all}");
     assert!(!all.contains("s3cr3t-value"), "{all}");
 }
