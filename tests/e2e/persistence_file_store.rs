@@ -262,9 +262,7 @@ fn a_failed_write_loses_nothing_shows_in_status_and_is_retried() {
 
     // The sessions directory becomes unusable (a file where it was): as
     // root, permission bits would not stop the daemon.
-    let away = store.state_dir().join("sessions.away");
-    std::fs::rename(store.sessions_dir(), &away).unwrap();
-    std::fs::write(store.sessions_dir(), b"in the way").unwrap();
+    store.break_records();
     let failed = daemon.wait_for_log(1, &["event=\"refresh_saved\"", "ok=false"]);
     let status_now = status(&daemon, "demo");
     let error = status_now["last_error"].as_str().unwrap_or_default();
@@ -277,8 +275,7 @@ fn a_failed_write_loses_nothing_shows_in_status_and_is_retried() {
     // The directory comes back; the next save writes the newest token.
     let saved = ["event=\"refresh_saved\"", "ok=true"];
     let saved_before = daemon.wait_for_log(0, &saved).len();
-    std::fs::remove_file(store.sessions_dir()).unwrap();
-    std::fs::rename(&away, store.sessions_dir()).unwrap();
+    store.mend_records();
     daemon.wait_for_log(saved_before + 1, &saved);
     assert!(status(&daemon, "demo")["last_error"].is_null());
 

@@ -112,11 +112,22 @@ impl FileStore {
         std::fs::write(&records, b"not a directory").unwrap();
     }
 
-    /// Undoes [`Self::break_records`].
+    /// Undoes [`Self::break_records`], in one step: removing the file
+    /// first would leave a moment in which a daemon's save makes a new
+    /// records directory (and a file in it), which the directory moved
+    /// aside could then not replace (seen once in CI).
     pub fn mend_records(&self) {
         let records = self.sessions_dir();
-        std::fs::remove_file(&records).unwrap();
-        std::fs::rename(records.with_extension("away"), &records).unwrap();
+        let away = records.with_extension("away");
+        rustix::fs::renameat_with(
+            rustix::fs::CWD,
+            &away,
+            rustix::fs::CWD,
+            &records,
+            rustix::fs::RenameFlags::EXCHANGE,
+        )
+        .unwrap();
+        std::fs::remove_file(&away).unwrap();
     }
 
     /// The record file of `provider`.
