@@ -20,6 +20,27 @@ use crate::broker::{Broker, BrokerParts, SystemClock};
 use crate::provider::HttpClient;
 use crate::store::Store;
 
+/// The standard-dialect emulator polled every second: a test's device
+/// login takes a second, not RFC 8628's five.
+async fn fast_emulator() -> Emulator {
+    Emulator::start(tokend_emulator::Rfc8628Options {
+        interval: Duration::from_secs(1),
+        ..tokend_emulator::Rfc8628Options::default()
+    })
+    .await
+    .unwrap()
+}
+
+/// Logs `demo` in as uid 1000, approving its code at `emulator`.
+async fn log_in_demo(broker: &Broker, emulator: &Emulator) {
+    let mut login = broker
+        .login(&crate::broker::Caller::uid(1000), "demo")
+        .unwrap();
+    let prompt = login.prompt().await.unwrap();
+    emulator.approve(&prompt.user_code).unwrap();
+    login.outcome().await.unwrap();
+}
+
 /// `text` written as `dir/config.toml` and loaded, as the daemon loads it.
 fn config_in(dir: &Path, text: &str) -> crate::config::Config {
     let path = dir.join("config.toml");

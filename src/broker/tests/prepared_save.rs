@@ -9,10 +9,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use tokend_emulator::{Emulator, Endpoint, Fault, Rfc8628Options};
+use tokend_emulator::{Emulator, Endpoint, Fault};
 use tokio::sync::watch;
 
-use super::broker_on_emulator;
+use super::{broker_on_emulator, fast_emulator, log_in_demo};
 use crate::broker::{Broker, Caller};
 use crate::store::{EncryptedFileStore, PreparedSave, Store, StoreError, StoreKey, StoredSession};
 
@@ -83,10 +83,7 @@ async fn logged_in(emulator: &Emulator, dir: &Path) -> (Broker, Arc<CountingStor
     });
     let broker = broker_on_emulator(emulator, dir, store.clone());
     broker.start(None).await;
-    let mut login = broker.login(&Caller::uid(1000), "demo").unwrap();
-    let prompt = login.prompt().await.unwrap();
-    emulator.approve(&prompt.user_code).unwrap();
-    login.outcome().await.unwrap();
+    log_in_demo(&broker, emulator).await;
     assert_eq!(*store.saves.borrow(), 1, "the login's save");
     assert_eq!(
         store.prepared.load(Ordering::SeqCst),
@@ -96,18 +93,9 @@ async fn logged_in(emulator: &Emulator, dir: &Path) -> (Broker, Arc<CountingStor
     (broker, store)
 }
 
-async fn emulator() -> Emulator {
-    Emulator::start(Rfc8628Options {
-        interval: Duration::from_secs(1),
-        ..Rfc8628Options::default()
-    })
-    .await
-    .unwrap()
-}
-
 #[tokio::test]
 async fn a_refresh_saves_through_the_file_made_while_the_provider_answered() {
-    let emulator = emulator().await;
+    let emulator = fast_emulator().await;
     let dir = tempfile::tempdir().unwrap();
     let (broker, store) = logged_in(&emulator, dir.path()).await;
     // Tokens that live longer than the current one: a request for two
@@ -125,7 +113,7 @@ async fn a_refresh_saves_through_the_file_made_while_the_provider_answered() {
 
 #[tokio::test]
 async fn a_failed_refresh_leaves_no_prepared_file() {
-    let emulator = emulator().await;
+    let emulator = fast_emulator().await;
     let dir = tempfile::tempdir().unwrap();
     let (broker, store) = logged_in(&emulator, dir.path()).await;
     emulator.inject(Endpoint::Token, Fault::Status(503), 1);

@@ -9,28 +9,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokend_emulator::{Emulator, Rfc8628Options};
-
-use super::{broker_on_emulator, demo_config};
+use super::{broker_on_emulator, demo_config, fast_emulator, log_in_demo};
 use crate::broker::{Caller, Freshness};
 use crate::store::MemoryStore;
 
 #[tokio::test]
 async fn a_session_replaced_by_a_reload_refreshes_no_more_and_its_callers_get_the_new_one() {
-    let emulator = Emulator::start(Rfc8628Options {
-        interval: Duration::from_secs(1),
-        ..Rfc8628Options::default()
-    })
-    .await
-    .unwrap();
+    let emulator = fast_emulator().await;
     let dir = tempfile::tempdir().unwrap();
     let broker = broker_on_emulator(&emulator, dir.path(), Arc::new(MemoryStore::default()));
     broker.start(None).await;
+    log_in_demo(&broker, &emulator).await;
     let caller = Caller::uid(1000);
-    let mut login = broker.login(&caller, "demo").unwrap();
-    let prompt = login.prompt().await.unwrap();
-    emulator.approve(&prompt.user_code).unwrap();
-    login.outcome().await.unwrap();
 
     // Held across the reload, as by a request that began before it.
     let replaced = broker.session("demo").unwrap();

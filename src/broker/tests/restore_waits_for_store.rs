@@ -11,8 +11,6 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::mpsc;
 
-use tokend_emulator::{Emulator, Rfc8628Options};
-
 use super::Gate;
 use crate::broker::SessionPhase;
 use crate::broker::clock::{OffsetClock, unix_secs};
@@ -243,12 +241,7 @@ async fn status_requests_probe_a_store_that_is_still_down_once_per_spacing() {
 /// loop's own probe is an hour away here).
 #[tokio::test]
 async fn a_token_request_for_unsaved_tokens_has_them_saved_once_the_store_works() {
-    let emulator = Emulator::start(Rfc8628Options {
-        interval: Duration::from_secs(1),
-        ..Rfc8628Options::default()
-    })
-    .await
-    .unwrap();
+    let emulator = super::fast_emulator().await;
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(LockableStore::default());
     let broker = super::broker_on_emulator(&emulator, dir.path(), store.clone());

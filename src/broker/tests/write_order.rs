@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokend_emulator::{Emulator, Rfc8628Options};
+use tokend_emulator::Emulator;
 use tokio::sync::watch;
 
 use super::{Gate, Held, broker_on_emulator};
@@ -77,12 +77,7 @@ fn key() -> StoreKey {
 /// store's recovery makes it, while the save is still held.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_save_held_in_the_store_cannot_undo_a_later_logout() {
-    let emulator = Emulator::start(Rfc8628Options {
-        interval: Duration::from_secs(1),
-        ..Rfc8628Options::default()
-    })
-    .await
-    .unwrap();
+    let emulator = super::fast_emulator().await;
     let dir = tempfile::tempdir().unwrap();
     let records = dir.path().join("sessions");
     let store = Arc::new(SlowedStore::new(EncryptedFileStore::new(&records, key())));
