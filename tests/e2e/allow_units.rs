@@ -39,11 +39,15 @@ impl UnitCgroups {
     /// stderr, when it cannot be made.
     fn new(test: &str) -> Option<Self> {
         if !rustix::process::geteuid().is_root() {
-            eprintln!("SKIPPED {test}: needs root to make cgroups and switch uid");
+            crate::support::skip::say(format_args!(
+                "SKIPPED {test}: needs root to make cgroups and switch uid"
+            ));
             return None;
         }
         let Some(mount) = cgroup2_mount() else {
-            eprintln!("SKIPPED {test}: no cgroup v2 hierarchy is mounted");
+            crate::support::skip::say(format_args!(
+                "SKIPPED {test}: no cgroup v2 hierarchy is mounted"
+            ));
             return None;
         };
         let own = std::fs::read_to_string("/proc/self/cgroup")
@@ -61,7 +65,10 @@ impl UnitCgroups {
         };
         let parent = base.join(format!("tokend-test-{}.slice", std::process::id()));
         if let Err(e) = std::fs::create_dir(&parent) {
-            eprintln!("SKIPPED {test}: cannot make {}: {e}", parent.display());
+            crate::support::skip::say(format_args!(
+                "SKIPPED {test}: cannot make {}: {e}",
+                parent.display()
+            ));
             return None;
         }
         Some(Self {

@@ -198,9 +198,9 @@ const EXTRAUSERS_MODULE: &str = "/usr/lib/libnss_extrausers.so.2";
 #[test]
 fn names_resolve_through_the_name_service() {
     if !rustix::process::geteuid().is_root() || !Path::new(EXTRAUSERS_MODULE).exists() {
-        eprintln!(
+        crate::support::skip::say(format_args!(
             "SKIPPED names_resolve_through_the_name_service: needs root (a mount namespace) and libnss-extrausers"
-        );
+        ));
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -293,9 +293,9 @@ fn check_with_primary_group_member(user: &str, group: &str, gid: u32) -> String 
 #[test]
 fn a_secret_readable_through_a_primary_group_is_warned_about() {
     if !rustix::process::geteuid().is_root() {
-        eprintln!(
+        crate::support::skip::say(format_args!(
             "SKIPPED a_secret_readable_through_a_primary_group_is_warned_about: needs root (a mount namespace)"
-        );
+        ));
         return;
     }
     let all = check_with_primary_group_member(
@@ -318,9 +318,9 @@ fn a_secret_readable_through_a_primary_group_is_warned_about() {
 #[test]
 fn the_shipped_layout_checked_by_root_is_not_warned_about() {
     if !rustix::process::geteuid().is_root() {
-        eprintln!(
+        crate::support::skip::say(format_args!(
             "SKIPPED the_shipped_layout_checked_by_root_is_not_warned_about: needs root (a mount namespace)"
-        );
+        ));
         return;
     }
     let all = check_with_primary_group_member(

@@ -36,7 +36,9 @@ fn is_root() -> bool {
 #[test]
 fn the_daemon_is_not_dumpable_and_not_readable_by_its_own_uid() {
     if !is_root() {
-        eprintln!("SKIPPED: needs root to run the daemon and its neighbour as another uid");
+        crate::support::skip::say(format_args!(
+            "SKIPPED: needs root to run the daemon and its neighbour as another uid"
+        ));
         return;
     }
     let provider = Provider::rfc8628();
@@ -281,7 +283,9 @@ fn a_config_in_a_directory_others_can_change_is_refused() {
 #[test]
 fn a_state_directory_another_user_owns_is_not_used() {
     if !is_root() {
-        eprintln!("SKIPPED: needs root to give the state directory to another user");
+        crate::support::skip::say(format_args!(
+            "SKIPPED: needs root to give the state directory to another user"
+        ));
         return;
     }
     let provider = Provider::rfc8628();

@@ -45,9 +45,9 @@ fn hooks_and_notifications_follow_the_sessions() {
         .output()
         .is_ok_and(|o| o.status.success());
     if !has_jeepney {
-        eprintln!(
+        crate::support::skip::say(format_args!(
             "SKIPPED hooks_and_notifications_follow_the_sessions: python3-jeepney is not installed"
-        );
+        ));
         return;
     }
     let dir = tempfile::tempdir().unwrap();

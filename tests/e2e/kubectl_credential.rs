@@ -45,9 +45,9 @@ fn kubectl_authenticates_with_the_providers_token() {
     if support::bus::find_program("kubectl").is_none()
         || support::bus::find_program("openssl").is_none()
     {
-        eprintln!(
+        crate::support::skip::say(format_args!(
             "SKIPPED kubectl_authenticates_with_the_providers_token: kubectl or openssl is not installed (apt-get install kubernetes-client openssl)"
-        );
+        ));
         return;
     }
     let work = tempfile::tempdir().unwrap();

@@ -234,7 +234,9 @@ impl Setup {
 #[test]
 fn a_local_user_learns_nothing_of_providers_it_has_no_role_on() {
     if !can_switch_uid() {
-        eprintln!("SKIPPED a_local_user_learns_nothing_of_providers_it_has_no_role_on: needs root");
+        crate::support::skip::say(format_args!(
+            "SKIPPED a_local_user_learns_nothing_of_providers_it_has_no_role_on: needs root"
+        ));
         return;
     }
     let setup = Setup::start();
@@ -341,9 +343,9 @@ fn a_local_user_learns_nothing_of_providers_it_has_no_role_on() {
 #[test]
 fn a_use_only_user_gets_tokens_and_a_group_grant_holds_on_the_bus() {
     if !can_switch_uid() {
-        eprintln!(
+        crate::support::skip::say(format_args!(
             "SKIPPED a_use_only_user_gets_tokens_and_a_group_grant_holds_on_the_bus: needs root"
-        );
+        ));
         return;
     }
     let setup = Setup::start();
@@ -379,7 +381,9 @@ fn a_use_only_user_gets_tokens_and_a_group_grant_holds_on_the_bus() {
 #[test]
 fn a_use_only_peer_reads_the_same_in_signals_as_in_get() {
     if !can_switch_uid() {
-        eprintln!("SKIPPED a_use_only_peer_reads_the_same_in_signals_as_in_get: needs root");
+        crate::support::skip::say(format_args!(
+            "SKIPPED a_use_only_peer_reads_the_same_in_signals_as_in_get: needs root"
+        ));
         return;
     }
     let setup = Setup::start();
@@ -416,7 +420,9 @@ fn a_use_only_peer_reads_the_same_in_signals_as_in_get() {
 #[test]
 fn another_users_slow_calls_take_only_its_share() {
     if !can_switch_uid() {
-        eprintln!("SKIPPED another_users_slow_calls_take_only_its_share: needs root");
+        crate::support::skip::say(format_args!(
+            "SKIPPED another_users_slow_calls_take_only_its_share: needs root"
+        ));
         return;
     }
     let dir = tempfile::tempdir().unwrap();

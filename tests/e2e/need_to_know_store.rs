@@ -16,7 +16,9 @@ use support::provider::Provider;
 #[test]
 fn the_stores_state_is_signalled_only_to_users_who_may_see_a_provider() {
     if !can_switch_uid() {
-        eprintln!("SKIPPED the_stores_state_is_signalled_only_to_users...: needs root");
+        crate::support::skip::say(format_args!(
+            "SKIPPED the_stores_state_is_signalled_only_to_users...: needs root"
+        ));
         return;
     }
     let dir = tempfile::tempdir().unwrap();

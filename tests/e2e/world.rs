@@ -87,9 +87,9 @@ fn retry_in(lines: &[String]) -> u64 {
 #[test]
 fn the_network_coming_back_retries_a_failed_refresh_at_once() {
     if !can_switch_uid() {
-        eprintln!(
+        crate::support::skip::say(format_args!(
             "SKIPPED the_network_coming_back_retries_a_failed_refresh_at_once: needs root for a network namespace"
-        );
+        ));
         return;
     }
     let namespace = NetworkNamespace::new();

@@ -123,7 +123,9 @@ fn the_python_example_gets_a_token() {
         .output()
         .is_ok_and(|o| o.status.success());
     if !has_jeepney {
-        eprintln!("SKIPPED the_python_example_gets_a_token: python3-jeepney is not installed");
+        crate::support::skip::say(format_args!(
+            "SKIPPED the_python_example_gets_a_token: python3-jeepney is not installed"
+        ));
         return;
     }
     let setup = start(fast(), &["demo"]);

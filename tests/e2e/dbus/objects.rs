@@ -223,9 +223,9 @@ fn a_second_instance_cannot_take_the_name() {
 #[test]
 fn another_uid_is_refused_on_the_bus_unless_allowed() {
     if !support::other_uid::can_switch_uid() {
-        eprintln!(
+        crate::support::skip::say(format_args!(
             "SKIPPED another_uid_is_refused_on_the_bus_unless_allowed: needs root to switch uid"
-        );
+        ));
         return;
     }
     let bus = PrivateBus::start_shared();

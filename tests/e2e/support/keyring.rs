@@ -57,13 +57,10 @@ impl TestKeyring {
         if Self::is_installed() {
             return Some(Self::start(bus));
         }
-        // Straight to the process's stderr: libtest captures the print
-        // macros, and a skip nobody sees is a pass nobody earned.
-        let _ = writeln!(
-            std::io::stderr(),
-            "\n!!!!! SKIPPED {test}: gnome-keyring-daemon is not installed \
-             (apt-get install gnome-keyring libsecret-tools dbus-daemon) !!!!!\n"
-        );
+        super::skip::say(format_args!(
+            "SKIPPED {test}: gnome-keyring-daemon is not installed \
+             (apt-get install gnome-keyring libsecret-tools dbus-daemon)"
+        ));
         None
     }
 

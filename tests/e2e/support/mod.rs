@@ -6,7 +6,8 @@
 //! - [`file_store`]: a state directory and key for the encrypted file store;
 //! - [`provider`]: a provider emulator on its own runtime;
 //! - [`process`]: what `/proc` says about a process;
-//! - [`other_uid`]: a second local user, with binaries it can reach.
+//! - [`other_uid`]: a second local user, with binaries it can reach;
+//! - [`skip`]: saying a test is skipped where it shows.
 
 // Each test binary compiles this module on its own and uses only part of it.
 #![allow(dead_code)]
@@ -23,3 +24,4 @@ pub mod other_uid;
 pub mod process;
 pub mod provider;
 pub mod script_server;
+pub mod skip;

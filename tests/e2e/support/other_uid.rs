@@ -40,7 +40,9 @@ impl OtherUser {
     /// then one line on stderr says that `test` is skipped and why.
     pub fn nobody_or_skip(test: &str) -> Option<Self> {
         if !can_switch_uid() {
-            eprintln!("SKIPPED {test}: needs root to act as a second uid (nobody)");
+            crate::support::skip::say(format_args!(
+                "SKIPPED {test}: needs root to act as a second uid (nobody)"
+            ));
             return None;
         }
         Some(Self {
