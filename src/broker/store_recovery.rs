@@ -134,16 +134,24 @@ impl Broker {
         }
     }
 
-    /// Whether the store works: it lists its records and, when a session
-    /// could not save, saves that session. Returns the names listed.
+    /// Whether the store works: it lists its records and, when sessions
+    /// could not save, saves one of them. Returns the names listed.
+    ///
+    /// A save that fails for its own record's sake (a record the store
+    /// cannot replace: two keyring items matching it, a directory where its
+    /// file goes) says nothing of the store, which the listing showed
+    /// working: the next unsaved session is tried instead. Taken for the
+    /// store's failure, it kept every later outage going until a restart,
+    /// with that provider's name as the reason shown to every caller.
     async fn probe_store(&self) -> Result<Vec<String>, StoreError> {
         let store = Arc::clone(&self.inner.shared.store);
         let metrics = Arc::clone(&self.inner.shared.metrics);
         let health = Arc::clone(&self.inner.shared.store_health);
         let listed = counted(metrics, health, move || store.list()).await?;
-        if let Some(session) = self.sessions().iter().find(|s| s.is_store_dirty()) {
+        for session in self.sessions().iter().filter(|s| s.is_store_dirty()) {
             match session.save_if_dirty().await {
-                Ok(_) => {}
+                Ok(_) => break,
+                Err(BrokerError::Store { source, .. }) if !source.is_store_wide() => {}
                 Err(BrokerError::Store { source, .. }) => return Err(source),
                 Err(other) => {
                     return Err(StoreError::Failed {

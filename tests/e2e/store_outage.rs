@@ -347,3 +347,62 @@ fn refresh_while_locked_then_unlock(
         .expect("refreshed after the restart");
     provider.assert_no_violations();
 }
+
+/// One record the store cannot replace (here a directory where `bad`'s
+/// file goes; in a keyring, two items matching it) is that session's
+/// trouble, not the store's: it does not make an outage, and it does not
+/// keep a later one going. Once the store works again the outage ends,
+/// though `bad` still cannot be saved, and no outage reason, which every
+/// caller may read, names `bad`.
+#[test]
+fn a_record_that_cannot_be_replaced_does_not_prolong_an_outage() {
+    let provider = Provider::start(tokend_emulator::Rfc8628Options {
+        access_token_lifetime: Duration::from_secs(4),
+        ..support::provider::fast()
+    });
+    let store = FileStore::new();
+    let both = format!("{}{}", provider.config("bad"), provider.config("good"));
+    let daemon = Daemon::start_with(&both, store.options());
+    for name in ["bad", "good"] {
+        support::daemon::login(&daemon, name, |code| {
+            provider.approve(code).unwrap();
+        });
+    }
+    // A directory put in place of `bad`'s record in one step (the daemon
+    // may be writing it at any moment).
+    let in_the_way = store.state_dir().join("in-the-way");
+    std::fs::create_dir(&in_the_way).unwrap();
+    exchange(&store.record("bad"), &in_the_way);
+    std::fs::remove_file(&in_the_way).unwrap();
+    daemon.wait_for_log(1, &["could not save the session", "provider=bad"]);
+    assert_eq!(count(&daemon, UNAVAILABLE), 0, "{}", daemon.log());
+
+    // Now the store goes down for everyone, and comes back.
+    let records = store.sessions_dir();
+    let away = records.with_extension("away");
+    std::fs::write(&away, b"not a directory").unwrap();
+    exchange(&records, &away);
+    daemon.wait_for_log(1, UNAVAILABLE);
+    daemon.wait_for_log(1, WATCHING);
+    exchange(&records, &away);
+    std::fs::remove_file(&away).unwrap();
+    daemon.wait_for_log_within(RECOVERY_TIMEOUT, 1, AVAILABLE);
+
+    let out = daemon.tokenctl(&["--json", "status"]);
+    assert!(stderr(&out).is_empty(), "no outage shown: {}", stderr(&out));
+    let outages: Vec<String> = daemon.wait_for_log(1, UNAVAILABLE);
+    assert!(
+        outages.iter().all(|line| !line.contains("bad")),
+        "{outages:?}"
+    );
+    // `good` is saved again; `bad` is served from memory and says why it
+    // is not saved.
+    daemon.wait_for_log(1, &["event=\"refresh_saved\"", "ok=true", "provider=good"]);
+    let out = daemon.tokenctl(&["--json", "status", "bad"]);
+    assert!(
+        stdout(&out).contains("is not a session file"),
+        "{}",
+        stdout(&out)
+    );
+    token(&daemon, "bad", &["--min-valid", "0"]);
+}
