@@ -1,6 +1,8 @@
 //! A refresh token that expires (the provider says when, as GitHub does
 //! with `refresh_token_expires_in`): status shows when a new login is
-//! needed, and the daemon warns once when that is within the warning time.
+//! needed, and the daemon warns once when that is within the warning time
+//! and refreshing does not move it; an expiry that each refresh slides
+//! (Keycloak's idle timeout) is refreshed ahead of, and not warned about.
 
 use crate::support;
 
@@ -23,9 +25,13 @@ fn unix_now() -> i64 {
 #[test]
 fn status_shows_when_a_login_is_needed_and_the_daemon_warns_once() {
     let two_days = Duration::from_secs(2 * 24 * 3600);
+    // A refresh token kept by refreshes: its expiry stays where it is,
+    // which the first refresh (of 3 s access tokens) shows.
     let provider = Provider::start(Rfc8628Options {
         interval: Duration::from_secs(1),
+        access_token_lifetime: Duration::from_secs(3),
         refresh_token_lifetime: Some(two_days),
+        rotate_refresh_tokens: false,
         ..Rfc8628Options::default()
     });
     // The quiet provider is another emulator, whose refresh tokens do not
@@ -39,7 +45,8 @@ fn status_shows_when_a_login_is_needed_and_the_daemon_warns_once() {
     login(&daemon, "short", |code| {
         provider.approve(code).unwrap();
     });
-    // Two days is within the warning time: one warning, at once.
+    // Two days is within the warning time: one warning, at the first
+    // refresh.
     let warned = daemon.wait_for_log(1, &["provider=short", "event=\"refresh_token_expiring\""]);
     assert!(warned[0].contains("tokenctl login short"), "{warned:?}");
 
@@ -70,7 +77,11 @@ fn status_shows_when_a_login_is_needed_and_the_daemon_warns_once() {
         "present, and null: {quiet}"
     );
 
-    // Said once, not at every wake-up or status.
+    // Said once, not at every refresh, wake-up or status.
+    let refreshes = provider.refresh_count();
+    provider.wait_for_count(refreshes + 2, |r| {
+        r.is_refresh() && r.outcome == "refreshed"
+    });
     let all = daemon.wait_for_log(1, &["event=\"refresh_token_expiring\""]);
     assert_eq!(all.len(), 1, "{all:?}");
 }
@@ -120,5 +131,13 @@ fn refreshed_before_the_refresh_token_dies(quirks: Rfc8628Quirks) {
             .any(|r| r.is_refresh() && r.outcome != "refreshed"),
         "{:?}",
         provider.requests()
+    );
+    // Each refresh slid the expiry: no login is needed, and nothing said
+    // one was (it came at every refresh, with a hook run and a desktop
+    // notification each time).
+    assert!(
+        !daemon.log().contains("refresh_token_expiring"),
+        "{}",
+        daemon.log()
     );
 }

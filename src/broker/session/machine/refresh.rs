@@ -306,8 +306,18 @@ impl SessionMachine {
         });
     }
 
-    /// When the refresh token itself expires within the warning time (a
+    /// When the refresh token itself expires within the warning time and
+    /// a refresh has shown that refreshing does not move that expiry (a
     /// new login is needed by then, which no refresh avoids), says so once.
+    ///
+    /// Not before such a refresh: a provider that slides the expiry at
+    /// each refresh (GitHub's new refresh token of six months, a Keycloak
+    /// realm's idle timeout of 30 minutes) needs no login as long as
+    /// tokend refreshes, and a warning keyed on the expiry alone came at
+    /// every refresh there, a false alarm with its hook run and desktop
+    /// notification every few minutes. An absolute end (a session maximum,
+    /// a token that is not replaced) shows at the first refresh, which
+    /// comes before the refresh token's expiry (see `schedule_next`).
     pub(super) fn warn_if_refresh_token_expiring(
         &mut self,
         now: SystemTime,
@@ -320,7 +330,10 @@ impl SessionMachine {
             return;
         };
         let warning = self.refresh_token_warning;
-        if warning.is_zero() || self.expiry_warned == Some(expires_at) || now + warning < expires_at
+        if warning.is_zero()
+            || self.refresh_extends_refresh_token
+            || self.expiry_warned == Some(expires_at)
+            || now + warning < expires_at
         {
             return;
         }

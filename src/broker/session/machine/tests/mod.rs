@@ -4,6 +4,7 @@
 //! Effects are compared in a short written form ([`brief`]) so that each
 //! row reads as the rule it checks.
 
+mod expiry_warning;
 mod pacing;
 mod rules;
 mod store;

@@ -190,31 +190,6 @@ fn a_nudge_moves_only_a_transient_backoff() {
     );
 }
 
-/// The refresh-token expiry warning comes once per refresh token.
-#[test]
-fn the_refresh_token_expiry_is_warned_about_once() {
-    let mut m = SessionMachine::new("p".into(), IDENTITY.into(), Duration::from_secs(3600 * 24));
-    let mut g = grant("a1", Some("r1"), 3600);
-    g.refresh_expires_in = Some(Duration::from_secs(3600 * 12));
-    let login = m.handle(
-        &ctx(t0()),
-        Event::LoginGranted {
-            grant: g,
-            sent_at: t0(),
-        },
-    );
-    let installed = written_ok(&mut m, t0(), login);
-    assert!(
-        installed.contains(&"emit(refresh_token_expiring)".into()),
-        "{installed:?}"
-    );
-    let again = feed(&mut m, at(100), Event::RefreshDue);
-    assert!(
-        !again.contains(&"emit(refresh_token_expiring)".into()),
-        "{again:?}"
-    );
-}
-
 /// A reload hands the tokens over; a logged-out session has nothing to give.
 #[test]
 fn a_handover_keeps_the_session() {
