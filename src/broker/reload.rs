@@ -67,11 +67,13 @@ impl Broker {
         }
         // The new sessions planned their refreshes, but a wake-up that came
         // meanwhile found the retired session under the name, which no
-        // longer refreshes: each rebuilt session plans again (or refreshes
-        // now, if that wake-up was due).
+        // longer refreshes, or (for an added one) no session at all: each
+        // new session plans again (or refreshes now, if that wake-up was
+        // due).
         let rebuilt: Vec<Arc<Session>> = summary
             .changed
             .iter()
+            .chain(&summary.added)
             .filter_map(|name| next.get(name).cloned())
             .collect();
         self.set_sessions(next);

@@ -3,6 +3,7 @@
 //! (`session/machine/tests.rs`).
 
 mod prepared_save;
+mod reload_added;
 mod reload_handover;
 mod reload_prune;
 mod restore_waits_for_store;

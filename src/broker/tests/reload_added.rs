@@ -1,0 +1,126 @@
+//! A provider added by a reload refreshes in the background from the
+//! start. Its restore plans its first wake-up while the reload still runs
+//! (other providers restored, retired sessions let go); a wake-up that
+//! came then found no session of that name (the new map is installed
+//! last), was dropped, and nothing refreshed the session until a caller
+//! asked: no refresh ahead of expiry, no warning, and a provider that ends
+//! unused refresh tokens ended the login.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokend_emulator::Emulator;
+use tokio::sync::watch;
+
+use super::{Gate, broker_on_emulator, config_in, fast_emulator, log_in_demo};
+use crate::config::Config;
+use crate::store::{MemoryStore, Store, StoreError, StoredSession};
+
+/// A memory store whose loads of `later` wait at a gate.
+#[derive(Debug, Default)]
+struct GatedStore {
+    inner: MemoryStore,
+    later: Gate,
+    /// Loads of `later` that reached the gate.
+    at_gate: watch::Sender<usize>,
+}
+
+impl Store for GatedStore {
+    fn name(&self) -> &'static str {
+        "gated memory store"
+    }
+    fn load(&self, provider: &str) -> Result<Option<StoredSession>, StoreError> {
+        if provider == "later" {
+            self.at_gate.send_modify(|n| *n += 1);
+            self.later.pass();
+        }
+        self.inner.load(provider)
+    }
+    fn save(&self, provider: &str, session: &StoredSession) -> Result<(), StoreError> {
+        self.inner.save(provider, session)
+    }
+    fn delete(&self, provider: &str) -> Result<(), StoreError> {
+        self.inner.delete(provider)
+    }
+    fn list(&self) -> Result<Vec<String>, StoreError> {
+        self.inner.list()
+    }
+}
+
+/// A config of `names`, each a provider on `emulator`.
+fn config(emulator: &Emulator, dir: &Path, names: &[&str]) -> Config {
+    let mut text = String::from("[daemon]\nsocket = \"/run/t/t.sock\"\nstore = \"memory\"\n");
+    for name in names {
+        let _ = write!(
+            text,
+            "[providers.{name}]\ndevice_authorization_endpoint = \"{}\"\n\
+             token_endpoint = \"{}\"\nclient_id = \"tokend-test\"\n",
+            emulator.device_authorization_endpoint(),
+            emulator.token_endpoint()
+        );
+    }
+    config_in(dir, &text)
+}
+
+/// Waits, up to 20 s, until `done` says so.
+async fn until(what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(Instant::now() < deadline, "still not: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_provider_a_reload_adds_refreshes_though_its_first_wake_up_came_during_the_reload() {
+    let emulator = fast_emulator().await;
+    emulator.set_access_token_lifetime(Duration::from_secs(1));
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(GatedStore::default());
+    let broker = broker_on_emulator(&emulator, dir.path(), Arc::clone(&store) as Arc<dyn Store>);
+    broker.start(None).await;
+    log_in_demo(&broker, &emulator).await;
+
+    // `demo` leaves the config; its record stays, and its access token
+    // (of a second) expires meanwhile.
+    emulator.set_access_token_lifetime(Duration::from_secs(3600));
+    broker
+        .reload(&config(&emulator, dir.path(), &["other"]))
+        .await;
+    let stored = store.inner.load("demo").unwrap().expect("demo's record");
+    let expired_at = std::time::UNIX_EPOCH
+        + Duration::from_secs(u64::try_from(stored.expires_at.unwrap()).unwrap());
+    until("demo's stored token expired", || {
+        std::time::SystemTime::now() > expired_at
+    })
+    .await;
+
+    // `demo` comes back beside `later`, whose restore waits at the gate:
+    // `demo` is restored (its overdue refresh planned within 5 s) and its
+    // wake-up comes while the reload waits.
+    let held = store.later.hold();
+    let reload = {
+        let broker = broker.clone();
+        let config = config(&emulator, dir.path(), &["demo", "later", "other"]);
+        tokio::spawn(async move { broker.reload(&config).await })
+    };
+    let mut at_gate = store.at_gate.subscribe();
+    at_gate.wait_for(|n| *n > 0).await.unwrap();
+    let scheduler = &broker.inner.shared.scheduler;
+    until("demo's planned wake-up", || scheduler.due("demo").is_some()).await;
+    until("demo's wake-up came", || scheduler.due("demo").is_none()).await;
+    drop(held);
+    let summary = reload.await.unwrap();
+    assert_eq!(summary.added, ["demo", "later"]);
+
+    // The refresh comes all the same, with nobody asking for a token.
+    let refreshes = emulator.refresh_count();
+    until("demo refreshed in the background", || {
+        emulator.refresh_count() > refreshes
+    })
+    .await;
+    emulator.assert_no_violations();
+    broker.shutdown(Duration::from_secs(1)).await;
+}
