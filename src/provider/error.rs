@@ -103,7 +103,8 @@ fn detail_suffix(detail: Option<&str>) -> String {
 }
 
 /// Replaces every occurrence of each of `secrets` in `text`, as sent and
-/// percent-encoded, by `[redacted]`. Secrets shorter than 4 characters are
+/// percent-encoded, by `[redacted]`, and the start of one cut off where
+/// provider text was cut short. Secrets shorter than 4 characters are
 /// left alone: no real one is, and replacing them would garble the text.
 pub(crate) fn redact<S: AsRef<str>>(text: &mut String, secrets: &[S]) {
     for secret in secrets.iter().map(AsRef::as_ref).filter(|s| s.len() >= 4) {
@@ -115,6 +116,28 @@ pub(crate) fn redact<S: AsRef<str>>(text: &mut String, secrets: &[S]) {
             if text.contains(form) {
                 *text = text.replace(form, "[redacted]");
             }
+            redact_cut_off(text, form);
+        }
+    }
+}
+
+/// Replaces the start of `secret` (4 bytes or more) that `text` holds just
+/// before a cut: provider text is capped (`clean_detail` ends it with
+/// `…` there) before tokend knows which secrets it must not show, and a
+/// refresh token of a thousand characters echoed near the cap is cut
+/// inside, where the whole secret is no longer found.
+fn redact_cut_off(text: &mut String, secret: &str) {
+    const CUT: char = '…';
+    let mut from = 0;
+    while let Some(cut) = text[from..].find(CUT).map(|at| at + from) {
+        let before = &text[..cut];
+        let kept = (4..secret.len())
+            .rev()
+            .find(|&n| secret.is_char_boundary(n) && before.ends_with(&secret[..n]));
+        from = cut + CUT.len_utf8();
+        if let Some(n) = kept {
+            text.replace_range(cut - n..cut, "[redacted]");
+            from = cut - n + "[redacted]".len() + CUT.len_utf8();
         }
     }
 }
@@ -216,5 +239,28 @@ mod tests {
             "https://idp.example/token refused the request: invalid_request (HTTP 400): \
              bad body refresh_token=[redacted]&client_secret=[redacted], id abc"
         );
+    }
+
+    /// A provider's text is capped where it is read, before the secrets
+    /// are known: a long refresh token it echoed near the cap is cut
+    /// inside, and the part before the cut comes out too.
+    #[test]
+    fn a_secret_cut_off_by_the_cap_is_redacted_too() {
+        let refresh_token = format!("eyJ{}", "x".repeat(700));
+        let echoed = format!("{} refresh_token={refresh_token}", "y".repeat(250));
+        let e = ProviderError::Rejected {
+            endpoint: "https://idp.example/token".into(),
+            status: 400,
+            error: "invalid_request".into(),
+            detail: Some(super::super::answer_fields::clean_detail(&echoed)),
+        };
+        let text = e.without_secrets(&[refresh_token.as_str()]).to_string();
+        assert!(!text.contains("eyJxxxx"), "{text}");
+        assert!(text.ends_with("refresh_token=[redacted]…"), "{text}");
+        // Text that merely ends like a secret's first letters, shorter
+        // than 4, stays.
+        let mut short = "a reply: ey…".to_owned();
+        redact(&mut short, &[refresh_token.as_str()]);
+        assert_eq!(short, "a reply: ey…");
     }
 }
