@@ -59,6 +59,15 @@ impl RequestBody {
     }
 }
 
+/// `url` as a log line names it: without its query, which may carry a
+/// credential (`?subscription-key=...`, an Azure Function's `?code=...`).
+/// Log lines are written where the request's secrets are not at hand to
+/// redact; errors, which are redacted, keep the query.
+#[must_use]
+pub fn endpoint_for_log(url: &Url) -> &str {
+    &url[..url::Position::AfterPath]
+}
+
 /// Whether a query key names a credential (`key`, `api_key`,
 /// `subscription-key`, `sig`, `token`, `secret`, `password`, `auth`...).
 fn names_a_credential(key: &str) -> bool {

@@ -218,7 +218,7 @@ pub fn token_grant(
         // when a caller refuses it); the problem is logged.
         Err(problem) if refresh_token_sent => {
             tracing::warn!(
-                endpoint = %endpoint(response),
+                endpoint = super::message::endpoint_for_log(&response.url),
                 "{problem}; the tokens are kept, the access token's expiry taken as unknown"
             );
             Expiry::Unknown

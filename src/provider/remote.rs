@@ -204,7 +204,7 @@ fn still_alive(mut grant: TokenGrant, endpoint: &Url) -> Result<TokenGrant, Prov
     };
     if grant.refresh_token.is_some() {
         tracing::warn!(
-            endpoint = %endpoint,
+            endpoint = super::message::endpoint_for_log(endpoint),
             "{problem}; the tokens are kept, the access token's expiry taken as unknown"
         );
         grant.expiry = Expiry::Unknown;

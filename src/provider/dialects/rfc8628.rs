@@ -90,8 +90,13 @@ impl ProviderDialect for Rfc8628 {
             // OAuth error says no more than that: keep polling; the device
             // code's expiry ends the wait, as it ends any pending login. A
             // 403 with an error code is read by its code.
-            PollOutcome::Failed(e) if response.status == 403 && !ANSWERS.has_error(response) => {
-                tracing::debug!(error = %e, "a poll answered 403 with no OAuth error: taken as pending");
+            PollOutcome::Failed(_) if response.status == 403 && !ANSWERS.has_error(response) => {
+                // Not the error's text: unredacted here, it may echo the
+                // device code.
+                tracing::debug!(
+                    endpoint = crate::provider::message::endpoint_for_log(&response.url),
+                    "a poll answered 403 with no OAuth error: taken as pending"
+                );
                 PollOutcome::Pending
             }
             outcome => outcome,

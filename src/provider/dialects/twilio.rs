@@ -304,10 +304,11 @@ impl ProviderDialect for Twilio {
             match (response.status, failure.meaning) {
                 (401 | 403, _) => return PollOutcome::Failed(failure.rejected(response)),
                 (400, None) => {
+                    // Not the provider's words: unredacted here, they
+                    // may echo the device code.
                     tracing::debug!(
-                        endpoint = %response.url,
-                        "{}; read as pending",
-                        failure.error.description.as_deref().unwrap_or_default()
+                        endpoint = crate::provider::message::endpoint_for_log(&response.url),
+                        "a poll answered 400 with a Twilio error of no known meaning: read as pending"
                     );
                     return PollOutcome::Pending;
                 }
