@@ -69,11 +69,13 @@ pub fn endpoint_for_log(url: &Url) -> &str {
 }
 
 /// Whether a query key names a credential (`key`, `api_key`,
-/// `subscription-key`, `sig`, `token`, `secret`, `password`, `auth`...).
+/// `subscription-key`, `sig`, `token`, `secret`, `password`, `auth`, an
+/// Azure Function's `code`...).
 fn names_a_credential(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
     [
         "key",
+        "code",
         "secret",
         "token",
         "sig",
@@ -420,5 +422,30 @@ mod tests {
         assert_eq!(read("86400000"), Some(MAX_RETRY_AFTER));
         assert_eq!(read("-5"), None);
         assert_eq!(read("soon"), None);
+    }
+
+    /// The query values a request must not show are those whose key names
+    /// a credential, an Azure Function's `code` among them.
+    #[test]
+    fn query_credentials_are_secrets() {
+        let request = HttpRequest {
+            url: Url::parse(
+                "https://fn.example/api/token?code=FN-KEY&subscription-key=GW-KEY&api-version=2",
+            )
+            .unwrap(),
+            body: RequestBody::Form(Vec::new()),
+            basic_auth: None,
+            headers: Vec::new(),
+        };
+        let secrets: Vec<String> = request
+            .secrets()
+            .iter()
+            .map(|s| s.as_ref().to_owned())
+            .collect();
+        assert_eq!(secrets, ["FN-KEY", "GW-KEY"]);
+        assert_eq!(
+            endpoint_for_log(&request.url),
+            "https://fn.example/api/token"
+        );
     }
 }
