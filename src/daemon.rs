@@ -300,7 +300,6 @@ fn follow_events(
         daemon.socket.clone(),
         desktop,
         stop.clone(),
-        connections.clone(),
     ));
     connections.spawn(crate::world::retry_on_network_change(
         broker.clone(),

@@ -10,7 +10,11 @@
 //! event. Runs are bounded so a hanging or slow
 //! program cannot pile up: at most [`MAX_RUNNING`] at once (an event that
 //! finds them all busy is skipped, and the log says so), each killed after
-//! [`RUN_TIMEOUT`].
+//! [`RUN_TIMEOUT`] with every process it started (the run is a process
+//! group of its own: a script's `curl` goes with the script). A stop does
+//! not wait for runs (systemd ends what is left of them with the unit), and
+//! a notification server that does not answer holds nothing: each
+//! notification is sent on its own, for at most [`NOTIFY_TIMEOUT`].
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -19,7 +23,6 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 use zbus::Connection;
 
@@ -30,6 +33,9 @@ pub const MAX_RUNNING: usize = 4;
 
 /// A run still going after this long is killed.
 pub const RUN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A desktop notification not answered within this long is given up.
+pub const NOTIFY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// An event for the outside, as hooks name it.
 struct Happened<'a> {
@@ -69,7 +75,6 @@ pub async fn follow_events(
     socket: PathBuf,
     desktop: Option<Connection>,
     shutdown: CancellationToken,
-    tasks: TaskTracker,
 ) {
     if program.is_empty() && desktop.is_none() {
         return;
@@ -81,7 +86,6 @@ pub async fn follow_events(
         program: &program,
         socket: &socket,
         slots: &slots,
-        tasks: &tasks,
     };
     // The hooks follow from the end of start-up: a store already down
     // then (a keyring locked at boot) is said now, as it would have been.
@@ -114,10 +118,29 @@ pub async fn follow_events(
             continue;
         };
         if let Some(bus) = &desktop {
-            if what.event == AttentionKind::LoginRequired.name() {
-                notify(bus, what.provider, "needs a login").await;
+            let needs = if what.event == AttentionKind::LoginRequired.name() {
+                Some("needs a login")
             } else if what.event == AttentionKind::RefreshTokenExpiring.name() {
-                notify(bus, what.provider, "needs a new login soon").await;
+                Some("needs a new login soon")
+            } else {
+                None
+            };
+            if let Some(needs) = needs {
+                // On its own: a notification server that takes its time
+                // (or never answers) must not hold the program's runs.
+                let (bus, provider) = (bus.clone(), what.provider.to_owned());
+                tokio::spawn(async move {
+                    if tokio::time::timeout(NOTIFY_TIMEOUT, notify(&bus, &provider, needs))
+                        .await
+                        .is_err()
+                    {
+                        debug!(
+                            provider,
+                            "no desktop notification: no answer within {} s",
+                            NOTIFY_TIMEOUT.as_secs()
+                        );
+                    }
+                });
             }
         }
         runner.spawn(
@@ -133,7 +156,6 @@ struct Runner<'a> {
     program: &'a [String],
     socket: &'a Path,
     slots: &'a Arc<Semaphore>,
-    tasks: &'a TaskTracker,
 }
 
 impl Runner<'_> {
@@ -166,18 +188,39 @@ impl Runner<'_> {
             return;
         };
         let (argv, socket) = (self.program.to_vec(), self.socket.to_owned());
-        self.tasks.spawn(async move {
-            run(&argv, &socket, &provider, event, reason.as_deref()).await;
+        // Not a tracked task: a stop does not wait for the program (its
+        // run would hold every stop up to the grace, and be reported as a
+        // request left unanswered).
+        tokio::spawn(async move {
+            let what = Run {
+                provider: &provider,
+                event,
+                reason: reason.as_deref(),
+            };
+            run(&argv, &socket, &what, RUN_TIMEOUT).await;
             drop(slot);
         });
     }
 }
 
-/// One run of the program, bounded by [`RUN_TIMEOUT`].
-async fn run(argv: &[String], socket: &Path, provider: &str, event: &str, reason: Option<&str>) {
+/// What one run of the program is told.
+struct Run<'a> {
+    provider: &'a str,
+    event: &'a str,
+    reason: Option<&'a str>,
+}
+
+/// One run of the program, killed with the processes it started after
+/// `timeout` ([`RUN_TIMEOUT`]).
+async fn run(argv: &[String], socket: &Path, what: &Run<'_>, timeout: Duration) {
     let Some((program, arguments)) = argv.split_first() else {
         return;
     };
+    let Run {
+        provider,
+        event,
+        reason,
+    } = *what;
     // Checked at load too; again here, as the program may have changed
     // since (a few system calls, once per event).
     let owners = crate::trusted_path::Owners::daemon();
@@ -202,6 +245,9 @@ async fn run(argv: &[String], socket: &Path, provider: &str, event: &str, reason
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
+        // A group of its own, so that the timeout ends what the program
+        // started too (a script's `curl` to a webhook that hangs).
+        .process_group(0)
         .kill_on_drop(true);
     if let Some(reason) = reason {
         command.env("REASON", reason);
@@ -213,19 +259,27 @@ async fn run(argv: &[String], socket: &Path, provider: &str, event: &str, reason
             return;
         }
     };
-    match tokio::time::timeout(RUN_TIMEOUT, child.wait()).await {
+    match tokio::time::timeout(timeout, child.wait()).await {
         Ok(Ok(status)) if status.success() => {
             debug!(provider, event, "on_event ran");
         }
         Ok(Ok(status)) => warn!(provider, event, "on_event {program} ended with {status}"),
         Ok(Err(e)) => warn!(provider, event, "on_event {program}: {e}"),
         Err(_) => {
+            // The group first (the program leads it: its id is the
+            // group's), then the program itself, reaped.
+            if let Some(group) = child
+                .id()
+                .and_then(|id| rustix::process::Pid::from_raw(id.cast_signed()))
+            {
+                let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
+            }
             let _ = child.kill().await;
             warn!(
                 provider,
                 event,
                 "on_event {program} was killed after {} s",
-                RUN_TIMEOUT.as_secs()
+                timeout.as_secs()
             );
         }
     }
@@ -259,5 +313,48 @@ async fn notify(bus: &Connection, provider: &str, needs: &str) {
     match sent {
         Ok(_) => info!(provider, event = "notified", "desktop notification shown"),
         Err(e) => debug!(provider, "no desktop notification: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether process `pid` is gone (or dead, waiting to be reaped by
+    /// whoever inherited it).
+    fn gone(pid: &str) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
+            stat.rsplit_once(") ")
+                .is_some_and(|(_, rest)| rest.starts_with('Z'))
+        })
+    }
+
+    /// A run past its time is killed with what it started: a script's
+    /// background job (a webhook's `curl`) outlived the script before, and
+    /// runs piled up beyond [`MAX_RUNNING`] while a webhook hung.
+    #[tokio::test]
+    async fn a_run_past_its_time_is_killed_with_what_it_started() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("pid");
+        let script = format!("sleep 300 & echo $! > {}; wait", pid_file.display());
+        let argv = ["/bin/sh".to_owned(), "-c".to_owned(), script];
+        let what = Run {
+            provider: "demo",
+            event: "refresh_failed",
+            reason: None,
+        };
+        run(&argv, dir.path(), &what, Duration::from_secs(1)).await;
+        let started = std::fs::read_to_string(&pid_file).unwrap();
+        let pid = started.trim();
+        assert!(!pid.is_empty());
+        // Killed at once; a moment for the kernel to tear it down.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !gone(pid) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the script's background job {pid} outlived the run"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }

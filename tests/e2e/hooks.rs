@@ -37,17 +37,46 @@ fn hook_in(dir: &Path) -> (PathBuf, Lines) {
     (hook, reader)
 }
 
-#[test]
-fn hooks_and_notifications_follow_the_sessions() {
-    let python = "/usr/bin/python3";
-    let has_jeepney = Command::new(python)
+/// Whether the stub notification servers can run (python3-jeepney); if
+/// not, says that `test` is skipped.
+fn jeepney_or_skip(test: &str) -> bool {
+    let has_jeepney = Command::new("/usr/bin/python3")
         .args(["-c", "import jeepney"])
         .output()
         .is_ok_and(|o| o.status.success());
     if !has_jeepney {
         crate::support::skip::say(format_args!(
-            "SKIPPED hooks_and_notifications_follow_the_sessions: python3-jeepney is not installed"
+            "SKIPPED {test}: python3-jeepney is not installed"
         ));
+    }
+    has_jeepney
+}
+
+/// A daemon on `bus` (as its session bus: notifications on) running `hook`
+/// for its events, with `demo` on `provider` logged in.
+fn on_session_bus_with_hook(
+    bus: &PrivateBus,
+    provider: &Provider,
+    hook: &Path,
+) -> (Daemon, String) {
+    let daemon = Daemon::start_with(
+        &provider.config("demo"),
+        DaemonOptions {
+            bus: "session",
+            env: vec![("DBUS_SESSION_BUS_ADDRESS".into(), bus.address().into())],
+            daemon_keys: format!("on_event = [\"/bin/sh\", \"{}\"]\n", hook.display()),
+            ..DaemonOptions::default()
+        },
+    );
+    let access_token = login(&daemon, "demo", |code| {
+        provider.approve(code).unwrap();
+    });
+    (daemon, access_token)
+}
+
+#[test]
+fn hooks_and_notifications_follow_the_sessions() {
+    if !jeepney_or_skip("hooks_and_notifications_follow_the_sessions") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -61,18 +90,7 @@ fn hooks_and_notifications_follow_the_sessions() {
         access_token_lifetime: Duration::from_secs(3),
         ..Rfc8628Options::default()
     });
-    let daemon = Daemon::start_with(
-        &provider.config("demo"),
-        DaemonOptions {
-            bus: "session",
-            env: vec![("DBUS_SESSION_BUS_ADDRESS".into(), bus.address().into())],
-            daemon_keys: format!("on_event = [\"/bin/sh\", \"{}\"]\n", hook.display()),
-            ..DaemonOptions::default()
-        },
-    );
-    let access_token = login(&daemon, "demo", |code| {
-        provider.approve(code).unwrap();
-    });
+    let (daemon, access_token) = on_session_bus_with_hook(&bus, &provider, &hook);
     reader.wait_for("logged_in demo");
 
     // The provider goes down: the background refresh fails.
@@ -110,6 +128,78 @@ fn hooks_and_notifications_follow_the_sessions() {
     assert_eq!(shown["summary"], "tokend: demo needs a login");
     assert_eq!(shown["body"], "Run: tokenctl login demo");
     drop(daemon);
+}
+
+/// A notification server that never answers (a hung desktop shell) holds
+/// nothing: the program runs for the event all the same, and for the
+/// next. The notification was awaited before the run, with no time limit.
+#[test]
+fn a_notification_server_that_never_answers_holds_no_run() {
+    if !jeepney_or_skip("a_notification_server_that_never_answers_holds_no_run") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (hook, reader) = hook_in(dir.path());
+    let bus = PrivateBus::start();
+    let notifications = bus_stub(&bus, "silent_notification_server.py");
+    let provider = Provider::start(Rfc8628Options {
+        interval: Duration::from_secs(1),
+        access_token_lifetime: Duration::from_secs(3),
+        ..Rfc8628Options::default()
+    });
+    let (daemon, _) = on_session_bus_with_hook(&bus, &provider, &hook);
+    reader.wait_for("logged_in demo");
+    provider.revoke_all();
+    notifications.wait_for("Notify");
+    reader.wait_for("login_required demo");
+    login(&daemon, "demo", |code| {
+        provider.approve(code).unwrap();
+    });
+    reader.wait_for("logged_in demo");
+}
+
+/// A stop does not wait for a run of the program: one still going (a
+/// webhook that hangs) held every stop for the whole grace, and was
+/// reported as requests left unanswered.
+#[test]
+fn a_stop_does_not_wait_for_the_program() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("events");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let hook = dir.path().join("hook.sh");
+    std::fs::write(
+        &hook,
+        format!(
+            "printf '%s\\n' \"$EVENT\" > {}\nexec sleep 60\n",
+            fifo.display()
+        ),
+    )
+    .unwrap();
+    let reader = Lines::of_fifo(&fifo);
+    let provider = Provider::rfc8628();
+    let mut daemon = Daemon::start_with(
+        &provider.config("demo"),
+        DaemonOptions {
+            daemon_keys: format!("on_event = [\"/bin/sh\", \"{}\"]\n", hook.display()),
+            ..DaemonOptions::default()
+        },
+    );
+    login(&daemon, "demo", |code| {
+        provider.approve(code).unwrap();
+    });
+    reader.wait_for("logged_in");
+    assert!(daemon.stop().success());
+    assert!(
+        !daemon.log().contains("still unanswered"),
+        "{}",
+        daemon.log()
+    );
 }
 
 /// The store going down and coming back runs the program too (an
