@@ -23,7 +23,7 @@ use tokio::io::unix::AsyncFd;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
-use crate::broker::Broker;
+use crate::broker::{Broker, WorldChange};
 
 /// How widely the retries after a change are spread: every waiting session
 /// tries again within this time.
@@ -127,7 +127,7 @@ pub async fn retry_on_network_change(broker: Broker, stop: CancellationToken) {
                     info!("stopped watching the network (netlink: {e})");
                     return;
                 }
-                let moved = broker.retry_waiting_refreshes(RETRY_SPREAD);
+                let moved = broker.retry_waiting_refreshes(RETRY_SPREAD, WorldChange::Network);
                 if moved > 0 {
                     info!(event = "network_changed", sessions = moved, "the network changed: retrying {moved} waiting refresh(es)");
                 } else {
@@ -179,7 +179,7 @@ pub async fn retry_on_resume(broker: Broker, stop: CancellationToken) {
         let Some(Ok(message)) = message else { return };
         // PrepareForSleep(true) comes before the sleep, (false) after it.
         if let Ok(false) = message.body().deserialize::<bool>() {
-            let moved = broker.retry_waiting_refreshes(RETRY_SPREAD);
+            let moved = broker.retry_waiting_refreshes(RETRY_SPREAD, WorldChange::Resumed);
             info!(
                 event = "resumed",
                 sessions = moved,

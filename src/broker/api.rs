@@ -19,7 +19,7 @@ use super::metrics::Metrics;
 use super::policy::{AccessPolicy, Caller, Role};
 use super::record_writes;
 use super::scheduler::RefreshScheduler;
-use super::session::{AccessToken, Freshness, Session};
+use super::session::{AccessToken, Freshness, Session, WorldChange};
 use super::shared::Shared;
 use super::store_health::{self, StoreHealth};
 use crate::config::{DaemonConfig, ProviderConfig};
@@ -298,15 +298,15 @@ impl Broker {
 
     /// The world changed in a way that may end a wait (the network came
     /// back, the machine resumed): sessions whose refresh failed for a
-    /// transient reason, or is overdue, try again within `spread`, each at
-    /// a random moment of it so they do not all go at once. Returns how
-    /// many sessions were moved.
+    /// transient reason that `change` may have ended, or is overdue, try
+    /// again within `spread`, each at a random moment of it so they do not
+    /// all go at once. Returns how many sessions were moved.
     #[must_use = "the count is for the log line"]
-    pub fn retry_waiting_refreshes(&self, spread: Duration) -> usize {
+    pub fn retry_waiting_refreshes(&self, spread: Duration, change: WorldChange) -> usize {
         let now = self.inner.shared.clock.now();
         self.sessions()
             .iter()
-            .filter(|session| session.retry_at(now + spread.mul_f64(fastrand::f64())))
+            .filter(|session| session.retry_at(now + spread.mul_f64(fastrand::f64()), change))
             .count()
     }
 

@@ -46,7 +46,9 @@ pub use reload::ReloadSummary;
 pub use report::{DevicePrompt, SessionPhase, SessionReport, StoreOutage, StoreReport};
 pub use scheduler::RefreshScheduler;
 pub(crate) use session::blocking as store_call;
-pub use session::{AccessToken, Freshness, Session, TokenFingerprint, session_identity};
+pub use session::{
+    AccessToken, Freshness, Session, TokenFingerprint, WorldChange, session_identity,
+};
 pub use shared::Shared;
 pub use status::StatusPages;
 pub use store_health::{StoreHealth, StoreState};

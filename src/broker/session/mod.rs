@@ -38,7 +38,7 @@ use super::policy::AccessPolicy;
 use super::shared::Shared;
 use crate::config::{EndpointSource, ProviderConfig};
 use crate::provider::{Provider, TokenGrant};
-pub use machine::{AccessToken, Freshness, TokenFingerprint};
+pub use machine::{AccessToken, Freshness, TokenFingerprint, WorldChange};
 use machine::{Context, Event, Reply, SessionMachine};
 pub(crate) use machine::{LoadResult, RestoreCause};
 pub(crate) use store::{blocking, counted, did_not_complete};

@@ -78,9 +78,13 @@ impl Session {
     /// transient failure (no route, provider down), or one that came due,
     /// to `at`: the world changed (the network came back, the machine
     /// resumed), so the wait is likely over. Returns whether it moved.
-    pub(crate) fn retry_at(self: &Arc<Self>, at: std::time::SystemTime) -> bool {
+    pub(crate) fn retry_at(
+        self: &Arc<Self>,
+        at: std::time::SystemTime,
+        change: super::WorldChange,
+    ) -> bool {
         matches!(
-            self.dispatch_now(Event::RetryAt { at }),
+            self.dispatch_now(Event::RetryAt { at, change }),
             Some(Reply::Changed(true))
         )
     }

@@ -141,7 +141,10 @@ async fn an_unreachable_provider_backs_off_through_the_scheduler() {
 
     // The network is back: the retry moves to now.
     let before = clock.now();
-    assert_eq!(broker.retry_waiting_refreshes(Duration::ZERO), 1);
+    assert_eq!(
+        broker.retry_waiting_refreshes(Duration::ZERO, crate::broker::WorldChange::Network),
+        1
+    );
     assert!(scheduler.due("demo").unwrap() <= before);
     assert_eq!(
         next_attention(&mut events).await,

@@ -49,6 +49,8 @@ pub(crate) enum Event {
     RetryAt {
         /// The new time.
         at: SystemTime,
+        /// What changed.
+        change: WorldChange,
     },
     /// The provider answered the refresh of generation `generation`, sent
     /// at `sent_at`.
@@ -250,4 +252,16 @@ pub(crate) enum Notice {
     RestoreSkipped,
     /// The record could not be read (a problem of the record, not the store).
     LoadFailed(StoreError),
+}
+
+/// A change of the world that may end a refresh's backoff.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorldChange {
+    /// A link came up, an address or a route was added: a provider that
+    /// could not be reached may be now. Says nothing of one that answered
+    /// it is unavailable (HTTP 5xx, 429).
+    Network,
+    /// The machine resumed from sleep: time passed, and the network came
+    /// back; any transient failure may be over.
+    Resumed,
 }

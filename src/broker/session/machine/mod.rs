@@ -53,6 +53,7 @@ use crate::broker::error::BrokerError;
 use crate::broker::events::BrokerEvent;
 use crate::store::StoreError;
 
+pub use messages::WorldChange;
 pub(crate) use messages::{Context, Effect, Event, Notice, Reply, WritePurpose};
 pub(crate) use restore::{LoadResult, RestoreCause};
 pub(crate) use tokens::Tokens;
@@ -217,8 +218,8 @@ impl SessionMachine {
                 out.push(Effect::Reply(reply));
             }
             Event::RefreshDue => self.refresh_due(ctx, out),
-            Event::RetryAt { at } => {
-                let moved = self.retry_at(ctx, at, out);
+            Event::RetryAt { at, change } => {
+                let moved = self.retry_at(ctx, at, change, out);
                 out.push(Effect::Reply(Reply::Changed(moved)));
             }
             Event::RefreshAnswered {

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use super::{
     Context, Effect, Notice, RefreshStage, Reply, SessionMachine, SessionState, Tokens,
-    WritePurpose,
+    WorldChange, WritePurpose,
 };
 use crate::broker::clock::unix_secs;
 use crate::broker::error::BrokerError;
@@ -108,18 +108,32 @@ impl SessionMachine {
     }
 
     /// Moves a background refresh that waits out a backoff after a
-    /// transient failure, or one that came due, to `at`. Returns whether
-    /// it moved.
+    /// transient failure `change` may have ended, or one that came due, to
+    /// `at`. Returns whether it moved.
+    ///
+    /// After a network change, only a failure to reach the provider (or a
+    /// captive portal's answer): one whose provider answered that it is
+    /// unavailable (HTTP 5xx, 429) keeps its backoff, as the network
+    /// working says nothing of that, and a busy host announces links and
+    /// routes all the time (every container's interface), which made such a
+    /// backoff one request per announcement.
     pub(super) fn retry_at(
         &mut self,
         ctx: &Context,
         at: SystemTime,
+        change: WorldChange,
         out: &mut Vec<Effect>,
     ) -> bool {
-        let failing = matches!(
-            self.last_failure,
-            Some(BrokerError::ProviderUnavailable { .. })
-        );
+        let failing = match (&self.last_failure, change) {
+            (Some(BrokerError::ProviderUnavailable { .. }), WorldChange::Resumed) => true,
+            (Some(BrokerError::ProviderUnavailable { source, .. }), WorldChange::Network) => {
+                matches!(
+                    source,
+                    ProviderError::Unreachable { .. } | ProviderError::Malformed { .. }
+                )
+            }
+            _ => false,
+        };
         let due = self.next_refresh.is_some_and(|next| next <= ctx.now);
         if !self.can_start_refresh() || !(failing || due) {
             return false;
@@ -261,9 +275,12 @@ impl SessionMachine {
         };
         self.failures = self.failures.saturating_add(1);
         // The provider's own word on when to come back (`Retry-After`)
-        // outweighs the backoff when it asks for longer.
+        // outweighs the backoff when it asks for longer; spread over a
+        // tenth of it, so that sessions one rate limit held back do not
+        // come back at one instant, to be limited again.
+        let asked_spread = asked_wait.map(|wait| wait + wait.mul_f64(ctx.jitter / 10.0));
         let delay = timing::backoff(self.failures, base, cap, ctx.jitter)
-            .max(asked_wait.unwrap_or_default());
+            .max(asked_spread.unwrap_or_default());
         self.provider_asked_wait = asked_wait.map(|wait| (ctx.now, wait));
         self.last_failure = Some(err.clone());
         self.next_refresh = Some(ctx.now + delay);

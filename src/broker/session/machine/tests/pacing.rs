@@ -190,8 +190,7 @@ fn a_refresh_token_that_dies_first_is_refreshed_before_it() {
 }
 
 /// A provider's `Retry-After` holds every refresh back that long: the
-/// background retry, a nudge (network back) and token requests alike;
-/// after it, a nudge moves the retry again.
+/// background retry, a resume and token requests alike.
 #[test]
 fn a_retry_after_holds_back_every_refresh() {
     let limited = ProviderError::Unavailable {
@@ -203,9 +202,13 @@ fn a_retry_after_holds_back_every_refresh() {
     let mut m = refreshing(at(10));
     answer(&mut m, at(10), Err(limited));
     assert!(m.next_refresh() >= Some(at(610)), "{:?}", m.next_refresh());
-    // A nudge within the wait moves the retry to its end, no sooner.
+    // A resume within the wait moves the retry to its end, no sooner.
     let planned = m.next_refresh();
-    feed(&mut m, at(20), Event::RetryAt { at: at(20) });
+    let resumed = Event::RetryAt {
+        at: at(20),
+        change: WorldChange::Resumed,
+    };
+    feed(&mut m, at(20), resumed);
     assert!(m.next_refresh() >= Some(at(610)), "{:?}", m.next_refresh());
     assert!(m.next_refresh() <= planned);
     // A request 100 s on (past the 5 s spacing) gets the failure, not a refresh.
@@ -216,4 +219,37 @@ fn a_retry_after_holds_back_every_refresh() {
         feed(&mut m, at(110), want),
         s(&["reply(error unavailable)"])
     );
+}
+
+/// Sessions that one `Retry-After` holds back (an endpoint's rate limit
+/// met by several at once) come back spread over a tenth of the wait, not
+/// at one instant, which a rate limiter answers with 429 again.
+#[test]
+fn sessions_held_back_by_one_retry_after_come_back_apart() {
+    let limited = || ProviderError::Unavailable {
+        endpoint: "http://127.0.0.1/token".into(),
+        status: 429,
+        detail: None,
+        retry_after: Some(Duration::from_secs(600)),
+    };
+    let back_at = |jitter: f64| {
+        let mut m = refreshing(at(10));
+        let generation = m.generation;
+        let context = Context {
+            jitter,
+            ..ctx(at(10))
+        };
+        m.handle(
+            &context,
+            Event::RefreshAnswered {
+                generation,
+                sent_at: at(10),
+                answer: Err(limited()),
+            },
+        );
+        m.next_refresh().unwrap()
+    };
+    assert_eq!(back_at(0.0), at(610));
+    assert_eq!(back_at(0.5), at(640));
+    assert_eq!(back_at(1.0), at(670));
 }

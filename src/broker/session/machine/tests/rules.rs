@@ -166,26 +166,54 @@ fn a_revoked_grant_needs_a_login() {
     assert_eq!(feed(&mut m, at(12), Event::RefreshDue), s(&["unschedule"]));
 }
 
-/// A nudge (network back) moves only a refresh that waits out a transient
-/// failure, and only earlier.
+/// A nudge (network back) moves only a refresh that waits out a failure
+/// to reach the provider, and only earlier; a resume, any transient one.
 #[test]
 fn a_nudge_moves_only_a_transient_backoff() {
+    let network = || Event::RetryAt {
+        at: at(11),
+        change: WorldChange::Network,
+    };
     let mut m = refreshing(at(10));
     answer(&mut m, at(10), Err(transient()));
-    let moved = feed(&mut m, at(11), Event::RetryAt { at: at(11) });
+    let moved = feed(&mut m, at(11), network());
     assert_eq!(moved, s(&["schedule", "reply(changed true)"]));
     assert_eq!(m.next_refresh(), Some(at(11)));
 
     let mut m = refreshing(at(10));
     answer(&mut m, at(10), Err(refused()));
     assert_eq!(
-        feed(&mut m, at(11), Event::RetryAt { at: at(11) }),
+        feed(&mut m, at(11), network()),
         s(&["reply(changed false)"])
+    );
+
+    // A provider that answered it is unavailable keeps its backoff: the
+    // network says nothing of it. A resume moves it: time passed, and
+    // any transient failure may be over.
+    let busy = ProviderError::Unavailable {
+        endpoint: "http://127.0.0.1/token".into(),
+        status: 503,
+        detail: None,
+        retry_after: None,
+    };
+    let mut m = refreshing(at(10));
+    answer(&mut m, at(10), Err(busy));
+    assert_eq!(
+        feed(&mut m, at(11), network()),
+        s(&["reply(changed false)"])
+    );
+    let resumed = Event::RetryAt {
+        at: at(11),
+        change: WorldChange::Resumed,
+    };
+    assert_eq!(
+        feed(&mut m, at(11), resumed),
+        s(&["schedule", "reply(changed true)"])
     );
 
     let mut m = logged_in(3600);
     assert_eq!(
-        feed(&mut m, at(11), Event::RetryAt { at: at(11) }),
+        feed(&mut m, at(11), network()),
         s(&["reply(changed false)"])
     );
 }
