@@ -112,6 +112,11 @@ const NO_SERVICE: &str = "no Secret Service on the session bus: install/start gn
 /// What to do when the keyring is locked.
 const UNLOCK: &str = "store locked: unlock your keyring";
 
+/// What to do when the Secret Service has no default collection.
+const NO_COLLECTION: &str = "the Secret Service has no default collection: create a default \
+                             keyring (for example in Seahorse), or open a database in KeePassXC \
+                             and expose it to the Secret Service";
+
 /// The Secret Service's bus name, object and interface, for the calls and
 /// signals tokend's own client uses (`secret_service_unlock.rs`,
 /// `secret_service_changes.rs`).
@@ -254,11 +259,23 @@ impl SecretServiceStore {
     /// connection attempt (a probe's wake-ups doubled).
     fn connect_unlocked(&self) -> Result<(Arc<KeyringStore>, bool), StoreError> {
         let connected = self.backend()?;
-        if self.unlock.look() == LockState::Locked {
-            return Err(StoreError::Locked {
-                store: STORE,
-                reason: UNLOCK.to_owned(),
-            });
+        match self.unlock.look() {
+            LockState::Locked => {
+                return Err(StoreError::Locked {
+                    store: STORE,
+                    reason: UNLOCK.to_owned(),
+                });
+            }
+            // Searched there, keyring's store finds nothing and says so as
+            // an empty store: every session would be "login required", and
+            // nothing said of the store.
+            LockState::NoDefaultCollection => {
+                return Err(StoreError::Unavailable {
+                    store: STORE,
+                    reason: NO_COLLECTION.to_owned(),
+                });
+            }
+            LockState::Unlocked | LockState::Unknown => {}
         }
         Ok(connected)
     }

@@ -7,7 +7,7 @@ use keyring_core::Error as KeyringError;
 use zbus::DBusError as _;
 use zeroize::Zeroize;
 
-use super::{NO_SERVICE, SERVICE, STORE, UNLOCK};
+use super::{NO_COLLECTION, NO_SERVICE, SERVICE, STORE, UNLOCK};
 use crate::store::StoreError;
 
 /// Whether `error` came from the Secret Service or the bus for a reason a
@@ -60,11 +60,12 @@ pub(super) fn map_error(error: KeyringError, provider: Option<&str>) -> StoreErr
                     store: STORE,
                     reason: UNLOCK.to_owned(),
                 },
-                Cause::Other if matches!(service_error, Some(ServiceError::NoResult)) => failed(
-                    "the Secret Service has no default collection: create a default keyring \
-                         (for example in Seahorse)"
-                        .to_owned(),
-                ),
+                Cause::Other if matches!(service_error, Some(ServiceError::NoResult)) => {
+                    StoreError::Unavailable {
+                        store: STORE,
+                        reason: NO_COLLECTION.to_owned(),
+                    }
+                }
                 Cause::Other => failed(source.to_string()),
             }
         }

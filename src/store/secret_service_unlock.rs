@@ -48,8 +48,12 @@ pub enum LockState {
     /// It is locked (and its unlock prompt asked for, now or within the
     /// spacing).
     Locked,
-    /// Not known: no bus, no Secret Service, no default collection, or an
-    /// answer not understood. keyring's call then says what is wrong.
+    /// There is none (`KeePassXC` before a database is open and exposed, a
+    /// default keyring deleted): a store that cannot be used, not an empty
+    /// one.
+    NoDefaultCollection,
+    /// Not known: no bus, no Secret Service, or an answer not understood.
+    /// keyring's call then says what is wrong.
     Unknown,
 }
 
@@ -89,6 +93,7 @@ impl UnlockGate {
                 self.ask_for_prompt(&own.connection);
                 LockState::Locked
             }
+            Err(ServiceError::NoResult) => LockState::NoDefaultCollection,
             Err(e) => {
                 tracing::debug!("could not tell whether the keyring is locked: {e}");
                 // A connection that failed (the bus went away) is made anew

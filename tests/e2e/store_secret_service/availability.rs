@@ -38,6 +38,39 @@ fn locked_collection_is_locked_and_keeps_the_old_record() {
     assert_eq!(store.load("github"), loaded(&new));
 }
 
+/// A Secret Service with no default collection (`KeePassXC` before a
+/// database is open, a default keyring deleted in Seahorse) is a store that
+/// cannot be used, not an empty one: keyring's search found nothing there,
+/// and every session became "login required" with nothing said of the
+/// store. Once a collection is the default, it works.
+#[test]
+fn no_default_collection_is_a_store_that_cannot_be_used() {
+    let bus = PrivateBus::start();
+    let Some(keyring) =
+        TestKeyring::start_or_skip(&bus, "no_default_collection_is_a_store_that_cannot_be_used")
+    else {
+        return;
+    };
+    let mut store = StoreChild::on(&bus);
+    keyring.delete_default_collection();
+    let record = session("rt-homeless");
+    for reply in [
+        store.load("github"),
+        store.list(),
+        store.save("github", &record),
+        store.delete("github"),
+    ] {
+        let (kind, message) = reply.expect_error(&["rt-homeless"]);
+        assert_eq!(kind, "Unavailable", "{message}");
+        assert!(message.contains("no default collection"), "{message}");
+    }
+
+    keyring.make_session_collection_the_default();
+    assert_eq!(store.list(), listed(&[]));
+    assert_eq!(store.save("github", &record), Reply::Done);
+    assert_eq!(store.load("github"), loaded(&record));
+}
+
 #[test]
 fn bus_without_secret_service_is_unavailable() {
     // No keyring on this bus: runs whether or not gnome-keyring is installed.

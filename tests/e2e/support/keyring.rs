@@ -221,6 +221,46 @@ impl TestKeyring {
         assert!(!self.is_default_collection_locked());
     }
 
+    /// Deletes the default collection (as a person may in Seahorse): the
+    /// Secret Service then has none, as `KeePassXC` has none before a
+    /// database is open.
+    ///
+    /// # Panics
+    /// When gnome-keyring refuses.
+    pub fn delete_default_collection(&self) {
+        let connection = self.connect();
+        let collection = default_collection_path(&connection);
+        connection
+            .call_method(
+                Some(SECRETS),
+                &collection,
+                Some("org.freedesktop.Secret.Collection"),
+                "Delete",
+                &(),
+            )
+            .expect("Delete the default collection");
+        assert_eq!(default_collection_path(&connection).as_str(), "/");
+    }
+
+    /// Makes gnome-keyring's in-memory `session` collection the default.
+    ///
+    /// # Panics
+    /// When gnome-keyring refuses.
+    pub fn make_session_collection_the_default(&self) {
+        let connection = self.connect();
+        let session = ObjectPath::try_from("/org/freedesktop/secrets/collection/session")
+            .expect("valid path");
+        connection
+            .call_method(
+                Some(SECRETS),
+                SERVICE_PATH,
+                Some(SERVICE_INTERFACE),
+                "SetAlias",
+                &("default", session),
+            )
+            .expect("SetAlias default");
+    }
+
     /// Logs in every provider of `providers` (`[providers.*]` tables
     /// pointing at `provider`) without a device login, and stores each
     /// record in the default collection as tokend would have (its label,
