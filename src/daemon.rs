@@ -262,10 +262,51 @@ async fn serve_until_stop(
         };
         match signal {
             Some(Signal::Reload) => {
-                reload(broker, current, env).await;
+                let stop_asked = reload_heeding_stop(signals, broker, current, env).await;
                 code_pages.notify_one();
+                if stop_asked {
+                    return None;
+                }
             }
             Some(Signal::Stop) | None => return None,
+        }
+    }
+}
+
+/// Reloads, and returns whether a stop was asked for meanwhile.
+///
+/// A reload can wait long: for the refresh in flight of each session it
+/// retires (up to `http_timeout`), for the store. A stop (SIGTERM) that
+/// came then was read only after it, so `systemctl stop` outlasted the
+/// unit's stop timeout and ended in SIGKILL. Now a stop makes the broker's
+/// waits end ([`Broker::stop_waiting`]): the reload finishes at once and
+/// the stop follows. Further reloads asked for meanwhile run after it.
+async fn reload_heeding_stop(
+    signals: &mut Signals,
+    broker: &Broker,
+    current: &Config,
+    env: &Environment,
+) -> bool {
+    let mut stop_asked = false;
+    loop {
+        let mut again = false;
+        let reloading = reload(broker, current, env);
+        tokio::pin!(reloading);
+        loop {
+            tokio::select! {
+                () = &mut reloading => break,
+                signal = signals.next(), if !stop_asked => match signal {
+                    Some(Signal::Reload) => again = true,
+                    Some(Signal::Stop) | None => {
+                        info!("a stop was asked for during the reload: it ends the reload's waits");
+                        stop_asked = true;
+                        broker.stop_waiting();
+                    }
+                },
+            }
+        }
+        if stop_asked || !again {
+            return stop_asked;
         }
     }
 }

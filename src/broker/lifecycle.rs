@@ -79,6 +79,14 @@ impl Broker {
         self.inner.shared.logins.cancel();
     }
 
+    /// A stop is on its way: what waits inside the broker (a reload's wait
+    /// for a refresh in flight, requests waiting for one) ends now, with
+    /// "shutting down", rather than hold the stop. [`Self::shutdown`]
+    /// follows, and waits for the work itself within its grace.
+    pub fn stop_waiting(&self) {
+        self.inner.shared.shutdown.cancel();
+    }
+
     /// Stops the scheduler and logins, and waits (at most `grace`) for
     /// refreshes in flight, and logins whose tokens have arrived, to finish
     /// and save what they got; then tries once more to write each session

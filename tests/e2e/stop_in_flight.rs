@@ -94,3 +94,33 @@ fn a_stop_names_a_save_the_keyring_had_not_finished() {
     );
     drop(client.wait_with_output());
 }
+
+/// A stop asked for while a reload waits (for the refresh in flight of a
+/// session it replaces, which the provider does not answer) is not held by
+/// it: the stop was read only once the reload ended, up to `http_timeout`
+/// later (600 s here), and systemd's stop timeout ended it with SIGKILL.
+#[test]
+fn a_stop_during_a_reload_is_not_held_by_it() {
+    let provider = Provider::start(fast());
+    let store = FileStore::new();
+    store.seed(&provider, &provider.config("demo"), |_| {
+        Duration::from_secs(3600)
+    });
+    let mut options = store.options();
+    options.daemon_keys = "http_timeout = 600\n".into();
+    let mut daemon = Daemon::start_with(&provider.config("demo"), options);
+    provider.inject(Endpoint::Token, Fault::Hang, 1);
+    let client = spawn_tokenctl(&daemon.socket, &["token", "demo", "--min-valid", "3700"]);
+    provider.wait_for_count(1, |r| r.outcome == "fault:hang");
+
+    // `demo`'s table changes: the reload replaces its session, and waits
+    // for its refresh in flight.
+    daemon.write_config(&format!("{}scopes = [\"more\"]\n", provider.config("demo")));
+    signal(daemon.pid(), rustix::process::Signal::HUP);
+    daemon.wait_for_log(1, &["reloading the config"]);
+    let status = daemon.signal_and_wait(rustix::process::Signal::TERM, STOP_WITHIN);
+    assert!(status.success(), "{status:?}");
+    daemon.wait_for_log(1, &["a stop was asked for during the reload"]);
+    let out = client.wait_with_output().unwrap();
+    assert!(!out.status.success(), "the waiting client got a token");
+}
