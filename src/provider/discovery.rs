@@ -32,8 +32,20 @@ pub async fn discover(http: &HttpClient, issuer: &Url) -> Result<Endpoints, Prov
     };
     let response = http.get(&discovery_url(issuer)).await?;
     if response.status != 200 {
+        // A redirect names where it points (tokend follows none): the
+        // issuer in the config is likely that one.
+        let target = response
+            .location
+            .as_deref()
+            .map(|to| {
+                format!(
+                    ", redirecting to {}",
+                    crate::provider::answer_fields::clean_detail(to)
+                )
+            })
+            .unwrap_or_default();
         return Err(failed(format!(
-            "HTTP {} ({}) from {}",
+            "HTTP {} ({}) from {}{target}",
             response.status,
             describe_body(&response),
             response.url

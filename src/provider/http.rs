@@ -45,7 +45,7 @@ impl HttpClient {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let builder = reqwest::Client::builder()
             .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .connect_timeout(connect_timeout(timeout))
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("tokend/", env!("CARGO_PKG_VERSION")));
         let client = with_env_proxies(builder, &|name| std::env::var(name).ok())
@@ -180,7 +180,14 @@ impl HttpClient {
         // reqwest's own message repeats the URL and layers of wrapping; the
         // innermost cause says what happened ("Connection refused").
         let cause = root_cause(error);
-        let reason = if error.is_timeout() {
+        let reason = if error.is_timeout() && error.is_connect() {
+            // The connection's own limit, shorter than the whole request's:
+            // name it, or raising `http_timeout` would seem to do nothing.
+            format!(
+                "no connection within {} s (name lookup, TCP, proxy and TLS handshake)",
+                connect_timeout(self.timeout).as_secs()
+            )
+        } else if error.is_timeout() {
             format!("no complete answer within {} s", self.timeout.as_secs())
         } else if error.is_connect() {
             format!("cannot connect: {cause}")
@@ -270,4 +277,38 @@ fn with_env_proxies(
         }
     }
     builder
+}
+
+/// The limit on making a connection (name lookup, TCP, a proxy's CONNECT,
+/// the TLS handshake): `http_timeout`, but at most 10 s, so that an
+/// address that swallows packets costs seconds, not the whole request's
+/// limit, before the next try.
+fn connect_timeout(timeout: Duration) -> Duration {
+    timeout.min(Duration::from_secs(10))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A TLS handshake that never ends (a host that accepts and says
+    /// nothing) ends at the connection's own limit, and the error names
+    /// that limit, not `http_timeout`, which raising would seem to ignore.
+    #[tokio::test]
+    async fn a_stalled_handshake_names_the_connection_limit() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url =
+            url::Url::parse(&format!("https://{}/token", listener.local_addr().unwrap())).unwrap();
+        // Accepts, and holds the connection without a word.
+        let held = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            std::future::pending::<()>().await;
+            drop(stream);
+        });
+        let client = HttpClient::new(Duration::from_secs(60)).unwrap();
+        let error = client.get(&url).await.unwrap_err().to_string();
+        assert!(error.contains("no connection within 10 s"), "{error}");
+        assert!(!error.contains("60 s"), "{error}");
+        held.abort();
+    }
 }
