@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::api::Broker;
 use super::events::BrokerEvent;
-use super::session::Session;
+use super::session::{Retirement, Session};
 use crate::config::Config;
 
 /// What a reload did.
@@ -39,7 +39,7 @@ impl Broker {
                 }
                 Some(session) => {
                     previous_policies.push((provider.name.clone(), session.policy.clone()));
-                    session.retire().await;
+                    session.retire(Retirement::Replaced).await;
                     let fresh = self.build_session(provider.clone());
                     if fresh.same_identity(session) {
                         fresh.inherit(session).await;
@@ -60,7 +60,7 @@ impl Broker {
         for (name, session) in &old {
             if !next.contains_key(name) {
                 previous_policies.push((name.clone(), session.policy.clone()));
-                session.retire().await;
+                session.retire(Retirement::Removed).await;
                 self.inner.shared.scheduler.schedule(name, None);
                 summary.removed.push(name.clone());
             }

@@ -383,9 +383,20 @@ fn a_reload_that_removes_a_provider_ends_its_login_saying_why() {
     let (done, err, code) = run.finish();
     assert_eq!(code, support::flows::EXIT_LOGIN_FAILED, "{done} {err}");
     assert!(
-        err.contains(
-            "login was cancelled (a reload removed the provider or changed its client or endpoints)"
-        ),
+        err.contains("login was cancelled (a reload removed the provider from the config)"),
+        "{err}"
+    );
+
+    // A login of a provider whose table changes (any key: here its
+    // scopes) is cancelled saying that, not that its client changed.
+    let run = LoginRun::start(&daemon.socket, "keep");
+    let _ = run.user_code();
+    daemon.write_config(&format!("{}scopes = [\"more\"]\n", provider.config("keep")));
+    daemon.reload();
+    let (done, err, code) = run.finish();
+    assert_eq!(code, support::flows::EXIT_LOGIN_FAILED, "{done} {err}");
+    assert!(
+        err.contains("a reload changed the provider's table: run the login again"),
         "{err}"
     );
 }

@@ -41,6 +41,7 @@ use crate::provider::{Provider, TokenGrant};
 pub use machine::{AccessToken, Freshness, TokenFingerprint, WorldChange};
 use machine::{Context, Event, Reply, SessionMachine};
 pub(crate) use machine::{LoadResult, RestoreCause};
+pub(crate) use reload::Retirement;
 pub(crate) use store::{blocking, counted, did_not_complete};
 
 /// The result every waiter of a refresh shares.

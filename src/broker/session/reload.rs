@@ -15,7 +15,7 @@ impl Session {
     /// its config changed): it starts no refresh again, its pending login is
     /// cancelled, and a refresh in flight is waited for, so whatever it
     /// brought is in memory and the store before the tokens are handed over.
-    pub(crate) async fn retire(self: &Arc<Self>) {
+    pub(crate) async fn retire(self: &Arc<Self>, why: Retirement) {
         let (login, flight) = {
             let mut state = self.state();
             // In the same critical section as the flight is taken: no
@@ -25,7 +25,12 @@ impl Session {
             (state.login.take(), state.flight.clone())
         };
         if let Some(login) = login {
-            login.cancel("a reload removed the provider or changed its client or endpoints");
+            login.cancel(match why {
+                Retirement::Removed => "a reload removed the provider from the config",
+                Retirement::Replaced => {
+                    "a reload changed the provider's table: run the login again"
+                }
+            });
         }
         if let Some(rx) = flight {
             let _ = wait_for_refresh(rx, &self.shared).await;
@@ -70,4 +75,13 @@ impl Session {
     pub(crate) fn probe(&self) {
         drop(self.state());
     }
+}
+
+/// Why a reload retires a session, for a login it cancels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Retirement {
+    /// The provider left the config.
+    Removed,
+    /// Its table changed: a new session replaces it.
+    Replaced,
 }
