@@ -182,13 +182,14 @@ fn polling_survives_provider_errors_with_backoff() {
 
 #[test]
 fn login_errors_before_a_prompt_are_reported() {
-    let daemon = Daemon::start(
-        "[providers.down]\ndevice_authorization_endpoint = \"http://127.0.0.1:9/device\"\ntoken_endpoint = \"http://127.0.0.1:9/token\"\nclient_id = \"x\"\n",
-    );
+    let port = support::provider::closed_port();
+    let daemon = Daemon::start(&format!(
+        "[providers.down]\ndevice_authorization_endpoint = \"http://127.0.0.1:{port}/device\"\ntoken_endpoint = \"http://127.0.0.1:{port}/token\"\nclient_id = \"x\"\n",
+    ));
     let out = daemon.tokenctl(&["login", "down"]);
     assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("could not reach http://127.0.0.1:9/device"),
+        stderr(&out).contains(&format!("could not reach http://127.0.0.1:{port}/device")),
         "{}",
         stderr(&out)
     );
@@ -336,13 +337,13 @@ fn a_redirected_discovery_names_the_target() {
 #[test]
 fn loopback_never_goes_through_a_proxy() {
     let provider = Provider::rfc8628();
-    let dead_proxy = "http://127.0.0.1:9";
+    let dead_proxy = format!("http://127.0.0.1:{}", support::provider::closed_port());
     let daemon = Daemon::start_with(
         &provider.config("demo"),
         support::daemon::DaemonOptions {
             env: ["HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "ALL_PROXY"]
                 .iter()
-                .map(|v| ((*v).to_owned(), dead_proxy.to_owned()))
+                .map(|v| ((*v).to_owned(), dead_proxy.clone()))
                 .collect(),
             ..support::daemon::DaemonOptions::default()
         },

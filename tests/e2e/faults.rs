@@ -211,9 +211,7 @@ fn refused_connections_leave_the_session_serving() {
     // Tokens granted by one emulator; the daemon's token endpoint is a
     // loopback port where nothing listens.
     let provider = Provider::start(fast());
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = closed.local_addr().unwrap().port();
-    drop(closed);
+    let port = support::provider::closed_port();
     let table = format!(
         "[providers.demo]\ndevice_authorization_endpoint = \"http://127.0.0.1:{port}/device\"\ntoken_endpoint = \"http://127.0.0.1:{port}/token\"\nclient_id = \"tokend-test\"\n"
     );

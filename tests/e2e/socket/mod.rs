@@ -22,9 +22,16 @@ struct Connection {
     writer: UnixStream,
 }
 
+/// How long a test waits for an answer: a daemon that stops answering (a
+/// deadlock) fails the test, not hangs the suite.
+const ANSWER_WITHIN: std::time::Duration = std::time::Duration::from_secs(60);
+
 impl Connection {
     fn open(daemon: &Daemon) -> Self {
         let stream = UnixStream::connect(&daemon.socket).expect("connect");
+        stream
+            .set_read_timeout(Some(ANSWER_WITHIN))
+            .expect("a read timeout");
         Self {
             writer: stream.try_clone().unwrap(),
             reader: BufReader::new(stream),
@@ -37,7 +44,9 @@ impl Connection {
 
     fn answer(&mut self) -> serde_json::Value {
         let mut line = String::new();
-        self.reader.read_line(&mut line).unwrap();
+        self.reader
+            .read_line(&mut line)
+            .unwrap_or_else(|e| panic!("no answer within {ANSWER_WITHIN:?}: {e}"));
         serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"))
     }
 

@@ -155,10 +155,13 @@ pub fn slow_down(provider: &Provider, providers: &str, interval: Duration) {
     provider.assert_no_violations();
 }
 
-/// No secret the provider or the config handed out is in the daemon's log.
+/// No secret the provider or the config handed out is in the daemon's log:
+/// every token the provider issued (the newest refresh token too, which the
+/// daemon has not sent back yet), and every token or code the daemon sent.
 pub fn assert_log_has_no_secrets(daemon: &Daemon, provider: &Provider, extra: &[&str]) {
     let log = daemon.log();
     let mut secrets: Vec<String> = extra.iter().map(|s| (*s).to_owned()).collect();
+    secrets.extend(provider.issued_tokens());
     for request in provider.requests() {
         for (name, value) in &request.fields {
             let lower = name.to_ascii_lowercase();

@@ -7,9 +7,16 @@ use std::process::Child;
 
 use super::daemon::{Daemon, spawn_tokenctl, token};
 
+/// How long a login run may take in a test: a daemon that stops answering
+/// fails the test (the run is killed), not hangs the suite.
+const RUN_WITHIN: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// A `tokenctl login NAME --json` in progress.
 pub struct LoginRun {
     child: Child,
+    /// Tells the guard that kills the run after [`RUN_WITHIN`] that its
+    /// output was read to the end (dropped: the same).
+    guard: std::sync::mpsc::Sender<()>,
     lines: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
     /// The prompt event, as JSON.
     pub prompt: serde_json::Value,
@@ -20,6 +27,7 @@ impl LoginRun {
     pub fn start(socket: &Path, name: &str) -> Self {
         use std::io::BufRead;
         let mut child = spawn_tokenctl(socket, &["--json", "login", name]);
+        let guard = guard(&child);
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = std::io::BufReader::new(stdout).lines();
         let first = lines
@@ -29,6 +37,7 @@ impl LoginRun {
         let prompt: serde_json::Value = serde_json::from_str(&first).expect("prompt is JSON");
         Self {
             child,
+            guard,
             lines,
             prompt,
         }
@@ -72,9 +81,31 @@ impl LoginRun {
         if let Some(mut stderr) = self.child.stderr.take() {
             let _ = stderr.read_to_string(&mut err);
         }
+        // Its output has ended: the guard goes before the wait (it would
+        // otherwise kill a process id that may be reused).
+        drop(self.guard);
         let status = self.child.wait().expect("wait tokenctl");
         (last, err, status.code().unwrap_or(-1))
     }
+}
+
+/// A guard that kills `child` after [`RUN_WITHIN`] unless its sender is
+/// dropped before.
+fn guard(child: &Child) -> std::sync::mpsc::Sender<()> {
+    let (done, wait) = std::sync::mpsc::channel::<()>();
+    let pid = child.id();
+    std::thread::spawn(move || {
+        if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = wait.recv_timeout(RUN_WITHIN) {
+            eprintln!("tokenctl login ran past {RUN_WITHIN:?}: killed");
+            if let Some(pid) = i32::try_from(pid)
+                .ok()
+                .and_then(rustix::process::Pid::from_raw)
+            {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+            }
+        }
+    });
+    done
 }
 
 /// Logs `name` in through `tokenctl login`, approving at `approve`, and

@@ -127,3 +127,12 @@ pub fn silent_provider(name: &str, extra: &str) -> (std::net::TcpListener, Strin
     );
     (silent, config)
 }
+
+/// A loopback port where nothing listens now: bound by the kernel's
+/// choice and let go. Not a fixed one (port 9, say): a test machine may run
+/// a service there.
+#[must_use]
+pub fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+    listener.local_addr().expect("its address").port()
+}

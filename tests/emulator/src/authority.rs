@@ -364,6 +364,16 @@ impl Authority {
     }
 
     /// Every code not yet exchanged expires at `at`.
+    /// Every access and refresh token issued so far (live or not): secrets
+    /// a client must never show.
+    pub(crate) fn issued_tokens(&self) -> Vec<String> {
+        self.access
+            .keys()
+            .chain(self.refresh.keys())
+            .cloned()
+            .collect()
+    }
+
     pub(crate) fn expire_codes(&mut self, at: Instant) {
         for grant in &mut self.codes {
             grant.code.expires_at = grant.code.expires_at.min(at);

@@ -269,6 +269,14 @@ impl Emulator {
         self.change(|s| s.authority.expire_codes(self.now()));
     }
 
+    /// Every access and refresh token issued so far, including the ones a
+    /// client holds and has not sent back yet (the newest refresh token):
+    /// secrets it must never show.
+    #[must_use]
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.shared.lock().authority.issued_tokens()
+    }
+
     /// Every access token issued so far expires now (refresh tokens stay).
     pub fn expire_access_tokens(&self) {
         self.change(|s| s.authority.expire_access_tokens(self.now()));

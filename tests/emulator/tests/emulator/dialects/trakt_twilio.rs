@@ -42,6 +42,12 @@ async fn trakt_is_json_status_codes_and_redirect_uri() {
         raw(send_json(&http, poll_url.clone(), &wrong_key)).await.0,
         400
     );
+    // An empty client secret: refused (polls and refreshes carry it).
+    let no_secret = j!({"code": device_code, "client_id": "tokend-test", "client_secret": ""});
+    assert_eq!(
+        raw(send_json(&http, poll_url.clone(), &no_secret)).await.0,
+        401
+    );
     emu.approve(&text(&code, "user_code")).unwrap();
     emu.advance(SECOND * 6);
     let (status, _, tokens) = json(send_json(&http, poll_url.clone(), &poll)).await;
@@ -76,11 +82,12 @@ async fn trakt_is_json_status_codes_and_redirect_uri() {
     assert_eq!(status, 200, "{answer}");
     assert_ne!(answer["refresh_token"], tokens["refresh_token"]);
     let violations = emu.violations();
-    assert_eq!(violations.len(), 5, "{violations:#?}");
+    assert_eq!(violations.len(), 6, "{violations:#?}");
     for (violation, words) in violations.iter().zip([
         "invalid request",
         "RFC 8628 §3.5",
         "missing key `code`",
+        "client authentication: no client secret",
         "kept polling after the final answer",
         "missing key `redirect_uri`",
     ]) {
