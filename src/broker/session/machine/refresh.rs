@@ -288,7 +288,10 @@ impl SessionMachine {
             retry_in: delay,
             error: err.clone(),
         }));
-        out.push(Effect::Schedule(self.next_refresh));
+        // The first of the retry and the access token's expiry (a retry
+        // spaced past it would leave the status "active" until then), and
+        // a write's retry.
+        self.schedule_wake(ctx.now, out);
         out.push(Effect::Emit(BrokerEvent::Attention {
             provider: self.name.clone(),
             kind: AttentionKind::RefreshFailed,

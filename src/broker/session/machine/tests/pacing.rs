@@ -253,3 +253,27 @@ fn sessions_held_back_by_one_retry_after_come_back_apart() {
     assert_eq!(back_at(0.5), at(640));
     assert_eq!(back_at(1.0), at(670));
 }
+
+/// A retry spaced past the access token's expiry (here a `Retry-After`
+/// of an hour) still has the session wake at the expiry, so that its
+/// status turns "expired" then (D-Bus clients are told), not at the retry.
+#[test]
+fn a_retry_past_the_expiry_still_wakes_the_session_at_the_expiry() {
+    let limited = ProviderError::Unavailable {
+        endpoint: "http://127.0.0.1/token".into(),
+        status: 503,
+        detail: None,
+        retry_after: Some(Duration::from_secs(3600)),
+    };
+    let mut m = refreshing(at(10));
+    let effects = answer(&mut m, at(10), Err(limited));
+    let wakes: Vec<Option<SystemTime>> = effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Schedule(at) => Some(*at),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(wakes, [Some(at(3600))]);
+    assert!(m.next_refresh() >= Some(at(3610)));
+}
