@@ -5,6 +5,7 @@
 //! row reads as the rule it checks.
 
 mod expiry_warning;
+mod handover;
 mod pacing;
 mod rules;
 mod store;

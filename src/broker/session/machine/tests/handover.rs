@@ -1,0 +1,80 @@
+//! A reload's handover keeps what the retired session learned: its
+//! backoff and the provider's `Retry-After`, and the warnings it gave.
+
+use super::*;
+
+/// A provider that asked for an hour's wait is not asked sooner because a
+/// reload rebuilt the session (an `allow_users` edit, say).
+#[test]
+fn a_retry_after_stands_across_a_handover() {
+    let limited = ProviderError::Unavailable {
+        endpoint: "http://127.0.0.1/token".into(),
+        status: 429,
+        detail: None,
+        retry_after: Some(Duration::from_secs(600)),
+    };
+    let mut old = refreshing(at(10));
+    answer(&mut old, at(10), Err(limited));
+    let mut new = machine();
+    feed(
+        &mut new,
+        at(20),
+        Event::TakeOver(Box::new(old.handover().unwrap())),
+    );
+    assert!(
+        new.next_refresh() >= Some(at(610)),
+        "{:?}",
+        new.next_refresh()
+    );
+    // A request for a longer-lived token meanwhile gets the failure.
+    let want = Event::TokenRequested {
+        want: Freshness::AtLeast(Duration::from_secs(7200)),
+    };
+    assert_eq!(
+        feed(&mut new, at(30), want),
+        s(&["reply(error unavailable)"])
+    );
+}
+
+/// The refresh-token expiry warning, given once, is not given again by the
+/// session a reload puts in the retired one's place.
+#[test]
+fn a_warning_given_is_not_given_again_after_a_handover() {
+    let warning = Duration::from_secs(7 * 24 * 3600);
+    let mut old = SessionMachine::new("p".into(), IDENTITY.into(), warning);
+    let mut g = grant("a0", Some("r0"), 300);
+    g.refresh_expires_in = Some(Duration::from_secs(1800));
+    let login = old.handle(
+        &ctx(t0()),
+        Event::LoginGranted {
+            grant: g,
+            sent_at: t0(),
+        },
+    );
+    written_ok(&mut old, t0(), login);
+    // A refresh that keeps the refresh token (and its expiry): warned.
+    feed(&mut old, at(250), Event::RefreshDue);
+    let save = answer(&mut old, at(250), Ok(grant("a1", None, 300)));
+    let warned = written_ok(&mut old, at(250), save);
+    assert!(
+        warned.contains(&"emit(refresh_token_expiring)".to_owned()),
+        "{warned:?}"
+    );
+
+    let mut new = SessionMachine::new("p".into(), IDENTITY.into(), warning);
+    let took_over = feed(
+        &mut new,
+        at(260),
+        Event::TakeOver(Box::new(old.handover().unwrap())),
+    );
+    // Its next refresh shows the same expiry again.
+    feed(&mut new, at(500), Event::RefreshDue);
+    let save = answer(&mut new, at(500), Ok(grant("a2", None, 300)));
+    let refreshed = written_ok(&mut new, at(500), save);
+    for effects in [took_over, refreshed] {
+        assert!(
+            !effects.contains(&"emit(refresh_token_expiring)".to_owned()),
+            "{effects:?}"
+        );
+    }
+}
