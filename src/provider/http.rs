@@ -250,14 +250,14 @@ fn with_env_proxies(
     builder: reqwest::ClientBuilder,
     var: &dyn Fn(&str) -> Option<String>,
 ) -> reqwest::ClientBuilder {
-    let first = |names: &[&str]| {
+    let first = |names: &[&'static str]| {
         names
             .iter()
-            .find_map(|n| var(n).filter(|v| !v.trim().is_empty()))
+            .find_map(|&n| var(n).filter(|v| !v.trim().is_empty()).map(|v| (n, v)))
     };
     let exceptions = first(&["NO_PROXY", "no_proxy"]).map_or_else(
         || NEVER_PROXIED.to_owned(),
-        |extra| format!("{NEVER_PROXIED},{extra}"),
+        |(_, extra)| format!("{NEVER_PROXIED},{extra}"),
     );
     let mut builder = builder.no_proxy();
     let schemes: [(&[&str], ForScheme); 2] = [
@@ -271,12 +271,36 @@ fn with_env_proxies(
         ),
     ];
     for (names, proxy) in schemes {
-        // A proxy URL that does not parse is left out: requests go direct.
-        if let Some(Ok(proxy)) = first(names).map(proxy) {
-            builder = builder.proxy(proxy.no_proxy(reqwest::NoProxy::from_string(&exceptions)));
-        }
+        let Some((name, value)) = first(names) else {
+            continue;
+        };
+        // One that cannot be used is left out, and said (not its value,
+        // which may hold a password): requests go direct, which a network
+        // that allows only the proxy refuses, and "cannot connect" alone
+        // would not say why.
+        let refused = match (proxy_scheme_problem(&value), proxy(value)) {
+            (Some(problem), _) => problem,
+            (None, Err(_)) => "it is not a proxy URL tokend can read".to_owned(),
+            (None, Ok(proxy)) => {
+                builder = builder.proxy(proxy.no_proxy(reqwest::NoProxy::from_string(&exceptions)));
+                continue;
+            }
+        };
+        tracing::warn!("{name} is not used ({refused}): those requests go direct");
     }
     builder
+}
+
+/// What is wrong with a proxy URL's scheme, if anything: tokend speaks to
+/// `http://` and `https://` proxies (a value without a scheme is taken as
+/// http, as curl does). A `socks5h://` one (`ssh -D`, Tor) would be sent
+/// HTTP and fail every request.
+fn proxy_scheme_problem(value: &str) -> Option<String> {
+    let (scheme, _) = value.trim().split_once("://")?;
+    let scheme = scheme.to_ascii_lowercase();
+    (scheme != "http" && scheme != "https").then(|| {
+        format!("a {scheme}:// proxy, and tokend speaks to http:// and https:// proxies only")
+    })
 }
 
 /// The limit on making a connection (name lookup, TCP, a proxy's CONNECT,
@@ -290,6 +314,22 @@ fn connect_timeout(timeout: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Proxies tokend can speak to: http and https, or no scheme (http);
+    /// a SOCKS one is named as not used.
+    #[test]
+    fn proxy_schemes() {
+        for usable in [
+            "http://proxy:3128",
+            "HTTPS://proxy",
+            "proxy:3128",
+            "http://u:p@proxy",
+        ] {
+            assert_eq!(proxy_scheme_problem(usable), None, "{usable}");
+        }
+        let problem = proxy_scheme_problem("socks5h://127.0.0.1:1080").unwrap();
+        assert!(problem.contains("socks5h://"), "{problem}");
+    }
 
     /// A TLS handshake that never ends (a host that accepts and says
     /// nothing) ends at the connection's own limit, and the error names

@@ -354,6 +354,29 @@ fn loopback_never_goes_through_a_proxy() {
     assert!(provider.is_valid_access_token(&token));
 }
 
+/// A proxy tokend cannot speak to (SOCKS, as `ssh -D` or Tor offer) is
+/// named in a warning, without its value (which may hold a password), and
+/// left out; before, it was used as an HTTP proxy and every request failed
+/// with "unsupported scheme".
+#[test]
+fn a_socks_proxy_is_named_and_left_out() {
+    let provider = Provider::rfc8628();
+    let daemon = Daemon::start_with(
+        &provider.config("demo"),
+        support::daemon::DaemonOptions {
+            env: vec![(
+                "ALL_PROXY".to_owned(),
+                "socks5h://user:pw-secret@127.0.0.1:1080".to_owned(),
+            )],
+            ..support::daemon::DaemonOptions::default()
+        },
+    );
+    let warned = daemon.wait_for_log(1, &["ALL_PROXY is not used"]);
+    assert_eq!(warned.len(), 2, "once per scheme: {warned:?}");
+    assert!(warned[0].contains("socks5h://"), "{warned:?}");
+    assert!(!daemon.log().contains("pw-secret"), "{}", daemon.log());
+}
+
 /// A server that never says `expired_token` (it keeps answering
 /// "pending"): tokend stops polling once the code's `expires_in` has
 /// passed, on its own clock, and says the login expired (RFC 8628 §3.2).
