@@ -3,7 +3,7 @@
 
 use crate::support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::daemon::{Daemon, DaemonOptions, LoginRun, login, stderr, stdout, token};
 use support::file_store::FileStore;
@@ -92,9 +92,7 @@ fn a_stop_ends_a_waiting_login_at_once(options: DaemonOptions) {
     // The prompt is printed: the login now waits for the person.
     let run = LoginRun::start(&daemon.socket, "demo");
     run.user_code();
-    let asked = Instant::now();
     let status = daemon.stop();
-    let stopped_after = asked.elapsed();
     assert!(status.success(), "{status}\nlog:\n{}", daemon.log());
     let (done, err, code) = run.finish();
     assert_eq!(done["event"], "done", "{done} {err}");
@@ -105,16 +103,12 @@ fn a_stop_ends_a_waiting_login_at_once(options: DaemonOptions) {
         err.contains("run `tokenctl login demo` again once tokend is back"),
         "{err}"
     );
+    // The stop did not wait out its grace for the login (it would say
+    // that it cut requests off).
     let log = daemon.log();
     assert!(
         !log.contains("were cut off") && !log.contains("unfinished_at_stop"),
         "{log}"
-    );
-    // Only a hang guard: the grace is 20 s, a stop without waiting for
-    // anything takes a fraction of a second.
-    assert!(
-        stopped_after < Duration::from_secs(5),
-        "stopping took {stopped_after:?}; log:\n{log}"
     );
 }
 
