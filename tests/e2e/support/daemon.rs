@@ -274,10 +274,9 @@ impl Daemon {
 
     /// Sends SIGTERM and waits for the exit.
     pub fn stop(&mut self) -> ExitStatus {
-        let mut child = self.child.take().expect("running");
-        let pid = rustix::process::Pid::from_raw(i32::try_from(child.id()).unwrap()).unwrap();
-        rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM");
-        child.wait().expect("wait")
+        // The daemon's grace (20 s) and then some: a stop that hangs fails
+        // the test instead of holding the suite.
+        self.signal_and_wait(rustix::process::Signal::TERM, Duration::from_secs(60))
     }
 
     /// Sends SIGHUP and waits until the reload is done (`READY=1` after `RELOADING=1`).
