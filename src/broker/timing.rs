@@ -54,6 +54,32 @@ pub fn within(now: SystemTime, since: SystemTime, spacing: Duration) -> bool {
         .is_ok_and(|elapsed| elapsed < spacing)
 }
 
+/// How far apart two readings of one expiry may be and still be the same:
+/// an expiry given relative (`refresh_expires_in`, whole seconds counted on
+/// the provider's clock) is placed from when the request was sent, so a
+/// fixed end read twice lands a second or so apart.
+pub const EXPIRY_READING_SLACK: Duration = Duration::from_secs(2);
+
+/// Whether `a` and `b` are one expiry read twice (within
+/// [`EXPIRY_READING_SLACK`]).
+#[must_use]
+pub fn about_the_same(a: SystemTime, b: SystemTime) -> bool {
+    let apart = a.duration_since(b).or_else(|_| b.duration_since(a));
+    apart.is_ok_and(|apart| apart <= EXPIRY_READING_SLACK)
+}
+
+/// Whether a refresh moved a refresh token's end from `before` to `after`
+/// (its new token living `lifetime`): later by more than a reading's slack,
+/// and for short lifetimes by more than a twelfth of it (refreshes ahead of
+/// the end come a sixth of the lifetime apart at the least, [`refresh_due`]).
+#[must_use]
+pub fn expiry_moved(before: SystemTime, after: SystemTime, lifetime: Duration) -> bool {
+    let slack = EXPIRY_READING_SLACK.min(lifetime / 12);
+    after
+        .duration_since(before)
+        .is_ok_and(|moved| moved > slack)
+}
+
 /// When to refresh a token obtained at `obtained` that expires at `expires`.
 ///
 /// The least margin is 15 % of the lifetime, raised to [`MIN_MARGIN`] when

@@ -51,6 +51,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::broker::error::BrokerError;
 use crate::broker::events::BrokerEvent;
+use crate::broker::timing;
 use crate::store::StoreError;
 
 pub use messages::WorldChange;
@@ -380,7 +381,10 @@ impl SessionMachine {
             _ => None,
         };
         self.refresh_extends_refresh_token = match (before, tokens.refresh_expires_at) {
-            (Some(before), Some(after)) => after > before,
+            (Some(before), Some(after)) => {
+                let lifetime = after.duration_since(ctx.now).unwrap_or_default();
+                timing::expiry_moved(before, after, lifetime)
+            }
             _ => true,
         };
         let planned = tokens.clone();

@@ -343,18 +343,10 @@ impl SessionMachine {
         now: SystemTime,
         out: &mut Vec<Effect>,
     ) {
-        let SessionState::Active { tokens, .. } = &self.state else {
+        let Some(expires_at) = self.refresh_expiry_to_warn_of() else {
             return;
         };
-        let Some(expires_at) = tokens.refresh_expires_at else {
-            return;
-        };
-        let warning = self.refresh_token_warning;
-        if warning.is_zero()
-            || self.refresh_extends_refresh_token
-            || self.expiry_warned == Some(expires_at)
-            || now + warning < expires_at
-        {
+        if now + self.refresh_token_warning < expires_at {
             return;
         }
         self.expiry_warned = Some(expires_at);
@@ -370,6 +362,24 @@ impl SessionMachine {
                 "the refresh token expires at {at} (Unix time); log in again before then"
             ),
         }));
+    }
+
+    /// The refresh token's expiry that is to be warned about (when within
+    /// the warning time): the active session's, once a refresh has shown
+    /// that refreshing does not move it, and not warned about yet. One
+    /// rule for the warning and for the wake-up that brings it: a wake-up
+    /// planned for a warning that does not come would come again at once,
+    /// for ever.
+    pub(super) fn refresh_expiry_to_warn_of(&self) -> Option<SystemTime> {
+        let SessionState::Active { tokens, .. } = &self.state else {
+            return None;
+        };
+        let expires_at = tokens.refresh_expires_at?;
+        let warned = self
+            .expiry_warned
+            .is_some_and(|warned| timing::about_the_same(warned, expires_at));
+        (!self.refresh_token_warning.is_zero() && !self.refresh_extends_refresh_token && !warned)
+            .then_some(expires_at)
     }
 
     /// Whether the active session's access token has expired since the

@@ -114,19 +114,11 @@ impl SessionMachine {
     /// Has the session woken at the first of: its next refresh, a write's
     /// retry, the refresh-token warning, its access token's expiry.
     pub(super) fn schedule_wake(&self, now: SystemTime, out: &mut Vec<Effect>) {
-        let warn_at = match &self.state {
-            SessionState::Active { tokens, .. } => tokens
-                .refresh_expires_at
-                .filter(|at| {
-                    self.expiry_warned != Some(*at) && !self.refresh_token_warning.is_zero()
-                })
-                .map(|at| {
-                    at.checked_sub(self.refresh_token_warning)
-                        .unwrap_or(now)
-                        .max(now)
-                }),
-            _ => None,
-        };
+        let warn_at = self.refresh_expiry_to_warn_of().map(|at| {
+            at.checked_sub(self.refresh_token_warning)
+                .unwrap_or(now)
+                .max(now)
+        });
         let wake = [
             self.next_refresh,
             self.save_retry_at,
