@@ -3,7 +3,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use sd_notify::NotifyState;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -19,10 +18,12 @@ use crate::store::{EncryptedFileStore, LogoutJournal, MemoryStore, SecretService
 use crate::systemd::notify;
 
 mod reload;
+mod signals;
 mod socket_watch;
 mod store_lock;
 
-use reload::{reload, report_status, status_line};
+use reload::{reload_heeding_stop, report_status, status_line};
+use signals::{Signal, Signals};
 pub use socket_watch::SocketLost;
 use socket_watch::{SocketWatch, watchdog_heartbeat};
 use store_lock::lock_daemon_store;
@@ -210,20 +211,26 @@ pub async fn run(mut config: Config, env: Environment) -> anyhow::Result<()> {
     ));
 
     let current = config;
+    // A reload asked for during the start, heeding a stop as any reload.
+    let stopped_in_reload =
+        reload_when_up && reload_heeding_stop(&mut signals, &broker, &current, &env).await;
     if reload_when_up {
-        reload(&broker, &current, &env).await;
         code_pages.notify_one();
     }
-    let failure = serve_until_stop(
-        &mut signals,
-        dbus.as_ref(),
-        &socket_watch,
-        &broker,
-        &current,
-        &env,
-        &code_pages,
-    )
-    .await;
+    let failure = if stopped_in_reload {
+        None
+    } else {
+        serve_until_stop(
+            &mut signals,
+            dbus.as_ref(),
+            &socket_watch,
+            &broker,
+            &current,
+            &env,
+            &code_pages,
+        )
+        .await
+    };
 
     stop_daemon(&broker, &stop, server, dbus, &connections).await;
     socket::remove_bound(&current.daemon.socket, bound);
@@ -269,44 +276,6 @@ async fn serve_until_stop(
                 }
             }
             Some(Signal::Stop) | None => return None,
-        }
-    }
-}
-
-/// Reloads, and returns whether a stop was asked for meanwhile.
-///
-/// A reload can wait long: for the refresh in flight of each session it
-/// retires (up to `http_timeout`), for the store. A stop (SIGTERM) that
-/// came then was read only after it, so `systemctl stop` outlasted the
-/// unit's stop timeout and ended in SIGKILL. Now a stop makes the broker's
-/// waits end ([`Broker::stop_waiting`]): the reload finishes at once and
-/// the stop follows. Further reloads asked for meanwhile run after it.
-async fn reload_heeding_stop(
-    signals: &mut Signals,
-    broker: &Broker,
-    current: &Config,
-    env: &Environment,
-) -> bool {
-    let mut stop_asked = false;
-    loop {
-        let mut again = false;
-        let reloading = reload(broker, current, env);
-        tokio::pin!(reloading);
-        loop {
-            tokio::select! {
-                () = &mut reloading => break,
-                signal = signals.next(), if !stop_asked => match signal {
-                    Some(Signal::Reload) => again = true,
-                    Some(Signal::Stop) | None => {
-                        info!("a stop was asked for during the reload: it ends the reload's waits");
-                        stop_asked = true;
-                        broker.stop_waiting();
-                    }
-                },
-            }
-        }
-        if stop_asked || !again {
-            return stop_asked;
         }
     }
 }
@@ -482,37 +451,5 @@ fn release_code_pages() {
             "released the resident code pages"
         ),
         Err(e) => debug!("could not release the code pages: {e}"),
-    }
-}
-
-/// What a signal asks of the daemon.
-enum Signal {
-    Reload,
-    Stop,
-}
-
-/// SIGTERM/SIGINT (stop) and SIGHUP (reload).
-struct Signals {
-    term: tokio::signal::unix::Signal,
-    int: tokio::signal::unix::Signal,
-    hup: tokio::signal::unix::Signal,
-}
-
-impl Signals {
-    fn new() -> anyhow::Result<Self> {
-        use tokio::signal::unix::{SignalKind, signal};
-        Ok(Self {
-            term: signal(SignalKind::terminate()).context("cannot handle SIGTERM")?,
-            int: signal(SignalKind::interrupt()).context("cannot handle SIGINT")?,
-            hup: signal(SignalKind::hangup()).context("cannot handle SIGHUP")?,
-        })
-    }
-
-    async fn next(&mut self) -> Option<Signal> {
-        tokio::select! {
-            s = self.term.recv() => s.map(|()| Signal::Stop),
-            s = self.int.recv() => s.map(|()| Signal::Stop),
-            s = self.hup.recv() => s.map(|()| Signal::Reload),
-        }
     }
 }

@@ -74,6 +74,10 @@ pub(super) struct Inner {
     // Held for writing through a reload: a caller whose session the reload
     // retired waits here for the provider's new session (`successor`).
     pub(super) reloading: tokio::sync::RwLock<()>,
+    // Sessions a reload retired while a stop cut its wait for their
+    // refresh short: gone from the map, still to be named at the stop if
+    // that refresh does not finish.
+    pub(super) retired_unfinished: std::sync::Mutex<Vec<Arc<Session>>>,
 }
 
 /// How many times in a row a `token` request follows a provider to the
@@ -124,6 +128,7 @@ impl Broker {
                 refusals: super::refusal_log::RefusalLog::default(),
                 config_standing: super::config_standing::ConfigStandingCell::default(),
                 reloading: tokio::sync::RwLock::new(()),
+                retired_unfinished: std::sync::Mutex::new(Vec::new()),
             }),
         };
         let sessions = providers

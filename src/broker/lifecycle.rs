@@ -116,7 +116,14 @@ impl Broker {
     /// keyring that hangs) held the new one. Sessions whose write failed
     /// are named by `write_before_stop` already.
     fn report_unfinished(&self) {
-        for session in self.sessions() {
+        let retired = std::mem::take(
+            &mut *self
+                .inner
+                .retired_unfinished
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for session in self.sessions().iter().chain(&retired) {
             if session.is_store_dirty() {
                 continue;
             }

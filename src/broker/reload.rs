@@ -78,8 +78,27 @@ impl Broker {
             .collect();
         self.set_sessions(next);
         drop(reloading);
-        for session in rebuilt {
-            session.refresh_if_due();
+        // Not when a stop cut the reload's waits short: a retired session's
+        // refresh may still be out, and the successor would present the
+        // same refresh token again (which a rotating provider takes as
+        // theft).
+        if !self.inner.shared.shutdown.is_cancelled() {
+            for session in rebuilt {
+                session.refresh_if_due();
+            }
+        }
+        // A stop cut the wait for a retired session's refresh short: the
+        // stop names it if that refresh does not finish in its grace.
+        if self.inner.shared.shutdown.is_cancelled() {
+            let unfinished = old
+                .values()
+                .filter(|s| s.is_retired() && s.unfinished_work().is_some())
+                .cloned();
+            self.inner
+                .retired_unfinished
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .extend(unfinished);
         }
         // The retired sessions go now, unless a task still holds one, so
         // that what only they held is seen as free by the prune.

@@ -12,6 +12,8 @@ use crate::broker::Broker;
 use crate::config::{self, Config, Environment};
 use crate::systemd::notify;
 
+use super::signals::{Signal, Signals};
+
 /// Keeps systemd's `STATUS=` line current ("3 providers: 2 active, 1 login
 /// required"), at most once a second however busy the broker is.
 pub(super) async fn report_status(broker: Broker, stop: CancellationToken) {
@@ -44,7 +46,7 @@ pub(super) async fn report_status(broker: Broker, stop: CancellationToken) {
 const STATUS_COALESCE: Duration = Duration::from_secs(1);
 
 /// Reloads the config from its file; an invalid file changes nothing.
-pub(super) async fn reload(broker: &Broker, current: &Config, env: &Environment) {
+async fn reload(broker: &Broker, current: &Config, env: &Environment) {
     // MONOTONIC_USEC lets systemd (253+) match this reload to its request.
     let mut states = vec![NotifyState::Reloading];
     states.extend(NotifyState::monotonic_usec_now());
@@ -92,5 +94,43 @@ pub(super) fn status_line(broker: &Broker) -> String {
     match broker.config_standing().status_note() {
         Some(note) => format!("{summary}; {note}"),
         None => summary,
+    }
+}
+
+/// Reloads, and returns whether a stop was asked for meanwhile.
+///
+/// A reload can wait long: for the refresh in flight of each session it
+/// retires (up to `http_timeout`), for the store. A stop (SIGTERM) that
+/// came then was read only after it, so `systemctl stop` outlasted the
+/// unit's stop timeout and ended in SIGKILL. Now a stop makes the broker's
+/// waits end ([`Broker::stop_waiting`]): the reload finishes at once and
+/// the stop follows. Further reloads asked for meanwhile run after it.
+pub(super) async fn reload_heeding_stop(
+    signals: &mut Signals,
+    broker: &Broker,
+    current: &Config,
+    env: &Environment,
+) -> bool {
+    let mut stop_asked = false;
+    loop {
+        let mut again = false;
+        let reloading = reload(broker, current, env);
+        tokio::pin!(reloading);
+        loop {
+            tokio::select! {
+                () = &mut reloading => break,
+                signal = signals.next(), if !stop_asked => match signal {
+                    Some(Signal::Reload) => again = true,
+                    Some(Signal::Stop) | None => {
+                        info!("a stop was asked for during the reload: it ends the reload's waits");
+                        stop_asked = true;
+                        broker.stop_waiting();
+                    }
+                },
+            }
+        }
+        if stop_asked || !again {
+            return stop_asked;
+        }
     }
 }

@@ -121,6 +121,8 @@ fn a_stop_during_a_reload_is_not_held_by_it() {
     let status = daemon.signal_and_wait(rustix::process::Signal::TERM, STOP_WITHIN);
     assert!(status.success(), "{status:?}");
     daemon.wait_for_log(1, &["a stop was asked for during the reload"]);
+    // The refresh still out is named, though its session was retired.
+    assert_named_at_stop(&daemon, "demo", "the provider had not answered a refresh");
     let out = client.wait_with_output().unwrap();
     assert!(!out.status.success(), "the waiting client got a token");
 }

@@ -138,13 +138,16 @@ impl SessionMachine {
         if !self.can_start_refresh() || !(failing || due) {
             return false;
         }
-        // Not before the wait the provider asked for.
-        let at = match self.provider_asked_wait {
-            Some((since, wait)) if self.failures > 0 && timing::within(at, since, wait) => {
-                since + wait
-            }
-            _ => at,
-        };
+        // Not within the wait the provider asked for: the retry planned
+        // after it stands, spread as it is (moved to the wait's end, the
+        // sessions one rate limit held back would all come back at once).
+        if self.failures > 0
+            && self
+                .provider_asked_wait
+                .is_some_and(|(since, wait)| timing::within(at, since, wait))
+        {
+            return false;
+        }
         if self.next_refresh.is_some_and(|next| next <= at) {
             return false;
         }
