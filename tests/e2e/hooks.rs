@@ -53,12 +53,14 @@ fn jeepney_or_skip(test: &str) -> bool {
 }
 
 /// A daemon on `bus` (as its session bus: notifications on) running `hook`
-/// for its events, with `demo` on `provider` logged in.
-fn on_session_bus_with_hook(
-    bus: &PrivateBus,
-    provider: &Provider,
-    hook: &Path,
-) -> (Daemon, String) {
+/// for its events, with `demo` logged in at a provider of 3 s tokens
+/// polled every second: the provider, the daemon, the access token.
+fn on_session_bus_with_hook(bus: &PrivateBus, hook: &Path) -> (Provider, Daemon, String) {
+    let provider = Provider::start(Rfc8628Options {
+        interval: Duration::from_secs(1),
+        access_token_lifetime: Duration::from_secs(3),
+        ..Rfc8628Options::default()
+    });
     let daemon = Daemon::start_with(
         &provider.config("demo"),
         DaemonOptions {
@@ -71,7 +73,7 @@ fn on_session_bus_with_hook(
     let access_token = login(&daemon, "demo", |code| {
         provider.approve(code).unwrap();
     });
-    (daemon, access_token)
+    (provider, daemon, access_token)
 }
 
 #[test]
@@ -83,14 +85,8 @@ fn hooks_and_notifications_follow_the_sessions() {
     let (hook, reader) = hook_in(dir.path());
 
     let bus = PrivateBus::start();
-    let notifications = bus_stub(&bus, "notification_server.py");
-
-    let provider = Provider::start(Rfc8628Options {
-        interval: Duration::from_secs(1),
-        access_token_lifetime: Duration::from_secs(3),
-        ..Rfc8628Options::default()
-    });
-    let (daemon, access_token) = on_session_bus_with_hook(&bus, &provider, &hook);
+    let notifications = bus_stub(&bus, "notification_server.py", &[]);
+    let (provider, daemon, access_token) = on_session_bus_with_hook(&bus, &hook);
     reader.wait_for("logged_in demo");
 
     // The provider goes down: the background refresh fails.
@@ -141,13 +137,8 @@ fn a_notification_server_that_never_answers_holds_no_run() {
     let dir = tempfile::tempdir().unwrap();
     let (hook, reader) = hook_in(dir.path());
     let bus = PrivateBus::start();
-    let notifications = bus_stub(&bus, "silent_notification_server.py");
-    let provider = Provider::start(Rfc8628Options {
-        interval: Duration::from_secs(1),
-        access_token_lifetime: Duration::from_secs(3),
-        ..Rfc8628Options::default()
-    });
-    let (daemon, _) = on_session_bus_with_hook(&bus, &provider, &hook);
+    let notifications = bus_stub(&bus, "notification_server.py", &["--silent"]);
+    let (provider, daemon, _) = on_session_bus_with_hook(&bus, &hook);
     reader.wait_for("logged_in demo");
     provider.revoke_all();
     notifications.wait_for("Notify");

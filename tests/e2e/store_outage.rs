@@ -262,7 +262,7 @@ fn an_unanswered_unlock_prompt_holds_nothing_and_an_unlock_elsewhere_is_seen() {
         return;
     };
     // A prompter that begins every prompt and answers none.
-    let prompter = bus_stub(&bus, "silent_prompter.py");
+    let prompter = bus_stub(&bus, "silent_prompter.py", &[]);
     refresh_while_locked_then_unlock(
         &bus,
         &keyring,

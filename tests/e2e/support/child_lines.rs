@@ -84,13 +84,13 @@ impl Drop for Lines {
 }
 
 /// A stub peer on `bus`: `tests/e2e/support/SCRIPT` (python3 with
-/// jeepney), given the bus address, once it has printed `ready`; its
-/// later lines are what it saw.
+/// jeepney), given the bus address and `args`, once it has printed
+/// `ready`; its later lines are what it saw.
 ///
 /// # Panics
 /// When it cannot run or does not get ready in time.
 #[must_use]
-pub fn bus_stub(bus: &PrivateBus, script: &str) -> Lines {
+pub fn bus_stub(bus: &PrivateBus, script: &str, args: &[&str]) -> Lines {
     let stub = Lines::of(
         bus.command("/usr/bin/python3")
             .arg(format!(
@@ -98,6 +98,7 @@ pub fn bus_stub(bus: &PrivateBus, script: &str) -> Lines {
                 env!("CARGO_MANIFEST_DIR")
             ))
             .arg(bus.address())
+            .args(args)
             .stdout(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("run {script} (python3-jeepney): {e}")),

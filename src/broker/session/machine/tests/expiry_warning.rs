@@ -48,6 +48,17 @@ fn warned_at_each_step_sent(answers: &[TokenGrant], early: impl Fn(u64) -> Durat
     warned
 }
 
+/// `count` refreshes' grants, each with a new refresh token that ends when
+/// the login's did (a session's absolute maximum): at 1800 s.
+fn ending_with_the_first(count: u64) -> Vec<TokenGrant> {
+    (1..=count)
+        .map(|i| {
+            let left = 1800 - 250 * i;
+            lasting(grant(&format!("a{i}"), Some(&format!("r{i}")), 300), left)
+        })
+        .collect()
+}
+
 /// `grant` with a refresh token said to live `seconds`.
 fn lasting(mut grant: TokenGrant, seconds: u64) -> TokenGrant {
     grant.refresh_expires_in = Some(Duration::from_secs(seconds));
@@ -79,13 +90,10 @@ fn a_refresh_token_kept_by_refreshes_is_warned_about_once() {
 /// absolute maximum): the same.
 #[test]
 fn replaced_refresh_tokens_with_one_end_are_warned_about_once() {
-    let same_end: Vec<TokenGrant> = (1..=3)
-        .map(|i| {
-            let left = 1800 - 250 * i;
-            lasting(grant(&format!("a{i}"), Some(&format!("r{i}")), 300), left)
-        })
-        .collect();
-    assert_eq!(warned_at_each_step(&same_end), [false, true, false, false]);
+    assert_eq!(
+        warned_at_each_step(&ending_with_the_first(3)),
+        [false, true, false, false]
+    );
 }
 
 /// A fixed end read from a relative lifetime lands a little apart at each
@@ -94,19 +102,13 @@ fn replaced_refresh_tokens_with_one_end_are_warned_about_once() {
 /// for a sliding one.
 #[test]
 fn one_end_read_a_second_apart_is_one_expiry() {
-    let same_end: Vec<TokenGrant> = (1..=4)
-        .map(|i| {
-            let left = 1800 - 250 * i;
-            lasting(grant(&format!("a{i}"), Some(&format!("r{i}")), 300), left)
-        })
-        .collect();
     // Sent 0.9, 0.2, 0.5 and 0.1 s before the answer: the end read moves
     // back and forth by under a second.
     let early = |step: u64| {
         Duration::from_millis([900, 200, 500, 100][usize::try_from((step - 1) % 4).unwrap()])
     };
     assert_eq!(
-        warned_at_each_step_sent(&same_end, early),
+        warned_at_each_step_sent(&ending_with_the_first(4), early),
         [false, true, false, false, false]
     );
 }
@@ -122,27 +124,7 @@ fn a_sliding_expiry_within_the_warning_time_plans_no_wake_up_now() {
         IDENTITY.into(),
         Duration::from_secs(7 * 24 * 3600),
     );
-    let login = m.handle(
-        &ctx(t0()),
-        Event::LoginGranted {
-            grant: lasting(grant("a0", Some("r0"), 300), 1800),
-            sent_at: t0(),
-        },
-    );
-    let purpose = login
-        .into_iter()
-        .find_map(|e| match e {
-            Effect::WriteRecord { purpose, .. } => Some(purpose),
-            _ => None,
-        })
-        .unwrap();
-    let installed = m.handle(
-        &ctx(t0()),
-        Event::RecordWritten {
-            purpose,
-            result: Ok(()),
-        },
-    );
+    let installed = logged_in_with(&mut m, lasting(grant("a0", Some("r0"), 300), 1800));
     let planned_wake = |effects: &[Effect]| {
         effects.iter().find_map(|e| match e {
             Effect::Schedule(at) => Some(*at),

@@ -203,6 +203,32 @@ fn logged_in(lifetime: u64) -> SessionMachine {
     m
 }
 
+/// Logs `m` in at t0 with `grant`, the record written: the effects of
+/// the write's completion, whole.
+fn logged_in_with(m: &mut SessionMachine, grant: TokenGrant) -> Vec<Effect> {
+    let login = m.handle(
+        &ctx(t0()),
+        Event::LoginGranted {
+            grant,
+            sent_at: t0(),
+        },
+    );
+    let purpose = login
+        .into_iter()
+        .find_map(|e| match e {
+            Effect::WriteRecord { purpose, .. } => Some(purpose),
+            _ => None,
+        })
+        .expect("a store write");
+    m.handle(
+        &ctx(t0()),
+        Event::RecordWritten {
+            purpose,
+            result: Ok(()),
+        },
+    )
+}
+
 /// Completes the one store write among `effects` successfully.
 fn written_ok(m: &mut SessionMachine, now: SystemTime, effects: Vec<Effect>) -> Vec<String> {
     written(m, now, effects, Ok(()))

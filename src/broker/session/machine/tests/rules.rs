@@ -256,27 +256,7 @@ fn a_logout_forgets_the_last_refresh() {
 #[test]
 fn an_expiry_no_refresh_precedes_is_signalled() {
     let mut m = machine();
-    let login = m.handle(
-        &ctx(t0()),
-        Event::LoginGranted {
-            grant: grant("a1", None, 20),
-            sent_at: t0(),
-        },
-    );
-    let purpose = login
-        .into_iter()
-        .find_map(|e| match e {
-            Effect::WriteRecord { purpose, .. } => Some(purpose),
-            _ => None,
-        })
-        .unwrap();
-    let installed = m.handle(
-        &ctx(t0()),
-        Event::RecordWritten {
-            purpose,
-            result: Ok(()),
-        },
-    );
+    let installed = logged_in_with(&mut m, grant("a1", None, 20));
     assert!(
         installed
             .iter()
