@@ -215,18 +215,14 @@ impl Trakt {
         found
     }
 
-    /// Whether the request names this client; `secret` says whether it
-    /// must carry the client secret too (polls and refreshes do; the
-    /// device code request carries the id alone).
-    fn client_matches(&self, form: &Form, secret: Secret) -> Result<(), &'static str> {
+    fn client_matches(&self, form: &Form) -> Result<(), &'static str> {
         if form.get("client_id") != Some(self.options.client_id.as_str()) {
             return Err("unknown client id");
         }
-        match (form.get("client_secret"), secret) {
-            (None, Secret::Optional) => Ok(()),
-            (None | Some(""), Secret::Required) => Err("no client secret"),
-            (Some(sent), _) if sent == self.options.client_secret => Ok(()),
-            (Some(_), _) => Err("wrong client secret"),
+        match form.get("client_secret") {
+            None | Some("") => Ok(()),
+            Some(secret) if secret == self.options.client_secret => Ok(()),
+            Some(_) => Err("wrong client secret"),
         }
     }
 
@@ -234,7 +230,7 @@ impl Trakt {
         let form = Self::read(request, &["client_id"], |_| {
             Reply::new(400, None, ReplyBody::empty())
         })?;
-        if let Err(why) = self.client_matches(&form, Secret::Optional) {
+        if let Err(why) = self.client_matches(&form) {
             return Err(self
                 .bare(401, "invalid client")
                 .outcome("invalid_client")
@@ -257,7 +253,7 @@ impl Trakt {
         let form = Self::read(request, &["code", "client_id", "client_secret"], |_| {
             self.bare(400, "Bad Request")
         })?;
-        if let Err(why) = self.client_matches(&form, Secret::Required) {
+        if let Err(why) = self.client_matches(&form) {
             return Err(self
                 .bare(401, "invalid client")
                 .outcome("invalid_client")
@@ -307,7 +303,7 @@ impl Trakt {
         let form = Self::read(request, &required, |problem| {
             Reply::oauth_error(400, "invalid_request", problem)
         })?;
-        if let Err(why) = self.client_matches(&form, Secret::Required) {
+        if let Err(why) = self.client_matches(&form) {
             return Err(
                 Reply::invalid_client(why).violation(format!("client authentication: {why}"))
             );
@@ -415,13 +411,4 @@ impl Dialect for Trakt {
         };
         result.unwrap_or_else(|refusal| refusal).violations(headers)
     }
-}
-
-/// Whether a request must carry the client secret.
-#[derive(Debug, Clone, Copy)]
-enum Secret {
-    /// It may (the device code request carries the client id alone).
-    Optional,
-    /// It must (polls and refreshes).
-    Required,
 }

@@ -42,11 +42,12 @@ async fn trakt_is_json_status_codes_and_redirect_uri() {
         raw(send_json(&http, poll_url.clone(), &wrong_key)).await.0,
         400
     );
-    // An empty client secret: refused (polls and refreshes carry it).
+    // An empty client secret: refused as missing (polls and refreshes
+    // carry it).
     let no_secret = j!({"code": device_code, "client_id": "tokend-test", "client_secret": ""});
     assert_eq!(
         raw(send_json(&http, poll_url.clone(), &no_secret)).await.0,
-        401
+        400
     );
     emu.approve(&text(&code, "user_code")).unwrap();
     emu.advance(SECOND * 6);
@@ -87,7 +88,7 @@ async fn trakt_is_json_status_codes_and_redirect_uri() {
         "invalid request",
         "RFC 8628 §3.5",
         "missing key `code`",
-        "client authentication: no client secret",
+        "missing key `client_secret`",
         "kept polling after the final answer",
         "missing key `redirect_uri`",
     ]) {
