@@ -36,22 +36,31 @@ fn assert_named_at_stop(daemon: &Daemon, provider: &str, what: &str) {
     );
 }
 
-/// A refresh whose answer never comes: the stop waits its grace, then
-/// names the session.
-#[test]
-fn a_stop_names_a_refresh_the_provider_had_not_answered() {
+/// `demo` seeded in the encrypted file store (a token of an hour) and
+/// tokend on it with `http_timeout` seconds; a `tokenctl token` asking for
+/// more than that hour, whose refresh the provider never answers, under
+/// way: the provider, the store, the daemon and the waiting client.
+fn a_refresh_hanging(http_timeout: u64) -> (Provider, FileStore, Daemon, std::process::Child) {
     let provider = Provider::start(fast());
     let store = FileStore::new();
     store.seed(&provider, &provider.config("demo"), |_| {
         Duration::from_secs(3600)
     });
     let mut options = store.options();
-    // Longer than the stop's grace: the request is still out when it ends.
-    options.daemon_keys = "http_timeout = 60\n".into();
-    let mut daemon = Daemon::start_with(&provider.config("demo"), options);
+    options.daemon_keys = format!("http_timeout = {http_timeout}\n");
+    let daemon = Daemon::start_with(&provider.config("demo"), options);
     provider.inject(Endpoint::Token, Fault::Hang, 1);
     let client = spawn_tokenctl(&daemon.socket, &["token", "demo", "--min-valid", "3700"]);
     provider.wait_for_count(1, |r| r.outcome == "fault:hang");
+    (provider, store, daemon, client)
+}
+
+/// A refresh whose answer never comes: the stop waits its grace, then
+/// names the session.
+#[test]
+fn a_stop_names_a_refresh_the_provider_had_not_answered() {
+    // Longer than the stop's grace: the request is still out when it ends.
+    let (_provider, _store, mut daemon, client) = a_refresh_hanging(60);
     let status = daemon.signal_and_wait(rustix::process::Signal::TERM, STOP_WITHIN);
     assert!(status.success(), "{status:?}");
     assert_named_at_stop(&daemon, "demo", "the provider had not answered a refresh");
@@ -101,17 +110,7 @@ fn a_stop_names_a_save_the_keyring_had_not_finished() {
 /// later (600 s here), and systemd's stop timeout ended it with SIGKILL.
 #[test]
 fn a_stop_during_a_reload_is_not_held_by_it() {
-    let provider = Provider::start(fast());
-    let store = FileStore::new();
-    store.seed(&provider, &provider.config("demo"), |_| {
-        Duration::from_secs(3600)
-    });
-    let mut options = store.options();
-    options.daemon_keys = "http_timeout = 600\n".into();
-    let mut daemon = Daemon::start_with(&provider.config("demo"), options);
-    provider.inject(Endpoint::Token, Fault::Hang, 1);
-    let client = spawn_tokenctl(&daemon.socket, &["token", "demo", "--min-valid", "3700"]);
-    provider.wait_for_count(1, |r| r.outcome == "fault:hang");
+    let (provider, _store, mut daemon, client) = a_refresh_hanging(600);
 
     // `demo`'s table changes: the reload replaces its session, and waits
     // for its refresh in flight.

@@ -7,12 +7,7 @@ use super::*;
 /// reload rebuilt the session (an `allow_users` edit, say).
 #[test]
 fn a_retry_after_stands_across_a_handover() {
-    let limited = ProviderError::Unavailable {
-        endpoint: "http://127.0.0.1/token".into(),
-        status: 429,
-        detail: None,
-        retry_after: Some(Duration::from_secs(600)),
-    };
+    let limited = unavailable(429, Some(600));
     let mut old = refreshing(at(10));
     answer(&mut old, at(10), Err(limited));
     let mut new = machine();

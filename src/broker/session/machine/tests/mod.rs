@@ -69,6 +69,17 @@ fn transient() -> ProviderError {
     }
 }
 
+/// The provider's answer that it is unavailable: HTTP `status` (429,
+/// 503), with a `Retry-After` of `retry_after` seconds if any.
+fn unavailable(status: u16, retry_after: Option<u64>) -> ProviderError {
+    ProviderError::Unavailable {
+        endpoint: "http://127.0.0.1/token".into(),
+        status,
+        detail: None,
+        retry_after: retry_after.map(Duration::from_secs),
+    }
+}
+
 fn refused() -> ProviderError {
     ProviderError::Rejected {
         endpoint: "http://127.0.0.1/token".into(),

@@ -193,12 +193,7 @@ fn a_refresh_token_that_dies_first_is_refreshed_before_it() {
 /// background retry, a resume and token requests alike.
 #[test]
 fn a_retry_after_holds_back_every_refresh() {
-    let limited = ProviderError::Unavailable {
-        endpoint: "http://127.0.0.1/token".into(),
-        status: 429,
-        detail: None,
-        retry_after: Some(Duration::from_secs(600)),
-    };
+    let limited = unavailable(429, Some(600));
     let mut m = refreshing(at(10));
     answer(&mut m, at(10), Err(limited));
     assert!(m.next_refresh() >= Some(at(610)), "{:?}", m.next_refresh());
@@ -227,12 +222,7 @@ fn a_retry_after_holds_back_every_refresh() {
 /// at one instant, which a rate limiter answers with 429 again.
 #[test]
 fn sessions_held_back_by_one_retry_after_come_back_apart() {
-    let limited = || ProviderError::Unavailable {
-        endpoint: "http://127.0.0.1/token".into(),
-        status: 429,
-        detail: None,
-        retry_after: Some(Duration::from_secs(600)),
-    };
+    let limited = || unavailable(429, Some(600));
     let back_at = |jitter: f64| {
         let mut m = refreshing(at(10));
         let generation = m.generation;
@@ -266,12 +256,7 @@ fn sessions_held_back_by_one_retry_after_come_back_apart() {
 /// status turns "expired" then (D-Bus clients are told), not at the retry.
 #[test]
 fn a_retry_past_the_expiry_still_wakes_the_session_at_the_expiry() {
-    let limited = ProviderError::Unavailable {
-        endpoint: "http://127.0.0.1/token".into(),
-        status: 503,
-        detail: None,
-        retry_after: Some(Duration::from_secs(3600)),
-    };
+    let limited = unavailable(503, Some(3600));
     let mut m = refreshing(at(10));
     let effects = answer(&mut m, at(10), Err(limited));
     let wakes: Vec<Option<SystemTime>> = effects

@@ -190,12 +190,7 @@ fn a_nudge_moves_only_a_transient_backoff() {
     // A provider that answered it is unavailable keeps its backoff: the
     // network says nothing of it. A resume moves it: time passed, and
     // any transient failure may be over.
-    let busy = ProviderError::Unavailable {
-        endpoint: "http://127.0.0.1/token".into(),
-        status: 503,
-        detail: None,
-        retry_after: None,
-    };
+    let busy = unavailable(503, None);
     let mut m = refreshing(at(10));
     answer(&mut m, at(10), Err(busy));
     assert_eq!(
