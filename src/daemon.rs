@@ -333,6 +333,9 @@ async fn stop_daemon(
     // flight, and the stream of a client waiting for one ends only with
     // it, so the wait for connections below would last the whole grace.
     broker.end_logins();
+    // Nor is a background refresh: started now, it would have only the
+    // rest of the grace, and one cut short may lose a rotated refresh token.
+    broker.end_background_refreshes();
     stop.cancel();
     let _ = server.await;
     drop(dbus);

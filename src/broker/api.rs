@@ -111,6 +111,7 @@ impl Broker {
             scheduler: RefreshScheduler::new(),
             tasks: TaskTracker::new(),
             logins: shutdown.child_token(),
+            background: shutdown.child_token(),
             shutdown,
             owner_uid: parts.owner_uid,
             record_writes: record_writes::RecordWrites::default(),

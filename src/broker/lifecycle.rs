@@ -50,9 +50,13 @@ impl Broker {
             shared
                 .scheduler
                 .run(shared.clock.as_ref(), &shared.shutdown, max_sleep, |due| {
-                    for name in due {
-                        if let Some(session) = broker.session(&name) {
-                            session.refresh_if_due();
+                    // The heartbeat goes on while a stop waits for the
+                    // requests in flight; new background refreshes do not.
+                    if !shared.background.is_cancelled() {
+                        for name in due {
+                            if let Some(session) = broker.session(&name) {
+                                session.refresh_if_due();
+                            }
                         }
                     }
                     if let (Some(h), Some(pacer)) = (&heartbeat, &mut pacer)
@@ -77,6 +81,16 @@ impl Broker {
     /// [`Self::shutdown`]'s grace.
     pub fn end_logins(&self) {
         self.inner.shared.logins.cancel();
+    }
+
+    /// A stop has begun: no background refresh starts from now on (the
+    /// scheduler's due ones, a reload's). One started during the stop's
+    /// wait for the requests in flight would have only the rest of the
+    /// grace to finish in, and one cut short may cost the session (a
+    /// rotated refresh token never saved). Refreshes a request asks for
+    /// still run: a client waits for them.
+    pub fn end_background_refreshes(&self) {
+        self.inner.shared.background.cancel();
     }
 
     /// A stop is on its way: what waits inside the broker (a reload's wait

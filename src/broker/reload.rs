@@ -82,7 +82,7 @@ impl Broker {
         // refresh may still be out, and the successor would present the
         // same refresh token again (which a rotating provider takes as
         // theft).
-        if !self.inner.shared.shutdown.is_cancelled() {
+        if !self.inner.shared.background.is_cancelled() {
             for session in rebuilt {
                 session.refresh_if_due();
             }

@@ -125,3 +125,46 @@ fn a_stop_during_a_reload_is_not_held_by_it() {
     let out = client.wait_with_output().unwrap();
     assert!(!out.status.success(), "the waiting client got a token");
 }
+
+/// While a stop waits for a request in flight (here until `http_timeout`
+/// ends the refresh it waits for), no background refresh starts: one
+/// started then would have only the rest of the grace, and one cut short
+/// may lose a rotated refresh token. `busy`'s tokens live 4 s, so several
+/// of its refreshes fall due during the wait.
+#[test]
+fn a_stop_starts_no_background_refresh_while_it_waits() {
+    let hanging = Provider::start(fast());
+    let busy = Provider::start(fast());
+    busy.set_access_token_lifetime(Duration::from_secs(4));
+    let store = FileStore::new();
+    store.seed(&hanging, &hanging.config("demo"), |_| {
+        Duration::from_secs(3600)
+    });
+    store.seed(&busy, &busy.config("busy"), |_| Duration::from_secs(4));
+    let mut options = store.options();
+    options.daemon_keys = "http_timeout = 8\n".into();
+    let config = format!("{}{}", hanging.config("demo"), busy.config("busy"));
+    let mut daemon = Daemon::start_with(&config, options);
+    // The scheduler keeps `busy` fresh on its own.
+    busy.wait_for_count(2, |r| r.is_refresh() && r.outcome == "refreshed");
+    hanging.inject(Endpoint::Token, Fault::Hang, 1);
+    let client = spawn_tokenctl(&daemon.socket, &["token", "demo", "--min-valid", "3700"]);
+    hanging.wait_for_count(1, |r| r.outcome == "fault:hang");
+
+    let before = busy.refresh_count();
+    let status = daemon.signal_and_wait(rustix::process::Signal::TERM, STOP_WITHIN);
+    assert!(status.success(), "{status:?}");
+    // The stop did wait for the client (its refresh timed out) ...
+    let out = client.wait_with_output().unwrap();
+    assert!(!out.status.success(), "the waiting client got a token");
+    // ... and no refresh of `busy` started meanwhile (one may have been on
+    // its way when the signal came).
+    let during = busy.refresh_count() - before;
+    assert!(during <= 1, "{during} background refreshes during the stop");
+    assert!(
+        !daemon.log().contains("event=\"unfinished_at_stop\""),
+        "{}",
+        daemon.log()
+    );
+    busy.assert_no_violations();
+}
