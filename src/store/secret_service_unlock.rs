@@ -63,9 +63,10 @@ pub struct UnlockGate {
     /// Cloned out for each look, so a look that hangs on a keyring that
     /// does not answer holds no lock.
     client: Mutex<Option<Arc<OwnClient>>>,
-    /// The last unlock prompt asked for, and when; `None` once the keyring
+    /// When tokend last asked for the unlock prompt, and the prompt once
+    /// shown (`None` while it is being asked for); `None` once the keyring
     /// is seen unlocked.
-    prompted: Mutex<Option<(Instant, OwnedObjectPath)>>,
+    prompted: Mutex<Option<(Instant, Option<OwnedObjectPath>)>>,
 }
 
 impl UnlockGate {
@@ -120,7 +121,7 @@ impl UnlockGate {
         self.client.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn prompted(&self) -> std::sync::MutexGuard<'_, Option<(Instant, OwnedObjectPath)>> {
+    fn prompted(&self) -> std::sync::MutexGuard<'_, Option<(Instant, Option<OwnedObjectPath>)>> {
         // A time and a path, set whole.
         self.prompted.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -143,17 +144,10 @@ impl UnlockGate {
     /// Asks for the unlock prompt when none was asked for within the
     /// spacing.
     fn ask_for_prompt(&self, connection: &Connection) {
-        let previous = {
-            let mut prompted = self.prompted();
-            if prompted
-                .as_ref()
-                .is_some_and(|(at, _)| at.elapsed() < PROMPT_SPACING)
-            {
-                return;
-            }
-            prompted.take()
+        let PromptClaim::Ask { dismiss } = self.claim_prompt(Instant::now()) else {
+            return;
         };
-        if let Some((_, old)) = previous {
+        if let Some(old) = dismiss {
             // Gone already when it was answered or closed: nothing to say.
             let _ = connection.call_method(
                 Some(SECRETS),
@@ -168,12 +162,42 @@ impl UnlockGate {
                 tracing::info!(
                     "the keyring is locked: asked the Secret Service for its unlock prompt"
                 );
-                *self.prompted() = Some((Instant::now(), prompt));
+                *self.prompted() = Some((Instant::now(), Some(prompt)));
             }
             Ok(None) => {}
-            Err(e) => tracing::debug!("could not ask for the keyring's unlock prompt: {e}"),
+            Err(e) => {
+                tracing::debug!("could not ask for the keyring's unlock prompt: {e}");
+                // Not asked: the next look may try again.
+                *self.prompted() = None;
+            }
         }
     }
+
+    /// Whether this look asks for the prompt, decided and noted in one
+    /// hold of the lock, so that looks at once (saves of several sessions
+    /// refreshed together) ask for one prompt between them, not one each.
+    fn claim_prompt(&self, now: Instant) -> PromptClaim {
+        let mut prompted = self.prompted();
+        if prompted
+            .as_ref()
+            .is_some_and(|(at, _)| now.saturating_duration_since(*at) < PROMPT_SPACING)
+        {
+            return PromptClaim::AskedRecently;
+        }
+        let previous = prompted.replace((now, None));
+        PromptClaim::Ask {
+            dismiss: previous.and_then(|(_, path)| path),
+        }
+    }
+}
+
+/// Whether a look asks for the unlock prompt.
+#[derive(Debug, PartialEq, Eq)]
+enum PromptClaim {
+    /// One was asked for within the spacing, or is being asked for now.
+    AskedRecently,
+    /// This look asks, dismissing tokend's earlier prompt first, if any.
+    Ask { dismiss: Option<OwnedObjectPath> },
 }
 
 /// A Secret Service client of tokend's own, beside keyring's, for what
@@ -228,4 +252,33 @@ fn show_unlock_prompt(connection: &Connection) -> zbus::Result<Option<OwnedObjec
         &("",),
     )?;
     Ok(Some(prompt))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn looks_at_once_ask_for_one_prompt_between_them() {
+        let gate = UnlockGate::default();
+        let now = Instant::now();
+        let first = gate.claim_prompt(now);
+        assert_eq!(first, PromptClaim::Ask { dismiss: None });
+        // A look racing the first, its prompt not shown yet: asks for none.
+        assert_eq!(gate.claim_prompt(now), PromptClaim::AskedRecently);
+        let shown = OwnedObjectPath::try_from("/p/1").unwrap();
+        *gate.prompted() = Some((now, Some(shown.clone())));
+        let within = gate.claim_prompt(now + PROMPT_SPACING / 2);
+        assert_eq!(within, PromptClaim::AskedRecently);
+        // After the spacing, one asks again, dismissing the old prompt.
+        let again = gate.claim_prompt(now + PROMPT_SPACING);
+        assert_eq!(
+            again,
+            PromptClaim::Ask {
+                dismiss: Some(shown)
+            }
+        );
+        let racing = gate.claim_prompt(now + PROMPT_SPACING);
+        assert_eq!(racing, PromptClaim::AskedRecently);
+    }
 }

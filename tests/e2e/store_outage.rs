@@ -280,6 +280,41 @@ fn an_unanswered_unlock_prompt_holds_nothing_and_an_unlock_elsewhere_is_seen() {
     );
 }
 
+/// Sessions refreshed together while the keyring is locked: each save
+/// looks at the lock at the same moment, and between them they ask for one
+/// unlock prompt, not one each (a stack of dialogs on the person's screen).
+#[test]
+fn saves_at_once_on_a_locked_keyring_ask_for_one_unlock_prompt() {
+    let bus = PrivateBus::start();
+    let Some(keyring) = TestKeyring::start_or_skip(&bus, "saves_at_once_on_a_locked_keyring")
+    else {
+        return;
+    };
+    let prompter = bus_stub(&bus, "silent_prompter.py", &[]);
+    let provider = Provider::rfc8628();
+    let providers: String = (0..8).map(|i| provider.config(&format!("p{i}"))).collect();
+    let seeded = keyring.seed(&provider, &providers, Duration::from_secs(4 * 3600));
+    let daemon = Daemon::start_with(&providers, DaemonOptions::with_keyring_on(&bus));
+    keyring.lock_default_collection();
+    let start = std::sync::Barrier::new(seeded.len());
+    std::thread::scope(|scope| {
+        for session in &seeded {
+            let (start, socket) = (&start, &daemon.socket);
+            scope.spawn(move || {
+                let mut client = Client::connect(socket).expect("connect");
+                start.wait();
+                client
+                    .token_replacing(&session.name, &session.access_token)
+                    .expect("a new token, from memory");
+            });
+        }
+    });
+    // Every save has looked (each answer came after its save failed).
+    drop(prompter.wait_for("prompt"));
+    let asked = daemon.wait_for_log(1, &["asked the Secret Service for its unlock prompt"]);
+    assert_eq!(asked.len(), 1, "{asked:?}");
+}
+
 /// How the test sees tokend notice that the keyring was unlocked.
 #[derive(Clone, Copy)]
 enum Seen {
