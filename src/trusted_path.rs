@@ -7,7 +7,11 @@
 //! OpenSSH's `StrictModes`: every directory from the path's up to `/` is
 //! owned by root or by the one trusted user, and no one else may write to
 //! it — unless it has the sticky bit (`/tmp`, mode 1777), with which others
-//! cannot rename or remove entries they do not own.
+//! cannot rename or remove entries they do not own. As in Debian's
+//! OpenSSH, a directory or file writable by its owner's own group (the
+//! user private group Debian and Ubuntu give every user, under whose umask
+//! of 002 a `mkdir` makes mode 0775) counts as writable by its owner alone:
+//! no one else is in that group.
 
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
@@ -158,7 +162,7 @@ pub fn check_ancestors(dir: &Path, trusted: Owners) -> Result<(), UntrustedPath>
             if !meta.is_dir() {
                 continue;
             }
-            check_one(ancestor, meta.uid(), meta.mode(), trusted)?;
+            check_one(ancestor, meta.uid(), meta.gid(), meta.mode(), trusted)?;
         }
     }
     Ok(())
@@ -178,11 +182,18 @@ pub fn check_file(path: &Path, trusted: Owners) -> Result<(), UntrustedPath> {
     let Ok(meta) = std::fs::metadata(path) else {
         return Ok(());
     };
-    check_one(path, meta.uid(), meta.mode() & !0o1000, trusted)
+    check_one(path, meta.uid(), meta.gid(), meta.mode() & !0o1000, trusted)
 }
 
-/// The rule for one directory `dir` owned by `owner` with `mode`.
-fn check_one(dir: &Path, owner: u32, mode: u32, trusted: Owners) -> Result<(), UntrustedPath> {
+/// The rule for one directory `dir` owned by `owner` and group `gid`,
+/// with `mode`.
+fn check_one(
+    dir: &Path,
+    owner: u32,
+    gid: u32,
+    mode: u32,
+    trusted: Owners,
+) -> Result<(), UntrustedPath> {
     let untrusted = |why| UntrustedPath {
         path: dir.to_owned(),
         owner,
@@ -193,7 +204,7 @@ fn check_one(dir: &Path, owner: u32, mode: u32, trusted: Owners) -> Result<(), U
         return Err(untrusted("belongs to another user"));
     }
     let sticky = mode & 0o1000 != 0;
-    if mode & 0o022 != 0 && !sticky {
+    if others_may_write(owner, gid, mode) && !sticky {
         return Err(untrusted(if mode & 0o002 != 0 {
             "is writable by every user"
         } else {
@@ -203,11 +214,53 @@ fn check_one(dir: &Path, owner: u32, mode: u32, trusted: Owners) -> Result<(), U
     Ok(())
 }
 
+/// Whether a path of `owner`, group `gid` and permission bits `mode` may
+/// be written by someone else: its group or every user may write it,
+/// unless the group is `owner`'s private group: of the user's name, the
+/// user's primary group and no other user's, with no other member listed.
+#[must_use]
+pub fn others_may_write(owner: u32, gid: u32, mode: u32) -> bool {
+    match mode & 0o022 {
+        0 => false,
+        0o020 => !is_private_group(owner, gid),
+        _ => true,
+    }
+}
+
+/// Whether `gid` is the user private group of `owner`: the group of the
+/// user's own name that is the user's primary group, lists no other
+/// member, and is no other user's primary group in `/etc/passwd`. Only a
+/// group-writable path asks (name-service lookups).
+fn is_private_group(owner: u32, gid: u32) -> bool {
+    use nix::unistd::{Gid, Group, Uid, User};
+    let Ok(Some(user)) = User::from_uid(Uid::from_raw(owner)) else {
+        return false;
+    };
+    let Ok(Some(group)) = Group::from_gid(Gid::from_raw(gid)) else {
+        return false;
+    };
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let shared_as_primary = passwd.lines().any(|line| {
+        // name:password:uid:gid:...
+        let fields: Vec<&str> = line.split(':').collect();
+        fields.get(2).and_then(|u| u.parse::<u32>().ok()) != Some(owner)
+            && fields.get(3).and_then(|g| g.parse::<u32>().ok()) == Some(gid)
+    });
+    user.gid.as_raw() == gid
+        && group.name == user.name
+        && group.mem.iter().all(|member| *member == user.name)
+        && !shared_as_primary
+}
+
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::PermissionsExt as _;
 
     use super::*;
+
+    /// A group no user has as a private group: these cases are about
+    /// owners and modes.
+    const NOGROUP: u32 = 65534;
 
     const ME: Owners = Owners {
         uid: 1000,
@@ -217,24 +270,24 @@ mod tests {
     #[test]
     fn the_rule_for_one_directory() {
         let dir = Path::new("/x");
-        assert!(check_one(dir, 0, 0o755, ME).is_ok());
-        assert!(check_one(dir, 1000, 0o700, ME).is_ok());
+        assert!(check_one(dir, 0, NOGROUP, 0o755, ME).is_ok());
+        assert!(check_one(dir, 1000, NOGROUP, 0o700, ME).is_ok());
         // /tmp: world-writable but sticky, root's.
-        assert!(check_one(dir, 0, 0o1777, ME).is_ok());
-        let e = check_one(dir, 1001, 0o755, ME).unwrap_err();
+        assert!(check_one(dir, 0, NOGROUP, 0o1777, ME).is_ok());
+        let e = check_one(dir, 1001, NOGROUP, 0o755, ME).unwrap_err();
         assert_eq!(e.why, "belongs to another user");
-        let e = check_one(dir, 0, 0o777, ME).unwrap_err();
+        let e = check_one(dir, 0, NOGROUP, 0o777, ME).unwrap_err();
         assert_eq!(e.why, "is writable by every user");
-        let e = check_one(dir, 1000, 0o775, ME).unwrap_err();
+        let e = check_one(dir, 1000, NOGROUP, 0o775, ME).unwrap_err();
         assert_eq!(e.why, "is writable by its group");
         // Sticky does not make another user's directory trusted.
-        assert!(check_one(dir, 1001, 0o1777, ME).is_err());
+        assert!(check_one(dir, 1001, NOGROUP, 0o1777, ME).is_err());
         // A check beside the daemon trusts the service user too, when
         // there is one, but never a user who is neither.
-        assert!(check_one(dir, 54321, 0o755, Owners::beside_the_daemon()).is_err());
+        assert!(check_one(dir, 54321, NOGROUP, 0o755, Owners::beside_the_daemon()).is_err());
         if let Some(service) = service_user_uid() {
-            assert!(check_one(dir, service, 0o755, Owners::beside_the_daemon()).is_ok());
-            assert!(check_one(dir, service, 0o755, Owners::of_uid(1000)).is_err());
+            assert!(check_one(dir, service, NOGROUP, 0o755, Owners::beside_the_daemon()).is_ok());
+            assert!(check_one(dir, service, NOGROUP, 0o755, Owners::of_uid(1000)).is_err());
         }
         assert!(
             e.to_string()

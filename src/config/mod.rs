@@ -366,7 +366,9 @@ pub fn load(path: &Path, env: &Environment) -> Result<Config, ConfigError> {
     })?;
     let mut diags = Diagnostics::new(path, &text);
     let access = std::fs::metadata(path).ok().map(|m| FileAccess::of(&m));
-    let writable_by_others = access.map(|a| a.mode).filter(|m| m & 0o022 != 0);
+    let writable_by_others = access
+        .filter(|a| crate::trusted_path::others_may_write(a.uid, a.gid, a.mode))
+        .map(|a| a.mode);
     if let Some(mode) = writable_by_others {
         // Whoever can write the config can point a provider at their own
         // server and collect its tokens: refuse it, as ssh refuses a

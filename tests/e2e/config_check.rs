@@ -150,7 +150,7 @@ fn the_example_config_is_valid() {
 /// `tokend --check --config CONFIG` in a mount namespace of its own, with
 /// each `(file, over)` of `binds` mounted over `over` (the machine's own
 /// files untouched): its status, and its stdout and stderr together.
-fn check_with_binds(binds: &[(&Path, &str)], config: &Path) -> (bool, String) {
+pub(crate) fn check_with_binds(binds: &[(&Path, &str)], config: &Path) -> (bool, String) {
     let mounts: Vec<String> = binds
         .iter()
         .map(|(file, over)| format!("mount --bind {} {over}", file.display()))

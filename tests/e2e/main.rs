@@ -11,6 +11,7 @@ mod support;
 mod allow_units;
 mod config_check;
 mod config_presets;
+mod config_private_group;
 mod dbus;
 mod dbus_loss;
 mod device_login;

@@ -190,7 +190,7 @@ pub fn check_path(path: &Path, owners: crate::trusted_path::Owners) -> Result<()
     use std::os::unix::fs::FileTypeExt as _;
     let dir = path.parent().unwrap_or(Path::new("/"));
     match std::fs::metadata(dir) {
-        Ok(meta) if meta.mode() & 0o022 != 0 => {
+        Ok(meta) if crate::trusted_path::others_may_write(meta.uid(), meta.gid(), meta.mode()) => {
             return Err(SocketError::UnsafeDirectory {
                 path: dir.to_owned(),
                 owner: meta.uid(),
