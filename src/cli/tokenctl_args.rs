@@ -18,6 +18,12 @@ pub struct TokenctlArgs {
     #[arg(long, global = true, env = SOCKET_VARIABLE, value_name = "PATH")]
     pub socket: Option<PathBuf>,
 
+    /// The user whose tokend serves --socket, when that is not root, you or
+    /// tokend's own user: a user service sharing its socket with you (its
+    /// `socket_group`). A name or a uid [env: TOKEND_SOCKET_OWNER]
+    #[arg(long, global = true, value_name = "USER")]
+    pub socket_owner: Option<String>,
+
     /// Print JSON instead of text (`login`: one object per line; `status
     /// --check`: one report object; `metrics`: an array of samples)
     #[arg(long, global = true)]
@@ -42,7 +48,39 @@ pub struct TokenctlArgs {
 /// (as `--socket`'s default) and by `docker-credential-tokend`.
 const SOCKET_VARIABLE: &str = "TOKEND_SOCKET";
 
+/// The environment variable naming the user whose tokend serves the
+/// socket (`--socket-owner`'s default), read by `tokenctl` and by
+/// `docker-credential-tokend`.
+const SOCKET_OWNER_VARIABLE: &str = "TOKEND_SOCKET_OWNER";
+
 impl TokenctlArgs {
+    /// The uid `--socket-owner` or `$TOKEND_SOCKET_OWNER` names (an empty
+    /// variable counts as unset), if either does.
+    ///
+    /// # Errors
+    /// The name, when no user has it.
+    pub fn socket_owner_uid(&self) -> Result<Option<u32>, String> {
+        let named = self.socket_owner.clone().or_else(|| {
+            std::env::var(SOCKET_OWNER_VARIABLE)
+                .ok()
+                .filter(|value| !value.is_empty())
+        });
+        named.map(|name| uid_of(&name)).transpose()
+    }
+
+    /// [`Self::socket_owner_uid`] from the environment alone, for
+    /// `docker-credential-tokend`.
+    ///
+    /// # Errors
+    /// The name, when no user has it.
+    pub fn socket_owner_from_environment() -> Result<Option<u32>, String> {
+        std::env::var(SOCKET_OWNER_VARIABLE)
+            .ok()
+            .filter(|value| !value.is_empty())
+            .map(|name| uid_of(&name))
+            .transpose()
+    }
+
     /// The socket `$TOKEND_SOCKET` names, if it names one: an empty
     /// variable (`TOKEND_SOCKET= cmd`) counts as unset. For
     /// `docker-credential-tokend`, which has no command line to parse.
@@ -200,6 +238,22 @@ pub enum CredentialProtocol {
 /// The variable `tokenctl exec` puts the token in unless `--env` names
 /// another.
 pub const DEFAULT_TOKEN_VARIABLE: &str = "ACCESS_TOKEN";
+
+/// The uid of the user `name` names (a user name, or a uid in digits).
+fn uid_of(name: &str) -> Result<u32, String> {
+    if let Ok(uid) = name.parse::<u32>() {
+        return Ok(uid);
+    }
+    match nix::unistd::User::from_name(name) {
+        Ok(Some(user)) => Ok(user.uid.as_raw()),
+        Ok(None) => Err(format!(
+            "--socket-owner/{SOCKET_OWNER_VARIABLE}: no user named `{name}`"
+        )),
+        Err(e) => Err(format!(
+            "--socket-owner/{SOCKET_OWNER_VARIABLE}: cannot look up user `{name}`: {e}"
+        )),
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -99,7 +99,7 @@ pub enum ClientError {
     /// collect the tokens clients send as `refused`, or to hand out
     /// tokens of their choosing). Nothing was sent.
     #[error(
-        "refusing to talk to the socket at {}: it is served by uid {uid}, not by root, you or the `{DAEMON_USER}` user tokend runs as; another user may have put it there (check the path and the directories above it)",
+        "refusing to talk to the socket at {}: it is served by uid {uid}, not by root, you or the `{DAEMON_USER}` user tokend runs as; another user may have put it there (check the path and the directories above it); if it is that user's tokend sharing its socket with you, name them with --socket-owner or TOKEND_SOCKET_OWNER",
         path.display()
     )]
     UntrustedServer {
@@ -230,6 +230,18 @@ impl Client {
     /// # Errors
     /// [`ClientError::Connect`] naming the path and what to do.
     pub fn connect(path: &Path) -> Result<Self, ClientError> {
+        Self::connect_served_by(path, None)
+    }
+
+    /// [`Client::connect`], taking `owner` too for a user tokend may run
+    /// as: the user whose own daemon shares its socket with this one
+    /// (`socket_group` in that daemon's config; `tokenctl --socket-owner`).
+    /// Only a user named on purpose: a socket anyone serves could show a
+    /// device login's code of theirs for this user to approve.
+    ///
+    /// # Errors
+    /// As [`Client::connect`].
+    pub fn connect_served_by(path: &Path, owner: Option<u32>) -> Result<Self, ClientError> {
         let connect_error = |source| ClientError::Connect {
             path: path.to_owned(),
             source,
@@ -239,7 +251,7 @@ impl Client {
             nix::sys::socket::getsockopt(&stream, nix::sys::socket::sockopt::PeerCredentials)
                 .map_err(|e| connect_error(e.into()))?
                 .uid();
-        if !is_trusted_server(server) {
+        if !is_trusted_server(server) && owner != Some(server) {
             return Err(ClientError::UntrustedServer {
                 path: path.to_owned(),
                 uid: server,

@@ -30,6 +30,10 @@ use tokend::protocol::{
 
 use crate::exit::Failure;
 
+/// The user `--socket-owner` or `TOKEND_SOCKET_OWNER` names, as a uid:
+/// trusted to serve the socket beside root, this user and tokend's.
+static SOCKET_OWNER: std::sync::OnceLock<Option<u32>> = std::sync::OnceLock::new();
+
 fn main() -> ExitCode {
     // Installed under the docker credential helper's name, tokenctl speaks
     // that protocol instead of its own command line.
@@ -43,6 +47,13 @@ fn main() -> ExitCode {
         return docker_helper(args.next());
     }
     let cli = Cli::parse_command_line();
+    match cli.socket_owner_uid() {
+        Ok(owner) => SOCKET_OWNER.get_or_init(|| owner),
+        Err(message) => {
+            let _ = writeln!(io::stderr(), "tokenctl: {}", format::clean(&message));
+            return ExitCode::from(exit::USAGE);
+        }
+    };
     match run(&cli) {
         Ok(()) => ExitCode::from(exit::SUCCESS),
         Err(failure) if failure.message.is_empty() => ExitCode::from(failure.status),
@@ -67,7 +78,9 @@ fn docker_helper(action: Option<std::ffi::OsString>) -> ExitCode {
     let connect = || {
         let socket = Cli::socket_from_environment()
             .unwrap_or_else(|| client::default_socket_path(&Environment::from_process()));
-        let mut client = Client::connect(&socket)?;
+        let owner = Cli::socket_owner_from_environment()
+            .map_err(|message| Failure::new(exit::USAGE, message))?;
+        let mut client = Client::connect_served_by(&socket, owner)?;
         client.set_timeout(client::DEFAULT_TIMEOUT);
         notice_slow_answers(&mut client);
         let protocol = client.version().ok().map(|v| v.protocol);
@@ -193,7 +206,8 @@ fn connect_checked(cli: &Cli) -> Result<(Client, Option<u32>), ClientError> {
 }
 
 fn connect(cli: &Cli) -> Result<Client, ClientError> {
-    let mut client = Client::connect(&socket_path(cli))?;
+    let owner = SOCKET_OWNER.get().copied().flatten();
+    let mut client = Client::connect_served_by(&socket_path(cli), owner)?;
     client.set_timeout(Duration::from_secs(cli.timeout));
     notice_slow_answers(&mut client);
     Ok(client)

@@ -185,3 +185,55 @@ print(refused)
         daemon.log()
     );
 }
+
+/// A user service shared with another user (the README's tmpfiles line
+/// and `socket_group`): the daemon runs as its user (here `nobody`), not
+/// as root, the caller or `tokend`, so tokenctl refuses its socket until
+/// told whose it is (`--socket-owner`, `TOKEND_SOCKET_OWNER`); then it
+/// talks to it. A name no user has is a usage error, before any connect.
+#[test]
+fn tokenctl_talks_to_a_shared_user_service_it_is_told_of() {
+    if OtherUser::nobody_or_skip("tokenctl_talks_to_a_shared_user_service_it_is_told_of").is_none()
+    {
+        return;
+    }
+    let provider = Provider::rfc8628();
+    let daemon = Daemon::start_with(
+        &provider.config("demo"),
+        DaemonOptions {
+            uid: Some(NOBODY),
+            ..DaemonOptions::default()
+        },
+    );
+    let refused = daemon.tokenctl(&["--json", "status"]);
+    assert_eq!(refused.status.code(), Some(3), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("name them with --socket-owner or TOKEND_SOCKET_OWNER"),
+        "{}",
+        stderr(&refused)
+    );
+    for owner in ["nobody", "65534"] {
+        let status = daemon.tokenctl(&["--socket-owner", owner, "--json", "status"]);
+        assert!(status.status.success(), "{}", stderr(&status));
+        assert!(
+            String::from_utf8_lossy(&status.stdout).contains("\"demo\""),
+            "{}",
+            String::from_utf8_lossy(&status.stdout)
+        );
+    }
+    let by_variable = std::process::Command::new(env!("CARGO_BIN_EXE_tokenctl"))
+        .arg("--socket")
+        .arg(&daemon.socket)
+        .args(["--json", "status"])
+        .env("TOKEND_SOCKET_OWNER", "nobody")
+        .output()
+        .unwrap();
+    assert!(by_variable.status.success(), "{}", stderr(&by_variable));
+    let unknown = daemon.tokenctl(&["--socket-owner", "no-such-user-here", "status"]);
+    assert_eq!(unknown.status.code(), Some(2), "{}", stderr(&unknown));
+    assert!(
+        stderr(&unknown).contains("no user named `no-such-user-here`"),
+        "{}",
+        stderr(&unknown)
+    );
+}
