@@ -11,8 +11,16 @@
 //! what was read belonged to the pinned process. In the `pidfd_open` case
 //! the pid could already have been reused before it was opened; the uid
 //! read must then equal the uid the kernel or the bus vouched for at
-//! connect time, so a recycled pid can only ever lend a unit of the
-//! caller's own uid (whose processes that user controls anyway).
+//! connect time. On the socket the pid is opened as the connection is
+//! accepted, a moment after the connect. Over D-Bus the first call, when
+//! a peer is looked up, may come any time after its connect: a process of
+//! the caller's uid could connect, hand the connection to a child and exit,
+//! and wait for a service of the same uid (one `allow_units` grants, which
+//! the caller cannot otherwise read) to be given its pid. So a D-Bus peer's
+//! process must have started before the peer appeared on the bus
+//! ([`of_pid_connected_by`]): a reused pid belongs to a later process.
+//! Start times are known to a clock tick (10 ms): one started within the
+//! tick of the connect passes, as on the socket.
 //!
 //! The unit is systemd's own answer (`sd_pid_get_unit`): the first
 //! service or scope below the slices of the cgroup path. Cgroups below a
@@ -23,6 +31,10 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use rustix::process::{Pid, PidfdFlags, pidfd_open};
+
+/// Clock ticks a second in `/proc/PID/stat` (Linux's `USER_HZ`, 100 on
+/// every architecture tokend is built for).
+const USER_HZ: u64 = 100;
 
 /// Why a caller's unit could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +70,19 @@ pub enum CallerUnitError {
         expected: u32,
         /// The uid of the process now at that pid.
         found: u32,
+    },
+    /// The bus gave no pidfd, and tokend could not watch peers arrive:
+    /// a pid alone might be another process's.
+    #[error(
+        "the bus gives no pidfd of the caller (dbus-daemon before 1.15.8) and tokend could not watch callers connect, so its pid cannot be told from a reused one"
+    )]
+    Unwatched,
+    /// The process at the pid started after its connection appeared:
+    /// it is not the process that connected, whose pid it reuses.
+    #[error("pid {pid} started after the caller connected: the pid was reused")]
+    StartedLater {
+        /// The pid.
+        pid: i32,
     },
 }
 
@@ -116,8 +141,13 @@ pub fn of_socket_peer(
 /// # Errors
 /// As [`of_socket_peer`].
 pub fn of_pid(pid: i32, uid: u32) -> Result<Option<String>, CallerUnitError> {
+    of_pidfd(open_pidfd(pid)?.as_fd(), uid)
+}
+
+/// A pidfd pinning the process now at `pid`.
+fn open_pidfd(pid: i32) -> Result<OwnedFd, CallerUnitError> {
     let raw = Pid::from_raw(pid).ok_or(CallerUnitError::Gone)?;
-    let pidfd: OwnedFd = pidfd_open(raw, PidfdFlags::empty()).map_err(|e| {
+    pidfd_open(raw, PidfdFlags::empty()).map_err(|e| {
         if e == rustix::io::Errno::SRCH {
             CallerUnitError::Gone
         } else {
@@ -126,8 +156,55 @@ pub fn of_pid(pid: i32, uid: u32) -> Result<Option<String>, CallerUnitError> {
                 source: e.into(),
             }
         }
+    })
+}
+
+/// The unit of process `pid` of `uid`, a D-Bus peer the bus reported
+/// without a pidfd, that had connected by `connected_by` (`CLOCK_BOOTTIME`):
+/// a process at that pid that started later is not the one that connected.
+///
+/// # Errors
+/// As [`of_socket_peer`], and [`CallerUnitError::StartedLater`].
+pub fn of_pid_connected_by(
+    pid: i32,
+    uid: u32,
+    connected_by: std::time::Duration,
+) -> Result<Option<String>, CallerUnitError> {
+    let pidfd = open_pidfd(pid)?;
+    let path = format!("/proc/{pid}/stat");
+    let started = start_time(&read(&path)?).ok_or_else(|| CallerUnitError::Read {
+        path,
+        source: io::Error::other("no start time"),
     })?;
+    // Read while the pidfd pins the process: `of_pidfd` then checks it is
+    // still alive at that pid, so the start time was its own.
+    if started > connected_by {
+        return Err(CallerUnitError::StartedLater { pid });
+    }
     of_pidfd(pidfd.as_fd(), uid)
+}
+
+/// When the process whose `/proc/PID/stat` is `stat` started, since boot
+/// (the clock of `CLOCK_BOOTTIME`), rounded down to a clock tick.
+fn start_time(stat: &str) -> Option<std::time::Duration> {
+    // The command name, in parentheses, may hold spaces and parentheses:
+    // the fields after it start after its last ')'. `starttime` is the
+    // 22nd field, the 20th after the name.
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    let ticks: u64 = after_name.split_whitespace().nth(19)?.parse().ok()?;
+    Some(std::time::Duration::from_millis(
+        ticks.saturating_mul(1000 / USER_HZ),
+    ))
+}
+
+/// Now, on the clock process start times are given in.
+#[must_use]
+pub fn since_boot() -> std::time::Duration {
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::Boottime);
+    std::time::Duration::new(
+        u64::try_from(now.tv_sec).unwrap_or(0),
+        u32::try_from(now.tv_nsec).unwrap_or(0),
+    )
 }
 
 /// The unit of the process `pidfd` refers to, which must run as `uid`.
@@ -236,6 +313,19 @@ pub fn unit_of_cgroup_path(path: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_start_time_is_read_past_a_name_with_parentheses() {
+        // `sleep` renamed "a) (b": the fields after the last ')'.
+        let stat =
+            "4242 (a) (b) S 1 4242 4242 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 8298109 2000 100";
+        assert_eq!(
+            start_time(stat),
+            Some(std::time::Duration::from_millis(82_981_090))
+        );
+        assert_eq!(start_time("4242 (x) S 1"), None);
+        assert_eq!(start_time("no name at all"), None);
+    }
 
     #[test]
     fn the_unit_is_the_first_below_the_slices() {

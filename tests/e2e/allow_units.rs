@@ -25,6 +25,9 @@ const DYNAMIC_UID: u32 = 61_234;
 /// Exit status of tokenctl for an unknown provider.
 const UNKNOWN_PROVIDER: i32 = 7;
 
+/// Parents of test cgroups made by this process so far.
+static PARENTS_MADE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 /// Test cgroups under one parent, removed (leaves first) on drop.
 struct UnitCgroups {
     parent: PathBuf,
@@ -32,7 +35,7 @@ struct UnitCgroups {
 }
 
 impl UnitCgroups {
-    /// A fresh parent `tokend-test-PID.slice` (a slice, as units live in)
+    /// A fresh parent `tokend-test-PID-N.slice` (a slice, as units live in)
     /// under this process's own cgroup, or under the root of the hierarchy
     /// when this process already runs in a unit (a cgroup below a unit
     /// belongs to that unit, whatever its name). `None`, with the reason on
@@ -63,7 +66,9 @@ impl UnitCgroups {
         } else {
             mount
         };
-        let parent = base.join(format!("tokend-test-{}.slice", std::process::id()));
+        // One parent a test: tests of one process run side by side.
+        let nth = PARENTS_MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let parent = base.join(format!("tokend-test-{}-{nth}.slice", std::process::id()));
         if let Err(e) = std::fs::create_dir(&parent) {
             crate::support::skip::say(format_args!(
                 "SKIPPED {test}: cannot make {}: {e}",
@@ -264,4 +269,110 @@ fn get_token_over_dbus(bus: &PrivateBus, backup: &Path, first: &str) {
         "{}",
         stderr(&refused)
     );
+}
+
+/// The pid a D-Bus peer connected with, taken by a process of a granted
+/// unit: a process of the caller's uid connects, hands the connection to a
+/// child and exits; a process of the same uid in `backup.service` is given
+/// its pid (`ns_last_pid`); the child then calls `GetToken`. The bus (no
+/// pidfd before dbus-daemon 1.15.8) vouches for the pid it saw at the
+/// connect, which is now the service's: the caller must still be refused,
+/// as the process at that pid started after the peer connected.
+#[test]
+fn a_pid_reused_by_a_granted_unit_lends_it_nothing_over_dbus() {
+    let Some(mut cgroups) =
+        UnitCgroups::new("a_pid_reused_by_a_granted_unit_lends_it_nothing_over_dbus")
+    else {
+        return;
+    };
+    let backup = cgroups.make("backup.service");
+    let bus = PrivateBus::start_shared();
+    let provider = Provider::rfc8628();
+    let config = provider.config_with("shared", "allow_units = [\"backup.service\"]");
+    let daemon = start_daemon(&config, &bus);
+    login(&daemon, "shared", |code| {
+        provider.approve(code).unwrap();
+    });
+    let script = tempfile::Builder::new()
+        .prefix("tokend-handed.")
+        .tempdir()
+        .unwrap();
+    std::fs::set_permissions(script.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = script.path().join("handed_connection.py");
+    std::fs::write(&path, include_str!("support/handed_connection.py")).unwrap();
+
+    let mut connector = Command::new("setpriv")
+        .args([
+            "--reuid",
+            &NOBODY.to_string(),
+            "--regid",
+            &NOBODY.to_string(),
+        ])
+        .args(["--clear-groups", "/usr/bin/python3"])
+        .arg(&path)
+        .args([bus.address(), "shared"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut go = connector.stdin.take().unwrap();
+    let mut said =
+        std::io::BufRead::lines(std::io::BufReader::new(connector.stdout.take().unwrap()));
+    let line = said.next().unwrap().unwrap();
+    let pid: i32 = line.strip_prefix("pid ").unwrap().parse().unwrap();
+    // Reaped: the pid is free.
+    assert!(connector.wait().unwrap().success());
+    // The service starts later than the connect, as one started by a
+    // timer would: start times are known to a clock tick (10 ms), so one
+    // within the tick of the connect cannot be told from the connector.
+    // (This stages the scenario; nothing is waited for.)
+    std::thread::sleep(std::time::Duration::from_millis(50));
+
+    let Some(mut service) = process_at_pid(pid, &backup) else {
+        crate::support::skip::say(format_args!(
+            "SKIPPED a_pid_reused_by_a_granted_unit_lends_it_nothing_over_dbus: could not start a process at pid {pid}"
+        ));
+        return;
+    };
+    std::io::Write::write_all(&mut go, b"go\n").unwrap();
+    let answer = said.next().unwrap().unwrap();
+    let _ = service.kill();
+    let _ = service.wait();
+    assert!(
+        answer.contains("no provider named `shared`"),
+        "{answer}\nlog:\n{}",
+        daemon.log()
+    );
+    daemon.wait_for_log(
+        1,
+        &["caller_unit_unknown", "started after the caller connected"],
+    );
+}
+
+/// A process of `nobody` in `cgroup` at pid `pid` (freed a moment ago),
+/// sleeping once it has said "ready": `ns_last_pid` set just below it before each spawn, tried a
+/// few times (other processes may take it first). `None` when it never
+/// got the pid.
+fn process_at_pid(pid: i32, cgroup: &Path) -> Option<std::process::Child> {
+    let script = r#"echo $$ > "$1/cgroup.procs" || exit 99
+exec setpriv --reuid=65534 --regid=65534 --clear-groups sh -c 'echo ready; exec sleep 60'"#;
+    for _ in 0..20 {
+        std::fs::write("/proc/sys/kernel/ns_last_pid", (pid - 1).to_string()).ok()?;
+        let mut child = Command::new("sh")
+            .args(["-c", script, "sh"])
+            .arg(cgroup)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .ok()?;
+        if i32::try_from(child.id()).ok() == Some(pid) {
+            // In the unit and of nobody's uid, which it says once it is.
+            let mut ready = String::new();
+            let stdout = child.stdout.as_mut()?;
+            std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut ready).ok()?;
+            return (ready.trim() == "ready").then_some(child);
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    None
 }

@@ -228,11 +228,13 @@ impl DbusService {
             .map_err(connect_error)?;
         let peers = Peers::new(matches!(bus, BusKind::Session));
         let signalled = signalled::Signalled::default();
-        tasks.spawn(
-            peers
-                .clone()
-                .forget_departed(connection.clone(), shutdown.clone()),
-        );
+        if let Some(stream) = peers.watch_arrivals_and_departures(&connection).await {
+            tasks.spawn(
+                peers
+                    .clone()
+                    .follow_arrivals_and_departures(stream, shutdown.clone()),
+            );
+        }
         let incoming =
             calls::incoming_calls(&connection)
                 .await

@@ -42,6 +42,16 @@ const PEER_LIMIT: usize = 65_536;
 /// that will never be forgotten. Far more than can leave during one lookup.
 const DEPARTED_REMEMBERED: usize = 1024;
 
+/// Arrivals remembered (when a unique name appeared on the bus), for a
+/// peer's first call: see [`caller_unit::of_pid_connected_by`]. Each is
+/// let go at the peer's first call or departure; an arrival no longer
+/// remembered is taken as the watch's start, which may refuse a unit but
+/// never grants a wrong one.
+const ARRIVALS_REMEMBERED: usize = 4096;
+
+/// How long a caller's first call waits for its arrival to be read.
+const ARRIVAL_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// How long the bus may take to say who a caller is.
 const LOOKUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -61,6 +71,8 @@ pub(super) struct Peers {
     /// Lookups under way, one per sender that all its calls share: a
     /// burst of calls from a new peer asks the bus once, not once a call.
     looking_up: Arc<Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Caller>>>>>,
+    /// Told of each peer seen arriving.
+    arrival: Arc<tokio::sync::Notify>,
     broadcast: bool,
 }
 
@@ -71,6 +83,7 @@ impl Peers {
         Self {
             known: Arc::default(),
             looking_up: Arc::default(),
+            arrival: Arc::default(),
             broadcast,
         }
     }
@@ -97,8 +110,15 @@ impl Peers {
                 .entry(sender.as_str().to_owned())
                 .or_default(),
         );
+        // Asked only while some provider grants units: when the peer
+        // connected matters only to the reading of its unit.
+        let connected_by = if units_granted {
+            self.connected_by(sender.as_str()).await
+        } else {
+            self.map().arrived.remove(sender.as_str())
+        };
         let found = lookup
-            .get_or_try_init(|| Self::look_up(connection, sender, units_granted))
+            .get_or_try_init(|| Self::look_up(connection, sender, units_granted, connected_by))
             .await
             .cloned();
         self.looking_up
@@ -110,11 +130,41 @@ impl Peers {
         Ok(caller)
     }
 
+    /// When the peer `name` had connected by: when it appeared on the bus,
+    /// else (it came before the watch began, or its arrival is no longer
+    /// remembered) the watch's start; `None` without a watch. The bus
+    /// announces a peer before it delivers the peer's first call, but the
+    /// announcement is read by another task: a peer that came after the
+    /// watch began (its name's number is past the first one seen arrive)
+    /// waits a moment for it.
+    async fn connected_by(&self, name: &str) -> Option<std::time::Duration> {
+        let deadline = tokio::time::Instant::now() + ARRIVAL_WAIT;
+        loop {
+            let arrival = self.arrival.notified();
+            tokio::pin!(arrival);
+            // Enabled before the look, so an arrival noted after it wakes us.
+            arrival.as_mut().enable();
+            {
+                let mut table = self.map();
+                if let Some(at) = table.arrived.remove(name) {
+                    return Some(at);
+                }
+                if !table.may_still_arrive(name) {
+                    return table.watching_since;
+                }
+            }
+            if tokio::time::timeout_at(deadline, arrival).await.is_err() {
+                return self.map().watching_since;
+            }
+        }
+    }
+
     /// Asks the bus who `sender` is, within [`LOOKUP_TIMEOUT`].
     async fn look_up(
         connection: &Connection,
         sender: &UniqueName<'_>,
         units_granted: bool,
+        connected_by: Option<std::time::Duration>,
     ) -> Result<Caller, DbusError> {
         let asked = async {
             DBusProxy::new(connection)
@@ -135,17 +185,24 @@ impl Peers {
             DbusError::AccessDenied("the bus does not know the caller's uid".into())
         })?;
         let pid = credentials.process_id().and_then(|p| i32::try_from(p).ok());
+        // The unit is read only while some provider grants one (README).
         // The bus's ProcessFD pins the very process (dbus-daemon 1.15.8+);
-        // else its pid is pinned now, and checked against its uid.
-        let unit = match (credentials.process_fd(), pid) {
-            (Some(fd), _) => caller_unit::of_pidfd(std::os::fd::AsFd::as_fd(fd), uid),
-            (None, Some(pid)) => caller_unit::of_pid(pid, uid),
-            (None, None) => Ok(None),
-        };
-        let unit = if units_granted {
-            caller_unit::logged(unit, uid, pid)
-        } else {
-            unit.ok().flatten().map(Arc::from)
+        // else its pid is pinned now, and must be of a process that
+        // started before the peer appeared, and of its uid.
+        let unit = match (units_granted, credentials.process_fd(), pid) {
+            (true, Some(fd), _) => caller_unit::logged(
+                caller_unit::of_pidfd(std::os::fd::AsFd::as_fd(fd), uid),
+                uid,
+                pid,
+            ),
+            (true, None, Some(pid)) => {
+                let unit = connected_by
+                    .map_or(Err(caller_unit::CallerUnitError::Unwatched), |by| {
+                        caller_unit::of_pid_connected_by(pid, uid, by)
+                    });
+                caller_unit::logged(unit, uid, Some(pid))
+            }
+            (false, ..) | (true, None, None) => None,
         };
         Ok(Caller {
             uid,
@@ -208,9 +265,14 @@ impl Peers {
         (lost, gained)
     }
 
-    /// Forgets peers as the bus reports them gone, until `connection`
-    /// closes.
-    pub(super) async fn forget_departed(self, connection: Connection, shutdown: CancellationToken) {
+    /// Begins to watch peers arrive and leave the bus (`NameOwnerChanged`):
+    /// before the broker's name is taken, so that every caller either
+    /// came before the watch began or is seen arriving. `None` (said in
+    /// the debug log) when the bus refuses the watch.
+    pub(super) async fn watch_arrivals_and_departures(
+        &self,
+        connection: &Connection,
+    ) -> Option<MessageStream> {
         let rule = MatchRule::builder()
             .msg_type(zbus::message::Type::Signal)
             .sender(BUS_NAME)
@@ -218,16 +280,31 @@ impl Peers {
             .and_then(|b| b.member("NameOwnerChanged"))
             .map(zbus::match_rule::Builder::build);
         let stream = match rule {
-            Ok(rule) => MessageStream::for_match_rule(rule, &connection, None).await,
+            Ok(rule) => MessageStream::for_match_rule(rule, connection, None).await,
             Err(e) => Err(e),
         };
-        let mut stream = match stream {
-            Ok(stream) => stream,
-            Err(e) => {
-                debug!("cannot watch peers leave the bus: {e}");
-                return;
+        match stream {
+            Ok(stream) => {
+                // Peers that appear from now on are seen arriving; those
+                // already there connected before now.
+                self.map().watching_since = Some(caller_unit::since_boot());
+                Some(stream)
             }
-        };
+            Err(e) => {
+                debug!("cannot watch peers arrive and leave the bus: {e}");
+                None
+            }
+        }
+    }
+
+    /// Notes peers as the bus reports them arriving, and forgets them as
+    /// it reports them gone, from `stream` (of
+    /// [`Self::watch_arrivals_and_departures`]) until the stop.
+    pub(super) async fn follow_arrivals_and_departures(
+        self,
+        mut stream: MessageStream,
+        shutdown: CancellationToken,
+    ) {
         // Until the daemon stops: this task holds the connection, so the
         // stream would not end by itself (and a stop would wait for it).
         loop {
@@ -248,10 +325,14 @@ impl Peers {
             let Ok((name, _old, new)) = body.deserialize::<(&str, &str, &str)>() else {
                 continue;
             };
-            if new.is_empty()
-                && let Ok(name) = UniqueName::try_from(name)
-            {
+            let Ok(name) = UniqueName::try_from(name) else {
+                continue;
+            };
+            if new.is_empty() {
                 self.map().forget(name.as_str());
+            } else if new == name.as_str() {
+                self.map().arrive(name.as_str(), caller_unit::since_boot());
+                self.arrival.notify_waiters();
             }
         }
     }
@@ -270,11 +351,27 @@ fn sent_by_the_bus(message: &zbus::Message) -> bool {
         .is_some_and(|sender| sender.as_str() == BUS_NAME)
 }
 
-/// The peers known by unique name, and the last ones to leave.
+/// The peers known by unique name, the last ones to leave, and when the
+/// newest appeared.
 #[derive(Debug, Default)]
 struct PeerTable {
     callers: HashMap<String, Caller>,
     departed: VecDeque<String>,
+    /// When each peer not yet looked up appeared (`CLOCK_BOOTTIME`), and
+    /// in which order, to let the oldest go.
+    arrived: HashMap<String, std::time::Duration>,
+    arrival_order: VecDeque<String>,
+    /// When tokend began to watch peers arrive and leave.
+    watching_since: Option<std::time::Duration>,
+    /// The number of the first unique name seen arrive: a peer numbered
+    /// from it on came after the watch began.
+    first_seen: Option<u64>,
+}
+
+/// The number a bus gives a unique name (`:1.42`: 42), in order of
+/// connection.
+fn number_of(name: &str) -> Option<u64> {
+    name.rsplit('.').next()?.parse().ok()
 }
 
 impl PeerTable {
@@ -286,9 +383,35 @@ impl PeerTable {
         }
     }
 
+    /// Notes that the peer `name` appeared on the bus at `at`.
+    fn arrive(&mut self, name: &str, at: std::time::Duration) {
+        // The order may name peers already looked up or gone: letting such
+        // a name go is a no-op, and the order stays bounded with the map.
+        if self.arrival_order.len() >= ARRIVALS_REMEMBERED
+            && let Some(oldest) = self.arrival_order.pop_front()
+        {
+            self.arrived.remove(&oldest);
+        }
+        self.arrived.insert(name.to_owned(), at);
+        self.arrival_order.push_back(name.to_owned());
+        if self.first_seen.is_none() {
+            self.first_seen = number_of(name);
+        }
+    }
+
+    /// Whether the arrival of `name` may be still unread: the watch began,
+    /// and `name` is numbered past the first arrival seen (or none was seen
+    /// yet). A name without a number is taken as having come before.
+    fn may_still_arrive(&self, name: &str) -> bool {
+        self.watching_since.is_some()
+            && number_of(name)
+                .is_some_and(|number| self.first_seen.is_none_or(|first| number >= first))
+    }
+
     /// Forgets the peer `name`, which left the bus.
     fn forget(&mut self, name: &str) {
         self.callers.remove(name);
+        self.arrived.remove(name);
         if self.departed.len() == DEPARTED_REMEMBERED {
             self.departed.pop_front();
         }
@@ -319,6 +442,34 @@ mod tests {
             table.forget(&format!(":2.{i}"));
         }
         assert_eq!(table.departed.len(), DEPARTED_REMEMBERED);
+    }
+
+    /// A peer's arrival is kept for its first call, at most
+    /// `ARRIVALS_REMEMBERED` of them; a peer numbered before the first
+    /// arrival seen came before the watch and is not waited for.
+    #[test]
+    fn arrivals_are_bounded_and_tell_who_may_still_arrive() {
+        let mut table = PeerTable::default();
+        assert!(
+            !table.may_still_arrive(":1.9"),
+            "no watch, nothing to wait for"
+        );
+        table.watching_since = Some(std::time::Duration::from_secs(10));
+        assert!(table.may_still_arrive(":1.9"), "nothing seen yet");
+        table.arrive(":1.10", std::time::Duration::from_secs(11));
+        assert!(!table.may_still_arrive(":1.9"), "came before the watch");
+        assert!(table.may_still_arrive(":1.11"));
+        assert!(!table.may_still_arrive("not-unique"));
+        for i in 0..2 * ARRIVALS_REMEMBERED {
+            table.arrive(
+                &format!(":1.{}", 100 + i),
+                std::time::Duration::from_secs(12),
+            );
+        }
+        assert_eq!(table.arrived.len(), ARRIVALS_REMEMBERED);
+        assert!(!table.arrived.contains_key(":1.10"), "the oldest let go");
+        table.forget(&format!(":1.{}", 99 + 2 * ARRIVALS_REMEMBERED));
+        assert_eq!(table.arrived.len(), ARRIVALS_REMEMBERED - 1);
     }
 
     /// Only the bus may say that a peer left: a `NameOwnerChanged` sent
