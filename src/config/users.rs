@@ -45,8 +45,18 @@ impl UserDb {
             .map(Group::from)
     }
 
-    fn uid_of(name: &str) -> Option<u32> {
-        User::from_name(name).ok().flatten().map(|u| u.uid.as_raw())
+    /// The uid of user `name`: `Ok(None)` when the name service says there
+    /// is none, `Err` when it could not be asked (sssd or LDAP not up yet:
+    /// not the same as no such user).
+    fn look_up_uid(name: &str) -> Result<Option<u32>, nix::errno::Errno> {
+        User::from_name(name).map(|user| user.map(|u| u.uid.as_raw()))
+    }
+
+    /// What to say of a name service that could not be asked about `name`.
+    fn unreachable(key: &str, what: &str, name: &str, error: nix::errno::Errno) -> String {
+        format!(
+            "`{key}`: the name service could not be asked about the {what} `{name}` ({error}); is it running (sssd, LDAP, nscd)? The unit orders tokend after nss-user-lookup.target"
+        )
     }
 
     pub(super) fn resolve_users(
@@ -60,11 +70,12 @@ impl UserDb {
                 IdItem::Number(uid) => {
                     out.insert(uid);
                 }
-                IdItem::Name(name) => match Self::uid_of(&name) {
-                    Some(uid) => {
+                IdItem::Name(name) => match Self::look_up_uid(&name) {
+                    Ok(Some(uid)) => {
                         out.insert(uid);
                     }
-                    None => diags.error(&span, format!("`{key}`: no user named `{name}` in the name service (getent passwd {name}); use a numeric uid for a user it does not know")),
+                    Err(e) => diags.error(&span, Self::unreachable(key, "user", &name, e)),
+                    Ok(None) => diags.error(&span, format!("`{key}`: no user named `{name}` in the name service (getent passwd {name}); use a numeric uid for a user it does not know")),
                 },
             }
         }
@@ -80,23 +91,32 @@ impl UserDb {
         for (item, span) in id_items(value, key, diags) {
             let group = match item {
                 IdItem::Number(gid) => Self::group_by_id(gid),
-                IdItem::Name(ref name) => {
-                    let g = Self::group(name);
-                    if g.is_none() {
+                IdItem::Name(ref name) => match NssGroup::from_name(name) {
+                    Ok(Some(group)) => Some(Group::from(group)),
+                    Ok(None) => {
                         diags.error(&span, format!("`{key}`: no group named `{name}` in the name service (getent group {name})"));
                         continue;
                     }
-                    g
-                }
+                    Err(e) => {
+                        diags.error(&span, Self::unreachable(key, "group", name, e));
+                        continue;
+                    }
+                },
             };
             let gid = match (&group, &item) {
                 (Some(g), _) => g.gid,
                 (None, IdItem::Number(gid)) => *gid,
                 (None, IdItem::Name(_)) => continue,
             };
-            let member_uids = group
-                .map(|g| g.members.iter().filter_map(|m| Self::uid_of(m)).collect())
-                .unwrap_or_default();
+            let mut member_uids = Vec::new();
+            for member in group.iter().flat_map(|g| &g.members) {
+                match Self::look_up_uid(member) {
+                    Ok(Some(uid)) => member_uids.push(uid),
+                    // Said, not silently left out: the member is refused.
+                    Ok(None) => diags.warning(&span, format!("`{key}`: the group's member `{member}` is no user the name service knows: left out")),
+                    Err(e) => diags.error(&span, Self::unreachable(key, "group member", member, e)),
+                }
+            }
             out.push(GroupGrant { gid, member_uids });
         }
         out

@@ -213,7 +213,7 @@ fn names_resolve_through_the_name_service() {
     .unwrap();
     std::fs::write(
         extra.join("group"),
-        "tokend-nss-group:x:4343:tokend-nss-user\n",
+        "tokend-nss-group:x:4343:tokend-nss-user,tokend-nss-ghost\n",
     )
     .unwrap();
     let nsswitch = dir.path().join("nsswitch.conf");
@@ -242,12 +242,17 @@ fn names_resolve_through_the_name_service() {
         ),
         "{text}"
     );
+    // A member the name service does not know is said to be left out.
+    assert!(
+        text.contains("the group's member `tokend-nss-ghost` is no user the name service knows"),
+        "{text}"
+    );
     // A config holding a client secret, readable by a group with members:
     // the check names the group and who is in it.
     let secretive = group_readable_secret(dir.path(), 4343);
     let (_, all) = check_with_binds(&binds, &secretive);
     assert!(
-        all.contains("warning: the config file holds a secret (`client_secret`) and is readable by the members of its group `tokend-nss-group` (tokend-nss-user)"),
+        all.contains("warning: the config file holds a secret (`client_secret`) and is readable by the members of its group `tokend-nss-group` (tokend-nss-user, tokend-nss-ghost)"),
         "{all}"
     );
     assert!(!all.contains("s3cr3t-value"), "{all}");

@@ -52,6 +52,14 @@ fn units_bus_files_and_sysusers_agree() {
         ["/usr/bin/tokend --config /etc/tokend/config.toml"]
     );
     assert_eq!(values(&user, "ExecStart"), ["/usr/bin/tokend"]);
+    // The users and groups the config names are looked up at start, and a
+    // name not found is a config error that is not restarted: the system
+    // service starts after the name service (sssd, LDAP) can answer.
+    assert!(
+        values(&system, "After").contains(&"nss-user-lookup.target".to_owned()),
+        "{:?}",
+        values(&system, "After")
+    );
     assert_eq!(values(&user, "WantedBy"), ["default.target"]);
 
     // One name for the service user everywhere.
