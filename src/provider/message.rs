@@ -377,6 +377,12 @@ pub enum PollOutcome {
     Misdirected(ProviderError),
     /// Anything else: transient failures are retried with backoff, the rest end the login.
     Failed(ProviderError),
+    /// An answer that may mean "pending" in a dialect's tolerance (an
+    /// rfc8628 403 carrying no OAuth error) but carries something else: a
+    /// proxy's or firewall's page, an error of another shape. Polled on at
+    /// the interval, as pending, and named as the polls' trouble, so a
+    /// login that then expires says what every poll was answered.
+    PendingUnclear(ProviderError),
 }
 
 impl PollOutcome {
@@ -396,6 +402,7 @@ impl PollOutcome {
             Self::GrantUnusable(e) => Self::GrantUnusable(e.without_secrets(secrets)),
             Self::Misdirected(e) => Self::Misdirected(e.without_secrets(secrets)),
             Self::Failed(e) => Self::Failed(e.without_secrets(secrets)),
+            Self::PendingUnclear(e) => Self::PendingUnclear(e.without_secrets(secrets)),
             outcome @ (Self::Pending | Self::SlowDown { .. } | Self::Granted(_)) => outcome,
         }
     }

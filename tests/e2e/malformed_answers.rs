@@ -336,3 +336,30 @@ fn a_redirected_poll_ends_the_login_at_once() {
     let polls = provider.requests().iter().filter(|r| r.is_poll()).count();
     assert_eq!(polls, 1, "the login polled on after the redirect");
 }
+
+/// Every poll refused by a firewall's 403 page (a 403 that carries no
+/// OAuth error, which the rfc8628 dialect polls on as some servers'
+/// "pending"): the polling is told as trouble naming the 403, and the
+/// login that then expires says what the polls were answered (it said
+/// only "expired before it was approved", as if nobody had approved it).
+#[test]
+fn a_403_page_at_every_poll_is_named() {
+    let provider = Provider::start(tokend_emulator::Rfc8628Options {
+        device_code_lifetime: Duration::from_secs(4),
+        ..fast()
+    });
+    provider.inject(Endpoint::Token, Fault::Html(403), 100);
+    let daemon = daemon(&provider);
+    let mut run = LoginRun::start(&daemon.socket, NAME);
+    let polling = run.next_event();
+    assert_eq!(polling["event"], "polling", "{polling}");
+    let trouble = polling["trouble"].as_str().expect("a reason");
+    assert!(trouble.contains("403"), "{trouble}");
+    let (done, err, code) = run.finish();
+    assert_eq!(code, support::flows::EXIT_LOGIN_FAILED, "{done} {err}");
+    assert!(
+        err.contains("expired before it was approved (the last poll failed:")
+            && err.contains("403"),
+        "{err}"
+    );
+}

@@ -235,6 +235,13 @@ impl Session {
                     last_failure = None;
                     unusable_grant = None;
                 }
+                PollOutcome::PendingUnclear(answer) => {
+                    // Polled on at the interval, as pending; said as the
+                    // trouble of the polls, and named if the code expires.
+                    network_failures = 0;
+                    unusable_grant = None;
+                    last_failure = Some(answer.to_string());
+                }
                 PollOutcome::SlowDown {
                     interval: asked,
                     retry_after,

@@ -89,15 +89,25 @@ impl ProviderDialect for Rfc8628 {
             // §0), some with nothing but the status. A 403 that carries no
             // OAuth error says no more than that: keep polling; the device
             // code's expiry ends the wait, as it ends any pending login. A
-            // 403 with an error code is read by its code.
-            PollOutcome::Failed(_) if response.status == 403 && !ANSWERS.has_error(response) => {
+            // 403 with an error code is read by its code. One with a body
+            // of another kind (a proxy's or firewall's page) is polled on
+            // too, but named: else a login every poll of which a firewall
+            // refused ended as "expired before it was approved", nothing
+            // said.
+            PollOutcome::Failed(failure)
+                if response.status == 403 && !ANSWERS.has_error(response) =>
+            {
                 // Not the error's text: unredacted here, it may echo the
                 // device code.
                 tracing::debug!(
                     endpoint = crate::provider::message::endpoint_for_log(&response.url),
                     "a poll answered 403 with no OAuth error: taken as pending"
                 );
-                PollOutcome::Pending
+                if response.body.iter().all(u8::is_ascii_whitespace) {
+                    PollOutcome::Pending
+                } else {
+                    PollOutcome::PendingUnclear(failure)
+                }
             }
             outcome => outcome,
         }
@@ -188,10 +198,13 @@ mod tests {
     #[test]
     fn a_403_without_an_oauth_error_is_pending_and_one_with_a_code_says_it() {
         assert!(matches!(poll_answer(403, None, ""), PollOutcome::Pending));
-        assert!(matches!(
-            poll_answer(403, Some("text/html"), "<h1>Forbidden</h1>"),
-            PollOutcome::Pending
-        ));
+        // A page of another kind: polled on, but named.
+        let PollOutcome::PendingUnclear(failure) =
+            poll_answer(403, Some("text/html"), "<h1>Forbidden</h1>")
+        else {
+            panic!("a 403 page is not plain pending");
+        };
+        assert!(failure.to_string().contains("403"), "{failure}");
         let json = Some("application/json");
         assert!(matches!(
             poll_answer(403, json, r#"{"error":"authorization_pending"}"#),
