@@ -364,3 +364,38 @@ fn a_byte_order_mark_before_every_answer() {
         flows::login_then_refresh_with_rotation(&provider, &provider.config(NAME), "refresh_token");
     }
 }
+
+/// Twilio: the poll that carries the approval is answered too late (its
+/// answer lost to `http_timeout`), and the next is told "Invalid device
+/// code" (the code is spent). The login ends there, saying what happened;
+/// it was read as pending, and the login waited out the code's whole life
+/// to say "expired before it was approved".
+#[test]
+fn a_twilio_device_code_spent_by_a_lost_answer_ends_the_login() {
+    use crate::dialect_twilio::{opaque_twilio, twilio_config};
+    let provider = Provider::start(tokend_emulator::TwilioOptions {
+        device_code_lifetime: Duration::from_secs(120),
+        ..opaque_twilio()
+    });
+    let daemon = Daemon::start_with(
+        &twilio_config(&provider, NAME, ""),
+        support::daemon::DaemonOptions {
+            daemon_keys: "http_timeout = 2\n".into(),
+            ..support::daemon::DaemonOptions::default()
+        },
+    );
+    let run = LoginRun::start(&daemon.socket, NAME);
+    let code = run.user_code();
+    provider.inject(
+        Endpoint::Token,
+        tokend_emulator::Fault::Delay(Duration::from_secs(4)),
+        1,
+    );
+    provider.approve(&code).unwrap();
+    let (done, err, status) = run.finish();
+    assert_eq!(status, EXIT_LOGIN_FAILED, "{done} {err}");
+    assert!(
+        err.contains("no longer takes the device code") && err.contains("Invalid device code"),
+        "{err}"
+    );
+}

@@ -398,7 +398,7 @@ fn assert_expiry_within_5_s(daemon: &Daemon) {
 
 /// Twilio with a 1 s poll interval whose error bodies carry no OAuth
 /// word (the meaning is in the status alone).
-fn opaque_twilio() -> TwilioOptions {
+pub(crate) fn opaque_twilio() -> TwilioOptions {
     TwilioOptions {
         error_style: TwilioErrorStyle::TwilioOpaque,
         ..fast_twilio()
@@ -414,7 +414,7 @@ fn fast_twilio() -> TwilioOptions {
 }
 
 /// The table for a Twilio emulator with default account and app, plus `extra`.
-fn twilio_config(provider: &Provider, name: &str, extra: &str) -> String {
+pub(crate) fn twilio_config(provider: &Provider, name: &str, extra: &str) -> String {
     let defaults = TwilioOptions::default();
     provider.base_config(
         name,

@@ -286,10 +286,9 @@ impl Session {
                     last_failure = Some(failure.to_string());
                 }
                 PollOutcome::Failed(failure) => {
-                    return Err(self.login_failed(after_unusable(
-                        &unusable_grant,
-                        format!("failed: {failure}"),
-                    )));
+                    return Err(
+                        self.login_failed(after_unusable(&unusable_grant, poll_failure(&failure)))
+                    );
                 }
             }
             if publish_poll_trouble(progress, last_failure.as_ref()) {
@@ -299,6 +298,22 @@ impl Session {
                 });
             }
         }
+    }
+}
+
+/// How a login a poll's failure ended is said. `invalid_grant` to a poll
+/// is about the device code (unknown, spent, expired), not a session the
+/// provider revoked, as it reads for a refresh.
+fn poll_failure(failure: &crate::provider::ProviderError) -> String {
+    match failure {
+        crate::provider::ProviderError::GrantRevoked { error, detail } => format!(
+            "failed: the provider no longer takes the device code ({error}{}): it is unknown, already used or expired",
+            detail
+                .as_deref()
+                .map(|d| format!(": {d}"))
+                .unwrap_or_default()
+        ),
+        other => format!("failed: {other}"),
     }
 }
 

@@ -175,6 +175,10 @@ const TWILIO_MEANINGS: &[(&str, &str)] = &[
     ("declined", "access_denied"),
     ("rejected", "access_denied"),
     ("expired", "expired_token"),
+    // "Invalid device code": a code already spent (its grant's answer
+    // lost on the way) or unknown. Read as pending, the login waited out
+    // the code's whole life for nothing.
+    ("invalid", "invalid_grant"),
 ];
 
 /// The OAuth error a Twilio error message names, if it names one.

@@ -366,3 +366,26 @@ fn twilio_error_bodies_drive_outcomes() {
         PollOutcome::Failed(_)
     ));
 }
+
+/// A spent or unknown device code, in Twilio's own words, ends the login
+/// (it was read as pending, and the login waited out the code's life).
+#[test]
+fn an_invalid_device_code_ends_the_login() {
+    let dialect = twilio(None);
+    let body = r#"{"code":20001,"message":"Invalid device code","more_info":"https://www.twilio.com/docs/errors/20001","status":400}"#;
+    let PollOutcome::Failed(failure) = dialect.parse_poll(&answer(400, body)) else {
+        panic!("read as something else than a failure");
+    };
+    // Ends the login (no class that is retried), naming the words.
+    assert_eq!(failure.class(), FailureClass::GrantRevoked);
+    assert!(
+        failure.to_string().contains("Invalid device code"),
+        "{failure}"
+    );
+    // Pending, in its words, is still pending.
+    let pending = r#"{"code":20001,"message":"Authorization request is awaiting user approval","more_info":"","status":400}"#;
+    assert!(matches!(
+        dialect.parse_poll(&answer(400, pending)),
+        PollOutcome::Pending
+    ));
+}
