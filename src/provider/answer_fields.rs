@@ -140,6 +140,34 @@ impl AnswerFields {
     }
 }
 
+impl AnswerFields {
+    /// [`Self::seconds`] for a lifetime that may be taken as shorter than
+    /// it is: a value beyond `max` is `max` (a device code living two days
+    /// is used for one), not an error that makes the answer unusable.
+    ///
+    /// # Errors
+    /// A sentence naming the field when the value is negative or not a
+    /// finite number.
+    pub fn seconds_at_most(
+        &self,
+        name: &str,
+        max: Duration,
+        rounding: Rounding,
+    ) -> Result<Option<Duration>, String> {
+        let Some(value) = self.0.get(name).filter(|v| !v.is_null()) else {
+            return Ok(None);
+        };
+        match read_seconds(value, rounding) {
+            Seconds::Whole(secs) => Ok(Some(Duration::from_secs(secs).min(max))),
+            Seconds::TooLarge => Ok(Some(max)),
+            Seconds::Unreadable => Err(format!(
+                "`{name}` is not a number of seconds (at least 0): {}",
+                clean_detail(&value.to_string())
+            )),
+        }
+    }
+}
+
 /// Which way a fraction of a second goes, so that rounding never errs on
 /// the unsafe side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -450,7 +450,9 @@ pub fn device_authorization_fields(
     let device_code = Secret::new(required("device_code")?);
     let user_code = clean_detail(&required("user_code")?);
     let expires_in = fields
-        .seconds("expires_in", MAX_DEVICE_CODE_LIFETIME, Rounding::Down)
+        // A longer life (a realm's two-day device codes) is used for a day:
+        // the person has that long, and the login is possible at all.
+        .seconds_at_most("expires_in", MAX_DEVICE_CODE_LIFETIME, Rounding::Down)
         .map_err(malformed)?
         .or(format.default_device_lifetime)
         .filter(|d| !d.is_zero())
