@@ -60,6 +60,15 @@ pub(super) fn endpoint_source(
     );
 
     if let Some(paths) = dialect.fixed_paths {
+        if let Some(v) = issuer_value {
+            // Discovery is for dialects without fixed paths: said, as an
+            // unknown key would be, rather than quietly not used.
+            diags.error(
+                &v.span(),
+                format!("`issuer` does not apply to dialect \"{dialect}\", whose endpoints are fixed paths below `base_url`: remove it"),
+            );
+            return None;
+        }
         return below_base(paths, base.as_ref(), device, token, refresh)
             .map_err(|problem| diags.error(&span, format!("{context} {problem}")))
             .ok();

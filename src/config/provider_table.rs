@@ -289,14 +289,46 @@ fn device_params(
         return BTreeMap::new();
     };
     let mut out = BTreeMap::new();
-    let keys: Vec<_> = params.untaken().map(|(k, _)| k).collect();
-    for key in keys {
+    let keys: Vec<_> = params.untaken().collect();
+    for (key, span) in keys {
+        // A field the dialect sends itself would go twice (form bodies: a
+        // strict server answers `invalid_request`) or replace the real one
+        // (JSON bodies: the last wins, and the polls then carry another
+        // client id than the request).
+        if SENT_BY_TOKEND
+            .iter()
+            .any(|sent| sent.eq_ignore_ascii_case(key))
+        {
+            diags.error(
+                &span,
+                format!(
+                    "`device_params.{key}`: tokend sends `{key}` itself (from `client_id`, `scopes` and the dialect); remove it from `device_params`"
+                ),
+            );
+            let _ = params.take(key);
+            continue;
+        }
         if let Some(v) = params.string(diags, key) {
             out.insert(key.to_owned(), v);
         }
     }
     out
 }
+
+/// Fields some dialect's device request carries of its own: not for
+/// `device_params` (compared without case: Twilio's keys are `PascalCase`).
+const SENT_BY_TOKEND: &[&str] = &[
+    "client_id",
+    "client_secret",
+    "scope",
+    "response_type",
+    "grant_type",
+    "device_code",
+    "ClientSid",
+    "ClientSecret",
+    "Scopes",
+    "Audiences",
+];
 
 fn check_provider_name(name: &str, span: &Range<usize>, diags: &mut Diagnostics<'_>) -> bool {
     let valid_chars = name

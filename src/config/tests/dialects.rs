@@ -378,3 +378,35 @@ fn a_bad_dialect_is_one_error() {
         "{errors:?}"
     );
 }
+
+/// Keys that would be ignored or would clash are named: `issuer` beside a
+/// dialect of fixed paths (discovery does not apply), and `device_params`
+/// that the dialect's request carries itself (sent twice in a form, or
+/// replacing the client id in Trakt's JSON).
+#[test]
+fn keys_that_would_be_ignored_or_clash_are_named() {
+    let f = Fixture::new();
+    let errors = f.errors("[providers.trakt]\ndialect = \"trakt\"\nbase_url = \"https://api.trakt.tv\"\nissuer = \"https://other.example\"\nclient_id = \"c\"\nclient_secret = \"s\"\n");
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].contains("`issuer` does not apply to dialect \"trakt\""),
+        "{errors:?}"
+    );
+    let errors = f.errors("[providers.gh]\ndevice_authorization_endpoint = \"https://x/d\"\ntoken_endpoint = \"https://x/t\"\nclient_id = \"c\"\ndevice_params = { client_id = \"x\", Scope = \"a b\", audience = \"api\" }\n");
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("`device_params.client_id`: tokend sends `client_id` itself")),
+        "{errors:?}"
+    );
+    assert!(
+        errors.iter().any(|e| e.contains("`device_params.Scope`")),
+        "{errors:?}"
+    );
+    // Others are the provider's own extras, sent as given.
+    let config = f
+        .load("[providers.gh]\ndevice_authorization_endpoint = \"https://x/d\"\ntoken_endpoint = \"https://x/t\"\nclient_id = \"c\"\ndevice_params = { audience = \"api\" }\n")
+        .unwrap();
+    assert_eq!(config.providers[0].device_params["audience"], "api");
+}
