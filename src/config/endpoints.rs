@@ -61,13 +61,13 @@ pub(super) fn endpoint_source(
 
     if let Some(paths) = dialect.fixed_paths {
         if let Some(v) = issuer_value {
-            // Discovery is for dialects without fixed paths: said, as an
-            // unknown key would be, rather than quietly not used.
-            diags.error(
+            // Discovery is for dialects without fixed paths: said rather
+            // than quietly not used (a warning: a config that started
+            // before still starts).
+            diags.warning(
                 &v.span(),
-                format!("`issuer` does not apply to dialect \"{dialect}\", whose endpoints are fixed paths below `base_url`: remove it"),
+                format!("`issuer` is ignored: dialect \"{dialect}\" has fixed paths below `base_url` and no discovery; remove it"),
             );
-            return None;
         }
         return below_base(paths, base.as_ref(), device, token, refresh)
             .map_err(|problem| diags.error(&span, format!("{context} {problem}")))

@@ -299,10 +299,12 @@ fn device_params(
             .iter()
             .any(|sent| sent.eq_ignore_ascii_case(key))
         {
-            diags.error(
+            // A warning, not an error: a config that started before still
+            // starts, and the field is no longer sent twice.
+            diags.warning(
                 &span,
                 format!(
-                    "`device_params.{key}`: tokend sends `{key}` itself (from `client_id`, `scopes` and the dialect); remove it from `device_params`"
+                    "`device_params.{key}` is ignored: tokend sends `{key}` itself (from `client_id`, `scopes` and the dialect); remove it from `device_params`"
                 ),
             );
             let _ = params.take(key);

@@ -51,6 +51,13 @@ impl Fixture {
         load(&path, &self.env)
     }
 
+    /// The config `text` makes, and its warnings' messages.
+    pub(super) fn load_with_warnings(&self, text: &str) -> (Config, Vec<String>) {
+        let config = self.load(text).unwrap();
+        let warnings = config.warnings.iter().map(|d| d.message.clone()).collect();
+        (config, warnings)
+    }
+
     pub(super) fn errors(&self, text: &str) -> Vec<String> {
         match self.load(text) {
             Ok(c) => panic!(
