@@ -438,3 +438,16 @@ fn a_store_wide_read_failure_names_the_directory_not_the_record() {
     assert!(!said.contains("secret-project"), "{said}");
     assert!(said.contains(&state.path().display().to_string()), "{said}");
 }
+
+/// A record's bytes are written into one buffer sized up front: a buffer
+/// that grew would leave its earlier copies, with the tokens in them,
+/// freed unzeroed (serde_json's `to_vec` starts at 128 bytes).
+#[test]
+fn a_records_bytes_never_grow_their_buffer() {
+    for length in [8, 2000, 9000] {
+        let session = record(&"r".repeat(length));
+        let bytes = session.to_bytes();
+        assert_eq!(bytes.capacity(), session.bytes_capacity(), "{length}");
+        assert_eq!(StoredSession::from_bytes(&bytes).unwrap(), session);
+    }
+}

@@ -99,8 +99,21 @@ impl StoredSession {
     /// The buffer holds tokens: it is zeroed when dropped.
     #[must_use]
     pub fn to_bytes(&self) -> zeroize::Zeroizing<Vec<u8>> {
+        // Sized for the record up front: a buffer that grew would leave
+        // its smaller copies, holding the tokens, freed but not zeroed.
+        // The tokens' lengths plus room for the rest (JSON escapes of a
+        // token are rare: a token is printable ASCII).
+        let mut buffer = zeroize::Zeroizing::new(Vec::with_capacity(self.bytes_capacity()));
         // Serializing plain strings and integers cannot fail.
-        zeroize::Zeroizing::new(serde_json::to_vec(self).unwrap_or_default())
+        let _ = serde_json::to_writer(&mut *buffer, self);
+        buffer
+    }
+
+    /// What [`Self::to_bytes`] reserves: twice the tokens (escapes) and
+    /// room for the rest of the record.
+    pub(crate) fn bytes_capacity(&self) -> usize {
+        let length = |secret: &Option<Secret>| secret.as_ref().map_or(0, |s| s.expose().len());
+        2 * (length(&self.refresh_token) + length(&self.access_token)) + 4096
     }
 
     /// Reads a record written by [`Self::to_bytes`].

@@ -189,6 +189,10 @@ impl Handler {
         let answer = self.route(call, &header).await;
         self.count(&header, &answer);
         if header.primary().flags().contains(Flags::NoReplyExpected) {
+            // Nothing is sent; a token's copy is wiped all the same.
+            if let Ok(Reply::Token(token, _)) = answer {
+                zeroize::Zeroize::zeroize(&mut { token });
+            }
             return;
         }
         let sent = match answer {
