@@ -143,8 +143,46 @@ pub enum ClientError {
     Daemon(ErrorBody),
 }
 
+/// How long a connect may wait for the daemon to take it. A daemon that
+/// is hung (stopped, stuck) leaves connections in its queue; once the
+/// queue is full, a plain connect waits for ever.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connects to the socket at `path`, giving up after `within` when the
+/// daemon takes no more connections (its queue full: it does not accept).
+fn connect_within(path: &Path, within: Duration) -> io::Result<UnixStream> {
+    use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType, sockopt};
+    let socket = rustix::net::socket_with(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )?;
+    // A Unix connect waits for room in the queue as long as a send may.
+    sockopt::set_socket_timeout(&socket, sockopt::Timeout::Send, Some(within))?;
+    let address = SocketAddrUnix::new(path)?;
+    match rustix::net::connect(&socket, &address) {
+        Ok(()) => {}
+        Err(rustix::io::Errno::AGAIN) => {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "the daemon took no connection within {} s",
+                    within.as_secs()
+                ),
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    sockopt::set_socket_timeout(&socket, sockopt::Timeout::Send, None)?;
+    Ok(UnixStream::from(socket))
+}
+
 /// What to do about a failed connect, by the kind of failure.
 fn connect_advice(path: &Path, error: &io::Error) -> String {
+    if error.kind() == io::ErrorKind::TimedOut {
+        return "it is there but does not take connections: is it hung? (`systemctl status tokend`)".into();
+    }
     if error.kind() == io::ErrorKind::PermissionDenied {
         return "this user may not use that socket; the daemon's config decides who may".into();
     }
@@ -246,7 +284,7 @@ impl Client {
             path: path.to_owned(),
             source,
         };
-        let stream = UnixStream::connect(path).map_err(connect_error)?;
+        let stream = connect_within(path, CONNECT_TIMEOUT).map_err(connect_error)?;
         let server =
             nix::sys::socket::getsockopt(&stream, nix::sys::socket::sockopt::PeerCredentials)
                 .map_err(|e| connect_error(e.into()))?

@@ -441,3 +441,49 @@ fn a_slow_token_is_noticed_once_and_still_waited_for() {
     ));
     assert_eq!(NOTICES.lock().unwrap().len(), 1);
 }
+
+/// A daemon that is hung (it takes no connections) and whose queue of
+/// connections is full: a connect gives up after its time, saying so,
+/// rather than waiting for ever (std's connect has no timeout).
+#[test]
+fn a_connect_to_a_daemon_that_takes_none_gives_up() {
+    use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hung.sock");
+    let address = SocketAddrUnix::new(&path).unwrap();
+    let listener = rustix::net::socket_with(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )
+    .unwrap();
+    rustix::net::bind(&listener, &address).unwrap();
+    rustix::net::listen(&listener, 0).unwrap();
+    // Fill the queue: non-blocking connects until one finds no room.
+    let mut queued = Vec::new();
+    for _ in 0..64 {
+        let socket = rustix::net::socket_with(
+            AddressFamily::UNIX,
+            SocketType::STREAM,
+            SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
+            None,
+        )
+        .unwrap();
+        if rustix::net::connect(&socket, &address).is_err() {
+            break;
+        }
+        queued.push(socket);
+    }
+    let error = super::connect_within(&path, std::time::Duration::from_millis(200)).unwrap_err();
+    assert_eq!(error.kind(), std::io::ErrorKind::TimedOut, "{error}");
+    let said = ClientError::Connect {
+        path: path.clone(),
+        source: error,
+    }
+    .to_string();
+    assert!(
+        said.contains("does not take connections: is it hung?"),
+        "{said}"
+    );
+}
