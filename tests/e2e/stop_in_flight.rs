@@ -168,3 +168,53 @@ fn a_stop_starts_no_background_refresh_while_it_waits() {
     );
     busy.assert_no_violations();
 }
+
+/// A D-Bus call that comes while a stop waits for one in flight (a refresh
+/// the provider does not answer) is told at once that tokend is stopping.
+/// It went unanswered: no stream read calls any more, while the call in
+/// flight kept the connection and the bus name; after the grace the
+/// caller got the bus's `NoReply`.
+#[test]
+fn a_dbus_call_during_a_stop_is_told_tokend_is_stopping() {
+    let bus = PrivateBus::start();
+    let provider = Provider::start(fast());
+    let store = FileStore::new();
+    store.seed(&provider, &provider.config("demo"), |_| {
+        Duration::from_secs(3600)
+    });
+    let mut options = store.options();
+    options.daemon_keys = "http_timeout = 15\n".into();
+    options.bus = "session";
+    options.env.extend(DaemonOptions::on_session_bus(&bus).env);
+    let mut daemon = Daemon::start_with(&provider.config("demo"), options);
+    provider.inject(Endpoint::Token, Fault::Hang, 1);
+    let call = |min_valid: &str| {
+        let mut command = std::process::Command::new("busctl");
+        command.arg(format!("--address={}", bus.address())).args([
+            "call",
+            "org.tokend.Broker1",
+            "/org/tokend/Broker1",
+            "org.tokend.Broker1",
+            "GetTokenMinValid",
+            "su",
+            "demo",
+            min_valid,
+        ]);
+        command
+    };
+    let waiting = call("3700")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    provider.wait_for_count(1, |r| r.outcome == "fault:hang");
+    signal(daemon.pid(), rustix::process::Signal::TERM);
+    daemon.wait_for_log(1, &["stopping"]);
+    let during = call("0").output().unwrap();
+    assert!(!during.status.success());
+    let said = String::from_utf8_lossy(&during.stderr);
+    assert!(said.contains("stopping"), "{said}");
+    let status = daemon.wait_for_exit(STOP_WITHIN);
+    assert!(status.success(), "{status:?}");
+    drop(waiting);
+}

@@ -84,7 +84,10 @@ pub(super) async fn serve_calls(
         // (a few hundred calls at once, from any local user, did that).
         let call = tokio::select! {
             call = calls.next() => call,
-            () = shutdown.cancelled() => return CallsEnded::Stop,
+            () = shutdown.cancelled() => {
+                refuse_until_answered(&connection, &mut calls, &slots).await;
+                return CallsEnded::Stop;
+            }
         };
         let Some(call) = call else {
             return CallsEnded::ConnectionLost(last_error);
@@ -107,6 +110,36 @@ pub(super) async fn serve_calls(
             handler.answer(&call).await;
             drop(permit);
         });
+    }
+}
+
+/// The stop began: while calls taken before it are still being answered
+/// (they hold the connection, and the bus name with it), each new call is
+/// told `ShuttingDown` at once. Unanswered, it waited for the stop's whole
+/// grace and then got the bus's `NoReply`. Ends when the last call in
+/// flight is answered.
+async fn refuse_until_answered(
+    connection: &Connection,
+    calls: &mut MessageStream,
+    slots: &Arc<Semaphore>,
+) {
+    let all_free = slots.acquire_many(u32::try_from(CONCURRENT_CALLS).unwrap_or(u32::MAX));
+    tokio::pin!(all_free);
+    loop {
+        let call = tokio::select! {
+            biased;
+            _ = &mut all_free => return,
+            call = calls.next() => call,
+        };
+        let Some(Ok(call)) = call else { return };
+        let header = call.header();
+        if header.primary().flags().contains(Flags::NoReplyExpected) {
+            continue;
+        }
+        let error = DbusError::ShuttingDown("tokend is stopping; try again once it is back".into());
+        if let Err(e) = connection.reply_dbus_error(&header, error).await {
+            debug!("could not refuse a D-Bus call during the stop: {e}");
+        }
     }
 }
 
