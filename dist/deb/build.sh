@@ -138,7 +138,7 @@ shlibs=$(cd "$shlibs_dir" && dpkg-shlibdeps -O "${bins[@]}" | sed -n 's/^shlibs:
     # service fails at start, so one is a dependency, named the Debian way
     # (dbus or dbus-broker provide it). Cargo.toml's [package.metadata.deb]
     # says the same (tests/e2e/dist.rs compares them).
-    printf 'Depends: %s, systemd | systemd-standalone-sysusers | systemd-sysusers, default-dbus-system-bus | dbus-system-bus\n' "$shlibs"
+    printf 'Depends: %s, systemd | systemd-standalone-sysusers | systemd-sysusers, default-dbus-system-bus | dbus-system-bus, procps\n' "$shlibs"
     # The user unit (systemctl --user) serves the user's session bus, which
     # dbus-user-session starts per login; without it the user's daemon fails
     # at start (the system service does not need it).

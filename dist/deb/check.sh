@@ -76,6 +76,9 @@ version=$(cargo pkgid | sed 's/.*[#@]//')
 # postinst runs systemd-sysusers (and never adduser).
 [[ "$(field Depends)" == *"systemd | systemd-standalone-sysusers | systemd-sysusers"* ]] \
     || fail "Depends lacks systemd | systemd-standalone-sysusers | systemd-sysusers: $(field Depends)"
+# The units' ExecReload runs /bin/kill, which procps ships (not in a
+# minimal or container install).
+[[ "$(field Depends)" == *"procps"* ]] || fail "Depends lacks procps (/bin/kill for ExecReload): $(field Depends)"
 [ "$(field Recommends)" = dbus-user-session ] || fail "Recommends is not dbus-user-session: $(field Recommends)"
 # The packaged config has bus = "system": the service needs a system bus.
 [[ "$(field Depends)" == *"default-dbus-system-bus | dbus-system-bus"* ]] \

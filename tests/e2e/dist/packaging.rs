@@ -223,3 +223,34 @@ fn maintainer_scripts_create_the_users_with_what_the_package_depends_on() {
         Some("dbus-user-session")
     );
 }
+
+/// A purge under `DPKG_ROOT` (dpkg's chrootless install into another
+/// root) deletes that root's stored sessions, never the running system's:
+/// postrm honoured `DPKG_ROOT` for the units' links but not for
+/// `/var/lib/tokend`. Run with a `PATH` of `rm` and `rmdir` alone, so
+/// nothing else of the system is touched (no deb-systemd-helper).
+#[test]
+fn a_purge_under_dpkg_root_stays_in_that_root() {
+    let root = tempfile::tempdir().unwrap();
+    let bin = root.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    for tool in ["rm", "rmdir"] {
+        let found = crate::support::bus::find_program(tool).expect(tool);
+        std::os::unix::fs::symlink(found, bin.join(tool)).unwrap();
+    }
+    let sessions = root.path().join("var/lib/tokend/sessions");
+    std::fs::create_dir_all(&sessions).unwrap();
+    std::fs::write(sessions.join("demo.session"), b"sealed").unwrap();
+    std::fs::create_dir_all(root.path().join("etc/tokend")).unwrap();
+    let out = Command::new("/bin/sh")
+        .arg(repo("dist/deb/postrm"))
+        .arg("purge")
+        .env_clear()
+        .env("PATH", &bin)
+        .env("DPKG_ROOT", root.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(!root.path().join("var/lib/tokend").exists());
+    assert!(!root.path().join("etc/tokend").exists());
+}
