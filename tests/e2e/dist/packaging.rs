@@ -254,3 +254,36 @@ fn a_purge_under_dpkg_root_stays_in_that_root() {
     assert!(!root.path().join("var/lib/tokend").exists());
     assert!(!root.path().join("etc/tokend").exists());
 }
+
+/// The set-up scripts take rustup's toolchain when the cargo on `PATH` is
+/// older than the crate's `rust-version` (a distribution's: Debian 12's
+/// 1.63 failed the build with a manifest error), and keep a new enough one.
+#[test]
+fn the_setup_scripts_want_a_new_enough_cargo() {
+    let dir = tempfile::tempdir().unwrap();
+    for script in ["dist/demo.sh", "tests/run.sh"] {
+        for (version, needs) in [("1.63.0", true), ("1.200.0", false)] {
+            let cargo = dir.path().join("cargo");
+            std::fs::write(
+                &cargo,
+                format!("#!/bin/sh\necho 'cargo {version} (0 2030-01-01)'\n"),
+            )
+            .unwrap();
+            std::fs::set_permissions(&cargo, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                .unwrap();
+            let check =
+                format!("source <(sed -n '/^needs_rustup() {{/,/^}}/p' {script}) && needs_rustup");
+            let out = Command::new("bash")
+                .args(["-c", &check])
+                .current_dir(repo(""))
+                .env("PATH", format!("{}:/usr/bin:/bin", dir.path().display()))
+                .output()
+                .unwrap();
+            assert_eq!(
+                out.status.success(),
+                needs,
+                "{script} with cargo {version}: {out:?}"
+            );
+        }
+    }
+}
