@@ -23,12 +23,14 @@ enum FieldType {
 
 impl FieldType {
     /// Whether `value` is of this type; `null` counts as absent, which
-    /// [`missing_required`] checks where a field is required.
+    /// [`missing_required`] checks where a field is required, except for
+    /// a flag, which the request reads as a plain `bool` (`null` is
+    /// refused there, and must be named here).
     fn accepts(self, value: &Value) -> bool {
         match (self, value) {
-            (_, Value::Null) | (Self::Text, Value::String(_)) | (Self::Flag, Value::Bool(_)) => {
-                true
-            }
+            (Self::Text | Self::Seconds, Value::Null)
+            | (Self::Text, Value::String(_))
+            | (Self::Flag, Value::Bool(_)) => true,
             (Self::Seconds, Value::Number(n)) => n.is_u64(),
             _ => false,
         }

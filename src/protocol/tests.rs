@@ -253,6 +253,12 @@ fn a_field_of_the_wrong_type_is_named_without_its_value() {
             r#"{"op":"status","stream":"yes"}"#,
             "invalid request: `stream` must be true or false, got a string",
         ),
+        // An unset flag sent as null: named (it read "is a field given
+        // twice?", naming nothing).
+        (
+            r#"{"op":"status","stream":null}"#,
+            "invalid request: `stream` must be true or false, got null",
+        ),
         // Given twice, the wrong one first: read again as a map, the last
         // one wins and has its type; the value is still not quoted.
         (
