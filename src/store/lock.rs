@@ -139,11 +139,25 @@ impl StoreLock {
                 .create(dir)
                 .map_err(|e| unusable(format!("cannot create {}: {e}", dir.display())))?;
         }
-        let file = open(&target.path, true).map_err(|e| unusable(e.to_string()))?;
-        // The creation mode went through the umask; an older file may have
-        // been made looser. Only the pid is in it, but it is ours alone.
-        rustix::fs::fchmod(&file, rustix::fs::Mode::from_raw_mode(0o600))
-            .map_err(|e| unusable(format!("cannot make it private (0600): {e}")))?;
+        let file = match open(&target.path, true) {
+            Ok(file) => {
+                // The creation mode went through the umask; an older file
+                // may have been made looser. Only the pid is in it, but it
+                // is ours alone.
+                rustix::fs::fchmod(&file, rustix::fs::Mode::from_raw_mode(0o600))
+                    .map_err(|e| unusable(format!("cannot make it private (0600): {e}")))?;
+                file
+            }
+            // A lock needs no write access. On a read-only disk (or a lock
+            // file this user may not write) the store is still read and
+            // its sessions refreshed: without the lock a second daemon
+            // would refresh them too. The file is locked as it is; only
+            // the pid is not written into it.
+            Err(e) if cannot_write(&e) => {
+                open_read_only(&target.path).map_err(|_| unusable(e.to_string()))?
+            }
+            Err(e) => return Err(unusable(e.to_string())),
+        };
         Self::lock(file, target)
     }
 
@@ -197,6 +211,34 @@ fn open(path: &Path, create: bool) -> io::Result<File> {
         .write(true)
         .create(create)
         .mode(0o600)
+        .custom_flags(libc_flags())
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::other(format!(
+            "{} is not a regular file",
+            path.display()
+        )));
+    }
+    Ok(file)
+}
+
+/// Whether opening for writing failed for want of write access (a
+/// read-only file system, an immutable file, a mode that shuts us out).
+fn cannot_write(error: &io::Error) -> bool {
+    [
+        rustix::io::Errno::ROFS,
+        rustix::io::Errno::ACCESS,
+        rustix::io::Errno::PERM,
+    ]
+    .iter()
+    .any(|errno| error.raw_os_error() == Some(errno.raw_os_error()))
+}
+
+/// Opens an existing lock file for reading only (as [`open`] does
+/// otherwise: no symbolic link, a regular file).
+fn open_read_only(path: &Path) -> io::Result<File> {
+    let file = OpenOptions::new()
+        .read(true)
         .custom_flags(libc_flags())
         .open(path)?;
     if !file.metadata()?.is_file() {

@@ -71,3 +71,36 @@ fn a_symbolic_link_in_place_of_the_lock_file_is_not_followed() {
     assert!(matches!(err, LockError::Unusable { .. }), "{err}");
     assert_eq!(std::fs::read(&victim).unwrap(), b"keep me");
 }
+
+/// A lock file that cannot be opened for writing (here immutable, as a
+/// read-only disk makes it) is still locked: the store is read and
+/// refreshed there, and a second daemon must still be stopped (it only
+/// warned, and both ran). Needs `chattr` on a file system that has the
+/// attribute, and root; skipped otherwise.
+#[test]
+fn a_lock_file_that_cannot_be_written_still_locks() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = target_in(dir.path());
+    drop(StoreLock::acquire(&target).expect("the lock file made"));
+    let lock_file = dir.path().join(FILE_STORE_LOCK);
+    let chattr = |flag: &str| {
+        std::process::Command::new("chattr")
+            .arg(flag)
+            .arg(&lock_file)
+            .output()
+            .is_ok_and(|out| out.status.success())
+    };
+    if !chattr("+i") {
+        eprintln!("SKIPPED a_lock_file_that_cannot_be_written_still_locks: chattr +i failed");
+        return;
+    }
+    let first = StoreLock::acquire(&target);
+    let second = StoreLock::acquire(&target);
+    assert!(chattr("-i"), "chattr -i");
+    assert!(first.is_ok(), "{:?}", first.err());
+    assert!(
+        matches!(second, Err(LockError::Held { .. })),
+        "{:?}",
+        second.err()
+    );
+}
