@@ -233,6 +233,11 @@ pub fn others_may_write(owner: u32, gid: u32, mode: u32) -> bool {
 /// group-writable path asks (name-service lookups).
 fn is_private_group(owner: u32, gid: u32) -> bool {
     use nix::unistd::{Gid, Group, Uid, User};
+    // Root's group is no user private group: system processes run in it
+    // under other uids.
+    if owner == 0 || gid == 0 {
+        return false;
+    }
     let Ok(Some(user)) = User::from_uid(Uid::from_raw(owner)) else {
         return false;
     };

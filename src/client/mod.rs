@@ -146,7 +146,7 @@ pub enum ClientError {
 /// How long a connect may wait for the daemon to take it. A daemon that
 /// is hung (stopped, stuck) leaves connections in its queue; once the
 /// queue is full, a plain connect waits for ever.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Connects to the socket at `path`, giving up after `within` when the
 /// daemon takes no more connections (its queue full: it does not accept).
@@ -280,11 +280,25 @@ impl Client {
     /// # Errors
     /// As [`Client::connect`].
     pub fn connect_served_by(path: &Path, owner: Option<u32>) -> Result<Self, ClientError> {
+        Self::connect_served_by_within(path, owner, CONNECT_TIMEOUT)
+    }
+
+    /// [`Client::connect_served_by`], waiting at most `within` (at least
+    /// 1 ms) for a daemon that takes no connections.
+    ///
+    /// # Errors
+    /// As [`Client::connect`].
+    pub fn connect_served_by_within(
+        path: &Path,
+        owner: Option<u32>,
+        within: Duration,
+    ) -> Result<Self, ClientError> {
         let connect_error = |source| ClientError::Connect {
             path: path.to_owned(),
             source,
         };
-        let stream = connect_within(path, CONNECT_TIMEOUT).map_err(connect_error)?;
+        let within = within.max(Duration::from_millis(1));
+        let stream = connect_within(path, within).map_err(connect_error)?;
         let server =
             nix::sys::socket::getsockopt(&stream, nix::sys::socket::sockopt::PeerCredentials)
                 .map_err(|e| connect_error(e.into()))?

@@ -105,7 +105,7 @@ pub(super) fn provider_config(
     let scopes = t.string_list(diags, "scopes");
     let scopes_valid = scopes.is_some() || scopes_span.is_none();
     let scopes = scopes.unwrap_or_default();
-    let mut device_params = device_params(&mut t, diags);
+    let mut device_params = device_params(&mut t, !scopes.is_empty(), diags);
     let verification_uri = t
         .take("verification_uri")
         .and_then(|v| url_value(diags, "verification_uri", v, &mut seen.urls));
@@ -281,8 +281,11 @@ fn hosts(
 }
 
 /// The `device_params` table: extra string fields for the device request.
+/// With `sends_scopes` (`scopes` set) the dialect sends its scope field
+/// too; without, a `scope` given here is the only one and is kept.
 fn device_params(
     t: &mut TableReader<'_, '_>,
+    sends_scopes: bool,
     diags: &mut Diagnostics<'_>,
 ) -> BTreeMap<String, String> {
     let Some(mut params) = t.table(diags, "device_params") else {
@@ -295,16 +298,17 @@ fn device_params(
         // strict server answers `invalid_request`) or replace the real one
         // (JSON bodies: the last wins, and the polls then carry another
         // client id than the request).
-        if SENT_BY_TOKEND
+        let sent_by_tokend = SENT_BY_TOKEND
             .iter()
-            .any(|sent| sent.eq_ignore_ascii_case(key))
-        {
+            .chain(if sends_scopes { SCOPE_FIELDS } else { &[] })
+            .any(|sent| sent.eq_ignore_ascii_case(key));
+        if sent_by_tokend {
             // A warning, not an error: a config that started before still
             // starts, and the field is no longer sent twice.
             diags.warning(
                 &span,
                 format!(
-                    "`device_params.{key}` is ignored: tokend sends `{key}` itself (from `client_id`, `scopes` and the dialect); remove it from `device_params`"
+                    "`device_params.{key}` is ignored: tokend sends `{key}` itself (from `client_id`, `scopes` and the dialect); remove it from `device_params`, or set `scopes` instead"
                 ),
             );
             let _ = params.take(key);
@@ -322,15 +326,15 @@ fn device_params(
 const SENT_BY_TOKEND: &[&str] = &[
     "client_id",
     "client_secret",
-    "scope",
     "response_type",
     "grant_type",
     "device_code",
     "ClientSid",
     "ClientSecret",
-    "Scopes",
-    "Audiences",
 ];
+
+/// The scope fields, which the dialects send when `scopes` is set.
+const SCOPE_FIELDS: &[&str] = &["scope", "Scopes"];
 
 fn check_provider_name(name: &str, span: &Range<usize>, diags: &mut Diagnostics<'_>) -> bool {
     let valid_chars = name

@@ -207,7 +207,9 @@ fn connect_checked(cli: &Cli) -> Result<(Client, Option<u32>), ClientError> {
 
 fn connect(cli: &Cli) -> Result<Client, ClientError> {
     let owner = SOCKET_OWNER.get().copied().flatten();
-    let mut client = Client::connect_served_by(&socket_path(cli), owner)?;
+    // `--timeout` bounds the wait for a hung daemon's connect too.
+    let within = client::CONNECT_TIMEOUT.min(Duration::from_secs(cli.timeout));
+    let mut client = Client::connect_served_by_within(&socket_path(cli), owner, within)?;
     client.set_timeout(Duration::from_secs(cli.timeout));
     notice_slow_answers(&mut client);
     Ok(client)

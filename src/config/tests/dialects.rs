@@ -395,7 +395,7 @@ fn keys_that_would_be_ignored_or_clash_are_named() {
             .any(|w| w.contains("`issuer` is ignored: dialect \"trakt\" has fixed paths")),
         "{warnings:?}"
     );
-    let (config, warnings) = f.load_with_warnings("[providers.gh]\ndevice_authorization_endpoint = \"https://x/d\"\ntoken_endpoint = \"https://x/t\"\nclient_id = \"c\"\ndevice_params = { client_id = \"x\", Scope = \"a b\", audience = \"api\" }\n");
+    let (config, warnings) = f.load_with_warnings("[providers.gh]\ndevice_authorization_endpoint = \"https://x/d\"\ntoken_endpoint = \"https://x/t\"\nclient_id = \"c\"\nscopes = [\"repo\"]\ndevice_params = { client_id = \"x\", Scope = \"a b\", audience = \"api\" }\n");
     assert!(
         warnings
             .iter()
@@ -411,4 +411,15 @@ fn keys_that_would_be_ignored_or_clash_are_named() {
     let params = &config.providers[0].device_params;
     assert_eq!(params.len(), 1, "{params:?}");
     assert_eq!(params["audience"], "api");
+    // Without `scopes` the dialect sends no scope: one given here is the
+    // only one, and is sent.
+    let (config, warnings) = f.load_with_warnings("[providers.gh]\ndevice_authorization_endpoint = \"https://x/d\"\ntoken_endpoint = \"https://x/t\"\nclient_id = \"c\"\ndevice_params = { scope = \"openid offline_access\" }\n");
+    assert!(
+        warnings.iter().all(|w| !w.contains("device_params")),
+        "{warnings:?}"
+    );
+    assert_eq!(
+        config.providers[0].device_params["scope"],
+        "openid offline_access"
+    );
 }

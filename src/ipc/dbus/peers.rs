@@ -100,8 +100,15 @@ impl Peers {
         let sender = header
             .sender()
             .ok_or_else(|| DbusError::Internal("the call has no sender".into()))?;
-        if let Some(caller) = self.map().callers.get(sender.as_str()) {
-            return Ok(caller.clone());
+        {
+            let table = self.map();
+            // Known, unless its unit was not read (no provider granted
+            // units then) and one is needed now (a reload added a grant).
+            if let Some(caller) = table.callers.get(sender.as_str())
+                && !(units_granted && table.units_unread.contains(sender.as_str()))
+            {
+                return Ok(caller.clone());
+            }
         }
         let lookup = Arc::clone(
             self.looking_up
@@ -115,7 +122,7 @@ impl Peers {
         let connected_by = if units_granted {
             self.connected_by(sender.as_str()).await
         } else {
-            self.map().arrived.remove(sender.as_str())
+            None
         };
         let found = lookup
             .get_or_try_init(|| Self::look_up(connection, sender, units_granted, connected_by))
@@ -126,7 +133,7 @@ impl Peers {
             .unwrap_or_else(PoisonError::into_inner)
             .remove(sender.as_str());
         let caller = found?;
-        self.map().remember(sender.as_str(), &caller);
+        self.map().remember(sender.as_str(), &caller, units_granted);
         Ok(caller)
     }
 
@@ -145,9 +152,9 @@ impl Peers {
             // Enabled before the look, so an arrival noted after it wakes us.
             arrival.as_mut().enable();
             {
-                let mut table = self.map();
-                if let Some(at) = table.arrived.remove(name) {
-                    return Some(at);
+                let table = self.map();
+                if let Some(at) = table.arrived.get(name) {
+                    return Some(*at);
                 }
                 if !table.may_still_arrive(name) {
                     return table.watching_since;
@@ -357,10 +364,12 @@ fn sent_by_the_bus(message: &zbus::Message) -> bool {
 struct PeerTable {
     callers: HashMap<String, Caller>,
     departed: VecDeque<String>,
-    /// When each peer not yet looked up appeared (`CLOCK_BOOTTIME`), and
-    /// in which order, to let the oldest go.
+    /// When each peer on the bus appeared (`CLOCK_BOOTTIME`), and in which
+    /// order, to let the oldest go; each let go when its peer leaves.
     arrived: HashMap<String, std::time::Duration>,
     arrival_order: VecDeque<String>,
+    /// Known peers whose unit was not read (no provider granted units).
+    units_unread: std::collections::HashSet<String>,
     /// When tokend began to watch peers arrive and leave.
     watching_since: Option<std::time::Duration>,
     /// The number of the first unique name seen arrive: a peer numbered
@@ -377,9 +386,16 @@ fn number_of(name: &str) -> Option<u64> {
 impl PeerTable {
     /// Remembers `caller` as the peer `name`, unless the table is full or
     /// the peer has already left (the bus never reuses a unique name).
-    fn remember(&mut self, name: &str, caller: &Caller) {
+    /// `units_read` says whether its unit was read (a provider granted
+    /// units): if not, a later call that needs it looks the peer up again.
+    fn remember(&mut self, name: &str, caller: &Caller, units_read: bool) {
         if self.callers.len() < PEER_LIMIT && !self.departed.iter().any(|d| d == name) {
             self.callers.insert(name.to_owned(), caller.clone());
+            if units_read {
+                self.units_unread.remove(name);
+            } else {
+                self.units_unread.insert(name.to_owned());
+            }
         }
     }
 
@@ -411,7 +427,10 @@ impl PeerTable {
     /// Forgets the peer `name`, which left the bus.
     fn forget(&mut self, name: &str) {
         self.callers.remove(name);
-        self.arrived.remove(name);
+        self.units_unread.remove(name);
+        if self.arrived.remove(name).is_some() {
+            self.arrival_order.retain(|arrived| arrived != name);
+        }
         if self.departed.len() == DEPARTED_REMEMBERED {
             self.departed.pop_front();
         }
@@ -429,13 +448,13 @@ mod tests {
     #[test]
     fn a_peer_that_left_during_its_lookup_is_not_remembered() {
         let mut table = PeerTable::default();
-        table.remember(":1.5", &Caller::uid(1000));
+        table.remember(":1.5", &Caller::uid(1000), true);
         assert!(table.callers.contains_key(":1.5"));
         table.forget(":1.5");
         assert!(table.callers.is_empty());
         // :1.6 leaves while the bus is asked about it.
         table.forget(":1.6");
-        table.remember(":1.6", &Caller::uid(1000));
+        table.remember(":1.6", &Caller::uid(1000), true);
         assert!(table.callers.is_empty());
         // The record of departures is bounded.
         for i in 0..2 * DEPARTED_REMEMBERED {
@@ -470,6 +489,36 @@ mod tests {
         assert!(!table.arrived.contains_key(":1.10"), "the oldest let go");
         table.forget(&format!(":1.{}", 99 + 2 * ARRIVALS_REMEMBERED));
         assert_eq!(table.arrived.len(), ARRIVALS_REMEMBERED - 1);
+    }
+
+    /// Peers that came and went do not push out the arrival of one still
+    /// there (thousands of short `busctl` calls before a long-lived
+    /// service first asks for a token).
+    #[test]
+    fn departed_peers_do_not_push_out_an_arrival() {
+        let mut table = PeerTable::default();
+        table.arrive(":1.10", std::time::Duration::from_secs(11));
+        for i in 0..2 * ARRIVALS_REMEMBERED {
+            let name = format!(":1.{}", 100 + i);
+            table.arrive(&name, std::time::Duration::from_secs(12));
+            table.forget(&name);
+        }
+        assert!(table.arrived.contains_key(":1.10"));
+        assert_eq!(table.arrival_order.len(), 1);
+    }
+
+    /// A peer remembered while no provider granted units is marked, so
+    /// that a call after a reload that grants one reads its unit.
+    #[test]
+    fn a_peer_whose_unit_was_not_read_is_marked() {
+        let mut table = PeerTable::default();
+        table.remember(":1.5", &Caller::uid(1000), false);
+        assert!(table.units_unread.contains(":1.5"));
+        table.remember(":1.5", &Caller::uid(1000), true);
+        assert!(!table.units_unread.contains(":1.5"));
+        table.remember(":1.6", &Caller::uid(1000), false);
+        table.forget(":1.6");
+        assert!(table.units_unread.is_empty());
     }
 
     /// Only the bus may say that a peer left: a `NameOwnerChanged` sent

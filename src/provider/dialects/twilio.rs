@@ -177,8 +177,9 @@ const TWILIO_MEANINGS: &[(&str, &str)] = &[
     ("expired", "expired_token"),
     // "Invalid device code": a code already spent (its grant's answer
     // lost on the way) or unknown. Read as pending, the login waited out
-    // the code's whole life for nothing.
-    ("invalid", "invalid_grant"),
+    // the code's whole life for nothing. Only these words: "Invalid
+    // ClientSid" is the request's mistake, not a grant gone.
+    ("invalid device code", "invalid_grant"),
 ];
 
 /// The OAuth error a Twilio error message names, if it names one.

@@ -118,11 +118,26 @@ impl Setup {
         let mut monitor = Monitor { child, lines };
         monitor.wait_for("is owned by");
         // gdbus subscribes to the owner's signals only after it printed
-        // that line; a signal caused now and seen proves the subscription.
-        let out = self.busctl(&["Login", "s", "sync"]);
-        assert!(out.status.success(), "{}", text(&out.stderr));
-        monitor.wait_for("org.tokend.Broker1.LoginPrompt ('sync'");
-        monitor
+        // that line, at a moment it does not print: a signal caused and
+        // seen proves the subscription. One caused before it is missed,
+        // so the login is ended and started again until its prompt is
+        // seen (a few times at most).
+        for _ in 0..20 {
+            let out = self.busctl(&["Login", "s", "sync"]);
+            assert!(out.status.success(), "{}", text(&out.stderr));
+            if monitor
+                .wait_for_within(
+                    "org.tokend.Broker1.LoginPrompt ('sync'",
+                    Duration::from_secs(2),
+                )
+                .is_some()
+            {
+                return monitor;
+            }
+            let out = self.busctl(&["Logout", "s", "sync"]);
+            assert!(out.status.success(), "{}", text(&out.stderr));
+        }
+        panic!("gdbus monitor saw no LoginPrompt in 20 logins");
     }
 }
 
@@ -133,6 +148,19 @@ struct Monitor {
 }
 
 impl Monitor {
+    /// The next line with `needle`, if one comes within `within`.
+    fn wait_for_within(&mut self, needle: &str, within: Duration) -> Option<String> {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return Some(line),
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+        }
+    }
+
     fn wait_for(&mut self, needle: &str) -> String {
         loop {
             match self.lines.recv_timeout(SIGNAL_TIMEOUT) {

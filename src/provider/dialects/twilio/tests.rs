@@ -382,6 +382,13 @@ fn an_invalid_device_code_ends_the_login() {
         failure.to_string().contains("Invalid device code"),
         "{failure}"
     );
+    // Other "invalid" words are the request's mistake, not a grant gone.
+    let typo = r#"{"code":20001,"message":"Invalid ClientSid","more_info":"","status":400}"#;
+    let e = dialect
+        .parse_device_authorization(&answer(400, typo))
+        .unwrap_err();
+    assert_ne!(e.class(), FailureClass::GrantRevoked, "{e}");
+    assert!(!e.to_string().contains("revoked"), "{e}");
     // Pending, in its words, is still pending.
     let pending = r#"{"code":20001,"message":"Authorization request is awaiting user approval","more_info":"","status":400}"#;
     assert!(matches!(
