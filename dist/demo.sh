@@ -17,16 +17,8 @@ if [ ${#missing[@]} -gt 0 ]; then
     as_root apt-get update -qq
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
 fi
-# Whether a Rust toolchain must come from rustup: no cargo, or one older
-# than Cargo.toml's rust-version (a distribution's: Debian 12 ships 1.63,
-# which cannot build this crate). rustup's then comes first on PATH.
-needs_rustup() {
-    command -v cargo >/dev/null 2>&1 || return 0
-    local want have
-    want=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
-    have=$(cargo --version 2>/dev/null | awk '{print $2}')
-    [ "$(printf '%s\n%s\n' "$want" "$have" | sort -V | head -1)" != "$want" ]
-}
+# shellcheck source=dist/rust-toolchain.sh
+. dist/rust-toolchain.sh
 if needs_rustup; then
     [ -f "$HOME/.cargo/env" ] || curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
     # shellcheck disable=SC1091

@@ -213,6 +213,11 @@ fn open(path: &Path, create: bool) -> io::Result<File> {
         .mode(0o600)
         .custom_flags(libc_flags())
         .open(path)?;
+    regular(file, path)
+}
+
+/// `file`, opened at `path`, if it is a regular file.
+fn regular(file: File, path: &Path) -> io::Result<File> {
     if !file.metadata()?.is_file() {
         return Err(io::Error::other(format!(
             "{} is not a regular file",
@@ -241,13 +246,7 @@ fn open_read_only(path: &Path) -> io::Result<File> {
         .read(true)
         .custom_flags(libc_flags())
         .open(path)?;
-    if !file.metadata()?.is_file() {
-        return Err(io::Error::other(format!(
-            "{} is not a regular file",
-            path.display()
-        )));
-    }
-    Ok(file)
+    regular(file, path)
 }
 
 /// `O_NOFOLLOW | O_NONBLOCK`: no symbolic link, and no wait on a FIFO.

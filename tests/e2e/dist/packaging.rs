@@ -271,8 +271,10 @@ fn the_setup_scripts_want_a_new_enough_cargo() {
             .unwrap();
             std::fs::set_permissions(&cargo, std::os::unix::fs::PermissionsExt::from_mode(0o755))
                 .unwrap();
-            let check =
-                format!("source <(sed -n '/^needs_rustup() {{/,/^}}/p' {script}) && needs_rustup");
+            // The script sources the check; the check, as it sources it.
+            let check = format!(
+                "grep -qx '. dist/rust-toolchain.sh' {script} && . dist/rust-toolchain.sh && needs_rustup"
+            );
             let out = Command::new("bash")
                 .args(["-c", &check])
                 .current_dir(repo(""))
