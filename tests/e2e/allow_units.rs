@@ -293,13 +293,10 @@ fn a_pid_reused_by_a_granted_unit_lends_it_nothing_over_dbus() {
     login(&daemon, "shared", |code| {
         provider.approve(code).unwrap();
     });
-    let script = tempfile::Builder::new()
-        .prefix("tokend-handed.")
-        .tempdir()
-        .unwrap();
-    std::fs::set_permissions(script.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let path = script.path().join("handed_connection.py");
-    std::fs::write(&path, include_str!("support/handed_connection.py")).unwrap();
+    let (_script, path) = support::other_uid::reachable_file(
+        "handed_connection.py",
+        include_str!("support/handed_connection.py"),
+    );
 
     let mut connector = Command::new("setpriv")
         .args([

@@ -42,13 +42,7 @@ fn the_daemon_is_not_dumpable_and_not_readable_by_its_own_uid() {
         return;
     }
     let provider = Provider::rfc8628();
-    let daemon = Daemon::start_with(
-        &provider.config("demo"),
-        DaemonOptions {
-            uid: Some(NOBODY),
-            ..DaemonOptions::default()
-        },
-    );
+    let daemon = Daemon::start_with(&provider.config("demo"), DaemonOptions::run_as(NOBODY));
     let pid = daemon.pid();
     let uids = status_field(pid, "Uid");
     assert!(uids.starts_with(&NOBODY.to_string()), "Uid: {uids}");

@@ -12,7 +12,6 @@ use crate::dist_dbus::{policy_for_this_user, system_like_bus};
 use crate::support;
 
 use std::io::{BufRead as _, BufReader, Write as _};
-use std::os::unix::fs::PermissionsExt as _;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -37,24 +36,22 @@ const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The peer script, in a directory every uid can read.
 pub(crate) struct PeerScript {
-    dir: tempfile::TempDir,
+    /// Holds the script's directory.
+    _dir: tempfile::TempDir,
+    path: PathBuf,
 }
 
 impl PeerScript {
     pub(crate) fn new() -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("tokend-peer.")
-            .tempdir()
-            .unwrap();
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        let path = dir.path().join("bus_peer.py");
-        std::fs::write(&path, include_str!("support/bus_peer.py")).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        Self { dir }
+        let (dir, path) = crate::support::other_uid::reachable_file(
+            "bus_peer.py",
+            include_str!("support/bus_peer.py"),
+        );
+        Self { _dir: dir, path }
     }
 
-    fn path(&self) -> PathBuf {
-        self.dir.path().join("bus_peer.py")
+    fn path(&self) -> &std::path::Path {
+        &self.path
     }
 
     /// The peer run as `uid` with the one group `gid` (primary and only

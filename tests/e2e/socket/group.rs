@@ -198,13 +198,7 @@ fn tokenctl_talks_to_a_shared_user_service_it_is_told_of() {
         return;
     }
     let provider = Provider::rfc8628();
-    let daemon = Daemon::start_with(
-        &provider.config("demo"),
-        DaemonOptions {
-            uid: Some(NOBODY),
-            ..DaemonOptions::default()
-        },
-    );
+    let daemon = Daemon::start_with(&provider.config("demo"), DaemonOptions::run_as(NOBODY));
     let refused = daemon.tokenctl(&["--json", "status"]);
     assert_eq!(refused.status.code(), Some(3), "{}", stderr(&refused));
     assert!(

@@ -41,6 +41,14 @@ pub struct DaemonOptions {
 }
 
 impl DaemonOptions {
+    /// A daemon run as `uid` (its files handed to it).
+    pub fn run_as(uid: u32) -> Self {
+        Self {
+            uid: Some(uid),
+            ..Self::default()
+        }
+    }
+
     /// A daemon on `bus` as its session bus.
     pub fn on_session_bus(bus: &super::bus::PrivateBus) -> Self {
         Self {

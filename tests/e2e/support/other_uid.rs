@@ -117,3 +117,19 @@ fn place(built: &Path, at: &Path) {
         std::fs::copy(built, at).unwrap_or_else(|e| panic!("copy {}: {e}", built.display()));
     }
 }
+
+/// `contents` written as `name` (mode 0644) in a fresh directory every uid
+/// can enter (0755): a script another uid runs. The directory goes when
+/// the returned `TempDir` is dropped.
+pub fn reachable_file(name: &str, contents: &str) -> (tempfile::TempDir, PathBuf) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::Builder::new()
+        .prefix("tokend-reachable.")
+        .tempdir()
+        .unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = dir.path().join(name);
+    std::fs::write(&path, contents).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    (dir, path)
+}
