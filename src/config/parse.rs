@@ -368,7 +368,7 @@ fn socket_group(
                 format!("`socket_group`: no group named `{name}`"),
             );
         }
-        if gid.is_some() && socket_mode.is_some_and(|mode| mode & 0o020 == 0) {
+        if gid.is_some() && socket_mode.is_some_and(|mode| mode & 0o070 == 0) {
             // connect(2) needs write permission on the socket.
             diags.warning(
                 &value.span(),
@@ -382,18 +382,45 @@ fn socket_group(
     })
 }
 
+/// The `socket_mode` key: an octal mode, as a string ("0660") or a TOML
+/// octal integer (0o660). The owner must read and write, others must not
+/// write; a group that may read but not write is warned of, since
+/// connect(2) needs write permission and such a group cannot connect.
 fn socket_mode(value: &reader::Value<'_>, diags: &mut Diagnostics<'_>) -> Option<u32> {
-    // Accept 0o660 (a TOML integer) and "0660" (the way people write modes).
     let mode = match value.get_ref() {
         toml::de::DeValue::String(s) => u32::from_str_radix(s.trim_start_matches("0o"), 8).ok(),
-        toml::de::DeValue::Integer(_) => {
-            reader::expect_integer(diags, "socket_mode", value, 0..=0o777)
-                .and_then(|n| u32::try_from(n).ok())
+        toml::de::DeValue::Integer(int) => {
+            let digits = int.as_str().replace('_', "");
+            let n = i64::from_str_radix(&digits, int.radix()).ok();
+            match n.and_then(|n| u32::try_from(n).ok()) {
+                Some(m) if int.radix() == 10 && m > 7 => {
+                    // `socket_mode = 600` reads as six hundred, not 0o600:
+                    // one message saying so, not a range error as well.
+                    diags.error(
+                        &value.span(),
+                        format!(
+                            "`socket_mode` {digits} is a decimal number in TOML, not an octal mode: write \"0{digits}\" or 0o{digits}"
+                        ),
+                    );
+                    return None;
+                }
+                other => other,
+            }
         }
         _ => None,
     };
     match mode {
-        Some(m) if m <= 0o777 && m & 0o600 == 0o600 && m & 0o002 == 0 => Some(m),
+        Some(m) if m <= 0o777 && m & 0o600 == 0o600 && m & 0o002 == 0 => {
+            if m & 0o070 != 0 && m & 0o020 == 0 {
+                diags.warning(
+                    &value.span(),
+                    format!(
+                        "`socket_mode` {m:04o} gives the group no write permission on the socket, which connecting needs: only the owner can connect (use \"0660\" for the group, \"0600\" for the owner alone)"
+                    ),
+                );
+            }
+            Some(m)
+        }
         Some(m) if m <= 0o777 => {
             diags.error(&value.span(), format!(
                 "`socket_mode` {m:04o} must give the owner read and write and others no write (e.g. \"0600\" or \"0660\")"

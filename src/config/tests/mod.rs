@@ -251,6 +251,33 @@ fn daemon_keys() {
         "{}",
         config.warnings[0]
     );
+    // A group that may read but not write cannot connect either: said
+    // once, by `socket_mode`, with or without `socket_group`.
+    for daemon in [
+        "socket_mode = \"0640\"",
+        "socket_mode = \"0640\"\nsocket_group = \"root\"",
+    ] {
+        let config = f.load(&format!("[daemon]\n{daemon}\n{GITHUB}")).unwrap();
+        assert_eq!(config.warnings.len(), 1, "{daemon}: {:?}", config.warnings);
+        assert!(
+            config.warnings[0].to_string().contains(
+                ":2:15: warning: `socket_mode` 0640 gives the group no write permission on the socket"
+            ),
+            "{}",
+            config.warnings[0]
+        );
+    }
+    // A mode written as a decimal TOML integer is one error that says so.
+    let errors = f.errors(&format!("[daemon]\nsocket_mode = 660\n{GITHUB}"));
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].contains("`socket_mode` 660 is a decimal number in TOML, not an octal mode: write \"0660\" or 0o660"),
+        "{errors:?}"
+    );
+    let config = f
+        .load(&format!("[daemon]\nsocket_mode = 0o660\n{GITHUB}"))
+        .unwrap();
+    assert_eq!(config.daemon.socket_mode, 0o660);
     let errors = f.errors(&format!(
         "[daemon]\nsocket_mode = \"0666\"\nsocket = \"relative.sock\"\n{GITHUB}"
     ));
