@@ -91,7 +91,7 @@ impl SessionMachine {
     /// left or more, a short outage (a keyring locked for a while) costs
     /// no rotation at all; past it the token is refreshed, saved or not, so
     /// that callers keep getting one.
-    fn hold_for_store(&self, ctx: &Context) -> Option<(Duration, Duration)> {
+    pub(super) fn hold_for_store(&self, ctx: &Context) -> Option<(Duration, Duration)> {
         if ctx.store_available {
             return None;
         }

@@ -58,7 +58,14 @@ impl SessionMachine {
             .filter(|t| t.valid_for(now, Duration::ZERO));
         let fresh_enough = |token: &&AccessToken| match want {
             Freshness::AtLeast(min_valid) => token.valid_for(now, min_valid),
-            Freshness::Default => self.fresh_until.is_none_or(|until| now < until),
+            // While the store is down, a background refresh that comes
+            // due is held (`hold_for_store`); the token it would replace is
+            // the one a default request gets too, or the request would
+            // rotate the refresh token the hold keeps from being spent.
+            Freshness::Default => {
+                self.fresh_until.is_none_or(|until| now < until)
+                    || self.hold_for_store(ctx).is_some()
+            }
             Freshness::Replacing(refused) => TokenFingerprint::of(token.secret.expose()) != refused,
         };
         if let Some(token) = usable.filter(fresh_enough) {

@@ -205,6 +205,54 @@ fn a_background_refresh_waits_for_the_store_while_the_token_lasts() {
     );
 }
 
+/// While a background refresh is held for the store, a default token
+/// request (`tokenctl token`, `GetToken`, the credential helpers) gets the
+/// token the hold keeps, rather than refreshing on demand and spending the
+/// stored refresh token the hold protects; a request that needs more life
+/// than the token has still refreshes.
+#[test]
+fn a_default_request_does_not_refresh_while_the_store_holds_the_refresh() {
+    let mut m = logged_in(3600);
+    let due_at = m.next_refresh().expect("a refresh planned");
+    let mut down = ctx(due_at);
+    down.store_available = false;
+    // Before the scheduler's wake-up, and after it held the refresh.
+    assert_eq!(
+        briefs(&m.handle(&down, want_default())),
+        s(&["reply(token a1)"])
+    );
+    let effects = briefs(&m.handle(&down, Event::RefreshDue));
+    assert!(
+        effects.contains(&"log(RefreshHeldForStore)".to_owned()),
+        "{effects:?}"
+    );
+    let mut later = ctx(due_at + Duration::from_secs(60));
+    later.store_available = false;
+    assert_eq!(
+        briefs(&m.handle(&later, want_default())),
+        s(&["reply(token a1)"])
+    );
+    // The store working again: a default request past the due time
+    // refreshes on demand, as ever.
+    let effects = briefs(&m.handle(&ctx(due_at + Duration::from_secs(60)), want_default()));
+    assert!(
+        effects.contains(&"start_refresh(r1)".to_owned()),
+        "{effects:?}"
+    );
+    // Asking for more life than is left refreshes, store down or not.
+    let mut m = logged_in(3600);
+    let effects = briefs(&m.handle(
+        &down,
+        Event::TokenRequested {
+            want: Freshness::AtLeast(Duration::from_secs(3600)),
+        },
+    ));
+    assert!(
+        effects.contains(&"start_refresh(r1)".to_owned()),
+        "{effects:?}"
+    );
+}
+
 /// A provider that issues no refresh token (a GitHub OAuth app, an Oracle
 /// login without `offline_access`): the access token is all there is, and
 /// it is what the store keeps, so a restart needs no new login. Restored,
