@@ -74,11 +74,14 @@ impl WallTimer {
             },
             it_value: value,
         };
-        timerfd_settime(
+        let armed = timerfd_settime(
             self.fd.get_ref(),
             TimerfdTimerFlags::ABSTIME | TimerfdTimerFlags::CANCEL_ON_SET,
             &spec,
-        )?;
+        );
+        if clock_was_set(&armed)? {
+            return Ok(());
+        }
         loop {
             let mut ready = self.fd.readable().await?;
             let mut expirations = [0u8; 8];
@@ -95,6 +98,24 @@ impl WallTimer {
                 Err(_would_block) => {}
             }
         }
+    }
+}
+
+/// Whether arming the timer found the clock set since it was last armed,
+/// or the error that kept it from being armed.
+///
+/// A clock set (or a resume, which the kernel counts as one) while the
+/// timer was armed and nobody read it makes the next `timerfd_settime`
+/// fail with `ECANCELED`, although it armed the timer all the same
+/// (timerfd_create(2), NOTES). That is the news a read's `ECANCELED`
+/// brings: the caller reads the time again. Taken as a failure, it made the
+/// scheduler give up its wall-clock timer for good, after a logout and a
+/// night's suspend, say (nothing armed is read while nothing is due).
+fn clock_was_set(armed: &rustix::io::Result<Itimerspec>) -> io::Result<bool> {
+    match armed {
+        Ok(_) => Ok(false),
+        Err(rustix::io::Errno::CANCELED) => Ok(true),
+        Err(e) => Err((*e).into()),
     }
 }
 
@@ -123,6 +144,29 @@ mod tests {
                 .expect("a past deadline fires at once")
                 .unwrap();
         }
+    }
+
+    /// Setting the clock needs `CAP_SYS_TIME` and disturbs the machine, so
+    /// the kernel's answer is fed in: `ECANCELED` from arming is a clock
+    /// change (the timer is armed), any other error a failure.
+    #[test]
+    fn arming_that_finds_the_clock_set_is_no_failure() {
+        let zero = Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        let old = Itimerspec {
+            it_interval: zero,
+            it_value: zero,
+        };
+        assert!(!clock_was_set(&Ok(old)).unwrap());
+        assert!(clock_was_set(&Err(rustix::io::Errno::CANCELED)).unwrap());
+        assert_eq!(
+            clock_was_set(&Err(rustix::io::Errno::INVAL))
+                .unwrap_err()
+                .raw_os_error(),
+            Some(rustix::io::Errno::INVAL.raw_os_error())
+        );
     }
 
     #[tokio::test]
