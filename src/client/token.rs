@@ -32,7 +32,9 @@ pub type SlowAnswerNotice =
 
 impl Client {
     /// A valid access token for `provider` with at least `min_valid` seconds
-    /// of life (the daemon's default, 60, when `None`).
+    /// of life; when `None`, the token the daemon would not refresh yet
+    /// (which may have less than a minute left, when the provider's tokens
+    /// live that briefly).
     ///
     /// # Errors
     /// [`ClientError::Daemon`] with `login_required`, `unknown_provider`, ...
