@@ -121,9 +121,20 @@ impl StoredSession {
     /// # Errors
     /// A sentence saying why the bytes are not a record (never the bytes).
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
-        let record: Self = serde_json::from_slice(bytes).map_err(|e| {
-            // serde_json's message names a line and column, never the content.
-            format!("not a tokend session record ({e})")
+        let record: Self = serde_json::from_slice(bytes).map_err(|e| match e.classify() {
+            // A syntax error's message names a line and column only.
+            serde_json::error::Category::Syntax
+            | serde_json::error::Category::Eof
+            | serde_json::error::Category::Io => format!("not a tokend session record ({e})"),
+            // A type error quotes the value it found ("invalid type:
+            // string \"gho_…\""): in a Secret Service item a person or
+            // script wrote, that may be a token, and the message goes to
+            // the journal and to `status`.
+            serde_json::error::Category::Data => format!(
+                "not a tokend session record (a field is missing, unknown or of the wrong type, at line {} column {})",
+                e.line(),
+                e.column()
+            ),
         })?;
         if record.version != STORED_SESSION_VERSION {
             return Err(format!(

@@ -312,3 +312,24 @@ fn a_record_without_any_token_is_refused() {
         "{err}"
     );
 }
+
+/// Bytes that are not a record (a Secret Service item a person or script
+/// wrote) are refused without quoting them: a value of the wrong type
+/// may be a token, and the reason goes to the journal and to `status`.
+#[test]
+fn a_record_of_the_wrong_shape_is_refused_without_its_content() {
+    for bytes in [
+        r#""tok-SECRET-123""#,
+        r#"{"version":1,"identity":"x","obtained_at":"tok-SECRET-123","access_token":"a"}"#,
+        r#"{"tok-SECRET-123":1}"#,
+        r#"["tok-SECRET-123"]"#,
+    ] {
+        let err = StoredSession::from_bytes(bytes.as_bytes()).unwrap_err();
+        assert!(!err.contains("SECRET"), "{bytes}: {err}");
+        assert!(err.contains("not a tokend session record"), "{err}");
+        assert!(err.contains("line 1 column"), "{err}");
+    }
+    // A syntax error names where, and quotes nothing either.
+    let err = StoredSession::from_bytes(br#"{"access_token":tok-SECRET"#).unwrap_err();
+    assert!(!err.contains("SECRET"), "{err}");
+}
