@@ -121,17 +121,24 @@ impl Environment {
         self.client_socket_path()
     }
 
-    /// The daemon's own runtime directory: `$RUNTIME_DIRECTORY`'s first
-    /// entry (set by systemd), else `$XDG_RUNTIME_DIR/tokend`, where the
-    /// user unit puts it too. `None` when neither is set. Where the daemon
-    /// locks a Secret Service store (see [`crate::store::lock`]).
+    /// Where the daemon locks a Secret Service store (see
+    /// [`crate::store::lock`]): `$XDG_RUNTIME_DIR/tokend`, the user's, as
+    /// the keyring is (the user unit's `RuntimeDirectory=tokend` is that
+    /// very directory), else `$RUNTIME_DIRECTORY`'s first entry (a system
+    /// unit's). `None` when neither is set.
+    ///
+    /// The user's directory comes first: a unit's own runtime directory
+    /// differs from unit to unit (a copy of the user unit for a second
+    /// config, a daemon started from a unit of its own), so two daemons on
+    /// one keyring locked two files and both refreshed its sessions.
     #[must_use]
-    pub fn daemon_runtime_directory(&self) -> Option<PathBuf> {
-        if let Some(dir) = &self.runtime_directory {
-            // RuntimeDirectory= may list several directories, separated by ':'.
-            return dir.to_string_lossy().split(':').next().map(PathBuf::from);
+    pub fn secret_service_lock_directory(&self) -> Option<PathBuf> {
+        if let Some(dir) = &self.xdg_runtime_dir {
+            return Some(dir.join("tokend"));
         }
-        self.xdg_runtime_dir.as_ref().map(|dir| dir.join("tokend"))
+        let dir = self.runtime_directory.as_ref()?;
+        // RuntimeDirectory= may list several directories, separated by ':'.
+        dir.to_string_lossy().split(':').next().map(PathBuf::from)
     }
 
     /// Where a client looks for the daemon's socket when told nothing: as

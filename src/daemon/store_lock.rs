@@ -21,7 +21,7 @@ pub fn store_lock_target(config: &Config, env: &Environment) -> Option<LockTarge
             Some(LockTarget::file_store(&file.state_directory))
         }
         (StoreKind::SecretService, _) => env
-            .daemon_runtime_directory()
+            .secret_service_lock_directory()
             .map(|dir| LockTarget::secret_service(&dir)),
         (StoreKind::Memory | StoreKind::EncryptedFile, _) => None,
     }
@@ -41,7 +41,7 @@ pub(super) fn lock_daemon_store(config: &Config, env: &Environment) -> Result<()
     let Some(target) = store_lock_target(config, env) else {
         if config.daemon.store == StoreKind::SecretService {
             warn!(
-                "no runtime directory ($RUNTIME_DIRECTORY or $XDG_RUNTIME_DIR) to lock the \
+                "no runtime directory ($XDG_RUNTIME_DIR or $RUNTIME_DIRECTORY) to lock the \
                  Secret Service in: a second tokend of this user would not be stopped"
             );
         }

@@ -62,9 +62,8 @@ impl LockTarget {
         }
     }
 
-    /// The lock of this user's Secret Service, in the daemon's runtime
-    /// directory `runtime_directory` (see
-    /// [`Environment::daemon_runtime_directory`](crate::config::Environment::daemon_runtime_directory)),
+    /// The lock of this user's Secret Service, in `runtime_directory` (see
+    /// [`Environment::secret_service_lock_directory`](crate::config::Environment::secret_service_lock_directory)),
     /// which is per user as the keyring is.
     #[must_use]
     pub fn secret_service(runtime_directory: &Path) -> Self {

@@ -111,7 +111,9 @@ fn a_second_daemon_on_the_same_secret_service_refuses_to_start() {
         return;
     };
     let provider = Provider::rfc8628();
-    // One user's runtime directory for both, as for two daemons of one user.
+    // One user's runtime directory for both, as for two daemons of one
+    // user; each has a unit's runtime directory of its own (two copies of
+    // the user unit), which must not give each a lock of its own.
     let runtime = tempfile::tempdir().unwrap();
     let env = vec![
         (
@@ -119,7 +121,7 @@ fn a_second_daemon_on_the_same_secret_service_refuses_to_start() {
             bus.address().to_owned(),
         ),
         (
-            "RUNTIME_DIRECTORY".to_owned(),
+            "XDG_RUNTIME_DIR".to_owned(),
             runtime.path().display().to_string(),
         ),
     ];
@@ -141,7 +143,7 @@ fn a_second_daemon_on_the_same_secret_service_refuses_to_start() {
     let expected = format!(
         "another tokend (pid {}) uses this store (this user's Secret Service, locked through {})",
         first.pid(),
-        runtime.path().display()
+        runtime.path().join("tokend").display()
     );
     assert!(log.contains(&expected), "{log}");
     assert_eq!(token(&first, "demo", &["--min-valid", "0"]), access);

@@ -286,30 +286,38 @@ fn daemon_keys() {
     assert!(errors[1].contains("absolute path"), "{errors:?}");
 }
 
-/// Where the daemon locks a Secret Service store: its runtime directory,
-/// the first of `$RUNTIME_DIRECTORY`'s, else `$XDG_RUNTIME_DIR/tokend`;
-/// with neither, none (the daemon then warns and takes no lock).
+/// Where the daemon locks a Secret Service store: the user's runtime
+/// directory (`$XDG_RUNTIME_DIR/tokend`), whatever unit it runs in, else
+/// the first of `$RUNTIME_DIRECTORY`'s (a system unit's); with neither,
+/// none (the daemon then warns and takes no lock).
 #[test]
-fn the_daemons_runtime_directory_is_systemds_else_the_users() {
+fn the_secret_service_is_locked_in_the_users_runtime_directory() {
     let env = |runtime: Option<&str>, xdg: Option<&str>| Environment {
         uid: 1000,
         runtime_directory: runtime.map(PathBuf::from),
         xdg_runtime_dir: xdg.map(PathBuf::from),
         ..Environment::default()
     };
+    // Two units of one user, each with a runtime directory of its own:
+    // one lock.
+    for unit_directory in [
+        "/run/user/1000/tokend",
+        "/run/user/1000/tokend-work:/run/other",
+    ] {
+        assert_eq!(
+            env(Some(unit_directory), Some("/run/user/1000")).secret_service_lock_directory(),
+            Some(PathBuf::from("/run/user/1000/tokend"))
+        );
+    }
     assert_eq!(
-        env(
-            Some("/run/user/1000/tokend:/run/other"),
-            Some("/run/user/1000")
-        )
-        .daemon_runtime_directory(),
+        env(None, Some("/run/user/1000")).secret_service_lock_directory(),
         Some(PathBuf::from("/run/user/1000/tokend"))
     );
     assert_eq!(
-        env(None, Some("/run/user/1000")).daemon_runtime_directory(),
-        Some(PathBuf::from("/run/user/1000/tokend"))
+        env(Some("/run/tokend:/run/other"), None).secret_service_lock_directory(),
+        Some(PathBuf::from("/run/tokend"))
     );
-    assert_eq!(env(None, None).daemon_runtime_directory(), None);
+    assert_eq!(env(None, None).secret_service_lock_directory(), None);
 }
 
 /// `$RUNTIME_DIRECTORY` names the daemon's socket directory only when it

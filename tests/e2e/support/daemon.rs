@@ -205,10 +205,12 @@ impl Daemon {
             .env("RUST_LOG", "tokend=debug,info")
             .env_remove("JOURNAL_STREAM")
             .env_remove("DBUS_SESSION_BUS_ADDRESS")
-            // Its own runtime directory, where it locks a Secret Service
-            // store: daemons of parallel tests, each on its own keyring,
-            // must not lock each other out through the caller's.
+            // Its own runtime directories; the user's is where it locks a
+            // Secret Service store: daemons of parallel tests, each on its
+            // own keyring, must not lock each other out through the
+            // caller's.
             .env("RUNTIME_DIRECTORY", self.dir.path())
+            .env("XDG_RUNTIME_DIR", self.dir.path())
             // And its own state directory, where it notes logouts a
             // Secret Service could not carry out: not root's
             // /var/lib/tokend, which parallel tests would share.
@@ -396,6 +398,7 @@ impl Daemon {
             .arg(&self.config)
             .env_remove("DBUS_SESSION_BUS_ADDRESS")
             .env("RUNTIME_DIRECTORY", self.dir.path())
+            .env("XDG_RUNTIME_DIR", self.dir.path())
             .stdin(Stdio::null());
         for (key, value) in &self.options_env {
             command.env(key, value);
