@@ -436,8 +436,9 @@ fn a_record_that_cannot_be_replaced_does_not_prolong_an_outage() {
     let out = daemon.tokenctl(&["--json", "status", "bad"]);
     assert!(
         stdout(&out).contains("is not a session file"),
-        "{}",
-        stdout(&out)
+        "{}\n{}",
+        stdout(&out),
+        daemon.log()
     );
     token(&daemon, "bad", &["--min-valid", "0"]);
 }

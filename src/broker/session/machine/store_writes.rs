@@ -121,6 +121,17 @@ impl SessionMachine {
                 if let Err(e) = result {
                     if generation == self.generation && self.store_dirty {
                         self.save_failed(ctx, out);
+                        // Status says why the save fails now: an outage's
+                        // "store unavailable" is stale once the store works
+                        // and the record itself is in the way. Only a store
+                        // error is replaced: a provider's or a revocation's
+                        // says more.
+                        if matches!(self.last_failure, Some(BrokerError::Store { .. }))
+                            && self.last_failure.as_ref() != Some(&e)
+                        {
+                            self.last_failure = Some(e.clone());
+                            out.push(self.changed());
+                        }
                     }
                     out.push(Effect::Reply(Reply::Done(Err(e))));
                     return;

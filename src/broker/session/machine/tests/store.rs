@@ -77,6 +77,32 @@ fn a_failed_write_installs_the_tokens_unsaved_and_retries() {
     assert_eq!((m.save_retry_at, m.save_failures), (None, 0));
 }
 
+/// A retried save that fails for another reason than the last (the
+/// store is back, but the record itself is in the way) says so in status:
+/// the outage's "store locked" would send the person to the keyring.
+#[test]
+fn a_failed_retry_shows_its_own_reason() {
+    let mut m = refreshing(at(10));
+    let save = answer(&mut m, at(11), Ok(grant("a2", Some("r2"), 3600)));
+    written(&mut m, at(12), save, Err(store_down()));
+    let retry = m.handle(&ctx(at(40)), Event::SaveIfDirty);
+    let in_the_way = StoreError::Corrupt {
+        store: "test store",
+        provider: "demo".into(),
+        reason: "not a session file".into(),
+    };
+    let failed = written(&mut m, at(40), retry, Err(in_the_way.clone()));
+    assert_eq!(
+        failed,
+        s(&["schedule", "emit(state_changed)", "reply(error store)"])
+    );
+    match m.last_failure() {
+        Some(BrokerError::Store { source, .. }) => assert_eq!(source, &in_the_way),
+        other => panic!("{other:?}"),
+    }
+    assert!(!m.is_saved());
+}
+
 /// A store that is down for good does not retry per session: its
 /// recovery saves them all.
 #[test]
