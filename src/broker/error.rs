@@ -101,7 +101,12 @@ pub enum BrokerError {
     /// the store works again (its status says why it is still there).
     #[error(
         "provider `{provider}`: logged out in tokend, but its record could not be deleted \
-         ({source}); it is deleted when the store works again"
+         ({source}); {}",
+        if source.is_store_wide() {
+            "it is deleted when the store works again"
+        } else {
+            "it is not restored meanwhile"
+        }
     )]
     RecordNotDeleted {
         /// The provider.

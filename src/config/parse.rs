@@ -179,6 +179,7 @@ fn daemon_config(
         }),
         None => Some((StoreKind::SecretService, span.clone())),
     };
+    warn_of_keyring_on_system_bus(bus, store.as_ref(), &span, env, diags);
     let encrypted_file =
         super::store::encrypted_file_config(table, store.clone(), config_path, env, diags);
     let log_level = table.take("log_level").and_then(|v| {
@@ -350,6 +351,29 @@ fn on_event(
             Ok(argv)
         }
     }
+}
+
+/// Warns of the Secret Service store on the system bus: the system service
+/// has no session bus, so no keyring, and would start in an outage that
+/// never ends, each session waiting.
+fn warn_of_keyring_on_system_bus(
+    bus: Option<BusKind>,
+    store: Option<&(StoreKind, Range<usize>)>,
+    daemon_span: &Range<usize>,
+    env: &Environment,
+    diags: &mut Diagnostics<'_>,
+) {
+    let (Some(BusKind::System), Some((StoreKind::SecretService, store_span))) = (bus, store) else {
+        return;
+    };
+    diags.warning(
+        store_span,
+        format!(
+            "store = \"secret-service\"{} is a user's keyring on the user's session bus, which a daemon on the system bus (bus = \"system\"{}) does not have: set store = \"encrypted-file\" (with a store key)",
+            if daemon_span == store_span { " (the default)" } else { "" },
+            if env.uid == 0 { ", root's default" } else { "" }
+        ),
+    );
 }
 
 /// The `socket_group` key: a group's id, warned of when `socket_mode` gives

@@ -205,6 +205,19 @@ pub enum StoreError {
         /// The id of the key in use.
         expected: String,
     },
+    /// The store asked the person to confirm deleting the record (a
+    /// `KeePassXC` prompt), and it is still there.
+    #[error(
+        "{store} asks you to confirm deleting the item of `{provider}`: answer its prompt \
+         (KeePassXC: \"Delete entry?\"); tokend looks again in a while and asks again if it \
+         is still there"
+    )]
+    Unconfirmed {
+        /// Which store.
+        store: &'static str,
+        /// Which provider.
+        provider: String,
+    },
     /// Reading or writing failed.
     #[error("{store} failed: {reason}")]
     Failed {
@@ -224,7 +237,7 @@ impl StoreError {
     pub fn is_store_wide(&self) -> bool {
         match self {
             Self::Unavailable { .. } | Self::Locked { .. } | Self::Failed { .. } => true,
-            Self::Corrupt { .. } | Self::WrongKey { .. } => false,
+            Self::Corrupt { .. } | Self::WrongKey { .. } | Self::Unconfirmed { .. } => false,
         }
     }
 }

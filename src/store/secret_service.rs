@@ -74,6 +74,8 @@ use super::{ChangeFeed, LoadResult, Store, StoreError, StoredSession, until_stor
 
 #[path = "secret_service_changes.rs"]
 mod changes;
+#[path = "secret_service_delete.rs"]
+mod delete;
 #[path = "secret_service_errors.rs"]
 mod errors;
 #[path = "secret_service_unlock.rs"]
@@ -138,6 +140,9 @@ pub struct SecretServiceStore {
     /// Looks whether the keyring is locked before each call (see
     /// `secret_service_unlock.rs`: keyring's store would wait for the unlock prompt).
     unlock: UnlockGate,
+    /// The delete confirmations asked for (see `secret_service_delete.rs`:
+    /// keyring's delete would wait for the person's answer).
+    delete_prompts: delete::DeletePrompts,
 }
 
 impl Default for SecretServiceStore {
@@ -188,6 +193,7 @@ impl SecretServiceStore {
             backend: Mutex::new(None),
             described: Mutex::new(HashSet::new()),
             unlock: UnlockGate::default(),
+            delete_prompts: delete::DeletePrompts::default(),
         }
     }
 
@@ -441,21 +447,29 @@ impl Store for SecretServiceStore {
     fn delete(&self, provider: &str) -> Result<(), StoreError> {
         // A later save creates a new item, which needs describing again.
         self.set_described(provider, false);
-        self.with_backend(Some(provider), |backend| {
-            match entry(backend, provider)?.delete_credential() {
-                Ok(()) | Err(KeyringError::NoEntry) => Ok(()),
-                // Logout is how a person clears duplicates: remove every one.
-                Err(KeyringError::Ambiguous(entries)) => {
-                    entries
-                        .iter()
-                        .try_for_each(|e| match e.delete_credential() {
-                            Ok(()) | Err(KeyringError::NoEntry) => Ok(()),
-                            Err(e) => Err(e),
-                        })
-                }
-                Err(e) => Err(e),
-            }
-        })
+        // A locked keyring or none: said as for every call.
+        self.connect_unlocked()?;
+        let client = self
+            .unlock
+            .client()
+            .ok_or_else(|| StoreError::Unavailable {
+                store: STORE,
+                reason: NO_SERVICE.to_owned(),
+            })?;
+        match self
+            .delete_prompts
+            .delete(client.connection(), provider, std::time::Instant::now())
+        {
+            Ok(delete::Deleted::Done) => Ok(()),
+            Ok(delete::Deleted::AwaitingConfirmation) => Err(StoreError::Unconfirmed {
+                store: STORE,
+                provider: provider.to_owned(),
+            }),
+            Err(e) => Err(map_error(
+                KeyringError::PlatformFailure(Box::new(ServiceError::Zbus(e))),
+                Some(provider),
+            )),
+        }
     }
 
     fn list(&self) -> Result<Vec<String>, StoreError> {

@@ -49,7 +49,8 @@ pub(super) fn map_error(error: KeyringError, provider: Option<&str>) -> StoreErr
                     store: STORE,
                     reason: format!(
                         "cannot reach the session bus ({source}): run tokend in a user session \
-                         (DBUS_SESSION_BUS_ADDRESS), or set store = \"memory\""
+                         (DBUS_SESSION_BUS_ADDRESS), or set store = \"encrypted-file\" (with a \
+                         store key)"
                     ),
                 },
                 Cause::NoService => StoreError::Unavailable {
@@ -78,8 +79,10 @@ pub(super) fn map_error(error: KeyringError, provider: Option<&str>) -> StoreErr
                 store: STORE,
                 provider: name.to_owned(),
                 reason: format!(
-                    "{} keyring items match it (service={SERVICE}, username={name}): run \
-                     `tokenctl logout {name}` to remove them all, then log in again",
+                    "{} keyring items match it (service={SERVICE}, username={name}): delete \
+                     the ones you do not want in your keyring's manager (Seahorse, KeePassXC), \
+                     and tokend saves the session again; or run `tokenctl logout {name}` to \
+                     remove them all, then log in again",
                     entries.len()
                 ),
             }

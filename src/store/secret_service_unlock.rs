@@ -215,6 +215,11 @@ impl OwnClient {
         &self.service
     }
 
+    /// The bus connection, for calls the client would wait on.
+    pub fn connection(&self) -> &Connection {
+        &self.connection
+    }
+
     fn connect() -> Result<Self, ServiceError> {
         let connection = Connection::session().map_err(ServiceError::Zbus)?;
         // The encryption keyring's store uses: its code is there already.

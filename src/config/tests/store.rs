@@ -115,3 +115,48 @@ fn encrypted_file_store_keys_are_checked_at_their_position() {
         config.warnings
     );
 }
+
+/// The Secret Service is a user's keyring on the session bus: a daemon on
+/// the system bus has none, and would wait for it forever. Said at the
+/// `store` key, or at `[daemon]` when the store is the default.
+#[test]
+fn a_secret_service_store_on_the_system_bus_is_warned_of() {
+    let f = Fixture::new();
+    let config = f
+        .load(&format!(
+            "[daemon]\nbus = \"system\"\nstore = \"secret-service\"\n{GITHUB}"
+        ))
+        .unwrap();
+    let warnings: Vec<String> = config.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains(":3:9: warning: store = \"secret-service\" is a user's keyring on the user's session bus, which a daemon on the system bus (bus = \"system\") does not have: set store = \"encrypted-file\""),
+        "{warnings:?}"
+    );
+    let (_, warnings) = f.load_with_warnings(&format!("[daemon]\nbus = \"system\"\n{GITHUB}"));
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains("store = \"secret-service\" (the default) is a user's keyring"),
+        "{warnings:?}"
+    );
+    // Root's default bus is the system bus.
+    let mut env = f.env.clone();
+    env.uid = 0;
+    let path = f.write(
+        "config.toml",
+        &format!("[daemon]\nsocket = \"/run/t/t.sock\"\n{GITHUB}"),
+    );
+    let config = load(&path, &env).unwrap();
+    let warnings: Vec<String> = config.warnings.iter().map(ToString::to_string).collect();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("(bus = \"system\", root's default)")),
+        "{warnings:?}"
+    );
+    // On the session bus, or with a store of its own: nothing to say.
+    for daemon in ["bus = \"session\"", "bus = \"system\"\nstore = \"memory\""] {
+        let (_, warnings) = f.load_with_warnings(&format!("[daemon]\n{daemon}\n{GITHUB}"));
+        assert!(warnings.is_empty(), "{daemon}: {warnings:?}");
+    }
+}

@@ -106,7 +106,7 @@ fn no_session_bus_is_unavailable() {
     let (kind, message) = store.load("github").expect_error(&[]);
     assert_eq!(kind, "Unavailable", "{message}");
     assert!(message.contains("session bus"), "{message}");
-    assert!(message.contains("store = \"memory\""), "{message}");
+    assert!(message.contains("store = \"encrypted-file\""), "{message}");
 }
 
 #[test]

@@ -80,6 +80,7 @@ impl Reply {
             StoreError::Corrupt { .. } => "Corrupt",
             StoreError::WrongKey { .. } => "WrongKey",
             StoreError::Failed { .. } => "Failed",
+            StoreError::Unconfirmed { .. } => "Unconfirmed",
         };
         Self::Error {
             kind: kind.to_owned(),
@@ -321,4 +322,5 @@ fn search_tokend_items(bus: &PrivateBus) -> (Vec<FoundItem>, Vec<String>) {
 }
 
 mod availability;
+mod confirmed_delete;
 mod records;

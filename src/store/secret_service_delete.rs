@@ -1,0 +1,147 @@
+//! Deleting a provider's items, through tokend's own client, without
+//! waiting for a person.
+//!
+//! A Secret Service may ask the person to confirm a delete: `KeePassXC`
+//! answers `Item.Delete` with a prompt ("Delete entry?") unless its
+//! "confirm when passwords are deleted by clients" is turned off.
+//! keyring's delete waits for that answer holding the lock every call of
+//! keyring's store takes, so a logout left unconfirmed held every save
+//! behind it until `store_timeout`, and the whole store was then counted
+//! down; and a prompt that ends without deleting (Cancel, which some
+//! `KeePassXC` versions report as completed, not dismissed) counted as a
+//! delete, so the session came back at the next start.
+//!
+//! Here the delete's prompt is shown and not waited for: the delete fails
+//! for this record alone ([`StoreError::Unconfirmed`](super::StoreError)),
+//! the logout stands in tokend (the logout journal keeps the record from
+//! being restored), and the delete's retry looks again: done once no item
+//! is left. A prompt shown within [`CONFIRM_SPACING`] is not shown again,
+//! so retries do not stack dialogs.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use zbus::blocking::Connection;
+use zbus::zvariant::OwnedObjectPath;
+
+use super::{
+    SECRETS, SERVICE, SERVICE_ATTRIBUTE, SERVICE_INTERFACE, SERVICE_PATH, USERNAME_ATTRIBUTE,
+};
+
+const ITEM_INTERFACE: &str = "org.freedesktop.Secret.Item";
+const PROMPT_INTERFACE: &str = "org.freedesktop.Secret.Prompt";
+
+/// How long a delete's confirmation prompt is left to the person before a
+/// retry that finds the item still there dismisses it and asks again.
+pub const CONFIRM_SPACING: Duration = Duration::from_secs(120);
+
+/// What a delete came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deleted {
+    /// No item of the provider is left.
+    Done,
+    /// The Secret Service asked the person to confirm (now or within
+    /// [`CONFIRM_SPACING`]), and the item is still there.
+    AwaitingConfirmation,
+}
+
+/// The confirmation prompts tokend has shown, by provider.
+#[derive(Debug, Default)]
+pub struct DeletePrompts {
+    shown: Mutex<HashMap<String, (Instant, Vec<OwnedObjectPath>)>>,
+}
+
+impl DeletePrompts {
+    fn shown(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, Vec<OwnedObjectPath>)>> {
+        // Entries are inserted and removed whole: no panic leaves one half-set.
+        self.shown.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Deletes `provider`'s items (every one: a logout is how a person
+    /// clears duplicates), showing the prompts the Secret Service asks for
+    /// and not waiting for their answers.
+    ///
+    /// # Errors
+    /// A D-Bus call failed or was refused.
+    pub fn delete(
+        &self,
+        connection: &Connection,
+        provider: &str,
+        now: Instant,
+    ) -> zbus::Result<Deleted> {
+        let items = search(connection, provider)?;
+        if items.is_empty() {
+            // Confirmed, or deleted some other way: nothing left to ask.
+            self.shown().remove(provider);
+            return Ok(Deleted::Done);
+        }
+        let earlier = self.shown().remove(provider);
+        if let Some((at, prompts)) = earlier {
+            if now.saturating_duration_since(at) < CONFIRM_SPACING {
+                self.shown().insert(provider.to_owned(), (at, prompts));
+                return Ok(Deleted::AwaitingConfirmation);
+            }
+            for prompt in prompts {
+                // Gone already when it was answered or closed.
+                let _ = connection.call_method(
+                    Some(SECRETS),
+                    prompt.as_str(),
+                    Some(PROMPT_INTERFACE),
+                    "Dismiss",
+                    &(),
+                );
+            }
+        }
+        let mut prompts = Vec::new();
+        for item in items {
+            let reply = connection.call_method(
+                Some(SECRETS),
+                item.as_str(),
+                Some(ITEM_INTERFACE),
+                "Delete",
+                &(),
+            )?;
+            let prompt: OwnedObjectPath = reply.body().deserialize()?;
+            if prompt.as_str() == "/" {
+                continue;
+            }
+            // The window id: none (tokend has no window). `Prompt` shows it
+            // and returns; its `Completed` is not waited for.
+            connection.call_method(
+                Some(SECRETS),
+                prompt.as_str(),
+                Some(PROMPT_INTERFACE),
+                "Prompt",
+                &("",),
+            )?;
+            prompts.push(prompt);
+        }
+        if prompts.is_empty() {
+            return Ok(Deleted::Done);
+        }
+        tracing::info!(
+            provider,
+            "the Secret Service asks to confirm deleting the item: shown its prompt"
+        );
+        self.shown().insert(provider.to_owned(), (now, prompts));
+        Ok(Deleted::AwaitingConfirmation)
+    }
+}
+
+/// The paths of `provider`'s items, unlocked and locked (a locked one's
+/// `Delete` fails as locked, which is what the caller should hear).
+fn search(connection: &Connection, provider: &str) -> zbus::Result<Vec<OwnedObjectPath>> {
+    let attributes = HashMap::from([(SERVICE_ATTRIBUTE, SERVICE), (USERNAME_ATTRIBUTE, provider)]);
+    let reply = connection.call_method(
+        Some(SECRETS),
+        SERVICE_PATH,
+        Some(SERVICE_INTERFACE),
+        "SearchItems",
+        &(attributes,),
+    )?;
+    let (mut unlocked, locked): (Vec<OwnedObjectPath>, Vec<OwnedObjectPath>) =
+        reply.body().deserialize()?;
+    unlocked.extend(locked);
+    Ok(unlocked)
+}
