@@ -93,6 +93,30 @@ impl Owners {
     }
 }
 
+/// For `tokend --check` run as root: the user whose daemon reads the files
+/// the config at `config` names, when that is not root: the owner of a
+/// config in the owner's home directory (her own daemon), else the system
+/// service's user `tokend`, when the machine has one (the shipped unit runs
+/// as it, on `/etc/tokend/config.toml`). `None` when the checker is not
+/// root, or neither applies (root's own daemon reads them).
+#[must_use]
+pub(crate) fn daemon_user_for_check(config: &Path, etc: &Path) -> Option<nix::unistd::User> {
+    if !rustix::process::geteuid().is_root() {
+        return None;
+    }
+    let owner = std::fs::metadata(config).ok().map(|meta| {
+        use std::os::unix::fs::MetadataExt as _;
+        meta.uid()
+    });
+    let uid = match owner {
+        Some(owner) if owner != 0 && in_home_of(config, owner, etc) => owner,
+        _ => service_user_uid()?,
+    };
+    nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+        .ok()
+        .flatten()
+}
+
 /// Whether `path` lies in the home directory `etc/passwd` gives `uid`
 /// (that home not being `/`). A relative `path` is taken from the working
 /// directory.

@@ -88,6 +88,59 @@ impl FileAccess {
     }
 }
 
+/// For `tokend --check` run as root: why the daemon of the config at
+/// `config` could not read the file at `path` (described by `access`),
+/// when it runs as another user (see
+/// [`daemon_user_for_check`](crate::trusted_path::daemon_user_for_check)):
+/// root reads every file, so the check passed a file the service then
+/// failed to start on. Judged by the mode bits, as the other checks.
+pub(super) fn unreadable_by_daemon(
+    path: &Path,
+    access: FileAccess,
+    config: &Path,
+    env: &Environment,
+) -> Option<String> {
+    let user = crate::trusted_path::daemon_user_for_check(config, &env.etc)?;
+    let uid = user.uid.as_raw();
+    let groups = std::ffi::CString::new(user.name.as_str())
+        .ok()
+        .and_then(|name| nix::unistd::getgrouplist(&name, user.gid).ok())
+        .unwrap_or_else(|| vec![user.gid]);
+    if may_read(
+        access,
+        uid,
+        &groups.iter().map(|g| g.as_raw()).collect::<Vec<_>>(),
+    ) {
+        return None;
+    }
+    let whose = if uid == crate::trusted_path::service_user_uid().unwrap_or(u32::MAX) {
+        format!("the system service runs as `{}`", user.name)
+    } else {
+        format!("the daemon of this config runs as `{}`", user.name)
+    };
+    Some(format!(
+        "{} cannot be read by its daemon: {whose}, and the file is owner uid {}, group {}, mode {:04o} (root, checking, reads it anyway): `chown {}` it",
+        path.display(),
+        access.uid,
+        access.gid,
+        access.mode & 0o7777,
+        user.name
+    ))
+}
+
+/// Whether a user (`uid`, in `groups`) may read a file of `access` by its
+/// mode bits: the owner's class when it is the owner, else the group's
+/// when in the group, else the others'.
+fn may_read(access: FileAccess, uid: u32, groups: &[u32]) -> bool {
+    if access.uid == uid {
+        access.mode & 0o400 != 0
+    } else if groups.contains(&access.gid) {
+        access.mode & 0o040 != 0
+    } else {
+        access.mode & 0o004 != 0
+    }
+}
+
 /// The names of the users in `passwd` (the text of `/etc/passwd`) whose
 /// primary group is `gid`, but for the uids in `except`. They read what
 /// their group may read though the group lists no one.
@@ -206,6 +259,12 @@ pub(super) fn secret(
                         file.display()
                     ),
                 );
+            }
+            if context.env.checking
+                && let Some(problem) =
+                    unreadable_by_daemon(&file, access, context.config_path, context.env)
+            {
+                diags.warning(&key.span(), problem);
             }
             Ok(Some(secret))
         }

@@ -149,7 +149,20 @@ fn key(
         (span, dir.join(name))
     };
     match StoreKey::read_file(&path) {
-        Ok(key) => Some((key, path)),
+        Ok(key) => {
+            if env.checking
+                && let Ok(meta) = std::fs::metadata(&path)
+                && let Some(problem) = super::secrets::unreadable_by_daemon(
+                    &path,
+                    super::secrets::FileAccess::of(&meta),
+                    config_path,
+                    env,
+                )
+            {
+                diags.warning(&span, problem);
+            }
+            Some((key, path))
+        }
         Err(problem) => {
             diags.error(
                 &span,

@@ -10,6 +10,7 @@ mod support;
 
 mod allow_units;
 mod config_check;
+mod config_check_daemon_user;
 mod config_presets;
 mod config_private_group;
 mod dbus;
