@@ -31,6 +31,13 @@ pub(crate) const MAX_POLL_BACKOFF: Duration = Duration::from_secs(60);
 /// is cut short for goes out: room for its round trip.
 pub(crate) const LAST_POLL_MARGIN: Duration = Duration::from_secs(2);
 
+/// How long after a device code expires a poll sent before it may still
+/// be answered. Longer, and the login's end waits on a provider that does
+/// not answer (up to `http_timeout`, which may be minutes): `tokenctl
+/// login` waits a minute past the code's expiry for the verdict, then
+/// says it does not know how the login ended.
+pub(crate) const POLL_PAST_EXPIRY: Duration = Duration::from_secs(15);
+
 /// A prompt waiting for the person, with its absolute expiry.
 #[derive(Debug, Clone)]
 pub struct PendingPrompt {

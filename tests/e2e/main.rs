@@ -16,6 +16,7 @@ mod config_private_group;
 mod dbus;
 mod dbus_loss;
 mod device_login;
+mod device_login_hang;
 mod dialect_generic_v1;
 mod dialect_oracle;
 mod dialect_quirks;

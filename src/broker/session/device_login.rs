@@ -12,7 +12,7 @@ use crate::broker::error::BrokerError;
 use crate::broker::events::BrokerEvent;
 use crate::broker::login::{
     DEFAULT_POLL_INTERVAL, LAST_POLL_MARGIN, LoginCancel, LoginHandle, LoginProgress, LoginWatch,
-    MAX_POLL_BACKOFF, PendingPrompt, SLOW_DOWN_STEP,
+    MAX_POLL_BACKOFF, POLL_PAST_EXPIRY, PendingPrompt, SLOW_DOWN_STEP,
 };
 use crate::provider::{FailureClass, PollOutcome, ProviderError, TokenGrant, url_rule};
 use crate::secret::Secret;
@@ -89,6 +89,27 @@ impl Session {
         self.shared.emit(BrokerEvent::StateChanged {
             provider: self.name.clone(),
         });
+    }
+
+    /// One poll, sent at `sent_at`, waited for at most [`POLL_PAST_EXPIRY`]
+    /// past the code's `deadline`: a provider that does not answer must not
+    /// hold the login's end for `http_timeout` (which may be minutes), as
+    /// `tokenctl login` waits only a minute past the expiry for it.
+    async fn poll_before(
+        &self,
+        device_code: &Secret,
+        deadline: SystemTime,
+        sent_at: SystemTime,
+    ) -> PollOutcome {
+        let within = deadline.duration_since(sent_at).unwrap_or_default() + POLL_PAST_EXPIRY;
+        tokio::time::timeout(within, self.provider.poll(device_code))
+            .await
+            .unwrap_or_else(|_| PollOutcome::Expired {
+                message: format!(
+                    "the last poll had no answer {} s after the code expired",
+                    POLL_PAST_EXPIRY.as_secs()
+                ),
+            })
     }
 
     fn login_failed(&self, reason: impl Into<String>) -> BrokerError {
@@ -229,7 +250,7 @@ impl Session {
                 )));
             }
             let sent_at = clock.now();
-            match self.provider.poll(device_code).await {
+            match self.poll_before(device_code, deadline, sent_at).await {
                 PollOutcome::Pending => {
                     network_failures = 0;
                     last_failure = None;

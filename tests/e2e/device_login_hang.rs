@@ -1,0 +1,38 @@
+//! A provider that stops answering polls as the device code dies: the
+//! login's end does not wait on it. `tokenctl login` waits a minute past
+//! the code's expiry for tokend's verdict; a poll sent just before the
+//! expiry was waited for up to `http_timeout` (which may be minutes), so
+//! the person was told only that tokenctl did not know how the login ended.
+
+use crate::support;
+
+use std::time::Duration;
+
+use support::daemon::{Daemon, DaemonOptions, LoginRun};
+use support::provider::Provider;
+use tokend_emulator::{Endpoint, Fault, Rfc8628Options};
+
+#[test]
+fn a_poll_with_no_answer_ends_the_login_soon_after_the_code_expires() {
+    let provider = Provider::start(Rfc8628Options {
+        device_code_lifetime: Duration::from_secs(3),
+        ..support::provider::fast()
+    });
+    // Every poll hangs, and tokend would wait two minutes for each.
+    provider.inject(Endpoint::Token, Fault::Hang, 100);
+    let daemon = Daemon::start_with(
+        &provider.config("demo"),
+        DaemonOptions {
+            daemon_keys: "http_timeout = 120\n".into(),
+            ..DaemonOptions::default()
+        },
+    );
+    let (done, err, code) = LoginRun::start(&daemon.socket, "demo").finish();
+    assert_eq!(code, support::flows::EXIT_LOGIN_FAILED, "{done} {err}");
+    // tokend's verdict, not tokenctl's "did not learn how it ended".
+    assert_eq!(done["error"]["code"], "login_failed", "{done}");
+    assert!(
+        err.contains("expired before it was approved (the last poll had no answer 15 s after the code expired)"),
+        "{err}"
+    );
+}
