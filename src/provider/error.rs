@@ -46,8 +46,9 @@ pub enum ProviderError {
         /// no retry comes sooner.
         retry_after: Option<Duration>,
     },
-    /// The grant behind the refresh token is gone.
-    #[error("the provider revoked the session ({error}){}", detail_suffix(.detail.as_deref()))]
+    /// The grant behind the refresh token is gone, or the provider wants
+    /// the person to sign in again before it issues more tokens.
+    #[error("{}{}", grant_gone(.error), detail_suffix(.detail.as_deref()))]
     GrantRevoked {
         /// The OAuth error code (`invalid_grant`, ...).
         error: String,
@@ -96,6 +97,16 @@ pub enum ProviderError {
         /// What went wrong.
         problem: String,
     },
+}
+
+/// Why a grant is gone, in words: a provider that wants a new sign-in
+/// (a policy that now asks for MFA or consent) has not revoked anything.
+fn grant_gone(error: &str) -> String {
+    if crate::provider::oauth::SIGN_IN_AGAIN.contains(&error) {
+        format!("the provider wants the person to sign in again ({error})")
+    } else {
+        format!("the provider revoked the session ({error})")
+    }
 }
 
 fn detail_suffix(detail: Option<&str>) -> String {

@@ -340,12 +340,21 @@ fn expiry(
 
 /// Error codes that, in a refresh answer, mean what `invalid_grant` means:
 /// the grant is gone and a new login is needed (GitHub says
-/// `bad_refresh_token`; some servers `expired_token`).
+/// `bad_refresh_token`; some servers `expired_token`), and those of
+/// [`SIGN_IN_AGAIN`].
 const GRANT_GONE: &[&str] = &["expired_token", "bad_refresh_token"];
 
+/// OpenID Connect's codes (Core §3.1.2.6) for "the person must sign in
+/// (again)", which Microsoft Entra answers a refresh with when a policy
+/// changed (MFA now required: `interaction_required`, AADSTS50076; new
+/// consent: `consent_required`). No refresh will do: a new login is needed,
+/// and said as such, not retried for ever as a refusal.
+pub(crate) const SIGN_IN_AGAIN: &[&str] =
+    &["interaction_required", "consent_required", "login_required"];
+
 /// Reads a refresh answer: a token answer on success, a classified error
-/// otherwise. `expired_token` and `bad_refresh_token` are read like
-/// `invalid_grant`: the grant is gone.
+/// otherwise. `expired_token`, `bad_refresh_token` and the codes of
+/// `SIGN_IN_AGAIN` (`interaction_required`, `consent_required`, `login_required`) are read like `invalid_grant`: the grant is gone.
 ///
 /// # Errors
 /// See [`failure_from_answer`] and [`token_grant`].
@@ -357,7 +366,10 @@ pub fn refresh_answer(
     let error = fields.as_ref().and_then(|f| format.read_error(f));
     match (&fields, error) {
         (Some(f), None) if is_success(response) => token_grant(format, response, f),
-        (_, Some(e)) if GRANT_GONE.contains(&e.error.as_str()) => {
+        (_, Some(e))
+            if GRANT_GONE.contains(&e.error.as_str())
+                || SIGN_IN_AGAIN.contains(&e.error.as_str()) =>
+        {
             Err(ProviderError::GrantRevoked {
                 error: e.error,
                 detail: e.description,

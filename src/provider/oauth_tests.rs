@@ -135,6 +135,28 @@ fn invalid_grant_and_expired_token_end_the_grant() {
     }
 }
 
+/// Microsoft Entra answers a refresh with `interaction_required` when a
+/// policy now asks for MFA (AADSTS50076): a new login, not a refusal to
+/// retry for ever. Said as a sign-in the provider wants, not a revocation.
+#[test]
+fn a_provider_that_wants_a_new_sign_in_ends_the_grant() {
+    for error in ["interaction_required", "consent_required", "login_required"] {
+        let e = refresh_answer(
+            &STD,
+            &json(
+                400,
+                &format!(r#"{{"error":"{error}","error_description":"AADSTS50076: MFA"}}"#),
+            ),
+        )
+        .unwrap_err();
+        assert_eq!(e.class(), FailureClass::GrantRevoked, "{error}");
+        assert_eq!(
+            e.to_string(),
+            format!("the provider wants the person to sign in again ({error}): AADSTS50076: MFA")
+        );
+    }
+}
+
 #[test]
 fn garbage_answers_are_named() {
     let e = refresh_answer(

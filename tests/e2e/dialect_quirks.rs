@@ -246,6 +246,44 @@ fn microsoft_bad_verification_code_ends_the_login() {
 
 // ---- Azure AD v1 ---------------------------------------------------------
 
+/// A policy that now asks for MFA: Entra answers the refresh with
+/// `interaction_required` (AADSTS50076). A new login is what it takes,
+/// said loudly, not a refusal retried for ever.
+#[test]
+fn microsoft_interaction_required_on_refresh_means_login_required() {
+    let provider = Provider::start(Rfc8628Options {
+        quirks: Rfc8628Quirks::microsoft(),
+        ..fast()
+    });
+    let (daemon, _) = flows::logged_in(&provider, &provider.config(NAME));
+    provider.inject(
+        Endpoint::Token,
+        tokend_emulator::Fault::Body {
+            status: 400,
+            content_type: Some("application/json; charset=utf-8".into()),
+            body: bytes::Bytes::from_static(
+                br#"{"error":"interaction_required","error_description":"AADSTS50076: Due to a configuration change made by your administrator, you must use multi-factor authentication to access the resource.","error_codes":[50076],"suberror":"basic_action"}"#,
+            ),
+        },
+        1,
+    );
+    let out = daemon.tokenctl(&["token", NAME, "--min-valid", "3700"]);
+    assert_eq!(
+        out.status.code(),
+        Some(EXIT_LOGIN_REQUIRED),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains(
+            "the provider wants the person to sign in again (interaction_required): AADSTS50076"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(status(&daemon)["state"], "login_required");
+}
+
 #[test]
 fn azure_ad_v1_string_numbers() {
     let provider = Provider::start(with(Rfc8628Quirks::azure_ad_v1()));
