@@ -168,6 +168,15 @@ const TWILIO_MEANINGS: &[(&str, &str)] = &[
     ("expired_token", "expired_token"),
     ("invalid_grant", "invalid_grant"),
     ("invalid_client", "invalid_client"),
+    // The app's own credentials (a ClientSecret rotated in the console
+    // before the config, a mistyped ClientSid): a 400 may say so in these
+    // words, and the session is not what is wrong. Before "expired", so
+    // "Client secret expired" blames the app.
+    ("client authentication", "invalid_client"),
+    ("clientsecret", "invalid_client"),
+    ("client secret", "invalid_client"),
+    ("clientsid", "invalid_client"),
+    ("client sid", "invalid_client"),
     ("pending", "authorization_pending"),
     ("slow down", "slow_down"),
     ("too many requests", "slow_down"),

@@ -284,6 +284,18 @@ fn twilio_refresh_errors_are_read_by_their_status() {
         refresh(400, 20001, "invalid_client: unknown ClientSid").class(),
         FailureClass::Permanent
     );
+    // The app's credentials in Twilio's own words (a ClientSecret rotated
+    // in the console before the config): the session is kept, to be used
+    // once the config is mended.
+    for message in [
+        "Client authentication failed",
+        "Invalid ClientSecret",
+        "Invalid ClientSid",
+        "Client secret expired",
+    ] {
+        let e = refresh(400, 20001, message);
+        assert_eq!(e.class(), FailureClass::Permanent, "{message}: {e}");
+    }
     assert_ne!(
         refresh(400, 20429, "slow down").class(),
         FailureClass::GrantRevoked
