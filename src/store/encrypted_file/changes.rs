@@ -16,6 +16,7 @@
 //! that mends nothing costs one probe. The watches are made when the outage
 //! begins and dropped with the feed when it ends.
 
+use std::ffi::CStr;
 use std::mem::MaybeUninit;
 use std::os::fd::OwnedFd;
 use std::path::Path;
@@ -75,24 +76,73 @@ enum Watch {
 }
 
 /// Waits for events and reads every one queued (a burst is one notice);
-/// `None` when the descriptor fails.
+/// `None` when the descriptor fails. Events of tokend's own temporary
+/// files are no news (see [`read_queued`]).
 async fn next_change(ready: &AsyncFd<OwnedFd>) -> Option<()> {
-    // Room for several events with names of any length (NAME_MAX is 255).
-    let mut buf = [MaybeUninit::<u8>::uninit(); 4096];
     loop {
         let mut guard = ready.readable().await.ok()?;
-        let mut read_any = false;
-        loop {
-            match rustix::io::read(ready.get_ref(), &mut buf) {
-                Ok(_) => read_any = true,
-                Err(Errno::INTR) => {}
-                Err(Errno::AGAIN) => break,
-                Err(_) => return None,
-            }
-        }
+        let news = read_queued(ready.get_ref()).ok()?;
         guard.clear_ready();
-        if read_any {
+        if news {
             return Some(());
         }
+    }
+}
+
+/// Reads every event queued on the (non-blocking) inotify descriptor `fd`:
+/// whether one is news of the store, that is anything but tokend's own
+/// temporary files (`.NAME….tmp`) coming and going. The retry loop's probe
+/// writes one (a session's save) and removes it when the write fails: on a
+/// full disk those events made the next probe come a second later, each
+/// with its warning, for as long as the disk stayed full.
+fn read_queued(fd: &OwnedFd) -> Result<bool, Errno> {
+    // Room for several events with names of any length (NAME_MAX is 255).
+    let mut buf = [MaybeUninit::<u8>::uninit(); 4096];
+    let mut events = inotify::Reader::new(fd, &mut buf);
+    let mut news = false;
+    loop {
+        match events.next() {
+            Ok(event) => news |= !is_own_temp_file(event.file_name().map(CStr::to_bytes)),
+            Err(Errno::INTR) => {}
+            Err(Errno::AGAIN) => return Ok(news),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Whether an event's file name is one of tokend's own temporary files: a
+/// record being written (`.NAME.PID.N.tmp`) or the logout journal's
+/// (`.pending-logouts.tmp`). An event of the directory itself (no name),
+/// or a queue overflow, is news.
+fn is_own_temp_file(name: Option<&[u8]>) -> bool {
+    name.is_some_and(|name| name.starts_with(b".") && name.ends_with(b".tmp"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A probe's save on a full disk makes and removes its temporary file:
+    /// no news. A directory made, a record removed or a mode changed is.
+    #[test]
+    fn own_temporary_files_are_no_news() {
+        let dir = tempfile::tempdir().unwrap();
+        let fd = inotify::init(CreateFlags::NONBLOCK | CreateFlags::CLOEXEC).unwrap();
+        inotify::add_watch(&fd, dir.path(), watched_changes()).unwrap();
+        assert_eq!(read_queued(&fd), Ok(false), "nothing happened");
+        for temp in [".demo.4242.1.tmp", ".pending-logouts.tmp"] {
+            let path = dir.path().join(temp);
+            std::fs::write(&path, b"x").unwrap();
+            std::fs::remove_file(&path).unwrap();
+        }
+        // inotify queues an event as the call that caused it returns.
+        assert_eq!(read_queued(&fd), Ok(false), "tokend's own files");
+        std::fs::write(dir.path().join("demo.session"), b"x").unwrap();
+        assert_eq!(read_queued(&fd), Ok(true), "a record made");
+        std::fs::create_dir(dir.path().join("sessions")).unwrap();
+        assert_eq!(read_queued(&fd), Ok(true), "a directory made");
+        assert!(is_own_temp_file(Some(b".gh.1.2.tmp")));
+        assert!(!is_own_temp_file(None));
+        assert!(!is_own_temp_file(Some(b"gh.session")));
     }
 }
