@@ -17,6 +17,7 @@
 //! [`StoreError::WrongKey`]) is that record's problem, not the store's: the
 //! session keeps it as its own last error (see [`StoreError::is_store_wide`]).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
@@ -134,7 +135,18 @@ pub struct StoreHealth {
     /// How long one store call may take before the store counts as down
     /// (`[daemon] store_timeout`).
     call_timeout: Duration,
+    /// Store calls that timed out and have not returned: each holds a
+    /// thread of the blocking pool (see [`Self::may_call`]).
+    hung_calls: AtomicUsize,
 }
+
+/// How many timed-out store calls may still be waiting on the store before
+/// no more are made. A keyring that never answers (stopped, stuck) holds
+/// each call's blocking thread for good: the retry loop's probes and token
+/// requests made one more every few minutes, until the blocking pool (512
+/// threads) was full, and then every HTTP request, whose name lookups run
+/// there, waited too: a keyring outage became a provider outage.
+pub const MAX_HUNG_CALLS: usize = 4;
 
 impl StoreHealth {
     /// A store named `store` (as [`Store::name`]), available until a call
@@ -151,7 +163,38 @@ impl StoreHealth {
             last_on_demand: Mutex::new(None),
             retry: Mutex::new((STORE_RETRY_BASE, STORE_RETRY_CAP)),
             call_timeout: crate::store::DEFAULT_TIMEOUT,
+            hung_calls: AtomicUsize::new(0),
         }
+    }
+
+    /// Whether a store call may be made: not while [`MAX_HUNG_CALLS`]
+    /// earlier ones timed out and still wait on the store (the next would
+    /// only wait too). Said as the error to give instead.
+    ///
+    /// # Errors
+    /// The store has that many calls it never answered.
+    pub(crate) fn may_call(&self) -> Result<(), StoreError> {
+        if self.hung_calls.load(Ordering::Relaxed) < MAX_HUNG_CALLS {
+            return Ok(());
+        }
+        Err(StoreError::Failed {
+            store: self.store,
+            reason: format!(
+                "{MAX_HUNG_CALLS} earlier calls got no answer within {} s and still wait for one: \
+                 not asking it again until one returns",
+                self.call_timeout.as_secs()
+            ),
+        })
+    }
+
+    /// A store call timed out and goes on waiting on the store.
+    pub(crate) fn call_hung(&self) {
+        self.hung_calls.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A call that had timed out returned (whatever it said).
+    pub(crate) fn hung_call_returned(&self) {
+        self.hung_calls.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// The same, waiting `timeout` for each store call instead of

@@ -152,6 +152,14 @@ async fn bounded<T: Send + 'static>(
     timeout: Duration,
     report: Report<'_>,
 ) -> Result<T, StoreError> {
+    let known_health = match &report {
+        Report::Nothing => None,
+        Report::Count(_, health) => Some(*health),
+        Report::CountAndHealth(shared) => Some(&shared.store_health),
+    };
+    if let Some(health) = known_health {
+        health.may_call()?;
+    }
     let mut task = tokio::task::spawn_blocking(call);
     match tokio::time::timeout(timeout, &mut task).await {
         Ok(Ok(result)) => result,
@@ -180,8 +188,11 @@ async fn bounded<T: Send + 'static>(
                 // The call goes on in the blocking pool; when it returns,
                 // the store answers again. Not a tracked task: a stop must
                 // not wait for a keyring that never answers.
+                health.call_hung();
                 tokio::spawn(async move {
-                    if task.await.is_ok() {
+                    let returned = task.await;
+                    health.hung_call_returned();
+                    if returned.is_ok() {
                         health.answered_late();
                     }
                 });
