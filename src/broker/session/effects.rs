@@ -200,8 +200,19 @@ impl Session {
                     "refresh put off for {} s while the store is down (the access token has {} s left): a new refresh token could not be saved, and a stop before the store is back would lose it",
                     held_for.as_secs(), left.as_secs());
             }
-            Notice::RefreshFailed { retry_in, error } => {
+            Notice::RefreshFailed {
+                retry_in,
+                error,
+                repeated: false,
+            } => {
                 warn!(provider = %name, event = "refresh_failed", retry_in = retry_in.as_secs(), "refresh failed: {error}");
+            }
+            Notice::RefreshFailed {
+                retry_in,
+                error,
+                repeated: true,
+            } => {
+                debug!(provider = %name, event = "refresh_failed", retry_in = retry_in.as_secs(), "refresh asked for by a request failed again: {error}");
             }
             Notice::LoginRequired { reason } => {
                 error!(provider = %name, event = "login_required", "session ended by the provider: {reason}; run `tokenctl login {name}`");

@@ -223,6 +223,9 @@ pub(crate) enum Notice {
         retry_in: Duration,
         /// Why.
         error: BrokerError,
+        /// A refresh a request asked for, failing as the one before it
+        /// did: said at debug level (see `refresh_failed`).
+        repeated: bool,
     },
     /// The provider ended the session.
     LoginRequired {

@@ -287,19 +287,30 @@ impl SessionMachine {
         self.provider_asked_wait = asked_wait.map(|wait| (ctx.now, wait));
         self.last_failure = Some(err.clone());
         self.next_refresh = Some(ctx.now + delay);
+        // A refresh a request asked for (an expired token: every 5 s for a
+        // client asking in a loop) that fails after an earlier failure is
+        // news to no one: during a day offline it made a warning and an
+        // `on_event` run every 5 s. The background's retries, which back
+        // off, and the first failure of a run still say it.
+        let on_demand =
+            self.last_attempt.is_some() && self.last_attempt == self.last_on_demand_refresh;
+        let repeated = on_demand && self.failures > 1;
         out.push(Effect::Log(Notice::RefreshFailed {
             retry_in: delay,
             error: err.clone(),
+            repeated,
         }));
         // The first of the retry and the access token's expiry (a retry
         // spaced past it would leave the status "active" until then), and
         // a write's retry.
         self.schedule_wake(ctx.now, out);
-        out.push(Effect::Emit(BrokerEvent::Attention {
-            provider: self.name.clone(),
-            kind: AttentionKind::RefreshFailed,
-            reason: err.to_string(),
-        }));
+        if !repeated {
+            out.push(Effect::Emit(BrokerEvent::Attention {
+                provider: self.name.clone(),
+                kind: AttentionKind::RefreshFailed,
+                reason: err.to_string(),
+            }));
+        }
         out.push(self.changed());
         out.push(Effect::Reply(Reply::Done(Err(err))));
     }

@@ -6,6 +6,40 @@ use std::time::Duration;
 use super::*;
 use crate::broker::timing;
 
+/// A client asking in a loop while the provider is down (an expired token:
+/// a refresh on demand every 5 s): the first failure is said (a warning,
+/// the attention that runs `on_event`), the ones after it quietly; a
+/// background retry still says it.
+#[test]
+fn repeated_failures_of_requested_refreshes_are_said_once() {
+    let mut m = logged_in(3600);
+    let strict = || Event::TokenRequested {
+        want: Freshness::AtLeast(Duration::from_secs(60)),
+    };
+    let mut said = Vec::new();
+    for step in 0..4 {
+        let now = at(3590 + step * 6);
+        let effects = feed(&mut m, now, strict());
+        assert!(effects.contains(&"start_refresh(r1)".into()), "{effects:?}");
+        let effects = briefs(&answer(&mut m, now, Err(transient())));
+        said.push(effects.contains(&"emit(refresh_failed)".to_owned()));
+        assert!(
+            effects.iter().any(|e| e.starts_with("log(RefreshFailed")),
+            "{effects:?}"
+        );
+    }
+    assert_eq!(said, [true, false, false, false]);
+    // The background's retry, when it comes, is said.
+    let due = m.next_refresh().unwrap();
+    let effects = feed(&mut m, due, Event::RefreshDue);
+    assert!(effects.contains(&"start_refresh(r1)".into()), "{effects:?}");
+    let effects = briefs(&answer(&mut m, due, Err(transient())));
+    assert!(
+        effects.contains(&"emit(refresh_failed)".to_owned()),
+        "{effects:?}"
+    );
+}
+
 /// Backoff: transient failures double from 5 s to a cap of 5 min (spread
 /// over the upper half by the jitter), refusals from a minute; a success
 /// starts over.
