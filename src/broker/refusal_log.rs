@@ -33,6 +33,17 @@ struct Window {
 }
 
 impl RefusalLog {
+    /// A log with nothing counted yet, for a `static`.
+    pub(crate) const fn new() -> Self {
+        Self {
+            state: Mutex::new(Window {
+                started: None,
+                logged: 0,
+                untold: 0,
+            }),
+        }
+    }
+
     /// Whether a refusal at `now` may be logged: `Some(n)` with the number
     /// of refusals not logged since the last line, `None` to stay quiet.
     pub(crate) fn admit(&self, now: Instant) -> Option<u64> {

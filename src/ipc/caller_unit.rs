@@ -86,6 +86,10 @@ pub enum CallerUnitError {
     },
 }
 
+/// The lines saying a caller's unit could not be read, a few a minute.
+static UNKNOWN_UNITS: crate::broker::refusal_log::RefusalLog =
+    crate::broker::refusal_log::RefusalLog::new();
+
 /// The caller's unit for [`crate::broker::Caller::unit`], or `None` with
 /// the reason logged for the administrator: a unit that cannot be read
 /// grants nothing, and allow_units silently not working would be a puzzle.
@@ -102,13 +106,20 @@ pub fn logged(
             None
         }
         Err(e) => {
-            tracing::warn!(
-                event = "caller_unit_unknown",
-                uid,
-                pid,
-                "cannot tell the caller's systemd unit, so allow_units grants it nothing: {e} \
-                 (under ProtectProc=invisible tokend cannot see other users' processes; see README, allow_units)"
-            );
+            // Any local user can connect as fast as the socket accepts, and
+            // under the shipped unit's ProtectProc=invisible, before the
+            // README's drop-in, every other uid's connection lands here:
+            // a few lines a minute, as for refusals.
+            if let Some(dropped) = UNKNOWN_UNITS.admit(std::time::Instant::now()) {
+                tracing::warn!(
+                    event = "caller_unit_unknown",
+                    uid,
+                    pid,
+                    "cannot tell the caller's systemd unit, so allow_units grants it nothing: {e} \
+                     (under ProtectProc=invisible tokend cannot see other users' processes; see README, allow_units){}",
+                    crate::broker::refusal_log::not_logged_note(dropped)
+                );
+            }
             None
         }
     }
@@ -313,6 +324,46 @@ pub fn unit_of_cgroup_path(path: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A line sink for a test's own tracing subscriber.
+    #[derive(Clone, Default)]
+    struct Lines(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl io::Write for Lines {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Callers whose unit cannot be read, connecting as fast as they can:
+    /// a few lines a minute, not one each.
+    #[test]
+    fn unreadable_units_are_logged_a_few_times_a_minute() {
+        let lines = Lines::default();
+        let writer = lines.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            for pid in 0..50 {
+                let unreadable = Err(CallerUnitError::Read {
+                    path: format!("/proc/{pid}/cgroup"),
+                    source: io::Error::from(io::ErrorKind::PermissionDenied),
+                });
+                assert_eq!(logged(unreadable, 1000, Some(pid)), None);
+            }
+        });
+        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        let said = text.matches("caller_unit_unknown").count();
+        assert!(
+            said <= crate::broker::refusal_log::LINES_PER_WINDOW as usize,
+            "{said} lines: {text}"
+        );
+    }
 
     #[test]
     fn the_start_time_is_read_past_a_name_with_parentheses() {
