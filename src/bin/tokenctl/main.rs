@@ -187,22 +187,27 @@ fn socket_path(cli: &Cli) -> PathBuf {
 /// loops by scripts and must cost one round trip.
 fn connect_checked(cli: &Cli) -> Result<(Client, Option<u32>), ClientError> {
     let mut client = connect(cli)?;
-    let version = client.version();
-    match &version {
-        Ok(daemon) if daemon.protocol != PROTOCOL_VERSION => {
-            let _ = writeln!(
-                io::stderr(),
-                "tokenctl: warning: tokend {} speaks protocol {}, tokenctl {} speaks {PROTOCOL_VERSION}; install matching versions",
-                format::clean(&daemon.daemon_version),
-                daemon.protocol,
-                env!("CARGO_PKG_VERSION"),
-            );
+    match client.version() {
+        Ok(daemon) => {
+            if daemon.protocol != PROTOCOL_VERSION {
+                let _ = writeln!(
+                    io::stderr(),
+                    "tokenctl: warning: tokend {} speaks protocol {}, tokenctl {} speaks {PROTOCOL_VERSION}; install matching versions",
+                    format::clean(&daemon.daemon_version),
+                    daemon.protocol,
+                    env!("CARGO_PKG_VERSION"),
+                );
+            }
+            Ok((client, Some(daemon.protocol)))
         }
-        // A daemon too old to know `version`, or one that answers it: go on
-        // and let the real request tell.
-        _ => {}
+        // A daemon too old to know `version` says so: go on and let the
+        // real request tell.
+        Err(ClientError::Daemon(_)) => Ok((client, None)),
+        // No answer in time, an unreadable one, a closed connection: the
+        // connection is out of step (an answer may still come, and would
+        // be read as the next request's), so the verb fails with it.
+        Err(e) => Err(e),
     }
-    Ok((client, version.ok().map(|v| v.protocol)))
 }
 
 fn connect(cli: &Cli) -> Result<Client, ClientError> {
