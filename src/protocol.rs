@@ -6,7 +6,7 @@
 //! after the other: the client writes a request line and reads answer lines
 //! until the answer is complete, then may send the next request.
 //!
-//! - `token`, `logout`, `version`: exactly one answer line.
+//! - `token`, `logout`, `cancel_login`, `version`: exactly one answer line.
 //! - `login`: a stream of [`LoginEvent`] lines; the last one has
 //!   `"event":"done"`. A login request that fails before a prompt exists
 //!   (unknown provider, access denied, provider down) answers with a single
@@ -44,6 +44,8 @@
 //!    as before; only a single-line `status` too long for a version-1 client
 //!    to read becomes an `answer_too_large` error.
 //! 3. The op `metrics`. A daemon of version 2 answers it with `bad_request`.
+//! 4. The op `cancel_login`. A daemon of version 3 answers it with
+//!    `bad_request`.
 
 mod config_status;
 mod field_errors;
@@ -63,7 +65,7 @@ pub use store_status::StoreStatus;
 
 /// Version of this protocol, reported by the `version` op (see the
 /// versions listed in the module documentation).
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// The first version in which `status` takes `"stream":true`.
 pub const STATUS_STREAM_SINCE: u32 = 2;
@@ -123,6 +125,12 @@ pub enum Request {
     },
     /// Forget the session of `provider`: tokens dropped from memory and store.
     Logout {
+        /// Provider name.
+        provider: String,
+    },
+    /// Cancel the device login of `provider` that waits for the person,
+    /// and nothing else: its session, an active one too, stays (protocol 4).
+    CancelLogin {
         /// Provider name.
         provider: String,
     },
@@ -298,6 +306,18 @@ impl<T> Answer<T> {
         }
     }
 }
+
+/// Answer to `cancel_login`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CancelLoginAnswer {
+    /// Provider name.
+    pub provider: String,
+    /// Whether a login was waiting (and is now cancelled).
+    pub cancelled: bool,
+}
+
+/// The protocol version that brought `cancel_login`.
+pub const CANCEL_LOGIN_SINCE: u32 = 4;
 
 /// Answer to `logout`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

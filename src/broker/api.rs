@@ -452,6 +452,17 @@ impl Broker {
         result
     }
 
+    /// Cancels the device login of `provider` that waits for the person,
+    /// and nothing else: its session, an active one too, stays as it is
+    /// (a logout would end it as well). Returns whether one was waiting.
+    ///
+    /// # Errors
+    /// Unknown provider or access denied (the role a login needs).
+    pub fn cancel_login(&self, caller: &Caller, provider: &str) -> Result<bool, BrokerError> {
+        let session = self.authorized(caller, provider, Role::Manage)?;
+        Ok(session.cancel_login())
+    }
+
     /// What `caller` may do with `provider`: [`Role::None`] also when there
     /// is no such provider, so that the two cannot be told apart.
     #[must_use]

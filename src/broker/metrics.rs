@@ -60,8 +60,15 @@ pub(crate) fn outcome_name(index: usize) -> &'static str {
 const OUTCOME_SLOTS: usize = OUTCOMES.len();
 
 /// The socket ops, as counted (`invalid`: a line that was no request).
-pub const SOCKET_OPS: [&str; 7] = [
-    "token", "login", "status", "logout", "version", "metrics", "invalid",
+pub const SOCKET_OPS: [&str; 8] = [
+    "token",
+    "login",
+    "status",
+    "logout",
+    "cancel_login",
+    "version",
+    "metrics",
+    "invalid",
 ];
 
 /// The D-Bus methods, as counted (`other`: the standard interfaces,

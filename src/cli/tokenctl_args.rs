@@ -153,14 +153,19 @@ pub enum TokenctlCommand {
     /// Ctrl-C (or any end of tokenctl) stops the waiting, not the login:
     /// tokend goes on with it until its code expires, so the person may
     /// still approve it (`tokenctl status NAME` shows how it ends), and
-    /// `tokenctl logout NAME` cancels it. A second `tokenctl login NAME`
-    /// joins it and shows the same code.
+    /// `tokenctl login NAME --cancel` cancels it (the session stays;
+    /// `tokenctl logout NAME` would end it too). A second `tokenctl login
+    /// NAME` joins it and shows the same code.
     Login {
         /// The provider, as named in the config
         name: String,
         /// Return once the code is shown; the login goes on in tokend
         #[arg(long)]
         no_wait: bool,
+        /// Cancel the login of NAME that waits for approval, and nothing
+        /// else: its session, an active one too, stays
+        #[arg(long, conflicts_with = "no_wait")]
+        cancel: bool,
     },
     /// Show the providers' sessions: state, expiry, refreshes, last error
     Status {

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde::de::DeserializeOwned;
 
 use super::{Client, ClientError, parse_answer};
-use crate::protocol::{LogoutAnswer, Request, TokenAnswer};
+use crate::protocol::{CancelLoginAnswer, LogoutAnswer, Request, TokenAnswer};
 use crate::secret::Secret;
 
 /// A request whose answer is slow to come, for [`SlowAnswerNotice`].
@@ -83,6 +83,18 @@ impl Client {
     /// As for [`Client::token`].
     pub fn logout(&mut self, provider: &str) -> Result<LogoutAnswer, ClientError> {
         self.call_noticing(&Request::Logout {
+            provider: provider.to_owned(),
+        })
+    }
+
+    /// Cancels the device login of `provider` that waits for the person,
+    /// leaving its session as it is (protocol 4).
+    ///
+    /// # Errors
+    /// As for [`Client::token`]; a daemon of protocol 3 or older answers
+    /// `bad_request`.
+    pub fn cancel_login(&mut self, provider: &str) -> Result<CancelLoginAnswer, ClientError> {
+        self.call(&Request::CancelLogin {
             provider: provider.to_owned(),
         })
     }

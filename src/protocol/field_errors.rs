@@ -55,7 +55,7 @@ const FIELDS: &[(&str, FieldType)] = &[
 ];
 
 /// The ops whose `provider` may not be absent or `null`.
-const PROVIDER_REQUIRED: &[&str] = &["token", "login", "logout"];
+const PROVIDER_REQUIRED: &[&str] = &["token", "login", "logout", "cancel_login"];
 
 /// What kind of JSON value `value` is, in words, without its content.
 fn kind(value: &Value) -> &'static str {

@@ -195,6 +195,7 @@ fn every_op_refuses_unknown_fields() {
         r#"{"op":"login","provider":"p","x":1}"#,
         r#"{"op":"status","x":1}"#,
         r#"{"op":"logout","provider":"p","x":1}"#,
+        r#"{"op":"cancel_login","provider":"p","x":1}"#,
         r#"{"op":"version","x":1}"#,
         r#"{"x":null,"op":"version"}"#,
         r#"{"op":"metrics","x":1}"#,
@@ -206,6 +207,16 @@ fn every_op_refuses_unknown_fields() {
         );
     }
     assert_eq!(parse_request(br#"{"op":"version"}"#), Ok(Request::Version));
+    assert_eq!(
+        parse_request(br#"{"op":"cancel_login","provider":"gh"}"#),
+        Ok(Request::CancelLogin {
+            provider: "gh".into()
+        })
+    );
+    assert_eq!(
+        parse_request(br#"{"op":"cancel_login","provider":null}"#).unwrap_err(),
+        "invalid request: `provider` must be a string for `cancel_login`, got null"
+    );
     assert_eq!(
         parse_request(br#" {"op":"metrics"} "#),
         Ok(Request::Metrics)

@@ -32,6 +32,7 @@ mod hooks;
 mod hostile_clients;
 mod journald;
 mod kubectl_credential;
+mod login_cancel;
 mod malformed_answers;
 mod metrics;
 mod need_to_know;

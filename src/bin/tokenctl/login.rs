@@ -367,7 +367,7 @@ fn prompt_text(provider: &str, prompt: &LoginPrompt, qr: Option<&str>, term: Ter
 fn interrupt_hint(provider: &str) -> String {
     format!(
         "Ctrl-C stops waiting, not the login: it goes on in tokend until the code expires\n\
-         (`tokenctl logout {}` cancels it).\n\n",
+         (`tokenctl login {} --cancel` cancels it).\n\n",
         clean(provider)
     )
 }

@@ -25,7 +25,8 @@ use tokend::cli::{CredentialProtocol, TokenctlArgs as Cli, TokenctlCommand as Co
 use tokend::client::{self, Client, ClientError, SlowRequest};
 use tokend::config::Environment;
 use tokend::protocol::{
-    Answer, METRICS_SINCE, PROTOCOL_VERSION, ProviderStatus, STATUS_STREAM_SINCE,
+    Answer, CANCEL_LOGIN_SINCE, METRICS_SINCE, PROTOCOL_VERSION, ProviderStatus,
+    STATUS_STREAM_SINCE,
 };
 
 use crate::exit::Failure;
@@ -98,7 +99,10 @@ fn docker_helper(action: Option<std::ffi::OsString>) -> ExitCode {
 fn run(cli: &Cli) -> Result<(), Failure> {
     match &cli.command {
         Command::Token { name, min_valid } => token(cli, name, *min_valid),
-        Command::Login { name, no_wait } => {
+        Command::Login {
+            name, cancel: true, ..
+        } => cancel_login(cli, name),
+        Command::Login { name, no_wait, .. } => {
             let options = login::LoginOptions {
                 json: cli.json,
                 no_wait: *no_wait,
@@ -150,6 +154,33 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         ),
         Command::Metrics => metrics(cli),
         Command::Version => version(cli),
+    }
+}
+
+/// `tokenctl login NAME --cancel`: the login that waits for approval is
+/// cancelled, the session left as it is (`logout` would end it too).
+fn cancel_login(cli: &Cli, name: &str) -> Result<(), Failure> {
+    let (mut client, protocol) = connect_checked(cli)?;
+    if let Some(protocol) = protocol.filter(|&p| p < CANCEL_LOGIN_SINCE) {
+        return Err(Failure::new(
+            exit::FAILURE,
+            format!(
+                "tokend speaks protocol {protocol}, and cancelling a login needs protocol {CANCEL_LOGIN_SINCE}: upgrade tokend (`tokenctl logout {}` cancels it too, but ends the session as well)",
+                format::clean(name)
+            ),
+        ));
+    }
+    let answer = client.cancel_login(name)?;
+    if cli.json {
+        return print_json(&Answer::success(answer));
+    }
+    let name = format::clean(&answer.provider);
+    if answer.cancelled {
+        print(&format!(
+            "Cancelled the login of {name}; its session is as it was.\n"
+        ))
+    } else {
+        print(&format!("No login of {name} was waiting.\n"))
     }
 }
 

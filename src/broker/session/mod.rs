@@ -196,6 +196,25 @@ impl Session {
     }
 
     /// Forgets the session: memory first, then the store.
+    /// Cancels the login that waits for the person, if one does; the
+    /// session is left as it is. Returns whether one was waiting.
+    pub(crate) fn cancel_login(&self) -> bool {
+        let mut state = self.state();
+        if state
+            .login
+            .as_ref()
+            .is_none_or(super::login::LoginHandle::is_finished)
+        {
+            return false;
+        }
+        let login = state.login.take();
+        drop(state);
+        if let Some(login) = login {
+            login.cancel("asked to cancel it");
+        }
+        true
+    }
+
     pub(crate) async fn logout(self: &Arc<Self>) -> Result<(), BrokerError> {
         let login = self.state().login.take();
         if let Some(login) = login {

@@ -15,8 +15,8 @@ use super::{Connection, ConnectionReader, Serving, freshness, login, metrics, st
 use crate::broker::{Broker, Caller};
 use crate::ipc::lines::{Line, read_line};
 use crate::protocol::{
-    Answer, ErrorCode, LogoutAnswer, MAX_REQUEST_LINE, PROTOCOL_VERSION, Request, VersionAnswer,
-    parse_request,
+    Answer, CancelLoginAnswer, ErrorCode, LogoutAnswer, MAX_REQUEST_LINE, PROTOCOL_VERSION,
+    Request, VersionAnswer, parse_request,
 };
 
 /// How a connection's time on the event loop ended.
@@ -238,6 +238,16 @@ async fn handle(
         Request::Logout { provider } => {
             let answer = match broker.logout(caller, &provider).await {
                 Ok(()) => Answer::success(LogoutAnswer { provider }),
+                Err(e) => write.failure(&e),
+            };
+            write.send(&answer).await
+        }
+        Request::CancelLogin { provider } => {
+            let answer = match broker.cancel_login(caller, &provider) {
+                Ok(cancelled) => Answer::success(CancelLoginAnswer {
+                    provider,
+                    cancelled,
+                }),
                 Err(e) => write.failure(&e),
             };
             write.send(&answer).await

@@ -13,6 +13,7 @@ pub(super) fn op_name(request: &Request) -> &'static str {
         Request::Login { .. } => "login",
         Request::Status { .. } => "status",
         Request::Logout { .. } => "logout",
+        Request::CancelLogin { .. } => "cancel_login",
         Request::Version => "version",
         Request::Metrics => "metrics",
     }

@@ -266,7 +266,7 @@ fn login_help_says_what_ctrl_c_does() {
     for needle in [
         "Ctrl-C (or any end of tokenctl) stops the waiting, not the login",
         "until its code expires",
-        "`tokenctl logout NAME` cancels it",
+        "`tokenctl login NAME --cancel` cancels it (the session stays",
     ] {
         assert!(help.contains(needle), "{needle:?} not in {help}");
     }
@@ -296,7 +296,7 @@ fn a_terminal_is_told_what_ctrl_c_does() {
     assert!(
         screen.contains(
             "Ctrl-C stops waiting, not the login: it goes on in tokend until the code expires\n\
-             (`tokenctl logout github` cancels it).\n"
+             (`tokenctl login github --cancel` cancels it).\n"
         ),
         "{screen}"
     );

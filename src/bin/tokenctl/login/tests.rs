@@ -182,7 +182,7 @@ fn a_terminal_is_told_what_ctrl_c_does() {
         assert_eq!(
             text.contains(
                 "Ctrl-C stops waiting, not the login: it goes on in tokend until the code expires\n\
-                 (`tokenctl logout gh` cancels it).\n"
+                 (`tokenctl login gh --cancel` cancels it).\n"
             ),
             told,
             "{text}"

@@ -1,0 +1,58 @@
+//! `tokenctl login NAME --cancel`: the login that waits for approval is
+//! cancelled, and nothing else. The Ctrl-C hint pointed at `tokenctl
+//! logout`, which cancels it too, but also ends the session: a person who
+//! started a second login on a working session and followed the hint lost
+//! that session and its stored refresh token.
+
+use crate::support;
+
+use support::daemon::{Daemon, LoginRun, login, stderr, stdout, token};
+use support::provider::Provider;
+
+fn state(daemon: &Daemon) -> serde_json::Value {
+    let out = daemon.tokenctl(&["--json", "status", "demo"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    status[0]["state"].clone()
+}
+
+#[test]
+fn cancelling_a_login_leaves_the_working_session() {
+    let provider = Provider::rfc8628();
+    let daemon = Daemon::start(&provider.config("demo"));
+    login(&daemon, "demo", |code| {
+        provider.approve(code).unwrap();
+    });
+    let before = token(&daemon, "demo", &[]);
+    // A second login, which the person then thinks better of.
+    let run = LoginRun::start(&daemon.socket, "demo");
+    assert_eq!(state(&daemon), "login_pending");
+
+    let out = daemon.tokenctl(&["login", "demo", "--cancel"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "Cancelled the login of demo; its session is as it was.\n"
+    );
+    // The waiting tokenctl is told; the session is the one it was.
+    let (done, err, code) = run.finish();
+    assert_eq!(done["ok"], false, "{done}");
+    assert_eq!(code, support::flows::EXIT_LOGIN_FAILED, "{err}");
+    assert!(err.contains("was cancelled (asked to cancel it)"), "{err}");
+    assert_eq!(state(&daemon), "active");
+    assert_eq!(token(&daemon, "demo", &[]), before);
+
+    // Nothing waits now: said, not an error; and in JSON.
+    let out = daemon.tokenctl(&["login", "demo", "--cancel"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "No login of demo was waiting.\n");
+    let out = daemon.tokenctl(&["--json", "login", "demo", "--cancel"]);
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        answer,
+        serde_json::json!({"ok": true, "provider": "demo", "cancelled": false})
+    );
+    // A provider it does not know is named, as for every verb.
+    let out = daemon.tokenctl(&["login", "nope", "--cancel"]);
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+}
