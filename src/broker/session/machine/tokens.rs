@@ -104,7 +104,16 @@ impl Tokens {
             Expiry::At(at) => Some(at),
             Expiry::Unknown => None,
         };
-        let rotated = grant.refresh_token.is_some();
+        // Replaced, not sent back unchanged: an echoed refresh token is the
+        // one held, with the expiry and the time it was obtained.
+        let rotated = match (
+            &grant.refresh_token,
+            previous.and_then(|p| p.refresh.as_ref()),
+        ) {
+            (Some(new), Some(old)) => new.expose() != old.expose(),
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
         let access_lifetime = expires_at.and_then(|at| at.duration_since(sent_at).ok());
         Self {
             access_lifetime,

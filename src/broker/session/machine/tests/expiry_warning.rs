@@ -86,6 +86,18 @@ fn a_refresh_token_kept_by_refreshes_is_warned_about_once() {
     assert_eq!(warned_at_each_step(&kept), [false, true, false, false]);
 }
 
+/// A provider that sends the same refresh token back with each refresh,
+/// and no lifetime for it: it is kept, not replaced, and keeps its expiry
+/// (read as a new one with no expiry, the warning and the "log in by"
+/// date were lost).
+#[test]
+fn a_refresh_token_sent_back_unchanged_keeps_its_expiry() {
+    let echoed: Vec<TokenGrant> = (1..=3)
+        .map(|i| grant(&format!("a{i}"), Some("r0"), 300))
+        .collect();
+    assert_eq!(warned_at_each_step(&echoed), [false, true, false, false]);
+}
+
 /// Replaced refresh tokens that all end when the first did (a session's
 /// absolute maximum): the same.
 #[test]
