@@ -57,10 +57,16 @@ pub(super) fn parse(
             let line = text[line_start..].lines().next().unwrap_or("").trim();
             if line.starts_with('[') {
                 duplicate_table = Some(line_start);
-                diags.error(
-                    &span,
-                    format!("the table `{line}` is defined twice; give its keys in one place"),
-                );
+                // An unclosed header (`[daemon` below `[daemon]`) is read
+                // as that table again: its own error ("unclosed table")
+                // says what is wrong, and "defined twice" would mislead.
+                let header = line.split('#').next().unwrap_or("").trim_end();
+                if header.ends_with(']') {
+                    diags.error(
+                        &span,
+                        format!("the table `{line}` is defined twice; give its keys in one place"),
+                    );
+                }
             } else if duplicate_table.is_some_and(|header| {
                 !text[header..line_start]
                     .lines()

@@ -186,6 +186,14 @@ fn duplicate_names_are_refused() {
         errors[0].contains(":8:12: the table `[providers.github]` is defined twice"),
         "{errors:?}"
     );
+    // An unclosed header of a table given above is its syntax error
+    // alone, not a table "defined twice" as well.
+    let errors = f.errors("[daemon]\nbus = \"none\"\n\n[daemon\n");
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].contains(":4:8: unclosed table, expected `]`"),
+        "{errors:?}"
+    );
     // A key given twice is named.
     let errors = f.errors(&format!("{GITHUB}client_id = \"again\"\n"));
     assert_eq!(errors.len(), 1, "{errors:?}");
