@@ -99,10 +99,18 @@ pub enum ProviderError {
     },
 }
 
+/// OpenID Connect's codes (Core §3.1.2.6) for "the person must sign in
+/// (again)", which Microsoft Entra answers a refresh with when a policy
+/// changed (MFA now required: `interaction_required`, AADSTS50076; new
+/// consent: `consent_required`). No refresh will do: a new login is needed,
+/// and said as such, not retried for ever as a refusal.
+pub(crate) const SIGN_IN_AGAIN: &[&str] =
+    &["interaction_required", "consent_required", "login_required"];
+
 /// Why a grant is gone, in words: a provider that wants a new sign-in
 /// (a policy that now asks for MFA or consent) has not revoked anything.
 fn grant_gone(error: &str) -> String {
-    if crate::provider::oauth::SIGN_IN_AGAIN.contains(&error) {
+    if SIGN_IN_AGAIN.contains(&error) {
         format!("the provider wants the person to sign in again ({error})")
     } else {
         format!("the provider revoked the session ({error})")

@@ -13,6 +13,7 @@
 
 use std::time::{Duration, SystemTime};
 
+use super::error::SIGN_IN_AGAIN;
 use super::{
     DeviceAuthorization, Expiry, HttpResponse, PollOutcome, ProviderError, TokenGrant, datetime,
 };
@@ -341,16 +342,8 @@ fn expiry(
 /// Error codes that, in a refresh answer, mean what `invalid_grant` means:
 /// the grant is gone and a new login is needed (GitHub says
 /// `bad_refresh_token`; some servers `expired_token`), and those of
-/// [`SIGN_IN_AGAIN`].
+/// [`SIGN_IN_AGAIN`](super::error::SIGN_IN_AGAIN).
 const GRANT_GONE: &[&str] = &["expired_token", "bad_refresh_token"];
-
-/// OpenID Connect's codes (Core §3.1.2.6) for "the person must sign in
-/// (again)", which Microsoft Entra answers a refresh with when a policy
-/// changed (MFA now required: `interaction_required`, AADSTS50076; new
-/// consent: `consent_required`). No refresh will do: a new login is needed,
-/// and said as such, not retried for ever as a refusal.
-pub(crate) const SIGN_IN_AGAIN: &[&str] =
-    &["interaction_required", "consent_required", "login_required"];
 
 /// Reads a refresh answer: a token answer on success, a classified error
 /// otherwise. `expired_token`, `bad_refresh_token` and the codes of
