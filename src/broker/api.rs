@@ -269,9 +269,20 @@ impl Broker {
         name: &str,
         needed: Role,
     ) -> Result<Arc<Session>, BrokerError> {
-        if name.is_empty() || name.len() > 256 {
+        // No configured name is longer (see the config's name rule), and
+        // none is empty: said as such, not as an unknown provider.
+        if name.is_empty() {
             return Err(BrokerError::InvalidArgument {
-                message: format!("provider name must be 1 to 256 bytes, got {}", name.len()),
+                message: "the provider name is empty".to_owned(),
+            });
+        }
+        if name.len() > crate::config::MAX_PROVIDER_NAME {
+            return Err(BrokerError::InvalidArgument {
+                message: format!(
+                    "provider names are at most {} characters, got {} bytes",
+                    crate::config::MAX_PROVIDER_NAME,
+                    name.len()
+                ),
             });
         }
         let found = self.session(name);

@@ -7,6 +7,23 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use super::exit_status;
 use crate::client::DEFAULT_TIMEOUT;
 
+/// `--min-valid`: whole seconds, up to the longest a token may live (400
+/// days), a usage error naming the flag past it rather than the daemon's
+/// refusal (exit 1, in its own words).
+fn min_valid_seconds(text: &str) -> Result<u64, String> {
+    let max = crate::broker::MAX_MIN_VALID.as_secs();
+    let seconds: u64 = text
+        .parse()
+        .map_err(|_| "a whole number of seconds, 0 or more".to_owned())?;
+    if seconds > max {
+        return Err(format!(
+            "at most {max} seconds ({} days), the longest tokend lets a token live",
+            max / 86_400
+        ));
+    }
+    Ok(seconds)
+}
+
 /// Talk to tokend, the OAuth 2.0 token broker: get access tokens, log in,
 /// see and end sessions.
 #[derive(Debug, Parser)]
@@ -145,7 +162,7 @@ pub enum TokenctlCommand {
         /// first when needed, and fails when even a fresh token has less.
         /// Without it: a token tokend would not refresh yet (a share of the
         /// provider's token lifetime, however short), else any still-valid one
-        #[arg(long, value_name = "SECS")]
+        #[arg(long, value_name = "SECS", value_parser = min_valid_seconds)]
         min_valid: Option<u64>,
     },
     /// Log in to provider NAME: show the device code, wait for approval
@@ -193,7 +210,7 @@ pub enum TokenctlCommand {
         #[arg(long, value_name = "VAR", default_value = DEFAULT_TOKEN_VARIABLE)]
         env: String,
         /// Seconds of life the token must have left (as for `token`)
-        #[arg(long, value_name = "SECS")]
+        #[arg(long, value_name = "SECS", value_parser = min_valid_seconds)]
         min_valid: Option<u64>,
         /// The program and its arguments, after `--`
         #[arg(last = true, required = true, value_name = "COMMAND")]

@@ -11,6 +11,7 @@ mod endpoints;
 mod environment;
 mod parse;
 mod provider_table;
+pub use provider_table::MAX_PROVIDER_NAME;
 mod reader;
 mod secrets;
 mod store;

@@ -53,7 +53,7 @@ pub(super) struct SeenSoFar {
 }
 
 /// Longest provider name: it becomes part of D-Bus object paths and store keys.
-const MAX_PROVIDER_NAME: usize = 64;
+pub const MAX_PROVIDER_NAME: usize = 64;
 
 /// Reads the table `[providers.NAME]`; `None` after reporting a problem.
 /// What the tables after it need to know (the hosts it claims, the URLs

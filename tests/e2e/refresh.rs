@@ -281,12 +281,21 @@ fn a_min_valid_of_days_is_served_by_tokens_that_live_a_week() {
     });
     assert_eq!(token(&daemon, "demo", &["--min-valid", "172800"]), first);
     assert_eq!(provider.refresh_count(), 0);
-    // More than any token lives (400 days) is a mistake, said as such.
+    // More than any token lives (400 days) is a mistake, said as such:
+    // a usage error naming the flag; and by the daemon to a client that
+    // sends it.
     let out = daemon.tokenctl(&["token", "demo", "--min-valid", "34560001"]);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("min_valid of 34560001 s is more than the maximum of 34560000 s"),
+        stderr(&out).contains("for '--min-valid <SECS>': at most 34560000 seconds (400 days)"),
         "{}",
         stderr(&out)
+    );
+    let mut client = tokend::client::Client::connect(&daemon.socket).unwrap();
+    let e = client.token("demo", Some(34_560_001)).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("min_valid of 34560001 s is more than the maximum of 34560000 s"),
+        "{e}"
     );
 }
