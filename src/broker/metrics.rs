@@ -73,11 +73,12 @@ pub const SOCKET_OPS: [&str; 8] = [
 
 /// The D-Bus methods, as counted (`other`: the standard interfaces,
 /// `Introspect`, `Get`, `GetManagedObjects` and the like).
-pub const DBUS_METHODS: [&str; 7] = [
+pub const DBUS_METHODS: [&str; 8] = [
     "GetToken",
     "GetTokenMinValid",
     "Login",
     "Logout",
+    "CancelLogin",
     "ListProviders",
     "GetMetrics",
     "other",

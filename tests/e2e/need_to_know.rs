@@ -352,7 +352,7 @@ fn a_use_only_user_gets_tokens_and_a_group_grant_holds_on_the_bus() {
     // Use: a token, but neither login nor logout.
     let token = setup.peer(NOBODY, NOBODY, &["call", "GetToken", "shared"]);
     assert!(token[0]["ok"].as_str().is_some(), "{token:?}");
-    for method in ["Login", "Logout"] {
+    for method in ["Login", "Logout", "CancelLogin"] {
         let refused = setup.peer(NOBODY, NOBODY, &["call", method, "shared"]);
         assert_eq!(
             refused[0]["error"], "org.tokend.Error.AccessDenied",

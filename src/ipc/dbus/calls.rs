@@ -176,6 +176,7 @@ type Answer = Result<Reply, Refusal>;
 /// A successful answer's body.
 enum Reply {
     Empty,
+    Flag(bool),
     Text(String),
     Token(String, i64),
     Prompt(String, String, String, u32),
@@ -259,6 +260,7 @@ impl Handler {
         let c = &self.connection;
         match reply {
             Reply::Empty => c.reply(header, &()).await,
+            Reply::Flag(flag) => c.reply(header, &flag).await,
             Reply::Text(text) => c.reply(header, &text).await,
             Reply::Token(token, expires) => {
                 // The token is in the message only; the copy is wiped below.
@@ -366,6 +368,10 @@ impl Handler {
                 let provider = body.deserialize::<&str>().map_err(bad_body)?;
                 self.broker.logout(&caller, provider).await?;
                 Ok(Reply::Empty)
+            }
+            (BROKER_INTERFACE, "CancelLogin") => {
+                let provider = body.deserialize::<&str>().map_err(bad_body)?;
+                Ok(Reply::Flag(self.broker.cancel_login(&caller, provider)?))
             }
             (BROKER_INTERFACE, "ListProviders") => {
                 Ok(Reply::Names(self.broker.provider_names(&caller)))

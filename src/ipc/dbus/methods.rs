@@ -25,7 +25,7 @@ pub(super) struct Method {
 
 /// The methods of `org.tokend.Broker1`, as the committed interface file
 /// declares them (a unit test checks the two agree).
-pub(super) const BROKER_METHODS: [Method; 6] = [
+pub(super) const BROKER_METHODS: [Method; 7] = [
     Method {
         name: "GetToken",
         input: "s",
@@ -45,6 +45,11 @@ pub(super) const BROKER_METHODS: [Method; 6] = [
         name: "Logout",
         input: "s",
         output: "",
+    },
+    Method {
+        name: "CancelLogin",
+        input: "s",
+        output: "b",
     },
     Method {
         name: "ListProviders",

@@ -2,7 +2,8 @@
 //!
 //! Objects (see `dist/dbus/org.tokend.Broker1.xml` for the full interface):
 //! - `/org/tokend/Broker1`: interface `org.tokend.Broker1` (methods
-//!   `GetToken`, `GetTokenMinValid`, `Login`, `Logout`, `ListProviders`;
+//!   `GetToken`, `GetTokenMinValid`, `Login`, `Logout`, `CancelLogin`,
+//!   `ListProviders`, `GetMetrics`;
 //!   signals `LoginPrompt`, `LoginFinished`, `TokenRefreshed`), and
 //!   `org.freedesktop.DBus.ObjectManager` so clients can discover:
 //! - `/org/tokend/Broker1/providers/NAME` (`-` in NAME becomes `_`):

@@ -242,3 +242,30 @@ fn login_against_a_silent_provider_answers_before_the_clients_timeout() {
     );
     drop((daemon, silent));
 }
+
+/// `CancelLogin` cancels a login that waits for approval and nothing else:
+/// a working session keeps serving (`Logout`, the only way before, ended
+/// it too). Its waiters hear `LoginFinished` with ok false.
+#[test]
+fn cancel_login_leaves_the_session_as_it_was() {
+    let setup = start(fast(), &["demo"]);
+    let mut monitor = setup.monitor();
+    let fields = busctl_strings(&setup.busctl(&["Login", "s", "demo"]));
+    setup.provider.approve(&fields[0]).unwrap();
+    monitor.wait_for("org.tokend.Broker1.LoginFinished");
+    let token = busctl_strings(&setup.busctl(&["GetToken", "s", "demo"]))[0].clone();
+
+    // A second login, cancelled.
+    busctl_strings(&setup.busctl(&["Login", "s", "demo"]));
+    let out = setup.busctl(&["CancelLogin", "s", "demo"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), "b true");
+    let finished = monitor.wait_for("org.tokend.Broker1.LoginFinished");
+    assert!(finished.contains("('demo', false,"), "{finished}");
+    assert!(finished.contains("was cancelled"), "{finished}");
+    let again = busctl_strings(&setup.busctl(&["GetToken", "s", "demo"]));
+    assert_eq!(again[0], token);
+    // Nothing waits any more.
+    let out = setup.busctl(&["CancelLogin", "s", "demo"]);
+    assert_eq!(text(&out.stdout).trim(), "b false");
+}

@@ -270,7 +270,7 @@ fn another_uid_is_refused_on_the_bus_unless_allowed() {
     let allowed = as_nobody("GetToken", "shared");
     let fields = busctl_strings(&allowed);
     assert!(provider.is_valid_access_token(&fields[0]));
-    for method in ["Login", "Logout"] {
+    for method in ["Login", "Logout", "CancelLogin"] {
         let out = as_nobody(method, "shared");
         assert!(!out.status.success(), "{method}");
         assert!(
