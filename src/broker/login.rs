@@ -9,6 +9,7 @@
 //! arrived are saved regardless.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::watch;
@@ -109,7 +110,17 @@ pub(crate) struct LoginHandle {
 pub(crate) struct LoginCancel {
     token: CancellationToken,
     why: Arc<std::sync::OnceLock<&'static str>>,
+    /// [`WAITING`], then [`CANCELLED`] or [`SETTLED`], whichever comes
+    /// first: a cancel that comes once the tokens have arrived is too late.
+    outcome: Arc<AtomicU8>,
 }
+
+/// The login waits for the person.
+const WAITING: u8 = 0;
+/// A cancel came first.
+const CANCELLED: u8 = 1;
+/// The tokens came first: they are installed whatever follows.
+const SETTLED: u8 = 2;
 
 impl LoginCancel {
     /// A cancel that also fires with `token` (logins ending at shutdown).
@@ -117,13 +128,34 @@ impl LoginCancel {
         Self {
             token,
             why: Arc::default(),
+            outcome: Arc::new(AtomicU8::new(WAITING)),
         }
     }
 
-    /// Stops the login, `why` saying what stopped it ("logout").
-    pub(crate) fn cancel(&self, why: &'static str) {
-        let _ = self.why.set(why);
-        self.token.cancel();
+    /// Stops the login, `why` saying what stopped it ("logout"). Whether
+    /// it is stopped: not once its tokens have arrived ([`Self::settle`]),
+    /// which are then installed (a logout runs after them).
+    pub(crate) fn cancel(&self, why: &'static str) -> bool {
+        match self
+            .outcome
+            .compare_exchange(WAITING, CANCELLED, Ordering::SeqCst, Ordering::SeqCst)
+        {
+            Ok(_) => {
+                let _ = self.why.set(why);
+                self.token.cancel();
+                true
+            }
+            Err(outcome) => outcome == CANCELLED,
+        }
+    }
+
+    /// The login's tokens have arrived: whether they are to be installed,
+    /// that is whether no cancel came first (it may have come after the
+    /// provider's answer and before this).
+    pub(crate) fn settle(&self) -> bool {
+        self.outcome
+            .compare_exchange(WAITING, SETTLED, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
     }
 
     /// Resolves once the login is stopped.
@@ -191,8 +223,9 @@ impl LoginHandle {
     }
 
     /// Stops the login; `why` is what its callers are told stopped it.
-    pub(crate) fn cancel(&self, why: &'static str) {
-        self.cancel.cancel(why);
+    /// Whether it is stopped (see [`LoginCancel::cancel`]).
+    pub(crate) fn cancel(&self, why: &'static str) -> bool {
+        self.cancel.cancel(why)
     }
 }
 
@@ -276,5 +309,29 @@ impl LoginWatch {
             LoginProgress::Finished(result) => result,
             _ => Err(BrokerError::ShuttingDown),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A cancel that comes once the tokens have arrived is too late, and
+    /// says so; one that comes first wins over tokens that arrive after it
+    /// (the person was told the login is cancelled).
+    #[test]
+    fn a_cancel_and_the_tokens_settle_the_login_once() {
+        let tokens_first = LoginCancel::new(CancellationToken::new());
+        assert!(tokens_first.settle());
+        assert!(!tokens_first.cancel("asked to cancel it"));
+        assert_eq!(tokens_first.reason(), None);
+
+        let cancel_first = LoginCancel::new(CancellationToken::new());
+        assert!(cancel_first.cancel("asked to cancel it"));
+        assert!(!cancel_first.settle());
+        assert_eq!(cancel_first.reason(), Some("asked to cancel it"));
+        // A logout after the cancel finds it cancelled already.
+        assert!(cancel_first.cancel("logout"));
+        assert_eq!(cancel_first.reason(), Some("asked to cancel it"));
     }
 }

@@ -54,6 +54,15 @@ impl Session {
             }),
             r = self.device_login(&progress) => r,
         };
+        // A cancel between the provider's answer and here wins: the person
+        // was told the login is cancelled, and the session stays as it was.
+        let granted = match granted {
+            Ok(_) if !cancel.settle() => Err(self.login_failed(format!(
+                "was cancelled ({})",
+                cancel.reason().unwrap_or("logout")
+            ))),
+            other => other,
+        };
         let result = match granted {
             Ok((grant, sent_at)) => {
                 self.accept_login(grant, sent_at).await;

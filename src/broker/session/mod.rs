@@ -195,30 +195,28 @@ impl Session {
         self.dispatch(Event::LoginGranted { grant, sent_at }).await;
     }
 
-    /// Forgets the session: memory first, then the store.
     /// Cancels the login that waits for the person, if one does; the
-    /// session is left as it is. Returns whether one was waiting.
+    /// session is left as it is. Returns whether one was cancelled: not
+    /// one whose tokens have arrived (they are being installed).
     pub(crate) fn cancel_login(&self) -> bool {
         let mut state = self.state();
-        if state
-            .login
-            .as_ref()
-            .is_none_or(super::login::LoginHandle::is_finished)
-        {
+        let Some(login) = state.login.as_ref().filter(|login| !login.is_finished()) else {
+            return false;
+        };
+        if !login.cancel("asked to cancel it") {
             return false;
         }
-        let login = state.login.take();
-        drop(state);
-        if let Some(login) = login {
-            login.cancel("asked to cancel it");
-        }
+        state.login = None;
         true
     }
 
+    /// Forgets the session: memory first, then the store.
     pub(crate) async fn logout(self: &Arc<Self>) -> Result<(), BrokerError> {
         let login = self.state().login.take();
         if let Some(login) = login {
-            login.cancel("logout");
+            // One whose tokens arrived is installed first (the persist
+            // lock below waits for it), then logged out.
+            let _ = login.cancel("logout");
         }
         let _persist = self.persist.lock().await;
         match self.dispatch(Event::LogoutRequested).await {
