@@ -121,24 +121,31 @@ impl Environment {
         self.client_socket_path()
     }
 
-    /// Where the daemon locks a Secret Service store (see
-    /// [`crate::store::lock`]): `$XDG_RUNTIME_DIR/tokend`, the user's, as
-    /// the keyring is (the user unit's `RuntimeDirectory=tokend` is that
-    /// very directory), else `$RUNTIME_DIRECTORY`'s first entry (a system
-    /// unit's). `None` when neither is set.
+    /// The file the daemon locks for a Secret Service store (see
+    /// [`crate::store::lock`]): `$XDG_RUNTIME_DIR/tokend-secret-service.lock`,
+    /// in the user's runtime directory itself, as the keyring is the
+    /// user's; else `secret-service.lock` in `$RUNTIME_DIRECTORY`'s first
+    /// entry (a system unit's). `None` when neither is set.
     ///
-    /// The user's directory comes first: a unit's own runtime directory
-    /// differs from unit to unit (a copy of the user unit for a second
-    /// config, a daemon started from a unit of its own), so two daemons on
-    /// one keyring locked two files and both refreshed its sessions.
+    /// Not in a unit's runtime directory: those differ from unit to unit (a
+    /// copy of the user unit for a second config locked a file of its own,
+    /// and both daemons refreshed the keyring's sessions), and systemd
+    /// deletes one whenever its unit stops, lock file and all, even while
+    /// another daemon holds that file (a unit refused as the second daemon,
+    /// restarted by `Restart=on-failure`, then locked a fresh file). The
+    /// user's runtime directory goes only when the user's last session
+    /// ends, with the keyring's.
     #[must_use]
-    pub fn secret_service_lock_directory(&self) -> Option<PathBuf> {
+    pub fn secret_service_lock_path(&self) -> Option<PathBuf> {
         if let Some(dir) = &self.xdg_runtime_dir {
-            return Some(dir.join("tokend"));
+            return Some(dir.join(crate::store::lock::USER_SECRET_SERVICE_LOCK));
         }
         let dir = self.runtime_directory.as_ref()?;
         // RuntimeDirectory= may list several directories, separated by ':'.
-        dir.to_string_lossy().split(':').next().map(PathBuf::from)
+        dir.to_string_lossy()
+            .split(':')
+            .next()
+            .map(|dir| PathBuf::from(dir).join(crate::store::lock::SECRET_SERVICE_LOCK))
     }
 
     /// Where a client looks for the daemon's socket when told nothing: as

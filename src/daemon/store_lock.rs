@@ -21,8 +21,8 @@ pub fn store_lock_target(config: &Config, env: &Environment) -> Option<LockTarge
             Some(LockTarget::file_store(&file.state_directory))
         }
         (StoreKind::SecretService, _) => env
-            .secret_service_lock_directory()
-            .map(|dir| LockTarget::secret_service(&dir)),
+            .secret_service_lock_path()
+            .map(|path| LockTarget::secret_service(&path)),
         (StoreKind::Memory | StoreKind::EncryptedFile, _) => None,
     }
 }

@@ -22,9 +22,10 @@
 //! - `store = "encrypted-file"`: [`FILE_STORE_LOCK`] in the state
 //!   directory, beside `sessions/`.
 //! - `store = "secret-service"`: the user's keyring has no file of its own,
-//!   so [`SECRET_SERVICE_LOCK`] in the daemon's runtime directory
-//!   (`$RUNTIME_DIRECTORY`, else `$XDG_RUNTIME_DIR/tokend`), which is per
-//!   user as the keyring is.
+//!   so [`USER_SECRET_SERVICE_LOCK`] in the user's runtime directory
+//!   (`$XDG_RUNTIME_DIR`), which is per user as the keyring is, else
+//!   [`SECRET_SERVICE_LOCK`] in `$RUNTIME_DIRECTORY` (see
+//!   [`Environment::secret_service_lock_path`](crate::config::Environment::secret_service_lock_path)).
 //! - `store = "memory"`: nothing is shared, nothing to lock.
 
 use std::fs::{File, OpenOptions};
@@ -37,8 +38,13 @@ use rustix::fs::FlockOperation;
 /// The lock file's name in the encrypted file store's state directory.
 pub const FILE_STORE_LOCK: &str = "tokend.lock";
 
-/// The lock file's name in the runtime directory, for the Secret Service.
+/// The lock file's name in a unit's runtime directory, for the Secret
+/// Service, when there is no user runtime directory.
 pub const SECRET_SERVICE_LOCK: &str = "secret-service.lock";
+
+/// The lock file's name in the user's runtime directory, for the Secret
+/// Service.
+pub const USER_SECRET_SERVICE_LOCK: &str = "tokend-secret-service.lock";
 
 /// Which file stands for a store, and how to name that store in messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,17 +68,13 @@ impl LockTarget {
         }
     }
 
-    /// The lock of this user's Secret Service, in `runtime_directory` (see
-    /// [`Environment::secret_service_lock_directory`](crate::config::Environment::secret_service_lock_directory)),
-    /// which is per user as the keyring is.
+    /// The lock of this user's Secret Service, the file at `path` (see
+    /// [`Environment::secret_service_lock_path`](crate::config::Environment::secret_service_lock_path)).
     #[must_use]
-    pub fn secret_service(runtime_directory: &Path) -> Self {
+    pub fn secret_service(path: &Path) -> Self {
         Self {
-            path: runtime_directory.join(SECRET_SERVICE_LOCK),
-            store: format!(
-                "this user's Secret Service, locked through {}",
-                runtime_directory.display()
-            ),
+            path: path.to_owned(),
+            store: format!("this user's Secret Service, locked with {}", path.display()),
             other_place: "give this one a store of its own (store = \"encrypted-file\" with another state_directory)",
         }
     }

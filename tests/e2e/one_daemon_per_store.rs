@@ -141,10 +141,20 @@ fn a_second_daemon_on_the_same_secret_service_refuses_to_start() {
     let (status, log) = second_daemon(&first, dir.path(), &env);
     assert!(!status.success(), "{log}");
     let expected = format!(
-        "another tokend (pid {}) uses this store (this user's Secret Service, locked through {})",
+        "another tokend (pid {}) uses this store (this user's Secret Service, locked with {})",
         first.pid(),
-        runtime.path().join("tokend").display()
+        runtime.path().join("tokend-secret-service.lock").display()
     );
+    assert!(log.contains(&expected), "{log}");
+    // systemd deletes a unit's runtime directory when the unit stops (the
+    // refused unit, say, before Restart= starts it again): the lock is not
+    // in it, and the daemon started again is refused again.
+    let units_own = runtime.path().join("tokend");
+    std::fs::create_dir_all(&units_own).unwrap();
+    std::fs::remove_dir_all(&units_own).unwrap();
+    let again = tempfile::tempdir().unwrap();
+    let (status, log) = second_daemon(&first, again.path(), &env);
+    assert!(!status.success(), "{log}");
     assert!(log.contains(&expected), "{log}");
     assert_eq!(token(&first, "demo", &["--min-valid", "0"]), access);
     assert_eq!(provider.refresh_count(), refreshes);

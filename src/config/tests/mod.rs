@@ -294,10 +294,11 @@ fn daemon_keys() {
     assert!(errors[1].contains("absolute path"), "{errors:?}");
 }
 
-/// Where the daemon locks a Secret Service store: the user's runtime
-/// directory (`$XDG_RUNTIME_DIR/tokend`), whatever unit it runs in, else
-/// the first of `$RUNTIME_DIRECTORY`'s (a system unit's); with neither,
-/// none (the daemon then warns and takes no lock).
+/// Where the daemon locks a Secret Service store: a file in the user's
+/// runtime directory itself, whatever unit it runs in (a unit's own
+/// directory differs per unit and goes when the unit stops), else in the
+/// first of `$RUNTIME_DIRECTORY`'s (a system unit's); with neither, none
+/// (the daemon then warns and takes no lock).
 #[test]
 fn the_secret_service_is_locked_in_the_users_runtime_directory() {
     let env = |runtime: Option<&str>, xdg: Option<&str>| Environment {
@@ -307,25 +308,25 @@ fn the_secret_service_is_locked_in_the_users_runtime_directory() {
         ..Environment::default()
     };
     // Two units of one user, each with a runtime directory of its own:
-    // one lock.
+    // one lock, in neither.
     for unit_directory in [
         "/run/user/1000/tokend",
         "/run/user/1000/tokend-work:/run/other",
     ] {
         assert_eq!(
-            env(Some(unit_directory), Some("/run/user/1000")).secret_service_lock_directory(),
-            Some(PathBuf::from("/run/user/1000/tokend"))
+            env(Some(unit_directory), Some("/run/user/1000")).secret_service_lock_path(),
+            Some(PathBuf::from("/run/user/1000/tokend-secret-service.lock"))
         );
     }
     assert_eq!(
-        env(None, Some("/run/user/1000")).secret_service_lock_directory(),
-        Some(PathBuf::from("/run/user/1000/tokend"))
+        env(None, Some("/run/user/1000")).secret_service_lock_path(),
+        Some(PathBuf::from("/run/user/1000/tokend-secret-service.lock"))
     );
     assert_eq!(
-        env(Some("/run/tokend:/run/other"), None).secret_service_lock_directory(),
-        Some(PathBuf::from("/run/tokend"))
+        env(Some("/run/tokend:/run/other"), None).secret_service_lock_path(),
+        Some(PathBuf::from("/run/tokend/secret-service.lock"))
     );
-    assert_eq!(env(None, None).secret_service_lock_directory(), None);
+    assert_eq!(env(None, None).secret_service_lock_path(), None);
 }
 
 /// `$RUNTIME_DIRECTORY` names the daemon's socket directory only when it
