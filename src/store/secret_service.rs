@@ -418,6 +418,13 @@ impl Store for SecretServiceStore {
 
     fn save(&self, provider: &str, session: &StoredSession) -> Result<(), StoreError> {
         let bytes = session.to_bytes();
+        if self.delete_prompts.waiting(provider)
+            && let Some(client) = self.unlock.client()
+        {
+            // A logout's delete still waits for its confirmation: once the
+            // item holds this session, a "yes" would delete it.
+            self.delete_prompts.dismiss(client.connection(), provider);
+        }
         // keyring sets the secret of the existing item (one `SetSecret` call)
         // or creates it (one `CreateItem` with replace); either is all or
         // nothing in the Secret Service, so a failure leaves the old record.

@@ -76,23 +76,12 @@ impl DeletePrompts {
             self.shown().remove(provider);
             return Ok(Deleted::Done);
         }
-        let earlier = self.shown().remove(provider);
-        if let Some((at, prompts)) = earlier {
-            if now.saturating_duration_since(at) < CONFIRM_SPACING {
-                self.shown().insert(provider.to_owned(), (at, prompts));
-                return Ok(Deleted::AwaitingConfirmation);
-            }
-            for prompt in prompts {
-                // Gone already when it was answered or closed.
-                let _ = connection.call_method(
-                    Some(SECRETS),
-                    prompt.as_str(),
-                    Some(PROMPT_INTERFACE),
-                    "Dismiss",
-                    &(),
-                );
-            }
+        let shown_at = self.shown().get(provider).map(|(at, _)| *at);
+        if shown_at.is_some_and(|at| now.saturating_duration_since(at) < CONFIRM_SPACING) {
+            return Ok(Deleted::AwaitingConfirmation);
         }
+        // Left open too long: shown anew below.
+        self.dismiss(connection, provider);
         let mut prompts = Vec::new();
         for item in items {
             let reply = connection.call_method(
@@ -126,6 +115,33 @@ impl DeletePrompts {
         );
         self.shown().insert(provider.to_owned(), (now, prompts));
         Ok(Deleted::AwaitingConfirmation)
+    }
+}
+
+impl DeletePrompts {
+    /// Whether a delete of `provider`'s item waits for its confirmation.
+    pub fn waiting(&self, provider: &str) -> bool {
+        self.shown().contains_key(provider)
+    }
+
+    /// Dismisses the delete prompts of `provider` still open: a save of
+    /// the provider (a new login after the logout) is about to write the
+    /// item they would delete, and a confirmation given after it would
+    /// delete the new session's record.
+    pub fn dismiss(&self, connection: &Connection, provider: &str) {
+        let Some((_, prompts)) = self.shown().remove(provider) else {
+            return;
+        };
+        for prompt in prompts {
+            // Gone already when it was answered or closed.
+            let _ = connection.call_method(
+                Some(SECRETS),
+                prompt.as_str(),
+                Some(PROMPT_INTERFACE),
+                "Dismiss",
+                &(),
+            );
+        }
     }
 }
 

@@ -93,3 +93,22 @@ fn a_delete_the_person_cancelled_is_not_counted_as_done() {
     assert_eq!(store.delete("trakt"), Reply::Done);
     assert_eq!(store.list(), listed(&["github"]));
 }
+
+/// A save of the provider (a new login after the logout) while the
+/// logout's delete still waits for its confirmation dismisses that prompt:
+/// a "yes" given after the save would delete the new session's record.
+#[test]
+fn a_save_dismisses_the_delete_still_waiting() {
+    let bus = PrivateBus::start();
+    let (service, mut person) = confirming_service(&bus, &["github"]);
+    let mut store = StoreChild::on(&bus);
+    let (kind, _) = store.delete("github").expect_error(&[]);
+    assert_eq!(kind, "Unconfirmed");
+    service.wait_for("prompt");
+    // This Secret Service keeps no secrets (it does not write the item):
+    // the save's own outcome is not what is tested, its dismissal is.
+    let _ = store.save("github", &session("rt-new-login"));
+    service.wait_for("dismiss");
+    answer(&service, &mut person, "confirm");
+    assert_eq!(store.list(), listed(&["github"]));
+}
