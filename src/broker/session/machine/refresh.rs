@@ -285,16 +285,24 @@ impl SessionMachine {
         let delay = timing::backoff(self.failures, base, cap, ctx.jitter)
             .max(asked_spread.unwrap_or_default());
         self.provider_asked_wait = asked_wait.map(|wait| (ctx.now, wait));
+        // Read before it is replaced: a failure like the one before it
+        // (below) is no news, one of another kind is (the network back,
+        // and now a refusal that needs the config mended).
+        let as_before = self
+            .last_failure
+            .as_ref()
+            .is_some_and(|before| before.kind() == err.kind());
         self.last_failure = Some(err.clone());
         self.next_refresh = Some(ctx.now + delay);
         // A refresh a request asked for (an expired token: every 5 s for a
-        // client asking in a loop) that fails after an earlier failure is
+        // client asking in a loop) that fails as the one before it did is
         // news to no one: during a day offline it made a warning and an
         // `on_event` run every 5 s. The background's retries, which back
-        // off, and the first failure of a run still say it.
+        // off, the first failure of a run and a failure of another kind
+        // still say it.
         let on_demand =
             self.last_attempt.is_some() && self.last_attempt == self.last_on_demand_refresh;
-        let repeated = on_demand && self.failures > 1;
+        let repeated = on_demand && self.failures > 1 && as_before;
         out.push(Effect::Log(Notice::RefreshFailed {
             retry_in: delay,
             error: err.clone(),

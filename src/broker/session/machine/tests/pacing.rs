@@ -29,6 +29,16 @@ fn repeated_failures_of_requested_refreshes_are_said_once() {
         );
     }
     assert_eq!(said, [true, false, false, false]);
+    // A failure of another kind (a refusal, after the network came back)
+    // is said, even asked for by a request.
+    let now = at(3590 + 4 * 6);
+    let effects = feed(&mut m, now, strict());
+    assert!(effects.contains(&"start_refresh(r1)".into()), "{effects:?}");
+    let effects = briefs(&answer(&mut m, now, Err(refused())));
+    assert!(
+        effects.contains(&"emit(refresh_failed)".to_owned()),
+        "{effects:?}"
+    );
     // The background's retry, when it comes, is said.
     let due = m.next_refresh().unwrap();
     let effects = feed(&mut m, due, Event::RefreshDue);
