@@ -171,12 +171,14 @@ const TWILIO_MEANINGS: &[(&str, &str)] = &[
     // The app's own credentials (a ClientSecret rotated in the console
     // before the config, a mistyped ClientSid): a 400 may say so in these
     // words, and the session is not what is wrong. Before "expired", so
-    // "Client secret expired" blames the app.
+    // "Client secret expired" blames the app; a ClientSid only as the
+    // thing that is invalid (a message may name the app's SID in passing:
+    // "Refresh token expired for ClientSid OQ…" is the grant's).
     ("client authentication", "invalid_client"),
-    ("clientsecret", "invalid_client"),
+    ("invalid clientsecret", "invalid_client"),
     ("client secret", "invalid_client"),
-    ("clientsid", "invalid_client"),
-    ("client sid", "invalid_client"),
+    ("invalid clientsid", "invalid_client"),
+    ("invalid client sid", "invalid_client"),
     ("pending", "authorization_pending"),
     ("slow down", "slow_down"),
     ("too many requests", "slow_down"),

@@ -296,6 +296,11 @@ fn twilio_refresh_errors_are_read_by_their_status() {
         let e = refresh(400, 20001, message);
         assert_eq!(e.class(), FailureClass::Permanent, "{message}: {e}");
     }
+    // The app named in passing is not its blame.
+    assert_eq!(
+        refresh(400, 20001, "Refresh token expired for ClientSid OQ1").class(),
+        FailureClass::GrantRevoked
+    );
     assert_ne!(
         refresh(400, 20429, "slow down").class(),
         FailureClass::GrantRevoked
