@@ -69,7 +69,13 @@ impl Session {
     /// waits that much less for the save. `None` when the store has no
     /// such part.
     pub(super) fn prepare_save(&self) -> Option<PreparingSave> {
-        if !self.shared.store.prepares_saves() {
+        // Not against a store that is down or holds calls it never
+        // answered (a hung mount): the preparation would pin one more
+        // blocking thread for each refresh, outside the cap on hung calls.
+        if !self.shared.store.prepares_saves()
+            || !self.shared.store_health.is_available()
+            || self.shared.store_health.may_call().is_err()
+        {
             return None;
         }
         let store = Arc::clone(&self.shared.store);

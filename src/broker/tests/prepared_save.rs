@@ -128,3 +128,28 @@ async fn a_failed_refresh_leaves_no_prepared_file() {
     assert_eq!(store.inner.file_names(), ["demo.session"]);
     assert_eq!(*store.saves.borrow(), 1, "nothing saved after the login");
 }
+
+/// A store that is down gets no preparation: the save is not tried during
+/// an outage, and against a hung store each preparation would pin one more
+/// blocking thread, outside the cap on calls that never returned.
+#[tokio::test]
+async fn a_store_that_is_down_gets_no_preparation() {
+    let emulator = fast_emulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (broker, store) = logged_in(&emulator, dir.path()).await;
+    broker
+        .inner
+        .shared
+        .store_health
+        .failed(&StoreError::Failed {
+            store: "counting encrypted file store",
+            reason: "no answer within 30 s".into(),
+        });
+    emulator.set_access_token_lifetime(Duration::from_secs(4 * 3600));
+    broker
+        .token(&Caller::uid(1000), "demo", Duration::from_secs(2 * 3600))
+        .await
+        .unwrap();
+    broker.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(store.prepared.load(Ordering::SeqCst), 0);
+}
