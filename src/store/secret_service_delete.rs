@@ -29,8 +29,9 @@ use super::{
     SECRETS, SERVICE, SERVICE_ATTRIBUTE, SERVICE_INTERFACE, SERVICE_PATH, USERNAME_ATTRIBUTE,
 };
 
+use super::unlock::{PROMPT_INTERFACE, dismiss_prompt};
+
 const ITEM_INTERFACE: &str = "org.freedesktop.Secret.Item";
-const PROMPT_INTERFACE: &str = "org.freedesktop.Secret.Prompt";
 
 /// How long a delete's confirmation prompt is left to the person before a
 /// retry that finds the item still there dismisses it and asks again.
@@ -132,15 +133,8 @@ impl DeletePrompts {
         let Some((_, prompts)) = self.shown().remove(provider) else {
             return;
         };
-        for prompt in prompts {
-            // Gone already when it was answered or closed.
-            let _ = connection.call_method(
-                Some(SECRETS),
-                prompt.as_str(),
-                Some(PROMPT_INTERFACE),
-                "Dismiss",
-                &(),
-            );
+        for prompt in &prompts {
+            dismiss_prompt(connection, prompt);
         }
     }
 }

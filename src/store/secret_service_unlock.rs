@@ -31,7 +31,8 @@ use zbus::zvariant::{ObjectPath, OwnedObjectPath};
 use super::errors::{Cause, classify};
 use super::{SECRETS, SERVICE_INTERFACE, SERVICE_PATH};
 
-const PROMPT_INTERFACE: &str = "org.freedesktop.Secret.Prompt";
+/// The Secret Service's prompt objects' interface.
+pub(super) const PROMPT_INTERFACE: &str = "org.freedesktop.Secret.Prompt";
 /// The collection keyring's store keeps items in, by its alias.
 const DEFAULT_COLLECTION: &str = "/org/freedesktop/secrets/aliases/default";
 
@@ -148,14 +149,7 @@ impl UnlockGate {
             return;
         };
         if let Some(old) = dismiss {
-            // Gone already when it was answered or closed: nothing to say.
-            let _ = connection.call_method(
-                Some(SECRETS),
-                old.as_str(),
-                Some(PROMPT_INTERFACE),
-                "Dismiss",
-                &(),
-            );
+            dismiss_prompt(connection, &old);
         }
         match show_unlock_prompt(connection) {
             Ok(Some(prompt)) => {
@@ -229,6 +223,18 @@ impl OwnClient {
             service,
         })
     }
+}
+
+/// Dismisses a prompt tokend asked for (closes its dialog). One answered
+/// or closed is gone already: nothing to say then.
+pub(super) fn dismiss_prompt(connection: &Connection, prompt: &OwnedObjectPath) {
+    let _ = connection.call_method(
+        Some(SECRETS),
+        prompt.as_str(),
+        Some(PROMPT_INTERFACE),
+        "Dismiss",
+        &(),
+    );
 }
 
 /// `Unlock` of the default collection, then `Prompt` of the prompt it
