@@ -22,7 +22,7 @@ pub const ACCESS_DENIED: u8 = 5;
 pub const PROVIDER_UNAVAILABLE: u8 = 6;
 /// No provider of that name is configured.
 pub const UNKNOWN_PROVIDER: u8 = 7;
-/// The device login was denied, expired or failed.
+/// The device login was denied, expired, cancelled or failed.
 pub const LOGIN_FAILED: u8 = 8;
 /// tokend's session store cannot give the session now (keyring locked or
 /// gone, record unreadable or sealed with another key): the message says
@@ -52,7 +52,7 @@ pub const MEANINGS: &[(u8, &str)] = &[
         "provider unavailable for now: retry later",
     ),
     (UNKNOWN_PROVIDER, "unknown provider"),
-    (LOGIN_FAILED, "login denied, expired or failed"),
+    (LOGIN_FAILED, "login denied, expired, cancelled or failed"),
     (
         STORE_ERROR,
         "tokend's store cannot give the session now (e.g. a locked keyring): see the message",

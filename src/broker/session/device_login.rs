@@ -72,7 +72,7 @@ impl Session {
         };
         match &result {
             Ok(()) => {
-                info!(provider = %self.name, event = "login_finished", "device login succeeded");
+                info!(provider = %self.name, event = "login_finished", "device login finished: its tokens are in place");
             }
             Err(e) => {
                 warn!(provider = %self.name, event = "login_failed", "{e}");
