@@ -222,6 +222,7 @@ fn another_uid_sees_and_does_only_what_its_role_allows() {
         &["token", "mine"][..],
         &["status", "mine"],
         &["login", "mine"],
+        &["login", "mine", "--cancel"],
         &["logout", "mine"],
     ] {
         let out = as_nobody(verb);
@@ -253,7 +254,11 @@ fn another_uid_sees_and_does_only_what_its_role_allows() {
         .map(|p| p["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["delegated", "shared"]);
-    for verb in [&["login", "shared", "--no-wait"][..], &["logout", "shared"]] {
+    for verb in [
+        &["login", "shared", "--no-wait"][..],
+        &["login", "shared", "--cancel"],
+        &["logout", "shared"],
+    ] {
         let out = as_nobody(verb);
         assert_eq!(out.status.code(), Some(5), "{verb:?}: {}", stderr(&out));
         assert!(
