@@ -421,8 +421,7 @@ fn socket_mode(value: &reader::Value<'_>, diags: &mut Diagnostics<'_>) -> Option
         toml::de::DeValue::String(s) => u32::from_str_radix(s.trim_start_matches("0o"), 8).ok(),
         toml::de::DeValue::Integer(int) => {
             let digits = int.as_str().replace('_', "");
-            let n = i64::from_str_radix(&digits, int.radix()).ok();
-            match n.and_then(|n| u32::try_from(n).ok()) {
+            match reader::integer_of(int).and_then(|n| u32::try_from(n).ok()) {
                 Some(m) if int.radix() == 10 && m > 7 => {
                     // `socket_mode = 600` reads as six hundred, not 0o600:
                     // one message saying so, not a range error as well.

@@ -167,6 +167,12 @@ pub fn expect_str<'t>(
     }
 }
 
+/// The value of a TOML integer as written (`1_000`, `0o660`, `0x1f`);
+/// `None` when it does not fit an `i64`.
+pub fn integer_of(int: &toml::de::DeInteger<'_>) -> Option<i64> {
+    i64::from_str_radix(&int.as_str().replace('_', ""), int.radix()).ok()
+}
+
 /// The value as an integer in `range`, or a diagnostic.
 pub fn expect_integer(
     diags: &mut Diagnostics<'_>,
@@ -178,8 +184,8 @@ pub fn expect_integer(
         type_error(diags, key, value, "an integer", value.get_ref());
         return None;
     };
-    match i64::from_str_radix(&int.as_str().replace('_', ""), int.radix()) {
-        Ok(n) if range.contains(&n) => Some(n),
+    match integer_of(int) {
+        Some(n) if range.contains(&n) => Some(n),
         _ => {
             diags.error(
                 &value.span(),

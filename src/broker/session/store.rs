@@ -153,17 +153,23 @@ enum Report<'a> {
     CountAndHealth(&'a crate::broker::shared::Shared),
 }
 
+impl Report<'_> {
+    /// The store's health, when the report reaches it.
+    fn health(&self) -> Option<&Arc<StoreHealth>> {
+        match self {
+            Self::Nothing => None,
+            Self::Count(_, health) => Some(health),
+            Self::CountAndHealth(shared) => Some(&shared.store_health),
+        }
+    }
+}
+
 async fn bounded<T: Send + 'static>(
     call: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
     timeout: Duration,
     report: Report<'_>,
 ) -> Result<T, StoreError> {
-    let known_health = match &report {
-        Report::Nothing => None,
-        Report::Count(_, health) => Some(*health),
-        Report::CountAndHealth(shared) => Some(&shared.store_health),
-    };
-    if let Some(health) = known_health {
+    if let Some(health) = report.health() {
         health.may_call()?;
     }
     let mut task = tokio::task::spawn_blocking(call);
@@ -178,19 +184,15 @@ async fn bounded<T: Send + 'static>(
                     timeout.as_secs()
                 ),
             };
-            let health = match report {
-                Report::Nothing => None,
-                Report::Count(metrics, health) => {
-                    metrics.store_error();
-                    Some(Arc::clone(health))
-                }
+            match report {
+                Report::Nothing => {}
+                Report::Count(metrics, _) => metrics.store_error(),
                 Report::CountAndHealth(shared) => {
                     shared.metrics.store_error();
                     shared.store_health.failed(&error);
-                    Some(Arc::clone(&shared.store_health))
                 }
-            };
-            if let Some(health) = health {
+            }
+            if let Some(health) = report.health().map(Arc::clone) {
                 // The call goes on in the blocking pool; when it returns,
                 // the store answers again. Not a tracked task: a stop must
                 // not wait for a keyring that never answers.
