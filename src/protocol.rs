@@ -324,6 +324,19 @@ pub const CANCEL_LOGIN_SINCE: u32 = 4;
 pub struct LogoutAnswer {
     /// Provider name.
     pub provider: String,
+    /// Whether the session had tokens to forget (false: it was never
+    /// logged in, or was logged out already). A daemon older than protocol
+    /// 5 does not say; read as true, what its answer meant.
+    #[serde(default = "said_yes")]
+    pub had_tokens: bool,
+    /// Whether a device login that waited for the person was cancelled.
+    #[serde(default)]
+    pub cancelled_login: bool,
+}
+
+/// The default of a flag older daemons do not send, whose meaning was yes.
+fn said_yes() -> bool {
+    true
 }
 
 /// Parses one request line (without or with its trailing newline).

@@ -19,7 +19,7 @@ use super::metrics::Metrics;
 use super::policy::{AccessPolicy, Caller, Role};
 use super::record_writes;
 use super::scheduler::RefreshScheduler;
-use super::session::{AccessToken, Freshness, Session, WorldChange};
+use super::session::{AccessToken, Freshness, LogoutOutcome, Session, WorldChange};
 use super::shared::Shared;
 use super::store_health::{self, StoreHealth};
 use crate::config::{DaemonConfig, ProviderConfig};
@@ -448,17 +448,22 @@ impl Broker {
     /// # Errors
     /// Unknown provider, access denied, or the store could not delete the
     /// record (the session is gone from memory regardless).
-    pub async fn logout(&self, caller: &Caller, provider: &str) -> Result<(), BrokerError> {
+    pub async fn logout(
+        &self,
+        caller: &Caller,
+        provider: &str,
+    ) -> Result<LogoutOutcome, BrokerError> {
         let session = self.authorized(caller, provider, Role::Manage)?;
         let result = session.logout().await;
         if session.is_retired() {
             // A reload replaced the session, and may have handed its tokens
             // to the new one before this logout: log that one out too.
-            return self
+            let successor = self
                 .successor(caller, provider, Role::Manage)
                 .await?
                 .logout()
-                .await;
+                .await?;
+            return Ok(result.unwrap_or_default().and(successor));
         }
         result
     }

@@ -47,7 +47,7 @@ pub use report::{DevicePrompt, SessionPhase, SessionReport, StoreOutage, StoreRe
 pub use scheduler::RefreshScheduler;
 pub(crate) use session::blocking as store_call;
 pub use session::{
-    AccessToken, Freshness, Session, TokenFingerprint, WorldChange, session_identity,
+    AccessToken, Freshness, LogoutOutcome, Session, TokenFingerprint, WorldChange, session_identity,
 };
 pub use shared::Shared;
 pub use status::StatusPages;

@@ -298,3 +298,16 @@ fn a_field_of_the_wrong_type_is_named_without_its_value() {
     // A null optional field is absent, as before.
     assert!(parse_request(br#"{"op":"status","provider":null}"#).is_ok());
 }
+
+/// A logout answer of a daemon before `had_tokens` reads as what it meant:
+/// the tokens are gone, and no login was said to be cancelled.
+#[test]
+fn an_older_logout_answer_reads_as_tokens_gone() {
+    let answer: LogoutAnswer = serde_json::from_str(r#"{"provider":"gh"}"#).unwrap();
+    assert!(answer.had_tokens);
+    assert!(!answer.cancelled_login);
+    let answer: LogoutAnswer =
+        serde_json::from_str(r#"{"provider":"gh","had_tokens":false,"cancelled_login":true}"#)
+            .unwrap();
+    assert!(!answer.had_tokens && answer.cancelled_login);
+}

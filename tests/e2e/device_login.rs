@@ -211,6 +211,10 @@ fn logout_forgets_the_session() {
     });
     let out = daemon.tokenctl(&["logout", "demo"]);
     assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "Logged out of demo: its tokens are gone from tokend and its store.\n"
+    );
     let out = daemon.tokenctl(&["token", "demo"]);
     assert_eq!(out.status.code(), Some(4));
     assert!(

@@ -56,3 +56,39 @@ fn cancelling_a_login_leaves_the_working_session() {
     let out = daemon.tokenctl(&["login", "nope", "--cancel"]);
     assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
 }
+
+/// A logout says what there was to forget: a provider never logged in, or
+/// one with only a login waiting, is not said to have lost tokens.
+#[test]
+fn a_logout_says_what_it_forgot() {
+    let provider = Provider::rfc8628();
+    let daemon = Daemon::start(&provider.config("demo"));
+    let out = daemon.tokenctl(&["logout", "demo"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "Logged out of demo: it was not logged in (no tokens in tokend); its store holds no record of it now.\n"
+    );
+
+    let run = LoginRun::start(&daemon.socket, "demo");
+    assert_eq!(state(&daemon), "login_pending");
+    let out = daemon.tokenctl(&["--json", "logout", "demo"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        answer,
+        serde_json::json!({"ok": true, "provider": "demo", "had_tokens": false, "cancelled_login": true})
+    );
+    let (done, _, code) = run.finish();
+    assert_eq!(done["ok"], false, "{done}");
+    assert_eq!(code, support::flows::EXIT_LOGIN_FAILED);
+
+    let run = LoginRun::start(&daemon.socket, "demo");
+    assert_eq!(state(&daemon), "login_pending");
+    let out = daemon.tokenctl(&["logout", "demo"]);
+    assert_eq!(
+        stdout(&out),
+        "Logged out of demo: the device login that waited is cancelled; it had no tokens.\n"
+    );
+    run.finish();
+}

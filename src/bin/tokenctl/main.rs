@@ -25,7 +25,7 @@ use tokend::cli::{CredentialProtocol, TokenctlArgs as Cli, TokenctlCommand as Co
 use tokend::client::{self, Client, ClientError, SlowRequest};
 use tokend::config::Environment;
 use tokend::protocol::{
-    Answer, CANCEL_LOGIN_SINCE, METRICS_SINCE, PROTOCOL_VERSION, ProviderStatus,
+    Answer, CANCEL_LOGIN_SINCE, LogoutAnswer, METRICS_SINCE, PROTOCOL_VERSION, ProviderStatus,
     STATUS_STREAM_SINCE,
 };
 
@@ -123,10 +123,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
             if cli.json {
                 print_json(&Answer::success(answer))
             } else {
-                print(&format!(
-                    "Logged out of {}: its tokens are gone from tokend and its store.\n",
-                    format::clean(&answer.provider)
-                ))
+                print(&logout_sentence(&answer))
             }
         }
         Command::Exec {
@@ -154,6 +151,25 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         ),
         Command::Metrics => metrics(cli),
         Command::Version => version(cli),
+    }
+}
+
+/// What `tokenctl logout` says: what there was to forget.
+fn logout_sentence(answer: &LogoutAnswer) -> String {
+    let name = format::clean(&answer.provider);
+    match (answer.had_tokens, answer.cancelled_login) {
+        (true, false) => {
+            format!("Logged out of {name}: its tokens are gone from tokend and its store.\n")
+        }
+        (true, true) => format!(
+            "Logged out of {name}: its tokens are gone from tokend and its store, and the device login that waited is cancelled.\n"
+        ),
+        (false, true) => format!(
+            "Logged out of {name}: the device login that waited is cancelled; it had no tokens.\n"
+        ),
+        (false, false) => format!(
+            "Logged out of {name}: it was not logged in (no tokens in tokend); its store holds no record of it now.\n"
+        ),
     }
 }
 

@@ -44,6 +44,28 @@ pub(crate) use machine::{LoadResult, RestoreCause};
 pub(crate) use reload::Retirement;
 pub(crate) use store::{blocking, counted, did_not_complete};
 
+/// What a logout found to forget.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LogoutOutcome {
+    /// Whether the session had tokens (or a record the store may still
+    /// hold): false for a provider never logged in, or logged out already.
+    pub had_tokens: bool,
+    /// Whether a device login that waited for the person was cancelled.
+    pub cancelled_login: bool,
+}
+
+impl LogoutOutcome {
+    /// Both logouts' findings, when a reload's successor was logged out
+    /// too.
+    #[must_use]
+    pub fn and(self, other: Self) -> Self {
+        Self {
+            had_tokens: self.had_tokens || other.had_tokens,
+            cancelled_login: self.cancelled_login || other.cancelled_login,
+        }
+    }
+}
+
 /// The result every waiter of a refresh shares.
 pub(crate) type RefreshResult = Option<Result<(), BrokerError>>;
 
@@ -210,18 +232,25 @@ impl Session {
         true
     }
 
-    /// Forgets the session: memory first, then the store.
-    pub(crate) async fn logout(self: &Arc<Self>) -> Result<(), BrokerError> {
+    /// Forgets the session: memory first, then the store. Says what there
+    /// was to forget, so that the person is not told tokens are gone when
+    /// there were none.
+    pub(crate) async fn logout(self: &Arc<Self>) -> Result<LogoutOutcome, BrokerError> {
         let login = self.state().login.take();
-        if let Some(login) = login {
-            // One whose tokens arrived is installed first (the persist
-            // lock below waits for it), then logged out.
-            let _ = login.cancel("logout");
-        }
+        let cancelled_login = login
+            .filter(|login| !login.is_finished())
+            // One whose tokens arrived is not cancelled: it is installed
+            // first (the persist lock below waits for it), then logged out.
+            .is_some_and(|login| login.cancel("logout"));
         let _persist = self.persist.lock().await;
+        let had_tokens = self.state().machine.holds_tokens();
+        let outcome = LogoutOutcome {
+            had_tokens,
+            cancelled_login,
+        };
         match self.dispatch(Event::LogoutRequested).await {
-            Some(Reply::Done(result)) => result,
-            _ => Ok(()),
+            Some(Reply::Done(result)) => result.map(|()| outcome),
+            _ => Ok(outcome),
         }
     }
 }

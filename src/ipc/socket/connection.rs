@@ -237,7 +237,11 @@ async fn handle(
         }
         Request::Logout { provider } => {
             let answer = match broker.logout(caller, &provider).await {
-                Ok(()) => Answer::success(LogoutAnswer { provider }),
+                Ok(outcome) => Answer::success(LogoutAnswer {
+                    provider,
+                    had_tokens: outcome.had_tokens,
+                    cancelled_login: outcome.cancelled_login,
+                }),
                 Err(e) => write.failure(&e),
             };
             write.send(&answer).await

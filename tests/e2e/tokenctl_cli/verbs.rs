@@ -7,6 +7,8 @@ use super::*;
 fn logout_confirms() {
     let answer = json(&Answer::success(tokend::protocol::LogoutAnswer {
         provider: "github".into(),
+        had_tokens: true,
+        cancelled_login: false,
     }));
     let daemon = CannedDaemon::answering(vec![answer.clone()]);
     let output = run_with_socket(&daemon.socket(), &["logout", "github", "--json"]);
@@ -14,7 +16,7 @@ fn logout_confirms() {
     assert_eq!(output.status.code(), Some(0), "{output:?}");
     assert_eq!(
         text(&output.stdout),
-        "{\"ok\":true,\"provider\":\"github\"}\n"
+        "{\"ok\":true,\"provider\":\"github\",\"had_tokens\":true,\"cancelled_login\":false}\n"
     );
 
     let daemon = CannedDaemon::answering(vec![answer]);

@@ -285,6 +285,12 @@ impl SessionMachine {
         effects
     }
 
+    /// Whether a logout would have anything to forget: tokens (usable or
+    /// not), a record not yet read back, or a record a failed delete left.
+    pub(crate) fn holds_tokens(&self) -> bool {
+        !matches!(self.state, SessionState::LoggedOut) || self.store_dirty
+    }
+
     /// Whether the session's tokens are not in the store (a save failed).
     pub(crate) fn is_store_dirty(&self) -> bool {
         self.store_dirty
