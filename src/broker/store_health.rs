@@ -513,4 +513,10 @@ impl Store for WatchedStore {
     fn remembers_logout(&self, provider: &str) -> bool {
         self.inner.remembers_logout(provider)
     }
+
+    fn note_skipped_delete(&self, provider: &str) {
+        // Not a store call: the store is down, and the note is made
+        // beside it; its health is not told anything.
+        self.inner.note_skipped_delete(provider);
+    }
 }

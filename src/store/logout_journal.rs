@@ -116,6 +116,15 @@ impl LogoutJournal {
         written
     }
 
+    fn warn_not_noted(&self, provider: &str, e: &io::Error) {
+        warn!(
+            provider = %provider,
+            "cannot note the logout in {}: {e}; a restart before the store works brings \
+             the session back",
+            self.path.display()
+        );
+    }
+
     /// Forgets `provider`'s line, if any: its record is deleted, or a newer
     /// one saved.
     fn forget(&self, provider: &str) {
@@ -250,15 +259,16 @@ impl Store for LogoutJournal {
         let result = self.store.delete(provider);
         match (&result, noted) {
             (Ok(()), _) => self.forget(provider),
-            (Err(_), Err(e)) => warn!(
-                provider = %provider,
-                "cannot note the logout in {}: {e}; a restart before the store works brings \
-                 the session back",
-                self.path.display()
-            ),
+            (Err(_), Err(e)) => self.warn_not_noted(provider, &e),
             (Err(_), Ok(())) => {}
         }
         result
+    }
+
+    fn note_skipped_delete(&self, provider: &str) {
+        if let Err(e) = self.note(provider, unix_now()) {
+            self.warn_not_noted(provider, &e);
+        }
     }
 
     fn list(&self) -> Result<Vec<String>, StoreError> {

@@ -367,6 +367,15 @@ pub trait Store: Send + Sync + fmt::Debug {
         None
     }
 
+    /// The broker did not ask for the delete of `provider`'s record (a
+    /// logout's), because the store is known to be down: the store
+    /// deletes it when it works again. Remembers that delete where the
+    /// store is not needed, when this store can ([`LogoutJournal`] notes
+    /// it in its file), so that a crash before then does not bring the
+    /// session back. Failures are logged, not returned: the logout stands
+    /// in memory either way. Blocking: call it from the blocking pool.
+    fn note_skipped_delete(&self, _provider: &str) {}
+
     /// Whether a delete of `provider`'s record that has not happened yet
     /// (it failed, or still runs) is remembered outside the store, so that
     /// the next start deletes the record rather than restore it (see

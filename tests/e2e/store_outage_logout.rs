@@ -185,3 +185,35 @@ fn a_login_lost_at_a_stop_after_a_noted_logout_says_the_session_starts_logged_ou
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
     assert!(!store.record("again").exists());
 }
+
+/// A logout while the store is already known to be down (an earlier save
+/// failed), and then a crash: the delete is not tried against a store that
+/// is down, but the logout is noted all the same, so the next start
+/// deletes the record rather than hand out the logged-out session's tokens.
+#[test]
+fn a_logout_while_the_store_is_known_down_survives_a_crash() {
+    let provider = Provider::rfc8628();
+    let store = FileStore::new();
+    let providers = format!("{}{}", provider.config("gone"), provider.config("other"));
+    store.seed(&provider, &providers, |_| Duration::from_secs(4 * 3600));
+    let mut daemon = Daemon::start_with(&providers, store.options());
+    store.break_records();
+    // A refresh whose save fails: the store is down from then on.
+    support::daemon::refresh_now(&daemon, "other");
+    daemon.wait_for_log(1, &["event=\"store_unavailable\""]);
+
+    assert!(!daemon.tokenctl(&["logout", "gone"]).status.success());
+    let journal = store.state_dir().join("pending-logouts");
+    let noted = std::fs::read_to_string(&journal)
+        .unwrap_or_else(|e| panic!("the logout is not noted ({e}):\n{}", daemon.log()));
+    assert!(noted.lines().any(|l| l.ends_with(" gone")), "{noted}");
+
+    daemon.kill();
+    store.mend_records();
+    assert!(store.record("gone").exists(), "the store still has it");
+    daemon.restart();
+    daemon.wait_for_log(1, &["event=\"logout_completed\"", "provider=gone"]);
+    let out = daemon.tokenctl(&["token", "gone"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(!store.record("gone").exists());
+}

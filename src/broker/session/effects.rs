@@ -82,7 +82,12 @@ impl Session {
                 match effect {
                     Effect::WriteRecord { record, purpose } => {
                         let result = match self.store_known_down(&purpose) {
-                            Some(outage) => Err(outage),
+                            Some(outage) => {
+                                if record.is_none() {
+                                    self.note_skipped_delete().await;
+                                }
+                                Err(outage)
+                            }
                             None => self.write_record(record, prepared.take()).await,
                         };
                         self.log_write(&purpose, result.as_ref().err(), answered);

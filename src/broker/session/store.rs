@@ -62,6 +62,30 @@ impl Session {
         .await
     }
 
+    /// Has the store remember a delete of this session's record that is
+    /// not tried now, the store being known down (see
+    /// [`crate::store::Store::note_skipped_delete`]): a logout that a
+    /// crash before the store's return must not undo. Within the store's
+    /// call timeout, as a store call: the note goes to the state
+    /// directory, which may be what hangs.
+    pub(super) async fn note_skipped_delete(&self) {
+        let store = Arc::clone(&self.shared.store);
+        let name = self.name.clone();
+        let timeout = self.shared.store_health.call_timeout();
+        let noted = blocking(timeout, move || {
+            store.note_skipped_delete(&name);
+            Ok(())
+        })
+        .await;
+        if let Err(e) = noted {
+            tracing::warn!(
+                provider = %self.name,
+                "could not note the logout for the store's return: {e}; a restart before \
+                 the store works brings the session back"
+            );
+        }
+    }
+
     /// Starts, on the blocking pool, the part of a save of this session's
     /// record that does not need the record (the encrypted file store
     /// creates its temporary file), for a refresh about to be sent: it runs
