@@ -49,6 +49,10 @@ pub struct AnswerFormat {
     /// The device-code lifetime assumed when the answer gives none
     /// (Twilio's fields are all nullable); `None` makes `expires_in` required.
     pub default_device_lifetime: Option<Duration>,
+    /// The access-token lifetime a token answer without `expires_in` has,
+    /// when the provider documents one (Oracle: 3600 s); `None` takes such
+    /// a token as of unknown expiry (RFC 6749 §5.1 leaves it unsaid).
+    pub default_token_lifetime: Option<Duration>,
 }
 
 impl AnswerFormat {
@@ -57,6 +61,7 @@ impl AnswerFormat {
         own_errors: None,
         expiry: ExpiryField::ExpiresIn,
         default_device_lifetime: None,
+        default_token_lifetime: None,
     };
 
     /// The error in `fields`: RFC 6749's shape first, then the dialect's own.
@@ -274,7 +279,7 @@ fn expiry(
         match fields.seconds("expires_in", MAX_TOKEN_LIFETIME, Rounding::Down)? {
         Some(d) if d.is_zero() => Err("`expires_in` is under a second (0 or a fraction): the token would expire as it arrives".to_owned()),
         Some(d) => Ok(Expiry::In(d)),
-        None => Ok(Expiry::Unknown),
+        None => Ok(format.default_token_lifetime.map_or(Expiry::Unknown, Expiry::In)),
     }
     };
     match format.expiry {

@@ -10,6 +10,8 @@
 //! The token endpoint takes each of the three client authentications:
 //! `client_id` alone (public), HTTP Basic, or the secret in the body.
 
+use std::time::Duration;
+
 use crate::provider::data_only::DataOnlyDialect;
 use crate::provider::oauth::AnswerFormat;
 use crate::provider::wire::WireFormat;
@@ -25,8 +27,15 @@ pub const WIRE: WireFormat = WireFormat {
     ..WireFormat::STANDARD
 };
 
-/// Oracle's answers are RFC 6749's.
-pub const ANSWERS: AnswerFormat = AnswerFormat::STANDARD;
+/// Oracle's answers are RFC 6749's, with `expires_in` defaulting to an hour
+/// when left out, as Oracle documents it.
+pub const ANSWERS: AnswerFormat = AnswerFormat {
+    default_token_lifetime: Some(DEFAULT_TOKEN_LIFETIME),
+    ..AnswerFormat::STANDARD
+};
+
+/// The access-token lifetime Oracle documents as `expires_in`'s default.
+pub const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
 
 /// The scope without which Oracle issues no refresh token.
 pub const OFFLINE_SCOPE: &str = "offline_access";
@@ -100,7 +109,7 @@ mod tests {
     use super::*;
     use crate::provider::ClientAuth;
     use crate::provider::wire::{DEVICE_CODE_GRANT, field};
-    use crate::provider::{Endpoints, ProviderDialect};
+    use crate::provider::{Endpoints, Expiry, PollOutcome, ProviderDialect};
     use crate::secret::Secret;
 
     fn oracle(auth: ClientAuth) -> Oracle {
@@ -146,5 +155,34 @@ mod tests {
         assert_eq!(field(&request, "client_secret"), None);
         assert!(request.basic_auth.is_none());
         assert_eq!(field(&request, "client_id"), Some("cid"));
+    }
+
+    /// `expires_in` left out of a token answer is Oracle's documented
+    /// default, an hour, not an unknown expiry (whose tokens would be
+    /// refreshed only once a caller finds them dead).
+    #[test]
+    fn a_token_answer_without_expires_in_lives_an_hour() {
+        let answer = crate::provider::HttpResponse::for_test(
+            "https://idcs.example/oauth2/v1/token".parse().unwrap(),
+            200,
+            Some("application/json"),
+            r#"{"access_token":"at","token_type":"Bearer","refresh_token":"rt"}"#,
+        );
+        let oracle = oracle(ClientAuth::SecretBasic);
+        let PollOutcome::Granted(grant) = oracle.parse_poll(&answer) else {
+            panic!("not granted");
+        };
+        assert_eq!(grant.expiry, Expiry::In(DEFAULT_TOKEN_LIFETIME));
+        let grant = oracle.parse_refresh(&answer).unwrap();
+        assert_eq!(grant.expiry, Expiry::In(DEFAULT_TOKEN_LIFETIME));
+        // One that says is taken at its word.
+        let answer = crate::provider::HttpResponse::for_test(
+            "https://idcs.example/oauth2/v1/token".parse().unwrap(),
+            200,
+            Some("application/json"),
+            r#"{"access_token":"at","token_type":"Bearer","expires_in":600}"#,
+        );
+        let grant = oracle.parse_refresh(&answer).unwrap();
+        assert_eq!(grant.expiry, Expiry::In(Duration::from_secs(600)));
     }
 }

@@ -53,6 +53,7 @@ pub const ANSWERS: AnswerFormat = AnswerFormat {
     own_errors: Some(twilio_error),
     expiry: ExpiryField::ExpiresAt("access_token_expires_at"),
     default_device_lifetime: Some(Duration::from_secs(300)),
+    default_token_lifetime: None,
 };
 
 /// Config keys of the account every request authenticates as.
