@@ -192,6 +192,10 @@ const TWILIO_MEANINGS: &[(&str, &str)] = &[
     // the code's whole life for nothing. Only these words: "Invalid
     // ClientSid" is the request's mistake, not a grant gone.
     ("invalid device code", "invalid_grant"),
+    // The same in Twilio's own parameter name, and turned around.
+    ("invalid devicecode", "invalid_grant"),
+    ("device code is invalid", "invalid_grant"),
+    ("devicecode is invalid", "invalid_grant"),
 ];
 
 /// The OAuth error a Twilio error message names, if it names one.

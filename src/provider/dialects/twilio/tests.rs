@@ -399,6 +399,18 @@ fn an_invalid_device_code_ends_the_login() {
         failure.to_string().contains("Invalid device code"),
         "{failure}"
     );
+    // The same in the parameter's name, and turned around.
+    for words in [
+        "Invalid DeviceCode",
+        "The device code is invalid",
+        "DeviceCode is invalid",
+    ] {
+        let body = format!(r#"{{"code":20001,"message":"{words}","more_info":"","status":400}}"#);
+        let PollOutcome::Failed(failure) = dialect.parse_poll(&answer(400, &body)) else {
+            panic!("{words}: read as something else than a failure");
+        };
+        assert_eq!(failure.class(), FailureClass::GrantRevoked, "{words}");
+    }
     // Other "invalid" words are the request's mistake, not a grant gone.
     let typo = r#"{"code":20001,"message":"Invalid ClientSid","more_info":"","status":400}"#;
     let e = dialect
