@@ -77,6 +77,14 @@ pub enum CallerUnitError {
         "the bus gives no pidfd of the caller (dbus-daemon before 1.15.8) and tokend could not watch callers connect, so its pid cannot be told from a reused one"
     )]
     Unwatched,
+    /// The bus gave no pidfd, and the peer connected before tokend began
+    /// to watch the bus (or so long ago that its arrival is forgotten):
+    /// when is unknown, so any process at its pid that started before
+    /// tokend would pass the start-time check, a reused pid too.
+    #[error(
+        "the bus gives no pidfd of the caller (dbus-daemon before 1.15.8) and it connected before tokend began to watch the bus, so its pid cannot be told from a reused one: reconnect it to the bus (restart it)"
+    )]
+    ConnectedUnseen,
     /// The process at the pid started after its connection appeared:
     /// it is not the process that connected, whose pid it reuses.
     #[error("pid {pid} started after the caller connected: the pid was reused")]

@@ -280,9 +280,8 @@ fn get_token_over_dbus(bus: &PrivateBus, backup: &Path, first: &str) {
 /// as the process at that pid started after the peer connected.
 #[test]
 fn a_pid_reused_by_a_granted_unit_lends_it_nothing_over_dbus() {
-    let Some(mut cgroups) =
-        UnitCgroups::new("a_pid_reused_by_a_granted_unit_lends_it_nothing_over_dbus")
-    else {
+    let test = "a_pid_reused_by_a_granted_unit_lends_it_nothing_over_dbus";
+    let Some(mut cgroups) = UnitCgroups::new(test) else {
         return;
     };
     let backup = cgroups.make("backup.service");
@@ -293,48 +292,10 @@ fn a_pid_reused_by_a_granted_unit_lends_it_nothing_over_dbus() {
     login(&daemon, "shared", |code| {
         provider.approve(code).unwrap();
     });
-    let (_script, path) = support::other_uid::reachable_file(
-        "handed_connection.py",
-        include_str!("support/handed_connection.py"),
-    );
-
-    let mut connector = Command::new("setpriv")
-        .args([
-            "--reuid",
-            &NOBODY.to_string(),
-            "--regid",
-            &NOBODY.to_string(),
-        ])
-        .args(["--clear-groups", "/usr/bin/python3"])
-        .arg(&path)
-        .args([bus.address(), "shared"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut go = connector.stdin.take().unwrap();
-    let mut said =
-        std::io::BufRead::lines(std::io::BufReader::new(connector.stdout.take().unwrap()));
-    let line = said.next().unwrap().unwrap();
-    let pid: i32 = line.strip_prefix("pid ").unwrap().parse().unwrap();
-    // Reaped: the pid is free.
-    assert!(connector.wait().unwrap().success());
-    // The service starts later than the connect, as one started by a
-    // timer would: start times are known to a clock tick (10 ms), so one
-    // within the tick of the connect cannot be told from the connector.
-    // (This stages the scenario; nothing is waited for.)
-    std::thread::sleep(std::time::Duration::from_millis(50));
-
-    let Some(mut service) = process_at_pid(pid, &backup) else {
-        crate::support::skip::say(format_args!(
-            "SKIPPED a_pid_reused_by_a_granted_unit_lends_it_nothing_over_dbus: could not start a process at pid {pid}"
-        ));
+    let Some(staged) = ReusedPid::stage(test, &bus, &backup) else {
         return;
     };
-    std::io::Write::write_all(&mut go, b"go\n").unwrap();
-    let answer = said.next().unwrap().unwrap();
-    let _ = service.kill();
-    let _ = service.wait();
+    let answer = staged.call();
     assert!(
         answer.contains("no provider named `shared`"),
         "{answer}\nlog:\n{}",
@@ -344,6 +305,111 @@ fn a_pid_reused_by_a_granted_unit_lends_it_nothing_over_dbus() {
         1,
         &["caller_unit_unknown", "started after the caller connected"],
     );
+}
+
+/// The same, staged before tokend starts (a restart, or a start the
+/// caller itself asks for by bus activation): tokend never saw the peer
+/// connect, so the start-time check has no bound (the service started
+/// before tokend too) and the peer gets no unit, on a bus that gives no
+/// pidfd of its peers. It was taken to have connected when tokend began to
+/// watch, and the service's token was handed over.
+#[test]
+fn a_pid_reused_before_tokend_started_lends_nothing_over_dbus() {
+    let test = "a_pid_reused_before_tokend_started_lends_nothing_over_dbus";
+    let Some(mut cgroups) = UnitCgroups::new(test) else {
+        return;
+    };
+    let backup = cgroups.make("backup.service");
+    let bus = PrivateBus::start_shared();
+    let Some(staged) = ReusedPid::stage(test, &bus, &backup) else {
+        return;
+    };
+    let provider = Provider::rfc8628();
+    let config = provider.config_with("shared", "allow_units = [\"backup.service\"]");
+    let daemon = start_daemon(&config, &bus);
+    login(&daemon, "shared", |code| {
+        provider.approve(code).unwrap();
+    });
+    let answer = staged.call();
+    assert!(
+        answer.contains("no provider named `shared`"),
+        "{answer}\nlog:\n{}",
+        daemon.log()
+    );
+    daemon.wait_for_log(
+        1,
+        &[
+            "caller_unit_unknown",
+            "connected before tokend began to watch the bus",
+        ],
+    );
+}
+
+/// A D-Bus connection whose connector has exited, held by its child, and
+/// a process of `backup.service` at the connector's pid.
+struct ReusedPid {
+    go: std::process::ChildStdin,
+    said: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+    service: std::process::Child,
+    _script: tempfile::TempDir,
+}
+
+impl ReusedPid {
+    /// Stages it on `bus`; `None` (said as a skip) when no process could be
+    /// started at the pid.
+    fn stage(test: &str, bus: &PrivateBus, backup: &Path) -> Option<Self> {
+        let (script, path) = support::other_uid::reachable_file(
+            "handed_connection.py",
+            include_str!("support/handed_connection.py"),
+        );
+        let mut connector = Command::new("setpriv")
+            .args([
+                "--reuid",
+                &NOBODY.to_string(),
+                "--regid",
+                &NOBODY.to_string(),
+            ])
+            .args(["--clear-groups", "/usr/bin/python3"])
+            .arg(&path)
+            .args([bus.address(), "shared"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let go = connector.stdin.take().unwrap();
+        let mut said =
+            std::io::BufRead::lines(std::io::BufReader::new(connector.stdout.take().unwrap()));
+        let line = said.next().unwrap().unwrap();
+        let pid: i32 = line.strip_prefix("pid ").unwrap().parse().unwrap();
+        // Reaped: the pid is free.
+        assert!(connector.wait().unwrap().success());
+        // The service starts later than the connect, as one started by a
+        // timer would: start times are known to a clock tick (10 ms), so
+        // one within the tick of the connect cannot be told from the
+        // connector. (This stages the scenario; nothing is waited for.)
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let Some(service) = process_at_pid(pid, backup) else {
+            crate::support::skip::say(format_args!(
+                "SKIPPED {test}: could not start a process at pid {pid}"
+            ));
+            return None;
+        };
+        Some(Self {
+            go,
+            said,
+            service,
+            _script: script,
+        })
+    }
+
+    /// Has the connector's child call `GetToken`; its answer.
+    fn call(mut self) -> String {
+        std::io::Write::write_all(&mut self.go, b"go\n").unwrap();
+        let answer = self.said.next().unwrap().unwrap();
+        let _ = self.service.kill();
+        let _ = self.service.wait();
+        answer
+    }
 }
 
 /// A process of `nobody` in `cgroup` at pid `pid` (freed a moment ago),

@@ -44,9 +44,10 @@ const DEPARTED_REMEMBERED: usize = 1024;
 
 /// Arrivals remembered (when a unique name appeared on the bus), for a
 /// peer's first call: see [`caller_unit::of_pid_connected_by`]. Each is
-/// let go at the peer's first call or departure; an arrival no longer
-/// remembered is taken as the watch's start, which may refuse a unit but
-/// never grants a wrong one.
+/// let go at the peer's departure, or as newer ones push it out; a peer
+/// whose arrival is not remembered gets no unit on a bus without pidfds
+/// (its connect time unknown, a process that reuses its pid could not be
+/// told apart).
 const ARRIVALS_REMEMBERED: usize = 4096;
 
 /// How long a caller's first call waits for its arrival to be read.
@@ -122,7 +123,7 @@ impl Peers {
         let connected_by = if units_granted {
             self.connected_by(sender.as_str()).await
         } else {
-            None
+            Err(caller_unit::CallerUnitError::Unwatched)
         };
         let found = lookup
             .get_or_try_init(|| Self::look_up(connection, sender, units_granted, connected_by))
@@ -137,14 +138,22 @@ impl Peers {
         Ok(caller)
     }
 
-    /// When the peer `name` had connected by: when it appeared on the bus,
-    /// else (it came before the watch began, or its arrival is no longer
-    /// remembered) the watch's start; `None` without a watch. The bus
-    /// announces a peer before it delivers the peer's first call, but the
-    /// announcement is read by another task: a peer that came after the
-    /// watch began (its name's number is past the first one seen arrive)
-    /// waits a moment for it.
-    async fn connected_by(&self, name: &str) -> Option<std::time::Duration> {
+    /// When the peer `name` had connected by: when it appeared on the bus.
+    /// The bus announces a peer before it delivers the peer's first call,
+    /// but the announcement is read by another task: a peer that came
+    /// after the watch began (its name's number is past the first one seen
+    /// arrive) waits a moment for it.
+    ///
+    /// # Errors
+    /// Unknown: no watch ([`caller_unit::CallerUnitError::Unwatched`]), or
+    /// the peer came before the watch began or its arrival is forgotten
+    /// ([`caller_unit::CallerUnitError::ConnectedUnseen`]). The watch's
+    /// start is no bound then: a process of the granted unit that started
+    /// before tokend, at the pid of a peer gone since, would pass it.
+    async fn connected_by(
+        &self,
+        name: &str,
+    ) -> Result<std::time::Duration, caller_unit::CallerUnitError> {
         let deadline = tokio::time::Instant::now() + ARRIVAL_WAIT;
         loop {
             let arrival = self.arrival.notified();
@@ -154,14 +163,14 @@ impl Peers {
             {
                 let table = self.map();
                 if let Some(at) = table.arrived.get(name) {
-                    return Some(*at);
+                    return Ok(*at);
                 }
                 if !table.may_still_arrive(name) {
-                    return table.watching_since;
+                    return Err(table.unseen());
                 }
             }
             if tokio::time::timeout_at(deadline, arrival).await.is_err() {
-                return self.map().watching_since;
+                return Err(self.map().unseen());
             }
         }
     }
@@ -171,7 +180,7 @@ impl Peers {
         connection: &Connection,
         sender: &UniqueName<'_>,
         units_granted: bool,
-        connected_by: Option<std::time::Duration>,
+        connected_by: Result<std::time::Duration, caller_unit::CallerUnitError>,
     ) -> Result<Caller, DbusError> {
         let asked = async {
             DBusProxy::new(connection)
@@ -203,10 +212,8 @@ impl Peers {
                 pid,
             ),
             (true, None, Some(pid)) => {
-                let unit = connected_by
-                    .map_or(Err(caller_unit::CallerUnitError::Unwatched), |by| {
-                        caller_unit::of_pid_connected_by(pid, uid, by)
-                    });
+                let unit =
+                    connected_by.and_then(|by| caller_unit::of_pid_connected_by(pid, uid, by));
                 caller_unit::logged(unit, uid, Some(pid))
             }
             (false, ..) | (true, None, None) => None,
@@ -418,6 +425,15 @@ impl PeerTable {
     /// Whether the arrival of `name` may be still unread: the watch began,
     /// and `name` is numbered past the first arrival seen (or none was seen
     /// yet). A name without a number is taken as having come before.
+    /// Why a peer's arrival is unknown: no watch, or not seen.
+    fn unseen(&self) -> caller_unit::CallerUnitError {
+        if self.watching_since.is_some() {
+            caller_unit::CallerUnitError::ConnectedUnseen
+        } else {
+            caller_unit::CallerUnitError::Unwatched
+        }
+    }
+
     fn may_still_arrive(&self, name: &str) -> bool {
         self.watching_since.is_some()
             && number_of(name)
