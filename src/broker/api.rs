@@ -344,6 +344,12 @@ impl Broker {
         (names, visible.count())
     }
 
+    /// Whether `caller` may see at least one provider (has a role on it).
+    #[must_use]
+    pub fn may_see_any(&self, caller: &Caller) -> bool {
+        self.sessions().iter().any(|s| s.policy.allows(caller))
+    }
+
     /// Names of the providers `caller` may use.
     #[must_use]
     pub fn provider_names(&self, caller: &Caller) -> Vec<String> {

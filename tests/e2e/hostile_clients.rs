@@ -369,7 +369,7 @@ print(answer(connect()))
     assert_eq!(lines.len(), 3, "{stdout}");
     assert!(lines[0].contains("\"ok\":true"), "{stdout}");
     assert!(
-        lines[1].contains("\"ok\":false") && lines[1].contains("holds 4 connections already"),
+        lines[1].contains("\"ok\":false") && lines[1].contains("hold 4 connections already"),
         "the fifth connection of one uid was not refused: {stdout}"
     );
     assert!(
@@ -377,4 +377,91 @@ print(answer(connect()))
         "not served after closing: {stdout}"
     );
     assert!(own.iter().all(|ok| ok == true), "{own:?}");
+}
+
+/// Callers that may see no provider share one cap, whatever their uids: a
+/// person with many uids (a user namespace's subordinate uids, each a uid
+/// of its own to `SO_PEERCRED`) could hold the per-uid cap once per uid,
+/// and so every connection the daemon serves. Another uid with no role is
+/// refused while the first holds the cap; the daemon's own uid is served.
+#[tokio::test]
+async fn callers_with_no_role_share_one_cap_whatever_their_uids() {
+    let Some(first) =
+        OtherUser::nobody_or_skip("callers_with_no_role_share_one_cap_whatever_their_uids")
+    else {
+        return;
+    };
+    let server = serve_on(
+        Limits {
+            max_connections: 64,
+            idle_timeout: Duration::from_secs(60),
+            ..short()
+        },
+        0o666,
+    );
+    // The first uid holds the cap until told to let go.
+    let holder = r#"
+import socket, sys
+path = sys.argv[1]
+held = []
+for _ in range(4):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(path)
+    held.append(s)
+held[0].sendall(b'{"op":"version"}\n')
+print(held[0].makefile().readline().strip(), flush=True)
+sys.stdin.readline()
+"#;
+    let asker = r#"
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect(sys.argv[1])
+s.sendall(b'{"op":"version"}\n')
+print(s.makefile().readline().strip())
+"#;
+    let mut holding = tokio::process::Command::new("/usr/bin/python3")
+        .args(["-c", holder])
+        .arg(&server.socket)
+        .uid(first.uid)
+        .gid(first.gid)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut said = tokio::io::BufReader::new(holding.stdout.take().unwrap()).lines();
+    let line = said.next_line().await.unwrap().unwrap();
+    assert!(line.contains("\"ok\":true"), "{line}");
+
+    // Another uid, no role either: refused, the shared cap named.
+    let second_uid = 61_235;
+    let ask_as_second = || {
+        tokio::process::Command::new("/usr/bin/python3")
+            .args(["-c", asker])
+            .arg(&server.socket)
+            .uid(second_uid)
+            .gid(second_uid)
+            .output()
+    };
+    let output = ask_as_second().await.unwrap();
+    let answer = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        answer.contains("\"ok\":false")
+            && answer.contains("callers that may see no provider hold 4 connections already"),
+        "{answer}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(ask(&server, r#"{"op":"version"}"#).await["ok"], true);
+
+    // Let go: the second uid is served.
+    holding
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"go\n")
+        .await
+        .unwrap();
+    assert!(holding.wait().await.unwrap().success());
+    let output = ask_as_second().await.unwrap();
+    let answer = String::from_utf8_lossy(&output.stdout);
+    assert!(answer.contains("\"ok\":true"), "{answer}");
 }

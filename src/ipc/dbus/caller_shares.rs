@@ -12,7 +12,7 @@
 //! programs are the daemon's own.
 
 use crate::broker::Caller;
-use crate::ipc::per_uid::{Held, PerUid};
+use crate::ipc::per_uid::{Held, Holder, PerUid};
 
 /// Calls one user other than the daemon's may have in progress.
 pub(super) const CALLS_PER_OTHER_USER: usize = 64;
@@ -28,7 +28,7 @@ impl CallerShares {
     /// the `LimitsExceeded` error that refuses the call.
     pub(super) fn claim(&self, caller: &Caller) -> Result<Held, zbus::fdo::Error> {
         self.in_progress
-            .hold(Some(caller.uid), CALLS_PER_OTHER_USER)
+            .hold_as(Some(Holder::Uid(caller.uid)), CALLS_PER_OTHER_USER)
             .map_err(|_| {
                 zbus::fdo::Error::LimitsExceeded(format!(
                     "tokend is answering {CALLS_PER_OTHER_USER} calls of this user already; \

@@ -44,7 +44,7 @@ use self::connection::serve_on_loop;
 use self::threaded::ThreadedConnections;
 use self::writer::AnswerWriter;
 use super::caller_unit;
-use super::per_uid::PerUid;
+use super::per_uid::{Holder, PerUid};
 use crate::broker::refusal_log::{self, RefusalLog};
 use crate::broker::{Broker, Caller, Freshness, TokenFingerprint};
 use crate::protocol::ErrorCode;
@@ -289,41 +289,18 @@ pub async fn serve_with(
             },
             () = shutdown.cancelled() => return,
         };
-        let uid = stream.peer_cred().ok().map(|c| c.uid());
-        let held = match per_uid.hold(uid, limits.max_connections_per_uid) {
-            Ok(held) => held,
-            Err(uid) => {
-                // Any local user can open connections as fast as the kernel
-                // accepts them: a line per refusal would flood the journal.
-                if let Some(dropped) = cap_refusals.admit(std::time::Instant::now()) {
-                    warn!(
-                        uid,
-                        "refused a connection: the uid holds {} already{}",
-                        limits.max_connections_per_uid,
-                        refusal_log::not_logged_note(dropped)
-                    );
-                }
-                tasks.spawn(async move {
-                    let (_, half) = stream.into_split();
-                    let mut write = AnswerWriter {
-                        half,
-                        timeout: limits.write_timeout,
-                        error: None,
-                    };
-                    let message = format!(
-                        "uid {uid} holds {} connections already; close some first",
-                        limits.max_connections_per_uid
-                    );
-                    let _ = write.send_error(ErrorCode::BadRequest, &message).await;
-                    drop(permit);
-                });
-                continue;
-            }
-        };
         let connection = match Connection::accepted(&stream, Arc::clone(&serving)) {
             Ok(connection) => Arc::new(connection),
             Err(e) => {
                 debug!("connection ended: {e}");
+                continue;
+            }
+        };
+        let holder = connection.holder();
+        let held = match per_uid.hold_as(holder, limits.max_connections_per_uid) {
+            Ok(held) => held,
+            Err(holder) => {
+                refuse_over_cap(stream, holder, &limits, &cap_refusals, &tasks, permit);
                 continue;
             }
         };
@@ -333,6 +310,43 @@ pub async fn serve_with(
         let held = (held, permit);
         tasks.spawn(serve_on_loop(stream, connection, Vec::new(), held, true));
     }
+}
+
+/// Answers a connection over its holder's cap with an error line naming
+/// the cap, and closes it.
+fn refuse_over_cap(
+    stream: UnixStream,
+    holder: Holder,
+    limits: &Limits,
+    cap_refusals: &RefusalLog,
+    tasks: &TaskTracker,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) {
+    let cap = limits.max_connections_per_uid;
+    let who = match holder {
+        Holder::Uid(uid) => format!("uid {uid} holds"),
+        Holder::NoRole => "callers that may see no provider hold".to_owned(),
+    };
+    // Any local user can open connections as fast as the kernel accepts
+    // them: a line per refusal would flood the journal.
+    if let Some(dropped) = cap_refusals.admit(std::time::Instant::now()) {
+        warn!(
+            "refused a connection: {who} {cap} already{}",
+            refusal_log::not_logged_note(dropped)
+        );
+    }
+    let write_timeout = limits.write_timeout;
+    tasks.spawn(async move {
+        let (_, half) = stream.into_split();
+        let mut write = AnswerWriter {
+            half,
+            timeout: write_timeout,
+            error: None,
+        };
+        let message = format!("{who} {cap} connections already; close some first");
+        let _ = write.send_error(ErrorCode::BadRequest, &message).await;
+        drop(permit);
+    });
 }
 
 /// Wakes every threaded connection when the accept loop ends, and ends
@@ -368,6 +382,20 @@ struct Connection {
 
 impl Connection {
     /// The caller of a just-accepted `stream`, by `SO_PEERCRED`.
+    /// Whom the connection counts against: its uid, or, when the caller
+    /// may see no provider, the pool all such callers share (see
+    /// [`Holder::NoRole`]). The daemon's own uid is never counted.
+    fn holder(&self) -> Option<Holder> {
+        let uid = self.caller.uid;
+        if uid == rustix::process::geteuid().as_raw() {
+            None
+        } else if self.serving.broker.may_see_any(&self.caller) {
+            Some(Holder::Uid(uid))
+        } else {
+            Some(Holder::NoRole)
+        }
+    }
+
     fn accepted(stream: &UnixStream, serving: Arc<Serving>) -> io::Result<Self> {
         let cred = stream.peer_cred()?;
         // Read only when some provider grants units: it costs a pidfd and
