@@ -104,6 +104,40 @@ quiet dpkg -i "$deb"
 grep -q 'edited by the administrator' /etc/tokend/config.toml || fail "the upgrade replaced an edited config"
 [ "$(stat -c '%G %a' /etc/tokend/config.toml)" = "tokend 640" ] || fail "the upgrade changed the config's mode"
 
+# An upgrade of a running system service, staged with stand-ins for
+# systemctl and deb-systemd-invoke that note their calls (no systemd runs
+# here): one that keeps its sessions in memory (the packaged config) is not
+# restarted, which would log every provider out, and the administrator is
+# told; one with a store that survives a restart is restarted.
+stand_ins=/usr/local/sbin
+mkdir -p "$stand_ins" /run/systemd/system
+for tool in systemctl deb-systemd-invoke; do
+    printf '#!/bin/sh\necho "%s $*" >>%s/calls\nexit 0\n' "$tool" "$work" >"$stand_ins/$tool"
+    chmod 0755 "$stand_ins/$tool"
+done
+: >"$work/calls"
+PATH="$stand_ins:$PATH" dpkg -i "$deb" >"$work/out" 2>&1 || { cat "$work/out" >&2; fail "upgrade with a running service"; }
+! grep -q 'deb-systemd-invoke try-restart' "$work/calls" \
+    || fail "an upgrade restarted a service that keeps its sessions in memory"
+grep -q 'so it is not restarted' "$work/out" || fail "the upgrade did not say why it left the service running: $(cat "$work/out")"
+sed -i 's/^store = "memory"/store = "encrypted-file"/' /etc/tokend/config.toml
+: >"$work/calls"
+PATH="$stand_ins:$PATH" quiet dpkg -i "$deb"
+grep -q 'deb-systemd-invoke try-restart tokend.service' "$work/calls" \
+    || fail "an upgrade did not restart a service whose sessions survive it: $(cat "$work/calls")"
+sed -i 's/^store = "encrypted-file"/store = "memory"/' /etc/tokend/config.toml
+rm -r "$stand_ins/systemctl" "$stand_ins/deb-systemd-invoke" /run/systemd/system
+
+# A config the administrator deleted (a desktop running only the user
+# service) stays deleted, and the upgrade or reinstall still configures.
+cp -p /etc/tokend/config.toml "$work/config.toml"
+rm /etc/tokend/config.toml
+quiet dpkg -i "$deb"
+dpkg-query -W -f='${Status}' tokend | grep -q 'install ok installed' \
+    || fail "a reinstall without /etc/tokend/config.toml left the package $(dpkg-query -W -f='${Status}' tokend)"
+[ ! -e /etc/tokend/config.toml ] || fail "the reinstall brought back a deleted config"
+cp -p "$work/config.toml" /etc/tokend/config.toml
+
 quiet dpkg -r tokend
 [ ! -e /usr/bin/tokend ] || fail "remove left /usr/bin/tokend"
 [ -e /etc/tokend/config.toml ] || fail "remove deleted the config (only purge may)"
