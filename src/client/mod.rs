@@ -64,9 +64,18 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The socket to use when none is given: the caller's own daemon, or the
 /// system daemon when only that one is running.
+///
+/// A user's own daemon is looked for in `$XDG_RUNTIME_DIR/tokend`, and,
+/// when that is not set (cron, `sudo -u`, a service's `User=`), in
+/// `/run/user/UID/tokend`, where logind makes every user's runtime
+/// directory: a sync job run by cron would otherwise be sent to the system
+/// daemon, and told to start it, while its user's daemon runs.
 #[must_use]
 pub fn default_socket_path(env: &Environment) -> PathBuf {
-    choose_default_socket(env.client_socket_path(), Path::exists)
+    let own = env.client_socket_path().or_else(|| {
+        (env.uid != 0).then(|| PathBuf::from(format!("/run/user/{}/tokend/tokend.sock", env.uid)))
+    });
+    choose_default_socket(own, Path::exists)
 }
 
 /// The policy of [`default_socket_path`], with the file check passed in so it

@@ -36,6 +36,33 @@ fn default_socket_prefers_the_users_daemon() {
     assert_eq!(choose(None, &[]), system);
 }
 
+/// Without `XDG_RUNTIME_DIR` (cron, `sudo -u`), a user's tokenctl looks for
+/// its daemon where logind puts the user's runtime directory, not only at
+/// the system daemon's socket; root's is the system daemon.
+#[test]
+fn without_xdg_runtime_dir_a_user_looks_in_run_user() {
+    let user = Environment {
+        uid: 4_000_000_000,
+        ..Environment::default()
+    };
+    // No such user's socket exists: its path is named, unless a system
+    // daemon runs on this machine to answer instead.
+    if !std::path::Path::new(SYSTEM_SOCKET_PATH).exists() {
+        assert_eq!(
+            default_socket_path(&user),
+            PathBuf::from("/run/user/4000000000/tokend/tokend.sock")
+        );
+    }
+    let root = Environment {
+        uid: 0,
+        ..Environment::default()
+    };
+    assert_eq!(
+        default_socket_path(&root),
+        PathBuf::from(SYSTEM_SOCKET_PATH)
+    );
+}
+
 #[test]
 fn token_request_and_answer() {
     let (mut client, mut daemon) = pair();
