@@ -105,6 +105,15 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         // Logged as it happened, before the stop's own lines.
         Err(e) if e.is::<tokend::daemon::DaemonFailure>() => ExitCode::FAILURE,
+        // A socket path only a person can make safe: as a config error, not
+        // restarted (the same start fails the same way).
+        Err(e)
+            if e.downcast_ref::<tokend::ipc::socket::SocketError>()
+                .is_some_and(tokend::ipc::socket::SocketError::needs_a_person) =>
+        {
+            tracing::error!("{}", error_chain(&e));
+            ExitCode::from(EXIT_CONFIG)
+        }
         Err(e) => {
             // Logging is set up by now, to the journal or to stderr.
             tracing::error!("{}", error_chain(&e));

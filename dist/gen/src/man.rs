@@ -343,7 +343,9 @@ fn tokend_sections() -> Roff {
     item(
         &mut roff,
         "2",
-        "The config is invalid or unreadable; every problem is printed as file:line:col: message.",
+        "The config is invalid or unreadable; every problem is printed as file:line:col: message. \
+         Also a socket path that is not safe (a directory others may write to), or that holds \
+         something other than a socket: a start again would fail the same way.",
     );
 
     roff.control("SH", ["ENVIRONMENT"]);

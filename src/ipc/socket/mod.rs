@@ -144,6 +144,20 @@ fn io_error<'p>(what: &'static str, path: &'p Path) -> impl FnOnce(io::Error) ->
     }
 }
 
+impl SocketError {
+    /// Whether only a person can cure it (the socket's path is unsafe, or
+    /// something else is at it): a start again fails the same way, so the
+    /// daemon exits with the config's status (2), which the units do not
+    /// restart, rather than 1, which they restart until their start limit.
+    #[must_use]
+    pub fn needs_a_person(&self) -> bool {
+        matches!(
+            self,
+            Self::UnsafeDirectory { .. } | Self::UntrustedAncestor(_) | Self::NotASocket(_)
+        )
+    }
+}
+
 /// Binds the socket at `path` with permission bits `mode` (and group
 /// `group`), creating its directory when missing: 0700, or 0710 with the
 /// socket's group when `mode` lets the group connect (see
