@@ -46,6 +46,16 @@ impl AnswerFields {
         if let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(body) {
             return Some(Self(map));
         }
+        // JSON must be UTF-8, but a server that writes its messages in
+        // Latin-1 ("Jeton expiré") still says what happened in its codes:
+        // read with the bad bytes replaced, so `invalid_grant` is not taken
+        // for an unreadable answer (and retried for ever).
+        if std::str::from_utf8(body).is_err()
+            && let Ok(Value::Object(map)) =
+                serde_json::from_str::<Value>(&String::from_utf8_lossy(body))
+        {
+            return Some(Self(map));
+        }
         let is_form =
             content_type.is_some_and(|ct| media_type_is(ct, "application/x-www-form-urlencoded"));
         if is_form {

@@ -26,6 +26,19 @@ pub const MAX_ANSWER_BYTES: usize = 256 * 1024;
 pub struct HttpClient {
     client: reqwest::Client,
     timeout: Duration,
+    /// The proxies the environment named, for errors to name them.
+    proxies: Vec<ProxyInUse>,
+}
+
+/// A proxy requests of one scheme go through (see [`with_env_proxies`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ProxyInUse {
+    /// `https` or `http`: the scheme of the URLs it carries.
+    scheme: &'static str,
+    /// The variable that named it.
+    variable: &'static str,
+    /// Its host and port, without any credentials.
+    address: String,
 }
 
 /// Failure to build the HTTP client (TLS set-up).
@@ -39,6 +52,15 @@ impl HttpClient {
     /// # Errors
     /// The TLS stack could not be initialised (no usable root certificates).
     pub fn new(timeout: Duration) -> Result<Self, HttpSetupError> {
+        Self::with_environment(timeout, &|name| std::env::var(name).ok())
+    }
+
+    /// [`Self::new`], with the environment's proxy variables read through
+    /// `var`.
+    fn with_environment(
+        timeout: Duration,
+        var: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, HttpSetupError> {
         // reqwest is built without a default crypto provider so that only
         // `ring` is compiled in; install it once per process. A second call
         // finds it installed and that is fine.
@@ -47,11 +69,35 @@ impl HttpClient {
             .timeout(timeout)
             .connect_timeout(connect_timeout(timeout))
             .redirect(reqwest::redirect::Policy::none())
+            // The transport rule lets plain http go to `localhost` as to
+            // a loopback address: it must be one, whatever the resolver
+            // says (an image whose /etc/hosts lacks it would ask DNS, with
+            // the search domain, and send the secrets in the clear there).
+            .resolve_to_addrs(
+                "localhost",
+                &[
+                    std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0)),
+                    std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 0)),
+                ],
+            )
             .user_agent(concat!("tokend/", env!("CARGO_PKG_VERSION")));
-        let client = with_env_proxies(builder, &|name| std::env::var(name).ok())
+        let (builder, proxies) = with_env_proxies(builder, var);
+        let client = builder
             .build()
             .map_err(|e| HttpSetupError(error_chain(&e)))?;
-        Ok(Self { client, timeout })
+        for proxy in &proxies {
+            tracing::info!(
+                "{} requests go through the proxy {} (from {}; loopback and NO_PROXY hosts go direct)",
+                proxy.scheme,
+                proxy.address,
+                proxy.variable
+            );
+        }
+        Ok(Self {
+            client,
+            timeout,
+            proxies,
+        })
     }
 
     /// Sends `request` and reads the whole answer, bounded in time and size.
@@ -131,7 +177,7 @@ impl HttpClient {
         let mut response = builder
             .send()
             .await
-            .map_err(|e| self.transport_error(endpoint, &e))?;
+            .map_err(|e| self.transport_error(url, &e))?;
         let status = response.status().as_u16();
         let header = |name: reqwest::header::HeaderName| {
             response
@@ -157,7 +203,7 @@ impl HttpClient {
         while let Some(chunk) = response
             .chunk()
             .await
-            .map_err(|e| self.transport_error(endpoint, &e))?
+            .map_err(|e| self.transport_error(url, &e))?
         {
             if body.len() + chunk.len() > MAX_ANSWER_BYTES {
                 return Err(too_large(endpoint));
@@ -176,7 +222,7 @@ impl HttpClient {
         })
     }
 
-    fn transport_error(&self, endpoint: &str, error: &reqwest::Error) -> ProviderError {
+    fn transport_error(&self, url: &url::Url, error: &reqwest::Error) -> ProviderError {
         // reqwest's own message repeats the URL and layers of wrapping; the
         // innermost cause says what happened ("Connection refused").
         let cause = root_cause(error);
@@ -197,9 +243,26 @@ impl HttpClient {
             cause
         };
         ProviderError::Unreachable {
-            endpoint: endpoint.to_owned(),
-            reason,
+            endpoint: url.as_str().to_owned(),
+            reason: match self.proxy_for(url) {
+                // The connection that failed may be the proxy's: say so,
+                // or the reader debugs a provider that is fine.
+                Some(proxy) if error.is_connect() => format!(
+                    "{reason} (through the proxy {} from {}, unless NO_PROXY names this host)",
+                    proxy.address, proxy.variable
+                ),
+                _ => reason,
+            },
         }
+    }
+
+    /// The proxy the environment names for `url`'s scheme, unless the host
+    /// is loopback (never proxied).
+    fn proxy_for(&self, url: &url::Url) -> Option<&ProxyInUse> {
+        if super::url_rule::is_loopback(url) {
+            return None;
+        }
+        self.proxies.iter().find(|p| p.scheme == url.scheme())
     }
 }
 
@@ -249,7 +312,7 @@ const NEVER_PROXIED: &str = "localhost,127.0.0.0/8,::1";
 fn with_env_proxies(
     builder: reqwest::ClientBuilder,
     var: &dyn Fn(&str) -> Option<String>,
-) -> reqwest::ClientBuilder {
+) -> (reqwest::ClientBuilder, Vec<ProxyInUse>) {
     let first = |names: &[&'static str]| {
         names
             .iter()
@@ -260,17 +323,20 @@ fn with_env_proxies(
         |(_, extra)| format!("{NEVER_PROXIED},{extra}"),
     );
     let mut builder = builder.no_proxy();
-    let schemes: [(&[&str], ForScheme); 2] = [
+    let mut in_use = Vec::new();
+    let schemes: [(&str, &[&str], ForScheme); 2] = [
         (
+            "https",
             &["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"],
             reqwest::Proxy::https,
         ),
         (
+            "http",
             &["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"],
             reqwest::Proxy::http,
         ),
     ];
-    for (names, proxy) in schemes {
+    for (scheme, names, proxy) in schemes {
         let Some((name, value)) = first(names) else {
             continue;
         };
@@ -278,17 +344,44 @@ fn with_env_proxies(
         // which may hold a password): requests go direct, which a network
         // that allows only the proxy refuses, and "cannot connect" alone
         // would not say why.
+        let address = proxy_address(&value);
         let refused = match (proxy_scheme_problem(&value), proxy(value)) {
             (Some(problem), _) => problem,
             (None, Err(_)) => "it is not a proxy URL tokend can read".to_owned(),
             (None, Ok(proxy)) => {
                 builder = builder.proxy(proxy.no_proxy(reqwest::NoProxy::from_string(&exceptions)));
+                in_use.push(ProxyInUse {
+                    scheme,
+                    variable: name,
+                    address,
+                });
                 continue;
             }
         };
         tracing::warn!("{name} is not used ({refused}): those requests go direct");
     }
-    builder
+    (builder, in_use)
+}
+
+/// A proxy URL's host and port, for messages: never its credentials. A
+/// value without a scheme is read as http, as curl does.
+fn proxy_address(value: &str) -> String {
+    let value = value.trim();
+    let parsed = if value.contains("://") {
+        url::Url::parse(value)
+    } else {
+        url::Url::parse(&format!("http://{value}"))
+    };
+    parsed
+        .ok()
+        .and_then(|url| {
+            let host = url.host_str()?.to_owned();
+            Some(match url.port_or_known_default() {
+                Some(port) => format!("{host}:{port}"),
+                None => host,
+            })
+        })
+        .unwrap_or_else(|| "(unreadable)".to_owned())
 }
 
 /// What is wrong with a proxy URL's scheme, if anything: tokend speaks to
@@ -329,6 +422,56 @@ mod tests {
         }
         let problem = proxy_scheme_problem("socks5h://127.0.0.1:1080").unwrap();
         assert!(problem.contains("socks5h://"), "{problem}");
+    }
+
+    /// `localhost` is pinned to loopback (see `HttpClient::new`), on the
+    /// URL's own port: a request to it reaches a listener on 127.0.0.1.
+    #[tokio::test]
+    async fn localhost_is_loopback_on_the_urls_port() {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let served = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut request = [0u8; 1024];
+            let _ = stream.read(&mut request).await.unwrap();
+            stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}")
+                .await
+                .unwrap();
+        });
+        let url = url::Url::parse(&format!("http://localhost:{port}/x")).unwrap();
+        let client = HttpClient::new(Duration::from_secs(10)).unwrap();
+        let answer = client.get(&url).await.unwrap();
+        assert_eq!(answer.status, 200);
+        served.await.unwrap();
+    }
+
+    /// A proxy that cannot be reached is named in the error (host and
+    /// port, not its password), so the reader does not debug the provider;
+    /// loopback, never proxied, is not said to go through it.
+    #[tokio::test]
+    async fn a_failed_connection_through_a_proxy_names_the_proxy() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let value = format!("http://user:hunter2@127.0.0.1:{port}");
+        let client = HttpClient::with_environment(Duration::from_secs(10), &|name| {
+            (name == "HTTPS_PROXY").then(|| value.clone())
+        })
+        .unwrap();
+        let url = url::Url::parse("https://idp.invalid/token").unwrap();
+        let error = client.get(&url).await.unwrap_err().to_string();
+        assert!(
+            error.contains(&format!(
+                "through the proxy 127.0.0.1:{port} from HTTPS_PROXY"
+            )),
+            "{error}"
+        );
+        assert!(!error.contains("hunter2"), "{error}");
+        let url = url::Url::parse(&format!("https://127.0.0.1:{port}/token")).unwrap();
+        let error = client.get(&url).await.unwrap_err().to_string();
+        assert!(!error.contains("through the proxy"), "{error}");
     }
 
     /// A TLS handshake that never ends (a host that accepts and says

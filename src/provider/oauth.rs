@@ -208,9 +208,13 @@ pub fn token_grant(
                 format!("{} in the token answer", fields.why_no_text("access_token")),
             )
         })?;
+    // RFC 6749 §5.1: the type is case-insensitive. Bearer is written as
+    // RFC 6750 writes it (Trakt and GitHub send "bearer"), so a client
+    // that builds its header from the type, or compares it, sees one
+    // spelling whatever the provider.
     let token_type = fields
         .text(&["token_type"])
-        .filter(|t| !t.is_empty())
+        .filter(|t| !t.is_empty() && !t.eq_ignore_ascii_case("bearer"))
         .unwrap_or_else(|| "Bearer".to_owned());
     let refresh_token_sent = fields
         .text(&["refresh_token"])

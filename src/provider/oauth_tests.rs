@@ -30,6 +30,10 @@ fn token_answer_with_string_expiry() {
     assert_eq!(grant.access_token.expose(), "a");
     assert_eq!(grant.expiry, Expiry::In(Duration::from_secs(3600)));
     assert_eq!(grant.refresh_token.unwrap().expose(), "r");
+    // "bearer" is handed out as RFC 6750 writes it; another type as sent.
+    assert_eq!(grant.token_type, "Bearer");
+    let r = json(200, r#"{"access_token":"a","token_type":"DPoP"}"#);
+    assert_eq!(refresh_answer(&STD, &r).unwrap().token_type, "DPoP");
 }
 
 #[test]
@@ -497,4 +501,18 @@ fn try_again_later_codes_are_transient_whatever_the_status() {
             assert!(failure.to_string().contains("AADSTS90033"), "{failure}");
         }
     }
+}
+
+/// An `invalid_grant` whose description is in Latin-1 (not UTF-8, as JSON
+/// must be) still ends the session: it was an unreadable answer, retried
+/// for ever as a refusal while the session showed "active".
+#[test]
+fn a_latin1_invalid_grant_still_ends_the_session() {
+    let mut r = json(400, "");
+    r.body = bytes::Bytes::from_static(
+        b"{\"error\":\"invalid_grant\",\"error_description\":\"Jeton expir\xe9\"}",
+    );
+    let e = refresh_answer(&STD, &r).unwrap_err();
+    assert_eq!(e.class(), FailureClass::GrantRevoked, "{e}");
+    assert!(e.to_string().contains("Jeton expir"), "{e}");
 }
