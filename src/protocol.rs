@@ -325,8 +325,9 @@ pub struct LogoutAnswer {
     /// Provider name.
     pub provider: String,
     /// Whether the session had tokens to forget (false: it was never
-    /// logged in, or was logged out already). A daemon older than protocol
-    /// 5 does not say; read as true, what its answer meant.
+    /// logged in, or was logged out already). A daemon from before this
+    /// field does not say; read as true, what its answer meant (a field
+    /// added to an answer: the protocol's version is unchanged).
     #[serde(default = "said_yes")]
     pub had_tokens: bool,
     /// Whether a device login that waited for the person was cancelled.

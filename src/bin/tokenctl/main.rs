@@ -181,7 +181,7 @@ fn cancel_login(cli: &Cli, name: &str) -> Result<(), Failure> {
         return Err(Failure::new(
             exit::FAILURE,
             format!(
-                "tokend speaks protocol {protocol}, and cancelling a login needs protocol {CANCEL_LOGIN_SINCE}: upgrade tokend (`tokenctl logout {}` cancels it too, but ends the session as well)",
+                "tokend speaks protocol {protocol}, and cancelling a login needs protocol {CANCEL_LOGIN_SINCE}: upgrade tokend, or restart it if it was just upgraded ({RESTART_HINT}) (`tokenctl logout {}` cancels it too, but ends the session as well)",
                 format::clean(name)
             ),
         ));
@@ -208,7 +208,7 @@ fn metrics(cli: &Cli) -> Result<(), Failure> {
         return Err(Failure::new(
             exit::FAILURE,
             format!(
-                "tokend speaks protocol {protocol}, and metrics need protocol {METRICS_SINCE}: upgrade tokend"
+                "tokend speaks protocol {protocol}, and metrics need protocol {METRICS_SINCE}: upgrade tokend, or restart it if it was just upgraded ({RESTART_HINT})"
             ),
         ));
     }
@@ -228,6 +228,12 @@ fn socket_path(cli: &Cli) -> PathBuf {
         .unwrap_or_else(|| client::default_socket_path(&Environment::from_process()))
 }
 
+/// How to restart a daemon still running the version before an upgrade
+/// (which restarts only the system service, and not one that keeps its
+/// sessions in memory).
+const RESTART_HINT: &str =
+    "`systemctl --user restart tokend`, or `systemctl restart tokend` for the system service";
+
 /// Connects and, for the interactive verbs, asks the daemon's protocol
 /// version first, warning on stderr when it differs from ours; returns the
 /// daemon's version too, when it said. `token` skips this: it is called in
@@ -239,7 +245,7 @@ fn connect_checked(cli: &Cli) -> Result<(Client, Option<u32>), ClientError> {
             if daemon.protocol != PROTOCOL_VERSION {
                 let _ = writeln!(
                     io::stderr(),
-                    "tokenctl: warning: tokend {} speaks protocol {}, tokenctl {} speaks {PROTOCOL_VERSION}; install matching versions",
+                    "tokenctl: warning: tokend {} speaks protocol {}, tokenctl {} speaks {PROTOCOL_VERSION}; install matching versions (after an upgrade, restart tokend: {RESTART_HINT})",
                     format::clean(&daemon.daemon_version),
                     daemon.protocol,
                     env!("CARGO_PKG_VERSION"),
@@ -550,7 +556,9 @@ fn version(cli: &Cli) -> Result<(), Failure> {
     if daemon.protocol != PROTOCOL_VERSION {
         return Err(Failure::new(
             exit::FAILURE,
-            "tokenctl and tokend speak different protocol versions: install matching versions",
+            format!(
+                "tokenctl and tokend speak different protocol versions: install matching versions (after an upgrade, restart tokend: {RESTART_HINT})"
+            ),
         ));
     }
     Ok(())

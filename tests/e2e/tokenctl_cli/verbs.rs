@@ -50,7 +50,8 @@ fn a_different_daemon_protocol_is_warned_about() {
     let err = String::from_utf8_lossy(&out.stderr);
     let newer = PROTOCOL_VERSION + 1;
     assert!(
-        err.contains(&format!("warning: tokend 9.9.9 speaks protocol {newer}")),
+        err.contains(&format!("warning: tokend 9.9.9 speaks protocol {newer}"))
+            && err.contains("after an upgrade, restart tokend"),
         "{err}"
     );
     let requests = daemon.requests();
@@ -82,7 +83,7 @@ fn metrics_prints_the_chunks_joined_and_asks_no_old_daemon() {
     let out = run_with_socket(&old.socket(), &["metrics"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        text(&out.stderr).contains("metrics need protocol 3: upgrade tokend"),
+        text(&out.stderr).contains("metrics need protocol 3: upgrade tokend, or restart it if it was just upgraded (`systemctl --user restart tokend`"),
         "{}",
         text(&out.stderr)
     );
