@@ -96,6 +96,11 @@ impl<'a> Diagnostics<'a> {
         self.push(None, Severity::Error, message.into());
     }
 
+    /// A warning about the file itself, with no position.
+    pub fn file_warning(&mut self, message: impl Into<String>) {
+        self.push(None, Severity::Warning, message.into());
+    }
+
     fn push(&mut self, span: Option<&Range<usize>>, severity: Severity, message: String) {
         let (line, column) = span.map_or((0, 0), |s| self.position(s.start));
         self.items.push(Diagnostic {

@@ -392,6 +392,15 @@ pub fn load(path: &Path, env: &Environment) -> Result<Config, ConfigError> {
     if let Err(untrusted) = untrusted {
         diags.file_error(format!("tokend will not trust the config: {untrusted}"));
     }
+    // Root's check reads every file: the config too, which the service's
+    // user may not (`install -m 0600` as root), and would then fail to
+    // start on, or refuse at a reload, after a check that said "valid".
+    if env.checking
+        && let Some(access) = access
+        && let Some(problem) = secrets::unreadable_by_daemon(path, access, path, env)
+    {
+        diags.file_warning(problem);
+    }
     let parsed = parse::parse(&text, path, access, env, &mut diags);
     if diags.has_errors() {
         return Err(ConfigError::Invalid {

@@ -97,6 +97,20 @@ fn root_checks_secret_files_as_the_daemon_reads_them() {
     let (ok, text) = check_with_binds(&binds, &config);
     assert!(ok && !text.contains("cannot be read"), "{text}");
 
+    // The config itself, deployed for root alone (`install -m 0600`): the
+    // service could not read it, at its start or at a reload.
+    own(&config, 0, 0o600);
+    let (_, text) = check_with_binds(&binds, &config);
+    assert!(
+        text.contains(&format!(
+            "{}: warning: {} cannot be read by its daemon: the system service runs as `tokend`",
+            config.display(),
+            config.display()
+        )),
+        "{text}"
+    );
+    own(&config, 0, 0o644);
+
     // A user's own config in her home, with a client secret only root may
     // read: her daemon reads it as her.
     let secret = home.join("secret.txt");
