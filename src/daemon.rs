@@ -163,7 +163,7 @@ pub async fn run(mut config: Config, env: Environment) -> anyhow::Result<()> {
         return Ok(());
     };
 
-    let listener = bind_socket(&config.daemon)?;
+    let listener = bind_socket(&config.daemon, &broker).await?;
     // Removed at the end only if it is still this socket.
     let bound = socket::identity(&config.daemon.socket);
     socket_watch.bound(config.daemon.socket.clone(), bound);
@@ -190,6 +190,7 @@ pub async fn run(mut config: Config, env: Environment) -> anyhow::Result<()> {
             stop.cancel();
             let _ = server.await;
             socket::remove_bound(&config.daemon.socket, bound);
+            abandon_start(&broker).await;
             return Err(e.into());
         }
     };
@@ -318,6 +319,17 @@ fn follow_events(
     connections.spawn(crate::world::retry_on_resume(broker.clone(), stop.clone()));
 }
 
+/// A start that fails after the broker started (the socket or the bus
+/// name cannot be had): the refreshes the restore began, overdue sessions'
+/// ones, are waited for within the grace, as at a stop. Dropped with the
+/// runtime, one whose provider had rotated the refresh token would lose
+/// the session.
+async fn abandon_start(broker: &Broker) {
+    broker.end_logins();
+    broker.end_background_refreshes();
+    broker.shutdown(SHUTDOWN_GRACE).await;
+}
+
 /// The stop: logins first, then the front-ends, then the work in flight,
 /// each within the grace.
 async fn stop_daemon(
@@ -391,9 +403,18 @@ async fn start_broker(
 }
 
 /// Binds the daemon's socket, and warns when the group it is shared with
-/// cannot reach it.
-fn bind_socket(daemon: &DaemonConfig) -> Result<tokio::net::UnixListener, socket::SocketError> {
-    let listener = socket::bind(&daemon.socket, daemon.socket_mode, daemon.socket_group)?;
+/// cannot reach it. A failure abandons the start ([`abandon_start`]).
+async fn bind_socket(
+    daemon: &DaemonConfig,
+    broker: &Broker,
+) -> Result<tokio::net::UnixListener, socket::SocketError> {
+    let listener = match socket::bind(&daemon.socket, daemon.socket_mode, daemon.socket_group) {
+        Ok(listener) => listener,
+        Err(e) => {
+            abandon_start(broker).await;
+            return Err(e);
+        }
+    };
     // Searched only now: the directories tokend made for the socket are
     // in place, and the socket has its group.
     if let Some(warning) =
