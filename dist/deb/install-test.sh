@@ -125,7 +125,13 @@ sed -i 's/^store = "memory"/store = "encrypted-file"/' /etc/tokend/config.toml
 PATH="$stand_ins:$PATH" quiet dpkg -i "$deb"
 grep -q 'deb-systemd-invoke try-restart tokend.service' "$work/calls" \
     || fail "an upgrade did not restart a service whose sessions survive it: $(cat "$work/calls")"
-sed -i 's/^store = "encrypted-file"/store = "memory"/' /etc/tokend/config.toml
+# TOML's literal string is the same key.
+sed -i "s/^store = \"encrypted-file\"/store = 'memory'/" /etc/tokend/config.toml
+: >"$work/calls"
+PATH="$stand_ins:$PATH" quiet dpkg -i "$deb"
+! grep -q 'deb-systemd-invoke try-restart' "$work/calls" \
+    || fail "an upgrade restarted a service that keeps its sessions in memory (store = 'memory')"
+sed -i "s/^store = 'memory'/store = \"memory\"/" /etc/tokend/config.toml
 rm -r "$stand_ins/systemctl" "$stand_ins/deb-systemd-invoke" /run/systemd/system
 
 # A config the administrator deleted (a desktop running only the user

@@ -68,12 +68,16 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// A user's own daemon is looked for in `$XDG_RUNTIME_DIR/tokend`, and,
 /// when that is not set (cron, `sudo -u`, a service's `User=`), in
 /// `/run/user/UID/tokend`, where logind makes every user's runtime
-/// directory: a sync job run by cron would otherwise be sent to the system
+/// directory (when there is one): a sync job run by cron would otherwise be sent to the system
 /// daemon, and told to start it, while its user's daemon runs.
 #[must_use]
 pub fn default_socket_path(env: &Environment) -> PathBuf {
     let own = env.client_socket_path().or_else(|| {
-        (env.uid != 0).then(|| PathBuf::from(format!("/run/user/{}/tokend/tokend.sock", env.uid)))
+        // Only where the user has a runtime directory (a user manager, a
+        // login): a service's `User=` without one is sent to the system
+        // daemon, and told to start that one.
+        let runtime = PathBuf::from(format!("/run/user/{}", env.uid));
+        (env.uid != 0 && runtime.is_dir()).then(|| runtime.join("tokend/tokend.sock"))
     });
     choose_default_socket(own, Path::exists)
 }

@@ -45,13 +45,26 @@ fn without_xdg_runtime_dir_a_user_looks_in_run_user() {
         uid: 4_000_000_000,
         ..Environment::default()
     };
-    // No such user's socket exists: its path is named, unless a system
-    // daemon runs on this machine to answer instead.
-    if !std::path::Path::new(SYSTEM_SOCKET_PATH).exists() {
-        assert_eq!(
-            default_socket_path(&user),
-            PathBuf::from("/run/user/4000000000/tokend/tokend.sock")
-        );
+    // No runtime directory for that user: the system daemon's socket, as
+    // before (its advice is to start that one).
+    assert_eq!(
+        default_socket_path(&user),
+        PathBuf::from(SYSTEM_SOCKET_PATH)
+    );
+    // A user with one (made here for a uid no one has): its own path is
+    // named, unless a system daemon runs on this machine to answer instead.
+    let uid = 4_000_000_001;
+    let runtime = PathBuf::from(format!("/run/user/{uid}"));
+    if std::fs::create_dir(&runtime).is_ok() {
+        let user = Environment {
+            uid,
+            ..Environment::default()
+        };
+        let chosen = default_socket_path(&user);
+        let _ = std::fs::remove_dir(&runtime);
+        if !std::path::Path::new(SYSTEM_SOCKET_PATH).exists() {
+            assert_eq!(chosen, runtime.join("tokend/tokend.sock"));
+        }
     }
     let root = Environment {
         uid: 0,

@@ -118,14 +118,32 @@ pub(super) fn unreadable_by_daemon(
     } else {
         format!("the daemon of this config runs as `{}`", user.name)
     };
+    // The config stays root's, readable by the daemon's group (README);
+    // a secret file is given to the daemon's user.
+    let fix = if path == config {
+        format!(
+            "`chown root:{} {}` and `chmod 0640` it",
+            group_name(user.gid),
+            path.display()
+        )
+    } else {
+        format!("`chown {}` it", user.name)
+    };
     Some(format!(
-        "{} cannot be read by its daemon: {whose}, and the file is owner uid {}, group {}, mode {:04o} (root, checking, reads it anyway): `chown {}` it",
+        "{} cannot be read by its daemon: {whose}, and the file is owner uid {}, group {}, mode {:04o} (root, checking, reads it anyway): {fix}",
         path.display(),
         access.uid,
         access.gid,
         access.mode & 0o7777,
-        user.name
     ))
+}
+
+/// The name of group `gid`, or its number when it has none.
+fn group_name(gid: nix::unistd::Gid) -> String {
+    nix::unistd::Group::from_gid(gid)
+        .ok()
+        .flatten()
+        .map_or_else(|| gid.to_string(), |group| group.name)
 }
 
 /// Whether a user (`uid`, in `groups`) may read a file of `access` by its

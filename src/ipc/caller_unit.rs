@@ -119,12 +119,20 @@ pub fn logged(
             // README's drop-in, every other uid's connection lands here:
             // a few lines a minute, as for refusals.
             if let Some(dropped) = UNKNOWN_UNITS.admit(std::time::Instant::now()) {
+                // The hidden-processes hint only where it can be the cause.
+                let hint = if matches!(
+                    e,
+                    CallerUnitError::ConnectedUnseen | CallerUnitError::Unwatched
+                ) {
+                    ""
+                } else {
+                    " (under ProtectProc=invisible tokend cannot see other users' processes; see README, allow_units)"
+                };
                 tracing::warn!(
                     event = "caller_unit_unknown",
                     uid,
                     pid,
-                    "cannot tell the caller's systemd unit, so allow_units grants it nothing: {e} \
-                     (under ProtectProc=invisible tokend cannot see other users' processes; see README, allow_units){}",
+                    "cannot tell the caller's systemd unit, so allow_units grants it nothing: {e}{hint}{}",
                     crate::broker::refusal_log::not_logged_note(dropped)
                 );
             }

@@ -189,6 +189,18 @@ pub fn failure_from_answer(
     }
 }
 
+/// The token type tokend hands out for one a provider sent (or a stored
+/// session kept): RFC 6749 §5.1 makes the type case-insensitive, and
+/// Bearer is written as RFC 6750 writes it (Trakt and GitHub send
+/// "bearer"), so a client that builds its header from the type, or
+/// compares it, sees one spelling whatever the provider; none or an empty
+/// one is Bearer; another type is passed on as sent.
+#[must_use]
+pub fn token_type_handed_out(sent: Option<String>) -> String {
+    sent.filter(|t| !t.is_empty() && !t.eq_ignore_ascii_case("bearer"))
+        .unwrap_or_else(|| "Bearer".to_owned())
+}
+
 /// Reads a successful token answer (RFC 6749 §5.1).
 ///
 /// # Errors
@@ -208,14 +220,7 @@ pub fn token_grant(
                 format!("{} in the token answer", fields.why_no_text("access_token")),
             )
         })?;
-    // RFC 6749 §5.1: the type is case-insensitive. Bearer is written as
-    // RFC 6750 writes it (Trakt and GitHub send "bearer"), so a client
-    // that builds its header from the type, or compares it, sees one
-    // spelling whatever the provider.
-    let token_type = fields
-        .text(&["token_type"])
-        .filter(|t| !t.is_empty() && !t.eq_ignore_ascii_case("bearer"))
-        .unwrap_or_else(|| "Bearer".to_owned());
+    let token_type = token_type_handed_out(fields.text(&["token_type"]));
     let refresh_token_sent = fields
         .text(&["refresh_token"])
         .is_some_and(|t| !t.is_empty());

@@ -106,6 +106,9 @@ fn root_checks_secret_files_as_the_daemon_reads_them() {
             "{}: warning: {} cannot be read by its daemon: the system service runs as `tokend`",
             config.display(),
             config.display()
+        )) && text.contains(&format!(
+            "`chown root:tokend {}` and `chmod 0640` it",
+            config.display()
         )),
         "{text}"
     );

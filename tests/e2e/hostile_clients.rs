@@ -49,6 +49,11 @@ fn serve(limits: Limits) -> Server {
 /// [`serve`] with the socket at `mode`, its directory open to every uid
 /// when the mode lets others in.
 fn serve_on(limits: Limits, mode: u32) -> Server {
+    serve_providers(limits, mode, "")
+}
+
+/// [`serve_on`] with `providers` (`[providers.NAME]` tables) configured.
+fn serve_providers(limits: Limits, mode: u32, providers: &str) -> Server {
     use std::os::unix::fs::PermissionsExt as _;
     let dir = tempfile::tempdir().unwrap();
     if mode & 0o007 != 0 {
@@ -62,7 +67,7 @@ fn serve_on(limits: Limits, mode: u32) -> Server {
     std::fs::write(
         &path,
         format!(
-            "[daemon]\nsocket = \"{}\"\nbus = \"none\"\nstore = \"memory\"\n[providers]\n",
+            "[daemon]\nsocket = \"{}\"\nbus = \"none\"\nstore = \"memory\"\n[providers]\n{providers}",
             socket.display()
         ),
     )
@@ -309,19 +314,25 @@ fn a_tight_loop_of_token_requests_is_served_from_cache() {
 
 /// A second uid holding its share of connections is told so on the next
 /// one, while the daemon's own uid is still served; once it closes some,
-/// it is served again.
+/// it is served again. The uid may use a provider: its connections count
+/// against it alone, not against the pool of callers with no role.
 #[tokio::test]
 async fn one_uid_cannot_take_every_connection() {
     let Some(other) = OtherUser::nobody_or_skip("one_uid_cannot_take_every_connection") else {
         return;
     };
-    let server = serve_on(
+    let server = serve_providers(
         Limits {
             max_connections: 64,
             idle_timeout: Duration::from_secs(60),
             ..short()
         },
         0o666,
+        &format!(
+            "[providers.shared]\ndevice_authorization_endpoint = \"https://idp.example/device\"\n\
+             token_endpoint = \"https://idp.example/token\"\nclient_id = \"x\"\nallow_users = [{}]\n",
+            other.uid
+        ),
     );
     // As nobody: hold 4 (the cap), then one more, then close them all
     // and ask again on a new connection.
@@ -369,7 +380,8 @@ print(answer(connect()))
     assert_eq!(lines.len(), 3, "{stdout}");
     assert!(lines[0].contains("\"ok\":true"), "{stdout}");
     assert!(
-        lines[1].contains("\"ok\":false") && lines[1].contains("hold 4 connections already"),
+        lines[1].contains("\"ok\":false")
+            && lines[1].contains(&format!("uid {} holds 4 connections already", other.uid)),
         "the fifth connection of one uid was not refused: {stdout}"
     );
     assert!(

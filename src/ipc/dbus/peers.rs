@@ -422,9 +422,6 @@ impl PeerTable {
         }
     }
 
-    /// Whether the arrival of `name` may be still unread: the watch began,
-    /// and `name` is numbered past the first arrival seen (or none was seen
-    /// yet). A name without a number is taken as having come before.
     /// Why a peer's arrival is unknown: no watch, or not seen.
     fn unseen(&self) -> caller_unit::CallerUnitError {
         if self.watching_since.is_some() {
@@ -434,6 +431,9 @@ impl PeerTable {
         }
     }
 
+    /// Whether the arrival of `name` may be still unread: the watch began,
+    /// and `name` is numbered past the first arrival seen (or none was seen
+    /// yet). A name without a number is taken as having come before.
     fn may_still_arrive(&self, name: &str) -> bool {
         self.watching_since.is_some()
             && number_of(name)

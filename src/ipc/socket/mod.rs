@@ -395,7 +395,6 @@ struct Connection {
 }
 
 impl Connection {
-    /// The caller of a just-accepted `stream`, by `SO_PEERCRED`.
     /// Whom the connection counts against: its uid, or, when the caller
     /// may see no provider, the pool all such callers share (see
     /// [`Holder::NoRole`]). The daemon's own uid is never counted.
@@ -410,6 +409,7 @@ impl Connection {
         }
     }
 
+    /// The caller of a just-accepted `stream`, by `SO_PEERCRED`.
     fn accepted(stream: &UnixStream, serving: Arc<Serving>) -> io::Result<Self> {
         let cred = stream.peer_cred()?;
         // Read only when some provider grants units: it costs a pidfd and

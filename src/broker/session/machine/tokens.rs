@@ -179,7 +179,8 @@ impl Tokens {
             .filter(|_| restorable)
             .map(|secret| AccessToken {
                 secret,
-                token_type: record.token_type.unwrap_or_else(|| "Bearer".into()),
+                // A record saved before tokend wrote "Bearer" so.
+                token_type: crate::provider::oauth::token_type_handed_out(record.token_type),
                 expires_at: record.expires_at.map(from_unix_secs),
             });
         Self {
@@ -210,5 +211,31 @@ impl Tokens {
             .as_ref()
             .and_then(|a| a.expires_at)
             .map(unix_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A record saved with a provider's "bearer" (before tokend wrote it
+    /// "Bearer") hands out "Bearer" once restored, as a fresh grant would:
+    /// a GitHub OAuth app's token, which never expires, is never granted
+    /// again to be written anew.
+    #[test]
+    fn a_restored_bearer_is_written_as_rfc_6750_writes_it() {
+        let record = StoredSession {
+            version: STORED_SESSION_VERSION,
+            identity: "x".into(),
+            refresh_token: None,
+            obtained_at: 1,
+            scope: None,
+            access_token: Some(Secret::from("gho_x")),
+            token_type: Some("bearer".into()),
+            expires_at: None,
+            refresh_expires_at: None,
+        };
+        let tokens = Tokens::from_record(record);
+        assert_eq!(tokens.access.unwrap().token_type, "Bearer");
     }
 }
