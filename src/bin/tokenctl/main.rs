@@ -5,6 +5,7 @@
 //! with no async runtime. Talking to the daemon is [`tokend::client`]; this
 //! binary parses the command line, prints, and picks the exit status.
 
+mod connect;
 mod credential;
 mod docker;
 mod exit;
@@ -15,25 +16,21 @@ mod metrics_json;
 mod screen;
 mod status;
 
-use std::io::{self, BufWriter, IsTerminal as _, Write};
+use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use serde::Serialize;
 use tokend::cli::{CredentialProtocol, TokenctlArgs as Cli, TokenctlCommand as Command};
-use tokend::client::{self, Client, ClientError, SlowRequest};
+use tokend::client::{self, Client};
 use tokend::config::Environment;
 use tokend::protocol::{
     Answer, CANCEL_LOGIN_SINCE, LogoutAnswer, METRICS_SINCE, PROTOCOL_VERSION, ProviderStatus,
     STATUS_STREAM_SINCE,
 };
 
+use crate::connect::{RESTART_HINT, SOCKET_OWNER, connect, connect_checked, notice_slow_answers};
 use crate::exit::Failure;
-
-/// The user `--socket-owner` or `TOKEND_SOCKET_OWNER` names, as a uid:
-/// trusted to serve the socket beside root, this user and tokend's.
-static SOCKET_OWNER: std::sync::OnceLock<Option<u32>> = std::sync::OnceLock::new();
 
 fn main() -> ExitCode {
     // Installed under the docker credential helper's name, tokenctl speaks
@@ -217,96 +214,6 @@ fn metrics(cli: &Cli) -> Result<(), Failure> {
         print_json(&metrics_json::samples(&text))
     } else {
         print(&text)
-    }
-}
-
-/// The socket: `--socket`/`TOKEND_SOCKET` (clap reads both; an empty
-/// variable counts as unset), else the default.
-fn socket_path(cli: &Cli) -> PathBuf {
-    cli.socket
-        .clone()
-        .unwrap_or_else(|| client::default_socket_path(&Environment::from_process()))
-}
-
-/// How to restart a daemon still running the version before an upgrade
-/// (which restarts only the system service, and not one that keeps its
-/// sessions in memory).
-const RESTART_HINT: &str =
-    "`systemctl --user restart tokend`, or `systemctl restart tokend` for the system service";
-
-/// Connects and, for the interactive verbs, asks the daemon's protocol
-/// version first, warning on stderr when it differs from ours; returns the
-/// daemon's version too, when it said. `token` skips this: it is called in
-/// loops by scripts and must cost one round trip.
-fn connect_checked(cli: &Cli) -> Result<(Client, Option<u32>), ClientError> {
-    let mut client = connect(cli)?;
-    match client.version() {
-        Ok(daemon) => {
-            if daemon.protocol != PROTOCOL_VERSION {
-                let _ = writeln!(
-                    io::stderr(),
-                    "tokenctl: warning: tokend {} speaks protocol {}, tokenctl {} speaks {PROTOCOL_VERSION}; install matching versions (after an upgrade, restart tokend: {RESTART_HINT})",
-                    format::clean(&daemon.daemon_version),
-                    daemon.protocol,
-                    env!("CARGO_PKG_VERSION"),
-                );
-            }
-            Ok((client, Some(daemon.protocol)))
-        }
-        // A daemon too old to know `version` says so: go on and let the
-        // real request tell.
-        Err(ClientError::Daemon(_)) => Ok((client, None)),
-        // No answer in time, an unreadable one, a closed connection: the
-        // connection is out of step (an answer may still come, and would
-        // be read as the next request's), so the verb fails with it.
-        Err(e) => Err(e),
-    }
-}
-
-fn connect(cli: &Cli) -> Result<Client, ClientError> {
-    let owner = SOCKET_OWNER.get().copied().flatten();
-    // `--timeout` bounds the wait for a hung daemon's connect too.
-    let within = client::CONNECT_TIMEOUT.min(Duration::from_secs(cli.timeout));
-    let mut client = Client::connect_served_by_within(&socket_path(cli), owner, within)?;
-    client.set_timeout(Duration::from_secs(cli.timeout));
-    notice_slow_answers(&mut client);
-    Ok(client)
-}
-
-/// How long a token (or a logout) may take before a person at a terminal
-/// is told why: from memory a token comes in a millisecond, after a
-/// refresh in a second or so even from a distant provider, and a logout
-/// deletes a record in milliseconds.
-const SLOW_ANSWER_NOTICE: Duration = Duration::from_secs(3);
-
-/// When stderr is a terminal (a person waits: `tokenctl token`, `exec`,
-/// `logout`, git or kubectl running a credential helper), says once why an
-/// answer is slow; never on a pipe or a log, where scripts read stderr.
-fn notice_slow_answers(client: &mut Client) {
-    fn say(request: SlowRequest<'_>, waited: Duration, gives_up_after: Duration) {
-        let why = match request {
-            SlowRequest::Token(provider) => format!(
-                "no token of `{}` yet after {} s: tokend is refreshing it at a provider \
-                 that is slow to answer, or waiting for its keyring (unlock it if asked)",
-                format::clean(provider),
-                waited.as_secs()
-            ),
-            SlowRequest::Logout(provider) => format!(
-                "the logout of `{}` is not done after {} s: tokend is waiting for its store \
-                 to delete the session's record (a keyring to unlock, or one that does not \
-                 answer)",
-                format::clean(provider),
-                waited.as_secs()
-            ),
-        };
-        let _ = writeln!(
-            io::stderr(),
-            "tokenctl: {why}; waiting up to {} s (--timeout)",
-            gives_up_after.as_secs()
-        );
-    }
-    if io::stderr().is_terminal() {
-        client.notice_slow_answers(SLOW_ANSWER_NOTICE, say);
     }
 }
 
