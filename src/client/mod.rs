@@ -542,4 +542,6 @@ fn parse_event_line<T: DeserializeOwned>(line: &[u8]) -> Result<T, ClientError> 
 }
 
 #[cfg(test)]
+mod socket_path_tests;
+#[cfg(test)]
 mod tests;

@@ -497,5 +497,5 @@ pub fn device_authorization_fields(
 }
 
 #[cfg(test)]
-#[path = "oauth_tests.rs"]
+#[path = "oauth_tests/mod.rs"]
 mod tests;

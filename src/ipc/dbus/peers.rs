@@ -14,7 +14,7 @@
 //! only its owner's connections, and the owner manages every provider, so
 //! there signals are broadcast as usual and any monitor sees them.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use futures_util::StreamExt as _;
@@ -26,29 +26,12 @@ use zbus::names::{BusName, UniqueName};
 use zbus::{Connection, MatchRule, MessageStream};
 
 use super::DbusError;
+use super::peer_table::PeerTable;
 use crate::broker::{AccessPolicy, Caller, Role};
 use crate::ipc::caller_unit;
 
 /// The bus daemon's own name, the sender of its signals.
 const BUS_NAME: &str = "org.freedesktop.DBus";
-
-/// Peers remembered at most; beyond this a caller is identified afresh on
-/// each call and gets no unicast signals. The bus's own per-user and total
-/// connection limits keep real systems far below it.
-const PEER_LIMIT: usize = 65_536;
-
-/// Departed peers remembered, so that a lookup that ends after its peer
-/// left (its `NameOwnerChanged` handled first) does not remember a peer
-/// that will never be forgotten. Far more than can leave during one lookup.
-const DEPARTED_REMEMBERED: usize = 1024;
-
-/// Arrivals remembered (when a unique name appeared on the bus), for a
-/// peer's first call: see [`caller_unit::of_pid_connected_by`]. Each is
-/// let go at the peer's departure, or as newer ones push it out; a peer
-/// whose arrival is not remembered gets no unit on a bus without pidfds
-/// (its connect time unknown, a process that reuses its pid could not be
-/// told apart).
-const ARRIVALS_REMEMBERED: usize = 4096;
 
 /// How long a caller's first call waits for its arrival to be read.
 const ARRIVAL_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
@@ -365,177 +348,9 @@ fn sent_by_the_bus(message: &zbus::Message) -> bool {
         .is_some_and(|sender| sender.as_str() == BUS_NAME)
 }
 
-/// The peers known by unique name, the last ones to leave, and when the
-/// newest appeared.
-#[derive(Debug, Default)]
-struct PeerTable {
-    callers: HashMap<String, Caller>,
-    departed: VecDeque<String>,
-    /// When each peer on the bus appeared (`CLOCK_BOOTTIME`), and in which
-    /// order, to let the oldest go; each let go when its peer leaves.
-    arrived: HashMap<String, std::time::Duration>,
-    arrival_order: VecDeque<String>,
-    /// Known peers whose unit was not read (no provider granted units).
-    units_unread: std::collections::HashSet<String>,
-    /// When tokend began to watch peers arrive and leave.
-    watching_since: Option<std::time::Duration>,
-    /// The number of the first unique name seen arrive: a peer numbered
-    /// from it on came after the watch began.
-    first_seen: Option<u64>,
-}
-
-/// The number a bus gives a unique name (`:1.42`: 42), in order of
-/// connection.
-fn number_of(name: &str) -> Option<u64> {
-    name.rsplit('.').next()?.parse().ok()
-}
-
-impl PeerTable {
-    /// Remembers `caller` as the peer `name`, unless the table is full or
-    /// the peer has already left (the bus never reuses a unique name).
-    /// `units_read` says whether its unit was read (a provider granted
-    /// units): if not, a later call that needs it looks the peer up again.
-    fn remember(&mut self, name: &str, caller: &Caller, units_read: bool) {
-        if self.callers.len() < PEER_LIMIT && !self.departed.iter().any(|d| d == name) {
-            self.callers.insert(name.to_owned(), caller.clone());
-            if units_read {
-                self.units_unread.remove(name);
-            } else {
-                self.units_unread.insert(name.to_owned());
-            }
-        }
-    }
-
-    /// Notes that the peer `name` appeared on the bus at `at`.
-    fn arrive(&mut self, name: &str, at: std::time::Duration) {
-        // The order may name peers already looked up or gone: letting such
-        // a name go is a no-op, and the order stays bounded with the map.
-        if self.arrival_order.len() >= ARRIVALS_REMEMBERED
-            && let Some(oldest) = self.arrival_order.pop_front()
-        {
-            self.arrived.remove(&oldest);
-        }
-        self.arrived.insert(name.to_owned(), at);
-        self.arrival_order.push_back(name.to_owned());
-        if self.first_seen.is_none() {
-            self.first_seen = number_of(name);
-        }
-    }
-
-    /// Why a peer's arrival is unknown: no watch, or not seen.
-    fn unseen(&self) -> caller_unit::CallerUnitError {
-        if self.watching_since.is_some() {
-            caller_unit::CallerUnitError::ConnectedUnseen
-        } else {
-            caller_unit::CallerUnitError::Unwatched
-        }
-    }
-
-    /// Whether the arrival of `name` may be still unread: the watch began,
-    /// and `name` is numbered past the first arrival seen (or none was seen
-    /// yet). A name without a number is taken as having come before.
-    fn may_still_arrive(&self, name: &str) -> bool {
-        self.watching_since.is_some()
-            && number_of(name)
-                .is_some_and(|number| self.first_seen.is_none_or(|first| number >= first))
-    }
-
-    /// Forgets the peer `name`, which left the bus.
-    fn forget(&mut self, name: &str) {
-        self.callers.remove(name);
-        self.units_unread.remove(name);
-        if self.arrived.remove(name).is_some() {
-            self.arrival_order.retain(|arrived| arrived != name);
-        }
-        if self.departed.len() == DEPARTED_REMEMBERED {
-            self.departed.pop_front();
-        }
-        self.departed.push_back(name.to_owned());
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A peer whose lookup ends after the bus said it left is not
-    /// remembered (it would never be forgotten: 65,536 such and new
-    /// callers would get no signals); others are, until they leave.
-    #[test]
-    fn a_peer_that_left_during_its_lookup_is_not_remembered() {
-        let mut table = PeerTable::default();
-        table.remember(":1.5", &Caller::uid(1000), true);
-        assert!(table.callers.contains_key(":1.5"));
-        table.forget(":1.5");
-        assert!(table.callers.is_empty());
-        // :1.6 leaves while the bus is asked about it.
-        table.forget(":1.6");
-        table.remember(":1.6", &Caller::uid(1000), true);
-        assert!(table.callers.is_empty());
-        // The record of departures is bounded.
-        for i in 0..2 * DEPARTED_REMEMBERED {
-            table.forget(&format!(":2.{i}"));
-        }
-        assert_eq!(table.departed.len(), DEPARTED_REMEMBERED);
-    }
-
-    /// A peer's arrival is kept for its first call, at most
-    /// `ARRIVALS_REMEMBERED` of them; a peer numbered before the first
-    /// arrival seen came before the watch and is not waited for.
-    #[test]
-    fn arrivals_are_bounded_and_tell_who_may_still_arrive() {
-        let mut table = PeerTable::default();
-        assert!(
-            !table.may_still_arrive(":1.9"),
-            "no watch, nothing to wait for"
-        );
-        table.watching_since = Some(std::time::Duration::from_secs(10));
-        assert!(table.may_still_arrive(":1.9"), "nothing seen yet");
-        table.arrive(":1.10", std::time::Duration::from_secs(11));
-        assert!(!table.may_still_arrive(":1.9"), "came before the watch");
-        assert!(table.may_still_arrive(":1.11"));
-        assert!(!table.may_still_arrive("not-unique"));
-        for i in 0..2 * ARRIVALS_REMEMBERED {
-            table.arrive(
-                &format!(":1.{}", 100 + i),
-                std::time::Duration::from_secs(12),
-            );
-        }
-        assert_eq!(table.arrived.len(), ARRIVALS_REMEMBERED);
-        assert!(!table.arrived.contains_key(":1.10"), "the oldest let go");
-        table.forget(&format!(":1.{}", 99 + 2 * ARRIVALS_REMEMBERED));
-        assert_eq!(table.arrived.len(), ARRIVALS_REMEMBERED - 1);
-    }
-
-    /// Peers that came and went do not push out the arrival of one still
-    /// there (thousands of short `busctl` calls before a long-lived
-    /// service first asks for a token).
-    #[test]
-    fn departed_peers_do_not_push_out_an_arrival() {
-        let mut table = PeerTable::default();
-        table.arrive(":1.10", std::time::Duration::from_secs(11));
-        for i in 0..2 * ARRIVALS_REMEMBERED {
-            let name = format!(":1.{}", 100 + i);
-            table.arrive(&name, std::time::Duration::from_secs(12));
-            table.forget(&name);
-        }
-        assert!(table.arrived.contains_key(":1.10"));
-        assert_eq!(table.arrival_order.len(), 1);
-    }
-
-    /// A peer remembered while no provider granted units is marked, so
-    /// that a call after a reload that grants one reads its unit.
-    #[test]
-    fn a_peer_whose_unit_was_not_read_is_marked() {
-        let mut table = PeerTable::default();
-        table.remember(":1.5", &Caller::uid(1000), false);
-        assert!(table.units_unread.contains(":1.5"));
-        table.remember(":1.5", &Caller::uid(1000), true);
-        assert!(!table.units_unread.contains(":1.5"));
-        table.remember(":1.6", &Caller::uid(1000), false);
-        table.forget(":1.6");
-        assert!(table.units_unread.is_empty());
-    }
 
     /// Only the bus may say that a peer left: a `NameOwnerChanged` sent
     /// to tokend by a peer (the match rule's sender is checked by the bus
