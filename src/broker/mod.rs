@@ -30,6 +30,7 @@ mod status;
 pub mod store_health;
 mod store_recovery;
 pub mod timing;
+mod visibility;
 pub mod wall_timer;
 
 pub use api::{Broker, BrokerParts, MAX_MIN_VALID};
