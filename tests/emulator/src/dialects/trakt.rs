@@ -215,11 +215,14 @@ impl Trakt {
         found
     }
 
-    fn client_matches(&self, form: &Form) -> Result<(), &'static str> {
+    /// Checks the client: its id always, its secret when `secret_required`
+    /// (polls and refreshes carry it; the device-code request has none).
+    fn client_matches(&self, form: &Form, secret_required: bool) -> Result<(), &'static str> {
         if form.get("client_id") != Some(self.options.client_id.as_str()) {
             return Err("unknown client id");
         }
         match form.get("client_secret") {
+            None | Some("") if secret_required => Err("no client secret"),
             None | Some("") => Ok(()),
             Some(secret) if secret == self.options.client_secret => Ok(()),
             Some(_) => Err("wrong client secret"),
@@ -230,7 +233,7 @@ impl Trakt {
         let form = Self::read(request, &["client_id"], |_| {
             Reply::new(400, None, ReplyBody::empty())
         })?;
-        if let Err(why) = self.client_matches(&form) {
+        if let Err(why) = self.client_matches(&form, false) {
             return Err(self
                 .bare(401, "invalid client")
                 .outcome("invalid_client")
@@ -253,7 +256,7 @@ impl Trakt {
         let form = Self::read(request, &["code", "client_id", "client_secret"], |_| {
             self.bare(400, "Bad Request")
         })?;
-        if let Err(why) = self.client_matches(&form) {
+        if let Err(why) = self.client_matches(&form, true) {
             return Err(self
                 .bare(401, "invalid client")
                 .outcome("invalid_client")
@@ -303,7 +306,7 @@ impl Trakt {
         let form = Self::read(request, &required, |problem| {
             Reply::oauth_error(400, "invalid_request", problem)
         })?;
-        if let Err(why) = self.client_matches(&form) {
+        if let Err(why) = self.client_matches(&form, true) {
             return Err(
                 Reply::invalid_client(why).violation(format!("client authentication: {why}"))
             );
