@@ -46,6 +46,18 @@ pub fn init_logging(level: Option<&str>) {
     }
 }
 
+/// `filter`, with `info` for every target it does not name when it gives
+/// no bare level: directives such as `tokend::broker=debug` (more detail
+/// from one module) or a misspelt target would otherwise drop every other
+/// event, errors included, and the daemon would say nothing at all.
+fn with_a_default_level(filter: Targets) -> Targets {
+    if filter.default_level().is_some() {
+        filter
+    } else {
+        filter.with_default(tracing::Level::INFO)
+    }
+}
+
 fn install_logging(level: Option<&str>) {
     // `Targets` reads the `target=level,...` directives people write in
     // RUST_LOG without EnvFilter's span and field matching, which needs
@@ -61,6 +73,7 @@ fn install_logging(level: Option<&str>) {
         .and_then(|v| parse(&v))
         .or_else(|| parse(level.unwrap_or("info")))
         .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO));
+    let filter = with_a_default_level(filter);
     let registry = tracing_subscriber::registry().with(filter);
     if stderr_is_journal()
         && let Ok(journald) = tracing_journald::layer()
@@ -97,4 +110,24 @@ fn install_logging(level: Option<&str>) {
 #[must_use]
 pub fn mode_of(path: &std::path::Path) -> Option<u32> {
     std::fs::metadata(path).ok().map(|m| m.mode() & 0o7777)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Directives that name targets but no bare level keep the rest of the
+    /// log at `info`: an error elsewhere is still said.
+    #[test]
+    fn directives_without_a_bare_level_keep_the_rest_at_info() {
+        let filter = with_a_default_level("tokend_daemon=debug".parse::<Targets>().unwrap());
+        assert!(filter.would_enable("tokend::daemon::reload", &tracing::Level::ERROR));
+        assert!(filter.would_enable("tokend::daemon::reload", &tracing::Level::INFO));
+        assert!(!filter.would_enable("tokend::daemon::reload", &tracing::Level::DEBUG));
+        assert!(filter.would_enable("tokend_daemon", &tracing::Level::DEBUG));
+        // A bare level given is kept.
+        let filter = with_a_default_level("warn,tokend::broker=debug".parse::<Targets>().unwrap());
+        assert!(!filter.would_enable("tokend::daemon", &tracing::Level::INFO));
+        assert!(filter.would_enable("tokend::broker", &tracing::Level::DEBUG));
+    }
 }

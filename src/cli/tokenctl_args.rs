@@ -29,7 +29,8 @@ fn min_valid_seconds(text: &str) -> Result<u64, String> {
 #[derive(Debug, Parser)]
 #[command(name = "tokenctl", version, after_help = exit_status::help_text())]
 pub struct TokenctlArgs {
-    /// The daemon's socket [default: $XDG_RUNTIME_DIR/tokend/tokend.sock;
+    /// The daemon's socket [default: $XDG_RUNTIME_DIR/tokend/tokend.sock
+    /// (without XDG_RUNTIME_DIR, /run/user/UID/tokend/tokend.sock);
     /// /run/tokend/tokend.sock for root, or when only the system daemon
     /// runs]. An empty TOKEND_SOCKET counts as unset
     #[arg(long, global = true, env = SOCKET_VARIABLE, value_name = "PATH")]
