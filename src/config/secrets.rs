@@ -225,8 +225,12 @@ pub(super) fn secret(
         return Ok(Some(Secret::from(secret)));
     }
     let credential = keys.credential.and_then(|k| t.take(k).map(|v| (k, v)));
-    let (key, file) = if let Some(v) = t.take(keys.file) {
+    // A value quoted back only when it reads as a path: one that does not
+    // may be the secret itself, pasted in the wrong key (the diagnostic's
+    // position shows the person which value it is).
+    let (key, file, shown) = if let Some(v) = t.take(keys.file) {
         let name = reader::expect_str(diags, keys.file, v).ok_or(())?;
+        let shown = name.contains('/');
         let path = Path::new(name);
         let path = if path.is_absolute() {
             path.to_owned()
@@ -237,7 +241,7 @@ pub(super) fn secret(
                 .unwrap_or(Path::new("."))
                 .join(path)
         };
-        (v, path)
+        (v, path, shown)
     } else if let Some((key, v)) = credential {
         let name = reader::expect_str(diags, key, v).ok_or(())?;
         if name.is_empty() || name.contains('/') {
@@ -252,26 +256,39 @@ pub(super) fn secret(
                 diags.warning(
                     &v.span(),
                     format!(
-                        "`{key} = \"{name}\"` is read from $CREDENTIALS_DIRECTORY, which systemd \
+                        "`{key}` is read from $CREDENTIALS_DIRECTORY, which systemd \
                          sets for the service only: not checked here"
                     ),
                 );
                 return Ok(Some(Secret::from("unchecked stand-in")));
             }
             diags.error(&v.span(), format!(
-                "`{key} = \"{name}\"` needs $CREDENTIALS_DIRECTORY (run under systemd with LoadCredential={name}:...)"
+                "`{key}` needs $CREDENTIALS_DIRECTORY (run under systemd with LoadCredential= of the name it gives)"
             ));
             return Err(());
         };
-        (v, dir.join(name))
+        (v, dir.join(name), false)
     } else {
         return Ok(None);
     };
-    match read_secret_file(&file) {
+    read_named_secret(&key.span(), &file, shown, context, diags)
+}
+
+/// Reads the secret in `file`, which the value at `span` names (`shown`:
+/// whether that value may be quoted, see [`secret`]), with warnings about
+/// who else may read it.
+fn read_named_secret(
+    span: &std::ops::Range<usize>,
+    file: &Path,
+    shown: bool,
+    context: &SecretContext<'_>,
+    diags: &mut Diagnostics<'_>,
+) -> Result<Option<Secret>, ()> {
+    match read_secret_file(file) {
         Ok((secret, access)) => {
             if let Some(readers) = access.other_readers() {
                 diags.warning(
-                    &key.span(),
+                    span,
                     format!(
                         "{} is readable by {readers}; only the daemon should read it: chmod 0600 it (or 0640 with the daemon's own group)",
                         file.display()
@@ -280,17 +297,22 @@ pub(super) fn secret(
             }
             if context.env.checking
                 && let Some(problem) =
-                    unreadable_by_daemon(&file, access, context.config_path, context.env)
+                    unreadable_by_daemon(file, access, context.config_path, context.env)
             {
-                diags.warning(&key.span(), problem);
+                diags.warning(span, problem);
             }
             Ok(Some(secret))
         }
         Err(problem) => {
-            diags.error(
-                &key.span(),
-                format!("cannot use {}: {problem}", file.display()),
-            );
+            let what = if shown {
+                file.display().to_string()
+            } else {
+                format!(
+                    "the file this names (in {})",
+                    file.parent().unwrap_or(Path::new("/")).display()
+                )
+            };
+            diags.error(span, format!("cannot use {what}: {problem}"));
             Err(())
         }
     }

@@ -96,3 +96,38 @@ fn secrets_never_appear_in_messages() {
         .unwrap();
     assert!(!format!("{config:?}").contains("TOPSECRET"));
 }
+
+/// A secret pasted where a file or a credential's name goes is not quoted
+/// back: the diagnostic points at the value by its position, and says
+/// what is wrong, but the text (which reaches the journal at a start or a
+/// reload) does not hold it. A value that reads as a path is still named.
+#[test]
+fn a_secret_pasted_as_a_file_or_credential_name_is_not_quoted() {
+    let f = Fixture::new();
+    let pasted = "gho_PASTEDsecretVALUE123";
+    for key in ["client_secret_file", "client_secret_credential"] {
+        let config = format!("{GITHUB}{key} = \"{pasted}\"\n");
+        let errors = f.errors(&config);
+        assert!(!errors.is_empty(), "{key}");
+        assert!(errors.iter().all(|e| !e.contains(pasted)), "{errors:?}");
+        let mut env = f.env.clone();
+        env.checking = true;
+        env.credentials_directory = None;
+        let path = f.write("checked.toml", &config);
+        let said: Vec<String> = match load(&path, &env) {
+            Ok(config) => config.warnings.iter().map(|d| d.message.clone()).collect(),
+            Err(ConfigError::Invalid { diagnostics }) => {
+                diagnostics.iter().map(|d| d.message.clone()).collect()
+            }
+            Err(e) => panic!("unexpected {e}"),
+        };
+        assert!(!said.is_empty(), "{key}: nothing said");
+        assert!(said.iter().all(|e| !e.contains(pasted)), "{said:?}");
+    }
+    let errors = f.errors(&format!("{GITHUB}client_secret_file = \"secret.txt\"\n"));
+    assert!(
+        errors[0].contains("cannot use the file this names (in ")
+            && errors[0].contains("No such file"),
+        "{errors:?}"
+    );
+}
