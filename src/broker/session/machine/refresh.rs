@@ -76,6 +76,7 @@ impl SessionMachine {
             // now, which front-ends learn only if told. The refresh keeps
             // its time.
             if self.access_expired_unseen(ctx.now) {
+                self.say_if_only_a_login_helps(out);
                 out.push(self.changed());
             }
             self.schedule_wake(ctx.now, out);
@@ -402,6 +403,29 @@ impl SessionMachine {
             .is_some_and(|warned| timing::about_the_same(warned, expires_at));
         (!self.refresh_token_warning.is_zero() && !self.refresh_extends_refresh_token && !warned)
             .then_some(expires_at)
+    }
+
+    /// At the expiry of an access token the provider gave no refresh token
+    /// with: a login is needed now, said as a refused refresh says it (the
+    /// log, `on_event`, the desktop notification).
+    fn say_if_only_a_login_helps(&self, out: &mut Vec<Effect>) {
+        let SessionState::Active { tokens, .. } = &self.state else {
+            return;
+        };
+        if tokens.refresh.is_some() {
+            return;
+        }
+        let reason =
+            "the access token expired, and the provider issued no refresh token to get another"
+                .to_owned();
+        out.push(Effect::Log(Notice::LoginRequired {
+            reason: reason.clone(),
+        }));
+        out.push(Effect::Emit(BrokerEvent::Attention {
+            provider: self.name.clone(),
+            kind: AttentionKind::LoginRequired,
+            reason,
+        }));
     }
 
     /// Whether the active session's access token has expired since the

@@ -109,10 +109,16 @@ impl SessionMachine {
             self.next_refresh = Some(now + Duration::from_secs(5).mul_f64(ctx.jitter));
             out.push(Effect::Schedule(self.next_refresh));
         }
+        let refreshable = tokens.refresh.is_some();
         self.state = SessionState::Active {
             tokens,
             refresh: RefreshStage::Idle,
         };
+        if !refreshable {
+            // Planned again now that it is active: its wake-up is the
+            // access token's expiry, which only an active session has.
+            self.schedule_wake(now, out);
+        }
     }
 
     /// When the next background refresh is due.

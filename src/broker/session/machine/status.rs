@@ -20,6 +20,10 @@ impl SessionMachine {
                     .is_some_and(|a| a.valid_for(now, Duration::ZERO));
                 if valid || (tokens.refresh.is_some() && self.failures == 0) {
                     SessionPhase::Active
+                } else if tokens.refresh.is_none() {
+                    // Nothing refreshes it: only a login brings another,
+                    // as a token request says.
+                    SessionPhase::LoginRequired
                 } else {
                     SessionPhase::Expired
                 }

@@ -258,16 +258,59 @@ fn an_expiry_no_refresh_precedes_is_signalled() {
             .any(|e| matches!(e, Effect::Schedule(Some(wake)) if *wake == at(20))),
         "{installed:?}"
     );
+    assert_eq!(m.phase(at(19)), SessionPhase::Active);
     let woken = feed(&mut m, at(20), Event::RefreshDue);
     assert!(
         woken.contains(&"emit(state_changed)".to_owned()),
         "{woken:?}"
     );
+    // No refresh token: only a login brings another, and the session says
+    // so as a refused refresh does (it showed "expired, refreshing fails"
+    // and ran no hook).
+    assert!(
+        woken.contains(&"emit(login_required)".to_owned())
+            && woken.contains(&"log(LoginRequired)".to_owned()),
+        "{woken:?}"
+    );
+    assert_eq!(m.phase(at(21)), SessionPhase::LoginRequired);
     assert!(woken.contains(&"unschedule".to_owned()), "{woken:?}");
     let again = feed(&mut m, at(21), Event::RefreshDue);
     assert!(
-        !again.contains(&"emit(state_changed)".to_owned()),
+        !again.contains(&"emit(state_changed)".to_owned())
+            && !again.contains(&"emit(login_required)".to_owned()),
         "{again:?}"
+    );
+}
+
+/// The same after a restart: a restored session without a refresh token
+/// wakes at its access token's expiry (it was planned while it still
+/// looked logged out, which has no expiry to wake for, and never woke:
+/// D-Bus and systemd's STATUS kept saying "active").
+#[test]
+fn a_restored_session_without_a_refresh_token_wakes_at_its_expiry() {
+    let mut stored = record(IDENTITY, 20);
+    stored.refresh_token = None;
+    let mut m = machine();
+    let restored = m.handle(
+        &ctx(t0()),
+        Event::RecordLoaded {
+            cause: RestoreCause::Start,
+            loaded: Ok(Some(stored)),
+        },
+    );
+    assert_eq!(
+        restored.iter().rev().find_map(|e| match e {
+            Effect::Schedule(wake) => Some(*wake),
+            _ => None,
+        }),
+        Some(Some(at(20))),
+        "{restored:?}"
+    );
+    let woken = feed(&mut m, at(20), Event::RefreshDue);
+    assert!(
+        woken.contains(&"emit(state_changed)".to_owned())
+            && woken.contains(&"emit(login_required)".to_owned()),
+        "{woken:?}"
     );
 }
 
