@@ -156,6 +156,7 @@ pub async fn run(mut config: Config, env: Environment) -> anyhow::Result<()> {
     notify(&[NotifyState::ExtendTimeoutUsec(start_allowance_usec(
         config.daemon.store_timeout,
     ))]);
+    let hooks = broker.subscribe(); // before the start: see hooks::follow_events
     let Some(reload_when_up) = start_broker(&broker, &mut signals, Arc::clone(&socket_watch)).await
     else {
         info!("stopping during start-up");
@@ -199,17 +200,14 @@ pub async fn run(mut config: Config, env: Environment) -> anyhow::Result<()> {
         NotifyState::Ready,
         NotifyState::Status(&status_line(&broker)),
     ]);
-    follow_events(&broker, &config.daemon, dbus.as_ref(), &stop, &connections);
-    // Start-up's code (arguments, config, TLS set-up, restore, the
-    // watchers just spawned) runs once: let its pages go once it is over,
-    // and again after each login and reload.
-    let code_pages = Arc::new(Notify::new());
-    code_pages.notify_one();
-    connections.spawn(release_code_pages_when_quiet(
-        broker.clone(),
-        code_pages.clone(),
-        stop.clone(),
-    ));
+    let code_pages = follow_events(
+        &broker,
+        hooks,
+        &config.daemon,
+        dbus.as_ref(),
+        &stop,
+        &connections,
+    );
 
     let current = config;
     // A reload asked for during the start, heeding a stop as any reload.
@@ -290,15 +288,18 @@ async fn bus_lost(dbus: Option<&DbusService>) -> BusLost {
 }
 
 /// Starts what follows the broker's events and the world's: systemd's
-/// `STATUS=`, the `on_event` program and desktop notifications, the
-/// network and resume watchers.
+/// `STATUS=`, the `on_event` program and desktop notifications (from
+/// `hooks`, subscribed before the broker started), the network and resume
+/// watchers, and the release of start-up's code pages; returns what asks
+/// for that release again.
 fn follow_events(
     broker: &Broker,
+    hook_events: tokio::sync::broadcast::Receiver<crate::broker::BrokerEvent>,
     daemon: &DaemonConfig,
     dbus: Option<&DbusService>,
     stop: &CancellationToken,
     connections: &TaskTracker,
-) {
+) -> Arc<Notify> {
     connections.spawn(report_status(broker.clone(), stop.clone()));
     // Desktop notifications only from a daemon on a session bus: a system
     // service has no desktop to show them on.
@@ -307,6 +308,7 @@ fn follow_events(
         .map(|service| service.connection().clone());
     connections.spawn(crate::hooks::follow_events(
         broker.clone(),
+        hook_events,
         daemon.on_event.clone(),
         daemon.socket.clone(),
         desktop,
@@ -317,6 +319,17 @@ fn follow_events(
         stop.clone(),
     ));
     connections.spawn(crate::world::retry_on_resume(broker.clone(), stop.clone()));
+    // Start-up's code (arguments, config, TLS set-up, restore, the
+    // watchers just spawned) runs once: let its pages go once it is over,
+    // and again after each login and reload (the returned `Notify`).
+    let code_pages = Arc::new(Notify::new());
+    code_pages.notify_one();
+    connections.spawn(release_code_pages_when_quiet(
+        broker.clone(),
+        code_pages.clone(),
+        stop.clone(),
+    ));
+    code_pages
 }
 
 /// A start that fails after the broker started (the socket or the bus

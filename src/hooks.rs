@@ -66,11 +66,14 @@ fn happened(event: &BrokerEvent) -> Option<Happened<'_>> {
     }
 }
 
-/// Follows `broker`'s events until `shutdown`: runs `program` (argv, may be
-/// empty: none) and, when `desktop` is a session-bus connection, shows a
-/// notification for sessions that need a login.
+/// Follows `broker`'s events (`events`, subscribed before the broker
+/// started, so that a session's first refresh, which may fail at once, is
+/// not missed) until `shutdown`: runs `program` (argv, may be empty: none)
+/// and, when `desktop` is a session-bus connection, shows a notification
+/// for sessions that need a login.
 pub async fn follow_events(
     broker: Broker,
+    mut events: tokio::sync::broadcast::Receiver<crate::broker::BrokerEvent>,
     program: Vec<String>,
     socket: PathBuf,
     desktop: Option<Connection>,
@@ -79,7 +82,6 @@ pub async fn follow_events(
     if program.is_empty() && desktop.is_none() {
         return;
     }
-    let mut events = broker.subscribe();
     let mut store = broker.store_changes();
     let slots = Arc::new(Semaphore::new(MAX_RUNNING));
     let runner = Runner {
