@@ -58,6 +58,11 @@ pub(super) fn endpoint_source(
         base.flatten(),
         refresh.flatten(),
     );
+    if let (Some(v), Some(url)) = (&issuer_value, &issuer)
+        && is_a_discovery_document(url, v, diags)
+    {
+        return None;
+    }
 
     if let Some(paths) = dialect.fixed_paths {
         if let Some(v) = issuer_value {
@@ -121,6 +126,27 @@ pub(super) fn endpoint_source(
             None
         }
     }
+}
+
+/// Whether `url`, the issuer `value` gives, is the discovery document's own
+/// URL, pasted as the issuer (said): discovery would then ask for
+/// `…/.well-known/openid-configuration/.well-known/…`.
+fn is_a_discovery_document(
+    url: &Url,
+    value: &reader::Value<'_>,
+    diags: &mut Diagnostics<'_>,
+) -> bool {
+    let pasted = url
+        .path()
+        .trim_end_matches('/')
+        .ends_with("/.well-known/openid-configuration");
+    if pasted {
+        diags.error(
+            &value.span(),
+            "`issuer` is the discovery document's URL: give the issuer itself, without `/.well-known/openid-configuration`",
+        );
+    }
+    pasted
 }
 
 /// The endpoints of a dialect with fixed paths: each explicit URL, else

@@ -12,7 +12,7 @@ use super::secrets::FileAccess;
 use super::users::UserDb;
 use super::{BusKind, DaemonConfig, Diagnostics, Environment, ProviderConfig, StoreKind};
 
-const DAEMON_KEYS: &[&str] = &[
+pub(super) const DAEMON_KEYS: &[&str] = &[
     "socket",
     "socket_mode",
     "socket_group",
@@ -47,14 +47,22 @@ pub(super) fn parse(
         for error in syntax_errors {
             let span = error.span().unwrap_or(0..0);
             let message = error.message().trim();
-            if message != "duplicate key" {
-                diags.error(&span, message.to_owned());
-                continue;
-            }
             let line_start = text[..span.start.min(text.len())]
                 .rfind('\n')
                 .map_or(0, |i| i + 1);
             let line = text[line_start..].lines().next().unwrap_or("").trim();
+            if message != "duplicate key" {
+                // `socket_mode = 0660`, as a mode is written in a shell, is
+                // no TOML number: the parser's words name neither the key
+                // nor the fix.
+                let hint = if line.starts_with("socket_mode") {
+                    "; write the mode as a string, socket_mode = \"0660\", or as 0o660"
+                } else {
+                    ""
+                };
+                diags.error(&span, format!("{message}{hint}"));
+                continue;
+            }
             if line.starts_with('[') {
                 duplicate_table = Some(line_start);
                 // An unclosed header (`[daemon` below `[daemon]`) is read

@@ -80,15 +80,17 @@ pub(super) fn provider_config(
 
     let dialect = dialect::dialect_spec(&mut t, diags);
     let client_id = t.required_string(diags, "client_id").filter(|id| {
-        if id.trim().is_empty() {
-            diags.error(
-                &t.key_span("client_id").unwrap_or(span.clone()),
-                "`client_id` is empty",
-            );
-            false
+        let problem = if id.trim().is_empty() {
+            "`client_id` is empty"
+        } else if id.trim() != id || id.chars().any(char::is_control) {
+            // Copied with a space, a tab or a newline (a `"""` string):
+            // sent as written, the provider answers `invalid_client`.
+            "`client_id` has spaces around it or control characters (a tab, a newline) in it: the provider would not know it; remove them"
         } else {
-            true
-        }
+            return true;
+        };
+        diags.error(&t.key_span("client_id").unwrap_or(span.clone()), problem);
+        false
     });
     let secret_context = SecretContext {
         config_path,

@@ -80,8 +80,16 @@ impl<'t, 'i> TableReader<'t, 'i> {
     /// only hide it.
     pub fn finish(&self, diags: &mut Diagnostics<'_>, known: &[&str]) {
         for (key, span) in self.untaken().filter(|(key, _)| !known.contains(key)) {
-            let suggestion = closest(key, known)
-                .map(|k| format!("; did you mean `{k}`?"))
+            // A `[daemon]` key written below a provider's table (appended
+            // at the end of the file) or above every table belongs there.
+            let elsewhere = (self.context != "[daemon]"
+                && super::parse::DAEMON_KEYS
+                    .iter()
+                    .chain(super::store::KEYS)
+                    .any(|k| *k == key))
+            .then(|| "; it is a key of [daemon]: move it below the `[daemon]` header".to_owned());
+            let suggestion = elsewhere
+                .or_else(|| closest(key, known).map(|k| format!("; did you mean `{k}`?")))
                 .unwrap_or_default();
             diags.error(
                 &span,

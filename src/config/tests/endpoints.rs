@@ -1,5 +1,7 @@
 //! Endpoints: which keys a provider needs, the rule every URL follows,
-//! and URLs shared by several providers.
+//! URLs shared by several providers; and the mistakes of copy and paste a
+//! config shows (a pasted discovery URL, a client id with spaces, a key in
+//! the wrong table or form).
 
 use super::*;
 
@@ -88,6 +90,50 @@ fn a_url_given_by_several_providers_is_read_for_each() {
     );
     assert!(
         errors[1].contains(":9:33: `device_authorization_endpoint` uses plain http://"),
+        "{errors:?}"
+    );
+}
+
+/// Mistakes of copy and paste are named where they are made, not left for
+/// the provider to refuse at the first login: a discovery document's URL
+/// given as the issuer, a client id with a space or newline around it.
+#[test]
+fn pasted_urls_and_ids_are_named() {
+    let f = Fixture::new();
+    let errors = f.errors(
+        "[providers.kc]\nissuer = \"https://kc.example/realms/x/.well-known/openid-configuration\"\nclient_id = \"tokend\"\n",
+    );
+    assert!(
+        errors[0].contains("`issuer` is the discovery document's URL"),
+        "{errors:?}"
+    );
+    for id in ["\" Iv1.abc\"", "\"Iv1.abc\\t\"", "\"\"\"\nIv1.abc\n\"\"\""] {
+        let errors = f.errors(&format!(
+            "[providers.gh]\ndevice_authorization_endpoint = \"https://github.com/login/device/code\"\ntoken_endpoint = \"https://github.com/login/oauth/access_token\"\nclient_id = {id}\n"
+        ));
+        assert!(
+            errors[0].contains("`client_id` has spaces around it or control characters"),
+            "{id}: {errors:?}"
+        );
+    }
+}
+
+/// A `[daemon]` key below a provider's table (appended at the end of the
+/// file) or above every table says where it belongs; `socket_mode = 0660`,
+/// no TOML number, says how to write it.
+#[test]
+fn keys_in_the_wrong_place_or_form_say_where_and_how() {
+    let f = Fixture::new();
+    let errors = f.errors(&format!("{GITHUB}store = \"memory\"\n"));
+    assert!(
+        errors[0].contains("unknown key `store` in [providers.github]; it is a key of [daemon]"),
+        "{errors:?}"
+    );
+    let errors = f.errors("bus = \"none\"\n[daemon]\n");
+    assert!(errors[0].contains("it is a key of [daemon]"), "{errors:?}");
+    let errors = f.errors("[daemon]\nsocket_mode = 0660\n");
+    assert!(
+        errors[0].contains("socket_mode = \"0660\", or as 0o660"),
         "{errors:?}"
     );
 }
