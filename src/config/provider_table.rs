@@ -79,18 +79,9 @@ pub(super) fn provider_config(
     let span = value.span();
 
     let dialect = dialect::dialect_spec(&mut t, diags);
-    let client_id = t.required_string(diags, "client_id").filter(|id| {
-        let problem = if id.trim().is_empty() {
-            "`client_id` is empty"
-        } else if id.trim() != id || id.chars().any(char::is_control) {
-            // Copied with a space, a tab or a newline (a `"""` string):
-            // sent as written, the provider answers `invalid_client`.
-            "`client_id` has spaces around it or control characters (a tab, a newline) in it: the provider would not know it; remove them"
-        } else {
-            return true;
-        };
-        diags.error(&t.key_span("client_id").unwrap_or(span.clone()), problem);
-        false
+    let client_id = t.required_string(diags, "client_id").and_then(|id| {
+        let at = t.key_span("client_id").unwrap_or(span.clone());
+        checked_client_id(&id, &at, diags)
     });
     let secret_context = SecretContext {
         config_path,
@@ -166,6 +157,33 @@ pub(super) fn provider_config(
         username,
         git_auth: git_auth?,
     })
+}
+
+/// The `client_id` value `id` (at `at`) as sent: refused when empty or
+/// holding a control character; without the spaces or newline around it,
+/// said, when copied with them (a `"""` string): sent as written, the
+/// provider would answer `invalid_client`, and a config that started
+/// before still starts.
+fn checked_client_id(id: &str, at: &Range<usize>, diags: &mut Diagnostics<'_>) -> Option<String> {
+    let trimmed = id.trim();
+    if trimmed.is_empty() {
+        diags.error(at, "`client_id` is empty");
+        return None;
+    }
+    if trimmed.chars().any(char::is_control) {
+        diags.error(
+            at,
+            "`client_id` has a control character (a tab, a newline) in it: the provider would not know it; remove it",
+        );
+        return None;
+    }
+    if trimmed != id {
+        diags.warning(
+            at,
+            "`client_id` has spaces or a newline around it: taken without them; remove them",
+        );
+    }
+    Some(trimmed.to_owned())
 }
 
 /// Who may use and who may manage a provider: its `allow_*` and

@@ -113,14 +113,16 @@ pub(super) fn unreadable_by_daemon(
     ) {
         return None;
     }
-    let whose = if uid == crate::trusted_path::service_user_uid().unwrap_or(u32::MAX) {
+    let system_service = uid == crate::trusted_path::service_user_uid().unwrap_or(u32::MAX);
+    let whose = if system_service {
         format!("the system service runs as `{}`", user.name)
     } else {
         format!("the daemon of this config runs as `{}`", user.name)
     };
-    // The config stays root's, readable by the daemon's group (README);
-    // a secret file is given to the daemon's user.
-    let fix = if path == config {
+    // The system service's config stays root's, readable by the daemon's
+    // group (README); a user's own config, and a secret file, are given to
+    // the daemon's user (a user's primary group may be shared: `users`).
+    let fix = if path == config && system_service {
         format!(
             "`chown root:{} {}` and `chmod 0640` it",
             group_name(user.gid),
@@ -225,11 +227,14 @@ pub(super) fn secret(
         return Ok(Some(Secret::from(secret)));
     }
     let credential = keys.credential.and_then(|k| t.take(k).map(|v| (k, v)));
-    // A value quoted back only when it reads as a path: one that does not
-    // may be the secret itself, pasted in the wrong key (the diagnostic's
+    // A value quoted back only where it is a path (see `shown_path`): it may
+    // be the secret itself, pasted in the wrong key (the diagnostic's
     // position shows the person which value it is).
     let (key, file, shown) = if let Some(v) = t.take(keys.file) {
         let name = reader::expect_str(diags, keys.file, v).ok_or(())?;
+        // A bare name is a file in the config's directory: not quoted
+        // (a secret pasted has no `/` as often as not); a path is, where
+        // it is one (`shown_path`).
         let shown = name.contains('/');
         let path = Path::new(name);
         let path = if path.is_absolute() {
@@ -274,6 +279,25 @@ pub(super) fn secret(
     read_named_secret(&key.span(), &file, shown, context, diags)
 }
 
+/// `path` for a message, when it is a path: its directory exists. A
+/// secret pasted where a file's name goes (one with a `/`, as base64 has
+/// half the time) names no directory that does, and is not quoted.
+pub(super) fn shown_path(path: &Path) -> Option<String> {
+    path.parent()
+        .is_some_and(Path::is_dir)
+        .then(|| path.display().to_string())
+}
+
+/// The file at `path` for a message without its name: with its directory
+/// when that is not part of the value (`from_value` false: the config's or
+/// the credentials' directory).
+pub(super) fn unquoted_file(path: &Path, from_value: bool) -> String {
+    match path.parent() {
+        Some(dir) if !from_value => format!("the file this names, in {}", dir.display()),
+        _ => "the file this names".to_owned(),
+    }
+}
+
 /// Reads the secret in `file`, which the value at `span` names (`shown`:
 /// whether that value may be quoted, see [`secret`]), with warnings about
 /// who else may read it.
@@ -304,14 +328,10 @@ fn read_named_secret(
             Ok(Some(secret))
         }
         Err(problem) => {
-            let what = if shown {
-                file.display().to_string()
-            } else {
-                format!(
-                    "the file this names (in {})",
-                    file.parent().unwrap_or(Path::new("/")).display()
-                )
-            };
+            let what = shown
+                .then(|| shown_path(file))
+                .flatten()
+                .unwrap_or_else(|| unquoted_file(file, shown));
             diags.error(span, format!("cannot use {what}: {problem}"));
             Err(())
         }

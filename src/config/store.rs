@@ -100,8 +100,13 @@ fn key(
         table.take("store_key_credential");
         return None;
     }
+    // Whether the value is a path that may be quoted back (as for client
+    // secrets: `secrets::shown_path`).
+    let mut shown = false;
     let (span, path) = if let Some(value) = table.take("store_key_file") {
-        let path = Path::new(reader::expect_str(diags, "store_key_file", value)?);
+        let name = reader::expect_str(diags, "store_key_file", value)?;
+        shown = name.contains('/');
+        let path = Path::new(name);
         let path = if path.is_absolute() {
             path.to_owned()
         } else {
@@ -123,12 +128,19 @@ fn key(
             );
             return None;
         }
+        // The name quoted back only when it is the default one: another
+        // may be the key itself, pasted in the wrong key.
+        let said = if name == DEFAULT_KEY_CREDENTIAL {
+            name
+        } else {
+            "NAME"
+        };
         let Some(dir) = &env.credentials_directory else {
             if env.checking {
                 diags.warning(
                     &span,
                     format!(
-                        "the store key comes from the credential `{name}` in \
+                        "the store key comes from the credential `{said}` in \
                          $CREDENTIALS_DIRECTORY, which systemd sets for the service only: \
                          not checked here"
                     ),
@@ -139,8 +151,8 @@ fn key(
                 &span,
                 format!(
                     "the encrypted file store needs its key: no $CREDENTIALS_DIRECTORY for the \
-                     credential `{name}` (run under systemd with \
-                     LoadCredentialEncrypted={name}:/etc/credstore.encrypted/{name}), or set \
+                     credential `{said}` (run under systemd with \
+                     LoadCredentialEncrypted={said}:/etc/credstore.encrypted/{said}), or set \
                      `store_key_file`"
                 ),
             );
@@ -164,9 +176,13 @@ fn key(
             Some((key, path))
         }
         Err(problem) => {
+            let what = shown
+                .then(|| super::secrets::shown_path(&path))
+                .flatten()
+                .unwrap_or_else(|| super::secrets::unquoted_file(&path, shown));
             diags.error(
                 &span,
-                format!("cannot use {} as the store key: {problem}", path.display()),
+                format!("cannot use {what} as the store key: {problem}"),
             );
             None
         }

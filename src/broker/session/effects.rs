@@ -222,6 +222,9 @@ impl Session {
             Notice::LoginRequired { reason } => {
                 error!(provider = %name, event = "login_required", "session ended by the provider: {reason}; run `tokenctl login {name}`");
             }
+            Notice::AccessExpiredNoRefresh => {
+                warn!(provider = %name, event = "login_required", "the access token expired, and the provider issued no refresh token to get another; run `tokenctl login {name}`");
+            }
             Notice::LoggedIn { expires_at } => {
                 info!(provider = %name, event = "logged_in", expires_at, "device login succeeded");
             }

@@ -96,7 +96,8 @@ fn a_url_given_by_several_providers_is_read_for_each() {
 
 /// Mistakes of copy and paste are named where they are made, not left for
 /// the provider to refuse at the first login: a discovery document's URL
-/// given as the issuer, a client id with a space or newline around it.
+/// given as the issuer, a client id with a space or newline around it
+/// (taken without, and said) or a control character in it.
 #[test]
 fn pasted_urls_and_ids_are_named() {
     let f = Fixture::new();
@@ -107,15 +108,25 @@ fn pasted_urls_and_ids_are_named() {
         errors[0].contains("`issuer` is the discovery document's URL"),
         "{errors:?}"
     );
-    for id in ["\" Iv1.abc\"", "\"Iv1.abc\\t\"", "\"\"\"\nIv1.abc\n\"\"\""] {
-        let errors = f.errors(&format!(
+    let github = |id: &str| {
+        format!(
             "[providers.gh]\ndevice_authorization_endpoint = \"https://github.com/login/device/code\"\ntoken_endpoint = \"https://github.com/login/oauth/access_token\"\nclient_id = {id}\n"
-        ));
+        )
+    };
+    for id in ["\" Iv1.abc\"", "\"Iv1.abc\\t\"", "\"\"\"\nIv1.abc\n\"\"\""] {
+        let (config, warnings) = f.load_with_warnings(&github(id));
+        assert_eq!(config.providers[0].client_id, "Iv1.abc", "{id}");
         assert!(
-            errors[0].contains("`client_id` has spaces around it or control characters"),
-            "{id}: {errors:?}"
+            warnings[0]
+                .contains("`client_id` has spaces or a newline around it: taken without them"),
+            "{id}: {warnings:?}"
         );
     }
+    let errors = f.errors(&github("\"Iv1\\tabc\""));
+    assert!(
+        errors[0].contains("`client_id` has a control character"),
+        "{errors:?}"
+    );
 }
 
 /// A `[daemon]` key below a provider's table (appended at the end of the

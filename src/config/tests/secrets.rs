@@ -39,8 +39,10 @@ fn client_secret_from_file_and_credential() {
     let errors = f.errors(&format!(
         "{GITHUB}client_secret_file = \"/nonexistent/secret\"\n"
     ));
+    // A directory that does not exist: not quoted (a secret with a `/`
+    // pasted there names none either).
     assert!(
-        errors[0].contains("cannot use /nonexistent/secret"),
+        errors[0].contains("cannot use the file this names: No such file"),
         "{errors:?}"
     );
     let errors = f.errors(&format!(
@@ -100,13 +102,31 @@ fn secrets_never_appear_in_messages() {
 /// A secret pasted where a file or a credential's name goes is not quoted
 /// back: the diagnostic points at the value by its position, and says
 /// what is wrong, but the text (which reaches the journal at a start or a
-/// reload) does not hold it. A value that reads as a path is still named.
+/// reload) does not hold it. A path whose directory exists is still named.
 #[test]
 fn a_secret_pasted_as_a_file_or_credential_name_is_not_quoted() {
     let f = Fixture::new();
-    let pasted = "gho_PASTEDsecretVALUE123";
-    for key in ["client_secret_file", "client_secret_credential"] {
-        let config = format!("{GITHUB}{key} = \"{pasted}\"\n");
+    // One with a `/`, as base64 has half the time, and the store's keys.
+    let cases = [
+        ("gho_PASTEDsecretVALUE123", "client_secret_file"),
+        ("gho_PASTEDsecretVALUE123", "client_secret_credential"),
+        ("Zm9v/YmFy+PASTED/cXV4=", "client_secret_file"),
+    ];
+    let store = "[daemon]\nstore = \"encrypted-file\"\n";
+    let daemon_cases = [
+        ("Zm9v/YmFy+PASTED/cXV4=", "store_key_file"),
+        ("PASTEDstoreKEYvalue", "store_key_credential"),
+    ];
+    let configs = cases
+        .iter()
+        .map(|(pasted, key)| (*pasted, format!("{GITHUB}{key} = \"{pasted}\"\n")))
+        .chain(
+            daemon_cases
+                .iter()
+                .map(|(pasted, key)| (*pasted, format!("{store}{key} = \"{pasted}\"\n{GITHUB}"))),
+        );
+    for (pasted, config) in configs {
+        let key = &config;
         let errors = f.errors(&config);
         assert!(!errors.is_empty(), "{key}");
         assert!(errors.iter().all(|e| !e.contains(pasted)), "{errors:?}");
@@ -124,10 +144,23 @@ fn a_secret_pasted_as_a_file_or_credential_name_is_not_quoted() {
         assert!(!said.is_empty(), "{key}: nothing said");
         assert!(said.iter().all(|e| !e.contains(pasted)), "{said:?}");
     }
+    // A bare name: the config's directory is said, not the name; a path
+    // in a directory that exists is named.
     let errors = f.errors(&format!("{GITHUB}client_secret_file = \"secret.txt\"\n"));
     assert!(
-        errors[0].contains("cannot use the file this names (in ")
-            && errors[0].contains("No such file"),
+        errors[0].contains(&format!(
+            "cannot use the file this names, in {}: ",
+            f.dir.path().display()
+        )),
+        "{errors:?}"
+    );
+    let missing = f.dir.path().join("missing.txt");
+    let errors = f.errors(&format!(
+        "{GITHUB}client_secret_file = \"{}\"\n",
+        missing.display()
+    ));
+    assert!(
+        errors[0].contains(&format!("cannot use {}: ", missing.display())),
         "{errors:?}"
     );
 }

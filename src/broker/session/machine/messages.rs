@@ -232,6 +232,9 @@ pub(crate) enum Notice {
         /// What it said.
         reason: String,
     },
+    /// The access token of a session without a refresh token expired:
+    /// only a login brings another (nothing was refused).
+    AccessExpiredNoRefresh,
     /// A login's tokens are installed.
     LoggedIn {
         /// Their expiry, Unix seconds.

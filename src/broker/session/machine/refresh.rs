@@ -408,7 +408,7 @@ impl SessionMachine {
     /// At the expiry of an access token the provider gave no refresh token
     /// with: a login is needed now, said as a refused refresh says it (the
     /// log, `on_event`, the desktop notification).
-    fn say_if_only_a_login_helps(&self, out: &mut Vec<Effect>) {
+    fn say_if_only_a_login_helps(&mut self, out: &mut Vec<Effect>) {
         let SessionState::Active { tokens, .. } = &self.state else {
             return;
         };
@@ -418,9 +418,12 @@ impl SessionMachine {
         let reason =
             "the access token expired, and the provider issued no refresh token to get another"
                 .to_owned();
-        out.push(Effect::Log(Notice::LoginRequired {
-            reason: reason.clone(),
-        }));
+        // Shown as the session's last error, as a refused refresh's is.
+        self.last_failure = Some(BrokerError::login_required(
+            &self.name,
+            Some(reason.clone()),
+        ));
+        out.push(Effect::Log(Notice::AccessExpiredNoRefresh));
         out.push(Effect::Emit(BrokerEvent::Attention {
             provider: self.name.clone(),
             kind: AttentionKind::LoginRequired,

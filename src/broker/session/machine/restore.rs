@@ -116,8 +116,14 @@ impl SessionMachine {
         };
         if !refreshable {
             // Planned again now that it is active: its wake-up is the
-            // access token's expiry, which only an active session has.
+            // access token's expiry, which only an active session has; one
+            // that expired while tokend was down wakes soon to say so.
             self.schedule_wake(now, out);
+            if !has_access {
+                out.push(Effect::Schedule(Some(
+                    now + Duration::from_secs(5).mul_f64(ctx.jitter),
+                )));
+            }
         }
     }
 

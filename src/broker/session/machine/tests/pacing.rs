@@ -312,4 +312,17 @@ fn a_retry_past_the_expiry_still_wakes_the_session_at_the_expiry() {
         .collect();
     assert_eq!(wakes, [Some(at(3600))]);
     assert!(m.next_refresh() >= Some(at(3610)));
+    // Woken at the expiry, with a refresh token: expired, its refresh
+    // still to come; no login is asked for (only a session without a
+    // refresh token needs one then).
+    let woken = feed(&mut m, at(3600), Event::RefreshDue);
+    assert!(
+        woken.contains(&"emit(state_changed)".to_owned())
+            && !woken.contains(&"emit(login_required)".to_owned()),
+        "{woken:?}"
+    );
+    assert_eq!(
+        m.phase(at(3601)),
+        crate::broker::report::SessionPhase::Expired
+    );
 }

@@ -269,7 +269,7 @@ fn an_expiry_no_refresh_precedes_is_signalled() {
     // and ran no hook).
     assert!(
         woken.contains(&"emit(login_required)".to_owned())
-            && woken.contains(&"log(LoginRequired)".to_owned()),
+            && woken.contains(&"log(AccessExpiredNoRefresh)".to_owned()),
         "{woken:?}"
     );
     assert_eq!(m.phase(at(21)), SessionPhase::LoginRequired);
@@ -312,6 +312,34 @@ fn a_restored_session_without_a_refresh_token_wakes_at_its_expiry() {
             && woken.contains(&"emit(login_required)".to_owned()),
         "{woken:?}"
     );
+
+    // One that expired while tokend was down wakes soon after the restore
+    // to say so (its expiry is past: nothing else would wake it).
+    let mut stored = record(IDENTITY, 20);
+    stored.refresh_token = None;
+    let mut m = machine();
+    let restored = m.handle(
+        &ctx(at(30)),
+        Event::RecordLoaded {
+            cause: RestoreCause::Start,
+            loaded: Ok(Some(stored)),
+        },
+    );
+    let wake = restored.iter().rev().find_map(|e| match e {
+        Effect::Schedule(wake) => Some(*wake),
+        _ => None,
+    });
+    assert!(
+        wake.flatten().is_some_and(|at_| at_ <= at(35)),
+        "{restored:?}"
+    );
+    let woken = feed(&mut m, at(35), Event::RefreshDue);
+    assert!(
+        woken.contains(&"emit(login_required)".to_owned())
+            && woken.contains(&"log(AccessExpiredNoRefresh)".to_owned()),
+        "{woken:?}"
+    );
+    assert_eq!(m.phase(at(35)), SessionPhase::LoginRequired);
 }
 
 /// A logout of a session that is logged out already deletes any record
