@@ -5,6 +5,7 @@
 //! no half-valid config: the daemon starts with all of it or none of it.
 //! The accepted keys are documented in `config/example.toml`.
 
+mod daemon_keys;
 mod diagnostic;
 mod dialect;
 mod endpoints;

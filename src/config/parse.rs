@@ -6,26 +6,12 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::daemon_keys::DAEMON_KEYS;
 use super::provider_table::{SeenSoFar, provider_config};
 use super::reader::{self, TableReader};
 use super::secrets::FileAccess;
 use super::users::UserDb;
 use super::{BusKind, DaemonConfig, Diagnostics, Environment, ProviderConfig, StoreKind};
-
-pub(super) const DAEMON_KEYS: &[&str] = &[
-    "socket",
-    "socket_mode",
-    "socket_group",
-    "bus",
-    "store",
-    "log_level",
-    "http_timeout",
-    "store_timeout",
-    "max_concurrent_refreshes",
-    "on_event",
-    "notify",
-    "refresh_token_warning_days",
-];
 
 pub(super) type Parsed = (DaemonConfig, Vec<ProviderConfig>);
 

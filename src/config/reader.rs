@@ -83,9 +83,9 @@ impl<'t, 'i> TableReader<'t, 'i> {
             // A `[daemon]` key written below a provider's table (appended
             // at the end of the file) or above every table belongs there.
             let elsewhere = (self.context != "[daemon]"
-                && super::parse::DAEMON_KEYS
+                && super::daemon_keys::DAEMON_KEYS
                     .iter()
-                    .chain(super::store::KEYS)
+                    .chain(super::daemon_keys::STORE_KEYS)
                     .any(|k| *k == key))
             .then(|| "; it is a key of [daemon]: move it below the `[daemon]` header".to_owned());
             let suggestion = elsewhere

@@ -10,7 +10,7 @@ use super::{Diagnostics, Environment, StoreKind};
 use crate::store::StoreKey;
 
 /// The keys this module reads.
-pub(super) const KEYS: &[&str] = &["state_directory", "store_key_file", "store_key_credential"];
+pub(super) use super::daemon_keys::STORE_KEYS as KEYS;
 
 /// The credential name used when the config names no key.
 pub const DEFAULT_KEY_CREDENTIAL: &str = "tokend-store-key";

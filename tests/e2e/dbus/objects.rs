@@ -60,9 +60,9 @@ fn properties_change_on_refresh_and_objects_are_discoverable() {
 }
 
 /// A token that expires with no refresh before it (the provider gives no
-/// refresh token) turns the State property "expired" with a
-/// `PropertiesChanged` that says so: clients that cache properties showed
-/// "active" for good.
+/// refresh token) turns the State property "login_required" (only a login
+/// brings another) with a `PropertiesChanged` that says so: clients that
+/// cache properties showed "active" for good.
 #[test]
 fn an_expiry_without_a_refresh_is_signalled() {
     let setup = start(
@@ -78,7 +78,7 @@ fn an_expiry_without_a_refresh_is_signalled() {
         setup.provider.approve(code).unwrap();
     });
     monitor.wait_for("'State': <'active'>");
-    let expired = monitor.wait_for("'State': <'expired'>");
+    let expired = monitor.wait_for("'State': <'login_required'>");
     assert!(
         expired.contains("/org/tokend/Broker1/providers/demo"),
         "{expired}"
