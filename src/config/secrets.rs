@@ -227,14 +227,14 @@ pub(super) fn secret(
         return Ok(Some(Secret::from(secret)));
     }
     let credential = keys.credential.and_then(|k| t.take(k).map(|v| (k, v)));
-    // A value quoted back only where it is a path (see `shown_path`): it may
+    // A value quoted back only where it is a path (see `file_for_message`): it may
     // be the secret itself, pasted in the wrong key (the diagnostic's
     // position shows the person which value it is).
     let (key, file, shown) = if let Some(v) = t.take(keys.file) {
         let name = reader::expect_str(diags, keys.file, v).ok_or(())?;
         // A bare name is a file in the config's directory: not quoted
         // (a secret pasted has no `/` as often as not); a path is, where
-        // it is one (`shown_path`).
+        // it is one (`file_for_message`).
         let shown = name.contains('/');
         let path = Path::new(name);
         let path = if path.is_absolute() {
@@ -279,21 +279,17 @@ pub(super) fn secret(
     read_named_secret(&key.span(), &file, shown, context, diags)
 }
 
-/// `path` for a message, when it is a path: its directory exists. A
-/// secret pasted where a file's name goes (one with a `/`, as base64 has
-/// half the time) names no directory that does, and is not quoted.
-pub(super) fn shown_path(path: &Path) -> Option<String> {
-    path.parent()
-        .is_some_and(Path::is_dir)
-        .then(|| path.display().to_string())
-}
-
-/// The file at `path` for a message without its name: with its directory
-/// when that is not part of the value (`from_value` false: the config's or
-/// the credentials' directory).
-pub(super) fn unquoted_file(path: &Path, from_value: bool) -> String {
+/// The file at `path`, which a config value names, for a message: named
+/// only where the value is a path (`from_path`: it holds a `/`) whose
+/// directory exists. A secret pasted where a file's name goes names no
+/// directory that does (base64 has a `/` half the time), and a bare name
+/// may be the secret itself: for those, the directory is said when it is
+/// not part of the value (the config's or the credentials'). The
+/// diagnostic's position shows the person which value it is.
+pub(super) fn file_for_message(path: &Path, from_path: bool) -> String {
     match path.parent() {
-        Some(dir) if !from_value => format!("the file this names, in {}", dir.display()),
+        Some(dir) if from_path && dir.is_dir() => path.display().to_string(),
+        Some(dir) if !from_path => format!("the file this names, in {}", dir.display()),
         _ => "the file this names".to_owned(),
     }
 }
@@ -328,10 +324,7 @@ fn read_named_secret(
             Ok(Some(secret))
         }
         Err(problem) => {
-            let what = shown
-                .then(|| shown_path(file))
-                .flatten()
-                .unwrap_or_else(|| unquoted_file(file, shown));
+            let what = file_for_message(file, shown);
             diags.error(span, format!("cannot use {what}: {problem}"));
             Err(())
         }

@@ -101,7 +101,7 @@ fn key(
         return None;
     }
     // Whether the value is a path that may be quoted back (as for client
-    // secrets: `secrets::shown_path`).
+    // secrets: `secrets::file_for_message`).
     let mut shown = false;
     let (span, path) = if let Some(value) = table.take("store_key_file") {
         let name = reader::expect_str(diags, "store_key_file", value)?;
@@ -176,10 +176,7 @@ fn key(
             Some((key, path))
         }
         Err(problem) => {
-            let what = shown
-                .then(|| super::secrets::shown_path(&path))
-                .flatten()
-                .unwrap_or_else(|| super::secrets::unquoted_file(&path, shown));
+            let what = super::secrets::file_for_message(&path, shown);
             diags.error(
                 &span,
                 format!("cannot use {what} as the store key: {problem}"),

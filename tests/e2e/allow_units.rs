@@ -286,12 +286,7 @@ fn a_pid_reused_by_a_granted_unit_lends_it_nothing_over_dbus() {
     };
     let backup = cgroups.make("backup.service");
     let bus = PrivateBus::start_shared();
-    let provider = Provider::rfc8628();
-    let config = provider.config_with("shared", "allow_units = [\"backup.service\"]");
-    let daemon = start_daemon(&config, &bus);
-    login(&daemon, "shared", |code| {
-        provider.approve(code).unwrap();
-    });
+    let (_provider, daemon) = shared_with_backup_logged_in(&bus);
     let Some(staged) = ReusedPid::stage(test, &bus, &backup) else {
         return;
     };
@@ -324,12 +319,7 @@ fn a_pid_reused_before_tokend_started_lends_nothing_over_dbus() {
     let Some(staged) = ReusedPid::stage(test, &bus, &backup) else {
         return;
     };
-    let provider = Provider::rfc8628();
-    let config = provider.config_with("shared", "allow_units = [\"backup.service\"]");
-    let daemon = start_daemon(&config, &bus);
-    login(&daemon, "shared", |code| {
-        provider.approve(code).unwrap();
-    });
+    let (_provider, daemon) = shared_with_backup_logged_in(&bus);
     let answer = staged.call();
     assert!(
         answer.contains("no provider named `shared`"),
@@ -343,6 +333,18 @@ fn a_pid_reused_before_tokend_started_lends_nothing_over_dbus() {
             "connected before tokend began to watch the bus",
         ],
     );
+}
+
+/// A daemon on `bus` whose provider `shared` is granted to
+/// `backup.service` and logged in; its provider, which must outlive it.
+fn shared_with_backup_logged_in(bus: &PrivateBus) -> (Provider, Daemon) {
+    let provider = Provider::rfc8628();
+    let config = provider.config_with("shared", "allow_units = [\"backup.service\"]");
+    let daemon = start_daemon(&config, bus);
+    login(&daemon, "shared", |code| {
+        provider.approve(code).unwrap();
+    });
+    (provider, daemon)
 }
 
 /// A D-Bus connection whose connector has exited, held by its child, and

@@ -222,8 +222,8 @@ impl Session {
             Notice::LoginRequired { reason } => {
                 error!(provider = %name, event = "login_required", "session ended by the provider: {reason}; run `tokenctl login {name}`");
             }
-            Notice::AccessExpiredNoRefresh => {
-                warn!(provider = %name, event = "login_required", "the access token expired, and the provider issued no refresh token to get another; run `tokenctl login {name}`");
+            Notice::AccessExpiredNoRefresh { reason } => {
+                warn!(provider = %name, event = "login_required", "{reason}; run `tokenctl login {name}`");
             }
             Notice::LoggedIn { expires_at } => {
                 info!(provider = %name, event = "logged_in", expires_at, "device login succeeded");

@@ -234,7 +234,10 @@ pub(crate) enum Notice {
     },
     /// The access token of a session without a refresh token expired:
     /// only a login brings another (nothing was refused).
-    AccessExpiredNoRefresh,
+    AccessExpiredNoRefresh {
+        /// Said so.
+        reason: String,
+    },
     /// A login's tokens are installed.
     LoggedIn {
         /// Their expiry, Unix seconds.

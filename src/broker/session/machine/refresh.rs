@@ -415,15 +415,15 @@ impl SessionMachine {
         if tokens.refresh.is_some() {
             return;
         }
-        let reason =
-            "the access token expired, and the provider issued no refresh token to get another"
-                .to_owned();
+        let reason = super::token_request::no_refresh_token_reason("the access token expired");
         // Shown as the session's last error, as a refused refresh's is.
         self.last_failure = Some(BrokerError::login_required(
             &self.name,
             Some(reason.clone()),
         ));
-        out.push(Effect::Log(Notice::AccessExpiredNoRefresh));
+        out.push(Effect::Log(Notice::AccessExpiredNoRefresh {
+            reason: reason.clone(),
+        }));
         out.push(Effect::Emit(BrokerEvent::Attention {
             provider: self.name.clone(),
             kind: AttentionKind::LoginRequired,

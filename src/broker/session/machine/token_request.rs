@@ -151,12 +151,7 @@ impl SessionMachine {
     }
 
     fn no_refresh_token(&self, why: &str) -> BrokerError {
-        BrokerError::login_required(
-            &self.name,
-            Some(format!(
-                "{why}, and the provider issued no refresh token to get another"
-            )),
-        )
+        BrokerError::login_required(&self.name, Some(no_refresh_token_reason(why)))
     }
 
     /// The answer to a request that waited for a refresh: one refresh per
@@ -192,4 +187,11 @@ impl SessionMachine {
             },
         }
     }
+}
+
+/// Why only a login helps a session whose provider issued no refresh
+/// token: `why`, said with that. One text for a token request's error and
+/// for the session's own notice at its access token's expiry.
+pub(super) fn no_refresh_token_reason(why: &str) -> String {
+    format!("{why}, and the provider issued no refresh token to get another")
 }
