@@ -60,18 +60,21 @@
 //!
 //! # Writes are atomic and durable
 //!
-//! A record is written to a new temporary file (mode 0600, created
-//! exclusively), flushed with `fsync`, renamed over the provider's file, and
-//! the directory is flushed so the rename itself survives a power cut.
-//! `rename` replaces the file in one step: a crash at any point leaves the
-//! old record or the new one, never a mix or nothing. A temporary file left
-//! by a crash is removed when the daemon next starts.
+//! A record is written to a file of its own (mode 0600), flushed with
+//! `fsync`, swapped with the provider's file in one step, and the
+//! directory is flushed so the swap itself survives a power cut: a crash at
+//! any point leaves the old record or the new one, never a mix or nothing.
+//! The old record's file stays behind as the spare the next save writes
+//! over in place, which spares that save an inode's creation and a journal
+//! commit (see the `spare` module). A temporary file left by a crash is
+//! removed when the daemon next starts.
 //!
-//! Creating the temporary file is a fifth of a save's time on ext4 (an
-//! inode to allocate) and needs nothing of the record, so for a refresh the
-//! broker has it made while the provider answers ([`Store::prepare_save`]):
-//! a caller waiting for that refresh waits only for the write, the
-//! `fsync`s and the rename. A preparation no save uses (the refresh failed)
+//! Where there is no spare yet (the first refresh after a login),
+//! creating the file is a fifth of a save's time on ext4 (an inode to
+//! allocate) and needs nothing of the record, so for a refresh the broker
+//! has it made while the provider answers ([`Store::prepare_save`]): a
+//! caller waiting for that refresh waits only for the write, the `fsync`s
+//! and the swap. A preparation no save uses (the refresh failed)
 //! removes its file when dropped. The format and its
 //! tamper protection are in [`super::sealed`].
 
@@ -89,6 +92,7 @@ use super::{LoadResult, PreparedSave, Store, StoreError, StoredSession, until_st
 
 mod changes;
 mod files;
+mod spare;
 
 pub use files::TempFile;
 use files::{not_a_file, read_record_file, sync_dir};
@@ -104,6 +108,10 @@ pub const SUFFIX: &str = ".session";
 
 /// The suffix of a temporary file (hidden, so `ls` shows records only).
 const TEMP_SUFFIX: &str = ".tmp";
+
+/// What a record's plaintext is padded to a multiple of (see
+/// [`padded_record`]).
+const RECORD_PADDING: usize = 256;
 
 /// Makes temporary file names unique within the process.
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -307,7 +315,6 @@ impl EncryptedFileStore {
             std::process::id(),
             TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
         ));
-        let directory_handle = File::open(&self.directory)?;
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -318,7 +325,6 @@ impl EncryptedFileStore {
             path,
             provider: provider.to_owned(),
             directory: self.directory.clone(),
-            directory_handle,
         };
         // The creation mode is filtered by the umask; set it outright (on
         // failure, dropping `temp` removes the file).
@@ -327,18 +333,35 @@ impl EncryptedFileStore {
         Ok(temp)
     }
 
-    /// Seals `session` as `provider`'s record and writes it through `temp`
-    /// as `path` (the record's file, from [`Self::file_of`]).
+    /// Seals `session` as `provider`'s record and writes it as `path` (the
+    /// record's file, from [`Self::file_of`]): over the spare when there
+    /// is one, else through `temp` (made beforehand) or a new file, which
+    /// becomes the spare; then swapped into the record's place (see
+    /// [`spare`]) and the directory flushed.
     fn seal_and_commit(
         &self,
         provider: &str,
         path: &Path,
         session: &StoredSession,
-        temp: io::Result<TempFile>,
+        temp: Option<TempFile>,
     ) -> Result<(), StoreError> {
-        let sealed = sealed::seal(&self.key, provider, &session.to_bytes()).map_err(failed)?;
-        temp.and_then(|temp| temp.commit(path, &sealed))
-            .map_err(|e| match e.kind() {
+        let sealed = sealed::seal(&self.key, provider, &padded_record(session)).map_err(failed)?;
+        let spare = spare::path_of(&self.directory, provider);
+        let written = match (spare::open(&spare), temp) {
+            (Some((file, length)), _) => spare::write(&file, length, &sealed),
+            (None, Some(temp)) => temp.write_as_spare(&spare, &sealed),
+            (None, None) => spare::create(&spare).and_then(|file| spare::write(&file, 0, &sealed)),
+        };
+        // Until the directory is flushed, a power cut may undo the swap:
+        // that is a failure too, so the broker keeps trying to save.
+        let committed = written
+            .and_then(|()| spare::swap_in(&spare, path))
+            .and_then(|()| sync_dir(&self.directory));
+        committed.map_err(|e| {
+            // A spare that may hold this record, half written or not
+            // swapped in, is not kept: the next save makes a new one.
+            let _ = fs::remove_file(&spare);
+            match e.kind() {
                 // A directory where the record goes: this record's trouble,
                 // not the store's (see `not_a_file`).
                 io::ErrorKind::IsADirectory | io::ErrorKind::DirectoryNotEmpty => {
@@ -355,8 +378,30 @@ impl EncryptedFileStore {
                     "cannot write a record in {}: {e}",
                     self.directory.display()
                 )),
-            })
+            }
+        })
     }
+}
+
+/// `session`'s bytes, padded with spaces (which JSON reads past) to a
+/// multiple of [`RECORD_PADDING`] bytes, so that the next record of a
+/// session is nearly always as long and its save writes the spare in place
+/// without changing its length (see [`spare`]); tokens change length
+/// between refreshes by a few bytes at most. Older versions read padded
+/// records as they read their own.
+fn padded_record(session: &StoredSession) -> zeroize::Zeroizing<Vec<u8>> {
+    let mut bytes = session.to_bytes();
+    let padded = bytes.len().next_multiple_of(RECORD_PADDING);
+    if bytes.capacity() < padded {
+        // Growing the buffer in place would leave the tokens in the
+        // smaller copy it frees: copy into one of the right size instead
+        // (the old one is zeroed as it drops).
+        let mut larger = zeroize::Zeroizing::new(Vec::with_capacity(padded));
+        larger.extend_from_slice(&bytes);
+        bytes = larger;
+    }
+    bytes.resize(padded, b' ');
+    bytes
 }
 
 impl Store for EncryptedFileStore {
@@ -391,7 +436,7 @@ impl Store for EncryptedFileStore {
     fn save(&self, provider: &str, session: &StoredSession) -> Result<(), StoreError> {
         let path = self.file_of(provider)?;
         self.prepare()?;
-        self.seal_and_commit(provider, &path, session, self.create_temp(provider))
+        self.seal_and_commit(provider, &path, session, None)
     }
 
     fn prepares_saves(&self) -> bool {
@@ -401,6 +446,12 @@ impl Store for EncryptedFileStore {
     fn prepare_save(&self, provider: &str) -> PreparedSave {
         if self.file_of(provider).is_err() || self.prepare().is_err() {
             // The save says what is wrong.
+            return PreparedSave::default();
+        }
+        // A save that finds the record's spare writes over it: there
+        // is nothing to make beforehand (a spare removed meanwhile only
+        // leaves that save to make a file itself).
+        if spare::path_of(&self.directory, provider).exists() {
             return PreparedSave::default();
         }
         PreparedSave {
@@ -420,7 +471,7 @@ impl Store for EncryptedFileStore {
                 // since the preparation fails the save as it would without one.
                 let path = self.file_of(provider)?;
                 self.prepare()?;
-                self.seal_and_commit(provider, &path, session, Ok(temp))
+                self.seal_and_commit(provider, &path, session, Some(temp))
             }
             _ => self.save(provider, session),
         }
@@ -432,6 +483,8 @@ impl Store for EncryptedFileStore {
             return Ok(());
         }
         self.prepare()?;
+        // The spare holds an earlier record: it goes with the record.
+        spare::remove(&self.directory, provider);
         match fs::remove_file(&path) {
             Ok(()) => sync_dir(&self.directory)
                 .map_err(|e| failed(format!("cannot flush {}: {e}", self.directory.display()))),

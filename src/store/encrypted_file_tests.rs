@@ -44,20 +44,31 @@ fn round_trip_list_delete_and_modes() {
     assert_eq!(mode(store.directory()), 0o700);
     let file = store.file_of("github").unwrap();
     assert_eq!(mode(&file), 0o600);
-    let bytes = fs::read(&file).unwrap();
-    for secret in ["rt-github-2", "at-of-rt-github-2", "rt-github-1"] {
-        assert!(
-            !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
-            "{secret} in the clear"
-        );
+    // The records, and github's spare (its earlier record, left by the
+    // second save's swap): no temporary file is left.
+    let spare = ".github.spare";
+    assert_eq!(
+        store.file_names(),
+        [spare, "github.session", "trakt.session"]
+    );
+    assert_eq!(mode(&store.directory().join(spare)), 0o600);
+    for file in [file, store.directory().join(spare)] {
+        let bytes = fs::read(&file).unwrap();
+        for secret in ["rt-github-2", "at-of-rt-github-2", "rt-github-1"] {
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "{secret} in the clear in {}",
+                file.display()
+            );
+        }
     }
-    // Only the records are in the directory: no temporary file is left.
-    assert_eq!(store.file_names(), ["github.session", "trakt.session"]);
 
+    // A logout takes the spare with the record.
     store.delete("github").unwrap();
     store.delete("github").unwrap();
     assert_eq!(store.load("github").unwrap(), None);
     assert_eq!(store.list().unwrap(), ["trakt"]);
+    assert_eq!(store.file_names(), ["trakt.session"]);
 }
 
 #[test]
@@ -174,7 +185,8 @@ fn a_prepared_save_writes_through_the_file_made_beforehand() {
     store
         .save_prepared("github", &record("rt-github-2"), prepared)
         .unwrap();
-    // The record is the very file made beforehand, now holding the new record.
+    // The record is the very file made beforehand, now holding the new
+    // record; the old record's file is the spare.
     assert_eq!(
         fs::metadata(store.file_of("github").unwrap())
             .unwrap()
@@ -182,7 +194,10 @@ fn a_prepared_save_writes_through_the_file_made_beforehand() {
         made
     );
     assert_eq!(store.load("github").unwrap(), Some(record("rt-github-2")));
-    assert_eq!(store.file_names(), ["github.session"]);
+    let spare = ".github.spare";
+    assert_eq!(store.file_names(), [spare, "github.session"]);
+    // With a spare there, a preparation has nothing to make.
+    assert!(store.prepare_save("github").temp_path().is_none());
 }
 
 #[test]
@@ -193,13 +208,15 @@ fn an_unused_or_misdirected_preparation_leaves_no_file() {
     // A refresh that failed: the preparation is dropped.
     drop(store.prepare_save("github"));
     assert_eq!(store.file_names(), ["github.session"]);
-    // Made for another record: not used, removed, and the save still right.
+    // Made for another record: not used, removed, and the save still right
+    // (it leaves github's spare, the old record's file).
     let prepared = store.prepare_save("trakt");
     store
         .save_prepared("github", &record("rt-github-2"), prepared)
         .unwrap();
     assert_eq!(store.load("github").unwrap(), Some(record("rt-github-2")));
-    assert_eq!(store.file_names(), ["github.session"]);
+    let spare = ".github.spare";
+    assert_eq!(store.file_names(), [spare, "github.session"]);
     // A name that is no provider's prepares nothing; its save says why.
     let prepared = store.prepare_save("../etc");
     assert!(prepared.temp_path().is_none());

@@ -1,7 +1,8 @@
 //! A refresh's store write made ready while the provider answers (the
-//! encrypted file store creates its temporary file then), through the
-//! broker with a real emulator and a real file store: the save that follows
-//! writes through that file, and a refresh that fails leaves none behind.
+//! encrypted file store creates its temporary file then, when it has no
+//! spare), through the broker with a real emulator and a real file store:
+//! the save that follows writes through that file, a later one through the
+//! spare, and a refresh that fails leaves no file behind.
 
 use std::os::unix::fs::MetadataExt as _;
 use std::path::Path;
@@ -98,16 +99,37 @@ async fn a_refresh_saves_through_the_file_made_while_the_provider_answered() {
     let emulator = fast_emulator().await;
     let dir = tempfile::tempdir().unwrap();
     let (broker, store) = logged_in(&emulator, dir.path()).await;
-    // Tokens that live longer than the current one: a request for two
-    // hours of life refreshes first.
-    emulator.set_access_token_lifetime(Duration::from_secs(4 * 3600));
-    broker
+    // A request for two hours of life refreshes first (the login's token
+    // lives one); the new token lives 3 s, too short for the request, and
+    // is refreshed in the background before it expires.
+    emulator.set_access_token_lifetime(Duration::from_secs(3));
+    let short = broker
         .token(&Caller::uid(1000), "demo", Duration::from_secs(2 * 3600))
-        .await
-        .unwrap();
+        .await;
+    assert!(short.is_err(), "{short:?}");
+    assert_eq!(*store.saves.borrow(), 2);
     assert_eq!(store.prepared.load(Ordering::SeqCst), 1);
     assert_eq!(store.through_prepared_file.load(Ordering::SeqCst), 1);
-    assert_eq!(store.inner.file_names(), ["demo.session"]);
+    // The login's record file stayed behind as the spare.
+    let spare = ".demo.spare";
+    assert_eq!(store.inner.file_names(), [spare, "demo.session"]);
+    // The next refresh (the background's, of the 3-second token; its
+    // token lives long) writes the spare in place: nothing to prepare,
+    // and the record is the spare's file.
+    let spare_file = std::fs::metadata(store.inner.directory().join(spare))
+        .unwrap()
+        .ino();
+    emulator.set_access_token_lifetime(Duration::from_secs(4 * 3600));
+    let mut saves = store.saves.subscribe();
+    tokio::time::timeout(Duration::from_secs(30), saves.wait_for(|n| *n >= 3))
+        .await
+        .expect("the background refresh's save")
+        .unwrap();
+    assert_eq!(*store.saves.borrow(), 3);
+    assert_eq!(store.prepared.load(Ordering::SeqCst), 2);
+    assert_eq!(store.through_prepared_file.load(Ordering::SeqCst), 1);
+    let record = store.inner.file_of("demo").unwrap();
+    assert_eq!(std::fs::metadata(record).unwrap().ino(), spare_file);
     broker.shutdown(Duration::from_secs(1)).await;
 }
 

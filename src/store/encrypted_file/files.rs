@@ -12,39 +12,36 @@ use super::{STORE, TEMP_SUFFIX, failed};
 use crate::store::StoreError;
 use crate::store::sealed::MAX_FILE_LEN;
 
-/// A temporary file made for one record's save: removed when dropped
-/// before it is renamed over the record.
+/// A temporary file made for one record's save, before the save found no
+/// spare (see the `spare` module): removed when dropped before it became the
+/// spare.
 #[derive(Debug)]
 pub struct TempFile {
     /// The open file.
     pub(super) file: File,
-    /// Its path; empty once renamed.
+    /// Its path; empty once it is the spare.
     pub(super) path: PathBuf,
     /// Whose record it is for, and where: a save checks both.
     pub(super) provider: String,
     pub(super) directory: PathBuf,
-    /// The directory, open, to flush after the rename.
-    pub(super) directory_handle: File,
 }
 
 impl TempFile {
-    /// Where it is, until it is renamed.
+    /// Where it is, until it is the spare.
     #[cfg(test)]
     pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
-    /// Writes `bytes` into this file, flushes it, renames it over
-    /// `target` and flushes the directory (see the module doc). On failure
+    /// Writes `bytes` into this file, flushes it and renames it to
+    /// `spare`, the name a save swaps into the record's place. On failure
     /// the file is removed as it drops.
-    pub(super) fn commit(mut self, target: &Path, bytes: &[u8]) -> io::Result<()> {
+    pub(super) fn write_as_spare(mut self, spare: &Path, bytes: &[u8]) -> io::Result<()> {
         self.file.write_all(bytes)?;
         self.file.sync_all()?;
-        fs::rename(&self.path, target)?;
+        fs::rename(&self.path, spare)?;
         self.path = PathBuf::new();
-        // Until the directory is flushed, a power cut may undo the rename:
-        // report that as a failure so the broker keeps trying to save.
-        self.directory_handle.sync_all()
+        Ok(())
     }
 }
 
@@ -103,8 +100,9 @@ pub(super) fn read_record_file(
         });
     }
     // Sealed bytes are no secret: a plain buffer will do. The length just
-    // read is the record's: a record file is never written in place (a
-    // save renames a new file over it), so its bytes are read up to that
+    // read is the record's: a record file is never written while it is
+    // the record (a save swaps another file in; the old one, now the
+    // spare, is written at the next save), so its bytes are read up to that
     // length and no further read looks for more, which `read_to_end`
     // would make (a system call a record, that a start with 10,000
     // sessions pays 10,000 times). A file cut short meanwhile reads short,

@@ -135,6 +135,13 @@ impl FileStore {
         self.sessions_dir().join(format!("{provider}.session"))
     }
 
+    /// The name of the spare file the store keeps for `provider`'s next
+    /// save (the old record's file, left by a refresh's swap), as `files`
+    /// lists it.
+    pub fn spare(provider: &str) -> String {
+        format!(".{provider}.spare")
+    }
+
     /// The names of the files in the sessions directory, sorted.
     pub fn files(&self) -> Vec<String> {
         let mut names: Vec<String> = std::fs::read_dir(self.sessions_dir())

@@ -1,0 +1,149 @@
+//! Unit tests of the spare: saves that write the old record's file in
+//! place, the padding that keeps records one length, and the files a spare
+//! must never be (on a temporary directory, with a real file system).
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
+
+use super::super::{EncryptedFileStore, StoreKey};
+use crate::secret::Secret;
+use crate::store::{STORED_SESSION_VERSION, Store, StoredSession};
+
+fn store(state: &Path) -> EncryptedFileStore {
+    EncryptedFileStore::new(state, StoreKey::from_bytes(&[7; 32]).unwrap())
+}
+
+fn record(refresh: &str) -> StoredSession {
+    StoredSession {
+        version: STORED_SESSION_VERSION,
+        identity: "rfc8628|http://127.0.0.1/token|cid".into(),
+        refresh_token: Some(Secret::from(refresh)),
+        obtained_at: 1_790_000_000,
+        scope: None,
+        access_token: Some(Secret::from(format!("at-of-{refresh}"))),
+        token_type: Some("Bearer".into()),
+        expires_at: Some(1_790_003_600),
+        refresh_expires_at: None,
+    }
+}
+
+fn inode(path: &Path) -> u64 {
+    fs::symlink_metadata(path).unwrap().ino()
+}
+
+fn spare_of(store: &EncryptedFileStore, provider: &str) -> PathBuf {
+    super::path_of(store.directory(), provider)
+}
+
+#[test]
+fn a_save_writes_the_old_records_file_in_place_and_swaps_it_in() {
+    let state = tempfile::tempdir().unwrap();
+    let store = store(state.path());
+    let record_path = store.file_of("github").unwrap();
+    let spare = spare_of(&store, "github");
+    store.save("github", &record("rt-1")).unwrap();
+    assert!(!spare.exists(), "no record was there to swap out");
+    let first = inode(&record_path);
+    store.save("github", &record("rt-2")).unwrap();
+    // Swapped, not renamed over: the first record's file is the spare.
+    assert_eq!(inode(&spare), first);
+    let second = inode(&record_path);
+    assert_ne!(second, first);
+    // The next save writes that very file and swaps it back in.
+    store.save("github", &record("rt-3")).unwrap();
+    assert_eq!(inode(&record_path), first);
+    assert_eq!(inode(&spare), second);
+    assert_eq!(store.load("github").unwrap(), Some(record("rt-3")));
+    assert_eq!(fs::metadata(&record_path).unwrap().mode() & 0o777, 0o600);
+    assert_eq!(store.list().unwrap(), ["github"]);
+}
+
+#[test]
+fn a_sessions_records_are_one_length_from_save_to_save() {
+    let state = tempfile::tempdir().unwrap();
+    let store = store(state.path());
+    let record_path = store.file_of("github").unwrap();
+    let mut lengths = Vec::new();
+    // Tokens a few bytes longer or shorter, as from one refresh to the next.
+    for refresh in ["rt-1", "rt-12345", "rt-123456789012", "rt-12"] {
+        store.save("github", &record(refresh)).unwrap();
+        assert_eq!(store.load("github").unwrap(), Some(record(refresh)));
+        lengths.push(fs::metadata(&record_path).unwrap().len());
+    }
+    assert!(lengths.iter().all(|&l| l == lengths[0]), "{lengths:?}");
+    // A token far longer makes a longer record, and the spare follows.
+    let long = "x".repeat(600);
+    store.save("github", &record(&long)).unwrap();
+    assert!(fs::metadata(&record_path).unwrap().len() > lengths[0]);
+    store.save("github", &record("rt-short")).unwrap();
+    assert_eq!(store.load("github").unwrap(), Some(record("rt-short")));
+    assert_eq!(fs::metadata(&record_path).unwrap().len(), lengths[0]);
+}
+
+#[test]
+fn a_spare_with_another_name_or_loose_mode_is_replaced_not_written() {
+    let state = tempfile::tempdir().unwrap();
+    let store = store(state.path());
+    store.save("github", &record("rt-1")).unwrap();
+    store.save("github", &record("rt-2")).unwrap();
+    let spare = spare_of(&store, "github");
+    // A second name for the spare (here: the file another provider's
+    // record would be): writing it in place would write there too.
+    let other = store.file_of("trakt").unwrap();
+    fs::hard_link(&spare, &other).unwrap();
+    let before = fs::read(&other).unwrap();
+    store.save("github", &record("rt-3")).unwrap();
+    assert_eq!(
+        fs::read(&other).unwrap(),
+        before,
+        "written through its other name"
+    );
+    assert_ne!(inode(&store.file_of("github").unwrap()), inode(&other));
+    assert_eq!(store.load("github").unwrap(), Some(record("rt-3")));
+    // A spare others may read is not written either: it would be the
+    // record, with its mode.
+    fs::set_permissions(&spare, fs::Permissions::from_mode(0o644)).unwrap();
+    store.save("github", &record("rt-4")).unwrap();
+    let mode = |path: &Path| fs::metadata(path).unwrap().mode() & 0o777;
+    assert_eq!(mode(&store.file_of("github").unwrap()), 0o600);
+    assert_eq!(mode(&spare), 0o600);
+    assert_eq!(store.load("github").unwrap(), Some(record("rt-4")));
+}
+
+#[test]
+fn a_spare_torn_by_a_crash_leaves_the_record_whole() {
+    let state = tempfile::tempdir().unwrap();
+    let store = store(state.path());
+    store.save("github", &record("rt-1")).unwrap();
+    store.save("github", &record("rt-2")).unwrap();
+    // What a crash in the middle of the next save's write leaves.
+    let spare = spare_of(&store, "github");
+    let length = fs::metadata(&spare).unwrap().len();
+    fs::write(&spare, vec![0xA5; usize::try_from(length / 2).unwrap()]).unwrap();
+    assert_eq!(store.load("github").unwrap(), Some(record("rt-2")));
+    store.save("github", &record("rt-3")).unwrap();
+    assert_eq!(store.load("github").unwrap(), Some(record("rt-3")));
+}
+
+#[test]
+fn a_logout_or_prune_removes_the_spare_with_the_record_and_a_restart_keeps_it() {
+    let state = tempfile::tempdir().unwrap();
+    let daemon = store(state.path());
+    for provider in ["github", "github-x"] {
+        daemon.save(provider, &record("rt-1")).unwrap();
+        daemon.save(provider, &record("rt-2")).unwrap();
+    }
+    // A start clears temporary files, not spares: the next save uses it.
+    assert_eq!(daemon.remove_stale_temp_files(), 0);
+    assert!(spare_of(&daemon, "github").exists());
+    let prune =
+        EncryptedFileStore::for_maintenance(state.path(), StoreKey::from_bytes(&[0; 32]).unwrap());
+    prune.delete("github").unwrap();
+    assert!(!spare_of(&daemon, "github").exists());
+    assert!(spare_of(&daemon, "github-x").exists());
+    daemon.delete("github-x").unwrap();
+    assert!(!spare_of(&daemon, "github-x").exists());
+    assert_eq!(daemon.list().unwrap(), Vec::<String>::new());
+    assert!(daemon.file_names().is_empty(), "{:?}", daemon.file_names());
+}
