@@ -42,10 +42,14 @@ use crate::config::object_path_element;
 /// [`serve_calls`]).
 const CONCURRENT_CALLS: usize = 256;
 
-/// How long `Login` waits for the provider's code before it answers that
-/// the provider is slow: under the 25 s most D-Bus clients wait for a
-/// reply (the provider's own request may take up to `http_timeout`).
-const LOGIN_PROMPT_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
+/// How long a call waits for the provider (`Login` for its code, a token
+/// call for the refresh it needs) before it answers that the provider is
+/// slow: under the 25 s most D-Bus clients wait for a reply, after which
+/// they drop tokend's answer and say only "Timeout was reached" (the
+/// provider's own request may take up to `http_timeout`, 30 s by default,
+/// and a refresh may queue behind others first). What was asked of the
+/// provider goes on; a call made again joins it.
+const PROVIDER_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// The method calls addressed to `connection`, from now on. Made before
 /// the bus name is taken: a call queued for an activated daemon is
@@ -382,17 +386,17 @@ impl Handler {
     }
 
     /// Starts or joins the login and answers its prompt, once the provider
-    /// has given its code, or that it has not within [`LOGIN_PROMPT_WAIT`].
+    /// has given its code, or that it has not within [`PROVIDER_WAIT`].
     async fn login(&self, caller: &Caller, provider: &str) -> Answer {
         let mut watch = self.broker.login(caller, provider)?;
-        let prompt = tokio::time::timeout(LOGIN_PROMPT_WAIT, watch.prompt())
+        let prompt = tokio::time::timeout(PROVIDER_WAIT, watch.prompt())
             .await
             .map_err(|_| {
                 DbusError::ProviderUnavailable(format!(
                     "provider `{provider}` has not answered the login's first request \
                      within {} s; the login goes on: its code comes as the LoginPrompt \
                      signal, or call Login again to join it",
-                    LOGIN_PROMPT_WAIT.as_secs()
+                    PROVIDER_WAIT.as_secs()
                 ))
             })??;
         Ok(Reply::Prompt(
@@ -403,9 +407,19 @@ impl Handler {
         ))
     }
 
+    /// A token, or that the refresh it waits for has not finished within
+    /// [`PROVIDER_WAIT`] (the refresh runs in a task of its own and goes on).
     async fn token(&self, caller: &Caller, provider: &str, want: Freshness) -> Answer {
         // The broker checks the bounds: one rule for both front-ends.
-        let token = self.broker.token(caller, provider, want).await?;
+        let token = tokio::time::timeout(PROVIDER_WAIT, self.broker.token(caller, provider, want))
+            .await
+            .map_err(|_| {
+                DbusError::ProviderUnavailable(format!(
+                    "provider `{provider}` has not answered the refresh this token needs \
+                     within {} s; the refresh goes on: call again to get its token",
+                    PROVIDER_WAIT.as_secs()
+                ))
+            })??;
         debug!(provider, uid = caller.uid, "token handed out over D-Bus");
         Ok(Reply::Token(
             token.secret.expose().to_owned(),

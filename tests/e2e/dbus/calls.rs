@@ -243,6 +243,56 @@ fn login_against_a_silent_provider_answers_before_the_clients_timeout() {
     drop((daemon, silent));
 }
 
+/// A token call whose refresh the provider is slow to answer answers
+/// within 20 s, before the 25 s most D-Bus clients wait (gdbus said only
+/// "Timeout was reached", and tokend's answer at the HTTP timeout, 30 s,
+/// was dropped), saying the refresh goes on; a call made again joins that
+/// refresh and gets its token.
+#[test]
+fn a_token_whose_refresh_is_slow_answers_before_the_clients_timeout() {
+    let setup = start(fast(), &["demo"]);
+    let mut monitor = setup.monitor();
+    let fields = busctl_strings(&setup.busctl(&["Login", "s", "demo"]));
+    setup.provider.approve(&fields[0]).unwrap();
+    monitor.wait_for("org.tokend.Broker1.LoginFinished");
+    // Tokens that live two hours: asking for more than the current one
+    // has left needs a refresh, which the provider answers in 26 s (the
+    // daemon's HTTP timeout is 30 s).
+    setup
+        .provider
+        .set_access_token_lifetime(Duration::from_secs(7200));
+    setup
+        .provider
+        .inject(Endpoint::Token, Fault::Delay(Duration::from_secs(26)), 1);
+    let call = |timeout: &str| {
+        setup
+            .bus
+            .command("busctl")
+            .arg(format!("--address={}", setup.bus.address()))
+            .args([timeout, "call", "org.tokend.Broker1", "/org/tokend/Broker1"])
+            .args([
+                "org.tokend.Broker1",
+                "GetTokenMinValid",
+                "su",
+                "demo",
+                "5000",
+            ])
+            .output()
+            .unwrap()
+    };
+    let out = call("--timeout=60");
+    let err = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("has not answered the refresh this token needs within 20 s")
+            && err.contains("call again"),
+        "{err}"
+    );
+    let again = call("--timeout=60");
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    assert_eq!(setup.provider.refresh_count(), 1, "one refresh, joined");
+}
+
 /// `CancelLogin` cancels a login that waits for approval and nothing else:
 /// a working session keeps serving (`Logout`, the only way before, ended
 /// it too). Its waiters hear `LoginFinished` with ok false.

@@ -13,7 +13,7 @@ use std::time::Duration;
 use support::bus::PrivateBus;
 use support::daemon::{Daemon, DaemonOptions, login};
 use support::provider::{Provider, fast};
-use tokend_emulator::Rfc8628Options;
+use tokend_emulator::{Endpoint, Fault, Rfc8628Options};
 
 /// How long a test waits for a D-Bus signal before failing.
 const SIGNAL_TIMEOUT: Duration = Duration::from_secs(30);
