@@ -7,11 +7,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
-use tokio::sync::{Semaphore, broadcast};
+use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::clock::Clock;
+use super::endpoint_limit::EndpointLimit;
 use super::error::{self, BrokerError};
 use super::events::BrokerEvent;
 use super::login::LoginWatch;
@@ -61,9 +62,9 @@ pub(super) struct Inner {
     // A std RwLock: read on every request, written only on reload, and
     // never held across an await.
     pub(super) sessions: RwLock<BTreeMap<String, Arc<Session>>>,
-    // One semaphore per token endpoint, shared by the sessions that use it;
+    // One limit per token endpoint, shared by the sessions that use it;
     // pruned after each reload to the endpoints sessions still use.
-    pub(super) endpoint_limits: std::sync::Mutex<HashMap<String, Arc<Semaphore>>>,
+    pub(super) endpoint_limits: std::sync::Mutex<HashMap<String, Arc<EndpointLimit>>>,
     // Whether any session's policy has `allow_units`: asked once per
     // connection, so kept beside the map rather than found by walking it.
     pub(super) unit_grants: AtomicBool,
@@ -176,7 +177,9 @@ impl Broker {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .entry(provider.token_endpoint_hint())
-                .or_insert_with(|| Arc::new(Semaphore::new(self.inner.max_concurrent_refreshes))),
+                .or_insert_with(|| {
+                    Arc::new(EndpointLimit::new(self.inner.max_concurrent_refreshes))
+                }),
         );
         Arc::new(Session::new(
             config,

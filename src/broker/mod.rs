@@ -11,6 +11,7 @@
 mod api;
 pub mod clock;
 mod config_standing;
+mod endpoint_limit;
 mod error;
 mod events;
 mod lifecycle;

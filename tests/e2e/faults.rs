@@ -349,6 +349,67 @@ fn a_retry_after_is_waited_out() {
     }
 }
 
+/// A `Retry-After` binds every session of the token endpoint, not only
+/// the one told: with eight accounts at one issuer (a shared Keycloak, a
+/// resume's storm), the first refresh is told to wait 600 s, and the
+/// others' refreshes are not sent (each was, and was told again); each
+/// fails as the first did and plans its retry past the wait, while its
+/// token keeps serving.
+#[test]
+fn a_retry_after_binds_every_session_of_the_endpoint() {
+    let provider = Provider::start(fast());
+    let names: Vec<String> = (0..8).map(|i| format!("acct{i}")).collect();
+    let config: String = names.iter().map(|name| provider.config(name)).collect();
+    let (_store, sessions, daemon) = seeded(&provider, &config, Duration::from_secs(3600));
+    provider.set_access_token_lifetime(Duration::from_secs(7200));
+    provider.inject(
+        Endpoint::Token,
+        Fault::RetryAfter {
+            status: 429,
+            retry_after: "600".into(),
+        },
+        names.len(),
+    );
+    let asked = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    for name in &names {
+        let out = daemon.tokenctl(&["token", name, "--min-valid", "3700"]);
+        assert_eq!(
+            out.status.code(),
+            Some(EXIT_UNAVAILABLE),
+            "{}",
+            stderr(&out)
+        );
+        assert!(
+            stderr(&out).contains("(HTTP 429)")
+                && stderr(&out).contains("it asks to be retried in "),
+            "{name}: {}",
+            stderr(&out)
+        );
+        let next = status(&daemon, name)["next_refresh"]
+            .as_u64()
+            .expect("a planned refresh");
+        assert!(
+            next >= asked + 590,
+            "{name}: the next refresh at {next}, asked at {asked}"
+        );
+    }
+    let refreshes = provider
+        .requests()
+        .iter()
+        .filter(|r| r.is_refresh())
+        .count();
+    assert_eq!(
+        refreshes, 1,
+        "refreshes sent while the endpoint asked to wait"
+    );
+    for (name, session) in names.iter().zip(&sessions) {
+        assert_eq!(token(&daemon, name, &[]), session.access_token);
+    }
+}
+
 /// A poll answered 429 with `Retry-After: 4` (interval 1 s): the next poll
 /// comes no sooner than the provider asked (the backoff alone would poll
 /// again after 2 s), and the login goes on to succeed.

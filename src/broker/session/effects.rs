@@ -217,7 +217,7 @@ impl Session {
                 error,
                 repeated: true,
             } => {
-                debug!(provider = %name, event = "refresh_failed", retry_in = retry_in.as_secs(), "refresh asked for by a request failed again: {error}");
+                debug!(provider = %name, event = "refresh_failed", retry_in = retry_in.as_secs(), "refresh failed again as before: {error}");
             }
             Notice::LoginRequired { reason } => {
                 error!(provider = %name, event = "login_required", "session ended by the provider: {reason}; run `tokenctl login {name}`");

@@ -30,8 +30,9 @@ mod store;
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 
+use super::endpoint_limit::EndpointLimit;
 use super::error::BrokerError;
 use super::login::LoginHandle;
 use super::policy::AccessPolicy;
@@ -91,8 +92,9 @@ pub struct Session {
     pub(crate) policy: AccessPolicy,
     /// Which client and endpoint the session belongs to (see [`session_identity`]).
     identity: String,
-    /// Bounds concurrent refreshes against this provider's token endpoint.
-    refresh_limit: Arc<Semaphore>,
+    /// Bounds concurrent refreshes against this provider's token endpoint,
+    /// and holds them while the provider asked to be left alone.
+    refresh_limit: Arc<EndpointLimit>,
     pub(crate) shared: Arc<Shared>,
     state: Mutex<State>,
     /// Serialises store writes with the machine events that go with them.
@@ -125,7 +127,7 @@ impl Session {
     pub(crate) fn new(
         config: ProviderConfig,
         provider: Provider,
-        refresh_limit: Arc<Semaphore>,
+        refresh_limit: Arc<EndpointLimit>,
         shared: Arc<Shared>,
     ) -> Self {
         let identity = session_identity(&config);

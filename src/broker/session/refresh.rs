@@ -38,11 +38,26 @@ impl Session {
         let (sent_at, answer, prepared) = {
             // The permit bounds requests per token endpoint; it is released
             // as soon as the provider has answered.
-            let _permit = self.refresh_limit.acquire().await;
+            let permit = self.refresh_limit.acquire().await;
+            let sent_at = self.shared.clock.now();
+            // The provider asked (another session of its endpoint, maybe)
+            // to be left alone: not sent.
+            if let Some(failure) = self.refresh_limit.asked_to_wait(sent_at) {
+                drop(permit);
+                debug!(provider = %self.name, "refresh not sent: its token endpoint asked to wait");
+                let _persist = self.persist.lock().await;
+                let event = Event::RefreshHeld {
+                    generation,
+                    failure,
+                };
+                return match self.dispatch_timed(event, None, None).await {
+                    Some(Reply::Done(result)) => result,
+                    _ => Ok(()),
+                };
+            }
             // The save's first half, while the provider answers (after the
             // permit, so that a storm's waiting refreshes prepare nothing).
             let prepared = self.prepare_save();
-            let sent_at = self.shared.clock.now();
             // From here until "refresh_saved" a crash may lose the session:
             // the provider may rotate the refresh token before we store the
             // new one. These debug lines let tests measure that window.
@@ -52,6 +67,10 @@ impl Session {
                 .metrics
                 .refresh(&self.name, self.provider.refresh(refresh_token))
                 .await;
+            if let Err(failure) = &answer {
+                self.refresh_limit
+                    .note_failure(self.shared.clock.now(), failure);
+            }
             (sent_at, answer, prepared)
         };
         let answered = Instant::now();

@@ -62,6 +62,16 @@ pub(crate) enum Event {
         /// The new tokens, or why not.
         answer: Result<TokenGrant, ProviderError>,
     },
+    /// The refresh of generation `generation` was not sent: its token
+    /// endpoint asked (another session's request, maybe) to be left alone,
+    /// as `failure` says with what is left of the wait (see
+    /// `broker::endpoint_limit`).
+    RefreshHeld {
+        /// The generation the refresh was started in.
+        generation: u64,
+        /// The answer that asked for the wait, asking for what is left.
+        failure: ProviderError,
+    },
     /// A device login obtained tokens; the request was sent at `sent_at`.
     LoginGranted {
         /// The tokens.

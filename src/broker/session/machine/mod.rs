@@ -240,6 +240,10 @@ impl SessionMachine {
                 sent_at,
                 answer,
             } => self.refresh_answered(ctx, generation, sent_at, answer, out),
+            Event::RefreshHeld {
+                generation,
+                failure,
+            } => self.refresh_held(ctx, generation, failure, out),
             Event::LoginGranted { grant, sent_at } => {
                 let tokens = Tokens::from_grant(grant, sent_at, None);
                 out.push(Effect::WriteRecord {

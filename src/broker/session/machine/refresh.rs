@@ -215,9 +215,32 @@ impl SessionMachine {
             }
             Err(failure) => {
                 *refresh = RefreshStage::Idle;
-                self.refresh_failed(ctx, failure, out);
+                self.refresh_failed(ctx, failure, true, out);
             }
         }
+    }
+
+    /// A refresh was not sent, its endpoint having asked for a wait
+    /// (`failure`): it fails as a sent one told so would, but counts for
+    /// no backoff (the provider refused nothing of this session's), and
+    /// comes back once the wait is over, spread over a tenth of it.
+    pub(super) fn refresh_held(
+        &mut self,
+        ctx: &Context,
+        generation: u64,
+        failure: ProviderError,
+        out: &mut Vec<Effect>,
+    ) {
+        let SessionState::Active { refresh, .. } = &mut self.state else {
+            out.push(Effect::Reply(Reply::Done(Ok(()))));
+            return;
+        };
+        if generation != self.generation {
+            out.push(Effect::Reply(Reply::Done(Ok(()))));
+            return;
+        }
+        *refresh = RefreshStage::Idle;
+        self.refresh_failed(ctx, failure, false, out);
     }
 
     /// The record of a revoked session is deleted (or not: `deleted`).
@@ -256,7 +279,15 @@ impl SessionMachine {
     }
 
     /// A transient failure or a permanent refusal: back off and retry.
-    fn refresh_failed(&mut self, ctx: &Context, failure: ProviderError, out: &mut Vec<Effect>) {
+    /// `sent`: the provider answered this refresh (else its endpoint's
+    /// asked wait held it back: no backoff grows, the wait alone counts).
+    fn refresh_failed(
+        &mut self,
+        ctx: &Context,
+        failure: ProviderError,
+        sent: bool,
+        out: &mut Vec<Effect>,
+    ) {
         let asked_wait = failure.retry_after();
         let (err, base, cap) = if failure.class() == FailureClass::Transient {
             (
@@ -277,14 +308,20 @@ impl SessionMachine {
                 timing::PERMANENT_BACKOFF_CAP,
             )
         };
-        self.failures = self.failures.saturating_add(1);
+        if sent {
+            self.failures = self.failures.saturating_add(1);
+        }
         // The provider's own word on when to come back (`Retry-After`)
         // outweighs the backoff when it asks for longer; spread over a
         // tenth of it, so that sessions one rate limit held back do not
         // come back at one instant, to be limited again.
         let asked_spread = asked_wait.map(|wait| wait + wait.mul_f64(ctx.jitter / 10.0));
-        let delay = timing::backoff(self.failures, base, cap, ctx.jitter)
-            .max(asked_spread.unwrap_or_default());
+        let backoff = || timing::backoff(self.failures.max(1), base, cap, ctx.jitter);
+        let delay = match asked_spread {
+            Some(asked) if !sent => asked,
+            Some(asked) => backoff().max(asked),
+            None => backoff(),
+        };
         self.provider_asked_wait = asked_wait.map(|wait| (ctx.now, wait));
         // Read before it is replaced: a failure like the one before it
         // (below) is no news, one of another kind is (the network back,
@@ -303,7 +340,9 @@ impl SessionMachine {
         // still say it.
         let on_demand =
             self.last_attempt.is_some() && self.last_attempt == self.last_on_demand_refresh;
-        let repeated = on_demand && self.failures > 1 && as_before;
+        // A refresh held back as the one before it was is no news either
+        // (each session of a rate-limited endpoint comes back once a wait).
+        let repeated = (on_demand && self.failures > 1 && as_before) || (!sent && as_before);
         out.push(Effect::Log(Notice::RefreshFailed {
             retry_in: delay,
             error: err.clone(),

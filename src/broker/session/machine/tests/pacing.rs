@@ -326,3 +326,70 @@ fn a_retry_past_the_expiry_still_wakes_the_session_at_the_expiry() {
         crate::broker::report::SessionPhase::Expired
     );
 }
+
+/// A refresh its endpoint held back (another session was told to wait,
+/// see `broker::endpoint_limit`) comes back when the wait is over, spread
+/// as a told one is, with no backoff grown: the provider refused nothing
+/// of this session's. Held back again as before, it says nothing new (no
+/// warning, no `on_event` run once a second through a rate limit's
+/// `Retry-After: 1`); a refresh the provider answers still backs off.
+#[test]
+fn a_refresh_held_back_by_its_endpoint_waits_the_wait_alone() {
+    let mut m = logged_in(3600);
+    let mut now = m.next_refresh().unwrap();
+    let held_back = |m: &mut SessionMachine, now: SystemTime| {
+        let started = feed(m, now, Event::RefreshDue);
+        assert!(
+            started.iter().any(|e| e.starts_with("start_refresh")),
+            "{started:?}"
+        );
+        let generation = m.generation;
+        let failure = unavailable(429, Some(1));
+        let effects = m.handle(
+            &ctx(now),
+            Event::RefreshHeld {
+                generation,
+                failure,
+            },
+        );
+        let warned = effects.iter().any(|e| {
+            matches!(
+                e,
+                Effect::Log(Notice::RefreshFailed {
+                    repeated: false,
+                    ..
+                })
+            )
+        });
+        (briefs(&effects), warned)
+    };
+    let (first, warned) = held_back(&mut m, now);
+    assert!(warned, "{first:?}");
+    assert!(
+        first.contains(&"emit(refresh_failed)".to_owned()),
+        "{first:?}"
+    );
+    for _ in 0..3 {
+        // Back when the 1 s wait is over (jitter 0: no spread), not after
+        // a backoff of 2.5, 5, 10 s.
+        let next = m.next_refresh().unwrap();
+        assert_eq!(next.duration_since(now).unwrap(), Duration::from_secs(1));
+        now = next;
+        let (again, warned) = held_back(&mut m, now);
+        assert!(!warned, "{again:?}");
+        assert!(
+            !again.contains(&"emit(refresh_failed)".to_owned()),
+            "{again:?}"
+        );
+    }
+    // Sent, and told the same: the backoff (2.5 s at jitter 0) outweighs
+    // the asked second.
+    now = m.next_refresh().unwrap();
+    feed(&mut m, now, Event::RefreshDue);
+    answer(&mut m, now, Err(unavailable(429, Some(1))));
+    let next = m.next_refresh().unwrap();
+    assert_eq!(
+        next.duration_since(now).unwrap(),
+        Duration::from_millis(2_500)
+    );
+}
