@@ -64,6 +64,17 @@ impl EndpointLimit {
         )
     }
 
+    /// Moves the end of the asked wait with the wall clock, set by `step`.
+    pub(crate) fn clock_stepped(&self, step: crate::broker::clock::ClockStep) {
+        let mut asked = self
+            .asked_wait
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some((until, _)) = asked.as_mut() {
+            *until = step.shift(*until);
+        }
+    }
+
     /// Notes `answer`, a refresh's failure at `now`: when it asks for a
     /// wait (`Retry-After`), every refresh of the endpoint waits it out.
     /// A shorter wait asked later does not shorten a longer one.

@@ -8,6 +8,7 @@ use std::time::Duration;
 use tracing::{error, info, warn};
 
 use super::api::Broker;
+use super::clock::{ClockStep, ClockWatch};
 use super::scheduler;
 use super::session::Session;
 
@@ -47,9 +48,17 @@ impl Broker {
                 scheduler::LONGEST_SLEEP,
                 scheduler::BeatPacer::longest_sleep,
             );
+            let mut clock_watch = ClockWatch::new(shared.clock.as_ref());
             shared
                 .scheduler
                 .run(shared.clock.as_ref(), &shared.shutdown, max_sleep, |due| {
+                    // The clock being set wakes the task (the wall-clock
+                    // timer): the sessions' times move with it before the
+                    // due ones start, or a clock set ahead would start
+                    // every refresh at once (each due one checks again).
+                    if let Some(step) = clock_watch.check(shared.clock.as_ref()) {
+                        broker.clock_stepped(step);
+                    }
                     // The heartbeat goes on while a stop waits for the
                     // requests in flight; new background refreshes do not.
                     if !shared.background.is_cancelled() {
@@ -69,6 +78,26 @@ impl Broker {
                 .await;
         });
         info!(providers, "broker started");
+    }
+
+    /// Moves every session's times, and the token endpoints' asked waits,
+    /// with the wall clock, which was set by `step`.
+    fn clock_stepped(&self, step: ClockStep) {
+        info!(
+            step = %step,
+            "the wall clock was set {step}: token expiries and planned refreshes move with it"
+        );
+        for session in self.sessions() {
+            session.clock_stepped(step);
+        }
+        let limits = self
+            .inner
+            .endpoint_limits
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for limit in limits.values() {
+            limit.clock_stepped(step);
+        }
     }
 
     /// Ends every device login still waiting (for its code, or for the

@@ -117,6 +117,13 @@ impl RefreshScheduler {
         self.len() == 0
     }
 
+    /// Wakes the task at once, to read the clock again (for tests, whose
+    /// clocks have no wall-clock timer to tell them it was set).
+    #[cfg(test)]
+    pub(crate) fn poke(&self) {
+        self.wake.notify_one();
+    }
+
     /// Runs until `shutdown`. On every wake-up (a deadline, an earlier
     /// deadline arriving, a clock change, or `max_sleep` passing) it calls
     /// `on_wake` with the sessions whose deadline has passed (possibly

@@ -100,17 +100,12 @@ impl Session {
         });
     }
 
-    /// One poll, sent at `sent_at`, waited for at most [`POLL_PAST_EXPIRY`]
-    /// past the code's `deadline`: a provider that does not answer must not
+    /// One poll, sent with `left` of the code's life, waited for at most
+    /// [`POLL_PAST_EXPIRY`] past the code's death: a provider that does not answer must not
     /// hold the login's end for `http_timeout` (which may be minutes), as
     /// `tokenctl login` waits only a minute past the expiry for it.
-    async fn poll_before(
-        &self,
-        device_code: &Secret,
-        deadline: SystemTime,
-        sent_at: SystemTime,
-    ) -> PollOutcome {
-        let within = deadline.duration_since(sent_at).unwrap_or_default() + POLL_PAST_EXPIRY;
+    async fn poll_before(&self, device_code: &Secret, left: Duration) -> PollOutcome {
+        let within = left + POLL_PAST_EXPIRY;
         tokio::time::timeout(within, self.provider.poll(device_code))
             .await
             .unwrap_or_else(|_| PollOutcome::Expired {
@@ -153,7 +148,13 @@ impl Session {
             .start_device_authorization()
             .await
             .map_err(|e| self.provider_failure(e))?;
+        // Shown (to late joiners, as the time left) on the wall clock; kept
+        // on the clock that ignores the wall clock being set (see
+        // `Clock::since_boot`): a kiosk without a battery-backed clock
+        // whose time NTP steps forward mid-login must not end a code the
+        // provider still honours.
         let deadline = clock.now() + authorization.expires_in;
+        let dies_at = clock.since_boot() + authorization.expires_in;
         // The provider's page; else the config's; else the page that
         // already carries the code (every Twilio field may be null).
         let verification_uri = authorization
@@ -202,7 +203,7 @@ impl Session {
         self.poll_until_decided(
             &authorization.device_code,
             authorization.interval,
-            deadline,
+            dies_at,
             progress,
         )
         .await
@@ -214,7 +215,7 @@ impl Session {
         &self,
         device_code: &Secret,
         first_interval: Option<Duration>,
-        deadline: SystemTime,
+        dies_at: Duration,
         progress: &watch::Sender<LoginProgress>,
     ) -> Result<(TokenGrant, SystemTime), BrokerError> {
         let clock = Arc::clone(&self.shared.clock);
@@ -246,20 +247,21 @@ impl Session {
             None => outcome,
         };
         loop {
-            let left = deadline.duration_since(clock.now()).unwrap_or_default();
+            let left = dies_at.saturating_sub(clock.since_boot());
             let asked = asked_wait.take().unwrap_or_default();
             // No poll may happen before the wait is up; when that is after
             // the code's death, nothing is left to do but wait it out.
             let wait = next_poll_wait(interval, network_failures, asked, left);
             tokio::time::sleep(wait.min(left)).await;
-            if clock.now() >= deadline {
+            let left = dies_at.saturating_sub(clock.since_boot());
+            if left.is_zero() {
                 return Err(self.login_failed(after_unusable(
                     &unusable_grant,
                     expired(&last_failure, &unusable_grant),
                 )));
             }
             let sent_at = clock.now();
-            match self.poll_before(device_code, deadline, sent_at).await {
+            match self.poll_before(device_code, left).await {
                 PollOutcome::Pending => {
                     network_failures = 0;
                     last_failure = None;

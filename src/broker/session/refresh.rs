@@ -87,6 +87,12 @@ impl Session {
         }
     }
 
+    /// Moves the session's times with the wall clock, which was set by
+    /// `step` (see `machine::clock_step`).
+    pub(crate) fn clock_stepped(self: &Arc<Self>, step: crate::broker::clock::ClockStep) {
+        self.dispatch_now(Event::ClockStepped(step));
+    }
+
     /// Starts a background refresh if one is due and none is in flight
     /// (the scheduler's wake-up).
     pub(crate) fn refresh_if_due(self: &Arc<Self>) {

@@ -72,6 +72,9 @@ pub(crate) enum Event {
         /// The answer that asked for the wait, asking for what is left.
         failure: ProviderError,
     },
+    /// The wall clock was set ahead or back (see
+    /// [`crate::broker::clock::ClockWatch`]).
+    ClockStepped(crate::broker::clock::ClockStep),
     /// A device login obtained tokens; the request was sent at `sent_at`.
     LoginGranted {
         /// The tokens.

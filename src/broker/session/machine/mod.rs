@@ -35,6 +35,7 @@
 //! while it waits for the person, reaches the machine in the [`Context`],
 //! for the "login required" answers.
 
+mod clock_step;
 mod messages;
 mod refresh;
 mod restore;
@@ -244,6 +245,7 @@ impl SessionMachine {
                 generation,
                 failure,
             } => self.refresh_held(ctx, generation, failure, out),
+            Event::ClockStepped(step) => self.clock_stepped(ctx, step, out),
             Event::LoginGranted { grant, sent_at } => {
                 let tokens = Tokens::from_grant(grant, sent_at, None);
                 out.push(Effect::WriteRecord {

@@ -1,0 +1,128 @@
+//! The wall clock set ahead or back while tokend runs (NTP's first sync
+//! on a machine without a battery-backed clock, a dual-boot machine's
+//! local-time clock corrected): what the sessions hold moves with it, and
+//! a device login's code keeps its life. With a real emulator and a clock
+//! set as the kernel's would be (the wall time moves, the time since boot
+//! does not).
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokend_emulator::Emulator;
+
+use super::{demo_config, fast_emulator, log_in_demo};
+use crate::broker::clock::{Clock, OffsetClock};
+use crate::broker::{Broker, BrokerEvent, BrokerParts, Caller};
+use crate::provider::HttpClient;
+use crate::store::MemoryStore;
+
+/// A started broker on `emulator` whose clock is `clock`.
+async fn broker_with(
+    emulator: &Emulator,
+    dir: &std::path::Path,
+    clock: Arc<OffsetClock>,
+) -> Broker {
+    let config = demo_config(emulator, dir, "");
+    let broker = Broker::new(
+        &config.daemon,
+        config.providers.clone(),
+        BrokerParts {
+            store: Arc::new(MemoryStore::default()),
+            clock,
+            http: HttpClient::new(Duration::from_secs(5)).unwrap(),
+            owner_uid: 1000,
+        },
+    );
+    broker.start(None).await;
+    broker
+}
+
+/// How far `at` is from `clock`'s now, in whole seconds (negative: past).
+fn secs_from_now(clock: &OffsetClock, at: Option<SystemTime>) -> i64 {
+    let at = at.expect("a time");
+    match at.duration_since(clock.now()) {
+        Ok(ahead) => i64::try_from(ahead.as_secs()).unwrap(),
+        Err(behind) => -i64::try_from(behind.duration().as_secs()).unwrap(),
+    }
+}
+
+#[tokio::test]
+async fn a_clock_set_back_or_ahead_moves_the_sessions_times_with_it() {
+    let emulator = fast_emulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(OffsetClock::new());
+    let broker = broker_with(&emulator, dir.path(), Arc::clone(&clock)).await;
+    log_in_demo(&broker, &emulator).await;
+    let report = || {
+        broker
+            .status(&Caller::uid(1000), Some("demo"))
+            .unwrap()
+            .remove(0)
+    };
+    let before = report();
+    let left = secs_from_now(&clock, before.expires_at);
+    let planned = secs_from_now(&clock, before.next_refresh);
+    assert!((3590..=3600).contains(&left), "{left}");
+
+    for (ahead, back) in [
+        (Duration::ZERO, Duration::from_secs(7200)),
+        (Duration::from_secs(5400), Duration::ZERO),
+    ] {
+        let mut events = broker.subscribe();
+        clock.set(ahead, back);
+        broker.inner.shared.scheduler.poke();
+        // The session says its times changed once it has moved them.
+        let moved = async {
+            loop {
+                if let BrokerEvent::StateChanged { provider } = events.recv().await.unwrap()
+                    && provider == "demo"
+                {
+                    break;
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), moved)
+            .await
+            .expect("the session moved its times");
+        let after = report();
+        // As far from now as before the clock was set (a few seconds for
+        // the test's own time), not two hours more or an hour and a half
+        // less; the token is still served, and no refresh was made.
+        let left_now = secs_from_now(&clock, after.expires_at);
+        assert!(
+            (left - 10..=left).contains(&left_now),
+            "{left_now} left, {left} before"
+        );
+        let planned_now = secs_from_now(&clock, after.next_refresh);
+        assert!(
+            (planned - 10..=planned).contains(&planned_now),
+            "{planned_now}, {planned} before"
+        );
+        let last = secs_from_now(&clock, after.last_refresh);
+        assert!((-10..=0).contains(&last), "last refresh {last} s from now");
+    }
+    assert_eq!(emulator.refresh_count(), 0);
+    broker.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn a_clock_set_ahead_mid_login_leaves_the_code_its_life() {
+    let emulator = fast_emulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(OffsetClock::new());
+    let broker = broker_with(&emulator, dir.path(), Arc::clone(&clock)).await;
+    let mut login = broker.login(&Caller::uid(1000), "demo").unwrap();
+    let prompt = login.prompt().await.unwrap();
+    // An hour ahead: past the code's 600 s on the wall clock, not in fact.
+    clock.set(Duration::from_secs(3600), Duration::ZERO);
+    let polls = emulator.poll_times().len();
+    emulator
+        .wait_for(move |requests| requests.iter().filter(|r| r.is_poll()).count() >= polls + 2)
+        .await;
+    emulator.approve(&prompt.user_code).unwrap();
+    login
+        .outcome()
+        .await
+        .expect("the login goes on, and succeeds");
+    broker.shutdown(Duration::from_secs(1)).await;
+}
