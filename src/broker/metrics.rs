@@ -19,10 +19,11 @@ use crate::provider::{FailureClass, ProviderError};
 
 /// The outcome labels counters keep, "ok" first: the names of
 /// [`ErrorKind`] and the front-ends' own refusals (a request line that was
-/// no request, or too long; an answer too long). Front-ends count with the
+/// no request, or too long; an answer too long; a D-Bus call over the
+/// limits, told `LimitsExceeded`). Front-ends count with the
 /// same names they send their callers, so a code and its count agree; a
 /// name not listed counts as the last, `unknown`.
-pub const OUTCOMES: [&str; 15] = [
+pub const OUTCOMES: [&str; 16] = [
     "ok",
     "login_required",
     "unknown_provider",
@@ -37,6 +38,7 @@ pub const OUTCOMES: [&str; 15] = [
     "shutting_down",
     "store_error",
     "internal",
+    "limits_exceeded",
     "unknown",
 ];
 

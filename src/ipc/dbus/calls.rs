@@ -100,7 +100,7 @@ pub(super) async fn serve_calls(
             continue;
         };
         let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
-            refuse_excess(&connection, &call).await;
+            refuse_excess(&connection, &call, &broker).await;
             continue;
         };
         let handler = Handler {
@@ -147,10 +147,28 @@ async fn refuse_until_answered(
     }
 }
 
+/// The `outcome` of a call refused as over the limits (all slots, or the
+/// caller's share, taken).
+const LIMITS_EXCEEDED: &str = "limits_exceeded";
+
+/// The `method` label of a call: its member for tokend's own interface (or
+/// none named), `other` for the standard ones.
+fn method_label<'h>(header: &'h Header<'_>) -> &'h str {
+    let member = header.member().map_or("", |m| m.as_str());
+    let ours = header
+        .interface()
+        .is_none_or(|i| i.as_str() == BROKER_INTERFACE);
+    if ours { member } else { "other" }
+}
+
 /// Answers a call that finds every slot taken: `LimitsExceeded`, at once,
 /// so that its caller may try again instead of waiting in a queue.
-async fn refuse_excess(connection: &Connection, call: &Message) {
+async fn refuse_excess(connection: &Connection, call: &Message, broker: &Broker) {
     let header = call.header();
+    broker
+        .metrics()
+        .dbus
+        .count(method_label(&header), Some(LIMITS_EXCEEDED));
     if header.primary().flags().contains(Flags::NoReplyExpected) {
         return;
     }
@@ -246,18 +264,18 @@ impl Handler {
     /// Adds the call to the D-Bus request counters: tokend's methods by
     /// name, every standard one as `other`.
     fn count(&self, header: &Header<'_>, answer: &Answer) {
-        let member = header.member().map_or("", |m| m.as_str());
-        let ours = header
-            .interface()
-            .is_none_or(|i| i.as_str() == BROKER_INTERFACE);
-        let method = if ours { member } else { "other" };
         let outcome = match answer {
             Ok(_) => None,
             Err(Refusal::Tokend(error)) => Some(error.outcome()),
+            // A user's share of the calls in progress taken: no mistake.
+            Err(Refusal::Standard(zbus::fdo::Error::LimitsExceeded(_))) => Some(LIMITS_EXCEEDED),
             // Unknown objects, properties and arguments: the caller's mistake.
             Err(Refusal::Standard(_)) => Some(ErrorKind::InvalidArgument.name()),
         };
-        self.broker.metrics().dbus.count(method, outcome);
+        self.broker
+            .metrics()
+            .dbus
+            .count(method_label(header), outcome);
     }
 
     async fn send_reply(&self, header: &Header<'_>, reply: Reply) -> zbus::Result<()> {
@@ -298,6 +316,9 @@ impl Handler {
         // Held until the answer is made: a user's calls that wait long
         // take at most its share of the slots.
         let _share = self.shares.claim(&caller).map_err(Refusal::Standard)?;
+        if let Some(answer) = peer_call(call, interface, member) {
+            return answer;
+        }
         let unknown_object = || {
             Refusal::Standard(zbus::fdo::Error::UnknownObject(format!(
                 "no object at {}",
@@ -326,8 +347,6 @@ impl Handler {
             (INTROSPECTABLE, "Introspect") => {
                 Ok(Reply::Text(introspect::xml(&self.node(object, &caller))))
             }
-            (PEER, "Ping") => Ok(Reply::Empty),
-            (PEER, "GetMachineId") => machine_id(),
             (PROPERTIES, "Get") => {
                 let (iface, name) = body.deserialize::<(&str, &str)>().map_err(bad_body)?;
                 self.properties(&caller, object, provider.as_ref(), iface)?
@@ -345,16 +364,14 @@ impl Handler {
                 let all = self.properties(&caller, object, provider.as_ref(), iface)?;
                 Ok(Reply::Properties(all.into_iter().collect()))
             }
-            (PROPERTIES, "Set") => Err(Refusal::Standard(zbus::fdo::Error::PropertyReadOnly(
-                "every property of tokend is read-only".into(),
-            ))),
-            (OBJECT_MANAGER, "GetManagedObjects") => Ok(Reply::Objects(
-                self.broker
-                    .status(&caller, None)?
-                    .into_iter()
-                    .map(|status| (provider_path(&status.name), managed_object(&status)))
-                    .collect(),
-            )),
+            (PROPERTIES, "Set") => {
+                let (iface, name, _) = body
+                    .deserialize::<(&str, &str, zbus::zvariant::Value<'_>)>()
+                    .map_err(bad_body)?;
+                let properties = self.properties(&caller, object, provider.as_ref(), iface)?;
+                Err(refuse_set(&properties, iface, name))
+            }
+            (OBJECT_MANAGER, "GetManagedObjects") => self.managed_objects(&caller),
             (BROKER_INTERFACE, "GetToken") => {
                 let provider = body.deserialize::<&str>().map_err(bad_body)?;
                 self.token(&caller, provider, Freshness::Default).await
@@ -383,6 +400,17 @@ impl Handler {
             (BROKER_INTERFACE, "GetMetrics") => Ok(Reply::Text(self.broker.metrics_text(&caller))),
             _ => unreachable!("check_signature accepts only the methods above"),
         }
+    }
+
+    /// Every provider object `caller` may see, with its properties.
+    fn managed_objects(&self, caller: &Caller) -> Answer {
+        Ok(Reply::Objects(
+            self.broker
+                .status(caller, None)?
+                .into_iter()
+                .map(|status| (provider_path(&status.name), managed_object(&status)))
+                .collect(),
+        ))
     }
 
     /// Starts or joins the login and answers its prompt, once the provider
@@ -486,6 +514,44 @@ impl Handler {
     }
 }
 
+/// The answer to a call of `org.freedesktop.DBus.Peer` (named, or the
+/// only interface with `member` when none is), at whatever path: the
+/// specification has Peer answered at any (as libdbus, sd-bus and GDBus
+/// do), and it says nothing of the objects. `None` for any other call.
+fn peer_call(call: &Message, interface: Option<&str>, member: &str) -> Option<Answer> {
+    let peer = interface == Some(PEER)
+        || (interface.is_none()
+            && STANDARD_METHODS
+                .iter()
+                .any(|(i, name, _)| *i == PEER && *name == member));
+    if !peer {
+        return None;
+    }
+    let signature = call.body().signature().to_string_no_parens();
+    Some(
+        check_signature(Object::Broker, PEER, member, &signature).and_then(|()| {
+            if member == "Ping" {
+                Ok(Reply::Empty)
+            } else {
+                machine_id()
+            }
+        }),
+    )
+}
+
+/// Why `Set` of `iface`'s property `name` is refused, given the
+/// interface's `properties` (looked up as `Get` looks them up): a
+/// property that is there is read-only; one that is not is named so.
+fn refuse_set<V>(properties: &[(&str, V)], iface: &str, name: &str) -> Refusal {
+    Refusal::Standard(if properties.iter().any(|(key, _)| *key == name) {
+        zbus::fdo::Error::PropertyReadOnly(format!(
+            "{iface}.{name} is read-only, as every property of tokend is"
+        ))
+    } else {
+        zbus::fdo::Error::UnknownProperty(format!("{iface} has no property {name}"))
+    })
+}
+
 /// The interface of a call that names none: the only one with `member`
 /// on the object.
 fn implied_interface(object: Object<'_>, member: &str) -> &'static str {
@@ -527,6 +593,12 @@ fn check_signature(
             .map(|(_, _, input)| *input),
         // The provider's interface is there, with properties only.
         PROVIDER_INTERFACE if matches!(object, Object::Provider(_)) => None,
+        // A call that names no interface, of a member none has here.
+        "" => {
+            return Err(Refusal::Standard(zbus::fdo::Error::UnknownMethod(format!(
+                "no interface here has a method {member}"
+            ))));
+        }
         _ => {
             return Err(Refusal::Standard(zbus::fdo::Error::UnknownInterface(
                 format!("no interface {interface}"),

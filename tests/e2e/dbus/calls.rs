@@ -115,6 +115,86 @@ fn errors_are_named_and_change_nothing() {
     assert!(setup.provider.requests().is_empty());
 }
 
+/// Calls addressed wrongly get the standard error that names what is
+/// wrong: `Set` of a property that is there is read-only, of one that is
+/// not is unknown (it was "read-only" too); `Peer.Ping` is answered at any
+/// path, as the specification has it (it was "no object"); a call naming
+/// no interface, of a member no interface has, is an unknown method (it
+/// was "no interface " with a blank name: jeepney and raw bindings send
+/// such calls).
+#[test]
+fn wrongly_addressed_calls_get_the_error_that_names_the_problem() {
+    let setup = start(fast(), &["demo"]);
+    let busctl = |args: &[&str]| {
+        setup
+            .bus
+            .command("busctl")
+            .arg(format!("--address={}", setup.bus.address()))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let set = |interface: &str, property: &str| {
+        busctl(&[
+            "set-property",
+            "org.tokend.Broker1",
+            "/org/tokend/Broker1/providers/demo",
+            interface,
+            property,
+            "s",
+            "x",
+        ])
+    };
+    let err = text(&set("org.tokend.Provider1", "State").stderr);
+    assert!(err.contains("read-only"), "{err}");
+    let err = text(&set("org.tokend.Provider1", "Nope").stderr);
+    assert!(err.contains("has no property Nope"), "{err}");
+    let err = text(&set("org.tokend.Nope", "State").stderr);
+    assert!(err.contains("org.tokend.Nope"), "{err}");
+    let out = busctl(&[
+        "call",
+        "org.tokend.Broker1",
+        "/no/such/object",
+        "org.freedesktop.DBus.Peer",
+        "Ping",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    let python = "/usr/bin/python3";
+    let script = r#"
+from jeepney import DBusAddress, HeaderFields, MessageType, new_method_call
+from jeepney.io.blocking import open_dbus_connection
+with open_dbus_connection(bus="SESSION") as conn:
+    broker = DBusAddress("/org/tokend/Broker1", bus_name="org.tokend.Broker1")
+    reply = conn.send_and_get_reply(new_method_call(broker, "Frob"))
+    assert reply.header.message_type == MessageType.error
+    print(reply.header.fields[HeaderFields.error_name], reply.body[0])
+"#;
+    let has_jeepney = std::process::Command::new(python)
+        .args(["-c", "import jeepney"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if has_jeepney {
+        let out = setup
+            .bus
+            .command(python)
+            .args(["-c", script])
+            .output()
+            .unwrap();
+        let said = text(&out.stdout);
+        assert!(
+            said.contains("org.freedesktop.DBus.Error.UnknownMethod") && said.contains("Frob"),
+            "{said}{}",
+            text(&out.stderr)
+        );
+    } else {
+        crate::support::skip::say(format_args!(
+            "SKIPPED the call without an interface: python3-jeepney is not installed"
+        ));
+    }
+    assert!(setup.provider.requests().is_empty());
+}
+
 #[test]
 fn the_python_example_gets_a_token() {
     let python = "/usr/bin/python3";
@@ -210,6 +290,32 @@ fn a_flood_of_calls_is_answered_or_refused_never_stuck() {
     let out = out.unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("demo"), "{}", text(&out.stdout));
+    // Every call of the flood is counted once it is answered: refused ones
+    // as `limits_exceeded` (they were not counted, or counted as the
+    // caller's mistake, `bad_request`), the rest as `unknown_provider`.
+    let count = |metrics: &str, outcome: &str| -> u64 {
+        let series =
+            format!("tokend_dbus_requests_total{{method=\"GetToken\",outcome=\"{outcome}\"}} ");
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(series.as_str()))
+            .map_or(0, |n| n.trim().parse().unwrap())
+    };
+    let mut metrics = String::new();
+    for _ in 0..300 {
+        let out = setup.daemon.tokenctl(&["metrics"]);
+        metrics = text(&out.stdout);
+        if count(&metrics, "unknown_provider") + count(&metrics, "limits_exceeded") >= 960 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        count(&metrics, "unknown_provider") + count(&metrics, "limits_exceeded"),
+        960,
+        "{metrics}"
+    );
+    assert_eq!(count(&metrics, "bad_request"), 0, "{metrics}");
     drop(flooders);
 }
 
