@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 use std::io::{self, Write};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokend::client::{Client, ClientError, LoginUpdate};
 use tokend::protocol::{ErrorBody, ErrorCode, LoginEvent, LoginPrompt};
@@ -18,6 +18,40 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(30);
 
 /// The longest countdown shown: a day, beyond any device code's life.
 const MAX_COUNTDOWN_SECS: u64 = 24 * 3600;
+
+/// A moment on the clock that counts a suspend and ignores the wall clock
+/// being set (`CLOCK_BOOTTIME`), as the daemon keeps the code's life: the
+/// countdown's clock. `std::time::Instant` (`CLOCK_MONOTONIC`) stops while the laptop
+/// sleeps, and after a five-minute suspend the countdown showed five
+/// minutes the code no longer had.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Moment(Duration);
+
+impl Moment {
+    fn now() -> Self {
+        let boot = rustix::time::clock_gettime(rustix::time::ClockId::Boottime);
+        Self(Duration::new(
+            u64::try_from(boot.tv_sec).unwrap_or_default(),
+            u32::try_from(boot.tv_nsec).unwrap_or_default(),
+        ))
+    }
+
+    fn checked_add(self, by: Duration) -> Option<Self> {
+        self.0.checked_add(by).map(Self)
+    }
+
+    fn saturating_duration_since(self, earlier: Self) -> Duration {
+        self.0.saturating_sub(earlier.0)
+    }
+}
+
+impl std::ops::Add<Duration> for Moment {
+    type Output = Self;
+
+    fn add(self, by: Duration) -> Self {
+        Self(self.0 + by)
+    }
+}
 
 /// How `tokenctl login` was asked to behave.
 #[derive(Debug, Clone, Copy)]
@@ -81,7 +115,7 @@ fn follow(
         let event = match update {
             LoginUpdate::Tick => {
                 if !options.json {
-                    view.tick(out, provider, Instant::now()).map_err(output)?;
+                    view.tick(out, provider, Moment::now()).map_err(output)?;
                 }
                 continue;
             }
@@ -103,7 +137,7 @@ fn follow(
             }
             LoginEvent::Polling { provider, trouble } => {
                 if !options.json {
-                    view.polling(out, &provider, trouble.as_deref(), Instant::now())
+                    view.polling(out, &provider, trouble.as_deref(), Moment::now())
                         .map_err(output)?;
                 }
             }
@@ -257,7 +291,7 @@ impl HumanView {
             )?;
             return out.flush();
         }
-        let now = Instant::now();
+        let now = Moment::now();
         self.countdown = Some(Countdown {
             // A daemon caps expires_in; one that does not (or a stand-in)
             // must not make the countdown overflow the clock.
@@ -273,7 +307,7 @@ impl HumanView {
         self.tick(out, provider, now)
     }
 
-    fn tick(&mut self, out: &mut impl Write, provider: &str, now: Instant) -> io::Result<()> {
+    fn tick(&mut self, out: &mut impl Write, provider: &str, now: Moment) -> io::Result<()> {
         match &mut self.countdown {
             Some(countdown) => countdown.draw(out, now),
             None if !self.asking_said => {
@@ -292,7 +326,7 @@ impl HumanView {
         out: &mut impl Write,
         provider: &str,
         trouble: Option<&str>,
-        now: Instant,
+        now: Moment,
     ) -> io::Result<()> {
         if let Some(countdown) = &mut self.countdown
             && countdown.live
@@ -374,17 +408,17 @@ fn interrupt_hint(provider: &str) -> String {
 
 /// The "Waiting for approval… 14:32 left" line.
 struct Countdown {
-    ends: Instant,
+    ends: Moment,
     /// Redrawn in place once a tick, rather than printed now and then.
     live: bool,
     /// When the last line was printed (not live).
-    last_line: Option<Instant>,
+    last_line: Option<Moment>,
     /// Whether a live line is on screen.
     drawn: bool,
 }
 
 impl Countdown {
-    fn draw(&mut self, out: &mut impl Write, now: Instant) -> io::Result<()> {
+    fn draw(&mut self, out: &mut impl Write, now: Moment) -> io::Result<()> {
         let left = self.ends.saturating_duration_since(now);
         // Rounded up, so the clock reads 0:00 only once the code is dead.
         let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
@@ -413,7 +447,7 @@ fn waiting_text(secs_left: u64) -> String {
 }
 
 /// Whether a non-live progress line is due.
-fn progress_due(last_line: Option<Instant>, now: Instant) -> bool {
+fn progress_due(last_line: Option<Moment>, now: Moment) -> bool {
     last_line.is_none_or(|last| now.saturating_duration_since(last) >= PROGRESS_EVERY)
 }
 

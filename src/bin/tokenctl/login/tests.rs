@@ -54,7 +54,7 @@ fn prompt_with_qr_code() {
 fn countdown_text_and_pace() {
     assert_eq!(waiting_text(872), "Waiting for approval… 14:32 left");
     assert!(waiting_text(0).contains("expired"));
-    let start = Instant::now();
+    let start = Moment::now();
     assert!(progress_due(None, start));
     assert!(!progress_due(Some(start), start + Duration::from_secs(29)));
     assert!(progress_due(Some(start), start + PROGRESS_EVERY));
@@ -62,7 +62,7 @@ fn countdown_text_and_pace() {
 
 #[test]
 fn live_countdown_redraws_in_place() {
-    let start = Instant::now();
+    let start = Moment::now();
     let mut countdown = Countdown {
         ends: start + Duration::from_secs(90),
         live: true,
@@ -82,7 +82,7 @@ fn live_countdown_redraws_in_place() {
 
 #[test]
 fn quiet_countdown_prints_now_and_then() {
-    let start = Instant::now();
+    let start = Moment::now();
     let mut countdown = Countdown {
         ends: start + Duration::from_secs(900),
         live: false,
@@ -215,7 +215,7 @@ fn a_wait_for_the_code_is_said_once() {
         asking_said: false,
     };
     let mut out = Vec::new();
-    let now = Instant::now();
+    let now = Moment::now();
     view.tick(&mut out, "gh", now).unwrap();
     view.tick(&mut out, "gh", now).unwrap();
     assert_eq!(
