@@ -27,6 +27,16 @@ pub trait Clock: Send + Sync + fmt::Debug {
         self.now().duration_since(UNIX_EPOCH).unwrap_or_default()
     }
 
+    /// The wall-clock time, on the clock as it is set now, of the moment
+    /// [`Self::since_boot`] read `since_boot`: a request's send time, read
+    /// again once it is answered, so that a clock set while it was out
+    /// does not date its answer on the old clock.
+    fn wall_at(&self, since_boot: Duration) -> SystemTime {
+        let now = self.now();
+        now.checked_sub(self.since_boot().saturating_sub(since_boot))
+            .unwrap_or(now)
+    }
+
     /// A timer that fires when this clock reaches a time, across suspend
     /// and clock changes; `None` when the clock has none (the test clocks),
     /// and the scheduler then reads the clock again at least every

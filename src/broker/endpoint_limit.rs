@@ -1,17 +1,22 @@
 //! What the sessions of one token endpoint share: how many refreshes may
-//! be out at once, and the wait the provider asked for.
+//! be out at once, and the waits the provider asked for.
 //!
 //! A provider that answers a refresh `429` or `503` with `Retry-After`
-//! asks its client to leave the endpoint alone that long, and rate limits
-//! are per client or per address, not per login. So the wait binds every
-//! session of the endpoint, not only the one that was told: until it is
-//! over, their refreshes are not sent, and each fails as the told one did
-//! (its `Retry-After` shortened to what is left), which plans its retry
-//! past the wait, spread over a tenth of it
-//! (see `SessionState::refresh_failed`). Without it, after a resume or
-//! at a storm every other session of a shared issuer sent its own request
-//! into the limit, and each was told again.
+//! asks its client to leave the endpoint alone that long, and a rate limit
+//! is per client (or per address), not per login. So the wait binds every
+//! session of the endpoint with the same `client_id`, not only the one
+//! that was told: until it is over, their refreshes are not sent, and
+//! each fails as the told one did (its `Retry-After` shortened to what is
+//! left), which plans its retry past the wait, spread over a tenth of it
+//! (`SessionMachine::refresh_held`). Without it, after a resume or at a
+//! storm every other session of a shared issuer sent its own request into
+//! the limit, and each was told again. Sessions of another client at the
+//! same issuer (another app's registration) are not held. What a held
+//! session is told names the endpoint and the status only: the
+//! provider's own words went to the session that was told, and may name
+//! that session's account.
 
+use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
@@ -19,14 +24,21 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::provider::ProviderError;
 
-/// The refresh limit and the provider's asked wait of one token endpoint.
+/// A wait the provider asked one client for: until when, and what told it.
+#[derive(Debug, Clone)]
+struct AskedWait {
+    until: SystemTime,
+    endpoint: String,
+    status: u16,
+}
+
+/// The refresh limit and the provider's asked waits of one token endpoint.
 #[derive(Debug)]
 pub(crate) struct EndpointLimit {
     /// Bounds concurrent refreshes (`max_concurrent_refreshes`).
     permits: Semaphore,
-    /// Until when the provider asked to be left alone, and the answer that
-    /// asked it.
-    asked_wait: Mutex<Option<(SystemTime, ProviderError)>>,
+    /// The waits asked, by `client_id`.
+    asked_waits: Mutex<HashMap<String, AskedWait>>,
 }
 
 impl EndpointLimit {
@@ -34,7 +46,7 @@ impl EndpointLimit {
     pub(crate) fn new(concurrent: usize) -> Self {
         Self {
             permits: Semaphore::new(concurrent),
-            asked_wait: Mutex::new(None),
+            asked_waits: Mutex::new(HashMap::new()),
         }
     }
 
@@ -44,51 +56,69 @@ impl EndpointLimit {
         self.permits.acquire().await.ok()
     }
 
-    /// The failure a refresh meets without being sent, at `now`, while the
-    /// provider's asked wait lasts: the answer that asked it, asking for
-    /// what is left of the wait.
-    pub(crate) fn asked_to_wait(&self, now: SystemTime) -> Option<ProviderError> {
-        let asked = self
-            .asked_wait
+    /// The failure a refresh of `client_id` meets without being sent, at
+    /// `now`, while a wait the provider asked of that client lasts: the
+    /// endpoint and status of the answer that asked it, asking for what is
+    /// left of the wait.
+    pub(crate) fn asked_to_wait(&self, now: SystemTime, client_id: &str) -> Option<ProviderError> {
+        let waits = self
+            .asked_waits
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let (until, answer) = asked.as_ref()?;
-        let left = until
+        let asked = waits.get(client_id)?;
+        let left = asked
+            .until
             .duration_since(now)
             .ok()
             .filter(|left| !left.is_zero())?;
-        Some(
-            answer
-                .clone()
-                .with_retry_after(left.max(Duration::from_secs(1))),
-        )
+        Some(ProviderError::Unavailable {
+            endpoint: asked.endpoint.clone(),
+            status: asked.status,
+            detail: None,
+            retry_after: Some(left.max(Duration::from_secs(1))),
+        })
     }
 
-    /// Moves the end of the asked wait with the wall clock, set by `step`.
-    pub(crate) fn clock_stepped(&self, step: crate::broker::clock::ClockStep) {
-        let mut asked = self
-            .asked_wait
+    /// Notes `answer`, a refresh's failure for `client_id` at `now`: when
+    /// it asks for a wait (`Retry-After`), every refresh of that client at
+    /// the endpoint waits it out. A shorter wait asked later does not
+    /// shorten a longer one; one that is over is forgotten.
+    pub(crate) fn note_failure(&self, now: SystemTime, client_id: &str, answer: &ProviderError) {
+        let ProviderError::Unavailable {
+            endpoint,
+            status,
+            retry_after: Some(wait),
+            ..
+        } = answer
+        else {
+            return;
+        };
+        let until = now + *wait;
+        let mut waits = self
+            .asked_waits
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if let Some((until, _)) = asked.as_mut() {
-            *until = step.shift(*until);
+        waits.retain(|_, asked| asked.until > now);
+        if waits.get(client_id).is_none_or(|asked| until > asked.until) {
+            waits.insert(
+                client_id.to_owned(),
+                AskedWait {
+                    until,
+                    endpoint: endpoint.clone(),
+                    status: *status,
+                },
+            );
         }
     }
 
-    /// Notes `answer`, a refresh's failure at `now`: when it asks for a
-    /// wait (`Retry-After`), every refresh of the endpoint waits it out.
-    /// A shorter wait asked later does not shorten a longer one.
-    pub(crate) fn note_failure(&self, now: SystemTime, answer: &ProviderError) {
-        let Some(wait) = answer.retry_after() else {
-            return;
-        };
-        let until = now + wait;
-        let mut asked = self
-            .asked_wait
+    /// Moves the ends of the asked waits with the wall clock, set by `step`.
+    pub(crate) fn clock_stepped(&self, step: crate::broker::clock::ClockStep) {
+        let mut waits = self
+            .asked_waits
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if asked.as_ref().is_none_or(|(longest, _)| until > *longest) {
-            *asked = Some((until, answer.clone()));
+        for asked in waits.values_mut() {
+            asked.until = step.shift(asked.until);
         }
     }
 }
@@ -101,34 +131,41 @@ mod tests {
         ProviderError::Unavailable {
             endpoint: "http://127.0.0.1:1/token".into(),
             status: 429,
-            detail: None,
+            detail: Some("rate limit of account acct-7".into()),
             retry_after: wait.map(Duration::from_secs),
         }
     }
 
     #[test]
-    fn an_asked_wait_binds_the_endpoint_until_it_is_over() {
+    fn an_asked_wait_binds_the_clients_refreshes_until_it_is_over() {
         let limit = EndpointLimit::new(4);
         let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
-        assert!(limit.asked_to_wait(start).is_none());
+        assert!(limit.asked_to_wait(start, "app").is_none());
         // A failure that asks nothing holds nothing.
-        limit.note_failure(start, &limited(None));
-        assert!(limit.asked_to_wait(start).is_none());
+        limit.note_failure(start, "app", &limited(None));
+        assert!(limit.asked_to_wait(start, "app").is_none());
 
-        limit.note_failure(start, &limited(Some(600)));
+        limit.note_failure(start, "app", &limited(Some(600)));
         let later = start + Duration::from_secs(100);
-        let held = limit.asked_to_wait(later).expect("held");
+        let held = limit.asked_to_wait(later, "app").expect("held");
         assert_eq!(held.retry_after(), Some(Duration::from_secs(500)));
-        assert!(held.to_string().contains("HTTP 429"), "{held}");
+        // The status, not the provider's words to the session told.
+        let said = held.to_string();
+        assert!(
+            said.contains("HTTP 429") && !said.contains("acct-7"),
+            "{said}"
+        );
+        // Another client at the same issuer is not held.
+        assert!(limit.asked_to_wait(later, "other-app").is_none());
         // A shorter wait asked meanwhile does not shorten it.
-        limit.note_failure(later, &limited(Some(10)));
+        limit.note_failure(later, "app", &limited(Some(10)));
         assert_eq!(
-            limit.asked_to_wait(later).unwrap().retry_after(),
+            limit.asked_to_wait(later, "app").unwrap().retry_after(),
             Some(Duration::from_secs(500))
         );
         assert!(
             limit
-                .asked_to_wait(start + Duration::from_secs(600))
+                .asked_to_wait(start + Duration::from_secs(600), "app")
                 .is_none()
         );
     }

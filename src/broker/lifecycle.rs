@@ -36,6 +36,9 @@ impl Broker {
     /// locked, and calls `beat`: a watchdog fed from here stops being fed when the core
     /// is stuck, not merely when a timer runs.
     pub async fn start(&self, heartbeat: Option<Heartbeat>) {
+        // From before the restore reads the clock: a clock set from then
+        // on is seen at the scheduler's first wake-up.
+        let mut clock_watch = ClockWatch::new(self.inner.shared.clock.as_ref());
         let providers = self.restore_all().await;
         self.spawn_store_watch();
         let broker = self.clone();
@@ -48,7 +51,6 @@ impl Broker {
                 scheduler::LONGEST_SLEEP,
                 scheduler::BeatPacer::longest_sleep,
             );
-            let mut clock_watch = ClockWatch::new(shared.clock.as_ref());
             shared
                 .scheduler
                 .run(shared.clock.as_ref(), &shared.shutdown, max_sleep, |due| {

@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -50,8 +50,12 @@ pub struct PendingPrompt {
     pub verification_uri_complete: Option<String>,
     /// The provider's instruction sentence, if any.
     pub message: Option<String>,
-    /// When the code expires.
-    pub expires_at: SystemTime,
+    /// When the code expires, on [`Clock::since_boot`]'s clock: a wall
+    /// clock set mid-login changes nothing of its life, nor of the time
+    /// left a late joiner is told.
+    ///
+    /// [`Clock::since_boot`]: crate::broker::clock::Clock::since_boot
+    pub dies_at: Duration,
     /// Why the last poll failed, while polls fail (the provider down, an
     /// answer that cannot be read): shown live, so a person who approved
     /// does not wait out the code believing the login is fine.
@@ -59,19 +63,15 @@ pub struct PendingPrompt {
 }
 
 impl PendingPrompt {
-    /// The prompt with the time left as of `now` (whole seconds).
+    /// The prompt with the time left when `Clock::since_boot` reads
+    /// `since_boot` (whole seconds).
     #[must_use]
-    pub fn to_prompt(&self, now: SystemTime) -> DevicePrompt {
+    pub fn to_prompt(&self, since_boot: Duration) -> DevicePrompt {
         DevicePrompt {
             user_code: self.user_code.clone(),
             verification_uri: self.verification_uri.clone(),
             verification_uri_complete: self.verification_uri_complete.clone(),
-            expires_in: Duration::from_secs(
-                self.expires_at
-                    .duration_since(now)
-                    .unwrap_or_default()
-                    .as_secs(),
-            ),
+            expires_in: Duration::from_secs(self.dies_at.saturating_sub(since_boot).as_secs()),
             message: self.message.clone(),
         }
     }
@@ -206,10 +206,11 @@ impl LoginHandle {
         }
     }
 
-    /// The prompt for `status`, while the login waits for the person.
-    pub(crate) fn prompt_for_status(&self, now: SystemTime) -> Option<DevicePrompt> {
+    /// The prompt for `status`, while the login waits for the person
+    /// (`since_boot`: see [`PendingPrompt::to_prompt`]).
+    pub(crate) fn prompt_for_status(&self, since_boot: Duration) -> Option<DevicePrompt> {
         match &*self.progress.borrow() {
-            LoginProgress::Prompt(p) => Some(p.to_prompt(now)),
+            LoginProgress::Prompt(p) => Some(p.to_prompt(since_boot)),
             _ => None,
         }
     }
@@ -259,7 +260,7 @@ impl LoginWatch {
             .map(|p| p.clone())
             .map_err(|_| BrokerError::ShuttingDown)?;
         match progress {
-            LoginProgress::Prompt(p) => Ok(p.to_prompt(self.clock.now())),
+            LoginProgress::Prompt(p) => Ok(p.to_prompt(self.clock.since_boot())),
             LoginProgress::Finished(Err(e)) => Err(e),
             LoginProgress::Finished(Ok(())) | LoginProgress::Starting => {
                 Err(BrokerError::LoginFailed {

@@ -178,28 +178,6 @@ impl ProviderError {
         }
     }
 
-    /// This failure asking for `wait` (`Retry-After`) instead of what it
-    /// asked: for a refresh not sent because another session of the same
-    /// endpoint was asked to wait (see `broker::endpoint_limit`). Only an
-    /// unavailable answer asks for a wait; other failures are unchanged.
-    #[must_use]
-    pub fn with_retry_after(self, wait: Duration) -> Self {
-        match self {
-            Self::Unavailable {
-                endpoint,
-                status,
-                detail,
-                retry_after: _,
-            } => Self::Unavailable {
-                endpoint,
-                status,
-                detail,
-                retry_after: Some(wait),
-            },
-            other => other,
-        }
-    }
-
     /// This failure with every occurrence of `secrets` in its text (as
     /// sent, and percent-encoded as a form body carries them) replaced by
     /// `[redacted]`. Providers may echo a request in their error text (a

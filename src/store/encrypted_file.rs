@@ -348,19 +348,27 @@ impl EncryptedFileStore {
         let sealed = sealed::seal(&self.key, provider, &padded_record(session)).map_err(failed)?;
         let spare = spare::path_of(&self.directory, provider);
         let written = match (spare::open(&spare), temp) {
-            (Some((file, length)), _) => spare::write(&file, length, &sealed),
-            (None, Some(temp)) => temp.write_as_spare(&spare, &sealed),
-            (None, None) => spare::create(&spare).and_then(|file| spare::write(&file, 0, &sealed)),
+            (Some((file, length)), _) => {
+                spare::write(&file, length, &sealed).map(|()| spare.clone())
+            }
+            (None, temp) => temp
+                .map_or_else(|| self.create_temp(provider), Ok)
+                .and_then(|temp| temp.write_as_spare(&spare, &sealed)),
         };
         // Until the directory is flushed, a power cut may undo the swap:
         // that is a failure too, so the broker keeps trying to save.
-        let committed = written
-            .and_then(|()| spare::swap_in(&spare, path))
-            .and_then(|()| sync_dir(&self.directory));
+        let committed = written.and_then(|source| {
+            let swapped = spare::swap_in(&source, path);
+            if source != spare || swapped.is_err() {
+                // Not kept: the old record a swap left in a temporary file
+                // (the spare's name was taken by something tokend could
+                // not remove), or this record half written or not swapped
+                // in (the next save makes a new file).
+                let _ = fs::remove_file(&source);
+            }
+            swapped.and_then(|()| sync_dir(&self.directory))
+        });
         committed.map_err(|e| {
-            // A spare that may hold this record, half written or not
-            // swapped in, is not kept: the next save makes a new one.
-            let _ = fs::remove_file(&spare);
             match e.kind() {
                 // A directory where the record goes: this record's trouble,
                 // not the store's (see `not_a_file`).

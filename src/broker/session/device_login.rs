@@ -148,12 +148,10 @@ impl Session {
             .start_device_authorization()
             .await
             .map_err(|e| self.provider_failure(e))?;
-        // Shown (to late joiners, as the time left) on the wall clock; kept
-        // on the clock that ignores the wall clock being set (see
+        // Kept on the clock that ignores the wall clock being set (see
         // `Clock::since_boot`): a kiosk without a battery-backed clock
         // whose time NTP steps forward mid-login must not end a code the
-        // provider still honours.
-        let deadline = clock.now() + authorization.expires_in;
+        // provider still honours, nor tell a late joiner it is dead.
         let dies_at = clock.since_boot() + authorization.expires_in;
         // The provider's page; else the config's; else the page that
         // already carries the code (every Twilio field may be null).
@@ -187,13 +185,13 @@ impl Session {
             verification_uri,
             verification_uri_complete: authorization.verification_uri_complete.clone(),
             message: authorization.message.clone(),
-            expires_at: deadline,
+            dies_at,
             poll_trouble: None,
         };
         info!(provider = %self.name, event = "login_started", expires_in = authorization.expires_in.as_secs(), "device login waiting for approval");
         self.shared.emit(BrokerEvent::LoginPrompt {
             provider: self.name.clone(),
-            prompt: prompt.to_prompt(clock.now()),
+            prompt: prompt.to_prompt(clock.since_boot()),
         });
         progress.send_replace(LoginProgress::Prompt(prompt));
         self.shared.emit(BrokerEvent::StateChanged {
@@ -260,7 +258,7 @@ impl Session {
                     expired(&last_failure, &unusable_grant),
                 )));
             }
-            let sent_at = clock.now();
+            let sent_since_boot = clock.since_boot();
             match self.poll_before(device_code, left).await {
                 PollOutcome::Pending => {
                     network_failures = 0;
@@ -289,7 +287,9 @@ impl Session {
                     asked_wait = retry_after;
                     info!(provider = %self.name, event = "slow_down", interval = interval.as_secs(), "provider asked to poll slower");
                 }
-                PollOutcome::Granted(grant) => return Ok((grant, sent_at)),
+                // Dated on the clock as it is set now (see
+                // `Clock::wall_at`).
+                PollOutcome::Granted(grant) => return Ok((grant, clock.wall_at(sent_since_boot))),
                 PollOutcome::Denied { message } => {
                     return Err(self.login_failed(after_unusable(
                         &unusable_grant,

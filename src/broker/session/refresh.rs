@@ -40,9 +40,13 @@ impl Session {
             // as soon as the provider has answered.
             let permit = self.refresh_limit.acquire().await;
             let sent_at = self.shared.clock.now();
+            let sent_since_boot = self.shared.clock.since_boot();
             // The provider asked (another session of its endpoint, maybe)
             // to be left alone: not sent.
-            if let Some(failure) = self.refresh_limit.asked_to_wait(sent_at) {
+            if let Some(failure) = self
+                .refresh_limit
+                .asked_to_wait(sent_at, &self.config.client_id)
+            {
                 drop(permit);
                 debug!(provider = %self.name, "refresh not sent: its token endpoint asked to wait");
                 let _persist = self.persist.lock().await;
@@ -68,10 +72,15 @@ impl Session {
                 .refresh(&self.name, self.provider.refresh(refresh_token))
                 .await;
             if let Err(failure) = &answer {
-                self.refresh_limit
-                    .note_failure(self.shared.clock.now(), failure);
+                self.refresh_limit.note_failure(
+                    self.shared.clock.now(),
+                    &self.config.client_id,
+                    failure,
+                );
             }
-            (sent_at, answer, prepared)
+            // Lifetimes count from the send, dated on the clock as it is
+            // set now (it may have been set meanwhile: see `ClockWatch`).
+            (self.shared.clock.wall_at(sent_since_boot), answer, prepared)
         };
         let answered = Instant::now();
         debug!(provider = %self.name, event = "refresh_answered", at_unix_us = %unix_micros_now(), ok = answer.is_ok(), "refresh answer received");

@@ -12,7 +12,11 @@ impl Session {
         let state = self.state();
         let machine = &state.machine;
         let now = self.shared.clock.now();
-        let pending = state.login.as_ref().and_then(|l| l.prompt_for_status(now));
+        let since_boot = self.shared.clock.since_boot();
+        let pending = state
+            .login
+            .as_ref()
+            .and_then(|l| l.prompt_for_status(since_boot));
         let (expires_at, scopes, login_needed_by) = match machine.tokens() {
             None => (None, self.config.scopes.clone(), None),
             Some(tokens) => {
@@ -76,11 +80,10 @@ impl Session {
     pub(crate) fn phase(&self) -> SessionPhase {
         let state = self.state();
         let now = self.shared.clock.now();
-        if state
-            .login
-            .as_ref()
-            .is_some_and(|l| l.prompt_for_status(now).is_some())
-        {
+        if state.login.as_ref().is_some_and(|l| {
+            l.prompt_for_status(self.shared.clock.since_boot())
+                .is_some()
+        }) {
             return SessionPhase::LoginPending;
         }
         state.machine.phase(now)

@@ -11,10 +11,12 @@ use std::time::{Duration, SystemTime};
 use tokend_emulator::Emulator;
 
 use super::{demo_config, fast_emulator, log_in_demo};
+use crate::broker::clock::unix_secs;
 use crate::broker::clock::{Clock, OffsetClock};
-use crate::broker::{Broker, BrokerEvent, BrokerParts, Caller};
+use crate::broker::{Broker, BrokerEvent, BrokerParts, Caller, session_identity};
 use crate::provider::HttpClient;
-use crate::store::MemoryStore;
+use crate::secret::Secret;
+use crate::store::{MemoryStore, STORED_SESSION_VERSION, Store, StoredSession};
 
 /// A started broker on `emulator` whose clock is `clock`.
 async fn broker_with(
@@ -22,12 +24,22 @@ async fn broker_with(
     dir: &std::path::Path,
     clock: Arc<OffsetClock>,
 ) -> Broker {
+    broker_over(emulator, dir, clock, Arc::new(MemoryStore::default())).await
+}
+
+/// [`broker_with`] over `store`.
+async fn broker_over(
+    emulator: &Emulator,
+    dir: &std::path::Path,
+    clock: Arc<OffsetClock>,
+    store: Arc<dyn Store>,
+) -> Broker {
     let config = demo_config(emulator, dir, "");
     let broker = Broker::new(
         &config.daemon,
         config.providers.clone(),
         BrokerParts {
-            store: Arc::new(MemoryStore::default()),
+            store,
             clock,
             http: HttpClient::new(Duration::from_secs(5)).unwrap(),
             owner_uid: 1000,
@@ -105,6 +117,99 @@ async fn a_clock_set_back_or_ahead_moves_the_sessions_times_with_it() {
     broker.shutdown(Duration::from_secs(1)).await;
 }
 
+/// A session restored from the store, whose expiry is a date written
+/// while the clock was right, keeps it when the clock is set right after
+/// the start (a board without a battery-backed clock, started ten hours
+/// behind, then set by NTP): moved with the clock, the token would look
+/// to have eleven hours and be served dead for ten.
+#[tokio::test]
+async fn a_restored_expiry_stays_where_it_is_when_the_clock_is_set() {
+    let emulator = fast_emulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = demo_config(&emulator, dir.path(), "");
+    let store = Arc::new(MemoryStore::default());
+    let real_expiry = SystemTime::now() + Duration::from_secs(3600);
+    let record = StoredSession {
+        version: STORED_SESSION_VERSION,
+        identity: session_identity(&config.providers[0]),
+        refresh_token: Some(Secret::from("rt")),
+        obtained_at: unix_secs(SystemTime::now()),
+        scope: None,
+        access_token: Some(Secret::from("at-stored")),
+        token_type: Some("Bearer".into()),
+        expires_at: Some(unix_secs(real_expiry)),
+        refresh_expires_at: None,
+    };
+    store.save("demo", &record).unwrap();
+    let clock = Arc::new(OffsetClock::new());
+    clock.set(Duration::ZERO, Duration::from_secs(10 * 3600));
+    let broker = broker_over(&emulator, dir.path(), Arc::clone(&clock), store).await;
+    let mut events = broker.subscribe();
+    clock.set(Duration::from_secs(10 * 3600), Duration::ZERO);
+    broker.inner.shared.scheduler.poke();
+    let replanned = async {
+        loop {
+            if let BrokerEvent::StateChanged { provider } = events.recv().await.unwrap()
+                && provider == "demo"
+            {
+                break;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), replanned)
+        .await
+        .expect("the session heard of the clock");
+    let report = broker
+        .status(&Caller::uid(1000), Some("demo"))
+        .unwrap()
+        .remove(0);
+    assert_eq!(
+        report.expires_at.map(unix_secs),
+        Some(unix_secs(real_expiry)),
+        "{report:?}"
+    );
+    let planned = secs_from_now(&clock, report.next_refresh);
+    assert!((0..3600).contains(&planned), "next refresh in {planned} s");
+    broker.shutdown(Duration::from_secs(1)).await;
+}
+
+/// A refresh out when the clock is set is dated on the clock as it is
+/// set when the answer comes: its token lives as long from now as the
+/// provider said, not two hours more (set back while the answer took 2 s).
+#[tokio::test]
+async fn a_refresh_out_while_the_clock_is_set_dates_its_token_on_the_new_clock() {
+    let emulator = fast_emulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(OffsetClock::new());
+    let broker = broker_with(&emulator, dir.path(), Arc::clone(&clock)).await;
+    log_in_demo(&broker, &emulator).await;
+    emulator.set_access_token_lifetime(Duration::from_secs(7200));
+    emulator.inject(
+        tokend_emulator::Endpoint::Token,
+        tokend_emulator::Fault::Delay(Duration::from_secs(2)),
+        1,
+    );
+    let asking = broker.clone();
+    let token = tokio::spawn(async move {
+        asking
+            .token(&Caller::uid(1000), "demo", Duration::from_secs(5000))
+            .await
+    });
+    emulator
+        .wait_for(|requests| {
+            requests
+                .iter()
+                .any(tokend_emulator::RecordedRequest::is_refresh)
+        })
+        .await;
+    clock.set(Duration::ZERO, Duration::from_secs(7200));
+    broker.inner.shared.scheduler.poke();
+    let token = token.await.unwrap().unwrap();
+    let left = secs_from_now(&clock, token.expires_at);
+    assert!((7180..=7200).contains(&left), "{left} s left");
+    broker.shutdown(Duration::from_secs(1)).await;
+}
+
 #[tokio::test]
 async fn a_clock_set_ahead_mid_login_leaves_the_code_its_life() {
     let emulator = fast_emulator().await;
@@ -115,6 +220,10 @@ async fn a_clock_set_ahead_mid_login_leaves_the_code_its_life() {
     let prompt = login.prompt().await.unwrap();
     // An hour ahead: past the code's 600 s on the wall clock, not in fact.
     clock.set(Duration::from_secs(3600), Duration::ZERO);
+    // A late joiner is told what is left of the code, not that it died.
+    let mut joined = broker.login(&Caller::uid(1000), "demo").unwrap();
+    let left = joined.prompt().await.unwrap().expires_in.as_secs();
+    assert!((590..=600).contains(&left), "{left} s left");
     let polls = emulator.poll_times().len();
     emulator
         .wait_for(move |requests| requests.iter().filter(|r| r.is_poll()).count() >= polls + 2)

@@ -435,16 +435,17 @@ impl Handler {
         ))
     }
 
-    /// A token, or that the refresh it waits for has not finished within
-    /// [`PROVIDER_WAIT`] (the refresh runs in a task of its own and goes on).
+    /// A token, or that it is not ready within [`PROVIDER_WAIT`]: the
+    /// refresh it waits for (in a task of its own) or the store goes on.
     async fn token(&self, caller: &Caller, provider: &str, want: Freshness) -> Answer {
         // The broker checks the bounds: one rule for both front-ends.
         let token = tokio::time::timeout(PROVIDER_WAIT, self.broker.token(caller, provider, want))
             .await
             .map_err(|_| {
                 DbusError::ProviderUnavailable(format!(
-                    "provider `{provider}` has not answered the refresh this token needs \
-                     within {} s; the refresh goes on: call again to get its token",
+                    "the token of provider `{provider}` is not ready within {} s (its refresh, \
+                     or the store, is still being waited for); that goes on: call again to get \
+                     the token",
                     PROVIDER_WAIT.as_secs()
                 ))
             })??;

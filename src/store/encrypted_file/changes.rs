@@ -111,11 +111,14 @@ fn read_queued(fd: &OwnedFd) -> Result<bool, Errno> {
 }
 
 /// Whether an event's file name is one of tokend's own temporary files: a
-/// record being written (`.NAME.PID.N.tmp`) or the logout journal's
-/// (`.pending-logouts.tmp`). An event of the directory itself (no name),
+/// record being written (`.NAME.PID.N.tmp`), a record's spare
+/// (`.NAME.spare`, made, renamed and removed by saves) or the logout
+/// journal's (`.pending-logouts.tmp`). An event of the directory itself (no name),
 /// or a queue overflow, is news.
 fn is_own_temp_file(name: Option<&[u8]>) -> bool {
-    name.is_some_and(|name| name.starts_with(b".") && name.ends_with(b".tmp"))
+    name.is_some_and(|name| {
+        name.starts_with(b".") && (name.ends_with(b".tmp") || name.ends_with(b".spare"))
+    })
 }
 
 #[cfg(test)]
@@ -130,7 +133,7 @@ mod tests {
         let fd = inotify::init(CreateFlags::NONBLOCK | CreateFlags::CLOEXEC).unwrap();
         inotify::add_watch(&fd, dir.path(), watched_changes()).unwrap();
         assert_eq!(read_queued(&fd), Ok(false), "nothing happened");
-        for temp in [".demo.4242.1.tmp", ".pending-logouts.tmp"] {
+        for temp in [".demo.4242.1.tmp", ".pending-logouts.tmp", ".demo.spare"] {
             let path = dir.path().join(temp);
             std::fs::write(&path, b"x").unwrap();
             std::fs::remove_file(&path).unwrap();

@@ -34,14 +34,20 @@ impl TempFile {
     }
 
     /// Writes `bytes` into this file, flushes it and renames it to
-    /// `spare`, the name a save swaps into the record's place. On failure
-    /// the file is removed as it drops.
-    pub(super) fn write_as_spare(mut self, spare: &Path, bytes: &[u8]) -> io::Result<()> {
+    /// `spare`, the name a save swaps into the record's place; returns the
+    /// path it is at: `spare`, or its own when something tokend could not
+    /// remove holds that name (a directory: the swap then leaves the old
+    /// record here, and the save removes it). On failure the file is
+    /// removed as it drops; once this returns, the caller removes it.
+    pub(super) fn write_as_spare(mut self, spare: &Path, bytes: &[u8]) -> io::Result<PathBuf> {
         self.file.write_all(bytes)?;
         self.file.sync_all()?;
-        fs::rename(&self.path, spare)?;
+        let at = match fs::rename(&self.path, spare) {
+            Ok(()) => spare.to_owned(),
+            Err(_) => self.path.clone(),
+        };
         self.path = PathBuf::new();
-        Ok(())
+        Ok(at)
     }
 }
 

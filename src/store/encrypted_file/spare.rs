@@ -30,7 +30,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::os::unix::fs::{FileExt as _, MetadataExt as _, OpenOptionsExt as _, PermissionsExt};
+use std::os::unix::fs::{FileExt as _, MetadataExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 
 use rustix::fs::{CWD, OFlags, RenameFlags};
@@ -77,22 +77,6 @@ pub(super) fn open(path: &Path) -> Option<(File, u64)> {
         let _ = fs::remove_file(path);
         None
     }
-}
-
-/// Makes a new spare at `path` (mode 0600, created exclusively), for a
-/// save that found none and had no temporary file made beforehand.
-pub(super) fn create(path: &Path) -> io::Result<File> {
-    let file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
-    // The creation mode is filtered by the umask; set it outright.
-    if let Err(e) = file.set_permissions(fs::Permissions::from_mode(0o600)) {
-        let _ = fs::remove_file(path);
-        return Err(e);
-    }
-    Ok(file)
 }
 
 /// Writes `bytes` over the spare `file`, `length` bytes long, from its

@@ -147,3 +147,20 @@ fn a_logout_or_prune_removes_the_spare_with_the_record_and_a_restart_keeps_it() 
     assert_eq!(daemon.list().unwrap(), Vec::<String>::new());
     assert!(daemon.file_names().is_empty(), "{:?}", daemon.file_names());
 }
+
+#[test]
+fn a_spare_name_taken_by_a_directory_leaves_saves_working() {
+    let state = tempfile::tempdir().unwrap();
+    let store = store(state.path());
+    store.save("github", &record("rt-1")).unwrap();
+    // Not made by tokend, and not removed by it: the saves go on through
+    // temporary files, which leave nothing behind.
+    let spare = spare_of(&store, "github");
+    fs::create_dir(&spare).unwrap();
+    for refresh in ["rt-2", "rt-3"] {
+        store.save("github", &record(refresh)).unwrap();
+        assert_eq!(store.load("github").unwrap(), Some(record(refresh)));
+    }
+    assert!(spare.is_dir());
+    assert_eq!(store.file_names(), [".github.spare", "github.session"]);
+}

@@ -390,8 +390,7 @@ fn a_token_whose_refresh_is_slow_answers_before_the_clients_timeout() {
     let err = text(&out.stderr);
     assert!(!out.status.success());
     assert!(
-        err.contains("has not answered the refresh this token needs within 20 s")
-            && err.contains("call again"),
+        err.contains("is not ready within 20 s") && err.contains("call again"),
         "{err}"
     );
     let again = call("--timeout=60");

@@ -9,44 +9,67 @@
 //! and refreshed two hours late; set ahead, every token looked dead at
 //! once and every session refreshed together.
 
-use super::{Effect, SessionMachine, SessionState};
+use std::time::SystemTime;
+
+use super::{Effect, RefreshStage, SessionMachine, SessionState};
 use crate::broker::clock::ClockStep;
 use crate::broker::session::machine::Context;
 
 impl SessionMachine {
-    /// Moves every time the session holds by `step`, so that each is as
-    /// far from "now" as before the clock was set, and plans its wake-up
-    /// again. The stored record keeps the times it was written with until
-    /// the next save.
+    /// Moves every time the session counted on this clock by `step`, so
+    /// that each is as far from "now" as before the clock was set, and
+    /// plans its wake-up again. Times read from the store or given by the
+    /// provider as dates stay (see [`super::tokens::CountedHere`]): a
+    /// refresh planned from such an expiry is planned again from it. The
+    /// stored record keeps the times it was written with until the next
+    /// save.
     pub(super) fn clock_stepped(&mut self, ctx: &Context, step: ClockStep, out: &mut Vec<Effect>) {
-        let shift = |time: &mut Option<std::time::SystemTime>| {
+        let shift = |time: &mut Option<SystemTime>| {
             if let Some(time) = time {
                 *time = step.shift(*time);
             }
         };
-        if let SessionState::Active { tokens, .. } = &mut self.state {
+        let mut replan = None;
+        if let SessionState::Active { tokens, refresh } = &mut self.state {
+            let counted = tokens.counted_here;
             if let Some(access) = &mut tokens.access {
-                shift(&mut access.expires_at);
+                if counted.access_expiry {
+                    shift(&mut access.expires_at);
+                    shift(&mut self.expiry_told);
+                } else if access.expires_at.is_some()
+                    && *refresh == RefreshStage::Idle
+                    && self.failures == 0
+                {
+                    replan = Some(tokens.clone());
+                }
             }
-            tokens.obtained_at = step.shift(tokens.obtained_at);
-            shift(&mut tokens.refresh_expires_at);
+            if counted.obtained {
+                tokens.obtained_at = step.shift(tokens.obtained_at);
+            }
+            if counted.refresh_expiry {
+                shift(&mut tokens.refresh_expires_at);
+                shift(&mut self.expiry_warned);
+            }
         }
+        // Readings of this clock, and times planned from them.
         for time in [
             &mut self.last_refresh,
             &mut self.last_attempt,
-            &mut self.next_refresh,
-            &mut self.fresh_until,
             &mut self.save_retry_at,
             &mut self.last_on_demand_refresh,
-            &mut self.expiry_warned,
-            &mut self.expiry_told,
         ] {
             shift(time);
         }
         if let Some((since, _)) = &mut self.provider_asked_wait {
             *since = step.shift(*since);
         }
-        self.schedule_wake(ctx.now, out);
+        if let Some(tokens) = replan {
+            self.schedule_next(ctx, &tokens, None, out);
+        } else {
+            shift(&mut self.next_refresh);
+            shift(&mut self.fresh_until);
+            self.schedule_wake(ctx.now, out);
+        }
         out.push(self.changed());
     }
 }

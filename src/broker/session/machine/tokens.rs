@@ -87,6 +87,25 @@ pub(crate) struct Tokens {
     /// How long the provider said the access token lives, as issued (not
     /// what is left of it); unknown for a restored one.
     pub(crate) access_lifetime: Option<Duration>,
+    /// Which of these times were counted on this process's clock (see
+    /// [`CountedHere`]).
+    pub(crate) counted_here: CountedHere,
+}
+
+/// Which times of [`Tokens`] were counted on this process's clock, a
+/// reading of it plus a lifetime in seconds: those move with the wall
+/// clock when it is set (see `machine::clock_step`). A time read from the
+/// store, or given by the provider as a date, stays where it is: the clock
+/// set right after a start (a board without a battery-backed clock)
+/// makes such a time neither nearer nor farther.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct CountedHere {
+    /// The access token's expiry (`expires_in`).
+    pub(crate) access_expiry: bool,
+    /// When the refresh token was obtained.
+    pub(crate) obtained: bool,
+    /// The refresh token's expiry (`refresh_token_expires_in`).
+    pub(crate) refresh_expiry: bool,
 }
 
 impl Tokens {
@@ -115,7 +134,21 @@ impl Tokens {
             (None, _) => false,
         };
         let access_lifetime = expires_at.and_then(|at| at.duration_since(sent_at).ok());
+        let kept = |counted: fn(&CountedHere) -> bool| match previous {
+            Some(p) if !rotated => counted(&p.counted_here),
+            _ => false,
+        };
+        let counted_here = CountedHere {
+            access_expiry: matches!(grant.expiry, Expiry::In(_)),
+            obtained: previous.is_none() || rotated || kept(|c| c.obtained),
+            refresh_expiry: if grant.refresh_expires_in.is_some() {
+                true
+            } else {
+                kept(|c| c.refresh_expiry)
+            },
+        };
         Self {
+            counted_here,
             access_lifetime,
             access: Some(AccessToken {
                 secret: grant.access_token,
@@ -190,6 +223,7 @@ impl Tokens {
             obtained_at: from_unix_secs(record.obtained_at),
             refresh_expires_at: record.refresh_expires_at.map(from_unix_secs),
             access_lifetime: None,
+            counted_here: CountedHere::default(),
         }
     }
 }
