@@ -49,6 +49,23 @@ async fn broker_over(
     broker
 }
 
+/// Waits (at most 10 s) for `demo` to say its state changed, as a session
+/// does once it has heard of the clock being set.
+async fn demo_changed(events: &mut tokio::sync::broadcast::Receiver<BrokerEvent>) {
+    let changed = async {
+        loop {
+            if let BrokerEvent::StateChanged { provider } = events.recv().await.unwrap()
+                && provider == "demo"
+            {
+                break;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), changed)
+        .await
+        .expect("demo heard of the clock being set");
+}
+
 /// How far `at` is from `clock`'s now, in whole seconds (negative: past).
 fn secs_from_now(clock: &OffsetClock, at: Option<SystemTime>) -> i64 {
     let at = at.expect("a time");
@@ -84,18 +101,7 @@ async fn a_clock_set_back_or_ahead_moves_the_sessions_times_with_it() {
         clock.set(ahead, back);
         broker.inner.shared.scheduler.poke();
         // The session says its times changed once it has moved them.
-        let moved = async {
-            loop {
-                if let BrokerEvent::StateChanged { provider } = events.recv().await.unwrap()
-                    && provider == "demo"
-                {
-                    break;
-                }
-            }
-        };
-        tokio::time::timeout(Duration::from_secs(10), moved)
-            .await
-            .expect("the session moved its times");
+        demo_changed(&mut events).await;
         let after = report();
         // As far from now as before the clock was set (a few seconds for
         // the test's own time), not two hours more or an hour and a half
@@ -147,18 +153,7 @@ async fn a_restored_expiry_stays_where_it_is_when_the_clock_is_set() {
     let mut events = broker.subscribe();
     clock.set(Duration::from_secs(10 * 3600), Duration::ZERO);
     broker.inner.shared.scheduler.poke();
-    let replanned = async {
-        loop {
-            if let BrokerEvent::StateChanged { provider } = events.recv().await.unwrap()
-                && provider == "demo"
-            {
-                break;
-            }
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(10), replanned)
-        .await
-        .expect("the session heard of the clock");
+    demo_changed(&mut events).await;
     let report = broker
         .status(&Caller::uid(1000), Some("demo"))
         .unwrap()
