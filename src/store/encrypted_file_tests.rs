@@ -7,11 +7,11 @@ use crate::secret::Secret;
 use crate::store::STORED_SESSION_VERSION;
 use crate::store::key::KEY_LEN;
 
-fn key(byte: u8) -> StoreKey {
+pub(super) fn key(byte: u8) -> StoreKey {
     StoreKey::from_bytes(&[byte; KEY_LEN]).unwrap()
 }
 
-fn record(refresh: &str) -> StoredSession {
+pub(super) fn record(refresh: &str) -> StoredSession {
     StoredSession {
         version: STORED_SESSION_VERSION,
         identity: "rfc8628|http://127.0.0.1/token|cid".into(),

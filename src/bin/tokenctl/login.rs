@@ -29,11 +29,8 @@ struct Moment(Duration);
 
 impl Moment {
     fn now() -> Self {
-        let boot = rustix::time::clock_gettime(rustix::time::ClockId::Boottime);
-        Self(Duration::new(
-            u64::try_from(boot.tv_sec).unwrap_or_default(),
-            u32::try_from(boot.tv_nsec).unwrap_or_default(),
-        ))
+        use tokend::broker::clock::{Clock as _, SystemClock};
+        Self(SystemClock.since_boot())
     }
 
     fn checked_add(self, by: Duration) -> Option<Self> {

@@ -13,10 +13,9 @@ use tokend_emulator::Emulator;
 use super::{demo_config, fast_emulator, log_in_demo};
 use crate::broker::clock::unix_secs;
 use crate::broker::clock::{Clock, OffsetClock};
-use crate::broker::{Broker, BrokerEvent, BrokerParts, Caller, session_identity};
+use crate::broker::{Broker, BrokerEvent, BrokerParts, Caller};
 use crate::provider::HttpClient;
-use crate::secret::Secret;
-use crate::store::{MemoryStore, STORED_SESSION_VERSION, Store, StoredSession};
+use crate::store::{MemoryStore, Store};
 
 /// A started broker on `emulator` whose clock is `clock`.
 async fn broker_with(
@@ -135,17 +134,7 @@ async fn a_restored_expiry_stays_where_it_is_when_the_clock_is_set() {
     let config = demo_config(&emulator, dir.path(), "");
     let store = Arc::new(MemoryStore::default());
     let real_expiry = SystemTime::now() + Duration::from_secs(3600);
-    let record = StoredSession {
-        version: STORED_SESSION_VERSION,
-        identity: session_identity(&config.providers[0]),
-        refresh_token: Some(Secret::from("rt")),
-        obtained_at: unix_secs(SystemTime::now()),
-        scope: None,
-        access_token: Some(Secret::from("at-stored")),
-        token_type: Some("Bearer".into()),
-        expires_at: Some(unix_secs(real_expiry)),
-        refresh_expires_at: None,
-    };
+    let record = super::stored_record(&config, real_expiry);
     store.save("demo", &record).unwrap();
     let clock = Arc::new(OffsetClock::new());
     clock.set(Duration::ZERO, Duration::from_secs(10 * 3600));

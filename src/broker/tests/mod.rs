@@ -44,6 +44,26 @@ async fn log_in_demo(broker: &Broker, emulator: &Emulator) {
     login.outcome().await.unwrap();
 }
 
+/// The record a daemon would have stored for `config`'s first provider:
+/// refresh token `rt`, access token `at-stored` expiring at `expires_at`.
+fn stored_record(
+    config: &crate::config::Config,
+    expires_at: std::time::SystemTime,
+) -> crate::store::StoredSession {
+    use crate::broker::clock::unix_secs;
+    crate::store::StoredSession {
+        version: crate::store::STORED_SESSION_VERSION,
+        identity: crate::broker::session_identity(&config.providers[0]),
+        refresh_token: Some(crate::secret::Secret::from("rt")),
+        obtained_at: unix_secs(std::time::SystemTime::now()),
+        scope: None,
+        access_token: Some(crate::secret::Secret::from("at-stored")),
+        token_type: Some("Bearer".into()),
+        expires_at: Some(unix_secs(expires_at)),
+        refresh_expires_at: None,
+    }
+}
+
 /// `text` written as `dir/config.toml` and loaded, as the daemon loads it.
 fn config_in(dir: &Path, text: &str) -> crate::config::Config {
     let path = dir.join("config.toml");

@@ -13,13 +13,10 @@ use tokio::sync::mpsc;
 
 use super::Gate;
 use crate::broker::SessionPhase;
-use crate::broker::clock::{OffsetClock, unix_secs};
-use crate::broker::{Broker, BrokerError, BrokerParts, Caller, session_identity};
+use crate::broker::clock::OffsetClock;
+use crate::broker::{Broker, BrokerError, BrokerParts, Caller};
 use crate::provider::HttpClient;
-use crate::secret::Secret;
-use crate::store::{
-    ChangeFeed, MemoryStore, STORED_SESSION_VERSION, Store, StoreError, StoredSession,
-};
+use crate::store::{ChangeFeed, MemoryStore, Store, StoreError, StoredSession};
 
 /// A memory store that can be locked, counting loads, with change notices
 /// the test sends (as the Secret Service's).
@@ -165,17 +162,7 @@ fn broker_with_a_record(
     clock: Arc<OffsetClock>,
 ) -> Broker {
     let config = config(dir);
-    let record = StoredSession {
-        version: STORED_SESSION_VERSION,
-        identity: session_identity(&config.providers[0]),
-        refresh_token: Some(Secret::from("rt")),
-        obtained_at: unix_secs(SystemTime::now()),
-        scope: None,
-        access_token: Some(Secret::from("at-stored")),
-        token_type: Some("Bearer".into()),
-        expires_at: Some(unix_secs(SystemTime::now() + Duration::from_secs(3600))),
-        refresh_expires_at: None,
-    };
+    let record = super::stored_record(&config, SystemTime::now() + Duration::from_secs(3600));
     store.save("demo", &record).unwrap();
     let broker = Broker::new(
         &config.daemon,

@@ -6,26 +6,12 @@ use std::fs;
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 
+use super::super::tests::{key, record};
 use super::super::{EncryptedFileStore, StoreKey};
-use crate::secret::Secret;
-use crate::store::{STORED_SESSION_VERSION, Store, StoredSession};
+use crate::store::Store;
 
 fn store(state: &Path) -> EncryptedFileStore {
-    EncryptedFileStore::new(state, StoreKey::from_bytes(&[7; 32]).unwrap())
-}
-
-fn record(refresh: &str) -> StoredSession {
-    StoredSession {
-        version: STORED_SESSION_VERSION,
-        identity: "rfc8628|http://127.0.0.1/token|cid".into(),
-        refresh_token: Some(Secret::from(refresh)),
-        obtained_at: 1_790_000_000,
-        scope: None,
-        access_token: Some(Secret::from(format!("at-of-{refresh}"))),
-        token_type: Some("Bearer".into()),
-        expires_at: Some(1_790_003_600),
-        refresh_expires_at: None,
-    }
+    EncryptedFileStore::new(state, key(7))
 }
 
 fn inode(path: &Path) -> u64 {
