@@ -353,6 +353,12 @@ fn refresh_while_locked_then_unlock(
     assert_ne!(refreshed.access_token.expose(), stored.as_str());
     daemon.wait_for_log(1, UNAVAILABLE);
     while_locked();
+    if let Seen::ByNotice = seen {
+        // The announcement is seen only once the feed's watches are live:
+        // an unlock before them is noticed at the scheduled probe (it was,
+        // once, with sixteen tests at a time).
+        daemon.wait_for_log(1, WATCHING);
+    }
 
     keyring.unlock_default_collection();
     if let Seen::ByNotice = seen {
