@@ -453,6 +453,10 @@ fn a_refresh_answer_whose_expiry_has_passed_keeps_the_rotated_tokens() {
     let warned = daemon.wait_for_log(1, &["expiry taken as unknown"]);
     assert!(warned[0].contains("access_token_expires_at"), "{warned:?}");
     assert!(!warned[0].contains("rt_past"), "{warned:?}");
+    // Of unknown life, the token is taken as it is by a default request.
+    // (One of some life would have it refreshed, on demand: with a
+    // refresh token this emulator never issued.)
+    assert_eq!(token(&daemon, NAME, &[]), "at_past");
 }
 
 /// Every field of Twilio's device answer may be null: with no
@@ -481,5 +485,42 @@ fn a_null_verification_uri_shows_the_complete_one() {
     assert_eq!(
         prompt["verification_uri"], "https://www.twilio.com/device?code=ABCD-EFGH",
         "{prompt}"
+    );
+}
+
+/// Every poll answered 400 with a Twilio error whose message has no known
+/// meaning ("Invalid GrantType": the request's own fault): polled on, as
+/// Twilio's pending may be worded so, but told as the polls' trouble, and
+/// the login that then expires names it (it said only "expired before it
+/// was approved", as if nobody had approved it).
+#[test]
+fn a_twilio_error_of_no_known_meaning_at_every_poll_is_named() {
+    let provider = Provider::start(TwilioOptions {
+        device_code_lifetime: Duration::from_secs(4),
+        ..fast_twilio()
+    });
+    provider.inject(
+        Endpoint::Token,
+        tokend_emulator::Fault::Body {
+            status: 400,
+            content_type: Some("application/json".into()),
+            body: bytes::Bytes::from_static(
+                br#"{"code":20001,"message":"Invalid GrantType","more_info":"https://www.twilio.com/docs/errors/20001","status":400}"#,
+            ),
+        },
+        100,
+    );
+    let daemon = Daemon::start(&twilio_config(&provider, NAME, ""));
+    let mut run = LoginRun::start(&daemon.socket, NAME);
+    let polling = run.next_event();
+    assert_eq!(polling["event"], "polling", "{polling}");
+    let trouble = polling["trouble"].as_str().expect("a reason");
+    assert!(trouble.contains("Invalid GrantType"), "{trouble}");
+    let (done, err, code) = run.finish();
+    assert_eq!(code, EXIT_LOGIN_FAILED, "{done} {err}");
+    assert!(
+        err.contains("expired before it was approved (the last poll failed:")
+            && err.contains("Twilio error 20001: Invalid GrantType"),
+        "{err}"
     );
 }

@@ -181,6 +181,8 @@ const TWILIO_MEANINGS: &[(&str, &str)] = &[
     ("invalid clientsid", "invalid_client"),
     ("invalid client sid", "invalid_client"),
     ("pending", "authorization_pending"),
+    // "Authorization request is awaiting user approval".
+    ("awaiting", "authorization_pending"),
     ("slow down", "slow_down"),
     ("too many requests", "slow_down"),
     ("denied", "access_denied"),
@@ -318,7 +320,8 @@ impl ProviderDialect for Twilio {
     /// app's) credentials, a failure whatever the words; otherwise a known
     /// meaning in the message decides (denied, expired, ...), and a message
     /// without one is pending at 400 (the device code's expiry ends the
-    /// wait, as for RFC 8628's pending) and slow down at 429. RFC 6749
+    /// wait, as for RFC 8628's pending; the message named then, as what
+    /// the polls were answered) and slow down at 429. RFC 6749
     /// bodies get the shared reading.
     fn parse_poll(&self, response: &HttpResponse) -> PollOutcome {
         if let Some(failure) = TwilioFailure::read(response) {
@@ -331,7 +334,11 @@ impl ProviderDialect for Twilio {
                         endpoint = crate::provider::message::endpoint_for_log(&response.url),
                         "a poll answered 400 with a Twilio error of no known meaning: read as pending"
                     );
-                    return PollOutcome::Pending;
+                    // Polled on, but named: a login every poll of which
+                    // was refused for the request's own fault ("Invalid
+                    // GrantType") ended as "expired before it was
+                    // approved", nothing said.
+                    return PollOutcome::PendingUnclear(failure.rejected(response));
                 }
                 (429, None) => {
                     return PollOutcome::SlowDown {

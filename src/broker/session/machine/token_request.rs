@@ -57,7 +57,10 @@ impl SessionMachine {
             .as_ref()
             .filter(|t| t.valid_for(now, Duration::ZERO));
         let fresh_enough = |token: &&AccessToken| match want {
-            Freshness::AtLeast(min_valid) => token.valid_for(now, min_valid),
+            Freshness::AtLeast(min_valid) => {
+                token.valid_for(now, min_valid)
+                    && !self.unknown_life_wants_refresh(now, token, tokens, min_valid)
+            }
             // While the store is down, a background refresh that comes
             // due is held (`hold_for_store`); the token it would replace is
             // the one a default request gets too, or the request would
@@ -73,8 +76,14 @@ impl SessionMachine {
         }
         // A default request takes a still-valid token whenever a refresh
         // cannot be had now, rather than an error.
+        // So does a request for some life of a token whose life is unknown:
+        // the refresh that would have made sure cannot be had, and the
+        // token may well work.
         let fallback = |failure: BrokerError| match (want, usable) {
             (Freshness::Default | Freshness::Replacing(_), Some(token)) => {
+                Reply::Token(token.clone())
+            }
+            (Freshness::AtLeast(_), Some(token)) if token.expires_at.is_none() => {
                 Reply::Token(token.clone())
             }
             _ => Reply::Failed(failure),
@@ -122,6 +131,34 @@ impl SessionMachine {
         out.push(Effect::Log(Notice::RefreshOnDemand));
         self.start_refresh(ctx, out);
         Reply::JoinRefresh
+    }
+
+    /// Whether a request for `min_valid` of life of `token`, whose expiry
+    /// the provider did not say (or said what cannot be believed), has it
+    /// refreshed first: "refresh on demand", as RFC 6749 leaves a token
+    /// without `expires_in`. Its life is unknown, so only a refresh can
+    /// make sure of some; but at most one per
+    /// [`timing::ON_DEMAND_RETRY_SPACING`], the token just had being as
+    /// fresh as can be had. Without this, a token that had died (one that
+    /// came already expired by the provider's own clock is kept so, with
+    /// its rotated refresh token) was handed out to every `--min-valid`
+    /// caller until one refused it. A request for none of its life (the
+    /// default's) takes it as it is.
+    fn unknown_life_wants_refresh(
+        &self,
+        now: SystemTime,
+        token: &AccessToken,
+        tokens: &Tokens,
+        min_valid: Duration,
+    ) -> bool {
+        let recent = |at: Option<SystemTime>| {
+            at.is_some_and(|at| timing::within(now, at, timing::ON_DEMAND_RETRY_SPACING))
+        };
+        token.expires_at.is_none()
+            && !min_valid.is_zero()
+            && tokens.refresh.is_some()
+            && !recent(self.last_refresh)
+            && !recent(self.last_on_demand_refresh)
     }
 
     /// Why a session without a refresh token cannot give the token asked
@@ -181,6 +218,9 @@ impl SessionMachine {
                 Reply::Failed(refreshed.err().unwrap_or_else(|| self.login_required(ctx)))
             }
             Freshness::AtLeast(min_valid) => match refreshed {
+                // A token of unknown life, whose refresh on demand failed,
+                // may well work: handed out as to a default request.
+                Err(_) if token.expires_at.is_none() => Reply::Token(token.clone()),
                 Err(e) => Reply::Failed(e),
                 Ok(()) if token.valid_for(now, min_valid) => Reply::Token(token.clone()),
                 Ok(()) => Reply::Failed(self.too_short(now, tokens, min_valid)),

@@ -393,3 +393,51 @@ fn a_refresh_held_back_by_its_endpoint_waits_the_wait_alone() {
         Duration::from_millis(2_500)
     );
 }
+
+/// A token whose expiry the provider did not say (or said what cannot be
+/// believed), with a refresh token: a request for some of its life has it
+/// refreshed first ("refresh on demand"), at most once per 5 s; a default
+/// request takes it as it is; a refresh on demand that fails hands it out
+/// still (it may well work).
+#[test]
+fn a_token_of_unknown_life_is_refreshed_on_demand() {
+    let mut m = machine();
+    let mut unknown = grant("a1", Some("r1"), 0);
+    unknown.expiry = crate::provider::Expiry::Unknown;
+    logged_in_with(&mut m, unknown.clone());
+    let strict = || Event::TokenRequested {
+        want: Freshness::AtLeast(Duration::from_secs(60)),
+    };
+    // Just logged in: as fresh as a token can be had.
+    assert_eq!(feed(&mut m, at(2), strict()), s(&["reply(token a1)"]));
+    assert_eq!(
+        feed(&mut m, at(100), want_default()),
+        s(&["reply(token a1)"])
+    );
+    assert_eq!(
+        feed(&mut m, at(100), strict()),
+        s(&["log(RefreshOnDemand)", "start_refresh(r1)", "reply(join)"])
+    );
+    answer(&mut m, at(100), Err(transient()));
+    let awaited = feed(
+        &mut m,
+        at(100),
+        Event::RefreshAwaited {
+            want: Freshness::AtLeast(Duration::from_secs(60)),
+            outcome: Err(crate::broker::error::BrokerError::ShuttingDown),
+        },
+    );
+    assert_eq!(awaited, s(&["reply(token a1)"]));
+    // Spaced after the failure: the token as it is.
+    assert_eq!(feed(&mut m, at(103), strict()), s(&["reply(token a1)"]));
+    assert_eq!(
+        feed(&mut m, at(106), strict()),
+        s(&["log(RefreshOnDemand)", "start_refresh(r1)", "reply(join)"])
+    );
+    unknown.access_token = crate::secret::Secret::from("a2");
+    let save = answer(&mut m, at(106), Ok(unknown));
+    written_ok(&mut m, at(106), save);
+    assert_eq!(feed(&mut m, at(108), strict()), s(&["reply(token a2)"]));
+    // No background refresh is planned for it: only demand brings one.
+    assert_eq!(m.next_refresh(), None);
+}

@@ -91,6 +91,11 @@ pub struct Rfc8628Quirks {
     /// maximum time) is sent as `refresh_expires_in`, not GitHub's
     /// `refresh_token_expires_in`; 0 when it has none (an offline token).
     pub refresh_expires_in: bool,
+    /// No `expires_in` in token answers: RFC 6749 §5.1 only recommends it
+    /// ("absent: treat as unknown and refresh on demand",
+    /// `shared/dialects.md` §0). The tokens still live
+    /// `access_token_lifetime` here.
+    pub no_token_expires_in: bool,
 }
 
 impl Rfc8628Quirks {
@@ -160,7 +165,9 @@ impl Rfc8628Quirks {
 
     /// Bends a token answer, whose access token lives `expires_in`.
     pub(crate) fn token_answer(&self, body: &mut Map<String, Value>, expires_in: Duration) {
-        if body.contains_key("expires_in") {
+        if self.no_token_expires_in {
+            body.remove("expires_in");
+        } else if body.contains_key("expires_in") {
             body.insert("expires_in".into(), self.seconds(expires_in));
         }
         self.numbers(body);
