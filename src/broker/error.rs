@@ -160,7 +160,9 @@ fn login_advice(provider: &str, may_log_in: bool) -> String {
 /// slow provider, or on a store showing an unlock prompt, spends some of a
 /// lifetime that would otherwise do; which of them is for the log to say).
 fn too_short_text(provider: &str, lifetime: u64, left: u64, min_valid: u64) -> String {
-    if lifetime > min_valid && left < min_valid {
+    // A lifetime of exactly what was asked is not less: a token handed out
+    // now has some of it spent already.
+    if lifetime >= min_valid && left < min_valid {
         let age = lifetime - left;
         format!(
             "provider `{provider}`: the newest token, issued {age} s ago, has {left} s left of \
@@ -369,6 +371,12 @@ mod tests {
         assert_eq!(
             e(3600, 3585, 3599),
             "provider `p`: the newest token, issued 15 s ago, has 3585 s left of its 3600 s, less than the 3599 s asked for; ask for less"
+        );
+        // Asked for exactly the lifetime: "valid for 300 s, less than the
+        // 300 s asked for" was false.
+        assert_eq!(
+            e(300, 299, 300),
+            "provider `p`: the newest token, issued 1 s ago, has 299 s left of its 300 s, less than the 300 s asked for; ask for less"
         );
     }
 }

@@ -448,18 +448,21 @@ fn version(cli: &Cli) -> Result<(), Failure> {
             daemon_version: &'a str,
             daemon_protocol: u32,
         }
-        return print_json(&Versions {
+        print_json(&Versions {
             tokenctl: ours,
             protocol: PROTOCOL_VERSION,
             daemon_version: &daemon.daemon_version,
             daemon_protocol: daemon.protocol,
-        });
+        })?;
+    } else {
+        print(&format!(
+            "tokend {} (protocol {})\n",
+            format::clean(&daemon.daemon_version),
+            daemon.protocol
+        ))?;
     }
-    print(&format!(
-        "tokend {} (protocol {})\n",
-        format::clean(&daemon.daemon_version),
-        daemon.protocol
-    ))?;
+    // The same exit status with `--json`: a script checking that the
+    // daemon was restarted after an upgrade reads the status (it was 0).
     if daemon.protocol != PROTOCOL_VERSION {
         return Err(Failure::new(
             exit::FAILURE,

@@ -89,3 +89,34 @@ fn metrics_prints_the_chunks_joined_and_asks_no_old_daemon() {
     );
     assert_eq!(old.requests(), []);
 }
+
+/// `version` against a daemon of another protocol (one not restarted
+/// since an upgrade): exit 1 with `--json` too, the object naming both
+/// protocols (with `--json` it exited 0, and a script reading the status
+/// saw no problem).
+#[test]
+fn version_of_another_protocol_exits_1_with_or_without_json() {
+    let old = CannedDaemon::start_with_protocol(PROTOCOL_VERSION - 1, |_| Vec::new());
+    let out = run_with_socket(&old.socket(), &["version"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("speak different protocol versions"),
+        "{}",
+        text(&out.stderr)
+    );
+    let old = CannedDaemon::start_with_protocol(PROTOCOL_VERSION - 1, |_| Vec::new());
+    let out = run_with_socket(&old.socket(), &["--json", "version"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let versions: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one object");
+    assert_eq!(versions["protocol"], PROTOCOL_VERSION, "{versions}");
+    assert_eq!(
+        versions["daemon_protocol"],
+        PROTOCOL_VERSION - 1,
+        "{versions}"
+    );
+    assert_eq!(versions["daemon_version"], "9.9.9", "{versions}");
+    // The same protocol: 0.
+    let same = CannedDaemon::start(|_| Vec::new());
+    let out = run_with_socket(&same.socket(), &["--json", "version"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
