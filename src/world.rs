@@ -7,7 +7,8 @@
 //! socket; when the machine resumes, logind says so with
 //! `PrepareForSleep(false)` on the system bus. Either way the waiting
 //! refreshes are tried again at once (spread by jitter) instead of at the
-//! end of their backoff: [`Broker::retry_waiting_refreshes`].
+//! end of their backoff: [`Broker::retry_waiting_refreshes`], which also
+//! has device logins whose polls failed poll again at their interval.
 //!
 //! Both are event sources, not polls: a daemon whose network and power do
 //! not change is never woken by them.

@@ -118,6 +118,7 @@ impl Broker {
             record_writes: record_writes::RecordWrites::default(),
             refresh_token_warning: daemon.refresh_token_warning,
             metrics,
+            world_changes: tokio::sync::watch::Sender::new(None),
         });
         let broker = Self {
             inner: Arc::new(Inner {
@@ -320,9 +321,14 @@ impl Broker {
     /// back, the machine resumed): sessions whose refresh failed for a
     /// transient reason that `change` may have ended, or is overdue, try
     /// again within `spread`, each at a random moment of it so they do not
-    /// all go at once. Returns how many sessions were moved.
+    /// all go at once. Device logins whose polls failed poll again at their
+    /// interval. Returns how many sessions were moved.
     #[must_use = "the count is for the log line"]
     pub fn retry_waiting_refreshes(&self, spread: Duration, change: WorldChange) -> usize {
+        self.inner
+            .shared
+            .world_changes
+            .send_modify(|last| *last = Some(change));
         let now = self.inner.shared.clock.now();
         self.sessions()
             .iter()

@@ -42,6 +42,11 @@ pub struct Shared {
     pub(crate) refresh_token_warning: Duration,
     /// Counters for `tokenctl metrics`.
     pub(crate) metrics: Arc<super::metrics::Metrics>,
+    /// The last of the world's changes that may end a wait (the network
+    /// came back, the machine resumed), sent at each: a device login whose
+    /// polls failed watches it, to poll again at its interval rather than
+    /// at the end of a backoff of up to a minute (see `device_login`).
+    pub(crate) world_changes: tokio::sync::watch::Sender<Option<super::WorldChange>>,
 }
 
 impl Shared {

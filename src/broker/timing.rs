@@ -34,6 +34,14 @@ pub const ON_DEMAND_RETRY_SPACING: Duration = Duration::from_secs(5);
 /// further: see `SessionMachine::space_from_last_refresh`.)
 pub const MIN_REFRESH_SPACING: Duration = Duration::from_secs(1);
 
+/// How far apart refreshes on demand of a token of unknown life come (see
+/// `SessionMachine::unknown_life_wants_refresh`): a caller asking for some
+/// of its life every second would otherwise have it refreshed every
+/// [`ON_DEMAND_RETRY_SPACING`], 720 rotations an hour, where a token whose
+/// provider said it lives an hour costs one. No provider's token is
+/// believed to die within a minute of its issue.
+pub const UNKNOWN_LIFE_REFRESH_SPACING: Duration = Duration::from_secs(60);
+
 /// First retry of a save that failed while the store as a whole works
 /// (one record's trouble): 15 to 30 s later. The newest refresh token is
 /// only in memory until it is saved, so sooner than the next refresh.

@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 
 use crate::support;
 use support::bus::PrivateBus;
-use support::daemon::{Daemon, DaemonOptions, login};
+use support::daemon::{Daemon, DaemonOptions, LoginRun, login};
 use support::other_uid::can_switch_uid;
 use support::provider::Provider;
-use tokend_emulator::{Endpoint, Fault};
+use tokend_emulator::{Endpoint, Fault, RecordedRequest};
 
 /// Short-lived tokens, so a refresh comes due within seconds.
 const LIFETIME: Duration = Duration::from_secs(6);
@@ -250,4 +250,45 @@ fn resuming_from_sleep_retries_a_failed_refresh_at_once() {
     refreshed_before_the_backoff_ends(&daemon, refreshed_before, failure_seen, backoff);
     // PrepareForSleep(true) alone retried nothing.
     assert_eq!(daemon.wait_for_log(0, &["event=\"resumed\""]).len(), 1);
+}
+
+/// A device login whose polls fail (the provider answering 503 while the
+/// machine sleeps) backs off, its wait doubling from the interval (1 s
+/// here: 2, 4, then 8 s). When the machine resumes, the next poll comes at
+/// the interval, not at the end of that backoff: the person who approved
+/// meanwhile waited at the screen up to a minute.
+#[test]
+fn resuming_from_sleep_polls_a_failing_login_again_at_once() {
+    let bus = PrivateBus::start();
+    let mut logind = StubLogind::start(&bus);
+    let provider = Provider::rfc8628();
+    let daemon = Daemon::start_with(
+        &provider.config("demo"),
+        DaemonOptions {
+            env: vec![("DBUS_SYSTEM_BUS_ADDRESS".into(), bus.address().into())],
+            ..DaemonOptions::default()
+        },
+    );
+    daemon.wait_for_log(1, &["watching logind for resume"]);
+    provider.inject(Endpoint::Token, Fault::Status(503), 1000);
+    let run = LoginRun::start(&daemon.socket, "demo");
+    provider.wait_for_count(3, RecordedRequest::is_poll);
+    // The third failed: the next poll is 8 s away.
+    provider.clear_faults();
+    provider.approve(&run.user_code()).unwrap();
+    logind.send("resume");
+    let (done, err, code) = run.finish();
+    assert_eq!(code, 0, "{done} {err}\nlog:\n{}", daemon.log());
+    let polls: Vec<_> = provider
+        .requests()
+        .into_iter()
+        .filter(RecordedRequest::is_poll)
+        .collect();
+    assert_eq!(polls.len(), 4, "{polls:#?}");
+    let backoff = Duration::from_secs(8);
+    let waited = polls[3].at.duration_since(polls[2].at);
+    assert!(
+        waited < Duration::from_secs(6),
+        "the poll after the resume came {waited:?} after the failed one: the backoff's {backoff:?}"
+    );
 }

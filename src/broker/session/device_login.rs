@@ -8,6 +8,7 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use super::Session;
+use crate::broker::WorldChange;
 use crate::broker::error::BrokerError;
 use crate::broker::events::BrokerEvent;
 use crate::broker::login::{
@@ -228,34 +229,29 @@ impl Session {
         let mut unusable_grant: Option<String> = None;
         // The wait a failed poll's `Retry-After` asked for, for the next one.
         let mut asked_wait: Option<Duration> = None;
-        let expired = |last_failure: &Option<String>, unusable_grant: &Option<String>| {
-            match last_failure {
-                // An unusable success answer is named on its own.
-                Some(failure) if last_failure != unusable_grant => {
-                    format!("expired before it was approved (the last poll failed: {failure})")
-                }
-                _ => "expired before it was approved".to_owned(),
-            }
-        };
-        let after_unusable = |unusable_grant: &Option<String>, outcome: String| match unusable_grant
-        {
-            Some(cause) => format!(
-                "failed: a poll was answered with success, but the answer could not be used ({cause}); after it, the login {outcome}"
-            ),
-            None => outcome,
-        };
+        let mut world = self.shared.world_changes.subscribe();
+        // Whether the last poll failed to reach the provider (or met a
+        // captive portal's page): a network change may have ended that.
+        let mut unreachable = false;
         loop {
             let left = dies_at.saturating_sub(clock.since_boot());
             let asked = asked_wait.take().unwrap_or_default();
             // No poll may happen before the wait is up; when that is after
             // the code's death, nothing is left to do but wait it out.
             let wait = next_poll_wait(interval, network_failures, asked, left);
-            tokio::time::sleep(wait.min(left)).await;
+            wait_before_poll(
+                &mut world,
+                wait.min(left),
+                interval.max(asked),
+                network_failures > 0,
+                unreachable,
+            )
+            .await;
             let left = dies_at.saturating_sub(clock.since_boot());
             if left.is_zero() {
                 return Err(self.login_failed(after_unusable(
-                    &unusable_grant,
-                    expired(&last_failure, &unusable_grant),
+                    unusable_grant.as_deref(),
+                    expired(last_failure.as_deref(), unusable_grant.as_deref()),
                 )));
             }
             let sent_since_boot = clock.since_boot();
@@ -292,13 +288,13 @@ impl Session {
                 PollOutcome::Granted(grant) => return Ok((grant, clock.wall_at(sent_since_boot))),
                 PollOutcome::Denied { message } => {
                     return Err(self.login_failed(after_unusable(
-                        &unusable_grant,
+                        unusable_grant.as_deref(),
                         format!("was denied ({message})"),
                     )));
                 }
                 PollOutcome::Expired { message } => {
                     return Err(self.login_failed(after_unusable(
-                        &unusable_grant,
+                        unusable_grant.as_deref(),
                         format!("expired before it was approved ({message})"),
                     )));
                 }
@@ -307,20 +303,26 @@ impl Session {
                 }
                 PollOutcome::GrantUnusable(failure) => {
                     network_failures += 1;
+                    unreachable = false;
                     warn!(provider = %self.name, event = "poll_failed", "polling failed, will retry: a success answer cannot be used: {failure}");
                     unusable_grant = Some(failure.to_string());
                     last_failure = Some(failure.to_string());
                 }
                 PollOutcome::Failed(failure) if failure.class() == FailureClass::Transient => {
                     network_failures += 1;
+                    unreachable = matches!(
+                        failure,
+                        ProviderError::Unreachable { .. } | ProviderError::Malformed { .. }
+                    );
                     asked_wait = failure.retry_after();
                     warn!(provider = %self.name, event = "poll_failed", "polling failed, will retry: {failure}");
                     last_failure = Some(failure.to_string());
                 }
                 PollOutcome::Failed(failure) => {
-                    return Err(
-                        self.login_failed(after_unusable(&unusable_grant, poll_failure(&failure)))
-                    );
+                    return Err(self.login_failed(after_unusable(
+                        unusable_grant.as_deref(),
+                        poll_failure(&failure),
+                    )));
                 }
             }
             if publish_poll_trouble(progress, last_failure.as_ref()) {
@@ -328,6 +330,63 @@ impl Session {
                 self.shared.emit(BrokerEvent::StateChanged {
                     provider: self.name.clone(),
                 });
+            }
+        }
+    }
+}
+
+/// How a login whose code expired is said: with why the last poll failed,
+/// if it did (an unusable success answer is named on its own, by
+/// [`after_unusable`]).
+fn expired(last_failure: Option<&str>, unusable_grant: Option<&str>) -> String {
+    match last_failure {
+        Some(failure) if last_failure != unusable_grant => {
+            format!("expired before it was approved (the last poll failed: {failure})")
+        }
+        _ => "expired before it was approved".to_owned(),
+    }
+}
+
+/// How a login's `outcome` is said after a success answer that could not
+/// be used, if one came: that answer is the cause.
+fn after_unusable(unusable_grant: Option<&str>, outcome: String) -> String {
+    match unusable_grant {
+        Some(cause) => format!(
+            "failed: a poll was answered with success, but the answer could not be used ({cause}); after it, the login {outcome}"
+        ),
+        None => outcome,
+    }
+}
+
+/// Waits `wait` before the next poll. While failed polls stretch it
+/// (`failing`), a change of the world cuts it to `floor` (the interval,
+/// and any wait the provider asked for): the machine resumed, or the
+/// network changed after a poll that could not reach the provider
+/// (`unreachable`; a provider that answered 5xx is not helped by it, and a
+/// busy host announces links all the time). The person who approved is
+/// not kept at the screen by a backoff of up to a minute. A change while
+/// the polls are answered is no news to a later failure's wait.
+async fn wait_before_poll(
+    world: &mut watch::Receiver<Option<WorldChange>>,
+    wait: Duration,
+    floor: Duration,
+    failing: bool,
+    unreachable: bool,
+) {
+    let from = tokio::time::Instant::now();
+    let floor = from + floor.min(wait);
+    let mut until = from + wait;
+    if !failing {
+        world.borrow_and_update();
+    }
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep_until(until) => return,
+            Ok(()) = world.changed(), if failing && until > floor => {
+                let change = *world.borrow_and_update();
+                if change.is_some_and(|c| c == WorldChange::Resumed || unreachable) {
+                    until = floor;
+                }
             }
         }
     }

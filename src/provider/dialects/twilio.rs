@@ -180,9 +180,6 @@ const TWILIO_MEANINGS: &[(&str, &str)] = &[
     ("client secret", "invalid_client"),
     ("invalid clientsid", "invalid_client"),
     ("invalid client sid", "invalid_client"),
-    ("pending", "authorization_pending"),
-    // "Authorization request is awaiting user approval".
-    ("awaiting", "authorization_pending"),
     ("slow down", "slow_down"),
     ("too many requests", "slow_down"),
     ("denied", "access_denied"),
@@ -198,6 +195,11 @@ const TWILIO_MEANINGS: &[(&str, &str)] = &[
     ("invalid devicecode", "invalid_grant"),
     ("device code is invalid", "invalid_grant"),
     ("devicecode is invalid", "invalid_grant"),
+    // Last: a message may say what ended the wait beside the wait itself
+    // ("Device code expired while awaiting approval").
+    ("pending", "authorization_pending"),
+    // "Authorization request is awaiting user approval".
+    ("awaiting", "authorization_pending"),
 ];
 
 /// The OAuth error a Twilio error message names, if it names one.

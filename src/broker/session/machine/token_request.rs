@@ -59,7 +59,7 @@ impl SessionMachine {
         let fresh_enough = |token: &&AccessToken| match want {
             Freshness::AtLeast(min_valid) => {
                 token.valid_for(now, min_valid)
-                    && !self.unknown_life_wants_refresh(now, token, tokens, min_valid)
+                    && !self.unknown_life_wants_refresh(ctx, token, tokens, min_valid)
             }
             // While the store is down, a background refresh that comes
             // due is held (`hold_for_store`); the token it would replace is
@@ -138,24 +138,28 @@ impl SessionMachine {
     /// refreshed first: "refresh on demand", as RFC 6749 leaves a token
     /// without `expires_in`. Its life is unknown, so only a refresh can
     /// make sure of some; but at most one per
-    /// [`timing::ON_DEMAND_RETRY_SPACING`], the token just had being as
+    /// [`timing::UNKNOWN_LIFE_REFRESH_SPACING`] from the last refresh or
+    /// login (none known after a restart), the token just had being as
     /// fresh as can be had. Without this, a token that had died (one that
     /// came already expired by the provider's own clock is kept so, with
     /// its rotated refresh token) was handed out to every `--min-valid`
     /// caller until one refused it. A request for none of its life (the
-    /// default's) takes it as it is.
+    /// default's) takes it as it is, and so does any while the store is
+    /// down: the refresh would bring a refresh token that cannot be saved
+    /// (see `hold_for_store`), for a token that may well work.
     fn unknown_life_wants_refresh(
         &self,
-        now: SystemTime,
+        ctx: &Context,
         token: &AccessToken,
         tokens: &Tokens,
         min_valid: Duration,
     ) -> bool {
         let recent = |at: Option<SystemTime>| {
-            at.is_some_and(|at| timing::within(now, at, timing::ON_DEMAND_RETRY_SPACING))
+            at.is_some_and(|at| timing::within(ctx.now, at, timing::UNKNOWN_LIFE_REFRESH_SPACING))
         };
         token.expires_at.is_none()
             && !min_valid.is_zero()
+            && ctx.store_available
             && tokens.refresh.is_some()
             && !recent(self.last_refresh)
             && !recent(self.last_on_demand_refresh)

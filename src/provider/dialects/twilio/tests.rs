@@ -217,6 +217,24 @@ fn twilio_poll_errors_without_known_words_are_read_by_their_status() {
         poll(400, 20001, "Device code has expired"),
         PollOutcome::Expired { .. }
     ));
+    // What ended the wait wins over the wait's own words.
+    assert!(matches!(
+        poll(400, 20001, "Device code expired while awaiting approval"),
+        PollOutcome::Expired { .. }
+    ));
+    assert!(matches!(
+        poll(400, 20001, "Request awaiting approval was denied"),
+        PollOutcome::Denied { .. }
+    ));
+    // Words of no known meaning: polled on, but named (the polls' trouble).
+    let PollOutcome::PendingUnclear(e) = poll(400, 20001, "Invalid GrantType") else {
+        panic!("not pending with a word")
+    };
+    assert!(
+        e.to_string()
+            .contains("Twilio error 20001: Invalid GrantType"),
+        "{e}"
+    );
     assert!(matches!(
         poll(429, 20429, "Too Many Requests"),
         PollOutcome::SlowDown { .. }
