@@ -99,11 +99,7 @@ fn an_unapproved_code_expires() {
     assert!(err.contains("expired"), "{err}");
     // It polled while the code lived, and not after the provider's answer
     // (polling on would be a violation).
-    let polls: Vec<_> = provider
-        .requests()
-        .into_iter()
-        .filter(RecordedRequest::is_poll)
-        .collect();
+    let polls = provider.polls();
     let last = polls.last().unwrap();
     assert_eq!(last.outcome, "expired_token", "{polls:#?}");
     assert!(

@@ -66,11 +66,7 @@ fn a_throttle_is_backed_off_from_without_slow_down() {
     provider.approve(&run.user_code()).unwrap();
     let (done, err, code) = run.finish();
     assert_eq!(code, 0, "{done} {err}");
-    let polls: Vec<_> = provider
-        .requests()
-        .into_iter()
-        .filter(RecordedRequest::is_poll)
-        .collect();
+    let polls = provider.polls();
     assert_eq!(polls[0].status, Some(429));
     assert_eq!(polls[0].outcome, "throttled");
     assert!(provider.requests().iter().all(|r| r.outcome != "slow_down"));

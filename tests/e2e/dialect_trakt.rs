@@ -289,11 +289,7 @@ fn a_429_with_retry_after_holds_the_next_poll_back() {
     provider.approve(&run.user_code()).unwrap();
     let (done, err, code) = run.finish();
     assert_eq!(code, 0, "{done} {err}");
-    let polls: Vec<_> = provider
-        .requests()
-        .into_iter()
-        .filter(RecordedRequest::is_poll)
-        .collect();
+    let polls = provider.polls();
     assert!(polls.len() >= 2, "{polls:?}");
     let gap = polls[1].at - polls[0].at;
     assert!(gap >= Duration::from_secs(8), "polled again after {gap:?}");

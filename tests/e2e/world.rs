@@ -219,12 +219,9 @@ impl Drop for StubLogind {
     }
 }
 
-#[test]
-fn resuming_from_sleep_retries_a_failed_refresh_at_once() {
-    let bus = PrivateBus::start();
-    let mut logind = StubLogind::start(&bus);
-    let provider = Provider::rfc8628();
-    provider.set_access_token_lifetime(LIFETIME);
+/// tokend for `provider`'s `demo`, with `bus` as its system bus (where the
+/// stub logind is), once it watches logind.
+fn watching_logind(bus: &PrivateBus, provider: &Provider) -> Daemon {
     let daemon = Daemon::start_with(
         &provider.config("demo"),
         DaemonOptions {
@@ -233,6 +230,16 @@ fn resuming_from_sleep_retries_a_failed_refresh_at_once() {
         },
     );
     daemon.wait_for_log(1, &["watching logind for resume"]);
+    daemon
+}
+
+#[test]
+fn resuming_from_sleep_retries_a_failed_refresh_at_once() {
+    let bus = PrivateBus::start();
+    let mut logind = StubLogind::start(&bus);
+    let provider = Provider::rfc8628();
+    provider.set_access_token_lifetime(LIFETIME);
+    let daemon = watching_logind(&bus, &provider);
     login(&daemon, "demo", |code| {
         provider.approve(code).unwrap();
     });
@@ -262,14 +269,7 @@ fn resuming_from_sleep_polls_a_failing_login_again_at_once() {
     let bus = PrivateBus::start();
     let mut logind = StubLogind::start(&bus);
     let provider = Provider::rfc8628();
-    let daemon = Daemon::start_with(
-        &provider.config("demo"),
-        DaemonOptions {
-            env: vec![("DBUS_SYSTEM_BUS_ADDRESS".into(), bus.address().into())],
-            ..DaemonOptions::default()
-        },
-    );
-    daemon.wait_for_log(1, &["watching logind for resume"]);
+    let daemon = watching_logind(&bus, &provider);
     provider.inject(Endpoint::Token, Fault::Status(503), 1000);
     let run = LoginRun::start(&daemon.socket, "demo");
     provider.wait_for_count(3, RecordedRequest::is_poll);
@@ -279,11 +279,7 @@ fn resuming_from_sleep_polls_a_failing_login_again_at_once() {
     logind.send("resume");
     let (done, err, code) = run.finish();
     assert_eq!(code, 0, "{done} {err}\nlog:\n{}", daemon.log());
-    let polls: Vec<_> = provider
-        .requests()
-        .into_iter()
-        .filter(RecordedRequest::is_poll)
-        .collect();
+    let polls = provider.polls();
     assert_eq!(polls.len(), 4, "{polls:#?}");
     let backoff = Duration::from_secs(8);
     let waited = polls[3].at.duration_since(polls[2].at);

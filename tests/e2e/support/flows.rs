@@ -118,11 +118,7 @@ pub fn device_code_expiry(provider: &Provider, providers: &str) {
         daemon.log()
     );
     assert!(err.contains("expired"), "{err}");
-    let polls: Vec<_> = provider
-        .requests()
-        .into_iter()
-        .filter(RecordedRequest::is_poll)
-        .collect();
+    let polls = provider.polls();
     assert_eq!(polls.len(), 1, "{polls:#?}");
     provider.assert_no_violations();
 }
@@ -137,11 +133,7 @@ pub fn slow_down(provider: &Provider, providers: &str, interval: Duration) {
     provider.approve(&run.user_code()).expect("approve");
     let (done, err, code) = run.finish();
     assert_eq!(code, 0, "{done} {err}\nlog:\n{}", daemon.log());
-    let polls: Vec<_> = provider
-        .requests()
-        .into_iter()
-        .filter(RecordedRequest::is_poll)
-        .collect();
+    let polls = provider.polls();
     assert_eq!(polls[0].outcome, "slow_down", "{polls:#?}");
     assert_eq!(polls.len(), 2, "{polls:#?}");
     for pair in polls.windows(2) {

@@ -51,6 +51,14 @@ impl Provider {
             .user_code
     }
 
+    /// The polls received so far, in order.
+    pub fn polls(&self) -> Vec<RecordedRequest> {
+        self.requests()
+            .into_iter()
+            .filter(RecordedRequest::is_poll)
+            .collect()
+    }
+
     /// Waits until `count` requests match `predicate`.
     pub fn wait_for_count(
         &self,
