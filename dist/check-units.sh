@@ -12,7 +12,7 @@
 # verify checks that ExecStart= can be executed, and tokend need not be
 # installed: the units are copied to a temporary directory with
 # /usr/bin/tokend replaced by BINDIR/tokend (default: the debug build in
-# $CARGO_TARGET_DIR, else target/). Man pages are not looked up (--man=no):
+# cargo's target directory). Man pages are not looked up (--man=no):
 # they are generated, and tested in tests/e2e/dist.rs.
 set -euo pipefail
 units=$(cd "$(dirname "$0")" && pwd)
@@ -23,7 +23,15 @@ MAX_EXPOSURE=1.5
 fail() { printf 'dist/check-units.sh: FAILED: %s\n' "$*" >&2; exit 1; }
 command -v systemd-analyze >/dev/null || fail "systemd-analyze is missing: apt-get install systemd"
 
-bindir=$(realpath -m "${1:-${CARGO_TARGET_DIR:-target}/debug}")
+# Cargo's own target directory ($CARGO_TARGET_DIR, a config's
+# build.target-dir, else target/), as cargo reports it.
+if [ -n "${1:-}" ]; then
+    bindir=$(realpath -m "$1")
+else
+    target=$(cargo metadata --format-version 1 --no-deps |
+        sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+    bindir="$target/debug"
+fi
 [ -x "$bindir/tokend" ] || fail "$bindir/tokend is not built (cargo build, or pass BINDIR)"
 
 tmp=$(mktemp -d)

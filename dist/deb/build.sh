@@ -2,11 +2,12 @@
 # Builds the Debian package of tokend with cargo and dpkg's own tools only
 # (dpkg-deb; dpkg-shlibdeps from dpkg-dev for the library dependencies):
 #
-#   dist/deb/build.sh    ->  $CARGO_TARGET_DIR/debian/tokend_VERSION-REV_ARCH.deb
+#   dist/deb/build.sh    ->  TARGET/debian/tokend_VERSION-REV_ARCH.deb
 #
 # The last line of the output is the path of the package. Check it with
 # dist/deb/check.sh. Environment:
-#   CARGO_TARGET_DIR   as for cargo (default: target)
+#   CARGO_TARGET_DIR   as for cargo (TARGET: cargo's target directory, which
+#                      a config's build.target-dir may set too; default target)
 #   DEB_MAINTAINER     Maintainer field (default: Cargo.toml [package.metadata.deb])
 #   DEB_REVISION       Debian revision (default: 1)
 #   SOURCE_DATE_EPOCH  the date of the files, the changelog and the man pages
@@ -27,7 +28,11 @@ need dpkg-shlibdeps dpkg-dev
 need strip binutils
 need gzip gzip
 
-target=$(realpath -m "${CARGO_TARGET_DIR:-target}")
+# Where cargo puts what it builds ($CARGO_TARGET_DIR, a config's
+# build.target-dir, else target/), as cargo reports it.
+target=$(cargo metadata --format-version 1 --no-deps |
+    sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+[ -n "$target" ] || { say "build.sh: cargo metadata names no target directory"; exit 1; }
 release="$target/release"
 gen="$release/dist"
 

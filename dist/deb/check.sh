@@ -115,7 +115,8 @@ done
 # providers (the test in tests/e2e/dist.rs checks its content in detail).
 config="$scripts/config.toml"
 dpkg-deb --fsys-tarfile "$deb" | tar -xO ./etc/tokend/config.toml >"$config"
-target=$(realpath -m "${CARGO_TARGET_DIR:-target}")
+target=$(cargo metadata --format-version 1 --no-deps |
+    sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
 "$target/release/tokend" --check --config "$config" >/dev/null 2>&1 \
     || fail "the packaged /etc/tokend/config.toml does not pass tokend --check"
 

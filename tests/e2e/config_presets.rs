@@ -106,3 +106,32 @@ fn the_registry_and_the_emulators_list_the_same_dialects() {
     emulated.sort_unstable();
     assert_eq!(registered, emulated);
 }
+
+/// The example config's comment on `on_event` names every event the hook
+/// program is run with (the store's two were missing, so a hook written
+/// from it missed the store's alerts).
+#[test]
+fn the_example_names_every_hook_event() {
+    let example =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/example.toml"))
+            .unwrap();
+    let hooks =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/hooks.rs")).unwrap();
+    for event in [
+        "logged_in",
+        "login_required",
+        "refresh_failed",
+        "refresh_token_expiring",
+        "store_unavailable",
+        "store_available",
+    ] {
+        assert!(
+            hooks.contains(event),
+            "{event} is no longer named in src/hooks.rs"
+        );
+        assert!(
+            example.contains(event),
+            "config/example.toml does not name {event}"
+        );
+    }
+}
