@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use tokend::cli::TokendArgs;
-use tokend::config::{self, ConfigError, Environment, Severity};
+use tokend::config::{self, ConfigError, Diagnostic, Environment, Severity};
 
 /// Exit code for an invalid or unreadable config.
 const EXIT_CONFIG: u8 = 2;
@@ -46,7 +46,17 @@ fn main() -> ExitCode {
         // config (`Owners::for_check`).
         let daemon = &config.daemon;
         if let Err(e) = tokend::ipc::socket::check_path(&daemon.socket, config.owners) {
-            eprint_error(&format!("{}: error: {e}", path.display()));
+            // At the `socket` key when the file sets it, as every other
+            // problem of the file is said (`file:line:col: message`).
+            let (line, column) = config.socket_at.unwrap_or((0, 0));
+            let problem = Diagnostic {
+                file: path.clone(),
+                line,
+                column,
+                severity: Severity::Error,
+                message: e.to_string(),
+            };
+            eprint_error(&problem.to_string());
             return ExitCode::from(EXIT_CONFIG);
         }
         // What the daemon warns of as it binds the socket.

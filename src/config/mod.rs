@@ -302,6 +302,10 @@ pub struct Config {
     /// program, the socket's directories and those above them), as this
     /// config was judged: by the daemon for itself, or by `tokend --check`.
     pub owners: crate::trusted_path::Owners,
+    /// Line and column of the `socket` key's value, when the file sets it:
+    /// `tokend --check` points there at a socket path the daemon would
+    /// refuse, as at any other problem of the file.
+    pub socket_at: Option<(usize, usize)>,
 }
 
 impl Config {
@@ -411,12 +415,13 @@ pub fn load(path: &Path, env: &Environment) -> Result<Config, ConfigError> {
     let warnings = diags.into_sorted();
     // parse() returns None only after recording an error.
     parsed
-        .map(|(daemon, providers)| Config {
+        .map(|(daemon, providers, socket_at)| Config {
             path: path.to_owned(),
             daemon,
             providers,
             warnings,
             owners,
+            socket_at,
         })
         .ok_or_else(|| ConfigError::Invalid {
             diagnostics: Vec::new(),

@@ -13,7 +13,9 @@ use super::secrets::FileAccess;
 use super::users::UserDb;
 use super::{BusKind, DaemonConfig, Diagnostics, Environment, ProviderConfig, StoreKind};
 
-pub(super) type Parsed = (DaemonConfig, Vec<ProviderConfig>);
+/// The `[daemon]` table, the providers, and where the `socket` key's value
+/// is (line, column), when the file sets it.
+pub(super) type Parsed = (DaemonConfig, Vec<ProviderConfig>, Option<(usize, usize)>);
 
 pub(super) fn parse(
     text: &str,
@@ -82,6 +84,9 @@ pub(super) fn parse(
         .table(diags, "daemon")
         .unwrap_or_else(|| TableReader::new(&empty, 0..0, ""));
     daemon_table.context = "[daemon]".into();
+    let socket_at = daemon_table
+        .key_span("socket")
+        .map(|span| diags.position(span.start));
     let daemon = daemon_config(&mut daemon_table, path, file_mode, env, diags);
 
     let mut providers = Vec::new();
@@ -123,7 +128,7 @@ pub(super) fn parse(
     top.finish(diags, &["daemon", "providers"]);
     check_name_collisions(&providers, &root, diags);
     providers.sort_by(|a, b| a.name.cmp(&b.name));
-    Some((daemon?, providers))
+    Some((daemon?, providers, socket_at))
 }
 
 fn daemon_config(

@@ -181,6 +181,16 @@ fn a_socket_directory_others_can_write_is_refused() {
     std::fs::create_dir(&shared).unwrap();
     std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
     let config = write_config(dir.path(), 0o600, &shared.join("tokend.sock"));
+    // `--check` says it at the `socket` key (line 2), as every other
+    // problem of the file is said (it said `FILE: error: ...`).
+    let out = tokend(&["--check"], &config);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.starts_with(&format!("{}:2:1: ", config.display()))
+            && err.contains("writable by other users"),
+        "{err}"
+    );
     let out = tokend(&[], &config);
     // As a config error: the units do not restart it (the same start
     // fails the same way), where 1 was restarted up to the start limit.
