@@ -337,6 +337,53 @@ pub struct TokenGrant {
     /// How long the new refresh token lives, when the provider says
     /// (`refresh_token_expires_in`, as GitHub sends).
     pub refresh_expires_in: Option<Duration>,
+    /// Why the answer's expiry was not believed, when the grant was kept
+    /// with its access token's expiry taken as unknown. It may quote the
+    /// provider's words: logged only once the request's secrets are taken
+    /// out of it (`Provider::refresh`, `Provider::poll`).
+    pub expiry_problem: Option<String>,
+}
+
+impl TokenGrant {
+    /// This grant with `secrets` taken out of what it carries of the
+    /// provider's words: its scope and token type, which callers see (use
+    /// only callers too), and the problem with its expiry, which is
+    /// logged. A provider that echoes the request into them (a debugging
+    /// proxy, a broken server) would otherwise show a refresh token or
+    /// the client secret.
+    #[must_use]
+    pub fn without_secrets<S: AsRef<str>>(mut self, secrets: &[S]) -> Self {
+        super::error::redact(&mut self.token_type, secrets);
+        for text in [self.scope.as_mut(), self.expiry_problem.as_mut()]
+            .into_iter()
+            .flatten()
+        {
+            super::error::redact(text, secrets);
+        }
+        self
+    }
+}
+
+impl DeviceAuthorization {
+    /// This answer with `secrets` taken out of its words (the user code,
+    /// the URLs, the message), which are shown to the person, named in a
+    /// refusal, and sent to the front-ends: a provider that echoes the
+    /// request into them would show the client secret.
+    #[must_use]
+    pub fn without_secrets<S: AsRef<str>>(mut self, secrets: &[S]) -> Self {
+        super::error::redact(&mut self.user_code, secrets);
+        for text in [
+            self.verification_uri.as_mut(),
+            self.verification_uri_complete.as_mut(),
+            self.message.as_mut(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            super::error::redact(text, secrets);
+        }
+        self
+    }
 }
 
 /// The result of one poll of the token endpoint during a device login.
@@ -411,6 +458,35 @@ impl PollOutcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A device answer echoing the request (its client secret) into the
+    /// words shown to the person: taken out of each.
+    #[test]
+    fn a_device_answer_is_shown_without_the_requests_secrets() {
+        let secret = "cs-echoed-secret";
+        let answer = DeviceAuthorization {
+            device_code: Secret::from("dc"),
+            user_code: secret.to_owned(),
+            verification_uri: Some(format!("http://127.0.0.1/?client_secret={secret}")),
+            verification_uri_complete: Some(format!("http://127.0.0.1/?c={secret}&u=1")),
+            expires_in: Duration::from_secs(600),
+            interval: None,
+            message: Some(format!("Go there: client_secret={secret}")),
+        }
+        .without_secrets(&[secret]);
+        let shown = format!(
+            "{} {:?} {:?} {:?}",
+            answer.user_code,
+            answer.verification_uri,
+            answer.verification_uri_complete,
+            answer.message
+        );
+        assert!(!shown.contains(secret), "{shown}");
+        assert!(
+            shown.contains("http://127.0.0.1/?client_secret="),
+            "{shown}"
+        );
+    }
 
     /// Delay-seconds and HTTP-dates (from the answer's time), capped;
     /// anything else is no `Retry-After`.

@@ -224,20 +224,15 @@ pub fn token_grant(
     let refresh_token_sent = fields
         .text(&["refresh_token"])
         .is_some_and(|t| !t.is_empty());
-    let expiry = match expiry(format, response, fields) {
-        Ok(expiry) => expiry,
+    let (expiry, expiry_problem) = match expiry(format, response, fields) {
+        Ok(expiry) => (expiry, None),
         // An answer with a new refresh token is kept whatever its expiry
         // says: a rotating provider has already retired the old refresh
         // token, and refusing the answer would lose the session. The
-        // access token is then taken as of unknown expiry (it is replaced
-        // when a caller refuses it); the problem is logged.
-        Err(problem) if refresh_token_sent => {
-            tracing::warn!(
-                endpoint = super::message::endpoint_for_log(&response.url),
-                "{problem}; the tokens are kept, the access token's expiry taken as unknown"
-            );
-            Expiry::Unknown
-        }
+        // access token is then taken as of unknown expiry (refreshed on
+        // demand); the problem is logged once the request's secrets are
+        // taken out of it (it may quote the provider's words).
+        Err(problem) if refresh_token_sent => (Expiry::Unknown, Some(problem)),
         Err(problem) => return Err(malformed(response, problem)),
     };
     Ok(TokenGrant {
@@ -250,6 +245,7 @@ pub fn token_grant(
             .map(Secret::new),
         scope: fields.text(&["scope"]),
         refresh_expires_in: refresh_lifetime(response, fields),
+        expiry_problem,
     })
 }
 

@@ -118,6 +118,7 @@ impl Provider {
             .map_err(|e| e.without_secrets(&request.secrets()))?;
         self.dialect
             .parse_device_authorization(&response)
+            .map(|answer| answer.without_secrets(&request.secrets()))
             .map_err(|e| e.without_secrets(&request.secrets()))
     }
 
@@ -132,7 +133,9 @@ impl Provider {
             Ok(response) => {
                 let outcome = match self.dialect.parse_poll(&response) {
                     PollOutcome::Granted(grant) => match still_alive(grant, &response.url) {
-                        Ok(grant) => PollOutcome::Granted(grant),
+                        Ok(grant) => {
+                            PollOutcome::Granted(cleaned(grant, &request.secrets(), &response.url))
+                        }
                         Err(e) => PollOutcome::Failed(e),
                     },
                     outcome => outcome,
@@ -166,6 +169,7 @@ impl Provider {
         self.dialect
             .parse_refresh(&response)
             .and_then(|grant| still_alive(grant, &response.url))
+            .map(|grant| cleaned(grant, &secrets(), &response.url))
             .map_err(|e| e.without_secrets(&secrets()))
     }
 
@@ -179,6 +183,20 @@ impl Provider {
             (None, None) => String::new(),
         }
     }
+}
+
+/// `grant` with the request's `secrets` taken out of the provider's words
+/// it carries (see [`TokenGrant::without_secrets`]), and the problem with
+/// its expiry, if it was not believed, logged.
+fn cleaned<S: AsRef<str>>(grant: TokenGrant, secrets: &[S], endpoint: &Url) -> TokenGrant {
+    let mut grant = grant.without_secrets(secrets);
+    if let Some(problem) = grant.expiry_problem.take() {
+        tracing::warn!(
+            endpoint = super::message::endpoint_for_log(endpoint),
+            "{problem}; the tokens are kept, the access token's expiry taken as unknown"
+        );
+    }
+    grant
 }
 
 /// Checks an absolute expiry against the local clock, which the pure
@@ -231,6 +249,7 @@ mod tests {
             refresh_token: None,
             scope: None,
             refresh_expires_in: None,
+            expiry_problem: None,
         }
     }
 

@@ -577,3 +577,35 @@ fn keyed_endpoint() -> (Provider, impl Sized, Daemon) {
     let (store, _sessions, daemon) = seeded(&provider, &config, Duration::from_secs(3600));
     (provider, store, daemon)
 }
+
+/// A success answer that echoes the request (a debugging proxy, a broken
+/// server) into its scope, token type and expiry: the refresh token the
+/// request carried reaches neither the token's caller, nor `status` (which
+/// use-only callers see), nor the log. The scope and type were passed on
+/// as sent, and the warning about the expiry quoted it.
+#[test]
+fn a_success_answer_echoing_the_request_shows_none_of_its_secrets() {
+    let (provider, _store, session, daemon) = one_session();
+    let rt = &session.refresh_token;
+    let body = format!(
+        r#"{{"access_token":"at-echoed","token_type":"Bearer {rt}","expires_in":"{rt}","refresh_token":"rt-echoed","scope":"openid refresh_token={rt}"}}"#
+    );
+    let out = refresh_meeting(
+        &provider,
+        &daemon,
+        Fault::Body {
+            status: 200,
+            content_type: Some("application/json".into()),
+            body: body.into_bytes().into(),
+        },
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let answer = token_json(&daemon, "demo", &[]);
+    assert_eq!(answer["access_token"], "at-echoed", "{answer}");
+    let said = format!("{}{answer}", everything_said(&daemon, &out));
+    assert!(said.contains("expiry taken as unknown"), "{said}");
+    assert!(
+        !said.contains(rt.as_str()),
+        "the refresh token shown: {said}"
+    );
+}

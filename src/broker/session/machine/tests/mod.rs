@@ -45,6 +45,7 @@ fn grant(access: &str, refresh: Option<&str>, lifetime: u64) -> TokenGrant {
         refresh_token: refresh.map(Secret::from),
         scope: None,
         refresh_expires_in: None,
+        expiry_problem: None,
     }
 }
 
