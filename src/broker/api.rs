@@ -417,12 +417,33 @@ impl Broker {
     ///
     /// # Errors
     /// Unknown provider or access denied.
-    pub fn login(&self, caller: &Caller, provider: &str) -> Result<LoginWatch, BrokerError> {
+    pub async fn login(&self, caller: &Caller, provider: &str) -> Result<LoginWatch, BrokerError> {
         let session = self.authorized(caller, provider, Role::Manage)?;
-        if self.inner.shared.logins.is_cancelled() {
-            return Err(BrokerError::ShuttingDown);
+        self.login_on(session, caller, provider).await
+    }
+
+    /// [`Self::login`] on `session`, the one `provider` had when the caller
+    /// was authorized; on the provider's new session instead when a reload
+    /// retired that one (a login during a reload that waits for a refresh
+    /// in flight): its tokens went to the retired session, dropped once the
+    /// reload was over, so the person was told "logged in" and the provider
+    /// stayed logged out.
+    pub(super) async fn login_on(
+        &self,
+        mut session: Arc<Session>,
+        caller: &Caller,
+        provider: &str,
+    ) -> Result<LoginWatch, BrokerError> {
+        for _ in 0..MAX_SUCCESSIONS {
+            if self.inner.shared.logins.is_cancelled() {
+                return Err(BrokerError::ShuttingDown);
+            }
+            if let Some(watch) = session.join_or_start_login() {
+                return Ok(watch);
+            }
+            session = self.successor(caller, provider, Role::Manage).await?;
         }
-        Ok(session.join_or_start_login())
+        Err(BrokerError::ShuttingDown)
     }
 
     /// Forgets the session of `provider`, in memory and in the store.

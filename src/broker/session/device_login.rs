@@ -20,11 +20,17 @@ use crate::secret::Secret;
 
 impl Session {
     /// Joins the running login, or starts one.
-    pub(crate) fn join_or_start_login(self: &Arc<Self>) -> LoginWatch {
+    /// `None` when a reload retired this session: its tokens would go to
+    /// a session dropped once the reload is over (checked under the lock
+    /// `retire` takes the login with, so none starts after it).
+    pub(crate) fn join_or_start_login(self: &Arc<Self>) -> Option<LoginWatch> {
         let mut state = self.state();
+        if state.machine.is_retired() {
+            return None;
+        }
         let clock = Arc::clone(&self.shared.clock);
         if let Some(login) = state.login.as_ref().filter(|l| !l.is_finished()) {
-            return login.watch(&self.name, clock);
+            return Some(login.watch(&self.name, clock));
         }
         let cancel = LoginCancel::new(self.shared.logins.child_token());
         let (login, tx) = LoginHandle::starting(cancel.clone());
@@ -34,7 +40,7 @@ impl Session {
         self.shared.tasks.spawn(async move {
             session.run_login(tx, cancel).await;
         });
-        watch
+        Some(watch)
     }
 
     async fn run_login(

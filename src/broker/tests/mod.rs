@@ -38,6 +38,7 @@ async fn fast_emulator() -> Emulator {
 async fn log_in_demo(broker: &Broker, emulator: &Emulator) {
     let mut login = broker
         .login(&crate::broker::Caller::uid(1000), "demo")
+        .await
         .unwrap();
     let prompt = login.prompt().await.unwrap();
     emulator.approve(&prompt.user_code).unwrap();

@@ -56,3 +56,36 @@ async fn a_session_replaced_by_a_reload_refreshes_no_more_and_its_callers_get_th
     emulator.assert_no_violations();
     broker.shutdown(Duration::from_secs(1)).await;
 }
+
+/// A login asked of a session a reload retired (one asked while the reload
+/// waits for a refresh in flight) is the provider's new session's: its
+/// tokens went to the retired session, dropped once the reload was over,
+/// so the person was told "logged in" and the provider stayed logged out.
+#[tokio::test]
+async fn a_login_asked_of_a_replaced_session_logs_the_new_one_in() {
+    let emulator = fast_emulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let broker = broker_on_emulator(&emulator, dir.path(), Arc::new(MemoryStore::default()));
+    broker.start(None).await;
+    let caller = Caller::uid(1000);
+
+    // Held across the reload, as by a login request that began during it.
+    let replaced = broker.session("demo").unwrap();
+    let changed = demo_config(&emulator, dir.path(), "scopes = [\"more\"]\n");
+    let summary = broker.reload(&changed).await;
+    assert_eq!(summary.changed, ["demo"]);
+    assert!(replaced.is_retired());
+
+    let mut login = broker
+        .login_on(Arc::clone(&replaced), &caller, "demo")
+        .await
+        .unwrap();
+    let prompt = login.prompt().await.unwrap();
+    emulator.approve(&prompt.user_code).unwrap();
+    login.outcome().await.unwrap();
+    // The new session has the tokens.
+    let token = broker.token(&caller, "demo", Freshness::Default).await;
+    assert!(token.is_ok(), "{token:?}");
+    emulator.assert_no_violations();
+    broker.shutdown(Duration::from_secs(1)).await;
+}

@@ -86,7 +86,7 @@ async fn a_save_held_in_the_store_cannot_undo_a_later_logout() {
     let caller = Caller::uid(1000);
 
     let held = store.hold_saves();
-    let mut login = broker.login(&caller, "demo").unwrap();
+    let mut login = broker.login(&caller, "demo").await.unwrap();
     let prompt = login.prompt().await.unwrap();
     emulator.approve(&prompt.user_code).unwrap();
     // The login's save is in the store now, held.

@@ -416,7 +416,7 @@ impl Handler {
     /// Starts or joins the login and answers its prompt, once the provider
     /// has given its code, or that it has not within [`PROVIDER_WAIT`].
     async fn login(&self, caller: &Caller, provider: &str) -> Answer {
-        let mut watch = self.broker.login(caller, provider)?;
+        let mut watch = self.broker.login(caller, provider).await?;
         let prompt = tokio::time::timeout(PROVIDER_WAIT, watch.prompt())
             .await
             .map_err(|_| {

@@ -24,7 +24,7 @@ pub(super) async fn answer(
         ok: error.is_none(),
         error: error.map(error_body),
     };
-    let mut watch = match broker.login(caller, &provider) {
+    let mut watch = match broker.login(caller, &provider).await {
         Ok(watch) => watch,
         Err(e) => {
             write.note(&e);
