@@ -42,7 +42,8 @@ shows the state of each provider's session and ends sessions. Each verb has its 
 page, tokenctl-VERB(1).
 
 tokenctl token prints the token and a newline on standard output and nothing \
-else, so that $(tokenctl token NAME) can go straight into a header; every \
+else, so that it can be piped straight into a header (never put it in a \
+command's arguments, which every local user can read in /proc); every \
 failure is one line on standard error and an exit status from the table below.";
 
 /// Writes every man page into `dir`, `date` in their title lines.
@@ -449,11 +450,11 @@ fn tokenctl_sections() -> Roff {
     }
     roff.control("SH", ["EXAMPLES"]);
     roff.text([roman(
-        "A header for curl, refreshed first if it has less than five minutes left:",
+        "A header for curl, refreshed first if it has less than five minutes left (curl reads it from its input, not its arguments):",
     )]);
     roff.control("PP", []);
     roff.text([italic(
-        "curl -H \"Authorization: Bearer $(tokenctl token github --min-valid 300)\" https://api.github.com/user",
+        "tokenctl token github --min-valid 300 | sed 's/^/Authorization: Bearer /' | curl -H @- https://api.github.com/user",
     )]);
     roff.control("SH", ["ENVIRONMENT"]);
     item(
