@@ -343,6 +343,14 @@ impl SessionMachine {
         // A refresh held back as the one before it was is no news either
         // (each session of a rate-limited endpoint comes back once a wait).
         let repeated = (on_demand && self.failures > 1 && as_before) || (!sent && as_before);
+        // Requests' refreshes are spaced from the failure, not from the
+        // send: against a provider slower than the spacing (or a reload's
+        // new session, asked as the answer came) a request asked again at
+        // once, a second refresh behind the first.
+        self.last_attempt = Some(ctx.now);
+        if on_demand {
+            self.last_on_demand_refresh = Some(ctx.now);
+        }
         out.push(Effect::Log(Notice::RefreshFailed {
             retry_in: delay,
             error: err.clone(),

@@ -447,3 +447,24 @@ fn a_token_of_unknown_life_is_refreshed_on_demand() {
     assert_eq!(briefs(&effects), s(&["reply(token a2)"]));
     assert_eq!(feed(&mut m, at(300), strict()), refresh);
 }
+
+/// Requests' refreshes are spaced from the failure, not from the send: a
+/// refresh a request asked for that a slow provider fails 8 s later is not
+/// followed at once by another for the next request (nor for a request a
+/// reload handed to the new session as the answer came).
+#[test]
+fn requests_after_a_slow_failure_are_spaced_from_the_failure() {
+    let mut m = refreshing(at(100));
+    answer(&mut m, at(108), Err(transient()));
+    let strict = || Event::TokenRequested {
+        want: Freshness::AtLeast(Duration::from_secs(7200)),
+    };
+    assert_eq!(
+        feed(&mut m, at(110), strict()),
+        s(&["reply(error unavailable)"])
+    );
+    assert_eq!(
+        feed(&mut m, at(113), strict()),
+        s(&["log(RefreshOnDemand)", "start_refresh(r1)", "reply(join)"])
+    );
+}
