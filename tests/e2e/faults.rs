@@ -19,7 +19,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use support::daemon::{Daemon, stderr, stdout, token};
 use support::file_store::{FileStore, Seeded};
-use support::provider::{Provider, fast};
+use support::provider::{Provider, fast, json_answer};
 use tokend_emulator::{Endpoint, Fault};
 
 /// Exit code of `tokenctl` when the provider is unavailable.
@@ -229,14 +229,6 @@ fn refused_connections_leave_the_session_serving() {
     let state = status(&daemon, "demo");
     assert_eq!(state["state"], "active", "{state}");
     assert!(!state["last_error"].is_null(), "{state}");
-}
-
-fn json_answer(body: &str) -> Fault {
-    Fault::Body {
-        status: 200,
-        content_type: Some("application/json".into()),
-        body: Bytes::from(body.to_owned()),
-    }
 }
 
 #[test]
@@ -540,22 +532,12 @@ fn a_credential_in_an_endpoints_query_is_not_shown() {
 }
 
 /// An answer kept with a warning in the log (a new refresh token beside an
-/// expiry past belief): the line names the endpoint without its query,
-/// which a log line cannot redact (it is written where the request's
-/// secrets are not at hand).
+/// expiry past belief): the line names the endpoint without its query.
 #[test]
 fn a_credential_in_an_endpoints_query_is_not_logged() {
     let (provider, _store, daemon) = keyed_endpoint();
-    let unbelievable = br#"{"access_token":"at-kept","token_type":"Bearer","expires_in":-1,"refresh_token":"rt-kept"}"#;
-    let out = refresh_meeting(
-        &provider,
-        &daemon,
-        Fault::Body {
-            status: 200,
-            content_type: Some("application/json".into()),
-            body: unbelievable.as_slice().into(),
-        },
-    );
+    let unbelievable = r#"{"access_token":"at-kept","token_type":"Bearer","expires_in":-1,"refresh_token":"rt-kept"}"#;
+    let out = refresh_meeting(&provider, &daemon, json_answer(unbelievable));
     assert!(out.status.success(), "{}", stderr(&out));
     let said = everything_said(&daemon, &out);
     assert!(said.contains("expiry taken as unknown"), "{said}");
@@ -590,15 +572,7 @@ fn a_success_answer_echoing_the_request_shows_none_of_its_secrets() {
     let body = format!(
         r#"{{"access_token":"at-echoed","token_type":"Bearer {rt}","expires_in":"{rt}","refresh_token":"rt-echoed","scope":"openid refresh_token={rt}"}}"#
     );
-    let out = refresh_meeting(
-        &provider,
-        &daemon,
-        Fault::Body {
-            status: 200,
-            content_type: Some("application/json".into()),
-            body: body.into_bytes().into(),
-        },
-    );
+    let out = refresh_meeting(&provider, &daemon, json_answer(&body));
     assert!(out.status.success(), "{}", stderr(&out));
     let answer = token_json(&daemon, "demo", &[]);
     assert_eq!(answer["access_token"], "at-echoed", "{answer}");

@@ -13,10 +13,9 @@ use crate::support;
 
 use std::time::Duration;
 
-use bytes::Bytes;
 use support::daemon::{Daemon, DaemonOptions, LoginRun, stderr, stdout, token};
 use support::flows::NAME;
-use support::provider::{Provider, fast};
+use support::provider::{Provider, fast, json_answer};
 use tokend_emulator::{Endpoint, Fault, RecordedRequest};
 
 /// Exit code of `tokenctl` when the provider is unavailable.
@@ -33,14 +32,6 @@ fn daemon(provider: &Provider) -> Daemon {
             ..DaemonOptions::default()
         },
     )
-}
-
-fn json_body(body: &str) -> Fault {
-    Fault::Body {
-        status: 200,
-        content_type: Some("application/json".into()),
-        body: Bytes::from(body.to_owned()),
-    }
 }
 
 /// Logs in, then makes the next refresh meet `fault`: the forced refresh
@@ -112,7 +103,9 @@ fn an_html_error_page_with_an_error_status() {
 #[test]
 fn a_token_answer_without_an_access_token() {
     a_bad_refresh_answer_changes_nothing(
-        |_| json_body(r#"{"token_type":"Bearer","expires_in":3600,"refresh_token":"rt_garbage"}"#),
+        |_| {
+            json_answer(r#"{"token_type":"Bearer","expires_in":3600,"refresh_token":"rt_garbage"}"#)
+        },
         "no `access_token` in the token answer",
     );
 }
@@ -131,7 +124,7 @@ fn a_bad_expiry_keeps_the_new_tokens(expires_in: &str, problem: &str) {
     });
     provider.inject(
         Endpoint::Token,
-        json_body(&format!(
+        json_answer(&format!(
             r#"{{"access_token":"at_odd_expiry","token_type":"Bearer","expires_in":{expires_in},"refresh_token":"rt_odd_expiry"}}"#
         )),
         1,
@@ -216,7 +209,7 @@ fn garbage_from_the_device_endpoint_ends_the_login_clearly() {
         (Fault::Huge(10 * 1024 * 1024), "answer larger than 256 KiB"),
         (Fault::Hang, "no complete answer within 2 s"),
         (
-            json_body(r#"{"user_code":"ABCD","expires_in":600}"#),
+            json_answer(r#"{"user_code":"ABCD","expires_in":600}"#),
             "no `device_code`",
         ),
     ] {
@@ -243,7 +236,7 @@ fn a_garbage_poll_answer_is_retried_and_the_login_goes_on() {
     let provider = Provider::start(fast());
     provider.inject(
         Endpoint::Token,
-        json_body(r#"{"token_type":"Bearer","expires_in":-1}"#),
+        json_answer(r#"{"token_type":"Bearer","expires_in":-1}"#),
         1,
     );
     let daemon = daemon(&provider);
@@ -271,7 +264,7 @@ fn a_login_whose_polls_fail_says_why_when_the_code_dies() {
     });
     provider.inject(
         Endpoint::Token,
-        json_body(r#"{"access_token":"x","token_type":"Bearer","expires_in":0}"#),
+        json_answer(r#"{"access_token":"x","token_type":"Bearer","expires_in":0}"#),
         100,
     );
     let daemon = daemon(&provider);
@@ -295,7 +288,7 @@ fn an_unusable_success_answer_is_named_however_the_login_ends() {
     let provider = Provider::start(fast());
     provider.inject(
         Endpoint::Token,
-        json_body(r#"{"access_token":"x","token_type":"Bearer","expires_in":0}"#),
+        json_answer(r#"{"access_token":"x","token_type":"Bearer","expires_in":0}"#),
         1,
     );
     let daemon = daemon(&provider);

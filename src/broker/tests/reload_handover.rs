@@ -6,12 +6,27 @@
 //! the same refresh token would end the login at a provider that rotates
 //! them: it takes the second use of one as theft.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokend_emulator::Emulator;
+
 use super::{broker_on_emulator, demo_config, fast_emulator, log_in_demo};
-use crate::broker::{Caller, Freshness};
+use crate::broker::session::Session;
+use crate::broker::{Broker, Caller, Freshness};
 use crate::store::MemoryStore;
+
+/// A reload that changes `demo`'s scopes, applied to `broker`: the session
+/// it replaced, held across it as by a request that began before it.
+async fn replace_demo(broker: &Broker, emulator: &Emulator, dir: &Path) -> Arc<Session> {
+    let replaced = broker.session("demo").unwrap();
+    let changed = demo_config(emulator, dir, "scopes = [\"more\"]\n");
+    let summary = broker.reload(&changed).await;
+    assert_eq!(summary.changed, ["demo"]);
+    assert!(replaced.is_retired());
+    replaced
+}
 
 #[tokio::test]
 async fn a_session_replaced_by_a_reload_refreshes_no_more_and_its_callers_get_the_new_one() {
@@ -21,13 +36,7 @@ async fn a_session_replaced_by_a_reload_refreshes_no_more_and_its_callers_get_th
     broker.start(None).await;
     log_in_demo(&broker, &emulator).await;
     let caller = Caller::uid(1000);
-
-    // Held across the reload, as by a request that began before it.
-    let replaced = broker.session("demo").unwrap();
-    let changed = demo_config(&emulator, dir.path(), "scopes = [\"more\"]\n");
-    let summary = broker.reload(&changed).await;
-    assert_eq!(summary.changed, ["demo"]);
-    assert!(replaced.is_retired());
+    let replaced = replace_demo(&broker, &emulator, dir.path()).await;
 
     // Asked for more life than its token has, the replaced session starts
     // no refresh of its own.
@@ -68,13 +77,8 @@ async fn a_login_asked_of_a_replaced_session_logs_the_new_one_in() {
     let broker = broker_on_emulator(&emulator, dir.path(), Arc::new(MemoryStore::default()));
     broker.start(None).await;
     let caller = Caller::uid(1000);
-
-    // Held across the reload, as by a login request that began during it.
-    let replaced = broker.session("demo").unwrap();
-    let changed = demo_config(&emulator, dir.path(), "scopes = [\"more\"]\n");
-    let summary = broker.reload(&changed).await;
-    assert_eq!(summary.changed, ["demo"]);
-    assert!(replaced.is_retired());
+    // As by a login request that began during the reload.
+    let replaced = replace_demo(&broker, &emulator, dir.path()).await;
 
     let mut login = broker
         .login_on(Arc::clone(&replaced), &caller, "demo")

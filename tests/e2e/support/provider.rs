@@ -122,6 +122,16 @@ pub fn fast() -> Rfc8628Options {
     }
 }
 
+/// An answer of 200 `application/json` with exactly `body` (a success
+/// the emulator would not give: odd fields, echoes, garbage).
+pub fn json_answer(body: &str) -> tokend_emulator::Fault {
+    tokend_emulator::Fault::Body {
+        status: 200,
+        content_type: Some("application/json".into()),
+        body: bytes::Bytes::from(body.to_owned()),
+    }
+}
+
 /// A provider that takes connections (the kernel's backlog) and never
 /// answers, held open while the listener lives, and the config of a
 /// provider `name` on it with `extra` keys.
