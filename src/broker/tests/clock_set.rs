@@ -13,8 +13,7 @@ use tokend_emulator::Emulator;
 use super::{demo_config, fast_emulator, log_in_demo};
 use crate::broker::clock::unix_secs;
 use crate::broker::clock::{Clock, OffsetClock};
-use crate::broker::{Broker, BrokerEvent, BrokerParts, Caller};
-use crate::provider::HttpClient;
+use crate::broker::{Broker, BrokerEvent, Caller};
 use crate::store::{MemoryStore, Store};
 
 /// A started broker on `emulator` whose clock is `clock`.
@@ -34,16 +33,7 @@ async fn broker_over(
     store: Arc<dyn Store>,
 ) -> Broker {
     let config = demo_config(emulator, dir, "");
-    let broker = Broker::new(
-        &config.daemon,
-        config.providers.clone(),
-        BrokerParts {
-            store,
-            clock,
-            http: HttpClient::new(Duration::from_secs(5)).unwrap(),
-            owner_uid: 1000,
-        },
-    );
+    let broker = super::broker_for(&config, store, clock);
     broker.start(None).await;
     broker
 }

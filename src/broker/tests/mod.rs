@@ -80,12 +80,22 @@ fn config_in(dir: &Path, text: &str) -> crate::config::Config {
 /// its config written in `dir` and its sessions in `store`; owner uid 1000.
 fn broker_on_emulator(emulator: &Emulator, dir: &Path, store: Arc<dyn Store>) -> Broker {
     let config = demo_config(emulator, dir, "");
+    broker_for(&config, store, Arc::new(SystemClock))
+}
+
+/// A broker for `config` on `store` and `clock`, as the tests make them
+/// (owner uid 1000, a 5 s HTTP timeout); not started.
+pub(crate) fn broker_for(
+    config: &crate::config::Config,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn crate::broker::Clock>,
+) -> Broker {
     Broker::new(
         &config.daemon,
         config.providers.clone(),
         BrokerParts {
             store,
-            clock: Arc::new(SystemClock),
+            clock,
             http: HttpClient::new(Duration::from_secs(5)).unwrap(),
             owner_uid: 1000,
         },

@@ -5,12 +5,10 @@
 
 use std::fmt::Write as _;
 use std::sync::{Arc, Weak};
-use std::time::Duration;
 
+use crate::broker::Broker;
 use crate::broker::clock::OffsetClock;
-use crate::broker::{Broker, BrokerParts};
 use crate::config::Config;
-use crate::provider::HttpClient;
 use crate::store::MemoryStore;
 
 /// A config of `names`, each on its own token endpoint (nothing listens
@@ -49,15 +47,10 @@ fn endpoints(broker: &Broker) -> Vec<String> {
 async fn a_reload_keeps_only_the_new_configs_and_what_is_in_use() {
     let dir = tempfile::tempdir().unwrap();
     let initial = config(dir.path(), &["a", "b", "busy"]);
-    let broker = Broker::new(
-        &initial.daemon,
-        initial.providers.clone(),
-        BrokerParts {
-            store: Arc::new(MemoryStore::default()),
-            clock: Arc::new(OffsetClock::new()),
-            http: HttpClient::new(Duration::from_secs(5)).unwrap(),
-            owner_uid: 1000,
-        },
+    let broker = super::broker_for(
+        &initial,
+        Arc::new(MemoryStore::default()),
+        Arc::new(OffsetClock::new()),
     );
     let shared = Arc::clone(&broker.inner.shared);
     for name in ["a", "b", "busy"] {

@@ -14,8 +14,7 @@ use tokio::sync::mpsc;
 use super::Gate;
 use crate::broker::SessionPhase;
 use crate::broker::clock::OffsetClock;
-use crate::broker::{Broker, BrokerError, BrokerParts, Caller};
-use crate::provider::HttpClient;
+use crate::broker::{Broker, BrokerError, Caller};
 use crate::store::{ChangeFeed, MemoryStore, Store, StoreError, StoredSession};
 
 /// A memory store that can be locked, counting loads, with change notices
@@ -164,16 +163,7 @@ fn broker_with_a_record(
     let config = config(dir);
     let record = super::stored_record(&config, SystemTime::now() + Duration::from_secs(3600));
     store.save("demo", &record).unwrap();
-    let broker = Broker::new(
-        &config.daemon,
-        config.providers.clone(),
-        BrokerParts {
-            store: store.clone(),
-            clock,
-            http: HttpClient::new(Duration::from_secs(5)).unwrap(),
-            owner_uid: 1000,
-        },
-    );
+    let broker = super::broker_for(&config, store.clone(), clock);
     let health = &broker.inner.shared.store_health;
     health.set_retry(Duration::from_secs(3600), Duration::from_secs(3600));
     broker

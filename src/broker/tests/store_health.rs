@@ -11,8 +11,7 @@ use std::time::{Duration, SystemTime};
 use crate::broker::SessionPhase;
 use crate::broker::clock::{OffsetClock, SystemClock, unix_secs};
 use crate::broker::store_health::*;
-use crate::broker::{Broker, BrokerError, BrokerEvent, BrokerParts, Caller, session_identity};
-use crate::provider::HttpClient;
+use crate::broker::{Broker, BrokerError, BrokerEvent, Caller, session_identity};
 use crate::secret::Secret;
 use crate::store::{MemoryStore, STORED_SESSION_VERSION, Store, StoreError, StoredSession};
 
@@ -185,16 +184,7 @@ fn broker_with_records(dir: &std::path::Path, store: &Arc<FlakyStore>) -> Broker
         };
         store.inner.save(&provider.name, &record).unwrap();
     }
-    Broker::new(
-        &config.daemon,
-        config.providers.clone(),
-        BrokerParts {
-            store: store.clone(),
-            clock: Arc::new(OffsetClock::new()),
-            http: HttpClient::new(Duration::from_secs(5)).unwrap(),
-            owner_uid: 1000,
-        },
-    )
+    super::broker_for(&config, store.clone(), Arc::new(OffsetClock::new()))
 }
 
 #[tokio::test]
