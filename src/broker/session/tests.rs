@@ -9,8 +9,11 @@ use tokend_emulator::{Emulator, Rfc8628Options};
 use tokio::sync::broadcast;
 
 use crate::broker::clock::{Clock, SystemClock, unix_secs};
-use crate::broker::{AttentionKind, Broker, BrokerEvent, Caller, Freshness, session_identity};
+use crate::broker::{
+    AttentionKind, Broker, BrokerEvent, BrokerParts, Caller, Freshness, session_identity,
+};
 use crate::config::Config;
+use crate::provider::HttpClient;
 use crate::secret::Secret;
 use crate::store::{MemoryStore, STORED_SESSION_VERSION, Store, StoredSession};
 
@@ -61,7 +64,16 @@ fn stored(config: &Config, refresh_token: &str, now: SystemTime) -> StoredSessio
 }
 
 fn broker(config: &Config, store: Arc<MemoryStore>, clock: Arc<dyn Clock>) -> Broker {
-    crate::broker::tests::broker_for(config, store, clock)
+    Broker::new(
+        &config.daemon,
+        config.providers.clone(),
+        BrokerParts {
+            store,
+            clock,
+            http: HttpClient::new(Duration::from_secs(5)).unwrap(),
+            owner_uid: 1000,
+        },
+    )
 }
 
 async fn next_attention(events: &mut broadcast::Receiver<BrokerEvent>) -> AttentionKind {
