@@ -10,7 +10,7 @@ use tokio::sync::watch;
 
 use super::{Gate, Held, broker_on_emulator};
 use crate::broker::SessionPhase;
-use crate::broker::{Broker, BrokerError, Caller, StoreState};
+use crate::broker::{Broker, BrokerError, Caller, StoreState, SystemClock};
 use crate::store::{EncryptedFileStore, Store, StoreError, StoreKey, StoredSession};
 
 /// The encrypted file store, whose saves can be held: a held save waits in
@@ -81,7 +81,11 @@ async fn a_save_held_in_the_store_cannot_undo_a_later_logout() {
     let dir = tempfile::tempdir().unwrap();
     let records = dir.path().join("sessions");
     let store = Arc::new(SlowedStore::new(EncryptedFileStore::new(&records, key())));
-    let broker = broker_on_emulator(&emulator, dir.path(), store.clone());
+    // A store timeout shorter than any the config takes (5 s at least):
+    // the held save must outlast it, and the test waits it out.
+    let mut config = super::demo_config(&emulator, dir.path(), "");
+    config.daemon.store_timeout = Duration::from_millis(500);
+    let broker = super::broker_for(&config, store.clone(), Arc::new(SystemClock));
     broker.start(None).await;
     let caller = Caller::uid(1000);
 
