@@ -42,6 +42,14 @@ pub const MIN_REFRESH_SPACING: Duration = Duration::from_secs(1);
 /// believed to die within a minute of its issue.
 pub const UNKNOWN_LIFE_REFRESH_SPACING: Duration = Duration::from_secs(60);
 
+/// How long a default request that holds a still-valid token waits for
+/// a refresh (its own or one already out) before it takes that token: a
+/// default request asks for a token that works, which it has; a provider
+/// that hangs or fails must not hold it up (the refresh goes on, and the
+/// next request gets what it brings). A healthy provider answers well
+/// within it, and the caller gets the new token.
+pub const DEFAULT_REQUEST_REFRESH_WAIT: Duration = Duration::from_secs(2);
+
 /// First retry of a save that failed while the store as a whole works
 /// (one record's trouble): 15 to 30 s later. The newest refresh token is
 /// only in memory until it is saved, so sooner than the next refresh.

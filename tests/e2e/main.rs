@@ -15,6 +15,7 @@ mod config_presets;
 mod config_private_group;
 mod dbus;
 mod dbus_loss;
+mod default_requests;
 mod device_login;
 mod device_login_hang;
 mod dialect_generic_v1;

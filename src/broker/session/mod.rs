@@ -37,6 +37,7 @@ use super::error::BrokerError;
 use super::login::LoginHandle;
 use super::policy::AccessPolicy;
 use super::shared::Shared;
+use super::timing;
 use crate::config::{EndpointSource, ProviderConfig};
 use crate::provider::{Provider, TokenGrant};
 pub use machine::{AccessToken, Freshness, TokenFingerprint, WorldChange};
@@ -184,6 +185,12 @@ impl Session {
                 // The refresh runs in its own task: a caller that gives up
                 // here leaves it to finish and save what it gets.
                 let outcome = match flight {
+                    Some(rx) if want == Freshness::Default => {
+                        match self.wait_or_keep_token(rx).await {
+                            Ok(token) => return Ok(token),
+                            Err(outcome) => outcome,
+                        }
+                    }
                     Some(rx) => wait_for_refresh(rx, &self.shared).await,
                     None => Ok(()),
                 };
@@ -196,6 +203,35 @@ impl Session {
             Some(Reply::WaitingForStore) => Err(self.waiting_error()),
             Some(Reply::Failed(e) | Reply::Done(Err(e))) => Err(e),
             _ => Err(BrokerError::login_required(&self.name, None)),
+        }
+    }
+
+    /// A default request's wait for a refresh: up to
+    /// [`timing::DEFAULT_REQUEST_REFRESH_WAIT`], then the token the session
+    /// holds if it is still valid (`Ok`: a provider that is slow to answer
+    /// does not hold up a caller that has a token that works); otherwise
+    /// the refresh's outcome, however long it takes (`Err`, to be answered
+    /// as any refresh's).
+    async fn wait_or_keep_token(
+        self: &Arc<Self>,
+        rx: watch::Receiver<RefreshResult>,
+    ) -> Result<AccessToken, Result<(), BrokerError>> {
+        let bounded = tokio::time::timeout(
+            timing::DEFAULT_REQUEST_REFRESH_WAIT,
+            wait_for_refresh(rx.clone(), &self.shared),
+        );
+        if let Ok(outcome) = bounded.await {
+            return Err(outcome);
+        }
+        // Asked as if the refresh had ended: a default request takes a
+        // token that is still valid, and only that.
+        let still = self.dispatch_now(Event::RefreshAwaited {
+            want: Freshness::Default,
+            outcome: Ok(()),
+        });
+        match still {
+            Some(Reply::Token(token)) => Ok(token),
+            _ => Err(wait_for_refresh(rx, &self.shared).await),
         }
     }
 

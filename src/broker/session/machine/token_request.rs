@@ -74,6 +74,11 @@ impl SessionMachine {
         if let Some(token) = usable.filter(fresh_enough) {
             return Reply::Token(token.clone());
         }
+        if let (Freshness::Default, Some(token)) = (want, usable)
+            && self.default_request_keeps_its_token(now, stage)
+        {
+            return Reply::Token(token.clone());
+        }
         // A default request takes a still-valid token whenever a refresh
         // cannot be had now, rather than an error.
         // So does a request for some life of a token whose life is unknown:
@@ -115,22 +120,48 @@ impl SessionMachine {
         }
         // A token that still works but has less life than asked for: a
         // refresh may bring a longer-lived one, but not every call (the
-        // provider's lifetimes rarely change between two requests).
+        // provider's lifetimes rarely change between two requests). Nor
+        // more than once a minute when the provider's tokens are known to
+        // live less than asked: each such refresh rotates the refresh
+        // token to bring what the last one said it would (a caller asking
+        // every second for more than 30 s tokens live had 720 rotations an
+        // hour).
+        let min_valid = match want {
+            Freshness::AtLeast(min_valid) => min_valid,
+            Freshness::Default | Freshness::Replacing(_) => Duration::ZERO,
+        };
+        let spacing = if tokens.access_lifetime.is_some_and(|life| life < min_valid) {
+            timing::UNKNOWN_LIFE_REFRESH_SPACING
+        } else {
+            timing::ON_DEMAND_RETRY_SPACING
+        };
         if usable.is_some()
             && self
                 .last_on_demand_refresh
-                .is_some_and(|at| timing::within(now, at, timing::ON_DEMAND_RETRY_SPACING))
+                .is_some_and(|at| timing::within(now, at, spacing))
         {
-            let min_valid = match want {
-                Freshness::AtLeast(min_valid) => min_valid,
-                Freshness::Default | Freshness::Replacing(_) => Duration::ZERO,
-            };
             return fallback(self.too_short(now, tokens, min_valid));
         }
         self.last_on_demand_refresh = Some(now);
         out.push(Effect::Log(Notice::RefreshOnDemand));
         self.start_refresh(ctx, out);
         Reply::JoinRefresh
+    }
+
+    /// Whether a default request, whose token is still valid but past the
+    /// refresh margin, takes it as it is rather than wait for a refresh:
+    /// while refreshes fail (the backoff's retries are the provider's
+    /// share; a request every few seconds must not add its own, nor wait
+    /// on a provider that is down), and when the refresh that is out has
+    /// been out for [`timing::DEFAULT_REQUEST_REFRESH_WAIT`] already (a
+    /// provider that hangs). Otherwise the request starts or joins the
+    /// refresh, and waits for it that long at most (`Session::token`).
+    fn default_request_keeps_its_token(&self, now: SystemTime, stage: RefreshStage) -> bool {
+        let refresh_out_long = stage != RefreshStage::Idle
+            && self
+                .last_attempt
+                .is_some_and(|at| !timing::within(now, at, timing::DEFAULT_REQUEST_REFRESH_WAIT));
+        self.failures > 0 || refresh_out_long
     }
 
     /// Whether a request for `min_valid` of life of `token`, whose expiry

@@ -23,7 +23,7 @@ fn a_retry_after_stands_across_a_handover() {
     );
     // A request for a longer-lived token meanwhile gets the failure.
     let want = Event::TokenRequested {
-        want: Freshness::AtLeast(Duration::from_secs(7200)),
+        want: Freshness::AtLeast(MORE_THAN_LEFT),
     };
     assert_eq!(
         feed(&mut new, at(30), want),

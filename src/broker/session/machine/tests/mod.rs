@@ -4,6 +4,7 @@
 //! Effects are compared in a short written form ([`brief`]) so that each
 //! row reads as the rule it checks.
 
+mod default_requests;
 mod expiry_warning;
 mod handover;
 mod pacing;
@@ -19,6 +20,12 @@ use crate::secret::Secret;
 use crate::store::{STORED_SESSION_VERSION, StoredSession};
 
 const IDENTITY: &str = "rfc8628|http://127.0.0.1/token|client";
+
+/// A request for more life than a token of an hour has left once a few
+/// seconds have passed, but no more than it lives: a request that has it
+/// refreshed. (More than the provider's lifetime would be refused without
+/// a refresh within a minute of the last: see `default_requests`.)
+const MORE_THAN_LEFT: Duration = Duration::from_secs(3595);
 
 fn t0() -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000)
@@ -270,7 +277,7 @@ fn refreshing(now: SystemTime) -> SessionMachine {
         &mut m,
         now,
         Event::TokenRequested {
-            want: Freshness::AtLeast(Duration::from_secs(7200)),
+            want: Freshness::AtLeast(MORE_THAN_LEFT),
         },
     );
     assert!(

@@ -93,7 +93,7 @@ fn requests_after_a_failure_are_spaced() {
     let mut m = refreshing(at(10));
     answer(&mut m, at(10), Err(transient()));
     let strict = || Event::TokenRequested {
-        want: Freshness::AtLeast(Duration::from_secs(7200)),
+        want: Freshness::AtLeast(MORE_THAN_LEFT),
     };
     assert_eq!(
         feed(&mut m, at(12), strict()),
@@ -253,7 +253,7 @@ fn a_retry_after_holds_back_every_refresh() {
     assert_eq!(m.next_refresh(), planned);
     // A request 100 s on (past the 5 s spacing) gets the failure, not a refresh.
     let want = Event::TokenRequested {
-        want: Freshness::AtLeast(Duration::from_secs(7200)),
+        want: Freshness::AtLeast(MORE_THAN_LEFT),
     };
     assert_eq!(
         feed(&mut m, at(110), want),
@@ -457,7 +457,7 @@ fn requests_after_a_slow_failure_are_spaced_from_the_failure() {
     let mut m = refreshing(at(100));
     answer(&mut m, at(108), Err(transient()));
     let strict = || Event::TokenRequested {
-        want: Freshness::AtLeast(Duration::from_secs(7200)),
+        want: Freshness::AtLeast(MORE_THAN_LEFT),
     };
     assert_eq!(
         feed(&mut m, at(110), strict()),

@@ -83,7 +83,7 @@ fn a_request_that_waited_gets_the_outcome() {
         ),
         (
             "refreshed, still too short",
-            Freshness::AtLeast(Duration::from_secs(7200)),
+            Freshness::AtLeast(MORE_THAN_LEFT),
             Ok(()),
             "error too_short",
         ),
@@ -426,7 +426,7 @@ fn a_retired_session_starts_no_refresh() {
         &mut m,
         due + Duration::from_secs(2),
         Event::TokenRequested {
-            want: Freshness::AtLeast(Duration::from_secs(7200)),
+            want: Freshness::AtLeast(MORE_THAN_LEFT),
         },
     );
     assert_eq!(asked, s(&["reply(error shutting_down)"]));

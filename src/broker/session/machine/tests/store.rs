@@ -14,7 +14,7 @@ fn a_rotated_refresh_token_is_written_before_the_new_access_token_is_handed_out(
     // While the write runs, requests join the refresh: neither the old
     // token (too short for them) nor the new one (not stored yet).
     let join = Event::TokenRequested {
-        want: Freshness::AtLeast(Duration::from_secs(7200)),
+        want: Freshness::AtLeast(MORE_THAN_LEFT),
     };
     assert_eq!(feed(&mut m, at(11), join), s(&["reply(join)"]));
     assert_eq!(

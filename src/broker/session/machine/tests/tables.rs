@@ -1,7 +1,4 @@
 //! States × events → next state + effects, a row per rule.
-
-use std::time::Duration;
-
 use super::*;
 
 /// One row of a table: from the state `setup` builds, `event` at `now`
@@ -47,7 +44,7 @@ fn in_flight() -> SessionMachine {
 
 fn want_long() -> Event {
     Event::TokenRequested {
-        want: Freshness::AtLeast(Duration::from_secs(7200)),
+        want: Freshness::AtLeast(MORE_THAN_LEFT),
     }
 }
 
