@@ -172,12 +172,21 @@ pub async fn retry_on_resume(broker: Broker, stop: CancellationToken) {
         }
     };
     debug!("watching logind for resume");
+    let mut logind = LogindName::default();
     loop {
         let message = tokio::select! {
             () = stop.cancelled() => return,
             message = signals.next() => message,
         };
         let Some(Ok(message)) = message else { return };
+        let sender = message.header().sender().map(ToString::to_string);
+        if !logind.sent(&connection, sender.as_deref()).await {
+            debug!(
+                sender = sender.as_deref().unwrap_or("none"),
+                "ignored a PrepareForSleep not from logind"
+            );
+            continue;
+        }
         // PrepareForSleep(true) comes before the sleep, (false) after it.
         if let Ok(false) = message.body().deserialize::<bool>() {
             let moved = broker.retry_waiting_refreshes(RETRY_SPREAD, WorldChange::Resumed);
@@ -188,4 +197,39 @@ pub async fn retry_on_resume(broker: Broker, stop: CancellationToken) {
             );
         }
     }
+}
+
+/// logind's unique name on the system bus, to check who sent a signal.
+///
+/// The match rule names `org.freedesktop.login1` as the sender, but the
+/// bus applies a rule only to broadcasts: a signal sent straight to this
+/// connection (any local user may send one: the stock system bus policy
+/// allows signals) arrives whoever sent it, and the client cannot check a
+/// well-known name by itself. The bus stamps each message with its
+/// sender's unique name, which is compared with the name's owner, asked of
+/// the bus again when it differs (logind restarted).
+#[derive(Debug, Default)]
+struct LogindName {
+    owner: Option<String>,
+}
+
+impl LogindName {
+    /// Whether `sender` is logind.
+    async fn sent(&mut self, connection: &zbus::Connection, sender: Option<&str>) -> bool {
+        let Some(sender) = sender else { return false };
+        if self.owner.as_deref() == Some(sender) {
+            return true;
+        }
+        self.owner = owner_of_logind(connection).await;
+        self.owner.as_deref() == Some(sender)
+    }
+}
+
+async fn owner_of_logind(connection: &zbus::Connection) -> Option<String> {
+    let bus = zbus::fdo::DBusProxy::new(connection).await.ok()?;
+    let name = zbus::names::BusName::try_from("org.freedesktop.login1").ok()?;
+    bus.get_name_owner(name)
+        .await
+        .ok()
+        .map(|owner| owner.to_string())
 }

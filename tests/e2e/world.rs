@@ -288,3 +288,43 @@ fn resuming_from_sleep_polls_a_failing_login_again_at_once() {
         "the poll after the resume came {waited:?} after the failed one: the backoff's {backoff:?}"
     );
 }
+
+/// Another local client's `PrepareForSleep(false)`, sent straight to each
+/// connection on the bus (the bus applies the match rule's sender only to
+/// broadcasts, and the stock policy lets any user send signals), is not
+/// taken for logind's: before, each one made tokend retry its waiting
+/// refreshes at once, past their backoff, and log a line.
+#[test]
+fn a_prepare_for_sleep_from_another_client_is_ignored() {
+    const FORGER: &str = r#"
+import sys
+from jeepney import DBusAddress, new_signal, HeaderFields
+from jeepney.bus_messages import message_bus
+from jeepney.io.blocking import open_dbus_connection
+
+conn = open_dbus_connection(bus=sys.argv[1])
+names = conn.send_and_get_reply(message_bus.ListNames()).body[0]
+manager = DBusAddress("/org/freedesktop/login1", interface="org.freedesktop.login1.Manager")
+for name in names:
+    if name.startswith(":") and name != conn.unique_name:
+        signal = new_signal(manager, "PrepareForSleep", "b", (False,))
+        signal.header.fields[HeaderFields.destination] = name
+        conn.send(signal)
+conn.send_and_get_reply(message_bus.GetId())
+"#;
+    let bus = PrivateBus::start();
+    let _logind = StubLogind::start(&bus);
+    let provider = Provider::rfc8628();
+    let daemon = watching_logind(&bus, &provider);
+    let forged = Command::new("/usr/bin/python3")
+        .args(["-c", FORGER, bus.address()])
+        .status()
+        .expect("run python3 (install python3-jeepney)");
+    assert!(forged.success());
+    daemon.wait_for_log(1, &["ignored a PrepareForSleep not from logind"]);
+    assert!(
+        !daemon.log().contains("resumed from sleep"),
+        "{}",
+        daemon.log()
+    );
+}
