@@ -382,17 +382,25 @@ impl SessionMachine {
             self.save_failures = 0;
         }
         self.last_failure = saved.err();
-        self.last_refresh = Some(ctx.now);
+        let previous_refresh = self.last_refresh.replace(ctx.now);
         self.failures = 0;
         let not_before = self.space_from_last_refresh(ctx, &tokens, out);
         // A refresh token whose expiry a refresh did not move is not
         // refreshed again for it: the warning says a login is needed. Tokens
-        // that follow none (a login after a logout) start afresh.
+        // that follow none (a login after a logout) start afresh. Two
+        // refreshes too close together to tell a sliding expiry (moved by
+        // the time between them) from a fixed one read twice leave the
+        // verdict as it was: a refresh on demand just after the background
+        // one took a sliding expiry for a fixed one, and its refresh ahead
+        // of that expiry was dropped.
         let before = match &self.state {
             SessionState::Active { tokens, .. } => tokens.refresh_expires_at,
             _ => None,
         };
+        let too_close_to_tell = previous_refresh
+            .is_some_and(|at| timing::within(ctx.now, at, 2 * timing::EXPIRY_READING_SLACK));
         self.refresh_extends_refresh_token = match (before, tokens.refresh_expires_at) {
+            (Some(_), Some(_)) if too_close_to_tell => self.refresh_extends_refresh_token,
             (Some(before), Some(after)) => {
                 let lifetime = after.duration_since(ctx.now).unwrap_or_default();
                 timing::expiry_moved(before, after, lifetime)

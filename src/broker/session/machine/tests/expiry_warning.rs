@@ -148,3 +148,44 @@ fn a_sliding_expiry_within_the_warning_time_plans_no_wake_up_now() {
     let woke = m.handle(&ctx(at(1)), Event::RefreshDue);
     assert_eq!(planned_wake(&woke), Some(m.next_refresh()));
 }
+
+/// A sliding expiry (30 s, shorter than the access token's 300 s: a
+/// Keycloak realm's idle timeout) refreshed again 1 s after the background
+/// refresh, on demand: the second refresh moved it by a second only, which
+/// says nothing of whether it slides. It is still taken as sliding, so the
+/// refresh ahead of it stays planned and nothing warns (before: taken as
+/// fixed, a warning that a login was needed, and the next refresh planned
+/// after the refresh token's end).
+#[test]
+fn two_refreshes_a_second_apart_keep_a_sliding_expiry_sliding() {
+    let mut m = SessionMachine::new(
+        "p".into(),
+        IDENTITY.into(),
+        Duration::from_secs(7 * 24 * 3600),
+    );
+    logged_in_with(&mut m, lasting(grant("a0", Some("r0"), 300), 30));
+    let due = m.next_refresh().unwrap();
+    assert!(due < at(30), "{due:?}");
+    let refresh = |m: &mut SessionMachine, now, event, access: &str, refresh: &str| {
+        let started = feed(m, now, event);
+        assert!(
+            started.iter().any(|e| e.starts_with("start_refresh")),
+            "{started:?}"
+        );
+        let save = answer(m, now, Ok(lasting(grant(access, Some(refresh), 300), 30)));
+        written_ok(m, now, save)
+    };
+    refresh(&mut m, due, Event::RefreshDue, "a1", "r1");
+    assert!(m.refresh_extends_refresh_token);
+    let refused = Event::TokenRequested {
+        want: Freshness::Replacing(TokenFingerprint::of("a1")),
+    };
+    let effects = refresh(&mut m, due + Duration::from_secs(1), refused, "a2", "r2");
+    assert!(
+        !effects.contains(&"emit(refresh_token_expiring)".to_owned()),
+        "{effects:?}"
+    );
+    assert!(m.refresh_extends_refresh_token);
+    let next = m.next_refresh().unwrap();
+    assert!(next < due + Duration::from_secs(31), "{next:?}");
+}
