@@ -163,6 +163,9 @@ pub(crate) struct SessionMachine {
     /// expiry (when that comes first): true until a refresh shows that it
     /// does not move that expiry later, when only a new login helps.
     refresh_extends_refresh_token: bool,
+    /// When the refresh-token expiry that verdict was last made against
+    /// was read, and that expiry (see `judge_refresh_token_expiry`).
+    expiry_reference: Option<(SystemTime, SystemTime)>,
     /// When a `token` request last started a refresh: those are spaced, so
     /// a caller asking for more life than tokens have, in a loop, does not
     /// cost a refresh per call.
@@ -197,6 +200,7 @@ impl SessionMachine {
             save_failures: 0,
             expired_grants: 0,
             refresh_extends_refresh_token: true,
+            expiry_reference: None,
             last_on_demand_refresh: None,
             expiry_warned: None,
             expiry_told: None,
@@ -385,34 +389,60 @@ impl SessionMachine {
         let previous_refresh = self.last_refresh.replace(ctx.now);
         self.failures = 0;
         let not_before = self.space_from_last_refresh(ctx, &tokens, out);
-        // A refresh token whose expiry a refresh did not move is not
-        // refreshed again for it: the warning says a login is needed. Tokens
-        // that follow none (a login after a logout) start afresh. Two
-        // refreshes too close together to tell a sliding expiry (moved by
-        // the time between them) from a fixed one read twice leave the
-        // verdict as it was: a refresh on demand just after the background
-        // one took a sliding expiry for a fixed one, and its refresh ahead
-        // of that expiry was dropped.
         let before = match &self.state {
             SessionState::Active { tokens, .. } => tokens.refresh_expires_at,
             _ => None,
         };
-        let too_close_to_tell = previous_refresh
-            .is_some_and(|at| timing::within(ctx.now, at, 2 * timing::EXPIRY_READING_SLACK));
-        self.refresh_extends_refresh_token = match (before, tokens.refresh_expires_at) {
-            (Some(_), Some(_)) if too_close_to_tell => self.refresh_extends_refresh_token,
-            (Some(before), Some(after)) => {
-                let lifetime = after.duration_since(ctx.now).unwrap_or_default();
-                timing::expiry_moved(before, after, lifetime)
-            }
-            _ => true,
-        };
+        self.judge_refresh_token_expiry(
+            ctx.now,
+            previous_refresh,
+            before,
+            tokens.refresh_expires_at,
+        );
         let planned = tokens.clone();
         self.state = SessionState::Active {
             tokens,
             refresh: RefreshStage::Idle,
         };
         self.schedule_next(ctx, &planned, Some(not_before), out);
+    }
+
+    /// Whether refreshes move the refresh token's expiry, from a refresh
+    /// at `now` that had it end at `before` and brought one ending at
+    /// `after`. A refresh token whose expiry refreshes do not move is not
+    /// refreshed again for it: the warning says a login is needed. Tokens
+    /// that follow none (a login after a logout) start afresh.
+    ///
+    /// A sliding expiry moves by the time between two readings, a fixed
+    /// one read twice by a second or so: readings closer together than
+    /// twice that slack cannot tell them apart, so the verdict is made
+    /// against the reading it was last made at, once enough time has
+    /// passed since (before, a refresh on demand a second after the
+    /// background one took a sliding expiry for a fixed one, and the
+    /// refresh ahead of that expiry was dropped).
+    fn judge_refresh_token_expiry(
+        &mut self,
+        now: SystemTime,
+        previous_refresh: Option<SystemTime>,
+        before: Option<SystemTime>,
+        after: Option<SystemTime>,
+    ) {
+        let (Some(before), Some(after)) = (before, after) else {
+            self.refresh_extends_refresh_token = true;
+            self.expiry_reference = after.map(|after| (now, after));
+            return;
+        };
+        let reference = self
+            .expiry_reference
+            .or_else(|| previous_refresh.map(|at| (at, before)));
+        let read_at = reference.map(|(at, _)| at);
+        if read_at.is_some_and(|at| timing::within(now, at, 2 * timing::EXPIRY_READING_SLACK)) {
+            return;
+        }
+        let judged_against = reference.map_or(before, |(_, end)| end);
+        let lifetime = after.duration_since(now).unwrap_or_default();
+        self.refresh_extends_refresh_token = timing::expiry_moved(judged_against, after, lifetime);
+        self.expiry_reference = Some((now, after));
     }
 
     fn emit_new_tokens(&self, expires_at: Option<i64>, out: &mut Vec<Effect>) {
