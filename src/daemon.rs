@@ -363,7 +363,6 @@ async fn stop_daemon(
     broker.end_background_refreshes();
     stop.cancel();
     let _ = server.await;
-    drop(dbus);
     connections.close();
     // One grace for both: the requests wait for the refreshes they asked
     // for, and the refreshes then have what is left of it.
@@ -381,6 +380,10 @@ async fn stop_daemon(
     broker
         .shutdown(ends.saturating_duration_since(tokio::time::Instant::now()))
         .await;
+    // The bus name last: until here a D-Bus call is told tokend is
+    // stopping (no name, and the bus would say no such service, or start
+    // tokend again by activation).
+    drop(dbus);
 }
 
 /// Starts the broker, restoring every stored session, which may wait on

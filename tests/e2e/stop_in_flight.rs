@@ -218,3 +218,46 @@ fn a_dbus_call_during_a_stop_is_told_tokend_is_stopping() {
     assert!(status.success(), "{status:?}");
     drop(waiting);
 }
+
+/// A D-Bus call made during a stop that waits on a refresh no D-Bus call
+/// asked for (a socket client's) is told tokend is stopping: the bus name
+/// stays taken until the stop's work is done. It was let go at the stop's
+/// start, and the call got the bus's `ServiceUnknown` (with the activation
+/// files, the bus would have asked systemd to start tokend again).
+#[test]
+fn a_dbus_call_during_a_stop_without_dbus_calls_in_flight_is_told_too() {
+    let bus = PrivateBus::start();
+    let provider = Provider::start(fast());
+    let store = FileStore::new();
+    store.seed(&provider, &provider.config("demo"), |_| {
+        Duration::from_secs(3600)
+    });
+    let mut options = store.options();
+    options.daemon_keys = "http_timeout = 15\n".into();
+    options.bus = "session";
+    options.env.extend(DaemonOptions::on_session_bus(&bus).env);
+    let mut daemon = Daemon::start_with(&provider.config("demo"), options);
+    provider.inject(Endpoint::Token, Fault::Hang, 1);
+    let mut waiting =
+        support::daemon::spawn_tokenctl(&daemon.socket, &["token", "demo", "--min-valid", "3700"]);
+    provider.wait_for_count(1, |r| r.outcome == "fault:hang");
+    signal(daemon.pid(), rustix::process::Signal::TERM);
+    daemon.wait_for_log(1, &["stopping"]);
+    let during = std::process::Command::new("busctl")
+        .arg(format!("--address={}", bus.address()))
+        .args([
+            "call",
+            "org.tokend.Broker1",
+            "/org/tokend/Broker1",
+            "org.tokend.Broker1",
+            "ListProviders",
+        ])
+        .output()
+        .unwrap();
+    assert!(!during.status.success());
+    let said = String::from_utf8_lossy(&during.stderr);
+    assert!(said.contains("tokend is stopping"), "{said}");
+    let status = daemon.wait_for_exit(STOP_WITHIN);
+    assert!(status.success(), "{status:?}");
+    let _ = waiting.wait();
+}

@@ -66,15 +66,29 @@ pub(super) async fn incoming_calls(connection: &Connection) -> zbus::Result<Mess
 /// Answers the method calls of `calls` until `shutdown` or the loss of the
 /// connection; each call runs as its own task (tracked by `tasks`), at
 /// most [`CONCURRENT_CALLS`] at once.
+/// The daemon's stop, as the calls' loop sees it: when it began, and when
+/// the daemon lets the bus go (see [`refuse_until_released`]).
+pub(super) struct StopSignals {
+    /// The stop began: calls are refused from then on.
+    pub(super) begun: CancellationToken,
+    /// The stop's work is done: the loop ends, and the name goes with the
+    /// connection.
+    pub(super) released: CancellationToken,
+}
+
 pub(super) async fn serve_calls(
     connection: Connection,
     mut calls: MessageStream,
     broker: Broker,
     peers: Peers,
     signalled: Signalled,
-    shutdown: CancellationToken,
+    stop: StopSignals,
     tasks: TaskTracker,
 ) -> CallsEnded {
+    let StopSignals {
+        begun: shutdown,
+        released,
+    } = stop;
     let slots = Arc::new(Semaphore::new(CONCURRENT_CALLS));
     let shares = CallerShares::default();
     // zbus hands each stream the read error once, then ends them all.
@@ -89,7 +103,7 @@ pub(super) async fn serve_calls(
         let call = tokio::select! {
             call = calls.next() => call,
             () = shutdown.cancelled() => {
-                refuse_until_answered(&connection, &mut calls, &slots).await;
+                refuse_until_released(&connection, &mut calls, &released).await;
                 return CallsEnded::Stop;
             }
         };
@@ -117,22 +131,22 @@ pub(super) async fn serve_calls(
     }
 }
 
-/// The stop began: while calls taken before it are still being answered
-/// (they hold the connection, and the bus name with it), each new call is
-/// told `ShuttingDown` at once. Unanswered, it waited for the stop's whole
-/// grace and then got the bus's `NoReply`. Ends when the last call in
-/// flight is answered.
-async fn refuse_until_answered(
+/// The stop began: until the daemon lets the bus go (`released`, once
+/// the work in flight is done or cut off), each new call is told
+/// `ShuttingDown` at once. The name stays taken meanwhile: let go at the
+/// stop's start, a call got the bus's `ServiceUnknown` (or, with the
+/// activation files, had the bus ask systemd to start tokend again while
+/// it was stopping), and unread, a call waited for the stop's whole grace
+/// and then got the bus's `NoReply`.
+async fn refuse_until_released(
     connection: &Connection,
     calls: &mut MessageStream,
-    slots: &Arc<Semaphore>,
+    released: &CancellationToken,
 ) {
-    let all_free = slots.acquire_many(u32::try_from(CONCURRENT_CALLS).unwrap_or(u32::MAX));
-    tokio::pin!(all_free);
     loop {
         let call = tokio::select! {
             biased;
-            _ = &mut all_free => return,
+            () = released.cancelled() => return,
             call = calls.next() => call,
         };
         let Some(Ok(call)) = call else { return };

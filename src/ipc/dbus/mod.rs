@@ -194,6 +194,9 @@ pub fn provider_path(name: &str) -> OwnedObjectPath {
 #[derive(Debug)]
 pub struct DbusService {
     connection: Connection,
+    /// Cancelled when the service is dropped: the calls' loop, refusing
+    /// calls since the stop began, ends, and the bus name goes.
+    released: CancellationToken,
     /// Set once, when the incoming calls end without a stop: a watch, so
     /// that [`Self::lost`] can be awaited again and again from a loop.
     lost: watch::Receiver<Option<BusLost>>,
@@ -245,16 +248,24 @@ impl DbusService {
                     source,
                 })?;
         let (report_loss, lost) = watch::channel(None);
+        let released = CancellationToken::new();
+        // A start that fails from here on ends the loop it began.
+        let release_on_failure = released.clone().drop_guard();
         let serving = calls::serve_calls(
             connection.clone(),
             incoming,
             broker.clone(),
             peers.clone(),
             signalled.clone(),
-            shutdown.clone(),
+            calls::StopSignals {
+                begun: shutdown.clone(),
+                released: released.clone(),
+            },
             tasks.clone(),
         );
-        tasks.spawn(async move {
+        // Not a tracked task: during a stop it answers calls until the
+        // daemon drops this service, after the tracked work is done.
+        tokio::spawn(async move {
             // The calls' stream is the one every call comes in on: when it
             // ends by itself, nothing reaches the broker over this bus any
             // more, and the daemon must hear of it rather than carry on.
@@ -303,7 +314,12 @@ impl DbusService {
             return Err(DbusSetupError::NameTaken { bus: bus_label });
         }
         info!(bus = bus_label, name = BUS_NAME, "serving on D-Bus");
-        Ok(Some(Self { connection, lost }))
+        release_on_failure.disarm();
+        Ok(Some(Self {
+            connection,
+            released,
+            lost,
+        }))
     }
 
     /// The bus connection.
@@ -323,6 +339,12 @@ impl DbusService {
         }
         // The calls were served until the stop: nothing to report.
         std::future::pending().await
+    }
+}
+
+impl Drop for DbusService {
+    fn drop(&mut self) {
+        self.released.cancel();
     }
 }
 
