@@ -71,7 +71,15 @@ pub(super) async fn forward_events(
                 }
                 continue;
             }
-            () = shutdown.cancelled() => return,
+            () = shutdown.cancelled() => {
+                // The stop ended the logins just before: their endings
+                // (`LoginFinished`, ok false) are queued, and their
+                // waiting clients are told.
+                while let Ok(event) = events.try_recv() {
+                    signals.forward(&event).await;
+                }
+                return;
+            }
             // No signal can go out any more: the loss is reported (once)
             // by the calls' stream, and the daemon stops.
             () = signals.connection.closed() => return,
