@@ -62,6 +62,11 @@ const MAX_LOGIN_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
 /// Writing a request line to a healthy daemon never takes long.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long a client whose request could not be written (the daemon closed
+/// the connection) looks for the error line the daemon sent before it
+/// closed: it is already in the socket, or there is none.
+const REFUSAL_READ_WAIT: Duration = Duration::from_millis(100);
+
 /// The socket to use when none is given: the caller's own daemon, or the
 /// system daemon when only that one is running.
 ///
@@ -413,12 +418,31 @@ impl Client {
     fn send(&mut self, request: &Request) -> Result<(), ClientError> {
         let mut line = serde_json::to_vec(request).map_err(|e| ClientError::from_io(e.into()))?;
         line.push(b'\n');
-        self.stream.write_all(&line).map_err(|e| match e.kind() {
+        let Err(e) = self.stream.write_all(&line) else {
+            return Ok(());
+        };
+        Err(match e.kind() {
             io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => ClientError::Timeout {
                 timeout: WRITE_TIMEOUT,
             },
+            io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset => self
+                .refusal_before_the_request()
+                .unwrap_or_else(|| ClientError::from_io(e)),
             _ => ClientError::from_io(e),
         })
+    }
+
+    /// The error line the daemon sent before it closed a connection it
+    /// would not serve (one over its caller's cap of connections), if there
+    /// is one: it answers and closes at once, often before the request is
+    /// written, and the write then fails. Without this, the refusal read as
+    /// a daemon that stopped or crashed.
+    fn refusal_before_the_request(&mut self) -> Option<ClientError> {
+        let line = self.next_line(REFUSAL_READ_WAIT).ok()??;
+        match parse_answer::<serde::de::IgnoredAny>(&line) {
+            Err(refused @ ClientError::Daemon(_)) => Some(refused),
+            _ => None,
+        }
     }
 
     /// Sends `request` and reads its one-line answer.

@@ -470,3 +470,27 @@ fn a_connect_to_a_daemon_that_takes_none_gives_up() {
         "{said}"
     );
 }
+
+/// A connection the daemon refuses (over the caller's cap) is answered with
+/// one error line and closed, often before the client writes: the write
+/// fails, and the client reports the daemon's error, not a daemon that
+/// stopped or crashed.
+#[test]
+fn a_refusal_sent_before_the_request_is_reported_as_such() {
+    let (mut client, mut daemon) = pair();
+    daemon
+        .write_all(b"{\"ok\":false,\"error\":{\"code\":\"bad_request\",\"message\":\"uid 1000 holds 64 connections already; close some first\"}}\n")
+        .unwrap();
+    drop(daemon);
+    let error = client.token("gh", None).unwrap_err();
+    assert!(
+        matches!(&error, ClientError::Daemon(body) if body.code == ErrorCode::BadRequest),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("64 connections"), "{error}");
+    // A daemon that closed without a word is still said as such.
+    let (mut client, daemon) = pair();
+    drop(daemon);
+    let error = client.token("gh", None).unwrap_err();
+    assert!(matches!(error, ClientError::Closed), "{error:?}");
+}
