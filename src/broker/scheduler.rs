@@ -149,10 +149,14 @@ impl RefreshScheduler {
             let sleep = next
                 .map_or(cap, |at| at.duration_since(now).unwrap_or_default())
                 .min(cap);
+            // Armed when nothing is due too: the timer also fires when the
+            // clock is set, and a clock step must move the sessions' times
+            // at once, not at the next wake-up (a login meanwhile had its
+            // fresh tokens moved by the whole step).
             let wall_deadline = async {
-                match (&wall, next) {
-                    (Some(timer), Some(at)) => timer.sleep_until(at).await,
-                    _ => std::future::pending().await,
+                match &wall {
+                    Some(timer) => timer.sleep_until(next.unwrap_or(now + sleep)).await,
+                    None => std::future::pending().await,
                 }
             };
             tokio::select! {
