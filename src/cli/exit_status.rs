@@ -16,7 +16,8 @@ pub const USAGE: u8 = 2;
 pub const DAEMON_UNREACHABLE: u8 = 3;
 /// The provider has no session: `tokenctl login NAME` first.
 pub const LOGIN_REQUIRED: u8 = 4;
-/// This user may not use the provider.
+/// This user may use the provider but not log it in or out (a user with
+/// no role on it is told there is no such provider: 7).
 pub const ACCESS_DENIED: u8 = 5;
 /// The provider is down or failing for now; retrying later may work.
 pub const PROVIDER_UNAVAILABLE: u8 = 6;
@@ -45,7 +46,7 @@ pub const MEANINGS: &[(u8, &str)] = &[
     (LOGIN_REQUIRED, "login required: run `tokenctl login NAME`"),
     (
         ACCESS_DENIED,
-        "access denied: this user may not use the provider",
+        "access denied: this user may use the provider but not log in or out (a user with no role on it gets 7)",
     ),
     (
         PROVIDER_UNAVAILABLE,

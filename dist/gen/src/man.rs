@@ -172,6 +172,11 @@ fn docker_helper_page(source: &str, date: &str) -> Roff {
         "TOKEND_SOCKET",
         "The daemon's socket, when not the default (as for tokenctl; empty counts as unset).",
     );
+    item(
+        &mut roff,
+        "TOKEND_SOCKET_OWNER",
+        "The user, by name or uid, whose tokend serves that socket when it is not root, you or tokend (as for tokenctl).",
+    );
     roff.control("SH", ["EXIT STATUS"]);
     roff.text([roman(
         "0 on success, 1 when there are no credentials for the server or on store, 2 for \
@@ -461,6 +466,11 @@ fn tokenctl_sections() -> Roff {
         &mut roff,
         "TOKEND_SOCKET",
         "The daemon's socket, when --socket is not given.",
+    );
+    item(
+        &mut roff,
+        "TOKEND_SOCKET_OWNER",
+        "The user, by name or uid, whose tokend serves that socket when it is not root, you or tokend, when --socket-owner is not given.",
     );
     item(&mut roff, "NO_COLOR", "When set and not empty, no colors.");
     see_also(&mut roff, &[("tokend", "8")]);
