@@ -204,7 +204,7 @@ async fn bounded<T: Send + 'static>(
             let error = StoreError::Failed {
                 store: "store",
                 reason: format!(
-                    "no answer within {} s (a keyring waiting for an unlock prompt, or not answering at all)",
+                    "no answer within {} s (a keyring waiting for an unlock prompt or not answering at all, or a state directory on a file system that hangs)",
                     timeout.as_secs()
                 ),
             };
