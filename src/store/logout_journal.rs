@@ -282,7 +282,18 @@ impl Store for LogoutJournal {
     }
 
     fn remembers_logout(&self, provider: &str) -> bool {
-        self.pending().contains_key(provider)
+        // Asked on the event loop, at the stop. The map is locked while
+        // its file is written, and a write into a state directory that
+        // hangs (a frozen file system, a hung mount) would hold the whole
+        // daemon, the stop's grace and its last warnings with it: a map
+        // that is busy is taken as not knowing, and the stop says so.
+        match self.pending.try_lock() {
+            Ok(pending) => pending.contains_key(provider),
+            Err(std::sync::TryLockError::Poisoned(pending)) => {
+                pending.into_inner().contains_key(provider)
+            }
+            Err(std::sync::TryLockError::WouldBlock) => false,
+        }
     }
 }
 

@@ -232,3 +232,39 @@ fn a_listing_drops_the_lines_of_providers_without_a_record() {
     assert!(!text.contains("google"), "{text}");
     assert!(fixture.journal().remembers_logout("github"));
 }
+
+/// The stop asks whether a logout is noted on the event loop: a note
+/// whose file write hangs (a frozen state directory) holds the journal's
+/// map, and the question must not wait for it (it held the whole daemon,
+/// and the stop with it, until the file system came back). A busy map is
+/// taken as not knowing.
+#[test]
+fn asking_about_a_logout_does_not_wait_for_a_note_being_written() {
+    let fixture = Fixture::new();
+    let journal = Arc::new(fixture.journal_with(&["github"]));
+    fixture.set_down(true);
+    assert!(journal.delete("github").is_err());
+    assert!(journal.remembers_logout("github"));
+
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let holder = {
+        let journal = Arc::clone(&journal);
+        std::thread::spawn(move || {
+            let _held = journal.pending();
+            locked_tx.send(()).unwrap();
+            let _ = release_rx.recv();
+        })
+    };
+    locked_rx.recv().unwrap();
+    let (answer_tx, answer_rx) = std::sync::mpsc::channel();
+    {
+        let journal = Arc::clone(&journal);
+        std::thread::spawn(move || answer_tx.send(journal.remembers_logout("github")));
+    }
+    let answer = answer_rx.recv_timeout(std::time::Duration::from_secs(10));
+    release_tx.send(()).unwrap();
+    holder.join().unwrap();
+    assert_eq!(answer, Ok(false), "the question waited for the busy map");
+    assert!(journal.remembers_logout("github"));
+}
