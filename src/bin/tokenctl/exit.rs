@@ -79,8 +79,14 @@ impl Failure {
         }
     }
 
-    /// Writing to stdout failed (a closed pipe, a full disk).
+    /// Writing to stdout failed (a full disk; a closed pipe). A reader
+    /// that went away (`tokenctl status | head -1`) is not told so: it
+    /// stopped reading on purpose, and the line would only be noise on the
+    /// terminal. The status still says the output did not all go out.
     pub fn output(error: &std::io::Error) -> Self {
+        if error.kind() == std::io::ErrorKind::BrokenPipe {
+            return Self::silent(FAILURE);
+        }
         Self::new(FAILURE, format!("cannot write the output: {error}"))
     }
 
@@ -104,6 +110,19 @@ mod tests {
     use tokend::protocol::ErrorBody;
 
     use super::*;
+
+    #[test]
+    fn a_reader_that_went_away_is_not_told_so() {
+        let closed = std::io::Error::from(std::io::ErrorKind::BrokenPipe);
+        let failure = Failure::output(&closed);
+        assert_eq!((failure.status, failure.message.as_str()), (FAILURE, ""));
+        let full = std::io::Error::from(std::io::ErrorKind::StorageFull);
+        assert!(
+            Failure::output(&full)
+                .message
+                .contains("cannot write the output")
+        );
+    }
 
     #[test]
     fn daemon_codes_map_to_their_statuses() {
