@@ -255,9 +255,16 @@ fn status(cli: &Cli, name: Option<&str>) -> Result<(), Failure> {
     };
     let out = BufWriter::new(io::stdout().lock());
     let mut printer = status::Printer::new(out, layout, format::unix_now());
-    let notes = each_status(&mut client, protocol, name, |p| {
+    let read = each_status(&mut client, protocol, name, |p| {
         printer.provider(&p).map_err(|e| Failure::output(&e))
-    })?;
+    });
+    let notes = match read {
+        Ok(notes) => notes,
+        Err(failure) => {
+            let _ = printer.abandon();
+            return Err(failure);
+        }
+    };
     printer
         .finish(&notes, io::stderr().lock())
         .map_err(|e| Failure::output(&e))

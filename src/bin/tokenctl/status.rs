@@ -88,6 +88,17 @@ impl<W: Write> Printer<W> {
         }
     }
 
+    /// Ends output cut short by a failure (the daemon stopped mid-answer):
+    /// a JSON array begun is closed, so that what went out is still one
+    /// JSON document (a reader learns of the failure from the exit status
+    /// and stderr); the other layouts end where they are.
+    pub fn abandon(mut self) -> io::Result<()> {
+        if self.layout == Layout::Json && self.printed > 0 {
+            self.out.write_all(b"]\n")?;
+        }
+        self.out.flush()
+    }
+
     /// Ends the output (and says so when there was nothing to print),
     /// with one line about the store when the daemon says it cannot be
     /// used: under the table, or on `notes` (stderr) for JSON, whose

@@ -182,3 +182,21 @@ fn nothing_to_show_is_said() {
     assert!(printed(Layout::Table, &[]).starts_with("No providers"));
     assert!(printed(Layout::Details, &[]).starts_with("No providers"));
 }
+
+/// Output cut short (the daemon stopped mid-answer) is still one JSON
+/// document: the array is closed over what came (it was left open, and a
+/// reader such as jq failed to parse it).
+#[test]
+fn json_cut_short_is_still_one_array() {
+    let mut out = Vec::new();
+    let mut printer = Printer::new(&mut out, Layout::Json, NOW);
+    printer.provider(&active()).unwrap();
+    printer.provider(&pending()).unwrap();
+    printer.abandon().unwrap();
+    let parsed: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(parsed.as_array().map(Vec::len), Some(2), "{parsed}");
+    // Nothing came: nothing is printed, as before.
+    let mut out = Vec::new();
+    Printer::new(&mut out, Layout::Json, NOW).abandon().unwrap();
+    assert!(out.is_empty());
+}
