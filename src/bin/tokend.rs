@@ -135,18 +135,25 @@ fn main() -> ExitCode {
 fn prune(runtime: &tokio::runtime::Runtime, config: &config::Config) -> ExitCode {
     match runtime.block_on(tokend::daemon::prune(config)) {
         Ok(pruned) => {
+            let store = match &pruned.directory {
+                Some(directory) => format!("{} in {}", pruned.store, directory.display()),
+                None => pruned.store.to_owned(),
+            };
             for name in &pruned.removed {
                 println!(
-                    "removed the stored session of `{name}` (not in the config) from the {}",
-                    pruned.store
+                    "removed the stored session of `{name}` (not in the config) from the {store}"
                 );
             }
-            if pruned.removed.is_empty() {
-                println!(
-                    "nothing to prune: the {} holds {} session(s), all of configured providers",
-                    pruned.store,
+            match &pruned.directory {
+                _ if !pruned.removed.is_empty() => {}
+                Some(directory) if !directory.exists() => println!(
+                    "nothing to prune: {} does not exist (check `state_directory`)",
+                    directory.display()
+                ),
+                _ => println!(
+                    "nothing to prune: the {store} holds {} session(s), all of configured providers",
                     pruned.kept.len()
-                );
+                ),
             }
             ExitCode::SUCCESS
         }

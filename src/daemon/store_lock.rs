@@ -70,6 +70,9 @@ pub struct Pruned {
     pub removed: Vec<String>,
     /// Providers whose stored session was kept (still configured).
     pub kept: Vec<String>,
+    /// The directory of the encrypted-file store (its `state_directory`),
+    /// which the messages name: a typo'd one holds nothing.
+    pub directory: Option<std::path::PathBuf>,
 }
 
 /// `tokend --prune`: removes the stored sessions of providers that are no
@@ -111,5 +114,10 @@ pub async fn prune(config: &Config) -> Result<Pruned, StoreError> {
         store: store.name(),
         removed,
         kept,
+        directory: config
+            .daemon
+            .encrypted_file
+            .as_ref()
+            .map(|file| file.state_directory.clone()),
     })
 }

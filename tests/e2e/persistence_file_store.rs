@@ -315,7 +315,10 @@ fn logout_deletes_the_record_and_prune_removes_unconfigured_providers() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(
         stdout(&out),
-        "removed the stored session of `alpha` (not in the config) from the encrypted file store\n"
+        format!(
+            "removed the stored session of `alpha` (not in the config) from the encrypted file store in {}\n",
+            store.state_dir().display()
+        )
     );
     assert_eq!(store.files(), ["beta.session"]);
     let out = daemon.tokend(&["--prune"]);
@@ -325,6 +328,22 @@ fn logout_deletes_the_record_and_prune_removes_unconfigured_providers() {
         stdout(&out)
     );
     token(&daemon, "beta", &["--min-valid", "0"]);
+
+    // A state directory that is not there (a typo'd `state_directory`) is
+    // said as such, not as a store holding no session.
+    daemon.stop();
+    let moved = store.state_dir().with_extension("moved");
+    std::fs::rename(store.state_dir(), &moved).unwrap();
+    let out = daemon.tokend(&["--prune"]);
+    std::fs::rename(&moved, store.state_dir()).unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        format!(
+            "nothing to prune: {} does not exist (check `state_directory`)\n",
+            store.state_dir().display()
+        )
+    );
 }
 
 /// `tokend --check` and `--prune` run by an administrator from a shell,
