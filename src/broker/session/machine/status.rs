@@ -18,7 +18,15 @@ impl SessionMachine {
                     .access
                     .as_ref()
                     .is_some_and(|a| a.valid_for(now, Duration::ZERO));
-                if valid || (tokens.refresh.is_some() && self.failures == 0) {
+                // An expired token with a refresh token and no failure is
+                // one whose refresh is about to come: active. Not while its
+                // endpoint holds refreshes back (another account's
+                // `Retry-After`): that counts no failure of this session's,
+                // but nothing will come before the wait ends.
+                let held = self
+                    .provider_asked_wait
+                    .is_some_and(|(since, wait)| crate::broker::timing::within(now, since, wait));
+                if valid || (tokens.refresh.is_some() && self.failures == 0 && !held) {
                     SessionPhase::Active
                 } else if tokens.refresh.is_none() {
                     // Nothing refreshes it: only a login brings another,

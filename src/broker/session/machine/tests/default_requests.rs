@@ -1,10 +1,12 @@
 //! What a request does while the token it would get is past its refresh
 //! margin but still valid, or shorter-lived than it asks: take the token,
-//! or have it refreshed, and how often.
+//! or have it refreshed, and how often; and what `status` shows of a
+//! session whose refresh is held back past its expiry.
 
 use std::time::Duration;
 
 use super::*;
+use crate::broker::report::SessionPhase;
 
 /// While refreshes fail, a default request takes the still-valid token at
 /// once: it neither waits on the provider nor sends refreshes of its own
@@ -80,4 +82,27 @@ fn due_for_refresh() -> SessionMachine {
     let effects = feed(&mut m, at(3100), Event::RefreshDue);
     assert!(effects.contains(&"start_refresh(r1)".into()), "{effects:?}");
     m
+}
+
+/// A session whose refresh its endpoint holds back (another account of the
+/// same client was told `Retry-After`) counts no failure of its own, but
+/// once its token expired it is shown expired, not active: nothing comes
+/// before the wait ends (it showed `active` with an expired token).
+#[test]
+fn a_session_held_back_past_its_expiry_is_shown_expired() {
+    let mut m = logged_in(3600);
+    let due = m.next_refresh().unwrap();
+    let started = feed(&mut m, due, Event::RefreshDue);
+    assert!(started.contains(&"start_refresh(r1)".into()), "{started:?}");
+    let generation = m.generation;
+    m.handle(
+        &ctx(due),
+        Event::RefreshHeld {
+            generation,
+            failure: unavailable(429, Some(7200)),
+        },
+    );
+    assert_eq!(m.failures, 0);
+    assert_eq!(m.phase(at(3500)), SessionPhase::Active);
+    assert_eq!(m.phase(at(3700)), SessionPhase::Expired);
 }
