@@ -13,7 +13,8 @@
 //! A record found at a restore with such a line is deleted rather than
 //! restored, but only when the record is not newer than the logout: a
 //! later login's record (whose save also removes the line) is never taken
-//! for the logged-out one. A line whose provider has no record left is
+//! for the logged-out one. A logout of a record dated ahead of the clock
+//! (saved before the clock was set back) is noted as of the record's date. A line whose provider has no record left is
 //! dropped at the next listing of the store. The file holds provider names
 //! and times, no secret.
 //!
@@ -54,6 +55,13 @@ pub struct LogoutJournal {
     /// content, kept in memory so that a restore of 10,000 sessions reads
     /// no file when nothing is pending.
     pending: Mutex<BTreeMap<String, i64>>,
+    /// Provider → the `obtained_at` of its record as last saved or read,
+    /// for records dated after the clock's now only (saved before the
+    /// clock was set back: a machine whose clock ran ahead). A logout of
+    /// one is noted as of that date, not of now: noted as of now, the
+    /// record looked newer than the logout, was taken for a later login's,
+    /// and came back at the next start.
+    dated_ahead: Mutex<BTreeMap<String, i64>>,
 }
 
 impl LogoutJournal {
@@ -86,6 +94,7 @@ impl LogoutJournal {
             store,
             path,
             pending: Mutex::new(pending),
+            dated_ahead: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -201,11 +210,51 @@ impl LogoutJournal {
     }
 
     /// A save's result, after forgetting `provider`'s line if it worked.
-    fn saved(&self, provider: &str, result: Result<(), StoreError>) -> Result<(), StoreError> {
+    fn saved(
+        &self,
+        provider: &str,
+        session: &StoredSession,
+        result: Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
         if result.is_ok() {
             self.forget(provider);
+            self.note_date(provider, session.obtained_at);
         }
         result
+    }
+
+    /// Keeps `obtained_at` of `provider`'s record when it is ahead of now
+    /// (see `dated_ahead`).
+    fn note_date(&self, provider: &str, obtained_at: i64) {
+        let mut dated = self
+            .dated_ahead
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if obtained_at > unix_now() {
+            dated.insert(provider.to_owned(), obtained_at);
+        } else if !dated.is_empty() {
+            dated.remove(provider);
+        }
+    }
+
+    /// When a logout of `provider` asked now counts as asked: now, or the
+    /// date of its record when that is ahead of now.
+    fn logout_time(&self, provider: &str) -> i64 {
+        let dated = self
+            .dated_ahead
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        dated
+            .get(provider)
+            .map_or_else(unix_now, |&at| at.max(unix_now()))
+    }
+
+    /// `loaded` as read, its date kept when ahead of now.
+    fn read(&self, provider: &str, loaded: LoadResult) -> LoadResult {
+        if let Ok(Some(record)) = &loaded {
+            self.note_date(provider, record.obtained_at);
+        }
+        loaded
     }
 }
 
@@ -216,24 +265,30 @@ impl Store for LogoutJournal {
 
     fn load(&self, provider: &str) -> LoadResult {
         let loaded = self.store.load(provider);
-        self.settle(provider, loaded)
+        let settled = self.settle(provider, loaded);
+        self.read(provider, settled)
     }
 
     fn load_batch(&self, providers: &[String]) -> Vec<LoadResult> {
         let loaded = self.store.load_batch(providers);
-        if self.pending().is_empty() {
-            return loaded;
-        }
+        let pending = !self.pending().is_empty();
         providers
             .iter()
             .zip(loaded)
-            .map(|(provider, loaded)| self.settle(provider, loaded))
+            .map(|(provider, loaded)| {
+                let settled = if pending {
+                    self.settle(provider, loaded)
+                } else {
+                    loaded
+                };
+                self.read(provider, settled)
+            })
             .collect()
     }
 
     fn save(&self, provider: &str, session: &StoredSession) -> Result<(), StoreError> {
         let result = self.store.save(provider, session);
-        self.saved(provider, result)
+        self.saved(provider, session, result)
     }
 
     fn prepares_saves(&self) -> bool {
@@ -251,11 +306,11 @@ impl Store for LogoutJournal {
         prepared: PreparedSave,
     ) -> Result<(), StoreError> {
         let result = self.store.save_prepared(provider, session, prepared);
-        self.saved(provider, result)
+        self.saved(provider, session, result)
     }
 
     fn delete(&self, provider: &str) -> Result<(), StoreError> {
-        let noted = self.note(provider, unix_now());
+        let noted = self.note(provider, self.logout_time(provider));
         let result = self.store.delete(provider);
         match (&result, noted) {
             (Ok(()), _) => self.forget(provider),
@@ -266,7 +321,7 @@ impl Store for LogoutJournal {
     }
 
     fn note_skipped_delete(&self, provider: &str) {
-        if let Err(e) = self.note(provider, unix_now()) {
+        if let Err(e) = self.note(provider, self.logout_time(provider)) {
             self.warn_not_noted(provider, &e);
         }
     }

@@ -268,3 +268,27 @@ fn asking_about_a_logout_does_not_wait_for_a_note_being_written() {
     assert_eq!(answer, Ok(false), "the question waited for the busy map");
     assert!(journal.remembers_logout("github"));
 }
+
+/// A record saved while the clock ran ahead (an hour, then set back) is
+/// logged out while the store is down: the next start deletes it. The
+/// logout was noted as of now, an hour before the record's date, and the
+/// record was taken for a later login's and restored.
+#[test]
+fn a_record_dated_ahead_of_the_clock_is_still_logged_out() {
+    let fixture = Fixture::new();
+    let journal = fixture.journal();
+    journal.save("github", &record(unix_now() + 3600)).unwrap();
+    drop(journal);
+    // Restarted with the clock set back: the record is read at the restore.
+    let journal = fixture.journal();
+    assert!(matches!(journal.load("github"), Ok(Some(_))));
+    fixture.set_down(true);
+    assert!(journal.delete("github").is_err());
+    drop(journal);
+
+    fixture.set_down(false);
+    let journal = fixture.journal();
+    let loaded = journal.load_batch(&["github".to_owned()]);
+    assert!(matches!(loaded[0], Ok(None)), "{:?}", loaded[0]);
+    assert!(fixture.store.records.list().unwrap().is_empty());
+}
