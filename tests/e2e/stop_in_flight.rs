@@ -169,14 +169,23 @@ fn a_stop_starts_no_background_refresh_while_it_waits() {
     busy.assert_no_violations();
 }
 
-/// A D-Bus call that comes while a stop waits for one in flight (a refresh
-/// the provider does not answer) is told at once that tokend is stopping.
-/// It went unanswered: no stream read calls any more, while the call in
-/// flight kept the connection and the bus name; after the grace the
-/// caller got the bus's `NoReply`.
-#[test]
-fn a_dbus_call_during_a_stop_is_told_tokend_is_stopping() {
-    let bus = PrivateBus::start();
+/// What a stop during a refresh the provider leaves hanging holds: the
+/// provider, the seeded store, the stopping daemon, and what `start` began.
+struct Stopping<W> {
+    _provider: Provider,
+    _store: FileStore,
+    daemon: Daemon,
+    waiting: W,
+}
+
+/// A daemon on `bus` (as its session bus) with `demo` seeded, whose
+/// refresh `start` asks for (a D-Bus call, a socket client) and the
+/// provider leaves hanging; then told to stop. Returns once it says it is
+/// stopping.
+fn stopping_during_a_hanging_refresh<W>(
+    bus: &PrivateBus,
+    start: impl FnOnce(&Daemon) -> W,
+) -> Stopping<W> {
     let provider = Provider::start(fast());
     let store = FileStore::new();
     store.seed(&provider, &provider.config("demo"), |_| {
@@ -185,38 +194,60 @@ fn a_dbus_call_during_a_stop_is_told_tokend_is_stopping() {
     let mut options = store.options();
     options.daemon_keys = "http_timeout = 15\n".into();
     options.bus = "session";
-    options.env.extend(DaemonOptions::on_session_bus(&bus).env);
-    let mut daemon = Daemon::start_with(&provider.config("demo"), options);
+    options.env.extend(DaemonOptions::on_session_bus(bus).env);
+    let daemon = Daemon::start_with(&provider.config("demo"), options);
     provider.inject(Endpoint::Token, Fault::Hang, 1);
-    let call = |min_valid: &str| {
-        let mut command = std::process::Command::new("busctl");
-        command.arg(format!("--address={}", bus.address())).args([
+    let waiting = start(&daemon);
+    provider.wait_for_count(1, |r| r.outcome == "fault:hang");
+    signal(daemon.pid(), rustix::process::Signal::TERM);
+    daemon.wait_for_log(1, &["stopping"]);
+    Stopping {
+        _provider: provider,
+        _store: store,
+        daemon,
+        waiting,
+    }
+}
+
+/// `busctl call` of `args` (a method and its arguments) on the broker.
+fn broker_call(bus: &PrivateBus, args: &[&str]) -> std::process::Command {
+    let mut command = std::process::Command::new("busctl");
+    command
+        .arg(format!("--address={}", bus.address()))
+        .args([
             "call",
             "org.tokend.Broker1",
             "/org/tokend/Broker1",
             "org.tokend.Broker1",
-            "GetTokenMinValid",
-            "su",
-            "demo",
-            min_valid,
-        ]);
-        command
-    };
-    let waiting = call("3700")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
+        ])
+        .args(args);
+    command
+}
+
+/// A D-Bus call that comes while a stop waits for one in flight (a refresh
+/// the provider does not answer) is told at once that tokend is stopping.
+/// It went unanswered: no stream read calls any more, while the call in
+/// flight kept the connection and the bus name; after the grace the
+/// caller got the bus's `NoReply`.
+#[test]
+fn a_dbus_call_during_a_stop_is_told_tokend_is_stopping() {
+    let bus = PrivateBus::start();
+    let mut stopping = stopping_during_a_hanging_refresh(&bus, |_| {
+        broker_call(&bus, &["GetTokenMinValid", "su", "demo", "3700"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    });
+    let during = broker_call(&bus, &["GetTokenMinValid", "su", "demo", "0"])
+        .output()
         .unwrap();
-    provider.wait_for_count(1, |r| r.outcome == "fault:hang");
-    signal(daemon.pid(), rustix::process::Signal::TERM);
-    daemon.wait_for_log(1, &["stopping"]);
-    let during = call("0").output().unwrap();
     assert!(!during.status.success());
     let said = String::from_utf8_lossy(&during.stderr);
     assert!(said.contains("stopping"), "{said}");
-    let status = daemon.wait_for_exit(STOP_WITHIN);
+    let status = stopping.daemon.wait_for_exit(STOP_WITHIN);
     assert!(status.success(), "{status:?}");
-    drop(waiting);
+    drop(stopping.waiting);
 }
 
 /// A D-Bus call made during a stop that waits on a refresh no D-Bus call
@@ -227,37 +258,14 @@ fn a_dbus_call_during_a_stop_is_told_tokend_is_stopping() {
 #[test]
 fn a_dbus_call_during_a_stop_without_dbus_calls_in_flight_is_told_too() {
     let bus = PrivateBus::start();
-    let provider = Provider::start(fast());
-    let store = FileStore::new();
-    store.seed(&provider, &provider.config("demo"), |_| {
-        Duration::from_secs(3600)
+    let mut stopping = stopping_during_a_hanging_refresh(&bus, |daemon| {
+        spawn_tokenctl(&daemon.socket, &["token", "demo", "--min-valid", "3700"])
     });
-    let mut options = store.options();
-    options.daemon_keys = "http_timeout = 15\n".into();
-    options.bus = "session";
-    options.env.extend(DaemonOptions::on_session_bus(&bus).env);
-    let mut daemon = Daemon::start_with(&provider.config("demo"), options);
-    provider.inject(Endpoint::Token, Fault::Hang, 1);
-    let mut waiting =
-        support::daemon::spawn_tokenctl(&daemon.socket, &["token", "demo", "--min-valid", "3700"]);
-    provider.wait_for_count(1, |r| r.outcome == "fault:hang");
-    signal(daemon.pid(), rustix::process::Signal::TERM);
-    daemon.wait_for_log(1, &["stopping"]);
-    let during = std::process::Command::new("busctl")
-        .arg(format!("--address={}", bus.address()))
-        .args([
-            "call",
-            "org.tokend.Broker1",
-            "/org/tokend/Broker1",
-            "org.tokend.Broker1",
-            "ListProviders",
-        ])
-        .output()
-        .unwrap();
+    let during = broker_call(&bus, &["ListProviders"]).output().unwrap();
     assert!(!during.status.success());
     let said = String::from_utf8_lossy(&during.stderr);
     assert!(said.contains("tokend is stopping"), "{said}");
-    let status = daemon.wait_for_exit(STOP_WITHIN);
+    let status = stopping.daemon.wait_for_exit(STOP_WITHIN);
     assert!(status.success(), "{status:?}");
-    let _ = waiting.wait();
+    let _ = stopping.waiting.wait();
 }
