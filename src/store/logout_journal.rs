@@ -14,9 +14,10 @@
 //! restored, but only when the record is not newer than the logout: a
 //! later login's record (whose save also removes the line) is never taken
 //! for the logged-out one. A logout of a record dated ahead of the clock
-//! (saved before the clock was set back) is noted as of the record's date. A line whose provider has no record left is
-//! dropped at the next listing of the store. The file holds provider names
-//! and times, no secret.
+//! (saved before the clock was set back) is noted as of the record's
+//! date. A line whose provider has no record left is dropped at the next
+//! listing of the store. The file holds provider names and times, no
+//! secret.
 //!
 //! Writing the line first costs a small file write a logout (a rare
 //! request); it covers a delete that hangs and a crash in the middle as
@@ -218,19 +219,19 @@ impl LogoutJournal {
     ) -> Result<(), StoreError> {
         if result.is_ok() {
             self.forget(provider);
-            self.note_date(provider, session.obtained_at);
+            self.note_date(provider, session.obtained_at, unix_now());
         }
         result
     }
 
-    /// Keeps `obtained_at` of `provider`'s record when it is ahead of now
-    /// (see `dated_ahead`).
-    fn note_date(&self, provider: &str, obtained_at: i64) {
+    /// Keeps `obtained_at` of `provider`'s record when it is ahead of
+    /// `now` (see `dated_ahead`).
+    fn note_date(&self, provider: &str, obtained_at: i64, now: i64) {
         let mut dated = self
             .dated_ahead
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if obtained_at > unix_now() {
+        if obtained_at > now {
             dated.insert(provider.to_owned(), obtained_at);
         } else if !dated.is_empty() {
             dated.remove(provider);
@@ -249,10 +250,10 @@ impl LogoutJournal {
             .map_or_else(unix_now, |&at| at.max(unix_now()))
     }
 
-    /// `loaded` as read, its date kept when ahead of now.
-    fn read(&self, provider: &str, loaded: LoadResult) -> LoadResult {
+    /// `loaded` as read, its date kept when ahead of `now`.
+    fn read(&self, provider: &str, loaded: LoadResult, now: i64) -> LoadResult {
         if let Ok(Some(record)) = &loaded {
-            self.note_date(provider, record.obtained_at);
+            self.note_date(provider, record.obtained_at, now);
         }
         loaded
     }
@@ -266,12 +267,15 @@ impl Store for LogoutJournal {
     fn load(&self, provider: &str) -> LoadResult {
         let loaded = self.store.load(provider);
         let settled = self.settle(provider, loaded);
-        self.read(provider, settled)
+        self.read(provider, settled, unix_now())
     }
 
     fn load_batch(&self, providers: &[String]) -> Vec<LoadResult> {
         let loaded = self.store.load_batch(providers);
         let pending = !self.pending().is_empty();
+        // One reading of the clock for the batch (a start reads 10,000
+        // records in batches).
+        let now = unix_now();
         providers
             .iter()
             .zip(loaded)
@@ -281,7 +285,7 @@ impl Store for LogoutJournal {
                 } else {
                     loaded
                 };
-                self.read(provider, settled)
+                self.read(provider, settled, now)
             })
             .collect()
     }
