@@ -204,6 +204,12 @@ fn connect_advice(path: &Path, error: &io::Error) -> String {
     if error.kind() == io::ErrorKind::PermissionDenied {
         return "this user may not use that socket; the daemon's config decides who may".into();
     }
+    // A Unix socket's address holds 107 bytes of path: no daemon can be
+    // listening at a longer one.
+    if error.raw_os_error() == Some(rustix::io::Errno::NAMETOOLONG.raw_os_error()) {
+        return "the path is longer than a Unix socket's address holds (107 bytes): use a shorter one"
+            .into();
+    }
     // Something else at the path ("connection refused" would send the
     // reader looking for a daemon that is not the problem).
     if let Ok(meta) = std::fs::metadata(path) {

@@ -494,3 +494,18 @@ fn a_refusal_sent_before_the_request_is_reported_as_such() {
     let error = client.token("gh", None).unwrap_err();
     assert!(matches!(error, ClientError::Closed), "{error:?}");
 }
+
+/// A socket path longer than a Unix socket's address holds is said as
+/// such (it read "is tokend running?", which no daemon could answer).
+#[test]
+fn a_socket_path_too_long_is_named_as_such() {
+    let path = std::path::PathBuf::from(format!("/tmp/{}/s.sock", "x".repeat(120)));
+    let Err(error) = Client::connect(&path) else {
+        panic!("connected to {}", path.display());
+    };
+    let said = error.to_string();
+    assert!(
+        said.contains("longer than a Unix socket's address holds"),
+        "{said}"
+    );
+}
