@@ -22,7 +22,7 @@
 //! the service manager starts it again (see `daemon::run`).
 
 use tokio::sync::watch;
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, DropGuard};
 use tokio_util::task::TaskTracker;
 use tracing::info;
 use zbus::Connection;
@@ -194,9 +194,10 @@ pub fn provider_path(name: &str) -> OwnedObjectPath {
 #[derive(Debug)]
 pub struct DbusService {
     connection: Connection,
-    /// Cancelled when the service is dropped: the calls' loop, refusing
-    /// calls since the stop began, ends, and the bus name goes.
-    released: CancellationToken,
+    /// Cancels, when the service is dropped, the token the calls' loop
+    /// waits on: the loop, refusing calls since the stop began, ends, and
+    /// the bus name goes.
+    _release: DropGuard,
     /// Set once, when the incoming calls end without a stop: a watch, so
     /// that [`Self::lost`] can be awaited again and again from a loop.
     lost: watch::Receiver<Option<BusLost>>,
@@ -249,8 +250,9 @@ impl DbusService {
                 })?;
         let (report_loss, lost) = watch::channel(None);
         let released = CancellationToken::new();
-        // A start that fails from here on ends the loop it began.
-        let release_on_failure = released.clone().drop_guard();
+        // Dropped with the service, or with a start that fails from here
+        // on: either way the loop begun below ends.
+        let release = released.clone().drop_guard();
         let serving = calls::serve_calls(
             connection.clone(),
             incoming,
@@ -314,10 +316,9 @@ impl DbusService {
             return Err(DbusSetupError::NameTaken { bus: bus_label });
         }
         info!(bus = bus_label, name = BUS_NAME, "serving on D-Bus");
-        release_on_failure.disarm();
         Ok(Some(Self {
             connection,
-            released,
+            _release: release,
             lost,
         }))
     }
@@ -339,12 +340,6 @@ impl DbusService {
         }
         // The calls were served until the stop: nothing to report.
         std::future::pending().await
-    }
-}
-
-impl Drop for DbusService {
-    fn drop(&mut self) {
-        self.released.cancel();
     }
 }
 
