@@ -144,7 +144,7 @@ impl Broker {
 
     /// Replaces the sessions (at start and on reload).
     pub(super) fn set_sessions(&self, sessions: BTreeMap<String, Arc<Session>>) {
-        let unit_grants = sessions.values().any(|s| s.policy.grants_units());
+        let unit_grants = sessions.values().any(|s| s.policy().grants_units());
         *self
             .inner
             .sessions
@@ -292,7 +292,7 @@ impl Broker {
         let found = self.session(name);
         let role = found
             .as_ref()
-            .map_or(Role::None, |session| session.policy.role(caller));
+            .map_or(Role::None, |session| session.policy().role(caller));
         match found {
             Some(session) if role >= needed => Ok(session),
             Some(_) if role >= Role::Use => {
@@ -388,7 +388,7 @@ impl Broker {
                     // whoever approves it binds the provider to their own
                     // account.
                     BrokerError::LoginRequired { .. }
-                        if session.policy.role(caller) < Role::Manage =>
+                        if session.policy().role(caller) < Role::Manage =>
                     {
                         e.for_caller_without_login()
                     }

@@ -69,7 +69,7 @@ impl Broker {
         let visible: Vec<Arc<Session>> = self
             .sessions()
             .into_iter()
-            .filter(|s| s.policy.allows(caller))
+            .filter(|s| s.policy().allows(caller))
             .collect();
         let mut text = Text(String::with_capacity(2048 + 1536 * visible.len()));
 

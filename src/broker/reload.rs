@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use super::api::Broker;
 use super::events::BrokerEvent;
-use super::session::{Retirement, Session};
+use super::policy::AccessPolicy;
+use super::session::Retirement;
 use crate::config::Config;
 
 /// What a reload did.
@@ -23,8 +24,11 @@ impl Broker {
     /// Applies a new config: providers added are created (and restored from
     /// the store), providers removed stop (their stored sessions stay until
     /// `tokenctl logout` or `tokend --prune`), providers whose table changed
-    /// are rebuilt and keep their tokens when client and endpoint are the
-    /// same; unchanged ones are not touched.
+    /// in a key the session depends on are rebuilt and keep their tokens
+    /// when client and endpoint are the same; a change of who may use or
+    /// manage a provider, or of what the credential helpers are told, is
+    /// applied to the running session (a pending login carries on);
+    /// unchanged ones are not touched.
     pub async fn reload(&self, config: &Config) -> ReloadSummary {
         // Callers of the sessions retired below wait for the new ones.
         let reloading = self.inner.reloading.write().await;
@@ -32,13 +36,19 @@ impl Broker {
         let mut summary = ReloadSummary::default();
         let mut next = BTreeMap::new();
         let mut previous_policies = Vec::new();
+        let mut rebuilt = Vec::new();
         for provider in &config.providers {
             match old.get(&provider.name) {
-                Some(session) if session.config == *provider => {
+                Some(session) if session.config().same_session_keys(provider) => {
+                    if let Some(previous) = session.adopt_table(provider) {
+                        previous_policies.push((provider.name.clone(), previous));
+                        summary.changed.push(provider.name.clone());
+                    }
                     next.insert(provider.name.clone(), Arc::clone(session));
                 }
                 Some(session) => {
-                    previous_policies.push((provider.name.clone(), session.policy.clone()));
+                    let previous = AccessPolicy::clone(&session.policy());
+                    previous_policies.push((provider.name.clone(), previous));
                     session.retire(Retirement::Replaced).await;
                     let fresh = self.build_session(provider.clone());
                     if fresh.same_identity(session) {
@@ -47,19 +57,21 @@ impl Broker {
                         fresh.restore().await;
                     }
                     summary.changed.push(provider.name.clone());
+                    rebuilt.push(Arc::clone(&fresh));
                     next.insert(provider.name.clone(), fresh);
                 }
                 None => {
                     let fresh = self.build_session(provider.clone());
                     fresh.restore().await;
                     summary.added.push(provider.name.clone());
+                    rebuilt.push(Arc::clone(&fresh));
                     next.insert(provider.name.clone(), fresh);
                 }
             }
         }
         for (name, session) in &old {
             if !next.contains_key(name) {
-                previous_policies.push((name.clone(), session.policy.clone()));
+                previous_policies.push((name.clone(), AccessPolicy::clone(&session.policy())));
                 session.retire(Retirement::Removed).await;
                 self.inner.shared.scheduler.schedule(name, None);
                 summary.removed.push(name.clone());
@@ -70,12 +82,6 @@ impl Broker {
         // longer refreshes, or (for an added one) no session at all: each
         // new session plans again (or refreshes now, if that wake-up was
         // due).
-        let rebuilt: Vec<Arc<Session>> = summary
-            .changed
-            .iter()
-            .chain(&summary.added)
-            .filter_map(|name| next.get(name).cloned())
-            .collect();
         self.set_sessions(next);
         drop(reloading);
         // Not when a stop cut the reload's waits short: a retired session's

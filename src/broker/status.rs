@@ -59,13 +59,13 @@ impl Broker {
         match provider {
             Some(name) => {
                 let session = self.authorized(caller, name, Role::Use)?;
-                Ok(vec![status_for(&session, session.policy.role(caller))])
+                Ok(vec![status_for(&session, session.policy().role(caller))])
             }
             None => Ok(self
                 .sessions()
                 .iter()
                 .filter_map(|s| {
-                    let role = s.policy.role(caller);
+                    let role = s.policy().role(caller);
                     (role >= Role::Use).then(|| status_for(s, role))
                 })
                 .collect()),
@@ -167,7 +167,7 @@ impl Broker {
             .unwrap_or_else(PoisonError::into_inner)
             .range::<str, _>((lower, Bound::Unbounded))
             .map(|(_, session)| session)
-            .filter(|session| session.policy.allows(caller))
+            .filter(|session| session.policy().allows(caller))
             .take(limit)
             .cloned()
             .collect()
@@ -178,7 +178,7 @@ impl StatusPages {
     /// One status as this caller may see it (a login's code only for
     /// those who may manage the provider).
     fn status_of(&self, session: &Session) -> SessionReport {
-        status_for(session, session.policy.role(&self.caller))
+        status_for(session, session.policy().role(&self.caller))
     }
 }
 

@@ -15,7 +15,7 @@ impl Broker {
             .sessions
             .read()
             .unwrap_or_else(PoisonError::into_inner);
-        let mut visible = sessions.values().filter(|s| s.policy.allows(caller));
+        let mut visible = sessions.values().filter(|s| s.policy().allows(caller));
         let names = visible
             .by_ref()
             .take(limit)
@@ -34,7 +34,7 @@ impl Broker {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .values()
-            .any(|s| s.policy.allows(caller))
+            .any(|s| s.policy().allows(caller))
     }
 
     /// Names of the providers `caller` may use.
@@ -42,7 +42,7 @@ impl Broker {
     pub fn provider_names(&self, caller: &Caller) -> Vec<String> {
         self.sessions()
             .iter()
-            .filter(|s| s.policy.allows(caller))
+            .filter(|s| s.policy().allows(caller))
             .map(|s| s.name.clone())
             .collect()
     }
@@ -52,7 +52,7 @@ impl Broker {
     #[must_use]
     pub fn role(&self, caller: &Caller, provider: &str) -> Role {
         self.session(provider)
-            .map_or(Role::None, |session| session.policy.role(caller))
+            .map_or(Role::None, |session| session.policy().role(caller))
     }
 
     /// The access rule of `provider`, for a front-end that must still
@@ -60,6 +60,7 @@ impl Broker {
     /// removed it).
     #[must_use]
     pub fn policy(&self, provider: &str) -> Option<AccessPolicy> {
-        self.session(provider).map(|session| session.policy.clone())
+        self.session(provider)
+            .map(|session| AccessPolicy::clone(&session.policy()))
     }
 }

@@ -235,6 +235,26 @@ impl ProviderConfig {
     pub fn build_dialect(&self) -> Box<dyn ProviderDialect> {
         (self.dialect.build)(self.client_identity(), &self.dialect_settings)
     }
+
+    /// Whether `other` differs from this table at most in keys a reload
+    /// can apply to the running session: who may use and manage it
+    /// (`allow_*`, `manage_*`) and what the credential helpers are told
+    /// (`hosts`, `username`, `git_auth`). Every other key shapes the
+    /// session's requests (client, endpoints, scopes, the device request),
+    /// so a change to one rebuilds the session and ends a pending login.
+    #[must_use]
+    pub fn same_session_keys(&self, other: &Self) -> bool {
+        let mut other = other.clone();
+        other.allow_users.clone_from(&self.allow_users);
+        other.allow_groups.clone_from(&self.allow_groups);
+        other.allow_units.clone_from(&self.allow_units);
+        other.manage_users.clone_from(&self.manage_users);
+        other.manage_groups.clone_from(&self.manage_groups);
+        other.hosts.clone_from(&self.hosts);
+        other.username.clone_from(&self.username);
+        other.git_auth = self.git_auth;
+        *self == other
+    }
 }
 
 /// The user name the credential helpers send with a token when the

@@ -395,6 +395,29 @@ fn a_reload_that_removes_a_provider_ends_its_login_saying_why() {
     );
 }
 
+/// A reload that changes only who may use or manage a provider, or what
+/// the credential helpers are told, applies it to the running session: a
+/// login waiting for the person carries on and its tokens are served.
+#[test]
+fn a_reload_that_changes_only_access_keeps_the_pending_login() {
+    let provider = Provider::rfc8628();
+    let mut daemon = Daemon::start(&provider.config("keep"));
+    let run = LoginRun::start(&daemon.socket, "keep");
+    let code = run.user_code();
+    daemon.write_config(&format!(
+        "{}allow_users = [4242]\nmanage_users = [4243]\nhosts = [\"git.example.org\"]\n",
+        provider.config("keep")
+    ));
+    daemon.reload();
+    provider.approve(&code).expect("approve");
+    let (done, err, exit) = run.finish();
+    assert_eq!(exit, 0, "{done} {err}\nlog:\n{}", daemon.log());
+    assert!(!token(&daemon, "keep", &[]).is_empty());
+    let status = daemon.tokenctl(&["--json", "status", "keep"]);
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status JSON");
+    assert_eq!(status[0]["hosts"][0], "git.example.org", "{status}");
+}
+
 /// At its stop the daemon removes its socket only if it is still its own:
 /// a file put at that path meanwhile stays.
 #[test]

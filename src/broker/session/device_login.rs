@@ -165,7 +165,7 @@ impl Session {
         let verification_uri = authorization
             .verification_uri
             .clone()
-            .or_else(|| self.config.verification_uri.as_ref().map(ToString::to_string))
+            .or_else(|| self.config().verification_uri.as_ref().map(ToString::to_string))
             .or_else(|| authorization.verification_uri_complete.clone())
             .ok_or_else(|| {
                 self.login_failed(

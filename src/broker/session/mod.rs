@@ -28,7 +28,7 @@ mod restore;
 mod status;
 mod store;
 
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
 use tokio::sync::watch;
 
@@ -82,15 +82,23 @@ pub(crate) struct State {
     flight: Option<watch::Receiver<RefreshResult>>,
 }
 
+/// A session's config and access policy: replaced together when a reload
+/// changes only keys the session does not depend on
+/// ([`ProviderConfig::same_session_keys`]).
+#[derive(Debug)]
+struct Table {
+    config: Arc<ProviderConfig>,
+    policy: Arc<AccessPolicy>,
+}
+
 /// One configured provider and its session.
 #[derive(Debug)]
 pub struct Session {
     /// Provider name.
     pub(crate) name: String,
-    /// Its config.
-    pub(crate) config: ProviderConfig,
+    /// Its config and the access policy built from it ([`Self::config`]).
+    table: RwLock<Table>,
     pub(crate) provider: Provider,
-    pub(crate) policy: AccessPolicy,
     /// Which client and endpoint the session belongs to (see [`session_identity`]).
     identity: String,
     /// Bounds concurrent refreshes against this provider's token endpoint,
@@ -140,8 +148,10 @@ impl Session {
         Self {
             name: config.name.clone(),
             identity,
-            policy: AccessPolicy::new(shared.owner_uid, &config),
-            config,
+            table: RwLock::new(Table {
+                policy: Arc::new(AccessPolicy::new(shared.owner_uid, &config)),
+                config: Arc::new(config),
+            }),
             provider,
             refresh_limit,
             shared,
@@ -152,6 +162,23 @@ impl Session {
             }),
             persist: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// The provider's table as last applied. The keys that shape the
+    /// session's requests are those it was built with; a reload that
+    /// changes one of them builds a new session instead.
+    pub(crate) fn config(&self) -> Arc<ProviderConfig> {
+        Arc::clone(&self.table().config)
+    }
+
+    /// Who may use and manage the provider.
+    pub(crate) fn policy(&self) -> Arc<AccessPolicy> {
+        Arc::clone(&self.table().policy)
+    }
+
+    fn table(&self) -> std::sync::RwLockReadGuard<'_, Table> {
+        // Written only by a whole assignment: a poisoned lock is consistent.
+        self.table.read().unwrap_or_else(PoisonError::into_inner)
     }
 
     pub(crate) fn state(&self) -> MutexGuard<'_, State> {
@@ -249,7 +276,7 @@ impl Session {
             // for (none, when none was). Kept as the tokens' own, so that a
             // reload that changes the config's `scopes` does not make
             // `status` show scopes these tokens never had.
-            grant.scope = Some(self.config.scopes.join(" "));
+            grant.scope = Some(self.config().scopes.join(" "));
         }
         let _persist = self.persist.lock().await;
         self.dispatch(Event::LoginGranted { grant, sent_at }).await;

@@ -45,7 +45,7 @@ impl Session {
             // to be left alone: not sent.
             if let Some(failure) = self
                 .refresh_limit
-                .asked_to_wait(sent_at, &self.config.client_id)
+                .asked_to_wait(sent_at, &self.config().client_id)
             {
                 drop(permit);
                 debug!(provider = %self.name, "refresh not sent: its token endpoint asked to wait");
@@ -74,7 +74,7 @@ impl Session {
             if let Err(failure) = &answer {
                 self.refresh_limit.note_failure(
                     self.shared.clock.now(),
-                    &self.config.client_id,
+                    &self.config().client_id,
                     failure,
                 );
             }

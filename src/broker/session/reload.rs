@@ -1,11 +1,32 @@
 //! Handing a session over when a config reload rebuilds its provider.
 
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 
 use super::machine::Event;
-use super::{Session, wait_for_refresh};
+use super::{Session, Table, wait_for_refresh};
+use crate::broker::policy::AccessPolicy;
+use crate::config::ProviderConfig;
 
 impl Session {
+    /// Applies `config`, which differs from the session's table at most in
+    /// keys the session does not depend on (who may use and manage it,
+    /// what the credential helpers are told): the session, its tokens and
+    /// a pending login carry on. Returns the policy it had, or `None` when
+    /// the table is the same.
+    pub(crate) fn adopt_table(&self, config: &ProviderConfig) -> Option<AccessPolicy> {
+        debug_assert!(self.config().same_session_keys(config));
+        let mut table = self.table.write().unwrap_or_else(PoisonError::into_inner);
+        if *table.config == *config {
+            return None;
+        }
+        let previous = AccessPolicy::clone(&table.policy);
+        *table = Table {
+            policy: Arc::new(AccessPolicy::new(self.shared.owner_uid, config)),
+            config: Arc::new(config.clone()),
+        };
+        Some(previous)
+    }
+
     /// Whether both sessions hold tokens of the same client and endpoint.
     pub(crate) fn same_identity(&self, other: &Session) -> bool {
         self.identity == other.identity

@@ -12,16 +12,17 @@ impl Session {
         let state = self.state();
         let machine = &state.machine;
         let now = self.shared.clock.now();
+        let config = self.config();
         let since_boot = self.shared.clock.since_boot();
         let pending = state
             .login
             .as_ref()
             .and_then(|l| l.prompt_for_status(since_boot));
         let (expires_at, scopes, login_needed_by) = match machine.tokens() {
-            None => (None, self.config.scopes.clone(), None),
+            None => (None, config.scopes.clone(), None),
             Some(tokens) => {
                 let scopes = tokens.scope.as_deref().map_or_else(
-                    || self.config.scopes.clone(),
+                    || config.scopes.clone(),
                     |s| s.split_whitespace().map(str::to_owned).collect(),
                 );
                 (
@@ -38,7 +39,7 @@ impl Session {
         };
         SessionReport {
             name: self.name.clone(),
-            dialect: self.config.dialect.name,
+            dialect: config.dialect.name,
             phase,
             expires_at,
             last_refresh: machine.last_refresh(),
@@ -64,14 +65,13 @@ impl Session {
             scopes,
             login: pending,
             saved: machine.is_saved(),
-            hosts: self.config.hosts.clone(),
-            username: self
-                .config
+            hosts: config.hosts.clone(),
+            username: config
                 .username
                 .clone()
                 .unwrap_or_else(|| crate::config::DEFAULT_USERNAME.to_owned()),
             login_needed_by,
-            git_auth: self.config.git_auth,
+            git_auth: config.git_auth,
         }
     }
 
