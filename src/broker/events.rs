@@ -2,6 +2,8 @@
 //! hooks): plain data, shared by the sessions that raise the events and the
 //! broker that hands them out.
 
+use std::sync::Arc;
+
 use super::policy::AccessPolicy;
 use super::report::DevicePrompt;
 
@@ -47,6 +49,10 @@ pub enum BrokerEvent {
         ok: bool,
         /// What happened, for a person.
         message: String,
+        /// Who may use the provider as the login ended: a reload that
+        /// removes the provider ends its login, and the front-ends must
+        /// still tell those who waited for it.
+        policy: Arc<AccessPolicy>,
     },
     /// New tokens arrived (login or refresh).
     TokenRefreshed {

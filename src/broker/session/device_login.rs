@@ -100,6 +100,7 @@ impl Session {
                 .as_ref()
                 .err()
                 .map_or_else(|| "logged in".to_owned(), ToString::to_string),
+            policy: self.policy(),
         });
         progress.send_replace(LoginProgress::Finished(result));
         self.shared.emit(BrokerEvent::StateChanged {

@@ -135,9 +135,14 @@ impl Signals {
                 provider,
                 ok,
                 message,
+                policy,
             } => {
+                // The event's policy, not the broker's: a reload that
+                // removed the provider ended the login, and those who
+                // could see it are still told how it ended.
                 let body = (provider.as_str(), *ok, message.as_str());
-                self.about(provider, Role::Use, "LoginFinished", &body)
+                let to = self.peers.recipients(policy, Role::Use);
+                self.send(to, BROKER_PATH, BROKER_INTERFACE, "LoginFinished", &body)
                     .await;
             }
             BrokerEvent::TokenRefreshed {

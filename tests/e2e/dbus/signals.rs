@@ -260,3 +260,27 @@ fn a_stop_during_a_login_is_signalled_as_its_end() {
         );
     }
 }
+
+#[test]
+fn a_login_a_reload_ends_by_removing_its_provider_is_signalled() {
+    // The login ends because its provider left the config: the broker no
+    // longer knows who may see the provider, but those who could are
+    // still told how the login they waited for ended.
+    let mut setup = start(fast(), &["demo", "gone"]);
+    let mut monitor = setup.monitor();
+    let out = setup.busctl(&["Login", "s", "gone"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    monitor.lines_until("org.tokend.Broker1.LoginPrompt ('gone'");
+    setup.daemon.write_config(&format!(
+        "{}{}",
+        setup.provider.config("demo"),
+        setup.provider.config("sync")
+    ));
+    setup.daemon.reload();
+    let lines = monitor.lines_until("org.tokend.Broker1.LoginFinished ('gone', false");
+    let finished = lines.last().unwrap();
+    assert!(
+        finished.contains("a reload removed the provider from the config"),
+        "{finished}"
+    );
+}
