@@ -283,7 +283,8 @@ fn table_row(p: &ProviderStatus, now: i64) -> String {
         clean(&p.state).into_owned(),
         when(p.expires_at),
         when(p.last_refresh),
-        when(p.next_refresh),
+        p.next_refresh
+            .map_or_else(|| NONE.to_owned(), |at| next_refresh(at, now)),
     ];
     let mut text = row(&cells);
     if let Some(login) = &p.login {
@@ -306,6 +307,16 @@ fn table_row(p: &ProviderStatus, now: i64) -> String {
     text
 }
 
+/// When the next refresh is planned. One planned for a moment gone by is
+/// due (under way, most often): "3s ago" would read as a refresh done.
+fn next_refresh(at: i64, now: i64) -> String {
+    if at <= now {
+        "due now".to_owned()
+    } else {
+        relative(at, now)
+    }
+}
+
 /// Left-aligned cells in [`WIDTHS`], two spaces apart; the last is not padded.
 fn row<S: AsRef<str>>(cells: &[S; 6]) -> String {
     let mut line = String::new();
@@ -321,16 +332,16 @@ fn row<S: AsRef<str>>(cells: &[S; 6]) -> String {
 fn details(p: &ProviderStatus, now: i64) -> String {
     let when = |at: i64| format!("{} ({})", utc(at), relative(at, now));
     let mut fields = vec![("state", clean(&p.state).into_owned())];
-    let times = [
-        ("expires", p.expires_at),
-        ("last refresh", p.last_refresh),
-        ("next refresh", p.next_refresh),
-    ];
+    let times = [("expires", p.expires_at), ("last refresh", p.last_refresh)];
     fields.extend(
         times
             .iter()
             .filter_map(|(k, at)| at.map(|at| (*k, when(at)))),
     );
+    if let Some(at) = p.next_refresh {
+        let due = format!("{} ({})", utc(at), next_refresh(at, now));
+        fields.push(("next refresh", due));
+    }
     if !p.scopes.is_empty() {
         fields.push(("scopes", clean(&p.scopes.join(" ")).into_owned()));
     }

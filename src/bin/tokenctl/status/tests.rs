@@ -200,3 +200,16 @@ fn json_cut_short_is_still_one_array() {
     Printer::new(&mut out, Layout::Json, NOW).abandon().unwrap();
     assert!(out.is_empty());
 }
+
+#[test]
+fn a_refresh_planned_for_a_moment_gone_by_is_due_now() {
+    let due = ProviderStatus {
+        next_refresh: Some(NOW - 3),
+        ..active()
+    };
+    let table = printed(Layout::Table, std::slice::from_ref(&due));
+    assert!(table.contains("due now"), "{table}");
+    assert!(!table.contains("3s ago"), "{table}");
+    let details = printed(Layout::Details, &[due]);
+    assert!(details.contains("(due now)"), "{details}");
+}
