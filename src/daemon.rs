@@ -10,24 +10,26 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, warn};
 
 use crate::broker::{Broker, BrokerEvent, BrokerParts, SystemClock};
-use crate::config::{Config, DaemonConfig, Environment, StoreKind};
+use crate::config::{Config, DaemonConfig, Environment};
 use crate::ipc::dbus::{BusLost, DbusService};
 use crate::ipc::socket;
 use crate::provider::HttpClient;
-use crate::store::{EncryptedFileStore, LogoutJournal, MemoryStore, SecretServiceStore, Store};
 use crate::systemd::notify;
 
 mod reload;
 mod signals;
+mod slow_start;
 mod socket_watch;
 mod store_lock;
+mod store_open;
 
 use reload::{reload_heeding_stop, report_status, status_line};
 use signals::{Signal, Signals};
 pub use socket_watch::SocketLost;
 use socket_watch::{SocketWatch, watchdog_heartbeat};
-use store_lock::lock_daemon_store;
 pub use store_lock::{Pruned, prune, store_lock_target};
+use store_open::lock_and_open_store;
+pub use store_open::open_store;
 
 /// How long, in all, requests and refreshes in flight get to finish at
 /// shutdown (device logins waiting for a person end at once): long enough
@@ -47,58 +49,6 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 pub fn harden_process() -> rustix::io::Result<()> {
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
-}
-
-/// The store the config asks for. Opening touches nothing: a store that
-/// cannot be used yet says so on first use (the daemon probes it at start).
-#[must_use]
-pub fn open_store(config: &Config) -> Arc<dyn Store> {
-    match (config.daemon.store, &config.daemon.encrypted_file) {
-        (StoreKind::Memory, _) => Arc::new(MemoryStore::new()),
-        (StoreKind::SecretService, _) => Arc::new(SecretServiceStore::new()),
-        (StoreKind::EncryptedFile, Some(file)) => Arc::new(EncryptedFileStore::new(
-            &file.state_directory,
-            file.key.clone(),
-        )),
-        (StoreKind::EncryptedFile, None) => {
-            // The config loader never builds this; keep running rather than panic.
-            tracing::error!("store = \"encrypted-file\" without a key; sessions stay in memory");
-            Arc::new(MemoryStore::new())
-        }
-    }
-}
-
-/// The daemon's store: [`open_store`], plus what only the daemon does with
-/// it: say which key the encrypted file store uses and clear what a crash
-/// left there, and remember logouts the store has not carried out in a
-/// [`LogoutJournal`] in the state directory (the encrypted file store's, or
-/// the user's for the Secret Service).
-fn open_daemon_store(config: &Config, env: &Environment) -> Arc<dyn Store> {
-    let (store, journal_directory): (Arc<dyn Store>, _) = match &config.daemon.encrypted_file {
-        Some(file) => {
-            let store = EncryptedFileStore::new(&file.state_directory, file.key.clone());
-            info!(
-                directory = %store.directory().display(),
-                key = %file.key_path.display(),
-                key_id = %store.key_id(),
-                "sessions are kept in encrypted files"
-            );
-            let removed = store.remove_stale_temp_files();
-            if removed > 0 {
-                info!("removed {removed} temporary file(s) left by an interrupted write");
-            }
-            (Arc::new(store), Some(file.state_directory.clone()))
-        }
-        None if config.daemon.store == StoreKind::SecretService => {
-            (open_store(config), env.default_state_directory())
-        }
-        // The memory store forgets its sessions at the stop anyway.
-        None => (open_store(config), None),
-    };
-    match journal_directory {
-        Some(directory) => Arc::new(LogoutJournal::open(store, &directory)),
-        None => store,
-    }
 }
 
 /// A failure the daemon cannot recover from in-process, which made it
@@ -127,13 +77,8 @@ pub async fn run(mut config: Config, env: Environment) -> anyhow::Result<()> {
     for warning in &config.warnings {
         warn!("{warning}");
     }
-    // Before the store is opened (which clears what a crash left there) and
-    // long before a session is read from it.
-    lock_daemon_store(&config, &env)?;
+    let store = lock_and_open_store(&config, &env)?;
     let http = HttpClient::new(config.daemon.http_timeout)?;
-    // The broker lists the store as it starts, and says then if it cannot
-    // be used; sessions live in memory until it can.
-    let store = open_daemon_store(&config, &env);
     // Each session keeps its provider's config, taken from here: a second
     // copy would only cost memory (a reload compares with the sessions').
     let providers = std::mem::take(&mut config.providers);

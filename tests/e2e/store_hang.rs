@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use support::bus::PrivateBus;
 use support::daemon::{Daemon, DaemonOptions, login, refresh_now, stderr, stdout, token};
+use support::file_store::FileStore;
 use support::keyring::TestKeyring;
 use support::openmetrics::{Exposition, parse};
 use support::process::signal;
@@ -161,4 +162,43 @@ fn a_logout_waiting_for_a_keyring_that_hangs_says_why_on_a_terminal() {
     let status: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("status JSON");
     assert_eq!(status[0]["state"], "logged_out", "{status}");
     signal(keyring.pid(), rustix::process::Signal::CONT);
+}
+
+/// A state directory whose file system does not answer keeps the start
+/// waiting, and the log and systemd's `STATUS=` say what it waits for;
+/// the start carries on when it answers. (A FIFO where the logout journal
+/// is read blocks as a file on a hung file system does, without root.)
+#[test]
+fn a_start_waiting_for_its_state_directory_says_so() {
+    let provider = Provider::start(fast());
+    let store = FileStore::new();
+    let journal = store.state_dir().join("pending-logouts");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&journal)
+        .status()
+        .expect("run mkfifo");
+    assert!(made.success());
+    let mut daemon = Daemon::spawn_with(&provider.config("demo"), store.options());
+    let status = daemon.wait_for_notification("STATUS=the start has waited");
+    assert!(
+        status.contains(&format!(
+            "the state directory {}",
+            store.state_dir().display()
+        )),
+        "{status}"
+    );
+    daemon.wait_for_log(
+        1,
+        &["is its file system hung? tokend starts when it answers"],
+    );
+    // The file system answers: the start goes on.
+    drop(
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&journal)
+            .expect("open the FIFO"),
+    );
+    daemon.wait_for_notification("READY=1");
+    let out = daemon.tokenctl(&["status", "demo"]);
+    assert!(out.status.success(), "{}", stderr(&out));
 }
