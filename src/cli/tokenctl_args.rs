@@ -242,7 +242,8 @@ pub enum CredentialProtocol {
     /// says "bearer" or the server asks only for Bearer; `store` does
     /// nothing, `erase` (a refused token) makes tokend refresh it
     Git {
-        /// Use this provider, whatever the host
+        /// Use this provider, for any host its `hosts` list (any host at
+        /// all when it lists none)
         #[arg(long, value_name = "NAME")]
         provider: Option<String>,
         /// What git asks: get, store or erase (others are ignored, as git's

@@ -18,8 +18,19 @@ use support::script_server::ScriptServer;
 /// `git ARGS` with no user or system config, no prompts, and tokenctl as
 /// its only credential helper.
 fn git(home: &Path, daemon: &Daemon, args: &[&str], stdin: &str) -> Output {
+    git_with_helper(home, daemon, "", args, stdin)
+}
+
+/// [`git`] with `helper_args` after the helper's `credential git`.
+fn git_with_helper(
+    home: &Path,
+    daemon: &Daemon,
+    helper_args: &str,
+    args: &[&str],
+    stdin: &str,
+) -> Output {
     let helper = format!(
-        "!{} --socket {} credential git",
+        "!{} --socket {} credential git {helper_args}",
         env!("CARGO_BIN_EXE_tokenctl"),
         daemon.socket.display()
     );
@@ -403,4 +414,47 @@ fn a_slow_refresh_is_explained_on_a_terminal_only() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(!stderr(&out).contains("no token of"), "{}", stderr(&out));
     assert_ne!(token(&daemon, "forge", &[]), renewed);
+}
+
+/// `--provider NAME` picks the provider whatever git's host, but only among
+/// the hosts it lists: a helper set for every host must not hand one
+/// forge's token to another (a submodule's URL can name any host). A
+/// provider that lists no hosts answers any.
+#[test]
+fn a_named_provider_answers_only_for_its_hosts() {
+    let provider = Provider::rfc8628();
+    let config = format!(
+        "{}{}",
+        provider.config_with("forge", "hosts = [\"forge.test\"]"),
+        provider.config_with("anywhere", ""),
+    );
+    let daemon = Daemon::start(&config);
+    for name in ["forge", "anywhere"] {
+        login(&daemon, name, |code| {
+            provider.approve(code).unwrap();
+        });
+    }
+    let home = tempfile::tempdir().unwrap();
+    let fill = |helper: &str, host: &str| {
+        git_with_helper(
+            home.path(),
+            &daemon,
+            helper,
+            &["credential", "fill"],
+            &format!("protocol=https\nhost={host}\n\n"),
+        )
+    };
+    let out = fill("--provider forge", "Forge.test");
+    assert!(stdout(&out).contains("password="), "{}", stderr(&out));
+    let out = fill("--provider forge", "elsewhere.test");
+    assert!(!out.status.success());
+    assert!(!stdout(&out).contains("password="), "{}", stdout(&out));
+    assert!(
+        stderr(&out)
+            .contains("provider `forge` serves forge.test, not elsewhere.test: no token sent"),
+        "{}",
+        stderr(&out)
+    );
+    let out = fill("--provider anywhere", "elsewhere.test");
+    assert!(stdout(&out).contains("password="), "{}", stderr(&out));
 }

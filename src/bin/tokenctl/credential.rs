@@ -8,8 +8,11 @@
 //!
 //! The provider is the one whose `hosts` lists git's `host` (the daemon
 //! refuses a config where two providers claim one host), or the one named
-//! with `--provider`. No provider for the host: no answer, so that git
-//! goes on to its next helper or asks the person.
+//! with `--provider`, for a host its `hosts` lists, or any host when it
+//! lists none (a helper set for every host must not hand one forge's token
+//! to another: a submodule's URL can name any host). No provider for the
+//! host: no answer, so that git goes on to its next helper or asks the
+//! person.
 //!
 //! The token goes to git as HTTP Basic's password (with the provider's
 //! user name), or, since git 2.46 (which announces
@@ -73,6 +76,21 @@ pub fn git(
     let Some(status) = find_provider(&mut client, protocol, provider, host.as_deref())? else {
         return Ok(());
     };
+    if let Some(host) = host.as_deref()
+        && !status.hosts.is_empty()
+        && !status.hosts.iter().any(|h| h == host)
+    {
+        // Named with --provider, whose `hosts` do not have this one: said,
+        // since the person named the provider and expects its token.
+        return Err(Failure::new(
+            exit::FAILURE,
+            format!(
+                "provider `{}` serves {}, not {host}: no token sent (its `hosts` in the config)",
+                status.name,
+                status.hosts.join(", ")
+            ),
+        ));
+    }
     // Checked once a provider serves the host: a plain-http host that none
     // serves gets no answer, as any host none serves, not an error.
     if action == "get"
