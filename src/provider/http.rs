@@ -21,6 +21,9 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// (a JWT id_token included); anything near this is an error page or abuse.
 pub const MAX_ANSWER_BYTES: usize = 256 * 1024;
 
+/// The only content coding tokend reads (`Accept-Encoding`).
+const IDENTITY: &str = "identity";
+
 /// HTTP client shared by all providers (it pools connections per host).
 #[derive(Debug, Clone)]
 pub struct HttpClient {
@@ -101,6 +104,9 @@ impl HttpClient {
     }
 
     /// Sends `request` and reads the whole answer, bounded in time and size.
+    /// Asks for the answer uncompressed: without `Accept-Encoding` a
+    /// server may pick any coding (RFC 9110, 12.5.3), and a refresh answer
+    /// tokend cannot read would lose the rotated refresh token it carries.
     ///
     /// Any HTTP status is an answer (`Ok`); only transport failures and
     /// oversized bodies are errors here. Dialects judge the status.
@@ -113,7 +119,8 @@ impl HttpClient {
         let mut builder = self
             .client
             .post(request.url.clone())
-            .header(reqwest::header::ACCEPT, "application/json");
+            .header(reqwest::header::ACCEPT, "application/json")
+            .header(reqwest::header::ACCEPT_ENCODING, IDENTITY);
         for (name, value) in &request.headers {
             builder = builder.header(*name, value);
         }
@@ -164,7 +171,8 @@ impl HttpClient {
         let builder = self
             .client
             .get(url.clone())
-            .header(reqwest::header::ACCEPT, "application/json");
+            .header(reqwest::header::ACCEPT, "application/json")
+            .header(reqwest::header::ACCEPT_ENCODING, IDENTITY);
         self.execute(url, builder).await
     }
 

@@ -107,7 +107,7 @@ fn describe(body: &[u8], content_type: Option<&str>, content_encoding: Option<&s
     }
     let ct = content_type.map_or_else(|| "no content type".to_owned(), clean_detail);
     let size = format!("{} bytes of {ct}", body.len());
-    // tokend sends no `Accept-Encoding`, so nothing but `identity` was asked for.
+    // tokend asks for `Accept-Encoding: identity` only.
     if let Some(coding) = content_encoding
         .map(str::trim)
         .filter(|c| !c.is_empty() && !c.eq_ignore_ascii_case("identity"))

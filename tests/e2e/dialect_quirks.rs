@@ -52,6 +52,18 @@ fn github_errors_with_200_and_refresh_with_rotation() {
     provider.assert_no_violations();
 }
 
+/// GitHub grants `scope=repo,read:org`: the scopes are two, as `status`
+/// and the D-Bus `Scopes` property list them.
+#[test]
+fn github_comma_separated_scopes_are_two() {
+    let provider = Provider::start(with(Rfc8628Quirks::github()));
+    let config = provider.config_with(NAME, "scopes = [\"repo\", \"read:org\"]");
+    let (daemon, _) = flows::logged_in(&provider, &config);
+    let out = daemon.tokenctl(&["--json", "status", NAME]);
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status JSON");
+    assert_eq!(status[0]["scopes"], serde_json::json!(["repo", "read:org"]));
+}
+
 #[test]
 fn github_form_encoded_answers_are_read() {
     let provider = Provider::start(with(Rfc8628Quirks {

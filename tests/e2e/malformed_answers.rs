@@ -356,3 +356,28 @@ fn a_403_page_at_every_poll_is_named() {
         "{err}"
     );
 }
+
+/// Every request asks for its answer uncompressed: without
+/// `Accept-Encoding` a server may pick any coding (RFC 9110), and a
+/// refresh answer tokend cannot read would lose the rotated refresh token
+/// it carries.
+#[test]
+fn every_request_asks_for_an_uncompressed_answer() {
+    let provider = Provider::start(fast());
+    let daemon = daemon(&provider);
+    support::daemon::login(&daemon, NAME, |code| {
+        provider.approve(code).unwrap();
+    });
+    support::daemon::refresh_now(&daemon, NAME);
+    let requests = provider.requests();
+    assert!(requests.len() >= 3, "{requests:?}");
+    for request in &requests {
+        assert!(
+            request
+                .headers
+                .iter()
+                .any(|(name, value)| name == "accept-encoding" && value == "identity"),
+            "{request:?}"
+        );
+    }
+}

@@ -231,10 +231,11 @@ impl Session {
             Notice::LoggedOut => info!(provider = %name, event = "logged_out", "session forgotten"),
             Notice::RefreshTokenExpiring {
                 expires_at,
-                hours_left,
+                secs_left,
             } => {
+                let left = time_left(secs_left);
                 warn!(provider = %name, event = "refresh_token_expiring", expires_at,
-                    "the refresh token expires in {hours_left} h: log in again before then (tokenctl login {name})");
+                    "the refresh token expires in {left}: log in again before then (tokenctl login {name})");
             }
             Notice::Restored { cause } => {
                 let store = self.shared.store.name();
@@ -254,5 +255,30 @@ impl Session {
                 warn!(provider = %name, event = "store_failed", "could not load the stored session: {source}");
             }
         }
+    }
+}
+
+/// Time left before a refresh token expires, for the warning: whole days
+/// past two days, whole hours past one, else minutes (a Keycloak session's
+/// last half hour is not "0 h").
+fn time_left(secs: u64) -> String {
+    match secs {
+        172_800.. => format!("{} days", secs / 86_400),
+        3_600.. => format!("{} h", secs / 3_600),
+        _ => format!("{} min", (secs / 60).max(1)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::time_left;
+
+    #[test]
+    fn time_left_is_never_zero_hours() {
+        assert_eq!(time_left(1_800), "30 min");
+        assert_eq!(time_left(20), "1 min");
+        assert_eq!(time_left(3 * 3_600 + 59), "3 h");
+        assert_eq!(time_left(2 * 86_400 - 10), "47 h");
+        assert_eq!(time_left(6 * 86_400 + 3_600), "6 days");
     }
 }

@@ -23,7 +23,14 @@ impl Session {
             Some(tokens) => {
                 let scopes = tokens.scope.as_deref().map_or_else(
                     || config.scopes.clone(),
-                    |s| s.split_whitespace().map(str::to_owned).collect(),
+                    // RFC 6749 separates scopes with spaces; GitHub with
+                    // commas (`repo,read:org`).
+                    |s| {
+                        s.split(|c: char| c == ',' || c.is_whitespace())
+                            .filter(|scope| !scope.is_empty())
+                            .map(str::to_owned)
+                            .collect()
+                    },
                 );
                 (
                     tokens.access.as_ref().and_then(|a| a.expires_at),

@@ -262,8 +262,8 @@ pub(crate) enum Notice {
     RefreshTokenExpiring {
         /// When, Unix seconds.
         expires_at: i64,
-        /// Hours left.
-        hours_left: u64,
+        /// Seconds left.
+        secs_left: u64,
     },
     /// The stored session was restored.
     Restored {

@@ -423,7 +423,7 @@ impl SessionMachine {
         let at = unix_secs(expires_at);
         out.push(Effect::Log(Notice::RefreshTokenExpiring {
             expires_at: at,
-            hours_left: expires_at.duration_since(now).unwrap_or_default().as_secs() / 3600,
+            secs_left: expires_at.duration_since(now).unwrap_or_default().as_secs(),
         }));
         out.push(Effect::Emit(BrokerEvent::Attention {
             provider: self.name.clone(),

@@ -96,11 +96,15 @@ pub struct Rfc8628Quirks {
     /// `shared/dialects.md` §0). The tokens still live
     /// `access_token_lifetime` here.
     pub no_token_expires_in: bool,
+    /// GitHub: the granted `scope` of a token answer is comma-separated
+    /// (`repo,read:org`), not space-separated as RFC 6749 §3.3 has it.
+    pub comma_scopes: bool,
 }
 
 impl Rfc8628Quirks {
     /// GitHub's: JSON only on `Accept: application/json`, errors with 200,
-    /// `slow_down` with `interval`, `bad_refresh_token`.
+    /// `slow_down` with `interval`, `bad_refresh_token`, comma-separated
+    /// scopes.
     #[must_use]
     pub fn github() -> Self {
         Self {
@@ -108,6 +112,7 @@ impl Rfc8628Quirks {
             errors_with_200: true,
             slow_down_interval: true,
             bad_refresh_token: true,
+            comma_scopes: true,
             ..Self::default()
         }
     }
@@ -169,6 +174,12 @@ impl Rfc8628Quirks {
             body.remove("expires_in");
         } else if body.contains_key("expires_in") {
             body.insert("expires_in".into(), self.seconds(expires_in));
+        }
+        if self.comma_scopes
+            && let Some(Value::String(scope)) = body.get("scope")
+        {
+            let commas = scope.split_whitespace().collect::<Vec<_>>().join(",");
+            body.insert("scope".into(), commas.into());
         }
         self.numbers(body);
     }
