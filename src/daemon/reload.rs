@@ -52,9 +52,16 @@ async fn reload(broker: &Broker, current: &Config, env: &Environment) {
     states.extend(NotifyState::monotonic_usec_now());
     notify(&states);
     info!(config = %current.path.display(), "reloading the config");
-    match config::load(&current.path, env) {
+    // Off the event loop: loading reads files and asks the user and group
+    // database (NSS: sssd or LDAP may take long to answer), and requests
+    // and the watchdog's beat must go on meanwhile.
+    let (path, env) = (current.path.clone(), env.clone());
+    let loaded = tokio::task::spawn_blocking(move || config::load(&path, &env))
+        .await
+        .map_err(|e| format!("loading the config failed: {e}"));
+    match loaded.and_then(|loaded| loaded.map_err(|e| e.to_string())) {
         Err(e) => {
-            for line in e.to_string().lines() {
+            for line in e.lines() {
                 error!("{line}");
             }
             error!("the new config is invalid; still running with the previous one");

@@ -433,3 +433,49 @@ fn a_stop_leaves_a_file_that_replaced_the_socket() {
         "not tokend's\n"
     );
 }
+
+/// A reload whose config takes long to read (a file system that does not
+/// answer; the user and group database behind sssd or LDAP that does not)
+/// keeps the daemon answering meanwhile: the load runs off the event loop.
+/// A FIFO in the config file's place blocks the read until the test writes
+/// the config into it.
+#[test]
+fn a_reload_that_waits_on_its_file_keeps_the_daemon_answering() {
+    use std::os::unix::fs::OpenOptionsExt as _;
+
+    let provider = Provider::rfc8628();
+    let mut daemon = Daemon::start(&provider.config("demo"));
+    login(&daemon, "demo", |code| {
+        provider.approve(code).unwrap();
+    });
+    daemon.write_config(&format!(
+        "{}{}",
+        provider.config("demo"),
+        provider.config("more")
+    ));
+    let config = std::fs::read_to_string(&daemon.config).unwrap();
+    std::fs::remove_file(&daemon.config).unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .args(["-m", "0600"])
+        .arg(&daemon.config)
+        .status()
+        .expect("run mkfifo");
+    assert!(made.success());
+    daemon.notifications.clear();
+    support::process::signal(daemon.pid(), rustix::process::Signal::HUP);
+    daemon.wait_for_notification("RELOADING=1");
+    let out = daemon.tokenctl(&["--timeout", "5", "token", "demo"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // The file answers: the reload goes on and adds the provider. (Not
+    // blocking: the daemon has the FIFO open for reading by now.)
+    let mut fifo = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits().cast_signed())
+        .open(&daemon.config)
+        .expect("the daemon reads the FIFO");
+    std::io::Write::write_all(&mut fifo, config.as_bytes()).unwrap();
+    drop(fifo);
+    daemon.wait_for_notification("READY=1");
+    let out = daemon.tokenctl(&["status", "more"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
