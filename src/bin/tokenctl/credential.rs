@@ -226,9 +226,23 @@ fn sends_bearer(status: &ProviderStatus, attributes: &Attributes) -> Result<bool
                 .iter()
                 .flat_map(|header| challenge_schemes(header))
                 .collect();
-            Ok(git_can
-                && schemes.iter().any(|s| s == "bearer")
-                && !schemes.iter().any(|s| s == "basic"))
+            let bearer_only =
+                schemes.iter().any(|s| s == "bearer") && !schemes.iter().any(|s| s == "basic");
+            if bearer_only && !git_can {
+                // Basic would be refused, and git's `erase` of it would
+                // have tokend refresh at every attempt: say why instead.
+                return Err(Failure::new(
+                    exit::FAILURE,
+                    format!(
+                        "the server asks only for a Bearer token, which git sends from 2.46 \
+                         on: this git did not offer it (no `capability[]=authtype` line), so \
+                         no token of provider `{}` was sent; upgrade git, or set git_auth = \
+                         \"basic\" if the server takes the token as Basic's password too",
+                        status.name
+                    ),
+                ));
+            }
+            Ok(git_can && bearer_only)
         }
     }
 }
@@ -451,7 +465,6 @@ mod tests {
             (Some("auto"), bearer_only, true),
             (Some("auto"), both, false),
             (Some("auto"), modern, false),
-            (Some("auto"), old_git, false),
             (Some("basic"), bearer_only, false),
             (None, bearer_only, false),
             (Some("bearer"), modern, true),
@@ -468,5 +481,15 @@ mod tests {
             "{}",
             refused.message
         );
+        // A git from before 2.46 facing a server that takes only Bearer:
+        // no Basic answer bound to be refused (and `erase`d, a refresh).
+        let refused = sends_bearer(&status(Some("auto")), &request(old_git)).unwrap_err();
+        assert!(
+            refused.message.contains("from 2.46 on") && refused.message.contains("git_auth"),
+            "{}",
+            refused.message
+        );
+        let basic = sends_bearer(&status(Some("basic")), &request(old_git));
+        assert!(!basic.unwrap());
     }
 }
