@@ -264,6 +264,10 @@ fn follow_events(
         stop.clone(),
     ));
     connections.spawn(crate::world::retry_on_resume(broker.clone(), stop.clone()));
+    connections.spawn(crate::broker::group_recheck::recheck_groups_until(
+        broker.clone(),
+        stop.clone(),
+    ));
     // Start-up's code (arguments, config, TLS set-up, restore, the
     // watchers just spawned) runs once: let its pages go once it is over,
     // and again after each login and reload (the returned `Notify`).

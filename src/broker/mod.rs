@@ -14,6 +14,7 @@ mod config_standing;
 mod endpoint_limit;
 mod error;
 mod events;
+pub mod group_recheck;
 mod lifecycle;
 mod login;
 pub mod metrics;

@@ -3,7 +3,7 @@
 //! whatever else `/etc/nsswitch.conf` names), by `nix`'s wrappers of
 //! `getpwnam_r`/`getgrnam_r`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 
 use nix::unistd::{Gid, Group as NssGroup, User};
@@ -121,6 +121,34 @@ impl UserDb {
         }
         out
     }
+}
+
+/// The members of each group of `gids` as the name service lists them now,
+/// by uid: for the daemon's recheck of group grants, which were resolved
+/// when the config was read. A group the name service cannot be asked
+/// about, or one with a member it cannot resolve, is left out (its grant
+/// stays as it was): a name service that is down revokes nothing.
+#[must_use]
+pub fn current_group_members(gids: &BTreeSet<u32>) -> BTreeMap<u32, Vec<u32>> {
+    let mut found = BTreeMap::new();
+    'groups: for &gid in gids {
+        let Ok(group) = NssGroup::from_gid(Gid::from_raw(gid)) else {
+            continue;
+        };
+        let mut member_uids = BTreeSet::new();
+        for member in group.iter().flat_map(|g| &g.mem) {
+            match UserDb::look_up_uid(member) {
+                Ok(Some(uid)) => {
+                    member_uids.insert(uid);
+                }
+                // As when the config is read: an unknown member is left out.
+                Ok(None) => {}
+                Err(_) => continue 'groups,
+            }
+        }
+        found.insert(gid, member_uids.into_iter().collect());
+    }
+    found
 }
 
 enum IdItem {

@@ -28,6 +28,7 @@ mod dist_dbus;
 mod docker_credential;
 mod faults;
 mod git_credential;
+mod group_recheck;
 mod hardening;
 mod hooks;
 mod hostile_clients;
