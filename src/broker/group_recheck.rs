@@ -61,6 +61,14 @@ impl Broker {
         let mut previous_policies = Vec::new();
         for (name, session) in self.session_map() {
             let config = session.config();
+            let stale = grants(&config).any(|grant| {
+                members
+                    .get(&grant.gid)
+                    .is_some_and(|now| sorted(&grant.member_uids) != *now)
+            });
+            if !stale {
+                continue;
+            }
             let mut updated = ProviderConfig::clone(&config);
             let mut differs = false;
             for grant in updated
