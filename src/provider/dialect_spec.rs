@@ -124,9 +124,16 @@ impl DialectSettings {
     /// The list under `key` (empty when unset).
     #[must_use]
     pub fn list(&self, key: &str) -> &[String] {
+        self.list_if_set(key).unwrap_or(&[])
+    }
+
+    /// The list of strings under `key`, `None` when it was not set (an
+    /// empty list set is `Some`).
+    #[must_use]
+    pub fn list_if_set(&self, key: &str) -> Option<&[String]> {
         match self.0.get(key) {
-            Some(SettingValue::List(list)) => list,
-            _ => &[],
+            Some(SettingValue::List(list)) => Some(list),
+            _ => None,
         }
     }
 

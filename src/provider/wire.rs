@@ -139,11 +139,28 @@ impl WireFormat {
         url: Url,
         refresh_token: &Secret,
     ) -> HttpRequest {
-        let fields = vec![
+        self.refresh_request_with_scopes(client, url, refresh_token, &[])
+    }
+
+    /// A refresh that also names `scopes` (RFC 6749 §6 makes `scope`
+    /// optional: the scopes granted before). Sent only when the dialect
+    /// joins scopes into one field and `scopes` is not empty.
+    #[must_use]
+    pub fn refresh_request_with_scopes(
+        &self,
+        client: &ClientIdentity,
+        url: Url,
+        refresh_token: &Secret,
+        scopes: &[String],
+    ) -> HttpRequest {
+        let mut fields = vec![
             plain(self.grant_type, "refresh_token"),
             secret(self.refresh_token, refresh_token),
             plain(self.client_id, &client.client_id),
         ];
+        if let (ScopeField::Joined(name), false) = (self.scope, scopes.is_empty()) {
+            fields.push(plain(name, scopes.join(" ")));
+        }
         let mut request = self.request(url, fields);
         client.authenticate_as(&mut request, self.client_secret);
         request

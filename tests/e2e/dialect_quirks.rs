@@ -215,6 +215,31 @@ fn microsoft_message_and_refresh() {
     provider.assert_no_violations();
 }
 
+/// A token for the app's own API (`api://…`): Entra refuses a refresh
+/// without `scope` (AADSTS90009), so the refresh names the scopes
+/// (`refresh_scopes`; the default at Microsoft's hosts, which the emulator
+/// on 127.0.0.1 is not).
+#[test]
+fn microsoft_own_api_refresh_names_its_scopes() {
+    let provider = Provider::start(with(Rfc8628Quirks {
+        refresh_needs_scope: true,
+        ..Rfc8628Quirks::microsoft()
+    }));
+    let config = provider.config_with(
+        NAME,
+        "scopes = [\"offline_access\", \"api://app/access_as_user\"]\nrefresh_scopes = [\"offline_access\", \"api://app/access_as_user\"]",
+    );
+    let (_daemon, _) = flows::logged_in(&provider, &config);
+    let refreshed = provider.wait_for_count(1, |r| r.is_refresh() && r.outcome == "refreshed");
+    let scope = refreshed[0]
+        .fields
+        .iter()
+        .find(|(name, _)| name == "scope")
+        .map(|(_, value)| value.as_str());
+    assert_eq!(scope, Some("offline_access api://app/access_as_user"));
+    provider.assert_no_violations();
+}
+
 #[test]
 fn microsoft_authorization_declined_is_a_denial() {
     let provider = Provider::start(with(Rfc8628Quirks::microsoft()));

@@ -9,7 +9,8 @@ use crate::provider::oauth::{self, AnswerFormat};
 use crate::provider::wire::WireFormat;
 use crate::provider::{
     ClientAuth, ClientIdentity, DeviceAuthorization, DialectSettings, DialectSpec, Endpoints,
-    HttpRequest, HttpResponse, PollOutcome, ProviderDialect, ProviderError, TokenGrant,
+    HttpRequest, HttpResponse, PollOutcome, ProviderDialect, ProviderError, SettingValue,
+    SettingsSource, TokenGrant,
 };
 use crate::secret::Secret;
 
@@ -22,8 +23,23 @@ pub const WIRE: WireFormat = WireFormat::STANDARD;
 /// every reader in [`oauth`].
 pub const ANSWERS: AnswerFormat = AnswerFormat::STANDARD;
 
+/// The key naming the scopes a refresh asks for (`refresh_scopes`): absent,
+/// the configured `scopes` for the Microsoft identity platform and none
+/// elsewhere; `[]`, none.
+pub const REFRESH_SCOPES: &str = "refresh_scopes";
+
+/// Hosts of the Microsoft identity platform (Entra ID, its national
+/// clouds), whose v2 token endpoint wants `scope` on a refresh: without it
+/// a token for the app's own API (`api://…`) is refused (AADSTS90009).
+const MICROSOFT_HOSTS: &[&str] = &[
+    "login.microsoftonline.com",
+    "login.microsoftonline.us",
+    "login.partner.microsoftonline.cn",
+    "login.chinacloudapi.cn",
+];
+
 /// The standard dialect, the default: its endpoints come from the config
-/// (or OpenID discovery), it has no keys of its own.
+/// (or OpenID discovery); its one key of its own is `refresh_scopes`.
 pub static DIALECT: DialectSpec = DialectSpec {
     name: "rfc8628",
     fixed_paths: None,
@@ -32,8 +48,8 @@ pub static DIALECT: DialectSpec = DialectSpec {
         ClientAuth::SecretBasic,
         ClientAuth::None,
     ],
-    own_keys: &[],
-    read_settings: DialectSpec::no_settings,
+    own_keys: &[REFRESH_SCOPES],
+    read_settings,
     check_common: DialectSpec::no_requirements,
     default_device_params: DialectSpec::no_device_defaults,
     build,
@@ -45,21 +61,56 @@ pub static DIALECT: DialectSpec = DialectSpec {
     ],
 };
 
-fn build(client: ClientIdentity, _: &DialectSettings) -> Box<dyn ProviderDialect> {
-    Box::new(Rfc8628::new(client))
+fn read_settings(source: &mut dyn SettingsSource) -> Option<DialectSettings> {
+    let mut settings = DialectSettings::default();
+    if let Some(scopes) = source.text_list(REFRESH_SCOPES).ok()? {
+        settings.set(REFRESH_SCOPES, SettingValue::List(scopes));
+    }
+    Some(settings)
+}
+
+fn build(client: ClientIdentity, settings: &DialectSettings) -> Box<dyn ProviderDialect> {
+    let refresh_scopes = settings.list_if_set(REFRESH_SCOPES).map(<[String]>::to_vec);
+    Box::new(Rfc8628 {
+        client,
+        refresh_scopes,
+    })
 }
 
 /// The standard dialect.
 #[derive(Debug)]
 pub struct Rfc8628 {
     client: ClientIdentity,
+    /// `refresh_scopes`, when set.
+    refresh_scopes: Option<Vec<String>>,
 }
 
 impl Rfc8628 {
     /// The dialect speaking for `client`.
     #[must_use]
     pub fn new(client: ClientIdentity) -> Self {
-        Self { client }
+        Self {
+            client,
+            refresh_scopes: None,
+        }
+    }
+
+    /// The scopes a refresh at `url` names: `refresh_scopes`, else the
+    /// configured scopes at the Microsoft identity platform, else none
+    /// (the scopes granted before, RFC 6749 §6).
+    fn refresh_scopes(&self, url: &url::Url) -> &[String] {
+        match &self.refresh_scopes {
+            Some(scopes) => scopes,
+            None if url.host_str().is_some_and(|host| {
+                MICROSOFT_HOSTS
+                    .iter()
+                    .any(|known| host.eq_ignore_ascii_case(known))
+            }) =>
+            {
+                &self.client.scopes
+            }
+            None => &[],
+        }
     }
 }
 
@@ -114,7 +165,13 @@ impl ProviderDialect for Rfc8628 {
     }
 
     fn refresh_request(&self, endpoints: &Endpoints, refresh_token: &Secret) -> HttpRequest {
-        WIRE.refresh_request(&self.client, endpoints.refresh_url().clone(), refresh_token)
+        let url = endpoints.refresh_url();
+        WIRE.refresh_request_with_scopes(
+            &self.client,
+            url.clone(),
+            refresh_token,
+            self.refresh_scopes(url),
+        )
     }
 
     fn parse_refresh(&self, response: &HttpResponse) -> Result<TokenGrant, ProviderError> {
@@ -174,6 +231,39 @@ mod tests {
         assert_eq!(field(&request, "grant_type"), Some(DEVICE_CODE_GRANT));
         let (user, password) = request.basic_auth.as_ref().unwrap();
         assert_eq!((user.as_str(), password.expose()), ("cid", "csecret"));
+    }
+
+    #[test]
+    fn a_refresh_names_scopes_at_microsoft_or_when_configured() {
+        let plain = Rfc8628::new(client(ClientAuth::None));
+        let request = plain.refresh_request(&endpoints(), &Secret::from("rt"));
+        assert_eq!(field(&request, "scope"), None);
+        let entra = Endpoints::new(
+            "https://login.microsoftonline.com/organizations/oauth2/v2.0/devicecode"
+                .parse()
+                .unwrap(),
+            "https://login.microsoftonline.com/organizations/oauth2/v2.0/token"
+                .parse()
+                .unwrap(),
+        );
+        let request = plain.refresh_request(&entra, &Secret::from("rt"));
+        assert_eq!(field(&request, "scope"), Some("a b"));
+
+        let mut settings = DialectSettings::default();
+        settings.set(
+            REFRESH_SCOPES,
+            SettingValue::List(vec!["offline_access".into(), "api://x/y".into()]),
+        );
+        let configured = build(client(ClientAuth::None), &settings);
+        let request = configured.refresh_request(&endpoints(), &Secret::from("rt"));
+        assert_eq!(field(&request, "scope"), Some("offline_access api://x/y"));
+        // Set empty: none, even at Microsoft.
+        settings.set(REFRESH_SCOPES, SettingValue::List(Vec::new()));
+        let none = build(client(ClientAuth::None), &settings);
+        assert_eq!(
+            field(&none.refresh_request(&entra, &Secret::from("rt")), "scope"),
+            None
+        );
     }
 
     #[test]

@@ -31,6 +31,10 @@ mod quirks;
 
 pub use quirks::{ByteOrderMarks, FormAnswers, Rfc8628Quirks};
 
+/// Entra's refusal of a refresh without `scope` for a token of the app's
+/// own API ([`Rfc8628Quirks::refresh_needs_scope`]).
+const AADSTS90009: &str = "AADSTS90009: Application is requesting a token for itself. This scenario is supported only if resource is specified using the GUID based App Identifier.";
+
 /// How the standard-dialect emulator behaves. Start from `Default` and set
 /// what the test cares about.
 #[derive(Debug, Clone)]
@@ -311,6 +315,10 @@ impl Rfc8628 {
             "refresh_token" => {
                 let token = form.require("refresh_token")?;
                 let scope = form.get("scope");
+                if quirks.refresh_needs_scope && scope.is_none() {
+                    return Ok(Reply::oauth_error(400, "invalid_request", AADSTS90009)
+                        .outcome("invalid_request"));
+                }
                 let refresh_error = |error: &str, description: &str| {
                     let (status, error) = quirks.refresh_error(error);
                     quirks

@@ -96,6 +96,10 @@ pub struct Rfc8628Quirks {
     /// `shared/dialects.md` §0). The tokens still live
     /// `access_token_lifetime` here.
     pub no_token_expires_in: bool,
+    /// Microsoft Entra for a token of the app's own API (`api://…`): a
+    /// refresh without `scope` is refused with `invalid_request`
+    /// (AADSTS90009).
+    pub refresh_needs_scope: bool,
     /// GitHub: the granted `scope` of a token answer is comma-separated
     /// (`repo,read:org`), not space-separated as RFC 6749 §3.3 has it.
     pub comma_scopes: bool,
