@@ -360,7 +360,9 @@ impl Broker {
                 ),
             });
         }
-        let session = self.authorized(caller, provider, Role::Use)?;
+        let session = self
+            .authorized_once_known(caller, provider, Role::Use)
+            .await?;
         self.token_from(session, caller, provider, want).await
     }
 
@@ -400,6 +402,27 @@ impl Broker {
         Err(BrokerError::ShuttingDown)
     }
 
+    /// [`Self::authorized`], but a provider not known while a reload is
+    /// under way is looked for again once that reload is over: the reload
+    /// publishes the providers it adds only after the refreshes of those
+    /// it replaces are done, and `systemctl reload tokend && tokenctl login
+    /// NEW` must not be told NEW is not configured meanwhile.
+    async fn authorized_once_known(
+        &self,
+        caller: &Caller,
+        provider: &str,
+        needed: Role,
+    ) -> Result<Arc<Session>, BrokerError> {
+        match self.authorized(caller, provider, needed) {
+            Err(BrokerError::UnknownProvider { .. })
+                if self.inner.reloading.try_read().is_err() =>
+            {
+                self.successor(caller, provider, needed).await
+            }
+            found => found,
+        }
+    }
+
     /// The session of `provider` once the reload under way (if any) is
     /// over, if `caller` has the role `needed` on it under the config that
     /// reload applied.
@@ -418,7 +441,9 @@ impl Broker {
     /// # Errors
     /// Unknown provider or access denied.
     pub async fn login(&self, caller: &Caller, provider: &str) -> Result<LoginWatch, BrokerError> {
-        let session = self.authorized(caller, provider, Role::Manage)?;
+        let session = self
+            .authorized_once_known(caller, provider, Role::Manage)
+            .await?;
         self.login_on(session, caller, provider).await
     }
 
@@ -456,7 +481,9 @@ impl Broker {
         caller: &Caller,
         provider: &str,
     ) -> Result<LogoutOutcome, BrokerError> {
-        let session = self.authorized(caller, provider, Role::Manage)?;
+        let session = self
+            .authorized_once_known(caller, provider, Role::Manage)
+            .await?;
         let result = session.logout().await;
         if session.is_retired() {
             // A reload replaced the session, and may have handed its tokens

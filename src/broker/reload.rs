@@ -32,6 +32,9 @@ impl Broker {
     pub async fn reload(&self, config: &Config) -> ReloadSummary {
         // Callers of the sessions retired below wait for the new ones.
         let reloading = self.inner.reloading.write().await;
+        // From here until the new sessions are published, a request for a
+        // provider the reload adds waits for it (`authorized_once_known`).
+        tracing::debug!(event = "reload_applying", "applying the reloaded config");
         let old = self.session_map();
         let mut summary = ReloadSummary::default();
         let mut next = BTreeMap::new();

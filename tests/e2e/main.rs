@@ -48,6 +48,7 @@ mod properties;
 mod refresh;
 mod refresh_storm;
 mod refresh_token_expiry;
+mod reload_during_refresh;
 mod reload_standing;
 mod socket;
 mod source_layout;
