@@ -256,16 +256,19 @@ impl StoreHealth {
 
     /// A store call failed store-wide: the first such failure makes the
     /// store unavailable, with one log line; later ones only keep the
-    /// reason current (a Secret Service that appears locked, say).
-    pub(crate) fn failed(&self, error: &StoreError) {
+    /// reason current (a Secret Service that appears locked, say), at
+    /// debug level. Returns whether this failure began the outage.
+    pub(crate) fn failed(&self, error: &StoreError) -> bool {
         let since = self.clock.now();
         let mut reason_changed = false;
-        let became_unavailable = self.state.send_if_modified(|state| match state {
+        let mut became_unavailable = false;
+        self.state.send_if_modified(|state| match state {
             StoreState::Available => {
                 *state = StoreState::Unavailable {
                     error: error.clone(),
                     since,
                 };
+                became_unavailable = true;
                 true
             }
             // Not a transition: the loop already runs. A new reason is
@@ -292,6 +295,7 @@ impl StoreHealth {
                 "the store is still unavailable: {error}"
             );
         }
+        became_unavailable
     }
 
     /// The retry loop found the store working, at a probe made for `cause`:

@@ -141,7 +141,9 @@ impl Session {
             Effect::RetryStoreSave => self.spawn_store_retry(),
             // The store reported it already, unless the call timed out (the
             // store never answered): reporting twice changes nothing.
-            Effect::StoreWideFailure(source) => self.shared.store_health.failed(&source),
+            Effect::StoreWideFailure(source) => {
+                self.shared.store_health.failed(&source);
+            }
             Effect::Reply(reply) => return Some(reply),
             Effect::Schedule(_) | Effect::StartRefresh { .. } | Effect::WriteRecord { .. } => {}
         }

@@ -246,3 +246,22 @@ async fn one_loop_restores_every_waiting_session_when_the_store_is_back() {
     assert!(matches!(err, BrokerError::LoginRequired { .. }), "{err}");
     broker.shutdown(Duration::from_secs(1)).await;
 }
+
+#[test]
+fn a_new_reason_during_an_outage_is_not_a_new_outage() {
+    // The outage's one line is its first failure's; a later failure with
+    // another reason keeps the reason current without a second line (the
+    // journal's count of `store_unavailable` counts outages).
+    let health = StoreHealth::new("test store", Arc::new(OffsetClock::new()));
+    let hung = StoreError::Failed {
+        store: "test store",
+        reason: "no answer within 30 s".into(),
+    };
+    assert!(health.failed(&hung));
+    assert!(!health.failed(&locked()));
+    assert!(!health.failed(&locked()));
+    match health.state() {
+        StoreState::Unavailable { error, .. } => assert_eq!(error, locked()),
+        StoreState::Available => panic!("available"),
+    }
+}
