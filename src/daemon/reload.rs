@@ -2,6 +2,7 @@
 //! sessions are and what the daemon has not taken from its config file
 //! (a refused reload, `[daemon]` keys that wait for a restart).
 
+use std::fmt::Write as _;
 use std::time::Duration;
 
 use sd_notify::NotifyState;
@@ -18,11 +19,17 @@ use super::signals::{Signal, Signals};
 /// required"), at most once a second however busy the broker is.
 pub(super) async fn report_status(broker: Broker, stop: CancellationToken) {
     let mut events = broker.subscribe();
+    let mut store = broker.store_changes();
     let mut last = status_line(&broker);
     loop {
         tokio::select! {
             event = events.recv() => {
                 if matches!(event, Err(tokio::sync::broadcast::error::RecvError::Closed)) {
+                    return;
+                }
+            }
+            changed = store.changed() => {
+                if changed.is_err() {
                     return;
                 }
             }
@@ -94,14 +101,25 @@ async fn reload(broker: &Broker, current: &Config, env: &Environment) {
     ]);
 }
 
-/// systemd's `STATUS=` line: the sessions' summary, and what the config
-/// file's standing adds (a failed reload, a restart needed).
+/// systemd's `STATUS=` line: the sessions' summary, a store that cannot be
+/// used (its sessions not yet read show as logged out, which alone would
+/// invite a new login), and what the config file's standing adds (a failed
+/// reload, a restart needed).
 pub(super) fn status_line(broker: &Broker) -> String {
-    let summary = broker.summary();
-    match broker.config_standing().status_note() {
-        Some(note) => format!("{summary}; {note}"),
-        None => summary,
+    let mut line = broker.summary();
+    let store = broker.store_status();
+    if let Some(outage) = &store.outage {
+        let _ = write!(
+            line,
+            "; the {} is unavailable ({}): sessions not yet read from it wait",
+            store.name, outage.reason
+        );
     }
+    if let Some(note) = broker.config_standing().status_note() {
+        line.push_str("; ");
+        line.push_str(&note);
+    }
+    line
 }
 
 /// Reloads, and returns whether a stop was asked for meanwhile.

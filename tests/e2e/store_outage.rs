@@ -141,13 +141,18 @@ fn a_locked_keyring_is_one_outage_for_every_session() {
     let providers = providers(&provider);
     let seeded = keyring.seed(&provider, &providers, Duration::from_secs(4 * 3600));
     keyring.lock_default_collection();
-    let daemon = Daemon::start_with(&providers, DaemonOptions::with_keyring_on(&bus));
+    let mut daemon = Daemon::start_with(&providers, DaemonOptions::with_keyring_on(&bus));
     assert_one_outage_shown_once(&daemon, "unlock your keyring");
+    // systemd's STATUS= says why the sessions show as logged out.
+    let status = daemon.wait_for_notification("the Secret Service is unavailable");
+    assert!(status.contains("unlock your keyring"), "{status}");
 
     // Unlocked, as at a login: the retry loop finds it on its own.
     keyring.unlock_default_collection();
     assert_back_once_with_every_session(&daemon, &seeded);
     assert_eq!(provider.refresh_count(), 0, "restored, not refreshed");
+    let status = daemon.wait_for_notification(" active");
+    assert!(!status.contains("unavailable"), "{status}");
 }
 
 #[test]
