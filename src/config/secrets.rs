@@ -236,15 +236,12 @@ pub(super) fn secret(
         // (a secret pasted has no `/` as often as not); a path is, where
         // it is one (`file_for_message`).
         let shown = name.contains('/');
-        let path = Path::new(name);
-        let path = if path.is_absolute() {
-            path.to_owned()
-        } else {
-            context
-                .config_path
-                .parent()
-                .unwrap_or(Path::new("."))
-                .join(path)
+        let path = match named_file(context.config_path, name) {
+            Ok(path) => path,
+            Err(problem) => {
+                diags.error(&v.span(), format!("`{}`: {problem}", keys.file));
+                return Err(());
+            }
         };
         (v, path, shown)
     } else if let Some((key, v)) = credential {
@@ -277,6 +274,34 @@ pub(super) fn secret(
         return Ok(None);
     };
     read_named_secret(&key.span(), &file, shown, context, diags)
+}
+
+/// The file a config value `name` names: an absolute path as it is, any
+/// other relative to the config's directory (made absolute, so that
+/// messages name it whatever the working directory). `~` and `$VARIABLE`
+/// are refused with why: tokend expands neither, and "no such file" for a
+/// file that exists would be a puzzle.
+///
+/// # Errors
+/// The value starts with `~` or `$`.
+pub(super) fn named_file(config_path: &Path, name: &str) -> Result<std::path::PathBuf, String> {
+    if name.starts_with('~') || name.starts_with('$') {
+        return Err(
+            "tokend expands neither `~` nor environment variables in a file's name: \
+             write the absolute path"
+                .to_owned(),
+        );
+    }
+    let path = Path::new(name);
+    if path.is_absolute() {
+        return Ok(path.to_owned());
+    }
+    let dir = config_path
+        .parent()
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_owned());
+    Ok(dir.join(path))
 }
 
 /// The file at `path`, which a config value names, for a message: named

@@ -106,11 +106,12 @@ fn key(
     let (span, path) = if let Some(value) = table.take("store_key_file") {
         let name = reader::expect_str(diags, "store_key_file", value)?;
         shown = name.contains('/');
-        let path = Path::new(name);
-        let path = if path.is_absolute() {
-            path.to_owned()
-        } else {
-            config_path.parent().unwrap_or(Path::new(".")).join(path)
+        let path = match super::secrets::named_file(config_path, name) {
+            Ok(path) => path,
+            Err(problem) => {
+                diags.error(&value.span(), format!("`store_key_file`: {problem}"));
+                return None;
+            }
         };
         (value.span(), path)
     } else {

@@ -164,3 +164,20 @@ fn a_secret_pasted_as_a_file_or_credential_name_is_not_quoted() {
         "{errors:?}"
     );
 }
+
+/// `~` and `$HOME` are not expanded: said so, not "no such file" for a file
+/// that exists; and a relative config's directory is named, not left empty.
+#[test]
+fn a_secret_path_with_a_tilde_or_a_variable_is_refused_saying_why() {
+    let f = Fixture::new();
+    for value in ["~/.config/tokend/gh.secret", "$HOME/gh.secret"] {
+        let errors = f.errors(&format!("{GITHUB}client_secret_file = \"{value}\"\n"));
+        assert!(
+            errors[0].contains("tokend expands neither `~` nor environment variables"),
+            "{errors:?}"
+        );
+    }
+    let dir = std::path::absolute(Path::new(".")).unwrap();
+    let named = crate::config::secrets::named_file(Path::new("github.toml"), "gh.secret");
+    assert_eq!(named.unwrap(), dir.join("gh.secret"));
+}
