@@ -15,8 +15,8 @@
 //! rotated tokens are saved as soon as the keyring is unlocked, not minutes
 //! later. A probe asks what
 //! failed: the list of records (which a locked keyring refuses: listing
-//! asks it to unlock the items), and, when a session could not save, that
-//! session's save (a full disk lists but does not write). When the probe
+//! asks it to unlock the items), and, when sessions could not save, their
+//! saves (a full disk lists but does not write). When the probe
 //! passes, the store is available again (one log line), the waiting
 //! sessions are restored in batches as at start, and the sessions whose
 //! save failed are saved.
@@ -135,7 +135,16 @@ impl Broker {
     }
 
     /// Whether the store works: it lists its records and, when sessions
-    /// could not save, saves one of them. Returns the names listed.
+    /// could not save, saves them, those whose saves failed least first,
+    /// until one fails store-wide. Returns the names listed.
+    ///
+    /// Every unsaved session, not the first: a full disk rewrites a record
+    /// in place (over its spare) but cannot make a new one, and a probe
+    /// that passed on the first save made the store available, then
+    /// unavailable again at the next save, at every probe (a log line, an
+    /// `on_event` run and D-Bus signals each time). Least-failed first: a
+    /// save the store still takes is made even while another's cannot be,
+    /// so its rotated refresh token does not wait in memory.
     ///
     /// A save that fails for its own record's sake (a record the store
     /// cannot replace: two keyring items matching it, a directory where its
@@ -148,9 +157,16 @@ impl Broker {
         let metrics = Arc::clone(&self.inner.shared.metrics);
         let health = Arc::clone(&self.inner.shared.store_health);
         let listed = counted(metrics, health, move || store.list()).await?;
-        for session in self.sessions().iter().filter(|s| s.is_store_dirty()) {
+        let mut unsaved: Vec<(u32, Arc<Session>)> = self
+            .sessions()
+            .into_iter()
+            .filter(|s| s.is_store_dirty())
+            .map(|s| (s.save_failures(), s))
+            .collect();
+        unsaved.sort_by_key(|(failures, _)| *failures);
+        for (_, session) in unsaved {
             match session.save_if_dirty().await {
-                Ok(_) => break,
+                Ok(_) => {}
                 Err(BrokerError::Store { source, .. }) if !source.is_store_wide() => {}
                 Err(BrokerError::Store { source, .. }) => return Err(source),
                 Err(other) => {

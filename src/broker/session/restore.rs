@@ -143,6 +143,11 @@ impl Session {
         self.state().machine.is_store_dirty()
     }
 
+    /// How many saves of this session's tokens failed since one did.
+    pub(crate) fn save_failures(&self) -> u32 {
+        self.state().machine.save_failures()
+    }
+
     /// Whether the store still holds the record of this session, logged
     /// out in memory only (the logout's delete failed).
     pub(crate) fn owes_a_logouts_delete(&self) -> bool {

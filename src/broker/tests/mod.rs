@@ -5,6 +5,7 @@
 mod clock_set;
 mod hung_calls;
 mod prepared_save;
+mod probe_saves;
 mod reload_added;
 mod reload_handover;
 mod reload_prune;

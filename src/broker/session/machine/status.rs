@@ -47,6 +47,12 @@ impl SessionMachine {
         }
     }
 
+    /// Saves of the session's tokens that failed since the last one that
+    /// did.
+    pub(crate) fn save_failures(&self) -> u32 {
+        self.save_failures
+    }
+
     /// When the last refresh (or login) brought tokens.
     pub(crate) fn last_refresh(&self) -> Option<SystemTime> {
         self.last_refresh
