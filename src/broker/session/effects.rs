@@ -199,7 +199,7 @@ impl Session {
                 let lifetime =
                     lifetime.map_or_else(String::new, |l| format!(" of {} s", l.as_secs_f32()));
                 warn!(provider = %name, event = "token_arrived_spent", retry_in = retry_in.as_secs(),
-                    "the new access token came with {:.1} s{lifetime} left (the provider answered slower than its tokens live, or this machine's clock is off): the next refresh in {} s",
+                    "the new access token came with {:.1} s{lifetime} left (the provider answered slower than its tokens live, the store took as long to save them, or this machine's clock is off): the next refresh in {} s",
                     left.as_secs_f32(), retry_in.as_secs());
             }
             Notice::RefreshHeldForStore { left, held_for } => {
