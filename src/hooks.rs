@@ -9,7 +9,8 @@
 //! events) in its environment and nothing secret: no token is in any
 //! event. Runs are bounded so a hanging or slow
 //! program cannot pile up: at most [`MAX_RUNNING`] at once (an event that
-//! finds them all busy is skipped, and the log says so), each killed after
+//! finds them all busy waits for one, in order, up to [`MAX_WAITING`]
+//! events; one beyond is skipped, and the log says so), each killed after
 //! [`RUN_TIMEOUT`] with every process it started (the run is a process
 //! group of its own: a script's `curl` goes with the script). A stop does
 //! not wait for runs (systemd ends what is left of them with the unit), and
@@ -19,6 +20,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
@@ -30,6 +32,12 @@ use crate::broker::{AttentionKind, Broker, BrokerEvent, StoreState};
 
 /// Runs of the `on_event` program at once.
 pub const MAX_RUNNING: usize = 4;
+
+/// Events that wait for a run while [`MAX_RUNNING`] are going: enough for
+/// every session of a config to need a person at once (a password change
+/// at the provider ends them all), few enough that a hung webhook does not
+/// pile up work.
+pub const MAX_WAITING: usize = 64;
 
 /// A run still going after this long is killed.
 pub const RUN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -84,10 +92,12 @@ pub async fn follow_events(
     }
     let mut store = broker.store_changes();
     let slots = Arc::new(Semaphore::new(MAX_RUNNING));
+    let waiting = Arc::new(AtomicUsize::new(0));
     let runner = Runner {
         program: &program,
         socket: &socket,
         slots: &slots,
+        waiting: &waiting,
     };
     // The hooks follow from the end of start-up: a store already down
     // then (a keyring locked at boot) is said now, as it would have been.
@@ -158,6 +168,8 @@ struct Runner<'a> {
     program: &'a [String],
     socket: &'a Path,
     slots: &'a Arc<Semaphore>,
+    /// Events waiting for a slot.
+    waiting: &'a Arc<AtomicUsize>,
 }
 
 impl Runner<'_> {
@@ -177,23 +189,37 @@ impl Runner<'_> {
     }
 
     /// Runs the program for `event` of `provider` (empty for the store's
-    /// events), unless there is none or every slot is taken.
+    /// events), at once or when a slot is free (in order), unless there is
+    /// no program or [`MAX_WAITING`] events wait already.
     fn spawn(&self, provider: String, event: &'static str, reason: Option<String>) {
         if self.program.is_empty() {
             return;
         }
-        let Ok(slot) = Arc::clone(self.slots).try_acquire_owned() else {
+        let slot = Arc::clone(self.slots).try_acquire_owned().ok();
+        if slot.is_none() && self.waiting.fetch_add(1, Ordering::SeqCst) >= MAX_WAITING {
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
             warn!(
                 provider,
-                event, "on_event skipped: {MAX_RUNNING} runs are still going"
+                event,
+                "on_event skipped: {MAX_RUNNING} runs are still going and {MAX_WAITING} events wait"
             );
             return;
-        };
+        }
         let (argv, socket) = (self.program.to_vec(), self.socket.to_owned());
+        let (slots, waiting) = (Arc::clone(self.slots), Arc::clone(self.waiting));
         // Not a tracked task: a stop does not wait for the program (its
         // run would hold every stop up to the grace, and be reported as a
         // request left unanswered).
         tokio::spawn(async move {
+            // The semaphore hands slots out in the order they were asked.
+            let slot = if let Some(slot) = slot {
+                slot
+            } else {
+                let slot = slots.acquire_owned().await;
+                waiting.fetch_sub(1, Ordering::SeqCst);
+                let Ok(slot) = slot else { return };
+                slot
+            };
             let what = Run {
                 provider: &provider,
                 event,

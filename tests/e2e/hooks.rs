@@ -328,3 +328,56 @@ fn a_hook_program_others_can_change_is_refused() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Events that find every run busy wait for one, in order, instead of
+/// being skipped: six sessions logged in back to back with a program that
+/// takes seconds (a webhook) run it six times, the last two once the
+/// first runs end.
+#[test]
+fn events_that_find_every_run_busy_wait_for_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("events");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let hook = dir.path().join("hook.sh");
+    std::fs::write(
+        &hook,
+        format!(
+            "printf '%s %s\\n' \"$EVENT\" \"$PROVIDER\" > {}\nexec sleep 8\n",
+            fifo.display()
+        ),
+    )
+    .unwrap();
+    let reader = Lines::of_fifo(&fifo);
+    let provider = Provider::rfc8628();
+    let names = ["p1", "p2", "p3", "p4", "p5", "p6"];
+    let config: String = names.iter().map(|name| provider.config(name)).collect();
+    let daemon = Daemon::start_with(
+        &config,
+        DaemonOptions {
+            daemon_keys: format!("on_event = [\"/bin/sh\", \"{}\"]\n", hook.display()),
+            ..DaemonOptions::default()
+        },
+    );
+    for name in names {
+        login(&daemon, name, |code| {
+            provider.approve(code).unwrap();
+        });
+    }
+    let mut seen: Vec<String> = (0..names.len())
+        .map(|_| reader.wait_for("logged_in"))
+        .collect();
+    seen.sort();
+    let expected: Vec<String> = names.iter().map(|n| format!("logged_in {n}")).collect();
+    assert_eq!(seen, expected);
+    assert!(
+        !daemon.log().contains("on_event skipped"),
+        "{}",
+        daemon.log()
+    );
+}
