@@ -98,9 +98,16 @@ pub async fn run(mut config: Config, env: Environment) -> anyhow::Result<()> {
     // (a keyring prompt nobody answers): a listing and a batch before the
     // store counts as down, which with `store_timeout` over 30 s outlasts
     // systemd's default start timeout (90 s). Ask systemd for that long.
-    notify(&[NotifyState::ExtendTimeoutUsec(start_allowance_usec(
-        config.daemon.store_timeout,
-    ))]);
+    // And say what the start waits for: reading thousands of sessions
+    // from a keyring takes a while, with no socket yet.
+    let reading = format!(
+        "starting: reading the stored sessions from the {}",
+        broker.store_status().name
+    );
+    notify(&[
+        NotifyState::ExtendTimeoutUsec(start_allowance_usec(config.daemon.store_timeout)),
+        NotifyState::Status(&reading),
+    ]);
     let hooks = broker.subscribe(); // before the start: see hooks::follow_events
     let Some(reload_when_up) = start_broker(&broker, &mut signals, Arc::clone(&socket_watch)).await
     else {

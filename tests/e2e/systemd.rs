@@ -67,6 +67,15 @@ fn the_start_asks_systemd_for_the_time_its_store_may_take() {
         "{:?}",
         daemon.notifications
     );
+    // And what it waits for is said meanwhile.
+    let reading = daemon.notifications.iter().position(|n| {
+        n.contains("STATUS=starting: reading the stored sessions from the memory store")
+    });
+    assert!(
+        reading.is_some() && reading < ready,
+        "{:?}",
+        daemon.notifications
+    );
 }
 
 /// A `tokenctl login` waiting for its person is not work in flight: SIGTERM
