@@ -376,15 +376,26 @@ fn prompt_text(provider: &str, prompt: &LoginPrompt, qr: Option<&str>, term: Ter
     let _ = writeln!(text, "and enter the code\n");
     let _ = writeln!(text, "    {}\n", term.bold(&clean(&prompt.user_code)));
     if let Some(link) = &prompt.verification_uri_complete {
-        if let Some(qr) = qr {
-            text.push_str(qr);
-            let _ = writeln!(
-                text,
-                "\nOr scan the QR code, or open {}: it has the code filled in.\n",
-                clean(link)
-            );
-        } else {
-            let _ = writeln!(text, "Or open {} (the code is filled in).\n", clean(link));
+        // The same link twice when it is the only one the provider sent
+        // (Twilio's null `verification_uri`): said once, above.
+        let other = *link != prompt.verification_uri;
+        match qr {
+            Some(qr) => {
+                text.push_str(qr);
+                if other {
+                    let _ = writeln!(
+                        text,
+                        "\nOr scan the QR code, or open {}: it has the code filled in.\n",
+                        clean(link)
+                    );
+                } else {
+                    text.push_str("\nOr scan the QR code: it has the code filled in.\n\n");
+                }
+            }
+            None if other => {
+                let _ = writeln!(text, "Or open {} (the code is filled in).\n", clean(link));
+            }
+            None => {}
         }
     }
     if let Some(message) = &prompt.message {

@@ -50,6 +50,30 @@ fn prompt_with_qr_code() {
     assert!(!text.contains("Or open"), "{text}");
 }
 
+/// Twilio may send only the complete link, which is then the page too:
+/// shown once, not a second time as "the code is filled in".
+#[test]
+fn a_complete_link_that_is_the_page_is_shown_once() {
+    let mut only = prompt(Some("https://example.test/device"), None);
+    only.verification_uri = "https://example.test/device".into();
+    let text = prompt_text("tw", &only, None, Terminal::plain());
+    assert_eq!(
+        text.matches("https://example.test/device").count(),
+        1,
+        "{text}"
+    );
+    let text = prompt_text("tw", &only, Some("QRQR\n"), Terminal::plain());
+    assert_eq!(
+        text.matches("https://example.test/device").count(),
+        1,
+        "{text}"
+    );
+    assert!(
+        text.contains("Or scan the QR code: it has the code filled in."),
+        "{text}"
+    );
+}
+
 #[test]
 fn countdown_text_and_pace() {
     assert_eq!(waiting_text(872), "Waiting for approval… 14:32 left");
