@@ -10,6 +10,7 @@
 //! carries on; D-Bus peers see objects appear and go).
 
 use std::collections::BTreeSet;
+use std::sync::PoisonError;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -39,8 +40,14 @@ impl Broker {
     /// changed to the running sessions. Nothing is read when no provider
     /// grants a group.
     pub async fn recheck_groups(&self) {
+        // Under the read lock, without copying the map: this runs every
+        // 30 s in a daemon that may have thousands of providers and no
+        // group grant at all.
         let gids: BTreeSet<u32> = self
-            .session_map()
+            .inner
+            .sessions
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
             .values()
             .flat_map(|s| {
                 let config = s.config();
@@ -70,20 +77,16 @@ impl Broker {
                 continue;
             }
             let mut updated = ProviderConfig::clone(&config);
-            let mut differs = false;
             for grant in updated
                 .allow_groups
                 .iter_mut()
                 .chain(updated.manage_groups.iter_mut())
             {
-                if let Some(now) = members.get(&grant.gid)
-                    && sorted(&grant.member_uids) != *now
-                {
+                if let Some(now) = members.get(&grant.gid) {
                     grant.member_uids.clone_from(now);
-                    differs = true;
                 }
             }
-            if differs && let Some(previous) = session.adopt_table(&updated) {
+            if let Some(previous) = session.adopt_table(&updated) {
                 previous_policies.push((name.clone(), previous));
                 changed.push(name);
             }
