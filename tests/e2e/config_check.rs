@@ -5,6 +5,8 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 use std::process::Command;
 
+use crate::support::mount_namespace::EXTRAUSERS_MODULE;
+
 fn tokend(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_tokend"))
         .args(args)
@@ -186,9 +188,6 @@ fn group_readable_secret(dir: &Path, gid: u32) -> std::path::PathBuf {
     std::fs::set_permissions(&secretive, std::fs::Permissions::from_mode(0o640)).unwrap();
     secretive
 }
-
-/// Where libnss-extrausers (Debian) keeps its module.
-const EXTRAUSERS_MODULE: &str = "/usr/lib/libnss_extrausers.so.2";
 
 /// Users and groups come from the name service, not from reading
 /// `/etc/passwd`: a user and a group that exist only in an extra NSS

@@ -12,11 +12,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use support::daemon::{Daemon, DaemonOptions, login, stderr};
+use support::mount_namespace::{self, EXTRAUSERS_MODULE};
 use support::other_uid::ReachableBinaries;
 use support::provider::Provider;
-
-/// Where libnss-extrausers (Debian) keeps its module.
-const EXTRAUSERS_MODULE: &str = "/usr/lib/libnss_extrausers.so.2";
 
 /// The extra source's user, in the group, and the group.
 const USER: u32 = 4242;
@@ -65,18 +63,10 @@ fn a_user_taken_out_of_a_granted_group_loses_it_without_a_reload() {
     .unwrap();
     let provider = Provider::rfc8628();
     let options = DaemonOptions {
-        wrapper: vec![
-            "unshare".into(),
-            "--mount".into(),
-            "--propagation".into(),
-            "private".into(),
-            "--".into(),
-            "sh".into(),
-            "-c".into(),
-            r#"mount --bind "$0" /etc/nsswitch.conf && mount --bind "$1" /var/lib/extrausers && shift && exec "$@""#.into(),
-            nsswitch.to_str().unwrap().into(),
-            extra.to_str().unwrap().into(),
-        ],
+        wrapper: mount_namespace::wrapper(&[
+            (nsswitch.as_path(), "/etc/nsswitch.conf"),
+            (extra.as_path(), "/var/lib/extrausers"),
+        ]),
         daemon_keys: "socket_mode = \"0660\"\nsocket_group = \"tokend-grp-sock\"\n".into(),
         ..DaemonOptions::default()
     };

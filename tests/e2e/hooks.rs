@@ -37,6 +37,38 @@ fn hook_in(dir: &Path) -> (PathBuf, Lines) {
     (hook, reader)
 }
 
+/// A hook program in `dir` that writes "EVENT PROVIDER" into a FIFO the
+/// returned lines read, then takes `seconds` (a webhook that is slow, or
+/// hangs).
+fn slow_hook_in(dir: &Path, seconds: u32) -> (PathBuf, Lines) {
+    let fifo = dir.join("events");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let hook = dir.join("hook.sh");
+    std::fs::write(
+        &hook,
+        format!(
+            "printf '%s %s\\n' \"$EVENT\" \"$PROVIDER\" > {}\nexec sleep {seconds}\n",
+            fifo.display()
+        ),
+    )
+    .unwrap();
+    (hook, Lines::of_fifo(&fifo))
+}
+
+/// Daemon options that run `hook` (with `/bin/sh`) as the `on_event` program.
+fn with_hook(hook: &Path) -> DaemonOptions {
+    DaemonOptions {
+        daemon_keys: format!("on_event = [\"/bin/sh\", \"{}\"]\n", hook.display()),
+        ..DaemonOptions::default()
+    }
+}
+
 /// Whether the stub notification servers can run (python3-jeepney); if
 /// not, says that `test` is skipped.
 fn jeepney_or_skip(test: &str) -> bool {
@@ -155,32 +187,9 @@ fn a_notification_server_that_never_answers_holds_no_run() {
 #[test]
 fn a_stop_does_not_wait_for_the_program() {
     let dir = tempfile::tempdir().unwrap();
-    let fifo = dir.path().join("events");
-    assert!(
-        Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success()
-    );
-    let hook = dir.path().join("hook.sh");
-    std::fs::write(
-        &hook,
-        format!(
-            "printf '%s\\n' \"$EVENT\" > {}\nexec sleep 60\n",
-            fifo.display()
-        ),
-    )
-    .unwrap();
-    let reader = Lines::of_fifo(&fifo);
+    let (hook, reader) = slow_hook_in(dir.path(), 60);
     let provider = Provider::rfc8628();
-    let mut daemon = Daemon::start_with(
-        &provider.config("demo"),
-        DaemonOptions {
-            daemon_keys: format!("on_event = [\"/bin/sh\", \"{}\"]\n", hook.display()),
-            ..DaemonOptions::default()
-        },
-    );
+    let mut daemon = Daemon::start_with(&provider.config("demo"), with_hook(&hook));
     login(&daemon, "demo", |code| {
         provider.approve(code).unwrap();
     });
@@ -336,34 +345,11 @@ fn a_hook_program_others_can_change_is_refused() {
 #[test]
 fn events_that_find_every_run_busy_wait_for_one() {
     let dir = tempfile::tempdir().unwrap();
-    let fifo = dir.path().join("events");
-    assert!(
-        Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success()
-    );
-    let hook = dir.path().join("hook.sh");
-    std::fs::write(
-        &hook,
-        format!(
-            "printf '%s %s\\n' \"$EVENT\" \"$PROVIDER\" > {}\nexec sleep 8\n",
-            fifo.display()
-        ),
-    )
-    .unwrap();
-    let reader = Lines::of_fifo(&fifo);
+    let (hook, reader) = slow_hook_in(dir.path(), 8);
     let provider = Provider::rfc8628();
     let names = ["p1", "p2", "p3", "p4", "p5", "p6"];
     let config: String = names.iter().map(|name| provider.config(name)).collect();
-    let daemon = Daemon::start_with(
-        &config,
-        DaemonOptions {
-            daemon_keys: format!("on_event = [\"/bin/sh\", \"{}\"]\n", hook.display()),
-            ..DaemonOptions::default()
-        },
-    );
+    let daemon = Daemon::start_with(&config, with_hook(&hook));
     for name in names {
         login(&daemon, name, |code| {
             provider.approve(code).unwrap();

@@ -113,17 +113,7 @@ fn under_systemd_logs_go_to_the_journal_with_provider_and_event_fields() {
 
     let provider = Provider::rfc8628();
     let options = DaemonOptions {
-        wrapper: vec![
-            "unshare".into(),
-            "--mount".into(),
-            "--propagation".into(),
-            "private".into(),
-            "--".into(),
-            "sh".into(),
-            "-c".into(),
-            r#"mount --bind "$0" /run && exec "$@""#.into(),
-            run.path().to_str().unwrap().into(),
-        ],
+        wrapper: crate::support::mount_namespace::wrapper(&[(run.path(), "/run")]),
         journal_stream: true,
         ..DaemonOptions::default()
     };

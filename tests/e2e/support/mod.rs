@@ -19,6 +19,7 @@ pub mod file_store;
 pub mod flows;
 pub mod keyring;
 pub mod login_run;
+pub mod mount_namespace;
 pub mod openmetrics;
 pub mod other_uid;
 pub mod process;

@@ -1,0 +1,33 @@
+//! A private mount namespace for the daemon: files or directories bound
+//! over the machine's for that process alone (root only), such as an extra
+//! name service (libnss-extrausers) or a `/run` of the test's own.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// Where libnss-extrausers (Debian) keeps its module.
+pub const EXTRAUSERS_MODULE: &str = "/usr/lib/libnss_extrausers.so.2";
+
+/// A [`super::daemon::DaemonOptions`] `wrapper` that runs the daemon in a
+/// mount namespace of its own, with each `(path, over)` of `binds` bound
+/// over `over`.
+#[must_use]
+pub fn wrapper(binds: &[(&Path, &str)]) -> Vec<String> {
+    let mut mounts = String::new();
+    for (path, over) in binds {
+        let _ = write!(mounts, "mount --bind '{}' {over} && ", path.display());
+    }
+    [
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "--",
+        "sh",
+        "-c",
+        &format!("{mounts}exec \"$@\""),
+        "sh",
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
