@@ -1,7 +1,7 @@
 //! Opening the store the config names: as it is (`tokend --prune`, tests)
 //! or as the daemon uses it, with the logout journal beside it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tracing::info;
@@ -33,12 +33,13 @@ pub(super) fn lock_and_open_store(
         }
         None => lock_daemon_store(config, env)?,
     }
-    Ok(match journal_directory(config, env) {
+    let journal = journal_directory(config, env);
+    Ok(match &journal {
         Some(directory) => {
             let what = format!("the state directory {}", directory.display());
-            watch_start_step(&what, || open_daemon_store(config, env))
+            watch_start_step(&what, || open_daemon_store(config, journal.as_deref()))
         }
-        None => open_daemon_store(config, env),
+        None => open_daemon_store(config, None),
     })
 }
 
@@ -64,9 +65,8 @@ pub fn open_store(config: &Config) -> Arc<dyn Store> {
 /// The daemon's store: [`open_store`], plus what only the daemon does with
 /// it: say which key the encrypted file store uses and clear what a crash
 /// left there, and remember logouts the store has not carried out in a
-/// [`LogoutJournal`] in the state directory (the encrypted file store's, or
-/// the user's for the Secret Service).
-fn open_daemon_store(config: &Config, env: &Environment) -> Arc<dyn Store> {
+/// [`LogoutJournal`] in `journal_directory` ([`journal_directory`]).
+fn open_daemon_store(config: &Config, journal_directory: Option<&Path>) -> Arc<dyn Store> {
     let store: Arc<dyn Store> = match &config.daemon.encrypted_file {
         Some(file) => {
             let store = EncryptedFileStore::new(&file.state_directory, file.key.clone());
@@ -84,8 +84,8 @@ fn open_daemon_store(config: &Config, env: &Environment) -> Arc<dyn Store> {
         }
         None => open_store(config),
     };
-    match journal_directory(config, env) {
-        Some(directory) => Arc::new(LogoutJournal::open(store, &directory)),
+    match journal_directory {
+        Some(directory) => Arc::new(LogoutJournal::open(store, directory)),
         None => store,
     }
 }

@@ -13,6 +13,7 @@ use support::bus::PrivateBus;
 use support::child_lines::{Lines, bus_stub};
 use support::daemon::{Daemon, DaemonOptions, login, refresh_now};
 use support::file_store::FileStore;
+use support::process::make_fifo;
 use support::provider::Provider;
 use tokend_emulator::Rfc8628Options;
 
@@ -21,8 +22,7 @@ use tokend_emulator::Rfc8628Options;
 /// seen as it happens.
 fn hook_in(dir: &Path) -> (PathBuf, Lines) {
     let fifo = dir.join("events");
-    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
-    assert!(made.success());
+    make_fifo(&fifo);
     let hook = dir.join("hook.sh");
     std::fs::write(
         &hook,
@@ -42,13 +42,7 @@ fn hook_in(dir: &Path) -> (PathBuf, Lines) {
 /// hangs).
 fn slow_hook_in(dir: &Path, seconds: u32) -> (PathBuf, Lines) {
     let fifo = dir.join("events");
-    assert!(
-        Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success()
-    );
+    make_fifo(&fifo);
     let hook = dir.join("hook.sh");
     std::fs::write(
         &hook,

@@ -173,11 +173,7 @@ fn a_start_waiting_for_its_state_directory_says_so() {
     let provider = Provider::start(fast());
     let store = FileStore::new();
     let journal = store.state_dir().join("pending-logouts");
-    let made = std::process::Command::new("mkfifo")
-        .arg(&journal)
-        .status()
-        .expect("run mkfifo");
-    assert!(made.success());
+    support::process::make_fifo(&journal);
     let mut daemon = Daemon::spawn_with(&provider.config("demo"), store.options());
     let status = daemon.wait_for_notification("STATUS=the start has waited");
     assert!(

@@ -464,12 +464,7 @@ fn a_reload_that_waits_on_its_file_keeps_the_daemon_answering() {
     ));
     let config = std::fs::read_to_string(&daemon.config).unwrap();
     std::fs::remove_file(&daemon.config).unwrap();
-    let made = std::process::Command::new("mkfifo")
-        .args(["-m", "0600"])
-        .arg(&daemon.config)
-        .status()
-        .expect("run mkfifo");
-    assert!(made.success());
+    support::process::make_fifo(&daemon.config);
     daemon.notifications.clear();
     support::process::signal(daemon.pid(), rustix::process::Signal::HUP);
     daemon.wait_for_notification("RELOADING=1");

@@ -1,5 +1,5 @@
 //! Reading what the kernel says about a process (`/proc/PID/status`), for
-//! the hardening tests and the scale benchmark.
+//! the hardening tests and the scale benchmark; signals; FIFOs.
 
 use std::path::Path;
 
@@ -51,4 +51,17 @@ pub fn wait_at_most(
 pub fn signal(pid: u32, signal: rustix::process::Signal) {
     let pid = rustix::process::Pid::from_raw(i32::try_from(pid).unwrap()).unwrap();
     rustix::process::kill_process(pid, signal).expect("send the signal");
+}
+
+/// A FIFO at `path`, mode 0600: a file whose reader blocks until someone
+/// writes (a hook's events, a file system that does not answer).
+pub fn make_fifo(path: &Path) {
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        path,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap_or_else(|e| panic!("mkfifo {}: {e}", path.display()));
 }
