@@ -225,6 +225,12 @@ fn connect_advice(path: &Path, error: &io::Error) -> String {
             );
         }
     }
+    // A path that is none of the default places was named (--socket,
+    // TOKEND_SOCKET, a program's own setting): telling the reader to pass
+    // --socket would send them back to what they did.
+    if !is_default_place(path, &Environment::from_process()) {
+        return "no tokend listens there: start the one whose config's `socket` names this path, or check the path given (--socket, TOKEND_SOCKET)".into();
+    }
     // The system daemon is a system unit; everyone else runs a user unit.
     let start = if path == Path::new(SYSTEM_SOCKET_PATH) {
         "`systemctl start tokend` (as root)"
@@ -232,6 +238,14 @@ fn connect_advice(path: &Path, error: &io::Error) -> String {
         "`systemctl --user start tokend`"
     };
     format!("is tokend running? start it with {start}, or pass --socket / set TOKEND_SOCKET")
+}
+
+/// Whether `path` is where [`default_socket_path`] looks: the system
+/// daemon's socket or this user's daemon's.
+fn is_default_place(path: &Path, env: &Environment) -> bool {
+    path == Path::new(SYSTEM_SOCKET_PATH)
+        || env.client_socket_path().as_deref() == Some(path)
+        || path == Path::new(&format!("/run/user/{}/tokend/tokend.sock", env.uid))
 }
 
 /// The daemon's message, which already says what to do; the code when it sent none.

@@ -142,7 +142,8 @@ fn connect_errors_say_what_to_do() {
     };
     let text = error.to_string();
     assert!(text.contains(&path.display().to_string()), "{text}");
-    assert!(text.contains("systemctl --user start tokend"), "{text}");
+    // A path of the caller's own (see below for the default places).
+    assert!(text.contains("no tokend listens there"), "{text}");
 }
 
 fn prompt_line() -> String {
@@ -356,6 +357,32 @@ fn a_path_that_is_no_socket_is_named_as_such() {
         assert!(text.contains(said), "{text}");
         assert!(!text.contains("is tokend running"), "{text}");
     }
+}
+
+/// Nothing listening at a path the caller named (not a default place):
+/// the advice is about that path, not "pass --socket", which is what the
+/// caller did; at a default place it says how to start the daemon.
+#[test]
+fn no_daemon_at_a_named_path_is_not_told_to_pass_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tokend.sock");
+    // A socket file with no listener behind it: connection refused.
+    drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+    let text = Client::connect(&path)
+        .err()
+        .expect("no daemon there")
+        .to_string();
+    assert!(text.contains("no tokend listens there"), "{text}");
+    assert!(!text.contains("pass --socket"), "{text}");
+    let error = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+    let text = super::connect_advice(Path::new(super::SYSTEM_SOCKET_PATH), &error);
+    assert!(text.contains("systemctl start tokend"), "{text}");
+    let env = Environment::from_process();
+    let own = env
+        .client_socket_path()
+        .unwrap_or_else(|| format!("/run/user/{}/tokend/tokend.sock", env.uid).into());
+    let text = super::connect_advice(&own, &error);
+    assert!(text.contains("is tokend running?"), "{text}");
 }
 
 /// The slow-token notice: said once, naming the provider, only when the

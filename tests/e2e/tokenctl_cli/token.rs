@@ -79,7 +79,9 @@ fn no_daemon_is_exit_3_with_advice() {
     assert!(output.stdout.is_empty());
     let stderr = text(&output.stderr);
     assert!(stderr.contains(&socket.display().to_string()), "{stderr}");
-    assert!(stderr.contains("systemctl --user start tokend"), "{stderr}");
+    // Named with --socket: the advice is about that path.
+    assert!(stderr.contains("no tokend listens there"), "{stderr}");
+    assert!(!stderr.contains("pass --socket"), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
 
     // A socket file left behind by a daemon that is gone.
