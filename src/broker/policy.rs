@@ -23,11 +23,13 @@ use crate::config::{GroupGrant, ProviderConfig, UnitPattern};
 pub struct Caller {
     /// User id.
     pub uid: u32,
-    /// Group ids the caller's process is known to be in: on the socket the
-    /// primary gid (`SO_PEERCRED`), on D-Bus every group the bus daemon
-    /// reports (`UnixGroupIDs`). Empty when unknown. Group grants also
-    /// match by the member lists of the group database, so both
-    /// front-ends give the same answer for the same user.
+    /// Group ids a grant by group matches directly: on the socket the
+    /// process's primary gid (`SO_PEERCRED`), on D-Bus its user's primary
+    /// group when the bus daemon reports the process in it (not the
+    /// process's supplementary groups, which outlive a `gpasswd -d`).
+    /// Empty when unknown. Group grants also match by the member lists of
+    /// the group database (read again every 30 s), so both front-ends
+    /// give the same answer for the same user.
     pub groups: Arc<[u32]>,
     /// Process id, when known (for logs only: pids are reused).
     pub pid: Option<i32>,

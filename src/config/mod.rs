@@ -30,7 +30,7 @@ pub use environment::Environment;
 pub use parse::{log_directives_problem, object_path_element};
 pub use store::{DEFAULT_KEY_CREDENTIAL, EncryptedFileConfig};
 pub use units::UnitPattern;
-pub use users::current_group_members;
+pub use users::{current_group_members, primary_gid};
 
 use crate::provider::{ClientIdentity, DialectSettings, DialectSpec, ProviderDialect};
 use crate::secret::Secret;

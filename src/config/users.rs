@@ -123,6 +123,18 @@ impl UserDb {
     }
 }
 
+/// The primary group of user `uid` in the user database (its `passwd`
+/// entry's gid), when the name service knows the user: what D-Bus callers'
+/// group grants match beside the group database's member lists (see
+/// `ipc::dbus::peers`).
+#[must_use]
+pub fn primary_gid(uid: u32) -> Option<u32> {
+    User::from_uid(nix::unistd::Uid::from_raw(uid))
+        .ok()
+        .flatten()
+        .map(|user| user.gid.as_raw())
+}
+
 /// The members of each group of `gids` as the name service lists them now,
 /// by uid: for the daemon's recheck of group grants, which were resolved
 /// when the config was read. A group the name service cannot be asked

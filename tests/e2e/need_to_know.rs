@@ -28,6 +28,10 @@ const PYTHON: &str = "/usr/bin/python3";
 /// A local user with no role anywhere: Debian's `daemon` (uid and gid 1).
 pub(crate) const STRANGER: u32 = 1;
 
+/// User `bin` (Debian's uid 2), whose primary group `bin` has the same id
+/// and no members listed.
+const BIN: u32 = 2;
+
 /// The D-Bus calls one user other than the daemon's may have in progress.
 const CALLS_PER_OTHER_USER: usize = 64;
 
@@ -181,8 +185,9 @@ fn answer<'a>(answers: &'a [serde_json::Value], call: &str) -> &'a serde_json::V
 }
 
 /// A system-like bus with the shipped policy, and tokend (as root) on it
-/// with three providers: `secret` (no grant), `shared` (nobody may use
-/// it), `grouped` (group `users` may use it).
+/// with four providers: `secret` (no grant), `shared` (nobody may use
+/// it), `grouped` (group `users` may use it: no member in the group
+/// database), `primary` (group `bin`, the primary group of user `bin`).
 struct Setup {
     daemon: Daemon,
     provider: Provider,
@@ -197,10 +202,11 @@ impl Setup {
         let (bus, bus_config) = system_like_bus(&policy_for_this_user(dir.path()));
         let provider = Provider::rfc8628();
         let config = format!(
-            "{}{}{}",
+            "{}{}{}{}",
             provider.config("secret"),
             provider.config_with("shared", &format!("allow_users = [{NOBODY}]")),
             provider.config_with("grouped", "allow_groups = [\"users\"]"),
+            provider.config_with("primary", &format!("allow_groups = [{BIN}]")),
         );
         let daemon = daemon_on(&bus, &config);
         Self {
@@ -335,8 +341,11 @@ fn a_local_user_learns_nothing_of_providers_it_has_no_role_on() {
     }
 }
 
-/// Use without manage over D-Bus, and a group grant by the groups the bus
-/// reports.
+/// Use without manage over D-Bus, and a group grant: by the caller's
+/// primary group, and not by a supplementary group the group database
+/// does not list (a user taken out of the group with `gpasswd -d` keeps it
+/// in the processes of the session it had; `setpriv` or a unit's
+/// `SupplementaryGroups=` give one).
 #[test]
 fn a_use_only_user_gets_tokens_and_a_group_grant_holds_on_the_bus() {
     if !can_switch_uid() {
@@ -346,7 +355,7 @@ fn a_use_only_user_gets_tokens_and_a_group_grant_holds_on_the_bus() {
         return;
     }
     let setup = Setup::start();
-    for name in ["shared", "grouped"] {
+    for name in ["shared", "grouped", "primary"] {
         setup.login(name);
     }
     // Use: a token, but neither login nor logout.
@@ -359,15 +368,19 @@ fn a_use_only_user_gets_tokens_and_a_group_grant_holds_on_the_bus() {
             "{method}: {refused:?}"
         );
     }
-    // A group grant, by the groups the bus reports for the caller.
-    let users = 100;
-    let token = setup.peer(NOBODY, users, &["call", "GetToken", "grouped"]);
+    // A group grant by the user's primary group: user `bin` in its group.
+    let token = setup.peer(BIN, BIN, &["call", "GetToken", "primary"]);
     assert!(token[0]["ok"].as_str().is_some(), "{token:?}");
-    let refused = setup.peer(NOBODY, NOBODY, &["call", "GetToken", "grouped"]);
-    assert_eq!(
-        refused[0]["error"], "org.tokend.Error.UnknownProvider",
-        "{refused:?}"
-    );
+    // A process in group `users` that the group database does not list
+    // as a member: the grant does not hold, as after `gpasswd -d`.
+    let users = 100;
+    for gid in [users, NOBODY] {
+        let refused = setup.peer(NOBODY, gid, &["call", "GetToken", "grouped"]);
+        assert_eq!(
+            refused[0]["error"], "org.tokend.Error.UnknownProvider",
+            "{refused:?}"
+        );
+    }
 }
 
 /// A use-only peer reads a provider in signals as `Get` answers it: when

@@ -201,11 +201,10 @@ impl Peers {
             }
             (false, ..) | (true, None, None) => None,
         };
+        let groups = grantable_groups(uid, credentials.unix_group_ids()).await;
         Ok(Caller {
             uid,
-            groups: credentials
-                .unix_group_ids()
-                .map_or_else(|| Arc::from([]), |ids| Arc::from(ids.as_slice())),
+            groups,
             pid,
             unit,
         })
@@ -346,6 +345,29 @@ fn sent_by_the_bus(message: &zbus::Message) -> bool {
         .header()
         .sender()
         .is_some_and(|sender| sender.as_str() == BUS_NAME)
+}
+
+/// The groups of a D-Bus caller that a grant by group matches directly:
+/// its user's primary group, when the bus reports the process in it.
+///
+/// The other groups the bus reports are the process's supplementary
+/// groups, fixed when its session began: a user taken out of a group
+/// (`gpasswd -d`) keeps it there until they log in again, and `setpriv`
+/// or a unit's `SupplementaryGroups=` give groups the group database does
+/// not list. Grants match those only through the group database's member
+/// lists, which are read again every 30 s (`broker::group_recheck`), as
+/// on the socket, where the kernel gives the primary group alone: the two
+/// front-ends give one answer, and a removal takes effect on both. A
+/// name service that does not answer leaves the member lists alone.
+async fn grantable_groups(uid: u32, reported: Option<&Vec<u32>>) -> Arc<[u32]> {
+    let Some(reported) = reported.filter(|groups| !groups.is_empty()) else {
+        return Arc::from([]);
+    };
+    let primary = tokio::task::spawn_blocking(move || crate::config::primary_gid(uid));
+    match tokio::time::timeout(LOOKUP_TIMEOUT, primary).await {
+        Ok(Ok(Some(gid))) if reported.contains(&gid) => Arc::from([gid]),
+        _ => Arc::from([]),
+    }
 }
 
 #[cfg(test)]
