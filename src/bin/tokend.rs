@@ -59,12 +59,16 @@ fn main() -> ExitCode {
             eprint_error(&problem.to_string());
             return ExitCode::from(EXIT_CONFIG);
         }
-        // What the daemon warns of as it binds the socket.
-        if let Some(warning) = tokend::ipc::socket::group_reach_warning(
-            &daemon.socket,
-            daemon.socket_mode,
-            daemon.socket_group,
-        ) {
+        // What the daemon warns of as it binds the socket, and a group it
+        // could not give the socket.
+        let socket_warnings = [
+            tokend::ipc::socket::group_reach_warning,
+            tokend::ipc::socket::group_not_given_warning,
+        ];
+        for warning in socket_warnings
+            .iter()
+            .filter_map(|warn| warn(&daemon.socket, daemon.socket_mode, daemon.socket_group))
+        {
             eprintln!("{}: warning: {warning}", path.display());
         }
         let mut report = format!(

@@ -63,6 +63,38 @@ pub(super) fn create(dir: &Path, mode: u32, group: Option<u32>) -> Result<(), So
     Ok(())
 }
 
+/// Whether this process may give a file group `gid` (chown(2): its own
+/// group or one of its supplementary groups; root any).
+fn may_give_group(gid: u32) -> bool {
+    rustix::process::geteuid().is_root()
+        || rustix::process::getegid().as_raw() == gid
+        || rustix::process::getgroups().is_ok_and(|groups| groups.iter().any(|g| g.as_raw() == gid))
+}
+
+/// When `mode` lets the socket's group connect and `group`
+/// (`socket_group`) is one this process is not in, and the socket would
+/// not be born with it (the nearest existing directory on the way is not
+/// set-group-ID with it): the start would fail to give the socket that
+/// group. For `tokend --check` run by the daemon's user; root may give any
+/// group, so root's check says nothing.
+#[must_use]
+pub fn group_not_given_warning(socket: &Path, mode: u32, group: Option<u32>) -> Option<String> {
+    let gid = group.filter(|_| grants_group(mode))?;
+    if may_give_group(gid) {
+        return None;
+    }
+    let existing = socket.ancestors().skip(1).find(|d| d.is_dir())?;
+    let meta = std::fs::metadata(existing).ok()?;
+    if meta.mode() & 0o2000 != 0 && meta.gid() == gid {
+        return None;
+    }
+    Some(format!(
+        "socket_group {}: this user is not in that group, and {} is not set-group-ID with it, so the socket cannot be given the group and the start would fail; make that directory set-group-ID with the group (see \"The Unix socket\" in the README), or add this user to it",
+        group_name(gid),
+        existing.display()
+    ))
+}
+
 /// Gives `path` group `gid`, unless it has it already: the system unit's
 /// seccomp filter forbids chown, and there what tokend makes already has
 /// the service's group.
@@ -71,8 +103,23 @@ pub(super) fn set_group(path: &Path, gid: u32) -> Result<(), SocketError> {
         .map_err(io_error("cannot inspect", path))?
         .gid();
     if gid != current {
-        rustix::fs::chown(path, None, Some(rustix::fs::Gid::from_raw(gid)))
-            .map_err(|e| io_error("cannot set the group of", path)(e.into()))?;
+        rustix::fs::chown(path, None, Some(rustix::fs::Gid::from_raw(gid))).map_err(|e| {
+            if e == rustix::io::Errno::PERM {
+                // EPERM: not a member (chown(2)); a seccomp filter's
+                // refusal says the same, errno EPERM too.
+                SocketError::GroupNotGiven {
+                    path: path.to_owned(),
+                    group: group_name(gid),
+                    reason: if may_give_group(gid) {
+                        "this process may not change a file's group (a system-call filter, such as the shipped units' SystemCallFilter=, forbids it)"
+                    } else {
+                        "the daemon's user is not in that group"
+                    },
+                }
+            } else {
+                io_error("cannot set the group of", path)(e.into())
+            }
+        })?;
     }
     Ok(())
 }

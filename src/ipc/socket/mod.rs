@@ -56,7 +56,7 @@ pub const MAX_CONNECTIONS: usize = 512;
 /// that one local user cannot take every slot from the others.
 pub const MAX_CONNECTIONS_PER_UID: usize = 64;
 
-pub use directory::group_reach_warning;
+pub use directory::{group_not_given_warning, group_reach_warning};
 pub use threaded::MAX_THREADED_CONNECTIONS;
 
 /// A connection with no request for this long is closed.
@@ -124,6 +124,19 @@ pub enum SocketError {
     /// replaces only a stale socket of its own kind, never a file.
     #[error("{} exists and is not a socket; tokend does not remove it: set `socket` to another path, or remove it", .0.display())]
     NotASocket(PathBuf),
+    /// `socket_group` names a group the daemon may not give a file: its
+    /// user is not in it, or a system-call filter forbids changing a
+    /// file's group (both shipped units' do). A start again fails the same
+    /// way.
+    #[error("cannot give {} the group {group} (`socket_group`): {reason}; make the socket's directory set-group-ID with that group, so that the socket is born with it (a line `d DIR 2710 USER GROUP -` in /etc/tmpfiles.d/; see \"The Unix socket\" in the README), or, outside the shipped units, add the daemon's user to the group", path.display())]
+    GroupNotGiven {
+        /// The file whose group was to be set.
+        path: PathBuf,
+        /// The group, by name where the name service knows it.
+        group: String,
+        /// Why not, as far as can be told.
+        reason: &'static str,
+    },
     /// A system call failed.
     #[error("{what} {}: {source}", path.display())]
     Io {
@@ -153,7 +166,10 @@ impl SocketError {
     pub fn needs_a_person(&self) -> bool {
         matches!(
             self,
-            Self::UnsafeDirectory { .. } | Self::UntrustedAncestor(_) | Self::NotASocket(_)
+            Self::UnsafeDirectory { .. }
+                | Self::UntrustedAncestor(_)
+                | Self::NotASocket(_)
+                | Self::GroupNotGiven { .. }
         )
     }
 }

@@ -231,3 +231,48 @@ fn tokenctl_talks_to_a_shared_user_service_it_is_told_of() {
         stderr(&unknown)
     );
 }
+
+/// A `socket_group` the daemon's user is not in: it cannot give the
+/// socket's directory that group, which a start again cannot cure, so the
+/// daemon exits 2 (the units do not restart it) saying why and what to
+/// do, where it exited 1 with a bare "Operation not permitted" and was
+/// restarted until systemd's start limit.
+#[test]
+fn a_socket_group_the_daemon_is_not_in_stops_the_start_saying_why() {
+    let Some(nobody) =
+        OtherUser::nobody_or_skip("a_socket_group_the_daemon_is_not_in_stops_the_start_saying_why")
+    else {
+        return;
+    };
+    let provider = Provider::rfc8628();
+    // Group `users` (100): `nobody` is not in it.
+    let mut daemon = Daemon::spawn_with(
+        &provider.config("demo"),
+        DaemonOptions {
+            daemon_keys: "socket_mode = \"0660\"\nsocket_group = \"users\"\n".into(),
+            ..DaemonOptions::run_as(NOBODY)
+        },
+    );
+    let status = daemon.wait_for_exit(std::time::Duration::from_secs(60));
+    let log = daemon.log();
+    assert_eq!(status.code(), Some(2), "{log}");
+    assert!(
+        log.contains("the group `users` (`socket_group`): the daemon's user is not in that group"),
+        "{log}"
+    );
+    assert!(log.contains("set-group-ID"), "{log}");
+    // `tokend --check`, run as the daemon's user, says so beforehand.
+    let check = nobody
+        .command("tokend")
+        .arg("--check")
+        .arg("--config")
+        .arg(&daemon.config)
+        .env("XDG_RUNTIME_DIR", daemon.dir.path())
+        .output()
+        .unwrap();
+    let said = stderr(&check);
+    assert!(
+        said.contains("warning: socket_group `users`: this user is not in that group"),
+        "{said}"
+    );
+}
