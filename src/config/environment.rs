@@ -9,6 +9,10 @@ use std::path::PathBuf;
 pub struct Environment {
     /// The daemon's effective uid.
     pub uid: u32,
+    /// The process runs as the system service's user (`tokend`), which has
+    /// no session bus: its defaults are root's where they are the system
+    /// service's (`bus = "system"`).
+    pub service_user: bool,
     /// `$RUNTIME_DIRECTORY` (systemd `RuntimeDirectory=`).
     pub runtime_directory: Option<PathBuf>,
     /// `$XDG_RUNTIME_DIR`.
@@ -54,6 +58,8 @@ impl Environment {
         };
         Self {
             uid: rustix::process::geteuid().as_raw(),
+            service_user: crate::trusted_path::service_user_uid()
+                == Some(rustix::process::geteuid().as_raw()),
             runtime_directory: var("RUNTIME_DIRECTORY"),
             xdg_runtime_dir: var("XDG_RUNTIME_DIR"),
             credentials_directory: var("CREDENTIALS_DIRECTORY"),

@@ -158,7 +158,9 @@ fn daemon_config(
                 None
             }
         }),
-        None => Some(if env.uid == 0 {
+        // Root's and the system service's: a system user has no session
+        // bus (`/run/user/UID/bus` is made only for a login).
+        None => Some(if env.uid == 0 || env.service_user {
             BusKind::System
         } else {
             BusKind::Session
@@ -376,7 +378,11 @@ fn warn_of_keyring_on_system_bus(
         format!(
             "store = \"secret-service\"{} is a user's keyring on the user's session bus, which a daemon on the system bus (bus = \"system\"{}) does not have: set store = \"encrypted-file\" (with a store key)",
             if daemon_span == store_span { " (the default)" } else { "" },
-            if env.uid == 0 { ", root's default" } else { "" }
+            if env.uid == 0 || env.service_user {
+                ", the system service's default"
+            } else {
+                ""
+            }
         ),
     );
 }

@@ -148,12 +148,17 @@ fn a_secret_service_store_on_the_system_bus_is_warned_of() {
     );
     let config = load(&path, &env).unwrap();
     let warnings: Vec<String> = config.warnings.iter().map(ToString::to_string).collect();
-    assert!(
-        warnings
-            .iter()
-            .any(|w| w.contains("(bus = \"system\", root's default)")),
-        "{warnings:?}"
-    );
+    let said = "(bus = \"system\", the system service's default)";
+    assert!(warnings.iter().any(|w| w.contains(said)), "{warnings:?}");
+    // So is the system service's, which runs as user `tokend`, who has no
+    // session bus: a preset copied over /etc/tokend/config.toml without a
+    // [daemon] table put that daemon on a session bus it could not reach.
+    let mut env = f.env.clone();
+    env.service_user = true;
+    let config = load(&path, &env).unwrap();
+    assert_eq!(config.daemon.bus, crate::config::BusKind::System);
+    let warnings: Vec<String> = config.warnings.iter().map(ToString::to_string).collect();
+    assert!(warnings.iter().any(|w| w.contains(said)), "{warnings:?}");
     // On the session bus, or with a store of its own: nothing to say.
     for daemon in ["bus = \"session\"", "bus = \"system\"\nstore = \"memory\""] {
         let (_, warnings) = f.load_with_warnings(&format!("[daemon]\n{daemon}\n{GITHUB}"));
