@@ -91,6 +91,11 @@ for example in config/*.toml dist/examples/*; do
     put 0644 "$example" "/usr/share/doc/tokend/examples/${example##*/}"
 done
 put 0644 dist/deb/copyright /usr/share/doc/tokend/copyright
+# The config's comments, the units' and the daemon's messages say "see the
+# README" (the ProtectProc= drop-in for allow_units, a socket directory
+# the group cannot search): it is here, where a package's documentation is.
+put 0644 README.md /usr/share/doc/tokend/README.md
+gzip -9n "$root/usr/share/doc/tokend/README.md"
 # What lintian reports that is meant so, each with the reason.
 put 0644 dist/deb/lintian-overrides /usr/share/lintian/overrides/tokend
 changelog="$root/usr/share/doc/tokend/changelog.Debian"

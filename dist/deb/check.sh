@@ -29,6 +29,7 @@ lrwxrwxrwx ./usr/bin/docker-credential-tokend
 -rw-r--r-- ./usr/share/dbus-1/system.d/org.tokend.Broker1.conf
 -rw-r--r-- ./usr/share/doc/tokend/changelog.Debian.gz
 -rw-r--r-- ./usr/share/doc/tokend/copyright
+-rw-r--r-- ./usr/share/doc/tokend/README.md.gz
 -rw-r--r-- ./usr/share/doc/tokend/examples/example.toml
 -rw-r--r-- ./usr/share/fish/vendor_completions.d/tokenctl.fish
 -rw-r--r-- ./usr/share/fish/vendor_completions.d/tokend.fish

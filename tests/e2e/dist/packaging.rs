@@ -255,6 +255,72 @@ fn a_purge_under_dpkg_root_stays_in_that_root() {
     assert!(!root.path().join("etc/tokend").exists());
 }
 
+/// An install or removal under `DPKG_ROOT` leaves the running system
+/// alone: postinst restarted, and prerm stopped, the host's tokend (a
+/// memory store's sessions gone), and the target's config kept the
+/// host's paths. Run with a `PATH` of stand-ins that log their calls (the
+/// host's systemd calls are made only where `/run/systemd/system` exists,
+/// so on a machine not run by systemd only deb-systemd-helper shows).
+#[test]
+fn an_install_and_removal_under_dpkg_root_stay_in_that_root() {
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+    let root = tempfile::tempdir().unwrap();
+    let (bin, target) = (root.path().join("bin"), root.path().join("target"));
+    std::fs::create_dir_all(target.join("etc/tokend")).unwrap();
+    std::fs::create_dir(&bin).unwrap();
+    std::fs::write(target.join("etc/group"), "tokend:x:4977:\n").unwrap();
+    let config = target.join("etc/tokend/config.toml");
+    std::fs::write(&config, "[daemon]\n").unwrap();
+    let calls = root.path().join("calls");
+    for tool in [
+        "systemd-sysusers",
+        "dpkg-statoverride",
+        "deb-systemd-helper",
+        "deb-systemd-invoke",
+        "systemctl",
+    ] {
+        // dpkg-statoverride: no override listed.
+        let status = i32::from(tool == "dpkg-statoverride");
+        let script = format!(
+            "#!/bin/sh\necho \"{tool} $*\" >> '{}'\nexit {status}\n",
+            calls.display()
+        );
+        std::fs::write(bin.join(tool), script).unwrap();
+        std::fs::set_permissions(bin.join(tool), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    for tool in ["sed", "chown", "chmod", "cat"] {
+        let found = crate::support::bus::find_program(tool).expect(tool);
+        std::os::unix::fs::symlink(found, bin.join(tool)).unwrap();
+    }
+    for (script, args) in [
+        ("postinst", ["configure", "0.0.9"]),
+        ("prerm", ["remove", ""]),
+    ] {
+        let out = Command::new("/bin/sh")
+            .arg(repo(&format!("dist/deb/{script}")))
+            .args(args.iter().filter(|a| !a.is_empty()))
+            .env_clear()
+            .env("PATH", &bin)
+            .env("DPKG_ROOT", &target)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{script}: {out:?}");
+    }
+    let called = std::fs::read_to_string(&calls).unwrap_or_default();
+    for host in ["deb-systemd-invoke", "systemctl", "deb-systemd-helper"] {
+        assert!(!called.contains(host), "{called}");
+    }
+    assert!(
+        called.contains(&format!("systemd-sysusers --root={}", target.display())),
+        "{called}"
+    );
+    let meta = std::fs::metadata(&config).unwrap();
+    assert_eq!(
+        (meta.uid(), meta.gid(), meta.mode() & 0o777),
+        (0, 4977, 0o640)
+    );
+}
+
 /// The set-up scripts take rustup's toolchain when the cargo on `PATH` is
 /// older than the crate's `rust-version` (a distribution's: Debian 12's
 /// 1.63 failed the build with a manifest error), and keep a new enough one.
