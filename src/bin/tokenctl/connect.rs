@@ -49,9 +49,15 @@ pub(crate) fn connect_checked(cli: &Cli) -> Result<(Client, Option<u32>), Client
             }
             Ok((client, Some(daemon.protocol)))
         }
-        // A daemon too old to know `version` says so: go on and let the
-        // real request tell.
-        Err(ClientError::Daemon(_)) => Ok((client, None)),
+        // A daemon too old to know `version` says so (serde's "unknown
+        // variant `version`"): go on and let the real request tell. Any
+        // other refusal is the answer: the connection cap's, sent before
+        // the daemon closes the connection, was read as "too old", and
+        // the real request then found the connection closed ("did it stop
+        // or crash?").
+        Err(ClientError::Daemon(body)) if body.message.contains("unknown variant `version`") => {
+            Ok((client, None))
+        }
         // No answer in time, an unreadable one, a closed connection: the
         // connection is out of step (an answer may still come, and would
         // be read as the next request's), so the verb fails with it.
