@@ -208,6 +208,60 @@ async fn never_reads_its_answers_to(request: &str, read_first: usize) {
     assert_eq!(ask(&server, r#"{"op":"status"}"#).await["ok"], true);
 }
 
+/// A client that pauses in the middle of a streamed `status` longer than
+/// the write timeout (`tokenctl status | less` on its first screen) gets
+/// the rest when it reads on, within the idle timeout: it was cut off
+/// after the write timeout (10 s), and tokenctl printed part of the list
+/// and said the daemon had stopped or crashed.
+#[tokio::test]
+async fn a_status_stream_waits_for_a_reader_that_pauses() {
+    const PROVIDERS: usize = 2_000;
+    use std::fmt::Write as _;
+    let mut providers = String::new();
+    for i in 0..PROVIDERS {
+        let _ = write!(
+            providers,
+            "[providers.p{i:04}]\ndevice_authorization_endpoint = \"https://idp.example/device\"\n\
+             token_endpoint = \"https://idp.example/token\"\nclient_id = \"x\"\n"
+        );
+    }
+    let server = serve_providers(
+        Limits {
+            idle_timeout: Duration::from_secs(30),
+            ..short()
+        },
+        0o600,
+        &providers,
+    );
+    let stream = UnixStream::connect(&server.socket).await.unwrap();
+    let (read, mut write) = stream.into_split();
+    write
+        .write_all(b"{\"op\":\"status\",\"stream\":true}\n")
+        .await
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(read).lines();
+    assert!(lines.next_line().await.unwrap().is_some());
+    // The pause is the scenario: longer than the write timeout (300 ms),
+    // the statuses (about 300 KB) more than the socket buffers hold.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let mut rest = Vec::new();
+    while let Ok(Some(line)) = lines.next_line().await {
+        let done = line.contains("\"done\"");
+        rest.push(line);
+        if done {
+            break;
+        }
+    }
+    assert_eq!(rest.len(), PROVIDERS, "{:?}", rest.last());
+    assert!(
+        rest.last()
+            .unwrap()
+            .contains(&format!("\"count\":{PROVIDERS}")),
+        "{:?}",
+        rest.last()
+    );
+}
+
 #[tokio::test]
 async fn connections_beyond_the_bound_wait_and_are_served_when_slots_free() {
     let server = serve(Limits {

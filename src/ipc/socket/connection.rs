@@ -95,6 +95,7 @@ async fn serve_connection(
     let mut write = AnswerWriter {
         half,
         timeout: limits.write_timeout,
+        stream_timeout: limits.idle_timeout,
         error: None,
     };
     let read = std::io::Cursor::new(read).chain(read_half);

@@ -371,6 +371,7 @@ fn refuse_over_cap(
         let mut write = AnswerWriter {
             half,
             timeout: write_timeout,
+            stream_timeout: write_timeout,
             error: None,
         };
         let message = format!("{who} {cap} connections already; close some first");

@@ -111,7 +111,7 @@ async fn streamed(pages: StatusPages, broker: &Broker, write: &mut AnswerWriter)
             bytes.push(b'\n');
             count += 1;
         }
-        write.write_bytes(&bytes).await?;
+        write.write_stream_page(&bytes).await?;
     }
     // Once for the whole answer; nothing for a caller who may see no
     // provider (it learns nothing of the daemon).

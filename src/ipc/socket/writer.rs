@@ -16,6 +16,11 @@ use crate::protocol::{Answer, ErrorCode};
 pub(super) struct AnswerWriter {
     pub(super) half: OwnedWriteHalf,
     pub(super) timeout: Duration,
+    /// How long a page of a stream (a streamed `status`) may wait for the
+    /// client to read: the idle timeout, as a client that pauses in the
+    /// middle of a long answer (`tokenctl status | less`) holds no more
+    /// than an idle connection may.
+    pub(super) stream_timeout: Duration,
     /// The error code of the current request's answer, for metrics: set
     /// where an error answer is made.
     pub(super) error: Option<ErrorCode>,
@@ -45,7 +50,16 @@ impl AnswerWriter {
 
     /// Writes bytes as they are: whole lines, or a part of one.
     pub(super) async fn write_bytes(&mut self, bytes: &[u8]) -> io::Result<()> {
-        match tokio::time::timeout(self.timeout, self.half.write_all(bytes)).await {
+        self.write_within(self.timeout, bytes).await
+    }
+
+    /// Writes a page of a stream, waiting up to the stream timeout.
+    pub(super) async fn write_stream_page(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.write_within(self.stream_timeout, bytes).await
+    }
+
+    async fn write_within(&mut self, timeout: Duration, bytes: &[u8]) -> io::Result<()> {
+        match tokio::time::timeout(timeout, self.half.write_all(bytes)).await {
             Ok(result) => result,
             Err(_) => Err(io::Error::new(
                 io::ErrorKind::TimedOut,
