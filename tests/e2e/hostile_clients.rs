@@ -262,6 +262,70 @@ async fn a_status_stream_waits_for_a_reader_that_pauses() {
     );
 }
 
+/// A stop is not held by a client that stalls: one that began a request
+/// line and did not finish it is told `shutting_down` at once (it waited
+/// out the request timeout), and one that does not read its answer (a
+/// streamed status) is let go within a second (it waited out the write
+/// timeout). Both timeouts here are an hour: the bounds on the reads
+/// below are only there so that a failure ends.
+#[tokio::test]
+async fn clients_that_stall_do_not_hold_a_stop() {
+    use std::fmt::Write as _;
+    let mut providers = String::new();
+    for i in 0..2_000 {
+        let _ = write!(
+            providers,
+            "[providers.p{i:04}]\ndevice_authorization_endpoint = \"https://idp.example/device\"\n\
+             token_endpoint = \"https://idp.example/token\"\nclient_id = \"x\"\n"
+        );
+    }
+    let hour = Duration::from_secs(3_600);
+    let server = serve_providers(
+        Limits {
+            idle_timeout: hour,
+            request_timeout: hour,
+            write_timeout: hour,
+            ..short()
+        },
+        0o600,
+        &providers,
+    );
+    let mut half_written = UnixStream::connect(&server.socket).await.unwrap();
+    half_written.write_all(b"{\"op\":\"sta").await.unwrap();
+    let non_reading = UnixStream::connect(&server.socket).await.unwrap();
+    let (read, mut write) = non_reading.into_split();
+    write
+        .write_all(b"{\"op\":\"status\",\"stream\":true}\n")
+        .await
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(read).lines();
+    // The stream has begun; the rest fills the socket's buffers.
+    assert!(lines.next_line().await.unwrap().is_some());
+    // Both connections are served (the request's first bytes read) before
+    // the stop: a version request on a third comes after them.
+    assert_eq!(ask(&server, r#"{"op":"version"}"#).await["ok"], true);
+    server.stop.cancel();
+    let bound = Duration::from_secs(60);
+    let told = tokio::time::timeout(bound, lines_until_closed(half_written))
+        .await
+        .expect("the half-written request was not answered at the stop");
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert!(told[0].contains("\"code\":\"shutting_down\""), "{told:?}");
+    // The other client goes on not reading (the scenario, not a wait for
+    // an event): past the second a write is given at a stop.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rest = tokio::time::timeout(bound, async {
+        let mut count = 0;
+        while let Ok(Some(_)) = lines.next_line().await {
+            count += 1;
+        }
+        count
+    })
+    .await
+    .expect("the client that did not read was not let go at the stop");
+    assert!(rest < 2_000, "the whole stream was written: {rest}");
+}
+
 #[tokio::test]
 async fn connections_beyond_the_bound_wait_and_are_served_when_slots_free() {
     let server = serve(Limits {

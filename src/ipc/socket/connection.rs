@@ -96,6 +96,7 @@ async fn serve_connection(
         half,
         timeout: limits.write_timeout,
         stream_timeout: limits.idle_timeout,
+        stopping: connection.serving.shutdown.clone(),
         error: None,
     };
     let read = std::io::Cursor::new(read).chain(read_half);
@@ -131,38 +132,29 @@ async fn serve_connection(
         let line = tokio::select! {
             biased;
             line = read_line(&mut reader, MAX_REQUEST_LINE) => line,
+            // A line begun and not finished (a client that stalls) does
+            // not hold the stop for the request timeout.
+            () = &mut shutdown => {
+                write.send_error(ErrorCode::ShuttingDown, "tokend is stopping; send the request again once it is back").await?;
+                return Ok(Served::Ended);
+            }
             () = &mut deadline => {
-                broker.metrics().socket.count("invalid", Some(ErrorCode::BadRequest.as_str()));
-                write.send_error(ErrorCode::BadRequest, "request line not completed in time").await?;
+                refuse_line(broker, &mut write, ErrorCode::BadRequest, "request line not completed in time").await?;
                 return Ok(Served::Ended);
             }
         };
-        let line = line?;
-        let request = match line {
+        let request = match line? {
             Line::Eof => return Ok(Served::Ended),
             Line::TooLong => {
-                broker
-                    .metrics()
-                    .socket
-                    .count("invalid", Some(ErrorCode::RequestTooLarge.as_str()));
-                write
-                    .send_error(
-                        ErrorCode::RequestTooLarge,
-                        &format!(
-                            "request line longer than {MAX_REQUEST_LINE} bytes (or cut short)"
-                        ),
-                    )
-                    .await?;
+                let message =
+                    format!("request line longer than {MAX_REQUEST_LINE} bytes (or cut short)");
+                refuse_line(broker, &mut write, ErrorCode::RequestTooLarge, &message).await?;
                 continue;
             }
             Line::Complete(bytes) => match parse_request(&bytes) {
                 Ok(request) => request,
                 Err(message) => {
-                    broker
-                        .metrics()
-                        .socket
-                        .count("invalid", Some(ErrorCode::BadRequest.as_str()));
-                    write.send_error(ErrorCode::BadRequest, &message).await?;
+                    refuse_line(broker, &mut write, ErrorCode::BadRequest, &message).await?;
                     continue;
                 }
             },
@@ -187,6 +179,20 @@ async fn serve_connection(
             return to_thread(reader, write, slot);
         }
     }
+}
+
+/// Answers a line that is no request with `code`, counted as `invalid`.
+async fn refuse_line(
+    broker: &Broker,
+    write: &mut AnswerWriter,
+    code: ErrorCode,
+    message: &str,
+) -> io::Result<()> {
+    broker
+        .metrics()
+        .socket
+        .count("invalid", Some(code.as_str()));
+    write.send_error(code, message).await
 }
 
 /// Whether every byte read from the connection has been answered, so that

@@ -372,6 +372,9 @@ fn refuse_over_cap(
             half,
             timeout: write_timeout,
             stream_timeout: write_timeout,
+            // A refusal is one short line, written within the write
+            // timeout (10 s at most) even at a stop.
+            stopping: CancellationToken::new(),
             error: None,
         };
         let message = format!("{who} {cap} connections already; close some first");

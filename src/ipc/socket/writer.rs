@@ -7,10 +7,15 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::io::AsyncWriteExt;
 use tokio::net::unix::OwnedWriteHalf;
+use tokio_util::sync::CancellationToken;
 
 use super::wire::{answer_line, error_code, failure_answer};
 use crate::broker::BrokerError;
 use crate::protocol::{Answer, ErrorCode};
+
+/// How long a write still waits for its client once the daemon is
+/// stopping: enough for a client that reads, not the write timeout.
+const WRITE_WAIT_WHEN_STOPPING: Duration = Duration::from_secs(1);
 
 /// The writing half of a connection, with its write timeout.
 pub(super) struct AnswerWriter {
@@ -21,6 +26,10 @@ pub(super) struct AnswerWriter {
     /// middle of a long answer (`tokenctl status | less`) holds no more
     /// than an idle connection may.
     pub(super) stream_timeout: Duration,
+    /// Cancelled when the daemon begins to stop: a write then waits at
+    /// most [`WRITE_WAIT_WHEN_STOPPING`] more, so that a client that does
+    /// not read does not hold the stop for the whole write timeout.
+    pub(super) stopping: CancellationToken,
     /// The error code of the current request's answer, for metrics: set
     /// where an error answer is made.
     pub(super) error: Option<ErrorCode>,
@@ -59,11 +68,25 @@ impl AnswerWriter {
     }
 
     async fn write_within(&mut self, timeout: Duration, bytes: &[u8]) -> io::Result<()> {
-        match tokio::time::timeout(timeout, self.half.write_all(bytes)).await {
-            Ok(result) => result,
-            Err(_) => Err(io::Error::new(
+        let stopping = &self.stopping;
+        // Polled only when the write does not complete at once (biased):
+        // a client that reads costs no waiter on the token.
+        let cut_short = async {
+            stopping.cancelled().await;
+            tokio::time::sleep(WRITE_WAIT_WHEN_STOPPING).await;
+        };
+        tokio::select! {
+            biased;
+            written = tokio::time::timeout(timeout, self.half.write_all(bytes)) => match written {
+                Ok(result) => result,
+                Err(_) => Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "client did not read its answer",
+                )),
+            },
+            () = cut_short => Err(io::Error::new(
                 io::ErrorKind::TimedOut,
-                "client did not read its answer",
+                "client did not read its answer before the stop",
             )),
         }
     }
