@@ -63,11 +63,25 @@ fn kind(value: &Value) -> &'static str {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
         Value::Number(n) if n.as_i64().is_some_and(|n| n < 0) => "a negative number",
-        Value::Number(n) if n.is_f64() => "a number with a fraction",
+        Value::Number(n) if n.is_f64() => float_kind(n.as_f64().unwrap_or(f64::NAN)),
         Value::Number(_) => "a number",
         Value::String(_) => "a string",
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
+    }
+}
+
+/// What kind of number serde could read only as a float: `1e3`, `60.0`
+/// and numbers past `u64` are whole, and said as such.
+fn float_kind(value: f64) -> &'static str {
+    if value.is_sign_negative() {
+        "a negative number"
+    } else if value.fract() != 0.0 {
+        "a number with a fraction"
+    } else if value >= 18_446_744_073_709_551_616.0 {
+        "a number too large"
+    } else {
+        "a number with a decimal point or an exponent (write it as digits alone, such as 60)"
     }
 }
 

@@ -256,6 +256,28 @@ fn a_field_of_the_wrong_type_is_named_without_its_value() {
             r#"{"op":"token","provider":"p","min_valid":1.5}"#,
             "invalid request: `min_valid` must be a whole number of seconds, 0 or more, got a number with a fraction",
         ),
+        // Whole, negative or too large, in the forms serde reads as floats:
+        // each said as what it is (all read "a number with a fraction").
+        (
+            r#"{"op":"token","provider":"p","min_valid":1e3}"#,
+            "invalid request: `min_valid` must be a whole number of seconds, 0 or more, got a number with a decimal point or an exponent (write it as digits alone, such as 60)",
+        ),
+        (
+            r#"{"op":"token","provider":"p","min_valid":60.0}"#,
+            "invalid request: `min_valid` must be a whole number of seconds, 0 or more, got a number with a decimal point or an exponent (write it as digits alone, such as 60)",
+        ),
+        (
+            r#"{"op":"token","provider":"p","min_valid":99999999999999999999}"#,
+            "invalid request: `min_valid` must be a whole number of seconds, 0 or more, got a number too large",
+        ),
+        (
+            r#"{"op":"token","provider":"p","min_valid":-99999999999999999999}"#,
+            "invalid request: `min_valid` must be a whole number of seconds, 0 or more, got a negative number",
+        ),
+        (
+            r#"{"op":"token","provider":"p","min_valid":-0}"#,
+            "invalid request: `min_valid` must be a whole number of seconds, 0 or more, got a negative number",
+        ),
         (
             r#"{"op":"token","provider":"p","refused":{"t":"at_secret"}}"#,
             "invalid request: `refused` must be a string, got an object",
