@@ -131,7 +131,7 @@ pub enum ClientError {
     Closed,
     /// No answer within the request timeout.
     #[error(
-        "tokend did not answer within {} s (it may be waiting on a slow provider, up to its `http_timeout`; `--timeout` waits longer)",
+        "tokend did not answer within {} s (it may be waiting on a slow provider, up to its `http_timeout`, or serving as many connections as it takes, which its log says; `--timeout` waits longer)",
         timeout.as_secs()
     )]
     Timeout {

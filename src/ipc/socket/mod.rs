@@ -300,12 +300,27 @@ pub async fn serve_with(
         tasks: tasks.clone(),
     });
     let cap_refusals = RefusalLog::default();
+    let full_warnings = RefusalLog::default();
     loop {
         // Wait for a free slot before accepting, so excess clients wait in
-        // the backlog instead of costing a task each.
-        let permit = tokio::select! {
-            p = Arc::clone(&slots).acquire_owned() => match p { Ok(p) => p, Err(_) => return },
-            () = shutdown.cancelled() => return,
+        // the backlog instead of costing a task each. Said (a few times a
+        // minute at most): those clients wait with nothing else telling
+        // why, and their requests time out as if a provider were slow.
+        let permit = if let Ok(permit) = Arc::clone(&slots).try_acquire_owned() {
+            permit
+        } else {
+            if let Some(dropped) = full_warnings.admit(std::time::Instant::now()) {
+                warn!(
+                    event = "connections_full",
+                    "all {} connections are in use: new ones wait in the kernel's queue until one closes (a client that keeps connections open? `ss -xp` lists them){}",
+                    limits.max_connections,
+                    refusal_log::not_logged_note(dropped)
+                );
+            }
+            tokio::select! {
+                p = Arc::clone(&slots).acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+                () = shutdown.cancelled() => return,
+            }
         };
         let stream = tokio::select! {
             r = listener.accept() => match r {

@@ -12,6 +12,7 @@ use support::other_uid::{NOBODY, OtherUser};
 use support::provider::Provider;
 use tokend::protocol::MAX_REQUEST_LINE;
 
+mod full;
 mod group;
 mod login_stream;
 mod threads;
