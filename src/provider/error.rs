@@ -29,6 +29,21 @@ pub enum ProviderError {
         /// What failed.
         reason: String,
     },
+    /// An answer whose status arrived and whose body was cut off (the
+    /// connection closed, or `http_timeout` passed, mid-body). Kept apart
+    /// from [`Self::Unreachable`]: a cut-off success (2xx) means the
+    /// provider did what was asked (spent a device code, perhaps rotated
+    /// a refresh token) and its tokens are lost, which a later refusal
+    /// must be read with.
+    #[error("{endpoint} answered HTTP {status}, but the answer was cut off: {reason}")]
+    CutOff {
+        /// The endpoint URL.
+        endpoint: String,
+        /// The answer's HTTP status.
+        status: u16,
+        /// What cut it off.
+        reason: String,
+    },
     /// A temporary failure answer (5xx, 408, 429).
     #[error(
         "{endpoint} is unavailable (HTTP {status}){}{}",
@@ -186,7 +201,12 @@ impl ProviderError {
     #[must_use]
     pub fn without_secrets<S: AsRef<str>>(mut self, secrets: &[S]) -> Self {
         let texts: Vec<&mut String> = match &mut self {
-            Self::Unreachable { endpoint, reason } => vec![endpoint, reason],
+            Self::Unreachable { endpoint, reason }
+            | Self::CutOff {
+                endpoint, reason, ..
+            } => {
+                vec![endpoint, reason]
+            }
             Self::Unavailable {
                 endpoint, detail, ..
             } => std::iter::once(endpoint).chain(detail.as_mut()).collect(),
@@ -217,6 +237,13 @@ impl ProviderError {
         self
     }
 
+    /// Whether this is a success answer (2xx) that was cut off: the
+    /// provider did what was asked, and its tokens are lost.
+    #[must_use]
+    pub fn is_lost_success(&self) -> bool {
+        matches!(self, Self::CutOff { status, .. } if (200..300).contains(status))
+    }
+
     /// How to treat this failure.
     #[must_use]
     pub fn class(&self) -> FailureClass {
@@ -224,6 +251,7 @@ impl ProviderError {
             // A captive portal's HTML page or a proxy's garbage is as
             // temporary as an outage: retry rather than give up the session.
             Self::Unreachable { .. }
+            | Self::CutOff { .. }
             | Self::Unavailable { .. }
             | Self::Malformed { .. }
             | Self::Discovery { .. } => FailureClass::Transient,

@@ -208,11 +208,17 @@ impl HttpClient {
             return Err(too_large(endpoint));
         }
         let mut body = BytesMut::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| self.transport_error(url, &e))?
-        {
+        while let Some(chunk) = response.chunk().await.map_err(|e| {
+            // The status is in: the provider was reached and answered.
+            match self.transport_error(url, &e) {
+                ProviderError::Unreachable { endpoint, reason } => ProviderError::CutOff {
+                    endpoint,
+                    status,
+                    reason,
+                },
+                other => other,
+            }
+        })? {
             if body.len() + chunk.len() > MAX_ANSWER_BYTES {
                 return Err(too_large(endpoint));
             }
@@ -480,6 +486,37 @@ mod tests {
         let url = url::Url::parse(&format!("https://127.0.0.1:{port}/token")).unwrap();
         let error = client.get(&url).await.unwrap_err().to_string();
         assert!(!error.contains("through the proxy"), "{error}");
+    }
+
+    /// A success answer whose body is cut off (the connection closes
+    /// mid-chunk) keeps its status: the provider was reached, did what was
+    /// asked, and its tokens are lost, which "could not reach" hid.
+    #[tokio::test]
+    async fn a_success_cut_off_mid_body_keeps_its_status() {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url =
+            url::Url::parse(&format!("http://{}/token", listener.local_addr().unwrap())).unwrap();
+        let served = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut request = [0u8; 1024];
+            let _ = stream.read(&mut request).await.unwrap();
+            stream
+                .write_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n40\r\n{\"access_token\":")
+                .await
+                .unwrap();
+        });
+        let client = HttpClient::new(Duration::from_secs(10)).unwrap();
+        let error = client.get(&url).await.unwrap_err();
+        assert!(error.is_lost_success(), "{error:?}");
+        assert!(
+            error
+                .to_string()
+                .contains("answered HTTP 200, but the answer was cut off"),
+            "{error}"
+        );
+        assert_eq!(error.class(), crate::provider::FailureClass::Transient);
+        served.await.unwrap();
     }
 
     /// A TLS handshake that never ends (a host that accepts and says

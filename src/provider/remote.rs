@@ -142,6 +142,9 @@ impl Provider {
                 };
                 set_apart_poll_failures(outcome, &response)
             }
+            // A success whose body was cut off: the provider has spent the
+            // device code on tokens that are lost.
+            Err(e) if e.is_lost_success() => PollOutcome::GrantUnusable(e),
             Err(e) => PollOutcome::Failed(e),
         };
         match outcome {

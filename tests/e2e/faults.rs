@@ -186,7 +186,10 @@ fn a_hanging_provider_is_cut_off_at_the_http_timeout() {
 
 #[test]
 fn a_connection_reset_mid_answer_is_a_transient_failure() {
-    a_refresh_fault_costs_nothing(Fault::ResetMidBody, "could not reach");
+    a_refresh_fault_costs_nothing(
+        Fault::ResetMidBody,
+        "answered HTTP 200, but the answer was cut off",
+    );
 }
 
 /// RFC 6749's "try again later" code with 400, as Microsoft's token

@@ -283,26 +283,37 @@ fn a_login_whose_polls_fail_says_why_when_the_code_dies() {
 /// answer and says `invalid_grant`; here the person denies): the login's
 /// error names the unusable answer, not only what came after it (which
 /// alone reads as though the person had done something wrong).
+///
+/// A success answer cut off mid-body (the connection reset) is such an
+/// answer too: it read "could not reach", and the login's end did not
+/// name it.
 #[test]
 fn an_unusable_success_answer_is_named_however_the_login_ends() {
-    let provider = Provider::start(fast());
-    provider.inject(
-        Endpoint::Token,
+    let dead_on_arrival = (
         json_answer(r#"{"access_token":"x","token_type":"Bearer","expires_in":0}"#),
-        1,
+        "`expires_in` is under a second",
     );
-    let daemon = daemon(&provider);
-    let run = LoginRun::start(&daemon.socket, NAME);
-    provider.wait_for_count(1, |r| r.is_poll() && r.outcome == "fault:body");
-    provider.deny(&run.user_code()).unwrap();
-    let (done, err, code) = run.finish();
-    assert_eq!(code, support::flows::EXIT_LOGIN_FAILED, "{done} {err}");
-    assert!(
-        err.contains("a poll was answered with success, but the answer could not be used (")
-            && err.contains("`expires_in` is under a second")
-            && err.contains("after it, the login was denied"),
-        "{err}"
+    let cut_off = (
+        Fault::ResetMidBody,
+        "answered HTTP 200, but the answer was cut off",
     );
+    for (fault, said) in [dead_on_arrival, cut_off] {
+        let provider = Provider::start(fast());
+        let label = fault.label();
+        provider.inject(Endpoint::Token, fault, 1);
+        let daemon = daemon(&provider);
+        let run = LoginRun::start(&daemon.socket, NAME);
+        provider.wait_for_count(1, |r| r.is_poll() && r.outcome == label);
+        provider.deny(&run.user_code()).unwrap();
+        let (done, err, code) = run.finish();
+        assert_eq!(code, support::flows::EXIT_LOGIN_FAILED, "{done} {err}");
+        assert!(
+            err.contains("a poll was answered with success, but the answer could not be used (")
+                && err.contains(said)
+                && err.contains("after it, the login was denied"),
+            "{err}"
+        );
+    }
 }
 
 /// A token endpoint that redirects polls (a wrong URL in the config) ends

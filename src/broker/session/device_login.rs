@@ -319,7 +319,9 @@ impl Session {
                     network_failures += 1;
                     unreachable = matches!(
                         failure,
-                        ProviderError::Unreachable { .. } | ProviderError::Malformed { .. }
+                        ProviderError::Unreachable { .. }
+                            | ProviderError::CutOff { .. }
+                            | ProviderError::Malformed { .. }
                     );
                     asked_wait = failure.retry_after();
                     warn!(provider = %self.name, event = "poll_failed", "polling failed, will retry: {failure}");

@@ -130,7 +130,9 @@ impl SessionMachine {
             (Some(BrokerError::ProviderUnavailable { source, .. }), WorldChange::Network) => {
                 matches!(
                     source,
-                    ProviderError::Unreachable { .. } | ProviderError::Malformed { .. }
+                    ProviderError::Unreachable { .. }
+                        | ProviderError::CutOff { .. }
+                        | ProviderError::Malformed { .. }
                 )
             }
             _ => false,
@@ -205,12 +207,23 @@ impl SessionMachine {
                 // token has expired (it serves nothing more); until then
                 // it is retried as a refusal, below.
                 *refresh = RefreshStage::Saving;
+                // A refusal right after a success answer that was cut off
+                // is most likely tokend's loss, not the provider's doing:
+                // the rotated refresh token was in the answer.
+                let after_lost_success = matches!(
+                    &self.last_failure,
+                    Some(BrokerError::ProviderUnavailable { source, .. }) if source.is_lost_success()
+                );
+                let reason = if after_lost_success {
+                    format!(
+                        "{failure}; the refresh before it was answered with success but the answer was cut off, and the new refresh token the provider may have put in it was lost with it"
+                    )
+                } else {
+                    failure.to_string()
+                };
                 out.push(Effect::WriteRecord {
                     record: None,
-                    purpose: WritePurpose::Revoked {
-                        generation,
-                        reason: failure.to_string(),
-                    },
+                    purpose: WritePurpose::Revoked { generation, reason },
                 });
             }
             Err(failure) => {

@@ -431,3 +431,41 @@ fn a_retired_session_starts_no_refresh() {
     );
     assert_eq!(asked, s(&["reply(error shutting_down)"]));
 }
+
+/// A revocation right after a refresh whose success answer was cut off
+/// says so: the rotated refresh token was in that answer and was lost
+/// with it ("the provider revoked the session" alone blamed the
+/// provider for tokend's loss). Without the cut-off answer, it does not.
+#[test]
+fn a_revocation_after_a_cut_off_success_names_it() {
+    let reason_of = |effects: &[Effect]| {
+        effects
+            .iter()
+            .find_map(|e| match e {
+                Effect::WriteRecord {
+                    purpose: WritePurpose::Revoked { reason, .. },
+                    ..
+                } => Some(reason.clone()),
+                _ => None,
+            })
+            .expect("the record deleted")
+    };
+    for (first, named) in [(200, true), (503, false)] {
+        let mut m = refreshing(at(10));
+        let cut = ProviderError::CutOff {
+            endpoint: "http://127.0.0.1/token".into(),
+            status: first,
+            reason: "connection closed before message completed".into(),
+        };
+        let _ = answer(&mut m, at(11), Err(cut));
+        let again = feed(&mut m, at(100), Event::RefreshDue);
+        assert!(again.contains(&"start_refresh(r1)".to_owned()), "{again:?}");
+        let reason = reason_of(&answer(&mut m, at(101), Err(revoked())));
+        assert!(reason.contains("revoked the session"), "{reason}");
+        assert_eq!(
+            reason.contains("answered with success but the answer was cut off"),
+            named,
+            "{first}: {reason}"
+        );
+    }
+}
