@@ -31,6 +31,17 @@ pub async fn discover(http: &HttpClient, issuer: &Url) -> Result<Endpoints, Prov
         problem,
     };
     let response = http.get(&discovery_url(issuer)).await?;
+    // "Later", as from any endpoint (429, 503, ...): with its
+    // `Retry-After`, which no retry comes before.
+    if super::oauth::is_transient_status(response.status) {
+        let detail = Some(describe_body(&response)).filter(|d| d != "an empty body");
+        return Err(ProviderError::Unavailable {
+            endpoint: response.url.as_str().to_owned(),
+            status: response.status,
+            detail,
+            retry_after: response.retry_after,
+        });
+    }
     if response.status != 200 {
         // A redirect names where it points (tokend follows none): the
         // issuer in the config is likely that one.

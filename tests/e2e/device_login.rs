@@ -279,59 +279,6 @@ fn deceptive_or_cleartext_verification_urls_are_refused() {
     }
 }
 
-/// OpenID discovery: endpoints the document names in plain http on a host
-/// that is not loopback are refused, naming the key and the rule.
-#[test]
-fn a_discovered_cleartext_endpoint_is_refused() {
-    let provider = Provider::rfc8628();
-    let issuer = provider.issuer();
-    let daemon = Daemon::start(&format!(
-        "[providers.oidc]\nissuer = \"{issuer}\"\nclient_id = \"tokend-test\"\n"
-    ));
-    let document = serde_json::json!({
-        "issuer": issuer.as_str().trim_end_matches('/'),
-        "device_authorization_endpoint": "http://idp.example/device",
-        "token_endpoint": "https://idp.example/token",
-    });
-    provider.inject(
-        Endpoint::Discovery,
-        Fault::Body {
-            status: 200,
-            content_type: Some("application/json".into()),
-            body: document.to_string().into(),
-        },
-        1,
-    );
-    let out = daemon.tokenctl(&["login", "oidc"]);
-    assert!(!out.status.success());
-    let err = stderr(&out);
-    assert!(
-        err.contains("the discovered `device_authorization_endpoint` http://idp.example/device")
-            && err.contains("https://, or http:// only to a loopback address"),
-        "{err}"
-    );
-}
-
-/// OpenID discovery answered with a redirect (tokend follows none): the
-/// error says where it points, which is likely the issuer to configure.
-#[test]
-fn a_redirected_discovery_names_the_target() {
-    let provider = Provider::rfc8628();
-    let issuer = provider.issuer();
-    let daemon = Daemon::start(&format!(
-        "[providers.oidc]\nissuer = \"{issuer}\"\nclient_id = \"tokend-test\"\n"
-    ));
-    let moved = "https://idp.example/realms/moved/.well-known/openid-configuration";
-    provider.inject(Endpoint::Discovery, Fault::Redirect(moved.into()), 1);
-    let out = daemon.tokenctl(&["login", "oidc"]);
-    assert!(!out.status.success());
-    let err = stderr(&out);
-    assert!(
-        err.contains("HTTP 307") && err.contains(&format!("redirecting to {moved}")),
-        "{err}"
-    );
-}
-
 /// Environment proxies are used for the network, never for loopback: with
 /// a proxy that answers nothing, a provider on 127.0.0.1 is still reached.
 #[test]

@@ -23,6 +23,7 @@ mod dialect_oracle;
 mod dialect_quirks;
 mod dialect_trakt;
 mod dialect_twilio;
+mod discovery;
 mod dist;
 mod dist_dbus;
 mod docker_credential;

@@ -1,0 +1,94 @@
+//! OpenID Connect discovery (`issuer = "..."`) as providers answer it:
+//! endpoints refused by the URL rule, a redirect, a rate limit.
+
+use crate::support;
+
+use support::daemon::{Daemon, stderr};
+use support::provider::Provider;
+use tokend_emulator::{Endpoint, Fault};
+
+/// tokenctl's exit status for a provider unavailable for now.
+const EXIT_UNAVAILABLE: i32 = 6;
+
+/// OpenID discovery: endpoints the document names in plain http on a host
+/// that is not loopback are refused, naming the key and the rule.
+#[test]
+fn a_discovered_cleartext_endpoint_is_refused() {
+    let provider = Provider::rfc8628();
+    let issuer = provider.issuer();
+    let daemon = Daemon::start(&format!(
+        "[providers.oidc]\nissuer = \"{issuer}\"\nclient_id = \"tokend-test\"\n"
+    ));
+    let document = serde_json::json!({
+        "issuer": issuer.as_str().trim_end_matches('/'),
+        "device_authorization_endpoint": "http://idp.example/device",
+        "token_endpoint": "https://idp.example/token",
+    });
+    provider.inject(
+        Endpoint::Discovery,
+        Fault::Body {
+            status: 200,
+            content_type: Some("application/json".into()),
+            body: document.to_string().into(),
+        },
+        1,
+    );
+    let out = daemon.tokenctl(&["login", "oidc"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("the discovered `device_authorization_endpoint` http://idp.example/device")
+            && err.contains("https://, or http:// only to a loopback address"),
+        "{err}"
+    );
+}
+
+/// OpenID discovery answered with a redirect (tokend follows none): the
+/// error says where it points, which is likely the issuer to configure.
+#[test]
+fn a_redirected_discovery_names_the_target() {
+    let provider = Provider::rfc8628();
+    let issuer = provider.issuer();
+    let daemon = Daemon::start(&format!(
+        "[providers.oidc]\nissuer = \"{issuer}\"\nclient_id = \"tokend-test\"\n"
+    ));
+    let moved = "https://idp.example/realms/moved/.well-known/openid-configuration";
+    provider.inject(Endpoint::Discovery, Fault::Redirect(moved.into()), 1);
+    let out = daemon.tokenctl(&["login", "oidc"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("HTTP 307") && err.contains(&format!("redirecting to {moved}")),
+        "{err}"
+    );
+}
+
+/// OpenID discovery answered "later" (429 with `Retry-After`): said as
+/// the provider's wait, as from any endpoint. It read "OpenID discovery
+/// failed: HTTP 429", and a session restored at start asked again within
+/// seconds, against the wait.
+#[test]
+fn a_rate_limited_discovery_says_the_wait_asked_for() {
+    let provider = Provider::rfc8628();
+    let issuer = provider.issuer();
+    let daemon = Daemon::start(&format!(
+        "[providers.oidc]\nissuer = \"{issuer}\"\nclient_id = \"tokend-test\"\n"
+    ));
+    provider.inject(
+        Endpoint::Discovery,
+        Fault::RetryAfter {
+            status: 429,
+            retry_after: "600".into(),
+        },
+        1,
+    );
+    let out = daemon.tokenctl(&["login", "oidc"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(EXIT_UNAVAILABLE), "{err}");
+    assert!(
+        err.contains("is unavailable (HTTP 429)")
+            && err.contains("it asks to be retried in 600 s")
+            && err.contains("/.well-known/openid-configuration"),
+        "{err}"
+    );
+}
