@@ -59,6 +59,12 @@ fn main() -> ExitCode {
             eprint_error(&problem.to_string());
             return ExitCode::from(EXIT_CONFIG);
         }
+        // The HTTP client's CA certificates, as the daemon loads them at
+        // start (SSL_CERT_FILE, SSL_CERT_DIR, the system's store).
+        if let Err(e) = tokend::provider::HttpClient::new(daemon.http_timeout) {
+            eprint_error(&format!("{}: {e}", path.display()));
+            return ExitCode::from(EXIT_CONFIG);
+        }
         // What the daemon warns of as it binds the socket, and a group it
         // could not give the socket.
         let socket_warnings = [
@@ -123,7 +129,9 @@ fn main() -> ExitCode {
         // restarted (the same start fails the same way).
         Err(e)
             if e.downcast_ref::<tokend::ipc::socket::SocketError>()
-                .is_some_and(tokend::ipc::socket::SocketError::needs_a_person) =>
+                .is_some_and(tokend::ipc::socket::SocketError::needs_a_person)
+                // No CA certificates (SSL_CERT_FILE wrong): the same.
+                || e.is::<tokend::provider::http::HttpSetupError>() =>
         {
             tracing::error!("{}", error_chain(&e));
             ExitCode::from(EXIT_CONFIG)

@@ -87,7 +87,7 @@ impl HttpClient {
         let (builder, proxies) = with_env_proxies(builder, var);
         let client = builder
             .build()
-            .map_err(|e| HttpSetupError(error_chain(&e)))?;
+            .map_err(|e| HttpSetupError(format!("{}{}", error_chain(&e), ca_hint(var))))?;
         for proxy in &proxies {
             tracing::info!(
                 "{} requests go through the proxy {} (from {}; loopback and NO_PROXY hosts go direct)",
@@ -277,6 +277,24 @@ impl HttpClient {
             return None;
         }
         self.proxies.iter().find(|p| p.scheme == url.scheme())
+    }
+}
+
+/// Where the CA certificates that failed to load came from, for the
+/// error: the variables rustls's loader reads (a typo, or a file the
+/// unit's `ProtectHome=` hides), else the system's store.
+fn ca_hint(var: &dyn Fn(&str) -> Option<String>) -> String {
+    let named: Vec<String> = ["SSL_CERT_FILE", "SSL_CERT_DIR"]
+        .iter()
+        .filter_map(|name| var(name).map(|value| format!("{name}={value}")))
+        .collect();
+    if named.is_empty() {
+        " (the system's CA certificates: is the ca-certificates package installed?)".to_owned()
+    } else {
+        format!(
+            " (from {}: is it a readable PEM file or directory? A unit's ProtectHome= hides /home)",
+            named.join(" and ")
+        )
     }
 }
 

@@ -61,6 +61,7 @@ mod store_outage;
 mod store_outage_logout;
 mod store_secret_service;
 mod systemd;
+mod tls_roots;
 mod tokenctl_cli;
 mod tokenctl_exec;
 mod world;
