@@ -33,7 +33,8 @@ pub fn parse(text: &str) -> Option<SystemTime> {
         })
         .or_else(|_| OffsetDateTime::parse(text, &Rfc2822))
         .or_else(|_| http_date(text))
-        .ok()?;
+        .ok()
+        .or_else(|| obsolete_http_date(text))?;
     let secs = u64::try_from(parsed.unix_timestamp()).ok()?;
     Some(SystemTime::UNIX_EPOCH + Duration::new(secs, parsed.nanosecond()))
 }
@@ -47,6 +48,39 @@ fn http_date(text: &str) -> Result<OffsetDateTime, time::error::Parse> {
         .or_else(|| text.strip_suffix(" UT"))
         .map_or_else(|| text.to_owned(), |rest| format!("{rest} +0000"));
     OffsetDateTime::parse(&numeric, &Rfc2822)
+}
+
+/// The two obsolete HTTP date forms, which RFC 9110 §5.6.7 says a
+/// recipient must still read (a `Retry-After` in them was taken as none):
+/// RFC 850's `Sunday, 06-Nov-94 08:49:37 GMT`, its two-digit year read as
+/// the RFC says (one more than 50 years ahead is in the past), and C's
+/// asctime `Sun Nov  6 08:49:37 1994`.
+fn obsolete_http_date(text: &str) -> Option<OffsetDateTime> {
+    let format = time::format_description::parse_borrowed::<2>;
+    if let Some((weekday_day, rest)) = text.strip_suffix(" GMT").and_then(|t| t.split_once(", ")) {
+        // `06-Nov-94 08:49:37`: the year widened to four digits.
+        let (date, clock) = rest.split_once(' ')?;
+        let (day_month, year) = date.rsplit_once('-')?;
+        let year: i32 = year.parse().ok().filter(|_| year.len() == 2)?;
+        let now = OffsetDateTime::now_utc().year();
+        let mut full = now - now % 100 + year;
+        if full > now + 50 {
+            full -= 100;
+        }
+        let widened = format!("{weekday_day}, {day_month}-{full} {clock}");
+        let layout =
+            format("[weekday], [day]-[month repr:short]-[year] [hour]:[minute]:[second]").ok()?;
+        return PrimitiveDateTime::parse(&widened, &layout)
+            .ok()
+            .map(PrimitiveDateTime::assume_utc);
+    }
+    let layout = format(
+        "[weekday repr:short] [month repr:short] [day padding:space] [hour]:[minute]:[second] [year]",
+    )
+    .ok()?;
+    PrimitiveDateTime::parse(text, &layout)
+        .ok()
+        .map(PrimitiveDateTime::assume_utc)
 }
 
 #[cfg(test)]
@@ -70,6 +104,10 @@ mod tests {
             "Tue, 01 Jul 2025 08:00:00 -0400",
             "Tue, 01 Jul 2025 12:00:00 GMT",
             " 2025-07-01T12:00:00Z ",
+            // The obsolete HTTP dates (RFC 9110 §5.6.7): RFC 850's and
+            // asctime's (a Retry-After in them was taken as none).
+            "Tuesday, 01-Jul-25 12:00:00 GMT",
+            "Tue Jul  1 12:00:00 2025",
         ] {
             assert_eq!(parse(text), Some(noon), "{text}");
         }
