@@ -22,7 +22,7 @@ use rustix::net::netlink::SocketAddrNetlink;
 use rustix::net::{AddressFamily, RecvFlags, SocketFlags, SocketType};
 use tokio::io::unix::AsyncFd;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use crate::broker::{Broker, WorldChange};
 
@@ -143,12 +143,59 @@ pub async fn retry_on_network_change(broker: Broker, stop: CancellationToken) {
 /// until `stop`. Without a system bus or logind it returns quietly (the
 /// refresh timer fires after a resume on its own; this only adds the
 /// retries of refreshes that failed before the sleep).
+///
+/// A system bus that goes away (restarted) is connected to again, with a
+/// backoff, and said: the watch ended silently for good before.
 pub async fn retry_on_resume(broker: Broker, stop: CancellationToken) {
+    let mut watched_before = false;
+    let mut backoff = RESUME_WATCH_BACKOFF_FIRST;
+    loop {
+        match watch_logind(&broker, &stop, watched_before).await {
+            WatchEnded::Stopped => return,
+            // Never connected: no system bus here (a container), or no
+            // logind; nothing to come back for.
+            WatchEnded::NotWatched if !watched_before => return,
+            WatchEnded::NotWatched => {}
+            WatchEnded::Lost => {
+                warn!(
+                    "lost the system bus while watching logind for resume: connecting again (refreshes overdue after a sleep meanwhile wait for their own timers)"
+                );
+                watched_before = true;
+                backoff = RESUME_WATCH_BACKOFF_FIRST;
+            }
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(RESUME_WATCH_BACKOFF_CAP);
+    }
+}
+
+/// The first wait before connecting to the system bus again after losing
+/// it, doubled up to [`RESUME_WATCH_BACKOFF_CAP`] while it stays away.
+const RESUME_WATCH_BACKOFF_FIRST: Duration = Duration::from_secs(1);
+const RESUME_WATCH_BACKOFF_CAP: Duration = Duration::from_secs(300);
+
+/// How a watch of logind ended.
+enum WatchEnded {
+    /// The daemon is stopping.
+    Stopped,
+    /// It never began: no system bus, or the match could not be added.
+    NotWatched,
+    /// The connection ended while watching.
+    Lost,
+}
+
+/// Connects to the system bus and handles `PrepareForSleep` until the
+/// connection ends or `stop`. `again`: a reconnection, whose success is
+/// said.
+async fn watch_logind(broker: &Broker, stop: &CancellationToken, again: bool) -> WatchEnded {
     let connection = match zbus::Connection::system().await {
         Ok(connection) => connection,
         Err(e) => {
             debug!("not watching for resume (no system bus: {e})");
-            return;
+            return WatchEnded::NotWatched;
         }
     };
     let rule = match zbus::MatchRule::builder()
@@ -161,24 +208,30 @@ pub async fn retry_on_resume(broker: Broker, stop: CancellationToken) {
         Ok(builder) => builder.build(),
         Err(e) => {
             debug!("not watching for resume: {e}");
-            return;
+            return WatchEnded::NotWatched;
         }
     };
     let mut signals = match zbus::MessageStream::for_match_rule(rule, &connection, Some(16)).await {
         Ok(stream) => stream,
         Err(e) => {
             debug!("not watching for resume: {e}");
-            return;
+            return WatchEnded::NotWatched;
         }
     };
-    debug!("watching logind for resume");
+    if again {
+        info!("watching logind for resume again");
+    } else {
+        debug!("watching logind for resume");
+    }
     let mut logind = LogindName::default();
     loop {
         let message = tokio::select! {
-            () = stop.cancelled() => return,
+            () = stop.cancelled() => return WatchEnded::Stopped,
             message = signals.next() => message,
         };
-        let Some(Ok(message)) = message else { return };
+        let Some(Ok(message)) = message else {
+            return WatchEnded::Lost;
+        };
         let sender = message.header().sender().map(ToString::to_string);
         if !logind.sent(&connection, sender.as_deref()).await {
             debug!(

@@ -328,3 +328,27 @@ conn.send_and_get_reply(message_bus.GetId())
         daemon.log()
     );
 }
+
+/// The system bus restarted (its daemon gone, then back at the same
+/// path): tokend says so, connects again, and a resume after that is
+/// honoured. The watch of logind ended silently for good before, and
+/// resumes went unseen until tokend restarted.
+#[test]
+fn a_restarted_system_bus_is_watched_again() {
+    let mut bus = PrivateBus::start();
+    let provider = Provider::rfc8628();
+    let daemon = Daemon::start_with(
+        &provider.config("demo"),
+        DaemonOptions {
+            env: vec![("DBUS_SYSTEM_BUS_ADDRESS".into(), bus.path_address())],
+            ..DaemonOptions::default()
+        },
+    );
+    daemon.wait_for_log(1, &["watching logind for resume"]);
+    bus.restart();
+    daemon.wait_for_log(1, &["lost the system bus while watching logind"]);
+    daemon.wait_for_log(1, &["watching logind for resume again"]);
+    let mut logind = StubLogind::start(&bus);
+    logind.send("resume");
+    daemon.wait_for_log(1, &["event=\"resumed\""]);
+}

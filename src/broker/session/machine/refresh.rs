@@ -151,7 +151,11 @@ impl SessionMachine {
         {
             return false;
         }
-        if self.next_refresh.is_some_and(|next| next <= at) {
+        // One already coming before `at` keeps its time, unless it is
+        // overdue: those are spread over the second too (at a resume every
+        // session that came due while asleep is overdue, and would all
+        // start at one instant), and counted.
+        if !due && self.next_refresh.is_some_and(|next| next <= at) {
             return false;
         }
         self.next_refresh = Some(at);

@@ -213,6 +213,27 @@ fn a_nudge_moves_only_a_transient_backoff() {
     );
 }
 
+/// At a resume, a refresh that came due while the machine slept is moved
+/// to its moment of the second, as the failed ones are, and counted: it
+/// was left where it was, overdue, and every such session started at one
+/// instant (the README promised the spread; the log counted none).
+#[test]
+fn a_resume_spreads_the_overdue_refreshes() {
+    let mut m = logged_in(3600);
+    let due = m.next_refresh().expect("a refresh planned");
+    let woke = due + Duration::from_secs(600);
+    let moment = woke + Duration::from_millis(700);
+    let resumed = Event::RetryAt {
+        at: moment,
+        change: WorldChange::Resumed,
+    };
+    assert_eq!(
+        feed(&mut m, woke, resumed),
+        s(&["schedule", "reply(changed true)"])
+    );
+    assert_eq!(m.next_refresh(), Some(moment));
+}
+
 /// A reload hands the tokens over; a logged-out session has nothing to give.
 #[test]
 fn a_handover_keeps_the_session() {
