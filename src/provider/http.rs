@@ -250,7 +250,10 @@ impl HttpClient {
         } else if error.is_timeout() {
             format!("no complete answer within {} s", self.timeout.as_secs())
         } else if error.is_connect() {
-            format!("cannot connect: {cause}")
+            match tls_hint(&cause) {
+                Some(hint) => format!("cannot connect: {cause} ({hint})"),
+                None => format!("cannot connect: {cause}"),
+            }
         } else if error.is_body() || error.is_decode() {
             format!("the answer was cut off: {cause}")
         } else {
@@ -433,7 +436,38 @@ fn proxy_scheme_problem(value: &str) -> Option<String> {
 /// address that swallows packets costs seconds, not the whole request's
 /// limit, before the next try.
 fn connect_timeout(timeout: Duration) -> Duration {
-    timeout.min(Duration::from_secs(10))
+    // A second under the whole request's limit where that is 10 s or
+    // less: the connection's own limit must fire first, or a hung proxy
+    // or handshake is said as a slow answer, without naming the proxy.
+    timeout
+        .saturating_sub(Duration::from_secs(1))
+        .max(Duration::from_secs(1))
+        .min(timeout)
+        .min(Duration::from_secs(10))
+}
+
+/// Plain words for the TLS failures rustls names by its own terms
+/// (`invalid peer certificate: UnknownIssuer`), kept beside them.
+fn tls_hint(cause: &str) -> Option<&'static str> {
+    const HINTS: &[(&str, &str)] = &[
+        (
+            "UnknownIssuer",
+            "the server's certificate is not signed by a CA this machine trusts: a private CA goes in the system's store (\"A private CA\" in the README's Configure)",
+        ),
+        (
+            "NotValidForName",
+            "the server's certificate is for another host name",
+        ),
+        ("Expired", "the server's certificate has expired"),
+        (
+            "InvalidContentType",
+            "the server does not speak TLS on this port: is the endpoint http://, or the port another one?",
+        ),
+    ];
+    HINTS
+        .iter()
+        .find(|(term, _)| cause.contains(term))
+        .map(|(_, hint)| *hint)
 }
 
 #[cfg(test)]
@@ -535,6 +569,44 @@ mod tests {
         );
         assert_eq!(error.class(), crate::provider::FailureClass::Transient);
         served.await.unwrap();
+    }
+
+    /// A server that answers TLS with plain HTTP (an `https://` endpoint
+    /// on Keycloak's http port) is said in plain words beside rustls's
+    /// ("received corrupt message of type InvalidContentType").
+    #[tokio::test]
+    async fn plain_http_on_an_https_endpoint_is_said_plainly() {
+        use tokio::io::AsyncWriteExt as _;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url =
+            url::Url::parse(&format!("https://{}/token", listener.local_addr().unwrap())).unwrap();
+        let served = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let _ = stream
+                .write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")
+                .await;
+        });
+        let client = HttpClient::new(Duration::from_secs(10)).unwrap();
+        let error = client.get(&url).await.unwrap_err().to_string();
+        assert!(
+            error.contains("the server does not speak TLS on this port"),
+            "{error}"
+        );
+        served.await.unwrap();
+    }
+
+    /// The connection's limit fires before the whole request's, also when
+    /// `http_timeout` is 10 s or less: the error then names the connection
+    /// (and a proxy it went through), not a slow answer.
+    #[test]
+    fn the_connection_limit_comes_first() {
+        for (total, connect) in [(60, 10), (11, 10), (10, 9), (5, 4), (2, 1), (1, 1)] {
+            assert_eq!(
+                connect_timeout(Duration::from_secs(total)),
+                Duration::from_secs(connect),
+                "{total}"
+            );
+        }
     }
 
     /// A TLS handshake that never ends (a host that accepts and says
