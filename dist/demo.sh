@@ -19,11 +19,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 # shellcheck source=dist/rust-toolchain.sh
 . dist/rust-toolchain.sh
-if needs_rustup; then
-    [ -f "$HOME/.cargo/env" ] || curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
-    # shellcheck disable=SC1091
-    . "$HOME/.cargo/env"
-fi
+use_new_enough_rust || exit 1
 
 echo "==> building tokend (release; the first build takes a few minutes)"
 # Ask cargo where it put each program (CARGO_TARGET_DIR, build.target-dir

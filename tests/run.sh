@@ -60,10 +60,8 @@ fi
 . dist/rust-toolchain.sh
 if needs_rustup; then
     step "installing the Rust toolchain (rustup)"
-    [ -f "$HOME/.cargo/env" ] || curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal -c rustfmt,clippy
-    # shellcheck disable=SC1091
-    . "$HOME/.cargo/env"
 fi
+use_new_enough_rust rustfmt clippy || exit 1
 # A toolchain that was already there may lack the two components the first
 # steps need; rustup adds them (without rustup, the steps say what is missing).
 if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then

@@ -355,3 +355,79 @@ fn the_setup_scripts_want_a_new_enough_cargo() {
         }
     }
 }
+
+/// rustup's own stable older than the crate's `rust-version` (installed
+/// long ago): the set-up scripts update it, where sourcing `~/.cargo/env`
+/// left the old cargo and the build failed on the manifest; with no rustup
+/// to update, they stop saying why. Fakes of cargo and rustup: rustup
+/// records its calls and, at `default stable`, makes cargo new.
+#[test]
+fn the_setup_scripts_update_an_old_rustup_toolchain() {
+    use std::os::unix::fs::PermissionsExt as _;
+    for with_rustup in [true, false] {
+        // A machine's own rustup on PATH would be asked instead of none.
+        if !with_rustup && std::path::Path::new("/usr/bin/rustup").exists() {
+            continue;
+        }
+        let home = tempfile::tempdir().unwrap();
+        let bin = home.path().join(".cargo/bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        let write = |name: &str, text: String| {
+            std::fs::write(bin.join(name), text).unwrap();
+            std::fs::set_permissions(bin.join(name), std::fs::Permissions::from_mode(0o755))
+                .unwrap();
+        };
+        write(
+            "cargo",
+            "#!/bin/sh\necho 'cargo 1.80.0 (0 2024-07-01)'\n".into(),
+        );
+        if with_rustup {
+            write(
+                "rustup",
+                format!(
+                    "#!/bin/sh\necho \"rustup $*\" >> '{calls}'\n\
+                     [ \"$1\" = default ] && printf '#!/bin/sh\\necho \"cargo 1.200.0 (0 2030-01-01)\"\\n' > '{cargo}'\nexit 0\n",
+                    calls = home.path().join("calls").display(),
+                    cargo = bin.join("cargo").display()
+                ),
+            );
+        }
+        std::fs::write(
+            home.path().join(".cargo/env"),
+            format!("PATH=\"{}:$PATH\"\n", bin.display()),
+        )
+        .unwrap();
+        let out = Command::new("bash")
+            .args([
+                "-c",
+                ". dist/rust-toolchain.sh && use_new_enough_rust rustfmt clippy && cargo --version",
+            ])
+            .current_dir(repo(""))
+            .env("HOME", home.path())
+            .env("PATH", "/usr/bin:/bin")
+            .output()
+            .unwrap();
+        let calls = std::fs::read_to_string(home.path().join("calls")).unwrap_or_default();
+        if with_rustup {
+            assert!(out.status.success(), "{out:?}");
+            assert!(
+                calls.contains(
+                    "rustup toolchain install stable --profile minimal -c rustfmt,clippy"
+                ) && calls.contains("rustup default stable"),
+                "{calls}"
+            );
+            assert!(
+                String::from_utf8_lossy(&out.stdout).contains("cargo 1.200.0"),
+                "{out:?}"
+            );
+        } else {
+            assert!(!out.status.success(), "{out:?}");
+            assert!(
+                String::from_utf8_lossy(&out.stderr).contains(
+                    "cargo 1.80.0 (0 2024-07-01) is older than Cargo.toml's rust-version"
+                ),
+                "{out:?}"
+            );
+        }
+    }
+}
