@@ -1,7 +1,7 @@
 //! Secrets in the config: where they come from (the file itself, a file of
 //! their own, a systemd credential) and how the client secret is sent.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::reader::{self, TableReader};
 use super::{ClientAuth, Diagnostics, Environment};
@@ -106,19 +106,33 @@ pub(super) fn unreadable_by_daemon(
         .ok()
         .and_then(|name| nix::unistd::getgrouplist(&name, user.gid).ok())
         .unwrap_or_else(|| vec![user.gid]);
-    if may_read(
-        access,
-        uid,
-        &groups.iter().map(|g| g.as_raw()).collect::<Vec<_>>(),
-    ) {
-        return None;
-    }
+    let groups: Vec<u32> = groups.iter().map(|g| g.as_raw()).collect();
     let system_service = uid == crate::trusted_path::service_user_uid().unwrap_or(u32::MAX);
     let whose = if system_service {
         format!("the system service runs as `{}`", user.name)
     } else {
         format!("the daemon of this config runs as `{}`", user.name)
     };
+    // The system unit's sandbox hides these whatever the modes say.
+    if system_service && let Some(setting) = hidden_by_the_system_unit(path) {
+        return Some(format!(
+            "{} cannot be read by its daemon: {whose}, under the unit's {setting}; put it under /etc/tokend/",
+            path.display()
+        ));
+    }
+    if let Some((dir, dir_access)) = unsearchable_directory(path, uid, &groups) {
+        return Some(format!(
+            "{} cannot be read by its daemon: {whose}, and the directory {} (owner uid {}, group {}, mode {:04o}) does not let it in (root, checking, goes in anyway)",
+            path.display(),
+            dir.display(),
+            dir_access.uid,
+            dir_access.gid,
+            dir_access.mode & 0o7777,
+        ));
+    }
+    if may_read(access, uid, &groups) {
+        return None;
+    }
     // The system service's config stays root's, readable by the daemon's
     // group (README); a user's own config, and a secret file, are given to
     // the daemon's user (a user's primary group may be shared: `users`).
@@ -138,6 +152,42 @@ pub(super) fn unreadable_by_daemon(
         access.gid,
         access.mode & 0o7777,
     ))
+}
+
+/// The sandbox setting of the shipped system unit that hides `path` from
+/// the service: `ProtectHome=yes` (home directories, root's, users'
+/// runtime directories) and `PrivateTmp=yes` (a /tmp of its own).
+fn hidden_by_the_system_unit(path: &Path) -> Option<&'static str> {
+    let path = std::path::absolute(path).ok()?;
+    if ["/home", "/root", "/run/user"]
+        .iter()
+        .any(|dir| path.starts_with(dir))
+    {
+        Some("ProtectHome=yes, which hides /home, /root and /run/user")
+    } else if ["/tmp", "/var/tmp"].iter().any(|dir| path.starts_with(dir)) {
+        Some("PrivateTmp=yes, which gives it a /tmp and /var/tmp of its own")
+    } else {
+        None
+    }
+}
+
+/// The first directory on the way to `path` that a user (`uid`, in
+/// `groups`) may not search, by its mode bits, with its owner and mode.
+fn unsearchable_directory(path: &Path, uid: u32, groups: &[u32]) -> Option<(PathBuf, FileAccess)> {
+    let path = std::path::absolute(path).ok()?;
+    let mut ancestors: Vec<&Path> = path.ancestors().skip(1).collect();
+    ancestors.reverse();
+    ancestors.into_iter().find_map(|dir| {
+        let access = FileAccess::of(&std::fs::metadata(dir).ok()?);
+        let bit = if access.uid == uid {
+            0o100
+        } else if groups.contains(&access.gid) {
+            0o010
+        } else {
+            0o001
+        };
+        (access.mode & bit == 0).then(|| (dir.to_owned(), access))
+    })
 }
 
 /// The name of group `gid`, or its number when it has none.

@@ -31,19 +31,10 @@ fn tokend_uid(passwd: &str) -> Option<u32> {
     })
 }
 
-#[test]
-fn root_checks_secret_files_as_the_daemon_reads_them() {
-    if !rustix::process::geteuid().is_root() {
-        crate::support::skip::say(format_args!(
-            "SKIPPED root_checks_secret_files_as_the_daemon_reads_them: needs root (a mount namespace)"
-        ));
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("home");
-    std::fs::create_dir(&home).unwrap();
-    own(&home, USER_UID, 0o755);
-    // The users, added to the machine's in a private mount namespace.
+/// Writes `passwd` and `group` in `dir`: the machine's, with [`USER`]
+/// (home `home`) and, where the machine has none, a `tokend` user; returns
+/// the `tokend` user's uid. Bound over /etc's in the check's namespace.
+fn write_users(dir: &Path, home: &Path) -> u32 {
     let machine = std::fs::read_to_string("/etc/passwd").unwrap();
     let mut users = format!(
         "{machine}{USER}:x:{USER_UID}:{USER_UID}::{}:/bin/sh\n",
@@ -61,28 +52,58 @@ fn root_checks_secret_files_as_the_daemon_reads_them() {
         let _ = writeln!(groups, "tokend:x:{SERVICE_UID}:");
         SERVICE_UID
     });
+    std::fs::write(dir.join("passwd"), users).unwrap();
+    std::fs::write(dir.join("group"), groups).unwrap();
+    service_uid
+}
+
+/// An encrypted-file store's config with its state in `dir` and the key
+/// at `key`.
+fn file_store_config(dir: &Path, key: &Path) -> String {
+    format!(
+        "[daemon]\nbus = \"none\"\nstore = \"encrypted-file\"\nstate_directory = \"{}\"\nstore_key_file = \"{}\"\n",
+        dir.join("state").display(),
+        key.display()
+    )
+}
+
+#[test]
+fn root_checks_secret_files_as_the_daemon_reads_them() {
+    if !rustix::process::geteuid().is_root() {
+        crate::support::skip::say(format_args!(
+            "SKIPPED root_checks_secret_files_as_the_daemon_reads_them: needs root (a mount namespace)"
+        ));
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // Searchable by the users below, as a machine's directories are.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let home = dir.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    own(&home, USER_UID, 0o755);
+    let service_uid = write_users(dir.path(), &home);
     let (passwd, group) = (dir.path().join("passwd"), dir.path().join("group"));
-    std::fs::write(&passwd, users).unwrap();
-    std::fs::write(&group, groups).unwrap();
+    // The system service's files where its unit lets it see them (not
+    // under /tmp, which its PrivateTmp= replaces): this directory, seen
+    // at /mnt in the check's mount namespace.
+    let system = dir.path().join("system");
+    std::fs::create_dir(&system).unwrap();
+    std::fs::set_permissions(&system, std::fs::Permissions::from_mode(0o755)).unwrap();
     let binds = [
         (passwd.as_path(), "/etc/passwd"),
         (group.as_path(), "/etc/group"),
+        (system.as_path(), "/mnt"),
     ];
+    let seen = Path::new("/mnt");
 
     // The system service's config, with a store key only root may read.
-    let key = dir.path().join("store.key");
-    std::fs::write(&key, [0x5a; 32]).unwrap();
-    own(&key, 0, 0o600);
-    let config = dir.path().join("config.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[daemon]\nbus = \"none\"\nstore = \"encrypted-file\"\nstate_directory = \"{}\"\nstore_key_file = \"{}\"\n",
-            dir.path().join("state").display(),
-            key.display()
-        ),
-    )
-    .unwrap();
+    let key_here = system.join("store.key");
+    let key = seen.join("store.key");
+    std::fs::write(&key_here, [0x5a; 32]).unwrap();
+    own(&key_here, 0, 0o600);
+    let config_here = system.join("config.toml");
+    let config = seen.join("config.toml");
+    std::fs::write(&config_here, file_store_config(seen, &key)).unwrap();
     let (ok, text) = check_with_binds(&binds, &config);
     assert!(ok, "{text}");
     assert!(
@@ -93,13 +114,36 @@ fn root_checks_secret_files_as_the_daemon_reads_them() {
         "{text}"
     );
     // Given to the service's user, as the README says: nothing to say.
-    own(&key, service_uid, 0o600);
+    own(&key_here, service_uid, 0o600);
     let (ok, text) = check_with_binds(&binds, &config);
     assert!(ok && !text.contains("cannot be read"), "{text}");
 
+    // Readable, but in a directory only root may enter: named, as is a
+    // path under /tmp, which the unit's PrivateTmp= hides from it.
+    own(&system, 0, 0o700);
+    let (_, text) = check_with_binds(&binds, &config);
+    assert!(
+        text.contains(&format!(
+            "{} cannot be read by its daemon: the system service runs as `tokend`, and the directory /mnt (owner uid 0, group 0, mode 0700) does not let it in",
+            key.display()
+        )),
+        "{text}"
+    );
+    own(&system, 0, 0o755);
+    let in_tmp = system.join("in-tmp.toml");
+    std::fs::write(&in_tmp, file_store_config(seen, &key_here)).unwrap();
+    let (_, text) = check_with_binds(&binds, &seen.join("in-tmp.toml"));
+    assert!(
+        text.contains(&format!(
+            "{} cannot be read by its daemon: the system service runs as `tokend`, under the unit's PrivateTmp=yes",
+            key_here.display()
+        )),
+        "{text}"
+    );
+
     // The config itself, deployed for root alone (`install -m 0600`): the
     // service could not read it, at its start or at a reload.
-    own(&config, 0, 0o600);
+    own(&config_here, 0, 0o600);
     let (_, text) = check_with_binds(&binds, &config);
     assert!(
         text.contains(&format!(
@@ -112,7 +156,7 @@ fn root_checks_secret_files_as_the_daemon_reads_them() {
         )),
         "{text}"
     );
-    own(&config, 0, 0o644);
+    own(&config_here, 0, 0o644);
 
     // A user's own config in her home, with a client secret only root may
     // read: her daemon reads it as her.
