@@ -135,7 +135,14 @@ sed -i "s/^store = \"encrypted-file\"/store = 'memory'/" /etc/tokend/config.toml
 PATH="$stand_ins:$PATH" quiet dpkg -i "$deb"
 ! grep -q 'deb-systemd-invoke try-restart' "$work/calls" \
     || fail "an upgrade restarted a service that keeps its sessions in memory (store = 'memory')"
-sed -i "s/^store = 'memory'/store = \"memory\"/" /etc/tokend/config.toml
+# No store line: the default, the Secret Service, which a system service
+# has none of, keeps the sessions in memory too.
+sed -i "s/^store = 'memory'/# store = \"memory\"/" /etc/tokend/config.toml
+: >"$work/calls"
+PATH="$stand_ins:$PATH" quiet dpkg -i "$deb"
+! grep -q 'deb-systemd-invoke try-restart' "$work/calls" \
+    || fail "an upgrade restarted a service whose config names no store (its sessions in memory)"
+sed -i 's/^# store = "memory"/store = "memory"/' /etc/tokend/config.toml
 rm -r "$stand_ins/systemctl" "$stand_ins/deb-systemd-invoke" /run/systemd/system
 
 # A config the administrator deleted (a desktop running only the user
