@@ -208,31 +208,28 @@ async fn never_reads_its_answers_to(request: &str, read_first: usize) {
     assert_eq!(ask(&server, r#"{"op":"status"}"#).await["ok"], true);
 }
 
-/// A client that pauses in the middle of a streamed `status` longer than
-/// the write timeout (`tokenctl status | less` on its first screen) gets
-/// the rest when it reads on, within the idle timeout: it was cut off
-/// after the write timeout (10 s), and tokenctl printed part of the list
-/// and said the daemon had stopped or crashed.
-#[tokio::test]
-async fn a_status_stream_waits_for_a_reader_that_pauses() {
-    const PROVIDERS: usize = 2_000;
+/// `count` provider tables (`p0000`...), never asked of their provider.
+fn many_providers(count: usize) -> String {
     use std::fmt::Write as _;
     let mut providers = String::new();
-    for i in 0..PROVIDERS {
+    for i in 0..count {
         let _ = write!(
             providers,
             "[providers.p{i:04}]\ndevice_authorization_endpoint = \"https://idp.example/device\"\n\
              token_endpoint = \"https://idp.example/token\"\nclient_id = \"x\"\n"
         );
     }
-    let server = serve_providers(
-        Limits {
-            idle_timeout: Duration::from_secs(30),
-            ..short()
-        },
-        0o600,
-        &providers,
-    );
+    providers
+}
+
+/// Asks `server` for a streamed status on a new connection and reads its
+/// first line: the lines to come, and the writing half (kept open).
+async fn begin_status_stream(
+    server: &Server,
+) -> (
+    tokio::io::Lines<tokio::io::BufReader<tokio::net::unix::OwnedReadHalf>>,
+    tokio::net::unix::OwnedWriteHalf,
+) {
     let stream = UnixStream::connect(&server.socket).await.unwrap();
     let (read, mut write) = stream.into_split();
     write
@@ -241,6 +238,27 @@ async fn a_status_stream_waits_for_a_reader_that_pauses() {
         .unwrap();
     let mut lines = tokio::io::BufReader::new(read).lines();
     assert!(lines.next_line().await.unwrap().is_some());
+    (lines, write)
+}
+
+/// A client that pauses in the middle of a streamed `status` longer than
+/// the write timeout (`tokenctl status | less` on its first screen) gets
+/// the rest when it reads on, within the idle timeout: it was cut off
+/// after the write timeout (10 s), and tokenctl printed part of the list
+/// and said the daemon had stopped or crashed.
+#[tokio::test]
+async fn a_status_stream_waits_for_a_reader_that_pauses() {
+    const PROVIDERS: usize = 2_000;
+    let providers = many_providers(PROVIDERS);
+    let server = serve_providers(
+        Limits {
+            idle_timeout: Duration::from_secs(30),
+            ..short()
+        },
+        0o600,
+        &providers,
+    );
+    let (mut lines, _write) = begin_status_stream(&server).await;
     // The pause is the scenario: longer than the write timeout (300 ms),
     // the statuses (about 300 KB) more than the socket buffers hold.
     tokio::time::sleep(Duration::from_millis(1_500)).await;
@@ -270,15 +288,7 @@ async fn a_status_stream_waits_for_a_reader_that_pauses() {
 /// below are only there so that a failure ends.
 #[tokio::test]
 async fn clients_that_stall_do_not_hold_a_stop() {
-    use std::fmt::Write as _;
-    let mut providers = String::new();
-    for i in 0..2_000 {
-        let _ = write!(
-            providers,
-            "[providers.p{i:04}]\ndevice_authorization_endpoint = \"https://idp.example/device\"\n\
-             token_endpoint = \"https://idp.example/token\"\nclient_id = \"x\"\n"
-        );
-    }
+    let providers = many_providers(2_000);
     let hour = Duration::from_secs(3_600);
     let server = serve_providers(
         Limits {
@@ -292,15 +302,8 @@ async fn clients_that_stall_do_not_hold_a_stop() {
     );
     let mut half_written = UnixStream::connect(&server.socket).await.unwrap();
     half_written.write_all(b"{\"op\":\"sta").await.unwrap();
-    let non_reading = UnixStream::connect(&server.socket).await.unwrap();
-    let (read, mut write) = non_reading.into_split();
-    write
-        .write_all(b"{\"op\":\"status\",\"stream\":true}\n")
-        .await
-        .unwrap();
-    let mut lines = tokio::io::BufReader::new(read).lines();
     // The stream has begun; the rest fills the socket's buffers.
-    assert!(lines.next_line().await.unwrap().is_some());
+    let (mut lines, _write) = begin_status_stream(&server).await;
     // Both connections are served (the request's first bytes read) before
     // the stop: a version request on a third comes after them.
     assert_eq!(ask(&server, r#"{"op":"version"}"#).await["ok"], true);
