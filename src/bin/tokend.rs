@@ -145,6 +145,14 @@ fn main() -> ExitCode {
 }
 
 fn prune(runtime: &tokio::runtime::Runtime, config: &config::Config) -> ExitCode {
+    // This process's memory store would be a new, empty one: the daemon's
+    // is out of reach, and "holds 0 sessions" would be false.
+    if config.daemon.store == config::StoreKind::Memory {
+        println!(
+            "nothing to prune: store = \"memory\" keeps the sessions in the running daemon's memory, which this command cannot reach; a provider removed from the config has its session forgotten by the reload that removes it"
+        );
+        return ExitCode::SUCCESS;
+    }
     match runtime.block_on(tokend::daemon::prune(config)) {
         Ok(pruned) => {
             let store = match &pruned.directory {

@@ -133,5 +133,17 @@ impl Broker {
         let shared = &self.inner.shared;
         shared.record_writes.prune(|name| names.contains(name));
         shared.metrics.retain_providers(|name| names.contains(name));
+        // A memory store's records of removed providers: nothing else
+        // could ever delete them (`--prune` is another process), so a
+        // generated config's renames would keep every name's tokens, and
+        // a name added back would come back logged in. Map operations
+        // only: no blocking pool needed.
+        if shared.store.forgets_at_stop()
+            && let Ok(stored) = shared.store.list()
+        {
+            for name in stored.iter().filter(|n| !names.contains(n.as_str())) {
+                let _ = shared.store.delete(name);
+            }
+        }
     }
 }

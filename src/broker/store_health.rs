@@ -514,6 +514,10 @@ impl Store for WatchedStore {
         self.inner.change_feed()
     }
 
+    fn forgets_at_stop(&self) -> bool {
+        self.inner.forgets_at_stop()
+    }
+
     fn remembers_logout(&self, provider: &str) -> bool {
         self.inner.remembers_logout(provider)
     }

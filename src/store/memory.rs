@@ -50,6 +50,10 @@ impl Store for MemoryStore {
     fn list(&self) -> Result<Vec<String>, StoreError> {
         Ok(self.map().keys().cloned().collect())
     }
+
+    fn forgets_at_stop(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]

@@ -349,6 +349,14 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// The store is unavailable or the delete failed.
     fn delete(&self, provider: &str) -> Result<(), StoreError>;
 
+    /// Whether what this store keeps goes with the daemon's process (the
+    /// memory store): a provider removed from the config then has its
+    /// record deleted by the reload that removes it, as no `tokend
+    /// --prune` (another process) can reach it.
+    fn forgets_at_stop(&self) -> bool {
+        false
+    }
+
     /// Names of every provider with a stored session (for `--prune`).
     ///
     /// # Errors

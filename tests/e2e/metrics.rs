@@ -270,11 +270,16 @@ fn reachable_by_nobody(providers: &str) -> Daemon {
 /// A reload that renames the providers drops the old names' counters: they
 /// vanish from the text, and a name added back later starts from zero, as
 /// after a restart (a generated config must not leave counters behind for
-/// every name it ever had).
+/// every name it ever had). In the encrypted file store, which keeps a
+/// removed provider's session (the memory store forgets it at the reload).
 #[test]
 fn a_reload_forgets_the_counters_of_removed_providers() {
     let provider = Provider::start(fast());
-    let mut daemon = Daemon::start(&format!("{}{}", provider.config("a"), provider.config("b")));
+    let store = crate::support::file_store::FileStore::new();
+    let mut daemon = Daemon::start_with(
+        &format!("{}{}", provider.config("a"), provider.config("b")),
+        store.options(),
+    );
     login(&daemon, "a", |code| {
         provider.approve(code).unwrap();
     });

@@ -143,3 +143,42 @@ fn a_session_without_a_refresh_token_survives_a_restart() {
     daemon.restart();
     assert_eq!(status(&daemon, "gh")["state"], "logged_out");
 }
+
+/// The memory store (the packaged system config's): a provider removed
+/// from the config has its session forgotten by the reload, as no `tokend
+/// --prune` (another process, with a memory of its own) can reach it, and
+/// that command says so rather than "holds 0 sessions". Before, the
+/// tokens stayed in the daemon for its life, and the name added back came
+/// back logged in with them.
+#[test]
+fn the_memory_store_forgets_a_removed_provider_at_the_reload() {
+    let provider = Provider::rfc8628();
+    let mut daemon = Daemon::start(&format!(
+        "{}{}",
+        provider.config("kept"),
+        provider.config("gone")
+    ));
+    for name in ["kept", "gone"] {
+        login(&daemon, name, |code| {
+            provider.approve(code).unwrap();
+        });
+    }
+    daemon.write_config(&provider.config("kept"));
+    daemon.reload();
+    daemon.write_config(&format!(
+        "{}{}",
+        provider.config("kept"),
+        provider.config("gone")
+    ));
+    daemon.reload();
+    assert_eq!(status(&daemon, "gone")["state"], "logged_out");
+    assert_eq!(status(&daemon, "kept")["state"], "active");
+    let pruned = daemon.tokend(&["--prune"]);
+    assert!(pruned.status.success(), "{}", stderr(&pruned));
+    assert!(
+        stdout(&pruned)
+            .contains("store = \"memory\" keeps the sessions in the running daemon's memory"),
+        "{}",
+        stdout(&pruned)
+    );
+}
