@@ -33,11 +33,35 @@ use crate::broker::{AttentionKind, Broker, BrokerEvent, StoreState};
 /// Runs of the `on_event` program at once.
 pub const MAX_RUNNING: usize = 4;
 
-/// Events that wait for a run while [`MAX_RUNNING`] are going: enough for
-/// every session of a config to need a person at once (a password change
-/// at the provider ends them all), few enough that a hung webhook does not
-/// pile up work.
+/// Events that wait for a run while [`MAX_RUNNING`] are going, few enough
+/// that a hung webhook does not pile up work: past it, an event is
+/// skipped, unless it needs a person ([`MAX_WAITING_FOR_A_PERSON`]).
 pub const MAX_WAITING: usize = 64;
+
+/// Events that need a person (`login_required`, `refresh_token_expiring`,
+/// `store_unavailable`) wait up to this many: enough for every session of
+/// a large config to need a person at once (a password change at the
+/// provider ends them all), behind a queue full of `logged_in` and
+/// `refreshed` runs that once took their places.
+pub const MAX_WAITING_FOR_A_PERSON: usize = 1024;
+
+/// Whether `event` may wait for a run behind `waiting` others.
+fn may_wait(event: &str, waiting: usize) -> bool {
+    let cap = if needs_a_person(event) {
+        MAX_WAITING_FOR_A_PERSON
+    } else {
+        MAX_WAITING
+    };
+    waiting < cap
+}
+
+/// Whether `event` asks a person to act: never skipped for the
+/// informational ones waiting before it.
+fn needs_a_person(event: &str) -> bool {
+    event == AttentionKind::LoginRequired.name()
+        || event == AttentionKind::RefreshTokenExpiring.name()
+        || event == "store_unavailable"
+}
 
 /// A run still going after this long is killed.
 pub const RUN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -196,14 +220,17 @@ impl Runner<'_> {
             return;
         }
         let slot = Arc::clone(self.slots).try_acquire_owned().ok();
-        if slot.is_none() && self.waiting.fetch_add(1, Ordering::SeqCst) >= MAX_WAITING {
-            self.waiting.fetch_sub(1, Ordering::SeqCst);
-            warn!(
-                provider,
-                event,
-                "on_event skipped: {MAX_RUNNING} runs are still going and {MAX_WAITING} events wait"
-            );
-            return;
+        if slot.is_none() {
+            let waiting = self.waiting.fetch_add(1, Ordering::SeqCst);
+            if !may_wait(event, waiting) {
+                self.waiting.fetch_sub(1, Ordering::SeqCst);
+                warn!(
+                    provider,
+                    event,
+                    "on_event skipped: {MAX_RUNNING} runs are still going and {waiting} events wait"
+                );
+                return;
+            }
         }
         let (argv, socket) = (self.program.to_vec(), self.socket.to_owned());
         let (slots, waiting) = (Arc::clone(self.slots), Arc::clone(self.waiting));
@@ -355,6 +382,38 @@ mod tests {
             stat.rsplit_once(") ")
                 .is_some_and(|(_, rest)| rest.starts_with('Z'))
         })
+    }
+
+    /// A queue full of informational events does not turn away one that
+    /// needs a person: with a hook slower than events come (a hung
+    /// webhook), 64 queued `logged_in` runs made every `login_required`
+    /// of a revocation be skipped.
+    #[test]
+    fn events_that_need_a_person_wait_past_a_full_queue() {
+        for informational in [
+            "logged_in",
+            "refreshed",
+            "refresh_failed",
+            "store_available",
+        ] {
+            assert!(may_wait(informational, MAX_WAITING - 1), "{informational}");
+            assert!(!may_wait(informational, MAX_WAITING), "{informational}");
+        }
+        for attention in [
+            "login_required",
+            "refresh_token_expiring",
+            "store_unavailable",
+        ] {
+            assert!(may_wait(attention, MAX_WAITING), "{attention}");
+            assert!(
+                may_wait(attention, MAX_WAITING_FOR_A_PERSON - 1),
+                "{attention}"
+            );
+            assert!(
+                !may_wait(attention, MAX_WAITING_FOR_A_PERSON),
+                "{attention}"
+            );
+        }
     }
 
     /// A run past its time is killed with what it started: a script's
