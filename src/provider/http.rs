@@ -540,24 +540,38 @@ mod tests {
         assert!(!error.contains("through the proxy"), "{error}");
     }
 
+    /// A listener on 127.0.0.1 that reads one request (or TLS hello) and
+    /// writes `answer`, then closes; its URL with `scheme`.
+    async fn answer_once(
+        scheme: &str,
+        answer: &'static [u8],
+    ) -> (url::Url, tokio::task::JoinHandle<()>) {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = url::Url::parse(&format!(
+            "{scheme}://{}/token",
+            listener.local_addr().unwrap()
+        ))
+        .unwrap();
+        let served = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut request = [0u8; 1024];
+            let _ = stream.read(&mut request).await;
+            let _ = stream.write_all(answer).await;
+        });
+        (url, served)
+    }
+
     /// A success answer whose body is cut off (the connection closes
     /// mid-chunk) keeps its status: the provider was reached, did what was
     /// asked, and its tokens are lost, which "could not reach" hid.
     #[tokio::test]
     async fn a_success_cut_off_mid_body_keeps_its_status() {
-        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url =
-            url::Url::parse(&format!("http://{}/token", listener.local_addr().unwrap())).unwrap();
-        let served = tokio::spawn(async move {
-            let (mut stream, _) = listener.accept().await.unwrap();
-            let mut request = [0u8; 1024];
-            let _ = stream.read(&mut request).await.unwrap();
-            stream
-                .write_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n40\r\n{\"access_token\":")
-                .await
-                .unwrap();
-        });
+        let (url, served) = answer_once(
+            "http",
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n40\r\n{\"access_token\":",
+        )
+        .await;
         let client = HttpClient::new(Duration::from_secs(10)).unwrap();
         let error = client.get(&url).await.unwrap_err();
         assert!(error.is_lost_success(), "{error:?}");
@@ -576,16 +590,11 @@ mod tests {
     /// ("received corrupt message of type InvalidContentType").
     #[tokio::test]
     async fn plain_http_on_an_https_endpoint_is_said_plainly() {
-        use tokio::io::AsyncWriteExt as _;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url =
-            url::Url::parse(&format!("https://{}/token", listener.local_addr().unwrap())).unwrap();
-        let served = tokio::spawn(async move {
-            let (mut stream, _) = listener.accept().await.unwrap();
-            let _ = stream
-                .write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")
-                .await;
-        });
+        let (url, served) = answer_once(
+            "https",
+            b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n",
+        )
+        .await;
         let client = HttpClient::new(Duration::from_secs(10)).unwrap();
         let error = client.get(&url).await.unwrap_err().to_string();
         assert!(

@@ -10,15 +10,20 @@ use tokend_emulator::{Endpoint, Fault};
 /// tokenctl's exit status for a provider unavailable for now.
 const EXIT_UNAVAILABLE: i32 = 6;
 
+/// tokend with one provider, `oidc`, found by discovery at `issuer`.
+fn oidc(issuer: &impl std::fmt::Display) -> Daemon {
+    Daemon::start(&format!(
+        "[providers.oidc]\nissuer = \"{issuer}\"\nclient_id = \"tokend-test\"\n"
+    ))
+}
+
 /// OpenID discovery: endpoints the document names in plain http on a host
 /// that is not loopback are refused, naming the key and the rule.
 #[test]
 fn a_discovered_cleartext_endpoint_is_refused() {
     let provider = Provider::rfc8628();
     let issuer = provider.issuer();
-    let daemon = Daemon::start(&format!(
-        "[providers.oidc]\nissuer = \"{issuer}\"\nclient_id = \"tokend-test\"\n"
-    ));
+    let daemon = oidc(&issuer);
     let document = serde_json::json!({
         "issuer": issuer.as_str().trim_end_matches('/'),
         "device_authorization_endpoint": "http://idp.example/device",
@@ -49,9 +54,7 @@ fn a_discovered_cleartext_endpoint_is_refused() {
 fn a_redirected_discovery_names_the_target() {
     let provider = Provider::rfc8628();
     let issuer = provider.issuer();
-    let daemon = Daemon::start(&format!(
-        "[providers.oidc]\nissuer = \"{issuer}\"\nclient_id = \"tokend-test\"\n"
-    ));
+    let daemon = oidc(&issuer);
     let moved = "https://idp.example/realms/moved/.well-known/openid-configuration";
     provider.inject(Endpoint::Discovery, Fault::Redirect(moved.into()), 1);
     let out = daemon.tokenctl(&["login", "oidc"]);
@@ -71,9 +74,7 @@ fn a_redirected_discovery_names_the_target() {
 fn a_rate_limited_discovery_says_the_wait_asked_for() {
     let provider = Provider::rfc8628();
     let issuer = provider.issuer();
-    let daemon = Daemon::start(&format!(
-        "[providers.oidc]\nissuer = \"{issuer}\"\nclient_id = \"tokend-test\"\n"
-    ));
+    let daemon = oidc(&issuer);
     provider.inject(
         Endpoint::Discovery,
         Fault::RetryAfter {
