@@ -97,6 +97,11 @@ fn is_success(response: &HttpResponse) -> bool {
     (200..300).contains(&response.status)
 }
 
+/// How an answer that redirects (tokend follows none) is said: the start
+/// of a [`ProviderError::Malformed`]'s problem, which a device login reads
+/// to end at once, as a config error, rather than as "retry later".
+pub const UNEXPECTED_REDIRECT: &str = "unexpected redirect";
+
 /// Whether an HTTP status means "try again later".
 #[must_use]
 pub fn is_transient_status(status: u16) -> bool {
@@ -156,7 +161,7 @@ pub fn failure_from_answer(
         return malformed(
             response,
             format!(
-                "unexpected redirect (HTTP {status}) to {}; check the endpoint URL in the config",
+                "{UNEXPECTED_REDIRECT} (HTTP {status}) to {}; check the endpoint URL in the config",
                 response
                     .location
                     .as_deref()

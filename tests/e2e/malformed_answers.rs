@@ -193,8 +193,14 @@ fn a_redirect_at_the_device_endpoint_stops_the_login_after_one_request() {
     );
     let daemon = daemon(&provider);
     let out = daemon.tokenctl(&["login", NAME]);
-    assert!(!out.status.success());
     let err = stderr(&out);
+    // A failed login (8), as a redirected poll: not "unavailable, retry
+    // later" (6), which a script retrying on 6 would do for ever.
+    assert_eq!(
+        out.status.code(),
+        Some(support::flows::EXIT_LOGIN_FAILED),
+        "{err}"
+    );
     assert!(
         err.contains("provider `demo`") && err.contains("unexpected redirect (HTTP 307)"),
         "{err}"

@@ -151,11 +151,20 @@ impl Session {
         progress: &watch::Sender<LoginProgress>,
     ) -> Result<(TokenGrant, SystemTime), BrokerError> {
         let clock = Arc::clone(&self.shared.clock);
-        let authorization = self
-            .provider
-            .start_device_authorization()
-            .await
-            .map_err(|e| self.provider_failure(e))?;
+        let authorization =
+            self.provider
+                .start_device_authorization()
+                .await
+                .map_err(|e| match &e {
+                    // The endpoint in the config is wrong: no retry mends that
+                    // (a redirected poll ends the login the same way).
+                    ProviderError::Malformed { problem, .. }
+                        if problem.starts_with(crate::provider::oauth::UNEXPECTED_REDIRECT) =>
+                    {
+                        self.login_failed(format!("failed: {e}"))
+                    }
+                    _ => self.provider_failure(e),
+                })?;
         // Kept on the clock that ignores the wall clock being set (see
         // `Clock::since_boot`): a kiosk without a battery-backed clock
         // whose time NTP steps forward mid-login must not end a code the
