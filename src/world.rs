@@ -80,31 +80,83 @@ impl NetworkWatch {
         self.drain()
     }
 
+    /// Waits for an announcement that the network may be reachable again
+    /// (see [`brings_reach`]); others (an address or route removed, a link
+    /// going down: what a suspend or a network manager's teardown sends)
+    /// are read and passed over.
     async fn wait_and_drain(&self) -> io::Result<()> {
         loop {
             let mut ready = self.socket.readable().await?;
-            if self.drain_some()? {
-                return Ok(());
+            while let Some(reach) = self.read_one()? {
+                if reach {
+                    return Ok(());
+                }
             }
             ready.clear_ready();
         }
     }
 
     fn drain(&self) -> io::Result<()> {
-        while self.drain_some()? {}
+        while self.read_one()?.is_some() {}
         Ok(())
     }
 
-    /// Reads one message if one is there; what it says does not matter.
-    fn drain_some(&self) -> io::Result<bool> {
+    /// Reads one datagram if one is there: whether it brings reach.
+    fn read_one(&self) -> io::Result<Option<bool>> {
         let mut buf = [0u8; 8192];
         match rustix::net::recv(self.socket.get_ref(), &mut buf, RecvFlags::DONTWAIT) {
-            // NOBUFS: the kernel dropped messages for us, so there was a change.
-            Ok(_) | Err(rustix::io::Errno::NOBUFS) => Ok(true),
-            Err(rustix::io::Errno::AGAIN) => Ok(false),
+            Ok((read, _)) => Ok(Some(brings_reach(&buf[..read.min(buf.len())]))),
+            // NOBUFS: the kernel dropped messages for us; one may have
+            // been a link coming up.
+            Err(rustix::io::Errno::NOBUFS) => Ok(Some(true)),
+            Err(rustix::io::Errno::AGAIN) => Ok(None),
             Err(e) => Err(e.into()),
         }
     }
+}
+
+/// Whether a datagram of routing netlink messages says the network may
+/// be reachable again: an address or a route added (`RTM_NEWADDR`,
+/// `RTM_NEWROUTE`), or a link that is up with a carrier (`RTM_NEWLINK`
+/// with `IFF_UP` and `IFF_RUNNING` in its `ifinfomsg`). Removals and
+/// links going down are not (the README promises retries on the first
+/// kind only; a teardown before a suspend sent a retry into it). A
+/// datagram that cannot be read counts, to be safe.
+fn brings_reach(mut datagram: &[u8]) -> bool {
+    const RTM_NEWLINK: u16 = 16;
+    const RTM_NEWADDR: u16 = 20;
+    const RTM_NEWROUTE: u16 = 24;
+    const HEADER: usize = 16;
+    const IFF_UP_RUNNING: u32 = 0x1 | 0x40;
+    while datagram.len() >= HEADER {
+        let word = |at: usize| {
+            u32::from_ne_bytes([
+                datagram[at],
+                datagram[at + 1],
+                datagram[at + 2],
+                datagram[at + 3],
+            ])
+        };
+        let length = usize::try_from(word(0)).unwrap_or(usize::MAX);
+        let kind = u16::from_ne_bytes([datagram[4], datagram[5]]);
+        if length < HEADER || length > datagram.len() {
+            return true;
+        }
+        match kind {
+            RTM_NEWADDR | RTM_NEWROUTE => return true,
+            // ifinfomsg: family, pad, type (2), index (4), flags (4).
+            RTM_NEWLINK
+                if length >= HEADER + 12 && word(HEADER + 8) & IFF_UP_RUNNING == IFF_UP_RUNNING =>
+            {
+                return true;
+            }
+            _ => {}
+        }
+        // Messages are aligned to 4 bytes.
+        let next = (length + 3) & !3;
+        datagram = &datagram[next.min(datagram.len())..];
+    }
+    false
 }
 
 /// Retries waiting refreshes whenever the network changes, until `stop`.
@@ -285,4 +337,58 @@ async fn owner_of_logind(connection: &zbus::Connection) -> Option<String> {
         .await
         .ok()
         .map(|owner| owner.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::brings_reach;
+
+    /// One routing netlink message of `kind` with `body` after its header.
+    fn message(kind: u16, body: &[u8]) -> Vec<u8> {
+        let length = u32::try_from(16 + body.len()).unwrap();
+        let mut bytes = Vec::new();
+        bytes.extend_from_slice(&length.to_ne_bytes());
+        bytes.extend_from_slice(&kind.to_ne_bytes());
+        bytes.extend_from_slice(&[0; 10]);
+        bytes.extend_from_slice(body);
+        while bytes.len() % 4 != 0 {
+            bytes.push(0);
+        }
+        bytes
+    }
+
+    /// A link message whose `ifinfomsg` has `flags`.
+    fn link(kind: u16, flags: u32) -> Vec<u8> {
+        let mut body = vec![0u8; 8];
+        body.extend_from_slice(&flags.to_ne_bytes());
+        body.extend_from_slice(&[0; 4]);
+        message(kind, &body)
+    }
+
+    /// Additions and a link up with a carrier bring reach; removals and
+    /// links going down do not (an address deletion retried every waiting
+    /// refresh into a network being torn down), also when several
+    /// messages share a datagram.
+    #[test]
+    fn only_additions_and_links_coming_up_bring_reach() {
+        let (new_link, del_link, new_addr, del_addr, new_route, del_route) =
+            (16, 17, 20, 21, 24, 25);
+        assert!(brings_reach(&message(new_addr, &[0; 8])));
+        assert!(brings_reach(&message(new_route, &[0; 12])));
+        assert!(brings_reach(&link(new_link, 0x1 | 0x40)));
+        assert!(!brings_reach(&link(new_link, 0x1)), "up, no carrier");
+        assert!(!brings_reach(&link(new_link, 0)), "down");
+        assert!(!brings_reach(&link(del_link, 0x41)));
+        assert!(!brings_reach(&message(del_addr, &[0; 8])));
+        assert!(!brings_reach(&message(del_route, &[0; 12])));
+        let mut teardown = message(del_addr, &[0; 8]);
+        teardown.extend(message(del_route, &[0; 12]));
+        assert!(!brings_reach(&teardown));
+        teardown.extend(message(new_addr, &[0; 8]));
+        assert!(brings_reach(&teardown), "the addition after them");
+        assert!(
+            brings_reach(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]),
+            "unreadable"
+        );
+    }
 }
