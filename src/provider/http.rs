@@ -340,10 +340,12 @@ type ForScheme = fn(String) -> reqwest::Result<reqwest::Proxy>;
 const NEVER_PROXIED: &str = "localhost,127.0.0.0/8,::1";
 
 /// Proxies as the environment names them, the way curl reads it:
-/// `HTTPS_PROXY` for https URLs, `HTTP_PROXY` for http (lower case too),
-/// `ALL_PROXY` for both, `NO_PROXY` for exceptions, and loopback never
-/// proxied ([`NEVER_PROXIED`]). reqwest's own detection is turned off: it
-/// would proxy loopback too.
+/// `HTTPS_PROXY` (lower case too) or `ALL_PROXY` for https URLs,
+/// `NO_PROXY` for exceptions, and loopback never proxied
+/// ([`NEVER_PROXIED`]). Plain http goes only to loopback (the URL rule),
+/// so `HTTP_PROXY` could never apply and is not read: the start said
+/// "http requests go through the proxy" of one that never did.
+/// reqwest's own detection is turned off: it would proxy loopback too.
 fn with_env_proxies(
     builder: reqwest::ClientBuilder,
     var: &dyn Fn(&str) -> Option<String>,
@@ -359,18 +361,11 @@ fn with_env_proxies(
     );
     let mut builder = builder.no_proxy();
     let mut in_use = Vec::new();
-    let schemes: [(&str, &[&str], ForScheme); 2] = [
-        (
-            "https",
-            &["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"],
-            reqwest::Proxy::https,
-        ),
-        (
-            "http",
-            &["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"],
-            reqwest::Proxy::http,
-        ),
-    ];
+    let schemes: [(&str, &[&str], ForScheme); 1] = [(
+        "https",
+        &["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"],
+        reqwest::Proxy::https,
+    )];
     for (scheme, names, proxy) in schemes {
         let Some((name, value)) = first(names) else {
             continue;
@@ -560,6 +555,25 @@ mod tests {
             let _ = stream.write_all(answer).await;
         });
         (url, served)
+    }
+
+    /// Only https URLs are proxied: `HTTP_PROXY` alone is no proxy in use
+    /// (plain http goes only to loopback, never proxied), and the start
+    /// does not say requests go through it.
+    #[test]
+    fn only_https_is_proxied() {
+        let with = |name: &'static str| {
+            HttpClient::with_environment(Duration::from_secs(10), &move |n| {
+                (n == name).then(|| "http://127.0.0.1:3128".to_owned())
+            })
+            .unwrap()
+        };
+        assert!(with("HTTP_PROXY").proxies.is_empty());
+        for name in ["HTTPS_PROXY", "ALL_PROXY"] {
+            let client = with(name);
+            assert_eq!(client.proxies.len(), 1, "{name}");
+            assert_eq!(client.proxies[0].scheme, "https", "{name}");
+        }
     }
 
     /// A success answer whose body is cut off (the connection closes
