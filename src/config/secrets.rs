@@ -130,7 +130,7 @@ pub(super) fn unreadable_by_daemon(
             dir_access.mode & 0o7777,
         ));
     }
-    if may_read(access, uid, &groups) {
+    if permits(access, uid, &groups, READ) {
         return None;
     }
     // The system service's config stays root's, readable by the daemon's
@@ -179,14 +179,7 @@ fn unsearchable_directory(path: &Path, uid: u32, groups: &[u32]) -> Option<(Path
     ancestors.reverse();
     ancestors.into_iter().find_map(|dir| {
         let access = FileAccess::of(&std::fs::metadata(dir).ok()?);
-        let bit = if access.uid == uid {
-            0o100
-        } else if groups.contains(&access.gid) {
-            0o010
-        } else {
-            0o001
-        };
-        (access.mode & bit == 0).then(|| (dir.to_owned(), access))
+        (!permits(access, uid, groups, SEARCH)).then(|| (dir.to_owned(), access))
     })
 }
 
@@ -198,17 +191,23 @@ fn group_name(gid: nix::unistd::Gid) -> String {
         .map_or_else(|| gid.to_string(), |group| group.name)
 }
 
-/// Whether a user (`uid`, in `groups`) may read a file of `access` by its
-/// mode bits: the owner's class when it is the owner, else the group's
-/// when in the group, else the others'.
-fn may_read(access: FileAccess, uid: u32, groups: &[u32]) -> bool {
-    if access.uid == uid {
-        access.mode & 0o400 != 0
+/// The others' read bit; shifted for the group's and the owner's class.
+const READ: u32 = 0o004;
+/// The others' search (execute) bit, for a directory.
+const SEARCH: u32 = 0o001;
+
+/// Whether the mode bits of `access` give a user (`uid`, in `groups`)
+/// `right` (given as the others' bit): the owner's class when it is the
+/// owner, else the group's when in the group, else the others'.
+fn permits(access: FileAccess, uid: u32, groups: &[u32], right: u32) -> bool {
+    let class_bits = if access.uid == uid {
+        right << 6
     } else if groups.contains(&access.gid) {
-        access.mode & 0o040 != 0
+        right << 3
     } else {
-        access.mode & 0o004 != 0
-    }
+        right
+    };
+    access.mode & class_bits != 0
 }
 
 /// The names of the users in `passwd` (the text of `/etc/passwd`) whose
