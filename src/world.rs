@@ -12,6 +12,12 @@
 //!
 //! Both are event sources, not polls: a daemon whose network and power do
 //! not change is never woken by them.
+//!
+//! Before a sleep (`PrepareForSleep(true)`), the other way round: the
+//! daemon holds a `delay` inhibitor from logind, and on the announcement
+//! holds background refreshes and lets the sleep wait for those in flight
+//! and their saves before closing the inhibitor (see `broker::sleep` for
+//! why), taking a new one at the resume.
 
 use std::io;
 use std::os::fd::OwnedFd;
@@ -212,6 +218,11 @@ pub async fn retry_on_resume(broker: Broker, stop: CancellationToken) {
                 warn!(
                     "lost the system bus while watching logind for resume: connecting again (refreshes overdue after a sleep meanwhile wait for their own timers)"
                 );
+                // A sleep announced before the loss may have no resume
+                // that reaches this daemon: the held refreshes go now.
+                if broker.held_for_sleep() {
+                    end_sleep_hold(&broker, "the system bus went away");
+                }
                 watched_before = true;
                 backoff = RESUME_WATCH_BACKOFF_FIRST;
             }
@@ -276,9 +287,18 @@ async fn watch_logind(broker: &Broker, stop: &CancellationToken, again: bool) ->
         debug!("watching logind for resume");
     }
     let mut logind = LogindName::default();
+    let mut inhibitor = take_inhibitor(&connection).await;
+    // While a sleep's hold is on: when it ends without a resume.
+    let mut hold_ends: Option<tokio::time::Instant> = None;
     loop {
         let message = tokio::select! {
             () = stop.cancelled() => return WatchEnded::Stopped,
+            () = until(hold_ends) => {
+                hold_ends = None;
+                end_sleep_hold(broker, "no resume was announced");
+                inhibitor = take_inhibitor(&connection).await;
+                continue;
+            }
             message = signals.next() => message,
         };
         let Some(Ok(message)) = message else {
@@ -293,15 +313,133 @@ async fn watch_logind(broker: &Broker, stop: &CancellationToken, again: bool) ->
             continue;
         }
         // PrepareForSleep(true) comes before the sleep, (false) after it.
-        if let Ok(false) = message.body().deserialize::<bool>() {
-            let moved = broker.retry_waiting_refreshes(RETRY_SPREAD, WorldChange::Resumed);
-            info!(
-                event = "resumed",
-                sessions = moved,
-                "resumed from sleep: retrying {moved} waiting refresh(es)"
-            );
+        match message.body().deserialize::<bool>() {
+            Ok(true) => {
+                prepare_for_sleep(broker, inhibitor.take()).await;
+                hold_ends = Some(tokio::time::Instant::now() + HOLD_LIMIT);
+            }
+            Ok(false) => {
+                hold_ends = None;
+                let moved = broker.end_sleep_hold(RETRY_SPREAD);
+                info!(
+                    event = "resumed",
+                    sessions = moved,
+                    "resumed from sleep: retrying {moved} waiting refresh(es)"
+                );
+                if inhibitor.is_none() {
+                    inhibitor = take_inhibitor(&connection).await;
+                }
+            }
+            Err(e) => debug!("ignored a PrepareForSleep without a boolean: {e}"),
         }
     }
+}
+
+/// How long the sleep waits for refreshes in flight and their saves:
+/// within logind's default limit for delay inhibitors
+/// (`InhibitDelayMaxSec=5`), after which it sleeps anyway.
+pub const SLEEP_GRACE: Duration = Duration::from_secs(4);
+
+/// How long background refreshes stay held after a sleep's announcement
+/// with no resume announced, counted in time the machine is awake (tokio's
+/// timers stop during a suspend): a resume announcement lost (logind
+/// restarted meanwhile), or a sleep that never came, does not hold them
+/// for ever.
+pub const HOLD_LIMIT: Duration = Duration::from_secs(60);
+
+/// The longest wait for logind to answer `Inhibit`.
+const INHIBIT_CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Sleeps until `at`, or for ever without one.
+async fn until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Asks logind for a `delay` inhibitor of sleep: logind then waits (up to
+/// its `InhibitDelayMaxSec`) for the returned fd to close before the
+/// machine sleeps. `None` when refused (polkit) or not answered; the
+/// daemon then holds its refreshes at a sleep's announcement all the same,
+/// but cannot make the sleep wait for the ones in flight.
+async fn take_inhibitor(connection: &zbus::Connection) -> Option<OwnedFd> {
+    let call = connection.call_method(
+        Some("org.freedesktop.login1"),
+        "/org/freedesktop/login1",
+        Some("org.freedesktop.login1.Manager"),
+        "Inhibit",
+        &(
+            "sleep",
+            "tokend",
+            "finishing and saving token refreshes in flight",
+            "delay",
+        ),
+    );
+    let reply = match tokio::time::timeout(INHIBIT_CALL_TIMEOUT, call).await {
+        Ok(Ok(reply)) => reply,
+        Ok(Err(e)) => {
+            info!(
+                "logind refused a delay inhibitor for sleep ({e}): a refresh in flight when the machine sleeps may lose its answer"
+            );
+            return None;
+        }
+        Err(_) => {
+            info!(
+                "logind did not answer the request for a delay inhibitor for sleep: a refresh in flight when the machine sleeps may lose its answer"
+            );
+            return None;
+        }
+    };
+    match reply.body().deserialize::<zbus::zvariant::OwnedFd>() {
+        Ok(fd) => {
+            debug!("holding a delay inhibitor for sleep");
+            Some(fd.into())
+        }
+        Err(e) => {
+            info!("logind's answer to Inhibit held no fd ({e})");
+            None
+        }
+    }
+}
+
+/// The machine is about to sleep: holds background refreshes, waits (with
+/// an inhibitor, within [`SLEEP_GRACE`]) for those in flight and their
+/// saves, then lets the sleep go on by closing the inhibitor.
+async fn prepare_for_sleep(broker: &Broker, inhibitor: Option<OwnedFd>) {
+    broker.hold_for_sleep();
+    if inhibitor.is_none() {
+        info!(
+            event = "sleeping",
+            "the machine is going to sleep: background refreshes wait for the resume"
+        );
+        return;
+    }
+    let unfinished = broker.finish_before_sleep(SLEEP_GRACE).await;
+    if unfinished.is_empty() {
+        info!(
+            event = "sleeping",
+            "the machine is going to sleep: background refreshes wait for the resume"
+        );
+    } else {
+        warn!(
+            event = "sleeping",
+            providers = %unfinished.join(","),
+            "the machine is going to sleep before the refresh of {} was answered and saved: if its answer is lost and the provider rotates refresh tokens, the session needs `tokenctl login` after the resume",
+            unfinished.join(", ")
+        );
+    }
+    drop(inhibitor);
+}
+
+/// Lifts a sleep's hold that no resume ended (`why`), and says so.
+fn end_sleep_hold(broker: &Broker, why: &str) {
+    let moved = broker.end_sleep_hold(RETRY_SPREAD);
+    warn!(
+        event = "sleep_hold_ended",
+        sessions = moved,
+        "background refreshes held for a sleep go again: {why}; {moved} due refresh(es) start within a second"
+    );
 }
 
 /// logind's unique name on the system bus, to check who sent a signal.

@@ -119,6 +119,7 @@ impl Broker {
             refresh_token_warning: daemon.refresh_token_warning,
             metrics,
             world_changes: tokio::sync::watch::Sender::new(None),
+            sleep_hold: AtomicBool::new(false),
         });
         let broker = Self {
             inner: Arc::new(Inner {

@@ -63,7 +63,9 @@ impl Broker {
                     }
                     // The heartbeat goes on while a stop waits for the
                     // requests in flight; new background refreshes do not.
-                    if !shared.background.is_cancelled() {
+                    if broker.held_for_sleep() {
+                        super::sleep::note_held(due.len());
+                    } else if !shared.background.is_cancelled() {
                         for name in due {
                             if let Some(session) = broker.session(&name) {
                                 session.refresh_if_due();

@@ -28,6 +28,7 @@ mod restore;
 pub mod scheduler;
 mod session;
 mod shared;
+mod sleep;
 mod status;
 pub mod store_health;
 mod store_recovery;

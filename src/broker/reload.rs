@@ -91,7 +91,8 @@ impl Broker {
         // refresh may still be out, and the successor would present the
         // same refresh token again (which a rotating provider takes as
         // theft).
-        if !self.inner.shared.background.is_cancelled() {
+        // Nor while held for a sleep: the resume moves the due ones.
+        if !self.inner.shared.background.is_cancelled() && !self.held_for_sleep() {
             for session in rebuilt {
                 session.refresh_if_due();
             }

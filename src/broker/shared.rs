@@ -47,6 +47,9 @@ pub struct Shared {
     /// polls failed watches it, to poll again at its interval rather than
     /// at the end of a backoff of up to a minute (see `device_login`).
     pub(crate) world_changes: tokio::sync::watch::Sender<Option<super::WorldChange>>,
+    /// Set while the machine prepares to sleep: background refreshes do
+    /// not start (see `super::sleep`).
+    pub(crate) sleep_hold: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {

@@ -51,6 +51,7 @@ mod refresh_storm;
 mod refresh_token_expiry;
 mod reload_during_refresh;
 mod reload_standing;
+mod sleep;
 mod socket;
 mod source_layout;
 mod status_check;

@@ -4,14 +4,15 @@
 //! test's own) and when the machine resumes (logind's `PrepareForSleep`,
 //! from a stub logind on a private bus).
 
-use std::io::{BufRead, BufReader, Write as _};
+use std::io::{BufRead, BufReader};
 use std::os::fd::AsFd as _;
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::support;
 use support::bus::PrivateBus;
 use support::daemon::{Daemon, DaemonOptions, LoginRun, login};
+use support::logind::StubLogind;
 use support::other_uid::can_switch_uid;
 use support::provider::Provider;
 use tokend_emulator::{Endpoint, Fault, RecordedRequest};
@@ -155,73 +156,9 @@ fn the_network_coming_back_retries_a_failed_refresh_at_once() {
     });
 }
 
-/// A stand-in for logind on a private bus: owns `org.freedesktop.login1`
-/// and sends `PrepareForSleep(b)` when told (Python jeepney, as a real
-/// third-party client would).
-struct StubLogind {
-    child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
-}
-
-const STUB_LOGIND: &str = r#"
-import sys
-from jeepney import DBusAddress, new_signal
-from jeepney.bus_messages import message_bus
-from jeepney.io.blocking import open_dbus_connection
-
-conn = open_dbus_connection(bus=sys.argv[1])
-reply = conn.send_and_get_reply(message_bus.RequestName("org.freedesktop.login1"))
-assert reply.body[0] == 1, reply.body
-print("ready", flush=True)
-manager = DBusAddress("/org/freedesktop/login1", interface="org.freedesktop.login1.Manager")
-for line in sys.stdin:
-    conn.send(new_signal(manager, "PrepareForSleep", "b", (line.strip() == "sleep",)))
-    print("sent", flush=True)
-"#;
-
-impl StubLogind {
-    fn start(bus: &PrivateBus) -> Self {
-        let mut child = Command::new("/usr/bin/python3")
-            .args(["-c", STUB_LOGIND, bus.address()])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("run python3 (install python3-jeepney)");
-        let stdin = child.stdin.take().unwrap();
-        let stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut stub = Self {
-            child,
-            stdin,
-            stdout,
-        };
-        stub.expect("ready");
-        stub
-    }
-
-    fn expect(&mut self, word: &str) {
-        let mut line = String::new();
-        self.stdout.read_line(&mut line).unwrap();
-        assert_eq!(line.trim(), word, "stub logind");
-    }
-
-    /// Sends `PrepareForSleep(true)` (`"sleep"`) or `(false)` (`"resume"`).
-    fn send(&mut self, what: &str) {
-        writeln!(self.stdin, "{what}").unwrap();
-        self.expect("sent");
-    }
-}
-
-impl Drop for StubLogind {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// tokend for `provider`'s `demo`, with `bus` as its system bus (where the
 /// stub logind is), once it watches logind.
-fn watching_logind(bus: &PrivateBus, provider: &Provider) -> Daemon {
+pub(crate) fn watching_logind(bus: &PrivateBus, provider: &Provider) -> Daemon {
     let daemon = Daemon::start_with(
         &provider.config("demo"),
         DaemonOptions {
@@ -243,13 +180,14 @@ fn resuming_from_sleep_retries_a_failed_refresh_at_once() {
     login(&daemon, "demo", |code| {
         provider.approve(code).unwrap();
     });
-    // The provider is down (503, transient) while the machine "sleeps":
-    // refreshes fail and back off.
+    // The provider is down (503, transient) before the machine sleeps:
+    // refreshes fail and back off. It is up again by the resume.
     provider.inject(Endpoint::Token, Fault::Status(503), 1000);
-    logind.send("sleep");
     let failures = daemon.wait_for_log(3, &[FAILED]);
     let failure_seen = Instant::now();
     let backoff = retry_in(&failures);
+    logind.send("sleep");
+    daemon.wait_for_log(1, &["event=\"sleeping\""]);
     provider.clear_faults();
     let refreshed_before = daemon.wait_for_log(0, &[REFRESHED]).len();
     logind.send("resume");

@@ -67,6 +67,16 @@ impl Lines {
             }
         }
     }
+    /// The next line, waited for up to `WAIT`.
+    ///
+    /// # Panics
+    /// When none comes in time.
+    pub fn next_line(&self) -> String {
+        self.lines
+            .recv_timeout(WAIT)
+            .unwrap_or_else(|_| panic!("no line came"))
+    }
+
     /// The lines written so far and not yet taken, without waiting.
     #[must_use]
     pub fn taken_now(&self) -> Vec<String> {

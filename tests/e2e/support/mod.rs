@@ -6,6 +6,7 @@
 //! - [`file_store`]: a state directory and key for the encrypted file store;
 //! - [`provider`]: a provider emulator on its own runtime;
 //! - [`process`]: what `/proc` says about a process;
+//! - [`logind`]: a stub logind that announces sleeps and hands out inhibitors;
 //! - [`other_uid`]: a second local user, with binaries it can reach;
 //! - [`skip`]: saying a test is skipped where it shows.
 
@@ -19,6 +20,7 @@ pub mod file_store;
 pub mod flows;
 pub mod keyring;
 pub mod login_run;
+pub mod logind;
 pub mod mount_namespace;
 pub mod openmetrics;
 pub mod other_uid;

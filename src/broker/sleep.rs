@@ -1,0 +1,86 @@
+//! The machine going to sleep: background refreshes wait for the resume,
+//! and the ones already out finish (and save) before the sleep.
+//!
+//! A refresh whose answer is lost to a suspend is not merely late: with a
+//! provider that rotates refresh tokens, the answer carried the only copy
+//! of the new refresh token, and the retry after the resume presents the
+//! spent one, which the provider refuses: the session ends and a person
+//! must log in again. So when logind announces a sleep (`world`, which
+//! holds a `delay` inhibitor for this), no new background refresh starts,
+//! and the sleep waits, within logind's limit, for the ones in flight and
+//! their saves. At the resume (or when the announcement turns out to have
+//! no resume, see `world`) the hold is lifted and the refreshes that came
+//! due meanwhile are spread as a resume's retries are.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tracing::info;
+
+use super::api::Broker;
+use super::session::WorldChange;
+
+/// How often the wait for the refreshes in flight looks again, between
+/// the broker's events (a refresh that ends raises one; its save may not).
+const LOOK_AGAIN: Duration = Duration::from_millis(100);
+
+impl Broker {
+    /// The machine is about to sleep: no background refresh starts until
+    /// [`Self::end_sleep_hold`]. Refreshes a request asks for still run
+    /// (a client waits for them).
+    pub fn hold_for_sleep(&self) {
+        self.inner.shared.sleep_hold.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether background refreshes are held for a sleep.
+    #[must_use]
+    pub fn held_for_sleep(&self) -> bool {
+        self.inner.shared.sleep_hold.load(Ordering::SeqCst)
+    }
+
+    /// Waits, at most `within`, until no session has a refresh out or a
+    /// store write unfinished. Returns the names of the sessions that
+    /// still had, for the log (empty: all finished).
+    pub async fn finish_before_sleep(&self, within: Duration) -> Vec<String> {
+        let mut events = self.inner.shared.events.subscribe();
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let unfinished: Vec<String> = self
+                .sessions()
+                .iter()
+                .filter(|s| s.unfinished_work().is_some())
+                .map(|s| s.name.clone())
+                .collect();
+            if unfinished.is_empty() || tokio::time::Instant::now() >= deadline {
+                return unfinished;
+            }
+            tokio::select! {
+                _ = events.recv() => {}
+                () = tokio::time::sleep(LOOK_AGAIN) => {}
+                () = tokio::time::sleep_until(deadline) => {}
+            }
+        }
+    }
+
+    /// Lifts a sleep's hold: the refreshes that came due meanwhile (and
+    /// those whose failures the sleep may have ended) start within
+    /// `spread`, as [`Self::retry_waiting_refreshes`] spreads them.
+    /// Returns how many sessions were moved; 0 when nothing was held.
+    #[must_use = "the count is for the log line"]
+    pub fn end_sleep_hold(&self, spread: Duration) -> usize {
+        self.inner.shared.sleep_hold.store(false, Ordering::SeqCst);
+        self.retry_waiting_refreshes(spread, WorldChange::Resumed)
+    }
+}
+
+/// Called by the scheduler with the number of sessions that came due while
+/// held: said once per wake-up, and left due (the hold's end moves them).
+pub(super) fn note_held(due: usize) {
+    if due > 0 {
+        info!(
+            event = "refresh_held",
+            sessions = due,
+            "the machine is going to sleep: {due} due refresh(es) wait for the resume"
+        );
+    }
+}

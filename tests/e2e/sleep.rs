@@ -1,0 +1,105 @@
+//! The machine going to sleep (logind's `PrepareForSleep(true)`, from a
+//! stub logind on a private system bus that hands out inhibitors as logind
+//! does): tokend makes the sleep wait for a refresh in flight and its save,
+//! through a `delay` inhibitor, and starts no background refresh until the
+//! resume. A refresh whose answer a suspend cuts off may cost the session:
+//! a provider that rotates refresh tokens refuses the spent one at the
+//! retry.
+
+use std::time::Duration;
+
+use crate::support;
+use crate::world::watching_logind;
+use support::bus::PrivateBus;
+use support::daemon::{Daemon, DaemonOptions, login};
+use support::logind::StubLogind;
+use support::provider::Provider;
+use tokend_emulator::{Endpoint, Fault, RecordedRequest};
+
+/// Short-lived tokens, so a refresh comes due within seconds.
+const LIFETIME: Duration = Duration::from_secs(6);
+
+const REFRESHED: &str = "event=\"refreshed\"";
+const INHIBITED: &str = "inhibited sleep delay by tokend";
+
+fn refreshes(provider: &Provider) -> usize {
+    provider
+        .requests()
+        .iter()
+        .filter(|r| r.is_refresh())
+        .count()
+}
+
+#[test]
+fn a_sleep_waits_for_the_refresh_in_flight_and_holds_the_next_until_the_resume() {
+    let bus = PrivateBus::start();
+    let mut logind = StubLogind::start(&bus);
+    let provider = Provider::rfc8628();
+    provider.set_access_token_lifetime(LIFETIME);
+    let daemon = watching_logind(&bus, &provider);
+    logind.wait_for(INHIBITED);
+    login(&daemon, "demo", |code| {
+        provider.approve(code).unwrap();
+    });
+    // The first refresh's answer takes a second: the sleep is announced
+    // while it is out.
+    provider.inject(Endpoint::Token, Fault::Delay(Duration::from_secs(1)), 1);
+    provider.wait_for_count(1, RecordedRequest::is_refresh);
+    logind.send("sleep");
+    logind.wait_for("released");
+    // The inhibitor was closed once the refresh was answered and saved,
+    // and not before.
+    let log = daemon.log();
+    let refreshed = log.find(REFRESHED).unwrap_or_else(|| {
+        panic!("the sleep went on before the refresh in flight was saved:\n{log}")
+    });
+    let sleeping = log
+        .find("event=\"sleeping\"")
+        .unwrap_or_else(|| panic!("no sleeping line:\n{log}"));
+    assert!(refreshed < sleeping, "{log}");
+    let sleeping_line = log[..sleeping].lines().last().unwrap_or_default();
+    assert!(sleeping_line.contains("INFO"), "{sleeping_line}");
+    // The next refresh comes due while the machine sleeps: it waits.
+    let before = refreshes(&provider);
+    daemon.wait_for_log(1, &["event=\"refresh_held\""]);
+    assert_eq!(
+        refreshes(&provider),
+        before,
+        "a refresh went out during the sleep"
+    );
+    logind.send("resume");
+    daemon.wait_for_log(1, &["event=\"resumed\"", "sessions=1"]);
+    daemon.wait_for_log(2, &[REFRESHED]);
+    // And the next sleep is delayed again.
+    logind.wait_for(INHIBITED);
+    provider.assert_no_violations();
+}
+
+/// A sleep announced, then the system bus gone before any resume was
+/// announced (its daemon restarted): the held refreshes go at once, said,
+/// rather than wait for a resume that cannot reach tokend.
+#[test]
+fn held_refreshes_go_when_the_system_bus_goes_away_before_the_resume() {
+    let mut bus = PrivateBus::start();
+    let mut logind = StubLogind::start(&bus);
+    let provider = Provider::rfc8628();
+    provider.set_access_token_lifetime(LIFETIME);
+    let daemon = Daemon::start_with(
+        &provider.config("demo"),
+        DaemonOptions {
+            env: vec![("DBUS_SYSTEM_BUS_ADDRESS".into(), bus.path_address())],
+            ..DaemonOptions::default()
+        },
+    );
+    logind.wait_for(INHIBITED);
+    login(&daemon, "demo", |code| {
+        provider.approve(code).unwrap();
+    });
+    logind.send("sleep");
+    daemon.wait_for_log(1, &["event=\"sleeping\""]);
+    daemon.wait_for_log(1, &["event=\"refresh_held\""]);
+    let refreshed = daemon.wait_for_log(0, &[REFRESHED]).len();
+    bus.restart();
+    daemon.wait_for_log(1, &["event=\"sleep_hold_ended\"", "sessions=1"]);
+    daemon.wait_for_log(refreshed + 1, &[REFRESHED]);
+}
