@@ -136,10 +136,14 @@ pub fn failure_from_answer(
     };
     let status = response.status;
     // RFC 6749's codes for "try again later", which some token endpoints
-    // (Microsoft's) send with 400 rather than a 5xx status.
-    let transient_code = oauth
-        .as_ref()
-        .is_some_and(|o| matches!(o.error.as_str(), "temporarily_unavailable" | "server_error"));
+    // (Microsoft's) send with 400 rather than a 5xx status, and Google's
+    // quota answer, sent with 403.
+    let transient_code = oauth.as_ref().is_some_and(|o| {
+        matches!(
+            o.error.as_str(),
+            "temporarily_unavailable" | "server_error" | "rate_limit_exceeded"
+        )
+    });
     if is_transient_status(status) || transient_code {
         let detail = match &oauth {
             Some(o) => Some(

@@ -50,12 +50,16 @@ pub struct OAuthError {
 
 impl OAuthError {
     /// The RFC 6749 §5.2 error in `fields`, if there is one.
+    ///
+    /// Google's `error_code` is read as the code when there is no `error`:
+    /// its device endpoint's quota answer,
+    /// `{"error_code": "rate_limit_exceeded"}` with 403, read as a plain
+    /// refusal, ended a login that should have waited.
     #[must_use]
     pub fn from_fields(fields: &AnswerFields) -> Option<Self> {
-        let error = fields.text(&["error"])?;
-        if error.is_empty() {
-            return None;
-        }
+        let error = fields
+            .text(&["error", "error_code"])
+            .filter(|e| !e.is_empty())?;
         Some(Self {
             error: clean_detail(&error),
             description: fields

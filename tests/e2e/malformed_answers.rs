@@ -208,6 +208,32 @@ fn a_redirect_at_the_device_endpoint_stops_the_login_after_one_request() {
     assert_eq!(provider.requests().len(), 1, "the redirect was followed");
 }
 
+/// Google's device endpoint over its quota: 403 with
+/// `{"error_code": "rate_limit_exceeded"}` and no `error`. A wait (6,
+/// "retry later"), named, not a refused login (8, "Forbidden").
+#[test]
+fn googles_quota_answer_at_the_device_endpoint_is_unavailable() {
+    let provider = Provider::start(fast());
+    provider.inject(
+        Endpoint::DeviceAuthorization,
+        Fault::Body {
+            status: 403,
+            content_type: Some("application/json; charset=utf-8".into()),
+            body: r#"{"error_code": "rate_limit_exceeded"}"#.into(),
+        },
+        1,
+    );
+    let daemon = daemon(&provider);
+    let out = daemon.tokenctl(&["login", NAME]);
+    let err = stderr(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(support::flows::EXIT_UNAVAILABLE),
+        "{err}"
+    );
+    assert!(err.contains("rate_limit_exceeded"), "{err}");
+}
+
 #[test]
 fn garbage_from_the_device_endpoint_ends_the_login_clearly() {
     for (fault, problem) in [

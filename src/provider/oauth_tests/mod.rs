@@ -463,3 +463,4 @@ fn try_again_later_codes_are_transient_whatever_the_status() {
 }
 
 mod encodings;
+mod provider_codes;

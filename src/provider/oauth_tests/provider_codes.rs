@@ -1,0 +1,19 @@
+//! Error codes some providers put where RFC 6749 does not: Google's
+//! `error_code`.
+
+use super::*;
+
+/// Google's device endpoint over its quota answers 403 with
+/// `{"error_code": "rate_limit_exceeded"}` and no `error`: a wait, named,
+/// not a refusal of the login ("Forbidden (HTTP 403): 37 bytes of
+/// application/json", exit 8).
+#[test]
+fn googles_quota_answer_is_a_wait_with_its_code() {
+    let quota = json(403, r#"{"error_code":"rate_limit_exceeded"}"#);
+    let e = device_authorization(&STD, &quota).unwrap_err();
+    assert_eq!(e.class(), FailureClass::Transient, "{e}");
+    assert!(e.to_string().contains("rate_limit_exceeded"), "{e}");
+    // On the token endpoint too.
+    let e = refresh_answer(&STD, &quota).unwrap_err();
+    assert_eq!(e.class(), FailureClass::Transient, "{e}");
+}
