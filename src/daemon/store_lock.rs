@@ -32,12 +32,20 @@ pub fn store_lock_target(config: &Config, env: &Environment) -> Option<LockTarge
 /// with the same refresh tokens, and a provider that rotates them revokes
 /// the login of both.
 ///
+/// Returns the lock's target when it could not be taken yet: the store
+/// must then be used only through a [`LockGate`](crate::store::LockGate),
+/// which takes it first.
+///
 /// # Errors
 /// Another daemon holds the store ([`LockError::Held`]). A lock that
 /// cannot be taken for any other reason is a warning, not an error: the
 /// store is then unusable too (the same checks), which the daemon reports
-/// as an outage and waits out, as it always has.
-pub(super) fn lock_daemon_store(config: &Config, env: &Environment) -> Result<(), LockError> {
+/// as an outage and waits out, as it always has; the gate keeps it
+/// unusable until the lock is taken.
+pub(super) fn lock_daemon_store(
+    config: &Config,
+    env: &Environment,
+) -> Result<Option<LockTarget>, LockError> {
     let Some(target) = store_lock_target(config, env) else {
         if config.daemon.store == StoreKind::SecretService {
             warn!(
@@ -45,18 +53,18 @@ pub(super) fn lock_daemon_store(config: &Config, env: &Environment) -> Result<()
                  Secret Service in: a second tokend of this user would not be stopped"
             );
         }
-        return Ok(());
+        return Ok(None);
     };
     match StoreLock::acquire(&target) {
         Ok(lock) => {
             debug!(lock = %target.path.display(), "this daemon alone uses the store");
             lock.hold_until_exit();
-            Ok(())
+            Ok(None)
         }
         Err(e @ LockError::Held { .. }) => Err(e),
         Err(e @ LockError::Unusable { .. }) => {
-            warn!("{e}; a second tokend on this store would not be stopped");
-            Ok(())
+            warn!("{e}; the store is not used until its lock can be taken");
+            Ok(Some(target))
         }
     }
 }

@@ -10,7 +10,8 @@ use super::slow_start::watch_start_step;
 use super::store_lock::{lock_daemon_store, store_lock_target};
 use crate::config::{Config, Environment, StoreKind};
 use crate::store::{
-    EncryptedFileStore, LockError, LogoutJournal, MemoryStore, SecretServiceStore, Store,
+    EncryptedFileStore, LockError, LockGate, LockTarget, LogoutJournal, MemoryStore,
+    SecretServiceStore, Store,
 };
 
 /// The daemon's store, locked: the lock is taken before the store is
@@ -26,20 +27,22 @@ pub(super) fn lock_and_open_store(
     config: &Config,
     env: &Environment,
 ) -> Result<Arc<dyn Store>, LockError> {
-    match store_lock_target(config, env) {
+    let not_taken = match store_lock_target(config, env) {
         Some(target) => {
             let what = format!("the store's lock at {}", target.path.display());
-            watch_start_step(&what, || lock_daemon_store(config, env))?;
+            watch_start_step(&what, || lock_daemon_store(config, env))?
         }
         None => lock_daemon_store(config, env)?,
-    }
+    };
     let journal = journal_directory(config, env);
     Ok(match &journal {
         Some(directory) => {
             let what = format!("the state directory {}", directory.display());
-            watch_start_step(&what, || open_daemon_store(config, journal.as_deref()))
+            watch_start_step(&what, || {
+                open_daemon_store(config, journal.as_deref(), not_taken.clone())
+            })
         }
-        None => open_daemon_store(config, None),
+        None => open_daemon_store(config, None, not_taken),
     })
 }
 
@@ -65,8 +68,14 @@ pub fn open_store(config: &Config) -> Arc<dyn Store> {
 /// The daemon's store: [`open_store`], plus what only the daemon does with
 /// it: say which key the encrypted file store uses and clear what a crash
 /// left there, and remember logouts the store has not carried out in a
-/// [`LogoutJournal`] in `journal_directory` ([`journal_directory`]).
-fn open_daemon_store(config: &Config, journal_directory: Option<&Path>) -> Arc<dyn Store> {
+/// [`LogoutJournal`] in `journal_directory` ([`journal_directory`]). A
+/// store whose lock was `not_taken` is used only once it is (a
+/// [`LockGate`]), and nothing a crash left in it is cleared before then.
+fn open_daemon_store(
+    config: &Config,
+    journal_directory: Option<&Path>,
+    not_taken: Option<LockTarget>,
+) -> Arc<dyn Store> {
     let store: Arc<dyn Store> = match &config.daemon.encrypted_file {
         Some(file) => {
             let store = EncryptedFileStore::new(&file.state_directory, file.key.clone());
@@ -76,13 +85,19 @@ fn open_daemon_store(config: &Config, journal_directory: Option<&Path>) -> Arc<d
                 key_id = %store.key_id(),
                 "sessions are kept in encrypted files"
             );
-            let removed = store.remove_stale_temp_files();
-            if removed > 0 {
-                info!("removed {removed} temporary file(s) left by an interrupted write");
+            if not_taken.is_none() {
+                let removed = store.remove_stale_temp_files();
+                if removed > 0 {
+                    info!("removed {removed} temporary file(s) left by an interrupted write");
+                }
             }
             Arc::new(store)
         }
         None => open_store(config),
+    };
+    let store: Arc<dyn Store> = match not_taken {
+        Some(target) => Arc::new(LockGate::new(store, target)),
+        None => store,
     };
     match journal_directory {
         Some(directory) => Arc::new(LogoutJournal::open(store, directory)),

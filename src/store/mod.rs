@@ -18,6 +18,7 @@
 pub mod encrypted_file;
 pub mod key;
 pub mod lock;
+pub mod lock_gate;
 pub mod logout_journal;
 pub mod memory;
 pub mod sealed;
@@ -34,6 +35,7 @@ use crate::secret::Secret;
 pub use encrypted_file::EncryptedFileStore;
 pub use key::StoreKey;
 pub use lock::{LockError, LockTarget, StoreLock};
+pub use lock_gate::LockGate;
 pub use logout_journal::LogoutJournal;
 pub use memory::MemoryStore;
 pub use secret_service::SecretServiceStore;

@@ -159,3 +159,33 @@ fn a_second_daemon_on_the_same_secret_service_refuses_to_start() {
     assert_eq!(token(&first, "demo", &["--min-valid", "0"]), access);
     assert_eq!(provider.refresh_count(), refreshes);
 }
+
+/// A daemon that could not take its store's lock at start (the state
+/// directory was writable by others, so neither the lock nor the store
+/// could be trusted) uses the store only once it has taken the lock.
+/// Before, the outage ended when the directory was mended, the daemon read
+/// and refreshed its sessions without the lock, and a second daemon took
+/// the lock and did the same.
+#[test]
+fn a_daemon_that_could_not_lock_its_store_uses_it_only_with_the_lock() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let provider = Provider::rfc8628();
+    let store = FileStore::new();
+    let mode = |bits| {
+        std::fs::set_permissions(store.state_dir(), std::fs::Permissions::from_mode(bits)).unwrap();
+    };
+    mode(0o777);
+    let first = Daemon::start_with(&provider.config("demo"), store.options());
+    first.wait_for_log(1, &["cannot lock the store"]);
+    mode(0o700);
+    first.wait_for_log(1, &["took the store's lock"]);
+    first.wait_for_log(1, &["event=\"store_available\""]);
+    let access = login(&first, "demo", approve(&provider));
+
+    let dir = tempfile::tempdir().unwrap();
+    let (status, log) = second_daemon(&first, dir.path(), &store.options().env);
+    assert!(!status.success(), "{log}");
+    let expected = refusal(&first, &store.state_dir().display().to_string());
+    assert!(log.contains(&expected), "{log}");
+    assert_eq!(token(&first, "demo", &["--min-valid", "0"]), access);
+}
