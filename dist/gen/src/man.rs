@@ -350,8 +350,12 @@ fn tokend_sections() -> Roff {
         &mut roff,
         "2",
         "The config is invalid or unreadable; every problem is printed as file:line:col: message. \
-         Also a socket path that is not safe (a directory others may write to), or that holds \
-         something other than a socket: a start again would fail the same way.",
+         Also, at a start: a socket path that is not safe (a directory others may write to), or \
+         that holds something other than a socket; a socket_group the daemon cannot give the \
+         socket (its user is not in the group, or the units' system-call filter forbids it: \
+         make the socket's directory set-group-ID); no CA certificate could be loaded \
+         (SSL_CERT_FILE or SSL_CERT_DIR wrong, or hidden by the unit). A start again would fail \
+         the same way, so the units do not restart it.",
     );
 
     roff.control("SH", ["ENVIRONMENT"]);
