@@ -16,7 +16,7 @@ use crate::provider::{CommonSettings, dialects};
 
 /// The keys every provider table may have; the dialects' own keys come
 /// from the registry.
-const PROVIDER_KEYS: &[&str] = &[
+pub(super) const PROVIDER_KEYS: &[&str] = &[
     "dialect",
     "client_id",
     "client_secret",

@@ -492,3 +492,31 @@ fn store_timeout_defaults_to_30_s_and_is_bounded() {
         );
     }
 }
+
+/// `config/example.toml` says it documents every key: each key a table
+/// reads (the daemon's, the store's, a provider's, each dialect's own) is
+/// written there, set or commented out (`refresh_scopes` was missing).
+#[test]
+fn the_example_config_documents_every_key() {
+    let example = include_str!("../../../config/example.toml");
+    let written = |key: &str| {
+        example.lines().any(|line| {
+            let line = line.trim_start_matches(['#', ' ']);
+            line.strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+        })
+    };
+    let keys = super::daemon_keys::DAEMON_KEYS
+        .iter()
+        .chain(super::daemon_keys::STORE_KEYS)
+        .chain(super::provider_table::PROVIDER_KEYS)
+        .copied()
+        .chain(crate::provider::dialects::own_keys());
+    // Another name of a key, said in the key's comment.
+    let alias = |key: &str| key == "username" && example.contains("`username` is accepted");
+    let missing: Vec<&str> = keys.filter(|key| !written(key) && !alias(key)).collect();
+    assert!(
+        missing.is_empty(),
+        "not in config/example.toml: {missing:?}"
+    );
+}
