@@ -409,7 +409,8 @@ pub fn poll_answer(format: &AnswerFormat, response: &HttpResponse) -> PollOutcom
                 retry_after: response.retry_after,
             },
             "access_denied" | "authorization_declined" => PollOutcome::Denied { message },
-            "expired_token" => PollOutcome::Expired { message },
+            // `code_expired`: Microsoft's older endpoints (ADAL's AADSTS70020).
+            "expired_token" | "code_expired" => PollOutcome::Expired { message },
             _ => PollOutcome::Failed(failure_from_answer(format, response, fields.as_ref())),
         };
     }

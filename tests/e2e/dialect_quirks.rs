@@ -470,7 +470,8 @@ fn a_twilio_device_code_spent_by_a_lost_answer_ends_the_login() {
     let (done, err, status) = run.finish();
     assert_eq!(status, EXIT_LOGIN_FAILED, "{done} {err}");
     assert!(
-        err.contains("no longer takes the device code") && err.contains("Invalid device code"),
+        err.contains("refused to issue tokens for the device code")
+            && err.contains("Invalid device code"),
         "{err}"
     );
 }

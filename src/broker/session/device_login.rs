@@ -411,16 +411,25 @@ async fn wait_before_poll(
 }
 
 /// How a login a poll's failure ended is said. `invalid_grant` to a poll
-/// is about the device code (unknown, spent, expired), not a session the
-/// provider revoked, as it reads for a refresh.
+/// is about the device code, not a session the provider revoked, as it
+/// reads for a refresh. Without a description it is the code's state
+/// (unknown, spent, expired); with one, the provider's words say why, and
+/// no guess is added: Microsoft Entra refuses a sign-in its Conditional
+/// Access blocks, or an account of another tenant, with `invalid_grant`,
+/// and "expired" sent the person to log in again, to be refused again.
 fn poll_failure(failure: &crate::provider::ProviderError) -> String {
     match failure {
-        crate::provider::ProviderError::GrantRevoked { error, detail } => format!(
-            "failed: the provider no longer takes the device code ({error}{}): it is unknown, already used or expired",
-            detail
-                .as_deref()
-                .map(|d| format!(": {d}"))
-                .unwrap_or_default()
+        crate::provider::ProviderError::GrantRevoked {
+            error,
+            detail: Some(detail),
+        } => format!(
+            "failed: the provider refused to issue tokens for the device code ({error}: {detail})"
+        ),
+        crate::provider::ProviderError::GrantRevoked {
+            error,
+            detail: None,
+        } => format!(
+            "failed: the provider no longer takes the device code ({error}): it is unknown, already used or expired"
         ),
         other => format!("failed: {other}"),
     }
@@ -486,5 +495,24 @@ mod tests {
         // one: the code is then waited out.
         assert_eq!(next_poll_wait(s(5), 2, s(0), s(6)), s(20));
         assert_eq!(next_poll_wait(s(1), 0, s(10), s(8)), s(10));
+    }
+
+    /// `invalid_grant` with the provider's reason says that reason, not a
+    /// guess that the code expired (Entra's Conditional Access refusal);
+    /// without one, what the code's state may be.
+    #[test]
+    fn a_refused_device_code_is_said_in_the_providers_words() {
+        use crate::provider::ProviderError;
+        let refused = poll_failure(&ProviderError::GrantRevoked {
+            error: "invalid_grant".into(),
+            detail: Some("AADSTS53003: Access has been blocked by Conditional Access".into()),
+        });
+        assert!(refused.contains("AADSTS53003"), "{refused}");
+        assert!(!refused.contains("expired"), "{refused}");
+        let bare = poll_failure(&ProviderError::GrantRevoked {
+            error: "invalid_grant".into(),
+            detail: None,
+        });
+        assert!(bare.contains("unknown, already used or expired"), "{bare}");
     }
 }

@@ -1,5 +1,5 @@
 //! Error codes some providers put where RFC 6749 does not: Google's
-//! `error_code`.
+//! `error_code`; and codes of their own: Microsoft's `code_expired`.
 
 use super::*;
 
@@ -16,4 +16,16 @@ fn googles_quota_answer_is_a_wait_with_its_code() {
     // On the token endpoint too.
     let e = refresh_answer(&STD, &quota).unwrap_err();
     assert_eq!(e.class(), FailureClass::Transient, "{e}");
+}
+
+/// Microsoft's older endpoints end an expired device code's polls with
+/// `code_expired` (AADSTS70020): the code expired, as `expired_token`
+/// says, not a refusal.
+#[test]
+fn microsofts_code_expired_is_an_expired_code() {
+    let r = json(
+        400,
+        r#"{"error":"code_expired","error_description":"AADSTS70020: The provided value for the input parameter 'device_code' is not valid. This device code has expired."}"#,
+    );
+    assert!(matches!(poll_answer(&STD, &r), PollOutcome::Expired { .. }));
 }
