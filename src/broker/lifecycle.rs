@@ -10,7 +10,7 @@ use tracing::{error, info, warn};
 use super::api::Broker;
 use super::clock::{ClockStep, ClockWatch};
 use super::scheduler;
-use super::session::Session;
+use super::session::{Session, WorldChange};
 
 /// A periodic proof of life from the broker's scheduler task.
 pub struct Heartbeat {
@@ -27,6 +27,9 @@ impl std::fmt::Debug for Heartbeat {
             .finish_non_exhaustive()
     }
 }
+
+/// How widely the refreshes that a clock set ahead made due are spread.
+const CLOCK_AHEAD_SPREAD: Duration = Duration::from_secs(1);
 
 impl Broker {
     /// Restores stored sessions and starts the refresh scheduler.
@@ -85,14 +88,33 @@ impl Broker {
     }
 
     /// Moves every session's times, and the token endpoints' asked waits,
-    /// with the wall clock, which was set by `step`.
+    /// with the wall clock, which was set by `step` (set ahead, not the
+    /// access tokens' expiries: see `machine::clock_step`).
     fn clock_stepped(&self, step: ClockStep) {
-        info!(
-            step = %step,
-            "the wall clock was set {step}: token expiries and planned refreshes move with it"
-        );
+        match step {
+            ClockStep::Back(_) => info!(
+                step = %step,
+                "the wall clock was set {step}: token expiries and planned refreshes move with it"
+            ),
+            ClockStep::Ahead(_) => info!(
+                step = %step,
+                "the wall clock was set {step}: access tokens are taken as that much older (the time may have passed unseen, as in a virtual machine that was paused), planned waits move with it"
+            ),
+        }
         for session in self.sessions() {
             session.clock_stepped(step);
+        }
+        // Set ahead, tokens kept their expiries (the time may have passed
+        // unseen: a paused virtual machine): those now due go spread over
+        // a second, as after a resume, not all at this instant.
+        if matches!(step, ClockStep::Ahead(_)) {
+            let moved = self.retry_waiting_refreshes(CLOCK_AHEAD_SPREAD, WorldChange::Resumed);
+            if moved > 0 {
+                info!(
+                    sessions = moved,
+                    "{moved} refresh(es) due after the clock was set ahead start within a second"
+                );
+            }
         }
         let limits = self
             .inner

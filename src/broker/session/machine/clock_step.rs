@@ -6,8 +6,19 @@
 //! dual-boot machine's clock kept in local time corrected), those times
 //! must move with it: set back by two hours, a token that had an hour
 //! left looked to have three, was handed out for two hours after it died
-//! and refreshed two hours late; set ahead, every token looked dead at
-//! once and every session refreshed together.
+//! and refreshed two hours late.
+//!
+//! Set ahead, the access token's expiry does not move. A clock set ahead
+//! cannot be told from time that passed unseen: a virtual machine paused
+//! while its host slept (WSL2, VirtualBox, a libvirt guest) counts no time
+//! since boot either, and its clock is stepped ahead when it runs again.
+//! Moved with the step, its dead tokens were served as fresh for the
+//! step's length. Left in place, a token whose clock was merely corrected
+//! is refreshed early, once: the cheap mistake of the two. The broker
+//! spreads those refreshes over a second, as a resume's. The refresh
+//! token's own expiry does move (taken as passed, the session would be
+//! given up while the provider may still take it), as do the planned
+//! waits (a backoff, the provider's `Retry-After`).
 
 use std::time::SystemTime;
 
@@ -29,17 +40,19 @@ impl SessionMachine {
                 *time = step.shift(*time);
             }
         };
+        // Set ahead, the access token may have aged by the step (see the
+        // module doc): its expiry stays, and the next refresh is planned
+        // from it again.
+        let ahead = matches!(step, ClockStep::Ahead(_));
         let mut replan = None;
         if let SessionState::Active { tokens, refresh } = &mut self.state {
             let counted = tokens.counted_here;
             if let Some(access) = &mut tokens.access {
-                if counted.access_expiry {
+                let idle = *refresh == RefreshStage::Idle && self.failures == 0;
+                if counted.access_expiry && !ahead {
                     shift(&mut access.expires_at);
                     shift(&mut self.expiry_told);
-                } else if access.expires_at.is_some()
-                    && *refresh == RefreshStage::Idle
-                    && self.failures == 0
-                {
+                } else if access.expires_at.is_some() && idle {
                     replan = Some(tokens.clone());
                 }
             }
@@ -67,7 +80,9 @@ impl SessionMachine {
             self.schedule_next(ctx, &tokens, None, out);
         } else {
             shift(&mut self.next_refresh);
-            shift(&mut self.fresh_until);
+            if !ahead {
+                shift(&mut self.fresh_until);
+            }
             self.schedule_wake(ctx.now, out);
         }
         out.push(self.changed());
