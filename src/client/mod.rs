@@ -26,6 +26,7 @@ mod login;
 mod metrics;
 mod status;
 mod token;
+pub mod user_namespace;
 use lines::LineBuffer;
 pub use login::{LoginStream, LoginUpdate};
 pub use status::StatusStream;
@@ -75,14 +76,33 @@ const REFUSAL_READ_WAIT: Duration = Duration::from_millis(100);
 /// `/run/user/UID/tokend`, where logind makes every user's runtime
 /// directory (when there is one): a sync job run by cron would otherwise be sent to the system
 /// daemon, and told to start it, while its user's daemon runs.
+///
+/// Root of a user namespace that maps it to a user (rootless podman and
+/// buildah run credential helpers so) looks for that user's daemon: see
+/// [`user_namespace`].
 #[must_use]
 pub fn default_socket_path(env: &Environment) -> PathBuf {
-    let own = env.client_socket_path().or_else(|| {
+    default_socket_path_as(env, user_namespace::outer_uid_of_root())
+}
+
+/// [`default_socket_path`] for a process whose uid 0 is `outer_uid` outside
+/// its user namespace, if it is.
+fn default_socket_path_as(env: &Environment, outer_uid: Option<u32>) -> PathBuf {
+    let (uid, own) = match outer_uid {
+        Some(outer) if env.uid == 0 => (
+            outer,
+            env.xdg_runtime_dir
+                .as_ref()
+                .map(|dir| dir.join("tokend/tokend.sock")),
+        ),
+        _ => (env.uid, env.client_socket_path()),
+    };
+    let own = own.or_else(|| {
         // Only where the user has a runtime directory (a user manager, a
         // login): a service's `User=` without one is sent to the system
         // daemon, and told to start that one.
-        let runtime = PathBuf::from(format!("/run/user/{}", env.uid));
-        (env.uid != 0 && runtime.is_dir()).then(|| runtime.join("tokend/tokend.sock"))
+        let runtime = PathBuf::from(format!("/run/user/{uid}"));
+        (uid != 0 && runtime.is_dir()).then(|| runtime.join("tokend/tokend.sock"))
     });
     choose_default_socket(own, Path::exists)
 }
@@ -117,14 +137,18 @@ pub enum ClientError {
     /// collect the tokens clients send as `refused`, or to hand out
     /// tokens of their choosing). Nothing was sent.
     #[error(
-        "refusing to talk to the socket at {}: it is served by uid {uid}, not by root, you or the `{DAEMON_USER}` user tokend runs as; another user may have put it there (check the path and the directories above it); if it is that user's tokend sharing its socket with you, name them with --socket-owner or TOKEND_SOCKET_OWNER",
-        path.display()
+        "refusing to talk to the socket at {}: {}",
+        path.display(),
+        untrusted_server_reason(*uid, *outside_the_namespace)
     )]
     UntrustedServer {
         /// The socket path.
         path: PathBuf,
         /// The uid of the process that answers on it.
         uid: u32,
+        /// `uid` is the kernel's stand-in for a user this process's user
+        /// namespace does not map (this process is root of one).
+        outside_the_namespace: bool,
     },
     /// The daemon closed the connection before the answer was complete.
     #[error("tokend closed the connection before answering (did it stop or crash?)")]
@@ -283,6 +307,19 @@ impl ClientError {
 /// The system user the packaged system service runs as.
 pub const DAEMON_USER: &str = crate::trusted_path::SERVICE_USER;
 
+/// Why a socket served by `uid` is refused, for [`ClientError::UntrustedServer`].
+fn untrusted_server_reason(uid: u32, outside_the_namespace: bool) -> String {
+    if outside_the_namespace {
+        format!(
+            "it is served by a user outside this user namespace (the kernel shows every such user as uid {uid}), so tokenctl cannot tell whether that is tokend; a rootless container tool (podman, buildah) runs its helpers so: your own tokend's socket is found through $XDG_RUNTIME_DIR, or name it with TOKEND_SOCKET"
+        )
+    } else {
+        format!(
+            "it is served by uid {uid}, not by root, you or the `{DAEMON_USER}` user tokend runs as; another user may have put it there (check the path and the directories above it); if it is that user's tokend sharing its socket with you, name them with --socket-owner or TOKEND_SOCKET_OWNER"
+        )
+    }
+}
+
 /// Whether a process running as `uid` may be tokend: root, this user (a
 /// user service), or [`DAEMON_USER`] (the system service): the owners
 /// [`crate::trusted_path`] trusts beside the daemon.
@@ -345,6 +382,8 @@ impl Client {
             return Err(ClientError::UntrustedServer {
                 path: path.to_owned(),
                 uid: server,
+                outside_the_namespace: server == user_namespace::overflow_uid()
+                    && user_namespace::outer_uid_of_root().is_some(),
             });
         }
         Self::from_stream(stream).map_err(|e| match e {

@@ -59,3 +59,25 @@ fn without_xdg_runtime_dir_a_user_looks_in_run_user() {
         PathBuf::from(SYSTEM_SOCKET_PATH)
     );
 }
+
+/// Root of a user namespace that maps it to a user (rootless podman and
+/// buildah run credential helpers so) is that user: its daemon's socket
+/// is under `$XDG_RUNTIME_DIR`, not the system daemon's.
+#[test]
+fn root_of_a_user_namespace_looks_for_its_users_daemon() {
+    let runtime = tempfile::tempdir().unwrap();
+    let own = runtime.path().join("tokend/tokend.sock");
+    std::fs::create_dir(runtime.path().join("tokend")).unwrap();
+    std::fs::write(&own, b"").unwrap();
+    let namespaced_root = Environment {
+        uid: 0,
+        xdg_runtime_dir: Some(runtime.path().to_owned()),
+        ..Environment::default()
+    };
+    assert_eq!(default_socket_path_as(&namespaced_root, Some(1000)), own);
+    // Root of the machine, with the same environment: the system daemon.
+    assert_eq!(
+        default_socket_path_as(&namespaced_root, None),
+        PathBuf::from(SYSTEM_SOCKET_PATH)
+    );
+}

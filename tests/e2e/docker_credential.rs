@@ -177,3 +177,65 @@ fn get_refuses_plain_http_except_to_loopback() {
         );
     }
 }
+
+/// Rootless podman and buildah run credential helpers as root of a user
+/// namespace that maps 0 to their user: the helper finds that user's own
+/// daemon through `$XDG_RUNTIME_DIR`. It looked for the system daemon's
+/// socket, as root's, and told the person to start the system service.
+#[test]
+fn the_helper_run_by_a_rootless_container_tool_finds_its_users_daemon() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let Some(nobody) = support::other_uid::OtherUser::nobody_or_skip(
+        "the_helper_run_by_a_rootless_container_tool_finds_its_users_daemon",
+    ) else {
+        return;
+    };
+    let provider = Provider::rfc8628();
+    let daemon = Daemon::start_with(
+        &provider.config_with("registry", "hosts = [\"ghcr.test\"]"),
+        support::daemon::DaemonOptions::run_as(nobody.uid),
+    );
+    // Logged in by root, who names the daemon's user as the socket's owner.
+    let mut login = Command::new(env!("CARGO_BIN_EXE_tokenctl"))
+        .args(["--socket-owner", "nobody", "login", "registry"])
+        .env("TOKEND_SOCKET", &daemon.socket)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    provider.approve(&provider.wait_for_user_code()).unwrap();
+    assert!(login.wait().unwrap().success());
+
+    // The user's runtime directory as its daemon makes it: the socket in
+    // `tokend/` (here a link to the test daemon's).
+    let runtime = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(runtime.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::create_dir(runtime.path().join("tokend")).unwrap();
+    std::os::unix::fs::symlink(&daemon.socket, runtime.path().join("tokend/tokend.sock")).unwrap();
+    let helper = runtime.path().join("docker-credential-tokend");
+    std::os::unix::fs::symlink(nobody.binary("tokenctl"), &helper).unwrap();
+
+    let mut child = nobody
+        .command("unshare")
+        .args(["--user", "--map-root-user"])
+        .arg(&helper)
+        .arg("get")
+        .env_remove("TOKEND_SOCKET")
+        .env("XDG_RUNTIME_DIR", runtime.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"https://ghcr.test")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let answer: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert!(provider.is_valid_access_token(answer["Secret"].as_str().unwrap()));
+}
