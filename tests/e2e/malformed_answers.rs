@@ -226,12 +226,49 @@ fn googles_quota_answer_at_the_device_endpoint_is_unavailable() {
     let daemon = daemon(&provider);
     let out = daemon.tokenctl(&["login", NAME]);
     let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(EXIT_UNAVAILABLE), "{err}");
+    assert!(err.contains("rate_limit_exceeded"), "{err}");
+}
+
+/// A device answer whose pages fail the URL rule (Oracle's documented
+/// answer names the tenant's page over plain `http://`): the config's
+/// `verification_uri` is shown instead, the complete URL left out; without
+/// one, the login ends naming that setting. Before, the config's page was
+/// used only when the provider sent none, and nothing got past the refusal.
+#[test]
+fn a_refused_verification_page_gives_way_to_the_configured_one() {
+    const ANSWER: &str = r#"{"device_code":"dc","user_code":"ABCD-EFGH","verification_uri":"http://idcs-1.identity.example/ui/v1/device","verification_uri_complete":"http://idcs-1.identity.example/ui/v1/device?user_code=ABCD-EFGH","expires_in":300,"interval":1}"#;
+    const CONFIGURED: &str = "https://idcs-1.identity.example/ui/v1/device";
+    let provider = Provider::start(fast());
+    provider.inject(Endpoint::DeviceAuthorization, json_answer(ANSWER), 1);
+    let configured = Daemon::start_with(
+        &provider.config_with(NAME, &format!("verification_uri = \"{CONFIGURED}\"")),
+        DaemonOptions::default(),
+    );
+    let run = LoginRun::start(&configured.socket, NAME);
+    assert_eq!(run.prompt["verification_uri"], CONFIGURED, "{}", run.prompt);
+    assert!(
+        run.prompt["verification_uri_complete"].is_null(),
+        "{}",
+        run.prompt
+    );
+    drop(run);
+
+    let provider = Provider::start(fast());
+    provider.inject(Endpoint::DeviceAuthorization, json_answer(ANSWER), 1);
+    let daemon = daemon(&provider);
+    let out = daemon.tokenctl(&["login", NAME]);
+    let err = stderr(&out);
     assert_eq!(
         out.status.code(),
-        Some(support::flows::EXIT_UNAVAILABLE),
+        Some(support::flows::EXIT_LOGIN_FAILED),
         "{err}"
     );
-    assert!(err.contains("rate_limit_exceeded"), "{err}");
+    assert!(
+        err.contains("refused the provider's `verification_uri")
+            && err.contains("set `verification_uri` in the provider's config"),
+        "{err}"
+    );
 }
 
 #[test]

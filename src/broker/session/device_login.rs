@@ -170,37 +170,11 @@ impl Session {
         // whose time NTP steps forward mid-login must not end a code the
         // provider still honours, nor tell a late joiner it is dead.
         let dies_at = clock.since_boot() + authorization.expires_in;
-        // The provider's page; else the config's; else the page that
-        // already carries the code (every Twilio field may be null).
-        let verification_uri = authorization
-            .verification_uri
-            .clone()
-            .or_else(|| self.config().verification_uri.as_ref().map(ToString::to_string))
-            .or_else(|| authorization.verification_uri_complete.clone())
-            .ok_or_else(|| {
-                self.login_failed(
-                    "cannot be shown: the provider sent no verification URL; set `verification_uri` in the provider's config",
-                )
-            })?;
-        // Shown to a person, signalled and drawn as a QR code: the provider's
-        // URLs must pass the transport rule and hide nothing.
-        for (field, url) in [
-            ("verification_uri", Some(&verification_uri)),
-            (
-                "verification_uri_complete",
-                authorization.verification_uri_complete.as_ref(),
-            ),
-        ] {
-            if let Some(Err(problem)) = url.map(|u| url_rule::check_shown_url(u)) {
-                return Err(
-                    self.login_failed(format!("refused the provider's `{field}`: {problem}"))
-                );
-            }
-        }
+        let (verification_uri, verification_uri_complete) = self.shown_urls(&authorization)?;
         let prompt = PendingPrompt {
             user_code: authorization.user_code.clone(),
             verification_uri,
-            verification_uri_complete: authorization.verification_uri_complete.clone(),
+            verification_uri_complete,
             message: authorization.message.clone(),
             dies_at,
             poll_trouble: None,
@@ -407,6 +381,59 @@ async fn wait_before_poll(
                 }
             }
         }
+    }
+}
+
+impl Session {
+    /// The pages the person is shown: the provider's, else the config's
+    /// `verification_uri`, else the page that already carries the code
+    /// (every Twilio field may be null). Shown, signalled and drawn as a
+    /// QR code, each must pass the transport rule and hide nothing. One of
+    /// the provider's that does not is replaced by the config's page when
+    /// there is one (Oracle's documented answer names a plain `http://`
+    /// page of the tenant), its complete URL dropped; without one the
+    /// login ends naming the setting.
+    fn shown_urls(
+        &self,
+        authorization: &crate::provider::DeviceAuthorization,
+    ) -> Result<(String, Option<String>), BrokerError> {
+        let configured = self
+            .config()
+            .verification_uri
+            .as_ref()
+            .map(ToString::to_string);
+        let refused = |field: &str, problem: &str| {
+            self.login_failed(format!(
+                "refused the provider's `{field}`: {problem}; set `verification_uri` in the provider's config to show that page instead"
+            ))
+        };
+        let complete = match authorization.verification_uri_complete.clone() {
+            Some(url) => match (url_rule::check_shown_url(&url), &configured) {
+                (Ok(_), _) => Some(url),
+                (Err(problem), Some(_)) => {
+                    warn!(provider = %self.name, "not showing the provider's `verification_uri_complete`: {problem}");
+                    None
+                }
+                (Err(problem), None) => return Err(refused("verification_uri_complete", &problem)),
+            },
+            None => None,
+        };
+        let shown = match authorization.verification_uri.clone() {
+            Some(url) => match (url_rule::check_shown_url(&url), configured) {
+                (Ok(_), _) => url,
+                (Err(problem), Some(instead)) => {
+                    warn!(provider = %self.name, "showing the config's `verification_uri` instead of the provider's: {problem}");
+                    instead
+                }
+                (Err(problem), None) => return Err(refused("verification_uri", &problem)),
+            },
+            None => configured.or_else(|| complete.clone()).ok_or_else(|| {
+                self.login_failed(
+                    "cannot be shown: the provider sent no verification URL; set `verification_uri` in the provider's config",
+                )
+            })?,
+        };
+        Ok((shown, complete))
     }
 }
 

@@ -17,9 +17,6 @@ pub const NAME: &str = "demo";
 /// Exit code of `tokenctl login` when the login failed.
 pub const EXIT_LOGIN_FAILED: i32 = 8;
 
-/// Exit code of `tokenctl` when the provider is unavailable (retry later).
-pub const EXIT_UNAVAILABLE: i32 = 6;
-
 /// Exit code of `tokenctl token` when a login is required.
 pub const EXIT_LOGIN_REQUIRED: i32 = 4;
 
