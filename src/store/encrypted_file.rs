@@ -379,6 +379,11 @@ impl EncryptedFileStore {
                         reason: not_a_file(path),
                     }
                 }
+                _ if refuses_change(&e) => StoreError::Corrupt {
+                    store: STORE,
+                    provider: provider.to_owned(),
+                    reason: cannot_change(path, &e),
+                },
                 // Said without the record's name (the provider's): a
                 // store-wide reason is shown to every caller that may see
                 // any provider.
@@ -389,6 +394,24 @@ impl EncryptedFileStore {
             }
         })
     }
+}
+
+/// Whether `e` is the kernel refusing to change one file (`EPERM`: the
+/// file is immutable or append-only, `chattr +i`/`+a`), not the directory
+/// refusing writes (`EACCES`, or a read-only file system's `EROFS`). Such a
+/// record is that provider's own trouble: taken for the store's, every
+/// probe failed on it and the outage never ended, every other session's
+/// saves waiting with it.
+fn refuses_change(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(rustix::io::Errno::PERM.raw_os_error())
+}
+
+/// What [`refuses_change`] found, naming the file.
+fn cannot_change(path: &Path, e: &io::Error) -> String {
+    format!(
+        "{} cannot be replaced or removed ({e}): is it immutable or append-only (`lsattr`)?",
+        path.display()
+    )
 }
 
 /// `session`'s bytes, padded with spaces (which JSON reads past) to a
@@ -502,6 +525,11 @@ impl Store for EncryptedFileStore {
                 store: STORE,
                 provider: provider.to_owned(),
                 reason: not_a_file(&path),
+            }),
+            Err(e) if refuses_change(&e) => Err(StoreError::Corrupt {
+                store: STORE,
+                provider: provider.to_owned(),
+                reason: cannot_change(&path, &e),
             }),
             Err(e) => Err(failed(format!(
                 "cannot remove a record in {}: {e}",

@@ -344,6 +344,47 @@ fn a_directory_or_fifo_at_a_record_path_is_that_records_problem() {
     );
 }
 
+/// An immutable record (`chattr +i`, as a hardening or backup tool may
+/// leave one) is its provider's own trouble, named, not an outage of the
+/// store: every probe failed on it, for good, and every other session's
+/// saves waited with it. Needs root and a file system with the attribute.
+#[test]
+fn an_immutable_record_is_that_records_problem() {
+    let state = tempfile::tempdir().unwrap();
+    let store = EncryptedFileStore::new(state.path(), key(1));
+    store.save("stuck", &record("rt-1")).unwrap();
+    store.save("ok", &record("rt-ok")).unwrap();
+    let path = store.file_of("stuck").unwrap();
+    let chattr = |flag: &str| {
+        std::process::Command::new("chattr")
+            .arg(flag)
+            .arg(&path)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !chattr("+i") {
+        eprintln!("SKIPPED an_immutable_record_is_that_records_problem: chattr +i needs root");
+        return;
+    }
+    let saved = store.save("stuck", &record("rt-2"));
+    let deleted = store.delete("stuck");
+    assert!(chattr("-i"));
+    for err in [saved.unwrap_err(), deleted.unwrap_err()] {
+        assert!(!err.is_store_wide(), "{err}");
+        assert!(
+            err.to_string().contains("immutable or append-only"),
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains(&path.display().to_string()),
+            "{err}"
+        );
+    }
+    store.save("ok", &record("rt-ok-2")).unwrap();
+    store.save("stuck", &record("rt-3")).unwrap();
+}
+
 /// A state directory below a directory anyone may write to (no sticky
 /// bit) is not used: its owner could swap `sessions/` for an old copy and
 /// bring back a record a logout deleted. Once the directory above is safe,
