@@ -518,6 +518,10 @@ impl Store for WatchedStore {
         self.inner.forgets_at_stop()
     }
 
+    fn tries_deletes_while_down(&self) -> bool {
+        self.inner.tries_deletes_while_down()
+    }
+
     fn remembers_logout(&self, provider: &str) -> bool {
         self.inner.remembers_logout(provider)
     }

@@ -542,6 +542,10 @@ impl Store for EncryptedFileStore {
         changes::feed(&self.directory)
     }
 
+    fn tries_deletes_while_down(&self) -> bool {
+        true
+    }
+
     fn list(&self) -> Result<Vec<String>, StoreError> {
         if self.maintenance && !self.directory.exists() {
             return Ok(Vec::new());

@@ -131,6 +131,10 @@ impl Store for LockGate {
         self.store.forgets_at_stop()
     }
 
+    fn tries_deletes_while_down(&self) -> bool {
+        self.taken.load(Ordering::Acquire) && self.store.tries_deletes_while_down()
+    }
+
     fn list(&self) -> Result<Vec<String>, StoreError> {
         self.pass()?;
         self.store.list()

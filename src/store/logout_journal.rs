@@ -264,6 +264,10 @@ impl Store for LogoutJournal {
         self.store.name()
     }
 
+    fn tries_deletes_while_down(&self) -> bool {
+        self.store.tries_deletes_while_down()
+    }
+
     fn load(&self, provider: &str) -> LoadResult {
         let loaded = self.store.load(provider);
         let settled = self.settle(provider, loaded);

@@ -359,6 +359,17 @@ pub trait Store: Send + Sync + fmt::Debug {
         false
     }
 
+    /// Whether a delete is worth trying while the store is known to be
+    /// down (see the broker's `store_known_down`): the encrypted file
+    /// store's deletes are local and quick, and work on a full disk (they
+    /// free space), where a logout skipped and not noted (its note could
+    /// not be written either) was undone by a crash. `false` (the
+    /// default): a keyring that hangs would make the logout wait the
+    /// store's timeout.
+    fn tries_deletes_while_down(&self) -> bool {
+        false
+    }
+
     /// Names of every provider with a stored session (for `--prune`).
     ///
     /// # Errors

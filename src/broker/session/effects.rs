@@ -109,8 +109,18 @@ impl Session {
     /// its caller wait the store's call timeout for each token; the tokens
     /// stay in memory (the session is marked unsaved) and the recovery
     /// writes them when the store works again.
+    ///
+    /// A delete is tried all the same where the store says it is worth it
+    /// ([`Store::tries_deletes_while_down`](crate::store::Store::tries_deletes_while_down):
+    /// the encrypted file store, whose deletes work on a full disk).
     fn store_known_down(&self, purpose: &WritePurpose) -> Option<crate::store::StoreError> {
-        if matches!(purpose, WritePurpose::DirtyRetry { .. }) {
+        let delete = matches!(
+            purpose,
+            WritePurpose::LoggedOut { .. } | WritePurpose::Revoked { .. }
+        );
+        if matches!(purpose, WritePurpose::DirtyRetry { .. })
+            || (delete && self.shared.store.tries_deletes_while_down())
+        {
             return None;
         }
         self.shared.store_health.error()
