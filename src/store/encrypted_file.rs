@@ -95,7 +95,9 @@ mod files;
 mod spare;
 
 pub use files::TempFile;
-use files::{not_a_file, read_record_file, sync_dir};
+use files::{
+    cannot_change, not_a_file, read_record_file, refuses_change, sync_dir, with_what_is_full,
+};
 
 /// The name of this store in messages.
 pub const STORE: &str = "encrypted file store";
@@ -388,30 +390,13 @@ impl EncryptedFileStore {
                 // store-wide reason is shown to every caller that may see
                 // any provider.
                 _ => failed(format!(
-                    "cannot write a record in {}: {e}",
-                    self.directory.display()
+                    "cannot write a record in {}: {}",
+                    self.directory.display(),
+                    with_what_is_full(&self.directory, &e)
                 )),
             }
         })
     }
-}
-
-/// Whether `e` is the kernel refusing to change one file (`EPERM`: the
-/// file is immutable or append-only, `chattr +i`/`+a`), not the directory
-/// refusing writes (`EACCES`, or a read-only file system's `EROFS`). Such a
-/// record is that provider's own trouble: taken for the store's, every
-/// probe failed on it and the outage never ended, every other session's
-/// saves waiting with it.
-fn refuses_change(e: &io::Error) -> bool {
-    e.raw_os_error() == Some(rustix::io::Errno::PERM.raw_os_error())
-}
-
-/// What [`refuses_change`] found, naming the file.
-fn cannot_change(path: &Path, e: &io::Error) -> String {
-    format!(
-        "{} cannot be replaced or removed ({e}): is it immutable or append-only (`lsattr`)?",
-        path.display()
-    )
 }
 
 /// `session`'s bytes, padded with spaces (which JSON reads past) to a

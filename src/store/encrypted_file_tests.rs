@@ -2,6 +2,7 @@
 
 use std::os::unix::fs::PermissionsExt as _;
 
+use super::files::what_is_full;
 use super::*;
 use crate::secret::Secret;
 use crate::store::STORED_SESSION_VERSION;
@@ -508,4 +509,17 @@ fn a_records_bytes_never_grow_their_buffer() {
         assert_eq!(bytes.capacity(), session.bytes_capacity(), "{length}");
         assert_eq!(StoredSession::from_bytes(&bytes).unwrap(), session);
     }
+}
+
+/// A full disk's error says which limit: out of inodes, `df -h` shows free
+/// space and the administrator looks in the wrong place.
+#[test]
+fn a_full_file_system_is_named_by_its_limit() {
+    assert!(what_is_full(Some(0)).contains("df -i"));
+    assert!(what_is_full(Some(12)).contains("df -h"));
+    assert!(what_is_full(None).contains("full"));
+    let other = io::Error::from_raw_os_error(rustix::io::Errno::ACCESS.raw_os_error());
+    assert_eq!(with_what_is_full(Path::new("/"), &other), other.to_string());
+    let full = io::Error::from_raw_os_error(rustix::io::Errno::NOSPC.raw_os_error());
+    assert!(with_what_is_full(Path::new("/"), &full).contains("(os error 28): "));
 }

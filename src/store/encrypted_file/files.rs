@@ -236,3 +236,39 @@ pub(super) fn made_by_another_live_process(name: &str) -> bool {
         )
     })
 }
+
+/// `e` in words, with what is full when it is "no space left": a file
+/// system out of inodes says so too, while `df -h` shows free space.
+pub(super) fn with_what_is_full(directory: &Path, e: &io::Error) -> String {
+    if e.raw_os_error() != Some(rustix::io::Errno::NOSPC.raw_os_error()) {
+        return e.to_string();
+    }
+    let free_inodes = rustix::fs::statvfs(directory).ok().map(|fs| fs.f_favail);
+    format!("{e}: {}", what_is_full(free_inodes))
+}
+
+/// Which of a full file system's limits was reached, by its free inodes.
+pub(super) fn what_is_full(free_inodes: Option<u64>) -> &'static str {
+    match free_inodes {
+        Some(0) => "no free inodes left on its file system (`df -i`)",
+        _ => "its file system is full (`df -h`)",
+    }
+}
+
+/// Whether `e` is the kernel refusing to change one file (`EPERM`: the
+/// file is immutable or append-only, `chattr +i`/`+a`), not the directory
+/// refusing writes (`EACCES`, or a read-only file system's `EROFS`). Such a
+/// record is that provider's own trouble: taken for the store's, every
+/// probe failed on it and the outage never ended, every other session's
+/// saves waiting with it.
+pub(super) fn refuses_change(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(rustix::io::Errno::PERM.raw_os_error())
+}
+
+/// What [`refuses_change`] found, naming the file.
+pub(super) fn cannot_change(path: &Path, e: &io::Error) -> String {
+    format!(
+        "{} cannot be replaced or removed ({e}): is it immutable or append-only (`lsattr`)?",
+        path.display()
+    )
+}
