@@ -43,7 +43,16 @@ impl Broker {
                     .iter()
                     .filter_map(|name| sessions.get(name).cloned())
                     .collect();
-                self.restore_records(&stored, RestoreCause::Start).await
+                let restored = self.restore_records(&stored, RestoreCause::Start).await;
+                // Read, but maybe not written: said now (the store reports
+                // it), not at the first refresh that rotates a token.
+                let store = Arc::clone(&self.inner.shared.store);
+                let metrics = Arc::clone(&self.inner.shared.metrics);
+                let health = Arc::clone(&self.inner.shared.store_health);
+                if let Err(e) = counted(metrics, health, move || store.check_writable()).await {
+                    self.inner.shared.store_health.failed(&e);
+                }
+                restored
             }
             Err(e) => {
                 // Already reported by the store, unless the call timed out.

@@ -522,6 +522,14 @@ impl Store for WatchedStore {
         self.inner.tries_deletes_while_down()
     }
 
+    fn check_writable(&self) -> Result<(), StoreError> {
+        // About no record: any failure is the store's.
+        self.inner.check_writable().inspect_err(|error| {
+            self.metrics.store_error();
+            self.health.failed(error);
+        })
+    }
+
     fn remembers_logout(&self, provider: &str) -> bool {
         self.inner.remembers_logout(provider)
     }

@@ -156,7 +156,12 @@ impl Broker {
         let store = Arc::clone(&self.inner.shared.store);
         let metrics = Arc::clone(&self.inner.shared.metrics);
         let health = Arc::clone(&self.inner.shared.store_health);
-        let listed = counted(metrics, health, move || store.list()).await?;
+        let listed = counted(Arc::clone(&metrics), Arc::clone(&health), move || {
+            store.list()
+        })
+        .await?;
+        let store = Arc::clone(&self.inner.shared.store);
+        counted(metrics, health, move || store.check_writable()).await?;
         let mut unsaved: Vec<(u32, Arc<Session>)> = self
             .sessions()
             .into_iter()

@@ -531,6 +531,25 @@ impl Store for EncryptedFileStore {
         true
     }
 
+    fn check_writable(&self) -> Result<(), StoreError> {
+        if self.maintenance {
+            return Ok(());
+        }
+        // Only what says the directory takes no writes at all; anything
+        // else (not made yet, say) is left to the writes themselves.
+        match rustix::fs::access(&self.directory, rustix::fs::Access::WRITE_OK) {
+            Err(rustix::io::Errno::ROFS) => Err(unusable(
+                &self.directory,
+                "it is on a read-only file system: sessions are read, but no refresh can be saved",
+            )),
+            Err(rustix::io::Errno::ACCESS) => Err(unusable(
+                &self.directory,
+                "tokend's user may not write in it: sessions are read, but no refresh can be saved",
+            )),
+            _ => Ok(()),
+        }
+    }
+
     fn list(&self) -> Result<Vec<String>, StoreError> {
         if self.maintenance && !self.directory.exists() {
             return Ok(Vec::new());

@@ -131,6 +131,11 @@ impl Store for LockGate {
         self.store.forgets_at_stop()
     }
 
+    fn check_writable(&self) -> Result<(), StoreError> {
+        self.pass()?;
+        self.store.check_writable()
+    }
+
     fn tries_deletes_while_down(&self) -> bool {
         self.taken.load(Ordering::Acquire) && self.store.tries_deletes_while_down()
     }

@@ -268,6 +268,10 @@ impl Store for LogoutJournal {
         self.store.tries_deletes_while_down()
     }
 
+    fn check_writable(&self) -> Result<(), StoreError> {
+        self.store.check_writable()
+    }
+
     fn load(&self, provider: &str) -> LoadResult {
         let loaded = self.store.load(provider);
         let settled = self.settle(provider, loaded);

@@ -359,6 +359,21 @@ pub trait Store: Send + Sync + fmt::Debug {
         false
     }
 
+    /// Whether the store can take writes, where that can be told without
+    /// writing: the encrypted file store's directory on a read-only file
+    /// system (a boot's fsck trouble, `errors=remount-ro`) reads, so the
+    /// start restores its sessions, but no refresh can be saved. The
+    /// broker asks after the start's restore and at each probe of an
+    /// outage, and takes an error as an outage: status, monitoring and
+    /// the hold of refreshes that rotate tokens see it before a rotated
+    /// token is lost. `Ok` (the default): no such check.
+    ///
+    /// # Errors
+    /// The store cannot take writes.
+    fn check_writable(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// Whether a delete is worth trying while the store is known to be
     /// down (see the broker's `store_known_down`): the encrypted file
     /// store's deletes are local and quick, and work on a full disk (they

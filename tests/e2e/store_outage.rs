@@ -453,3 +453,40 @@ fn a_record_that_cannot_be_replaced_does_not_prolong_an_outage() {
     );
     token(&daemon, "bad", &["--min-valid", "0"]);
 }
+
+/// A state directory on a file system that came up read-only (a boot's
+/// fsck trouble, `errors=remount-ro`): the start reads its sessions and
+/// serves their tokens, and says at once that nothing can be saved, an
+/// outage that status and monitoring show, until the file system takes
+/// writes again. Before, nothing said so (status and `status --check` were
+/// fine) until the first refresh rotated a token it could not save.
+#[test]
+fn a_read_only_state_directory_at_start_is_an_outage_said_at_once() {
+    if !support::other_uid::can_switch_uid() {
+        support::skip::say("SKIPPED a_read_only_state_directory_at_start: mounting needs root");
+        return;
+    }
+    let provider = Provider::rfc8628();
+    let store = FileStore::new();
+    let Some(disk) = support::tmpfs::Tmpfs::over(&store.state_dir(), "1m") else {
+        support::skip::say("SKIPPED a_read_only_state_directory_at_start: no tmpfs");
+        return;
+    };
+    let config = provider.config("demo");
+    let seeded = store.seed(&provider, &config, |_| Duration::from_secs(4 * 3600));
+    // A first start leaves the lock file (a read-only one is locked as it is).
+    let mut daemon = Daemon::start_with(&config, store.options());
+    daemon.stop();
+    disk.read_only(true);
+    daemon.restart();
+    let down = daemon.wait_for_log(1, UNAVAILABLE);
+    assert!(down[0].contains("read-only file system"), "{down:?}");
+    assert_eq!(
+        token(&daemon, "demo", &["--min-valid", "0"]),
+        seeded[0].access_token
+    );
+    let check = daemon.tokenctl(&["status", "--check"]);
+    assert!(!check.status.success(), "{}", stdout(&check));
+    disk.read_only(false);
+    daemon.wait_for_log_within(RECOVERY_TIMEOUT, 1, AVAILABLE);
+}

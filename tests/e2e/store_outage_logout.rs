@@ -218,54 +218,6 @@ fn a_logout_while_the_store_is_known_down_survives_a_crash() {
     assert!(!store.record("gone").exists());
 }
 
-/// A small file system of the test's own over a directory, unmounted on
-/// drop (root only).
-struct Tmpfs(std::path::PathBuf);
-
-impl Tmpfs {
-    /// `size` bytes over `dir`, mode 0700 (a state directory's).
-    fn over(dir: &std::path::Path, size: &str) -> Option<Self> {
-        let mounted = std::process::Command::new("mount")
-            .args([
-                "-t",
-                "tmpfs",
-                "-o",
-                &format!("size={size},mode=0700"),
-                "tmpfs",
-            ])
-            .arg(dir)
-            .status()
-            .is_ok_and(|s| s.success());
-        mounted.then(|| Self(dir.to_owned()))
-    }
-
-    /// Writes a file until the file system is full.
-    fn fill(&self) {
-        use std::io::Write as _;
-        let mut filler = std::fs::File::create(self.0.join("filler")).unwrap();
-        let block = [0u8; 4096];
-        for _ in 0..100_000 {
-            if filler
-                .write_all(&block)
-                .and_then(|()| filler.sync_all())
-                .is_err()
-            {
-                return;
-            }
-        }
-        panic!("the file system never filled");
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(&self.0)
-            .status();
-    }
-}
-
 /// A full disk takes the encrypted file store down (a save needs a new
 /// file), but a delete still works there and frees space: a logout then is
 /// carried out at once. It was not even tried, and its note beside the
@@ -281,7 +233,7 @@ fn a_logout_on_a_full_disk_deletes_the_record_at_once() {
     }
     let provider = Provider::rfc8628();
     let store = FileStore::new();
-    let Some(disk) = Tmpfs::over(&store.state_dir(), "256k") else {
+    let Some(disk) = support::tmpfs::Tmpfs::over(&store.state_dir(), "256k") else {
         support::skip::say("SKIPPED a_logout_on_a_full_disk_deletes_the_record_at_once: no tmpfs");
         return;
     };

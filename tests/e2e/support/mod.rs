@@ -8,6 +8,7 @@
 //! - [`process`]: what `/proc` says about a process;
 //! - [`logind`]: a stub logind that announces sleeps and hands out inhibitors;
 //! - [`other_uid`]: a second local user, with binaries it can reach;
+//! - [`tmpfs`]: a small file system that fills up or turns read-only (root);
 //! - [`skip`]: saying a test is skipped where it shows.
 
 // Each test binary compiles this module on its own and uses only part of it.
@@ -28,3 +29,4 @@ pub mod process;
 pub mod provider;
 pub mod script_server;
 pub mod skip;
+pub mod tmpfs;
