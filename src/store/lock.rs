@@ -171,8 +171,20 @@ impl StoreLock {
     }
 
     /// Locks `file`, the open lock file of `target`, and writes our pid.
+    ///
+    /// The lock is taken and kept through a read-only descriptor of the
+    /// same file: a lock needs no write access, and a descriptor kept open
+    /// for writing made `mount -o remount,ro` of the state directory's file
+    /// system fail as busy while the daemon ran. The writable one is closed
+    /// once the pid is written.
     fn lock(mut file: File, target: &LockTarget) -> Result<Self, LockError> {
-        match rustix::fs::flock(&file, FlockOperation::NonBlockingLockExclusive) {
+        let held = read_only_twin(&file)
+            .or_else(|_| file.try_clone())
+            .map_err(|e| LockError::Unusable {
+                target: target.clone(),
+                reason: format!("cannot open it again to hold the lock: {e}"),
+            })?;
+        match rustix::fs::flock(&held, FlockOperation::NonBlockingLockExclusive) {
             Ok(()) => {}
             Err(rustix::io::Errno::WOULDBLOCK) => {
                 return Err(LockError::Held {
@@ -199,8 +211,18 @@ impl StoreLock {
                 target.path.display()
             );
         }
-        Ok(Self { _file: file })
+        Ok(Self { _file: held })
     }
+}
+
+/// The file open as `file` is, opened again read-only (through
+/// `/proc/self/fd`, so that it is the same file whatever its path now
+/// names).
+fn read_only_twin(file: &File) -> io::Result<File> {
+    use std::os::fd::AsRawFd as _;
+    OpenOptions::new()
+        .read(true)
+        .open(format!("/proc/self/fd/{}", file.as_raw_fd()))
 }
 
 /// Opens the lock file for reading and writing, never through a symbolic

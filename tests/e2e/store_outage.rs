@@ -490,3 +490,29 @@ fn a_read_only_state_directory_at_start_is_an_outage_said_at_once() {
     disk.read_only(false);
     daemon.wait_for_log_within(RECOVERY_TIMEOUT, 1, AVAILABLE);
 }
+
+/// The daemon holds nothing open for writing in its state directory (its
+/// lock is held through a read-only descriptor): an administrator's
+/// `mount -o remount,ro` of that file system (maintenance, a snapshot)
+/// works while it runs. It failed as busy before.
+#[test]
+fn the_state_directory_can_be_remounted_read_only_under_a_running_daemon() {
+    if !support::other_uid::can_switch_uid() {
+        support::skip::say(
+            "SKIPPED the_state_directory_can_be_remounted_read_only: mounting needs root",
+        );
+        return;
+    }
+    let provider = Provider::rfc8628();
+    let store = FileStore::new();
+    let Some(disk) = support::tmpfs::Tmpfs::over(&store.state_dir(), "1m") else {
+        support::skip::say("SKIPPED the_state_directory_can_be_remounted_read_only: no tmpfs");
+        return;
+    };
+    let config = provider.config("demo");
+    store.seed(&provider, &config, |_| Duration::from_secs(4 * 3600));
+    let daemon = Daemon::start_with(&config, store.options());
+    disk.read_only(true);
+    disk.read_only(false);
+    drop(daemon);
+}
