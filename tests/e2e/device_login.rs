@@ -432,3 +432,31 @@ fn a_backed_off_poll_still_goes_out_before_the_code_expires() {
     assert_eq!(code, 0, "{done} {err}");
     provider.assert_no_violations();
 }
+
+/// A poll answered 503 with a `Retry-After` longer than the code's life
+/// left: one more poll still goes out shortly before the code expires, and
+/// the person who approved meanwhile is logged in. Before, no poll went
+/// out at all, and the approved login ended "expired before it was
+/// approved".
+#[test]
+fn a_retry_after_past_the_codes_life_still_polls_once_before_it_expires() {
+    let provider = Provider::start(Rfc8628Options {
+        device_code_lifetime: Duration::from_secs(12),
+        ..support::provider::fast()
+    });
+    let daemon = Daemon::start(&provider.config("demo"));
+    provider.inject(
+        Endpoint::Token,
+        Fault::RetryAfter {
+            status: 503,
+            retry_after: "120".into(),
+        },
+        1,
+    );
+    let run = LoginRun::start(&daemon.socket, "demo");
+    provider.wait_for_count(1, RecordedRequest::is_poll);
+    provider.approve(&run.user_code()).unwrap();
+    let (done, err, code) = run.finish();
+    assert_eq!(code, 0, "{done} {err}");
+    assert_eq!(provider.polls().len(), 2, "{:#?}", provider.polls());
+}

@@ -481,7 +481,10 @@ fn publish_poll_trouble(progress: &watch::Sender<LoginProgress>, trouble: Option
 /// nor below what the provider `asked` (`Retry-After`). A stretched wait
 /// that would outlast the code is cut short, so that one more poll goes
 /// out [`LAST_POLL_MARGIN`] before it expires (the person may have
-/// approved meanwhile), where the interval and `asked` allow.
+/// approved meanwhile), where the interval allows: also past what the
+/// provider `asked`, as one poll cannot hurt a rate limit, and waiting a
+/// `Retry-After` longer than the code's life sent none at all and called
+/// an approved login "expired before it was approved".
 fn next_poll_wait(
     interval: Duration,
     network_failures: u32,
@@ -492,7 +495,7 @@ fn next_poll_wait(
         .min(interval.max(MAX_POLL_BACKOFF))
         .max(asked);
     let last_chance = left.saturating_sub(LAST_POLL_MARGIN);
-    if wait > last_chance && last_chance >= interval.max(asked) {
+    if wait > last_chance && last_chance >= interval {
         last_chance
     } else {
         wait
@@ -518,10 +521,13 @@ mod tests {
         // A stretched wait that would outlast the code: one more poll
         // before it expires...
         assert_eq!(next_poll_wait(s(1), 2, s(0), s(4)), s(2));
-        // ... unless the interval (or the provider's wait) does not allow
-        // one: the code is then waited out.
+        // ... also past a wait the provider asked for that would outlast
+        // the code (a `Retry-After` of two minutes, 37 s left)...
+        assert_eq!(next_poll_wait(s(1), 0, s(10), s(8)), s(6));
+        assert_eq!(next_poll_wait(s(1), 0, s(120), s(37)), s(35));
+        // ... unless the interval does not allow one: the code is then
+        // waited out.
         assert_eq!(next_poll_wait(s(5), 2, s(0), s(6)), s(20));
-        assert_eq!(next_poll_wait(s(1), 0, s(10), s(8)), s(10));
     }
 
     /// `invalid_grant` with the provider's reason says that reason, not a
