@@ -24,9 +24,10 @@ fn cancelling_a_login_leaves_the_working_session() {
         provider.approve(code).unwrap();
     });
     let before = token(&daemon, "demo", &[]);
-    // A second login, which the person then thinks better of.
+    // A second login, which the person then thinks better of: the
+    // session stays active meanwhile (its waiting login shown beside it).
     let run = LoginRun::start(&daemon.socket, "demo");
-    assert_eq!(state(&daemon), "login_pending");
+    assert_eq!(state(&daemon), "active");
 
     let out = daemon.tokenctl(&["login", "demo", "--cancel"]);
     assert!(out.status.success(), "{}", stderr(&out));

@@ -117,3 +117,30 @@ fn the_json_check_says_so_when_the_daemon_answers_an_error() {
         "{report}"
     );
 }
+
+/// A login started again on an active session (new scopes, habit) leaves
+/// its tokens serving: the session stays `active`, in `status --check`
+/// too, with the waiting login shown beside it. It was `login_pending`
+/// everywhere for the code's whole life, and `--check` failed.
+#[test]
+fn a_login_again_on_an_active_session_is_not_a_problem() {
+    let provider = Provider::rfc8628();
+    let daemon = Daemon::start(&provider.config("demo"));
+    login(&daemon, "demo", |code| {
+        provider.approve(code).unwrap();
+    });
+    let run = support::daemon::LoginRun::start(&daemon.socket, "demo");
+    let check = daemon.tokenctl(&["status", "--check"]);
+    assert!(
+        check.status.success(),
+        "{}{}",
+        stdout(&check),
+        stderr(&check)
+    );
+    let status: serde_json::Value =
+        serde_json::from_str(&stdout(&daemon.tokenctl(&["--json", "status", "demo"]))).unwrap();
+    let demo = &status[0];
+    assert_eq!(demo["state"], "active", "{status}");
+    assert_eq!(demo["login"]["user_code"], run.user_code(), "{status}");
+    drop(run);
+}

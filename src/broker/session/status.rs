@@ -39,11 +39,7 @@ impl Session {
                 )
             }
         };
-        let phase = if pending.is_some() {
-            SessionPhase::LoginPending
-        } else {
-            machine.phase(now)
-        };
+        let phase = shown_phase(machine.phase(now), pending.is_some());
         SessionReport {
             name: self.name.clone(),
             dialect: config.dialect.name,
@@ -87,12 +83,25 @@ impl Session {
     pub(crate) fn phase(&self) -> SessionPhase {
         let state = self.state();
         let now = self.shared.clock.now();
-        if state.login.as_ref().is_some_and(|l| {
+        let pending = state.login.as_ref().is_some_and(|l| {
             l.prompt_for_status(self.shared.clock.since_boot())
                 .is_some()
-        }) {
-            return SessionPhase::LoginPending;
-        }
-        state.machine.phase(now)
+        });
+        shown_phase(state.machine.phase(now), pending)
+    }
+}
+
+/// The phase shown for a session in `phase` with a login that waits for
+/// its person (`pending`) or none: `login_pending`, unless the session is
+/// active. A login started again on an active session (new scopes, habit)
+/// left its tokens serving, while status, `status --check`, the metrics
+/// and D-Bus said `login_pending` for the code's whole life: a unit's
+/// `ExecCondition=tokenctl status --check` was skipped and monitoring
+/// alerted. The waiting login is shown beside the phase either way.
+fn shown_phase(phase: SessionPhase, pending: bool) -> SessionPhase {
+    match phase {
+        SessionPhase::Active => SessionPhase::Active,
+        _ if pending => SessionPhase::LoginPending,
+        other => other,
     }
 }
