@@ -10,7 +10,7 @@ use tokend::protocol::{ErrorBody, ErrorCode, LoginEvent, LoginPrompt};
 
 use crate::exit::{self, Failure};
 use crate::format::{clean, countdown, duration};
-use crate::screen::{Terminal, qr_code};
+use crate::screen::{Terminal, lines_on_screen, qr_code};
 
 /// Off a terminal a progress line goes out this often, so a log gets a
 /// heartbeat rather than one line a second.
@@ -265,10 +265,17 @@ impl HumanView {
         // A second prompt (the daemon started over with a new code) goes
         // below the first; its countdown replaces the old one.
         self.end_countdown(out)?;
+        // Everything printed with the QR code must fit on screen with it:
+        // the prompt around it, the hint and the countdown below it.
+        let other_lines = lines_on_screen(
+            &prompt_text(provider, prompt, Some(""), self.terminal),
+            self.terminal,
+        ) + lines_on_screen(&interrupt_hint(provider), self.terminal)
+            + 1;
         let qr = prompt
             .verification_uri_complete
             .as_deref()
-            .and_then(|link| qr_code(link, self.terminal));
+            .and_then(|link| qr_code(link, self.terminal, other_lines));
         out.write_all(prompt_text(provider, prompt, qr.as_deref(), self.terminal).as_bytes())?;
         if !no_wait && self.terminal.interactive {
             // Said before, not when Ctrl-C comes: printing it then needs a
@@ -300,6 +307,7 @@ impl HumanView {
             live: self.terminal.interactive,
             last_line: None,
             drawn: false,
+            terminal: self.terminal,
         });
         self.tick(out, provider, now)
     }
@@ -309,7 +317,12 @@ impl HumanView {
             Some(countdown) => countdown.draw(out, now),
             None if !self.asking_said => {
                 self.asking_said = true;
-                writeln!(out, "Asking {} for a login code…", clean(provider))?;
+                writeln!(
+                    out,
+                    "Asking {} for a login code{}",
+                    clean(provider),
+                    self.terminal.ellipsis()
+                )?;
                 out.flush()
             }
             None => Ok(()),
@@ -423,6 +436,9 @@ struct Countdown {
     last_line: Option<Moment>,
     /// Whether a live line is on screen.
     drawn: bool,
+    /// Where it is drawn: a live line must not wrap, or each redraw (which
+    /// erases only the last row) leaves a stale row behind.
+    terminal: Terminal,
 }
 
 impl Countdown {
@@ -430,8 +446,9 @@ impl Countdown {
         let left = self.ends.saturating_duration_since(now);
         // Rounded up, so the clock reads 0:00 only once the code is dead.
         let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
-        let text = waiting_text(secs);
+        let text = waiting_text(secs, self.terminal.ellipsis());
         if self.live {
+            let text = fitted(&text, self.terminal.line_width());
             // Carriage return and erase-line: the line is rewritten in place.
             write!(out, "\r\x1b[2K{text}")?;
             self.drawn = true;
@@ -446,11 +463,22 @@ impl Countdown {
     }
 }
 
-fn waiting_text(secs_left: u64) -> String {
+fn waiting_text(secs_left: u64, ellipsis: &str) -> String {
     if secs_left > 0 {
-        format!("Waiting for approval… {} left", countdown(secs_left))
+        format!(
+            "Waiting for approval{ellipsis} {} left",
+            countdown(secs_left)
+        )
     } else {
-        "The code has expired; waiting for tokend to confirm…".into()
+        format!("The code has expired; waiting for tokend to confirm{ellipsis}")
+    }
+}
+
+/// `text` cut to `width` characters, when known.
+fn fitted(text: &str, width: Option<usize>) -> std::borrow::Cow<'_, str> {
+    match width {
+        Some(width) if text.chars().count() > width => text.chars().take(width).collect(),
+        _ => std::borrow::Cow::Borrowed(text),
     }
 }
 

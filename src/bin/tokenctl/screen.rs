@@ -9,10 +9,6 @@ use qrcode::{EcLevel, QrCode};
 /// A terminal's size when it does not say (the classic console).
 const ASSUMED_SIZE: (u16, u16) = (80, 24);
 
-/// Lines of the login prompt around the QR code, which must fit on screen
-/// with it so the code is not scrolled away half drawn.
-const PROMPT_LINES: usize = 8;
-
 /// Modules of blank border a reader needs around a QR code (the standard's
 /// quiet zone; the renderer adds it on each side).
 const QUIET_ZONE: usize = 4;
@@ -27,6 +23,11 @@ pub struct Terminal {
     pub color: bool,
     /// Columns and rows, when the terminal reports them.
     pub size: Option<(u16, u16)>,
+    /// The locale's characters are UTF-8, or no locale says otherwise: the
+    /// QR code's half blocks and "…" can be shown. A locale set to another
+    /// character set (`LANG=C` on a serial console, a Latin-1 terminal)
+    /// got a block of mojibake where the QR code should be.
+    pub utf8: bool,
 }
 
 impl Terminal {
@@ -45,7 +46,21 @@ impl Terminal {
             interactive,
             color: interactive && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
             size,
+            utf8: locale_is_utf8(|name| std::env::var(name).ok()),
         }
+    }
+
+    /// Columns to write a line in without it wrapping, when known: one
+    /// less than the terminal's (a line that fills the last column wraps
+    /// on some terminals).
+    pub fn line_width(self) -> Option<usize> {
+        self.size
+            .map(|(columns, _)| usize::from(columns).saturating_sub(1).max(1))
+    }
+
+    /// "…", or "..." where the locale is not UTF-8.
+    pub fn ellipsis(self) -> &'static str {
+        if self.utf8 { "…" } else { "..." }
     }
 
     /// Not a terminal: plain lines only (a pipe, a log, a test).
@@ -55,6 +70,7 @@ impl Terminal {
             interactive: false,
             color: false,
             size: None,
+            utf8: true,
         }
     }
 
@@ -68,23 +84,49 @@ impl Terminal {
     }
 }
 
+/// Whether the locale's character set is UTF-8, from `LC_ALL`, `LC_CTYPE`
+/// and `LANG` as `var` gives them (the first one set and not empty
+/// decides). With none set, yes: a machine with no locale configured
+/// usually has a UTF-8 terminal at the other end, and the QR code is the
+/// point of a login at one.
+pub fn locale_is_utf8(var: impl Fn(&str) -> Option<String>) -> bool {
+    ["LC_ALL", "LC_CTYPE", "LANG"]
+        .iter()
+        .find_map(|name| var(name).filter(|value| !value.is_empty()))
+        .is_none_or(|locale| {
+            let locale = locale.to_ascii_lowercase();
+            locale.contains("utf-8") || locale.contains("utf8")
+        })
+}
+
+/// How many lines `text` takes on `terminal` (long lines wrap).
+pub fn lines_on_screen(text: &str, terminal: Terminal) -> usize {
+    let width = usize::from(terminal.size.unwrap_or(ASSUMED_SIZE).0).max(1);
+    text.lines()
+        .map(|line| line.chars().count().div_ceil(width).max(1))
+        .sum()
+}
+
 /// Whether a QR code of `side` modules (quiet zone included) is worth
-/// drawing: only on an interactive terminal big enough to show it whole,
-/// two modules per text line.
-pub fn qr_fits(terminal: Terminal, side: usize) -> bool {
+/// drawing with `other_lines` of text around it: only on an interactive
+/// UTF-8 terminal big enough to show it and that text whole (two modules
+/// per text line), so that the link and the code above it are not
+/// scrolled away.
+pub fn qr_fits(terminal: Terminal, side: usize, other_lines: usize) -> bool {
     let (columns, rows) = terminal.size.unwrap_or(ASSUMED_SIZE);
     terminal.interactive
+        && terminal.utf8
         && side <= usize::from(columns)
-        && side.div_ceil(2) + PROMPT_LINES <= usize::from(rows)
+        && side.div_ceil(2) + other_lines <= usize::from(rows)
 }
 
 /// The QR code of `link` drawn with Unicode half blocks, or `None` when the
-/// terminal cannot show it (see [`qr_fits`]).
-pub fn qr_code(link: &str, terminal: Terminal) -> Option<String> {
+/// terminal cannot show it with `other_lines` of text (see [`qr_fits`]).
+pub fn qr_code(link: &str, terminal: Terminal, other_lines: usize) -> Option<String> {
     // Level L: a screen is not a scratched label, and the smaller code fits
     // more terminals.
     let code = QrCode::with_error_correction_level(link, EcLevel::L).ok()?;
-    if !qr_fits(terminal, code.width() + 2 * QUIET_ZONE) {
+    if !qr_fits(terminal, code.width() + 2 * QUIET_ZONE, other_lines) {
         return None;
     }
     let mut renderer = code.render::<Dense1x2>();
@@ -125,25 +167,73 @@ mod tests {
             interactive: true,
             color: true,
             size: Some((columns, rows)),
+            utf8: true,
         }
     }
 
     #[test]
     fn qr_only_on_a_big_enough_terminal() {
-        assert!(qr_fits(tty(80, 40), 41));
-        assert!(!qr_fits(tty(40, 40), 41), "too narrow");
-        assert!(!qr_fits(tty(80, 20), 41), "too short");
-        assert!(!qr_fits(Terminal::plain(), 41), "not a terminal");
+        assert!(qr_fits(tty(80, 40), 41, 8));
+        assert!(!qr_fits(tty(40, 40), 41, 8), "too narrow");
+        assert!(!qr_fits(tty(80, 20), 41, 8), "too short");
+        assert!(!qr_fits(Terminal::plain(), 41, 8), "not a terminal");
         let unknown_size = Terminal {
             size: None,
             ..tty(0, 0)
         };
-        assert!(qr_fits(unknown_size, 29));
+        assert!(qr_fits(unknown_size, 29, 8));
+        // The text below the code counts too: 21 + 16 lines on 30 rows
+        // would scroll the link away.
+        assert!(!qr_fits(tty(80, 30), 41, 16));
+        assert!(
+            !qr_fits(
+                Terminal {
+                    utf8: false,
+                    ..tty(80, 40)
+                },
+                41,
+                8
+            ),
+            "not UTF-8"
+        );
+    }
+
+    /// A locale set to another character set says no; none set, or one of
+    /// UTF-8 in any spelling, says yes; `LC_ALL` decides before `LANG`.
+    #[test]
+    fn the_locale_decides_utf8() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(key, _)| *key == name)
+                    .map(|(_, value)| (*value).to_owned())
+            }
+        };
+        assert!(locale_is_utf8(env(&[])));
+        assert!(locale_is_utf8(env(&[("LANG", "en_GB.UTF-8")])));
+        assert!(locale_is_utf8(env(&[("LANG", "C.utf8")])));
+        assert!(!locale_is_utf8(env(&[("LANG", "C")])));
+        assert!(!locale_is_utf8(env(&[
+            ("LC_ALL", "C"),
+            ("LANG", "en_GB.UTF-8")
+        ])));
+        assert!(locale_is_utf8(env(&[
+            ("LC_ALL", ""),
+            ("LANG", "en_GB.UTF-8")
+        ])));
+        assert!(!locale_is_utf8(env(&[("LC_CTYPE", "en_US.ISO-8859-1")])));
+    }
+
+    #[test]
+    fn wrapped_lines_are_counted() {
+        assert_eq!(lines_on_screen("a\n\nb\n", tty(80, 24)), 3);
+        assert_eq!(lines_on_screen(&"x".repeat(100), tty(40, 24)), 3);
     }
 
     #[test]
     fn qr_is_drawn_in_half_blocks() {
-        let qr = qr_code(LINK, tty(100, 60)).unwrap();
+        let qr = qr_code(LINK, tty(100, 60), 8).unwrap();
         let rows: Vec<&str> = qr.lines().collect();
         let side = QrCode::with_error_correction_level(LINK, EcLevel::L)
             .unwrap()
@@ -152,8 +242,8 @@ mod tests {
         assert_eq!(rows.len(), side.div_ceil(2));
         assert!(rows[0].starts_with("\x1b[30;107m") && rows[0].ends_with("\x1b[0m"));
         assert!(qr.contains('▀') || qr.contains('▄') || qr.contains('█'));
-        assert!(qr_code(LINK, tty(20, 60)).is_none());
-        assert!(qr_code(LINK, Terminal::plain()).is_none());
+        assert!(qr_code(LINK, tty(20, 60), 8).is_none());
+        assert!(qr_code(LINK, Terminal::plain(), 8).is_none());
     }
 
     #[test]
@@ -162,7 +252,7 @@ mod tests {
             color: false,
             ..tty(100, 60)
         };
-        let qr = qr_code(LINK, terminal).unwrap();
+        let qr = qr_code(LINK, terminal, 8).unwrap();
         assert!(!qr.contains('\x1b'));
         // The quiet zone is drawn in the text color: the first row is solid.
         assert!(qr.lines().next().unwrap().chars().all(|c| c == '█'));

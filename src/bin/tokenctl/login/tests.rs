@@ -76,8 +76,12 @@ fn a_complete_link_that_is_the_page_is_shown_once() {
 
 #[test]
 fn countdown_text_and_pace() {
-    assert_eq!(waiting_text(872), "Waiting for approval… 14:32 left");
-    assert!(waiting_text(0).contains("expired"));
+    assert_eq!(waiting_text(872, "…"), "Waiting for approval… 14:32 left");
+    assert_eq!(
+        waiting_text(872, "..."),
+        "Waiting for approval... 14:32 left"
+    );
+    assert!(waiting_text(0, "…").contains("expired"));
     let start = Moment::now();
     assert!(progress_due(None, start));
     assert!(!progress_due(Some(start), start + Duration::from_secs(29)));
@@ -92,6 +96,7 @@ fn live_countdown_redraws_in_place() {
         live: true,
         last_line: None,
         drawn: false,
+        terminal: Terminal::plain(),
     };
     let mut out = Vec::new();
     countdown.draw(&mut out, start).unwrap();
@@ -104,6 +109,59 @@ fn live_countdown_redraws_in_place() {
     );
 }
 
+/// On a narrow terminal the live line is cut to one row: a wrapped one
+/// left a stale row behind at each redraw (the erase clears one row).
+#[test]
+fn a_live_countdown_fits_a_narrow_terminal() {
+    let start = Moment::now();
+    let mut countdown = Countdown {
+        ends: start,
+        live: true,
+        last_line: None,
+        drawn: false,
+        terminal: Terminal {
+            interactive: true,
+            color: false,
+            size: Some((40, 24)),
+            utf8: true,
+        },
+    };
+    let mut out = Vec::new();
+    countdown.draw(&mut out, start).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    let line = text.trim_start_matches("\r\x1b[2K");
+    assert_eq!(line.chars().count(), 39, "{line}");
+    assert!(line.starts_with("The code has expired"), "{line}");
+}
+
+/// The QR code is drawn only when the prompt's text above and below it
+/// fits on screen with it: at 80x30 the link and the code scrolled away.
+#[test]
+fn the_qr_code_leaves_room_for_the_prompt() {
+    let link = "https://github.com/login/device?user_code=ABCD-EFGH";
+    let terminal = |rows| Terminal {
+        interactive: true,
+        color: false,
+        size: Some((80, rows)),
+        utf8: true,
+    };
+    for (rows, drawn) in [(30, false), (60, true)] {
+        let mut view = HumanView {
+            terminal: terminal(rows),
+            countdown: None,
+            asking_said: false,
+        };
+        let mut out = Vec::new();
+        view.prompt(&mut out, "gh", &prompt(Some(link), None), false)
+            .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text.contains('█'), drawn, "{rows} rows:\n{text}");
+        if drawn {
+            assert!(text.lines().count() <= usize::from(rows), "{text}");
+        }
+    }
+}
+
 #[test]
 fn quiet_countdown_prints_now_and_then() {
     let start = Moment::now();
@@ -112,6 +170,7 @@ fn quiet_countdown_prints_now_and_then() {
         live: false,
         last_line: None,
         drawn: false,
+        terminal: Terminal::plain(),
     };
     let mut out = Vec::new();
     for secs in 0..=60 {
@@ -188,6 +247,7 @@ fn a_terminal_is_told_what_ctrl_c_does() {
         interactive: true,
         color: false,
         size: Some((80, 24)),
+        utf8: true,
     };
     for (terminal, no_wait, told) in [
         (interactive, false, true),

@@ -64,6 +64,9 @@ pub struct Rfc8628Quirks {
     /// Google, Azure AD v1: `verification_url` instead of
     /// `verification_uri`, and no complete URI.
     pub verification_url: bool,
+    /// GitHub, the Microsoft identity platform: no
+    /// `verification_uri_complete` (the person types the code).
+    pub no_complete_uri: bool,
     /// Google: `authorization_pending` with HTTP 428, `slow_down` and
     /// `access_denied` with 403.
     pub google_statuses: bool,
@@ -108,7 +111,7 @@ pub struct Rfc8628Quirks {
 impl Rfc8628Quirks {
     /// GitHub's: JSON only on `Accept: application/json`, errors with 200,
     /// `slow_down` with `interval`, `bad_refresh_token`, comma-separated
-    /// scopes.
+    /// scopes, no complete URI.
     #[must_use]
     pub fn github() -> Self {
         Self {
@@ -117,6 +120,7 @@ impl Rfc8628Quirks {
             slow_down_interval: true,
             bad_refresh_token: true,
             comma_scopes: true,
+            no_complete_uri: true,
             ..Self::default()
         }
     }
@@ -132,12 +136,13 @@ impl Rfc8628Quirks {
     }
 
     /// The Microsoft identity platform's: `message`, `authorization_declined`,
-    /// `bad_verification_code`.
+    /// `bad_verification_code`, no complete URI.
     #[must_use]
     pub fn microsoft() -> Self {
         Self {
             message: true,
             microsoft_errors: true,
+            no_complete_uri: true,
             ..Self::default()
         }
     }
@@ -167,6 +172,9 @@ impl Rfc8628Quirks {
             if let Some(uri) = body.remove("verification_uri") {
                 body.insert("verification_url".into(), uri);
             }
+            body.remove("verification_uri_complete");
+        }
+        if self.no_complete_uri {
             body.remove("verification_uri_complete");
         }
         self.numbers(body);

@@ -110,6 +110,23 @@ fn device_authorization_answer() {
         &post("/device/code", FORM, "client_id=tokend-test&scope=a+z"),
     );
     assert_eq!(reply.json_body()["error"], "invalid_scope");
+
+    // GitHub and Microsoft send no complete URI: the person types the code.
+    for quirks in [Rfc8628Quirks::github(), Rfc8628Quirks::microsoft()] {
+        let (d, mut a) = dialect(Rfc8628Options {
+            quirks,
+            ..Default::default()
+        });
+        let reply = send(
+            &d,
+            &mut a,
+            &post("/device/code", FORM, "client_id=tokend-test"),
+        );
+        // GitHub's is form-encoded here (no `Accept: application/json`).
+        let body = String::from_utf8_lossy(reply.body.bytes().unwrap()).into_owned();
+        assert!(!body.contains("verification_uri_complete"), "{body}");
+        assert!(body.contains("verification_uri"), "{body}");
+    }
 }
 
 #[test]
