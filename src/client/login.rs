@@ -25,6 +25,9 @@ pub struct LoginStream<'a> {
     /// When to give up waiting for the next event; `None` for never (a
     /// request timeout too long for the clock, see `deadline_after`).
     deadline: Option<Instant>,
+    /// The provider asked for, named in the message of a code that does
+    /// not come.
+    provider: String,
     prompted: bool,
     tick: Duration,
     finished: bool,
@@ -33,9 +36,10 @@ pub struct LoginStream<'a> {
 impl<'a> LoginStream<'a> {
     /// A stream of the login `client` has just asked for, giving up at
     /// `deadline` (never when `None`) unless a prompt comes first.
-    pub(super) fn new(client: &'a mut Client, deadline: Option<Instant>) -> Self {
+    pub(super) fn new(client: &'a mut Client, provider: &str, deadline: Option<Instant>) -> Self {
         Self {
             client,
+            provider: provider.to_owned(),
             deadline,
             prompted: false,
             tick: LOGIN_TICK,
@@ -60,7 +64,8 @@ impl LoginStream<'_> {
                     return Err(if self.prompted {
                         ClientError::LoginUnfinished
                     } else {
-                        ClientError::Timeout {
+                        ClientError::NoLoginCode {
+                            provider: self.provider.chars().filter(|c| !c.is_control()).collect(),
                             timeout: self.client.timeout,
                         }
                     });

@@ -162,6 +162,20 @@ pub enum ClientError {
         /// How long the client waited.
         timeout: Duration,
     },
+    /// No login code within the request timeout: tokend is still asking
+    /// the provider for one (a slow provider, up to tokend's
+    /// `http_timeout`), and the login goes on there without anyone to see
+    /// its code.
+    #[error(
+        "tokend did not show a login code within {} s (it may still be asking a slow provider, up to its `http_timeout`): the login goes on in tokend; `tokenctl login {provider}` again joins it and shows the code, `tokenctl login {provider} --cancel` stops it, and `--timeout` waits longer",
+        timeout.as_secs()
+    )]
+    NoLoginCode {
+        /// The provider whose login was asked for.
+        provider: String,
+        /// How long the client waited.
+        timeout: Duration,
+    },
     /// The login's code expired long ago and the daemon still did not say
     /// how the login ended.
     #[error(
@@ -470,7 +484,7 @@ impl Client {
         // Until the prompt arrives the daemon is asking the provider for a
         // code: that gets the ordinary request timeout.
         let deadline = deadline_after(self.timeout);
-        Ok(LoginStream::new(self, deadline))
+        Ok(LoginStream::new(self, provider, deadline))
     }
 
     /// Sends one request line.

@@ -215,6 +215,36 @@ fn login_rejected_with_a_plain_error_line() {
     assert!(stream.next().is_none());
 }
 
+/// No code within the request timeout: tokenctl says the login goes on in
+/// tokend and how to join or cancel it (it said only "did not answer",
+/// and the login polled on unseen for the code's whole life).
+#[test]
+fn a_login_whose_code_does_not_come_in_time_says_it_goes_on() {
+    let (mut client, _daemon) = pair();
+    client.set_timeout(Duration::from_millis(20));
+    let mut stream = client
+        .login("gh")
+        .unwrap()
+        .with_tick(Duration::from_millis(5));
+    let error = loop {
+        match stream.next().unwrap() {
+            Ok(LoginUpdate::Tick) => {}
+            Ok(other) => panic!("{other:?}"),
+            Err(e) => break e,
+        }
+    };
+    assert!(
+        matches!(error, ClientError::NoLoginCode { .. }),
+        "{error:?}"
+    );
+    let message = error.to_string();
+    assert!(
+        message.contains("the login goes on in tokend")
+            && message.contains("`tokenctl login gh --cancel` stops it"),
+        "{message}"
+    );
+}
+
 fn provider_line(name: &str) -> String {
     format!(r#"{{"event":"provider","name":"{name}","dialect":"rfc8628","state":"active"}}"#)
 }

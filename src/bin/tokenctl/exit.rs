@@ -41,9 +41,10 @@ pub fn for_client_error(error: &ClientError) -> u8 {
         }
         ClientError::Daemon(body) => for_error_code(body.code),
         ClientError::LoginUnfinished => LOGIN_FAILED,
-        ClientError::Timeout { .. } | ClientError::Io { .. } | ClientError::BadAnswer { .. } => {
-            FAILURE
-        }
+        ClientError::Timeout { .. }
+        | ClientError::NoLoginCode { .. }
+        | ClientError::Io { .. }
+        | ClientError::BadAnswer { .. } => FAILURE,
     }
 }
 

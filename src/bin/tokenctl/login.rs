@@ -198,9 +198,10 @@ fn own_error(error: &ClientError) -> ErrorBody {
             ErrorCode::ShuttingDown
         }
         ClientError::LoginUnfinished => ErrorCode::LoginFailed,
-        ClientError::Timeout { .. } | ClientError::Io { .. } | ClientError::BadAnswer { .. } => {
-            ErrorCode::Internal
-        }
+        ClientError::Timeout { .. }
+        | ClientError::NoLoginCode { .. }
+        | ClientError::Io { .. }
+        | ClientError::BadAnswer { .. } => ErrorCode::Internal,
     };
     ErrorBody {
         code,
