@@ -210,10 +210,12 @@ fn a_login_tokenctl_ends_itself_still_ends_the_json_with_done() {
     assert_eq!(output.status.code(), Some(1), "{output:?}");
     assert_eq!(text(&output.stdout).lines().count(), 1, "{output:?}");
     assert_done(&last_json_line(&output), "github", "internal");
-    // The message does not blame tokend alone: it may wait on a provider.
+    // The message does not blame tokend alone: it may wait on a provider;
+    // and the login goes on there, which a second `login` joins.
     assert!(
-        text(&output.stderr).contains("did not answer within 1 s")
+        text(&output.stderr).contains("did not show a login code within 1 s")
             && text(&output.stderr).contains("slow provider")
+            && text(&output.stderr).contains("the login goes on in tokend")
             && text(&output.stderr).contains("`--timeout` waits longer"),
         "{output:?}"
     );
