@@ -12,7 +12,7 @@ mod endpoints;
 mod environment;
 mod parse;
 mod provider_table;
-pub use provider_table::MAX_PROVIDER_NAME;
+pub use provider_table::{MAX_PROVIDER_NAME, comparable_host};
 mod reader;
 mod secrets;
 mod store;

@@ -260,6 +260,19 @@ fn git_auth(t: &mut TableReader<'_, '_>, diags: &mut Diagnostics<'_>) -> Option<
     auth
 }
 
+/// A host as the `hosts` key and the credential helpers compare it: in
+/// lower case, without the default port of https (`:443`), which git keeps
+/// when a remote URL names it and docker when a registry's name has it:
+/// `git.example.org:443` is `git.example.org`, and no token went to it.
+#[must_use]
+pub fn comparable_host(host: &str) -> String {
+    let lower = host.to_ascii_lowercase();
+    match lower.strip_suffix(":443") {
+        Some(bare) if !bare.is_empty() => bare.to_owned(),
+        _ => lower,
+    }
+}
+
 /// The `hosts` key: host names (with a port when not the default), which
 /// `tokenctl credential` maps to this provider. A host claimed by two
 /// providers is an error: a credential helper must not guess.
@@ -275,7 +288,7 @@ fn hosts(
     };
     let mut hosts = Vec::new();
     for host in list {
-        let lower = host.to_ascii_lowercase();
+        let lower = comparable_host(&host);
         let valid = !lower.is_empty()
             && lower
                 .chars()

@@ -458,3 +458,21 @@ fn a_named_provider_answers_only_for_its_hosts() {
     let out = fill("--provider anywhere", "elsewhere.test");
     assert!(stdout(&out).contains("password="), "{}", stderr(&out));
 }
+
+/// A remote that names https's default port (`https://forge.test:443/…`):
+/// git keeps the port in `host=`, and the host is the configured one all
+/// the same. No token was sent to it.
+#[test]
+fn a_host_with_the_default_port_is_the_host() {
+    let provider = Provider::rfc8628();
+    let daemon = Daemon::start(&provider.config_with(
+        "forge",
+        "hosts = [\"forge.test\"]\ngit_username = \"x-access-token\"",
+    ));
+    login(&daemon, "forge", |code| {
+        provider.approve(code).unwrap();
+    });
+    let out = helper_get(&daemon, "protocol=https\nhost=forge.test:443\n\n");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("password="), "{}", stdout(&out));
+}

@@ -65,7 +65,9 @@ pub fn git(
         // tokend keeps the tokens; there is nothing to store.
         return Ok(());
     }
-    let host = attributes.get("host").map(|h| h.to_ascii_lowercase());
+    let host = attributes
+        .get("host")
+        .map(|h| tokend::config::comparable_host(h));
     if provider.is_none() && host.is_none() {
         return Err(Failure::new(
             exit::USAGE,

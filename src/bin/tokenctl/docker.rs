@@ -133,10 +133,7 @@ fn visible(client: &mut Client, protocol: Option<u32>) -> Result<Vec<ProviderSta
 /// `ghcr.io/v2/`, `registry.example.org:5000`, lowercase.
 fn host_of(server: &str) -> String {
     let rest = server.split_once("://").map_or(server, |(_, rest)| rest);
-    rest.split('/')
-        .next()
-        .unwrap_or_default()
-        .to_ascii_lowercase()
+    tokend::config::comparable_host(rest.split('/').next().unwrap_or_default())
 }
 
 #[cfg(test)]
@@ -152,6 +149,8 @@ mod tests {
             "registry.example.org:5000"
         );
         assert_eq!(host_of("https://index.docker.io/v1/"), "index.docker.io");
+        // https's default port is no other host.
+        assert_eq!(host_of("https://GHCR.io:443/v2/"), "ghcr.io");
         assert_eq!(host_of(""), "");
     }
 }

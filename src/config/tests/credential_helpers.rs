@@ -1,5 +1,5 @@
-//! The credential helpers' keys: `git_username` (or `username`) and
-//! `git_auth`.
+//! The credential helpers' keys: `git_username` (or `username`),
+//! `git_auth` and `hosts`.
 
 use super::*;
 use crate::config::GitAuth;
@@ -51,4 +51,32 @@ fn git_auth_is_one_of_three() {
         errors[0].contains("`git_auth` must be \"auto\", \"basic\" or \"bearer\", not \"Token\""),
         "{errors:?}"
     );
+}
+
+/// `hosts` are compared as the helpers compare what git and docker send:
+/// in lower case, without https's default port. `a:443` on one provider
+/// and `A` on another claim one host, which is an error.
+#[test]
+fn hosts_are_compared_without_the_default_port() {
+    let f = Fixture::new();
+    let config = f
+        .load(&format!(
+            "{GITHUB}hosts = [\"GitHub.com:443\", \"git.example.org:8443\"]\n"
+        ))
+        .unwrap();
+    assert_eq!(
+        config.provider("github").unwrap().hosts,
+        ["github.com", "git.example.org:8443"]
+    );
+    let other = GITHUB.replace("[providers.github]", "[providers.other]");
+    let errors = f.errors(&format!(
+        "{GITHUB}hosts = [\"github.com:443\"]\n{other}hosts = [\"GITHUB.COM\"]\n"
+    ));
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].contains("also a host of provider `github`"),
+        "{errors:?}"
+    );
+    assert_eq!(crate::config::comparable_host("x.org:4430"), "x.org:4430");
+    assert_eq!(crate::config::comparable_host(":443"), ":443");
 }
