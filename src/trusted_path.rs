@@ -117,6 +117,27 @@ pub(crate) fn daemon_user_for_check(config: &Path, etc: &Path) -> Option<nix::un
         .flatten()
 }
 
+/// For `tokend --check` and `--prune` run as root: the owner of a config
+/// in the owner's own home directory, whose own daemon reads it (and
+/// whose defaults, not root's, apply to it). `None` when the checker is
+/// not root or the config is not such a file.
+#[must_use]
+pub fn home_owner_for_check(config: &Path, etc: &Path) -> Option<nix::unistd::User> {
+    if !rustix::process::geteuid().is_root() {
+        return None;
+    }
+    let owner = std::fs::metadata(config).ok().map(|meta| {
+        use std::os::unix::fs::MetadataExt as _;
+        meta.uid()
+    })?;
+    if owner == 0 || !in_home_of(config, owner, etc) {
+        return None;
+    }
+    nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(owner))
+        .ok()
+        .flatten()
+}
+
 /// Whether `path` lies in the home directory `etc/passwd` gives `uid`
 /// (that home not being `/`). A relative `path` is taken from the working
 /// directory.

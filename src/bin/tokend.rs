@@ -14,6 +14,25 @@ const EXIT_CONFIG: u8 = 2;
 /// How long the exit waits for threads of the blocking pool still busy.
 const EXIT_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// The environment the config is read in, and the config's path.
+fn environment_and_config(args: &TokendArgs) -> (Environment, std::path::PathBuf) {
+    let mut env = Environment::from_process();
+    // Checked or pruned from a shell, not run by systemd: the service's
+    // credentials are not there, and need not be.
+    env.checking = args.check || args.prune;
+    let path = args
+        .config
+        .clone()
+        .unwrap_or_else(|| env.default_config_path());
+    // Root checking a user's own config: judged with her daemon's defaults.
+    if env.checking
+        && let Some(user) = tokend::trusted_path::home_owner_for_check(&path, &env.etc)
+    {
+        env = Environment::for_check_as(&user, &env.etc);
+    }
+    (env, path)
+}
+
 fn main() -> ExitCode {
     let args = TokendArgs::parse();
     // Before anything is read: the config holds client secrets, and a
@@ -24,11 +43,7 @@ fn main() -> ExitCode {
             &format!("tokend: could not make the process non-dumpable: {e}"),
         );
     }
-    let mut env = Environment::from_process();
-    // Checked or pruned from a shell, not run by systemd: the service's
-    // credentials are not there, and need not be.
-    env.checking = args.check || args.prune;
-    let path = args.config.unwrap_or_else(|| env.default_config_path());
+    let (env, path) = environment_and_config(&args);
     let config = match config::load(&path, &env) {
         Ok(config) => config,
         Err(e) => {

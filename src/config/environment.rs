@@ -48,6 +48,34 @@ fn home_from_passwd() -> Option<PathBuf> {
 }
 
 impl Environment {
+    /// The environment `user`'s own daemon has as a user service, for root
+    /// checking (or pruning) a config in that user's home directory: her
+    /// uid, home and runtime directory, and the defaults they give (the
+    /// session bus, the Secret Service store, her socket and state
+    /// directory). With root's, root's `--check` warned that her store
+    /// needs `encrypted-file` on the system bus, and judged root's paths.
+    /// `$XDG_*` overrides of her session are not known here: the defaults
+    /// under her home are taken.
+    #[must_use]
+    pub fn for_check_as(user: &nix::unistd::User, etc: &std::path::Path) -> Self {
+        let runtime = PathBuf::from(format!("/run/user/{}", user.uid.as_raw()));
+        Self {
+            uid: user.uid.as_raw(),
+            service_user: false,
+            runtime_directory: None,
+            // Made by her user manager when she logs in, if not yet.
+            xdg_runtime_dir: Some(runtime),
+            credentials_directory: None,
+            state_directory: None,
+            xdg_state_home: None,
+            xdg_config_home: None,
+            home: Some(user.dir.clone()),
+            tokend_config: None,
+            etc: etc.to_owned(),
+            checking: true,
+        }
+    }
+
     /// The environment of this process.
     #[must_use]
     pub fn from_process() -> Self {

@@ -184,3 +184,39 @@ fn root_checks_secret_files_as_the_daemon_reads_them() {
     let (ok, text) = check_with_binds(&binds, &config);
     assert!(ok && !text.contains("cannot be read"), "{text}");
 }
+
+/// Root's check of a user's own config with no `[daemon]` table judges it
+/// with her daemon's defaults (the session bus, her keyring), not root's:
+/// it warned that her keyring is not on the system bus and told her to
+/// switch to `store = "encrypted-file"`.
+#[test]
+fn root_checks_a_users_config_with_her_daemons_defaults() {
+    if !rustix::process::geteuid().is_root() {
+        crate::support::skip::say(format_args!(
+            "SKIPPED root_checks_a_users_config_with_her_daemons_defaults: needs root (a mount namespace)"
+        ));
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let home = dir.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    own(&home, USER_UID, 0o755);
+    write_users(dir.path(), &home);
+    let (passwd, group) = (dir.path().join("passwd"), dir.path().join("group"));
+    let binds = [
+        (passwd.as_path(), "/etc/passwd"),
+        (group.as_path(), "/etc/group"),
+    ];
+    let config = home.join("config.toml");
+    std::fs::write(
+        &config,
+        "[providers.gh]\ndevice_authorization_endpoint = \"https://github.com/login/device/code\"\ntoken_endpoint = \"https://github.com/login/oauth/access_token\"\nclient_id = \"Iv1\"\n",
+    )
+    .unwrap();
+    own(&config, USER_UID, 0o600);
+    let (ok, text) = check_with_binds(&binds, &config);
+    assert!(ok, "{text}");
+    assert!(!text.contains("system bus"), "{text}");
+    assert!(!text.contains("encrypted-file"), "{text}");
+}
