@@ -109,6 +109,34 @@ async fn a_clock_set_back_moves_the_sessions_times_with_it() {
     broker.shutdown(Duration::from_secs(1)).await;
 }
 
+/// Set back, the moved times are saved too: a restart read the record's
+/// old ones, and served the dead token for the step's length.
+#[tokio::test]
+async fn a_clock_set_back_saves_the_moved_times() {
+    let emulator = fast_emulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(OffsetClock::new());
+    let store = Arc::new(MemoryStore::default());
+    let broker = broker_over(
+        &emulator,
+        dir.path(),
+        Arc::clone(&clock),
+        Arc::clone(&store) as Arc<dyn Store>,
+    )
+    .await;
+    log_in_demo(&broker, &emulator).await;
+    let stored = |store: &MemoryStore| store.load("demo").unwrap().unwrap().expires_at.unwrap();
+    let before = stored(&store);
+    let mut events = broker.subscribe();
+    clock.set(Duration::ZERO, Duration::from_secs(7200));
+    broker.inner.shared.scheduler.poke();
+    // Heard of the step, then saved.
+    demo_changed(&mut events).await;
+    demo_changed(&mut events).await;
+    assert_eq!(stored(&store), before - 7200);
+    broker.shutdown(Duration::from_secs(1)).await;
+}
+
 /// A session restored from the store, whose expiry is a date written
 /// while the clock was right, keeps it when the clock is set right after
 /// the start (a board without a battery-backed clock, started ten hours

@@ -31,9 +31,8 @@ impl SessionMachine {
     /// that each is as far from "now" as before the clock was set, and
     /// plans its wake-up again. Times read from the store or given by the
     /// provider as dates stay (see [`super::tokens::CountedHere`]): a
-    /// refresh planned from such an expiry is planned again from it. The
-    /// stored record keeps the times it was written with until the next
-    /// save.
+    /// refresh planned from such an expiry is planned again from it. A
+    /// record whose times moved is saved again.
     pub(super) fn clock_stepped(&mut self, ctx: &Context, step: ClockStep, out: &mut Vec<Effect>) {
         let shift = |time: &mut Option<SystemTime>| {
             if let Some(time) = time {
@@ -45,8 +44,15 @@ impl SessionMachine {
         // from it again.
         let ahead = matches!(step, ClockStep::Ahead(_));
         let mut replan = None;
+        // Whether a time the record holds moved: saved again, or a restart
+        // reads the old one (set back two hours, a dead token served for
+        // two hours after the restart).
+        let mut record_moved = false;
         if let SessionState::Active { tokens, refresh } = &mut self.state {
             let counted = tokens.counted_here;
+            record_moved = (counted.access_expiry && !ahead)
+                || (counted.refresh_expiry && tokens.refresh_expires_at.is_some())
+                || counted.obtained;
             if let Some(access) = &mut tokens.access {
                 let idle = *refresh == RefreshStage::Idle && self.failures == 0;
                 if counted.access_expiry && !ahead {
@@ -84,6 +90,12 @@ impl SessionMachine {
                 shift(&mut self.fresh_until);
             }
             self.schedule_wake(ctx.now, out);
+        }
+        if record_moved {
+            self.store_dirty = true;
+            if ctx.store_available {
+                out.push(Effect::RetryStoreSave);
+            }
         }
         out.push(self.changed());
     }
