@@ -405,13 +405,13 @@ fn no_daemon_at_a_named_path_is_not_told_to_pass_socket() {
     assert!(text.contains("no tokend listens there"), "{text}");
     assert!(!text.contains("pass --socket"), "{text}");
     let error = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
-    let text = super::connect_advice(Path::new(super::SYSTEM_SOCKET_PATH), &error);
+    let text = super::error::connect_advice(Path::new(super::SYSTEM_SOCKET_PATH), &error);
     assert!(text.contains("systemctl start tokend"), "{text}");
     let env = Environment::from_process();
     let own = env
         .client_socket_path()
         .unwrap_or_else(|| format!("/run/user/{}/tokend/tokend.sock", env.uid).into());
-    let text = super::connect_advice(&own, &error);
+    let text = super::error::connect_advice(&own, &error);
     assert!(text.contains("is tokend running?"), "{text}");
 }
 

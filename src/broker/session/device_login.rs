@@ -15,7 +15,7 @@ use crate::broker::login::{
     DEFAULT_POLL_INTERVAL, LAST_POLL_MARGIN, LoginCancel, LoginHandle, LoginProgress, LoginWatch,
     MAX_POLL_BACKOFF, POLL_PAST_EXPIRY, PendingPrompt, SLOW_DOWN_STEP,
 };
-use crate::provider::{FailureClass, PollOutcome, ProviderError, TokenGrant, url_rule};
+use crate::provider::{FailureClass, PollOutcome, ProviderError, TokenGrant};
 use crate::secret::Secret;
 
 impl Session {
@@ -124,7 +124,7 @@ impl Session {
             })
     }
 
-    fn login_failed(&self, reason: impl Into<String>) -> BrokerError {
+    pub(super) fn login_failed(&self, reason: impl Into<String>) -> BrokerError {
         BrokerError::LoginFailed {
             provider: self.name.clone(),
             reason: reason.into(),
@@ -313,7 +313,7 @@ impl Session {
                 PollOutcome::Failed(failure) => {
                     return Err(self.login_failed(after_unusable(
                         unusable_grant.as_deref(),
-                        poll_failure(&failure),
+                        super::login_prompt::poll_failure(&failure),
                     )));
                 }
             }
@@ -384,84 +384,6 @@ async fn wait_before_poll(
     }
 }
 
-impl Session {
-    /// The pages the person is shown: the provider's, else the config's
-    /// `verification_uri`, else the page that already carries the code
-    /// (every Twilio field may be null). Shown, signalled and drawn as a
-    /// QR code, each must pass the transport rule and hide nothing. One of
-    /// the provider's that does not is replaced by the config's page when
-    /// there is one (Oracle's documented answer names a plain `http://`
-    /// page of the tenant), its complete URL dropped; without one the
-    /// login ends naming the setting.
-    fn shown_urls(
-        &self,
-        authorization: &crate::provider::DeviceAuthorization,
-    ) -> Result<(String, Option<String>), BrokerError> {
-        let configured = self
-            .config()
-            .verification_uri
-            .as_ref()
-            .map(ToString::to_string);
-        let refused = |field: &str, problem: &str| {
-            self.login_failed(format!(
-                "refused the provider's `{field}`: {problem}; set `verification_uri` in the provider's config to show that page instead"
-            ))
-        };
-        let complete = match authorization.verification_uri_complete.clone() {
-            Some(url) => match (url_rule::check_shown_url(&url), &configured) {
-                (Ok(_), _) => Some(url),
-                (Err(problem), Some(_)) => {
-                    warn!(provider = %self.name, "not showing the provider's `verification_uri_complete`: {problem}");
-                    None
-                }
-                (Err(problem), None) => return Err(refused("verification_uri_complete", &problem)),
-            },
-            None => None,
-        };
-        let shown = match authorization.verification_uri.clone() {
-            Some(url) => match (url_rule::check_shown_url(&url), configured) {
-                (Ok(_), _) => url,
-                (Err(problem), Some(instead)) => {
-                    warn!(provider = %self.name, "showing the config's `verification_uri` instead of the provider's: {problem}");
-                    instead
-                }
-                (Err(problem), None) => return Err(refused("verification_uri", &problem)),
-            },
-            None => configured.or_else(|| complete.clone()).ok_or_else(|| {
-                self.login_failed(
-                    "cannot be shown: the provider sent no verification URL; set `verification_uri` in the provider's config",
-                )
-            })?,
-        };
-        Ok((shown, complete))
-    }
-}
-
-/// How a login a poll's failure ended is said. `invalid_grant` to a poll
-/// is about the device code, not a session the provider revoked, as it
-/// reads for a refresh. Without a description it is the code's state
-/// (unknown, spent, expired); with one, the provider's words say why, and
-/// no guess is added: Microsoft Entra refuses a sign-in its Conditional
-/// Access blocks, or an account of another tenant, with `invalid_grant`,
-/// and "expired" sent the person to log in again, to be refused again.
-fn poll_failure(failure: &crate::provider::ProviderError) -> String {
-    match failure {
-        crate::provider::ProviderError::GrantRevoked {
-            error,
-            detail: Some(detail),
-        } => format!(
-            "failed: the provider refused to issue tokens for the device code ({error}: {detail})"
-        ),
-        crate::provider::ProviderError::GrantRevoked {
-            error,
-            detail: None,
-        } => format!(
-            "failed: the provider no longer takes the device code ({error}): it is unknown, already used or expired"
-        ),
-        other => format!("failed: {other}"),
-    }
-}
-
 /// Shows on the prompt why polls fail (or that they answer again), for
 /// the callers following the login; they are woken only by a change.
 /// Whether it changed.
@@ -528,24 +450,5 @@ mod tests {
         // ... unless the interval does not allow one: the code is then
         // waited out.
         assert_eq!(next_poll_wait(s(5), 2, s(0), s(6)), s(20));
-    }
-
-    /// `invalid_grant` with the provider's reason says that reason, not a
-    /// guess that the code expired (Entra's Conditional Access refusal);
-    /// without one, what the code's state may be.
-    #[test]
-    fn a_refused_device_code_is_said_in_the_providers_words() {
-        use crate::provider::ProviderError;
-        let refused = poll_failure(&ProviderError::GrantRevoked {
-            error: "invalid_grant".into(),
-            detail: Some("AADSTS53003: Access has been blocked by Conditional Access".into()),
-        });
-        assert!(refused.contains("AADSTS53003"), "{refused}");
-        assert!(!refused.contains("expired"), "{refused}");
-        let bare = poll_failure(&ProviderError::GrantRevoked {
-            error: "invalid_grant".into(),
-            detail: None,
-        });
-        assert!(bare.contains("unknown, already used or expired"), "{bare}");
     }
 }

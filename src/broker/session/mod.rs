@@ -21,6 +21,7 @@
 
 mod device_login;
 mod effects;
+mod login_prompt;
 mod machine;
 mod refresh;
 mod reload;
