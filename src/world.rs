@@ -76,29 +76,40 @@ impl NetworkWatch {
         Ok(Self { socket })
     }
 
-    /// Waits for the next change, then gathers the rest of its burst.
+    /// Waits for the next change; for one that brings reach, gathers the
+    /// rest of its burst.
     ///
     /// # Errors
     /// The socket failed.
-    pub async fn changed(&self) -> io::Result<()> {
-        self.wait_and_drain().await?;
-        // The burst's later messages arrive within moments; one retry for
-        // the whole burst, not one per message.
-        tokio::time::sleep(SETTLE).await;
-        self.drain()
+    pub async fn changed(&self) -> io::Result<Reach> {
+        let change = self.wait_and_drain().await?;
+        if change == Reach::Back {
+            // The burst's later messages arrive within moments; one retry
+            // for the whole burst, not one per message.
+            tokio::time::sleep(SETTLE).await;
+            self.drain()?;
+        }
+        Ok(change)
     }
 
     /// Waits for an announcement that the network may be reachable again
-    /// (see [`brings_reach`]); others (an address or route removed, a link
-    /// going down: what a suspend or a network manager's teardown sends)
-    /// are read and passed over.
-    async fn wait_and_drain(&self) -> io::Result<()> {
+    /// (see [`brings_reach`]) or may have gone (an address or route
+    /// removed, a link going down: what a network manager's teardown before
+    /// a suspend sends). Neither retries anything: only the first ends a
+    /// wait; the second is noted, so that a resume waits for the first.
+    async fn wait_and_drain(&self) -> io::Result<Reach> {
         loop {
             let mut ready = self.socket.readable().await?;
+            let mut lost = false;
             while let Some(reach) = self.read_one()? {
-                if reach {
-                    return Ok(());
+                match reach {
+                    Reach::Back => return Ok(Reach::Back),
+                    Reach::Lost => lost = true,
+                    Reach::Same => {}
                 }
+            }
+            if lost {
+                return Ok(Reach::Lost);
             }
             ready.clear_ready();
         }
@@ -109,18 +120,83 @@ impl NetworkWatch {
         Ok(())
     }
 
-    /// Reads one datagram if one is there: whether it brings reach.
-    fn read_one(&self) -> io::Result<Option<bool>> {
+    /// Reads one datagram if one is there: what it says of reach.
+    fn read_one(&self) -> io::Result<Option<Reach>> {
         let mut buf = [0u8; 8192];
         match rustix::net::recv(self.socket.get_ref(), &mut buf, RecvFlags::DONTWAIT) {
-            Ok((read, _)) => Ok(Some(brings_reach(&buf[..read.min(buf.len())]))),
+            Ok((read, _)) => {
+                let datagram = &buf[..read.min(buf.len())];
+                Ok(Some(if brings_reach(datagram) {
+                    Reach::Back
+                } else if takes_reach(datagram) {
+                    Reach::Lost
+                } else {
+                    Reach::Same
+                }))
+            }
             // NOBUFS: the kernel dropped messages for us; one may have
             // been a link coming up.
-            Err(rustix::io::Errno::NOBUFS) => Ok(Some(true)),
+            Err(rustix::io::Errno::NOBUFS) => Ok(Some(Reach::Back)),
             Err(rustix::io::Errno::AGAIN) => Ok(None),
             Err(e) => Err(e.into()),
         }
     }
+}
+
+/// What a netlink announcement says of the network's reach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// It may be reachable again (an address or route added, a link up with
+    /// a carrier).
+    Back,
+    /// It may have gone (an address, route or link removed, a link without
+    /// a carrier).
+    Lost,
+    /// Neither.
+    Same,
+}
+
+/// Whether a datagram of routing netlink messages says the network may
+/// have gone: an address, a route or a link removed (`RTM_DELADDR`,
+/// `RTM_DELROUTE`, `RTM_DELLINK`), or a link without a carrier.
+fn takes_reach(datagram: &[u8]) -> bool {
+    const RTM_NEWLINK: u16 = 16;
+    const RTM_DELLINK: u16 = 17;
+    const RTM_DELADDR: u16 = 21;
+    const RTM_DELROUTE: u16 = 25;
+    const IFF_UP_RUNNING: u32 = 0x1 | 0x40;
+    netlink_messages(datagram).any(|(kind, flags)| match kind {
+        RTM_DELLINK | RTM_DELADDR | RTM_DELROUTE => true,
+        RTM_NEWLINK => flags.is_some_and(|f| f & IFF_UP_RUNNING != IFF_UP_RUNNING),
+        _ => false,
+    })
+}
+
+/// The kind of each message in a datagram of routing netlink messages, with
+/// the link flags of a link message (`ifinfomsg`'s), while they can be read.
+fn netlink_messages(mut datagram: &[u8]) -> impl Iterator<Item = (u16, Option<u32>)> + '_ {
+    const HEADER: usize = 16;
+    std::iter::from_fn(move || {
+        if datagram.len() < HEADER {
+            return None;
+        }
+        let word = |at: usize| {
+            datagram
+                .get(at..at + 4)
+                .map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+        };
+        let length = usize::try_from(word(0)?).unwrap_or(usize::MAX);
+        let kind = u16::from_ne_bytes([datagram[4], datagram[5]]);
+        if length < HEADER || length > datagram.len() {
+            return None;
+        }
+        // ifinfomsg: family, pad, type (2), index (4), flags (4).
+        let flags = (length >= HEADER + 12).then(|| word(HEADER + 8)).flatten();
+        // Messages are aligned to 4 bytes.
+        let next = (length + 3) & !3;
+        datagram = &datagram[next.min(datagram.len())..];
+        Some((kind, flags))
+    })
 }
 
 /// Whether a datagram of routing netlink messages says the network may
@@ -184,9 +260,17 @@ pub async fn retry_on_network_change(broker: Broker, stop: CancellationToken) {
         tokio::select! {
             () = stop.cancelled() => return,
             changed = watch.changed() => {
-                if let Err(e) = changed {
-                    info!("stopped watching the network (netlink: {e})");
-                    return;
+                let reach = match changed {
+                    Ok(reach) => reach,
+                    Err(e) => {
+                        info!("stopped watching the network (netlink: {e})");
+                        return;
+                    }
+                };
+                broker.note_network_reach(reach != Reach::Lost);
+                if reach == Reach::Lost {
+                    debug!("the network may have gone (a link, address or route removed)");
+                    continue;
                 }
                 let moved = broker.retry_waiting_refreshes(RETRY_SPREAD, WorldChange::Network);
                 if moved > 0 {
@@ -201,7 +285,7 @@ pub async fn retry_on_network_change(broker: Broker, stop: CancellationToken) {
 
 #[cfg(test)]
 mod tests {
-    use super::brings_reach;
+    use super::{brings_reach, takes_reach};
 
     /// One routing netlink message of `kind` with `body` after its header.
     fn message(kind: u16, body: &[u8]) -> Vec<u8> {
@@ -250,5 +334,22 @@ mod tests {
             brings_reach(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]),
             "unreadable"
         );
+    }
+
+    /// Removals and a link without a carrier take reach (a network
+    /// manager's teardown before a suspend); additions do not.
+    #[test]
+    fn removals_and_links_going_down_take_reach() {
+        let (new_link, del_link, new_addr, del_addr, del_route) = (16, 17, 20, 21, 25);
+        assert!(takes_reach(&message(del_addr, &[0; 8])));
+        assert!(takes_reach(&message(del_route, &[0; 12])));
+        assert!(takes_reach(&link(del_link, 0x41)));
+        assert!(takes_reach(&link(new_link, 0x1)), "up, no carrier");
+        assert!(!takes_reach(&link(new_link, 0x41)));
+        assert!(!takes_reach(&message(new_addr, &[0; 8])));
+        let mut burst = message(new_addr, &[0; 8]);
+        burst.extend(message(del_addr, &[0; 8]));
+        assert!(takes_reach(&burst), "the removal after the addition");
+        assert!(!takes_reach(&[1, 2, 3]), "unreadable");
     }
 }

@@ -120,6 +120,7 @@ impl Broker {
             metrics,
             world_changes: tokio::sync::watch::Sender::new(None),
             sleep_hold: AtomicBool::new(false),
+            network_left: AtomicBool::new(false),
         });
         let broker = Self {
             inner: Arc::new(Inner {

@@ -50,6 +50,9 @@ pub struct Shared {
     /// Set while the machine prepares to sleep: background refreshes do
     /// not start (see `super::sleep`).
     pub(crate) sleep_hold: std::sync::atomic::AtomicBool,
+    /// The network may have gone since the last sleep began (see
+    /// `super::sleep`).
+    pub(crate) network_left: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {

@@ -30,6 +30,34 @@ impl Broker {
     /// (a client waits for them).
     pub fn hold_for_sleep(&self) {
         self.inner.shared.sleep_hold.store(true, Ordering::SeqCst);
+        self.note_network_reach(true);
+    }
+
+    /// What the network watch saw last: the network may have gone
+    /// (`false`: a link, address or route removed) or come back. A sleep's
+    /// start forgets it, so that a resume asks only about the teardown
+    /// before that sleep (see [`Self::network_left_before_sleep`]).
+    pub fn note_network_reach(&self, reachable: bool) {
+        self.inner
+            .shared
+            .network_left
+            .store(!reachable, Ordering::SeqCst);
+    }
+
+    /// Whether the network went away since the last sleep began, and has not
+    /// come back: a laptop's network manager takes Wi-Fi down before the
+    /// sleep and brings it back seconds after the resume, and refreshes
+    /// retried at the resume went into no network, each a second failure,
+    /// warning and hook run.
+    #[must_use]
+    pub fn network_left_before_sleep(&self) -> bool {
+        self.inner.shared.network_left.load(Ordering::SeqCst)
+    }
+
+    /// The world's changes as they come (the network back, a resume).
+    #[must_use]
+    pub fn world_changes(&self) -> tokio::sync::watch::Receiver<Option<WorldChange>> {
+        self.inner.shared.world_changes.subscribe()
     }
 
     /// Whether background refreshes are held for a sleep.

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::RETRY_SPREAD;
-use crate::broker::Broker;
+use crate::broker::{Broker, WorldChange};
 
 /// Retries due and failed refreshes when logind says the machine resumed,
 /// until `stop`. Without a system bus or logind it returns quietly (the
@@ -77,20 +77,7 @@ async fn watch_logind(broker: &Broker, stop: &CancellationToken, again: bool) ->
             return WatchEnded::NotWatched;
         }
     };
-    let rule = match zbus::MatchRule::builder()
-        .msg_type(zbus::message::Type::Signal)
-        .sender("org.freedesktop.login1")
-        .and_then(|b| b.interface("org.freedesktop.login1.Manager"))
-        .and_then(|b| b.member("PrepareForSleep"))
-        .and_then(|b| b.path("/org/freedesktop/login1"))
-    {
-        Ok(builder) => builder.build(),
-        Err(e) => {
-            debug!("not watching for resume: {e}");
-            return WatchEnded::NotWatched;
-        }
-    };
-    let mut signals = match zbus::MessageStream::for_match_rule(rule, &connection, Some(16)).await {
+    let mut signals = match prepare_for_sleep_signals(&connection).await {
         Ok(stream) => stream,
         Err(e) => {
             debug!("not watching for resume: {e}");
@@ -104,15 +91,33 @@ async fn watch_logind(broker: &Broker, stop: &CancellationToken, again: bool) ->
     }
     let mut logind = LogindName::default();
     let mut inhibitor = take_inhibitor(&connection).await;
-    // While a sleep's hold is on: when it ends without a resume.
+    // While a sleep's hold is on: when it ends without a resume, or (after
+    // a resume whose network went down before the sleep) without the
+    // network coming back.
     let mut hold_ends: Option<tokio::time::Instant> = None;
+    let mut awaiting_network = false;
+    let mut world = broker.world_changes();
     loop {
         let message = tokio::select! {
             () = stop.cancelled() => return WatchEnded::Stopped,
             () = until(hold_ends) => {
                 hold_ends = None;
-                end_sleep_hold(broker, "no resume was announced");
-                inhibitor = take_inhibitor(&connection).await;
+                if std::mem::take(&mut awaiting_network) {
+                    resumed(broker, "the network did not come back within 5 s");
+                } else {
+                    end_sleep_hold(broker, "no resume was announced");
+                    inhibitor = take_inhibitor(&connection).await;
+                }
+                continue;
+            }
+            changed = world.changed(), if awaiting_network => {
+                let back = changed.is_err()
+                    || *world.borrow_and_update() == Some(WorldChange::Network);
+                if back {
+                    awaiting_network = false;
+                    hold_ends = None;
+                    resumed(broker, "the network is back");
+                }
                 continue;
             }
             message = signals.next() => message,
@@ -131,17 +136,27 @@ async fn watch_logind(broker: &Broker, stop: &CancellationToken, again: bool) ->
         // PrepareForSleep(true) comes before the sleep, (false) after it.
         match message.body().deserialize::<bool>() {
             Ok(true) => {
+                awaiting_network = false;
                 prepare_for_sleep(broker, inhibitor.take()).await;
                 hold_ends = Some(tokio::time::Instant::now() + HOLD_LIMIT);
             }
             Ok(false) => {
                 hold_ends = None;
-                let moved = broker.end_sleep_hold(RETRY_SPREAD);
-                info!(
-                    event = "resumed",
-                    sessions = moved,
-                    "resumed from sleep: retrying {moved} waiting refresh(es)"
-                );
+                world.borrow_and_update();
+                if broker.held_for_sleep() && broker.network_left_before_sleep() {
+                    // A network manager took the network down before the
+                    // sleep: its return (seconds away on Wi-Fi) ends the
+                    // hold, not this instant, when every retry would fail.
+                    info!(
+                        "resumed from sleep: the network went down before it; refreshes wait for it to come back (at most {} s)",
+                        NETWORK_AFTER_RESUME.as_secs()
+                    );
+                    awaiting_network = true;
+                    hold_ends = Some(tokio::time::Instant::now() + NETWORK_AFTER_RESUME);
+                } else {
+                    awaiting_network = false;
+                    resumed(broker, "");
+                }
                 if inhibitor.is_none() {
                     inhibitor = take_inhibitor(&connection).await;
                 }
@@ -149,6 +164,40 @@ async fn watch_logind(broker: &Broker, stop: &CancellationToken, again: bool) ->
             Err(e) => debug!("ignored a PrepareForSleep without a boolean: {e}"),
         }
     }
+}
+
+/// logind's `PrepareForSleep` signals on `connection`.
+async fn prepare_for_sleep_signals(
+    connection: &zbus::Connection,
+) -> zbus::Result<zbus::MessageStream> {
+    let rule = zbus::MatchRule::builder()
+        .msg_type(zbus::message::Type::Signal)
+        .sender("org.freedesktop.login1")?
+        .interface("org.freedesktop.login1.Manager")?
+        .member("PrepareForSleep")?
+        .path("/org/freedesktop/login1")?
+        .build();
+    zbus::MessageStream::for_match_rule(rule, connection, Some(16)).await
+}
+
+/// How long after a resume refreshes wait for a network that went down
+/// before the sleep (a laptop's Wi-Fi takes a few seconds to come back).
+pub const NETWORK_AFTER_RESUME: Duration = Duration::from_secs(5);
+
+/// The hold of a sleep ends at its resume: the refreshes that came due
+/// meanwhile go, spread (`after`: what the resume waited for, if anything).
+fn resumed(broker: &Broker, after: &str) {
+    let moved = broker.end_sleep_hold(RETRY_SPREAD);
+    let after = if after.is_empty() {
+        String::new()
+    } else {
+        format!(" ({after})")
+    };
+    info!(
+        event = "resumed",
+        sessions = moved,
+        "resumed from sleep: retrying {moved} waiting refresh(es){after}"
+    );
 }
 
 /// How long the sleep waits for refreshes in flight and their saves:

@@ -103,3 +103,52 @@ fn held_refreshes_go_when_the_system_bus_goes_away_before_the_resume() {
     daemon.wait_for_log(1, &["event=\"sleep_hold_ended\"", "sessions=1"]);
     daemon.wait_for_log(refreshed + 1, &[REFRESHED]);
 }
+
+/// A laptop's network manager takes Wi-Fi down before the sleep and brings
+/// it back seconds after the resume: the refreshes held for the sleep wait
+/// for the network (at most 5 s), not go out at the resume into none, each
+/// a failure, a warning and a hook run. Here the test's own network
+/// namespace, its loopback taken down during the sleep.
+#[test]
+fn a_resume_waits_for_the_network_the_sleep_took_down() {
+    if !support::other_uid::can_switch_uid() {
+        support::skip::say(
+            "SKIPPED a_resume_waits_for_the_network_the_sleep_took_down: needs root for a network namespace",
+        );
+        return;
+    }
+    let bus = PrivateBus::start();
+    let address = bus.path_address();
+    let mut logind = StubLogind::start(&bus);
+    let namespace = crate::world::NetworkNamespace::new();
+    namespace.run(move || {
+        crate::world::loopback("up");
+        let provider = Provider::rfc8628();
+        provider.set_access_token_lifetime(LIFETIME);
+        provider.set_rotate_refresh_tokens(false);
+        let daemon = Daemon::start_with(
+            &provider.config("demo"),
+            DaemonOptions {
+                env: vec![("DBUS_SYSTEM_BUS_ADDRESS".into(), address)],
+                ..DaemonOptions::default()
+            },
+        );
+        logind.wait_for(INHIBITED);
+        login(&daemon, "demo", |code| {
+            provider.approve(code).unwrap();
+        });
+        logind.send("sleep");
+        daemon.wait_for_log(1, &["event=\"sleeping\""]);
+        crate::world::loopback("down");
+        daemon.wait_for_log(1, &["the network may have gone"]);
+        daemon.wait_for_log(1, &["event=\"refresh_held\""]);
+        let refreshed = daemon.wait_for_log(0, &[REFRESHED]).len();
+        logind.send("resume");
+        daemon.wait_for_log(1, &["refreshes wait for it to come back"]);
+        crate::world::loopback("up");
+        daemon.wait_for_log(1, &["event=\"resumed\"", "the network is back"]);
+        daemon.wait_for_log(refreshed + 1, &[REFRESHED]);
+        let log = daemon.log();
+        assert!(!log.contains("event=\"refresh_failed\""), "{log}");
+    });
+}

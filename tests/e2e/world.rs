@@ -25,10 +25,10 @@ const REFRESHED: &str = "event=\"refreshed\"";
 
 /// A process that holds a fresh network namespace (only `lo`, down) until
 /// dropped.
-struct NetworkNamespace(Child);
+pub(crate) struct NetworkNamespace(Child);
 
 impl NetworkNamespace {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let mut child = Command::new("unshare")
             .args(["--net", "sh", "-c", "echo ready; exec sleep 600"])
             .stdout(Stdio::piped())
@@ -44,7 +44,7 @@ impl NetworkNamespace {
 
     /// Runs `body` on a thread inside the namespace: every socket it opens
     /// and every process it starts (the emulator, tokend) live there.
-    fn run<T: Send + 'static>(&self, body: impl FnOnce() -> T + Send + 'static) -> T {
+    pub(crate) fn run<T: Send + 'static>(&self, body: impl FnOnce() -> T + Send + 'static) -> T {
         let ns = std::fs::File::open(format!("/proc/{}/ns/net", self.0.id())).unwrap();
         std::thread::spawn(move || {
             rustix::thread::move_into_link_name_space(
@@ -67,7 +67,7 @@ impl Drop for NetworkNamespace {
 }
 
 /// `ip link set lo up|down` in the calling thread's namespace.
-fn loopback(state: &str) {
+pub(crate) fn loopback(state: &str) {
     let status = Command::new("ip")
         .args(["link", "set", "lo", state])
         .status()
