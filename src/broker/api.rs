@@ -120,6 +120,7 @@ impl Broker {
             metrics,
             world_changes: tokio::sync::watch::Sender::new(None),
             sleep_hold: AtomicBool::new(false),
+            held_wakes: std::sync::Mutex::new(Vec::new()),
             network_left: AtomicBool::new(false),
         });
         let broker = Self {

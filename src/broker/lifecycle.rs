@@ -66,9 +66,10 @@ impl Broker {
                     }
                     // The heartbeat goes on while a stop waits for the
                     // requests in flight; new background refreshes do not.
-                    if broker.held_for_sleep() {
-                        super::sleep::note_held(due.len());
-                    } else if !shared.background.is_cancelled() {
+                    let due = broker.wake_unless_held(due);
+                    if let Some(due) = due
+                        && !shared.background.is_cancelled()
+                    {
                         for name in due {
                             if let Some(session) = broker.session(&name) {
                                 session.refresh_if_due();

@@ -50,6 +50,12 @@ pub struct Shared {
     /// Set while the machine prepares to sleep: background refreshes do
     /// not start (see `super::sleep`).
     pub(crate) sleep_hold: std::sync::atomic::AtomicBool,
+    /// The sessions whose scheduler wake-ups came while held for a sleep:
+    /// woken at the hold's end (their wake-up was taken from the queue:
+    /// dropped, a warning, an expiry or a save's retry was never seen, nor
+    /// the refresh planned after it). Its lock also orders a wake-up
+    /// against the hold's end.
+    pub(crate) held_wakes: std::sync::Mutex<Vec<std::sync::Arc<str>>>,
     /// The network may have gone since the last sleep began (see
     /// `super::sleep`).
     pub(crate) network_left: std::sync::atomic::AtomicBool,

@@ -12,6 +12,7 @@
 //! no resume, see `world`) the hold is lifted and the refreshes that came
 //! due meanwhile are spread as a resume's retries are.
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -96,19 +97,48 @@ impl Broker {
     /// Returns how many sessions were moved; 0 when nothing was held.
     #[must_use = "the count is for the log line"]
     pub fn end_sleep_hold(&self, spread: Duration) -> usize {
-        self.inner.shared.sleep_hold.store(false, Ordering::SeqCst);
-        self.retry_waiting_refreshes(spread, WorldChange::Resumed)
+        let woken = {
+            let mut held = self.held_wakes();
+            self.inner.shared.sleep_hold.store(false, Ordering::SeqCst);
+            std::mem::take(&mut *held)
+        };
+        let moved = self.retry_waiting_refreshes(spread, WorldChange::Resumed);
+        // After the due refreshes were spread: each session held does what
+        // its wake-up was for (a warning, an expiry said, a save's retry)
+        // and plans its next one.
+        for name in woken {
+            if let Some(session) = self.session(&name) {
+                session.refresh_if_due();
+            }
+        }
+        moved
     }
-}
 
-/// Called by the scheduler with the number of sessions that came due while
-/// held: said once per wake-up, and left due (the hold's end moves them).
-pub(super) fn note_held(due: usize) {
-    if due > 0 {
-        info!(
-            event = "refresh_held",
-            sessions = due,
-            "the machine is going to sleep: {due} due refresh(es) wait for the resume"
-        );
+    /// The scheduler's wake-up of the sessions `due`, given back to be
+    /// carried out; `None` when held for a sleep, the sessions then kept
+    /// for the hold's end (and said).
+    pub(super) fn wake_unless_held(&self, due: Vec<Arc<str>>) -> Option<Vec<Arc<str>>> {
+        let mut held = self.held_wakes();
+        if !self.held_for_sleep() {
+            return Some(due);
+        }
+        if !due.is_empty() {
+            info!(
+                event = "refresh_held",
+                sessions = due.len(),
+                "the machine is going to sleep: {} session(s) woken for a refresh, a warning or a retry wait for the resume",
+                due.len()
+            );
+            held.extend(due);
+        }
+        None
+    }
+
+    fn held_wakes(&self) -> std::sync::MutexGuard<'_, Vec<Arc<str>>> {
+        self.inner
+            .shared
+            .held_wakes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }

@@ -75,6 +75,34 @@ fn a_sleep_waits_for_the_refresh_in_flight_and_holds_the_next_until_the_resume()
     provider.assert_no_violations();
 }
 
+/// A wake-up that is not a refresh, taken while held for the sleep (here
+/// the expiry of a token that has no refresh token), is carried out at the
+/// resume: it was dropped, and the session never said it needs a login
+/// (nor, for others, warned of a refresh token's end or planned its next
+/// refresh).
+#[test]
+fn a_wake_up_held_for_the_sleep_is_carried_out_at_the_resume() {
+    let bus = PrivateBus::start();
+    let mut logind = StubLogind::start(&bus);
+    let provider = Provider::start(tokend_emulator::Rfc8628Options {
+        issue_refresh_tokens: false,
+        access_token_lifetime: Duration::from_secs(3),
+        ..support::provider::fast()
+    });
+    let daemon = watching_logind(&bus, &provider);
+    logind.wait_for(INHIBITED);
+    login(&daemon, "demo", |code| {
+        provider.approve(code).unwrap();
+    });
+    logind.send("sleep");
+    daemon.wait_for_log(1, &["event=\"sleeping\""]);
+    // The token expires while held: its wake-up waits.
+    daemon.wait_for_log(1, &["event=\"refresh_held\""]);
+    assert!(!daemon.log().contains("event=\"login_required\""));
+    logind.send("resume");
+    daemon.wait_for_log(1, &["event=\"login_required\"", "issued no refresh token"]);
+}
+
 /// A sleep announced, then the system bus gone before any resume was
 /// announced (its daemon restarted): the held refreshes go at once, said,
 /// rather than wait for a resume that cannot reach tokend.
