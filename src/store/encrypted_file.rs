@@ -335,6 +335,21 @@ impl EncryptedFileStore {
         Ok(temp)
     }
 
+    /// The kernel refused to change `provider`'s record at `path` (`e`,
+    /// see [`refuses_change`]): the directory's doing when the directory
+    /// itself is immutable or append-only (the store's, said as an outage
+    /// naming it), else the record file's own.
+    fn refused_change(&self, provider: &str, path: &Path, e: &io::Error) -> StoreError {
+        if let Err(problem) = self.check_writable() {
+            return problem;
+        }
+        StoreError::Unchangeable {
+            store: STORE,
+            provider: provider.to_owned(),
+            reason: cannot_change(path, e),
+        }
+    }
+
     /// Seals `session` as `provider`'s record and writes it as `path` (the
     /// record's file, from [`Self::file_of`]): over the spare when there
     /// is one, else through `temp` (made beforehand) or a new file, which
@@ -381,11 +396,7 @@ impl EncryptedFileStore {
                         reason: not_a_file(path),
                     }
                 }
-                _ if refuses_change(&e) => StoreError::Corrupt {
-                    store: STORE,
-                    provider: provider.to_owned(),
-                    reason: cannot_change(path, &e),
-                },
+                _ if refuses_change(&e) => self.refused_change(provider, path, &e),
                 // Said without the record's name (the provider's): a
                 // store-wide reason is shown to every caller that may see
                 // any provider.
@@ -511,11 +522,7 @@ impl Store for EncryptedFileStore {
                 provider: provider.to_owned(),
                 reason: not_a_file(&path),
             }),
-            Err(e) if refuses_change(&e) => Err(StoreError::Corrupt {
-                store: STORE,
-                provider: provider.to_owned(),
-                reason: cannot_change(&path, &e),
-            }),
+            Err(e) if refuses_change(&e) => Err(self.refused_change(provider, &path, &e)),
             Err(e) => Err(failed(format!(
                 "cannot remove a record in {}: {e}",
                 self.directory.display()
@@ -545,6 +552,10 @@ impl Store for EncryptedFileStore {
             Err(rustix::io::Errno::ACCESS) => Err(unusable(
                 &self.directory,
                 "tokend's user may not write in it: sessions are read, but no refresh can be saved",
+            )),
+            Err(rustix::io::Errno::PERM) => Err(unusable(
+                &self.directory,
+                "it is immutable or append-only (`lsattr -d`): sessions are read, but no refresh can be saved",
             )),
             _ => Ok(()),
         }

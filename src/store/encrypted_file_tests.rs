@@ -384,6 +384,24 @@ fn an_immutable_record_is_that_records_problem() {
     }
     store.save("ok", &record("rt-ok-2")).unwrap();
     store.save("stuck", &record("rt-3")).unwrap();
+    // The directory immutable: the store's trouble, named so, for every
+    // record (not blamed on one).
+    let sessions = state.path().join(SESSIONS_DIR);
+    let dir_attr = |flag: &str| {
+        std::process::Command::new("chattr")
+            .arg(flag)
+            .arg(&sessions)
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    assert!(dir_attr("+i"));
+    let saved = store.save("ok", &record("rt-ok-3"));
+    let writable = store.check_writable();
+    assert!(dir_attr("-i"));
+    for err in [saved.unwrap_err(), writable.unwrap_err()] {
+        assert!(err.is_store_wide(), "{err}");
+        assert!(err.to_string().contains("lsattr -d"), "{err}");
+    }
 }
 
 /// A state directory below a directory anyone may write to (no sticky

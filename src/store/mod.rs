@@ -207,6 +207,19 @@ pub enum StoreError {
         /// The id of the key in use.
         expected: String,
     },
+    /// The record's own file cannot be replaced or removed (the kernel
+    /// refuses: immutable or append-only), while the store takes writes.
+    #[error(
+        "the stored session of `{provider}` in {store} cannot be replaced or removed: {reason}"
+    )]
+    Unchangeable {
+        /// Which store.
+        store: &'static str,
+        /// Which provider.
+        provider: String,
+        /// Why, naming the file.
+        reason: String,
+    },
     /// The store asked the person to confirm deleting the record (a
     /// `KeePassXC` prompt), and it is still there.
     #[error(
@@ -239,7 +252,10 @@ impl StoreError {
     pub fn is_store_wide(&self) -> bool {
         match self {
             Self::Unavailable { .. } | Self::Locked { .. } | Self::Failed { .. } => true,
-            Self::Corrupt { .. } | Self::WrongKey { .. } | Self::Unconfirmed { .. } => false,
+            Self::Corrupt { .. }
+            | Self::WrongKey { .. }
+            | Self::Unchangeable { .. }
+            | Self::Unconfirmed { .. } => false,
         }
     }
 }

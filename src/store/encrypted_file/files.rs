@@ -268,7 +268,7 @@ pub(super) fn refuses_change(e: &io::Error) -> bool {
 /// What [`refuses_change`] found, naming the file.
 pub(super) fn cannot_change(path: &Path, e: &io::Error) -> String {
     format!(
-        "{} cannot be replaced or removed ({e}): is it immutable or append-only (`lsattr`)?",
+        "{} ({e}): is it immutable or append-only (`lsattr`)?",
         path.display()
     )
 }

@@ -81,6 +81,7 @@ impl Reply {
             StoreError::WrongKey { .. } => "WrongKey",
             StoreError::Failed { .. } => "Failed",
             StoreError::Unconfirmed { .. } => "Unconfirmed",
+            StoreError::Unchangeable { .. } => "Unchangeable",
         };
         Self::Error {
             kind: kind.to_owned(),
