@@ -95,12 +95,16 @@ fn open_daemon_store(
         }
         None => open_store(config),
     };
-    let store: Arc<dyn Store> = match not_taken {
-        Some(target) => Arc::new(LockGate::new(store, target)),
+    // The journal inside the gate: its notes are writes in the store's
+    // directory too, which a daemon without the lock must not make (a note
+    // of its logout would delete another daemon's live record at that
+    // one's next start).
+    let store: Arc<dyn Store> = match journal_directory {
+        Some(directory) => Arc::new(LogoutJournal::open(store, directory)),
         None => store,
     };
-    match journal_directory {
-        Some(directory) => Arc::new(LogoutJournal::open(store, directory)),
+    match not_taken {
+        Some(target) => Arc::new(LockGate::new(store, target)),
         None => store,
     }
 }

@@ -150,10 +150,39 @@ impl Store for LockGate {
     }
 
     fn note_skipped_delete(&self, provider: &str) {
-        self.store.note_skipped_delete(provider);
+        // A note is a write beside the store: only with the lock.
+        if self.pass().is_ok() {
+            self.store.note_skipped_delete(provider);
+        }
     }
 
     fn remembers_logout(&self, provider: &str) -> bool {
         self.store.remembers_logout(provider)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{LogoutJournal, MemoryStore, logout_journal::FILE_NAME};
+
+    /// A daemon that never got the lock (another holds it) writes nothing
+    /// beside the store either: the note of a logout it made would delete
+    /// the other daemon's live record at that one's next start.
+    #[test]
+    fn without_the_lock_nothing_is_written_beside_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = LockTarget::file_store(dir.path());
+        let other = StoreLock::acquire(&target).expect("the other daemon's lock");
+        let journal = LogoutJournal::open(Arc::new(MemoryStore::new()), dir.path());
+        let gate = LockGate::new(Arc::new(journal), target);
+        let refused = gate.delete("demo").unwrap_err();
+        assert!(refused.is_store_wide(), "{refused}");
+        assert!(refused.to_string().contains("another tokend"), "{refused}");
+        gate.note_skipped_delete("demo");
+        assert!(!gate.remembers_logout("demo"));
+        assert!(!dir.path().join(FILE_NAME).exists(), "a note was written");
+        drop(other);
+        gate.delete("demo").unwrap();
     }
 }
