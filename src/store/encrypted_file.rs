@@ -362,6 +362,11 @@ impl EncryptedFileStore {
         session: &StoredSession,
         temp: Option<TempFile>,
     ) -> Result<(), StoreError> {
+        // Nothing is made in a directory that cannot take it back: a
+        // temporary file there could never be removed.
+        if files::immutable_or_append_only(&self.directory) {
+            return Err(unusable(&self.directory, FROZEN_DIRECTORY));
+        }
         let sealed = sealed::seal(&self.key, provider, &padded_record(session)).map_err(failed)?;
         let spare = spare::path_of(&self.directory, provider);
         let written = match (spare::open(&spare), temp) {
@@ -409,6 +414,10 @@ impl EncryptedFileStore {
         })
     }
 }
+
+/// Why a records directory that is immutable or append-only cannot be used.
+const FROZEN_DIRECTORY: &str =
+    "it is immutable or append-only (`lsattr -d`): sessions are read, but no refresh can be saved";
 
 /// `session`'s bytes, padded with spaces (which JSON reads past) to a
 /// multiple of [`RECORD_PADDING`] bytes, so that the next record of a
@@ -471,7 +480,10 @@ impl Store for EncryptedFileStore {
     }
 
     fn prepare_save(&self, provider: &str) -> PreparedSave {
-        if self.file_of(provider).is_err() || self.prepare().is_err() {
+        if self.file_of(provider).is_err()
+            || self.prepare().is_err()
+            || files::immutable_or_append_only(&self.directory)
+        {
             // The save says what is wrong.
             return PreparedSave::default();
         }
@@ -553,10 +565,12 @@ impl Store for EncryptedFileStore {
                 &self.directory,
                 "tokend's user may not write in it: sessions are read, but no refresh can be saved",
             )),
-            Err(rustix::io::Errno::PERM) => Err(unusable(
-                &self.directory,
-                "it is immutable or append-only (`lsattr -d`): sessions are read, but no refresh can be saved",
-            )),
+            Err(rustix::io::Errno::PERM) => Err(unusable(&self.directory, FROZEN_DIRECTORY)),
+            // An append-only directory passes `access`, and refuses every
+            // rename and removal: its attributes say so.
+            Ok(()) if files::immutable_or_append_only(&self.directory) => {
+                Err(unusable(&self.directory, FROZEN_DIRECTORY))
+            }
             _ => Ok(()),
         }
     }

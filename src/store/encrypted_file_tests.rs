@@ -394,14 +394,23 @@ fn an_immutable_record_is_that_records_problem() {
             .status()
             .is_ok_and(|s| s.success())
     };
-    assert!(dir_attr("+i"));
-    let saved = store.save("ok", &record("rt-ok-3"));
-    let writable = store.check_writable();
-    assert!(dir_attr("-i"));
-    for err in [saved.unwrap_err(), writable.unwrap_err()] {
-        assert!(err.is_store_wide(), "{err}");
-        assert!(err.to_string().contains("lsattr -d"), "{err}");
+    for flag in ["i", "a"] {
+        assert!(dir_attr(&format!("+{flag}")));
+        let saved = store.save("ok", &record("rt-ok-3"));
+        let new = store.save("new", &record("rt-new"));
+        let writable = store.check_writable();
+        assert!(dir_attr(&format!("-{flag}")));
+        for err in [saved.unwrap_err(), new.unwrap_err(), writable.unwrap_err()] {
+            assert!(err.is_store_wide(), "+{flag}: {err}");
+            assert!(err.to_string().contains("lsattr -d"), "+{flag}: {err}");
+        }
     }
+    // No temporary file was left by the failed saves.
+    let names: Vec<String> = fs::read_dir(&sessions)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(!names.iter().any(|n| n.contains(".tmp")), "{names:?}");
 }
 
 /// A state directory below a directory anyone may write to (no sticky
@@ -533,8 +542,10 @@ fn a_records_bytes_never_grow_their_buffer() {
 /// space and the administrator looks in the wrong place.
 #[test]
 fn a_full_file_system_is_named_by_its_limit() {
-    assert!(what_is_full(Some(0)).contains("df -i"));
-    assert!(what_is_full(Some(12)).contains("df -h"));
+    assert!(what_is_full(Some((64, 0))).contains("df -i"));
+    assert!(what_is_full(Some((64, 12))).contains("df -h"));
+    // btrfs and a tmpfs without a limit count no inodes: full of blocks.
+    assert!(what_is_full(Some((0, 0))).contains("df -h"));
     assert!(what_is_full(None).contains("full"));
     let other = io::Error::from_raw_os_error(rustix::io::Errno::ACCESS.raw_os_error());
     assert_eq!(with_what_is_full(Path::new("/"), &other), other.to_string());

@@ -243,16 +243,36 @@ pub(super) fn with_what_is_full(directory: &Path, e: &io::Error) -> String {
     if e.raw_os_error() != Some(rustix::io::Errno::NOSPC.raw_os_error()) {
         return e.to_string();
     }
-    let free_inodes = rustix::fs::statvfs(directory).ok().map(|fs| fs.f_favail);
-    format!("{e}: {}", what_is_full(free_inodes))
+    let inodes = rustix::fs::statvfs(directory)
+        .ok()
+        .map(|fs| (fs.f_files, fs.f_favail));
+    format!("{e}: {}", what_is_full(inodes))
 }
 
-/// Which of a full file system's limits was reached, by its free inodes.
-pub(super) fn what_is_full(free_inodes: Option<u64>) -> &'static str {
-    match free_inodes {
-        Some(0) => "no free inodes left on its file system (`df -i`)",
+/// Which of a full file system's limits was reached, by its inodes (all,
+/// and free): none free of some. A file system that counts none (btrfs,
+/// a tmpfs without a limit: all 0) is full of blocks.
+pub(super) fn what_is_full(inodes: Option<(u64, u64)>) -> &'static str {
+    match inodes {
+        Some((all, 0)) if all > 0 => "no free inodes left on its file system (`df -i`)",
         _ => "its file system is full (`df -h`)",
     }
+}
+
+/// Whether `directory` is immutable or append-only (`chattr +i`/`+a`), as
+/// far as the file system says.
+pub(super) fn immutable_or_append_only(directory: &Path) -> bool {
+    use rustix::fs::{AtFlags, StatxAttributes, StatxFlags};
+    let frozen = StatxAttributes::IMMUTABLE | StatxAttributes::APPEND;
+    rustix::fs::statx(
+        rustix::fs::CWD,
+        directory,
+        AtFlags::empty(),
+        StatxFlags::BASIC_STATS,
+    )
+    .is_ok_and(|st| {
+        st.stx_attributes_mask.intersects(frozen) && st.stx_attributes.intersects(frozen)
+    })
 }
 
 /// Whether `e` is the kernel refusing to change one file (`EPERM`: the
