@@ -83,13 +83,19 @@ impl NetworkWatch {
     /// The socket failed.
     pub async fn changed(&self) -> io::Result<Reach> {
         let change = self.wait_and_drain().await?;
-        if change == Reach::Back {
-            // The burst's later messages arrive within moments; one retry
-            // for the whole burst, not one per message.
-            tokio::time::sleep(SETTLE).await;
-            self.drain()?;
+        if change == Reach::Lost {
+            return Ok(change);
         }
-        Ok(change)
+        // The burst's later messages arrive within moments; one retry for
+        // the whole burst, not one per message (a link comes up, then its
+        // address: the burst is routable if any of it is).
+        tokio::time::sleep(SETTLE).await;
+        let rest = self.drain()?;
+        Ok(if rest == Reach::Routable {
+            rest
+        } else {
+            change
+        })
     }
 
     /// Waits for an announcement that the network may be reachable again
@@ -103,7 +109,7 @@ impl NetworkWatch {
             let mut lost = false;
             while let Some(reach) = self.read_one()? {
                 match reach {
-                    Reach::Back => return Ok(Reach::Back),
+                    Reach::Back | Reach::Routable => return Ok(reach),
                     Reach::Lost => lost = true,
                     Reach::Same => {}
                 }
@@ -115,9 +121,15 @@ impl NetworkWatch {
         }
     }
 
-    fn drain(&self) -> io::Result<()> {
-        while self.read_one()?.is_some() {}
-        Ok(())
+    /// Reads what is there: `Routable` if any of it was.
+    fn drain(&self) -> io::Result<Reach> {
+        let mut seen = Reach::Same;
+        while let Some(reach) = self.read_one()? {
+            if reach == Reach::Routable {
+                seen = reach;
+            }
+        }
+        Ok(seen)
     }
 
     /// Reads one datagram if one is there: what it says of reach.
@@ -126,7 +138,9 @@ impl NetworkWatch {
         match rustix::net::recv(self.socket.get_ref(), &mut buf, RecvFlags::DONTWAIT) {
             Ok((read, _)) => {
                 let datagram = &buf[..read.min(buf.len())];
-                Ok(Some(if brings_reach(datagram) {
+                Ok(Some(if routable(datagram) {
+                    Reach::Routable
+                } else if brings_reach(datagram) {
                     Reach::Back
                 } else if takes_reach(datagram) {
                     Reach::Lost
@@ -146,6 +160,10 @@ impl NetworkWatch {
 /// What a netlink announcement says of the network's reach.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reach {
+    /// An address to route with (not a link-local one) or a default route
+    /// was added: the network is back, not only a link (a Wi-Fi link
+    /// comes up with its carrier seconds before DHCP gives it an address).
+    Routable,
     /// It may be reachable again (an address or route added, a link up with
     /// a carrier).
     Back,
@@ -154,6 +172,25 @@ pub enum Reach {
     Lost,
     /// Neither.
     Same,
+}
+
+/// Whether a datagram of routing netlink messages adds what packets can be
+/// routed with: an address whose scope is not the link's (`RTM_NEWADDR`,
+/// `ifaddrmsg.ifa_scope` not `RT_SCOPE_LINK`: IPv6's `fe80::` comes with
+/// any link), or a default route of the main table (`RTM_NEWROUTE`,
+/// `rtmsg` with no destination bits in `RT_TABLE_MAIN`).
+fn routable(datagram: &[u8]) -> bool {
+    const RTM_NEWADDR: u16 = 20;
+    const RTM_NEWROUTE: u16 = 24;
+    const RT_SCOPE_LINK: u8 = 253;
+    const RT_TABLE_MAIN: u8 = 254;
+    netlink_messages(datagram).any(|(kind, body)| match kind {
+        // ifaddrmsg: family, prefix length, flags, scope, index (4).
+        RTM_NEWADDR => body.get(3).is_some_and(|scope| *scope != RT_SCOPE_LINK),
+        // rtmsg: family, dst_len, src_len, tos, table, ...
+        RTM_NEWROUTE => body.get(1) == Some(&0) && body.get(4) == Some(&RT_TABLE_MAIN),
+        _ => false,
+    })
 }
 
 /// Whether a datagram of routing netlink messages says the network may
@@ -165,37 +202,40 @@ fn takes_reach(datagram: &[u8]) -> bool {
     const RTM_DELADDR: u16 = 21;
     const RTM_DELROUTE: u16 = 25;
     const IFF_UP_RUNNING: u32 = 0x1 | 0x40;
-    netlink_messages(datagram).any(|(kind, flags)| match kind {
+    netlink_messages(datagram).any(|(kind, body)| match kind {
         RTM_DELLINK | RTM_DELADDR | RTM_DELROUTE => true,
-        RTM_NEWLINK => flags.is_some_and(|f| f & IFF_UP_RUNNING != IFF_UP_RUNNING),
+        // ifinfomsg: family, pad, type (2), index (4), flags (4).
+        RTM_NEWLINK => body.get(8..12).is_some_and(|f| {
+            u32::from_ne_bytes([f[0], f[1], f[2], f[3]]) & IFF_UP_RUNNING != IFF_UP_RUNNING
+        }),
         _ => false,
     })
 }
 
-/// The kind of each message in a datagram of routing netlink messages, with
-/// the link flags of a link message (`ifinfomsg`'s), while they can be read.
-fn netlink_messages(mut datagram: &[u8]) -> impl Iterator<Item = (u16, Option<u32>)> + '_ {
+/// The kind and body (what follows the header) of each message in a
+/// datagram of routing netlink messages, while they can be read.
+fn netlink_messages(mut datagram: &[u8]) -> impl Iterator<Item = (u16, &[u8])> + '_ {
     const HEADER: usize = 16;
     std::iter::from_fn(move || {
         if datagram.len() < HEADER {
             return None;
         }
-        let word = |at: usize| {
-            datagram
-                .get(at..at + 4)
-                .map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
-        };
-        let length = usize::try_from(word(0)?).unwrap_or(usize::MAX);
+        let length = usize::try_from(u32::from_ne_bytes([
+            datagram[0],
+            datagram[1],
+            datagram[2],
+            datagram[3],
+        ]))
+        .unwrap_or(usize::MAX);
         let kind = u16::from_ne_bytes([datagram[4], datagram[5]]);
         if length < HEADER || length > datagram.len() {
             return None;
         }
-        // ifinfomsg: family, pad, type (2), index (4), flags (4).
-        let flags = (length >= HEADER + 12).then(|| word(HEADER + 8)).flatten();
+        let body = &datagram[HEADER..length];
         // Messages are aligned to 4 bytes.
         let next = (length + 3) & !3;
         datagram = &datagram[next.min(datagram.len())..];
-        Some((kind, flags))
+        Some((kind, body))
     })
 }
 
@@ -267,10 +307,14 @@ pub async fn retry_on_network_change(broker: Broker, stop: CancellationToken) {
                         return;
                     }
                 };
-                broker.note_network_reach(reach != Reach::Lost);
-                if reach == Reach::Lost {
-                    debug!("the network may have gone (a link, address or route removed)");
-                    continue;
+                match reach {
+                    Reach::Lost => {
+                        broker.note_network_reach(false);
+                        debug!("the network may have gone (a link, address or route removed)");
+                        continue;
+                    }
+                    Reach::Routable => broker.note_network_reach(true),
+                    Reach::Back | Reach::Same => {}
                 }
                 let moved = broker.retry_waiting_refreshes(RETRY_SPREAD, WorldChange::Network);
                 if moved > 0 {
@@ -285,7 +329,7 @@ pub async fn retry_on_network_change(broker: Broker, stop: CancellationToken) {
 
 #[cfg(test)]
 mod tests {
-    use super::{brings_reach, takes_reach};
+    use super::{brings_reach, routable, takes_reach};
 
     /// One routing netlink message of `kind` with `body` after its header.
     fn message(kind: u16, body: &[u8]) -> Vec<u8> {
@@ -351,5 +395,29 @@ mod tests {
         burst.extend(message(del_addr, &[0; 8]));
         assert!(takes_reach(&burst), "the removal after the addition");
         assert!(!takes_reach(&[1, 2, 3]), "unreadable");
+    }
+
+    /// An address of more than the link's scope, or a default route of the
+    /// main table, is routable; a link up, a link-local address (IPv6's
+    /// `fe80::`, which comes with any link) or another route is not.
+    #[test]
+    fn an_address_or_a_default_route_is_routable() {
+        let (new_link, new_addr, new_route) = (16, 20, 24);
+        // ifaddrmsg: family, prefix length, flags, scope, index.
+        let address = |scope: u8| message(new_addr, &[2, 24, 0, scope, 1, 0, 0, 0]);
+        assert!(routable(&address(0)), "global");
+        assert!(routable(&address(254)), "host (loopback)");
+        assert!(!routable(&address(253)), "link-local");
+        // rtmsg: family, dst_len, src_len, tos, table, protocol, scope, type, flags.
+        let route = |dst_len: u8, table: u8| {
+            message(new_route, &[2, dst_len, 0, 0, table, 4, 0, 1, 0, 0, 0, 0])
+        };
+        assert!(routable(&route(0, 254)), "default route");
+        assert!(!routable(&route(64, 254)), "a prefix route");
+        assert!(!routable(&route(0, 255)), "the local table");
+        assert!(!routable(&link(new_link, 0x41)), "a link up");
+        let mut burst = link(new_link, 0x41);
+        burst.extend(address(0));
+        assert!(routable(&burst));
     }
 }

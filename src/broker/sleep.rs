@@ -30,8 +30,11 @@ impl Broker {
     /// [`Self::end_sleep_hold`]. Refreshes a request asks for still run
     /// (a client waits for them).
     pub fn hold_for_sleep(&self) {
-        self.inner.shared.sleep_hold.store(true, Ordering::SeqCst);
-        self.note_network_reach(true);
+        // A sleep again before the last one's hold ended (the resume still
+        // waits for the network) keeps what that one saw go down.
+        if !self.inner.shared.sleep_hold.swap(true, Ordering::SeqCst) {
+            self.note_network_reach(true);
+        }
     }
 
     /// What the network watch saw last: the network may have gone

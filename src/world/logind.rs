@@ -111,8 +111,11 @@ async fn watch_logind(broker: &Broker, stop: &CancellationToken, again: bool) ->
                 continue;
             }
             changed = world.changed(), if awaiting_network => {
+                // A link up is not enough: it waits for an address or a
+                // default route (`Reach::Routable`), which clears the loss.
                 let back = changed.is_err()
-                    || *world.borrow_and_update() == Some(WorldChange::Network);
+                    || (*world.borrow_and_update() == Some(WorldChange::Network)
+                        && !broker.network_left_before_sleep());
                 if back {
                     awaiting_network = false;
                     hold_ends = None;

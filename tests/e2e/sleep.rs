@@ -132,6 +132,31 @@ fn held_refreshes_go_when_the_system_bus_goes_away_before_the_resume() {
     daemon.wait_for_log(refreshed + 1, &[REFRESHED]);
 }
 
+/// A veth pair, both ends up: links with a carrier, no address (in the
+/// calling thread's network namespace).
+fn link_up_without_an_address() {
+    for args in [
+        &[
+            "link",
+            "add",
+            "tokend-v0",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "tokend-v1",
+        ][..],
+        &["link", "set", "tokend-v1", "up"],
+        &["link", "set", "tokend-v0", "up"],
+    ] {
+        let status = std::process::Command::new("ip")
+            .args(args)
+            .status()
+            .unwrap();
+        assert!(status.success(), "ip {args:?}");
+    }
+}
+
 /// A laptop's network manager takes Wi-Fi down before the sleep and brings
 /// it back seconds after the resume: the refreshes held for the sleep wait
 /// for the network (at most 5 s), not go out at the resume into none, each
@@ -173,6 +198,16 @@ fn a_resume_waits_for_the_network_the_sleep_took_down() {
         let refreshed = daemon.wait_for_log(0, &[REFRESHED]).len();
         logind.send("resume");
         daemon.wait_for_log(1, &["refreshes wait for it to come back"]);
+        // A link coming up with its carrier, no address yet (Wi-Fi before
+        // DHCP): not the network back.
+        let changes = daemon.wait_for_log(0, &["event=\"network_changed\""]).len();
+        link_up_without_an_address();
+        daemon.wait_for_log(changes + 1, &["event=\"network_changed\""]);
+        assert!(
+            !daemon.log().contains("event=\"resumed\""),
+            "{}",
+            daemon.log()
+        );
         crate::world::loopback("up");
         daemon.wait_for_log(1, &["event=\"resumed\"", "the network is back"]);
         daemon.wait_for_log(refreshed + 1, &[REFRESHED]);
