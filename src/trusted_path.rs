@@ -138,22 +138,30 @@ pub fn home_owner_for_check(config: &Path, etc: &Path) -> Option<nix::unistd::Us
         .flatten()
 }
 
-/// Whether `path` lies in the home directory `etc/passwd` gives `uid`
-/// (that home not being `/`). A relative `path` is taken from the working
+/// Whether `path` lies in the home directory of `uid` (that home not
+/// being `/`): the name service's for the machine's `/etc`, else the one
+/// `etc/passwd` gives. A relative `path` is taken from the working
 /// directory.
 fn in_home_of(path: &Path, uid: u32, etc: &Path) -> bool {
     let Ok(path) = std::path::absolute(path) else {
         return false;
     };
+    let inside =
+        |home: &Path| home.is_absolute() && home.parent().is_some() && path.starts_with(home);
+    // The machine's own users through the name service (systemd-homed,
+    // SSSD, LDAP users are in no /etc/passwd); a test's `etc` by its file.
+    if etc == Path::new("/etc") {
+        return nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+            .ok()
+            .flatten()
+            .is_some_and(|user| inside(&user.dir));
+    }
     let passwd = std::fs::read_to_string(etc.join("passwd")).unwrap_or_default();
     passwd.lines().any(|line| {
         // name:password:uid:gid:gecos:home:shell
         let fields: Vec<&str> = line.split(':').collect();
-        let home = Path::new(fields.get(5).copied().unwrap_or(""));
         fields.get(2).and_then(|u| u.parse::<u32>().ok()) == Some(uid)
-            && home.is_absolute()
-            && home.parent().is_some()
-            && path.starts_with(home)
+            && inside(Path::new(fields.get(5).copied().unwrap_or("")))
     })
 }
 
