@@ -57,6 +57,18 @@ fn write_users(dir: &Path, home: &Path) -> u32 {
     service_uid
 }
 
+/// In `dir` (made searchable by the users, as a machine's directories
+/// are): [`USER`]'s home, hers, and the `passwd` and `group` of
+/// [`write_users`]. Returns the home and the `tokend` user's uid.
+fn users_with_a_home(dir: &Path) -> (std::path::PathBuf, u32) {
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let home = dir.join("home");
+    std::fs::create_dir(&home).unwrap();
+    own(&home, USER_UID, 0o755);
+    let service_uid = write_users(dir, &home);
+    (home, service_uid)
+}
+
 /// An encrypted-file store's config with its state in `dir` and the key
 /// at `key`.
 fn file_store_config(dir: &Path, key: &Path) -> String {
@@ -76,12 +88,7 @@ fn root_checks_secret_files_as_the_daemon_reads_them() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    // Searchable by the users below, as a machine's directories are.
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let home = dir.path().join("home");
-    std::fs::create_dir(&home).unwrap();
-    own(&home, USER_UID, 0o755);
-    let service_uid = write_users(dir.path(), &home);
+    let (home, service_uid) = users_with_a_home(dir.path());
     let (passwd, group) = (dir.path().join("passwd"), dir.path().join("group"));
     // The system service's files where its unit lets it see them (not
     // under /tmp, which its PrivateTmp= replaces): this directory, seen
@@ -198,11 +205,7 @@ fn root_checks_a_users_config_with_her_daemons_defaults() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let home = dir.path().join("home");
-    std::fs::create_dir(&home).unwrap();
-    own(&home, USER_UID, 0o755);
-    write_users(dir.path(), &home);
+    let (home, _) = users_with_a_home(dir.path());
     let (passwd, group) = (dir.path().join("passwd"), dir.path().join("group"));
     let binds = [
         (passwd.as_path(), "/etc/passwd"),

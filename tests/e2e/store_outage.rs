@@ -462,14 +462,13 @@ fn a_record_that_cannot_be_replaced_does_not_prolong_an_outage() {
 /// fine) until the first refresh rotated a token it could not save.
 #[test]
 fn a_read_only_state_directory_at_start_is_an_outage_said_at_once() {
-    if !support::other_uid::can_switch_uid() {
-        support::skip::say("SKIPPED a_read_only_state_directory_at_start: mounting needs root");
-        return;
-    }
     let provider = Provider::rfc8628();
     let store = FileStore::new();
-    let Some(disk) = support::tmpfs::Tmpfs::over(&store.state_dir(), "1m") else {
-        support::skip::say("SKIPPED a_read_only_state_directory_at_start: no tmpfs");
+    let Some(disk) = support::tmpfs::Tmpfs::over_or_skip(
+        &store.state_dir(),
+        "1m",
+        "a_read_only_state_directory_at_start_is_an_outage_said_at_once",
+    ) else {
         return;
     };
     let config = provider.config("demo");
@@ -497,16 +496,13 @@ fn a_read_only_state_directory_at_start_is_an_outage_said_at_once() {
 /// works while it runs. It failed as busy before.
 #[test]
 fn the_state_directory_can_be_remounted_read_only_under_a_running_daemon() {
-    if !support::other_uid::can_switch_uid() {
-        support::skip::say(
-            "SKIPPED the_state_directory_can_be_remounted_read_only: mounting needs root",
-        );
-        return;
-    }
     let provider = Provider::rfc8628();
     let store = FileStore::new();
-    let Some(disk) = support::tmpfs::Tmpfs::over(&store.state_dir(), "1m") else {
-        support::skip::say("SKIPPED the_state_directory_can_be_remounted_read_only: no tmpfs");
+    let Some(disk) = support::tmpfs::Tmpfs::over_or_skip(
+        &store.state_dir(),
+        "1m",
+        "the_state_directory_can_be_remounted_read_only_under_a_running_daemon",
+    ) else {
         return;
     };
     let config = provider.config("demo");

@@ -225,16 +225,13 @@ fn a_logout_while_the_store_is_known_down_survives_a_crash() {
 /// brought the session back.
 #[test]
 fn a_logout_on_a_full_disk_deletes_the_record_at_once() {
-    if !support::other_uid::can_switch_uid() {
-        support::skip::say(
-            "SKIPPED a_logout_on_a_full_disk_deletes_the_record_at_once: mounting needs root",
-        );
-        return;
-    }
     let provider = Provider::rfc8628();
     let store = FileStore::new();
-    let Some(disk) = support::tmpfs::Tmpfs::over(&store.state_dir(), "256k") else {
-        support::skip::say("SKIPPED a_logout_on_a_full_disk_deletes_the_record_at_once: no tmpfs");
+    let Some(disk) = support::tmpfs::Tmpfs::over_or_skip(
+        &store.state_dir(),
+        "256k",
+        "a_logout_on_a_full_disk_deletes_the_record_at_once",
+    ) else {
         return;
     };
     let providers = format!("{}{}", provider.config("gone"), provider.config("next"));

@@ -22,6 +22,20 @@ impl Tmpfs {
         mounted.then(|| Self(dir.to_owned()))
     }
 
+    /// [`Self::over`], or `None` with a line saying that `test` is skipped
+    /// and why (not root, or no tmpfs).
+    pub fn over_or_skip(dir: &std::path::Path, size: &str, test: &str) -> Option<Self> {
+        if !rustix::process::geteuid().is_root() {
+            crate::support::skip::say(format_args!("SKIPPED {test}: mounting needs root"));
+            return None;
+        }
+        let mounted = Self::over(dir, size);
+        if mounted.is_none() {
+            crate::support::skip::say(format_args!("SKIPPED {test}: no tmpfs"));
+        }
+        mounted
+    }
+
     /// Writes a file until the file system is full.
     pub fn fill(&self) {
         use std::io::Write as _;
