@@ -22,6 +22,30 @@ const LIFETIME: Duration = Duration::from_secs(6);
 const REFRESHED: &str = "event=\"refreshed\"";
 const INHIBITED: &str = "inhibited sleep delay by tokend";
 
+/// tokend for `provider`'s `demo` with `system_bus` as its system bus
+/// (where `logind` is), once it holds an inhibitor, logged in, and told
+/// that the machine is going to sleep.
+fn logged_in_then_asleep(
+    provider: &Provider,
+    logind: &mut StubLogind,
+    system_bus: String,
+) -> Daemon {
+    let daemon = Daemon::start_with(
+        &provider.config("demo"),
+        DaemonOptions {
+            env: vec![("DBUS_SYSTEM_BUS_ADDRESS".into(), system_bus)],
+            ..DaemonOptions::default()
+        },
+    );
+    logind.wait_for(INHIBITED);
+    login(&daemon, "demo", |code| {
+        provider.approve(code).unwrap();
+    });
+    logind.send("sleep");
+    daemon.wait_for_log(1, &["event=\"sleeping\""]);
+    daemon
+}
+
 fn refreshes(provider: &Provider) -> usize {
     provider
         .requests()
@@ -89,13 +113,7 @@ fn a_wake_up_held_for_the_sleep_is_carried_out_at_the_resume() {
         access_token_lifetime: Duration::from_secs(3),
         ..support::provider::fast()
     });
-    let daemon = watching_logind(&bus, &provider);
-    logind.wait_for(INHIBITED);
-    login(&daemon, "demo", |code| {
-        provider.approve(code).unwrap();
-    });
-    logind.send("sleep");
-    daemon.wait_for_log(1, &["event=\"sleeping\""]);
+    let daemon = logged_in_then_asleep(&provider, &mut logind, bus.address().to_owned());
     // The token expires while held: its wake-up waits.
     daemon.wait_for_log(1, &["event=\"refresh_held\""]);
     assert!(!daemon.log().contains("event=\"login_required\""));
@@ -112,19 +130,7 @@ fn held_refreshes_go_when_the_system_bus_goes_away_before_the_resume() {
     let mut logind = StubLogind::start(&bus);
     let provider = Provider::rfc8628();
     provider.set_access_token_lifetime(LIFETIME);
-    let daemon = Daemon::start_with(
-        &provider.config("demo"),
-        DaemonOptions {
-            env: vec![("DBUS_SYSTEM_BUS_ADDRESS".into(), bus.path_address())],
-            ..DaemonOptions::default()
-        },
-    );
-    logind.wait_for(INHIBITED);
-    login(&daemon, "demo", |code| {
-        provider.approve(code).unwrap();
-    });
-    logind.send("sleep");
-    daemon.wait_for_log(1, &["event=\"sleeping\""]);
+    let daemon = logged_in_then_asleep(&provider, &mut logind, bus.path_address());
     daemon.wait_for_log(1, &["event=\"refresh_held\""]);
     let refreshed = daemon.wait_for_log(0, &[REFRESHED]).len();
     bus.restart();
@@ -179,19 +185,7 @@ fn a_resume_waits_for_the_network_the_sleep_took_down() {
         let provider = Provider::rfc8628();
         provider.set_access_token_lifetime(LIFETIME);
         provider.set_rotate_refresh_tokens(false);
-        let daemon = Daemon::start_with(
-            &provider.config("demo"),
-            DaemonOptions {
-                env: vec![("DBUS_SYSTEM_BUS_ADDRESS".into(), address)],
-                ..DaemonOptions::default()
-            },
-        );
-        logind.wait_for(INHIBITED);
-        login(&daemon, "demo", |code| {
-            provider.approve(code).unwrap();
-        });
-        logind.send("sleep");
-        daemon.wait_for_log(1, &["event=\"sleeping\""]);
+        let daemon = logged_in_then_asleep(&provider, &mut logind, address);
         crate::world::loopback("down");
         daemon.wait_for_log(1, &["the network may have gone"]);
         daemon.wait_for_log(1, &["event=\"refresh_held\""]);
