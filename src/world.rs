@@ -184,13 +184,15 @@ fn routable(datagram: &[u8]) -> bool {
     const RTM_NEWROUTE: u16 = 24;
     const RT_SCOPE_LINK: u8 = 253;
     const RT_TABLE_MAIN: u8 = 254;
-    netlink_messages(datagram).any(|(kind, body)| match kind {
-        // ifaddrmsg: family, prefix length, flags, scope, index (4).
-        RTM_NEWADDR => body.get(3).is_some_and(|scope| *scope != RT_SCOPE_LINK),
-        // rtmsg: family, dst_len, src_len, tos, table, ...
-        RTM_NEWROUTE => body.get(1) == Some(&0) && body.get(4) == Some(&RT_TABLE_MAIN),
-        _ => false,
-    })
+    netlink_messages(datagram)
+        .flatten()
+        .any(|(kind, body)| match kind {
+            // ifaddrmsg: family, prefix length, flags, scope, index (4).
+            RTM_NEWADDR => body.get(3).is_some_and(|scope| *scope != RT_SCOPE_LINK),
+            // rtmsg: family, dst_len, src_len, tos, table, ...
+            RTM_NEWROUTE => body.get(1) == Some(&0) && body.get(4) == Some(&RT_TABLE_MAIN),
+            _ => false,
+        })
 }
 
 /// Whether a datagram of routing netlink messages says the network may
@@ -201,20 +203,32 @@ fn takes_reach(datagram: &[u8]) -> bool {
     const RTM_DELLINK: u16 = 17;
     const RTM_DELADDR: u16 = 21;
     const RTM_DELROUTE: u16 = 25;
+    netlink_messages(datagram)
+        .flatten()
+        .any(|(kind, body)| match kind {
+            RTM_DELLINK | RTM_DELADDR | RTM_DELROUTE => true,
+            RTM_NEWLINK => link_flags(body).is_some_and(|flags| !up_with_a_carrier(flags)),
+            _ => false,
+        })
+}
+
+/// A link message's flags (`ifinfomsg`: family, pad, type (2), index
+/// (4), flags (4)).
+fn link_flags(body: &[u8]) -> Option<u32> {
+    body.get(8..12)
+        .map(|f| u32::from_ne_bytes([f[0], f[1], f[2], f[3]]))
+}
+
+/// Whether link `flags` say up with a carrier (`IFF_UP`, `IFF_RUNNING`).
+fn up_with_a_carrier(flags: u32) -> bool {
     const IFF_UP_RUNNING: u32 = 0x1 | 0x40;
-    netlink_messages(datagram).any(|(kind, body)| match kind {
-        RTM_DELLINK | RTM_DELADDR | RTM_DELROUTE => true,
-        // ifinfomsg: family, pad, type (2), index (4), flags (4).
-        RTM_NEWLINK => body.get(8..12).is_some_and(|f| {
-            u32::from_ne_bytes([f[0], f[1], f[2], f[3]]) & IFF_UP_RUNNING != IFF_UP_RUNNING
-        }),
-        _ => false,
-    })
+    flags & IFF_UP_RUNNING == IFF_UP_RUNNING
 }
 
 /// The kind and body (what follows the header) of each message in a
-/// datagram of routing netlink messages, while they can be read.
-fn netlink_messages(mut datagram: &[u8]) -> impl Iterator<Item = (u16, &[u8])> + '_ {
+/// datagram of routing netlink messages; `None` for one whose length
+/// cannot be read, after which nothing more is.
+fn netlink_messages(mut datagram: &[u8]) -> impl Iterator<Item = Option<(u16, &[u8])>> + '_ {
     const HEADER: usize = 16;
     std::iter::from_fn(move || {
         if datagram.len() < HEADER {
@@ -229,13 +243,14 @@ fn netlink_messages(mut datagram: &[u8]) -> impl Iterator<Item = (u16, &[u8])> +
         .unwrap_or(usize::MAX);
         let kind = u16::from_ne_bytes([datagram[4], datagram[5]]);
         if length < HEADER || length > datagram.len() {
-            return None;
+            datagram = &[];
+            return Some(None);
         }
         let body = &datagram[HEADER..length];
         // Messages are aligned to 4 bytes.
         let next = (length + 3) & !3;
         datagram = &datagram[next.min(datagram.len())..];
-        Some((kind, body))
+        Some(Some((kind, body)))
     })
 }
 
@@ -246,41 +261,16 @@ fn netlink_messages(mut datagram: &[u8]) -> impl Iterator<Item = (u16, &[u8])> +
 /// links going down are not (the README promises retries on the first
 /// kind only; a teardown before a suspend sent a retry into it). A
 /// datagram that cannot be read counts, to be safe.
-fn brings_reach(mut datagram: &[u8]) -> bool {
+fn brings_reach(datagram: &[u8]) -> bool {
     const RTM_NEWLINK: u16 = 16;
     const RTM_NEWADDR: u16 = 20;
     const RTM_NEWROUTE: u16 = 24;
-    const HEADER: usize = 16;
-    const IFF_UP_RUNNING: u32 = 0x1 | 0x40;
-    while datagram.len() >= HEADER {
-        let word = |at: usize| {
-            u32::from_ne_bytes([
-                datagram[at],
-                datagram[at + 1],
-                datagram[at + 2],
-                datagram[at + 3],
-            ])
-        };
-        let length = usize::try_from(word(0)).unwrap_or(usize::MAX);
-        let kind = u16::from_ne_bytes([datagram[4], datagram[5]]);
-        if length < HEADER || length > datagram.len() {
-            return true;
-        }
-        match kind {
-            RTM_NEWADDR | RTM_NEWROUTE => return true,
-            // ifinfomsg: family, pad, type (2), index (4), flags (4).
-            RTM_NEWLINK
-                if length >= HEADER + 12 && word(HEADER + 8) & IFF_UP_RUNNING == IFF_UP_RUNNING =>
-            {
-                return true;
-            }
-            _ => {}
-        }
-        // Messages are aligned to 4 bytes.
-        let next = (length + 3) & !3;
-        datagram = &datagram[next.min(datagram.len())..];
-    }
-    false
+    netlink_messages(datagram).any(|message| match message {
+        // An unreadable message counts, to be safe.
+        None | Some((RTM_NEWADDR | RTM_NEWROUTE, _)) => true,
+        Some((RTM_NEWLINK, body)) => link_flags(body).is_some_and(up_with_a_carrier),
+        Some(_) => false,
+    })
 }
 
 /// Retries waiting refreshes whenever the network changes, until `stop`.
