@@ -264,11 +264,29 @@ fn git_auth(t: &mut TableReader<'_, '_>, diags: &mut Diagnostics<'_>) -> Option<
 /// lower case, without the default port of https (`:443`), which git keeps
 /// when a remote URL names it and docker when a registry's name has it:
 /// `git.example.org:443` is `git.example.org`, and no token went to it.
+/// A name's trailing dot (`github.com.`, the fully qualified form, which
+/// resolves to the same host) is dropped too.
 #[must_use]
 pub fn comparable_host(host: &str) -> String {
     let lower = host.to_ascii_lowercase();
-    match lower.strip_suffix(":443") {
+    let lower = match lower.strip_suffix(":443") {
         Some(bare) if !bare.is_empty() => bare.to_owned(),
+        _ => lower,
+    };
+    // A bracketed IPv6 address has no dot to drop, and its colons are not
+    // a port's.
+    if lower.starts_with('[') {
+        return lower;
+    }
+    let (name, port) = match lower.split_once(':') {
+        Some((name, port)) => (name, Some(port)),
+        None => (lower.as_str(), None),
+    };
+    match name.strip_suffix('.') {
+        Some(bare) if !bare.is_empty() => match port {
+            Some(port) => format!("{bare}:{port}"),
+            None => bare.to_owned(),
+        },
         _ => lower,
     }
 }

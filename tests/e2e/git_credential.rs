@@ -335,6 +335,20 @@ fn a_url_line_counts_as_its_parts() {
     let out = helper_get(&daemon, "url=http://forge.test:8443/project.git\n\n");
     assert!(!stdout(&out).contains("password="), "{}", stdout(&out));
     assert!(stderr(&out).contains("plain http"), "{}", stderr(&out));
+    // As git reads them: a later `host=` line overrides the URL's host,
+    // and a host's fully qualified name (trailing dot) is that host.
+    for request in [
+        "url=https://elsewhere.test/project.git\nhost=forge.test:8443\n\n",
+        "host=elsewhere.test\nurl=https://forge.test:8443/project.git\n\n",
+        "protocol=https\nhost=FORGE.test.:8443\n\n",
+    ] {
+        let out = helper_get(&daemon, request);
+        assert!(
+            stdout(&out).contains("password="),
+            "{request:?}: {}",
+            stderr(&out)
+        );
+    }
 }
 
 #[test]

@@ -157,6 +157,10 @@ fn read_attributes(input: impl BufRead) -> Result<Attributes, Failure> {
             "wwwauth[]" => &mut attributes.challenges,
             // Other lists (`state[]`) are for helpers that keep state.
             _ if key.ends_with("[]") => continue,
+            "url" => {
+                set_url_parts(&mut attributes, value)?;
+                continue;
+            }
             _ => {
                 attributes.values.insert(key.to_owned(), value.to_owned());
                 continue;
@@ -169,17 +173,16 @@ fn read_attributes(input: impl BufRead) -> Result<Attributes, Failure> {
             list.push(value.to_owned());
         }
     }
-    if let Some(url) = attributes.values.get("url").cloned() {
-        add_url_parts(&mut attributes, &url)?;
-    }
     Ok(attributes)
 }
 
 /// git sends its helpers a URL's parts, but reads a `url=` line as those
-/// parts (`git credential fill`, scripts): so does tokenctl, for the parts
-/// not also given on lines of their own. The error names the line, never
-/// its value, which may carry a password.
-fn add_url_parts(attributes: &mut Attributes, url: &str) -> Result<(), Failure> {
+/// parts (`git credential fill`, scripts): so does tokenctl, the way git
+/// does, in order: the line clears what the lines before it said (git's
+/// `credential_from_url` starts from an empty credential) and the lines
+/// after it override its parts. The error names the line, never its
+/// value, which may carry a password.
+fn set_url_parts(attributes: &mut Attributes, url: &str) -> Result<(), Failure> {
     let url = url::Url::parse(url).map_err(|e| {
         Failure::new(
             exit::USAGE,
@@ -191,12 +194,11 @@ fn add_url_parts(attributes: &mut Attributes, url: &str) -> Result<(), Failure> 
         let _ = write!(host, ":{port}");
     }
     let path = url.path().trim_start_matches('/');
+    attributes.values.clear();
+    attributes.challenges.clear();
     for (key, value) in [("protocol", url.scheme()), ("host", &host), ("path", path)] {
         if !value.is_empty() {
-            attributes
-                .values
-                .entry(key.to_owned())
-                .or_insert_with(|| value.to_owned());
+            attributes.values.insert(key.to_owned(), value.to_owned());
         }
     }
     Ok(())
@@ -365,11 +367,18 @@ mod tests {
         assert_eq!(read.values["protocol"], "https");
         assert_eq!(read.values["host"], "github.com:8443");
         assert_eq!(read.values["path"], "org/repo.git");
-        // The default port is not written; lines of their own win.
-        let read = read_attributes("host=example.org\nurl=http://[::1]:80/\n".as_bytes()).unwrap();
-        assert_eq!(read.values["host"], "example.org");
+        // The default port is not written. As git reads them, a `url=`
+        // line replaces the lines before it, and lines after it win.
+        let read =
+            read_attributes("host=example.org\npath=a.git\nurl=http://[::1]:80/\n".as_bytes())
+                .unwrap();
+        assert_eq!(read.values["host"], "[::1]");
         assert_eq!(read.values["protocol"], "http");
         assert!(!read.values.contains_key("path"));
+        let read =
+            read_attributes("url=https://example.org/a.git\nhost=other.org\n".as_bytes()).unwrap();
+        assert_eq!(read.values["host"], "other.org");
+        assert_eq!(read.values["path"], "a.git");
         let err = read_attributes("url=not a url with secret\n".as_bytes()).unwrap_err();
         assert!(err.message.contains("`url=`"), "{}", err.message);
         assert!(!err.message.contains("secret"), "{}", err.message);

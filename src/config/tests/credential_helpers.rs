@@ -79,4 +79,10 @@ fn hosts_are_compared_without_the_default_port() {
     );
     assert_eq!(crate::config::comparable_host("x.org:4430"), "x.org:4430");
     assert_eq!(crate::config::comparable_host(":443"), ":443");
+    // The fully qualified name (trailing dot) is the same host.
+    assert_eq!(crate::config::comparable_host("GitHub.com."), "github.com");
+    assert_eq!(crate::config::comparable_host("x.org.:443"), "x.org");
+    assert_eq!(crate::config::comparable_host("x.org.:8443"), "x.org:8443");
+    assert_eq!(crate::config::comparable_host("[::1]:443"), "[::1]");
+    assert_eq!(crate::config::comparable_host("."), ".");
 }
