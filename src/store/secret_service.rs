@@ -36,7 +36,9 @@
 //! KeePassXC refuses), so a crash between the two calls
 //! leaves a complete, findable item. Checking them costs D-Bus round trips,
 //! so each is checked once per item and process: after that a save (a
-//! refresh) is the `SetSecret` alone. An item deleted outside tokend and
+//! refresh) is the `SetSecret` alone. The listing at a restore reads every
+//! item's attributes already, so an item it sees described is not looked
+//! at again, not even at its first save. An item deleted outside tokend and
 //! created again by the next save gets them back at the next start. The
 //! secret is
 //! [`StoredSession::to_bytes`], content type `application/octet-stream`.
@@ -483,7 +485,16 @@ impl Store for SecretServiceStore {
         self.with_backend(None, |backend| {
             let mut names = Vec::new();
             for entry in backend.search(&HashMap::from([(SERVICE_ATTRIBUTE, SERVICE)]))? {
-                if let Some(name) = entry.get_attributes()?.remove(USERNAME_ATTRIBUTE) {
+                let mut attributes = entry.get_attributes()?;
+                if let Some(name) = attributes.remove(USERNAME_ATTRIBUTE) {
+                    // Seen described (the listing reads every item's
+                    // attributes anyway): its first save after the
+                    // restore is then the `SetSecret` alone.
+                    if attributes.get(PROVIDER_ATTRIBUTE) == Some(&name)
+                        && attributes.get(SCHEMA_ATTRIBUTE).map(String::as_str) == Some(SCHEMA)
+                    {
+                        self.set_described(&name, true);
+                    }
                     names.push(name);
                 }
             }

@@ -211,3 +211,43 @@ fn duplicate_items_are_reported_and_logout_removes_all() {
     assert_eq!(search_tokend_items(&bus).0.len(), 0);
     assert_eq!(store.load("github"), Reply::Loaded { session: None });
 }
+
+/// The listing at a restore reads every item's attributes and spares the
+/// first save of an item it saw described the look for them; an item it
+/// saw without them (written by keyring alone: an older tokend, a crash
+/// between the two calls) still gets them at that save.
+#[test]
+fn a_listed_item_without_its_description_is_described_at_its_save() {
+    let bus = PrivateBus::start();
+    let Some(_keyring) = TestKeyring::start_or_skip(
+        &bus,
+        "a_listed_item_without_its_description_is_described_at_its_save",
+    ) else {
+        return;
+    };
+    let output = secret_tool(
+        &bus,
+        &[
+            "store",
+            "--label=tokend: github refresh token",
+            "service",
+            SERVICE,
+            "username",
+            "github",
+        ],
+        &session("rt-bare").to_bytes(),
+    );
+    assert!(output.status.success(), "secret-tool store: {output:?}");
+    let mut store = StoreChild::on(&bus);
+    assert_eq!(store.list(), listed(&["github"]));
+    assert_eq!(store.save("github", &session("rt-saved")), Reply::Done);
+
+    let (items, attributes) = search_tokend_items(&bus);
+    assert_eq!(items.len(), 1, "{items:?}");
+    assert_eq!(items[0].schema, SCHEMA, "the item was not described");
+    assert!(
+        attributes.contains(&format!("attribute.{PROVIDER_ATTRIBUTE} = github")),
+        "the item lacks {PROVIDER_ATTRIBUTE}: {attributes:?}"
+    );
+    assert!(items[0].secret.contains("rt-saved"));
+}
