@@ -198,6 +198,15 @@ fn below_base(
     })
 }
 
+/// The refresh endpoint a dialect with a separate one (Trakt's) finds
+/// beside `token` when the config names none: the same URL `base_url`
+/// gives when the token endpoint is below it. A session's identity asks
+/// (see `broker::session::older_session_identity`).
+#[must_use]
+pub fn derived_refresh_endpoint(token: &Url, paths: &FixedPaths) -> Option<Url> {
+    beside(token, paths.token, paths.refresh?)
+}
+
 /// `url` with its path's ending `from` replaced by `to`
 /// (`https://h/x/oauth/device/token` → `https://h/x/oauth/token`), when
 /// its path ends so.

@@ -26,6 +26,7 @@ use std::time::Duration;
 use url::Url;
 
 pub use diagnostic::{Diagnostic, Diagnostics, Severity};
+pub use endpoints::derived_refresh_endpoint;
 pub use environment::Environment;
 pub use parse::{log_directives_problem, object_path_element};
 pub use store::{DEFAULT_KEY_CREDENTIAL, EncryptedFileConfig};

@@ -9,8 +9,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use support::daemon::{Daemon, LoginRun, stderr, token};
+use support::file_store::{FileStore, granted_records};
 use support::flows::{self, EXIT_LOGIN_FAILED, EXIT_LOGIN_REQUIRED, NAME};
 use support::provider::Provider;
+use tokend::store::{EncryptedFileStore, Store as _, StoreKey};
 use tokend_emulator::{
     Endpoint, Fault, RecordedRequest, TraktOptions, TraktPollBodies, TraktRefreshErrors,
 };
@@ -294,4 +296,71 @@ fn a_429_with_retry_after_holds_the_next_poll_back() {
     let gap = polls[1].at - polls[0].at;
     assert!(gap >= Duration::from_secs(8), "polled again after {gap:?}");
     provider.assert_no_violations();
+}
+
+/// A Trakt record written before the refresh endpoint counted in a
+/// session's identity (2026-12-02) carries `trakt|TOKEN|CLIENT`, without
+/// the refresh endpoint the dialect finds beside the token endpoint: it is
+/// still this provider's, so it is restored (not "the config changed",
+/// which asked every Trakt user for a new login after the upgrade), and
+/// saved again under today's identity.
+#[test]
+fn a_record_from_before_the_refresh_endpoint_counted_is_restored() {
+    let provider = Provider::start(fast_trakt());
+    let store = FileStore::new();
+    let config = trakt_config(&provider, NAME, "");
+    let (seeded, mut record) =
+        granted_records(&provider, &config, |_| Duration::from_secs(3600)).remove(0);
+    let today = record.identity.clone();
+    let (older, _) = today
+        .split_once("|refresh=")
+        .expect("a Trakt identity names its refresh endpoint");
+    record.identity = older.to_owned();
+    let records = || {
+        let key = StoreKey::read_file(&store.key_path()).expect("the store key");
+        EncryptedFileStore::new(&store.state_dir(), key)
+    };
+    records()
+        .save(NAME, &record)
+        .expect("seal the older record");
+
+    let daemon = Daemon::start_with(&config, store.options());
+    assert_eq!(
+        token(&daemon, NAME, &["--min-valid", "0"]),
+        seeded.access_token
+    );
+    // Saved again at once; bounded wait for that write.
+    let mut identity = String::new();
+    for _ in 0..200 {
+        identity = records()
+            .load(NAME)
+            .expect("read the record")
+            .expect("a record")
+            .identity;
+        if identity == today {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(identity, today, "{}", daemon.log());
+    assert_eq!(provider.refresh_count(), 0);
+
+    // A refresh endpoint the config names elsewhere is no older Trakt
+    // session's: a record without it stays refused.
+    let elsewhere = config.replace(
+        "client_id",
+        &format!(
+            "refresh_endpoint = \"{}elsewhere/token\"\nclient_id",
+            provider.base_url()
+        ),
+    );
+    assert_ne!(elsewhere, config);
+    drop(daemon);
+    records()
+        .save(NAME, &record)
+        .expect("seal the older record");
+    let daemon = Daemon::start_with(&elsewhere, store.options());
+    let status = daemon.tokenctl(&["--json", "status", NAME]);
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status[0]["state"], "logged_out", "{status}");
 }

@@ -133,6 +133,27 @@ pub fn session_identity(config: &ProviderConfig) -> String {
     identity
 }
 
+/// The identity a session of `config` had before the refresh endpoint
+/// counted (2026-12-02), when that endpoint is the one the dialect finds
+/// beside the token endpoint rather than one the config names: records
+/// written then, by Trakt sessions, are still this provider's and are
+/// restored (and saved again under [`session_identity`]). `None` for every
+/// other provider, whose identity did not change.
+#[must_use]
+pub fn older_session_identity(config: &ProviderConfig) -> Option<String> {
+    let EndpointSource::Fixed {
+        token,
+        refresh: Some(refresh),
+        ..
+    } = &config.endpoints
+    else {
+        return None;
+    };
+    let paths = config.dialect.fixed_paths.as_ref()?;
+    (crate::config::derived_refresh_endpoint(token, paths).as_ref() == Some(refresh))
+        .then(|| format!("{}|{}|{}", config.dialect, token, config.client_id))
+}
+
 impl Session {
     pub(crate) fn new(
         config: ProviderConfig,
@@ -145,7 +166,8 @@ impl Session {
             config.name.clone(),
             identity.clone(),
             shared.refresh_token_warning,
-        );
+        )
+        .with_older_identity(older_session_identity(&config));
         Self {
             name: config.name.clone(),
             identity,

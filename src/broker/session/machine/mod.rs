@@ -125,6 +125,10 @@ pub(crate) struct SessionMachine {
     /// Which client and endpoint the tokens belong to (records of another
     /// identity are not restored).
     identity: String,
+    /// The identity records of this session carried before the refresh
+    /// endpoint counted, when they are still its own (see
+    /// [`super::older_session_identity`]): restored, and saved again.
+    older_identity: Option<String>,
     /// How long before the refresh token expires to warn (zero: never).
     refresh_token_warning: Duration,
     state: SessionState,
@@ -185,6 +189,7 @@ impl SessionMachine {
         Self {
             name,
             identity,
+            older_identity: None,
             refresh_token_warning,
             state: SessionState::LoggedOut,
             generation: 0,
@@ -206,6 +211,13 @@ impl SessionMachine {
             expiry_told: None,
             retired: false,
         }
+    }
+
+    /// This machine, also restoring records of the `older` identity (the
+    /// field `older_identity` says which).
+    pub(crate) fn with_older_identity(mut self, older: Option<String>) -> Self {
+        self.older_identity = older;
+        self
     }
 
     /// Marks the session as replaced by a reload: from now on it starts no

@@ -57,6 +57,17 @@ impl SessionMachine {
                 out.push(Effect::Log(Notice::Restored { cause }));
                 restored = true;
             }
+            Ok(Some(record)) if self.older_identity.as_ref() == Some(&record.identity) => {
+                self.install_restored(ctx, Tokens::from_record(record), out);
+                out.push(Effect::Log(Notice::Restored { cause }));
+                restored = true;
+                // Under today's identity, so that the record no longer
+                // depends on the older one being accepted.
+                self.store_dirty = true;
+                if ctx.store_available {
+                    out.push(Effect::RetryStoreSave);
+                }
+            }
             Ok(Some(_)) => {
                 // Said in status too, not only in the log: a person who
                 // changed the config sees why a login is needed.
