@@ -226,9 +226,9 @@ impl EncryptedFileStore {
         let corrupt = |reason: String| StoreError::Corrupt {
             store: STORE,
             provider: provider.to_owned(),
-            reason: format!(
-                "{} {reason}; run `tokenctl logout {provider}` to remove it, then log in again",
-                path.display()
+            reason: super::unusable_record_advice(
+                &format!("{} {reason}", path.display()),
+                provider,
             ),
         };
         let plaintext = sealed::open(&self.key, provider, &bytes).map_err(|e| match e {

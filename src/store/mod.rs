@@ -78,6 +78,25 @@ pub struct StoredSession {
 /// The current [`StoredSession::version`].
 pub const STORED_SESSION_VERSION: u32 = 1;
 
+/// What the reason says of a record of a version or format above the one
+/// this tokend reads (see [`unusable_record_advice`]).
+pub(crate) const FROM_A_NEWER_TOKEND: &str = "written by a newer tokend";
+
+/// `reason` (why `provider`'s record cannot be used) with what to do. A
+/// record a newer tokend wrote (a downgrade after a bad upgrade) is not
+/// damaged: removing it, the advice for a damaged one, would throw away a
+/// session that works again once that version runs.
+pub(crate) fn unusable_record_advice(reason: &str, provider: &str) -> String {
+    if reason.contains(FROM_A_NEWER_TOKEND) {
+        format!(
+            "{reason}: run that version again, where the session works, or log in here \
+             (`tokenctl login {provider}`), which replaces it"
+        )
+    } else {
+        format!("{reason}; run `tokenctl logout {provider}` to remove it, then log in again")
+    }
+}
+
 /// How long the daemon waits for one store call by default (`[daemon]
 /// store_timeout`). A locked desktop keyring shows an unlock prompt and
 /// waits for the person; the daemon does not wait that long, and a store
@@ -138,6 +157,13 @@ impl StoredSession {
                 e.column()
             ),
         })?;
+        if record.version > STORED_SESSION_VERSION {
+            return Err(format!(
+                "session record version {} was {FROM_A_NEWER_TOKEND} (this one reads version \
+                 {STORED_SESSION_VERSION})",
+                record.version
+            ));
+        }
         if record.version != STORED_SESSION_VERSION {
             return Err(format!(
                 "session record version {} is not supported (expected {STORED_SESSION_VERSION})",

@@ -84,6 +84,13 @@ pub fn open(key: &StoreKey, provider: &str, file: &[u8]) -> Result<Zeroizing<Vec
             "not a tokend session file (no header)".into(),
         ));
     }
+    if file[MAGIC.len()] > VERSION {
+        return Err(OpenError::Corrupt(format!(
+            "session file format {} was {} (this one reads format {VERSION})",
+            file[MAGIC.len()],
+            super::FROM_A_NEWER_TOKEND
+        )));
+    }
     if file[MAGIC.len()] != VERSION {
         return Err(OpenError::Corrupt(format!(
             "session file format {} is not supported (expected {VERSION})",
@@ -203,5 +210,47 @@ mod tests {
             open(&k, "github", b"{\"refresh_token\":\"plain json\"}"),
             Err(OpenError::Corrupt(m)) if m.contains("not a tokend session file")
         ));
+    }
+
+    /// A record a newer tokend wrote (a downgrade after a bad upgrade),
+    /// read through the store: said to be newer, with no advice to remove
+    /// it (it works again once that version runs), for a record version
+    /// above this one's and for a file format above this one's.
+    #[test]
+    fn a_record_from_a_newer_tokend_is_not_called_damaged() {
+        use crate::store::{EncryptedFileStore, STORED_SESSION_VERSION, Store as _, StoredSession};
+        let dir = tempfile::tempdir().unwrap();
+        let store = EncryptedFileStore::new(dir.path(), key(1));
+        let mut record = StoredSession {
+            version: STORED_SESSION_VERSION + 1,
+            identity: "rfc8628|https://example.org/token|c".into(),
+            refresh_token: Some("rt-newer".to_owned().into()),
+            obtained_at: 0,
+            scope: None,
+            access_token: None,
+            token_type: None,
+            expires_at: None,
+            refresh_expires_at: None,
+        };
+        store.save("github", &record).unwrap();
+        let newer_record = store.load("github").unwrap_err().to_string();
+        record.version = STORED_SESSION_VERSION;
+        store.save("github", &record).unwrap();
+        let path = dir.path().join("sessions").join("github.session");
+        let mut file = std::fs::read(&path).unwrap();
+        file[MAGIC.len()] = VERSION + 1;
+        std::fs::write(&path, &file).unwrap();
+        let newer_format = store.load("github").unwrap_err().to_string();
+        for message in [newer_record, newer_format] {
+            assert!(message.contains("written by a newer tokend"), "{message}");
+            assert!(message.contains("tokenctl login github"), "{message}");
+            assert!(!message.contains("logout"), "{message}");
+            assert!(!message.contains("rt-newer"), "{message}");
+        }
+        // A damaged record keeps its advice.
+        file[MAGIC.len()] = 0;
+        std::fs::write(&path, &file).unwrap();
+        let damaged = store.load("github").unwrap_err().to_string();
+        assert!(damaged.contains("tokenctl logout github"), "{damaged}");
     }
 }

@@ -328,9 +328,7 @@ impl SecretServiceStore {
             .map_err(|reason| StoreError::Corrupt {
                 store: STORE,
                 provider: provider.to_owned(),
-                reason: format!(
-                    "{reason}; run `tokenctl logout {provider}` to remove it, then log in again"
-                ),
+                reason: super::unusable_record_advice(&reason, provider),
             })
     }
 
