@@ -25,6 +25,14 @@ const DEPARTED_REMEMBERED: usize = 1024;
 /// told apart).
 const ARRIVALS_REMEMBERED: usize = 4096;
 
+/// How long a caller whose primary group could not be confirmed (the name
+/// service did not answer, or did not know the user) is taken as found,
+/// before its next call asks again: as often as the group grants' member
+/// lists are read again (`broker::group_recheck`). A name service that was
+/// restarting then costs the peer its group grant for this long, not for
+/// the life of its connection.
+pub(super) const GROUPS_LOOK_AGAIN: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The peers known by unique name, the last ones to leave, and when the
 /// newest appeared.
 #[derive(Debug, Default)]
@@ -37,6 +45,9 @@ pub(super) struct PeerTable {
     pub(super) arrival_order: VecDeque<String>,
     /// Known peers whose unit was not read (no provider granted units).
     pub(super) units_unread: std::collections::HashSet<String>,
+    /// Known peers whose primary group could not be confirmed, and when
+    /// they were looked up (see [`GROUPS_LOOK_AGAIN`]).
+    pub(super) groups_unsure: HashMap<String, std::time::Instant>,
     /// When tokend began to watch peers arrive and leave.
     pub(super) watching_since: Option<std::time::Duration>,
     /// The number of the first unique name seen arrive: a peer numbered
@@ -55,7 +66,16 @@ impl PeerTable {
     /// the peer has already left (the bus never reuses a unique name).
     /// `units_read` says whether its unit was read (a provider granted
     /// units): if not, a later call that needs it looks the peer up again.
-    pub(super) fn remember(&mut self, name: &str, caller: &Caller, units_read: bool) {
+    /// `groups_unsure_since` says when its lookup could not confirm its
+    /// primary group, if it could not: a later call asks again after
+    /// [`GROUPS_LOOK_AGAIN`].
+    pub(super) fn remember(
+        &mut self,
+        name: &str,
+        caller: &Caller,
+        units_read: bool,
+        groups_unsure_since: Option<std::time::Instant>,
+    ) {
         if self.callers.len() < PEER_LIMIT && !self.departed.iter().any(|d| d == name) {
             self.callers.insert(name.to_owned(), caller.clone());
             if units_read {
@@ -63,7 +83,34 @@ impl PeerTable {
             } else {
                 self.units_unread.insert(name.to_owned());
             }
+            match groups_unsure_since {
+                Some(at) => self.groups_unsure.insert(name.to_owned(), at),
+                None => self.groups_unsure.remove(name),
+            };
         }
+    }
+
+    /// The remembered caller `name`, unless it must be looked up again:
+    /// its unit is needed (`units_granted`) and was not read, or its
+    /// groups were unsure [`GROUPS_LOOK_AGAIN`] ago or more.
+    pub(super) fn current(
+        &self,
+        name: &str,
+        units_granted: bool,
+        now: std::time::Instant,
+    ) -> Option<&Caller> {
+        let caller = self.callers.get(name)?;
+        if units_granted && self.units_unread.contains(name) {
+            return None;
+        }
+        if self
+            .groups_unsure
+            .get(name)
+            .is_some_and(|at| now.saturating_duration_since(*at) >= GROUPS_LOOK_AGAIN)
+        {
+            return None;
+        }
+        Some(caller)
     }
 
     /// Notes that the peer `name` appeared on the bus at `at`.
@@ -104,6 +151,7 @@ impl PeerTable {
     pub(super) fn forget(&mut self, name: &str) {
         self.callers.remove(name);
         self.units_unread.remove(name);
+        self.groups_unsure.remove(name);
         if self.arrived.remove(name).is_some() {
             self.arrival_order.retain(|arrived| arrived != name);
         }
@@ -124,13 +172,13 @@ mod tests {
     #[test]
     fn a_peer_that_left_during_its_lookup_is_not_remembered() {
         let mut table = PeerTable::default();
-        table.remember(":1.5", &Caller::uid(1000), true);
+        table.remember(":1.5", &Caller::uid(1000), true, None);
         assert!(table.callers.contains_key(":1.5"));
         table.forget(":1.5");
         assert!(table.callers.is_empty());
         // :1.6 leaves while the bus is asked about it.
         table.forget(":1.6");
-        table.remember(":1.6", &Caller::uid(1000), true);
+        table.remember(":1.6", &Caller::uid(1000), true, None);
         assert!(table.callers.is_empty());
         // The record of departures is bounded.
         for i in 0..2 * DEPARTED_REMEMBERED {
@@ -188,12 +236,39 @@ mod tests {
     #[test]
     fn a_peer_whose_unit_was_not_read_is_marked() {
         let mut table = PeerTable::default();
-        table.remember(":1.5", &Caller::uid(1000), false);
+        let now = std::time::Instant::now();
+        table.remember(":1.5", &Caller::uid(1000), false, None);
         assert!(table.units_unread.contains(":1.5"));
-        table.remember(":1.5", &Caller::uid(1000), true);
+        assert!(table.current(":1.5", false, now).is_some());
+        assert!(
+            table.current(":1.5", true, now).is_none(),
+            "its unit is needed"
+        );
+        table.remember(":1.5", &Caller::uid(1000), true, None);
         assert!(!table.units_unread.contains(":1.5"));
-        table.remember(":1.6", &Caller::uid(1000), false);
+        assert!(table.current(":1.5", true, now).is_some());
+        table.remember(":1.6", &Caller::uid(1000), false, None);
         table.forget(":1.6");
         assert!(table.units_unread.is_empty());
+    }
+
+    /// A peer whose primary group the name service could not confirm is
+    /// asked about again once [`GROUPS_LOOK_AGAIN`] has passed, not kept
+    /// without its group grant for the life of its connection; a lookup
+    /// that confirms it ends that.
+    #[test]
+    fn a_peer_whose_groups_were_unsure_is_looked_up_again() {
+        let mut table = PeerTable::default();
+        let then = std::time::Instant::now();
+        table.remember(":1.7", &Caller::uid(1), true, Some(then));
+        assert!(table.current(":1.7", false, then).is_some());
+        let later = then + GROUPS_LOOK_AGAIN;
+        assert!(table.current(":1.7", false, later).is_none());
+        table.remember(":1.7", &Caller::uid(1), true, None);
+        assert!(table.current(":1.7", false, later).is_some());
+        assert!(table.groups_unsure.is_empty());
+        table.remember(":1.8", &Caller::uid(1), true, Some(then));
+        table.forget(":1.8");
+        assert!(table.groups_unsure.is_empty());
     }
 }

@@ -48,13 +48,17 @@ pub(super) enum Recipients {
     Unicast(Vec<String>),
 }
 
+/// A caller as the bus described it, and whether its groups are sure
+/// ([`grantable_groups`]).
+type LookedUp = (Caller, bool);
+
 /// The known peers of the broker's connection.
 #[derive(Debug, Clone)]
 pub(super) struct Peers {
     known: Arc<Mutex<PeerTable>>,
     /// Lookups under way, one per sender that all its calls share: a
     /// burst of calls from a new peer asks the bus once, not once a call.
-    looking_up: Arc<Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Caller>>>>>,
+    looking_up: Arc<Mutex<HashMap<String, Arc<tokio::sync::OnceCell<LookedUp>>>>>,
     /// Told of each peer seen arriving.
     arrival: Arc<tokio::sync::Notify>,
     broadcast: bool,
@@ -84,15 +88,14 @@ impl Peers {
         let sender = header
             .sender()
             .ok_or_else(|| DbusError::Internal("the call has no sender".into()))?;
+        // Known, unless its unit was not read (no provider granted units
+        // then) and one is needed now (a reload added a grant), or its
+        // groups were unsure a while ago.
+        if let Some(caller) =
+            self.map()
+                .current(sender.as_str(), units_granted, std::time::Instant::now())
         {
-            let table = self.map();
-            // Known, unless its unit was not read (no provider granted
-            // units then) and one is needed now (a reload added a grant).
-            if let Some(caller) = table.callers.get(sender.as_str())
-                && !(units_granted && table.units_unread.contains(sender.as_str()))
-            {
-                return Ok(caller.clone());
-            }
+            return Ok(caller.clone());
         }
         let lookup = Arc::clone(
             self.looking_up
@@ -116,8 +119,10 @@ impl Peers {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(sender.as_str());
-        let caller = found?;
-        self.map().remember(sender.as_str(), &caller, units_granted);
+        let (caller, groups_sure) = found?;
+        let unsure_since = (!groups_sure).then(std::time::Instant::now);
+        self.map()
+            .remember(sender.as_str(), &caller, units_granted, unsure_since);
         Ok(caller)
     }
 
@@ -158,13 +163,14 @@ impl Peers {
         }
     }
 
-    /// Asks the bus who `sender` is, within [`LOOKUP_TIMEOUT`].
+    /// Asks the bus who `sender` is, within [`LOOKUP_TIMEOUT`]; and whether
+    /// its groups are sure (see [`grantable_groups`]).
     async fn look_up(
         connection: &Connection,
         sender: &UniqueName<'_>,
         units_granted: bool,
         connected_by: Result<std::time::Duration, caller_unit::CallerUnitError>,
-    ) -> Result<Caller, DbusError> {
+    ) -> Result<LookedUp, DbusError> {
         let asked = async {
             DBusProxy::new(connection)
                 .await?
@@ -201,13 +207,16 @@ impl Peers {
             }
             (false, ..) | (true, None, None) => None,
         };
-        let groups = grantable_groups(uid, credentials.unix_group_ids()).await;
-        Ok(Caller {
-            uid,
-            groups,
-            pid,
-            unit,
-        })
+        let (groups, groups_sure) = grantable_groups(uid, credentials.unix_group_ids()).await;
+        Ok((
+            Caller {
+                uid,
+                groups,
+                pid,
+                unit,
+            },
+            groups_sure,
+        ))
     }
 
     /// The peers a signal about a provider with `policy` may reach: those
@@ -359,14 +368,20 @@ fn sent_by_the_bus(message: &zbus::Message) -> bool {
 /// on the socket, where the kernel gives the primary group alone: the two
 /// front-ends give one answer, and a removal takes effect on both. A
 /// name service that does not answer leaves the member lists alone.
-async fn grantable_groups(uid: u32, reported: Option<&Vec<u32>>) -> Arc<[u32]> {
+///
+/// Also whether the answer is sure: not when the name service did not
+/// answer or did not know the user (sssd or LDAP restarting looks like
+/// either), so the peer is asked about again later rather than kept
+/// without its group for the life of its connection.
+async fn grantable_groups(uid: u32, reported: Option<&Vec<u32>>) -> (Arc<[u32]>, bool) {
     let Some(reported) = reported.filter(|groups| !groups.is_empty()) else {
-        return Arc::from([]);
+        return (Arc::from([]), true);
     };
     let primary = tokio::task::spawn_blocking(move || crate::config::primary_gid(uid));
     match tokio::time::timeout(LOOKUP_TIMEOUT, primary).await {
-        Ok(Ok(Some(gid))) if reported.contains(&gid) => Arc::from([gid]),
-        _ => Arc::from([]),
+        Ok(Ok(Some(gid))) if reported.contains(&gid) => (Arc::from([gid]), true),
+        Ok(Ok(Some(_))) => (Arc::from([]), true),
+        _ => (Arc::from([]), false),
     }
 }
 
@@ -394,5 +409,24 @@ mod tests {
         assert!(sent_by_the_bus(&departure(Some("org.freedesktop.DBus"))));
         assert!(!sent_by_the_bus(&departure(Some(":1.7"))));
         assert!(!sent_by_the_bus(&departure(None)));
+    }
+
+    /// A user the name service knows gets its primary group, surely; one
+    /// it does not know (or could not be asked about) is unsure, to be
+    /// asked about again.
+    #[tokio::test]
+    async fn an_unknown_user_leaves_its_groups_unsure() {
+        let (groups, sure) = grantable_groups(0, Some(&vec![0, 5])).await;
+        assert_eq!((&*groups, sure), (&[0][..], true), "root's primary group");
+        let (groups, sure) = grantable_groups(0, Some(&vec![5])).await;
+        assert_eq!(
+            (&*groups, sure),
+            (&[][..], true),
+            "not in its primary group"
+        );
+        let (groups, sure) = grantable_groups(4_000_000_123, Some(&vec![5])).await;
+        assert_eq!((&*groups, sure), (&[][..], false), "no such user");
+        let (groups, sure) = grantable_groups(4_000_000_123, None).await;
+        assert_eq!((&*groups, sure), (&[][..], true), "no groups to confirm");
     }
 }
