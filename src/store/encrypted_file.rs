@@ -593,13 +593,20 @@ impl Store for EncryptedFileStore {
             let Ok(name) = entry.file_name().into_string() else {
                 continue;
             };
-            if let Some(provider) = name.strip_suffix(SUFFIX)
+            // A spare without its record (left by a version that did not
+            // know spares, or a delete cut short) still holds a sealed
+            // refresh token: listed, so that `--prune` and a logout's
+            // retry remove it; its load finds no record.
+            if let Some(provider) = name
+                .strip_suffix(SUFFIX)
+                .or_else(|| spare::provider_of(&name))
                 && self.file_of(provider).is_ok()
             {
                 names.push(provider.to_owned());
             }
         }
         names.sort();
+        names.dedup();
         Ok(names)
     }
 }

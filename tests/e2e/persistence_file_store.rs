@@ -329,6 +329,21 @@ fn logout_deletes_the_record_and_prune_removes_unconfigured_providers() {
     );
     token(&daemon, "beta", &["--min-valid", "0"]);
 
+    // A spare left without its record (a logout by a version before
+    // spares) holds a sealed refresh token: pruned too.
+    std::fs::copy(
+        store.record("beta"),
+        store.sessions_dir().join(FileStore::spare("gamma")),
+    )
+    .unwrap();
+    let out = daemon.tokend(&["--prune"]);
+    assert!(
+        stdout(&out).starts_with("removed the stored session of `gamma`"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(store.files(), ["beta.session"]);
+
     // A state directory that is not there (a typo'd `state_directory`) is
     // said as such, not as a store holding no session.
     daemon.stop();

@@ -40,6 +40,11 @@ use rustix::io::Errno;
 /// (`.tmp`), which the daemon removes at its start.
 const SPARE_SUFFIX: &str = ".spare";
 
+/// The provider whose spare is named `file_name`, if it is a spare's name.
+pub(super) fn provider_of(file_name: &str) -> Option<&str> {
+    file_name.strip_prefix('.')?.strip_suffix(SPARE_SUFFIX)
+}
+
 /// The spare of `provider`'s record, in `directory`.
 pub(super) fn path_of(directory: &Path, provider: &str) -> PathBuf {
     directory.join(format!(".{provider}{SPARE_SUFFIX}"))

@@ -150,3 +150,24 @@ fn a_spare_name_taken_by_a_directory_leaves_saves_working() {
     assert!(spare.is_dir());
     assert_eq!(store.file_names(), [".github.spare", "github.session"]);
 }
+
+/// A spare whose record is gone (an older tokend, which knew no spares,
+/// removed the record at a logout) still holds a sealed refresh token: it
+/// is listed, so that `--prune` and a logout's retry find it, and its
+/// delete removes it; its load finds no record.
+#[test]
+fn a_spare_without_its_record_is_listed_and_deleted() {
+    let state = tempfile::tempdir().unwrap();
+    let store = store(state.path());
+    store.save("gone", &record("rt-1")).unwrap();
+    store.save("gone", &record("rt-2")).unwrap();
+    store.save("kept", &record("rt-k")).unwrap();
+    fs::remove_file(store.file_of("gone").unwrap()).unwrap();
+    let spare = spare_of(&store, "gone");
+    assert!(spare.exists());
+    assert_eq!(store.list().unwrap(), ["gone", "kept"]);
+    assert_eq!(store.load("gone").unwrap(), None);
+    store.delete("gone").unwrap();
+    assert!(!spare.exists());
+    assert_eq!(store.list().unwrap(), ["kept"]);
+}
