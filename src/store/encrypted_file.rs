@@ -274,13 +274,19 @@ impl EncryptedFileStore {
             return Err(unusable(dir, "it is not a directory"));
         }
         if meta.uid() != uid && !(self.maintenance && uid == 0) {
-            return Err(unusable(
-                dir,
-                &format!(
-                    "it belongs to uid {}, not to tokend's uid {uid}",
-                    meta.uid()
+            // Restored from a backup, or copied from another machine or
+            // user: its records are good, so the way out keeps them
+            // (another `state_directory` would leave them behind).
+            return Err(StoreError::Unavailable {
+                store: STORE,
+                reason: format!(
+                    "the directory {} cannot be used: it belongs to uid {}, not to tokend's uid \
+                     {uid}; give it and its records to tokend's user: chown -R {uid} {}",
+                    dir.display(),
+                    meta.uid(),
+                    dir.display()
                 ),
-            ));
+            });
         }
         if meta.mode() & 0o077 != 0 && !self.maintenance {
             // The files are sealed anyway; a private directory also hides

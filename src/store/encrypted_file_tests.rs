@@ -552,3 +552,27 @@ fn a_full_file_system_is_named_by_its_limit() {
     let full = io::Error::from_raw_os_error(rustix::io::Errno::NOSPC.raw_os_error());
     assert!(with_what_is_full(Path::new("/"), &full).contains("(os error 28): "));
 }
+
+/// A records directory of another uid (restored from a backup, copied
+/// from another machine) is refused with the way out that keeps its
+/// records: `chown -R` to tokend's uid, not another `state_directory`.
+#[test]
+fn a_directory_of_another_uid_is_to_be_given_back_not_left() {
+    let uid = rustix::process::geteuid().as_raw();
+    if uid != 0 {
+        eprintln!("SKIPPED a_directory_of_another_uid_is_to_be_given_back_not_left: needs root");
+        return;
+    }
+    let state = tempfile::tempdir().unwrap();
+    let store = EncryptedFileStore::new(state.path(), key(1));
+    store.save("github", &record("rt-restored")).unwrap();
+    let other = rustix::fs::Uid::from_raw(4321);
+    rustix::fs::chown(store.directory(), Some(other), None).unwrap();
+    let message = store.load("github").unwrap_err().to_string();
+    assert!(message.contains("belongs to uid 4321"), "{message}");
+    assert!(
+        message.contains(&format!("chown -R 0 {}", store.directory().display())),
+        "{message}"
+    );
+    assert!(!message.contains("state_directory"), "{message}");
+}
