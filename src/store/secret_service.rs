@@ -78,6 +78,8 @@ use super::{ChangeFeed, LoadResult, Store, StoreError, StoredSession, until_stor
 mod changes;
 #[path = "secret_service_delete.rs"]
 mod delete;
+#[path = "secret_service_elsewhere.rs"]
+mod elsewhere;
 #[path = "secret_service_errors.rs"]
 mod errors;
 #[path = "secret_service_unlock.rs"]
@@ -145,6 +147,9 @@ pub struct SecretServiceStore {
     /// The delete confirmations asked for (see `secret_service_delete.rs`:
     /// keyring's delete would wait for the person's answer).
     delete_prompts: delete::DeletePrompts,
+    /// Whether the last listing found items of tokend in a locked keyring
+    /// (see `secret_service_elsewhere.rs`: keyring's store would wait).
+    locked_elsewhere: elsewhere::LockedElsewhere,
 }
 
 impl Default for SecretServiceStore {
@@ -196,6 +201,7 @@ impl SecretServiceStore {
             described: Mutex::new(HashSet::new()),
             unlock: UnlockGate::default(),
             delete_prompts: delete::DeletePrompts::default(),
+            locked_elsewhere: elsewhere::LockedElsewhere::default(),
         }
     }
 
@@ -313,6 +319,14 @@ impl SecretServiceStore {
 
     /// The record of `provider`, on the backend `connected` gave.
     fn read_record(&self, connected: (Arc<KeyringStore>, bool), provider: &str) -> LoadResult {
+        let locked = self.locked_items_of(provider);
+        if !locked.is_empty() {
+            return Err(StoreError::Corrupt {
+                store: STORE,
+                provider: provider.to_owned(),
+                reason: elsewhere::locked_items_reason(&locked),
+            });
+        }
         let bytes = self.on_backend(connected, Some(provider), |backend| {
             match entry(backend, provider)?.get_secret() {
                 Ok(bytes) => Ok(Some(Zeroizing::new(bytes))),
@@ -330,6 +344,37 @@ impl SecretServiceStore {
                 provider: provider.to_owned(),
                 reason: super::unusable_record_advice(&reason, provider),
             })
+    }
+
+    /// `provider`'s items in a locked keyring, looked for only when the
+    /// last listing found any of tokend's items locked (see
+    /// `secret_service_elsewhere.rs`); none when the search fails
+    /// (keyring's call then says what is wrong).
+    fn locked_items_of(&self, provider: &str) -> Vec<zbus::zvariant::OwnedObjectPath> {
+        if !self.locked_elsewhere.found() {
+            return Vec::new();
+        }
+        let Some(client) = self.unlock.client() else {
+            return Vec::new();
+        };
+        let wanted = HashMap::from([(SERVICE_ATTRIBUTE, SERVICE), (USERNAME_ATTRIBUTE, provider)]);
+        elsewhere::search(client.connection(), &wanted)
+            .map(|(_, locked)| locked)
+            .unwrap_or_default()
+    }
+
+    /// The provider of a listed item with `attributes`. An item seen
+    /// described is noted (the listing reads every item's attributes
+    /// anyway): its first save after the restore is then the `SetSecret`
+    /// alone.
+    fn listed_name(&self, mut attributes: HashMap<String, String>) -> Option<String> {
+        let name = attributes.remove(USERNAME_ATTRIBUTE)?;
+        if attributes.get(PROVIDER_ATTRIBUTE) == Some(&name)
+            && attributes.get(SCHEMA_ATTRIBUTE).map(String::as_str) == Some(SCHEMA)
+        {
+            self.set_described(&name, true);
+        }
+        Some(name)
     }
 
     fn described(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
@@ -417,6 +462,14 @@ impl Store for SecretServiceStore {
     }
 
     fn save(&self, provider: &str, session: &StoredSession) -> Result<(), StoreError> {
+        let locked = self.locked_items_of(provider);
+        if !locked.is_empty() {
+            return Err(StoreError::Unchangeable {
+                store: STORE,
+                provider: provider.to_owned(),
+                reason: elsewhere::locked_items_reason(&locked),
+            });
+        }
         let bytes = session.to_bytes();
         if self.delete_prompts.waiting(provider)
             && let Some(client) = self.unlock.client()
@@ -480,21 +533,29 @@ impl Store for SecretServiceStore {
     }
 
     fn list(&self) -> Result<Vec<String>, StoreError> {
-        self.with_backend(None, |backend| {
+        let connected = self.connect_unlocked()?;
+        if let Some(client) = self.unlock.client()
+            && let Ok((unlocked, locked)) = elsewhere::all_items(client.connection())
+        {
+            self.locked_elsewhere.set(!locked.is_empty());
+            if !locked.is_empty() {
+                // keyring's search would ask to unlock them and wait: the
+                // names are read here (see `secret_service_elsewhere.rs`).
+                let mut names: Vec<String> = unlocked
+                    .iter()
+                    .chain(&locked)
+                    .filter_map(|path| elsewhere::attributes_of(client.connection(), path).ok())
+                    .filter_map(|attributes| self.listed_name(attributes))
+                    .collect();
+                names.sort();
+                names.dedup();
+                return Ok(names);
+            }
+        }
+        self.on_backend(connected, None, |backend| {
             let mut names = Vec::new();
             for entry in backend.search(&HashMap::from([(SERVICE_ATTRIBUTE, SERVICE)]))? {
-                let mut attributes = entry.get_attributes()?;
-                if let Some(name) = attributes.remove(USERNAME_ATTRIBUTE) {
-                    // Seen described (the listing reads every item's
-                    // attributes anyway): its first save after the
-                    // restore is then the `SetSecret` alone.
-                    if attributes.get(PROVIDER_ATTRIBUTE) == Some(&name)
-                        && attributes.get(SCHEMA_ATTRIBUTE).map(String::as_str) == Some(SCHEMA)
-                    {
-                        self.set_described(&name, true);
-                    }
-                    names.push(name);
-                }
+                names.extend(self.listed_name(entry.get_attributes()?));
             }
             names.sort();
             names.dedup();

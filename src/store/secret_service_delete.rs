@@ -25,9 +25,7 @@ use std::time::{Duration, Instant};
 use zbus::blocking::Connection;
 use zbus::zvariant::OwnedObjectPath;
 
-use super::{
-    SECRETS, SERVICE, SERVICE_ATTRIBUTE, SERVICE_INTERFACE, SERVICE_PATH, USERNAME_ATTRIBUTE,
-};
+use super::{SECRETS, SERVICE, SERVICE_ATTRIBUTE, USERNAME_ATTRIBUTE};
 
 use super::unlock::{PROMPT_INTERFACE, dismiss_prompt};
 
@@ -143,15 +141,7 @@ impl DeletePrompts {
 /// `Delete` fails as locked, which is what the caller should hear).
 fn search(connection: &Connection, provider: &str) -> zbus::Result<Vec<OwnedObjectPath>> {
     let attributes = HashMap::from([(SERVICE_ATTRIBUTE, SERVICE), (USERNAME_ATTRIBUTE, provider)]);
-    let reply = connection.call_method(
-        Some(SECRETS),
-        SERVICE_PATH,
-        Some(SERVICE_INTERFACE),
-        "SearchItems",
-        &(attributes,),
-    )?;
-    let (mut unlocked, locked): (Vec<OwnedObjectPath>, Vec<OwnedObjectPath>) =
-        reply.body().deserialize()?;
+    let (mut unlocked, locked) = super::elsewhere::search(connection, &attributes)?;
     unlocked.extend(locked);
     Ok(unlocked)
 }

@@ -145,3 +145,41 @@ fn keyring_restart_is_survived() {
     assert_eq!(store.save("github", &record), Reply::Done);
     assert_eq!(store.load("github"), loaded(&record));
 }
+
+/// A copy of a provider's item in another keyring, left locked (an old
+/// `login.keyring` restored beside the new one): keyring's store would ask
+/// to unlock that keyring and wait, and the whole store was "locked:
+/// unlock your keyring" while the default was unlocked. Now the listing
+/// goes on, that provider's read and save say which keyring holds its
+/// locked item, and the others carry on.
+#[test]
+fn a_locked_item_in_another_keyring_is_that_providers_trouble() {
+    let bus = PrivateBus::start();
+    let Some(keyring) = TestKeyring::start_or_skip(
+        &bus,
+        "a_locked_item_in_another_keyring_is_that_providers_trouble",
+    ) else {
+        return;
+    };
+    let mut store = StoreChild::on(&bus);
+    let (github, gitlab) = (session("rt-github"), session("rt-gitlab"));
+    assert_eq!(store.save("github", &github), Reply::Done);
+    assert_eq!(store.save("gitlab", &gitlab), Reply::Done);
+    keyring.lock_away_in_another_keyring("old", "github", &session("rt-old-copy").to_bytes());
+
+    assert_eq!(store.list(), listed(&["github", "gitlab"]));
+    assert_eq!(store.load("gitlab"), loaded(&gitlab));
+    assert_eq!(store.save("gitlab", &session("rt-gitlab-2")), Reply::Done);
+    for (reply, kind) in [
+        (store.load("github"), "Corrupt"),
+        (
+            store.save("github", &session("rt-github-2")),
+            "Unchangeable",
+        ),
+    ] {
+        let (found, message) = reply.expect_error(&["rt-github", "rt-old-copy"]);
+        assert_eq!(found, kind, "{message}");
+        assert!(message.contains("locked keyring `old`"), "{message}");
+        assert!(!message.contains("unlock your keyring"), "{message}");
+    }
+}

@@ -2,6 +2,7 @@
 //! password, in temporary directories so the real user's keyring is never
 //! touched.
 
+use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::Write as _;
 use std::os::unix::fs::PermissionsExt as _;
@@ -305,6 +306,77 @@ impl TestKeyring {
             assert!(output.status.success(), "secret-tool store: {output:?}");
         }
         records.into_iter().map(|(seeded, _)| seeded).collect()
+    }
+
+    /// Creates another keyring, `label`, holding an item of tokend's for
+    /// `provider` with `secret`, and locks it: an old `login.keyring`
+    /// restored beside the new one.
+    ///
+    /// # Panics
+    /// When gnome-keyring refuses.
+    pub fn lock_away_in_another_keyring(&self, label: &str, provider: &str, secret: &[u8]) {
+        let connection = self.connect();
+        let reply = connection
+            .call_method(
+                Some(SECRETS),
+                SERVICE_PATH,
+                Some(SERVICE_INTERFACE),
+                "OpenSession",
+                &("plain", Value::from("")),
+            )
+            .expect("OpenSession");
+        let (_output, session): (OwnedValue, OwnedObjectPath) =
+            reply.body().deserialize().expect("OpenSession's reply");
+        let password = (
+            session.clone(),
+            Vec::<u8>::new(),
+            b"another password".to_vec(),
+            "text/plain",
+        );
+        let properties = HashMap::from([(
+            "org.freedesktop.Secret.Collection.Label",
+            Value::from(label),
+        )]);
+        let reply = connection
+            .call_method(
+                Some(SECRETS),
+                SERVICE_PATH,
+                Some(GNOME_INTERFACE),
+                "CreateWithMasterPassword",
+                &(properties, password),
+            )
+            .expect("CreateWithMasterPassword");
+        let collection: OwnedObjectPath = reply.body().deserialize().expect("the collection");
+        let attributes = HashMap::from([("service", "tokend"), ("username", provider)]);
+        let properties = HashMap::from([
+            (
+                "org.freedesktop.Secret.Item.Label",
+                Value::from(format!("tokend: {provider} refresh token")),
+            ),
+            (
+                "org.freedesktop.Secret.Item.Attributes",
+                Value::from(attributes),
+            ),
+        ]);
+        let secret = (session, Vec::<u8>::new(), secret.to_vec(), "text/plain");
+        connection
+            .call_method(
+                Some(SECRETS),
+                &collection,
+                Some("org.freedesktop.Secret.Collection"),
+                "CreateItem",
+                &(properties, secret, true),
+            )
+            .expect("CreateItem in the other keyring");
+        connection
+            .call_method(
+                Some(SECRETS),
+                SERVICE_PATH,
+                Some(SERVICE_INTERFACE),
+                "Lock",
+                &(vec![collection],),
+            )
+            .expect("Lock the other keyring");
     }
 
     /// Whether the default collection is locked.
