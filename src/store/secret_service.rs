@@ -82,6 +82,8 @@ mod delete;
 mod elsewhere;
 #[path = "secret_service_errors.rs"]
 mod errors;
+#[path = "secret_service_items.rs"]
+mod items;
 #[path = "secret_service_unlock.rs"]
 mod unlock;
 
@@ -344,81 +346,6 @@ impl SecretServiceStore {
                 provider: provider.to_owned(),
                 reason: super::unusable_record_advice(&reason, provider),
             })
-    }
-
-    /// `provider`'s items in a locked keyring, looked for only when the
-    /// last listing found any of tokend's items locked (see
-    /// `secret_service_elsewhere.rs`); none when the search fails
-    /// (keyring's call then says what is wrong).
-    fn locked_items_of(&self, provider: &str) -> Vec<zbus::zvariant::OwnedObjectPath> {
-        if !self.locked_elsewhere.found() {
-            return Vec::new();
-        }
-        let Some(client) = self.unlock.client() else {
-            return Vec::new();
-        };
-        let wanted = HashMap::from([(SERVICE_ATTRIBUTE, SERVICE), (USERNAME_ATTRIBUTE, provider)]);
-        elsewhere::search(client.connection(), &wanted)
-            .map(|(_, locked)| locked)
-            .unwrap_or_default()
-    }
-
-    /// The provider of a listed item with `attributes`. An item seen
-    /// described is noted (the listing reads every item's attributes
-    /// anyway): its first save after the restore is then the `SetSecret`
-    /// alone.
-    fn listed_name(&self, mut attributes: HashMap<String, String>) -> Option<String> {
-        let name = attributes.remove(USERNAME_ATTRIBUTE)?;
-        if attributes.get(PROVIDER_ATTRIBUTE) == Some(&name)
-            && attributes.get(SCHEMA_ATTRIBUTE).map(String::as_str) == Some(SCHEMA)
-        {
-            self.set_described(&name, true);
-        }
-        Some(name)
-    }
-
-    fn described(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
-        // A set of names: no panic can leave it half-changed.
-        self.described
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Whether `provider`'s item was seen described by this process.
-    fn is_described(&self, provider: &str) -> bool {
-        self.described().contains(provider)
-    }
-
-    fn set_described(&self, provider: &str, described: bool) {
-        if described {
-            self.described().insert(provider.to_owned());
-        } else {
-            self.described().remove(provider);
-        }
-    }
-
-    /// Sets the descriptive attributes on `provider`'s item if they are
-    /// missing, through tokend's own client: keyring's update writes back
-    /// every attribute the item has, which KeePassXC refuses for its own
-    /// read-only ones (`Uuid`, `Path`). tokend's four are written, no more:
-    /// a Secret Service that replaces the set (gnome-keyring) keeps the two
-    /// keyring finds the item by, one that merges (KeePassXC) keeps its own.
-    fn describe(&self, provider: &str) -> Result<(), ServiceError> {
-        let client = self.unlock.client().ok_or(ServiceError::Unavailable)?;
-        let mut wanted =
-            HashMap::from([(SERVICE_ATTRIBUTE, SERVICE), (USERNAME_ATTRIBUTE, provider)]);
-        let found = client.service().search_items(wanted.clone())?;
-        wanted.extend([(PROVIDER_ATTRIBUTE, provider), (SCHEMA_ATTRIBUTE, SCHEMA)]);
-        for item in &found.unlocked {
-            let attributes = item.get_attributes()?;
-            let described = attributes.get(PROVIDER_ATTRIBUTE).map(String::as_str)
-                == Some(provider)
-                && attributes.get(SCHEMA_ATTRIBUTE).map(String::as_str) == Some(SCHEMA);
-            if !described {
-                item.set_attributes(wanted.clone())?;
-            }
-        }
-        Ok(())
     }
 }
 

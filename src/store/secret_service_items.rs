@@ -1,0 +1,91 @@
+//! The store's looks at items beyond keyring's store: which were seen
+//! described (see "Items" in the store's module doc), setting the
+//! descriptive attributes, the name of a listed item, and a provider's
+//! items in a locked keyring (`secret_service_elsewhere.rs`).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::PoisonError;
+
+use ::secret_service::Error as ServiceError;
+
+use super::{
+    PROVIDER_ATTRIBUTE, SCHEMA, SCHEMA_ATTRIBUTE, SERVICE, SERVICE_ATTRIBUTE, SecretServiceStore,
+    USERNAME_ATTRIBUTE, elsewhere,
+};
+
+impl SecretServiceStore {
+    /// `provider`'s items in a locked keyring, looked for only when the
+    /// last listing found any of tokend's items locked (see
+    /// `secret_service_elsewhere.rs`); none when the search fails
+    /// (keyring's call then says what is wrong).
+    pub(super) fn locked_items_of(&self, provider: &str) -> Vec<zbus::zvariant::OwnedObjectPath> {
+        if !self.locked_elsewhere.found() {
+            return Vec::new();
+        }
+        let Some(client) = self.unlock.client() else {
+            return Vec::new();
+        };
+        let wanted = HashMap::from([(SERVICE_ATTRIBUTE, SERVICE), (USERNAME_ATTRIBUTE, provider)]);
+        elsewhere::search(client.connection(), &wanted)
+            .map(|(_, locked)| locked)
+            .unwrap_or_default()
+    }
+
+    /// The provider of a listed item with `attributes`. An item seen
+    /// described is noted (the listing reads every item's attributes
+    /// anyway): its first save after the restore is then the `SetSecret`
+    /// alone.
+    pub(super) fn listed_name(&self, mut attributes: HashMap<String, String>) -> Option<String> {
+        let name = attributes.remove(USERNAME_ATTRIBUTE)?;
+        if attributes.get(PROVIDER_ATTRIBUTE) == Some(&name)
+            && attributes.get(SCHEMA_ATTRIBUTE).map(String::as_str) == Some(SCHEMA)
+        {
+            self.set_described(&name, true);
+        }
+        Some(name)
+    }
+
+    pub(super) fn described(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        // A set of names: no panic can leave it half-changed.
+        self.described
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether `provider`'s item was seen described by this process.
+    pub(super) fn is_described(&self, provider: &str) -> bool {
+        self.described().contains(provider)
+    }
+
+    pub(super) fn set_described(&self, provider: &str, described: bool) {
+        if described {
+            self.described().insert(provider.to_owned());
+        } else {
+            self.described().remove(provider);
+        }
+    }
+
+    /// Sets the descriptive attributes on `provider`'s item if they are
+    /// missing, through tokend's own client: keyring's update writes back
+    /// every attribute the item has, which KeePassXC refuses for its own
+    /// read-only ones (`Uuid`, `Path`). tokend's four are written, no more:
+    /// a Secret Service that replaces the set (gnome-keyring) keeps the two
+    /// keyring finds the item by, one that merges (KeePassXC) keeps its own.
+    pub(super) fn describe(&self, provider: &str) -> Result<(), ServiceError> {
+        let client = self.unlock.client().ok_or(ServiceError::Unavailable)?;
+        let mut wanted =
+            HashMap::from([(SERVICE_ATTRIBUTE, SERVICE), (USERNAME_ATTRIBUTE, provider)]);
+        let found = client.service().search_items(wanted.clone())?;
+        wanted.extend([(PROVIDER_ATTRIBUTE, provider), (SCHEMA_ATTRIBUTE, SCHEMA)]);
+        for item in &found.unlocked {
+            let attributes = item.get_attributes()?;
+            let described = attributes.get(PROVIDER_ATTRIBUTE).map(String::as_str)
+                == Some(provider)
+                && attributes.get(SCHEMA_ATTRIBUTE).map(String::as_str) == Some(SCHEMA);
+            if !described {
+                item.set_attributes(wanted.clone())?;
+            }
+        }
+        Ok(())
+    }
+}
