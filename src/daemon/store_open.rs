@@ -100,6 +100,9 @@ fn open_daemon_store(
     // of its logout would delete another daemon's live record at that
     // one's next start).
     let store: Arc<dyn Store> = match journal_directory {
+        Some(directory) if config.daemon.store == StoreKind::SecretService => {
+            Arc::new(LogoutJournal::open_for_secret_service(store, directory))
+        }
         Some(directory) => Arc::new(LogoutJournal::open(store, directory)),
         None => store,
     };

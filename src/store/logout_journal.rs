@@ -39,8 +39,16 @@ use tracing::{info, warn};
 
 use super::{ChangeFeed, LoadResult, PreparedSave, Store, StoreError, StoredSession};
 
-/// The journal's file name in the state directory.
+/// The journal's file name in the state directory (the encrypted file
+/// store's).
 pub const FILE_NAME: &str = "pending-logouts";
+
+/// The Secret Service daemon's journal's file name. Its own: an
+/// encrypted-file daemon of the same user (or root's system service) keeps
+/// [`FILE_NAME`] in the same state directory, and a line of one daemon's
+/// logout deleted the other daemon's session of that name at its next
+/// start (and each rewrote the file without the other's lines).
+pub const SECRET_SERVICE_FILE_NAME: &str = "pending-logouts-secret-service";
 
 /// The first line of the file, for a person who finds it.
 const HEADER: &str = "# tokend: logouts whose stored session is not deleted yet \
@@ -71,7 +79,39 @@ impl LogoutJournal {
     /// taken as empty (the sessions it named come back, as without it).
     #[must_use]
     pub fn open(store: Arc<dyn Store>, directory: &Path) -> Self {
-        let path = directory.join(FILE_NAME);
+        Self::open_named(store, directory, FILE_NAME)
+    }
+
+    /// As [`Self::open`], with the Secret Service's journal,
+    /// [`SECRET_SERVICE_FILE_NAME`]. Until 2026-12-06 it was [`FILE_NAME`]
+    /// too: one left there is taken over, unless an encrypted file store
+    /// keeps its records in this directory (whose journal it would be).
+    #[must_use]
+    pub fn open_for_secret_service(store: Arc<dyn Store>, directory: &Path) -> Self {
+        let own = directory.join(SECRET_SERVICE_FILE_NAME);
+        let older = directory.join(FILE_NAME);
+        if !own.exists()
+            && older.is_file()
+            && !directory.join(super::encrypted_file::SESSIONS_DIR).exists()
+        {
+            match fs::rename(&older, &own) {
+                Ok(()) => info!(
+                    "the logout journal {} is now {}",
+                    older.display(),
+                    own.display()
+                ),
+                Err(e) => warn!(
+                    "cannot rename {} to {}: {e}; logouts it names are not carried out",
+                    older.display(),
+                    own.display()
+                ),
+            }
+        }
+        Self::open_named(store, directory, SECRET_SERVICE_FILE_NAME)
+    }
+
+    fn open_named(store: Arc<dyn Store>, directory: &Path, file_name: &str) -> Self {
+        let path = directory.join(file_name);
         let pending = match fs::read_to_string(&path) {
             Ok(text) => parse(&text),
             Err(e) if e.kind() == io::ErrorKind::NotFound => BTreeMap::new(),
@@ -405,7 +445,8 @@ fn write(path: &Path, pending: &BTreeMap<String, i64>) -> io::Result<()> {
         // Writing to a String cannot fail.
         let _ = writeln!(text, "{at} {provider}");
     }
-    let temp = directory.join(format!(".{FILE_NAME}.tmp"));
+    let name = path.file_name().unwrap_or(FILE_NAME.as_ref());
+    let temp = directory.join(format!(".{}.tmp", name.to_string_lossy()));
     let mut file = OpenOptions::new()
         .write(true)
         .create(true)

@@ -292,3 +292,75 @@ fn a_record_dated_ahead_of_the_clock_is_still_logged_out() {
     assert!(matches!(loaded[0], Ok(None)), "{:?}", loaded[0]);
     assert!(fixture.store.records.list().unwrap().is_empty());
 }
+
+/// A Secret Service daemon and an encrypted-file daemon of one user share
+/// a state directory: each has its own journal, so the first one's logout
+/// of `github` (its keyring locked) does not delete the second one's
+/// `github` session at that one's next start, nor drop the first one's
+/// line when the second rewrites its file.
+#[test]
+fn a_secret_service_journal_is_not_the_file_stores() {
+    let keyring = Fixture::new();
+    let files = Fixture {
+        dir: tempfile::tempdir().unwrap(),
+        store: Arc::new(DownStore::default()),
+    };
+    let shared = keyring.dir.path();
+    let personal = LogoutJournal::open_for_secret_service(
+        Arc::clone(&keyring.store) as Arc<dyn Store>,
+        shared,
+    );
+    personal.save("github", &record(unix_now() - 60)).unwrap();
+    keyring.set_down(true);
+    assert!(personal.delete("github").is_err());
+    drop(personal);
+
+    let work = LogoutJournal::open(Arc::clone(&files.store) as Arc<dyn Store>, shared);
+    work.save("github", &record(unix_now() - 60)).unwrap();
+    work.save("gitlab", &record(unix_now() - 60)).unwrap();
+    drop(work);
+    let work = LogoutJournal::open(Arc::clone(&files.store) as Arc<dyn Store>, shared);
+    assert!(!work.remembers_logout("github"));
+    assert!(matches!(work.load("github"), Ok(Some(_))));
+    files.set_down(true);
+    assert!(work.delete("gitlab").is_err());
+
+    keyring.set_down(false);
+    let personal = LogoutJournal::open_for_secret_service(
+        Arc::clone(&keyring.store) as Arc<dyn Store>,
+        shared,
+    );
+    assert!(personal.remembers_logout("github"));
+    assert!(!personal.remembers_logout("gitlab"));
+    assert!(matches!(personal.load("github"), Ok(None)));
+}
+
+/// The Secret Service's journal was `pending-logouts` until 2026-12-06:
+/// one left there is taken over, unless an encrypted file store keeps its
+/// records in that directory (then it is that store's).
+#[test]
+fn an_older_secret_service_journal_is_taken_over() {
+    let fixture = Fixture::new();
+    let older = fixture.dir.path().join(FILE_NAME);
+    fs::write(&older, format!("{HEADER}{} github\n", unix_now())).unwrap();
+    let sessions = fixture
+        .dir
+        .path()
+        .join(crate::store::encrypted_file::SESSIONS_DIR);
+    fs::create_dir(&sessions).unwrap();
+    let journal = LogoutJournal::open_for_secret_service(
+        Arc::clone(&fixture.store) as Arc<dyn Store>,
+        fixture.dir.path(),
+    );
+    assert!(!journal.remembers_logout("github"), "the file store's line");
+    assert!(older.exists());
+    drop(journal);
+    fs::remove_dir(&sessions).unwrap();
+    let journal = LogoutJournal::open_for_secret_service(
+        Arc::clone(&fixture.store) as Arc<dyn Store>,
+        fixture.dir.path(),
+    );
+    assert!(journal.remembers_logout("github"));
+    assert!(!older.exists());
+    assert!(fixture.dir.path().join(SECRET_SERVICE_FILE_NAME).exists());
+}

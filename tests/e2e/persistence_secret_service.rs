@@ -235,7 +235,10 @@ fn a_logout_while_locked_stays_done_across_a_restart() {
     );
     daemon.stop();
     daemon.wait_for_log(1, &["event=\"logout_pending_at_stop\"", "provider=demo"]);
-    let journal = daemon.dir.path().join("state/pending-logouts");
+    let journal = daemon
+        .dir
+        .path()
+        .join("state/pending-logouts-secret-service");
     assert!(
         journal.exists(),
         "the logout is noted in the state directory"

@@ -437,9 +437,11 @@ fn tokend_files(roff: &mut Roff) {
     );
     item(
         roff,
-        "/var/lib/tokend/pending-logouts, ~/.local/state/tokend/pending-logouts",
+        "/var/lib/tokend/pending-logouts, ~/.local/state/tokend/pending-logouts, \
+         ~/.local/state/tokend/pending-logouts-secret-service",
         "Logouts whose record the store could not delete yet (provider names and times, \
-         no secret): the next start deletes those records instead of restoring them.",
+         no secret; the last for the Secret Service): the next start deletes those records \
+         instead of restoring them.",
     );
     item(
         roff,
