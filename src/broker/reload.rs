@@ -87,6 +87,11 @@ impl Broker {
         // due).
         self.set_sessions(next);
         drop(reloading);
+        // The store may have come back while the reload waited: its
+        // recovery read the sessions of the map it found, not these.
+        for session in &rebuilt {
+            session.restore_if_store_back().await;
+        }
         // Not when a stop cut the reload's waits short: a retired session's
         // refresh may still be out, and the successor would present the
         // same refresh token again (which a rotating provider takes as

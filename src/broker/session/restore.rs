@@ -32,6 +32,17 @@ impl Session {
         self.load_stored(RestoreCause::Start).await
     }
 
+    /// Reads the record of a session a reload built while the store was
+    /// down, if the store works again by the time the reload is published:
+    /// the store's recovery restores the sessions of the map it finds, and
+    /// one that came back during the reload found the old map, without
+    /// this session (which then stayed logged out with a record to read).
+    pub(crate) async fn restore_if_store_back(self: &Arc<Self>) {
+        if self.waits_for_store() && self.shared.store_health.is_available() {
+            self.load_stored(RestoreCause::Recovery).await;
+        }
+    }
+
     /// Whether the session waits for the store to read its record.
     pub(crate) fn waits_for_store(&self) -> bool {
         self.state().machine.waits_for_store()

@@ -49,6 +49,47 @@ impl Store for GatedStore {
     }
 }
 
+/// A memory store that can be taken down (every call fails store-wide).
+#[derive(Debug, Default)]
+struct DownableStore {
+    inner: MemoryStore,
+    down: std::sync::atomic::AtomicBool,
+}
+
+impl DownableStore {
+    fn check(&self) -> Result<(), StoreError> {
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(StoreError::Unavailable {
+                store: "downable memory store",
+                reason: "down".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Store for DownableStore {
+    fn name(&self) -> &'static str {
+        "downable memory store"
+    }
+    fn load(&self, provider: &str) -> Result<Option<StoredSession>, StoreError> {
+        self.check()?;
+        self.inner.load(provider)
+    }
+    fn save(&self, provider: &str, session: &StoredSession) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.save(provider, session)
+    }
+    fn delete(&self, provider: &str) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.delete(provider)
+    }
+    fn list(&self) -> Result<Vec<String>, StoreError> {
+        self.check()?;
+        self.inner.list()
+    }
+}
+
 /// A config of `names`, each a provider on `emulator`.
 fn config(emulator: &Emulator, dir: &Path, names: &[&str]) -> Config {
     let mut text = String::from("[daemon]\nsocket = \"/run/t/t.sock\"\nstore = \"memory\"\n");
@@ -123,5 +164,80 @@ async fn a_provider_a_reload_adds_refreshes_though_its_first_wake_up_came_during
     })
     .await;
     emulator.assert_no_violations();
+    broker.shutdown(Duration::from_secs(1)).await;
+}
+
+/// A store that comes back while a reload waits (here for the refresh in
+/// flight of a provider it removes): the store's recovery restores the
+/// sessions of the map it finds, which does not have the one the reload
+/// added during the outage yet. That session had a record to read and
+/// stayed logged out, with no background refresh, until a caller asked
+/// for its token or the daemon restarted.
+#[tokio::test]
+async fn a_provider_a_reload_adds_during_an_outage_is_restored_when_the_store_comes_back_meanwhile()
+{
+    let emulator = fast_emulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(DownableStore::default());
+    let broker = broker_on_emulator(&emulator, dir.path(), Arc::clone(&store) as Arc<dyn Store>);
+    broker.start(None).await;
+    log_in_demo(&broker, &emulator).await;
+    // `later`'s record: the same client and endpoint as `demo`'s.
+    let record = store.inner.load("demo").unwrap().expect("demo's record");
+    store.inner.save("later", &record).unwrap();
+
+    // A refresh of `demo` that the provider answers 3 s late.
+    emulator.inject(
+        tokend_emulator::Endpoint::Token,
+        tokend_emulator::Fault::Delay(Duration::from_secs(3)),
+        1,
+    );
+    let refresh = {
+        let broker = broker.clone();
+        tokio::spawn(async move {
+            let caller = crate::broker::Caller::uid(1000);
+            broker
+                .token(&caller, "demo", Duration::from_secs(7200))
+                .await
+        })
+    };
+    let refreshes = emulator.refresh_count();
+    until("demo's refresh reached the provider", || {
+        emulator.refresh_count() > refreshes
+    })
+    .await;
+
+    // The store goes down; a reload adds `later` (which waits for the
+    // store) and removes `demo` (and waits for its refresh).
+    store.down.store(true, std::sync::atomic::Ordering::SeqCst);
+    let health = Arc::clone(&broker.inner.shared.store_health);
+    health.failed(&store.check().unwrap_err());
+    let reload = {
+        let broker = broker.clone();
+        let config = config(&emulator, dir.path(), &["later"]);
+        tokio::spawn(async move { broker.reload(&config).await })
+    };
+    // The reload runs up to its wait for `demo`'s refresh.
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    assert!(!reload.is_finished());
+
+    // The store comes back meanwhile, and its recovery is done.
+    store.down.store(false, std::sync::atomic::Ordering::SeqCst);
+    health.nudge();
+    until("the store is available again", || health.is_available()).await;
+    let summary = reload.await.unwrap();
+    assert_eq!(summary.added, ["later"]);
+    let _ = refresh.await;
+
+    // Restored: active, with nobody asking for its token.
+    let caller = crate::broker::Caller::uid(1000);
+    until("later restored", || {
+        broker
+            .status(&caller, Some("later"))
+            .is_ok_and(|s| s[0].phase == crate::broker::SessionPhase::Active)
+    })
+    .await;
     broker.shutdown(Duration::from_secs(1)).await;
 }
