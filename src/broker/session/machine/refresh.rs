@@ -342,13 +342,14 @@ impl SessionMachine {
         self.provider_asked_wait = asked_wait.map(|wait| (ctx.now, wait));
         // Read before it is replaced: a failure like the one before it
         // (below) is no news, one of another kind is (the network back,
-        // and now a refusal that needs the config mended).
+        // and now a refusal that needs the config mended), and so is one
+        // with another HTTP status or a wait asked where none was (a 500,
+        // then a 429 asking for 15 minutes).
         let as_before = self
             .last_failure
             .as_ref()
-            .is_some_and(|before| before.kind() == err.kind());
+            .is_some_and(|before| same_failure(before, &err));
         self.last_failure = Some(err.clone());
-        self.next_refresh = Some(ctx.now + delay);
         // A refresh a request asked for (an expired token: every 5 s for a
         // client asking in a loop) that fails as the one before it did is
         // news to no one: during a day offline it made a warning and an
@@ -357,6 +358,18 @@ impl SessionMachine {
         // still say it.
         let on_demand =
             self.last_attempt.is_some() && self.last_attempt == self.last_on_demand_refresh;
+        // Nor does it put off the background's retry planned before it,
+        // unless the provider asked for a wait: pushed back by each
+        // request's failure, that retry (the one whose failures are said)
+        // never came while a client asked in a loop, and the log stayed
+        // silent for as long as the outage lasted.
+        let delay = match self.next_refresh {
+            Some(planned) if on_demand && asked_wait.is_none() && planned > ctx.now => {
+                delay.min(planned.duration_since(ctx.now).unwrap_or_default())
+            }
+            _ => delay,
+        };
+        self.next_refresh = Some(ctx.now + delay);
         // A refresh held back as the one before it was is no news either
         // (each session of a rate-limited endpoint comes back once a wait).
         let repeated = (on_demand && self.failures > 1 && as_before) || (!sent && as_before);
@@ -532,4 +545,17 @@ impl SessionMachine {
             min_valid_secs: min_valid.as_secs(),
         }
     }
+}
+
+/// Whether `now` fails as `before` did: the same kind of error and, from
+/// the provider, the same HTTP status and whether it asked for a wait.
+fn same_failure(before: &BrokerError, now: &BrokerError) -> bool {
+    let answer = |error: &BrokerError| match error {
+        BrokerError::ProviderUnavailable { source, .. }
+        | BrokerError::ProviderRejected { source, .. } => {
+            Some((source.http_status(), source.retry_after().is_some()))
+        }
+        _ => None,
+    };
+    before.kind() == now.kind() && answer(before) == answer(now)
 }

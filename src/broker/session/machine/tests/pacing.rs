@@ -50,6 +50,45 @@ fn repeated_failures_of_requested_refreshes_are_said_once() {
     );
 }
 
+/// While a client asks in a loop, its refreshes' failures neither put off
+/// the background's retry planned before them (pushed back by each, it
+/// never came, and the log said nothing for the whole outage) nor hide a
+/// change of the provider's answer: a 500, then a 429 asking for 15
+/// minutes, is said, and the provider's wait is kept.
+#[test]
+fn requests_failures_keep_the_background_retry_and_say_a_new_answer() {
+    let mut m = logged_in(3600);
+    // The background's retries have backed off to over a minute.
+    let mut now = at(4000);
+    for _ in 0..6 {
+        feed(&mut m, now, Event::RefreshDue);
+        answer(&mut m, now, Err(unavailable(500, None)));
+        now = m.next_refresh().unwrap();
+    }
+    let failed_at = m.last_attempt.unwrap();
+    let planned = m.next_refresh().unwrap();
+    assert!(planned >= failed_at + Duration::from_secs(60));
+    let strict = || Event::TokenRequested {
+        want: Freshness::AtLeast(Duration::from_secs(60)),
+    };
+    for step in 1..4 {
+        let now = failed_at + Duration::from_secs(step * 6);
+        let effects = feed(&mut m, now, strict());
+        assert!(effects.contains(&"start_refresh(r1)".into()), "{effects:?}");
+        let effects = briefs(&answer(&mut m, now, Err(unavailable(500, None))));
+        assert!(!effects.contains(&"emit(refresh_failed)".to_owned()));
+        assert_eq!(m.next_refresh(), Some(planned), "put off by a request");
+    }
+    let now = failed_at + Duration::from_secs(24);
+    feed(&mut m, now, strict());
+    let effects = briefs(&answer(&mut m, now, Err(unavailable(429, Some(900)))));
+    assert!(
+        effects.contains(&"emit(refresh_failed)".to_owned()),
+        "{effects:?}"
+    );
+    assert!(m.next_refresh().unwrap() >= now + Duration::from_secs(900));
+}
+
 /// Backoff: transient failures double from 5 s to a cap of 5 min (spread
 /// over the upper half by the jitter), refusals from a minute; a success
 /// starts over.
