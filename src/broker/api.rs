@@ -487,15 +487,31 @@ impl Broker {
         let session = self
             .authorized_once_known(caller, provider, Role::Manage)
             .await?;
+        self.logout_from(session, caller, provider).await
+    }
+
+    /// [`Self::logout`] of `session`, the one `provider` had when the
+    /// caller was authorized, and of its successor if a reload replaced it
+    /// meanwhile.
+    pub(super) async fn logout_from(
+        &self,
+        session: Arc<Session>,
+        caller: &Caller,
+        provider: &str,
+    ) -> Result<LogoutOutcome, BrokerError> {
         let result = session.logout().await;
         if session.is_retired() {
             // A reload replaced the session, and may have handed its tokens
-            // to the new one before this logout: log that one out too.
-            let successor = self
-                .successor(caller, provider, Role::Manage)
-                .await?
-                .logout()
-                .await?;
+            // to the new one before this logout: log that one out too. A
+            // reload that removed the provider has no new one: this
+            // logout is all there is (said as "no such provider", a logout
+            // that was done read as one that was not).
+            let successor = match self.successor(caller, provider, Role::Manage).await {
+                Ok(successor) => successor,
+                Err(BrokerError::UnknownProvider { .. }) => return result,
+                Err(e) => return Err(e),
+            };
+            let successor = successor.logout().await?;
             return Ok(result.unwrap_or_default().and(successor));
         }
         result

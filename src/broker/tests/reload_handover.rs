@@ -93,3 +93,39 @@ async fn a_login_asked_of_a_replaced_session_logs_the_new_one_in() {
     emulator.assert_no_violations();
     broker.shutdown(Duration::from_secs(1)).await;
 }
+
+/// A logout asked of a session a reload then removed (the provider left
+/// the config while the logout waited for the reload) is done, and said
+/// done: the reload has no successor to log out, and "no provider named
+/// `demo`" (exit 7) told the person that nothing happened while the
+/// record was gone.
+#[tokio::test]
+async fn a_logout_of_a_session_a_reload_removes_is_done_and_said_so() {
+    let emulator = fast_emulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(MemoryStore::default());
+    let broker = broker_on_emulator(&emulator, dir.path(), Arc::clone(&store) as _);
+    broker.start(None).await;
+    log_in_demo(&broker, &emulator).await;
+    let caller = Caller::uid(1000);
+    // As by a logout request that began during the reload.
+    let removed = broker.session("demo").unwrap();
+    let other = super::config_in(
+        dir.path(),
+        &format!(
+            "[daemon]\nsocket = \"/run/t/t.sock\"\nstore = \"memory\"\n\
+             [providers.other]\ndevice_authorization_endpoint = \"{}\"\n\
+             token_endpoint = \"{}\"\nclient_id = \"tokend-test\"\n",
+            emulator.device_authorization_endpoint(),
+            emulator.token_endpoint()
+        ),
+    );
+    let summary = broker.reload(&other).await;
+    assert_eq!(summary.removed, ["demo"]);
+    assert!(removed.is_retired());
+
+    let outcome = broker.logout_from(removed, &caller, "demo").await;
+    assert!(outcome.is_ok(), "{outcome:?}");
+    assert_eq!(crate::store::Store::load(&*store, "demo").unwrap(), None);
+    broker.shutdown(Duration::from_secs(1)).await;
+}
