@@ -45,9 +45,6 @@ pub(super) const PROVIDER_KEYS: &[&str] = &[
 /// What reading one provider table leaves for the tables after it.
 #[derive(Debug, Default)]
 pub(super) struct SeenSoFar {
-    /// The hosts claimed (`hosts`), each with the provider that claimed it:
-    /// a host belongs to one provider only.
-    claimed_hosts: BTreeMap<String, String>,
     /// The URLs found valid, not parsed again.
     urls: CheckedUrls,
 }
@@ -103,7 +100,7 @@ pub(super) fn provider_config(
         .take("verification_uri")
         .and_then(|v| url_value(diags, "verification_uri", v, &mut seen.urls));
     let access = access_keys(&mut t, diags);
-    let hosts = hosts(&mut t, name, &mut seen.claimed_hosts, diags);
+    let hosts = hosts(&mut t, diags);
     let username = username(&mut t, diags);
     let git_auth = git_auth(&mut t, diags);
     let endpoints =
@@ -292,14 +289,12 @@ pub fn comparable_host(host: &str) -> String {
 }
 
 /// The `hosts` key: host names (with a port when not the default), which
-/// `tokenctl credential` maps to this provider. A host claimed by two
-/// providers is an error: a credential helper must not guess.
-fn hosts(
-    t: &mut TableReader<'_, '_>,
-    provider: &str,
-    claimed: &mut BTreeMap<String, String>,
-    diags: &mut Diagnostics<'_>,
-) -> Vec<String> {
+/// `tokenctl credential` maps to this provider. Two providers may claim
+/// one host (two accounts at one forge; one account per service user of a
+/// team's daemon): a credential helper that sees both refuses to guess and
+/// names them, and one named (`--provider`, `docker-credential-tokend-NAME`)
+/// serves only the hosts it claims.
+fn hosts(t: &mut TableReader<'_, '_>, diags: &mut Diagnostics<'_>) -> Vec<String> {
     let span = t.key_span("hosts").unwrap_or(0..0);
     let Some(list) = t.string_list(diags, "hosts") else {
         return Vec::new();
@@ -318,15 +313,9 @@ fn hosts(
             );
             continue;
         }
-        if let Some(other) = claimed.get(&lower) {
-            diags.error(
-                &span,
-                format!("`hosts`: `{lower}` is also a host of provider `{other}`; a host may belong to one provider only"),
-            );
-            continue;
+        if !hosts.contains(&lower) {
+            hosts.push(lower);
         }
-        claimed.insert(lower.clone(), provider.to_owned());
-        hosts.push(lower);
     }
     hosts
 }

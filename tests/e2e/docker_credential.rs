@@ -14,7 +14,12 @@ use support::provider::Provider;
 
 /// The helper: a link to tokenctl with the helper's name.
 fn helper(dir: &std::path::Path) -> std::path::PathBuf {
-    let link = dir.join("docker-credential-tokend");
+    helper_named(dir, "docker-credential-tokend")
+}
+
+/// A link to tokenctl named `name`.
+fn helper_named(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
+    let link = dir.join(name);
     std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_tokenctl"), &link).unwrap();
     link
 }
@@ -238,4 +243,50 @@ fn the_helper_run_by_a_rootless_container_tool_finds_its_users_daemon() {
     assert!(out.status.success(), "{err}");
     let answer: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert!(provider.is_valid_access_token(answer["Secret"].as_str().unwrap()));
+}
+
+/// Two accounts at one registry (a person's and a team's at ghcr.io):
+/// both providers may claim its host; the helper that sees both refuses
+/// to guess, naming them, and leaves the host out of `list`; installed as
+/// `docker-credential-tokend-NAME` (`"tokend-NAME"` in credHelpers), it is
+/// provider NAME's.
+#[test]
+fn two_accounts_at_one_registry_are_named_not_guessed() {
+    let provider = Provider::rfc8628();
+    let daemon = Daemon::start(&format!(
+        "{}{}",
+        provider.config_with("mine", "hosts = [\"ghcr.test\", \"mine.test\"]"),
+        provider.config_with("team", "hosts = [\"ghcr.test\"]"),
+    ));
+    let mut tokens = Vec::new();
+    for name in ["mine", "team"] {
+        tokens.push(login(&daemon, name, |code| {
+            provider.approve(code).unwrap();
+        }));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let by_host = helper(dir.path());
+    let out = run(&by_host, &daemon, "get", "ghcr.test");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains("providers `mine`, `team` all serve ghcr.test"),
+        "{}",
+        stdout(&out)
+    );
+    let out = run(&by_host, &daemon, "list", "");
+    let listed: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(listed, serde_json::json!({"mine.test": "oauth2"}));
+    for (name, token) in ["mine", "team"].iter().zip(&tokens) {
+        let named = helper_named(dir.path(), &format!("docker-credential-tokend-{name}"));
+        let out = run(&named, &daemon, "get", "ghcr.test");
+        assert!(out.status.success(), "{}", stdout(&out));
+        let answer: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        assert_eq!(answer["Secret"], token.as_str(), "{name}");
+    }
+    let team = dir.path().join("docker-credential-tokend-team");
+    let out = run(&team, &daemon, "get", "mine.test");
+    assert_eq!(
+        stdout(&out).trim(),
+        "credentials not found in native keychain"
+    );
 }

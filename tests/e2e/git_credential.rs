@@ -299,10 +299,21 @@ fn a_forge_that_takes_only_bearer_gets_a_bearer_token() {
 
 /// `tokenctl credential git get` itself, `request` on its stdin.
 fn helper_get(daemon: &Daemon, request: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tokenctl"))
+    helper_get_as(daemon, None, request)
+}
+
+/// [`helper_get`] with `--provider NAME` when `named`.
+fn helper_get_as(daemon: &Daemon, named: Option<&str>, request: &str) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tokenctl"));
+    command
         .arg("--socket")
         .arg(&daemon.socket)
-        .args(["credential", "git", "get"])
+        .args(["credential", "git"]);
+    if let Some(name) = named {
+        command.args(["--provider", name]);
+    }
+    let mut child = command
+        .arg("get")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -351,31 +362,44 @@ fn a_url_line_counts_as_its_parts() {
     }
 }
 
+/// Two accounts at one forge: both providers may claim its host. The
+/// helper that sees both refuses to guess (a work repository pushed with
+/// the personal token, or the other way round), naming them; each named
+/// with `--provider` answers with its own token, for its hosts only.
 #[test]
-fn two_providers_may_not_claim_one_host() {
+fn two_accounts_at_one_host_are_named_not_guessed() {
     let provider = Provider::rfc8628();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("config.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "{}{}",
-            provider.config_with("a", "hosts = [\"git.example.org\"]"),
-            provider.config_with("b", "hosts = [\"GIT.example.org\"]")
-        ),
-    )
-    .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_tokend"))
-        .args(["--check", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
+    let daemon = Daemon::start(&format!(
+        "{}{}",
+        provider.config_with("gh", "hosts = [\"git.example.org\"]"),
+        provider.config_with("gh-work", "hosts = [\"GIT.example.org\"]")
+    ));
+    let mut tokens = Vec::new();
+    for name in ["gh", "gh-work"] {
+        tokens.push(login(&daemon, name, |code| {
+            provider.approve(code).unwrap();
+        }));
+    }
+    let request = "protocol=https\nhost=git.example.org\n\n";
+    let out = helper_get(&daemon, request);
+    assert!(!stdout(&out).contains("password="), "{}", stdout(&out));
     assert!(
-        stderr(&out).contains("`git.example.org` is also a host of provider `a`"),
+        stderr(&out).contains("providers `gh`, `gh-work` all serve git.example.org"),
         "{}",
         stderr(&out)
     );
+    for (name, token) in ["gh", "gh-work"].iter().zip(&tokens) {
+        let out = helper_get_as(&daemon, Some(name), request);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(
+            stdout(&out).contains(&format!("password={token}\n")),
+            "{name}: {}",
+            stdout(&out)
+        );
+        // Named, still only for the hosts it claims.
+        let out = helper_get_as(&daemon, Some(name), "protocol=https\nhost=other.org\n\n");
+        assert!(!stdout(&out).contains("password="), "{}", stdout(&out));
+    }
 }
 
 /// A person whose `git` waits on a slow refresh is told why, once, on the

@@ -300,14 +300,29 @@ fn find_provider(
         (None, Some(host)) => p.hosts.iter().any(|h| h == host),
         (None, None) => false,
     };
-    let mut found = None;
+    let mut found = Vec::new();
     crate::each_status(client, protocol, named, |status| {
-        if found.is_none() && wanted(&status) {
-            found = Some(status);
+        if wanted(&status) {
+            found.push(status);
         }
         Ok(())
     })?;
-    Ok(found)
+    if found.len() > 1 {
+        // Two accounts at one host: the helper must not guess which one a
+        // repository is for.
+        let which: Vec<String> = found.iter().map(|p| format!("`{}`", p.name)).collect();
+        return Err(Failure::new(
+            exit::FAILURE,
+            format!(
+                "providers {} all serve {}: no token sent; name one with `tokenctl credential \
+                 git --provider NAME`, set for the repositories of that account (git config \
+                 credential.https://HOST/ORG.helper, with credential.useHttpPath)",
+                which.join(", "),
+                host.unwrap_or("this host")
+            ),
+        ));
+    }
+    Ok(found.pop())
 }
 
 /// The rule of every credential helper (git's, docker's): a token is

@@ -8,11 +8,16 @@
 //! - `get`: stdin is the registry's server URL; the answer is
 //!   `{"ServerURL","Username","Secret"}` with the token of the provider
 //!   whose `hosts` has the URL's host. None: the protocol's not-found
-//!   message on stdout, exit 1. An `http://` URL of a host that is not a
-//!   loopback address is refused (a message on stdout, exit 1), as the
-//!   git helper refuses it.
-//! - `list`: `{"SERVER": "USERNAME", ...}` for every host of every provider
-//!   the user may see.
+//!   message on stdout, exit 1. Two the user may use (two accounts at one
+//!   registry): refused, naming them (a message on stdout, exit 1). An
+//!   `http://` URL of a host that is not a loopback address is refused,
+//!   as the git helper refuses it.
+//! - `list`: `{"SERVER": "USERNAME", ...}` for every host one provider the
+//!   user may see serves.
+//!
+//! Installed as `docker-credential-tokend-NAME` (another link; the tool's
+//! config names it `"tokend-NAME"`), the helper is provider NAME's: it
+//! answers for the hosts NAME lists, whichever other provider lists them.
 //! - `store`: refused (tokend keeps the tokens; `docker login` is not how
 //!   they are made), with a message on stdout and exit 1.
 //! - `erase`: nothing to erase; success.
@@ -30,6 +35,36 @@ use crate::exit::{self, Failure};
 /// The name the helper is installed under.
 pub const HELPER_NAME: &str = "docker-credential-tokend";
 
+/// Whose helper tokenctl is, by the name it was run as.
+#[derive(Debug, PartialEq, Eq)]
+pub enum HelperFor {
+    /// [`HELPER_NAME`]: the provider whose `hosts` has the registry's.
+    AnyProvider,
+    /// `docker-credential-tokend-NAME`: provider NAME's.
+    Provider(String),
+}
+
+impl HelperFor {
+    /// The provider named, if one is.
+    pub fn provider(&self) -> Option<&str> {
+        match self {
+            Self::AnyProvider => None,
+            Self::Provider(name) => Some(name),
+        }
+    }
+}
+
+/// Whose helper a program run as `file_name` is; `None` for a name not a
+/// helper's (tokenctl's own command line).
+pub fn named_by(file_name: &str) -> Option<HelperFor> {
+    let rest = file_name.strip_prefix(HELPER_NAME)?;
+    match rest.strip_prefix('-') {
+        None if rest.is_empty() => Some(HelperFor::AnyProvider),
+        Some(name) if !name.is_empty() => Some(HelperFor::Provider(name.to_owned())),
+        _ => None,
+    }
+}
+
 /// What the protocol's clients recognise as "no credentials here".
 const NOT_FOUND: &str = "credentials not found in native keychain";
 
@@ -37,6 +72,7 @@ const NOT_FOUND: &str = "credentials not found in native keychain";
 /// print on stdout, where the protocol expects them.
 pub fn run(
     connect: impl FnOnce() -> Result<(Client, Option<u32>), Failure>,
+    named: Option<&str>,
     action: &str,
     input: impl Read,
     mut out: impl Write,
@@ -59,8 +95,26 @@ pub fn run(
             }
             let (mut client, protocol) = connect()?;
             let providers = visible(&mut client, protocol)?;
-            let Some(provider) = providers.iter().find(|p| p.hosts.contains(&host)) else {
-                return Err(Failure::new(exit::FAILURE, NOT_FOUND));
+            let serving: Vec<&ProviderStatus> = providers
+                .iter()
+                .filter(|p| p.hosts.contains(&host) && named.is_none_or(|n| p.name == n))
+                .collect();
+            let provider = match serving[..] {
+                [] => return Err(Failure::new(exit::FAILURE, NOT_FOUND)),
+                [provider] => provider,
+                _ => {
+                    let which: Vec<String> =
+                        serving.iter().map(|p| format!("`{}`", p.name)).collect();
+                    return Err(Failure::new(
+                        exit::FAILURE,
+                        format!(
+                            "providers {} all serve {host}: no token sent; link \
+                             docker-credential-tokend-NAME to tokenctl and name \
+                             \"tokend-NAME\" for this registry in credHelpers",
+                            which.join(", ")
+                        ),
+                    ));
+                }
             };
             // As for git: no token over plain http but to loopback (checked
             // once a provider serves the host: another host is just not
@@ -83,9 +137,23 @@ pub fn run(
         }
         "list" => {
             let (mut client, protocol) = connect()?;
-            let listed: BTreeMap<String, String> = visible(&mut client, protocol)?
+            // A host two providers serve is left out: `get` would not
+            // answer for it.
+            let mut listed: BTreeMap<String, Option<String>> = BTreeMap::new();
+            for provider in visible(&mut client, protocol)?
                 .iter()
-                .flat_map(|p| p.hosts.iter().map(|h| (h.clone(), username(p).to_owned())))
+                .filter(|p| named.is_none_or(|n| p.name == n))
+            {
+                for host in &provider.hosts {
+                    listed
+                        .entry(host.clone())
+                        .and_modify(|user| *user = None)
+                        .or_insert_with(|| Some(username(provider).to_owned()));
+                }
+            }
+            let listed: BTreeMap<String, String> = listed
+                .into_iter()
+                .filter_map(|(host, user)| Some((host, user?)))
                 .collect();
             write(&mut out, format!("{}\n", json!(listed)))
         }
@@ -139,6 +207,21 @@ fn host_of(server: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_name_run_as_says_whose_helper_it_is() {
+        assert_eq!(
+            named_by("docker-credential-tokend"),
+            Some(HelperFor::AnyProvider)
+        );
+        assert_eq!(
+            named_by("docker-credential-tokend-gh-work"),
+            Some(HelperFor::Provider("gh-work".to_owned()))
+        );
+        assert_eq!(named_by("docker-credential-tokend-"), None);
+        assert_eq!(named_by("docker-credential-tokendx"), None);
+        assert_eq!(named_by("tokenctl"), None);
+    }
 
     #[test]
     fn hosts_of_server_urls() {

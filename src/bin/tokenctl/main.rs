@@ -37,12 +37,12 @@ fn main() -> ExitCode {
     // that protocol instead of its own command line.
     let mut args = std::env::args_os();
     let invoked_as = args.next().map(PathBuf::from);
-    if invoked_as
+    if let Some(named) = invoked_as
         .as_ref()
         .and_then(|p| p.file_name())
-        .is_some_and(|n| n == docker::HELPER_NAME)
+        .and_then(|n| docker::named_by(&n.to_string_lossy()))
     {
-        return docker_helper(args.next());
+        return docker_helper(named.provider(), args.next());
     }
     let cli = Cli::parse_command_line();
     match cli.socket_owner_uid() {
@@ -69,7 +69,7 @@ fn main() -> ExitCode {
 
 /// `docker-credential-tokend ACTION`: errors go to stdout, as the
 /// protocol's clients read them.
-fn docker_helper(action: Option<std::ffi::OsString>) -> ExitCode {
+fn docker_helper(named: Option<&str>, action: Option<std::ffi::OsString>) -> ExitCode {
     let action = action
         .map(|a| a.to_string_lossy().into_owned())
         .unwrap_or_default();
@@ -84,7 +84,13 @@ fn docker_helper(action: Option<std::ffi::OsString>) -> ExitCode {
         let protocol = client.version().ok().map(|v| v.protocol);
         Ok((client, protocol))
     };
-    match docker::run(connect, &action, io::stdin().lock(), io::stdout().lock()) {
+    match docker::run(
+        connect,
+        named,
+        &action,
+        io::stdin().lock(),
+        io::stdout().lock(),
+    ) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
             let _ = writeln!(io::stdout(), "{}", format::clean(&failure.message));
