@@ -237,6 +237,17 @@ impl Session {
             Notice::AccessExpiredNoRefresh { reason } => {
                 warn!(provider = %name, event = "login_required", "{reason}; run `tokenctl login {name}`");
             }
+            Notice::AccessExpired {
+                last_error,
+                next_try_in,
+            } => {
+                let last = last_error.map_or_else(String::new, |e| format!(" (last: {e})"));
+                let next = next_try_in.map_or_else(String::new, |in_| {
+                    format!("; the next refresh is tried in {} s", in_.as_secs())
+                });
+                warn!(provider = %name, event = "access_expired",
+                    "the access token expired and no refresh has brought another{last}: requests for a token are refused until one does{next}");
+            }
             Notice::LoggedIn { expires_at } => {
                 info!(provider = %name, event = "logged_in", expires_at, "device login succeeded");
             }

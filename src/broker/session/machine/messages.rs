@@ -251,6 +251,14 @@ pub(crate) enum Notice {
         /// Said so.
         reason: String,
     },
+    /// The access token of a session with a refresh token expired before
+    /// a refresh brought another: requests are refused until one does.
+    AccessExpired {
+        /// The last refresh's failure, if one failed.
+        last_error: Option<String>,
+        /// When the next refresh is tried.
+        next_try_in: Option<Duration>,
+    },
     /// A login's tokens are installed.
     LoggedIn {
         /// Their expiry, Unix seconds.

@@ -77,6 +77,7 @@ impl SessionMachine {
             // its time.
             if self.access_expired_unseen(ctx.now) {
                 self.say_if_only_a_login_helps(out);
+                self.say_expired_while_refreshes_fail(ctx.now, out);
                 out.push(self.changed());
             }
             self.schedule_wake(ctx.now, out);
@@ -505,6 +506,25 @@ impl SessionMachine {
             provider: self.name.clone(),
             kind: AttentionKind::LoginRequired,
             reason,
+        }));
+    }
+
+    /// At the expiry of an access token whose refreshes have not brought
+    /// another (failing, or held while the store is down): from now on
+    /// callers are refused, which is when an operator's clients stop
+    /// working, and the log said nothing at that moment.
+    fn say_expired_while_refreshes_fail(&self, now: SystemTime, out: &mut Vec<Effect>) {
+        let SessionState::Active { tokens, .. } = &self.state else {
+            return;
+        };
+        if tokens.refresh.is_none() {
+            return;
+        }
+        out.push(Effect::Log(Notice::AccessExpired {
+            last_error: self.last_failure.as_ref().map(ToString::to_string),
+            next_try_in: self
+                .next_refresh
+                .map(|at| at.duration_since(now).unwrap_or_default()),
         }));
     }
 

@@ -360,6 +360,11 @@ fn a_retry_past_the_expiry_still_wakes_the_session_at_the_expiry() {
             && !woken.contains(&"emit(login_required)".to_owned()),
         "{woken:?}"
     );
+    // Said in the log: from now on callers are refused.
+    assert!(
+        woken.contains(&"log(AccessExpired)".to_owned()),
+        "{woken:?}"
+    );
     assert_eq!(
         m.phase(at(3601)),
         crate::broker::report::SessionPhase::Expired
