@@ -167,13 +167,21 @@ impl Session {
         answered: Option<Instant>,
     ) {
         if let Some(source) = failure {
-            match purpose {
+            let what = match purpose {
                 WritePurpose::LoggedOut { .. } | WritePurpose::Revoked { .. } => {
-                    warn!(provider = %self.name, event = "store_failed", "could not delete the stored session: {source}");
+                    "delete the stored session"
                 }
-                _ => {
-                    warn!(provider = %self.name, event = "store_failed", "could not save the session: {source}");
-                }
+                _ => "save the session",
+            };
+            if source.is_store_wide() {
+                // The store's outage: its health says it once, when it
+                // starts and when it ends; a line per session and write
+                // (each refresh, each probe, a write not even tried while
+                // the store is known down) buried that. `status` shows
+                // which sessions are not saved, and the stop names them.
+                debug!(provider = %self.name, event = "store_failed", "could not {what}: {source}");
+            } else {
+                warn!(provider = %self.name, event = "store_failed", "could not {what}: {source}");
             }
         }
         if let (WritePurpose::Refreshed { .. }, Some(answered)) = (purpose, answered) {
