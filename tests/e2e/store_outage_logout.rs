@@ -100,6 +100,13 @@ fn a_logout_the_store_could_not_carry_out_stays_done_across_a_restart() {
         "{}",
         daemon.log()
     );
+    // The delete's retries are said as deletes, not saves.
+    assert!(
+        daemon.log().contains("could not delete the stored session")
+            && !daemon.log().contains("could not save the session"),
+        "{}",
+        daemon.log()
+    );
 
     store.mend_records();
     assert!(store.record("gone").exists(), "the store still has it");

@@ -81,6 +81,7 @@ impl Session {
             for effect in self.step(event) {
                 match effect {
                     Effect::WriteRecord { record, purpose } => {
+                        let deleting = record.is_none();
                         let result = match self.store_known_down(&purpose) {
                             Some(outage) => {
                                 if record.is_none() {
@@ -90,7 +91,7 @@ impl Session {
                             }
                             None => self.write_record(record, prepared.take()).await,
                         };
-                        self.log_write(&purpose, result.as_ref().err(), answered);
+                        self.log_write(&purpose, deleting, result.as_ref().err(), answered);
                         events.push_back(Event::RecordWritten { purpose, result });
                     }
                     other => reply = self.carry_out(other).or(reply),
@@ -160,18 +161,20 @@ impl Session {
         None
     }
 
+    /// Logs a write's failure; `deleting` when it deleted the record (a
+    /// logout's, a revocation's, or the retry of one).
     fn log_write(
         &self,
         purpose: &WritePurpose,
+        deleting: bool,
         failure: Option<&crate::store::StoreError>,
         answered: Option<Instant>,
     ) {
         if let Some(source) = failure {
-            let what = match purpose {
-                WritePurpose::LoggedOut { .. } | WritePurpose::Revoked { .. } => {
-                    "delete the stored session"
-                }
-                _ => "save the session",
+            let what = if deleting {
+                "delete the stored session"
+            } else {
+                "save the session"
             };
             if source.is_store_wide() {
                 // The store's outage: its health says it once, when it
