@@ -27,17 +27,20 @@
 //! session comes back.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write as _};
-use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::SystemTime;
 
 use tracing::{info, warn};
 
 use super::{ChangeFeed, LoadResult, PreparedSave, Store, StoreError, StoredSession};
+
+#[path = "logout_journal_file.rs"]
+mod file;
+#[cfg(test)]
+use file::HEADER;
+use file::{cannot_exist, parse, temp_path, unix_now, write};
 
 /// The journal's file name in the state directory (the encrypted file
 /// store's).
@@ -49,10 +52,6 @@ pub const FILE_NAME: &str = "pending-logouts";
 /// logout deleted the other daemon's session of that name at its next
 /// start (and each rewrote the file without the other's lines).
 pub const SECRET_SERVICE_FILE_NAME: &str = "pending-logouts-secret-service";
-
-/// The first line of the file, for a person who finds it.
-const HEADER: &str = "# tokend: logouts whose stored session is not deleted yet \
-                      (Unix time, provider); deleted at the next start once the store works\n";
 
 /// A [`Store`] whose deletes are remembered in a file until done (see the
 /// module doc).
@@ -71,6 +70,11 @@ pub struct LogoutJournal {
     /// record looked newer than the logout, was taken for a later login's,
     /// and came back at the next start.
     dated_ahead: Mutex<BTreeMap<String, i64>>,
+    /// Why the journal's file could not be read at the start, while it
+    /// still cannot be (see [`Self::readable`]).
+    unread: Mutex<Option<String>>,
+    /// Whether a temporary file left by a crash was looked for.
+    temp_checked: std::sync::atomic::AtomicBool,
 }
 
 impl LogoutJournal {
@@ -112,14 +116,17 @@ impl LogoutJournal {
 
     fn open_named(store: Arc<dyn Store>, directory: &Path, file_name: &str) -> Self {
         let path = directory.join(file_name);
+        let mut unread = None;
         let pending = match fs::read_to_string(&path) {
             Ok(text) => parse(&text),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => BTreeMap::new(),
+            Err(e) if cannot_exist(&e) => BTreeMap::new(),
             Err(e) => {
                 warn!(
-                    "cannot read {}: {e}; logouts it names are not carried out",
+                    "cannot read {}: {e}; the store is not used until it can be read (a \
+                     logout it names must not come back)",
                     path.display()
                 );
+                unread = Some(e.to_string());
                 BTreeMap::new()
             }
         };
@@ -136,7 +143,45 @@ impl LogoutJournal {
             path,
             pending: Mutex::new(pending),
             dated_ahead: Mutex::new(BTreeMap::new()),
+            unread: Mutex::new(unread),
+            temp_checked: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Whether the journal could be read: at the start it could not (an
+    /// I/O error, bytes that are not its text), so the logouts it names are
+    /// not known, and a record it names restored would bring a
+    /// logged-out session back (for good, once a refresh made the record
+    /// newer than the logout). Until it reads, every store call fails as
+    /// the store's outage, with the journal named; the store's retry loop
+    /// tries again.
+    fn readable(&self) -> Result<(), StoreError> {
+        let mut unread = self.unread.lock().unwrap_or_else(PoisonError::into_inner);
+        if unread.is_none() {
+            return Ok(());
+        }
+        let read = match fs::read_to_string(&self.path) {
+            Ok(text) => parse(&text),
+            Err(e) if cannot_exist(&e) => BTreeMap::new(),
+            Err(e) => {
+                return Err(StoreError::Unavailable {
+                    store: self.store.name(),
+                    reason: format!(
+                        "cannot read the logout journal {}: {e}; no session is read until it \
+                         can be (a logout it names must not come back)",
+                        self.path.display()
+                    ),
+                });
+            }
+        };
+        info!(
+            journal = %self.path.display(),
+            "the logout journal can be read now; logouts not yet carried out by the store: {}",
+            if read.is_empty() { "none".to_owned() } else { read.keys().cloned().collect::<Vec<_>>().join(", ") }
+        );
+        *self.pending() = read;
+        *unread = None;
+        Ok(())
     }
 
     /// Where the journal is kept.
@@ -313,12 +358,16 @@ impl Store for LogoutJournal {
     }
 
     fn load(&self, provider: &str) -> LoadResult {
+        self.readable()?;
         let loaded = self.store.load(provider);
         let settled = self.settle(provider, loaded);
         self.read(provider, settled, unix_now())
     }
 
     fn load_batch(&self, providers: &[String]) -> Vec<LoadResult> {
+        if let Err(e) = self.readable() {
+            return vec![Err(e); providers.len()];
+        }
         let loaded = self.store.load_batch(providers);
         let pending = !self.pending().is_empty();
         // One reading of the clock for the batch (a start reads 10,000
@@ -339,6 +388,7 @@ impl Store for LogoutJournal {
     }
 
     fn save(&self, provider: &str, session: &StoredSession) -> Result<(), StoreError> {
+        self.readable()?;
         let result = self.store.save(provider, session);
         self.saved(provider, session, result)
     }
@@ -357,11 +407,15 @@ impl Store for LogoutJournal {
         session: &StoredSession,
         prepared: PreparedSave,
     ) -> Result<(), StoreError> {
+        self.readable()?;
         let result = self.store.save_prepared(provider, session, prepared);
         self.saved(provider, session, result)
     }
 
     fn delete(&self, provider: &str) -> Result<(), StoreError> {
+        // Not even noted: written from an empty map, the file would lose
+        // the lines it could not be read for.
+        self.readable()?;
         let noted = self.note(provider, self.logout_time(provider));
         let result = self.store.delete(provider);
         match (&result, noted) {
@@ -373,13 +427,30 @@ impl Store for LogoutJournal {
     }
 
     fn note_skipped_delete(&self, provider: &str) {
+        if self.readable().is_err() {
+            self.warn_not_noted(
+                provider,
+                &io::Error::other("the journal could not be read at the start"),
+            );
+            return;
+        }
         if let Err(e) = self.note(provider, self.logout_time(provider)) {
             self.warn_not_noted(provider, &e);
         }
     }
 
     fn list(&self) -> Result<Vec<String>, StoreError> {
+        self.readable()?;
         let listed = self.store.list()?;
+        // A temporary file a crash left while the journal was written:
+        // removed here, where the store is listed (inside the lock gate:
+        // a daemon without the store's lock must not touch another's).
+        if !self
+            .temp_checked
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            let _ = fs::remove_file(temp_path(&self.path));
+        }
         self.keep_only(&listed);
         Ok(listed)
     }
@@ -402,66 +473,6 @@ impl Store for LogoutJournal {
             Err(std::sync::TryLockError::WouldBlock) => false,
         }
     }
-}
-
-/// Now in Unix seconds, as records' `obtained_at` counts (the store does
-/// not use the broker's clock: the journal is read before any broker).
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
-
-/// Reads the journal's lines (`UNIX_TIME PROVIDER`); other lines are
-/// skipped (the header, and anything a person wrote).
-fn parse(text: &str) -> BTreeMap<String, i64> {
-    text.lines()
-        .filter_map(|line| {
-            let (at, provider) = line.trim().split_once(' ')?;
-            let provider = provider.trim();
-            let at = at.parse().ok()?;
-            (!provider.is_empty()).then(|| (provider.to_owned(), at))
-        })
-        .collect()
-}
-
-/// Replaces the journal with `pending`, durably (written beside it,
-/// flushed, renamed over it, the directory flushed), or removes it when
-/// nothing is pending. Makes the directory (private) if it is missing.
-fn write(path: &Path, pending: &BTreeMap<String, i64>) -> io::Result<()> {
-    let directory = path.parent().unwrap_or(Path::new("."));
-    if pending.is_empty() {
-        match fs::remove_file(path) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-            _ => return File::open(directory)?.sync_all(),
-        }
-    }
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(directory)?;
-    let mut text = String::from(HEADER);
-    for (provider, at) in pending {
-        // Writing to a String cannot fail.
-        let _ = writeln!(text, "{at} {provider}");
-    }
-    let name = path.file_name().unwrap_or(FILE_NAME.as_ref());
-    let temp = directory.join(format!(".{}.tmp", name.to_string_lossy()));
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&temp)?;
-    let written = file
-        .write_all(text.as_bytes())
-        .and_then(|()| file.sync_all())
-        .and_then(|()| fs::rename(&temp, path));
-    if written.is_err() {
-        let _ = fs::remove_file(&temp);
-    }
-    written?;
-    File::open(directory)?.sync_all()
 }
 
 #[cfg(test)]

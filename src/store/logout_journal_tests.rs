@@ -364,3 +364,52 @@ fn an_older_secret_service_journal_is_taken_over() {
     assert!(!older.exists());
     assert!(fixture.dir.path().join(SECRET_SERVICE_FILE_NAME).exists());
 }
+
+/// A journal that cannot be read at the start (an I/O error; here bytes
+/// that are not text) may name a logout: no record is read, saved or
+/// deleted until it can be, as an outage of the store, which the retry
+/// loop ends; then the logout it names is carried out. Taken as empty,
+/// it let the logged-out session come back (for good, once a refresh made
+/// its record newer than the logout).
+#[test]
+fn a_journal_that_cannot_be_read_holds_the_store_until_it_can() {
+    let fixture = Fixture::new();
+    let journal = fixture.journal_with(&["github"]);
+    fixture.set_down(true);
+    assert!(journal.delete("github").is_err());
+    drop(journal);
+    let path = fixture.dir.path().join(FILE_NAME);
+    let text = fs::read_to_string(&path).unwrap();
+    fs::write(&path, b"\xff\xfe not text").unwrap();
+    fixture.set_down(false);
+
+    let journal = fixture.journal();
+    for result in [
+        journal.load("github").map(|_| ()),
+        journal.list().map(|_| ()),
+        journal.save("github", &record(unix_now())),
+        journal.delete("github"),
+    ] {
+        let err = result.unwrap_err();
+        assert!(err.is_store_wide(), "{err}");
+        assert!(err.to_string().contains("logout journal"), "{err}");
+    }
+    assert!(fixture.store.records.load("github").unwrap().is_some());
+
+    fs::write(&path, text).unwrap();
+    assert!(matches!(journal.load("github"), Ok(None)));
+    assert!(fixture.store.records.load("github").unwrap().is_none());
+}
+
+/// The temporary file a crash left while the journal was written is
+/// removed at the first listing of the store.
+#[test]
+fn a_temporary_file_left_by_a_crash_is_removed() {
+    let fixture = Fixture::new();
+    let temp = fixture.dir.path().join(format!(".{FILE_NAME}.tmp"));
+    fs::write(&temp, "half a journal").unwrap();
+    let journal = fixture.journal();
+    assert!(temp.exists());
+    journal.list().unwrap();
+    assert!(!temp.exists());
+}
