@@ -452,6 +452,11 @@ impl Store for SecretServiceStore {
                 store: STORE,
                 provider: provider.to_owned(),
             }),
+            Ok(delete::Deleted::LockedElsewhere(locked)) => Err(StoreError::Unchangeable {
+                store: STORE,
+                provider: provider.to_owned(),
+                reason: elsewhere::locked_items_reason(&locked),
+            }),
             Err(e) => Err(map_error(
                 KeyringError::PlatformFailure(Box::new(ServiceError::Zbus(e))),
                 Some(provider),
@@ -464,16 +469,31 @@ impl Store for SecretServiceStore {
         if let Some(client) = self.unlock.client()
             && let Ok((unlocked, locked)) = elsewhere::all_items(client.connection())
         {
+            let connection = client.connection();
+            let locked = elsewhere::in_locked_collections(connection, locked);
             self.locked_elsewhere.set(!locked.is_empty());
             if !locked.is_empty() {
                 // keyring's search would ask to unlock them and wait: the
                 // names are read here (see `secret_service_elsewhere.rs`).
-                let mut names: Vec<String> = unlocked
-                    .iter()
-                    .chain(&locked)
-                    .filter_map(|path| elsewhere::attributes_of(client.connection(), path).ok())
-                    .filter_map(|attributes| self.listed_name(attributes))
-                    .collect();
+                let mut names = Vec::new();
+                let mut unnamed = 0;
+                for path in unlocked.iter().chain(&locked) {
+                    match elsewhere::attributes_of(connection, path)
+                        .ok()
+                        .and_then(|attributes| self.listed_name(attributes))
+                    {
+                        Some(name) => names.push(name),
+                        None => unnamed += 1,
+                    }
+                }
+                if unnamed > 0 {
+                    tracing::warn!(
+                        "{unnamed} item(s) of tokend are in the locked keyring {}, which shows \
+                         no names while locked: a session stored only there shows logged out \
+                         until that keyring is unlocked (or its items deleted there)",
+                        elsewhere::keyrings_of(&locked)
+                    );
+                }
                 names.sort();
                 names.dedup();
                 return Ok(names);

@@ -36,13 +36,17 @@ const ITEM_INTERFACE: &str = "org.freedesktop.Secret.Item";
 pub const CONFIRM_SPACING: Duration = Duration::from_secs(120);
 
 /// What a delete came to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Deleted {
     /// No item of the provider is left.
     Done,
     /// The Secret Service asked the person to confirm (now or within
     /// [`CONFIRM_SPACING`]), and the item is still there.
     AwaitingConfirmation,
+    /// The items it could delete are gone; these are in a locked keyring
+    /// other than the default (see `secret_service_elsewhere.rs`), which
+    /// refuses to delete them: that provider's trouble, not the store's.
+    LockedElsewhere(Vec<OwnedObjectPath>),
 }
 
 /// The confirmation prompts tokend has shown, by provider.
@@ -69,11 +73,18 @@ impl DeletePrompts {
         provider: &str,
         now: Instant,
     ) -> zbus::Result<Deleted> {
-        let items = search(connection, provider)?;
+        let (items, elsewhere) = search(connection, provider)?;
+        let done = || {
+            if elsewhere.is_empty() {
+                Deleted::Done
+            } else {
+                Deleted::LockedElsewhere(elsewhere.clone())
+            }
+        };
         if items.is_empty() {
             // Confirmed, or deleted some other way: nothing left to ask.
             self.shown().remove(provider);
-            return Ok(Deleted::Done);
+            return Ok(done());
         }
         let shown_at = self.shown().get(provider).map(|(at, _)| *at);
         if shown_at.is_some_and(|at| now.saturating_duration_since(at) < CONFIRM_SPACING) {
@@ -106,7 +117,7 @@ impl DeletePrompts {
             prompts.push(prompt);
         }
         if prompts.is_empty() {
-            return Ok(Deleted::Done);
+            return Ok(done());
         }
         tracing::info!(
             provider,
@@ -137,11 +148,18 @@ impl DeletePrompts {
     }
 }
 
-/// The paths of `provider`'s items, unlocked and locked (a locked one's
-/// `Delete` fails as locked, which is what the caller should hear).
-fn search(connection: &Connection, provider: &str) -> zbus::Result<Vec<OwnedObjectPath>> {
+/// The paths of `provider`'s items to delete, unlocked and locked (a
+/// locked one's `Delete` fails as locked, which is what the caller should
+/// hear; `KeePassXC`'s locked per client asks for access), and apart those
+/// in a locked keyring other than the default, which are that provider's
+/// trouble (see `secret_service_elsewhere.rs`).
+fn search(
+    connection: &Connection,
+    provider: &str,
+) -> zbus::Result<(Vec<OwnedObjectPath>, Vec<OwnedObjectPath>)> {
     let attributes = HashMap::from([(SERVICE_ATTRIBUTE, SERVICE), (USERNAME_ATTRIBUTE, provider)]);
-    let (mut unlocked, locked) = super::elsewhere::search(connection, &attributes)?;
-    unlocked.extend(locked);
-    Ok(unlocked)
+    let (mut items, locked) = super::elsewhere::search(connection, &attributes)?;
+    let elsewhere = super::elsewhere::in_locked_collections(connection, locked.clone());
+    items.extend(locked.into_iter().filter(|item| !elsewhere.contains(item)));
+    Ok((items, elsewhere))
 }

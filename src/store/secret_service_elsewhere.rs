@@ -12,8 +12,13 @@
 //! session waited, not only the one with the copy.
 //!
 //! So the listing (at a restore, at a recovery) searches first on tokend's
-//! own connection, which only searches. When none of tokend's items is
-//! locked, everything goes through keyring's store as before. When one is,
+//! own connection, which only searches. When none of tokend's items is in
+//! a locked collection, everything goes through keyring's store as
+//! before. An item the search calls locked in a collection that is not
+//! (`KeePassXC` locks items per client until the person allows access,
+//! and tokend's own connection is never allowed) is left to keyring's
+//! store, which asks for that access as it always did. When one is in a
+//! locked collection,
 //! the listing reads the items' names itself, and each read or save of a
 //! provider first asks for that provider's items: one with a locked item
 //! gets an error of its own naming the keyring, and keyring's store is not
@@ -71,8 +76,56 @@ pub(super) fn all_items(
     search(connection, &HashMap::from([(SERVICE_ATTRIBUTE, SERVICE)]))
 }
 
-/// The attributes of the item at `path` (the Secret Service shows them for
-/// a locked item too: they are what a search matches).
+/// Of the `locked` items a search found, those whose collection is
+/// locked (see the module doc: `KeePassXC` calls items of an unlocked
+/// database locked for a client it has not allowed). A collection whose
+/// state cannot be read is taken as not locked: keyring's store then says
+/// what is wrong, as before.
+pub(super) fn in_locked_collections(
+    connection: &Connection,
+    locked: Vec<OwnedObjectPath>,
+) -> Vec<OwnedObjectPath> {
+    whose_collection_is_locked(locked, |collection| {
+        collection_locked(connection, collection).unwrap_or(false)
+    })
+}
+
+/// Of the items at `paths`, those whose collection (the path without its
+/// last element) `is_locked` says is locked; each collection asked once.
+fn whose_collection_is_locked(
+    paths: Vec<OwnedObjectPath>,
+    mut is_locked: impl FnMut(&str) -> bool,
+) -> Vec<OwnedObjectPath> {
+    let mut collections: HashMap<String, bool> = HashMap::new();
+    paths
+        .into_iter()
+        .filter(|item| {
+            let Some((collection, _)) = item.as_str().rsplit_once('/') else {
+                return false;
+            };
+            *collections
+                .entry(collection.to_owned())
+                .or_insert_with(|| is_locked(collection))
+        })
+        .collect()
+}
+
+/// Whether the collection at `path` is locked.
+fn collection_locked(connection: &Connection, path: &str) -> zbus::Result<bool> {
+    let reply = connection.call_method(
+        Some(SECRETS),
+        path,
+        Some("org.freedesktop.DBus.Properties"),
+        "Get",
+        &("org.freedesktop.Secret.Collection", "Locked"),
+    )?;
+    let value: zbus::zvariant::OwnedValue = reply.body().deserialize()?;
+    bool::try_from(value).map_err(zbus::Error::from)
+}
+
+/// The attributes of the item at `path` (gnome-keyring shows them for an
+/// item of a collection locked while it runs; for one it loaded locked
+/// from disk, only hashes of them, which name no provider).
 pub(super) fn attributes_of(
     connection: &Connection,
     path: &OwnedObjectPath,
@@ -91,14 +144,20 @@ pub(super) fn attributes_of(
 /// What a provider whose items include `locked` is told: which keyrings,
 /// and the ways out.
 pub(super) fn locked_items_reason(locked: &[OwnedObjectPath]) -> String {
-    let keyrings: BTreeSet<&str> = locked.iter().map(keyring_of).collect();
-    let keyrings: Vec<String> = keyrings.iter().map(|name| format!("`{name}`")).collect();
     format!(
         "an item of it is in the locked keyring {}, other than the default, which tokend does \
          not ask to unlock: unlock that keyring (and keep one item of the provider), or delete \
          the item there (Seahorse)",
-        keyrings.join(", ")
+        keyrings_of(locked)
     )
+}
+
+/// The keyrings (collections) of the items at `paths`, each once, quoted:
+/// "`backup`, `old`".
+pub(super) fn keyrings_of(paths: &[OwnedObjectPath]) -> String {
+    let keyrings: BTreeSet<&str> = paths.iter().map(keyring_of).collect();
+    let keyrings: Vec<String> = keyrings.iter().map(|name| format!("`{name}`")).collect();
+    keyrings.join(", ")
 }
 
 /// The collection part of an item's path
@@ -113,6 +172,33 @@ fn keyring_of(path: &OwnedObjectPath) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `KeePassXC` calls the items of an unlocked database locked for a
+    /// client it has not allowed: they are not in a locked keyring (left
+    /// to keyring's store, which asks for access), while an item of a
+    /// locked collection is; each collection is asked about once.
+    #[test]
+    fn only_items_of_a_locked_collection_are_locked_elsewhere() {
+        let paths: Vec<OwnedObjectPath> = [
+            "/org/freedesktop/secrets/collection/Passwords/a1",
+            "/org/freedesktop/secrets/collection/Passwords/b2",
+            "/org/freedesktop/secrets/collection/old/1",
+        ]
+        .iter()
+        .map(|p| OwnedObjectPath::try_from(*p).unwrap())
+        .collect();
+        let mut asked = Vec::new();
+        let elsewhere = whose_collection_is_locked(paths, |collection| {
+            asked.push(collection.to_owned());
+            collection.ends_with("/old")
+        });
+        assert_eq!(elsewhere.len(), 1);
+        assert_eq!(
+            elsewhere[0].as_str(),
+            "/org/freedesktop/secrets/collection/old/1"
+        );
+        assert_eq!(asked.len(), 2, "{asked:?}");
+    }
 
     #[test]
     fn the_reason_names_each_keyring_once() {

@@ -27,7 +27,7 @@ impl SecretServiceStore {
         };
         let wanted = HashMap::from([(SERVICE_ATTRIBUTE, SERVICE), (USERNAME_ATTRIBUTE, provider)]);
         elsewhere::search(client.connection(), &wanted)
-            .map(|(_, locked)| locked)
+            .map(|(_, locked)| elsewhere::in_locked_collections(client.connection(), locked))
             .unwrap_or_default()
     }
 

@@ -182,4 +182,14 @@ fn a_locked_item_in_another_keyring_is_that_providers_trouble() {
         assert!(message.contains("locked keyring `old`"), "{message}");
         assert!(!message.contains("unlock your keyring"), "{message}");
     }
+    // A logout deletes the item it can and says which one it cannot,
+    // as that provider's trouble: the store goes on for the others.
+    let (kind, message) = store
+        .delete("github")
+        .expect_error(&["rt-github", "rt-old-copy"]);
+    assert_eq!(kind, "Unchangeable", "{message}");
+    assert!(message.contains("locked keyring `old`"), "{message}");
+    assert_eq!(store.save("gitlab", &session("rt-gitlab-3")), Reply::Done);
+    assert_eq!(store.save("slack", &session("rt-slack")), Reply::Done);
+    assert_eq!(store.list(), listed(&["github", "gitlab", "slack"]));
 }
