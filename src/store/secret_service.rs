@@ -475,28 +475,7 @@ impl Store for SecretServiceStore {
             if !locked.is_empty() {
                 // keyring's search would ask to unlock them and wait: the
                 // names are read here (see `secret_service_elsewhere.rs`).
-                let mut names = Vec::new();
-                let mut unnamed = 0;
-                for path in unlocked.iter().chain(&locked) {
-                    match elsewhere::attributes_of(connection, path)
-                        .ok()
-                        .and_then(|attributes| self.listed_name(attributes))
-                    {
-                        Some(name) => names.push(name),
-                        None => unnamed += 1,
-                    }
-                }
-                if unnamed > 0 {
-                    tracing::warn!(
-                        "{unnamed} item(s) of tokend are in the locked keyring {}, which shows \
-                         no names while locked: a session stored only there shows logged out \
-                         until that keyring is unlocked (or its items deleted there)",
-                        elsewhere::keyrings_of(&locked)
-                    );
-                }
-                names.sort();
-                names.dedup();
-                return Ok(names);
+                return Ok(self.names_around_locked(connection, &unlocked, &locked));
             }
         }
         self.on_backend(connected, None, |backend| {

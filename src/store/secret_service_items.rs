@@ -88,4 +88,38 @@ impl SecretServiceStore {
         }
         Ok(())
     }
+
+    /// The providers of tokend's items, `unlocked` and in a locked
+    /// keyring (`locked`), read on tokend's own connection: keyring's
+    /// search would ask to unlock that keyring and wait. Items whose
+    /// names a locked keyring does not show are counted in a warning.
+    pub(super) fn names_around_locked(
+        &self,
+        connection: &zbus::blocking::Connection,
+        unlocked: &[zbus::zvariant::OwnedObjectPath],
+        locked: &[zbus::zvariant::OwnedObjectPath],
+    ) -> Vec<String> {
+        let mut names = Vec::new();
+        let mut unnamed = 0;
+        for path in unlocked.iter().chain(locked) {
+            match elsewhere::attributes_of(connection, path)
+                .ok()
+                .and_then(|attributes| self.listed_name(attributes))
+            {
+                Some(name) => names.push(name),
+                None => unnamed += 1,
+            }
+        }
+        if unnamed > 0 {
+            tracing::warn!(
+                "{unnamed} item(s) of tokend are in the locked keyring {}, which shows no names \
+                 while locked: a session stored only there shows logged out until that keyring \
+                 is unlocked (or its items deleted there)",
+                elsewhere::keyrings_of(locked)
+            );
+        }
+        names.sort();
+        names.dedup();
+        names
+    }
 }
