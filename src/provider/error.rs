@@ -184,17 +184,6 @@ fn retry_after_suffix(retry_after: Option<Duration>) -> String {
 }
 
 impl ProviderError {
-    /// The HTTP status the provider answered with, when it answered.
-    #[must_use]
-    pub fn http_status(&self) -> Option<u16> {
-        match self {
-            Self::CutOff { status, .. }
-            | Self::Unavailable { status, .. }
-            | Self::Rejected { status, .. } => Some(*status),
-            _ => None,
-        }
-    }
-
     /// The wait the provider asked for (`Retry-After`), if it did.
     #[must_use]
     pub fn retry_after(&self) -> Option<Duration> {

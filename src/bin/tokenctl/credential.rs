@@ -316,7 +316,8 @@ fn find_provider(
             format!(
                 "providers {} all serve {}: no token sent; name one with `tokenctl credential \
                  git --provider NAME`, set for the repositories of that account (git config \
-                 credential.https://HOST/ORG.helper, with credential.useHttpPath)",
+                 credential.https://HOST/ORG.helper: first '' to drop the helpers set for all \
+                 hosts, then --add this one; and credential.useHttpPath true)",
                 which.join(", "),
                 host.unwrap_or("this host")
             ),

@@ -344,8 +344,8 @@ impl SessionMachine {
         // Read before it is replaced: a failure like the one before it
         // (below) is no news, one of another kind is (the network back,
         // and now a refusal that needs the config mended), and so is one
-        // with another HTTP status or a wait asked where none was (a 500,
-        // then a 429 asking for 15 minutes).
+        // asking for a wait where none was (a 500, then a 429 asking for
+        // 15 minutes).
         let as_before = self
             .last_failure
             .as_ref()
@@ -568,14 +568,14 @@ impl SessionMachine {
 }
 
 /// Whether `now` fails as `before` did: the same kind of error and, from
-/// the provider, the same HTTP status and whether it asked for a wait.
+/// the provider, a wait asked for (`Retry-After`) in both or in neither.
+/// Not the HTTP status: a gateway in an outage mixes 502, 503 and 504, and
+/// each change would be a warning and an `on_event` run again.
 fn same_failure(before: &BrokerError, now: &BrokerError) -> bool {
-    let answer = |error: &BrokerError| match error {
+    let asked_wait = |error: &BrokerError| match error {
         BrokerError::ProviderUnavailable { source, .. }
-        | BrokerError::ProviderRejected { source, .. } => {
-            Some((source.http_status(), source.retry_after().is_some()))
-        }
-        _ => None,
+        | BrokerError::ProviderRejected { source, .. } => source.retry_after().is_some(),
+        _ => false,
     };
-    before.kind() == now.kind() && answer(before) == answer(now)
+    before.kind() == now.kind() && asked_wait(before) == asked_wait(now)
 }
