@@ -528,8 +528,24 @@ impl Store for EncryptedFileStore {
             return Ok(());
         }
         self.prepare()?;
-        // The spare holds an earlier record: it goes with the record.
-        spare::remove(&self.directory, provider);
+        // The spare holds an earlier record: it goes with the record,
+        // first, so that a failure leaves the record (and the logout's
+        // note) for the delete's retry.
+        if let Err(e) = spare::remove(&self.directory, provider) {
+            let spare = spare::path_of(&self.directory, provider);
+            return Err(match e.kind() {
+                io::ErrorKind::IsADirectory => StoreError::Corrupt {
+                    store: STORE,
+                    provider: provider.to_owned(),
+                    reason: not_a_file(&spare),
+                },
+                _ if refuses_change(&e) => self.refused_change(provider, &spare, &e),
+                _ => failed(format!(
+                    "cannot remove a record's spare in {}: {e}",
+                    self.directory.display()
+                )),
+            });
+        }
         match fs::remove_file(&path) {
             Ok(()) => sync_dir(&self.directory)
                 .map_err(|e| failed(format!("cannot flush {}: {e}", self.directory.display()))),

@@ -118,11 +118,14 @@ pub(super) fn swap_in(spare: &Path, record: &Path) -> io::Result<()> {
     fs::rename(spare, record)
 }
 
-/// Removes `provider`'s spare in `directory`, if there is one. Best
-/// effort: what a failure leaves is an earlier record sealed with the
-/// store's key, which the next save of that record writes over.
-pub(super) fn remove(directory: &Path, provider: &str) {
-    let _ = fs::remove_file(path_of(directory, provider));
+/// Removes `provider`'s spare in `directory`, if there is one. A failure
+/// is the delete's: the spare holds an earlier record, whose refresh
+/// token still works at a provider that does not rotate them.
+pub(super) fn remove(directory: &Path, provider: &str) -> io::Result<()> {
+    match fs::remove_file(path_of(directory, provider)) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        result => result,
+    }
 }
 
 #[cfg(test)]

@@ -171,3 +171,27 @@ fn a_spare_without_its_record_is_listed_and_deleted() {
     assert!(!spare.exists());
     assert_eq!(store.list().unwrap(), ["kept"]);
 }
+
+/// A spare that cannot be removed fails the delete, before the record is
+/// removed: the spare holds an earlier record, whose refresh token still
+/// works at a provider that does not rotate them, and a logout said done
+/// left it for good. The retry, once it can be removed, removes both.
+#[test]
+fn a_spare_that_cannot_be_removed_fails_the_delete() {
+    let state = tempfile::tempdir().unwrap();
+    let store = store(state.path());
+    store.save("github", &record("rt-1")).unwrap();
+    let spare = spare_of(&store, "github");
+    fs::create_dir(&spare).unwrap();
+    fs::write(spare.join("in-the-way"), "").unwrap();
+    let err = store.delete("github").unwrap_err();
+    assert!(!err.is_store_wide(), "{err}");
+    assert!(err.to_string().contains(".github.spare"), "{err}");
+    assert!(
+        store.file_of("github").unwrap().exists(),
+        "the record stays"
+    );
+    fs::remove_dir_all(&spare).unwrap();
+    store.delete("github").unwrap();
+    assert!(!store.file_of("github").unwrap().exists());
+}
