@@ -53,6 +53,11 @@ pub enum LoginEvent {
         /// Why not, when `ok` is false.
         #[serde(default)]
         error: Option<ErrorBody>,
+        /// With `ok`, when the new tokens could not be saved: why (the
+        /// store's trouble). They are used, and saved when the store
+        /// works; a stop before then loses the login. Absent otherwise.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        unsaved: Option<String>,
     },
 }
 
@@ -85,6 +90,7 @@ mod tests {
             r#"{"event":"polling","provider":"gh","trouble":"HTTP 503"}"#
         );
         let done = LoginEvent::Done {
+            unsaved: None,
             provider: "gh".into(),
             ok: true,
             error: None,

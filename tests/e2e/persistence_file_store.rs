@@ -286,6 +286,46 @@ fn a_failed_write_loses_nothing_shows_in_status_and_is_retried() {
     assert_a_crash_keeps_the_current_refresh_token(&mut daemon, &provider, "demo");
 }
 
+/// A login whose tokens the store cannot take is not "Logged in" and exit
+/// 0: the person is told it is not saved and why, exit 9, as a logout
+/// whose record could not be deleted is (a stop before the store works
+/// loses it). Once the store works, it is saved.
+#[test]
+fn a_login_the_store_cannot_take_says_so() {
+    let provider = Provider::rfc8628();
+    let store = FileStore::new();
+    let daemon = start(&provider, &store);
+    store.break_records();
+    let run = support::login_run::LoginRun::start(&daemon.socket, "demo");
+    provider.approve(&run.user_code()).unwrap();
+    let (done, err, code) = run.finish();
+    assert_eq!(code, 9, "{done} {err}");
+    assert_eq!(done["ok"], true, "{done}");
+    assert!(
+        done["unsaved"]
+            .as_str()
+            .unwrap()
+            .contains("not a directory"),
+        "{done}"
+    );
+    assert!(
+        err.contains("logged in to demo, but the session could not be saved"),
+        "{err}"
+    );
+    token(&daemon, "demo", &["--min-valid", "0"]);
+    store.mend_records();
+    // The status probes the store at once and shows it saved.
+    let mut saved = serde_json::Value::Null;
+    for _ in 0..100 {
+        saved = status(&daemon, "demo")["saved"].clone();
+        if saved == true {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(saved, true, "{}", daemon.log());
+}
+
 /// A daemon on the encrypted file store with `alpha` and `beta` logged in.
 fn alpha_and_beta_logged_in() -> (Provider, FileStore, Daemon) {
     let provider = Provider::rfc8628();

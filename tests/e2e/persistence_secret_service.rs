@@ -274,8 +274,18 @@ fn a_missing_secret_service_is_a_clear_error_and_a_late_one_is_used() {
         "{}",
         daemon.log()
     );
-    // The daemon works from memory: login, tokens, refreshes.
-    login(&daemon, "demo", approve(&provider));
+    // The daemon works from memory: login, tokens, refreshes. The login
+    // says it is not saved (exit 9).
+    let run = crate::support::login_run::LoginRun::start(&daemon.socket, "demo");
+    provider.approve(&run.user_code()).unwrap();
+    let (done, err, code) = run.finish();
+    assert_eq!(code, 9, "{done} {err}");
+    assert!(
+        done["unsaved"]
+            .as_str()
+            .is_some_and(|why| why.contains("no Secret Service on the session bus")),
+        "{done}"
+    );
     let unsaved = status(&daemon, "demo");
     assert!(
         unsaved["last_error"]

@@ -171,7 +171,7 @@ fn a_login_lost_at_a_stop_after_a_noted_logout_says_the_session_starts_logged_ou
     let mut daemon = Daemon::start_with(&providers, store.options());
     store.break_records();
     assert!(!daemon.tokenctl(&["logout", "again"]).status.success());
-    let renewed = support::daemon::login(&daemon, "again", |code| {
+    let renewed = support::login_run::login_unsaved(&daemon, "again", |code| {
         provider.approve(code).unwrap();
     });
     assert_ne!(renewed, seeded[0].access_token);
@@ -248,7 +248,7 @@ fn a_logout_on_a_full_disk_deletes_the_record_at_once() {
     let daemon = Daemon::start_with(&providers, store.options());
     disk.fill();
     // A login's save needs a new file: the store is down.
-    support::daemon::login(&daemon, "next", |code| {
+    support::login_run::login_unsaved(&daemon, "next", |code| {
         provider.approve(code).unwrap();
     });
     daemon.wait_for_log(1, &["event=\"store_unavailable\""]);

@@ -142,14 +142,29 @@ fn follow(
                 provider,
                 ok,
                 error,
+                unsaved,
             } => {
-                return if ok {
-                    if !options.json {
-                        view.succeeded(out, &provider).map_err(output)?;
+                return match (ok, unsaved) {
+                    (true, None) => {
+                        if !options.json {
+                            view.succeeded(out, &provider).map_err(output)?;
+                        }
+                        Ok(())
                     }
-                    Ok(())
-                } else {
-                    Err(login_failure(&provider, error))
+                    // Logged in, but a stop before the store works loses
+                    // it: said as a logout whose record could not be
+                    // deleted is (exit 9), not "Logged in".
+                    (true, Some(why)) => Err(Failure::new(
+                        exit::STORE_ERROR,
+                        format!(
+                            "logged in to {}, but the session could not be saved: {}; tokend \
+                             uses it and saves it once the store works, and a stop before then \
+                             loses it",
+                            clean(&provider),
+                            clean(&why)
+                        ),
+                    )),
+                    (false, _) => Err(login_failure(&provider, error)),
                 };
             }
         }
@@ -215,6 +230,7 @@ fn write_done(out: &mut impl Write, provider: &str, error: &ErrorBody) -> io::Re
         provider: provider.to_owned(),
         ok: false,
         error: Some(error.clone()),
+        unsaved: None,
     };
     let line = serde_json::to_string(&done)?;
     writeln!(out, "{line}")?;

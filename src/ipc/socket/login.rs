@@ -23,6 +23,7 @@ pub(super) async fn answer(
         provider: provider.clone(),
         ok: error.is_none(),
         error: error.map(error_body),
+        unsaved: None,
     };
     let mut watch = match broker.login(caller, &provider).await {
         Ok(watch) => watch,
@@ -78,7 +79,34 @@ pub(super) async fn answer(
     if let Err(e) = &outcome {
         write.note(e);
     }
-    write.send(&done(outcome.as_ref().err())).await
+    let mut done = done(outcome.as_ref().err());
+    if let LoginEvent::Done {
+        ok: true, unsaved, ..
+    } = &mut done
+    {
+        *unsaved = unsaved_reason(broker, caller, &provider);
+    }
+    write.send(&done).await
+}
+
+/// Why the session's tokens a login just brought are not saved, if they
+/// are not: the store's outage, or the session's last error (its own
+/// record's trouble). The person who approved the code is told, as a
+/// logout whose record could not be deleted is: a stop before the store
+/// works loses the login.
+fn unsaved_reason(broker: &Broker, caller: &Caller, provider: &str) -> Option<String> {
+    let report = broker.status(caller, Some(provider)).ok()?.pop()?;
+    if report.saved {
+        return None;
+    }
+    Some(
+        broker
+            .store_status()
+            .outage
+            .map(|outage| outage.reason)
+            .or(report.last_error)
+            .unwrap_or_else(|| "the store did not take it".to_owned()),
+    )
 }
 
 /// Whether the client has closed the connection, not only its writing

@@ -108,6 +108,19 @@ fn guard(child: &Child) -> std::sync::mpsc::Sender<()> {
     done
 }
 
+/// As [`login`], while the store cannot take the session: the login is
+/// done but said not saved (exit 9, `"unsaved"` in its `done` line).
+pub fn login_unsaved(daemon: &Daemon, name: &str, approve: impl FnOnce(&str)) -> String {
+    let run = LoginRun::start(&daemon.socket, name);
+    approve(&run.user_code());
+    let (done, err, code) = run.finish();
+    assert_eq!(code, 9, "{done} {err}\nlog:\n{}", daemon.log());
+    assert_eq!(done["ok"], true, "{done}");
+    assert!(done["unsaved"].is_string(), "{done}");
+    assert!(err.contains("could not be saved"), "{err}");
+    token(daemon, name, &["--min-valid", "0"])
+}
+
 /// Logs `name` in through `tokenctl login`, approving at `approve`, and
 /// returns the first access token.
 pub fn login(daemon: &Daemon, name: &str, approve: impl FnOnce(&str)) -> String {

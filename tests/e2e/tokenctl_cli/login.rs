@@ -23,6 +23,7 @@ fn done_event(error: Option<(ErrorCode, &str)>) -> LoginEvent {
             code,
             message: message.into(),
         }),
+        unsaved: None,
     }
 }
 

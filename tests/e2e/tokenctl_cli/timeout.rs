@@ -28,6 +28,7 @@ fn answer(request: &Request) -> Vec<String> {
                 provider: "github".into(),
                 ok: true,
                 error: None,
+                unsaved: None,
             }),
         ],
         other => panic!("unexpected request {other:?}"),
