@@ -371,7 +371,7 @@ impl EncryptedFileStore {
         // Nothing is made in a directory that cannot take it back: a
         // temporary file there could never be removed.
         if files::immutable_or_append_only(&self.directory) {
-            return Err(unusable(&self.directory, FROZEN_DIRECTORY));
+            return Err(unusable_as_it_is(&self.directory, FROZEN_DIRECTORY));
         }
         let sealed = sealed::seal(&self.key, provider, &padded_record(session)).map_err(failed)?;
         let spare = spare::path_of(&self.directory, provider);
@@ -579,19 +579,23 @@ impl Store for EncryptedFileStore {
         // Only what says the directory takes no writes at all; anything
         // else (not made yet, say) is left to the writes themselves.
         match rustix::fs::access(&self.directory, rustix::fs::Access::WRITE_OK) {
-            Err(rustix::io::Errno::ROFS) => Err(unusable(
+            Err(rustix::io::Errno::ROFS) => Err(unusable_as_it_is(
                 &self.directory,
-                "it is on a read-only file system: sessions are read, but no refresh can be saved",
+                "it is on a read-only file system (remounted so after disk errors? see `mount` \
+                 and `dmesg`): sessions are read, but no refresh can be saved",
             )),
-            Err(rustix::io::Errno::ACCESS) => Err(unusable(
+            Err(rustix::io::Errno::ACCESS) => Err(unusable_as_it_is(
                 &self.directory,
-                "tokend's user may not write in it: sessions are read, but no refresh can be saved",
+                "tokend's user may not write in it (chown it to that user): sessions are read, \
+                 but no refresh can be saved",
             )),
-            Err(rustix::io::Errno::PERM) => Err(unusable(&self.directory, FROZEN_DIRECTORY)),
+            Err(rustix::io::Errno::PERM) => {
+                Err(unusable_as_it_is(&self.directory, FROZEN_DIRECTORY))
+            }
             // An append-only directory passes `access`, and refuses every
             // rename and removal: its attributes say so.
             Ok(()) if files::immutable_or_append_only(&self.directory) => {
-                Err(unusable(&self.directory, FROZEN_DIRECTORY))
+                Err(unusable_as_it_is(&self.directory, FROZEN_DIRECTORY))
             }
             _ => Ok(()),
         }
@@ -637,6 +641,16 @@ fn failed(reason: String) -> StoreError {
     StoreError::Failed {
         store: STORE,
         reason,
+    }
+}
+
+/// As [`unusable`], for a directory that is where it should be and whose
+/// own state is the trouble (`why` says what to do): another
+/// `state_directory` would leave its records behind.
+fn unusable_as_it_is(dir: &Path, why: &str) -> StoreError {
+    StoreError::Unavailable {
+        store: STORE,
+        reason: format!("the directory {} cannot be used: {why}", dir.display()),
     }
 }
 

@@ -485,6 +485,12 @@ fn a_read_only_state_directory_at_start_is_an_outage_said_at_once() {
     daemon.restart();
     let down = daemon.wait_for_log(1, UNAVAILABLE);
     assert!(down[0].contains("read-only file system"), "{down:?}");
+    // The way out is the mount, not another state directory (set already,
+    // and one elsewhere would leave the records behind).
+    assert!(
+        down[0].contains("`mount`") && !down[0].contains("set `state_directory`"),
+        "{down:?}"
+    );
     assert_eq!(
         token(&daemon, "demo", &["--min-valid", "0"]),
         seeded[0].access_token
