@@ -109,7 +109,7 @@ impl Broker {
                         () = health.late_answer() => ProbeCause::LateAnswer,
                     };
                     match self.probe_store().await {
-                        Ok(listed) => break 'probing (listed, cause),
+                        Ok(probed) => break 'probing (probed, cause),
                         Err(e) => {
                             // Already reported by the store, unless a call timed out.
                             health.failed(&e);
@@ -126,7 +126,7 @@ impl Broker {
             drop(changes);
             recovered_at = Some(Instant::now());
             if health.recovered(cause).is_some() {
-                self.recover_sessions(&listed).await;
+                self.recover_sessions(&listed.0, listed.1).await;
             }
             // Counted once the sessions are back: a status that waited
             // for this probe shows them restored, not only the store.
@@ -136,7 +136,8 @@ impl Broker {
 
     /// Whether the store works: it lists its records and, when sessions
     /// could not save, saves them, those whose saves failed least first,
-    /// until one fails store-wide. Returns the names listed.
+    /// until one fails store-wide. Returns the names listed, and how many
+    /// sessions it saved (said with the recovery's own saves).
     ///
     /// Every unsaved session, not the first: a full disk rewrites a record
     /// in place (over its spare) but cannot make a new one, and a probe
@@ -152,7 +153,7 @@ impl Broker {
     /// working: the next unsaved session is tried instead. Taken for the
     /// store's failure, it kept every later outage going until a restart,
     /// with that provider's name as the reason shown to every caller.
-    async fn probe_store(&self) -> Result<Vec<String>, StoreError> {
+    async fn probe_store(&self) -> Result<(Vec<String>, usize), StoreError> {
         let store = Arc::clone(&self.inner.shared.store);
         let metrics = Arc::clone(&self.inner.shared.metrics);
         let health = Arc::clone(&self.inner.shared.store_health);
@@ -169,9 +170,10 @@ impl Broker {
             .map(|s| (s.save_failures(), s))
             .collect();
         unsaved.sort_by_key(|(failures, _)| *failures);
+        let mut saved = 0;
         for (_, session) in unsaved {
             match session.save_if_dirty().await {
-                Ok(_) => {}
+                Ok(done) => saved += usize::from(done),
                 Err(BrokerError::Store { source, .. }) if !source.is_store_wide() => {}
                 Err(BrokerError::Store { source, .. }) => return Err(source),
                 Err(other) => {
@@ -182,14 +184,14 @@ impl Broker {
                 }
             }
         }
-        Ok(listed)
+        Ok((listed, saved))
     }
 
     /// The store works again: restores the sessions that waited for it
     /// (those it has a record of, in batches), and saves the sessions whose
     /// save failed. Stops when the store fails again; what is left waits
     /// for the next recovery.
-    async fn recover_sessions(&self, listed: &[String]) {
+    async fn recover_sessions(&self, listed: &[String], probe_saved: usize) {
         let health = &self.inner.shared.store_health;
         let listed: HashSet<&str> = listed.iter().map(String::as_str).collect();
         let sessions = self.sessions();
@@ -202,7 +204,7 @@ impl Broker {
             }
         }
         let restored = self.restore_records(&stored, RestoreCause::Recovery).await;
-        let mut saved = 0;
+        let mut saved = probe_saved;
         for session in &sessions {
             if !health.is_available() {
                 break;

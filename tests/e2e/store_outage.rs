@@ -386,6 +386,9 @@ fn refresh_while_locked_then_unlock(
         stderr(&out)
     );
     assert_eq!(count(&daemon, AVAILABLE), 1, "{}", daemon.log());
+    // The recovery says the save it made (the probe's), not "saved 0".
+    let recovered = daemon.wait_for_log(1, &["after the store came back"]);
+    assert!(recovered[0].contains("saved 1"), "{recovered:?}");
     after_unlock();
 
     daemon.stop();
