@@ -88,13 +88,62 @@ pub enum ClientError {
     Daemon(ErrorBody),
 }
 
+/// What to do about a socket this process may not use: the socket, or
+/// its directory, is for a group this process is not in. A user added to
+/// that group after the login session began (`usermod -aG`, the README's
+/// step) is in the group database but not in this process: a new login
+/// is what is needed, not a change of the daemon's config.
+fn permission_advice(path: &Path) -> String {
+    use std::os::unix::fs::MetadataExt as _;
+    let in_process = |gid: u32| {
+        nix::unistd::getegid().as_raw() == gid
+            || nix::unistd::getgroups().is_ok_and(|groups| groups.iter().any(|g| g.as_raw() == gid))
+    };
+    for place in [path.parent(), Some(path)].into_iter().flatten() {
+        let Ok(meta) = std::fs::metadata(place) else {
+            continue;
+        };
+        if meta.mode() & 0o070 == 0 || in_process(meta.gid()) {
+            continue;
+        }
+        let group = nix::unistd::Group::from_gid(meta.gid().into())
+            .ok()
+            .flatten();
+        let name = group
+            .as_ref()
+            .map_or_else(|| meta.gid().to_string(), |g| g.name.clone());
+        let user = nix::unistd::User::from_uid(nix::unistd::getuid())
+            .ok()
+            .flatten()
+            .map(|u| u.name);
+        let listed = group
+            .as_ref()
+            .zip(user.as_ref())
+            .is_some_and(|(group, user)| group.mem.contains(user));
+        return if listed {
+            format!(
+                "{} is for group `{name}`, which this user joined after this login session \
+                 began: log in again (or run `newgrp {name}`)",
+                place.display()
+            )
+        } else {
+            format!(
+                "{} is for group `{name}`, and this user is not in it: add the user to it (then \
+                 log in again), or the daemon's config decides who may",
+                place.display()
+            )
+        };
+    }
+    "this user may not use that socket; the daemon's config decides who may".into()
+}
+
 /// What to do about a failed connect, by the kind of failure.
 pub(super) fn connect_advice(path: &Path, error: &io::Error) -> String {
     if error.kind() == io::ErrorKind::TimedOut {
         return "it is there but does not take connections: is it hung? (`systemctl status tokend`)".into();
     }
     if error.kind() == io::ErrorKind::PermissionDenied {
-        return "this user may not use that socket; the daemon's config decides who may".into();
+        return permission_advice(path);
     }
     // A Unix socket's address holds 107 bytes of path: no daemon can be
     // listening at a longer one.

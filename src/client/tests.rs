@@ -415,6 +415,26 @@ fn no_daemon_at_a_named_path_is_not_told_to_pass_socket() {
     assert!(text.contains("is tokend running?"), "{text}");
 }
 
+/// A socket this process may not use names the group it is for and what
+/// to do (join it and log in again), not only "the daemon's config".
+#[test]
+fn a_socket_of_a_group_this_process_is_not_in_is_named() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("tokend.sock");
+    drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o660)).unwrap();
+    // A group no process of this test is in.
+    if rustix::fs::chown(&socket, None, Some(rustix::fs::Gid::from_raw(4_000_123))).is_err() {
+        eprintln!("SKIPPED a_socket_of_a_group_this_process_is_not_in_is_named: needs root");
+        return;
+    }
+    let error = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+    let text = super::error::connect_advice(&socket, &error);
+    assert!(text.contains("is for group `4000123`"), "{text}");
+    assert!(text.contains("log in again"), "{text}");
+}
+
 /// The slow-token notice: said once, naming the provider, only when the
 /// answer has not come within its delay; the wait goes on after it.
 #[test]
