@@ -79,8 +79,9 @@ pub struct LogoutJournal {
 
 impl LogoutJournal {
     /// Wraps `store`, with the journal at `directory`/[`FILE_NAME`]; reads
-    /// what an earlier run left there. An unreadable journal is logged and
-    /// taken as empty (the sessions it named come back, as without it).
+    /// what an earlier run left there. A journal that is there and cannot
+    /// be read is logged, and holds the store until it can be read (see
+    /// `readable`).
     #[must_use]
     pub fn open(store: Arc<dyn Store>, directory: &Path) -> Self {
         Self::open_named(store, directory, FILE_NAME)
@@ -117,8 +118,8 @@ impl LogoutJournal {
     fn open_named(store: Arc<dyn Store>, directory: &Path, file_name: &str) -> Self {
         let path = directory.join(file_name);
         let mut unread = None;
-        let pending = match fs::read_to_string(&path) {
-            Ok(text) => parse(&text),
+        let pending = match fs::read(&path) {
+            Ok(bytes) => parse(&String::from_utf8_lossy(&bytes)),
             Err(e) if cannot_exist(&e) => BTreeMap::new(),
             Err(e) => {
                 warn!(
@@ -149,7 +150,8 @@ impl LogoutJournal {
     }
 
     /// Whether the journal could be read: at the start it could not (an
-    /// I/O error, bytes that are not its text), so the logouts it names are
+    /// I/O error: a bad disk block, a symbolic link loop; a line that is
+    /// not text is only skipped), so the logouts it names are
     /// not known, and a record it names restored would bring a
     /// logged-out session back (for good, once a refresh made the record
     /// newer than the logout). Until it reads, every store call fails as
@@ -160,15 +162,15 @@ impl LogoutJournal {
         if unread.is_none() {
             return Ok(());
         }
-        let read = match fs::read_to_string(&self.path) {
-            Ok(text) => parse(&text),
+        let read = match fs::read(&self.path) {
+            Ok(bytes) => parse(&String::from_utf8_lossy(&bytes)),
             Err(e) if cannot_exist(&e) => BTreeMap::new(),
             Err(e) => {
                 return Err(StoreError::Unavailable {
                     store: self.store.name(),
                     reason: format!(
                         "cannot read the logout journal {}: {e}; no session is read until it \
-                         can be (a logout it names must not come back)",
+                         can be (a logout it names must not come back): mend or remove the file",
                         self.path.display()
                     ),
                 });
@@ -451,7 +453,12 @@ impl Store for LogoutJournal {
         {
             let _ = fs::remove_file(temp_path(&self.path));
         }
-        self.keep_only(&listed);
+        // A provider the listing could not name may still have a record:
+        // its logout's line stays (dropped, the logout came back once the
+        // keyring that held the record was unlocked).
+        if self.store.listed_all() {
+            self.keep_only(&listed);
+        }
         Ok(listed)
     }
 

@@ -13,6 +13,8 @@ use crate::store::{MemoryStore, STORED_SESSION_VERSION};
 struct DownStore {
     records: MemoryStore,
     down: AtomicBool,
+    /// The listing could not name every record (a keyring loaded locked).
+    unnamed: AtomicBool,
 }
 
 impl DownStore {
@@ -46,6 +48,9 @@ impl Store for DownStore {
     fn list(&self) -> Result<Vec<String>, StoreError> {
         self.check()?;
         self.records.list()
+    }
+    fn listed_all(&self) -> bool {
+        !self.unnamed.load(Ordering::SeqCst)
     }
 }
 
@@ -365,8 +370,8 @@ fn an_older_secret_service_journal_is_taken_over() {
     assert!(fixture.dir.path().join(SECRET_SERVICE_FILE_NAME).exists());
 }
 
-/// A journal that cannot be read at the start (an I/O error; here bytes
-/// that are not text) may name a logout: no record is read, saved or
+/// A journal that cannot be read at the start (an I/O error; here a
+/// symbolic link that loops) may name a logout: no record is read, saved or
 /// deleted until it can be, as an outage of the store, which the retry
 /// loop ends; then the logout it names is carried out. Taken as empty,
 /// it let the logged-out session come back (for good, once a refresh made
@@ -380,7 +385,8 @@ fn a_journal_that_cannot_be_read_holds_the_store_until_it_can() {
     drop(journal);
     let path = fixture.dir.path().join(FILE_NAME);
     let text = fs::read_to_string(&path).unwrap();
-    fs::write(&path, b"\xff\xfe not text").unwrap();
+    fs::remove_file(&path).unwrap();
+    std::os::unix::fs::symlink(&path, &path).unwrap();
     fixture.set_down(false);
 
     let journal = fixture.journal();
@@ -396,7 +402,9 @@ fn a_journal_that_cannot_be_read_holds_the_store_until_it_can() {
     }
     assert!(fixture.store.records.load("github").unwrap().is_some());
 
-    fs::write(&path, text).unwrap();
+    fs::remove_file(&path).unwrap();
+    // A line that is not text (a person's note in Latin-1) is skipped.
+    fs::write(&path, [b"# caf\xe9\n".as_slice(), text.as_bytes()].concat()).unwrap();
     assert!(matches!(journal.load("github"), Ok(None)));
     assert!(fixture.store.records.load("github").unwrap().is_none());
 }
@@ -412,4 +420,25 @@ fn a_temporary_file_left_by_a_crash_is_removed() {
     assert!(temp.exists());
     journal.list().unwrap();
     assert!(!temp.exists());
+}
+
+/// A listing that could not name every record (a keyring gnome-keyring
+/// loaded locked from disk shows only hashes of its items' attributes)
+/// keeps the lines of the providers it did not list: one of them may
+/// still have a record there, and dropped, its logout came back once that
+/// keyring was unlocked.
+#[test]
+fn a_listing_that_could_not_name_every_record_keeps_the_lines() {
+    let fixture = Fixture::new();
+    let journal = fixture.journal_with(&["github"]);
+    fixture.set_down(true);
+    assert!(journal.delete("github").is_err());
+    fixture.set_down(false);
+    fixture.store.records.delete("github").unwrap();
+    fixture.store.unnamed.store(true, Ordering::SeqCst);
+    assert_eq!(journal.list().unwrap(), Vec::<String>::new());
+    assert!(journal.remembers_logout("github"), "the line was dropped");
+    fixture.store.unnamed.store(false, Ordering::SeqCst);
+    journal.list().unwrap();
+    assert!(!journal.remembers_logout("github"));
 }

@@ -462,4 +462,12 @@ pub trait Store: Send + Sync + fmt::Debug {
     fn remembers_logout(&self, _provider: &str) -> bool {
         false
     }
+
+    /// Whether the last [`Self::list`] named every record the store holds.
+    /// `false` when some could not be named (a keyring loaded locked from
+    /// disk shows only hashes of its items' attributes): a provider left
+    /// out may still have a record, so the logout journal keeps its line.
+    fn listed_all(&self) -> bool {
+        true
+    }
 }

@@ -471,11 +471,13 @@ impl Store for SecretServiceStore {
         {
             let connection = client.connection();
             let locked = elsewhere::in_locked_collections(connection, locked);
-            self.locked_elsewhere.set(!locked.is_empty());
+            self.locked_elsewhere.set(!locked.is_empty(), false);
             if !locked.is_empty() {
                 // keyring's search would ask to unlock them and wait: the
                 // names are read here (see `secret_service_elsewhere.rs`).
-                return Ok(self.names_around_locked(connection, &unlocked, &locked));
+                let (names, unnamed) = self.names_around_locked(connection, &unlocked, &locked);
+                self.locked_elsewhere.set(true, unnamed);
+                return Ok(names);
             }
         }
         self.on_backend(connected, None, |backend| {
@@ -487,6 +489,10 @@ impl Store for SecretServiceStore {
             names.dedup();
             Ok(names)
         })
+    }
+
+    fn listed_all(&self) -> bool {
+        !self.locked_elsewhere.unnamed()
     }
 
     fn change_feed(&self) -> Option<ChangeFeed> {

@@ -37,19 +37,30 @@ use super::{SECRETS, SERVICE, SERVICE_ATTRIBUTE, SERVICE_INTERFACE, SERVICE_PATH
 /// The Secret Service's items' interface.
 const ITEM_INTERFACE: &str = "org.freedesktop.Secret.Item";
 
-/// Whether the last listing found any of tokend's items locked.
+/// Whether the last listing found any of tokend's items locked, and
+/// whether it could name them all.
 #[derive(Debug, Default)]
-pub(super) struct LockedElsewhere(AtomicBool);
+pub(super) struct LockedElsewhere {
+    found: AtomicBool,
+    unnamed: AtomicBool,
+}
 
 impl LockedElsewhere {
-    /// Notes what a listing found.
-    pub fn set(&self, found: bool) {
-        self.0.store(found, Ordering::Relaxed);
+    /// Notes what a listing found: items in a locked keyring, and some of
+    /// them without a name it could read.
+    pub fn set(&self, found: bool, unnamed: bool) {
+        self.found.store(found, Ordering::Relaxed);
+        self.unnamed.store(unnamed, Ordering::Relaxed);
     }
 
     /// Whether reads and saves must look for locked items first.
     pub fn found(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
+        self.found.load(Ordering::Relaxed)
+    }
+
+    /// Whether the last listing left items it could not name.
+    pub fn unnamed(&self) -> bool {
+        self.unnamed.load(Ordering::Relaxed)
     }
 }
 
@@ -79,14 +90,18 @@ pub(super) fn all_items(
 /// Of the `locked` items a search found, those whose collection is
 /// locked (see the module doc: `KeePassXC` calls items of an unlocked
 /// database locked for a client it has not allowed). A collection whose
-/// state cannot be read is taken as not locked: keyring's store then says
-/// what is wrong, as before.
+/// state cannot be read is taken as locked (see below).
 pub(super) fn in_locked_collections(
     connection: &Connection,
     locked: Vec<OwnedObjectPath>,
 ) -> Vec<OwnedObjectPath> {
+    // A collection whose state cannot be read is taken as locked: a
+    // keyring file copied in while gnome-keyring runs lists its items as
+    // locked and answers nothing about itself, and keyring's store would
+    // ask to unlock it and fail the whole store. KeePassXC's collections
+    // answer.
     whose_collection_is_locked(locked, |collection| {
-        collection_locked(connection, collection).unwrap_or(false)
+        collection_locked(connection, collection).unwrap_or(true)
     })
 }
 
@@ -101,7 +116,7 @@ fn whose_collection_is_locked(
         .into_iter()
         .filter(|item| {
             let Some((collection, _)) = item.as_str().rsplit_once('/') else {
-                return false;
+                return true;
             };
             *collections
                 .entry(collection.to_owned())
@@ -147,7 +162,7 @@ pub(super) fn locked_items_reason(locked: &[OwnedObjectPath]) -> String {
     format!(
         "an item of it is in the locked keyring {}, other than the default, which tokend does \
          not ask to unlock: unlock that keyring (and keep one item of the provider), or delete \
-         the item there (Seahorse)",
+         the item there (Seahorse), then restart tokend",
         keyrings_of(locked)
     )
 }

@@ -92,13 +92,14 @@ impl SecretServiceStore {
     /// The providers of tokend's items, `unlocked` and in a locked
     /// keyring (`locked`), read on tokend's own connection: keyring's
     /// search would ask to unlock that keyring and wait. Items whose
-    /// names a locked keyring does not show are counted in a warning.
+    /// names a locked keyring does not show are counted in a warning; the
+    /// second value says there were some.
     pub(super) fn names_around_locked(
         &self,
         connection: &zbus::blocking::Connection,
         unlocked: &[zbus::zvariant::OwnedObjectPath],
         locked: &[zbus::zvariant::OwnedObjectPath],
-    ) -> Vec<String> {
+    ) -> (Vec<String>, bool) {
         let mut names = Vec::new();
         let mut unnamed = 0;
         for path in unlocked.iter().chain(locked) {
@@ -114,12 +115,12 @@ impl SecretServiceStore {
             tracing::warn!(
                 "{unnamed} item(s) of tokend are in the locked keyring {}, which shows no names \
                  while locked: a session stored only there shows logged out until that keyring \
-                 is unlocked (or its items deleted there)",
+                 is unlocked and tokend restarted (or its items deleted there)",
                 elsewhere::keyrings_of(locked)
             );
         }
         names.sort();
         names.dedup();
-        names
+        (names, unnamed > 0)
     }
 }

@@ -387,6 +387,12 @@ impl SessionMachine {
             error: err.clone(),
             repeated,
         }));
+        // The access token expired while this refresh was out (or before
+        // it: a token restored expired): said now, since no wake-up for
+        // the expiry is left to say it.
+        if self.access_expired_unseen(ctx.now) {
+            self.say_expired_while_refreshes_fail(ctx.now, out);
+        }
         // The first of the retry and the access token's expiry (a retry
         // spaced past it would leave the status "active" until then), and
         // a write's retry.

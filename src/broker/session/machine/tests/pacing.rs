@@ -514,3 +514,24 @@ fn requests_after_a_slow_failure_are_spaced_from_the_failure() {
         s(&["log(RefreshOnDemand)", "start_refresh(r1)", "reply(join)"])
     );
 }
+
+/// A refresh sent before the access token's expiry whose failure comes
+/// after it (a provider that answers nothing until the HTTP timeout):
+/// the expiry is said with the failure, since no wake-up for it is left.
+#[test]
+fn an_expiry_passed_during_a_failing_refresh_is_said() {
+    let mut m = refreshing(at(3590));
+    let effects = briefs(&answer(&mut m, at(3640), Err(transient())));
+    assert!(
+        effects.contains(&"log(AccessExpired)".to_owned()),
+        "{effects:?}"
+    );
+    // Once per token.
+    let due = m.next_refresh().unwrap();
+    feed(&mut m, due, Event::RefreshDue);
+    let effects = briefs(&answer(&mut m, due, Err(transient())));
+    assert!(
+        !effects.contains(&"log(AccessExpired)".to_owned()),
+        "{effects:?}"
+    );
+}
