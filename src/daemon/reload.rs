@@ -49,6 +49,13 @@ pub(super) async fn report_status(broker: Broker, stop: CancellationToken) {
     }
 }
 
+/// How long a reload may go on once a stop is asked for: its waits for
+/// refreshes end at once (`Broker::stop_waiting`), but a config load that
+/// waits for the name service, or a store call to a keyring that hangs
+/// (up to `store_timeout`, 120 s at most), does not; past this the reload
+/// is abandoned and the stop goes on within its grace.
+const RELOAD_STOP_GRACE: Duration = Duration::from_secs(3);
+
 /// How long status updates are held back to coalesce bursts.
 const STATUS_COALESCE: Duration = Duration::from_secs(1);
 
@@ -141,6 +148,8 @@ pub(super) async fn reload_heeding_stop(
         let mut again = false;
         let reloading = reload(broker, current, env);
         tokio::pin!(reloading);
+        let give_up = tokio::time::sleep(Duration::MAX);
+        tokio::pin!(give_up);
         loop {
             tokio::select! {
                 () = &mut reloading => break,
@@ -150,8 +159,20 @@ pub(super) async fn reload_heeding_stop(
                         info!("a stop was asked for during the reload: it ends the reload's waits");
                         stop_asked = true;
                         broker.stop_waiting();
+                        give_up
+                            .as_mut()
+                            .reset(tokio::time::Instant::now() + RELOAD_STOP_GRACE);
                     }
                 },
+                () = &mut give_up, if stop_asked => {
+                    warn!(
+                        "the reload did not end within {} s of the stop (a name service or a \
+                         store that does not answer): abandoned, and the previous config stays \
+                         until the stop",
+                        RELOAD_STOP_GRACE.as_secs()
+                    );
+                    break;
+                }
             }
         }
         if stop_asked || !again {

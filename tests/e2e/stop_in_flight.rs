@@ -126,6 +126,40 @@ fn a_stop_during_a_reload_is_not_held_by_it() {
     assert!(!out.status.success(), "the waiting client got a token");
 }
 
+/// A stop asked for while a reload waits for a store call that does not
+/// end (a keyring that hangs, `store_timeout` 120 s: the restore of the
+/// provider the reload adds) is not held by it: the reload is abandoned a
+/// moment after the stop, and the daemon stops within its grace.
+#[test]
+fn a_stop_during_a_reload_held_by_the_store_is_not_held_by_it() {
+    let bus = PrivateBus::start();
+    let Some(keyring) = TestKeyring::start_or_skip(
+        &bus,
+        "a_stop_during_a_reload_held_by_the_store_is_not_held_by_it",
+    ) else {
+        return;
+    };
+    let provider = Provider::start(fast());
+    let mut options = DaemonOptions::with_keyring_on(&bus);
+    options.daemon_keys.push_str("store_timeout = 120\n");
+    let mut daemon = Daemon::start_with(&provider.config("demo"), options);
+    login(&daemon, "demo", |code| {
+        provider.approve(code).unwrap();
+    });
+    signal(keyring.pid(), rustix::process::Signal::STOP);
+    daemon.write_config(&format!(
+        "{}{}",
+        provider.config("demo"),
+        provider.config("added")
+    ));
+    signal(daemon.pid(), rustix::process::Signal::HUP);
+    daemon.wait_for_log(1, &["reloading the config"]);
+    let status = daemon.signal_and_wait(rustix::process::Signal::TERM, STOP_WITHIN);
+    signal(keyring.pid(), rustix::process::Signal::CONT);
+    assert!(status.success(), "{status:?}");
+    daemon.wait_for_log(1, &["the reload did not end within"]);
+}
+
 /// While a stop waits for a request in flight (here until `http_timeout`
 /// ends the refresh it waits for), no background refresh starts: one
 /// started then would have only the rest of the grace, and one cut short
