@@ -249,3 +249,40 @@ fn the_scanner_resolves_paths_as_rustc_does() {
         ]
     );
 }
+
+/// Every event the daemon logs (`event = "NAME"` in the library) is in the
+/// README's table of log events, which an operator reads to know what a
+/// journal line means and what to search for.
+#[test]
+fn every_logged_event_is_in_the_readme() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md");
+    let table = readme
+        .split_once("| event | level | when |")
+        .expect("the README's table of log events")
+        .1;
+    let table: String = table
+        .lines()
+        .skip(1)
+        .take_while(|l| l.starts_with('|'))
+        .collect();
+    let mut events = BTreeSet::new();
+    for file in library_files(&root.join("src")) {
+        let text = std::fs::read_to_string(&file).expect("read a source file");
+        for (at, _) in text.match_indices("event = \"") {
+            let name: String = text[at + "event = \"".len()..]
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                .collect();
+            if !name.is_empty() {
+                events.insert(name);
+            }
+        }
+    }
+    assert!(events.len() > 30, "found only {events:?}");
+    let missing: Vec<&String> = events
+        .iter()
+        .filter(|name| !table.contains(&format!("`{name}`")))
+        .collect();
+    assert!(missing.is_empty(), "not in the README's table: {missing:?}");
+}
