@@ -191,5 +191,18 @@ fn a_locked_item_in_another_keyring_is_that_providers_trouble() {
     assert!(message.contains("locked keyring `old`"), "{message}");
     assert_eq!(store.save("gitlab", &session("rt-gitlab-3")), Reply::Done);
     assert_eq!(store.save("slack", &session("rt-slack")), Reply::Done);
-    assert_eq!(store.list(), listed(&["github", "gitlab", "slack"]));
+    // The locked copy is named when gnome-keyring still shows its
+    // attributes; once it has written the locked keyring out it shows only
+    // their hashes, and the listing cannot name it (and says so in the
+    // log): either way the others are listed.
+    let reply = store.list();
+    let Reply::Listed { providers } = &reply else {
+        panic!("{reply:?}");
+    };
+    let others: Vec<&str> = providers
+        .iter()
+        .map(String::as_str)
+        .filter(|p| *p != "github")
+        .collect();
+    assert_eq!(others, ["gitlab", "slack"], "{providers:?}");
 }

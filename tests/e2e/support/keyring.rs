@@ -191,17 +191,7 @@ impl TestKeyring {
     pub fn unlock_default_collection(&self) {
         let connection = self.connect();
         // A plain session: the password crosses a private bus in a test.
-        let reply = connection
-            .call_method(
-                Some(SECRETS),
-                SERVICE_PATH,
-                Some(SERVICE_INTERFACE),
-                "OpenSession",
-                &("plain", Value::from("")),
-            )
-            .expect("OpenSession");
-        let (_output, session): (OwnedValue, OwnedObjectPath) =
-            reply.body().deserialize().expect("OpenSession's reply");
+        let session = plain_session(&connection);
         // The real path: gnome-keyring's interface does not resolve aliases.
         let collection = default_collection_path(&connection);
         let secret = (
@@ -316,17 +306,7 @@ impl TestKeyring {
     /// When gnome-keyring refuses.
     pub fn lock_away_in_another_keyring(&self, label: &str, provider: &str, secret: &[u8]) {
         let connection = self.connect();
-        let reply = connection
-            .call_method(
-                Some(SECRETS),
-                SERVICE_PATH,
-                Some(SERVICE_INTERFACE),
-                "OpenSession",
-                &("plain", Value::from("")),
-            )
-            .expect("OpenSession");
-        let (_output, session): (OwnedValue, OwnedObjectPath) =
-            reply.body().deserialize().expect("OpenSession's reply");
+        let session = plain_session(&connection);
         let password = (
             session.clone(),
             Vec::<u8>::new(),
@@ -395,6 +375,23 @@ impl TestKeyring {
         .expect("collection proxy");
         proxy.get_property("Locked").expect("the Locked property")
     }
+}
+
+/// A plain (unencrypted) Secret Service session on `connection`: secrets
+/// cross a private bus in a test.
+fn plain_session(connection: &zbus::blocking::Connection) -> OwnedObjectPath {
+    let reply = connection
+        .call_method(
+            Some(SECRETS),
+            SERVICE_PATH,
+            Some(SERVICE_INTERFACE),
+            "OpenSession",
+            &("plain", Value::from("")),
+        )
+        .expect("OpenSession");
+    let (_output, session): (OwnedValue, OwnedObjectPath) =
+        reply.body().deserialize().expect("OpenSession's reply");
+    session
 }
 
 /// The collection the `default` alias points at.
