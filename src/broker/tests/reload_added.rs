@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use tokend_emulator::Emulator;
 use tokio::sync::watch;
 
+use super::restore_waits_for_store::LockableStore;
 use super::{Gate, broker_on_emulator, config_in, fast_emulator, log_in_demo};
 use crate::config::Config;
 use crate::store::{MemoryStore, Store, StoreError, StoredSession};
@@ -49,49 +50,8 @@ impl Store for GatedStore {
     }
 }
 
-/// A memory store that can be taken down (every call fails store-wide).
-#[derive(Debug, Default)]
-struct DownableStore {
-    inner: MemoryStore,
-    down: std::sync::atomic::AtomicBool,
-}
-
-impl DownableStore {
-    fn check(&self) -> Result<(), StoreError> {
-        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err(StoreError::Unavailable {
-                store: "downable memory store",
-                reason: "down".into(),
-            });
-        }
-        Ok(())
-    }
-}
-
-impl Store for DownableStore {
-    fn name(&self) -> &'static str {
-        "downable memory store"
-    }
-    fn load(&self, provider: &str) -> Result<Option<StoredSession>, StoreError> {
-        self.check()?;
-        self.inner.load(provider)
-    }
-    fn save(&self, provider: &str, session: &StoredSession) -> Result<(), StoreError> {
-        self.check()?;
-        self.inner.save(provider, session)
-    }
-    fn delete(&self, provider: &str) -> Result<(), StoreError> {
-        self.check()?;
-        self.inner.delete(provider)
-    }
-    fn list(&self) -> Result<Vec<String>, StoreError> {
-        self.check()?;
-        self.inner.list()
-    }
-}
-
 /// A config of `names`, each a provider on `emulator`.
-fn config(emulator: &Emulator, dir: &Path, names: &[&str]) -> Config {
+pub(super) fn config(emulator: &Emulator, dir: &Path, names: &[&str]) -> Config {
     let mut text = String::from("[daemon]\nsocket = \"/run/t/t.sock\"\nstore = \"memory\"\n");
     for name in names {
         let _ = write!(
@@ -178,7 +138,7 @@ async fn a_provider_a_reload_adds_during_an_outage_is_restored_when_the_store_co
 {
     let emulator = fast_emulator().await;
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(DownableStore::default());
+    let store = Arc::new(LockableStore::default());
     let broker = broker_on_emulator(&emulator, dir.path(), Arc::clone(&store) as Arc<dyn Store>);
     broker.start(None).await;
     log_in_demo(&broker, &emulator).await;
@@ -209,7 +169,9 @@ async fn a_provider_a_reload_adds_during_an_outage_is_restored_when_the_store_co
 
     // The store goes down; a reload adds `later` (which waits for the
     // store) and removes `demo` (and waits for its refresh).
-    store.down.store(true, std::sync::atomic::Ordering::SeqCst);
+    store
+        .locked
+        .store(true, std::sync::atomic::Ordering::SeqCst);
     let health = Arc::clone(&broker.inner.shared.store_health);
     health.failed(&store.check().unwrap_err());
     let reload = {
@@ -224,7 +186,9 @@ async fn a_provider_a_reload_adds_during_an_outage_is_restored_when_the_store_co
     assert!(!reload.is_finished());
 
     // The store comes back meanwhile, and its recovery is done.
-    store.down.store(false, std::sync::atomic::Ordering::SeqCst);
+    store
+        .locked
+        .store(false, std::sync::atomic::Ordering::SeqCst);
     health.nudge();
     until("the store is available again", || health.is_available()).await;
     let summary = reload.await.unwrap();

@@ -110,16 +110,7 @@ async fn a_logout_of_a_session_a_reload_removes_is_done_and_said_so() {
     let caller = Caller::uid(1000);
     // As by a logout request that began during the reload.
     let removed = broker.session("demo").unwrap();
-    let other = super::config_in(
-        dir.path(),
-        &format!(
-            "[daemon]\nsocket = \"/run/t/t.sock\"\nstore = \"memory\"\n\
-             [providers.other]\ndevice_authorization_endpoint = \"{}\"\n\
-             token_endpoint = \"{}\"\nclient_id = \"tokend-test\"\n",
-            emulator.device_authorization_endpoint(),
-            emulator.token_endpoint()
-        ),
-    );
+    let other = super::reload_added::config(&emulator, dir.path(), &["other"]);
     let summary = broker.reload(&other).await;
     assert_eq!(summary.removed, ["demo"]);
     assert!(removed.is_retired());

@@ -18,11 +18,12 @@ use crate::broker::{Broker, BrokerError, Caller};
 use crate::store::{ChangeFeed, MemoryStore, Store, StoreError, StoredSession};
 
 /// A memory store that can be locked, counting loads, with change notices
-/// the test sends (as the Secret Service's).
+/// the test sends (as the Secret Service's). Also `reload_added`'s store
+/// that goes down during a reload.
 #[derive(Debug, Default)]
-struct LockableStore {
-    inner: MemoryStore,
-    locked: AtomicBool,
+pub(super) struct LockableStore {
+    pub(super) inner: MemoryStore,
+    pub(super) locked: AtomicBool,
     loads: AtomicUsize,
     lists: AtomicUsize,
     notices: Mutex<Option<mpsc::UnboundedReceiver<()>>>,
@@ -32,7 +33,8 @@ struct LockableStore {
 }
 
 impl LockableStore {
-    fn check(&self) -> Result<(), StoreError> {
+    /// The store's error while it is locked.
+    pub(super) fn check(&self) -> Result<(), StoreError> {
         if self.locked.load(Ordering::SeqCst) {
             return Err(StoreError::Locked {
                 store: "test store",

@@ -166,18 +166,7 @@ impl TestKeyring {
     pub fn lock_default_collection(&self) {
         let connection = self.connect();
         let collection = ObjectPath::try_from(DEFAULT_COLLECTION).expect("valid path");
-        // Locking never prompts: the reply lists what was locked.
-        let reply = connection
-            .call_method(
-                Some(SECRETS),
-                SERVICE_PATH,
-                Some(SERVICE_INTERFACE),
-                "Lock",
-                &(vec![collection],),
-            )
-            .expect("Lock the default collection");
-        let (locked, _prompt): (Vec<OwnedObjectPath>, OwnedObjectPath) =
-            reply.body().deserialize().expect("Lock's reply");
+        let locked = lock(&connection, collection.into());
         assert_eq!(locked.len(), 1, "gnome-keyring locked {locked:?}");
         assert!(self.is_default_collection_locked());
     }
@@ -348,15 +337,7 @@ impl TestKeyring {
                 &(properties, secret, true),
             )
             .expect("CreateItem in the other keyring");
-        connection
-            .call_method(
-                Some(SECRETS),
-                SERVICE_PATH,
-                Some(SERVICE_INTERFACE),
-                "Lock",
-                &(vec![collection],),
-            )
-            .expect("Lock the other keyring");
+        lock(&connection, collection);
     }
 
     /// Whether the default collection is locked.
@@ -375,6 +356,25 @@ impl TestKeyring {
         .expect("collection proxy");
         proxy.get_property("Locked").expect("the Locked property")
     }
+}
+
+/// Locks `collection`; returns what was locked (locking never prompts).
+fn lock(
+    connection: &zbus::blocking::Connection,
+    collection: OwnedObjectPath,
+) -> Vec<OwnedObjectPath> {
+    let reply = connection
+        .call_method(
+            Some(SECRETS),
+            SERVICE_PATH,
+            Some(SERVICE_INTERFACE),
+            "Lock",
+            &(vec![collection],),
+        )
+        .expect("Lock a collection");
+    let (locked, _prompt): (Vec<OwnedObjectPath>, OwnedObjectPath) =
+        reply.body().deserialize().expect("Lock's reply");
+    locked
 }
 
 /// A plain (unencrypted) Secret Service session on `connection`: secrets
