@@ -78,26 +78,23 @@
 //! removes its file when dropped. The format and its
 //! tamper protection are in [`super::sealed`].
 
-use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::fs::{self, File};
 use std::io;
-use std::os::unix::fs::{
-    DirBuilderExt as _, MetadataExt as _, OpenOptionsExt as _, PermissionsExt,
-};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::key::{KeyId, StoreKey};
 use super::sealed::{self, OpenError};
 use super::{LoadResult, PreparedSave, Store, StoreError, StoredSession, until_store_wide};
 
 mod changes;
+mod directory;
 mod files;
+mod save;
 mod spare;
 
+use directory::{FROZEN_DIRECTORY, unusable, unusable_as_it_is};
 pub use files::TempFile;
-use files::{
-    cannot_change, not_a_file, read_record_file, refuses_change, sync_dir, with_what_is_full,
-};
+use files::{cannot_change, not_a_file, read_record_file, refuses_change, sync_dir};
 
 /// The name of this store in messages.
 pub const STORE: &str = "encrypted file store";
@@ -110,13 +107,6 @@ pub const SUFFIX: &str = ".session";
 
 /// The suffix of a temporary file (hidden, so `ls` shows records only).
 const TEMP_SUFFIX: &str = ".tmp";
-
-/// What a record's plaintext is padded to a multiple of (see
-/// [`padded_record`]).
-const RECORD_PADDING: usize = 256;
-
-/// Makes temporary file names unique within the process.
-static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// Encrypted session records, one file per provider.
 #[derive(Debug)]
@@ -245,102 +235,6 @@ impl EncryptedFileStore {
             .map_err(corrupt)
     }
 
-    /// Creates the directory if missing and keeps it private.
-    fn prepare(&self) -> Result<(), StoreError> {
-        let dir = &self.directory;
-        let uid = rustix::process::geteuid().as_raw();
-        // Before anything is made there.
-        self.check_ancestors(uid)?;
-        let meta = match fs::symlink_metadata(dir) {
-            Ok(meta) => meta,
-            Err(e) if e.kind() == io::ErrorKind::NotFound && self.maintenance => {
-                return Err(unusable(dir, "it does not exist"));
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                DirBuilder::new()
-                    .recursive(true)
-                    .mode(0o700)
-                    .create(dir)
-                    .map_err(|e| unusable(dir, &format!("cannot create it: {e}")))?;
-                // The new directory entry must survive a crash like the files in it.
-                if let Some(parent) = dir.parent() {
-                    let _ = sync_dir(parent);
-                }
-                fs::symlink_metadata(dir).map_err(|e| unusable(dir, &e.to_string()))?
-            }
-            Err(e) => return Err(unusable(dir, &e.to_string())),
-        };
-        if !meta.is_dir() {
-            return Err(unusable(dir, "it is not a directory"));
-        }
-        if meta.uid() != uid && !(self.maintenance && uid == 0) {
-            // Restored from a backup, or copied from another machine or
-            // user: its records are good, so the way out keeps them
-            // (another `state_directory` would leave them behind).
-            return Err(StoreError::Unavailable {
-                store: STORE,
-                reason: format!(
-                    "the directory {} cannot be used: it belongs to uid {}, not to tokend's uid \
-                     {uid}; give it and its records to tokend's user: chown -R {uid} {}",
-                    dir.display(),
-                    meta.uid(),
-                    dir.display()
-                ),
-            });
-        }
-        if meta.mode() & 0o077 != 0 && !self.maintenance {
-            // The files are sealed anyway; a private directory also hides
-            // which providers have sessions, and keeps others from planting files.
-            fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-                .map_err(|e| unusable(dir, &format!("cannot make it private (0700): {e}")))?;
-        }
-        Ok(())
-    }
-
-    /// Whether another user could rename the store's directory away (and
-    /// put back an old one, with a record a logout deleted): every
-    /// directory above it must be root's or tokend's, and writable by no
-    /// one else unless sticky. Checked until found safe, then not again.
-    fn check_ancestors(&self, uid: u32) -> Result<(), StoreError> {
-        use std::sync::atomic::Ordering;
-        if self.maintenance || self.ancestors_trusted.load(Ordering::Relaxed) {
-            return Ok(());
-        }
-        if let Some(parent) = self.directory.parent() {
-            crate::trusted_path::check_ancestors(parent, crate::trusted_path::Owners::of_uid(uid))
-                .map_err(|untrusted| unusable(&self.directory, &untrusted.to_string()))?;
-        }
-        self.ancestors_trusted.store(true, Ordering::Relaxed);
-        Ok(())
-    }
-
-    /// Creates a new temporary file for `provider`'s next record (mode
-    /// 0600, created exclusively) and opens the directory to flush after
-    /// the rename: the part of a save that does not depend on the record.
-    fn create_temp(&self, provider: &str) -> io::Result<TempFile> {
-        let path = self.directory.join(format!(
-            ".{provider}.{}.{}{TEMP_SUFFIX}",
-            std::process::id(),
-            TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)?;
-        let temp = TempFile {
-            file,
-            path,
-            provider: provider.to_owned(),
-            directory: self.directory.clone(),
-        };
-        // The creation mode is filtered by the umask; set it outright (on
-        // failure, dropping `temp` removes the file).
-        temp.file
-            .set_permissions(fs::Permissions::from_mode(0o600))?;
-        Ok(temp)
-    }
-
     /// The kernel refused to change `provider`'s record at `path` (`e`,
     /// see [`refuses_change`]): the directory's doing when the directory
     /// itself is immutable or append-only (the store's, said as an outage
@@ -355,95 +249,6 @@ impl EncryptedFileStore {
             reason: cannot_change(path, e),
         }
     }
-
-    /// Seals `session` as `provider`'s record and writes it as `path` (the
-    /// record's file, from [`Self::file_of`]): over the spare when there
-    /// is one, else through `temp` (made beforehand) or a new file, which
-    /// becomes the spare; then swapped into the record's place (see
-    /// [`spare`]) and the directory flushed.
-    fn seal_and_commit(
-        &self,
-        provider: &str,
-        path: &Path,
-        session: &StoredSession,
-        temp: Option<TempFile>,
-    ) -> Result<(), StoreError> {
-        // Nothing is made in a directory that cannot take it back: a
-        // temporary file there could never be removed.
-        if files::immutable_or_append_only(&self.directory) {
-            return Err(unusable_as_it_is(&self.directory, FROZEN_DIRECTORY));
-        }
-        let sealed = sealed::seal(&self.key, provider, &padded_record(session)).map_err(failed)?;
-        let spare = spare::path_of(&self.directory, provider);
-        let written = match (spare::open(&spare), temp) {
-            (Some((file, length)), _) => {
-                spare::write(&file, length, &sealed).map(|()| spare.clone())
-            }
-            (None, temp) => temp
-                .map_or_else(|| self.create_temp(provider), Ok)
-                .and_then(|temp| temp.write_as_spare(&spare, &sealed)),
-        };
-        // Until the directory is flushed, a power cut may undo the swap:
-        // that is a failure too, so the broker keeps trying to save.
-        let committed = written.and_then(|source| {
-            let swapped = spare::swap_in(&source, path);
-            if source != spare || swapped.is_err() {
-                // Not kept: the old record a swap left in a temporary file
-                // (the spare's name was taken by something tokend could
-                // not remove), or this record half written or not swapped
-                // in (the next save makes a new file).
-                let _ = fs::remove_file(&source);
-            }
-            swapped.and_then(|()| sync_dir(&self.directory))
-        });
-        committed.map_err(|e| {
-            match e.kind() {
-                // A directory where the record goes: this record's trouble,
-                // not the store's (see `not_a_file`).
-                io::ErrorKind::IsADirectory | io::ErrorKind::DirectoryNotEmpty => {
-                    StoreError::Corrupt {
-                        store: STORE,
-                        provider: provider.to_owned(),
-                        reason: not_a_file(path),
-                    }
-                }
-                _ if refuses_change(&e) => self.refused_change(provider, path, &e),
-                // Said without the record's name (the provider's): a
-                // store-wide reason is shown to every caller that may see
-                // any provider.
-                _ => failed(format!(
-                    "cannot write a record in {}: {}",
-                    self.directory.display(),
-                    with_what_is_full(&self.directory, &e)
-                )),
-            }
-        })
-    }
-}
-
-/// Why a records directory that is immutable or append-only cannot be used.
-const FROZEN_DIRECTORY: &str =
-    "it is immutable or append-only (`lsattr -d`): sessions are read, but no refresh can be saved";
-
-/// `session`'s bytes, padded with spaces (which JSON reads past) to a
-/// multiple of [`RECORD_PADDING`] bytes, so that the next record of a
-/// session is nearly always as long and its save writes the spare in place
-/// without changing its length (see [`spare`]); tokens change length
-/// between refreshes by a few bytes at most. Older versions read padded
-/// records as they read their own.
-fn padded_record(session: &StoredSession) -> zeroize::Zeroizing<Vec<u8>> {
-    let mut bytes = session.to_bytes();
-    let padded = bytes.len().next_multiple_of(RECORD_PADDING);
-    if bytes.capacity() < padded {
-        // Growing the buffer in place would leave the tokens in the
-        // smaller copy it frees: copy into one of the right size instead
-        // (the old one is zeroed as it drops).
-        let mut larger = zeroize::Zeroizing::new(Vec::with_capacity(padded));
-        larger.extend_from_slice(&bytes);
-        bytes = larger;
-    }
-    bytes.resize(padded, b' ');
-    bytes
 }
 
 impl Store for EncryptedFileStore {
@@ -573,32 +378,7 @@ impl Store for EncryptedFileStore {
     }
 
     fn check_writable(&self) -> Result<(), StoreError> {
-        if self.maintenance {
-            return Ok(());
-        }
-        // Only what says the directory takes no writes at all; anything
-        // else (not made yet, say) is left to the writes themselves.
-        match rustix::fs::access(&self.directory, rustix::fs::Access::WRITE_OK) {
-            Err(rustix::io::Errno::ROFS) => Err(unusable_as_it_is(
-                &self.directory,
-                "it is on a read-only file system (remounted so after disk errors? see `mount` \
-                 and `dmesg`): sessions are read, but no refresh can be saved",
-            )),
-            Err(rustix::io::Errno::ACCESS) => Err(unusable_as_it_is(
-                &self.directory,
-                "tokend's user may not write in it (chown it to that user): sessions are read, \
-                 but no refresh can be saved",
-            )),
-            Err(rustix::io::Errno::PERM) => {
-                Err(unusable_as_it_is(&self.directory, FROZEN_DIRECTORY))
-            }
-            // An append-only directory passes `access`, and refuses every
-            // rename and removal: its attributes say so.
-            Ok(()) if files::immutable_or_append_only(&self.directory) => {
-                Err(unusable_as_it_is(&self.directory, FROZEN_DIRECTORY))
-            }
-            _ => Ok(()),
-        }
+        self.writable()
     }
 
     fn list(&self) -> Result<Vec<String>, StoreError> {
@@ -641,27 +421,6 @@ fn failed(reason: String) -> StoreError {
     StoreError::Failed {
         store: STORE,
         reason,
-    }
-}
-
-/// As [`unusable`], for a directory that is where it should be and whose
-/// own state is the trouble (`why` says what to do): another
-/// `state_directory` would leave its records behind.
-fn unusable_as_it_is(dir: &Path, why: &str) -> StoreError {
-    StoreError::Unavailable {
-        store: STORE,
-        reason: format!("the directory {} cannot be used: {why}", dir.display()),
-    }
-}
-
-fn unusable(dir: &Path, why: &str) -> StoreError {
-    StoreError::Unavailable {
-        store: STORE,
-        reason: format!(
-            "the directory {} cannot be used: {why} (set `state_directory` in [daemon], or \
-             StateDirectory=tokend in the unit)",
-            dir.display()
-        ),
     }
 }
 

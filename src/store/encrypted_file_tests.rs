@@ -2,7 +2,7 @@
 
 use std::os::unix::fs::PermissionsExt as _;
 
-use super::files::what_is_full;
+use super::files::{what_is_full, with_what_is_full};
 use super::*;
 use crate::secret::Secret;
 use crate::store::STORED_SESSION_VERSION;

@@ -9,7 +9,7 @@
 //! spare's name, and the next save writes over it in place and flushes its
 //! data alone (`fdatasync`: nothing about the file changed but its
 //! contents, as the new record is as long as the old one; see
-//! [`super::padded_record`]), then swaps again. Measured on ext4 on this
+//! [`super::save::padded_record`]), then swaps again. Measured on ext4 on this
 //! project's machine: a fifth to a third less time for a save.
 //!
 //! A crash at any point still leaves the old record or the new one: the
