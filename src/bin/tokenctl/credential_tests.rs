@@ -1,0 +1,152 @@
+use super::*;
+
+#[test]
+fn attributes_end_at_a_blank_line_and_bad_lines_are_named() {
+    let read =
+        read_attributes("protocol=https\nhost=github.com\n\nignored=1\n".as_bytes()).unwrap();
+    assert_eq!(read.values.len(), 2);
+    assert_eq!(read.values["host"], "github.com");
+    let err = read_attributes("protocol=https\nnonsense\n".as_bytes()).unwrap_err();
+    assert!(err.message.contains("line 2"), "{}", err.message);
+}
+
+#[test]
+fn a_url_line_gives_its_parts() {
+    let read = read_attributes("url=https://GitHub.com:8443/org/repo.git\n".as_bytes()).unwrap();
+    assert_eq!(read.values["protocol"], "https");
+    assert_eq!(read.values["host"], "github.com:8443");
+    assert_eq!(read.values["path"], "org/repo.git");
+    // The default port is not written. As git reads them, a `url=`
+    // line replaces the lines before it, and lines after it win.
+    let read =
+        read_attributes("host=example.org\npath=a.git\nurl=http://[::1]:80/\n".as_bytes()).unwrap();
+    assert_eq!(read.values["host"], "[::1]");
+    assert_eq!(read.values["protocol"], "http");
+    assert!(!read.values.contains_key("path"));
+    let read =
+        read_attributes("url=https://example.org/a.git\nhost=other.org\n".as_bytes()).unwrap();
+    assert_eq!(read.values["host"], "other.org");
+    assert_eq!(read.values["path"], "a.git");
+    let err = read_attributes("url=not a url with secret\n".as_bytes()).unwrap_err();
+    assert!(err.message.contains("`url=`"), "{}", err.message);
+    assert!(!err.message.contains("secret"), "{}", err.message);
+}
+
+#[test]
+fn loopback_hosts_with_and_without_ports() {
+    for host in [
+        "127.0.0.1",
+        "127.0.0.1:8080",
+        "[::1]:443",
+        "::1",
+        "localhost:3000",
+    ] {
+        assert!(is_loopback(host), "{host}");
+    }
+    for host in ["github.com", "10.0.0.1:80", "example.org:443"] {
+        assert!(!is_loopback(host), "{host}");
+    }
+}
+
+#[test]
+fn plain_http_only_to_loopback() {
+    for (scheme, host) in [
+        ("http", Some("github.com")),
+        ("HTTP", Some("ghcr.io:5000")),
+        ("http", None),
+    ] {
+        let refused = refuse_plain_http(scheme, host).unwrap_err();
+        assert!(
+            refused.message.contains("plain http"),
+            "{}",
+            refused.message
+        );
+    }
+    for (scheme, host) in [
+        ("https", Some("github.com")),
+        ("http", Some("localhost:5000")),
+        ("http", Some("[::1]:80")),
+    ] {
+        assert!(refuse_plain_http(scheme, host).is_ok(), "{scheme} {host:?}");
+    }
+}
+#[test]
+fn lists_gather_and_an_empty_value_starts_them_again() {
+    let read = read_attributes(
+        "capability[]=authtype\ncapability[]=state\nstate[]=x\nwwwauth[]=Basic realm=\"a\"\n\
+         wwwauth[]=\nwwwauth[]=Bearer\nhost=h\n"
+            .as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(read.capabilities, ["authtype", "state"]);
+    assert_eq!(read.challenges, ["Bearer"]);
+    assert_eq!(read.values.len(), 1, "{:?}", read.values);
+}
+
+#[test]
+fn challenges_name_their_schemes() {
+    for (header, schemes) in [
+        ("Basic realm=\"GitHub\"", vec!["basic"]),
+        (
+            "Bearer authorization_uri=https://login.example/x, Basic realm=\"a, b\", TFS-Federated",
+            vec!["bearer", "basic", "tfs-federated"],
+        ),
+        (
+            "Bearer realm = \"x\", error=\"invalid_token\", scope=\"a b\"",
+            vec!["bearer"],
+        ),
+        ("Negotiate abc==, NTLM", vec!["negotiate", "ntlm"]),
+        ("Bearer realm=\"q\\\", Basic\"", vec!["bearer"]),
+        ("", vec![]),
+    ] {
+        assert_eq!(challenge_schemes(header), schemes, "{header}");
+    }
+}
+
+fn status(git_auth: Option<&str>) -> ProviderStatus {
+    serde_json::from_value(serde_json::json!({
+        "name": "forge", "dialect": "rfc8628", "state": "active", "git_auth": git_auth,
+    }))
+    .unwrap()
+}
+
+fn request(lines: &str) -> Attributes {
+    read_attributes(lines.as_bytes()).unwrap()
+}
+
+#[test]
+fn bearer_when_asked_for_or_when_the_server_takes_only_bearer() {
+    let modern = "capability[]=authtype\n";
+    let bearer_only = "capability[]=authtype\nwwwauth[]=Bearer realm=\"forge\"\n";
+    let both = "capability[]=authtype\nwwwauth[]=Bearer\nwwwauth[]=Basic realm=\"f\"\n";
+    let old_git = "wwwauth[]=Bearer\n";
+    for (auth, lines, bearer) in [
+        (Some("auto"), bearer_only, true),
+        (Some("auto"), both, false),
+        (Some("auto"), modern, false),
+        (Some("basic"), bearer_only, false),
+        (None, bearer_only, false),
+        (Some("bearer"), modern, true),
+        (Some("bearer"), both, true),
+        (Some("newer-kind"), bearer_only, true),
+    ] {
+        let chosen = sends_bearer(&status(auth), &request(lines)).unwrap();
+        assert_eq!(chosen, bearer, "{auth:?} {lines:?}");
+    }
+    let refused = sends_bearer(&status(Some("bearer")), &request(old_git)).unwrap_err();
+    assert!(
+        refused.message.contains("needs git 2.46 or later") && refused.message.contains("`forge`"),
+        "{}",
+        refused.message
+    );
+    // A git from before 2.46 facing a server that takes only Bearer:
+    // no Basic answer bound to be refused (and `erase`d, a refresh).
+    let refused = sends_bearer(&status(Some("auto")), &request(old_git)).unwrap_err();
+    assert!(
+        refused.message.contains("from 2.46 on") && refused.message.contains("git_auth"),
+        "{}",
+        refused.message
+    );
+    let basic = sends_bearer(&status(Some("basic")), &request(old_git));
+    assert!(!basic.unwrap());
+}
