@@ -23,20 +23,18 @@ use zbus::zvariant::{OwnedObjectPath, Value};
 use zbus::{Connection, MatchRule, Message, MessageStream};
 
 use super::caller_shares::CallerShares;
-use super::introspect::{self, Node};
-use super::methods::{
-    BROKER_METHODS, INTROSPECTABLE, OBJECT_MANAGER, PEER, PROPERTIES, PROVIDER_INTERFACE,
-    STANDARD_METHODS,
-};
+use super::introspect;
+use super::methods::{INTROSPECTABLE, OBJECT_MANAGER, PROPERTIES};
 use super::objects::Object;
 use super::peers::Peers;
-use super::properties::{managed_object, properties_of, unix_secs_or_zero};
+use super::properties::{managed_object, unix_secs_or_zero};
 use super::signalled::Signalled;
 use super::{BROKER_INTERFACE, CallsEnded, DbusError, provider_path};
-use crate::broker::{
-    Broker, BrokerError, Caller, ErrorKind, Freshness, SessionReport, StoreReport,
-};
-use crate::config::object_path_element;
+use crate::broker::{Broker, BrokerError, Caller, ErrorKind, Freshness};
+
+mod checks;
+mod visible;
+use checks::{check_signature, implied_interface, peer_call, refuse_set};
 
 /// Calls answered at once; more are refused with `LimitsExceeded` (see
 /// [`serve_calls`]).
@@ -469,176 +467,4 @@ impl Handler {
             unix_secs_or_zero(token.expires_at),
         ))
     }
-
-    /// The status of the provider whose object path ends in `element`, if
-    /// `caller` may see it.
-    fn visible_provider(&self, caller: &Caller, element: &str) -> Option<SessionReport> {
-        // Names map to path elements one to one ('-' becomes '_'; the
-        // config refuses two names with the same element), so the name is
-        // the element itself unless it had a '-'.
-        let name = if self.broker.role(caller, element) > crate::broker::Role::None {
-            element.to_owned()
-        } else if element.contains('_') {
-            self.broker
-                .provider_names(caller)
-                .into_iter()
-                .find(|name| object_path_element(name) == element)?
-        } else {
-            return None;
-        };
-        self.broker.status(caller, Some(&name)).ok()?.pop()
-    }
-
-    /// The properties of `interface` on `object` as `caller` may see them.
-    fn properties(
-        &self,
-        caller: &Caller,
-        object: Object<'_>,
-        provider: Option<&SessionReport>,
-        interface: &str,
-    ) -> Result<Vec<(&'static str, Value<'static>)>, Refusal> {
-        let store = self.store_for(caller, object);
-        properties_of(object, provider, store.as_ref(), interface).map_err(Refusal::Standard)
-    }
-
-    /// The store's state for the broker object's properties, when
-    /// `caller` may see at least one provider (as on the socket: a caller
-    /// who may see none learns nothing).
-    fn store_for(&self, caller: &Caller, object: Object<'_>) -> Option<StoreReport> {
-        if !matches!(object, Object::Broker) {
-            return None;
-        }
-        self.broker
-            .sees_a_provider(caller)
-            .then(|| self.broker.store_status())
-    }
-
-    fn node<'a>(&self, object: Object<'a>, caller: &Caller) -> Node<'a> {
-        match object {
-            Object::Ancestor(child) => Node::Ancestor(child),
-            Object::Broker => Node::Broker,
-            Object::Providers => Node::Providers(
-                self.broker
-                    .provider_names(caller)
-                    .iter()
-                    .map(|name| object_path_element(name))
-                    .collect(),
-            ),
-            Object::Provider(_) => Node::Provider,
-        }
-    }
-}
-
-/// The answer to a call of `org.freedesktop.DBus.Peer` (named, or the
-/// only interface with `member` when none is), at whatever path: the
-/// specification has Peer answered at any (as libdbus, sd-bus and GDBus
-/// do), and it says nothing of the objects. `None` for any other call.
-fn peer_call(call: &Message, interface: Option<&str>, member: &str) -> Option<Answer> {
-    let peer = interface == Some(PEER)
-        || (interface.is_none()
-            && STANDARD_METHODS
-                .iter()
-                .any(|(i, name, _)| *i == PEER && *name == member));
-    if !peer {
-        return None;
-    }
-    let signature = call.body().signature().to_string_no_parens();
-    Some(
-        check_signature(Object::Broker, PEER, member, &signature).and_then(|()| {
-            if member == "Ping" {
-                Ok(Reply::Empty)
-            } else {
-                machine_id()
-            }
-        }),
-    )
-}
-
-/// Why `Set` of `iface`'s property `name` is refused, given the
-/// interface's `properties` (looked up as `Get` looks them up): a
-/// property that is there is read-only; one that is not is named so.
-fn refuse_set<V>(properties: &[(&str, V)], iface: &str, name: &str) -> Refusal {
-    Refusal::Standard(if properties.iter().any(|(key, _)| *key == name) {
-        zbus::fdo::Error::PropertyReadOnly(format!(
-            "{iface}.{name} is read-only, as every property of tokend is"
-        ))
-    } else {
-        zbus::fdo::Error::UnknownProperty(format!("{iface} has no property {name}"))
-    })
-}
-
-/// The interface of a call that names none: the only one with `member`
-/// on the object.
-fn implied_interface(object: Object<'_>, member: &str) -> &'static str {
-    if matches!(object, Object::Broker) && BROKER_METHODS.iter().any(|m| m.name == member) {
-        return BROKER_INTERFACE;
-    }
-    STANDARD_METHODS
-        .iter()
-        .find(|(_, name, _)| *name == member)
-        .map_or("", |(interface, _, _)| interface)
-}
-
-/// Refuses a call of a method the object does not have, or with the wrong
-/// arguments, as the standard errors say.
-fn check_signature(
-    object: Object<'_>,
-    interface: &str,
-    member: &str,
-    signature: &str,
-) -> Result<(), Refusal> {
-    let expected = match interface {
-        BROKER_INTERFACE if matches!(object, Object::Broker) => BROKER_METHODS
-            .iter()
-            .find(|m| m.name == member)
-            .map(|m| m.input),
-        OBJECT_MANAGER if !matches!(object, Object::Broker) => {
-            // Said where it is: "has no method GetManagedObjects" would
-            // suggest the interface lacks it.
-            return Err(Refusal::Standard(zbus::fdo::Error::UnknownInterface(
-                format!(
-                    "{OBJECT_MANAGER} is served at {}, not here",
-                    super::BROKER_PATH
-                ),
-            )));
-        }
-        PROPERTIES | INTROSPECTABLE | PEER | OBJECT_MANAGER => STANDARD_METHODS
-            .iter()
-            .find(|(i, name, _)| *i == interface && *name == member)
-            .map(|(_, _, input)| *input),
-        // The provider's interface is there, with properties only.
-        PROVIDER_INTERFACE if matches!(object, Object::Provider(_)) => None,
-        // A call that names no interface, of a member none has here.
-        "" => {
-            return Err(Refusal::Standard(zbus::fdo::Error::UnknownMethod(format!(
-                "no interface here has a method {member}"
-            ))));
-        }
-        _ => {
-            return Err(Refusal::Standard(zbus::fdo::Error::UnknownInterface(
-                format!("no interface {interface}"),
-            )));
-        }
-    };
-    match expected {
-        None => Err(Refusal::Standard(zbus::fdo::Error::UnknownMethod(format!(
-            "{interface} has no method {member}"
-        )))),
-        Some(expected) if expected != signature => {
-            Err(Refusal::Standard(zbus::fdo::Error::InvalidArgs(format!(
-                "{interface}.{member} takes ({expected}), got ({signature})"
-            ))))
-        }
-        Some(_) => Ok(()),
-    }
-}
-
-fn machine_id() -> Answer {
-    std::fs::read_to_string("/etc/machine-id")
-        .map(|id| Reply::Text(id.trim().to_owned()))
-        .map_err(|e| {
-            Refusal::Standard(zbus::fdo::Error::Failed(format!(
-                "cannot read /etc/machine-id: {e}"
-            )))
-        })
 }
