@@ -35,6 +35,7 @@ mod message;
 pub mod oauth;
 mod oauth_errors;
 mod remote;
+pub mod token_text;
 pub mod url_rule;
 pub mod wire;
 

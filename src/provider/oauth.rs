@@ -16,6 +16,7 @@ use std::time::{Duration, SystemTime};
 use super::error::SIGN_IN_AGAIN;
 use super::{
     DeviceAuthorization, Expiry, HttpResponse, PollOutcome, ProviderError, TokenGrant, datetime,
+    token_text,
 };
 use crate::secret::Secret;
 
@@ -213,8 +214,9 @@ pub fn token_type_handed_out(sent: Option<String>) -> String {
 /// Reads a successful token answer (RFC 6749 §5.1).
 ///
 /// # Errors
-/// [`ProviderError::Malformed`] when `access_token` is missing or empty or
-/// the expiry is unbelievable.
+/// [`ProviderError::Malformed`] when `access_token` is missing or empty,
+/// a token or the token type is not one a client could use (see
+/// [`token_text`]), or the expiry is unbelievable.
 pub fn token_grant(
     format: &AnswerFormat,
     response: &HttpResponse,
@@ -229,10 +231,18 @@ pub fn token_grant(
                 format!("{} in the token answer", fields.why_no_text("access_token")),
             )
         })?;
-    let token_type = token_type_handed_out(fields.text(&["token_type"]));
-    let refresh_token_sent = fields
+    let access_token = token_text::usable_token("access_token", &access_token)
+        .map_err(|problem| malformed(response, problem))?;
+    let token_type =
+        token_text::usable_token_type(&token_type_handed_out(fields.text(&["token_type"])))
+            .map_err(|problem| malformed(response, problem))?;
+    let refresh_token = fields
         .text(&["refresh_token"])
-        .is_some_and(|t| !t.is_empty());
+        .filter(|t| !t.trim().is_empty())
+        .map(|t| token_text::usable_token("refresh_token", &t))
+        .transpose()
+        .map_err(|problem| malformed(response, problem))?;
+    let refresh_token_sent = refresh_token.is_some();
     let (expiry, expiry_problem) = match expiry(format, response, fields) {
         Ok(expiry) => (expiry, None),
         // An answer with a new refresh token is kept whatever its expiry
@@ -248,11 +258,10 @@ pub fn token_grant(
         access_token: Secret::new(access_token),
         token_type,
         expiry,
-        refresh_token: fields
-            .text(&["refresh_token"])
-            .filter(|t| !t.is_empty())
-            .map(Secret::new),
-        scope: fields.text(&["scope"]),
+        refresh_token: refresh_token.map(Secret::new),
+        scope: fields
+            .text(&["scope"])
+            .and_then(|s| token_text::cleaned_scope(&s)),
         refresh_expires_in: refresh_lifetime(response, fields),
         expiry_problem,
     })

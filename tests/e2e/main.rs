@@ -46,6 +46,7 @@ mod persistence_file_store;
 mod persistence_restart;
 mod persistence_secret_service;
 mod properties;
+mod provider_texts;
 mod refresh;
 mod refresh_storm;
 mod refresh_token_expiry;

@@ -37,7 +37,10 @@ fn daemon(provider: &Provider) -> Daemon {
 /// Logs in, then makes the next refresh meet `fault`: the forced refresh
 /// fails with a message holding `problem`; the session still serves its
 /// token; the retry presents the same refresh token and succeeds.
-fn a_bad_refresh_answer_changes_nothing(fault: impl FnOnce(&Provider) -> Fault, problem: &str) {
+pub(crate) fn a_bad_refresh_answer_changes_nothing(
+    fault: impl FnOnce(&Provider) -> Fault,
+    problem: &str,
+) {
     let provider = Provider::start(fast());
     let daemon = daemon(&provider);
     let first = support::daemon::login(&daemon, NAME, |code| {

@@ -171,11 +171,19 @@ impl Session {
         // provider still honours, nor tell a late joiner it is dead.
         let dies_at = clock.since_boot() + authorization.expires_in;
         let (verification_uri, verification_uri_complete) = self.shown_urls(&authorization)?;
+        // The provider's message quotes its pages: where one was refused,
+        // showing the message would bring it back beside the one shown.
+        let refused_a_page = authorization
+            .verification_uri
+            .as_ref()
+            .is_some_and(|sent| *sent != verification_uri)
+            || (authorization.verification_uri_complete.is_some()
+                && verification_uri_complete.is_none());
         let prompt = PendingPrompt {
             user_code: authorization.user_code.clone(),
             verification_uri,
             verification_uri_complete,
-            message: authorization.message.clone(),
+            message: authorization.message.clone().filter(|_| !refused_a_page),
             dies_at,
             poll_trouble: None,
         };

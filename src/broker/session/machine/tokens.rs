@@ -210,6 +210,9 @@ impl Tokens {
         let access = record
             .access_token
             .filter(|_| restorable)
+            // One an older tokend kept with a control character in it
+            // (see `provider::token_text`) is not handed out: refreshed.
+            .filter(|secret| !secret.expose().chars().any(char::is_control))
             .map(|secret| AccessToken {
                 secret,
                 // A record saved before tokend wrote "Bearer" so.
@@ -219,7 +222,9 @@ impl Tokens {
         Self {
             access,
             refresh: record.refresh_token,
-            scope: record.scope,
+            scope: record
+                .scope
+                .and_then(|s| crate::provider::token_text::cleaned_scope(&s)),
             obtained_at: from_unix_secs(record.obtained_at),
             refresh_expires_at: record.refresh_expires_at.map(from_unix_secs),
             access_lifetime: None,
