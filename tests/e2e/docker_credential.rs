@@ -249,7 +249,8 @@ fn the_helper_run_by_a_rootless_container_tool_finds_its_users_daemon() {
 /// both providers may claim its host; the helper that sees both refuses
 /// to guess, naming them, and leaves the host out of `list`; installed as
 /// `docker-credential-tokend-NAME` (`"tokend-NAME"` in credHelpers), it is
-/// provider NAME's.
+/// provider NAME's, and a registry it does not serve or a mistyped NAME
+/// is said.
 #[test]
 fn two_accounts_at_one_registry_are_named_not_guessed() {
     let provider = Provider::rfc8628();
@@ -283,10 +284,22 @@ fn two_accounts_at_one_registry_are_named_not_guessed() {
         let answer: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
         assert_eq!(answer["Secret"], token.as_str(), "{name}");
     }
+    // A registry the named provider does not serve, or a name mistyped in
+    // the link, is said (as git's --provider says it): "not found" sent
+    // docker on without credentials, to fail with "unauthorized".
     let team = dir.path().join("docker-credential-tokend-team");
     let out = run(&team, &daemon, "get", "mine.test");
+    assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         stdout(&out).trim(),
-        "credentials not found in native keychain"
+        "provider `team` serves ghcr.test, not mine.test: no token sent (its `hosts` in the config)"
+    );
+    let typo = helper_named(dir.path(), "docker-credential-tokend-teem");
+    let out = run(&typo, &daemon, "get", "ghcr.test");
+    assert_eq!(out.status.code(), Some(7));
+    assert!(
+        stdout(&out).starts_with("no provider named `teem` that you may use"),
+        "{}",
+        stdout(&out)
     );
 }

@@ -140,6 +140,10 @@ fn docker_helper_page(source: &str, date: &str) -> Roff {
     )]);
     roff.control("PP", []);
     roff.text([italic(r#"{ "credHelpers": { "ghcr.io": "tokend" } }"#)]);
+    roff.control("PP", []);
+    roff.text([roman(format!(
+        "Installed as {DOCKER_HELPER}-NAME (another symbolic link to tokenctl, named          \"tokend-NAME\" in credHelpers), it answers with provider NAME's token only:          for two accounts at one registry, whose hosts both list it, where          {DOCKER_HELPER} refuses to guess."
+    ))]);
     roff.control("SH", ["ACTIONS"]);
     item(
         &mut roff,
@@ -149,7 +153,11 @@ fn docker_helper_page(source: &str, date: &str) -> Roff {
              {{\"ServerURL\",\"Username\",\"Secret\"}}: the token of the provider whose \
              hosts has the URL's host, as user name its git_username (default \
              {DEFAULT_USERNAME}). Without such a provider: the protocol's \
-             \"credentials not found in native keychain\" and exit status 1. \
+             \"credentials not found in native keychain\" and exit status 1; with two, \
+             an error naming both (no token sent) and exit status 1. As \
+             {DOCKER_HELPER}-NAME: provider NAME's token if its hosts list the host (or \
+             it has none); else an error naming the hosts it serves (exit status 1), or \
+             that no provider NAME may be used (exit status 7). \
              A URL with http:// is refused (a token is never sent in the clear), \
              except to a loopback address."
         ),
@@ -157,7 +165,11 @@ fn docker_helper_page(source: &str, date: &str) -> Roff {
     item(
         &mut roff,
         "list",
-        "{\"HOST\": \"USERNAME\", ...} for every host of every provider the user may use.",
+        &format!(
+            "{{\"HOST\": \"USERNAME\", ...}} for every host of every provider the user may \
+             use (of provider NAME only, as {DOCKER_HELPER}-NAME), but a host two of them \
+             list, for which get answers with no token."
+        ),
     );
     item(
         &mut roff,

@@ -137,12 +137,17 @@ pub fn git(
     written.map_err(|e| Failure::output(&e))
 }
 
-/// git's `key=value` lines up to a blank line or the end.
+/// git's `key=value` lines up to a blank line or the end. Read as bytes:
+/// git passes a server's `WWW-Authenticate` values (`wwwauth[]`: a realm
+/// in Latin-1) and, with `credential.useHttpPath`, percent-decoded paths
+/// as they are, so a line need not be UTF-8; it is read with what is not
+/// as U+FFFD (only `host` must match, and no host has such bytes).
 fn read_attributes(input: impl BufRead) -> Result<Attributes, Failure> {
     let mut attributes = Attributes::default();
-    for (number, line) in input.lines().enumerate() {
+    for (number, line) in input.split(b'\n').enumerate() {
         let line =
             line.map_err(|e| Failure::new(exit::USAGE, format!("cannot read git's request: {e}")))?;
+        let line = String::from_utf8_lossy(line.strip_suffix(b"\r").unwrap_or(&line));
         if line.is_empty() {
             break;
         }

@@ -10,6 +10,20 @@ fn attributes_end_at_a_blank_line_and_bad_lines_are_named() {
     assert!(err.message.contains("line 2"), "{}", err.message);
 }
 
+/// git passes a server's realm (Latin-1 from Apache's `AuthName`) and a
+/// percent-decoded path as bytes: the request is read, not refused as
+/// "not UTF-8" (every request to such a host failed).
+#[test]
+fn a_request_that_is_not_utf8_is_read() {
+    let request: &[u8] =
+        b"protocol=http\r\nhost=127.0.0.1:9\nwwwauth[]=Basic realm=\"D\xe9p\xf4t\"\npath=caf\xe9/r.git\n\n";
+    let read = read_attributes(request).unwrap();
+    assert_eq!(read.values["protocol"], "http");
+    assert_eq!(read.values["host"], "127.0.0.1:9");
+    assert_eq!(read.challenges, ["Basic realm=\"D\u{fffd}p\u{fffd}t\""]);
+    assert_eq!(read.values["path"], "caf\u{fffd}/r.git");
+}
+
 #[test]
 fn a_url_line_gives_its_parts() {
     let read = read_attributes("url=https://GitHub.com:8443/org/repo.git\n".as_bytes()).unwrap();

@@ -65,6 +65,35 @@ pub fn named_by(file_name: &str) -> Option<HelperFor> {
     }
 }
 
+/// Checks the provider the helper's name names (`docker-credential-tokend-NAME`)
+/// against `providers` (those the caller may use) for `host`: a name
+/// mistyped in the link, or a registry the provider's `hosts` do not
+/// list, is said, as git's `--provider` says it. "Not found" would send
+/// docker on without credentials, to fail with "unauthorized" and
+/// nothing naming the mistake.
+fn named_provider(providers: &[ProviderStatus], name: &str, host: &str) -> Result<(), Failure> {
+    let Some(provider) = providers.iter().find(|p| p.name == name) else {
+        return Err(Failure::new(
+            exit::UNKNOWN_PROVIDER,
+            format!(
+                "no provider named `{}` that you may use (the name after \
+                 {HELPER_NAME}- in this helper's name): see `tokenctl status`",
+                crate::format::clean(name)
+            ),
+        ));
+    };
+    if provider.hosts.is_empty() || provider.hosts.iter().any(|h| h == host) {
+        return Ok(());
+    }
+    Err(Failure::new(
+        exit::FAILURE,
+        format!(
+            "provider `{name}` serves {}, not {host}: no token sent (its `hosts` in the config)",
+            provider.hosts.join(", ")
+        ),
+    ))
+}
+
 /// What the protocol's clients recognise as "no credentials here".
 const NOT_FOUND: &str = "credentials not found in native keychain";
 
@@ -95,9 +124,17 @@ pub fn run(
             }
             let (mut client, protocol) = connect()?;
             let providers = visible(&mut client, protocol)?;
+            if let Some(name) = named {
+                named_provider(&providers, name, &host)?;
+            }
             let serving: Vec<&ProviderStatus> = providers
                 .iter()
-                .filter(|p| p.hosts.contains(&host) && named.is_none_or(|n| p.name == n))
+                .filter(|p| match named {
+                    // Named by the link, as git's --provider: one without
+                    // `hosts` answers for the registry docker asks about.
+                    Some(name) => p.name == name,
+                    None => p.hosts.contains(&host),
+                })
                 .collect();
             let provider = match serving[..] {
                 [] => return Err(Failure::new(exit::FAILURE, NOT_FOUND)),

@@ -160,7 +160,16 @@ fn man_pages_render_without_warnings_and_document_the_interface() {
     }
     // The docker helper's page: what it is and the protocol's actions.
     let docker = source(&format!("{DOCKER_HELPER}.1"));
-    for needed in ["tokenctl(1)", "credHelpers", "TOKEND_SOCKET", "EXIT STATUS"] {
+    for needed in [
+        "tokenctl(1)",
+        "credHelpers",
+        "TOKEND_SOCKET",
+        "EXIT STATUS",
+        // The one-account form, and what it says of a host it does not serve.
+        "docker-credential-tokend-NAME",
+        "tokend-NAME",
+        "exit status 7",
+    ] {
         assert!(docker.contains(needed), "{DOCKER_HELPER}.1 lacks {needed}");
     }
     for action in ["get", "list", "store", "erase", "version"] {
