@@ -331,6 +331,25 @@ fn find_provider(
     Ok(found.pop())
 }
 
+/// The token for a client that keeps it until its server refuses it and
+/// cannot say so (kubectl, docker, podman: kubectl runs the plugin again
+/// after a 401, docker at its next command, neither telling why). A token
+/// whose expiry the provider said is the one tokend would hand anyone (it
+/// is refreshed before it expires); one of unknown life is asked for with
+/// some life left, which has tokend refresh it when its last refresh is a
+/// minute old (see `--min-valid`): without that, a token of unknown life
+/// the server refused came back at every ask, for good.
+pub(crate) fn token_for_a_keeping_client(
+    client: &mut Client,
+    name: &str,
+) -> Result<tokend::protocol::TokenAnswer, Failure> {
+    let answer = client.token(name, None)?;
+    if answer.expires_at.is_some() {
+        return Ok(answer);
+    }
+    Ok(client.token(name, Some(1))?)
+}
+
 /// The rule of every credential helper (git's, docker's): a token is
 /// never sent over plain http (`scheme`, any case) except to a loopback
 /// address, where it does not leave the machine. The refusal names the

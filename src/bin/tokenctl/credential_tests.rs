@@ -164,3 +164,45 @@ fn bearer_when_asked_for_or_when_the_server_takes_only_bearer() {
     let basic = sends_bearer(&status(Some("basic")), &request(old_git));
     assert!(!basic.unwrap());
 }
+
+/// kubectl and docker keep a token until their server refuses it and
+/// cannot say so: one of unknown life is asked for again with a second
+/// of life, which has tokend refresh it once its last refresh is a
+/// minute old; one whose expiry is known is taken as it comes.
+#[test]
+fn a_keeping_client_asks_for_some_life_of_a_token_of_unknown_life() {
+    use std::io::{BufRead as _, BufReader, Write as _};
+    let (ours, mut daemon) = std::os::unix::net::UnixStream::pair().unwrap();
+    // One reader: the client writes its second request before the test
+    // reads the first, and a reader per line would lose what it buffered.
+    let mut requests = BufReader::new(daemon.try_clone().unwrap());
+    let mut request = |_: &std::os::unix::net::UnixStream| {
+        let mut line = String::new();
+        requests.read_line(&mut line).unwrap();
+        line
+    };
+    let mut client = Client::from_stream(ours).unwrap();
+    daemon
+        .write_all(b"{\"ok\":true,\"access_token\":\"old\",\"token_type\":\"Bearer\",\"expires_at\":null}\n{\"ok\":true,\"access_token\":\"new\",\"token_type\":\"Bearer\",\"expires_at\":null}\n")
+        .unwrap();
+    let answer = token_for_a_keeping_client(&mut client, "k8s").unwrap();
+    assert_eq!(answer.access_token.expose(), "new");
+    assert_eq!(
+        request(&daemon),
+        "{\"op\":\"token\",\"provider\":\"k8s\"}\n"
+    );
+    assert_eq!(
+        request(&daemon),
+        "{\"op\":\"token\",\"provider\":\"k8s\",\"min_valid\":1}\n"
+    );
+
+    daemon
+        .write_all(b"{\"ok\":true,\"access_token\":\"t\",\"token_type\":\"Bearer\",\"expires_at\":1790000000}\n")
+        .unwrap();
+    let answer = token_for_a_keeping_client(&mut client, "k8s").unwrap();
+    assert_eq!(answer.access_token.expose(), "t");
+    assert_eq!(
+        request(&daemon),
+        "{\"op\":\"token\",\"provider\":\"k8s\"}\n"
+    );
+}

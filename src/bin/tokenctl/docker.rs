@@ -159,7 +159,8 @@ pub fn run(
             if let Some((scheme, _)) = server.split_once("://") {
                 crate::credential::refuse_plain_http(scheme, Some(&host))?;
             }
-            let answer = client.token(&provider.name, None)?;
+            let answer =
+                crate::credential::token_for_a_keeping_client(&mut client, &provider.name)?;
             let secret = crate::usable(&provider.name, answer.access_token.expose())?;
             let mut text = json!({
                 "ServerURL": server,

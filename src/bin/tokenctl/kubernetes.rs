@@ -30,7 +30,7 @@ pub fn exec_credential(
     mut out: impl Write,
 ) -> Result<(), Failure> {
     let api_version = api_version(exec_info)?;
-    let answer = client.token(name, None)?;
+    let answer = crate::credential::token_for_a_keeping_client(client, name)?;
     let token = crate::usable(name, answer.access_token.expose())?;
     let mut status = json!({ "token": token });
     if let Some(expires_at) = answer.expires_at {
