@@ -13,8 +13,11 @@
 //! events; one beyond is skipped, and the log says so), each killed after
 //! [`RUN_TIMEOUT`] with every process it started (the run is a process
 //! group of its own: a script's `curl` goes with the script). A stop does
-//! not wait for runs (systemd ends what is left of them with the unit), and
-//! a notification server that does not answer holds nothing: each
+//! not wait for runs: it kills the groups of those still going (systemd
+//! would end them with the unit, but not every tokend runs under it), and
+//! the events still waiting are not run (the log says how many). The
+//! program's file is checked and started on the blocking pool, so a file
+//! system that hangs holds that run only. A notification server that does not answer holds nothing: each
 //! notification is sent on its own, for at most [`NOTIFY_TIMEOUT`].
 
 use std::path::{Path, PathBuf};
@@ -47,7 +50,7 @@ pub const MAX_WAITING_FOR_A_PERSON: usize = 1024;
 
 /// Whether `event` may wait for a run behind `waiting` others.
 fn may_wait(event: &str, waiting: usize) -> bool {
-    let cap = if needs_a_person(event) {
+    let cap = if needs_a_person(event) || ends_a_need(event) {
         MAX_WAITING_FOR_A_PERSON
     } else {
         MAX_WAITING
@@ -62,6 +65,19 @@ fn needs_a_person(event: &str) -> bool {
         || event == AttentionKind::RefreshTokenExpiring.name()
         || event == "store_unavailable"
 }
+
+/// Whether `event` says a need of a person is over (`logged_in` after
+/// `login_required`, `store_available` after `store_unavailable`): it waits
+/// as long as the need did, or a hook that raised an alert on the one
+/// would never hear the other and keep the alert up for good.
+fn ends_a_need(event: &str) -> bool {
+    event == "logged_in" || event == "store_available"
+}
+
+/// Skipped events' lines: a hung hook skips every event that comes (the
+/// audit saw 716 lines in a second), so they are counted into a few lines.
+static SKIPPED: crate::broker::refusal_log::RefusalLog =
+    crate::broker::refusal_log::RefusalLog::new();
 
 /// A run still going after this long is killed.
 pub const RUN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -140,7 +156,13 @@ pub async fn follow_events(
                 runner.store_changed(&mut store_was_available, state);
                 continue;
             }
-            () = shutdown.cancelled() => return,
+            () = shutdown.cancelled() => {
+                let left = waiting.load(Ordering::SeqCst);
+                if left > 0 {
+                    info!("{left} on_event runs that waited for a free one were not started: tokend is stopping");
+                }
+                return;
+            }
         };
         let event = match event {
             Ok(event) => event,
@@ -224,15 +246,28 @@ impl Runner<'_> {
             let waiting = self.waiting.fetch_add(1, Ordering::SeqCst);
             if !may_wait(event, waiting) {
                 self.waiting.fetch_sub(1, Ordering::SeqCst);
-                warn!(
-                    provider,
-                    event,
-                    "on_event skipped: {MAX_RUNNING} runs are still going and {waiting} events wait"
-                );
+                if let Some(untold) = SKIPPED.admit(std::time::Instant::now()) {
+                    let earlier = if untold == 0 {
+                        String::new()
+                    } else {
+                        format!(" ({untold} earlier skips were not logged)")
+                    };
+                    warn!(
+                        provider,
+                        hook_event = event,
+                        event = "on_event_skipped",
+                        "on_event skipped: {MAX_RUNNING} runs are still going and {waiting} \
+                         events wait{earlier}"
+                    );
+                }
                 return;
             }
         }
         let (argv, socket) = (self.program.to_vec(), self.socket.to_owned());
+        // When it happened, for a hook that runs late (behind a hung one).
+        let at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
         let (slots, waiting) = (Arc::clone(self.slots), Arc::clone(self.waiting));
         // Not a tracked task: a stop does not wait for the program (its
         // run would hold every stop up to the grace, and be reported as a
@@ -251,6 +286,7 @@ impl Runner<'_> {
                 provider: &provider,
                 event,
                 reason: reason.as_deref(),
+                at,
             };
             run(&argv, &socket, &what, RUN_TIMEOUT).await;
             drop(slot);
@@ -263,6 +299,8 @@ struct Run<'a> {
     provider: &'a str,
     event: &'a str,
     reason: Option<&'a str>,
+    /// When the event happened, in Unix seconds (`EVENT_TIME`).
+    at: u64,
 }
 
 /// One run of the program, killed with the processes it started after
@@ -275,17 +313,8 @@ async fn run(argv: &[String], socket: &Path, what: &Run<'_>, timeout: Duration) 
         provider,
         event,
         reason,
+        at,
     } = *what;
-    // Checked at load too; again here, as the program may have changed
-    // since (a few system calls, once per event).
-    let owners = crate::trusted_path::Owners::daemon();
-    if let Err(untrusted) = crate::trusted_path::check_file(Path::new(program), owners) {
-        warn!(
-            provider,
-            event, "on_event: tokend will not run {program}: {untrusted}"
-        );
-        return;
-    }
     let mut command = tokio::process::Command::new(program);
     command
         .args(arguments)
@@ -293,6 +322,7 @@ async fn run(argv: &[String], socket: &Path, what: &Run<'_>, timeout: Duration) 
         // promises the program PROVIDER and EVENT (a script under `set -u`).
         .env("PROVIDER", provider)
         .env("EVENT", event)
+        .env("EVENT_TIME", at.to_string())
         // The daemon's socket, for a `tokenctl` the program runs: whatever
         // the config chose, and not found by way of $RUNTIME_DIRECTORY,
         // which a client does not read.
@@ -307,36 +337,98 @@ async fn run(argv: &[String], socket: &Path, what: &Run<'_>, timeout: Duration) 
     if let Some(reason) = reason {
         command.env("REASON", reason);
     }
-    let mut child = match command.spawn() {
+    let mut child = match start(command, program, timeout).await {
         Ok(child) => child,
-        Err(e) => {
-            warn!(provider, event, "on_event: cannot run {program}: {e}");
+        Err(problem) => {
+            warn!(
+                provider,
+                hook_event = event,
+                event = "on_event_failed",
+                "on_event: {problem}"
+            );
             return;
         }
+    };
+    // Until the run ends: a stop (the runtime dropping this task) ends
+    // the group too, or a script's jobs outlived tokend for good where no
+    // systemd ends the unit's processes.
+    let mut group = GroupKill(
+        child
+            .id()
+            .and_then(|id| rustix::process::Pid::from_raw(id.cast_signed())),
+    );
+    let failed = |problem: String| {
+        warn!(
+            provider,
+            hook_event = event,
+            event = "on_event_failed",
+            "on_event {program} {problem}"
+        );
     };
     match tokio::time::timeout(timeout, child.wait()).await {
         Ok(Ok(status)) if status.success() => {
             debug!(provider, event, "on_event ran");
         }
-        Ok(Ok(status)) => warn!(provider, event, "on_event {program} ended with {status}"),
-        Ok(Err(e)) => warn!(provider, event, "on_event {program}: {e}"),
+        Ok(Ok(status)) => failed(format!("ended with {status}")),
+        Ok(Err(e)) => failed(e.to_string()),
         Err(_) => {
             // The group first (the program leads it: its id is the
             // group's), then the program itself, reaped.
-            if let Some(group) = child
-                .id()
-                .and_then(|id| rustix::process::Pid::from_raw(id.cast_signed()))
-            {
-                let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
-            }
+            group.kill();
             let _ = child.kill().await;
-            warn!(
-                provider,
-                event,
-                "on_event {program} was killed after {} s",
-                timeout.as_secs()
-            );
+            failed(format!("was killed after {} s", timeout.as_secs()));
         }
+    }
+    // Ended: a job it left running in the background is its own.
+    group.0 = None;
+}
+
+/// Checks `program` (at load too; again here, as it may have changed
+/// since) and starts `command`, on the blocking pool: both are system
+/// calls on the program's file system, and one that hangs (an NFS home, a
+/// stalled FUSE mount) held the daemon's event loop, every request,
+/// refresh and watchdog ping with it, for as long as it hung. Given up
+/// after `timeout` (the thread may stay blocked; a child it starts later
+/// is killed as it is dropped).
+async fn start(
+    mut command: tokio::process::Command,
+    program: &str,
+    timeout: Duration,
+) -> Result<tokio::process::Child, String> {
+    let path = PathBuf::from(program);
+    let started = tokio::task::spawn_blocking(move || {
+        let owners = crate::trusted_path::Owners::daemon();
+        crate::trusted_path::check_file(&path, owners)
+            .map_err(|untrusted| format!("tokend will not run {}: {untrusted}", path.display()))?;
+        command
+            .spawn()
+            .map_err(|e| format!("cannot run {}: {e}", path.display()))
+    });
+    match tokio::time::timeout(timeout, started).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(e)) => Err(format!("cannot run {program}: {e}")),
+        Err(_) => Err(format!(
+            "{program} could not be started within {} s (does its file system answer?)",
+            timeout.as_secs()
+        )),
+    }
+}
+
+/// Kills a run's process group when dropped: the run's task dropped
+/// before the run ended, at a stop.
+struct GroupKill(Option<rustix::process::Pid>);
+
+impl GroupKill {
+    fn kill(&self) {
+        if let Some(group) = self.0 {
+            let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
+        }
+    }
+}
+
+impl Drop for GroupKill {
+    fn drop(&mut self) {
+        self.kill();
     }
 }
 
@@ -385,24 +477,24 @@ mod tests {
     }
 
     /// A queue full of informational events does not turn away one that
-    /// needs a person: with a hook slower than events come (a hung
+    /// needs a person, or one that ends a need: with a hook slower than events come (a hung
     /// webhook), 64 queued `logged_in` runs made every `login_required`
     /// of a revocation be skipped.
     #[test]
     fn events_that_need_a_person_wait_past_a_full_queue() {
-        for informational in [
-            "logged_in",
-            "refreshed",
-            "refresh_failed",
-            "store_available",
-        ] {
+        for informational in ["refreshed", "refresh_failed"] {
             assert!(may_wait(informational, MAX_WAITING - 1), "{informational}");
             assert!(!may_wait(informational, MAX_WAITING), "{informational}");
         }
+        // And those that end a need wait as long: a hook that raised an
+        // alert at `login_required` never heard the `logged_in` that came
+        // minutes later, skipped, and kept the alert up for good.
         for attention in [
             "login_required",
             "refresh_token_expiring",
             "store_unavailable",
+            "logged_in",
+            "store_available",
         ] {
             assert!(may_wait(attention, MAX_WAITING), "{attention}");
             assert!(
@@ -429,6 +521,7 @@ mod tests {
             provider: "demo",
             event: "refresh_failed",
             reason: None,
+            at: 0,
         };
         run(&argv, dir.path(), &what, Duration::from_secs(1)).await;
         let started = std::fs::read_to_string(&pid_file).unwrap();

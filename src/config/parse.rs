@@ -353,11 +353,32 @@ fn on_event(
                         );
                         return Err(());
                     }
+                    if !starts_as_a_program(Path::new(program)) {
+                        // A shell runs such a file itself; the kernel,
+                        // which tokend asks, refuses it (ENOEXEC) at
+                        // every event.
+                        diags.warning(
+                            &span,
+                            format!("`on_event`: `{program}` starts with neither `#!` nor an ELF header: it cannot be run (a script needs a first line such as `#!/bin/sh`)"),
+                        );
+                    }
                 }
             }
             Ok(argv)
         }
     }
+}
+
+/// Whether the file at `path` starts as something the kernel runs: `#!`
+/// (a script naming its interpreter) or an ELF header. One that cannot be
+/// read counts as such (the run will say why).
+fn starts_as_a_program(path: &Path) -> bool {
+    use std::io::Read as _;
+    let mut start = [0u8; 4];
+    let Ok(read) = std::fs::File::open(path).and_then(|mut f| f.read(&mut start)) else {
+        return true;
+    };
+    start[..read].starts_with(b"#!") || start[..read] == *b"\x7fELF"
 }
 
 /// Warns of the Secret Service store on the system bus: the system service

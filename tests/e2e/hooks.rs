@@ -177,23 +177,97 @@ fn a_notification_server_that_never_answers_holds_no_run() {
 
 /// A stop does not wait for a run of the program: one still going (a
 /// webhook that hangs) held every stop for the whole grace, and was
-/// reported as requests left unanswered.
+/// reported as requests left unanswered. It ends the run with what the
+/// run started: a script's background job (not `exec`ed) outlived tokend
+/// for good where no systemd ends the unit's processes.
 #[test]
-fn a_stop_does_not_wait_for_the_program() {
+fn a_stop_does_not_wait_for_the_program_and_ends_it() {
     let dir = tempfile::tempdir().unwrap();
-    let (hook, reader) = slow_hook_in(dir.path(), 60);
+    let fifo = dir.path().join("events");
+    make_fifo(&fifo);
+    let job = dir.path().join("job");
+    let hook = dir.path().join("hook.sh");
+    std::fs::write(
+        &hook,
+        format!(
+            "sleep 300 &\necho $! > {job}\necho \"$EVENT\" > {fifo}\nwait\n",
+            job = job.display(),
+            fifo = fifo.display()
+        ),
+    )
+    .unwrap();
+    let reader = Lines::of_fifo(&fifo);
     let provider = Provider::rfc8628();
     let mut daemon = Daemon::start_with(&provider.config("demo"), with_hook(&hook));
     login(&daemon, "demo", |code| {
         provider.approve(code).unwrap();
     });
     reader.wait_for("logged_in");
+    let job = std::fs::read_to_string(&job).unwrap().trim().to_owned();
     assert!(daemon.stop().success());
     assert!(
         !daemon.log().contains("still unanswered"),
         "{}",
         daemon.log()
     );
+    // Killed with the stop; a moment for the kernel to tear it down.
+    let gone = || {
+        std::fs::read_to_string(format!("/proc/{job}/stat")).map_or(true, |stat| {
+            stat.rsplit_once(") ")
+                .is_some_and(|(_, rest)| rest.starts_with('Z'))
+        })
+    };
+    for _ in 0..200 {
+        if gone() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("the hook's background job {job} outlived tokend");
+}
+
+/// A hook program on a file system that does not answer (an NFS home, a
+/// FUSE server that hangs) holds its run only: checking and starting it
+/// held the daemon's event loop, and every request, refresh and watchdog
+/// ping with it, for as long as the file system hung.
+#[test]
+fn a_hook_on_a_hung_file_system_holds_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let hangs = dir.path().join("hangs");
+    std::fs::create_dir(&hangs).unwrap();
+    let hook = hangs.join("hook");
+    std::fs::write(&hook, "#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let provider = Provider::rfc8628();
+    let config = format!("{}{}", provider.config("demo"), provider.config("two"));
+    let daemon = Daemon::start_with(
+        &config,
+        DaemonOptions {
+            daemon_keys: format!("on_event = [\"{}\"]\n", hook.display()),
+            ..DaemonOptions::default()
+        },
+    );
+    login(&daemon, "demo", |code| {
+        provider.approve(code).unwrap();
+    });
+    let Some(mount) = support::hung_mount::HungMount::over_or_skip(
+        &hangs,
+        "a_hook_on_a_hung_file_system_holds_nothing_else",
+    ) else {
+        return;
+    };
+    login(&daemon, "two", |code| {
+        provider.approve(code).unwrap();
+    });
+    // The hook's run for `two` is stuck on the mount now.
+    mount.wait_until_touched();
+    let out = daemon.tokenctl(&["--timeout", "10", "token", "demo"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    drop(mount);
 }
 
 /// The store going down and coming back runs the program too (an

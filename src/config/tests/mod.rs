@@ -470,6 +470,23 @@ fn an_on_event_program_that_cannot_run_is_warned_of() {
         "{:?}",
         config.warnings
     );
+    // Executable, but without `#!`: a shell runs it, the kernel does not
+    // (it passed `--check`, then failed at every event).
+    std::fs::set_permissions(&not_executable, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(&not_executable, "echo \"$EVENT\" >> log\n").unwrap();
+    let config = f
+        .load(&format!(
+            "[daemon]\non_event = [\"{}\"]\n{GITHUB}",
+            not_executable.display()
+        ))
+        .unwrap();
+    assert!(
+        config.warnings[0]
+            .to_string()
+            .contains("starts with neither `#!` nor an ELF header"),
+        "{:?}",
+        config.warnings
+    );
 }
 
 /// `store_timeout` waits 30 s when unset, and refuses what a start reading

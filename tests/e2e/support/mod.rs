@@ -19,6 +19,7 @@ pub mod child_lines;
 pub mod daemon;
 pub mod file_store;
 pub mod flows;
+pub mod hung_mount;
 pub mod keyring;
 pub mod login_run;
 pub mod logind;
