@@ -55,8 +55,21 @@ pub async fn discover(http: &HttpClient, issuer: &Url) -> Result<Endpoints, Prov
                 )
             })
             .unwrap_or_default();
+        // The server's own words when it gives them (Keycloak: "Realm does
+        // not exist"): the request carried no secret to echo.
+        let said = AnswerFields::parse(&response)
+            .and_then(|fields| {
+                let words: Vec<String> = ["error", "error_description"]
+                    .iter()
+                    .filter_map(|name| fields.text(&[name]))
+                    .map(|text| crate::provider::answer_fields::clean_detail(&text))
+                    .filter(|text| !text.is_empty())
+                    .collect();
+                (!words.is_empty()).then(|| format!(": \"{}\"", words.join(": ")))
+            })
+            .unwrap_or_default();
         return Err(failed(format!(
-            "HTTP {} ({}) from {}{target}",
+            "HTTP {} ({}) from {}{target}{said}",
             response.status,
             describe_body(&response),
             response.url
@@ -71,15 +84,14 @@ pub async fn discover(http: &HttpClient, issuer: &Url) -> Result<Endpoints, Prov
     let endpoint = |name: &str| -> Result<Url, ProviderError> {
         let text = fields.text(&[name]).ok_or_else(|| {
             failed(format!(
-                "the document has no `{name}`; set it in the provider's config instead of `issuer`"
+                "the document has no `{name}`; set `device_authorization_endpoint` and \
+                 `token_endpoint` in the provider's config and remove `issuer`"
             ))
         })?;
         let url: Url = text
             .parse()
             .map_err(|e| failed(format!("`{name}` is not a URL ({e})")))?;
-        // The document came over https, but what it names is checked too:
-        // an http:// endpoint would send the tokens in the clear.
-        super::url_rule::check_transport(&url)
+        check_discovered(issuer, &url)
             .map_err(|problem| failed(format!("the discovered `{name}` {url} {problem}")))?;
         Ok(url)
     };
@@ -89,9 +101,44 @@ pub async fn discover(http: &HttpClient, issuer: &Url) -> Result<Endpoints, Prov
     ))
 }
 
+/// Checks an endpoint the document at `issuer` names. The document came
+/// over https, but what it names is checked too: an `http://` endpoint
+/// would send the tokens in the clear. And one on loopback is taken only
+/// from a loopback issuer: an https issuer's document that names
+/// `http://localhost:8080/...` is a proxy that hides the original host from
+/// the server behind it (nginx's `proxy_pass` without the Host header, in
+/// front of Keycloak), and would send the client secret, device codes and
+/// refresh tokens in the clear to whatever listens on that port of this
+/// machine, any local user's program.
+fn check_discovered(issuer: &Url, url: &Url) -> Result<(), String> {
+    super::url_rule::check_transport(url)?;
+    if url.scheme() == "http" && issuer.scheme() == "https" {
+        return Err(
+            "uses plain http:// to this machine, named by an https:// issuer: a proxy in front \
+             of the provider that does not pass on the host name? Set the endpoints in the \
+             provider's config instead of `issuer`"
+                .to_owned(),
+        );
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_https_issuer_names_no_plain_http_endpoint() {
+        let https: Url = "https://sso.example.com/realms/prod".parse().unwrap();
+        let local: Url = "http://127.0.0.1:8080/realms/prod".parse().unwrap();
+        let problem =
+            check_discovered(&https, &"http://localhost:8080/token".parse().unwrap()).unwrap_err();
+        assert!(problem.contains("named by an https:// issuer"), "{problem}");
+        assert!(check_discovered(&https, &"https://sso.example.com/t".parse().unwrap()).is_ok());
+        // A loopback issuer (a local Keycloak, the emulator) keeps its own.
+        assert!(check_discovered(&local, &"http://127.0.0.1:8080/t".parse().unwrap()).is_ok());
+        assert!(check_discovered(&local, &"http://example.com/t".parse().unwrap()).is_err());
+    }
 
     #[test]
     fn well_known_path_is_appended_to_the_issuer_path() {

@@ -93,3 +93,30 @@ fn a_rate_limited_discovery_says_the_wait_asked_for() {
         "{err}"
     );
 }
+
+/// A discovery answered 404 with the server's words (Keycloak's answer
+/// for a realm it does not have): the words are said, as the request
+/// carried no secret; "HTTP 404 (32 bytes of application/json)" hid the
+/// typo in the issuer.
+#[test]
+fn a_discovery_refused_says_the_servers_words() {
+    let provider = Provider::rfc8628();
+    let issuer = provider.issuer();
+    let daemon = oidc(&issuer);
+    provider.inject(
+        Endpoint::Discovery,
+        Fault::Body {
+            status: 404,
+            content_type: Some("application/json".into()),
+            body: r#"{"error":"Realm does not exist"}"#.into(),
+        },
+        1,
+    );
+    let out = daemon.tokenctl(&["login", "oidc"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("HTTP 404") && err.contains("\"Realm does not exist\""),
+        "{err}"
+    );
+}
