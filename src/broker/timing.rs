@@ -42,6 +42,24 @@ pub const MIN_REFRESH_SPACING: Duration = Duration::from_secs(1);
 /// believed to die within a minute of its issue.
 pub const UNKNOWN_LIFE_REFRESH_SPACING: Duration = Duration::from_secs(60);
 
+/// The longest wait between refreshes for tokens a server keeps refusing
+/// (see [`refused_again_spacing`]).
+pub const REFUSED_AGAIN_MAX_SPACING: Duration = Duration::from_secs(3600);
+
+/// How long after a refresh that replaced a refused token, itself refused
+/// (`in_a_row` such refreshes), the next replacement may come: a minute,
+/// doubling with each, up to an hour. A server that refuses every token
+/// (one without the scope it wants, a Basic answer where it takes only
+/// Bearer) had a refresh, and a rotation, at each of a client's retries:
+/// 600 an hour for a job retrying every 5 s.
+#[must_use]
+pub fn refused_again_spacing(in_a_row: u32) -> Duration {
+    let doublings = in_a_row.saturating_sub(1).min(10);
+    UNKNOWN_LIFE_REFRESH_SPACING
+        .saturating_mul(1 << doublings)
+        .min(REFUSED_AGAIN_MAX_SPACING)
+}
+
 /// How long a default request that holds a still-valid token waits for
 /// a refresh (its own or one already out) before it takes that token: a
 /// default request asks for a token that works, which it has; a provider

@@ -215,8 +215,8 @@ pub fn token_type_handed_out(sent: Option<String>) -> String {
 ///
 /// # Errors
 /// [`ProviderError::Malformed`] when `access_token` is missing or empty,
-/// a token or the token type is not one a client could use (see
-/// [`token_text`]), or the expiry is unbelievable.
+/// a token is not one a client could use (see [`token_text`]), or the
+/// expiry is unbelievable.
 pub fn token_grant(
     format: &AnswerFormat,
     response: &HttpResponse,
@@ -233,9 +233,13 @@ pub fn token_grant(
         })?;
     let access_token = token_text::usable_token("access_token", &access_token)
         .map_err(|problem| malformed(response, problem))?;
+    // One that cannot be a type (garbage, a proxy's echo of the request)
+    // is taken as Bearer, the type of every provider tokend speaks to:
+    // refusing the answer would lose the refresh token a rotating
+    // provider has already retired.
     let token_type =
         token_text::usable_token_type(&token_type_handed_out(fields.text(&["token_type"])))
-            .map_err(|problem| malformed(response, problem))?;
+            .unwrap_or_else(|_| token_type_handed_out(None));
     let refresh_token = fields
         .text(&["refresh_token"])
         .filter(|t| !t.trim().is_empty())

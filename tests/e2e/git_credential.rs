@@ -409,10 +409,19 @@ fn two_accounts_at_one_host_are_named_not_guessed() {
 fn a_slow_refresh_is_explained_on_a_terminal_only() {
     use tokend_emulator::{Endpoint, Fault};
     let provider = Provider::rfc8628();
-    let daemon = Daemon::start(&provider.config_with("forge", "hosts = [\"forge.test\"]"));
-    login(&daemon, "forge", |code| {
-        provider.approve(code).unwrap();
-    });
+    // Two forges: a refusal of the token a refusal's refresh brought
+    // waits a minute for the next (see git's `erase` in the README), so
+    // each part refuses a token of its own forge.
+    let daemon = Daemon::start(&format!(
+        "{}{}",
+        provider.config_with("forge", "hosts = [\"forge.test\"]"),
+        provider.config_with("smith", "hosts = [\"smith.test\"]")
+    ));
+    for name in ["forge", "smith"] {
+        login(&daemon, name, |code| {
+            provider.approve(code).unwrap();
+        });
+    }
     let work = tempfile::tempdir().unwrap();
     let helper = format!(
         "!{} --socket {} credential git",
@@ -441,17 +450,17 @@ fn a_slow_refresh_is_explained_on_a_terminal_only() {
     let screen = String::from_utf8_lossy(&output.stdout);
     assert_eq!(screen.matches(notice).count(), 1, "{screen}");
     assert!(!screen.contains(&refused), "{screen}");
-    let renewed = token(&daemon, "forge", &[]);
-    assert_ne!(renewed, refused);
+    assert_ne!(token(&daemon, "forge", &[]), refused);
 
     // On a pipe: the same wait, not a word.
+    let refused = token(&daemon, "smith", &[]);
     provider.inject(Endpoint::Token, Fault::Delay(Duration::from_secs(5)), 1);
     let reject =
-        format!("protocol=https\nhost=forge.test\nusername=oauth2\npassword={renewed}\n\n");
+        format!("protocol=https\nhost=smith.test\nusername=oauth2\npassword={refused}\n\n");
     let out = git(work.path(), &daemon, &["credential", "reject"], &reject);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(!stderr(&out).contains("no token of"), "{}", stderr(&out));
-    assert_ne!(token(&daemon, "forge", &[]), renewed);
+    assert_ne!(token(&daemon, "smith", &[]), refused);
 }
 
 /// `--provider NAME` picks the provider whatever git's host, but only among

@@ -203,6 +203,15 @@ impl Session {
     fn log(&self, notice: Notice) {
         let name = &self.name;
         match notice {
+            Notice::RefusedAgain { in_a_row, next_in } => {
+                warn!(
+                    provider = %name,
+                    event = "refused_again",
+                    in_a_row,
+                    "the token that replaced a refused one was refused too ({in_a_row} in a row): the server refuses this provider's tokens, which another refresh will not mend (does it want other scopes, or Bearer where `git_auth` answers Basic?); replacing it again now, the next time no sooner than in {} s",
+                    next_in.as_secs()
+                );
+            }
             Notice::RefreshOnDemand => {
                 debug!(provider = %name, event = "refresh_on_demand", "a token request starts a refresh");
             }

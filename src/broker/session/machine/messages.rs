@@ -230,6 +230,14 @@ pub(crate) enum Notice {
         /// How long the refresh is put off.
         held_for: Duration,
     },
+    /// A token a refresh brought in place of a refused one was refused
+    /// too: the server refuses this provider's tokens.
+    RefusedAgain {
+        /// How many replacements in a row were refused.
+        in_a_row: u32,
+        /// How long until the next replacement, at the soonest.
+        next_in: Duration,
+    },
     /// A refresh failed and is retried later.
     RefreshFailed {
         /// When.

@@ -174,6 +174,15 @@ pub(crate) struct SessionMachine {
     /// a caller asking for more life than tokens have, in a loop, does not
     /// cost a refresh per call.
     last_on_demand_refresh: Option<SystemTime>,
+    /// The token a refresh brought in place of a refused one, and how
+    /// many such refreshes in a row led to it: that token refused too is
+    /// a server that refuses every token, which another refresh will not
+    /// mend, so the next ones are spaced out (see
+    /// [`timing::refused_again_spacing`]).
+    refused_replacement: Option<(TokenFingerprint, u32)>,
+    /// The count a refresh out now for a refused token carries, given to
+    /// the token it brings.
+    refusal_refresh_out: Option<u32>,
     /// The refresh-token expiry already warned about (once per refresh
     /// token; a new one with another expiry is warned about again).
     expiry_warned: Option<SystemTime>,
@@ -207,6 +216,8 @@ impl SessionMachine {
             refresh_extends_refresh_token: true,
             expiry_reference: None,
             last_on_demand_refresh: None,
+            refused_replacement: None,
+            refusal_refresh_out: None,
             expiry_warned: None,
             expiry_told: None,
             retired: false,

@@ -179,6 +179,10 @@ impl SessionMachine {
             out.push(Effect::Reply(Reply::Done(Ok(()))));
             return;
         }
+        if answer.is_err() {
+            // The next refusal of the token it was to replace counts anew.
+            self.refusal_refresh_out = None;
+        }
         let SessionState::Active { tokens, refresh } = &mut self.state else {
             out.push(Effect::Reply(Reply::Done(Ok(()))));
             return;

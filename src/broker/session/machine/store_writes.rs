@@ -74,6 +74,14 @@ impl SessionMachine {
                     return;
                 }
                 let expires_at = tokens.expires_at_unix();
+                if let (Some(in_a_row), Some(access)) =
+                    (self.refusal_refresh_out.take(), tokens.access.as_ref())
+                {
+                    self.refused_replacement = Some((
+                        super::TokenFingerprint::of(access.secret.expose()),
+                        in_a_row,
+                    ));
+                }
                 self.install(ctx, tokens, result, out);
                 out.push(Effect::Log(Notice::Refreshed {
                     rotated,

@@ -130,11 +130,7 @@ impl SessionMachine {
             Freshness::AtLeast(min_valid) => min_valid,
             Freshness::Default | Freshness::Replacing(_) => Duration::ZERO,
         };
-        let spacing = if tokens.access_lifetime.is_some_and(|life| life < min_valid) {
-            timing::UNKNOWN_LIFE_REFRESH_SPACING
-        } else {
-            timing::ON_DEMAND_RETRY_SPACING
-        };
+        let (spacing, refused_in_a_row) = self.on_demand_spacing(want, tokens, min_valid);
         if usable.is_some()
             && self
                 .last_on_demand_refresh
@@ -143,9 +139,54 @@ impl SessionMachine {
             return fallback(self.too_short(now, tokens, min_valid));
         }
         self.last_on_demand_refresh = Some(now);
+        if let Freshness::Replacing(_) = want {
+            self.replacing_refused(refused_in_a_row, out);
+        }
         out.push(Effect::Log(Notice::RefreshOnDemand));
         self.start_refresh(ctx, out);
         Reply::JoinRefresh
+    }
+
+    /// How far apart refreshes a request for `want` starts come, and, for
+    /// a refusal, how many tokens refusals' refreshes brought were refused
+    /// in a row before it. A token a refusal's refresh brought, refused
+    /// too, is replaced no sooner than a minute later, doubling (see
+    /// `refused_replacement`); a token known to live less than
+    /// `min_valid`, once a minute; any other, every 5 s.
+    fn on_demand_spacing(
+        &self,
+        want: Freshness,
+        tokens: &Tokens,
+        min_valid: Duration,
+    ) -> (Duration, u32) {
+        let refused_in_a_row = match want {
+            Freshness::Replacing(refused) => self
+                .refused_replacement
+                .filter(|(replacement, _)| *replacement == refused)
+                .map_or(0, |(_, in_a_row)| in_a_row),
+            Freshness::Default | Freshness::AtLeast(_) => 0,
+        };
+        let spacing = if refused_in_a_row > 0 {
+            timing::refused_again_spacing(refused_in_a_row)
+        } else if tokens.access_lifetime.is_some_and(|life| life < min_valid) {
+            timing::UNKNOWN_LIFE_REFRESH_SPACING
+        } else {
+            timing::ON_DEMAND_RETRY_SPACING
+        };
+        (spacing, refused_in_a_row)
+    }
+
+    /// A refresh starts for a refused token, `refused_in_a_row` tokens
+    /// refusals' refreshes brought having been refused before it: the
+    /// token it brings carries the count, and a repeat is warned of.
+    fn replacing_refused(&mut self, refused_in_a_row: u32, out: &mut Vec<Effect>) {
+        self.refusal_refresh_out = Some(refused_in_a_row + 1);
+        if refused_in_a_row > 0 {
+            out.push(Effect::Log(Notice::RefusedAgain {
+                in_a_row: refused_in_a_row,
+                next_in: timing::refused_again_spacing(refused_in_a_row + 1),
+            }));
+        }
     }
 
     /// Whether a default request, whose token is still valid but past the

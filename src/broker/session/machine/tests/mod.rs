@@ -8,6 +8,7 @@ mod default_requests;
 mod expiry_warning;
 mod handover;
 mod pacing;
+mod refused_again;
 mod rules;
 mod store;
 mod tables;
