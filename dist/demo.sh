@@ -13,6 +13,11 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 missing=()
 command -v cc >/dev/null 2>&1 || missing+=(build-essential)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+if [ ${#missing[@]} -gt 0 ] && [ "$(id -u)" != 0 ] && ! command -v sudo >/dev/null 2>&1; then
+    # A Debian installed with a root password has no sudo.
+    echo "the demo needs ${missing[*]}: install them as root (su -c 'apt-get install ${missing[*]}'), then run it again" >&2
+    exit 1
+fi
 if [ ${#missing[@]} -gt 0 ]; then
     as_root apt-get update -qq
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
@@ -81,6 +86,8 @@ cat <<INFO
     (the code is filled in if you open the full link shown), or from
     another terminal with:
       curl -d user_code=CODE $approve_url/approve
+    Ctrl-C ends the demo (tokenctl's hint below, that the login goes on in
+    tokend, is of a daemon of your own).
 
 INFO
 echo "\$ tokenctl login demo"

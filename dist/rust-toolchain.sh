@@ -27,9 +27,9 @@ use_new_enough_rust() {
     # shellcheck disable=SC1091
     . "$HOME/.cargo/env"
     if needs_rustup && command -v rustup >/dev/null 2>&1; then
-        echo "==> updating rustup's stable Rust (older than Cargo.toml's rust-version)"
+        echo "==> installing rustup's stable Rust for this build (older than Cargo.toml's rust-version; your default toolchain is left as it is)"
         rustup toolchain install stable --profile minimal ${components:+-c "$components"} &&
-            rustup default stable
+            export RUSTUP_TOOLCHAIN=stable
     fi
     if needs_rustup; then
         echo "$(cargo --version 2>/dev/null || echo 'no cargo') is older than Cargo.toml's rust-version; install a newer Rust (https://rustup.rs)" >&2
