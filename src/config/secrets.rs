@@ -264,6 +264,15 @@ pub(super) fn secret(
             diags.error(&v.span(), format!("`{}` is empty", keys.inline));
             return Err(());
         }
+        if super::provider_table::is_placeholder(secret) {
+            diags.warning(
+                &v.span(),
+                format!(
+                    "`{}` is still the example's placeholder: the provider will refuse it; put your app's secret there (or in `{}`)",
+                    keys.inline, keys.file
+                ),
+            );
+        }
         if let Some(readers) = context.file_mode.and_then(FileAccess::other_readers) {
             diags.warning(
                 &v.span(),

@@ -1,6 +1,7 @@
 //! Every file in `config/` is a valid config: the real `tokend --check`
 //! accepts each (exit 0), with its warnings (placeholder secrets in a
-//! world-readable file) but no error, and each names the dialect it is for.
+//! world-readable file, the placeholders themselves) but no error, and each
+//! names the dialect it is for.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -55,6 +56,16 @@ fn every_preset_passes_tokend_check() {
         );
         for line in stderr.lines() {
             assert!(line.contains(": warning: "), "{}: {line}", file.display());
+        }
+        // A preset copied without its edit says so: it passed as valid,
+        // to fail only at the provider.
+        let text = std::fs::read_to_string(file).unwrap();
+        if text.contains("PASTE-YOUR") || text.contains("000000000000") {
+            assert!(
+                stderr.contains("is still the example's placeholder"),
+                "{}:\n{stderr}",
+                file.display()
+            );
         }
         assert!(
             String::from_utf8_lossy(&out.stdout).contains("valid (1 provider)"),

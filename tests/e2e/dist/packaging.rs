@@ -357,10 +357,13 @@ fn the_setup_scripts_want_a_new_enough_cargo() {
 }
 
 /// rustup's own stable older than the crate's `rust-version` (installed
-/// long ago): the set-up scripts update it, where sourcing `~/.cargo/env`
-/// left the old cargo and the build failed on the manifest; with no rustup
-/// to update, they stop saying why. Fakes of cargo and rustup: rustup
-/// records its calls and, at `default stable`, makes cargo new.
+/// long ago): the set-up scripts install the new stable and build with it
+/// (`RUSTUP_TOOLCHAIN`), where sourcing `~/.cargo/env` left the old cargo
+/// and the build failed on the manifest, without making it the user's
+/// default (`rustup default`: a toolchain pinned for other work was
+/// lost); with no rustup to update, they stop saying why. Fakes of cargo
+/// and rustup: rustup records its calls and, at `toolchain install`, has a
+/// new stable that cargo runs as when `RUSTUP_TOOLCHAIN` names it.
 #[test]
 fn the_setup_scripts_update_an_old_rustup_toolchain() {
     use std::os::unix::fs::PermissionsExt as _;
@@ -377,18 +380,23 @@ fn the_setup_scripts_update_an_old_rustup_toolchain() {
             std::fs::set_permissions(bin.join(name), std::fs::Permissions::from_mode(0o755))
                 .unwrap();
         };
+        let installed = home.path().join("installed");
         write(
             "cargo",
-            "#!/bin/sh\necho 'cargo 1.80.0 (0 2024-07-01)'\n".into(),
+            format!(
+                "#!/bin/sh\nif [ \"$RUSTUP_TOOLCHAIN\" = stable ] && [ -f '{installed}' ]; then \
+                 echo 'cargo 1.200.0 (0 2030-01-01)'; else echo 'cargo 1.80.0 (0 2024-07-01)'; fi\n",
+                installed = installed.display()
+            ),
         );
         if with_rustup {
             write(
                 "rustup",
                 format!(
                     "#!/bin/sh\necho \"rustup $*\" >> '{calls}'\n\
-                     [ \"$1\" = default ] && printf '#!/bin/sh\\necho \"cargo 1.200.0 (0 2030-01-01)\"\\n' > '{cargo}'\nexit 0\n",
+                     [ \"$1\" = toolchain ] && touch '{installed}'\nexit 0\n",
                     calls = home.path().join("calls").display(),
-                    cargo = bin.join("cargo").display()
+                    installed = installed.display()
                 ),
             );
         }
@@ -413,7 +421,7 @@ fn the_setup_scripts_update_an_old_rustup_toolchain() {
             assert!(
                 calls.contains(
                     "rustup toolchain install stable --profile minimal -c rustfmt,clippy"
-                ) && calls.contains("rustup default stable"),
+                ) && !calls.contains("rustup default"),
                 "{calls}"
             );
             assert!(
