@@ -190,9 +190,10 @@ pub enum TokenctlCommand {
         /// Only this provider, in more detail
         name: Option<String>,
         /// Health check: print one line per problem (a session that needs a
-        /// login, a failing refresh, tokens not saved) and exit 1 if there
-        /// is any, 0 and nothing printed if none; for monitoring and
-        /// ExecCondition=
+        /// login or whose login waits for approval, a failing refresh, an
+        /// expired token, tokens not saved, the store down, a config the
+        /// daemon refused or has not taken) and exit 1 if there is any, 0
+        /// and nothing printed if none; for monitoring and ExecCondition=
         #[arg(long)]
         check: bool,
     },
