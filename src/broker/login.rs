@@ -215,6 +215,12 @@ impl LoginHandle {
         }
     }
 
+    /// Whether the login is still asking the provider for its code (its
+    /// first request, which may take up to `http_timeout`).
+    pub(crate) fn is_asking_for_a_code(&self) -> bool {
+        matches!(&*self.progress.borrow(), LoginProgress::Starting)
+    }
+
     /// Why the login's polls fail, while they do.
     pub(crate) fn poll_trouble(&self) -> Option<String> {
         match &*self.progress.borrow() {

@@ -36,3 +36,41 @@ fn a_poll_with_no_answer_ends_the_login_soon_after_the_code_expires() {
         "{err}"
     );
 }
+
+/// A login whose first request, for the code, the provider has not
+/// answered yet is pending all the same: `tokenctl login` said the login
+/// goes on in tokend, and `status` said there was none (`logged_out`), so
+/// did `status --check` ("needs a login").
+#[test]
+fn a_login_asking_for_its_code_is_pending() {
+    let provider = Provider::start(support::provider::fast());
+    provider.inject(Endpoint::DeviceAuthorization, Fault::Hang, 1);
+    let daemon = Daemon::start_with(
+        &provider.config("demo"),
+        DaemonOptions {
+            daemon_keys: "http_timeout = 60\n".into(),
+            ..DaemonOptions::default()
+        },
+    );
+    let out = daemon.tokenctl(&["--timeout", "2", "login", "demo"]);
+    assert!(!out.status.success());
+    provider.wait_for_count(1, |r| r.endpoint == Endpoint::DeviceAuthorization);
+    let status: serde_json::Value = serde_json::from_str(&support::daemon::stdout(
+        &daemon.tokenctl(&["--json", "status", "demo"]),
+    ))
+    .unwrap();
+    assert_eq!(status[0]["state"], "login_pending", "{status}");
+    assert!(status[0]["login"].is_null(), "{status}");
+    let check = daemon.tokenctl(&["status", "--check"]);
+    assert_eq!(check.status.code(), Some(1));
+    assert_eq!(
+        support::daemon::stdout(&check).trim(),
+        "demo: a login asks the provider for its code"
+    );
+    assert!(
+        daemon
+            .tokenctl(&["login", "demo", "--cancel"])
+            .status
+            .success()
+    );
+}

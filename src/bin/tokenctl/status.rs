@@ -200,6 +200,9 @@ pub fn problems(p: &ProviderStatus) -> Vec<String> {
                 clean(&p.state)
             ));
         }
+        "login_pending" if p.login.is_none() => {
+            problems.push(format!("{name}: a login asks the provider for its code"));
+        }
         "login_pending" => problems.push(format!("{name}: a login waits for approval")),
         "expired" => problems.push(format!(
             "{name}: the token expired and refreshing fails{error}"

@@ -36,6 +36,12 @@ impl Session {
         let (login, tx) = LoginHandle::starting(cancel.clone());
         let watch = login.watch(&self.name, clock);
         state.login = Some(login);
+        drop(state);
+        // Pending from now (its code may take the provider up to
+        // `http_timeout`): `PropertiesChanged` says so on D-Bus.
+        self.shared.emit(BrokerEvent::StateChanged {
+            provider: self.name.clone(),
+        });
         let session = Arc::clone(self);
         self.shared.tasks.spawn(async move {
             session.run_login(tx, cancel).await;

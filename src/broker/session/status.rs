@@ -39,7 +39,14 @@ impl Session {
                 )
             }
         };
-        let phase = shown_phase(machine.phase(now), pending.is_some());
+        // A login still asking the provider for its code is pending too:
+        // "logged out" told a person whose `tokenctl login` had just said
+        // the login goes on in tokend that there was none.
+        let asking = state
+            .login
+            .as_ref()
+            .is_some_and(crate::broker::login::LoginHandle::is_asking_for_a_code);
+        let phase = shown_phase(machine.phase(now), pending.is_some() || asking);
         SessionReport {
             name: self.name.clone(),
             dialect: config.dialect.name,
@@ -84,8 +91,9 @@ impl Session {
         let state = self.state();
         let now = self.shared.clock.now();
         let pending = state.login.as_ref().is_some_and(|l| {
-            l.prompt_for_status(self.shared.clock.since_boot())
-                .is_some()
+            l.is_asking_for_a_code()
+                || l.prompt_for_status(self.shared.clock.since_boot())
+                    .is_some()
         });
         shown_phase(state.machine.phase(now), pending)
     }
