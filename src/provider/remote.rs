@@ -1,8 +1,9 @@
 //! A configured provider: a dialect, its endpoints and the HTTP client.
 
-use std::time::SystemTime;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
 
-use tokio::sync::OnceCell;
 use url::Url;
 
 use super::EndpointSource;
@@ -44,10 +45,20 @@ pub struct Provider {
     /// Fixed endpoints are set in `endpoints` at once and kept only there:
     /// with thousands of providers, every copy of three URLs counts.
     issuer: Option<Url>,
-    /// Endpoints once known; discovery runs at most once at a time and its
-    /// result is kept (a failed discovery is retried on the next call).
-    endpoints: OnceCell<Endpoints>,
+    /// Fixed endpoints, set at once.
+    fixed: Option<Arc<Endpoints>>,
+    /// The endpoints discovery found, and when; one discovery runs at a
+    /// time (see [`Self::endpoints`]).
+    discovered: tokio::sync::Mutex<Option<(Arc<Endpoints>, Instant)>>,
+    /// Whether a discovered endpoint could not be reached or was not
+    /// found: the document may have changed since (an administrator
+    /// mended the provider's host name), so it is read again first.
+    doubted: AtomicBool,
 }
+
+/// How long a discovery document's endpoints are used before it is read
+/// again (Microsoft's document says a day, `Cache-Control: max-age=86400`).
+const DISCOVERY_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 
 impl Provider {
     /// A provider speaking `dialect` at the endpoints `source` describes.
@@ -57,27 +68,28 @@ impl Provider {
         source: EndpointSource,
         http: HttpClient,
     ) -> Self {
-        let endpoints = OnceCell::new();
-        let issuer = match source {
+        let (fixed, issuer) = match source {
             EndpointSource::Fixed {
                 device_authorization,
                 token,
                 refresh,
-            } => {
-                let _ = endpoints.set(Endpoints {
+            } => (
+                Some(Arc::new(Endpoints {
                     device_authorization,
                     token,
                     refresh,
-                });
-                None
-            }
-            EndpointSource::Discover { issuer } => Some(issuer),
+                })),
+                None,
+            ),
+            EndpointSource::Discover { issuer } => (None, Some(issuer)),
         };
         Self {
             dialect,
             http,
             issuer,
-            endpoints,
+            fixed,
+            discovered: tokio::sync::Mutex::new(None),
+            doubted: AtomicBool::new(false),
         }
     }
 
@@ -87,21 +99,70 @@ impl Provider {
         self.dialect.as_ref()
     }
 
-    async fn endpoints(&self) -> Result<&Endpoints, ProviderError> {
-        self.endpoints
-            .get_or_try_init(|| async {
-                // Only a provider with an issuer can get here: fixed
-                // endpoints were set when it was built.
-                let issuer = self
-                    .issuer
-                    .as_ref()
-                    .ok_or_else(|| ProviderError::Malformed {
-                        endpoint: String::new(),
-                        problem: "the provider has neither endpoints nor an issuer".into(),
-                    })?;
-                discovery::discover(&self.http, issuer).await
-            })
-            .await
+    /// The endpoints: fixed ones, or those discovery found. The document
+    /// is read at first use, again once a day, and again when an endpoint
+    /// it named could not be reached or was not found ([`Self::doubt`]).
+    /// When it cannot be read then, the endpoints it named before serve
+    /// on: a discovery URL that is down (Google's is on another host than
+    /// its token endpoint) must not stop refreshes at an endpoint that is up.
+    async fn endpoints(&self) -> Result<Arc<Endpoints>, ProviderError> {
+        if let Some(fixed) = &self.fixed {
+            return Ok(Arc::clone(fixed));
+        }
+        let issuer = self
+            .issuer
+            .as_ref()
+            .ok_or_else(|| ProviderError::Malformed {
+                endpoint: String::new(),
+                problem: "the provider has neither endpoints nor an issuer".into(),
+            })?;
+        let mut known = self.discovered.lock().await;
+        if let Some((endpoints, at)) = known.as_ref()
+            && at.elapsed() < DISCOVERY_LIFETIME
+            && !self.doubted.load(Ordering::Relaxed)
+        {
+            return Ok(Arc::clone(endpoints));
+        }
+        self.doubted.store(false, Ordering::Relaxed);
+        match discovery::discover(&self.http, issuer).await {
+            Ok(found) => {
+                let found = Arc::new(found);
+                *known = Some((Arc::clone(&found), Instant::now()));
+                Ok(found)
+            }
+            Err(e) => match known.as_mut() {
+                Some((endpoints, at)) => {
+                    tracing::debug!(
+                        issuer = issuer.as_str(),
+                        "reading the discovery document again failed ({e}); the endpoints it named before serve on"
+                    );
+                    *at = Instant::now();
+                    Ok(Arc::clone(endpoints))
+                }
+                None => Err(e),
+            },
+        }
+    }
+
+    /// Doubts the discovered endpoints when `failure` says one is gone:
+    /// not reached (no connection), or not found there (404, 405, 410).
+    fn doubt(&self, failure: &ProviderError) {
+        if self.issuer.is_none() {
+            return;
+        }
+        let gone = match failure {
+            ProviderError::Unreachable { reason, .. } => {
+                reason.starts_with("cannot connect") || reason.starts_with("no connection")
+            }
+            ProviderError::Rejected { status, .. }
+            | ProviderError::RefusedPerhapsRevoked { status, .. } => {
+                matches!(status, 404 | 405 | 410)
+            }
+            _ => false,
+        };
+        if gone {
+            self.doubted.store(true, Ordering::Relaxed);
+        }
     }
 
     /// Starts a device login: asks for a device and user code.
@@ -110,16 +171,18 @@ impl Provider {
     /// Discovery or the request failed, or the answer is unusable.
     pub async fn start_device_authorization(&self) -> Result<DeviceAuthorization, ProviderError> {
         let endpoints = self.endpoints().await?;
-        let request = self.dialect.device_authorization_request(endpoints);
-        let response = self
-            .http
-            .send(&request)
-            .await
-            .map_err(|e| e.without_secrets(&request.secrets()))?;
-        self.dialect
-            .parse_device_authorization(&response)
-            .map(|answer| answer.without_secrets(&request.secrets()))
-            .map_err(|e| e.without_secrets(&request.secrets()))
+        let request = self.dialect.device_authorization_request(&endpoints);
+        let answer = match self.http.send(&request).await {
+            Ok(response) => self
+                .dialect
+                .parse_device_authorization(&response)
+                .map(|answer| answer.without_secrets(&request.secrets())),
+            Err(e) => Err(e),
+        };
+        answer.map_err(|e| {
+            self.doubt(&e);
+            e.without_secrets(&request.secrets())
+        })
     }
 
     /// Polls once for the outcome of a device login.
@@ -128,7 +191,7 @@ impl Provider {
             Ok(endpoints) => endpoints,
             Err(e) => return PollOutcome::Failed(e),
         };
-        let request = self.dialect.poll_request(endpoints, device_code);
+        let request = self.dialect.poll_request(&endpoints, device_code);
         let outcome = match self.http.send(&request).await {
             Ok(response) => {
                 let outcome = match self.dialect.parse_poll(&response) {
@@ -147,6 +210,9 @@ impl Provider {
             Err(e) if e.is_lost_success() => PollOutcome::GrantUnusable(e),
             Err(e) => PollOutcome::Failed(e),
         };
+        if let PollOutcome::Failed(e) = &outcome {
+            self.doubt(e);
+        }
         match outcome {
             // No text from the provider: nothing to take secrets out of.
             PollOutcome::Pending | PollOutcome::SlowDown { .. } | PollOutcome::Granted(_) => {
@@ -162,25 +228,27 @@ impl Provider {
     /// See [`ProviderError::class`].
     pub async fn refresh(&self, refresh_token: &Secret) -> Result<TokenGrant, ProviderError> {
         let endpoints = self.endpoints().await?;
-        let request = self.dialect.refresh_request(endpoints, refresh_token);
+        let request = self.dialect.refresh_request(&endpoints, refresh_token);
         let secrets = || request.secrets();
-        let response = self
-            .http
-            .send(&request)
-            .await
-            .map_err(|e| e.without_secrets(&secrets()))?;
-        self.dialect
-            .parse_refresh(&response)
-            .and_then(|grant| still_alive(grant, &response.url))
-            .map(|grant| cleaned(grant, &secrets(), &response.url))
-            .map_err(|e| e.without_secrets(&secrets()))
+        let answer = match self.http.send(&request).await {
+            Ok(response) => self
+                .dialect
+                .parse_refresh(&response)
+                .and_then(|grant| still_alive(grant, &response.url))
+                .map(|grant| cleaned(grant, &secrets(), &response.url)),
+            Err(e) => Err(e),
+        };
+        answer.map_err(|e| {
+            self.doubt(&e);
+            e.without_secrets(&secrets())
+        })
     }
 
     /// The token endpoint, when known without discovery (used to group
     /// refreshes per endpoint for the concurrency bound).
     #[must_use]
     pub fn token_endpoint_hint(&self) -> String {
-        match (self.endpoints.get(), &self.issuer) {
+        match (&self.fixed, &self.issuer) {
             (_, Some(issuer)) => issuer.as_str().to_owned(),
             (Some(endpoints), None) => endpoints.token.as_str().to_owned(),
             (None, None) => String::new(),

@@ -120,3 +120,68 @@ fn a_discovery_refused_says_the_servers_words() {
         "{err}"
     );
 }
+
+/// An endpoint the discovery document named that is not found there (the
+/// document since mended: a realm moved, a proxy's host name fixed) has
+/// the document read again at the next use: the endpoints it named at
+/// first were kept until a restart, every refresh failing, a reload
+/// changing nothing.
+#[test]
+fn an_endpoint_not_found_has_the_document_read_again() {
+    let provider = Provider::rfc8628();
+    let issuer = provider.issuer();
+    let daemon = oidc(&issuer);
+    let wrong = serde_json::json!({
+        "issuer": issuer.as_str().trim_end_matches('/'),
+        "device_authorization_endpoint": provider.device_authorization_endpoint().as_str(),
+        "token_endpoint": format!("{}/moved", provider.token_endpoint()),
+    });
+    provider.inject(
+        Endpoint::Discovery,
+        Fault::Body {
+            status: 200,
+            content_type: Some("application/json".into()),
+            body: wrong.to_string().into(),
+        },
+        1,
+    );
+    let out = daemon.tokenctl(&["login", "oidc"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("/moved"), "{}", stderr(&out));
+    // The document, read again, names the endpoint that is there.
+    let token = support::daemon::login(&daemon, "oidc", |code| {
+        provider.approve(code).unwrap();
+    });
+    assert!(provider.is_valid_access_token(&token));
+
+    // A refresh meets a 404; the document cannot be read when it is read
+    // again (503): the endpoints it named before serve on, and the next
+    // refresh works.
+    let not_found = Fault::Body {
+        status: 404,
+        content_type: None,
+        body: "".into(),
+    };
+    provider.inject(Endpoint::Token, not_found, 1);
+    let mut client = tokend::client::Client::connect(&daemon.socket).unwrap();
+    let kept = client.token_replacing("oidc", &token).unwrap();
+    assert_eq!(kept.access_token.expose(), token.as_str());
+    provider.inject(
+        Endpoint::Discovery,
+        Fault::RetryAfter {
+            status: 503,
+            retry_after: "1".into(),
+        },
+        1,
+    );
+    // Refreshes a request asks for after a failure are 5 s apart.
+    std::thread::sleep(std::time::Duration::from_millis(5500));
+    let renewed = support::daemon::refresh_now(&daemon, "oidc");
+    assert!(provider.is_valid_access_token(&renewed));
+    let discoveries = provider
+        .requests()
+        .iter()
+        .filter(|r| r.endpoint == Endpoint::Discovery)
+        .count();
+    assert_eq!(discoveries, 3, "the first, the mended, the one that failed");
+}
