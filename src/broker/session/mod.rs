@@ -118,12 +118,14 @@ pub struct Session {
 /// reload hands the tokens over only then, so pointing a provider at another
 /// client or server never sends the old session's refresh token there. A
 /// session without a `refresh_endpoint` keeps the identity it had before
-/// that key counted, so no stored session is lost to the change.
+/// that key counted, so no stored session is lost to the change. An
+/// issuer counts without a trailing `/` (its discovery document is the
+/// same either way: adding one logged the session out).
 #[must_use]
 pub fn session_identity(config: &ProviderConfig) -> String {
     let (endpoint, refresh) = match &config.endpoints {
         EndpointSource::Fixed { token, refresh, .. } => (token.as_str(), refresh.as_ref()),
-        EndpointSource::Discover { issuer } => (issuer.as_str(), None),
+        EndpointSource::Discover { issuer } => (issuer.as_str().trim_end_matches('/'), None),
     };
     let mut identity = format!("{}|{}|{}", config.dialect, endpoint, config.client_id);
     if let Some(refresh) = refresh {
@@ -137,10 +139,20 @@ pub fn session_identity(config: &ProviderConfig) -> String {
 /// counted (2026-12-02), when that endpoint is the one the dialect finds
 /// beside the token endpoint rather than one the config names: records
 /// written then, by Trakt sessions, are still this provider's and are
-/// restored (and saved again under [`session_identity`]). `None` for every
-/// other provider, whose identity did not change.
+/// restored (and saved again under [`session_identity`]). For an issuer,
+/// the identity with its trailing `/` (2026-12-07: an issuer without a
+/// path, or written with one, counted with it). `None` for every other
+/// provider, whose identity did not change.
 #[must_use]
 pub fn older_session_identity(config: &ProviderConfig) -> Option<String> {
+    if let EndpointSource::Discover { issuer } = &config.endpoints {
+        return Some(format!(
+            "{}|{}/|{}",
+            config.dialect,
+            issuer.as_str().trim_end_matches('/'),
+            config.client_id
+        ));
+    }
     let EndpointSource::Fixed {
         token,
         refresh: Some(refresh),

@@ -231,3 +231,50 @@ async fn a_caller_that_gives_up_does_not_cancel_the_refresh() {
         Some(token.secret.expose())
     );
 }
+
+/// An issuer counts without its trailing `/`: the discovery document is
+/// the same either way, and adding one (or taking it off) logged the
+/// session out. A record written under the slashed form (every issuer
+/// without a path, which the URL parser writes with one) is still the
+/// provider's: its older identity.
+#[test]
+fn an_issuers_trailing_slash_does_not_change_the_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let load = |issuer: &str| {
+        let path = dir.path().join("config.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "[daemon]\nsocket = \"/run/t/t.sock\"\nstore = \"memory\"\n\
+                 [providers.kc]\nissuer = \"{issuer}\"\nclient_id = \"tokend\"\n"
+            ),
+        )
+        .unwrap();
+        let env = crate::config::Environment {
+            etc: dir.path().to_owned(),
+            ..Default::default()
+        };
+        crate::config::load(&path, &env)
+            .unwrap()
+            .providers
+            .remove(0)
+    };
+    let bare = load("https://sso.example.com/realms/prod");
+    let slashed = load("https://sso.example.com/realms/prod/");
+    assert_eq!(session_identity(&bare), session_identity(&slashed));
+    assert_eq!(
+        session_identity(&bare),
+        "rfc8628|https://sso.example.com/realms/prod|tokend"
+    );
+    let older = super::older_session_identity(&bare);
+    assert_eq!(
+        older.as_deref(),
+        Some("rfc8628|https://sso.example.com/realms/prod/|tokend")
+    );
+    // Without a path: written "https://idp.example/" before.
+    let root = load("https://idp.example");
+    assert_eq!(
+        super::older_session_identity(&root).as_deref(),
+        Some("rfc8628|https://idp.example/|tokend")
+    );
+}
