@@ -114,10 +114,15 @@ pub(super) fn provider_config(
         };
         let settings = (d.read_settings)(&mut source);
         if scopes_valid {
+            let token_host = endpoints.as_ref().and_then(|e| match e {
+                crate::provider::EndpointSource::Fixed { token, .. } => token.host_str(),
+                crate::provider::EndpointSource::Discover { issuer } => issuer.host_str(),
+            });
             let common = CommonSettings {
                 has_secret,
                 scopes: &scopes,
                 client_auth,
+                token_host,
             };
             (d.check_common)(&common, &mut source);
         }

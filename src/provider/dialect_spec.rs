@@ -156,6 +156,9 @@ pub struct CommonSettings<'a> {
     pub scopes: &'a [String],
     /// How the client secret is sent (`None` when `client_auth` was wrong).
     pub client_auth: Option<ClientAuth>,
+    /// The host of the token endpoint, or of the issuer (`None` when the
+    /// endpoints were wrong).
+    pub token_host: Option<&'a str>,
 }
 
 /// A problem with a dialect's key, already reported through the

@@ -423,3 +423,37 @@ fn keys_that_would_be_ignored_or_clash_are_named() {
         "openid offline_access"
     );
 }
+
+/// The Microsoft identity platform issues a refresh token only with
+/// `offline_access`: a config without it (scopes copied from the portal)
+/// is warned of, by its endpoints or its issuer, as Oracle's is.
+#[test]
+fn microsoft_without_offline_access_is_warned_of() {
+    let f = Fixture::new();
+    let endpoints = "[providers.ms]\ndevice_authorization_endpoint = \"https://login.microsoftonline.com/common/oauth2/v2.0/devicecode\"\ntoken_endpoint = \"https://login.microsoftonline.com/common/oauth2/v2.0/token\"\nclient_id = \"c\"\n";
+    let issuer = "[providers.ms]\nissuer = \"https://login.microsoftonline.com/contoso.onmicrosoft.com/v2.0\"\nclient_id = \"c\"\n";
+    for base in [endpoints, issuer] {
+        let config = f
+            .load(&format!(
+                "{base}scopes = [\"https://graph.microsoft.com/User.Read\"]\n"
+            ))
+            .unwrap();
+        assert_eq!(config.warnings.len(), 1, "{:?}", config.warnings);
+        assert!(
+            config.warnings[0]
+                .to_string()
+                .contains("issues a refresh token only with the `offline_access` scope"),
+            "{:?}",
+            config.warnings
+        );
+        let config = f
+            .load(&format!(
+                "{base}scopes = [\"https://graph.microsoft.com/User.Read\", \"offline_access\"]\n"
+            ))
+            .unwrap();
+        assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    }
+    // Elsewhere, nothing is asked of the scopes.
+    let config = f.load(GITHUB).unwrap();
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+}

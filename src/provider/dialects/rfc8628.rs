@@ -8,9 +8,9 @@
 use crate::provider::oauth::{self, AnswerFormat};
 use crate::provider::wire::WireFormat;
 use crate::provider::{
-    ClientAuth, ClientIdentity, DeviceAuthorization, DialectSettings, DialectSpec, Endpoints,
-    HttpRequest, HttpResponse, PollOutcome, ProviderDialect, ProviderError, SettingValue,
-    SettingsSource, TokenGrant,
+    ClientAuth, ClientIdentity, CommonSettings, DeviceAuthorization, DialectSettings, DialectSpec,
+    Endpoints, HttpRequest, HttpResponse, PollOutcome, ProviderDialect, ProviderError,
+    SettingValue, SettingsSource, TokenGrant,
 };
 use crate::secret::Secret;
 
@@ -38,6 +38,24 @@ const MICROSOFT_HOSTS: &[&str] = &[
     "login.chinacloudapi.cn",
 ];
 
+/// The one requirement the standard dialect knows of: the Microsoft
+/// identity platform issues a refresh token only with `offline_access`
+/// among the scopes (without it, the session needs a new login at each
+/// expiry, after an hour or so), as Oracle does (see its dialect).
+fn check_common(common: &CommonSettings<'_>, source: &mut dyn SettingsSource) {
+    let microsoft = common.token_host.is_some_and(|host| {
+        MICROSOFT_HOSTS
+            .iter()
+            .any(|known| host.eq_ignore_ascii_case(known))
+    });
+    if microsoft && !common.scopes.iter().any(|s| s == "offline_access") {
+        source.warning(
+            Some("scopes"),
+            "the Microsoft identity platform issues a refresh token only with the `offline_access` scope: without it every expiry (about an hour) needs a new login".into(),
+        );
+    }
+}
+
 /// The standard dialect, the default: its endpoints come from the config
 /// (or OpenID discovery); its one key of its own is `refresh_scopes`.
 pub static DIALECT: DialectSpec = DialectSpec {
@@ -50,7 +68,7 @@ pub static DIALECT: DialectSpec = DialectSpec {
     ],
     own_keys: &[REFRESH_SCOPES],
     read_settings,
-    check_common: DialectSpec::no_requirements,
+    check_common,
     default_device_params: DialectSpec::no_device_defaults,
     build,
     presets: &[
