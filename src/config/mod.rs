@@ -11,6 +11,7 @@ mod dialect;
 mod endpoints;
 mod environment;
 mod parse;
+mod placeholder;
 mod provider_table;
 pub use provider_table::{MAX_PROVIDER_NAME, comparable_host};
 mod reader;

@@ -264,7 +264,7 @@ pub(super) fn secret(
             diags.error(&v.span(), format!("`{}` is empty", keys.inline));
             return Err(());
         }
-        if super::provider_table::is_placeholder(secret) {
+        if super::placeholder::is_placeholder(secret) {
             diags.warning(
                 &v.span(),
                 format!(
