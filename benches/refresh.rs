@@ -312,7 +312,12 @@ fn blocking_and_cached(daemon: &Daemon, seeded: &[Seeded]) -> Timings {
         first.push(elapsed);
         tokens.push(token);
     }
-    std::thread::sleep(ON_DEMAND_RETRY_SPACING + Duration::from_millis(200));
+    // A replacement refused again within a minute of the refusal that
+    // brought it waits that minute (`refused_again_spacing`).
+    std::thread::sleep(
+        tokend::broker::timing::refused_again_spacing(1).max(ON_DEMAND_RETRY_SPACING)
+            + Duration::from_millis(200),
+    );
     let mut blocking = Vec::with_capacity(seeded.len());
     let mut cached = Vec::with_capacity(seeded.len());
     for (session, token) in seeded.iter().zip(&tokens) {

@@ -395,8 +395,21 @@ async fn start(
     program: &str,
     timeout: Duration,
 ) -> Result<tokio::process::Child, String> {
+    // A start that hangs keeps its thread of the blocking pool even once
+    // given up; past [`MAX_STUCK_STARTS`] of them, no more are begun: a
+    // steady stream of events would otherwise fill the pool, on which the
+    // store's calls and the socket's connections wait too.
+    if STUCK_STARTS.fetch_add(1, Ordering::SeqCst) >= MAX_STUCK_STARTS {
+        STUCK_STARTS.fetch_sub(1, Ordering::SeqCst);
+        return Err(format!(
+            "{program} is not started: {MAX_STUCK_STARTS} earlier starts of it have not returned (does its file system answer?)"
+        ));
+    }
     let path = PathBuf::from(program);
     let started = tokio::task::spawn_blocking(move || {
+        // Counted until the system calls return, however long after the
+        // run gave them up.
+        let _returned = StartReturned;
         let owners = crate::trusted_path::Owners::daemon();
         crate::trusted_path::check_file(&path, owners)
             .map_err(|untrusted| format!("tokend will not run {}: {untrusted}", path.display()))?;
@@ -411,6 +424,24 @@ async fn start(
             "{program} could not be started within {} s (does its file system answer?)",
             timeout.as_secs()
         )),
+    }
+}
+
+/// Starts of the program on the blocking pool that have not returned yet
+/// (see [`start`]).
+static STUCK_STARTS: AtomicUsize = AtomicUsize::new(0);
+
+/// The starts not returned at once past which no more are begun: as many
+/// as runs go at once, so that only starts that hang (kept after their
+/// runs gave them up) ever reach it.
+const MAX_STUCK_STARTS: usize = MAX_RUNNING;
+
+/// Counts a start as returned when dropped.
+struct StartReturned;
+
+impl Drop for StartReturned {
+    fn drop(&mut self) {
+        STUCK_STARTS.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

@@ -42,6 +42,16 @@ pub const MIN_REFRESH_SPACING: Duration = Duration::from_secs(1);
 /// believed to die within a minute of its issue.
 pub const UNKNOWN_LIFE_REFRESH_SPACING: Duration = Duration::from_secs(60);
 
+/// How soon after the wait its replacement would meet, a token a
+/// refusal's refresh brought must be refused for the refusal to count as
+/// "again" (within `refused_again_spacing(n) + REFUSED_AGAIN_WINDOW` of
+/// its arrival, see [`refused_again_spacing`]): a client retrying against
+/// a server that refuses every token refuses each new one within seconds,
+/// and goes on through the wait; a token refused later had worked (one of
+/// unknown life that died), and its refusal is a first one, replaced at
+/// once.
+pub const REFUSED_AGAIN_WINDOW: Duration = Duration::from_secs(60);
+
 /// The longest wait between refreshes for tokens a server keeps refusing
 /// (see [`refused_again_spacing`]).
 pub const REFUSED_AGAIN_MAX_SPACING: Duration = Duration::from_secs(3600);

@@ -142,7 +142,10 @@ fn docker_helper_page(source: &str, date: &str) -> Roff {
     roff.text([italic(r#"{ "credHelpers": { "ghcr.io": "tokend" } }"#)]);
     roff.control("PP", []);
     roff.text([roman(format!(
-        "Installed as {DOCKER_HELPER}-NAME (another symbolic link to tokenctl, named          \"tokend-NAME\" in credHelpers), it answers with provider NAME's token only:          for two accounts at one registry, whose hosts both list it, where          {DOCKER_HELPER} refuses to guess."
+        "Installed as {DOCKER_HELPER}-NAME (another symbolic link to tokenctl, named \
+         \"tokend-NAME\" in credHelpers), it answers with provider NAME's token only: \
+         for two accounts at one registry, whose hosts both list it, where \
+         {DOCKER_HELPER} refuses to guess."
     ))]);
     roff.control("SH", ["ACTIONS"]);
     item(

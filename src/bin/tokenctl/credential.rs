@@ -338,7 +338,11 @@ fn find_provider(
 /// is refreshed before it expires); one of unknown life is asked for with
 /// some life left, which has tokend refresh it when its last refresh is a
 /// minute old (see `--min-valid`): without that, a token of unknown life
-/// the server refused came back at every ask, for good.
+/// the server refused came back at every ask, for good. That refresh is
+/// waited for [`KEEPING_CLIENT_REFRESH_WAIT`] at most, as a default
+/// request waits: a provider that hangs would otherwise stall every
+/// `kubectl` or `docker pull` for the whole `http_timeout`, for the
+/// token it had anyway.
 pub(crate) fn token_for_a_keeping_client(
     client: &mut Client,
     name: &str,
@@ -347,8 +351,16 @@ pub(crate) fn token_for_a_keeping_client(
     if answer.expires_at.is_some() {
         return Ok(answer);
     }
-    Ok(client.token(name, Some(1))?)
+    client.set_timeout(KEEPING_CLIENT_REFRESH_WAIT);
+    // Whatever keeps the refresh from answering in time (a provider that
+    // hangs, one that fails), the token had is the answer, as a default
+    // request's; its own trouble shows in `status` and the log.
+    Ok(client.token(name, Some(1)).unwrap_or(answer))
 }
+
+/// How long [`token_for_a_keeping_client`] waits for the refresh of a
+/// token of unknown life before it takes the token it had.
+const KEEPING_CLIENT_REFRESH_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// The rule of every credential helper (git's, docker's): a token is
 /// never sent over plain http (`scheme`, any case) except to a loopback

@@ -206,3 +206,19 @@ fn a_keeping_client_asks_for_some_life_of_a_token_of_unknown_life() {
         "{\"op\":\"token\",\"provider\":\"k8s\"}\n"
     );
 }
+
+/// The refresh a keeping client's second ask waits for is given 3 s: a
+/// provider that hangs stalled every `kubectl` for the whole
+/// `http_timeout`, for the token it had anyway.
+#[test]
+fn a_keeping_client_takes_the_token_it_had_when_the_refresh_hangs() {
+    use std::io::Write as _;
+    let (ours, mut daemon) = std::os::unix::net::UnixStream::pair().unwrap();
+    let mut client = Client::from_stream(ours).unwrap();
+    // The first answer only: the second is never sent.
+    daemon
+        .write_all(b"{\"ok\":true,\"access_token\":\"had\",\"token_type\":\"Bearer\",\"expires_at\":null}\n")
+        .unwrap();
+    let answer = token_for_a_keeping_client(&mut client, "k8s").unwrap();
+    assert_eq!(answer.access_token.expose(), "had");
+}

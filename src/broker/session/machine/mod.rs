@@ -174,12 +174,14 @@ pub(crate) struct SessionMachine {
     /// a caller asking for more life than tokens have, in a loop, does not
     /// cost a refresh per call.
     last_on_demand_refresh: Option<SystemTime>,
-    /// The token a refresh brought in place of a refused one, and how
-    /// many such refreshes in a row led to it: that token refused too is
-    /// a server that refuses every token, which another refresh will not
-    /// mend, so the next ones are spaced out (see
-    /// [`timing::refused_again_spacing`]).
-    refused_replacement: Option<(TokenFingerprint, u32)>,
+    /// The token a refresh brought in place of a refused one, when it was
+    /// installed, and how many such refreshes in a row led to it: that
+    /// token refused too, soon (see [`timing::REFUSED_AGAIN_WINDOW`]),
+    /// is a server that refuses every token, which another
+    /// refresh will not mend, so the next ones are spaced out (see
+    /// [`timing::refused_again_spacing`]). One refused later had worked:
+    /// its refusal counts anew (a token of unknown life that died).
+    refused_replacement: Option<(TokenFingerprint, SystemTime, u32)>,
     /// The count a refresh out now for a refused token carries, given to
     /// the token it brings.
     refusal_refresh_out: Option<u32>,

@@ -173,15 +173,15 @@ impl SessionMachine {
         answer: Result<TokenGrant, ProviderError>,
         out: &mut Vec<Effect>,
     ) {
+        if answer.is_err() || generation != self.generation {
+            // The next refusal of the token it was to replace counts anew.
+            self.refusal_refresh_out = None;
+        }
         if generation != self.generation {
             // Logged out or logged in anew while the request was out: the
             // answer belongs to a session that no longer exists.
             out.push(Effect::Reply(Reply::Done(Ok(()))));
             return;
-        }
-        if answer.is_err() {
-            // The next refusal of the token it was to replace counts anew.
-            self.refusal_refresh_out = None;
         }
         let SessionState::Active { tokens, refresh } = &mut self.state else {
             out.push(Effect::Reply(Reply::Done(Ok(()))));
@@ -253,6 +253,8 @@ impl SessionMachine {
         failure: ProviderError,
         out: &mut Vec<Effect>,
     ) {
+        // Not sent: the refusal it was for counts anew.
+        self.refusal_refresh_out = None;
         let SessionState::Active { refresh, .. } = &mut self.state else {
             out.push(Effect::Reply(Reply::Done(Ok(()))));
             return;

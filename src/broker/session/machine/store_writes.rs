@@ -19,6 +19,8 @@ impl SessionMachine {
             && self.last_refresh.is_none()
             && !self.store_dirty;
         self.generation += 1;
+        self.refusal_refresh_out = None;
+        self.refused_replacement = None;
         self.state = SessionState::LoggedOut;
         self.failures = 0;
         self.last_failure = None;
@@ -79,6 +81,7 @@ impl SessionMachine {
                 {
                     self.refused_replacement = Some((
                         super::TokenFingerprint::of(access.secret.expose()),
+                        ctx.now,
                         in_a_row,
                     ));
                 }

@@ -130,7 +130,7 @@ impl SessionMachine {
             Freshness::AtLeast(min_valid) => min_valid,
             Freshness::Default | Freshness::Replacing(_) => Duration::ZERO,
         };
-        let (spacing, refused_in_a_row) = self.on_demand_spacing(want, tokens, min_valid);
+        let (spacing, refused_in_a_row) = self.on_demand_spacing(now, want, tokens, min_valid);
         if usable.is_some()
             && self
                 .last_on_demand_refresh
@@ -155,6 +155,7 @@ impl SessionMachine {
     /// `min_valid`, once a minute; any other, every 5 s.
     fn on_demand_spacing(
         &self,
+        now: SystemTime,
         want: Freshness,
         tokens: &Tokens,
         min_valid: Duration,
@@ -162,8 +163,15 @@ impl SessionMachine {
         let refused_in_a_row = match want {
             Freshness::Replacing(refused) => self
                 .refused_replacement
-                .filter(|(replacement, _)| *replacement == refused)
-                .map_or(0, |(_, in_a_row)| in_a_row),
+                .filter(|(replacement, arrived, in_a_row)| {
+                    *replacement == refused
+                        && timing::within(
+                            now,
+                            *arrived,
+                            timing::refused_again_spacing(*in_a_row) + timing::REFUSED_AGAIN_WINDOW,
+                        )
+                })
+                .map_or(0, |(_, _, in_a_row)| in_a_row),
             Freshness::Default | Freshness::AtLeast(_) => 0,
         };
         let spacing = if refused_in_a_row > 0 {

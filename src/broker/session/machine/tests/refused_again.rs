@@ -64,6 +64,26 @@ fn replacements_refused_in_a_row_are_spaced_out_doubling() {
     assert!(!effects.contains(&"log(RefusedAgain)".to_owned()));
 }
 
+/// A replacement that worked a while before it was refused (a token of
+/// unknown life that died ten minutes on) is replaced at once, without a
+/// warning: counted "again", such tokens were handed back dead for up to
+/// an hour, every refresh being a refusal's.
+#[test]
+fn a_replacement_refused_after_it_worked_a_while_is_replaced_at_once() {
+    let mut m = logged_in(3600);
+    let mut token = "a1".to_owned();
+    for (i, at_secs) in [10_u64, 610, 1210, 1810].into_iter().enumerate() {
+        let effects = refuse(&mut m, at(at_secs), &token);
+        assert!(started(&effects), "{at_secs}: {effects:?}");
+        assert!(
+            !effects.contains(&"log(RefusedAgain)".to_owned()),
+            "{at_secs}: {effects:?}"
+        );
+        token = format!("a{}", i + 2);
+        refreshed(&mut m, at(at_secs), &token, &format!("r{}", i + 2));
+    }
+}
+
 #[test]
 fn the_spacing_doubles_up_to_an_hour() {
     use crate::broker::timing::refused_again_spacing;
