@@ -247,11 +247,7 @@ impl Runner<'_> {
             if !may_wait(event, waiting) {
                 self.waiting.fetch_sub(1, Ordering::SeqCst);
                 if let Some(untold) = SKIPPED.admit(std::time::Instant::now()) {
-                    let earlier = if untold == 0 {
-                        String::new()
-                    } else {
-                        format!(" ({untold} earlier skips were not logged)")
-                    };
+                    let earlier = crate::broker::refusal_log::not_logged_note_of(untold, "skips");
                     warn!(
                         provider,
                         hook_event = event,

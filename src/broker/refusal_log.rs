@@ -69,10 +69,15 @@ impl RefusalLog {
 
 /// ", after N refusals not logged" for a line that follows dropped ones.
 pub(crate) fn not_logged_note(dropped: u64) -> String {
+    not_logged_note_of(dropped, "refusals")
+}
+
+/// As [`not_logged_note`], of other lines counted so (`what`: "skips").
+pub(crate) fn not_logged_note_of(dropped: u64, what: &str) -> String {
     if dropped == 0 {
         String::new()
     } else {
-        format!(" ({dropped} earlier refusals were not logged)")
+        format!(" ({dropped} earlier {what} were not logged)")
     }
 }
 

@@ -58,14 +58,10 @@ pub async fn discover(http: &HttpClient, issuer: &Url) -> Result<Endpoints, Prov
         // The server's own words when it gives them (Keycloak: "Realm does
         // not exist"): the request carried no secret to echo.
         let said = AnswerFields::parse(&response)
-            .and_then(|fields| {
-                let words: Vec<String> = ["error", "error_description"]
-                    .iter()
-                    .filter_map(|name| fields.text(&[name]))
-                    .map(|text| crate::provider::answer_fields::clean_detail(&text))
-                    .filter(|text| !text.is_empty())
-                    .collect();
-                (!words.is_empty()).then(|| format!(": \"{}\"", words.join(": ")))
+            .and_then(|fields| super::oauth::OAuthError::from_fields(&fields))
+            .map(|oauth| match oauth.description {
+                Some(description) => format!(": \"{}: {description}\"", oauth.error),
+                None => format!(": \"{}\"", oauth.error),
             })
             .unwrap_or_default();
         return Err(failed(format!(

@@ -78,20 +78,10 @@ pub fn git(
     let Some(status) = find_provider(&mut client, protocol, provider, host.as_deref())? else {
         return Ok(());
     };
-    if let Some(host) = host.as_deref()
-        && !status.hosts.is_empty()
-        && !status.hosts.iter().any(|h| h == host)
-    {
-        // Named with --provider, whose `hosts` do not have this one: said,
+    if let Some(host) = host.as_deref() {
+        // Named with --provider, whose `hosts` may not have this one: said,
         // since the person named the provider and expects its token.
-        return Err(Failure::new(
-            exit::FAILURE,
-            format!(
-                "provider `{}` serves {}, not {host}: no token sent (its `hosts` in the config)",
-                status.name,
-                status.hosts.join(", ")
-            ),
-        ));
+        serves_named_host(&status, host)?;
     }
     // Checked once a provider serves the host: a plain-http host that none
     // serves gets no answer, as any host none serves, not an error.
@@ -329,6 +319,23 @@ fn find_provider(
         ));
     }
     Ok(found.pop())
+}
+
+/// Whether `provider`, named by the person (git's `--provider`,
+/// `docker-credential-tokend-NAME`), serves `host`: one without `hosts`
+/// serves any; else a failure naming the hosts it serves.
+pub(crate) fn serves_named_host(provider: &ProviderStatus, host: &str) -> Result<(), Failure> {
+    if provider.hosts.is_empty() || provider.hosts.iter().any(|h| h == host) {
+        return Ok(());
+    }
+    Err(Failure::new(
+        exit::FAILURE,
+        format!(
+            "provider `{}` serves {}, not {host}: no token sent (its `hosts` in the config)",
+            provider.name,
+            provider.hosts.join(", ")
+        ),
+    ))
 }
 
 /// The token for a client that keeps it until its server refuses it and

@@ -82,16 +82,7 @@ fn named_provider(providers: &[ProviderStatus], name: &str, host: &str) -> Resul
             ),
         ));
     };
-    if provider.hosts.is_empty() || provider.hosts.iter().any(|h| h == host) {
-        return Ok(());
-    }
-    Err(Failure::new(
-        exit::FAILURE,
-        format!(
-            "provider `{name}` serves {}, not {host}: no token sent (its `hosts` in the config)",
-            provider.hosts.join(", ")
-        ),
-    ))
+    crate::credential::serves_named_host(provider, host)
 }
 
 /// What the protocol's clients recognise as "no credentials here".
