@@ -22,7 +22,8 @@ use super::record_writes;
 use super::scheduler::RefreshScheduler;
 use super::session::{AccessToken, Freshness, LogoutOutcome, Session, WorldChange};
 use super::shared::Shared;
-use super::store_health::{self, StoreHealth};
+use super::store_health::StoreHealth;
+use super::watched_store;
 use crate::config::{DaemonConfig, ProviderConfig};
 use crate::provider::{HttpClient, Provider};
 use crate::store::Store;
@@ -101,7 +102,7 @@ impl Broker {
                 .with_call_timeout(daemon.store_timeout),
         );
         let shared = Arc::new(Shared {
-            store: Arc::new(store_health::WatchedStore::new(
+            store: Arc::new(watched_store::WatchedStore::new(
                 parts.store,
                 Arc::clone(&store_health),
                 Arc::clone(&metrics),

@@ -35,6 +35,7 @@ mod store_recovery;
 pub mod timing;
 mod visibility;
 pub mod wall_timer;
+mod watched_store;
 
 pub use api::{Broker, BrokerParts, MAX_MIN_VALID};
 pub use clock::{Clock, SystemClock};

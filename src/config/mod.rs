@@ -6,10 +6,12 @@
 //! The accepted keys are documented in `config/example.toml`.
 
 mod daemon_keys;
+mod daemon_table;
 mod diagnostic;
 mod dialect;
 mod endpoints;
 mod environment;
+mod file_access;
 mod parse;
 mod placeholder;
 mod provider_table;
@@ -26,10 +28,11 @@ use std::time::Duration;
 
 use url::Url;
 
+pub use daemon_table::log_directives_problem;
 pub use diagnostic::{Diagnostic, Diagnostics, Severity};
 pub use endpoints::derived_refresh_endpoint;
 pub use environment::Environment;
-pub use parse::{log_directives_problem, object_path_element};
+pub use parse::object_path_element;
 pub use store::{DEFAULT_KEY_CREDENTIAL, EncryptedFileConfig};
 pub use units::UnitPattern;
 pub use users::{current_group_members, primary_gid};
@@ -40,7 +43,7 @@ use crate::secret::Secret;
 /// Defined by the provider layer, which sends them; re-exported because
 /// they are config values too.
 pub use crate::provider::{ClientAuth, EndpointSource};
-use secrets::FileAccess;
+use file_access::FileAccess;
 
 /// Which D-Bus bus to serve on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -425,7 +428,7 @@ pub fn load(path: &Path, env: &Environment) -> Result<Config, ConfigError> {
     // start on, or refuse at a reload, after a check that said "valid".
     if env.checking
         && let Some(access) = access
-        && let Some(problem) = secrets::unreadable_by_daemon(path, access, path, env)
+        && let Some(problem) = file_access::unreadable_by_daemon(path, access, path, env)
     {
         diags.file_warning(problem);
     }

@@ -8,8 +8,9 @@ use std::path::Path;
 
 use super::dialect::{self, TableSettings};
 use super::endpoints::{CheckedUrls, endpoint_source, url_value};
+use super::file_access::FileAccess;
 use super::reader::{self, TableReader};
-use super::secrets::{self, CLIENT_SECRET, FileAccess, SecretContext};
+use super::secrets::{self, CLIENT_SECRET, SecretContext};
 use super::users::UserDb;
 use super::{Diagnostics, Environment, GitAuth, GroupGrant, ProviderConfig, UnitPattern};
 use crate::provider::{CommonSettings, dialects};

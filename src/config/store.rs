@@ -165,9 +165,9 @@ fn key(
         Ok(key) => {
             if env.checking
                 && let Ok(meta) = std::fs::metadata(&path)
-                && let Some(problem) = super::secrets::unreadable_by_daemon(
+                && let Some(problem) = super::file_access::unreadable_by_daemon(
                     &path,
-                    super::secrets::FileAccess::of(&meta),
+                    super::file_access::FileAccess::of(&meta),
                     config_path,
                     env,
                 )

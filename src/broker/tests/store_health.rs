@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime};
 use crate::broker::SessionPhase;
 use crate::broker::clock::{OffsetClock, SystemClock, unix_secs};
 use crate::broker::store_health::*;
+use crate::broker::watched_store::WatchedStore;
 use crate::broker::{Broker, BrokerError, BrokerEvent, Caller, session_identity};
 use crate::secret::Secret;
 use crate::store::{MemoryStore, STORED_SESSION_VERSION, Store, StoreError, StoredSession};

@@ -1,6 +1,8 @@
 use tokend::protocol::ErrorCode;
 
+use super::view::*;
 use super::*;
+use tokend::protocol::LoginPrompt;
 
 fn prompt(complete: Option<&str>, message: Option<&str>) -> LoginPrompt {
     LoginPrompt {

@@ -36,6 +36,7 @@
 //! for the "login required" answers.
 
 mod clock_step;
+mod expiry_notices;
 mod messages;
 mod refresh;
 mod restore;

@@ -14,10 +14,7 @@
 use std::time::{Duration, SystemTime};
 
 use super::error::SIGN_IN_AGAIN;
-use super::{
-    DeviceAuthorization, Expiry, HttpResponse, PollOutcome, ProviderError, TokenGrant, datetime,
-    token_text,
-};
+use super::{Expiry, HttpResponse, PollOutcome, ProviderError, TokenGrant, datetime, token_text};
 use crate::secret::Secret;
 
 pub use super::answer_fields::{
@@ -25,6 +22,9 @@ pub use super::answer_fields::{
     clean_detail,
 };
 pub use super::oauth_errors::{ErrorReader, OAuthError, describe_body};
+pub use device::{device_authorization, device_authorization_fields};
+
+mod device;
 
 /// How a token answer gives the access token's expiry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -436,85 +436,6 @@ pub fn poll_answer(format: &AnswerFormat, response: &HttpResponse) -> PollOutcom
     }
 }
 
-/// Reads a device authorization answer (RFC 8628 §3.2), tolerating
-/// `verification_url` and string numbers.
-///
-/// # Errors
-/// A classified failure, or [`ProviderError::Malformed`] when a required
-/// field is missing or unbelievable.
-pub fn device_authorization(
-    format: &AnswerFormat,
-    response: &HttpResponse,
-) -> Result<DeviceAuthorization, ProviderError> {
-    let fields = AnswerFields::parse(response);
-    match fields {
-        Some(f) if is_success(response) && format.read_error(&f).is_none() => {
-            device_authorization_fields(format, response, &f)
-        }
-        // Named for what was expected here (the shared reading says "a
-        // token answer").
-        None if is_success(response) => Err(malformed(
-            response,
-            format!(
-                "expected a device authorization answer, got {}",
-                describe_body(response)
-            ),
-        )),
-        other => Err(failure_from_answer(format, response, other.as_ref())),
-    }
-}
-
-/// Reads the fields of a successful device authorization answer.
-///
-/// # Errors
-/// [`ProviderError::Malformed`] when a required field is missing or unbelievable.
-pub fn device_authorization_fields(
-    format: &AnswerFormat,
-    response: &HttpResponse,
-    fields: &AnswerFields,
-) -> Result<DeviceAuthorization, ProviderError> {
-    let malformed = |problem: String| malformed(response, problem);
-    let required = |name: &str| {
-        fields
-            .text(&[name])
-            .filter(|v| !v.is_empty())
-            .ok_or_else(|| {
-                malformed(format!(
-                    "{} in the device authorization answer",
-                    fields.why_no_text(name)
-                ))
-            })
-    };
-    let device_code = Secret::new(required("device_code")?);
-    let user_code = clean_detail(&required("user_code")?);
-    let expires_in = fields
-        // A longer life (a realm's two-day device codes) is used for a day:
-        // the person has that long, and the login is possible at all.
-        .seconds_at_most("expires_in", MAX_DEVICE_CODE_LIFETIME, Rounding::Down)
-        .map_err(malformed)?
-        .or(format.default_device_lifetime)
-        .filter(|d| !d.is_zero())
-        .ok_or_else(|| {
-            malformed("no usable `expires_in` in the device authorization answer".to_owned())
-        })?;
-    let interval = fields
-        .seconds("interval", MAX_POLL_INTERVAL, Rounding::Up)
-        .map_err(malformed)?;
-    let non_empty = |names: &[&str]| fields.text(names).filter(|v| !v.trim().is_empty());
-    Ok(DeviceAuthorization {
-        device_code,
-        user_code,
-        verification_uri: non_empty(&["verification_uri", "verification_url"]),
-        verification_uri_complete: non_empty(&[
-            "verification_uri_complete",
-            "verification_url_complete",
-        ]),
-        expires_in,
-        interval: interval.filter(|d| !d.is_zero()),
-        message: non_empty(&["message"]).map(|m| clean_detail(&m)),
-    })
-}
-
 #[cfg(test)]
-#[path = "oauth_tests/mod.rs"]
+#[path = "../oauth_tests/mod.rs"]
 mod tests;
