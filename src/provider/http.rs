@@ -34,7 +34,7 @@ pub struct HttpClient {
 }
 
 /// A proxy requests of one scheme go through (see [`with_env_proxies`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 struct ProxyInUse {
     /// `https` or `http`: the scheme of the URLs it carries.
     scheme: &'static str,
@@ -42,6 +42,22 @@ struct ProxyInUse {
     variable: &'static str,
     /// Its host and port, without any credentials.
     address: String,
+    /// The hosts it is not used for (`NO_PROXY` and loopback), read by the
+    /// matcher reqwest's own `NoProxy` is, so that an error names the proxy
+    /// only when the request went through it. Built with a stand-in proxy
+    /// URL: the real one may hold a password, and this one is never used.
+    exceptions: std::sync::Arc<hyper_util::client::proxy::matcher::Matcher>,
+}
+
+impl ProxyInUse {
+    /// Whether a request to `url` goes through this proxy.
+    fn carries(&self, url: &url::Url) -> bool {
+        url.scheme() == self.scheme
+            && url
+                .as_str()
+                .parse::<http::Uri>()
+                .is_ok_and(|uri| self.exceptions.intercept(&uri).is_some())
+    }
 }
 
 /// Failure to build the HTTP client (TLS set-up).
@@ -76,13 +92,7 @@ impl HttpClient {
             // a loopback address: it must be one, whatever the resolver
             // says (an image whose /etc/hosts lacks it would ask DNS, with
             // the search domain, and send the secrets in the clear there).
-            .resolve_to_addrs(
-                "localhost",
-                &[
-                    std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0)),
-                    std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 0)),
-                ],
-            )
+            .resolve_to_addrs("localhost", &localhost_addresses())
             .user_agent(concat!("tokend/", env!("CARGO_PKG_VERSION")));
         let (builder, proxies) = with_env_proxies(builder, var);
         let client = builder
@@ -214,7 +224,13 @@ impl HttpClient {
                 ProviderError::Unreachable { endpoint, reason } => ProviderError::CutOff {
                     endpoint,
                     status,
-                    reason,
+                    // `CutOff` says the answer was cut off: the cause
+                    // alone, not "the answer was cut off" twice.
+                    reason: if e.is_timeout() {
+                        reason
+                    } else {
+                        root_cause(&e)
+                    },
                 },
                 other => other,
             }
@@ -249,6 +265,14 @@ impl HttpClient {
             )
         } else if error.is_timeout() {
             format!("no complete answer within {} s", self.timeout.as_secs())
+        } else if error.is_connect() && cause == TUNNEL_REFUSED {
+            // hyper-util's words for a CONNECT answered with an error (a
+            // proxy allowing only port 443, as Squid's default does).
+            format!(
+                "the proxy did not open a tunnel to {}:{} (it answered the CONNECT with an error; many proxies allow only port 443): name the host in NO_PROXY, or have the proxy allow it",
+                url.host_str().unwrap_or_default(),
+                url.port_or_known_default().unwrap_or_default()
+            )
         } else if error.is_connect() {
             match tls_hint(&cause) {
                 Some(hint) => format!("cannot connect: {cause} ({hint})"),
@@ -265,7 +289,7 @@ impl HttpClient {
                 // The connection that failed may be the proxy's: say so,
                 // or the reader debugs a provider that is fine.
                 Some(proxy) if error.is_connect() => format!(
-                    "{reason} (through the proxy {} from {}, unless NO_PROXY names this host)",
+                    "{reason} (through the proxy {} from {})",
                     proxy.address, proxy.variable
                 ),
                 _ => reason,
@@ -273,13 +297,13 @@ impl HttpClient {
         }
     }
 
-    /// The proxy the environment names for `url`'s scheme, unless the host
-    /// is loopback (never proxied).
+    /// The proxy a request to `url` goes through, if any: none for
+    /// loopback and the hosts `NO_PROXY` names.
     fn proxy_for(&self, url: &url::Url) -> Option<&ProxyInUse> {
         if super::url_rule::is_loopback(url) {
             return None;
         }
-        self.proxies.iter().find(|p| p.scheme == url.scheme())
+        self.proxies.iter().find(|p| p.carries(url))
     }
 }
 
@@ -332,6 +356,24 @@ fn root_cause(error: &dyn std::error::Error) -> String {
     last.to_string()
 }
 
+/// hyper-util's message for a proxy that answered CONNECT with anything
+/// but success or 407 (its `TunnelError` is not public to match on).
+const TUNNEL_REFUSED: &str = "tunnel error: unsuccessful";
+
+/// The addresses `localhost` stands for: 127.0.0.1, and ::1 where the
+/// host has IPv6. On one without (`ipv6.disable=1`, `disable_ipv6` on
+/// `lo`), a failed connection was reported as ::1's "Cannot assign
+/// requested address" rather than 127.0.0.1's "Connection refused".
+fn localhost_addresses() -> Vec<std::net::SocketAddr> {
+    let v4 = std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0));
+    let v6 = std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 0));
+    if std::net::UdpSocket::bind(v6).is_ok() {
+        vec![v4, v6]
+    } else {
+        vec![v4]
+    }
+}
+
 /// A proxy constructor of reqwest's, for one scheme.
 type ForScheme = fn(String) -> reqwest::Result<reqwest::Proxy>;
 
@@ -380,10 +422,15 @@ fn with_env_proxies(
             (None, Err(_)) => "it is not a proxy URL tokend can read".to_owned(),
             (None, Ok(proxy)) => {
                 builder = builder.proxy(proxy.no_proxy(reqwest::NoProxy::from_string(&exceptions)));
+                let stand_in = hyper_util::client::proxy::matcher::Matcher::builder()
+                    .https("http://proxy.invalid:1".to_owned())
+                    .no(exceptions.clone())
+                    .build();
                 in_use.push(ProxyInUse {
                     scheme,
                     variable: name,
                     address,
+                    exceptions: std::sync::Arc::new(stand_in),
                 });
                 continue;
             }

@@ -66,6 +66,60 @@ async fn a_failed_connection_through_a_proxy_names_the_proxy() {
     assert!(!error.contains("through the proxy"), "{error}");
 }
 
+/// A host `NO_PROXY` names goes direct, and its failure does not name the
+/// proxy (the message blamed a proxy the request never went through).
+#[tokio::test]
+async fn a_host_no_proxy_names_fails_without_naming_the_proxy() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let proxy = format!("http://127.0.0.1:{port}");
+    for no_proxy in ["idp.invalid", ".invalid", "*", "other.example, IDP.INVALID"] {
+        let client = HttpClient::with_environment(Duration::from_secs(10), &|name| match name {
+            "HTTPS_PROXY" => Some(proxy.clone()),
+            "NO_PROXY" => Some(no_proxy.to_owned()),
+            _ => None,
+        })
+        .unwrap();
+        let url = url::Url::parse("https://idp.invalid/token").unwrap();
+        let error = client.get(&url).await.unwrap_err().to_string();
+        assert!(!error.contains("proxy"), "NO_PROXY={no_proxy}: {error}");
+        // Another host still goes through it, and says so.
+        let url = url::Url::parse("https://idp.example.invalid.test/token").unwrap();
+        let error = client.get(&url).await.unwrap_err().to_string();
+        assert_eq!(
+            error.contains("through the proxy"),
+            no_proxy != "*",
+            "NO_PROXY={no_proxy}: {error}"
+        );
+    }
+}
+
+/// A proxy that answers CONNECT with an error (Squid refuses ports other
+/// than 443 by default) is named as the proxy refusing a tunnel to that
+/// host and port, not "tunnel error: unsuccessful".
+#[tokio::test]
+async fn a_tunnel_the_proxy_refuses_is_said_plainly() {
+    let (proxy, served) = answer_once(
+        "http",
+        b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n",
+    )
+    .await;
+    let address = format!("http://{}", proxy.authority());
+    let client = HttpClient::with_environment(Duration::from_secs(10), &|name| {
+        (name == "HTTPS_PROXY").then(|| address.clone())
+    })
+    .unwrap();
+    let url = url::Url::parse("https://sso.example.test:8443/token").unwrap();
+    let error = client.get(&url).await.unwrap_err().to_string();
+    assert!(
+        error.contains("the proxy did not open a tunnel to sso.example.test:8443"),
+        "{error}"
+    );
+    assert!(error.contains("NO_PROXY"), "{error}");
+    served.await.unwrap();
+}
+
 /// A listener on 127.0.0.1 that reads one request (or TLS hello) and
 /// writes `answer`, then closes; its URL with `scheme`.
 async fn answer_once(
@@ -126,6 +180,8 @@ async fn a_success_cut_off_mid_body_keeps_its_status() {
             .contains("answered HTTP 200, but the answer was cut off"),
         "{error}"
     );
+    // Said once: the reason is the cause alone.
+    assert_eq!(error.to_string().matches("cut off").count(), 1, "{error}");
     assert_eq!(error.class(), crate::provider::FailureClass::Transient);
     served.await.unwrap();
 }

@@ -24,11 +24,17 @@ pub fn is_loopback(url: &Url) -> bool {
     }
 }
 
-/// Checks the transport rule.
+/// Checks the transport rule (and that the port is one a server can have).
 ///
 /// # Errors
 /// What is wrong, ending with the rule.
 pub fn check_transport(url: &Url) -> Result<(), String> {
+    // Port 0 parses (only 65536 and up do not), and every connection to
+    // it is refused: a config that passed `--check` failed at its login
+    // (an emulator's "port 0 picks a free port" copied into a URL).
+    if url.port() == Some(0) {
+        return Err("uses port 0, which no server listens on".to_owned());
+    }
     match url.scheme() {
         "https" => Ok(()),
         "http" if is_loopback(url) => Ok(()),
@@ -100,6 +106,21 @@ mod tests {
             let err = check_transport(&Url::parse(bad).unwrap()).unwrap_err();
             assert!(err.ends_with(TRANSPORT_RULE), "{bad}: {err}");
         }
+    }
+
+    /// Port 0 is refused wherever a URL comes from (config, discovery):
+    /// no server listens there.
+    #[test]
+    fn port_zero_is_refused() {
+        for bad in [
+            "http://127.0.0.1:0/token",
+            "http://[::1]:0/token",
+            "https://idp.example:0/token",
+        ] {
+            let err = check_transport(&Url::parse(bad).unwrap()).unwrap_err();
+            assert!(err.contains("port 0"), "{bad}: {err}");
+        }
+        assert!(check_transport(&Url::parse("https://idp.example:1/token").unwrap()).is_ok());
     }
 
     #[test]

@@ -7,9 +7,9 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
-use support::daemon::{Daemon, login, stderr, stdout, token};
+use support::daemon::{Daemon, login, spawn_tokenctl, stderr, stdout, token};
 use support::provider::{Provider, fast};
-use tokend_emulator::Rfc8628Options;
+use tokend_emulator::{Endpoint, Fault, Rfc8628Options};
 
 fn logged_in(options: Rfc8628Options) -> (Provider, Daemon, String) {
     let provider = Provider::start(options);
@@ -298,4 +298,27 @@ fn a_min_valid_of_days_is_served_by_tokens_that_live_a_week() {
             .contains("min_valid of 34560001 s is more than the maximum of 34560000 s"),
         "{e}"
     );
+}
+
+/// While a refresh a request asked for is with the provider, `status`
+/// says the refresh is due now: it showed the next background refresh,
+/// most of an hour off, as if none was out.
+#[test]
+fn a_refresh_under_way_is_shown_as_due_now() {
+    let (provider, daemon, _first) = logged_in(fast());
+    provider.inject(Endpoint::Token, Fault::Hang, 1);
+    let mut client = spawn_tokenctl(&daemon.socket, &["token", "demo", "--min-valid", "3700"]);
+    provider.wait_for_count(1, |r| r.outcome == "fault:hang");
+    let json: serde_json::Value =
+        serde_json::from_str(&stdout(&daemon.tokenctl(&["--json", "status", "demo"]))).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let next = json[0]["next_refresh"].as_u64().expect("a next refresh");
+    assert!(next <= now, "next refresh {next}, now {now}: {json}");
+    let shown = stdout(&daemon.tokenctl(&["status", "demo"]));
+    assert!(shown.contains("due now"), "{shown}");
+    let _ = client.kill();
+    let _ = client.wait();
 }

@@ -290,3 +290,31 @@ fn a_restarted_system_bus_is_watched_again() {
     logind.send("resume");
     daemon.wait_for_log(1, &["event=\"resumed\""]);
 }
+
+/// On a host without IPv6 on `lo` (`disable_ipv6`, as hardened servers
+/// and containers have it), a provider at `localhost` that is down is
+/// "Connection refused", 127.0.0.1's answer: tokend also tried ::1, and
+/// reported its "Cannot assign requested address", which reads as a
+/// problem of tokend's own address.
+#[test]
+fn localhost_without_ipv6_is_refused_as_on_127_0_0_1() {
+    let namespace = NetworkNamespace::new();
+    namespace.run(|| {
+        loopback("up");
+        // The namespace's own setting: /proc/sys/net is the opening
+        // thread's network namespace's.
+        std::fs::write("/proc/sys/net/ipv6/conf/lo/disable_ipv6", "1").expect("turn IPv6 off on lo");
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let config = format!(
+            "[providers.demo]\ndevice_authorization_endpoint = \"http://localhost:{port}/device\"\ntoken_endpoint = \"http://localhost:{port}/token\"\nclient_id = \"tokend-test\"\n"
+        );
+        let daemon = Daemon::start(&config);
+        let out = daemon.tokenctl(&["login", "demo", "--no-wait"]);
+        let said = support::daemon::stderr(&out);
+        assert!(!out.status.success(), "{said}");
+        assert!(said.contains("Connection refused"), "{said}");
+        assert!(!said.contains("Cannot assign"), "{said}");
+    });
+}

@@ -53,7 +53,14 @@ impl Session {
             phase,
             expires_at,
             last_refresh: machine.last_refresh(),
-            next_refresh: machine.next_refresh(),
+            // A refresh under way is due now: the planned time of the next
+            // background one (an hour off, for a refresh a request asked
+            // for) read as if none was out.
+            next_refresh: if machine.refresh_under_way() {
+                Some(now)
+            } else {
+                machine.next_refresh()
+            },
             // A login's failing polls are the news for whoever follows it
             // (the person approving waits on them).
             last_error: match state

@@ -74,6 +74,18 @@ impl SessionMachine {
         )
     }
 
+    /// Whether a refresh is under way: with the provider, or its answer
+    /// being saved.
+    pub(crate) fn refresh_under_way(&self) -> bool {
+        matches!(
+            self.state,
+            SessionState::Active {
+                refresh: RefreshStage::Requested | RefreshStage::Saving,
+                ..
+            }
+        )
+    }
+
     /// Whether the store holds the session's current tokens (or there are
     /// none to hold).
     pub(crate) fn is_saved(&self) -> bool {
