@@ -234,7 +234,8 @@ pub struct TokenAnswer {
     pub access_token: Secret,
     /// The token type the provider gave, normally `Bearer`.
     pub token_type: String,
-    /// Expiry as Unix seconds; absent when the provider did not say.
+    /// Expiry as Unix seconds; `null` when the provider did not say (read
+    /// as such when absent too).
     #[serde(default)]
     pub expires_at: Option<i64>,
 }

@@ -97,7 +97,16 @@ impl SettingsSource for TableSettings<'_, '_, '_, '_, '_> {
         if !self.table.has(key) {
             return Ok(None);
         }
-        self.table.string(self.diags, key).map(Some).ok_or(Reported)
+        let value = self.table.string(self.diags, key).ok_or(Reported)?;
+        // Twilio's `account_sid` of zeros in its preset, say.
+        if super::placeholder::is_placeholder(&value) {
+            self.report(
+                Some(key),
+                Severity::Warning,
+                format!("`{key}` is still the example's placeholder: put yours there"),
+            );
+        }
+        Ok(Some(value))
     }
 
     fn text_list(&mut self, key: &str) -> Result<Option<Vec<String>>, Reported> {

@@ -258,6 +258,15 @@ pub(super) fn url_value(
         diags.error(&value.span(), format!("`{key}` {problem}"));
         return None;
     }
+    if super::placeholder::is_placeholder_url(&url) {
+        diags.warning(
+            &value.span(),
+            format!(
+                "`{key}` is still the example's placeholder address ({}): put your provider's there",
+                url.host_str().unwrap_or_default()
+            ),
+        );
+    }
     checked.0.insert(text.to_owned(), url.clone());
     Some(url)
 }

@@ -87,6 +87,16 @@ fn answer_shapes_match_the_contract() {
         serde_json::to_string(&ok).unwrap(),
         r#"{"ok":true,"access_token":"tok","token_type":"Bearer","expires_at":1790000000}"#
     );
+    // A token of unknown life (no `expires_in`): `null`, as the README says.
+    let unknown = Answer::success(TokenAnswer {
+        access_token: Secret::from("tok"),
+        token_type: "Bearer".into(),
+        expires_at: None,
+    });
+    assert_eq!(
+        serde_json::to_string(&unknown).unwrap(),
+        r#"{"ok":true,"access_token":"tok","token_type":"Bearer","expires_at":null}"#
+    );
     let err: Answer<TokenAnswer> = Answer::failure(ErrorCode::LoginRequired, "run login");
     assert_eq!(
         serde_json::to_string(&err).unwrap(),

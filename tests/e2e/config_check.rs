@@ -506,3 +506,37 @@ fn without_home_the_default_config_is_under_the_users_home() {
     assert!(err.starts_with('/'), "a relative config path: {err}");
     assert!(err.contains("/.config/tokend/config.toml"), "{err}");
 }
+
+/// The README's `tokend --check` example prints what the README shows,
+/// line for line (a warning added since had made it untrue).
+#[test]
+fn the_readmes_check_example_is_what_check_prints() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = readme
+        .split_once("Check a config without starting anything.")
+        .expect("the README's --check example")
+        .1;
+    let block = |fence: &str, text: &str| -> String {
+        let start = text.find(fence).expect(fence) + fence.len();
+        let end = text[start..].find("```").expect("a closing fence");
+        text[start..start + end].trim_start_matches('\n').to_owned()
+    };
+    let toml = block("```toml", section);
+    let console = block("```console", section);
+    let mut lines = console.lines();
+    let command = lines.next().unwrap();
+    assert_eq!(command, "$ tokend --check --config bad.toml");
+    let expected: Vec<&str> = lines.collect();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("bad.toml"), toml).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tokend"))
+        .args(["--check", "--config", "bad.toml"])
+        .current_dir(dir.path())
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run tokend");
+    assert_eq!(out.status.code(), Some(2));
+    let printed = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(printed.lines().collect::<Vec<_>>(), expected, "{printed}");
+}

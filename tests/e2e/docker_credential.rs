@@ -303,3 +303,33 @@ fn two_accounts_at_one_registry_are_named_not_guessed() {
         stdout(&out)
     );
 }
+
+/// `docker-credential-tokend-NAME` for a provider without `hosts` serves
+/// any registry, as the README and the man page say: it was refused as a
+/// provider that does not exist (exit 7), the helper having kept only
+/// providers with hosts before looking for the name.
+#[test]
+fn the_named_helper_of_a_provider_without_hosts_serves_any_registry() {
+    let provider = Provider::rfc8628();
+    let daemon = Daemon::start(&provider.config("demo"));
+    let token = login(&daemon, "demo", |code| {
+        provider.approve(code).unwrap();
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let named = helper_named(dir.path(), "docker-credential-tokend-demo");
+    let out = run(&named, &daemon, "get", "ghcr.io");
+    assert!(out.status.success(), "{}", stdout(&out));
+    let answer: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(answer["Secret"], token.as_str());
+    assert_eq!(answer["ServerURL"], "ghcr.io");
+    // It lists no registry: it has none to list.
+    let out = run(&named, &daemon, "list", "");
+    assert_eq!(stdout(&out).trim(), "{}");
+    // The unnamed helper still finds no provider for a registry none lists.
+    let out = run(&helper(dir.path()), &daemon, "get", "ghcr.io");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stdout(&out).trim(),
+        "credentials not found in native keychain"
+    );
+}

@@ -114,7 +114,7 @@ pub fn run(
                 return Err(Failure::new(exit::USAGE, "no server URL on stdin"));
             }
             let (mut client, protocol) = connect()?;
-            let providers = visible(&mut client, protocol)?;
+            let providers = visible(&mut client, protocol, named)?;
             if let Some(name) = named {
                 named_provider(&providers, name, &host)?;
             }
@@ -169,10 +169,7 @@ pub fn run(
             // A host two providers serve is left out: `get` would not
             // answer for it.
             let mut listed: BTreeMap<String, Option<String>> = BTreeMap::new();
-            for provider in visible(&mut client, protocol)?
-                .iter()
-                .filter(|p| named.is_none_or(|n| p.name == n))
-            {
+            for provider in &visible(&mut client, protocol, named)? {
                 for host in &provider.hosts {
                     listed
                         .entry(host.clone())
@@ -212,13 +209,23 @@ fn username(provider: &ProviderStatus) -> &str {
         .unwrap_or(tokend::config::DEFAULT_USERNAME)
 }
 
-/// The providers the user may see that have hosts.
-fn visible(client: &mut Client, protocol: Option<u32>) -> Result<Vec<ProviderStatus>, Failure> {
-    // Only providers with hosts are kept: a daemon with thousands of
-    // providers and few registries holds few.
+/// The providers the user may see that the helper may answer for: the
+/// one its name names (`named`), with or without hosts (one without
+/// serves any registry), else those that have hosts.
+fn visible(
+    client: &mut Client,
+    protocol: Option<u32>,
+    named: Option<&str>,
+) -> Result<Vec<ProviderStatus>, Failure> {
+    // Only those are kept: a daemon with thousands of providers and few
+    // registries holds few.
     let mut kept = Vec::new();
     crate::each_status(client, protocol, None, |status| {
-        if !status.hosts.is_empty() {
+        let wanted = match named {
+            Some(name) => status.name == name,
+            None => !status.hosts.is_empty(),
+        };
+        if wanted {
             kept.push(status);
         }
         Ok(())
