@@ -26,6 +26,30 @@ fn a_device_answer_is_shown_without_the_requests_secrets() {
     );
 }
 
+/// A provider's words on a refused or expired login (shown to the
+/// person, in `status` and the log) lose the request's secrets a provider
+/// or proxy echoed into them, as every other outcome's do.
+#[test]
+fn a_denied_or_expired_logins_words_are_shown_without_the_secrets() {
+    let secret = "dc-echoed-device-code";
+    let said = format!("denied: device_code={secret}");
+    for outcome in [
+        PollOutcome::Denied {
+            message: said.clone(),
+        },
+        PollOutcome::Expired {
+            message: said.clone(),
+        },
+    ] {
+        let shown = match outcome.without_secrets(&[secret]) {
+            PollOutcome::Denied { message } | PollOutcome::Expired { message } => message,
+            other => panic!("{other:?}"),
+        };
+        assert!(!shown.contains(secret), "{shown}");
+        assert!(shown.starts_with("denied: device_code="), "{shown}");
+    }
+}
+
 /// Delay-seconds and HTTP-dates (from the answer's time), capped;
 /// anything else is no `Retry-After`.
 #[test]

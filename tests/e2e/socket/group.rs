@@ -276,3 +276,58 @@ fn a_socket_group_the_daemon_is_not_in_stops_the_start_saying_why() {
         "{said}"
     );
 }
+
+/// A provider granted to a group (`allow_groups`) serves a user whose
+/// primary group it is over the socket (the peer's gid from its
+/// credentials; `nogroup` lists no members), where tokenctl and the
+/// credential helpers ask; a provider granted to another group stays
+/// unknown to that user. Only D-Bus had this checked.
+#[test]
+fn a_group_grant_by_primary_group_holds_on_the_socket() {
+    let Some(nobody) =
+        OtherUser::nobody_or_skip("a_group_grant_by_primary_group_holds_on_the_socket")
+    else {
+        return;
+    };
+    let provider = Provider::rfc8628();
+    let config = format!(
+        "{}{}",
+        provider.config_with("grouped", &format!("allow_groups = [{NOBODY}]")),
+        provider.config_with("others", "allow_groups = [2]"),
+    );
+    let daemon = Daemon::start_with(
+        &config,
+        DaemonOptions {
+            daemon_keys: format!(
+                "socket_mode = \"0660\"\nsocket_group = \"{}\"\n",
+                group_name(NOBODY)
+            ),
+            ..DaemonOptions::default()
+        },
+    );
+    std::fs::set_permissions(daemon.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut tokens = Vec::new();
+    for name in ["grouped", "others"] {
+        tokens.push(crate::support::daemon::login(&daemon, name, |code| {
+            provider.approve(code).unwrap();
+        }));
+    }
+    let token_as_nobody = |name: &str| {
+        nobody
+            .command("tokenctl")
+            .arg("--socket")
+            .arg(&daemon.socket)
+            .args(["token", name])
+            .output()
+            .unwrap()
+    };
+    let out = token_as_nobody("grouped");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        tokens[0].as_str()
+    );
+    let out = token_as_nobody("others");
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    assert!(out.stdout.is_empty());
+}

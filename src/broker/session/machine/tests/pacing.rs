@@ -535,3 +535,51 @@ fn an_expiry_passed_during_a_failing_refresh_is_said() {
         "{effects:?}"
     );
 }
+
+/// Each session's refresh is spread by its own draw (`Context::jitter`):
+/// sessions logged in or restored together would otherwise refresh in
+/// the same second for good, a burst at the provider's rate limiter each
+/// time. The draw reaches both plans: the access token's refresh (15 % of
+/// an hour before its expiry at 0, 25 % at 1) and the refresh token's.
+#[test]
+fn the_sessions_draw_spreads_its_refresh() {
+    let planned = |jitter: f64, grant: TokenGrant| {
+        let mut m = machine();
+        let context = Context {
+            jitter,
+            ..ctx(t0())
+        };
+        let login = m.handle(
+            &context,
+            Event::LoginGranted {
+                grant,
+                sent_at: t0(),
+            },
+        );
+        let purpose = login
+            .into_iter()
+            .find_map(|e| match e {
+                Effect::WriteRecord { purpose, .. } => Some(purpose),
+                _ => None,
+            })
+            .expect("a store write");
+        m.handle(
+            &context,
+            Event::RecordWritten {
+                purpose,
+                result: Ok(()),
+            },
+        );
+        m.next_refresh().unwrap()
+    };
+    let hour = || grant("a1", Some("r1"), 3600);
+    assert_eq!(planned(0.0, hour()), at(3600 - 540));
+    assert_eq!(planned(1.0, hour()), at(3600 - 900));
+    // A refresh token of 600 s, dying first: its own plan is spread too.
+    let short_refresh = || TokenGrant {
+        refresh_expires_in: Some(Duration::from_secs(600)),
+        ..grant("a1", Some("r1"), 3600)
+    };
+    assert_eq!(planned(0.0, short_refresh()), at(600 - 90));
+    assert_eq!(planned(1.0, short_refresh()), at(600 - 150));
+}
