@@ -72,12 +72,14 @@ fn main() -> ExitCode {
                 message: e.to_string(),
             };
             eprint_error(&problem.to_string());
+            eprint_error(NOT_STARTING_FOR_ONE);
             return ExitCode::from(EXIT_CONFIG);
         }
         // The HTTP client's CA certificates, as the daemon loads them at
         // start (SSL_CERT_FILE, SSL_CERT_DIR, the system's store).
         if let Err(e) = tokend::provider::HttpClient::new(daemon.http_timeout) {
             eprint_error(&format!("{}: {e}", path.display()));
+            eprint_error(NOT_STARTING_FOR_ONE);
             return ExitCode::from(EXIT_CONFIG);
         }
         // What the daemon warns of as it binds the socket, and a group it
@@ -234,6 +236,11 @@ fn eprint_with_priority(priority: u8, line: &str) {
         let _ = writeln!(stderr, "{prefix}{part}");
     }
 }
+
+/// `--check`'s last line for a start that would fail on one problem found
+/// after the file's own (the socket path, the CA certificates), as the
+/// file's problems end with theirs.
+const NOT_STARTING_FOR_ONE: &str = "tokend: the config has 1 error; not starting";
 
 fn report_config_error(error: &ConfigError) {
     match error {
