@@ -336,6 +336,52 @@ mod tests {
         assert!(m.provider_counters("other").is_none());
     }
 
+    /// Each failing refresh lands in its outcome's series: a refused
+    /// grant in `login_required`, the one an alert for "someone must log
+    /// in again" watches.
+    #[tokio::test]
+    async fn a_failing_refresh_lands_in_its_outcome() {
+        let m = Metrics::default();
+        let failures = [
+            (
+                ProviderError::Unreachable {
+                    endpoint: "https://idp.example/token".into(),
+                    reason: "refused".into(),
+                },
+                "transient",
+            ),
+            (
+                ProviderError::Rejected {
+                    endpoint: "https://idp.example/token".into(),
+                    status: 400,
+                    error: "invalid_client".into(),
+                    detail: None,
+                },
+                "permanent",
+            ),
+            (
+                ProviderError::GrantRevoked {
+                    error: "invalid_grant".into(),
+                    detail: None,
+                },
+                "login_required",
+            ),
+        ];
+        for (failure, outcome) in failures {
+            let name = format!("p-{outcome}");
+            let failed: Result<u8, ProviderError> = m.refresh(&name, async { Err(failure) }).await;
+            assert!(failed.is_err());
+            let c = m.provider_counters(&name).expect("counted");
+            let counted: Vec<&str> = REFRESH_OUTCOMES
+                .iter()
+                .zip(&c.refreshes)
+                .filter(|(_, n)| n.load(Ordering::Relaxed) == 1)
+                .map(|(name, _)| *name)
+                .collect();
+            assert_eq!(counted, [outcome]);
+        }
+    }
+
     #[test]
     fn retaining_providers_forgets_the_others_counters() {
         let m = Metrics::default();

@@ -133,6 +133,28 @@ fn a_logout_the_store_could_not_carry_out_is_carried_out_at_the_next_start() {
     assert_eq!(fixture.journal_text(), None, "nothing left pending");
 }
 
+/// A logout while the store is already known down (a Secret Service
+/// whose keyring locked earlier in the run: the delete is not even
+/// tried) is noted all the same, and carried out at the next start: a
+/// crash before the unlock restored the logged-out session, its tokens
+/// handed out again.
+#[test]
+fn a_logout_not_tried_while_the_store_is_down_is_carried_out_at_the_next_start() {
+    let fixture = Fixture::new();
+    let journal = fixture.journal_with(&["github", "google"]);
+    fixture.set_down(true);
+    journal.note_skipped_delete("github");
+    assert!(journal.remembers_logout("github"));
+    let text = fixture.journal_text().expect("the logout is written down");
+    assert!(text.lines().any(|l| l.ends_with(" github")), "{text}");
+    drop(journal);
+
+    fixture.set_down(false);
+    let journal = fixture.journal();
+    assert!(matches!(journal.load("github"), Ok(None)));
+    assert_eq!(fixture.store.records.list().unwrap(), ["google"]);
+}
+
 #[test]
 fn a_record_newer_than_the_logout_is_restored() {
     let fixture = Fixture::new();

@@ -251,6 +251,31 @@ mod tests {
         assert!(ANSWERS.read_error(&fields(r#"{"x":[]}"#)).is_none());
     }
 
+    /// A field error's sentences are cleaned as every provider text is
+    /// (no escape sequence rewriting a terminal, no new line forging a log
+    /// line, no hiding character) and capped: this reader is the dialect's
+    /// own, past the shared one that cleans.
+    #[test]
+    fn drf_field_errors_are_cleaned_and_capped() {
+        let long = "x".repeat(2000);
+        let body = format!(
+            r#"{{"device_type":["bad\u001b[2Jthing\u202e\nforged"],"device_os":["{long}"]}}"#
+        );
+        let text = ANSWERS
+            .read_error(&fields(&body))
+            .unwrap()
+            .description
+            .unwrap();
+        assert!(
+            !text
+                .chars()
+                .any(|c| c.is_control() || crate::provider::url_rule::is_deceptive(c)),
+            "{text:?}"
+        );
+        assert!(text.chars().count() <= 301, "{}", text.chars().count());
+        assert!(text.ends_with('…'), "{text}");
+    }
+
     /// Moved from the shared answer readers' tests: a field error is a
     /// permanent failure of the device request.
     #[test]
