@@ -89,6 +89,16 @@ impl Broker {
         self.inner.shared.store_health.subscribe()
     }
 
+    /// How many providers the broker serves.
+    #[must_use]
+    pub fn provider_count(&self) -> usize {
+        self.inner
+            .sessions
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
     /// One line for systemd's `STATUS=`: "3 providers: 2 active, 1 login required".
     #[must_use]
     pub fn summary(&self) -> String {

@@ -81,6 +81,18 @@ async fn reload(broker: &Broker, current: &Config, env: &Environment) {
             error!("the new config is invalid; still running with the previous one");
             broker.reload_failed();
         }
+        // A file with no provider at all, while some are served: most
+        // likely one caught half-written (an editor or a config tool that
+        // truncates, then writes), and taking it would forget every
+        // session (all of them with the memory store). A start with none
+        // is a person's deliberate act; a reload to none is refused.
+        Ok(new) if new.providers.is_empty() && broker.provider_count() > 0 => {
+            error!(
+                "the new config has no providers (an empty or half-written file?): still running with the previous one's {}; to run with none, restart tokend",
+                broker.provider_count()
+            );
+            broker.reload_failed();
+        }
         Ok(new) => {
             for warning in &new.warnings {
                 warn!("{warning}");

@@ -149,3 +149,36 @@ fn the_config_standing_is_shown_only_to_users_who_see_a_provider() {
         stdout(&status)
     );
 }
+
+/// A reload that finds the file with no provider at all (truncated by an
+/// editor or a config tool that then writes it, and the reload caught it
+/// between) is refused: taken, it removed every provider, and with the
+/// memory store every session was gone for good.
+#[test]
+fn a_reload_to_no_provider_is_refused_and_the_sessions_stay() {
+    let provider = Provider::rfc8628();
+    let mut daemon = Daemon::start(&provider.config("demo"));
+    let token = login(&daemon, "demo", |code| {
+        provider.approve(code).unwrap();
+    });
+    let good = std::fs::read_to_string(&daemon.config).unwrap();
+    std::fs::write(&daemon.config, "").unwrap();
+    let status = status_after_reload(&mut daemon);
+    assert!(
+        status.contains("the last reload failed (see the log)"),
+        "{status}"
+    );
+    assert!(
+        daemon.log().contains("the new config has no providers"),
+        "{}",
+        daemon.log()
+    );
+    let out = daemon.tokenctl(&["token", "demo"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), token);
+    // The file mended: a reload takes it, and the session is as it was.
+    std::fs::write(&daemon.config, &good).unwrap();
+    let status = status_after_reload(&mut daemon);
+    assert!(!status.contains("reload failed"), "{status}");
+    assert_eq!(stdout(&daemon.tokenctl(&["token", "demo"])).trim(), token);
+}
