@@ -35,9 +35,30 @@ fn token_as_user(binaries: &ReachableBinaries, daemon: &Daemon) -> Option<i32> {
 
 #[test]
 fn a_user_taken_out_of_a_granted_group_loses_it_without_a_reload() {
+    taken_out_of_the_group(
+        "allow_groups",
+        "a_user_taken_out_of_a_granted_group_loses_it_without_a_reload",
+    );
+}
+
+/// The same for a group granted the manager's role (`manage_groups`):
+/// a user taken out of it kept managing (log in, log out, prompts,
+/// tokens) until a reload, the recheck having updated `allow_groups` only.
+#[test]
+fn a_user_taken_out_of_a_managing_group_loses_it_without_a_reload() {
+    taken_out_of_the_group(
+        "manage_groups",
+        "a_user_taken_out_of_a_managing_group_loses_it_without_a_reload",
+    );
+}
+
+/// A provider granted to the group `tokend-grp` by `key`, used by a member
+/// of it over the socket, then refused once the group database no longer
+/// lists the member.
+fn taken_out_of_the_group(key: &str, test: &str) {
     if !rustix::process::geteuid().is_root() || !Path::new(EXTRAUSERS_MODULE).exists() {
         crate::support::skip::say(format_args!(
-            "SKIPPED a_user_taken_out_of_a_granted_group_loses_it_without_a_reload: needs root (a mount namespace) and libnss-extrausers"
+            "SKIPPED {test}: needs root (a mount namespace) and libnss-extrausers"
         ));
         return;
     }
@@ -71,7 +92,7 @@ fn a_user_taken_out_of_a_granted_group_loses_it_without_a_reload() {
         ..DaemonOptions::default()
     };
     let daemon = Daemon::start_with(
-        &provider.config_with("grouped", "allow_groups = [\"tokend-grp\"]"),
+        &provider.config_with("grouped", &format!("{key} = [\"tokend-grp\"]")),
         options,
     );
     std::fs::set_permissions(daemon.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
