@@ -8,6 +8,7 @@ use crate::support;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use support::bus::PrivateBus;
 use support::daemon::{Daemon, DaemonOptions, login, stdout};
 use support::provider::Provider;
 use tokend_emulator::{Rfc8628Options, Rfc8628Quirks};
@@ -20,6 +21,27 @@ fn unix_now() -> i64 {
             .as_secs(),
     )
     .unwrap()
+}
+
+/// The provider object's `LoginNeededBy` property, read with busctl.
+fn login_needed_by_on_the_bus(bus: &PrivateBus, name: &str) -> i64 {
+    let out = bus
+        .command("busctl")
+        .arg(format!("--address={}", bus.address()))
+        .args([
+            "get-property",
+            "org.tokend.Broker1",
+            &format!("/org/tokend/Broker1/providers/{name}"),
+            "org.tokend.Provider1",
+            "LoginNeededBy",
+        ])
+        .output()
+        .expect("run busctl");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.trim()
+        .strip_prefix("x ")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{text} {}", String::from_utf8_lossy(&out.stderr)))
 }
 
 #[test]
@@ -37,9 +59,10 @@ fn status_shows_when_a_login_is_needed_and_the_daemon_warns_once() {
     // The quiet provider is another emulator, whose refresh tokens do not
     // expire; warnings come within 7 days (the default) of the expiry.
     let other = Provider::rfc8628();
+    let bus = PrivateBus::start();
     let daemon = Daemon::start_with(
         &format!("{}{}", provider.config("short"), other.config("quiet")),
-        DaemonOptions::default(),
+        DaemonOptions::on_session_bus(&bus),
     );
     let before = unix_now();
     login(&daemon, "short", |code| {
@@ -62,6 +85,8 @@ fn status_shows_when_a_login_is_needed_and_the_daemon_warns_once() {
     );
     let text = stdout(&daemon.tokenctl(&["status"]));
     assert!(text.contains("login needed by"), "{text}");
+    // D-Bus says the same (a desktop client's "log in again by").
+    assert_eq!(login_needed_by_on_the_bus(&bus, "short"), by);
     // A provider that says nothing about its refresh tokens shows nothing.
     assert!(status[0]["name"] == "short");
     login(&daemon, "quiet", |code| {
@@ -76,6 +101,7 @@ fn status_shows_when_a_login_is_needed_and_the_daemon_warns_once() {
             .is_some_and(serde_json::Value::is_null),
         "present, and null: {quiet}"
     );
+    assert_eq!(login_needed_by_on_the_bus(&bus, "quiet"), 0);
 
     // Said once, not at every refresh, wake-up or status.
     let refreshes = provider.refresh_count();

@@ -115,6 +115,23 @@ fn version_of_another_protocol_exits_1_with_or_without_json() {
         "{versions}"
     );
     assert_eq!(versions["daemon_version"], "9.9.9", "{versions}");
+    // A daemon newer than this tokenctl (an old copy on PATH, in a
+    // container) differs as much: 1, with or without --json.
+    for json in [false, true] {
+        let newer = CannedDaemon::start_with_protocol(PROTOCOL_VERSION + 1, |_| Vec::new());
+        let args: &[&str] = if json {
+            &["--json", "version"]
+        } else {
+            &["version"]
+        };
+        let out = run_with_socket(&newer.socket(), args);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "json {json}: {}",
+            text(&out.stderr)
+        );
+    }
     // The same protocol: 0.
     let same = CannedDaemon::start(|_| Vec::new());
     let out = run_with_socket(&same.socket(), &["--json", "version"]);
