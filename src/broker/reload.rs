@@ -40,6 +40,21 @@ impl Broker {
         let mut next = BTreeMap::new();
         let mut previous_policies = Vec::new();
         let mut rebuilt = Vec::new();
+        // Every session this reload retires stops refreshing first, before
+        // any retirement waits for a refresh out (see `begin_retirement`).
+        let configured: BTreeMap<&str, &crate::config::ProviderConfig> = config
+            .providers
+            .iter()
+            .map(|p| (p.name.as_str(), p))
+            .collect();
+        for (name, session) in &old {
+            let kept = configured
+                .get(name.as_str())
+                .is_some_and(|p| session.config().same_session_keys(p));
+            if !kept {
+                session.begin_retirement();
+            }
+        }
         for provider in &config.providers {
             match old.get(&provider.name) {
                 Some(session) if session.config().same_session_keys(provider) => {

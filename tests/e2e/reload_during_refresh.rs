@@ -38,3 +38,63 @@ fn a_provider_a_reload_adds_is_known_while_the_reload_waits_for_a_refresh() {
     let refreshed = refreshing.wait_with_output().unwrap();
     assert!(refreshed.status.success(), "{}", stderr(&refreshed));
 }
+
+/// A reload that rebuilds providers whose refreshes wait for their
+/// endpoint's permit (the one permit held by a refresh the provider does
+/// not answer) waits only for the refresh out, not for each queued one in
+/// turn: those give up, unsent, and the new sessions refresh. Behind a
+/// provider that hung, a reload of a hundred sessions took 11 minutes,
+/// the added and rebuilt providers unusable meanwhile.
+#[test]
+fn a_reload_does_not_wait_for_refreshes_queued_behind_a_hung_one() {
+    let provider = Provider::rfc8628();
+    let names = ["one", "two", "three"];
+    let config = |extra: &str| -> String {
+        names
+            .iter()
+            .map(|name| provider.config_with(name, extra))
+            .collect()
+    };
+    let daemon = Daemon::start_with(
+        &config(""),
+        support::daemon::DaemonOptions {
+            daemon_keys: "max_concurrent_refreshes = 1\nhttp_timeout = 5\n".into(),
+            ..support::daemon::DaemonOptions::default()
+        },
+    );
+    for name in names {
+        login(&daemon, name, |code| {
+            provider.approve(code).unwrap();
+        });
+    }
+    provider.set_access_token_lifetime(Duration::from_secs(7200));
+    provider.inject(Endpoint::Token, Fault::Hang, 1);
+    let clients: Vec<_> = names
+        .iter()
+        .map(|name| spawn_tokenctl(&daemon.socket, &["token", name, "--min-valid", "3700"]))
+        .collect();
+    // One refresh hangs at the provider, holding the permit; the other two
+    // wait for it.
+    provider.wait_for_count(1, |r| r.outcome == "fault:hang");
+    daemon.wait_for_log(3, &["event=\"refresh_on_demand\""]);
+    daemon.write_config(&config("scopes = [\"more\"]\n"));
+    support::process::signal(daemon.pid(), rustix::process::Signal::HUP);
+    daemon.wait_for_log(1, &["config reloaded"]);
+    let abandoned = daemon.wait_for_log(2, &["refresh not sent: a reload retired the session"]);
+    assert_eq!(abandoned.len(), 2, "{abandoned:?}");
+    // Every client has its answer (from the new sessions, which know the
+    // tokens live an hour, too short for what they asked).
+    for client in clients {
+        client.wait_with_output().unwrap();
+    }
+    // Only the hung refresh was sent by a retired session: the queued ones
+    // never reached the provider.
+    assert_eq!(
+        provider
+            .requests()
+            .iter()
+            .filter(|r| r.outcome == "fault:hang")
+            .count(),
+        1
+    );
+}

@@ -110,6 +110,10 @@ pub struct Session {
     /// Serialises store writes with the machine events that go with them.
     /// Held across the (blocking, off-thread) store call, hence tokio's mutex.
     persist: tokio::sync::Mutex<()>,
+    /// Cancelled when a reload retires the session: a refresh still
+    /// waiting for its endpoint's permit gives up rather than hold the
+    /// reload (see [`Self::retire`]).
+    retiring: tokio_util::sync::CancellationToken,
 }
 
 /// What identifies the issuer of a session's tokens: dialect, token endpoint
@@ -196,6 +200,7 @@ impl Session {
                 flight: None,
             }),
             persist: tokio::sync::Mutex::new(()),
+            retiring: tokio_util::sync::CancellationToken::new(),
         }
     }
 

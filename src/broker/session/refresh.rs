@@ -38,7 +38,24 @@ impl Session {
         let (sent_at, answer, prepared) = {
             // The permit bounds requests per token endpoint; it is released
             // as soon as the provider has answered.
-            let permit = self.refresh_limit.acquire().await;
+            // A reload that retires the session meanwhile ends the wait:
+            // behind a provider that hangs, each permit is held up to
+            // `http_timeout`, and the reload waited for every refresh
+            // queued behind them (minutes, with the added and rebuilt
+            // providers unusable meanwhile).
+            let permit = tokio::select! {
+                biased;
+                () = self.retiring.cancelled() => {
+                    debug!(provider = %self.name, "refresh not sent: a reload retired the session");
+                    let _persist = self.persist.lock().await;
+                    let event = Event::RefreshAbandoned { generation };
+                    return match self.dispatch_timed(event, None, None).await {
+                        Some(Reply::Done(result)) => result,
+                        _ => Ok(()),
+                    };
+                }
+                permit = self.refresh_limit.acquire() => permit,
+            };
             let sent_at = self.shared.clock.now();
             let sent_since_boot = self.shared.clock.since_boot();
             // The provider asked (another session of its endpoint, maybe)

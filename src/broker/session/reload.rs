@@ -37,6 +37,7 @@ impl Session {
     /// cancelled, and a refresh in flight is waited for, so whatever it
     /// brought is in memory and the store before the tokens are handed over.
     pub(crate) async fn retire(self: &Arc<Self>, why: Retirement) {
+        self.begin_retirement();
         let (login, flight) = {
             let mut state = self.state();
             // In the same critical section as the flight is taken: no
@@ -64,6 +65,17 @@ impl Session {
         {
             tracing::warn!(provider = %self.name, event = "unsaved_at_reload", "the reload retires this session while the store cannot take it ({e}): the store keeps its older copy");
         }
+    }
+
+    /// The first step of [`Self::retire`], which a reload takes for every
+    /// session it retires before it waits for any: the session starts no
+    /// refresh again, and one still waiting for its endpoint's permit
+    /// gives up (see `run_refresh`). Retired one by one, each wait let the
+    /// next session's queued refresh take the permit the last one freed,
+    /// and be sent, and be waited for in turn.
+    pub(crate) fn begin_retirement(&self) {
+        self.state().machine.retire();
+        self.retiring.cancel();
     }
 
     /// Takes over the tokens of `old`, a retired session of the same

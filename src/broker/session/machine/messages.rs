@@ -72,6 +72,14 @@ pub(crate) enum Event {
         /// The answer that asked for the wait, asking for what is left.
         failure: ProviderError,
     },
+    /// The refresh of generation `generation` was not sent: a reload
+    /// retired the session while it waited for its endpoint's permit (a
+    /// provider that hangs holds every permit up to `http_timeout`). Its
+    /// successor refreshes; nothing is said against this session.
+    RefreshAbandoned {
+        /// The generation the refresh was started in.
+        generation: u64,
+    },
     /// The wall clock was set ahead or back (see
     /// [`crate::broker::clock::ClockWatch`]).
     ClockStepped(crate::broker::clock::ClockStep),

@@ -266,6 +266,20 @@ impl SessionMachine {
         self.refresh_failed(ctx, failure, false, out);
     }
 
+    /// A refresh a reload's retirement stopped before it was sent: over,
+    /// with no failure of its own (the successor, which takes over the
+    /// tokens, refreshes); its waiters are told the session is gone, and
+    /// ask the successor.
+    pub(super) fn refresh_abandoned(&mut self, generation: u64, out: &mut Vec<Effect>) {
+        self.refusal_refresh_out = None;
+        if let SessionState::Active { refresh, .. } = &mut self.state
+            && generation == self.generation
+        {
+            *refresh = RefreshStage::Idle;
+        }
+        out.push(Effect::Reply(Reply::Done(Err(BrokerError::ShuttingDown))));
+    }
+
     /// The record of a revoked session is deleted (or not: `deleted`).
     pub(super) fn revoked(
         &mut self,
