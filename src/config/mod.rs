@@ -386,16 +386,48 @@ pub(crate) fn trusted_owners(
     }
 }
 
+/// A config file that is not UTF-8 (a Latin-1 "café" in a comment), said
+/// at the line and column of its first such byte, as every other problem
+/// of the file is: "stream did not contain valid UTF-8" named no place in
+/// a file of thousands of lines.
+fn not_utf8(path: &Path, error: &std::string::FromUtf8Error) -> ConfigError {
+    let bytes = error.as_bytes();
+    let at = error.utf8_error().valid_up_to();
+    // The part before it is valid: lines and characters counted there.
+    let before = std::str::from_utf8(&bytes[..at]).unwrap_or_default();
+    let line = before.matches('\n').count() + 1;
+    let column = before
+        .rsplit('\n')
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .count()
+        + 1;
+    ConfigError::Invalid {
+        diagnostics: vec![Diagnostic {
+            file: path.to_owned(),
+            line,
+            column,
+            severity: Severity::Error,
+            message: format!(
+                "the file is not UTF-8 here (byte 0x{:02X}): TOML files are UTF-8; save it as UTF-8",
+                bytes[at]
+            ),
+        }],
+    }
+}
+
 /// Reads and validates the config at `path`.
 ///
 /// # Errors
 /// [`ConfigError::Read`] when the file cannot be read, [`ConfigError::Invalid`]
 /// with every problem when it is not a valid config.
 pub fn load(path: &Path, env: &Environment) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
         path: path.to_owned(),
         source,
     })?;
+    let text = String::from_utf8(bytes).map_err(|e| not_utf8(path, &e))?;
     let mut diags = Diagnostics::new(path, &text);
     let access = std::fs::metadata(path).ok().map(|m| FileAccess::of(&m));
     let writable_by_others = access

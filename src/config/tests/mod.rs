@@ -537,3 +537,25 @@ fn the_example_config_documents_every_key() {
         "not in config/example.toml: {missing:?}"
     );
 }
+
+/// A file that is not UTF-8 is refused at the line and column of its first
+/// such byte (a Latin-1 "café" deep in a long file named no place).
+#[test]
+fn a_file_that_is_not_utf8_is_refused_at_its_place() {
+    let f = Fixture::new();
+    let path = f.path("latin1.toml");
+    std::fs::write(&path, b"[daemon]\nbus = \"none\"\n# caf\xe9 au lait\n").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    match load(&path, &f.env) {
+        Err(ConfigError::Invalid { diagnostics }) => {
+            assert_eq!(diagnostics.len(), 1, "{diagnostics:?}");
+            let d = &diagnostics[0];
+            assert_eq!((d.line, d.column), (3, 6), "{d}");
+            assert!(
+                d.message.contains("not UTF-8") && d.message.contains("0xE9"),
+                "{d}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
