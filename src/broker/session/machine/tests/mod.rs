@@ -4,6 +4,7 @@
 //! Effects are compared in a short written form ([`brief`]) so that each
 //! row reads as the rule it checks.
 
+mod clock_step;
 mod default_requests;
 mod expiry_warning;
 mod handover;
