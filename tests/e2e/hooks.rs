@@ -435,3 +435,31 @@ fn events_that_find_every_run_busy_wait_for_one() {
         daemon.log()
     );
 }
+
+/// A reload that changes a provider's client logs its active session out
+/// (the stored tokens are another client's): `on_event` hears
+/// `login_required`, as for any session that needs a login. It was only in
+/// the log, and the provider's clients just stopped working.
+#[test]
+fn a_reload_that_logs_a_session_out_runs_the_hook() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hook, reader) = hook_in(dir.path());
+    let provider = Provider::rfc8628();
+    let daemon = Daemon::start_with(
+        &provider.config("demo"),
+        DaemonOptions {
+            daemon_keys: format!("on_event = [\"/bin/sh\", \"{}\"]\n", hook.display()),
+            ..DaemonOptions::default()
+        },
+    );
+    login(&daemon, "demo", |code| {
+        provider.approve(code).unwrap();
+    });
+    reader.wait_for("logged_in demo");
+    daemon.write_config(&provider.config("demo").replace(
+        "client_id = \"tokend-test\"",
+        "client_id = \"another-client\"",
+    ));
+    support::process::signal(daemon.pid(), rustix::process::Signal::HUP);
+    reader.wait_for("login_required demo");
+}

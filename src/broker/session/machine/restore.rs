@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use super::{Context, Effect, Notice, RefreshStage, SessionMachine, SessionState, Tokens};
 use crate::broker::error::BrokerError;
+use crate::broker::events::{AttentionKind, BrokerEvent};
 
 /// What the store said of one session's record.
 pub(crate) use crate::store::LoadResult;
@@ -71,14 +72,20 @@ impl SessionMachine {
             Ok(Some(_)) => {
                 // Said in status too, not only in the log: a person who
                 // changed the config sees why a login is needed.
-                self.last_failure = Some(BrokerError::login_required(
-                    &self.name,
-                    Some(
-                        "the stored session is of another client or endpoint: the config changed"
-                            .into(),
-                    ),
-                ));
+                let reason =
+                    "the stored session is of another client or endpoint: the config changed";
+                self.last_failure =
+                    Some(BrokerError::login_required(&self.name, Some(reason.into())));
                 out.push(Effect::Log(Notice::RestoreSkipped));
+                // And to whoever is told a login is needed (`on_event`, the
+                // desktop notification): a reload that logged an active
+                // session out, or a start after such a change, said it
+                // only in the log, and the clients just stopped working.
+                out.push(Effect::Emit(BrokerEvent::Attention {
+                    provider: self.name.clone(),
+                    kind: AttentionKind::LoginRequired,
+                    reason: format!("{reason}: log in again"),
+                }));
             }
             Ok(None) => {}
             Err(source) if source.is_store_wide() => {

@@ -214,6 +214,7 @@ fn restores_by_state() {
             state: "logged_out",
             effects: &[
                 "log(RestoreSkipped)",
+                "emit(login_required)",
                 "emit(state_changed)",
                 "reply(changed false)",
             ],
