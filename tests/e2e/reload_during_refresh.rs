@@ -82,11 +82,16 @@ fn a_reload_does_not_wait_for_refreshes_queued_behind_a_hung_one() {
     daemon.wait_for_log(1, &["config reloaded"]);
     let abandoned = daemon.wait_for_log(2, &["refresh not sent: a reload retired the session"]);
     assert_eq!(abandoned.len(), 2, "{abandoned:?}");
-    // Every client has its answer (from the new sessions, which know the
-    // tokens live an hour, too short for what they asked).
-    for client in clients {
-        client.wait_with_output().unwrap();
-    }
+    // The two queued ones (whichever they are) get their token from the
+    // new sessions, which refresh: the abandoned refreshes' stamps are not
+    // theirs (they said "ask for less" of tokens known to live an hour).
+    let failed: Vec<String> = clients
+        .into_iter()
+        .map(|client| client.wait_with_output().unwrap())
+        .filter(|out| !out.status.success())
+        .map(|out| stderr(&out))
+        .collect();
+    assert!(failed.len() <= 1, "{failed:?}");
     // Only the hung refresh was sent by a retired session: the queued ones
     // never reached the provider.
     assert_eq!(

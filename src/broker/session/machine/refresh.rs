@@ -272,6 +272,11 @@ impl SessionMachine {
     /// ask the successor.
     pub(super) fn refresh_abandoned(&mut self, generation: u64, out: &mut Vec<Effect>) {
         self.refusal_refresh_out = None;
+        // Its stamps go with it, or the successor, which inherits them,
+        // took the refresh never sent for one just made: it refused the
+        // caller's refresh ("ask for less", or the refused token back).
+        self.last_attempt = None;
+        self.last_on_demand_refresh = None;
         if let SessionState::Active { refresh, .. } = &mut self.state
             && generation == self.generation
         {

@@ -285,6 +285,13 @@ impl SessionMachine {
         refreshed: Result<(), BrokerError>,
     ) -> Reply {
         let now = ctx.now;
+        // A reload retired the session while its refresh was out or
+        // queued: the successor answers (the broker asks it on this
+        // error), not the tokens this one had, which the caller may have
+        // refused.
+        if self.retired && refreshed.is_err() {
+            return Reply::Failed(BrokerError::ShuttingDown);
+        }
         let SessionState::Active { tokens, .. } = &self.state else {
             return Reply::Failed(refreshed.err().unwrap_or_else(|| self.login_required(ctx)));
         };
