@@ -267,11 +267,17 @@ impl HttpClient {
             format!("no complete answer within {} s", self.timeout.as_secs())
         } else if error.is_connect() && cause == TUNNEL_REFUSED {
             // hyper-util's words for a CONNECT answered with an error (a
-            // proxy allowing only port 443, as Squid's default does).
+            // proxy allowing only port 443, as Squid's default does, or
+            // one that cannot reach the host: its 502 or 503).
+            let port = url.port_or_known_default().unwrap_or_default();
+            let hint = if port == 443 {
+                "it refuses the host, or cannot reach it"
+            } else {
+                "many proxies allow only port 443: name the host in NO_PROXY, or have the proxy allow the port"
+            };
             format!(
-                "the proxy did not open a tunnel to {}:{} (it answered the CONNECT with an error; many proxies allow only port 443): name the host in NO_PROXY, or have the proxy allow it",
+                "the proxy did not open a tunnel to {}:{port} (it answered the CONNECT with an error; {hint})",
                 url.host_str().unwrap_or_default(),
-                url.port_or_known_default().unwrap_or_default()
             )
         } else if error.is_connect() {
             match tls_hint(&cause) {

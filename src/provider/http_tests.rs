@@ -118,6 +118,30 @@ async fn a_tunnel_the_proxy_refuses_is_said_plainly() {
     );
     assert!(error.contains("NO_PROXY"), "{error}");
     served.await.unwrap();
+    // On port 443 already (a proxy's 503: it cannot reach the host), no
+    // advice about the port or NO_PROXY, which a proxy-only network needs.
+    let (proxy, served) = answer_once(
+        "http",
+        b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n",
+    )
+    .await;
+    let address = format!("http://{}", proxy.authority());
+    let client = HttpClient::with_environment(Duration::from_secs(10), &|name| {
+        (name == "HTTPS_PROXY").then(|| address.clone())
+    })
+    .unwrap();
+    let url = url::Url::parse("https://sso.example.test/token").unwrap();
+    let error = client.get(&url).await.unwrap_err().to_string();
+    assert!(
+        error.contains("the proxy did not open a tunnel to sso.example.test:443"),
+        "{error}"
+    );
+    assert!(
+        !error.contains("443:") && !error.contains("NO_PROXY"),
+        "{error}"
+    );
+    assert!(!error.contains("only port 443"), "{error}");
+    served.await.unwrap();
 }
 
 /// A listener on 127.0.0.1 that reads one request (or TLS hello) and
