@@ -176,7 +176,20 @@ impl SessionMachine {
         };
         let spacing = if refused_in_a_row > 0 {
             timing::refused_again_spacing(refused_in_a_row)
-        } else if tokens.access_lifetime.is_some_and(|life| life < min_valid) {
+        } else if tokens.access_lifetime.is_some_and(|life| life < min_valid)
+            || (matches!(want, Freshness::AtLeast(_))
+                && self.failures == 0
+                && self.fresh_until.is_some_and(|until| now < until))
+        {
+            // Also while the token is one tokend would not refresh yet: a
+            // caller asking for nearly a whole lifetime (`--min-valid 3595`
+            // of hour-long tokens) made a refresh, and a rotation, every
+            // 5 s, which a provider limiting its clients' rate answered
+            // with a 429 that held every session of that client, other
+            // users' included. A caller that needs more than a token
+            // has left gets its refresh; asking again within the minute,
+            // it is told to ask for less. (After a failure, the retry's
+            // own spacing holds.)
             timing::UNKNOWN_LIFE_REFRESH_SPACING
         } else {
             timing::ON_DEMAND_RETRY_SPACING
