@@ -228,8 +228,13 @@ fn logged_in(lifetime: u64) -> SessionMachine {
 /// Logs `m` in at t0 with `grant`, the record written: the effects of
 /// the write's completion, whole.
 fn logged_in_with(m: &mut SessionMachine, grant: TokenGrant) -> Vec<Effect> {
+    logged_in_in(m, &ctx(t0()), grant)
+}
+
+/// [`logged_in_with`], in `context` (its jitter draw, say).
+fn logged_in_in(m: &mut SessionMachine, context: &Context, grant: TokenGrant) -> Vec<Effect> {
     let login = m.handle(
-        &ctx(t0()),
+        context,
         Event::LoginGranted {
             grant,
             sent_at: t0(),
@@ -243,7 +248,7 @@ fn logged_in_with(m: &mut SessionMachine, grant: TokenGrant) -> Vec<Effect> {
         })
         .expect("a store write");
     m.handle(
-        &ctx(t0()),
+        context,
         Event::RecordWritten {
             purpose,
             result: Ok(()),

@@ -549,27 +549,7 @@ fn the_sessions_draw_spreads_its_refresh() {
             jitter,
             ..ctx(t0())
         };
-        let login = m.handle(
-            &context,
-            Event::LoginGranted {
-                grant,
-                sent_at: t0(),
-            },
-        );
-        let purpose = login
-            .into_iter()
-            .find_map(|e| match e {
-                Effect::WriteRecord { purpose, .. } => Some(purpose),
-                _ => None,
-            })
-            .expect("a store write");
-        m.handle(
-            &context,
-            Event::RecordWritten {
-                purpose,
-                result: Ok(()),
-            },
-        );
+        logged_in_in(&mut m, &context, grant);
         m.next_refresh().unwrap()
     };
     let hour = || grant("a1", Some("r1"), 3600);
