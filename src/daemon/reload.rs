@@ -73,6 +73,7 @@ async fn reload(broker: &Broker, current: &Config, env: &Environment) {
     let loaded = tokio::task::spawn_blocking(move || config::load(&path, &env))
         .await
         .map_err(|e| format!("loading the config failed: {e}"));
+    let running = broker.provider_count();
     match loaded.and_then(|loaded| loaded.map_err(|e| e.to_string())) {
         Err(e) => {
             for line in e.lines() {
@@ -86,10 +87,9 @@ async fn reload(broker: &Broker, current: &Config, env: &Environment) {
         // truncates, then writes), and taking it would forget every
         // session (all of them with the memory store). A start with none
         // is a person's deliberate act; a reload to none is refused.
-        Ok(new) if new.providers.is_empty() && broker.provider_count() > 0 => {
+        Ok(new) if new.providers.is_empty() && running > 0 => {
             error!(
-                "the new config has no providers (an empty or half-written file?): still running with the previous one's {}; to run with none, restart tokend",
-                broker.provider_count()
+                "the new config has no providers (an empty or half-written file?): still running with the previous one's {running}; to run with none, restart tokend"
             );
             broker.reload_failed();
         }

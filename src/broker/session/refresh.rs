@@ -30,6 +30,19 @@ impl Session {
         rx
     }
 
+    /// Ends a refresh that was not sent with `event` (held, or abandoned),
+    /// serialised with the session's store writes as an answer's is.
+    async fn refresh_not_sent(
+        self: &Arc<Self>,
+        event: Event,
+    ) -> Result<(), crate::broker::error::BrokerError> {
+        let _persist = self.persist.lock().await;
+        match self.dispatch_timed(event, None, None).await {
+            Some(Reply::Done(result)) => result,
+            _ => Ok(()),
+        }
+    }
+
     async fn run_refresh(
         self: &Arc<Self>,
         refresh_token: &Secret,
@@ -47,12 +60,7 @@ impl Session {
                 biased;
                 () = self.retiring.cancelled() => {
                     debug!(provider = %self.name, "refresh not sent: a reload retired the session");
-                    let _persist = self.persist.lock().await;
-                    let event = Event::RefreshAbandoned { generation };
-                    return match self.dispatch_timed(event, None, None).await {
-                        Some(Reply::Done(result)) => result,
-                        _ => Ok(()),
-                    };
+                    return self.refresh_not_sent(Event::RefreshAbandoned { generation }).await;
                 }
                 permit = self.refresh_limit.acquire() => permit,
             };
@@ -66,15 +74,12 @@ impl Session {
             {
                 drop(permit);
                 debug!(provider = %self.name, "refresh not sent: its token endpoint asked to wait");
-                let _persist = self.persist.lock().await;
-                let event = Event::RefreshHeld {
-                    generation,
-                    failure,
-                };
-                return match self.dispatch_timed(event, None, None).await {
-                    Some(Reply::Done(result)) => result,
-                    _ => Ok(()),
-                };
+                return self
+                    .refresh_not_sent(Event::RefreshHeld {
+                        generation,
+                        failure,
+                    })
+                    .await;
             }
             // The save's first half, while the provider answers (after the
             // permit, so that a storm's waiting refreshes prepare nothing).
