@@ -156,8 +156,10 @@ impl DaemonConfig {
         compare(*socket_group == other.socket_group, "socket_group");
         compare(*bus == other.bus, "bus");
         compare(*store == other.store, "store");
+        // A change of store brings or drops the encrypted file's settings:
+        // that is the store's change, not one of those keys.
         compare(
-            *encrypted_file == other.encrypted_file,
+            *store != other.store || *encrypted_file == other.encrypted_file,
             "state_directory/store_key_file/store_key_credential",
         );
         compare(*log_level == other.log_level, "log_level");

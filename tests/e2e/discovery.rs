@@ -9,6 +9,8 @@ use tokend_emulator::{Endpoint, Fault};
 
 /// tokenctl's exit status for a provider unavailable for now.
 const EXIT_UNAVAILABLE: i32 = 6;
+/// tokenctl's exit status for a login failed at the provider, for good.
+const EXIT_LOGIN_FAILED: i32 = 8;
 
 /// tokend with one provider, `oidc`, found by discovery at `issuer`.
 fn oidc(issuer: &impl std::fmt::Display) -> Daemon {
@@ -58,8 +60,8 @@ fn a_redirected_discovery_names_the_target() {
     let moved = "https://idp.example/realms/moved/.well-known/openid-configuration";
     provider.inject(Endpoint::Discovery, Fault::Redirect(moved.into()), 1);
     let out = daemon.tokenctl(&["login", "oidc"]);
-    assert!(!out.status.success());
     let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(EXIT_LOGIN_FAILED), "{err}");
     assert!(
         err.contains("HTTP 307") && err.contains(&format!("redirecting to {moved}")),
         "{err}"
@@ -97,7 +99,8 @@ fn a_rate_limited_discovery_says_the_wait_asked_for() {
 /// A discovery answered 404 with the server's words (Keycloak's answer
 /// for a realm it does not have): the words are said, as the request
 /// carried no secret; "HTTP 404 (32 bytes of application/json)" hid the
-/// typo in the issuer.
+/// typo in the issuer. Its exit status is a failed login's (8), which a
+/// script does not retry: it was "unavailable for now" (6).
 #[test]
 fn a_discovery_refused_says_the_servers_words() {
     let provider = Provider::rfc8628();
@@ -113,8 +116,8 @@ fn a_discovery_refused_says_the_servers_words() {
         1,
     );
     let out = daemon.tokenctl(&["login", "oidc"]);
-    assert!(!out.status.success());
     let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(EXIT_LOGIN_FAILED), "{err}");
     assert!(
         err.contains("HTTP 404") && err.contains("\"Realm does not exist\""),
         "{err}"

@@ -169,6 +169,15 @@ impl Session {
                     {
                         self.login_failed(format!("failed: {e}"))
                     }
+                    // A discovery document refused or unusable (a typo in the
+                    // issuer: 404) is the config's to mend, as the endpoint's
+                    // own refusal is, not "unavailable for now": a script
+                    // retrying it would retry for ever. (At a refresh it
+                    // stays a passing failure: the session is kept.)
+                    ProviderError::Discovery { .. } => BrokerError::ProviderRejected {
+                        provider: self.name.clone(),
+                        source: e,
+                    },
                     _ => self.provider_failure(e),
                 })?;
         // Kept on the clock that ignores the wall clock being set (see

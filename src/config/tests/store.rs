@@ -165,3 +165,26 @@ fn a_secret_service_store_on_the_system_bus_is_warned_of() {
         assert!(warnings.is_empty(), "{daemon}: {warnings:?}");
     }
 }
+
+#[test]
+fn a_reload_changing_the_store_names_the_store_alone() {
+    let f = Fixture::new();
+    key_file(&f, "store.key", 32, 0o600);
+    key_file(&f, "other.key", 32, 0o600);
+    let mut env = f.env.clone();
+    env.xdg_state_home = Some(PathBuf::from("/home/alice/.local/state"));
+    let load_with = |daemon: &str| {
+        let path = f.write("config.toml", &format!("[daemon]\n{daemon}\n{GITHUB}"));
+        load(&path, &env).unwrap().daemon
+    };
+    let memory = load_with("store = \"memory\"");
+    let file = load_with("store = \"encrypted-file\"\nstore_key_file = \"store.key\"");
+    let other_key = load_with("store = \"encrypted-file\"\nstore_key_file = \"other.key\"");
+    assert_eq!(memory.changed_keys(&file), ["store"]);
+    assert_eq!(file.changed_keys(&memory), ["store"]);
+    assert_eq!(
+        file.changed_keys(&other_key),
+        ["state_directory/store_key_file/store_key_credential"]
+    );
+    assert!(file.changed_keys(&file.clone()).is_empty());
+}
