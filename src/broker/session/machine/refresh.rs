@@ -35,6 +35,11 @@ impl SessionMachine {
         });
     }
 
+    /// Whether the session is active with a refresh token.
+    fn holds_refresh_token(&self) -> bool {
+        matches!(&self.state, SessionState::Active { tokens, .. } if tokens.refresh.is_some())
+    }
+
     /// Whether the session holds a refresh token, with no refresh in flight.
     fn can_start_refresh(&self) -> bool {
         !self.retired
@@ -73,8 +78,14 @@ impl SessionMachine {
             // The wake-up was for the warning, or for the access token's
             // expiry (no refresh comes first): its status is "expired" from
             // now, which front-ends learn only if told. The refresh keeps
-            // its time.
-            if self.access_expired_unseen(ctx.now) {
+            // its time. Not for a token restored expired whose first
+            // refresh is still to come (this wake-up came first): that
+            // refresh says it if it fails, and the status said "expired"
+            // from the restore.
+            let refresh_to_come = self.last_attempt.is_none()
+                && self.last_failure.is_none()
+                && self.holds_refresh_token();
+            if !refresh_to_come && self.access_expired_unseen(ctx.now) {
                 self.say_if_only_a_login_helps(out);
                 self.say_expired_while_refreshes_fail(ctx.now, out);
                 out.push(self.changed());

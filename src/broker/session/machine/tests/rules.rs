@@ -490,3 +490,41 @@ fn a_revocation_after_a_cut_off_success_names_it() {
         );
     }
 }
+
+/// A session restored with an access token that expired while it was not
+/// running (tokend stopped, or the provider out of the config) refreshes
+/// soon, spread; a wake-up before that refresh (another of its plans, a
+/// timer firing early) does not log that "no refresh has brought another"
+/// token: none was tried yet (a reload re-adding providers logged that
+/// warning for each of them).
+#[test]
+fn a_restored_expired_token_is_not_said_expired_before_its_refresh() {
+    let mut m = machine();
+    let context = Context {
+        jitter: 1.0,
+        ..ctx(at(30))
+    };
+    m.handle(
+        &context,
+        Event::RecordLoaded {
+            cause: RestoreCause::Start,
+            loaded: Ok(Some(record(IDENTITY, 20))),
+        },
+    );
+    let due = m.next_refresh().unwrap();
+    assert!(due > at(30) && due <= at(35), "{due:?}");
+    let early = feed(&mut m, at(31), Event::RefreshDue);
+    assert!(
+        !early.contains(&"log(AccessExpired)".to_owned()),
+        "{early:?}"
+    );
+    // Its refresh fails: now it is said, once.
+    assert!(
+        feed(&mut m, due, Event::RefreshDue).contains(&"start_refresh(stored-refresh)".to_owned())
+    );
+    let failed = briefs(&answer(&mut m, due, Err(transient())));
+    assert!(
+        failed.contains(&"log(AccessExpired)".to_owned()),
+        "{failed:?}"
+    );
+}
