@@ -58,6 +58,38 @@ fn cancelling_a_login_leaves_the_working_session() {
     assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
 }
 
+/// A login cancelled on purpose is no failure to show: `status` of a
+/// logged-out provider keeps no last error for it, where a login the
+/// provider denied leaves its reason there.
+#[test]
+fn a_cancelled_login_is_not_the_last_error() {
+    let provider = Provider::rfc8628();
+    let daemon = Daemon::start(&provider.config("demo"));
+    let last_error = || {
+        let out = daemon.tokenctl(&["--json", "status", "demo"]);
+        let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        status[0]["last_error"].clone()
+    };
+    let run = LoginRun::start(&daemon.socket, "demo");
+    let out = daemon.tokenctl(&["login", "demo", "--cancel"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (done, err, _) = run.finish();
+    assert_eq!(done["ok"], false, "{done}");
+    assert!(err.contains("was cancelled"), "{err}");
+    assert_eq!(last_error(), serde_json::Value::Null);
+
+    let run = LoginRun::start(&daemon.socket, "demo");
+    provider.deny(&run.user_code()).unwrap();
+    let (done, _, code) = run.finish();
+    assert_eq!(done["ok"], false, "{done}");
+    assert_eq!(code, support::flows::EXIT_LOGIN_FAILED);
+    let after_denial = last_error();
+    assert!(
+        after_denial.as_str().is_some_and(|e| e.contains("denied")),
+        "{after_denial}"
+    );
+}
+
 /// A logout says what there was to forget: a provider never logged in, or
 /// one with only a login waiting, is not said to have lost tokens.
 #[test]
