@@ -110,6 +110,7 @@ impl Broker {
             store_health,
             clock: parts.clock,
             events,
+            feeds: super::event_feed::FeedHub::default(),
             scheduler: RefreshScheduler::new(),
             tasks: TaskTracker::new(),
             logins: shutdown.child_token(),
@@ -222,10 +223,19 @@ impl Broker {
         self.inner.shared.shutdown.clone()
     }
 
-    /// Subscribes to events.
+    /// Subscribes to events, for a follower that only looks for a change:
+    /// one that falls 1,024 events behind loses the oldest.
     #[must_use]
     pub fn subscribe(&self) -> broadcast::Receiver<BrokerEvent> {
         self.inner.shared.events.subscribe()
+    }
+
+    /// Follows every event from now on, losing none: a follower behind a
+    /// burst gets the latest of each kind for each provider (see
+    /// [`super::EventFeed`]).
+    #[must_use]
+    pub fn follow(&self) -> super::EventFeed {
+        self.inner.shared.feeds.follow()
     }
 
     pub(super) fn session_map(&self) -> BTreeMap<String, Arc<Session>> {

@@ -8,7 +8,7 @@ use super::policy::AccessPolicy;
 use super::report::DevicePrompt;
 
 /// What a [`BrokerEvent::Attention`] is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AttentionKind {
     /// The provider ended the session: `tokenctl login NAME` again.
     LoginRequired,

@@ -24,6 +24,10 @@ pub struct Shared {
     pub(crate) store_health: Arc<StoreHealth>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) events: broadcast::Sender<BrokerEvent>,
+    /// The feeds of the followers that must lose no event (see
+    /// [`super::event_feed`]); the broadcast above is for those who only
+    /// look for a change.
+    pub(crate) feeds: super::event_feed::FeedHub,
     pub(crate) scheduler: RefreshScheduler,
     pub(crate) tasks: TaskTracker,
     pub(crate) shutdown: CancellationToken,
@@ -63,6 +67,7 @@ pub struct Shared {
 
 impl Shared {
     pub(crate) fn emit(&self, event: BrokerEvent) {
+        self.feeds.send(&event);
         // No subscriber is fine: events are for whoever listens.
         let _ = self.events.send(event);
     }

@@ -79,11 +79,6 @@ impl Signalled {
         self.state().last.remove(path);
     }
 
-    /// Forgets the last signal of every object (events were lost).
-    pub(super) fn forget_all(&self) {
-        self.state().last.clear();
-    }
-
     /// Takes `sent`, made of reports read after [`Self::epoch`] answered
     /// `epoch`, as the last `PropertiesChanged` of `path`; or answers false
     /// when it need not be sent (see the module): it is the last one sent,
@@ -172,8 +167,6 @@ mod tests {
         let signalled = Signalled::default();
         assert!(signalled.replace(PATH, &sent("active", &[]), 0));
         signalled.forget(PATH);
-        assert!(signalled.replace(PATH, &sent("active", &[]), 0));
-        signalled.forget_all();
         assert!(signalled.replace(PATH, &sent("active", &[]), 0));
         assert!(!signalled.replace(PATH, &sent("active", &[]), 0));
     }

@@ -52,7 +52,7 @@ pub(super) async fn forward_events(
     signalled: Signalled,
     shutdown: CancellationToken,
 ) {
-    let mut events = broker.subscribe();
+    let mut events = broker.follow();
     let mut store = broker.store_changes();
     let signals = Signals {
         connection,
@@ -75,7 +75,7 @@ pub(super) async fn forward_events(
                 // The stop ended the logins just before: their endings
                 // (`LoginFinished`, ok false) are queued, and their
                 // waiting clients are told.
-                while let Ok(event) = events.try_recv() {
+                while let Some(event) = events.try_recv() {
                     signals.forward(&event).await;
                 }
                 return;
@@ -84,22 +84,11 @@ pub(super) async fn forward_events(
             // by the calls' stream, and the daemon stops.
             () = signals.connection.closed() => return,
         };
+        // (A feed loses no event: one behind a burst folds repeats, a
+        // provider's three refreshes into one `TokenRefreshed`.)
         match event {
-            Ok(event) => signals.forward(&event).await,
-            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                // Events were dropped: bring every property up to date.
-                warn!("D-Bus event forwarding fell {n} events behind");
-                signals.signalled.forget_all();
-                let epoch = signals.signalled.epoch();
-                let all = signals
-                    .broker
-                    .status(&signals.owner, None)
-                    .unwrap_or_default();
-                for report in all {
-                    signals.update_properties(&report, epoch).await;
-                }
-            }
-            Err(_) => return,
+            Some(event) => signals.forward(&event).await,
+            None => return,
         }
     }
 }

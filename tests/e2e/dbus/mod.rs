@@ -215,6 +215,7 @@ fn busctl_strings(out: &Output) -> Vec<String> {
         .collect()
 }
 
+mod burst;
 mod calls;
 mod objects;
 mod signals;

@@ -88,6 +88,13 @@ impl PrivateBus {
         &self.address
     }
 
+    /// The bus daemon's pid (to stop it with `SIGSTOP`: a bus that stalls,
+    /// as one swapped out or under a flood does).
+    #[must_use]
+    pub fn pid(&self) -> u32 {
+        self.daemon.id()
+    }
+
     /// The temporary directory that holds the bus socket; it lives as long as
     /// the bus, so tests can put their own files in it.
     #[must_use]
