@@ -477,7 +477,7 @@ impl Broker {
             if self.inner.shared.logins.is_cancelled() {
                 return Err(BrokerError::ShuttingDown);
             }
-            if let Some(watch) = session.join_or_start_login() {
+            if let Some(watch) = session.join_or_start_login()? {
                 return Ok(watch);
             }
             session = self.successor(caller, provider, Role::Manage).await?;

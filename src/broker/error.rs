@@ -114,6 +114,21 @@ pub enum BrokerError {
         /// The failure.
         source: StoreError,
     },
+    /// A login that would ask the provider for another device code too
+    /// soon after the last ones (see `login_pace`).
+    #[error(
+        "provider `{provider}`: {started} logins were started in the last minute; the next may \
+         start in {wait_secs} s (tokend paces them: a provider that limits how often its \
+         clients ask for codes may lock this one out, for every user)"
+    )]
+    LoginsTooFrequent {
+        /// The provider.
+        provider: String,
+        /// Logins started within the window.
+        started: usize,
+        /// How long until the next may start (whole seconds, at least 1).
+        wait_secs: u64,
+    },
     /// The daemon is stopping.
     #[error("tokend is shutting down")]
     ShuttingDown,
@@ -287,7 +302,10 @@ impl BrokerError {
             Self::UnknownProvider { .. } => ErrorKind::UnknownProvider,
             Self::AccessDenied { .. } => ErrorKind::AccessDenied,
             Self::LoginRequired { .. } => ErrorKind::LoginRequired,
-            Self::ProviderUnavailable { .. } => ErrorKind::ProviderUnavailable,
+            // "Later", as for a provider's own 429: exit 6 for tokenctl.
+            Self::ProviderUnavailable { .. } | Self::LoginsTooFrequent { .. } => {
+                ErrorKind::ProviderUnavailable
+            }
             Self::ProviderRejected { .. } => ErrorKind::ProviderRejected,
             Self::LoginFailed { .. } => ErrorKind::LoginFailed,
             Self::TokenTooShort { .. } => ErrorKind::TokenTooShort,

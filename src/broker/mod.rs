@@ -18,6 +18,7 @@ mod events;
 pub mod group_recheck;
 mod lifecycle;
 mod login;
+mod login_pace;
 pub mod metrics;
 mod metrics_report;
 pub mod policy;

@@ -125,3 +125,46 @@ fn a_logout_says_what_it_forgot() {
     );
     run.finish();
 }
+
+/// Logins started and cancelled in a loop (a manager's script gone wrong)
+/// ask the provider for a new code at most 6 times a minute: the 7th start
+/// is refused, exit 6 ("later"), saying when the next may start, and sends
+/// nothing. The loop made about 900 device-code requests a second, which
+/// a provider that limits its clients' rate answers by locking the client
+/// id out, for every user. A login that waits is still joined at once.
+#[test]
+fn logins_started_in_a_loop_are_paced() {
+    let provider = Provider::rfc8628();
+    let daemon = Daemon::start(&provider.config("demo"));
+    let device_requests = || {
+        provider
+            .requests()
+            .iter()
+            .filter(|r| r.endpoint == tokend_emulator::Endpoint::DeviceAuthorization)
+            .count()
+    };
+    for _ in 0..6 {
+        let run = LoginRun::start(&daemon.socket, "demo");
+        // Joined, not a new code.
+        let joined = LoginRun::start(&daemon.socket, "demo");
+        assert_eq!(joined.user_code(), run.user_code());
+        let out = daemon.tokenctl(&["login", "demo", "--cancel"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        run.finish();
+        joined.finish();
+    }
+    assert_eq!(device_requests(), 6);
+    let out = daemon.tokenctl(&["login", "demo", "--no-wait"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(6), "{err}");
+    assert!(
+        err.contains("6 logins were started in the last minute; the next may start in")
+            && err.contains("tokend paces them"),
+        "{err}"
+    );
+    assert_eq!(device_requests(), 6);
+    // The socket says it with its code for "later".
+    let out = daemon.tokenctl(&["--json", "login", "demo", "--no-wait"]);
+    let text = stdout(&out);
+    assert!(text.contains("\"provider_unavailable\""), "{text}");
+}

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::watch;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::Session;
 use crate::broker::WorldChange;
@@ -20,17 +20,30 @@ use crate::secret::Secret;
 
 impl Session {
     /// Joins the running login, or starts one.
-    /// `None` when a reload retired this session: its tokens would go to
+    /// `Ok(None)` when a reload retired this session: its tokens would go to
     /// a session dropped once the reload is over (checked under the lock
     /// `retire` takes the login with, so none starts after it).
-    pub(crate) fn join_or_start_login(self: &Arc<Self>) -> Option<LoginWatch> {
+    ///
+    /// # Errors
+    /// [`BrokerError::LoginsTooFrequent`]: a new login would ask the
+    /// provider for a code too soon after the last ones (see `login_pace`).
+    pub(crate) fn join_or_start_login(self: &Arc<Self>) -> Result<Option<LoginWatch>, BrokerError> {
         let mut state = self.state();
         if state.machine.is_retired() {
-            return None;
+            return Ok(None);
         }
         let clock = Arc::clone(&self.shared.clock);
         if let Some(login) = state.login.as_ref().filter(|l| !l.is_finished()) {
-            return Some(login.watch(&self.name, clock));
+            return Ok(Some(login.watch(&self.name, clock)));
+        }
+        if let Err(wait) = state.login_starts.start(clock.since_boot()) {
+            debug!(provider = %self.name, "a new login refused: {} started in the last minute", crate::broker::login_pace::MAX_STARTS);
+            return Err(BrokerError::LoginsTooFrequent {
+                provider: self.name.clone(),
+                started: crate::broker::login_pace::MAX_STARTS,
+                // Rounded up: "in 0 s" would be refused again.
+                wait_secs: (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1),
+            });
         }
         let cancel = LoginCancel::new(self.shared.logins.child_token());
         let (login, tx) = LoginHandle::starting(cancel.clone());
@@ -46,7 +59,7 @@ impl Session {
         self.shared.tasks.spawn(async move {
             session.run_login(tx, cancel).await;
         });
-        Some(watch)
+        Ok(Some(watch))
     }
 
     async fn run_login(

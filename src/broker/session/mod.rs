@@ -79,6 +79,8 @@ pub(crate) struct State {
     machine: SessionMachine,
     /// The device login in progress (or just finished).
     pub(crate) login: Option<LoginHandle>,
+    /// When the last logins started, to pace new ones.
+    login_starts: crate::broker::login_pace::LoginStarts,
     /// The last refresh started, shared by every caller waiting for it.
     flight: Option<watch::Receiver<RefreshResult>>,
 }
@@ -197,6 +199,7 @@ impl Session {
             state: Mutex::new(State {
                 machine,
                 login: None,
+                login_starts: crate::broker::login_pace::LoginStarts::default(),
                 flight: None,
             }),
             persist: tokio::sync::Mutex::new(()),

@@ -121,8 +121,9 @@ impl Setup {
         // that line, at a moment it does not print: a signal caused and
         // seen proves the subscription. One caused before it is missed,
         // so the login is ended and started again until its prompt is
-        // seen (a few times at most).
-        for _ in 0..20 {
+        // seen (a few times at most; tokend starts at most 6 new logins of
+        // a provider a minute).
+        for _ in 0..6 {
             let out = self.busctl(&["Login", "s", "sync"]);
             assert!(out.status.success(), "{}", text(&out.stderr));
             if monitor
@@ -137,7 +138,7 @@ impl Setup {
             let out = self.busctl(&["Logout", "s", "sync"]);
             assert!(out.status.success(), "{}", text(&out.stderr));
         }
-        panic!("gdbus monitor saw no LoginPrompt in 20 logins");
+        panic!("gdbus monitor saw no LoginPrompt in 6 logins");
     }
 }
 
