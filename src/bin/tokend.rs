@@ -165,10 +165,10 @@ fn prune(runtime: &tokio::runtime::Runtime, config: &config::Config) -> ExitCode
     // This process's memory store would be a new, empty one: the daemon's
     // is out of reach, and "holds 0 sessions" would be false.
     if config.daemon.store == config::StoreKind::Memory {
-        println!(
-            "nothing to prune: store = \"memory\" keeps the sessions in the running daemon's memory, which this command cannot reach; a provider removed from the config has its session forgotten by the reload that removes it"
+        return print_prune_report(
+            "nothing to prune: store = \"memory\" keeps the sessions in the running daemon's memory, which this command cannot reach; a provider removed from the config has its session forgotten by the reload that removes it\n",
+            false,
         );
-        return ExitCode::SUCCESS;
     }
     match runtime.block_on(tokend::daemon::prune(config)) {
         Ok(pruned) => {
@@ -176,23 +176,27 @@ fn prune(runtime: &tokio::runtime::Runtime, config: &config::Config) -> ExitCode
                 Some(directory) => format!("{} in {}", pruned.store, directory.display()),
                 None => pruned.store.to_owned(),
             };
+            let mut report = String::new();
             for name in &pruned.removed {
-                println!(
+                let _ = writeln!(
+                    report,
                     "removed the stored session of `{name}` (not in the config) from the {store}"
                 );
             }
-            match &pruned.directory {
-                _ if !pruned.removed.is_empty() => {}
-                Some(directory) if !directory.exists() => println!(
+            let _ = match &pruned.directory {
+                _ if !pruned.removed.is_empty() => Ok(()),
+                Some(directory) if !directory.exists() => writeln!(
+                    report,
                     "nothing to prune: {} does not exist (check `state_directory`)",
                     directory.display()
                 ),
-                _ => println!(
+                _ => writeln!(
+                    report,
                     "nothing to prune: the {store} holds {} session(s), all of configured providers",
                     pruned.kept.len()
                 ),
-            }
-            ExitCode::SUCCESS
+            };
+            print_prune_report(&report, !pruned.removed.is_empty())
         }
         Err(e) => {
             eprint_error(&format!("tokend: cannot prune: {e}"));
@@ -224,7 +228,33 @@ fn eprint_error(line: &str) {
     eprint_with_priority(3, line);
 }
 
-/// As [`eprint_error`], at syslog `priority` (3 error, 4 warning).
+/// Writes `--prune`'s report to stdout. One that cannot be written (a full
+/// disk, a reader gone) is said on stderr and fails the command: the
+/// sessions it lists are gone all the same (`removed`), and the list of
+/// them was about to be lost with a panic's trace.
+fn print_prune_report(report: &str, removed: bool) -> ExitCode {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(report.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let listed = if removed {
+                " (the sessions were removed all the same: this was the list)"
+            } else {
+                ""
+            };
+            eprint_error(&format!("tokend: cannot write the output: {e}{listed}"));
+            for line in report.lines().filter(|_| removed) {
+                eprint_with_priority(5, line);
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// As [`eprint_error`], at syslog `priority` (3 error, 4 warning, 5 notice).
 fn eprint_with_priority(priority: u8, line: &str) {
     let prefix = if tokend::systemd::stderr_is_journal() {
         format!("<{priority}>")

@@ -384,6 +384,29 @@ fn logout_deletes_the_record_and_prune_removes_unconfigured_providers() {
     );
     assert_eq!(store.files(), ["beta.session"]);
 
+    // A report that cannot be written (a full disk): said on stderr with
+    // what was removed, and exit 1. It panicked, the list lost.
+    std::fs::copy(
+        store.record("beta"),
+        store.sessions_dir().join(FileStore::spare("delta")),
+    )
+    .unwrap();
+    let out = daemon
+        .tokend_command(&["--prune"])
+        .stdout(std::fs::File::create("/dev/full").unwrap())
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("tokend: cannot write the output: No space left on device")
+            && err.contains("the sessions were removed all the same")
+            && err.contains("removed the stored session of `delta`")
+            && !err.contains("panicked"),
+        "{err}"
+    );
+    assert_eq!(store.files(), ["beta.session"]);
+
     // A state directory that is not there (a typo'd `state_directory`) is
     // said as such, not as a store holding no session.
     daemon.stop();

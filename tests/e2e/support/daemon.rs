@@ -391,6 +391,11 @@ impl Daemon {
     /// `tokend ARGS --config CONFIG` with the daemon's environment (for
     /// `--prune` and `--check`), run to completion.
     pub fn tokend(&self, args: &[&str]) -> Output {
+        self.tokend_command(args).output().expect("run tokend")
+    }
+
+    /// The command [`Self::tokend`] runs, to run with other output.
+    pub fn tokend_command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_tokend"));
         command
             .args(args)
@@ -403,7 +408,7 @@ impl Daemon {
         for (key, value) in &self.options_env {
             command.env(key, value);
         }
-        command.output().expect("run tokend")
+        command
     }
 
     /// Appends TOML to the config file (for reload tests) or rewrites it.
