@@ -108,7 +108,7 @@ pub async fn run(mut config: Config, env: Environment) -> anyhow::Result<()> {
         NotifyState::ExtendTimeoutUsec(start_allowance_usec(config.daemon.store_timeout)),
         NotifyState::Status(&reading),
     ]);
-    let hooks = broker.follow(); // before the start: see hooks::follow_events
+    let hooks = crate::hooks::HookFeeds::follow(&broker); // before the start: see HookFeeds
     let Some(reload_when_up) = start_broker(&broker, &mut signals, Arc::clone(&socket_watch)).await
     else {
         info!("stopping during start-up");
@@ -246,7 +246,7 @@ async fn bus_lost(dbus: Option<&DbusService>) -> BusLost {
 /// for that release again.
 fn follow_events(
     broker: &Broker,
-    hook_events: crate::broker::EventFeed,
+    hook_events: crate::hooks::HookFeeds,
     daemon: &DaemonConfig,
     dbus: Option<&DbusService>,
     stop: &CancellationToken,

@@ -463,3 +463,43 @@ fn a_reload_that_logs_a_session_out_runs_the_hook() {
     support::process::signal(daemon.pid(), rustix::process::Signal::HUP);
     reader.wait_for("login_required demo");
 }
+
+/// More sessions needing a person at once than any queue of runs held
+/// (1,100 stored sessions of another client, found at a start): the hook
+/// runs for every one. A queue of 1,024 waiting runs skipped the rest
+/// ("on_event skipped"), and before it the broadcast the hooks followed
+/// dropped the oldest events of the burst.
+#[test]
+fn a_start_where_every_session_needs_a_person_runs_the_hook_for_each() {
+    const SESSIONS: usize = 1_100;
+    let dir = tempfile::tempdir().unwrap();
+    let (hook, reader) = hook_in(dir.path());
+    let provider = Provider::rfc8628();
+    let names: Vec<String> = (0..SESSIONS).map(|n| format!("p{n:04}")).collect();
+    let config: String = names.iter().map(|name| provider.config(name)).collect();
+    let store = FileStore::new();
+    store.seed(&provider, &config, |_| Duration::from_secs(3600));
+    // The provider's client changed: no stored session is this one's.
+    let config = config.replace(
+        "client_id = \"tokend-test\"",
+        "client_id = \"another-client\"",
+    );
+    let options = DaemonOptions {
+        daemon_keys: format!("on_event = [\"/bin/sh\", \"{}\"]\n", hook.display()),
+        ..store.options()
+    };
+    let daemon = Daemon::start_with(&config, options);
+    // Each run's line, as it runs (a line missing fails the wait).
+    let mut ran: Vec<String> = (0..SESSIONS).map(|_| reader.next_line()).collect();
+    ran.sort();
+    let expected: Vec<String> = names
+        .iter()
+        .map(|name| format!("login_required {name}"))
+        .collect();
+    assert_eq!(ran, expected);
+    assert!(
+        !daemon.log().contains("on_event skipped"),
+        "{}",
+        daemon.log()
+    );
+}
