@@ -301,6 +301,7 @@ pub async fn serve_with(
     });
     let cap_refusals = RefusalLog::default();
     let full_warnings = RefusalLog::default();
+    let accept_failures = RefusalLog::default();
     loop {
         // Wait for a free slot before accepting, so excess clients wait in
         // the backlog instead of costing a task each. Said (a few times a
@@ -326,8 +327,17 @@ pub async fn serve_with(
             r = listener.accept() => match r {
                 Ok((stream, _)) => stream,
                 Err(e) => {
-                    // EMFILE and friends: back off a little rather than spin.
-                    warn!("accept failed: {e}");
+                    // EMFILE and friends: back off a little rather than
+                    // spin, and say it a few times a minute (it was ten
+                    // lines a second for as long as it lasted).
+                    if let Some(dropped) = accept_failures.admit(std::time::Instant::now()) {
+                        warn!(
+                            event = "accept_failed",
+                            "cannot take a new connection: {e}{}; new clients wait in the kernel's queue{}",
+                            descriptor_limit_note(&e),
+                            refusal_log::not_logged_note_of(dropped, "failures")
+                        );
+                    }
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
@@ -476,4 +486,19 @@ fn freshness(min_valid: Option<u64>, refused: Option<crate::secret::Secret>) -> 
         (None, Some(refused)) => Freshness::Replacing(TokenFingerprint::of(refused.expose())),
         (None, None) => Freshness::Default,
     }
+}
+
+/// For a failure to accept for want of file descriptors, the limit that
+/// was reached and what raises it.
+fn descriptor_limit_note(error: &std::io::Error) -> String {
+    if error.raw_os_error() != Some(rustix::io::Errno::MFILE.raw_os_error()) {
+        return String::new();
+    }
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .map_or_else(|| "unlimited".to_owned(), |n| n.to_string());
+    format!(
+        " (tokend's limit of open files, {limit}, is reached: clients holding connections open? \
+         `ss -xp` lists them; LimitNOFILE= in the unit raises it)"
+    )
 }
