@@ -148,8 +148,10 @@ pub(super) fn connect_advice(path: &Path, error: &io::Error) -> String {
     // A Unix socket's address holds 107 bytes of path: no daemon can be
     // listening at a longer one.
     if error.raw_os_error() == Some(rustix::io::Errno::NAMETOOLONG.raw_os_error()) {
-        return "the path is longer than a Unix socket's address holds (107 bytes): use a shorter one"
-            .into();
+        return format!(
+            "the path is longer than a Unix socket's address holds ({} bytes): use a shorter one",
+            crate::config::MAX_SOCKET_PATH_BYTES
+        );
     }
     // Something else at the path ("connection refused" would send the
     // reader looking for a daemon that is not the problem).

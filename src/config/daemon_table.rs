@@ -145,22 +145,55 @@ fn socket_path(
     if let Some(value) = table.take("socket") {
         return reader::expect_str(diags, "socket", value).and_then(|s| {
             let p = PathBuf::from(s);
-            if p.is_absolute() {
-                Some(p)
-            } else {
+            if !p.is_absolute() {
                 diags.error(&value.span(), "`socket` must be an absolute path");
                 None
+            } else if let Some(problem) = too_long_for_a_socket(&p) {
+                diags.error(
+                    &value.span(),
+                    format!("`socket` {problem}; use a shorter one"),
+                );
+                None
+            } else {
+                Some(p)
             }
         });
     }
     let default = env.default_socket_path();
-    if default.is_none() {
-        diags.error(
+    match &default {
+        None => diags.error(
             &table.span,
             "no default socket path: XDG_RUNTIME_DIR is not set; set `socket` in [daemon]",
-        );
+        ),
+        // A long XDG_RUNTIME_DIR: found here, not by the start's bind
+        // after it made the directories (exit 1, restarted for nothing).
+        Some(path) => {
+            if let Some(problem) = too_long_for_a_socket(path) {
+                diags.error(
+                    &table.span,
+                    format!(
+                        "the default socket path {} {problem}; set `socket` in [daemon] to a \
+                         shorter one",
+                        path.display()
+                    ),
+                );
+                return None;
+            }
+        }
     }
     default
+}
+
+/// Why `path` cannot be a Unix socket's: longer than its address holds.
+fn too_long_for_a_socket(path: &std::path::Path) -> Option<String> {
+    use std::os::unix::ffi::OsStrExt as _;
+    let length = path.as_os_str().as_bytes().len();
+    (length > crate::config::MAX_SOCKET_PATH_BYTES).then(|| {
+        format!(
+            "is {length} bytes long: a Unix socket's address holds {} bytes of path",
+            crate::config::MAX_SOCKET_PATH_BYTES
+        )
+    })
 }
 
 /// The `refresh_token_warning_days` key (default 7, 0: never).

@@ -45,6 +45,11 @@ use crate::secret::Secret;
 pub use crate::provider::{ClientAuth, EndpointSource};
 use file_access::FileAccess;
 
+/// The longest socket path a Unix socket's address holds (`sun_path` is
+/// 108 bytes with its terminating NUL): no daemon can listen at, and no
+/// client connect to, a longer one.
+pub const MAX_SOCKET_PATH_BYTES: usize = 107;
+
 /// Which D-Bus bus to serve on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BusKind {

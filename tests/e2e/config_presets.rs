@@ -125,7 +125,7 @@ fn the_example_names_every_hook_event() {
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/example.toml"))
             .unwrap();
     let hooks =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/hooks.rs")).unwrap();
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/hooks/mod.rs")).unwrap();
     for event in [
         "logged_in",
         "login_required",
@@ -136,7 +136,7 @@ fn the_example_names_every_hook_event() {
     ] {
         assert!(
             hooks.contains(event),
-            "{event} is no longer named in src/hooks.rs"
+            "{event} is no longer named in src/hooks/mod.rs"
         );
         assert!(
             example.contains(event),

@@ -11,6 +11,7 @@ mod credential_helpers;
 mod dialects;
 mod endpoints;
 mod secrets;
+mod socket_path;
 mod store;
 
 pub(super) struct Fixture {
