@@ -163,7 +163,7 @@ fn socket_path(
     match &default {
         None => diags.error(
             &table.span,
-            "no default socket path: XDG_RUNTIME_DIR is not set; set `socket` in [daemon]",
+            "no default socket path: XDG_RUNTIME_DIR is not set (or not an absolute path); set `socket` in [daemon]",
         ),
         // A long XDG_RUNTIME_DIR: found here, not by the start's bind
         // after it made the directories (exit 1, restarted for nothing).

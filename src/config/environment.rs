@@ -79,10 +79,21 @@ impl Environment {
     /// The environment of this process.
     #[must_use]
     pub fn from_process() -> Self {
+        Self::from_variables(|name| std::env::var_os(name))
+    }
+
+    /// The environment whose variables `lookup` gives. A directory
+    /// variable that is not an absolute path is ignored, as the XDG Base
+    /// Directory spec says of its own: `XDG_RUNTIME_DIR=run` put the socket
+    /// under the working directory, where a client started elsewhere never
+    /// found it, and `XDG_STATE_HOME=rel` the sessions where a start from
+    /// another directory did not.
+    fn from_variables(lookup: impl Fn(&str) -> Option<std::ffi::OsString>) -> Self {
         let var = |name: &str| {
-            std::env::var_os(name)
+            lookup(name)
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from)
+                .filter(|path| path.is_absolute())
         };
         Self {
             uid: rustix::process::geteuid().as_raw(),
@@ -99,7 +110,11 @@ impl Environment {
             // the defaults below are not read relative to the working
             // directory.
             home: var("HOME").or_else(home_from_passwd),
-            tokend_config: var("TOKEND_CONFIG"),
+            // A file named on purpose: relative to where it is run, as
+            // `--config` is.
+            tokend_config: lookup("TOKEND_CONFIG")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from),
             etc: PathBuf::from("/etc"),
             checking: false,
         }
@@ -195,5 +210,46 @@ impl Environment {
         self.xdg_runtime_dir
             .as_ref()
             .map(|dir| dir.join("tokend/tokend.sock"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Directory variables that are not absolute paths are ignored (the
+    /// XDG spec's rule), the others taken; `TOKEND_CONFIG` names a file
+    /// the way `--config` does, relative to where tokend runs.
+    #[test]
+    fn relative_directory_variables_are_ignored() {
+        let relative = Environment::from_variables(|name| {
+            Some(match name {
+                "TOKEND_CONFIG" => "my.toml".into(),
+                "HOME" => "home".into(),
+                _ => "run".into(),
+            })
+        });
+        assert_eq!(relative.runtime_directory, None);
+        assert_eq!(relative.xdg_runtime_dir, None);
+        assert_eq!(relative.credentials_directory, None);
+        assert_eq!(relative.state_directory, None);
+        assert_eq!(relative.xdg_state_home, None);
+        assert_eq!(relative.xdg_config_home, None);
+        assert!(relative.home.as_ref().is_none_or(|h| h.is_absolute()));
+        assert_eq!(relative.tokend_config, Some(PathBuf::from("my.toml")));
+
+        let absolute = Environment::from_variables(|name| match name {
+            "XDG_RUNTIME_DIR" => Some("/run/user/1000".into()),
+            "XDG_STATE_HOME" => Some("/home/alice/.local/state".into()),
+            _ => None,
+        });
+        assert_eq!(
+            absolute.xdg_runtime_dir,
+            Some(PathBuf::from("/run/user/1000"))
+        );
+        assert_eq!(
+            absolute.xdg_state_home,
+            Some(PathBuf::from("/home/alice/.local/state"))
+        );
     }
 }
