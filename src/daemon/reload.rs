@@ -74,9 +74,23 @@ async fn reload(broker: &Broker, current: &Config, env: &Environment) {
         .await
         .map_err(|e| format!("loading the config failed: {e}"));
     let running = broker.provider_count();
-    match loaded.and_then(|loaded| loaded.map_err(|e| e.to_string())) {
+    match loaded {
+        // Not the file's fault (out of file descriptors, a file system
+        // that failed): said so, not as an invalid file that `tokend
+        // --check` then calls valid.
+        Ok(Err(config::ConfigError::Read { path, source })) => {
+            error!(
+                "{}: cannot read the config: {source}; still running with the previous one (reload again once it can be read)",
+                path.display()
+            );
+            broker.reload_failed();
+        }
         Err(e) => {
-            for line in e.lines() {
+            error!("{e}; still running with the previous one");
+            broker.reload_failed();
+        }
+        Ok(Err(e)) => {
+            for line in e.to_string().lines() {
                 error!("{line}");
             }
             error!("the new config is invalid; still running with the previous one");
@@ -87,13 +101,13 @@ async fn reload(broker: &Broker, current: &Config, env: &Environment) {
         // truncates, then writes), and taking it would forget every
         // session (all of them with the memory store). A start with none
         // is a person's deliberate act; a reload to none is refused.
-        Ok(new) if new.providers.is_empty() && running > 0 => {
+        Ok(Ok(new)) if new.providers.is_empty() && running > 0 => {
             error!(
                 "the new config has no providers (an empty or half-written file?): still running with the previous one's {running}; to run with none, restart tokend"
             );
             broker.reload_failed();
         }
-        Ok(new) => {
+        Ok(Ok(new)) => {
             for warning in &new.warnings {
                 warn!("{warning}");
             }

@@ -51,7 +51,10 @@ fn a_refused_reload_and_a_restart_needed_are_said_until_mended() {
     );
     let said = stdout(&daemon.tokenctl(&["status"]));
     assert!(said.contains("config: the last reload, at "), "{said}");
-    assert!(said.contains("was refused: the file is invalid"), "{said}");
+    assert!(
+        said.contains("was refused: the file could not be read, is invalid"),
+        "{said}"
+    );
     let (code, problems) = check(&daemon);
     assert_eq!(code, Some(1), "{problems}");
     assert!(problems.contains("config: the last reload"), "{problems}");
@@ -181,4 +184,37 @@ fn a_reload_to_no_provider_is_refused_and_the_sessions_stay() {
     let status = status_after_reload(&mut daemon);
     assert!(!status.contains("reload failed"), "{status}");
     assert_eq!(stdout(&daemon.tokenctl(&["token", "demo"])).trim(), token);
+}
+
+/// A reload that cannot read the file (gone, or the daemon out of file
+/// descriptors) says so and runs on: it was logged as an invalid file,
+/// which `tokend --check` then called valid.
+#[test]
+fn a_reload_that_cannot_read_the_file_says_so() {
+    let provider = Provider::rfc8628();
+    let mut daemon = Daemon::start(&provider.config("demo"));
+    let good = std::fs::read_to_string(&daemon.config).unwrap();
+    std::fs::remove_file(&daemon.config).unwrap();
+    let status = status_after_reload(&mut daemon);
+    assert!(
+        status.contains("the last reload failed (see the log)"),
+        "{status}"
+    );
+    let log = daemon.log();
+    assert!(
+        log.contains("cannot read the config: No such file or directory")
+            && log
+                .contains("still running with the previous one (reload again once it can be read)")
+            && !log.contains("the new config is invalid"),
+        "{log}"
+    );
+    // Readable again: the next reload takes it.
+    std::fs::write(&daemon.config, good).unwrap();
+    std::fs::set_permissions(
+        &daemon.config,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let status = status_after_reload(&mut daemon);
+    assert!(!status.contains("reload failed"), "{status}");
 }

@@ -117,7 +117,16 @@ async fn serve_connection(
         let ready = tokio::select! {
             biased;
             r = reader.fill_buf() => r,
-            () = &mut deadline => return Ok(Served::Ended),
+            () = &mut deadline => {
+                // A request that came while the daemon could not run (a
+                // freeze, a VM paused past the idle timeout) is answered:
+                // at the resume the timer may be seen before the socket's
+                // readiness, and the waiting request was dropped unread.
+                if request_waiting(reader.get_ref()) {
+                    continue;
+                }
+                return Ok(Served::Ended);
+            }
             () = &mut shutdown => return Ok(Served::Ended),
         };
         match ready {
@@ -272,5 +281,56 @@ async fn handle(
         }
         Request::Login { provider } => login::answer(provider, caller, broker, write, reader).await,
         Request::Metrics => metrics::answer(caller, broker, write).await,
+    }
+}
+
+/// Whether the client has sent bytes (or closed its end) that the
+/// connection has not read: a look at the socket itself, not at what the
+/// event loop has been told of it.
+fn request_waiting(
+    read: &tokio::io::Chain<std::io::Cursor<Vec<u8>>, tokio::net::unix::OwnedReadHalf>,
+) -> bool {
+    let (already_read, socket) = read.get_ref();
+    if already_read.position() < already_read.get_ref().len() as u64 {
+        return true;
+    }
+    let stream: &tokio::net::UnixStream = socket.as_ref();
+    let mut byte = [0_u8; 1];
+    rustix::net::recv(
+        stream,
+        &mut byte,
+        rustix::net::RecvFlags::PEEK | rustix::net::RecvFlags::DONTWAIT,
+    )
+    .is_ok_and(|(read, _)| read > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    use super::*;
+
+    /// What the idle timeout looks at before it closes a connection: bytes
+    /// the client sent and the connection has not read, in the socket or
+    /// left in what was read before; a client's close counts as nothing
+    /// waiting.
+    #[tokio::test]
+    async fn a_request_waiting_unread_is_seen() {
+        let (server, mut client) = tokio::net::UnixStream::pair().unwrap();
+        let (read_half, _write_half) = server.into_split();
+        let mut read = std::io::Cursor::new(Vec::new()).chain(read_half);
+        assert!(!request_waiting(&read));
+        client.write_all(b"{\"op\":\"version\"}\n").await.unwrap();
+        assert!(request_waiting(&read));
+        let mut line = [0_u8; 17];
+        read.read_exact(&mut line).await.unwrap();
+        assert!(!request_waiting(&read));
+        drop(client);
+        assert!(!request_waiting(&read));
+
+        let (server, _client) = tokio::net::UnixStream::pair().unwrap();
+        let (read_half, _write_half) = server.into_split();
+        let read = std::io::Cursor::new(b"{\"op\"".to_vec()).chain(read_half);
+        assert!(request_waiting(&read));
     }
 }
