@@ -254,12 +254,33 @@ fn requests(
 
 #[cfg(test)]
 mod tests {
-    use super::escape_label_value;
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
+
+    use super::{ProviderCounters, Text, escape_label_value, latency};
 
     #[test]
     fn label_values_are_escaped() {
         assert_eq!(escape_label_value(r#"a\b"c"#), r#"a\\b\"c"#);
         assert_eq!(escape_label_value("two\nlines"), "two\\nlines");
         assert_eq!(escape_label_value("plain-name"), "plain-name");
+    }
+
+    /// The histogram's `_sum` is the microseconds summed, as decimal
+    /// seconds with all six places: 1,530 µs is `0.001530`. Without the
+    /// padding it read `0.1530`, a hundred times the time spent.
+    #[test]
+    fn latency_sum_is_seconds_with_six_decimal_places() {
+        let counters = ProviderCounters::default();
+        counters.latency_sum_us.store(1_530, Ordering::Relaxed);
+        let mut text = Text(String::new());
+        latency(&mut text, &[("x", Some(Arc::new(counters)))]);
+        assert!(
+            text.0
+                .lines()
+                .any(|l| l == r#"tokend_refresh_duration_seconds_sum{provider="x"} 0.001530"#),
+            "{}",
+            text.0
+        );
     }
 }

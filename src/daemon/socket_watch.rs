@@ -7,6 +7,7 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
@@ -74,7 +75,7 @@ pub(super) fn watchdog_heartbeat(watch: Arc<SocketWatch>) -> Option<Heartbeat> {
     let timeout = sd_notify::watchdog_enabled()?;
     info!(timeout_ms = timeout.as_millis(), "watchdog enabled");
     Some(Heartbeat {
-        interval: timeout / 2,
+        interval: ping_interval(timeout),
         beat: Box::new(move || {
             if watch.still_there() {
                 notify(&[NotifyState::Watchdog]);
@@ -83,4 +84,32 @@ pub(super) fn watchdog_heartbeat(watch: Arc<SocketWatch>) -> Option<Heartbeat> {
             }
         }),
     })
+}
+
+/// How often the watchdog is fed for a timeout of `timeout`
+/// (`WATCHDOG_USEC`): half of it, as sd_watchdog_enabled(3) advises, so
+/// that a beat a little late still comes in time.
+fn ping_interval(timeout: Duration) -> Duration {
+    timeout / 2
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::ping_interval;
+
+    /// The watchdog is fed at half its timeout: fed once a timeout, any
+    /// beat a little late (a busy scheduler, a slow store call) let the
+    /// service manager kill a daemon that was working.
+    #[test]
+    fn the_watchdog_is_fed_at_half_its_timeout() {
+        for (timeout_us, interval_us) in [(30_000_000, 15_000_000), (3_000_000, 1_500_000)] {
+            assert_eq!(
+                ping_interval(Duration::from_micros(timeout_us)),
+                Duration::from_micros(interval_us),
+                "WATCHDOG_USEC={timeout_us}"
+            );
+        }
+    }
 }

@@ -267,7 +267,9 @@ mod tests {
     use super::*;
 
     /// Secrets echoed in a failure's text, as sent or percent-encoded,
-    /// come out; short values and other text stay.
+    /// come out; values shorter than 4 characters and other text stay, and
+    /// one of exactly 4 comes out too (it was shown when only longer ones
+    /// were taken out).
     #[test]
     fn echoed_secrets_are_redacted() {
         let e = ProviderError::Rejected {
@@ -275,16 +277,17 @@ mod tests {
             status: 400,
             error: "invalid_request".into(),
             detail: Some(
-                "bad body refresh_token=rt%2Fsecret&client_secret=cs-secret, id abc".into(),
+                "bad body refresh_token=rt%2Fsecret&client_secret=cs-secret&pin=w7Qz, id abc"
+                    .into(),
             ),
         };
         let text = e
-            .without_secrets(&["rt/secret", "cs-secret", "abc"])
+            .without_secrets(&["rt/secret", "cs-secret", "w7Qz", "abc"])
             .to_string();
         assert_eq!(
             text,
             "https://idp.example/token refused the request: invalid_request (HTTP 400): \
-             bad body refresh_token=[redacted]&client_secret=[redacted], id abc"
+             bad body refresh_token=[redacted]&client_secret=[redacted]&pin=[redacted], id abc"
         );
     }
 

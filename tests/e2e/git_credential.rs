@@ -362,6 +362,32 @@ fn a_url_line_counts_as_its_parts() {
     }
 }
 
+/// A token whose expiry tokend knows is answered with
+/// `password_expiry_utc=` (git 2.41 and later): that of `tokenctl --json
+/// token`, so a helper that keeps credentials (git's cache) drops it when
+/// it expires. Without the line git's cache kept answering the token after
+/// it had expired, and git failed until the cache timed out.
+#[test]
+fn the_answer_says_when_the_token_expires() {
+    let provider = Provider::rfc8628();
+    let daemon = Daemon::start(&provider.config_with("forge", "hosts = [\"forge.test\"]"));
+    login(&daemon, "forge", |code| {
+        provider.approve(code).unwrap();
+    });
+    let out = daemon.tokenctl(&["--json", "token", "forge"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let answer: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let expires_at = answer["expires_at"].as_u64().expect("a known expiry");
+    let out = helper_get(&daemon, "protocol=https\nhost=forge.test\n\n");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let filled = stdout(&out);
+    let expiries: Vec<&str> = filled
+        .lines()
+        .filter_map(|l| l.strip_prefix("password_expiry_utc="))
+        .collect();
+    assert_eq!(expiries, [expires_at.to_string().as_str()], "{filled}");
+}
+
 /// Two accounts at one forge: both providers may claim its host. The
 /// helper that sees both refuses to guess (a work repository pushed with
 /// the personal token, or the other way round), naming them; each named

@@ -62,14 +62,23 @@ fn loopback_hosts_with_and_without_ports() {
     }
 }
 
+/// A token goes over plain http only to loopback; a name that merely
+/// starts like `localhost` or an address (`localhost.evil.example`,
+/// `127.0.0.1.nip.io`) is anyone's host, and was let through when
+/// loopback was tested by prefix.
 #[test]
 fn plain_http_only_to_loopback() {
     for (scheme, host) in [
         ("http", Some("github.com")),
         ("HTTP", Some("ghcr.io:5000")),
         ("http", None),
+        ("http", Some("localhost.evil.example")),
+        ("http", Some("localhostx:80")),
+        ("http", Some("127.0.0.1.nip.io")),
     ] {
-        let refused = refuse_plain_http(scheme, host).unwrap_err();
+        let Err(refused) = refuse_plain_http(scheme, host) else {
+            panic!("a token over {scheme} to {host:?} was let through");
+        };
         assert!(
             refused.message.contains("plain http"),
             "{}",

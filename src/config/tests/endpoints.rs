@@ -28,12 +28,17 @@ fn endpoints_or_issuer_are_required() {
     );
 }
 
+/// Endpoint URLs are refused with what is wrong: another scheme, a
+/// credential in the URL (a user name alone as well as with a password:
+/// one without a password was taken and sent to the provider), a fragment.
 #[test]
 fn urls_must_be_safe() {
     let f = Fixture::new();
     for (url, problem) in [
         ("ftp://x/token", "uses the scheme `ftp:`"),
         ("https://user:pw@x/token", "must not contain credentials"),
+        // A user name alone is a credential too.
+        ("https://user@x/token", "must not contain credentials"),
         ("https://x/token#frag", "must not have a #fragment"),
     ] {
         let errors = f.errors(&GITHUB.replace("https://github.com/login/oauth/access_token", url));

@@ -223,6 +223,9 @@ mod tests {
         AnswerFields::from_map(map)
     }
 
+    /// Django REST Framework's validation answer (each field a list of
+    /// sentences) is read as one `invalid_request` naming the fields; a body
+    /// that is not only such lists is no field error.
     #[test]
     fn drf_field_errors_become_one_sentence() {
         let e = ANSWERS
@@ -249,6 +252,9 @@ mod tests {
                 .is_none()
         );
         assert!(ANSWERS.read_error(&fields(r#"{"x":[]}"#)).is_none());
+        // Nor a list holding anything but sentences: read as one, what
+        // was not a sentence was dropped unsaid.
+        assert!(ANSWERS.read_error(&fields(r#"{"x":["a",1]}"#)).is_none());
     }
 
     /// A field error's sentences are cleaned as every provider text is

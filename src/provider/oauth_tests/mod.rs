@@ -272,6 +272,20 @@ fn a_default_device_lifetime_stands_in_for_null() {
     assert_eq!(auth.interval, None);
 }
 
+/// A device authorization answer with `"interval": 0` gives no interval,
+/// so the login polls at the default 5 s: taken as sent, a zero interval
+/// had the login poll the token endpoint as fast as it answered.
+#[test]
+fn a_zero_poll_interval_is_no_interval() {
+    for interval in ["0", "\"0\""] {
+        let body = format!(
+            r#"{{"device_code":"d","user_code":"U","verification_uri":"https://x","expires_in":600,"interval":{interval}}}"#
+        );
+        let auth = device_authorization(&STD, &json(200, &body)).unwrap();
+        assert_eq!(auth.interval, None, "{interval}");
+    }
+}
+
 #[test]
 fn absolute_expiries_are_measured_against_the_answers_date() {
     let twilio = AnswerFormat {
@@ -431,6 +445,33 @@ fn keycloaks_refresh_expires_in_is_the_refresh_tokens_lifetime_and_0_none() {
         ),
         Some(Duration::from_secs(900))
     );
+}
+
+/// HTTP 408 (Request Timeout) with an empty body is a passing trouble,
+/// as 429 and 5xx are: a refresh retries soon and a login keeps polling.
+/// Taken as a refusal, a proxy's timeout ended the login as failed.
+#[test]
+fn request_timeout_is_transient() {
+    let answer = json(408, "");
+    let refreshed = refresh_answer(&STD, &answer).unwrap_err();
+    assert!(
+        matches!(
+            refreshed,
+            ProviderError::Unavailable {
+                status: 408,
+                detail: None,
+                ..
+            }
+        ),
+        "{refreshed:?}"
+    );
+    assert_eq!(refreshed.class(), FailureClass::Transient);
+    match poll_answer(&STD, &answer) {
+        PollOutcome::Failed(e @ ProviderError::Unavailable { status: 408, .. }) => {
+            assert_eq!(e.class(), FailureClass::Transient, "{e}");
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 /// RFC 6749's "try again later" codes (`temporarily_unavailable`,

@@ -157,10 +157,17 @@ for _ in range(64):
     s.connect(path)
     held.append(s)
 refused = 0
-for _ in range(100):
+for i in range(100):
     s = socket.socket(socket.AF_UNIX)
     s.connect(path)
-    if b'connections already' in s.makefile('rb').readline():
+    # A connection taken in waits for a request: its readline would
+    # block for ever. Bounded, so that the test fails rather than hangs.
+    s.settimeout(30)
+    try:
+        line = s.makefile('rb').readline()
+    except socket.timeout:
+        sys.exit(f'connection {65 + i} got no answer: taken in, not refused')
+    if b'connections already' in line:
         refused += 1
     s.close()
 print(refused)
