@@ -424,13 +424,36 @@ fn not_utf8(path: &Path, error: &std::string::FromUtf8Error) -> ConfigError {
     }
 }
 
+/// The largest config file read: 10,000 providers take about 2 MiB.
+pub const MAX_CONFIG_BYTES: u64 = 64 * 1024 * 1024;
+
+/// The file at `path`, refused past [`MAX_CONFIG_BYTES`]: `TOKEND_CONFIG`
+/// naming `/dev/zero` (or a log file) was read until memory ran out.
+fn read_bounded(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(MAX_CONFIG_BYTES + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::FileTooLarge,
+            format!(
+                "it is larger than {} MiB: not a config file?",
+                MAX_CONFIG_BYTES / 1024 / 1024
+            ),
+        ));
+    }
+    Ok(bytes)
+}
+
 /// Reads and validates the config at `path`.
 ///
 /// # Errors
 /// [`ConfigError::Read`] when the file cannot be read, [`ConfigError::Invalid`]
 /// with every problem when it is not a valid config.
 pub fn load(path: &Path, env: &Environment) -> Result<Config, ConfigError> {
-    let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
+    let bytes = read_bounded(path).map_err(|source| ConfigError::Read {
         path: path.to_owned(),
         source,
     })?;

@@ -395,6 +395,13 @@ fn unreadable_file_is_named() {
             .contains("missing.toml: cannot read the config"),
         "{err}"
     );
+    // Something endless (`TOKEND_CONFIG=/dev/zero`) is read only so far:
+    // it was read until memory ran out.
+    let err = load(Path::new("/dev/zero"), &f.env).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "/dev/zero: cannot read the config: it is larger than 64 MiB: not a config file?"
+    );
 }
 
 /// A `log_level` that is not a level or `target=level` directives is an
