@@ -321,3 +321,50 @@ fn a_state_directory_another_user_owns_is_not_used() {
     assert!(stderr(&out).contains(&why), "{}", stderr(&out));
     assert!(!store.sessions_dir().exists(), "sessions/ was made there");
 }
+
+/// Clears a directory's immutable attribute when dropped, so that a
+/// failing test leaves nothing its temporary directory cannot remove.
+struct Immutable(std::path::PathBuf);
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        let _ = Command::new("chattr").arg("-i").arg(&self.0).status();
+    }
+}
+
+/// A socket whose directory the daemon may not make (its parent
+/// immutable here; an `XDG_RUNTIME_DIR` left by `su`, another user's, in
+/// life) ends the start with the config's status, 2, which the units do
+/// not restart: it was 1, and the same start failed again and again up
+/// to the start limit.
+#[test]
+fn a_socket_directory_that_cannot_be_made_is_a_persons_to_mend() {
+    let dir = tempfile::tempdir().unwrap();
+    let locked = dir.path().join("locked");
+    std::fs::create_dir(&locked).unwrap();
+    let socket = locked.join("tokend/tokend.sock");
+    let config = write_config(dir.path(), 0o600, &socket);
+    let made_immutable = Command::new("chattr")
+        .arg("+i")
+        .arg(&locked)
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !made_immutable {
+        crate::support::skip::say(format!(
+            "SKIPPED hardening::a_socket_directory_that_cannot_be_made_is_a_persons_to_mend: \
+             chattr +i does not work on {} (not ext4 or xfs, or not root)",
+            dir.path().display()
+        ));
+        return;
+    }
+    let _unlock = Immutable(locked.clone());
+    let out = tokend(&[], &config);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!("{}", locked.join("tokend").display()))
+            && err.contains("Operation not permitted"),
+        "{err}"
+    );
+}

@@ -159,18 +159,24 @@ fn io_error<'p>(what: &'static str, path: &'p Path) -> impl FnOnce(io::Error) ->
 
 impl SocketError {
     /// Whether only a person can cure it (the socket's path is unsafe, or
-    /// something else is at it): a start again fails the same way, so the
-    /// daemon exits with the config's status (2), which the units do not
-    /// restart, rather than 1, which they restart until their start limit.
+    /// something else is at it, or the daemon may not make its directory or
+    /// socket there: an `XDG_RUNTIME_DIR` left by `su`, a read-only file
+    /// system): a start again fails the same way, so the daemon exits with
+    /// the config's status (2), which the units do not restart, rather
+    /// than 1, which they restart until their start limit.
     #[must_use]
     pub fn needs_a_person(&self) -> bool {
-        matches!(
-            self,
+        match self {
             Self::UnsafeDirectory { .. }
-                | Self::UntrustedAncestor(_)
-                | Self::NotASocket(_)
-                | Self::GroupNotGiven { .. }
-        )
+            | Self::UntrustedAncestor(_)
+            | Self::NotASocket(_)
+            | Self::GroupNotGiven { .. } => true,
+            Self::Io { source, .. } => matches!(
+                source.kind(),
+                io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem
+            ),
+            Self::InUse(_) => false,
+        }
     }
 }
 
