@@ -503,3 +503,39 @@ fn a_start_where_every_session_needs_a_person_runs_the_hook_for_each() {
         daemon.log()
     );
 }
+
+/// Many sessions that need a login at once (20 stored sessions of another
+/// client, found at a start) are one desktop notification saying how many
+/// and naming a few, not one each: 2,000 revoked at once showed 2,000.
+#[test]
+fn many_sessions_needing_a_login_at_once_are_one_notification() {
+    if !jeepney_or_skip("many_sessions_needing_a_login_at_once_are_one_notification") {
+        return;
+    }
+    let bus = PrivateBus::start();
+    let notifications = bus_stub(&bus, "notification_server.py", &[]);
+    let provider = Provider::rfc8628();
+    let names: Vec<String> = (0..20).map(|n| format!("p{n:02}")).collect();
+    let config: String = names.iter().map(|name| provider.config(name)).collect();
+    let store = FileStore::new();
+    store.seed(&provider, &config, |_| Duration::from_secs(3600));
+    let config = config.replace(
+        "client_id = \"tokend-test\"",
+        "client_id = \"another-client\"",
+    );
+    let mut options = store.options();
+    options.bus = "session";
+    options
+        .env
+        .push(("DBUS_SESSION_BUS_ADDRESS".into(), bus.address().into()));
+    let _daemon = Daemon::start_with(&config, options);
+    let shown: serde_json::Value = serde_json::from_str(&notifications.next_line()).unwrap();
+    assert_eq!(shown["summary"], "tokend: 20 providers need a login");
+    let body = shown["body"].as_str().unwrap();
+    assert!(
+        body.ends_with(
+            " and 17 more: run tokenctl login NAME for each (tokenctl status lists them)"
+        ),
+        "{body}"
+    );
+}
