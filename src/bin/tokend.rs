@@ -34,7 +34,7 @@ fn environment_and_config(args: &TokendArgs) -> (Environment, std::path::PathBuf
 }
 
 fn main() -> ExitCode {
-    let args = TokendArgs::parse();
+    let args = TokendArgs::try_parse().unwrap_or_else(|e| tokend::cli::exit_for("tokend", &e));
     // Before anything is read: the config holds client secrets, and a
     // process of the same uid must not read them from our memory.
     if let Err(e) = tokend::daemon::harden_process() {

@@ -12,5 +12,25 @@ mod tokend_args;
 pub use tokenctl_args::{CredentialProtocol, TokenctlArgs, TokenctlCommand};
 pub use tokend_args::TokendArgs;
 
+/// Ends the process for a command line that asked for no work: `--help`
+/// and `--version` (printed on stdout, exit 0, or exit 1 saying so when
+/// stdout cannot take them: clap's own exit said nothing and exited 0
+/// with the text lost, as on a full disk), or a usage error (on stderr,
+/// exit 2). `program` names the binary in the message.
+pub fn exit_for(program: &str, error: &clap::Error) -> ! {
+    use std::io::Write as _;
+    if error.use_stderr() {
+        error.exit();
+    }
+    let written = error
+        .print()
+        .and_then(|()| std::io::stdout().lock().flush());
+    if let Err(e) = written {
+        let _ = writeln!(std::io::stderr(), "{program}: cannot write the output: {e}");
+        std::process::exit(1);
+    }
+    std::process::exit(0);
+}
+
 #[cfg(test)]
 mod tests;

@@ -126,7 +126,7 @@ impl TokenctlArgs {
         let mut matches = match Self::command_reading_socket_variable(!empty).try_get_matches() {
             Ok(matches) => matches,
             // `--help` and `--version` (on stdout) show the variable's value.
-            Err(e) if !e.use_stderr() => e.exit(),
+            Err(e) if !e.use_stderr() => super::exit_for("tokenctl", &e),
             Err(e) => Self::command_reading_socket_variable(false)
                 .try_get_matches()
                 .err()

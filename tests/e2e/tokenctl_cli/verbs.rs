@@ -137,3 +137,40 @@ fn version_of_another_protocol_exits_1_with_or_without_json() {
     let out = run_with_socket(&same.socket(), &["--json", "version"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
 }
+
+/// Help and version that stdout cannot take (a full disk) are an error,
+/// exit 1, said on stderr, for both binaries: clap's own exit said nothing
+/// and exited 0, the text lost. Where it can, they are printed, exit 0.
+#[test]
+fn help_and_version_that_cannot_be_written_fail() {
+    for (program, args) in [
+        (env!("CARGO_BIN_EXE_tokenctl"), &["--help"][..]),
+        (env!("CARGO_BIN_EXE_tokenctl"), &["--version"][..]),
+        (env!("CARGO_BIN_EXE_tokenctl"), &["help", "token"][..]),
+        (env!("CARGO_BIN_EXE_tokend"), &["--help"][..]),
+        (env!("CARGO_BIN_EXE_tokend"), &["--version"][..]),
+    ] {
+        let name = std::path::Path::new(program)
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let out = std::process::Command::new(program)
+            .args(args)
+            .stdout(std::fs::File::create("/dev/full").unwrap())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{name} {args:?}: {out:?}");
+        assert_eq!(
+            text(&out.stderr),
+            format!("{name}: cannot write the output: No space left on device (os error 28)\n"),
+            "{name} {args:?}"
+        );
+        let out = std::process::Command::new(program)
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{name} {args:?}: {out:?}");
+        assert!(!out.stdout.is_empty(), "{name} {args:?}");
+    }
+}
