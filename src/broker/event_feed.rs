@@ -20,6 +20,7 @@ use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::SystemTime;
 
 use tokio::sync::Notify;
 
@@ -35,10 +36,16 @@ impl EventFeed {
     /// The next event, waiting for one; `None` once the broker is gone and
     /// every event is taken.
     pub async fn recv(&mut self) -> Option<BrokerEvent> {
+        self.recv_dated().await.map(|(event, _)| event)
+    }
+
+    /// [`Self::recv`], with when the event was sent (its latest
+    /// occurrence's): a follower that acts late says when it happened.
+    pub async fn recv_dated(&mut self) -> Option<(BrokerEvent, SystemTime)> {
         let queue = &self.queue;
         loop {
-            if let Some(event) = queue.lock().pop() {
-                return Some(event);
+            if let Some(dated) = queue.lock().pop() {
+                return Some(dated);
             }
             if queue.closed.load(Ordering::SeqCst) {
                 return queue.lock().pop();
@@ -51,7 +58,7 @@ impl EventFeed {
 
     /// The next event if one waits.
     pub fn try_recv(&mut self) -> Option<BrokerEvent> {
-        self.queue.lock().pop()
+        self.queue.lock().pop().map(|(event, _)| event)
     }
 }
 
@@ -71,12 +78,13 @@ impl FeedHub {
 
     /// Hands `event` to every feed still followed.
     pub(crate) fn send(&self, event: &BrokerEvent) {
+        let at = SystemTime::now();
         let mut feeds = self.lock();
         feeds.retain(|feed| {
             let Some(queue) = feed.upgrade() else {
                 return false;
             };
-            queue.lock().push(event.clone());
+            queue.lock().push(event.clone(), at);
             queue.ready.notify_one();
             true
         });
@@ -122,7 +130,12 @@ enum Key {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Kind {
     LoginPrompt,
-    LoginFinished,
+    /// Apart by outcome: a login that failed after one that worked must
+    /// not hide the success (a hook's `logged_in`, a D-Bus client's
+    /// `LoginFinished` true).
+    LoginFinished {
+        ok: bool,
+    },
     TokenRefreshed,
     Attention(AttentionKind),
     StateChanged,
@@ -135,7 +148,7 @@ struct Pending {
     /// Each key with the number of its latest event; an entry whose number
     /// is not its key's latest any more was replaced, and is skipped.
     order: VecDeque<(Key, u64)>,
-    latest: HashMap<Key, (u64, BrokerEvent)>,
+    latest: HashMap<Key, (u64, BrokerEvent, SystemTime)>,
     /// The number of the next event.
     next: u64,
 }
@@ -145,32 +158,33 @@ struct Pending {
 const MAX_REPLACED: usize = 64;
 
 impl Pending {
-    fn push(&mut self, event: BrokerEvent) {
+    fn push(&mut self, event: BrokerEvent, at: SystemTime) {
         let number = self.next;
         self.next += 1;
         let key = key_of(&event, number);
         self.order.push_back((key.clone(), number));
         match self.latest.entry(key) {
             Entry::Occupied(mut entry) => {
-                entry.insert((number, event));
+                entry.insert((number, event, at));
             }
             Entry::Vacant(entry) => {
-                entry.insert((number, event));
+                entry.insert((number, event, at));
             }
         }
         if self.order.len() > 2 * self.latest.len() + MAX_REPLACED {
             let latest = &self.latest;
             self.order
-                .retain(|(key, number)| latest.get(key).is_some_and(|(n, _)| n == number));
+                .retain(|(key, number)| latest.get(key).is_some_and(|(n, ..)| n == number));
         }
     }
 
-    fn pop(&mut self) -> Option<BrokerEvent> {
+    fn pop(&mut self) -> Option<(BrokerEvent, SystemTime)> {
         while let Some((key, number)) = self.order.pop_front() {
             if let Entry::Occupied(entry) = self.latest.entry(key)
                 && entry.get().0 == number
             {
-                return Some(entry.remove().1);
+                let (_, event, at) = entry.remove();
+                return Some((event, at));
             }
         }
         None
@@ -180,7 +194,9 @@ impl Pending {
 fn key_of(event: &BrokerEvent, number: u64) -> Key {
     let (provider, kind) = match event {
         BrokerEvent::LoginPrompt { provider, .. } => (provider, Kind::LoginPrompt),
-        BrokerEvent::LoginFinished { provider, .. } => (provider, Kind::LoginFinished),
+        BrokerEvent::LoginFinished { provider, ok, .. } => {
+            (provider, Kind::LoginFinished { ok: *ok })
+        }
         BrokerEvent::TokenRefreshed { provider, .. } => (provider, Kind::TokenRefreshed),
         BrokerEvent::Attention { provider, kind, .. } => (provider, Kind::Attention(*kind)),
         BrokerEvent::StateChanged { provider } => (provider, Kind::StateChanged),
@@ -311,6 +327,52 @@ mod tests {
                 attention("a", AttentionKind::RefreshFailed, "timeout"),
             ]
         );
+    }
+
+    fn finished(provider: &str, ok: bool) -> BrokerEvent {
+        BrokerEvent::LoginFinished {
+            provider: provider.into(),
+            ok,
+            message: if ok { "logged in" } else { "cancelled" }.into(),
+            policy: Arc::new(crate::broker::AccessPolicy::owner_only(0)),
+        }
+    }
+
+    /// A login that worked and one that failed after it, both waiting: the
+    /// success stays (a hook's `logged_in` was lost behind the failure of
+    /// a second login, and a D-Bus client was told only of the failure);
+    /// two successes are one.
+    #[test]
+    fn a_failed_login_does_not_hide_the_one_that_worked() {
+        let hub = FeedHub::default();
+        let mut feed = hub.follow();
+        hub.send(&finished("a", true));
+        hub.send(&finished("a", false));
+        hub.send(&finished("b", true));
+        hub.send(&finished("b", true));
+        assert_eq!(
+            drain(&mut feed),
+            [
+                finished("a", true),
+                finished("a", false),
+                finished("b", true)
+            ]
+        );
+    }
+
+    /// An event is dated when it was sent, not when it is taken: a hook
+    /// run late (behind busy ones) was told the time it started.
+    #[tokio::test]
+    async fn an_event_is_dated_when_it_was_sent() {
+        let hub = FeedHub::default();
+        let mut feed = hub.follow();
+        let before = SystemTime::now();
+        hub.send(&changed("a"));
+        let after = SystemTime::now();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let (event, at) = feed.recv_dated().await.unwrap();
+        assert_eq!(event, changed("a"));
+        assert!(before <= at && at <= after, "{at:?}");
     }
 
     /// A waiting follower wakes for an event; once the broker is gone it

@@ -96,6 +96,16 @@ pub struct AccessPolicy {
 }
 
 impl AccessPolicy {
+    /// A policy granting nothing beyond the daemon's own uid, for tests.
+    #[cfg(test)]
+    pub(crate) fn owner_only(owner_uid: u32) -> Self {
+        Self {
+            owner_uid,
+            users: RoleHolders::default(),
+            managers: RoleHolders::default(),
+        }
+    }
+
     /// The policy of `config` in a daemon running as `owner_uid`.
     #[must_use]
     pub fn new(owner_uid: u32, config: &ProviderConfig) -> Self {

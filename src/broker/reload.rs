@@ -134,12 +134,17 @@ impl Broker {
         // that what only they held is seen as free by the prune.
         drop(old);
         self.prune_after_reload(config);
-        self.inner.shared.emit(BrokerEvent::ProvidersChanged {
-            added: summary.added.clone(),
-            removed: summary.removed.clone(),
-            changed: summary.changed.clone(),
-            previous_policies,
-        });
+        // Nothing to say for a reload that changed nothing (a config
+        // generated and reloaded on a timer): each change is kept for a
+        // follower that falls behind (see `event_feed`), unfolded.
+        if !(summary.added.is_empty() && summary.removed.is_empty() && summary.changed.is_empty()) {
+            self.inner.shared.emit(BrokerEvent::ProvidersChanged {
+                added: summary.added.clone(),
+                removed: summary.removed.clone(),
+                changed: summary.changed.clone(),
+                previous_policies,
+            });
+        }
         summary
     }
 

@@ -14,8 +14,10 @@
 //! repeated meanwhile runs once): none is skipped however many sessions
 //! need a person at once (2,000 revoked together lost 853 of their
 //! `login_required` runs to a queue of 1,024), and what waits is bounded by
-//! the providers. The store's events wait for a run up to
-//! [`MAX_STORE_EVENTS_WAITING`] (beyond, skipped and logged). Each run is killed after
+//! the providers. The store's events wait too, first served: its changes
+//! while runs are busy fold to at most two (the outage's start and the
+//! state now), so a hook always hears the one that ends an alert. Each
+//! run is told when its event happened (`EVENT_TIME`). Each run is killed after
 //! [`RUN_TIMEOUT`] with every process it started (the run is a process
 //! group of its own: a script's `curl` goes with the script). A stop does
 //! not wait for runs: it kills the groups of those still going (systemd
@@ -25,14 +27,14 @@
 //! system that hangs holds that run only. A notification server that does not answer holds nothing: each
 //! notification is sent on its own, for at most [`NOTIFY_TIMEOUT`].
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::info;
 use zbus::Connection;
 
 use crate::broker::{Broker, BrokerEvent, EventFeed, StoreState};
@@ -45,17 +47,6 @@ use run::{Run, run};
 
 /// Runs of the `on_event` program at once.
 pub const MAX_RUNNING: usize = 4;
-
-/// The store's events (`store_unavailable`, `store_available`) that wait
-/// for a run while [`MAX_RUNNING`] are going; one beyond is skipped. Its
-/// outages are few, but a store that comes and goes every second behind
-/// a hung program must not pile runs up for good.
-pub const MAX_STORE_EVENTS_WAITING: usize = 64;
-
-/// Skipped events' lines: a hung hook skips every event that comes (the
-/// audit saw 716 lines in a second), so they are counted into a few lines.
-static SKIPPED: crate::broker::refusal_log::RefusalLog =
-    crate::broker::refusal_log::RefusalLog::new();
 
 /// A run still going after this long is killed.
 pub const RUN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -154,89 +145,96 @@ async fn run_for_events(
 ) {
     let mut store = broker.store_changes();
     let slots = Arc::new(Semaphore::new(MAX_RUNNING));
-    let waiting = Arc::new(AtomicUsize::new(0));
-    let runner = Runner {
-        program,
-        socket,
-        slots: &slots,
-        waiting: &waiting,
-    };
+    let runner = Runner { program, socket };
+    let mut store_events = StoreEvents::default();
     // The hooks follow from the end of start-up: a store already down
     // then (a keyring locked at boot) is said now, as it would have been.
     let mut store_was_available = true;
     let state = store.borrow_and_update().clone();
-    runner.store_changed(&mut store_was_available, state);
-    // The store's changes are watched while an event waits for a run too:
-    // an outage that begins and ends meanwhile is still two runs.
-    let mut store_changed = async |store_was_available: &mut bool| -> bool {
-        // (The broker, alive here, keeps the sender.)
-        if store.changed().await.is_err() {
-            return false;
-        }
-        let state = store.borrow_and_update().clone();
-        runner.store_changed(store_was_available, state);
-        true
-    };
+    store_events.changed(&mut store_was_available, state);
     loop {
-        let event = tokio::select! {
-            e = events.recv() => e,
-            going = store_changed(&mut store_was_available) => {
-                if going {
-                    continue;
-                }
-                return;
-            }
-            () = shutdown.cancelled() => {
-                runner.say_not_run(&mut events, 0);
-                return;
-            }
-        };
-        let Some(event) = event else {
-            return;
-        };
-        let Some(what) = happened(&event) else {
-            continue;
-        };
-        let slot = loop {
+        // The next thing to run: the store's first, then the feed's.
+        let next = if let Some(next) = store_events.take() {
+            next
+        } else {
             tokio::select! {
-                slot = Arc::clone(&slots).acquire_owned() => match slot {
-                    Ok(slot) => break slot,
-                    Err(_) => return,
+                e = events.recv_dated() => match e {
+                    Some((event, at)) => match happened(&event) {
+                        Some(what) => Pending {
+                            provider: what.provider.to_owned(),
+                            event: what.event,
+                            reason: what.reason.map(str::to_owned),
+                            at,
+                        },
+                        None => continue,
+                    },
+                    None => return,
                 },
-                going = store_changed(&mut store_was_available) => {
-                    if !going {
+                changed = store.changed() => {
+                    // (The broker, alive here, keeps the sender.)
+                    if changed.is_err() {
                         return;
                     }
+                    let state = store.borrow_and_update().clone();
+                    store_events.changed(&mut store_was_available, state);
+                    continue;
                 }
                 () = shutdown.cancelled() => {
-                    runner.say_not_run(&mut events, 1);
+                    say_not_run(&mut events, &store_events, 0);
                     return;
                 }
             }
         };
-        runner.start(
-            slot,
-            what.provider.to_owned(),
-            what.event,
-            what.reason.map(str::to_owned),
-        );
+        // One wait for a slot, kept while the store changes meanwhile (a
+        // new wait would queue behind every other).
+        let free = Arc::clone(&slots).acquire_owned();
+        tokio::pin!(free);
+        let slot = loop {
+            tokio::select! {
+                slot = &mut free => match slot {
+                    Ok(slot) => break slot,
+                    Err(_) => return,
+                },
+                changed = store.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    let state = store.borrow_and_update().clone();
+                    store_events.changed(&mut store_was_available, state);
+                }
+                () = shutdown.cancelled() => {
+                    say_not_run(&mut events, &store_events, 1);
+                    return;
+                }
+            }
+        };
+        runner.start(slot, next);
     }
 }
 
-/// Starts runs of the `on_event` program, within [`MAX_RUNNING`].
-struct Runner<'a> {
-    program: &'a [String],
-    socket: &'a Path,
-    slots: &'a Arc<Semaphore>,
-    /// The store's events waiting for a slot.
-    waiting: &'a Arc<AtomicUsize>,
+/// An event waiting for its run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Pending {
+    provider: String,
+    event: &'static str,
+    reason: Option<String>,
+    /// When it happened.
+    at: SystemTime,
 }
 
-impl Runner<'_> {
-    /// Runs the program when the store became unavailable or available
-    /// again (`was_available` says how it was last said to be). A new
-    /// reason during an outage is no event for the program.
-    fn store_changed(&self, was_available: &mut bool, state: StoreState) {
+/// The store's changes not yet run: at most two, since they alternate
+/// (unavailable, available, ...): a third undoes the second, and the
+/// first and the state now are what a hook needs to hear (an outage
+/// began; it is over, or not).
+#[derive(Debug, Default)]
+struct StoreEvents {
+    waiting: VecDeque<Pending>,
+}
+
+impl StoreEvents {
+    /// Takes the store's `state` (`was_available` says how it was last
+    /// said to be). A new reason during an outage is no event.
+    fn changed(&mut self, was_available: &mut bool, state: StoreState) {
         if state.is_available() == *was_available {
             return;
         }
@@ -245,94 +243,119 @@ impl Runner<'_> {
             StoreState::Available => ("store_available", None),
             StoreState::Unavailable { error, .. } => ("store_unavailable", Some(error.to_string())),
         };
-        self.spawn_waiting(event, reason);
-    }
-
-    /// Runs the program for the store's `event` at once or when a slot is
-    /// free (in order), unless [`MAX_STORE_EVENTS_WAITING`] wait already.
-    fn spawn_waiting(&self, event: &'static str, reason: Option<String>) {
-        if let Ok(slot) = Arc::clone(self.slots).try_acquire_owned() {
-            self.start(slot, String::new(), event, reason);
+        if self.waiting.len() >= 2 {
+            // [A, B] then A again: B undone, A stands.
+            self.waiting.pop_back();
             return;
         }
-        let waiting = self.waiting.fetch_add(1, Ordering::SeqCst);
-        if waiting >= MAX_STORE_EVENTS_WAITING {
-            self.waiting.fetch_sub(1, Ordering::SeqCst);
-            if let Some(untold) = SKIPPED.admit(std::time::Instant::now()) {
-                let earlier = crate::broker::refusal_log::not_logged_note_of(untold, "skips");
-                warn!(
-                    hook_event = event,
-                    event = "on_event_skipped",
-                    "on_event skipped: {MAX_RUNNING} runs are still going and {waiting} of the \
-                     store's events wait{earlier}"
-                );
-            }
-            return;
-        }
-        let (slots, waiting) = (Arc::clone(self.slots), Arc::clone(self.waiting));
-        let (argv, socket) = (self.program.to_vec(), self.socket.to_owned());
-        let at = unix_now();
-        tokio::spawn(async move {
-            // The semaphore hands slots out in the order they were asked.
-            let slot = slots.acquire_owned().await;
-            waiting.fetch_sub(1, Ordering::SeqCst);
-            let Ok(slot) = slot else { return };
-            let what = Run {
-                provider: "",
-                event,
-                reason: reason.as_deref(),
-                at,
-            };
-            run(&argv, &socket, &what, RUN_TIMEOUT).await;
-            drop(slot);
+        self.waiting.push_back(Pending {
+            provider: String::new(),
+            event,
+            reason,
+            at: SystemTime::now(),
         });
     }
 
-    /// Runs the program for `event` of `provider` (empty for the store's
-    /// events) in `slot`, now.
-    fn start(
-        &self,
-        slot: tokio::sync::OwnedSemaphorePermit,
-        provider: String,
-        event: &'static str,
-        reason: Option<String>,
-    ) {
+    fn take(&mut self) -> Option<Pending> {
+        self.waiting.pop_front()
+    }
+}
+
+/// Starts runs of the `on_event` program.
+struct Runner<'a> {
+    program: &'a [String],
+    socket: &'a Path,
+}
+
+impl Runner<'_> {
+    /// Runs the program for `pending` in `slot`, now.
+    fn start(&self, slot: tokio::sync::OwnedSemaphorePermit, pending: Pending) {
         let (argv, socket) = (self.program.to_vec(), self.socket.to_owned());
-        // When it happened, for a hook that runs late (behind a hung one).
-        let at = unix_now();
         // Not a tracked task: a stop does not wait for the program (its
         // run would hold every stop up to the grace, and be reported as a
         // request left unanswered).
         tokio::spawn(async move {
             let what = Run {
-                provider: &provider,
-                event,
-                reason: reason.as_deref(),
-                at,
+                provider: &pending.provider,
+                event: pending.event,
+                reason: pending.reason.as_deref(),
+                at: unix_secs(pending.at),
             };
             run(&argv, &socket, &what, RUN_TIMEOUT).await;
             drop(slot);
         });
     }
+}
 
-    /// At a stop: says how many events were not run (`held`: taken from
-    /// the feed, waiting for a slot), if any.
-    fn say_not_run(&self, events: &mut EventFeed, held: usize) {
-        let in_feed = std::iter::from_fn(|| events.try_recv())
-            .filter(|event| happened(event).is_some())
-            .count();
-        let left = self.waiting.load(Ordering::SeqCst) + held + in_feed;
-        if left > 0 {
-            info!(
-                "{left} on_event runs that waited for a free one were not started: tokend is stopping"
-            );
-        }
+/// At a stop: says how many events were not run (`held`: one taken,
+/// waiting for a slot), if any.
+fn say_not_run(events: &mut EventFeed, store_events: &StoreEvents, held: usize) {
+    let in_feed = std::iter::from_fn(|| events.try_recv())
+        .filter(|event| happened(event).is_some())
+        .count();
+    let left = store_events.waiting.len() + held + in_feed;
+    if left > 0 {
+        info!(
+            "{left} on_event runs that waited for a free one were not started: tokend is stopping"
+        );
     }
 }
 
-/// Now, in Unix seconds (`EVENT_TIME`).
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
+/// `at` in Unix seconds (`EVENT_TIME`).
+fn unix_secs(at: SystemTime) -> u64 {
+    at.duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreError;
+
+    fn down(reason: &str) -> StoreState {
+        StoreState::Unavailable {
+            error: StoreError::Locked {
+                store: "test store",
+                reason: reason.into(),
+            },
+            since: SystemTime::UNIX_EPOCH,
+        }
+    }
+
+    fn waiting(store_events: &StoreEvents) -> Vec<&'static str> {
+        store_events.waiting.iter().map(|p| p.event).collect()
+    }
+
+    /// The store's changes while every run is busy fold to at most two:
+    /// the first outage's start and the state now, so a hook that raised
+    /// an alert always hears the change that ends it (a cap of 64 waiting
+    /// skipped the 65th, a `store_available` among them); a new reason
+    /// during an outage is no change.
+    #[test]
+    fn the_stores_changes_fold_to_the_first_and_the_last() {
+        let mut events = StoreEvents::default();
+        let mut was_available = true;
+        events.changed(&mut was_available, StoreState::Available);
+        assert!(waiting(&events).is_empty());
+        events.changed(&mut was_available, down("locked"));
+        events.changed(&mut was_available, down("still locked"));
+        events.changed(&mut was_available, StoreState::Available);
+        assert_eq!(waiting(&events), ["store_unavailable", "store_available"]);
+        for _ in 0..100 {
+            events.changed(&mut was_available, down("locked again"));
+            events.changed(&mut was_available, StoreState::Available);
+        }
+        assert_eq!(waiting(&events), ["store_unavailable", "store_available"]);
+        events.changed(&mut was_available, down("locked again"));
+        assert_eq!(waiting(&events), ["store_unavailable"]);
+        let first = events.take().unwrap();
+        assert!(
+            first
+                .reason
+                .as_deref()
+                .is_some_and(|r| r.contains("locked")),
+            "{first:?}"
+        );
+        assert!(events.take().is_none());
+    }
 }

@@ -539,3 +539,37 @@ fn many_sessions_needing_a_login_at_once_are_one_notification() {
         "{body}"
     );
 }
+
+/// A login that worked, waiting for a run behind busy ones, and a second
+/// login of the provider started and cancelled meanwhile: the hook hears
+/// `logged_in` all the same. The second login's end replaced the first's
+/// while both waited, and `logged_in` was never run (a hook that raised an
+/// alert at `login_required` kept it up).
+#[test]
+fn a_login_cancelled_after_one_that_worked_keeps_its_logged_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hook, reader) = slow_hook_in(dir.path(), 10);
+    let provider = Provider::rfc8628();
+    let names = ["busy1", "busy2", "busy3", "busy4", "busy5", "demo"];
+    let config: String = names.iter().map(|name| provider.config(name)).collect();
+    let daemon = Daemon::start_with(&config, with_hook(&hook));
+    for name in &names[..4] {
+        login(&daemon, name, |code| {
+            provider.approve(code).unwrap();
+        });
+        reader.wait_for(&format!("logged_in {name}"));
+    }
+    // Every run is busy for seconds, and busy5's waits for one: demo's
+    // events wait behind it.
+    login(&daemon, "busy5", |code| {
+        provider.approve(code).unwrap();
+    });
+    login(&daemon, "demo", |code| {
+        provider.approve(code).unwrap();
+    });
+    let out = daemon.tokenctl(&["login", "demo", "--no-wait"]);
+    assert!(out.status.success(), "{out:?}");
+    let out = daemon.tokenctl(&["login", "demo", "--cancel"]);
+    assert!(out.status.success(), "{out:?}");
+    reader.wait_for("logged_in demo");
+}
