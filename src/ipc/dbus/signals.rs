@@ -34,7 +34,7 @@ use super::peers::{Peers, Recipients};
 use super::properties::{managed_object, provider_properties, store_properties};
 use super::signalled::{PropertiesSent, Signalled};
 use super::{BROKER_INTERFACE, BROKER_PATH, provider_path};
-use crate::broker::{AccessPolicy, Broker, BrokerEvent, Caller, Role, SessionReport};
+use crate::broker::{AccessPolicy, Broker, BrokerEvent, Caller, EventFeed, Role, SessionReport};
 
 /// The interfaces a provider object has, for `InterfacesRemoved`.
 const PROVIDER_OBJECT_INTERFACES: [&str; 4] = [
@@ -72,12 +72,7 @@ pub(super) async fn forward_events(
                 continue;
             }
             () = shutdown.cancelled() => {
-                // The stop ended the logins just before: their endings
-                // (`LoginFinished`, ok false) are queued, and their
-                // waiting clients are told.
-                while let Some(event) = events.try_recv() {
-                    signals.forward(&event).await;
-                }
+                signals.send_what_is_left(&mut events).await;
                 return;
             }
             // No signal can go out any more: the loss is reported (once)
@@ -86,12 +81,23 @@ pub(super) async fn forward_events(
         };
         // (A feed loses no event: one behind a burst folds repeats, a
         // provider's three refreshes into one `TokenRefreshed`.)
-        match event {
-            Some(event) => signals.forward(&event).await,
-            None => return,
+        let Some(event) = event else {
+            return;
+        };
+        // A bus that takes no more (stalled) holds the signal: a stop
+        // meanwhile is not held by it past a short wait.
+        tokio::select! {
+            () = signals.forward(&event) => {}
+            () = shutdown.cancelled() => {
+                signals.send_what_is_left(&mut events).await;
+                return;
+            }
         }
     }
 }
+
+/// How long a stop waits for the bus to take the signals still queued.
+const STOP_SIGNALS_WITHIN: std::time::Duration = std::time::Duration::from_secs(2);
 
 struct Signals {
     connection: Connection,
@@ -107,6 +113,27 @@ struct Signals {
 }
 
 impl Signals {
+    /// At a stop: the events still queued, for at most
+    /// [`STOP_SIGNALS_WITHIN`]. The stop ended the logins just before:
+    /// their endings (`LoginFinished`, ok false) are queued, and their
+    /// waiting clients are told. A bus that takes nothing (stalled) held
+    /// the stop for its whole grace, which was then said as requests left
+    /// unanswered.
+    async fn send_what_is_left(&self, events: &mut EventFeed) {
+        let sent = tokio::time::timeout(STOP_SIGNALS_WITHIN, async {
+            while let Some(event) = events.try_recv() {
+                self.forward(&event).await;
+            }
+        })
+        .await;
+        if sent.is_err() {
+            warn!(
+                "D-Bus signals still queued at the stop were not sent: the bus took none within {} s",
+                STOP_SIGNALS_WITHIN.as_secs()
+            );
+        }
+    }
+
     async fn forward(&self, event: &BrokerEvent) {
         match event {
             BrokerEvent::LoginPrompt { provider, prompt } => {
