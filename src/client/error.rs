@@ -134,7 +134,30 @@ fn permission_advice(path: &Path) -> String {
             )
         };
     }
+    let runtime_dir = std::env::var_os("XDG_RUNTIME_DIR").map(std::path::PathBuf::from);
+    if let Some(advice) =
+        runtime_dir_of_another(path, runtime_dir.as_deref(), nix::unistd::getuid().as_raw())
+    {
+        return advice;
+    }
     "this user may not use that socket; the daemon's config decides who may".into()
+}
+
+/// When `path` is under `runtime_dir` (`XDG_RUNTIME_DIR`) and that
+/// directory is another user's than `uid`'s: what to do. A variable left
+/// by `su` sent tokenctl to the other user's socket, and the refusal read
+/// as the daemon's config at fault.
+fn runtime_dir_of_another(path: &Path, runtime_dir: Option<&Path>, uid: u32) -> Option<String> {
+    use std::os::unix::fs::MetadataExt as _;
+    let runtime_dir = runtime_dir.filter(|dir| path.starts_with(dir))?;
+    let owner = std::fs::metadata(runtime_dir).ok()?.uid();
+    (owner != uid).then(|| {
+        format!(
+            "XDG_RUNTIME_DIR ({}) is uid {owner}'s, not this user's (uid {uid}; left by `su`?): \
+             unset it, or set it to /run/user/{uid}",
+            runtime_dir.display()
+        )
+    })
 }
 
 /// What to do about a failed connect, by the kind of failure.
@@ -236,5 +259,44 @@ fn untrusted_server_reason(uid: u32, outside_the_namespace: bool) -> String {
         format!(
             "it is served by uid {uid}, not by root, you or the `{DAEMON_USER}` user tokend runs as; another user may have put it there (check the path and the directories above it); if it is that user's tokend sharing its socket with you, name them with --socket-owner or TOKEND_SOCKET_OWNER"
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A socket refused under an `XDG_RUNTIME_DIR` of another user (left by
+    /// `su`) is said to be that: the advice blamed the daemon's config.
+    #[test]
+    fn a_runtime_directory_of_another_user_is_named() {
+        use std::os::unix::fs::MetadataExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let owner = std::fs::metadata(dir.path()).unwrap().uid();
+        let socket = dir.path().join("tokend/tokend.sock");
+        let other = owner + 1000;
+        let advice = runtime_dir_of_another(&socket, Some(dir.path()), other).unwrap();
+        assert_eq!(
+            advice,
+            format!(
+                "XDG_RUNTIME_DIR ({}) is uid {owner}'s, not this user's (uid {other}; left by \
+                 `su`?): unset it, or set it to /run/user/{other}",
+                dir.path().display()
+            )
+        );
+        // The user's own, a socket elsewhere, or no variable: nothing to say.
+        assert_eq!(
+            runtime_dir_of_another(&socket, Some(dir.path()), owner),
+            None
+        );
+        assert_eq!(
+            runtime_dir_of_another(
+                Path::new("/run/tokend/tokend.sock"),
+                Some(dir.path()),
+                other
+            ),
+            None
+        );
+        assert_eq!(runtime_dir_of_another(&socket, None, other), None);
     }
 }

@@ -467,3 +467,34 @@ print('read', len(data), flush=True)
     );
     server.wait().unwrap();
 }
+
+/// A user whose `XDG_RUNTIME_DIR` is another user's (left by `su`) is told
+/// that, with what to set it to: the refusal read as the daemon's config
+/// deciding who may.
+#[test]
+fn a_runtime_directory_of_another_user_is_named() {
+    let Some(nobody) = OtherUser::nobody_or_skip("a_runtime_directory_of_another_user_is_named")
+    else {
+        return;
+    };
+    // Root's runtime directory, as root's sessions have it.
+    let roots = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(roots.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let out = nobody
+        .command("tokenctl")
+        .env_clear()
+        .env("XDG_RUNTIME_DIR", roots.path())
+        .arg("status")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "XDG_RUNTIME_DIR ({}) is uid 0's, not this user's (uid {NOBODY}; left by `su`?): \
+             unset it, or set it to /run/user/{NOBODY}",
+            roots.path().display()
+        )),
+        "{err}"
+    );
+}
