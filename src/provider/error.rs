@@ -176,10 +176,21 @@ fn redact_cut_off(text: &mut String, secret: &str) {
     }
 }
 
-/// `; it asks to be retried in N s` for a `Retry-After`, else nothing.
+/// `; it asks to be retried in N s` for a `Retry-After`, else nothing. A
+/// wait at the cap was asked as that or longer: said so, not as if the
+/// provider had asked for an hour exactly.
 fn retry_after_suffix(retry_after: Option<Duration>) -> String {
     retry_after
-        .map(|wait| format!("; it asks to be retried in {} s", wait.as_secs()))
+        .map(|wait| {
+            if wait >= super::message::MAX_RETRY_AFTER {
+                format!(
+                    "; it asks to be retried in {} s or more (tokend waits an hour at most)",
+                    wait.as_secs()
+                )
+            } else {
+                format!("; it asks to be retried in {} s", wait.as_secs())
+            }
+        })
         .unwrap_or_default()
 }
 
@@ -265,6 +276,27 @@ impl ProviderError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A `Retry-After` at the cap (asked as an hour or longer) is said as
+    /// that, not as an hour exactly; a shorter one as asked.
+    #[test]
+    fn a_wait_at_the_cap_is_said_as_one_or_more() {
+        let unavailable = |secs| ProviderError::Unavailable {
+            endpoint: "https://idp.example/token".into(),
+            status: 429,
+            detail: None,
+            retry_after: Some(Duration::from_secs(secs)),
+        };
+        assert_eq!(
+            unavailable(3600).to_string(),
+            "https://idp.example/token is unavailable (HTTP 429); it asks to be retried in \
+             3600 s or more (tokend waits an hour at most)"
+        );
+        assert_eq!(
+            unavailable(600).to_string(),
+            "https://idp.example/token is unavailable (HTTP 429); it asks to be retried in 600 s"
+        );
+    }
 
     /// Secrets echoed in a failure's text, as sent or percent-encoded,
     /// come out; values shorter than 4 characters and other text stay, and
