@@ -176,13 +176,18 @@ fn redact_cut_off(text: &mut String, secret: &str) {
     }
 }
 
+/// The longest `Retry-After` heeded. A provider asking for more is asked
+/// again after this: its sessions' tokens may expire meanwhile, and an
+/// hour is long enough for any rate limit tokend could have tripped.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
 /// `; it asks to be retried in N s` for a `Retry-After`, else nothing. A
 /// wait at the cap was asked as that or longer: said so, not as if the
 /// provider had asked for an hour exactly.
 fn retry_after_suffix(retry_after: Option<Duration>) -> String {
     retry_after
         .map(|wait| {
-            if wait >= super::message::MAX_RETRY_AFTER {
+            if wait >= MAX_RETRY_AFTER {
                 format!(
                     "; it asks to be retried in {} s or more (tokend waits an hour at most)",
                     wait.as_secs()

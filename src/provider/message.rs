@@ -237,10 +237,9 @@ pub struct HttpResponse {
     pub body: Bytes,
 }
 
-/// The longest `Retry-After` heeded. A provider asking for more is asked
-/// again after this: its sessions' tokens may expire meanwhile, and an
-/// hour is long enough for any rate limit tokend could have tripped.
-pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+/// The longest `Retry-After` heeded (defined beside the error that says
+/// it, which may not look here: see `error`).
+pub use super::error::MAX_RETRY_AFTER;
 
 impl HttpResponse {
     /// An answer from `url` with `status`, `content_type` and `body`, and

@@ -85,11 +85,20 @@ pub(super) async fn forward_events(
             return;
         };
         // A bus that takes no more (stalled) holds the signal: a stop
-        // meanwhile is not held by it past a short wait.
+        // meanwhile is not held by it past a short wait. (Not cut at the
+        // stop itself: the signal may be the `LoginFinished` of a login
+        // the stop ended, which its client waits for.)
+        let stop_waited_out = async {
+            shutdown.cancelled().await;
+            tokio::time::sleep(STOP_SIGNALS_WITHIN).await;
+        };
         tokio::select! {
             () = signals.forward(&event) => {}
-            () = shutdown.cancelled() => {
-                signals.send_what_is_left(&mut events).await;
+            () = stop_waited_out => {
+                warn!(
+                    "D-Bus signals still queued at the stop were not sent: the bus took none within {} s",
+                    STOP_SIGNALS_WITHIN.as_secs()
+                );
                 return;
             }
         }
