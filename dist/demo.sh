@@ -49,7 +49,10 @@ emulator=$(path_of tokend-emulator)
 work=$(mktemp -d -t tokend-demo.XXXXXX)
 pids=()
 cleanup() {
-    trap - EXIT INT TERM HUP
+    # A second signal (Ctrl-C again, a wrapper passing the first one on)
+    # must not cut the cleanup short and leave the directory behind.
+    trap - EXIT
+    trap '' INT TERM HUP
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
     rm -rf "$work"
