@@ -95,10 +95,7 @@ pub(super) async fn forward_events(
         tokio::select! {
             () = signals.forward(&event) => {}
             () = stop_waited_out => {
-                warn!(
-                    "D-Bus signals still queued at the stop were not sent: the bus took none within {} s",
-                    STOP_SIGNALS_WITHIN.as_secs()
-                );
+                say_signals_left_unsent();
                 return;
             }
         }
@@ -107,6 +104,14 @@ pub(super) async fn forward_events(
 
 /// How long a stop waits for the bus to take the signals still queued.
 const STOP_SIGNALS_WITHIN: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The log line of a stop that gave up on a bus that takes no signals.
+fn say_signals_left_unsent() {
+    warn!(
+        "D-Bus signals still queued at the stop were not sent: the bus did not take them within {} s",
+        STOP_SIGNALS_WITHIN.as_secs()
+    );
+}
 
 struct Signals {
     connection: Connection,
@@ -136,10 +141,7 @@ impl Signals {
         })
         .await;
         if sent.is_err() {
-            warn!(
-                "D-Bus signals still queued at the stop were not sent: the bus took none within {} s",
-                STOP_SIGNALS_WITHIN.as_secs()
-            );
+            say_signals_left_unsent();
         }
     }
 
