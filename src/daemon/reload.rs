@@ -65,7 +65,7 @@ async fn reload(broker: &Broker, current: &Config, env: &Environment) {
     let mut states = vec![NotifyState::Reloading];
     states.extend(NotifyState::monotonic_usec_now());
     notify(&states);
-    info!(config = %current.path.display(), "reloading the config");
+    info!(config = %current.path.display(), event = "reload_started", "reloading the config");
     // Off the event loop: loading reads files and asks the user and group
     // database (NSS: sssd or LDAP may take long to answer), and requests
     // and the watchdog's beat must go on meanwhile.
@@ -124,6 +124,7 @@ async fn reload(broker: &Broker, current: &Config, env: &Environment) {
                 added = ?summary.added,
                 removed = ?summary.removed,
                 changed = ?summary.changed,
+                event = "reloaded",
                 "config reloaded"
             );
         }

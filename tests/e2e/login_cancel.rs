@@ -77,6 +77,16 @@ fn a_cancelled_login_is_not_the_last_error() {
     assert_eq!(done["ok"], false, "{done}");
     assert!(err.contains("was cancelled"), "{err}");
     assert_eq!(last_error(), serde_json::Value::Null);
+    // The login asked for over the socket carries its event.
+    assert!(
+        daemon
+            .log()
+            .lines()
+            .any(|line| line.contains("login requested")
+                && line.contains("event=\"login_requested\"")),
+        "{}",
+        daemon.log()
+    );
 
     let run = LoginRun::start(&daemon.socket, "demo");
     provider.deny(&run.user_code()).unwrap();

@@ -177,6 +177,14 @@ fn valid_tokens_are_served_through_an_outage_and_sessions_recover() {
     let status: serde_json::Value =
         serde_json::from_str(&stdout(&daemon.tokenctl(&["--json", "status", "demo"]))).unwrap();
     assert!(status[0]["last_error"].is_null(), "{status}");
+    // The outage's end is said, as its failures were: it read like any
+    // routine refresh.
+    let recovered = daemon.wait_for_log(1, &["event=\"refreshed\"", "after_failures="]);
+    assert!(
+        recovered[0]
+            .contains("failed refresh(es): the provider answers again and requests are served"),
+        "{recovered:?}"
+    );
     provider.assert_no_violations();
 }
 

@@ -217,4 +217,13 @@ fn a_reload_that_cannot_read_the_file_says_so() {
     .unwrap();
     let status = status_after_reload(&mut daemon);
     assert!(!status.contains("reload failed"), "{status}");
+    // Both ends of a reload carry their event, for `journalctl EVENT=`.
+    let log = daemon.log();
+    assert!(
+        log.contains("reloading the config")
+            && log.contains("event=\"reload_started\"")
+            && log.contains("config reloaded")
+            && log.contains("event=\"reloaded\""),
+        "{log}"
+    );
 }

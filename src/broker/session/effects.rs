@@ -218,9 +218,8 @@ impl Session {
             Notice::Refreshed {
                 rotated,
                 expires_at,
-            } => {
-                info!(provider = %name, event = "refreshed", rotated, expires_at, "access token refreshed");
-            }
+                after_failures,
+            } => log_refreshed(name, rotated, expires_at, after_failures),
             Notice::ArrivedSpent {
                 left,
                 lifetime,
@@ -228,7 +227,7 @@ impl Session {
             } => {
                 let lifetime =
                     lifetime.map_or_else(String::new, |l| format!(" of {} s", l.as_secs_f32()));
-                warn!(provider = %name, event = "token_arrived_spent", retry_in = retry_in.as_secs(),
+                warn!(provider = %name, event = "token_arrived_spent", retry_in = whole_secs_up(retry_in),
                     "the new access token came with {:.1} s{lifetime} left (the provider answered slower than its tokens live, the store took as long to save them, or this machine's clock is off): the next refresh in {} s",
                     left.as_secs_f32(), retry_in.as_secs());
             }
@@ -242,14 +241,14 @@ impl Session {
                 error,
                 repeated: false,
             } => {
-                warn!(provider = %name, event = "refresh_failed", retry_in = retry_in.as_secs(), "refresh failed: {error}");
+                warn!(provider = %name, event = "refresh_failed", retry_in = whole_secs_up(retry_in), "refresh failed: {error}");
             }
             Notice::RefreshFailed {
                 retry_in,
                 error,
                 repeated: true,
             } => {
-                debug!(provider = %name, event = "refresh_failed", retry_in = retry_in.as_secs(), "refresh failed again as before: {error}");
+                debug!(provider = %name, event = "refresh_failed", retry_in = whole_secs_up(retry_in), "refresh failed again as before: {error}");
             }
             Notice::LoginRequired { reason } => {
                 error!(provider = %name, event = "login_required", "session ended by the provider: {reason}; run `tokenctl login {name}`");
@@ -310,6 +309,23 @@ fn time_left(secs: u64) -> String {
         3_600.. => format!("{} h", secs / 3_600),
         _ => format!("{} min", (secs / 60).max(1)),
     }
+}
+
+/// A refresh's line; after failed ones, the end of their warnings, as the
+/// store's outage has its end (it read like any routine refresh).
+fn log_refreshed(name: &str, rotated: bool, expires_at: Option<i64>, after_failures: u32) {
+    if after_failures == 0 {
+        info!(provider = %name, event = "refreshed", rotated, expires_at, "access token refreshed");
+    } else {
+        info!(provider = %name, event = "refreshed", rotated, expires_at, after_failures,
+            "access token refreshed after {after_failures} failed refresh(es): the provider answers again and requests are served");
+    }
+}
+
+/// `wait` in whole seconds, rounded up: a retry in 2.6 s logged as
+/// `retry_in=2` came later than the line said.
+fn whole_secs_up(wait: std::time::Duration) -> u64 {
+    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
 }
 
 #[cfg(test)]

@@ -32,7 +32,7 @@ pub(super) async fn answer(
             return write.send(&done(Some(&e))).await;
         }
     };
-    info!(provider = %provider, uid = caller.uid, "login requested");
+    info!(provider = %provider, uid = caller.uid, event = "login_requested", "login requested");
     let prompt = match watch.prompt().await {
         Ok(prompt) => prompt,
         Err(e) => {

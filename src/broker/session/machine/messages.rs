@@ -220,6 +220,9 @@ pub(crate) enum Notice {
         rotated: bool,
         /// The new expiry, Unix seconds.
         expires_at: Option<i64>,
+        /// The refreshes that had failed in a row before this one (an
+        /// outage ends: said, as its failures were).
+        after_failures: u32,
     },
     /// New tokens came with an access token expired or nearly so; the
     /// next refresh waits.

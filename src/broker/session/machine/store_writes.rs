@@ -85,10 +85,12 @@ impl SessionMachine {
                         in_a_row,
                     ));
                 }
+                let after_failures = self.failures;
                 self.install(ctx, tokens, result, out);
                 out.push(Effect::Log(Notice::Refreshed {
                     rotated,
                     expires_at,
+                    after_failures,
                 }));
                 self.emit_new_tokens(expires_at, out);
                 out.push(Effect::Reply(Reply::Done(Ok(()))));
