@@ -149,9 +149,7 @@ async fn run_for_events(
     let mut store_events = StoreEvents::default();
     // The hooks follow from the end of start-up: a store already down
     // then (a keyring locked at boot) is said now, as it would have been.
-    let mut store_was_available = true;
-    let state = store.borrow_and_update().clone();
-    store_events.changed(&mut store_was_available, state);
+    store_events.take_change(true, &mut store);
     loop {
         // The next thing to run: the store's first, then the feed's.
         let next = if let Some(next) = store_events.take() {
@@ -171,12 +169,9 @@ async fn run_for_events(
                     None => return,
                 },
                 changed = store.changed() => {
-                    // (The broker, alive here, keeps the sender.)
-                    if changed.is_err() {
+                    if !store_events.take_change(changed.is_ok(), &mut store) {
                         return;
                     }
-                    let state = store.borrow_and_update().clone();
-                    store_events.changed(&mut store_was_available, state);
                     continue;
                 }
                 () = shutdown.cancelled() => {
@@ -196,11 +191,9 @@ async fn run_for_events(
                     Err(_) => return,
                 },
                 changed = store.changed() => {
-                    if changed.is_err() {
+                    if !store_events.take_change(changed.is_ok(), &mut store) {
                         return;
                     }
-                    let state = store.borrow_and_update().clone();
-                    store_events.changed(&mut store_was_available, state);
                 }
                 () = shutdown.cancelled() => {
                     say_not_run(&mut events, &store_events, 1);
@@ -229,16 +222,33 @@ struct Pending {
 #[derive(Debug, Default)]
 struct StoreEvents {
     waiting: VecDeque<Pending>,
+    /// Whether the store was last said to be down.
+    said_down: bool,
 }
 
 impl StoreEvents {
-    /// Takes the store's `state` (`was_available` says how it was last
-    /// said to be). A new reason during an outage is no event.
-    fn changed(&mut self, was_available: &mut bool, state: StoreState) {
-        if state.is_available() == *was_available {
+    /// Takes the change the store's watch announced (`announced`: its
+    /// `changed()` was Ok); false once the watch is gone, with the broker.
+    fn take_change(
+        &mut self,
+        announced: bool,
+        store: &mut tokio::sync::watch::Receiver<StoreState>,
+    ) -> bool {
+        if !announced {
+            return false;
+        }
+        let state = store.borrow_and_update().clone();
+        self.changed(state);
+        true
+    }
+
+    /// Takes the store's `state`. A new reason during an outage is no
+    /// event.
+    fn changed(&mut self, state: StoreState) {
+        if state.is_available() != self.said_down {
             return;
         }
-        *was_available = state.is_available();
+        self.said_down = !state.is_available();
         let (event, reason) = match state {
             StoreState::Available => ("store_available", None),
             StoreState::Unavailable { error, .. } => ("store_unavailable", Some(error.to_string())),
@@ -334,19 +344,18 @@ mod tests {
     #[test]
     fn the_stores_changes_fold_to_the_first_and_the_last() {
         let mut events = StoreEvents::default();
-        let mut was_available = true;
-        events.changed(&mut was_available, StoreState::Available);
+        events.changed(StoreState::Available);
         assert!(waiting(&events).is_empty());
-        events.changed(&mut was_available, down("locked"));
-        events.changed(&mut was_available, down("still locked"));
-        events.changed(&mut was_available, StoreState::Available);
+        events.changed(down("locked"));
+        events.changed(down("still locked"));
+        events.changed(StoreState::Available);
         assert_eq!(waiting(&events), ["store_unavailable", "store_available"]);
         for _ in 0..100 {
-            events.changed(&mut was_available, down("locked again"));
-            events.changed(&mut was_available, StoreState::Available);
+            events.changed(down("locked again"));
+            events.changed(StoreState::Available);
         }
         assert_eq!(waiting(&events), ["store_unavailable", "store_available"]);
-        events.changed(&mut was_available, down("locked again"));
+        events.changed(down("locked again"));
         assert_eq!(waiting(&events), ["store_unavailable"]);
         let first = events.take().unwrap();
         assert!(
