@@ -69,8 +69,8 @@ pub(super) struct Inner {
     // Whether any session's policy has `allow_units`: asked once per
     // connection, so kept beside the map rather than found by walking it.
     pub(super) unit_grants: AtomicBool,
-    // How many refused callers were logged lately (a flood is not).
-    pub(super) refusals: super::refusal_log::RefusalLog,
+    // How many refused callers were logged lately, per uid (a flood is not).
+    pub(super) refusals: super::refusal_log::CallerRefusals,
     // Whether the last reload failed, and what waits for a restart.
     pub(super) config_standing: super::config_standing::ConfigStandingCell,
     // Held for writing through a reload: a caller whose session the reload
@@ -133,7 +133,7 @@ impl Broker {
                 sessions: RwLock::new(BTreeMap::new()),
                 endpoint_limits: std::sync::Mutex::new(HashMap::new()),
                 unit_grants: AtomicBool::new(false),
-                refusals: super::refusal_log::RefusalLog::default(),
+                refusals: super::refusal_log::CallerRefusals::default(),
                 config_standing: super::config_standing::ConfigStandingCell::default(),
                 reloading: tokio::sync::RwLock::new(()),
                 retired_unfinished: std::sync::Mutex::new(Vec::new()),
@@ -270,8 +270,12 @@ impl Broker {
     /// Logs that `caller` was refused `provider` ("refused a caller" and
     /// `why`), unless refusals flood in (see `refusal_log`).
     fn log_refusal(&self, provider: &str, caller: &Caller, why: &str) {
-        if let Some(dropped) = self.inner.refusals.admit(std::time::Instant::now()) {
-            let note = super::refusal_log::not_logged_note(dropped);
+        if let Some(dropped) = self
+            .inner
+            .refusals
+            .admit(caller.uid, std::time::Instant::now())
+        {
+            let note = super::refusal_log::not_logged_note_of(dropped, "refusals of this uid");
             tracing::warn!(provider = %provider, event = "access_denied", uid = caller.uid, pid = caller.pid, "refused a caller{why}{note}");
         }
     }

@@ -7,7 +7,14 @@
 //! [`LINES_PER_WINDOW`] refusals are logged per [`WINDOW`]; the next line
 //! after a window that dropped some says how many. `tokenctl metrics`
 //! still counts every one (`access_denied`).
+//!
+//! Refused callers are counted per uid ([`CallerRefusals`]): with one
+//! budget for everyone, a single looping client used it up and hid every
+//! other user's refusals (the ones an administrator most wants to see),
+//! and the "not logged" count of its flood was told on another caller's
+//! line, under another provider's name.
 
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -47,21 +54,74 @@ impl RefusalLog {
     /// Whether a refusal at `now` may be logged: `Some(n)` with the number
     /// of refusals not logged since the last line, `None` to stay quiet.
     pub(crate) fn admit(&self, now: Instant) -> Option<u64> {
-        let mut w = self
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .admit(now)
+    }
+}
+
+/// The uids whose refusals are counted apart at most. Beyond them (a
+/// flood of uids: user namespaces map many), the rest share one budget, so
+/// the map stays small whatever callers do.
+pub(crate) const MAX_CALLERS_COUNTED: usize = 256;
+
+/// [`RefusalLog`] kept per caller uid: each uid has its own
+/// [`LINES_PER_WINDOW`] a [`WINDOW`], so one client's flood does not hide
+/// another's refusals, and the count of lines not logged is told on that
+/// uid's own next line.
+#[derive(Debug, Default)]
+pub(crate) struct CallerRefusals {
+    state: Mutex<Callers>,
+}
+
+#[derive(Debug, Default)]
+struct Callers {
+    by_uid: BTreeMap<u32, Window>,
+    /// The budget of uids beyond [`MAX_CALLERS_COUNTED`].
+    others: Window,
+}
+
+impl CallerRefusals {
+    /// As [`RefusalLog::admit`], for a refusal of a caller with `uid`.
+    pub(crate) fn admit(&self, uid: u32, now: Instant) -> Option<u64> {
+        let mut callers = self
             .state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if w.started
-            .is_none_or(|started| now.duration_since(started) >= WINDOW)
-        {
-            w.started = Some(now);
-            w.logged = 0;
+        if !callers.by_uid.contains_key(&uid) && callers.by_uid.len() >= MAX_CALLERS_COUNTED {
+            // Room is made only from windows that are over and told all
+            // they dropped: forgetting one that was not would lose its count.
+            callers
+                .by_uid
+                .retain(|_, w| w.untold > 0 || !w.is_over(now));
         }
-        if w.logged < LINES_PER_WINDOW {
-            w.logged += 1;
-            Some(std::mem::take(&mut w.untold))
+        let full = callers.by_uid.len() >= MAX_CALLERS_COUNTED;
+        let window = match callers.by_uid.entry(uid) {
+            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::btree_map::Entry::Vacant(_) if full => &mut callers.others,
+            std::collections::btree_map::Entry::Vacant(e) => e.insert(Window::default()),
+        };
+        window.admit(now)
+    }
+}
+
+impl Window {
+    fn is_over(&self, now: Instant) -> bool {
+        self.started
+            .is_none_or(|started| now.duration_since(started) >= WINDOW)
+    }
+
+    fn admit(&mut self, now: Instant) -> Option<u64> {
+        if self.is_over(now) {
+            self.started = Some(now);
+            self.logged = 0;
+        }
+        if self.logged < LINES_PER_WINDOW {
+            self.logged += 1;
+            Some(std::mem::take(&mut self.untold))
         } else {
-            w.untold += 1;
+            self.untold += 1;
             None
         }
     }
@@ -107,6 +167,51 @@ mod tests {
         assert_eq!(
             not_logged_note(991),
             " (991 earlier refusals were not logged)"
+        );
+    }
+
+    #[test]
+    fn one_callers_flood_leaves_the_others_budget_alone() {
+        let log = CallerRefusals::default();
+        let start = Instant::now();
+        let flooding: Vec<_> = (0..500).filter_map(|_| log.admit(1000, start)).collect();
+        assert_eq!(flooding.len(), LINES_PER_WINDOW as usize);
+        // Another uid in the same window is logged, and told nothing of
+        // the flood: that count is not its own.
+        assert_eq!(log.admit(1001, start), Some(0));
+        // The flooding uid's next line, a window later, tells its count.
+        let next = start + WINDOW;
+        assert_eq!(
+            log.admit(1000, next),
+            Some(500 - u64::from(LINES_PER_WINDOW))
+        );
+        assert_eq!(log.admit(1001, next), Some(0));
+    }
+
+    #[test]
+    fn uids_beyond_the_counted_share_one_budget() {
+        let log = CallerRefusals::default();
+        let start = Instant::now();
+        for uid in 0..u32::try_from(MAX_CALLERS_COUNTED).unwrap() {
+            assert_eq!(log.admit(uid, start), Some(0));
+        }
+        let beyond = u32::try_from(MAX_CALLERS_COUNTED).unwrap();
+        let shared: Vec<_> = (beyond..beyond + 100)
+            .filter_map(|uid| log.admit(uid, start))
+            .collect();
+        assert_eq!(shared.len(), LINES_PER_WINDOW as usize);
+        // Once the first windows are over, a new uid gets a window of its
+        // own again; the map does not grow past the cap.
+        let later = start + WINDOW;
+        assert_eq!(log.admit(beyond + 500, later), Some(0));
+        let counted = log.state.lock().unwrap().by_uid.len();
+        assert!(counted <= MAX_CALLERS_COUNTED, "{counted}");
+        assert!(
+            log.state
+                .lock()
+                .unwrap()
+                .by_uid
+                .contains_key(&(beyond + 500))
         );
     }
 }

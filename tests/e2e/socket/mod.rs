@@ -15,6 +15,7 @@ use tokend::protocol::MAX_REQUEST_LINE;
 mod full;
 mod group;
 mod login_stream;
+mod refusals;
 mod threads;
 
 /// A raw protocol connection.
