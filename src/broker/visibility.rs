@@ -1,12 +1,84 @@
-//! What a caller may see of the providers: its role on one, their names,
-//! whether it has any at all. One rule, `policy`, decides each answer.
+//! What a caller may see of the providers and do with them: its role on
+//! one, their names, whether it has any at all, and the check every call
+//! passes before a session sees it (`authorized`). One rule, `policy`,
+//! decides each answer.
 
-use std::sync::PoisonError;
+use std::sync::{Arc, PoisonError};
 
 use super::api::Broker;
+use super::error::{self, BrokerError};
 use super::policy::{AccessPolicy, Caller, Role};
+use super::session::Session;
 
 impl Broker {
+    /// Logs that `caller` was refused `provider` ("refused a caller" and
+    /// `why`), unless refusals flood in (see `refusal_log`).
+    fn log_refusal(&self, provider: &str, caller: &Caller, why: &str) {
+        if let Some(dropped) = self
+            .inner
+            .refusals
+            .admit(caller.uid, std::time::Instant::now())
+        {
+            let note = super::refusal_log::not_logged_note_of(dropped, "refusals of this uid");
+            tracing::warn!(provider = %provider, event = "access_denied", uid = caller.uid, pid = caller.pid, "refused a caller{why}{note}");
+        }
+    }
+
+    /// The session `name`, if `caller` has at least the role `needed` on it.
+    ///
+    /// A caller with no role gets the answer for a provider that does not
+    /// exist: it learns nothing about the provider, not even its name. A
+    /// caller who may use it but asks to manage it is told it may not.
+    pub(super) fn authorized(
+        &self,
+        caller: &Caller,
+        name: &str,
+        needed: Role,
+    ) -> Result<Arc<Session>, BrokerError> {
+        // No configured name is longer (see the config's name rule), and
+        // none is empty: said as such, not as an unknown provider.
+        if name.is_empty() {
+            return Err(BrokerError::InvalidArgument {
+                message: "the provider name is empty".to_owned(),
+            });
+        }
+        if name.len() > crate::config::MAX_PROVIDER_NAME {
+            return Err(BrokerError::InvalidArgument {
+                message: format!(
+                    "provider names are at most {} characters, got {} bytes",
+                    crate::config::MAX_PROVIDER_NAME,
+                    name.len()
+                ),
+            });
+        }
+        let found = self.session(name);
+        let role = found
+            .as_ref()
+            .map_or(Role::None, |session| session.policy().role(caller));
+        match found {
+            Some(session) if role >= needed => Ok(session),
+            Some(_) if role >= Role::Use => {
+                self.log_refusal(name, caller, ": it may use the provider, not manage it");
+                Err(BrokerError::AccessDenied {
+                    provider: name.to_owned(),
+                    uid: caller.uid,
+                })
+            }
+            found => {
+                if found.is_some() {
+                    // The refusal is the administrator's to see, not the caller's.
+                    self.log_refusal(name, caller, " with no role on the provider");
+                }
+                let (known, unlisted) = self.some_names(caller, error::KNOWN_LISTED);
+                Err(BrokerError::UnknownProvider {
+                    provider: name.to_owned(),
+                    known,
+                    unlisted,
+                })
+            }
+        }
+    }
+
     /// The first `limit` names of the providers `caller` may use, and how
     /// many more there are; no other name is copied.
     pub(super) fn some_names(&self, caller: &Caller, limit: usize) -> (Vec<String>, usize) {

@@ -31,6 +31,7 @@ pub mod dialects;
 pub mod discovery;
 mod error;
 pub mod http;
+mod http_proxy;
 mod message;
 pub mod oauth;
 mod oauth_errors;

@@ -296,7 +296,7 @@ fn find_provider(
         (None, None) => false,
     };
     let mut found = Vec::new();
-    crate::each_status(client, protocol, named, |status| {
+    crate::status_command::each_status(client, protocol, named, |status| {
         if wanted(&status) {
             found.push(status);
         }

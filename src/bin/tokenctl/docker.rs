@@ -220,7 +220,7 @@ fn visible(
     // Only those are kept: a daemon with thousands of providers and few
     // registries holds few.
     let mut kept = Vec::new();
-    crate::each_status(client, protocol, None, |status| {
+    crate::status_command::each_status(client, protocol, None, |status| {
         let wanted = match named {
             Some(name) => status.name == name,
             None => !status.hosts.is_empty(),

@@ -14,7 +14,7 @@ use std::io;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use super::{SocketError, io_error};
+use super::error::{SocketError, io_error};
 
 /// Mode of a directory tokend creates for a socket only its owner may use.
 const PRIVATE_DIRECTORY: u32 = 0o700;

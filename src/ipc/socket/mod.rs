@@ -18,8 +18,10 @@
 //! thread of its own (`threaded.rs`, up to [`MAX_THREADED_CONNECTIONS`]),
 //! which is what keeps many busy clients fast.
 
+mod bind;
 mod connection;
 mod directory;
+mod error;
 mod login;
 mod metrics;
 mod status;
@@ -28,8 +30,6 @@ mod wire;
 mod writer;
 
 use std::io;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -56,7 +56,9 @@ pub const MAX_CONNECTIONS: usize = 512;
 /// that one local user cannot take every slot from the others.
 pub const MAX_CONNECTIONS_PER_UID: usize = 64;
 
+pub use bind::{bind, check_path, identity, remove_bound};
 pub use directory::{group_not_given_warning, group_reach_warning};
+pub use error::SocketError;
 pub use threaded::MAX_THREADED_CONNECTIONS;
 
 /// A connection with no request for this long is closed.
@@ -97,177 +99,6 @@ impl Default for Limits {
             write_timeout: WRITE_TIMEOUT,
         }
     }
-}
-
-/// Why the socket could not be set up.
-#[derive(Debug, thiserror::Error)]
-pub enum SocketError {
-    /// Another daemon answers on the socket.
-    #[error("another tokend is already listening on {}", .0.display())]
-    InUse(PathBuf),
-    /// The directory is writable by others, so the socket could be
-    /// replaced (a sticky bit does not help: anyone could bind the path
-    /// while no socket is there).
-    #[error("{} (owner uid {owner}, mode {mode:04o}) is writable by other users; the socket must live in a directory only its owner may write to (mode 0700, 0710 or 0755): chmod go-w it, or set `socket` to a path in such a directory", path.display())]
-    UnsafeDirectory {
-        /// The socket's directory.
-        path: PathBuf,
-        /// Its owner.
-        owner: u32,
-        /// Its permission bits.
-        mode: u32,
-    },
-    /// A directory above the socket's could be changed by another user.
-    #[error("the socket's path is not safe: {0}")]
-    UntrustedAncestor(crate::trusted_path::UntrustedPath),
-    /// Something other than a socket is at the socket's path: tokend
-    /// replaces only a stale socket of its own kind, never a file.
-    #[error("{} exists and is not a socket; tokend does not remove it: set `socket` to another path, or remove it", .0.display())]
-    NotASocket(PathBuf),
-    /// `socket_group` names a group the daemon may not give a file: its
-    /// user is not in it, or a system-call filter forbids changing a
-    /// file's group (both shipped units' do). A start again fails the same
-    /// way.
-    #[error("cannot give {} the group {group} (`socket_group`): {reason}; make the socket's directory set-group-ID with that group, so that the socket is born with it (a line `d DIR 2710 USER GROUP -` in /etc/tmpfiles.d/; see \"The Unix socket\" in the README), or, outside the shipped units, add the daemon's user to the group", path.display())]
-    GroupNotGiven {
-        /// The file whose group was to be set.
-        path: PathBuf,
-        /// The group, by name where the name service knows it.
-        group: String,
-        /// Why not, as far as can be told.
-        reason: &'static str,
-    },
-    /// A system call failed.
-    #[error("{what} {}: {source}", path.display())]
-    Io {
-        /// What was being done.
-        what: &'static str,
-        /// On which path.
-        path: PathBuf,
-        /// The failure.
-        source: io::Error,
-    },
-}
-
-fn io_error<'p>(what: &'static str, path: &'p Path) -> impl FnOnce(io::Error) -> SocketError + 'p {
-    move |source| SocketError::Io {
-        what,
-        path: path.to_owned(),
-        source,
-    }
-}
-
-impl SocketError {
-    /// Whether only a person can cure it (the socket's path is unsafe, or
-    /// something else is at it, or the daemon may not make its directory or
-    /// socket there: an `XDG_RUNTIME_DIR` left by `su`, a read-only file
-    /// system): a start again fails the same way, so the daemon exits with
-    /// the config's status (2), which the units do not restart, rather
-    /// than 1, which they restart until their start limit.
-    #[must_use]
-    pub fn needs_a_person(&self) -> bool {
-        match self {
-            Self::UnsafeDirectory { .. }
-            | Self::UntrustedAncestor(_)
-            | Self::NotASocket(_)
-            | Self::GroupNotGiven { .. } => true,
-            Self::Io { source, .. } => matches!(
-                source.kind(),
-                io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem
-            ),
-            Self::InUse(_) => false,
-        }
-    }
-}
-
-/// Binds the socket at `path` with permission bits `mode` (and group
-/// `group`), creating its directory when missing: 0700, or 0710 with the
-/// socket's group when `mode` lets the group connect (see
-/// [`group_reach_warning`] for the directories above it).
-///
-/// A stale socket file left by a crash is replaced; a live one (another
-/// daemon answers) is an error.
-///
-/// # Errors
-/// See [`SocketError`].
-pub fn bind(path: &Path, mode: u32, group: Option<u32>) -> Result<UnixListener, SocketError> {
-    let dir = path.parent().unwrap_or(Path::new("/"));
-    if !dir.exists() {
-        directory::create(dir, mode, group)?;
-    }
-    check_path(path, crate::trusted_path::Owners::daemon())?;
-    if std::fs::symlink_metadata(path).is_ok() {
-        if std::os::unix::net::UnixStream::connect(path).is_ok() {
-            return Err(SocketError::InUse(path.to_owned()));
-        }
-        std::fs::remove_file(path).map_err(io_error("cannot remove the stale socket", path))?;
-    }
-    let listener = UnixListener::bind(path).map_err(io_error("cannot bind", path))?;
-    if let Some(gid) = group {
-        directory::set_group(path, gid)?;
-    }
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-        .map_err(io_error("cannot set the mode of", path))?;
-    Ok(listener)
-}
-
-/// What [`bind`] refuses of a socket path, checked without binding (also
-/// for `tokend --check`): a directory others may write to; a directory
-/// from the socket's up to `/` that is owned by someone `owners` does not
-/// trust, or that others may write to without the sticky bit (see
-/// [`crate::trusted_path`]); something other than a socket at the path. A
-/// missing directory is no problem: it is created.
-///
-/// # Errors
-/// [`SocketError::UnsafeDirectory`], [`SocketError::UntrustedAncestor`],
-/// [`SocketError::NotASocket`], or [`SocketError::Io`] when the directory
-/// cannot be inspected.
-pub fn check_path(path: &Path, owners: crate::trusted_path::Owners) -> Result<(), SocketError> {
-    use std::os::unix::fs::FileTypeExt as _;
-    let dir = path.parent().unwrap_or(Path::new("/"));
-    match std::fs::metadata(dir) {
-        Ok(meta) if crate::trusted_path::others_may_write(meta.uid(), meta.gid(), meta.mode()) => {
-            return Err(SocketError::UnsafeDirectory {
-                path: dir.to_owned(),
-                owner: meta.uid(),
-                mode: meta.mode() & 0o7777,
-            });
-        }
-        Ok(_) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(io_error("cannot inspect", dir)(e)),
-    }
-    // The directory's owner and the directories above, too: whoever may
-    // rename one of them can put a directory of their own, with a socket
-    // of their own, in its place.
-    crate::trusted_path::check_ancestors(dir, owners).map_err(SocketError::UntrustedAncestor)?;
-    match std::fs::symlink_metadata(path) {
-        Ok(meta) if !meta.file_type().is_socket() => Err(SocketError::NotASocket(path.to_owned())),
-        _ => Ok(()),
-    }
-}
-
-/// Removes the socket at `path` when the daemon stops, if it is still the
-/// one `bound` (its device and inode, read after [`bind`]): a file put
-/// there since, or another daemon's socket, is left alone.
-pub fn remove_bound(path: &Path, bound: Option<(u64, u64)>) {
-    let now = std::fs::symlink_metadata(path)
-        .ok()
-        .map(|m| (m.dev(), m.ino()));
-    if now.is_none() || now != bound {
-        return;
-    }
-    if let Err(e) = std::fs::remove_file(path) {
-        warn!("could not remove {}: {e}", path.display());
-    }
-}
-
-/// The device and inode of the socket at `path`, for [`remove_bound`].
-#[must_use]
-pub fn identity(path: &Path) -> Option<(u64, u64)> {
-    std::fs::symlink_metadata(path)
-        .ok()
-        .map(|m| (m.dev(), m.ino()))
 }
 
 /// Serves connections on `listener` until `shutdown`; connection tasks are

@@ -37,6 +37,7 @@
 
 mod clock_step;
 mod expiry_notices;
+mod handover;
 mod messages;
 mod refresh;
 mod restore;
@@ -56,6 +57,7 @@ use crate::broker::events::BrokerEvent;
 use crate::broker::timing;
 use crate::store::StoreError;
 
+pub(crate) use handover::Handover;
 pub use messages::WorldChange;
 pub(crate) use messages::{Context, Effect, Event, Notice, Reply, WritePurpose};
 pub(crate) use restore::{LoadResult, RestoreCause};
@@ -94,28 +96,6 @@ pub(crate) enum RefreshStage {
     Requested,
     /// The provider answered; its outcome is being written to the store.
     Saving,
-}
-
-/// What a reload hands from a retired session to its successor.
-#[derive(Debug)]
-pub(crate) struct Handover {
-    state: SessionState,
-    last_refresh: Option<SystemTime>,
-    last_attempt: Option<SystemTime>,
-    last_failure: Option<BrokerError>,
-    failures: u32,
-    /// With `failures`: the backoff and a `Retry-After` stand across the
-    /// reload (a reload is no reason to ask the provider sooner).
-    provider_asked_wait: Option<(SystemTime, Duration)>,
-    next_refresh: Option<SystemTime>,
-    fresh_until: Option<SystemTime>,
-    store_dirty: bool,
-    save_failures: u32,
-    expired_grants: u32,
-    refresh_extends_refresh_token: bool,
-    last_on_demand_refresh: Option<SystemTime>,
-    /// The warning already given stays given.
-    expiry_warned: Option<SystemTime>,
 }
 
 /// One session's state and the rules that change it.
@@ -337,64 +317,6 @@ impl SessionMachine {
     /// memory only (the logout's delete failed).
     pub(crate) fn owes_a_logouts_delete(&self) -> bool {
         self.store_dirty && matches!(self.state, SessionState::LoggedOut)
-    }
-
-    /// What a reload hands to the session that replaces this one, or
-    /// `None` when there are no tokens to take over.
-    pub(crate) fn handover(&self) -> Option<Handover> {
-        let state = match &self.state {
-            SessionState::LoggedOut | SessionState::WaitingForStore => return None,
-            SessionState::Active { tokens, .. } => SessionState::Active {
-                tokens: tokens.clone(),
-                refresh: RefreshStage::Idle,
-            },
-            other @ SessionState::NeedsLogin { .. } => other.clone(),
-        };
-        Some(Handover {
-            state,
-            last_refresh: self.last_refresh,
-            last_attempt: self.last_attempt,
-            last_failure: self.last_failure.clone(),
-            failures: self.failures,
-            provider_asked_wait: self.provider_asked_wait,
-            next_refresh: self.next_refresh,
-            fresh_until: self.fresh_until,
-            store_dirty: self.store_dirty,
-            save_failures: self.save_failures,
-            expired_grants: self.expired_grants,
-            refresh_extends_refresh_token: self.refresh_extends_refresh_token,
-            last_on_demand_refresh: self.last_on_demand_refresh,
-            expiry_warned: self.expiry_warned,
-        })
-    }
-
-    /// Takes over a retired session's tokens and what it learned of them:
-    /// a backoff or a `Retry-After` under way stands (a reload that changed
-    /// `allow_users` asked the provider again at once, against its
-    /// `Retry-After`), and a warning given is not given again.
-    fn take_over(&mut self, ctx: &Context, handover: Handover, out: &mut Vec<Effect>) {
-        self.state = handover.state;
-        self.last_refresh = handover.last_refresh;
-        self.last_attempt = handover.last_attempt;
-        self.last_failure = handover.last_failure;
-        self.failures = handover.failures;
-        self.provider_asked_wait = handover.provider_asked_wait;
-        self.store_dirty = handover.store_dirty;
-        self.save_failures = handover.save_failures;
-        self.expired_grants = handover.expired_grants;
-        self.refresh_extends_refresh_token = handover.refresh_extends_refresh_token;
-        self.last_on_demand_refresh = handover.last_on_demand_refresh;
-        self.expiry_warned = handover.expiry_warned;
-        if let SessionState::Active { tokens, .. } = &self.state {
-            let tokens = tokens.clone();
-            self.schedule_next(ctx, &tokens, None, out);
-            if self.failures > 0 {
-                // The retry planned by the failures, not a new plan.
-                self.next_refresh = handover.next_refresh;
-                self.fresh_until = handover.fresh_until;
-                self.schedule_wake(ctx.now, out);
-            }
-        }
     }
 
     /// Makes written (or, when the write failed, unsaved) tokens the

@@ -443,31 +443,6 @@ impl SessionMachine {
         out.push(Effect::Reply(Reply::Done(Err(err))));
     }
 
-    /// A write of the session's record (a save, or a delete after a
-    /// logout or a revocation) failed again while the store works: plans
-    /// its retry, later each time, and wakes for it.
-    pub(super) fn save_failed(&mut self, ctx: &Context, out: &mut Vec<Effect>) {
-        self.save_failures = self.save_failures.saturating_add(1);
-        self.plan_save_retry(ctx);
-        self.schedule_wake(ctx.now, out);
-    }
-
-    /// Plans the retry of a failed save, sooner than the next refresh
-    /// (the newest refresh token is only in memory until then). Not
-    /// during an outage: the store's recovery saves every session that
-    /// could not, with no timer per session.
-    pub(super) fn plan_save_retry(&mut self, ctx: &Context) {
-        self.save_retry_at = (self.store_dirty && ctx.store_available).then(|| {
-            ctx.now
-                + timing::backoff(
-                    self.save_failures.max(1),
-                    timing::SAVE_RETRY_BASE,
-                    timing::SAVE_RETRY_CAP,
-                    ctx.jitter,
-                )
-        });
-    }
-
     /// The error for a caller that wants `min_valid` of life when the
     /// freshest token (`tokens`' access token) has less: it names the
     /// lifetime the provider gave that token, or, for a token restored

@@ -1,11 +1,13 @@
 //! The machine's store writes: a logout's delete, the retry of a write
-//! that failed, and what follows each write (a refresh's tokens installed
-//! once their record is stored, a logout's record deleted or owed).
+//! that failed (and when it comes), and what follows each write (a
+//! refresh's tokens installed once their record is stored, a logout's
+//! record deleted or owed).
 
 use super::{
     BrokerError, Context, Effect, Notice, Reply, SessionMachine, SessionState, StoreError,
     WritePurpose,
 };
+use crate::broker::timing;
 
 impl SessionMachine {
     /// Forgets the session in memory at once and deletes its record (the
@@ -167,5 +169,30 @@ impl SessionMachine {
                 out.push(Effect::Reply(Reply::Changed(true)));
             }
         }
+    }
+
+    /// A write of the session's record (a save, or a delete after a
+    /// logout or a revocation) failed again while the store works: plans
+    /// its retry, later each time, and wakes for it.
+    pub(super) fn save_failed(&mut self, ctx: &Context, out: &mut Vec<Effect>) {
+        self.save_failures = self.save_failures.saturating_add(1);
+        self.plan_save_retry(ctx);
+        self.schedule_wake(ctx.now, out);
+    }
+
+    /// Plans the retry of a failed save, sooner than the next refresh
+    /// (the newest refresh token is only in memory until then). Not
+    /// during an outage: the store's recovery saves every session that
+    /// could not, with no timer per session.
+    pub(super) fn plan_save_retry(&mut self, ctx: &Context) {
+        self.save_retry_at = (self.store_dirty && ctx.store_available).then(|| {
+            ctx.now
+                + timing::backoff(
+                    self.save_failures.max(1),
+                    timing::SAVE_RETRY_BASE,
+                    timing::SAVE_RETRY_CAP,
+                    ctx.jitter,
+                )
+        });
     }
 }
