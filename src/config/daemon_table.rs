@@ -163,7 +163,11 @@ fn socket_path(
     match &default {
         None => diags.error(
             &table.span,
-            "no default socket path: XDG_RUNTIME_DIR is not set (or not an absolute path); set `socket` in [daemon]",
+            format!(
+                "no default socket path: XDG_RUNTIME_DIR is not set (or not an absolute path), and there is no {}/{} (this user has no login session, and no lingering: `loginctl enable-linger`); set `socket` in [daemon]",
+                crate::config::environment::LOGIND_RUNTIME_ROOT,
+                env.uid
+            ),
         ),
         // A long XDG_RUNTIME_DIR: found here, not by the start's bind
         // after it made the directories (exit 1, restarted for nothing).

@@ -38,6 +38,24 @@ pub struct Environment {
     pub checking: bool,
 }
 
+/// Where logind makes each logged-in (or lingering) user's runtime
+/// directory, `UID` under it.
+pub const LOGIND_RUNTIME_ROOT: &str = "/run/user";
+
+/// `root/UID`, the runtime directory logind made for `uid`, when it is a
+/// directory (not a link) owned by `uid`; `None` for root, whose defaults
+/// are the system's paths, and where there is none (no login, no linger).
+#[must_use]
+pub fn logind_runtime_dir(uid: u32, root: &std::path::Path) -> Option<PathBuf> {
+    use std::os::unix::fs::MetadataExt as _;
+    if uid == 0 {
+        return None;
+    }
+    let dir = root.join(uid.to_string());
+    let meta = std::fs::symlink_metadata(&dir).ok()?;
+    (meta.is_dir() && meta.uid() == uid).then_some(dir)
+}
+
 /// The effective user's home directory from the password database.
 fn home_from_passwd() -> Option<PathBuf> {
     nix::unistd::User::from_uid(nix::unistd::geteuid())
@@ -76,10 +94,19 @@ impl Environment {
         }
     }
 
-    /// The environment of this process.
+    /// The environment of this process. Without `XDG_RUNTIME_DIR` (cron,
+    /// `sudo -u`, an ssh command), a user's runtime directory is the one
+    /// logind made for her, when there is one (`logind_runtime_dir`):
+    /// the daemon started so refused to start for want of a socket path,
+    /// while tokenctl started so looked there for it.
     #[must_use]
     pub fn from_process() -> Self {
-        Self::from_variables(|name| std::env::var_os(name))
+        let mut env = Self::from_variables(|name| std::env::var_os(name));
+        if env.xdg_runtime_dir.is_none() {
+            env.xdg_runtime_dir =
+                logind_runtime_dir(env.uid, std::path::Path::new(LOGIND_RUNTIME_ROOT));
+        }
+        env
     }
 
     /// The environment whose variables `lookup` gives. A directory
@@ -216,6 +243,38 @@ impl Environment {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// logind's directory of the user stands in for `XDG_RUNTIME_DIR`
+    /// only when it is hers: not another user's, not a link, not root's.
+    #[test]
+    fn a_users_logind_runtime_directory_is_found_when_it_is_hers() {
+        use std::os::unix::fs::{chown, symlink};
+        let root = tempfile::tempdir().unwrap();
+        // As root (CI), a directory given to a uid of the test's choosing;
+        // otherwise one's own.
+        let as_root = rustix::process::geteuid().is_root();
+        let uid = if as_root {
+            4243
+        } else {
+            rustix::process::geteuid().as_raw()
+        };
+        assert_eq!(logind_runtime_dir(uid, root.path()), None, "missing");
+        let own = root.path().join(uid.to_string());
+        std::fs::create_dir(&own).unwrap();
+        if as_root {
+            chown(&own, Some(uid), None).unwrap();
+        }
+        assert_eq!(logind_runtime_dir(uid, root.path()), Some(own.clone()));
+        // A directory named for another uid, owned by someone else: not its.
+        let other = uid.wrapping_add(1);
+        std::fs::create_dir(root.path().join(other.to_string())).unwrap();
+        assert_eq!(logind_runtime_dir(other, root.path()), None);
+        // A link, even to a directory of one's own, is not logind's.
+        let linked = uid.wrapping_add(2);
+        symlink(&own, root.path().join(linked.to_string())).unwrap();
+        assert_eq!(logind_runtime_dir(linked, root.path()), None);
+        assert_eq!(logind_runtime_dir(0, root.path()), None, "root");
+    }
 
     /// Directory variables that are not absolute paths are ignored (the
     /// XDG spec's rule), the others taken; `TOKEND_CONFIG` names a file

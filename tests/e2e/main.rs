@@ -52,6 +52,7 @@ mod refresh_storm;
 mod refresh_token_expiry;
 mod reload_during_refresh;
 mod reload_standing;
+mod runtime_dir;
 mod sleep;
 mod socket;
 mod source_layout;
