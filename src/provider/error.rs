@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::secret::Secret;
+
 /// How a provider failure should be treated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailureClass {
@@ -96,6 +98,22 @@ pub enum ProviderError {
         /// What it may mean.
         detail: Option<String>,
     },
+    /// A success answer whose access token cannot be used (missing,
+    /// empty, with a control character inside) beside a new refresh
+    /// token that can. The provider issued that refresh token, and one
+    /// that rotates them retired the token sent: refusing the whole answer
+    /// lost the session (its retry presented the retired token and was
+    /// told `invalid_grant`). The refresh token is kept; the refresh
+    /// failed all the same and is retried with it.
+    #[error("{endpoint} sent an invalid answer: {problem}, beside a new refresh token")]
+    AccessTokenUnusable {
+        /// The endpoint URL.
+        endpoint: String,
+        /// What is wrong with the access token.
+        problem: String,
+        /// The new refresh token the answer carried.
+        refresh_token: Secret,
+    },
     /// An answer that makes no sense (not JSON, missing fields, absurd values, too large).
     #[error("{endpoint} sent an invalid answer: {problem}")]
     Malformed {
@@ -103,6 +121,11 @@ pub enum ProviderError {
         endpoint: String,
         /// What is wrong with it.
         problem: String,
+        /// The answer's HTTP status, when it was read to the end and is
+        /// the provider's own (not empty, not a web page): a success
+        /// (2xx) means the provider may have done what was asked (rotated
+        /// the refresh token sent) in an answer that is lost.
+        status: Option<u16>,
     },
     /// OpenID discovery failed.
     #[error("OpenID discovery at {issuer} failed: {problem}")]
@@ -244,7 +267,12 @@ impl ProviderError {
                 .into_iter()
                 .chain(detail.as_mut())
                 .collect(),
-            Self::Malformed { endpoint, problem } => vec![endpoint, problem],
+            Self::Malformed {
+                endpoint, problem, ..
+            }
+            | Self::AccessTokenUnusable {
+                endpoint, problem, ..
+            } => vec![endpoint, problem],
             Self::Discovery { issuer, problem } => vec![issuer, problem],
         };
         for text in texts {
@@ -253,11 +281,31 @@ impl ProviderError {
         self
     }
 
+    /// The new refresh token of a success answer whose access token could
+    /// not be used ([`Self::AccessTokenUnusable`]): to be kept.
+    #[must_use]
+    pub fn kept_refresh_token(&self) -> Option<&Secret> {
+        match self {
+            Self::AccessTokenUnusable { refresh_token, .. } => Some(refresh_token),
+            _ => None,
+        }
+    }
+
     /// Whether this is a success answer (2xx) that was cut off: the
     /// provider did what was asked, and its tokens are lost.
     #[must_use]
     pub fn is_lost_success(&self) -> bool {
         matches!(self, Self::CutOff { status, .. } if (200..300).contains(status))
+    }
+
+    /// [`Self::is_lost_success`], or a success answer that could not be
+    /// read (compressed though tokend asks for none, JSON with bytes after
+    /// it, a form labelled as text): the provider may have rotated the
+    /// refresh token sent, in an answer that is lost all the same.
+    #[must_use]
+    pub fn is_unusable_success(&self) -> bool {
+        self.is_lost_success()
+            || matches!(self, Self::Malformed { status: Some(status), .. } if (200..300).contains(status))
     }
 
     /// How to treat this failure.
@@ -270,6 +318,7 @@ impl ProviderError {
             | Self::CutOff { .. }
             | Self::Unavailable { .. }
             | Self::Malformed { .. }
+            | Self::AccessTokenUnusable { .. }
             | Self::Discovery { .. } => FailureClass::Transient,
             Self::Rejected { .. } => FailureClass::Permanent,
             Self::GrantRevoked { .. } => FailureClass::GrantRevoked,

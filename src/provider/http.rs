@@ -311,6 +311,8 @@ fn too_large(endpoint: &str) -> ProviderError {
     ProviderError::Malformed {
         endpoint: endpoint.to_owned(),
         problem: format!("answer larger than {} KiB", MAX_ANSWER_BYTES / 1024),
+        // Not read to the end: the status alone says nothing of it.
+        status: None,
     }
 }
 

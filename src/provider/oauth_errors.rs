@@ -61,7 +61,7 @@ impl OAuthError {
             .text(&["error", "error_code"])
             .filter(|e| !e.is_empty())?;
         Some(Self {
-            error: clean_detail(&error),
+            error: code_as_written_by_the_rfc(&clean_detail(&error)),
             description: fields
                 .text(&["error_description", "message"])
                 .map(|d| clean_detail(&d))
@@ -82,6 +82,22 @@ impl OAuthError {
                 .find(|(code, _)| *code == self.error)
                 .map(|(_, text)| (*text).to_owned())
         })
+    }
+}
+
+/// An error code as RFC 6749 writes codes, lower case, when it came all in
+/// upper case (`INVALID_GRANT`): read as sent, a revoked grant was taken
+/// for a refusal to retry for ever, and a pending login for a failed one.
+/// A code in mixed or lower case is kept as sent.
+fn code_as_written_by_the_rfc(code: &str) -> String {
+    let shouted = code.chars().any(|c| c.is_ascii_uppercase())
+        && code
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+    if shouted {
+        code.to_ascii_lowercase()
+    } else {
+        code.to_owned()
     }
 }
 
@@ -121,17 +137,31 @@ fn describe(body: &[u8], content_type: Option<&str>, content_encoding: Option<&s
             clean_detail(coding)
         );
     }
-    let head = String::from_utf8_lossy(&body[..body.len().min(64)]).to_ascii_lowercase();
-    if content_type.is_some_and(|ct| media_type_is(ct, "text/html"))
-        || head.trim_start().starts_with("<!doctype")
-        || head.contains("<html")
-    {
+    if looks_like_html(body, content_type) {
         return "an HTML page".to_owned();
     }
     match why_unreadable(body, content_type) {
         Some(why) => format!("{size} {why}"),
         None => size,
     }
+}
+
+/// Whether `body` is a web page (by its type, or its first bytes).
+fn looks_like_html(body: &[u8], content_type: Option<&str>) -> bool {
+    let head = String::from_utf8_lossy(&body[..body.len().min(64)]).to_ascii_lowercase();
+    content_type.is_some_and(|ct| media_type_is(ct, "text/html"))
+        || head.trim_start().starts_with("<!doctype")
+        || head.contains("<html")
+}
+
+/// Whether the answer's body is empty or a web page: what a captive
+/// portal or a proxy answers in the provider's place, rather than the
+/// provider's own words (compressed, or JSON with bytes after it).
+#[must_use]
+pub fn is_empty_or_a_page(response: &HttpResponse) -> bool {
+    let body = without_bom(&response.body);
+    body.iter().all(u8::is_ascii_whitespace)
+        || looks_like_html(body, response.content_type.as_deref())
 }
 
 /// Why a body that is not HTML cannot be read as an answer, when it is

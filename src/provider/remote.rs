@@ -16,16 +16,19 @@ use crate::secret::Secret;
 
 /// Sets apart the transient poll failures a login treats on their own
 /// (whatever the dialect): a redirect ([`PollOutcome::Misdirected`]) and a
-/// success answer with readable fields whose tokens cannot be used
-/// ([`PollOutcome::GrantUnusable`]). An unreadable success body (a captive
-/// portal's HTML page) stays a plain transient failure.
+/// success answer whose tokens cannot be used ([`PollOutcome::GrantUnusable`]):
+/// one with readable fields, or the provider's own body that cannot be
+/// read (compressed though none was asked for, JSON with bytes after it),
+/// which spent the device code all the same. An empty success body or a
+/// web page (a captive portal's) stays a plain transient failure.
 fn set_apart_poll_failures(outcome: PollOutcome, response: &HttpResponse) -> PollOutcome {
     match outcome {
         PollOutcome::Failed(error) if error.class() == FailureClass::Transient => {
             if (300..400).contains(&response.status) {
                 PollOutcome::Misdirected(error)
             } else if (200..300).contains(&response.status)
-                && AnswerFields::parse(response).is_some()
+                && (AnswerFields::parse(response).is_some()
+                    || !super::oauth_errors::is_empty_or_a_page(response))
             {
                 PollOutcome::GrantUnusable(error)
             } else {
@@ -115,6 +118,7 @@ impl Provider {
             .ok_or_else(|| ProviderError::Malformed {
                 endpoint: String::new(),
                 problem: "the provider has neither endpoints nor an issuer".into(),
+                status: None,
             })?;
         let mut known = self.discovered.lock().await;
         if let Some((endpoints, at)) = known.as_ref()
@@ -302,6 +306,8 @@ fn still_alive(mut grant: TokenGrant, endpoint: &Url) -> Result<TokenGrant, Prov
     Err(ProviderError::Malformed {
         endpoint: endpoint.as_str().to_owned(),
         problem,
+        // Read whole; no refresh token in it was lost (there was none).
+        status: None,
     })
 }
 

@@ -28,6 +28,7 @@ mod dist;
 mod dist_dbus;
 mod docker_credential;
 mod faults;
+mod garbled_answers;
 mod git_credential;
 mod group_recheck;
 mod hardening;

@@ -107,7 +107,9 @@ fn an_html_error_page_with_an_error_status() {
 fn a_token_answer_without_an_access_token() {
     a_bad_refresh_answer_changes_nothing(
         |_| {
-            json_answer(r#"{"token_type":"Bearer","expires_in":3600,"refresh_token":"rt_garbage"}"#)
+            // No refresh token either (one beside it is kept: see
+            // `garbled_answers`).
+            json_answer(r#"{"token_type":"Bearer","expires_in":3600}"#)
         },
         "no `access_token` in the token answer",
     );
@@ -358,7 +360,7 @@ fn a_login_whose_polls_fail_says_why_when_the_code_dies() {
 ///
 /// A success answer cut off mid-body (the connection reset) is such an
 /// answer too: it read "could not reach", and the login's end did not
-/// name it.
+/// name it; so is one that cannot be read (JSON with bytes after it).
 #[test]
 fn an_unusable_success_answer_is_named_however_the_login_ends() {
     let dead_on_arrival = (
@@ -369,7 +371,16 @@ fn an_unusable_success_answer_is_named_however_the_login_ends() {
         Fault::ResetMidBody,
         "answered HTTP 200, but the answer was cut off",
     );
-    for (fault, said) in [dead_on_arrival, cut_off] {
+    // The provider's own words that cannot be read (not a portal's page):
+    // it read as a passing failure, and the login's end blamed the
+    // provider's refusal alone.
+    let unreadable = (
+        json_answer(
+            r#"{"access_token":"x","token_type":"Bearer","expires_in":3600}<!-- proxy -->"#,
+        ),
+        "trailing characters",
+    );
+    for (fault, said) in [dead_on_arrival, cut_off, unreadable] {
         let provider = Provider::start(fast());
         let label = fault.label();
         provider.inject(Endpoint::Token, fault, 1);

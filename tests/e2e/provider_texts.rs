@@ -17,15 +17,12 @@ use tokend_emulator::{Endpoint, Fault};
 
 /// A refreshed access token with a NUL inside is refused as a malformed
 /// answer: handed out over D-Bus it made the bus daemon drop tokend, which
-/// then stopped, its other sessions lost with a memory store.
+/// then stopped, its other sessions lost with a memory store. (A new
+/// refresh token beside it would be kept: see `garbled_answers`.)
 #[test]
 fn a_control_character_in_an_access_token_changes_nothing() {
     crate::malformed_answers::a_bad_refresh_answer_changes_nothing(
-        |_| {
-            json_answer(
-                r#"{"access_token":"AT\u0000x","token_type":"Bearer","expires_in":3600,"refresh_token":"rt_nul"}"#,
-            )
-        },
+        |_| json_answer(r#"{"access_token":"AT\u0000x","token_type":"Bearer","expires_in":3600}"#),
         "`access_token` in the token answer has a control character",
     );
 }

@@ -220,6 +220,7 @@ impl Session {
                 expires_at,
                 after_failures,
             } => log_refreshed(name, rotated, expires_at, after_failures),
+            Notice::RefreshTokenKept { saved } => log_refresh_token_kept(name, saved),
             Notice::ArrivedSpent {
                 left,
                 lifetime,
@@ -326,6 +327,18 @@ fn log_refreshed(name: &str, rotated: bool, expires_at: Option<i64>, after_failu
 /// `retry_in=2` came later than the line said.
 fn whole_secs_up(wait: std::time::Duration) -> u64 {
     wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+}
+
+/// The line of a new refresh token kept from an answer whose access token
+/// could not be used (`saved`: and stored).
+fn log_refresh_token_kept(name: &str, saved: bool) {
+    let stored = if saved {
+        "and stored"
+    } else {
+        "in memory (the store did not take it; retried)"
+    };
+    warn!(provider = %name, event = "refresh_token_kept",
+        "the refresh answer's access token cannot be used, but the new refresh token beside it was kept {stored}: the refresh is retried with it");
 }
 
 #[cfg(test)]

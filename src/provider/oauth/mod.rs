@@ -91,6 +91,10 @@ fn malformed(response: &HttpResponse, problem: String) -> ProviderError {
     ProviderError::Malformed {
         endpoint: endpoint(response),
         problem,
+        // A web page or nothing in a success's place is a portal's or a
+        // proxy's, which spent nothing at the provider.
+        status: (!crate::provider::oauth_errors::is_empty_or_a_page(response))
+            .then_some(response.status),
     }
 }
 
@@ -222,17 +226,30 @@ pub fn token_grant(
     response: &HttpResponse,
     fields: &AnswerFields,
 ) -> Result<TokenGrant, ProviderError> {
+    let refresh_token = fields
+        .text(&["refresh_token"])
+        .filter(|t| !t.trim().is_empty())
+        .map(|t| token_text::usable_token("refresh_token", &t))
+        .transpose()
+        .map_err(|problem| malformed(response, problem))?;
     let access_token = fields
         .text(&["access_token"])
         .filter(|t| !t.is_empty())
-        .ok_or_else(|| {
-            malformed(
-                response,
-                format!("{} in the token answer", fields.why_no_text("access_token")),
-            )
-        })?;
-    let access_token = token_text::usable_token("access_token", &access_token)
-        .map_err(|problem| malformed(response, problem))?;
+        .ok_or_else(|| format!("{} in the token answer", fields.why_no_text("access_token")))
+        .and_then(|token| token_text::usable_token("access_token", &token));
+    let access_token = match (access_token, refresh_token.as_ref()) {
+        (Ok(token), _) => token,
+        // The provider issued a new refresh token (and a rotating one
+        // retired the old): kept, whatever is wrong with the access token.
+        (Err(problem), Some(kept)) => {
+            return Err(ProviderError::AccessTokenUnusable {
+                endpoint: endpoint(response),
+                problem,
+                refresh_token: Secret::new(kept.clone()),
+            });
+        }
+        (Err(problem), None) => return Err(malformed(response, problem)),
+    };
     // One that cannot be a type (garbage, a proxy's echo of the request)
     // is taken as Bearer, the type of every provider tokend speaks to:
     // refusing the answer would lose the refresh token a rotating
@@ -240,12 +257,6 @@ pub fn token_grant(
     let token_type =
         token_text::usable_token_type(&token_type_handed_out(fields.text(&["token_type"])))
             .unwrap_or_else(|_| token_type_handed_out(None));
-    let refresh_token = fields
-        .text(&["refresh_token"])
-        .filter(|t| !t.trim().is_empty())
-        .map(|t| token_text::usable_token("refresh_token", &t))
-        .transpose()
-        .map_err(|problem| malformed(response, problem))?;
     let refresh_token_sent = refresh_token.is_some();
     let (expiry, expiry_problem) = match expiry(format, response, fields) {
         Ok(expiry) => (expiry, None),

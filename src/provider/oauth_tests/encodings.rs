@@ -58,3 +58,57 @@ fn a_latin1_invalid_grant_still_ends_the_session() {
     assert_eq!(e.class(), FailureClass::GrantRevoked, "{e}");
     assert!(e.to_string().contains("Jeton expir"), "{e}");
 }
+
+/// A success answer whose access token cannot be used beside a new
+/// refresh token that can: the refresh token comes back to be kept (the
+/// provider may have retired the one sent); without one the answer is
+/// refused as before. Either way nothing quotes a token.
+#[test]
+fn a_new_refresh_token_beside_an_unusable_access_token_is_handed_back() {
+    for body in [
+        r#"{"token_type":"Bearer","expires_in":3600,"refresh_token":"rt_new"}"#,
+        r#"{"access_token":"","token_type":"Bearer","refresh_token":"rt_new"}"#,
+        "{\"access_token\":\"at\\u0000x\",\"refresh_token\":\"rt_new\"}",
+    ] {
+        let error = refresh_answer(&STD, &json(200, body)).unwrap_err();
+        assert_eq!(
+            error.kept_refresh_token().map(Secret::expose),
+            Some("rt_new"),
+            "{body}: {error:?}"
+        );
+        assert_eq!(error.class(), FailureClass::Transient);
+        assert!(!error.to_string().contains("rt_new"), "{error}");
+        assert!(!format!("{error:?}").contains("rt_new"), "{error:?}");
+    }
+    let error = refresh_answer(&STD, &json(200, r#"{"token_type":"Bearer"}"#)).unwrap_err();
+    assert!(
+        matches!(error, ProviderError::Malformed { .. }),
+        "{error:?}"
+    );
+    assert!(error.kept_refresh_token().is_none());
+}
+
+/// A success answer that cannot be read at all counts as a success whose
+/// tokens are lost (the provider may have rotated the refresh token sent),
+/// unless it is empty or a web page: a captive portal's, which spent
+/// nothing at the provider.
+#[test]
+fn an_unreadable_success_is_told_apart_from_a_portals_page() {
+    let trailing = json(200, "{\"access_token\":\"a\"}\n<!-- proxy -->\n");
+    let error = refresh_answer(&STD, &trailing).unwrap_err();
+    assert!(error.is_unusable_success(), "{error:?}");
+    assert!(!error.is_lost_success(), "{error:?}");
+    for page in [
+        answer(
+            200,
+            "text/html",
+            "<html><body>Sign in to the Wi-Fi</body></html>",
+        ),
+        json(200, "  "),
+    ] {
+        let error = refresh_answer(&STD, &page).unwrap_err();
+        assert!(!error.is_unusable_success(), "{error:?}");
+    }
+    let error = refresh_answer(&STD, &json(503, "{\"access_token\":")).unwrap_err();
+    assert!(!error.is_unusable_success(), "{error:?}");
+}

@@ -29,3 +29,24 @@ fn microsofts_code_expired_is_an_expired_code() {
     );
     assert!(matches!(poll_answer(&STD, &r), PollOutcome::Expired { .. }));
 }
+
+/// Codes sent all in upper case (`INVALID_GRANT`) mean what RFC 6749's
+/// lower-case ones do: a revoked grant ends the session (it was retried
+/// for ever as a refusal), a pending login keeps polling (it ended the
+/// login at once). A code in mixed case is kept as sent.
+#[test]
+fn codes_in_upper_case_mean_what_the_rfcs_do() {
+    let r = json(400, r#"{"error":"INVALID_GRANT"}"#);
+    let e = refresh_answer(&STD, &r).unwrap_err();
+    assert_eq!(e.class(), FailureClass::GrantRevoked, "{e}");
+    let r = json(400, r#"{"error":"AUTHORIZATION_PENDING"}"#);
+    assert!(matches!(poll_answer(&STD, &r), PollOutcome::Pending));
+    let r = json(400, r#"{"error":"SLOW_DOWN"}"#);
+    assert!(matches!(
+        poll_answer(&STD, &r),
+        PollOutcome::SlowDown { .. }
+    ));
+    let r = json(400, r#"{"error":"Invalid_Grant"}"#);
+    let e = refresh_answer(&STD, &r).unwrap_err();
+    assert!(e.to_string().contains("Invalid_Grant"), "{e}");
+}

@@ -77,8 +77,8 @@ impl ReplyBody {
         }
     }
 
-    /// The body's bytes when it is complete and not yet sent (for tests).
-    #[cfg(test)]
+    /// The body's bytes when it is complete and not yet sent (for tests,
+    /// and for a real answer a fault spoils).
     pub(crate) fn bytes(&self) -> Option<&Bytes> {
         match self {
             Self::Full(data) => data.as_ref(),

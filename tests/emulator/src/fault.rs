@@ -2,7 +2,7 @@
 //!
 //! A fault replaces the answer to one request; the request never reaches
 //! the emulated provider, so no state changes (except [`Fault::Delay`],
-//! which delays a real answer). Faults wait in a queue per endpoint and each
+//! which delays a real answer, and [`Fault::Garbled`], which spoils one). Faults wait in a queue per endpoint and each
 //! request takes the first one for its endpoint.
 
 use std::collections::VecDeque;
@@ -66,11 +66,49 @@ pub enum Fault {
     /// `307 Temporary Redirect` to this location (a redirect that would
     /// resend the POST, credentials included, elsewhere).
     Redirect(String),
+    /// Answer as the provider does (its state changes: a refresh token it
+    /// rotates is retired), with the JSON body spoiled as `Garble` says: a
+    /// provider's bug, or a middlebox's, after the provider did its part.
+    Garbled(Garble),
     /// Answer normally, but only after this long. The answer is decided
     /// (and state changed) on arrival, so a client that gives up earlier
     /// loses an answer the provider did give: a rotated refresh token is
     /// gone.
     Delay(Duration),
+}
+
+/// How [`Fault::Garbled`] spoils a real answer's JSON body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Garble {
+    /// The `access_token` field left out, the rest (a new refresh token)
+    /// as the provider sent it.
+    WithoutAccessToken,
+    /// Bytes after the JSON object (a proxy's comment), which no JSON
+    /// reader takes.
+    TrailingBytes,
+}
+
+impl Garble {
+    /// `body`, a JSON object, spoiled; unchanged when it is not one.
+    #[must_use]
+    pub fn apply(self, body: &[u8]) -> Bytes {
+        match self {
+            Self::WithoutAccessToken => {
+                match serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(body) {
+                    Ok(mut object) => {
+                        object.remove("access_token");
+                        Bytes::from(serde_json::Value::Object(object).to_string())
+                    }
+                    Err(_) => Bytes::copy_from_slice(body),
+                }
+            }
+            Self::TrailingBytes => {
+                let mut spoiled = body.to_vec();
+                spoiled.extend_from_slice(b"\n<!-- served by a proxy -->\n");
+                Bytes::from(spoiled)
+            }
+        }
+    }
 }
 
 /// `at` as an HTTP-date (IMF-fixdate, RFC 9110 §5.6.7):
@@ -103,6 +141,7 @@ impl Fault {
             Self::ResetMidBody => "fault:reset",
             Self::Redirect(_) => "fault:redirect",
             Self::Delay(_) => "fault:delay",
+            Self::Garbled(_) => "fault:garbled",
         }
     }
 
@@ -178,7 +217,7 @@ impl Fault {
             Self::Redirect(location) => {
                 Reply::text(307, "redirected\n").header(hyper::header::LOCATION, location)
             }
-            Self::Delay(_) | Self::EchoRequest(_) => return None,
+            Self::Delay(_) | Self::EchoRequest(_) | Self::Garbled(_) => return None,
         };
         Some(reply.outcome(self.label()))
     }

@@ -85,5 +85,5 @@ pub use dialects::rfc8628::{ByteOrderMarks, FormAnswers, Rfc8628Options, Rfc8628
 pub use dialects::trakt::{TraktOptions, TraktPollBodies, TraktRefreshErrors};
 pub use dialects::twilio::{TwilioDateFormat, TwilioErrorStyle, TwilioOptions};
 pub use emulator::{Emulator, SeededSession, WAIT_TIMEOUT};
-pub use fault::{Fault, http_date};
+pub use fault::{Fault, Garble, http_date};
 pub use record::{AuthSeen, DEVICE_CODE_GRANT, Endpoint, Grant, RecordedRequest};

@@ -262,6 +262,14 @@ fn decide(
             });
             reply
         }
+        Some(Fault::Garbled(garble)) => {
+            let mut reply = dialect.answer(request, endpoint, &mut state.authority);
+            if let Some(body) = reply.body.bytes() {
+                reply.body = crate::body::ReplyBody::full(garble.apply(body));
+            }
+            reply.outcome = format!("{}; {}", reply.outcome, Fault::Garbled(garble).label());
+            reply
+        }
         Some(fault) => fault
             .reply_to(request)
             .unwrap_or_else(|| Reply::text(500, "unknown fault\n")),

@@ -151,6 +151,18 @@ pub(crate) enum WritePurpose {
         /// What the provider said.
         reason: String,
     },
+    /// The new refresh token of a refresh answer whose access token could
+    /// not be used (`ProviderError::AccessTokenUnusable`), kept beside the
+    /// access token the session had; the refresh then fails as `failure`.
+    RefreshTokenKept {
+        /// The refresh's generation.
+        generation: u64,
+        /// The session's tokens with the new refresh token.
+        tokens: Tokens,
+        /// How the refresh failed (boxed: the effects that carry it are
+        /// moved around often, the others small).
+        failure: Box<crate::provider::ProviderError>,
+    },
     /// Another try of a save that failed.
     DirtyRetry {
         /// The generation whose tokens are saved.
@@ -214,6 +226,12 @@ pub(crate) enum Reply {
 pub(crate) enum Notice {
     /// A token request starts a refresh.
     RefreshOnDemand,
+    /// The new refresh token of an answer whose access token could not be
+    /// used was kept (`saved`: and stored).
+    RefreshTokenKept {
+        /// Whether the store took it.
+        saved: bool,
+    },
     /// A refresh brought new tokens.
     Refreshed {
         /// Whether the refresh token changed.

@@ -35,6 +35,7 @@
 //! while it waits for the person, reaches the machine in the [`Context`],
 //! for the "login required" answers.
 
+mod answer;
 mod clock_step;
 mod expiry_notices;
 mod handover;

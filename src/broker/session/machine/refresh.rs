@@ -1,16 +1,16 @@
-//! The machine's refresh rules: when one starts, what its answer does,
-//! and backoff (when the next one comes is in `schedule`).
+//! The machine's refresh rules: when one starts, a failure and its
+//! backoff (what an answer does is in `answer`; when the next refresh
+//! comes, in `schedule`).
 
 use std::time::{Duration, SystemTime};
 
 use super::{
-    Context, Effect, Notice, RefreshStage, Reply, SessionMachine, SessionState, Tokens,
-    WorldChange, WritePurpose,
+    Context, Effect, Notice, RefreshStage, Reply, SessionMachine, SessionState, Tokens, WorldChange,
 };
 use crate::broker::error::BrokerError;
 use crate::broker::events::{AttentionKind, BrokerEvent};
 use crate::broker::timing;
-use crate::provider::{FailureClass, ProviderError, TokenGrant};
+use crate::provider::{FailureClass, ProviderError};
 
 /// The least life an access token keeps while its refresh is put off for
 /// a store that is down (see `hold_for_store`): about the refresh margin
@@ -174,84 +174,6 @@ impl SessionMachine {
         true
     }
 
-    /// The provider answered a refresh.
-    pub(super) fn refresh_answered(
-        &mut self,
-        ctx: &Context,
-        generation: u64,
-        sent_at: SystemTime,
-        answer: Result<TokenGrant, ProviderError>,
-        out: &mut Vec<Effect>,
-    ) {
-        if answer.is_err() || generation != self.generation {
-            // The next refusal of the token it was to replace counts anew.
-            self.refusal_refresh_out = None;
-        }
-        if generation != self.generation {
-            // Logged out or logged in anew while the request was out: the
-            // answer belongs to a session that no longer exists.
-            out.push(Effect::Reply(Reply::Done(Ok(()))));
-            return;
-        }
-        let SessionState::Active { tokens, refresh } = &mut self.state else {
-            out.push(Effect::Reply(Reply::Done(Ok(()))));
-            return;
-        };
-        match answer {
-            Ok(grant) => {
-                let new = Tokens::from_grant(grant, sent_at, Some(tokens));
-                let rotated = tokens.refresh != new.refresh;
-                *refresh = RefreshStage::Saving;
-                // Written before it is installed: see the module doc.
-                out.push(Effect::WriteRecord {
-                    record: new.to_record(&self.identity),
-                    purpose: WritePurpose::Refreshed {
-                        generation,
-                        tokens: new,
-                        rotated,
-                    },
-                });
-            }
-            Err(failure)
-                if failure.class() == FailureClass::GrantRevoked
-                    || (failure.class() == FailureClass::PerhapsRevoked
-                        && tokens
-                            .access
-                            .as_ref()
-                            .is_none_or(|a| a.expires_at.is_some_and(|at| at <= ctx.now))) =>
-            {
-                // The stored refresh token is dead: delete it so a restart
-                // does not try it again, then end the session. A refusal
-                // that only may mean so ends a session once its access
-                // token has expired (it serves nothing more); until then
-                // it is retried as a refusal, below.
-                *refresh = RefreshStage::Saving;
-                // A refusal right after a success answer that was cut off
-                // is most likely tokend's loss, not the provider's doing:
-                // the rotated refresh token was in the answer.
-                let after_lost_success = matches!(
-                    &self.last_failure,
-                    Some(BrokerError::ProviderUnavailable { source, .. }) if source.is_lost_success()
-                );
-                let reason = if after_lost_success {
-                    format!(
-                        "{failure}; the refresh before it was answered with success but the answer was cut off, and the new refresh token the provider may have put in it was lost with it"
-                    )
-                } else {
-                    failure.to_string()
-                };
-                out.push(Effect::WriteRecord {
-                    record: None,
-                    purpose: WritePurpose::Revoked { generation, reason },
-                });
-            }
-            Err(failure) => {
-                *refresh = RefreshStage::Idle;
-                self.refresh_failed(ctx, failure, true, out);
-            }
-        }
-    }
-
     /// A refresh was not sent, its endpoint having asked for a wait
     /// (`failure`): it fails as a sent one told so would, but counts for
     /// no backoff (the provider refused nothing of this session's), and
@@ -296,45 +218,10 @@ impl SessionMachine {
         out.push(Effect::Reply(Reply::Done(Err(BrokerError::ShuttingDown))));
     }
 
-    /// The record of a revoked session is deleted (or not: `deleted`).
-    pub(super) fn revoked(
-        &mut self,
-        ctx: &Context,
-        reason: String,
-        deleted: Result<(), BrokerError>,
-        out: &mut Vec<Effect>,
-    ) {
-        let err = BrokerError::login_required(&self.name, Some(reason.clone()));
-        self.state = SessionState::NeedsLogin {
-            reason: reason.clone(),
-        };
-        self.failures = 0;
-        self.next_refresh = None;
-        // A dead record the store could not delete is deleted later.
-        self.store_dirty = deleted.is_err();
-        self.last_failure = Some(deleted.err().unwrap_or_else(|| err.clone()));
-        out.push(Effect::Log(Notice::LoginRequired {
-            reason: reason.clone(),
-        }));
-        if self.store_dirty {
-            self.save_failed(ctx, out);
-        } else {
-            self.save_retry_at = None;
-            out.push(Effect::Schedule(None));
-        }
-        out.push(Effect::Emit(BrokerEvent::Attention {
-            provider: self.name.clone(),
-            kind: AttentionKind::LoginRequired,
-            reason,
-        }));
-        out.push(self.changed());
-        out.push(Effect::Reply(Reply::Done(Err(err))));
-    }
-
     /// A transient failure or a permanent refusal: back off and retry.
     /// `sent`: the provider answered this refresh (else its endpoint's
     /// asked wait held it back: no backoff grows, the wait alone counts).
-    fn refresh_failed(
+    pub(super) fn refresh_failed(
         &mut self,
         ctx: &Context,
         failure: ProviderError,

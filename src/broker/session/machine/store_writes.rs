@@ -132,6 +132,11 @@ impl SessionMachine {
                 }
                 self.revoked(ctx, reason, result, out);
             }
+            WritePurpose::RefreshTokenKept {
+                generation,
+                tokens,
+                failure,
+            } => self.refresh_token_kept(ctx, generation, tokens, result.is_ok(), *failure, out),
             WritePurpose::DirtyRetry { generation } => {
                 if let Err(e) = result {
                     if generation == self.generation && self.store_dirty {

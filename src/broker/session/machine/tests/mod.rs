@@ -147,6 +147,7 @@ fn brief(effect: &Effect) -> String {
                 WritePurpose::LoggedIn { .. } => "logged_in",
                 WritePurpose::LoggedOut { .. } => "logged_out",
                 WritePurpose::Revoked { .. } => "revoked",
+                WritePurpose::RefreshTokenKept { .. } => "refresh_token_kept",
                 WritePurpose::DirtyRetry { .. } => "retry",
             };
             match record {

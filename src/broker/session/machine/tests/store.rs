@@ -359,3 +359,60 @@ fn a_record_of_the_wrong_shape_is_refused_without_its_content() {
     let err = StoredSession::from_bytes(br#"{"access_token":tok-SECRET"#).unwrap_err();
     assert!(!err.contains("SECRET"), "{err}");
 }
+
+/// A refresh answer whose access token cannot be used, beside a new
+/// refresh token: the refresh token is stored first (a rotating provider
+/// retired the one sent), the refresh fails as transient, the old access
+/// token is still served, and the retry sends the kept refresh token.
+#[test]
+fn a_new_refresh_token_beside_an_unusable_access_token_is_kept() {
+    let mut m = refreshing(at(10));
+    let unusable = ProviderError::AccessTokenUnusable {
+        endpoint: "http://127.0.0.1/token".into(),
+        problem: "no `access_token` in the token answer".into(),
+        refresh_token: Secret::from("r2"),
+    };
+    let save = answer(&mut m, at(11), Err(unusable));
+    assert_eq!(briefs(&save), s(&["save(refresh_token_kept, r2)"]));
+    assert_eq!(describe(&m), "active/saving");
+    let failed = written_ok(&mut m, at(12), save);
+    assert_eq!(failed[0], "log(RefreshTokenKept)", "{failed:?}");
+    assert!(
+        failed.contains(&"log(RefreshFailed)".to_owned()),
+        "{failed:?}"
+    );
+    assert_eq!(failed.last().unwrap(), "reply(error unavailable)");
+    assert_eq!(describe(&m), "active");
+    assert!(m.is_saved());
+    // The access token it had still serves; the retry sends r2.
+    assert_eq!(
+        feed(&mut m, at(12), want_default()),
+        s(&["reply(token a1)"])
+    );
+    let retry = m.next_refresh().expect("a retry");
+    let effects = feed(&mut m, retry, Event::RefreshDue);
+    assert!(
+        effects.contains(&"start_refresh(r2)".to_owned()),
+        "{effects:?}"
+    );
+}
+
+/// The same answer while the store is failing: the kept refresh token is
+/// held in memory, the session marked unsaved with a save retry planned.
+#[test]
+fn a_kept_refresh_token_the_store_refuses_stays_in_memory_and_is_retried() {
+    let mut m = refreshing(at(10));
+    let unusable = ProviderError::AccessTokenUnusable {
+        endpoint: "http://127.0.0.1/token".into(),
+        problem: "no `access_token` in the token answer".into(),
+        refresh_token: Secret::from("r2"),
+    };
+    let save = answer(&mut m, at(11), Err(unusable));
+    written(&mut m, at(12), save, Err(store_down()));
+    assert!(!m.is_saved());
+    assert!(m.save_retry_at.is_some());
+    let SessionState::Active { tokens, .. } = &m.state else {
+        panic!("{}", describe(&m));
+    };
+    assert_eq!(tokens.refresh.as_ref().map(Secret::expose), Some("r2"));
+}
