@@ -44,6 +44,7 @@ fn main() -> ExitCode {
         );
     }
     let (env, path) = environment_and_config(&args);
+    say_ignored_variables();
     let config = match config::load(&path, &env) {
         Ok(config) => config,
         Err(e) => {
@@ -255,6 +256,21 @@ fn print_prune_report(report: &str, removed: bool) -> ExitCode {
 }
 
 /// As [`eprint_error`], at syslog `priority` (3 error, 4 warning, 5 notice).
+/// Says each directory variable ignored for not being an absolute path,
+/// before anything else: a relative `XDG_STATE_HOME` that an older tokend
+/// used held the sessions this start will not find.
+fn say_ignored_variables() {
+    for ignored in Environment::ignored_relative_variables() {
+        eprint_with_priority(
+            4,
+            &format!(
+                "tokend: {ignored} is not an absolute path and is ignored (as the XDG Base Directory spec says): \
+                 set it to an absolute path, or unset it (anything an older tokend kept under it is not read)"
+            ),
+        );
+    }
+}
+
 fn eprint_with_priority(priority: u8, line: &str) {
     let prefix = if tokend::systemd::stderr_is_journal() {
         format!("<{priority}>")

@@ -56,6 +56,30 @@ pub fn logind_runtime_dir(uid: u32, root: &std::path::Path) -> Option<PathBuf> {
     (meta.is_dir() && meta.uid() == uid).then_some(dir)
 }
 
+/// The directory variables an [`Environment`] reads.
+const DIRECTORY_VARIABLES: [&str; 7] = [
+    "RUNTIME_DIRECTORY",
+    "XDG_RUNTIME_DIR",
+    "CREDENTIALS_DIRECTORY",
+    "STATE_DIRECTORY",
+    "XDG_STATE_HOME",
+    "XDG_CONFIG_HOME",
+    "HOME",
+];
+
+/// [`Environment::ignored_relative_variables`] of the variables `lookup`
+/// gives.
+fn relative_variables(lookup: impl Fn(&str) -> Option<std::ffi::OsString>) -> Vec<String> {
+    DIRECTORY_VARIABLES
+        .iter()
+        .filter_map(|name| {
+            let value = lookup(name).filter(|v| !v.is_empty())?;
+            (!std::path::Path::new(&value).is_absolute())
+                .then(|| format!("{name}={}", value.to_string_lossy()))
+        })
+        .collect()
+}
+
 /// The effective user's home directory from the password database.
 fn home_from_passwd() -> Option<PathBuf> {
     nix::unistd::User::from_uid(nix::unistd::geteuid())
@@ -107,6 +131,16 @@ impl Environment {
                 logind_runtime_dir(env.uid, std::path::Path::new(LOGIND_RUNTIME_ROOT));
         }
         env
+    }
+
+    /// The directory variables of this process that are set but are not
+    /// absolute paths, as `NAME=value`: ignored (see
+    /// [`Self::from_process`]), which is to be said. Ignored without a
+    /// word, a relative `XDG_STATE_HOME` that an older tokend used made the
+    /// sessions stored under it vanish at an upgrade.
+    #[must_use]
+    pub fn ignored_relative_variables() -> Vec<String> {
+        relative_variables(|name| std::env::var_os(name))
     }
 
     /// The environment whose variables `lookup` gives. A directory
@@ -310,5 +344,15 @@ mod tests {
             absolute.xdg_state_home,
             Some(PathBuf::from("/home/alice/.local/state"))
         );
+        // The ignored ones are named, to be said; the absolute, the unset
+        // and `TOKEND_CONFIG` are not.
+        let named = relative_variables(|name| match name {
+            "XDG_STATE_HOME" => Some(".state".into()),
+            "HOME" => Some("/home/alice".into()),
+            "XDG_RUNTIME_DIR" => Some(String::new().into()),
+            "TOKEND_CONFIG" => Some("my.toml".into()),
+            _ => None,
+        });
+        assert_eq!(named, ["XDG_STATE_HOME=.state"]);
     }
 }

@@ -3,7 +3,9 @@
 //! for the user, `/run/user/UID`: the daemon used to refuse to start for
 //! want of a socket path while tokenctl looked there.
 //!
-//! The test runs in a mount namespace of its own with a fresh tmpfs on
+//! A directory variable that is not an absolute path is ignored, and said.
+//!
+//! The tests of `/run/user` run in a mount namespace of their own with a fresh tmpfs on
 //! `/run/user` (`unshare -m`), so the machine's runtime directories are
 //! neither seen nor touched; `nobody` stands for the user.
 
@@ -113,5 +115,42 @@ fn without_any_runtime_directory_the_start_says_where_it_looked() {
             && log.contains(&format!("there is no /run/user/{NOBODY}"))
             && log.contains("set `socket` in [daemon]"),
         "{log}"
+    );
+}
+
+/// A directory variable that is not an absolute path is ignored, as the
+/// XDG spec says, and said: a relative `XDG_STATE_HOME` that an older
+/// tokend used held sessions that a start now does not find.
+#[test]
+fn a_relative_directory_variable_is_said_to_be_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        "[daemon]\nbus = \"none\"\nstore = \"memory\"\nsocket = \"/run/tokend-e2e-unused/tokend.sock\"\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tokend"))
+        .args(["--check", "--config"])
+        .arg(&config)
+        .current_dir(dir.path())
+        .env("XDG_STATE_HOME", ".state")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("XDG_STATE_HOME=.state is not an absolute path and is ignored"),
+        "{err}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_tokend"))
+        .args(["--check", "--config"])
+        .arg(&config)
+        .env("XDG_STATE_HOME", dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("is ignored"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }
