@@ -211,6 +211,7 @@ impl EncryptedFileStore {
         path: &Path,
     ) -> Result<Option<StoredSession>, StoreError> {
         let Some(bytes) = read_record_file(directory, path, provider)? else {
+            self.remove_orphaned_spare(provider);
             return Ok(None);
         };
         let corrupt = |reason: String| StoreError::Corrupt {
@@ -233,6 +234,24 @@ impl EncryptedFileStore {
         StoredSession::from_bytes(&plaintext)
             .map(Some)
             .map_err(corrupt)
+    }
+
+    /// Removes `provider`'s spare when its record is gone: a logout by an
+    /// older tokend (which knew no spares), or a delete cut short, left it
+    /// behind, holding an earlier record's refresh token that a provider
+    /// which does not rotate them still takes, for good (only a second
+    /// logout removed it). Not in maintenance: `--prune` lists such a
+    /// spare and removes it as its report says.
+    fn remove_orphaned_spare(&self, provider: &str) {
+        if self.maintenance || !spare::path_of(&self.directory, provider).exists() {
+            return;
+        }
+        match spare::remove(&self.directory, provider).and_then(|()| sync_dir(&self.directory)) {
+            Ok(()) => tracing::info!(provider = %provider, event = "spare_removed",
+                "removed the spare of a record that is gone (left by an older tokend's logout, or a delete cut short): it held an earlier refresh token"),
+            Err(e) => tracing::warn!(provider = %provider, event = "spare_removed",
+                "could not remove the spare of a record that is gone, in {}: {e}", self.directory.display()),
+        }
     }
 
     /// The kernel refused to change `provider`'s record at `path` (`e`,

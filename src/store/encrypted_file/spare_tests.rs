@@ -195,3 +195,25 @@ fn a_spare_that_cannot_be_removed_fails_the_delete() {
     store.delete("github").unwrap();
     assert!(!store.file_of("github").unwrap().exists());
 }
+
+/// A spare whose record is gone (an older tokend's logout, which knew no
+/// spares, or a delete cut short) is removed when the record is looked
+/// for: it held an earlier refresh token for good. Not in maintenance,
+/// where `--prune` says what it removes.
+#[test]
+fn a_spare_without_its_record_goes_when_the_record_is_looked_for() {
+    let state = tempfile::tempdir().unwrap();
+    let store = store(state.path());
+    store.save("github", &record("rt-1")).unwrap();
+    store.save("github", &record("rt-2")).unwrap();
+    let spare = spare_of(&store, "github");
+    assert!(spare.exists());
+    // The record goes as an older tokend's logout took it.
+    fs::remove_file(store.file_of("github").unwrap()).unwrap();
+    let pruning = EncryptedFileStore::for_maintenance(state.path(), key(7));
+    assert_eq!(pruning.load("github").unwrap(), None);
+    assert!(spare.exists(), "maintenance removed the spare");
+    assert_eq!(store.load("github").unwrap(), None);
+    assert!(!spare.exists(), "the spare stayed");
+    assert_eq!(store.list().unwrap(), Vec::<String>::new());
+}
