@@ -182,19 +182,21 @@ pub(crate) fn redact<S: AsRef<str>>(text: &mut String, secrets: &[S]) {
 /// before a cut: provider text is capped (`clean_detail` ends it with
 /// `…` there) before tokend knows which secrets it must not show, and a
 /// refresh token of a thousand characters echoed near the cap is cut
-/// inside, where the whole secret is no longer found.
+/// inside, where the whole secret is no longer found. A provider's own
+/// cut, `...` (`refresh token rt_abc123... not accepted`), is one too.
 fn redact_cut_off(text: &mut String, secret: &str) {
-    const CUT: char = '…';
-    let mut from = 0;
-    while let Some(cut) = text[from..].find(CUT).map(|at| at + from) {
-        let before = &text[..cut];
-        let kept = (4..secret.len())
-            .rev()
-            .find(|&n| secret.is_char_boundary(n) && before.ends_with(&secret[..n]));
-        from = cut + CUT.len_utf8();
-        if let Some(n) = kept {
-            text.replace_range(cut - n..cut, "[redacted]");
-            from = cut - n + "[redacted]".len() + CUT.len_utf8();
+    for cut_mark in ["…", "..."] {
+        let mut from = 0;
+        while let Some(cut) = text[from..].find(cut_mark).map(|at| at + from) {
+            let before = &text[..cut];
+            let kept = (4..secret.len())
+                .rev()
+                .find(|&n| secret.is_char_boundary(n) && before.ends_with(&secret[..n]));
+            from = cut + cut_mark.len();
+            if let Some(n) = kept {
+                text.replace_range(cut - n..cut, "[redacted]");
+                from = cut - n + "[redacted]".len() + cut_mark.len();
+            }
         }
     }
 }
@@ -349,6 +351,23 @@ mod tests {
         assert_eq!(
             unavailable(600).to_string(),
             "https://idp.example/token is unavailable (HTTP 429); it asks to be retried in 600 s"
+        );
+    }
+
+    /// The start of a secret a provider cut itself with `...`, as with
+    /// tokend's own `…`, comes out; `...` after other words stays.
+    #[test]
+    fn a_secret_the_provider_cut_short_is_redacted() {
+        let e = ProviderError::Rejected {
+            endpoint: "https://idp.example/token".into(),
+            status: 400,
+            error: "invalid_grant".into(),
+            detail: Some("refresh token rt_abc123def... not accepted; try again...".into()),
+        };
+        let text = e.without_secrets(&["rt_abc123def456ghi"]).to_string();
+        assert!(
+            text.ends_with("refresh token [redacted]... not accepted; try again..."),
+            "{text}"
         );
     }
 

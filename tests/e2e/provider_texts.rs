@@ -124,3 +124,41 @@ fn a_message_quoting_a_refused_page_is_not_shown() {
     assert!(run.prompt["message"].is_null(), "{}", run.prompt);
     assert!(!run.prompt.to_string().contains("evil"), "{}", run.prompt);
 }
+
+/// A refusal whose words quote the access token the session holds (`token
+/// … is not a refresh token`, as a provider confused about which token it
+/// got says): that token is taken out of the caller's error, the log and
+/// status, as the request's own secrets are. It was shown in all three.
+#[test]
+fn a_refusal_quoting_the_sessions_access_token_does_not_show_it() {
+    let provider = Provider::start(fast());
+    let daemon = Daemon::start(&provider.config(NAME));
+    let held = support::daemon::login(&daemon, NAME, |code| {
+        provider.approve(code).unwrap();
+    });
+    let body = format!(
+        r#"{{"error":"invalid_request","error_description":"token {held} is not a refresh token"}}"#
+    );
+    provider.inject(
+        Endpoint::Token,
+        Fault::Body {
+            status: 400,
+            content_type: Some("application/json".into()),
+            body: bytes::Bytes::from(body),
+        },
+        1,
+    );
+    let out = daemon.tokenctl(&["token", NAME, "--min-valid", "3700"]);
+    let err = support::daemon::stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("token [redacted] is not a refresh token"),
+        "{err}"
+    );
+    let status = stdout(&daemon.tokenctl(&["--json", "status", NAME]));
+    assert!(status.contains("[redacted]"), "{status}");
+    daemon.wait_for_log(1, &["refresh failed"]);
+    for (what, text) in [("error", &err), ("status", &status), ("log", &daemon.log())] {
+        assert!(!text.contains(&held), "the access token in the {what}");
+    }
+}

@@ -37,7 +37,11 @@ impl Session {
                 Effect::StartRefresh {
                     generation,
                     refresh_token,
-                } => state.flight = Some(self.spawn_refresh(refresh_token, generation)),
+                    access_token,
+                } => {
+                    state.flight =
+                        Some(self.spawn_refresh(refresh_token, access_token, generation));
+                }
                 other => rest.push(other),
             }
         }

@@ -16,15 +16,20 @@ use crate::secret::Secret;
 impl Session {
     /// Starts the refresh task for generation `generation`; returns the
     /// channel its outcome is published on. Called under the state lock.
+    /// `access_token` is the one the session holds, taken out of the
+    /// provider's words in a failure answer (see `Effect::StartRefresh`).
     pub(super) fn spawn_refresh(
         self: &Arc<Self>,
         refresh_token: Secret,
+        access_token: Option<Secret>,
         generation: u64,
     ) -> watch::Receiver<RefreshResult> {
         let (tx, rx) = watch::channel(None);
         let session = Arc::clone(self);
         self.shared.tasks.spawn(async move {
-            let result = session.run_refresh(&refresh_token, generation).await;
+            let result = session
+                .run_refresh(&refresh_token, access_token.as_ref(), generation)
+                .await;
             let _ = tx.send(Some(result));
         });
         rx
@@ -46,6 +51,7 @@ impl Session {
     async fn run_refresh(
         self: &Arc<Self>,
         refresh_token: &Secret,
+        access_token: Option<&Secret>,
         generation: u64,
     ) -> Result<(), crate::broker::error::BrokerError> {
         let (sent_at, answer, prepared) = {
@@ -92,7 +98,14 @@ impl Session {
                 .shared
                 .metrics
                 .refresh(&self.name, self.provider.refresh(refresh_token))
-                .await;
+                .await
+                // A failure answer that echoes the access token the session
+                // holds (`token … is not a refresh token`) would show it in
+                // the log and in status.
+                .map_err(|e| match access_token {
+                    Some(access) => e.without_secrets(&[access.expose()]),
+                    None => e,
+                });
             if let Err(failure) = &answer {
                 self.refresh_limit.note_failure(
                     self.shared.clock.now(),

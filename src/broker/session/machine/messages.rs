@@ -180,6 +180,10 @@ pub(crate) enum Effect {
         generation: u64,
         /// The refresh token to send.
         refresh_token: Secret,
+        /// The access token the session holds: taken out of the
+        /// provider's words in a failure answer, which may echo it (it is
+        /// not in the request, whose secrets are taken out anyway).
+        access_token: Option<Secret>,
     },
     /// Write the session's record (`None`: delete it); the outcome comes
     /// back as [`Event::RecordWritten`].

@@ -29,9 +29,11 @@ impl SessionMachine {
         };
         *refresh = RefreshStage::Requested;
         self.last_attempt = Some(ctx.now);
+        let access_token = tokens.access.as_ref().map(|a| a.secret.clone());
         out.push(Effect::StartRefresh {
             generation: self.generation,
             refresh_token,
+            access_token,
         });
     }
 
