@@ -244,17 +244,9 @@ impl Session {
             Notice::RefreshFailed {
                 retry_in,
                 error,
-                repeated: false,
-            } => {
-                warn!(provider = %name, event = "refresh_failed", retry_in = whole_secs_up(retry_in), "refresh failed: {error}");
-            }
-            Notice::RefreshFailed {
-                retry_in,
-                error,
-                repeated: true,
-            } => {
-                debug!(provider = %name, event = "refresh_failed", retry_in = whole_secs_up(retry_in), "refresh failed again as before: {error}");
-            }
+                repeated,
+                in_a_row,
+            } => log_refresh_failed(name, retry_in, &error, repeated, in_a_row),
             Notice::LoginRequired { reason } => {
                 error!(provider = %name, event = "login_required", "session ended by the provider: {reason}; run `tokenctl login {name}`");
             }
@@ -331,6 +323,28 @@ fn log_refreshed(name: &str, rotated: bool, expires_at: Option<i64>, after_failu
 /// `retry_in=2` came later than the line said.
 fn whole_secs_up(wait: std::time::Duration) -> u64 {
     wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+}
+
+/// The line of a failed refresh: a warning, or at debug level one that
+/// `repeated` the one before it (see `machine::refresh_failed`). From the
+/// 4th failure in a row on, it says when the next is said.
+fn log_refresh_failed(
+    name: &str,
+    retry_in: std::time::Duration,
+    error: &crate::broker::BrokerError,
+    repeated: bool,
+    in_a_row: u32,
+) {
+    let retry_in = whole_secs_up(retry_in);
+    if repeated {
+        debug!(provider = %name, event = "refresh_failed", retry_in, in_a_row, "refresh failed again as before: {error}");
+    } else if in_a_row >= 4 {
+        warn!(provider = %name, event = "refresh_failed", retry_in, in_a_row,
+            "refresh failed: {error} ({in_a_row} failures in a row; failures like it are logged at debug level until the {}th, or until a refresh works)",
+            in_a_row.saturating_mul(2));
+    } else {
+        warn!(provider = %name, event = "refresh_failed", retry_in, "refresh failed: {error}");
+    }
 }
 
 /// The line of a new refresh token kept from an answer whose access token

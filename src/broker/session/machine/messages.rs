@@ -278,8 +278,12 @@ pub(crate) enum Notice {
         /// Why.
         error: BrokerError,
         /// A refresh a request asked for, failing as the one before it
-        /// did: said at debug level (see `refresh_failed`).
+        /// did, or a background retry failing so between the powers of
+        /// two of its failures in a row: said at debug level (see
+        /// `refresh_failed`).
         repeated: bool,
+        /// The refreshes sent that failed in a row, this one included.
+        in_a_row: u32,
     },
     /// The provider ended the session.
     LoginRequired {

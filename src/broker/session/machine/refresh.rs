@@ -297,7 +297,18 @@ impl SessionMachine {
         self.next_refresh = Some(ctx.now + delay);
         // A refresh held back as the one before it was is no news either
         // (each session of a rate-limited endpoint comes back once a wait).
-        let repeated = (on_demand && self.failures > 1 && as_before) || (!sent && as_before);
+        // Nor is every background retry of a long outage that fails as the
+        // one before it did: said at the 1st, 2nd, 4th, 8th... failure in
+        // a row (a day's outage: 9 lines and `on_event` runs a session,
+        // not 290; 45 sessions of one endpoint made 280 warnings in two
+        // minutes); the line after it works again says how many failed.
+        let thinned = sent
+            && !on_demand
+            && as_before
+            && self.failures > 2
+            && !self.failures.is_power_of_two();
+        let repeated =
+            (on_demand && self.failures > 1 && as_before) || (!sent && as_before) || thinned;
         // Requests' refreshes are spaced from the failure, not from the
         // send: against a provider slower than the spacing (or a reload's
         // new session, asked as the answer came) a request asked again at
@@ -310,6 +321,7 @@ impl SessionMachine {
             retry_in: delay,
             error: err.clone(),
             repeated,
+            in_a_row: self.failures,
         }));
         // The access token expired while this refresh was out (or before
         // it: a token restored expired): said now, since no wake-up for

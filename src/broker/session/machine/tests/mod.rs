@@ -8,6 +8,7 @@ mod clock_step;
 mod default_requests;
 mod expiry_warning;
 mod handover;
+mod long_outage;
 mod min_valid;
 mod pacing;
 mod refused_again;
