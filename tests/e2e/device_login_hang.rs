@@ -65,7 +65,8 @@ fn a_login_asking_for_its_code_is_pending() {
     assert_eq!(check.status.code(), Some(1));
     assert_eq!(
         support::daemon::stdout(&check).trim(),
-        "demo: a login asks the provider for its code"
+        "demo: a login is pending: it asks the provider for its code, or waits for approval by \
+         someone who manages the provider"
     );
     assert!(
         daemon

@@ -200,8 +200,14 @@ pub fn problems(p: &ProviderStatus) -> Vec<String> {
                 clean(&p.state)
             ));
         }
+        // No prompt: the login still asks for its code, or the caller may
+        // not see it (only those who manage the provider are shown the
+        // code), which the answer does not tell apart.
         "login_pending" if p.login.is_none() => {
-            problems.push(format!("{name}: a login asks the provider for its code"));
+            problems.push(format!(
+                "{name}: a login is pending: it asks the provider for its code, or waits for \
+                 approval by someone who manages the provider"
+            ));
         }
         "login_pending" => problems.push(format!("{name}: a login waits for approval")),
         "expired" => problems.push(format!(

@@ -357,6 +357,15 @@ fn a_use_only_user_is_not_shown_a_pending_code(
         ),
         "{said}"
     );
+    // A monitor's check does not say the login waits for the provider
+    // (it said "asks the provider for its code": its code was hidden, not
+    // missing), nor shows the code.
+    let check = stdout(&as_nobody(&["status", "--check"]));
+    assert!(
+        check.contains("shared: a login is pending: it asks the provider for its code, or waits for approval by someone who manages the provider"),
+        "{check}"
+    );
+    assert!(!check.contains(code), "{check}");
 }
 
 /// A daemon whose socket nobody's group may open, with three providers:
