@@ -8,7 +8,7 @@
 //!   whole answer lost the session: the retry presented the retired token.
 //! - An answer that cannot be read at all (bytes after the JSON): nothing
 //!   in it can be kept, and when the retry is then refused, the refusal
-//!   says that the answer before it was a success that could not be read,
+//!   says that the answer before it was a success that could not be used,
 //!   rather than blaming the provider alone.
 
 use crate::support;
@@ -87,12 +87,12 @@ fn a_refusal_after_an_unreadable_success_says_what_was_lost() {
     // takes as a replay: the login is revoked.
     let ended = daemon.wait_for_log(1, &["session ended by the provider"]);
     assert!(
-        ended[0].contains("answered with success but the answer could not be read"),
+        ended[0].contains("answered with success but the answer could not be used"),
         "{ended:?}"
     );
     let status = stdout(&daemon.tokenctl(&["--json", "status", NAME]));
     assert!(
-        status.contains("answered with success but the answer could not be read"),
+        status.contains("answered with success but the answer could not be used"),
         "{status}"
     );
     assert!(!provider.violations().is_empty(), "the replay was not seen");

@@ -85,7 +85,7 @@ impl SessionMachine {
                 // it is retried as a refusal, below.
                 *refresh = RefreshStage::Saving;
                 // A refusal right after a success answer that was cut off
-                // (or could not be read) is most likely that answer's loss,
+                // (or could not be used) is most likely that answer's loss,
                 // not the provider's doing: the rotated refresh token was
                 // in it.
                 let lost = match &self.last_failure {
@@ -97,7 +97,7 @@ impl SessionMachine {
                     Some(BrokerError::ProviderUnavailable { source, .. })
                         if source.is_unusable_success() =>
                     {
-                        Some("could not be read")
+                        Some("could not be used")
                     }
                     _ => None,
                 };
