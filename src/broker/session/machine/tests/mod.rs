@@ -4,6 +4,7 @@
 //! Effects are compared in a short written form ([`brief`]) so that each
 //! row reads as the rule it checks.
 
+mod access_expiry;
 mod clock_step;
 mod default_requests;
 mod expiry_warning;
@@ -12,6 +13,7 @@ mod long_outage;
 mod min_valid;
 mod pacing;
 mod refused_again;
+mod retry_after;
 mod rules;
 mod store;
 mod tables;

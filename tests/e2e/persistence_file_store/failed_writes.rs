@@ -1,0 +1,121 @@
+//! Writes that fail, the sessions directory's or one record's: nothing is
+//! lost (the tokens are served from memory), `status` and the login say
+//! so, and the save is done once the store takes it, with the tokens
+//! already had.
+
+use super::*;
+use crate::support::flows::assert_a_crash_keeps_the_current_refresh_token;
+use crate::support::provider::fast;
+use tokend_emulator::Rfc8628Options;
+
+#[test]
+fn a_failed_write_loses_nothing_shows_in_status_and_is_retried() {
+    let provider = Provider::start(Rfc8628Options {
+        access_token_lifetime: Duration::from_secs(3),
+        ..fast()
+    });
+    let store = FileStore::new();
+    let mut daemon = start(&provider, &store);
+    login(&daemon, "demo", approve(&provider));
+
+    // The sessions directory becomes unusable (a file where it was): as
+    // root, permission bits would not stop the daemon.
+    store.break_records();
+    let failed = daemon.wait_for_log(1, &["event=\"refresh_saved\"", "ok=false"]);
+    let status_now = status(&daemon, "demo");
+    let error = status_now["last_error"].as_str().unwrap_or_default();
+    assert!(error.contains("not a directory"), "{status_now}");
+    assert_eq!(status_now["state"], "active");
+    // Tokens keep coming from memory, refresh after refresh.
+    daemon.wait_for_log(failed.len() + 1, &["event=\"refresh_saved\"", "ok=false"]);
+    token(&daemon, "demo", &["--min-valid", "0"]);
+
+    // The directory comes back; the next save writes the newest token.
+    let saved = ["event=\"refresh_saved\"", "ok=true"];
+    let saved_before = daemon.wait_for_log(0, &saved).len();
+    store.mend_records();
+    daemon.wait_for_log(saved_before + 1, &saved);
+    assert!(status(&daemon, "demo")["last_error"].is_null());
+
+    // A crash now: the stored refresh token is the current one.
+    assert_a_crash_keeps_the_current_refresh_token(&mut daemon, &provider, "demo");
+}
+
+/// A login whose tokens the store cannot take is not "Logged in" and exit
+/// 0: the person is told it is not saved and why, exit 9, as a logout
+/// whose record could not be deleted is (a stop before the store works
+/// loses it). Once the store works, it is saved.
+#[test]
+fn a_login_the_store_cannot_take_says_so() {
+    let provider = Provider::rfc8628();
+    let store = FileStore::new();
+    let daemon = start(&provider, &store);
+    store.break_records();
+    let run = support::login_run::LoginRun::start(&daemon.socket, "demo");
+    provider.approve(&run.user_code()).unwrap();
+    let (done, err, code) = run.finish();
+    assert_eq!(code, 9, "{done} {err}");
+    assert_eq!(done["ok"], true, "{done}");
+    assert!(
+        done["unsaved"]
+            .as_str()
+            .unwrap()
+            .contains("not a directory"),
+        "{done}"
+    );
+    assert!(
+        err.contains("logged in to demo, but the session could not be saved"),
+        "{err}"
+    );
+    token(&daemon, "demo", &["--min-valid", "0"]);
+    store.mend_records();
+    // The status probes the store at once and shows it saved.
+    let mut saved = serde_json::Value::Null;
+    for _ in 0..100 {
+        saved = status(&daemon, "demo")["saved"].clone();
+        if saved == true {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(saved, true, "{}", daemon.log());
+}
+
+#[test]
+fn a_record_that_cannot_be_saved_is_retried_without_refreshing_again() {
+    let provider = Provider::rfc8628();
+    let store = FileStore::new();
+    let mut daemon = start(&provider, &store);
+    login(&daemon, "demo", approve(&provider));
+
+    // This record alone cannot be replaced (a directory where it was; as
+    // root, permission bits would not stop the daemon); the store works.
+    std::fs::remove_file(store.record("demo")).unwrap();
+    std::fs::create_dir(store.record("demo")).unwrap();
+    std::fs::write(store.record("demo").join("in-the-way"), b"x").unwrap();
+    provider.set_access_token_lifetime(Duration::from_secs(7200));
+    let refreshed = token(&daemon, "demo", &["--min-valid", "3700"]);
+    daemon.wait_for_log(1, &["event=\"refresh_saved\"", "ok=false"]);
+    assert_eq!(status(&daemon, "demo")["saved"], false);
+    assert_eq!(provider.refresh_count(), 1);
+
+    // The record's place is free again: the save is retried by itself,
+    // with the tokens already had, not with another refresh.
+    std::fs::remove_dir_all(store.record("demo")).unwrap();
+    daemon.wait_for_log_within(Duration::from_secs(120), 1, &["event=\"store_recovered\""]);
+    let saved = status(&daemon, "demo");
+    assert_eq!(saved["saved"], true, "{saved}");
+    assert!(saved["last_error"].is_null(), "{saved}");
+    assert_eq!(provider.refresh_count(), 1, "{}", daemon.log());
+    assert_eq!(token(&daemon, "demo", &["--min-valid", "3700"]), refreshed);
+
+    // A crash now: the record holds the current refresh token (the
+    // emulator flags the use of a rotated one).
+    daemon.kill();
+    daemon.restart();
+    assert_eq!(token(&daemon, "demo", &["--min-valid", "3700"]), refreshed);
+    provider.set_access_token_lifetime(Duration::from_secs(14_400));
+    token(&daemon, "demo", &["--min-valid", "7300"]);
+    assert_eq!(provider.refresh_count(), 2);
+    provider.assert_no_violations();
+}
