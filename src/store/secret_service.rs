@@ -87,7 +87,7 @@ mod items;
 #[path = "secret_service_unlock.rs"]
 mod unlock;
 
-use errors::{map_error, may_be_stale};
+use errors::{NO_COLLECTION, NO_SERVICE, UNLOCK, map_error, may_be_stale};
 use unlock::{LockState, UnlockGate};
 
 /// The `service` attribute of every tokend item.
@@ -110,20 +110,6 @@ const SERVICE_ATTRIBUTE: &str = "service";
 
 /// libsecret's attribute for the schema name.
 const SCHEMA_ATTRIBUTE: &str = "xdg:schema";
-
-/// What to do when there is no Secret Service to talk to. The way out
-/// without a keyring is a store that persists (the memory store would
-/// lose every session at the next restart).
-const NO_SERVICE: &str = "no Secret Service on the session bus: install/start gnome-keyring or \
-                          KeePassXC, or set store = \"encrypted-file\" (with a store key)";
-
-/// What to do when the keyring is locked.
-const UNLOCK: &str = "store locked: unlock your keyring";
-
-/// What to do when the Secret Service has no default collection.
-const NO_COLLECTION: &str = "the Secret Service has no default collection: create a default \
-                             keyring (for example in Seahorse), or open a database in KeePassXC \
-                             and expose it to the Secret Service";
 
 /// The Secret Service's bus name, object and interface, for the calls and
 /// signals tokend's own client uses (`secret_service_unlock.rs`,

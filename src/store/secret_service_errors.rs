@@ -7,8 +7,22 @@ use keyring_core::Error as KeyringError;
 use zbus::DBusError as _;
 use zeroize::Zeroize;
 
-use super::{NO_COLLECTION, NO_SERVICE, SERVICE, STORE, UNLOCK};
+use super::{SERVICE, STORE};
 use crate::store::StoreError;
+
+/// What to do when there is no Secret Service to talk to. The way out
+/// without a keyring is a store that persists (the memory store would
+/// lose every session at the next restart).
+pub(super) const NO_SERVICE: &str = "no Secret Service on the session bus: install/start \
+     gnome-keyring or KeePassXC, or set store = \"encrypted-file\" (with a store key)";
+
+/// What to do when the keyring is locked.
+pub(super) const UNLOCK: &str = "store locked: unlock your keyring";
+
+/// What to do when the Secret Service has no default collection.
+pub(super) const NO_COLLECTION: &str = "the Secret Service has no default collection: create a \
+     default keyring (for example in Seahorse), or open a database in KeePassXC and expose it to \
+     the Secret Service";
 
 /// Whether `error` came from the Secret Service or the bus for a reason a
 /// new connection may cure (anything but a locked keyring).
