@@ -2,7 +2,7 @@
 //! killing it on `Drop`, so a failing test leaves nothing running:
 //! - [`bus`]: a private `dbus-daemon` per test;
 //! - [`keyring`]: a `gnome-keyring-daemon` on that bus;
-//! - [`daemon`]: the real `tokend`, and `tokenctl` against it;
+//! - [`daemon`]: the real `tokend`, and ([`tokenctl_run`]) `tokenctl` against it;
 //! - [`file_store`]: a state directory and key for the encrypted file store;
 //! - [`provider`]: a provider emulator on its own runtime;
 //! - [`process`]: what `/proc` says about a process;
@@ -31,3 +31,4 @@ pub mod provider;
 pub mod script_server;
 pub mod skip;
 pub mod tmpfs;
+pub mod tokenctl_run;
