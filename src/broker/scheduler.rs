@@ -239,6 +239,28 @@ mod tests {
         assert!(s.is_empty());
     }
 
+    /// A deadline earlier than every other wakes the task (which sleeps
+    /// until the earliest it knew of); a later one does not, nor does one
+    /// that was already first.
+    #[tokio::test]
+    async fn only_an_earlier_deadline_wakes_the_task() {
+        let s = RefreshScheduler::new();
+        let t0 = SystemTime::now();
+        s.schedule("a", Some(t0 + Duration::from_secs(10)));
+        assert!(woken(&s).await, "the first deadline");
+        s.schedule("late", Some(t0 + Duration::from_secs(20)));
+        assert!(!woken(&s).await, "a later deadline woke the task");
+        s.schedule("early", Some(t0 + Duration::from_secs(5)));
+        assert!(woken(&s).await, "an earlier deadline did not wake the task");
+    }
+
+    /// Whether the task would wake at once: a wake-up is pending.
+    async fn woken(s: &RefreshScheduler) -> bool {
+        tokio::time::timeout(Duration::ZERO, s.wake.notified())
+            .await
+            .is_ok()
+    }
+
     /// With the real clock (and so its wall-clock timer), a deadline fires
     /// when the wall clock reaches it, after it and not before, in a few
     /// wake-ups: an armed timer that fired at once and kept firing would

@@ -81,6 +81,12 @@ fn needs(event: &crate::broker::BrokerEvent) -> Option<(String, Need)> {
     Some((what.provider.to_owned(), need))
 }
 
+/// Whether `event` is one a notification is shown for (see [`needs`]).
+#[cfg(test)]
+pub(super) fn notifies(event: &crate::broker::BrokerEvent) -> bool {
+    needs(event).is_some()
+}
+
 /// A notification's summary and body, and whom it is about (for the log).
 struct Notification {
     summary: String,

@@ -320,7 +320,42 @@ fn unix_secs(at: SystemTime) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::broker::AttentionKind;
     use crate::store::StoreError;
+
+    /// A login that worked is `logged_in`; one that failed or was
+    /// cancelled is no event of the hooks (it ran the `logged_in` hook,
+    /// and notified nothing); a session needing a person is its kind's
+    /// event, and so notifies: now (`login_required`) or soon
+    /// (`refresh_token_expiring`); a refresh that failed notifies nothing.
+    #[test]
+    fn only_a_login_that_worked_is_logged_in_and_only_a_need_notifies() {
+        let finished = |ok| BrokerEvent::LoginFinished {
+            provider: "demo".into(),
+            ok,
+            message: String::new(),
+            policy: std::sync::Arc::new(crate::broker::AccessPolicy::owner_only(1000)),
+        };
+        let worked = finished(true);
+        let said = happened(&worked).expect("an event");
+        assert_eq!((said.provider, said.event), ("demo", "logged_in"));
+        assert!(happened(&finished(false)).is_none());
+        let attention = |kind| BrokerEvent::Attention {
+            provider: "demo".into(),
+            kind,
+            reason: "why".into(),
+        };
+        for (kind, notified) in [
+            (AttentionKind::LoginRequired, true),
+            (AttentionKind::RefreshTokenExpiring, true),
+            (AttentionKind::RefreshFailed, false),
+        ] {
+            let event = attention(kind);
+            assert_eq!(happened(&event).map(|h| h.event), Some(kind.name()));
+            assert_eq!(desktop::notifies(&event), notified, "{kind:?}");
+        }
+        assert!(!desktop::notifies(&finished(false)));
+    }
 
     fn down(reason: &str) -> StoreState {
         StoreState::Unavailable {

@@ -82,6 +82,12 @@ fn a_loose_directory_is_made_private() {
     fs::set_permissions(store.directory(), fs::Permissions::from_mode(0o755)).unwrap();
     store.list().unwrap();
     assert_eq!(mode(store.directory()), 0o700);
+    // Open to its group alone is loose too (a `umask 007`, a shared
+    // group's directory): its members would see which providers have
+    // sessions, and could plant files.
+    fs::set_permissions(store.directory(), fs::Permissions::from_mode(0o750)).unwrap();
+    store.list().unwrap();
+    assert_eq!(mode(store.directory()), 0o700);
 }
 
 #[test]

@@ -181,6 +181,20 @@ fn a_nudge_moves_only_a_transient_backoff() {
     assert_eq!(moved, s(&["schedule", "reply(changed true)"]));
     assert_eq!(m.next_refresh(), Some(at(11)));
 
+    // A captive portal's page in the provider's place (a network that
+    // wants a sign-in first) is such a failure too.
+    let portal = ProviderError::Malformed {
+        endpoint: "http://127.0.0.1/token".into(),
+        problem: "expected a token answer, got an HTML page".into(),
+        status: None,
+    };
+    let mut m = refreshing(at(10));
+    answer(&mut m, at(10), Err(portal));
+    assert_eq!(
+        feed(&mut m, at(11), network()),
+        s(&["schedule", "reply(changed true)"])
+    );
+
     let mut m = refreshing(at(10));
     answer(&mut m, at(10), Err(refused()));
     assert_eq!(
