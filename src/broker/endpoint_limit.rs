@@ -136,6 +136,29 @@ mod tests {
         }
     }
 
+    /// A wait asked for moves with the wall clock when it is set: set an
+    /// hour ahead, the wait still has what it had left (not over at once,
+    /// the provider asked again at once); set back, not an hour longer.
+    #[test]
+    fn an_asked_wait_moves_with_the_wall_clock() {
+        use crate::broker::clock::ClockStep;
+        let limit = EndpointLimit::new(4);
+        let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let hour = Duration::from_secs(3600);
+        limit.note_failure(start, "app", &limited(Some(600)));
+        limit.clock_stepped(ClockStep::Ahead(hour));
+        let held = limit
+            .asked_to_wait(start + hour, "app")
+            .expect("still held");
+        assert_eq!(held.retry_after(), Some(Duration::from_secs(600)));
+        limit.clock_stepped(ClockStep::Back(hour));
+        assert!(
+            limit
+                .asked_to_wait(start + Duration::from_secs(600), "app")
+                .is_none()
+        );
+    }
+
     #[test]
     fn an_asked_wait_binds_the_clients_refreshes_until_it_is_over() {
         let limit = EndpointLimit::new(4);

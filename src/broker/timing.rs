@@ -159,6 +159,21 @@ pub fn backoff(failures: u32, base: Duration, cap: Duration, jitter: f64) -> Dur
 mod tests {
     use super::*;
 
+    /// A refresh token's expiry read twice moved when it moved by more
+    /// than the reading's slack: 2 s, or a twelfth of a short lifetime.
+    #[test]
+    fn an_expiry_moved_by_more_than_the_readings_slack() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let hour = Duration::from_secs(3600);
+        assert!(!expiry_moved(t, t + Duration::from_millis(1500), hour));
+        assert!(expiry_moved(t, t + Duration::from_secs(3), hour));
+        // Tokens of 12 s: a twelfth is 1 s, less than the 2 s slack.
+        let short = Duration::from_secs(12);
+        assert!(expiry_moved(t, t + Duration::from_millis(1500), short));
+        assert!(!expiry_moved(t, t + Duration::from_millis(900), short));
+        assert!(!expiry_moved(t + hour, t, hour), "earlier is no move");
+    }
+
     const HOUR: Duration = Duration::from_secs(3600);
 
     fn t(secs: u64) -> SystemTime {
