@@ -261,6 +261,38 @@ mod tests {
         assert!(p.grants_units());
     }
 
+    /// The policy a loaded config gives: a unit granted by `allow_units`
+    /// may use the provider, never manage it (log in or out), whatever it
+    /// matches; `manage_users` manage. (The tests above build policies by
+    /// hand; this one goes through the config and `AccessPolicy::new`,
+    /// where a unit grant given to the managers too would pass them.)
+    #[test]
+    fn a_granted_unit_may_use_a_provider_and_not_manage_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(
+            &path,
+            "[daemon]\nsocket = \"/run/t/t.sock\"\nstore = \"memory\"\n\
+             [providers.demo]\ndevice_authorization_endpoint = \"https://idp.example/device\"\n\
+             token_endpoint = \"https://idp.example/token\"\nclient_id = \"tokend-test\"\n\
+             allow_units = [\"sync@*.service\"]\nmanage_users = [2000]\n",
+        )
+        .unwrap();
+        let env = crate::config::Environment {
+            etc: dir.path().to_owned(),
+            ..Default::default()
+        };
+        let config = crate::config::load(&path, &env).unwrap();
+        let policy = AccessPolicy::new(1000, &config.providers[0]);
+        let in_unit = Caller {
+            unit: Some(Arc::from("sync@nightly.service")),
+            ..Caller::uid(61_234)
+        };
+        assert_eq!(policy.role(&in_unit), Role::Use);
+        assert_eq!(policy.role(&Caller::uid(2000)), Role::Manage);
+        assert_eq!(policy.role(&Caller::uid(61_234)), Role::None);
+    }
+
     #[test]
     fn managers_manage_and_manage_includes_use() {
         let p = policy(vec![2000], vec![], vec![2000, 2001]);

@@ -119,27 +119,3 @@ fn root_checks_a_users_config_in_her_home_as_her_daemon_would() {
     };
     assert!(refused(&configs[0], &daemon));
 }
-
-/// The policy a loaded config gives: a unit granted by `allow_units` may
-/// use the provider, never manage it (log in or out), whatever it matches;
-/// `manage_users` manage. (The broker's table tests build policies by
-/// hand; this one goes through the config, where a unit grant given to
-/// the managers too would pass them.)
-#[test]
-fn a_granted_unit_may_use_a_provider_and_not_manage_it() {
-    use crate::broker::{AccessPolicy, Caller, Role};
-    let f = Fixture::new();
-    let config = f
-        .load(&format!(
-            "{GITHUB}allow_units = [\"sync@*.service\"]\nmanage_users = [2000]\n"
-        ))
-        .unwrap();
-    let policy = AccessPolicy::new(1000, &config.providers[0]);
-    let in_unit = Caller {
-        unit: Some(std::sync::Arc::from("sync@nightly.service")),
-        ..Caller::uid(61_234)
-    };
-    assert_eq!(policy.role(&in_unit), Role::Use);
-    assert_eq!(policy.role(&Caller::uid(2000)), Role::Manage);
-    assert_eq!(policy.role(&Caller::uid(61_234)), Role::None);
-}
