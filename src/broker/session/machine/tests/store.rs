@@ -360,12 +360,10 @@ fn a_record_of_the_wrong_shape_is_refused_without_its_content() {
     assert!(!err.contains("SECRET"), "{err}");
 }
 
-/// A refresh answer whose access token cannot be used, beside a new
-/// refresh token: the refresh token is stored first (a rotating provider
-/// retired the one sent), the refresh fails as transient, the old access
-/// token is still served, and the retry sends the kept refresh token.
-#[test]
-fn a_new_refresh_token_beside_an_unusable_access_token_is_kept() {
+/// A session whose refresh (sent at 10 s) was answered at 11 s with a new
+/// refresh token, `r2`, beside an access token that cannot be used; and
+/// the effects of that answer (the write of `r2`).
+fn answered_with_refresh_token_only() -> (SessionMachine, Vec<Effect>) {
     let mut m = refreshing(at(10));
     let unusable = ProviderError::AccessTokenUnusable {
         endpoint: "http://127.0.0.1/token".into(),
@@ -373,6 +371,16 @@ fn a_new_refresh_token_beside_an_unusable_access_token_is_kept() {
         refresh_token: Secret::from("r2"),
     };
     let save = answer(&mut m, at(11), Err(unusable));
+    (m, save)
+}
+
+/// A refresh answer whose access token cannot be used, beside a new
+/// refresh token: the refresh token is stored first (a rotating provider
+/// retired the one sent), the refresh fails as transient, the old access
+/// token is still served, and the retry sends the kept refresh token.
+#[test]
+fn a_new_refresh_token_beside_an_unusable_access_token_is_kept() {
+    let (mut m, save) = answered_with_refresh_token_only();
     assert_eq!(briefs(&save), s(&["save(refresh_token_kept, r2)"]));
     assert_eq!(describe(&m), "active/saving");
     let failed = written_ok(&mut m, at(12), save);
@@ -401,13 +409,7 @@ fn a_new_refresh_token_beside_an_unusable_access_token_is_kept() {
 /// held in memory, the session marked unsaved with a save retry planned.
 #[test]
 fn a_kept_refresh_token_the_store_refuses_stays_in_memory_and_is_retried() {
-    let mut m = refreshing(at(10));
-    let unusable = ProviderError::AccessTokenUnusable {
-        endpoint: "http://127.0.0.1/token".into(),
-        problem: "no `access_token` in the token answer".into(),
-        refresh_token: Secret::from("r2"),
-    };
-    let save = answer(&mut m, at(11), Err(unusable));
+    let (mut m, save) = answered_with_refresh_token_only();
     written(&mut m, at(12), save, Err(store_down()));
     assert!(!m.is_saved());
     assert!(m.save_retry_at.is_some());
