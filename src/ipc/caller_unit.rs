@@ -341,6 +341,18 @@ pub fn unit_of_cgroup_path(path: &str) -> Option<&str> {
 mod tests {
     use super::*;
 
+    /// The uid compared with the caller's is the effective one (the
+    /// second of the `Uid:` line), as `SO_PEERCRED` and the bus report it:
+    /// a set-uid program's real uid is its user's, not the one it acts as.
+    #[test]
+    fn the_effective_uid_is_read_from_the_status() {
+        let status = "Name:\tsync\nUmask:\t0022\nState:\tS (sleeping)\n\
+                      Uid:\t1000\t61234\t61234\t61234\nGid:\t1000\t1000\t1000\t1000\n";
+        assert_eq!(effective_uid(status), Some(61_234));
+        assert_eq!(effective_uid("Name:\tx\n"), None);
+        assert_eq!(effective_uid("Uid:\t1000\n"), None);
+    }
+
     /// A line sink for a test's own tracing subscriber.
     #[derive(Clone, Default)]
     struct Lines(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
