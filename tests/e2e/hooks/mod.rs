@@ -435,3 +435,51 @@ fn a_reload_that_logs_a_session_out_runs_the_hook() {
     support::process::signal(daemon.pid(), rustix::process::Signal::HUP);
     reader.wait_for("login_required demo");
 }
+
+/// The program is checked again before each run, not only at start: one
+/// that another user may change once the daemon runs (a `chmod 777` by
+/// mistake) is not run, and the log says why. tokend runs it as its own
+/// user, with the socket at hand.
+#[test]
+fn a_hook_program_made_writable_after_the_start_is_not_run() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    let fifo = dir.path().join("events");
+    make_fifo(&fifo);
+    let hook = dir.path().join("hook.sh");
+    std::fs::write(
+        &hook,
+        format!(
+            "#!/bin/sh\necho \"$EVENT\" >> {}\necho \"$EVENT\" > {}\n",
+            runs.display(),
+            fifo.display()
+        ),
+    )
+    .unwrap();
+    let reader = Lines::of_fifo(&fifo);
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let provider = Provider::rfc8628();
+    let daemon = Daemon::start_with(
+        &provider.config("demo"),
+        DaemonOptions {
+            daemon_keys: format!("on_event = [\"{}\"]\n", hook.display()),
+            ..DaemonOptions::default()
+        },
+    );
+    login(&daemon, "demo", |code| {
+        provider.approve(code).unwrap();
+    });
+    reader.wait_for("logged_in");
+    let ran = || std::fs::read_to_string(&runs).unwrap_or_default();
+    assert_eq!(ran(), "logged_in\n", "{}", daemon.log());
+
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o777)).unwrap();
+    assert!(daemon.tokenctl(&["logout", "demo"]).status.success());
+    login(&daemon, "demo", |code| {
+        provider.approve(code).unwrap();
+    });
+    let refused = daemon.wait_for_log(1, &["tokend will not run", "hook.sh"]);
+    assert!(refused[0].contains("writable by every user"), "{refused:?}");
+    assert_eq!(ran(), "logged_in\n", "the changed program ran");
+}
