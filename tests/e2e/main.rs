@@ -40,6 +40,7 @@ mod login_cancel;
 mod malformed_answers;
 mod metrics;
 mod need_to_know;
+mod need_to_know_departure;
 mod need_to_know_store;
 mod one_daemon_per_store;
 mod persistence_crash;

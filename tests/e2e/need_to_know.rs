@@ -75,7 +75,13 @@ impl PeerScript {
     }
 
     /// The JSON lines the peer printed for `args`.
-    fn run(&self, uid: u32, gid: u32, address: &str, args: &[&str]) -> Vec<serde_json::Value> {
+    pub(crate) fn run(
+        &self,
+        uid: u32,
+        gid: u32,
+        address: &str,
+        args: &[&str],
+    ) -> Vec<serde_json::Value> {
         let out = self.command(uid, gid, address).args(args).output().unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(
@@ -153,7 +159,7 @@ impl Drop for Listener {
 }
 
 /// tokend (as root) serving `config` on the system-like `bus`.
-fn daemon_on(bus: &PrivateBus, config: &str) -> Daemon {
+pub(crate) fn daemon_on(bus: &PrivateBus, config: &str) -> Daemon {
     Daemon::start_with(
         config,
         DaemonOptions {

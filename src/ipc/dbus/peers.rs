@@ -320,9 +320,13 @@ impl Peers {
             let Some(message) = message else { return };
             let Ok(message) = message else { continue };
             // The match rule's sender is checked by the bus for broadcasts
-            // only: a signal sent to tokend's own name reaches this stream
-            // whoever sent it. Only the bus may say a peer left (a forged
-            // word would cost that peer its signals).
+            // only: a signal sent to tokend's own name reaches the
+            // connection whoever sent it. zbus's filter of the rule drops
+            // it today (it reads the bus's name as a unique name and
+            // compares senders), but that is a detail of its name parsing:
+            // only the bus may say a peer left (a forged word would cost
+            // that peer its signals), so it is checked here too (e2e
+            // need_to_know_departure).
             if !sent_by_the_bus(&message) {
                 continue;
             }

@@ -9,19 +9,26 @@ own D-Bus client can learn. Run as that user with /usr/bin/python3.
                                             # a line on stdin, then the answer
                                             # to one more call (every signal
                                             # tokend sent it before is in)
+    bus_peer.py ADDRESS forge-departure PEER
+                                            # a NameOwnerChanged saying PEER
+                                            # left, sent to tokend's unique
+                                            # name as the bus would, then a
+                                            # call (once answered, tokend has
+                                            # read the signal)
     bus_peer.py ADDRESS flood CONNS CALLS METHOD NAME
                                             # CALLS calls on each of CONNS
                                             # connections, sent at once
 
 Each answer or signal is one JSON line on stdout; `listen` prints "ready"
 once it is subscribed (to every signal of the bus, and it tries to
-eavesdrop) and known to tokend (it has called ListProviders).
+eavesdrop) and known to tokend (it has called ListProviders);
+`listen-until-told` then prints its unique name ({"unique_name": ...}).
 """
 import json
 import sys
 import time
 
-from jeepney import DBusAddress, HeaderFields, MatchRule, MessageType, new_method_call
+from jeepney import DBusAddress, HeaderFields, MatchRule, MessageType, new_method_call, new_signal
 from jeepney.bus_messages import message_bus
 from jeepney.io.blocking import open_dbus_connection
 
@@ -76,6 +83,7 @@ def print_signal(msg):
 def listen_until_told(conn):
     import select
     subscribe(conn)
+    print(json.dumps({"unique_name": conn.unique_name}), flush=True)
     deadline = time.monotonic() + LISTEN_LIMIT_S
     barrier = None
     while time.monotonic() < deadline:
@@ -115,6 +123,17 @@ def listen(conn, until):
             return 0
     print("no LoginFinished for " + until, file=sys.stderr)
     return 3
+
+
+def forge_departure(conn, peer):
+    """Says, as if it were the bus, that `peer` left; to tokend alone."""
+    owner = conn.send_and_get_reply(message_bus.GetNameOwner(NAME)).body[0]
+    bus = DBusAddress("/org/freedesktop/DBus", interface="org.freedesktop.DBus")
+    forged = new_signal(bus, "NameOwnerChanged", "sss", (peer, peer, ""))
+    forged.header.fields[HeaderFields.destination] = owner
+    conn.send(forged)
+    print(json.dumps({"forged": peer, "to": owner, **call(conn, BROKER, NAME, "ListProviders")}), flush=True)
+    return 0
 
 
 def flood(address, conns, calls, method, provider):
@@ -170,6 +189,8 @@ def main():
         method, provider = sys.argv[3], sys.argv[4]
         print(json.dumps(call(conn, BROKER, NAME, method, "s", (provider,))), flush=True)
         return 0
+    if mode == "forge-departure":
+        return forge_departure(conn, sys.argv[3])
     if mode == "listen-until-told":
         return listen_until_told(conn)
     return listen(conn, sys.argv[3])
