@@ -97,3 +97,62 @@ fn a_refusal_after_an_unreadable_success_says_what_was_lost() {
     );
     assert!(!provider.violations().is_empty(), "the replay was not seen");
 }
+
+/// The approved login's answer has a refresh token but no access token:
+/// the provider spent the code on it, so polling on was told
+/// `invalid_grant` and the person had to start again. One refresh with
+/// that refresh token finishes the login.
+#[test]
+fn a_login_answered_without_its_access_token_is_finished_by_a_refresh() {
+    let provider = Provider::start(fast());
+    // Pending polls pass unspoiled: the approved one loses its access token.
+    provider.inject(
+        Endpoint::Token,
+        Fault::Garbled(Garble::WithoutAccessToken),
+        1,
+    );
+    let daemon = Daemon::start_with(&provider.config(NAME), DaemonOptions::default());
+    let first = support::daemon::login(&daemon, NAME, |code| {
+        provider.approve(code).unwrap();
+    });
+    assert!(provider.is_valid_access_token(&first), "{first}");
+    let requests = provider.requests();
+    let garbled = requests
+        .iter()
+        .position(|r| r.is_poll() && r.outcome.contains("fault:garbled"))
+        .expect("the approved poll, garbled");
+    // The refresh presented the refresh token of the garbled answer (the
+    // provider takes no other: it would be a replay).
+    let refresh = &requests[garbled + 1];
+    assert!(
+        refresh.is_refresh() && refresh.outcome == "refreshed",
+        "{refresh:?}"
+    );
+    daemon.wait_for_log(1, &["event=\"login_refresh\""]);
+    provider.assert_no_violations();
+    let log = daemon.log();
+    for secret in provider.issued_tokens() {
+        assert!(!log.contains(&secret), "a token in the log");
+    }
+}
+
+/// When that refresh fails too, the login fails naming both answers.
+#[test]
+fn a_login_whose_finishing_refresh_fails_says_so() {
+    let provider = Provider::start(fast());
+    provider.inject(
+        Endpoint::Token,
+        Fault::Garbled(Garble::WithoutAccessToken),
+        2,
+    );
+    let daemon = Daemon::start_with(&provider.config(NAME), DaemonOptions::default());
+    let run = support::daemon::LoginRun::start(&daemon.socket, NAME);
+    provider.approve(&run.user_code()).unwrap();
+    let (done, err, code) = run.finish();
+    assert_eq!(code, support::flows::EXIT_LOGIN_FAILED, "{done} {err}");
+    assert!(
+        err.contains("the login was approved, but the provider's answer could not be used (")
+            && err.contains("and the refresh with the refresh token in it failed:"),
+        "{err}"
+    );
+}

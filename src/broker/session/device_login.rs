@@ -312,20 +312,18 @@ impl Session {
                 // Dated on the clock as it is set now (see
                 // `Clock::wall_at`).
                 PollOutcome::Granted(grant) => return Ok((grant, clock.wall_at(sent_since_boot))),
-                PollOutcome::Denied { message } => {
+                outcome @ (PollOutcome::Denied { .. } | PollOutcome::Expired { .. }) => {
                     return Err(self.login_failed(after_unusable(
                         unusable_grant.as_deref(),
-                        format!("was denied ({message})"),
-                    )));
-                }
-                PollOutcome::Expired { message } => {
-                    return Err(self.login_failed(after_unusable(
-                        unusable_grant.as_deref(),
-                        format!("expired before it was approved ({message})"),
+                        decided_against(outcome),
                     )));
                 }
                 PollOutcome::Misdirected(failure) => {
                     return Err(self.login_failed(format!("failed: {failure}")));
+                }
+                // A usable refresh token came: it finishes the login.
+                PollOutcome::GrantUnusable(failure) if failure.kept_refresh_token().is_some() => {
+                    return self.finish_login_by_refresh(failure).await;
                 }
                 PollOutcome::GrantUnusable(failure) => {
                     network_failures += 1;
@@ -372,6 +370,17 @@ fn expired(last_failure: Option<&str>, unusable_grant: Option<&str>) -> String {
             format!("expired before it was approved (the last poll failed: {failure})")
         }
         _ => "expired before it was approved".to_owned(),
+    }
+}
+
+/// How a login the provider ended is said: denied, or its code expired.
+fn decided_against(outcome: PollOutcome) -> String {
+    match outcome {
+        PollOutcome::Denied { message } => format!("was denied ({message})"),
+        PollOutcome::Expired { message } => {
+            format!("expired before it was approved ({message})")
+        }
+        _ => "ended".to_owned(),
     }
 }
 

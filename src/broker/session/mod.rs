@@ -22,6 +22,7 @@
 mod device_login;
 mod effects;
 mod login_prompt;
+mod login_refresh;
 mod machine;
 mod refresh;
 mod reload;

@@ -69,6 +69,8 @@ pub enum Fault {
     /// Answer as the provider does (its state changes: a refresh token it
     /// rotates is retired), with the JSON body spoiled as `Garble` says: a
     /// provider's bug, or a middlebox's, after the provider did its part.
+    /// Only a success answer is spoiled and counted: an error answer (a
+    /// pending poll) passes as it is, and the fault waits for a success.
     Garbled(Garble),
     /// Answer normally, but only after this long. The answer is decided
     /// (and state changed) on arrival, so a client that gives up earlier
@@ -256,6 +258,12 @@ impl FaultPlan {
             self.queue.remove(index);
         }
         Some(fault)
+    }
+
+    /// Plans `fault` again for the next request to `endpoint`, before any
+    /// other planned for it (a fault that did not apply to this one).
+    pub(crate) fn put_back(&mut self, endpoint: Endpoint, fault: Fault) {
+        self.queue.push_front((endpoint, fault, 1));
     }
 
     /// Forgets every planned fault.

@@ -264,6 +264,12 @@ fn decide(
         }
         Some(Fault::Garbled(garble)) => {
             let mut reply = dialect.answer(request, endpoint, &mut state.authority);
+            if !(200..300).contains(&reply.status) {
+                // Only a success is spoiled (a pending poll passes as it
+                // is): the fault waits for one.
+                state.faults.put_back(endpoint, Fault::Garbled(garble));
+                return reply;
+            }
             if let Some(body) = reply.body.bytes() {
                 reply.body = crate::body::ReplyBody::full(garble.apply(body));
             }
