@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use super::redaction::redact;
 use crate::secret::Secret;
 
 /// How a provider failure should be treated.
@@ -157,48 +158,6 @@ fn grant_gone(error: &str) -> String {
 
 fn detail_suffix(detail: Option<&str>) -> String {
     detail.map(|d| format!(": {d}")).unwrap_or_default()
-}
-
-/// Replaces every occurrence of each of `secrets` in `text`, as sent and
-/// percent-encoded, by `[redacted]`, and the start of one cut off where
-/// provider text was cut short. Secrets shorter than 4 characters are
-/// left alone: no real one is, and replacing them would garble the text.
-pub(crate) fn redact<S: AsRef<str>>(text: &mut String, secrets: &[S]) {
-    for secret in secrets.iter().map(AsRef::as_ref).filter(|s| s.len() >= 4) {
-        // A copy of the secret: wiped when dropped.
-        let encoded = zeroize::Zeroizing::new(
-            url::form_urlencoded::byte_serialize(secret.as_bytes()).collect::<String>(),
-        );
-        for form in [secret, encoded.as_str()] {
-            if text.contains(form) {
-                *text = text.replace(form, "[redacted]");
-            }
-            redact_cut_off(text, form);
-        }
-    }
-}
-
-/// Replaces the start of `secret` (4 bytes or more) that `text` holds just
-/// before a cut: provider text is capped (`clean_detail` ends it with
-/// `…` there) before tokend knows which secrets it must not show, and a
-/// refresh token of a thousand characters echoed near the cap is cut
-/// inside, where the whole secret is no longer found. A provider's own
-/// cut, `...` (`refresh token rt_abc123... not accepted`), is one too.
-fn redact_cut_off(text: &mut String, secret: &str) {
-    for cut_mark in ["…", "..."] {
-        let mut from = 0;
-        while let Some(cut) = text[from..].find(cut_mark).map(|at| at + from) {
-            let before = &text[..cut];
-            let kept = (4..secret.len())
-                .rev()
-                .find(|&n| secret.is_char_boundary(n) && before.ends_with(&secret[..n]));
-            from = cut + cut_mark.len();
-            if let Some(n) = kept {
-                text.replace_range(cut - n..cut, "[redacted]");
-                from = cut - n + "[redacted]".len() + cut_mark.len();
-            }
-        }
-    }
 }
 
 /// The longest `Retry-After` heeded. A provider asking for more is asked

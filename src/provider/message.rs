@@ -349,15 +349,23 @@ impl TokenGrant {
     /// only callers too), and the problem with its expiry, which is
     /// logged. A provider that echoes the request into them (a debugging
     /// proxy, a broken server) would otherwise show a refresh token or
-    /// the client secret.
+    /// the client secret. Its own tokens come out too: a provider that
+    /// put its new refresh token in another field (the scope, `expires_in`)
+    /// would have it shown.
     #[must_use]
     pub fn without_secrets<S: AsRef<str>>(mut self, secrets: &[S]) -> Self {
-        super::error::redact(&mut self.token_type, secrets);
+        let own = [Some(self.access_token.clone()), self.refresh_token.clone()];
+        let secrets: Vec<&str> = secrets
+            .iter()
+            .map(AsRef::as_ref)
+            .chain(own.iter().flatten().map(Secret::expose))
+            .collect();
+        super::redaction::redact_plain(&mut self.token_type, &secrets);
         for text in [self.scope.as_mut(), self.expiry_problem.as_mut()]
             .into_iter()
             .flatten()
         {
-            super::error::redact(text, secrets);
+            super::redaction::redact_plain(text, &secrets);
         }
         self
     }
@@ -367,19 +375,30 @@ impl DeviceAuthorization {
     /// This answer with `secrets` taken out of its words (the user code,
     /// the URLs, the message), which are shown to the person, named in a
     /// refusal, and sent to the front-ends: a provider that echoes the
-    /// request into them would show the client secret.
+    /// request into them would show the client secret. Its own device code
+    /// comes out of the message too (the secret a poll presents); not out
+    /// of the user code and the URLs, which a provider that made its user
+    /// code part of the device code would leave unusable.
     #[must_use]
     pub fn without_secrets<S: AsRef<str>>(mut self, secrets: &[S]) -> Self {
-        super::error::redact(&mut self.user_code, secrets);
+        super::redaction::redact(&mut self.user_code, secrets);
         for text in [
             self.verification_uri.as_mut(),
             self.verification_uri_complete.as_mut(),
-            self.message.as_mut(),
         ]
         .into_iter()
         .flatten()
         {
-            super::error::redact(text, secrets);
+            super::redaction::redact(text, secrets);
+        }
+        if let Some(message) = self.message.as_mut() {
+            let own = self.device_code.clone();
+            let secrets: Vec<&str> = secrets
+                .iter()
+                .map(AsRef::as_ref)
+                .chain([own.expose()])
+                .collect();
+            super::redaction::redact(message, &secrets);
         }
         self
     }
@@ -438,11 +457,11 @@ impl PollOutcome {
     pub fn without_secrets<S: AsRef<str>>(self, secrets: &[S]) -> Self {
         match self {
             Self::Denied { mut message } => {
-                super::error::redact(&mut message, secrets);
+                super::redaction::redact(&mut message, secrets);
                 Self::Denied { message }
             }
             Self::Expired { mut message } => {
-                super::error::redact(&mut message, secrets);
+                super::redaction::redact(&mut message, secrets);
                 Self::Expired { message }
             }
             Self::GrantUnusable(e) => Self::GrantUnusable(e.without_secrets(secrets)),

@@ -35,6 +35,7 @@ mod http_proxy;
 mod message;
 pub mod oauth;
 mod oauth_errors;
+mod redaction;
 mod remote;
 pub mod token_text;
 pub mod url_rule;

@@ -154,3 +154,72 @@ fn a_success_answer_echoing_the_request_shows_none_of_its_secrets() {
         "the refresh token shown: {said}"
     );
 }
+
+/// A success answer that puts its own new tokens in other fields (the
+/// refresh token as the scope and as `expires_in`): neither reaches
+/// `status` (which use-only callers see) nor the log. The scope was shown
+/// as sent and the warning about the expiry quoted it.
+#[test]
+fn a_success_answer_quoting_its_own_tokens_shows_none_of_them() {
+    const ACCESS: &str = "at-own-answer-0123456789";
+    const REFRESH: &str = "rt-own-answer-9876543210";
+    let (provider, _store, _session, daemon) = one_session();
+    let body = format!(
+        r#"{{"access_token":"{ACCESS}","token_type":"Bearer","expires_in":"{REFRESH}","refresh_token":"{REFRESH}","scope":"openid {REFRESH} {ACCESS}"}}"#
+    );
+    let out = refresh_meeting(&provider, &daemon, json_answer(&body));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let said = everything_said(&daemon, &out);
+    assert!(said.contains("expiry taken as unknown"), "{said}");
+    assert!(said.contains("[redacted]"), "{said}");
+    for secret in [ACCESS, REFRESH] {
+        assert!(!said.contains(secret), "a token shown: {said}");
+    }
+}
+
+/// A refusal that quotes the refresh token sent, spelled as other
+/// encoders and frameworks spell it (lower-case percent-encoding, base64,
+/// folded into two lines, upper-cased, its start alone): none of it
+/// reaches the `token` caller's error, `status` or the log. Only the
+/// exact token and its upper-case percent-encoding were taken out.
+#[test]
+fn a_refresh_token_spelled_otherwise_reaches_no_message() {
+    use base64::Engine as _;
+    use std::fmt::Write as _;
+    let (provider, _store, session, daemon) = one_session();
+    let rt = session.refresh_token.as_str();
+    let lower_hex = rt.bytes().fold(String::new(), |mut spelled, b| {
+        let _ = write!(spelled, "%{b:02x}");
+        spelled
+    });
+    let base64 = base64::engine::general_purpose::STANDARD.encode(rt);
+    let (head, tail) = rt.split_at(rt.len() / 2);
+    let folded = format!("{head}\\n{tail}");
+    let upper = rt.to_uppercase();
+    let start = &rt[..12];
+    let description = format!(
+        "bad token {lower_hex}; as base64 {base64}; folded {folded}; loud {upper}; starting {start} is revoked"
+    );
+    let body = format!(r#"{{"error":"invalid_request","error_description":"{description}"}}"#);
+    let fault = Fault::Body {
+        status: 400,
+        content_type: Some("application/json".into()),
+        body: bytes::Bytes::from(body),
+    };
+    let out = refresh_meeting(&provider, &daemon, fault);
+    assert!(!out.status.success());
+    daemon.wait_for_log(1, &["refresh failed"]);
+    let said = everything_said(&daemon, &out);
+    assert!(said.contains("bad token [redacted]"), "{said}");
+    for spelled in [
+        rt,
+        &lower_hex,
+        &base64[..base64.len() - 3],
+        head,
+        tail,
+        &upper,
+        start,
+    ] {
+        assert!(!said.contains(spelled), "{spelled:?} shown: {said}");
+    }
+}
