@@ -24,8 +24,9 @@
 //! - **store write**: saving one session record over an existing one, as a
 //!   refresh does: in the encrypted-file store (seal, write, fsync, swap,
 //!   fsync the directory) in this process, in a directory on the same file
-//!   system, into a new file (a session's first save in a process) and
-//!   over the spare that save left (every later one: the daemon's steady
+//!   system, into a new file (a record without a spare: one an older
+//!   version saved) and over the spare that save left (every other one,
+//!   since a login's save makes the spare: the daemon's steady
 //!   state, which the blocking refreshes measured here are); in the Secret
 //!   Service (`SetSecret` on the item) in a child.
 //!

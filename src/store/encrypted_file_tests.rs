@@ -47,14 +47,16 @@ fn round_trip_list_delete_and_modes() {
     assert_eq!(mode(store.directory()), 0o700);
     let file = store.file_of("github").unwrap();
     assert_eq!(mode(&file), 0o600);
-    // The records, and github's spare (its earlier record, left by the
-    // second save's swap): no temporary file is left.
+    // The records and their spares (github's its earlier record, left by
+    // the second save's swap; trakt's the zeros its first save made): no
+    // temporary file is left.
     let spare = ".github.spare";
     assert_eq!(
         store.file_names(),
-        [spare, "github.session", "trakt.session"]
+        [spare, ".trakt.spare", "github.session", "trakt.session"]
     );
     assert_eq!(mode(&store.directory().join(spare)), 0o600);
+    assert_eq!(mode(&store.directory().join(".trakt.spare")), 0o600);
     for file in [file, store.directory().join(spare)] {
         let bytes = fs::read(&file).unwrap();
         for secret in ["rt-github-2", "at-of-rt-github-2", "rt-github-1"] {
@@ -71,7 +73,13 @@ fn round_trip_list_delete_and_modes() {
     store.delete("github").unwrap();
     assert_eq!(store.load("github").unwrap(), None);
     assert_eq!(store.list().unwrap(), ["trakt"]);
-    assert_eq!(store.file_names(), ["trakt.session"]);
+    assert_eq!(store.file_names(), [".trakt.spare", "trakt.session"]);
+}
+
+/// A record saved before spares were made at a first save (or whose spare
+/// could not be made): a save into a new file, made beforehand or not.
+fn without_its_spare(store: &EncryptedFileStore, provider: &str) {
+    fs::remove_file(store.directory().join(format!(".{provider}.spare"))).unwrap();
 }
 
 #[test]
@@ -187,6 +195,7 @@ fn a_prepared_save_writes_through_the_file_made_beforehand() {
     let state = tempfile::tempdir().unwrap();
     let store = EncryptedFileStore::new(state.path(), key(1));
     store.save("github", &record("rt-github-1")).unwrap();
+    without_its_spare(&store, "github");
     let prepared = store.prepare_save("github");
     let temp = prepared.temp_path().expect("a temporary file").to_owned();
     assert_eq!(mode(&temp), 0o600);
@@ -214,6 +223,7 @@ fn an_unused_or_misdirected_preparation_leaves_no_file() {
     let state = tempfile::tempdir().unwrap();
     let store = EncryptedFileStore::new(state.path(), key(1));
     store.save("github", &record("rt-github-1")).unwrap();
+    without_its_spare(&store, "github");
     // A refresh that failed: the preparation is dropped.
     drop(store.prepare_save("github"));
     assert_eq!(store.file_names(), ["github.session"]);
@@ -241,6 +251,7 @@ fn a_directory_replaced_after_the_preparation_fails_the_save_as_without_one() {
     let state = tempfile::tempdir().unwrap();
     let store = EncryptedFileStore::new(state.path(), key(1));
     store.save("github", &record("rt-github-1")).unwrap();
+    without_its_spare(&store, "github");
     let prepared = store.prepare_save("github");
     assert!(prepared.temp_path().is_some());
     let away = state.path().join("sessions.away");

@@ -91,6 +91,10 @@ async fn logged_in(emulator: &Emulator, dir: &Path) -> (Broker, Arc<CountingStor
         0,
         "a login prepares nothing"
     );
+    // The login's save made the record's spare, which every later save
+    // writes in place; without it (a record an older version saved) a
+    // refresh's save needs a new file, made while the provider answers.
+    std::fs::remove_file(store.inner.directory().join(".demo.spare")).unwrap();
     (broker, store)
 }
 

@@ -42,12 +42,18 @@ impl TempFile {
     pub(super) fn write_as_spare(mut self, spare: &Path, bytes: &[u8]) -> io::Result<PathBuf> {
         self.file.write_all(bytes)?;
         self.file.sync_all()?;
+        Ok(self.rename_to_spare(spare))
+    }
+
+    /// Renames this file to `spare`, as [`Self::write_as_spare`] does once
+    /// it is written.
+    pub(super) fn rename_to_spare(mut self, spare: &Path) -> PathBuf {
         let at = match fs::rename(&self.path, spare) {
             Ok(()) => spare.to_owned(),
             Err(_) => self.path.clone(),
         };
         self.path = PathBuf::new();
-        Ok(at)
+        at
     }
 }
 

@@ -4,7 +4,7 @@
 //! and swap over the spare or through a new file.
 
 use std::fs::{self, OpenOptions};
-use std::io;
+use std::io::{self, Write as _};
 use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -68,7 +68,9 @@ impl EncryptedFileStore {
         }
         let sealed = sealed::seal(&self.key, provider, &padded_record(session)).map_err(failed)?;
         let spare = spare::path_of(&self.directory, provider);
-        let written = match (spare::open(&spare), temp) {
+        let opened = spare::open(&spare);
+        let had_spare = opened.is_some();
+        let written = match (opened, temp) {
             (Some((file, length)), _) => {
                 spare::write(&file, length, &sealed).map(|()| spare.clone())
             }
@@ -89,6 +91,9 @@ impl EncryptedFileStore {
             }
             swapped.and_then(|()| sync_dir(&self.directory))
         });
+        if committed.is_ok() && !had_spare {
+            self.make_spare(provider, &spare, sealed.len());
+        }
         committed.map_err(|e| {
             match e.kind() {
                 // A directory where the record goes: this record's trouble,
@@ -111,6 +116,39 @@ impl EncryptedFileStore {
                 )),
             }
         })
+    }
+}
+
+impl EncryptedFileStore {
+    /// Makes `provider`'s spare at `spare`, `length` bytes of zeros, when
+    /// a save left none: its record was the first (a login's), so nothing
+    /// was swapped out. Every later save then writes in place, needing no
+    /// new file: a disk that fills up after a login stops none of them.
+    /// Without it the first refresh's save needed a new file, and on a
+    /// full disk the rotated refresh token stayed in memory only, lost at
+    /// a stop or a crash (the restart presented the retired one). Zeros,
+    /// not a copy of the record: the spare's contents matter to nobody
+    /// until a save has written and swapped it in. Not flushed either: the
+    /// file system reserves its blocks as it is written, and a spare a
+    /// crash cut short or lost is made anew (a save then sets its length,
+    /// or makes a new file). Best effort: without a spare, the next save
+    /// makes a new file, as before.
+    fn make_spare(&self, provider: &str, spare: &Path, length: usize) {
+        if fs::symlink_metadata(spare).is_ok() {
+            return;
+        }
+        let made = self.create_temp(provider).and_then(|mut temp| {
+            temp.file.write_all(&vec![0; length])?;
+            Ok(temp.rename_to_spare(spare))
+        });
+        match made {
+            Ok(at) if at == spare => {}
+            // The spare's name was taken meanwhile: not kept.
+            Ok(at) => {
+                let _ = fs::remove_file(at);
+            }
+            Err(e) => tracing::debug!("no spare made for {provider}'s record: {e}"),
+        }
     }
 }
 

@@ -29,17 +29,22 @@ fn a_save_writes_the_old_records_file_in_place_and_swaps_it_in() {
     let record_path = store.file_of("github").unwrap();
     let spare = spare_of(&store, "github");
     store.save("github", &record("rt-1")).unwrap();
-    assert!(!spare.exists(), "no record was there to swap out");
+    // No record was there to swap out: a spare is made, zeros as long as
+    // the record (no second copy of its secrets).
+    let made = fs::read(&spare).unwrap();
+    assert_eq!(made.len(), fs::read(&record_path).unwrap().len());
+    assert!(made.iter().all(|b| *b == 0));
     let first = inode(&record_path);
+    let zeros = inode(&spare);
     store.save("github", &record("rt-2")).unwrap();
-    // Swapped, not renamed over: the first record's file is the spare.
+    // Written in place and swapped, not renamed over: the first record's
+    // file is the spare.
+    assert_eq!(inode(&record_path), zeros);
     assert_eq!(inode(&spare), first);
-    let second = inode(&record_path);
-    assert_ne!(second, first);
     // The next save writes that very file and swaps it back in.
     store.save("github", &record("rt-3")).unwrap();
     assert_eq!(inode(&record_path), first);
-    assert_eq!(inode(&spare), second);
+    assert_eq!(inode(&spare), zeros);
     assert_eq!(store.load("github").unwrap(), Some(record("rt-3")));
     assert_eq!(fs::metadata(&record_path).unwrap().mode() & 0o777, 0o600);
     assert_eq!(store.list().unwrap(), ["github"]);
@@ -142,6 +147,7 @@ fn a_spare_name_taken_by_a_directory_leaves_saves_working() {
     // Not made by tokend, and not removed by it: the saves go on through
     // temporary files, which leave nothing behind.
     let spare = spare_of(&store, "github");
+    fs::remove_file(&spare).unwrap();
     fs::create_dir(&spare).unwrap();
     for refresh in ["rt-2", "rt-3"] {
         store.save("github", &record(refresh)).unwrap();
@@ -182,6 +188,7 @@ fn a_spare_that_cannot_be_removed_fails_the_delete() {
     let store = store(state.path());
     store.save("github", &record("rt-1")).unwrap();
     let spare = spare_of(&store, "github");
+    fs::remove_file(&spare).unwrap();
     fs::create_dir(&spare).unwrap();
     fs::write(spare.join("in-the-way"), "").unwrap();
     let err = store.delete("github").unwrap_err();

@@ -11,6 +11,7 @@ use support::daemon::{Daemon, login, stderr, stdout, token};
 use support::file_store::{FileStore, assert_no_secret_in_files, mode};
 use support::provider::Provider;
 
+mod disk_full;
 mod failed_writes;
 mod prune;
 
@@ -73,7 +74,7 @@ fn sessions_survive_stop_and_kill_in_private_sealed_files() {
     // No temporary file left: the record, and its spare (a refresh
     // swapped the old record's file out, for the next save to write).
     let spare = FileStore::spare("demo");
-    assert_eq!(store.files(), [spare.as_str(), "demo.session"]);
+    assert_eq!(store.all_files(), [spare.as_str(), "demo.session"]);
 }
 
 #[test]

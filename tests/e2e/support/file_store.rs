@@ -136,14 +136,29 @@ impl FileStore {
     }
 
     /// The name of the spare file the store keeps for `provider`'s next
-    /// save (the old record's file, left by a refresh's swap), as `files`
-    /// lists it.
+    /// save (made by the record's first save; then the old record's file,
+    /// left by each save's swap), as `all_files` lists it.
     pub fn spare(provider: &str) -> String {
         format!(".{provider}.spare")
     }
 
-    /// The names of the files in the sessions directory, sorted.
+    /// The names of the files in the sessions directory, sorted, but for
+    /// the spare of a record that is there (every record has one from its
+    /// first save on): what a test expects to find. A spare without its
+    /// record is listed: it is a leftover.
     pub fn files(&self) -> Vec<String> {
+        let mut names = self.all_files();
+        let records: Vec<String> = names
+            .iter()
+            .filter_map(|n| n.strip_suffix(".session"))
+            .map(Self::spare)
+            .collect();
+        names.retain(|name| !records.contains(name));
+        names
+    }
+
+    /// The names of all the files in the sessions directory, sorted.
+    pub fn all_files(&self) -> Vec<String> {
         let mut names: Vec<String> = std::fs::read_dir(self.sessions_dir())
             .map(|entries| {
                 entries

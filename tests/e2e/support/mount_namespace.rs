@@ -31,3 +31,27 @@ pub fn wrapper(binds: &[(&Path, &str)]) -> Vec<String> {
     .map(str::to_owned)
     .to_vec()
 }
+
+/// A [`super::daemon::DaemonOptions`] `wrapper` that runs the daemon in a
+/// mount namespace of its own with a tmpfs of `size` (`64k`) over the
+/// directory `over` (made beforehand): a small disk the test fills
+/// through `/proc/PID/root`.
+#[must_use]
+pub fn with_small_disk(over: &Path, size: &str) -> Vec<String> {
+    [
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "--",
+        "sh",
+        "-c",
+        &format!(
+            "mount -t tmpfs -o size={size},mode=0700 tokend-e2e '{}' && exec \"$@\"",
+            over.display()
+        ),
+        "sh",
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}

@@ -1,0 +1,50 @@
+//! A disk that fills up after a login. A save writes the record's spare
+//! file in place (see `store::encrypted_file::spare`), which needs no new
+//! space; but a first login's record had no spare until its first
+//! refresh, whose save needed a new file: on a full disk the rotated
+//! refresh token stayed in memory only, and a stop or a crash lost the
+//! session (the restart presented the retired token). The first save now
+//! makes the spare while there is room.
+
+use super::*;
+use crate::support::mount_namespace;
+use crate::support::provider::fast;
+use std::io::Write as _;
+
+/// How many 4 KiB blocks the filler may take at most (the disk holds 16).
+const FILLER_BLOCKS: usize = 64;
+
+#[test]
+fn a_refresh_after_a_login_is_saved_on_a_full_disk() {
+    if !rustix::process::geteuid().is_root() {
+        support::skip::say(format_args!(
+            "SKIPPED a_refresh_after_a_login_is_saved_on_a_full_disk: needs root (a mount namespace)"
+        ));
+        return;
+    }
+    let provider = Provider::start(fast());
+    let store = FileStore::new();
+    std::fs::create_dir(store.sessions_dir()).unwrap();
+    let mut options = store.options();
+    options.wrapper = mount_namespace::with_small_disk(&store.sessions_dir(), "64k");
+    let mut daemon = Daemon::start_with(&provider.config("demo"), options);
+    login(&daemon, "demo", approve(&provider));
+
+    // The disk fills up (as the daemon sees it: its mount namespace).
+    let seen = format!(
+        "/proc/{}/root{}",
+        daemon.pid(),
+        store.sessions_dir().display()
+    );
+    let mut filler = std::fs::File::create(format!("{seen}/filler")).unwrap();
+    let full = (0..FILLER_BLOCKS).any(|_| filler.write_all(&[b'x'; 4096]).is_err());
+    assert!(full, "the small disk did not fill up");
+
+    // The refresh's save goes over the spare: saved, nothing left unsaved.
+    support::daemon::refresh_now(&daemon, "demo");
+    let saved = daemon.wait_for_log(1, &["event=\"refresh_saved\""]);
+    assert!(saved[0].contains("ok=true"), "{saved:?}");
+    assert!(status(&daemon, "demo")["unsaved"].is_null());
+    assert!(daemon.stop().success());
+    assert!(!daemon.log().contains("No space left"), "{}", daemon.log());
+}
