@@ -202,3 +202,33 @@ fn a_start_waiting_for_its_state_directory_says_so() {
     let out = daemon.tokenctl(&["status", "demo"]);
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+/// A refresh whose save waits out the timeout of a keyring that hangs,
+/// longer than its new access token lives: the caller that waited for it
+/// is told the store's trouble (`store_error`, which names the timeout),
+/// not "login required" (the session has a working refresh token).
+#[test]
+fn a_token_spent_while_its_save_waited_is_said_as_the_stores_trouble() {
+    let bus = PrivateBus::start();
+    let Some(keyring) =
+        TestKeyring::start_or_skip(&bus, "a_token_spent_while_its_save_waited_is_said...")
+    else {
+        return;
+    };
+    let provider = Provider::start(fast());
+    let daemon = daemon_on(&bus, &provider);
+    let first = login(&daemon, "demo", |code| {
+        provider.approve(code).unwrap();
+    });
+    provider.set_access_token_lifetime(Duration::from_secs(2));
+    signal(keyring.pid(), rustix::process::Signal::STOP);
+    let mut client = tokend::client::Client::connect(&daemon.socket).expect("connect");
+    let refused = client.token_replacing("demo", &first);
+    signal(keyring.pid(), rustix::process::Signal::CONT);
+    let said = format!("{refused:?}");
+    assert!(
+        said.contains("StoreError") && said.contains("no answer within 5 s"),
+        "{said}"
+    );
+    assert!(!said.contains("login"), "{said}");
+}

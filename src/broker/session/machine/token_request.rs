@@ -318,9 +318,11 @@ impl SessionMachine {
             {
                 Reply::Token(token.clone())
             }
-            Freshness::Default | Freshness::Replacing(_) => {
-                Reply::Failed(refreshed.err().unwrap_or_else(|| self.login_required(ctx)))
-            }
+            Freshness::Default | Freshness::Replacing(_) => Reply::Failed(
+                refreshed
+                    .err()
+                    .unwrap_or_else(|| self.spent_on_arrival(now, tokens)),
+            ),
             Freshness::AtLeast(min_valid) => match refreshed {
                 // A token of unknown life, whose refresh on demand failed,
                 // may well work: handed out as to a default request.
@@ -329,6 +331,21 @@ impl SessionMachine {
                 Ok(()) if token.valid_for(now, min_valid) => Reply::Token(token.clone()),
                 Ok(()) => Reply::Failed(self.too_short(now, tokens, min_valid)),
             },
+        }
+    }
+}
+
+impl SessionMachine {
+    /// Why a refresh that worked brought no token to hand out: its access
+    /// token was spent by the time it was installed, most likely while its
+    /// save waited for a store that did not answer (that store's error,
+    /// which says so); otherwise as a token too short-lived. Not "login
+    /// required": the session has a refresh token, and the next request
+    /// refreshes again.
+    fn spent_on_arrival(&self, now: SystemTime, tokens: &Tokens) -> BrokerError {
+        match &self.last_failure {
+            Some(error @ BrokerError::Store { .. }) => error.clone(),
+            _ => self.too_short(now, tokens, Duration::ZERO),
         }
     }
 }

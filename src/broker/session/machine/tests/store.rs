@@ -418,3 +418,25 @@ fn a_kept_refresh_token_the_store_refuses_stays_in_memory_and_is_retried() {
     };
     assert_eq!(tokens.refresh.as_ref().map(Secret::expose), Some("r2"));
 }
+
+/// A refresh whose save waited for a store that did not answer, until its
+/// new access token was spent: the caller that waited is told the store's
+/// error (exit 9, which names the hung store), not "login required" (the
+/// session has a working refresh token), and the next request refreshes.
+#[test]
+fn tokens_spent_while_the_store_hung_are_said_as_the_stores_trouble() {
+    let mut m = logged_in(20);
+    // The token has expired: a default request refreshes.
+    let effects = feed(&mut m, at(25), want_default());
+    assert!(
+        effects.contains(&"start_refresh(r1)".to_owned()),
+        "{effects:?}"
+    );
+    let save = answer(&mut m, at(25), Ok(grant("a2", Some("r2"), 20)));
+    // The write gives up after 30 s; the new token lived 20.
+    written(&mut m, at(55), save, Err(store_down()));
+    let got = m.refresh_awaited(&ctx(at(55)), Freshness::Default, Ok(()));
+    assert_eq!(brief_reply(&got), "error store");
+    let again = feed(&mut m, at(56), want_default());
+    assert!(again.contains(&"start_refresh(r2)".to_owned()), "{again:?}");
+}
