@@ -31,7 +31,8 @@
 //!
 //! A request line longer than [`MAX_REQUEST_LINE`] bytes, or one that is not a
 //! valid request, is answered with an error line (`request_too_large`,
-//! `bad_request`); the connection stays usable.
+//! `bad_request`); the connection stays usable, unless the line has no
+//! end within 1 MiB (then it is closed after the error line).
 //!
 //! # Compatibility
 //! Fields may be added to answers; clients ignore fields they do not know.

@@ -138,9 +138,10 @@ async fn serve_connection(
         deadline
             .as_mut()
             .reset(tokio::time::Instant::now() + limits.request_timeout);
+        let mut bounded = (&mut reader).take(MAX_DISCARDED_LINE);
         let line = tokio::select! {
             biased;
-            line = read_line(&mut reader, MAX_REQUEST_LINE) => line,
+            line = read_line(&mut bounded, MAX_REQUEST_LINE) => line,
             // A line begun and not finished (a client that stalls) does
             // not hold the stop for the request timeout.
             () = &mut shutdown => {
@@ -152,12 +153,13 @@ async fn serve_connection(
                 return Ok(Served::Ended);
             }
         };
+        let endless = bounded.limit() == 0;
         let request = match line? {
             Line::Eof => return Ok(Served::Ended),
             Line::TooLong => {
-                let message =
-                    format!("request line longer than {MAX_REQUEST_LINE} bytes (or cut short)");
-                refuse_line(broker, &mut write, ErrorCode::RequestTooLarge, &message).await?;
+                if refuse_too_long(broker, &mut write, endless).await? {
+                    return Ok(Served::Ended);
+                }
                 continue;
             }
             Line::Complete(bytes) => match parse_request(&bytes) {
@@ -188,6 +190,34 @@ async fn serve_connection(
             return to_thread(reader, write, slot);
         }
     }
+}
+
+/// How much of a request line too long is read to find its end, so that
+/// the next request on the connection is answered: a line that goes on
+/// past this is no client's request but a stream of bytes without a
+/// newline, and reading it to the request timeout kept a core busy (2 GB
+/// in 10 s from one connection, slowing every other client's answers);
+/// the connection is closed instead.
+const MAX_DISCARDED_LINE: u64 = 1 << 20;
+
+/// Refuses a request line too long; whether the connection ends: when
+/// the line had no end (`endless`, see [`MAX_DISCARDED_LINE`]). Otherwise
+/// the next line is the next request.
+async fn refuse_too_long(
+    broker: &Broker,
+    write: &mut AnswerWriter,
+    endless: bool,
+) -> io::Result<bool> {
+    let message = if endless {
+        format!(
+            "request line longer than {MAX_REQUEST_LINE} bytes, with no end in {} MiB: the connection is closed",
+            MAX_DISCARDED_LINE >> 20
+        )
+    } else {
+        format!("request line longer than {MAX_REQUEST_LINE} bytes (or cut short)")
+    };
+    refuse_line(broker, write, ErrorCode::RequestTooLarge, &message).await?;
+    Ok(endless)
 }
 
 /// Answers a line that is no request with `code`, counted as `invalid`.

@@ -184,6 +184,34 @@ fn a_client_that_vanishes_mid_request_hurts_nobody() {
     assert_eq!(conn.ask("{\"op\":\"status\"}")["ok"], true);
 }
 
+/// A line with no end (bytes and no newline, for as long as the client
+/// likes) is refused once a megabyte has come, and the connection closed:
+/// it was read and thrown away until the request timeout, a core busy.
+#[test]
+fn a_line_without_end_is_refused_and_its_connection_closed() {
+    let (_provider, daemon) = one_provider();
+    let mut conn = Connection::open(&daemon);
+    let mut writer = conn.writer.try_clone().unwrap();
+    // Eight megabytes, written from a thread: the daemon stops reading
+    // after one, and the rest fails to go (a reset), as it should.
+    let endless = std::thread::spawn(move || {
+        let chunk = vec![b'x'; 64 * 1024];
+        (0..128).all(|_| writer.write_all(&chunk).is_ok())
+    });
+    let answer = conn.answer();
+    assert_eq!(answer["error"]["code"], "request_too_large", "{answer}");
+    let message = answer["error"]["message"].as_str().unwrap();
+    assert!(message.contains("the connection is closed"), "{answer}");
+    let mut rest = Vec::new();
+    let closed = conn.reader.read_to_end(&mut rest);
+    assert!(
+        matches!(closed, Ok(0))
+            || closed.is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+        "the connection stayed open"
+    );
+    assert!(!endless.join().unwrap(), "all eight megabytes were read");
+}
+
 #[test]
 fn a_request_without_newline_before_eof_is_answered() {
     let (_provider, daemon) = one_provider();
