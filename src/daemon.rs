@@ -363,9 +363,20 @@ async fn start_broker(
     let mut reload_when_up = false;
     let start = broker.start(watchdog_heartbeat(socket_watch));
     tokio::pin!(start);
+    // A store that does not answer the restore (a keyring stuck on an
+    // unlock prompt, or stopped) keeps the socket unbound for up to its
+    // timeout per call, and clients are told that no tokend listens:
+    // the log says what the start waits for.
+    let slow = tokio::time::sleep(slow_start::SLOW_START_STEP);
+    tokio::pin!(slow);
+    let mut said_slow = false;
     loop {
         tokio::select! {
             () = &mut start => return Some(reload_when_up),
+            () = &mut slow, if !said_slow => {
+                said_slow = true;
+                slow_start::say_slow_restore(broker.store_status().name);
+            }
             signal = signals.next() => match signal {
                 Some(Signal::Reload) => reload_when_up = true,
                 Some(Signal::Stop) | None => return None,

@@ -43,3 +43,18 @@ pub(super) fn watch_start_step<T>(what: &str, step: impl FnOnce() -> T) -> T {
     }
     result
 }
+
+/// Says in the log and to systemd that the start has waited
+/// [`SLOW_START_STEP`] for the store `store` (its name) to give the stored
+/// sessions: until then the socket is not bound, and clients are told no
+/// tokend listens there.
+pub(super) fn say_slow_restore(store: &str) {
+    let message = format!(
+        "the start has waited {}s for the {store} to give the stored sessions (a keyring \
+         waiting for an unlock prompt, or not answering?): the socket opens once it has, or once \
+         the store counts as down after `store_timeout`",
+        SLOW_START_STEP.as_secs()
+    );
+    warn!(event = "slow_start", "{message}");
+    notify(&[NotifyState::Status(&message)]);
+}

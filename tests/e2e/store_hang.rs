@@ -232,3 +232,36 @@ fn a_token_spent_while_its_save_waited_is_said_as_the_stores_trouble() {
     );
     assert!(!said.contains("login"), "{said}");
 }
+
+/// A keyring that hangs at the start: the restore waits for it (the
+/// socket is not bound meanwhile, and clients are told that no tokend
+/// listens there), and after 5 s the log and systemd's `STATUS=` say what
+/// the start waits for. It said nothing for the whole store timeout.
+#[test]
+fn a_start_waiting_for_a_keyring_that_hangs_says_so() {
+    let bus = PrivateBus::start();
+    let Some(keyring) =
+        TestKeyring::start_or_skip(&bus, "a_start_waiting_for_a_keyring_that_hangs_says_so")
+    else {
+        return;
+    };
+    let provider = Provider::start(fast());
+    signal(keyring.pid(), rustix::process::Signal::STOP);
+    let mut daemon = Daemon::spawn_with(
+        &provider.config("demo"),
+        DaemonOptions {
+            daemon_keys: "store_timeout = 60".into(),
+            ..DaemonOptions::with_keyring_on(&bus)
+        },
+    );
+    let status = daemon.wait_for_notification("STATUS=the start has waited");
+    assert!(
+        status.contains("Secret Service to give the stored sessions"),
+        "{status}"
+    );
+    daemon.wait_for_log(1, &["event=\"slow_start\"", "unlock prompt"]);
+    signal(keyring.pid(), rustix::process::Signal::CONT);
+    daemon.wait_for_notification("READY=1");
+    let out = daemon.tokenctl(&["status", "demo"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
