@@ -16,6 +16,7 @@ use crate::ipc::socket;
 use crate::provider::HttpClient;
 use crate::systemd::notify;
 
+mod open_files;
 mod reload;
 mod signals;
 mod slow_start;
@@ -74,9 +75,7 @@ pub async fn run(mut config: Config, env: Environment) -> anyhow::Result<()> {
     // Signal handlers first: a SIGTERM or SIGHUP that arrives during
     // start-up must be handled, not kill us with the default action.
     let mut signals = Signals::new()?;
-    for warning in &config.warnings {
-        warn!("{warning}");
-    }
+    prepare_process(&config);
     let store = lock_and_open_store(&config, &env)?;
     let http = HttpClient::new(config.daemon.http_timeout)?;
     // Each session keeps its provider's config, taken from here: a second
@@ -342,11 +341,6 @@ async fn stop_daemon(
     drop(dbus);
 }
 
-/// Starts the broker, restoring every stored session, which may wait on
-/// the store. A stop asked for meanwhile ends the start there (`None`;
-/// nothing is written while sessions are read); a reload asked for is
-/// reported (`Some(true)`) to be done once the daemon is up, as the config
-/// may have changed since it was read.
 /// How long the start may take before `READY=1`, in microseconds, for
 /// systemd's `EXTEND_TIMEOUT_USEC`: three store calls' timeouts (a listing,
 /// a batch and a probe) and half a minute for the rest.
@@ -355,6 +349,20 @@ fn start_allowance_usec(store_timeout: Duration) -> u32 {
     u32::try_from(allowance.as_micros()).unwrap_or(u32::MAX)
 }
 
+/// The process's first steps, before the store: the config's warnings
+/// said, and the limit on open files raised (see [`open_files`]).
+fn prepare_process(config: &Config) {
+    for warning in &config.warnings {
+        warn!("{warning}");
+    }
+    open_files::raise_open_file_limit();
+}
+
+/// Starts the broker, restoring every stored session, which may wait on
+/// the store. A stop asked for meanwhile ends the start there (`None`;
+/// nothing is written while sessions are read); a reload asked for is
+/// reported (`Some(true)`) to be done once the daemon is up, as the config
+/// may have changed since it was read.
 async fn start_broker(
     broker: &Broker,
     signals: &mut Signals,

@@ -43,6 +43,7 @@ mod need_to_know;
 mod need_to_know_departure;
 mod need_to_know_store;
 mod one_daemon_per_store;
+mod open_files;
 mod persistence_crash;
 mod persistence_file_store;
 mod persistence_restart;
