@@ -255,6 +255,13 @@ impl HttpClient {
                 "the proxy did not open a tunnel to {}:{port} (it answered the CONNECT with an error; {hint})",
                 url.host_str().unwrap_or_default(),
             )
+        } else if error.is_connect() && out_of_descriptors(error) {
+            // tokend's own limit, not the provider's doing: said so, or
+            // the reader debugs a provider that is fine.
+            format!(
+                "cannot connect: {cause}: tokend has no file descriptor left for the connection \
+                 (its limit on open files, `LimitNOFILE=`; see `few_open_files` at its start)"
+            )
         } else if error.is_connect() {
             match tls_hint(&cause) {
                 Some(hint) => format!("cannot connect: {cause} ({hint})"),
@@ -338,6 +345,25 @@ fn root_cause(error: &dyn std::error::Error) -> String {
         last = cause;
     }
     last.to_string()
+}
+
+/// Whether `error` comes of the process (EMFILE) or the system (ENFILE)
+/// having no file descriptor left, somewhere down its causes.
+fn out_of_descriptors<'a>(error: &'a (dyn std::error::Error + 'static)) -> bool {
+    let mut next: Option<&'a (dyn std::error::Error + 'static)> = Some(error);
+    while let Some(cause) = next {
+        let errno = cause
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::raw_os_error);
+        if errno.is_some_and(|n| {
+            n == rustix::io::Errno::MFILE.raw_os_error()
+                || n == rustix::io::Errno::NFILE.raw_os_error()
+        }) {
+            return true;
+        }
+        next = cause.source();
+    }
+    false
 }
 
 /// hyper-util's message for a proxy that answered CONNECT with anything

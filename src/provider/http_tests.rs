@@ -263,3 +263,26 @@ async fn a_stalled_handshake_names_the_connection_limit() {
     assert!(!error.contains("60 s"), "{error}");
     held.abort();
 }
+
+/// A connection that fails for want of a file descriptor is tokend's own
+/// trouble, found however deep in the error's causes the errno is; a
+/// refused connection is not.
+#[test]
+fn running_out_of_descriptors_is_told_apart() {
+    #[derive(Debug)]
+    struct Wrapped(std::io::Error);
+    impl std::fmt::Display for Wrapped {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("client error (Connect)")
+        }
+    }
+    impl std::error::Error for Wrapped {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+    let errno = |e: rustix::io::Errno| Wrapped(std::io::Error::from_raw_os_error(e.raw_os_error()));
+    assert!(out_of_descriptors(&errno(rustix::io::Errno::MFILE)));
+    assert!(out_of_descriptors(&errno(rustix::io::Errno::NFILE)));
+    assert!(!out_of_descriptors(&errno(rustix::io::Errno::CONNREFUSED)));
+}
