@@ -69,8 +69,8 @@ pub fn endpoint_for_log(url: &Url) -> &str {
 }
 
 /// Whether a query key names a credential (`key`, `api_key`,
-/// `subscription-key`, `sig`, `token`, `secret`, `password`, `auth`, an
-/// Azure Function's `code`...).
+/// `subscription-key`, `sig`, `token`, `secret`, `password`, `pwd`, `auth`,
+/// an Azure Function's `code`...).
 fn names_a_credential(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
     [
@@ -79,8 +79,8 @@ fn names_a_credential(key: &str) -> bool {
         "secret",
         "token",
         "sig",
-        "password",
-        "passwd",
+        "pass",
+        "pwd",
         "auth",
         "credential",
     ]

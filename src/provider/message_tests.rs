@@ -75,7 +75,7 @@ fn retry_after_values() {
 fn query_credentials_are_secrets() {
     let request = HttpRequest {
         url: Url::parse(
-            "https://fn.example/api/token?code=FN-KEY&subscription-key=GW-KEY&api-version=2",
+            "https://fn.example/api/token?code=FN-KEY&subscription-key=GW-KEY&api-version=2&pwd=PW-1&passphrase=PW-2",
         )
         .unwrap(),
         body: RequestBody::Form(Vec::new()),
@@ -87,7 +87,7 @@ fn query_credentials_are_secrets() {
         .iter()
         .map(|s| s.as_ref().to_owned())
         .collect();
-    assert_eq!(secrets, ["FN-KEY", "GW-KEY"]);
+    assert_eq!(secrets, ["FN-KEY", "GW-KEY", "PW-1", "PW-2"]);
     assert_eq!(
         endpoint_for_log(&request.url),
         "https://fn.example/api/token"
