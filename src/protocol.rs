@@ -61,7 +61,7 @@ use crate::secret::Secret;
 pub use config_status::ConfigStatus;
 pub use login::{LoginEvent, LoginPrompt};
 pub use metrics::{METRICS_CHUNK, METRICS_SINCE, MetricsEvent};
-pub use status::{ProviderStatus, StatusAnswer, StatusEvent};
+pub use status::{LOGIN_APPROVED_SAVING, ProviderStatus, StatusAnswer, StatusEvent};
 pub use store_status::StoreStatus;
 
 /// Version of this protocol, reported by the `version` op (see the

@@ -84,6 +84,9 @@ pub enum LoginProgress {
     Starting,
     /// Waiting for the person.
     Prompt(PendingPrompt),
+    /// Approved: the tokens have come and are being installed, stored
+    /// first (a store that hangs makes this last up to its timeout).
+    Approved,
     /// Over: tokens obtained, or why not.
     Finished(Result<(), BrokerError>),
 }
@@ -215,6 +218,14 @@ impl LoginHandle {
         }
     }
 
+    /// While the approved login's tokens are being installed (stored
+    /// first): the login's progress, to wait for its end on. A request for
+    /// a token meanwhile waits for them, rather than being told to enter a
+    /// code already approved.
+    pub(crate) fn installing_tokens(&self) -> Option<watch::Receiver<LoginProgress>> {
+        matches!(&*self.progress.borrow(), LoginProgress::Approved).then(|| self.progress.clone())
+    }
+
     /// Whether the login is still asking the provider for its code (its
     /// first request, which may take up to `http_timeout`).
     pub(crate) fn is_asking_for_a_code(&self) -> bool {
@@ -261,14 +272,14 @@ impl LoginWatch {
     pub async fn prompt(&mut self) -> Result<DevicePrompt, BrokerError> {
         let progress = self
             .progress
-            .wait_for(|p| !matches!(p, LoginProgress::Starting))
+            .wait_for(|p| !matches!(p, LoginProgress::Starting | LoginProgress::Approved))
             .await
             .map(|p| p.clone())
             .map_err(|_| BrokerError::ShuttingDown)?;
         match progress {
             LoginProgress::Prompt(p) => Ok(p.to_prompt(self.clock.since_boot())),
             LoginProgress::Finished(Err(e)) => Err(e),
-            LoginProgress::Finished(Ok(())) | LoginProgress::Starting => {
+            LoginProgress::Finished(Ok(())) | LoginProgress::Starting | LoginProgress::Approved => {
                 Err(BrokerError::LoginFailed {
                     provider: self.provider.clone(),
                     reason: "finished before its prompt could be shown".into(),
@@ -292,7 +303,9 @@ impl LoginWatch {
                         self.trouble_told.clone_from(&prompt.poll_trouble);
                         return LoginChange::PollTrouble(prompt.poll_trouble.clone());
                     }
-                    LoginProgress::Prompt(_) | LoginProgress::Starting => {}
+                    LoginProgress::Prompt(_)
+                    | LoginProgress::Starting
+                    | LoginProgress::Approved => {}
                 }
             }
             if self.progress.changed().await.is_err() {

@@ -51,7 +51,9 @@ pub use metrics::Metrics;
 pub use metrics_report::escape_label_value;
 pub use policy::{AccessPolicy, Caller, Role, describe_roles};
 pub use reload::ReloadSummary;
-pub use report::{DevicePrompt, SessionPhase, SessionReport, StoreOutage, StoreReport};
+pub use report::{
+    DevicePrompt, LOGIN_APPROVED_SAVING, SessionPhase, SessionReport, StoreOutage, StoreReport,
+};
 pub use scheduler::RefreshScheduler;
 pub(crate) use session::blocking as store_call;
 pub use session::{

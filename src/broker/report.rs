@@ -9,6 +9,12 @@
 
 use std::time::{Duration, SystemTime};
 
+/// The last error `status` shows of a session whose login was approved
+/// and whose tokens are being saved (`login_pending`, with no prompt): for
+/// as long as the store takes, up to its timeout when it hangs.
+pub const LOGIN_APPROVED_SAVING: &str =
+    "the login was approved: its tokens are being saved (the store has not answered yet)";
+
 /// Where a session stands, as `tokenctl status` shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SessionPhase {

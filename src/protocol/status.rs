@@ -6,6 +6,11 @@ use serde::{Deserialize, Serialize};
 
 use super::{ConfigStatus, ErrorBody, LoginPrompt, StoreStatus};
 
+/// The `last_error` of a provider whose login was approved and whose
+/// tokens are being saved (`login_pending`, with no prompt), as the core
+/// words it.
+pub use crate::broker::LOGIN_APPROVED_SAVING;
+
 /// One provider in a `status` answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProviderStatus {

@@ -265,3 +265,49 @@ fn a_start_waiting_for_a_keyring_that_hangs_says_so() {
     let out = daemon.tokenctl(&["status", "demo"]);
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+/// An approved login whose tokens' save waits for a keyring that hangs:
+/// meanwhile `status` says the login was approved and its tokens are
+/// being saved, and a `token` request waits for them and gets the token.
+/// It was told "login required (a login is pending: enter code …)", and
+/// status showed the code to enter, already approved.
+#[test]
+fn a_token_asked_while_an_approved_logins_save_waits_gets_the_token() {
+    let bus = PrivateBus::start();
+    let Some(keyring) = TestKeyring::start_or_skip(&bus, "a_token_asked_while_an_approved...")
+    else {
+        return;
+    };
+    let provider = Provider::start(fast());
+    let daemon = daemon_on(&bus, &provider);
+    let run = support::daemon::LoginRun::start(&daemon.socket, "demo");
+    let code = run.user_code();
+    signal(keyring.pid(), rustix::process::Signal::STOP);
+    provider.approve(&code).unwrap();
+    // The approval is read at the next poll (every second here), and the
+    // save then waits out STORE_TIMEOUT: status is asked until it says so,
+    // for half a minute at most.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut approved = None;
+    while approved.is_none() && Instant::now() < deadline {
+        let said = stdout(&daemon.tokenctl(&["--json", "status", "demo"]));
+        approved = said.contains("the login was approved").then_some(said);
+    }
+    let said = approved.expect("status never said the login was approved");
+    assert!(said.contains("\"state\":\"login_pending\""), "{said}");
+    assert!(!said.contains(&code), "{said}");
+    let check = stdout(&daemon.tokenctl(&["status", "--check", "demo"]));
+    assert!(check.contains("demo: the login was approved"), "{check}");
+    let out = daemon.tokenctl(&["token", "demo"]);
+    signal(keyring.pid(), rustix::process::Signal::CONT);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(provider.is_valid_access_token(stdout(&out).trim()));
+    // Logged in, the tokens in memory: the login says its save failed.
+    let (done, err, code) = run.finish();
+    assert_eq!(
+        (code, &done["ok"]),
+        (9, &serde_json::json!(true)),
+        "{done} {err}"
+    );
+    assert!(done["unsaved"].is_string(), "{done}");
+}

@@ -7,7 +7,9 @@
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
-use tokend::protocol::{ConfigStatus, LoginPrompt, ProviderStatus, StoreStatus};
+use tokend::protocol::{
+    ConfigStatus, LOGIN_APPROVED_SAVING, LoginPrompt, ProviderStatus, StoreStatus,
+};
 
 use crate::format::{clean, duration, relative, utc};
 
@@ -199,6 +201,10 @@ pub fn problems(p: &ProviderStatus) -> Vec<String> {
                 "{name}: needs a login ({}){error}",
                 clean(&p.state)
             ));
+        }
+        // Approved, its tokens waiting for the store.
+        "login_pending" if p.last_error.as_deref() == Some(LOGIN_APPROVED_SAVING) => {
+            problems.push(format!("{name}: {LOGIN_APPROVED_SAVING}"));
         }
         // No prompt: the login still asks for its code, or the caller may
         // not see it (only those who manage the provider are shown the

@@ -91,6 +91,9 @@ impl Session {
         };
         let result = match granted {
             Ok((grant, sent_at)) => {
+                // No code to enter any more: status says the tokens are
+                // being saved, and token requests wait for them.
+                progress.send_replace(LoginProgress::Approved);
                 self.accept_login(grant, sent_at).await;
                 Ok(())
             }

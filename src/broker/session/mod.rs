@@ -248,6 +248,18 @@ impl Session {
         self: &Arc<Self>,
         want: Freshness,
     ) -> Result<AccessToken, BrokerError> {
+        // An approved login whose tokens are being saved: they are this
+        // request's answer (waited for as long as the store takes).
+        let installing = self
+            .state()
+            .login
+            .as_ref()
+            .and_then(LoginHandle::installing_tokens);
+        if let Some(mut progress) = installing {
+            let _ = progress
+                .wait_for(|p| matches!(p, crate::broker::login::LoginProgress::Finished(_)))
+                .await;
+        }
         // A store that was locked or missing may work now: try it (spaced)
         // before telling the caller there is no session.
         self.restore_on_demand().await;

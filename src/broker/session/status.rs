@@ -46,7 +46,14 @@ impl Session {
             .login
             .as_ref()
             .is_some_and(crate::broker::login::LoginHandle::is_asking_for_a_code);
-        let phase = shown_phase(machine.phase(now), pending.is_some() || asking);
+        let installing = state
+            .login
+            .as_ref()
+            .is_some_and(|l| l.installing_tokens().is_some());
+        let phase = shown_phase(
+            machine.phase(now),
+            pending.is_some() || asking || installing,
+        );
         SessionReport {
             name: self.name.clone(),
             dialect: config.dialect.name,
@@ -68,6 +75,7 @@ impl Session {
                 .as_ref()
                 .and_then(crate::broker::login::LoginHandle::poll_trouble)
             {
+                _ if installing => Some(crate::broker::LOGIN_APPROVED_SAVING.to_owned()),
                 Some(trouble) if may_log_in && pending.is_some() => Some(format!(
                     "polling for the login's approval fails (tokend keeps trying until the code expires): {trouble}"
                 )),
@@ -99,6 +107,7 @@ impl Session {
         let now = self.shared.clock.now();
         let pending = state.login.as_ref().is_some_and(|l| {
             l.is_asking_for_a_code()
+                || l.installing_tokens().is_some()
                 || l.prompt_for_status(self.shared.clock.since_boot())
                     .is_some()
         });
