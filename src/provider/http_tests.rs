@@ -148,9 +148,10 @@ async fn a_tunnel_the_proxy_refuses_is_said_plainly() {
 /// writes `answer`, then closes; its URL with `scheme`.
 async fn answer_once(
     scheme: &str,
-    answer: &'static [u8],
+    answer: impl Into<Vec<u8>>,
 ) -> (url::Url, tokio::task::JoinHandle<()>) {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let answer = answer.into();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = url::Url::parse(&format!(
         "{scheme}://{}/token",
@@ -161,9 +162,30 @@ async fn answer_once(
         let (mut stream, _) = listener.accept().await.unwrap();
         let mut request = [0u8; 1024];
         let _ = stream.read(&mut request).await;
-        let _ = stream.write_all(answer).await;
+        let _ = stream.write_all(&answer).await;
     });
     (url, served)
+}
+
+/// A `Retry-After` given as a date is measured against the answer's own
+/// `Date`, not the local clock: a provider whose clock is off (here its
+/// `Date` is a fixed day in the past) still means the wait it wrote, two
+/// minutes, where the local clock would read it as no wait at all.
+#[tokio::test]
+async fn a_retry_after_date_is_measured_against_the_answers_date() {
+    let (url, served) = answer_once(
+        "http",
+        "HTTP/1.1 429 Too Many Requests\r\n\
+         date: Tue, 01 Jul 2025 12:00:00 GMT\r\n\
+         retry-after: Tue, 01 Jul 2025 12:02:00 GMT\r\n\
+         content-length: 0\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    let client = HttpClient::new(Duration::from_secs(10)).unwrap();
+    let answer = client.get(&url).await.unwrap();
+    assert_eq!(answer.status, 429);
+    assert_eq!(answer.retry_after, Some(Duration::from_secs(120)));
+    served.await.unwrap();
 }
 
 /// Only https URLs are proxied: `HTTP_PROXY` alone is no proxy in use

@@ -93,3 +93,23 @@ fn query_credentials_are_secrets() {
         "https://fn.example/api/token"
     );
 }
+
+/// The `Authorization: Basic` value (base64 of `id:secret`) is a secret
+/// as the password is: a provider or proxy that echoes the request's
+/// headers shows it, and base64 hides nothing.
+#[test]
+fn the_basic_authorization_value_is_a_secret() {
+    let request = HttpRequest {
+        url: Url::parse("https://idp.example/token").unwrap(),
+        body: RequestBody::Form(Vec::new()),
+        basic_auth: Some(("cid".to_owned(), Secret::from("cs-secret"))),
+        headers: Vec::new(),
+    };
+    let secrets: Vec<String> = request
+        .secrets()
+        .iter()
+        .map(|s| s.as_ref().to_owned())
+        .collect();
+    // base64 of "cid:cs-secret".
+    assert_eq!(secrets, ["cs-secret", "Y2lkOmNzLXNlY3JldA=="]);
+}

@@ -162,3 +162,48 @@ fn a_refusal_quoting_the_sessions_access_token_does_not_show_it() {
         assert!(!text.contains(&held), "the access token in the {what}");
     }
 }
+
+/// A poll answered with a 403 that carries no OAuth error but words (taken
+/// as pending, and its words shown as the polls' trouble) that echo the
+/// device code: the code is taken out of the trouble the login shows, of
+/// the expired login's error and of the log, as from every other poll
+/// answer's words.
+#[test]
+fn a_pending_poll_answer_echoing_the_device_code_does_not_show_it() {
+    const DEVICE_CODE: &str = "dc-echoed-5e1f0c";
+    let provider = Provider::start(fast());
+    provider.inject(
+        Endpoint::DeviceAuthorization,
+        json_answer(&format!(
+            r#"{{"device_code":"{DEVICE_CODE}","user_code":"ABCD-EFGH","verification_uri":"https://login.example.com/device","expires_in":4,"interval":1}}"#
+        )),
+        1,
+    );
+    provider.inject(
+        Endpoint::Token,
+        Fault::Body {
+            status: 403,
+            content_type: Some("application/json".into()),
+            body: bytes::Bytes::from(format!(
+                r#"{{"message":"device code {DEVICE_CODE} is not allowed from here"}}"#
+            )),
+        },
+        100,
+    );
+    let daemon = Daemon::start(&provider.config(NAME));
+    let mut run = LoginRun::start(&daemon.socket, NAME);
+    let polling = run.next_event();
+    let trouble = polling["trouble"].as_str().expect("a reason").to_owned();
+    assert!(trouble.contains("device code [redacted]"), "{trouble}");
+    let (done, err, code) = run.finish();
+    assert_eq!(code, support::flows::EXIT_LOGIN_FAILED, "{done} {err}");
+    assert!(err.contains("[redacted]"), "{err}");
+    for (what, text) in [
+        ("trouble", &trouble),
+        ("done", &done.to_string()),
+        ("error", &err),
+        ("log", &daemon.log()),
+    ] {
+        assert!(!text.contains(DEVICE_CODE), "the device code in the {what}");
+    }
+}

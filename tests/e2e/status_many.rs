@@ -13,6 +13,7 @@ use std::os::unix::net::UnixStream;
 
 use support::bus::PrivateBus;
 use support::daemon::{Daemon, DaemonOptions, login, stderr, stdout};
+use support::openmetrics::parse;
 use support::provider::Provider;
 use tokend::protocol::{MAX_ANSWER_LINE, ProviderStatus};
 
@@ -140,6 +141,20 @@ fn ten_thousand_providers_over_the_socket_and_tokenctl() {
     let answer: serde_json::Value = serde_json::from_str(&read_line(&mut reader)).unwrap();
     assert_eq!(answer["ok"], true, "{answer}");
     assert_eq!(answer["providers"][0]["state"], "active", "{answer}");
+
+    // The metrics count the refusal as such, not as a status served (a
+    // request is counted before the next on its connection is read: the
+    // answer above says it has been).
+    let out = daemon.tokenctl(&["metrics"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let metrics = parse(&stdout(&out)).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        metrics.value(
+            "tokend_socket_requests_total",
+            &[("op", "status"), ("outcome", "answer_too_large")]
+        ),
+        Some(1.0)
+    );
 }
 
 /// A protocol-1 client that asks for a status that fits gets the single

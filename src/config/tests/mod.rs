@@ -224,6 +224,18 @@ fn provider_names_are_checked() {
         errors[0].contains("invalid provider name \"git hub\""),
         "{errors:?}"
     );
+    // A name must start with a letter or digit: `-gh` would read as an
+    // option on tokenctl's command line (`tokenctl token -gh`).
+    for name in ["-gh", "_gh"] {
+        let errors =
+            f.errors(&GITHUB.replace("[providers.github]", &format!("[providers.{name}]")));
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.contains(&format!("invalid provider name \"{name}\""))),
+            "{name}: {errors:?}"
+        );
+    }
 }
 
 #[test]

@@ -389,4 +389,20 @@ mod tests {
         assert_eq!(e.class(), FailureClass::PerhapsRevoked);
         assert!(e.to_string().contains("HTTP 400"), "{e}");
     }
+
+    /// Only Trakt's bare 400 is ambiguous: a 400 that names its error says
+    /// what is wrong, and a misconfigured client must not be read as a
+    /// refresh token Trakt may no longer take (which ends a session whose
+    /// access token has expired).
+    #[test]
+    fn a_refresh_400_that_names_its_error_is_not_perhaps_revoked() {
+        let e = trakt()
+            .parse_refresh(&answer(
+                400,
+                Some("application/json"),
+                r#"{"error":"invalid_client"}"#,
+            ))
+            .unwrap_err();
+        assert_eq!(e.class(), FailureClass::Permanent, "{e}");
+    }
 }

@@ -49,6 +49,31 @@ fn absolute_expiries_are_measured_against_the_answers_date() {
     assert!(e.to_string().contains("believable"), "{e}");
 }
 
+/// The believable maximum holds for an absolute expiry as for `expires_in`:
+/// a date a second past 400 days from the answer's own `Date` is refused (a
+/// garbled year must not keep a token "valid" for years), one at 400 days
+/// is taken.
+#[test]
+fn an_absolute_expiry_past_the_believable_maximum_is_refused() {
+    let twilio = AnswerFormat {
+        expiry: ExpiryField::ExpiresAt("access_token_expires_at"),
+        ..STD
+    };
+    // 2025-07-01T12:00:00Z is 1751371200.
+    let mut r = json(
+        201,
+        r#"{"access_token":"a","access_token_expires_at":"2025-07-01T12:00:00Z"}"#,
+    );
+    r.date = Some(at(1_751_371_200) - MAX_TOKEN_LIFETIME);
+    assert_eq!(
+        refresh_answer(&twilio, &r).unwrap().expiry,
+        Expiry::In(MAX_TOKEN_LIFETIME)
+    );
+    r.date = Some(at(1_751_371_200 - 1) - MAX_TOKEN_LIFETIME);
+    let e = refresh_answer(&twilio, &r).unwrap_err();
+    assert!(e.to_string().contains("believable"), "{e}");
+}
+
 #[test]
 fn created_at_ages_the_lifetime() {
     let trakt = AnswerFormat {

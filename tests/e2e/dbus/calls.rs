@@ -195,6 +195,19 @@ with open_dbus_connection(bus="SESSION") as conn:
     assert!(setup.provider.requests().is_empty());
 }
 
+/// A call's arguments are checked against the method's signature:
+/// `ListProviders`, which takes none, called with a string gets
+/// `InvalidArgs` naming what it takes and what it got (busctl shows the
+/// message), not an answer that ignores the argument.
+#[test]
+fn a_method_called_with_an_argument_it_does_not_take_is_refused() {
+    let setup = start(fast(), &["demo"]);
+    let out = setup.busctl(&["ListProviders", "s", "x"]);
+    assert!(!out.status.success(), "{}", text(&out.stdout));
+    let err = text(&out.stderr);
+    assert!(err.contains("ListProviders takes (), got (s)"), "{err}");
+}
+
 #[test]
 fn the_python_example_gets_a_token() {
     let python = "/usr/bin/python3";

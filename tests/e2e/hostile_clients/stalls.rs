@@ -124,3 +124,24 @@ async fn clients_that_stall_do_not_hold_a_stop() {
     .expect("the client that did not read was not let go at the stop");
     assert!(rest < 2_000, "the whole stream was written: {rest}");
 }
+
+/// A request line that has begun is bound by the request timeout, not the
+/// idle timeout: a client that stalls mid-line holds its connection slot
+/// for 300 ms here, not for the idle timeout (an hour here). Not a timed
+/// assertion: the minute bound on the read only ends a failure, and sits
+/// between the 300 ms that should pass and the hour that would.
+#[tokio::test]
+async fn a_begun_request_line_gets_the_request_timeout_not_the_idle_timeout() {
+    let server = serve(Limits {
+        idle_timeout: Duration::from_secs(3_600),
+        request_timeout: Duration::from_millis(300),
+        ..short()
+    });
+    let mut stalled = UnixStream::connect(&server.socket).await.unwrap();
+    stalled.write_all(b"{\"op\":").await.unwrap();
+    let told = tokio::time::timeout(Duration::from_secs(60), lines_until_closed(stalled))
+        .await
+        .expect("the begun line was waited for as an idle connection");
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert!(told[0].contains("not completed in time"), "{told:?}");
+}

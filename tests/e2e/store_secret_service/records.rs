@@ -253,3 +253,41 @@ fn a_listed_item_without_its_description_is_described_at_its_save() {
     );
     assert!(items[0].secret.contains("rt-saved"));
 }
+
+/// Described means both descriptive attributes: an item the listing sees
+/// with tokend's provider attribute but no `xdg:schema` (written by
+/// another tool) is not taken as described, and gets the schema at its
+/// save, as one without either does.
+#[test]
+fn a_listed_item_with_its_provider_but_no_schema_is_described_at_its_save() {
+    let bus = PrivateBus::start();
+    let Some(_keyring) = TestKeyring::start_or_skip(
+        &bus,
+        "a_listed_item_with_its_provider_but_no_schema_is_described_at_its_save",
+    ) else {
+        return;
+    };
+    let output = secret_tool(
+        &bus,
+        &[
+            "store",
+            "--label=tokend: github refresh token",
+            "service",
+            SERVICE,
+            "username",
+            "github",
+            PROVIDER_ATTRIBUTE,
+            "github",
+        ],
+        &session("rt-no-schema").to_bytes(),
+    );
+    assert!(output.status.success(), "secret-tool store: {output:?}");
+    let mut store = StoreChild::on(&bus);
+    assert_eq!(store.list(), listed(&["github"]));
+    assert_eq!(store.save("github", &session("rt-saved")), Reply::Done);
+
+    let (items, _) = search_tokend_items(&bus);
+    assert_eq!(items.len(), 1, "{items:?}");
+    assert_eq!(items[0].schema, SCHEMA, "the item was not described");
+    assert!(items[0].secret.contains("rt-saved"));
+}

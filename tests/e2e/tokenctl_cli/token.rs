@@ -24,6 +24,26 @@ fn token_prints_exactly_the_token() {
     );
 }
 
+/// A token with a control character (from a foreign or older daemon) is
+/// not printed: a newline or escape would split or corrupt the header a
+/// script builds from it. Exit 1, nothing on stdout, and the reason said.
+#[test]
+fn a_token_with_a_control_character_is_refused() {
+    let daemon = CannedDaemon::answering(vec![json(&Answer::success(TokenAnswer {
+        access_token: Secret::from("gho_tok\u{1b}[2J3n"),
+        token_type: "Bearer".into(),
+        expires_at: None,
+    }))]);
+    let output = run_with_socket(&daemon.socket(), &["token", "github"]);
+    daemon.requests();
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    assert!(output.stdout.is_empty(), "{output:?}");
+    assert!(
+        text(&output.stderr).contains("unusable token"),
+        "{output:?}"
+    );
+}
+
 /// Runs `token github` against a daemon answering `code`, returning the output.
 fn token_failure(code: ErrorCode, message: &str) -> Output {
     let daemon = CannedDaemon::answering(vec![error_line(code, message)]);

@@ -339,6 +339,18 @@ fn a_record_without_any_token_is_refused() {
     );
 }
 
+/// A record whose refresh token is empty is refused, also beside a usable
+/// access token: the empty refresh token would be sent to the provider
+/// (and its refusal end the session) when the access token expires.
+#[test]
+fn a_record_with_an_empty_refresh_token_is_refused() {
+    let mut empty = record(IDENTITY, 3600);
+    empty.refresh_token = Some(Secret::from(""));
+    assert!(empty.access_token.is_some());
+    let err = StoredSession::from_bytes(&empty.to_bytes()).unwrap_err();
+    assert!(err.contains("empty refresh token"), "{err}");
+}
+
 /// Bytes that are not a record (a Secret Service item a person or script
 /// wrote) are refused without quoting them: a value of the wrong type
 /// may be a token, and the reason goes to the journal and to `status`.
