@@ -82,11 +82,7 @@ fn query_credentials_are_secrets() {
         basic_auth: None,
         headers: Vec::new(),
     };
-    let secrets: Vec<String> = request
-        .secrets()
-        .iter()
-        .map(|s| s.as_ref().to_owned())
-        .collect();
+    let secrets = secret_texts(&request);
     assert_eq!(secrets, ["FN-KEY", "GW-KEY", "PW-1", "PW-2"]);
     assert_eq!(
         endpoint_for_log(&request.url),
@@ -105,11 +101,16 @@ fn the_basic_authorization_value_is_a_secret() {
         basic_auth: Some(("cid".to_owned(), Secret::from("cs-secret"))),
         headers: Vec::new(),
     };
-    let secrets: Vec<String> = request
+    let secrets = secret_texts(&request);
+    // base64 of "cid:cs-secret".
+    assert_eq!(secrets, ["cs-secret", "Y2lkOmNzLXNlY3JldA=="]);
+}
+
+/// The texts of `request`'s secrets, in order.
+fn secret_texts(request: &HttpRequest) -> Vec<String> {
+    request
         .secrets()
         .iter()
         .map(|s| s.as_ref().to_owned())
-        .collect();
-    // base64 of "cid:cs-secret".
-    assert_eq!(secrets, ["cs-secret", "Y2lkOmNzLXNlY3JldA=="]);
+        .collect()
 }

@@ -37,6 +37,14 @@ fn daemon_on(bus: &PrivateBus, provider: &Provider) -> Daemon {
     )
 }
 
+/// A private bus with a keyring on it (`None`, said, where gnome-keyring
+/// cannot run), and an emulated provider: what each test here starts from.
+fn keyring_and_provider(test: &str) -> Option<(PrivateBus, TestKeyring, Provider)> {
+    let bus = PrivateBus::start();
+    let keyring = TestKeyring::start_or_skip(&bus, test)?;
+    Some((bus, keyring, Provider::start(fast())))
+}
+
 fn metrics(daemon: &Daemon) -> Exposition {
     let out = daemon.tokenctl(&["metrics"]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -45,12 +53,11 @@ fn metrics(daemon: &Daemon) -> Exposition {
 
 #[test]
 fn a_keyring_that_hangs_is_a_store_outage() {
-    let bus = PrivateBus::start();
-    let Some(keyring) = TestKeyring::start_or_skip(&bus, "a_keyring_that_hangs_is_a_store_outage")
+    let Some((bus, keyring, provider)) =
+        keyring_and_provider("a_keyring_that_hangs_is_a_store_outage")
     else {
         return;
     };
-    let provider = Provider::start(fast());
     let daemon = daemon_on(&bus, &provider);
     let first = login(&daemon, "demo", |code| {
         provider.approve(code).unwrap();
@@ -209,13 +216,11 @@ fn a_start_waiting_for_its_state_directory_says_so() {
 /// not "login required" (the session has a working refresh token).
 #[test]
 fn a_token_spent_while_its_save_waited_is_said_as_the_stores_trouble() {
-    let bus = PrivateBus::start();
-    let Some(keyring) =
-        TestKeyring::start_or_skip(&bus, "a_token_spent_while_its_save_waited_is_said...")
+    let Some((bus, keyring, provider)) =
+        keyring_and_provider("a_token_spent_while_its_save_waited_is_said...")
     else {
         return;
     };
-    let provider = Provider::start(fast());
     let daemon = daemon_on(&bus, &provider);
     let first = login(&daemon, "demo", |code| {
         provider.approve(code).unwrap();
@@ -239,13 +244,11 @@ fn a_token_spent_while_its_save_waited_is_said_as_the_stores_trouble() {
 /// the start waits for. It said nothing for the whole store timeout.
 #[test]
 fn a_start_waiting_for_a_keyring_that_hangs_says_so() {
-    let bus = PrivateBus::start();
-    let Some(keyring) =
-        TestKeyring::start_or_skip(&bus, "a_start_waiting_for_a_keyring_that_hangs_says_so")
+    let Some((bus, keyring, provider)) =
+        keyring_and_provider("a_start_waiting_for_a_keyring_that_hangs_says_so")
     else {
         return;
     };
-    let provider = Provider::start(fast());
     signal(keyring.pid(), rustix::process::Signal::STOP);
     let mut daemon = Daemon::spawn_with(
         &provider.config("demo"),
@@ -273,12 +276,10 @@ fn a_start_waiting_for_a_keyring_that_hangs_says_so() {
 /// status showed the code to enter, already approved.
 #[test]
 fn a_token_asked_while_an_approved_logins_save_waits_gets_the_token() {
-    let bus = PrivateBus::start();
-    let Some(keyring) = TestKeyring::start_or_skip(&bus, "a_token_asked_while_an_approved...")
+    let Some((bus, keyring, provider)) = keyring_and_provider("a_token_asked_while_an_approved...")
     else {
         return;
     };
-    let provider = Provider::start(fast());
     let daemon = daemon_on(&bus, &provider);
     let run = support::daemon::LoginRun::start(&daemon.socket, "demo");
     let code = run.user_code();

@@ -17,6 +17,24 @@ pub fn wrapper(binds: &[(&Path, &str)]) -> Vec<String> {
     for (path, over) in binds {
         let _ = write!(mounts, "mount --bind '{}' {over} && ", path.display());
     }
+    mounted_first(&mounts)
+}
+
+/// A [`super::daemon::DaemonOptions`] `wrapper` that runs the daemon in a
+/// mount namespace of its own with a tmpfs of `size` (`64k`) over the
+/// directory `over` (made beforehand): a small disk the test fills
+/// through `/proc/PID/root`.
+#[must_use]
+pub fn with_small_disk(over: &Path, size: &str) -> Vec<String> {
+    mounted_first(&format!(
+        "mount -t tmpfs -o size={size},mode=0700 tokend-e2e '{}' && ",
+        over.display()
+    ))
+}
+
+/// A `wrapper` that runs the daemon in a mount namespace of its own after
+/// the shell commands `mounts` (each ending in `&& `).
+fn mounted_first(mounts: &str) -> Vec<String> {
     [
         "unshare",
         "--mount",
@@ -26,30 +44,6 @@ pub fn wrapper(binds: &[(&Path, &str)]) -> Vec<String> {
         "sh",
         "-c",
         &format!("{mounts}exec \"$@\""),
-        "sh",
-    ]
-    .map(str::to_owned)
-    .to_vec()
-}
-
-/// A [`super::daemon::DaemonOptions`] `wrapper` that runs the daemon in a
-/// mount namespace of its own with a tmpfs of `size` (`64k`) over the
-/// directory `over` (made beforehand): a small disk the test fills
-/// through `/proc/PID/root`.
-#[must_use]
-pub fn with_small_disk(over: &Path, size: &str) -> Vec<String> {
-    [
-        "unshare",
-        "--mount",
-        "--propagation",
-        "private",
-        "--",
-        "sh",
-        "-c",
-        &format!(
-            "mount -t tmpfs -o size={size},mode=0700 tokend-e2e '{}' && exec \"$@\"",
-            over.display()
-        ),
         "sh",
     ]
     .map(str::to_owned)
