@@ -13,9 +13,11 @@ impl Session {
     /// (every Twilio field may be null). Shown, signalled and drawn as a
     /// QR code, each must pass the transport rule and hide nothing. One of
     /// the provider's that does not is replaced by the config's page when
-    /// there is one (Oracle's documented answer names a plain `http://`
-    /// page of the tenant), its complete URL dropped; without one the
-    /// login ends naming the setting.
+    /// there is one, its complete URL dropped; without one, a plain
+    /// `http://` page on the host tokend speaks to over `https://` is shown
+    /// over `https://` (Oracle's documented answer names its tenant's page
+    /// so: the preset's first login failed); else the login ends naming
+    /// the setting.
     pub(super) fn shown_urls(
         &self,
         authorization: &crate::provider::DeviceAuthorization,
@@ -30,6 +32,7 @@ impl Session {
                 "refused the provider's `{field}`: {problem}; set `verification_uri` in the provider's config to show that page instead"
             ))
         };
+        let endpoint = self.provider.token_endpoint_hint();
         let complete = match authorization.verification_uri_complete.clone() {
             Some(url) => match (url_rule::check_shown_url(&url), &configured) {
                 (Ok(_), _) => Some(url),
@@ -37,7 +40,10 @@ impl Session {
                     warn!(provider = %self.name, "not showing the provider's `verification_uri_complete`: {problem}");
                     None
                 }
-                (Err(problem), None) => return Err(refused("verification_uri_complete", &problem)),
+                (Err(problem), None) => match over_https_on_its_host(&url, &endpoint) {
+                    Some(page) => Some(page),
+                    None => return Err(refused("verification_uri_complete", &problem)),
+                },
             },
             None => None,
         };
@@ -48,7 +54,13 @@ impl Session {
                     warn!(provider = %self.name, "showing the config's `verification_uri` instead of the provider's: {problem}");
                     instead
                 }
-                (Err(problem), None) => return Err(refused("verification_uri", &problem)),
+                (Err(problem), None) => match over_https_on_its_host(&url, &endpoint) {
+                    Some(page) => {
+                        warn!(provider = %self.name, "showing the provider's `verification_uri` over https: {problem}");
+                        page
+                    }
+                    None => return Err(refused("verification_uri", &problem)),
+                },
             },
             None => configured.or_else(|| complete.clone()).ok_or_else(|| {
                 self.login_failed(
@@ -58,6 +70,23 @@ impl Session {
         };
         Ok((shown, complete))
     }
+}
+
+/// The provider's page `page`, named over plain `http://` on the very host
+/// tokend speaks to over `https://` (`endpoint`, its token endpoint or
+/// issuer): the same page over `https://` on that endpoint's port, when it
+/// passes the rule for shown URLs. That host serves https, and the page
+/// over it cannot be changed on the way, as the plain one could.
+fn over_https_on_its_host(page: &str, endpoint: &str) -> Option<String> {
+    let mut page = url::Url::parse(page).ok()?;
+    let endpoint = url::Url::parse(endpoint).ok()?;
+    if page.scheme() != "http" || endpoint.scheme() != "https" || page.host() != endpoint.host() {
+        return None;
+    }
+    page.set_scheme("https").ok()?;
+    page.set_port(endpoint.port()).ok()?;
+    url_rule::check_shown_url(page.as_str()).ok()?;
+    Some(page.into())
 }
 
 /// How a login a poll's failure ended is said. `invalid_grant` to a poll
@@ -92,6 +121,41 @@ mod tests {
     /// `invalid_grant` with the provider's reason says that reason, not a
     /// guess that the code expired (Entra's Conditional Access refusal);
     /// without one, what the code's state may be.
+    /// Oracle's documented device answer names its tenant's page over
+    /// plain http: shown over https on the tenant's host, with the port
+    /// tokend uses there; a page on another host, or a provider spoken to
+    /// over http (loopback), is not rewritten.
+    #[test]
+    fn an_http_page_on_the_providers_https_host_is_shown_over_https() {
+        let tenant = "https://idcs-abc.identity.oraclecloud.com/oauth2/v1/token";
+        assert_eq!(
+            over_https_on_its_host(
+                "http://idcs-abc.identity.oraclecloud.com/ui/v1/device",
+                tenant
+            )
+            .as_deref(),
+            Some("https://idcs-abc.identity.oraclecloud.com/ui/v1/device")
+        );
+        assert_eq!(
+            over_https_on_its_host(
+                "http://idcs-abc.identity.oraclecloud.com:80/ui/v1/device?user_code=AB",
+                "https://idcs-abc.identity.oraclecloud.com:8443/oauth2/v1/token"
+            )
+            .as_deref(),
+            Some("https://idcs-abc.identity.oraclecloud.com:8443/ui/v1/device?user_code=AB")
+        );
+        for (page, endpoint) in [
+            ("http://evil.example/ui/v1/device", tenant),
+            (
+                "http://idcs-abc.identity.oraclecloud.com/ui/v1/device",
+                "http://127.0.0.1:8080/token",
+            ),
+            ("ftp://idcs-abc.identity.oraclecloud.com/ui", tenant),
+        ] {
+            assert_eq!(over_https_on_its_host(page, endpoint), None, "{page}");
+        }
+    }
+
     #[test]
     fn a_refused_device_code_is_said_in_the_providers_words() {
         use crate::provider::ProviderError;
