@@ -233,19 +233,21 @@ impl ProviderDialect for Trakt {
         match oauth::refresh_answer(&ANSWERS, response) {
             // Trakt answers a refresh with a bare 400 both for a request it
             // cannot read and, at times, for a refresh token it no longer
-            // takes (shared/dialects.md §1): not proof enough to drop a
-            // session whose access token still works (it is retried), but
+            // takes (shared/dialects.md §1), and historically with 401 for
+            // the latter: a bare one of either is not proof enough to drop
+            // a session whose access token still works (it is retried), but
             // the end of one whose access token has expired (the session
             // machine decides), and the person should know what it may mean.
+            // (A bare 401 was retried for good, saying nothing of a login.)
             Err(ProviderError::Rejected {
                 endpoint,
-                status: 400,
+                status: status @ (400 | 401),
                 error,
                 detail,
             }) if response.body.iter().all(u8::is_ascii_whitespace) => {
                 Err(ProviderError::RefusedPerhapsRevoked {
                     endpoint,
-                    status: 400,
+                    status,
                     error,
                     detail: Some(format!(
                         "{}; Trakt answers so when it no longer takes the refresh token: if this goes on, log in again",
@@ -385,9 +387,14 @@ mod tests {
             ))
             .unwrap_err();
         assert_eq!(e.class(), FailureClass::GrantRevoked);
-        let e = dialect.parse_refresh(&answer(400, None, "")).unwrap_err();
-        assert_eq!(e.class(), FailureClass::PerhapsRevoked);
-        assert!(e.to_string().contains("HTTP 400"), "{e}");
+        for status in [400, 401] {
+            let e = dialect
+                .parse_refresh(&answer(status, None, ""))
+                .unwrap_err();
+            assert_eq!(e.class(), FailureClass::PerhapsRevoked, "{status}");
+            assert!(e.to_string().contains(&format!("HTTP {status}")), "{e}");
+            assert!(e.to_string().contains("log in again"), "{e}");
+        }
     }
 
     /// Only Trakt's bare 400 is ambiguous: a 400 that names its error says
