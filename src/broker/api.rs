@@ -177,7 +177,8 @@ impl Broker {
             config.build_dialect(),
             config.endpoints.clone(),
             self.inner.http.clone(),
-        );
+        )
+        .with_client_secret(config.client_secret.clone());
         let limit = Arc::clone(
             self.inner
                 .endpoint_limits

@@ -9,8 +9,8 @@ use url::Url;
 use super::EndpointSource;
 use super::answer_fields::AnswerFields;
 use super::{
-    DeviceAuthorization, Endpoints, Expiry, FailureClass, HttpClient, HttpResponse, PollOutcome,
-    ProviderDialect, ProviderError, TokenGrant, discovery, oauth,
+    DeviceAuthorization, Endpoints, Expiry, FailureClass, HttpClient, HttpRequest, HttpResponse,
+    PollOutcome, ProviderDialect, ProviderError, TokenGrant, discovery, oauth,
 };
 use crate::secret::Secret;
 
@@ -57,6 +57,10 @@ pub struct Provider {
     /// found: the document may have changed since (an administrator
     /// mended the provider's host name), so it is read again first.
     doubted: AtomicBool,
+    /// The client secret, kept out of every answer's words, also of
+    /// answers to requests that do not carry it (see
+    /// [`Self::with_secrets_of`]).
+    client_secret: Option<Secret>,
 }
 
 /// How long a discovery document's endpoints are used before it is read
@@ -93,6 +97,7 @@ impl Provider {
             fixed,
             discovered: tokio::sync::Mutex::new(None),
             doubted: AtomicBool::new(false),
+            client_secret: None,
         }
     }
 
@@ -180,12 +185,12 @@ impl Provider {
             Ok(response) => self
                 .dialect
                 .parse_device_authorization(&response)
-                .map(|answer| answer.without_secrets(&request.secrets())),
+                .map(|answer| self.with_secrets_of(&request, |s| answer.without_secrets(s))),
             Err(e) => Err(e),
         };
         answer.map_err(|e| {
             self.doubt(&e);
-            e.without_secrets(&request.secrets())
+            self.with_secrets_of(&request, |s| e.without_secrets(s))
         })
     }
 
@@ -200,9 +205,9 @@ impl Provider {
             Ok(response) => {
                 let outcome = match self.dialect.parse_poll(&response) {
                     PollOutcome::Granted(grant) => match still_alive(grant, &response.url) {
-                        Ok(grant) => {
-                            PollOutcome::Granted(cleaned(grant, &request.secrets(), &response.url))
-                        }
+                        Ok(grant) => PollOutcome::Granted(
+                            self.with_secrets_of(&request, |s| cleaned(grant, s, &response.url)),
+                        ),
                         Err(e) => PollOutcome::Failed(e),
                     },
                     outcome => outcome,
@@ -222,8 +227,31 @@ impl Provider {
             PollOutcome::Pending | PollOutcome::SlowDown { .. } | PollOutcome::Granted(_) => {
                 outcome
             }
-            outcome => outcome.without_secrets(&request.secrets()),
+            outcome => self.with_secrets_of(&request, |s| outcome.without_secrets(s)),
         }
+    }
+
+    /// This provider, with `client_secret` (the configured one) kept out
+    /// of the words of every answer.
+    #[must_use]
+    pub fn with_client_secret(mut self, client_secret: Option<Secret>) -> Self {
+        self.client_secret = client_secret;
+        self
+    }
+
+    /// Runs `redact` with what an answer to `request` must not show: the
+    /// request's secrets, and the client secret, which a provider may
+    /// quote in its answer to a request that did not carry it (Trakt's and
+    /// Oracle's device requests send none: a device-code error naming the
+    /// app's secret was shown).
+    fn with_secrets_of<T>(&self, request: &HttpRequest, redact: impl FnOnce(&[&str]) -> T) -> T {
+        let sent = request.secrets();
+        let secrets: Vec<&str> = sent
+            .iter()
+            .map(AsRef::as_ref)
+            .chain(self.client_secret.as_ref().map(Secret::expose))
+            .collect();
+        redact(&secrets)
     }
 
     /// Exchanges a refresh token for new tokens.
@@ -233,18 +261,17 @@ impl Provider {
     pub async fn refresh(&self, refresh_token: &Secret) -> Result<TokenGrant, ProviderError> {
         let endpoints = self.endpoints().await?;
         let request = self.dialect.refresh_request(&endpoints, refresh_token);
-        let secrets = || request.secrets();
         let answer = match self.http.send(&request).await {
             Ok(response) => self
                 .dialect
                 .parse_refresh(&response)
                 .and_then(|grant| still_alive(grant, &response.url))
-                .map(|grant| cleaned(grant, &secrets(), &response.url)),
+                .map(|grant| self.with_secrets_of(&request, |s| cleaned(grant, s, &response.url))),
             Err(e) => Err(e),
         };
         answer.map_err(|e| {
             self.doubt(&e);
-            e.without_secrets(&secrets())
+            self.with_secrets_of(&request, |s| e.without_secrets(s))
         })
     }
 

@@ -364,3 +364,37 @@ fn a_record_from_before_the_refresh_endpoint_counted_is_restored() {
     let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(status[0]["state"], "logged_out", "{status}");
 }
+
+/// An error to the device-code request that quotes the app's client
+/// secret, which that request does not carry (Trakt's sends the client id
+/// alone): the secret is kept out of the login's error and the log, as it
+/// is out of the answers to the requests that carry it.
+#[test]
+fn a_device_code_error_quoting_the_client_secret_does_not_show_it() {
+    let provider = Provider::start(fast_trakt());
+    provider.inject(
+        Endpoint::DeviceAuthorization,
+        Fault::Body {
+            status: 400,
+            content_type: Some("application/json".into()),
+            body: bytes::Bytes::from(
+                r#"{"error":"invalid_request","error_description":"app tokend-test (secret tokend-test-secret) is disabled"}"#,
+            ),
+        },
+        1,
+    );
+    let daemon = Daemon::start(&trakt_config(&provider, NAME, ""));
+    let (done, err, code) = support::daemon::LoginRun::start(&daemon.socket, NAME).finish();
+    assert_ne!(code, 0, "{done} {err}");
+    assert!(err.contains("(secret [redacted])"), "{err}");
+    for (what, text) in [
+        ("error", &err),
+        ("done", &done.to_string()),
+        ("log", &daemon.log()),
+    ] {
+        assert!(
+            !text.contains("tokend-test-secret"),
+            "the client secret in the {what}"
+        );
+    }
+}
