@@ -184,10 +184,11 @@ impl<W: Write> CheckReport<W> {
     }
 }
 
-/// The problems of one provider for `status --check`, one line each:
-/// a session that needs a login (or waits for one), a refresh that is
-/// failing, tokens that are only in memory.
-pub fn problems(p: &ProviderStatus) -> Vec<String> {
+/// The problems of one provider for `status --check` at `now` (Unix
+/// seconds), one line each: a session that needs a login (or waits for
+/// one), a refresh that is failing, a refresh token whose announced life
+/// is over, tokens that are only in memory.
+pub fn problems(p: &ProviderStatus, now: i64) -> Vec<String> {
     let name = clean(&p.name);
     let error = p
         .last_error
@@ -219,6 +220,19 @@ pub fn problems(p: &ProviderStatus) -> Vec<String> {
         "expired" => problems.push(format!(
             "{name}: the token expired and refreshing fails{error}"
         )),
+        // The provider said when the refresh token dies (Keycloak's idle
+        // timeout), and that has passed without a refresh (the daemon was
+        // stopped, the machine asleep): the next refresh will be refused.
+        // `--check` passed until it was.
+        "active" if p.login_needed_by.is_some_and(|by| by <= now) => {
+            let by = p.login_needed_by.unwrap_or(now);
+            problems.push(format!(
+                "{name}: the refresh token's announced life ended {} ({}): the provider will \
+                 likely refuse the next refresh; log in again",
+                relative(by, now),
+                utc(by)
+            ));
+        }
         _ if p.last_error.is_some() && p.saved => {
             problems.push(format!("{name}: the last refresh failed{error}"));
         }

@@ -90,12 +90,13 @@ pub(crate) fn status_check(cli: &Cli, name: Option<&str>) -> Result<(), Failure>
     // A logged-out session may only be waiting for a store that is down,
     // which the end of the answer says: those lines wait for it.
     let mut logged_out = Vec::new();
+    let now = crate::format::unix_now();
     let read = each_status(&mut client, protocol, name, |p| {
         if p.state == "logged_out" {
-            logged_out.push((p.name.clone(), status::problems(&p)));
+            logged_out.push((p.name.clone(), status::problems(&p, now)));
             return Ok(());
         }
-        for problem in status::problems(&p) {
+        for problem in status::problems(&p, now) {
             out.problem(Some(&p.name), &problem)
                 .map_err(|e| Failure::output(&e))?;
         }

@@ -213,3 +213,22 @@ fn a_refresh_planned_for_a_moment_gone_by_is_due_now() {
     let details = printed(Layout::Details, &[due]);
     assert!(details.contains("(due now)"), "{details}");
 }
+
+/// `--check` of an active session whose refresh token's announced life
+/// has ended (the daemon was stopped past it) says so: the provider will
+/// refuse the next refresh. Before that moment, it is no problem.
+#[test]
+fn check_names_a_refresh_token_whose_announced_life_is_over() {
+    let keycloak = |by: i64| ProviderStatus {
+        login_needed_by: Some(by),
+        ..provider("keycloak", "active")
+    };
+    let over = problems(&keycloak(NOW - 6), NOW);
+    assert_eq!(over.len(), 1, "{over:?}");
+    assert!(
+        over[0].starts_with("keycloak: the refresh token's announced life ended 6s ago"),
+        "{over:?}"
+    );
+    assert!(over[0].contains("log in again"), "{over:?}");
+    assert!(problems(&keycloak(NOW + 60), NOW).is_empty());
+}
