@@ -32,6 +32,17 @@ pub enum ProviderError {
         /// What failed.
         reason: String,
     },
+    /// The request was sent and no answer began within `http_timeout`.
+    /// Kept apart from [`Self::Unreachable`]: the provider was reached and
+    /// may have done what was asked (rotated the refresh token sent) in an
+    /// answer that never came, which a refusal after it is said to follow.
+    #[error("sent the request to {endpoint}: no complete answer within {waited_secs} s")]
+    Unanswered {
+        /// The endpoint URL.
+        endpoint: String,
+        /// How long tokend waited (`http_timeout`).
+        waited_secs: u64,
+    },
     /// An answer whose status arrived and whose body was cut off (the
     /// connection closed, or `http_timeout` passed, mid-body). Kept apart
     /// from [`Self::Unreachable`]: a cut-off success (2xx) means the
@@ -207,6 +218,7 @@ impl ProviderError {
             } => {
                 vec![endpoint, reason]
             }
+            Self::Unanswered { endpoint, .. } => vec![endpoint],
             Self::Unavailable {
                 endpoint, detail, ..
             } => std::iter::once(endpoint).chain(detail.as_mut()).collect(),
@@ -259,6 +271,14 @@ impl ProviderError {
         matches!(self, Self::CutOff { status, .. } if (200..300).contains(status))
     }
 
+    /// Whether the request was sent and no answer came in time
+    /// ([`Self::Unanswered`]): the provider may have rotated the refresh
+    /// token sent in an answer that is lost.
+    #[must_use]
+    pub fn is_unanswered(&self) -> bool {
+        matches!(self, Self::Unanswered { .. })
+    }
+
     /// [`Self::is_lost_success`], or a success answer that could not be
     /// read (compressed though tokend asks for none, JSON with bytes after
     /// it, a form labelled as text): the provider may have rotated the
@@ -276,6 +296,7 @@ impl ProviderError {
             // A captive portal's HTML page or a proxy's garbage is as
             // temporary as an outage: retry rather than give up the session.
             Self::Unreachable { .. }
+            | Self::Unanswered { .. }
             | Self::CutOff { .. }
             | Self::Unavailable { .. }
             | Self::Malformed { .. }

@@ -168,10 +168,17 @@ impl HttpClient {
         builder: reqwest::RequestBuilder,
     ) -> Result<HttpResponse, ProviderError> {
         let endpoint = url.as_str();
-        let mut response = builder
-            .send()
-            .await
-            .map_err(|e| self.transport_error(url, &e))?;
+        let mut response = builder.send().await.map_err(|e| {
+            if e.is_timeout() && !e.is_connect() {
+                // Connected and sent: the provider may have acted on it.
+                ProviderError::Unanswered {
+                    endpoint: endpoint.to_owned(),
+                    waited_secs: self.timeout.as_secs(),
+                }
+            } else {
+                self.transport_error(url, &e)
+            }
+        })?;
         let status = response.status().as_u16();
         let header = |name: reqwest::header::HeaderName| {
             response

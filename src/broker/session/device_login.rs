@@ -340,6 +340,7 @@ impl Session {
                     unreachable = matches!(
                         failure,
                         ProviderError::Unreachable { .. }
+                            | ProviderError::Unanswered { .. }
                             | ProviderError::CutOff { .. }
                             | ProviderError::Malformed { .. }
                     );

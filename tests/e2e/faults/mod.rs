@@ -283,3 +283,32 @@ fn an_answer_without_optional_fields_keeps_the_refresh_token() {
     assert!(answer["expires_at"].as_u64().unwrap() > now, "{answer}");
     provider.assert_no_violations();
 }
+
+/// A refresh sent and not answered within `http_timeout`, which the
+/// provider did carry out (rotating the refresh token sent): the failure
+/// says the request was sent, not that the provider could not be reached,
+/// and when the retry's retired token makes the provider end the session,
+/// the end says the refresh before it got no answer in time (it blamed
+/// the provider alone).
+#[test]
+fn a_revocation_after_an_unanswered_refresh_names_it() {
+    let (provider, _store, _session, daemon) = one_session();
+    let out = refresh_meeting(&provider, &daemon, Fault::Delay(Duration::from_secs(3)));
+    assert_eq!(
+        out.status.code(),
+        Some(EXIT_UNAVAILABLE),
+        "{}",
+        stderr(&out)
+    );
+    let said = stderr(&out);
+    assert!(
+        said.contains("sent the request to") && said.contains("no complete answer within 2 s"),
+        "{said}"
+    );
+    assert!(!said.contains("could not reach"), "{said}");
+    let ended = daemon.wait_for_log(1, &["session ended by the provider"]);
+    assert!(
+        ended[0].contains("the refresh before it was sent but got no answer in time"),
+        "{ended:?}"
+    );
+}

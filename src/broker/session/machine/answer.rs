@@ -92,18 +92,23 @@ impl SessionMachine {
                     Some(BrokerError::ProviderUnavailable { source, .. })
                         if source.is_lost_success() =>
                     {
-                        Some("was cut off")
+                        Some("was answered with success but the answer was cut off")
                     }
                     Some(BrokerError::ProviderUnavailable { source, .. })
                         if source.is_unusable_success() =>
                     {
-                        Some("could not be used")
+                        Some("was answered with success but the answer could not be used")
+                    }
+                    Some(BrokerError::ProviderUnavailable { source, .. })
+                        if source.is_unanswered() =>
+                    {
+                        Some("was sent but got no answer in time")
                     }
                     _ => None,
                 };
-                let reason = if let Some(how) = lost {
+                let reason = if let Some(what) = lost {
                     format!(
-                        "{failure}; the refresh before it was answered with success but the answer {how}, and the new refresh token the provider may have put in it was lost with it"
+                        "{failure}; the refresh before it {what}, and the new refresh token the provider may have put in it was lost with it"
                     )
                 } else {
                     failure.to_string()

@@ -144,6 +144,7 @@ impl SessionMachine {
                 matches!(
                     source,
                     ProviderError::Unreachable { .. }
+                        | ProviderError::Unanswered { .. }
                         | ProviderError::CutOff { .. }
                         | ProviderError::Malformed { .. }
                 )

@@ -373,7 +373,8 @@ fn a_retired_session_starts_no_refresh() {
 /// A revocation right after a refresh whose success answer was cut off
 /// says so: the rotated refresh token was in that answer and was lost
 /// with it ("the provider revoked the session" alone blamed the
-/// provider for tokend's loss). Without the cut-off answer, it does not.
+/// provider for tokend's loss). Without the cut-off answer, it does not;
+/// after a refresh sent and not answered in time, it does too.
 #[test]
 fn a_revocation_after_a_cut_off_success_names_it() {
     let reason_of = |effects: &[Effect]| {
@@ -406,4 +407,19 @@ fn a_revocation_after_a_cut_off_success_names_it() {
             "{first}: {reason}"
         );
     }
+    // A refresh sent and never answered in time: the provider may have
+    // rotated the token in the answer that never came.
+    let mut m = refreshing(at(10));
+    let unanswered = ProviderError::Unanswered {
+        endpoint: "http://127.0.0.1/token".into(),
+        waited_secs: 30,
+    };
+    let _ = answer(&mut m, at(40), Err(unanswered));
+    let again = feed(&mut m, at(100), Event::RefreshDue);
+    assert!(again.contains(&"start_refresh(r1)".to_owned()), "{again:?}");
+    let reason = reason_of(&answer(&mut m, at(101), Err(revoked())));
+    assert!(
+        reason.contains("the refresh before it was sent but got no answer in time"),
+        "{reason}"
+    );
 }
