@@ -248,18 +248,29 @@ impl Session {
         self: &Arc<Self>,
         want: Freshness,
     ) -> Result<AccessToken, BrokerError> {
+        let answer = self.token_once(want).await;
+        if !matches!(answer, Err(BrokerError::LoginRequired { .. })) {
+            return answer;
+        }
         // An approved login whose tokens are being saved: they are this
-        // request's answer (waited for as long as the store takes).
+        // request's answer (waited for as long as the store takes). Looked
+        // at only here, off the path of a session that has tokens.
         let installing = self
             .state()
             .login
             .as_ref()
             .and_then(LoginHandle::installing_tokens);
-        if let Some(mut progress) = installing {
-            let _ = progress
-                .wait_for(|p| matches!(p, crate::broker::login::LoginProgress::Finished(_)))
-                .await;
-        }
+        let Some(mut progress) = installing else {
+            return answer;
+        };
+        let _ = progress
+            .wait_for(|p| matches!(p, crate::broker::login::LoginProgress::Finished(_)))
+            .await;
+        self.token_once(want).await
+    }
+
+    /// One try of [`Self::token`].
+    async fn token_once(self: &Arc<Self>, want: Freshness) -> Result<AccessToken, BrokerError> {
         // A store that was locked or missing may work now: try it (spaced)
         // before telling the caller there is no session.
         self.restore_on_demand().await;
