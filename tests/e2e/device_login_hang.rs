@@ -75,3 +75,43 @@ fn a_login_asking_for_its_code_is_pending() {
             .success()
     );
 }
+
+/// An approved login whose poll the provider answered with tokens too
+/// late (after `http_timeout`): the provider has spent the device code on
+/// them, and the next poll is refused (`invalid_grant`). The login's end
+/// names the poll that got no answer in time as the likely cause; it
+/// blamed the provider's refusal alone, which reads as though the person
+/// had done something wrong.
+#[test]
+fn a_refused_code_after_a_poll_with_no_answer_names_that_poll() {
+    let provider = Provider::start(support::provider::fast());
+    provider.inject(
+        Endpoint::Token,
+        Fault::LateSuccess(Duration::from_secs(3)),
+        1,
+    );
+    let daemon = Daemon::start_with(
+        &provider.config("demo"),
+        DaemonOptions {
+            daemon_keys: "http_timeout = 2\n".into(),
+            ..DaemonOptions::default()
+        },
+    );
+    let run = LoginRun::start(&daemon.socket, "demo");
+    provider.approve(&run.user_code()).unwrap();
+    let (done, err, code) = run.finish();
+    assert_eq!(code, support::flows::EXIT_LOGIN_FAILED, "{done} {err}");
+    assert!(
+        provider
+            .requests()
+            .iter()
+            .any(|r| r.is_poll() && r.outcome.contains("fault:late_success")),
+        "the approved poll was answered late"
+    );
+    assert!(
+        err.contains("a poll got no answer in time (sent the request to")
+            && err.contains("no complete answer within 2 s")
+            && err.contains("the provider may have spent the device code on tokens lost with that answer; after it, the login failed"),
+        "{err}"
+    );
+}

@@ -8,6 +8,7 @@ use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use super::Session;
+use super::login_outcome::{LostAnswer, after_lost, decided_against, expired};
 use crate::broker::WorldChange;
 use crate::broker::error::BrokerError;
 use crate::broker::events::BrokerEvent;
@@ -252,10 +253,9 @@ impl Session {
         // Why the last poll failed, if it did: a code that dies while the
         // provider's answers cannot be read did not simply go unapproved.
         let mut last_failure: Option<String> = None;
-        // A success answer whose tokens could not be used: the provider
-        // has most likely spent its code on it, so however the login ends
-        // after it (`invalid_grant`, "expired"), that answer is the cause.
-        let mut unusable_grant: Option<String> = None;
+        // A poll answer that may have carried the tokens and was lost (see
+        // `login_outcome`): however the login ends after it, it is named.
+        let mut lost: Option<LostAnswer> = None;
         // The wait a failed poll's `Retry-After` asked for, for the next one.
         let mut asked_wait: Option<Duration> = None;
         let mut world = self.shared.world_changes.subscribe();
@@ -278,9 +278,9 @@ impl Session {
             .await;
             let left = dies_at.saturating_sub(clock.since_boot());
             if left.is_zero() {
-                return Err(self.login_failed(after_unusable(
-                    unusable_grant.as_deref(),
-                    expired(last_failure.as_deref(), unusable_grant.as_deref()),
+                return Err(self.login_failed(after_lost(
+                    lost.as_ref(),
+                    expired(last_failure.as_deref(), lost.as_ref()),
                 )));
             }
             let sent_since_boot = clock.since_boot();
@@ -288,13 +288,13 @@ impl Session {
                 PollOutcome::Pending => {
                     network_failures = 0;
                     last_failure = None;
-                    unusable_grant = None;
+                    lost = None;
                 }
                 PollOutcome::PendingUnclear(answer) => {
                     // Polled on at the interval, as pending; said as the
                     // trouble of the polls, and named if the code expires.
                     network_failures = 0;
-                    unusable_grant = None;
+                    lost = None;
                     last_failure = Some(answer.to_string());
                 }
                 PollOutcome::SlowDown {
@@ -303,7 +303,7 @@ impl Session {
                 } => {
                     network_failures = 0;
                     last_failure = None;
-                    unusable_grant = None;
+                    lost = None;
                     // RFC 8628 adds 5 s; GitHub sends the new interval. Take
                     // whichever is slower, so neither reading is violated.
                     interval = (interval + SLOW_DOWN_STEP).max(asked.unwrap_or_default());
@@ -316,10 +316,9 @@ impl Session {
                 // `Clock::wall_at`).
                 PollOutcome::Granted(grant) => return Ok((grant, clock.wall_at(sent_since_boot))),
                 outcome @ (PollOutcome::Denied { .. } | PollOutcome::Expired { .. }) => {
-                    return Err(self.login_failed(after_unusable(
-                        unusable_grant.as_deref(),
-                        decided_against(outcome),
-                    )));
+                    return Err(
+                        self.login_failed(after_lost(lost.as_ref(), decided_against(outcome)))
+                    );
                 }
                 PollOutcome::Misdirected(failure) => {
                     return Err(self.login_failed(format!("failed: {failure}")));
@@ -332,7 +331,7 @@ impl Session {
                     network_failures += 1;
                     unreachable = false;
                     warn!(provider = %self.name, event = "poll_failed", "polling failed, will retry: a success answer cannot be used: {failure}");
-                    unusable_grant = Some(failure.to_string());
+                    lost = Some(LostAnswer::Unusable(failure.to_string()));
                     last_failure = Some(failure.to_string());
                 }
                 PollOutcome::Failed(failure) if failure.class() == FailureClass::Transient => {
@@ -345,12 +344,15 @@ impl Session {
                             | ProviderError::Malformed { .. }
                     );
                     asked_wait = failure.retry_after();
+                    if failure.is_unanswered() {
+                        lost = Some(LostAnswer::Unanswered(failure.to_string()));
+                    }
                     warn!(provider = %self.name, event = "poll_failed", "polling failed, will retry: {failure}");
                     last_failure = Some(failure.to_string());
                 }
                 PollOutcome::Failed(failure) => {
-                    return Err(self.login_failed(after_unusable(
-                        unusable_grant.as_deref(),
+                    return Err(self.login_failed(after_lost(
+                        lost.as_ref(),
                         super::login_prompt::poll_failure(&failure),
                     )));
                 }
@@ -362,40 +364,6 @@ impl Session {
                 });
             }
         }
-    }
-}
-
-/// How a login whose code expired is said: with why the last poll failed,
-/// if it did (an unusable success answer is named on its own, by
-/// [`after_unusable`]).
-fn expired(last_failure: Option<&str>, unusable_grant: Option<&str>) -> String {
-    match last_failure {
-        Some(failure) if last_failure != unusable_grant => {
-            format!("expired before it was approved (the last poll failed: {failure})")
-        }
-        _ => "expired before it was approved".to_owned(),
-    }
-}
-
-/// How a login the provider ended is said: denied, or its code expired.
-fn decided_against(outcome: PollOutcome) -> String {
-    match outcome {
-        PollOutcome::Denied { message } => format!("was denied ({message})"),
-        PollOutcome::Expired { message } => {
-            format!("expired before it was approved ({message})")
-        }
-        _ => "ended".to_owned(),
-    }
-}
-
-/// How a login's `outcome` is said after a success answer that could not
-/// be used, if one came: that answer is the cause.
-fn after_unusable(unusable_grant: Option<&str>, outcome: String) -> String {
-    match unusable_grant {
-        Some(cause) => format!(
-            "failed: a poll was answered with success, but the answer could not be used ({cause}); after it, the login {outcome}"
-        ),
-        None => outcome,
     }
 }
 

@@ -21,6 +21,7 @@
 
 mod device_login;
 mod effects;
+mod login_outcome;
 mod login_prompt;
 mod login_refresh;
 mod machine;

@@ -77,6 +77,11 @@ pub enum Fault {
     /// loses an answer the provider did give: a rotated refresh token is
     /// gone.
     Delay(Duration),
+    /// As [`Self::Delay`], for a success answer only: an error answer (a
+    /// pending poll) passes at once, and the fault waits for a success.
+    /// A login whose approved poll's answer comes too late: the provider
+    /// has spent the device code on tokens the client never reads.
+    LateSuccess(Duration),
 }
 
 /// How [`Fault::Garbled`] spoils a real answer's JSON body.
@@ -143,6 +148,7 @@ impl Fault {
             Self::ResetMidBody => "fault:reset",
             Self::Redirect(_) => "fault:redirect",
             Self::Delay(_) => "fault:delay",
+            Self::LateSuccess(_) => "fault:late_success",
             Self::Garbled(_) => "fault:garbled",
         }
     }
@@ -219,7 +225,9 @@ impl Fault {
             Self::Redirect(location) => {
                 Reply::text(307, "redirected\n").header(hyper::header::LOCATION, location)
             }
-            Self::Delay(_) | Self::EchoRequest(_) | Self::Garbled(_) => return None,
+            Self::Delay(_) | Self::LateSuccess(_) | Self::EchoRequest(_) | Self::Garbled(_) => {
+                return None;
+            }
         };
         Some(reply.outcome(self.label()))
     }

@@ -252,14 +252,19 @@ fn decide(
             .outcome("unavailable");
     }
     match state.faults.take(endpoint) {
-        Some(Fault::Delay(pause)) => {
-            let mut reply = dialect.answer(request, endpoint, &mut state.authority);
-            reply.delivery = Delivery::After(pause);
-            let note = format!("delayed {} ms", pause.as_millis());
-            reply.detail = Some(match reply.detail.take() {
-                Some(detail) => format!("{detail}; {note}"),
-                None => note,
-            });
+        Some(Fault::Delay(pause)) => delayed(
+            dialect.answer(request, endpoint, &mut state.authority),
+            pause,
+        ),
+        Some(Fault::LateSuccess(pause)) => {
+            let reply = dialect.answer(request, endpoint, &mut state.authority);
+            if !(200..300).contains(&reply.status) {
+                // Only a success is delayed: the fault waits for one.
+                state.faults.put_back(endpoint, Fault::LateSuccess(pause));
+                return reply;
+            }
+            let mut reply = delayed(reply, pause);
+            reply.outcome = format!("{}; {}", reply.outcome, Fault::LateSuccess(pause).label());
             reply
         }
         Some(Fault::Garbled(garble)) => {
@@ -281,6 +286,18 @@ fn decide(
             .unwrap_or_else(|| Reply::text(500, "unknown fault\n")),
         None => dialect.answer(request, endpoint, &mut state.authority),
     }
+}
+
+/// `reply`, delivered only after `pause` (decided now: the provider's
+/// state has changed already).
+fn delayed(mut reply: Reply, pause: Duration) -> Reply {
+    reply.delivery = Delivery::After(pause);
+    let note = format!("delayed {} ms", pause.as_millis());
+    reply.detail = Some(match reply.detail.take() {
+        Some(detail) => format!("{detail}; {note}"),
+        None => note,
+    });
+    reply
 }
 
 fn record(
