@@ -3,6 +3,8 @@
 //! the code's expiry for tokend's verdict; a poll sent just before the
 //! expiry was waited for up to `http_timeout` (which may be minutes), so
 //! the person was told only that tokenctl did not know how the login ended.
+//! And a poll answered too late (its tokens lost, the code spent on them):
+//! the login's end names it.
 
 use crate::support;
 
