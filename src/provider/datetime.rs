@@ -6,6 +6,24 @@ use std::time::{Duration, SystemTime};
 use time::format_description::well_known::{Iso8601, Rfc2822, Rfc3339};
 use time::{OffsetDateTime, PrimitiveDateTime};
 
+/// `at` (Unix seconds) as a person reads it in the daemon's words:
+/// `2026-09-21 14:13:20 UTC` (as `tokenctl status` writes times).
+#[must_use]
+pub fn utc_text(at: i64) -> String {
+    match OffsetDateTime::from_unix_timestamp(at) {
+        Ok(t) => format!(
+            "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        ),
+        Err(_) => format!("{at} s after 1970 UTC"),
+    }
+}
+
 /// Reads an absolute date-time in any of the formats providers use:
 /// RFC 3339 (`2025-07-01T12:00:00Z`), the wider ISO 8601
 /// (`2025-07-01T12:00:00.000+02:00`), ISO 8601 without an offset read as
@@ -116,6 +134,13 @@ mod tests {
             Some(unix(253_370_764_800)),
             "far future dates are read (and judged by the caller)"
         );
+    }
+
+    #[test]
+    fn utc_text_is_as_tokenctl_writes_times() {
+        assert_eq!(utc_text(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc_text(1_790_000_000), "2026-09-21 14:13:20 UTC");
+        assert_eq!(utc_text(951_825_600), "2000-02-29 12:00:00 UTC");
     }
 
     #[test]

@@ -25,6 +25,7 @@ pub(super) fn record(refresh: &str) -> StoredSession {
         token_type: Some("Bearer".into()),
         expires_at: Some(1_790_003_600),
         refresh_expires_at: None,
+        ended: None,
     }
 }
 

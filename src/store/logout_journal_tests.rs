@@ -65,6 +65,7 @@ fn record(obtained_at: i64) -> StoredSession {
         token_type: None,
         expires_at: None,
         refresh_expires_at: None,
+        ended: None,
     }
 }
 

@@ -136,6 +136,7 @@ mod tests {
             token_type: None,
             expires_at: None,
             refresh_expires_at: None,
+            ended: None,
         };
         store.save("gh", &record).unwrap();
         assert_eq!(store.load("gh").unwrap(), Some(record.clone()));

@@ -21,6 +21,7 @@ pub mod lock;
 pub mod lock_gate;
 pub mod logout_journal;
 pub mod memory;
+mod record;
 pub mod sealed;
 pub mod secret_service;
 
@@ -73,10 +74,32 @@ pub struct StoredSession {
     /// provider said: a new login is needed by then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh_expires_at: Option<i64>,
+    /// Set in the record of a session the provider ended (its refresh
+    /// token refused for good): when and why, kept so that status says
+    /// so after a restart. Such a record holds no token (see
+    /// [`StoredSession::ended`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended: Option<Box<SessionEnd>>,
+}
+
+/// When and why the provider ended a session (see [`StoredSession::ended`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionEnd {
+    /// When (Unix seconds).
+    pub at: i64,
+    /// Why, as the daemon said it then (the provider's words, secrets
+    /// taken out).
+    pub reason: String,
 }
 
 /// The current [`StoredSession::version`].
 pub const STORED_SESSION_VERSION: u32 = 1;
+
+/// The [`StoredSession::version`] of an ended session's record (see
+/// [`StoredSession::ended`]). Its own version, so that an older tokend
+/// (after a downgrade) says the record was written by a newer one and
+/// asks for a login, rather than reading a record without tokens.
+pub const ENDED_SESSION_VERSION: u32 = 2;
 
 /// What the reason says of a record of a version or format above the one
 /// this tokend reads (see [`unusable_record_advice`]).
@@ -110,6 +133,7 @@ impl fmt::Debug for StoredSession {
             .field("obtained_at", &self.obtained_at)
             .field("scope", &self.scope)
             .field("expires_at", &self.expires_at)
+            .field("ended", &self.ended)
             .finish_non_exhaustive()
     }
 }
@@ -157,33 +181,7 @@ impl StoredSession {
                 e.column()
             ),
         })?;
-        if record.version > STORED_SESSION_VERSION {
-            return Err(format!(
-                "session record version {} was {FROM_A_NEWER_TOKEND} (this one reads version \
-                 {STORED_SESSION_VERSION})",
-                record.version
-            ));
-        }
-        if record.version != STORED_SESSION_VERSION {
-            return Err(format!(
-                "session record version {} is not supported (expected {STORED_SESSION_VERSION})",
-                record.version
-            ));
-        }
-        match (&record.refresh_token, &record.access_token) {
-            (Some(refresh), _) if refresh.is_empty() => {
-                return Err("session record has an empty refresh token".into());
-            }
-            (None, None) => {
-                return Err(
-                    "session record has neither a refresh token nor an access token".into(),
-                );
-            }
-            (None, Some(access)) if access.is_empty() => {
-                return Err("session record has an empty access token and no refresh token".into());
-            }
-            _ => {}
-        }
+        record::check(&record)?;
         Ok(record)
     }
 }

@@ -222,7 +222,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = EncryptedFileStore::new(dir.path(), key(1));
         let mut record = StoredSession {
-            version: STORED_SESSION_VERSION + 1,
+            version: crate::store::ENDED_SESSION_VERSION + 1,
             identity: "rfc8628|https://example.org/token|c".into(),
             refresh_token: Some("rt-newer".to_owned().into()),
             obtained_at: 0,
@@ -231,6 +231,7 @@ mod tests {
             token_type: None,
             expires_at: None,
             refresh_expires_at: None,
+            ended: None,
         };
         store.save("github", &record).unwrap();
         let newer_record = store.load("github").unwrap_err().to_string();

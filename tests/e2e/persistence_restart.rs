@@ -1,7 +1,8 @@
 //! What a restart does with stored sessions: a session is restored only
 //! into the client and endpoint it belongs to, and a stored token the
 //! provider no longer accepts turns into "login required" for that provider
-//! alone. Real daemon restarts with the encrypted file store.
+//! alone, and says so after the next restart too. Real daemon restarts
+//! with the encrypted file store.
 
 use crate::support;
 
@@ -102,8 +103,36 @@ fn a_stored_token_rejected_at_start_needs_a_login_and_others_start_normally() {
             && err.contains("tokenctl login revoked"),
         "{err}"
     );
-    // The dead record is gone from the store, so the next start is clean.
-    assert_eq!(store.files(), ["steady.session"]);
+    // The dead refresh token is gone from the store, so the next start
+    // does not present it again; the record says when and why it ended.
+    assert_eq!(store.files(), ["revoked.session", "steady.session"]);
+    let ended = store.load("revoked").expect("the ended session's record");
+    assert!(ended.refresh_token.is_none() && ended.access_token.is_none());
+    assert!(
+        ended
+            .ended
+            .as_ref()
+            .is_some_and(|end| end.reason.contains("invalid_grant")),
+        "{ended:?}"
+    );
+
+    // Restarted again, the session still says why a login is needed (it
+    // said "logged out", the reason gone), and nothing is sent.
+    let refreshes = revoked.refresh_count();
+    daemon.stop();
+    daemon.restart();
+    daemon.wait_for_log(1, &["event=\"restored_ended\""]);
+    let still = status(&daemon, "revoked");
+    assert_eq!(still["state"], "login_required", "{still}");
+    let said = still["last_error"].as_str().unwrap_or_default();
+    assert!(
+        said.contains("invalid_grant") && said.contains("(the session ended at "),
+        "{still}"
+    );
+    let out = daemon.tokenctl(&["token", "revoked"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(stderr(&out).contains("invalid_grant"), "{}", stderr(&out));
+    assert_eq!(revoked.refresh_count(), refreshes);
 
     // The other session came back as it was: no login, no refresh.
     assert_eq!(status(&daemon, "steady")["state"], "active");

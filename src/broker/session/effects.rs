@@ -119,10 +119,7 @@ impl Session {
     /// ([`Store::tries_deletes_while_down`](crate::store::Store::tries_deletes_while_down):
     /// the encrypted file store, whose deletes work on a full disk).
     fn store_known_down(&self, purpose: &WritePurpose) -> Option<crate::store::StoreError> {
-        let delete = matches!(
-            purpose,
-            WritePurpose::LoggedOut { .. } | WritePurpose::Revoked { .. }
-        );
+        let delete = matches!(purpose, WritePurpose::LoggedOut { .. });
         if matches!(purpose, WritePurpose::DirtyRetry { .. })
             || (delete && self.shared.store.tries_deletes_while_down())
         {
@@ -284,6 +281,14 @@ impl Session {
                     // The broker says at info level how many were restored:
                     // ten thousand lines would cost more than the restore.
                     debug!(provider = %name, event = "restored", "session restored from the {store}");
+                }
+            }
+            Notice::RestoredEnded { cause, reason } => {
+                let store = self.shared.store.name();
+                if cause == RestoreCause::Request {
+                    warn!(provider = %name, event = "restored_ended", "the session restored from the {store} was ended by the provider: {reason}; run `tokenctl login {name}`");
+                } else {
+                    info!(provider = %name, event = "restored_ended", "the session restored from the {store} was ended by the provider: {reason}; run `tokenctl login {name}`");
                 }
             }
             Notice::RestoreSkipped => {

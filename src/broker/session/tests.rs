@@ -60,6 +60,7 @@ fn stored(config: &Config, refresh_token: &str, now: SystemTime) -> StoredSessio
         token_type: None,
         expires_at: None,
         refresh_expires_at: None,
+        ended: None,
     }
 }
 

@@ -63,6 +63,7 @@ fn stored_record(
         token_type: Some("Bearer".into()),
         expires_at: Some(unix_secs(expires_at)),
         refresh_expires_at: None,
+        ended: None,
     }
 }
 

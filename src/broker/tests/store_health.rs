@@ -182,6 +182,7 @@ fn broker_with_records(dir: &std::path::Path, store: &Arc<FlakyStore>) -> Broker
             token_type: Some("Bearer".into()),
             expires_at: Some(unix_secs(expires)),
             refresh_expires_at: None,
+            ended: None,
         };
         store.inner.save(&provider.name, &record).unwrap();
     }

@@ -253,6 +253,7 @@ fn session(refresh_token: &str) -> StoredSession {
         token_type: Some("Bearer".into()),
         expires_at: Some(1_790_003_600),
         refresh_expires_at: None,
+        ended: None,
     }
 }
 

@@ -210,6 +210,14 @@ pub struct Seeded {
 }
 
 impl FileStore {
+    /// The record of `provider`, as the daemon would read it.
+    pub fn load(&self, provider: &str) -> Option<StoredSession> {
+        let key = StoreKey::read_file(&self.key_path()).expect("the store key");
+        EncryptedFileStore::new(&self.state_dir(), key)
+            .load(provider)
+            .expect("a readable record")
+    }
+
     /// Logs in every provider of `providers` (`[providers.*]` tables
     /// pointing at `provider`) without a device login: the emulator grants
     /// each a session whose access token lives `lifetime(i)`, and its record
@@ -270,6 +278,7 @@ pub fn granted_records(
                 token_type: Some("Bearer".into()),
                 expires_at: Some(unix(seeded.expires_at)),
                 refresh_expires_at: None,
+                ended: None,
             };
             (seeded, record)
         })

@@ -78,8 +78,10 @@ impl SessionMachine {
                             .as_ref()
                             .is_none_or(|a| a.expires_at.is_some_and(|at| at <= ctx.now))) =>
             {
-                // The stored refresh token is dead: delete it so a restart
-                // does not try it again, then end the session. A refusal
+                // The stored refresh token is dead: the record is replaced
+                // by the ended session's (no token in it, only when and
+                // why) so a restart does not try it again and still says
+                // why a login is needed, then the session ends. A refusal
                 // that only may mean so ends a session once its access
                 // token has expired (it serves nothing more); until then
                 // it is retried as a refusal, below.
@@ -113,9 +115,18 @@ impl SessionMachine {
                 } else {
                     failure.to_string()
                 };
+                let at = crate::broker::clock::unix_secs(ctx.now);
                 out.push(Effect::WriteRecord {
-                    record: None,
-                    purpose: WritePurpose::Revoked { generation, reason },
+                    record: Some(crate::store::StoredSession::ended(
+                        &self.identity,
+                        at,
+                        &reason,
+                    )),
+                    purpose: WritePurpose::Revoked {
+                        generation,
+                        reason,
+                        at,
+                    },
                 });
             }
             Err(failure) => {
@@ -164,23 +175,31 @@ impl SessionMachine {
         self.refresh_failed(ctx, failure, true, out);
     }
 
-    /// The record of a revoked session is deleted (or not: `deleted`).
+    /// The record of a session revoked at `generation`, ended at `at`, is
+    /// replaced by the ended session's (or not: `written`).
     pub(super) fn revoked(
         &mut self,
         ctx: &Context,
+        generation: u64,
         reason: String,
-        deleted: Result<(), BrokerError>,
+        at: i64,
+        written: Result<(), BrokerError>,
         out: &mut Vec<Effect>,
     ) {
+        if generation != self.generation {
+            out.push(Effect::Reply(Reply::Done(Ok(()))));
+            return;
+        }
         let err = BrokerError::login_required(&self.name, Some(reason.clone()));
         self.state = SessionState::NeedsLogin {
             reason: reason.clone(),
+            ended_at: at,
         };
         self.failures = 0;
         self.next_refresh = None;
-        // A dead record the store could not delete is deleted later.
-        self.store_dirty = deleted.is_err();
-        self.last_failure = Some(deleted.err().unwrap_or_else(|| err.clone()));
+        // A dead record the store could not replace is replaced later.
+        self.store_dirty = written.is_err();
+        self.last_failure = Some(written.err().unwrap_or_else(|| err.clone()));
         out.push(Effect::Log(Notice::LoginRequired {
             reason: reason.clone(),
         }));

@@ -144,12 +144,15 @@ pub(crate) enum WritePurpose {
         /// its status to clear: then only a failed delete is news.
         showed_nothing: bool,
     },
-    /// The delete of a session the provider revoked.
+    /// The ended session's record (no token in it) of a session the
+    /// provider revoked.
     Revoked {
         /// The refresh's generation.
         generation: u64,
         /// What the provider said.
         reason: String,
+        /// When it ended (Unix seconds), as the record says.
+        at: i64,
     },
     /// The new refresh token of a refresh answer whose access token could
     /// not be used (`ProviderError::AccessTokenUnusable`), kept beside the
@@ -322,6 +325,14 @@ pub(crate) enum Notice {
     Restored {
         /// Why it was read.
         cause: RestoreCause,
+    },
+    /// The stored session is one the provider had ended: restored as
+    /// such, a login needed.
+    RestoredEnded {
+        /// Why it was read.
+        cause: RestoreCause,
+        /// Why and when it ended, as status says it.
+        reason: String,
     },
     /// The stored session belongs to another client or endpoint.
     RestoreSkipped,

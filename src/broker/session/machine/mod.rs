@@ -85,6 +85,8 @@ pub(crate) enum SessionState {
     NeedsLogin {
         /// What the provider said, for a person.
         reason: String,
+        /// When (Unix seconds), for the ended session's record.
+        ended_at: i64,
     },
 }
 
@@ -427,7 +429,7 @@ impl SessionMachine {
     /// or why the provider ended the session.
     fn login_required(&self, ctx: &Context) -> BrokerError {
         let reason = match &self.state {
-            SessionState::NeedsLogin { reason } => Some(reason.clone()),
+            SessionState::NeedsLogin { reason, .. } => Some(reason.clone()),
             _ => None,
         };
         BrokerError::LoginRequired {

@@ -53,6 +53,17 @@ impl SessionMachine {
         let mut restored = false;
         let mut store_wide = false;
         match loaded {
+            // A session the provider ended: a login is needed, and status
+            // says why and when, as before the restart.
+            Ok(Some(record))
+                if record.ended.is_some()
+                    && (record.identity == self.identity
+                        || self.older_identity.as_ref() == Some(&record.identity)) =>
+            {
+                if let Some(end) = &record.ended {
+                    self.restore_ended(end, cause, out);
+                }
+            }
             Ok(Some(record)) if record.identity == self.identity => {
                 self.install_restored(ctx, Tokens::from_record(record), out);
                 out.push(Effect::Log(Notice::Restored { cause }));
@@ -104,6 +115,31 @@ impl SessionMachine {
             out.push(self.changed());
         }
         restored
+    }
+
+    /// Makes the session one the provider ended, as its record `end` says.
+    fn restore_ended(
+        &mut self,
+        end: &crate::store::SessionEnd,
+        cause: RestoreCause,
+        out: &mut Vec<Effect>,
+    ) {
+        let reason = format!(
+            "{} (the session ended at {})",
+            end.reason,
+            crate::provider::datetime::utc_text(end.at)
+        );
+        self.last_failure = Some(BrokerError::login_required(
+            &self.name,
+            Some(reason.clone()),
+        ));
+        self.state = SessionState::NeedsLogin {
+            reason: reason.clone(),
+            ended_at: end.at,
+        };
+        // Said when it ended (`on_event`, the notification): the log
+        // says it again, nobody is told anew.
+        out.push(Effect::Log(Notice::RestoredEnded { cause, reason }));
     }
 
     /// Makes restored tokens the session's, and plans their next refresh.

@@ -40,14 +40,17 @@ impl SessionMachine {
     }
 
     /// Writes what the store should hold and does not, after a failed
-    /// write: the session's tokens, or, after a logout or a revocation
-    /// whose delete failed, no record (a restart must not bring back a
-    /// session that was logged out).
+    /// write: the session's tokens, the ended session's record after a
+    /// revocation, or, after a logout whose delete failed, no record (a
+    /// restart must not bring back a session that was logged out).
     pub(super) fn save_if_dirty(&self, out: &mut Vec<Effect>) {
         let record = match &self.state {
             _ if !self.store_dirty => return out.push(Effect::Reply(Reply::Changed(false))),
             SessionState::Active { tokens, .. } => tokens.to_record(&self.identity),
-            SessionState::LoggedOut | SessionState::NeedsLogin { .. } => None,
+            SessionState::NeedsLogin { reason, ended_at } => Some(
+                crate::store::StoredSession::ended(&self.identity, *ended_at, reason),
+            ),
+            SessionState::LoggedOut => None,
             SessionState::WaitingForStore => return out.push(Effect::Reply(Reply::Changed(false))),
         };
         out.push(Effect::WriteRecord {
@@ -125,13 +128,11 @@ impl SessionMachine {
                 });
                 out.push(Effect::Reply(Reply::Done(result)));
             }
-            WritePurpose::Revoked { generation, reason } => {
-                if generation != self.generation {
-                    out.push(Effect::Reply(Reply::Done(Ok(()))));
-                    return;
-                }
-                self.revoked(ctx, reason, result, out);
-            }
+            WritePurpose::Revoked {
+                generation,
+                reason,
+                at,
+            } => self.revoked(ctx, generation, reason, at, result, out),
             WritePurpose::RefreshTokenKept {
                 generation,
                 tokens,
@@ -161,9 +162,9 @@ impl SessionMachine {
                     self.save_failures = 0;
                     self.save_retry_at = None;
                     self.clear_store_failure();
-                    if let SessionState::NeedsLogin { reason } = &self.state {
-                        // The revoked session's record is gone at last:
-                        // what is left to say is why it ended.
+                    if let SessionState::NeedsLogin { reason, .. } = &self.state {
+                        // The revoked session's record is replaced at
+                        // last: what is left to say is why it ended.
                         self.last_failure = Some(BrokerError::login_required(
                             &self.name,
                             Some(reason.clone()),

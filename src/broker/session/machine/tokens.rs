@@ -198,6 +198,7 @@ impl Tokens {
                 .and_then(|a| a.expires_at)
                 .map(unix_secs),
             refresh_expires_at: self.refresh_expires_at.map(unix_secs),
+            ended: None,
         })
     }
 
@@ -273,6 +274,7 @@ mod tests {
             token_type: Some("bearer".into()),
             expires_at: None,
             refresh_expires_at: None,
+            ended: None,
         };
         let tokens = Tokens::from_record(record);
         assert_eq!(tokens.access.unwrap().token_type, "Bearer");

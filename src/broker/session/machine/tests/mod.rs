@@ -7,6 +7,7 @@
 mod access_expiry;
 mod clock_step;
 mod default_requests;
+mod ended;
 mod expiry_warning;
 mod handover;
 mod long_outage;
@@ -73,6 +74,7 @@ fn record(identity: &str, access_expires: u64) -> StoredSession {
         token_type: Some("Bearer".into()),
         expires_at: Some(crate::broker::clock::unix_secs(at(access_expires))),
         refresh_expires_at: None,
+        ended: None,
     }
 }
 
@@ -154,6 +156,8 @@ fn brief(effect: &Effect) -> String {
                 WritePurpose::DirtyRetry { .. } => "retry",
             };
             match record {
+                // An ended session's record: no token, when and why.
+                Some(r) if r.ended.is_some() => format!("end({what})"),
                 Some(r) => format!(
                     "save({what}, {})",
                     r.refresh_token.as_ref().map_or("-", Secret::expose)

@@ -187,6 +187,10 @@ fn a_delete_that_failed_with_the_store_working_is_retried() {
         feed(&mut m, retry_at, Event::RefreshDue),
         s(&["retry_store_save", "unschedule"])
     );
+    // What is retried is the ended session's record, not a delete: a
+    // restart says why the session ended.
+    let retry = m.handle(&ctx(retry_at), Event::SaveIfDirty);
+    assert_eq!(briefs(&retry), s(&["end(retry)"]));
 }
 
 /// While the store is down, a background refresh that comes due waits

@@ -302,10 +302,10 @@ fn refresh_answers() {
             ]),
         ),
         (
-            "revoked: delete the record first",
+            "revoked: replace the record by the ended session's first",
             Err(revoked()),
             "active/saving",
-            s(&["delete(revoked)"]),
+            s(&["end(revoked)"]),
         ),
     ];
     for (rule, outcome, state, effects) in rows {
