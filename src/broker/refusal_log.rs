@@ -90,11 +90,20 @@ impl CallerRefusals {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if !callers.by_uid.contains_key(&uid) && callers.by_uid.len() >= MAX_CALLERS_COUNTED {
-            // Room is made only from windows that are over and told all
-            // they dropped: forgetting one that was not would lose its count.
+            // Room is made from windows that are over and told all they
+            // dropped: forgetting one that was not loses its count.
             callers
                 .by_uid
                 .retain(|_, w| w.untold > 0 || !w.is_over(now));
+            if callers.by_uid.len() >= MAX_CALLERS_COUNTED {
+                // Then from those that are over with a count untold: a uid
+                // that went quiet never tells it, and kept, 256 uids that
+                // each dropped a line once held the map full for good, so
+                // every later caller (a real user among them) shared the
+                // one budget of the rest. Their count is lost from the
+                // log only; `tokenctl metrics` counted every refusal.
+                callers.by_uid.retain(|_, w| !w.is_over(now));
+            }
         }
         let full = callers.by_uid.len() >= MAX_CALLERS_COUNTED;
         let window = match callers.by_uid.entry(uid) {
@@ -213,5 +222,32 @@ mod tests {
                 .by_uid
                 .contains_key(&(beyond + 500))
         );
+    }
+
+    /// Uids that each dropped a line once and went quiet do not keep the
+    /// map full for good: once their windows are over, a new caller gets
+    /// a budget of its own (it shared the rest's, a flood's, forever).
+    #[test]
+    fn quiet_uids_with_untold_counts_make_room_once_their_windows_are_over() {
+        let log = CallerRefusals::default();
+        let start = Instant::now();
+        for uid in 0..u32::try_from(MAX_CALLERS_COUNTED).unwrap() {
+            for _ in 0..=LINES_PER_WINDOW {
+                log.admit(uid, start);
+            }
+        }
+        let beyond = u32::try_from(MAX_CALLERS_COUNTED).unwrap();
+        // Within the window, the rest share one budget, used up here.
+        for _ in 0..LINES_PER_WINDOW {
+            log.admit(beyond, start);
+        }
+        assert_eq!(log.admit(beyond + 1, start), None);
+        // A window later, a real user's refusal is logged on its own.
+        let later = start + WINDOW * 4;
+        for _ in 0..LINES_PER_WINDOW {
+            log.admit(beyond + 2, later);
+        }
+        assert_eq!(log.admit(beyond + 3, later), Some(0));
+        assert!(log.state.lock().unwrap().by_uid.len() <= MAX_CALLERS_COUNTED);
     }
 }
