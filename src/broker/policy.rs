@@ -23,10 +23,12 @@ use crate::config::{GroupGrant, ProviderConfig, UnitPattern};
 pub struct Caller {
     /// User id.
     pub uid: u32,
-    /// Group ids a grant by group matches directly: on the socket the
-    /// process's primary gid (`SO_PEERCRED`), on D-Bus its user's primary
-    /// group when the bus daemon reports the process in it (not the
-    /// process's supplementary groups, which outlive a `gpasswd -d`).
+    /// Group ids a grant by group matches directly: its user's primary
+    /// group in the user database, when the process holds it (on the
+    /// socket its gid from `SO_PEERCRED`; on D-Bus when the bus daemon
+    /// reports the process in it). Not the other groups a process holds:
+    /// supplementary groups outlive a `gpasswd -d`, and so does a gid
+    /// taken with `sg`/`newgrp` or from a setgid program.
     /// Empty when unknown. Group grants also match by the member lists of
     /// the group database (read again every 30 s), so both front-ends
     /// give the same answer for the same user.
@@ -136,6 +138,15 @@ impl AccessPolicy {
         } else {
             Role::None
         }
+    }
+
+    /// The gids of the groups the rule grants a role to (either role).
+    pub fn granted_gids(&self) -> impl Iterator<Item = u32> + '_ {
+        self.users
+            .groups
+            .iter()
+            .chain(&self.managers.groups)
+            .map(|g| g.gid)
     }
 
     /// Whether the rule grants anything by systemd unit: only then is a

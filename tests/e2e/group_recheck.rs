@@ -20,19 +20,6 @@ use support::provider::Provider;
 const USER: u32 = 4242;
 const GROUP: u32 = 4343;
 
-/// `tokenctl token grouped` as [`USER`]: its exit status.
-fn token_as_user(binaries: &ReachableBinaries, daemon: &Daemon) -> Option<i32> {
-    let out = std::process::Command::new(binaries.path("tokenctl"))
-        .uid(USER)
-        .gid(USER)
-        .arg("--socket")
-        .arg(&daemon.socket)
-        .args(["token", "grouped"])
-        .output()
-        .unwrap();
-    out.status.code()
-}
-
 #[test]
 fn a_user_taken_out_of_a_granted_group_loses_it_without_a_reload() {
     taken_out_of_the_group(
@@ -52,70 +39,153 @@ fn a_user_taken_out_of_a_managing_group_loses_it_without_a_reload() {
     );
 }
 
+/// A daemon in a name service of its own (see the module doc) with the
+/// provider `grouped` granted to the group `tokend-grp` by `key` and
+/// logged in; its socket reachable by the group `socket_group`. `None`
+/// (the test skipped) without root or libnss-extrausers.
+struct Grouped {
+    _dir: tempfile::TempDir,
+    /// The extra source's group file, which the test edits.
+    group_file: std::path::PathBuf,
+    daemon: Daemon,
+    binaries: ReachableBinaries,
+}
+
+impl Grouped {
+    fn start(
+        test: &str,
+        key: &str,
+        passwd: &str,
+        groups: &str,
+        socket_group: &str,
+    ) -> Option<Self> {
+        if !rustix::process::geteuid().is_root() || !Path::new(EXTRAUSERS_MODULE).exists() {
+            crate::support::skip::say(format_args!(
+                "SKIPPED {test}: needs root (a mount namespace) and libnss-extrausers"
+            ));
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let extra = dir.path().join("extrausers");
+        std::fs::create_dir(&extra).unwrap();
+        std::fs::write(extra.join("passwd"), passwd).unwrap();
+        let group_file = extra.join("group");
+        std::fs::write(&group_file, groups).unwrap();
+        let nsswitch = dir.path().join("nsswitch.conf");
+        std::fs::write(
+            &nsswitch,
+            "passwd: files extrausers\ngroup: files extrausers\nshadow: files\n",
+        )
+        .unwrap();
+        let provider = Provider::rfc8628();
+        let options = DaemonOptions {
+            wrapper: mount_namespace::wrapper(&[
+                (nsswitch.as_path(), "/etc/nsswitch.conf"),
+                (extra.as_path(), "/var/lib/extrausers"),
+            ]),
+            daemon_keys: format!("socket_mode = \"0660\"\nsocket_group = \"{socket_group}\"\n"),
+            ..DaemonOptions::default()
+        };
+        let daemon = Daemon::start_with(
+            &provider.config_with("grouped", &format!("{key} = [\"tokend-grp\"]")),
+            options,
+        );
+        std::fs::set_permissions(daemon.dir.path(), std::fs::Permissions::from_mode(0o755))
+            .unwrap();
+        login(&daemon, "grouped", |code| {
+            provider.approve(code).unwrap();
+        });
+        Some(Self {
+            _dir: dir,
+            group_file,
+            daemon,
+            binaries: ReachableBinaries::new(),
+        })
+    }
+
+    /// `tokenctl token grouped` as `uid` with `gid` as its process's
+    /// group (no other): its exit status.
+    fn token_as(&self, uid: u32, gid: u32) -> Option<i32> {
+        let out = std::process::Command::new(self.binaries.path("tokenctl"))
+            .uid(uid)
+            .gid(gid)
+            .arg("--socket")
+            .arg(&self.daemon.socket)
+            .args(["token", "grouped"])
+            .output()
+            .unwrap();
+        out.status.code()
+    }
+}
+
 /// A provider granted to the group `tokend-grp` by `key`, used by a member
 /// of it over the socket, then refused once the group database no longer
 /// lists the member.
 fn taken_out_of_the_group(key: &str, test: &str) {
-    if !rustix::process::geteuid().is_root() || !Path::new(EXTRAUSERS_MODULE).exists() {
-        crate::support::skip::say(format_args!(
-            "SKIPPED {test}: needs root (a mount namespace) and libnss-extrausers"
-        ));
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let extra = dir.path().join("extrausers");
-    std::fs::create_dir(&extra).unwrap();
-    std::fs::write(
-        extra.join("passwd"),
-        format!("tokend-grp-user:x:{USER}:{USER}::/nonexistent:/usr/sbin/nologin\n"),
-    )
-    .unwrap();
-    let group = extra.join("group");
     // The user's own group may reach the socket; the grant is `tokend-grp`,
     // which the user is in only as the group database lists it.
     let groups =
         |members: &str| format!("tokend-grp-sock:x:{USER}:\ntokend-grp:x:{GROUP}:{members}\n");
-    std::fs::write(&group, groups("tokend-grp-user")).unwrap();
-    let nsswitch = dir.path().join("nsswitch.conf");
-    std::fs::write(
-        &nsswitch,
-        "passwd: files extrausers\ngroup: files extrausers\nshadow: files\n",
-    )
-    .unwrap();
-    let provider = Provider::rfc8628();
-    let options = DaemonOptions {
-        wrapper: mount_namespace::wrapper(&[
-            (nsswitch.as_path(), "/etc/nsswitch.conf"),
-            (extra.as_path(), "/var/lib/extrausers"),
-        ]),
-        daemon_keys: "socket_mode = \"0660\"\nsocket_group = \"tokend-grp-sock\"\n".into(),
-        ..DaemonOptions::default()
+    let Some(grouped) = Grouped::start(
+        test,
+        key,
+        &format!("tokend-grp-user:x:{USER}:{USER}::/nonexistent:/usr/sbin/nologin\n"),
+        &groups("tokend-grp-user"),
+        "tokend-grp-sock",
+    ) else {
+        return;
     };
-    let daemon = Daemon::start_with(
-        &provider.config_with("grouped", &format!("{key} = [\"tokend-grp\"]")),
-        options,
-    );
-    std::fs::set_permissions(daemon.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    login(&daemon, "grouped", |code| {
-        provider.approve(code).unwrap();
-    });
-    let binaries = ReachableBinaries::new();
-    assert_eq!(
-        token_as_user(&binaries, &daemon),
-        Some(0),
-        "{}",
-        daemon.log()
-    );
+    let daemon = &grouped.daemon;
+    assert_eq!(grouped.token_as(USER, USER), Some(0), "{}", daemon.log());
 
     // Out of the group: within the recheck's period the provider is gone
     // for the user, as if never granted (unknown provider, exit 7).
-    std::fs::write(&group, groups("")).unwrap();
+    std::fs::write(&grouped.group_file, groups("")).unwrap();
     daemon.wait_for_log_within(
         Duration::from_secs(60),
         1,
         &["the group database changed the members of a granted group"],
     );
-    assert_eq!(token_as_user(&binaries, &daemon), Some(7));
+    assert_eq!(grouped.token_as(USER, USER), Some(7));
     let out = daemon.tokenctl(&["token", "grouped"]);
     assert!(out.status.success(), "{}", stderr(&out));
+}
+
+/// On the socket, the kernel's gid of the caller's process counts for a
+/// grant by group only when it is the user's primary group in the user
+/// database: a gid taken with `sg`/`newgrp` (kept after `gpasswd -d` for
+/// as long as that process lives) or lent by a setgid program gave the
+/// grant, where D-Bus, which asks the user database, did not.
+#[test]
+fn a_group_the_process_took_with_sg_is_not_a_grant() {
+    const PRIMARY_MEMBER: u32 = 4244;
+    let Some(grouped) = Grouped::start(
+        "a_group_the_process_took_with_sg_is_not_a_grant",
+        "allow_groups",
+        &format!(
+            "tokend-grp-user:x:{USER}:{USER}::/nonexistent:/usr/sbin/nologin\n\
+             tokend-grp-prim:x:{PRIMARY_MEMBER}:{GROUP}::/nonexistent:/usr/sbin/nologin\n"
+        ),
+        // The socket's group is the granted one, so that a process with
+        // that gid reaches it; the user is no member of it.
+        &format!("tokend-grp:x:{GROUP}:\n"),
+        "tokend-grp",
+    ) else {
+        return;
+    };
+    // As after `sg tokend-grp`: the process's gid is the granted group,
+    // the user's primary group is not. No such provider for it (exit 7).
+    assert_eq!(
+        grouped.token_as(USER, GROUP),
+        Some(7),
+        "{}",
+        grouped.daemon.log()
+    );
+    // A user whose primary group it is keeps the grant.
+    assert_eq!(
+        grouped.token_as(PRIMARY_MEMBER, GROUP),
+        Some(0),
+        "{}",
+        grouped.daemon.log()
+    );
 }

@@ -369,7 +369,8 @@ fn sent_by_the_bus(message: &zbus::Message) -> bool {
 /// or a unit's `SupplementaryGroups=` give groups the group database does
 /// not list. Grants match those only through the group database's member
 /// lists, which are read again every 30 s (`broker::group_recheck`), as
-/// on the socket, where the kernel gives the primary group alone: the two
+/// on the socket, where the kernel's gid counts only when it is the
+/// user's primary group too (`ipc::socket::admission`): the two
 /// front-ends give one answer, and a removal takes effect on both. A
 /// name service that does not answer leaves the member lists alone.
 ///

@@ -18,6 +18,7 @@
 //! thread of its own (`threaded.rs`, up to [`MAX_THREADED_CONNECTIONS`]),
 //! which is what keeps many busy clients fast.
 
+mod admission;
 mod bind;
 mod connection;
 mod directory;
@@ -29,25 +30,22 @@ mod threaded;
 mod wire;
 mod writer;
 
-use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::BufReader;
-use tokio::net::{UnixListener, UnixStream};
+use tokio::net::UnixListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
-use self::connection::serve_on_loop;
+use self::admission::Admission;
 use self::threaded::ThreadedConnections;
-use self::writer::AnswerWriter;
 use super::caller_unit;
-use super::per_uid::{Holder, PerUid};
+use super::per_uid::PerUid;
 use crate::broker::refusal_log::{self, RefusalLog};
 use crate::broker::{Broker, Caller, Freshness, TokenFingerprint};
-use crate::protocol::ErrorCode;
 
 /// Connections served at once; more wait in the kernel's backlog.
 pub const MAX_CONNECTIONS: usize = 512;
@@ -136,7 +134,12 @@ pub async fn serve_with(
         threaded,
         tasks: tasks.clone(),
     });
-    let cap_refusals = RefusalLog::default();
+    let admission = Admission {
+        per_uid,
+        limits,
+        cap_refusals: Arc::new(RefusalLog::default()),
+        tasks: tasks.clone(),
+    };
     let full_warnings = RefusalLog::default();
     let accept_failures = RefusalLog::default();
     loop {
@@ -181,68 +184,32 @@ pub async fn serve_with(
             },
             () = shutdown.cancelled() => return,
         };
-        let connection = match Connection::accepted(&stream, Arc::clone(&serving)) {
-            Ok(connection) => Arc::new(connection),
+        let (connection, gid_to_confirm) = match Connection::accepted(&stream, Arc::clone(&serving))
+        {
+            Ok(accepted) => accepted,
             Err(e) => {
                 debug!("connection ended: {e}");
                 continue;
             }
         };
-        let holder = connection.holder();
-        let held = match per_uid.hold_as(holder, limits.max_connections_per_uid) {
-            Ok(held) => held,
-            Err(holder) => {
-                refuse_over_cap(stream, holder, &limits, &cap_refusals, &tasks, permit);
-                continue;
+        match gid_to_confirm {
+            None => admission.admit(stream, connection, permit),
+            // Asked of the name service off the accept loop: one that
+            // hangs (sssd restarting) holds this connection alone.
+            Some(gid) => {
+                let admission = admission.clone();
+                let shutdown = shutdown.clone();
+                tasks.spawn(async move {
+                    tokio::select! {
+                        connection = connection.with_group_if_primary(gid) => {
+                            admission.admit(stream, connection, permit);
+                        }
+                        () = shutdown.cancelled() => {}
+                    }
+                });
             }
-        };
-        // Held for the connection's life, wherever it is served. Every
-        // connection starts on the event loop: one that asks for tokens
-        // again and again moves to a thread of its own (see threaded.rs).
-        let held = (held, permit);
-        tasks.spawn(serve_on_loop(stream, connection, Vec::new(), held, true));
+        }
     }
-}
-
-/// Answers a connection over its holder's cap with an error line naming
-/// the cap, and closes it.
-fn refuse_over_cap(
-    stream: UnixStream,
-    holder: Holder,
-    limits: &Limits,
-    cap_refusals: &RefusalLog,
-    tasks: &TaskTracker,
-    permit: tokio::sync::OwnedSemaphorePermit,
-) {
-    let cap = limits.max_connections_per_uid;
-    let who = match holder {
-        Holder::Uid(uid) => format!("uid {uid} holds"),
-        Holder::NoRole => "callers that may see no provider hold".to_owned(),
-    };
-    // Any local user can open connections as fast as the kernel accepts
-    // them: a line per refusal would flood the journal.
-    if let Some(dropped) = cap_refusals.admit(std::time::Instant::now()) {
-        warn!(
-            "refused a connection: {who} {cap} already{}",
-            refusal_log::not_logged_note(dropped)
-        );
-    }
-    let write_timeout = limits.write_timeout;
-    tasks.spawn(async move {
-        let (_, half) = stream.into_split();
-        let mut write = AnswerWriter {
-            half,
-            timeout: write_timeout,
-            stream_timeout: write_timeout,
-            // A refusal is one short line, written within the write
-            // timeout (10 s at most) even at a stop.
-            stopping: CancellationToken::new(),
-            error: None,
-        };
-        let message = format!("{who} {cap} connections already; close some first");
-        let _ = write.send_error(ErrorCode::BadRequest, &message).await;
-        drop(permit);
-    });
 }
 
 /// Wakes every threaded connection when the accept loop ends, and ends
@@ -274,40 +241,6 @@ struct Serving {
 struct Connection {
     caller: Caller,
     serving: Arc<Serving>,
-}
-
-impl Connection {
-    /// Whom the connection counts against: its uid, or, when the caller
-    /// may see no provider, the pool all such callers share (see
-    /// [`Holder::NoRole`]). The daemon's own uid is never counted.
-    fn holder(&self) -> Option<Holder> {
-        let uid = self.caller.uid;
-        if uid == rustix::process::geteuid().as_raw() {
-            None
-        } else if self.serving.broker.may_see_any(&self.caller) {
-            Some(Holder::Uid(uid))
-        } else {
-            Some(Holder::NoRole)
-        }
-    }
-
-    /// The caller of a just-accepted `stream`, by `SO_PEERCRED`.
-    fn accepted(stream: &UnixStream, serving: Arc<Serving>) -> io::Result<Self> {
-        let cred = stream.peer_cred()?;
-        // Read only when some provider grants units: it costs a pidfd and
-        // three small reads of /proc per connection.
-        let unit = serving.broker.grants_units().then(|| {
-            let result = caller_unit::of_socket_peer(stream, cred.uid(), cred.pid());
-            caller_unit::logged(result, cred.uid(), cred.pid())
-        });
-        let caller = Caller {
-            uid: cred.uid(),
-            groups: Arc::from([cred.gid()]),
-            pid: cred.pid(),
-            unit: unit.flatten(),
-        };
-        Ok(Self { caller, serving })
-    }
 }
 
 /// The reading half of a connection on the event loop: first the bytes a
