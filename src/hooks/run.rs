@@ -210,7 +210,9 @@ mod tests {
             reason: None,
             at: 0,
         };
-        run(&argv, dir.path(), &what, Duration::from_secs(1)).await;
+        // Time for the shell to start its job and write the pid on a
+        // loaded machine; then the run is killed, job and all.
+        run(&argv, dir.path(), &what, Duration::from_secs(3)).await;
         let started = std::fs::read_to_string(&pid_file).unwrap();
         let pid = started.trim();
         assert!(!pid.is_empty());

@@ -30,22 +30,25 @@ fn a_second_lock_on_the_store_names_the_first_holder() {
         )
     );
     drop(first);
-    // Free once the holder is gone. Another test of this process may
-    // fork (it starts a child process) while the lock is open: until that
-    // child execs, its copy of the descriptor (close-on-exec) holds the
-    // lock too. That window is bounded; a lock still held after 10 s is
-    // the failure.
+    drop(acquire_once_released(&target).expect("free once the holder is gone"));
+}
+
+/// The lock of `target`, taken again after this process released it.
+///
+/// Another test of this process may fork (it starts a child process)
+/// while the lock is open: until that child execs, its copy of the
+/// descriptor (close-on-exec) holds the lock too. That window is bounded;
+/// a lock still held after 10 s is the failure. (The CI lost a run to it.)
+fn acquire_once_released(target: &LockTarget) -> Result<StoreLock, LockError> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let again = loop {
-        match StoreLock::acquire(&target) {
-            Ok(lock) => break lock,
+    loop {
+        match StoreLock::acquire(target) {
             Err(LockError::Held { .. }) if std::time::Instant::now() < deadline => {
                 std::thread::sleep(std::time::Duration::from_millis(10));
             }
-            Err(e) => panic!("free once the holder is gone: {e:?}"),
+            other => return other,
         }
-    };
-    drop(again);
+    }
 }
 
 #[test]
@@ -108,7 +111,8 @@ fn a_lock_file_that_cannot_be_written_still_locks() {
         eprintln!("SKIPPED a_lock_file_that_cannot_be_written_still_locks: chattr +i failed");
         return;
     }
-    let first = StoreLock::acquire(&target);
+    // Released above: see `acquire_once_released`.
+    let first = acquire_once_released(&target);
     let second = StoreLock::acquire(&target);
     assert!(chattr("-i"), "chattr -i");
     assert!(first.is_ok(), "{:?}", first.err());

@@ -203,10 +203,11 @@ async fn a_caller_that_gives_up_does_not_cancel_the_refresh() {
     let before = store.load("demo").unwrap().unwrap().refresh_token;
     emulator.set_rotate_refresh_tokens(true);
     // The refresh's answer is held back long enough for the caller below
-    // to give up first.
+    // to give up first, however loaded the machine (500 ms could pass
+    // before a 10 ms timer fired on a busy CI runner).
     emulator.inject(
         tokend_emulator::Endpoint::Token,
-        tokend_emulator::Fault::Delay(Duration::from_millis(500)),
+        tokend_emulator::Fault::Delay(Duration::from_secs(3)),
         1,
     );
     let mut events = broker.subscribe();
