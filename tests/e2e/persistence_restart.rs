@@ -108,6 +108,13 @@ fn a_stored_token_rejected_at_start_needs_a_login_and_others_start_normally() {
     assert_eq!(store.files(), ["revoked.session", "steady.session"]);
     let ended = store.load("revoked").expect("the ended session's record");
     assert!(ended.refresh_token.is_none() && ended.access_token.is_none());
+    // Nor in the spare, which held the record before it.
+    let spare =
+        std::fs::read(store.sessions_dir().join(FileStore::spare("revoked"))).unwrap_or_default();
+    assert!(
+        spare.iter().all(|b| *b == 0),
+        "the spare holds the dead tokens"
+    );
     assert!(
         ended
             .ended
@@ -133,6 +140,11 @@ fn a_stored_token_rejected_at_start_needs_a_login_and_others_start_normally() {
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
     assert!(stderr(&out).contains("invalid_grant"), "{}", stderr(&out));
     assert_eq!(revoked.refresh_count(), refreshes);
+    // A logout deletes the ended session's record, as any.
+    let out = daemon.tokenctl(&["logout", "revoked"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(status(&daemon, "revoked")["state"], "logged_out");
+    assert_eq!(store.files(), ["steady.session"]);
 
     // The other session came back as it was: no login, no refresh.
     assert_eq!(status(&daemon, "steady")["state"], "active");

@@ -115,11 +115,17 @@ impl Session {
     /// stay in memory (the session is marked unsaved) and the recovery
     /// writes them when the store works again.
     ///
-    /// A delete is tried all the same where the store says it is worth it
+    /// A delete, and a revoked session's record (which takes its dead
+    /// refresh token out of the store), are tried all the same where the
+    /// store says it is worth it
     /// ([`Store::tries_deletes_while_down`](crate::store::Store::tries_deletes_while_down):
-    /// the encrypted file store, whose deletes work on a full disk).
+    /// the encrypted file store, whose deletes work on a full disk, and
+    /// whose saves write over a record's spare, needing no new blocks).
     fn store_known_down(&self, purpose: &WritePurpose) -> Option<crate::store::StoreError> {
-        let delete = matches!(purpose, WritePurpose::LoggedOut { .. });
+        let delete = matches!(
+            purpose,
+            WritePurpose::LoggedOut { .. } | WritePurpose::Revoked { .. }
+        );
         if matches!(purpose, WritePurpose::DirtyRetry { .. })
             || (delete && self.shared.store.tries_deletes_while_down())
         {

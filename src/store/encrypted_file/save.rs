@@ -94,6 +94,16 @@ impl EncryptedFileStore {
         if committed.is_ok() && !had_spare {
             self.make_spare(provider, &spare, sealed.len());
         }
+        // An ended session's record holds no token; the record it replaced,
+        // now the spare, does. A failure is the save's: the broker writes
+        // the ended record again, and clears again.
+        let committed = committed.and_then(|()| {
+            if session.ended.is_some() {
+                spare::clear(&spare)
+            } else {
+                Ok(())
+            }
+        });
         committed.map_err(|e| {
             match e.kind() {
                 // A directory where the record goes: this record's trouble,

@@ -118,6 +118,18 @@ pub(super) fn swap_in(spare: &Path, record: &Path) -> io::Result<()> {
     fs::rename(spare, record)
 }
 
+/// Overwrites the spare at `path` with zeros and flushes them, or, when
+/// that cannot be done, removes it: after an ended session's record (no
+/// token in it) is swapped in, the spare holds the record before it, with
+/// the dead refresh token and an access token that may still work.
+pub(super) fn clear(path: &Path) -> io::Result<()> {
+    let Some((file, length)) = open(path) else {
+        return Ok(());
+    };
+    let zeros = vec![0; usize::try_from(length).unwrap_or(0)];
+    write(&file, length, &zeros).or_else(|_| fs::remove_file(path))
+}
+
 /// Removes `provider`'s spare in `directory`, if there is one. A failure
 /// is the delete's: the spare holds an earlier record, whose refresh
 /// token still works at a provider that does not rotate them.

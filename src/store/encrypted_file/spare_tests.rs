@@ -224,3 +224,35 @@ fn a_spare_without_its_record_goes_when_the_record_is_looked_for() {
     assert!(!spare.exists(), "the spare stayed");
     assert_eq!(store.list().unwrap(), Vec::<String>::new());
 }
+
+/// An ended session's record (no token) leaves no earlier record behind:
+/// the spare it was swapped with held the record before it, with the
+/// dead refresh token and an access token that may still work, for as
+/// long as the session stayed ended.
+#[test]
+fn an_ended_sessions_record_leaves_no_token_in_the_spare() {
+    let state = tempfile::tempdir().unwrap();
+    let store = store(state.path());
+    let spare = spare_of(&store, "github");
+    store.save("github", &record("rt-1")).unwrap();
+    store.save("github", &record("rt-2")).unwrap();
+    let ended = crate::store::StoredSession::ended("i", 1, "refused (invalid_grant)");
+    store.save("github", &ended).unwrap();
+    assert_eq!(store.load("github").unwrap(), Some(ended));
+    let left = fs::read(&spare).unwrap_or_default();
+    assert!(
+        left.iter().all(|b| *b == 0),
+        "the spare still holds a record"
+    );
+    // Every file the store has, the record's aside: zeros or nothing.
+    for entry in fs::read_dir(store.directory()).unwrap() {
+        let path = entry.unwrap().path();
+        if path != store.file_of("github").unwrap() {
+            assert!(
+                fs::read(&path).unwrap().iter().all(|b| *b == 0),
+                "{}",
+                path.display()
+            );
+        }
+    }
+}

@@ -48,3 +48,64 @@ fn a_refresh_after_a_login_is_saved_on_a_full_disk() {
     assert!(daemon.stop().success());
     assert!(!daemon.log().contains("No space left"), "{}", daemon.log());
 }
+
+/// A session the provider ends while the disk is full and the store is
+/// down for it (another provider's first record could not be written):
+/// the ended session's record, which takes the dead refresh token out of
+/// the store, is written all the same, over the record's spare (no new
+/// space needed), and the spare is cleared of the record before it.
+#[test]
+fn a_revocation_on_a_full_disk_takes_the_dead_token_out_of_the_store() {
+    if !rustix::process::geteuid().is_root() {
+        support::skip::say(format_args!(
+            "SKIPPED a_revocation_on_a_full_disk_takes_the_dead_token_out_of_the_store: needs root (a mount namespace)"
+        ));
+        return;
+    }
+    let provider = Provider::start(fast());
+    let store = FileStore::new();
+    std::fs::create_dir(store.sessions_dir()).unwrap();
+    let mut options = store.options();
+    options.wrapper = mount_namespace::with_small_disk(&store.sessions_dir(), "64k");
+    let configs = format!("{}{}", provider.config("demo"), provider.config("other"));
+    let daemon = Daemon::start_with(&configs, options);
+    login(&daemon, "demo", approve(&provider));
+    let seen = format!(
+        "/proc/{}/root{}",
+        daemon.pid(),
+        store.sessions_dir().display()
+    );
+    let mut filler = std::fs::File::create(format!("{seen}/filler")).unwrap();
+    let full = (0..FILLER_BLOCKS).any(|_| filler.write_all(&[b'x'; 4096]).is_err());
+    assert!(full, "the small disk did not fill up");
+    // The other provider's first record needs new space: the store is
+    // down (its tokens are kept in memory).
+    let other = support::daemon::LoginRun::start(&daemon.socket, "other");
+    provider.approve(&other.user_code()).unwrap();
+    let (done, _, _) = other.finish();
+    assert!(
+        done["unsaved"]
+            .as_str()
+            .is_some_and(|why| why.contains("No space left")),
+        "{done}"
+    );
+
+    provider.revoke_all();
+    let stale = token(&daemon, "demo", &[]);
+    let mut client = tokend::client::Client::connect(&daemon.socket).expect("connect");
+    assert!(client.token_replacing("demo", &stale).is_err());
+    daemon.wait_for_log(1, &["session ended by the provider"]);
+    let ended = store
+        .load_seen_by(daemon.pid(), "demo")
+        .expect("the ended session's record");
+    assert!(
+        ended.refresh_token.is_none() && ended.ended.is_some(),
+        "{ended:?}\n{}",
+        daemon.log()
+    );
+    let spare = std::fs::read(format!("{seen}/{}", FileStore::spare("demo"))).unwrap_or_default();
+    assert!(
+        spare.iter().all(|b| *b == 0),
+        "the spare holds the record before"
+    );
+}

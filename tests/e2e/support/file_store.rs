@@ -212,8 +212,19 @@ pub struct Seeded {
 impl FileStore {
     /// The record of `provider`, as the daemon would read it.
     pub fn load(&self, provider: &str) -> Option<StoredSession> {
+        self.load_in(&self.state_dir(), provider)
+    }
+
+    /// The record of `provider` as the daemon with `pid` sees it (through
+    /// its mount namespace: a small disk mounted there, say).
+    pub fn load_seen_by(&self, pid: u32, provider: &str) -> Option<StoredSession> {
+        let seen = format!("/proc/{pid}/root{}", self.state_dir().display());
+        self.load_in(Path::new(&seen), provider)
+    }
+
+    fn load_in(&self, state_dir: &Path, provider: &str) -> Option<StoredSession> {
         let key = StoreKey::read_file(&self.key_path()).expect("the store key");
-        EncryptedFileStore::new(&self.state_dir(), key)
+        EncryptedFileStore::new(state_dir, key)
             .load(provider)
             .expect("a readable record")
     }

@@ -54,13 +54,14 @@ impl SessionMachine {
         let mut store_wide = false;
         match loaded {
             // A session the provider ended: a login is needed, and status
-            // says why and when, as before the restart.
-            Ok(Some(record))
-                if record.ended.is_some()
-                    && (record.identity == self.identity
-                        || self.older_identity.as_ref() == Some(&record.identity)) =>
-            {
-                if let Some(end) = &record.ended {
+            // says why and when, as before the restart. One of another
+            // client or endpoint is no session of this config's, and not
+            // worth a word: it holds no token, and the config's change
+            // would be announced at every start.
+            Ok(Some(record)) if record.ended.is_some() => {
+                let ours = record.identity == self.identity
+                    || self.older_identity.as_ref() == Some(&record.identity);
+                if let Some(end) = record.ended.as_deref().filter(|_| ours) {
                     self.restore_ended(end, cause, out);
                 }
             }

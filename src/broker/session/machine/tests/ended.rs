@@ -69,7 +69,7 @@ fn a_restart_reads_the_ended_session_as_needing_a_login_and_why() {
 fn a_record_of_an_older_config_is_not_read_as_ended() {
     let record = StoredSession::ended("another|identity", 1, "refused");
     let mut restarted = machine();
-    feed(
+    let restore = feed(
         &mut restarted,
         at(600),
         Event::RecordLoaded {
@@ -77,6 +77,9 @@ fn a_record_of_an_older_config_is_not_read_as_ended() {
             loaded: Ok(Some(record)),
         },
     );
-    // As any record of another client or endpoint: skipped, said so.
+    assert_eq!(restore, s(&["reply(changed false)"]));
+    // Not a session of this config's; nothing said (a skipped record
+    // announces that the config changed, at every start).
     assert_eq!(describe(&restarted), "logged_out");
+    assert!(restarted.last_failure.is_none());
 }
