@@ -8,7 +8,7 @@ use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use super::Session;
-use super::login_outcome::{LostAnswer, after_lost, decided_against, expired};
+use super::login_outcome::{LostAnswer, code_died, decided_against, refused};
 use crate::broker::WorldChange;
 use crate::broker::error::BrokerError;
 use crate::broker::events::BrokerEvent;
@@ -278,10 +278,7 @@ impl Session {
             .await;
             let left = dies_at.saturating_sub(clock.since_boot());
             if left.is_zero() {
-                return Err(self.login_failed(after_lost(
-                    lost.as_ref(),
-                    expired(last_failure.as_deref(), lost.as_ref()),
-                )));
+                return Err(self.login_failed(code_died(last_failure.as_deref(), lost.as_ref())));
             }
             let sent_since_boot = clock.since_boot();
             match self.poll_before(device_code, left).await {
@@ -316,9 +313,7 @@ impl Session {
                 // `Clock::wall_at`).
                 PollOutcome::Granted(grant) => return Ok((grant, clock.wall_at(sent_since_boot))),
                 outcome @ (PollOutcome::Denied { .. } | PollOutcome::Expired { .. }) => {
-                    return Err(
-                        self.login_failed(after_lost(lost.as_ref(), decided_against(outcome)))
-                    );
+                    return Err(self.login_failed(decided_against(outcome, lost.as_ref())));
                 }
                 PollOutcome::Misdirected(failure) => {
                     return Err(self.login_failed(format!("failed: {failure}")));
@@ -351,10 +346,7 @@ impl Session {
                     last_failure = Some(failure.to_string());
                 }
                 PollOutcome::Failed(failure) => {
-                    return Err(self.login_failed(after_lost(
-                        lost.as_ref(),
-                        super::login_prompt::poll_failure(&failure),
-                    )));
+                    return Err(self.login_failed(refused(&failure, lost.as_ref())));
                 }
             }
             if publish_poll_trouble(progress, last_failure.as_ref()) {

@@ -9,6 +9,8 @@
 //! done something wrong. So however the login ends after such a poll,
 //! that poll is named as the likely cause.
 
+use crate::provider::{FailureClass, PollOutcome, ProviderError};
+
 /// A poll answer that may have carried the login's tokens and was lost.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum LostAnswer {
@@ -27,10 +29,37 @@ impl LostAnswer {
     }
 }
 
+/// How a login whose code died while polling is said.
+pub(super) fn code_died(last_failure: Option<&str>, lost: Option<&LostAnswer>) -> String {
+    after_lost(lost, expired(last_failure, lost), true)
+}
+
+/// How a login the provider ended is said: denied, or its code expired.
+pub(super) fn decided_against(outcome: PollOutcome, lost: Option<&LostAnswer>) -> String {
+    let spent_code_fits = matches!(outcome, PollOutcome::Expired { .. });
+    let said = match outcome {
+        PollOutcome::Denied { message } => format!("was denied ({message})"),
+        PollOutcome::Expired { message } => {
+            format!("expired before it was approved ({message})")
+        }
+        _ => "ended".to_owned(),
+    };
+    after_lost(lost, said, spent_code_fits)
+}
+
+/// How a login a poll's refusal ended is said.
+pub(super) fn refused(failure: &ProviderError, lost: Option<&LostAnswer>) -> String {
+    after_lost(
+        lost,
+        super::login_prompt::poll_failure(failure),
+        failure.class() == FailureClass::GrantRevoked,
+    )
+}
+
 /// How a login whose code expired is said: with why the last poll failed,
 /// if it did and that was not the lost answer (named on its own, by
 /// [`after_lost`]).
-pub(super) fn expired(last_failure: Option<&str>, lost: Option<&LostAnswer>) -> String {
+fn expired(last_failure: Option<&str>, lost: Option<&LostAnswer>) -> String {
     match last_failure {
         Some(failure) if Some(failure) != lost.map(LostAnswer::failure) => {
             format!("expired before it was approved (the last poll failed: {failure})")
@@ -39,22 +68,14 @@ pub(super) fn expired(last_failure: Option<&str>, lost: Option<&LostAnswer>) -> 
     }
 }
 
-/// How a login the provider ended is said: denied, or its code expired.
-pub(super) fn decided_against(outcome: crate::provider::PollOutcome) -> String {
-    use crate::provider::PollOutcome;
-    match outcome {
-        PollOutcome::Denied { message } => format!("was denied ({message})"),
-        PollOutcome::Expired { message } => {
-            format!("expired before it was approved ({message})")
-        }
-        _ => "ended".to_owned(),
-    }
-}
-
 /// How a login's `outcome` is said after a lost poll answer, if one came:
-/// that answer is the likely cause.
-pub(super) fn after_lost(lost: Option<&LostAnswer>, outcome: String) -> String {
+/// that answer is the likely cause. A poll that got no answer is named
+/// only before an end a spent code explains (`spent_code_fits`: the code
+/// refused, or expired): a denial or a refused client is no sign that
+/// the lost answer held tokens, and timeouts are common.
+fn after_lost(lost: Option<&LostAnswer>, outcome: String, spent_code_fits: bool) -> String {
     match lost {
+        Some(LostAnswer::Unanswered(_)) if !spent_code_fits => outcome,
         Some(LostAnswer::Unusable(cause)) => format!(
             "failed: a poll was answered with success, but the answer could not be used ({cause}); after it, the login {outcome}"
         ),
@@ -76,6 +97,7 @@ mod tests {
         let said = after_lost(
             Some(&unanswered),
             "failed: the provider no longer takes the device code (invalid_grant)".into(),
+            true,
         );
         assert!(
             said.starts_with("failed: a poll got no answer in time (sent the request to X"),
@@ -83,10 +105,16 @@ mod tests {
         );
         assert!(said.ends_with("after it, the login failed: the provider no longer takes the device code (invalid_grant)"), "{said}");
         let unusable = LostAnswer::Unusable("cut off".into());
-        assert!(after_lost(Some(&unusable), "was denied (no)".into())
+        // Not before a denial, which a spent code does not explain...
+        assert_eq!(
+            after_lost(Some(&unanswered), "was denied (no)".into(), false),
+            "was denied (no)"
+        );
+        // ... but an unusable success answer is named before any end.
+        assert!(after_lost(Some(&unusable), "was denied (no)".into(), false)
             .starts_with("failed: a poll was answered with success, but the answer could not be used (cut off)"));
         assert_eq!(
-            after_lost(None, "was denied (no)".into()),
+            after_lost(None, "was denied (no)".into(), true),
             "was denied (no)"
         );
     }
