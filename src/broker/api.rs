@@ -70,9 +70,6 @@ pub(super) struct Inner {
     // Whether any session's policy has `allow_units`: asked once per
     // connection, so kept beside the map rather than found by walking it.
     pub(super) unit_grants: AtomicBool,
-    // The gids some session's policy grants a role to: asked once per
-    // socket connection, whose gid is confirmed only when it is one.
-    pub(super) granted_gids: RwLock<Arc<std::collections::BTreeSet<u32>>>,
     // How many refused callers were logged lately, per uid (a flood is not).
     pub(super) refusals: super::refusal_log::CallerRefusals,
     // Whether the last reload failed, and what waits for a restart.
@@ -137,7 +134,6 @@ impl Broker {
                 sessions: RwLock::new(BTreeMap::new()),
                 endpoint_limits: std::sync::Mutex::new(HashMap::new()),
                 unit_grants: AtomicBool::new(false),
-                granted_gids: RwLock::default(),
                 refusals: super::refusal_log::CallerRefusals::default(),
                 config_standing: super::config_standing::ConfigStandingCell::default(),
                 reloading: tokio::sync::RwLock::new(()),
@@ -155,15 +151,6 @@ impl Broker {
     /// Replaces the sessions (at start and on reload).
     pub(super) fn set_sessions(&self, sessions: BTreeMap<String, Arc<Session>>) {
         let unit_grants = sessions.values().any(|s| s.policy().grants_units());
-        let granted_gids = sessions
-            .values()
-            .flat_map(|s| s.policy().granted_gids().collect::<Vec<_>>())
-            .collect();
-        *self
-            .inner
-            .granted_gids
-            .write()
-            .unwrap_or_else(PoisonError::into_inner) = Arc::new(granted_gids);
         *self
             .inner
             .sessions
@@ -183,17 +170,6 @@ impl Broker {
     #[must_use]
     pub fn grants_units(&self) -> bool {
         self.inner.unit_grants.load(Ordering::Relaxed)
-    }
-
-    /// Whether any provider grants a role to the group `gid`: only then
-    /// is a socket caller's gid worth confirming as its primary group.
-    #[must_use]
-    pub fn grants_gid(&self, gid: u32) -> bool {
-        self.inner
-            .granted_gids
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .contains(&gid)
     }
 
     pub(super) fn build_session(&self, config: ProviderConfig) -> Arc<Session> {

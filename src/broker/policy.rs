@@ -140,15 +140,6 @@ impl AccessPolicy {
         }
     }
 
-    /// The gids of the groups the rule grants a role to (either role).
-    pub fn granted_gids(&self) -> impl Iterator<Item = u32> + '_ {
-        self.users
-            .groups
-            .iter()
-            .chain(&self.managers.groups)
-            .map(|g| g.gid)
-    }
-
     /// Whether the rule grants anything by systemd unit: only then is a
     /// caller's unit worth reading.
     #[must_use]

@@ -47,6 +47,7 @@ struct Grouped {
     _dir: tempfile::TempDir,
     /// The extra source's group file, which the test edits.
     group_file: std::path::PathBuf,
+    provider: Provider,
     daemon: Daemon,
     binaries: ReachableBinaries,
 }
@@ -54,7 +55,7 @@ struct Grouped {
 impl Grouped {
     fn start(
         test: &str,
-        key: &str,
+        grant: &str,
         passwd: &str,
         groups: &str,
         socket_group: &str,
@@ -86,10 +87,7 @@ impl Grouped {
             daemon_keys: format!("socket_mode = \"0660\"\nsocket_group = \"{socket_group}\"\n"),
             ..DaemonOptions::default()
         };
-        let daemon = Daemon::start_with(
-            &provider.config_with("grouped", &format!("{key} = [\"tokend-grp\"]")),
-            options,
-        );
+        let daemon = Daemon::start_with(&provider.config_with("grouped", grant), options);
         std::fs::set_permissions(daemon.dir.path(), std::fs::Permissions::from_mode(0o755))
             .unwrap();
         login(&daemon, "grouped", |code| {
@@ -98,6 +96,7 @@ impl Grouped {
         Some(Self {
             _dir: dir,
             group_file,
+            provider,
             daemon,
             binaries: ReachableBinaries::new(),
         })
@@ -128,7 +127,7 @@ fn taken_out_of_the_group(key: &str, test: &str) {
         |members: &str| format!("tokend-grp-sock:x:{USER}:\ntokend-grp:x:{GROUP}:{members}\n");
     let Some(grouped) = Grouped::start(
         test,
-        key,
+        &format!("{key} = [\"tokend-grp\"]"),
         &format!("tokend-grp-user:x:{USER}:{USER}::/nonexistent:/usr/sbin/nologin\n"),
         &groups("tokend-grp-user"),
         "tokend-grp-sock",
@@ -161,7 +160,7 @@ fn a_group_the_process_took_with_sg_is_not_a_grant() {
     const PRIMARY_MEMBER: u32 = 4244;
     let Some(grouped) = Grouped::start(
         "a_group_the_process_took_with_sg_is_not_a_grant",
-        "allow_groups",
+        "allow_groups = [\"tokend-grp\"]",
         &format!(
             "tokend-grp-user:x:{USER}:{USER}::/nonexistent:/usr/sbin/nologin\n\
              tokend-grp-prim:x:{PRIMARY_MEMBER}:{GROUP}::/nonexistent:/usr/sbin/nologin\n"
@@ -188,4 +187,58 @@ fn a_group_the_process_took_with_sg_is_not_a_grant() {
         "{}",
         grouped.daemon.log()
     );
+}
+
+/// A grant to a group that a reload adds applies to a socket connection
+/// made before it by a user whose primary group it is: the caller's
+/// primary group is known whatever the config grants (it was confirmed
+/// only for a gid granted when the connection was made, and such a
+/// connection was refused until it reconnected).
+#[test]
+fn a_group_grant_a_reload_adds_applies_to_a_connection_made_before() {
+    const PRIMARY_MEMBER: u32 = 4244;
+    let Some(mut grouped) = Grouped::start(
+        "a_group_grant_a_reload_adds_applies_to_a_connection_made_before",
+        "",
+        &format!("tokend-grp-prim:x:{PRIMARY_MEMBER}:{GROUP}::/nonexistent:/usr/sbin/nologin\n"),
+        &format!("tokend-grp:x:{GROUP}:\n"),
+        "tokend-grp",
+    ) else {
+        return;
+    };
+    // One connection, two requests: the second when the test says so.
+    let script = "import socket,sys\n\
+        s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); f=s.makefile('rwb')\n\
+        for _ in range(2):\n\
+        \x20   f.write(b'{\"op\":\"token\",\"provider\":\"grouped\"}\\n'); f.flush()\n\
+        \x20   print(f.readline().decode().strip(), flush=True); sys.stdin.readline()\n";
+    let mut client = std::process::Command::new("/usr/bin/python3")
+        .args(["-c", script])
+        .arg(&grouped.daemon.socket)
+        .uid(PRIMARY_MEMBER)
+        .gid(GROUP)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut answers =
+        std::io::BufRead::lines(std::io::BufReader::new(client.stdout.take().unwrap()));
+    let mut next = || answers.next().expect("an answer").unwrap();
+    let before = next();
+    assert!(before.contains("unknown_provider"), "{before}");
+    let granted = grouped
+        .provider
+        .config_with("grouped", "allow_groups = [\"tokend-grp\"]");
+    grouped.daemon.write_config(&granted);
+    grouped.daemon.reload();
+    let mut stdin = client.stdin.take().unwrap();
+    std::io::Write::write_all(&mut stdin, b"\n").unwrap();
+    let after = next();
+    assert!(
+        after.contains("\"access_token\""),
+        "{after}\n{}",
+        grouped.daemon.log()
+    );
+    std::io::Write::write_all(&mut stdin, b"\n").unwrap();
+    assert!(client.wait().unwrap().success());
 }

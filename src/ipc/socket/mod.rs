@@ -139,6 +139,7 @@ pub async fn serve_with(
         limits,
         cap_refusals: Arc::new(RefusalLog::default()),
         tasks: tasks.clone(),
+        primary_groups: Arc::default(),
     };
     let full_warnings = RefusalLog::default();
     let accept_failures = RefusalLog::default();
@@ -184,25 +185,30 @@ pub async fn serve_with(
             },
             () = shutdown.cancelled() => return,
         };
-        let (connection, gid_to_confirm) = match Connection::accepted(&stream, Arc::clone(&serving))
-        {
+        let accepted =
+            Connection::accepted(&stream, Arc::clone(&serving), &admission.primary_groups);
+        let (connection, gid_to_confirm) = match accepted {
             Ok(accepted) => accepted,
             Err(e) => {
                 debug!("connection ended: {e}");
                 continue;
             }
         };
+        let Some((stream, holds)) = admission.hold(stream, &connection, permit) else {
+            continue;
+        };
         match gid_to_confirm {
-            None => admission.admit(stream, connection, permit),
+            None => admission.serve(stream, connection, holds),
             // Asked of the name service off the accept loop: one that
             // hangs (sssd restarting) holds this connection alone.
             Some(gid) => {
                 let admission = admission.clone();
                 let shutdown = shutdown.clone();
                 tasks.spawn(async move {
+                    let primary_groups = Arc::clone(&admission.primary_groups);
                     tokio::select! {
-                        connection = connection.with_group_if_primary(gid) => {
-                            admission.admit(stream, connection, permit);
+                        connection = connection.with_group_if_primary(gid, &primary_groups) => {
+                            admission.serve(stream, connection, holds);
                         }
                         () = shutdown.cancelled() => {}
                     }
