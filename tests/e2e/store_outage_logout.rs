@@ -256,3 +256,38 @@ fn a_logout_on_a_full_disk_deletes_the_record_at_once() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(!store.record("gone").exists(), "the record is still there");
 }
+
+/// A session the provider ends while its record cannot be written: the
+/// ended session's record (no token) is not written, so the old record is
+/// noted as a logout's would be, and the next start deletes it rather
+/// than restore the ended session and hand out its access token again.
+#[test]
+fn a_revocation_the_store_could_not_write_stays_done_across_a_restart() {
+    let provider = Provider::rfc8628();
+    let store = FileStore::new();
+    let providers = provider.config("gone");
+    let seeded = store.seed(&provider, &providers, |_| Duration::from_secs(4 * 3600));
+    let mut daemon = Daemon::start_with(&providers, store.options());
+    let stale = token(&daemon, "gone", &["--min-valid", "0"]);
+    assert_eq!(stale, seeded[0].access_token);
+    store.break_records();
+    provider.revoke_all();
+    let mut client = tokend::client::Client::connect(&daemon.socket).expect("connect");
+    assert!(client.token_replacing("gone", &stale).is_err());
+    daemon.wait_for_log(1, &["session ended by the provider"]);
+    let journal = store.state_dir().join("pending-logouts");
+    let noted = std::fs::read_to_string(&journal).expect("the old record is noted");
+    assert!(noted.lines().any(|l| l.ends_with(" gone")), "{noted}");
+    daemon.stop();
+
+    store.mend_records();
+    assert!(store.record("gone").exists(), "the store still has it");
+    daemon.restart();
+    daemon.wait_for_log(1, &["event=\"logout_completed\"", "provider=gone"]);
+    let out = daemon.tokenctl(&["token", "gone", "--min-valid", "0"]);
+    assert!(
+        !out.status.success(),
+        "the ended session's token was handed out"
+    );
+    assert!(!store.record("gone").exists());
+}

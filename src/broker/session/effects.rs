@@ -86,14 +86,24 @@ impl Session {
                 match effect {
                     Effect::WriteRecord { record, purpose } => {
                         let deleting = record.is_none();
-                        let result = match self.store_known_down(&purpose) {
-                            Some(outage) => {
-                                if record.is_none() {
-                                    self.note_skipped_delete().await;
-                                }
-                                Err(outage)
+                        // The ended session's record takes the dead refresh
+                        // token (and an access token that may still work)
+                        // out of the store: when it cannot be written, the
+                        // old record is noted as a logout's would be, so
+                        // that a restart before the store works deletes it
+                        // rather than restore the ended session.
+                        let revoking = matches!(purpose, WritePurpose::Revoked { .. });
+                        let result = if let Some(outage) = self.store_known_down(&purpose) {
+                            if deleting || revoking {
+                                self.note_skipped_delete().await;
                             }
-                            None => self.write_record(record, prepared.take()).await,
+                            Err(outage)
+                        } else {
+                            let written = self.write_record(record, prepared.take()).await;
+                            if revoking && written.is_err() {
+                                self.note_skipped_delete().await;
+                            }
+                            written
                         };
                         self.log_write(&purpose, deleting, result.as_ref().err(), answered);
                         events.push_back(Event::RecordWritten { purpose, result });
