@@ -14,20 +14,27 @@ use std::io::Write as _;
 /// How many 4 KiB blocks the filler may take at most (the disk holds 16).
 const FILLER_BLOCKS: usize = 64;
 
-#[test]
-fn a_refresh_after_a_login_is_saved_on_a_full_disk() {
+/// A daemon of `providers` (one of them `demo`, logged in) whose sessions
+/// directory is a small disk in its mount namespace, then filled up: the
+/// provider, the store, the daemon and the directory as the daemon sees
+/// it. `None` (the test skipped) without root.
+fn logged_in_on_a_full_disk(
+    test: &str,
+    names: &[&str],
+) -> Option<(Provider, FileStore, Daemon, String)> {
     if !rustix::process::geteuid().is_root() {
         support::skip::say(format_args!(
-            "SKIPPED a_refresh_after_a_login_is_saved_on_a_full_disk: needs root (a mount namespace)"
+            "SKIPPED {test}: needs root (a mount namespace)"
         ));
-        return;
+        return None;
     }
     let provider = Provider::start(fast());
     let store = FileStore::new();
     std::fs::create_dir(store.sessions_dir()).unwrap();
     let mut options = store.options();
     options.wrapper = mount_namespace::with_small_disk(&store.sessions_dir(), "64k");
-    let mut daemon = Daemon::start_with(&provider.config("demo"), options);
+    let configs: String = names.iter().map(|name| provider.config(name)).collect();
+    let daemon = Daemon::start_with(&configs, options);
     login(&daemon, "demo", approve(&provider));
 
     // The disk fills up (as the daemon sees it: its mount namespace).
@@ -39,6 +46,16 @@ fn a_refresh_after_a_login_is_saved_on_a_full_disk() {
     let mut filler = std::fs::File::create(format!("{seen}/filler")).unwrap();
     let full = (0..FILLER_BLOCKS).any(|_| filler.write_all(&[b'x'; 4096]).is_err());
     assert!(full, "the small disk did not fill up");
+    Some((provider, store, daemon, seen))
+}
+
+#[test]
+fn a_refresh_after_a_login_is_saved_on_a_full_disk() {
+    let Some((_provider, _store, mut daemon, _)) =
+        logged_in_on_a_full_disk("a_refresh_after_a_login_is_saved_on_a_full_disk", &["demo"])
+    else {
+        return;
+    };
 
     // The refresh's save goes over the spare: saved, nothing left unsaved.
     support::daemon::refresh_now(&daemon, "demo");
@@ -56,28 +73,12 @@ fn a_refresh_after_a_login_is_saved_on_a_full_disk() {
 /// space needed), and the spare is cleared of the record before it.
 #[test]
 fn a_revocation_on_a_full_disk_takes_the_dead_token_out_of_the_store() {
-    if !rustix::process::geteuid().is_root() {
-        support::skip::say(format_args!(
-            "SKIPPED a_revocation_on_a_full_disk_takes_the_dead_token_out_of_the_store: needs root (a mount namespace)"
-        ));
+    let Some((provider, store, daemon, seen)) = logged_in_on_a_full_disk(
+        "a_revocation_on_a_full_disk_takes_the_dead_token_out_of_the_store",
+        &["demo", "other"],
+    ) else {
         return;
-    }
-    let provider = Provider::start(fast());
-    let store = FileStore::new();
-    std::fs::create_dir(store.sessions_dir()).unwrap();
-    let mut options = store.options();
-    options.wrapper = mount_namespace::with_small_disk(&store.sessions_dir(), "64k");
-    let configs = format!("{}{}", provider.config("demo"), provider.config("other"));
-    let daemon = Daemon::start_with(&configs, options);
-    login(&daemon, "demo", approve(&provider));
-    let seen = format!(
-        "/proc/{}/root{}",
-        daemon.pid(),
-        store.sessions_dir().display()
-    );
-    let mut filler = std::fs::File::create(format!("{seen}/filler")).unwrap();
-    let full = (0..FILLER_BLOCKS).any(|_| filler.write_all(&[b'x'; 4096]).is_err());
-    assert!(full, "the small disk did not fill up");
+    };
     // The other provider's first record needs new space: the store is
     // down (its tokens are kept in memory).
     let other = support::daemon::LoginRun::start(&daemon.socket, "other");

@@ -20,6 +20,21 @@ fn ended_at_11() -> (SessionMachine, StoredSession) {
     (m, record)
 }
 
+/// A new machine (a restart) given `record` as read at its start: the
+/// effects, in brief.
+fn restarted_with(record: StoredSession) -> (SessionMachine, Vec<String>) {
+    let mut restarted = machine();
+    let restore = feed(
+        &mut restarted,
+        at(600),
+        Event::RecordLoaded {
+            cause: RestoreCause::Start,
+            loaded: Ok(Some(record)),
+        },
+    );
+    (restarted, restore)
+}
+
 #[test]
 fn the_ended_record_holds_no_token_and_says_why() {
     let (m, record) = ended_at_11();
@@ -35,15 +50,7 @@ fn the_ended_record_holds_no_token_and_says_why() {
 fn a_restart_reads_the_ended_session_as_needing_a_login_and_why() {
     let (_, record) = ended_at_11();
     let read = StoredSession::from_bytes(&record.to_bytes()).expect("a valid record");
-    let mut restarted = machine();
-    let restore = feed(
-        &mut restarted,
-        at(600),
-        Event::RecordLoaded {
-            cause: RestoreCause::Start,
-            loaded: Ok(Some(read)),
-        },
-    );
+    let (mut restarted, restore) = restarted_with(read);
     // Not restored as a session with tokens; said in the log, and not
     // announced again (`on_event` ran when it ended).
     assert_eq!(restore, s(&["log(RestoredEnded)", "reply(changed false)"]));
@@ -68,15 +75,7 @@ fn a_restart_reads_the_ended_session_as_needing_a_login_and_why() {
 #[test]
 fn a_record_of_an_older_config_is_not_read_as_ended() {
     let record = StoredSession::ended("another|identity", 1, "refused");
-    let mut restarted = machine();
-    let restore = feed(
-        &mut restarted,
-        at(600),
-        Event::RecordLoaded {
-            cause: RestoreCause::Start,
-            loaded: Ok(Some(record)),
-        },
-    );
+    let (restarted, restore) = restarted_with(record);
     assert_eq!(restore, s(&["reply(changed false)"]));
     // Not a session of this config's; nothing said (a skipped record
     // announces that the config changed, at every start).
