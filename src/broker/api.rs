@@ -70,6 +70,9 @@ pub(super) struct Inner {
     // Whether any session's policy has `allow_units`: asked once per
     // connection, so kept beside the map rather than found by walking it.
     pub(super) unit_grants: AtomicBool,
+    // Whether any session's policy grants by group: asked once per socket
+    // connection, whose caller's primary group is looked up only then.
+    pub(super) group_grants: AtomicBool,
     // How many refused callers were logged lately, per uid (a flood is not).
     pub(super) refusals: super::refusal_log::CallerRefusals,
     // Whether the last reload failed, and what waits for a restart.
@@ -134,6 +137,7 @@ impl Broker {
                 sessions: RwLock::new(BTreeMap::new()),
                 endpoint_limits: std::sync::Mutex::new(HashMap::new()),
                 unit_grants: AtomicBool::new(false),
+                group_grants: AtomicBool::new(false),
                 refusals: super::refusal_log::CallerRefusals::default(),
                 config_standing: super::config_standing::ConfigStandingCell::default(),
                 reloading: tokio::sync::RwLock::new(()),
@@ -151,12 +155,16 @@ impl Broker {
     /// Replaces the sessions (at start and on reload).
     pub(super) fn set_sessions(&self, sessions: BTreeMap<String, Arc<Session>>) {
         let unit_grants = sessions.values().any(|s| s.policy().grants_units());
+        let group_grants = sessions.values().any(|s| s.policy().grants_groups());
         *self
             .inner
             .sessions
             .write()
             .unwrap_or_else(PoisonError::into_inner) = sessions;
         self.inner.unit_grants.store(unit_grants, Ordering::Relaxed);
+        self.inner
+            .group_grants
+            .store(group_grants, Ordering::Relaxed);
     }
 
     /// The counters front-ends add their requests to.
@@ -170,6 +178,13 @@ impl Broker {
     #[must_use]
     pub fn grants_units(&self) -> bool {
         self.inner.unit_grants.load(Ordering::Relaxed)
+    }
+
+    /// Whether any provider grants by group (`allow_groups`,
+    /// `manage_groups`): only then do socket callers' primary groups matter.
+    #[must_use]
+    pub fn grants_groups(&self) -> bool {
+        self.inner.group_grants.load(Ordering::Relaxed)
     }
 
     pub(super) fn build_session(&self, config: ProviderConfig) -> Arc<Session> {

@@ -140,6 +140,13 @@ impl AccessPolicy {
         }
     }
 
+    /// Whether the rule grants anything by group: only then is a socket
+    /// caller's primary group worth asking the user database for.
+    #[must_use]
+    pub fn grants_groups(&self) -> bool {
+        !self.users.groups.is_empty() || !self.managers.groups.is_empty()
+    }
+
     /// Whether the rule grants anything by systemd unit: only then is a
     /// caller's unit worth reading.
     #[must_use]

@@ -38,7 +38,7 @@ pub use load::{MAX_CONFIG_BYTES, load};
 pub use parse::object_path_element;
 pub use store::{DEFAULT_KEY_CREDENTIAL, EncryptedFileConfig};
 pub use units::UnitPattern;
-pub use users::{current_group_members, primary_gid};
+pub use users::{current_group_members, primary_gid, primary_gid_answer};
 
 use crate::provider::{ClientIdentity, DialectSettings, DialectSpec, ProviderDialect};
 use crate::secret::Secret;

@@ -129,10 +129,17 @@ impl UserDb {
 /// `ipc::dbus::peers`).
 #[must_use]
 pub fn primary_gid(uid: u32) -> Option<u32> {
+    primary_gid_answer(uid).flatten()
+}
+
+/// [`primary_gid`], telling apart a user the name service does not know
+/// (`Some(None)`, a sure answer) from a name service that did not answer
+/// (`None`).
+#[must_use]
+pub fn primary_gid_answer(uid: u32) -> Option<Option<u32>> {
     User::from_uid(nix::unistd::Uid::from_raw(uid))
         .ok()
-        .flatten()
-        .map(|user| user.gid.as_raw())
+        .map(|user| user.map(|user| user.gid.as_raw()))
 }
 
 /// The members of each group of `gids` as the name service lists them now,

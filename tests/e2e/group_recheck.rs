@@ -191,17 +191,19 @@ fn a_group_the_process_took_with_sg_is_not_a_grant() {
 
 /// A grant to a group that a reload adds applies to a socket connection
 /// made before it by a user whose primary group it is: the caller's
-/// primary group is known whatever the config grants (it was confirmed
-/// only for a gid granted when the connection was made, and such a
-/// connection was refused until it reconnected).
+/// primary group is known whatever group the config grants (it was
+/// confirmed only for a gid granted when the connection was made, and
+/// such a connection was refused until it reconnected). The config grants
+/// another group from the start: without any group grant the user
+/// database is not asked.
 #[test]
 fn a_group_grant_a_reload_adds_applies_to_a_connection_made_before() {
     const PRIMARY_MEMBER: u32 = 4244;
     let Some(mut grouped) = Grouped::start(
         "a_group_grant_a_reload_adds_applies_to_a_connection_made_before",
-        "",
+        "allow_groups = [\"tokend-grp-other\"]",
         &format!("tokend-grp-prim:x:{PRIMARY_MEMBER}:{GROUP}::/nonexistent:/usr/sbin/nologin\n"),
-        &format!("tokend-grp:x:{GROUP}:\n"),
+        &format!("tokend-grp:x:{GROUP}:\ntokend-grp-other:x:4345:\n"),
         "tokend-grp",
     ) else {
         return;

@@ -14,14 +14,18 @@
 //! taken out of a group loses the grant on both front-ends within the
 //! recheck.
 //!
-//! The user database is asked once per uid in [`KNOWN_FOR`] (the answers
-//! are kept, [`PrimaryGroups`]), never for root or the daemon's own user
-//! (they manage every provider), off the accept loop, within
-//! [`LOOKUP_TIMEOUT`], and at most [`MAX_LOOKUPS`] at once: a name service
-//! that hangs (sssd restarting) holds that many blocking threads, not one
-//! per connection. A connection counts against its uid's cap while its
-//! group is asked for. The group is known whatever the config grants, so
-//! that a reload granting it applies to connections made before.
+//! The user database is asked only while some provider grants by group
+//! (so a config without group grants never depends on the name service),
+//! never for root or the daemon's own user (they manage every provider),
+//! once per uid in [`KNOWN_FOR`] (the answers are kept, [`PrimaryGroups`],
+//! "no such user" too), off the accept loop, within [`LOOKUP_TIMEOUT`],
+//! and at most [`MAX_LOOKUPS`] at once: a name service that hangs (sssd
+//! restarting) holds that many blocking threads, not one per connection.
+//! Whatever gid is then granted, the answer is kept, so that a reload
+//! granting another group applies to connections made before it. A
+//! connection counts against the cap of what its confirmed groups make
+//! it (its uid, or the pool of callers with no role) while its group is
+//! asked for, and moves to its uid's count if the answer gives it a role.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -57,10 +61,34 @@ pub(super) const MAX_LOOKUPS: usize = 4;
 /// are dropped, or all (a flood of uids: user namespaces map many).
 const MAX_KNOWN: usize = 4096;
 
+/// What the user database said of a uid's primary group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Said {
+    /// Its primary group.
+    Primary(u32),
+    /// No such user (one of a container's subordinate uids, say).
+    NoSuchUser,
+}
+
+impl Said {
+    fn primary(self) -> Option<u32> {
+        match self {
+            Self::Primary(gid) => Some(gid),
+            Self::NoSuchUser => None,
+        }
+    }
+
+    /// What the name service said of `uid`, if it answered.
+    fn asking(uid: u32) -> Option<Self> {
+        crate::config::primary_gid_answer(uid)
+            .map(|found| found.map_or(Self::NoSuchUser, Self::Primary))
+    }
+}
+
 /// The primary groups of socket callers as the user database said them
-/// lately (see the module doc).
+/// lately, see the module doc.
 pub(super) struct PrimaryGroups {
-    known: Mutex<HashMap<u32, (u32, Instant)>>,
+    known: Mutex<HashMap<u32, (Said, Instant)>>,
     lookups: Arc<Semaphore>,
 }
 
@@ -74,9 +102,9 @@ impl Default for PrimaryGroups {
 }
 
 impl PrimaryGroups {
-    /// `uid`'s primary group, if the user database said it within
-    /// [`KNOWN_FOR`].
-    fn known(&self, uid: u32, now: Instant) -> Option<u32> {
+    /// What the user database said of `uid`'s primary group within
+    /// [`KNOWN_FOR`], if it was asked.
+    fn known(&self, uid: u32, now: Instant) -> Option<Said> {
         let known = self.known.lock().unwrap_or_else(PoisonError::into_inner);
         known
             .get(&uid)
@@ -85,8 +113,21 @@ impl PrimaryGroups {
     }
 
     /// `uid`'s primary group, asked of the user database (within
-    /// [`LOOKUP_TIMEOUT`]; `None` when it did not say) and kept.
+    /// [`LOOKUP_TIMEOUT`]; `None` when it did not say, or knows no such
+    /// user) and kept.
     async fn look_up(&self, uid: u32) -> Option<u32> {
+        self.look_up_with(uid, LOOKUP_TIMEOUT, Said::asking)
+            .await
+            .and_then(Said::primary)
+    }
+
+    /// What `ask` says of `uid` (`None`: no answer) within `timeout`, kept.
+    async fn look_up_with(
+        &self,
+        uid: u32,
+        timeout: Duration,
+        ask: fn(u32) -> Option<Said>,
+    ) -> Option<Said> {
         let lookups = Arc::clone(&self.lookups);
         let asked = async move {
             let permit = lookups.acquire_owned().await.ok()?;
@@ -94,16 +135,13 @@ impl PrimaryGroups {
             // past the timeout still counts.
             tokio::task::spawn_blocking(move || {
                 let _permit = permit;
-                crate::config::primary_gid(uid)
+                ask(uid)
             })
             .await
             .ok()
             .flatten()
         };
-        let gid = tokio::time::timeout(LOOKUP_TIMEOUT, asked)
-            .await
-            .ok()
-            .flatten()?;
+        let gid = tokio::time::timeout(timeout, asked).await.ok().flatten()?;
         let now = Instant::now();
         let mut known = self.known.lock().unwrap_or_else(PoisonError::into_inner);
         if known.len() >= MAX_KNOWN {
@@ -131,7 +169,7 @@ impl Connection {
     /// The caller of a just-accepted `stream`, by `SO_PEERCRED`, and its
     /// gid when that is still to be confirmed as its primary group
     /// ([`Self::with_group_if_primary`]; see the module doc). Until then
-    /// the caller holds that gid, for the per-uid cap's count alone.
+    /// the caller holds no group.
     pub(super) fn accepted(
         stream: &UnixStream,
         serving: Arc<Serving>,
@@ -146,12 +184,12 @@ impl Connection {
             caller_unit::logged(result, uid, cred.pid())
         });
         let manages_all = uid == 0 || uid == rustix::process::geteuid().as_raw();
-        let (groups, to_confirm) = if manages_all {
+        let (groups, to_confirm) = if manages_all || !serving.broker.grants_groups() {
             (Arc::from([]), None)
         } else {
             match primary_groups.known(uid, Instant::now()) {
-                Some(primary) => (groups_of(gid, Some(primary)), None),
-                None => (Arc::from([gid]), Some(gid)),
+                Some(said) => (groups_of(gid, said.primary()), None),
+                None => (Arc::from([]), Some(gid)),
             }
         };
         let caller = Caller {
@@ -185,7 +223,7 @@ impl Connection {
     /// Whom the connection counts against: its uid, or, when the caller
     /// may see no provider, the pool all such callers share (see
     /// [`Holder::NoRole`]). The daemon's own uid is never counted.
-    fn holder(&self) -> Option<Holder> {
+    pub(super) fn holder(&self) -> Option<Holder> {
         let uid = self.caller.uid;
         if uid == rustix::process::geteuid().as_raw() {
             None
@@ -236,6 +274,24 @@ impl Admission {
     /// wherever it is served. Every connection starts on the event loop:
     /// one that asks for tokens again and again moves to a thread of its
     /// own (see threaded.rs).
+    /// `connection`'s holds, once its group is known: moved to the count
+    /// its group now makes it (its uid's, from the pool of callers with no
+    /// role), or `None` when that is at its cap (answered so, and closed).
+    pub(super) fn hold_again(
+        &self,
+        stream: UnixStream,
+        connection: &Connection,
+        holds: Holds,
+        before: Option<Holder>,
+    ) -> Option<(UnixStream, Holds)> {
+        if connection.holder() == before {
+            return Some((stream, holds));
+        }
+        let (old, permit) = holds;
+        drop(old);
+        self.hold(stream, connection, permit)
+    }
+
     pub(super) fn serve(&self, stream: UnixStream, connection: Connection, holds: Holds) {
         self.tasks.spawn(serve_on_loop(
             stream,
@@ -278,5 +334,63 @@ impl Admission {
             let _ = write.send_error(ErrorCode::BadRequest, &message).await;
             drop(permit);
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a name service that answers each way says.
+    const PRIMARY_1000: fn(u32) -> Option<Said> = |_| Some(Said::Primary(1000));
+    const NO_SUCH_USER: fn(u32) -> Option<Said> = |_| Some(Said::NoSuchUser);
+    const NO_ANSWER: fn(u32) -> Option<Said> = |_| None;
+
+    /// A sure answer is kept for `KNOWN_FOR` ("no such user" too, or a
+    /// flood of a container's uids would ask for each connection); no
+    /// answer is not kept, so the next connection asks again.
+    #[tokio::test]
+    async fn sure_answers_are_kept_for_a_while_and_no_answer_is_not() {
+        let groups = PrimaryGroups::default();
+        let now = Instant::now();
+        let timeout = Duration::from_secs(5);
+        assert_eq!(
+            groups.look_up_with(1, timeout, PRIMARY_1000).await,
+            Some(Said::Primary(1000))
+        );
+        assert_eq!(groups.known(1, now), Some(Said::Primary(1000)));
+        assert_eq!(
+            groups.known(1, Instant::now() + KNOWN_FOR),
+            None,
+            "kept too long"
+        );
+        assert_eq!(
+            groups.look_up_with(2, timeout, NO_SUCH_USER).await,
+            Some(Said::NoSuchUser)
+        );
+        assert_eq!(groups.known(2, now), Some(Said::NoSuchUser));
+        assert_eq!(groups.look_up_with(3, timeout, NO_ANSWER).await, None);
+        assert_eq!(groups.known(3, now), None);
+    }
+
+    /// The gid counts only when it is the user's primary group.
+    #[test]
+    fn only_the_primary_group_counts() {
+        assert_eq!(&*groups_of(100, Some(100)), [100]);
+        assert!(groups_of(100, Some(1000)).is_empty());
+        assert!(groups_of(100, None).is_empty());
+    }
+
+    /// The kept answers stay bounded whatever the uids.
+    #[tokio::test]
+    async fn the_kept_answers_stay_bounded() {
+        let groups = PrimaryGroups::default();
+        for uid in 0..u32::try_from(MAX_KNOWN).unwrap() + 10 {
+            groups
+                .look_up_with(uid, Duration::from_secs(5), NO_SUCH_USER)
+                .await;
+        }
+        let kept = groups.known.lock().unwrap().len();
+        assert!(kept <= MAX_KNOWN, "{kept}");
     }
 }

@@ -206,9 +206,14 @@ pub async fn serve_with(
                 let shutdown = shutdown.clone();
                 tasks.spawn(async move {
                     let primary_groups = Arc::clone(&admission.primary_groups);
+                    let before = connection.holder();
                     tokio::select! {
                         connection = connection.with_group_if_primary(gid, &primary_groups) => {
-                            admission.serve(stream, connection, holds);
+                            if let Some((stream, holds)) =
+                                admission.hold_again(stream, &connection, holds, before)
+                            {
+                                admission.serve(stream, connection, holds);
+                            }
                         }
                         () = shutdown.cancelled() => {}
                     }
