@@ -231,9 +231,23 @@ impl EncryptedFileStore {
             },
             OpenError::Corrupt(reason) => corrupt(reason),
         })?;
-        StoredSession::from_bytes(&plaintext)
-            .map(Some)
-            .map_err(corrupt)
+        let record = StoredSession::from_bytes(&plaintext).map_err(corrupt)?;
+        if record.ended.is_some() && !self.maintenance {
+            // A crash (or a failure) between the ended record's save and
+            // the spare's clearing left the dead tokens there.
+            self.clear_spare(provider, &spare::path_of(&self.directory, provider));
+        }
+        Ok(Some(record))
+    }
+
+    /// Clears `provider`'s spare at `path` (see [`spare::clear`]), saying
+    /// when it cannot.
+    fn clear_spare(&self, provider: &str, path: &Path) {
+        if let Err(e) = spare::clear(path) {
+            tracing::warn!(provider = %provider, event = "spare_not_cleared",
+                "could not clear the spare of an ended session's record in {} (it holds the record before, with its dead tokens): {e}; tried again at the next start",
+                self.directory.display());
+        }
     }
 
     /// Removes `provider`'s spare when its record is gone: a logout by an

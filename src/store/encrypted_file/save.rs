@@ -95,15 +95,11 @@ impl EncryptedFileStore {
             self.make_spare(provider, &spare, sealed.len());
         }
         // An ended session's record holds no token; the record it replaced,
-        // now the spare, does. A failure is the save's: the broker writes
-        // the ended record again, and clears again.
-        let committed = committed.and_then(|()| {
-            if session.ended.is_some() {
-                spare::clear(&spare)
-            } else {
-                Ok(())
-            }
-        });
+        // now the spare, does. Not the save's failure (the record is
+        // stored): said, and tried again when the record is next read.
+        if committed.is_ok() && session.ended.is_some() {
+            self.clear_spare(provider, &spare);
+        }
         committed.map_err(|e| {
             match e.kind() {
                 // A directory where the record goes: this record's trouble,

@@ -58,6 +58,7 @@ pub(super) fn open(path: &Path) -> Option<(File, u64)> {
     // Non-blocking: a FIFO at the name would otherwise hold the save until
     // a reader came (it fails with ENXIO instead).
     let opened = OpenOptions::new()
+        .read(true)
         .write(true)
         .custom_flags((OFlags::NOFOLLOW | OFlags::NONBLOCK).bits().cast_signed())
         .open(path);
@@ -121,12 +122,19 @@ pub(super) fn swap_in(spare: &Path, record: &Path) -> io::Result<()> {
 /// Overwrites the spare at `path` with zeros and flushes them, or, when
 /// that cannot be done, removes it: after an ended session's record (no
 /// token in it) is swapped in, the spare holds the record before it, with
-/// the dead refresh token and an access token that may still work.
+/// the dead refresh token and an access token that may still work. The
+/// spare is opened for writing and read through the same descriptor.
 pub(super) fn clear(path: &Path) -> io::Result<()> {
     let Some((file, length)) = open(path) else {
         return Ok(());
     };
     let zeros = vec![0; usize::try_from(length).unwrap_or(0)];
+    // Cleared already (at the record's save, or a start before): nothing
+    // to write or flush.
+    let mut now = vec![0; zeros.len()];
+    if file.read_exact_at(&mut now, 0).is_ok() && now == zeros {
+        return Ok(());
+    }
     write(&file, length, &zeros).or_else(|_| fs::remove_file(path))
 }
 

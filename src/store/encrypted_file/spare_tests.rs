@@ -256,3 +256,24 @@ fn an_ended_sessions_record_leaves_no_token_in_the_spare() {
         }
     }
 }
+
+/// A crash between an ended session's record and its spare's clearing
+/// left the record before in the spare: reading the ended record clears
+/// it (a daemon's start reads every record).
+#[test]
+fn reading_an_ended_sessions_record_clears_a_spare_left_full() {
+    let state = tempfile::tempdir().unwrap();
+    let store = store(state.path());
+    let spare = spare_of(&store, "github");
+    store.save("github", &record("rt-1")).unwrap();
+    let ended = crate::store::StoredSession::ended("i", 1, "refused (invalid_grant)");
+    store.save("github", &ended).unwrap();
+    // As a crash before the clearing leaves it.
+    fs::write(&spare, b"the record before, sealed").unwrap();
+    assert_eq!(store.load("github").unwrap(), Some(ended));
+    let left = fs::read(&spare).unwrap_or_default();
+    assert!(
+        left.iter().all(|b| *b == 0),
+        "the spare still holds a record"
+    );
+}
