@@ -119,6 +119,34 @@ mod tests {
         );
     }
 
+    /// A refusal of the client (`invalid_client`) after a poll that got no
+    /// answer is said alone; the code's refusal names that poll.
+    #[test]
+    fn a_poll_with_no_answer_is_named_only_before_the_codes_refusal() {
+        let unanswered = LostAnswer::Unanswered("no answer".into());
+        let client_refused = ProviderError::Rejected {
+            endpoint: "http://127.0.0.1/token".into(),
+            status: 401,
+            error: "invalid_client".into(),
+            detail: None,
+        };
+        let said = refused(&client_refused, Some(&unanswered));
+        assert!(!said.contains("a poll got no answer"), "{said}");
+        let code_refused = ProviderError::GrantRevoked {
+            error: "invalid_grant".into(),
+            detail: None,
+        };
+        let said = refused(&code_refused, Some(&unanswered));
+        assert!(
+            said.starts_with("failed: a poll got no answer in time (no answer)"),
+            "{said}"
+        );
+        let denied = PollOutcome::Denied {
+            message: "access_denied".into(),
+        };
+        assert!(!decided_against(denied, Some(&unanswered)).contains("a poll got no answer"));
+    }
+
     #[test]
     fn an_expiry_names_the_last_failure_once() {
         let unanswered = LostAnswer::Unanswered("no answer".into());
