@@ -89,7 +89,9 @@ fn a_refused_code_after_a_poll_with_no_answer_names_that_poll() {
     let provider = Provider::start(support::provider::fast());
     provider.inject(
         Endpoint::Token,
-        Fault::LateSuccess(Duration::from_secs(3)),
+        // Far past the 2 s timeout, so that a stalled daemon still gives up
+        // first (the code is spent when the poll arrives).
+        Fault::LateSuccess(Duration::from_secs(10)),
         1,
     );
     let daemon = Daemon::start_with(

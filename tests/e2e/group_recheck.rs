@@ -139,7 +139,12 @@ fn taken_out_of_the_group(key: &str, test: &str) {
 
     // Out of the group: within the recheck's period the provider is gone
     // for the user, as if never granted (unknown provider, exit 7).
-    std::fs::write(&grouped.group_file, groups("")).unwrap();
+    // Whole at once (written beside it, renamed over it): a recheck that
+    // read it half written would see no change, and the next one comes
+    // 30 s later.
+    let next = grouped.group_file.with_extension("next");
+    std::fs::write(&next, groups("")).unwrap();
+    std::fs::rename(&next, &grouped.group_file).unwrap();
     daemon.wait_for_log_within(
         Duration::from_secs(60),
         1,
@@ -210,7 +215,7 @@ fn a_group_grant_a_reload_adds_applies_to_a_connection_made_before() {
     };
     // One connection, two requests: the second when the test says so.
     let script = "import socket,sys\n\
-        s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); f=s.makefile('rwb')\n\
+        s=socket.socket(socket.AF_UNIX); s.settimeout(30); s.connect(sys.argv[1]); f=s.makefile('rwb')\n\
         for _ in range(2):\n\
         \x20   f.write(b'{\"op\":\"token\",\"provider\":\"grouped\"}\\n'); f.flush()\n\
         \x20   print(f.readline().decode().strip(), flush=True); sys.stdin.readline()\n";
