@@ -234,8 +234,14 @@ impl EncryptedFileStore {
         let record = StoredSession::from_bytes(&plaintext).map_err(corrupt)?;
         if record.ended.is_some() && !self.maintenance {
             // A crash (or a failure) between the ended record's save and
-            // the spare's clearing left the dead tokens there.
-            self.clear_spare(provider, &spare::path_of(&self.directory, provider));
+            // the spare's clearing left the dead tokens there. Removed,
+            // not written: a read runs outside the record's saves, and a
+            // save writing the spare meanwhile (a login) fails its swap
+            // and is tried again, where zeros written over it would be
+            // swapped in as the login's record.
+            if let Err(e) = spare::remove(&self.directory, provider) {
+                self.warn_not_cleared(provider, &e);
+            }
         }
         Ok(Some(record))
     }
@@ -244,10 +250,15 @@ impl EncryptedFileStore {
     /// when it cannot.
     fn clear_spare(&self, provider: &str, path: &Path) {
         if let Err(e) = spare::clear(path) {
-            tracing::warn!(provider = %provider, event = "spare_not_cleared",
-                "could not clear the spare of an ended session's record in {} (it holds the record before, with its dead tokens): {e}; tried again at the next start",
-                self.directory.display());
+            self.warn_not_cleared(provider, &e);
         }
+    }
+
+    /// Says that `provider`'s spare could not be cleared (`e`).
+    fn warn_not_cleared(&self, provider: &str, e: &io::Error) {
+        tracing::warn!(provider = %provider, event = "spare_not_cleared",
+            "could not clear the spare of an ended session's record in {} (it holds the record before, with its dead tokens): {e}; tried again at the next start",
+            self.directory.display());
     }
 
     /// Removes `provider`'s spare when its record is gone: a logout by an

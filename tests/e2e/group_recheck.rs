@@ -249,3 +249,57 @@ fn a_group_grant_a_reload_adds_applies_to_a_connection_made_before() {
     std::io::Write::write_all(&mut stdin, b"\n").unwrap();
     assert!(client.wait().unwrap().success());
 }
+
+/// A user granted by its primary group alone is not locked out by a local
+/// user with no role that holds the whole pool of such callers' socket
+/// connections (64): while its group is asked of the user database, a
+/// connection counts against its own uid, not that pool.
+#[test]
+fn a_full_pool_of_callers_with_no_role_does_not_lock_out_a_primary_group_member() {
+    const PRIMARY_MEMBER: u32 = 4244;
+    const STRANGER: u32 = 4246;
+    let Some(grouped) = Grouped::start(
+        "a_full_pool_of_callers_with_no_role_does_not_lock_out_a_primary_group_member",
+        "allow_groups = [\"tokend-grp\"]",
+        &format!(
+            "tokend-grp-prim:x:{PRIMARY_MEMBER}:{GROUP}::/nonexistent:/usr/sbin/nologin\n\
+             tokend-grp-none:x:{STRANGER}:{STRANGER}::/nonexistent:/usr/sbin/nologin\n"
+        ),
+        &format!("tokend-grp:x:{GROUP}:\n"),
+        "tokend-grp",
+    ) else {
+        return;
+    };
+    // The stranger reaches the socket with the group's gid (as after
+    // `sg`), holds 64 connections, each answered once, then waits.
+    let script = "import socket,sys\n\
+        held=[]\n\
+        for _ in range(64):\n\
+        \x20   s=socket.socket(socket.AF_UNIX); s.settimeout(30); s.connect(sys.argv[1]); f=s.makefile('rwb')\n\
+        \x20   f.write(b'{\"op\":\"status\"}\\n'); f.flush(); f.readline(); held.append((s,f))\n\
+        print('held', flush=True); sys.stdin.readline()\n";
+    let mut stranger = std::process::Command::new("/usr/bin/python3")
+        .args(["-c", script])
+        .arg(&grouped.daemon.socket)
+        .uid(STRANGER)
+        .gid(GROUP)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut said = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(stranger.stdout.take().unwrap()),
+        &mut said,
+    )
+    .unwrap();
+    assert_eq!(said.trim(), "held", "{}", grouped.daemon.log());
+    assert_eq!(
+        grouped.token_as(PRIMARY_MEMBER, GROUP),
+        Some(0),
+        "{}",
+        grouped.daemon.log()
+    );
+    drop(stranger.stdin.take());
+    assert!(stranger.wait().unwrap().success());
+}

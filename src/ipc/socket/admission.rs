@@ -23,9 +23,9 @@
 //! restarting) holds that many blocking threads, not one per connection.
 //! Whatever gid is then granted, the answer is kept, so that a reload
 //! granting another group applies to connections made before it. A
-//! connection counts against the cap of what its confirmed groups make
-//! it (its uid, or the pool of callers with no role) while its group is
-//! asked for, and moves to its uid's count if the answer gives it a role.
+//! connection counts against its uid's cap while its group is asked for
+//! (not the pool of callers with no role, which any local user can fill),
+//! and moves to that pool if the answer gives it no role.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -220,6 +220,15 @@ impl Connection {
         self
     }
 
+    /// Whom a connection whose group is still asked for counts against:
+    /// its uid, until the answer says (see [`Admission::hold_again`]). Not
+    /// the pool of callers with no role, which any local user can fill and
+    /// would then lock out a user granted by its primary group alone.
+    pub(super) fn unconfirmed_holder(&self) -> Option<Holder> {
+        let uid = self.caller.uid;
+        (uid != rustix::process::geteuid().as_raw()).then_some(Holder::Uid(uid))
+    }
+
     /// Whom the connection counts against: its uid, or, when the caller
     /// may see no provider, the pool all such callers share (see
     /// [`Holder::NoRole`]). The daemon's own uid is never counted.
@@ -255,12 +264,12 @@ impl Admission {
     pub(super) fn hold(
         &self,
         stream: UnixStream,
-        connection: &Connection,
+        holder: Option<Holder>,
         permit: OwnedSemaphorePermit,
     ) -> Option<(UnixStream, Holds)> {
         match self
             .per_uid
-            .hold_as(connection.holder(), self.limits.max_connections_per_uid)
+            .hold_as(holder, self.limits.max_connections_per_uid)
         {
             Ok(held) => Some((stream, (held, permit))),
             Err(holder) => {
@@ -270,13 +279,9 @@ impl Admission {
         }
     }
 
-    /// Serves `connection` on `stream`, its `holds` kept for its life,
-    /// wherever it is served. Every connection starts on the event loop:
-    /// one that asks for tokens again and again moves to a thread of its
-    /// own (see threaded.rs).
     /// `connection`'s holds, once its group is known: moved to the count
-    /// its group now makes it (its uid's, from the pool of callers with no
-    /// role), or `None` when that is at its cap (answered so, and closed).
+    /// its group now makes it (the pool of callers with no role, or its
+    /// uid's), or `None` when that is at its cap (answered so, and closed).
     pub(super) fn hold_again(
         &self,
         stream: UnixStream,
@@ -284,14 +289,19 @@ impl Admission {
         holds: Holds,
         before: Option<Holder>,
     ) -> Option<(UnixStream, Holds)> {
-        if connection.holder() == before {
+        let now = connection.holder();
+        if now == before {
             return Some((stream, holds));
         }
         let (old, permit) = holds;
         drop(old);
-        self.hold(stream, connection, permit)
+        self.hold(stream, now, permit)
     }
 
+    /// Serves `connection` on `stream`, its `holds` kept for its life,
+    /// wherever it is served. Every connection starts on the event loop:
+    /// one that asks for tokens again and again moves to a thread of its
+    /// own (see threaded.rs).
     pub(super) fn serve(&self, stream: UnixStream, connection: Connection, holds: Holds) {
         self.tasks.spawn(serve_on_loop(
             stream,

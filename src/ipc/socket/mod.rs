@@ -194,7 +194,12 @@ pub async fn serve_with(
                 continue;
             }
         };
-        let Some((stream, holds)) = admission.hold(stream, &connection, permit) else {
+        let holder = if gid_to_confirm.is_some() {
+            connection.unconfirmed_holder()
+        } else {
+            connection.holder()
+        };
+        let Some((stream, holds)) = admission.hold(stream, holder, permit) else {
             continue;
         };
         match gid_to_confirm {
@@ -206,11 +211,10 @@ pub async fn serve_with(
                 let shutdown = shutdown.clone();
                 tasks.spawn(async move {
                     let primary_groups = Arc::clone(&admission.primary_groups);
-                    let before = connection.holder();
                     tokio::select! {
                         connection = connection.with_group_if_primary(gid, &primary_groups) => {
                             if let Some((stream, holds)) =
-                                admission.hold_again(stream, &connection, holds, before)
+                                admission.hold_again(stream, &connection, holds, holder)
                             {
                                 admission.serve(stream, connection, holds);
                             }
