@@ -102,6 +102,20 @@ impl Grouped {
         })
     }
 
+    /// `script` run by python3 as `uid` with `gid` as its process's group,
+    /// given the socket's path, its stdin and stdout piped.
+    fn python_as(&self, uid: u32, gid: u32, script: &str) -> std::process::Child {
+        std::process::Command::new("/usr/bin/python3")
+            .args(["-c", script])
+            .arg(&self.daemon.socket)
+            .uid(uid)
+            .gid(gid)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
     /// `tokenctl token grouped` as `uid` with `gid` as its process's
     /// group (no other): its exit status.
     fn token_as(&self, uid: u32, gid: u32) -> Option<i32> {
@@ -219,15 +233,7 @@ fn a_group_grant_a_reload_adds_applies_to_a_connection_made_before() {
         for _ in range(2):\n\
         \x20   f.write(b'{\"op\":\"token\",\"provider\":\"grouped\"}\\n'); f.flush()\n\
         \x20   print(f.readline().decode().strip(), flush=True); sys.stdin.readline()\n";
-    let mut client = std::process::Command::new("/usr/bin/python3")
-        .args(["-c", script])
-        .arg(&grouped.daemon.socket)
-        .uid(PRIMARY_MEMBER)
-        .gid(GROUP)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut client = grouped.python_as(PRIMARY_MEMBER, GROUP, script);
     let mut answers =
         std::io::BufRead::lines(std::io::BufReader::new(client.stdout.take().unwrap()));
     let mut next = || answers.next().expect("an answer").unwrap();
@@ -278,15 +284,7 @@ fn a_full_pool_of_callers_with_no_role_does_not_lock_out_a_primary_group_member(
         \x20   s=socket.socket(socket.AF_UNIX); s.settimeout(30); s.connect(sys.argv[1]); f=s.makefile('rwb')\n\
         \x20   f.write(b'{\"op\":\"status\"}\\n'); f.flush(); f.readline(); held.append((s,f))\n\
         print('held', flush=True); sys.stdin.readline()\n";
-    let mut stranger = std::process::Command::new("/usr/bin/python3")
-        .args(["-c", script])
-        .arg(&grouped.daemon.socket)
-        .uid(STRANGER)
-        .gid(GROUP)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut stranger = grouped.python_as(STRANGER, GROUP, script);
     let mut said = String::new();
     std::io::BufRead::read_line(
         &mut std::io::BufReader::new(stranger.stdout.take().unwrap()),
