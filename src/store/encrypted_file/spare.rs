@@ -58,7 +58,6 @@ pub(super) fn open(path: &Path) -> Option<(File, u64)> {
     // Non-blocking: a FIFO at the name would otherwise hold the save until
     // a reader came (it fails with ENXIO instead).
     let opened = OpenOptions::new()
-        .read(true)
         .write(true)
         .custom_flags((OFlags::NOFOLLOW | OFlags::NONBLOCK).bits().cast_signed())
         .open(path);
@@ -122,19 +121,19 @@ pub(super) fn swap_in(spare: &Path, record: &Path) -> io::Result<()> {
 /// Overwrites the spare at `path` with zeros and flushes them, or, when
 /// that cannot be done, removes it: after an ended session's record (no
 /// token in it) is swapped in, the spare holds the record before it, with
-/// the dead refresh token and an access token that may still work. The
-/// spare is opened for writing and read through the same descriptor.
+/// the dead refresh token and an access token that may still work.
 pub(super) fn clear(path: &Path) -> io::Result<()> {
     let Some((file, length)) = open(path) else {
         return Ok(());
     };
     // A record's length (sealed records are bounded); anything longer is
-    // no spare tokend wrote, and is removed rather than read or written.
-    match usize::try_from(length) {
-        Ok(length) if length as u64 <= crate::store::sealed::MAX_FILE_LEN => {
-            write(&file, length as u64, &vec![0; length]).or_else(|_| fs::remove_file(path))
-        }
-        _ => fs::remove_file(path),
+    // no spare tokend wrote, and is removed rather than written.
+    let bounded = (length <= crate::store::sealed::MAX_FILE_LEN)
+        .then(|| usize::try_from(length).ok())
+        .flatten();
+    match bounded {
+        Some(zeros) => write(&file, length, &vec![0; zeros]).or_else(|_| fs::remove_file(path)),
+        None => fs::remove_file(path),
     }
 }
 
