@@ -93,18 +93,17 @@ impl Session {
                         // that a restart before the store works deletes it
                         // rather than restore the ended session.
                         let revoking = matches!(purpose, WritePurpose::Revoked { .. });
-                        let result = if let Some(outage) = self.store_known_down(&purpose) {
-                            if deleting || revoking {
-                                self.note_skipped_delete().await;
-                            }
-                            Err(outage)
-                        } else {
-                            let written = self.write_record(record, prepared.take()).await;
-                            if revoking && written.is_err() {
-                                self.note_skipped_delete().await;
-                            }
-                            written
+                        let outage = self.store_known_down(&purpose);
+                        let skipped = outage.is_some();
+                        let result = match outage {
+                            Some(outage) => Err(outage),
+                            None => self.write_record(record, prepared.take()).await,
                         };
+                        // A delete that failed is the journal's own to note
+                        // (it notes before it deletes).
+                        if (deleting && skipped) || (revoking && result.is_err()) {
+                            self.note_skipped_delete().await;
+                        }
                         self.log_write(&purpose, deleting, result.as_ref().err(), answered);
                         events.push_back(Event::RecordWritten { purpose, result });
                     }
