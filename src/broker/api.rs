@@ -181,7 +181,7 @@ impl Broker {
     }
 
     /// Whether any provider grants by group (`allow_groups`,
-    /// `manage_groups`): only then do socket callers' primary groups matter.
+    /// `manage_groups`): only then do callers' primary groups matter.
     #[must_use]
     pub fn grants_groups(&self) -> bool {
         self.inner.group_grants.load(Ordering::Relaxed)

@@ -5,4 +5,5 @@ pub mod caller_unit;
 pub mod dbus;
 pub mod lines;
 pub mod per_uid;
+pub mod primary_groups;
 pub mod socket;

@@ -9,6 +9,7 @@
 mod support;
 
 mod allow_units;
+mod bus_groups;
 mod config_check;
 mod config_check_daemon_user;
 mod config_presets;

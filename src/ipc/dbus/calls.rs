@@ -26,6 +26,7 @@ use super::caller_shares::CallerShares;
 use super::introspect;
 use super::methods::{INTROSPECTABLE, OBJECT_MANAGER, PROPERTIES};
 use super::objects::Object;
+use super::peer_table::GrantsBy;
 use super::peers::Peers;
 use super::properties::{managed_object, unix_secs_or_zero};
 use super::signalled::Signalled;
@@ -312,6 +313,14 @@ impl Handler {
         }
     }
 
+    /// What the config grants by besides uids: what of a caller is read.
+    fn grants_by(&self) -> GrantsBy {
+        GrantsBy {
+            units: self.broker.grants_units(),
+            groups: self.broker.grants_groups(),
+        }
+    }
+
     async fn route(&self, call: &Message, header: &Header<'_>) -> Answer {
         let (Some(path), Some(member)) = (header.path(), header.member()) else {
             return Err(Refusal::Standard(zbus::fdo::Error::InvalidArgs(
@@ -323,7 +332,7 @@ impl Handler {
         // Who asks comes first: every answer below depends on it.
         let caller = self
             .peers
-            .caller(&self.connection, header, self.broker.grants_units())
+            .caller(&self.connection, header, self.grants_by())
             .await?;
         // Held until the answer is made: a user's calls that wait long
         // take at most its share of the slots.

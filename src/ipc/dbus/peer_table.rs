@@ -33,6 +33,29 @@ const ARRIVALS_REMEMBERED: usize = 4096;
 /// the life of its connection.
 pub(super) const GROUPS_LOOK_AGAIN: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// What some provider grants by, besides uids: only then is that of a
+/// caller read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(super) struct GrantsBy {
+    /// Some provider grants by systemd unit (`allow_units`).
+    pub(super) units: bool,
+    /// Some provider grants by group (`allow_groups`, `manage_groups`).
+    pub(super) groups: bool,
+}
+
+/// What a peer's lookup found of its groups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum GroupsFound {
+    /// Its primary group confirmed, or none to confirm.
+    Sure,
+    /// Not confirmed at this instant: the name service did not answer or
+    /// did not know the user (see [`GROUPS_LOOK_AGAIN`]).
+    UnsureSince(std::time::Instant),
+    /// Not asked for: no provider granted by group. A call after a reload
+    /// that grants one looks the peer up again.
+    Unread,
+}
+
 /// The peers known by unique name, the last ones to leave, and when the
 /// newest appeared.
 #[derive(Debug, Default)]
@@ -48,6 +71,9 @@ pub(super) struct PeerTable {
     /// Known peers whose primary group could not be confirmed, and when
     /// they were looked up (see [`GROUPS_LOOK_AGAIN`]).
     pub(super) groups_unsure: HashMap<String, std::time::Instant>,
+    /// Known peers whose primary group was not asked for (no provider
+    /// granted by group).
+    pub(super) groups_unread: std::collections::HashSet<String>,
     /// When tokend began to watch peers arrive and leave.
     pub(super) watching_since: Option<std::time::Duration>,
     /// The number of the first unique name seen arrive: a peer numbered
@@ -66,15 +92,15 @@ impl PeerTable {
     /// the peer has already left (the bus never reuses a unique name).
     /// `units_read` says whether its unit was read (a provider granted
     /// units): if not, a later call that needs it looks the peer up again.
-    /// `groups_unsure_since` says when its lookup could not confirm its
-    /// primary group, if it could not: a later call asks again after
-    /// [`GROUPS_LOOK_AGAIN`].
+    /// `groups` says what its lookup found of its primary group: a later
+    /// call asks again after [`GROUPS_LOOK_AGAIN`] if it was unsure, or
+    /// when a provider grants by group if it was not asked for.
     pub(super) fn remember(
         &mut self,
         name: &str,
         caller: &Caller,
         units_read: bool,
-        groups_unsure_since: Option<std::time::Instant>,
+        groups: GroupsFound,
     ) {
         if self.callers.len() < PEER_LIMIT && !self.departed.iter().any(|d| d == name) {
             self.callers.insert(name.to_owned(), caller.clone());
@@ -83,24 +109,33 @@ impl PeerTable {
             } else {
                 self.units_unread.insert(name.to_owned());
             }
-            match groups_unsure_since {
-                Some(at) => self.groups_unsure.insert(name.to_owned(), at),
-                None => self.groups_unsure.remove(name),
+            match groups {
+                GroupsFound::UnsureSince(at) => self.groups_unsure.insert(name.to_owned(), at),
+                GroupsFound::Sure | GroupsFound::Unread => self.groups_unsure.remove(name),
             };
+            if groups == GroupsFound::Unread {
+                self.groups_unread.insert(name.to_owned());
+            } else {
+                self.groups_unread.remove(name);
+            }
         }
     }
 
     /// The remembered caller `name`, unless it must be looked up again:
-    /// its unit is needed (`units_granted`) and was not read, or its
-    /// groups were unsure [`GROUPS_LOOK_AGAIN`] ago or more.
+    /// its unit is needed (`grants.units`) and was not read, its groups
+    /// are needed (`grants.groups`) and were not asked for, or they were
+    /// unsure [`GROUPS_LOOK_AGAIN`] ago or more.
     pub(super) fn current(
         &self,
         name: &str,
-        units_granted: bool,
+        grants: GrantsBy,
         now: std::time::Instant,
     ) -> Option<&Caller> {
         let caller = self.callers.get(name)?;
-        if units_granted && self.units_unread.contains(name) {
+        if grants.units && self.units_unread.contains(name) {
+            return None;
+        }
+        if grants.groups && self.groups_unread.contains(name) {
             return None;
         }
         if self
@@ -152,6 +187,7 @@ impl PeerTable {
         self.callers.remove(name);
         self.units_unread.remove(name);
         self.groups_unsure.remove(name);
+        self.groups_unread.remove(name);
         if self.arrived.remove(name).is_some() {
             self.arrival_order.retain(|arrived| arrived != name);
         }
@@ -166,19 +202,24 @@ impl PeerTable {
 mod tests {
     use super::*;
 
+    const UNITS: GrantsBy = GrantsBy {
+        units: true,
+        groups: false,
+    };
+
     /// A peer whose lookup ends after the bus said it left is not
     /// remembered (it would never be forgotten: 65,536 such and new
     /// callers would get no signals); others are, until they leave.
     #[test]
     fn a_peer_that_left_during_its_lookup_is_not_remembered() {
         let mut table = PeerTable::default();
-        table.remember(":1.5", &Caller::uid(1000), true, None);
+        table.remember(":1.5", &Caller::uid(1000), true, GroupsFound::Sure);
         assert!(table.callers.contains_key(":1.5"));
         table.forget(":1.5");
         assert!(table.callers.is_empty());
         // :1.6 leaves while the bus is asked about it.
         table.forget(":1.6");
-        table.remember(":1.6", &Caller::uid(1000), true, None);
+        table.remember(":1.6", &Caller::uid(1000), true, GroupsFound::Sure);
         assert!(table.callers.is_empty());
         // The record of departures is bounded.
         for i in 0..2 * DEPARTED_REMEMBERED {
@@ -237,17 +278,17 @@ mod tests {
     fn a_peer_whose_unit_was_not_read_is_marked() {
         let mut table = PeerTable::default();
         let now = std::time::Instant::now();
-        table.remember(":1.5", &Caller::uid(1000), false, None);
+        table.remember(":1.5", &Caller::uid(1000), false, GroupsFound::Sure);
         assert!(table.units_unread.contains(":1.5"));
-        assert!(table.current(":1.5", false, now).is_some());
+        assert!(table.current(":1.5", GrantsBy::default(), now).is_some());
         assert!(
-            table.current(":1.5", true, now).is_none(),
+            table.current(":1.5", UNITS, now).is_none(),
             "its unit is needed"
         );
-        table.remember(":1.5", &Caller::uid(1000), true, None);
+        table.remember(":1.5", &Caller::uid(1000), true, GroupsFound::Sure);
         assert!(!table.units_unread.contains(":1.5"));
-        assert!(table.current(":1.5", true, now).is_some());
-        table.remember(":1.6", &Caller::uid(1000), false, None);
+        assert!(table.current(":1.5", UNITS, now).is_some());
+        table.remember(":1.6", &Caller::uid(1000), false, GroupsFound::Sure);
         table.forget(":1.6");
         assert!(table.units_unread.is_empty());
     }
@@ -260,15 +301,45 @@ mod tests {
     fn a_peer_whose_groups_were_unsure_is_looked_up_again() {
         let mut table = PeerTable::default();
         let then = std::time::Instant::now();
-        table.remember(":1.7", &Caller::uid(1), true, Some(then));
-        assert!(table.current(":1.7", false, then).is_some());
+        table.remember(
+            ":1.7",
+            &Caller::uid(1),
+            true,
+            GroupsFound::UnsureSince(then),
+        );
+        assert!(table.current(":1.7", GrantsBy::default(), then).is_some());
         let later = then + GROUPS_LOOK_AGAIN;
-        assert!(table.current(":1.7", false, later).is_none());
-        table.remember(":1.7", &Caller::uid(1), true, None);
-        assert!(table.current(":1.7", false, later).is_some());
+        assert!(table.current(":1.7", GrantsBy::default(), later).is_none());
+        table.remember(":1.7", &Caller::uid(1), true, GroupsFound::Sure);
+        assert!(table.current(":1.7", GrantsBy::default(), later).is_some());
         assert!(table.groups_unsure.is_empty());
-        table.remember(":1.8", &Caller::uid(1), true, Some(then));
+        table.remember(
+            ":1.8",
+            &Caller::uid(1),
+            true,
+            GroupsFound::UnsureSince(then),
+        );
         table.forget(":1.8");
         assert!(table.groups_unsure.is_empty());
+    }
+
+    /// A peer remembered while no provider granted by group is marked, so
+    /// that a call after a reload that grants one asks for its groups.
+    #[test]
+    fn a_peer_whose_groups_were_not_asked_for_is_marked() {
+        let mut table = PeerTable::default();
+        let now = std::time::Instant::now();
+        let groups = GrantsBy {
+            units: false,
+            groups: true,
+        };
+        table.remember(":1.5", &Caller::uid(1000), true, GroupsFound::Unread);
+        assert!(table.current(":1.5", GrantsBy::default(), now).is_some());
+        assert!(table.current(":1.5", groups, now).is_none());
+        table.remember(":1.5", &Caller::uid(1000), true, GroupsFound::Sure);
+        assert!(table.current(":1.5", groups, now).is_some());
+        table.remember(":1.6", &Caller::uid(1000), true, GroupsFound::Unread);
+        table.forget(":1.6");
+        assert!(table.groups_unread.is_empty());
     }
 }

@@ -26,9 +26,10 @@ use zbus::names::{BusName, UniqueName};
 use zbus::{Connection, MatchRule, MessageStream};
 
 use super::DbusError;
-use super::peer_table::PeerTable;
+use super::peer_table::{GrantsBy, GroupsFound, PeerTable};
 use crate::broker::{AccessPolicy, Caller, Role};
 use crate::ipc::caller_unit;
+use crate::ipc::primary_groups::{PrimaryGroups, Said, manages_all};
 
 /// The bus daemon's own name, the sender of its signals.
 const BUS_NAME: &str = "org.freedesktop.DBus";
@@ -48,9 +49,9 @@ pub(super) enum Recipients {
     Unicast(Vec<String>),
 }
 
-/// A caller as the bus described it, and whether its groups are sure
+/// A caller as the bus described it, and what was found of its groups
 /// ([`grantable_groups`]).
-type LookedUp = (Caller, bool);
+type LookedUp = (Caller, GroupsFound);
 
 /// The known peers of the broker's connection.
 #[derive(Debug, Clone)]
@@ -62,6 +63,8 @@ pub(super) struct Peers {
     /// Told of each peer seen arriving.
     arrival: Arc<tokio::sync::Notify>,
     broadcast: bool,
+    /// The user database's answers, shared by every peer's lookup.
+    primary_groups: Arc<PrimaryGroups>,
 }
 
 impl Peers {
@@ -73,27 +76,28 @@ impl Peers {
             looking_up: Arc::default(),
             arrival: Arc::default(),
             broadcast,
+            primary_groups: Arc::default(),
         }
     }
 
-    /// The sender of a method call, as the bus daemon vouches. Its unit is
-    /// read once, with the rest; a failure to read it is logged when
-    /// `units_granted` (some provider has `allow_units`).
+    /// The sender of a method call, as the bus daemon vouches. Its unit and
+    /// primary group are read once, with the rest, only when some provider
+    /// grants by them (`grants`); a failure to read its unit is logged.
     pub(super) async fn caller(
         &self,
         connection: &Connection,
         header: &Header<'_>,
-        units_granted: bool,
+        grants: GrantsBy,
     ) -> Result<Caller, DbusError> {
         let sender = header
             .sender()
             .ok_or_else(|| DbusError::Internal("the call has no sender".into()))?;
-        // Known, unless its unit was not read (no provider granted units
-        // then) and one is needed now (a reload added a grant), or its
-        // groups were unsure a while ago.
-        if let Some(caller) =
-            self.map()
-                .current(sender.as_str(), units_granted, std::time::Instant::now())
+        // Known, unless its unit or groups were not read (no provider
+        // granted by them then) and are needed now (a reload added a
+        // grant), or its groups were unsure a while ago.
+        if let Some(caller) = self
+            .map()
+            .current(sender.as_str(), grants, std::time::Instant::now())
         {
             return Ok(caller.clone());
         }
@@ -106,23 +110,25 @@ impl Peers {
         );
         // Asked only while some provider grants units: when the peer
         // connected matters only to the reading of its unit.
-        let connected_by = if units_granted {
+        let connected_by = if grants.units {
             self.connected_by(sender.as_str()).await
         } else {
             Err(caller_unit::CallerUnitError::Unwatched)
         };
         let found = lookup
-            .get_or_try_init(|| Self::look_up(connection, sender, units_granted, connected_by))
+            .get_or_try_init(|| {
+                let primary_groups = &self.primary_groups;
+                Self::look_up(connection, sender, grants, connected_by, primary_groups)
+            })
             .await
             .cloned();
         self.looking_up
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(sender.as_str());
-        let (caller, groups_sure) = found?;
-        let unsure_since = (!groups_sure).then(std::time::Instant::now);
+        let (caller, groups) = found?;
         self.map()
-            .remember(sender.as_str(), &caller, units_granted, unsure_since);
+            .remember(sender.as_str(), &caller, grants.units, groups);
         Ok(caller)
     }
 
@@ -163,13 +169,14 @@ impl Peers {
         }
     }
 
-    /// Asks the bus who `sender` is, within [`LOOKUP_TIMEOUT`]; and whether
-    /// its groups are sure (see [`grantable_groups`]).
+    /// Asks the bus who `sender` is, within [`LOOKUP_TIMEOUT`]; and what
+    /// was found of its groups (see [`grantable_groups`]).
     async fn look_up(
         connection: &Connection,
         sender: &UniqueName<'_>,
-        units_granted: bool,
+        grants: GrantsBy,
         connected_by: Result<std::time::Duration, caller_unit::CallerUnitError>,
+        primary_groups: &PrimaryGroups,
     ) -> Result<LookedUp, DbusError> {
         let asked = async {
             DBusProxy::new(connection)
@@ -194,7 +201,7 @@ impl Peers {
         // The bus's ProcessFD pins the very process (dbus-daemon 1.15.8+);
         // else its pid is pinned now, and must be of a process that
         // started before the peer appeared, and of its uid.
-        let unit = match (units_granted, credentials.process_fd(), pid) {
+        let unit = match (grants.units, credentials.process_fd(), pid) {
             (true, Some(fd), _) => caller_unit::logged(
                 caller_unit::of_pidfd(std::os::fd::AsFd::as_fd(fd), uid),
                 uid,
@@ -207,7 +214,8 @@ impl Peers {
             }
             (false, ..) | (true, None, None) => None,
         };
-        let (groups, groups_sure) = grantable_groups(uid, credentials.unix_group_ids()).await;
+        let reported = credentials.unix_group_ids();
+        let (groups, found) = grantable_groups(uid, reported, grants.groups, primary_groups).await;
         Ok((
             Caller {
                 uid,
@@ -215,7 +223,7 @@ impl Peers {
                 pid,
                 unit,
             },
-            groups_sure,
+            found,
         ))
     }
 
@@ -374,19 +382,42 @@ fn sent_by_the_bus(message: &zbus::Message) -> bool {
 /// front-ends give one answer, and a removal takes effect on both. A
 /// name service that does not answer leaves the member lists alone.
 ///
-/// Also whether the answer is sure: not when the name service did not
-/// answer or did not know the user (sssd or LDAP restarting looks like
-/// either), so the peer is asked about again later rather than kept
-/// without its group for the life of its connection.
-async fn grantable_groups(uid: u32, reported: Option<&Vec<u32>>) -> (Arc<[u32]>, bool) {
+/// The user database is asked as on the socket (`ipc::primary_groups`):
+/// only while some provider grants by group (`groups_granted`; else the
+/// groups are [`GroupsFound::Unread`]), never for root or the daemon's own
+/// user, once per uid in 30 s, a few lookups at once. The answer is not
+/// sure when the name service did not answer or did not know the user
+/// (sssd or LDAP restarting looks like either), so the peer is asked
+/// about again later rather than kept without its group for the life of
+/// its connection.
+async fn grantable_groups(
+    uid: u32,
+    reported: Option<&Vec<u32>>,
+    groups_granted: bool,
+    primary_groups: &PrimaryGroups,
+) -> (Arc<[u32]>, GroupsFound) {
     let Some(reported) = reported.filter(|groups| !groups.is_empty()) else {
-        return (Arc::from([]), true);
+        return (Arc::from([]), GroupsFound::Sure);
     };
-    let primary = tokio::task::spawn_blocking(move || crate::config::primary_gid(uid));
-    match tokio::time::timeout(LOOKUP_TIMEOUT, primary).await {
-        Ok(Ok(Some(gid))) if reported.contains(&gid) => (Arc::from([gid]), true),
-        Ok(Ok(Some(_))) => (Arc::from([]), true),
-        _ => (Arc::from([]), false),
+    if manages_all(uid) {
+        return (Arc::from([]), GroupsFound::Sure);
+    }
+    if !groups_granted {
+        return (Arc::from([]), GroupsFound::Unread);
+    }
+    let said = match primary_groups.known(uid, std::time::Instant::now()) {
+        Some(said) => Some(said),
+        None => primary_groups.look_up(uid).await,
+    };
+    match said {
+        Some(Said::Primary(gid)) if reported.contains(&gid) => {
+            (Arc::from([gid]), GroupsFound::Sure)
+        }
+        Some(Said::Primary(_)) => (Arc::from([]), GroupsFound::Sure),
+        Some(Said::NoSuchUser) | None => (
+            Arc::from([]),
+            GroupsFound::UnsureSince(std::time::Instant::now()),
+        ),
     }
 }
 
@@ -418,20 +449,58 @@ mod tests {
 
     /// A user the name service knows gets its primary group, surely; one
     /// it does not know (or could not be asked about) is unsure, to be
-    /// asked about again.
+    /// asked about again. Nothing is asked while no provider grants by
+    /// group, nor for root. (Debian's user `daemon`, uid 1, has the
+    /// primary group 1.)
     #[tokio::test]
     async fn an_unknown_user_leaves_its_groups_unsure() {
-        let (groups, sure) = grantable_groups(0, Some(&vec![0, 5])).await;
-        assert_eq!((&*groups, sure), (&[0][..], true), "root's primary group");
-        let (groups, sure) = grantable_groups(0, Some(&vec![5])).await;
+        let groups = PrimaryGroups::default();
+        let found = |uid, reported: Vec<u32>, granted| {
+            let groups = &groups;
+            async move { grantable_groups(uid, Some(&reported), granted, groups).await }
+        };
+        let (got, sure) = found(1, vec![1, 5], true).await;
         assert_eq!(
-            (&*groups, sure),
-            (&[][..], true),
+            (&*got, sure),
+            (&[1][..], GroupsFound::Sure),
+            "its primary group"
+        );
+        let (got, sure) = found(1, vec![5], true).await;
+        assert_eq!(
+            (&*got, sure),
+            (&[][..], GroupsFound::Sure),
             "not in its primary group"
         );
-        let (groups, sure) = grantable_groups(4_000_000_123, Some(&vec![5])).await;
-        assert_eq!((&*groups, sure), (&[][..], false), "no such user");
-        let (groups, sure) = grantable_groups(4_000_000_123, None).await;
-        assert_eq!((&*groups, sure), (&[][..], true), "no groups to confirm");
+        let (got, sure) = found(4_000_000_123, vec![5], true).await;
+        assert!(got.is_empty(), "no such user");
+        assert!(matches!(sure, GroupsFound::UnsureSince(_)), "no such user");
+        let (got, sure) = grantable_groups(4_000_000_123, None, true, &groups).await;
+        assert_eq!(
+            (&*got, sure),
+            (&[][..], GroupsFound::Sure),
+            "no groups to confirm"
+        );
+        let (got, sure) = found(4_000_000_124, vec![5], false).await;
+        assert_eq!(
+            (&*got, sure),
+            (&[][..], GroupsFound::Unread),
+            "no group grants"
+        );
+        assert_eq!(
+            groups.known(4_000_000_124, std::time::Instant::now()),
+            None,
+            "asked"
+        );
+        let (got, sure) = found(0, vec![0], true).await;
+        assert_eq!(
+            (&*got, sure),
+            (&[][..], GroupsFound::Sure),
+            "root manages all"
+        );
+        assert_eq!(
+            groups.known(0, std::time::Instant::now()),
+            None,
+            "root asked for"
+        );
     }
 }

@@ -3,6 +3,10 @@ own D-Bus client can learn. Run as that user with /usr/bin/python3.
 
     bus_peer.py ADDRESS ask                 # answers to the read-only calls
     bus_peer.py ADDRESS call METHOD NAME    # one org.tokend.Broker1 call
+    bus_peer.py ADDRESS call-again METHOD NAME
+                                            # that call, then once more on
+                                            # the same connection after a
+                                            # line on stdin
     bus_peer.py ADDRESS listen PROVIDER     # every signal it receives, until
                                             # LoginFinished for PROVIDER
     bus_peer.py ADDRESS listen-until-told   # every signal it receives, until
@@ -187,6 +191,12 @@ def main():
         return 0
     if mode == "call":
         method, provider = sys.argv[3], sys.argv[4]
+        print(json.dumps(call(conn, BROKER, NAME, method, "s", (provider,))), flush=True)
+        return 0
+    if mode == "call-again":
+        method, provider = sys.argv[3], sys.argv[4]
+        print(json.dumps(call(conn, BROKER, NAME, method, "s", (provider,))), flush=True)
+        sys.stdin.readline()
         print(json.dumps(call(conn, BROKER, NAME, method, "s", (provider,))), flush=True)
         return 0
     if mode == "forge-departure":
