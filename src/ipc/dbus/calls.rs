@@ -28,7 +28,7 @@ use super::methods::{INTROSPECTABLE, OBJECT_MANAGER, PROPERTIES};
 use super::objects::Object;
 use super::peer_table::GrantsBy;
 use super::peers::Peers;
-use super::properties::{managed_object, unix_secs_or_zero};
+use super::properties::{managed_object, shown_name, unix_secs_or_zero};
 use super::signalled::Signalled;
 use super::{BROKER_INTERFACE, CallsEnded, DbusError, provider_path};
 use crate::broker::{Broker, BrokerError, Caller, ErrorKind, Freshness};
@@ -376,7 +376,9 @@ impl Handler {
                     .map(|(_, value)| Reply::Value(value))
                     .ok_or_else(|| {
                         Refusal::Standard(zbus::fdo::Error::UnknownProperty(format!(
-                            "{iface} has no property {name}"
+                            "{} has no property {}",
+                            shown_name(iface),
+                            shown_name(name)
                         )))
                     })
             }

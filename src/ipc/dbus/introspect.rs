@@ -101,7 +101,11 @@ pub(super) fn xml(node: &Node<'_>) -> String {
     let mut out = String::from(HEADER);
     out.push_str("<node>\n");
     match node {
+        // The nodes on the way answer the standard interfaces as every
+        // object does (`Peer` at any path, `Properties` with none), so
+        // they list them, as sd-bus and GDBus do for theirs.
         Node::Ancestor(child) => {
+            out.push_str(STANDARD);
             let _ = writeln!(out, "  <node name=\"{child}\"/>");
         }
         Node::Broker => {
@@ -111,6 +115,7 @@ pub(super) fn xml(node: &Node<'_>) -> String {
             out.push_str("  <node name=\"providers\"/>\n");
         }
         Node::Providers(children) => {
+            out.push_str(STANDARD);
             for child in children {
                 let _ = writeln!(out, "  <node name=\"{child}\"/>");
             }
@@ -133,6 +138,31 @@ mod tests {
         let xml = xml(&Node::Providers(vec!["a".into(), "b_c".into()]));
         assert!(xml.contains("<node name=\"a\"/>") && xml.contains("<node name=\"b_c\"/>"));
         assert_eq!(xml.matches("<node name=").count(), 2);
-        assert!(!xml.contains("<interface"));
+        assert!(!xml.contains("org.tokend"), "{xml}");
+    }
+
+    /// Every node lists the standard interfaces it answers, the nodes on
+    /// the way to the broker too (they listed none: `busctl introspect`
+    /// showed an empty table).
+    #[test]
+    fn every_node_lists_the_standard_interfaces() {
+        for node in [
+            Node::Ancestor("org"),
+            Node::Broker,
+            Node::Providers(Vec::new()),
+            Node::Provider,
+        ] {
+            let xml = xml(&node);
+            for interface in [
+                "org.freedesktop.DBus.Introspectable",
+                "org.freedesktop.DBus.Peer",
+                "org.freedesktop.DBus.Properties",
+            ] {
+                assert!(
+                    xml.contains(&format!("<interface name=\"{interface}\">")),
+                    "{xml}"
+                );
+            }
+        }
     }
 }

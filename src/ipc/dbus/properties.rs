@@ -15,6 +15,28 @@ use super::objects::Object;
 use crate::broker::clock::unix_secs;
 use crate::broker::{SessionReport, StoreReport};
 
+/// The longest interface or property name an error shows whole: the bus's
+/// limit on a name (255 bytes).
+const MAX_SHOWN_NAME: usize = 255;
+
+/// An interface or property name a caller sent as an argument of `Get`,
+/// `GetAll` or `Set`, as an error message shows it: escaped, so no control
+/// or bidi character reaches a terminal that prints the error, and cut
+/// after [`MAX_SHOWN_NAME`] bytes, so a megabyte of name is not echoed
+/// back. The bus checks the names in a call's header, not its arguments.
+pub(super) fn shown_name(name: &str) -> String {
+    let mut end = name.len().min(MAX_SHOWN_NAME);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    let shown = name[..end].escape_debug().to_string();
+    if end == name.len() {
+        shown
+    } else {
+        format!("{shown}… ({} bytes)", name.len())
+    }
+}
+
 /// The properties of `interface` on `object`: a provider's, and the
 /// store's on the broker object (`store`: for callers who may see it).
 pub(super) fn properties_of(
@@ -31,7 +53,8 @@ pub(super) fn properties_of(
         (_, OBJECT_MANAGER) if matches!(object, Object::Broker) => Ok(Vec::new()),
         (_, PROPERTIES | INTROSPECTABLE | PEER | "") => Ok(Vec::new()),
         _ => Err(zbus::fdo::Error::UnknownInterface(format!(
-            "no interface {interface}"
+            "no interface {}",
+            shown_name(interface)
         ))),
     }
 }
@@ -100,4 +123,31 @@ pub(super) fn managed_object(
         (INTROSPECTABLE, HashMap::new()),
         (PEER, HashMap::new()),
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A name a caller sent is shown escaped and cut: a terminal printing
+    /// the error meets no escape sequence or bidi control, and a megabyte
+    /// of name is not sent back. A real name is shown as it is.
+    #[test]
+    fn a_callers_name_is_shown_escaped_and_cut() {
+        assert_eq!(shown_name("org.tokend.Provider1"), "org.tokend.Provider1");
+        let shown = shown_name("X\u{1b}[31mRED\u{7}\n\u{202e}evil");
+        assert!(
+            !shown.chars().any(|c| c.is_control() || c == '\u{202e}'),
+            "{shown:?}"
+        );
+        assert!(shown.contains("\\u{1b}[31mRED"), "{shown}");
+        let huge = "é".repeat(1 << 19);
+        let shown = shown_name(&huge);
+        assert!(shown.len() < 2 * MAX_SHOWN_NAME, "{}", shown.len());
+        assert!(shown.ends_with("… (1048576 bytes)"), "{shown}");
+        let Err(refused) = properties_of(Object::Broker, None, None, &huge) else {
+            panic!("a megabyte of interface name was served");
+        };
+        assert!(refused.to_string().len() < 2 * MAX_SHOWN_NAME, "{refused}");
+    }
 }

@@ -121,7 +121,8 @@ fn errors_are_named_and_change_nothing() {
 /// path, as the specification has it (it was "no object"); a call naming
 /// no interface, of a member no interface has, is an unknown method (it
 /// was "no interface " with a blank name: jeepney and raw bindings send
-/// such calls).
+/// such calls); a name in `Get`'s or `GetAll`'s arguments is shown
+/// escaped and cut (it was echoed whole and raw).
 #[test]
 fn wrongly_addressed_calls_get_the_error_that_names_the_problem() {
     let setup = start(fast(), &["demo"]);
@@ -151,6 +152,32 @@ fn wrongly_addressed_calls_get_the_error_that_names_the_problem() {
     assert!(err.contains("has no property Nope"), "{err}");
     let err = text(&set("org.tokend.Nope", "State").stderr);
     assert!(err.contains("org.tokend.Nope"), "{err}");
+    // Names in a call's arguments are the caller's own, unchecked by the
+    // bus: shown escaped (a terminal printing the error meets no escape
+    // sequence) and cut (100 kB of name is not sent back).
+    let properties = |args: &[&str]| {
+        let mut call = vec![
+            "call",
+            "org.tokend.Broker1",
+            "/org/tokend/Broker1/providers/demo",
+            "org.freedesktop.DBus.Properties",
+        ];
+        call.extend_from_slice(args);
+        text(&busctl(&call).stderr)
+    };
+    let err = properties(&["Get", "ss", "org.tokend.Provider1", "X\u{1b}[31mRED"]);
+    assert!(
+        err.contains("has no property X\\u{1b}[31mRED") && !err.contains('\u{1b}'),
+        "{err:?}"
+    );
+    let huge = "x".repeat(100_000);
+    let err = properties(&["GetAll", "s", &huge]);
+    assert!(
+        err.contains("… (100000 bytes)") && err.len() < 1000,
+        "{} bytes: {}",
+        err.len(),
+        &err[..err.len().min(300)]
+    );
     let out = busctl(&[
         "call",
         "org.tokend.Broker1",

@@ -168,6 +168,28 @@ fn introspection_matches_the_committed_interface_file() {
             .unwrap_or_else(|| panic!("no {property} in:\n{listing}"));
         assert!(line.contains("emits-change"), "{line}");
     }
+    // The nodes on the way list the standard interfaces they answer
+    // (busctl showed an empty table for them).
+    for path in ["/", "/org/tokend", "/org/tokend/Broker1/providers"] {
+        let out = setup
+            .bus
+            .command("busctl")
+            .args(["--address", setup.bus.address(), "introspect"])
+            .args(["org.tokend.Broker1", path])
+            .output()
+            .unwrap();
+        let listing = text(&out.stdout);
+        for interface in [
+            "org.freedesktop.DBus.Introspectable",
+            "org.freedesktop.DBus.Peer",
+            "org.freedesktop.DBus.Properties",
+        ] {
+            assert!(
+                listing.lines().any(|l| l.starts_with(interface)),
+                "{path}: no {interface} in:\n{listing}"
+            );
+        }
+    }
 }
 
 /// The `<interface name=NAME>` element, whitespace-normalised.

@@ -10,6 +10,7 @@ use super::super::methods::{
     STANDARD_METHODS,
 };
 use super::super::objects::Object;
+use super::super::properties::shown_name;
 use super::{Answer, Refusal, Reply};
 
 /// The answer to a call of `org.freedesktop.DBus.Peer` (named, or the
@@ -43,10 +44,15 @@ pub(super) fn peer_call(call: &Message, interface: Option<&str>, member: &str) -
 pub(super) fn refuse_set<V>(properties: &[(&str, V)], iface: &str, name: &str) -> Refusal {
     Refusal::Standard(if properties.iter().any(|(key, _)| *key == name) {
         zbus::fdo::Error::PropertyReadOnly(format!(
-            "{iface}.{name} is read-only, as every property of tokend is"
+            "{}.{name} is read-only, as every property of tokend is",
+            shown_name(iface)
         ))
     } else {
-        zbus::fdo::Error::UnknownProperty(format!("{iface} has no property {name}"))
+        zbus::fdo::Error::UnknownProperty(format!(
+            "{} has no property {}",
+            shown_name(iface),
+            shown_name(name)
+        ))
     })
 }
 
