@@ -14,6 +14,7 @@ use crate::config::{Config, DaemonConfig, Environment};
 use crate::ipc::dbus::{BusLost, DbusService};
 use crate::ipc::socket;
 use crate::provider::HttpClient;
+use crate::provider::ca_paths::unusable_ca_paths;
 use crate::systemd::notify;
 
 mod open_files;
@@ -66,6 +67,16 @@ pub enum DaemonFailure {
     SocketLost(#[from] SocketLost),
 }
 
+/// The HTTP client all providers share, and a word on each CA path of the
+/// environment it could not read (see `provider::ca_paths`).
+fn http_client(daemon: &DaemonConfig) -> anyhow::Result<HttpClient> {
+    let http = HttpClient::new(daemon.http_timeout)?;
+    for problem in unusable_ca_paths(&|name| std::env::var(name).ok()) {
+        warn!(event = "ca_path_unreadable", "{problem}");
+    }
+    Ok(http)
+}
+
 /// Runs the daemon until SIGTERM or SIGINT; SIGHUP reloads the config.
 ///
 /// # Errors
@@ -77,7 +88,7 @@ pub async fn run(mut config: Config, env: Environment) -> anyhow::Result<()> {
     let mut signals = Signals::new()?;
     prepare_process(&config);
     let store = lock_and_open_store(&config, &env)?;
-    let http = HttpClient::new(config.daemon.http_timeout)?;
+    let http = http_client(&config.daemon)?;
     // Each session keeps its provider's config, taken from here: a second
     // copy would only cost memory (a reload compares with the sessions').
     let providers = std::mem::take(&mut config.providers);

@@ -33,6 +33,26 @@ fn environment_and_config(args: &TokendArgs) -> (Environment, std::path::PathBuf
     (env, path)
 }
 
+/// The HTTP client's CA certificates, as the daemon loads them at start
+/// (`SSL_CERT_FILE`, `SSL_CERT_DIR`, the system's store): none is an
+/// error (the start would stop), and a path among them that cannot be
+/// read, which the loader passes over while another gives a certificate,
+/// a warning.
+fn check_ca_certificates(
+    path: &std::path::Path,
+    http_timeout: std::time::Duration,
+) -> Result<(), ExitCode> {
+    if let Err(e) = tokend::provider::HttpClient::new(http_timeout) {
+        eprint_error(&format!("{}: {e}", path.display()));
+        eprint_error(NOT_STARTING_FOR_ONE);
+        return Err(ExitCode::from(EXIT_CONFIG));
+    }
+    for problem in tokend::provider::ca_paths::unusable_ca_paths(&|name| std::env::var(name).ok()) {
+        eprintln!("{}: warning: {problem}", path.display());
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let args = TokendArgs::try_parse().unwrap_or_else(|e| tokend::cli::exit_for("tokend", &e));
     // Before anything is read: the config holds client secrets, and a
@@ -76,12 +96,8 @@ fn main() -> ExitCode {
             eprint_error(NOT_STARTING_FOR_ONE);
             return ExitCode::from(EXIT_CONFIG);
         }
-        // The HTTP client's CA certificates, as the daemon loads them at
-        // start (SSL_CERT_FILE, SSL_CERT_DIR, the system's store).
-        if let Err(e) = tokend::provider::HttpClient::new(daemon.http_timeout) {
-            eprint_error(&format!("{}: {e}", path.display()));
-            eprint_error(NOT_STARTING_FOR_ONE);
-            return ExitCode::from(EXIT_CONFIG);
+        if let Err(exit) = check_ca_certificates(&path, daemon.http_timeout) {
+            return exit;
         }
         // What the daemon warns of as it binds the socket, and a group it
         // could not give the socket.

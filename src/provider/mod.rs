@@ -24,6 +24,7 @@
 //! the README's "Adding a dialect" lists every file a new one takes.
 
 mod answer_fields;
+pub mod ca_paths;
 pub mod data_only;
 pub mod datetime;
 mod dialect_spec;

@@ -2,7 +2,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 use tracing::{debug, error, info, warn};
@@ -219,15 +219,11 @@ impl Session {
     fn log(&self, notice: Notice) {
         let name = &self.name;
         match notice {
-            Notice::RefusedAgain { in_a_row, next_in } => {
-                warn!(
-                    provider = %name,
-                    event = "refused_again",
-                    in_a_row,
-                    "the token that replaced a refused one was refused too ({in_a_row} in a row): the server refuses this provider's tokens, which another refresh will not mend (does it want other scopes, or Bearer where `git_auth` answers Basic?); replacing it again now, the next time no sooner than in {} s",
-                    next_in.as_secs()
-                );
-            }
+            Notice::RefusedAgain {
+                in_a_row,
+                next_in,
+                replacing_now,
+            } => log_refused_again(name, in_a_row, next_in, replacing_now),
             Notice::RefreshOnDemand => {
                 debug!(provider = %name, event = "refresh_on_demand", "a token request starts a refresh");
             }
@@ -330,6 +326,21 @@ fn time_left(secs: u64) -> String {
 
 /// A refresh's line; after failed ones, the end of their warnings, as the
 /// store's outage has its end (it read like any routine refresh).
+fn log_refused_again(name: &str, in_a_row: u32, next_in: Duration, replacing_now: bool) {
+    let when = if replacing_now {
+        "replacing it again now, the next time no sooner than in"
+    } else {
+        "it is handed out as it is until it is replaced, no sooner than in"
+    };
+    warn!(
+        provider = %name,
+        event = "refused_again",
+        in_a_row,
+        "the token that replaced a refused one was refused too ({in_a_row} in a row): the server refuses this provider's tokens, which another refresh will not mend (does it want other scopes, or Bearer where `git_auth` answers Basic?); {when} {} s",
+        next_in.as_secs()
+    );
+}
+
 fn log_refreshed(name: &str, rotated: bool, expires_at: Option<i64>, after_failures: u32) {
     if after_failures == 0 {
         info!(provider = %name, event = "refreshed", rotated, expires_at, "access token refreshed");

@@ -270,6 +270,24 @@ fn a_forge_that_takes_only_bearer_gets_a_bearer_token() {
     for token in [&current, &renewed] {
         assert!(!stderr(&out).contains(token.as_str()), "{}", stderr(&out));
     }
+    // The renewed token refused too, soon: the server refuses this
+    // provider's tokens, which a refresh does not mend. No refresh for a
+    // minute, and said at once (it was said only at the next replacement,
+    // a minute later at the soonest, or never).
+    forge.accept("still-not-the-current-token");
+    let refreshes = provider.refresh_count();
+    let out = git(&home, &daemon, &["ls-remote", &url], "");
+    assert!(!out.status.success());
+    assert_eq!(
+        provider.refresh_count(),
+        refreshes,
+        "replaced again at once"
+    );
+    let log = daemon.log();
+    assert!(
+        log.contains("event=\"refused_again\"") && log.contains("handed out as it is"),
+        "{log}"
+    );
 
     // Basic, as configured: refused by this forge.
     forge.accept(&token(&daemon, "basic", &[]));

@@ -273,6 +273,9 @@ pub(crate) enum Notice {
         in_a_row: u32,
         /// How long until the next replacement, at the soonest.
         next_in: Duration,
+        /// Whether it is replaced now (else it is handed out as it is
+        /// until then).
+        replacing_now: bool,
     },
     /// A refresh failed and is retried later.
     RefreshFailed {

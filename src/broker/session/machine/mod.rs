@@ -166,6 +166,9 @@ pub(crate) struct SessionMachine {
     /// [`timing::refused_again_spacing`]). One refused later had worked:
     /// its refusal counts anew (a token of unknown life that died).
     refused_replacement: Option<(TokenFingerprint, SystemTime, u32)>,
+    /// The last such token whose refusal was said while its replacement
+    /// waits (once per token, however many clients see it refused).
+    refused_again_said: Option<TokenFingerprint>,
     /// The count a refresh out now for a refused token carries, given to
     /// the token it brings.
     refusal_refresh_out: Option<u32>,
@@ -203,6 +206,7 @@ impl SessionMachine {
             expiry_reference: None,
             last_on_demand_refresh: None,
             refused_replacement: None,
+            refused_again_said: None,
             refusal_refresh_out: None,
             expiry_warned: None,
             expiry_told: None,

@@ -132,11 +132,14 @@ impl SessionMachine {
         };
         let (spacing, refused_in_a_row) = self.on_demand_spacing(now, want, tokens, min_valid);
         if usable.is_some()
-            && self
+            && let Some(last) = self
                 .last_on_demand_refresh
-                .is_some_and(|at| timing::within(now, at, spacing))
+                .filter(|at| timing::within(now, *at, spacing))
         {
-            return fallback(self.too_short(now, tokens, min_valid));
+            let reply = fallback(self.too_short(now, tokens, min_valid));
+            let left = spacing.saturating_sub(now.duration_since(last).unwrap_or_default());
+            self.say_refused_again_held(want, refused_in_a_row, left, out);
+            return reply;
         }
         self.last_on_demand_refresh = Some(now);
         if let Freshness::Replacing(_) = want {
@@ -197,6 +200,32 @@ impl SessionMachine {
         (spacing, refused_in_a_row)
     }
 
+    /// A request `want` held back, `left` before the next refresh: when it
+    /// refuses a token a refusal's refresh brought (`in_a_row` such in a
+    /// row), that token is kept until then, which is said once per such
+    /// token, when its refusal comes (it was said only at the replacement,
+    /// a minute or an hour later, or never if none came).
+    fn say_refused_again_held(
+        &mut self,
+        want: Freshness,
+        in_a_row: u32,
+        left: Duration,
+        out: &mut Vec<Effect>,
+    ) {
+        let Freshness::Replacing(refused) = want else {
+            return;
+        };
+        if in_a_row == 0 || self.refused_again_said == Some(refused) {
+            return;
+        }
+        self.refused_again_said = Some(refused);
+        out.push(Effect::Log(Notice::RefusedAgain {
+            in_a_row,
+            next_in: left,
+            replacing_now: false,
+        }));
+    }
+
     /// A refresh starts for a refused token, `refused_in_a_row` tokens
     /// refusals' refreshes brought having been refused before it: the
     /// token it brings carries the count, and a repeat is warned of.
@@ -206,6 +235,7 @@ impl SessionMachine {
             out.push(Effect::Log(Notice::RefusedAgain {
                 in_a_row: refused_in_a_row,
                 next_in: timing::refused_again_spacing(refused_in_a_row + 1),
+                replacing_now: true,
             }));
         }
     }

@@ -34,13 +34,19 @@ fn replacements_refused_in_a_row_are_spaced_out_doubling() {
     assert!(started(&effects), "{effects:?}");
     refreshed(&mut m, at(10), "a2", "r2");
     // Its replacement refused too: no refresh for a minute, the token as
-    // it is meanwhile.
+    // it is meanwhile; said at once, once (it was said only at the
+    // replacement, a minute later, or never).
     for later in [16, 69] {
         let effects = refuse(&mut m, at(later), "a2");
         assert!(!started(&effects), "{later}: {effects:?}");
         assert!(
             effects.contains(&"reply(token a2)".to_owned()),
             "{effects:?}"
+        );
+        assert_eq!(
+            effects.contains(&"log(RefusedAgain)".to_owned()),
+            later == 16,
+            "{later}: {effects:?}"
         );
     }
     let effects = refuse(&mut m, at(71), "a2");
