@@ -67,9 +67,10 @@ impl Broker {
                 Some(session) => {
                     let previous = AccessPolicy::clone(&session.policy());
                     previous_policies.push((provider.name.clone(), previous));
-                    session.retire(Retirement::Replaced).await;
                     let fresh = self.build_session(provider.clone());
-                    if fresh.same_identity(session) {
+                    let inherits = fresh.same_identity(session);
+                    session.retire(Retirement::Replaced, inherits).await;
+                    if inherits {
                         fresh.inherit(session).await;
                     } else {
                         fresh.restore().await;
@@ -90,7 +91,7 @@ impl Broker {
         for (name, session) in &old {
             if !next.contains_key(name) {
                 previous_policies.push((name.clone(), AccessPolicy::clone(&session.policy())));
-                session.retire(Retirement::Removed).await;
+                session.retire(Retirement::Removed, false).await;
                 self.inner.shared.scheduler.schedule(name, None);
                 summary.removed.push(name.clone());
             }

@@ -312,3 +312,55 @@ fn a_token_asked_while_an_approved_logins_save_waits_gets_the_token() {
     );
     assert!(done["unsaved"].is_string(), "{done}");
 }
+
+/// A logout while the keyring hangs, then a reload (a config edited): the
+/// provider stays logged out, its record's delete owed, and a token asked
+/// for is refused as logged out at once. The reload's new session took the
+/// provider for one the store had not been read for: it waited for the
+/// store, a token request asked the hung keyring (a store timeout) and was
+/// answered with the store's error, and a logout still under way when the
+/// reload came waited a second store timeout behind it.
+#[test]
+fn a_logout_the_keyring_could_not_take_stays_a_logout_across_a_reload() {
+    let Some((bus, keyring, provider)) =
+        keyring_and_provider("a_logout_the_keyring_could_not_take_stays_a_logout_across_a_reload")
+    else {
+        return;
+    };
+    let mut daemon = daemon_on(&bus, &provider);
+    login(&daemon, "demo", |code| {
+        provider.approve(code).unwrap();
+    });
+    signal(keyring.pid(), rustix::process::Signal::STOP);
+    let out = daemon.tokenctl(&["logout", "demo"]);
+    assert_eq!(out.status.code(), Some(9), "{}", stderr(&out));
+    daemon.write_config(&format!(
+        "{}{}",
+        provider.config_with("demo", "scopes = [\"changed\"]"),
+        provider.config("other")
+    ));
+    daemon.reload();
+    let out = daemon.tokenctl(&["--json", "status", "demo"]);
+    let status: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("status JSON");
+    assert_eq!(status[0]["state"], "logged_out", "{status}");
+    let token = daemon.tokenctl(&["token", "demo"]);
+    assert_eq!(
+        token.status.code(),
+        Some(4),
+        "{}\n{}",
+        stderr(&token),
+        daemon.log()
+    );
+    // The delete the new session owes is carried out when the keyring
+    // answers again.
+    signal(keyring.pid(), rustix::process::Signal::CONT);
+    let back = daemon.wait_for_log(1, &["after the store came back"]);
+    assert!(back[0].contains("saved=1"), "{back:?}");
+    let out = daemon.tokenctl(&["--json", "status", "demo"]);
+    let status: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("status JSON");
+    assert_eq!(
+        (&status[0]["state"], &status[0]["saved"]),
+        (&serde_json::json!("logged_out"), &serde_json::json!(true)),
+        "{status}"
+    );
+}

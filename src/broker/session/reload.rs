@@ -36,7 +36,12 @@ impl Session {
     /// its config changed): it starts no refresh again, its pending login is
     /// cancelled, and a refresh in flight is waited for, so whatever it
     /// brought is in memory and the store before the tokens are handed over.
-    pub(crate) async fn retire(self: &Arc<Self>, why: Retirement) {
+    ///
+    /// `inherited` says that a session of the same identity takes over
+    /// (see [`Self::inherit`]): what the store does not hold yet goes with
+    /// the handover, and is not tried once more here (against a keyring
+    /// that hangs, each such try held the reload for the store's timeout).
+    pub(crate) async fn retire(self: &Arc<Self>, why: Retirement, inherited: bool) {
         self.begin_retirement();
         let (login, flight) = {
             let mut state = self.state();
@@ -58,9 +63,10 @@ impl Session {
             let _ = wait_for_refresh(rx, &self.shared).await;
         }
         // What only memory holds (a rotated refresh token whose save
-        // failed) would be lost with this session: one more try, and a
-        // warning if the store still cannot take it.
-        if self.is_store_dirty()
+        // failed) would be lost with this session unless it is handed over:
+        // one more try, and a warning if the store still cannot take it.
+        if !inherited
+            && self.is_store_dirty()
             && let Err(e) = self.save_if_dirty().await
         {
             tracing::warn!(provider = %self.name, event = "unsaved_at_reload", "the reload retires this session while the store cannot take it ({e}): the store keeps its older copy");

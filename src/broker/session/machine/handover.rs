@@ -30,9 +30,14 @@ pub(crate) struct Handover {
 
 impl SessionMachine {
     /// What a reload hands to the session that replaces this one, or
-    /// `None` when there are no tokens to take over.
+    /// `None` when there is nothing to take over (the successor reads the
+    /// store). A logout whose delete is owed is handed over: the successor
+    /// knows the session is logged out and owes that delete, where reading
+    /// the store (down, or hung, as the failed delete found it) made it
+    /// wait for the store, and a `token` request asked the store again.
     pub(crate) fn handover(&self) -> Option<Handover> {
         let state = match &self.state {
+            SessionState::LoggedOut if self.store_dirty => SessionState::LoggedOut,
             SessionState::LoggedOut | SessionState::WaitingForStore => return None,
             SessionState::Active { tokens, .. } => SessionState::Active {
                 tokens: tokens.clone(),
@@ -84,6 +89,12 @@ impl SessionMachine {
                 self.fresh_until = handover.fresh_until;
                 self.schedule_wake(ctx.now, out);
             }
+        } else if self.store_dirty {
+            // An ended session's record or a logout's delete that the store
+            // did not take: retried as the retired session would have (it
+            // was retried only at the next restart, or an outage's end).
+            self.plan_save_retry(ctx);
+            self.schedule_wake(ctx.now, out);
         }
     }
 }

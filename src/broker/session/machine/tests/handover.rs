@@ -73,3 +73,59 @@ fn a_warning_given_is_not_given_again_after_a_handover() {
         );
     }
 }
+
+/// A logout whose delete the store did not take is handed over: the new
+/// session is logged out and owes the delete (it waited for the store to
+/// read a record, and a token request asked the store again), and
+/// retries it as the retired one would have.
+#[test]
+fn a_logout_owing_its_delete_is_handed_over() {
+    let mut old = logged_in(3600);
+    let logout = old.handle(&ctx(at(11)), Event::LogoutRequested);
+    written(&mut old, at(11), logout, Err(store_down()));
+    let handover = old.handover().expect("the owed delete is handed over");
+    let mut new = machine();
+    let took_over = feed(&mut new, at(20), Event::TakeOver(Box::new(handover)));
+    assert_eq!(describe(&new), "logged_out");
+    assert!(new.owes_a_logouts_delete());
+    assert!(took_over.contains(&"schedule".to_owned()), "{took_over:?}");
+    let retry_at = new.save_retry_at.expect("its retry planned");
+    assert_eq!(
+        feed(&mut new, retry_at, Event::RefreshDue),
+        s(&["retry_store_save", "unschedule"])
+    );
+    let retry = new.handle(&ctx(retry_at), Event::SaveIfDirty);
+    assert_eq!(briefs(&retry), s(&["delete(retry)"]));
+    // A logout that was carried out leaves nothing to hand over.
+    let mut done = logged_in(3600);
+    let logout = done.handle(&ctx(at(11)), Event::LogoutRequested);
+    written_ok(&mut done, at(11), logout);
+    assert!(done.handover().is_none());
+}
+
+/// An ended session whose record the store did not take (one record's
+/// trouble, the store working) goes on retrying it after a reload: the new
+/// session planned no retry, and the dead refresh token stayed in the
+/// store until the next restart.
+#[test]
+fn an_unsaved_ended_record_is_retried_after_a_handover() {
+    let mut old = refreshing(at(10));
+    let ended = answer(&mut old, at(11), Err(revoked()));
+    written(&mut old, at(12), ended, Err(store_down()));
+    assert!(old.save_retry_at.is_some());
+    let mut new = machine();
+    let took_over = feed(
+        &mut new,
+        at(20),
+        Event::TakeOver(Box::new(old.handover().unwrap())),
+    );
+    assert_eq!(describe(&new), "needs_login");
+    assert!(took_over.contains(&"schedule".to_owned()), "{took_over:?}");
+    let retry_at = new.save_retry_at.expect("its retry planned");
+    assert_eq!(
+        feed(&mut new, retry_at, Event::RefreshDue),
+        s(&["retry_store_save", "unschedule"])
+    );
+    let retry = new.handle(&ctx(retry_at), Event::SaveIfDirty);
+    assert_eq!(briefs(&retry), s(&["end(retry)"]));
+}
