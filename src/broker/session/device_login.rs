@@ -63,6 +63,47 @@ impl Session {
         Ok(Some(watch))
     }
 
+    /// Installs the tokens of a successful device login, stored first,
+    /// unless `cancel` (a logout, a reload) came before they were settled.
+    ///
+    /// # Errors
+    /// The login was cancelled before its tokens were settled.
+    async fn accept_login(
+        self: &Arc<Self>,
+        grant: TokenGrant,
+        sent_at: std::time::SystemTime,
+        cancel: &LoginCancel,
+        progress: &watch::Sender<LoginProgress>,
+    ) -> Result<(), BrokerError> {
+        let mut grant = grant;
+        if grant.scope.is_none() {
+            // RFC 6749 §5.1: a grant without `scope` has the scope asked
+            // for (none, when none was). Kept as the tokens' own, so that a
+            // reload that changes the config's `scopes` does not make
+            // `status` show scopes these tokens never had.
+            grant.scope = Some(self.config().scopes.join(" "));
+        }
+        // Settled under the persist lock: a logout that cancels the login
+        // first wins (the person was told it is cancelled, and the session
+        // stays as it was); one that comes after finds it settled and waits
+        // for this lock, so it runs after the install. Settled before the
+        // lock, a logout could take the lock in between, and the install
+        // then undid the logout the person was told was done.
+        let _persist = self.persist.lock().await;
+        if !cancel.settle() {
+            return Err(self.login_failed(format!(
+                "was cancelled ({})",
+                cancel.reason().unwrap_or("logout")
+            )));
+        }
+        // No code to enter any more: status says the tokens are being
+        // saved, and token requests wait for them.
+        progress.send_replace(LoginProgress::Approved);
+        self.dispatch(super::machine::Event::LoginGranted { grant, sent_at })
+            .await;
+        Ok(())
+    }
+
     async fn run_login(
         self: Arc<Self>,
         progress: watch::Sender<LoginProgress>,
@@ -81,23 +122,8 @@ impl Session {
             }),
             r = self.device_login(&progress) => r,
         };
-        // A cancel between the provider's answer and here wins: the person
-        // was told the login is cancelled, and the session stays as it was.
-        let granted = match granted {
-            Ok(_) if !cancel.settle() => Err(self.login_failed(format!(
-                "was cancelled ({})",
-                cancel.reason().unwrap_or("logout")
-            ))),
-            other => other,
-        };
         let result = match granted {
-            Ok((grant, sent_at)) => {
-                // No code to enter any more: status says the tokens are
-                // being saved, and token requests wait for them.
-                progress.send_replace(LoginProgress::Approved);
-                self.accept_login(grant, sent_at).await;
-                Ok(())
-            }
+            Ok((grant, sent_at)) => self.accept_login(grant, sent_at, &cancel, &progress).await,
             Err(e) => Err(e),
         };
         match &result {

@@ -42,7 +42,7 @@ use super::policy::AccessPolicy;
 use super::shared::Shared;
 use super::timing;
 use crate::config::{EndpointSource, ProviderConfig};
-use crate::provider::{Provider, TokenGrant};
+use crate::provider::Provider;
 pub use machine::{AccessToken, Freshness, TokenFingerprint, WorldChange};
 use machine::{Context, Event, Reply, SessionMachine};
 pub(crate) use machine::{LoadResult, RestoreCause};
@@ -331,24 +331,6 @@ impl Session {
     }
 
     // ----- login and logout ----------------------------------------------
-
-    /// Installs the tokens of a successful device login: stored first.
-    pub(crate) async fn accept_login(
-        self: &Arc<Self>,
-        grant: TokenGrant,
-        sent_at: std::time::SystemTime,
-    ) {
-        let mut grant = grant;
-        if grant.scope.is_none() {
-            // RFC 6749 §5.1: a grant without `scope` has the scope asked
-            // for (none, when none was). Kept as the tokens' own, so that a
-            // reload that changes the config's `scopes` does not make
-            // `status` show scopes these tokens never had.
-            grant.scope = Some(self.config().scopes.join(" "));
-        }
-        let _persist = self.persist.lock().await;
-        self.dispatch(Event::LoginGranted { grant, sent_at }).await;
-    }
 
     /// Cancels the login that waits for the person, if one does; the
     /// session is left as it is. Returns whether one was cancelled: not
