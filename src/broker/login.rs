@@ -166,6 +166,23 @@ impl LoginCancel {
         self.token.cancelled().await;
     }
 
+    /// Whether the login is stopped now.
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.token.is_cancelled()
+    }
+
+    /// Resolves once the login is stopped by [`Self::cancel`] (a logout, a
+    /// reload, `login --cancel`), not by the daemon's stop: a poll under
+    /// way is cut short by the first, whose tokens could not be installed
+    /// anyway, and not by the second, which waits for tokens that may be
+    /// in its answer (the provider spent the code on them).
+    pub(crate) async fn withdrawn(&self) {
+        self.token.cancelled().await;
+        if self.outcome.load(Ordering::SeqCst) != CANCELLED {
+            std::future::pending::<()>().await;
+        }
+    }
+
     /// Why it was stopped, when [`Self::cancel`] said.
     pub(crate) fn reason(&self) -> Option<&'static str> {
         self.why.get().copied()

@@ -13,6 +13,7 @@ use support::bus::PrivateBus;
 use support::daemon::{Daemon, DaemonOptions, login, spawn_tokenctl};
 use support::file_store::FileStore;
 use support::keyring::TestKeyring;
+use support::login_run::LoginRun;
 use support::process::signal;
 use support::provider::{Provider, fast};
 use tokend_emulator::{Endpoint, Fault};
@@ -302,4 +303,38 @@ fn a_dbus_call_during_a_stop_without_dbus_calls_in_flight_is_told_too() {
     let status = stopping.daemon.wait_for_exit(STOP_WITHIN);
     assert!(status.success(), "{status:?}");
     let _ = stopping.waiting.wait();
+}
+
+/// A stop while the poll that brings an approved login's tokens is under
+/// way (the provider answers it late): the stop waits for that answer
+/// (within its grace) and saves the session, which the next start
+/// restores. The poll was cut short with the login's wait: the provider
+/// had spent the device code on those tokens, the person who approved had
+/// to log in again, and the log said nothing of it.
+#[test]
+fn a_stop_waits_for_the_poll_that_brings_an_approved_logins_tokens() {
+    let provider = Provider::start(fast());
+    let store = FileStore::new();
+    let mut daemon = Daemon::start_with(&provider.config("demo"), store.options());
+    provider.inject(
+        Endpoint::Token,
+        Fault::LateSuccess(Duration::from_secs(3)),
+        1,
+    );
+    let run = LoginRun::start(&daemon.socket, "demo");
+    provider.approve(&run.user_code()).unwrap();
+    provider.wait_for_count(1, |r| r.outcome.contains("fault:late_success"));
+    let status = daemon.signal_and_wait(rustix::process::Signal::TERM, STOP_WITHIN);
+    assert!(status.success(), "{status:?}");
+    let (done, err, _) = run.finish();
+    let log = daemon.log();
+    assert!(
+        log.contains("event=\"login_finished\""),
+        "{done} {err}\n{log}"
+    );
+    daemon.restart();
+    let out = daemon.tokenctl(&["--json", "status", "demo"]);
+    let status: serde_json::Value =
+        serde_json::from_str(&support::daemon::stdout(&out)).expect("status JSON");
+    assert_eq!(status[0]["state"], "active", "{status}\n{}", daemon.log());
 }

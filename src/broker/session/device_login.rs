@@ -109,19 +109,11 @@ impl Session {
         progress: watch::Sender<LoginProgress>,
         cancel: LoginCancel,
     ) {
-        // Only the wait for the person is cut short: tokens that have
-        // arrived are installed and saved whatever happens meanwhile (a
-        // logout then runs after the save; shutdown waits for it).
-        let granted = tokio::select! {
-            // A login started as logins end must not reach the provider.
-            biased;
-            () = cancel.cancelled() => Err(if self.shared.logins.is_cancelled() {
-                BrokerError::ShuttingDown
-            } else {
-                self.login_failed(format!("was cancelled ({})", cancel.reason().unwrap_or("logout")))
-            }),
-            r = self.device_login(&progress) => r,
-        };
+        // Only the wait for the person is cut short (see `device_login`):
+        // tokens that have arrived are installed and saved whatever happens
+        // meanwhile (a logout then runs after the save; shutdown waits for
+        // it).
+        let granted = self.device_login(&progress, &cancel).await;
         let result = match granted {
             Ok((grant, sent_at)) => self.accept_login(grant, sent_at, &cancel, &progress).await,
             Err(e) => Err(e),
@@ -195,34 +187,57 @@ impl Session {
 
     /// Asks for a code, shows it and polls until the person approves:
     /// the grant, and when its request was sent.
+    /// Why `cancel` stopped the login: the daemon's stop, or a cancel.
+    fn stopped_by(&self, cancel: &LoginCancel) -> BrokerError {
+        if self.shared.logins.is_cancelled() {
+            BrokerError::ShuttingDown
+        } else {
+            self.login_failed(format!(
+                "was cancelled ({})",
+                cancel.reason().unwrap_or("logout")
+            ))
+        }
+    }
+
+    /// The device login up to its tokens. `cancel` cuts short the request
+    /// for a code and each wait between polls; a poll under way only when
+    /// the login is withdrawn (a logout, a reload): at the daemon's stop
+    /// its answer is waited for, within the stop's grace, since it may
+    /// carry the tokens the person approved (the code spent on them).
     async fn device_login(
         self: &Arc<Self>,
         progress: &watch::Sender<LoginProgress>,
+        cancel: &LoginCancel,
     ) -> Result<(TokenGrant, SystemTime), BrokerError> {
+        // A login started as logins end must not reach the provider.
+        if cancel.is_cancelled() {
+            return Err(self.stopped_by(cancel));
+        }
         let clock = Arc::clone(&self.shared.clock);
-        let authorization =
-            self.provider
-                .start_device_authorization()
-                .await
-                .map_err(|e| match &e {
-                    // The endpoint in the config is wrong: no retry mends that
-                    // (a redirected poll ends the login the same way).
-                    ProviderError::Malformed { problem, .. }
-                        if problem.starts_with(crate::provider::oauth::UNEXPECTED_REDIRECT) =>
-                    {
-                        self.login_failed(format!("failed: {e}"))
-                    }
-                    // A discovery document refused or unusable (a typo in the
-                    // issuer: 404) is the config's to mend, as the endpoint's
-                    // own refusal is, not "unavailable for now": a script
-                    // retrying it would retry for ever. (At a refresh it
-                    // stays a passing failure: the session is kept.)
-                    ProviderError::Discovery { .. } => BrokerError::ProviderRejected {
-                        provider: self.name.clone(),
-                        source: e,
-                    },
-                    _ => self.provider_failure(e),
-                })?;
+        let asked = tokio::select! {
+            biased;
+            () = cancel.cancelled() => return Err(self.stopped_by(cancel)),
+            asked = self.provider.start_device_authorization() => asked,
+        };
+        let authorization = asked.map_err(|e| match &e {
+            // The endpoint in the config is wrong: no retry mends that
+            // (a redirected poll ends the login the same way).
+            ProviderError::Malformed { problem, .. }
+                if problem.starts_with(crate::provider::oauth::UNEXPECTED_REDIRECT) =>
+            {
+                self.login_failed(format!("failed: {e}"))
+            }
+            // A discovery document refused or unusable (a typo in the
+            // issuer: 404) is the config's to mend, as the endpoint's
+            // own refusal is, not "unavailable for now": a script
+            // retrying it would retry for ever. (At a refresh it
+            // stays a passing failure: the session is kept.)
+            ProviderError::Discovery { .. } => BrokerError::ProviderRejected {
+                provider: self.name.clone(),
+                source: e,
+            },
+            _ => self.provider_failure(e),
+        })?;
         // Kept on the clock that ignores the wall clock being set (see
         // `Clock::since_boot`): a kiosk without a battery-backed clock
         // whose time NTP steps forward mid-login must not end a code the
@@ -259,6 +274,7 @@ impl Session {
             &authorization.device_code,
             authorization.interval,
             dies_at,
+            cancel,
             progress,
         )
         .await
@@ -271,6 +287,7 @@ impl Session {
         device_code: &Secret,
         first_interval: Option<Duration>,
         dies_at: Duration,
+        cancel: &LoginCancel,
         progress: &watch::Sender<LoginProgress>,
     ) -> Result<(TokenGrant, SystemTime), BrokerError> {
         let clock = Arc::clone(&self.shared.clock);
@@ -294,20 +311,28 @@ impl Session {
             // No poll may happen before the wait is up; when that is after
             // the code's death, nothing is left to do but wait it out.
             let wait = next_poll_wait(interval, network_failures, asked, left);
-            wait_before_poll(
-                &mut world,
-                wait.min(left),
-                interval.max(asked),
-                network_failures > 0,
-                unreachable,
-            )
-            .await;
+            tokio::select! {
+                biased;
+                () = cancel.cancelled() => return Err(self.stopped_by(cancel)),
+                () = wait_before_poll(
+                    &mut world,
+                    wait.min(left),
+                    interval.max(asked),
+                    network_failures > 0,
+                    unreachable,
+                ) => {}
+            }
             let left = dies_at.saturating_sub(clock.since_boot());
             if left.is_zero() {
                 return Err(self.login_failed(code_died(last_failure.as_deref(), lost.as_ref())));
             }
             let sent_since_boot = clock.since_boot();
-            match self.poll_before(device_code, left).await {
+            let outcome = tokio::select! {
+                biased;
+                () = cancel.withdrawn() => return Err(self.stopped_by(cancel)),
+                outcome = self.poll_before(device_code, left) => outcome,
+            };
+            match outcome {
                 PollOutcome::Pending => {
                     network_failures = 0;
                     last_failure = None;
