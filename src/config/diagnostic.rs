@@ -1,6 +1,6 @@
 //! Config problems with their place in the file.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -36,9 +36,21 @@ impl fmt::Display for Diagnostic {
             write!(f, ":{}:{}", self.line, self.column)?;
         }
         match self.severity {
-            Severity::Error => write!(f, ": {}", self.message),
-            Severity::Warning => write!(f, ": warning: {}", self.message),
+            Severity::Error => f.write_str(": ")?,
+            Severity::Warning => f.write_str(": warning: ")?,
         }
+        // The message may quote the file's own text (a provider's name, a
+        // key, a value), which may hold an escape sequence or a bidi
+        // control: shown escaped, so that the terminal of whoever runs
+        // `tokend --check` shows what the file says, not what it does.
+        for c in self.message.chars() {
+            if crate::provider::url_rule::is_deceptive(c) {
+                write!(f, "{}", c.escape_debug())?;
+            } else {
+                f.write_char(c)?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -154,6 +166,23 @@ mod tests {
         assert_eq!(
             items[1].to_string(),
             "/etc/tokend/config.toml:1:5: warning: odd"
+        );
+    }
+
+    /// The file's own text quoted in a message is shown escaped: an escape
+    /// sequence or a bidi control in a provider's name reached the
+    /// terminal of whoever ran `tokend --check`.
+    #[test]
+    fn quoted_control_characters_are_shown_escaped() {
+        let mut d = Diagnostics::new(Path::new("c.toml"), "x = 1\n");
+        d.error(
+            &(0..1),
+            "invalid provider name \"esc\u{1b}[31mred\u{202e}x\nz\"",
+        );
+        let shown = d.into_sorted()[0].to_string();
+        assert_eq!(
+            shown,
+            "c.toml:1:1: invalid provider name \"esc\\u{1b}[31mred\\u{202e}x\\nz\""
         );
     }
 }

@@ -40,6 +40,26 @@ fn check_lists_every_problem_with_its_position() {
     assert!(out.stdout.is_empty());
 }
 
+/// The file's text a message quotes (a provider's name here) is shown
+/// escaped: an escape sequence in it reached the terminal raw.
+#[test]
+fn check_shows_control_characters_of_the_file_escaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("esc.toml");
+    std::fs::write(
+        &path,
+        "[providers.\"esc\\u001b[31mred\"]\nclient_id = \"x\"\n",
+    )
+    .unwrap();
+    let out = tokend(&["--check", "--config", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("invalid provider name \"esc\\u{1b}[31mred\"") && !err.contains('\u{1b}'),
+        "{err:?}"
+    );
+}
+
 #[test]
 fn a_bad_config_never_starts_the_daemon() {
     let dir = tempfile::tempdir().unwrap();
