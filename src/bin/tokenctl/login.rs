@@ -9,7 +9,7 @@ use tokend::protocol::{ErrorBody, ErrorCode, LoginEvent};
 
 use crate::exit::{self, Failure};
 use crate::format::clean;
-use crate::screen::Terminal;
+use crate::screen::{Terminal, reader_gone};
 
 /// Off a terminal a progress line goes out this often, so a log gets a
 /// heartbeat rather than one line a second.
@@ -75,18 +75,24 @@ pub fn run(
     let mut out = stdout.lock();
     let mut client = match client {
         Ok(client) => client,
-        Err(error) => return Err(stream_failure(error, provider, options, &mut out)),
+        Err(error) => return Err(stream_failure(error, provider, options, &mut out, false)),
     };
     let mut view = HumanView::new(terminal);
     let result = follow(&mut client, provider, options, &mut out, &mut view);
-    if !options.json {
+    if !options.json
         // Leave the cursor on a fresh line before any message on stderr.
-        view.end_countdown(&mut out)
-            .map_err(|e| Failure::output(&e))?;
+        && let Err(e) = view.end_countdown(&mut out)
+        // A login that failed says why, not that the output failed too
+        // (stdout closed: the message that says so stands).
+        && result.is_ok()
+    {
+        return Err(Failure::output(&e));
     }
     result
 }
 
+/// Follows the login's events to its end, shown to a person or relayed
+/// as JSON.
 fn follow(
     client: &mut Client,
     provider: &str,
@@ -97,15 +103,25 @@ fn follow(
     let output = |e: io::Error| Failure::output(&e);
     let updates = match client.login(provider) {
         Ok(updates) => updates,
-        Err(error) => return Err(stream_failure(error, provider, options, out)),
+        Err(error) => return Err(stream_failure(error, provider, options, out, false)),
     };
+    // Whether tokend has shown the code: from then on the login is under
+    // way in tokend, and a connection that closes is tokend gone with it.
+    let mut prompted = false;
     for update in updates {
         let update = match update {
             Ok(update) => update,
-            Err(error) => return Err(stream_failure(error, provider, options, out)),
+            Err(error) => return Err(stream_failure(error, provider, options, out, prompted)),
         };
         let event = match update {
             LoginUpdate::Tick => {
+                // Off a terminal nothing may be written between two
+                // events for the code's whole life (15 to 30 minutes), so
+                // a reader that went away (`| head -1`) would be learnt of
+                // only at the end: asked of the pipe each tick instead.
+                if reader_gone(io::stdout()) {
+                    return Err(stdout_closed(provider));
+                }
                 if !options.json {
                     view.tick(out, provider, Moment::now()).map_err(output)?;
                 }
@@ -119,6 +135,7 @@ fn follow(
         }
         match event {
             LoginEvent::Prompt { provider, prompt } => {
+                prompted = true;
                 if !options.json {
                     view.prompt(out, &provider, &prompt, options.no_wait)
                         .map_err(output)?;
@@ -175,15 +192,52 @@ fn follow(
     Err(Failure::new(exit::LOGIN_FAILED, error.message))
 }
 
+/// The failure for a login whose stdout's reader went away: tokenctl
+/// stops waiting, the login goes on in tokend. Exit 1, as for any output
+/// that could not go out; said, unlike a reader gone at the end of a
+/// verb's output, because the login outlives tokenctl.
+fn stdout_closed(provider: &str) -> Failure {
+    Failure::new(
+        exit::FAILURE,
+        format!(
+            "stdout was closed: stopped waiting; the login goes on in tokend \
+             (`tokenctl login {} --cancel` stops it)",
+            clean(provider)
+        ),
+    )
+}
+
+/// What tokend going away after the prompt is said as: the code was shown,
+/// so it had answered, and the login ended with it. Shaped as the error of
+/// a daemon that says it is going away, which is said the same way.
+fn closed_mid_login() -> ErrorBody {
+    ErrorBody {
+        code: ErrorCode::ShuttingDown,
+        message: "tokend closed the connection during the login (did it stop or crash?)".into(),
+    }
+}
+
 /// The failure for a login the daemon did not end with a `done` line; with
 /// `--json`, that line is written first, so the output ends as the
 /// contract says. The exit status is the error's, as for any verb.
+/// `prompted`: the code was shown (a connection closed after it is
+/// tokend gone mid-login, not one that never answered).
 fn stream_failure(
     error: ClientError,
     provider: &str,
     options: LoginOptions,
     out: &mut impl Write,
+    prompted: bool,
 ) -> Failure {
+    if prompted && matches!(error, ClientError::Closed) {
+        let error = closed_mid_login();
+        if options.json
+            && let Err(e) = write_done(out, provider, &error)
+        {
+            return Failure::output(&e);
+        }
+        return login_failure(provider, Some(error));
+    }
     if options.json
         && let Err(e) = write_done(out, provider, &own_error(&error))
     {

@@ -15,7 +15,13 @@ const QUIET_ZONE: usize = 4;
 
 /// What the terminal on stdout can do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+// Four facts the code asks one at a time (a person reads it, escapes work,
+// colors may be used, UTF-8 shows), not a state kept in flags.
+#[allow(clippy::struct_excessive_bools)]
 pub struct Terminal {
+    /// stdout is a terminal, whatever `TERM` says: a person reads it, and
+    /// may be told things in plain text (a `TERM=dumb` one as well).
+    pub tty: bool,
     /// stdout is a terminal that understands `\r` redraws and escape
     /// sequences (a TTY whose `TERM` is set and not `dumb`).
     pub interactive: bool,
@@ -36,16 +42,13 @@ impl Terminal {
         let stdout = std::io::stdout();
         let term = std::env::var_os("TERM");
         // No TERM at all is treated as dumb: nothing says escapes work.
-        let interactive =
-            stdout.is_terminal() && term.as_ref().is_some_and(|t| !t.is_empty() && t != "dumb");
-        let size = rustix::termios::tcgetwinsize(&stdout)
-            .ok()
-            .filter(|w| w.ws_col > 0 && w.ws_row > 0)
-            .map(|w| (w.ws_col, w.ws_row));
+        let tty = stdout.is_terminal();
+        let interactive = tty && term.as_ref().is_some_and(|t| !t.is_empty() && t != "dumb");
         Self {
+            tty,
             interactive,
             color: interactive && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
-            size,
+            size: stdout_size(),
             utf8: locale_is_utf8(|name| std::env::var(name).ok()),
         }
     }
@@ -67,6 +70,7 @@ impl Terminal {
     #[cfg(test)]
     pub fn plain() -> Self {
         Self {
+            tty: false,
             interactive: false,
             color: false,
             size: None,
@@ -82,6 +86,33 @@ impl Terminal {
             text.to_owned()
         }
     }
+}
+
+/// The columns and rows of the terminal on stdout now, when it reports
+/// them. A cheap ioctl: a live line asks again before each redraw, as the
+/// person may have made the window narrower since.
+pub fn stdout_size() -> Option<(u16, u16)> {
+    rustix::termios::tcgetwinsize(std::io::stdout())
+        .ok()
+        .filter(|w| w.ws_col > 0 && w.ws_row > 0)
+        .map(|w| (w.ws_col, w.ws_row))
+}
+
+/// Whether the reader of `fd` has gone: a pipe whose read end is closed
+/// (`tokenctl --json login NAME | head -1` once `head` has its line), or
+/// a socket whose peer hung up. Asked with no events, `poll` reports only
+/// those conditions (`POLLERR` on a pipe's write end, `POLLHUP` on a
+/// socket); a regular file, `/dev/null` or a terminal in use reports
+/// neither, and nothing is written to find out.
+pub fn reader_gone(fd: impl rustix::fd::AsFd) -> bool {
+    use rustix::event::{PollFd, PollFlags, Timespec, poll};
+    let mut fds = [PollFd::new(&fd, PollFlags::empty())];
+    let now = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    matches!(poll(&mut fds, Some(&now)), Ok(n) if n > 0)
+        && fds[0].revents().intersects(PollFlags::ERR | PollFlags::HUP)
 }
 
 /// Whether the locale's character set is UTF-8, from `LC_ALL`, `LC_CTYPE`
@@ -164,6 +195,7 @@ mod tests {
 
     fn tty(columns: u16, rows: u16) -> Terminal {
         Terminal {
+            tty: true,
             interactive: true,
             color: true,
             size: Some((columns, rows)),
@@ -256,6 +288,28 @@ mod tests {
         assert!(!qr.contains('\x1b'));
         // The quiet zone is drawn in the text color: the first row is solid.
         assert!(qr.lines().next().unwrap().chars().all(|c| c == '█'));
+    }
+
+    /// A pipe whose reader has gone is seen so without a write; one still
+    /// read, a regular file and `/dev/null` are not taken for it.
+    #[test]
+    fn a_reader_gone_is_seen_on_a_pipe_only() {
+        let (reader, writer) = std::io::pipe().unwrap();
+        assert!(!reader_gone(&writer), "a pipe still read");
+        drop(reader);
+        assert!(reader_gone(&writer), "a pipe whose reader closed it");
+        let file = tempfile::tempfile().unwrap();
+        assert!(!reader_gone(&file), "a regular file");
+        let null = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/null")
+            .unwrap();
+        assert!(!reader_gone(&null), "/dev/null");
+        // A socket whose peer hung up: its writes would fail too.
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+        assert!(!reader_gone(&ours), "a socket still read");
+        drop(theirs);
+        assert!(reader_gone(&ours), "a socket whose peer closed it");
     }
 
     #[test]

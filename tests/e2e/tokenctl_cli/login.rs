@@ -178,7 +178,9 @@ fn assert_done(done: &serde_json::Value, provider: &str, code: &str) {
 /// With `--json` the last line is a `done` event even when the daemon
 /// never sends one: it was killed mid-login (the code shown, the person
 /// approving). The exit status stays 3, tokend not reachable, and the
-/// code is `shutting_down`, which means the same.
+/// code is `shutting_down`, which means the same. stderr says, as for an
+/// orderly stop, that the login ended with tokend (the hint printed
+/// before said it goes on there), not that tokend never answered.
 #[test]
 fn a_daemon_killed_mid_login_still_ends_the_json_with_done() {
     use crate::support::daemon::{Daemon, LoginRun};
@@ -192,8 +194,11 @@ fn a_daemon_killed_mid_login_still_ends_the_json_with_done() {
     let (done, stderr, code) = run.finish();
     assert_done(&done, "demo", "shutting_down");
     assert_eq!(code, 3, "{stderr}");
-    assert!(stderr.starts_with("tokenctl: "), "{stderr}");
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert_eq!(
+        stderr,
+        "tokenctl: tokend closed the connection during the login (did it stop or crash?): the \
+         login ended with it; run `tokenctl login demo` again once tokend is back\n"
+    );
 }
 
 /// The same when tokenctl's `--timeout` passes before the prompt (exit 1),
@@ -278,17 +283,72 @@ fn login_help_says_what_ctrl_c_does() {
 }
 
 /// On a terminal (a pty, from `script`), the prompt says what Ctrl-C does
-/// before the countdown starts.
+/// before the countdown starts: on one that takes no escapes
+/// (`TERM=dumb`) too, as the hint is plain text.
 #[test]
 fn a_terminal_is_told_what_ctrl_c_does() {
-    let daemon = CannedDaemon::answering(vec![json(&prompt_event(None)), json(&done_event(None))]);
+    for term in ["xterm", "dumb"] {
+        let daemon =
+            CannedDaemon::answering(vec![json(&prompt_event(None)), json(&done_event(None))]);
+        let command = format!(
+            "{} --socket {} login github",
+            env!("CARGO_BIN_EXE_tokenctl"),
+            daemon.socket().display()
+        );
+        let output = Command::new("script")
+            .args(["--quiet", "--return", "--command", &command, "/dev/null"])
+            .env("TERM", term)
+            .env("NO_COLOR", "1")
+            .env_remove("TOKEND_SOCKET")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        daemon.requests();
+        assert_eq!(output.status.code(), Some(0), "{term}: {output:?}");
+        let screen = text(&output.stdout).replace("\r\n", "\n");
+        assert_eq!(
+            screen
+                .matches(
+                    "Ctrl-C stops waiting, not the login: it goes on in tokend until the code expires\n\
+                     (`tokenctl login github --cancel` cancels it).\n"
+                )
+                .count(),
+            1,
+            "{term}: {screen}"
+        );
+        assert!(screen.contains("Logged in to github."), "{term}: {screen}");
+    }
+}
+
+/// The countdown on a terminal made narrower while it runs (`stty cols`,
+/// which sends SIGWINCH): each redraw after the resize fits one row of
+/// the new width, its time whole. The size was read once: the line kept
+/// its old length and wrapped, a stale row at each redraw; and a line
+/// cut to the width cut its time ("… 0:5" for 0:50).
+#[test]
+fn the_countdown_fits_a_terminal_made_narrower() {
+    let dir = tempfile::tempdir().unwrap();
+    let asked = dir.path().join("asked");
+    let daemon = CannedDaemon::start({
+        let asked = asked.clone();
+        move |_| {
+            std::fs::write(&asked, b"").unwrap();
+            vec![json(&prompt_event(None))]
+        }
+    });
+    // Wide, then (the prompt drawn, a tick or so gone by) narrow, then
+    // three more ticks; the marker says on the screen where the resize
+    // came. SIGTERM ends it: a background job ignores SIGINT.
     let command = format!(
-        "{} --socket {} login github",
+        "stty cols 60 rows 40; {} --socket {} login github & \
+         while [ ! -e {} ]; do sleep 0.1; done; sleep 1.5; \
+         stty cols 20; echo RESIZED; sleep 3.5; kill $!; wait",
         env!("CARGO_BIN_EXE_tokenctl"),
-        daemon.socket().display()
+        daemon.socket().display(),
+        asked.display()
     );
     let output = Command::new("script")
-        .args(["--quiet", "--return", "--command", &command, "/dev/null"])
+        .args(["--quiet", "--command", &command, "/dev/null"])
         .env("TERM", "xterm")
         .env("NO_COLOR", "1")
         .env_remove("TOKEND_SOCKET")
@@ -296,16 +356,98 @@ fn a_terminal_is_told_what_ctrl_c_does() {
         .output()
         .unwrap();
     daemon.requests();
-    assert_eq!(output.status.code(), Some(0), "{output:?}");
-    let screen = text(&output.stdout).replace("\r\n", "\n");
+    let screen = text(&output.stdout);
+    let (before, after) = screen
+        .split_once("RESIZED")
+        .unwrap_or_else(|| panic!("{output:?}"));
     assert!(
-        screen.contains(
-            "Ctrl-C stops waiting, not the login: it goes on in tokend until the code expires\n\
-             (`tokenctl login github --cancel` cancels it).\n"
-        ),
-        "{screen}"
+        before.contains("\x1b[2KWaiting for approval… 1"),
+        "not drawn in full before: {screen:?}"
     );
-    assert!(screen.contains("Logged in to github."), "{screen}");
+    let redraws: Vec<&str> = after
+        .split("\r\x1b[2K")
+        .map(|line| line.trim_matches(['\r', '\n']))
+        .filter(|line| !line.is_empty())
+        .collect();
+    assert!(
+        !redraws.is_empty(),
+        "no redraw after the resize: {screen:?}"
+    );
+    for line in redraws {
+        let time = line.strip_suffix(" left").unwrap_or(line);
+        assert!(
+            line.chars().count() < 20
+                && time.len() >= 4
+                && time.chars().all(|c| c.is_ascii_digit() || c == ':'),
+            "{line:?} in {screen:?}"
+        );
+    }
+}
+
+/// `tokenctl --json login NAME | head -1`, and the same without `--json`:
+/// once the reader of stdout has gone, tokenctl stops waiting within a
+/// tick or two and says the login goes on in tokend, exit 1 (output that
+/// could not go out). With `--json` nothing is written between the
+/// prompt and the verdict, so it waited for the code's whole life (15 to
+/// 30 minutes), then exited 1 without a word; without it, until its next
+/// progress line, 30 s later.
+#[test]
+fn a_reader_that_went_away_ends_the_wait() {
+    use std::io::BufRead as _;
+    use std::time::{Duration, Instant};
+
+    for json_mode in [true, false] {
+        let daemon = CannedDaemon::answering(vec![json(&prompt_event(None))]);
+        let mut command = tokenctl();
+        command.arg("--socket").arg(daemon.socket());
+        if json_mode {
+            command.arg("--json");
+        }
+        let mut child = command
+            .args(["login", "github"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Read up to the wait, as `head` would, then go away.
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let waiting = if json_mode {
+            r#"{"event":"prompt""#
+        } else {
+            "Waiting for approval"
+        };
+        assert!(
+            lines
+                .by_ref()
+                .map_while(Result::ok)
+                .any(|line| line.contains(waiting)),
+            "json {json_mode}: no wait began"
+        );
+        drop(lines);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                child.kill().unwrap();
+                child.wait().unwrap();
+                panic!("json {json_mode}: still waiting 10 s after stdout was closed");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+        daemon.requests();
+        assert_eq!(status.code(), Some(1), "json {json_mode}: {stderr}");
+        assert_eq!(
+            stderr,
+            "tokenctl: stdout was closed: stopped waiting; the login goes on in tokend \
+             (`tokenctl login github --cancel` stops it)\n",
+            "json {json_mode}"
+        );
+    }
 }
 
 /// What the help says, held to the real daemon: after SIGINT ends

@@ -4,6 +4,11 @@ use super::view::*;
 use super::*;
 use tokend::protocol::LoginPrompt;
 
+/// A terminal that does not say its size: the size a test gives stays.
+fn no_size() -> Option<(u16, u16)> {
+    None
+}
+
 fn prompt(complete: Option<&str>, message: Option<&str>) -> LoginPrompt {
     LoginPrompt {
         user_code: "ABCD-EFGH".into(),
@@ -99,6 +104,7 @@ fn live_countdown_redraws_in_place() {
         last_line: None,
         drawn: false,
         terminal: Terminal::plain(),
+        size_now: no_size,
     };
     let mut out = Vec::new();
     countdown.draw(&mut out, start).unwrap();
@@ -111,29 +117,106 @@ fn live_countdown_redraws_in_place() {
     );
 }
 
-/// On a narrow terminal the live line is cut to one row: a wrapped one
-/// left a stale row behind at each redraw (the erase clears one row).
-#[test]
-fn a_live_countdown_fits_a_narrow_terminal() {
+/// A live countdown on a terminal of `columns`, `secs` from its end.
+fn narrow_countdown(columns: u16, secs: u64) -> String {
     let start = Moment::now();
     let mut countdown = Countdown {
-        ends: start,
+        ends: start + Duration::from_secs(secs),
         live: true,
         last_line: None,
         drawn: false,
         terminal: Terminal {
+            tty: true,
             interactive: true,
             color: false,
-            size: Some((40, 24)),
+            size: Some((columns, 24)),
             utf8: true,
         },
+        size_now: no_size,
     };
     let mut out = Vec::new();
     countdown.draw(&mut out, start).unwrap();
     let text = String::from_utf8(out).unwrap();
-    let line = text.trim_start_matches("\r\x1b[2K");
-    assert_eq!(line.chars().count(), 39, "{line}");
-    assert!(line.starts_with("The code has expired"), "{line}");
+    text.strip_prefix("\r\x1b[2K").unwrap().to_owned()
+}
+
+/// On a narrow terminal the live line fits one row (a wrapped one left a
+/// stale row behind at each redraw: the erase clears one row), by
+/// shortening its words, never by cutting the time: at 26 columns
+/// "Waiting for approval… 0:50 left" was cut to "… 0:5", five seconds,
+/// and at 20 the time was gone.
+#[test]
+fn a_live_countdown_fits_a_narrow_terminal_with_its_time_whole() {
+    assert_eq!(narrow_countdown(80, 50), "Waiting for approval… 0:50 left");
+    assert_eq!(narrow_countdown(26, 50), "0:50 left");
+    assert_eq!(narrow_countdown(20, 50), "0:50 left");
+    assert_eq!(narrow_countdown(10, 50), "0:50 left");
+    assert_eq!(narrow_countdown(9, 50), "0:50");
+    assert_eq!(narrow_countdown(6, 3599), "59:59");
+    // Not even the time fits: nothing rather than a part of it.
+    assert_eq!(narrow_countdown(4, 50), "");
+    assert_eq!(narrow_countdown(10, 86_400), "24:00:00");
+    for columns in 1..=40 {
+        for secs in [0, 5, 50, 872, 4000] {
+            let line = narrow_countdown(columns, secs);
+            let time = crate::format::countdown(secs);
+            assert!(
+                line.chars().count() < usize::from(columns),
+                "{columns}: {line:?}"
+            );
+            assert!(
+                secs == 0 || line.is_empty() || line.contains(time.as_str()),
+                "{columns}: {line:?}"
+            );
+        }
+    }
+    assert_eq!(
+        narrow_countdown(40, 0),
+        "The code has expired",
+        "words kept whole too"
+    );
+    assert_eq!(narrow_countdown(10, 0), "Expired");
+}
+
+/// The width of the terminal of [`a_live_countdown_follows_a_resize`],
+/// in columns, which the test changes between redraws.
+static COLUMNS: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(80);
+
+/// A window made narrower while the countdown runs: the next redraw fits
+/// the new width (the size was read once, at the start, and the line
+/// wrapped after a resize, a stale row at each redraw).
+#[test]
+fn a_live_countdown_follows_a_resize() {
+    let start = Moment::now();
+    COLUMNS.store(60, std::sync::atomic::Ordering::Relaxed);
+    let mut view = HumanView {
+        terminal: Terminal {
+            tty: true,
+            interactive: true,
+            color: false,
+            size: Some((60, 24)),
+            utf8: true,
+        },
+        countdown: None,
+        asking_said: false,
+        hint_said: true,
+        size_now: || Some((COLUMNS.load(std::sync::atomic::Ordering::Relaxed), 24)),
+    };
+    let mut out = Vec::new();
+    view.prompt(&mut out, "gh", &prompt(None, None), false)
+        .unwrap();
+    COLUMNS.store(20, std::sync::atomic::Ordering::Relaxed);
+    let mut redraw = Vec::new();
+    view.tick(&mut redraw, "gh", start + Duration::from_secs(1))
+        .unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.contains("Waiting for approval… 1"), "{text}");
+    let redraw = String::from_utf8(redraw).unwrap();
+    let line = redraw.strip_prefix("\r\x1b[2K").unwrap();
+    assert!(
+        !line.starts_with("Waiting") && line.ends_with(" left") && line.chars().count() < 20,
+        "{redraw:?}"
+    );
 }
 
 /// The QR code is drawn only when the prompt's text above and below it
@@ -142,6 +225,7 @@ fn a_live_countdown_fits_a_narrow_terminal() {
 fn the_qr_code_leaves_room_for_the_prompt() {
     let link = "https://github.com/login/device?user_code=ABCD-EFGH";
     let terminal = |rows| Terminal {
+        tty: true,
         interactive: true,
         color: false,
         size: Some((80, rows)),
@@ -152,6 +236,8 @@ fn the_qr_code_leaves_room_for_the_prompt() {
             terminal: terminal(rows),
             countdown: None,
             asking_said: false,
+            hint_said: false,
+            size_now: no_size,
         };
         let mut out = Vec::new();
         view.prompt(&mut out, "gh", &prompt(Some(link), None), false)
@@ -173,6 +259,7 @@ fn quiet_countdown_prints_now_and_then() {
         last_line: None,
         drawn: false,
         terminal: Terminal::plain(),
+        size_now: no_size,
     };
     let mut out = Vec::new();
     for secs in 0..=60 {
@@ -191,6 +278,8 @@ fn an_absurd_expiry_does_not_overflow_the_countdown() {
         terminal: Terminal::plain(),
         countdown: None,
         asking_said: false,
+        hint_said: false,
+        size_now: no_size,
     };
     let absurd = LoginPrompt {
         expires_in: u64::MAX,
@@ -246,20 +335,30 @@ fn own_done_codes_agree_with_the_exit_status() {
 #[test]
 fn a_terminal_is_told_what_ctrl_c_does() {
     let interactive = Terminal {
+        tty: true,
         interactive: true,
         color: false,
         size: Some((80, 24)),
         utf8: true,
     };
+    // A terminal that takes no escapes (`TERM=dumb`) is still read by a
+    // person: the hint is plain text.
+    let dumb = Terminal {
+        interactive: false,
+        ..interactive
+    };
     for (terminal, no_wait, told) in [
         (interactive, false, true),
         (interactive, true, false),
+        (dumb, false, true),
         (Terminal::plain(), false, false),
     ] {
         let mut view = HumanView {
             terminal,
             countdown: None,
             asking_said: false,
+            hint_said: false,
+            size_now: no_size,
         };
         let mut out = Vec::new();
         view.prompt(&mut out, "gh", &prompt(None, None), no_wait)
@@ -292,6 +391,72 @@ fn failed_logins_use_the_daemons_words() {
     assert!(silent.message.contains("tokenctl login gh"));
 }
 
+/// While tokend still asks the provider for a code, a person at a
+/// terminal is told what Ctrl-C does (it leaves the login going on there
+/// too): with the line that says so, and not again at the prompt.
+#[test]
+fn a_terminal_is_told_what_ctrl_c_does_while_the_code_is_asked_for() {
+    let mut view = HumanView {
+        terminal: Terminal {
+            tty: true,
+            interactive: true,
+            color: false,
+            size: Some((80, 24)),
+            utf8: true,
+        },
+        countdown: None,
+        asking_said: false,
+        hint_said: false,
+        size_now: no_size,
+    };
+    let mut out = Vec::new();
+    view.tick(&mut out, "gh", Moment::now()).unwrap();
+    let asking = String::from_utf8(out).unwrap();
+    assert!(
+        asking.starts_with("Asking gh for a login code…\nCtrl-C stops waiting, not the login"),
+        "{asking}"
+    );
+    let mut out = Vec::new();
+    view.prompt(&mut out, "gh", &prompt(None, None), false)
+        .unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert!(
+        text.contains("ABCD-EFGH") && !text.contains("Ctrl-C"),
+        "{text}"
+    );
+}
+
+/// A connection tokend closes after the prompt is tokend gone mid-login
+/// (killed, crashed): said as an orderly stop is, that the login ended
+/// with it and is to be done again, not that tokend never answered; exit
+/// 3, and with `--json` a `done` line with `shutting_down`. Before the
+/// prompt it did not answer, and that is said.
+#[test]
+fn a_daemon_gone_after_the_prompt_ended_the_login() {
+    let json = LoginOptions {
+        json: true,
+        no_wait: false,
+    };
+    let mut out = Vec::new();
+    let failure = stream_failure(ClientError::Closed, "gh", json, &mut out, true);
+    assert_eq!(failure.status, exit::DAEMON_UNREACHABLE);
+    assert_eq!(
+        failure.message,
+        "tokend closed the connection during the login (did it stop or crash?): the login \
+         ended with it; run `tokenctl login gh` again once tokend is back"
+    );
+    let done: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(done["event"], "done");
+    assert_eq!(done["error"]["code"], "shutting_down");
+    let before = stream_failure(ClientError::Closed, "gh", json, &mut Vec::new(), false);
+    assert_eq!(before.status, exit::DAEMON_UNREACHABLE);
+    assert!(
+        before.message.contains("before answering"),
+        "{}",
+        before.message
+    );
+}
+
 /// Before the prompt, the first tick says what tokenctl waits for, once.
 #[test]
 fn a_wait_for_the_code_is_said_once() {
@@ -299,6 +464,8 @@ fn a_wait_for_the_code_is_said_once() {
         terminal: Terminal::plain(),
         countdown: None,
         asking_said: false,
+        hint_said: false,
+        size_now: no_size,
     };
     let mut out = Vec::new();
     let now = Moment::now();

@@ -9,7 +9,10 @@ use tokend::protocol::LoginPrompt;
 
 use super::{MAX_COUNTDOWN_SECS, Moment, PROGRESS_EVERY};
 use crate::format::{clean, countdown, duration};
-use crate::screen::{Terminal, lines_on_screen, qr_code};
+use crate::screen::{Terminal, lines_on_screen, qr_code, stdout_size};
+
+/// Reads the terminal's columns and rows now (`None`: it does not say).
+pub(super) type SizeReader = fn() -> Option<(u16, u16)>;
 
 /// The person-facing side of a login.
 pub(super) struct HumanView {
@@ -19,6 +22,12 @@ pub(super) struct HumanView {
     /// been printed: once a tick has gone by without the prompt (a slow
     /// provider, up to tokend's `http_timeout`), so the screen is not blank.
     pub(super) asking_said: bool,
+    /// Whether the person has been told what Ctrl-C does: said once, with
+    /// the line saying tokend asks for a code, or else below the prompt.
+    pub(super) hint_said: bool,
+    /// Where the terminal's size is read again before a layout or a
+    /// redraw: the window may have been resized since the last one.
+    pub(super) size_now: SizeReader,
 }
 
 impl HumanView {
@@ -28,9 +37,37 @@ impl HumanView {
             terminal,
             countdown: None,
             asking_said: false,
+            hint_said: false,
+            size_now: stdout_size,
         }
     }
 
+    /// Takes the terminal's size as it is now, if it says.
+    fn resized(&mut self) {
+        if self.terminal.tty
+            && let Some(size) = (self.size_now)()
+        {
+            self.terminal.size = Some(size);
+        }
+    }
+
+    /// Says what Ctrl-C does, once, to a person at a terminal (plain text:
+    /// a `TERM=dumb` one too; nothing goes to a log or a pipe).
+    fn hint(&mut self, out: &mut impl Write, provider: &str) -> io::Result<()> {
+        if self.terminal.tty && !self.hint_said {
+            self.hint_said = true;
+            // Said before, not when Ctrl-C comes: printing it then needs a
+            // SIGINT handler, and tokenctl could not die of the signal
+            // after it (resetting the disposition is unsafe code, which
+            // the crate denies), so a shell script running it would carry
+            // on after Ctrl-C instead of stopping.
+            out.write_all(interrupt_hint(provider).as_bytes())?;
+        }
+        Ok(())
+    }
+
+    /// Shows the prompt (the code, the links, the QR code when it fits)
+    /// and, unless `no_wait`, starts the countdown below it.
     pub(super) fn prompt(
         &mut self,
         out: &mut impl Write,
@@ -41,25 +78,27 @@ impl HumanView {
         // A second prompt (the daemon started over with a new code) goes
         // below the first; its countdown replaces the old one.
         self.end_countdown(out)?;
+        self.resized();
+        let hint_due = !no_wait && self.terminal.tty && !self.hint_said;
         // Everything printed with the QR code must fit on screen with it:
         // the prompt around it, the hint and the countdown below it.
+        let hint_lines = if hint_due {
+            lines_on_screen(&interrupt_hint(provider), self.terminal)
+        } else {
+            0
+        };
         let other_lines = lines_on_screen(
             &prompt_text(provider, prompt, Some(""), self.terminal),
             self.terminal,
-        ) + lines_on_screen(&interrupt_hint(provider), self.terminal)
+        ) + hint_lines
             + 1;
         let qr = prompt
             .verification_uri_complete
             .as_deref()
             .and_then(|link| qr_code(link, self.terminal, other_lines));
         out.write_all(prompt_text(provider, prompt, qr.as_deref(), self.terminal).as_bytes())?;
-        if !no_wait && self.terminal.interactive {
-            // Said before, not when Ctrl-C comes: printing it then needs a
-            // SIGINT handler, and tokenctl could not die of the signal
-            // after it (resetting the disposition is unsafe code, which
-            // the crate denies), so a shell script running it would carry
-            // on after Ctrl-C instead of stopping.
-            out.write_all(interrupt_hint(provider).as_bytes())?;
+        if !no_wait {
+            self.hint(out, provider)?;
         }
         if no_wait {
             writeln!(
@@ -84,10 +123,13 @@ impl HumanView {
             last_line: None,
             drawn: false,
             terminal: self.terminal,
+            size_now: self.size_now,
         });
         self.tick(out, provider, now)
     }
 
+    /// A second went by: redraws the countdown, or, while tokend still
+    /// asks the provider for a code, says so (once).
     pub(super) fn tick(
         &mut self,
         out: &mut impl Write,
@@ -104,6 +146,11 @@ impl HumanView {
                     clean(provider),
                     self.terminal.ellipsis()
                 )?;
+                // Ctrl-C while the code is asked for leaves the login going
+                // on in tokend too (a slow provider takes up to tokend's
+                // `http_timeout`): the person is told now, not only at the
+                // prompt.
+                self.hint(out, provider)?;
                 out.flush()
             }
             None => Ok(()),
@@ -145,6 +192,7 @@ impl HumanView {
         }
     }
 
+    /// Ends the countdown with the good news.
     pub(super) fn succeeded(&mut self, out: &mut impl Write, provider: &str) -> io::Result<()> {
         self.end_countdown(out)?;
         writeln!(out, "Logged in to {}.", clean(provider))?;
@@ -225,23 +273,32 @@ pub(super) struct Countdown {
     /// Where it is drawn: a live line must not wrap, or each redraw (which
     /// erases only the last row) leaves a stale row behind.
     pub(super) terminal: Terminal,
+    /// Reads the terminal's size before each live redraw: a window made
+    /// narrower since the last one would wrap the line (SIGWINCH needs no
+    /// handler for this, the ioctl is cheap once a second).
+    pub(super) size_now: SizeReader,
 }
 
 impl Countdown {
+    /// Draws the line for `now`: in place on a terminal, now and then off
+    /// one.
     pub(super) fn draw(&mut self, out: &mut impl Write, now: Moment) -> io::Result<()> {
         let left = self.ends.saturating_duration_since(now);
         // Rounded up, so the clock reads 0:00 only once the code is dead.
         let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
-        let text = waiting_text(secs, self.terminal.ellipsis());
         if self.live {
-            let text = fitted(&text, self.terminal.line_width());
+            if let Some(size) = (self.size_now)() {
+                self.terminal.size = Some(size);
+            }
+            let text =
+                fitted_waiting_text(secs, self.terminal.ellipsis(), self.terminal.line_width());
             // Carriage return and erase-line: the line is rewritten in place.
             write!(out, "\r\x1b[2K{text}")?;
             self.drawn = true;
             out.flush()
         } else if progress_due(self.last_line, now) {
             self.last_line = Some(now);
-            writeln!(out, "{text}")?;
+            writeln!(out, "{}", waiting_text(secs, self.terminal.ellipsis()))?;
             out.flush()
         } else {
             Ok(())
@@ -249,22 +306,41 @@ impl Countdown {
     }
 }
 
+/// The countdown's line in full, with `secs_left` seconds to go.
 pub(super) fn waiting_text(secs_left: u64, ellipsis: &str) -> String {
+    waiting_texts(secs_left, ellipsis).swap_remove(0)
+}
+
+/// The ways to say the countdown's line, longest first, each a shorter
+/// one's words and more: the label goes before the time does.
+fn waiting_texts(secs_left: u64, ellipsis: &str) -> Vec<String> {
     if secs_left > 0 {
-        format!(
-            "Waiting for approval{ellipsis} {} left",
-            countdown(secs_left)
-        )
+        let time = countdown(secs_left);
+        vec![
+            format!("Waiting for approval{ellipsis} {time} left"),
+            format!("{time} left"),
+            time,
+        ]
     } else {
-        format!("The code has expired; waiting for tokend to confirm{ellipsis}")
+        vec![
+            format!("The code has expired; waiting for tokend to confirm{ellipsis}"),
+            "The code has expired".into(),
+            "Expired".into(),
+        ]
     }
 }
 
-/// `text` cut to `width` characters, when known.
-pub(super) fn fitted(text: &str, width: Option<usize>) -> std::borrow::Cow<'_, str> {
+/// The longest of [`waiting_texts`] that fits in `width` characters (the
+/// longest of all when the width is not known), or nothing when none does. Never
+/// one cut short: cut at 26 columns, "… 0:50 left" read "… 0:5", five
+/// seconds, and a time cut at all is a wrong time.
+pub(super) fn fitted_waiting_text(secs_left: u64, ellipsis: &str, width: Option<usize>) -> String {
+    let mut texts = waiting_texts(secs_left, ellipsis).into_iter();
     match width {
-        Some(width) if text.chars().count() > width => text.chars().take(width).collect(),
-        _ => std::borrow::Cow::Borrowed(text),
+        Some(width) => texts
+            .find(|text| text.chars().count() <= width)
+            .unwrap_or_default(),
+        None => texts.next().unwrap_or_default(),
     }
 }
 
