@@ -91,7 +91,7 @@ impl Broker {
     /// Moves every session's times, and the token endpoints' asked waits,
     /// with the wall clock, which was set by `step` (set ahead, not the
     /// access tokens' expiries: see `machine::clock_step`).
-    fn clock_stepped(&self, step: ClockStep) {
+    pub(super) fn clock_stepped(&self, step: ClockStep) {
         match step {
             ClockStep::Back(_) => info!(
                 step = %step,

@@ -2,7 +2,7 @@
 //! polling until the person approves, and installing the tokens.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
@@ -71,7 +71,7 @@ impl Session {
     async fn accept_login(
         self: &Arc<Self>,
         grant: TokenGrant,
-        sent_at: std::time::SystemTime,
+        sent_since_boot: Duration,
         cancel: &LoginCancel,
         progress: &watch::Sender<LoginProgress>,
     ) -> Result<(), BrokerError> {
@@ -99,6 +99,10 @@ impl Session {
         // No code to enter any more: status says the tokens are being
         // saved, and token requests wait for them.
         progress.send_replace(LoginProgress::Approved);
+        // Dated on the clock as it is set now, under the persist lock: a
+        // clock set from here on is taken in after the install (see
+        // `clock_stepped`), one set before it is in this date.
+        let sent_at = self.shared.clock.wall_at(sent_since_boot);
         self.dispatch(super::machine::Event::LoginGranted { grant, sent_at })
             .await;
         Ok(())
@@ -115,7 +119,10 @@ impl Session {
         // it).
         let granted = self.device_login(&progress, &cancel).await;
         let result = match granted {
-            Ok((grant, sent_at)) => self.accept_login(grant, sent_at, &cancel, &progress).await,
+            Ok((grant, sent_since_boot)) => {
+                self.accept_login(grant, sent_since_boot, &cancel, &progress)
+                    .await
+            }
             Err(e) => Err(e),
         };
         match &result {
@@ -208,7 +215,7 @@ impl Session {
         self: &Arc<Self>,
         progress: &watch::Sender<LoginProgress>,
         cancel: &LoginCancel,
-    ) -> Result<(TokenGrant, SystemTime), BrokerError> {
+    ) -> Result<(TokenGrant, Duration), BrokerError> {
         // A login started as logins end must not reach the provider.
         if cancel.is_cancelled() {
             return Err(self.stopped_by(cancel));
@@ -289,7 +296,7 @@ impl Session {
         dies_at: Duration,
         cancel: &LoginCancel,
         progress: &watch::Sender<LoginProgress>,
-    ) -> Result<(TokenGrant, SystemTime), BrokerError> {
+    ) -> Result<(TokenGrant, Duration), BrokerError> {
         let clock = Arc::clone(&self.shared.clock);
         let mut interval = first_interval.unwrap_or(DEFAULT_POLL_INTERVAL);
         let mut network_failures = 0u32;
@@ -360,9 +367,8 @@ impl Session {
                     asked_wait = retry_after;
                     info!(provider = %self.name, event = "slow_down", interval = interval.as_secs(), "provider asked to poll slower");
                 }
-                // Dated on the clock as it is set now (see
-                // `Clock::wall_at`).
-                PollOutcome::Granted(grant) => return Ok((grant, clock.wall_at(sent_since_boot))),
+                // Dated on the wall clock when installed (`accept_login`).
+                PollOutcome::Granted(grant) => return Ok((grant, sent_since_boot)),
                 outcome @ (PollOutcome::Denied { .. } | PollOutcome::Expired { .. }) => {
                     return Err(self.login_failed(decided_against(outcome, lost.as_ref())));
                 }

@@ -8,7 +8,6 @@
 //! brings the access token, as a session's refresh would.
 
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use tracing::info;
 
@@ -20,13 +19,14 @@ impl Session {
     /// Finishes the login with one refresh of the refresh token that
     /// `unusable` (a poll's success answer) carried: the grant that
     /// refresh brings (with that refresh token, unless it brought a new
-    /// one), and when it was sent. A refresh that fails fails the login,
+    /// one), and when it was sent (time since boot: dated on the wall
+    /// clock when installed). A refresh that fails fails the login,
     /// naming both answers; it is not retried, as a login's end should not
     /// wait for a provider's outage (the person logs in again).
     pub(super) async fn finish_login_by_refresh(
         &self,
         unusable: ProviderError,
-    ) -> Result<(TokenGrant, SystemTime), BrokerError> {
+    ) -> Result<(TokenGrant, std::time::Duration), BrokerError> {
         let Some(refresh_token) = unusable.kept_refresh_token().cloned() else {
             return Err(self.login_failed(format!(
                 "failed: a poll was answered with success, but the answer could not be used ({unusable})"
@@ -38,7 +38,7 @@ impl Session {
         match self.provider.refresh(&refresh_token).await {
             Ok(mut grant) => {
                 grant.refresh_token = grant.refresh_token.or(Some(refresh_token));
-                Ok((grant, clock.wall_at(sent_since_boot)))
+                Ok((grant, sent_since_boot))
             }
             Err(failure) => Err(self.login_failed(format!(
                 "failed: the login was approved, but the provider's answer could not be used ({unusable}), and the refresh with the refresh token in it failed: {failure}"

@@ -277,3 +277,69 @@ async fn a_clock_set_ahead_mid_login_leaves_the_code_its_life() {
         .expect("the login goes on, and succeeds");
     broker.shutdown(Duration::from_secs(1)).await;
 }
+
+/// A clock set back while a refresh's new tokens wait for the store (a
+/// slow keyring or disk): they were dated on the clock before the step,
+/// and move with it once installed, and are saved again. Moved before
+/// they were installed, they kept the old clock's times, in memory and in
+/// the store: a token of an hour was taken to have three.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clock_set_back_while_new_tokens_are_saved_moves_them_too() {
+    use super::write_order::{SlowedStore, key};
+    use crate::broker::Freshness;
+    use crate::broker::clock::ClockStep;
+    let emulator = fast_emulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SlowedStore::new(crate::store::EncryptedFileStore::new(
+        &dir.path().join("sessions"),
+        key(),
+    )));
+    let clock = Arc::new(OffsetClock::new());
+    let config = demo_config(&emulator, dir.path(), "");
+    // Not started: the scheduler's clock watch would see the step too;
+    // the test hands it to the broker itself, at the moment it chooses.
+    let broker = super::broker_for(&config, store.clone(), clock.clone());
+    log_in_demo(&broker, &emulator).await;
+    let saves = *store.finished.borrow();
+    let held = store.hold_saves();
+    let refreshing = {
+        let broker = broker.clone();
+        tokio::spawn(async move {
+            // More life than the tokens have: a refresh first.
+            let want = Freshness::AtLeast(Duration::from_secs(3700));
+            broker.token(&Caller::uid(1000), "demo", want).await
+        })
+    };
+    store
+        .entered
+        .subscribe()
+        .wait_for(|n| *n > saves)
+        .await
+        .unwrap();
+    let back = Duration::from_secs(7200);
+    clock.set(Duration::ZERO, back);
+    broker.clock_stepped(ClockStep::Back(back));
+    drop(held);
+    let _ = refreshing.await.unwrap();
+    // The refresh's save, then the moved record's.
+    let mut finished = store.finished.subscribe();
+    let saved_again = tokio::time::timeout(
+        Duration::from_secs(10),
+        finished.wait_for(|n| *n >= saves + 2),
+    )
+    .await
+    .is_ok();
+    let report = broker
+        .status(&Caller::uid(1000), Some("demo"))
+        .unwrap()
+        .remove(0);
+    let left = secs_from_now(&clock, report.expires_at);
+    assert!((3590..=3600).contains(&left), "{left} s left: {report:?}");
+    assert!(saved_again, "the moved record was not saved again");
+    assert_eq!(
+        store.load("demo").unwrap().unwrap().expires_at,
+        report.expires_at.map(unix_secs),
+        "the stored expiry"
+    );
+    broker.shutdown(Duration::from_secs(1)).await;
+}

@@ -17,16 +17,16 @@ use crate::store::{EncryptedFileStore, Store, StoreError, StoreKey, StoredSessio
 /// the store (on its blocking thread) until released, as a keyring waiting
 /// for an unlock prompt or a slow disk does.
 #[derive(Debug)]
-struct SlowedStore {
+pub(super) struct SlowedStore {
     inner: EncryptedFileStore,
     saves: Gate,
     /// Saves that entered the store, and saves that left it.
-    entered: watch::Sender<usize>,
-    finished: watch::Sender<usize>,
+    pub(super) entered: watch::Sender<usize>,
+    pub(super) finished: watch::Sender<usize>,
 }
 
 impl SlowedStore {
-    fn new(inner: EncryptedFileStore) -> Self {
+    pub(super) fn new(inner: EncryptedFileStore) -> Self {
         Self {
             inner,
             saves: Gate::default(),
@@ -36,7 +36,7 @@ impl SlowedStore {
     }
 
     /// Holds saves until the guard is dropped.
-    fn hold_saves(&self) -> Held<'_> {
+    pub(super) fn hold_saves(&self) -> Held<'_> {
         self.saves.hold()
     }
 }
@@ -63,7 +63,7 @@ impl Store for SlowedStore {
     }
 }
 
-fn key() -> StoreKey {
+pub(super) fn key() -> StoreKey {
     StoreKey::from_bytes(&[7; 32]).unwrap()
 }
 
