@@ -118,6 +118,11 @@ pub(crate) struct LoginCancel {
     outcome: Arc<AtomicU8>,
 }
 
+/// How long a stop waits for the answer to a login's poll under way (see
+/// [`LoginCancel::poll_cut`]): a provider answers a poll in well under a
+/// second, and the stop's whole grace is 20 s.
+pub(crate) const POLL_AT_STOP: Duration = Duration::from_secs(5);
+
 /// The login waits for the person.
 const WAITING: u8 = 0;
 /// A cancel came first.
@@ -171,16 +176,20 @@ impl LoginCancel {
         self.token.is_cancelled()
     }
 
-    /// Resolves once the login is stopped by [`Self::cancel`] (a logout, a
-    /// reload, `login --cancel`), not by the daemon's stop: a poll under
-    /// way is cut short by the first, whose tokens could not be installed
-    /// anyway, and not by the second, which waits for tokens that may be
-    /// in its answer (the provider spent the code on them).
-    pub(crate) async fn withdrawn(&self) {
+    /// Resolves when a poll under way is to be cut short, saying whether
+    /// it was at the daemon's stop: at once when the login is stopped by
+    /// [`Self::cancel`] (a logout, a reload, `login --cancel`: its tokens
+    /// could not be installed anyway); [`POLL_AT_STOP`] after the daemon
+    /// began to stop, whose wait its answer may be worth (the tokens of a
+    /// login the person approved: the provider spent the code on them),
+    /// while a provider that does not answer does not hold the stop.
+    pub(crate) async fn poll_cut(&self) -> bool {
         self.token.cancelled().await;
-        if self.outcome.load(Ordering::SeqCst) != CANCELLED {
-            std::future::pending::<()>().await;
+        if self.outcome.load(Ordering::SeqCst) == CANCELLED {
+            return false;
         }
+        tokio::time::sleep(POLL_AT_STOP).await;
+        true
     }
 
     /// Why it was stopped, when [`Self::cancel`] said.
@@ -216,6 +225,14 @@ impl LoginHandle {
     /// Whether the login has ended (a new one may start).
     pub(crate) fn is_finished(&self) -> bool {
         matches!(*self.progress.borrow(), LoginProgress::Finished(_))
+    }
+
+    /// Resolves once the login has ended (or its task is gone).
+    pub(crate) async fn finished(&self) {
+        let mut progress = self.progress.clone();
+        let _ = progress
+            .wait_for(|p| matches!(p, LoginProgress::Finished(_)))
+            .await;
     }
 
     /// The user code, while the login waits for the person.

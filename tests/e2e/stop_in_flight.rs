@@ -338,3 +338,33 @@ fn a_stop_waits_for_the_poll_that_brings_an_approved_logins_tokens() {
         serde_json::from_str(&support::daemon::stdout(&out)).expect("status JSON");
     assert_eq!(status[0]["state"], "active", "{status}\n{}", daemon.log());
 }
+
+/// A stop while a login's poll is out to a provider that does not answer
+/// it: the stop waits for it a few seconds, not its whole grace (20 s),
+/// and names the login, whose tokens the provider may have issued.
+#[test]
+fn a_stop_names_a_logins_poll_the_provider_did_not_answer() {
+    let provider = Provider::start(fast());
+    let mut daemon = Daemon::start(&provider.config("demo"));
+    let run = LoginRun::start(&daemon.socket, "demo");
+    let _code = run.user_code();
+    provider.inject(Endpoint::Token, Fault::Hang, 1);
+    provider.wait_for_count(1, |r| r.outcome == "fault:hang");
+    let status = daemon.signal_and_wait(rustix::process::Signal::TERM, STOP_WITHIN);
+    assert!(status.success(), "{status:?}");
+    let log = daemon.log();
+    let named = log
+        .lines()
+        .find(|l| l.contains("event=\"unfinished_at_stop\""))
+        .unwrap_or_else(|| panic!("no unfinished_at_stop line:\n{log}"));
+    assert!(
+        named.contains("provider=demo")
+            && named.contains("login's poll")
+            && named.contains("tokenctl login demo"),
+        "{named}"
+    );
+    // The stop's grace did not run out: nothing was cut off at its end.
+    assert!(!log.contains("cut off"), "{log}");
+    let (done, _, code) = run.finish();
+    assert_eq!(code, 3, "{done}");
+}

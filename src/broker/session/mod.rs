@@ -22,6 +22,7 @@
 mod device_login;
 mod effects;
 mod login_outcome;
+mod login_poll;
 mod login_prompt;
 mod login_refresh;
 mod machine;
@@ -352,11 +353,20 @@ impl Session {
     /// there were none.
     pub(crate) async fn logout(self: &Arc<Self>) -> Result<LogoutOutcome, BrokerError> {
         let login = self.state().login.take();
-        let cancelled_login = login
-            .filter(|login| !login.is_finished())
-            // One whose tokens arrived is not cancelled: it is installed
-            // first (the persist lock below waits for it), then logged out.
-            .is_some_and(|login| login.cancel("logout"));
+        let mut cancelled_login = false;
+        if let Some(login) = login.filter(|login| !login.is_finished()) {
+            if login.cancel("logout") {
+                cancelled_login = true;
+            } else {
+                // Its tokens arrived: it is not cancelled, but installed
+                // first, then logged out. Waited for before the persist
+                // lock is asked for: this logout could take that lock
+                // between the login's settling and its install, and the
+                // install then undid the logout the person was told was
+                // done.
+                login.finished().await;
+            }
+        }
         let _persist = self.persist.lock().await;
         let had_tokens = self.state().machine.holds_tokens();
         let outcome = LogoutOutcome {
