@@ -48,7 +48,8 @@ fn check_ca_certificates(
         return Err(ExitCode::from(EXIT_CONFIG));
     }
     for problem in tokend::provider::ca_paths::unusable_ca_paths(&|name| std::env::var(name).ok()) {
-        eprintln!("{}: warning: {problem}", path.display());
+        // The environment's, not the file's: named so.
+        eprintln!("environment: warning: {problem}");
     }
     Ok(())
 }

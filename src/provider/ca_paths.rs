@@ -6,7 +6,9 @@
 //! `SSL_CERT_DIR` (or the reverse) leaves out the private CA meant to be
 //! there with no word, and the first login fails with "UnknownIssuer",
 //! naming no variable. Each such path is said at the start and by
-//! `tokend --check`. (When no certificate loads at all, the client cannot
+//! `tokend --check`, and so is a file with no PEM certificate in it (a
+//! DER file, which the loader does not read). A directory's files are not
+//! looked into. (When no certificate loads at all, the client cannot
 //! be built, and the start stops: see `HttpClient::new`.)
 
 use std::path::Path;
@@ -45,12 +47,39 @@ fn unreadable(path: &Path, dir: bool) -> Option<String> {
     if !dir && meta.is_dir() {
         return Some("a directory, not a file (SSL_CERT_DIR takes directories)".to_owned());
     }
-    let opened = if dir {
-        std::fs::read_dir(path).map(drop)
-    } else {
-        std::fs::File::open(path).map(drop)
-    };
-    opened.err().map(|e| e.to_string())
+    if dir {
+        return std::fs::read_dir(path).err().map(|e| e.to_string());
+    }
+    match std::fs::File::open(path).and_then(holds_a_pem_certificate) {
+        Ok(true) => None,
+        Ok(false) => Some(format!(
+            "no PEM certificate in it, the only kind read: a DER one (.cer, .der) is \
+             converted with `openssl x509 -inform der -in {0} -out {0}.pem`",
+            path.display().to_string().escape_debug()
+        )),
+        Err(e) => Some(e.to_string()),
+    }
+}
+
+/// Whether `file` holds a PEM certificate's first line: read a line at a
+/// time, up to the first (a bundle's first lines, as a rule), so nothing
+/// but one line is kept.
+fn holds_a_pem_certificate(file: std::fs::File) -> std::io::Result<bool> {
+    use std::io::BufRead as _;
+    let mut lines = std::io::BufReader::new(file);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        if lines.read_until(b'\n', &mut line)? == 0 {
+            return Ok(false);
+        }
+        if line
+            .trim_ascii_start()
+            .starts_with(b"-----BEGIN CERTIFICATE-----")
+        {
+            return Ok(true);
+        }
+    }
 }
 
 fn said(variable: &str, path: &str, why: &str) -> String {
@@ -72,7 +101,7 @@ mod tests {
     fn each_unreadable_path_is_named() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("ca.pem");
-        std::fs::write(&file, "").unwrap();
+        std::fs::write(&file, "# a bundle\n-----BEGIN CERTIFICATE-----\nMIIB\n").unwrap();
         let (dir_text, file_text) = (dir.path().display().to_string(), file.display().to_string());
         let vars = |cert_file: &str, cert_dir: &str| {
             let (cert_file, cert_dir) = (cert_file.to_owned(), cert_dir.to_owned());
@@ -106,5 +135,15 @@ mod tests {
         assert!(said[1].contains("(not a directory)"), "{said:?}");
         let said = vars(&dir_text, &dir_text);
         assert!(said[0].contains("a directory, not a file"), "{said:?}");
+        // A DER certificate (binary, no PEM lines), or a key alone.
+        let der = dir.path().join("ca.der");
+        std::fs::write(&der, [0x30, 0x82, 0x01, 0x0a, b'\n', 0x02]).unwrap();
+        let key = dir.path().join("key.pem");
+        std::fs::write(&key, "-----BEGIN PRIVATE KEY-----\nMIIE\n").unwrap();
+        for path in [der, key] {
+            let said = vars(&path.display().to_string(), &dir_text);
+            assert_eq!(said.len(), 1, "{said:?}");
+            assert!(said[0].contains("no PEM certificate in it"), "{said:?}");
+        }
     }
 }

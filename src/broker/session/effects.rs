@@ -324,8 +324,8 @@ fn time_left(secs: u64) -> String {
     }
 }
 
-/// A refresh's line; after failed ones, the end of their warnings, as the
-/// store's outage has its end (it read like any routine refresh).
+/// The warning that a token a refusal's refresh brought was refused too:
+/// replaced now, or kept until `next_in` has passed.
 fn log_refused_again(name: &str, in_a_row: u32, next_in: Duration, replacing_now: bool) {
     let when = if replacing_now {
         "replacing it again now, the next time no sooner than in"
@@ -341,6 +341,8 @@ fn log_refused_again(name: &str, in_a_row: u32, next_in: Duration, replacing_now
     );
 }
 
+/// A refresh's line; after failed ones, the end of their warnings, as the
+/// store's outage has its end (it read like any routine refresh).
 fn log_refreshed(name: &str, rotated: bool, expires_at: Option<i64>, after_failures: u32) {
     if after_failures == 0 {
         info!(provider = %name, event = "refreshed", rotated, expires_at, "access token refreshed");

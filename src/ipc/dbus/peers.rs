@@ -454,6 +454,12 @@ mod tests {
     /// primary group 1.)
     #[tokio::test]
     async fn an_unknown_user_leaves_its_groups_unsure() {
+        if crate::config::primary_gid_answer(1) != Some(Some(1)) {
+            eprintln!(
+                "SKIPPED an_unknown_user_leaves_its_groups_unsure: no user of uid 1 in group 1"
+            );
+            return;
+        }
         let groups = PrimaryGroups::default();
         let found = |uid, reported: Vec<u32>, granted| {
             let groups = &groups;
