@@ -9,7 +9,7 @@
 //! users (see `need_to_know`).
 
 use crate::dist_dbus::{policy_for_this_user, system_like_bus};
-use crate::need_to_know::{PeerScript, daemon_on};
+use crate::need_to_know::{Listener, PeerScript, daemon_on};
 use crate::support;
 
 use std::io::{BufRead as _, BufReader, Write as _};
@@ -161,4 +161,42 @@ fn a_first_group_grant_a_reload_adds_applies_to_a_peer_that_called_before() {
     let after = next();
     assert!(after["ok"].as_str().is_some(), "{after}\n{}", daemon.log());
     assert!(peer.wait().unwrap().success());
+}
+
+/// A peer that called while nothing granted by group hears of a provider
+/// a reload adds for its primary group (`InterfacesAdded`), as an object
+/// manager client that called once must: its groups, not asked for then,
+/// are asked for at the reload.
+#[test]
+fn a_peer_met_before_the_first_group_grant_hears_of_the_provider_it_gains() {
+    if !can_switch_uid() {
+        support::skip::say(format_args!(
+            "SKIPPED a_peer_met_before_the_first_group_grant_hears_of_the_provider_it_gains: \
+             needs root"
+        ));
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (bus, _bus_config) = system_like_bus(&policy_for_this_user(dir.path()));
+    let provider = Provider::rfc8628();
+    let mut daemon = daemon_on(&bus, &provider.config("other"));
+    let script = PeerScript::new();
+    let listener = Listener::until_told(&script, BIN, bus.address());
+    daemon.write_config(&format!(
+        "{}{}",
+        provider.config("other"),
+        provider.config_with("grouped", &format!("allow_groups = [{BIN}]"))
+    ));
+    daemon.reload();
+    let heard = listener.finish();
+    assert!(
+        heard.iter().any(|line| line.contains("InterfacesAdded")
+            && line.contains("/org/tokend/Broker1/providers/grouped")),
+        "{heard:#?}\n{}",
+        daemon.log()
+    );
+    assert!(
+        !heard.iter().any(|line| line.contains("providers/other")),
+        "{heard:#?}"
+    );
 }

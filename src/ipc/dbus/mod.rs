@@ -37,6 +37,7 @@ mod calls;
 mod introspect;
 mod methods;
 mod objects;
+mod peer_groups;
 mod peer_table;
 mod peers;
 mod properties;

@@ -3,6 +3,7 @@
 //! peer appeared (for the reading of its unit), each bounded.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 
 use crate::broker::Caller;
 use crate::ipc::caller_unit;
@@ -44,16 +45,17 @@ pub(super) struct GrantsBy {
 }
 
 /// What a peer's lookup found of its groups.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum GroupsFound {
     /// Its primary group confirmed, or none to confirm.
     Sure,
     /// Not confirmed at this instant: the name service did not answer or
     /// did not know the user (see [`GROUPS_LOOK_AGAIN`]).
     UnsureSince(std::time::Instant),
-    /// Not asked for: no provider granted by group. A call after a reload
-    /// that grants one looks the peer up again.
-    Unread,
+    /// Not asked for: no provider granted by group; the groups the bus
+    /// reported, to be confirmed when a reload grants by group (see
+    /// `Peers::read_unread_groups`), or by the peer's next call.
+    Unread(std::sync::Arc<[u32]>),
 }
 
 /// The peers known by unique name, the last ones to leave, and when the
@@ -72,8 +74,8 @@ pub(super) struct PeerTable {
     /// they were looked up (see [`GROUPS_LOOK_AGAIN`]).
     pub(super) groups_unsure: HashMap<String, std::time::Instant>,
     /// Known peers whose primary group was not asked for (no provider
-    /// granted by group).
-    pub(super) groups_unread: std::collections::HashSet<String>,
+    /// granted by group), with the groups the bus reported.
+    pub(super) groups_unread: HashMap<String, std::sync::Arc<[u32]>>,
     /// When tokend began to watch peers arrive and leave.
     pub(super) watching_since: Option<std::time::Duration>,
     /// The number of the first unique name seen arrive: a peer numbered
@@ -109,15 +111,38 @@ impl PeerTable {
             } else {
                 self.units_unread.insert(name.to_owned());
             }
-            match groups {
-                GroupsFound::UnsureSince(at) => self.groups_unsure.insert(name.to_owned(), at),
-                GroupsFound::Sure | GroupsFound::Unread => self.groups_unsure.remove(name),
-            };
-            if groups == GroupsFound::Unread {
-                self.groups_unread.insert(name.to_owned());
-            } else {
+            self.note_groups(name, groups);
+        }
+    }
+
+    /// Notes what was found of the groups of the known peer `name`.
+    fn note_groups(&mut self, name: &str, groups: GroupsFound) {
+        match groups {
+            GroupsFound::UnsureSince(at) => {
                 self.groups_unread.remove(name);
+                self.groups_unsure.insert(name.to_owned(), at);
             }
+            GroupsFound::Sure => {
+                self.groups_unread.remove(name);
+                self.groups_unsure.remove(name);
+            }
+            GroupsFound::Unread(reported) => {
+                self.groups_unsure.remove(name);
+                self.groups_unread.insert(name.to_owned(), reported);
+            }
+        }
+    }
+
+    /// The groups of the known peer `name`, which were not asked for, as
+    /// the user database has now confirmed them (`groups`, and what was
+    /// found); nothing if it left meanwhile, or was looked up again.
+    pub(super) fn groups_read(&mut self, name: &str, (groups, found): (Arc<[u32]>, GroupsFound)) {
+        if !self.groups_unread.contains_key(name) {
+            return;
+        }
+        if let Some(caller) = self.callers.get_mut(name) {
+            caller.groups = groups;
+            self.note_groups(name, found);
         }
     }
 
@@ -135,7 +160,7 @@ impl PeerTable {
         if grants.units && self.units_unread.contains(name) {
             return None;
         }
-        if grants.groups && self.groups_unread.contains(name) {
+        if grants.groups && self.groups_unread.contains_key(name) {
             return None;
         }
         if self
@@ -333,12 +358,22 @@ mod tests {
             units: false,
             groups: true,
         };
-        table.remember(":1.5", &Caller::uid(1000), true, GroupsFound::Unread);
+        table.remember(
+            ":1.5",
+            &Caller::uid(1000),
+            true,
+            GroupsFound::Unread(Arc::from([])),
+        );
         assert!(table.current(":1.5", GrantsBy::default(), now).is_some());
         assert!(table.current(":1.5", groups, now).is_none());
         table.remember(":1.5", &Caller::uid(1000), true, GroupsFound::Sure);
         assert!(table.current(":1.5", groups, now).is_some());
-        table.remember(":1.6", &Caller::uid(1000), true, GroupsFound::Unread);
+        table.remember(
+            ":1.6",
+            &Caller::uid(1000),
+            true,
+            GroupsFound::Unread(Arc::from([])),
+        );
         table.forget(":1.6");
         assert!(table.groups_unread.is_empty());
     }

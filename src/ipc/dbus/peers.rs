@@ -26,10 +26,11 @@ use zbus::names::{BusName, UniqueName};
 use zbus::{Connection, MatchRule, MessageStream};
 
 use super::DbusError;
+use super::peer_groups::grantable_groups;
 use super::peer_table::{GrantsBy, GroupsFound, PeerTable};
 use crate::broker::{AccessPolicy, Caller, Role};
 use crate::ipc::caller_unit;
-use crate::ipc::primary_groups::{PrimaryGroups, Said, manages_all};
+use crate::ipc::primary_groups::PrimaryGroups;
 
 /// The bus daemon's own name, the sender of its signals.
 const BUS_NAME: &str = "org.freedesktop.DBus";
@@ -214,7 +215,7 @@ impl Peers {
             }
             (false, ..) | (true, None, None) => None,
         };
-        let reported = credentials.unix_group_ids();
+        let reported = credentials.unix_group_ids().map(Vec::as_slice);
         let (groups, found) = grantable_groups(uid, reported, grants.groups, primary_groups).await;
         Ok((
             Caller {
@@ -225,6 +226,30 @@ impl Peers {
             },
             found,
         ))
+    }
+
+    /// Asks the user database for the primary group of each known peer
+    /// whose groups were not asked for (no provider granted by group when
+    /// it called), after a reload that made some provider grant by group:
+    /// the signals of the providers it gains by its primary group reach it
+    /// from now on (`InterfacesAdded` among them), not only once it calls
+    /// again (an object manager client that called once never would).
+    pub(super) async fn read_unread_groups(&self) {
+        let unread: Vec<(String, u32, Arc<[u32]>)> = {
+            let table = self.map();
+            table
+                .groups_unread
+                .iter()
+                .filter_map(|(name, reported)| {
+                    let caller = table.callers.get(name)?;
+                    Some((name.clone(), caller.uid, Arc::clone(reported)))
+                })
+                .collect()
+        };
+        for (name, uid, reported) in unread {
+            let found = grantable_groups(uid, Some(&reported), true, &self.primary_groups).await;
+            self.map().groups_read(&name, found);
+        }
     }
 
     /// The peers a signal about a provider with `policy` may reach: those
@@ -368,59 +393,6 @@ fn sent_by_the_bus(message: &zbus::Message) -> bool {
         .is_some_and(|sender| sender.as_str() == BUS_NAME)
 }
 
-/// The groups of a D-Bus caller that a grant by group matches directly:
-/// its user's primary group, when the bus reports the process in it.
-///
-/// The other groups the bus reports are the process's supplementary
-/// groups, fixed when its session began: a user taken out of a group
-/// (`gpasswd -d`) keeps it there until they log in again, and `setpriv`
-/// or a unit's `SupplementaryGroups=` give groups the group database does
-/// not list. Grants match those only through the group database's member
-/// lists, which are read again every 30 s (`broker::group_recheck`), as
-/// on the socket, where the kernel's gid counts only when it is the
-/// user's primary group too (`ipc::socket::admission`): the two
-/// front-ends give one answer, and a removal takes effect on both. A
-/// name service that does not answer leaves the member lists alone.
-///
-/// The user database is asked as on the socket (`ipc::primary_groups`):
-/// only while some provider grants by group (`groups_granted`; else the
-/// groups are [`GroupsFound::Unread`]), never for root or the daemon's own
-/// user, once per uid in 30 s, a few lookups at once. The answer is not
-/// sure when the name service did not answer or did not know the user
-/// (sssd or LDAP restarting looks like either), so the peer is asked
-/// about again later rather than kept without its group for the life of
-/// its connection.
-async fn grantable_groups(
-    uid: u32,
-    reported: Option<&Vec<u32>>,
-    groups_granted: bool,
-    primary_groups: &PrimaryGroups,
-) -> (Arc<[u32]>, GroupsFound) {
-    let Some(reported) = reported.filter(|groups| !groups.is_empty()) else {
-        return (Arc::from([]), GroupsFound::Sure);
-    };
-    if manages_all(uid) {
-        return (Arc::from([]), GroupsFound::Sure);
-    }
-    if !groups_granted {
-        return (Arc::from([]), GroupsFound::Unread);
-    }
-    let said = match primary_groups.known(uid, std::time::Instant::now()) {
-        Some(said) => Some(said),
-        None => primary_groups.look_up(uid).await,
-    };
-    match said {
-        Some(Said::Primary(gid)) if reported.contains(&gid) => {
-            (Arc::from([gid]), GroupsFound::Sure)
-        }
-        Some(Said::Primary(_)) => (Arc::from([]), GroupsFound::Sure),
-        Some(Said::NoSuchUser) | None => (
-            Arc::from([]),
-            GroupsFound::UnsureSince(std::time::Instant::now()),
-        ),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -445,68 +417,5 @@ mod tests {
         assert!(sent_by_the_bus(&departure(Some("org.freedesktop.DBus"))));
         assert!(!sent_by_the_bus(&departure(Some(":1.7"))));
         assert!(!sent_by_the_bus(&departure(None)));
-    }
-
-    /// A user the name service knows gets its primary group, surely; one
-    /// it does not know (or could not be asked about) is unsure, to be
-    /// asked about again. Nothing is asked while no provider grants by
-    /// group, nor for root. (Debian's user `daemon`, uid 1, has the
-    /// primary group 1.)
-    #[tokio::test]
-    async fn an_unknown_user_leaves_its_groups_unsure() {
-        if crate::config::primary_gid_answer(1) != Some(Some(1)) {
-            eprintln!(
-                "SKIPPED an_unknown_user_leaves_its_groups_unsure: no user of uid 1 in group 1"
-            );
-            return;
-        }
-        let groups = PrimaryGroups::default();
-        let found = |uid, reported: Vec<u32>, granted| {
-            let groups = &groups;
-            async move { grantable_groups(uid, Some(&reported), granted, groups).await }
-        };
-        let (got, sure) = found(1, vec![1, 5], true).await;
-        assert_eq!(
-            (&*got, sure),
-            (&[1][..], GroupsFound::Sure),
-            "its primary group"
-        );
-        let (got, sure) = found(1, vec![5], true).await;
-        assert_eq!(
-            (&*got, sure),
-            (&[][..], GroupsFound::Sure),
-            "not in its primary group"
-        );
-        let (got, sure) = found(4_000_000_123, vec![5], true).await;
-        assert!(got.is_empty(), "no such user");
-        assert!(matches!(sure, GroupsFound::UnsureSince(_)), "no such user");
-        let (got, sure) = grantable_groups(4_000_000_123, None, true, &groups).await;
-        assert_eq!(
-            (&*got, sure),
-            (&[][..], GroupsFound::Sure),
-            "no groups to confirm"
-        );
-        let (got, sure) = found(4_000_000_124, vec![5], false).await;
-        assert_eq!(
-            (&*got, sure),
-            (&[][..], GroupsFound::Unread),
-            "no group grants"
-        );
-        assert_eq!(
-            groups.known(4_000_000_124, std::time::Instant::now()),
-            None,
-            "asked"
-        );
-        let (got, sure) = found(0, vec![0], true).await;
-        assert_eq!(
-            (&*got, sure),
-            (&[][..], GroupsFound::Sure),
-            "root manages all"
-        );
-        assert_eq!(
-            groups.known(0, std::time::Instant::now()),
-            None,
-            "root asked for"
-        );
     }
 }

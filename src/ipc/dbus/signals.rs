@@ -287,6 +287,11 @@ impl Signals {
         changed: &[String],
         previous: &[(String, AccessPolicy)],
     ) {
+        // Peers met while nothing granted by group have their groups read
+        // now, if something does: they may gain providers by them.
+        if self.broker.grants_groups() {
+            self.peers.read_unread_groups().await;
+        }
         let previous: HashMap<&str, &AccessPolicy> =
             previous.iter().map(|(n, p)| (n.as_str(), p)).collect();
         // Who may see them, and what, may have changed: their next
