@@ -88,14 +88,7 @@ fn a_logout_owing_its_delete_is_handed_over() {
     let took_over = feed(&mut new, at(20), Event::TakeOver(Box::new(handover)));
     assert_eq!(describe(&new), "logged_out");
     assert!(new.owes_a_logouts_delete());
-    assert!(took_over.contains(&"schedule".to_owned()), "{took_over:?}");
-    let retry_at = new.save_retry_at.expect("its retry planned");
-    assert_eq!(
-        feed(&mut new, retry_at, Event::RefreshDue),
-        s(&["retry_store_save", "unschedule"])
-    );
-    let retry = new.handle(&ctx(retry_at), Event::SaveIfDirty);
-    assert_eq!(briefs(&retry), s(&["delete(retry)"]));
+    retries_after_handover(&mut new, &took_over, "delete(retry)");
     // A logout that was carried out leaves nothing to hand over.
     let mut done = logged_in(3600);
     let logout = done.handle(&ctx(at(11)), Event::LogoutRequested);
@@ -120,12 +113,19 @@ fn an_unsaved_ended_record_is_retried_after_a_handover() {
         Event::TakeOver(Box::new(old.handover().unwrap())),
     );
     assert_eq!(describe(&new), "needs_login");
+    retries_after_handover(&mut new, &took_over, "end(retry)");
+}
+
+/// The session `new`, which `took_over` a handover, planned the retry of
+/// the write the store did not take, and makes it (`write`, in brief)
+/// when it comes.
+fn retries_after_handover(new: &mut SessionMachine, took_over: &[String], write: &str) {
     assert!(took_over.contains(&"schedule".to_owned()), "{took_over:?}");
     let retry_at = new.save_retry_at.expect("its retry planned");
     assert_eq!(
-        feed(&mut new, retry_at, Event::RefreshDue),
+        feed(new, retry_at, Event::RefreshDue),
         s(&["retry_store_save", "unschedule"])
     );
     let retry = new.handle(&ctx(retry_at), Event::SaveIfDirty);
-    assert_eq!(briefs(&retry), s(&["end(retry)"]));
+    assert_eq!(briefs(&retry), s(&[write]));
 }
