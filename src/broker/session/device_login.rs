@@ -69,9 +69,8 @@ impl Session {
             grant.scope = Some(self.config().scopes.join(" "));
         }
         let _persist = self.persist.lock().await;
-        // Dated on the clock as it is set now, under the persist lock: a
-        // clock set from here on is taken in after the install (see
-        // `clock_stepped`), one set before it is in this date.
+        // Dated on the clock as it is set now; a step taken in after this
+        // moves the tokens when they are installed (`machine::clock_step`).
         let sent_at = self.shared.clock.wall_at(sent_since_boot);
         self.dispatch(super::machine::Event::LoginGranted { grant, sent_at })
             .await;

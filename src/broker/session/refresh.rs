@@ -119,10 +119,9 @@ impl Session {
         debug!(provider = %self.name, event = "refresh_answered", at_unix_us = %unix_micros_now(), ok = answer.is_ok(), "refresh answer received");
         let _persist = self.persist.lock().await;
         // Lifetimes count from the send, dated on the clock as it is set
-        // now (it may have been set meanwhile: see `ClockWatch`), under
-        // the persist lock: a clock set from here on is taken in after the
-        // tokens are installed (see `clock_stepped`), one set before it
-        // is in this date.
+        // now (it may have been set meanwhile: see `ClockWatch`); a step
+        // taken in after this moves the tokens when they are installed
+        // (`machine::clock_step`).
         let sent_at = self.shared.clock.wall_at(sent_since_boot);
         let event = Event::RefreshAnswered {
             generation,
@@ -136,22 +135,10 @@ impl Session {
     }
 
     /// Moves the session's times with the wall clock, which was set by
-    /// `step` (see `machine::clock_step`), in order with the store writes:
-    /// tokens a write is about to install (a refresh's, a login's) were
-    /// dated on the clock before the step, and move with the rest once
-    /// installed. Moved while such a write waited (a slow keyring), they
-    /// were installed on the old clock, and stored so: set back two hours,
-    /// a token of an hour was taken to have three.
+    /// `step` (see `machine::clock_step`); tokens a write is about to
+    /// install move when they are installed.
     pub(crate) fn clock_stepped(self: &Arc<Self>, step: crate::broker::clock::ClockStep) {
-        if let Ok(_persist) = self.persist.try_lock() {
-            self.dispatch_now(Event::ClockStepped(step));
-            return;
-        }
-        let session = Arc::clone(self);
-        self.shared.tasks.spawn(async move {
-            let _persist = session.persist.lock().await;
-            session.dispatch_now(Event::ClockStepped(step));
-        });
+        self.dispatch_now(Event::ClockStepped(step));
     }
 
     /// Starts a background refresh if one is due and none is in flight

@@ -43,10 +43,21 @@ pub(super) async fn grantable_groups(
     if !groups_granted {
         return (Arc::from([]), GroupsFound::Unread(Arc::from(reported)));
     }
-    let said = match primary_groups.known(uid, std::time::Instant::now()) {
+    judged(reported, said_of(uid, primary_groups).await)
+}
+
+/// What the user database says of `uid`'s primary group (`None`: no
+/// answer), from what it said lately if it did.
+pub(super) async fn said_of(uid: u32, primary_groups: &PrimaryGroups) -> Option<Said> {
+    match primary_groups.known(uid, std::time::Instant::now()) {
         Some(said) => Some(said),
         None => primary_groups.look_up(uid).await,
-    };
+    }
+}
+
+/// The groups a grant matches of a caller the bus reports in `reported`,
+/// whose user's primary group the user database `said`.
+pub(super) fn judged(reported: &[u32], said: Option<Said>) -> (Arc<[u32]>, GroupsFound) {
     match said {
         Some(Said::Primary(gid)) if reported.contains(&gid) => {
             (Arc::from([gid]), GroupsFound::Sure)

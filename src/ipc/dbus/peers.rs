@@ -26,7 +26,7 @@ use zbus::names::{BusName, UniqueName};
 use zbus::{Connection, MatchRule, MessageStream};
 
 use super::DbusError;
-use super::peer_groups::grantable_groups;
+use super::peer_groups::{self, grantable_groups};
 use super::peer_table::{GrantsBy, GroupsFound, PeerTable};
 use crate::broker::{AccessPolicy, Caller, Role};
 use crate::ipc::caller_unit;
@@ -246,9 +246,22 @@ impl Peers {
                 })
                 .collect()
         };
+        // Each uid once, all at once (bounded as every lookup is): a name
+        // service that does not answer holds the reload's signals one
+        // lookup's timeout, not one per peer.
+        let mut uids: Vec<u32> = unread.iter().map(|(_, uid, _)| *uid).collect();
+        uids.sort_unstable();
+        uids.dedup();
+        let answers = futures_util::future::join_all(
+            uids.iter()
+                .map(|uid| peer_groups::said_of(*uid, &self.primary_groups)),
+        )
+        .await;
+        let said: HashMap<u32, _> = uids.into_iter().zip(answers).collect();
+        let mut table = self.map();
         for (name, uid, reported) in unread {
-            let found = grantable_groups(uid, Some(&reported), true, &self.primary_groups).await;
-            self.map().groups_read(&name, found);
+            let said = said.get(&uid).copied().flatten();
+            table.groups_read(&name, peer_groups::judged(&reported, said));
         }
     }
 

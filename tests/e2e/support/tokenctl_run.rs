@@ -14,6 +14,9 @@ pub fn tokenctl(socket: &Path, args: &[&str]) -> Output {
         .arg(socket)
         .args(args)
         .env_remove("TOKEND_SOCKET")
+        // Its words as a UTF-8 terminal shows them ("…"), whatever the
+        // runner's locale.
+        .env("LC_ALL", "C.UTF-8")
         .stdin(Stdio::null())
         .output()
         .expect("run tokenctl")

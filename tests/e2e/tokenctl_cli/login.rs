@@ -299,6 +299,7 @@ fn a_terminal_is_told_what_ctrl_c_does() {
             .args(["--quiet", "--return", "--command", &command, "/dev/null"])
             .env("TERM", term)
             .env("NO_COLOR", "1")
+            .env("LC_ALL", "C.UTF-8")
             .env_remove("TOKEND_SOCKET")
             .stdin(std::process::Stdio::null())
             .output()
@@ -341,6 +342,7 @@ if pid == 0:
     size(0, 60)
     os.environ["TERM"] = "xterm"
     os.environ["NO_COLOR"] = "1"
+    os.environ["LC_ALL"] = "C.UTF-8"
     os.execv(sys.argv[1], sys.argv[1:])
 out = b""
 deadline = time.monotonic() + 30

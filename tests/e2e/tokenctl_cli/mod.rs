@@ -101,7 +101,10 @@ fn tokenctl() -> Command {
         .env_remove("TOKEND_SOCKET")
         .env_remove("RUNTIME_DIRECTORY")
         .env_remove("XDG_RUNTIME_DIR")
-        .env("NO_COLOR", "1");
+        .env("NO_COLOR", "1")
+        // Its words as a UTF-8 terminal shows them ("…"), whatever the
+        // runner's locale (a CI runner in C would get "...").
+        .env("LC_ALL", "C.UTF-8");
     command
 }
 

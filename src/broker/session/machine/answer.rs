@@ -49,6 +49,7 @@ impl SessionMachine {
                         generation,
                         tokens: new,
                         rotated,
+                        steps_seen: self.clock_steps,
                     },
                 });
             }

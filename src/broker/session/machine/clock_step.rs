@@ -22,7 +22,7 @@
 
 use std::time::SystemTime;
 
-use super::{Effect, RefreshStage, SessionMachine, SessionState};
+use super::{Effect, RefreshStage, SessionMachine, SessionState, Tokens};
 use crate::broker::clock::ClockStep;
 use crate::broker::session::machine::Context;
 
@@ -39,6 +39,12 @@ impl SessionMachine {
                 *time = step.shift(*time);
             }
         };
+        // Noted for the tokens a write will install (see `steps_since`).
+        self.clock_steps += 1;
+        if self.recent_steps.len() == RECENT_STEPS {
+            self.recent_steps.pop_front();
+        }
+        self.recent_steps.push_back((self.clock_steps, step));
         // Set ahead, the access token may have aged by the step (see the
         // module doc): its expiry stays, and the next refresh is planned
         // from it again.
@@ -50,23 +56,17 @@ impl SessionMachine {
         let mut record_moved = false;
         if let SessionState::Active { tokens, refresh } = &mut self.state {
             let counted = tokens.counted_here;
-            record_moved = (counted.access_expiry && !ahead)
-                || (counted.refresh_expiry && tokens.refresh_expires_at.is_some())
-                || counted.obtained;
-            if let Some(access) = &mut tokens.access {
-                let idle = *refresh == RefreshStage::Idle && self.failures == 0;
-                if counted.access_expiry && !ahead {
-                    shift(&mut access.expires_at);
-                    shift(&mut self.expiry_told);
-                } else if access.expires_at.is_some() && idle {
-                    replan = Some(tokens.clone());
-                }
-            }
-            if counted.obtained {
-                tokens.obtained_at = step.shift(tokens.obtained_at);
+            record_moved = shift_tokens(tokens, step);
+            if counted.access_expiry && !ahead {
+                shift(&mut self.expiry_told);
+            } else if let Some(access) = &tokens.access
+                && access.expires_at.is_some()
+                && *refresh == RefreshStage::Idle
+                && self.failures == 0
+            {
+                replan = Some(tokens.clone());
             }
             if counted.refresh_expiry {
-                shift(&mut tokens.refresh_expires_at);
                 shift(&mut self.expiry_warned);
             }
         }
@@ -91,12 +91,61 @@ impl SessionMachine {
             }
             self.schedule_wake(ctx.now, out);
         }
-        if record_moved {
+        self.save_again_if(record_moved, ctx, out);
+        out.push(self.changed());
+    }
+
+    /// Moves `tokens`, made when the session had taken in `steps_seen`
+    /// clock steps, by the steps taken in since (their write waited while
+    /// the clock was set: a slow keyring). Whether a time the record holds
+    /// moved. Steps older than the last [`RECENT_STEPS`] are not known any
+    /// more: a write does not wait through that many.
+    pub(super) fn shift_by_steps_since(&self, steps_seen: u64, tokens: &mut Tokens) -> bool {
+        let mut moved = false;
+        for (_, step) in self.recent_steps.iter().filter(|(n, _)| *n > steps_seen) {
+            moved |= shift_tokens(tokens, *step);
+        }
+        moved
+    }
+
+    /// When `moved` (a time the stored record holds moved with the clock),
+    /// marks the session unsaved and has its record saved again.
+    pub(super) fn save_again_if(&mut self, moved: bool, ctx: &Context, out: &mut Vec<Effect>) {
+        if moved {
             self.store_dirty = true;
             if ctx.store_available {
                 out.push(Effect::RetryStoreSave);
             }
         }
-        out.push(self.changed());
     }
+}
+
+/// The clock steps a session keeps for the writes under way (see
+/// `SessionMachine::shift_by_steps_since`).
+const RECENT_STEPS: usize = 8;
+
+/// Moves the times of `tokens` counted on this clock by `step`: not the
+/// access token's expiry when set ahead (see the module doc). Whether a
+/// time the stored record holds moved.
+fn shift_tokens(tokens: &mut Tokens, step: ClockStep) -> bool {
+    let ahead = matches!(step, ClockStep::Ahead(_));
+    let counted = tokens.counted_here;
+    let moved = (counted.access_expiry && !ahead)
+        || (counted.refresh_expiry && tokens.refresh_expires_at.is_some())
+        || counted.obtained;
+    if counted.access_expiry
+        && !ahead
+        && let Some(expires_at) = tokens.access.as_mut().and_then(|a| a.expires_at.as_mut())
+    {
+        *expires_at = step.shift(*expires_at);
+    }
+    if counted.obtained {
+        tokens.obtained_at = step.shift(tokens.obtained_at);
+    }
+    if counted.refresh_expiry
+        && let Some(expires_at) = tokens.refresh_expires_at.as_mut()
+    {
+        *expires_at = step.shift(*expires_at);
+    }
+    moved
 }

@@ -132,11 +132,16 @@ pub(crate) enum WritePurpose {
         tokens: Tokens,
         /// Whether the provider sent a new refresh token.
         rotated: bool,
+        /// The clock steps the session had taken in when the tokens were
+        /// made (see `SessionMachine::steps_since`).
+        steps_seen: u64,
     },
     /// A login's tokens, installed once written.
     LoggedIn {
         /// The tokens.
         tokens: Tokens,
+        /// As for [`Self::Refreshed`].
+        steps_seen: u64,
     },
     /// The delete of a logout.
     LoggedOut {

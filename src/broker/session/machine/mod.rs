@@ -166,6 +166,12 @@ pub(crate) struct SessionMachine {
     /// [`timing::refused_again_spacing`]). One refused later had worked:
     /// its refusal counts anew (a token of unknown life that died).
     refused_replacement: Option<(TokenFingerprint, SystemTime, u32)>,
+    /// How many times the wall clock was set while the session lived, and
+    /// the last few of those steps, numbered: tokens made before a step
+    /// and installed after it (their write waited: a slow keyring) move
+    /// by it then (see `clock_step`).
+    clock_steps: u64,
+    recent_steps: std::collections::VecDeque<(u64, crate::broker::clock::ClockStep)>,
     /// The last such token whose refusal was said while its replacement
     /// waits (once per token, however many clients see it refused).
     refused_again_said: Option<TokenFingerprint>,
@@ -206,6 +212,8 @@ impl SessionMachine {
             expiry_reference: None,
             last_on_demand_refresh: None,
             refused_replacement: None,
+            clock_steps: 0,
+            recent_steps: std::collections::VecDeque::new(),
             refused_again_said: None,
             refusal_refresh_out: None,
             expiry_warned: None,
@@ -268,7 +276,10 @@ impl SessionMachine {
                 let tokens = Tokens::from_grant(grant, sent_at, None);
                 out.push(Effect::WriteRecord {
                     record: tokens.to_record(&self.identity),
-                    purpose: WritePurpose::LoggedIn { tokens },
+                    purpose: WritePurpose::LoggedIn {
+                        tokens,
+                        steps_seen: self.clock_steps,
+                    },
                 });
             }
             Event::LoginFailed(error) => {

@@ -73,13 +73,15 @@ impl SessionMachine {
         match purpose {
             WritePurpose::Refreshed {
                 generation,
-                tokens,
+                mut tokens,
                 rotated,
+                steps_seen,
             } => {
                 if generation != self.generation {
                     out.push(Effect::Reply(Reply::Done(Ok(()))));
                     return;
                 }
+                let moved = self.shift_by_steps_since(steps_seen, &mut tokens);
                 let expires_at = tokens.expires_at_unix();
                 if let (Some(in_a_row), Some(access)) =
                     (self.refusal_refresh_out.take(), tokens.access.as_ref())
@@ -92,6 +94,7 @@ impl SessionMachine {
                 }
                 let after_failures = self.failures;
                 self.install(ctx, tokens, result, out);
+                self.save_again_if(moved, ctx, out);
                 out.push(Effect::Log(Notice::Refreshed {
                     rotated,
                     expires_at,
@@ -100,12 +103,8 @@ impl SessionMachine {
                 self.emit_new_tokens(expires_at, out);
                 out.push(Effect::Reply(Reply::Done(Ok(()))));
             }
-            WritePurpose::LoggedIn { tokens } => {
-                self.generation += 1;
-                let expires_at = tokens.expires_at_unix();
-                self.install(ctx, tokens, result, out);
-                out.push(Effect::Log(Notice::LoggedIn { expires_at }));
-                self.emit_new_tokens(expires_at, out);
+            WritePurpose::LoggedIn { tokens, steps_seen } => {
+                self.logged_in_written(ctx, tokens, steps_seen, result, out);
             }
             WritePurpose::LoggedOut { showed_nothing } => {
                 // Logged out in memory either way; a record the store could
@@ -175,6 +174,25 @@ impl SessionMachine {
                 out.push(Effect::Reply(Reply::Changed(true)));
             }
         }
+    }
+
+    /// Installs a login's tokens once their write is done (or failed: then
+    /// unsaved), moved by the clock steps taken in since they were made.
+    fn logged_in_written(
+        &mut self,
+        ctx: &Context,
+        mut tokens: super::Tokens,
+        steps_seen: u64,
+        result: Result<(), BrokerError>,
+        out: &mut Vec<Effect>,
+    ) {
+        self.generation += 1;
+        let moved = self.shift_by_steps_since(steps_seen, &mut tokens);
+        let expires_at = tokens.expires_at_unix();
+        self.install(ctx, tokens, result, out);
+        self.save_again_if(moved, ctx, out);
+        out.push(Effect::Log(Notice::LoggedIn { expires_at }));
+        self.emit_new_tokens(expires_at, out);
     }
 
     /// A write of the session's record (a save, or a delete after a
