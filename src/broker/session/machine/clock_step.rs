@@ -39,7 +39,7 @@ impl SessionMachine {
                 *time = step.shift(*time);
             }
         };
-        // Noted for the tokens a write will install (see `steps_since`).
+        // Noted for the tokens a write will install (see `shift_by_steps_since`).
         self.clock_steps += 1;
         if self.recent_steps.len() == RECENT_STEPS {
             self.recent_steps.pop_front();

@@ -133,7 +133,7 @@ pub(crate) enum WritePurpose {
         /// Whether the provider sent a new refresh token.
         rotated: bool,
         /// The clock steps the session had taken in when the tokens were
-        /// made (see `SessionMachine::steps_since`).
+        /// made (see `SessionMachine::shift_by_steps_since`).
         steps_seen: u64,
     },
     /// A login's tokens, installed once written.
