@@ -227,6 +227,21 @@ impl LoginHandle {
         matches!(*self.progress.borrow(), LoginProgress::Finished(_))
     }
 
+    /// Stops the login (see [`LoginCancel::cancel`]), `why` saying what
+    /// stopped it; or, when its tokens have arrived, waits for its end:
+    /// they are installed first. Whether it was stopped. Waited for before
+    /// the caller (a logout, a reload's retirement) asks for the session's
+    /// persist lock: it could take that lock between the login's settling
+    /// and its install, and the install then undid the logout, or went to
+    /// a retired session.
+    pub(crate) async fn cancel_or_await_install(&self, why: &'static str) -> bool {
+        if self.cancel(why) {
+            return true;
+        }
+        self.finished().await;
+        false
+    }
+
     /// Resolves once the login has ended (or its task is gone).
     pub(crate) async fn finished(&self) {
         let mut progress = self.progress.clone();

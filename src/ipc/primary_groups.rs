@@ -67,6 +67,17 @@ impl Said {
     }
 }
 
+/// The groups a grant by group matches directly for a process the kernel
+/// or the bus reports in the groups `reported`, whose user's primary group
+/// is `primary`: that group, when the process is in it; none else.
+#[must_use]
+pub fn grantable(reported: &[u32], primary: Option<u32>) -> Arc<[u32]> {
+    match primary {
+        Some(gid) if reported.contains(&gid) => Arc::from([gid]),
+        _ => Arc::from([]),
+    }
+}
+
 /// Whether `uid` manages every provider whatever its groups: root, and
 /// the daemon's own user. Their groups are never asked for.
 #[must_use]
@@ -105,6 +116,15 @@ impl PrimaryGroups {
             .get(&uid)
             .filter(|(_, at)| now.saturating_duration_since(*at) < KNOWN_FOR)
             .map(|(gid, _)| *gid)
+    }
+
+    /// What the user database said of `uid`'s primary group lately, or
+    /// says now ([`Self::look_up`]); `None` when it did not answer.
+    pub async fn said(&self, uid: u32) -> Option<Said> {
+        match self.known(uid, Instant::now()) {
+            Some(said) => Some(said),
+            None => self.look_up(uid).await,
+        }
     }
 
     /// What the user database says of `uid`'s primary group, kept; `None`

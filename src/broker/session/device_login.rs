@@ -91,10 +91,7 @@ impl Session {
         // Settled, the tokens are installed whatever comes: a logout that
         // finds the login settled waits for its end (`Session::logout`).
         let granted = match granted {
-            Ok(_) if !cancel.settle() => Err(self.login_failed(format!(
-                "was cancelled ({})",
-                cancel.reason().unwrap_or("logout")
-            ))),
+            Ok(_) if !cancel.settle() => Err(self.login_cancelled(&cancel)),
             other => other,
         };
         let result = match granted {
@@ -163,11 +160,17 @@ impl Session {
         if self.shared.logins.is_cancelled() {
             BrokerError::ShuttingDown
         } else {
-            self.login_failed(format!(
-                "was cancelled ({})",
-                cancel.reason().unwrap_or("logout")
-            ))
+            self.login_cancelled(cancel)
         }
+    }
+
+    /// What a login `cancel` stopped (a logout, a reload, `--cancel`)
+    /// ends with.
+    fn login_cancelled(&self, cancel: &LoginCancel) -> BrokerError {
+        self.login_failed(format!(
+            "was cancelled ({})",
+            cancel.reason().unwrap_or("logout")
+        ))
     }
 
     /// Asks for a code, shows it and polls until the person approves

@@ -355,17 +355,9 @@ impl Session {
         let login = self.state().login.take();
         let mut cancelled_login = false;
         if let Some(login) = login.filter(|login| !login.is_finished()) {
-            if login.cancel("logout") {
-                cancelled_login = true;
-            } else {
-                // Its tokens arrived: it is not cancelled, but installed
-                // first, then logged out. Waited for before the persist
-                // lock is asked for: this logout could take that lock
-                // between the login's settling and its install, and the
-                // install then undid the logout the person was told was
-                // done.
-                login.finished().await;
-            }
+            // One whose tokens arrived is not cancelled: installed first,
+            // then logged out.
+            cancelled_login = login.cancel_or_await_install("logout").await;
         }
         let _persist = self.persist.lock().await;
         let had_tokens = self.state().machine.holds_tokens();

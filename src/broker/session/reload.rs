@@ -52,19 +52,16 @@ impl Session {
             (state.login.take(), state.flight.clone())
         };
         if let Some(login) = login {
-            let cancelled = login.cancel(match why {
-                Retirement::Removed => "a reload removed the provider from the config",
-                Retirement::Replaced => {
-                    "a reload changed the provider's table: run the login again"
-                }
-            });
-            // Its tokens arrived: they are installed, and handed over with
-            // the rest. Waited for before `inherit` asks for the persist
-            // lock, which it could take between the login's settling and
-            // its install (the tokens then went to this retired session).
-            if !cancelled {
-                login.finished().await;
-            }
+            // One whose tokens arrived is installed, and handed over with
+            // the rest.
+            login
+                .cancel_or_await_install(match why {
+                    Retirement::Removed => "a reload removed the provider from the config",
+                    Retirement::Replaced => {
+                        "a reload changed the provider's table: run the login again"
+                    }
+                })
+                .await;
         }
         if let Some(rx) = flight {
             let _ = wait_for_refresh(rx, &self.shared).await;

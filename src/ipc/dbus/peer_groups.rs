@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::peer_table::GroupsFound;
-use crate::ipc::primary_groups::{PrimaryGroups, Said, manages_all};
+use crate::ipc::primary_groups::{PrimaryGroups, Said, grantable, manages_all};
 
 /// The groups of a D-Bus caller that a grant by group matches directly:
 /// its user's primary group, when the bus reports the process in it.
@@ -43,31 +43,17 @@ pub(super) async fn grantable_groups(
     if !groups_granted {
         return (Arc::from([]), GroupsFound::Unread(Arc::from(reported)));
     }
-    judged(reported, said_of(uid, primary_groups).await)
-}
-
-/// What the user database says of `uid`'s primary group (`None`: no
-/// answer), from what it said lately if it did.
-pub(super) async fn said_of(uid: u32, primary_groups: &PrimaryGroups) -> Option<Said> {
-    match primary_groups.known(uid, std::time::Instant::now()) {
-        Some(said) => Some(said),
-        None => primary_groups.look_up(uid).await,
-    }
+    judged(reported, primary_groups.said(uid).await)
 }
 
 /// The groups a grant matches of a caller the bus reports in `reported`,
 /// whose user's primary group the user database `said`.
 pub(super) fn judged(reported: &[u32], said: Option<Said>) -> (Arc<[u32]>, GroupsFound) {
-    match said {
-        Some(Said::Primary(gid)) if reported.contains(&gid) => {
-            (Arc::from([gid]), GroupsFound::Sure)
-        }
-        Some(Said::Primary(_)) => (Arc::from([]), GroupsFound::Sure),
-        Some(Said::NoSuchUser) | None => (
-            Arc::from([]),
-            GroupsFound::UnsureSince(std::time::Instant::now()),
-        ),
-    }
+    let found = match said {
+        Some(Said::Primary(_)) => GroupsFound::Sure,
+        Some(Said::NoSuchUser) | None => GroupsFound::UnsureSince(std::time::Instant::now()),
+    };
+    (grantable(reported, said.and_then(Said::primary)), found)
 }
 
 #[cfg(test)]

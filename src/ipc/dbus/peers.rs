@@ -252,11 +252,9 @@ impl Peers {
         let mut uids: Vec<u32> = unread.iter().map(|(_, uid, _)| *uid).collect();
         uids.sort_unstable();
         uids.dedup();
-        let answers = futures_util::future::join_all(
-            uids.iter()
-                .map(|uid| peer_groups::said_of(*uid, &self.primary_groups)),
-        )
-        .await;
+        let answers =
+            futures_util::future::join_all(uids.iter().map(|uid| self.primary_groups.said(*uid)))
+                .await;
         let said: HashMap<u32, _> = uids.into_iter().zip(answers).collect();
         let mut table = self.map();
         for (name, uid, reported) in unread {

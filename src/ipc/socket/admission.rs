@@ -38,17 +38,13 @@ use super::{Connection, Limits, Serving, caller_unit};
 use crate::broker::Caller;
 use crate::broker::refusal_log::{self, RefusalLog};
 use crate::ipc::per_uid::{Held, Holder, PerUid};
-use crate::ipc::primary_groups::{PrimaryGroups, Said, manages_all};
+use crate::ipc::primary_groups::{PrimaryGroups, Said, grantable, manages_all};
 use crate::protocol::ErrorCode;
 
 /// The groups a grant by group matches directly for a process of `gid`
 /// whose user's primary group is `primary`.
 fn groups_of(gid: u32, primary: Option<u32>) -> Arc<[u32]> {
-    if primary == Some(gid) {
-        Arc::from([gid])
-    } else {
-        Arc::from([])
-    }
+    grantable(&[gid], primary)
 }
 
 impl Connection {
