@@ -1,10 +1,14 @@
-//! The real `tokenctl` binary against a canned daemon on a real Unix socket.
+//! The real `tokenctl` binary, mostly against a canned daemon on a real Unix
+//! socket.
 //!
-//! The canned daemon stands in for tokend until the daemon exists: it reads
-//! request lines with the shared protocol parser and answers each with lines
-//! the test prepared from the shared protocol types. It serves one connection
-//! (tokenctl opens exactly one), so joining it after the child exited is the
-//! synchronization: no sleeps.
+//! The canned daemon stands in for tokend where a test needs exact answers
+//! of the protocol, rare ones among them (a daemon gone mid-login, an answer
+//! that comes late, every error code): it reads request lines with the
+//! shared protocol parser and answers each with lines the test prepared
+//! from the shared protocol types. It serves one connection (tokenctl opens
+//! exactly one), so joining it after the child exited is the
+//! synchronization: no sleeps. Tests that need the daemon's own behaviour
+//! start the real one (`support::daemon`), as the other e2e modules do.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -154,6 +158,7 @@ fn status_stream_with_store(
 }
 
 mod login;
+mod login_terminal;
 mod status;
 mod timeout;
 mod token;
