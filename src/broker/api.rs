@@ -200,8 +200,11 @@ impl Broker {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .entry(provider.token_endpoint_hint())
-                .or_insert_with(|| {
-                    Arc::new(EndpointLimit::new(self.inner.max_concurrent_refreshes))
+                .or_insert_with_key(|endpoint| {
+                    Arc::new(EndpointLimit::new(
+                        endpoint,
+                        self.inner.max_concurrent_refreshes,
+                    ))
                 }),
         );
         Arc::new(Session::new(

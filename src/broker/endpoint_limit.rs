@@ -15,12 +15,23 @@
 //! session is told names the endpoint and the status only: the
 //! provider's own words went to the session that was told, and may name
 //! that session's account.
+//!
+//! A provider that hangs holds every permit: each refresh out listens for
+//! its late answer (`session::refresh`). Once none of them has been
+//! answered (no permit given back) for `http_timeout`, the refreshes
+//! waiting for a permit are not sent and fail at once
+//! ([`ProviderError::Stalled`]), each retried after its backoff. Until
+//! then they wait: a busy endpoint gives permits back all the time, and a
+//! queue of hundreds of sessions (a start with expired tokens) drains.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::{Semaphore, SemaphorePermit};
+// tokio's, which a test can pause and advance.
+use tokio::time::Instant;
 
 use crate::provider::ProviderError;
 
@@ -35,25 +46,108 @@ struct AskedWait {
 /// The refresh limit and the provider's asked waits of one token endpoint.
 #[derive(Debug)]
 pub(crate) struct EndpointLimit {
+    /// The endpoint (or the issuer it is discovered from), for errors.
+    endpoint: String,
     /// Bounds concurrent refreshes (`max_concurrent_refreshes`).
     permits: Semaphore,
+    /// How many permits there are.
+    concurrent: usize,
+    /// What [`Self::progress`] counts from.
+    since: Instant,
+    /// Milliseconds from `since` to the last time a permit was taken or
+    /// given back: the endpoint's last sign of life.
+    progress: AtomicU64,
+    /// How many refreshes the endpoint has answered (any HTTP answer):
+    /// a refresh listening for its late answer learns from it that the
+    /// provider answers again (see [`Self::answers`]).
+    answered: tokio::sync::watch::Sender<u64>,
     /// The waits asked, by `client_id`.
     asked_waits: Mutex<HashMap<String, AskedWait>>,
 }
 
+/// A refresh's turn at its endpoint; given back when dropped.
+pub(crate) struct EndpointPermit<'a> {
+    _permit: SemaphorePermit<'a>,
+    limit: &'a EndpointLimit,
+}
+
+impl Drop for EndpointPermit<'_> {
+    fn drop(&mut self) {
+        self.limit.note_progress();
+    }
+}
+
 impl EndpointLimit {
-    /// A limit of `concurrent` refreshes at once, and no wait.
-    pub(crate) fn new(concurrent: usize) -> Self {
+    /// A limit of `concurrent` refreshes at once to `endpoint`, and no
+    /// wait.
+    pub(crate) fn new(endpoint: &str, concurrent: usize) -> Self {
         Self {
+            endpoint: endpoint.to_owned(),
             permits: Semaphore::new(concurrent),
+            concurrent,
+            since: Instant::now(),
+            progress: AtomicU64::new(0),
+            answered: tokio::sync::watch::Sender::new(0),
             asked_waits: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Waits for a refresh's turn. The semaphore is never closed, so a
-    /// permit always comes (`None` only if it were).
-    pub(crate) async fn acquire(&self) -> Option<SemaphorePermit<'_>> {
-        self.permits.acquire().await.ok()
+    /// Notes that the provider answered a refresh.
+    pub(crate) fn note_answer(&self) {
+        self.answered.send_modify(|answered| *answered += 1);
+    }
+
+    /// The count of answers, which changes with each (a refresh that
+    /// listens for its late answer and sees another answered knows the
+    /// provider works, and that its own request is most likely lost).
+    pub(crate) fn answers(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.answered.subscribe()
+    }
+
+    fn note_progress(&self) {
+        let now = u64::try_from(self.since.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.progress.fetch_max(now, Ordering::Relaxed);
+    }
+
+    /// The last time a permit was taken or given back.
+    fn last_progress(&self) -> Instant {
+        self.since + Duration::from_millis(self.progress.load(Ordering::Relaxed))
+    }
+
+    /// Waits for a refresh's turn, unless every permit is held by a
+    /// refresh and none has been given back for `stall` (a provider that
+    /// hangs): then [`ProviderError::Stalled`], at once if it already is.
+    /// The turn keeps its place in the queue while the wait goes on.
+    ///
+    /// # Errors
+    /// The endpoint is stalled.
+    pub(crate) async fn acquire_unless_stalled(
+        &self,
+        stall: Duration,
+    ) -> Result<EndpointPermit<'_>, ProviderError> {
+        let mut acquire = std::pin::pin!(self.permits.acquire());
+        loop {
+            let stalled_at = self.last_progress() + stall;
+            tokio::select! {
+                biased;
+                permit = &mut acquire => {
+                    // The semaphore is never closed.
+                    let permit = permit.expect("the endpoint's semaphore is never closed");
+                    self.note_progress();
+                    return Ok(EndpointPermit { _permit: permit, limit: self });
+                }
+                () = tokio::time::sleep_until(stalled_at) => {
+                    let quiet = self.last_progress().elapsed();
+                    if quiet >= stall {
+                        return Err(ProviderError::Stalled {
+                            endpoint: self.endpoint.clone(),
+                            in_flight: self.concurrent - self.permits.available_permits(),
+                            waited_secs: quiet.as_secs(),
+                        });
+                    }
+                }
+            }
+        }
     }
 
     /// The failure a refresh of `client_id` meets without being sent, at
@@ -142,7 +236,7 @@ mod tests {
     #[test]
     fn an_asked_wait_moves_with_the_wall_clock() {
         use crate::broker::clock::ClockStep;
-        let limit = EndpointLimit::new(4);
+        let limit = EndpointLimit::new("http://127.0.0.1:1/token", 4);
         let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
         let hour = Duration::from_secs(3600);
         limit.note_failure(start, "app", &limited(Some(600)));
@@ -159,9 +253,55 @@ mod tests {
         );
     }
 
+    /// Behind an endpoint whose refreshes out are none of them answered
+    /// (no permit given back) for `stall`, a refresh is not sent: after
+    /// the rest of `stall`, or at once when it is over already. Permits
+    /// given back keep a queue waiting however long it is.
+    #[tokio::test(start_paused = true)]
+    async fn a_refresh_is_not_sent_behind_refreshes_out_and_unanswered() {
+        let stall = Duration::from_secs(30);
+        let limit = EndpointLimit::new("http://127.0.0.1:1/token", 1);
+        let out = limit.acquire_unless_stalled(stall).await.unwrap();
+        tokio::time::advance(Duration::from_secs(10)).await;
+        let started = Instant::now();
+        let Err(stalled) = limit.acquire_unless_stalled(stall).await else {
+            panic!("sent behind a refresh unanswered");
+        };
+        assert_eq!(started.elapsed(), Duration::from_secs(20));
+        assert_eq!(
+            stalled.to_string(),
+            "not sent to http://127.0.0.1:1/token: the 1 refreshes already sent there have had no answer for 30 s, and no more are sent until one comes"
+        );
+        let started = Instant::now();
+        assert!(limit.acquire_unless_stalled(stall).await.is_err());
+        assert_eq!(started.elapsed(), Duration::ZERO);
+
+        // An answer (the permit back): the next one goes out. A queue
+        // behind refreshes that are answered waits its turn, past `stall`.
+        drop(out);
+        let out = limit.acquire_unless_stalled(stall).await.unwrap();
+        let first = async {
+            let turn = limit.acquire_unless_stalled(stall).await.unwrap();
+            tokio::time::sleep(Duration::from_secs(20)).await;
+            drop(turn);
+        };
+        let second = async {
+            let started = Instant::now();
+            let turn = limit.acquire_unless_stalled(stall).await;
+            (turn.is_ok(), started.elapsed())
+        };
+        let answered = async {
+            tokio::time::sleep(Duration::from_secs(20)).await;
+            drop(out);
+        };
+        let ((), (sent, waited), ()) = tokio::join!(first, second, answered);
+        assert!(sent, "the queue gave up while its refreshes were answered");
+        assert_eq!(waited, Duration::from_secs(40));
+    }
+
     #[test]
     fn an_asked_wait_binds_the_clients_refreshes_until_it_is_over() {
-        let limit = EndpointLimit::new(4);
+        let limit = EndpointLimit::new("http://127.0.0.1:1/token", 4);
         let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
         assert!(limit.asked_to_wait(start, "app").is_none());
         // A failure that asks nothing holds nothing.

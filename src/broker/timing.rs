@@ -70,6 +70,14 @@ pub fn refused_again_spacing(in_a_row: u32) -> Duration {
         .min(REFUSED_AGAIN_MAX_SPACING)
 }
 
+/// How long a refresh that had no answer within `http_timeout` is listened
+/// for on its open connection (from the send; at least `http_timeout`).
+/// Long enough for a provider that hangs for minutes (a paused VM, an
+/// overloaded database, a stuck proxy) to answer a request it still acts
+/// on; bounded because each such refresh holds one of its endpoint's
+/// permits, and a provider that vanished from the network never answers.
+pub const LATE_ANSWER_WAIT: Duration = Duration::from_secs(600);
+
 /// How long a default request that holds a still-valid token waits for
 /// a refresh (its own or one already out) before it takes that token: a
 /// default request asks for a token that works, which it has; a provider

@@ -36,11 +36,33 @@ pub enum ProviderError {
     /// Kept apart from [`Self::Unreachable`]: the provider was reached and
     /// may have done what was asked (rotated the refresh token sent) in an
     /// answer that never came, which a refusal after it is said to follow.
-    #[error("sent the request to {endpoint}: no complete answer within {waited_secs} s")]
+    #[error(
+        "sent the request to {endpoint}: no complete answer within {waited_secs} s{}",
+        listening_suffix(*.listening)
+    )]
     Unanswered {
         /// The endpoint URL.
         endpoint: String,
         /// How long tokend waited (`http_timeout`).
+        waited_secs: u64,
+        /// Whether tokend still waits for the answer on the open
+        /// connection (a refresh's late answer: see `session::refresh`).
+        listening: bool,
+    },
+    /// A refresh not sent: the refreshes already out at its token endpoint
+    /// hold every permit (`max_concurrent_refreshes`) and none of them has
+    /// been answered for `waited_secs` (a provider that hangs). Sending
+    /// more would only add requests the provider may act on later, each
+    /// rotating a refresh token in an answer nobody reads.
+    #[error(
+        "not sent to {endpoint}: the {in_flight} refreshes already sent there have had no answer for {waited_secs} s, and no more are sent until one comes"
+    )]
+    Stalled {
+        /// The token endpoint (or the issuer it is discovered from).
+        endpoint: String,
+        /// The refreshes out at the endpoint.
+        in_flight: usize,
+        /// How long none of them has been answered.
         waited_secs: u64,
     },
     /// An answer whose status arrived and whose body was cut off (the
@@ -167,6 +189,14 @@ fn grant_gone(error: &str) -> String {
     }
 }
 
+fn listening_suffix(listening: bool) -> &'static str {
+    if listening {
+        "; tokend keeps the connection open for a late answer, and sends no other refresh until it comes or gives up"
+    } else {
+        ""
+    }
+}
+
 fn detail_suffix(detail: Option<&str>) -> String {
     detail.map(|d| format!(": {d}")).unwrap_or_default()
 }
@@ -218,7 +248,7 @@ impl ProviderError {
             } => {
                 vec![endpoint, reason]
             }
-            Self::Unanswered { endpoint, .. } => vec![endpoint],
+            Self::Unanswered { endpoint, .. } | Self::Stalled { endpoint, .. } => vec![endpoint],
             Self::Unavailable {
                 endpoint, detail, ..
             } => std::iter::once(endpoint).chain(detail.as_mut()).collect(),
@@ -297,6 +327,7 @@ impl ProviderError {
             // temporary as an outage: retry rather than give up the session.
             Self::Unreachable { .. }
             | Self::Unanswered { .. }
+            | Self::Stalled { .. }
             | Self::CutOff { .. }
             | Self::Unavailable { .. }
             | Self::Malformed { .. }

@@ -102,6 +102,26 @@ impl HttpClient {
     /// [`ProviderError::Malformed`] when the answer is larger than
     /// [`MAX_ANSWER_BYTES`].
     pub async fn send(&self, request: &HttpRequest) -> Result<HttpResponse, ProviderError> {
+        self.send_within(request, self.timeout).await
+    }
+
+    /// The total time each request may take (`http_timeout`).
+    #[must_use]
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// [`Self::send`], with `within` for the request's total time instead
+    /// of `http_timeout` (a refresh that listens for a late answer); the
+    /// connection's own bound stays as it is.
+    ///
+    /// # Errors
+    /// As for [`Self::send`].
+    pub async fn send_within(
+        &self,
+        request: &HttpRequest,
+        within: Duration,
+    ) -> Result<HttpResponse, ProviderError> {
         let mut builder = self
             .client
             .post(request.url.clone())
@@ -146,7 +166,8 @@ impl HttpClient {
             }
         };
 
-        self.execute(&request.url, builder).await
+        self.execute(&request.url, builder.timeout(within), within)
+            .await
     }
 
     /// Fetches `url` with GET (OpenID discovery), bounded like [`Self::send`].
@@ -159,13 +180,15 @@ impl HttpClient {
             .get(url.clone())
             .header(reqwest::header::ACCEPT, "application/json")
             .header(reqwest::header::ACCEPT_ENCODING, IDENTITY);
-        self.execute(url, builder).await
+        self.execute(url, builder, self.timeout).await
     }
 
+    /// Sends `builder`'s request, whose total time is bounded by `within`.
     async fn execute(
         &self,
         url: &url::Url,
         builder: reqwest::RequestBuilder,
+        within: Duration,
     ) -> Result<HttpResponse, ProviderError> {
         let endpoint = url.as_str();
         let mut response = builder.send().await.map_err(|e| {
@@ -173,10 +196,11 @@ impl HttpClient {
                 // Connected and sent: the provider may have acted on it.
                 ProviderError::Unanswered {
                     endpoint: endpoint.to_owned(),
-                    waited_secs: self.timeout.as_secs(),
+                    waited_secs: within.as_secs(),
+                    listening: false,
                 }
             } else {
-                self.transport_error(url, &e)
+                self.transport_error(url, &e, within)
             }
         })?;
         let status = response.status().as_u16();
@@ -201,23 +225,40 @@ impl HttpClient {
             return Err(too_large(endpoint));
         }
         let mut body = BytesMut::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| {
-            // The status is in: the provider was reached and answered.
-            match self.transport_error(url, &e) {
-                ProviderError::Unreachable { endpoint, reason } => ProviderError::CutOff {
-                    endpoint,
-                    status,
-                    // `CutOff` says the answer was cut off: the cause
-                    // alone, not "the answer was cut off" twice.
-                    reason: if e.is_timeout() {
-                        reason
-                    } else {
-                        root_cause(&e)
+        // The body within `http_timeout` of the status, however long the
+        // status took (a refresh listening for a late answer waits for
+        // the status alone): an answer that has begun and drips is broken,
+        // not late.
+        let body_due = tokio::time::Instant::now() + self.timeout.min(within);
+        let body_cut = || ProviderError::CutOff {
+            endpoint: endpoint.to_owned(),
+            status,
+            reason: format!(
+                "no complete answer within {} s",
+                self.timeout.min(within).as_secs()
+            ),
+        };
+        while let Some(chunk) = tokio::time::timeout_at(body_due, response.chunk())
+            .await
+            .map_err(|_| body_cut())?
+            .map_err(|e| {
+                // The status is in: the provider was reached and answered.
+                match self.transport_error(url, &e, within) {
+                    ProviderError::Unreachable { endpoint, reason } => ProviderError::CutOff {
+                        endpoint,
+                        status,
+                        // `CutOff` says the answer was cut off: the cause
+                        // alone, not "the answer was cut off" twice.
+                        reason: if e.is_timeout() {
+                            reason
+                        } else {
+                            root_cause(&e)
+                        },
                     },
-                },
-                other => other,
-            }
-        })? {
+                    other => other,
+                }
+            })?
+        {
             if body.len() + chunk.len() > MAX_ANSWER_BYTES {
                 return Err(too_large(endpoint));
             }
@@ -235,7 +276,13 @@ impl HttpClient {
         })
     }
 
-    fn transport_error(&self, url: &url::Url, error: &reqwest::Error) -> ProviderError {
+    /// The failure `error` says, for a request to `url` bounded by `within`.
+    fn transport_error(
+        &self,
+        url: &url::Url,
+        error: &reqwest::Error,
+        within: Duration,
+    ) -> ProviderError {
         // reqwest's own message repeats the URL and layers of wrapping; the
         // innermost cause says what happened ("Connection refused").
         let cause = root_cause(error);
@@ -247,7 +294,7 @@ impl HttpClient {
                 connect_timeout(self.timeout).as_secs()
             )
         } else if error.is_timeout() {
-            format!("no complete answer within {} s", self.timeout.as_secs())
+            format!("no complete answer within {} s", within.as_secs())
         } else if error.is_connect() && cause == TUNNEL_REFUSED {
             // hyper-util's words for a CONNECT answered with an error (a
             // proxy allowing only port 443, as Squid's default does, or

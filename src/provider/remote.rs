@@ -259,9 +259,52 @@ impl Provider {
     /// # Errors
     /// See [`ProviderError::class`].
     pub async fn refresh(&self, refresh_token: &Secret) -> Result<TokenGrant, ProviderError> {
+        self.refresh_listening(refresh_token, None::<(Duration, fn(ProviderError))>)
+            .await
+    }
+
+    /// [`Self::refresh`], listening for a late answer: when `late` is
+    /// `(within, overdue)` and no answer has come in `http_timeout`,
+    /// `overdue` is told so ([`ProviderError::Unanswered`], listening),
+    /// and the answer is waited for on the same connection until `within`
+    /// from the send.
+    ///
+    /// Why: a provider that hangs (overloaded, paused, behind a stuck
+    /// proxy) may still act on the request once it recovers, and rotate
+    /// the refresh token sent in an answer that only this connection can
+    /// receive. Closed at `http_timeout`, that answer was lost, and the
+    /// session's next refresh presented the spent token: `invalid_grant`,
+    /// and with reuse detection (RFC 9700, 4.14.2) the whole login revoked.
+    ///
+    /// # Errors
+    /// See [`ProviderError::class`].
+    pub async fn refresh_listening(
+        &self,
+        refresh_token: &Secret,
+        late: Option<(Duration, impl FnOnce(ProviderError))>,
+    ) -> Result<TokenGrant, ProviderError> {
         let endpoints = self.endpoints().await?;
         let request = self.dialect.refresh_request(&endpoints, refresh_token);
-        let answer = match self.http.send(&request).await {
+        let in_time = self.http.timeout();
+        let sent = match late {
+            Some((within, overdue)) if within > in_time => {
+                let send = self.http.send_within(&request, within);
+                let mut send = std::pin::pin!(send);
+                if let Ok(in_time_answer) = tokio::time::timeout(in_time, &mut send).await {
+                    in_time_answer
+                } else {
+                    let unanswered = ProviderError::Unanswered {
+                        endpoint: request.url.to_string(),
+                        waited_secs: in_time.as_secs(),
+                        listening: true,
+                    };
+                    overdue(self.with_secrets_of(&request, |s| unanswered.without_secrets(s)));
+                    send.await
+                }
+            }
+            _ => self.http.send(&request).await,
+        };
+        let answer = match sent {
             Ok(response) => self
                 .dialect
                 .parse_refresh(&response)
@@ -273,6 +316,12 @@ impl Provider {
             self.doubt(&e);
             self.with_secrets_of(&request, |s| e.without_secrets(s))
         })
+    }
+
+    /// The total time each request may take (`http_timeout`).
+    #[must_use]
+    pub fn http_timeout(&self) -> Duration {
+        self.http.timeout()
     }
 
     /// The token endpoint, when known without discovery (used to group

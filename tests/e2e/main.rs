@@ -37,6 +37,7 @@ mod hooks;
 mod hostile_clients;
 mod journald;
 mod kubectl_credential;
+mod late_answers;
 mod login_cancel;
 mod malformed_answers;
 mod metrics;

@@ -244,6 +244,9 @@ impl Session {
                     "the new access token came with {:.1} s{lifetime} left (the provider answered slower than its tokens live, the store took as long to save them, or this machine's clock is off): the next refresh in {} s",
                     left.as_secs_f32(), retry_in.as_secs());
             }
+            Notice::RefreshOverdue { error } => {
+                warn!(provider = %name, event = "refresh_overdue", "{error}");
+            }
             Notice::RefreshHeldForStore { left, held_for } => {
                 info!(provider = %name, event = "refresh_held", held_for = held_for.as_secs(),
                     "refresh put off for {} s while the store is down (the access token has {} s left): a new refresh token could not be saved, and a stop before the store is back would lose it",

@@ -372,7 +372,21 @@ impl Session {
     }
 }
 
-/// Waits for a refresh's shared result.
+/// Waits for the end of the refresh task behind `rx`: its last outcome,
+/// not the one its callers are told while its late answer is listened for
+/// (see `session::refresh`); or for a stop.
+async fn wait_for_refresh_end(mut rx: watch::Receiver<RefreshResult>, shared: &Shared) {
+    loop {
+        tokio::select! {
+            // An error: the task is over (its sender dropped).
+            changed = rx.changed() => if changed.is_err() { return },
+            () = shared.shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// Waits for a refresh's shared result (or the word said while its late
+/// answer is listened for), or for a stop.
 async fn wait_for_refresh(
     mut rx: watch::Receiver<RefreshResult>,
     shared: &Shared,

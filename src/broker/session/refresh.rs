@@ -1,17 +1,37 @@
 //! Running a refresh the machine started: in its own task, bounded per
 //! token endpoint, its answer fed back to the machine under the persist
 //! lock and its outcome published to every waiting caller.
+//!
+//! A refresh the provider has not answered within `http_timeout` is not
+//! given up: its callers are told so (`Event::RefreshOverdue`), and its
+//! answer is listened for on the same connection up to
+//! [`timing::LATE_ANSWER_WAIT`], the refresh staying in flight so that no
+//! other is sent with the same refresh token. A provider that hangs acts
+//! on the requests it holds once it recovers, rotating the refresh tokens
+//! they carry: closed at `http_timeout`, those answers were lost, each
+//! session's retry presented its spent token, and the provider revoked
+//! the login (52 of 300 sessions after a five-minute hang). A reload that
+//! retires the session stops the listening (its successor refreshes), and
+//! so does the end of the listening's bound.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 use tracing::debug;
 
 use super::machine::{Event, Reply};
 use super::store::unix_micros_now;
-use super::{RefreshResult, Session};
+use super::{RefreshResult, Session, WorldChange};
+use crate::broker::error::BrokerError;
+use crate::broker::timing;
+use crate::provider::ProviderError;
 use crate::secret::Secret;
+
+/// How long a refresh listening for its late answer listens on after the
+/// world changed (an answer already in the connection's buffer is read in
+/// far less), and the spread of the retries that follow.
+const WORLD_CHANGE_GRACE: Duration = Duration::from_secs(1);
 
 impl Session {
     /// Starts the refresh task for generation `generation`; returns the
@@ -28,11 +48,30 @@ impl Session {
         let session = Arc::clone(self);
         self.shared.tasks.spawn(async move {
             let result = session
-                .run_refresh(&refresh_token, access_token.as_ref(), generation)
+                .run_refresh(&refresh_token, access_token.as_ref(), generation, &tx)
                 .await;
             let _ = tx.send(Some(result));
         });
         rx
+    }
+
+    /// The refresh of `generation` had no answer in time (`unanswered`):
+    /// the machine says so, and the callers waiting for it are told now,
+    /// while its answer is listened for.
+    fn refresh_overdue(
+        self: &Arc<Self>,
+        generation: u64,
+        unanswered: ProviderError,
+        flight: &watch::Sender<RefreshResult>,
+    ) {
+        self.dispatch_now(Event::RefreshOverdue {
+            generation,
+            failure: unanswered.clone(),
+        });
+        flight.send_replace(Some(Err(BrokerError::ProviderUnavailable {
+            provider: self.name.clone(),
+            source: unanswered,
+        })));
     }
 
     /// Ends a refresh that was not sent with `event` (held, or abandoned),
@@ -53,7 +92,12 @@ impl Session {
         refresh_token: &Secret,
         access_token: Option<&Secret>,
         generation: u64,
+        flight: &watch::Sender<RefreshResult>,
     ) -> Result<(), crate::broker::error::BrokerError> {
+        // A world change that ended the listening for a late answer: the
+        // retry comes at once (spread over a second), as after a failure
+        // to reach the provider.
+        let listening_ended_by;
         let (sent_since_boot, answer, prepared) = {
             // The permit bounds requests per token endpoint; it is released
             // as soon as the provider has answered.
@@ -62,13 +106,29 @@ impl Session {
             // `http_timeout`, and the reload waited for every refresh
             // queued behind them (minutes, with the added and rebuilt
             // providers unusable meanwhile).
+            // A stop ends the wait too: no refresh starts once it has
+            // begun. And behind a provider that hangs, a refresh is not
+            // sent at all (`EndpointLimit::acquire_unless_stalled`).
+            let in_time = self.provider.http_timeout();
             let permit = tokio::select! {
                 biased;
                 () = self.retiring.cancelled() => {
                     debug!(provider = %self.name, "refresh not sent: a reload retired the session");
                     return self.refresh_not_sent(Event::RefreshAbandoned { generation }).await;
                 }
-                permit = self.refresh_limit.acquire() => permit,
+                () = self.shared.shutdown.cancelled() => {
+                    debug!(provider = %self.name, "refresh not sent: tokend is stopping");
+                    return self.refresh_not_sent(Event::RefreshAbandoned { generation }).await;
+                }
+                permit = self.refresh_limit.acquire_unless_stalled(in_time) => match permit {
+                    Ok(permit) => permit,
+                    Err(failure) => {
+                        debug!(provider = %self.name, "refresh not sent: its token endpoint has answered none of the refreshes out");
+                        return self
+                            .refresh_not_sent(Event::RefreshHeld { generation, failure })
+                            .await;
+                    }
+                },
             };
             let sent_at = self.shared.clock.now();
             let sent_since_boot = self.shared.clock.since_boot();
@@ -94,11 +154,11 @@ impl Session {
             // the provider may rotate the refresh token before we store the
             // new one. These debug lines let tests measure that window.
             debug!(provider = %self.name, event = "refresh_sent", at_unix_us = %unix_micros_now(), "refresh request sent");
-            let answer = self
-                .shared
-                .metrics
-                .refresh(&self.name, self.provider.refresh(refresh_token))
-                .await
+            let (answer, world_changed) = self
+                .listen_for_refresh(refresh_token, generation, flight)
+                .await;
+            listening_ended_by = world_changed;
+            let answer = answer
                 // A failure answer that echoes the access token the session
                 // holds (`token … is not a refresh token`) would show it in
                 // the log and in status.
@@ -106,6 +166,19 @@ impl Session {
                     Some(access) => e.without_secrets(&[access.expose()]),
                     None => e,
                 });
+            let answered = match &answer {
+                Ok(_) => true,
+                Err(failure) => !matches!(
+                    failure,
+                    ProviderError::Unreachable { .. }
+                        | ProviderError::Unanswered { .. }
+                        | ProviderError::Stalled { .. }
+                        | ProviderError::Discovery { .. }
+                ),
+            };
+            if answered {
+                self.refresh_limit.note_answer();
+            }
             if let Err(failure) = &answer {
                 self.refresh_limit.note_failure(
                     self.shared.clock.now(),
@@ -128,9 +201,103 @@ impl Session {
             sent_at,
             answer,
         };
-        match self.dispatch_timed(event, Some(answered), prepared).await {
+        let result = match self.dispatch_timed(event, Some(answered), prepared).await {
             Some(Reply::Done(result)) => result,
             _ => Ok(()),
+        };
+        if let Some(change) = listening_ended_by {
+            let at = self.shared.clock.now() + WORLD_CHANGE_GRACE.mul_f64(fastrand::f64());
+            self.retry_at(at, change);
+        }
+        result
+    }
+
+    /// The provider's answer to the refresh of `generation`, listened for
+    /// past `http_timeout` up to [`timing::LATE_ANSWER_WAIT`] (see the
+    /// module doc). Listening ends sooner when a reload retires the session
+    /// (not the wait in time); when the provider answers other refreshes of
+    /// the endpoint and not this one within `http_timeout` more: it works,
+    /// and this request is most likely lost (a proxy or a balancer that
+    /// dropped it), and waiting on would leave the session without a
+    /// refresh for minutes; and a second after the world changed (the
+    /// network came back, the machine resumed: the connection most likely
+    /// died with the old network, and an answer already in its buffer is
+    /// read within the second), which is returned beside the answer so
+    /// that the retry comes at once, as for any refresh that failed to
+    /// reach its provider.
+    async fn listen_for_refresh(
+        self: &Arc<Self>,
+        refresh_token: &Secret,
+        generation: u64,
+        flight: &watch::Sender<RefreshResult>,
+    ) -> (
+        Result<crate::provider::TokenGrant, ProviderError>,
+        Option<WorldChange>,
+    ) {
+        let (overdue_tx, mut overdue_rx) = watch::channel(None::<ProviderError>);
+        let listening = self.provider.refresh_listening(
+            refresh_token,
+            Some((timing::LATE_ANSWER_WAIT, |unanswered: ProviderError| {
+                overdue_tx.send_replace(Some(unanswered.clone()));
+                self.refresh_overdue(generation, unanswered, flight);
+            })),
+        );
+        let in_time = self.provider.http_timeout();
+        let listening_ends = async {
+            let said = overdue_rx
+                .wait_for(Option::is_some)
+                .await
+                .ok()
+                .and_then(|said| said.clone());
+            let mut answers = self.refresh_limit.answers();
+            answers.borrow_and_update();
+            let others_answered = async {
+                if answers.changed().await.is_ok() {
+                    tokio::time::sleep(in_time).await;
+                } else {
+                    std::future::pending::<()>().await;
+                }
+            };
+            let mut world = self.shared.world_changes.subscribe();
+            world.borrow_and_update();
+            let world_changed = async {
+                let change = match world.changed().await {
+                    Ok(()) => *world.borrow_and_update(),
+                    Err(_) => std::future::pending().await,
+                };
+                tokio::time::sleep(WORLD_CHANGE_GRACE).await;
+                change
+            };
+            let mut change = None;
+            tokio::select! {
+                () = self.retiring.cancelled() => {
+                    debug!(provider = %self.name, "a reload retired the session: its refresh's late answer is no longer listened for");
+                }
+                () = others_answered => {
+                    debug!(provider = %self.name, "the token endpoint answers other refreshes and not this one: taken as lost");
+                }
+                changed = world_changed => {
+                    debug!(provider = %self.name, "the world changed: the late answer of the refresh is no longer listened for");
+                    change = changed;
+                }
+            }
+            (said, change)
+        };
+        tokio::select! {
+            answer = self.shared.metrics.refresh(&self.name, listening) => (answer, None),
+            (said, change) = listening_ends => {
+                let unanswered = match said {
+                    Some(ProviderError::Unanswered { endpoint, waited_secs, .. }) => {
+                        ProviderError::Unanswered { endpoint, waited_secs, listening: false }
+                    }
+                    said => said.unwrap_or_else(|| ProviderError::Unanswered {
+                        endpoint: self.provider.token_endpoint_hint(),
+                        waited_secs: self.provider.http_timeout().as_secs(),
+                        listening: false,
+                    }),
+                };
+                (Err(unanswered), change)
+            }
         }
     }
 

@@ -3,7 +3,7 @@
 use std::sync::{Arc, PoisonError};
 
 use super::machine::Event;
-use super::{Session, Table, wait_for_refresh};
+use super::{Session, Table, wait_for_refresh_end};
 use crate::broker::policy::AccessPolicy;
 use crate::config::ProviderConfig;
 
@@ -64,7 +64,7 @@ impl Session {
                 .await;
         }
         if let Some(rx) = flight {
-            let _ = wait_for_refresh(rx, &self.shared).await;
+            wait_for_refresh_end(rx, &self.shared).await;
         }
         // What only memory holds (a rotated refresh token whose save
         // failed) would be lost with this session unless it is handed over:

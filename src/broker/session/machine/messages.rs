@@ -62,6 +62,17 @@ pub(crate) enum Event {
         /// The new tokens, or why not.
         answer: Result<TokenGrant, ProviderError>,
     },
+    /// The refresh of generation `generation`, sent, had no answer within
+    /// `http_timeout` (`failure` says so): its connection stays open for
+    /// a late answer, which comes as [`Self::RefreshAnswered`] (see
+    /// `session::refresh`). Its callers are told `failure` meanwhile, and
+    /// no other refresh is sent: the provider may still act on this one.
+    RefreshOverdue {
+        /// The generation the refresh was started in.
+        generation: u64,
+        /// No answer in time, still listening.
+        failure: ProviderError,
+    },
     /// The refresh of generation `generation` was not sent: its token
     /// endpoint asked (another session's request, maybe) to be left alone,
     /// as `failure` says with what is left of the wait (see
@@ -238,6 +249,11 @@ pub(crate) enum Reply {
 pub(crate) enum Notice {
     /// A token request starts a refresh.
     RefreshOnDemand,
+    /// A refresh had no answer in time; its answer is listened for.
+    RefreshOverdue {
+        /// What its callers are told meanwhile.
+        error: BrokerError,
+    },
     /// The new refresh token of an answer whose access token could not be
     /// used was kept (`saved`: and stored).
     RefreshTokenKept {

@@ -271,6 +271,10 @@ impl SessionMachine {
                 failure,
             } => self.refresh_held(ctx, generation, failure, out),
             Event::RefreshAbandoned { generation } => self.refresh_abandoned(generation, out),
+            Event::RefreshOverdue {
+                generation,
+                failure,
+            } => self.refresh_overdue(generation, failure, out),
             Event::ClockStepped(step) => self.clock_stepped(ctx, step, out),
             Event::LoginGranted { grant, sent_at } => {
                 let tokens = Tokens::from_grant(grant, sent_at, None);

@@ -202,6 +202,37 @@ impl SessionMachine {
         self.refresh_failed(ctx, failure, false, out);
     }
 
+    /// A refresh sent had no answer in time (`failure`), and its answer is
+    /// listened for: the session says the failure (status, callers) while
+    /// the refresh stays in flight, so that no other is sent with the same
+    /// refresh token (see `session::refresh`). Its answer, or the end of
+    /// the listening, comes as any answer does.
+    pub(super) fn refresh_overdue(
+        &mut self,
+        generation: u64,
+        failure: ProviderError,
+        out: &mut Vec<Effect>,
+    ) {
+        if generation != self.generation
+            || !matches!(
+                self.state,
+                SessionState::Active {
+                    refresh: RefreshStage::Requested,
+                    ..
+                }
+            )
+        {
+            return;
+        }
+        let error = BrokerError::ProviderUnavailable {
+            provider: self.name.clone(),
+            source: failure,
+        };
+        self.last_failure = Some(error.clone());
+        out.push(Effect::Log(Notice::RefreshOverdue { error }));
+        out.push(self.changed());
+    }
+
     /// A refresh a reload's retirement stopped before it was sent: over,
     /// with no failure of its own (the successor, which takes over the
     /// tokens, refreshes); its waiters are told the session is gone, and

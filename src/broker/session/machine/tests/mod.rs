@@ -10,6 +10,7 @@ mod default_requests;
 mod ended;
 mod expiry_warning;
 mod handover;
+mod late_answer;
 mod long_outage;
 mod min_valid;
 mod pacing;

@@ -412,12 +412,13 @@ fn a_revocation_after_a_cut_off_success_names_it() {
     let mut m = refreshing(at(10));
     let unanswered = ProviderError::Unanswered {
         endpoint: "http://127.0.0.1/token".into(),
-        waited_secs: 30,
+        waited_secs: 600,
+        listening: false,
     };
-    let _ = answer(&mut m, at(40), Err(unanswered));
-    let again = feed(&mut m, at(100), Event::RefreshDue);
+    let _ = answer(&mut m, at(610), Err(unanswered));
+    let again = feed(&mut m, at(700), Event::RefreshDue);
     assert!(again.contains(&"start_refresh(r1)".to_owned()), "{again:?}");
-    let reason = reason_of(&answer(&mut m, at(101), Err(revoked())));
+    let reason = reason_of(&answer(&mut m, at(701), Err(revoked())));
     assert!(
         reason.contains("the refresh before it was sent but got no answer in time"),
         "{reason}"
