@@ -61,7 +61,7 @@ pub use session::{
 };
 pub use shared::Shared;
 pub use status::StatusPages;
-pub use store_health::{StoreHealth, StoreState};
+pub use store_health::{MAX_STORE_CALLS, StoreHealth, StoreState};
 
 #[cfg(test)]
 mod tests;

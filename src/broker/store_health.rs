@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 use tracing::{debug, info, warn};
 
 use super::clock::Clock;
@@ -138,6 +138,9 @@ pub struct StoreHealth {
     /// Store calls that timed out and have not returned: each holds a
     /// thread of the blocking pool (see [`Self::may_call`]).
     hung_calls: AtomicUsize,
+    /// One permit per store call that may run at once
+    /// ([`MAX_STORE_CALLS`], see [`Self::call_slot`]).
+    call_slots: Arc<Semaphore>,
 }
 
 /// How many timed-out store calls may still be waiting on the store before
@@ -147,6 +150,36 @@ pub struct StoreHealth {
 /// threads) was full, and then every HTTP request, whose name lookups run
 /// there, waited too: a keyring outage became a provider outage.
 pub const MAX_HUNG_CALLS: usize = 4;
+
+/// How many store calls may run at once, each on a thread of tokio's
+/// blocking pool. [`MAX_HUNG_CALLS`] stops new calls only once calls have
+/// waited out the store timeout: before that, against a keyring that had
+/// just hung, every save of every refresh took a thread of its own and
+/// kept it (300 sessions refreshing: 200 threads within 30 s, up to the
+/// pool's 512, which the socket's threaded connections and HTTP name
+/// lookups share). With this bound a store that hangs holds at most this
+/// many threads, however many sessions write meanwhile.
+///
+/// Why 8: the broker's own calls come a few at a time (the start reads 2
+/// batches at once, the retry loop makes one call at a time); a store that
+/// answers gains little from more of the sessions' writes at once, since a
+/// keyring daemon answers its calls one at a time and the encrypted file
+/// store's saves wait for the disk's syncs; 8 hung threads are few beside
+/// the pool's 512; and it is more than [`MAX_HUNG_CALLS`], so that once
+/// that many calls have timed out the next is refused at once
+/// (`StoreHealth::may_call`) rather than made to wait the timeout for a
+/// slot. Calls beyond it wait their turn, within their own timeout.
+pub const MAX_STORE_CALLS: usize = 8;
+
+const _: () = assert!(MAX_STORE_CALLS > MAX_HUNG_CALLS);
+
+/// The right to run one store call ([`StoreHealth::call_slot`]): held by
+/// the call itself, on its blocking thread, and given back when the call
+/// returns (not when its caller stops waiting for it).
+#[derive(Debug)]
+pub(crate) struct CallSlot {
+    _permit: OwnedSemaphorePermit,
+}
 
 impl StoreHealth {
     /// A store named `store` (as [`Store::name`](crate::store::Store::name)), available until a call
@@ -164,6 +197,7 @@ impl StoreHealth {
             retry: Mutex::new((STORE_RETRY_BASE, STORE_RETRY_CAP)),
             call_timeout: crate::store::DEFAULT_TIMEOUT,
             hung_calls: AtomicUsize::new(0),
+            call_slots: Arc::new(Semaphore::new(MAX_STORE_CALLS)),
         }
     }
 
@@ -185,6 +219,41 @@ impl StoreHealth {
                 self.call_timeout.as_secs()
             ),
         })
+    }
+
+    /// A slot for one store call ([`MAX_STORE_CALLS`] at once), waited for
+    /// at most `within`. The caller moves it into the call's blocking
+    /// closure, so that it is given back when the call returns: a call
+    /// that timed out and still waits on the store keeps its slot, and a
+    /// store that hangs holds at most [`MAX_STORE_CALLS`] threads.
+    ///
+    /// # Errors
+    /// No slot came free within `within`: the calls holding them still
+    /// wait on the store. Said as the timeout it is (the caller waited
+    /// that long), naming why; no call was made and no thread is held.
+    pub(crate) async fn call_slot(&self, within: Duration) -> Result<CallSlot, StoreError> {
+        let slots = Arc::clone(&self.call_slots);
+        match tokio::time::timeout(within, slots.acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(CallSlot { _permit: permit }),
+            // The semaphore is never closed; said as a wait that failed.
+            Ok(Err(_)) | Err(_) => Err(StoreError::Failed {
+                store: "store",
+                reason: format!(
+                    "no answer within {} s: it waited for one of the {MAX_STORE_CALLS} earlier \
+                     calls still waiting on the store (no more are made at once), and was not made",
+                    within.as_secs()
+                ),
+            }),
+        }
+    }
+
+    /// A slot for one store call if one is free now (a save's preparation,
+    /// which is better skipped than waited for).
+    pub(crate) fn try_call_slot(&self) -> Option<CallSlot> {
+        Arc::clone(&self.call_slots)
+            .try_acquire_owned()
+            .ok()
+            .map(|permit| CallSlot { _permit: permit })
     }
 
     /// A store call timed out and goes on waiting on the store.

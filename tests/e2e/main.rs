@@ -65,6 +65,7 @@ mod status_check;
 mod status_many;
 mod stop_in_flight;
 mod store_hang;
+mod store_hang_threads;
 mod store_outage;
 mod store_outage_logout;
 mod store_secret_service;

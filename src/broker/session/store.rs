@@ -2,7 +2,12 @@
 //! it is in `restore`).
 //!
 //! Every store call runs on the blocking pool, bounded by the store's call
-//! timeout (`[daemon] store_timeout`, [`StoreHealth::call_timeout`]).
+//! timeout (`[daemon] store_timeout`, [`StoreHealth::call_timeout`]), and
+//! at most [`MAX_STORE_CALLS`] at once ([`StoreHealth::call_slot`]): a
+//! store that hangs holds no more threads than that (the one exception is
+//! [`blocking`]'s).
+//!
+//! [`MAX_STORE_CALLS`]: crate::broker::store_health::MAX_STORE_CALLS
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -96,25 +101,45 @@ impl Session {
         // Not against a store that is down or holds calls it never
         // answered (a hung mount): the preparation would pin one more
         // blocking thread for each refresh, outside the cap on hung calls.
+        // And only in a free call slot, held until the preparation
+        // returns: a directory that has just hung keeps at most
+        // `MAX_STORE_CALLS` threads. None free: the save does it all.
         if !self.shared.store.prepares_saves()
             || !self.shared.store_health.is_available()
             || self.shared.store_health.may_call().is_err()
         {
             return None;
         }
+        let slot = self.shared.store_health.try_call_slot()?;
         let store = Arc::clone(&self.shared.store);
         let name = self.name.clone();
         Some(tokio::task::spawn_blocking(move || {
+            let _slot = slot;
             store.prepare_save(&name)
         }))
     }
 
     /// Undoes a preparation no save used (the refresh failed), off the
-    /// event loop: it removes a file.
+    /// event loop: it removes a file, a store call like any other (in a
+    /// call slot, see [`StoreHealth::call_slot`]). When no slot comes free
+    /// within the store timeout (the store's directory hangs), the file is
+    /// left, unclosed, to the next start's removal of temporary files:
+    /// closing or removing it on the event loop could hang it too.
     pub(super) fn discard_prepared(&self, prepared: PreparingSave) {
+        let health = Arc::clone(&self.shared.store_health);
         self.shared.tasks.spawn(async move {
-            if let Ok(prepared) = prepared.await {
-                let _ = tokio::task::spawn_blocking(move || drop(prepared)).await;
+            let Ok(prepared) = prepared.await else {
+                return;
+            };
+            match health.call_slot(health.call_timeout()).await {
+                Ok(slot) => {
+                    let _ = tokio::task::spawn_blocking(move || {
+                        let _slot = slot;
+                        drop(prepared);
+                    })
+                    .await;
+                }
+                Err(_) => std::mem::forget(prepared),
             }
         });
     }
@@ -131,7 +156,13 @@ impl Session {
     }
 }
 
-/// Runs a blocking store call on the blocking pool, bounded by `timeout`.
+/// Runs a blocking store call on the blocking pool, bounded by `timeout`,
+/// outside [`MAX_STORE_CALLS`](crate::broker::store_health::MAX_STORE_CALLS):
+/// for `tokend --prune` (no broker, one call at a time) and a logout's
+/// note in the state directory ([`Session::note_skipped_delete`]), made
+/// once per logout while the store is down, which must not wait behind
+/// the calls a keyring that hangs holds: the note is what keeps that
+/// logout across a restart.
 pub(crate) async fn blocking<T: Send + 'static>(
     timeout: Duration,
     call: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
@@ -178,6 +209,20 @@ enum Report<'a> {
 }
 
 impl Report<'_> {
+    /// Tells who learns of it that a call got no answer within its
+    /// timeout: the metrics count it, and a session's call makes the store
+    /// unavailable.
+    fn timed_out(&self, error: &StoreError) {
+        match self {
+            Self::Nothing => {}
+            Self::Count(metrics, _) => metrics.store_error(),
+            Self::CountAndHealth(shared) => {
+                shared.metrics.store_error();
+                shared.store_health.failed(error);
+            }
+        }
+    }
+
     /// The store's health, when the report reaches it.
     fn health(&self) -> Option<&Arc<StoreHealth>> {
         match self {
@@ -188,16 +233,40 @@ impl Report<'_> {
     }
 }
 
+/// Runs `call` on the blocking pool, waiting at most `timeout` for it:
+/// for a slot ([`StoreHealth::call_slot`], when the report reaches a
+/// store health) and for the call together. The slot goes with the call
+/// into its thread, and comes back only when the call returns.
 async fn bounded<T: Send + 'static>(
     call: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
     timeout: Duration,
     report: Report<'_>,
 ) -> Result<T, StoreError> {
-    if let Some(health) = report.health() {
-        health.may_call()?;
-    }
-    let mut task = tokio::task::spawn_blocking(call);
-    match tokio::time::timeout(timeout, &mut task).await {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let slot = match report.health() {
+        Some(health) => {
+            health.may_call()?;
+            let slot = match health.call_slot(timeout).await {
+                Ok(slot) => slot,
+                Err(error) => {
+                    // As a call that timed out, but not a hung one: it
+                    // made no call and holds no thread.
+                    report.timed_out(&error);
+                    return Err(error);
+                }
+            };
+            // Calls that timed out while this one waited for its slot.
+            health.may_call()?;
+            Some(slot)
+        }
+        None => None,
+    };
+    let mut task = tokio::task::spawn_blocking(move || {
+        // Held until the call returns, however long the caller waits.
+        let _slot = slot;
+        call()
+    });
+    match tokio::time::timeout_at(deadline, &mut task).await {
         Ok(Ok(result)) => result,
         Ok(Err(e)) => Err(did_not_complete(&e)),
         Err(_) => {
@@ -208,14 +277,7 @@ async fn bounded<T: Send + 'static>(
                     timeout.as_secs()
                 ),
             };
-            match report {
-                Report::Nothing => {}
-                Report::Count(metrics, _) => metrics.store_error(),
-                Report::CountAndHealth(shared) => {
-                    shared.metrics.store_error();
-                    shared.store_health.failed(&error);
-                }
-            }
+            report.timed_out(&error);
             if let Some(health) = report.health().map(Arc::clone) {
                 // The call goes on in the blocking pool; when it returns,
                 // the store answers again. Not a tracked task: a stop must

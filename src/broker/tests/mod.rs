@@ -2,6 +2,7 @@
 //! The session's state machine has its own table tests next to it
 //! (`session/machine/tests.rs`).
 
+mod call_slots;
 mod clock_set;
 mod hung_calls;
 mod prepared_save;
