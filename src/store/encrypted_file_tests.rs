@@ -176,6 +176,26 @@ fn a_crash_mid_write_leaves_the_old_record_and_a_temp_file_that_start_removes() 
     assert!(alive.exists());
 }
 
+/// A records directory that is a symbolic link is refused as such (it was
+/// "not a directory", with advice that did not help).
+#[test]
+fn a_records_directory_that_is_a_symlink_is_named_as_one() {
+    let state = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(elsewhere.path(), state.path().join(SESSIONS_DIR)).unwrap();
+    let store = EncryptedFileStore::new(state.path(), key(1));
+    let err = store
+        .save("github", &record("rt-1"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("is a symbolic link to")
+            && err.contains(&elsewhere.path().display().to_string())
+            && !err.contains("not a directory"),
+        "{err}"
+    );
+}
+
 #[test]
 fn unusable_directories_and_names_are_errors() {
     let state = tempfile::tempdir().unwrap();

@@ -42,6 +42,21 @@ impl EncryptedFileStore {
             }
             Err(e) => return Err(unusable(dir, &e.to_string())),
         };
+        if meta.file_type().is_symlink() {
+            // Not followed: whoever may change the link could point the
+            // store at an older copy of the records (one a logout deleted).
+            let target = fs::read_link(dir)
+                .map(|target| format!(" to {}", target.display()))
+                .unwrap_or_default();
+            return Err(unusable_as_it_is(
+                dir,
+                &format!(
+                    "it is a symbolic link{target}, which tokend does not follow for its records: \
+                     move the directory itself there, or set `state_directory` in [daemon] to \
+                     the directory that holds it"
+                ),
+            ));
+        }
         if !meta.is_dir() {
             return Err(unusable(dir, "it is not a directory"));
         }
