@@ -128,6 +128,7 @@ impl Broker {
             sleep_hold: AtomicBool::new(false),
             held_wakes: std::sync::Mutex::new(Vec::new()),
             network_left: AtomicBool::new(false),
+            unreadable_found: tokio::sync::Notify::new(),
         });
         let broker = Self {
             inner: Arc::new(Inner {

@@ -44,6 +44,7 @@ impl Broker {
         let mut clock_watch = ClockWatch::new(self.inner.shared.clock.as_ref());
         let providers = self.restore_all().await;
         self.spawn_store_watch();
+        self.spawn_reread_watch();
         let broker = self.clone();
         self.inner.shared.tasks.spawn(async move {
             let shared = Arc::clone(&broker.inner.shared);

@@ -22,6 +22,7 @@ mod login_pace;
 pub mod metrics;
 mod metrics_report;
 pub mod policy;
+mod record_reread;
 mod record_writes;
 pub(crate) mod refusal_log;
 mod reload;

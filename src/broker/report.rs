@@ -30,20 +30,28 @@ pub enum SessionPhase {
     Expired,
     /// The provider ended the session: a person must log in again.
     LoginRequired,
+    /// The stored session could not be read for a reason of its own (a
+    /// damaged record, one sealed with another key, a file tokend's user
+    /// may not read, two keyring items matching it): the last error says
+    /// why and what to do. It is read again when asked for, and when the
+    /// store announces a change; a login replaces it.
+    Unreadable,
 }
 
 impl SessionPhase {
     /// Every phase, in the order of the enum.
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 6] = [
         Self::LoggedOut,
         Self::LoginPending,
         Self::Active,
         Self::Expired,
         Self::LoginRequired,
+        Self::Unreadable,
     ];
 
     /// The phase's name, the same on every front-end and in metrics
-    /// (`logged_out`, `login_pending`, `active`, `expired`, `login_required`).
+    /// (`logged_out`, `login_pending`, `active`, `expired`, `login_required`,
+    /// `unreadable`).
     #[must_use]
     pub fn name(self) -> &'static str {
         match self {
@@ -52,6 +60,7 @@ impl SessionPhase {
             Self::Active => "active",
             Self::Expired => "expired",
             Self::LoginRequired => "login_required",
+            Self::Unreadable => "unreadable",
         }
     }
 }

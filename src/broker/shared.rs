@@ -63,6 +63,10 @@ pub struct Shared {
     /// The network may have gone since the last sleep began (see
     /// `super::sleep`).
     pub(crate) network_left: std::sync::atomic::AtomicBool,
+    /// Told when a session's record turned out unreadable for its own sake:
+    /// the task that reads such records again when the store announces a
+    /// change (see `super::record_reread`) opens the store's feed.
+    pub(crate) unreadable_found: tokio::sync::Notify,
 }
 
 impl Shared {

@@ -190,14 +190,21 @@ impl Broker {
     /// The store works again: restores the sessions that waited for it
     /// (those it has a record of, in batches), and saves the sessions whose
     /// save failed. Stops when the store fails again; what is left waits
-    /// for the next recovery.
+    /// for the next recovery. The records that could not be read for their
+    /// own sake are read again too (their cause may have been mended during
+    /// the outage, unseen), whether listed or not: one no longer there
+    /// reads as none.
     async fn recover_sessions(&self, listed: &[String], probe_saved: usize) {
         let health = &self.inner.shared.store_health;
         let listed: HashSet<&str> = listed.iter().map(String::as_str).collect();
         let sessions = self.sessions();
         let mut stored: Vec<Arc<Session>> = Vec::new();
-        for session in sessions.iter().filter(|s| s.waits_for_store()) {
-            if listed.contains(session.name.as_str()) {
+        for session in &sessions {
+            let unreadable = session.is_unreadable();
+            if !unreadable && !session.waits_for_store() {
+                continue;
+            }
+            if unreadable || listed.contains(session.name.as_str()) {
                 stored.push(Arc::clone(session));
             } else {
                 session.no_stored_record().await;

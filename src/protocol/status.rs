@@ -19,7 +19,8 @@ pub struct ProviderStatus {
     /// Wire dialect (`rfc8628`, `trakt`, ...).
     pub dialect: String,
     /// Session state: `logged_out`, `login_pending`, `active`, `expired`,
-    /// `login_required`.
+    /// `login_required`, `unreadable` (the stored session could not be
+    /// read; `last_error` says why).
     pub state: String,
     /// Access token expiry (Unix seconds), when there is a token with a known expiry.
     #[serde(default)]

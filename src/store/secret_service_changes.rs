@@ -13,6 +13,11 @@
 //! - the bus's `NameOwnerChanged` for `org.freedesktop.secrets`: a keyring
 //!   daemon started (or started again) after tokend.
 //!
+//! The broker also holds a feed while a provider's record cannot be read
+//! for its own sake (two items matching it, say): the collections'
+//! `ItemCreated`, `ItemDeleted` and `ItemChanged` (an item deleted in
+//! Seahorse sends only these) make it read such records again.
+//!
 //! The feed has a bus connection of its own, made when an outage begins and
 //! closed when it ends, so a store that works costs nothing. A notice only
 //! makes the loop probe: anything on the bus can send these signals, and a
@@ -27,6 +32,10 @@ use super::{SECRETS, SERVICE_INTERFACE, SERVICE_PATH};
 use crate::store::ChangeFeed;
 
 const BUS: &str = "org.freedesktop.DBus";
+
+/// Where the collections are, and their interface (for item signals).
+const COLLECTIONS: &str = "/org/freedesktop/secrets/collection";
+const COLLECTION_INTERFACE: &str = "org.freedesktop.Secret.Collection";
 
 /// Notices kept unread while the loop probes: a probe follows any of them,
 /// so a few stand for many (a full queue only holds up the feed's own
@@ -54,13 +63,20 @@ pub fn feed() -> zbus::Result<ChangeFeed> {
         .member("NameOwnerChanged")?
         .add_arg(SECRETS)?
         .build();
+    let item_changed = MatchRule::builder()
+        .msg_type(Type::Signal)
+        .path_namespace(COLLECTIONS)?
+        .interface(COLLECTION_INTERFACE)?
+        .build();
     let changed = MessageIterator::for_match_rule(collection_changed, &connection, Some(QUEUED))?
         .into_inner();
     let appeared =
         MessageIterator::for_match_rule(owner_changed, &connection, Some(QUEUED))?.into_inner();
+    let items =
+        MessageIterator::for_match_rule(item_changed, &connection, Some(QUEUED))?.into_inner();
     // An error item is a message the connection could not read: not a
     // notice. The stream ends when the connection does.
-    let notices = stream::select(changed, appeared)
+    let notices = stream::select(stream::select(changed, appeared), items)
         .filter_map(|message| future::ready(message.ok().map(drop)));
     Ok(Box::pin(notices))
 }

@@ -95,8 +95,9 @@ pub(super) fn map_error(error: KeyringError, provider: Option<&str>) -> StoreErr
                 reason: format!(
                     "{} keyring items match it (service={SERVICE}, username={name}): delete \
                      the ones you do not want in your keyring's manager (Seahorse, KeePassXC), \
-                     and tokend saves the session again; or run `tokenctl logout {name}` to \
-                     remove them all, then log in again",
+                     and tokend reads or saves the session again by itself (no restart, no \
+                     login); or run `tokenctl logout {name}` to remove them all, then log in \
+                     again",
                     entries.len()
                 ),
             }

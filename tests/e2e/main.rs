@@ -52,6 +52,7 @@ mod persistence_restart;
 mod persistence_secret_service;
 mod properties;
 mod provider_texts;
+mod record_reread;
 mod refresh;
 mod refresh_storm;
 mod refresh_token_expiry;

@@ -186,8 +186,9 @@ impl<W: Write> CheckReport<W> {
 
 /// The problems of one provider for `status --check` at `now` (Unix
 /// seconds), one line each: a session that needs a login (or waits for
-/// one), a refresh that is failing, a refresh token whose announced life
-/// is over, tokens that are only in memory.
+/// one), a stored session that cannot be read, a refresh that is failing,
+/// a refresh token whose announced life is over, tokens that are only in
+/// memory.
 pub fn problems(p: &ProviderStatus, now: i64) -> Vec<String> {
     let name = clean(&p.name);
     let error = p
@@ -220,6 +221,9 @@ pub fn problems(p: &ProviderStatus, now: i64) -> Vec<String> {
         "expired" => problems.push(format!(
             "{name}: the token expired and refreshing fails{error}"
         )),
+        // Not "needs a login": a login would replace a stored session
+        // that works again once its cause (the error says which) is mended.
+        "unreadable" => problems.push(format!("{name}: its stored session cannot be read{error}")),
         // The provider said when the refresh token dies (Keycloak's idle
         // timeout), and that has passed without a refresh (the daemon was
         // stopped, the machine asleep): the next refresh will be refused.

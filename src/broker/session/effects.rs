@@ -289,7 +289,7 @@ impl Session {
             }
             Notice::Restored { cause } => {
                 let store = self.shared.store.name();
-                if cause == RestoreCause::Request {
+                if matches!(cause, RestoreCause::Request | RestoreCause::Change) {
                     info!(provider = %name, event = "restored", "session restored from the {store}");
                 } else {
                     // The broker says at info level how many were restored:
@@ -299,7 +299,7 @@ impl Session {
             }
             Notice::RestoredEnded { cause, reason } => {
                 let store = self.shared.store.name();
-                if cause == RestoreCause::Request {
+                if matches!(cause, RestoreCause::Request | RestoreCause::Change) {
                     warn!(provider = %name, event = "restored_ended", "the session restored from the {store} was ended by the provider: {reason}; run `tokenctl login {name}`");
                 } else {
                     info!(provider = %name, event = "restored_ended", "the session restored from the {store} was ended by the provider: {reason}; run `tokenctl login {name}`");

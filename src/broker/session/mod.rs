@@ -251,7 +251,12 @@ impl Session {
         want: Freshness,
     ) -> Result<AccessToken, BrokerError> {
         let answer = self.token_once(want).await;
-        if !matches!(answer, Err(BrokerError::LoginRequired { .. })) {
+        // (A store error too: a login over a record that could not be
+        // read is answered so until its tokens are installed.)
+        if !matches!(
+            answer,
+            Err(BrokerError::LoginRequired { .. } | BrokerError::Store { .. })
+        ) {
             return answer;
         }
         // An approved login whose tokens are being saved: they are this

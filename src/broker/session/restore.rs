@@ -12,6 +12,14 @@
 //! its own. The store's health says what is wrong, once for every session,
 //! and its one retry loop restores the waiting sessions when the store
 //! works again.
+//!
+//! A record that could not be read for its own sake (damaged, sealed with
+//! another key, a file tokend's user may not read, two keyring items
+//! matching it) leaves the session unreadable, with that error of its own
+//! and no timer either: it is read again for a `token` or `status` request
+//! (at most once per 5 s), when the store announces a change (see
+//! `broker::record_reread`), and at the end of an outage, so that mending
+//! the cause brings the session back without a restart.
 
 use std::sync::Arc;
 
@@ -46,6 +54,19 @@ impl Session {
     /// Whether the session waits for the store to read its record.
     pub(crate) fn waits_for_store(&self) -> bool {
         self.state().machine.waits_for_store()
+    }
+
+    /// Whether the session's record could not be read for its own sake.
+    pub(crate) fn is_unreadable(&self) -> bool {
+        self.state().machine.is_unreadable()
+    }
+
+    /// Claims a read again of the session's unreadable record for a
+    /// request, at most once per spacing (see
+    /// `SessionMachine::claim_reread`).
+    pub(crate) fn claim_reread(&self) -> bool {
+        let now = self.shared.clock.now();
+        self.state().machine.claim_reread(now)
     }
 
     /// Makes a logged-out session wait for the store: its record could not
@@ -90,6 +111,10 @@ impl Session {
     /// the retry loop to probe now, within the same spacing: if the store
     /// works again (a keyring unlocked), its tokens are saved at once, not
     /// at the loop's next try minutes later.
+    ///
+    /// A session whose record is unreadable for its own sake reads it
+    /// again, at most once per spacing for that session, while the store
+    /// works (during an outage its recovery reads it).
     pub(super) async fn restore_on_demand(self: &Arc<Self>) {
         let (waits, unsaved) = {
             let state = self.state();
@@ -104,6 +129,9 @@ impl Session {
             let _ = health.probe_on_demand(self.shared.clock.now());
         }
         if !waits {
+            if health.is_available() && self.claim_reread() {
+                self.load_stored(RestoreCause::Request).await;
+            }
             return;
         }
         let available = health.is_available();
@@ -141,12 +169,19 @@ impl Session {
     }
 
     /// Hands what the store said to the machine; the caller holds the
-    /// persist lock. Returns whether the session was restored.
+    /// persist lock. Returns whether the session was restored. A record
+    /// found unreadable is told to the task that reads such records again
+    /// at the store's change notices.
     fn apply_loaded(self: &Arc<Self>, loaded: LoadResult, cause: RestoreCause) -> bool {
-        matches!(
+        let per_record = matches!(&loaded, Err(e) if !e.is_store_wide());
+        let restored = matches!(
             self.dispatch_now(Event::RecordLoaded { cause, loaded }),
             Some(Reply::Changed(true))
-        )
+        );
+        if per_record && self.is_unreadable() {
+            self.shared.unreadable_found.notify_one();
+        }
+        restored
     }
 
     /// Whether the session's tokens are not in the store (a save failed).

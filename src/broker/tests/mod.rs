@@ -13,6 +13,7 @@ mod reload_prune;
 mod restore_waits_for_store;
 mod status_pages;
 mod store_health;
+mod unreadable_record;
 mod write_order;
 
 use std::path::Path;

@@ -39,8 +39,10 @@ pub(super) async fn answer(
     write: &mut AnswerWriter,
 ) -> io::Result<()> {
     // During a store outage, the answer shows the store as a probe finds
-    // it now, not as the last one did.
+    // it now, not as the last one did; a stored session that could not be
+    // read is read again (its cause may have been mended).
     broker.recheck_store(caller).await;
+    broker.reread_records(caller, provider).await;
     let pages = match (broker.status_pages(caller, provider, PAGE), stream) {
         (Ok(pages), _) => pages,
         (Err(e), true) => {

@@ -157,8 +157,9 @@ pub(super) fn read_failure(path: &Path, provider: &str, error: &io::Error) -> St
             store: STORE,
             provider: provider.to_owned(),
             reason: format!(
-                "cannot read {}: {error}; give it back to the user tokend runs as, or run \
-                 `tokenctl logout {provider}` to remove it",
+                "cannot read {}: {error}; give it back to the user tokend runs as (tokend \
+                 reads it again by itself: no restart, no login), or run `tokenctl logout \
+                 {provider}` to remove it",
                 path.display()
             ),
         };

@@ -94,7 +94,8 @@ fn a_modified_or_swapped_record_is_rejected_and_the_others_carry_on() {
     std::fs::write(store.record("alpha"), &bytes).unwrap();
     daemon.restart();
     let alpha = status(&daemon, "alpha");
-    assert_eq!(alpha["state"], "logged_out", "{alpha}");
+    // Not "logged out": a login would replace it (see `record_reread`).
+    assert_eq!(alpha["state"], "unreadable", "{alpha}");
     let error = alpha["last_error"].as_str().unwrap();
     assert!(
         error.contains("modified or damaged") && error.contains("tokenctl logout alpha"),
@@ -150,7 +151,7 @@ fn hundreds_of_records_are_all_restored_and_a_bad_one_stays_alone() {
     assert_eq!(all.len(), COUNT);
     for entry in &all {
         let expected = if entry["name"] == damaged {
-            "logged_out"
+            "unreadable"
         } else {
             "active"
         };

@@ -232,3 +232,26 @@ fn check_names_a_refresh_token_whose_announced_life_is_over() {
     assert!(over[0].contains("log in again"), "{over:?}");
     assert!(problems(&keycloak(NOW + 60), NOW).is_empty());
 }
+
+/// `--check` of a session whose stored record cannot be read says that,
+/// with the daemon's reason and advice, not "needs a login": a login would
+/// replace a session that works again once the cause is mended.
+#[test]
+fn check_names_a_stored_session_that_cannot_be_read() {
+    let unreadable = ProviderStatus {
+        last_error: Some(
+            "the stored session of `demo` in the encrypted file store is unreadable: cannot \
+             read /var/lib/tokend/sessions/demo.session: Permission denied"
+                .into(),
+        ),
+        ..provider("demo", "unreadable")
+    };
+    let said = problems(&unreadable, NOW);
+    assert_eq!(said.len(), 1, "{said:?}");
+    assert!(
+        said[0].starts_with("demo: its stored session cannot be read: the stored session"),
+        "{said:?}"
+    );
+    assert!(said[0].contains("Permission denied"), "{said:?}");
+    assert!(!said[0].contains("needs a login"), "{said:?}");
+}

@@ -38,7 +38,10 @@ impl SessionMachine {
     pub(crate) fn handover(&self) -> Option<Handover> {
         let state = match &self.state {
             SessionState::LoggedOut if self.store_dirty => SessionState::LoggedOut,
-            SessionState::LoggedOut | SessionState::WaitingForStore => return None,
+            // An unreadable record is read again by the successor.
+            SessionState::LoggedOut
+            | SessionState::WaitingForStore
+            | SessionState::Unreadable { .. } => return None,
             SessionState::Active { tokens, .. } => SessionState::Active {
                 tokens: tokens.clone(),
                 refresh: RefreshStage::Idle,

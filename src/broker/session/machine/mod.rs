@@ -81,6 +81,21 @@ pub(crate) enum SessionState {
         /// Where the session's one refresh is.
         refresh: RefreshStage,
     },
+    /// The stored record could not be read for a reason of its own (see
+    /// [`StoreError::is_store_wide`]: damaged, sealed with another key, a
+    /// file tokend's user may not read, two keyring items matching it)
+    /// while the store works. No session is usable, but one may well be
+    /// stored: not "logged out", whose "log in" would replace it. A `token`
+    /// request is told the record's trouble, and the record is read again
+    /// (on demand, spaced from `read_at`; when the store announces a
+    /// change; after an outage), so mending the cause brings the session
+    /// back without a restart. A login or a logout replaces it.
+    Unreadable {
+        /// Why, as the store said.
+        error: StoreError,
+        /// When it was last read (or a read was claimed).
+        read_at: SystemTime,
+    },
     /// The provider ended the session; a new login is needed.
     NeedsLogin {
         /// What the provider said, for a person.

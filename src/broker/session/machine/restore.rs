@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 use super::{Context, Effect, Notice, RefreshStage, SessionMachine, SessionState, Tokens};
 use crate::broker::error::BrokerError;
 use crate::broker::events::{AttentionKind, BrokerEvent};
+use crate::broker::timing;
 
 /// What the store said of one session's record.
 pub(crate) use crate::store::LoadResult;
@@ -20,8 +21,12 @@ pub(crate) enum RestoreCause {
     /// The store works again: one line for all, but front-ends hear of
     /// each session that changed.
     Recovery,
-    /// A `token` request for this session.
+    /// A request for this session: a `token` request, or a `status`
+    /// request that reads an unreadable record again.
     Request,
+    /// The store announced a change while the record was unreadable (see
+    /// [`SessionState::Unreadable`]).
+    Change,
 }
 
 impl SessionMachine {
@@ -30,11 +35,32 @@ impl SessionMachine {
         matches!(self.state, SessionState::WaitingForStore)
     }
 
+    /// Whether the record could not be read for a reason of its own (see
+    /// [`SessionState::Unreadable`]).
+    pub(crate) fn is_unreadable(&self) -> bool {
+        matches!(self.state, SessionState::Unreadable { .. })
+    }
+
+    /// Claims a read again of an unreadable record at `now`, for a request:
+    /// granted at most once per [`timing::ON_DEMAND_RETRY_SPACING`] from
+    /// the last read (or claim), so that a script asking in a loop does
+    /// not read it at every call.
+    pub(crate) fn claim_reread(&mut self, now: SystemTime) -> bool {
+        let SessionState::Unreadable { read_at, .. } = &mut self.state else {
+            return false;
+        };
+        if timing::within(now, *read_at, timing::ON_DEMAND_RETRY_SPACING) {
+            return false;
+        }
+        *read_at = now;
+        true
+    }
+
     /// Whether a record read now for `cause` may still be installed: not
     /// if restored meanwhile, or replaced by a login.
     pub(crate) fn may_restore(&self, cause: RestoreCause) -> bool {
         match self.state {
-            SessionState::WaitingForStore => true,
+            SessionState::WaitingForStore | SessionState::Unreadable { .. } => true,
             SessionState::LoggedOut => cause == RestoreCause::Start,
             SessionState::Active { .. } | SessionState::NeedsLogin { .. } => false,
         }
@@ -48,10 +74,16 @@ impl SessionMachine {
         cause: RestoreCause,
         out: &mut Vec<Effect>,
     ) -> bool {
-        self.state = SessionState::LoggedOut;
+        // Read again, and still unreadable for the same reason: nothing to
+        // log or announce (requests read it again every few seconds).
+        let unreadable_before = match std::mem::replace(&mut self.state, SessionState::LoggedOut) {
+            SessionState::Unreadable { error, .. } => Some(error),
+            _ => None,
+        };
         self.clear_store_failure();
         let mut restored = false;
         let mut store_wide = false;
+        let mut unchanged = false;
         match loaded {
             // A session the provider ended: a login is needed, and status
             // says why and when, as before the restart. One of another
@@ -108,11 +140,20 @@ impl SessionMachine {
                 store_wide = true;
             }
             Err(source) => {
-                out.push(Effect::Log(Notice::LoadFailed(source.clone())));
-                self.last_failure = Some(self.store_error(source));
+                // That record's trouble, not the store's: the session is
+                // not logged out, and says so (see `SessionState::Unreadable`).
+                unchanged = unreadable_before.as_ref() == Some(&source);
+                if !unchanged {
+                    out.push(Effect::Log(Notice::LoadFailed(source.clone())));
+                }
+                self.last_failure = Some(self.store_error(source.clone()));
+                self.state = SessionState::Unreadable {
+                    error: source,
+                    read_at: ctx.now,
+                };
             }
         }
-        if !store_wide && cause != RestoreCause::Start {
+        if !store_wide && !unchanged && cause != RestoreCause::Start {
             out.push(self.changed());
         }
         restored

@@ -13,6 +13,7 @@ impl SessionMachine {
         match &self.state {
             SessionState::LoggedOut | SessionState::WaitingForStore => SessionPhase::LoggedOut,
             SessionState::NeedsLogin { .. } => SessionPhase::LoginRequired,
+            SessionState::Unreadable { .. } => SessionPhase::Unreadable,
             SessionState::Active { tokens, .. } => {
                 let valid = tokens
                     .access

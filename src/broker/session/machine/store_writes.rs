@@ -51,7 +51,9 @@ impl SessionMachine {
                 crate::store::StoredSession::ended(&self.identity, *ended_at, reason),
             ),
             SessionState::LoggedOut => None,
-            SessionState::WaitingForStore => return out.push(Effect::Reply(Reply::Changed(false))),
+            SessionState::WaitingForStore | SessionState::Unreadable { .. } => {
+                return out.push(Effect::Reply(Reply::Changed(false)));
+            }
         };
         out.push(Effect::WriteRecord {
             record,

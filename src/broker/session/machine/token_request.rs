@@ -28,27 +28,17 @@ impl SessionMachine {
             // The session may be in a store that cannot be read yet: say
             // that rather than "log in", which would start a new session.
             SessionState::WaitingForStore => return Reply::WaitingForStore,
-            // A stored session written with another key is said as such,
-            // with its advice: "log in" would start a second session over
-            // the one the right key still opens. (A damaged record is
-            // "login required": nothing can read it.)
-            SessionState::LoggedOut
-                if ctx.login_code.is_none()
-                    && matches!(
-                        &self.last_failure,
-                        Some(BrokerError::Store {
-                            source: crate::store::StoreError::WrongKey { .. },
-                            ..
-                        })
-                    ) =>
-            {
-                return Reply::Failed(
-                    self.last_failure
-                        .clone()
-                        .unwrap_or_else(|| self.login_required(ctx)),
-                );
+            // A stored session that could not be read is said as such,
+            // with its advice (written with another key, a file to give
+            // back, a keyring item to delete, a damaged record to remove):
+            // "log in" would have a script replace a session that works
+            // again once that is done. A login under way is what to do.
+            SessionState::Unreadable { error, .. } if ctx.login_code.is_none() => {
+                return Reply::Failed(self.store_error(error.clone()));
             }
-            SessionState::LoggedOut | SessionState::NeedsLogin { .. } => {
+            SessionState::LoggedOut
+            | SessionState::NeedsLogin { .. }
+            | SessionState::Unreadable { .. } => {
                 return Reply::Failed(self.login_required(ctx));
             }
         };

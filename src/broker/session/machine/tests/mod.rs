@@ -19,6 +19,7 @@ mod retry_after;
 mod rules;
 mod store;
 mod tables;
+mod unreadable;
 
 use std::time::{Duration, SystemTime};
 
@@ -125,6 +126,7 @@ fn describe(m: &SessionMachine) -> &'static str {
     match &m.state {
         SessionState::LoggedOut => "logged_out",
         SessionState::WaitingForStore => "waiting_for_store",
+        SessionState::Unreadable { .. } => "unreadable",
         SessionState::Active {
             refresh: RefreshStage::Idle,
             ..
