@@ -25,7 +25,8 @@
 //!
 //! # Items
 //!
-//! One item per provider, in the default collection. keyring's store owns the
+//! One item per provider, created in the default collection (and used in
+//! whichever collection holds it). keyring's store owns the
 //! `service` and `username` attributes and finds items by them: `service` is
 //! `tokend`, `username` is the provider name. The label is
 //! "tokend: NAME refresh token". After a save, tokend also sets
@@ -56,11 +57,13 @@
 //!
 //! Every call blocks on D-Bus (zbus's blocking API drives its own tokio
 //! runtime), so call it from `tokio::task::spawn_blocking`, never from an
-//! async task (starting a runtime inside one panics). A locked default
-//! collection makes a call return [`StoreError::Locked`] at once, after
-//! asking the Secret Service to show its unlock prompt (at most every 5
-//! minutes): keyring's store would wait for the answer holding the lock
-//! all its calls share (see `secret_service_unlock.rs`).
+//! async task (starting a runtime inside one panics). A locked collection
+//! holding the provider's item (whichever it is), or the locked default
+//! collection a new item would go to, makes a call return
+//! [`StoreError::Locked`] at once, after asking the Secret Service to show
+//! its unlock prompt (at most every 5 minutes): keyring's store would wait
+//! for the answer holding the lock all its calls share (see
+//! `secret_service_unlock.rs` and `secret_service_held.rs`).
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -82,6 +85,8 @@ mod delete;
 mod elsewhere;
 #[path = "secret_service_errors.rs"]
 mod errors;
+#[path = "secret_service_held.rs"]
+mod held;
 #[path = "secret_service_items.rs"]
 mod items;
 #[path = "secret_service_unlock.rs"]
@@ -130,13 +135,14 @@ pub struct SecretServiceStore {
     /// attributes (see "Items" above), so saves after the first skip the check.
     described: Mutex<HashSet<String>>,
     /// Looks whether the keyring is locked before each call (see
-    /// `secret_service_unlock.rs`: keyring's store would wait for the unlock prompt).
+    /// `secret_service_unlock.rs`: keyring's store would wait for the unlock
+    /// prompt), and tokend's own client, which looks (`secret_service_held.rs`).
     unlock: UnlockGate,
     /// The delete confirmations asked for (see `secret_service_delete.rs`:
     /// keyring's delete would wait for the person's answer).
     delete_prompts: delete::DeletePrompts,
     /// Whether the last listing found items of tokend in a locked keyring
-    /// (see `secret_service_elsewhere.rs`: keyring's store would wait).
+    /// that it could not name (see `secret_service_elsewhere.rs`).
     locked_elsewhere: elsewhere::LockedElsewhere,
 }
 
@@ -236,31 +242,22 @@ impl SecretServiceStore {
         }
     }
 
-    /// Runs `op` on the backend and maps its error.
-    ///
-    /// A Secret Service daemon forgets its clients' sessions when it restarts
-    /// (`NoSession`), and a connection dies with its bus. So when the Secret
-    /// Service fails a call on a connection made earlier, the connection is
-    /// dropped and `op` runs once more on a new one; every `op` here may run
-    /// twice (a save writes the same bytes again). A locked keyring keeps
-    /// the connection: nothing is wrong with it.
-    fn with_backend<T>(
-        &self,
-        provider: Option<&str>,
-        op: impl Fn(&KeyringStore) -> Result<T, KeyringError>,
-    ) -> Result<T, StoreError> {
-        let connected = self.connect_unlocked()?;
-        self.on_backend(connected, provider, op)
-    }
-
     /// keyring's store, connected (now: `true`), once the keyring's default
     /// collection is seen not locked: a locked one fails at once, before a
     /// call through keyring's store would wait for its unlock prompt (see
     /// `secret_service_unlock.rs`). Connected first: without a Secret
     /// Service that fails alone, where the look would be a second
-    /// connection attempt (a probe's wake-ups doubled).
+    /// connection attempt (a probe's wake-ups doubled). A provider's read
+    /// and save look at its items instead ([`Self::connect_for`]).
     fn connect_unlocked(&self) -> Result<(Arc<KeyringStore>, bool), StoreError> {
         let connected = self.backend()?;
+        self.default_usable()?;
+        Ok(connected)
+    }
+
+    /// Whether the default collection can be used: locked or missing, the
+    /// error.
+    fn default_usable(&self) -> Result<(), StoreError> {
         match self.unlock.look() {
             LockState::Locked => {
                 return Err(StoreError::Locked {
@@ -279,10 +276,17 @@ impl SecretServiceStore {
             }
             LockState::Unlocked | LockState::Unknown => {}
         }
-        Ok(connected)
+        Ok(())
     }
 
-    /// [`Self::with_backend`] on the backend `connected` gave.
+    /// Runs `op` on the backend `connected` gave and maps its error.
+    ///
+    /// A Secret Service daemon forgets its clients' sessions when it restarts
+    /// (`NoSession`), and a connection dies with its bus. So when the Secret
+    /// Service fails a call on a connection made earlier, the connection is
+    /// dropped and `op` runs once more on a new one; every `op` here may run
+    /// twice (a save writes the same bytes again). A locked keyring keeps
+    /// the connection: nothing is wrong with it.
     fn on_backend<T>(
         &self,
         connected: (Arc<KeyringStore>, bool),
@@ -307,14 +311,6 @@ impl SecretServiceStore {
 
     /// The record of `provider`, on the backend `connected` gave.
     fn read_record(&self, connected: (Arc<KeyringStore>, bool), provider: &str) -> LoadResult {
-        let locked = self.locked_items_of(provider);
-        if !locked.is_empty() {
-            return Err(StoreError::Corrupt {
-                store: STORE,
-                provider: provider.to_owned(),
-                reason: elsewhere::locked_items_reason(&locked),
-            });
-        }
         let bytes = self.on_backend(connected, Some(provider), |backend| {
             match entry(backend, provider)?.get_secret() {
                 Ok(bytes) => Ok(Some(Zeroizing::new(bytes))),
@@ -352,22 +348,30 @@ impl Store for SecretServiceStore {
     }
 
     fn load(&self, provider: &str) -> Result<Option<StoredSession>, StoreError> {
-        let connected = self.connect_unlocked()?;
+        let connected = self
+            .connect_for(provider)
+            .map_err(|refused| refused.for_read(provider))?;
         self.read_record(connected, provider)
     }
 
     fn load_batch(&self, providers: &[String]) -> Vec<LoadResult> {
         // One look for the batch: a restore reads many records in a row.
+        // Each provider's items are looked at only when a search of all
+        // of tokend's finds some in a locked collection.
         let mut connected = match self.connect_unlocked() {
             Ok(connected) => Some(connected),
             Err(e) => return vec![Err(e); providers.len()],
         };
+        let each = self.any_locked_away();
         until_store_wide(
             providers.len(),
             providers.iter().map(|p| {
-                let backend = match connected.take() {
-                    Some(first) => first,
-                    None => self.backend()?,
+                let backend = if each {
+                    self.connect_for(p).map_err(|refused| refused.for_read(p))?
+                } else if let Some(first) = connected.take() {
+                    first
+                } else {
+                    self.backend()?
                 };
                 self.read_record(backend, p)
             }),
@@ -375,14 +379,9 @@ impl Store for SecretServiceStore {
     }
 
     fn save(&self, provider: &str, session: &StoredSession) -> Result<(), StoreError> {
-        let locked = self.locked_items_of(provider);
-        if !locked.is_empty() {
-            return Err(StoreError::Unchangeable {
-                store: STORE,
-                provider: provider.to_owned(),
-                reason: elsewhere::locked_items_reason(&locked),
-            });
-        }
+        let connected = self
+            .connect_for(provider)
+            .map_err(|refused| refused.for_write(provider))?;
         let bytes = session.to_bytes();
         if self.delete_prompts.waiting(provider)
             && let Some(client) = self.unlock.client()
@@ -394,7 +393,7 @@ impl Store for SecretServiceStore {
         // keyring sets the secret of the existing item (one `SetSecret` call)
         // or creates it (one `CreateItem` with replace); either is all or
         // nothing in the Secret Service, so a failure leaves the old record.
-        self.with_backend(Some(provider), |backend| {
+        self.on_backend(connected, Some(provider), |backend| {
             entry(backend, provider)?.set_secret(&bytes)
         })?;
         if self.is_described(provider) {
@@ -441,7 +440,7 @@ impl Store for SecretServiceStore {
             Ok(delete::Deleted::LockedElsewhere(locked)) => Err(StoreError::Unchangeable {
                 store: STORE,
                 provider: provider.to_owned(),
-                reason: elsewhere::locked_items_reason(&locked),
+                reason: elsewhere::locked_items_reason(client.connection(), &locked),
             }),
             Err(e) => Err(map_error(
                 KeyringError::PlatformFailure(Box::new(ServiceError::Zbus(e))),
@@ -457,12 +456,12 @@ impl Store for SecretServiceStore {
         {
             let connection = client.connection();
             let locked = elsewhere::in_locked_collections(connection, locked);
-            self.locked_elsewhere.set(!locked.is_empty(), false);
+            self.locked_elsewhere.set(false);
             if !locked.is_empty() {
                 // keyring's search would ask to unlock them and wait: the
                 // names are read here (see `secret_service_elsewhere.rs`).
                 let (names, unnamed) = self.names_around_locked(connection, &unlocked, &locked);
-                self.locked_elsewhere.set(true, unnamed);
+                self.locked_elsewhere.set(unnamed);
                 return Ok(names);
             }
         }

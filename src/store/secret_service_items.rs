@@ -1,7 +1,7 @@
 //! The store's looks at items beyond keyring's store: which were seen
 //! described (see "Items" in the store's module doc), setting the
-//! descriptive attributes, the name of a listed item, and a provider's
-//! items in a locked keyring (`secret_service_elsewhere.rs`).
+//! descriptive attributes, the name of a listed item, and tokend's items
+//! in a locked keyring (`secret_service_elsewhere.rs`).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::PoisonError;
@@ -14,21 +14,20 @@ use super::{
 };
 
 impl SecretServiceStore {
-    /// `provider`'s items in a locked keyring, looked for only when the
-    /// last listing found any of tokend's items locked (see
-    /// `secret_service_elsewhere.rs`); none when the search fails
-    /// (keyring's call then says what is wrong).
-    pub(super) fn locked_items_of(&self, provider: &str) -> Vec<zbus::zvariant::OwnedObjectPath> {
-        if !self.locked_elsewhere.found() {
-            return Vec::new();
-        }
+    /// Whether any of tokend's items is in a locked collection (then a
+    /// restore's batch looks at each provider's items before its read);
+    /// `true` when that cannot be told.
+    pub(super) fn any_locked_away(&self) -> bool {
         let Some(client) = self.unlock.client() else {
-            return Vec::new();
+            return true;
         };
-        let wanted = HashMap::from([(SERVICE_ATTRIBUTE, SERVICE), (USERNAME_ATTRIBUTE, provider)]);
-        elsewhere::search(client.connection(), &wanted)
-            .map(|(_, locked)| elsewhere::in_locked_collections(client.connection(), locked))
-            .unwrap_or_default()
+        match elsewhere::all_items(client.connection()) {
+            Ok((_, locked)) if locked.is_empty() => false,
+            Ok((_, locked)) => {
+                !elsewhere::in_locked_collections(client.connection(), locked).is_empty()
+            }
+            Err(_) => true,
+        }
     }
 
     /// The provider of a listed item with `attributes`. An item seen
@@ -116,7 +115,7 @@ impl SecretServiceStore {
                 "{unnamed} item(s) of tokend are in the locked keyring {}, which shows no names \
                  while locked: a session stored only there shows logged out until that keyring \
                  is unlocked and tokend restarted (or its items deleted there)",
-                elsewhere::keyrings_of(locked)
+                elsewhere::keyrings_of(connection, locked)
             );
         }
         names.sort();

@@ -10,14 +10,17 @@
 //! down, unlocked or not, until tokend restarts: rotated refresh tokens
 //! could then not be saved, not even at the stop.
 //!
-//! So tokend looks first, on a connection of its own: a locked default
-//! collection fails the call at once as locked (the broker's store outage:
-//! tokens in memory are still served, writes wait, the retry loop probes),
-//! after asking the Secret Service for its unlock prompt, at most once per
-//! [`PROMPT_SPACING`], without waiting for it. However the person unlocks,
-//! the Secret Service announces it (`secret_service_changes.rs`) and the
-//! retry loop's probe that follows finds it unlocked. Only a keyring locked between the look and the call (a
-//! millisecond) is left to keyring's own wait.
+//! So tokend looks first, on a connection of its own: a locked collection
+//! that holds the provider's item (whichever it is: see
+//! `secret_service_held.rs`), or the locked default collection a new item
+//! would go to, fails the call at once as locked (the broker's store
+//! outage: tokens in memory are still served, writes wait, the retry loop
+//! probes), after asking the Secret Service for that collection's unlock
+//! prompt, at most once per [`PROMPT_SPACING`], without waiting for it.
+//! However the person unlocks, the Secret Service announces it
+//! (`secret_service_changes.rs`) and the retry loop's probe that follows
+//! finds it unlocked. Only a keyring locked between the look and the call
+//! (a millisecond) is left to keyring's own wait.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -33,8 +36,6 @@ use super::{SECRETS, SERVICE_INTERFACE, SERVICE_PATH};
 
 /// The Secret Service's prompt objects' interface.
 pub(super) const PROMPT_INTERFACE: &str = "org.freedesktop.Secret.Prompt";
-/// The collection keyring's store keeps items in, by its alias.
-const DEFAULT_COLLECTION: &str = "/org/freedesktop/secrets/aliases/default";
 
 /// At most one unlock prompt asked for by tokend per this long: the retry
 /// loop probes a locked keyring every few minutes, and a person who closed
@@ -64,16 +65,25 @@ pub struct UnlockGate {
     /// Cloned out for each look, so a look that hangs on a keyring that
     /// does not answer holds no lock.
     client: Mutex<Option<Arc<OwnClient>>>,
-    /// When tokend last asked for the unlock prompt, and the prompt once
-    /// shown (`None` while it is being asked for); `None` once the keyring
-    /// is seen unlocked.
-    prompted: Mutex<Option<(Instant, Option<OwnedObjectPath>)>>,
+    /// The unlock prompt tokend last asked for; `None` once the collection
+    /// it was for is seen unlocked.
+    prompted: Mutex<Option<Prompted>>,
+}
+
+/// An unlock prompt tokend asked for.
+#[derive(Debug)]
+struct Prompted {
+    /// When.
+    at: Instant,
+    /// The collection it unlocks (its path, not an alias).
+    collection: String,
+    /// The prompt once shown; `None` while it is being asked for.
+    prompt: Option<OwnedObjectPath>,
 }
 
 impl UnlockGate {
     /// Whether the default collection is locked; when it is, asks for its
-    /// unlock prompt unless one was asked for within [`PROMPT_SPACING`]
-    /// (dismissing that one first, so at most one of tokend's is open).
+    /// unlock prompt (see [`Self::ask_for_prompt`]).
     pub fn look(&self) -> LockState {
         let Some(own) = self.client() else {
             return LockState::Unknown;
@@ -82,17 +92,17 @@ impl UnlockGate {
         // the collection's `Locked`) through the same crate: the look
         // reuses that code rather than bring its own into the daemon's
         // resident pages (the memory benchmark is at its edge).
-        let locked = own
-            .service
-            .get_default_collection()
-            .and_then(|collection| collection.is_locked());
+        let locked = own.service.get_default_collection().and_then(|collection| {
+            let locked = collection.is_locked()?;
+            Ok((locked, collection.collection_path))
+        });
         match locked {
-            Ok(false) => {
-                *self.prompted() = None;
+            Ok((false, collection)) => {
+                self.seen_unlocked(|prompted| prompted == collection.as_str());
                 LockState::Unlocked
             }
-            Ok(true) => {
-                self.ask_for_prompt(&own.connection);
+            Ok((true, collection)) => {
+                self.ask_for_prompt(&own.connection, &collection);
                 LockState::Locked
             }
             Err(ServiceError::NoResult) => LockState::NoDefaultCollection,
@@ -122,9 +132,18 @@ impl UnlockGate {
         self.client.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn prompted(&self) -> std::sync::MutexGuard<'_, Option<(Instant, Option<OwnedObjectPath>)>> {
-        // A time and a path, set whole.
+    fn prompted(&self) -> std::sync::MutexGuard<'_, Option<Prompted>> {
+        // A time and paths, set whole.
         self.prompted.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A collection seen unlocked: when `is_it` says it is the one tokend
+    /// last asked to unlock, the next lock of it asks again, spacing or not.
+    pub fn seen_unlocked(&self, is_it: impl Fn(&str) -> bool) {
+        let mut prompted = self.prompted();
+        if prompted.as_ref().is_some_and(|p| is_it(&p.collection)) {
+            *prompted = None;
+        }
     }
 
     /// tokend's own client, connected on first use; `None` without a bus
@@ -142,21 +161,27 @@ impl UnlockGate {
         Some(own)
     }
 
-    /// Asks for the unlock prompt when none was asked for within the
-    /// spacing.
-    fn ask_for_prompt(&self, connection: &Connection) {
-        let PromptClaim::Ask { dismiss } = self.claim_prompt(Instant::now()) else {
+    /// `collection` is locked: asks for its unlock prompt unless tokend
+    /// asked for one (of any collection) within [`PROMPT_SPACING`],
+    /// dismissing that one first, so at most one of tokend's is open.
+    pub fn ask_for_prompt(&self, connection: &Connection, collection: &ObjectPath<'_>) {
+        let PromptClaim::Ask { dismiss } = self.claim_prompt(Instant::now(), collection.as_str())
+        else {
             return;
         };
         if let Some(old) = dismiss {
             dismiss_prompt(connection, &old);
         }
-        match show_unlock_prompt(connection) {
+        match show_unlock_prompt(connection, collection) {
             Ok(Some(prompt)) => {
                 tracing::info!(
                     "the keyring is locked: asked the Secret Service for its unlock prompt"
                 );
-                *self.prompted() = Some((Instant::now(), Some(prompt)));
+                *self.prompted() = Some(Prompted {
+                    at: Instant::now(),
+                    collection: collection.to_string(),
+                    prompt: Some(prompt),
+                });
             }
             Ok(None) => {}
             Err(e) => {
@@ -170,17 +195,21 @@ impl UnlockGate {
     /// Whether this look asks for the prompt, decided and noted in one
     /// hold of the lock, so that looks at once (saves of several sessions
     /// refreshed together) ask for one prompt between them, not one each.
-    fn claim_prompt(&self, now: Instant) -> PromptClaim {
+    fn claim_prompt(&self, now: Instant, collection: &str) -> PromptClaim {
         let mut prompted = self.prompted();
         if prompted
             .as_ref()
-            .is_some_and(|(at, _)| now.saturating_duration_since(*at) < PROMPT_SPACING)
+            .is_some_and(|p| now.saturating_duration_since(p.at) < PROMPT_SPACING)
         {
             return PromptClaim::AskedRecently;
         }
-        let previous = prompted.replace((now, None));
+        let previous = prompted.replace(Prompted {
+            at: now,
+            collection: collection.to_owned(),
+            prompt: None,
+        });
         PromptClaim::Ask {
-            dismiss: previous.and_then(|(_, path)| path),
+            dismiss: previous.and_then(|p| p.prompt),
         }
     }
 }
@@ -237,11 +266,13 @@ pub(super) fn dismiss_prompt(connection: &Connection, prompt: &OwnedObjectPath) 
     );
 }
 
-/// `Unlock` of the default collection, then `Prompt` of the prompt it
-/// returns, which shows it and returns at once (its `Completed` signal is
-/// not waited for). `None` when no prompt was needed (unlocked meanwhile).
-fn show_unlock_prompt(connection: &Connection) -> zbus::Result<Option<OwnedObjectPath>> {
-    let collection = ObjectPath::try_from(DEFAULT_COLLECTION)?;
+/// `Unlock` of `collection`, then `Prompt` of the prompt it returns, which
+/// shows it and returns at once (its `Completed` signal is not waited
+/// for). `None` when no prompt was needed (unlocked meanwhile).
+fn show_unlock_prompt(
+    connection: &Connection,
+    collection: &ObjectPath<'_>,
+) -> zbus::Result<Option<OwnedObjectPath>> {
     let reply = connection.call_method(
         Some(SECRETS),
         SERVICE_PATH,
@@ -271,25 +302,38 @@ mod tests {
 
     #[test]
     fn looks_at_once_ask_for_one_prompt_between_them() {
+        const LOGIN: &str = "/org/freedesktop/secrets/collection/login";
+        const OTHER: &str = "/org/freedesktop/secrets/collection/other";
         let gate = UnlockGate::default();
         let now = Instant::now();
-        let first = gate.claim_prompt(now);
+        let first = gate.claim_prompt(now, LOGIN);
         assert_eq!(first, PromptClaim::Ask { dismiss: None });
-        // A look racing the first, its prompt not shown yet: asks for none.
-        assert_eq!(gate.claim_prompt(now), PromptClaim::AskedRecently);
+        // A look racing the first, its prompt not shown yet: asks for none,
+        // whichever collection it found locked.
+        assert_eq!(gate.claim_prompt(now, LOGIN), PromptClaim::AskedRecently);
+        assert_eq!(gate.claim_prompt(now, OTHER), PromptClaim::AskedRecently);
         let shown = OwnedObjectPath::try_from("/p/1").unwrap();
-        *gate.prompted() = Some((now, Some(shown.clone())));
-        let within = gate.claim_prompt(now + PROMPT_SPACING / 2);
+        gate.prompted().as_mut().unwrap().prompt = Some(shown.clone());
+        let within = gate.claim_prompt(now + PROMPT_SPACING / 2, LOGIN);
         assert_eq!(within, PromptClaim::AskedRecently);
-        // After the spacing, one asks again, dismissing the old prompt.
-        let again = gate.claim_prompt(now + PROMPT_SPACING);
+        // Another collection seen unlocked leaves the spacing as it was...
+        gate.seen_unlocked(|c| c == OTHER);
+        let within = gate.claim_prompt(now + PROMPT_SPACING / 2, LOGIN);
+        assert_eq!(within, PromptClaim::AskedRecently);
+        // ...and after the spacing, one asks again, dismissing the old prompt.
+        let again = gate.claim_prompt(now + PROMPT_SPACING, LOGIN);
         assert_eq!(
             again,
             PromptClaim::Ask {
                 dismiss: Some(shown)
             }
         );
-        let racing = gate.claim_prompt(now + PROMPT_SPACING);
+        let racing = gate.claim_prompt(now + PROMPT_SPACING, LOGIN);
         assert_eq!(racing, PromptClaim::AskedRecently);
+        // The collection prompted for seen unlocked: locked again, it is
+        // asked for at once.
+        gate.seen_unlocked(|c| c == LOGIN);
+        let relocked = gate.claim_prompt(now + PROMPT_SPACING, LOGIN);
+        assert_eq!(relocked, PromptClaim::Ask { dismiss: None });
     }
 }

@@ -18,6 +18,7 @@ use support::provider::Provider;
 use tokend::client::Client;
 
 mod locked_keyring;
+mod not_the_default;
 
 const SESSIONS: usize = 200;
 

@@ -151,7 +151,8 @@ fn keyring_restart_is_survived() {
 /// to unlock that keyring and wait, and the whole store was "locked:
 /// unlock your keyring" while the default was unlocked. Now the listing
 /// goes on, that provider's read and save say which keyring holds its
-/// locked item, and the others carry on.
+/// locked item, by the label Seahorse shows ("Old Laptop", whose path is
+/// an escaped form of it), and the others carry on.
 #[test]
 fn a_locked_item_in_another_keyring_is_that_providers_trouble() {
     let bus = PrivateBus::start();
@@ -165,7 +166,11 @@ fn a_locked_item_in_another_keyring_is_that_providers_trouble() {
     let (github, gitlab) = (session("rt-github"), session("rt-gitlab"));
     assert_eq!(store.save("github", &github), Reply::Done);
     assert_eq!(store.save("gitlab", &gitlab), Reply::Done);
-    keyring.lock_away_in_another_keyring("old", "github", &session("rt-old-copy").to_bytes());
+    keyring.lock_away_in_another_keyring(
+        "Old Laptop",
+        "github",
+        &session("rt-old-copy").to_bytes(),
+    );
 
     assert_eq!(store.list(), listed(&["github", "gitlab"]));
     assert_eq!(store.load("gitlab"), loaded(&gitlab));
@@ -179,7 +184,7 @@ fn a_locked_item_in_another_keyring_is_that_providers_trouble() {
     ] {
         let (found, message) = reply.expect_error(&["rt-github", "rt-old-copy"]);
         assert_eq!(found, kind, "{message}");
-        assert!(message.contains("locked keyring `old`"), "{message}");
+        assert!(message.contains("locked keyring `Old Laptop`"), "{message}");
         assert!(!message.contains("unlock your keyring"), "{message}");
     }
     // A logout deletes the item it can and says which one it cannot,
@@ -188,7 +193,7 @@ fn a_locked_item_in_another_keyring_is_that_providers_trouble() {
         .delete("github")
         .expect_error(&["rt-github", "rt-old-copy"]);
     assert_eq!(kind, "Unchangeable", "{message}");
-    assert!(message.contains("locked keyring `old`"), "{message}");
+    assert!(message.contains("locked keyring `Old Laptop`"), "{message}");
     assert_eq!(store.save("gitlab", &session("rt-gitlab-3")), Reply::Done);
     assert_eq!(store.save("slack", &session("rt-slack")), Reply::Done);
     // The locked copy is named when gnome-keyring still shows its

@@ -325,4 +325,5 @@ fn search_tokend_items(bus: &PrivateBus) -> (Vec<FoundItem>, Vec<String>) {
 
 mod availability;
 mod confirmed_delete;
+mod not_the_default;
 mod records;

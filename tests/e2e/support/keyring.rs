@@ -18,6 +18,10 @@ use super::file_store::{Seeded, granted_records};
 use super::provider::Provider;
 use tokend::store::secret_service::{PROVIDER_ATTRIBUTE, SCHEMA};
 
+#[path = "keyring_collections.rs"]
+mod collections;
+pub use collections::LOGIN;
+
 /// The password of the test keyring.
 pub const PASSWORD: &str = "tokend test password";
 
