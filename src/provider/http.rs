@@ -63,6 +63,12 @@ impl HttpClient {
         let builder = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(connect_timeout(timeout))
+            // A connection whose path died (the machine moved networks)
+            // is found dead within about 30 s of silence: a refresh
+            // listening for its late answer there ends then.
+            .tcp_keepalive(Duration::from_secs(15))
+            .tcp_keepalive_interval(Duration::from_secs(5))
+            .tcp_keepalive_retries(3)
             .redirect(reqwest::redirect::Policy::none())
             // The transport rule lets plain http go to `localhost` as to
             // a loopback address: it must be one, whatever the resolver

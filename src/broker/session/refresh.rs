@@ -166,15 +166,12 @@ impl Session {
                     Some(access) => e.without_secrets(&[access.expose()]),
                     None => e,
                 });
+            // A success, or a refusal: the provider works through its
+            // requests. Not a 503 or 429 (shedding load is what a provider
+            // that holds requests does), nor a garbled answer.
             let answered = match &answer {
                 Ok(_) => true,
-                Err(failure) => !matches!(
-                    failure,
-                    ProviderError::Unreachable { .. }
-                        | ProviderError::Unanswered { .. }
-                        | ProviderError::Stalled { .. }
-                        | ProviderError::Discovery { .. }
-                ),
+                Err(failure) => failure.class() != crate::provider::FailureClass::Transient,
             };
             if answered {
                 self.refresh_limit.note_answer();
@@ -243,14 +240,18 @@ impl Session {
             })),
         );
         let in_time = self.provider.http_timeout();
+        // From the send on: what happens before the answer is overdue
+        // counts too.
+        let mut answers = self.refresh_limit.answers();
+        answers.borrow_and_update();
+        let mut world = self.shared.world_changes.subscribe();
+        world.borrow_and_update();
         let listening_ends = async {
             let said = overdue_rx
                 .wait_for(Option::is_some)
                 .await
                 .ok()
                 .and_then(|said| said.clone());
-            let mut answers = self.refresh_limit.answers();
-            answers.borrow_and_update();
             let others_answered = async {
                 if answers.changed().await.is_ok() {
                     tokio::time::sleep(in_time).await;
@@ -258,15 +259,26 @@ impl Session {
                     std::future::pending::<()>().await;
                 }
             };
-            let mut world = self.shared.world_changes.subscribe();
-            world.borrow_and_update();
-            let world_changed = async {
-                let change = match world.changed().await {
-                    Ok(()) => *world.borrow_and_update(),
-                    Err(_) => std::future::pending().await,
-                };
+            // Only a resume: a network change (any address or route added
+            // on the host) says nothing of this connection, and a path
+            // that died is found by TCP keepalive (`HttpClient`).
+            let resumed = async {
+                loop {
+                    if world.changed().await.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                    if *world.borrow_and_update() == Some(WorldChange::Resumed) {
+                        break;
+                    }
+                }
                 tokio::time::sleep(WORLD_CHANGE_GRACE).await;
-                change
+            };
+            // A logout or a new login: the answer would change nothing,
+            // and the endpoint's permit is for the others.
+            let generation_over = async {
+                while self.state().machine.generation() == generation {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
             };
             let mut change = None;
             tokio::select! {
@@ -276,16 +288,22 @@ impl Session {
                 () = others_answered => {
                     debug!(provider = %self.name, "the token endpoint answers other refreshes and not this one: taken as lost");
                 }
-                changed = world_changed => {
-                    debug!(provider = %self.name, "the world changed: the late answer of the refresh is no longer listened for");
-                    change = changed;
+                () = resumed => {
+                    debug!(provider = %self.name, "the machine resumed: the late answer of the refresh is no longer listened for");
+                    change = Some(WorldChange::Resumed);
+                }
+                () = generation_over => {
+                    debug!(provider = %self.name, "a logout or a login: the late answer of the refresh is no longer listened for");
                 }
             }
             (said, change)
         };
-        tokio::select! {
-            answer = self.shared.metrics.refresh(&self.name, listening) => (answer, None),
-            (said, change) = listening_ends => {
+        let mut change = None;
+        let heard = async {
+            tokio::select! {
+                answer = listening => answer,
+                (said, ended_by) = listening_ends => {
+                    change = ended_by;
                 let unanswered = match said {
                     Some(ProviderError::Unanswered { endpoint, waited_secs, .. }) => {
                         ProviderError::Unanswered { endpoint, waited_secs, listening: false }
@@ -296,9 +314,13 @@ impl Session {
                         listening: false,
                     }),
                 };
-                (Err(unanswered), change)
+                    Err(unanswered)
+                }
             }
-        }
+        };
+        // Counted whichever way it ended.
+        let answer = self.shared.metrics.refresh(&self.name, heard).await;
+        (answer, change)
     }
 
     /// Moves the session's times with the wall clock, which was set by

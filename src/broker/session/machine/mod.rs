@@ -203,6 +203,12 @@ pub(crate) struct SessionMachine {
 }
 
 impl SessionMachine {
+    /// The session's generation: changed by a login and a logout (an answer
+    /// of an older one changes nothing).
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation
+    }
+
     /// A logged-out session of provider `name`.
     pub(crate) fn new(name: String, identity: String, refresh_token_warning: Duration) -> Self {
         Self {

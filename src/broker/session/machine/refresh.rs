@@ -199,7 +199,11 @@ impl SessionMachine {
             return;
         }
         *refresh = RefreshStage::Idle;
-        self.refresh_failed(ctx, failure, false, out);
+        // Not sent behind refreshes the provider leaves unanswered: that
+        // backs off as a failure does (it may last minutes), where a wait
+        // the provider asked for is waited out as asked.
+        let backs_off = matches!(failure, ProviderError::Stalled { .. });
+        self.refresh_failed(ctx, failure, backs_off, out);
     }
 
     /// A refresh sent had no answer in time (`failure`), and its answer is

@@ -27,7 +27,15 @@ impl SessionMachine {
                 let held = self
                     .provider_asked_wait
                     .is_some_and(|(since, wait)| crate::broker::timing::within(now, since, wait));
-                if valid || (tokens.refresh.is_some() && self.failures == 0 && !held) {
+                // Nor while the provider has not answered its refresh (a
+                // late answer listened for), or its endpoint's refreshes
+                // out are unanswered: the failure is said, none counted.
+                let unanswered = matches!(
+                    self.last_failure,
+                    Some(crate::broker::error::BrokerError::ProviderUnavailable { .. })
+                );
+                if valid || (tokens.refresh.is_some() && self.failures == 0 && !held && !unanswered)
+                {
                     SessionPhase::Active
                 } else if tokens.refresh.is_none() {
                     // Nothing refreshes it: only a login brings another,

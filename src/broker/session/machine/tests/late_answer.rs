@@ -106,3 +106,16 @@ fn an_overdue_word_of_an_older_generation_changes_nothing() {
     assert!(said.is_empty(), "{said:?}");
     assert_eq!(describe(&m), "logged_out");
 }
+
+/// While a refresh's answer is listened for, a session whose access token
+/// has expired reads `expired` (with the error), not `active`: no failure
+/// is counted yet, but none of its tokens can be served.
+#[test]
+fn a_session_whose_refresh_is_overdue_reads_expired_once_its_token_has() {
+    let mut m = refreshing(at(10));
+    overdue(&mut m, at(40));
+    assert_eq!(
+        m.phase(at(4000)),
+        crate::broker::report::SessionPhase::Expired
+    );
+}
