@@ -54,6 +54,7 @@ mod login;
 mod metrics;
 mod status;
 mod store_status;
+mod unknown_names;
 
 use serde::{Deserialize, Serialize};
 
@@ -369,11 +370,22 @@ pub fn parse_request(line: &[u8]) -> Result<Request, String> {
             format!("the request is not valid JSON: {e}")
         }
         // serde's messages name the field or variant at fault ("unknown
-        // variant `tokn`, expected one of ..."); keep them.
+        // variant `tokn`, expected one of ..."); keep their words, with an
+        // unknown op or field name shown escaped and cut (serde quotes it
+        // whole and raw).
         // A type error read from serde's buffer names no field (and quotes
         // a string as it is): name the field instead when one is wrong.
         serde_json::error::Category::Data | serde_json::error::Category::Io => {
             let message = e.to_string();
+            if let Some(reworded) = unknown_names::reworded(&message, text) {
+                // serde's position, where it gave one (for an op).
+                let at = if e.line() > 0 {
+                    format!(" at line {} column {}", e.line(), e.column())
+                } else {
+                    String::new()
+                };
+                return format!("invalid request: {reworded}{at}");
+            }
             let wrong_type =
                 message.starts_with("invalid type") || message.starts_with("invalid value");
             match (

@@ -13,7 +13,9 @@ use serde_json::{Map, Value};
 /// The type a request field takes.
 #[derive(Clone, Copy)]
 enum FieldType {
-    /// A JSON string (`op`, `provider`, `refused`).
+    /// A JSON string that every request gives (`op`): `null` is not one.
+    Name,
+    /// A JSON string (`provider`, `refused`).
     Text,
     /// A whole number of seconds, 0 or more (`min_valid`).
     Seconds,
@@ -24,12 +26,13 @@ enum FieldType {
 impl FieldType {
     /// Whether `value` is of this type; `null` counts as absent, which
     /// [`missing_required`] checks where a field is required, except for
-    /// a flag, which the request reads as a plain `bool` (`null` is
-    /// refused there, and must be named here).
+    /// `op`, which every request needs, and a flag, which the request
+    /// reads as a plain `bool` (`null` is refused there): those must be
+    /// named here.
     fn accepts(self, value: &Value) -> bool {
         match (self, value) {
             (Self::Text | Self::Seconds, Value::Null)
-            | (Self::Text, Value::String(_))
+            | (Self::Name | Self::Text, Value::String(_))
             | (Self::Flag, Value::Bool(_)) => true,
             (Self::Seconds, Value::Number(n)) => n.is_u64(),
             _ => false,
@@ -38,7 +41,7 @@ impl FieldType {
 
     fn expected(self) -> &'static str {
         match self {
-            Self::Text => "a string",
+            Self::Name | Self::Text => "a string",
             Self::Seconds => "a whole number of seconds, 0 or more",
             Self::Flag => "true or false",
         }
@@ -47,7 +50,7 @@ impl FieldType {
 
 /// The fields of every op and their types.
 const FIELDS: &[(&str, FieldType)] = &[
-    ("op", FieldType::Text),
+    ("op", FieldType::Name),
     ("provider", FieldType::Text),
     ("min_valid", FieldType::Seconds),
     ("refused", FieldType::Text),
@@ -86,7 +89,7 @@ fn float_kind(value: f64) -> &'static str {
 }
 
 /// A sentence naming the first field of `text` whose value has the wrong
-/// type (or a required `provider` given as `null`), or `None` when the
+/// type (or a required `op` or `provider` given as `null`), or `None` when the
 /// line is not a JSON object or every known field has its type (serde's
 /// own message then says what is wrong).
 pub(super) fn describe(text: &str) -> Option<String> {

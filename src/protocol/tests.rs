@@ -296,6 +296,20 @@ fn a_field_of_the_wrong_type_is_named_without_its_value() {
             r#"{"op":"status","stream":"yes"}"#,
             "invalid request: `stream` must be true or false, got a string",
         ),
+        // `op` sent as null: named, as every request needs it (it read
+        // "is a field given twice?", naming nothing).
+        (
+            r#"{"op":null}"#,
+            "invalid request: `op` must be a string, got null",
+        ),
+        (
+            r#"{"provider":"p","op":null}"#,
+            "invalid request: `op` must be a string, got null",
+        ),
+        (
+            r#"{"op":5}"#,
+            "invalid request: `op` must be a string, got a number",
+        ),
         // An unset flag sent as null: named (it read "is a field given
         // twice?", naming nothing).
         (

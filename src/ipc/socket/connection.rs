@@ -149,7 +149,8 @@ async fn serve_connection(
                 return Ok(Served::Ended);
             }
             () = &mut deadline => {
-                refuse_line(broker, &mut write, ErrorCode::BadRequest, "request line not completed in time").await?;
+                let message = unfinished_line(limits.request_timeout);
+                refuse_line(broker, &mut write, ErrorCode::BadRequest, &message).await?;
                 return Ok(Served::Ended);
             }
         };
@@ -172,7 +173,7 @@ async fn serve_connection(
         };
         let op = metrics::op_name(&request);
         write.error = None;
-        let handled = handle(request, caller, broker, &mut write, &mut reader).await;
+        let handled = handle(request, caller, broker, &mut write, &reader).await;
         // Counted once the answer is written (or could not be): the
         // outcome is the error code the answer carried, if any.
         broker
@@ -234,6 +235,23 @@ async fn refuse_line(
     write.send_error(code, message).await
 }
 
+/// What a client whose request line did not end within `limit` is told.
+fn unfinished_line(limit: std::time::Duration) -> String {
+    format!(
+        "request line not completed in time: a line must end within {} of its first byte",
+        spoken(limit)
+    )
+}
+
+/// A bound as a message says it: whole seconds as `10 s`, else `300 ms`.
+fn spoken(bound: std::time::Duration) -> String {
+    if bound.subsec_nanos() == 0 {
+        format!("{} s", bound.as_secs())
+    } else {
+        format!("{} ms", bound.as_millis())
+    }
+}
+
 /// Whether every byte read from the connection has been answered, so that
 /// a thread can start at a request boundary with an empty buffer.
 fn nothing_read_ahead(reader: &ConnectionReader) -> bool {
@@ -258,7 +276,7 @@ async fn handle(
     caller: &Caller,
     broker: &Broker,
     write: &mut AnswerWriter,
-    reader: &mut ConnectionReader,
+    reader: &ConnectionReader,
 ) -> io::Result<()> {
     match request {
         Request::Token {
@@ -339,6 +357,17 @@ mod tests {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
     use super::*;
+
+    /// The request line's limit is said, as the daemon's (10 s) or as a
+    /// test's shorter one.
+    #[test]
+    fn an_unfinished_line_is_told_its_limit() {
+        assert_eq!(
+            unfinished_line(super::super::REQUEST_TIMEOUT),
+            "request line not completed in time: a line must end within 10 s of its first byte"
+        );
+        assert_eq!(spoken(std::time::Duration::from_millis(300)), "300 ms");
+    }
 
     /// What the idle timeout looks at before it closes a connection: bytes
     /// the client sent and the connection has not read, in the socket or

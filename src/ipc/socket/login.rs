@@ -3,9 +3,9 @@
 
 use std::io;
 
-use tokio::io::AsyncBufReadExt;
 use tracing::info;
 
+use super::hang_up;
 use super::wire::{error_body, login_prompt};
 use super::writer::AnswerWriter;
 use crate::broker::{Broker, BrokerError, Caller, LoginChange};
@@ -17,7 +17,7 @@ pub(super) async fn answer(
     caller: &Caller,
     broker: &Broker,
     write: &mut AnswerWriter,
-    reader: &mut super::ConnectionReader,
+    reader: &super::ConnectionReader,
 ) -> io::Result<()> {
     let done = |error: Option<&BrokerError>| LoginEvent::Done {
         provider: provider.clone(),
@@ -33,7 +33,21 @@ pub(super) async fn answer(
         }
     };
     info!(provider = %provider, uid = caller.uid, event = "login_requested", "login requested");
-    let prompt = match watch.prompt().await {
+    // The client's hang-up is watched from here to the `done` line, not
+    // its input: a client that ended its writing side (`nc -N`, `socat`,
+    // a script's here-document) or sent its next request behind this one
+    // still reads, and gets the whole stream (nothing more is read until
+    // the `done` line: the request behind is answered after it); one
+    // that has gone, whatever it sent before, lets go of its connection
+    // at once. The login itself goes on either way (another client can
+    // join it).
+    let gone = hang_up::watch(connection_stream(reader));
+    tokio::pin!(gone);
+    let prompt = tokio::select! {
+        prompt = watch.prompt() => prompt,
+        () = &mut gone => return Err(hang_up::gone()),
+    };
+    let prompt = match prompt {
         Ok(prompt) => prompt,
         Err(e) => {
             write.note(&e);
@@ -46,24 +60,11 @@ pub(super) async fn answer(
             prompt: login_prompt(prompt),
         })
         .await?;
-    // Wait for the outcome, telling of polls that fail meanwhile, unless
-    // the client goes away first: the login itself goes on either way
-    // (another client can join it). A client that only ended its writing
-    // side (`nc -N`, a script's here-document) or sent its next request
-    // behind this one still reads: it gets the whole stream, and the
-    // request waits in the buffer for the login to end.
-    let mut watching = true;
+    // Wait for the outcome, telling of polls that fail meanwhile.
     let outcome = loop {
         let change = tokio::select! {
             change = watch.next() => change,
-            ended = async { reader.fill_buf().await.map(<[u8]>::is_empty) }, if watching => {
-                match ended {
-                    Ok(true) if !client_hung_up(reader) => watching = false,
-                    Ok(false) => watching = false,
-                    Ok(true) | Err(_) => return Ok(()),
-                }
-                continue;
-            }
+            () = &mut gone => return Err(hang_up::gone()),
         };
         match change {
             LoginChange::PollTrouble(trouble) => {
@@ -109,20 +110,7 @@ fn unsaved_reason(broker: &Broker, caller: &Caller, provider: &str) -> Option<St
     )
 }
 
-/// Whether the client has closed the connection, not only its writing
-/// side: a Unix stream socket reports a hang-up (`POLLHUP`) only once the
-/// peer has closed both directions; a shutdown of its writing side alone
-/// reads as the end of input and no more.
-fn client_hung_up(reader: &super::ConnectionReader) -> bool {
-    use rustix::event::{PollFd, PollFlags, Timespec};
-    let stream: &tokio::net::UnixStream = reader.get_ref().get_ref().1.as_ref();
-    let mut fds = [PollFd::new(stream, PollFlags::IN)];
-    let now = Timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    match rustix::event::poll(&mut fds, Some(&now)) {
-        Ok(_) => fds[0].revents().intersects(PollFlags::HUP | PollFlags::ERR),
-        Err(_) => true,
-    }
+/// The connection's socket, under the bytes already read from it.
+fn connection_stream(reader: &super::ConnectionReader) -> &tokio::net::UnixStream {
+    reader.get_ref().get_ref().1.as_ref()
 }

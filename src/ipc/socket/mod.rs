@@ -23,6 +23,7 @@ mod bind;
 mod connection;
 mod directory;
 mod error;
+mod hang_up;
 mod login;
 mod metrics;
 mod status;

@@ -151,6 +151,11 @@ async fn a_half_written_request_times_out_and_others_are_served() {
     let lines = lines_until_closed(slow).await;
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert!(lines[0].contains("not completed in time"), "{lines:?}");
+    // The limit is said.
+    assert!(
+        lines[0].contains("within 300 ms of its first byte"),
+        "{lines:?}"
+    );
 }
 
 #[tokio::test]

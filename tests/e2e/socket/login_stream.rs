@@ -12,7 +12,7 @@ use tokend::ipc::socket::MAX_CONNECTIONS;
 
 use super::{one_provider, support};
 
-fn next_line(reader: &mut BufReader<UnixStream>) -> serde_json::Value {
+pub(super) fn next_line(reader: &mut BufReader<UnixStream>) -> serde_json::Value {
     let mut line = String::new();
     reader
         .read_line(&mut line)
@@ -39,7 +39,7 @@ fn prompt_approved_done(
     );
 }
 
-fn connect(socket: &std::path::Path) -> UnixStream {
+pub(super) fn connect(socket: &std::path::Path) -> UnixStream {
     let stream = UnixStream::connect(socket).unwrap();
     // A guard against hanging forever, not a measure of speed.
     stream

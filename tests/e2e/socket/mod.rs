@@ -14,6 +14,7 @@ use tokend::protocol::MAX_REQUEST_LINE;
 
 mod full;
 mod group;
+mod login_hang_up;
 mod login_stream;
 mod refusals;
 mod roles;
