@@ -298,28 +298,10 @@ impl TestKeyring {
     /// # Panics
     /// When gnome-keyring refuses.
     pub fn lock_away_in_another_keyring(&self, label: &str, provider: &str, secret: &[u8]) {
+        let collection =
+            OwnedObjectPath::try_from(self.create_keyring(label)).expect("a keyring's path");
         let connection = self.connect();
         let session = plain_session(&connection);
-        let password = (
-            session.clone(),
-            Vec::<u8>::new(),
-            b"another password".to_vec(),
-            "text/plain",
-        );
-        let properties = HashMap::from([(
-            "org.freedesktop.Secret.Collection.Label",
-            Value::from(label),
-        )]);
-        let reply = connection
-            .call_method(
-                Some(SECRETS),
-                SERVICE_PATH,
-                Some(GNOME_INTERFACE),
-                "CreateWithMasterPassword",
-                &(properties, password),
-            )
-            .expect("CreateWithMasterPassword");
-        let collection: OwnedObjectPath = reply.body().deserialize().expect("the collection");
         let attributes = HashMap::from([("service", "tokend"), ("username", provider)]);
         let properties = HashMap::from([
             (
