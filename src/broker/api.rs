@@ -226,7 +226,7 @@ impl Broker {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         // Every session holds its endpoint's semaphore for as long as it
-        // lives (`Session::refresh_limit`), and a refresh borrows its permit
+        // lives (`Session::endpoint_limit`), and a refresh borrows its permit
         // from the session its task holds; clones are made only in
         // `build_session`, under this lock. So a semaphore whose only holder
         // is this map has no session, current or retired but still running,

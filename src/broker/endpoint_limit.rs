@@ -16,6 +16,14 @@
 //! provider's own words went to the session that was told, and may name
 //! that session's account.
 //!
+//! Device-code polls go to the same endpoint with the same client: a wait
+//! asked of a refresh holds the polls of that client's logins (but for
+//! the last poll before a code dies), and a wait asked of a poll holds
+//! the refreshes. A wait asked at the device authorization endpoint (a
+//! rate limit on asking for codes) holds the next requests for a code of
+//! that client, which fail at once with what is left of it; it does not
+//! hold refreshes, which a login being refused must not cost.
+//!
 //! A provider that hangs holds every permit: each refresh out listens for
 //! its late answer (`session::refresh`). Once none of them has been
 //! answered (no permit given back) for `http_timeout`, the refreshes
@@ -34,6 +42,15 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio::time::Instant;
 
 use crate::provider::ProviderError;
+
+/// Which of the provider's endpoints asked a client to wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum WaitAt {
+    /// The token endpoint (refreshes and polls).
+    Token,
+    /// The device authorization endpoint (requests for a code).
+    DeviceAuthorization,
+}
 
 /// A wait the provider asked one client for: until when, and what told it.
 #[derive(Debug, Clone)]
@@ -61,8 +78,8 @@ pub(crate) struct EndpointLimit {
     /// a refresh listening for its late answer learns from it that the
     /// provider answers again (see [`Self::answers`]).
     answered: tokio::sync::watch::Sender<u64>,
-    /// The waits asked, by `client_id`.
-    asked_waits: Mutex<HashMap<String, AskedWait>>,
+    /// The waits asked, by endpoint and `client_id`.
+    asked_waits: Mutex<HashMap<(WaitAt, String), AskedWait>>,
 }
 
 /// A refresh's turn at its endpoint; given back when dropped.
@@ -155,11 +172,25 @@ impl EndpointLimit {
     /// endpoint and status of the answer that asked it, asking for what is
     /// left of the wait.
     pub(crate) fn asked_to_wait(&self, now: SystemTime, client_id: &str) -> Option<ProviderError> {
+        self.asked_at(WaitAt::Token, now, client_id)
+    }
+
+    /// As [`Self::asked_to_wait`], for a request for a device code: a
+    /// wait the device authorization endpoint asked of `client_id`.
+    pub(crate) fn asked_to_wait_for_codes(
+        &self,
+        now: SystemTime,
+        client_id: &str,
+    ) -> Option<ProviderError> {
+        self.asked_at(WaitAt::DeviceAuthorization, now, client_id)
+    }
+
+    fn asked_at(&self, at: WaitAt, now: SystemTime, client_id: &str) -> Option<ProviderError> {
         let waits = self
             .asked_waits
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let asked = waits.get(client_id)?;
+        let asked = waits.get(&(at, client_id.to_owned()))?;
         let left = asked
             .until
             .duration_since(now)
@@ -173,11 +204,27 @@ impl EndpointLimit {
         })
     }
 
-    /// Notes `answer`, a refresh's failure for `client_id` at `now`: when
-    /// it asks for a wait (`Retry-After`), every refresh of that client at
-    /// the endpoint waits it out. A shorter wait asked later does not
-    /// shorten a longer one; one that is over is forgotten.
+    /// Notes `answer`, a refresh's or a poll's failure for `client_id` at
+    /// `now`: when it asks for a wait (`Retry-After`), every refresh and
+    /// poll of that client at the endpoint waits it out. A shorter wait
+    /// asked later does not shorten a longer one; one that is over is
+    /// forgotten.
     pub(crate) fn note_failure(&self, now: SystemTime, client_id: &str, answer: &ProviderError) {
+        self.note_at(WaitAt::Token, now, client_id, answer);
+    }
+
+    /// As [`Self::note_failure`], for the failure of a request for a
+    /// device code: its wait holds the next requests for a code.
+    pub(crate) fn note_code_failure(
+        &self,
+        now: SystemTime,
+        client_id: &str,
+        answer: &ProviderError,
+    ) {
+        self.note_at(WaitAt::DeviceAuthorization, now, client_id, answer);
+    }
+
+    fn note_at(&self, at: WaitAt, now: SystemTime, client_id: &str, answer: &ProviderError) {
         let ProviderError::Unavailable {
             endpoint,
             status,
@@ -193,9 +240,10 @@ impl EndpointLimit {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         waits.retain(|_, asked| asked.until > now);
-        if waits.get(client_id).is_none_or(|asked| until > asked.until) {
+        let key = (at, client_id.to_owned());
+        if waits.get(&key).is_none_or(|asked| until > asked.until) {
             waits.insert(
-                client_id.to_owned(),
+                key,
                 AskedWait {
                     until,
                     endpoint: endpoint.clone(),
@@ -297,6 +345,29 @@ mod tests {
         let ((), (sent, waited), ()) = tokio::join!(first, second, answered);
         assert!(sent, "the queue gave up while its refreshes were answered");
         assert_eq!(waited, Duration::from_secs(40));
+    }
+
+    /// A wait asked at the device authorization endpoint holds requests
+    /// for a code of that client, not its refreshes and polls; one asked at
+    /// the token endpoint holds those, not requests for a code.
+    #[test]
+    fn a_wait_asked_for_codes_holds_codes_only() {
+        let limit = EndpointLimit::new("http://127.0.0.1:1/token", 4);
+        let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        limit.note_code_failure(start, "app", &limited(Some(60)));
+        let later = start + Duration::from_secs(20);
+        assert_eq!(
+            limit
+                .asked_to_wait_for_codes(later, "app")
+                .expect("held")
+                .retry_after(),
+            Some(Duration::from_secs(40))
+        );
+        assert!(limit.asked_to_wait(later, "app").is_none());
+        assert!(limit.asked_to_wait_for_codes(later, "other-app").is_none());
+        limit.note_failure(later, "other-app", &limited(Some(60)));
+        assert!(limit.asked_to_wait(later, "other-app").is_some());
+        assert!(limit.asked_to_wait_for_codes(later, "other-app").is_none());
     }
 
     #[test]

@@ -234,6 +234,13 @@ impl ProviderError {
         }
     }
 
+    /// Whether this is an HTTP 429 ("too many requests"): a rate limit,
+    /// which a poll meets as if told to poll slower.
+    #[must_use]
+    pub fn is_too_many_requests(&self) -> bool {
+        matches!(self, Self::Unavailable { status: 429, .. })
+    }
+
     /// This failure with every occurrence of `secrets` in its text (as
     /// sent, and percent-encoded as a form body carries them) replaced by
     /// `[redacted]`. Providers may echo a request in their error text (a

@@ -22,6 +22,8 @@ impl Session {
     /// # Errors
     /// [`BrokerError::LoginsTooFrequent`]: a new login would ask the
     /// provider for a code too soon after the last ones (see `login_pace`).
+    /// [`BrokerError::ProviderUnavailable`]: the provider asked this
+    /// client (`Retry-After`) not to ask for codes yet.
     pub(crate) fn join_or_start_login(self: &Arc<Self>) -> Result<Option<LoginWatch>, BrokerError> {
         let mut state = self.state();
         if state.machine.is_retired() {
@@ -30,6 +32,16 @@ impl Session {
         let clock = Arc::clone(&self.shared.clock);
         if let Some(login) = state.login.as_ref().filter(|l| !l.is_finished()) {
             return Ok(Some(login.watch(&self.name, clock)));
+        }
+        // A rate limit on codes (a 429 or 503 with `Retry-After` to this
+        // client, another account's login maybe): not asked again before
+        // it is over, and not counted as a start, as nothing was sent.
+        if let Some(failure) = self
+            .endpoint_limit
+            .asked_to_wait_for_codes(clock.now(), &self.config().client_id)
+        {
+            debug!(provider = %self.name, "a new login not started: the provider asked to wait before the next request for a code");
+            return Err(self.provider_failure(failure));
         }
         if let Err(wait) = state.login_starts.start(clock.since_boot()) {
             debug!(provider = %self.name, "a new login refused: {} started in the last minute", crate::broker::login_pace::MAX_STARTS);
@@ -196,6 +208,10 @@ impl Session {
             () = cancel.cancelled() => return Err(self.stopped_by(cancel)),
             asked = self.provider.start_device_authorization() => asked,
         };
+        if let Err(failure) = &asked {
+            self.endpoint_limit
+                .note_code_failure(clock.now(), &self.config().client_id, failure);
+        }
         let authorization = asked.map_err(|e| match &e {
             // The endpoint in the config is wrong: no retry mends that
             // (a redirected poll ends the login the same way).

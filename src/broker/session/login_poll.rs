@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::Session;
 use super::login_outcome::{LostAnswer, code_died, decided_against, refused};
@@ -32,52 +32,61 @@ impl Session {
         progress: &watch::Sender<LoginProgress>,
     ) -> Result<(TokenGrant, Duration), BrokerError> {
         let clock = Arc::clone(&self.shared.clock);
-        let mut interval = first_interval.unwrap_or(DEFAULT_POLL_INTERVAL);
-        let mut network_failures = 0u32;
+        let mut pace = PollPace::new(first_interval.unwrap_or(DEFAULT_POLL_INTERVAL));
         // Why the last poll failed, if it did: a code that dies while the
         // provider's answers cannot be read did not simply go unapproved.
         let mut last_failure: Option<String> = None;
         // A poll answer that may have carried the tokens and was lost (see
         // `login_outcome`): however the login ends after it, it is named.
         let mut lost: Option<LostAnswer> = None;
-        // The wait a failed poll's `Retry-After` asked for, for the next one.
-        let mut asked_wait: Option<Duration> = None;
         let mut world = self.shared.world_changes.subscribe();
-        // Whether the last poll failed to reach the provider (or met a
-        // captive portal's page): a network change may have ended that.
-        let mut unreachable = false;
         loop {
             let left = dies_at.saturating_sub(clock.since_boot());
-            let asked = asked_wait.take().unwrap_or_default();
+            let asked = pace.asked_wait.take().unwrap_or_default();
             // No poll may happen before the wait is up; when that is after
             // the code's death, nothing is left to do but wait it out.
-            let wait = next_poll_wait(interval, network_failures, asked, left);
+            let wait = next_poll_wait(pace.interval, pace.network_failures, asked, left);
             tokio::select! {
                 biased;
                 () = cancel.cancelled() => return Err(self.stopped_by(cancel)),
                 () = wait_before_poll(
                     &mut world,
                     wait.min(left),
-                    interval.max(asked),
-                    network_failures > 0,
-                    unreachable,
+                    pace.interval.max(asked),
+                    pace.network_failures > 0,
+                    pace.unreachable,
                 ) => {}
             }
             let left = dies_at.saturating_sub(clock.since_boot());
             if left.is_zero() {
                 return Err(self.login_failed(code_died(last_failure.as_deref(), lost.as_ref())));
             }
+            // The provider asked this client to leave the token endpoint
+            // alone (a refresh's or another login's `Retry-After`), since
+            // this wait began maybe: not polled before it is over, but for
+            // the last poll before the code dies.
+            if let Some(held) = self
+                .endpoint_limit
+                .asked_to_wait(self.shared.clock.now(), &self.config().client_id)
+                .filter(|_| left > LAST_POLL_MARGIN + HELD_POLL_SLACK)
+            {
+                debug!(provider = %self.name, "poll not sent: the token endpoint asked to wait");
+                pace.asked_wait = held.retry_after();
+                last_failure = Some(format!("not polled yet: {held}"));
+                self.show_poll_trouble(progress, last_failure.as_ref());
+                continue;
+            }
             let sent_since_boot = clock.since_boot();
             match self.poll_unless_cut(device_code, left, cancel).await? {
                 PollOutcome::Pending => {
-                    network_failures = 0;
+                    pace.network_failures = 0;
                     last_failure = None;
                     lost = None;
                 }
                 PollOutcome::PendingUnclear(answer) => {
                     // Polled on at the interval, as pending; said as the
                     // trouble of the polls, and named if the code expires.
-                    network_failures = 0;
+                    pace.network_failures = 0;
                     lost = None;
                     last_failure = Some(answer.to_string());
                 }
@@ -85,16 +94,10 @@ impl Session {
                     interval: asked,
                     retry_after,
                 } => {
-                    network_failures = 0;
                     last_failure = None;
                     lost = None;
-                    // RFC 8628 adds 5 s; GitHub sends the new interval. Take
-                    // whichever is slower, so neither reading is violated.
-                    interval = (interval + SLOW_DOWN_STEP).max(asked.unwrap_or_default());
-                    // A rate limiter's `Retry-After` holds the next poll
-                    // back that long, once (as after a failed poll).
-                    asked_wait = retry_after;
-                    info!(provider = %self.name, event = "slow_down", interval = interval.as_secs(), "provider asked to poll slower");
+                    pace.slow_down(asked, retry_after);
+                    info!(provider = %self.name, event = "slow_down", interval = pace.interval.as_secs(), "provider asked to poll slower");
                 }
                 // Dated on the wall clock when installed (`accept_login`).
                 PollOutcome::Granted(grant) => return Ok((grant, sent_since_boot)),
@@ -109,38 +112,52 @@ impl Session {
                     return self.finish_login_by_refresh(failure).await;
                 }
                 PollOutcome::GrantUnusable(failure) => {
-                    network_failures += 1;
-                    unreachable = false;
+                    pace.failed(None);
                     warn!(provider = %self.name, event = "poll_failed", "polling failed, will retry: a success answer cannot be used: {failure}");
                     lost = Some(LostAnswer::Unusable(failure.to_string()));
                     last_failure = Some(failure.to_string());
                 }
                 PollOutcome::Failed(failure) if failure.class() == FailureClass::Transient => {
-                    network_failures += 1;
-                    unreachable = matches!(
-                        failure,
-                        ProviderError::Unreachable { .. }
-                            | ProviderError::Unanswered { .. }
-                            | ProviderError::CutOff { .. }
-                            | ProviderError::Malformed { .. }
+                    // Its `Retry-After` holds the refreshes and the other
+                    // logins of this client too.
+                    self.endpoint_limit.note_failure(
+                        self.shared.clock.now(),
+                        &self.config().client_id,
+                        &failure,
                     );
-                    asked_wait = failure.retry_after();
-                    if failure.is_unanswered() {
-                        lost = Some(LostAnswer::Unanswered(failure.to_string()));
+                    if failure.is_too_many_requests() {
+                        // A bare 429 ("too many requests", no OAuth
+                        // `slow_down` in its body) says what `slow_down`
+                        // says: polled slower for good, not backed off
+                        // and then at the old pace again, which met the
+                        // limit again.
+                        last_failure = None;
+                        pace.slow_down(None, failure.retry_after());
+                        info!(provider = %self.name, event = "slow_down", interval = pace.interval.as_secs(), "provider answered a poll 429 (too many requests): polling slower");
+                    } else {
+                        pace.failed(Some(&failure));
+                        if failure.is_unanswered() {
+                            lost = Some(LostAnswer::Unanswered(failure.to_string()));
+                        }
+                        warn!(provider = %self.name, event = "poll_failed", "polling failed, will retry: {failure}");
+                        last_failure = Some(failure.to_string());
                     }
-                    warn!(provider = %self.name, event = "poll_failed", "polling failed, will retry: {failure}");
-                    last_failure = Some(failure.to_string());
                 }
                 PollOutcome::Failed(failure) => {
                     return Err(self.login_failed(refused(&failure, lost.as_ref())));
                 }
             }
-            if publish_poll_trouble(progress, last_failure.as_ref()) {
-                // `status` shows it (the last error of a pending login).
-                self.shared.emit(BrokerEvent::StateChanged {
-                    provider: self.name.clone(),
-                });
-            }
+            self.show_poll_trouble(progress, last_failure.as_ref());
+        }
+    }
+
+    /// Shows on the prompt why polls fail (or that they are answered
+    /// again), and in `status` (the last error of a pending login).
+    fn show_poll_trouble(&self, progress: &watch::Sender<LoginProgress>, trouble: Option<&String>) {
+        if publish_poll_trouble(progress, trouble) {
+            self.shared.emit(BrokerEvent::StateChanged {
+                provider: self.name.clone(),
+            });
         }
     }
     /// One poll, sent with `left` of the code's life, waited for at most
@@ -192,6 +209,62 @@ impl Session {
         );
     }
 }
+
+/// The pace of a login's polls: the interval, stretched by failures, and
+/// what the provider asked.
+struct PollPace {
+    interval: Duration,
+    /// Polls failed in a row (their waits double, RFC 8628 §3.5).
+    network_failures: u32,
+    /// The wait a poll's `Retry-After` asked for, for the next one.
+    asked_wait: Option<Duration>,
+    /// Whether the last poll failed to reach the provider (or met a
+    /// captive portal's page): a network change may have ended that.
+    unreachable: bool,
+}
+
+impl PollPace {
+    fn new(interval: Duration) -> Self {
+        Self {
+            interval,
+            network_failures: 0,
+            asked_wait: None,
+            unreachable: false,
+        }
+    }
+
+    /// Told to poll slower (`slow_down`, a 429), maybe to `asked`: RFC
+    /// 8628 adds 5 s; GitHub sends the new interval. Whichever is slower,
+    /// so that neither reading is violated. A rate limiter's
+    /// `Retry-After` holds the next poll back that long, once.
+    fn slow_down(&mut self, asked: Option<Duration>, retry_after: Option<Duration>) {
+        self.network_failures = 0;
+        self.interval = (self.interval + SLOW_DOWN_STEP).max(asked.unwrap_or_default());
+        self.asked_wait = retry_after;
+    }
+
+    /// A poll failed: by `failure`, or (`None`) with an answer that
+    /// reached the provider but cannot be used.
+    fn failed(&mut self, failure: Option<&ProviderError>) {
+        self.network_failures += 1;
+        self.unreachable = matches!(
+            failure,
+            Some(
+                ProviderError::Unreachable { .. }
+                    | ProviderError::Unanswered { .. }
+                    | ProviderError::CutOff { .. }
+                    | ProviderError::Malformed { .. }
+            )
+        );
+        self.asked_wait = failure.and_then(ProviderError::retry_after);
+    }
+}
+
+/// How much more than [`LAST_POLL_MARGIN`] a code must have left for a
+/// poll to be held back by a wait the provider asked for: the wait for the
+/// last poll ends that margin before the code dies, give or take the
+/// timer's lateness, and that poll goes out whatever was asked.
+const HELD_POLL_SLACK: Duration = Duration::from_secs(1);
 
 /// Waits `wait` before the next poll. While failed polls stretch it
 /// (`failing`), a change of the world cuts it to `floor` (the interval,

@@ -108,8 +108,9 @@ pub struct Session {
     /// Which client and endpoint the session belongs to (see [`session_identity`]).
     identity: String,
     /// Bounds concurrent refreshes against this provider's token endpoint,
-    /// and holds them while the provider asked to be left alone.
-    refresh_limit: Arc<EndpointLimit>,
+    /// and holds them, the polls of its logins and their requests for a
+    /// code while the provider asked to be left alone.
+    endpoint_limit: Arc<EndpointLimit>,
     pub(crate) shared: Arc<Shared>,
     state: Mutex<State>,
     /// Serialises store writes with the machine events that go with them.
@@ -179,7 +180,7 @@ impl Session {
     pub(crate) fn new(
         config: ProviderConfig,
         provider: Provider,
-        refresh_limit: Arc<EndpointLimit>,
+        endpoint_limit: Arc<EndpointLimit>,
         shared: Arc<Shared>,
     ) -> Self {
         let identity = session_identity(&config);
@@ -197,7 +198,7 @@ impl Session {
                 config: Arc::new(config),
             }),
             provider,
-            refresh_limit,
+            endpoint_limit,
             shared,
             state: Mutex::new(State {
                 machine,

@@ -120,7 +120,7 @@ impl Session {
                     debug!(provider = %self.name, "refresh not sent: tokend is stopping");
                     return self.refresh_not_sent(Event::RefreshAbandoned { generation }).await;
                 }
-                permit = self.refresh_limit.acquire_unless_stalled(in_time) => match permit {
+                permit = self.endpoint_limit.acquire_unless_stalled(in_time) => match permit {
                     Ok(permit) => permit,
                     Err(failure) => {
                         debug!(provider = %self.name, "refresh not sent: its token endpoint has answered none of the refreshes out");
@@ -135,7 +135,7 @@ impl Session {
             // The provider asked (another session of its endpoint, maybe)
             // to be left alone: not sent.
             if let Some(failure) = self
-                .refresh_limit
+                .endpoint_limit
                 .asked_to_wait(sent_at, &self.config().client_id)
             {
                 drop(permit);
@@ -174,10 +174,10 @@ impl Session {
                 Err(failure) => failure.class() != crate::provider::FailureClass::Transient,
             };
             if answered {
-                self.refresh_limit.note_answer();
+                self.endpoint_limit.note_answer();
             }
             if let Err(failure) = &answer {
-                self.refresh_limit.note_failure(
+                self.endpoint_limit.note_failure(
                     self.shared.clock.now(),
                     &self.config().client_id,
                     failure,
@@ -242,7 +242,7 @@ impl Session {
         let in_time = self.provider.http_timeout();
         // From the send on: what happens before the answer is overdue
         // counts too.
-        let mut answers = self.refresh_limit.answers();
+        let mut answers = self.endpoint_limit.answers();
         answers.borrow_and_update();
         let mut world = self.shared.world_changes.subscribe();
         world.borrow_and_update();
