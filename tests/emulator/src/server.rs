@@ -5,7 +5,7 @@
 //! the state lock). Everything that takes time (reading the body, delays,
 //! hanging, streaming a fault's body) happens here, outside the lock.
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -162,7 +162,12 @@ pub(crate) async fn accept_loop(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let switch = Arc::new(ResetSwitch(rustix::io::dup(&stream).ok()));
+        // Close-on-exec, as every other descriptor here: a plain dup()
+        // was inherited by whatever process the test spawned meanwhile (a
+        // tokend of a test running beside), which kept the socket open
+        // after the reset, so the client saw neither the reset nor the
+        // answer's head until that process ended.
+        let switch = Arc::new(ResetSwitch(stream.as_fd().try_clone_to_owned().ok()));
         let shared = Arc::clone(&shared);
         let stop = stop.clone();
         tasks.spawn(async move {
