@@ -17,7 +17,7 @@ use futures_util::StreamExt as _;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::debug;
+use tracing::{debug, warn};
 use zbus::message::{Flags, Header, Type};
 use zbus::zvariant::{OwnedObjectPath, Value};
 use zbus::{Connection, MatchRule, Message, MessageStream};
@@ -27,7 +27,7 @@ use super::introspect;
 use super::methods::{INTROSPECTABLE, OBJECT_MANAGER, PROPERTIES};
 use super::objects::Object;
 use super::peer_table::GrantsBy;
-use super::peers::Peers;
+use super::peers::{Peers, Unidentified};
 use super::properties::{managed_object, shown_name, unix_secs_or_zero};
 use super::signalled::Signalled;
 use super::{BROKER_INTERFACE, CallsEnded, DbusError, provider_path};
@@ -36,6 +36,10 @@ use crate::broker::{Broker, BrokerError, Caller, ErrorKind, Freshness};
 mod checks;
 mod visible;
 use checks::{check_signature, implied_interface, peer_call, refuse_set};
+
+/// The outcome the D-Bus request counters give a call whose caller left
+/// before it was identified.
+const CALLER_GONE: &str = "caller_gone";
 
 /// Calls answered at once; more are refused with `LimitsExceeded` (see
 /// [`serve_calls`]).
@@ -227,6 +231,18 @@ enum Refusal {
     Tokend(DbusError),
     /// The standard ones (`org.freedesktop.DBus.Error.*`).
     Standard(zbus::fdo::Error),
+    /// None: the caller left before it could be told who it is, and
+    /// nothing it asked is done (see [`Handler::caller_gone`]).
+    CallerGone,
+}
+
+impl From<Unidentified> for Refusal {
+    fn from(error: Unidentified) -> Self {
+        match error {
+            Unidentified::Gone => Self::CallerGone,
+            Unidentified::Refused(error) => Self::Tokend(error),
+        }
+    }
 }
 
 impl From<DbusError> for Refusal {
@@ -257,6 +273,10 @@ impl Handler {
         };
         let answer = self.route(call, &header).await;
         self.count(&header, &answer);
+        if matches!(answer, Err(Refusal::CallerGone)) {
+            Self::caller_gone(call, &header);
+            return;
+        }
         if header.primary().flags().contains(Flags::NoReplyExpected) {
             // Nothing is sent; a token's copy is wiped all the same.
             if let Ok(Reply::Token(token, _)) = answer {
@@ -268,6 +288,7 @@ impl Handler {
             Ok(reply) => self.send_reply(&header, reply).await,
             Err(Refusal::Tokend(error)) => self.connection.reply_dbus_error(&header, error).await,
             Err(Refusal::Standard(error)) => self.connection.reply_dbus_error(&header, error).await,
+            Err(Refusal::CallerGone) => return,
         };
         if let Err(e) = sent {
             debug!("could not answer a D-Bus call: {e}");
@@ -284,11 +305,37 @@ impl Handler {
             Err(Refusal::Standard(zbus::fdo::Error::LimitsExceeded(_))) => Some(LIMITS_EXCEEDED),
             // Unknown objects, properties and arguments: the caller's mistake.
             Err(Refusal::Standard(_)) => Some(ErrorKind::InvalidArgument.name()),
+            Err(Refusal::CallerGone) => Some(CALLER_GONE),
         };
         self.broker
             .metrics()
             .dbus
             .count(method_label(header), outcome);
+    }
+
+    /// Says that a call was dropped because its caller left the bus before
+    /// the bus was asked who it was: tokend cannot tell whether it may do
+    /// what was asked, so it does nothing. A call that would have changed
+    /// a session (a fire-and-forget `dbus-send … Logout`, which exits as
+    /// soon as the call is sent) is a warning: whoever sent it believes
+    /// the session ended. A read is no news.
+    fn caller_gone(call: &Message, header: &Header<'_>) {
+        let member = header.member().map_or("", |m| m.as_str());
+        let sender = header.sender().map_or("", |s| s.as_str());
+        if matches!(member, "Login" | "Logout" | "CancelLogin") {
+            let provider = call
+                .body()
+                .deserialize::<&str>()
+                .map_or_else(|_| "?".to_owned(), shown_name);
+            warn!(
+                event = "dbus_caller_gone",
+                "a D-Bus {member} of `{provider}` was not carried out: its caller {sender} left the bus before tokend could ask the bus who it was; a caller must stay connected until the reply (`dbus-send --print-reply`, `busctl call`)"
+            );
+        } else {
+            debug!(
+                "a D-Bus {member} call dropped: its caller {sender} left the bus before it was identified"
+            );
+        }
     }
 
     async fn send_reply(&self, header: &Header<'_>, reply: Reply) -> zbus::Result<()> {

@@ -54,6 +54,22 @@ pub(super) enum Recipients {
 /// ([`grantable_groups`]).
 type LookedUp = (Caller, GroupsFound);
 
+/// Why the sender of a call is not known.
+#[derive(Debug)]
+pub(super) enum Unidentified {
+    /// It left the bus before the bus was asked who it was (a
+    /// fire-and-forget `dbus-send` exits at once): no one can be told.
+    Gone,
+    /// Any other reason, answered to the caller.
+    Refused(DbusError),
+}
+
+impl From<DbusError> for Unidentified {
+    fn from(error: DbusError) -> Self {
+        Self::Refused(error)
+    }
+}
+
 /// The known peers of the broker's connection.
 #[derive(Debug, Clone)]
 pub(super) struct Peers {
@@ -89,7 +105,7 @@ impl Peers {
         connection: &Connection,
         header: &Header<'_>,
         grants: GrantsBy,
-    ) -> Result<Caller, DbusError> {
+    ) -> Result<Caller, Unidentified> {
         let sender = header
             .sender()
             .ok_or_else(|| DbusError::Internal("the call has no sender".into()))?;
@@ -178,7 +194,7 @@ impl Peers {
         grants: GrantsBy,
         connected_by: Result<std::time::Duration, caller_unit::CallerUnitError>,
         primary_groups: &PrimaryGroups,
-    ) -> Result<LookedUp, DbusError> {
+    ) -> Result<LookedUp, Unidentified> {
         let asked = async {
             DBusProxy::new(connection)
                 .await?
@@ -193,7 +209,10 @@ impl Peers {
                     LOOKUP_TIMEOUT.as_secs()
                 ))
             })?
-            .map_err(|e| DbusError::Internal(format!("cannot identify the caller: {e}")))?;
+            .map_err(|e| match e {
+                zbus::fdo::Error::NameHasNoOwner(_) => Unidentified::Gone,
+                e => DbusError::Internal(format!("cannot identify the caller: {e}")).into(),
+            })?;
         let uid = credentials.unix_user_id().ok_or_else(|| {
             DbusError::AccessDenied("the bus does not know the caller's uid".into())
         })?;

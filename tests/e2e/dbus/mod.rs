@@ -217,6 +217,7 @@ fn busctl_strings(out: &Output) -> Vec<String> {
 }
 
 mod burst;
+mod caller_gone;
 mod calls;
 mod objects;
 mod signals;
