@@ -148,6 +148,37 @@ pub enum Request {
     Metrics,
 }
 
+/// Every op's name, in the order the requests are declared: the list
+/// serde's error wording (`unknown_names`) and [`Request::op`] use. The
+/// broker's request counters (`broker::SOCKET_OPS`, which the core may not
+/// take from a wire type) list the same names, then `invalid`: a test
+/// checks both against serde's own names.
+pub const OPS: [&str; 7] = [
+    "token",
+    "login",
+    "status",
+    "logout",
+    "cancel_login",
+    "version",
+    "metrics",
+];
+
+impl Request {
+    /// This request's op, as the `op` field names it.
+    #[must_use]
+    pub fn op(&self) -> &'static str {
+        OPS[match self {
+            Self::Token { .. } => 0,
+            Self::Login { .. } => 1,
+            Self::Status { .. } => 2,
+            Self::Logout { .. } => 3,
+            Self::CancelLogin { .. } => 4,
+            Self::Version => 5,
+            Self::Metrics => 6,
+        }]
+    }
+}
+
 /// Reads the fields of an op that has none besides `op`, refusing any
 /// (serde's "unknown field `x`, there are no fields").
 fn no_fields<'de, D: serde::Deserializer<'de>>(fields: D) -> Result<(), D::Error> {

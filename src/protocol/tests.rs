@@ -357,3 +357,27 @@ fn an_older_logout_answer_reads_as_tokens_gone() {
             .unwrap();
     assert!(!answer.had_tokens && answer.cancelled_login);
 }
+
+/// Each op's name is the one serde reads, listed once in [`OPS`] (by
+/// [`Request::op`]) and counted under it by the broker's metrics, whose
+/// list adds `invalid` only.
+#[test]
+fn every_op_is_named_alike_by_serde_the_list_and_the_counters() {
+    let one_of_each = [
+        r#"{"op":"token","provider":"p"}"#,
+        r#"{"op":"login","provider":"p"}"#,
+        r#"{"op":"status"}"#,
+        r#"{"op":"logout","provider":"p"}"#,
+        r#"{"op":"cancel_login","provider":"p"}"#,
+        r#"{"op":"version"}"#,
+        r#"{"op":"metrics"}"#,
+    ];
+    let named: Vec<&str> = one_of_each
+        .iter()
+        .map(|line| serde_json::from_str::<Request>(line).unwrap().op())
+        .collect();
+    assert_eq!(named, OPS);
+    let counted = crate::broker::metrics::SOCKET_OPS;
+    assert_eq!(counted[..OPS.len()], OPS);
+    assert_eq!(counted[OPS.len()..], ["invalid"]);
+}

@@ -16,18 +16,8 @@ use serde::Deserialize;
 use serde::de::{IgnoredAny, MapAccess, Visitor};
 use serde_json::Value;
 
+use super::OPS;
 use crate::config::MAX_PROVIDER_NAME;
-
-/// The ops, in the order serde names them.
-const OPS: &[&str] = &[
-    "token",
-    "login",
-    "status",
-    "logout",
-    "cancel_login",
-    "version",
-    "metrics",
-];
 
 /// The fields each op takes besides `op`, in the order serde names them.
 fn fields_of(op: &str) -> Option<&'static [&'static str]> {
@@ -54,7 +44,7 @@ pub(super) fn reworded(message: &str, text: &str) -> Option<String> {
         return Some(format!(
             "unknown variant {}, expected {}",
             named(op.as_deref(), "op"),
-            one_of(OPS)
+            one_of(&OPS)
         ));
     }
     if message.starts_with("unknown field `") {
@@ -162,7 +152,7 @@ mod tests {
     #[test]
     fn a_plain_name_reads_as_serde_says_it() {
         let mut lines = vec![r#"{"op":"tokn","provider":"x"}"#.to_owned()];
-        for op in OPS {
+        for op in &OPS {
             let provider = if *op == "status" || fields_of(op) == Some(&[]) {
                 ""
             } else {

@@ -171,7 +171,7 @@ async fn serve_connection(
                 }
             },
         };
-        let op = metrics::op_name(&request);
+        let op = request.op();
         write.error = None;
         let handled = handle(request, caller, broker, &mut write, &reader).await;
         // Counted once the answer is written (or could not be): the

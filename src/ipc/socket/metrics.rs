@@ -4,20 +4,7 @@ use std::io;
 
 use super::writer::AnswerWriter;
 use crate::broker::{Broker, Caller};
-use crate::protocol::{METRICS_CHUNK, MetricsEvent, Request};
-
-/// The op's name, as metrics count it.
-pub(super) fn op_name(request: &Request) -> &'static str {
-    match request {
-        Request::Token { .. } => "token",
-        Request::Login { .. } => "login",
-        Request::Status { .. } => "status",
-        Request::Logout { .. } => "logout",
-        Request::CancelLogin { .. } => "cancel_login",
-        Request::Version => "version",
-        Request::Metrics => "metrics",
-    }
-}
+use crate::protocol::{METRICS_CHUNK, MetricsEvent};
 
 /// Answers `metrics`: the text in chunks of whole lines, then `done`.
 pub(super) async fn answer(
