@@ -129,6 +129,7 @@ impl Broker {
             held_wakes: std::sync::Mutex::new(Vec::new()),
             network_left: AtomicBool::new(false),
             unreadable_found: tokio::sync::Notify::new(),
+            endpoints_back: super::endpoint_recovery::EndpointsBack::default(),
         });
         let broker = Self {
             inner: Arc::new(Inner {

@@ -33,7 +33,7 @@
 //! queue of hundreds of sessions (a start with expired tokens) drains.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
@@ -78,6 +78,10 @@ pub(crate) struct EndpointLimit {
     /// a refresh listening for its late answer learns from it that the
     /// provider answers again (see [`Self::answers`]).
     answered: tokio::sync::watch::Sender<u64>,
+    /// Whether a refresh failed here for a passing reason (the provider
+    /// unreachable, unavailable, hanging) since the last answer: the next
+    /// answer says the endpoint is back (see [`Self::note_answer`]).
+    troubled: AtomicBool,
     /// The waits asked, by endpoint and `client_id`.
     asked_waits: Mutex<HashMap<(WaitAt, String), AskedWait>>,
 }
@@ -105,13 +109,28 @@ impl EndpointLimit {
             since: Instant::now(),
             progress: AtomicU64::new(0),
             answered: tokio::sync::watch::Sender::new(0),
+            troubled: AtomicBool::new(false),
             asked_waits: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Notes that the provider answered a refresh.
-    pub(crate) fn note_answer(&self) {
+    /// The endpoint (or the issuer it is discovered from), as errors name it.
+    pub(crate) fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// Notes that the provider answered a refresh (a success, or a
+    /// refusal): whether it had failed refreshes for a passing reason
+    /// since the last answer, i.e. it answers again after an outage.
+    pub(crate) fn note_answer(&self) -> bool {
         self.answered.send_modify(|answered| *answered += 1);
+        self.troubled.swap(false, Ordering::Relaxed)
+    }
+
+    /// Notes that a refresh failed here for a passing reason, or was not
+    /// sent behind refreshes that had no answer.
+    pub(crate) fn note_trouble(&self) {
+        self.troubled.store(true, Ordering::Relaxed);
     }
 
     /// The count of answers, which changes with each (a refresh that
@@ -156,6 +175,7 @@ impl EndpointLimit {
                 () = tokio::time::sleep_until(stalled_at) => {
                     let quiet = self.last_progress().elapsed();
                     if quiet >= stall {
+                        self.note_trouble();
                         return Err(ProviderError::Stalled {
                             endpoint: self.endpoint.clone(),
                             in_flight: self.concurrent - self.permits.available_permits(),

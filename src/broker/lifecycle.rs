@@ -45,6 +45,7 @@ impl Broker {
         let providers = self.restore_all().await;
         self.spawn_store_watch();
         self.spawn_reread_watch();
+        self.spawn_endpoint_recovery();
         let broker = self.clone();
         self.inner.shared.tasks.spawn(async move {
             let shared = Arc::clone(&broker.inner.shared);

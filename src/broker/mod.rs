@@ -12,6 +12,7 @@ mod api;
 pub mod clock;
 mod config_standing;
 mod endpoint_limit;
+mod endpoint_recovery;
 mod error;
 mod event_feed;
 mod events;

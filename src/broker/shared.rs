@@ -67,6 +67,9 @@ pub struct Shared {
     /// the task that reads such records again when the store announces a
     /// change (see `super::record_reread`) opens the store's feed.
     pub(crate) unreadable_found: tokio::sync::Notify,
+    /// Token endpoints that answer again after an outage (see
+    /// `super::endpoint_recovery`).
+    pub(crate) endpoints_back: super::endpoint_recovery::EndpointsBack,
 }
 
 impl Shared {

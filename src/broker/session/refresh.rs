@@ -23,6 +23,7 @@ use tracing::debug;
 use super::machine::{Event, Reply};
 use super::store::unix_micros_now;
 use super::{RefreshResult, Session, WorldChange};
+use crate::broker::endpoint_limit::EndpointLimit;
 use crate::broker::error::BrokerError;
 use crate::broker::timing;
 use crate::provider::ProviderError;
@@ -174,7 +175,14 @@ impl Session {
                 Err(failure) => failure.class() != crate::provider::FailureClass::Transient,
             };
             if answered {
-                self.endpoint_limit.note_answer();
+                // The endpoint answers again after an outage: the sessions
+                // whose refreshes failed meanwhile need not wait out their
+                // backoffs (`Broker::retry_when_endpoint_answers`).
+                if self.endpoint_limit.note_answer() {
+                    self.shared.endpoints_back.announce(&self.endpoint_limit);
+                }
+            } else {
+                self.endpoint_limit.note_trouble();
             }
             if let Err(failure) = &answer {
                 self.endpoint_limit.note_failure(
@@ -334,6 +342,11 @@ impl Session {
     /// (the scheduler's wake-up).
     pub(crate) fn refresh_if_due(self: &Arc<Self>) {
         self.dispatch_now(Event::RefreshDue);
+    }
+
+    /// Whether this session refreshes at `limit`'s endpoint.
+    pub(crate) fn uses_endpoint(&self, limit: &Arc<EndpointLimit>) -> bool {
+        Arc::ptr_eq(&self.endpoint_limit, limit)
     }
 
     /// Moves a background refresh that waits out a backoff after a

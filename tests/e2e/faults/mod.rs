@@ -23,6 +23,7 @@ use support::file_store::{FileStore, Seeded};
 use support::provider::{Provider, fast, json_answer};
 use tokend_emulator::{Endpoint, Fault};
 
+mod endpoint_back;
 mod retry_after;
 mod retry_after_logins;
 mod secrets;

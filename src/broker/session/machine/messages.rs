@@ -374,4 +374,9 @@ pub enum WorldChange {
     /// The machine resumed from sleep: time passed, and the network came
     /// back; any transient failure may be over.
     Resumed,
+    /// The session's token endpoint answered another session's refresh
+    /// after refreshes there had failed: any transient failure there may
+    /// be over. Told to that endpoint's sessions only, never sent on
+    /// `Shared::world_changes` (it is no news to other providers).
+    EndpointAnswers,
 }

@@ -125,6 +125,9 @@ impl SessionMachine {
     /// transient failure `change` may have ended, or one that came due, to
     /// `at`. Returns whether it moved.
     ///
+    /// When its endpoint answers again (`EndpointAnswers`), any passing
+    /// failure but a rate limit's.
+    ///
     /// After a network change, only a failure to reach the provider (or a
     /// captive portal's answer): one whose provider answered that it is
     /// unavailable (HTTP 5xx, 429) keeps its backoff, as the network
@@ -140,6 +143,14 @@ impl SessionMachine {
     ) -> bool {
         let failing = match (&self.last_failure, change) {
             (Some(BrokerError::ProviderUnavailable { .. }), WorldChange::Resumed) => true,
+            // Not a rate limit's (429): its retries come spread over a
+            // tenth of the wait it asked after it, and the first answer
+            // after the wait would bring them all at once, into the limit
+            // again. (A wait asked that still lasts is kept below.)
+            (
+                Some(BrokerError::ProviderUnavailable { source, .. }),
+                WorldChange::EndpointAnswers,
+            ) => !source.is_too_many_requests(),
             (Some(BrokerError::ProviderUnavailable { source, .. }), WorldChange::Network) => {
                 matches!(
                     source,

@@ -228,6 +228,31 @@ fn a_nudge_moves_only_a_transient_backoff() {
     );
 }
 
+/// Its endpoint answering again moves a refresh that waits out any
+/// passing failure (a 503, a hang, no route), but not a rate limit's
+/// (429), whose retries stay spread; nor a refusal.
+#[test]
+fn an_endpoint_that_answers_again_moves_all_but_a_rate_limits_backoff() {
+    let back = || Event::RetryAt {
+        at: at(11),
+        change: WorldChange::EndpointAnswers,
+    };
+    for failure in [unavailable(503, None), transient()] {
+        let mut m = refreshing(at(10));
+        answer(&mut m, at(10), Err(failure));
+        assert_eq!(
+            feed(&mut m, at(11), back()),
+            s(&["schedule", "reply(changed true)"])
+        );
+        assert_eq!(m.next_refresh(), Some(at(11)));
+    }
+    for failure in [unavailable(429, None), refused()] {
+        let mut m = refreshing(at(10));
+        answer(&mut m, at(10), Err(failure));
+        assert_eq!(feed(&mut m, at(11), back()), s(&["reply(changed false)"]));
+    }
+}
+
 /// At a resume, a refresh that came due while the machine slept is moved
 /// to its moment of the second, as the failed ones are, and counted: it
 /// was left where it was, overdue, and every such session started at one
