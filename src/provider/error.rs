@@ -161,6 +161,21 @@ pub enum ProviderError {
         /// the refresh token sent) in an answer that is lost.
         status: Option<u16>,
     },
+    /// A device authorization answer that is the provider's own (read,
+    /// not a portal's page) but lacks a field RFC 8628 §3.2 requires
+    /// (`device_code`, `user_code`, `expires_in`): asking again brings the
+    /// same answer, so it is no passing failure ("retry later") but a
+    /// login that cannot be done with this provider as configured.
+    #[error(
+        "{endpoint} sent a device authorization answer with {problem}, a field RFC 8628 §3.2 requires; asking again brings the same answer: check the provider's `dialect` and endpoints in the config"
+    )]
+    IncompleteDeviceAnswer {
+        /// The endpoint URL.
+        endpoint: String,
+        /// The field missing, in words: "no `expires_in`", "an empty
+        /// `user_code`".
+        problem: String,
+    },
     /// OpenID discovery failed.
     #[error("OpenID discovery at {issuer} failed: {problem}")]
     Discovery {
@@ -280,6 +295,7 @@ impl ProviderError {
             Self::Malformed {
                 endpoint, problem, ..
             }
+            | Self::IncompleteDeviceAnswer { endpoint, problem }
             | Self::AccessTokenUnusable {
                 endpoint, problem, ..
             } => vec![endpoint, problem],
@@ -340,7 +356,7 @@ impl ProviderError {
             | Self::Malformed { .. }
             | Self::AccessTokenUnusable { .. }
             | Self::Discovery { .. } => FailureClass::Transient,
-            Self::Rejected { .. } => FailureClass::Permanent,
+            Self::Rejected { .. } | Self::IncompleteDeviceAnswer { .. } => FailureClass::Permanent,
             Self::GrantRevoked { .. } => FailureClass::GrantRevoked,
             Self::RefusedPerhapsRevoked { .. } => FailureClass::PerhapsRevoked,
         }

@@ -93,6 +93,9 @@ fn an_empty_verification_uri_is_replaced_by_the_configured_one() {
     provider.assert_no_violations();
 }
 
+/// A service that sends an empty verification URL to a config without
+/// `verification_uri`: `tokend --check` warned of it (naming the provider
+/// and the key; it said nothing), and the login fails saying what to set.
 #[test]
 fn without_any_verification_uri_the_login_says_what_to_set() {
     let provider = Provider::start(GenericV1Options {
@@ -100,6 +103,15 @@ fn without_any_verification_uri_the_login_says_what_to_set() {
         ..fast_generic_v1()
     });
     let daemon = Daemon::start(&generic_v1_config(&provider, NAME, ""));
+    let check = daemon.tokend(&["--check"]);
+    let warned = support::daemon::stderr(&check);
+    assert!(check.status.success(), "{warned}");
+    assert!(
+        warned.contains(&format!(
+            "warning: [providers.{NAME}] has no `verification_uri`"
+        )) && warned.contains("set `verification_uri` to the page people visit"),
+        "{warned}"
+    );
     let out = daemon.tokenctl(&["login", NAME]);
     assert_eq!(out.status.code(), Some(EXIT_LOGIN_FAILED));
     let err = support::daemon::stderr(&out);

@@ -239,6 +239,59 @@ fn a_bodiless_400_refresh_ends_the_session_once_its_token_has_expired() {
     assert_eq!(status[0]["state"], "login_required", "{status}");
 }
 
+/// A single bare 400 in passing ("sometimes 400 with no body") to the
+/// refresh of a token that lives 20 s: retried while that token still
+/// works, so the retry brings a new one and the session never goes
+/// without. The refusal's backoff (30 to 60 s) put the retry past the
+/// expiry, where requests were refused and another bare 400 would have
+/// ended the session.
+#[test]
+fn a_bare_400_in_passing_is_retried_before_the_token_expires() {
+    const LIFETIME: Duration = Duration::from_secs(20);
+    let provider = Provider::start(TraktOptions {
+        access_token_lifetime: LIFETIME,
+        ..fast_trakt()
+    });
+    let (daemon, _) = flows::logged_in(&provider, &trakt_config(&provider, NAME, ""));
+    let granted = provider.polls().last().expect("the granted poll").at;
+    provider.inject(
+        Endpoint::Token,
+        Fault::Body {
+            status: 400,
+            content_type: None,
+            body: Bytes::new(),
+        },
+        1,
+    );
+    // Long enough for a retry after a refusal's backoff, to say when it came.
+    daemon.wait_for_log_within(
+        Duration::from_secs(90),
+        1,
+        &["event=\"refreshed\"", "after 1 failed refresh"],
+    );
+    let refreshes: Vec<RecordedRequest> = provider
+        .requests()
+        .into_iter()
+        .filter(RecordedRequest::is_refresh)
+        .collect();
+    assert_eq!(refreshes.len(), 2, "{refreshes:#?}");
+    assert_eq!(refreshes[0].outcome, "fault:body");
+    assert_eq!(refreshes[1].outcome, "refreshed");
+    let retried_after = refreshes[1].at - granted;
+    assert!(
+        retried_after < LIFETIME,
+        "retried {retried_after:?} after the login, past the token's {LIFETIME:?}\nlog:\n{}",
+        daemon.log()
+    );
+    assert!(
+        !daemon.log().contains("event=\"access_expired\""),
+        "{}",
+        daemon.log()
+    );
+    assert!(provider.is_valid_access_token(&token(&daemon, NAME, &[])));
+    provider.assert_no_violations();
+}
+
 #[test]
 fn a_wrong_client_secret_is_refused_by_the_emulator() {
     let provider = Provider::start(fast_trakt());

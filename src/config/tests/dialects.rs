@@ -325,6 +325,29 @@ fn generic_v1_gets_device_metadata_from_the_host() {
     assert!(config.providers[0].device_params.is_empty());
 }
 
+/// A generic-v1 service may send an empty verification URL, and only
+/// the config's `verification_uri` can then tell people where to go:
+/// without it, `--check` (and the start) warns, naming the provider and
+/// the key. The preset sets it.
+#[test]
+fn generic_v1_without_verification_uri_is_warned_of() {
+    let f = Fixture::new();
+    let base = "[providers.kiosk]\ndialect = \"generic-v1\"\nbase_url = \"https://api.kiosk.test\"\nclient_id = \"c\"\n";
+    let config = f.load(base).unwrap();
+    assert_eq!(config.warnings.len(), 1, "{:?}", config.warnings);
+    let warning = config.warnings[0].to_string();
+    assert!(
+        warning.contains(":1:1: warning: [providers.kiosk] has no `verification_uri`: a generic-v1 service may send an empty verification URL"),
+        "{warning}"
+    );
+    let config = f
+        .load(&format!(
+            "{base}verification_uri = \"https://kiosk.test/activate\"\n"
+        ))
+        .unwrap();
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+}
+
 #[test]
 fn dialect_names_are_listed_when_unknown() {
     let f = Fixture::new();

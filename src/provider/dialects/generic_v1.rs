@@ -22,7 +22,8 @@ use crate::provider::data_only::DataOnlyDialect;
 use crate::provider::oauth::{AnswerFields, AnswerFormat, OAuthError, clean_detail};
 use crate::provider::wire::WireFormat;
 use crate::provider::{
-    ClientAuth, ClientIdentity, DialectSettings, DialectSpec, FixedPaths, ProviderDialect,
+    ClientAuth, ClientIdentity, CommonSettings, DialectSettings, DialectSpec, FixedPaths,
+    ProviderDialect, SettingsSource,
 };
 
 /// A Django REST framework device API: fixed paths below the service's
@@ -43,11 +44,29 @@ pub static DIALECT: DialectSpec = DialectSpec {
     ],
     own_keys: &[],
     read_settings: DialectSpec::no_settings,
-    check_common: DialectSpec::no_requirements,
+    check_common,
     default_device_params,
     build,
     presets: &["config/generic-v1.toml"],
 };
+
+/// The config key naming the page people visit to enter the code.
+const VERIFICATION_URI: &str = "verification_uri";
+
+/// The service may send an empty `verification_uri` (`shared/dialects.md`
+/// §4: people learn the page some other way), and a login then has only
+/// the config's to show: without it, such a login fails, naming the key.
+/// A warning at `--check`, not an error: a service that sends its page
+/// needs none.
+fn check_common(_: &CommonSettings<'_>, source: &mut dyn SettingsSource) {
+    if !source.has(VERIFICATION_URI) {
+        let message = format!(
+            "{} has no `{VERIFICATION_URI}`: a generic-v1 service may send an empty verification URL, and a login then cannot show where to enter the code and fails; set `{VERIFICATION_URI}` to the page people visit",
+            source.context()
+        );
+        source.warning(None, message);
+    }
+}
 
 fn build(client: ClientIdentity, _: &DialectSettings) -> Box<dyn ProviderDialect> {
     Box::new(dialect(client))

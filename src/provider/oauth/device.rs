@@ -12,8 +12,9 @@ use crate::secret::Secret;
 /// `verification_url` and string numbers.
 ///
 /// # Errors
-/// A classified failure, or [`ProviderError::Malformed`] when a required
-/// field is missing or unbelievable.
+/// A classified failure; [`ProviderError::IncompleteDeviceAnswer`] when a
+/// required field is missing, [`ProviderError::Malformed`] when one is
+/// unreadable or unbelievable.
 pub fn device_authorization(
     format: &AnswerFormat,
     response: &HttpResponse,
@@ -39,22 +40,34 @@ pub fn device_authorization(
 /// Reads the fields of a successful device authorization answer.
 ///
 /// # Errors
-/// [`ProviderError::Malformed`] when a required field is missing or unbelievable.
+/// [`ProviderError::IncompleteDeviceAnswer`] when a required field is
+/// missing, [`ProviderError::Malformed`] when one is unreadable or
+/// unbelievable.
 pub fn device_authorization_fields(
     format: &AnswerFormat,
     response: &HttpResponse,
     fields: &AnswerFields,
 ) -> Result<DeviceAuthorization, ProviderError> {
     let malformed = |problem: String| malformed(response, problem);
+    // A field left out (absent, null or empty) is the provider's answer
+    // as it stands, which a new login gets again: not "retry later". A
+    // field of the wrong type stays malformed, as any unreadable answer.
+    let missing = |name: &str| ProviderError::IncompleteDeviceAnswer {
+        endpoint: response.url.as_str().to_owned(),
+        problem: fields.why_no_text(name),
+    };
     let required = |name: &str| {
         fields
             .text(&[name])
             .filter(|v| !v.is_empty())
-            .ok_or_else(|| {
-                malformed(format!(
+            .ok_or_else(|| match fields.map().get(name) {
+                None | Some(serde_json::Value::Null | serde_json::Value::String(_)) => {
+                    missing(name)
+                }
+                Some(_) => malformed(format!(
                     "{} in the device authorization answer",
                     fields.why_no_text(name)
-                ))
+                )),
             })
     };
     let device_code = Secret::new(required("device_code")?);
@@ -64,11 +77,15 @@ pub fn device_authorization_fields(
         // the person has that long, and the login is possible at all.
         .seconds_at_most("expires_in", MAX_DEVICE_CODE_LIFETIME, Rounding::Down)
         .map_err(malformed)?
+        // Only a dialect whose fields are documented nullable (Twilio)
+        // has a lifetime to stand in for it.
         .or(format.default_device_lifetime)
-        .filter(|d| !d.is_zero())
-        .ok_or_else(|| {
-            malformed("no usable `expires_in` in the device authorization answer".to_owned())
-        })?;
+        .ok_or_else(|| missing("expires_in"))?;
+    if expires_in.is_zero() {
+        return Err(malformed(
+            "no usable `expires_in` in the device authorization answer (under a second)".to_owned(),
+        ));
+    }
     let interval = fields
         .seconds("interval", MAX_POLL_INTERVAL, Rounding::Up)
         .map_err(malformed)?;

@@ -259,6 +259,57 @@ fn device_authorization_tolerates_google_and_azure_v1() {
     );
 }
 
+/// A device answer without a field RFC 8628 §3.2 requires (absent, null
+/// or empty) is the provider's answer as it stands, which a new login
+/// gets again: a failure no retry mends, naming the field (it was
+/// malformed, a passing failure: `tokenctl login` exited 6, "retry
+/// later"). A field of another type, or a life under a second, stays
+/// malformed.
+#[test]
+fn a_device_answer_without_a_required_field_is_no_passing_failure() {
+    for (body, said) in [
+        (
+            r#"{"device_code":"d","user_code":"U","verification_uri":"https://x"}"#,
+            "with no `expires_in`, a field RFC 8628 §3.2 requires",
+        ),
+        (
+            r#"{"device_code":"d","user_code":"U","verification_uri":"https://x","expires_in":null}"#,
+            "with no `expires_in`",
+        ),
+        (
+            r#"{"device_code":"d","user_code":"","expires_in":600}"#,
+            "with an empty `user_code`",
+        ),
+        (
+            r#"{"user_code":"U","expires_in":600}"#,
+            "with no `device_code`",
+        ),
+    ] {
+        let e = device_authorization(&STD, &json(200, body)).unwrap_err();
+        assert!(
+            matches!(e, ProviderError::IncompleteDeviceAnswer { .. }),
+            "{body}: {e:?}"
+        );
+        assert_eq!(e.class(), FailureClass::Permanent, "{body}");
+        assert!(e.to_string().contains(said), "{body}: {e}");
+        assert!(
+            e.to_string().starts_with("http://127.0.0.1/token sent"),
+            "{e}"
+        );
+    }
+    for body in [
+        r#"{"device_code":"d","user_code":"U","expires_in":0}"#,
+        r#"{"device_code":"d","user_code":["U"],"expires_in":600}"#,
+    ] {
+        let e = device_authorization(&STD, &json(200, body)).unwrap_err();
+        assert!(
+            matches!(e, ProviderError::Malformed { .. }),
+            "{body}: {e:?}"
+        );
+        assert_eq!(e.class(), FailureClass::Transient, "{body}");
+    }
+}
+
 #[test]
 fn a_default_device_lifetime_stands_in_for_null() {
     let body = r#"{"device_code":"d","user_code":"U","verification_uri":"https://x","expires_in":null,"interval":null}"#;

@@ -1,6 +1,7 @@
 //! Deviations that servers of any make send: durations with a fraction
 //! of a second, answers that start with a byte order mark, and token
-//! answers without `expires_in` (RFC 6749 only recommends it).
+//! answers without `expires_in` (RFC 6749 only recommends it); a device
+//! answer without it, which RFC 8628 requires.
 
 use super::*;
 use tokend_emulator::ByteOrderMarks;
@@ -166,4 +167,43 @@ fn a_token_without_expires_in_is_refreshed_on_demand_once_a_minute() {
     }
     assert_eq!(refreshes(), 1);
     provider.assert_no_violations();
+}
+
+/// A device answer without `expires_in`, which RFC 8628 §3.2 requires (the
+/// standard dialect has no lifetime to stand in for it; Twilio's, whose
+/// fields are all nullable, takes 5 minutes): the login fails at once as a
+/// failed login, exit 8, naming the provider and the field, and asks for no
+/// second code. It ended as "unavailable", exit 6: "retry later", which
+/// gets the same answer.
+#[test]
+fn a_device_answer_without_expires_in_fails_the_login() {
+    let provider = Provider::start(fast());
+    provider.inject(
+        Endpoint::DeviceAuthorization,
+        support::provider::json_answer(
+            r#"{"device_code":"dc_1","user_code":"ABCD-EFGH","verification_uri":"https://example.com/device","interval":1}"#,
+        ),
+        1,
+    );
+    let daemon = Daemon::start(&provider.config(NAME));
+    // Refused before any code is shown: the `done` line alone.
+    let out = daemon.tokenctl(&["--json", "login", NAME]);
+    let (done, err) = (support::daemon::stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(EXIT_LOGIN_FAILED), "{done} {err}");
+    let done: serde_json::Value = serde_json::from_str(&done).expect("one done line");
+    assert_eq!(done["error"]["code"], "provider_error", "{done}");
+    assert!(
+        err.contains(&format!("provider `{NAME}`"))
+            && err.contains(
+                "sent a device authorization answer with no `expires_in`, a field RFC 8628 §3.2 requires"
+            ),
+        "{err}"
+    );
+    let asked = provider
+        .requests()
+        .iter()
+        .filter(|r| r.endpoint == Endpoint::DeviceAuthorization)
+        .count();
+    assert_eq!(asked, 1);
+    assert!(provider.polls().is_empty());
 }

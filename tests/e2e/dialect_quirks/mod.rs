@@ -3,8 +3,9 @@
 //! 8628 emulator: GitHub (form-encoded answers, errors with HTTP 200,
 //! `slow_down` with a new `interval`, `bad_refresh_token`), Google
 //! (`verification_url`, pending as 428, 403s), Microsoft (`message`,
-//! `authorization_declined`, `bad_verification_code`) and Azure AD v1
-//! (numbers as strings); then durations with a fraction and answers that
+//! `authorization_declined`, `bad_verification_code`), Auth0
+//! (`expired_token` once, then `invalid_grant`) and Azure AD v1 (numbers
+//! as strings); then durations with a fraction and answers that
 //! start with a byte order mark, which servers of any make send.
 
 use crate::support;
@@ -287,6 +288,44 @@ fn microsoft_bad_verification_code_ends_the_login() {
         err.contains("bad_verification_code") && err.contains("AADSTS70019"),
         "{err}"
     );
+}
+
+// ---- Auth0 ---------------------------------------------------------------
+
+/// Auth0 answers an expired device code `expired_token` once, then
+/// `invalid_grant` ("Invalid or expired device code."). The login ends at
+/// the first answer, as expired (exit 8, "expired before it was
+/// approved", in `status` too), and polls no more: a poll after it would
+/// meet the `invalid_grant` and read as a refused code.
+#[test]
+fn auth0_expired_token_once_ends_the_login_as_expired() {
+    let provider = Provider::start(with(Rfc8628Quirks::auth0()));
+    let daemon = Daemon::start(&provider.config(NAME));
+    let run = LoginRun::start(&daemon.socket, NAME);
+    provider.wait_for_count(1, RecordedRequest::is_poll);
+    provider.expire_device_codes();
+    let (done, err, code) = run.finish();
+    assert_eq!(code, EXIT_LOGIN_FAILED, "{done} {err}");
+    assert_eq!(done["error"]["code"], "login_failed", "{done}");
+    assert!(
+        err.contains("expired before it was approved") && !err.contains("invalid_grant"),
+        "{err}"
+    );
+    let polls = provider.polls();
+    assert_eq!(polls.last().unwrap().outcome, "expired_token", "{polls:#?}");
+    assert!(
+        polls.iter().all(|p| p.outcome != "invalid_grant"),
+        "{polls:#?}"
+    );
+    let last_error = status(&daemon)["last_error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        last_error.contains("expired before it was approved"),
+        "{last_error}"
+    );
+    provider.assert_no_violations();
 }
 
 // ---- Azure AD v1 ---------------------------------------------------------

@@ -222,6 +222,15 @@ impl Authority {
             .collect()
     }
 
+    /// Whether `device_code`'s expiry was already answered (`expired_token`
+    /// sent): a dialect may answer the polls after it otherwise (Auth0's
+    /// `invalid_grant`).
+    pub(crate) fn expiry_told(&self, device_code: &str) -> bool {
+        self.codes
+            .iter()
+            .any(|g| g.code.device_code == device_code && g.finished == Some("expired_token"))
+    }
+
     /// One poll with `device_code` (RFC 8628 §3.4, §3.5).
     pub(crate) fn poll(
         &mut self,

@@ -33,7 +33,7 @@
 //! ```
 //!
 //! Dialects: `rfc8628` (with [`Rfc8628Quirks`] for GitHub, Google,
-//! Microsoft and Azure AD v1), `trakt`, `twilio`, `oracle` and
+//! Microsoft, Azure AD v1 and Auth0), `trakt`, `twilio`, `oracle` and
 //! `generic_v1`, one file each under [`dialects`], chosen by
 //! [`EmulatorOptions`].
 //!

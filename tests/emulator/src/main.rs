@@ -31,6 +31,8 @@ enum Quirks {
     Microsoft,
     /// `verification_url`, numbers as strings.
     AzureAdV1,
+    /// `expired_token` once, then `invalid_grant`.
+    Auth0,
 }
 
 impl From<Quirks> for Rfc8628Quirks {
@@ -40,6 +42,7 @@ impl From<Quirks> for Rfc8628Quirks {
             Quirks::Google => Self::google(),
             Quirks::Microsoft => Self::microsoft(),
             Quirks::AzureAdV1 => Self::azure_ad_v1(),
+            Quirks::Auth0 => Self::auth0(),
         }
     }
 }

@@ -278,6 +278,7 @@ impl SessionMachine {
         out: &mut Vec<Effect>,
     ) {
         let asked_wait = failure.retry_after();
+        let perhaps_revoked = failure.class() == FailureClass::PerhapsRevoked;
         let (err, base, cap) = if failure.class() == FailureClass::Transient {
             (
                 BrokerError::ProviderUnavailable {
@@ -310,6 +311,11 @@ impl SessionMachine {
             Some(asked) if !sent => asked,
             Some(asked) => backoff().max(asked),
             None => backoff(),
+        };
+        let delay = if perhaps_revoked {
+            self.retry_while_access_works(ctx.now, delay)
+        } else {
+            delay
         };
         self.provider_asked_wait = asked_wait.map(|wait| (ctx.now, wait));
         // Read before it is replaced: a failure like the one before it
@@ -389,6 +395,30 @@ impl SessionMachine {
         }
         out.push(self.changed());
         out.push(Effect::Reply(Reply::Done(Err(err))));
+    }
+
+    /// The wait before retrying a refusal that ends the session only once
+    /// the access token has expired ([`FailureClass::PerhapsRevoked`]:
+    /// Trakt's bare 400, which it also answers in passing): `delay`, but
+    /// no more than half of what is left of the access token's life (at
+    /// least [`timing::MIN_REFRESH_SPACING`]), so that the retry comes
+    /// while the token still works. A refusal's backoff (30 to 60 s at
+    /// first) put a short-lived token's retry past its expiry, where the
+    /// same answer ends the session; a 7-day token's retries are as
+    /// before until its last hour.
+    fn retry_while_access_works(&self, now: SystemTime, delay: Duration) -> Duration {
+        let SessionState::Active { tokens, .. } = &self.state else {
+            return delay;
+        };
+        let Some(left) = tokens
+            .access
+            .as_ref()
+            .and_then(|a| a.expires_at)
+            .and_then(|at| at.duration_since(now).ok())
+        else {
+            return delay;
+        };
+        delay.min((left / 2).max(timing::MIN_REFRESH_SPACING))
     }
 
     /// The error for a caller that wants `min_valid` of life when the

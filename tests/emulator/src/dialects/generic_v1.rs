@@ -24,7 +24,9 @@ use serde_json::{Map, Value, json};
 use crate::approval::{self, ApprovalPaths};
 use crate::authority::{Authority, Policy, PollVerdict, RefreshVerdict};
 use crate::client_auth::{ClientAuthMode, ClientRegistration};
-use crate::dialect::{DemoSettings, Dialect, EmulatedDialect, FixedPaths, base_url_keys};
+use crate::dialect::{
+    DemoSettings, Dialect, EmulatedDialect, FixedPaths, base_url_keys, toml_string,
+};
 use crate::form::{Encoding, Form};
 use crate::received::Received;
 use crate::record::{DEVICE_CODE_GRANT, Endpoint, Grant};
@@ -109,8 +111,16 @@ impl EmulatedDialect for GenericV1Options {
         }
     }
 
+    /// With the approval page as `verification_uri`, as a config for such
+    /// a service should have it (the service may send an empty one, and
+    /// `tokend --check` warns of a config without it).
     fn tokend_keys(&self, origin: &str) -> String {
-        base_url_keys(Self::NAME, origin, &self.client_id)
+        let page = GenericV1::new(self.clone(), origin).approval.page;
+        format!(
+            "{}verification_uri = {}\n",
+            base_url_keys(Self::NAME, origin, &self.client_id),
+            toml_string(&format!("{}{page}", origin.trim_end_matches('/')))
+        )
     }
 }
 

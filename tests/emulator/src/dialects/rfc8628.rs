@@ -276,6 +276,7 @@ impl Rfc8628 {
         let reply = match form.require("grant_type")? {
             DEVICE_CODE_GRANT => {
                 let device_code = form.require("device_code")?;
+                let expiry_told = authority.expiry_told(device_code);
                 match authority.poll(device_code, client_id, request.at, &mut violations) {
                     PollVerdict::Pending => poll_error(
                         "authorization_pending",
@@ -294,7 +295,8 @@ impl Rfc8628 {
                         poll_error("access_denied", "the person denied the request", None)
                     }
                     PollVerdict::Expired => {
-                        poll_error("expired_token", "the device code expired", None)
+                        let (error, description) = quirks.expired_error(expiry_told);
+                        poll_error(error, description, None)
                     }
                     PollVerdict::Granted(issued) => tokens(&issued, "granted"),
                     PollVerdict::UnknownCode => {

@@ -1,8 +1,9 @@
 //! The RFC 8628 emulator's quirk modes over real HTTP: each changes exactly
 //! what it claims (GitHub's form answers, 200 errors and `slow_down`
 //! interval; Google's `verification_url` and 428; Microsoft's `message` and
-//! `authorization_declined`; Azure AD v1's string numbers), and the default
-//! changes nothing.
+//! `authorization_declined`; Azure AD v1's string numbers; Auth0's
+//! `expired_token` once, then `invalid_grant`), and the default changes
+//! nothing.
 
 use crate::http::{FORM, SECOND, http, json, post, start, text};
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
@@ -123,4 +124,48 @@ async fn rfc8628_quirk_modes_change_what_they_claim() {
     assert_eq!(content_type, "application/json");
     let code: Value = serde_json::from_str(&body).unwrap();
     assert!(code["expires_in"].is_u64() && code.get("message").is_none());
+}
+
+/// Auth0: an expired device code is answered `expired_token` once, then
+/// `invalid_grant` at every later poll; without the quirk, `expired_token`
+/// each time.
+#[tokio::test]
+async fn auth0_answers_an_expired_code_once() {
+    let http = http();
+    for (quirks, answers) in [
+        (
+            Rfc8628Quirks::auth0(),
+            ["expired_token", "invalid_grant", "invalid_grant"],
+        ),
+        (
+            Rfc8628Quirks::default(),
+            ["expired_token", "expired_token", "expired_token"],
+        ),
+    ] {
+        let emu = start(Rfc8628Options {
+            client_id: "cid".into(),
+            interval: SECOND,
+            quirks,
+            ..Rfc8628Options::default()
+        })
+        .await;
+        let (status, _, code) = json(post(
+            &http,
+            emu.device_authorization_endpoint(),
+            &[("client_id", "cid")],
+        ))
+        .await;
+        assert_eq!(status, 200);
+        let poll = [
+            ("grant_type", DEVICE_CODE_GRANT),
+            ("device_code", &text(&code, "device_code")),
+            ("client_id", "cid"),
+        ];
+        emu.expire_device_codes();
+        for expected in answers {
+            emu.advance(SECOND);
+            let (status, _, answer) = json(post(&http, emu.token_endpoint(), &poll)).await;
+            assert_eq!((status, answer["error"].as_str()), (400, Some(expected)));
+        }
+    }
 }

@@ -373,6 +373,49 @@ fn a_refusal_that_perhaps_means_revoked_ends_the_session_only_after_expiry() {
     assert_eq!(describe(&m), "needs_login");
 }
 
+/// Such a refusal of a short-lived token's refresh (Trakt's bare 400 in
+/// passing) is retried while the token still works: within half of what
+/// is left of its life, not after a refusal's 30 to 60 s, which put a
+/// 20-second token's retry past its expiry, where the same answer ends
+/// the session. A long-lived token's retry keeps the refusal's backoff.
+#[test]
+fn a_refusal_that_perhaps_means_revoked_is_retried_before_the_token_expires() {
+    let perhaps = ProviderError::RefusedPerhapsRevoked {
+        endpoint: "http://127.0.0.1/oauth/token".into(),
+        status: 400,
+        error: "Bad Request".into(),
+        detail: None,
+    };
+    let mut m = logged_in(20);
+    let due = m.next_refresh().expect("a refresh planned");
+    let started = feed(&mut m, due, Event::RefreshDue);
+    assert!(
+        started.contains(&"start_refresh(r1)".to_owned()),
+        "{started:?}"
+    );
+    let _ = answer(&mut m, due, Err(perhaps.clone()));
+    let left = at(20).duration_since(due).unwrap();
+    let retry = m.next_refresh().expect("a retry planned");
+    assert_eq!(retry, due + left / 2, "{left:?} left");
+    // Refused again at the retry: again within what is left.
+    let started = feed(&mut m, retry, Event::RefreshDue);
+    assert!(
+        started.contains(&"start_refresh(r1)".to_owned()),
+        "{started:?}"
+    );
+    let _ = answer(&mut m, retry, Err(perhaps.clone()));
+    let again = m.next_refresh().expect("a retry planned");
+    assert!(again > retry && again < at(20), "{again:?}");
+    assert_eq!(describe(&m), "active");
+
+    let mut m = refreshing(at(3000));
+    let _ = answer(&mut m, at(3000), Err(perhaps));
+    assert_eq!(
+        m.next_refresh(),
+        Some(at(3000) + timing::PERMANENT_BACKOFF_BASE / 2)
+    );
+}
+
 /// Retired by a reload (its tokens handed to the provider's new session),
 /// a session starts no refresh: not when one comes due, not on demand.
 #[test]

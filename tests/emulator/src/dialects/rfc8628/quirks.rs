@@ -106,6 +106,11 @@ pub struct Rfc8628Quirks {
     /// GitHub: the granted `scope` of a token answer is comma-separated
     /// (`repo,read:org`), not space-separated as RFC 6749 §3.3 has it.
     pub comma_scopes: bool,
+    /// Auth0: an expired device code is answered `expired_token` once,
+    /// then `invalid_grant` ("Invalid or expired device code.") at every
+    /// later poll (`shared/dialects.md` §0). A client that stops at the
+    /// first never sees the second.
+    pub expired_token_once: bool,
 }
 
 impl Rfc8628Quirks {
@@ -143,6 +148,15 @@ impl Rfc8628Quirks {
             message: true,
             microsoft_errors: true,
             no_complete_uri: true,
+            ..Self::default()
+        }
+    }
+
+    /// Auth0's: `expired_token` once, then `invalid_grant`.
+    #[must_use]
+    pub fn auth0() -> Self {
+        Self {
+            expired_token_once: true,
             ..Self::default()
         }
     }
@@ -232,6 +246,16 @@ impl Rfc8628Quirks {
             _ => 400,
         };
         (status, error)
+    }
+
+    /// The error code and description of a poll with an expired device
+    /// code, whose expiry was already answered or not (`told`).
+    pub(crate) fn expired_error(&self, told: bool) -> (&'static str, &'static str) {
+        if told && self.expired_token_once {
+            ("invalid_grant", "Invalid or expired device code.")
+        } else {
+            ("expired_token", "the device code expired")
+        }
     }
 
     /// The status and error code of a refresh error the RFC answers with 400.
