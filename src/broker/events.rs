@@ -16,6 +16,9 @@ pub enum AttentionKind {
     RefreshFailed,
     /// The refresh token itself expires soon: log in again before then.
     RefreshTokenExpiring,
+    /// A refresh worked after failed ones (their `RefreshFailed` said):
+    /// the all-clear, so that whoever was alerted hears the end too.
+    RefreshRecovered,
 }
 
 impl AttentionKind {
@@ -26,6 +29,7 @@ impl AttentionKind {
             Self::LoginRequired => "login_required",
             Self::RefreshFailed => "refresh_failed",
             Self::RefreshTokenExpiring => "refresh_token_expiring",
+            Self::RefreshRecovered => "refresh_recovered",
         }
     }
 }

@@ -2,8 +2,8 @@
 //! and, for a daemon on the session bus, a desktop notification.
 //!
 //! Both follow broker events: `logged_in` (a login succeeded),
-//! `login_required` (the provider ended the session), `refresh_failed`,
-//! `refresh_token_expiring`; the program also follows the store:
+//! `login_required` (the provider ended the session), `refresh_failed`
+//! and its end `refresh_recovered`, `refresh_token_expiring`; the program also follows the store:
 //! `store_unavailable` (with why) and `store_available`, which concern no
 //! provider. The program gets `EVENT` and `PROVIDER` (empty for the store's
 //! events) in its environment and nothing secret: no token is in any
@@ -349,6 +349,7 @@ mod tests {
             (AttentionKind::LoginRequired, true),
             (AttentionKind::RefreshTokenExpiring, true),
             (AttentionKind::RefreshFailed, false),
+            (AttentionKind::RefreshRecovered, false),
         ] {
             let event = attention(kind);
             assert_eq!(happened(&event).map(|h| h.event), Some(kind.name()));

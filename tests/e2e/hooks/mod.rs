@@ -18,6 +18,7 @@ use support::provider::Provider;
 use tokend_emulator::Rfc8628Options;
 
 mod bursts;
+mod recovery;
 
 /// A hook program in `dir` that writes its environment to `dir/env.EVENT`
 /// and "EVENT PROVIDER" into a FIFO the returned lines read: each run is

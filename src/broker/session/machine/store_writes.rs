@@ -8,6 +8,7 @@ use super::{
     WritePurpose,
 };
 use crate::broker::timing;
+use crate::broker::{AttentionKind, BrokerEvent};
 
 impl SessionMachine {
     /// Forgets the session in memory at once and deletes its record (the
@@ -63,6 +64,31 @@ impl SessionMachine {
         });
     }
 
+    /// Says a refresh's tokens are in place: the log line, and after
+    /// failed refreshes the end of the `refresh_failed` hooks were told.
+    fn say_refreshed(
+        &self,
+        rotated: bool,
+        expires_at: Option<i64>,
+        after_failures: u32,
+        out: &mut Vec<Effect>,
+    ) {
+        out.push(Effect::Log(Notice::Refreshed {
+            rotated,
+            expires_at,
+            after_failures,
+        }));
+        if after_failures > 0 {
+            out.push(Effect::Emit(BrokerEvent::Attention {
+                provider: self.name.clone(),
+                kind: AttentionKind::RefreshRecovered,
+                reason: format!(
+                    "refreshed after {after_failures} failed refresh(es): the provider answers again"
+                ),
+            }));
+        }
+    }
+
     /// Carries on after a store write.
     pub(super) fn record_written(
         &mut self,
@@ -97,11 +123,7 @@ impl SessionMachine {
                 let after_failures = self.failures;
                 self.install(ctx, tokens, result, out);
                 self.save_again_if(moved, ctx, out);
-                out.push(Effect::Log(Notice::Refreshed {
-                    rotated,
-                    expires_at,
-                    after_failures,
-                }));
+                self.say_refreshed(rotated, expires_at, after_failures, out);
                 self.emit_new_tokens(expires_at, out);
                 out.push(Effect::Reply(Reply::Done(Ok(()))));
             }
