@@ -17,6 +17,14 @@
 //! [`LOOKUP_TIMEOUT`], and at most [`MAX_LOOKUPS`] at once: a name
 //! service that hangs holds that many blocking threads, not one per
 //! caller, and the blocking pool the stores write through stays free.
+//!
+//! An answer holds for [`KNOWN_FOR`] on open connections too: a user's
+//! primary group may change while it keeps connections (`usermod -g`), and
+//! they follow as they follow the member lists. A socket connection asks
+//! again at its first request past that (`socket::caller_groups`, from the
+//! answers kept here), and the D-Bus front-end asks anew for its peers'
+//! uids every [`KNOWN_FOR`] (`dbus::signals::regrouped`), telling the peers
+//! of the providers they lose or gain.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -111,19 +119,31 @@ impl PrimaryGroups {
     /// What the user database said of `uid`'s primary group within
     /// [`KNOWN_FOR`], if it was asked.
     pub fn known(&self, uid: u32, now: Instant) -> Option<Said> {
+        self.known_at(uid, now).map(|(said, _)| said)
+    }
+
+    /// As [`Self::known`], with when the user database said it: what was
+    /// decided by the answer holds until [`KNOWN_FOR`] after that.
+    pub fn known_at(&self, uid: u32, now: Instant) -> Option<(Said, Instant)> {
         let known = self.known.lock().unwrap_or_else(PoisonError::into_inner);
         known
             .get(&uid)
             .filter(|(_, at)| now.saturating_duration_since(*at) < KNOWN_FOR)
-            .map(|(gid, _)| *gid)
+            .copied()
     }
 
     /// What the user database said of `uid`'s primary group lately, or
     /// says now ([`Self::look_up`]); `None` when it did not answer.
     pub async fn said(&self, uid: u32) -> Option<Said> {
-        match self.known(uid, Instant::now()) {
-            Some(said) => Some(said),
-            None => self.look_up(uid).await,
+        self.said_at(uid).await.map(|(said, _)| said)
+    }
+
+    /// As [`Self::said`], with when the user database said it (see
+    /// [`Self::known_at`]).
+    pub async fn said_at(&self, uid: u32) -> Option<(Said, Instant)> {
+        match self.known_at(uid, Instant::now()) {
+            Some(known) => Some(known),
+            None => self.look_up_with(uid, LOOKUP_TIMEOUT, Said::asking).await,
         }
     }
 
@@ -131,16 +151,19 @@ impl PrimaryGroups {
     /// when it did not answer within [`LOOKUP_TIMEOUT`] (nor is that kept:
     /// the next caller asks again).
     pub async fn look_up(&self, uid: u32) -> Option<Said> {
-        self.look_up_with(uid, LOOKUP_TIMEOUT, Said::asking).await
+        self.look_up_with(uid, LOOKUP_TIMEOUT, Said::asking)
+            .await
+            .map(|(said, _)| said)
     }
 
-    /// What `ask` says of `uid` (`None`: no answer) within `timeout`, kept.
+    /// What `ask` says of `uid` (`None`: no answer) within `timeout`, kept,
+    /// and when.
     async fn look_up_with(
         &self,
         uid: u32,
         timeout: Duration,
         ask: fn(u32) -> Option<Said>,
-    ) -> Option<Said> {
+    ) -> Option<(Said, Instant)> {
         let lookups = Arc::clone(&self.lookups);
         let asked = async move {
             let permit = lookups.acquire_owned().await.ok()?;
@@ -164,7 +187,7 @@ impl PrimaryGroups {
             }
         }
         known.insert(uid, (said, now));
-        Some(said)
+        Some((said, now))
     }
 }
 
@@ -187,18 +210,17 @@ mod tests {
         let groups = PrimaryGroups::default();
         let now = Instant::now();
         let timeout = Duration::from_secs(5);
-        assert_eq!(
-            groups.look_up_with(1, timeout, PRIMARY_1000).await,
-            Some(Said::Primary(1000))
-        );
+        let (said, at) = groups.look_up_with(1, timeout, PRIMARY_1000).await.unwrap();
+        assert_eq!(said, Said::Primary(1000));
         assert_eq!(groups.known(1, now), Some(Said::Primary(1000)));
+        // When it was said: what rests on it holds until KNOWN_FOR after.
+        assert_eq!(groups.known_at(1, now), Some((said, at)));
+        assert_eq!(groups.known_at(1, at + KNOWN_FOR), None, "kept too long");
         assert_eq!(
-            groups.known(1, Instant::now() + KNOWN_FOR),
-            None,
-            "kept too long"
-        );
-        assert_eq!(
-            groups.look_up_with(2, timeout, NO_SUCH_USER).await,
+            groups
+                .look_up_with(2, timeout, NO_SUCH_USER)
+                .await
+                .map(|(said, _)| said),
             Some(Said::NoSuchUser)
         );
         assert_eq!(groups.known(2, now), Some(Said::NoSuchUser));

@@ -208,6 +208,15 @@ fn a_group_the_process_took_with_sg_is_not_a_grant() {
     );
 }
 
+/// A socket client on one connection asking for `grouped`'s token twice,
+/// the second time when the test writes a line to its stdin (see
+/// [`reload_grants_an_open_connection`]).
+const TWO_TOKEN_REQUESTS: &str = "import socket,sys\n\
+    s=socket.socket(socket.AF_UNIX); s.settimeout(30); s.connect(sys.argv[1]); f=s.makefile('rwb')\n\
+    for _ in range(2):\n\
+    \x20   f.write(b'{\"op\":\"token\",\"provider\":\"grouped\"}\\n'); f.flush()\n\
+    \x20   print(f.readline().decode().strip(), flush=True); sys.stdin.readline()\n";
+
 /// A grant to a group that a reload adds applies to a socket connection
 /// made before it by a user whose primary group it is: the caller's
 /// primary group is known whatever group the config grants (it was
@@ -227,13 +236,34 @@ fn a_group_grant_a_reload_adds_applies_to_a_connection_made_before() {
     ) else {
         return;
     };
-    // One connection, two requests: the second when the test says so.
-    let script = "import socket,sys\n\
-        s=socket.socket(socket.AF_UNIX); s.settimeout(30); s.connect(sys.argv[1]); f=s.makefile('rwb')\n\
-        for _ in range(2):\n\
-        \x20   f.write(b'{\"op\":\"token\",\"provider\":\"grouped\"}\\n'); f.flush()\n\
-        \x20   print(f.readline().decode().strip(), flush=True); sys.stdin.readline()\n";
-    let mut client = grouped.python_as(PRIMARY_MEMBER, GROUP, script);
+    reload_grants_an_open_connection(&mut grouped, (PRIMARY_MEMBER, GROUP), "tokend-grp");
+}
+
+/// A reload that adds the first group grant applies to a socket connection
+/// made before it, at its next request, as on D-Bus (`bus_groups`): the
+/// connection's primary group, not asked for while nothing granted by
+/// group, is asked for then. It kept no group until it reconnected.
+#[test]
+fn a_first_group_grant_a_reload_adds_applies_to_a_connection_made_before() {
+    const PRIMARY_MEMBER: u32 = 4254;
+    const PRIMARY_GROUP: u32 = 4353;
+    let Some(mut grouped) = Grouped::start(
+        "a_first_group_grant_a_reload_adds_applies_to_a_connection_made_before",
+        "",
+        &format!("pgc-prim:x:{PRIMARY_MEMBER}:{PRIMARY_GROUP}::/nonexistent:/usr/sbin/nologin\n"),
+        &format!("pgc-grp:x:{PRIMARY_GROUP}:\n"),
+        "pgc-grp",
+    ) else {
+        return;
+    };
+    reload_grants_an_open_connection(&mut grouped, (PRIMARY_MEMBER, PRIMARY_GROUP), "pgc-grp");
+}
+
+/// One socket connection of a process of `(uid, gid)`, `gid` the user's
+/// primary group: `grouped`'s token refused, then, after a reload that
+/// grants it to `group`, given on the same connection.
+fn reload_grants_an_open_connection(grouped: &mut Grouped, (uid, gid): (u32, u32), group: &str) {
+    let mut client = grouped.python_as(uid, gid, TWO_TOKEN_REQUESTS);
     let mut answers =
         std::io::BufRead::lines(std::io::BufReader::new(client.stdout.take().unwrap()));
     let mut next = || answers.next().expect("an answer").unwrap();
@@ -241,7 +271,7 @@ fn a_group_grant_a_reload_adds_applies_to_a_connection_made_before() {
     assert!(before.contains("unknown_provider"), "{before}");
     let granted = grouped
         .provider
-        .config_with("grouped", "allow_groups = [\"tokend-grp\"]");
+        .config_with("grouped", &format!("allow_groups = [\"{group}\"]"));
     grouped.daemon.write_config(&granted);
     grouped.daemon.reload();
     let mut stdin = client.stdin.take().unwrap();

@@ -50,6 +50,7 @@ mod persistence_crash;
 mod persistence_file_store;
 mod persistence_restart;
 mod persistence_secret_service;
+mod primary_group_change;
 mod properties;
 mod provider_texts;
 mod record_reread;

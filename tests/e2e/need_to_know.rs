@@ -171,7 +171,7 @@ pub(crate) fn daemon_on(bus: &PrivateBus, config: &str) -> Daemon {
 }
 
 /// The lines a peer prints, as they come.
-fn lines_of(stdout: std::process::ChildStdout) -> mpsc::Receiver<String> {
+pub(crate) fn lines_of(stdout: std::process::ChildStdout) -> mpsc::Receiver<String> {
     let (send, lines) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {

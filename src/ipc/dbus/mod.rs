@@ -283,13 +283,14 @@ impl DbusService {
                 }));
             }
         });
-        tasks.spawn(signals::forward_events(
+        signals::start(
+            tasks,
             connection.clone(),
             broker,
             peers,
             signalled,
             shutdown,
-        ));
+        );
         let serve_error = |source| DbusSetupError::Serve {
             bus: bus_label,
             source,

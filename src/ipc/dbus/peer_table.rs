@@ -31,7 +31,8 @@ const ARRIVALS_REMEMBERED: usize = 4096;
 /// before its next call asks again: as often as the group grants' member
 /// lists are read again (`broker::group_recheck`). A name service that was
 /// restarting then costs the peer its group grant for this long, not for
-/// the life of its connection.
+/// the life of its connection. Also how often every known peer's primary
+/// group is asked for again (`signals::regrouped`), sure or not.
 pub(super) const GROUPS_LOOK_AGAIN: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// What some provider grants by, besides uids: only then is that of a
@@ -44,18 +45,25 @@ pub(super) struct GrantsBy {
     pub(super) groups: bool,
 }
 
-/// What a peer's lookup found of its groups.
+/// What a peer's lookup found of its groups. The groups the bus reported
+/// of a peer are kept when its primary group was asked for, to be
+/// confirmed again (`peer_groups::confirm_again`): the user's primary
+/// group may change while the peer stays (`usermod -g`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum GroupsFound {
-    /// Its primary group confirmed, or none to confirm.
-    Sure,
+    /// None to confirm: root or the daemon's own user, or a peer the bus
+    /// reported in no group.
+    Nothing,
+    /// Its primary group confirmed; the groups the bus reported.
+    Sure(Arc<[u32]>),
     /// Not confirmed at this instant: the name service did not answer or
-    /// did not know the user (see [`GROUPS_LOOK_AGAIN`]).
-    UnsureSince(std::time::Instant),
+    /// did not know the user (see [`GROUPS_LOOK_AGAIN`]); the groups the
+    /// bus reported.
+    UnsureSince(std::time::Instant, Arc<[u32]>),
     /// Not asked for: no provider granted by group; the groups the bus
     /// reported, to be confirmed when a reload grants by group (see
     /// `Peers::read_unread_groups`), or by the peer's next call.
-    Unread(std::sync::Arc<[u32]>),
+    Unread(Arc<[u32]>),
 }
 
 /// The peers known by unique name, the last ones to leave, and when the
@@ -76,6 +84,10 @@ pub(super) struct PeerTable {
     /// Known peers whose primary group was not asked for (no provider
     /// granted by group), with the groups the bus reported.
     pub(super) groups_unread: HashMap<String, std::sync::Arc<[u32]>>,
+    /// Known peers whose primary group was asked for (sure or unsure),
+    /// with the groups the bus reported: confirmed again every
+    /// [`GROUPS_LOOK_AGAIN`] (`peer_groups::confirm_again`).
+    pub(super) groups_asked: HashMap<String, std::sync::Arc<[u32]>>,
     /// When tokend began to watch peers arrive and leave.
     pub(super) watching_since: Option<std::time::Duration>,
     /// The number of the first unique name seen arrive: a peer numbered
@@ -116,18 +128,26 @@ impl PeerTable {
     }
 
     /// Notes what was found of the groups of the known peer `name`.
-    fn note_groups(&mut self, name: &str, groups: GroupsFound) {
+    pub(super) fn note_groups(&mut self, name: &str, groups: GroupsFound) {
         match groups {
-            GroupsFound::UnsureSince(at) => {
+            GroupsFound::UnsureSince(at, reported) => {
                 self.groups_unread.remove(name);
                 self.groups_unsure.insert(name.to_owned(), at);
+                self.groups_asked.insert(name.to_owned(), reported);
             }
-            GroupsFound::Sure => {
+            GroupsFound::Sure(reported) => {
                 self.groups_unread.remove(name);
                 self.groups_unsure.remove(name);
+                self.groups_asked.insert(name.to_owned(), reported);
+            }
+            GroupsFound::Nothing => {
+                self.groups_unread.remove(name);
+                self.groups_unsure.remove(name);
+                self.groups_asked.remove(name);
             }
             GroupsFound::Unread(reported) => {
                 self.groups_unsure.remove(name);
+                self.groups_asked.remove(name);
                 self.groups_unread.insert(name.to_owned(), reported);
             }
         }
@@ -213,6 +233,7 @@ impl PeerTable {
         self.units_unread.remove(name);
         self.groups_unsure.remove(name);
         self.groups_unread.remove(name);
+        self.groups_asked.remove(name);
         if self.arrived.remove(name).is_some() {
             self.arrival_order.retain(|arrived| arrived != name);
         }
@@ -238,13 +259,13 @@ mod tests {
     #[test]
     fn a_peer_that_left_during_its_lookup_is_not_remembered() {
         let mut table = PeerTable::default();
-        table.remember(":1.5", &Caller::uid(1000), true, GroupsFound::Sure);
+        table.remember(":1.5", &Caller::uid(1000), true, GroupsFound::Nothing);
         assert!(table.callers.contains_key(":1.5"));
         table.forget(":1.5");
         assert!(table.callers.is_empty());
         // :1.6 leaves while the bus is asked about it.
         table.forget(":1.6");
-        table.remember(":1.6", &Caller::uid(1000), true, GroupsFound::Sure);
+        table.remember(":1.6", &Caller::uid(1000), true, GroupsFound::Nothing);
         assert!(table.callers.is_empty());
         // The record of departures is bounded.
         for i in 0..2 * DEPARTED_REMEMBERED {
@@ -303,17 +324,17 @@ mod tests {
     fn a_peer_whose_unit_was_not_read_is_marked() {
         let mut table = PeerTable::default();
         let now = std::time::Instant::now();
-        table.remember(":1.5", &Caller::uid(1000), false, GroupsFound::Sure);
+        table.remember(":1.5", &Caller::uid(1000), false, GroupsFound::Nothing);
         assert!(table.units_unread.contains(":1.5"));
         assert!(table.current(":1.5", GrantsBy::default(), now).is_some());
         assert!(
             table.current(":1.5", UNITS, now).is_none(),
             "its unit is needed"
         );
-        table.remember(":1.5", &Caller::uid(1000), true, GroupsFound::Sure);
+        table.remember(":1.5", &Caller::uid(1000), true, GroupsFound::Nothing);
         assert!(!table.units_unread.contains(":1.5"));
         assert!(table.current(":1.5", UNITS, now).is_some());
-        table.remember(":1.6", &Caller::uid(1000), false, GroupsFound::Sure);
+        table.remember(":1.6", &Caller::uid(1000), false, GroupsFound::Nothing);
         table.forget(":1.6");
         assert!(table.units_unread.is_empty());
     }
@@ -330,22 +351,31 @@ mod tests {
             ":1.7",
             &Caller::uid(1),
             true,
-            GroupsFound::UnsureSince(then),
+            GroupsFound::UnsureSince(then, Arc::from([5])),
         );
         assert!(table.current(":1.7", GrantsBy::default(), then).is_some());
         let later = then + GROUPS_LOOK_AGAIN;
         assert!(table.current(":1.7", GrantsBy::default(), later).is_none());
-        table.remember(":1.7", &Caller::uid(1), true, GroupsFound::Sure);
+        table.remember(
+            ":1.7",
+            &Caller::uid(1),
+            true,
+            GroupsFound::Sure(Arc::from([5])),
+        );
         assert!(table.current(":1.7", GrantsBy::default(), later).is_some());
         assert!(table.groups_unsure.is_empty());
+        // Its reported groups are kept to be confirmed again, sure or not.
+        assert_eq!(table.groups_asked.get(":1.7").map(|g| &**g), Some(&[5][..]));
         table.remember(
             ":1.8",
             &Caller::uid(1),
             true,
-            GroupsFound::UnsureSince(then),
+            GroupsFound::UnsureSince(then, Arc::from([5])),
         );
         table.forget(":1.8");
+        table.forget(":1.7");
         assert!(table.groups_unsure.is_empty());
+        assert!(table.groups_asked.is_empty());
     }
 
     /// A peer remembered while no provider granted by group is marked, so
@@ -366,7 +396,7 @@ mod tests {
         );
         assert!(table.current(":1.5", GrantsBy::default(), now).is_some());
         assert!(table.current(":1.5", groups, now).is_none());
-        table.remember(":1.5", &Caller::uid(1000), true, GroupsFound::Sure);
+        table.remember(":1.5", &Caller::uid(1000), true, GroupsFound::Nothing);
         assert!(table.current(":1.5", groups, now).is_some());
         table.remember(
             ":1.6",

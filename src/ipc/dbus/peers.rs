@@ -282,6 +282,13 @@ impl Peers {
         }
     }
 
+    /// Asks the user database again for the primary group of each known
+    /// peer whose primary group was asked for, and applies the answers:
+    /// the peers whose groups changed (see [`peer_groups::confirm_again`]).
+    pub(super) async fn confirm_groups_again(&self) -> Vec<peer_groups::Regrouped> {
+        peer_groups::confirm_again(&self.known, &self.primary_groups).await
+    }
+
     /// The peers a signal about a provider with `policy` may reach: those
     /// with at least the role `needed` on it.
     pub(super) fn recipients(&self, policy: &AccessPolicy, needed: Role) -> Recipients {

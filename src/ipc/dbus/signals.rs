@@ -24,12 +24,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::Serialize;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 use zbus::Connection;
 use zbus::zvariant::{DynamicType, Value};
 
+mod regrouped;
+
 use super::methods::{OBJECT_MANAGER, PROPERTIES, PROVIDER_INTERFACE};
+use super::peer_groups::Regrouped;
 use super::peers::{Peers, Recipients};
 use super::properties::{managed_object, provider_properties, store_properties};
 use super::signalled::{PropertiesSent, Signalled};
@@ -44,12 +49,44 @@ const PROVIDER_OBJECT_INTERFACES: [&str; 4] = [
     "org.freedesktop.DBus.Peer",
 ];
 
-/// Sends the signals of broker events until `shutdown`.
-pub(super) async fn forward_events(
+/// Starts sending signals until `shutdown` (tasks of `tasks`): those of
+/// broker events, and those of peers whose groups changed (`regrouped`).
+pub(super) fn start(
+    tasks: &TaskTracker,
     connection: Connection,
     broker: Broker,
     peers: Peers,
     signalled: Signalled,
+    shutdown: CancellationToken,
+) {
+    // Bounded: a look whose changes find it full waits until the signals
+    // of those before are sent.
+    let (regrouped, peers_regrouped) = mpsc::channel(4);
+    tasks.spawn(regrouped::confirm_groups_until(
+        peers.clone(),
+        broker.clone(),
+        regrouped,
+        shutdown.clone(),
+    ));
+    tasks.spawn(forward_events(
+        connection,
+        broker,
+        peers,
+        signalled,
+        peers_regrouped,
+        shutdown,
+    ));
+}
+
+/// Sends the signals of broker events until `shutdown`, and those of the
+/// peers whose groups changed (`regrouped`, from
+/// [`regrouped::confirm_groups_until`]).
+async fn forward_events(
+    connection: Connection,
+    broker: Broker,
+    peers: Peers,
+    signalled: Signalled,
+    mut regrouped: mpsc::Receiver<Vec<Regrouped>>,
     shutdown: CancellationToken,
 ) {
     let mut events = broker.follow();
@@ -69,6 +106,10 @@ pub(super) async fn forward_events(
                 if changed.is_ok() {
                     signals.store_changed().await;
                 }
+                continue;
+            }
+            Some(changed) = regrouped.recv() => {
+                signals.peers_regrouped(&changed).await;
                 continue;
             }
             () = shutdown.cancelled() => {

@@ -18,7 +18,10 @@
 //! some provider grants by group, never for root or the daemon's own
 //! user, bounded), off the accept loop. Whatever gid is then granted, the
 //! answer is kept, so that a reload granting another group applies to
-//! connections made before it. A connection counts against its uid's cap
+//! connections made before it; and asked again while the connection lives
+//! (`caller_groups`), so that a user whose primary group changes
+//! (`usermod -g`) loses or gains the grant on the connections it holds as
+//! on new ones. A connection counts against its uid's cap
 //! while its group is asked for (not the pool of callers with no role,
 //! which any local user can fill), and moves to that pool if the answer
 //! gives it no role.
@@ -32,13 +35,14 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
+use super::caller_groups::CallerGroups;
 use super::connection::serve_on_loop;
 use super::writer::AnswerWriter;
 use super::{Connection, Limits, Serving, caller_unit};
 use crate::broker::Caller;
 use crate::broker::refusal_log::{self, RefusalLog};
 use crate::ipc::per_uid::{Held, Holder, PerUid};
-use crate::ipc::primary_groups::{PrimaryGroups, Said, grantable, manages_all};
+use crate::ipc::primary_groups::{KNOWN_FOR, PrimaryGroups, Said, grantable, manages_all};
 use crate::protocol::ErrorCode;
 
 /// The groups a grant by group matches directly for a process of `gid`
@@ -55,7 +59,7 @@ impl Connection {
     pub(super) fn accepted(
         stream: &UnixStream,
         serving: Arc<Serving>,
-        primary_groups: &PrimaryGroups,
+        primary_groups: &Arc<PrimaryGroups>,
     ) -> std::io::Result<(Self, Option<u32>)> {
         let cred = stream.peer_cred()?;
         let (uid, gid) = (cred.uid(), cred.gid());
@@ -65,39 +69,58 @@ impl Connection {
             let result = caller_unit::of_socket_peer(stream, uid, cred.pid());
             caller_unit::logged(result, uid, cred.pid())
         });
-        let (groups, to_confirm) = if manages_all(uid) || !serving.broker.grants_groups() {
-            (Arc::from([]), None)
+        let now = Instant::now();
+        // Until when what is known holds: none known is due at once (at
+        // the first request once some provider grants by group).
+        let (groups, due, to_confirm) = if manages_all(uid) || !serving.broker.grants_groups() {
+            (Arc::from([]), now, None)
         } else {
-            match primary_groups.known(uid, Instant::now()) {
-                Some(said) => (groups_of(gid, said.primary()), None),
-                None => (Arc::from([]), Some(gid)),
+            match primary_groups.known_at(uid, now) {
+                Some((said, at)) => (groups_of(gid, said.primary()), at + KNOWN_FOR, None),
+                None => (Arc::from([]), now, Some(gid)),
             }
         };
         let caller = Caller {
             uid,
-            groups,
+            groups: Arc::clone(&groups),
             pid: cred.pid(),
             unit: unit.flatten(),
         };
-        Ok((Self { caller, serving }, to_confirm))
+        let groups = (!manages_all(uid))
+            .then(|| CallerGroups::new(gid, Arc::clone(primary_groups), groups, due));
+        let connection = Self {
+            caller,
+            groups,
+            serving,
+        };
+        Ok((connection, to_confirm))
     }
 
     /// This connection, its caller given `gid` only when the user
-    /// database says it is the user's primary group.
+    /// database says it is the user's primary group; asked again
+    /// [`KNOWN_FOR`] later (see `caller_groups`).
     pub(super) async fn with_group_if_primary(
         mut self,
         gid: u32,
-        primary_groups: &PrimaryGroups,
+        primary_groups: &Arc<PrimaryGroups>,
     ) -> Self {
         let uid = self.caller.uid;
         let primary = primary_groups.look_up(uid).await.and_then(Said::primary);
         if primary.is_none() {
             debug!(
                 uid,
-                "the name service did not say the caller's primary group: served without it"
+                "the name service did not say the caller's primary group: served without it for now"
             );
         }
-        self.caller.groups = groups_of(gid, primary);
+        let groups = groups_of(gid, primary);
+        self.caller.groups = Arc::clone(&groups);
+        let due = Instant::now() + KNOWN_FOR;
+        self.groups = Some(CallerGroups::new(
+            gid,
+            Arc::clone(primary_groups),
+            groups,
+            due,
+        ));
         self
     }
 

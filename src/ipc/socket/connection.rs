@@ -88,7 +88,6 @@ async fn serve_connection(
         threaded: threads,
         ..
     } = &*connection.serving;
-    let caller = &connection.caller;
     let limits = *limits;
     let mut tokens_asked = 0;
     let (read_half, half) = stream.into_split();
@@ -173,7 +172,9 @@ async fn serve_connection(
         };
         let op = request.op();
         write.error = None;
-        let handled = handle(request, caller, broker, &mut write, &reader).await;
+        // The caller as of now: its groups follow the user database.
+        let caller = connection.caller_now().await;
+        let handled = handle(request, &caller, broker, &mut write, &reader).await;
         // Counted once the answer is written (or could not be): the
         // outcome is the error code the answer carried, if any.
         broker

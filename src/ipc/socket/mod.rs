@@ -20,6 +20,7 @@
 
 mod admission;
 mod bind;
+mod caller_groups;
 mod connection;
 mod directory;
 mod error;
@@ -255,7 +256,13 @@ struct Serving {
 /// Who is at the other end of a connection and what serves it: what the
 /// event loop and a connection's thread both need.
 struct Connection {
+    /// The caller as accepted, its groups as first confirmed: a request
+    /// is answered for [`Connection::caller_now`], whose groups follow the
+    /// user database.
     caller: Caller,
+    /// The caller's groups as confirmed lately; `None` for root and the
+    /// daemon's own user, who manage every provider whatever their groups.
+    groups: Option<caller_groups::CallerGroups>,
     serving: Arc<Serving>,
 }
 

@@ -257,11 +257,12 @@ pub(super) fn serve(
             start += end + 1;
             let want = freshness(min_valid, refused);
             let broker = &connection.serving.broker;
-            let result =
-                answer_now_or_wait(runtime, broker.token(&connection.caller, &provider, want));
+            // Ready at once but every KNOWN_FOR (see caller_groups).
+            let caller = answer_now_or_wait(runtime, connection.caller_now());
+            let result = answer_now_or_wait(runtime, broker.token(&caller, &provider, want));
             let (answer, error) = match result {
                 Ok(token) => {
-                    debug!(provider = %provider, uid = connection.caller.uid, "token handed out");
+                    debug!(provider = %provider, uid = caller.uid, "token handed out");
                     (token_answer_line(&token), None)
                 }
                 Err(e) => match answer_line(&failure_answer::<()>(&e)) {
