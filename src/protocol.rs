@@ -29,6 +29,9 @@
 //!   of whole lines, at most [`METRICS_CHUNK`] bytes), then one
 //!   `"event":"done"` line.
 //!
+//! An optional request field given as `null` is absent (`provider` and
+//! `stream` of `status`, `min_valid` and `refused` of `token`).
+//!
 //! A request line longer than [`MAX_REQUEST_LINE`] bytes, or one that is not a
 //! valid request, is answered with an error line (`request_too_large`,
 //! `bad_request`); the connection stays usable, unless the line has no
@@ -62,7 +65,9 @@ use crate::secret::Secret;
 pub use config_status::ConfigStatus;
 pub use login::{LoginEvent, LoginPrompt};
 pub use metrics::{METRICS_CHUNK, METRICS_SINCE, MetricsEvent};
-pub use status::{LOGIN_APPROVED_SAVING, ProviderStatus, StatusAnswer, StatusEvent};
+pub use status::{
+    LOGIN_APPROVED_SAVING, ProviderStatus, STATUS_STREAM_PAUSE_LIMIT, StatusAnswer, StatusEvent,
+};
 pub use store_status::StoreStatus;
 
 /// Version of this protocol, reported by the `version` op (see the
@@ -121,8 +126,13 @@ pub enum Request {
         provider: Option<String>,
         /// Answer with a stream of [`StatusEvent`] lines, one per provider
         /// (protocol 2), instead of one [`StatusAnswer`] line, which is
-        /// refused when longer than [`MAX_STATUS_LINE`].
-        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        /// refused when longer than [`MAX_STATUS_LINE`]. `null` is absent
+        /// (`false`), as for every optional field.
+        #[serde(
+            default,
+            deserialize_with = "null_as_false",
+            skip_serializing_if = "std::ops::Not::not"
+        )]
         stream: bool,
     },
     /// Forget the session of `provider`: tokens dropped from memory and store.
@@ -186,6 +196,13 @@ fn no_fields<'de, D: serde::Deserializer<'de>>(fields: D) -> Result<(), D::Error
     #[serde(deny_unknown_fields)]
     struct NoFields {}
     NoFields::deserialize(fields).map(|NoFields {}| ())
+}
+
+/// Reads a flag whose `null` means absent: every other optional field
+/// (an `Option`) takes `null` as absent, and a client that writes its
+/// unset fields as `null` was refused for this one alone.
+fn null_as_false<'de, D: serde::Deserializer<'de>>(flag: D) -> Result<bool, D::Error> {
+    Option::<bool>::deserialize(flag).map(Option::unwrap_or_default)
 }
 
 /// Machine-readable error codes carried in error answers.

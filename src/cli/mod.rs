@@ -17,6 +17,10 @@ pub use tokend_args::TokendArgs;
 /// stdout cannot take them: clap's own exit said nothing and exited 0
 /// with the text lost, as on a full disk), or a usage error (on stderr,
 /// exit 2). `program` names the binary in the message.
+///
+/// A reader that went away (`tokenctl --help | head -1`) is not told so,
+/// as no verb tells it: it stopped reading on purpose, and the line would
+/// be noise on the terminal. The exit status still says 1.
 pub fn exit_for(program: &str, error: &clap::Error) -> ! {
     use std::io::Write as _;
     if error.use_stderr() {
@@ -25,11 +29,14 @@ pub fn exit_for(program: &str, error: &clap::Error) -> ! {
     let written = error
         .print()
         .and_then(|()| std::io::stdout().lock().flush());
-    if let Err(e) = written {
-        let _ = writeln!(std::io::stderr(), "{program}: cannot write the output: {e}");
-        std::process::exit(1);
+    match written {
+        Ok(()) => std::process::exit(0),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(1),
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "{program}: cannot write the output: {e}");
+            std::process::exit(1);
+        }
     }
-    std::process::exit(0);
 }
 
 #[cfg(test)]

@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::SYSTEM_SOCKET_PATH;
+use super::permission_advice::permission_advice;
 use crate::config::Environment;
-use crate::protocol::ErrorBody;
+use crate::protocol::{ErrorBody, STATUS_STREAM_PAUSE_LIMIT};
 
 /// Why a request to the daemon failed.
 ///
@@ -42,6 +43,24 @@ pub enum ClientError {
     /// The daemon closed the connection before the answer was complete.
     #[error("tokend closed the connection before answering (did it stop or crash?)")]
     Closed,
+    /// A streamed `status` failed after some of its providers and before
+    /// its end: what the caller was handed is not every provider.
+    #[error(
+        "tokend's answer was cut short after {received} provider{}: {}",
+        if *received == 1 { "" } else { "s" },
+        cut_short_reason(cause, *paused)
+    )]
+    StatusCutShort {
+        /// Providers received before it failed.
+        received: u64,
+        /// The longest the caller left the stream unread between two
+        /// providers (printing them to a pager that waited, say), when that
+        /// was as long as the daemon waits for a reader
+        /// ([`STATUS_STREAM_PAUSE_LIMIT`]): the likely reason it closed.
+        paused: Option<Duration>,
+        /// What ended it: [`ClientError::Closed`], or any other error.
+        cause: Box<ClientError>,
+    },
     /// No answer within the request timeout.
     #[error(
         "tokend did not answer within {} s (it may be waiting on a slow provider, up to its `http_timeout`, or serving as many connections as it takes, which its log says; `--timeout` waits longer)",
@@ -88,76 +107,21 @@ pub enum ClientError {
     Daemon(ErrorBody),
 }
 
-/// What to do about a socket this process may not use: the socket, or
-/// its directory, is for a group this process is not in. A user added to
-/// that group after the login session began (`usermod -aG`, the README's
-/// step) is in the group database but not in this process: a new login
-/// is what is needed, not a change of the daemon's config.
-fn permission_advice(path: &Path) -> String {
-    use std::os::unix::fs::MetadataExt as _;
-    let in_process = |gid: u32| {
-        nix::unistd::getegid().as_raw() == gid
-            || nix::unistd::getgroups().is_ok_and(|groups| groups.iter().any(|g| g.as_raw() == gid))
-    };
-    for place in [path.parent(), Some(path)].into_iter().flatten() {
-        let Ok(meta) = std::fs::metadata(place) else {
-            continue;
-        };
-        if meta.mode() & 0o070 == 0 || in_process(meta.gid()) {
-            continue;
+/// Why a streamed `status` ended early, for [`ClientError::StatusCutShort`].
+fn cut_short_reason(cause: &ClientError, paused: Option<Duration>) -> String {
+    match (cause, paused) {
+        (ClientError::Closed, Some(paused)) => format!(
+            "tokend closed the connection after its answer went unread for {} s (tokenctl's \
+             output was not read), as it does when a status stream's reader pauses for {} s: \
+             to page through the list, write it to a file first",
+            paused.as_secs(),
+            STATUS_STREAM_PAUSE_LIMIT.as_secs()
+        ),
+        (ClientError::Closed, None) => {
+            "tokend closed the connection (did it stop or crash?)".into()
         }
-        let group = nix::unistd::Group::from_gid(meta.gid().into())
-            .ok()
-            .flatten();
-        let name = group
-            .as_ref()
-            .map_or_else(|| meta.gid().to_string(), |g| g.name.clone());
-        let user = nix::unistd::User::from_uid(nix::unistd::getuid())
-            .ok()
-            .flatten()
-            .map(|u| u.name);
-        let listed = group
-            .as_ref()
-            .zip(user.as_ref())
-            .is_some_and(|(group, user)| group.mem.contains(user));
-        return if listed {
-            format!(
-                "{} is for group `{name}`, which this user joined after this login session \
-                 began: log in again (or run `newgrp {name}`)",
-                place.display()
-            )
-        } else {
-            format!(
-                "{} is for group `{name}`, and this user is not in it: add the user to it (then \
-                 log in again), or the daemon's config decides who may",
-                place.display()
-            )
-        };
+        (other, _) => other.to_string(),
     }
-    let runtime_dir = std::env::var_os("XDG_RUNTIME_DIR").map(std::path::PathBuf::from);
-    if let Some(advice) =
-        runtime_dir_of_another(path, runtime_dir.as_deref(), nix::unistd::getuid().as_raw())
-    {
-        return advice;
-    }
-    "this user may not use that socket; the daemon's config decides who may".into()
-}
-
-/// When `path` is under `runtime_dir` (`XDG_RUNTIME_DIR`) and that
-/// directory is another user's than `uid`'s: what to do. A variable left
-/// by `su` sent tokenctl to the other user's socket, and the refusal read
-/// as the daemon's config at fault.
-fn runtime_dir_of_another(path: &Path, runtime_dir: Option<&Path>, uid: u32) -> Option<String> {
-    use std::os::unix::fs::MetadataExt as _;
-    let runtime_dir = runtime_dir.filter(|dir| path.starts_with(dir))?;
-    let owner = std::fs::metadata(runtime_dir).ok()?.uid();
-    (owner != uid).then(|| {
-        format!(
-            "XDG_RUNTIME_DIR ({}) is uid {owner}'s, not this user's (uid {uid}; left by `su`?): \
-             unset it, or set it to /run/user/{uid}",
-            runtime_dir.display()
-        )
-    })
 }
 
 /// What to do about a failed connect, by the kind of failure.
@@ -259,44 +223,5 @@ fn untrusted_server_reason(uid: u32, outside_the_namespace: bool) -> String {
         format!(
             "it is served by uid {uid}, not by root, you or the `{DAEMON_USER}` user tokend runs as; another user may have put it there (check the path and the directories above it); if it is that user's tokend sharing its socket with you, name them with --socket-owner or TOKEND_SOCKET_OWNER"
         )
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A socket refused under an `XDG_RUNTIME_DIR` of another user (left by
-    /// `su`) is said to be that: the advice blamed the daemon's config.
-    #[test]
-    fn a_runtime_directory_of_another_user_is_named() {
-        use std::os::unix::fs::MetadataExt as _;
-        let dir = tempfile::tempdir().unwrap();
-        let owner = std::fs::metadata(dir.path()).unwrap().uid();
-        let socket = dir.path().join("tokend/tokend.sock");
-        let other = owner + 1000;
-        let advice = runtime_dir_of_another(&socket, Some(dir.path()), other).unwrap();
-        assert_eq!(
-            advice,
-            format!(
-                "XDG_RUNTIME_DIR ({}) is uid {owner}'s, not this user's (uid {other}; left by \
-                 `su`?): unset it, or set it to /run/user/{other}",
-                dir.path().display()
-            )
-        );
-        // The user's own, a socket elsewhere, or no variable: nothing to say.
-        assert_eq!(
-            runtime_dir_of_another(&socket, Some(dir.path()), owner),
-            None
-        );
-        assert_eq!(
-            runtime_dir_of_another(
-                Path::new("/run/tokend/tokend.sock"),
-                Some(dir.path()),
-                other
-            ),
-            None
-        );
-        assert_eq!(runtime_dir_of_another(&socket, None, other), None);
     }
 }

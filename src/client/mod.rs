@@ -25,6 +25,7 @@ mod error;
 mod lines;
 mod login;
 mod metrics;
+mod permission_advice;
 mod status;
 mod token;
 pub mod user_namespace;

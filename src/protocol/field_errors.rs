@@ -26,12 +26,10 @@ enum FieldType {
 impl FieldType {
     /// Whether `value` is of this type; `null` counts as absent, which
     /// [`missing_required`] checks where a field is required, except for
-    /// `op`, which every request needs, and a flag, which the request
-    /// reads as a plain `bool` (`null` is refused there): those must be
-    /// named here.
+    /// `op`, which every request needs: that one must be named here.
     fn accepts(self, value: &Value) -> bool {
         match (self, value) {
-            (Self::Text | Self::Seconds, Value::Null)
+            (Self::Text | Self::Seconds | Self::Flag, Value::Null)
             | (Self::Name | Self::Text, Value::String(_))
             | (Self::Flag, Value::Bool(_)) => true,
             (Self::Seconds, Value::Number(n)) => n.is_u64(),

@@ -2,9 +2,16 @@
 //! version-1 single line ([`StatusAnswer`]) and the streamed lines
 //! ([`StatusEvent`]).
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 
 use super::{ConfigStatus, ErrorBody, LoginPrompt, StoreStatus};
+
+/// How long the daemon waits for a client that leaves a streamed `status`
+/// unread (its reader paused: `tokenctl status | less`) before it closes
+/// the connection: as long as a connection may be idle.
+pub const STATUS_STREAM_PAUSE_LIMIT: Duration = Duration::from_secs(300);
 
 /// The `last_error` of a provider whose login was approved and whose
 /// tokens are being saved (`login_pending`, with no prompt), as the core

@@ -310,12 +310,6 @@ fn a_field_of_the_wrong_type_is_named_without_its_value() {
             r#"{"op":5}"#,
             "invalid request: `op` must be a string, got a number",
         ),
-        // An unset flag sent as null: named (it read "is a field given
-        // twice?", naming nothing).
-        (
-            r#"{"op":"status","stream":null}"#,
-            "invalid request: `stream` must be true or false, got null",
-        ),
         // Given twice, the wrong one first: read again as a map, the last
         // one wins and has its type; the value is still not quoted.
         (
@@ -343,6 +337,67 @@ fn a_field_of_the_wrong_type_is_named_without_its_value() {
     assert_eq!(missing, "invalid request: missing field `provider`");
     // A null optional field is absent, as before.
     assert!(parse_request(br#"{"op":"status","provider":null}"#).is_ok());
+}
+
+/// Every optional field of every op takes `null` as absent: `stream` was
+/// refused (`must be true or false, got null`) where `provider` and
+/// `min_valid` were taken as absent. A required one stays refused.
+#[test]
+fn null_optional_fields_are_absent() {
+    for (line, expected) in [
+        (
+            r#"{"op":"status","stream":null}"#,
+            Request::Status {
+                provider: None,
+                stream: false,
+            },
+        ),
+        (
+            r#"{"op":"status","provider":null,"stream":null}"#,
+            Request::Status {
+                provider: None,
+                stream: false,
+            },
+        ),
+        (
+            r#"{"op":"status","provider":"p","stream":true}"#,
+            Request::Status {
+                provider: Some("p".into()),
+                stream: true,
+            },
+        ),
+        (
+            r#"{"op":"token","provider":"p","min_valid":null,"refused":null}"#,
+            Request::Token {
+                provider: "p".into(),
+                min_valid: None,
+                refused: None,
+            },
+        ),
+    ] {
+        assert_eq!(parse_request(line.as_bytes()), Ok(expected), "{line}");
+    }
+    // The token request's fast path and the general one agree.
+    assert_eq!(
+        parse_token_request(r#"{"op":"token","provider":"p","min_valid":null,"refused":null}"#),
+        parse_request(br#"{"op":"token","provider":"p"}"#).ok()
+    );
+    for (line, expected) in [
+        (
+            r#"{"op":"token","provider":null}"#,
+            "invalid request: `provider` must be a string for `token`, got null",
+        ),
+        (
+            r#"{"op":"status","stream":"yes"}"#,
+            "invalid request: `stream` must be true or false, got a string",
+        ),
+    ] {
+        assert_eq!(
+            parse_request(line.as_bytes()),
+            Err(expected.to_owned()),
+            "{line}"
+        );
+    }
 }
 
 /// A logout answer of a daemon before `had_tokens` reads as what it meant:

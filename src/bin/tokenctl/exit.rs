@@ -40,6 +40,9 @@ pub fn for_client_error(error: &ClientError) -> u8 {
             DAEMON_UNREACHABLE
         }
         ClientError::Daemon(body) => for_error_code(body.code),
+        // What ended it decides: a daemon gone is 3 as it was, and so is
+        // one that gave up on a paused reader (it hung up, whyever).
+        ClientError::StatusCutShort { cause, .. } => for_client_error(cause),
         ClientError::LoginUnfinished => LOGIN_FAILED,
         ClientError::Timeout { .. }
         | ClientError::NoLoginCode { .. }

@@ -258,6 +258,13 @@ fn stream_failure(
 fn own_error(error: &ClientError) -> ErrorBody {
     let code = match error {
         ClientError::Daemon(body) => return body.clone(),
+        // Not a login's (a status stream's), but what ended it is.
+        ClientError::StatusCutShort { cause, .. } => {
+            return ErrorBody {
+                message: error.to_string(),
+                ..own_error(cause)
+            };
+        }
         ClientError::Connect { .. } | ClientError::Closed | ClientError::UntrustedServer { .. } => {
             ErrorCode::ShuttingDown
         }

@@ -90,13 +90,22 @@ impl<W: Write> Printer<W> {
         }
     }
 
-    /// Ends output cut short by a failure (the daemon stopped mid-answer):
-    /// a JSON array begun is closed, so that what went out is still one
-    /// JSON document (a reader learns of the failure from the exit status
-    /// and stderr); the other layouts end where they are.
+    /// Providers printed so far.
+    pub fn printed(&self) -> u64 {
+        self.printed
+    }
+
+    /// Ends output cut short by a failure (the daemon stopped mid-answer,
+    /// or gave up on a reader that paused): a JSON array begun is left
+    /// open, so that no JSON reader takes the providers that came for the
+    /// whole list. Closing it made `tokenctl --json status | jq …` (no
+    /// `pipefail`) read a well-formed third of the list as all of it; the
+    /// failure on stderr and the exit status went unseen. The other
+    /// layouts end where they are (stderr says the list is cut short).
     pub fn abandon(mut self) -> io::Result<()> {
         if self.layout == Layout::Json && self.printed > 0 {
-            self.out.write_all(b"]\n")?;
+            // The line ends, for the terminal; the array does not.
+            self.out.write_all(b"\n")?;
         }
         self.out.flush()
     }

@@ -54,7 +54,16 @@ pub(crate) fn status(cli: &Cli, name: Option<&str>) -> Result<(), Failure> {
     });
     let notes = match read {
         Ok(notes) => notes,
-        Err(failure) => {
+        Err(mut failure) => {
+            // Said, as a JSON reader fails on it without saying why.
+            if layout == status::Layout::Json
+                && printer.printed() > 0
+                && !failure.message.is_empty()
+            {
+                failure.message.push_str(
+                    "; the JSON array on stdout is left unclosed: it is not the whole list",
+                );
+            }
             let _ = printer.abandon();
             return Err(failure);
         }

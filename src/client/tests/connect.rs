@@ -75,8 +75,10 @@ fn a_socket_of_a_group_this_process_is_not_in_is_named() {
     let socket = dir.path().join("tokend.sock");
     drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
     std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o660)).unwrap();
-    // A group no process of this test is in.
-    if rustix::fs::chown(&socket, None, Some(rustix::fs::Gid::from_raw(4_000_123))).is_err() {
+    // A group no process of this test is in, and an owner that is not
+    // this process (the owner's class would apply, not the group's).
+    let owner = Some(rustix::fs::Uid::from_raw(4_000_124));
+    if rustix::fs::chown(&socket, owner, Some(rustix::fs::Gid::from_raw(4_000_123))).is_err() {
         eprintln!("SKIPPED a_socket_of_a_group_this_process_is_not_in_is_named: needs root");
         return;
     }

@@ -163,3 +163,102 @@ fn status_stream_errors_end_it() {
         assert!(error.to_string().contains(expected), "{error}");
     }
 }
+
+/// A stream that ends without its `done` line once providers came (tokend
+/// stopped mid-answer) says it was cut short, and after how many: it read
+/// "tokend closed the connection before answering", though 1,012 of 3,000
+/// had come, and those could pass for the whole list. Before any provider
+/// it is said as before.
+#[test]
+fn a_status_stream_closed_midway_is_cut_short_after_what_came() {
+    let (mut client, mut daemon) = pair();
+    writeln!(daemon, "{}\n{}", provider_line("a"), provider_line("b")).unwrap();
+    let stream = client.status_stream(None).unwrap();
+    drop(daemon);
+    let results: Vec<_> = stream.collect();
+    assert_eq!(results.len(), 3, "{results:?}");
+    let error = results[2].as_ref().unwrap_err();
+    assert!(
+        matches!(
+            error,
+            ClientError::StatusCutShort { received: 2, paused: None, cause }
+                if matches!(**cause, ClientError::Closed)
+        ),
+        "{error:?}"
+    );
+    assert_eq!(
+        error.to_string(),
+        "tokend's answer was cut short after 2 providers: tokend closed the connection (did it \
+         stop or crash?)"
+    );
+
+    let (mut client, daemon) = pair();
+    let stream = client.status_stream(None).unwrap();
+    drop(daemon);
+    let results: Vec<_> = stream.collect();
+    assert!(
+        matches!(&results[..], [Err(ClientError::Closed)]),
+        "{results:?}"
+    );
+}
+
+/// A connection closed after the caller left the stream unread as long as
+/// tokend waits for a paused reader (`tokenctl status | less`, the pager
+/// left waiting) names that as the likely reason and the limit, not a
+/// daemon that stopped or crashed. A shorter pause, or another ending, is
+/// not said to be the reason.
+#[test]
+fn a_status_stream_closed_after_a_long_pause_names_the_pause() {
+    let limit = Duration::from_millis(30);
+    let (mut client, mut daemon) = pair();
+    writeln!(daemon, "{}\n{}", provider_line("a"), provider_line("b")).unwrap();
+    let mut stream = client.status_stream(None).unwrap().with_pause_limit(limit);
+    drop(daemon);
+    assert!(stream.next().unwrap().is_ok());
+    // The caller's output waits for its reader.
+    std::thread::sleep(limit + Duration::from_millis(10));
+    assert!(stream.next().unwrap().is_ok());
+    let error = stream.next().unwrap().unwrap_err();
+    assert!(
+        matches!(&error, ClientError::StatusCutShort { received: 2, paused: Some(p), .. } if *p >= limit),
+        "{error:?}"
+    );
+    let said = error.to_string();
+    assert!(
+        said.starts_with("tokend's answer was cut short after 2 providers: tokend closed the connection after its answer went unread for "),
+        "{said}"
+    );
+    assert!(
+        said.contains("(tokenctl's output was not read), as it does when a status stream's reader pauses for 300 s"),
+        "{said}"
+    );
+    assert!(!said.contains("crash"), "{said}");
+
+    // The same pause, but the daemon said why it ended: its words.
+    let (mut client, mut daemon) = pair();
+    let refused = r#"{"event":"done","ok":false,"error":{"code":"internal","message":"it broke"}}"#;
+    writeln!(daemon, "{}\n{refused}", provider_line("a")).unwrap();
+    let mut stream = client.status_stream(None).unwrap().with_pause_limit(limit);
+    assert!(stream.next().unwrap().is_ok());
+    std::thread::sleep(limit + Duration::from_millis(10));
+    let error = stream.next().unwrap().unwrap_err();
+    assert!(
+        matches!(&error, ClientError::StatusCutShort { received: 1, paused: None, cause }
+            if matches!(**cause, ClientError::Daemon(_))),
+        "{error:?}"
+    );
+    assert_eq!(
+        error.to_string(),
+        "tokend's answer was cut short after 1 provider: it broke"
+    );
+}
+
+/// The pause named is the daemon's own: a streamed status's page waits
+/// for its reader as long as a connection may be idle.
+#[test]
+fn the_pause_named_is_the_daemons_limit() {
+    assert_eq!(
+        crate::protocol::STATUS_STREAM_PAUSE_LIMIT,
+        crate::ipc::socket::IDLE_TIMEOUT
+    );
+}

@@ -12,10 +12,12 @@ use support::other_uid::{NOBODY, OtherUser};
 use support::provider::Provider;
 use tokend::protocol::MAX_REQUEST_LINE;
 
+mod denied;
 mod full;
 mod group;
 mod login_hang_up;
 mod login_stream;
+mod nulls;
 mod refusals;
 mod roles;
 mod threads;

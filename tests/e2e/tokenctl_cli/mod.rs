@@ -160,6 +160,7 @@ fn status_stream_with_store(
 mod login;
 mod login_terminal;
 mod status;
+mod status_cut_short;
 mod timeout;
 mod token;
 mod verbs;

@@ -174,3 +174,28 @@ fn help_and_version_that_cannot_be_written_fail() {
         assert!(!out.stdout.is_empty(), "{name} {args:?}");
     }
 }
+
+/// Help and version for a reader that went away (`tokenctl --help | true`)
+/// end as every verb does for one: exit 1, nothing said. They said
+/// "cannot write the output: Broken pipe (os error 32)", the one place
+/// that did. Both binaries: they share the code.
+#[test]
+fn help_and_version_for_a_reader_that_went_away_say_nothing() {
+    for (program, args) in [
+        (env!("CARGO_BIN_EXE_tokenctl"), &["--help"][..]),
+        (env!("CARGO_BIN_EXE_tokenctl"), &["--version"][..]),
+        (env!("CARGO_BIN_EXE_tokenctl"), &["help", "status"][..]),
+        (env!("CARGO_BIN_EXE_tokend"), &["--help"][..]),
+    ] {
+        // A pipe whose reader is gone: the first write fails (EPIPE).
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = std::process::Command::new(program)
+            .args(args)
+            .stdout(writer)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{program} {args:?}: {out:?}");
+        assert_eq!(text(&out.stderr), "", "{program} {args:?}");
+    }
+}

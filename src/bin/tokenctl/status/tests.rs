@@ -183,18 +183,28 @@ fn nothing_to_show_is_said() {
     assert!(printed(Layout::Details, &[]).starts_with("No providers"));
 }
 
-/// Output cut short (the daemon stopped mid-answer) is still one JSON
-/// document: the array is closed over what came (it was left open, and a
-/// reader such as jq failed to parse it).
+/// Output cut short (the daemon stopped mid-answer, or gave up on a
+/// reader that paused) is no JSON document: the array is left open, so a
+/// JSON reader fails instead of taking what came for the whole list (it
+/// was closed, and `jq` read a third of the providers as all of them).
 #[test]
-fn json_cut_short_is_still_one_array() {
+fn json_cut_short_is_left_unclosed() {
     let mut out = Vec::new();
     let mut printer = Printer::new(&mut out, Layout::Json, NOW);
     printer.provider(&active()).unwrap();
     printer.provider(&pending()).unwrap();
     printer.abandon().unwrap();
-    let parsed: serde_json::Value = serde_json::from_slice(&out).unwrap();
-    assert_eq!(parsed.as_array().map(Vec::len), Some(2), "{parsed}");
+    let text = String::from_utf8(out.clone()).unwrap();
+    assert!(text.starts_with('[') && text.ends_with("}\n"), "{text}");
+    let parsed = serde_json::from_slice::<serde_json::Value>(&out);
+    assert!(
+        parsed.as_ref().is_err_and(serde_json::Error::is_eof),
+        "{parsed:?}"
+    );
+    // What came is there whole: the array closed over it reads back.
+    let closed = format!("{}]", text.trim_end());
+    let read: Vec<ProviderStatus> = serde_json::from_str(&closed).unwrap();
+    assert_eq!(read, [active(), pending()]);
     // Nothing came: nothing is printed, as before.
     let mut out = Vec::new();
     Printer::new(&mut out, Layout::Json, NOW).abandon().unwrap();
