@@ -16,6 +16,12 @@
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 
+#[cfg(test)]
+mod tests;
+mod walk;
+
+pub use walk::LinkHop;
+
 /// The system user the packaged system service runs as
 /// (`dist/systemd/tokend.service`, `User=`).
 pub const SERVICE_USER: &str = "tokend";
@@ -176,8 +182,9 @@ pub(crate) fn service_user_uid() -> Option<u32> {
 /// A file, or a directory above a path, that another user could change.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "{} (owner uid {owner}, mode {mode:04o}) {why}; another user could change it or replace what lies below it: make it root's or this user's (chown), and writable by its owner alone (chmod go-w), or use another path",
-    path.display()
+    "{} (owner uid {owner}, mode {mode:04o}) {why}{}; another user could change it or replace what lies below it: make it root's or this user's (chown), and writable by its owner alone (chmod go-w), or use another path",
+    path.display(),
+    reached_through(via)
 )]
 pub struct UntrustedPath {
     /// The file or directory.
@@ -188,54 +195,94 @@ pub struct UntrustedPath {
     pub mode: u32,
     /// What is wrong with it, in words.
     pub why: &'static str,
+    /// The symbolic links followed to reach it, in order (none when it
+    /// lies on the path as written): named, since `path` is then not the
+    /// one configured.
+    pub via: Vec<LinkHop>,
 }
 
-/// Checks every existing directory from `dir` up to `/` (of `dir` as
-/// given and of the directory it resolves to, symbolic links followed):
-/// each owned by root or `trusted`, and not writable by group or others
-/// unless sticky. Directories that do not exist yet are skipped (they will
-/// be made by the trusted user). An empty `dir` is the working directory.
+/// ", reached through the symbolic link L -> T" for each link of `via`.
+fn reached_through(via: &[LinkHop]) -> String {
+    if via.is_empty() {
+        return String::new();
+    }
+    let links: Vec<String> = via
+        .iter()
+        .map(|hop| format!("{} -> {}", hop.link.display(), hop.target.display()))
+        .collect();
+    format!(
+        ", reached through the symbolic link{} {}",
+        if links.len() == 1 { "" } else { "s" },
+        links.join(", then ")
+    )
+}
+
+/// Checks every existing directory a lookup of `dir` passes through, from
+/// `/` down to `dir` itself: those above it as written and, past each
+/// symbolic link on the way, those above the link's target (see
+/// `walk.rs`); each owned by root or `trusted`, and not
+/// writable by group or others unless sticky; and each link owned by
+/// them too. Directories that do not exist yet are skipped (they will be
+/// made by the trusted user). An empty `dir` is the working directory.
 ///
 /// # Errors
-/// The first directory, from the top, that breaks the rule.
+/// The first directory (or link), from the top, that breaks the rule.
 pub fn check_ancestors(dir: &Path, trusted: Owners) -> Result<(), UntrustedPath> {
     let dir = if dir.as_os_str().is_empty() {
         Path::new(".")
     } else {
         dir
     };
-    let resolved = std::fs::canonicalize(dir).ok();
-    for path in [Some(dir), resolved.as_deref()].into_iter().flatten() {
-        let mut chain: Vec<&Path> = path.ancestors().collect();
-        chain.reverse();
-        for ancestor in chain {
-            let Ok(meta) = std::fs::metadata(ancestor) else {
-                continue;
-            };
-            if !meta.is_dir() {
-                continue;
+    let resolved = walk::walk(dir, trusted)?;
+    // The walk checked the directories it looked names up in: `dir`
+    // itself, when it is one, is left.
+    if let Ok(meta) = std::fs::metadata(&resolved.path)
+        && meta.is_dir()
+    {
+        check_one(&resolved.path, meta.uid(), meta.gid(), meta.mode(), trusted).map_err(|e| {
+            UntrustedPath {
+                via: resolved.hops,
+                ..e
             }
-            check_one(ancestor, meta.uid(), meta.gid(), meta.mode(), trusted)?;
-        }
+        })?;
     }
     Ok(())
 }
 
 /// Checks a file another user must not be able to change (a program the
 /// daemon runs, its config): owned by root or `trusted`, writable by no
-/// one else (sticky means nothing for a file), and every directory above
-/// it as [`check_ancestors`] wants them.
+/// one else (sticky means nothing for a file), and every directory a
+/// lookup of it passes through as [`check_ancestors`] wants them: with
+/// the path a symbolic link, the directories above its target too (a
+/// config linked to a file in a directory anyone may write is anyone's).
 ///
 /// # Errors
-/// The directory or the file that breaks the rule.
+/// The directory, link or file that breaks the rule.
 pub fn check_file(path: &Path, trusted: Owners) -> Result<(), UntrustedPath> {
-    if let Some(dir) = path.parent() {
-        check_ancestors(dir, trusted)?;
+    let resolved = walk::walk(path, trusted)?;
+    if !resolved.complete {
+        return Ok(());
     }
-    let Ok(meta) = std::fs::metadata(path) else {
+    let Ok(meta) = std::fs::metadata(&resolved.path) else {
         return Ok(());
     };
-    check_one(path, meta.uid(), meta.gid(), meta.mode() & !0o1000, trusted)
+    // Named as configured unless a link led elsewhere.
+    let shown = if resolved.hops.is_empty() {
+        path
+    } else {
+        &resolved.path
+    };
+    check_one(
+        shown,
+        meta.uid(),
+        meta.gid(),
+        meta.mode() & !0o1000,
+        trusted,
+    )
+    .map_err(|e| UntrustedPath {
+        via: resolved.hops,
+        ..e
+    })
 }
 
 /// The rule for one directory `dir` owned by `owner` and group `gid`,
@@ -252,6 +299,7 @@ fn check_one(
         owner,
         mode: mode & 0o7777,
         why,
+        via: Vec::new(),
     };
     if !trusted.trusts(owner) {
         return Err(untrusted("belongs to another user"));
@@ -308,111 +356,4 @@ fn is_private_group(owner: u32, gid: u32) -> bool {
         && group.name == user.name
         && group.mem.iter().all(|member| *member == user.name)
         && !shared_as_primary
-}
-
-#[cfg(test)]
-mod tests {
-    use std::os::unix::fs::PermissionsExt as _;
-
-    use super::*;
-
-    /// A group no user has as a private group: these cases are about
-    /// owners and modes.
-    const NOGROUP: u32 = 65534;
-
-    const ME: Owners = Owners {
-        uid: 1000,
-        service_user: false,
-    };
-
-    #[test]
-    fn the_rule_for_one_directory() {
-        let dir = Path::new("/x");
-        assert!(check_one(dir, 0, NOGROUP, 0o755, ME).is_ok());
-        assert!(check_one(dir, 1000, NOGROUP, 0o700, ME).is_ok());
-        // /tmp: world-writable but sticky, root's.
-        assert!(check_one(dir, 0, NOGROUP, 0o1777, ME).is_ok());
-        let e = check_one(dir, 1001, NOGROUP, 0o755, ME).unwrap_err();
-        assert_eq!(e.why, "belongs to another user");
-        let e = check_one(dir, 0, NOGROUP, 0o777, ME).unwrap_err();
-        assert_eq!(e.why, "is writable by every user");
-        let e = check_one(dir, 1000, NOGROUP, 0o775, ME).unwrap_err();
-        assert_eq!(e.why, "is writable by its group");
-        // Sticky does not make another user's directory trusted.
-        assert!(check_one(dir, 1001, NOGROUP, 0o1777, ME).is_err());
-        // A check beside the daemon trusts the service user too, when
-        // there is one, but never a user who is neither.
-        assert!(check_one(dir, 54321, NOGROUP, 0o755, Owners::beside_the_daemon()).is_err());
-        if let Some(service) = service_user_uid() {
-            assert!(check_one(dir, service, NOGROUP, 0o755, Owners::beside_the_daemon()).is_ok());
-            assert!(check_one(dir, service, NOGROUP, 0o755, Owners::of_uid(1000)).is_err());
-        }
-        assert!(
-            e.to_string()
-                .starts_with("/x (owner uid 1000, mode 0775) is writable by its group;")
-        );
-    }
-
-    /// A directory anyone may write to, anywhere above, is named; a
-    /// missing tail is skipped; a symbolic link is judged by both sides.
-    #[test]
-    fn every_ancestor_is_checked() {
-        let me = Owners::daemon();
-        let top = tempfile::tempdir().unwrap();
-        let open = top.path().join("open");
-        let deep = open.join("a").join("b");
-        std::fs::create_dir_all(&deep).unwrap();
-        assert!(check_ancestors(&deep.join("not-yet"), me).is_ok());
-        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
-        let e = check_ancestors(&deep.join("not-yet"), me).unwrap_err();
-        assert_eq!(e.path, open);
-        // Sticky: fine.
-        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o1777)).unwrap();
-        assert!(check_ancestors(&deep, me).is_ok());
-        // A link from a safe place into the open directory.
-        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
-        let safe = tempfile::tempdir().unwrap();
-        let link = safe.path().join("link");
-        std::os::unix::fs::symlink(&deep, &link).unwrap();
-        assert_eq!(check_ancestors(&link, me).unwrap_err().path, open);
-        // Another user's directory, sticky or not (needs root to chown).
-        if !rustix::process::geteuid().is_root() {
-            return;
-        }
-        let nobody = rustix::fs::Uid::from_raw(65534);
-        rustix::fs::chown(&open, Some(nobody), None).unwrap();
-        for mode in [0o755, 0o1777] {
-            std::fs::set_permissions(&open, std::fs::Permissions::from_mode(mode)).unwrap();
-            let e = check_ancestors(&deep, me).unwrap_err();
-            assert_eq!(
-                (e.path.as_path(), e.why),
-                (open.as_path(), "belongs to another user")
-            );
-            assert_eq!((e.owner, e.mode), (65534, mode));
-        }
-    }
-}
-
-#[cfg(test)]
-mod file_tests {
-    use std::os::unix::fs::PermissionsExt as _;
-
-    use super::*;
-
-    /// A program others may write is refused, sticky bit or not; so is
-    /// one in a directory others may write.
-    #[test]
-    fn a_file_others_can_write_is_refused() {
-        let me = Owners::daemon();
-        let dir = tempfile::tempdir().unwrap();
-        let program = dir.path().join("hook");
-        std::fs::write(&program, "#!/bin/sh\n").unwrap();
-        std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
-        assert!(check_file(&program, me).is_ok());
-        std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o1777)).unwrap();
-        assert_eq!(check_file(&program, me).unwrap_err().path, program);
-        std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
-        assert_eq!(check_file(&program, me).unwrap_err().path, dir.path());
-    }
 }

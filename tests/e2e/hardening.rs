@@ -368,3 +368,60 @@ fn a_socket_directory_that_cannot_be_made_is_a_persons_to_mend() {
         "{err}"
     );
 }
+
+/// A config reached through a symbolic link is judged by the directories
+/// above its target too: `config.toml -> ww/c.toml`, with `ww` writable
+/// by every user and not sticky, is refused at a reload, by `--check` and
+/// at start, naming `ww`, the link and its target, as the same file named
+/// directly is (the link let anyone's file in).
+#[test]
+fn a_config_linked_into_a_directory_others_can_change_is_refused() {
+    let provider = Provider::rfc8628();
+    let mut daemon = Daemon::start(&provider.config("demo"));
+    let ww = daemon.dir.path().join("ww");
+    std::fs::create_dir(&ww).unwrap();
+    std::fs::rename(&daemon.config, ww.join("c.toml")).unwrap();
+    std::os::unix::fs::symlink("ww/c.toml", &daemon.config).unwrap();
+    // Through a link into a directory only its owner may change: fine.
+    daemon.reload();
+    assert!(
+        !daemon.notifications.concat().contains("reload failed"),
+        "{}",
+        daemon.log()
+    );
+    std::fs::set_permissions(&ww, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let why = format!(
+        "tokend will not trust the config: {} (owner uid {}, mode 0777) is writable by every \
+         user, reached through the symbolic link {} -> ww/c.toml;",
+        ww.display(),
+        rustix::process::geteuid().as_raw(),
+        daemon.config.display()
+    );
+    daemon.reload();
+    assert!(
+        daemon
+            .notifications
+            .concat()
+            .contains("the last reload failed"),
+        "{:?}",
+        daemon.notifications
+    );
+    assert!(daemon.log().contains(&why), "{}", daemon.log());
+    let out = daemon.tokend(&["--check"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains(&why), "{}", stderr(&out));
+    // A fresh start, once the daemon is gone (bounded: one that started
+    // would run on).
+    daemon.stop();
+    let mut start = daemon
+        .tokend_command(&[])
+        .env_remove("NOTIFY_SOCKET")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = support::process::wait_at_most(&mut start, std::time::Duration::from_secs(30));
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut start.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.and_then(|s| s.code()), Some(2), "{err}");
+    assert!(err.contains(&why), "{err}");
+}
