@@ -25,7 +25,8 @@ mod socket_watch;
 mod store_lock;
 mod store_open;
 
-use reload::{reload_heeding_stop, report_status, status_line};
+use reload::{log_warnings, reload_heeding_stop, report_status, status_line};
+pub use signals::{HeldSignals, hold_signals};
 use signals::{Signal, Signals};
 pub use socket_watch::SocketLost;
 use socket_watch::{SocketWatch, watchdog_heartbeat};
@@ -78,14 +79,19 @@ fn http_client(daemon: &DaemonConfig) -> anyhow::Result<HttpClient> {
 }
 
 /// Runs the daemon until SIGTERM or SIGINT; SIGHUP reloads the config.
+/// `held` holds those signals back since `main` began (see
+/// [`hold_signals`]): one that came while the config was read is handled
+/// here, a stop by ending the start, a reload by reloading once the daemon
+/// is up.
 ///
 /// # Errors
 /// Set-up failed (socket, bus, HTTP client, signal handlers), or the
 /// daemon stopped for a [`DaemonFailure`] (already logged).
-pub async fn run(mut config: Config, env: Environment) -> anyhow::Result<()> {
-    // Signal handlers first: a SIGTERM or SIGHUP that arrives during
-    // start-up must be handled, not kill us with the default action.
-    let mut signals = Signals::new()?;
+pub async fn run(mut config: Config, env: Environment, held: HeldSignals) -> anyhow::Result<()> {
+    // Signal handlers first, then the signals let through: a SIGTERM or
+    // SIGHUP that arrives during start-up must be handled, not kill us
+    // with the default action.
+    let mut signals = Signals::new(held)?;
     prepare_process(&config);
     let store = lock_and_open_store(&config, &env)?;
     let http = http_client(&config.daemon)?;
@@ -363,9 +369,7 @@ fn start_allowance_usec(store_timeout: Duration) -> u32 {
 /// The process's first steps, before the store: the config's warnings
 /// said, and the limit on open files raised (see [`open_files`]).
 fn prepare_process(config: &Config) {
-    for warning in &config.warnings {
-        warn!("{warning}");
-    }
+    log_warnings(&config.path, &config.warnings);
     open_files::raise_open_file_limit();
 }
 
@@ -397,7 +401,12 @@ async fn start_broker(
                 slow_start::say_slow_restore(broker.store_status().name);
             }
             signal = signals.next() => match signal {
-                Some(Signal::Reload) => reload_when_up = true,
+                Some(Signal::Reload) => {
+                    if !reload_when_up {
+                        info!("a reload was asked for during start-up: it runs once tokend is up (the file may have changed since it was read)");
+                    }
+                    reload_when_up = true;
+                }
                 Some(Signal::Stop) | None => return None,
             },
         }

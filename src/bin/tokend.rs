@@ -54,8 +54,26 @@ fn check_ca_certificates(
     Ok(())
 }
 
+/// The signals held since `main` began, kept for the daemon; released
+/// for a check or a prune, which are commands: Ctrl-C ends them.
+fn held_for_the_daemon(
+    held: tokend::daemon::HeldSignals,
+    args: &TokendArgs,
+) -> Option<tokend::daemon::HeldSignals> {
+    if args.check || args.prune {
+        held.release();
+        return None;
+    }
+    Some(held)
+}
+
 fn main() -> ExitCode {
+    // First of all: a SIGHUP or SIGTERM from here on waits for the
+    // daemon's handlers (in `daemon::run`) instead of killing the process
+    // while it reads its config, before those handlers can exist.
+    let held = tokend::daemon::hold_signals();
     let args = TokendArgs::try_parse().unwrap_or_else(|e| tokend::cli::exit_for("tokend", &e));
+    let held = held_for_the_daemon(held, &args);
     // Before anything is read: the config holds client secrets, and a
     // process of the same uid must not read them from our memory.
     if let Err(e) = tokend::daemon::harden_process() {
@@ -146,11 +164,12 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if args.prune {
+    // Held for the daemon only: none for `--prune` (`--check` is done).
+    let Some(held) = held else {
         return prune(&runtime, &config);
-    }
+    };
     tokend::systemd::init_logging(config.daemon.log_level.as_deref());
-    let result = runtime.block_on(tokend::daemon::run(config, env));
+    let result = runtime.block_on(tokend::daemon::run(config, env, held));
     // The daemon has waited for its work by now (`run`'s grace); a store
     // call still stuck on a thread of the blocking pool (a keyring that
     // never answers) must not hold the exit, as dropping the runtime

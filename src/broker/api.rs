@@ -369,43 +369,11 @@ impl Broker {
                     e => e,
                 });
             }
-            session = self.successor(caller, provider, Role::Use).await?;
+            session = self
+                .successor_of_retired(caller, provider, Role::Use)
+                .await?;
         }
         Err(BrokerError::ShuttingDown)
-    }
-
-    /// [`Self::authorized`], but a provider not known while a reload is
-    /// under way is looked for again once that reload is over: the reload
-    /// publishes the providers it adds only after the refreshes of those
-    /// it replaces are done, and `systemctl reload tokend && tokenctl login
-    /// NEW` must not be told NEW is not configured meanwhile.
-    async fn authorized_once_known(
-        &self,
-        caller: &Caller,
-        provider: &str,
-        needed: Role,
-    ) -> Result<Arc<Session>, BrokerError> {
-        match self.authorized(caller, provider, needed) {
-            Err(BrokerError::UnknownProvider { .. })
-                if self.inner.reloading.try_read().is_err() =>
-            {
-                self.successor(caller, provider, needed).await
-            }
-            found => found,
-        }
-    }
-
-    /// The session of `provider` once the reload under way (if any) is
-    /// over, if `caller` has the role `needed` on it under the config that
-    /// reload applied.
-    async fn successor(
-        &self,
-        caller: &Caller,
-        provider: &str,
-        needed: Role,
-    ) -> Result<Arc<Session>, BrokerError> {
-        drop(self.inner.reloading.read().await);
-        self.authorized(caller, provider, needed)
     }
 
     /// Starts (or joins) the device login of `provider`.
@@ -438,7 +406,9 @@ impl Broker {
             if let Some(watch) = session.join_or_start_login()? {
                 return Ok(watch);
             }
-            session = self.successor(caller, provider, Role::Manage).await?;
+            session = self
+                .successor_of_retired(caller, provider, Role::Manage)
+                .await?;
         }
         Err(BrokerError::ShuttingDown)
     }

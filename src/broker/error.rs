@@ -21,6 +21,17 @@ pub enum BrokerError {
         /// How many more exist beyond `known`.
         unlisted: usize,
     },
+    /// The provider a request was waiting on (a token behind a refresh, a
+    /// login starting) was removed from the config by a reload meanwhile:
+    /// said so, as "not configured" alone read as the caller's typo.
+    #[error(
+        "provider `{}`: a reload removed it from the config while this request waited for it",
+        .provider.escape_debug()
+    )]
+    RemovedByReload {
+        /// The provider.
+        provider: String,
+    },
     /// The caller may use this provider but not manage it (log in or out).
     /// A caller with no role at all gets [`Self::UnknownProvider`] instead.
     #[error(
@@ -233,7 +244,7 @@ impl BrokerError {
 /// names) and what metrics count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorKind {
-    /// [`BrokerError::UnknownProvider`].
+    /// [`BrokerError::UnknownProvider`], [`BrokerError::RemovedByReload`].
     UnknownProvider,
     /// [`BrokerError::AccessDenied`].
     AccessDenied,
@@ -299,7 +310,9 @@ impl BrokerError {
     #[must_use]
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Self::UnknownProvider { .. } => ErrorKind::UnknownProvider,
+            Self::UnknownProvider { .. } | Self::RemovedByReload { .. } => {
+                ErrorKind::UnknownProvider
+            }
             Self::AccessDenied { .. } => ErrorKind::AccessDenied,
             Self::LoginRequired { .. } => ErrorKind::LoginRequired,
             // "Later", as for a provider's own 429: exit 6 for tokenctl.

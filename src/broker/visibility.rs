@@ -79,6 +79,60 @@ impl Broker {
         }
     }
 
+    /// [`Self::authorized`], but a provider not known while a reload is
+    /// under way is looked for again once that reload is over: the reload
+    /// publishes the providers it adds only after the refreshes of those
+    /// it replaces are done, and `systemctl reload tokend && tokenctl login
+    /// NEW` must not be told NEW is not configured meanwhile.
+    pub(super) async fn authorized_once_known(
+        &self,
+        caller: &Caller,
+        provider: &str,
+        needed: Role,
+    ) -> Result<Arc<Session>, BrokerError> {
+        match self.authorized(caller, provider, needed) {
+            Err(BrokerError::UnknownProvider { .. })
+                if self.inner.reloading.try_read().is_err() =>
+            {
+                self.successor(caller, provider, needed).await
+            }
+            found => found,
+        }
+    }
+
+    /// The session of `provider` once the reload under way (if any) is
+    /// over, if `caller` has the role `needed` on it under the config that
+    /// reload applied.
+    pub(super) async fn successor(
+        &self,
+        caller: &Caller,
+        provider: &str,
+        needed: Role,
+    ) -> Result<Arc<Session>, BrokerError> {
+        drop(self.inner.reloading.read().await);
+        self.authorized(caller, provider, needed)
+    }
+
+    /// [`Self::successor`] of a session a reload retired while the caller
+    /// waited on it: a provider that reload removed is said to be so (a
+    /// caller who lost its role on a provider still there learns nothing
+    /// more than "not configured").
+    pub(super) async fn successor_of_retired(
+        &self,
+        caller: &Caller,
+        provider: &str,
+        needed: Role,
+    ) -> Result<Arc<Session>, BrokerError> {
+        match self.successor(caller, provider, needed).await {
+            Err(BrokerError::UnknownProvider { .. }) if self.session(provider).is_none() => {
+                Err(BrokerError::RemovedByReload {
+                    provider: provider.to_owned(),
+                })
+            }
+            found => found,
+        }
+    }
+
     /// The first `limit` names of the providers `caller` may use, and how
     /// many more there are; no other name is copied.
     pub(super) fn some_names(&self, caller: &Caller, limit: usize) -> (Vec<String>, usize) {

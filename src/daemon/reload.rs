@@ -7,13 +7,19 @@ use std::time::Duration;
 
 use sd_notify::NotifyState;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 use crate::broker::Broker;
-use crate::config::{self, Config, Environment};
+use crate::config::{Config, Environment};
 use crate::systemd::notify;
 
 use super::signals::{Signal, Signals};
+
+mod refusal;
+mod settle;
+
+use refusal::Refusal;
+pub(super) use refusal::log_warnings;
 
 /// Keeps systemd's `STATUS=` line current ("3 providers: 2 active, 1 login
 /// required"), at most once a second however busy the broker is.
@@ -59,58 +65,27 @@ const RELOAD_STOP_GRACE: Duration = Duration::from_secs(3);
 /// How long status updates are held back to coalesce bursts.
 const STATUS_COALESCE: Duration = Duration::from_secs(1);
 
-/// Reloads the config from its file; an invalid file changes nothing.
+/// Reloads the config from its file once it is written (see [`settle`]);
+/// a file a start would refuse changes nothing (see [`Refusal`]).
 async fn reload(broker: &Broker, current: &Config, env: &Environment) {
     // MONOTONIC_USEC lets systemd (253+) match this reload to its request.
     let mut states = vec![NotifyState::Reloading];
     states.extend(NotifyState::monotonic_usec_now());
     notify(&states);
     info!(config = %current.path.display(), event = "reload_started", "reloading the config");
-    // Off the event loop: loading reads files and asks the user and group
-    // database (NSS: sssd or LDAP may take long to answer), and requests
-    // and the watchdog's beat must go on meanwhile.
-    let (path, env) = (current.path.clone(), env.clone());
-    let loaded = tokio::task::spawn_blocking(move || config::load(&path, &env))
-        .await
-        .map_err(|e| format!("loading the config failed: {e}"));
+    let loaded = settle::load_settled(&current.path, env).await;
     let running = broker.provider_count();
     match loaded {
-        // Not the file's fault (out of file descriptors, a file system
-        // that failed): said so, not as an invalid file that `tokend
-        // --check` then calls valid.
-        Ok(Err(config::ConfigError::Read { path, source })) => {
-            error!(
-                "{}: cannot read the config: {source}; still running with the previous one (reload again once it can be read)",
-                path.display()
-            );
+        Err(refusal) => {
+            refusal.log();
             broker.reload_failed();
         }
-        Err(e) => {
-            error!("{e}; still running with the previous one");
+        Ok(new) if new.providers.is_empty() && running > 0 => {
+            Refusal::NoProviders { running }.log();
             broker.reload_failed();
         }
-        Ok(Err(e)) => {
-            for line in e.to_string().lines() {
-                error!("{line}");
-            }
-            error!("the new config is invalid; still running with the previous one");
-            broker.reload_failed();
-        }
-        // A file with no provider at all, while some are served: most
-        // likely one caught half-written (an editor or a config tool that
-        // truncates, then writes), and taking it would forget every
-        // session (all of them with the memory store). A start with none
-        // is a person's deliberate act; a reload to none is refused.
-        Ok(Ok(new)) if new.providers.is_empty() && running > 0 => {
-            error!(
-                "the new config has no providers (an empty or half-written file?): still running with the previous one's {running}; to run with none, restart tokend"
-            );
-            broker.reload_failed();
-        }
-        Ok(Ok(new)) => {
-            for warning in &new.warnings {
-                warn!("{warning}");
-            }
+        Ok(new) => {
+            refusal::log_warnings(&new.path, &new.warnings);
             let restart_needed = current.daemon.changed_keys(&new.daemon);
             if !restart_needed.is_empty() {
                 warn!(

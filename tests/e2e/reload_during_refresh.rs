@@ -103,3 +103,43 @@ fn a_reload_does_not_wait_for_refreshes_queued_behind_a_hung_one() {
         1
     );
 }
+
+/// A token request waiting for its provider's refresh (queued behind a
+/// hung one) when a reload removes that provider is told so, with the
+/// exit status of an unknown provider (7): it was "no provider named
+/// `two` is configured", which read as the caller's typo.
+#[test]
+fn a_request_waiting_when_a_reload_removes_its_provider_is_told_so() {
+    let provider = Provider::rfc8628();
+    let daemon = Daemon::start_with(
+        &format!("{}{}", provider.config("one"), provider.config("two")),
+        support::daemon::DaemonOptions {
+            daemon_keys: "max_concurrent_refreshes = 1\nhttp_timeout = 5\n".into(),
+            ..support::daemon::DaemonOptions::default()
+        },
+    );
+    for name in ["one", "two"] {
+        login(&daemon, name, |code| {
+            provider.approve(code).unwrap();
+        });
+    }
+    provider.set_access_token_lifetime(Duration::from_secs(7200));
+    provider.inject(Endpoint::Token, Fault::Hang, 1);
+    let mut one = spawn_tokenctl(&daemon.socket, &["token", "one", "--min-valid", "3700"]);
+    provider.wait_for_count(1, |r| r.outcome == "fault:hang");
+    let two = spawn_tokenctl(&daemon.socket, &["token", "two", "--min-valid", "3700"]);
+    daemon.wait_for_log(2, &["event=\"refresh_on_demand\""]);
+    daemon.write_config(&provider.config("one"));
+    support::process::signal(daemon.pid(), rustix::process::Signal::HUP);
+    let out = two.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(
+            "provider `two`: a reload removed it from the config while this request waited for it"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    let _ = one.kill();
+    let _ = one.wait();
+}

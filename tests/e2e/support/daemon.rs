@@ -127,6 +127,15 @@ impl Daemon {
     /// Starts `tokend` as [`Self::start_with`] does, without waiting for
     /// `READY=1`: for tests of what happens during start-up.
     pub fn spawn_with(providers: &str, options: DaemonOptions) -> Self {
+        let mut daemon = Self::prepare_with(providers, options);
+        daemon.spawn();
+        daemon
+    }
+
+    /// A daemon's directory, config and notify socket, with no process
+    /// yet ([`Self::spawn_prepared`] starts it): for a test that changes
+    /// what the daemon finds first.
+    pub fn prepare_with(providers: &str, options: DaemonOptions) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let socket = dir.path().join("run/tokend.sock");
         let config = dir.path().join("config.toml");
@@ -143,7 +152,7 @@ impl Daemon {
         .expect("write config");
         let notify_path = dir.path().join("notify.sock");
         let notify = UnixDatagram::bind(&notify_path).expect("bind notify socket");
-        let mut daemon = Self {
+        Self {
             child: None,
             dir,
             socket,
@@ -159,9 +168,22 @@ impl Daemon {
             journal_stream: options.journal_stream,
             spawned_at: Instant::now(),
             ready_after: Duration::ZERO,
-        };
-        daemon.spawn();
-        daemon
+        }
+    }
+
+    /// Starts the process of a daemon [`Self::prepare_with`] made, without
+    /// waiting for `READY=1`.
+    pub fn spawn_prepared(&mut self) {
+        assert!(self.child.is_none(), "spawned already");
+        self.spawn();
+    }
+
+    /// Whether the process has exited (it is then reaped: its status is
+    /// returned, once).
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        let status = self.child.as_mut()?.try_wait().expect("wait")?;
+        self.child = None;
+        Some(status)
     }
 
     /// Starts the daemon process again (after [`Self::stop`] or [`Self::kill`]),

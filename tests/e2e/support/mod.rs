@@ -3,6 +3,7 @@
 //! - [`bus`]: a private `dbus-daemon` per test;
 //! - [`keyring`]: a `gnome-keyring-daemon` on that bus;
 //! - [`daemon`]: the real `tokend`, and ([`tokenctl_run`]) `tokenctl` against it;
+//!   [`held_config`]: one caught while it reads its config;
 //! - [`file_store`]: a state directory and key for the encrypted file store;
 //! - [`provider`]: a provider emulator on its own runtime;
 //! - [`process`]: what `/proc` says about a process;
@@ -19,6 +20,7 @@ pub mod child_lines;
 pub mod daemon;
 pub mod file_store;
 pub mod flows;
+pub mod held_config;
 pub mod hung_mount;
 pub mod keyring;
 pub mod login_run;
