@@ -277,7 +277,7 @@ pub fn config_lines(config: &ConfigStatus, now: i64) -> Vec<String> {
     let mut lines = Vec::new();
     if let Some(at) = config.reload_failed_at {
         lines.push(format!(
-            "config: the last reload, at {} ({}), was refused: the file could not be read, is invalid, or names no provider (the daemon's log says which; `tokend --check` names a file's errors), and tokend runs the config it had before\n",
+            "config: the last reload, at {} ({}), was refused: the file could not be read, is invalid, names no provider, would fail the next start or kept changing while it was read (the daemon's log says which; `tokend --check` names a file's errors), and tokend runs the config it had before\n",
             utc(at),
             relative(at, now)
         ));
