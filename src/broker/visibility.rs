@@ -45,7 +45,7 @@ impl Broker {
         if name.len() > crate::config::MAX_PROVIDER_NAME {
             return Err(BrokerError::InvalidArgument {
                 message: format!(
-                    "provider names are at most {} characters, got {} bytes",
+                    "provider names are at most {} bytes (ASCII letters, digits, '-' and '_'), got {} bytes",
                     crate::config::MAX_PROVIDER_NAME,
                     name.len()
                 ),

@@ -222,6 +222,55 @@ with open_dbus_connection(bus="SESSION") as conn:
     assert!(setup.provider.requests().is_empty());
 }
 
+/// tokend's own interfaces called on the wrong object say where they are
+/// (they said "no interface org.tokend.Provider1", as for a name that is
+/// nowhere).
+#[test]
+fn tokends_interfaces_on_the_wrong_object_say_where_they_are() {
+    let setup = start(fast(), &["demo"]);
+    let busctl = |args: &[&str]| {
+        setup
+            .bus
+            .command("busctl")
+            .arg(format!("--address={}", setup.bus.address()))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let err = text(
+        &busctl(&[
+            "call",
+            "org.tokend.Broker1",
+            "/org/tokend/Broker1",
+            "org.tokend.Provider1",
+            "GetToken",
+            "s",
+            "demo",
+        ])
+        .stderr,
+    );
+    assert!(
+        err.contains("org.tokend.Provider1 is served at /org/tokend/Broker1/providers/NAME"),
+        "{err}"
+    );
+    let err = text(
+        &busctl(&[
+            "call",
+            "org.tokend.Broker1",
+            "/org/tokend/Broker1/providers/demo",
+            "org.tokend.Broker1",
+            "GetToken",
+            "s",
+            "demo",
+        ])
+        .stderr,
+    );
+    assert!(
+        err.contains("org.tokend.Broker1 is served at /org/tokend/Broker1, not here"),
+        "{err}"
+    );
+}
+
 /// A call's arguments are checked against the method's signature:
 /// `ListProviders`, which takes none, called with a string gets
 /// `InvalidArgs` naming what it takes and what it got (busctl shows the

@@ -128,7 +128,7 @@ fn a_refused_login_request_is_not_a_failed_login() {
         ("", "the provider name is empty"),
         (
             long.as_str(),
-            "provider names are at most 64 characters, got 65 bytes",
+            "provider names are at most 64 bytes (ASCII letters, digits, '-' and '_'), got 65 bytes",
         ),
     ] {
         let out = daemon.tokenctl(&["login", name]);

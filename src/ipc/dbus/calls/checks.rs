@@ -103,9 +103,27 @@ pub(super) fn check_signature(
                 "no interface here has a method {member}"
             ))));
         }
+        // tokend's interfaces, on the wrong object: said where they are.
+        BROKER_INTERFACE => {
+            return Err(Refusal::Standard(zbus::fdo::Error::UnknownInterface(
+                format!(
+                    "{BROKER_INTERFACE} is served at {}, not here",
+                    super::super::BROKER_PATH
+                ),
+            )));
+        }
+        PROVIDER_INTERFACE => {
+            return Err(Refusal::Standard(zbus::fdo::Error::UnknownInterface(
+                format!(
+                    "{PROVIDER_INTERFACE} is served at {}/NAME, one object per provider (its GetToken is {BROKER_INTERFACE}'s, at {}), not here",
+                    super::super::PROVIDERS_PATH,
+                    super::super::BROKER_PATH
+                ),
+            )));
+        }
         _ => {
             return Err(Refusal::Standard(zbus::fdo::Error::UnknownInterface(
-                format!("no interface {interface}"),
+                format!("no interface {interface} here"),
             )));
         }
     };
