@@ -139,6 +139,11 @@ pub(crate) struct SessionMachine {
     last_failure: Option<BrokerError>,
     /// Consecutive failed refresh attempts, for backoff.
     failures: u32,
+    /// When its endpoint answering again moved a retry to, if it did since
+    /// the last refresh that worked (`WorldChange::EndpointAnswers`): once
+    /// only, so that a session the provider keeps refusing (one broken
+    /// account) is not brought back by every other session's success.
+    endpoint_nudged: Option<SystemTime>,
     /// The wait the provider asked for with its last failure
     /// (`Retry-After`), from the moment it failed: while `failures` is
     /// not zero, no refresh (background, nudged or on demand) comes sooner.
@@ -223,6 +228,7 @@ impl SessionMachine {
             last_failure: None,
             failures: 0,
             provider_asked_wait: None,
+            endpoint_nudged: None,
             next_refresh: None,
             fresh_until: None,
             store_dirty: false,
@@ -380,6 +386,7 @@ impl SessionMachine {
         self.last_failure = saved.err();
         let previous_refresh = self.last_refresh.replace(ctx.now);
         self.failures = 0;
+        self.endpoint_nudged = None;
         let not_before = self.space_from_last_refresh(ctx, &tokens, out);
         let before = match &self.state {
             SessionState::Active { tokens, .. } => tokens.refresh_expires_at,

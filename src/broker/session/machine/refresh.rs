@@ -126,7 +126,9 @@ impl SessionMachine {
     /// `at`. Returns whether it moved.
     ///
     /// When its endpoint answers again (`EndpointAnswers`), any passing
-    /// failure but a rate limit's.
+    /// failure but a rate limit's, once until a refresh works: a session
+    /// whose own refreshes keep failing while the others' work (one broken
+    /// account) is not brought back by each of their successes.
     ///
     /// After a network change, only a failure to reach the provider (or a
     /// captive portal's answer): one whose provider answered that it is
@@ -150,7 +152,7 @@ impl SessionMachine {
             (
                 Some(BrokerError::ProviderUnavailable { source, .. }),
                 WorldChange::EndpointAnswers,
-            ) => !source.is_too_many_requests(),
+            ) => !source.is_too_many_requests() && self.endpoint_nudged.is_none(),
             (Some(BrokerError::ProviderUnavailable { source, .. }), WorldChange::Network) => {
                 matches!(
                     source,
@@ -184,6 +186,9 @@ impl SessionMachine {
             return false;
         }
         self.next_refresh = Some(at);
+        if change == WorldChange::EndpointAnswers {
+            self.endpoint_nudged = Some(at);
+        }
         out.push(Effect::Schedule(Some(at)));
         true
     }

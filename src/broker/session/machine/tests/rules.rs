@@ -239,12 +239,17 @@ fn an_endpoint_that_answers_again_moves_all_but_a_rate_limits_backoff() {
     };
     for failure in [unavailable(503, None), transient()] {
         let mut m = refreshing(at(10));
-        answer(&mut m, at(10), Err(failure));
+        answer(&mut m, at(10), Err(failure.clone()));
         assert_eq!(
             feed(&mut m, at(11), back()),
             s(&["schedule", "reply(changed true)"])
         );
         assert_eq!(m.next_refresh(), Some(at(11)));
+        // Once until a refresh works: failing again, its backoff stands
+        // however often the others' refreshes work.
+        feed(&mut m, at(11), Event::RefreshDue);
+        answer(&mut m, at(12), Err(failure));
+        assert_eq!(feed(&mut m, at(12), back()), s(&["reply(changed false)"]));
     }
     for failure in [unavailable(429, None), refused()] {
         let mut m = refreshing(at(10));
