@@ -126,15 +126,7 @@ fn errors_are_named_and_change_nothing() {
 #[test]
 fn wrongly_addressed_calls_get_the_error_that_names_the_problem() {
     let setup = start(fast(), &["demo"]);
-    let busctl = |args: &[&str]| {
-        setup
-            .bus
-            .command("busctl")
-            .arg(format!("--address={}", setup.bus.address()))
-            .args(args)
-            .output()
-            .unwrap()
-    };
+    let busctl = |args: &[&str]| setup.busctl_any(args);
     let set = |interface: &str, property: &str| {
         busctl(&[
             "set-property",
@@ -228,15 +220,7 @@ with open_dbus_connection(bus="SESSION") as conn:
 #[test]
 fn tokends_interfaces_on_the_wrong_object_say_where_they_are() {
     let setup = start(fast(), &["demo"]);
-    let busctl = |args: &[&str]| {
-        setup
-            .bus
-            .command("busctl")
-            .arg(format!("--address={}", setup.bus.address()))
-            .args(args)
-            .output()
-            .unwrap()
-    };
+    let busctl = |args: &[&str]| setup.busctl_any(args);
     let err = text(
         &busctl(&[
             "call",

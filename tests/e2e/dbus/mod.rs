@@ -59,15 +59,21 @@ fn start_with(
 impl Setup {
     /// `busctl call` on the broker object.
     fn busctl(&self, args: &[&str]) -> Output {
+        let mut call = vec![
+            "call",
+            "org.tokend.Broker1",
+            "/org/tokend/Broker1",
+            "org.tokend.Broker1",
+        ];
+        call.extend_from_slice(args);
+        self.busctl_any(&call)
+    }
+
+    /// `busctl ARGS` on the daemon's bus (any verb, object, interface).
+    fn busctl_any(&self, args: &[&str]) -> Output {
         self.bus
             .command("busctl")
             .arg(format!("--address={}", self.bus.address()))
-            .args([
-                "call",
-                "org.tokend.Broker1",
-                "/org/tokend/Broker1",
-                "org.tokend.Broker1",
-            ])
             .args(args)
             .output()
             .expect("run busctl")
