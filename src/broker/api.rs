@@ -301,9 +301,22 @@ impl Broker {
             .shared
             .world_changes
             .send_modify(|last| *last = Some(change));
+        self.move_retries(spread, change, |_| true)
+    }
+
+    /// Moves the retries `change` may bring forward of the sessions `of`
+    /// picks to within `spread`, each at a random moment of it (see
+    /// `SessionMachine::retry_at`); how many moved.
+    pub(super) fn move_retries(
+        &self,
+        spread: Duration,
+        change: WorldChange,
+        of: impl Fn(&Session) -> bool,
+    ) -> usize {
         let now = self.inner.shared.clock.now();
         self.sessions()
             .iter()
+            .filter(|session| of(session))
             .filter(|session| session.retry_at(now + spread.mul_f64(fastrand::f64()), change))
             .count()
     }

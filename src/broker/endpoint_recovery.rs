@@ -85,18 +85,9 @@ impl Broker {
     /// out a backoff after a passing failure to within [`RETRY_SPREAD`];
     /// says how many, once for the endpoint. Returns how many.
     pub(super) fn retry_when_endpoint_answers(&self, limit: &Arc<EndpointLimit>) -> usize {
-        let now = self.inner.shared.clock.now();
-        let moved = self
-            .sessions()
-            .iter()
-            .filter(|session| session.uses_endpoint(limit))
-            .filter(|session| {
-                session.retry_at(
-                    now + RETRY_SPREAD.mul_f64(fastrand::f64()),
-                    WorldChange::EndpointAnswers,
-                )
-            })
-            .count();
+        let moved = self.move_retries(RETRY_SPREAD, WorldChange::EndpointAnswers, |session| {
+            session.uses_endpoint(limit)
+        });
         if moved > 0 {
             info!(
                 event = "endpoint_answers",

@@ -51,17 +51,10 @@ fn sessions_retry_at_once_when_their_endpoint_answers_again() {
     let fresh = token(&daemon, "a", &["--min-valid", "1200"]);
     assert!(provider.is_valid_access_token(&fresh));
     for (session, planned) in failing.iter().zip(planned) {
-        let refresh_token = session.refresh_token.clone();
-        let records = provider.wait_for_count(1, move |r| {
-            r.outcome == "refreshed" && r.field("refresh_token") == Some(refresh_token.as_str())
+        let refreshed = provider.wait_for_first(|r| {
+            r.outcome == "refreshed"
+                && r.field("refresh_token") == Some(session.refresh_token.as_str())
         });
-        let refreshed = records
-            .iter()
-            .find(|r| {
-                r.outcome == "refreshed"
-                    && r.field("refresh_token") == Some(session.refresh_token.as_str())
-            })
-            .unwrap();
         let at = refreshed
             .at_system
             .duration_since(UNIX_EPOCH)

@@ -137,17 +137,10 @@ fn a_poll_answered_with_retry_after_waits_it_out() {
     );
     let daemon = Daemon::start(&provider.config("demo"));
     let run = support::daemon::LoginRun::start(&daemon.socket, "demo");
-    let limited = provider.wait_for_count(1, |r| r.outcome == "fault:retry_after");
-    let limited_at = limited
-        .iter()
-        .find(|r| r.outcome == "fault:retry_after")
-        .unwrap()
+    let limited_at = provider
+        .wait_for_first(|r| r.outcome == "fault:retry_after")
         .at;
-    let after = provider.wait_for_count(1, move |r| r.is_poll() && r.at > limited_at);
-    let next = after
-        .iter()
-        .find(|r| r.is_poll() && r.at > limited_at)
-        .unwrap();
+    let next = provider.wait_for_first(|r| r.is_poll() && r.at > limited_at);
     assert!(
         next.at.duration_since(limited_at) >= Duration::from_secs(4),
         "polled again {:?} after a Retry-After of 4 s",

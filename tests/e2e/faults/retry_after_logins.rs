@@ -24,10 +24,7 @@ fn one_logged_in_one_not() -> (Provider, FileStore, Daemon) {
 /// The moment the emulator answered its first `Retry-After` fault.
 fn first_retry_after(provider: &Provider) -> std::time::Instant {
     provider
-        .wait_for_count(1, |r| r.outcome == "fault:retry_after")
-        .iter()
-        .find(|r| r.outcome == "fault:retry_after")
-        .expect("the fault was answered")
+        .wait_for_first(|r| r.outcome == "fault:retry_after")
         .at
 }
 
@@ -103,8 +100,7 @@ fn a_wait_asked_of_a_refresh_holds_the_polls_of_a_login() {
         trouble.starts_with("not polled yet: ") && trouble.contains("(HTTP 429)"),
         "{polling}"
     );
-    let polls = provider.wait_for_count(1, tokend_emulator::RecordedRequest::is_poll);
-    let first_poll = polls.iter().find(|r| r.is_poll()).unwrap();
+    let first_poll = provider.wait_for_first(tokend_emulator::RecordedRequest::is_poll);
     assert!(
         first_poll.at.duration_since(limited_at) >= Duration::from_secs(8),
         "polled {:?} after a refresh was told to wait 8 s",
@@ -166,11 +162,8 @@ fn a_bare_429_on_a_poll_slows_the_polls_for_good() {
     let run = support::daemon::LoginRun::start(&daemon.socket, "demo");
     provider.wait_for_count(1, tokend_emulator::RecordedRequest::is_poll);
     provider.inject(Endpoint::Token, Fault::Status(429), 1);
-    let limited = provider.wait_for_count(1, |r| r.outcome.starts_with("fault:"));
-    let limited_at = limited
-        .iter()
-        .find(|r| r.outcome.starts_with("fault:"))
-        .unwrap()
+    let limited_at = provider
+        .wait_for_first(|r| r.outcome.starts_with("fault:"))
         .at;
     let after = provider.wait_for_count(3, move |r| r.is_poll() && r.at > limited_at);
     let mut at = limited_at;

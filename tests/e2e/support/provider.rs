@@ -72,6 +72,16 @@ impl Provider {
         )
     }
 
+    /// Waits until a request matches `predicate`; the first that does.
+    pub fn wait_for_first(&self, predicate: impl Fn(&RecordedRequest) -> bool) -> RecordedRequest {
+        let mut found = None;
+        self.block_on(self.emulator.wait_for(|requests| {
+            found = requests.iter().find(|r| predicate(r)).cloned();
+            found.is_some()
+        }));
+        found.expect("the awaited request")
+    }
+
     /// Every refresh token and device code the client sent so far: secrets
     /// that must never be found outside the store.
     pub fn secrets_sent(&self) -> Vec<String> {
