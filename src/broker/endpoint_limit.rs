@@ -38,6 +38,8 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::{Semaphore, SemaphorePermit};
+
+use super::outage_log::{OutageLog, Summary, Verdict};
 // tokio's, which a test can pause and advance.
 use tokio::time::Instant;
 
@@ -84,6 +86,16 @@ pub(crate) struct EndpointLimit {
     troubled: AtomicBool,
     /// The waits asked, by endpoint and `client_id`.
     asked_waits: Mutex<HashMap<(WaitAt, String), AskedWait>>,
+    /// What the log says of an outage here (see [`OutageLog`]).
+    outage_log: Mutex<OutageLog>,
+    /// The summary of the outage the last answer ended, for the line that
+    /// says the endpoint answers again.
+    ended_outage: Mutex<Option<Summary>>,
+}
+
+/// `mutex`'s value: a panic elsewhere while it was held leaves plain data.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// A refresh's turn at its endpoint; given back when dropped.
@@ -111,6 +123,8 @@ impl EndpointLimit {
             answered: tokio::sync::watch::Sender::new(0),
             troubled: AtomicBool::new(false),
             asked_waits: Mutex::new(HashMap::new()),
+            outage_log: Mutex::new(OutageLog::default()),
+            ended_outage: Mutex::new(None),
         }
     }
 
@@ -124,7 +138,32 @@ impl EndpointLimit {
     /// since the last answer, i.e. it answers again after an outage.
     pub(crate) fn note_answer(&self) -> bool {
         self.answered.send_modify(|answered| *answered += 1);
-        self.troubled.swap(false, Ordering::Relaxed)
+        let ended = lock(&self.outage_log).answered(std::time::Instant::now());
+        let had_lines = ended.is_some();
+        if had_lines {
+            *lock(&self.ended_outage) = ended;
+        }
+        // An outage whose lines the endpoint said is announced even if
+        // another session's answer cleared `troubled` meanwhile: its
+        // summary is said with the news.
+        self.troubled.swap(false, Ordering::Relaxed) || had_lines
+    }
+
+    /// What to do with a session's line about a passing failure here, in
+    /// the words `error` (see [`OutageLog::failure`]).
+    pub(crate) fn outage_failure_line(&self, session: &str, error: &str) -> Verdict {
+        lock(&self.outage_log).failure(std::time::Instant::now(), session, error)
+    }
+
+    /// What to do with a session's line that its access token expired
+    /// while its refreshes failed (see [`OutageLog::expired`]).
+    pub(crate) fn outage_expiry_line(&self, session: &str) -> Verdict {
+        lock(&self.outage_log).expired(session)
+    }
+
+    /// The summary of the outage the last answer ended, once.
+    pub(crate) fn take_ended_outage(&self) -> Option<Summary> {
+        lock(&self.ended_outage).take()
     }
 
     /// Notes that a refresh failed here for a passing reason, or was not

@@ -88,15 +88,39 @@ impl Broker {
         let moved = self.move_retries(RETRY_SPREAD, WorldChange::EndpointAnswers, |session| {
             session.uses_endpoint(limit)
         });
-        if moved > 0 {
-            info!(
-                event = "endpoint_answers",
-                endpoint = limit.endpoint(),
-                sessions = moved,
-                "{} answers refreshes again: {moved} session(s) whose refreshes failed there retry within a second",
-                limit.endpoint()
-            );
+        // The outage's summary, when the endpoint's lines spoke for its
+        // sessions: what went to debug level since its last line is said
+        // here or nowhere.
+        let outage = limit.take_ended_outage();
+        if moved == 0 && outage.is_none() {
+            return 0;
         }
+        let after = outage.map_or_else(String::new, |ended| {
+            let folded = ended.folded_words();
+            let folded = if folded.is_empty() {
+                String::new()
+            } else {
+                format!("; {folded} since the last `endpoint_failing` line")
+            };
+            format!(
+                " after {} s of failures ({} failure(s) of {} session(s){folded})",
+                ended.lasted.as_secs(),
+                ended.failures,
+                ended.sessions
+            )
+        });
+        let retrying = if moved > 0 {
+            format!(": {moved} session(s) whose refreshes failed there retry within a second")
+        } else {
+            String::new()
+        };
+        info!(
+            event = "endpoint_answers",
+            endpoint = limit.endpoint(),
+            sessions = moved,
+            "{} answers refreshes again{after}{retrying}",
+            limit.endpoint()
+        );
         moved
     }
 }

@@ -22,6 +22,7 @@ mod login;
 mod login_pace;
 pub mod metrics;
 mod metrics_report;
+mod outage_log;
 pub mod policy;
 mod record_reread;
 mod record_writes;

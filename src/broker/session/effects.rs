@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tracing::{debug, error, info, warn};
 
+use super::failure_lines::{self, whole_secs_up};
 use super::machine::{Effect, Event, Freshness, Notice, Reply, RestoreCause, WritePurpose};
 use super::store::{PreparingSave, unix_micros_now};
 use super::{RefreshResult, Session};
@@ -257,7 +258,10 @@ impl Session {
                 error,
                 repeated,
                 in_a_row,
-            } => log_refresh_failed(name, retry_in, &error, repeated, in_a_row),
+            } => {
+                let line = self.refresh_failed_line(&error, repeated);
+                failure_lines::log_refresh_failed(name, retry_in, &error, line, in_a_row);
+            }
             Notice::LoginRequired { reason } => {
                 error!(provider = %name, event = "login_required", "session ended by the provider: {reason}; run `tokenctl login {name}`");
             }
@@ -267,14 +271,7 @@ impl Session {
             Notice::AccessExpired {
                 last_error,
                 next_try_in,
-            } => {
-                let last = last_error.map_or_else(String::new, |e| format!(" (last: {e})"));
-                let next = next_try_in.map_or_else(String::new, |in_| {
-                    format!("; the next refresh is tried in {} s", in_.as_secs())
-                });
-                warn!(provider = %name, event = "access_expired",
-                    "the access token expired and no refresh has brought another{last}: requests for a token are refused until one does{next}");
-            }
+            } => self.log_access_expired(last_error, next_try_in),
             Notice::LoggedIn { expires_at } => {
                 info!(provider = %name, event = "logged_in", expires_at, "device login succeeded");
             }
@@ -352,34 +349,6 @@ fn log_refreshed(name: &str, rotated: bool, expires_at: Option<i64>, after_failu
     } else {
         info!(provider = %name, event = "refreshed", rotated, expires_at, after_failures,
             "access token refreshed after {after_failures} failed refresh(es): the provider answers again and requests are served");
-    }
-}
-
-/// `wait` in whole seconds, rounded up: a retry in 2.6 s logged as
-/// `retry_in=2` came later than the line said.
-fn whole_secs_up(wait: std::time::Duration) -> u64 {
-    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
-}
-
-/// The line of a failed refresh: a warning, or at debug level one that
-/// `repeated` the one before it (see `machine::refresh_failed`). From the
-/// 4th failure in a row on, it says when the next is said.
-fn log_refresh_failed(
-    name: &str,
-    retry_in: std::time::Duration,
-    error: &crate::broker::BrokerError,
-    repeated: bool,
-    in_a_row: u32,
-) {
-    let retry_in = whole_secs_up(retry_in);
-    if repeated {
-        debug!(provider = %name, event = "refresh_failed", retry_in, in_a_row, "refresh failed again as before: {error}");
-    } else if in_a_row >= 4 {
-        warn!(provider = %name, event = "refresh_failed", retry_in, in_a_row,
-            "refresh failed: {error} ({in_a_row} failures in a row; failures like it are logged at debug level until the {}th, or until a refresh works)",
-            in_a_row.saturating_mul(2));
-    } else {
-        warn!(provider = %name, event = "refresh_failed", retry_in, "refresh failed: {error}");
     }
 }
 

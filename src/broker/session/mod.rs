@@ -21,6 +21,7 @@
 
 mod device_login;
 mod effects;
+mod failure_lines;
 mod login_outcome;
 mod login_poll;
 mod login_prompt;

@@ -24,6 +24,7 @@ use support::provider::{Provider, fast, json_answer};
 use tokend_emulator::{Endpoint, Fault};
 
 mod endpoint_back;
+mod outage_log;
 mod retry_after;
 mod retry_after_logins;
 mod secrets;
