@@ -113,17 +113,18 @@ pub enum BrokerError {
     #[error(
         "provider `{provider}`: logged out in tokend, but its record could not be deleted \
          ({source}); {}",
-        if source.is_store_wide() {
-            "it is deleted when the store works again"
-        } else {
-            "it is not restored meanwhile"
-        }
+        not_deleted_advice(source, *remembered)
     )]
     RecordNotDeleted {
         /// The provider.
         provider: String,
         /// The failure.
         source: StoreError,
+        /// Whether the logout is noted outside the record, so that the
+        /// next start deletes the record rather than restore the session
+        /// (`Store::remembers_logout`); set by the session's driver, which
+        /// asks the store once the write and its note are done.
+        remembered: bool,
     },
     /// A login that would ask the provider for another device code too
     /// soon after the last ones (see `login_pace`).
@@ -198,6 +199,23 @@ fn too_short_text(provider: &str, lifetime: u64, left: u64, min_valid: u64) -> S
         format!(
             "provider `{provider}` issues tokens valid for {lifetime} s, less than the {min_valid} s asked for"
         )
+    }
+}
+
+/// What a logout whose record was not deleted leaves to happen: with the
+/// logout not noted either (the disk read-only, the state directory not
+/// writable), a restart restores the session, which the user who logged
+/// out to cut access must know (a reboot is the usual mend of a file
+/// system remounted read-only).
+fn not_deleted_advice(source: &StoreError, remembered: bool) -> &'static str {
+    match (remembered, source.is_store_wide()) {
+        (false, _) => {
+            "nor could the logout be noted for the next start: a restart before the store works \
+             again restores the session, so keep tokend running until `tokenctl status` no \
+             longer shows the record"
+        }
+        (true, true) => "it is deleted when the store works again",
+        (true, false) => "it is not restored meanwhile",
     }
 }
 

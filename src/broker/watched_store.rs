@@ -115,8 +115,8 @@ impl Store for WatchedStore {
         self.inner.forgets_at_stop()
     }
 
-    fn tries_deletes_while_down(&self) -> bool {
-        self.inner.tries_deletes_while_down()
+    fn tries_writes_while_down(&self) -> bool {
+        self.inner.tries_writes_while_down()
     }
 
     fn check_writable(&self) -> Result<(), StoreError> {

@@ -417,7 +417,7 @@ impl Store for EncryptedFileStore {
         changes::feed(&self.directory)
     }
 
-    fn tries_deletes_while_down(&self) -> bool {
+    fn tries_writes_while_down(&self) -> bool {
         true
     }
 

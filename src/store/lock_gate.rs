@@ -136,8 +136,8 @@ impl Store for LockGate {
         self.store.check_writable()
     }
 
-    fn tries_deletes_while_down(&self) -> bool {
-        self.taken.load(Ordering::Acquire) && self.store.tries_deletes_while_down()
+    fn tries_writes_while_down(&self) -> bool {
+        self.taken.load(Ordering::Acquire) && self.store.tries_writes_while_down()
     }
 
     fn list(&self) -> Result<Vec<String>, StoreError> {

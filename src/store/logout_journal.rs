@@ -351,8 +351,8 @@ impl Store for LogoutJournal {
         self.store.name()
     }
 
-    fn tries_deletes_while_down(&self) -> bool {
-        self.store.tries_deletes_while_down()
+    fn tries_writes_while_down(&self) -> bool {
+        self.store.tries_writes_while_down()
     }
 
     fn check_writable(&self) -> Result<(), StoreError> {

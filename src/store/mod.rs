@@ -414,14 +414,18 @@ pub trait Store: Send + Sync + fmt::Debug {
         Ok(())
     }
 
-    /// Whether a delete is worth trying while the store is known to be
+    /// Whether a write is worth trying while the store is known to be
     /// down (see the broker's `store_known_down`): the encrypted file
-    /// store's deletes are local and quick, and work on a full disk (they
-    /// free space), where a logout skipped and not noted (its note could
-    /// not be written either) was undone by a crash. `false` (the
-    /// default): a keyring that hangs would make the logout wait the
+    /// store's writes are local and quick, fail at once where they fail,
+    /// and work on a full disk where they need no new space: a delete
+    /// frees space (a logout skipped and not noted, its note unwritable
+    /// too, was undone by a crash), and a save writes over the record's
+    /// spare (one record needing a new file, another provider's first
+    /// login, took the store down, and a crash then lost the rotated
+    /// refresh tokens of sessions whose saves would have worked). `false`
+    /// (the default): a keyring that hangs would make each write wait the
     /// store's timeout.
-    fn tries_deletes_while_down(&self) -> bool {
+    fn tries_writes_while_down(&self) -> bool {
         false
     }
 

@@ -11,6 +11,7 @@ use super::failure_lines::{self, whole_secs_up};
 use super::machine::{Effect, Event, Freshness, Notice, Reply, RestoreCause, WritePurpose};
 use super::store::{PreparingSave, unix_micros_now};
 use super::{RefreshResult, Session};
+use crate::broker::BrokerError;
 
 impl Session {
     /// Hands `event` to the machine under the state lock, and carries out
@@ -115,6 +116,12 @@ impl Session {
         if let Some(unused) = prepared {
             self.discard_prepared(unused);
         }
+        // A logout whose record stays: whether the store noted it, now that
+        // the note was made or failed (the machine cannot know).
+        if let Some(Reply::Done(Err(BrokerError::RecordNotDeleted { remembered, .. }))) = &mut reply
+        {
+            *remembered = self.shared.store.remembers_logout(&self.name);
+        }
         reply
     }
 
@@ -125,19 +132,15 @@ impl Session {
     /// stay in memory (the session is marked unsaved) and the recovery
     /// writes them when the store works again.
     ///
-    /// A delete, and a revoked session's record (which takes its dead
-    /// refresh token out of the store), are tried all the same where the
-    /// store says it is worth it
-    /// ([`Store::tries_deletes_while_down`](crate::store::Store::tries_deletes_while_down):
+    /// Every write is tried all the same where the store says it is worth
+    /// it ([`Store::tries_writes_while_down`](crate::store::Store::tries_writes_while_down):
     /// the encrypted file store, whose deletes work on a full disk, and
-    /// whose saves write over a record's spare, needing no new blocks).
+    /// whose saves write over a record's spare, needing no new blocks: a
+    /// rotated refresh token not even tried was lost to a crash, while one
+    /// record needing new space kept the store down).
     fn store_known_down(&self, purpose: &WritePurpose) -> Option<crate::store::StoreError> {
-        let delete = matches!(
-            purpose,
-            WritePurpose::LoggedOut { .. } | WritePurpose::Revoked { .. }
-        );
         if matches!(purpose, WritePurpose::DirtyRetry { .. })
-            || (delete && self.shared.store.tries_deletes_while_down())
+            || self.shared.store.tries_writes_while_down()
         {
             return None;
         }

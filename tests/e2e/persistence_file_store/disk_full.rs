@@ -110,3 +110,37 @@ fn a_revocation_on_a_full_disk_takes_the_dead_token_out_of_the_store() {
         "the spare holds the record before"
     );
 }
+
+/// Another provider's first login, whose record needs a new file, takes
+/// the store down on a full disk; a refresh of `demo` after it is saved
+/// all the same, over its record's spare. (It was not even tried while
+/// the store was down: the rotated refresh token stayed in memory only,
+/// and a crash then lost the session, the provider refusing the retired
+/// token the restart presented.)
+#[test]
+fn a_refresh_is_saved_while_another_records_first_write_keeps_the_store_down() {
+    let Some((provider, _store, mut daemon, _)) = logged_in_on_a_full_disk(
+        "a_refresh_is_saved_while_another_records_first_write_keeps_the_store_down",
+        &["demo", "other"],
+    ) else {
+        return;
+    };
+    let other = support::daemon::LoginRun::start(&daemon.socket, "other");
+    provider.approve(&other.user_code()).unwrap();
+    let (done, _, _) = other.finish();
+    assert!(
+        done["unsaved"]
+            .as_str()
+            .is_some_and(|why| why.contains("No space left")),
+        "{done}"
+    );
+    support::daemon::refresh_now(&daemon, "demo");
+    let saved = daemon.wait_for_log(1, &["provider=demo event=\"refresh_saved\""]);
+    assert!(saved[0].contains("ok=true"), "{saved:?}\n{}", daemon.log());
+    assert!(
+        status(&daemon, "demo")["unsaved"].is_null(),
+        "{}",
+        status(&daemon, "demo")
+    );
+    assert!(daemon.stop().success());
+}

@@ -119,3 +119,41 @@ fn a_record_that_cannot_be_saved_is_retried_without_refreshing_again() {
     assert_eq!(provider.refresh_count(), 2);
     provider.assert_no_violations();
 }
+
+/// A logout whose record cannot be deleted, and whose note for the next
+/// start cannot be written either (the state directory takes no writes:
+/// a file system remounted read-only, for which a reboot is the usual
+/// mend), says that a restart before the store works restores the
+/// session, as it does. (It said the record "is deleted when the store
+/// works again": someone who logged out to cut access got the session
+/// back, serving tokens, after the reboot.)
+#[test]
+fn a_logout_neither_deleted_nor_noted_says_a_restart_restores_it() {
+    let provider = Provider::rfc8628();
+    let store = FileStore::new();
+    let mut daemon = start(&provider, &store);
+    login(&daemon, "demo", approve(&provider));
+    store.break_records();
+    // The journal's place is taken (as root, permission bits would not
+    // stop the daemon): its note cannot be written.
+    let journal = store.state_dir().join("pending-logouts");
+    let _ = std::fs::remove_file(&journal);
+    std::fs::create_dir(&journal).unwrap();
+    std::fs::write(journal.join("in-the-way"), b"x").unwrap();
+    let out = daemon.tokenctl(&["logout", "demo"]);
+    assert_eq!(out.status.code(), Some(9), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(
+            "nor could the logout be noted for the next start: a restart before the store \
+             works again restores the session"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    // As it says.
+    assert!(daemon.stop().success());
+    store.mend_records();
+    std::fs::remove_dir_all(&journal).unwrap();
+    daemon.restart();
+    assert_eq!(status(&daemon, "demo")["state"], "active");
+}

@@ -145,7 +145,13 @@ impl SessionMachine {
                 }
                 let result = result.map_err(|e| match e {
                     BrokerError::Store { provider, source } => {
-                        BrokerError::RecordNotDeleted { provider, source }
+                        // Whether the logout is noted the driver asks the
+                        // store, once the note is made.
+                        BrokerError::RecordNotDeleted {
+                            provider,
+                            source,
+                            remembered: true,
+                        }
                     }
                     other => other,
                 });
