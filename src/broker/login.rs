@@ -313,26 +313,30 @@ impl LoginWatch {
         &self.provider
     }
 
-    /// Waits for the prompt to show the person.
+    /// Waits for the prompt to show the person: `None` when the login
+    /// was approved before this caller could be shown it (it joined while
+    /// the approved login's tokens were being saved, which takes as long
+    /// as the store does); [`Self::next`] then says how it ends.
     ///
     /// # Errors
     /// The login ended before a prompt existed (provider unreachable, bad
     /// client id, ...), or, when joining late, has already ended.
-    pub async fn prompt(&mut self) -> Result<DevicePrompt, BrokerError> {
+    pub async fn prompt(&mut self) -> Result<Option<DevicePrompt>, BrokerError> {
         let progress = self
             .progress
-            .wait_for(|p| !matches!(p, LoginProgress::Starting | LoginProgress::Approved))
+            .wait_for(|p| !matches!(p, LoginProgress::Starting))
             .await
             .map(|p| p.clone())
             .map_err(|_| BrokerError::ShuttingDown)?;
         match progress {
-            LoginProgress::Prompt(p) => Ok(p.to_prompt(self.clock.since_boot())),
+            LoginProgress::Prompt(p) => Ok(Some(p.to_prompt(self.clock.since_boot()))),
             LoginProgress::Finished(Err(e)) => Err(e),
-            LoginProgress::Finished(Ok(())) | LoginProgress::Starting | LoginProgress::Approved => {
-                Err(BrokerError::LoginFailed {
-                    provider: self.provider.clone(),
-                    reason: "finished before its prompt could be shown".into(),
-                })
+            // A joiner that came after the approval was told the login
+            // "finished before its prompt could be shown", exit 8, as a
+            // failure, while it was logging in. (`Starting` was waited
+            // past.)
+            LoginProgress::Approved | LoginProgress::Finished(Ok(())) | LoginProgress::Starting => {
+                Ok(None)
             }
         }
     }

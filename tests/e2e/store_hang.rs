@@ -364,3 +364,74 @@ fn a_logout_the_keyring_could_not_take_stays_a_logout_across_a_reload() {
         "{status}"
     );
 }
+
+/// A `tokenctl login` and a D-Bus `Login` that join a login after its
+/// approval, while its tokens are being saved (the keyring has not
+/// answered yet): the first is told how the login ends, as its starter
+/// is (logged in, not saved: the keyring never answers); the second gets the code of the login after it, as a call a
+/// moment later would. (Both were told the login "finished before its
+/// prompt could be shown", `tokenctl` exit 8, while it was logging in.)
+#[test]
+fn logins_joined_while_an_approved_login_is_saved_are_told_how_it_ends() {
+    let Some((bus, keyring, provider)) =
+        keyring_and_provider("logins_joined_while_an_approved_login_is_saved_are_told_how_it_ends")
+    else {
+        return;
+    };
+    let daemon = Daemon::start_with(
+        &provider.config("demo"),
+        DaemonOptions {
+            bus: "session",
+            daemon_keys: format!("store_timeout = {}", STORE_TIMEOUT.as_secs()),
+            ..DaemonOptions::with_keyring_on(&bus)
+        },
+    );
+    let first = support::login_run::LoginRun::start(&daemon.socket, "demo");
+    let code = first.user_code();
+    signal(keyring.pid(), rustix::process::Signal::STOP);
+    provider.approve(&code).unwrap();
+    daemon.wait_for_log(1, &["provider=demo event=\"login_approved\""]);
+    let joined = support::daemon::spawn_tokenctl(&daemon.socket, &["--json", "login", "demo"]);
+    daemon.wait_for_log(2, &["provider=demo", "event=\"login_requested\""]);
+    let dbus = bus
+        .command("busctl")
+        .arg(format!("--address={}", bus.address()))
+        .args([
+            "--timeout=60",
+            "call",
+            "org.tokend.Broker1",
+            "/org/tokend/Broker1",
+            "org.tokend.Broker1",
+            "Login",
+            "s",
+            "demo",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run busctl");
+    daemon.wait_for_log(3, &["provider=demo", "event=\"login_requested\""]);
+    // The save waits out the store's timeout (a keyring stopped does not
+    // answer the call it got when it runs again): logged in, not saved,
+    // which both are told, exit 9.
+    let (first_done, _, first_exit) = first.finish();
+    let joined = joined.wait_with_output().unwrap();
+    signal(keyring.pid(), rustix::process::Signal::CONT);
+    let said = stdout(&joined);
+    let done: serde_json::Value =
+        serde_json::from_str(said.lines().last().unwrap_or_default()).expect("a done line");
+    assert_eq!(
+        (joined.status.code(), &done["ok"]),
+        (Some(9), &serde_json::json!(true)),
+        "{said} {}",
+        stderr(&joined)
+    );
+    assert!(!said.contains("\"prompt\""), "no code to show: {said}");
+    assert_eq!(first_exit, 9, "{first_done}");
+    assert_eq!(done["unsaved"], first_done["unsaved"], "{done}");
+    let dbus = dbus.wait_with_output().unwrap();
+    assert!(dbus.status.success(), "{}", stderr(&dbus));
+    let answer = stdout(&dbus);
+    assert!(answer.starts_with("sssu \""), "{answer}");
+    assert!(!answer.contains(&code), "a new code: {answer}");
+}

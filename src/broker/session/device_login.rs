@@ -111,6 +111,7 @@ impl Session {
                 // No code to enter any more: status says the tokens are
                 // being saved, and token requests wait for them.
                 progress.send_replace(LoginProgress::Approved);
+                debug!(provider = %self.name, event = "login_approved", "the login was approved: its tokens are being saved");
                 self.accept_login(grant, sent_since_boot).await;
                 Ok(())
             }

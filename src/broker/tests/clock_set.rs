@@ -259,12 +259,18 @@ async fn a_clock_set_ahead_mid_login_leaves_the_code_its_life() {
     let clock = Arc::new(OffsetClock::new());
     let broker = broker_with(&emulator, dir.path(), Arc::clone(&clock)).await;
     let mut login = broker.login(&Caller::uid(1000), "demo").await.unwrap();
-    let prompt = login.prompt().await.unwrap();
+    let prompt = login.prompt().await.unwrap().expect("a prompt");
     // An hour ahead: past the code's 600 s on the wall clock, not in fact.
     clock.set(Duration::from_secs(3600), Duration::ZERO);
     // A late joiner is told what is left of the code, not that it died.
     let mut joined = broker.login(&Caller::uid(1000), "demo").await.unwrap();
-    let left = joined.prompt().await.unwrap().expires_in.as_secs();
+    let left = joined
+        .prompt()
+        .await
+        .unwrap()
+        .expect("a prompt")
+        .expires_in
+        .as_secs();
     assert!((590..=600).contains(&left), "{left} s left");
     let polls = emulator.poll_times().len();
     emulator

@@ -43,7 +43,7 @@ async fn log_in_demo(broker: &Broker, emulator: &Emulator) {
         .login(&crate::broker::Caller::uid(1000), "demo")
         .await
         .unwrap();
-    let prompt = login.prompt().await.unwrap();
+    let prompt = login.prompt().await.unwrap().expect("a prompt");
     emulator.approve(&prompt.user_code).unwrap();
     login.outcome().await.unwrap();
 }

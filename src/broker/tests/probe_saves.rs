@@ -81,7 +81,7 @@ async fn a_store_that_refuses_one_sessions_save_is_one_outage() {
     let mut tokens = Vec::new();
     for name in ["a", "b"] {
         let mut login = broker.login(&caller, name).await.unwrap();
-        let prompt = login.prompt().await.unwrap();
+        let prompt = login.prompt().await.unwrap().expect("a prompt");
         emulator.approve(&prompt.user_code).unwrap();
         login.outcome().await.unwrap();
         tokens.push(

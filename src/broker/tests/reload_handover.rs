@@ -84,7 +84,7 @@ async fn a_login_asked_of_a_replaced_session_logs_the_new_one_in() {
         .login_on(Arc::clone(&replaced), &caller, "demo")
         .await
         .unwrap();
-    let prompt = login.prompt().await.unwrap();
+    let prompt = login.prompt().await.unwrap().expect("a prompt");
     emulator.approve(&prompt.user_code).unwrap();
     login.outcome().await.unwrap();
     // The new session has the tokens.

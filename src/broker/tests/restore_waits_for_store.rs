@@ -231,7 +231,7 @@ async fn a_token_request_for_unsaved_tokens_has_them_saved_once_the_store_works(
 
     store.locked.store(true, Ordering::SeqCst);
     let mut login = broker.login(&caller, "demo").await.unwrap();
-    let prompt = login.prompt().await.unwrap();
+    let prompt = login.prompt().await.unwrap().expect("a prompt");
     emulator.approve(&prompt.user_code).unwrap();
     let _ = login.outcome().await;
     assert!(!health.is_available());

@@ -91,7 +91,7 @@ async fn a_save_held_in_the_store_cannot_undo_a_later_logout() {
 
     let held = store.hold_saves();
     let mut login = broker.login(&caller, "demo").await.unwrap();
-    let prompt = login.prompt().await.unwrap();
+    let prompt = login.prompt().await.unwrap().expect("a prompt");
     emulator.approve(&prompt.user_code).unwrap();
     // The login's save is in the store now, held.
     store

@@ -17,7 +17,7 @@ use futures_util::StreamExt as _;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 use zbus::message::{Flags, Header, Type};
 use zbus::zvariant::{OwnedObjectPath, Value};
 use zbus::{Connection, MatchRule, Message, MessageStream};
@@ -486,8 +486,7 @@ impl Handler {
     /// Starts or joins the login and answers its prompt, once the provider
     /// has given its code, or that it has not within [`PROVIDER_WAIT`].
     async fn login(&self, caller: &Caller, provider: &str) -> Answer {
-        let mut watch = self.broker.login(caller, provider).await?;
-        let prompt = tokio::time::timeout(PROVIDER_WAIT, watch.prompt())
+        let prompt = tokio::time::timeout(PROVIDER_WAIT, self.login_prompt(caller, provider))
             .await
             .map_err(|_| {
                 DbusError::ProviderUnavailable(format!(
@@ -503,6 +502,38 @@ impl Handler {
             prompt.verification_uri_complete.unwrap_or_default(),
             u32::try_from(prompt.expires_in.as_secs()).unwrap_or(u32::MAX),
         ))
+    }
+
+    /// The prompt of the login `caller` starts or joins. One joined after
+    /// its approval, while its tokens are saved, has no code left to show
+    /// (it answered `LoginFailed` "finished before its prompt could be
+    /// shown" while it was logging in): once it ends, the login after it
+    /// gives the code, as a call a moment later would have started.
+    async fn login_prompt(
+        &self,
+        caller: &Caller,
+        provider: &str,
+    ) -> Result<crate::broker::DevicePrompt, DbusError> {
+        let mut watch = self.broker.login(caller, provider).await?;
+        info!(
+            provider = %provider,
+            uid = caller.uid,
+            event = "login_requested",
+            via = "dbus",
+            "login requested"
+        );
+        if let Some(prompt) = watch.prompt().await? {
+            return Ok(prompt);
+        }
+        // However it ends, the login after it gives the code.
+        let _ = watch.outcome().await;
+        let mut watch = self.broker.login(caller, provider).await?;
+        watch.prompt().await?.ok_or_else(|| {
+            DbusError::LoginFailed(format!(
+                "provider `{provider}`: another login was approved while this call waited for \
+                 the one before it; the session is logged in"
+            ))
+        })
     }
 
     /// A token, or that it is not ready within [`PROVIDER_WAIT`]: the

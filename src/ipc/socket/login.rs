@@ -47,19 +47,23 @@ pub(super) async fn answer(
         prompt = watch.prompt() => prompt,
         () = &mut gone => return Err(hang_up::gone()),
     };
-    let prompt = match prompt {
-        Ok(prompt) => prompt,
+    match prompt {
+        Ok(Some(prompt)) => {
+            write
+                .send(&LoginEvent::Prompt {
+                    provider: provider.clone(),
+                    prompt: login_prompt(prompt),
+                })
+                .await?;
+        }
+        // Joined after the approval, while its tokens are saved: no code
+        // to show, and `done` says how it ends.
+        Ok(None) => {}
         Err(e) => {
             write.note(&e);
             return write.send(&done(Some(&e))).await;
         }
-    };
-    write
-        .send(&LoginEvent::Prompt {
-            provider: provider.clone(),
-            prompt: login_prompt(prompt),
-        })
-        .await?;
+    }
     // Wait for the outcome, telling of polls that fail meanwhile.
     let outcome = loop {
         let change = tokio::select! {
