@@ -130,7 +130,10 @@ fn docker_helper_page(source: &str, date: &str) -> Roff {
          started under this name, tokenctl speaks the docker-credential-helpers protocol \
          instead of taking verbs. Container tools run it with one action as its argument \
          and the request on standard input, and read the answer, or the error message, \
-         on standard output. It asks tokend(8) over its socket, as tokenctl does, for a \
+         on standard output. Every error but \"credentials not found in native \
+         keychain\" is written on standard error too, after the helper's name: docker \
+         reads standard output only to tell that one from the rest, and shows standard \
+         error. It asks tokend(8) over its socket, as tokenctl does, for a \
          token of the provider whose hosts key lists the registry's host."
     ))]);
     roff.control("PP", []);

@@ -19,9 +19,13 @@
 //! config names it `"tokend-NAME"`), the helper is provider NAME's: it
 //! answers for the hosts NAME lists, whichever other provider lists them.
 //! - `store`: refused (tokend keeps the tokens; `docker login` is not how
-//!   they are made), with a message on stdout and exit 1.
+//!   they are made), with a message and exit 1.
 //! - `erase`: nothing to erase; success.
 //! - `version`: tokenctl's version.
+//!
+//! Failures are written on stdout, where the protocol puts them, and all
+//! but "not found" on stderr too, the one docker shows (see
+//! [`said_on_stderr`]).
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -85,11 +89,31 @@ fn named_provider(providers: &[ProviderStatus], name: &str, host: &str) -> Resul
     crate::credential::serves_named_host(provider, host)
 }
 
-/// What the protocol's clients recognise as "no credentials here".
+/// What the protocol's clients recognise as "no credentials here": the
+/// one failure docker takes from stdout. Every other failure is said on
+/// stderr too (see [`said_on_stderr`]).
 const NOT_FOUND: &str = "credentials not found in native keychain";
 
+/// Why `store` is refused.
+const READ_ONLY: &str = "tokend's credential helper is read-only: tokens come from \
+     `tokenctl login`, not from `docker login`";
+
+/// Whether the failure of `action` is to be said on stderr as well as on
+/// stdout. Docker reads stdout only to tell "not found" from the rest,
+/// then drops the text of every other `get` failure and goes on without
+/// credentials (`X-Registry-Auth: {}`), to fail as "unauthorized" or
+/// "denied" with nothing naming the cause; what the helper writes on
+/// stderr reaches the person's terminal. stdout keeps the text for
+/// podman, which shows it. A refused `store` is not: docker shows its
+/// stdout ("Error saving credentials: … out: `…`"), and said twice it
+/// reads as two failures.
+pub fn said_on_stderr(action: &str, failure: &Failure) -> bool {
+    failure.message != NOT_FOUND && action != "store"
+}
+
 /// Runs `action`; the answer goes to `out`. Failures are for the caller to
-/// print on stdout, where the protocol expects them.
+/// print on stdout, where the protocol expects them (and on stderr, see
+/// [`said_on_stderr`]).
 pub fn run(
     connect: impl FnOnce() -> Result<(Client, Option<u32>), Failure>,
     named: Option<&str>,
@@ -97,73 +121,8 @@ pub fn run(
     input: impl Read,
     mut out: impl Write,
 ) -> Result<(), Failure> {
-    let write = |out: &mut dyn Write, text: String| {
-        out.write_all(text.as_bytes())
-            .and_then(|()| out.flush())
-            .map_err(|e| Failure::output(&e))
-    };
     match action {
-        "get" => {
-            let mut server = String::new();
-            input.take(4096).read_to_string(&mut server).map_err(|e| {
-                Failure::new(exit::USAGE, format!("cannot read the server URL: {e}"))
-            })?;
-            let server = server.trim();
-            let host = host_of(server);
-            if host.is_empty() {
-                return Err(Failure::new(exit::USAGE, "no server URL on stdin"));
-            }
-            let (mut client, protocol) = connect()?;
-            let providers = visible(&mut client, protocol, named)?;
-            if let Some(name) = named {
-                named_provider(&providers, name, &host)?;
-            }
-            let serving: Vec<&ProviderStatus> = providers
-                .iter()
-                .filter(|p| match named {
-                    // Named by the link, as git's --provider: one without
-                    // `hosts` answers for the registry docker asks about.
-                    Some(name) => p.name == name,
-                    None => p.hosts.contains(&host),
-                })
-                .collect();
-            let provider = match serving[..] {
-                [] => return Err(Failure::new(exit::FAILURE, NOT_FOUND)),
-                [provider] => provider,
-                _ => {
-                    let which: Vec<String> =
-                        serving.iter().map(|p| format!("`{}`", p.name)).collect();
-                    return Err(Failure::new(
-                        exit::FAILURE,
-                        format!(
-                            "providers {} all serve {host}: no token sent; link \
-                             docker-credential-tokend-NAME to tokenctl and name \
-                             \"tokend-NAME\" for this registry in credHelpers",
-                            which.join(", ")
-                        ),
-                    ));
-                }
-            };
-            // As for git: no token over plain http but to loopback (checked
-            // once a provider serves the host: another host is just not
-            // found). A URL with no scheme is https, as the tools read it.
-            if let Some((scheme, _)) = server.split_once("://") {
-                crate::credential::refuse_plain_http(scheme, Some(&host))?;
-            }
-            let answer =
-                crate::credential::token_for_a_keeping_client(&mut client, &provider.name)?;
-            let secret = crate::usable(&provider.name, answer.access_token.expose())?;
-            let mut text = json!({
-                "ServerURL": server,
-                "Username": username(provider),
-                "Secret": secret,
-            })
-            .to_string();
-            text.push('\n');
-            let written = write(&mut out, text.clone());
-            zeroize::Zeroize::zeroize(&mut text);
-            written
-        }
+        "get" => get(connect, named, input, &mut out),
         "list" => {
             let (mut client, protocol) = connect()?;
             // A host two providers serve is left out: `get` would not
@@ -181,16 +140,13 @@ pub fn run(
                 .into_iter()
                 .filter_map(|(host, user)| Some((host, user?)))
                 .collect();
-            write(&mut out, format!("{}\n", json!(listed)))
+            write(&mut out, &format!("{}\n", json!(listed)))
         }
-        "store" => Err(Failure::new(
-            exit::FAILURE,
-            "tokend's credential helper is read-only: tokens come from `tokenctl login`, not from `docker login`",
-        )),
+        "store" => Err(Failure::new(exit::FAILURE, READ_ONLY)),
         "erase" => Ok(()),
         "version" => write(
             &mut out,
-            format!("{HELPER_NAME} (tokenctl {})\n", env!("CARGO_PKG_VERSION")),
+            &format!("{HELPER_NAME} (tokenctl {})\n", env!("CARGO_PKG_VERSION")),
         ),
         other => Err(Failure::new(
             exit::USAGE,
@@ -200,6 +156,92 @@ pub fn run(
             ),
         )),
     }
+}
+
+/// Writes `text` whole to `out`.
+fn write(out: &mut dyn Write, text: &str) -> Result<(), Failure> {
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(|e| Failure::output(&e))
+}
+
+/// `get`: the server URL on `input`, the credentials on `out`.
+fn get(
+    connect: impl FnOnce() -> Result<(Client, Option<u32>), Failure>,
+    named: Option<&str>,
+    input: impl Read,
+    out: &mut dyn Write,
+) -> Result<(), Failure> {
+    let mut server = String::new();
+    input
+        .take(4096)
+        .read_to_string(&mut server)
+        .map_err(|e| Failure::new(exit::USAGE, format!("cannot read the server URL: {e}")))?;
+    let server = server.trim();
+    let host = host_of(server);
+    if host.is_empty() {
+        return Err(Failure::new(exit::USAGE, "no server URL on stdin"));
+    }
+    let (mut client, protocol) = connect()?;
+    let providers = visible(&mut client, protocol, named)?;
+    let provider = serving(&providers, named, server, &host)?;
+    let answer = crate::credential::token_for_a_keeping_client(&mut client, &provider.name)?;
+    let secret = crate::usable(&provider.name, answer.access_token.expose())?;
+    let mut text = json!({
+        "ServerURL": server,
+        "Username": username(provider),
+        "Secret": secret,
+    })
+    .to_string();
+    text.push('\n');
+    let written = write(out, &text);
+    zeroize::Zeroize::zeroize(&mut text);
+    written
+}
+
+/// The provider whose token `get` answers for `server` (of `host`), among
+/// `providers` (see [`visible`]); else why none.
+fn serving<'p>(
+    providers: &'p [ProviderStatus],
+    named: Option<&str>,
+    server: &str,
+    host: &str,
+) -> Result<&'p ProviderStatus, Failure> {
+    if let Some(name) = named {
+        named_provider(providers, name, host)?;
+    }
+    let serving: Vec<&ProviderStatus> = providers
+        .iter()
+        .filter(|p| match named {
+            // Named by the link, as git's --provider: one without
+            // `hosts` answers for the registry docker asks about.
+            Some(name) => p.name == name,
+            None => p.hosts.iter().any(|h| h == host),
+        })
+        .collect();
+    let provider = match serving[..] {
+        [] => return Err(Failure::new(exit::FAILURE, NOT_FOUND)),
+        [provider] => provider,
+        _ => {
+            let which: Vec<String> = serving.iter().map(|p| format!("`{}`", p.name)).collect();
+            return Err(Failure::new(
+                exit::FAILURE,
+                format!(
+                    "providers {} all serve {host}: no token sent; link \
+                     docker-credential-tokend-NAME to tokenctl and name \
+                     \"tokend-NAME\" for this registry in credHelpers",
+                    which.join(", ")
+                ),
+            ));
+        }
+    };
+    // As for git: no token over plain http but to loopback (checked once a
+    // provider serves the host: another host is just not found). A URL
+    // with no scheme is https, as the tools read it.
+    if let Some((scheme, _)) = server.split_once("://") {
+        crate::credential::refuse_plain_http(scheme, Some(host))?;
+    }
+    Ok(provider)
 }
 
 fn username(provider: &ProviderStatus) -> &str {

@@ -35,12 +35,13 @@ fn main() -> ExitCode {
     // that protocol instead of its own command line.
     let mut args = std::env::args_os();
     let invoked_as = args.next().map(PathBuf::from);
-    if let Some(named) = invoked_as
+    let file_name = invoked_as
         .as_ref()
         .and_then(|p| p.file_name())
-        .and_then(|n| docker::named_by(&n.to_string_lossy()))
-    {
-        return docker_helper(named.provider(), args.next());
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if let Some(named) = docker::named_by(&file_name) {
+        return docker_helper(&file_name, named.provider(), args.next());
     }
     let cli = Cli::parse_command_line();
     match cli.socket_owner_uid() {
@@ -65,9 +66,15 @@ fn main() -> ExitCode {
     }
 }
 
-/// `docker-credential-tokend ACTION`: errors go to stdout, as the
-/// protocol's clients read them.
-fn docker_helper(named: Option<&str>, action: Option<std::ffi::OsString>) -> ExitCode {
+/// `docker-credential-tokend ACTION` (run as `helper`): errors go to
+/// stdout, as the protocol's clients read them, and most to stderr too,
+/// named by the helper, where docker shows them (see
+/// [`docker::said_on_stderr`]).
+fn docker_helper(
+    helper: &str,
+    named: Option<&str>,
+    action: Option<std::ffi::OsString>,
+) -> ExitCode {
     let action = action
         .map(|a| a.to_string_lossy().into_owned())
         .unwrap_or_default();
@@ -91,7 +98,11 @@ fn docker_helper(named: Option<&str>, action: Option<std::ffi::OsString>) -> Exi
     ) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
-            let _ = writeln!(io::stdout(), "{}", format::clean(&failure.message));
+            let message = format::clean(&failure.message);
+            let _ = writeln!(io::stdout(), "{message}");
+            if docker::said_on_stderr(&action, &failure) {
+                let _ = writeln!(io::stderr(), "{}: {message}", format::clean(helper));
+            }
             ExitCode::from(failure.status)
         }
     }
