@@ -150,9 +150,33 @@ fn docker_helper_page(source: &str, date: &str) -> Roff {
          for two accounts at one registry, whose hosts both list it, where \
          {DOCKER_HELPER} refuses to guess."
     ))]);
-    roff.control("SH", ["ACTIONS"]);
+    docker_helper_actions(&mut roff);
+    roff.control("SH", ["ENVIRONMENT"]);
     item(
         &mut roff,
+        "TOKEND_SOCKET",
+        "The daemon's socket, when not the default (as for tokenctl; empty counts as unset).",
+    );
+    item(
+        &mut roff,
+        "TOKEND_SOCKET_OWNER",
+        "The user, by name or uid, whose tokend serves that socket when it is not root, you or tokend (as for tokenctl).",
+    );
+    roff.control("SH", ["EXIT STATUS"]);
+    roff.text([roman(
+        "0 on success, 1 when there are no credentials for the server or on a refused \
+         store, 2 for an unknown action or no server URL; the other statuses are \
+         tokenctl's (3: tokend not reachable, 4: login required, ...), see tokenctl(1).",
+    )]);
+    see_also(&mut roff, &[("tokenctl", "1"), ("tokend", "8")]);
+    roff
+}
+
+/// docker-credential-tokend(1)'s ACTIONS section: what each action does.
+fn docker_helper_actions(roff: &mut Roff) {
+    roff.control("SH", ["ACTIONS"]);
+    item(
+        roff,
         "get",
         &format!(
             "Standard input is the registry's server URL. The answer is \
@@ -169,7 +193,7 @@ fn docker_helper_page(source: &str, date: &str) -> Roff {
         ),
     );
     item(
-        &mut roff,
+        roff,
         "list",
         &format!(
             "{{\"HOST\": \"USERNAME\", ...}} for every host of every provider the user may \
@@ -178,31 +202,20 @@ fn docker_helper_page(source: &str, date: &str) -> Roff {
         ),
     );
     item(
-        &mut roff,
+        roff,
         "store",
-        "Refused (exit status 1): tokens come from tokenctl login, not from docker login.",
-    );
-    item(&mut roff, "erase", "Nothing to erase: succeeds.");
-    item(&mut roff, "version", "The version of tokenctl.");
-    roff.control("SH", ["ENVIRONMENT"]);
-    item(
-        &mut roff,
-        "TOKEND_SOCKET",
-        "The daemon's socket, when not the default (as for tokenctl; empty counts as unset).",
+        "Succeeds, keeping nothing, when handed what get answers now for the server \
+         (the provider's user name and current token), as docker login REGISTRY does \
+         with the credentials it got from get; anything else is refused (exit status 1): \
+         tokens come from tokenctl login, and docker login is not needed.",
     );
     item(
-        &mut roff,
-        "TOKEND_SOCKET_OWNER",
-        "The user, by name or uid, whose tokend serves that socket when it is not root, you or tokend (as for tokenctl).",
+        roff,
+        "erase",
+        "Nothing to erase: succeeds. get goes on answering with tokend's token (docker \
+         logout does not log out of the provider; tokenctl logout NAME does).",
     );
-    roff.control("SH", ["EXIT STATUS"]);
-    roff.text([roman(
-        "0 on success, 1 when there are no credentials for the server or on store, 2 for \
-         an unknown action or no server URL; the other statuses are tokenctl's (3: tokend \
-         not reachable, 4: login required, ...), see tokenctl(1).",
-    )]);
-    see_also(&mut roff, &[("tokenctl", "1"), ("tokend", "8")]);
-    roff
+    item(roff, "version", "The version of tokenctl.");
 }
 
 /// `page` (clap_mangen's rendering of `cmd`) with the line under SYNOPSIS

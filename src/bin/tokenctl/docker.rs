@@ -18,9 +18,13 @@
 //! Installed as `docker-credential-tokend-NAME` (another link; the tool's
 //! config names it `"tokend-NAME"`), the helper is provider NAME's: it
 //! answers for the hosts NAME lists, whichever other provider lists them.
-//! - `store`: refused (tokend keeps the tokens; `docker login` is not how
-//!   they are made), with a message and exit 1.
-//! - `erase`: nothing to erase; success.
+//! - `store`: success, storing nothing, when it is handed what `get`
+//!   answers now (`docker login REGISTRY` gets the credentials from the
+//!   helper, has them checked, then stores them); else refused (tokend
+//!   keeps the tokens; `docker login` is not how they are made), with a
+//!   message and exit 1.
+//! - `erase`: nothing to erase; success (`docker logout` leaves tokend
+//!   answering).
 //! - `version`: tokenctl's version.
 //!
 //! Failures are written on stdout, where the protocol puts them, and all
@@ -94,7 +98,7 @@ fn named_provider(providers: &[ProviderStatus], name: &str, host: &str) -> Resul
 /// stderr too (see [`said_on_stderr`]).
 const NOT_FOUND: &str = "credentials not found in native keychain";
 
-/// Why `store` is refused.
+/// Why `store` is refused (unless it stores what tokend would answer).
 const READ_ONLY: &str = "tokend's credential helper is read-only: tokens come from \
      `tokenctl login`, not from `docker login`";
 
@@ -142,7 +146,17 @@ pub fn run(
                 .collect();
             write(&mut out, &format!("{}\n", json!(listed)))
         }
-        "store" => Err(Failure::new(exit::FAILURE, READ_ONLY)),
+        // `docker login REGISTRY` gets the credentials from the helper,
+        // has the registry check them, then stores them: the store of what
+        // `get` answers now is done already. Anything else is refused, and
+        // the same way whatever kept it from matching (tokend down, a
+        // registry no provider serves): tokend makes its tokens itself.
+        "store" => match stores_what_get_answers(connect, named, input) {
+            Ok(true) => Ok(()),
+            Ok(false) | Err(_) => Err(Failure::new(exit::FAILURE, READ_ONLY)),
+        },
+        // Nothing to erase: tokend goes on answering (`docker logout` does
+        // not log out of the provider; `tokenctl logout NAME` does).
         "erase" => Ok(()),
         "version" => write(
             &mut out,
@@ -242,6 +256,46 @@ fn serving<'p>(
         crate::credential::refuse_plain_http(scheme, Some(host))?;
     }
     Ok(provider)
+}
+
+/// What `store` is handed: the credentials of one registry.
+#[derive(serde::Deserialize)]
+struct StoreRequest {
+    #[serde(rename = "ServerURL")]
+    server_url: String,
+    #[serde(rename = "Username")]
+    username: String,
+    #[serde(rename = "Secret")]
+    secret: tokend::secret::Secret,
+}
+
+/// Whether `store`'s request (on `input`) holds what `get` answers now
+/// for its server: the provider's user name and current token.
+fn stores_what_get_answers(
+    connect: impl FnOnce() -> Result<(Client, Option<u32>), Failure>,
+    named: Option<&str>,
+    input: impl Read,
+) -> Result<bool, Failure> {
+    let mut text = String::new();
+    // A token is a few kilobytes at most; a larger request is no token.
+    let read = input.take(64 * 1024).read_to_string(&mut text);
+    let request = read.ok().and_then(|_| serde_json::from_str(&text).ok());
+    zeroize::Zeroize::zeroize(&mut text);
+    let Some(request): Option<StoreRequest> = request else {
+        return Ok(false);
+    };
+    let server = request.server_url.trim();
+    let host = host_of(server);
+    let (mut client, protocol) = connect()?;
+    let providers = visible(&mut client, protocol, named)?;
+    let provider = serving(&providers, named, server, &host)?;
+    if request.username != username(provider) {
+        return Ok(false);
+    }
+    // The token tokend holds now, without asking for a refresh: `get`
+    // answered it a moment ago (having had it refreshed if that was due).
+    let current = client.token(&provider.name, None)?;
+    Ok(current.access_token == request.secret)
 }
 
 fn username(provider: &ProviderStatus) -> &str {

@@ -171,3 +171,49 @@ fn docker_shows_why_the_helper_sent_no_token() {
     let out = docker.run(&daemon.socket, &["pull", "other.test/img"]);
     assert!(!stderr(&out).contains("tokend"), "{}", stderr(&out));
 }
+
+/// `docker login REGISTRY` with no user name or password gets the
+/// credentials from the helper, has the daemon check them, then stores
+/// them through the helper: its refusal of every `store` made each such
+/// login fail ("Cannot perform an interactive login from a non TTY
+/// device", or a prompt) though the helper works. Storing what `get`
+/// answers is done already; `docker logout` does not stop the helper.
+#[test]
+fn docker_login_with_the_helpers_credentials_succeeds() {
+    let test = "docker_login_with_the_helpers_credentials_succeeds";
+    let Some(docker) = DockerCli::start(test, &serde_json::json!({"ghcr.test": "tokend"})) else {
+        return;
+    };
+    let provider = Provider::rfc8628();
+    let daemon = Daemon::start(&provider.config_with(
+        "registry",
+        "hosts = [\"ghcr.test\"]\nusername = \"x-access-token\"",
+    ));
+    let token = login(&daemon, "registry", |code| {
+        provider.approve(code).unwrap();
+    });
+    let out = docker.run(&daemon.socket, &["login", "ghcr.test"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("Login Succeeded"), "{}", stdout(&out));
+    let auth = docker.last_auth("/auth");
+    assert_eq!(auth["password"], token.as_str(), "{auth}");
+
+    // Another password is not stored: refused, said once (docker shows
+    // the helper's stdout for a failed `store`).
+    let out = docker.run(
+        &daemon.socket,
+        &["login", "-u", "x-access-token", "-p", "typed", "ghcr.test"],
+    );
+    assert!(!out.status.success());
+    let said = format!("{}{}", stdout(&out), stderr(&out));
+    assert_eq!(said.matches("is read-only").count(), 1, "{said}");
+
+    let out = docker.run(&daemon.socket, &["logout", "ghcr.test"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = docker.run(&daemon.socket, &["pull", "ghcr.test/img"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        docker.last_auth("fromImage=ghcr.test")["password"],
+        token.as_str()
+    );
+}

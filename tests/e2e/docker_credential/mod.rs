@@ -405,3 +405,61 @@ fn failures_but_not_found_are_said_on_stderr_too() {
         );
     }
 }
+
+/// `docker login REGISTRY` gets the credentials from the helper, has the
+/// registry check them, then hands them to `store`: storing what `get`
+/// answers now is done already (exit 0, nothing kept), where every
+/// `store` was refused and docker took the login for failed. Another
+/// secret or user name, or a registry the helper does not answer for, is
+/// refused as before.
+#[test]
+fn store_of_what_get_answers_is_done_already() {
+    let provider = Provider::rfc8628();
+    let daemon = Daemon::start(&format!(
+        "{}{}",
+        provider.config_with(
+            "registry",
+            "hosts = [\"ghcr.test\"]\nusername = \"x-access-token\""
+        ),
+        provider.config("demo"),
+    ));
+    let token = login(&daemon, "registry", |code| {
+        provider.approve(code).unwrap();
+    });
+    let demo = login(&daemon, "demo", |code| {
+        provider.approve(code).unwrap();
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let by_host = helper(dir.path());
+    let store = |helper: &std::path::Path, server: &str, user: &str, secret: &str| {
+        let request = serde_json::json!({"ServerURL": server, "Username": user, "Secret": secret});
+        run(helper, &daemon, "store", &request.to_string())
+    };
+    let out = store(&by_host, "ghcr.test", "x-access-token", &token);
+    assert!(out.status.success(), "{}", stdout(&out));
+    assert_eq!(stdout(&out), "");
+    let out = store(&by_host, "https://GHCR.test/v2/", "x-access-token", &token);
+    assert!(out.status.success(), "{}", stdout(&out));
+    // A provider without hosts, through the helper named for it.
+    let named = helper_named(dir.path(), "docker-credential-tokend-demo");
+    let out = store(&named, "ghcr.io", "oauth2", &demo);
+    assert!(out.status.success(), "{}", stdout(&out));
+    for (helper, server, user, secret) in [
+        (&by_host, "ghcr.test", "x-access-token", "typed-by-hand"),
+        (&by_host, "ghcr.test", "someone", token.as_str()),
+        (&by_host, "other.test", "x-access-token", token.as_str()),
+        (
+            &by_host,
+            "http://ghcr.test",
+            "x-access-token",
+            token.as_str(),
+        ),
+        (&named, "ghcr.io", "oauth2", token.as_str()),
+    ] {
+        let out = store(helper, server, user, secret);
+        assert_eq!(out.status.code(), Some(1), "{server} {user}");
+        assert!(stdout(&out).contains("read-only"), "{}", stdout(&out));
+    }
+    let out = run(&by_host, &daemon, "store", "not json");
+    assert_eq!(out.status.code(), Some(1));
+}
