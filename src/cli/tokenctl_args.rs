@@ -237,11 +237,13 @@ pub enum TokenctlCommand {
 #[derive(Debug, Subcommand)]
 pub enum CredentialProtocol {
     /// git's credential helper: `git config --global credential.helper
-    /// '!tokenctl credential git'`. `get` answers a token for the host git
-    /// names (the provider whose `hosts` has it): as Basic's password, or as
-    /// a Bearer token (git 2.46 or later) when the provider's `git_auth`
-    /// says "bearer" or the server asks only for Bearer; `store` does
-    /// nothing, `erase` (a refused token) makes tokend refresh it
+    /// '!tokenctl credential git'`. `get` answers a token for the https
+    /// host git names (the provider whose `hosts` has it; other protocols,
+    /// such as a certificate's passphrase, get no answer): as Basic's
+    /// password, or as a Bearer token (git 2.46 or later) when the
+    /// provider's `git_auth` says "bearer" or the server asks only for
+    /// Bearer; `store` does nothing, `erase` (a refused token) makes
+    /// tokend refresh it
     Git {
         /// Use this provider, for any host its `hosts` list (any host at
         /// all when it lists none)

@@ -6,6 +6,10 @@
 //! answers lines of the same form; for the others it answers nothing.
 //! Unknown actions are ignored, as the protocol asks of helpers.
 //!
+//! Only HTTP's credentials are answered (`protocol=https`, or `http` to a
+//! loopback address): git asks its helpers for a client certificate's
+//! passphrase and an SMTP password too, and gets no answer for those.
+//!
 //! The provider is the one whose `hosts` lists git's `host` (the daemon
 //! refuses a config where two providers claim one host), or the one named
 //! with `--provider`, for a host its `hosts` lists, or any host when it
@@ -63,6 +67,17 @@ pub fn git(
     let attributes = read_attributes(input)?;
     if action == "store" {
         // tokend keeps the tokens; there is nothing to store.
+        return Ok(());
+    }
+    if attributes.get("protocol").is_some_and(|p| !is_http(p)) {
+        // git asks its helpers for more than HTTP's credentials: a client
+        // certificate's passphrase (`protocol=cert`, `host=` empty),
+        // send-email's SMTP password (`protocol=smtp`). A token is none
+        // of them: no answer, so git goes on to its next helper or asks
+        // the person (a provider without `hosts` named with --provider
+        // answered its token as the passphrase). A request with no
+        // `protocol=` is no git's (git refuses to send one) and is read
+        // as https, as before.
         return Ok(());
     }
     let host = attributes
@@ -368,6 +383,12 @@ pub(crate) fn token_for_a_keeping_client(
 /// How long [`token_for_a_keeping_client`] waits for the refresh of a
 /// token of unknown life before it takes the token it had.
 const KEEPING_CLIENT_REFRESH_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Whether git's `protocol` is HTTP's, whose credentials a token is
+/// (plain `http` is judged by [`refuse_plain_http`]).
+fn is_http(protocol: &str) -> bool {
+    protocol.eq_ignore_ascii_case("https") || protocol.eq_ignore_ascii_case("http")
+}
 
 /// The rule of every credential helper (git's, docker's): a token is
 /// never sent over plain http (`scheme`, any case) except to a loopback

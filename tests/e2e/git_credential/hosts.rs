@@ -1,7 +1,7 @@
 //! Which provider answers for which host: a `url=` line read as its
 //! parts, https's default port, two providers claiming one host,
-//! `--provider NAME` kept to its hosts; and the token's expiry, said with
-//! it.
+//! `--provider NAME` kept to its hosts, HTTP's credentials only; and the
+//! token's expiry, said with it.
 
 use super::*;
 
@@ -169,4 +169,93 @@ fn a_host_with_the_default_port_is_the_host() {
     let out = helper_get(&daemon, "protocol=https\nhost=forge.test:443\n\n");
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("password="), "{}", stdout(&out));
+}
+
+/// git asks its helpers for a client certificate's passphrase
+/// (`protocol=cert`, an empty `host=`, the file in `path=`) and for
+/// send-email's SMTP password (`protocol=smtp`): the helper answers
+/// neither, and says nothing, so git goes on to its next helper or the
+/// person. With `--provider` of a provider without `hosts` it answered
+/// the token as the certificate's passphrase; without a `host=` line it
+/// failed, exit 2; and git's `erase` of such a credential had tokend
+/// replace a token.
+#[test]
+fn only_https_credentials_are_answered() {
+    let provider = Provider::rfc8628();
+    let daemon = Daemon::start(&format!(
+        "{}{}",
+        provider.config_with("forge", "hosts = [\"forge.test\"]"),
+        provider.config_with("anywhere", ""),
+    ));
+    let mut tokens = Vec::new();
+    for name in ["forge", "anywhere"] {
+        tokens.push(login(&daemon, name, |code| {
+            provider.approve(code).unwrap();
+        }));
+    }
+    let cert = "protocol=cert\nhost=\npath=/home/me/client.p12\nusername=\n\n";
+    for (named, request) in [
+        (Some("anywhere"), cert),
+        (None, cert),
+        (
+            Some("anywhere"),
+            "protocol=cert\npath=/home/me/client.p12\n\n",
+        ),
+        (None, "protocol=cert\npath=/home/me/client.p12\n\n"),
+        (None, "protocol=smtp\nhost=forge.test\n\n"),
+        (
+            Some("anywhere"),
+            "protocol=SMTP\nhost=smtp.example.org:587\n\n",
+        ),
+    ] {
+        let out = helper_get_as(&daemon, named, request);
+        assert!(
+            out.status.success(),
+            "{named:?} {request:?}: {}",
+            stderr(&out)
+        );
+        assert_eq!(
+            (stdout(&out).as_str(), stderr(&out).as_str()),
+            ("", ""),
+            "{named:?} {request:?}"
+        );
+    }
+    // The real git, asking for a certificate's passphrase: no answer, so
+    // it asks the person (prompts are off here).
+    let home = tempfile::tempdir().unwrap();
+    let out = git_with_helper(
+        home.path(),
+        &daemon,
+        "--provider anywhere",
+        &["credential", "fill"],
+        cert,
+    );
+    assert!(!stdout(&out).contains("password="), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("could not read Password for 'cert:"),
+        "{}",
+        stderr(&out)
+    );
+    // git's `erase` of a passphrase refused is no token refused.
+    let refreshes = provider.refresh_count();
+    let erase = format!(
+        "protocol=cert\nhost=\npath=/c.p12\npassword={}\n\n",
+        tokens[1]
+    );
+    let out = git_with_helper(
+        home.path(),
+        &daemon,
+        "--provider anywhere",
+        &["credential", "reject"],
+        &erase,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(provider.refresh_count(), refreshes, "a token was replaced");
+    // HTTP's, in any case, are answered as ever.
+    let out = helper_get_as(&daemon, None, "protocol=HTTPS\nhost=forge.test\n\n");
+    assert!(
+        stdout(&out).contains(&format!("password={}\n", tokens[0])),
+        "{}",
+        stderr(&out)
+    );
 }
