@@ -9,7 +9,9 @@ pub mod exit_status;
 mod tokenctl_args;
 mod tokend_args;
 
-pub use tokenctl_args::{CredentialProtocol, TokenctlArgs, TokenctlCommand};
+pub use tokenctl_args::{
+    CredentialProtocol, DEFAULT_TOKEN_VARIABLE, TokenctlArgs, TokenctlCommand,
+};
 pub use tokend_args::TokendArgs;
 
 /// Ends the process for a command line that asked for no work: `--help`

@@ -208,7 +208,8 @@ pub enum TokenctlCommand {
     Exec {
         /// The provider, as named in the config
         name: String,
-        /// The environment variable that carries the token
+        /// The environment variable that carries the token (not PATH or
+        /// LD_PRELOAD, which the system reads in every program)
         #[arg(long, value_name = "VAR", default_value = DEFAULT_TOKEN_VARIABLE)]
         env: String,
         /// Seconds of life the token must have left (as for `token`)

@@ -70,6 +70,21 @@ fn nothing_runs_without_a_token_and_bad_input_is_named() {
         );
         assert!(!marker.exists(), "{name}: the command ran");
     }
+    // A variable the system reads in every program, not the command:
+    // the token as PATH left the command unfound ("cannot run sh: No
+    // such file or directory", 127); as LD_PRELOAD it ran, the loader
+    // printing the token on stderr. Refused, said, nothing run.
+    for name in ["PATH", "LD_PRELOAD"] {
+        let out = exec(&daemon, &["demo", "--env", name, "--", "sh", "-c", &touch]);
+        assert_eq!(out.status.code(), Some(2), "{name}: {}", stderr(&out));
+        let said = stderr(&out);
+        assert!(
+            said.starts_with(&format!("tokenctl: `--env {name}` would "))
+                && said.contains("name another variable (the default is ACCESS_TOKEN)"),
+            "{name}: {said}"
+        );
+        assert!(!marker.exists(), "{name}: the command ran");
+    }
     // No such command: 127, as a shell says.
     let out = exec(&daemon, &["demo", "--", "/nonexistent/command"]);
     assert_eq!(out.status.code(), Some(127));

@@ -262,7 +262,8 @@ pub(crate) fn usable<'t>(name: &str, token: &'t str) -> Result<&'t str, Failure>
 }
 
 /// `tokenctl exec`: becomes `command` with the token in `variable`.
-/// Returns only on failure: exit 2 for a bad variable name, the usual
+/// Returns only on failure: exit 2 for a bad variable name (or one that
+/// breaks running the command: [`breaks_running_the_command`]), the usual
 /// statuses when no token can be had (the command is not run), and 127 or
 /// 126, as shells use, when the command cannot be run.
 fn exec(
@@ -288,6 +289,15 @@ fn exec(
             ),
         ));
     }
+    if let Some(why) = breaks_running_the_command(variable) {
+        return Err(Failure::new(
+            exit::USAGE,
+            format!(
+                "`--env {variable}` {why}: name another variable (the default is {})",
+                tokend::cli::DEFAULT_TOKEN_VARIABLE
+            ),
+        ));
+    }
     let Some((program, args)) = command.split_first() else {
         return Err(Failure::new(exit::USAGE, "no command to run after `--`"));
     };
@@ -308,6 +318,30 @@ fn exec(
         status,
         format!("cannot run {}: {error}", program.to_string_lossy()),
     ))
+}
+
+/// Why the token in `variable` would keep the command from running as
+/// meant, for the variables the system reads in every program rather
+/// than the command: `None` for any other. Refused rather than worked
+/// around: even with the program found first, what it runs would fail
+/// the same way, and no one means a token as either.
+fn breaks_running_the_command(variable: &str) -> Option<&'static str> {
+    match variable {
+        // The program is looked up in the new environment's PATH, and so
+        // is every program it runs: "cannot run sh: No such file or
+        // directory", exit 127, said no more.
+        "PATH" => Some(
+            "would make the token the command search path, where neither the command nor \
+             what it runs is found",
+        ),
+        // The dynamic loader of every program the command runs tries to
+        // load it, and prints the value (the token) on stderr.
+        "LD_PRELOAD" => Some(
+            "would have the dynamic loader of every program the command runs try to load \
+             the token as a library, and print it on stderr",
+        ),
+        _ => None,
+    }
 }
 
 /// `tokenctl version`: this program's version, then the daemon's.
