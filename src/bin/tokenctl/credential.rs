@@ -357,7 +357,9 @@ pub(crate) fn serves_named_host(provider: &ProviderStatus, host: &str) -> Result
 /// cannot say so (kubectl, docker, podman: kubectl runs the plugin again
 /// after a 401, docker at its next command, neither telling why). A token
 /// whose expiry the provider said is the one tokend would hand anyone (it
-/// is refreshed before it expires); one of unknown life is asked for with
+/// is refreshed before it expires; one refused sooner is handed out again,
+/// since a run after a refusal looks like any other: the README's kubectl
+/// section says how to replace it by hand); one of unknown life is asked for with
 /// some life left, which has tokend refresh it when its last refresh is a
 /// minute old (see `--min-valid`): without that, a token of unknown life
 /// the server refused came back at every ask, for good. That refresh is
