@@ -165,6 +165,12 @@ pub enum TokenctlCommand {
         /// provider's token lifetime, however short), else any still-valid one
         #[arg(long, value_name = "SECS", value_parser = min_valid_seconds)]
         min_valid: Option<u64>,
+        /// The current token was refused where it was presented (a server
+        /// that revoked it, a cluster's 401): have tokend replace it and
+        /// print the new one. A replacement refused too is replaced no
+        /// sooner than a minute later (it is printed meanwhile)
+        #[arg(long, conflicts_with = "min_valid")]
+        replace: bool,
     },
     /// Log in to provider NAME: show the device code, wait for approval
     ///

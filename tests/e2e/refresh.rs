@@ -330,3 +330,31 @@ fn a_refresh_under_way_is_shown_as_due_now() {
     let _ = client.kill();
     let _ = client.wait();
 }
+
+/// `tokenctl token NAME --replace`: the token was refused where it was
+/// presented (a cluster's 401 to a token of known life, which kubectl's
+/// and docker's helpers hand out again): tokend replaces it and the new
+/// one is printed; a second `--replace` at once gets that one again (a
+/// replacement refused too is replaced no sooner than a minute later),
+/// with no second refresh. `--min-valid` beside it is a usage error.
+#[test]
+fn token_replace_has_the_refused_token_replaced() {
+    let (provider, daemon, first) = logged_in(Rfc8628Options {
+        access_token_lifetime: Duration::from_secs(3600),
+        ..fast()
+    });
+    let replace = || {
+        let out = daemon.tokenctl(&["token", "demo", "--replace"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out).trim().to_owned()
+    };
+    let second = replace();
+    assert_ne!(second, first);
+    assert!(provider.is_valid_access_token(&second));
+    assert_eq!(provider.refresh_count(), 1);
+    assert_eq!(replace(), second);
+    assert_eq!(provider.refresh_count(), 1);
+    let both = daemon.tokenctl(&["token", "demo", "--replace", "--min-valid", "60"]);
+    assert_eq!(both.status.code(), Some(2), "{}", stderr(&both));
+    provider.assert_no_violations();
+}

@@ -110,7 +110,11 @@ fn docker_helper(
 
 fn run(cli: &Cli) -> Result<(), Failure> {
     match &cli.command {
-        Command::Token { name, min_valid } => token(cli, name, *min_valid),
+        Command::Token {
+            name,
+            min_valid,
+            replace,
+        } => token(cli, name, *min_valid, *replace),
         Command::Login {
             name, cancel: true, ..
         } => cancel_login(cli, name),
@@ -233,8 +237,19 @@ fn metrics(cli: &Cli) -> Result<(), Failure> {
 }
 
 /// `tokenctl token`: the one place a token is printed.
-fn token(cli: &Cli, name: &str, min_valid: Option<u64>) -> Result<(), Failure> {
-    let answer = connect(cli)?.token(name, min_valid)?;
+/// `tokenctl token`: the token on stdout; with `replace`, one other than
+/// the current one (said refused: tokend refreshes, within its limits).
+fn token(cli: &Cli, name: &str, min_valid: Option<u64>, replace: bool) -> Result<(), Failure> {
+    let mut client = connect(cli)?;
+    let answer = if replace {
+        // The token the caller was refused is the one tokend hands out now
+        // (a refresh in between makes this the new one, and tokend then
+        // hands that out again without another refresh).
+        let current = client.token(name, None)?;
+        client.token_replacing(name, current.access_token.expose())?
+    } else {
+        client.token(name, min_valid)?
+    };
     let token = usable(name, answer.access_token.expose())?;
     if cli.json {
         print_json(&answer)
