@@ -12,7 +12,7 @@ pub enum SocketError {
     /// The directory is writable by others, so the socket could be
     /// replaced (a sticky bit does not help: anyone could bind the path
     /// while no socket is there).
-    #[error("{} (owner uid {owner}, mode {mode:04o}) is writable by other users; the socket must live in a directory only its owner may write to (mode 0700, 0710 or 0755): chmod go-w it, or set `socket` to a path in such a directory", path.display())]
+    #[error("{} (owner uid {owner}, mode {mode:04o}) is writable by other users; the socket must live in a directory only its owner may write to, sticky or not (such as mode 0700, 0710, 0750 or 0755): chmod go-w it, or set `socket` to a path in such a directory", path.display())]
     UnsafeDirectory {
         /// The socket's directory.
         path: PathBuf,
