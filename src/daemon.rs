@@ -311,7 +311,7 @@ fn follow_events(
 /// the session.
 async fn abandon_start(broker: &Broker) {
     broker.end_logins();
-    broker.end_background_refreshes();
+    broker.end_refreshes();
     broker.shutdown(SHUTDOWN_GRACE).await;
 }
 
@@ -330,9 +330,10 @@ async fn stop_daemon(
     // flight, and the stream of a client waiting for one ends only with
     // it, so the wait for connections below would last the whole grace.
     broker.end_logins();
-    // Nor is a background refresh: started now, it would have only the
-    // rest of the grace, and one cut short may lose a rotated refresh token.
-    broker.end_background_refreshes();
+    // Nor is a refresh sent, background or a request's: sent now, it
+    // would have only the rest of the grace, and one cut short may lose a
+    // rotated refresh token.
+    broker.end_refreshes();
     stop.cancel();
     let _ = server.await;
     connections.close();

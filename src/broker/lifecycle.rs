@@ -141,13 +141,16 @@ impl Broker {
         self.inner.shared.logins.cancel();
     }
 
-    /// A stop has begun: no background refresh starts from now on (the
-    /// scheduler's due ones, a reload's). One started during the stop's
-    /// wait for the requests in flight would have only the rest of the
-    /// grace to finish in, and one cut short may cost the session (a
-    /// rotated refresh token never saved). Refreshes a request asks for
-    /// still run: a client waits for them.
-    pub fn end_background_refreshes(&self) {
+    /// A stop has begun: no refresh is sent from now on, background ones
+    /// (the scheduler's due ones, a reload's) not started, those a request
+    /// asks for (or that wait for their endpoint's permit) answered
+    /// "shutting down". One sent during the stop's wait for the requests
+    /// in flight would have only the rest of the grace to finish in, and
+    /// one cut short may cost the session (a rotated refresh token never
+    /// saved): behind a slow endpoint's queue, requests' refreshes were
+    /// sent seconds into the stop and answered after it. Refreshes
+    /// already sent are waited for.
+    pub fn end_refreshes(&self) {
         self.inner.shared.background.cancel();
     }
 

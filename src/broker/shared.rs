@@ -35,9 +35,10 @@ pub struct Shared {
     /// ([`super::Broker::end_logins`]), or with `shutdown` itself. A child
     /// of `shutdown`; each login's own token is a child of this one.
     pub(crate) logins: CancellationToken,
-    /// Cancelled when no background refresh may start any more: at the
-    /// start of a stop ([`super::Broker::end_background_refreshes`]), or
-    /// with `shutdown` itself. A child of `shutdown`.
+    /// Cancelled when no refresh may be sent any more, background or a
+    /// request's: at the start of a stop
+    /// ([`super::Broker::end_refreshes`]), or with `shutdown`
+    /// itself. A child of `shutdown`.
     pub(crate) background: CancellationToken,
     pub(crate) owner_uid: u32,
     /// The order of each record's store writes.

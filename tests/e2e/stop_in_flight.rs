@@ -369,3 +369,45 @@ fn a_stop_names_a_logins_poll_the_provider_did_not_answer() {
     let (done, _, code) = run.finish();
     assert_eq!(code, 3, "{done}");
 }
+
+/// A refresh a request asked for, queued behind its endpoint's one permit
+/// (`max_concurrent_refreshes = 1`; `a`'s refresh answered after 4 s)
+/// when the stop begins, is not sent at all: the request is told tokend
+/// is stopping (exit 3), `a`'s answer is waited for and saved, and no
+/// session is named as cut short. (It was sent when the permit came back,
+/// seconds into the stop: behind a slow provider its answer came after
+/// the grace, and the rotated refresh token was lost with the session.)
+#[test]
+fn a_stop_sends_no_refresh_queued_behind_its_endpoints_permits() {
+    let provider = Provider::start(fast());
+    let store = FileStore::new();
+    let config = format!("{}{}", provider.config("a"), provider.config("b"));
+    store.seed(&provider, &config, |_| Duration::from_secs(3600));
+    let mut options = store.options();
+    options.daemon_keys = "max_concurrent_refreshes = 1\n".into();
+    let mut daemon = Daemon::start_with(&config, options);
+    provider.inject(Endpoint::Token, Fault::Delay(Duration::from_secs(4)), 1);
+    let first = spawn_tokenctl(&daemon.socket, &["token", "a", "--min-valid", "3700"]);
+    provider.wait_for_count(1, tokend_emulator::RecordedRequest::is_refresh);
+    let queued = spawn_tokenctl(&daemon.socket, &["token", "b", "--min-valid", "3700"]);
+    daemon.wait_for_log(1, &["provider=b event=\"refresh_on_demand\""]);
+    let status = daemon.signal_and_wait(rustix::process::Signal::TERM, STOP_WITHIN);
+    assert!(status.success(), "{status:?}");
+    let out = queued.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert_eq!(
+        provider.refresh_count(),
+        1,
+        "b's refresh was sent during the stop:\n{}",
+        daemon.log()
+    );
+    drop(first.wait_with_output());
+    let saved = daemon.wait_for_log(1, &["provider=a event=\"refresh_saved\""]);
+    assert!(saved[0].contains("ok=true"), "{saved:?}");
+    assert!(
+        !daemon.log().contains("event=\"unfinished_at_stop\""),
+        "{}",
+        daemon.log()
+    );
+    provider.assert_no_violations();
+}

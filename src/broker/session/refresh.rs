@@ -107,9 +107,14 @@ impl Session {
             // `http_timeout`, and the reload waited for every refresh
             // queued behind them (minutes, with the added and rebuilt
             // providers unusable meanwhile).
-            // A stop ends the wait too: no refresh starts once it has
-            // begun. And behind a provider that hangs, a refresh is not
-            // sent at all (`EndpointLimit::acquire_unless_stalled`).
+            // A stop ends the wait too: no refresh is sent once it has
+            // begun, a request's neither (`background` is cancelled at its
+            // start): behind a slow endpoint's permits, one a request asked
+            // for was sent seconds into the stop, answered after the
+            // grace, and its rotated refresh token lost with the session.
+            // The request is told tokend is stopping. And behind a provider
+            // that hangs, a refresh is not sent at all
+            // (`EndpointLimit::acquire_unless_stalled`).
             let in_time = self.provider.http_timeout();
             let permit = tokio::select! {
                 biased;
@@ -117,7 +122,7 @@ impl Session {
                     debug!(provider = %self.name, "refresh not sent: a reload retired the session");
                     return self.refresh_not_sent(Event::RefreshAbandoned { generation }).await;
                 }
-                () = self.shared.shutdown.cancelled() => {
+                () = self.shared.background.cancelled() => {
                     debug!(provider = %self.name, "refresh not sent: tokend is stopping");
                     return self.refresh_not_sent(Event::RefreshAbandoned { generation }).await;
                 }
