@@ -96,6 +96,15 @@ pub const SAVE_RETRY_BASE: Duration = Duration::from_secs(30);
 /// costs a write attempt every half hour at most, not a log line a minute.
 pub const SAVE_RETRY_CAP: Duration = Duration::from_secs(1800);
 
+/// How long past its expiry an access token whose refresh is on its way
+/// (none failed) still shows as `active`: the refresh after a start or a
+/// resume, due at once, is answered within it by a provider that works.
+/// Past it the session shows `expired`, whatever keeps the refresh: behind
+/// a slow endpoint's `max_concurrent_refreshes` permits, sessions whose
+/// tokens had been dead for minutes read `active`, `status --check` said
+/// nothing, and their callers waited out tokenctl's 60 s.
+pub const EXPIRED_SHOWN_ACTIVE_FOR: Duration = Duration::from_secs(30);
+
 /// Whether `now` falls within `spacing` after `since`. A wall clock set
 /// back (before `since`) counts as the spacing having passed: otherwise a
 /// clock corrected by an hour would hold back on-demand attempts for an

@@ -20,7 +20,9 @@ impl SessionMachine {
                     .as_ref()
                     .is_some_and(|a| a.valid_for(now, Duration::ZERO));
                 // An expired token with a refresh token and no failure is
-                // one whose refresh is about to come: active. Not while its
+                // one whose refresh is about to come: active, for
+                // `EXPIRED_SHOWN_ACTIVE_FOR` past its expiry (then it
+                // shows what it is, whatever holds the refresh). Not while its
                 // endpoint holds refreshes back (another account's
                 // `Retry-After`): that counts no failure of this session's,
                 // but nothing will come before the wait ends.
@@ -34,7 +36,23 @@ impl SessionMachine {
                     self.last_failure,
                     Some(crate::broker::error::BrokerError::ProviderUnavailable { .. })
                 );
-                if valid || (tokens.refresh.is_some() && self.failures == 0 && !held && !unanswered)
+                let lately = tokens
+                    .access
+                    .as_ref()
+                    .and_then(|a| a.expires_at)
+                    .is_none_or(|at| {
+                        crate::broker::timing::within(
+                            now,
+                            at,
+                            crate::broker::timing::EXPIRED_SHOWN_ACTIVE_FOR,
+                        )
+                    });
+                if valid
+                    || (tokens.refresh.is_some()
+                        && self.failures == 0
+                        && !held
+                        && !unanswered
+                        && lately)
                 {
                     SessionPhase::Active
                 } else if tokens.refresh.is_none() {

@@ -199,3 +199,21 @@ fn a_retry_past_the_expiry_still_wakes_the_session_at_the_expiry() {
         crate::broker::report::SessionPhase::Expired
     );
 }
+
+/// An expired token whose refresh is on its way (sent, or queued behind
+/// its endpoint's permits) and has not failed shows `active` for
+/// `EXPIRED_SHOWN_ACTIVE_FOR` past its expiry, then `expired`: behind a
+/// slow endpoint's permits, sessions dead for minutes read `active`.
+#[test]
+fn an_expired_token_whose_refresh_does_not_come_shows_expired_after_a_while() {
+    let mut m = machine();
+    logged_in_with(&mut m, grant("a1", Some("r1"), 20));
+    let due = feed(&mut m, at(20), Event::RefreshDue);
+    assert!(
+        due.iter().any(|e| e.starts_with("start_refresh")),
+        "{due:?}"
+    );
+    assert_eq!(m.phase(at(21)), SessionPhase::Active);
+    assert_eq!(m.phase(at(49)), SessionPhase::Active);
+    assert_eq!(m.phase(at(51)), SessionPhase::Expired);
+}
