@@ -270,3 +270,10 @@ fn a_slow_token_is_noticed_once_and_still_waited_for() {
     ));
     assert_eq!(NOTICES.lock().unwrap().len(), 1);
 }
+
+/// The config's warning of an `http_timeout` tokenctl gives up before
+/// names tokenctl's default wait, which the core may not import.
+#[test]
+fn the_configs_tokenctl_wait_is_tokenctls_default_timeout() {
+    assert_eq!(crate::config::TOKENCTL_WAIT, super::DEFAULT_TIMEOUT);
+}

@@ -79,13 +79,7 @@ pub(super) fn daemon_config(
             None => Some(text.to_owned()),
         }
     });
-    let http_timeout = seconds(
-        table,
-        diags,
-        "http_timeout",
-        1..=600,
-        crate::provider::http::DEFAULT_TIMEOUT,
-    );
+    let http_timeout = http_timeout(table, diags);
     // At least 5 s: a start reads the Secret Service 256 records a call,
     // a few milliseconds each. At most two minutes: longer, and tokenctl
     // (60 s) and D-Bus clients (25 s by default) would give up first on a
@@ -121,6 +115,43 @@ pub(super) fn daemon_config(
         refresh_token_warning,
     })
 }
+
+/// The `http_timeout` key, warned of when tokenctl gives up first.
+fn http_timeout(table: &mut TableReader<'_, '_>, diags: &mut Diagnostics<'_>) -> Duration {
+    let http_timeout_span = table.key_span("http_timeout");
+    let http_timeout = seconds(
+        table,
+        diags,
+        "http_timeout",
+        1..=600,
+        crate::provider::http::DEFAULT_TIMEOUT,
+    );
+    // A request waits for its refresh up to `http_timeout`: from 60 s on,
+    // `tokenctl token` (its `--timeout`, 60 s by default) gives up first,
+    // with exit 1 rather than the provider's exit 6, which scripts retry
+    // on (raising it is what an operator of a slow provider does).
+    if let Some(span) = http_timeout_span
+        && http_timeout >= TOKENCTL_WAIT
+    {
+        diags.warning(
+            &span,
+            format!(
+                "`http_timeout` of {} s: a `tokenctl token` waiting for a refresh gives up first \
+                 (after its `--timeout`, {} s by default), exit 1 rather than 6; pass it a longer \
+                 `--timeout`, or keep `http_timeout` under {} s",
+                http_timeout.as_secs(),
+                TOKENCTL_WAIT.as_secs(),
+                TOKENCTL_WAIT.as_secs()
+            ),
+        );
+    }
+    http_timeout
+}
+
+/// How long `tokenctl` waits for an answer by default (its `--timeout`,
+/// `client::DEFAULT_TIMEOUT`, which the core may not name; a test there
+/// ties the two).
+pub(crate) const TOKENCTL_WAIT: Duration = Duration::from_secs(60);
 
 /// A key of whole seconds within `range`, or `default` when it is unset
 /// (or wrong: the error is in `diags`).

@@ -7,6 +7,8 @@
 
 mod daemon_keys;
 mod daemon_table;
+#[cfg(test)]
+pub(crate) use daemon_table::TOKENCTL_WAIT;
 mod diagnostic;
 mod dialect;
 mod endpoints;

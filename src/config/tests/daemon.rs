@@ -273,3 +273,26 @@ fn store_timeout_defaults_to_30_s_and_is_bounded() {
         );
     }
 }
+
+/// An `http_timeout` tokenctl's default wait does not outlast is warned
+/// of: a request waiting for a refresh that long got exit 1 from
+/// tokenctl, not the provider's exit 6 scripts retry on.
+#[test]
+fn an_http_timeout_tokenctl_gives_up_before_is_warned_of() {
+    let f = Fixture::new();
+    let config = f
+        .load(&format!("[daemon]\nhttp_timeout = 59\n{GITHUB}"))
+        .unwrap();
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    let config = f
+        .load(&format!("[daemon]\nhttp_timeout = 60\n{GITHUB}"))
+        .unwrap();
+    assert_eq!(config.warnings.len(), 1, "{:?}", config.warnings);
+    let warning = config.warnings[0].to_string();
+    assert!(
+        warning.contains(
+            "`http_timeout` of 60 s: a `tokenctl token` waiting for a refresh gives up first"
+        ),
+        "{warning}"
+    );
+}
