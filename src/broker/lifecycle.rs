@@ -221,6 +221,8 @@ impl Broker {
     /// each that still fails is logged as an error naming what the next
     /// start will find. Whether every one was written.
     async fn write_before_stop(&self, within: Duration) -> bool {
+        // Records the store lost and no probe has written again yet.
+        self.save_lost_records_again().await;
         let dirty: Vec<Arc<Session>> = self
             .sessions()
             .into_iter()

@@ -163,6 +163,7 @@ impl Broker {
         .await?;
         let store = Arc::clone(&self.inner.shared.store);
         counted(metrics, health, move || store.check_writable()).await?;
+        self.save_lost_records_again().await;
         let mut unsaved: Vec<(u32, Arc<Session>)> = self
             .sessions()
             .into_iter()
@@ -185,6 +186,21 @@ impl Broker {
             }
         }
         Ok((listed, saved))
+    }
+
+    /// When the store lost its records ([`Store::take_lost_records`]: the
+    /// records' directory removed under the daemon), marks every session
+    /// that holds tokens unsaved, so that the probe, or the stop, writes
+    /// them again: each was saved, and is now in memory only.
+    ///
+    /// [`Store::take_lost_records`]: crate::store::Store::take_lost_records
+    pub(super) async fn save_lost_records_again(&self) {
+        if !self.inner.shared.store.take_lost_records() {
+            return;
+        }
+        for session in self.sessions() {
+            session.record_lost().await;
+        }
     }
 
     /// The store works again: restores the sessions that waited for it

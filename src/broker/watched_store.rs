@@ -131,6 +131,10 @@ impl Store for WatchedStore {
         self.inner.remembers_logout(provider)
     }
 
+    fn take_lost_records(&self) -> bool {
+        self.inner.take_lost_records()
+    }
+
     fn note_skipped_delete(&self, provider: &str) {
         // Not a store call: the store is down, and the note is made
         // beside it; its health is not told anything.

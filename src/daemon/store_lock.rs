@@ -9,7 +9,7 @@ use tracing::{debug, warn};
 
 use super::open_store;
 use crate::config::{Config, Environment, StoreKind};
-use crate::store::{EncryptedFileStore, LockError, LockTarget, StoreError, StoreLock};
+use crate::store::{EncryptedFileStore, HeldLock, LockError, LockTarget, StoreError, StoreLock};
 
 /// The file that stands for the configured store (see
 /// [`crate::store::lock`]): `None` for the memory store, which nothing
@@ -34,7 +34,9 @@ pub fn store_lock_target(config: &Config, env: &Environment) -> Option<LockTarge
 ///
 /// Returns the lock's target when it could not be taken yet: the store
 /// must then be used only through a [`LockGate`](crate::store::LockGate),
-/// which takes it first.
+/// which takes it first. A lock taken is recorded in `held`, for the store
+/// to check that its state directory is still the one locked (see
+/// [`crate::store::held_lock`]).
 ///
 /// # Errors
 /// Another daemon holds the store ([`LockError::Held`]). A lock that
@@ -45,6 +47,7 @@ pub fn store_lock_target(config: &Config, env: &Environment) -> Option<LockTarge
 pub(super) fn lock_daemon_store(
     config: &Config,
     env: &Environment,
+    held: &HeldLock,
 ) -> Result<Option<LockTarget>, LockError> {
     let Some(target) = store_lock_target(config, env) else {
         if config.daemon.store == StoreKind::SecretService {
@@ -58,6 +61,7 @@ pub(super) fn lock_daemon_store(
     match StoreLock::acquire(&target) {
         Ok(lock) => {
             debug!(lock = %target.path.display(), "this daemon alone uses the store");
+            held.record(&lock);
             lock.hold_until_exit();
             Ok(None)
         }

@@ -10,7 +10,7 @@ use super::slow_start::watch_start_step;
 use super::store_lock::{lock_daemon_store, store_lock_target};
 use crate::config::{Config, Environment, StoreKind};
 use crate::store::{
-    EncryptedFileStore, LockError, LockGate, LockTarget, LogoutJournal, MemoryStore,
+    EncryptedFileStore, HeldLock, LockError, LockGate, LockTarget, LogoutJournal, MemoryStore,
     SecretServiceStore, Store,
 };
 
@@ -27,22 +27,23 @@ pub(super) fn lock_and_open_store(
     config: &Config,
     env: &Environment,
 ) -> Result<Arc<dyn Store>, LockError> {
+    let held = HeldLock::default();
     let not_taken = match store_lock_target(config, env) {
         Some(target) => {
             let what = format!("the store's lock at {}", target.path.display());
-            watch_start_step(&what, || lock_daemon_store(config, env))?
+            watch_start_step(&what, || lock_daemon_store(config, env, &held))?
         }
-        None => lock_daemon_store(config, env)?,
+        None => lock_daemon_store(config, env, &held)?,
     };
     let journal = journal_directory(config, env);
     Ok(match &journal {
         Some(directory) => {
             let what = format!("the state directory {}", directory.display());
             watch_start_step(&what, || {
-                open_daemon_store(config, journal.as_deref(), not_taken.clone())
+                open_daemon_store(config, journal.as_deref(), not_taken.clone(), &held)
             })
         }
-        None => open_daemon_store(config, None, not_taken),
+        None => open_daemon_store(config, None, not_taken, &held),
     })
 }
 
@@ -71,14 +72,18 @@ pub fn open_store(config: &Config) -> Arc<dyn Store> {
 /// [`LogoutJournal`] in `journal_directory` ([`journal_directory`]). A
 /// store whose lock was `not_taken` is used only once it is (a
 /// [`LockGate`]), and nothing a crash left in it is cleared before then.
+/// The encrypted file store writes only into the state directory the lock
+/// was taken in, as `held` records it (see [`crate::store::held_lock`]).
 fn open_daemon_store(
     config: &Config,
     journal_directory: Option<&Path>,
     not_taken: Option<LockTarget>,
+    held: &HeldLock,
 ) -> Arc<dyn Store> {
     let store: Arc<dyn Store> = match &config.daemon.encrypted_file {
         Some(file) => {
-            let store = EncryptedFileStore::new(&file.state_directory, file.key.clone());
+            let store = EncryptedFileStore::new(&file.state_directory, file.key.clone())
+                .locked_by(held.clone());
             info!(
                 directory = %store.directory().display(),
                 key = %file.key_path.display(),
@@ -107,7 +112,7 @@ fn open_daemon_store(
         None => store,
     };
     match not_taken {
-        Some(target) => Arc::new(LockGate::new(store, target)),
+        Some(target) => Arc::new(LockGate::new(store, target, held.clone())),
         None => store,
     }
 }

@@ -119,12 +119,22 @@ pub struct EncryptedFileStore {
     /// The directories above the store's were found safe (see
     /// [`crate::trusted_path`]); checked until they are, then not again.
     ancestors_trusted: std::sync::atomic::AtomicBool,
+    /// A daemon's: where its store lock was taken. Its state directory is
+    /// then never made again, and must still be the one locked (see
+    /// [`super::held_lock`]).
+    held: Option<super::HeldLock>,
+    /// The records' directory was there (or made) at a call: missing
+    /// later, it was removed, with the records in it.
+    records_seen: std::sync::atomic::AtomicBool,
+    /// It was made again since [`Store::take_lost_records`] last asked.
+    records_lost: std::sync::atomic::AtomicBool,
 }
 
 impl EncryptedFileStore {
     /// A store in `state_directory/sessions`, sealing with `key`. Nothing
     /// is touched yet: each operation creates the directory (0700) if it is
-    /// missing, so a state directory that appears late is still used.
+    /// missing, so a state directory that appears late is still used (a
+    /// daemon's store makes only `sessions/`: see [`Self::locked_by`]).
     #[must_use]
     pub fn new(state_directory: &Path, key: StoreKey) -> Self {
         Self {
@@ -132,6 +142,9 @@ impl EncryptedFileStore {
             key,
             maintenance: false,
             ancestors_trusted: std::sync::atomic::AtomicBool::new(false),
+            held: None,
+            records_seen: std::sync::atomic::AtomicBool::new(false),
+            records_lost: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -335,7 +348,10 @@ impl Store for EncryptedFileStore {
     }
 
     fn prepare_save(&self, provider: &str) -> PreparedSave {
+        // A missing directory is made by the save, which says so when its
+        // records were lost with it (see `make_records_directory`).
         if self.file_of(provider).is_err()
+            || !self.directory.is_dir()
             || self.prepare().is_err()
             || files::immutable_or_append_only(&self.directory)
         {
@@ -415,6 +431,11 @@ impl Store for EncryptedFileStore {
 
     fn change_feed(&self) -> Option<super::ChangeFeed> {
         changes::feed(&self.directory)
+    }
+
+    fn take_lost_records(&self) -> bool {
+        self.records_lost
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
     }
 
     fn tries_writes_while_down(&self) -> bool {

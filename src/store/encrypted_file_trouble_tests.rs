@@ -270,3 +270,88 @@ fn a_directory_of_another_uid_is_to_be_given_back_not_left() {
     );
     assert!(!message.contains("state_directory"), "{message}");
 }
+
+/// A daemon's store writes only into the state directory it locked: one
+/// removed, or replaced by another (a file system lazily unmounted, or
+/// mounted over it), is an outage naming it, nothing is made in its place,
+/// and the store works again once it is back. It made the directories
+/// again, and wrote there, with no lock in them.
+#[test]
+fn a_daemons_store_writes_only_into_the_state_directory_it_locked() {
+    let root = tempfile::tempdir().unwrap();
+    let state = root.path().join("state");
+    let held = crate::store::HeldLock::default();
+    let lock = crate::store::StoreLock::acquire(&crate::store::LockTarget::file_store(&state))
+        .expect("the daemon's lock");
+    held.record(&lock);
+    let store = EncryptedFileStore::new(&state, key(1)).locked_by(held);
+    store.save("github", &record("rt-1")).unwrap();
+
+    let away = root.path().join("away");
+    fs::rename(&state, &away).unwrap();
+    let err = store.save("github", &record("rt-2")).unwrap_err();
+    assert!(err.is_store_wide(), "{err}");
+    let said = err.to_string();
+    assert!(
+        said.contains(&format!(
+            "the state directory {} was removed or replaced",
+            state.display()
+        )) && said.contains("nothing is there now"),
+        "{said}"
+    );
+    assert!(!state.exists(), "the state directory was made again");
+
+    fs::create_dir(&state).unwrap();
+    let err = store.save("github", &record("rt-2")).unwrap_err();
+    assert!(
+        err.to_string().contains("another directory is there now"),
+        "{err}"
+    );
+    assert!(store.list().is_err());
+    assert_eq!(
+        fs::read_dir(&state).unwrap().count(),
+        0,
+        "written into another"
+    );
+
+    fs::remove_dir(&state).unwrap();
+    fs::rename(&away, &state).unwrap();
+    store.save("github", &record("rt-2")).unwrap();
+    assert_eq!(store.load("github").unwrap(), Some(record("rt-2")));
+    drop(lock);
+}
+
+/// The records' directory removed under the daemon (`rm -rf sessions`):
+/// made again, the call that finds it gone fails as the store's, once,
+/// and the store says its records were lost, so that the broker saves
+/// every session again. It was made again quietly: the other sessions'
+/// records were gone until their next refresh, and a restart before then
+/// found them logged out.
+#[test]
+fn records_removed_under_the_daemon_are_said_lost() {
+    let state = tempfile::tempdir().unwrap();
+    let store = EncryptedFileStore::new(state.path(), key(1));
+    store.save("github", &record("rt-github-1")).unwrap();
+    store.save("gitlab", &record("rt-gitlab-1")).unwrap();
+    assert!(!store.take_lost_records());
+    fs::remove_dir_all(store.directory()).unwrap();
+
+    // A refresh's preparation leaves it to the save (it made the directory
+    // and kept quiet, and the save found it there).
+    let prepared = store.prepare_save("github");
+    assert!(prepared.temp_path().is_none());
+    assert!(!store.directory().exists());
+    let err = store
+        .save_prepared("github", &record("rt-github-2"), prepared)
+        .unwrap_err();
+    assert!(err.is_store_wide(), "{err}");
+    assert!(
+        err.to_string().contains("was removed while tokend ran"),
+        "{err}"
+    );
+    assert!(store.directory().is_dir(), "made again");
+    assert!(store.take_lost_records());
+    assert!(!store.take_lost_records(), "said once");
+    store.save("github", &record("rt-github-2")).unwrap();
+    assert_eq!(store.list().unwrap(), ["github"]);
+}

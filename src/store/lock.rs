@@ -35,6 +35,8 @@ use std::path::{Path, PathBuf};
 
 use rustix::fs::FlockOperation;
 
+use super::held_lock::LockedPlace;
+
 /// The lock file's name in the encrypted file store's state directory.
 pub const FILE_STORE_LOCK: &str = "tokend.lock";
 
@@ -113,6 +115,9 @@ pub enum LockError {
 pub struct StoreLock {
     /// Kept open: closing the last descriptor releases the lock.
     _file: File,
+    /// The lock file and its directory as they were when locked (see
+    /// [`super::held_lock`]); `None` when they could not be looked at.
+    place: Option<LockedPlace>,
 }
 
 impl StoreLock {
@@ -170,6 +175,14 @@ impl StoreLock {
         std::mem::forget(self);
     }
 
+    /// The state directory and lock file this lock was taken in, by
+    /// device and inode, for the store to check that its paths still name
+    /// them (see [`super::held_lock`]).
+    #[must_use]
+    pub fn place(&self) -> Option<LockedPlace> {
+        self.place
+    }
+
     /// Locks `file`, the open lock file of `target`, and writes our pid.
     ///
     /// The lock is taken and kept through a read-only descriptor of the
@@ -211,7 +224,12 @@ impl StoreLock {
                 target.path.display()
             );
         }
-        Ok(Self { _file: held })
+        let place = LockedPlace::of_lock(&held, &target.path)
+            .inspect_err(|e| {
+                tracing::debug!("cannot look at {} once locked: {e}", target.path.display());
+            })
+            .ok();
+        Ok(Self { _file: held, place })
     }
 }
 

@@ -22,7 +22,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tracing::info;
 
 use super::{
-    ChangeFeed, LoadResult, LockTarget, PreparedSave, Store, StoreError, StoreLock, StoredSession,
+    ChangeFeed, HeldLock, LoadResult, LockTarget, PreparedSave, Store, StoreError, StoreLock,
+    StoredSession,
 };
 
 /// A [`Store`] used only once its lock is taken (see the module doc).
@@ -30,18 +31,23 @@ use super::{
 pub struct LockGate {
     store: Arc<dyn Store>,
     target: LockTarget,
+    /// Told where the lock was taken, for the store to check its
+    /// directory against (see [`super::held_lock`]).
+    held: HeldLock,
     taken: AtomicBool,
     /// One attempt at a time: two calls must not both take it and log it.
     trying: Mutex<()>,
 }
 
 impl LockGate {
-    /// `store`, used only once the lock of `target` is taken.
+    /// `store`, used only once the lock of `target` is taken, which is
+    /// then recorded in `held`.
     #[must_use]
-    pub fn new(store: Arc<dyn Store>, target: LockTarget) -> Self {
+    pub fn new(store: Arc<dyn Store>, target: LockTarget, held: HeldLock) -> Self {
         Self {
             store,
             target,
+            held,
             taken: AtomicBool::new(false),
             trying: Mutex::new(()),
         }
@@ -61,6 +67,7 @@ impl LockGate {
         }
         match StoreLock::acquire(&self.target) {
             Ok(lock) => {
+                self.held.record(&lock);
                 lock.hold_until_exit();
                 self.taken.store(true, Ordering::Release);
                 info!(
@@ -159,6 +166,10 @@ impl Store for LockGate {
     fn remembers_logout(&self, provider: &str) -> bool {
         self.store.remembers_logout(provider)
     }
+
+    fn take_lost_records(&self) -> bool {
+        self.store.take_lost_records()
+    }
 }
 
 #[cfg(test)]
@@ -175,7 +186,7 @@ mod tests {
         let target = LockTarget::file_store(dir.path());
         let other = StoreLock::acquire(&target).expect("the other daemon's lock");
         let journal = LogoutJournal::open(Arc::new(MemoryStore::new()), dir.path());
-        let gate = LockGate::new(Arc::new(journal), target);
+        let gate = LockGate::new(Arc::new(journal), target, HeldLock::default());
         let refused = gate.delete("demo").unwrap_err();
         assert!(refused.is_store_wide(), "{refused}");
         assert!(refused.to_string().contains("another tokend"), "{refused}");

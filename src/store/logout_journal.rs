@@ -75,6 +75,10 @@ pub struct LogoutJournal {
     unread: Mutex<Option<String>>,
     /// Whether a temporary file left by a crash was looked for.
     temp_checked: std::sync::atomic::AtomicBool,
+    /// Whether a write makes a missing directory: the Secret Service's
+    /// may not exist yet; the file store's was made with its lock, and made
+    /// again it would hold none (see [`super::held_lock`]).
+    makes_directory: bool,
 }
 
 impl LogoutJournal {
@@ -84,7 +88,7 @@ impl LogoutJournal {
     /// `readable`).
     #[must_use]
     pub fn open(store: Arc<dyn Store>, directory: &Path) -> Self {
-        Self::open_named(store, directory, FILE_NAME)
+        Self::open_named(store, directory, FILE_NAME, false)
     }
 
     /// As [`Self::open`], with the Secret Service's journal,
@@ -112,10 +116,15 @@ impl LogoutJournal {
                 ),
             }
         }
-        Self::open_named(store, directory, SECRET_SERVICE_FILE_NAME)
+        Self::open_named(store, directory, SECRET_SERVICE_FILE_NAME, true)
     }
 
-    fn open_named(store: Arc<dyn Store>, directory: &Path, file_name: &str) -> Self {
+    fn open_named(
+        store: Arc<dyn Store>,
+        directory: &Path,
+        file_name: &str,
+        makes_directory: bool,
+    ) -> Self {
         let path = directory.join(file_name);
         let mut unread = None;
         let pending = match fs::read(&path) {
@@ -146,6 +155,7 @@ impl LogoutJournal {
             dated_ahead: Mutex::new(BTreeMap::new()),
             unread: Mutex::new(unread),
             temp_checked: std::sync::atomic::AtomicBool::new(false),
+            makes_directory,
         }
     }
 
@@ -202,7 +212,7 @@ impl LogoutJournal {
     fn note(&self, provider: &str, at: i64) -> io::Result<()> {
         let mut pending = self.pending();
         let previous = pending.insert(provider.to_owned(), at);
-        let written = write(&self.path, &pending);
+        let written = write(&self.path, &pending, self.makes_directory);
         if written.is_err() {
             // The map says what the file says.
             match previous {
@@ -229,7 +239,7 @@ impl LogoutJournal {
         let Some(at) = pending.remove(provider) else {
             return;
         };
-        if let Err(e) = write(&self.path, &pending) {
+        if let Err(e) = write(&self.path, &pending, self.makes_directory) {
             // Harmless but for a file that says too much: a line older than
             // the record it meets is dropped at the next start.
             pending.insert(provider.to_owned(), at);
@@ -256,7 +266,7 @@ impl LogoutJournal {
         if pending.len() == before.len() {
             return;
         }
-        if let Err(e) = write(&self.path, &pending) {
+        if let Err(e) = write(&self.path, &pending, self.makes_directory) {
             *pending = before;
             warn!("cannot update {}: {e}", self.path.display());
         }
@@ -464,6 +474,10 @@ impl Store for LogoutJournal {
 
     fn change_feed(&self) -> Option<ChangeFeed> {
         self.store.change_feed()
+    }
+
+    fn take_lost_records(&self) -> bool {
+        self.store.take_lost_records()
     }
 
     fn remembers_logout(&self, provider: &str) -> bool {

@@ -36,9 +36,6 @@ pub(super) fn parse(text: &str) -> BTreeMap<String, i64> {
         .collect()
 }
 
-/// Replaces the journal with `pending`, durably (written beside it,
-/// flushed, renamed over it, the directory flushed), or removes it when
-/// nothing is pending. Makes the directory (private) if it is missing.
 /// Whether a read failed because there is no journal: none was written,
 /// there is no directory it could be in (a path component that is a
 /// file), or a directory is in its place: nothing was ever noted there.
@@ -56,7 +53,15 @@ pub(super) fn temp_path(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{}.tmp", name.to_string_lossy()))
 }
 
-pub(super) fn write(path: &Path, pending: &BTreeMap<String, i64>) -> io::Result<()> {
+/// Replaces the journal with `pending`, durably (written beside it,
+/// flushed, renamed over it, the directory flushed), or removes it when
+/// nothing is pending. Makes the directory (private) if it is missing and
+/// `make_directory` says so.
+pub(super) fn write(
+    path: &Path,
+    pending: &BTreeMap<String, i64>,
+    make_directory: bool,
+) -> io::Result<()> {
     let directory = path.parent().unwrap_or(Path::new("."));
     if pending.is_empty() {
         match fs::remove_file(path) {
@@ -64,10 +69,12 @@ pub(super) fn write(path: &Path, pending: &BTreeMap<String, i64>) -> io::Result<
             _ => return File::open(directory)?.sync_all(),
         }
     }
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(directory)?;
+    if make_directory {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(directory)?;
+    }
     let mut text = String::from(HEADER);
     for (provider, at) in pending {
         // Writing to a String cannot fail.

@@ -465,3 +465,21 @@ fn a_listing_that_could_not_name_every_record_keeps_the_lines() {
     journal.list().unwrap();
     assert!(!journal.remembers_logout("github"));
 }
+
+/// The encrypted file store's journal does not make its state directory
+/// again: the lock made it at the start, and one removed under the
+/// daemon, made again, would hold no lock (a second daemon then starts
+/// there). The note fails instead, as on a full disk.
+#[test]
+fn the_file_stores_journal_does_not_make_its_state_directory_again() {
+    let fixture = Fixture::new();
+    let state = fixture.dir.path().join("state");
+    fs::create_dir(&state).unwrap();
+    let journal = LogoutJournal::open(Arc::clone(&fixture.store) as Arc<dyn Store>, &state);
+    journal.save("github", &record(unix_now() - 60)).unwrap();
+    fs::remove_dir(&state).unwrap();
+    fixture.set_down(true);
+    journal.note_skipped_delete("github");
+    assert!(!state.exists(), "made again");
+    assert!(!journal.remembers_logout("github"));
+}

@@ -16,6 +16,7 @@
 //! keyutils.
 
 pub mod encrypted_file;
+pub mod held_lock;
 pub mod key;
 pub mod lock;
 pub mod lock_gate;
@@ -34,6 +35,7 @@ use serde::{Deserialize, Serialize};
 use crate::secret::Secret;
 
 pub use encrypted_file::EncryptedFileStore;
+pub use held_lock::HeldLock;
 pub use key::StoreKey;
 pub use lock::{LockError, LockTarget, StoreLock};
 pub use lock_gate::LockGate;
@@ -462,6 +464,16 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// [`LogoutJournal`]). `false` (the default): a stop before the delete
     /// brings the session back.
     fn remembers_logout(&self, _provider: &str) -> bool {
+        false
+    }
+
+    /// Whether records this store held were lost since it was last asked:
+    /// the encrypted file store's records' directory was removed under the
+    /// daemon (`rm -rf`) and made again, empty. The broker then saves every
+    /// session it holds again: each was saved, and is now in memory only,
+    /// lost at the next stop. Asking clears it. `false` (the default): no
+    /// such loss is known.
+    fn take_lost_records(&self) -> bool {
         false
     }
 

@@ -189,3 +189,57 @@ fn a_daemon_that_could_not_lock_its_store_uses_it_only_with_the_lock() {
     assert!(log.contains(&expected), "{log}");
     assert_eq!(token(&first, "demo", &["--min-valid", "0"]), access);
 }
+
+/// The state directory removed under a running daemon (`rm -rf`), its
+/// lock with it: the daemon does not make it again (it did at its next
+/// save, and wrote the rotated refresh token there, so that a second
+/// daemon started on the same config restored that session and both
+/// refreshed it: revoked). It says the store is down, naming the
+/// directory, and serves the tokens it holds; a second daemon finds no
+/// session of its.
+#[test]
+fn a_state_directory_removed_under_a_daemon_is_not_made_again() {
+    let provider = Provider::rfc8628();
+    let store = FileStore::new();
+    let first = Daemon::start_with(&provider.config("demo"), store.options());
+    login(&first, "demo", approve(&provider));
+
+    std::fs::remove_dir_all(store.state_dir()).unwrap();
+    let fresh = support::daemon::refresh_now(&first, "demo");
+    let down = first.wait_for_log(1, &["event=\"store_unavailable\""]);
+    assert!(
+        down[0].contains("was removed or replaced") && down[0].contains("nothing is there now"),
+        "{down:?}"
+    );
+    assert!(!store.state_dir().exists(), "made again");
+
+    let second = Daemon::start_with(&provider.config("demo"), store.options());
+    let out = second.tokenctl(&["--json", "status", "demo"]);
+    let all: serde_json::Value =
+        serde_json::from_str(&support::daemon::stdout(&out)).expect("status JSON");
+    assert_eq!(all[0]["state"], "logged_out", "{all}");
+    assert_eq!(token(&first, "demo", &["--min-valid", "0"]), fresh);
+    provider.assert_no_violations();
+}
+
+/// The lock file removed under a running daemon: locked again at the
+/// daemon's next store call (here a refresh's save), so that a second
+/// daemon is still refused (it started, and both refreshed the sessions).
+#[test]
+fn a_lock_file_removed_under_a_daemon_is_locked_again() {
+    let provider = Provider::rfc8628();
+    let store = FileStore::new();
+    let first = Daemon::start_with(&provider.config("demo"), store.options());
+    login(&first, "demo", approve(&provider));
+
+    std::fs::remove_file(store.state_dir().join("tokend.lock")).unwrap();
+    // Its token comes once its record is saved (the store first).
+    support::daemon::refresh_now(&first, "demo");
+    let dir = tempfile::tempdir().unwrap();
+    let (status, log) = second_daemon(&first, dir.path(), &store.options().env);
+    assert!(!status.success(), "{log}");
+    let expected = refusal(&first, &store.state_dir().display().to_string());
+    assert!(log.contains(&expected), "{log}");
+    first.wait_for_log(1, &["lock file was removed or replaced", "locked again"]);
+    provider.assert_no_violations();
+}

@@ -76,6 +76,14 @@ impl Session {
         self.dispatch_now(Event::StoreUnavailable);
     }
 
+    /// The store lost this session's record (see
+    /// [`crate::store::Store::take_lost_records`]): tokens it holds are
+    /// unsaved until written again.
+    pub(crate) async fn record_lost(self: &Arc<Self>) {
+        let _persist = self.persist.lock().await;
+        self.dispatch_now(Event::RecordLost);
+    }
+
     /// The store works again and has no record of this session: there is
     /// nothing to wait for.
     pub(crate) async fn no_stored_record(self: &Arc<Self>) {

@@ -11,33 +11,44 @@ use std::sync::atomic::Ordering;
 use super::files::{self, sync_dir};
 use super::{EncryptedFileStore, STORE};
 use crate::store::StoreError;
+use crate::store::held_lock::{HeldLock, PlaceChange};
+use crate::store::lock::LockTarget;
 
 /// Why a records directory that is immutable or append-only cannot be used.
 pub(super) const FROZEN_DIRECTORY: &str =
     "it is immutable or append-only (`lsattr -d`): sessions are read, but no refresh can be saved";
 
 impl EncryptedFileStore {
+    /// This store as a daemon's, whose lock on the store is (or will be)
+    /// recorded in `held`: it never makes its state directory (the lock
+    /// made it at the start), and writes only while that directory and
+    /// its lock file are the ones locked (see [`crate::store::held_lock`]).
+    #[must_use]
+    pub fn locked_by(mut self, held: HeldLock) -> Self {
+        self.held = Some(held);
+        self
+    }
+
+    /// The state directory, which holds the records' directory and the
+    /// lock.
+    fn state_directory(&self) -> &Path {
+        self.directory.parent().unwrap_or(Path::new("."))
+    }
+
     /// Creates the directory if missing and keeps it private.
     pub(super) fn prepare(&self) -> Result<(), StoreError> {
         let dir = &self.directory;
         let uid = rustix::process::geteuid().as_raw();
         // Before anything is made there.
         self.check_ancestors(uid)?;
+        self.check_locked_place()?;
         let meta = match fs::symlink_metadata(dir) {
             Ok(meta) => meta,
             Err(e) if e.kind() == io::ErrorKind::NotFound && self.maintenance => {
                 return Err(unusable(dir, "it does not exist"));
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                DirBuilder::new()
-                    .recursive(true)
-                    .mode(0o700)
-                    .create(dir)
-                    .map_err(|e| unusable(dir, &format!("cannot create it: {e}")))?;
-                // The new directory entry must survive a crash like the files in it.
-                if let Some(parent) = dir.parent() {
-                    let _ = sync_dir(parent);
-                }
+                self.make_records_directory()?;
                 fs::symlink_metadata(dir).map_err(|e| unusable(dir, &e.to_string()))?
             }
             Err(e) => return Err(unusable(dir, &e.to_string())),
@@ -81,7 +92,104 @@ impl EncryptedFileStore {
             fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
                 .map_err(|e| unusable(dir, &format!("cannot make it private (0700): {e}")))?;
         }
+        self.records_seen.store(true, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Makes the missing records' directory. In a daemon's store only the
+    /// directory itself, inside the state directory just found to be the
+    /// one locked: made with its parents, a state directory removed or
+    /// unmounted under the daemon came back without its lock. One that was
+    /// there before is made again too, but its records went with it: the
+    /// call fails as the store's (an outage), and the broker, told by
+    /// [`crate::store::Store::take_lost_records`], saves every session it
+    /// holds into the new one.
+    fn make_records_directory(&self) -> Result<(), StoreError> {
+        let dir = &self.directory;
+        // Before it is made: another call that finds it made meanwhile
+        // says it was seen, which says nothing of this one's finding.
+        let was_seen = self.records_seen.load(Ordering::Relaxed);
+        let mut made = DirBuilder::new().mode(0o700).create(dir);
+        if let Some(parent) = dir.parent().filter(|_| self.held.is_none()) {
+            // Not a daemon's: the state directory too (tests, a seed).
+            if made
+                .as_ref()
+                .is_err_and(|e| e.kind() == io::ErrorKind::NotFound)
+            {
+                made = DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(parent)
+                    .and_then(|()| DirBuilder::new().mode(0o700).create(dir));
+            }
+        }
+        match made {
+            Ok(()) => {}
+            // Made by another call meanwhile, which says what it found.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(()),
+            Err(e) => return Err(unusable(dir, &format!("cannot create it: {e}"))),
+        }
+        // The new directory entry must survive a crash like the files in it.
+        if let Some(parent) = dir.parent() {
+            let _ = sync_dir(parent);
+        }
+        if !was_seen {
+            return Ok(());
+        }
+        self.records_lost.store(true, Ordering::Relaxed);
+        Err(StoreError::Failed {
+            store: STORE,
+            reason: format!(
+                "the records' directory {} was removed while tokend ran, with the records in \
+                 it: made again, and every session tokend holds is saved into it again",
+                dir.display()
+            ),
+        })
+    }
+
+    /// Whether the state directory and its lock file are still the ones a
+    /// daemon's lock was taken in (see [`crate::store::held_lock`]):
+    /// records written anywhere else are in a directory no lock guards
+    /// (a second daemon starts there), or one a mount hides.
+    fn check_locked_place(&self) -> Result<(), StoreError> {
+        let Some(held) = &self.held else {
+            return Ok(());
+        };
+        let state = self.state_directory();
+        let target = LockTarget::file_store(state);
+        let what = match held.check(&target) {
+            Ok(()) => return Ok(()),
+            Err(PlaceChange::DirectoryGone) => "nothing is there now".to_owned(),
+            Err(PlaceChange::DirectoryReplaced { locked, now }) => {
+                format!("another directory is there now ({now}; tokend locked {locked})")
+            }
+            Err(PlaceChange::NotLockedAgain(e)) => {
+                return Err(lock_lost(&target, &e.to_string()));
+            }
+            // Locked again by the check when it can be.
+            Err(PlaceChange::LockFileGone) => return Err(lock_lost(&target, "it is gone")),
+            Err(PlaceChange::Unknown(e)) => {
+                return Err(StoreError::Unavailable {
+                    store: STORE,
+                    reason: format!(
+                        "cannot tell whether the state directory {} is still the one tokend \
+                         locked at its start: {e}",
+                        state.display()
+                    ),
+                });
+            }
+        };
+        Err(StoreError::Unavailable {
+            store: STORE,
+            reason: format!(
+                "the state directory {} was removed or replaced while tokend ran (another file \
+                 system mounted or unmounted over it?): {what}; tokend writes its records only \
+                 into the one it locked at its start: put that one back (mount it again, move it \
+                 back), or restart tokend to take the one there now (sessions whose newest tokens \
+                 were not saved then need a new login)",
+                state.display()
+            ),
+        })
     }
 
     /// Whether another user could rename the store's directory away (and
@@ -128,6 +236,20 @@ impl EncryptedFileStore {
             }
             _ => Ok(()),
         }
+    }
+}
+
+/// The store's outage while the lock file of `target` was removed or
+/// replaced and cannot be locked again (`why`).
+fn lock_lost(target: &LockTarget, why: &str) -> StoreError {
+    StoreError::Unavailable {
+        store: STORE,
+        reason: format!(
+            "the lock file {} was removed or replaced while tokend ran, and cannot be locked \
+             again ({why}): nothing is written until it is (stop any other tokend on {})",
+            target.path.display(),
+            target.store
+        ),
     }
 }
 

@@ -14,6 +14,7 @@ use support::provider::Provider;
 mod disk_full;
 mod failed_writes;
 mod prune;
+mod state_directory;
 
 fn status(daemon: &Daemon, name: &str) -> serde_json::Value {
     let out = daemon.tokenctl(&["--json", "status", name]);

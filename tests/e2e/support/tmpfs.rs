@@ -71,6 +71,15 @@ impl Tmpfs {
     }
 }
 
+impl Tmpfs {
+    /// Unmounts it lazily (`umount -l`), as an administrator's mistake or
+    /// a failing disk may: a process holding a file open on it keeps it
+    /// alive, and its path names the directory beneath.
+    pub fn unmount_lazily(self) {
+        drop(self);
+    }
+}
+
 impl Drop for Tmpfs {
     fn drop(&mut self) {
         let _ = std::process::Command::new("umount")

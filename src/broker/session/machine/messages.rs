@@ -125,6 +125,9 @@ pub(crate) enum Event {
     StoreUnavailable,
     /// The store works again and holds no record of this session.
     NoStoredRecord,
+    /// The store lost the session's record (its records' directory was
+    /// removed under the daemon): what the session holds is unsaved again.
+    RecordLost,
     /// Save the tokens if the last save failed.
     SaveIfDirty,
     /// A reload rebuilt the provider with the same identity: take over the

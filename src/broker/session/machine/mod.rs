@@ -345,6 +345,7 @@ impl SessionMachine {
                     self.state = SessionState::LoggedOut;
                 }
             }
+            Event::RecordLost => self.record_lost(),
             Event::SaveIfDirty => self.save_if_dirty(out),
             Event::TakeOver(handover) => self.take_over(ctx, *handover, out),
         }

@@ -40,6 +40,16 @@ impl SessionMachine {
         });
     }
 
+    /// The store lost this session's record (see
+    /// [`crate::store::Store::take_lost_records`]): tokens it holds are
+    /// unsaved, and are written at the next [`Self::save_if_dirty`]
+    /// (a stop's, the store's probe). Nothing else lost its record.
+    pub(super) fn record_lost(&mut self) {
+        if matches!(self.state, SessionState::Active { .. }) {
+            self.store_dirty = true;
+        }
+    }
+
     /// Writes what the store should hold and does not, after a failed
     /// write: the session's tokens, the ended session's record after a
     /// revocation, or, after a logout whose delete failed, no record (a
