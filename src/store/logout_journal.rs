@@ -39,8 +39,8 @@ use super::{ChangeFeed, LoadResult, PreparedSave, Store, StoreError, StoredSessi
 #[path = "logout_journal_file.rs"]
 mod file;
 #[cfg(test)]
-use file::HEADER;
-use file::{cannot_exist, parse, temp_path, unix_now, write};
+use file::{HEADER, parse};
+use file::{temp_path, unix_now, write};
 
 /// The journal's file name in the state directory (the encrypted file
 /// store's).
@@ -127,13 +127,12 @@ impl LogoutJournal {
     ) -> Self {
         let path = directory.join(file_name);
         let mut unread = None;
-        let pending = match fs::read(&path) {
-            Ok(bytes) => parse(&String::from_utf8_lossy(&bytes)),
-            Err(e) if cannot_exist(&e) => BTreeMap::new(),
+        let pending = match file::read(&path) {
+            Ok(pending) => pending,
             Err(e) => {
                 warn!(
-                    "cannot read {}: {e}; the store is not used until it can be read (a \
-                     logout it names must not come back)",
+                    "cannot read the logout journal {}: {e}; the store is not used until it \
+                     can be read (a logout it names must not come back)",
                     path.display()
                 );
                 unread = Some(e.to_string());
@@ -172,9 +171,8 @@ impl LogoutJournal {
         if unread.is_none() {
             return Ok(());
         }
-        let read = match fs::read(&self.path) {
-            Ok(bytes) => parse(&String::from_utf8_lossy(&bytes)),
-            Err(e) if cannot_exist(&e) => BTreeMap::new(),
+        let read = match file::read(&self.path) {
+            Ok(pending) => pending,
             Err(e) => {
                 return Err(StoreError::Unavailable {
                     store: self.store.name(),

@@ -483,3 +483,6 @@ fn the_file_stores_journal_does_not_make_its_state_directory_again() {
     assert!(!state.exists(), "made again");
     assert!(!journal.remembers_logout("github"));
 }
+
+#[path = "logout_journal_file_tests.rs"]
+mod file_tests;

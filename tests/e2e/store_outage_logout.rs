@@ -291,3 +291,42 @@ fn a_revocation_the_store_could_not_write_stays_done_across_a_restart() {
     );
     assert!(!store.record("gone").exists());
 }
+
+/// A FIFO at the logout journal's path (the filesystem-fault audit): the
+/// start read it with a plain open, which waited for a writer that never
+/// came, and the log blamed a hung file system. Now it starts, and the
+/// journal is an outage naming the file and what it is, until removed.
+#[test]
+fn a_fifo_at_the_logout_journal_is_an_outage_not_a_hung_start() {
+    let provider = Provider::rfc8628();
+    let store = FileStore::new();
+    let config = provider.config("demo");
+    let seeded = store.seed(&provider, &config, |_| Duration::from_secs(4 * 3600));
+    let journal = store.state_dir().join("pending-logouts");
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &journal,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+    let daemon = Daemon::start_with(&config, store.options());
+    let down = daemon.wait_for_log(1, &["event=\"store_unavailable\""]);
+    assert!(
+        down[0].contains(&format!(
+            "cannot read the logout journal {}: it is not a regular file but a FIFO",
+            journal.display()
+        )),
+        "{down:?}"
+    );
+    assert!(!daemon.log().contains("slow_start"), "{}", daemon.log());
+
+    // Removed: the store is read, and the session restored.
+    std::fs::remove_file(&journal).unwrap();
+    daemon.wait_for_log_within(RECOVERY_TIMEOUT, 1, &["event=\"store_available\""]);
+    assert_eq!(
+        token(&daemon, "demo", &["--min-valid", "0"]),
+        seeded[0].access_token
+    );
+}

@@ -5,7 +5,9 @@ prints "mounted", then prints "request OPCODE" for the first request and
 answers nothing more: the process that made it waits until this one is
 killed (the connection then aborts) and the mount is detached.
 
-Usage: hung_fuse.py DIR (as root, with /dev/fuse)."""
+Usage: hung_fuse.py DIR (as root, with /dev/fuse); hung_fuse.py FILE file
+mounts over a regular file instead (its root a file), so that only that
+file hangs, not the directory that holds it."""
 
 import ctypes
 import os
@@ -15,9 +17,11 @@ import sys
 FUSE_INIT = 26
 
 target = sys.argv[1]
+# The root's type must be the mount point's: a directory, or a file.
+rootmode = "100000" if sys.argv[2:] == ["file"] else "40000"
 fd = os.open("/dev/fuse", os.O_RDWR)
 libc = ctypes.CDLL("libc.so.6", use_errno=True)
-options = f"fd={fd},rootmode=40000,user_id=0,group_id=0".encode()
+options = f"fd={fd},rootmode={rootmode},user_id=0,group_id=0".encode()
 if libc.mount(b"hung", target.encode(), b"fuse", 6, options) != 0:  # nosuid, nodev
     print("mount failed:", os.strerror(ctypes.get_errno()), flush=True)
     sys.exit(1)

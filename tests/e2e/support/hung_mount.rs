@@ -17,6 +17,20 @@ impl HungMount {
     /// Mounts over `dir`, or `None` with a line saying that `test` is
     /// skipped and why (not root, or no `/dev/fuse`).
     pub fn over_or_skip(dir: &std::path::Path, test: &str) -> Option<Self> {
+        Self::mount_or_skip(dir, &[], test)
+    }
+
+    /// As [`Self::over_or_skip`], over the regular file `file` (made if
+    /// missing): that file alone hangs, not the directory that holds it.
+    pub fn over_file_or_skip(file: &std::path::Path, test: &str) -> Option<Self> {
+        if !file.exists() {
+            std::fs::write(file, b"").unwrap();
+        }
+        Self::mount_or_skip(file, &["file"], test)
+    }
+
+    /// Mounts over `dir` with `hung_fuse.py`'s `options`.
+    fn mount_or_skip(dir: &std::path::Path, options: &[&str], test: &str) -> Option<Self> {
         if !rustix::process::geteuid().is_root() || !std::path::Path::new("/dev/fuse").exists() {
             crate::support::skip::say(format_args!(
                 "SKIPPED {test}: a FUSE mount needs root and /dev/fuse"
@@ -29,6 +43,7 @@ impl HungMount {
                 env!("CARGO_MANIFEST_DIR")
             ))
             .arg(dir)
+            .args(options)
             .stdout(Stdio::piped())
             .spawn()
             .expect("start hung_fuse.py");
