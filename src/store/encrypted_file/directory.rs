@@ -92,7 +92,12 @@ impl EncryptedFileStore {
             fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
                 .map_err(|e| unusable(dir, &format!("cannot make it private (0700): {e}")))?;
         }
-        self.records_seen.store(true, Ordering::Relaxed);
+        let first_sight = !self.records_seen.swap(true, Ordering::Relaxed);
+        if first_sight && !self.maintenance {
+            // Once a run (the directory made, or found at the start): new
+            // files in it then need no new space to be written over.
+            files::no_copy_on_write(dir);
+        }
         Ok(())
     }
 

@@ -192,6 +192,37 @@ pub(super) fn not_a_file(path: &Path) -> String {
     )
 }
 
+/// Sets the no-copy-on-write attribute (`chattr +C`) on the records'
+/// `directory` where its file system has one (btrfs): files made in it
+/// from then on inherit it, so that a save writing over a record's spare
+/// in place needs no new space. Without it btrfs writes every overwrite
+/// somewhere new, and on a full disk the spare's write failed with
+/// `ENOSPC` like a new file's (a disk that fills up after a login stopped
+/// the saves the spares are there for). Such files have no data checksums
+/// on btrfs; a record's own authentication tag still finds any damage.
+/// Files made before keep copying on write until replaced by new ones.
+/// Best effort: elsewhere (ext4, tmpfs, XFS) there is no such attribute,
+/// and nothing is said.
+pub(super) fn no_copy_on_write(directory: &Path) {
+    use rustix::fs::{IFlags, ioctl_getflags, ioctl_setflags};
+    let Some(opened) = open_directory(directory) else {
+        return;
+    };
+    let set = ioctl_getflags(&opened).and_then(|flags| {
+        if flags.contains(IFlags::NOCOW) {
+            Ok(())
+        } else {
+            ioctl_setflags(&opened, flags | IFlags::NOCOW)
+        }
+    });
+    if let Err(e) = set {
+        tracing::debug!(
+            "{} keeps copying on write (no NOCOW attribute here): {e}",
+            directory.display()
+        );
+    }
+}
+
 /// Flushes a directory, so that renames and removals in it are durable.
 pub(super) fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()

@@ -129,7 +129,9 @@ impl EncryptedFileStore {
     /// Makes `provider`'s spare at `spare`, `length` bytes of zeros, when
     /// a save left none: its record was the first (a login's), so nothing
     /// was swapped out. Every later save then writes in place, needing no
-    /// new file: a disk that fills up after a login stops none of them.
+    /// new file: a disk that fills up after a login stops none of them
+    /// (on btrfs, once the directory's files copy on write no more: see
+    /// [`files::no_copy_on_write`]).
     /// Without it the first refresh's save needed a new file, and on a
     /// full disk the rotated refresh token stayed in memory only, lost at
     /// a stop or a crash (the restart presented the retired one). Zeros,
