@@ -228,8 +228,11 @@ impl EncryptedFileStore {
             )),
             Err(rustix::io::Errno::ACCESS) => Err(unusable_as_it_is(
                 &self.directory,
-                "tokend's user may not write in it (chown it to that user): sessions are read, \
-                 but no refresh can be saved",
+                &format!(
+                    "tokend's user may not write in it ({}): sessions are read, but no refresh \
+                     can be saved",
+                    self.way_to_write()
+                ),
             )),
             Err(rustix::io::Errno::PERM) => {
                 Err(unusable_as_it_is(&self.directory, FROZEN_DIRECTORY))
@@ -240,6 +243,31 @@ impl EncryptedFileStore {
                 Err(unusable_as_it_is(&self.directory, FROZEN_DIRECTORY))
             }
             _ => Ok(()),
+        }
+    }
+}
+
+impl EncryptedFileStore {
+    /// What gives tokend's user write access to the records' directory,
+    /// which it lacks: its owner's write permission when the directory is
+    /// already that user's and its mode shuts its owner out (a `chmod`
+    /// took it away: "chown it to that user" sent the administrator to
+    /// change nothing), a look at the directories above when its mode lets
+    /// its owner write, else the directory given to that user.
+    fn way_to_write(&self) -> String {
+        let uid = rustix::process::geteuid().as_raw();
+        let dir = self.directory.display();
+        match fs::metadata(&self.directory) {
+            Ok(meta) if meta.uid() == uid && meta.mode() & 0o200 == 0 => format!(
+                "it is that user's, and its mode {:04o} does not let its owner write: chmod u+w \
+                 {dir}",
+                meta.mode() & 0o7777
+            ),
+            // Its own mode lets it: a directory above does not let it through.
+            Ok(meta) if meta.uid() == uid => {
+                format!("a directory above it does not let that user through: see namei -l {dir}")
+            }
+            _ => format!("give it to that user: chown {uid} {dir}"),
         }
     }
 }

@@ -157,3 +157,58 @@ fn a_logout_neither_deleted_nor_noted_says_a_restart_restores_it() {
     daemon.restart();
     assert_eq!(status(&daemon, "demo")["state"], "active");
 }
+
+/// A records' directory of tokend's own user whose mode no longer lets
+/// its owner write (`chmod 500`, a restore that kept modes): the outage
+/// says to give the owner write permission. It said "chown it to that
+/// user", which changes nothing: the directory is that user's already.
+#[test]
+fn a_directory_its_owner_may_not_write_is_to_be_given_write_permission() {
+    use std::os::unix::fs::PermissionsExt as _;
+    use support::other_uid::{NOBODY, can_switch_uid};
+    if !can_switch_uid() {
+        support::skip::say(format_args!(
+            "SKIPPED a_directory_its_owner_may_not_write_is_to_be_given_write_permission: needs \
+             root to run tokend as nobody"
+        ));
+        return;
+    }
+    let provider = Provider::rfc8628();
+    let store = FileStore::new();
+    let config = provider.config("demo");
+    let seeded = store.seed(&provider, &config, |_| Duration::from_secs(4 * 3600));
+    // Everything the daemon's user's, as systemd makes it for `User=`;
+    // the test's directory above is root's.
+    std::fs::set_permissions(store.root(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let credentials = store.key_path().parent().unwrap().to_owned();
+    let nobody = Some(rustix::fs::Uid::from_raw(NOBODY));
+    let group = Some(rustix::fs::Gid::from_raw(NOBODY));
+    for path in support::file_store::walk(&store.state_dir())
+        .into_iter()
+        .chain([
+            store.state_dir(),
+            store.sessions_dir(),
+            credentials,
+            store.key_path(),
+        ])
+    {
+        rustix::fs::chown(&path, nobody, group).unwrap();
+    }
+    std::fs::set_permissions(store.sessions_dir(), std::fs::Permissions::from_mode(0o500)).unwrap();
+    let options = support::daemon::DaemonOptions {
+        uid: Some(NOBODY),
+        ..store.options()
+    };
+    let daemon = Daemon::start_with(&config, options);
+    let down = daemon.wait_for_log(1, &["event=\"store_unavailable\""]);
+    assert!(
+        down[0].contains(&format!(
+            "does not let its owner write: chmod u+w {}",
+            store.sessions_dir().display()
+        )) && !down[0].contains("chown"),
+        "{down:?}"
+    );
+    // Its sessions are read and served meanwhile.
+    let owner = ["--socket-owner", "nobody", "--min-valid", "0"];
+    assert_eq!(token(&daemon, "demo", &owner), seeded[0].access_token);
+}
