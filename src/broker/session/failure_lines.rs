@@ -60,15 +60,10 @@ fn log_endpoint_failing(endpoint: &str, summary: &Summary, first: bool) {
         ..
     } = summary;
     let lasted = lasted.as_secs();
-    if first {
-        warn!(
-            event = "endpoint_failing",
-            endpoint,
-            sessions,
-            failures,
-            lasted,
+    let text = if first {
+        format!(
             "refreshes fail at {endpoint} for more than one session ({last_error}): the first session's lines are said in full, the others' go to debug level, summed up here at most once a minute and when the endpoint answers again"
-        );
+        )
     } else {
         let folded = summary.folded_words();
         let folded = if folded.is_empty() {
@@ -76,15 +71,14 @@ fn log_endpoint_failing(endpoint: &str, summary: &Summary, first: bool) {
         } else {
             format!("; {folded} since the last line")
         };
-        warn!(
-            event = "endpoint_failing",
-            endpoint,
-            sessions,
-            failures,
-            lasted,
+        format!(
             "refreshes at {endpoint} still fail after {lasted} s: {failures} failure(s) of {sessions} session(s) so far, the last: {last_error}{folded}"
-        );
-    }
+        )
+    };
+    warn!(
+        event = "endpoint_failing",
+        endpoint, sessions, failures, lasted, "{text}"
+    );
 }
 
 /// The line of a failed refresh: a warning, or at debug level (see
@@ -130,12 +124,14 @@ impl Session {
         let next = next_try_in.map_or_else(String::new, |in_| {
             format!("; the next refresh is tried in {} s", in_.as_secs())
         });
+        let text = format!(
+            "the access token expired and no refresh has brought another{last}: requests for a token are refused until one does{next}"
+        );
         if self.endpoint_limit.outage_expiry_line(name) == Verdict::Say {
-            warn!(provider = %name, event = "access_expired",
-                "the access token expired and no refresh has brought another{last}: requests for a token are refused until one does{next}");
+            warn!(provider = %name, event = "access_expired", "{text}");
         } else {
             debug!(provider = %name, event = "access_expired",
-                "the access token expired and no refresh has brought another{last}: requests for a token are refused until one does{next} (one of the endpoint's `endpoint_failing` lines counts it)");
+                "{text} (one of the endpoint's `endpoint_failing` lines counts it)");
         }
     }
 }
