@@ -227,6 +227,10 @@ pub fn problems(p: &ProviderStatus, now: i64) -> Vec<String> {
             ));
         }
         "login_pending" => problems.push(format!("{name}: a login waits for approval")),
+        "expired" if p.last_error.is_none() => problems.push(format!(
+            "{name}: the token expired and its refresh has not come for 30 s (queued behind \
+             its endpoint's other refreshes: see `max_concurrent_refreshes`)"
+        )),
         "expired" => problems.push(format!(
             "{name}: the token expired and refreshing fails{error}"
         )),

@@ -36,17 +36,21 @@ impl SessionMachine {
                     self.last_failure,
                     Some(crate::broker::error::BrokerError::ProviderUnavailable { .. })
                 );
-                let lately = tokens
+                // Counted from the expiry, or from the refresh's start
+                // when that came later: after a start or a resume every
+                // restored token expired long ago, and its refresh is
+                // answered within the window.
+                let grace = crate::broker::timing::EXPIRED_SHOWN_ACTIVE_FOR;
+                let expired_lately = tokens
                     .access
                     .as_ref()
                     .and_then(|a| a.expires_at)
-                    .is_none_or(|at| {
-                        crate::broker::timing::within(
-                            now,
-                            at,
-                            crate::broker::timing::EXPIRED_SHOWN_ACTIVE_FOR,
-                        )
-                    });
+                    .is_none_or(|at| crate::broker::timing::within(now, at, grace));
+                let refreshing_lately = self.refresh_under_way()
+                    && self
+                        .last_attempt
+                        .is_some_and(|at| crate::broker::timing::within(now, at, grace));
+                let lately = expired_lately || refreshing_lately;
                 if valid
                     || (tokens.refresh.is_some()
                         && self.failures == 0

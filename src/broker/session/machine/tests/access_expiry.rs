@@ -217,3 +217,20 @@ fn an_expired_token_whose_refresh_does_not_come_shows_expired_after_a_while() {
     assert_eq!(m.phase(at(49)), SessionPhase::Active);
     assert_eq!(m.phase(at(51)), SessionPhase::Expired);
 }
+
+/// A token long expired (restored after a night's stop or sleep) whose
+/// refresh has just started reads `active` for the window counted from
+/// that start, not `expired` at once: `status --check` raised a false
+/// alarm at every start and resume.
+#[test]
+fn a_long_expired_token_whose_refresh_just_started_shows_active() {
+    let mut m = machine();
+    logged_in_with(&mut m, grant("a1", Some("r1"), 20));
+    let due = feed(&mut m, at(20_000), Event::RefreshDue);
+    assert!(
+        due.iter().any(|e| e.starts_with("start_refresh")),
+        "{due:?}"
+    );
+    assert_eq!(m.phase(at(20_001)), SessionPhase::Active);
+    assert_eq!(m.phase(at(20_031)), SessionPhase::Expired);
+}
