@@ -214,8 +214,9 @@ pub enum TokenctlCommand {
     Exec {
         /// The provider, as named in the config
         name: String,
-        /// The environment variable that carries the token (not PATH or
-        /// LD_PRELOAD, which the system reads in every program)
+        /// The environment variable that carries the token (not PATH, an
+        /// LD_ variable, BASH_ENV or ENV, which the system reads in every
+        /// program or shell)
         #[arg(long, value_name = "VAR", default_value = DEFAULT_TOKEN_VARIABLE)]
         env: String,
         /// Seconds of life the token must have left (as for `token`)

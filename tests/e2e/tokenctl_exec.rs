@@ -74,7 +74,14 @@ fn nothing_runs_without_a_token_and_bad_input_is_named() {
     // the token as PATH left the command unfound ("cannot run sh: No
     // such file or directory", 127); as LD_PRELOAD it ran, the loader
     // printing the token on stderr. Refused, said, nothing run.
-    for name in ["PATH", "LD_PRELOAD"] {
+    for name in [
+        "PATH",
+        "LD_PRELOAD",
+        "LD_AUDIT",
+        "LD_LIBRARY_PATH",
+        "BASH_ENV",
+        "ENV",
+    ] {
         let out = exec(&daemon, &["demo", "--env", name, "--", "sh", "-c", &touch]);
         assert_eq!(out.status.code(), Some(2), "{name}: {}", stderr(&out));
         let said = stderr(&out);

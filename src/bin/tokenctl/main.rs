@@ -349,11 +349,19 @@ fn breaks_running_the_command(variable: &str) -> Option<&'static str> {
             "would make the token the command search path, where neither the command nor \
              what it runs is found",
         ),
-        // The dynamic loader of every program the command runs tries to
-        // load it, and prints the value (the token) on stderr.
-        "LD_PRELOAD" => Some(
-            "would have the dynamic loader of every program the command runs try to load \
-             the token as a library, and print it on stderr",
+        // The dynamic loader of every program the command runs reads its
+        // `LD_` variables: it tries to load the value (the token) as a
+        // library or audit module and prints it on stderr (`LD_PRELOAD`,
+        // `LD_AUDIT`), or changes what is loaded (`LD_LIBRARY_PATH`).
+        loader if loader.starts_with("LD_") => Some(
+            "would hand the token to the dynamic loader of every program the command runs (an \
+             `LD_` variable), which tries to use it as a library path or module and prints it \
+             on stderr",
+        ),
+        // Read by every shell the command starts, as a file to run.
+        "BASH_ENV" | "ENV" => Some(
+            "would have every shell the command starts run the token as the path of a file, and \
+             print it in its error",
         ),
         _ => None,
     }
