@@ -131,7 +131,13 @@ impl OutageLog {
     /// (and counted) once the endpoint's lines speak for its sessions.
     pub(crate) fn expired(&mut self, session: &str) -> Verdict {
         match &mut self.outage {
-            Some(outage) if outage.last_said.is_some() && outage.leader != session => {
+            // Only a session that failed here: one whose refreshes were
+            // held back is not among the endpoint's lines' counts.
+            Some(outage)
+                if outage.last_said.is_some()
+                    && outage.leader != session
+                    && outage.sessions.contains(session) =>
+            {
                 outage.folded.expired += 1;
                 Verdict::Fold
             }
@@ -233,6 +239,8 @@ mod tests {
             );
         }
         assert_eq!(log.expired("c"), Verdict::Fold);
+        // A session that did not fail here says its own expiry.
+        assert_eq!(log.expired("z"), Verdict::Say);
         // The leader is said in full throughout.
         assert_eq!(log.failure(at(30), "a", "HTTP 503"), Verdict::Say);
         assert_eq!(log.expired("a"), Verdict::Say);

@@ -54,6 +54,11 @@ const CONCURRENT_CALLS: usize = 256;
 /// provider goes on; a call made again joins it.
 const PROVIDER_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
 
+/// How long a `Login` that joined an approved login waits for its save
+/// before saying so: under [`PROVIDER_WAIT`], so that its own words, not
+/// the provider's, answer a save that waits on a keyring's unlock.
+const APPROVED_SAVE_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// The method calls addressed to `connection`, from now on. Made before
 /// the bus name is taken: a call queued for an activated daemon is
 /// delivered as soon as the name is ours, and a stream made later would
@@ -525,8 +530,20 @@ impl Handler {
         if let Some(prompt) = watch.prompt().await? {
             return Ok(prompt);
         }
-        // However it ends, the login after it gives the code.
-        let _ = watch.outcome().await;
+        // However it ends, the login after it gives the code; within the
+        // call's own bound, and said as what it is (the store's save, not
+        // the provider, is waited for).
+        if tokio::time::timeout(APPROVED_SAVE_WAIT, watch.outcome())
+            .await
+            .is_err()
+        {
+            return Err(DbusError::ProviderUnavailable(format!(
+                "provider `{provider}`: a login was just approved and its tokens are still being \
+                 saved (the store has not answered within {} s); its LoginFinished signal says \
+                 when they are, and Login then starts another if one is wanted",
+                APPROVED_SAVE_WAIT.as_secs()
+            )));
+        }
         let mut watch = self.broker.login(caller, provider).await?;
         watch.prompt().await?.ok_or_else(|| {
             DbusError::LoginFailed(format!(
