@@ -22,13 +22,7 @@ fn sessions_retry_at_once_when_their_endpoint_answers_again() {
     provider.inject(Endpoint::Token, Fault::Status(503), 1000);
     let failing = &sessions[1..];
     for session in failing {
-        let out = daemon.tokenctl(&["token", &session.name, "--min-valid", "1200"]);
-        assert_eq!(
-            out.status.code(),
-            Some(EXIT_UNAVAILABLE),
-            "{}",
-            stderr(&out)
-        );
+        token_fails_unavailable(&daemon, &session.name);
     }
     for session in failing {
         daemon.wait_for_log(

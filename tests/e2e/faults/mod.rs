@@ -64,6 +64,18 @@ fn status(daemon: &Daemon, name: &str) -> serde_json::Value {
     serde_json::from_str::<serde_json::Value>(&stdout(&out)).unwrap()[0].clone()
 }
 
+/// A `token` request for more life than `name`'s token has, which makes
+/// a refresh, failing as the provider is unavailable (exit 6).
+fn token_fails_unavailable(daemon: &Daemon, name: &str) {
+    let out = daemon.tokenctl(&["token", name, "--min-valid", "1200"]);
+    assert_eq!(
+        out.status.code(),
+        Some(EXIT_UNAVAILABLE),
+        "{}",
+        stderr(&out)
+    );
+}
+
 /// `tokenctl --json token NAME ARGS`, parsed.
 fn token_json(daemon: &Daemon, name: &str, args: &[&str]) -> serde_json::Value {
     let mut all = vec!["--json", "token", name];

@@ -22,13 +22,7 @@ fn an_outage_of_many_sessions_is_said_once_for_the_endpoint() {
     let names = &names[..5];
     provider.inject(Endpoint::Token, Fault::Status(503), 1000);
     for session in &sessions[..5] {
-        let out = daemon.tokenctl(&["token", &session.name, "--min-valid", "1200"]);
-        assert_eq!(
-            out.status.code(),
-            Some(EXIT_UNAVAILABLE),
-            "{}",
-            stderr(&out)
-        );
+        token_fails_unavailable(&daemon, &session.name);
         daemon.wait_for_log(
             1,
             &[&format!(

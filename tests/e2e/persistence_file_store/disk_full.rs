@@ -49,6 +49,21 @@ fn logged_in_on_a_full_disk(
     Some((provider, store, daemon, seen))
 }
 
+/// Logs `other` in on the full disk: its first record needs new space,
+/// so the store is down (its tokens are kept in memory), as the login
+/// says.
+fn logs_in_other_unsaved(daemon: &Daemon, provider: &Provider) {
+    let other = support::daemon::LoginRun::start(&daemon.socket, "other");
+    provider.approve(&other.user_code()).unwrap();
+    let (done, _, _) = other.finish();
+    assert!(
+        done["unsaved"]
+            .as_str()
+            .is_some_and(|why| why.contains("No space left")),
+        "{done}"
+    );
+}
+
 #[test]
 fn a_refresh_after_a_login_is_saved_on_a_full_disk() {
     let Some((_provider, _store, mut daemon, _)) =
@@ -79,17 +94,7 @@ fn a_revocation_on_a_full_disk_takes_the_dead_token_out_of_the_store() {
     ) else {
         return;
     };
-    // The other provider's first record needs new space: the store is
-    // down (its tokens are kept in memory).
-    let other = support::daemon::LoginRun::start(&daemon.socket, "other");
-    provider.approve(&other.user_code()).unwrap();
-    let (done, _, _) = other.finish();
-    assert!(
-        done["unsaved"]
-            .as_str()
-            .is_some_and(|why| why.contains("No space left")),
-        "{done}"
-    );
+    logs_in_other_unsaved(&daemon, &provider);
 
     provider.revoke_all();
     let stale = token(&daemon, "demo", &[]);
@@ -125,15 +130,7 @@ fn a_refresh_is_saved_while_another_records_first_write_keeps_the_store_down() {
     ) else {
         return;
     };
-    let other = support::daemon::LoginRun::start(&daemon.socket, "other");
-    provider.approve(&other.user_code()).unwrap();
-    let (done, _, _) = other.finish();
-    assert!(
-        done["unsaved"]
-            .as_str()
-            .is_some_and(|why| why.contains("No space left")),
-        "{done}"
-    );
+    logs_in_other_unsaved(&daemon, &provider);
     support::daemon::refresh_now(&daemon, "demo");
     let saved = daemon.wait_for_log(1, &["provider=demo event=\"refresh_saved\""]);
     assert!(saved[0].contains("ok=true"), "{saved:?}\n{}", daemon.log());
